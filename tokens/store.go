@@ -1,0 +1,57 @@
+package tokens
+
+// Store keeps users, token objects and shares. Reads may be served at any
+// time; every write goes through Update, which the engine calls only from
+// Apply, so that the same commands in the same order give the same state on
+// every node.
+type Store interface {
+	// User returns the named user, or ErrNotFound.
+	User(name string) (*User, error)
+	Users() ([]*User, error)
+	Object(id uint64) (*Object, error)
+	// Find returns the objects that match q, ordered by ID.
+	Find(q Query) ([]*Object, error)
+	Meta(key string) ([]byte, error)
+	// AppliedIndex is the index of the last command applied (0 if none).
+	AppliedIndex() (uint64, error)
+	// Update runs fn in one transaction and records index as applied in the
+	// same transaction. If fn returns an error, nothing is written except
+	// the applied index (a refused command is still applied, as a no-op).
+	Update(index uint64, fn func(tx Tx) error) error
+	Close() error
+}
+
+// Tx is a write transaction.
+type Tx interface {
+	User(name string) (*User, error)
+	PutUser(u *User) error
+	DeleteUser(name string) error
+	Object(id uint64) (*Object, error)
+	// PutObject inserts or replaces the object, its index columns and its
+	// shares (Object.SharedWith).
+	PutObject(o *Object) error
+	DeleteObject(id uint64) error
+	// CountOwned returns how many objects the user owns.
+	CountOwned(owner string) (int, error)
+	// RemoveSharesWith drops every share with the user.
+	RemoveSharesWith(user string) error
+	Meta(key string) ([]byte, error)
+	PutMeta(key string, value []byte) error
+}
+
+// Query selects objects. Nil fields match anything.
+type Query struct {
+	// VisibleTo, when set, keeps objects the user owns or that are shared
+	// with the user. Empty means every object (a crypto officer's view).
+	VisibleTo string
+	// Owner, when set, keeps only the user's own objects.
+	Owner   string
+	Class   *uint64
+	KeyType *uint64
+	Label   []byte // nil matches any label; empty matches the empty label
+	ID      []byte // CKA_ID; nil matches any
+	Limit   int    // 0 means no limit
+}
+
+// ErrNotFound is returned by reads of a missing user, object or meta key.
+var ErrNotFound = &Error{RV: 0x82, Msg: "not found"} // CKR_OBJECT_HANDLE_INVALID
