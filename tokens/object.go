@@ -23,6 +23,8 @@ type Object struct {
 	Sealed []byte
 	// SharedWith lists, sorted, the crypto users the owner shared the key with.
 	SharedWith []string
+	// MAC binds Attrs to ID, Owner and Sealed (Sealer.AttrMAC); apply sets it.
+	MAC []byte
 }
 
 // Class returns CKA_CLASS.
@@ -87,6 +89,7 @@ func (o *Object) Clone() *Object {
 		c.Sealed = nil
 	}
 	c.SharedWith = append([]string(nil), o.SharedWith...)
+	c.MAC = append([]byte(nil), o.MAC...)
 	return &c
 }
 

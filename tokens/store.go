@@ -24,6 +24,7 @@ type Store interface {
 // Tx is a write transaction.
 type Tx interface {
 	User(name string) (*User, error)
+	Users() ([]*User, error)
 	PutUser(u *User) error
 	DeleteUser(name string) error
 	Object(id uint64) (*Object, error)

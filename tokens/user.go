@@ -50,4 +50,6 @@ type User struct {
 	// unlocked; session tokens carry it, so a reset ends old sessions.
 	Generation uint64
 	Created    int64 // Unix seconds, from the command
+	// MAC binds the row to the domain key (Sealer.UserMAC); apply sets it.
+	MAC []byte
 }

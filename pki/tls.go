@@ -1,0 +1,177 @@
+package pki
+
+import (
+	"crypto"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+)
+
+// ServerConfig returns a TLS 1.3-only server configuration that presents
+// the node certificate in certFile/keyFile and requires every client to
+// present a certificate that verifies against the CA in caFile (and only
+// that CA) for client authentication.
+//
+// It fails if a file is missing or bad, if the key does not match the
+// certificate, or if the certificate does not verify against the CA for
+// server authentication.
+func ServerConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
+	pool, err := loadPool(caFile)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := loadPair(certFile, keyFile, caFile, pool, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+	}, nil
+}
+
+// ClientConfig returns a TLS 1.3-only client configuration that presents
+// the certificate in certFile/keyFile and trusts only the CA in caFile.
+// ServerName is left empty for the caller to set (tls.Dial derives it from
+// the address); see ClientConfigFor.
+//
+// It fails if a file is missing or bad, if the key does not match the
+// certificate, or if the certificate does not verify against the CA for
+// client authentication.
+func ClientConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
+	pool, err := loadPool(caFile)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := loadPair(certFile, keyFile, caFile, pool, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+	}, nil
+}
+
+// ClientConfigFor is ClientConfig with ServerName set to serverName, or to
+// "localhost" if serverName is empty.
+func ClientConfigFor(certFile, keyFile, caFile, serverName string) (*tls.Config, error) {
+	cfg, err := ClientConfig(certFile, keyFile, caFile)
+	if err != nil {
+		return nil, err
+	}
+	if serverName == "" {
+		serverName = "localhost"
+	}
+	cfg.ServerName = serverName
+	return cfg, nil
+}
+
+// loadPool reads the CA file into a pool. Every certificate in it must be a
+// CA certificate, which catches a leaf passed by mistake.
+func loadPool(caFile string) (*x509.CertPool, error) {
+	certs, err := readCerts(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		if !c.IsCA || !c.BasicConstraintsValid {
+			return nil, fmt.Errorf("pki: CA file %q: certificate %q is not a CA certificate", caFile, c.Subject.CommonName)
+		}
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// loadPair loads a certificate (with any chain after it) and its key, and
+// checks that they match and that the leaf verifies against pool for usage.
+func loadPair(certFile, keyFile, caFile string, pool *x509.CertPool, usage x509.ExtKeyUsage) (tls.Certificate, error) {
+	certs, err := readCerts(certFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	leaf := certs[0]
+	key, err := readKey(keyFile)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	pub, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(key.Public()) {
+		return tls.Certificate{}, fmt.Errorf("pki: key file %q does not match certificate %q", keyFile, certFile)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         pool,
+		Intermediates: inter,
+		KeyUsages:     []x509.ExtKeyUsage{usage},
+	}); err != nil {
+		return tls.Certificate{}, fmt.Errorf("pki: certificate %q does not verify against CA %q for %s: %w", certFile, caFile, usageName(usage), err)
+	}
+	chain := make([][]byte, len(certs))
+	for i, c := range certs {
+		chain[i] = c.Raw
+	}
+	return tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, nil
+}
+
+func usageName(u x509.ExtKeyUsage) string {
+	switch u {
+	case x509.ExtKeyUsageServerAuth:
+		return "server authentication"
+	case x509.ExtKeyUsageClientAuth:
+		return "client authentication"
+	}
+	return fmt.Sprintf("usage %d", u)
+}
+
+// Identity is who the verified peer of a TLS connection is.
+type Identity struct {
+	CommonName  string
+	Kind        string   // KindNode or KindClient
+	Fingerprint [32]byte // SHA-256 of the leaf certificate DER
+}
+
+// String returns "kind/name sha256:hex", suitable for logs.
+func (id Identity) String() string {
+	return id.Kind + "/" + id.CommonName + " sha256:" + hex.EncodeToString(id.Fingerprint[:])
+}
+
+// PeerIdentity returns the identity of the peer of a completed handshake.
+// It uses only the verified chain, so it fails if the peer's certificate
+// was not verified (or none was sent), if the subject's OrganizationalUnit
+// is not exactly one of "node" or "client", or if the common name is not a
+// valid name.
+func PeerIdentity(state tls.ConnectionState) (Identity, error) {
+	if !state.HandshakeComplete {
+		return Identity{}, errors.New("pki: TLS handshake not complete")
+	}
+	if len(state.VerifiedChains) == 0 || len(state.VerifiedChains[0]) == 0 {
+		return Identity{}, errors.New("pki: no verified peer certificate")
+	}
+	leaf := state.VerifiedChains[0][0]
+	ou := leaf.Subject.OrganizationalUnit
+	if len(ou) == 0 {
+		return Identity{}, fmt.Errorf("pki: peer certificate %q has no OrganizationalUnit (kind)", leaf.Subject.CommonName)
+	}
+	if len(ou) != 1 || (ou[0] != KindNode && ou[0] != KindClient) {
+		return Identity{}, fmt.Errorf("pki: peer certificate %q has unknown kind %q", leaf.Subject.CommonName, ou)
+	}
+	if err := ValidateName(leaf.Subject.CommonName); err != nil {
+		return Identity{}, fmt.Errorf("pki: peer certificate common name: %w", err)
+	}
+	return Identity{
+		CommonName:  leaf.Subject.CommonName,
+		Kind:        ou[0],
+		Fingerprint: sha256.Sum256(leaf.Raw),
+	}, nil
+}

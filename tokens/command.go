@@ -1,0 +1,472 @@
+package tokens
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/openhsm/openhsm/ck"
+)
+
+// Op names a change to the store.
+type Op string
+
+const (
+	OpInit          Op = "init"           // store the sealed domain key
+	OpCreateUser    Op = "create_user"    // User
+	OpDeleteUser    Op = "delete_user"    // Name
+	OpSetPassword   Op = "set_password"   // Name, PasswordHash
+	OpLoginFailed   Op = "login_failed"   // Name
+	OpLoginOK       Op = "login_ok"       // Name
+	OpUnlockUser    Op = "unlock_user"    // Name
+	OpCreateObjects Op = "create_objects" // Objects (one, or a key pair)
+	OpDestroyObject Op = "destroy_object" // ObjectID
+	OpSetAttributes Op = "set_attributes" // ObjectID, Changes, Role
+	OpShare         Op = "share"          // ObjectID, Name
+	OpUnshare       Op = "unshare"        // ObjectID, Name
+)
+
+// Command is one serialized change. Everything non-deterministic (time,
+// randomness, key generation, encryption) happened before it was made; Apply
+// only checks and writes. Actor is the user on whose behalf it runs: apply
+// checks ownership again, so that a command that raced with another change
+// is refused the same way on every node.
+type Command struct {
+	Op           Op        `json:"op"`
+	Actor        string    `json:"actor,omitempty"`
+	Role         Role      `json:"role,omitempty"`
+	Time         int64     `json:"time,omitempty"`
+	Name         string    `json:"name,omitempty"`
+	PasswordHash string    `json:"password_hash,omitempty"`
+	User         *User     `json:"user,omitempty"`
+	Objects      []*Object `json:"objects,omitempty"`
+	ObjectID     uint64    `json:"object_id,omitempty"`
+	Changes      Template  `json:"changes,omitempty"`
+	Domain       []byte    `json:"domain,omitempty"`
+}
+
+// MaxCommandSize bounds a serialized command.
+const MaxCommandSize = 4 << 20
+
+// Encode serializes the command.
+func (c *Command) Encode() ([]byte, error) { return json.Marshal(c) }
+
+// DecodeCommand parses a serialized command, refusing unknown fields.
+func DecodeCommand(b []byte) (*Command, error) {
+	if len(b) > MaxCommandSize {
+		return nil, fmt.Errorf("command: %d bytes is too large", len(b))
+	}
+	var c Command
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("command: %w", err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("command: trailing data")
+	}
+	if _, ok := applyTable[c.Op]; !ok {
+		return nil, fmt.Errorf("command: unknown op %q", c.Op)
+	}
+	return &c, nil
+}
+
+// Machine is the store's state machine: the one place that writes. The
+// cluster replicates commands and calls Apply with the log index on every
+// node; a single node calls it through a LocalApplier.
+type Machine struct {
+	store  Store
+	mu     sync.RWMutex
+	sealer *Sealer
+	// OnObjectChange, if set, is called after a command that changed or
+	// removed an object, so caches can drop it.
+	OnObjectChange func(id uint64)
+}
+
+// NewMachine wraps a store. The sealer may be nil until the domain key is
+// unsealed; commands that need it fail until then.
+func NewMachine(s Store, sealer *Sealer) *Machine { return &Machine{store: s, sealer: sealer} }
+
+// SetSealer installs the unsealed domain key.
+func (m *Machine) SetSealer(s *Sealer) { m.mu.Lock(); m.sealer = s; m.mu.Unlock() }
+
+// Sealer returns the unsealed domain key, or nil.
+func (m *Machine) Sealer() *Sealer { m.mu.RLock(); defer m.mu.RUnlock(); return m.sealer }
+
+// Store returns the store the machine writes.
+func (m *Machine) Store() Store { return m.store }
+
+// Apply applies one serialized command at the given log index. The returned
+// error is the command's refusal, the same on every node; the index is
+// recorded either way. Errors from the store itself are returned wrapped in
+// a *StoreError: the node must stop rather than diverge.
+func (m *Machine) Apply(index uint64, raw []byte) error {
+	c, err := DecodeCommand(raw)
+	if err != nil {
+		// A command that cannot be decoded is refused alike everywhere.
+		uerr := m.store.Update(index, func(Tx) error { return err })
+		if uerr != nil && uerr != err {
+			return &StoreError{uerr}
+		}
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
+	}
+	return m.ApplyCommand(index, c)
+}
+
+// ApplyCommand is Apply for a command already decoded.
+func (m *Machine) ApplyCommand(index uint64, c *Command) error {
+	fn := applyTable[c.Op]
+	if fn == nil {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "unknown op %q", c.Op)
+	}
+	sealer := m.Sealer()
+	var changed []uint64
+	var refusal error
+	err := m.store.Update(index, func(tx Tx) error {
+		if c.Op != OpInit && sealer == nil {
+			refusal = Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "the domain key is not unsealed")
+			return refusal
+		}
+		ids, err := fn(tx, sealer, c)
+		if err != nil {
+			refusal = err
+			return err
+		}
+		changed = ids
+		return nil
+	})
+	if refusal != nil {
+		return refusal
+	}
+	if err != nil {
+		return &StoreError{err}
+	}
+	if m.OnObjectChange != nil {
+		for _, id := range changed {
+			m.OnObjectChange(id)
+		}
+	}
+	return nil
+}
+
+// StoreError is a failure of the store itself while applying; the node
+// cannot go on safely.
+type StoreError struct{ Err error }
+
+func (e *StoreError) Error() string { return "store failed while applying: " + e.Err.Error() }
+func (e *StoreError) Unwrap() error { return e.Err }
+
+type applyFunc func(tx Tx, s *Sealer, c *Command) (changed []uint64, err error)
+
+var applyTable map[Op]applyFunc
+
+func init() {
+	applyTable = map[Op]applyFunc{
+		OpInit:          applyInit,
+		OpCreateUser:    applyCreateUser,
+		OpDeleteUser:    applyDeleteUser,
+		OpSetPassword:   applySetPassword,
+		OpLoginFailed:   applyLoginFailed,
+		OpLoginOK:       applyLoginOK,
+		OpUnlockUser:    applyUnlockUser,
+		OpCreateObjects: applyCreateObjects,
+		OpDestroyObject: applyDestroyObject,
+		OpSetAttributes: applySetAttributes,
+		OpShare:         applyShare,
+		OpUnshare:       applyShare,
+	}
+}
+
+// MetaDomainKey is the meta key of the sealed domain key.
+const MetaDomainKey = "domain_key"
+
+func applyInit(tx Tx, _ *Sealer, c *Command) ([]uint64, error) {
+	if _, err := tx.Meta(MetaDomainKey); err == nil {
+		return nil, Errorf(ck.CKR_FUNCTION_FAILED, "the store is already initialized")
+	}
+	if _, err := UnmarshalSealedDomainKey(c.Domain); err != nil {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
+	}
+	return nil, tx.PutMeta(MetaDomainKey, c.Domain)
+}
+
+// userFor reads a user and checks its MAC.
+func userFor(tx Tx, s *Sealer, name string) (*User, error) {
+	u, err := tx.User(name)
+	if err != nil {
+		if err == ErrNotFound {
+			return nil, Errorf(ck.CKR_USER_PIN_NOT_INITIALIZED, "no user %q", name)
+		}
+		return nil, err
+	}
+	if !s.CheckUserMAC(u) {
+		return nil, Errorf(ck.CKR_GENERAL_ERROR, "user %q failed its integrity check", name)
+	}
+	return u, nil
+}
+
+func putUser(tx Tx, s *Sealer, u *User) error {
+	u.MAC = s.UserMAC(u)
+	return tx.PutUser(u)
+}
+
+func applyCreateUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	u := c.User
+	if u == nil {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "create_user without a user")
+	}
+	if err := ValidUserName(u.Name); err != nil {
+		return nil, err
+	}
+	if u.Role != RoleCO && u.Role != RoleCU {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "bad role")
+	}
+	if _, err := tx.User(u.Name); err == nil {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "user %q already exists", u.Name)
+	} else if err != ErrNotFound {
+		return nil, err
+	}
+	nu := &User{Name: u.Name, Role: u.Role, PasswordHash: u.PasswordHash, Generation: 1, Created: c.Time}
+	return nil, putUser(tx, s, nu)
+}
+
+func applyDeleteUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	u, err := userFor(tx, s, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	n, err := tx.CountOwned(u.Name)
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		return nil, Errorf(ck.CKR_ACTION_PROHIBITED, "user %q owns %d objects; delete them first", u.Name, n)
+	}
+	if u.Role == RoleCO {
+		users, err := countRole(tx, s, RoleCO)
+		if err != nil {
+			return nil, err
+		}
+		if users <= 1 {
+			return nil, Errorf(ck.CKR_ACTION_PROHIBITED, "cannot delete the last crypto officer")
+		}
+	}
+	if err := tx.RemoveSharesWith(u.Name); err != nil {
+		return nil, err
+	}
+	return nil, tx.DeleteUser(u.Name)
+}
+
+// countRole counts users of a role; a store holds few users.
+func countRole(tx Tx, s *Sealer, r Role) (int, error) {
+	us, err := tx.Users()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, u := range us {
+		if u.Role == r {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func applySetPassword(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	u, err := userFor(tx, s, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	if c.PasswordHash == "" {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "no password hash")
+	}
+	u.PasswordHash = c.PasswordHash
+	u.Generation++
+	return nil, putUser(tx, s, u)
+}
+
+func applyLoginFailed(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	u, err := userFor(tx, s, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	u.FailedLogins++
+	if u.FailedLogins >= MaxFailedLogins {
+		u.Locked = true
+	}
+	return nil, putUser(tx, s, u)
+}
+
+func applyLoginOK(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	u, err := userFor(tx, s, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	if u.Locked {
+		// A lock that landed between the password check and this command wins.
+		return nil, Errorf(ck.CKR_PIN_LOCKED, "account is locked")
+	}
+	u.FailedLogins = 0
+	return nil, putUser(tx, s, u)
+}
+
+func applyUnlockUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	u, err := userFor(tx, s, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	u.FailedLogins, u.Locked = 0, false
+	u.Generation++
+	return nil, putUser(tx, s, u)
+}
+
+func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	if len(c.Objects) == 0 || len(c.Objects) > 2 {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "create_objects takes one or two objects")
+	}
+	owner, err := userFor(tx, s, c.Actor)
+	if err != nil {
+		return nil, err
+	}
+	if owner.Role != RoleCU {
+		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only crypto users own objects")
+	}
+	var ids []uint64
+	for _, o := range c.Objects {
+		if o.ID == 0 || o.ID >= 1<<63 {
+			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "bad object id")
+		}
+		if o.Owner != c.Actor || len(o.SharedWith) != 0 {
+			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "object owner must be the actor")
+		}
+		if _, err := tx.Object(o.ID); err == nil {
+			return nil, Errorf(ck.CKR_FUNCTION_FAILED, "object id collision")
+		} else if err != ErrNotFound {
+			return nil, err
+		}
+		n := o.Clone()
+		n.MAC = s.AttrMAC(n)
+		if err := tx.PutObject(n); err != nil {
+			return nil, err
+		}
+		ids = append(ids, o.ID)
+	}
+	return ids, nil
+}
+
+// objectFor reads an object, checks its MAC and the actor's relation to it.
+func objectFor(tx Tx, s *Sealer, c *Command, act Action) (*Object, error) {
+	o, err := tx.Object(c.ObjectID)
+	if err == ErrNotFound {
+		return nil, Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !s.CheckAttrMAC(o) {
+		return nil, Errorf(ck.CKR_GENERAL_ERROR, "object failed its integrity check")
+	}
+	actor, err := userFor(tx, s, c.Actor)
+	if err != nil {
+		return nil, err
+	}
+	if err := Allowed(actor.Role, act, RelationOf(actor.Name, o)); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func applyDestroyObject(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	o, err := objectFor(tx, s, c, ActDestroy)
+	if err != nil {
+		return nil, err
+	}
+	if !o.Attrs.Bool(ck.CKA_DESTROYABLE) {
+		return nil, Errorf(ck.CKR_ACTION_PROHIBITED, "the object is not destroyable")
+	}
+	return []uint64{o.ID}, tx.DeleteObject(o.ID)
+}
+
+func applySetAttributes(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	act := ActModify
+	if len(c.Changes) > 0 && allTrusted(c.Changes) {
+		act = ActSetTrusted
+	}
+	o, err := objectFor(tx, s, c, act)
+	if err != nil {
+		return nil, err
+	}
+	actor, _ := tx.User(c.Actor)
+	next, err := ApplySet(o.Attrs, c.Changes, actor.Role, false)
+	if err != nil {
+		return nil, err
+	}
+	o.Attrs = next
+	o.MAC = s.AttrMAC(o)
+	return []uint64{o.ID}, tx.PutObject(o)
+}
+
+func allTrusted(t Template) bool {
+	for _, a := range t {
+		if a.Type != ck.CKA_TRUSTED {
+			return false
+		}
+	}
+	return true
+}
+
+func applyShare(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	o, err := objectFor(tx, s, c, ActShare)
+	if err != nil {
+		return nil, err
+	}
+	if c.Op == OpShare {
+		u, err := userFor(tx, s, c.Name)
+		if err != nil {
+			return nil, err
+		}
+		if u.Role != RoleCU {
+			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "keys can only be shared with crypto users")
+		}
+		if u.Name == o.Owner {
+			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "the owner already has the key")
+		}
+	}
+	set := map[string]bool{}
+	for _, u := range o.SharedWith {
+		set[u] = true
+	}
+	if c.Op == OpShare {
+		set[c.Name] = true
+	} else {
+		if !set[c.Name] {
+			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "the key is not shared with %q", c.Name)
+		}
+		delete(set, c.Name)
+	}
+	o.SharedWith = o.SharedWith[:0]
+	for u := range set {
+		o.SharedWith = append(o.SharedWith, u)
+	}
+	sort.Strings(o.SharedWith)
+	o.MAC = s.AttrMAC(o)
+	return []uint64{o.ID}, tx.PutObject(o)
+}
+
+// ValidUserName accepts 1–64 characters of letters, digits, '.', '_' and '-',
+// starting with a letter or digit. (The PKCS#11 library uses ':' to split
+// user:password, so it is not allowed.)
+func ValidUserName(name string) error {
+	if len(name) == 0 || len(name) > 64 {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "user name must be 1 to 64 characters")
+	}
+	for i, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && (r == '.' || r == '_' || r == '-')
+		if !ok {
+			return Errorf(ck.CKR_ARGUMENTS_BAD, "user name may hold only letters, digits, '.', '_' and '-'")
+		}
+	}
+	return nil
+}

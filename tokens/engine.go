@@ -1,0 +1,855 @@
+package tokens
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/openhsm/openhsm/ck"
+)
+
+// Caller is who asks: the logged-in user and the login session, which scopes
+// session objects (CKA_TOKEN false).
+type Caller struct {
+	User    string
+	Role    Role
+	Session uint64
+}
+
+// Applier submits a command to the state machine and waits until it is
+// applied (on a cluster: committed on a majority and applied locally).
+type Applier interface {
+	Submit(ctx context.Context, c *Command) error
+}
+
+// LocalApplier applies commands on this node alone, in order, numbering
+// them after the store's last applied index. It takes the same path a
+// replicated command takes: serialize, then Machine.Apply.
+type LocalApplier struct {
+	mu sync.Mutex
+	M  *Machine
+}
+
+// Submit implements Applier.
+func (l *LocalApplier) Submit(_ context.Context, c *Command) error {
+	raw, err := c.Encode()
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	idx, err := l.M.Store().AppliedIndex()
+	if err != nil {
+		return err
+	}
+	return l.M.Apply(idx+1, raw)
+}
+
+// Limits on what one request may hold.
+const (
+	MaxTemplateAttrs   = 64
+	MaxAttrValue       = 64 << 10
+	MaxDataLen         = 16 << 20
+	MaxRandomLen       = 1 << 20
+	MaxSessionObjects  = 10000
+	maxCachedKeys      = 4096
+	unavailableInfo    = ^uint64(0)
+	sessionObjectLimit = "too many session objects"
+)
+
+// Engine is the HSM: it checks who may do what, does the crypto, and sends
+// every change through the Applier. It is safe for concurrent use.
+type Engine struct {
+	store   Store
+	machine *Machine
+	applier Applier
+	now     func() time.Time
+
+	cacheMu sync.Mutex
+	cache   map[uint64]*Key
+
+	sessMu   sync.Mutex
+	sessObjs map[uint64]*sessionObject
+}
+
+type sessionObject struct {
+	obj      *Object
+	session  uint64
+	material []byte
+	key      *Key
+}
+
+// NewEngine makes an engine over a machine (whose sealer must be set) and an
+// applier. A nil applier applies locally.
+func NewEngine(m *Machine, a Applier) *Engine {
+	if a == nil {
+		a = &LocalApplier{M: m}
+	}
+	e := &Engine{store: m.Store(), machine: m, applier: a, now: time.Now,
+		cache: map[uint64]*Key{}, sessObjs: map[uint64]*sessionObject{}}
+	prev := m.OnObjectChange
+	m.OnObjectChange = func(id uint64) {
+		e.forget(id)
+		if prev != nil {
+			prev(id)
+		}
+	}
+	return e
+}
+
+func (e *Engine) sealer() (*Sealer, error) {
+	s := e.machine.Sealer()
+	if s == nil {
+		return nil, Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "the domain key is not unsealed")
+	}
+	return s, nil
+}
+
+// TokenKey returns the key that authenticates session tokens.
+func (e *Engine) TokenKey() ([]byte, error) {
+	s, err := e.sealer()
+	if err != nil {
+		return nil, err
+	}
+	return s.TokenKey(), nil
+}
+
+func (e *Engine) submit(ctx context.Context, c *Command) error {
+	c.Time = e.now().Unix()
+	return e.applier.Submit(ctx, c)
+}
+
+// ---- users ----
+
+// dummyHash is verified against when a user does not exist, so that a login
+// for an unknown name costs what a wrong password costs.
+var dummyHash = func() string { h, _ := HashPassword("no such user, no such password"); return h }()
+
+func (e *Engine) user(name string) (*User, error) {
+	s, err := e.sealer()
+	if err != nil {
+		return nil, err
+	}
+	u, err := e.store.User(name)
+	if err != nil {
+		return nil, err
+	}
+	if !s.CheckUserMAC(u) {
+		return nil, Errorf(ck.CKR_GENERAL_ERROR, "user %q failed its integrity check", name)
+	}
+	return u, nil
+}
+
+// Login checks a password. Five wrong ones lock the account, and a locked
+// account refuses even the right password. Unknown users and wrong passwords
+// get the same answer.
+func (e *Engine) Login(ctx context.Context, name, password string) (*User, error) {
+	if ValidUserName(name) != nil || len(password) > MaxPasswordLen {
+		VerifyPassword(dummyHash, password)
+		return nil, Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
+	}
+	u, err := e.user(name)
+	if err == ErrNotFound {
+		VerifyPassword(dummyHash, password)
+		return nil, Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Locked {
+		return nil, Errorf(ck.CKR_PIN_LOCKED, "account %q is locked; a crypto officer must unlock it", name)
+	}
+	if !VerifyPassword(u.PasswordHash, password) {
+		if err := e.submit(ctx, &Command{Op: OpLoginFailed, Name: name}); err != nil {
+			return nil, err
+		}
+		return nil, Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
+	}
+	if u.FailedLogins > 0 {
+		if err := e.submit(ctx, &Command{Op: OpLoginOK, Name: name}); err != nil {
+			return nil, err
+		}
+	}
+	return u, nil
+}
+
+// CheckUser confirms that a session's user still exists, is not locked and
+// has not had its password reset since the session began.
+func (e *Engine) CheckUser(name string, generation uint64) (*User, error) {
+	u, err := e.user(name)
+	if err == ErrNotFound {
+		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the user no longer exists")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Locked || u.Generation != generation {
+		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the session has ended; log in again")
+	}
+	return u, nil
+}
+
+// CreateUser makes a crypto officer or crypto user.
+func (e *Engine) CreateUser(ctx context.Context, c Caller, name string, role Role, password string) error {
+	if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
+		return err
+	}
+	return e.createUser(ctx, name, role, password)
+}
+
+func (e *Engine) createUser(ctx context.Context, name string, role Role, password string) error {
+	if err := ValidUserName(name); err != nil {
+		return err
+	}
+	if role != RoleCO && role != RoleCU {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "role must be CO or CU")
+	}
+	if err := CheckPassword(password); err != nil {
+		return err
+	}
+	h, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	return e.submit(ctx, &Command{Op: OpCreateUser, User: &User{Name: name, Role: role, PasswordHash: h}})
+}
+
+// Bootstrap creates the first crypto officer of a store that has no users.
+func (e *Engine) Bootstrap(ctx context.Context, name, password string) error {
+	us, err := e.store.Users()
+	if err != nil {
+		return err
+	}
+	if len(us) > 0 {
+		return Errorf(ck.CKR_USER_ALREADY_LOGGED_IN, "the cluster already has users")
+	}
+	return e.createUser(ctx, name, RoleCO, password)
+}
+
+// DeleteUser removes a user who owns no objects.
+func (e *Engine) DeleteUser(ctx context.Context, c Caller, name string) error {
+	if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
+		return err
+	}
+	return e.submit(ctx, &Command{Op: OpDeleteUser, Actor: c.User, Name: name})
+}
+
+// SetPassword changes a password: a crypto officer may reset anyone's, a
+// crypto user only their own.
+func (e *Engine) SetPassword(ctx context.Context, c Caller, name, password string) error {
+	if name != c.User {
+		if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
+			return err
+		}
+	}
+	if err := CheckPassword(password); err != nil {
+		return err
+	}
+	h, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	return e.submit(ctx, &Command{Op: OpSetPassword, Actor: c.User, Name: name, PasswordHash: h})
+}
+
+// UnlockUser clears a lockout.
+func (e *Engine) UnlockUser(ctx context.Context, c Caller, name string) error {
+	if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
+		return err
+	}
+	return e.submit(ctx, &Command{Op: OpUnlockUser, Actor: c.User, Name: name})
+}
+
+// UserInfo is what listing users shows: never a hash.
+type UserInfo struct {
+	Name         string
+	Role         Role
+	Locked       bool
+	FailedLogins int
+	Created      int64
+}
+
+// ListUsers lists every user. Any logged-in user may.
+func (e *Engine) ListUsers(c Caller) ([]UserInfo, error) {
+	if c.Role != RoleCO && c.Role != RoleCU {
+		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
+	}
+	us, err := e.store.Users()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]UserInfo, 0, len(us))
+	for _, u := range us {
+		out = append(out, UserInfo{Name: u.Name, Role: u.Role, Locked: u.Locked, FailedLogins: u.FailedLogins, Created: u.Created})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// ---- objects ----
+
+func newID() (uint64, error) {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, err
+		}
+		if id := binary.BigEndian.Uint64(b[:]) >> 1; id != 0 {
+			return id, nil
+		}
+	}
+}
+
+// lookup finds an object the caller may act on.
+func (e *Engine) lookup(c Caller, id uint64, act Action) (*Object, *sessionObject, error) {
+	e.sessMu.Lock()
+	so := e.sessObjs[id]
+	e.sessMu.Unlock()
+	if so != nil {
+		if so.session != c.Session || so.obj.Owner != c.User {
+			return nil, nil, Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
+		}
+		if err := Allowed(c.Role, act, RelOwner); err != nil {
+			return nil, nil, err
+		}
+		return so.obj, so, nil
+	}
+	if c.Role != RoleCO && c.Role != RoleCU {
+		return nil, nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
+	}
+	s, err := e.sealer()
+	if err != nil {
+		return nil, nil, err
+	}
+	o, err := e.store.Object(id)
+	if err == ErrNotFound {
+		return nil, nil, Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if !s.CheckAttrMAC(o) {
+		return nil, nil, Errorf(ck.CKR_GENERAL_ERROR, "object failed its integrity check")
+	}
+	if err := Allowed(c.Role, act, RelationOf(c.User, o)); err != nil {
+		return nil, nil, err
+	}
+	return o, nil, nil
+}
+
+// material returns the clear secret material of a key object (raw value or
+// PKCS#8), or nil for objects without one.
+func (e *Engine) material(o *Object, so *sessionObject) ([]byte, error) {
+	if so != nil {
+		return so.material, nil
+	}
+	if o.Sealed == nil {
+		return nil, nil
+	}
+	s, err := e.sealer()
+	if err != nil {
+		return nil, err
+	}
+	pt, err := s.Open(o.ID, o.Owner, o.Sealed)
+	if err != nil {
+		return nil, Errorf(ck.CKR_GENERAL_ERROR, "object %d: %v", o.ID, err)
+	}
+	return pt, nil
+}
+
+// keyOf returns the usable key of an object.
+func (e *Engine) keyOf(o *Object, so *sessionObject) (*Key, error) {
+	if so != nil && so.key != nil {
+		return so.key, nil
+	}
+	if so == nil {
+		e.cacheMu.Lock()
+		k := e.cache[o.ID]
+		e.cacheMu.Unlock()
+		if k != nil {
+			return k, nil
+		}
+	}
+	class, kt := o.Class(), o.KeyType()
+	k := &Key{Class: class, KeyType: kt}
+	switch class {
+	case ck.CKO_PUBLIC_KEY:
+		pub, err := PublicKeyFromAttrs(kt, o.Attrs)
+		if err != nil {
+			return nil, err
+		}
+		k.Public = pub
+	case ck.CKO_PRIVATE_KEY, ck.CKO_SECRET_KEY:
+		m, err := e.material(o, so)
+		if err != nil {
+			return nil, err
+		}
+		if class == ck.CKO_SECRET_KEY {
+			k.Secret = m
+		} else {
+			_, priv, err := ParsePrivateKey(m)
+			if err != nil {
+				return nil, Errorf(ck.CKR_GENERAL_ERROR, "object %d: stored private key: %v", o.ID, err)
+			}
+			k.Private, k.Public = priv, priv.Public()
+		}
+	default:
+		return nil, Errorf(ck.CKR_KEY_HANDLE_INVALID, "the object is not a key")
+	}
+	if so != nil {
+		so.key = k
+		return k, nil
+	}
+	e.cacheMu.Lock()
+	if len(e.cache) >= maxCachedKeys {
+		for id := range e.cache { // drop an arbitrary entry
+			delete(e.cache, id)
+			break
+		}
+	}
+	e.cache[o.ID] = k
+	e.cacheMu.Unlock()
+	return k, nil
+}
+
+func (e *Engine) forget(id uint64) {
+	e.cacheMu.Lock()
+	delete(e.cache, id)
+	e.cacheMu.Unlock()
+}
+
+// keyOp is what an operation needs of a mechanism and a key.
+type keyOp struct {
+	name  string
+	flag  uint64 // CKF_ the mechanism must have
+	usage uint64 // CKA_ the key must have set
+}
+
+var (
+	opSign    = keyOp{"sign", ck.CKF_SIGN, ck.CKA_SIGN}
+	opVerify  = keyOp{"verify", ck.CKF_VERIFY, ck.CKA_VERIFY}
+	opEncrypt = keyOp{"encrypt", ck.CKF_ENCRYPT, ck.CKA_ENCRYPT}
+	opDecrypt = keyOp{"decrypt", ck.CKF_DECRYPT, ck.CKA_DECRYPT}
+	opWrap    = keyOp{"wrap", ck.CKF_WRAP, ck.CKA_WRAP}
+	opUnwrap  = keyOp{"unwrap", ck.CKF_UNWRAP, ck.CKA_UNWRAP}
+	opDerive  = keyOp{"derive", ck.CKF_DERIVE, ck.CKA_DERIVE}
+)
+
+// CheckMechanism returns the mechanism's row if it can do op.
+func checkMechanism(m Mech, op keyOp) (*Mechanism, error) {
+	row, ok := LookupMechanism(m.Type)
+	if !ok || row.Flags&op.flag == 0 {
+		return nil, Errorf(ck.CKR_MECHANISM_INVALID, "%s cannot %s", ck.MechName(m.Type), op.name)
+	}
+	if err := CheckParam(row, m); err != nil {
+		return nil, err
+	}
+	return row, nil
+}
+
+// useKey resolves a key for an operation and checks every rule: access, the
+// key's usage attribute, its type, the allowed mechanisms and the key size.
+func (e *Engine) useKey(c Caller, id uint64, m Mech, op keyOp) (*Mechanism, *Object, *Key, error) {
+	row, err := checkMechanism(m, op)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	o, so, err := e.lookup(c, id, ActUse)
+	if err != nil {
+		if IsRV(err, ck.CKR_OBJECT_HANDLE_INVALID) {
+			err = Errorf(ck.CKR_KEY_HANDLE_INVALID, "no such key")
+		}
+		return nil, nil, nil, err
+	}
+	if !contains(allKeys, o.Class()) {
+		return nil, nil, nil, Errorf(ck.CKR_KEY_HANDLE_INVALID, "the object is not a key")
+	}
+	if !o.Attrs.Bool(op.usage) {
+		return nil, nil, nil, Errorf(ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "the key's %s is not set", ck.AttrName(op.usage))
+	}
+	if len(row.KeyTypes) > 0 && !contains(row.KeyTypes, o.KeyType()) {
+		return nil, nil, nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "%s does not take a %s key", ck.MechName(m.Type), ck.KeyTypeName(o.KeyType()))
+	}
+	if am := o.Attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 {
+		allowed := false
+		for i := 0; i+8 <= len(am); i += 8 {
+			if binary.BigEndian.Uint64(am[i:]) == m.Type {
+				allowed = true
+			}
+		}
+		if !allowed {
+			return nil, nil, nil, Errorf(ck.CKR_MECHANISM_INVALID, "%s is not in the key's CKA_ALLOWED_MECHANISMS", ck.MechName(m.Type))
+		}
+	}
+	k, err := e.keyOf(o, so)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if bits := uint64(KeyBits(k)); row.MaxKeySize > 0 {
+		size := bits
+		if k.Class == ck.CKO_SECRET_KEY {
+			size = bits / 8
+		}
+		if size < row.MinKeySize || size > row.MaxKeySize {
+			return nil, nil, nil, Errorf(ck.CKR_KEY_SIZE_RANGE, "key size is outside %s's range", ck.MechName(m.Type))
+		}
+	}
+	return row, o, k, nil
+}
+
+func checkData(name string, b []byte) error {
+	if len(b) > MaxDataLen {
+		return Errorf(ck.CKR_DATA_LEN_RANGE, "%s is longer than %d bytes", name, MaxDataLen)
+	}
+	return nil
+}
+
+// Sign signs or MACs data.
+func (e *Engine) Sign(c Caller, id uint64, m Mech, data []byte) ([]byte, error) {
+	if err := checkData("data", data); err != nil {
+		return nil, err
+	}
+	row, _, k, err := e.useKey(c, id, m, opSign)
+	if err != nil {
+		return nil, err
+	}
+	return row.Sign(k, m, data)
+}
+
+// Verify checks a signature or MAC.
+func (e *Engine) Verify(c Caller, id uint64, m Mech, data, sig []byte) error {
+	if err := checkData("data", data); err != nil {
+		return err
+	}
+	row, _, k, err := e.useKey(c, id, m, opVerify)
+	if err != nil {
+		return err
+	}
+	return row.Verify(k, m, data, sig)
+}
+
+// Encrypt encrypts data.
+func (e *Engine) Encrypt(c Caller, id uint64, m Mech, data []byte) ([]byte, error) {
+	if err := checkData("data", data); err != nil {
+		return nil, err
+	}
+	row, _, k, err := e.useKey(c, id, m, opEncrypt)
+	if err != nil {
+		return nil, err
+	}
+	return row.Encrypt(k, m, data)
+}
+
+// Decrypt decrypts data.
+func (e *Engine) Decrypt(c Caller, id uint64, m Mech, data []byte) ([]byte, error) {
+	if err := checkData("data", data); err != nil {
+		return nil, err
+	}
+	row, _, k, err := e.useKey(c, id, m, opDecrypt)
+	if err != nil {
+		return nil, err
+	}
+	return row.Decrypt(k, m, data)
+}
+
+// OutLen tells how long the output of an operation on inLen bytes can be,
+// without doing it. op is "sign", "encrypt" or "decrypt".
+func (e *Engine) OutLen(c Caller, id uint64, m Mech, op string, inLen int) (int, error) {
+	ops := map[string]keyOp{"sign": opSign, "encrypt": opEncrypt, "decrypt": opDecrypt}
+	kop, ok := ops[op]
+	if !ok {
+		return 0, Errorf(ck.CKR_ARGUMENTS_BAD, "unknown operation %q", op)
+	}
+	row, _, k, err := e.useKey(c, id, m, kop)
+	if err != nil {
+		return 0, err
+	}
+	if row.OutLen == nil {
+		return 0, Errorf(ck.CKR_MECHANISM_INVALID, "%s has no output length", ck.MechName(m.Type))
+	}
+	return row.OutLen(k, m, inLen)
+}
+
+// Digest hashes data; it needs no key.
+func Digest(m Mech, data []byte) ([]byte, error) {
+	row, ok := LookupMechanism(m.Type)
+	if !ok || row.Digest == nil {
+		return nil, Errorf(ck.CKR_MECHANISM_INVALID, "%s is not a digest", ck.MechName(m.Type))
+	}
+	if err := CheckParam(row, m); err != nil {
+		return nil, err
+	}
+	if err := checkData("data", data); err != nil {
+		return nil, err
+	}
+	return row.Digest(m, data)
+}
+
+// Random returns n random bytes.
+func Random(n int) ([]byte, error) {
+	if n < 0 || n > MaxRandomLen {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "random length must be 0 to %d", MaxRandomLen)
+	}
+	return GenerateRandom(n)
+}
+
+func checkTemplate(name string, t Template) error {
+	if len(t) > MaxTemplateAttrs {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "%s has more than %d attributes", name, MaxTemplateAttrs)
+	}
+	for _, a := range t {
+		if len(a.Value) > MaxAttrValue {
+			return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s: %s is longer than %d bytes", name, ck.AttrName(a.Type), MaxAttrValue)
+		}
+	}
+	return nil
+}
+
+// finishKey sets the attributes only the HSM sets on a new key.
+func finishKey(a Attrs, id uint64, local bool, genMech uint64) {
+	class, _ := a.Ulong(ck.CKA_CLASS)
+	a[ck.CKA_UNIQUE_ID] = []byte(fmt.Sprintf("%016x", id))
+	if !contains(allKeys, class) {
+		return
+	}
+	a.SetBool(ck.CKA_LOCAL, local)
+	if local {
+		a.SetUlong(ck.CKA_KEY_GEN_MECHANISM, genMech)
+	} else {
+		a.SetUlong(ck.CKA_KEY_GEN_MECHANISM, unavailableInfo)
+	}
+	if class != ck.CKO_PUBLIC_KEY {
+		a.SetBool(ck.CKA_ALWAYS_SENSITIVE, local && a.Bool(ck.CKA_SENSITIVE))
+		a.SetBool(ck.CKA_NEVER_EXTRACTABLE, local && !a.Bool(ck.CKA_EXTRACTABLE))
+	}
+}
+
+// secretKeyAttrs checks a secret key's length and sets CKA_VALUE_LEN and
+// CKA_CHECK_VALUE.
+func secretKeyAttrs(a Attrs, value []byte) error {
+	kt, _ := a.Ulong(ck.CKA_KEY_TYPE)
+	switch {
+	case kt == ck.CKK_AES && len(value) != 16 && len(value) != 24 && len(value) != 32:
+		return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "an AES key is 16, 24 or 32 bytes")
+	case len(value) == 0 || len(value) > 512:
+		return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "a secret key is 1 to 512 bytes")
+	}
+	a.SetUlong(ck.CKA_VALUE_LEN, uint64(len(value)))
+	if kt == ck.CKK_AES {
+		b, _ := aes.NewCipher(value)
+		var cv [16]byte
+		b.Encrypt(cv[:], cv[:])
+		a[ck.CKA_CHECK_VALUE] = cv[:3]
+	} else {
+		sum := sha1.Sum(value)
+		a[ck.CKA_CHECK_VALUE] = sum[:3]
+	}
+	return nil
+}
+
+// addPublicAttrs copies a key's public attributes into a, as far as they
+// apply to a's class.
+func addPublicAttrs(a Attrs, pubAttrs Attrs) {
+	class, _ := a.Ulong(ck.CKA_CLASS)
+	kt, _ := a.Ulong(ck.CKA_KEY_TYPE)
+	rules := rulesFor(class, kt, ^uint64(0))
+	for t, v := range pubAttrs {
+		if _, ok := rules[t]; ok {
+			a[t] = v
+		}
+	}
+}
+
+// newObj is an object to be made, with its clear material if any.
+type newObj struct {
+	obj      *Object
+	material []byte
+	key      *Key
+	genMech  uint64 // the mechanism that generated it, 0 if it came from outside
+	base     Attrs  // for a derived key, the base key's attributes
+}
+
+// store makes the objects: token objects through one command, session
+// objects in memory. It returns their IDs in order.
+func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]uint64, error) {
+	s, err := e.sealer()
+	if err != nil {
+		return nil, err
+	}
+	var token []*Object
+	ids := make([]uint64, len(objs))
+	for i, n := range objs {
+		id, err := newID()
+		if err != nil {
+			return nil, err
+		}
+		n.obj.ID, n.obj.Owner = id, c.User
+		finishKey(n.obj.Attrs, id, n.genMech != 0, n.genMech)
+		if n.base != nil {
+			a := n.obj.Attrs
+			a.SetBool(ck.CKA_ALWAYS_SENSITIVE, n.base.Bool(ck.CKA_ALWAYS_SENSITIVE) && a.Bool(ck.CKA_SENSITIVE))
+			a.SetBool(ck.CKA_NEVER_EXTRACTABLE, n.base.Bool(ck.CKA_NEVER_EXTRACTABLE) && !a.Bool(ck.CKA_EXTRACTABLE))
+		}
+		ids[i] = id
+		if n.obj.Attrs.Bool(ck.CKA_TOKEN) {
+			if n.material != nil {
+				if n.obj.Sealed, err = s.Seal(id, c.User, n.material); err != nil {
+					return nil, err
+				}
+			}
+			token = append(token, n.obj)
+		}
+	}
+	e.sessMu.Lock()
+	count := 0
+	for _, so := range e.sessObjs {
+		if so.session == c.Session {
+			count++
+		}
+	}
+	for _, n := range objs {
+		if !n.obj.Attrs.Bool(ck.CKA_TOKEN) && count >= MaxSessionObjects {
+			e.sessMu.Unlock()
+			return nil, Errorf(ck.CKR_DEVICE_MEMORY, sessionObjectLimit)
+		}
+	}
+	e.sessMu.Unlock()
+	if len(token) > 0 {
+		if err := e.submit(ctx, &Command{Op: OpCreateObjects, Actor: c.User, Objects: token}); err != nil {
+			return nil, err
+		}
+	}
+	e.sessMu.Lock()
+	for _, n := range objs {
+		if !n.obj.Attrs.Bool(ck.CKA_TOKEN) {
+			e.sessObjs[n.obj.ID] = &sessionObject{obj: n.obj, session: c.Session, material: n.material, key: n.key}
+		}
+	}
+	e.sessMu.Unlock()
+	return ids, nil
+}
+
+// EndSession drops the session objects of a login session.
+func (e *Engine) EndSession(session uint64) {
+	e.sessMu.Lock()
+	defer e.sessMu.Unlock()
+	for id, so := range e.sessObjs {
+		if so.session == session {
+			delete(e.sessObjs, id)
+		}
+	}
+}
+
+func (e *Engine) canCreate(c Caller, tmpls ...Template) error {
+	if err := Allowed(c.Role, ActCreate, RelNone); err != nil {
+		return err
+	}
+	for _, t := range tmpls {
+		if err := checkTemplate("template", t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GenerateKey makes a secret key.
+func (e *Engine) GenerateKey(ctx context.Context, c Caller, m Mech, tmpl Template) (uint64, error) {
+	if err := e.canCreate(c, tmpl); err != nil {
+		return 0, err
+	}
+	row, ok := LookupMechanism(m.Type)
+	if !ok || row.GenerateKey == nil {
+		return 0, Errorf(ck.CKR_MECHANISM_INVALID, "%s does not make secret keys", ck.MechName(m.Type))
+	}
+	if err := CheckParam(row, m); err != nil {
+		return 0, err
+	}
+	attrs, _, err := BuildAttrs(OpGenerate, tmpl, ck.CKO_SECRET_KEY, row.KeyTypes[0])
+	if err != nil {
+		return 0, err
+	}
+	size, _ := attrs.Ulong(ck.CKA_VALUE_LEN)
+	if size < row.MinKeySize || size > row.MaxKeySize || row.KeyTypes[0] == ck.CKK_AES && size != 16 && size != 24 && size != 32 {
+		return 0, Errorf(ck.CKR_KEY_SIZE_RANGE, "CKA_VALUE_LEN %d is outside %s's range", size, ck.MechName(m.Type))
+	}
+	value, err := row.GenerateKey(rand.Reader, int(size))
+	if err != nil {
+		return 0, err
+	}
+	if err := secretKeyAttrs(attrs, value); err != nil {
+		return 0, err
+	}
+	ids, err := e.storeObjects(ctx, c, newObj{obj: &Object{Attrs: attrs}, material: value, genMech: m.Type,
+		key: &Key{Class: ck.CKO_SECRET_KEY, KeyType: row.KeyTypes[0], Secret: value}})
+	if err != nil {
+		return 0, err
+	}
+	return ids[0], nil
+}
+
+// GenerateKeyPair makes a public and a private key.
+func (e *Engine) GenerateKeyPair(ctx context.Context, c Caller, m Mech, pubT, privT Template) (pub, priv uint64, err error) {
+	if err := e.canCreate(c, pubT, privT); err != nil {
+		return 0, 0, err
+	}
+	row, ok := LookupMechanism(m.Type)
+	if !ok || row.GenerateKeyPair == nil {
+		return 0, 0, Errorf(ck.CKR_MECHANISM_INVALID, "%s does not make key pairs", ck.MechName(m.Type))
+	}
+	if err := CheckParam(row, m); err != nil {
+		return 0, 0, err
+	}
+	kt := row.KeyTypes[0]
+	pa, _, err := BuildAttrs(OpGenerate, pubT, ck.CKO_PUBLIC_KEY, kt)
+	if err != nil {
+		return 0, 0, err
+	}
+	va, _, err := BuildAttrs(OpGenerate, privT, ck.CKO_PRIVATE_KEY, kt)
+	if err != nil {
+		return 0, 0, err
+	}
+	p := KeyPairParams{PublicExponent: 65537, ECParams: pa[ck.CKA_EC_PARAMS]}
+	if bits, ok := pa.Ulong(ck.CKA_MODULUS_BITS); ok {
+		if bits < row.MinKeySize || bits > row.MaxKeySize {
+			return 0, 0, Errorf(ck.CKR_KEY_SIZE_RANGE, "CKA_MODULUS_BITS %d is outside %d..%d", bits, row.MinKeySize, row.MaxKeySize)
+		}
+		p.ModulusBits = int(bits)
+	}
+	if pe, ok := pa[ck.CKA_PUBLIC_EXPONENT]; ok {
+		if len(pe) == 0 || len(pe) > 4 {
+			return 0, 0, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_PUBLIC_EXPONENT is out of range")
+		}
+		v := 0
+		for _, b := range pe {
+			v = v<<8 | int(b)
+		}
+		p.PublicExponent = v
+	}
+	signer, err := row.GenerateKeyPair(rand.Reader, p)
+	if err != nil {
+		return 0, 0, err
+	}
+	_, public, err := PublicKeyAttrs(signer.Public())
+	if err != nil {
+		return 0, 0, err
+	}
+	der, err := MarshalPrivateKey(signer)
+	if err != nil {
+		return 0, 0, err
+	}
+	addPublicAttrs(pa, public)
+	addPublicAttrs(va, public)
+	ids, err := e.storeObjects(ctx, c,
+		newObj{obj: &Object{Attrs: pa}, genMech: m.Type, key: &Key{Class: ck.CKO_PUBLIC_KEY, KeyType: kt, Public: signer.Public()}},
+		newObj{obj: &Object{Attrs: va}, genMech: m.Type, material: der, key: &Key{Class: ck.CKO_PRIVATE_KEY, KeyType: kt, Private: signer, Public: signer.Public()}})
+	if err != nil {
+		return 0, 0, err
+	}
+	return ids[0], ids[1], nil
+}

@@ -1,0 +1,439 @@
+package tokens
+
+import (
+	"context"
+	"crypto/sha1"
+	"sort"
+
+	"github.com/openhsm/openhsm/ck"
+)
+
+// CreateObject imports an object: data, certificate, or a key given in the
+// clear (C_CreateObject).
+func (e *Engine) CreateObject(ctx context.Context, c Caller, tmpl Template) (uint64, error) {
+	if err := e.canCreate(c, tmpl); err != nil {
+		return 0, err
+	}
+	attrs, secrets, err := BuildAttrs(OpCreate, tmpl, 0, ^uint64(0))
+	if err != nil {
+		return 0, err
+	}
+	n := newObj{obj: &Object{Attrs: attrs}}
+	class, _ := attrs.Ulong(ck.CKA_CLASS)
+	kt, _ := attrs.Ulong(ck.CKA_KEY_TYPE)
+	switch class {
+	case ck.CKO_CERTIFICATE:
+		sum := sha1.Sum(attrs[ck.CKA_VALUE])
+		attrs[ck.CKA_CHECK_VALUE] = sum[:3]
+	case ck.CKO_PUBLIC_KEY:
+		pub, err := PublicKeyFromAttrs(kt, attrs)
+		if err != nil {
+			return 0, err
+		}
+		_, pa, err := PublicKeyAttrs(pub)
+		if err != nil {
+			return 0, err
+		}
+		if _, ok := attrs[ck.CKA_EC_POINT]; ok {
+			delete(pa, ck.CKA_EC_POINT) // keep the caller's encoding
+		}
+		addPublicAttrs(attrs, pa)
+		n.key = &Key{Class: class, KeyType: kt, Public: pub}
+	case ck.CKO_PRIVATE_KEY:
+		all := attrs.Clone()
+		for t, v := range secrets {
+			all[t] = v
+		}
+		priv, err := PrivateKeyFromAttrs(kt, all)
+		if err != nil {
+			return 0, err
+		}
+		der, err := MarshalPrivateKey(priv)
+		if err != nil {
+			return 0, err
+		}
+		_, pa, err := PublicKeyAttrs(priv.Public())
+		if err != nil {
+			return 0, err
+		}
+		addPublicAttrs(attrs, pa)
+		n.material, n.key = der, &Key{Class: class, KeyType: kt, Private: priv, Public: priv.Public()}
+	case ck.CKO_SECRET_KEY:
+		v := secrets[ck.CKA_VALUE]
+		if err := secretKeyAttrs(attrs, v); err != nil {
+			return 0, err
+		}
+		n.material, n.key = v, &Key{Class: class, KeyType: kt, Secret: v}
+	}
+	ids, err := e.storeObjects(ctx, c, n)
+	if err != nil {
+		return 0, err
+	}
+	return ids[0], nil
+}
+
+// CopyObject copies an object with some attributes changed (C_CopyObject).
+func (e *Engine) CopyObject(ctx context.Context, c Caller, id uint64, tmpl Template) (uint64, error) {
+	if err := e.canCreate(c, tmpl); err != nil {
+		return 0, err
+	}
+	o, so, err := e.lookup(c, id, ActExport)
+	if err != nil {
+		return 0, err
+	}
+	next, err := ApplySet(o.Attrs, tmpl, c.Role, true)
+	if err != nil {
+		return 0, err
+	}
+	m, err := e.material(o, so)
+	if err != nil {
+		return 0, err
+	}
+	delete(next, ck.CKA_UNIQUE_ID)
+	n := newObj{obj: &Object{Attrs: next}, material: m}
+	if next.Bool(ck.CKA_LOCAL) {
+		n.genMech, _ = next.Ulong(ck.CKA_KEY_GEN_MECHANISM)
+		n.base = o.Attrs // keep ALWAYS_SENSITIVE / NEVER_EXTRACTABLE honest
+	}
+	ids, err := e.storeObjects(ctx, c, n)
+	if err != nil {
+		return 0, err
+	}
+	return ids[0], nil
+}
+
+// SetAttributes changes attributes (C_SetAttributeValue). A crypto officer
+// may set CKA_TRUSTED on any key; an owner may change what the rules allow.
+func (e *Engine) SetAttributes(ctx context.Context, c Caller, id uint64, tmpl Template) error {
+	if err := checkTemplate("template", tmpl); err != nil {
+		return err
+	}
+	act := ActModify
+	if len(tmpl) > 0 && allTrusted(tmpl) {
+		act = ActSetTrusted
+	}
+	o, so, err := e.lookup(c, id, act)
+	if err != nil {
+		return err
+	}
+	next, err := ApplySet(o.Attrs, tmpl, c.Role, false)
+	if err != nil {
+		return err
+	}
+	if so != nil {
+		e.sessMu.Lock()
+		so.obj.Attrs = next
+		e.sessMu.Unlock()
+		return nil
+	}
+	return e.submit(ctx, &Command{Op: OpSetAttributes, Actor: c.User, ObjectID: id, Changes: tmpl})
+}
+
+// DestroyObject removes an object the caller owns.
+func (e *Engine) DestroyObject(ctx context.Context, c Caller, id uint64) error {
+	o, so, err := e.lookup(c, id, ActDestroy)
+	if err != nil {
+		return err
+	}
+	if !o.Attrs.Bool(ck.CKA_DESTROYABLE) {
+		return Errorf(ck.CKR_ACTION_PROHIBITED, "the object is not destroyable")
+	}
+	if so != nil {
+		e.sessMu.Lock()
+		delete(e.sessObjs, id)
+		e.sessMu.Unlock()
+		return nil
+	}
+	return e.submit(ctx, &Command{Op: OpDestroyObject, Actor: c.User, ObjectID: id})
+}
+
+// Share lets another crypto user use a token key (share true) or stops it.
+func (e *Engine) Share(ctx context.Context, c Caller, id uint64, user string, share bool) error {
+	_, so, err := e.lookup(c, id, ActShare)
+	if err != nil {
+		return err
+	}
+	if so != nil {
+		return Errorf(ck.CKR_ACTION_PROHIBITED, "session objects cannot be shared")
+	}
+	if err := ValidUserName(user); err != nil {
+		return err
+	}
+	op := OpShare
+	if !share {
+		op = OpUnshare
+	}
+	return e.submit(ctx, &Command{Op: op, Actor: c.User, ObjectID: id, Name: user})
+}
+
+// FindObjects returns the IDs of the objects the caller can see that match
+// the template, session objects first, at most max of them (0: no limit).
+func (e *Engine) FindObjects(c Caller, tmpl Template, max int) ([]uint64, error) {
+	if c.Role != RoleCO && c.Role != RoleCU {
+		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
+	}
+	if err := checkTemplate("template", tmpl); err != nil {
+		return nil, err
+	}
+	want, ok, err := DecodeFindTemplate(tmpl)
+	if err != nil || !ok {
+		return nil, err
+	}
+	var ids []uint64
+	if tok, given := want[ck.CKA_TOKEN]; !given || tok[0] == 0 {
+		e.sessMu.Lock()
+		for id, so := range e.sessObjs {
+			if so.session == c.Session && so.obj.Owner == c.User && Matches(so.obj, want) {
+				ids = append(ids, id)
+			}
+		}
+		e.sessMu.Unlock()
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	}
+	if tok, given := want[ck.CKA_TOKEN]; given && tok[0] == 0 {
+		return limit(ids, max), nil
+	}
+	q := Query{}
+	if c.Role == RoleCU {
+		q.VisibleTo = c.User
+	}
+	if v, ok := want.Ulong(ck.CKA_CLASS); ok {
+		q.Class = &v
+	}
+	if v, ok := want.Ulong(ck.CKA_KEY_TYPE); ok {
+		q.KeyType = &v
+	}
+	if v, ok := want[ck.CKA_LABEL]; ok {
+		q.Label = v
+	}
+	if v, ok := want[ck.CKA_ID]; ok {
+		q.ID = v
+	}
+	objs, err := e.store.Find(q)
+	if err != nil {
+		return nil, err
+	}
+	s, err := e.sealer()
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		if Matches(o, want) && s.CheckAttrMAC(o) {
+			ids = append(ids, o.ID)
+			if max > 0 && len(ids) >= max {
+				break
+			}
+		}
+	}
+	return limit(ids, max), nil
+}
+
+func limit(ids []uint64, max int) []uint64 {
+	if max > 0 && len(ids) > max {
+		return ids[:max]
+	}
+	return ids
+}
+
+// ObjectInfo is an object as listing shows it.
+type ObjectInfo struct {
+	ID         uint64
+	Owner      string
+	Attrs      Attrs
+	SharedWith []string
+	Token      bool
+}
+
+// ListObjects returns the visible token objects that match tmpl, with their
+// public attributes, for the admin CLI.
+func (e *Engine) ListObjects(c Caller, tmpl Template, max int) ([]ObjectInfo, error) {
+	ids, err := e.FindObjects(c, append(Template{{Type: ck.CKA_TOKEN, Value: EncodeBool(true)}}, tmpl...), max)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ObjectInfo, 0, len(ids))
+	for _, id := range ids {
+		o, _, err := e.lookup(c, id, ActRead)
+		if err != nil {
+			continue // destroyed meanwhile
+		}
+		out = append(out, ObjectInfo{ID: o.ID, Owner: o.Owner, Attrs: o.Attrs.Clone(), SharedWith: o.SharedWith, Token: true})
+	}
+	return out, nil
+}
+
+// GetAttributes answers C_GetAttributeValue. A sensitive attribute is
+// revealed only to the owner of an extractable, non-sensitive key.
+func (e *Engine) GetAttributes(c Caller, id uint64, types []uint64) ([]AttrValue, error) {
+	if len(types) > MaxTemplateAttrs*4 {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "too many attributes asked for")
+	}
+	o, so, err := e.lookup(c, id, ActRead)
+	if err != nil {
+		return nil, err
+	}
+	var secretErr error
+	secret := func(t uint64) ([]byte, bool) {
+		if Allowed(c.Role, ActExport, relationFor(c, o, so)) != nil {
+			return nil, false
+		}
+		k, err := e.keyOf(o, so)
+		if err != nil {
+			secretErr = err
+			return nil, false
+		}
+		if k.Class == ck.CKO_SECRET_KEY {
+			return k.Secret, t == ck.CKA_VALUE
+		}
+		return PrivateKeyAttr(k.Private, t)
+	}
+	out := ReadAttrs(o, types, secret)
+	if secretErr != nil {
+		return nil, secretErr
+	}
+	return out, nil
+}
+
+func relationFor(c Caller, o *Object, so *sessionObject) Relation {
+	if so != nil {
+		return RelOwner
+	}
+	return RelationOf(c.User, o)
+}
+
+// WrapKey encrypts a key under a wrapping key: a secret key's value, or a
+// private key as PKCS#8.
+func (e *Engine) WrapKey(c Caller, m Mech, wrappingID, keyID uint64) ([]byte, error) {
+	row, wk, wkey, err := e.useKey(c, wrappingID, m, opWrap)
+	if err != nil {
+		return nil, err
+	}
+	o, so, err := e.lookup(c, keyID, ActExport)
+	if err != nil {
+		if IsRV(err, ck.CKR_OBJECT_HANDLE_INVALID) {
+			err = Errorf(ck.CKR_KEY_HANDLE_INVALID, "no such key")
+		}
+		return nil, err
+	}
+	if cl := o.Class(); cl != ck.CKO_SECRET_KEY && cl != ck.CKO_PRIVATE_KEY {
+		return nil, Errorf(ck.CKR_KEY_NOT_WRAPPABLE, "only secret and private keys can be wrapped")
+	}
+	if !o.Attrs.Bool(ck.CKA_EXTRACTABLE) {
+		return nil, Errorf(ck.CKR_KEY_UNEXTRACTABLE, "the key is not extractable")
+	}
+	if o.Attrs.Bool(ck.CKA_WRAP_WITH_TRUSTED) && !wk.Attrs.Bool(ck.CKA_TRUSTED) {
+		return nil, Errorf(ck.CKR_KEY_NOT_WRAPPABLE, "the key may only be wrapped with a trusted key")
+	}
+	mat, err := e.material(o, so)
+	if err != nil {
+		return nil, err
+	}
+	return row.Encrypt(wkey, m, mat)
+}
+
+// UnwrapKey decrypts a wrapped key into a new object.
+func (e *Engine) UnwrapKey(ctx context.Context, c Caller, m Mech, unwrappingID uint64, wrapped []byte, tmpl Template) (uint64, error) {
+	if err := e.canCreate(c, tmpl); err != nil {
+		return 0, err
+	}
+	if err := checkData("wrapped key", wrapped); err != nil {
+		return 0, err
+	}
+	row, _, ukey, err := e.useKey(c, unwrappingID, m, opUnwrap)
+	if err != nil {
+		return 0, err
+	}
+	attrs, _, err := BuildAttrs(OpUnwrap, tmpl, 0, ^uint64(0))
+	if err != nil {
+		return 0, err
+	}
+	pt, err := row.Decrypt(ukey, m, wrapped)
+	if err != nil {
+		if IsRV(err, ck.CKR_ENCRYPTED_DATA_INVALID) || IsRV(err, ck.CKR_ENCRYPTED_DATA_LEN_RANGE) {
+			return 0, Errorf(ck.CKR_WRAPPED_KEY_INVALID, "the wrapped key does not decrypt")
+		}
+		return 0, err
+	}
+	return e.importKey(ctx, c, attrs, pt, nil)
+}
+
+// importKey makes a secret or private key object from clear material that
+// came from unwrap or derive.
+func (e *Engine) importKey(ctx context.Context, c Caller, attrs Attrs, mat []byte, base Attrs) (uint64, error) {
+	class, _ := attrs.Ulong(ck.CKA_CLASS)
+	kt, _ := attrs.Ulong(ck.CKA_KEY_TYPE)
+	n := newObj{obj: &Object{Attrs: attrs}, base: base}
+	switch class {
+	case ck.CKO_SECRET_KEY:
+		if l, ok := attrs.Ulong(ck.CKA_VALUE_LEN); ok {
+			if l == 0 || l > uint64(len(mat)) {
+				return 0, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN does not fit the key material")
+			}
+			mat = mat[:l]
+		}
+		if err := secretKeyAttrs(attrs, mat); err != nil {
+			return 0, Errorf(ck.CKR_WRAPPED_KEY_INVALID, "%v", err)
+		}
+		n.material, n.key = mat, &Key{Class: class, KeyType: kt, Secret: mat}
+	case ck.CKO_PRIVATE_KEY:
+		got, priv, err := ParsePrivateKey(mat)
+		if err != nil {
+			return 0, Errorf(ck.CKR_WRAPPED_KEY_INVALID, "the unwrapped data is not a PKCS#8 private key")
+		}
+		if got != kt {
+			return 0, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "the unwrapped key is %s, the template says %s", ck.KeyTypeName(got), ck.KeyTypeName(kt))
+		}
+		_, pa, err := PublicKeyAttrs(priv.Public())
+		if err != nil {
+			return 0, err
+		}
+		addPublicAttrs(attrs, pa)
+		n.material, n.key = mat, &Key{Class: class, KeyType: kt, Private: priv, Public: priv.Public()}
+	default:
+		return 0, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "only secret and private keys can be unwrapped")
+	}
+	ids, err := e.storeObjects(ctx, c, n)
+	if err != nil {
+		return 0, err
+	}
+	return ids[0], nil
+}
+
+// DeriveKey derives a secret key from a base key (ECDH).
+func (e *Engine) DeriveKey(ctx context.Context, c Caller, m Mech, baseID uint64, tmpl Template) (uint64, error) {
+	if err := e.canCreate(c, tmpl); err != nil {
+		return 0, err
+	}
+	row, base, bkey, err := e.useKey(c, baseID, m, opDerive)
+	if err != nil {
+		return 0, err
+	}
+	full := tmpl
+	if _, ok := find(tmpl, ck.CKA_CLASS); !ok {
+		full = append(Template{{Type: ck.CKA_CLASS, Value: EncodeUlong(ck.CKO_SECRET_KEY)}}, full...)
+	}
+	if _, ok := find(tmpl, ck.CKA_KEY_TYPE); !ok {
+		full = append(Template{{Type: ck.CKA_KEY_TYPE, Value: EncodeUlong(ck.CKK_GENERIC_SECRET)}}, full...)
+	}
+	attrs, _, err := BuildAttrs(OpDerive, full, 0, ^uint64(0))
+	if err != nil {
+		return 0, err
+	}
+	if cl, _ := attrs.Ulong(ck.CKA_CLASS); cl != ck.CKO_SECRET_KEY {
+		return 0, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "derive makes secret keys")
+	}
+	secret, err := row.Derive(bkey, m)
+	if err != nil {
+		return 0, err
+	}
+	return e.importKey(ctx, c, attrs, secret, base.Attrs)
+}
+
+func find(t Template, typ uint64) ([]byte, bool) {
+	for _, a := range t {
+		if a.Type == typ {
+			return a.Value, true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,316 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/openhsm/openhsm/tokens"
+)
+
+// Write statements, prepared once on the writer connection and bound to
+// each Update's transaction with sql.Tx.Stmt.
+const (
+	wUser = iota
+	wPutUser
+	wDeleteUser
+	wObject
+	wPutObject
+	wDeleteShares
+	wInsertShare
+	wDeleteObject
+	wCountOwned
+	wRemoveSharesWith
+	wMeta
+	wPutMeta
+	wApplied
+	wSetApplied
+	numWriteStmts
+)
+
+var writeSQL = [numWriteStmts]string{
+	wUser: readSQL[rUser],
+	wPutUser: `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash,
+		failed_logins = excluded.failed_logins, locked = excluded.locked,
+		generation = excluded.generation, created = excluded.created`,
+	wDeleteUser: `DELETE FROM users WHERE name = ?`,
+	wObject:     readSQL[rObject],
+	// The driver binds an empty []byte as NULL, hence the coalesce; sealed
+	// is NULL only when Object.Sealed is nil.
+	wPutObject: `INSERT INTO objects (id, owner, class, key_type, label, ckaid, attrs, sealed)
+	VALUES (?, ?, ?, ?, coalesce(?, x''), coalesce(?, x''), coalesce(?, x''), CASE WHEN ? THEN coalesce(?, x'') END)
+	ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, class = excluded.class,
+		key_type = excluded.key_type, label = excluded.label, ckaid = excluded.ckaid,
+		attrs = excluded.attrs, sealed = excluded.sealed`,
+	wDeleteShares:     `DELETE FROM shares WHERE object_id = ?`,
+	wInsertShare:      `INSERT OR IGNORE INTO shares (object_id, user) VALUES (?, ?)`,
+	wDeleteObject:     `DELETE FROM objects WHERE id = ?`,
+	wCountOwned:       `SELECT count(*) FROM objects WHERE owner = ?`,
+	wRemoveSharesWith: `DELETE FROM shares WHERE user = ?`,
+	wMeta:             readSQL[rMeta],
+	wPutMeta: `INSERT INTO meta (key, value) VALUES (?, coalesce(?, x''))
+	ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+	wApplied:    readSQL[rApplied],
+	wSetApplied: `INSERT INTO applied (id, idx) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET idx = excluded.idx`,
+}
+
+// ErrReplay is returned (wrapped) by Update for a command index that is not
+// above the applied index.
+var ErrReplay = errors.New("command index already applied")
+
+// Update runs fn in one write transaction (BEGIN IMMEDIATE) and records
+// index as the applied index in the same transaction.
+//
+// If fn returns an error, its writes are rolled back (fn runs inside a
+// savepoint), the index is still recorded, and Update returns fn's error
+// unchanged: a refused command is applied as a no-op. If fn panics, nothing
+// is written, not even the index, and the panic goes on.
+//
+// An index that is not above the applied index is refused with an error
+// wrapping ErrReplay, before fn runs. Index 0 is "not a replicated command":
+// it is neither checked nor recorded (for single-node tools and tests).
+//
+// Any other error (the database failed) means the command may not have been
+// applied: a replicated node must stop rather than carry on.
+//
+// One Update runs at a time. fn must not call Update, and must not keep tx
+// after it returns.
+func (s *Store) Update(index uint64, fn func(tx tokens.Tx) error) (err error) {
+	if index >= 1<<63 {
+		return fmt.Errorf("tokens/sqlite: command index %d out of range", index)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	ctx := context.Background()
+	sqlTx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE, from the DSN
+	if err != nil {
+		return fmt.Errorf("tokens/sqlite: begin: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	t := &tx{s: s, tx: sqlTx}
+
+	applied, err := getApplied(t.row(wApplied))
+	if err != nil {
+		return err
+	}
+	if index != 0 && index <= applied {
+		return fmt.Errorf("tokens/sqlite: %w: index %d, applied index %d", ErrReplay, index, applied)
+	}
+
+	if _, err := sqlTx.ExecContext(ctx, "SAVEPOINT apply"); err != nil {
+		return fmt.Errorf("tokens/sqlite: savepoint: %w", err)
+	}
+	fnErr := t.run(fn)
+	if fnErr != nil {
+		if _, err := sqlTx.ExecContext(ctx, "ROLLBACK TO apply"); err != nil {
+			return fmt.Errorf("tokens/sqlite: roll back refused command (%v): %w", fnErr, err)
+		}
+	}
+	if _, err := sqlTx.ExecContext(ctx, "RELEASE apply"); err != nil {
+		return fmt.Errorf("tokens/sqlite: release savepoint: %w", err)
+	}
+	if index != 0 {
+		if _, err := t.stmt(wSetApplied).ExecContext(ctx, int64(index)); err != nil {
+			return fmt.Errorf("tokens/sqlite: record applied index: %w", err)
+		}
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("tokens/sqlite: commit: %w", err)
+	}
+	committed = true
+	return fnErr
+}
+
+// tx is the tokens.Tx of one Update.
+type tx struct {
+	s     *Store
+	tx    *sql.Tx
+	stmts [numWriteStmts]*sql.Stmt
+	done  bool // fn returned: further calls fail
+}
+
+var _ tokens.Tx = (*tx)(nil)
+
+var errTxDone = errors.New("tokens/sqlite: transaction used after its Update returned")
+
+func (t *tx) run(fn func(tokens.Tx) error) error {
+	defer func() { t.done = true }()
+	return fn(t)
+}
+
+// stmt returns statement i bound to the transaction.
+func (t *tx) stmt(i int) *sql.Stmt {
+	if t.stmts[i] == nil {
+		t.stmts[i] = t.tx.StmtContext(context.Background(), t.s.wstmts[i])
+	}
+	return t.stmts[i]
+}
+
+func (t *tx) exec(i int, args ...any) (sql.Result, error) {
+	if err := t.checkDone(); err != nil {
+		return nil, err
+	}
+	return t.stmt(i).ExecContext(context.Background(), args...)
+}
+
+// row runs a single-row query. Callers check t.done first.
+func (t *tx) row(i int, args ...any) *sql.Row {
+	return t.stmt(i).QueryRowContext(context.Background(), args...)
+}
+
+func (t *tx) checkDone() error {
+	if t.done {
+		return errTxDone
+	}
+	return nil
+}
+
+func (t *tx) User(name string) (*tokens.User, error) {
+	if err := t.checkDone(); err != nil {
+		return nil, err
+	}
+	return getUser(t.row(wUser, name), name)
+}
+
+func (t *tx) PutUser(u *tokens.User) error {
+	if u == nil || u.Name == "" {
+		return errors.New("tokens/sqlite: put user: empty name")
+	}
+	_, err := t.exec(wPutUser, u.Name, int64(u.Role), u.PasswordHash, int64(u.FailedLogins),
+		u.Locked, int64(u.Generation), u.Created)
+	if err != nil {
+		return fmt.Errorf("tokens/sqlite: put user %q: %w", u.Name, err)
+	}
+	return nil
+}
+
+// DeleteUser deletes the user, or returns an error wrapping
+// tokens.ErrNotFound. It leaves the user's objects and shares alone: see
+// CountOwned and RemoveSharesWith.
+func (t *tx) DeleteUser(name string) error {
+	res, err := t.exec(wDeleteUser, name)
+	if err != nil {
+		return fmt.Errorf("tokens/sqlite: delete user %q: %w", name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("tokens/sqlite: delete user %q: %w", name, err)
+	} else if n == 0 {
+		return notFound(fmt.Sprintf("user %q", name))
+	}
+	return nil
+}
+
+func (t *tx) Object(id uint64) (*tokens.Object, error) {
+	if err := t.checkDone(); err != nil {
+		return nil, err
+	}
+	if id >= 1<<63 {
+		return nil, notFound(fmt.Sprintf("object %d", id))
+	}
+	return getObject(t.row(wObject, int64(id)), id)
+}
+
+// PutObject inserts or replaces the object and sets its shares to exactly
+// o.SharedWith. o.ID must be in [1, 2^63).
+func (t *tx) PutObject(o *tokens.Object) error {
+	if o == nil {
+		return errors.New("tokens/sqlite: put object: nil")
+	}
+	if o.ID == 0 || o.ID >= 1<<63 {
+		return fmt.Errorf("tokens/sqlite: put object: ID %d out of range [1, 2^63)", o.ID)
+	}
+	if o.Owner == "" {
+		return fmt.Errorf("tokens/sqlite: put object %d: empty owner", o.ID)
+	}
+	for _, u := range o.SharedWith {
+		if u == "" {
+			return fmt.Errorf("tokens/sqlite: put object %d: share with empty user name", o.ID)
+		}
+	}
+	id := int64(o.ID)
+	var keyType any // NULL for objects that are not keys
+	if kt := o.KeyType(); kt != ^uint64(0) {
+		keyType = int64(kt)
+	}
+	_, err := t.exec(wPutObject, id, o.Owner, int64(o.Class()), keyType,
+		o.Attrs[0x3], o.Attrs[0x102], tokens.MarshalAttrs(o.Attrs), // CKA_LABEL, CKA_ID
+		o.Sealed != nil, o.Sealed)
+	if err != nil {
+		return fmt.Errorf("tokens/sqlite: put object %d: %w", o.ID, err)
+	}
+	if _, err := t.exec(wDeleteShares, id); err != nil {
+		return fmt.Errorf("tokens/sqlite: put object %d: shares: %w", o.ID, err)
+	}
+	for _, u := range o.SharedWith {
+		if _, err := t.exec(wInsertShare, id, u); err != nil {
+			return fmt.Errorf("tokens/sqlite: put object %d: shares: %w", o.ID, err)
+		}
+	}
+	return nil
+}
+
+// DeleteObject deletes the object and its shares, or returns an error
+// wrapping tokens.ErrNotFound.
+func (t *tx) DeleteObject(id uint64) error {
+	if id == 0 || id >= 1<<63 {
+		if err := t.checkDone(); err != nil {
+			return err
+		}
+		return notFound(fmt.Sprintf("object %d", id))
+	}
+	if _, err := t.exec(wDeleteShares, int64(id)); err != nil {
+		return fmt.Errorf("tokens/sqlite: delete object %d: %w", id, err)
+	}
+	res, err := t.exec(wDeleteObject, int64(id))
+	if err != nil {
+		return fmt.Errorf("tokens/sqlite: delete object %d: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("tokens/sqlite: delete object %d: %w", id, err)
+	} else if n == 0 {
+		return notFound(fmt.Sprintf("object %d", id))
+	}
+	return nil
+}
+
+func (t *tx) CountOwned(owner string) (int, error) {
+	if err := t.checkDone(); err != nil {
+		return 0, err
+	}
+	var n int
+	if err := t.row(wCountOwned, owner).Scan(&n); err != nil {
+		return 0, fmt.Errorf("tokens/sqlite: count objects of %q: %w", owner, err)
+	}
+	return n, nil
+}
+
+func (t *tx) RemoveSharesWith(user string) error {
+	if _, err := t.exec(wRemoveSharesWith, user); err != nil {
+		return fmt.Errorf("tokens/sqlite: remove shares with %q: %w", user, err)
+	}
+	return nil
+}
+
+func (t *tx) Meta(key string) ([]byte, error) {
+	if err := t.checkDone(); err != nil {
+		return nil, err
+	}
+	return getMeta(t.row(wMeta, key), key)
+}
+
+func (t *tx) PutMeta(key string, value []byte) error {
+	if _, err := t.exec(wPutMeta, key, value); err != nil {
+		return fmt.Errorf("tokens/sqlite: put meta %q: %w", key, err)
+	}
+	return nil
+}
