@@ -3,6 +3,7 @@ package tokens
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -107,7 +108,7 @@ func (m *Machine) Apply(index uint64, raw []byte) error {
 	if err != nil {
 		// A command that cannot be decoded is refused alike everywhere.
 		uerr := m.store.Update(index, func(Tx) error { return err })
-		if uerr != nil && uerr != err {
+		if uerr != nil && uerr != err && !errors.Is(uerr, ErrAlreadyApplied) {
 			return &StoreError{uerr}
 		}
 		return Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
@@ -137,11 +138,14 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 		changed = ids
 		return nil
 	})
+	if errors.Is(err, ErrAlreadyApplied) {
+		return nil // a replay after restart: the change is already in the store
+	}
+	if err != nil && err != refusal {
+		return &StoreError{err}
+	}
 	if refusal != nil {
 		return refusal
-	}
-	if err != nil {
-		return &StoreError{err}
 	}
 	if m.OnObjectChange != nil {
 		for _, id := range changed {
@@ -196,7 +200,7 @@ func applyInit(tx Tx, _ *Sealer, c *Command) ([]uint64, error) {
 func userFor(tx Tx, s *Sealer, name string) (*User, error) {
 	u, err := tx.User(name)
 	if err != nil {
-		if err == ErrNotFound {
+		if errors.Is(err, ErrNotFound) {
 			return nil, Errorf(ck.CKR_USER_PIN_NOT_INITIALIZED, "no user %q", name)
 		}
 		return nil, err
@@ -225,7 +229,7 @@ func applyCreateUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	}
 	if _, err := tx.User(u.Name); err == nil {
 		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "user %q already exists", u.Name)
-	} else if err != ErrNotFound {
+	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
 	nu := &User{Name: u.Name, Role: u.Role, PasswordHash: u.PasswordHash, Generation: 1, Created: c.Time}
@@ -343,7 +347,7 @@ func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		}
 		if _, err := tx.Object(o.ID); err == nil {
 			return nil, Errorf(ck.CKR_FUNCTION_FAILED, "object id collision")
-		} else if err != ErrNotFound {
+		} else if !errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
 		n := o.Clone()
@@ -359,7 +363,7 @@ func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 // objectFor reads an object, checks its MAC and the actor's relation to it.
 func objectFor(tx Tx, s *Sealer, c *Command, act Action) (*Object, error) {
 	o, err := tx.Object(c.ObjectID)
-	if err == ErrNotFound {
+	if errors.Is(err, ErrNotFound) {
 		return nil, Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
 	}
 	if err != nil {

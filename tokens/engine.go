@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -155,7 +156,7 @@ func (e *Engine) Login(ctx context.Context, name, password string) (*User, error
 		return nil, Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
 	}
 	u, err := e.user(name)
-	if err == ErrNotFound {
+	if errors.Is(err, ErrNotFound) {
 		VerifyPassword(dummyHash, password)
 		return nil, Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
 	}
@@ -183,7 +184,7 @@ func (e *Engine) Login(ctx context.Context, name, password string) (*User, error
 // has not had its password reset since the session began.
 func (e *Engine) CheckUser(name string, generation uint64) (*User, error) {
 	u, err := e.user(name)
-	if err == ErrNotFound {
+	if errors.Is(err, ErrNotFound) {
 		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the user no longer exists")
 	}
 	if err != nil {
@@ -328,7 +329,7 @@ func (e *Engine) lookup(c Caller, id uint64, act Action) (*Object, *sessionObjec
 		return nil, nil, err
 	}
 	o, err := e.store.Object(id)
-	if err == ErrNotFound {
+	if errors.Is(err, ErrNotFound) {
 		return nil, nil, Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
 	}
 	if err != nil {
@@ -852,4 +853,10 @@ func (e *Engine) GenerateKeyPair(ctx context.Context, c Caller, m Mech, pubT, pr
 		return 0, 0, err
 	}
 	return ids[0], ids[1], nil
+}
+
+// HasUsers tells whether any user exists (the cluster is activated).
+func (e *Engine) HasUsers() (bool, error) {
+	us, err := e.store.Users()
+	return len(us) > 0, err
 }

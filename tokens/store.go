@@ -1,5 +1,7 @@
 package tokens
 
+import "errors"
+
 // Store keeps users, token objects and shares. Reads may be served at any
 // time; every write goes through Update, which the engine calls only from
 // Apply, so that the same commands in the same order give the same state on
@@ -53,6 +55,11 @@ type Query struct {
 	ID      []byte // CKA_ID; nil matches any
 	Limit   int    // 0 means no limit
 }
+
+// ErrAlreadyApplied is returned (wrapped) by Store.Update for a log index
+// at or below the last applied one: a replay after restart, which the machine
+// skips.
+var ErrAlreadyApplied = errors.New("command index already applied")
 
 // ErrNotFound is returned by reads of a missing user, object or meta key.
 var ErrNotFound = &Error{RV: 0x82, Msg: "not found"} // CKR_OBJECT_HANDLE_INVALID

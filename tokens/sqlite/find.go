@@ -24,7 +24,7 @@ import (
 //     one per object of that class, which is the better bound because
 //     classes are few and shares are bounded by what U was given.
 //
-// The join order "owner <> U" keeps the branches disjoint even if an owner
+// The condition owner <> U keeps the branches disjoint even if an owner
 // is listed in its own object's shares.
 func buildFind(q tokens.Query) (string, []any) {
 	var conds []string
@@ -48,6 +48,7 @@ func buildFind(q tokens.Query) (string, []any) {
 	}
 	if q.Label != nil {
 		if len(q.Label) == 0 {
+			// A literal: never at the mercy of how an empty slice binds.
 			conds = append(conds, "o.label = x''")
 		} else {
 			conds = append(conds, "o.label = ?")
@@ -87,10 +88,13 @@ func buildFind(q tokens.Query) (string, []any) {
 	}
 	all = append(all, args...)
 
-	b.WriteString("\nUNION ALL\nSELECT " + objectCols)
 	if q.Label != nil || q.ID != nil {
+		b.WriteString("\nUNION ALL\nSELECT " + objectCols)
 		b.WriteString("\nFROM objects o CROSS JOIN shares s ON s.object_id = o.id AND s.user = ?")
 	} else {
+		// s.object_id rather than o.id: the same value, but SQLite then sees
+		// that shares_user already yields it in order, and needs no sort.
+		b.WriteString("\nUNION ALL\nSELECT s.object_id, " + objectRest)
 		b.WriteString("\nFROM shares s CROSS JOIN objects o ON o.id = s.object_id AND s.user = ?")
 	}
 	b.WriteString("\nWHERE o.owner <> ?")

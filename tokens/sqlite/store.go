@@ -18,12 +18,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/openhsm/openhsm/tokens"
@@ -69,8 +71,8 @@ func Exists(path string) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
-// Open opens the token store at path, creating the file if it does not
-// exist, and brings its schema up to date. The directory must exist. Open
+// Open opens the token store at path, creating the file (mode 0600) if it
+// does not exist, and brings its schema up to date. The directory must exist. Open
 // never deletes or truncates data: it refuses a file that is not an SQLite
 // database, an SQLite database that is not a token store, and a token store
 // written by a newer schema version (ErrNewerSchema), without writing to it.
@@ -90,6 +92,13 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if fi, err := os.Stat(abs); err == nil && !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("tokens/sqlite: %s is not a regular file", abs)
+	}
+	// Create a new file owner-only (SQLite would make it 0644); its -wal and
+	// -shm files inherit the mode. O_EXCL: never truncate an existing file.
+	if f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("tokens/sqlite: %w", err)
 	}
 
 	s := &Store{path: abs, findStmts: map[string]*sql.Stmt{}}
@@ -169,7 +178,11 @@ func (s *Store) open(ctx context.Context, opts Options) error {
 // fileURI makes an SQLite URI for an absolute path, so that SQLite honours
 // mode=ro and mode=rwc.
 func fileURI(abs string, q url.Values) string {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // a Windows drive letter: file:///C:/...
+	}
+	u := url.URL{Scheme: "file", Path: p, RawQuery: q.Encode()}
 	return u.String()
 }
 
@@ -229,10 +242,13 @@ const (
 )
 
 // objectCols are the columns scanObject reads, for objects aliased o.
-const objectCols = `o.id, o.owner, o.attrs, o.sealed, o.sealed IS NOT NULL,
+const objectCols = `o.id, ` + objectRest
+
+// objectRest are objectCols but the first.
+const objectRest = `o.owner, o.attrs, o.sealed, o.sealed IS NOT NULL, o.mac,
 	(SELECT group_concat(hex(sh.user), ',') FROM shares sh WHERE sh.object_id = o.id)`
 
-const userCols = `name, role, password_hash, failed_logins, locked, generation, created`
+const userCols = `name, role, password_hash, failed_logins, locked, generation, created, mac`
 
 var readSQL = [numReadStmts]string{
 	rUser:    `SELECT ` + userCols + ` FROM users WHERE name = ?`,
@@ -251,7 +267,7 @@ func scanUser(row scanner) (*tokens.User, error) {
 		locked bool
 		gen    int64
 	)
-	if err := row.Scan(&u.Name, &role, &u.PasswordHash, &u.FailedLogins, &locked, &gen, &u.Created); err != nil {
+	if err := row.Scan(&u.Name, &role, &u.PasswordHash, &u.FailedLogins, &locked, &gen, &u.Created, &u.MAC); err != nil {
 		return nil, err
 	}
 	u.Role = tokens.Role(role)
@@ -269,7 +285,7 @@ func scanObject(row scanner) (*tokens.Object, error) {
 		hasSealed bool
 		shares    sql.NullString
 	)
-	if err := row.Scan(&id, &o.Owner, &attrs, &sealed, &hasSealed, &shares); err != nil {
+	if err := row.Scan(&id, &o.Owner, &attrs, &sealed, &hasSealed, &o.MAC, &shares); err != nil {
 		return nil, err
 	}
 	o.ID = uint64(id)
@@ -350,7 +366,11 @@ func getUser(row *sql.Row, name string) (*tokens.User, error) {
 
 // Users returns every user, ordered by name.
 func (s *Store) Users() ([]*tokens.User, error) {
-	rows, err := s.rstmts[rUsers].QueryContext(context.Background())
+	return getUsers(s.rstmts[rUsers])
+}
+
+func getUsers(st *sql.Stmt) ([]*tokens.User, error) {
+	rows, err := st.QueryContext(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("tokens/sqlite: read users: %w", err)
 	}

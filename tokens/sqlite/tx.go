@@ -13,6 +13,7 @@ import (
 // each Update's transaction with sql.Tx.Stmt.
 const (
 	wUser = iota
+	wUsers
 	wPutUser
 	wDeleteUser
 	wObject
@@ -30,22 +31,24 @@ const (
 )
 
 var writeSQL = [numWriteStmts]string{
-	wUser: readSQL[rUser],
-	wPutUser: `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)
+	wUser:  readSQL[rUser],
+	wUsers: readSQL[rUsers],
+	wPutUser: `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash,
 		failed_logins = excluded.failed_logins, locked = excluded.locked,
-		generation = excluded.generation, created = excluded.created`,
+		generation = excluded.generation, created = excluded.created, mac = excluded.mac`,
 	wDeleteUser: `DELETE FROM users WHERE name = ?`,
 	wObject:     readSQL[rObject],
-	// The driver binds an empty []byte as NULL, hence the coalesce; sealed
-	// is NULL only when Object.Sealed is nil.
-	wPutObject: `INSERT INTO objects (id, owner, class, key_type, label, ckaid, attrs, sealed)
-	VALUES (?, ?, ?, ?, coalesce(?, x''), coalesce(?, x''), coalesce(?, x''), CASE WHEN ? THEN coalesce(?, x'') END)
+	// A nil []byte binds as NULL (a missing label, or MarshalAttrs of no
+	// attributes), hence the coalesce; sealed is NULL only when
+	// Object.Sealed is nil.
+	wPutObject: `INSERT INTO objects (id, owner, class, key_type, label, ckaid, attrs, sealed, mac)
+	VALUES (?, ?, ?, ?, coalesce(?, x''), coalesce(?, x''), coalesce(?, x''), CASE WHEN ? THEN coalesce(?, x'') END, ?)
 	ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, class = excluded.class,
 		key_type = excluded.key_type, label = excluded.label, ckaid = excluded.ckaid,
-		attrs = excluded.attrs, sealed = excluded.sealed`,
+		attrs = excluded.attrs, sealed = excluded.sealed, mac = excluded.mac`,
 	wDeleteShares:     `DELETE FROM shares WHERE object_id = ?`,
-	wInsertShare:      `INSERT OR IGNORE INTO shares (object_id, user) VALUES (?, ?)`,
+	wInsertShare:      `INSERT INTO shares (object_id, user) VALUES (?, ?)`,
 	wDeleteObject:     `DELETE FROM objects WHERE id = ?`,
 	wCountOwned:       `SELECT count(*) FROM objects WHERE owner = ?`,
 	wRemoveSharesWith: `DELETE FROM shares WHERE user = ?`,
@@ -58,7 +61,7 @@ var writeSQL = [numWriteStmts]string{
 
 // ErrReplay is returned (wrapped) by Update for a command index that is not
 // above the applied index.
-var ErrReplay = errors.New("command index already applied")
+var ErrReplay = tokens.ErrAlreadyApplied
 
 // Update runs fn in one write transaction (BEGIN IMMEDIATE) and records
 // index as the applied index in the same transaction.
@@ -182,12 +185,20 @@ func (t *tx) User(name string) (*tokens.User, error) {
 	return getUser(t.row(wUser, name), name)
 }
 
+// Users returns every user, ordered by name, as the transaction sees them.
+func (t *tx) Users() ([]*tokens.User, error) {
+	if err := t.checkDone(); err != nil {
+		return nil, err
+	}
+	return getUsers(t.stmt(wUsers))
+}
+
 func (t *tx) PutUser(u *tokens.User) error {
 	if u == nil || u.Name == "" {
 		return errors.New("tokens/sqlite: put user: empty name")
 	}
 	_, err := t.exec(wPutUser, u.Name, int64(u.Role), u.PasswordHash, int64(u.FailedLogins),
-		u.Locked, int64(u.Generation), u.Created)
+		u.Locked, int64(u.Generation), u.Created, nilIfEmpty(u.MAC))
 	if err != nil {
 		return fmt.Errorf("tokens/sqlite: put user %q: %w", u.Name, err)
 	}
@@ -210,6 +221,14 @@ func (t *tx) DeleteUser(name string) error {
 	return nil
 }
 
+// nilIfEmpty stores an empty MAC as NULL; it reads back as nil.
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
 func (t *tx) Object(id uint64) (*tokens.Object, error) {
 	if err := t.checkDone(); err != nil {
 		return nil, err
@@ -221,7 +240,8 @@ func (t *tx) Object(id uint64) (*tokens.Object, error) {
 }
 
 // PutObject inserts or replaces the object and sets its shares to exactly
-// o.SharedWith. o.ID must be in [1, 2^63).
+// o.SharedWith, which must be sorted without duplicates. o.ID must be in
+// [1, 2^63) and o.Owner not empty.
 func (t *tx) PutObject(o *tokens.Object) error {
 	if o == nil {
 		return errors.New("tokens/sqlite: put object: nil")
@@ -232,9 +252,13 @@ func (t *tx) PutObject(o *tokens.Object) error {
 	if o.Owner == "" {
 		return fmt.Errorf("tokens/sqlite: put object %d: empty owner", o.ID)
 	}
-	for _, u := range o.SharedWith {
+	for i, u := range o.SharedWith {
 		if u == "" {
 			return fmt.Errorf("tokens/sqlite: put object %d: share with empty user name", o.ID)
+		}
+		// Object.MAC covers SharedWith in order, and reads return it sorted.
+		if i > 0 && o.SharedWith[i-1] >= u {
+			return fmt.Errorf("tokens/sqlite: put object %d: SharedWith not sorted or has duplicates", o.ID)
 		}
 	}
 	id := int64(o.ID)
@@ -244,7 +268,7 @@ func (t *tx) PutObject(o *tokens.Object) error {
 	}
 	_, err := t.exec(wPutObject, id, o.Owner, int64(o.Class()), keyType,
 		o.Attrs[0x3], o.Attrs[0x102], tokens.MarshalAttrs(o.Attrs), // CKA_LABEL, CKA_ID
-		o.Sealed != nil, o.Sealed)
+		o.Sealed != nil, o.Sealed, nilIfEmpty(o.MAC))
 	if err != nil {
 		return fmt.Errorf("tokens/sqlite: put object %d: %w", o.ID, err)
 	}

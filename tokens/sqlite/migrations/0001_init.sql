@@ -11,7 +11,8 @@ CREATE TABLE users (
 	failed_logins INTEGER NOT NULL,
 	locked        INTEGER NOT NULL,
 	generation    INTEGER NOT NULL,
-	created       INTEGER NOT NULL
+	created       INTEGER NOT NULL,
+	mac           BLOB                 -- User.MAC; NULL when none
 );
 
 CREATE TABLE objects (
@@ -22,7 +23,8 @@ CREATE TABLE objects (
 	label    BLOB    NOT NULL,     -- CKA_LABEL; empty when absent
 	ckaid    BLOB    NOT NULL,     -- CKA_ID; empty when absent
 	attrs    BLOB    NOT NULL,     -- tokens.MarshalAttrs
-	sealed   BLOB                  -- sealed secret material; NULL when none
+	sealed   BLOB,                 -- sealed secret material; NULL when none
+	mac      BLOB                  -- Object.MAC; NULL when none
 );
 
 CREATE INDEX objects_owner_label ON objects (owner, label);

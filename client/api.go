@@ -1,0 +1,394 @@
+package client
+
+import (
+	"context"
+	"math"
+
+	"google.golang.org/grpc"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/tokens"
+)
+
+// One method per RPC of hsmd (see hsmd/hsmpb/hsm.proto). Every error is a
+// *tokens.Error carrying the PKCS#11 return value.
+
+// Bootstrap creates the first crypto officer of a new cluster. It needs no
+// session, only the client certificate, and works once per cluster.
+func (c *Client) Bootstrap(ctx context.Context, user, password string) error {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	return c.rpc(ctx, "", func(ctx context.Context, api hsmpb.HSMClient) error {
+		_, err := api.Bootstrap(ctx, &hsmpb.BootstrapRequest{User: user, Password: password})
+		return err
+	})
+}
+
+// Info describes the current node and its cluster. It needs no session
+// (the token is sent if there is one).
+func (c *Client) Info(ctx context.Context) (*Info, error) {
+	var r *hsmpb.InfoResponse
+	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = api.Info(ctx, &hsmpb.Empty{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return infoFromPB(r), nil
+}
+
+// ---- users ----
+
+// normRole accepts what tokens.ParseRole accepts and gives "CO" or "CU".
+func normRole(role string) (string, error) {
+	r, err := tokens.ParseRole(role)
+	if err != nil {
+		return "", argErr("%v", err)
+	}
+	return r.String(), nil
+}
+
+// CreateUser makes a crypto officer ("CO") or crypto user ("CU"). Only a
+// crypto officer may.
+func (c *Client) CreateUser(ctx context.Context, name, role, password string) error {
+	r, err := normRole(role)
+	if err != nil {
+		return err
+	}
+	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
+		_, err := api.CreateUser(ctx, &hsmpb.CreateUserRequest{User: name, Role: r, Password: password})
+		return err
+	})
+}
+
+// DeleteUser deletes a user.
+func (c *Client) DeleteUser(ctx context.Context, name string) error {
+	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
+		_, err := api.DeleteUser(ctx, &hsmpb.UserRequest{User: name})
+		return err
+	})
+}
+
+// SetPassword sets a user's password: a crypto officer's reset of another
+// user's, or a user's own. Changing one's own password ends one's
+// sessions; the client then logs in again with the new password.
+func (c *Client) SetPassword(ctx context.Context, name, password string) error {
+	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
+		_, err := api.SetPassword(ctx, &hsmpb.SetPasswordRequest{User: name, Password: password})
+		return err
+	})
+	if err == nil {
+		c.passwordChanged(name, password)
+	}
+	return err
+}
+
+// UnlockUser clears a user's lockout after too many wrong passwords.
+func (c *Client) UnlockUser(ctx context.Context, name string) error {
+	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
+		_, err := api.UnlockUser(ctx, &hsmpb.UserRequest{User: name})
+		return err
+	})
+}
+
+// ListUsers lists every user.
+func (c *Client) ListUsers(ctx context.Context) ([]UserInfo, error) {
+	var r *hsmpb.ListUsersResponse
+	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = api.ListUsers(ctx, &hsmpb.Empty{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return usersFromPB(r.GetUsers()), nil
+}
+
+// ---- objects ----
+
+// CreateObject creates an object (C_CreateObject) and returns its handle.
+func (c *Client) CreateObject(ctx context.Context, tmpl tokens.Template) (uint64, error) {
+	var r *hsmpb.ObjectResponse
+	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = api.CreateObject(ctx, &hsmpb.CreateObjectRequest{Template: TemplateToPB(tmpl)})
+		return err
+	})
+	return r.GetObject(), err
+}
+
+// CopyObject copies an object with the template's changes (C_CopyObject).
+func (c *Client) CopyObject(ctx context.Context, id uint64, tmpl tokens.Template) (uint64, error) {
+	var r *hsmpb.ObjectResponse
+	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = api.CopyObject(ctx, &hsmpb.CopyObjectRequest{Object: id, Template: TemplateToPB(tmpl)})
+		return err
+	})
+	return r.GetObject(), err
+}
+
+// DestroyObject destroys an object.
+func (c *Client) DestroyObject(ctx context.Context, id uint64) error {
+	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
+		_, err := api.DestroyObject(ctx, &hsmpb.ObjectRequest{Object: id})
+		return err
+	})
+}
+
+func clampMax(max int) uint32 {
+	switch {
+	case max <= 0:
+		return 0
+	case max > math.MaxUint32:
+		return math.MaxUint32
+	}
+	return uint32(max)
+}
+
+// FindObjects returns the handles of the objects the user can see that
+// match the template (C_FindObjects), at most max of them (0: the server's
+// limit).
+func (c *Client) FindObjects(ctx context.Context, tmpl tokens.Template, max int) ([]uint64, error) {
+	var r *hsmpb.FindObjectsResponse
+	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = api.FindObjects(ctx, &hsmpb.FindObjectsRequest{Template: TemplateToPB(tmpl), Max: clampMax(max)})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r.GetObjects(), nil
+}
+
+// ListObjects is FindObjects with each object's owner, public attributes
+// and sharing, for administration.
+func (c *Client) ListObjects(ctx context.Context, tmpl tokens.Template, max int) ([]ObjectInfo, error) {
+	var r *hsmpb.ListObjectsResponse
+	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = api.ListObjects(ctx, &hsmpb.FindObjectsRequest{Template: TemplateToPB(tmpl), Max: clampMax(max)})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return objectsFromPB(r.GetObjects()), nil
+}
+
+// GetAttributes reads attributes (C_GetAttributeValue). Each answer has its
+// own RV: CKR_OK, CKR_ATTRIBUTE_SENSITIVE or CKR_ATTRIBUTE_TYPE_INVALID.
+func (c *Client) GetAttributes(ctx context.Context, id uint64, types []uint64) ([]tokens.AttrValue, error) {
+	var r *hsmpb.GetAttributesResponse
+	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = api.GetAttributes(ctx, &hsmpb.GetAttributesRequest{Object: id, Types: types})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return attrValuesFromPB(r.GetValues()), nil
+}
+
+// SetAttributes changes attributes (C_SetAttributeValue).
+func (c *Client) SetAttributes(ctx context.Context, id uint64, tmpl tokens.Template) error {
+	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
+		_, err := api.SetAttributes(ctx, &hsmpb.SetAttributesRequest{Object: id, Template: TemplateToPB(tmpl)})
+		return err
+	})
+}
+
+// Share lets another crypto user use a key the caller owns.
+func (c *Client) Share(ctx context.Context, id uint64, user string) error {
+	return c.share(ctx, id, user, false)
+}
+
+// Unshare takes back a Share.
+func (c *Client) Unshare(ctx context.Context, id uint64, user string) error {
+	return c.share(ctx, id, user, true)
+}
+
+func (c *Client) share(ctx context.Context, id uint64, user string, unshare bool) error {
+	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
+		_, err := api.Share(ctx, &hsmpb.ShareRequest{Object: id, User: user, Unshare: unshare})
+		return err
+	})
+}
+
+// ---- keys ----
+
+// GenerateKey generates a secret key (C_GenerateKey).
+func (c *Client) GenerateKey(ctx context.Context, m tokens.Mech, tmpl tokens.Template) (uint64, error) {
+	pm, err := MechToPB(m)
+	if err != nil {
+		return 0, err
+	}
+	var r *hsmpb.ObjectResponse
+	err = c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = api.GenerateKey(ctx, &hsmpb.GenerateKeyRequest{Mechanism: pm, Template: TemplateToPB(tmpl)})
+		return err
+	})
+	return r.GetObject(), err
+}
+
+// GenerateKeyPair generates a key pair (C_GenerateKeyPair).
+func (c *Client) GenerateKeyPair(ctx context.Context, m tokens.Mech, pubT, privT tokens.Template) (pub, priv uint64, err error) {
+	pm, err := MechToPB(m)
+	if err != nil {
+		return 0, 0, err
+	}
+	var r *hsmpb.KeyPairResponse
+	err = c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = api.GenerateKeyPair(ctx, &hsmpb.GenerateKeyPairRequest{Mechanism: pm, PublicTemplate: TemplateToPB(pubT), PrivateTemplate: TemplateToPB(privT)})
+		return err
+	})
+	return r.GetPublicKey(), r.GetPrivateKey(), err
+}
+
+// WrapKey wraps key with wrappingKey (C_WrapKey).
+func (c *Client) WrapKey(ctx context.Context, m tokens.Mech, wrappingKey, key uint64) ([]byte, error) {
+	pm, err := MechToPB(m)
+	if err != nil {
+		return nil, err
+	}
+	return c.data(ctx, func(ctx context.Context, api hsmpb.HSMClient) (*hsmpb.DataResponse, error) {
+		return api.WrapKey(ctx, &hsmpb.WrapKeyRequest{Mechanism: pm, WrappingKey: wrappingKey, Key: key})
+	})
+}
+
+// UnwrapKey unwraps a key into a new object (C_UnwrapKey).
+func (c *Client) UnwrapKey(ctx context.Context, m tokens.Mech, unwrappingKey uint64, wrapped []byte, tmpl tokens.Template) (uint64, error) {
+	pm, err := MechToPB(m)
+	if err != nil {
+		return 0, err
+	}
+	var r *hsmpb.ObjectResponse
+	err = c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = api.UnwrapKey(ctx, &hsmpb.UnwrapKeyRequest{Mechanism: pm, UnwrappingKey: unwrappingKey, WrappedKey: wrapped, Template: TemplateToPB(tmpl)})
+		return err
+	})
+	return r.GetObject(), err
+}
+
+// DeriveKey derives a key from baseKey (C_DeriveKey).
+func (c *Client) DeriveKey(ctx context.Context, m tokens.Mech, baseKey uint64, tmpl tokens.Template) (uint64, error) {
+	pm, err := MechToPB(m)
+	if err != nil {
+		return 0, err
+	}
+	var r *hsmpb.ObjectResponse
+	err = c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = api.DeriveKey(ctx, &hsmpb.DeriveKeyRequest{Mechanism: pm, BaseKey: baseKey, Template: TemplateToPB(tmpl)})
+		return err
+	})
+	return r.GetObject(), err
+}
+
+// ---- cryptography ----
+
+func (c *Client) data(ctx context.Context, fn func(ctx context.Context, api hsmpb.HSMClient) (*hsmpb.DataResponse, error)) ([]byte, error) {
+	var r *hsmpb.DataResponse
+	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = fn(ctx, api)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	d := r.GetData()
+	if d == nil {
+		d = []byte{}
+	}
+	return d, nil
+}
+
+func (c *Client) crypt(ctx context.Context, m tokens.Mech, id uint64, data []byte,
+	fn func(hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error)) ([]byte, error) {
+	pm, err := MechToPB(m)
+	if err != nil {
+		return nil, err
+	}
+	req := &hsmpb.CryptoRequest{Mechanism: pm, Key: id, Data: data}
+	return c.data(ctx, func(ctx context.Context, api hsmpb.HSMClient) (*hsmpb.DataResponse, error) {
+		return fn(api)(ctx, req)
+	})
+}
+
+// Sign signs (or MACs) data with key id (C_Sign).
+func (c *Client) Sign(ctx context.Context, id uint64, m tokens.Mech, data []byte) ([]byte, error) {
+	return c.crypt(ctx, m, id, data, func(a hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error) {
+		return a.Sign
+	})
+}
+
+// Verify checks a signature (or MAC) (C_Verify). A bad signature gives
+// CKR_SIGNATURE_INVALID (or CKR_SIGNATURE_LEN_RANGE).
+func (c *Client) Verify(ctx context.Context, id uint64, m tokens.Mech, data, sig []byte) error {
+	pm, err := MechToPB(m)
+	if err != nil {
+		return err
+	}
+	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
+		_, err := api.Verify(ctx, &hsmpb.VerifyRequest{Mechanism: pm, Key: id, Data: data, Signature: sig})
+		return err
+	})
+}
+
+// Encrypt encrypts data with key id (C_Encrypt).
+func (c *Client) Encrypt(ctx context.Context, id uint64, m tokens.Mech, data []byte) ([]byte, error) {
+	return c.crypt(ctx, m, id, data, func(a hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error) {
+		return a.Encrypt
+	})
+}
+
+// Decrypt decrypts data with key id (C_Decrypt).
+func (c *Client) Decrypt(ctx context.Context, id uint64, m tokens.Mech, data []byte) ([]byte, error) {
+	return c.crypt(ctx, m, id, data, func(a hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error) {
+		return a.Decrypt
+	})
+}
+
+// OutputLength tells how long the output of op ("sign", "encrypt" or
+// "decrypt") on inLen bytes with key id can be, without doing it.
+func (c *Client) OutputLength(ctx context.Context, id uint64, m tokens.Mech, op string, inLen int) (int, error) {
+	if inLen < 0 {
+		return 0, argErr("negative input length")
+	}
+	pm, err := MechToPB(m)
+	if err != nil {
+		return 0, err
+	}
+	var r *hsmpb.OutputLengthResponse
+	err = c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = api.OutputLength(ctx, &hsmpb.OutputLengthRequest{Mechanism: pm, Key: id, Operation: op, InputLength: uint64(inLen)})
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := r.GetLength()
+	if n > math.MaxInt32 {
+		return 0, tokens.Errorf(ck.CKR_DEVICE_ERROR, "the server gave an output length of %d", n)
+	}
+	return int(n), nil
+}
+
+// Digest hashes data (C_Digest); it needs no key.
+func (c *Client) Digest(ctx context.Context, m tokens.Mech, data []byte) ([]byte, error) {
+	pm, err := MechToPB(m)
+	if err != nil {
+		return nil, err
+	}
+	return c.data(ctx, func(ctx context.Context, api hsmpb.HSMClient) (*hsmpb.DataResponse, error) {
+		return api.Digest(ctx, &hsmpb.DigestRequest{Mechanism: pm, Data: data})
+	})
+}
+
+// GenerateRandom returns n random bytes from the HSM.
+func (c *Client) GenerateRandom(ctx context.Context, n int) ([]byte, error) {
+	if n < 0 || n > math.MaxUint32 {
+		return nil, argErr("random length %d out of range", n)
+	}
+	return c.data(ctx, func(ctx context.Context, api hsmpb.HSMClient) (*hsmpb.DataResponse, error) {
+		return api.GenerateRandom(ctx, &hsmpb.RandomRequest{Length: uint32(n)})
+	})
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/pki"
+)
+
+// ConfigFile is the client configuration cluster init writes.
+const configFile = "client.toml"
+
+// caName is the common name of the CA cluster init makes.
+const caName = "openhsm cluster CA"
+
+// basePort numbers the default node addresses 127.0.0.1:4001, 4002, ...
+const basePort = 4001
+
+// maxNodes bounds --nodes.
+const maxNodes = 64
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+type initFile struct {
+	Name string `json:"name,omitempty"`
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
+}
+
+type initResult struct {
+	Dir    string     `json:"dir"`
+	CA     initFile   `json:"ca"`
+	Nodes  []initFile `json:"nodes"`
+	Client initFile   `json:"client"`
+	Config string     `json:"config"`
+	Addrs  []string   `json:"node_addrs"`
+}
+
+func (c *cli) clusterInit(args []string) error {
+	fs := c.newFlags("cluster init")
+	dir := fs.String("dir", "", "directory to create the files in")
+	nodes := fs.Int("nodes", 3, "number of node certificates")
+	hosts := fs.String("hosts", "", "comma-separated host names and IP addresses of the nodes")
+	clientName := fs.String("client", "client", "name of the client certificate")
+	addrs := fs.String("node-addrs", "", "comma-separated node addresses (host:port) for client.toml")
+	if _, err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return usagef("cluster init: --dir is required")
+	}
+	if *nodes < 1 || *nodes > maxNodes {
+		return usagef("cluster init: --nodes must be 1 to %d", maxNodes)
+	}
+	if err := pki.ValidateName(*clientName); err != nil {
+		return usagef("cluster init: --client: %v", err)
+	}
+	nodeNames := make([]string, *nodes)
+	for i := range nodeNames {
+		nodeNames[i] = fmt.Sprintf("node%d", i+1)
+		if nodeNames[i] == *clientName {
+			return usagef("cluster init: --client %q is also a node name", *clientName)
+		}
+	}
+	hostList := splitList(*hosts)
+	nodeAddrs := splitList(*addrs)
+	for _, a := range nodeAddrs {
+		if err := client.CheckNodeAddr(a); err != nil {
+			return usagef("cluster init: --node-addrs: %v", err)
+		}
+	}
+	if len(nodeAddrs) == 0 {
+		for i := range *nodes {
+			nodeAddrs = append(nodeAddrs, fmt.Sprintf("127.0.0.1:%d", basePort+i))
+		}
+	}
+
+	absDir, err := filepath.Abs(*dir)
+	if err != nil {
+		return err
+	}
+	res := initResult{
+		Dir:    absDir,
+		CA:     initFile{Cert: filepath.Join(absDir, pki.CACertFile), Key: filepath.Join(absDir, pki.CAKeyFile)},
+		Client: initFile{Name: *clientName, Cert: pki.CertPath(absDir, *clientName), Key: pki.KeyPath(absDir, *clientName)},
+		Config: filepath.Join(absDir, configFile),
+		Addrs:  nodeAddrs,
+	}
+	all := []string{res.CA.Cert, res.CA.Key, res.Client.Cert, res.Client.Key, res.Config}
+	for _, n := range nodeNames {
+		f := initFile{Name: n, Cert: pki.CertPath(absDir, n), Key: pki.KeyPath(absDir, n)}
+		res.Nodes = append(res.Nodes, f)
+		all = append(all, f.Cert, f.Key)
+	}
+	// Refuse before making anything, so a second run changes nothing.
+	for _, p := range all {
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("cluster init: refusing to overwrite existing file %q", p)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("cluster init: %w", err)
+		}
+	}
+	if err := c.makeCluster(absDir, nodeNames, hostList, *clientName, nodeAddrs, all); err != nil {
+		return err
+	}
+
+	if c.g.json {
+		return c.printJSON(res)
+	}
+	out := c.io.out
+	fmt.Fprintf(out, "created in %s:\n", absDir)
+	fmt.Fprintf(out, "  CA           %s (key %s: keep it offline)\n", res.CA.Cert, res.CA.Key)
+	for _, n := range res.Nodes {
+		fmt.Fprintf(out, "  %-12s %s, %s\n", n.Name, n.Cert, n.Key)
+	}
+	fmt.Fprintf(out, "  client %-5s %s, %s\n", *clientName, res.Client.Cert, res.Client.Key)
+	fmt.Fprintf(out, "  config       %s (nodes %s)\n", res.Config, strings.Join(nodeAddrs, ", "))
+	if *addrs == "" {
+		fmt.Fprintf(out, "edit the nodes list in %s if the daemons listen elsewhere\n", res.Config)
+	}
+	return nil
+}
+
+// makeCluster writes the files; on failure it removes the ones it made.
+func (c *cli) makeCluster(dir string, nodeNames, hosts []string, clientName string, addrs, all []string) (err error) {
+	defer func() {
+		if err != nil {
+			for _, p := range all {
+				os.Remove(p)
+			}
+		}
+	}()
+	ca, err := pki.CreateCA(dir, caName)
+	if err != nil {
+		return fmt.Errorf("cluster init: %w", err)
+	}
+	for _, n := range nodeNames {
+		if err := ca.IssueNode(dir, n, hosts); err != nil {
+			return fmt.Errorf("cluster init: node %s: %w", n, err)
+		}
+	}
+	if err := ca.IssueClient(dir, clientName); err != nil {
+		return fmt.Errorf("cluster init: client: %w", err)
+	}
+	cfg := &client.Config{
+		Nodes:      addrs,
+		CA:         pki.CACertFile,
+		Cert:       filepath.Base(pki.CertPath(dir, clientName)),
+		Key:        filepath.Base(pki.KeyPath(dir, clientName)),
+		ServerName: client.DefaultServerName,
+	}
+	data, err := cfg.Marshal()
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, configFile)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("cluster init: %w", err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return fmt.Errorf("cluster init: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("cluster init: write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("cluster init: write %s: %w", path, err)
+	}
+	return nil
+}
+
+func (c *cli) clusterActivate(ctx context.Context, args []string) error {
+	fs := c.newFlags("cluster activate")
+	if _, err := c.parse(fs, args); err != nil {
+		return err
+	}
+	user, password, err := c.credentials()
+	if err != nil {
+		return err
+	}
+	hc, done, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := hc.Bootstrap(ctx, user, password); err != nil {
+		return fmt.Errorf("activate: %w", err)
+	}
+	return c.say(map[string]any{"activated": true, "user": user, "role": "CO"},
+		"cluster activated: crypto officer %q created", user)
+}
+
+type mechJSON struct {
+	Name       string `json:"name"`
+	Type       uint64 `json:"type"`
+	MinKeySize uint64 `json:"min_key_size"`
+	MaxKeySize uint64 `json:"max_key_size"`
+	Flags      uint64 `json:"flags"`
+}
+
+func (c *cli) info(ctx context.Context, args []string) error {
+	fs := c.newFlags("info")
+	if _, err := c.parse(fs, args); err != nil {
+		return err
+	}
+	hc, done, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	in, err := hc.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		mechs := make([]mechJSON, 0, len(in.Mechanisms))
+		for _, m := range in.Mechanisms {
+			mechs = append(mechs, mechJSON{Name: ck.MechName(m.Type), Type: m.Type, MinKeySize: m.MinKeySize, MaxKeySize: m.MaxKeySize, Flags: m.Flags})
+		}
+		return c.printJSON(map[string]any{
+			"version": in.Version, "cluster_id": in.ClusterID, "node": in.Node,
+			"address": hc.Node(), "initialized": in.Initialized, "mechanisms": mechs,
+		})
+	}
+	out := c.io.out
+	fmt.Fprintf(out, "version      %s\n", clean(in.Version))
+	fmt.Fprintf(out, "cluster      %s\n", clean(in.ClusterID))
+	fmt.Fprintf(out, "node         %s (%s)\n", clean(in.Node), hc.Node())
+	fmt.Fprintf(out, "activated    %s\n", yesNo(in.Initialized))
+	fmt.Fprintf(out, "mechanisms   %d\n", len(in.Mechanisms))
+	for _, m := range in.Mechanisms {
+		fmt.Fprintf(out, "  %-32s %d-%d\n", ck.MechName(m.Type), m.MinKeySize, m.MaxKeySize)
+	}
+	return nil
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

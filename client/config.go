@@ -1,0 +1,388 @@
+package client
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// EnvConfig is the environment variable that names the client
+// configuration file; ConfigFromEnv reads it.
+const EnvConfig = "HSM_CONFIG"
+
+// DefaultConfigPath is the configuration file used when HSM_CONFIG is unset
+// or empty.
+const DefaultConfigPath = "/etc/openhsm/client.toml"
+
+// Defaults for the optional settings.
+const (
+	DefaultServerName = "localhost"
+	DefaultLogLevel   = "info"
+	DefaultTimeout    = 30 * time.Second
+)
+
+// Config is the client configuration, normally loaded from a TOML file:
+//
+//	nodes       = ["127.0.0.1:4001", "10.0.0.2:4001"]  # required, host:port each
+//	ca          = "ca.pem"           # required: the cluster CA certificate
+//	cert        = "client.pem"       # required: this client's certificate
+//	key         = "client-key.pem"   # required: its private key
+//	server_name = "localhost"        # name checked in the nodes' certificates
+//	log_file    = "/var/log/openhsm/client.log"  # empty: standard error
+//	log_level   = "info"             # debug, info, warn or error
+//	timeout     = "30s"              # per call, and per node when connecting
+//
+// Relative file paths in the file are taken relative to the directory of
+// the configuration file; LoadConfig makes them absolute.
+type Config struct {
+	Nodes      []string
+	CA         string
+	Cert       string
+	Key        string
+	ServerName string
+	LogFile    string
+	LogLevel   string
+	Timeout    time.Duration
+}
+
+// fileConfig is the TOML layout. Timeout is decoded by hand so that a bare
+// integer (which the TOML library would read as nanoseconds) is refused.
+type fileConfig struct {
+	Nodes      []string `toml:"nodes"`
+	CA         string   `toml:"ca"`
+	Cert       string   `toml:"cert"`
+	Key        string   `toml:"key"`
+	ServerName string   `toml:"server_name,omitempty"`
+	LogFile    string   `toml:"log_file,omitempty"`
+	LogLevel   string   `toml:"log_level,omitempty"`
+	Timeout    any      `toml:"timeout,omitempty"`
+}
+
+// ConfigError is a problem with a configuration file or value. Path is the
+// configuration file ("" for a Config built in code) and Key the TOML key
+// at fault ("" when the problem is not about one key).
+type ConfigError struct {
+	Path string
+	Key  string
+	Msg  string
+	Err  error
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString("client config")
+	if e.Path != "" {
+		b.WriteString(" " + strconv.Quote(e.Path))
+	}
+	if e.Key != "" {
+		b.WriteString(": key " + strconv.Quote(e.Key))
+	}
+	if e.Msg != "" {
+		b.WriteString(": " + e.Msg)
+	}
+	if e.Err != nil {
+		b.WriteString(": " + e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// LoadConfig reads and validates a TOML configuration file. Unknown keys
+// are refused (they are usually typos), defaults are filled in, relative
+// paths are resolved against the file's directory, and the CA, certificate
+// and key files must exist and be readable. Errors are *ConfigError and
+// name the file and the key.
+func LoadConfig(path string) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, &ConfigError{Path: path, Err: err}
+	}
+	data, err := os.ReadFile(abs)
+	if err != nil {
+		return nil, &ConfigError{Path: abs, Msg: "cannot read the file", Err: unwrapPathError(err)}
+	}
+	var fc fileConfig
+	md, err := toml.Decode(string(data), &fc)
+	if err != nil {
+		return nil, &ConfigError{Path: abs, Msg: "bad TOML", Err: err}
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return nil, &ConfigError{Path: abs, Key: keys[0],
+			Msg: fmt.Sprintf("unknown key (unknown: %s; known: nodes, ca, cert, key, server_name, log_file, log_level, timeout)", strings.Join(keys, ", "))}
+	}
+	cfg := &Config{
+		Nodes:      fc.Nodes,
+		CA:         fc.CA,
+		Cert:       fc.Cert,
+		Key:        fc.Key,
+		ServerName: fc.ServerName,
+		LogFile:    fc.LogFile,
+		LogLevel:   fc.LogLevel,
+	}
+	switch t := fc.Timeout.(type) {
+	case nil:
+	case string:
+		d, err := time.ParseDuration(t)
+		if err != nil {
+			return nil, &ConfigError{Path: abs, Key: "timeout", Msg: fmt.Sprintf("%q is not a duration like \"30s\"", t)}
+		}
+		cfg.Timeout = d
+		if d <= 0 {
+			return nil, &ConfigError{Path: abs, Key: "timeout", Msg: "must be positive"}
+		}
+	default:
+		return nil, &ConfigError{Path: abs, Key: "timeout", Msg: fmt.Sprintf("must be a string like \"30s\", not %T", t)}
+	}
+	dir := filepath.Dir(abs)
+	for _, p := range []*string{&cfg.CA, &cfg.Cert, &cfg.Key, &cfg.LogFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	cfg.setDefaults()
+	if err := cfg.validate(abs); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// ConfigFromEnv loads the configuration file named by the environment
+// variable HSM_CONFIG, or /etc/openhsm/client.toml (DefaultConfigPath) when
+// HSM_CONFIG is unset or empty.
+func ConfigFromEnv() (*Config, error) {
+	return LoadConfig(ConfigPathFromEnv())
+}
+
+// ConfigPathFromEnv returns $HSM_CONFIG, or DefaultConfigPath when it is
+// unset or empty.
+func ConfigPathFromEnv() string {
+	if p := os.Getenv(EnvConfig); p != "" {
+		return p
+	}
+	return DefaultConfigPath
+}
+
+func (c *Config) setDefaults() {
+	if c.ServerName == "" {
+		c.ServerName = DefaultServerName
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = DefaultLogLevel
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+}
+
+// Validate checks a configuration as LoadConfig does (empty optional
+// settings count as their defaults). Paths are used as they are.
+func (c *Config) Validate() error {
+	cp := *c
+	cp.setDefaults()
+	return cp.validate("")
+}
+
+func (c *Config) validate(path string) error {
+	if len(c.Nodes) == 0 {
+		return &ConfigError{Path: path, Key: "nodes", Msg: "at least one node address (host:port) is required"}
+	}
+	seen := map[string]bool{}
+	for i, n := range c.Nodes {
+		if err := CheckNodeAddr(n); err != nil {
+			return &ConfigError{Path: path, Key: fmt.Sprintf("nodes[%d]", i), Err: err}
+		}
+		if seen[n] {
+			return &ConfigError{Path: path, Key: fmt.Sprintf("nodes[%d]", i), Msg: fmt.Sprintf("%q is listed twice", n)}
+		}
+		seen[n] = true
+	}
+	for _, f := range []struct{ key, path string }{{"ca", c.CA}, {"cert", c.Cert}, {"key", c.Key}} {
+		if f.path == "" {
+			return &ConfigError{Path: path, Key: f.key, Msg: "is required"}
+		}
+		if err := checkReadable(f.path); err != nil {
+			return &ConfigError{Path: path, Key: f.key, Err: err}
+		}
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return &ConfigError{Path: path, Key: "log_level", Err: err}
+	}
+	if c.Timeout <= 0 {
+		return &ConfigError{Path: path, Key: "timeout", Msg: "must be positive"}
+	}
+	if c.LogFile != "" {
+		if fi, err := os.Stat(c.LogFile); err == nil && fi.IsDir() {
+			return &ConfigError{Path: path, Key: "log_file", Msg: fmt.Sprintf("%q is a directory", c.LogFile)}
+		}
+	}
+	return nil
+}
+
+// CheckNodeAddr checks that addr is host:port with a non-empty host and a
+// port from 1 to 65535.
+func CheckNodeAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("bad node address %q (want host:port): %v", addr, strings.TrimPrefix(err.Error(), "address "+addr+": "))
+	}
+	if host == "" || strings.ContainsAny(host, " \t/") {
+		return fmt.Errorf("bad node address %q: bad or missing host", addr)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return fmt.Errorf("bad node address %q: port must be a number from 1 to 65535", addr)
+	}
+	return nil
+}
+
+func checkReadable(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("file %q: %w", p, unwrapPathError(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("file %q: %w", p, unwrapPathError(err))
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("file %q: is a directory", p)
+	}
+	var b [1]byte
+	if _, err := f.Read(b[:]); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("file %q: %w", p, unwrapPathError(err))
+	}
+	return nil
+}
+
+// unwrapPathError drops the *fs.PathError wrapper, whose text repeats the
+// path the caller already names.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch s {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("unknown level %q (want debug, info, warn or error)", s)
+}
+
+// Write writes the configuration to path as TOML, replacing any file there
+// (atomically, through a temporary file in the same directory). The file
+// gets mode 0644: it holds file names, never keys. Paths are written as they
+// are, so relative ones stay relative to the file's directory. Empty
+// optional settings are left out, so they take their defaults.
+func (c *Config) Write(path string) error {
+	data, err := c.Marshal()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".client.toml.*")
+	if err != nil {
+		return fmt.Errorf("client config %q: %w", path, err)
+	}
+	tmpName := tmp.Name()
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(tmpName)
+		return fmt.Errorf("client config %q: %w", path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return fail(err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmpName, path); err != nil {
+		os.Remove(tmpName)
+		return fmt.Errorf("client config %q: %w", path, err)
+	}
+	return nil
+}
+
+// Marshal returns the configuration as the TOML text Write writes.
+func (c *Config) Marshal() ([]byte, error) {
+	fc := fileConfig{
+		Nodes:      c.Nodes,
+		CA:         c.CA,
+		Cert:       c.Cert,
+		Key:        c.Key,
+		ServerName: c.ServerName,
+		LogFile:    c.LogFile,
+		LogLevel:   c.LogLevel,
+	}
+	if fc.Nodes == nil {
+		fc.Nodes = []string{}
+	}
+	if c.Timeout != 0 {
+		fc.Timeout = c.Timeout.String()
+	}
+	var buf bytes.Buffer
+	buf.WriteString("# openhsm client configuration. Relative paths are relative to this file's directory.\n")
+	if err := toml.NewEncoder(&buf).Encode(fc); err != nil {
+		return nil, fmt.Errorf("client config: encode: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// NewLogger opens the configured log: LogFile (created with mode 0600 if
+// needed, appended to) or standard error when LogFile is empty, with
+// records at LogLevel and above. Close the returned io.Closer when done
+// (closing the standard error logger does nothing).
+func (c *Config) NewLogger() (*slog.Logger, io.Closer, error) {
+	level, err := parseLevel(c.LogLevel)
+	if err != nil {
+		return nil, nil, &ConfigError{Key: "log_level", Err: err}
+	}
+	var w io.Writer = os.Stderr
+	var closer io.Closer = nopCloser{}
+	if c.LogFile != "" {
+		f, err := os.OpenFile(c.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, nil, &ConfigError{Key: "log_file", Err: err}
+		}
+		w, closer = f, f
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
+}
+
+type nopCloser struct{}
+
+func (nopCloser) Close() error { return nil }

@@ -1,0 +1,85 @@
+package client
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/tokens"
+)
+
+// RV returns the PKCS#11 return value an error carries: CKR_OK for nil,
+// the RV of a *tokens.Error, CKR_FUNCTION_FAILED otherwise. It is
+// tokens.RV; every error of a failed call is a *tokens.Error.
+func RV(err error) uint64 { return tokens.RV(err) }
+
+// FromStatus turns an error of a gRPC call into a *tokens.Error. The RV
+// comes from the status's hsmpb.ErrorDetail; without one it follows the
+// status code:
+//
+//	Unauthenticated                 CKR_USER_NOT_LOGGED_IN
+//	Unavailable, DeadlineExceeded   CKR_DEVICE_ERROR
+//	InvalidArgument                 CKR_ARGUMENTS_BAD
+//	anything else                   CKR_FUNCTION_FAILED
+//
+// Msg is the status message. A *tokens.Error is returned as it is, nil as
+// nil.
+func FromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	var te *tokens.Error
+	if errors.As(err, &te) {
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		// Not from gRPC: a context ended before the call was made.
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "timed out", Err: err}
+		case errors.Is(err, context.Canceled):
+			return &tokens.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "canceled", Err: err}
+		}
+		return &tokens.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: err.Error()}
+	}
+	for _, d := range st.Details() {
+		if ed, ok := d.(*hsmpb.ErrorDetail); ok {
+			return &tokens.Error{RV: ed.GetCkr(), Msg: st.Message()}
+		}
+	}
+	return &tokens.Error{RV: rvForCode(st.Code()), Msg: st.Message()}
+}
+
+func rvForCode(c codes.Code) uint64 {
+	switch c {
+	case codes.Unauthenticated:
+		return ck.CKR_USER_NOT_LOGGED_IN
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return ck.CKR_DEVICE_ERROR
+	case codes.InvalidArgument:
+		return ck.CKR_ARGUMENTS_BAD
+	}
+	return ck.CKR_FUNCTION_FAILED
+}
+
+// nodeDown reports whether a call's error says the node could not be
+// reached (as opposed to an answer from the node, even an error one).
+func nodeDown(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Unknown, codes.Internal:
+		return true
+	}
+	return false
+}
+
+func argErr(format string, args ...any) error {
+	return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, format, args...)
+}

@@ -1,0 +1,70 @@
+// Command hsmd is the HSM daemon.
+//
+//	hsmd init  -config node.toml -cluster-id ID   make a new store and domain key
+//	hsmd serve -config node.toml                  serve
+//	hsmd version
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/openhsm/openhsm/hsmd"
+)
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: hsmd init -config FILE -cluster-id ID | hsmd serve -config FILE | hsmd version")
+	os.Exit(2)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	config := fs.String("config", "", "node configuration file")
+	clusterID := fs.String("cluster-id", "", "cluster id (init)")
+	switch os.Args[1] {
+	case "version":
+		fmt.Println(hsmd.Version)
+		return
+	case "init", "serve":
+	default:
+		usage()
+	}
+	fs.Parse(os.Args[2:])
+	if *config == "" {
+		usage()
+	}
+	cfg, err := hsmd.LoadConfig(*config)
+	if err != nil {
+		fail(err)
+	}
+	if os.Args[1] == "init" {
+		if err := hsmd.Init(cfg, *clusterID); err != nil {
+			fail(err)
+		}
+		fmt.Printf("hsmd: initialized %s for cluster %s\n", cfg.DataDir, *clusterID)
+		return
+	}
+	n, err := hsmd.Open(cfg)
+	if err != nil {
+		fail(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err = n.Serve(ctx)
+	n.Close()
+	if err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "hsmd:", err)
+	os.Exit(1)
+}

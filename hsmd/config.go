@@ -1,0 +1,113 @@
+package hsmd
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/openhsm/openhsm/pki"
+)
+
+// Config is a node's configuration file (TOML). Relative paths are taken
+// from the file's own directory.
+type Config struct {
+	Node           string `toml:"node"`
+	Listen         string `toml:"listen"`
+	DataDir        string `toml:"data_dir"`
+	CA             string `toml:"ca"`
+	Cert           string `toml:"cert"`
+	Key            string `toml:"key"`
+	PassphraseFile string `toml:"passphrase_file"`
+	KeyFile        string `toml:"key_file"`
+	LogFile        string `toml:"log_file"`
+	LogLevel       string `toml:"log_level"`
+	SessionTTL     string `toml:"session_ttl"`
+	Sync           *bool  `toml:"sync"`
+	// AddrFile, if set, receives the address the node listens on once it
+	// does (useful with port 0).
+	AddrFile string `toml:"addr_file"`
+
+	sessionTTL time.Duration
+}
+
+// DefaultSessionTTL is how long a session token lives unless refreshed.
+const DefaultSessionTTL = 10 * time.Minute
+
+// LoadConfig reads and checks a node configuration file. Every problem is
+// reported with the key it concerns.
+func LoadConfig(path string) (*Config, error) {
+	var c Config
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	base := filepath.Dir(path)
+	for _, p := range []*string{&c.DataDir, &c.CA, &c.Cert, &c.Key, &c.PassphraseFile, &c.KeyFile, &c.LogFile, &c.AddrFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) check() error {
+	if err := pki.ValidateName(c.Node); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not host:port", c.Listen)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("data_dir: required")
+	}
+	for _, f := range []struct{ key, path string }{{"ca", c.CA}, {"cert", c.Cert}, {"key", c.Key}} {
+		if f.path == "" {
+			return fmt.Errorf("%s: required", f.key)
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return fmt.Errorf("%s: %v", f.key, err)
+		}
+	}
+	if (c.PassphraseFile == "") == (c.KeyFile == "") {
+		return fmt.Errorf("exactly one of passphrase_file and key_file is required")
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	c.sessionTTL = DefaultSessionTTL
+	if c.SessionTTL != "" {
+		d, err := time.ParseDuration(c.SessionTTL)
+		if err != nil || d < 10*time.Second || d > 24*time.Hour {
+			return fmt.Errorf("session_ttl: %q must be a duration from 10s to 24h", c.SessionTTL)
+		}
+		c.sessionTTL = d
+	}
+	return nil
+}
+
+// SyncWrites tells whether the store fsyncs every commit (the default).
+func (c *Config) SyncWrites() bool { return c.Sync == nil || *c.Sync }
+
+// TTL is the session token lifetime.
+func (c *Config) TTL() time.Duration {
+	if c.sessionTTL == 0 {
+		return DefaultSessionTTL
+	}
+	return c.sessionTTL
+}

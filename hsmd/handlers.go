@@ -1,0 +1,525 @@
+package hsmd
+
+import (
+	"context"
+	"sort"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/tokens"
+)
+
+var empty = &hsmpb.Empty{}
+
+// audit records a change: who did what to which object. Never payloads.
+func (s *Server) audit(ctx context.Context, what string, attrs ...any) {
+	c := callerFrom(ctx)
+	s.log.InfoContext(ctx, what, append([]any{"user", c.User, "role", c.Role.String(), "peer", identityFrom(ctx).CommonName}, attrs...)...)
+}
+
+func (s *Server) issue(ctx context.Context, u *tokens.User, session uint64) *hsmpb.LoginResponse {
+	key, _ := s.engine.TokenKey()
+	exp := s.now().Add(s.ttl).Unix()
+	tok := mintToken(key, &claims{User: u.Name, Role: u.Role, Generation: u.Generation, Session: session,
+		Expires: exp, Cert: identityFrom(ctx).Fingerprint})
+	return &hsmpb.LoginResponse{Token: tok, Role: u.Role.String(), ExpiresUnix: exp, Session: session}
+}
+
+func (s *Server) Login(ctx context.Context, r *hsmpb.LoginRequest) (*hsmpb.LoginResponse, error) {
+	if err := userName("user", r.User); err != nil {
+		return nil, err
+	}
+	if err := password("password", r.Password); err != nil {
+		return nil, err
+	}
+	u, err := s.engine.Login(ctx, r.User, r.Password)
+	if err != nil {
+		s.log.InfoContext(ctx, "login failed", "user", r.User, "peer", identityFrom(ctx).CommonName, "ckr", ck.RVName(tokens.RV(err)))
+		return nil, err
+	}
+	session := newSessionID()
+	s.log.InfoContext(ctx, "login", "user", u.Name, "role", u.Role.String(), "peer", identityFrom(ctx).CommonName)
+	return s.issue(ctx, u, session), nil
+}
+
+func (s *Server) Refresh(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.LoginResponse, error) {
+	cl := claimsFrom(ctx)
+	u, err := s.engine.CheckUser(cl.User, cl.Generation)
+	if err != nil {
+		return nil, err
+	}
+	return s.issue(ctx, u, cl.Session), nil
+}
+
+func (s *Server) Logout(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Empty, error) {
+	cl := claimsFrom(ctx)
+	s.mu.Lock()
+	s.revoked[cl.Session] = cl.Expires
+	delete(s.lastSeen, cl.Session)
+	s.mu.Unlock()
+	s.engine.EndSession(cl.Session)
+	s.audit(ctx, "logout")
+	return empty, nil
+}
+
+func (s *Server) Bootstrap(ctx context.Context, r *hsmpb.BootstrapRequest) (*hsmpb.Empty, error) {
+	if err := userName("user", r.User); err != nil {
+		return nil, err
+	}
+	if err := password("password", r.Password); err != nil {
+		return nil, err
+	}
+	if err := s.engine.Bootstrap(ctx, r.User, r.Password); err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "cluster activated: first crypto officer created", "user", r.User, "peer", identityFrom(ctx).CommonName)
+	return empty, nil
+}
+
+func (s *Server) Info(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.InfoResponse, error) {
+	users, err := s.engine.HasUsers()
+	if err != nil {
+		return nil, err
+	}
+	out := &hsmpb.InfoResponse{Version: Version, ClusterId: s.clusterID, Node: s.node, Initialized: users}
+	for _, m := range tokens.Mechanisms() {
+		out.Mechanisms = append(out.Mechanisms, &hsmpb.MechanismInfo{Type: m.Type, MinKeySize: m.MinKeySize, MaxKeySize: m.MaxKeySize, Flags: m.Flags})
+	}
+	return out, nil
+}
+
+// ---- users ----
+
+func (s *Server) CreateUser(ctx context.Context, r *hsmpb.CreateUserRequest) (*hsmpb.Empty, error) {
+	if err := userName("user", r.User); err != nil {
+		return nil, err
+	}
+	role, err := parseRole("role", r.Role)
+	if err != nil {
+		return nil, err
+	}
+	if err := password("password", r.Password); err != nil {
+		return nil, err
+	}
+	if err := s.engine.CreateUser(ctx, callerFrom(ctx), r.User, role, r.Password); err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "created user", "target", r.User, "target_role", role.String())
+	return empty, nil
+}
+
+func (s *Server) DeleteUser(ctx context.Context, r *hsmpb.UserRequest) (*hsmpb.Empty, error) {
+	if err := userName("user", r.User); err != nil {
+		return nil, err
+	}
+	if err := s.engine.DeleteUser(ctx, callerFrom(ctx), r.User); err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "deleted user", "target", r.User)
+	return empty, nil
+}
+
+func (s *Server) SetPassword(ctx context.Context, r *hsmpb.SetPasswordRequest) (*hsmpb.Empty, error) {
+	if err := userName("user", r.User); err != nil {
+		return nil, err
+	}
+	if err := password("password", r.Password); err != nil {
+		return nil, err
+	}
+	if err := s.engine.SetPassword(ctx, callerFrom(ctx), r.User, r.Password); err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "set password", "target", r.User)
+	return empty, nil
+}
+
+func (s *Server) UnlockUser(ctx context.Context, r *hsmpb.UserRequest) (*hsmpb.Empty, error) {
+	if err := userName("user", r.User); err != nil {
+		return nil, err
+	}
+	if err := s.engine.UnlockUser(ctx, callerFrom(ctx), r.User); err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "unlocked user", "target", r.User)
+	return empty, nil
+}
+
+func (s *Server) ListUsers(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.ListUsersResponse, error) {
+	us, err := s.engine.ListUsers(callerFrom(ctx))
+	if err != nil {
+		return nil, err
+	}
+	out := &hsmpb.ListUsersResponse{}
+	for _, u := range us {
+		out.Users = append(out.Users, &hsmpb.UserInfo{Name: u.Name, Role: u.Role.String(), Locked: u.Locked,
+			FailedLogins: uint32(u.FailedLogins), CreatedUnix: u.Created})
+	}
+	return out, nil
+}
+
+// ---- objects ----
+
+func (s *Server) CreateObject(ctx context.Context, r *hsmpb.CreateObjectRequest) (*hsmpb.ObjectResponse, error) {
+	t, err := decodeTemplate("template", r.Template)
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.engine.CreateObject(ctx, callerFrom(ctx), t)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "created object", "object", id)
+	return &hsmpb.ObjectResponse{Object: id}, nil
+}
+
+func (s *Server) CopyObject(ctx context.Context, r *hsmpb.CopyObjectRequest) (*hsmpb.ObjectResponse, error) {
+	if err := objectID("object", r.Object); err != nil {
+		return nil, err
+	}
+	t, err := decodeTemplate("template", r.Template)
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.engine.CopyObject(ctx, callerFrom(ctx), r.Object, t)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "copied object", "from", r.Object, "object", id)
+	return &hsmpb.ObjectResponse{Object: id}, nil
+}
+
+func (s *Server) DestroyObject(ctx context.Context, r *hsmpb.ObjectRequest) (*hsmpb.Empty, error) {
+	if err := objectID("object", r.Object); err != nil {
+		return nil, err
+	}
+	if err := s.engine.DestroyObject(ctx, callerFrom(ctx), r.Object); err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "destroyed object", "object", r.Object)
+	return empty, nil
+}
+
+func findArgs(r *hsmpb.FindObjectsRequest) (tokens.Template, int, error) {
+	t, err := decodeTemplate("template", r.Template)
+	if err != nil {
+		return nil, 0, err
+	}
+	if r.Max > maxFindResults {
+		return nil, 0, bad("max", "larger than %d", maxFindResults)
+	}
+	max := int(r.Max)
+	if max == 0 {
+		max = maxFindResults
+	}
+	return t, max, nil
+}
+
+func (s *Server) FindObjects(ctx context.Context, r *hsmpb.FindObjectsRequest) (*hsmpb.FindObjectsResponse, error) {
+	t, max, err := findArgs(r)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := s.engine.FindObjects(callerFrom(ctx), t, max)
+	if err != nil {
+		return nil, err
+	}
+	return &hsmpb.FindObjectsResponse{Objects: ids}, nil
+}
+
+func (s *Server) ListObjects(ctx context.Context, r *hsmpb.FindObjectsRequest) (*hsmpb.ListObjectsResponse, error) {
+	t, max, err := findArgs(r)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := s.engine.ListObjects(callerFrom(ctx), t, max)
+	if err != nil {
+		return nil, err
+	}
+	out := &hsmpb.ListObjectsResponse{}
+	for _, o := range objs {
+		oi := &hsmpb.ObjectInfo{Object: o.ID, Owner: o.Owner, SharedWith: o.SharedWith}
+		for _, a := range sortedAttrs(o.Attrs) {
+			oi.Attributes = append(oi.Attributes, &hsmpb.Attribute{Type: a.Type, Value: a.Value})
+		}
+		out.Objects = append(out.Objects, oi)
+	}
+	return out, nil
+}
+
+func (s *Server) GetAttributes(ctx context.Context, r *hsmpb.GetAttributesRequest) (*hsmpb.GetAttributesResponse, error) {
+	if err := objectID("object", r.Object); err != nil {
+		return nil, err
+	}
+	if len(r.Types) == 0 || len(r.Types) > 4*tokens.MaxTemplateAttrs {
+		return nil, bad("types", "must list 1 to %d attributes", 4*tokens.MaxTemplateAttrs)
+	}
+	vals, err := s.engine.GetAttributes(callerFrom(ctx), r.Object, r.Types)
+	if err != nil {
+		return nil, err
+	}
+	out := &hsmpb.GetAttributesResponse{}
+	for _, v := range vals {
+		out.Values = append(out.Values, &hsmpb.AttributeValue{Type: v.Type, Value: v.Value, Ckr: v.RV})
+	}
+	return out, nil
+}
+
+func (s *Server) SetAttributes(ctx context.Context, r *hsmpb.SetAttributesRequest) (*hsmpb.Empty, error) {
+	if err := objectID("object", r.Object); err != nil {
+		return nil, err
+	}
+	t, err := decodeTemplate("template", r.Template)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.engine.SetAttributes(ctx, callerFrom(ctx), r.Object, t); err != nil {
+		return nil, err
+	}
+	types := make([]string, len(t))
+	for i, a := range t {
+		types[i] = ck.AttrName(a.Type)
+	}
+	s.audit(ctx, "set attributes", "object", r.Object, "attributes", types)
+	return empty, nil
+}
+
+func (s *Server) Share(ctx context.Context, r *hsmpb.ShareRequest) (*hsmpb.Empty, error) {
+	if err := objectID("object", r.Object); err != nil {
+		return nil, err
+	}
+	if err := userName("user", r.User); err != nil {
+		return nil, err
+	}
+	if err := s.engine.Share(ctx, callerFrom(ctx), r.Object, r.User, !r.Unshare); err != nil {
+		return nil, err
+	}
+	what := "shared key"
+	if r.Unshare {
+		what = "unshared key"
+	}
+	s.audit(ctx, what, "object", r.Object, "with", r.User)
+	return empty, nil
+}
+
+// ---- keys ----
+
+func (s *Server) GenerateKey(ctx context.Context, r *hsmpb.GenerateKeyRequest) (*hsmpb.ObjectResponse, error) {
+	m, err := decodeMechanism("mechanism", r.Mechanism)
+	if err != nil {
+		return nil, err
+	}
+	t, err := decodeTemplate("template", r.Template)
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.engine.GenerateKey(ctx, callerFrom(ctx), m, t)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "generated key", "mechanism", ck.MechName(m.Type), "object", id)
+	return &hsmpb.ObjectResponse{Object: id}, nil
+}
+
+func (s *Server) GenerateKeyPair(ctx context.Context, r *hsmpb.GenerateKeyPairRequest) (*hsmpb.KeyPairResponse, error) {
+	m, err := decodeMechanism("mechanism", r.Mechanism)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := decodeTemplate("public_template", r.PublicTemplate)
+	if err != nil {
+		return nil, err
+	}
+	vt, err := decodeTemplate("private_template", r.PrivateTemplate)
+	if err != nil {
+		return nil, err
+	}
+	pub, priv, err := s.engine.GenerateKeyPair(ctx, callerFrom(ctx), m, pt, vt)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "generated key pair", "mechanism", ck.MechName(m.Type), "public", pub, "private", priv)
+	return &hsmpb.KeyPairResponse{PublicKey: pub, PrivateKey: priv}, nil
+}
+
+func (s *Server) WrapKey(ctx context.Context, r *hsmpb.WrapKeyRequest) (*hsmpb.DataResponse, error) {
+	m, err := decodeMechanism("mechanism", r.Mechanism)
+	if err != nil {
+		return nil, err
+	}
+	if err := objectID("wrapping_key", r.WrappingKey); err != nil {
+		return nil, err
+	}
+	if err := objectID("key", r.Key); err != nil {
+		return nil, err
+	}
+	out, err := s.engine.WrapKey(callerFrom(ctx), m, r.WrappingKey, r.Key)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "wrapped key", "mechanism", ck.MechName(m.Type), "wrapping_key", r.WrappingKey, "object", r.Key)
+	return &hsmpb.DataResponse{Data: out}, nil
+}
+
+func (s *Server) UnwrapKey(ctx context.Context, r *hsmpb.UnwrapKeyRequest) (*hsmpb.ObjectResponse, error) {
+	m, err := decodeMechanism("mechanism", r.Mechanism)
+	if err != nil {
+		return nil, err
+	}
+	if err := objectID("unwrapping_key", r.UnwrappingKey); err != nil {
+		return nil, err
+	}
+	if err := dataField("wrapped_key", r.WrappedKey); err != nil {
+		return nil, err
+	}
+	t, err := decodeTemplate("template", r.Template)
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.engine.UnwrapKey(ctx, callerFrom(ctx), m, r.UnwrappingKey, r.WrappedKey, t)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "unwrapped key", "mechanism", ck.MechName(m.Type), "unwrapping_key", r.UnwrappingKey, "object", id)
+	return &hsmpb.ObjectResponse{Object: id}, nil
+}
+
+func (s *Server) DeriveKey(ctx context.Context, r *hsmpb.DeriveKeyRequest) (*hsmpb.ObjectResponse, error) {
+	m, err := decodeMechanism("mechanism", r.Mechanism)
+	if err != nil {
+		return nil, err
+	}
+	if err := objectID("base_key", r.BaseKey); err != nil {
+		return nil, err
+	}
+	t, err := decodeTemplate("template", r.Template)
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.engine.DeriveKey(ctx, callerFrom(ctx), m, r.BaseKey, t)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "derived key", "mechanism", ck.MechName(m.Type), "base_key", r.BaseKey, "object", id)
+	return &hsmpb.ObjectResponse{Object: id}, nil
+}
+
+// ---- cryptography ----
+
+func cryptoArgs(r *hsmpb.CryptoRequest) (tokens.Mech, error) {
+	m, err := decodeMechanism("mechanism", r.Mechanism)
+	if err != nil {
+		return m, err
+	}
+	if err := objectID("key", r.Key); err != nil {
+		return m, err
+	}
+	return m, dataField("data", r.Data)
+}
+
+func (s *Server) Sign(ctx context.Context, r *hsmpb.CryptoRequest) (*hsmpb.DataResponse, error) {
+	m, err := cryptoArgs(r)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.engine.Sign(callerFrom(ctx), r.Key, m, r.Data)
+	if err != nil {
+		return nil, err
+	}
+	return &hsmpb.DataResponse{Data: out}, nil
+}
+
+func (s *Server) Verify(ctx context.Context, r *hsmpb.VerifyRequest) (*hsmpb.Empty, error) {
+	m, err := cryptoArgs(&hsmpb.CryptoRequest{Mechanism: r.Mechanism, Key: r.Key, Data: r.Data})
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Signature) > maxSigBytes {
+		return nil, bad("signature", "longer than %d bytes", maxSigBytes)
+	}
+	if err := s.engine.Verify(callerFrom(ctx), r.Key, m, r.Data, r.Signature); err != nil {
+		return nil, err
+	}
+	return empty, nil
+}
+
+func (s *Server) Encrypt(ctx context.Context, r *hsmpb.CryptoRequest) (*hsmpb.DataResponse, error) {
+	m, err := cryptoArgs(r)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.engine.Encrypt(callerFrom(ctx), r.Key, m, r.Data)
+	if err != nil {
+		return nil, err
+	}
+	return &hsmpb.DataResponse{Data: out}, nil
+}
+
+func (s *Server) Decrypt(ctx context.Context, r *hsmpb.CryptoRequest) (*hsmpb.DataResponse, error) {
+	m, err := cryptoArgs(r)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.engine.Decrypt(callerFrom(ctx), r.Key, m, r.Data)
+	if err != nil {
+		return nil, err
+	}
+	return &hsmpb.DataResponse{Data: out}, nil
+}
+
+func (s *Server) OutputLength(ctx context.Context, r *hsmpb.OutputLengthRequest) (*hsmpb.OutputLengthResponse, error) {
+	m, err := decodeMechanism("mechanism", r.Mechanism)
+	if err != nil {
+		return nil, err
+	}
+	if err := objectID("key", r.Key); err != nil {
+		return nil, err
+	}
+	switch r.Operation {
+	case "sign", "encrypt", "decrypt":
+	default:
+		return nil, bad("operation", "must be sign, encrypt or decrypt")
+	}
+	if r.InputLength > tokens.MaxDataLen {
+		return nil, bad("input_length", "larger than %d", tokens.MaxDataLen)
+	}
+	n, err := s.engine.OutLen(callerFrom(ctx), r.Key, m, r.Operation, int(r.InputLength))
+	if err != nil {
+		return nil, err
+	}
+	return &hsmpb.OutputLengthResponse{Length: uint64(n)}, nil
+}
+
+func (s *Server) Digest(ctx context.Context, r *hsmpb.DigestRequest) (*hsmpb.DataResponse, error) {
+	m, err := decodeMechanism("mechanism", r.Mechanism)
+	if err != nil {
+		return nil, err
+	}
+	if err := dataField("data", r.Data); err != nil {
+		return nil, err
+	}
+	out, err := tokens.Digest(m, r.Data)
+	if err != nil {
+		return nil, err
+	}
+	return &hsmpb.DataResponse{Data: out}, nil
+}
+
+func (s *Server) GenerateRandom(ctx context.Context, r *hsmpb.RandomRequest) (*hsmpb.DataResponse, error) {
+	if r.Length > tokens.MaxRandomLen {
+		return nil, bad("length", "larger than %d", tokens.MaxRandomLen)
+	}
+	out, err := tokens.Random(int(r.Length))
+	if err != nil {
+		return nil, err
+	}
+	return &hsmpb.DataResponse{Data: out}, nil
+}
+
+func sortedAttrs(a tokens.Attrs) tokens.Template {
+	out := make(tokens.Template, 0, len(a))
+	for t, v := range a {
+		out = append(out, tokens.Attribute{Type: t, Value: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Type < out[j].Type })
+	return out
+}

@@ -1,0 +1,239 @@
+package tokens
+
+import (
+	"crypto"
+	"sort"
+
+	"github.com/openhsm/openhsm/ck"
+)
+
+// Operation flags shared by several rows.
+const (
+	fSignVerify = ck.CKF_SIGN | ck.CKF_VERIFY
+	fEncDec     = ck.CKF_ENCRYPT | ck.CKF_DECRYPT
+	fWrapUnwrap = ck.CKF_WRAP | ck.CKF_UNWRAP
+	// fEC are the capability flags of the mechanisms on NIST prime curves:
+	// curves over F_p, given by name (OID), points uncompressed.
+	fEC = ck.CKF_EC_F_P | ck.CKF_EC_NAMEDCURVE | ck.CKF_EC_UNCOMPRESS
+	// fEdwards: edwards25519 is over F_p and is named by OID or by the
+	// printable string "edwards25519".
+	fEdwards = ck.CKF_EC_F_P | ck.CKF_EC_OID | ck.CKF_EC_CURVENAME
+)
+
+// Key sizes of the rows, in CK_MECHANISM_INFO units (bits for RSA and EC,
+// bytes for secret keys).
+const (
+	rsaMinBits = 2048
+	rsaMaxBits = 4096
+	ecMinBits  = 256
+	ecMaxBits  = 521
+)
+
+// mechanisms is the mechanism table. The helpers that make the rows live
+// next to their crypto: mech_rsa.go, mech_ec.go, mech_aes.go, mech_hash.go.
+var mechanisms = []Mechanism{
+	// Key generation.
+	rsaKeyGenRow(),
+	ecKeyGenRow(),
+	edwardsKeyGenRow(),
+	secretKeyGenRow(ck.CKM_AES_KEY_GEN, ck.CKK_AES, 16, 32, func(n int) bool { return n == 16 || n == 24 || n == 32 }),
+	secretKeyGenRow(ck.CKM_GENERIC_SECRET_KEY_GEN, ck.CKK_GENERIC_SECRET, 1, 512, func(int) bool { return true }),
+
+	// RSA.
+	rsaPKCSRow(),
+	rsaHashPKCSRow(ck.CKM_SHA1_RSA_PKCS, crypto.SHA1),
+	rsaHashPKCSRow(ck.CKM_SHA224_RSA_PKCS, crypto.SHA224),
+	rsaHashPKCSRow(ck.CKM_SHA256_RSA_PKCS, crypto.SHA256),
+	rsaHashPKCSRow(ck.CKM_SHA384_RSA_PKCS, crypto.SHA384),
+	rsaHashPKCSRow(ck.CKM_SHA512_RSA_PKCS, crypto.SHA512),
+	rsaHashPKCSRow(ck.CKM_SHA3_224_RSA_PKCS, crypto.SHA3_224),
+	rsaHashPKCSRow(ck.CKM_SHA3_256_RSA_PKCS, crypto.SHA3_256),
+	rsaHashPKCSRow(ck.CKM_SHA3_384_RSA_PKCS, crypto.SHA3_384),
+	rsaHashPKCSRow(ck.CKM_SHA3_512_RSA_PKCS, crypto.SHA3_512),
+	rsaPSSRow(ck.CKM_RSA_PKCS_PSS, 0),
+	rsaPSSRow(ck.CKM_SHA1_RSA_PKCS_PSS, crypto.SHA1),
+	rsaPSSRow(ck.CKM_SHA224_RSA_PKCS_PSS, crypto.SHA224),
+	rsaPSSRow(ck.CKM_SHA256_RSA_PKCS_PSS, crypto.SHA256),
+	rsaPSSRow(ck.CKM_SHA384_RSA_PKCS_PSS, crypto.SHA384),
+	rsaPSSRow(ck.CKM_SHA512_RSA_PKCS_PSS, crypto.SHA512),
+	rsaPSSRow(ck.CKM_SHA3_224_RSA_PKCS_PSS, crypto.SHA3_224),
+	rsaPSSRow(ck.CKM_SHA3_256_RSA_PKCS_PSS, crypto.SHA3_256),
+	rsaPSSRow(ck.CKM_SHA3_384_RSA_PKCS_PSS, crypto.SHA3_384),
+	rsaPSSRow(ck.CKM_SHA3_512_RSA_PKCS_PSS, crypto.SHA3_512),
+	rsaOAEPRow(),
+	rsaX509Row(),
+
+	// EC and Edwards.
+	ecdsaRow(ck.CKM_ECDSA, 0),
+	ecdsaRow(ck.CKM_ECDSA_SHA1, crypto.SHA1),
+	ecdsaRow(ck.CKM_ECDSA_SHA224, crypto.SHA224),
+	ecdsaRow(ck.CKM_ECDSA_SHA256, crypto.SHA256),
+	ecdsaRow(ck.CKM_ECDSA_SHA384, crypto.SHA384),
+	ecdsaRow(ck.CKM_ECDSA_SHA512, crypto.SHA512),
+	ecdsaRow(ck.CKM_ECDSA_SHA3_224, crypto.SHA3_224),
+	ecdsaRow(ck.CKM_ECDSA_SHA3_256, crypto.SHA3_256),
+	ecdsaRow(ck.CKM_ECDSA_SHA3_384, crypto.SHA3_384),
+	ecdsaRow(ck.CKM_ECDSA_SHA3_512, crypto.SHA3_512),
+	ecdhRow(),
+	eddsaRow(),
+
+	// AES.
+	aesECBRow(),
+	aesCBCRow(ck.CKM_AES_CBC, false),
+	aesCBCRow(ck.CKM_AES_CBC_PAD, true),
+	aesCTRRow(),
+	aesGCMRow(),
+	aesKeyWrapRow(),
+	aesKeyWrapPadRow(),
+	aesCMACRow(ck.CKM_AES_CMAC, false),
+	aesCMACRow(ck.CKM_AES_CMAC_GENERAL, true),
+
+	// HMAC.
+	hmacRow(ck.CKM_SHA_1_HMAC, crypto.SHA1, false),
+	hmacRow(ck.CKM_SHA_1_HMAC_GENERAL, crypto.SHA1, true),
+	hmacRow(ck.CKM_SHA224_HMAC, crypto.SHA224, false),
+	hmacRow(ck.CKM_SHA224_HMAC_GENERAL, crypto.SHA224, true),
+	hmacRow(ck.CKM_SHA256_HMAC, crypto.SHA256, false),
+	hmacRow(ck.CKM_SHA256_HMAC_GENERAL, crypto.SHA256, true),
+	hmacRow(ck.CKM_SHA384_HMAC, crypto.SHA384, false),
+	hmacRow(ck.CKM_SHA384_HMAC_GENERAL, crypto.SHA384, true),
+	hmacRow(ck.CKM_SHA512_HMAC, crypto.SHA512, false),
+	hmacRow(ck.CKM_SHA512_HMAC_GENERAL, crypto.SHA512, true),
+	hmacRow(ck.CKM_SHA3_224_HMAC, crypto.SHA3_224, false),
+	hmacRow(ck.CKM_SHA3_224_HMAC_GENERAL, crypto.SHA3_224, true),
+	hmacRow(ck.CKM_SHA3_256_HMAC, crypto.SHA3_256, false),
+	hmacRow(ck.CKM_SHA3_256_HMAC_GENERAL, crypto.SHA3_256, true),
+	hmacRow(ck.CKM_SHA3_384_HMAC, crypto.SHA3_384, false),
+	hmacRow(ck.CKM_SHA3_384_HMAC_GENERAL, crypto.SHA3_384, true),
+	hmacRow(ck.CKM_SHA3_512_HMAC, crypto.SHA3_512, false),
+	hmacRow(ck.CKM_SHA3_512_HMAC_GENERAL, crypto.SHA3_512, true),
+
+	// Digests.
+	digestRow(ck.CKM_SHA_1, crypto.SHA1),
+	digestRow(ck.CKM_SHA224, crypto.SHA224),
+	digestRow(ck.CKM_SHA256, crypto.SHA256),
+	digestRow(ck.CKM_SHA384, crypto.SHA384),
+	digestRow(ck.CKM_SHA512, crypto.SHA512),
+	digestRow(ck.CKM_SHA3_224, crypto.SHA3_224),
+	digestRow(ck.CKM_SHA3_256, crypto.SHA3_256),
+	digestRow(ck.CKM_SHA3_384, crypto.SHA3_384),
+	digestRow(ck.CKM_SHA3_512, crypto.SHA3_512),
+}
+
+var (
+	mechByType map[uint64]*Mechanism
+	mechSorted []Mechanism
+)
+
+func init() {
+	mechByType = make(map[uint64]*Mechanism, len(mechanisms))
+	for i := range mechanisms {
+		m := &mechanisms[i]
+		if _, dup := mechByType[m.Type]; dup {
+			panic("tokens: mechanism " + ck.MechName(m.Type) + " is in the table twice")
+		}
+		mechByType[m.Type] = m
+	}
+	mechSorted = append([]Mechanism(nil), mechanisms...)
+	sort.Slice(mechSorted, func(i, j int) bool { return mechSorted[i].Type < mechSorted[j].Type })
+}
+
+// LookupMechanism returns the row of a mechanism type.
+func LookupMechanism(t uint64) (*Mechanism, bool) {
+	m, ok := mechByType[t]
+	return m, ok
+}
+
+// Mechanisms returns the table sorted by type, for C_GetMechanismList. The
+// slice is a copy; the rows' functions are shared.
+func Mechanisms() []Mechanism {
+	return append([]Mechanism(nil), mechSorted...)
+}
+
+// optionalParam lists the mechanisms whose parameter may be absent although
+// their row names a parameter type.
+var optionalParam = map[uint64]bool{
+	ck.CKM_AES_KEY_WRAP:     true, // default IV A6A6A6A6A6A6A6A6
+	ck.CKM_AES_KEY_WRAP_KWP: true, // default AIV A65959A6
+	ck.CKM_EDDSA:            true, // plain Ed25519
+}
+
+// CheckParam checks that a mechanism's parameter has the Go type its row
+// says. It does not check the values; the mechanism's functions do.
+func CheckParam(m *Mechanism, mech Mech) error {
+	var ok bool
+	switch m.Param {
+	case ParamNone:
+		ok = mech.Param == nil
+	case ParamIV:
+		ok = isParam[IVParams](mech.Param)
+	case ParamGCM:
+		ok = isParam[GCMParams](mech.Param)
+	case ParamCTR:
+		ok = isParam[CTRParams](mech.Param)
+	case ParamPSS:
+		ok = isParam[PSSParams](mech.Param)
+	case ParamOAEP:
+		ok = isParam[OAEPParams](mech.Param)
+	case ParamECDH:
+		ok = isParam[ECDHParams](mech.Param)
+	case ParamEdDSA:
+		ok = isParam[EdDSAParams](mech.Param)
+	case ParamMacLen:
+		ok = isParam[MacLenParams](mech.Param)
+	}
+	if !ok && optionalParam[m.Type] && isNilParam(mech.Param) {
+		ok = true
+	}
+	if !ok {
+		if m.Param == ParamNone {
+			return Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s takes no parameter", ck.MechName(m.Type))
+		}
+		return Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s needs a %s parameter", ck.MechName(m.Type), paramNames[m.Param])
+	}
+	return nil
+}
+
+var paramNames = map[ParamKind]string{
+	ParamIV:     "IV",
+	ParamGCM:    "CK_GCM_PARAMS",
+	ParamCTR:    "CK_AES_CTR_PARAMS",
+	ParamPSS:    "CK_RSA_PKCS_PSS_PARAMS",
+	ParamOAEP:   "CK_RSA_PKCS_OAEP_PARAMS",
+	ParamECDH:   "CK_ECDH1_DERIVE_PARAMS",
+	ParamEdDSA:  "CK_EDDSA_PARAMS",
+	ParamMacLen: "CK_MAC_GENERAL_PARAMS",
+}
+
+// isParam reports whether p is a non-nil *T.
+func isParam[T any](p any) bool {
+	v, ok := p.(*T)
+	return ok && v != nil
+}
+
+// isNilParam reports whether p is nil or a typed nil pointer to one of the
+// parameter types.
+func isNilParam(p any) bool {
+	switch v := p.(type) {
+	case nil:
+		return true
+	case *IVParams:
+		return v == nil
+	case *EdDSAParams:
+		return v == nil
+	}
+	return false
+}
+
+// param returns the mechanism's parameter as a *T. With optional set, an
+// absent parameter gives (nil, nil).
+func param[T any](m Mech, optional bool) (*T, error) {
+	if optional && isNilParam(m.Param) {
+		return nil, nil
+	}
+	v, ok := m.Param.(*T)
+	if !ok || v == nil {
+		return nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s: wrong parameter type", ck.MechName(m.Type))
+	}
+	return v, nil
+}
