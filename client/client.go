@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -135,6 +136,9 @@ func (c *Client) connect(tlsCfg *tls.Config) error {
 		conn, err := grpc.NewClient(addr,
 			grpc.WithTransportCredentials(creds),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize)),
+			// Notice a dead node on an idle connection (hsmd allows pings
+			// every 10s).
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 		)
 		if err != nil {
 			return &tokens.Error{RV: ck.CKR_ARGUMENTS_BAD, Msg: fmt.Sprintf("node %q", addr), Err: err}

@@ -148,12 +148,25 @@ func TestFromStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	detail := func(msg string) *status.Status {
+		st, err := status.New(codes.NotFound, msg).WithDetails(&hsmpb.ErrorDetail{Ckr: ck.CKR_KEY_HANDLE_INVALID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	prefixed := detail("CKR_KEY_HANDLE_INVALID: no such key")
+	bare := detail("CKR_KEY_HANDLE_INVALID")
+	otherName := detail("CKR_KEY_HANDLE_INVALIDATED: x")
 	for _, tc := range []struct {
 		err error
 		rv  uint64
 		msg string
 	}{
 		{withDetail.Err(), ck.CKR_PIN_INCORRECT, "wrong user name or password"},
+		{prefixed.Err(), ck.CKR_KEY_HANDLE_INVALID, "no such key"},
+		{bare.Err(), ck.CKR_KEY_HANDLE_INVALID, ""},
+		{otherName.Err(), ck.CKR_KEY_HANDLE_INVALID, "CKR_KEY_HANDLE_INVALIDATED: x"},
 		{status.Error(codes.Unauthenticated, "no session"), ck.CKR_USER_NOT_LOGGED_IN, "no session"},
 		{status.Error(codes.PermissionDenied, "not a client certificate"), ck.CKR_FUNCTION_FAILED, "not a client certificate"},
 		{status.Error(codes.Unavailable, "connection refused"), ck.CKR_DEVICE_ERROR, "connection refused"},

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -49,10 +50,20 @@ func FromStatus(err error) error {
 	}
 	for _, d := range st.Details() {
 		if ed, ok := d.(*hsmpb.ErrorDetail); ok {
-			return &tokens.Error{RV: ed.GetCkr(), Msg: st.Message()}
+			return &tokens.Error{RV: ed.GetCkr(), Msg: trimRV(ed.GetCkr(), st.Message())}
 		}
 	}
 	return &tokens.Error{RV: rvForCode(st.Code()), Msg: st.Message()}
+}
+
+// trimRV drops a leading "CKR_NAME: " from a message that already carries
+// the return value, since (*tokens.Error).Error adds it again.
+func trimRV(rv uint64, msg string) string {
+	name := ck.RVName(rv)
+	if rest, ok := strings.CutPrefix(msg, name); ok && (rest == "" || strings.HasPrefix(rest, ": ")) {
+		return strings.TrimPrefix(rest, ": ")
+	}
+	return msg
 }
 
 func rvForCode(c codes.Code) uint64 {

@@ -127,7 +127,7 @@ func (c *cli) clusterInit(args []string) error {
 	for _, n := range res.Nodes {
 		fmt.Fprintf(out, "  %-12s %s, %s\n", n.Name, n.Cert, n.Key)
 	}
-	fmt.Fprintf(out, "  client %-5s %s, %s\n", *clientName, res.Client.Cert, res.Client.Key)
+	fmt.Fprintf(out, "  %-12s %s, %s (client certificate)\n", *clientName, res.Client.Cert, res.Client.Key)
 	fmt.Fprintf(out, "  config       %s (nodes %s)\n", res.Config, strings.Join(nodeAddrs, ", "))
 	if *addrs == "" {
 		fmt.Fprintf(out, "edit the nodes list in %s if the daemons listen elsewhere\n", res.Config)

@@ -46,7 +46,10 @@ type stdio struct {
 }
 
 // usageError is a mistake in the command line: exit status 2.
-type usageError struct{ msg string }
+type usageError struct {
+	msg  string
+	full bool // print the whole usage text
+}
 
 func (e *usageError) Error() string { return e.msg }
 
@@ -123,7 +126,11 @@ func run(ctx context.Context, args []string, sio *stdio) int {
 		fmt.Fprint(sio.out, usageText)
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(sio.err, "hsm: %s\nRun 'hsm help' for usage.\n", ue.msg)
+		if ue.full {
+			fmt.Fprintf(sio.err, "hsm: %s\n%s", ue.msg, usageText)
+		} else {
+			fmt.Fprintf(sio.err, "hsm: %s\nRun 'hsm help' for usage.\n", ue.msg)
+		}
 		return 2
 	default:
 		fmt.Fprintf(sio.err, "hsm: %s\n", err)
@@ -191,11 +198,21 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 	}
 	args = fs.Args()
 	if len(args) == 0 {
-		return usagef("no command")
+		return &usageError{msg: "no command", full: true}
 	}
 	cmd, args := args[0], args[1:]
 	sub := func() (string, []string, error) {
-		if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
+		// Global flags may also sit between the command and the
+		// subcommand.
+		gfs := c.newFlags(cmd)
+		if err := gfs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return "", nil, err
+			}
+			return "", nil, usagef("%s: %v", cmd, err)
+		}
+		args := gfs.Args()
+		if len(args) == 0 || args[0] == "" {
 			return "", nil, usagef("%s: missing subcommand", cmd)
 		}
 		return args[0], args[1:], nil

@@ -1,0 +1,391 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/pki"
+	"github.com/openhsm/openhsm/tokens"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runHSM runs the command with the given environment and standard input.
+func runHSM(t *testing.T, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	sio := &stdio{
+		in:     strings.NewReader(stdin),
+		out:    &out,
+		err:    &errb,
+		getenv: func(k string) string { return env[k] },
+	}
+	code := run(context.Background(), args, sio)
+	return result{code, out.String(), errb.String()}
+}
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("secret-one\n"), 0o600)
+	env := map[string]string{"HSM_USER": "admin", "HSM_PASSWORD": "pw-from-env", client.EnvConfig: filepath.Join(dir, "none.toml")}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "no command"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"--bogus", "info"}, "bogus"},
+		{[]string{"cluster"}, "missing subcommand"},
+		{[]string{"cluster", "explode"}, `unknown subcommand "explode"`},
+		{[]string{"cluster", "init"}, "--dir is required"},
+		{[]string{"cluster", "init", "--dir", dir, "--nodes", "0"}, "--nodes"},
+		{[]string{"cluster", "init", "--dir", dir, "--nodes", "x"}, "invalid value"},
+		{[]string{"cluster", "init", "--dir", dir, "--client", "bad name"}, "--client"},
+		{[]string{"cluster", "init", "--dir", dir, "--client", "node2"}, "also a node name"},
+		{[]string{"cluster", "init", "--dir", dir, "--node-addrs", "10.0.0.1"}, "--node-addrs"},
+		{[]string{"cluster", "init", "--dir", dir, "extra"}, "too many arguments"},
+		{[]string{"info", "extra"}, "too many arguments"},
+		{[]string{"user"}, "missing subcommand"},
+		{[]string{"user", "--json"}, "missing subcommand"},
+		{[]string{"user", "--json", "frob"}, `unknown subcommand "frob"`},
+		{[]string{"user", "--nope", "list"}, "user: flag provided but not defined: -nope"},
+		{[]string{"user", "create"}, "missing NAME"},
+		{[]string{"user", "create", "bob"}, "--role"},
+		{[]string{"user", "create", "bob", "--role", "boss", "--new-password-file", pw}, "unknown role"},
+		{[]string{"user", "create", "bob", "--role", "CU"}, "--new-password-file is required"},
+		{[]string{"user", "create", "bob", "alice", "--role", "CU", "--new-password-file", pw}, "too many arguments"},
+		{[]string{"user", "create", "", "--role", "CU", "--new-password-file", pw}, "NAME is empty"},
+		{[]string{"user", "delete"}, "missing NAME"},
+		{[]string{"user", "unlock", "a", "b"}, "too many arguments"},
+		{[]string{"user", "reset", "bob"}, "--new-password-file is required"},
+		{[]string{"user", "passwd"}, "--new-password-file is required"},
+		{[]string{"user", "passwd", "bob", "--new-password-file", pw}, "too many arguments"},
+		{[]string{"user", "list", "--password-file", "-", "--new-password-file", "-"}, "not defined"},
+		{[]string{"--password-file", "-", "user", "reset", "bob", "--new-password-file", "-"}, "standard input is already used"},
+		{[]string{"key"}, "missing subcommand"},
+		{[]string{"key", "rotate"}, `unknown subcommand "rotate"`},
+		{[]string{"key", "delete"}, "missing ID"},
+		{[]string{"key", "delete", "abc"}, `bad object ID "abc"`},
+		{[]string{"key", "delete", "0"}, `bad object ID "0"`},
+		{[]string{"key", "delete", "-5"}, "flag provided but not defined"},
+		{[]string{"key", "share", "12"}, "missing USER"},
+		{[]string{"key", "unshare", "12", "bob", "carol"}, "too many arguments"},
+		{[]string{"key", "list", "--class", "secrets"}, `--class "secrets"`},
+		{[]string{"key", "list", "stray"}, "too many arguments"},
+	} {
+		r := runHSM(t, env, "stdin-pw\n", tc.args...)
+		if r.code != 2 {
+			t.Errorf("%q: exit %d, want 2 (stderr %q)", tc.args, r.code, r.stderr)
+		}
+		if !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%q: stderr %q does not say %q", tc.args, r.stderr, tc.want)
+		}
+		for _, secret := range []string{"secret-one", "pw-from-env", "stdin-pw"} {
+			if strings.Contains(r.stdout+r.stderr, secret) {
+				t.Errorf("%q: output holds a password", tc.args)
+			}
+		}
+	}
+}
+
+func TestMissingCredentials(t *testing.T) {
+	env := map[string]string{client.EnvConfig: "/nonexistent/client.toml"}
+	r := runHSM(t, env, "", "user", "list")
+	if r.code != 2 || !strings.Contains(r.stderr, "HSM_USER") {
+		t.Errorf("no user: %+v", r)
+	}
+	r = runHSM(t, env, "", "--user", "admin", "user", "list")
+	if r.code != 2 || !strings.Contains(r.stderr, "HSM_PASSWORD") {
+		t.Errorf("no password: %+v", r)
+	}
+	r = runHSM(t, env, "", "cluster", "activate", "--user", "admin")
+	if r.code != 2 || !strings.Contains(r.stderr, "--password-file") {
+		t.Errorf("activate without password: %+v", r)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"user", "list", "-h"}} {
+		r := runHSM(t, nil, "", args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "hsm cluster init") {
+			t.Errorf("%q: %+v", args, r)
+		}
+	}
+	r := runHSM(t, nil, "")
+	if r.code != 2 || !strings.Contains(r.stderr, "hsm key list") {
+		t.Errorf("no arguments: %+v", r)
+	}
+}
+
+func TestFlagsAnywhere(t *testing.T) {
+	c := &cli{io: &stdio{getenv: func(string) string { return "" }}}
+	fs := c.newFlags("user create")
+	role := fs.String("role", "", "")
+	pos, err := c.parse(fs, []string{"--json", "bob", "--role", "CU", "--user", "admin"}, "NAME")
+	if err != nil || len(pos) != 1 || pos[0] != "bob" || *role != "CU" || !c.g.json || c.g.user != "admin" {
+		t.Errorf("pos %q role %q globals %+v err %v", pos, *role, c.g, err)
+	}
+	fs = c.newFlags("key share")
+	pos, err = c.parse(fs, []string{"12", "--", "-odd-user"}, "ID", "USER")
+	if err != nil || pos[1] != "-odd-user" {
+		t.Errorf("after --: %q %v", pos, err)
+	}
+}
+
+func TestReadSecret(t *testing.T) {
+	dir := t.TempDir()
+	c := &cli{io: &stdio{in: strings.NewReader("from stdin\r\nsecond line\n")}}
+	for name, tc := range map[string]struct{ content, want string }{
+		"newline":   {"pass word\n", "pass word"},
+		"crlf":      {"pw\r\nignored\n", "pw"},
+		"no-eol":    {"pw", "pw"},
+		"two-lines": {"first\nsecond\n", "first"},
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(tc.content), 0o600)
+		got, err := c.readSecret("--password-file", p)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %q, %v", name, got, err)
+		}
+	}
+	got, err := c.readSecret("--password-file", "-")
+	if err != nil || got != "from stdin" {
+		t.Errorf("stdin: %q, %v", got, err)
+	}
+	if _, err := c.readSecret("--new-password-file", "-"); err == nil {
+		t.Error("standard input read twice")
+	}
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\nsecond\n"), 0o600)
+	if _, err := c.readSecret("--password-file", empty); err == nil || !strings.Contains(err.Error(), "no password") {
+		t.Errorf("empty first line: %v", err)
+	}
+	if _, err := c.readSecret("--password-file", filepath.Join(dir, "missing")); err == nil {
+		t.Error("missing file accepted")
+	}
+}
+
+func TestClusterInit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cluster")
+	r := runHSM(t, nil, "", "cluster", "init", "--dir", dir, "--nodes", "2", "--hosts", "hsm1.example.com,10.0.0.7", "--client", "app1", "--node-addrs", "10.0.0.7:4001,hsm1.example.com:4001")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	want := map[string]os.FileMode{
+		"ca.pem": 0o644, "ca-key.pem": 0o600,
+		"node1.pem": 0o644, "node1-key.pem": 0o600,
+		"node2.pem": 0o644, "node2-key.pem": 0o600,
+		"app1.pem": 0o644, "app1-key.pem": 0o600,
+		"client.toml": 0o644,
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != len(want) {
+		t.Errorf("made %d files, want %d: %v", len(ents), len(want), ents)
+	}
+	for name, mode := range want {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if fi.Mode().Perm() != mode {
+			t.Errorf("%s: mode %o, want %o", name, fi.Mode().Perm(), mode)
+		}
+		if !strings.Contains(r.stdout, filepath.Join(dir, name)) {
+			t.Errorf("output does not mention %s:\n%s", name, r.stdout)
+		}
+	}
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+		t.Errorf("directory mode %o", fi.Mode().Perm())
+	}
+
+	cfg, err := client.LoadConfig(filepath.Join(dir, "client.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.Nodes, ",") != "10.0.0.7:4001,hsm1.example.com:4001" || cfg.Cert != filepath.Join(dir, "app1.pem") || cfg.Key != filepath.Join(dir, "app1-key.pem") || cfg.CA != filepath.Join(dir, "ca.pem") {
+		t.Errorf("config %+v", cfg)
+	}
+	// The certificates work together: TLS configurations load, and the
+	// node certificate names the given hosts.
+	if _, err := pki.ClientConfigFor(cfg.Cert, cfg.Key, cfg.CA, cfg.ServerName); err != nil {
+		t.Error(err)
+	}
+	srv, err := pki.ServerConfig(pki.CertPath(dir, "node2"), pki.KeyPath(dir, "node2"), cfg.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := srv.Certificates[0].Leaf
+	if err := leaf.VerifyHostname("hsm1.example.com"); err != nil {
+		t.Error(err)
+	}
+	if err := leaf.VerifyHostname("10.0.0.7"); err != nil {
+		t.Error(err)
+	}
+	if err := leaf.VerifyHostname("localhost"); err != nil {
+		t.Error(err)
+	}
+	if !leaf.IPAddresses[0].Equal(net.ParseIP("127.0.0.1")) {
+		t.Errorf("IP SANs %v", leaf.IPAddresses)
+	}
+
+	// A second run refuses and changes nothing.
+	before := snapshot(t, dir)
+	r = runHSM(t, nil, "", "cluster", "init", "--dir", dir, "--nodes", "3")
+	if r.code != 1 || !strings.Contains(r.stderr, "refusing to overwrite") {
+		t.Errorf("second run: %+v", r)
+	}
+	if after := snapshot(t, dir); !equalMaps(before, after) {
+		t.Error("second run changed the directory")
+	}
+}
+
+func TestClusterInitDefaults(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "c")
+	r := runHSM(t, nil, "", "--json", "cluster", "init", "--dir", dir)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var res initResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("%v: %s", err, r.stdout)
+	}
+	if len(res.Nodes) != 3 || res.Client.Name != "client" || res.Config != filepath.Join(dir, "client.toml") {
+		t.Errorf("%+v", res)
+	}
+	cfg, err := client.LoadConfig(res.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.Nodes, ",") != "127.0.0.1:4001,127.0.0.1:4002,127.0.0.1:4003" || cfg.ServerName != "localhost" {
+		t.Errorf("%+v", cfg)
+	}
+}
+
+func TestClusterInitRefusesPartial(t *testing.T) {
+	// One clashing file anywhere stops everything before anything is made.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "client.toml"), []byte("mine"), 0o644)
+	r := runHSM(t, nil, "", "cluster", "init", "--dir", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, "client.toml") {
+		t.Errorf("%+v", r)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("files made: %v", ents)
+	}
+}
+
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = string(b)
+	}
+	return m
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// An operation error: exit 1 with the CKR name on stderr, and no secret.
+func TestOperationErrorExit1(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "c")
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := lis.Addr().String()
+	lis.Close()
+	if r := runHSM(t, nil, "", "cluster", "init", "--dir", dir, "--nodes", "1", "--node-addrs", dead); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	env := map[string]string{client.EnvConfig: filepath.Join(dir, "client.toml"), "HSM_USER": "admin", "HSM_PASSWORD": "very-secret-pw"}
+	for _, args := range [][]string{{"info"}, {"user", "list"}, {"key", "list", "--json"}, {"key", "delete", "42"}} {
+		r := runHSM(t, env, "", args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "CKR_DEVICE_ERROR") {
+			t.Errorf("%q: %+v", args, r)
+		}
+		if strings.Contains(r.stdout+r.stderr, "very-secret-pw") {
+			t.Errorf("%q: output holds the password", args)
+		}
+	}
+	// A configuration problem is an operation error too.
+	r := runHSM(t, env, "", "--config", filepath.Join(dir, "nope.toml"), "info")
+	if r.code != 1 || !strings.Contains(r.stderr, "nope.toml") {
+		t.Errorf("bad config: %+v", r)
+	}
+}
+
+func TestClean(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain label": "plain label",
+		"日本":          "日本",
+		"a\x1b[2Jb":   `a\x1b[2Jb`,
+		"tab\there":   `tab\there`,
+		"\xff":        `\xff`,
+	} {
+		if got := clean(in); got != want {
+			t.Errorf("clean(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestKeyRows(t *testing.T) {
+	o := &client.ObjectInfo{
+		ID:    1<<62 + 5,
+		Owner: "alice",
+		Attributes: tokens.Template{
+			{Type: ck.CKA_CLASS, Value: tokens.EncodeUlong(ck.CKO_SECRET_KEY)},
+			{Type: ck.CKA_KEY_TYPE, Value: tokens.EncodeUlong(ck.CKK_AES)},
+			{Type: ck.CKA_LABEL, Value: []byte("db key")},
+			{Type: ck.CKA_ID, Value: []byte{0xca, 0xfe}},
+		},
+		SharedWith: []string{"bob", "carol"},
+	}
+	r := rowOf(o)
+	want := keyRow{ID: 1<<62 + 5, Class: "secret", KeyType: "AES", Label: "db key", CKAID: "cafe", Owner: "alice", SharedWith: []string{"bob", "carol"}}
+	if !reflect.DeepEqual(r, want) {
+		t.Errorf("got %+v", r)
+	}
+	b, _ := json.Marshal(rowOf(&client.ObjectInfo{ID: 7, Owner: "x"}))
+	if string(b) != `{"id":7,"class":"","key_type":"","label":"","cka_id":"","owner":"x","shared_with":[]}` {
+		t.Errorf("json %s", b)
+	}
+	b, _ = json.Marshal(r)
+	if !strings.Contains(string(b), `"id":4611686018427387909`) {
+		t.Errorf("ID not a JSON number: %s", b)
+	}
+}
