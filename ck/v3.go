@@ -3,7 +3,7 @@ package ck
 // PKCS#11 v3.0 values that Debian's v2.40 header lacks, written from the
 // OASIS PKCS#11 v3.0 base and current-mechanisms specifications.
 const (
-	CKA_UNIQUE_ID       = 0x4
+	CKA_UNIQUE_ID = 0x4
 
 	CKK_EC_MONTGOMERY = 0x41
 

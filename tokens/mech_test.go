@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"os/exec"
@@ -417,7 +418,7 @@ func TestMechanismTableRoundTrip(t *testing.T) {
 			if k.Class == ck.CKO_PRIVATE_KEY {
 				verifier, encrypter = pubKey(k.Public), pubKey(k.Public)
 			}
-			t.Run(name+"/"+ck.KeyTypeName(k.KeyType)+"/"+strings.TrimSpace(string(rune('0'+bits%10))), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/%s/%d", name, ck.KeyTypeName(k.KeyType), KeyBits(k)), func(t *testing.T) {
 				if r.Sign != nil {
 					sig, err := r.Sign(k, m, data)
 					noErr(t, err)
@@ -634,17 +635,11 @@ func TestMechHMACKAT(t *testing.T) {
 
 func TestMechAESKAT(t *testing.T) {
 	var v struct {
-		SP struct {
-			Key, Plaintext, Ecb, CbcIV, Cbc, CtrIV, Ctr string
-		} `json:"sp800_38a"`
+		SP  map[string]string `json:"sp800_38a"`
 		GCM []struct{ Name, Key, IV, Pt, Aad, Ct, Tag string }
 	}
 	loadJSON(t, "aes.json", &v)
-	// The JSON keys are snake case; map them by hand.
-	var raw map[string]map[string]any
-	loadJSON(t, "aes.json", &raw)
-	sp := raw["sp800_38a"]
-	str := func(k string) []byte { return unhex(t, sp[k].(string)) }
+	str := func(k string) []byte { return unhex(t, v.SP[k]) }
 	key := secretKey(ck.CKK_AES, str("key"))
 	pt := str("plaintext")
 
@@ -1093,7 +1088,9 @@ func TestMechErrors(t *testing.T) {
 	gcmOK := Mech{Type: ck.CKM_AES_GCM, Param: &GCMParams{IV: make([]byte, 12), AAD: []byte("aad"), TagBits: 128}}
 	gcmCT := enc(ck.CKM_AES_GCM, aes, gcmOK, msg)
 	gcmOtherAAD := Mech{Type: ck.CKM_AES_GCM, Param: &GCMParams{IV: make([]byte, 12), AAD: []byte("aad!"), TagBits: 128}}
-	padCT := enc(ck.CKM_AES_ECB, aes, Mech{Type: ck.CKM_AES_ECB}, bytes.Repeat([]byte{0x05}, 16)) // ECB = CBC with zero IV here
+	// With a zero IV, CBC decryption of one block is ECB decryption: this
+	// block decrypts to ...00 02, which is not PKCS #7 padding.
+	padCT := enc(ck.CKM_AES_ECB, aes, Mech{Type: ck.CKM_AES_ECB}, append(make([]byte, 15), 2))
 	oaepOK := oaep(ck.CKM_SHA256, ck.CKG_MGF1_SHA256, ck.CKZ_DATA_SPECIFIED, []byte("L"))
 	oaepCT := enc(ck.CKM_RSA_PKCS_OAEP, rsaPub, oaepOK, msg)
 	pssOK := pssMech(ck.CKM_SHA256_RSA_PKCS_PSS, crypto.SHA256, 32)
