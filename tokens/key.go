@@ -5,8 +5,8 @@ import (
 )
 
 // Key is a key as a mechanism sees it: the clear material, only ever held in
-// the daemon's memory, and the key type. Exactly one of Secret, Private or
-// Public is set.
+// the daemon's memory, and the key type. A secret key has Secret; a
+// private key has Private and its Public; a public key has Public only.
 type Key struct {
 	Class   uint64 // CKO_SECRET_KEY, CKO_PRIVATE_KEY or CKO_PUBLIC_KEY
 	KeyType uint64 // CKK_RSA, CKK_EC, CKK_EC_EDWARDS, CKK_AES, CKK_GENERIC_SECRET

@@ -429,7 +429,7 @@ func TestMechanismTableRoundTrip(t *testing.T) {
 					}
 					noErr(t, r.Verify(verifier, m, data, sig))
 					wantRV(t, r.Verify(verifier, m, data, flip(sig, len(sig)-1)), ck.CKR_SIGNATURE_INVALID)
-					wantRV(t, r.Verify(verifier, m, flip(data, len(data)-1), sig), ck.CKR_SIGNATURE_INVALID)
+					wantRV(t, r.Verify(verifier, m, flip(data, 0), sig), ck.CKR_SIGNATURE_INVALID)
 				}
 				if r.Encrypt != nil {
 					ct, err := r.Encrypt(encrypter, m, data)
@@ -537,7 +537,7 @@ func TestMechKeyGenErrors(t *testing.T) {
 		v, err := row(t, c.mech).GenerateKey(rand.Reader, c.size)
 		if c.ok {
 			noErr(t, err)
-			if len(v) != c.size || bytes.Equal(v, make([]byte, c.size)) {
+			if len(v) != c.size || c.size >= 16 && bytes.Equal(v, make([]byte, c.size)) {
 				t.Errorf("%s(%d): got %d bytes", ck.MechName(c.mech), c.size, len(v))
 			}
 		} else {
@@ -985,7 +985,6 @@ func TestMechOpenSSLRSAEncryption(t *testing.T) {
 }
 
 func TestMechOpenSSLAES(t *testing.T) {
-	dir := t.TempDir()
 	for _, n := range []int{16, 24, 32} {
 		key := make([]byte, n)
 		rand.Read(key)
@@ -1036,7 +1035,6 @@ func TestMechOpenSSLAES(t *testing.T) {
 			}
 		}
 	}
-	_ = dir
 }
 
 // ---------------------------------------------------------------------------
@@ -1084,7 +1082,7 @@ func TestMechErrors(t *testing.T) {
 		noErr(t, err)
 		return out
 	}
-	msg := []byte("message")
+	msg := []byte("pl41ntext-m3ss4ge")
 	gcmOK := Mech{Type: ck.CKM_AES_GCM, Param: &GCMParams{IV: make([]byte, 12), AAD: []byte("aad"), TagBits: 128}}
 	gcmCT := enc(ck.CKM_AES_GCM, aes, gcmOK, msg)
 	gcmOtherAAD := Mech{Type: ck.CKM_AES_GCM, Param: &GCMParams{IV: make([]byte, 12), AAD: []byte("aad!"), TagBits: 128}}
@@ -1357,7 +1355,7 @@ func TestMechOutLen(t *testing.T) {
 		{Mech{Type: ck.CKM_AES_CMAC_GENERAL, Param: &MacLenParams{Len: 8}}, aes, 100, 8, "CMAC_GENERAL"},
 		{Mech{Type: ck.CKM_SHA384_HMAC}, secretKey(ck.CKK_GENERIC_SECRET, []byte{1}), 100, 48, "HMAC"},
 		{Mech{Type: ck.CKM_SHA256_RSA_PKCS}, pubKey(&fixRSA.PublicKey), 100, 256, "RSA"},
-		{Mech{Type: ck.CKM_RSA_PKCS_OAEP, Param: &OAEPParams{Hash: ck.CKM_SHA1, MGF: ck.CKG_MGF1_SHA1}}, privKey(fixRSA), 256, 256, "OAEP"},
+		{Mech{Type: ck.CKM_RSA_PKCS_OAEP, Param: &OAEPParams{Hash: ck.CKM_SHA_1, MGF: ck.CKG_MGF1_SHA1}}, privKey(fixRSA), 256, 256, "OAEP"},
 		{Mech{Type: ck.CKM_ECDSA}, privKey(p521), 64, 132, "ECDSA P-521"},
 		{Mech{Type: ck.CKM_ECDSA_SHA384}, privKey(fixP384), 64, 96, "ECDSA P-384"},
 		{Mech{Type: ck.CKM_EDDSA}, pubKey(ed25519.PublicKey(make([]byte, 32))), 1000, 64, "EdDSA"},
