@@ -38,7 +38,10 @@ func BenchmarkThroughClient(b *testing.B) {
 			})
 		})
 	}
-	run("SignRSA2048", func() error { _, err := c.Sign(ctx, rsaPriv, tokens.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg); return err })
+	run("SignRSA2048", func() error {
+		_, err := c.Sign(ctx, rsaPriv, tokens.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg)
+		return err
+	})
 	run("SignECDSAP256", func() error { _, err := c.Sign(ctx, ecPriv, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, msg); return err })
 	run("VerifyRSA2048", func() error { return c.Verify(ctx, rsaPub, tokens.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg, rsaSig) })
 	run("VerifyECDSAP256", func() error { return c.Verify(ctx, ecPub, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, msg, ecSig) })
