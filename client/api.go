@@ -39,6 +39,24 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 	return infoFromPB(r), nil
 }
 
+// ListTokens lists the crypto users' tokens, ordered by number. It needs no
+// login.
+func (c *Client) ListTokens(ctx context.Context) ([]Token, error) {
+	var r *hsmpb.ListTokensResponse
+	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = api.ListTokens(ctx, &hsmpb.Empty{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Token, 0, len(r.GetTokens()))
+	for _, t := range r.GetTokens() {
+		out = append(out, Token{Name: t.GetName(), Number: t.GetNumber(), Locked: t.GetLocked()})
+	}
+	return out, nil
+}
+
 // ---- users ----
 
 // normRole accepts what tokens.ParseRole accepts and gives "CO" or "CU".

@@ -55,19 +55,31 @@ type Config struct {
 	LogFile    string
 	LogLevel   string
 	Timeout    time.Duration
+	// PKCS11 holds the settings only the PKCS#11 library reads.
+	PKCS11 PKCS11Config
+}
+
+// PKCS11Config is the [pkcs11] table.
+type PKCS11Config struct {
+	// ForceHelper makes every process use the fork helper (for tests).
+	ForceHelper bool `toml:"force_helper,omitempty"`
+	// Helper is the helper program's path; by default it sits beside the
+	// library.
+	Helper string `toml:"helper,omitempty"`
 }
 
 // fileConfig is the TOML layout. Timeout is decoded by hand so that a bare
 // integer (which the TOML library would read as nanoseconds) is refused.
 type fileConfig struct {
-	Nodes      []string `toml:"nodes"`
-	CA         string   `toml:"ca"`
-	Cert       string   `toml:"cert"`
-	Key        string   `toml:"key"`
-	ServerName string   `toml:"server_name,omitempty"`
-	LogFile    string   `toml:"log_file,omitempty"`
-	LogLevel   string   `toml:"log_level,omitempty"`
-	Timeout    any      `toml:"timeout,omitempty"`
+	Nodes      []string      `toml:"nodes"`
+	CA         string        `toml:"ca"`
+	Cert       string        `toml:"cert"`
+	Key        string        `toml:"key"`
+	ServerName string        `toml:"server_name,omitempty"`
+	LogFile    string        `toml:"log_file,omitempty"`
+	LogLevel   string        `toml:"log_level,omitempty"`
+	Timeout    any           `toml:"timeout,omitempty"`
+	PKCS11     *PKCS11Config `toml:"pkcs11,omitempty"`
 }
 
 // ConfigError is a problem with a configuration file or value. Path is the
@@ -126,7 +138,7 @@ func LoadConfig(path string) (*Config, error) {
 		}
 		sort.Strings(keys)
 		return nil, &ConfigError{Path: abs, Key: keys[0],
-			Msg: fmt.Sprintf("unknown key (unknown: %s; known: nodes, ca, cert, key, server_name, log_file, log_level, timeout)", strings.Join(keys, ", "))}
+			Msg: fmt.Sprintf("unknown key (unknown: %s; known: nodes, ca, cert, key, server_name, log_file, log_level, timeout, pkcs11.force_helper, pkcs11.helper)", strings.Join(keys, ", "))}
 	}
 	cfg := &Config{
 		Nodes:      fc.Nodes,
@@ -136,6 +148,9 @@ func LoadConfig(path string) (*Config, error) {
 		ServerName: fc.ServerName,
 		LogFile:    fc.LogFile,
 		LogLevel:   fc.LogLevel,
+	}
+	if fc.PKCS11 != nil {
+		cfg.PKCS11 = *fc.PKCS11
 	}
 	switch t := fc.Timeout.(type) {
 	case nil:
@@ -152,7 +167,7 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, &ConfigError{Path: abs, Key: "timeout", Msg: fmt.Sprintf("must be a string like \"30s\", not %T", t)}
 	}
 	dir := filepath.Dir(abs)
-	for _, p := range []*string{&cfg.CA, &cfg.Cert, &cfg.Key, &cfg.LogFile} {
+	for _, p := range []*string{&cfg.CA, &cfg.Cert, &cfg.Key, &cfg.LogFile, &cfg.PKCS11.Helper} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -347,6 +362,10 @@ func (c *Config) Marshal() ([]byte, error) {
 		ServerName: c.ServerName,
 		LogFile:    c.LogFile,
 		LogLevel:   c.LogLevel,
+	}
+	if c.PKCS11 != (PKCS11Config{}) {
+		p := c.PKCS11
+		fc.PKCS11 = &p
 	}
 	if fc.Nodes == nil {
 		fc.Nodes = []string{}

@@ -220,6 +220,14 @@ type UserInfo struct {
 	Locked       bool
 	FailedLogins int
 	Created      time.Time
+	Number       uint64 // stable; the PKCS#11 library's slot IDs come from it
+}
+
+// Token is a crypto user's token as ListTokens gives it.
+type Token struct {
+	Name   string
+	Number uint64
+	Locked bool
 }
 
 // MechanismInfo is one mechanism the cluster supports, as CK_MECHANISM_INFO
@@ -289,7 +297,7 @@ func usersFromPB(us []*hsmpb.UserInfo) []UserInfo {
 		if u == nil {
 			continue
 		}
-		ui := UserInfo{Name: u.GetName(), Role: u.GetRole(), Locked: u.GetLocked(), FailedLogins: int(u.GetFailedLogins())}
+		ui := UserInfo{Name: u.GetName(), Role: u.GetRole(), Locked: u.GetLocked(), FailedLogins: int(u.GetFailedLogins()), Number: u.GetNumber()}
 		if u.GetCreatedUnix() != 0 {
 			ui.Created = time.Unix(u.GetCreatedUnix(), 0).UTC()
 		}

@@ -134,9 +134,7 @@ func (c *Client) Refresh(ctx context.Context) error {
 		return err
 	}
 	defer release(c.authSem)
-	c.mu.Lock()
-	s := c.sess
-	c.mu.Unlock()
+	s := c.current()
 	if s == nil {
 		return notLoggedIn()
 	}
@@ -165,13 +163,19 @@ func (c *Client) refreshLocked(ctx context.Context, s *session) (*session, error
 	if ns.id == 0 {
 		ns.id = s.id
 	}
+	c.replace(s, ns)
+	c.log.Debug("hsm client: session refreshed", "session", ns.id)
+	return ns, nil
+}
+
+// replace installs ns in place of s, unless another call has already
+// replaced s or the client has logged out meanwhile.
+func (c *Client) replace(s, ns *session) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.sess == s {
 		c.sess = ns
 	}
-	c.mu.Unlock()
-	c.log.Debug("hsm client: session refreshed", "session", ns.id)
-	return ns, nil
 }
 
 // reloginLocked logs in again with the remembered credentials after s has
@@ -207,11 +211,7 @@ func (c *Client) reloginLocked(ctx context.Context, s *session, st *callState) (
 		c.mu.Unlock()
 		return nil, &tokens.Error{RV: ck.CKR_USER_NOT_LOGGED_IN, Msg: "the session has ended and logging in again failed", Err: err}
 	}
-	c.mu.Lock()
-	if c.sess == s {
-		c.sess = ns
-	}
-	c.mu.Unlock()
+	c.replace(s, ns)
 	c.log.Debug("hsm client: logged in again", "session", ns.id)
 	return ns, nil
 }
@@ -237,10 +237,7 @@ func (c *Client) sessionFor(ctx context.Context, st *callState) (*session, error
 			return nil, err
 		}
 		defer release(c.authSem)
-		c.mu.Lock()
-		cur := c.sess
-		c.mu.Unlock()
-		if cur != s {
+		if cur := c.current(); cur != s {
 			return cur, nil // renewed (or logged out) meanwhile
 		}
 		return c.reloginLocked(ctx, s, st)
@@ -253,10 +250,7 @@ func (c *Client) sessionFor(ctx context.Context, st *callState) (*session, error
 			return s, nil
 		}
 		defer release(c.authSem)
-		c.mu.Lock()
-		cur := c.sess
-		c.mu.Unlock()
-		if cur != s {
+		if cur := c.current(); cur != s {
 			return cur, nil
 		}
 		ns, err := c.refreshLocked(ctx, s)
@@ -288,10 +282,7 @@ func (c *Client) recover(ctx context.Context, s *session, st *callState) (bool, 
 		return false, err
 	}
 	defer release(c.authSem)
-	c.mu.Lock()
-	cur := c.sess
-	c.mu.Unlock()
-	if cur != s {
+	if cur := c.current(); cur != s {
 		// Another call renewed the session meanwhile: retry once with it.
 		st.relogged = true
 		return cur != nil, nil
@@ -305,32 +296,34 @@ func (c *Client) recover(ctx context.Context, s *session, st *callState) (bool, 
 	return true, nil
 }
 
-// LoggedIn reports whether the client holds a session.
-func (c *Client) LoggedIn() bool {
+// current returns the session the client holds, or nil. Sessions are
+// immutable, so its fields may be read without the lock.
+func (c *Client) current() *session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sess != nil
+	return c.sess
+}
+
+// LoggedIn reports whether the client holds a session.
+func (c *Client) LoggedIn() bool {
+	return c.current() != nil
 }
 
 // Role returns the role of the logged-in user, "CO" or "CU", or "" when
 // not logged in.
 func (c *Client) Role() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.sess == nil {
-		return ""
+	if s := c.current(); s != nil {
+		return s.role
 	}
-	return c.sess.role
+	return ""
 }
 
 // User returns the name of the logged-in user, or "".
 func (c *Client) User() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.sess == nil {
-		return ""
+	if s := c.current(); s != nil {
+		return s.user
 	}
-	return c.sess.user
+	return ""
 }
 
 // Session returns the login session's id, which scopes session objects
@@ -338,12 +331,10 @@ func (c *Client) User() string {
 // logs in again after a session expired: the old session's objects are
 // then gone.
 func (c *Client) Session() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.sess == nil {
-		return 0
+	if s := c.current(); s != nil {
+		return s.id
 	}
-	return c.sess.id
+	return 0
 }
 
 // passwordChanged updates the remembered password after a user changed

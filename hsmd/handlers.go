@@ -88,6 +88,18 @@ func (s *Server) Info(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.InfoResponse,
 	return out, nil
 }
 
+func (s *Server) ListTokens(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.ListTokensResponse, error) {
+	ts, err := s.engine.ListTokens()
+	if err != nil {
+		return nil, err
+	}
+	out := &hsmpb.ListTokensResponse{}
+	for _, t := range ts {
+		out.Tokens = append(out.Tokens, &hsmpb.Token{Name: t.Name, Number: t.Number, Locked: t.Locked})
+	}
+	return out, nil
+}
+
 // ---- users ----
 
 func (s *Server) CreateUser(ctx context.Context, r *hsmpb.CreateUserRequest) (*hsmpb.Empty, error) {
@@ -152,7 +164,7 @@ func (s *Server) ListUsers(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.ListUser
 	out := &hsmpb.ListUsersResponse{}
 	for _, u := range us {
 		out.Users = append(out.Users, &hsmpb.UserInfo{Name: u.Name, Role: u.Role.String(), Locked: u.Locked,
-			FailedLogins: uint32(u.FailedLogins), CreatedUnix: u.Created})
+			FailedLogins: uint32(u.FailedLogins), CreatedUnix: u.Created, Number: u.Number})
 	}
 	return out, nil
 }

@@ -65,7 +65,7 @@ const (
 )
 
 var methodAccess = map[string]access{
-	"Login": accessCert, "Bootstrap": accessCert, "Info": accessCert,
+	"Login": accessCert, "Bootstrap": accessCert, "Info": accessCert, "ListTokens": accessCert,
 	"Refresh": accessSession, "Logout": accessSession,
 	"CreateUser": accessSession, "DeleteUser": accessSession, "SetPassword": accessSession,
 	"UnlockUser": accessSession, "ListUsers": accessSession,

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -232,8 +233,32 @@ func applyCreateUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	nu := &User{Name: u.Name, Role: u.Role, PasswordHash: u.PasswordHash, Generation: 1, Created: c.Time}
+	number, err := nextUserNumber(tx)
+	if err != nil {
+		return nil, err
+	}
+	nu := &User{Name: u.Name, Role: u.Role, PasswordHash: u.PasswordHash, Generation: 1, Created: c.Time, Number: number}
 	return nil, putUser(tx, s, nu)
+}
+
+// metaUserSeq is the meta key of the last user number given out.
+const metaUserSeq = "user_seq"
+
+// nextUserNumber counts users up from 1; numbers are never reused, so a
+// deleted user's slot ID never comes back as someone else's.
+func nextUserNumber(tx Tx) (uint64, error) {
+	var n uint64
+	b, err := tx.Meta(metaUserSeq)
+	switch {
+	case err == nil && len(b) == 8:
+		n = binary.BigEndian.Uint64(b)
+	case err == nil:
+		return 0, fmt.Errorf("meta %s is malformed", metaUserSeq)
+	case !errors.Is(err, ErrNotFound):
+		return 0, err
+	}
+	n++
+	return n, tx.PutMeta(metaUserSeq, binary.BigEndian.AppendUint64(nil, n))
 }
 
 func applyDeleteUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {

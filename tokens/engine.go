@@ -274,6 +274,7 @@ type UserInfo struct {
 	Locked       bool
 	FailedLogins int
 	Created      int64
+	Number       uint64
 }
 
 // ListUsers lists every user. Any logged-in user may.
@@ -287,9 +288,33 @@ func (e *Engine) ListUsers(c Caller) ([]UserInfo, error) {
 	}
 	out := make([]UserInfo, 0, len(us))
 	for _, u := range us {
-		out = append(out, UserInfo{Name: u.Name, Role: u.Role, Locked: u.Locked, FailedLogins: u.FailedLogins, Created: u.Created})
+		out = append(out, UserInfo{Name: u.Name, Role: u.Role, Locked: u.Locked, FailedLogins: u.FailedLogins, Created: u.Created, Number: u.Number})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Token is a crypto user's token, as the PKCS#11 library lists slots.
+type Token struct {
+	Name   string
+	Number uint64
+	Locked bool
+}
+
+// ListTokens lists the crypto users' tokens, ordered by number. It needs no
+// login: a PKCS#11 application lists slots before it logs in.
+func (e *Engine) ListTokens() ([]Token, error) {
+	us, err := e.store.Users()
+	if err != nil {
+		return nil, err
+	}
+	var out []Token
+	for _, u := range us {
+		if u.Role == RoleCU {
+			out = append(out, Token{Name: u.Name, Number: u.Number, Locked: u.Locked})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
 	return out, nil
 }
 
@@ -459,6 +484,10 @@ func checkMechanism(m Mech, op keyOp) (*Mechanism, error) {
 func (e *Engine) useKey(c Caller, id uint64, m Mech, op keyOp) (*Mechanism, *Object, *Key, error) {
 	row, err := checkMechanism(m, op)
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	// A role that may use no key is refused before any lookup.
+	if err := Allowed(c.Role, ActUse, RelOwner); err != nil {
 		return nil, nil, nil, err
 	}
 	o, so, err := e.lookup(c, id, ActUse)

@@ -66,16 +66,21 @@ func aesECBRow() Mechanism {
 	return r
 }
 
-// cbcIV returns the 16-byte IV of a CBC mechanism.
-func cbcIV(m Mech) ([]byte, error) {
+// cbcOf returns the AES block cipher of k and the 16-byte IV of a CBC
+// mechanism.
+func cbcOf(k *Key, m Mech) (cipher.Block, []byte, error) {
+	b, err := aesBlockOf(k)
+	if err != nil {
+		return nil, nil, err
+	}
 	p, err := param[IVParams](m, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(p.IV) != aes.BlockSize {
-		return nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "the IV must be 16 bytes")
+		return nil, nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "the IV must be 16 bytes")
 	}
-	return p.IV, nil
+	return b, p.IV, nil
 }
 
 // aesCBCRow is CKM_AES_CBC or, with pad, CKM_AES_CBC_PAD (PKCS #7 padding),
@@ -87,11 +92,7 @@ func aesCBCRow(t uint64, pad bool) Mechanism {
 	}
 	r := aesRow(t, flags, ParamIV)
 	r.Encrypt = func(k *Key, m Mech, in []byte) ([]byte, error) {
-		b, err := aesBlockOf(k)
-		if err != nil {
-			return nil, err
-		}
-		iv, err := cbcIV(m)
+		b, iv, err := cbcOf(k, m)
 		if err != nil {
 			return nil, err
 		}
@@ -113,11 +114,7 @@ func aesCBCRow(t uint64, pad bool) Mechanism {
 		return out, nil
 	}
 	r.Decrypt = func(k *Key, m Mech, in []byte) ([]byte, error) {
-		b, err := aesBlockOf(k)
-		if err != nil {
-			return nil, err
-		}
-		iv, err := cbcIV(m)
+		b, iv, err := cbcOf(k, m)
 		if err != nil {
 			return nil, err
 		}
@@ -288,69 +285,38 @@ func wrapIV(m Mech, def []byte) ([]byte, error) {
 
 // aesKeyWrapRow is CKM_AES_KEY_WRAP (RFC 3394).
 func aesKeyWrapRow() Mechanism {
-	r := aesRow(ck.CKM_AES_KEY_WRAP, fEncDec|fWrapUnwrap, ParamIV)
-	prep := func(k *Key, m Mech) (cipher.Block, [8]byte, error) {
-		var iv [8]byte
-		b, err := aesBlockOf(k)
-		if err != nil {
-			return nil, iv, err
-		}
-		v, err := wrapIV(m, kwDefaultIV[:])
-		if err != nil {
-			return nil, iv, err
-		}
-		copy(iv[:], v)
-		return b, iv, nil
-	}
-	r.Encrypt = func(k *Key, m Mech, in []byte) ([]byte, error) {
-		b, iv, err := prep(k, m)
-		if err != nil {
-			return nil, err
-		}
-		return wrapKW(b, iv, in)
-	}
-	r.Decrypt = func(k *Key, m Mech, in []byte) ([]byte, error) {
-		b, iv, err := prep(k, m)
-		if err != nil {
-			return nil, err
-		}
-		return unwrapKW(b, iv, in)
-	}
+	r := aesWrapRow(ck.CKM_AES_KEY_WRAP, kwDefaultIV[:], wrapKW, unwrapKW)
 	r.OutLen = func(_ *Key, _ Mech, inLen int) (int, error) { return inLen + 8, nil }
 	return r
 }
 
 // aesKeyWrapPadRow is CKM_AES_KEY_WRAP_KWP (RFC 5649).
 func aesKeyWrapPadRow() Mechanism {
-	r := aesRow(ck.CKM_AES_KEY_WRAP_KWP, fEncDec|fWrapUnwrap, ParamIV)
-	prep := func(k *Key, m Mech) (cipher.Block, [4]byte, error) {
-		var aiv [4]byte
-		b, err := aesBlockOf(k)
-		if err != nil {
-			return nil, aiv, err
-		}
-		v, err := wrapIV(m, kwpDefaultAIV[:])
-		if err != nil {
-			return nil, aiv, err
-		}
-		copy(aiv[:], v)
-		return b, aiv, nil
-	}
-	r.Encrypt = func(k *Key, m Mech, in []byte) ([]byte, error) {
-		b, aiv, err := prep(k, m)
-		if err != nil {
-			return nil, err
-		}
-		return wrapKWP(b, aiv, in)
-	}
-	r.Decrypt = func(k *Key, m Mech, in []byte) ([]byte, error) {
-		b, aiv, err := prep(k, m)
-		if err != nil {
-			return nil, err
-		}
-		return unwrapKWP(b, aiv, in)
-	}
+	r := aesWrapRow(ck.CKM_AES_KEY_WRAP_KWP, kwpDefaultAIV[:], wrapKWP, unwrapKWP)
 	r.OutLen = func(_ *Key, _ Mech, inLen int) (int, error) { return (inLen+7)/8*8 + 8, nil }
+	return r
+}
+
+// aesWrapRow is the part common to the AES key wrap rows: wrap and unwrap
+// take the initial value IV from the parameter, or def (as long as IV) if
+// there is none.
+func aesWrapRow[IV [4]byte | [8]byte](t uint64, def []byte, wrap, unwrap func(cipher.Block, IV, []byte) ([]byte, error)) Mechanism {
+	r := aesRow(t, fEncDec|fWrapUnwrap, ParamIV)
+	crypt := func(f func(cipher.Block, IV, []byte) ([]byte, error)) func(*Key, Mech, []byte) ([]byte, error) {
+		return func(k *Key, m Mech, in []byte) ([]byte, error) {
+			b, err := aesBlockOf(k)
+			if err != nil {
+				return nil, err
+			}
+			iv, err := wrapIV(m, def)
+			if err != nil {
+				return nil, err
+			}
+			return f(b, IV(iv), in)
+		}
+	}
+	r.Encrypt = crypt(wrap)
+	r.Decrypt = crypt(unwrap)
 	return r
 }
 

@@ -95,64 +95,24 @@ func rsaPKCSRow() Mechanism {
 		MaxKeySize: rsaMaxBits,
 		Param:      ParamNone,
 		Sign: func(k *Key, _ Mech, data []byte) ([]byte, error) {
-			priv, err := rsaPrivOf(k)
-			if err != nil {
-				return nil, err
-			}
-			if len(data) > priv.Size()-11 {
-				return nil, Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", priv.Size()-11)
-			}
-			sig, err := rsa.SignPKCS1v15(nil, priv, 0, data)
-			if err != nil {
-				return nil, rsaFailed(err, ck.CKR_FUNCTION_FAILED, "signing")
-			}
-			return sig, nil
+			return rsaSignPKCS1(k, 0, data)
 		},
 		Verify: func(k *Key, _ Mech, data, sig []byte) error {
-			pub, err := rsaPubOf(k)
-			if err != nil {
-				return err
-			}
-			if len(data) > pub.Size()-11 {
-				return Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", pub.Size()-11)
-			}
-			if len(sig) != pub.Size() {
-				return Errorf(ck.CKR_SIGNATURE_LEN_RANGE, "the signature must be %d bytes", pub.Size())
-			}
-			if err := rsa.VerifyPKCS1v15(pub, 0, data, sig); err != nil {
-				return rsaFailed(err, ck.CKR_SIGNATURE_INVALID, "the signature does not verify")
-			}
-			return nil
+			return rsaVerifyPKCS1(k, 0, data, sig)
 		},
 		Encrypt: func(k *Key, _ Mech, in []byte) ([]byte, error) {
 			pub, err := rsaPubOf(k)
 			if err != nil {
 				return nil, err
 			}
-			if len(in) > pub.Size()-11 {
-				return nil, Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", pub.Size()-11)
-			}
-			//lint:ignore SA1019 CKM_RSA_PKCS encryption is a PKCS #11 mechanism applications ask for.
-			out, err := rsa.EncryptPKCS1v15(rand.Reader, pub, in)
-			if err != nil {
-				return nil, rsaFailed(err, ck.CKR_FUNCTION_FAILED, "encrypting")
-			}
-			return out, nil
+			return rsaEncrypt(pub, in, pub.Size()-11, nil)
 		},
 		Decrypt: func(k *Key, _ Mech, in []byte) ([]byte, error) {
 			priv, err := rsaPrivOf(k)
 			if err != nil {
 				return nil, err
 			}
-			if len(in) != priv.Size() {
-				return nil, Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "the ciphertext must be %d bytes", priv.Size())
-			}
-			//lint:ignore SA1019 see Encrypt.
-			out, err := rsa.DecryptPKCS1v15(nil, priv, in)
-			if err != nil {
-				return nil, rsaFailed(err, ck.CKR_ENCRYPTED_DATA_INVALID, "the ciphertext does not decrypt")
-			}
-			return out, nil
+			return rsaDecrypt(priv, in, nil)
 		},
 		OutLen: rsaOutLen,
 	}
@@ -168,31 +128,110 @@ func rsaHashPKCSRow(t uint64, h crypto.Hash) Mechanism {
 		MaxKeySize: rsaMaxBits,
 		Param:      ParamNone,
 		Sign: func(k *Key, _ Mech, data []byte) ([]byte, error) {
-			priv, err := rsaPrivOf(k)
-			if err != nil {
-				return nil, err
-			}
-			sig, err := rsa.SignPKCS1v15(nil, priv, h, sum(h, data))
-			if err != nil {
-				return nil, rsaFailed(err, ck.CKR_FUNCTION_FAILED, "signing")
-			}
-			return sig, nil
+			return rsaSignPKCS1(k, h, data)
 		},
 		Verify: func(k *Key, _ Mech, data, sig []byte) error {
-			pub, err := rsaPubOf(k)
-			if err != nil {
-				return err
-			}
-			if len(sig) != pub.Size() {
-				return Errorf(ck.CKR_SIGNATURE_LEN_RANGE, "the signature must be %d bytes", pub.Size())
-			}
-			if err := rsa.VerifyPKCS1v15(pub, h, sum(h, data), sig); err != nil {
-				return rsaFailed(err, ck.CKR_SIGNATURE_INVALID, "the signature does not verify")
-			}
-			return nil
+			return rsaVerifyPKCS1(k, h, data, sig)
 		},
 		OutLen: rsaOutLen,
 	}
+}
+
+// pkcs1Input is what PKCS #1 v1.5 signs for a row of hash h: the hash of
+// data, or with h zero the caller's data itself (a DigestInfo, normally),
+// which must leave room for the padding in the modulus length n.
+func pkcs1Input(h crypto.Hash, n int, data []byte) ([]byte, error) {
+	if h != 0 {
+		return sum(h, data), nil
+	}
+	if len(data) > n-11 {
+		return nil, Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", n-11)
+	}
+	return data, nil
+}
+
+// rsaSignPKCS1 and rsaVerifyPKCS1 are the PKCS #1 v1.5 signatures of
+// CKM_RSA_PKCS (h zero) and CKM_<hash>_RSA_PKCS.
+func rsaSignPKCS1(k *Key, h crypto.Hash, data []byte) ([]byte, error) {
+	priv, err := rsaPrivOf(k)
+	if err != nil {
+		return nil, err
+	}
+	in, err := pkcs1Input(h, priv.Size(), data)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := rsa.SignPKCS1v15(nil, priv, h, in)
+	if err != nil {
+		return nil, rsaFailed(err, ck.CKR_FUNCTION_FAILED, "signing")
+	}
+	return sig, nil
+}
+
+func rsaVerifyPKCS1(k *Key, h crypto.Hash, data, sig []byte) error {
+	pub, err := rsaPubOf(k)
+	if err != nil {
+		return err
+	}
+	in, err := pkcs1Input(h, pub.Size(), data)
+	if err != nil {
+		return err
+	}
+	if err := rsaSigLen(pub, sig); err != nil {
+		return err
+	}
+	if err := rsa.VerifyPKCS1v15(pub, h, in, sig); err != nil {
+		return rsaFailed(err, ck.CKR_SIGNATURE_INVALID, "the signature does not verify")
+	}
+	return nil
+}
+
+// rsaSigLen checks that a signature is as long as the modulus.
+func rsaSigLen(pub *rsa.PublicKey, sig []byte) error {
+	if len(sig) != pub.Size() {
+		return Errorf(ck.CKR_SIGNATURE_LEN_RANGE, "the signature must be %d bytes", pub.Size())
+	}
+	return nil
+}
+
+// rsaEncrypt encrypts in, of at most max bytes, with opts: OAEP, or nil
+// for PKCS #1 v1.5.
+func rsaEncrypt(pub *rsa.PublicKey, in []byte, max int, opts *rsa.OAEPOptions) ([]byte, error) {
+	if len(in) > max {
+		return nil, Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", max)
+	}
+	var out []byte
+	var err error
+	if opts == nil {
+		//lint:ignore SA1019 CKM_RSA_PKCS encryption is a PKCS #11 mechanism applications ask for.
+		out, err = rsa.EncryptPKCS1v15(rand.Reader, pub, in)
+	} else {
+		out, err = rsa.EncryptOAEPWithOptions(rand.Reader, pub, in, opts)
+	}
+	if err != nil {
+		return nil, rsaFailed(err, ck.CKR_FUNCTION_FAILED, "encrypting")
+	}
+	return out, nil
+}
+
+// rsaDecrypt decrypts a ciphertext, which must be as long as the modulus,
+// with opts: OAEP, or nil for PKCS #1 v1.5.
+func rsaDecrypt(priv *rsa.PrivateKey, in []byte, opts *rsa.OAEPOptions) ([]byte, error) {
+	if len(in) != priv.Size() {
+		return nil, Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "the ciphertext must be %d bytes", priv.Size())
+	}
+	var out []byte
+	var err error
+	if opts == nil {
+		//lint:ignore SA1019 see rsaEncrypt.
+		out, err = rsa.DecryptPKCS1v15(nil, priv, in)
+	} else {
+		out, err = priv.Decrypt(nil, in, opts)
+	}
+	if err != nil {
+		return nil, rsaFailed(err, ck.CKR_ENCRYPTED_DATA_INVALID, "the ciphertext does not decrypt")
+	}
+	return out, nil
 }
 
 // pssOptions checks CK_RSA_PKCS_PSS_PARAMS against the mechanism (rowHash,
@@ -226,14 +265,20 @@ func pssOptions(pub *rsa.PublicKey, m Mech, rowHash crypto.Hash) (crypto.Hash, *
 // rsaPSSRow is CKM_RSA_PKCS_PSS (h zero: the data is the hash) or
 // CKM_<hash>_RSA_PKCS_PSS (hash, then sign).
 func rsaPSSRow(t uint64, h crypto.Hash) Mechanism {
-	digest := func(ph crypto.Hash, data []byte) ([]byte, error) {
+	// prepare checks the parameter and returns the hash, the options and
+	// the digest of data to sign or verify.
+	prepare := func(pub *rsa.PublicKey, m Mech, data []byte) (crypto.Hash, *rsa.PSSOptions, []byte, error) {
+		ph, opts, err := pssOptions(pub, m, h)
+		if err != nil {
+			return 0, nil, nil, err
+		}
 		if h != 0 {
-			return sum(ph, data), nil
+			return ph, opts, sum(ph, data), nil
 		}
 		if len(data) != ph.Size() {
-			return nil, Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be a %d-byte hash", ph.Size())
+			return 0, nil, nil, Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be a %d-byte hash", ph.Size())
 		}
-		return data, nil
+		return ph, opts, data, nil
 	}
 	return Mechanism{
 		Type:       t,
@@ -247,11 +292,7 @@ func rsaPSSRow(t uint64, h crypto.Hash) Mechanism {
 			if err != nil {
 				return nil, err
 			}
-			ph, opts, err := pssOptions(&priv.PublicKey, m, h)
-			if err != nil {
-				return nil, err
-			}
-			d, err := digest(ph, data)
+			ph, opts, d, err := prepare(&priv.PublicKey, m, data)
 			if err != nil {
 				return nil, err
 			}
@@ -266,16 +307,12 @@ func rsaPSSRow(t uint64, h crypto.Hash) Mechanism {
 			if err != nil {
 				return err
 			}
-			ph, opts, err := pssOptions(pub, m, h)
+			ph, opts, d, err := prepare(pub, m, data)
 			if err != nil {
 				return err
 			}
-			d, err := digest(ph, data)
-			if err != nil {
+			if err := rsaSigLen(pub, sig); err != nil {
 				return err
-			}
-			if len(sig) != pub.Size() {
-				return Errorf(ck.CKR_SIGNATURE_LEN_RANGE, "the signature must be %d bytes", pub.Size())
 			}
 			if err := rsa.VerifyPSS(pub, ph, d, sig, opts); err != nil {
 				return rsaFailed(err, ck.CKR_SIGNATURE_INVALID, "the signature does not verify")
@@ -344,14 +381,7 @@ func rsaOAEPRow() Mechanism {
 			if max < 0 {
 				return nil, Errorf(ck.CKR_KEY_SIZE_RANGE, "the key is too short for OAEP with this hash")
 			}
-			if len(in) > max {
-				return nil, Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", max)
-			}
-			out, err := rsa.EncryptOAEPWithOptions(rand.Reader, pub, in, opts)
-			if err != nil {
-				return nil, rsaFailed(err, ck.CKR_FUNCTION_FAILED, "encrypting")
-			}
-			return out, nil
+			return rsaEncrypt(pub, in, max, opts)
 		},
 		Decrypt: func(k *Key, m Mech, in []byte) ([]byte, error) {
 			priv, err := rsaPrivOf(k)
@@ -362,14 +392,7 @@ func rsaOAEPRow() Mechanism {
 			if err != nil {
 				return nil, err
 			}
-			if len(in) != priv.Size() {
-				return nil, Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "the ciphertext must be %d bytes", priv.Size())
-			}
-			out, err := priv.Decrypt(nil, in, opts)
-			if err != nil {
-				return nil, rsaFailed(err, ck.CKR_ENCRYPTED_DATA_INVALID, "the ciphertext does not decrypt")
-			}
-			return out, nil
+			return rsaDecrypt(priv, in, opts)
 		},
 		OutLen: func(k *Key, m Mech, _ int) (int, error) {
 			if _, err := oaepOptions(m); err != nil {
@@ -445,8 +468,8 @@ func rsaX509Row() Mechanism {
 			if len(data) > n {
 				return Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", n)
 			}
-			if len(sig) != n {
-				return Errorf(ck.CKR_SIGNATURE_LEN_RANGE, "the signature must be %d bytes", n)
+			if err := rsaSigLen(pub, sig); err != nil {
+				return err
 			}
 			if new(big.Int).SetBytes(sig).Cmp(pub.N) >= 0 {
 				return Errorf(ck.CKR_SIGNATURE_INVALID, "the signature is not less than the modulus")

@@ -267,8 +267,8 @@ func (s *Sealer) AttrMAC(o *Object) []byte {
 // generation) so that a row edited in the file is refused.
 func (s *Sealer) UserMAC(u *User) []byte {
 	h := hmac.New(sha256.New, s.macKey)
-	fmt.Fprintf(h, "openhsm user v1|%d|%s|%d|%s|%d|%t|%d|%d", len(u.Name), u.Name, u.Role, u.PasswordHash,
-		u.FailedLogins, u.Locked, u.Generation, u.Created)
+	fmt.Fprintf(h, "openhsm user v1|%d|%s|%d|%s|%d|%t|%d|%d|%d", len(u.Name), u.Name, u.Role, u.PasswordHash,
+		u.FailedLogins, u.Locked, u.Generation, u.Created, u.Number)
 	return h.Sum(nil)
 }
 

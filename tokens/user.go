@@ -50,6 +50,9 @@ type User struct {
 	// unlocked; session tokens carry it, so a reset ends old sessions.
 	Generation uint64
 	Created    int64 // Unix seconds, from the command
+	// Number is assigned once by apply, counting up from 1; the PKCS#11
+	// library's slot IDs come from it.
+	Number uint64
 	// MAC binds the row to the domain key (Sealer.UserMAC); apply sets it.
 	MAC []byte
 }

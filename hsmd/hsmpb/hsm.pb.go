@@ -1180,6 +1180,7 @@ type UserInfo struct {
 	Locked        bool                   `protobuf:"varint,3,opt,name=locked,proto3" json:"locked,omitempty"`
 	FailedLogins  uint32                 `protobuf:"varint,4,opt,name=failed_logins,json=failedLogins,proto3" json:"failed_logins,omitempty"`
 	CreatedUnix   int64                  `protobuf:"varint,5,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	Number        uint64                 `protobuf:"varint,6,opt,name=number,proto3" json:"number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1249,6 +1250,117 @@ func (x *UserInfo) GetCreatedUnix() int64 {
 	return 0
 }
 
+func (x *UserInfo) GetNumber() uint64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+type Token struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Number        uint64                 `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"` // assigned once when the user is made; never reused
+	Locked        bool                   `protobuf:"varint,3,opt,name=locked,proto3" json:"locked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Token) Reset() {
+	*x = Token{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Token) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Token) ProtoMessage() {}
+
+func (x *Token) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Token.ProtoReflect.Descriptor instead.
+func (*Token) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Token) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Token) GetNumber() uint64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *Token) GetLocked() bool {
+	if x != nil {
+		return x.Locked
+	}
+	return false
+}
+
+type ListTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*Token               `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensResponse) Reset() {
+	*x = ListTokensResponse{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensResponse) ProtoMessage() {}
+
+func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListTokensResponse) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListTokensResponse) GetTokens() []*Token {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
 type ListUsersResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Users         []*UserInfo            `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
@@ -1258,7 +1370,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[19]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1382,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[19]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1395,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{19}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListUsersResponse) GetUsers() []*UserInfo {
@@ -1302,7 +1414,7 @@ type CreateObjectRequest struct {
 
 func (x *CreateObjectRequest) Reset() {
 	*x = CreateObjectRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[20]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1426,7 @@ func (x *CreateObjectRequest) String() string {
 func (*CreateObjectRequest) ProtoMessage() {}
 
 func (x *CreateObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[20]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1439,7 @@ func (x *CreateObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateObjectRequest.ProtoReflect.Descriptor instead.
 func (*CreateObjectRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{20}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateObjectRequest) GetTemplate() []*Attribute {
@@ -1347,7 +1459,7 @@ type CopyObjectRequest struct {
 
 func (x *CopyObjectRequest) Reset() {
 	*x = CopyObjectRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[21]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1471,7 @@ func (x *CopyObjectRequest) String() string {
 func (*CopyObjectRequest) ProtoMessage() {}
 
 func (x *CopyObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[21]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1484,7 @@ func (x *CopyObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyObjectRequest.ProtoReflect.Descriptor instead.
 func (*CopyObjectRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{21}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CopyObjectRequest) GetObject() uint64 {
@@ -1398,7 +1510,7 @@ type ObjectRequest struct {
 
 func (x *ObjectRequest) Reset() {
 	*x = ObjectRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[22]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +1522,7 @@ func (x *ObjectRequest) String() string {
 func (*ObjectRequest) ProtoMessage() {}
 
 func (x *ObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[22]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1423,7 +1535,7 @@ func (x *ObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectRequest.ProtoReflect.Descriptor instead.
 func (*ObjectRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{22}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ObjectRequest) GetObject() uint64 {
@@ -1442,7 +1554,7 @@ type ObjectResponse struct {
 
 func (x *ObjectResponse) Reset() {
 	*x = ObjectResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[23]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1454,7 +1566,7 @@ func (x *ObjectResponse) String() string {
 func (*ObjectResponse) ProtoMessage() {}
 
 func (x *ObjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[23]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1467,7 +1579,7 @@ func (x *ObjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectResponse.ProtoReflect.Descriptor instead.
 func (*ObjectResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{23}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ObjectResponse) GetObject() uint64 {
@@ -1487,7 +1599,7 @@ type FindObjectsRequest struct {
 
 func (x *FindObjectsRequest) Reset() {
 	*x = FindObjectsRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[24]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1611,7 @@ func (x *FindObjectsRequest) String() string {
 func (*FindObjectsRequest) ProtoMessage() {}
 
 func (x *FindObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[24]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1624,7 @@ func (x *FindObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindObjectsRequest.ProtoReflect.Descriptor instead.
 func (*FindObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{24}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FindObjectsRequest) GetTemplate() []*Attribute {
@@ -1538,7 +1650,7 @@ type FindObjectsResponse struct {
 
 func (x *FindObjectsResponse) Reset() {
 	*x = FindObjectsResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[25]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1662,7 @@ func (x *FindObjectsResponse) String() string {
 func (*FindObjectsResponse) ProtoMessage() {}
 
 func (x *FindObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[25]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1675,7 @@ func (x *FindObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindObjectsResponse.ProtoReflect.Descriptor instead.
 func (*FindObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{25}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FindObjectsResponse) GetObjects() []uint64 {
@@ -1585,7 +1697,7 @@ type ObjectInfo struct {
 
 func (x *ObjectInfo) Reset() {
 	*x = ObjectInfo{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[26]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1597,7 +1709,7 @@ func (x *ObjectInfo) String() string {
 func (*ObjectInfo) ProtoMessage() {}
 
 func (x *ObjectInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[26]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1610,7 +1722,7 @@ func (x *ObjectInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectInfo.ProtoReflect.Descriptor instead.
 func (*ObjectInfo) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{26}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ObjectInfo) GetObject() uint64 {
@@ -1650,7 +1762,7 @@ type ListObjectsResponse struct {
 
 func (x *ListObjectsResponse) Reset() {
 	*x = ListObjectsResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[27]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1662,7 +1774,7 @@ func (x *ListObjectsResponse) String() string {
 func (*ListObjectsResponse) ProtoMessage() {}
 
 func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[27]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1675,7 +1787,7 @@ func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListObjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{27}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListObjectsResponse) GetObjects() []*ObjectInfo {
@@ -1695,7 +1807,7 @@ type GetAttributesRequest struct {
 
 func (x *GetAttributesRequest) Reset() {
 	*x = GetAttributesRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[28]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1819,7 @@ func (x *GetAttributesRequest) String() string {
 func (*GetAttributesRequest) ProtoMessage() {}
 
 func (x *GetAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[28]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1832,7 @@ func (x *GetAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttributesRequest.ProtoReflect.Descriptor instead.
 func (*GetAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{28}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetAttributesRequest) GetObject() uint64 {
@@ -1748,7 +1860,7 @@ type AttributeValue struct {
 
 func (x *AttributeValue) Reset() {
 	*x = AttributeValue{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[29]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +1872,7 @@ func (x *AttributeValue) String() string {
 func (*AttributeValue) ProtoMessage() {}
 
 func (x *AttributeValue) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[29]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +1885,7 @@ func (x *AttributeValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttributeValue.ProtoReflect.Descriptor instead.
 func (*AttributeValue) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{29}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AttributeValue) GetType() uint64 {
@@ -1806,7 +1918,7 @@ type GetAttributesResponse struct {
 
 func (x *GetAttributesResponse) Reset() {
 	*x = GetAttributesResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[30]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +1930,7 @@ func (x *GetAttributesResponse) String() string {
 func (*GetAttributesResponse) ProtoMessage() {}
 
 func (x *GetAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[30]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +1943,7 @@ func (x *GetAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttributesResponse.ProtoReflect.Descriptor instead.
 func (*GetAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{30}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetAttributesResponse) GetValues() []*AttributeValue {
@@ -1851,7 +1963,7 @@ type SetAttributesRequest struct {
 
 func (x *SetAttributesRequest) Reset() {
 	*x = SetAttributesRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[31]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +1975,7 @@ func (x *SetAttributesRequest) String() string {
 func (*SetAttributesRequest) ProtoMessage() {}
 
 func (x *SetAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[31]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1876,7 +1988,7 @@ func (x *SetAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAttributesRequest.ProtoReflect.Descriptor instead.
 func (*SetAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{31}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SetAttributesRequest) GetObject() uint64 {
@@ -1904,7 +2016,7 @@ type ShareRequest struct {
 
 func (x *ShareRequest) Reset() {
 	*x = ShareRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[32]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +2028,7 @@ func (x *ShareRequest) String() string {
 func (*ShareRequest) ProtoMessage() {}
 
 func (x *ShareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[32]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +2041,7 @@ func (x *ShareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareRequest.ProtoReflect.Descriptor instead.
 func (*ShareRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{32}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ShareRequest) GetObject() uint64 {
@@ -1963,7 +2075,7 @@ type GenerateKeyRequest struct {
 
 func (x *GenerateKeyRequest) Reset() {
 	*x = GenerateKeyRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[33]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2087,7 @@ func (x *GenerateKeyRequest) String() string {
 func (*GenerateKeyRequest) ProtoMessage() {}
 
 func (x *GenerateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[33]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2100,7 @@ func (x *GenerateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateKeyRequest.ProtoReflect.Descriptor instead.
 func (*GenerateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{33}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GenerateKeyRequest) GetMechanism() *Mechanism {
@@ -2016,7 +2128,7 @@ type GenerateKeyPairRequest struct {
 
 func (x *GenerateKeyPairRequest) Reset() {
 	*x = GenerateKeyPairRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[34]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2140,7 @@ func (x *GenerateKeyPairRequest) String() string {
 func (*GenerateKeyPairRequest) ProtoMessage() {}
 
 func (x *GenerateKeyPairRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[34]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2153,7 @@ func (x *GenerateKeyPairRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateKeyPairRequest.ProtoReflect.Descriptor instead.
 func (*GenerateKeyPairRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{34}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GenerateKeyPairRequest) GetMechanism() *Mechanism {
@@ -2075,7 +2187,7 @@ type KeyPairResponse struct {
 
 func (x *KeyPairResponse) Reset() {
 	*x = KeyPairResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[35]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2087,7 +2199,7 @@ func (x *KeyPairResponse) String() string {
 func (*KeyPairResponse) ProtoMessage() {}
 
 func (x *KeyPairResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[35]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2100,7 +2212,7 @@ func (x *KeyPairResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPairResponse.ProtoReflect.Descriptor instead.
 func (*KeyPairResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{35}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *KeyPairResponse) GetPublicKey() uint64 {
@@ -2128,7 +2240,7 @@ type WrapKeyRequest struct {
 
 func (x *WrapKeyRequest) Reset() {
 	*x = WrapKeyRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[36]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2140,7 +2252,7 @@ func (x *WrapKeyRequest) String() string {
 func (*WrapKeyRequest) ProtoMessage() {}
 
 func (x *WrapKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[36]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2153,7 +2265,7 @@ func (x *WrapKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrapKeyRequest.ProtoReflect.Descriptor instead.
 func (*WrapKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{36}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WrapKeyRequest) GetMechanism() *Mechanism {
@@ -2189,7 +2301,7 @@ type UnwrapKeyRequest struct {
 
 func (x *UnwrapKeyRequest) Reset() {
 	*x = UnwrapKeyRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[37]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2313,7 @@ func (x *UnwrapKeyRequest) String() string {
 func (*UnwrapKeyRequest) ProtoMessage() {}
 
 func (x *UnwrapKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[37]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2326,7 @@ func (x *UnwrapKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnwrapKeyRequest.ProtoReflect.Descriptor instead.
 func (*UnwrapKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{37}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UnwrapKeyRequest) GetMechanism() *Mechanism {
@@ -2256,7 +2368,7 @@ type DeriveKeyRequest struct {
 
 func (x *DeriveKeyRequest) Reset() {
 	*x = DeriveKeyRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[38]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2380,7 @@ func (x *DeriveKeyRequest) String() string {
 func (*DeriveKeyRequest) ProtoMessage() {}
 
 func (x *DeriveKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[38]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +2393,7 @@ func (x *DeriveKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeriveKeyRequest.ProtoReflect.Descriptor instead.
 func (*DeriveKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{38}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeriveKeyRequest) GetMechanism() *Mechanism {
@@ -2316,7 +2428,7 @@ type CryptoRequest struct {
 
 func (x *CryptoRequest) Reset() {
 	*x = CryptoRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[39]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2328,7 +2440,7 @@ func (x *CryptoRequest) String() string {
 func (*CryptoRequest) ProtoMessage() {}
 
 func (x *CryptoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[39]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2341,7 +2453,7 @@ func (x *CryptoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CryptoRequest.ProtoReflect.Descriptor instead.
 func (*CryptoRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{39}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CryptoRequest) GetMechanism() *Mechanism {
@@ -2377,7 +2489,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[40]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +2501,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[40]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +2514,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{40}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *VerifyRequest) GetMechanism() *Mechanism {
@@ -2445,7 +2557,7 @@ type OutputLengthRequest struct {
 
 func (x *OutputLengthRequest) Reset() {
 	*x = OutputLengthRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[41]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2457,7 +2569,7 @@ func (x *OutputLengthRequest) String() string {
 func (*OutputLengthRequest) ProtoMessage() {}
 
 func (x *OutputLengthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[41]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2470,7 +2582,7 @@ func (x *OutputLengthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputLengthRequest.ProtoReflect.Descriptor instead.
 func (*OutputLengthRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{41}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *OutputLengthRequest) GetMechanism() *Mechanism {
@@ -2510,7 +2622,7 @@ type OutputLengthResponse struct {
 
 func (x *OutputLengthResponse) Reset() {
 	*x = OutputLengthResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[42]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2522,7 +2634,7 @@ func (x *OutputLengthResponse) String() string {
 func (*OutputLengthResponse) ProtoMessage() {}
 
 func (x *OutputLengthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[42]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2535,7 +2647,7 @@ func (x *OutputLengthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputLengthResponse.ProtoReflect.Descriptor instead.
 func (*OutputLengthResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{42}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *OutputLengthResponse) GetLength() uint64 {
@@ -2555,7 +2667,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[43]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2567,7 +2679,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[43]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2580,7 +2692,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{43}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DigestRequest) GetMechanism() *Mechanism {
@@ -2606,7 +2718,7 @@ type RandomRequest struct {
 
 func (x *RandomRequest) Reset() {
 	*x = RandomRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[44]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +2730,7 @@ func (x *RandomRequest) String() string {
 func (*RandomRequest) ProtoMessage() {}
 
 func (x *RandomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[44]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +2743,7 @@ func (x *RandomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RandomRequest.ProtoReflect.Descriptor instead.
 func (*RandomRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{44}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RandomRequest) GetLength() uint32 {
@@ -2650,7 +2762,7 @@ type DataResponse struct {
 
 func (x *DataResponse) Reset() {
 	*x = DataResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[45]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2662,7 +2774,7 @@ func (x *DataResponse) String() string {
 func (*DataResponse) ProtoMessage() {}
 
 func (x *DataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[45]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2675,7 +2787,7 @@ func (x *DataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataResponse.ProtoReflect.Descriptor instead.
 func (*DataResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{45}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DataResponse) GetData() []byte {
@@ -2770,13 +2882,20 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\tR\x04user\"D\n" +
 	"\x12SetPasswordRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x92\x01\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"\xaa\x01\n" +
 	"\bUserInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x16\n" +
 	"\x06locked\x18\x03 \x01(\bR\x06locked\x12#\n" +
 	"\rfailed_logins\x18\x04 \x01(\rR\ffailedLogins\x12!\n" +
-	"\fcreated_unix\x18\x05 \x01(\x03R\vcreatedUnix\"?\n" +
+	"\fcreated_unix\x18\x05 \x01(\x03R\vcreatedUnix\x12\x16\n" +
+	"\x06number\x18\x06 \x01(\x04R\x06number\"K\n" +
+	"\x05Token\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06number\x18\x02 \x01(\x04R\x06number\x12\x16\n" +
+	"\x06locked\x18\x03 \x01(\bR\x06locked\"?\n" +
+	"\x12ListTokensResponse\x12)\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x11.openhsm.v1.TokenR\x06tokens\"?\n" +
 	"\x11ListUsersResponse\x12*\n" +
 	"\x05users\x18\x01 \x03(\v2\x14.openhsm.v1.UserInfoR\x05users\"H\n" +
 	"\x13CreateObjectRequest\x121\n" +
@@ -2868,13 +2987,15 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\rRandomRequest\x12\x16\n" +
 	"\x06length\x18\x01 \x01(\rR\x06length\"\"\n" +
 	"\fDataResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data2\xd7\x0f\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data2\x98\x10\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
 	"\x06Logout\x12\x11.openhsm.v1.Empty\x1a\x11.openhsm.v1.Empty\x12<\n" +
 	"\tBootstrap\x12\x1c.openhsm.v1.BootstrapRequest\x1a\x11.openhsm.v1.Empty\x123\n" +
-	"\x04Info\x12\x11.openhsm.v1.Empty\x1a\x18.openhsm.v1.InfoResponse\x12>\n" +
+	"\x04Info\x12\x11.openhsm.v1.Empty\x1a\x18.openhsm.v1.InfoResponse\x12?\n" +
+	"\n" +
+	"ListTokens\x12\x11.openhsm.v1.Empty\x1a\x1e.openhsm.v1.ListTokensResponse\x12>\n" +
 	"\n" +
 	"CreateUser\x12\x1d.openhsm.v1.CreateUserRequest\x1a\x11.openhsm.v1.Empty\x128\n" +
 	"\n" +
@@ -2917,7 +3038,7 @@ func file_hsmd_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_hsmd_hsmpb_hsm_proto_rawDescData
 }
 
-var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                  // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),            // 1: openhsm.v1.ErrorDetail
@@ -2938,33 +3059,35 @@ var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*UserRequest)(nil),            // 16: openhsm.v1.UserRequest
 	(*SetPasswordRequest)(nil),     // 17: openhsm.v1.SetPasswordRequest
 	(*UserInfo)(nil),               // 18: openhsm.v1.UserInfo
-	(*ListUsersResponse)(nil),      // 19: openhsm.v1.ListUsersResponse
-	(*CreateObjectRequest)(nil),    // 20: openhsm.v1.CreateObjectRequest
-	(*CopyObjectRequest)(nil),      // 21: openhsm.v1.CopyObjectRequest
-	(*ObjectRequest)(nil),          // 22: openhsm.v1.ObjectRequest
-	(*ObjectResponse)(nil),         // 23: openhsm.v1.ObjectResponse
-	(*FindObjectsRequest)(nil),     // 24: openhsm.v1.FindObjectsRequest
-	(*FindObjectsResponse)(nil),    // 25: openhsm.v1.FindObjectsResponse
-	(*ObjectInfo)(nil),             // 26: openhsm.v1.ObjectInfo
-	(*ListObjectsResponse)(nil),    // 27: openhsm.v1.ListObjectsResponse
-	(*GetAttributesRequest)(nil),   // 28: openhsm.v1.GetAttributesRequest
-	(*AttributeValue)(nil),         // 29: openhsm.v1.AttributeValue
-	(*GetAttributesResponse)(nil),  // 30: openhsm.v1.GetAttributesResponse
-	(*SetAttributesRequest)(nil),   // 31: openhsm.v1.SetAttributesRequest
-	(*ShareRequest)(nil),           // 32: openhsm.v1.ShareRequest
-	(*GenerateKeyRequest)(nil),     // 33: openhsm.v1.GenerateKeyRequest
-	(*GenerateKeyPairRequest)(nil), // 34: openhsm.v1.GenerateKeyPairRequest
-	(*KeyPairResponse)(nil),        // 35: openhsm.v1.KeyPairResponse
-	(*WrapKeyRequest)(nil),         // 36: openhsm.v1.WrapKeyRequest
-	(*UnwrapKeyRequest)(nil),       // 37: openhsm.v1.UnwrapKeyRequest
-	(*DeriveKeyRequest)(nil),       // 38: openhsm.v1.DeriveKeyRequest
-	(*CryptoRequest)(nil),          // 39: openhsm.v1.CryptoRequest
-	(*VerifyRequest)(nil),          // 40: openhsm.v1.VerifyRequest
-	(*OutputLengthRequest)(nil),    // 41: openhsm.v1.OutputLengthRequest
-	(*OutputLengthResponse)(nil),   // 42: openhsm.v1.OutputLengthResponse
-	(*DigestRequest)(nil),          // 43: openhsm.v1.DigestRequest
-	(*RandomRequest)(nil),          // 44: openhsm.v1.RandomRequest
-	(*DataResponse)(nil),           // 45: openhsm.v1.DataResponse
+	(*Token)(nil),                  // 19: openhsm.v1.Token
+	(*ListTokensResponse)(nil),     // 20: openhsm.v1.ListTokensResponse
+	(*ListUsersResponse)(nil),      // 21: openhsm.v1.ListUsersResponse
+	(*CreateObjectRequest)(nil),    // 22: openhsm.v1.CreateObjectRequest
+	(*CopyObjectRequest)(nil),      // 23: openhsm.v1.CopyObjectRequest
+	(*ObjectRequest)(nil),          // 24: openhsm.v1.ObjectRequest
+	(*ObjectResponse)(nil),         // 25: openhsm.v1.ObjectResponse
+	(*FindObjectsRequest)(nil),     // 26: openhsm.v1.FindObjectsRequest
+	(*FindObjectsResponse)(nil),    // 27: openhsm.v1.FindObjectsResponse
+	(*ObjectInfo)(nil),             // 28: openhsm.v1.ObjectInfo
+	(*ListObjectsResponse)(nil),    // 29: openhsm.v1.ListObjectsResponse
+	(*GetAttributesRequest)(nil),   // 30: openhsm.v1.GetAttributesRequest
+	(*AttributeValue)(nil),         // 31: openhsm.v1.AttributeValue
+	(*GetAttributesResponse)(nil),  // 32: openhsm.v1.GetAttributesResponse
+	(*SetAttributesRequest)(nil),   // 33: openhsm.v1.SetAttributesRequest
+	(*ShareRequest)(nil),           // 34: openhsm.v1.ShareRequest
+	(*GenerateKeyRequest)(nil),     // 35: openhsm.v1.GenerateKeyRequest
+	(*GenerateKeyPairRequest)(nil), // 36: openhsm.v1.GenerateKeyPairRequest
+	(*KeyPairResponse)(nil),        // 37: openhsm.v1.KeyPairResponse
+	(*WrapKeyRequest)(nil),         // 38: openhsm.v1.WrapKeyRequest
+	(*UnwrapKeyRequest)(nil),       // 39: openhsm.v1.UnwrapKeyRequest
+	(*DeriveKeyRequest)(nil),       // 40: openhsm.v1.DeriveKeyRequest
+	(*CryptoRequest)(nil),          // 41: openhsm.v1.CryptoRequest
+	(*VerifyRequest)(nil),          // 42: openhsm.v1.VerifyRequest
+	(*OutputLengthRequest)(nil),    // 43: openhsm.v1.OutputLengthRequest
+	(*OutputLengthResponse)(nil),   // 44: openhsm.v1.OutputLengthResponse
+	(*DigestRequest)(nil),          // 45: openhsm.v1.DigestRequest
+	(*RandomRequest)(nil),          // 46: openhsm.v1.RandomRequest
+	(*DataResponse)(nil),           // 47: openhsm.v1.DataResponse
 }
 var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -2974,93 +3097,96 @@ var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	8,  // 4: openhsm.v1.Mechanism.ecdh:type_name -> openhsm.v1.EcdhParams
 	9,  // 5: openhsm.v1.Mechanism.eddsa:type_name -> openhsm.v1.EddsaParams
 	13, // 6: openhsm.v1.InfoResponse.mechanisms:type_name -> openhsm.v1.MechanismInfo
-	18, // 7: openhsm.v1.ListUsersResponse.users:type_name -> openhsm.v1.UserInfo
-	2,  // 8: openhsm.v1.CreateObjectRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 9: openhsm.v1.CopyObjectRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 10: openhsm.v1.FindObjectsRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 11: openhsm.v1.ObjectInfo.attributes:type_name -> openhsm.v1.Attribute
-	26, // 12: openhsm.v1.ListObjectsResponse.objects:type_name -> openhsm.v1.ObjectInfo
-	29, // 13: openhsm.v1.GetAttributesResponse.values:type_name -> openhsm.v1.AttributeValue
-	2,  // 14: openhsm.v1.SetAttributesRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 15: openhsm.v1.GenerateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 16: openhsm.v1.GenerateKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 17: openhsm.v1.GenerateKeyPairRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 18: openhsm.v1.GenerateKeyPairRequest.public_template:type_name -> openhsm.v1.Attribute
-	2,  // 19: openhsm.v1.GenerateKeyPairRequest.private_template:type_name -> openhsm.v1.Attribute
-	3,  // 20: openhsm.v1.WrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 21: openhsm.v1.UnwrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 22: openhsm.v1.UnwrapKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 23: openhsm.v1.DeriveKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 24: openhsm.v1.DeriveKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 25: openhsm.v1.CryptoRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 26: openhsm.v1.VerifyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 27: openhsm.v1.OutputLengthRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 28: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	10, // 29: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 30: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 31: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 32: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 33: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	15, // 34: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 35: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 36: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 37: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 38: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	20, // 39: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	21, // 40: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	22, // 41: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	24, // 42: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	24, // 43: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	28, // 44: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	31, // 45: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	32, // 46: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	33, // 47: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	34, // 48: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	36, // 49: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	37, // 50: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	38, // 51: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	39, // 52: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	40, // 53: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	39, // 54: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	39, // 55: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 56: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
-	43, // 57: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	44, // 58: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	11, // 59: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 60: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 61: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 62: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 63: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	0,  // 64: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 65: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 66: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 67: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	19, // 68: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	23, // 69: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	23, // 70: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 71: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	25, // 72: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	27, // 73: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	30, // 74: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 75: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 76: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	23, // 77: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	35, // 78: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	45, // 79: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	23, // 80: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	23, // 81: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	45, // 82: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 83: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	45, // 84: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	45, // 85: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	42, // 86: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
-	45, // 87: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	45, // 88: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	59, // [59:89] is the sub-list for method output_type
-	29, // [29:59] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	19, // 7: openhsm.v1.ListTokensResponse.tokens:type_name -> openhsm.v1.Token
+	18, // 8: openhsm.v1.ListUsersResponse.users:type_name -> openhsm.v1.UserInfo
+	2,  // 9: openhsm.v1.CreateObjectRequest.template:type_name -> openhsm.v1.Attribute
+	2,  // 10: openhsm.v1.CopyObjectRequest.template:type_name -> openhsm.v1.Attribute
+	2,  // 11: openhsm.v1.FindObjectsRequest.template:type_name -> openhsm.v1.Attribute
+	2,  // 12: openhsm.v1.ObjectInfo.attributes:type_name -> openhsm.v1.Attribute
+	28, // 13: openhsm.v1.ListObjectsResponse.objects:type_name -> openhsm.v1.ObjectInfo
+	31, // 14: openhsm.v1.GetAttributesResponse.values:type_name -> openhsm.v1.AttributeValue
+	2,  // 15: openhsm.v1.SetAttributesRequest.template:type_name -> openhsm.v1.Attribute
+	3,  // 16: openhsm.v1.GenerateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,  // 17: openhsm.v1.GenerateKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,  // 18: openhsm.v1.GenerateKeyPairRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,  // 19: openhsm.v1.GenerateKeyPairRequest.public_template:type_name -> openhsm.v1.Attribute
+	2,  // 20: openhsm.v1.GenerateKeyPairRequest.private_template:type_name -> openhsm.v1.Attribute
+	3,  // 21: openhsm.v1.WrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,  // 22: openhsm.v1.UnwrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,  // 23: openhsm.v1.UnwrapKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,  // 24: openhsm.v1.DeriveKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,  // 25: openhsm.v1.DeriveKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,  // 26: openhsm.v1.CryptoRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,  // 27: openhsm.v1.VerifyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,  // 28: openhsm.v1.OutputLengthRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,  // 29: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	10, // 30: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,  // 31: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,  // 32: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	12, // 33: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,  // 34: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,  // 35: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	15, // 36: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	16, // 37: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	17, // 38: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	16, // 39: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,  // 40: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	22, // 41: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	23, // 42: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	24, // 43: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	26, // 44: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	26, // 45: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30, // 46: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	33, // 47: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	34, // 48: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	35, // 49: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	36, // 50: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	38, // 51: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	39, // 52: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	40, // 53: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	41, // 54: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	42, // 55: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	41, // 56: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	41, // 57: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	43, // 58: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
+	45, // 59: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	46, // 60: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	11, // 61: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11, // 62: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,  // 63: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,  // 64: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14, // 65: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20, // 66: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,  // 67: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,  // 68: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,  // 69: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,  // 70: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21, // 71: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25, // 72: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25, // 73: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,  // 74: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27, // 75: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29, // 76: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32, // 77: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,  // 78: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,  // 79: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25, // 80: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37, // 81: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	47, // 82: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25, // 83: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25, // 84: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	47, // 85: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,  // 86: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	47, // 87: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	47, // 88: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	44, // 89: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
+	47, // 90: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	47, // 91: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	61, // [61:92] is the sub-list for method output_type
+	30, // [30:61] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_hsmd_hsmpb_hsm_proto_init() }
@@ -3084,7 +3210,7 @@ func file_hsmd_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsmd_hsmpb_hsm_proto_rawDesc), len(file_hsmd_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   46,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

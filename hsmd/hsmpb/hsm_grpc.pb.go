@@ -31,6 +31,7 @@ const (
 	HSM_Logout_FullMethodName          = "/openhsm.v1.HSM/Logout"
 	HSM_Bootstrap_FullMethodName       = "/openhsm.v1.HSM/Bootstrap"
 	HSM_Info_FullMethodName            = "/openhsm.v1.HSM/Info"
+	HSM_ListTokens_FullMethodName      = "/openhsm.v1.HSM/ListTokens"
 	HSM_CreateUser_FullMethodName      = "/openhsm.v1.HSM/CreateUser"
 	HSM_DeleteUser_FullMethodName      = "/openhsm.v1.HSM/DeleteUser"
 	HSM_SetPassword_FullMethodName     = "/openhsm.v1.HSM/SetPassword"
@@ -70,6 +71,9 @@ type HSMClient interface {
 	// only a client certificate, and works once.
 	Bootstrap(ctx context.Context, in *BootstrapRequest, opts ...grpc.CallOption) (*Empty, error)
 	Info(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*InfoResponse, error)
+	// ListTokens lists the crypto users' tokens (PKCS#11 slots). It needs only
+	// a client certificate: applications list slots before they log in.
+	ListTokens(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListTokensResponse, error)
 	// Users (crypto officers; SetPassword also for a user's own password).
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*Empty, error)
 	DeleteUser(ctx context.Context, in *UserRequest, opts ...grpc.CallOption) (*Empty, error)
@@ -153,6 +157,16 @@ func (c *hSMClient) Info(ctx context.Context, in *Empty, opts ...grpc.CallOption
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(InfoResponse)
 	err := c.cc.Invoke(ctx, HSM_Info_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) ListTokens(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTokensResponse)
+	err := c.cc.Invoke(ctx, HSM_ListTokens_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -421,6 +435,9 @@ type HSMServer interface {
 	// only a client certificate, and works once.
 	Bootstrap(context.Context, *BootstrapRequest) (*Empty, error)
 	Info(context.Context, *Empty) (*InfoResponse, error)
+	// ListTokens lists the crypto users' tokens (PKCS#11 slots). It needs only
+	// a client certificate: applications list slots before they log in.
+	ListTokens(context.Context, *Empty) (*ListTokensResponse, error)
 	// Users (crypto officers; SetPassword also for a user's own password).
 	CreateUser(context.Context, *CreateUserRequest) (*Empty, error)
 	DeleteUser(context.Context, *UserRequest) (*Empty, error)
@@ -474,6 +491,9 @@ func (UnimplementedHSMServer) Bootstrap(context.Context, *BootstrapRequest) (*Em
 }
 func (UnimplementedHSMServer) Info(context.Context, *Empty) (*InfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Info not implemented")
+}
+func (UnimplementedHSMServer) ListTokens(context.Context, *Empty) (*ListTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTokens not implemented")
 }
 func (UnimplementedHSMServer) CreateUser(context.Context, *CreateUserRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateUser not implemented")
@@ -657,6 +677,24 @@ func _HSM_Info_Handler(srv interface{}, ctx context.Context, dec func(interface{
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(HSMServer).Info(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_ListTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).ListTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_ListTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).ListTokens(ctx, req.(*Empty))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1137,6 +1175,10 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Info",
 			Handler:    _HSM_Info_Handler,
+		},
+		{
+			MethodName: "ListTokens",
+			Handler:    _HSM_ListTokens_Handler,
 		},
 		{
 			MethodName: "CreateUser",

@@ -248,7 +248,7 @@ const objectCols = `o.id, ` + objectRest
 const objectRest = `o.owner, o.attrs, o.sealed, o.sealed IS NOT NULL, o.mac,
 	(SELECT group_concat(hex(sh.user), ',') FROM shares sh WHERE sh.object_id = o.id)`
 
-const userCols = `name, role, password_hash, failed_logins, locked, generation, created, mac`
+const userCols = `name, role, password_hash, failed_logins, locked, generation, created, mac, number`
 
 var readSQL = [numReadStmts]string{
 	rUser:    `SELECT ` + userCols + ` FROM users WHERE name = ?`,
@@ -266,13 +266,15 @@ func scanUser(row scanner) (*tokens.User, error) {
 		role   int64
 		locked bool
 		gen    int64
+		number int64
 	)
-	if err := row.Scan(&u.Name, &role, &u.PasswordHash, &u.FailedLogins, &locked, &gen, &u.Created, &u.MAC); err != nil {
+	if err := row.Scan(&u.Name, &role, &u.PasswordHash, &u.FailedLogins, &locked, &gen, &u.Created, &u.MAC, &number); err != nil {
 		return nil, err
 	}
 	u.Role = tokens.Role(role)
 	u.Locked = locked
 	u.Generation = uint64(gen)
+	u.Number = uint64(number)
 	return &u, nil
 }
 

@@ -33,8 +33,8 @@ const (
 var writeSQL = [numWriteStmts]string{
 	wUser:  readSQL[rUser],
 	wUsers: readSQL[rUsers],
-	wPutUser: `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash,
+	wPutUser: `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (name) DO UPDATE SET number = excluded.number, role = excluded.role, password_hash = excluded.password_hash,
 		failed_logins = excluded.failed_logins, locked = excluded.locked,
 		generation = excluded.generation, created = excluded.created, mac = excluded.mac`,
 	wDeleteUser: `DELETE FROM users WHERE name = ?`,
@@ -198,7 +198,7 @@ func (t *tx) PutUser(u *tokens.User) error {
 		return errors.New("tokens/sqlite: put user: empty name")
 	}
 	_, err := t.exec(wPutUser, u.Name, int64(u.Role), u.PasswordHash, int64(u.FailedLogins),
-		u.Locked, int64(u.Generation), u.Created, nilIfEmpty(u.MAC))
+		u.Locked, int64(u.Generation), u.Created, nilIfEmpty(u.MAC), int64(u.Number))
 	if err != nil {
 		return fmt.Errorf("tokens/sqlite: put user %q: %w", u.Name, err)
 	}

@@ -125,9 +125,13 @@ func (c *cli) keyList(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
-func (c *cli) keyDelete(ctx context.Context, args []string) error {
-	fs := c.newFlags("key delete")
-	pos, err := c.parse(fs, args, "ID")
+// withObject runs a command on one object: it parses the arguments (the
+// object's ID, then those named by more), logs in and calls do with the
+// client, the ID and the positional arguments.
+func (c *cli) withObject(ctx context.Context, name string, args []string, more []string,
+	do func(hc *client.Client, id uint64, pos []string) error) error {
+	fs := c.newFlags(name)
+	pos, err := c.parse(fs, args, append([]string{"ID"}, more...)...)
 	if err != nil {
 		return err
 	}
@@ -140,10 +144,16 @@ func (c *cli) keyDelete(ctx context.Context, args []string) error {
 		return err
 	}
 	defer done()
-	if err := hc.DestroyObject(ctx, id); err != nil {
-		return fmt.Errorf("delete object %d: %w", id, err)
-	}
-	return c.say(map[string]any{"id": id, "deleted": true}, "deleted object %d", id)
+	return do(hc, id, pos)
+}
+
+func (c *cli) keyDelete(ctx context.Context, args []string) error {
+	return c.withObject(ctx, "key delete", args, nil, func(hc *client.Client, id uint64, _ []string) error {
+		if err := hc.DestroyObject(ctx, id); err != nil {
+			return fmt.Errorf("delete object %d: %w", id, err)
+		}
+		return c.say(map[string]any{"id": id, "deleted": true}, "deleted object %d", id)
+	})
 }
 
 func (c *cli) keyShare(ctx context.Context, args []string, unshare bool) error {
@@ -151,30 +161,18 @@ func (c *cli) keyShare(ctx context.Context, args []string, unshare bool) error {
 	if unshare {
 		name = "key unshare"
 	}
-	fs := c.newFlags(name)
-	pos, err := c.parse(fs, args, "ID", "USER")
-	if err != nil {
-		return err
-	}
-	id, err := parseID(pos[0])
-	if err != nil {
-		return err
-	}
-	hc, done, err := c.session(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if unshare {
-		if err := hc.Unshare(ctx, id, pos[1]); err != nil {
-			return fmt.Errorf("unshare object %d with %q: %w", id, pos[1], err)
+	return c.withObject(ctx, name, args, []string{"USER"}, func(hc *client.Client, id uint64, pos []string) error {
+		if unshare {
+			if err := hc.Unshare(ctx, id, pos[1]); err != nil {
+				return fmt.Errorf("unshare object %d with %q: %w", id, pos[1], err)
+			}
+			return c.say(map[string]any{"id": id, "user": pos[1], "shared": false}, "object %d is no longer shared with %q", id, pos[1])
 		}
-		return c.say(map[string]any{"id": id, "user": pos[1], "shared": false}, "object %d is no longer shared with %q", id, pos[1])
-	}
-	if err := hc.Share(ctx, id, pos[1]); err != nil {
-		return fmt.Errorf("share object %d with %q: %w", id, pos[1], err)
-	}
-	return c.say(map[string]any{"id": id, "user": pos[1], "shared": true}, "object %d is shared with %q", id, pos[1])
+		if err := hc.Share(ctx, id, pos[1]); err != nil {
+			return fmt.Errorf("share object %d with %q: %w", id, pos[1], err)
+		}
+		return c.say(map[string]any{"id": id, "user": pos[1], "shared": true}, "object %d is shared with %q", id, pos[1])
+	})
 }
 
 func dash(s string) string {

@@ -10,12 +10,30 @@ import (
 	"github.com/openhsm/openhsm/tokens"
 )
 
-// newPassword reads the --new-password-file flag's file.
-func (c *cli) newPassword(path string) (string, error) {
-	if path == "" {
-		return "", usagef("--new-password-file is required")
+// withNewPassword runs a command that sets a password: it reads the
+// caller's credentials and the new password from pwFile, the
+// --new-password-file flag's file (every secret before connecting), logs
+// in and calls do with the client, the caller's user name and the new
+// password.
+func (c *cli) withNewPassword(ctx context.Context, name, pwFile string,
+	do func(hc *client.Client, user, newPW string) error) error {
+	if pwFile == "" {
+		return usagef("%s: --new-password-file is required", name)
 	}
-	return c.readSecret("--new-password-file", path)
+	user, password, err := c.credentials()
+	if err != nil {
+		return err
+	}
+	newPW, err := c.readSecret("--new-password-file", pwFile)
+	if err != nil {
+		return err
+	}
+	hc, done, err := c.sessionAs(ctx, user, password)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return do(hc, user, newPW)
 }
 
 func (c *cli) userCreate(ctx context.Context, args []string) error {
@@ -33,28 +51,13 @@ func (c *cli) userCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return usagef("user create: --role: %v", err)
 	}
-	if *pwFile == "" {
-		return usagef("user create: --new-password-file is required")
-	}
-	// Read every secret before connecting.
-	user, password, err := c.credentials()
-	if err != nil {
-		return err
-	}
-	newPW, err := c.newPassword(*pwFile)
-	if err != nil {
-		return err
-	}
-	hc, done, err := c.sessionAs(ctx, user, password)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if err := hc.CreateUser(ctx, pos[0], r.String(), newPW); err != nil {
-		return fmt.Errorf("create user %q: %w", pos[0], err)
-	}
-	return c.say(map[string]any{"user": pos[0], "role": r.String(), "created": true},
-		"created user %q (%s)", pos[0], r)
+	return c.withNewPassword(ctx, "user create", *pwFile, func(hc *client.Client, _, newPW string) error {
+		if err := hc.CreateUser(ctx, pos[0], r.String(), newPW); err != nil {
+			return fmt.Errorf("create user %q: %w", pos[0], err)
+		}
+		return c.say(map[string]any{"user": pos[0], "role": r.String(), "created": true},
+			"created user %q (%s)", pos[0], r)
+	})
 }
 
 type userJSON struct {
@@ -128,26 +131,12 @@ func (c *cli) userReset(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *pwFile == "" {
-		return usagef("user reset: --new-password-file is required")
-	}
-	user, password, err := c.credentials()
-	if err != nil {
-		return err
-	}
-	newPW, err := c.newPassword(*pwFile)
-	if err != nil {
-		return err
-	}
-	hc, done, err := c.sessionAs(ctx, user, password)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if err := hc.SetPassword(ctx, pos[0], newPW); err != nil {
-		return fmt.Errorf("reset the password of %q: %w", pos[0], err)
-	}
-	return c.say(map[string]any{"user": pos[0], "ok": true}, "reset the password of %q", pos[0])
+	return c.withNewPassword(ctx, "user reset", *pwFile, func(hc *client.Client, _, newPW string) error {
+		if err := hc.SetPassword(ctx, pos[0], newPW); err != nil {
+			return fmt.Errorf("reset the password of %q: %w", pos[0], err)
+		}
+		return c.say(map[string]any{"user": pos[0], "ok": true}, "reset the password of %q", pos[0])
+	})
 }
 
 func (c *cli) userPasswd(ctx context.Context, args []string) error {
@@ -156,24 +145,10 @@ func (c *cli) userPasswd(ctx context.Context, args []string) error {
 	if _, err := c.parse(fs, args); err != nil {
 		return err
 	}
-	if *pwFile == "" {
-		return usagef("user passwd: --new-password-file is required")
-	}
-	user, password, err := c.credentials()
-	if err != nil {
-		return err
-	}
-	newPW, err := c.newPassword(*pwFile)
-	if err != nil {
-		return err
-	}
-	hc, done, err := c.sessionAs(ctx, user, password)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if err := hc.SetPassword(ctx, user, newPW); err != nil {
-		return fmt.Errorf("change your password: %w", err)
-	}
-	return c.say(map[string]any{"user": user, "ok": true}, "changed the password of %q", user)
+	return c.withNewPassword(ctx, "user passwd", *pwFile, func(hc *client.Client, user, newPW string) error {
+		if err := hc.SetPassword(ctx, user, newPW); err != nil {
+			return fmt.Errorf("change your password: %w", err)
+		}
+		return c.say(map[string]any{"user": user, "ok": true}, "changed the password of %q", user)
+	})
 }
