@@ -1,0 +1,376 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/tokens"
+)
+
+// Default is the dispatcher over the process's one module; the C layer and
+// the fork helper call it.
+var Default = &Dispatcher{B: NewModule()}
+
+// Slot IDs: the cluster slot is 0; a crypto user's token slot is
+// tokenSlotBase + the user's number, which the cluster never reuses.
+const (
+	clusterSlot   = 0
+	tokenSlotBase = 16
+	// unavailable is CK_UNAVAILABLE_INFORMATION.
+	unavailable = ^uint64(0)
+	// noUser is a slot's user type when no one is logged in (CKU_SO is 0).
+	noUser = ^uint64(0)
+	// maxOpData bounds what a multi-part operation collects.
+	maxOpData = tokens.MaxDataLen
+)
+
+// Module gives PKCS#11 semantics on top of the client library. It is safe
+// for concurrent use.
+type Module struct {
+	mu          sync.Mutex
+	initialized bool
+	cfg         *client.Config
+	log         *slog.Logger
+	logCloser   io.Closer
+	conn        *client.Client // not logged in: Info and ListTokens
+	clusterID   string
+	mechs       map[uint64]client.MechanismInfo
+	slots       map[uint64]*slot
+	sessions    map[uint64]*session
+	nextSession uint64
+
+	// loadConfig and dial are replaced in tests.
+	loadConfig func() (*client.Config, error)
+	dial       func(ctx context.Context, cfg *client.Config) (*client.Client, error)
+}
+
+// NewModule makes a module that reads its configuration from HSM_CONFIG at
+// C_Initialize.
+func NewModule() *Module {
+	return &Module{
+		loadConfig: client.ConfigFromEnv,
+		dial: func(ctx context.Context, cfg *client.Config) (*client.Client, error) {
+			return client.Dial(ctx, cfg)
+		},
+	}
+}
+
+// slot is a cluster slot or a crypto user's token slot. Login state is per
+// slot: every session on it shares the login.
+type slot struct {
+	id    uint64
+	user  string // the token's crypto user; "" for the cluster slot
+	label string
+	// locked mirrors the user's lock state at the last listing.
+	locked bool
+
+	mu       sync.Mutex
+	login    *client.Client // nil when no one is logged in
+	userType uint64         // CKU_USER or CKU_SO while logged in, else noUser
+}
+
+func errorf(rv uint64, format string, args ...any) error { return tokens.Errorf(rv, format, args...) }
+
+func (m *Module) ctx() (context.Context, context.CancelFunc) {
+	d := 30 * time.Second
+	if m.cfg != nil && m.cfg.Timeout > 0 {
+		d = m.cfg.Timeout
+	}
+	return context.WithTimeout(context.Background(), d)
+}
+
+// Initialize reads the configuration, opens the log and reaches the cluster.
+func (m *Module) Initialize(flags uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.initialized {
+		return errorf(ck.CKR_CRYPTOKI_ALREADY_INITIALIZED, "already initialized")
+	}
+	cfg, err := m.loadConfig()
+	if err != nil {
+		// The configured log is not known yet: say it on standard error.
+		fmt.Fprintf(os.Stderr, "openhsm-pkcs11: C_Initialize: %v\n", err)
+		return errorf(ck.CKR_GENERAL_ERROR, "configuration: %v", err)
+	}
+	log, closer, err := cfg.NewLogger()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "openhsm-pkcs11: C_Initialize: log: %v\n", err)
+		return errorf(ck.CKR_GENERAL_ERROR, "log: %v", err)
+	}
+	m.cfg, m.log, m.logCloser = cfg, log.With("pid", os.Getpid()), closer
+	ctx, cancel := m.ctx()
+	defer cancel()
+	conn, err := m.dial(ctx, cfg)
+	if err != nil {
+		m.log.Error("C_Initialize: cannot reach the cluster", "nodes", cfg.Nodes, "err", err.Error())
+		closer.Close()
+		return errorf(ck.CKR_DEVICE_ERROR, "cannot reach the cluster: %v", err)
+	}
+	info, err := conn.Info(ctx)
+	if err != nil {
+		m.log.Error("C_Initialize: cluster info", "err", err.Error())
+		conn.Close()
+		closer.Close()
+		return errorf(ck.CKR_DEVICE_ERROR, "cluster info: %v", err)
+	}
+	m.conn, m.clusterID = conn, info.ClusterID
+	m.mechs = map[uint64]client.MechanismInfo{}
+	for _, mi := range info.Mechanisms {
+		m.mechs[mi.Type] = mi
+	}
+	m.slots = map[uint64]*slot{clusterSlot: {id: clusterSlot, label: info.ClusterID, userType: noUser}}
+	m.sessions = map[uint64]*session{}
+	m.initialized = true
+	m.log.Info("C_Initialize", "cluster", info.ClusterID, "node", info.Node)
+	return nil
+}
+
+// Finalize logs every slot out and drops every session.
+func (m *Module) Finalize() error {
+	m.mu.Lock()
+	if !m.initialized {
+		m.mu.Unlock()
+		return errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "not initialized")
+	}
+	slots := m.slots
+	m.initialized = false
+	m.sessions, m.slots = nil, nil
+	conn, closer, log := m.conn, m.logCloser, m.log
+	m.mu.Unlock()
+	for _, s := range slots {
+		s.logout()
+	}
+	conn.Close()
+	log.Info("C_Finalize")
+	closer.Close()
+	return nil
+}
+
+func (m *Module) checkInit() error {
+	if !m.initialized {
+		return errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "not initialized")
+	}
+	return nil
+}
+
+func pad(dst []byte, s string) {
+	for i := range dst {
+		dst[i] = ' '
+	}
+	copy(dst, s)
+}
+
+// GetInfo describes the library.
+func (m *Module) GetInfo() (Info, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var in Info
+	if err := m.checkInit(); err != nil {
+		return in, err
+	}
+	in.CryptokiVersion = [2]byte{3, 0}
+	pad(in.ManufacturerID[:], "openhsm")
+	pad(in.LibraryDescription[:], "openhsm PKCS#11 library")
+	in.LibraryVersion = [2]byte{0, 1}
+	return in, nil
+}
+
+// refreshSlots asks the cluster for the crypto users' tokens. Slots of users
+// that are gone are dropped unless sessions still use them.
+func (m *Module) refreshSlots() error {
+	ctx, cancel := m.ctx()
+	defer cancel()
+	ts, err := m.conn.ListTokens(ctx)
+	if err != nil {
+		return err
+	}
+	seen := map[uint64]bool{clusterSlot: true}
+	for _, t := range ts {
+		id := tokenSlotBase + t.Number
+		seen[id] = true
+		if s, ok := m.slots[id]; ok {
+			s.locked = t.Locked
+			continue
+		}
+		m.slots[id] = &slot{id: id, user: t.Name, label: t.Name, locked: t.Locked, userType: noUser}
+	}
+	for id := range m.slots {
+		if !seen[id] && !m.slotInUse(id) {
+			delete(m.slots, id)
+		}
+	}
+	return nil
+}
+
+func (m *Module) slotInUse(id uint64) bool {
+	for _, s := range m.sessions {
+		if s.slot.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// GetSlotList lists the cluster slot and every crypto user's token slot.
+// Every slot has a token.
+func (m *Module) GetSlotList(bool) ([]uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.checkInit(); err != nil {
+		return nil, err
+	}
+	if err := m.refreshSlots(); err != nil {
+		return nil, err
+	}
+	ids := make([]uint64, 0, len(m.slots))
+	for id := range m.slots {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+// slotByID finds a slot, asking the cluster once if it is not known yet.
+func (m *Module) slotByID(id uint64) (*slot, error) {
+	if err := m.checkInit(); err != nil {
+		return nil, err
+	}
+	if s, ok := m.slots[id]; ok {
+		return s, nil
+	}
+	if err := m.refreshSlots(); err != nil {
+		return nil, err
+	}
+	if s, ok := m.slots[id]; ok {
+		return s, nil
+	}
+	return nil, errorf(ck.CKR_SLOT_ID_INVALID, "no slot %d", id)
+}
+
+// GetSlotInfo describes a slot.
+func (m *Module) GetSlotInfo(id uint64) (SlotInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var si SlotInfo
+	s, err := m.slotByID(id)
+	if err != nil {
+		return si, err
+	}
+	if s.user == "" {
+		pad(si.SlotDescription[:], "openhsm cluster "+m.clusterID)
+	} else {
+		pad(si.SlotDescription[:], "openhsm token of "+s.user)
+	}
+	pad(si.ManufacturerID[:], "openhsm")
+	si.Flags = ck.CKF_TOKEN_PRESENT
+	si.HardwareVersion = [2]byte{0, 1}
+	si.FirmwareVersion = [2]byte{0, 1}
+	return si, nil
+}
+
+// GetTokenInfo describes a slot's token.
+func (m *Module) GetTokenInfo(id uint64) (TokenInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ti TokenInfo
+	s, err := m.slotByID(id)
+	if err != nil {
+		return ti, err
+	}
+	pad(ti.Label[:], s.label)
+	pad(ti.ManufacturerID[:], "openhsm")
+	pad(ti.Model[:], "openhsm")
+	pad(ti.SerialNumber[:], fmt.Sprintf("%016x", s.id))
+	ti.Flags = ck.CKF_RNG | ck.CKF_LOGIN_REQUIRED | ck.CKF_USER_PIN_INITIALIZED | ck.CKF_TOKEN_INITIALIZED
+	if s.locked {
+		ti.Flags |= ck.CKF_USER_PIN_LOCKED
+	}
+	var n, rw uint64
+	for _, ss := range m.sessions {
+		if ss.slot == s {
+			n++
+			if ss.rw {
+				rw++
+			}
+		}
+	}
+	ti.MaxSessionCount, ti.SessionCount = 0, n // 0: CK_EFFECTIVELY_INFINITE
+	ti.MaxRwSessionCount, ti.RwSessionCount = 0, rw
+	ti.MaxPinLen, ti.MinPinLen = 64+1+tokens.MaxPasswordLen, tokens.MinPasswordLen
+	if s.user != "" {
+		ti.MaxPinLen = tokens.MaxPasswordLen
+	}
+	ti.TotalPublicMemory, ti.FreePublicMemory = unavailable, unavailable
+	ti.TotalPrivateMemory, ti.FreePrivateMemory = unavailable, unavailable
+	ti.HardwareVersion, ti.FirmwareVersion = [2]byte{0, 1}, [2]byte{0, 1}
+	pad(ti.UTCTime[:], "")
+	return ti, nil
+}
+
+// GetMechanismList lists what the cluster supports.
+func (m *Module) GetMechanismList(id uint64) ([]uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.slotByID(id); err != nil {
+		return nil, err
+	}
+	out := make([]uint64, 0, len(m.mechs))
+	for t := range m.mechs {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+// GetMechanismInfo describes one mechanism.
+func (m *Module) GetMechanismInfo(id, mech uint64) (MechanismInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.slotByID(id); err != nil {
+		return MechanismInfo{}, err
+	}
+	mi, ok := m.mechs[mech]
+	if !ok {
+		return MechanismInfo{}, errorf(ck.CKR_MECHANISM_INVALID, "%s is not supported", ck.MechName(mech))
+	}
+	// CKF_HW: the mechanism runs in the HSM, not in this library.
+	return MechanismInfo{MinKeySize: mi.MinKeySize, MaxKeySize: mi.MaxKeySize, Flags: mi.Flags | ck.CKF_HW}, nil
+}
+
+// InitToken is not offered: a token is a crypto user, made by an officer.
+func (m *Module) InitToken(id uint64, _, _ []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.slotByID(id); err != nil {
+		return err
+	}
+	return errorf(ck.CKR_FUNCTION_NOT_SUPPORTED, "tokens are crypto users: create them with C_InitPIN as SO, or the hsm CLI")
+}
+
+func (s *slot) logout() {
+	s.mu.Lock()
+	c := s.login
+	s.login, s.userType = nil, noUser
+	s.mu.Unlock()
+	if c != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c.Logout(ctx)
+		cancel()
+		c.Close()
+	}
+}
+
+// client returns the slot's logged-in client, or nil.
+func (s *slot) client() (*client.Client, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.login, s.userType
+}

@@ -1,0 +1,308 @@
+package core
+
+import (
+	"encoding/binary"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/tokens"
+)
+
+// toCanonical converts a caller's template from host order to the canonical
+// encoding (tokens.Kind): CK_ULONGs become big-endian. Attributes the HSM
+// does not know pass as they are, for the daemon to refuse.
+func toCanonical(t []Attr) (tokens.Template, error) {
+	out := make(tokens.Template, 0, len(t))
+	for _, a := range t {
+		if a.Null {
+			if len(a.Value) == 0 {
+				out = append(out, tokens.Attribute{Type: a.Type, Value: nil})
+				continue
+			}
+		}
+		k, _ := tokens.AttrKind(a.Type)
+		v := a.Value
+		switch k {
+		case tokens.KindUlong:
+			if len(v) != 8 {
+				return nil, errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be a CK_ULONG", ck.AttrName(a.Type))
+			}
+			v = binary.BigEndian.AppendUint64(nil, binary.NativeEndian.Uint64(v))
+		case tokens.KindMechs:
+			if len(v)%8 != 0 {
+				return nil, errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be a CK_MECHANISM_TYPE array", ck.AttrName(a.Type))
+			}
+			c := make([]byte, len(v))
+			for i := 0; i < len(v); i += 8 {
+				binary.BigEndian.PutUint64(c[i:], binary.NativeEndian.Uint64(v[i:]))
+			}
+			v = c
+		case tokens.KindBool:
+			if len(v) == 1 && v[0] > 1 {
+				v = []byte{1} // CK_TRUE is any non-zero byte to most callers
+			}
+		}
+		out = append(out, tokens.Attribute{Type: a.Type, Value: append([]byte{}, v...)})
+	}
+	return out, nil
+}
+
+// toHost converts a canonical value back to host order.
+func toHost(t uint64, v []byte) []byte {
+	k, _ := tokens.AttrKind(t)
+	switch k {
+	case tokens.KindUlong:
+		if len(v) == 8 {
+			return binary.NativeEndian.AppendUint64(nil, binary.BigEndian.Uint64(v))
+		}
+	case tokens.KindMechs:
+		c := make([]byte, len(v)-len(v)%8)
+		for i := 0; i+8 <= len(v); i += 8 {
+			binary.NativeEndian.PutUint64(c[i:], binary.BigEndian.Uint64(v[i:]))
+		}
+		return c
+	}
+	return v
+}
+
+func tokenAttr(t tokens.Template) bool {
+	for _, a := range t {
+		if a.Type == ck.CKA_TOKEN && len(a.Value) == 1 && a.Value[0] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// forObject checks the session, login and template before a call that makes
+// an object; a token object needs a read-write session.
+func (m *Module) forObject(h uint64, t []Attr) (*session, *client.Client, tokens.Template, error) {
+	s, err := m.session(h)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := s.loggedIn()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ct, err := toCanonical(t)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if tokenAttr(ct) && !s.rw {
+		return nil, nil, nil, errorf(ck.CKR_SESSION_READ_ONLY, "token objects need a read-write session")
+	}
+	return s, c, ct, nil
+}
+
+// made records a new session object, to destroy when the session closes.
+func (s *session) made(id uint64, t tokens.Template) {
+	if !tokenAttr(t) {
+		s.mu.Lock()
+		if s.objects != nil {
+			s.objects[id] = true
+		}
+		s.mu.Unlock()
+	}
+}
+
+// CreateObject is C_CreateObject.
+func (m *Module) CreateObject(h uint64, t []Attr) (uint64, error) {
+	s, c, ct, err := m.forObject(h, t)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := m.ctx()
+	defer cancel()
+	id, err := c.CreateObject(ctx, ct)
+	if err != nil {
+		return 0, err
+	}
+	s.made(id, ct)
+	return id, nil
+}
+
+// CopyObject is C_CopyObject.
+func (m *Module) CopyObject(h, obj uint64, t []Attr) (uint64, error) {
+	s, c, ct, err := m.forObject(h, t)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := m.ctx()
+	defer cancel()
+	id, err := c.CopyObject(ctx, obj, ct)
+	if err != nil {
+		return 0, err
+	}
+	s.made(id, ct)
+	return id, nil
+}
+
+// DestroyObject is C_DestroyObject.
+func (m *Module) DestroyObject(h, obj uint64) error {
+	s, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	c, err := s.loggedIn()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := m.ctx()
+	defer cancel()
+	if err := c.DestroyObject(ctx, obj); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.objects, obj)
+	s.mu.Unlock()
+	return nil
+}
+
+// GetObjectSize says the size is not available, once the object is known.
+func (m *Module) GetObjectSize(h, obj uint64) (uint64, error) {
+	vs, err := m.GetAttributeValue(h, obj, []AttrReq{{Type: ck.CKA_CLASS}})
+	if err != nil && len(vs) == 0 {
+		return 0, err
+	}
+	return unavailable, nil
+}
+
+// GetAttributeValue is C_GetAttributeValue, with the two-call rule per
+// attribute.
+func (m *Module) GetAttributeValue(h, obj uint64, req []AttrReq) ([]AttrResp, error) {
+	s, err := m.session(h)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.loggedIn()
+	if err != nil {
+		return nil, errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object (log in first)")
+	}
+	types := make([]uint64, len(req))
+	for i, r := range req {
+		types[i] = r.Type
+	}
+	ctx, cancel := m.ctx()
+	defer cancel()
+	vals, err := c.GetAttributes(ctx, obj, types)
+	if err != nil {
+		return nil, err
+	}
+	if len(vals) != len(req) {
+		return nil, errorf(ck.CKR_DEVICE_ERROR, "the daemon answered %d attributes for %d", len(vals), len(req))
+	}
+	out := make([]AttrResp, len(req))
+	var rv uint64 = ck.CKR_OK
+	for i, r := range req {
+		v := vals[i]
+		switch {
+		case v.RV != ck.CKR_OK:
+			out[i].Len = unavailable
+			if rv == ck.CKR_OK || v.RV == ck.CKR_ATTRIBUTE_SENSITIVE {
+				rv = v.RV
+			}
+		default:
+			hv := toHost(r.Type, v.Value)
+			switch {
+			case !r.Present:
+				out[i].Len = uint64(len(hv))
+			case r.Cap < uint64(len(hv)):
+				out[i].Len = unavailable
+				if rv == ck.CKR_OK {
+					rv = ck.CKR_BUFFER_TOO_SMALL
+				}
+			default:
+				out[i].Len = uint64(len(hv))
+				out[i].Data = append([]byte{}, hv...)
+			}
+		}
+	}
+	if rv != ck.CKR_OK {
+		return out, errorf(rv, "")
+	}
+	return out, nil
+}
+
+// SetAttributeValue is C_SetAttributeValue.
+func (m *Module) SetAttributeValue(h, obj uint64, t []Attr) error {
+	s, c, ct, err := m.forObject(h, t)
+	if err != nil {
+		return err
+	}
+	_ = s
+	ctx, cancel := m.ctx()
+	defer cancel()
+	return c.SetAttributes(ctx, obj, ct)
+}
+
+// FindObjectsInit runs the search at once and keeps the result.
+func (m *Module) FindObjectsInit(h uint64, t []Attr) error {
+	s, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	active := s.finding
+	s.mu.Unlock()
+	if active {
+		return errorf(ck.CKR_OPERATION_ACTIVE, "a search is active")
+	}
+	ct, err := toCanonical(t)
+	if err != nil {
+		return err
+	}
+	var ids []uint64
+	if c, _ := s.slot.client(); c != nil {
+		ctx, cancel := m.ctx()
+		ids, err = c.FindObjects(ctx, ct, 0)
+		cancel()
+		if err != nil {
+			if tokens.RV(err) == ck.CKR_ATTRIBUTE_VALUE_INVALID || tokens.RV(err) == ck.CKR_ARGUMENTS_BAD {
+				return errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%v", err)
+			}
+			return err
+		}
+	}
+	// With no one logged in there are no visible objects: everything the
+	// HSM holds belongs to a user.
+	s.mu.Lock()
+	s.find, s.finding = ids, true
+	s.mu.Unlock()
+	return nil
+}
+
+// FindObjects returns up to max handles.
+func (m *Module) FindObjects(h uint64, max uint64) ([]uint64, error) {
+	s, err := m.session(h)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.finding {
+		return nil, errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no search is active")
+	}
+	n := uint64(len(s.find))
+	if max < n {
+		n = max
+	}
+	out := append([]uint64{}, s.find[:n]...)
+	s.find = s.find[n:]
+	return out, nil
+}
+
+// FindObjectsFinal ends the search.
+func (m *Module) FindObjectsFinal(h uint64) error {
+	s, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.finding {
+		return errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no search is active")
+	}
+	s.find, s.finding = nil, false
+	return nil
+}

@@ -1,0 +1,504 @@
+package core
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/tokens"
+)
+
+// opKind names an operation a session can have active; a session may have
+// one of each at a time.
+type opKind int
+
+const (
+	opEncrypt opKind = iota
+	opDecrypt
+	opDigest
+	opSign
+	opVerify
+)
+
+// opKinds is the operation table: what each kind needs of a mechanism.
+var opKinds = map[opKind]struct {
+	name  string
+	flag  uint64 // CKF_ the mechanism must have
+	login bool   // needs a logged-in user
+}{
+	opEncrypt: {"encrypt", ck.CKF_ENCRYPT, true},
+	opDecrypt: {"decrypt", ck.CKF_DECRYPT, true},
+	opDigest:  {"digest", ck.CKF_DIGEST, false},
+	opSign:    {"sign", ck.CKF_SIGN, true},
+	opVerify:  {"verify", ck.CKF_VERIFY, true},
+}
+
+// operation is an active operation. Multi-part input collects in buf and
+// is processed in one call at the final step. result keeps an output a
+// caller has not fetched yet (the two-call rule), so the crypto runs once.
+type operation struct {
+	mech    tokens.Mech
+	key     uint64
+	buf     []byte
+	multi   bool
+	result  []byte
+	haveRes bool
+}
+
+// toMech turns a flattened CK_MECHANISM into the engine's form, checking the
+// parameter against the mechanism table.
+func toMech(m Mechanism) (tokens.Mech, *tokens.Mechanism, error) {
+	row, ok := tokens.LookupMechanism(m.Type)
+	if !ok {
+		return tokens.Mech{}, nil, errorf(ck.CKR_MECHANISM_INVALID, "%s is not supported", ck.MechName(m.Type))
+	}
+	out := tokens.Mech{Type: m.Type}
+	bad := func() (tokens.Mech, *tokens.Mechanism, error) {
+		return tokens.Mech{}, nil, errorf(ck.CKR_MECHANISM_PARAM_INVALID, "bad parameter for %s", ck.MechName(m.Type))
+	}
+	raw := m.Raw
+	none := m.Kind == 0 || (m.Kind == 1 && len(raw) == 0)
+	switch row.Param {
+	case tokens.ParamNone:
+		if !none {
+			return bad()
+		}
+	case tokens.ParamIV:
+		if m.Kind == 1 {
+			out.Param = &tokens.IVParams{IV: append([]byte{}, raw...)}
+		} else if m.Kind != 0 {
+			return bad()
+		}
+	case tokens.ParamCTR:
+		if m.Kind != 1 || len(raw) != 24 {
+			return bad()
+		}
+		p := &tokens.CTRParams{CounterBits: binary.NativeEndian.Uint64(raw)}
+		copy(p.CB[:], raw[8:])
+		out.Param = p
+	case tokens.ParamPSS:
+		if m.Kind != 1 || len(raw) != 24 {
+			return bad()
+		}
+		out.Param = &tokens.PSSParams{Hash: binary.NativeEndian.Uint64(raw), MGF: binary.NativeEndian.Uint64(raw[8:]),
+			SaltLen: binary.NativeEndian.Uint64(raw[16:])}
+	case tokens.ParamMacLen:
+		if m.Kind != 1 || len(raw) != 8 {
+			return bad()
+		}
+		out.Param = &tokens.MacLenParams{Len: binary.NativeEndian.Uint64(raw)}
+	case tokens.ParamGCM:
+		if m.Kind != 2 {
+			return bad()
+		}
+		out.Param = &tokens.GCMParams{IV: m.IV, AAD: m.AAD, TagBits: m.TagBits}
+	case tokens.ParamOAEP:
+		if m.Kind != 3 {
+			return bad()
+		}
+		out.Param = &tokens.OAEPParams{Hash: m.Hash, MGF: m.MGF, Source: m.Source, Label: m.SourceData}
+	case tokens.ParamECDH:
+		if m.Kind != 4 {
+			return bad()
+		}
+		out.Param = &tokens.ECDHParams{KDF: m.KDF, SharedData: m.SharedData, PublicData: m.PublicData}
+	case tokens.ParamEdDSA:
+		switch {
+		case none:
+		case m.Kind == 5:
+			out.Param = &tokens.EdDSAParams{PHFlag: m.PHFlag, Context: m.Context}
+		default:
+			return bad()
+		}
+	}
+	if err := tokens.CheckParam(row, out); err != nil {
+		return tokens.Mech{}, nil, err
+	}
+	return out, row, nil
+}
+
+func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error {
+	s, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	info := opKinds[kind]
+	if info.login {
+		if _, err := s.loggedIn(); err != nil {
+			return err
+		}
+	}
+	tm, row, err := toMech(mech)
+	if err != nil {
+		return err
+	}
+	if row.Flags&info.flag == 0 {
+		return errorf(ck.CKR_MECHANISM_INVALID, "%s cannot %s", ck.MechName(mech.Type), info.name)
+	}
+	if info.login && key == 0 {
+		return errorf(ck.CKR_KEY_HANDLE_INVALID, "no key")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, active := s.ops[kind]; active {
+		return errorf(ck.CKR_OPERATION_ACTIVE, "an %s operation is active", info.name)
+	}
+	s.ops[kind] = &operation{mech: tm, key: key}
+	return nil
+}
+
+// run finishes an operation: it does the work once (keeping the result for
+// a caller that asked for the length first) and applies the two-call rule.
+// The operation ends when the data goes out or the work fails; it stays when
+// the caller only asked for the length or gave too small a buffer.
+func (m *Module) run(h uint64, kind opKind, data []byte, final bool, out Out,
+	work func(c *client.Client, op *operation, in []byte) ([]byte, error)) (OutResult, error) {
+	s, err := m.session(h)
+	if err != nil {
+		return OutResult{}, err
+	}
+	s.mu.Lock()
+	op, ok := s.ops[kind]
+	if !ok {
+		s.mu.Unlock()
+		return OutResult{}, errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no %s operation is active", opKinds[kind].name)
+	}
+	if !final && op.multi && !op.haveRes {
+		s.mu.Unlock()
+		return OutResult{}, errorf(ck.CKR_OPERATION_ACTIVE, "a multi-part operation is under way")
+	}
+	if !op.haveRes {
+		in := data
+		if final {
+			in = op.buf
+		}
+		c, _ := s.slot.client()
+		if opKinds[kind].login && c == nil {
+			delete(s.ops, kind)
+			s.mu.Unlock()
+			return OutResult{}, errorf(ck.CKR_USER_NOT_LOGGED_IN, "log in first")
+		}
+		// The session lock is held over the call: a session's operations
+		// run one at a time, as PKCS#11 has them.
+		res, err := work(c, op, in)
+		if err != nil {
+			delete(s.ops, kind)
+			s.mu.Unlock()
+			return OutResult{}, err
+		}
+		op.result, op.haveRes = res, true
+	}
+	res := op.result
+	n := uint64(len(res))
+	switch {
+	case !out.Present:
+		s.mu.Unlock()
+		return OutResult{Len: n}, nil
+	case out.Cap < n:
+		s.mu.Unlock()
+		return OutResult{Len: n}, errorf(ck.CKR_BUFFER_TOO_SMALL, "the output needs %d bytes", n)
+	}
+	delete(s.ops, kind)
+	s.mu.Unlock()
+	return OutResult{Len: n, Data: res}, nil
+}
+
+// update collects a part of a multi-part operation.
+func (m *Module) update(h uint64, kind opKind, part []byte) error {
+	s, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	op, ok := s.ops[kind]
+	if !ok {
+		return errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no %s operation is active", opKinds[kind].name)
+	}
+	if len(op.buf)+len(part) > maxOpData {
+		delete(s.ops, kind)
+		return errorf(ck.CKR_DATA_LEN_RANGE, "more than %d bytes in one operation", maxOpData)
+	}
+	op.multi = true
+	op.buf = append(op.buf, part...)
+	return nil
+}
+
+func (m *Module) EncryptInit(h uint64, mech Mechanism, key uint64) error {
+	return m.opInit(h, opEncrypt, mech, key)
+}
+func (m *Module) DecryptInit(h uint64, mech Mechanism, key uint64) error {
+	return m.opInit(h, opDecrypt, mech, key)
+}
+func (m *Module) DigestInit(h uint64, mech Mechanism) error { return m.opInit(h, opDigest, mech, 0) }
+func (m *Module) SignInit(h uint64, mech Mechanism, key uint64) error {
+	return m.opInit(h, opSign, mech, key)
+}
+func (m *Module) VerifyInit(h uint64, mech Mechanism, key uint64) error {
+	return m.opInit(h, opVerify, mech, key)
+}
+
+// SignRecoverInit and VerifyRecoverInit: no mechanism here recovers data.
+func (m *Module) SignRecoverInit(h uint64, mech Mechanism, _ uint64) error {
+	if _, err := m.session(h); err != nil {
+		return err
+	}
+	return errorf(ck.CKR_MECHANISM_INVALID, "%s cannot sign with recovery", ck.MechName(mech.Type))
+}
+func (m *Module) VerifyRecoverInit(h uint64, mech Mechanism, _ uint64) error {
+	if _, err := m.session(h); err != nil {
+		return err
+	}
+	return errorf(ck.CKR_MECHANISM_INVALID, "%s cannot verify with recovery", ck.MechName(mech.Type))
+}
+func (m *Module) SignRecover(h uint64, _ []byte, _ Out) (OutResult, error) {
+	if _, err := m.session(h); err != nil {
+		return OutResult{}, err
+	}
+	return OutResult{}, errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no sign-recover operation is active")
+}
+func (m *Module) VerifyRecover(h uint64, _ []byte, _ Out) (OutResult, error) {
+	if _, err := m.session(h); err != nil {
+		return OutResult{}, err
+	}
+	return OutResult{}, errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no verify-recover operation is active")
+}
+
+func (m *Module) encryptWork(c *client.Client, op *operation, in []byte) ([]byte, error) {
+	ctx, cancel := m.ctx()
+	defer cancel()
+	return c.Encrypt(ctx, op.key, op.mech, in)
+}
+
+func (m *Module) decryptWork(c *client.Client, op *operation, in []byte) ([]byte, error) {
+	ctx, cancel := m.ctx()
+	defer cancel()
+	return c.Decrypt(ctx, op.key, op.mech, in)
+}
+
+func (m *Module) signWork(c *client.Client, op *operation, in []byte) ([]byte, error) {
+	ctx, cancel := m.ctx()
+	defer cancel()
+	return c.Sign(ctx, op.key, op.mech, in)
+}
+
+// Digests run here: they need no key.
+func digestWork(_ *client.Client, op *operation, in []byte) ([]byte, error) {
+	return tokens.Digest(op.mech, in)
+}
+
+func (m *Module) Encrypt(h uint64, data []byte, out Out) (OutResult, error) {
+	return m.run(h, opEncrypt, data, false, out, m.encryptWork)
+}
+func (m *Module) EncryptUpdate(h uint64, part []byte, _ Out) (OutResult, error) {
+	return OutResult{}, m.update(h, opEncrypt, part)
+}
+func (m *Module) EncryptFinal(h uint64, out Out) (OutResult, error) {
+	return m.run(h, opEncrypt, nil, true, out, m.encryptWork)
+}
+func (m *Module) Decrypt(h uint64, data []byte, out Out) (OutResult, error) {
+	return m.run(h, opDecrypt, data, false, out, m.decryptWork)
+}
+func (m *Module) DecryptUpdate(h uint64, part []byte, _ Out) (OutResult, error) {
+	return OutResult{}, m.update(h, opDecrypt, part)
+}
+func (m *Module) DecryptFinal(h uint64, out Out) (OutResult, error) {
+	return m.run(h, opDecrypt, nil, true, out, m.decryptWork)
+}
+func (m *Module) Digest(h uint64, data []byte, out Out) (OutResult, error) {
+	return m.run(h, opDigest, data, false, out, digestWork)
+}
+func (m *Module) DigestUpdate(h uint64, part []byte) error { return m.update(h, opDigest, part) }
+
+// DigestKey: secret keys never leave the HSM, not even into a digest here.
+func (m *Module) DigestKey(h uint64, _ uint64) error {
+	s, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ops[opDigest]; !ok {
+		return errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no digest operation is active")
+	}
+	return errorf(ck.CKR_KEY_INDIGESTIBLE, "keys cannot be digested outside the HSM")
+}
+func (m *Module) DigestFinal(h uint64, out Out) (OutResult, error) {
+	return m.run(h, opDigest, nil, true, out, digestWork)
+}
+func (m *Module) Sign(h uint64, data []byte, out Out) (OutResult, error) {
+	return m.run(h, opSign, data, false, out, m.signWork)
+}
+func (m *Module) SignUpdate(h uint64, part []byte) error { return m.update(h, opSign, part) }
+func (m *Module) SignFinal(h uint64, out Out) (OutResult, error) {
+	return m.run(h, opSign, nil, true, out, m.signWork)
+}
+
+func (m *Module) verify(h uint64, data, sig []byte, final bool) error {
+	_, err := m.run(h, opVerify, data, final, Out{Present: true, Cap: 1}, func(c *client.Client, op *operation, in []byte) ([]byte, error) {
+		if sig == nil {
+			return nil, errorf(ck.CKR_ARGUMENTS_BAD, "no signature")
+		}
+		ctx, cancel := m.ctx()
+		defer cancel()
+		return []byte{}, c.Verify(ctx, op.key, op.mech, in, sig)
+	})
+	return err
+}
+func (m *Module) Verify(h uint64, data, sig []byte) error  { return m.verify(h, data, sig, false) }
+func (m *Module) VerifyUpdate(h uint64, part []byte) error { return m.update(h, opVerify, part) }
+func (m *Module) VerifyFinal(h uint64, sig []byte) error   { return m.verify(h, nil, sig, true) }
+
+// The dual-function updates are not offered.
+func (m *Module) dual(h uint64) (OutResult, error) {
+	if _, err := m.session(h); err != nil {
+		return OutResult{}, err
+	}
+	return OutResult{}, errorf(ck.CKR_FUNCTION_NOT_SUPPORTED, "dual-function operations are not supported")
+}
+func (m *Module) DigestEncryptUpdate(h uint64, _ []byte, _ Out) (OutResult, error) { return m.dual(h) }
+func (m *Module) DecryptDigestUpdate(h uint64, _ []byte, _ Out) (OutResult, error) { return m.dual(h) }
+func (m *Module) SignEncryptUpdate(h uint64, _ []byte, _ Out) (OutResult, error)   { return m.dual(h) }
+func (m *Module) DecryptVerifyUpdate(h uint64, _ []byte, _ Out) (OutResult, error) { return m.dual(h) }
+
+// ---- keys ----
+
+func (m *Module) GenerateKey(h uint64, mech Mechanism, t []Attr) (uint64, error) {
+	s, c, ct, err := m.forObject(h, t)
+	if err != nil {
+		return 0, err
+	}
+	tm, _, err := toMech(mech)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := m.ctx()
+	defer cancel()
+	id, err := c.GenerateKey(ctx, tm, ct)
+	if err != nil {
+		return 0, err
+	}
+	s.made(id, ct)
+	return id, nil
+}
+
+func (m *Module) GenerateKeyPair(h uint64, mech Mechanism, pub, priv []Attr) (uint64, uint64, error) {
+	s, c, pt, err := m.forObject(h, pub)
+	if err != nil {
+		return 0, 0, err
+	}
+	_, _, vt, err := m.forObject(h, priv)
+	if err != nil {
+		return 0, 0, err
+	}
+	tm, _, err := toMech(mech)
+	if err != nil {
+		return 0, 0, err
+	}
+	ctx, cancel := m.ctx()
+	defer cancel()
+	p, v, err := c.GenerateKeyPair(ctx, tm, pt, vt)
+	if err != nil {
+		return 0, 0, err
+	}
+	s.made(p, pt)
+	s.made(v, vt)
+	return p, v, nil
+}
+
+// WrapKey follows the two-call rule; key wrap is deterministic, so asking
+// for the length first simply wraps twice.
+func (m *Module) WrapKey(h uint64, mech Mechanism, wrapping, key uint64, out Out) (OutResult, error) {
+	s, err := m.session(h)
+	if err != nil {
+		return OutResult{}, err
+	}
+	c, err := s.loggedIn()
+	if err != nil {
+		return OutResult{}, err
+	}
+	tm, _, err := toMech(mech)
+	if err != nil {
+		return OutResult{}, err
+	}
+	ctx, cancel := m.ctx()
+	defer cancel()
+	w, err := c.WrapKey(ctx, tm, wrapping, key)
+	if err != nil {
+		return OutResult{}, err
+	}
+	n := uint64(len(w))
+	switch {
+	case !out.Present:
+		return OutResult{Len: n}, nil
+	case out.Cap < n:
+		return OutResult{Len: n}, errorf(ck.CKR_BUFFER_TOO_SMALL, "the wrapped key needs %d bytes", n)
+	}
+	return OutResult{Len: n, Data: w}, nil
+}
+
+func (m *Module) UnwrapKey(h uint64, mech Mechanism, unwrapping uint64, wrapped []byte, t []Attr) (uint64, error) {
+	s, c, ct, err := m.forObject(h, t)
+	if err != nil {
+		return 0, err
+	}
+	if wrapped == nil {
+		return 0, errorf(ck.CKR_ARGUMENTS_BAD, "no wrapped key")
+	}
+	tm, _, err := toMech(mech)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := m.ctx()
+	defer cancel()
+	id, err := c.UnwrapKey(ctx, tm, unwrapping, wrapped, ct)
+	if err != nil {
+		return 0, err
+	}
+	s.made(id, ct)
+	return id, nil
+}
+
+func (m *Module) DeriveKey(h uint64, mech Mechanism, base uint64, t []Attr) (uint64, error) {
+	s, c, ct, err := m.forObject(h, t)
+	if err != nil {
+		return 0, err
+	}
+	tm, _, err := toMech(mech)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := m.ctx()
+	defer cancel()
+	id, err := c.DeriveKey(ctx, tm, base, ct)
+	if err != nil {
+		return 0, err
+	}
+	s.made(id, ct)
+	return id, nil
+}
+
+// SeedRandom: the generator takes no seed from outside.
+func (m *Module) SeedRandom(h uint64, _ []byte) error {
+	if _, err := m.session(h); err != nil {
+		return err
+	}
+	return errorf(ck.CKR_RANDOM_SEED_NOT_SUPPORTED, "the generator cannot be seeded")
+}
+
+// GenerateRandom draws from the operating system's generator here: a round
+// trip to the daemon would add nothing but latency.
+func (m *Module) GenerateRandom(h uint64, n uint64) ([]byte, error) {
+	if _, err := m.session(h); err != nil {
+		return nil, err
+	}
+	if n > tokens.MaxRandomLen {
+		return nil, errorf(ck.CKR_ARGUMENTS_BAD, "at most %d random bytes at a time", tokens.MaxRandomLen)
+	}
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return nil, errorf(ck.CKR_FUNCTION_FAILED, "random: %v", err)
+	}
+	return b, nil
+}
