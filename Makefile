@@ -14,6 +14,8 @@ deps:
 
 build: deps
 	$(GO) build -o $(BIN)/ ./hsmd/cmd/hsmd ./client/cmd/hsm
+	$(GO) build -buildmode=c-shared -o $(BIN)/libopenhsm-pkcs11.so ./p11module
+	$(GO) build -o $(BIN)/ ./p11module/cmd/openhsm-p11-helper
 
 run: build
 	@scripts/cluster.sh down $(RUNDIR)

@@ -1,0 +1,470 @@
+/* frame.c: building requests and reading replies (docs/pkcs11-library.md,
+ * "Frames"), and the mechanism parameter table. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+
+/* ---- requests ---- */
+
+void fr_init(frame_req *f, uint32_t fn)
+{
+	f->buf = NULL;
+	f->len = FRAME_PREFIX;
+	f->cap = 0;
+	f->rv = CKR_OK;
+	fr_u32(f, fn);
+}
+
+void fr_free(frame_req *f)
+{
+	free(f->buf);
+	f->buf = NULL;
+	f->len = f->cap = 0;
+}
+
+void fr_fail(frame_req *f, CK_RV rv)
+{
+	if (f->rv == CKR_OK)
+		f->rv = rv;
+}
+
+CK_RV fr_finish(frame_req *f)
+{
+	return f->rv;
+}
+
+/* fr_room makes room for n more bytes and returns where they go, or NULL. */
+static unsigned char *fr_room(frame_req *f, size_t n)
+{
+	if (f->rv != CKR_OK)
+		return NULL;
+	if (n > FRAME_MAX || f->len - FRAME_PREFIX > FRAME_MAX - n) {
+		fr_fail(f, CKR_ARGUMENTS_BAD);
+		return NULL;
+	}
+	if (f->len + n > f->cap) {
+		size_t cap = f->cap ? f->cap : 256;
+		unsigned char *b;
+		while (cap < f->len + n)
+			cap *= 2;
+		b = realloc(f->buf, cap);
+		if (!b) {
+			fr_fail(f, CKR_HOST_MEMORY);
+			return NULL;
+		}
+		f->buf = b;
+		f->cap = cap;
+	}
+	f->len += n;
+	return f->buf + f->len - n;
+}
+
+void fr_u8(frame_req *f, uint8_t v)
+{
+	unsigned char *p = fr_room(f, 1);
+	if (p)
+		p[0] = v;
+}
+
+void fr_u32(frame_req *f, uint32_t v)
+{
+	unsigned char *p = fr_room(f, 4);
+	int i;
+	if (!p)
+		return;
+	for (i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+void fr_u64(frame_req *f, uint64_t v)
+{
+	unsigned char *p = fr_room(f, 8);
+	int i;
+	if (!p)
+		return;
+	for (i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+void fr_item_b_rv(frame_req *f, const void *p, CK_ULONG n, CK_RV bad_rv)
+{
+	unsigned char *d;
+	if (!p) {
+		if (n != 0) {
+			fr_fail(f, bad_rv);
+			return;
+		}
+		fr_u32(f, FRAME_NULL);
+		return;
+	}
+	if ((uint64_t)n >= FRAME_NULL) {
+		fr_fail(f, CKR_ARGUMENTS_BAD);
+		return;
+	}
+	fr_u32(f, (uint32_t)n);
+	d = fr_room(f, (size_t)n);
+	if (d && n)
+		memcpy(d, p, (size_t)n);
+}
+
+void fr_item_b(frame_req *f, const void *p, CK_ULONG n)
+{
+	fr_item_b_rv(f, p, n, CKR_ARGUMENTS_BAD);
+}
+
+void fr_item_o(frame_req *f, const void *p, CK_ULONG cap)
+{
+	fr_u8(f, p != NULL);
+	fr_u64(f, (uint64_t)cap);
+}
+
+void fr_item_h(frame_req *f, const void *p, CK_ULONG cap)
+{
+	fr_u8(f, p != NULL);
+	fr_u64(f, (uint64_t)cap);
+}
+
+void fr_item_t(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	CK_ULONG i;
+	if (!t && n) {
+		fr_fail(f, CKR_ARGUMENTS_BAD);
+		return;
+	}
+	if ((uint64_t)n > 0xFFFFFFFFu) {
+		fr_fail(f, CKR_ARGUMENTS_BAD);
+		return;
+	}
+	fr_u32(f, (uint32_t)n);
+	for (i = 0; i < n && f->rv == CKR_OK; i++) {
+		fr_u64(f, (uint64_t)t[i].type);
+		fr_item_b(f, t[i].pValue, t[i].ulValueLen);
+	}
+}
+
+void fr_item_g(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	CK_ULONG i;
+	if (!t && n) {
+		fr_fail(f, CKR_ARGUMENTS_BAD);
+		return;
+	}
+	if ((uint64_t)n > 0xFFFFFFFFu) {
+		fr_fail(f, CKR_ARGUMENTS_BAD);
+		return;
+	}
+	fr_u32(f, (uint32_t)n);
+	for (i = 0; i < n && f->rv == CKR_OK; i++) {
+		fr_u64(f, (uint64_t)t[i].type);
+		fr_u8(f, t[i].pValue != NULL);
+		fr_u64(f, (uint64_t)t[i].ulValueLen);
+	}
+}
+
+/* ---- mechanisms ----
+ *
+ * The mechanisms whose parameter is a structure with pointers, which C
+ * flattens; every other mechanism sends its parameter bytes as they are
+ * (kind 1). To add one: a kind (docs/pkcs11-library.md), a row here and a
+ * case in fr_item_m. */
+enum {
+	MK_NONE = 0,
+	MK_RAW = 1,
+	MK_GCM = 2,
+	MK_OAEP = 3,
+	MK_ECDH = 4,
+	MK_EDDSA = 5,
+};
+
+static const struct mech_param {
+	CK_MECHANISM_TYPE type;
+	uint8_t kind;
+	size_t size;     /* ulParameterLen must be this */
+	int optional;    /* a NULL parameter is allowed (sent as kind 0) */
+} mech_params[] = {
+	{ CKM_AES_GCM, MK_GCM, sizeof(CK_GCM_PARAMS), 0 },
+	{ CKM_RSA_PKCS_OAEP, MK_OAEP, sizeof(CK_RSA_PKCS_OAEP_PARAMS), 0 },
+	{ CKM_ECDH1_DERIVE, MK_ECDH, sizeof(CK_ECDH1_DERIVE_PARAMS), 0 },
+	{ CKM_ECDH1_COFACTOR_DERIVE, MK_ECDH, sizeof(CK_ECDH1_DERIVE_PARAMS), 0 },
+	{ CKM_EDDSA, MK_EDDSA, sizeof(CK_EDDSA_PARAMS), 1 },
+};
+
+static const struct mech_param *mech_param_of(CK_MECHANISM_TYPE type)
+{
+	size_t i;
+	for (i = 0; i < sizeof mech_params / sizeof mech_params[0]; i++)
+		if (mech_params[i].type == type)
+			return &mech_params[i];
+	return NULL;
+}
+
+void fr_item_m(frame_req *f, const CK_MECHANISM *m)
+{
+	const struct mech_param *mp;
+	if (!m) {
+		fr_fail(f, CKR_ARGUMENTS_BAD);
+		return;
+	}
+	fr_u64(f, (uint64_t)m->mechanism);
+	if (!m->pParameter && m->ulParameterLen != 0) {
+		fr_fail(f, CKR_ARGUMENTS_BAD);
+		return;
+	}
+	mp = mech_param_of(m->mechanism);
+	if (!mp) {
+		if (!m->pParameter) {
+			fr_u8(f, MK_NONE);
+			return;
+		}
+		fr_u8(f, MK_RAW);
+		fr_item_b(f, m->pParameter, m->ulParameterLen);
+		return;
+	}
+	if (!m->pParameter && mp->optional) {
+		fr_u8(f, MK_NONE);
+		return;
+	}
+	if (!m->pParameter || m->ulParameterLen != mp->size) {
+		fr_fail(f, CKR_MECHANISM_PARAM_INVALID);
+		return;
+	}
+	/* The parameter is copied out first: the caller's pointer need not be
+	 * aligned for the structure. */
+	switch (mp->kind) {
+	case MK_GCM: {
+		CK_GCM_PARAMS g;
+		memcpy(&g, m->pParameter, sizeof g);
+		fr_u8(f, MK_GCM);
+		fr_item_b_rv(f, g.pIv, g.ulIvLen, CKR_MECHANISM_PARAM_INVALID);
+		fr_u64(f, (uint64_t)g.ulIvBits);
+		fr_item_b_rv(f, g.pAAD, g.ulAADLen, CKR_MECHANISM_PARAM_INVALID);
+		fr_u64(f, (uint64_t)g.ulTagBits);
+		break;
+	}
+	case MK_OAEP: {
+		CK_RSA_PKCS_OAEP_PARAMS o;
+		memcpy(&o, m->pParameter, sizeof o);
+		fr_u8(f, MK_OAEP);
+		fr_u64(f, (uint64_t)o.hashAlg);
+		fr_u64(f, (uint64_t)o.mgf);
+		fr_u64(f, (uint64_t)o.source);
+		fr_item_b_rv(f, o.pSourceData, o.ulSourceDataLen,
+			CKR_MECHANISM_PARAM_INVALID);
+		break;
+	}
+	case MK_ECDH: {
+		CK_ECDH1_DERIVE_PARAMS e;
+		memcpy(&e, m->pParameter, sizeof e);
+		fr_u8(f, MK_ECDH);
+		fr_u64(f, (uint64_t)e.kdf);
+		fr_item_b_rv(f, e.pSharedData, e.ulSharedDataLen,
+			CKR_MECHANISM_PARAM_INVALID);
+		fr_item_b_rv(f, e.pPublicData, e.ulPublicDataLen,
+			CKR_MECHANISM_PARAM_INVALID);
+		break;
+	}
+	case MK_EDDSA: {
+		CK_EDDSA_PARAMS e;
+		memcpy(&e, m->pParameter, sizeof e);
+		fr_u8(f, MK_EDDSA);
+		fr_u8(f, e.phFlag ? 1 : 0);
+		fr_item_b_rv(f, e.pContextData, e.ulContextDataLen,
+			CKR_MECHANISM_PARAM_INVALID);
+		break;
+	}
+	default:
+		fr_fail(f, CKR_GENERAL_ERROR);
+	}
+}
+
+/* ---- replies ---- */
+
+void rp_init(frame_rep *r, const unsigned char *p, size_t n)
+{
+	r->p = p;
+	r->left = n;
+	r->bad = 0;
+}
+
+const unsigned char *rp_take(frame_rep *r, size_t n)
+{
+	const unsigned char *p;
+	if (r->bad || n > r->left) {
+		r->bad = 1;
+		return NULL;
+	}
+	p = r->p;
+	r->p += n;
+	r->left -= n;
+	return p;
+}
+
+uint8_t rp_u8(frame_rep *r)
+{
+	const unsigned char *p = rp_take(r, 1);
+	return p ? p[0] : 0;
+}
+
+uint32_t rp_u32(frame_rep *r)
+{
+	const unsigned char *p = rp_take(r, 4);
+	uint32_t v = 0;
+	int i;
+	if (!p)
+		return 0;
+	for (i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	int i;
+	for (i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+uint64_t rp_u64(frame_rep *r)
+{
+	const unsigned char *p = rp_take(r, 8);
+	return p ? le64(p) : 0;
+}
+
+int rp_done(frame_rep *r)
+{
+	if (r->left != 0)
+		r->bad = 1;
+	return !r->bad;
+}
+
+/* rp_flag reads a u8 that must be 0 or 1. */
+static int rp_flag(frame_rep *r)
+{
+	uint8_t v = rp_u8(r);
+	if (v > 1)
+		r->bad = 1;
+	return v == 1;
+}
+
+void rp_item_o(frame_rep *r, frame_out *o, CK_ULONG cap, int present)
+{
+	memset(o, 0, sizeof *o);
+	o->len = rp_u64(r);
+	o->copied = rp_flag(r);
+	if (!o->copied)
+		return;
+	o->n = rp_u32(r);
+	o->data = rp_take(r, o->n);
+	if (!present || (uint64_t)o->n > (uint64_t)cap || (uint64_t)o->n != o->len)
+		r->bad = 1;
+}
+
+void rp_item_h(frame_rep *r, frame_out *o, CK_ULONG cap, int present)
+{
+	memset(o, 0, sizeof *o);
+	o->len = rp_u64(r);
+	o->copied = rp_flag(r);
+	if (!o->copied)
+		return;
+	if (!present || o->len > (uint64_t)cap || o->len > r->left / 8) {
+		r->bad = 1;
+		return;
+	}
+	o->n = (uint32_t)o->len;
+	o->data = rp_take(r, (size_t)o->len * 8);
+}
+
+void out_o(const frame_out *o, CK_RV rv, CK_BYTE_PTR p, CK_ULONG_PTR pulLen)
+{
+	if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL)
+		return;
+	*pulLen = (CK_ULONG)o->len;
+	if (rv == CKR_OK && o->copied && o->n)
+		memcpy(p, o->data, o->n);
+}
+
+void out_h(const frame_out *o, CK_RV rv, CK_ULONG_PTR p, CK_ULONG_PTR pulCount)
+{
+	uint32_t i;
+	if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL)
+		return;
+	*pulCount = (CK_ULONG)o->len;
+	if (rv == CKR_OK && o->copied)
+		for (i = 0; i < o->n; i++)
+			p[i] = (CK_ULONG)le64(o->data + 8 * (size_t)i);
+}
+
+/* ---- s items ---- */
+
+static void rp_bytes(frame_rep *r, unsigned char *dst, size_t n)
+{
+	const unsigned char *p = rp_take(r, n);
+	if (p)
+		memcpy(dst, p, n);
+	else
+		memset(dst, 0, n);
+}
+
+static void rp_version(frame_rep *r, CK_VERSION *v)
+{
+	v->major = rp_u8(r);
+	v->minor = rp_u8(r);
+}
+
+void rp_info(frame_rep *r, CK_INFO *v)
+{
+	rp_version(r, &v->cryptokiVersion);
+	rp_bytes(r, v->manufacturerID, sizeof v->manufacturerID);
+	v->flags = (CK_FLAGS)rp_u64(r);
+	rp_bytes(r, v->libraryDescription, sizeof v->libraryDescription);
+	rp_version(r, &v->libraryVersion);
+}
+
+void rp_slot_info(frame_rep *r, CK_SLOT_INFO *v)
+{
+	rp_bytes(r, v->slotDescription, sizeof v->slotDescription);
+	rp_bytes(r, v->manufacturerID, sizeof v->manufacturerID);
+	v->flags = (CK_FLAGS)rp_u64(r);
+	rp_version(r, &v->hardwareVersion);
+	rp_version(r, &v->firmwareVersion);
+}
+
+void rp_token_info(frame_rep *r, CK_TOKEN_INFO *v)
+{
+	rp_bytes(r, v->label, sizeof v->label);
+	rp_bytes(r, v->manufacturerID, sizeof v->manufacturerID);
+	rp_bytes(r, v->model, sizeof v->model);
+	rp_bytes(r, v->serialNumber, sizeof v->serialNumber);
+	v->flags = (CK_FLAGS)rp_u64(r);
+	v->ulMaxSessionCount = (CK_ULONG)rp_u64(r);
+	v->ulSessionCount = (CK_ULONG)rp_u64(r);
+	v->ulMaxRwSessionCount = (CK_ULONG)rp_u64(r);
+	v->ulRwSessionCount = (CK_ULONG)rp_u64(r);
+	v->ulMaxPinLen = (CK_ULONG)rp_u64(r);
+	v->ulMinPinLen = (CK_ULONG)rp_u64(r);
+	v->ulTotalPublicMemory = (CK_ULONG)rp_u64(r);
+	v->ulFreePublicMemory = (CK_ULONG)rp_u64(r);
+	v->ulTotalPrivateMemory = (CK_ULONG)rp_u64(r);
+	v->ulFreePrivateMemory = (CK_ULONG)rp_u64(r);
+	rp_version(r, &v->hardwareVersion);
+	rp_version(r, &v->firmwareVersion);
+	rp_bytes(r, v->utcTime, sizeof v->utcTime);
+}
+
+void rp_session_info(frame_rep *r, CK_SESSION_INFO *v)
+{
+	v->slotID = (CK_SLOT_ID)rp_u64(r);
+	v->state = (CK_STATE)rp_u64(r);
+	v->flags = (CK_FLAGS)rp_u64(r);
+	v->ulDeviceError = (CK_ULONG)rp_u64(r);
+}
+
+void rp_mechanism_info(frame_rep *r, CK_MECHANISM_INFO *v)
+{
+	v->ulMinKeySize = (CK_ULONG)rp_u64(r);
+	v->ulMaxKeySize = (CK_ULONG)rp_u64(r);
+	v->flags = (CK_FLAGS)rp_u64(r);
+}

@@ -1,0 +1,497 @@
+/* transport.c: the library's state and its two transports
+ * (docs/pkcs11-library.md, "Fork").
+ *
+ * In a normal process a frame goes to goCall, the Go dispatcher in this
+ * library. Go does not survive fork(), so a pthread_atfork child handler
+ * marks the process as forked and forgets the parent's state; a forked
+ * child's C_Initialize then starts openhsm-p11-helper with one end of a
+ * socketpair as its fd 0, and every frame goes over the socket, preceded by
+ * its u32 little-endian length. Nothing in a forked child calls into Go.
+ * OPENHSM_P11_FORCE_HELPER=1 makes any process use the helper. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "transport.h"
+#include "wire.h"
+
+extern char **environ;
+
+/* goCall is exported by module.go (cgo writes the same prototype into
+ * _cgo_export.h). It takes a request frame and returns the reply in memory
+ * from malloc, or *resp NULL if it could not allocate. */
+void goCall(unsigned char *req, size_t reqLen, unsigned char **resp, size_t *respLen);
+
+/* REPLY_MAX bounds a reply read from the socket: the helper sends no
+ * bigger frame. */
+#define REPLY_MAX FRAME_MAX
+/* The helper gets this long to exit once its socket is closed. */
+#define HELPER_EXIT_MS 5000
+
+enum { MODE_NONE, MODE_INPROC, MODE_HELPER };
+
+/* state_mu serializes C_Initialize and C_Finalize (lock order: state_mu,
+ * then sock_mu). initialized, mode and forked are read without it. */
+static pthread_mutex_t state_mu = PTHREAD_MUTEX_INITIALIZER;
+static int initialized;
+static int mode = MODE_NONE;
+static int forked;
+static pid_t helper_pid; /* under state_mu */
+
+/* sock_mu serializes round trips on the helper socket. */
+static pthread_mutex_t sock_mu = PTHREAD_MUTEX_INITIALIZER;
+static int sock_fd = -1;
+static int sock_broken;
+
+#define LOAD(v) __atomic_load_n(&(v), __ATOMIC_ACQUIRE)
+#define STORE(v, x) __atomic_store_n(&(v), (x), __ATOMIC_RELEASE)
+
+/* atfork_child runs in the child of fork(): the child has one thread, the
+ * parent's state is not its own, and Go is not usable. It forgets the
+ * parent's initialization, drops its copy of the helper socket (so that the
+ * parent's helper still sees the parent close it) and resets the mutexes,
+ * which another parent thread may have held at the fork. */
+static void atfork_child(void)
+{
+	pthread_mutex_init(&state_mu, NULL);
+	pthread_mutex_init(&sock_mu, NULL);
+	STORE(forked, 1);
+	STORE(initialized, 0);
+	STORE(mode, MODE_NONE);
+	if (sock_fd >= 0)
+		close(sock_fd);
+	sock_fd = -1;
+	sock_broken = 0;
+	helper_pid = 0;
+}
+
+__attribute__((constructor)) static void transport_load(void)
+{
+	pthread_atfork(NULL, NULL, atfork_child);
+}
+
+int lib_initialized(void)
+{
+	return LOAD(initialized);
+}
+
+/* ---- the helper ---- */
+
+static void helper_log(const char *what, const char *path, int err)
+{
+	fprintf(stderr, "openhsm-pkcs11: %s%s%s: %s\n", what, path ? " " : "",
+		path ? path : "", strerror(err));
+}
+
+/* helper_path finds openhsm-p11-helper: $OPENHSM_P11_HELPER, or next to
+ * this library (as loaded, then with symbolic links resolved). */
+static int helper_path(char *out, size_t n)
+{
+	const char *env = getenv("OPENHSM_P11_HELPER");
+	Dl_info info;
+	char real[PATH_MAX];
+	const char *lib, *slash;
+	int pass;
+
+	if (env && *env) {
+		if (strlen(env) >= n)
+			return -1;
+		strcpy(out, env);
+		return 0;
+	}
+	memset(&info, 0, sizeof info);
+	if (!dladdr((void *)&sock_fd, &info) || !info.dli_fname)
+		return -1;
+	for (pass = 0; pass < 2; pass++) {
+		lib = info.dli_fname;
+		if (pass == 1) {
+			if (!realpath(info.dli_fname, real))
+				break;
+			lib = real;
+		}
+		slash = strrchr(lib, '/');
+		if (slash) {
+			if (snprintf(out, n, "%.*s/openhsm-p11-helper",
+				     (int)(slash - lib), lib) >= (int)n)
+				return -1;
+		} else if (snprintf(out, n, "./openhsm-p11-helper") >= (int)n) {
+			return -1;
+		}
+		if (access(out, X_OK) == 0)
+			return 0;
+	}
+	return 0; /* the first guess; posix_spawn reports why it fails */
+}
+
+/* fd_above2 moves fd above the standard descriptors (keeping CLOEXEC). */
+static int fd_above2(int fd)
+{
+	int nfd;
+	if (fd > 2)
+		return fd;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	close(fd);
+	return nfd;
+}
+
+/* helper_start starts the helper (under state_mu). */
+static CK_RV helper_start(void)
+{
+	char path[PATH_MAX];
+	char arg0[] = "openhsm-p11-helper";
+	char *argv[] = { arg0, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none;
+	pid_t pid;
+	int sv[2], err;
+
+	if (helper_path(path, sizeof path) != 0) {
+		fprintf(stderr, "openhsm-pkcs11: cannot locate openhsm-p11-helper next to "
+				"the library; set OPENHSM_P11_HELPER\n");
+		return CKR_DEVICE_ERROR;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		helper_log("socketpair", NULL, errno);
+		return CKR_DEVICE_ERROR;
+	}
+	/* Both ends above 2, so the dup2 onto fd 0 below always makes a new
+	 * descriptor (without CLOEXEC) even if the host closed its stdin. */
+	sv[0] = fd_above2(sv[0]);
+	sv[1] = fd_above2(sv[1]);
+	if (sv[0] < 0 || sv[1] < 0) {
+		err = errno;
+		if (sv[0] >= 0)
+			close(sv[0]);
+		if (sv[1] >= 0)
+			close(sv[1]);
+		helper_log("socketpair", NULL, err);
+		return CKR_DEVICE_ERROR;
+	}
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+	/* The helper gets fd 0 (the socket), 1 and 2, and none of the host's
+	 * other descriptors (listening sockets, files). */
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	err = posix_spawn(&pid, path, &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	close(sv[1]);
+	if (err != 0) {
+		close(sv[0]);
+		helper_log("cannot start the fork helper", path, err);
+		return CKR_DEVICE_ERROR;
+	}
+
+	pthread_mutex_lock(&sock_mu);
+	sock_fd = sv[0];
+	sock_broken = 0;
+	pthread_mutex_unlock(&sock_mu);
+	helper_pid = pid;
+	return CKR_OK;
+}
+
+/* helper_reap waits for the helper to exit, and kills it if it does not. */
+static void helper_reap(pid_t pid)
+{
+	struct timespec ms = { 0, 1000000 };
+	int st, i;
+	pid_t r;
+
+	for (i = 0; i < HELPER_EXIT_MS; i++) {
+		r = waitpid(pid, &st, WNOHANG);
+		if (r == pid || (r < 0 && errno != EINTR))
+			return; /* gone, or reaped by someone else */
+		nanosleep(&ms, NULL);
+	}
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* helper_stop closes the socket and waits for the helper (under
+ * state_mu). */
+static void helper_stop(void)
+{
+	pid_t pid = helper_pid;
+	int fd;
+
+	pthread_mutex_lock(&sock_mu);
+	fd = sock_fd;
+	sock_fd = -1;
+	sock_broken = 0;
+	pthread_mutex_unlock(&sock_mu);
+	if (fd >= 0) {
+		shutdown(fd, SHUT_RDWR);
+		close(fd);
+	}
+	helper_pid = 0;
+	if (pid > 0)
+		helper_reap(pid);
+}
+
+static int helper_is_broken(void)
+{
+	int b;
+	pthread_mutex_lock(&sock_mu);
+	b = sock_broken;
+	pthread_mutex_unlock(&sock_mu);
+	return b;
+}
+
+static int send_all(int fd, const unsigned char *p, size_t n)
+{
+	ssize_t k;
+	while (n > 0) {
+		k = send(fd, p, n, MSG_NOSIGNAL);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int recv_all(int fd, unsigned char *p, size_t n)
+{
+	ssize_t k;
+	while (n > 0) {
+		k = recv(fd, p, n, 0);
+		if (k == 0)
+			return -1; /* the helper has gone */
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* helper_call makes one round trip on the socket. Once a round trip fails
+ * the stream is out of step, so the socket stays broken (CKR_DEVICE_ERROR)
+ * until C_Finalize. */
+static CK_RV helper_call(frame_req *f, unsigned char **reply, size_t *n)
+{
+	size_t body = f->len - FRAME_PREFIX;
+	unsigned char hdr[4], *buf = NULL;
+	uint32_t len;
+	CK_RV rv = CKR_OK;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		f->buf[i] = (unsigned char)(body >> (8 * i));
+	pthread_mutex_lock(&sock_mu);
+	if (sock_fd < 0) {
+		rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+		goto out;
+	}
+	if (sock_broken || send_all(sock_fd, f->buf, f->len) != 0 ||
+	    recv_all(sock_fd, hdr, 4) != 0) {
+		rv = CKR_DEVICE_ERROR;
+		goto broken;
+	}
+	len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
+	      (uint32_t)hdr[3] << 24;
+	if (len < 8 || len > REPLY_MAX) {
+		rv = CKR_DEVICE_ERROR;
+		goto broken;
+	}
+	buf = malloc(len);
+	if (!buf) {
+		rv = CKR_HOST_MEMORY;
+		goto broken;
+	}
+	if (recv_all(sock_fd, buf, len) != 0) {
+		free(buf);
+		buf = NULL;
+		rv = CKR_DEVICE_ERROR;
+		goto broken;
+	}
+	*reply = buf;
+	*n = len;
+	goto out;
+broken:
+	sock_broken = 1;
+out:
+	pthread_mutex_unlock(&sock_mu);
+	return rv;
+}
+
+/* ---- calls ---- */
+
+static CK_RV inproc_call(frame_req *f, unsigned char **reply, size_t *n)
+{
+	unsigned char *r = NULL;
+	size_t rn = 0;
+	goCall(f->buf + FRAME_PREFIX, f->len - FRAME_PREFIX, &r, &rn);
+	if (!r)
+		return CKR_HOST_MEMORY;
+	*reply = r;
+	*n = rn;
+	return CKR_OK;
+}
+
+static CK_RV transport_call(frame_req *f, unsigned char **reply, size_t *n)
+{
+	switch (LOAD(mode)) {
+	case MODE_INPROC:
+		if (LOAD(forked)) /* never: the fork handler resets mode */
+			return CKR_CRYPTOKI_NOT_INITIALIZED;
+		return inproc_call(f, reply, n);
+	case MODE_HELPER:
+		return helper_call(f, reply, n);
+	default:
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	}
+}
+
+void call_begin(call *c, uint32_t fn)
+{
+	memset(c, 0, sizeof *c);
+	fr_init(&c->req, fn);
+	c->result = CKR_OK;
+}
+
+int call_send(call *c)
+{
+	size_t n = 0;
+	CK_RV rv = fr_finish(&c->req);
+
+	if (rv == CKR_OK)
+		rv = transport_call(&c->req, &c->reply, &n);
+	if (rv != CKR_OK) {
+		c->result = rv;
+		return 0;
+	}
+	rp_init(&c->rep, c->reply, n);
+	c->result = (CK_RV)rp_u64(&c->rep);
+	if (c->rep.bad) {
+		c->result = CKR_DEVICE_ERROR;
+		return 0;
+	}
+	/* A bare error CK_RV (as goCall sends when the Go side panics):
+	 * nothing to copy out. */
+	if (c->rep.left == 0 && c->result != CKR_OK)
+		return 0;
+	return 1;
+}
+
+int call_check(call *c)
+{
+	if (!rp_done(&c->rep)) {
+		c->result = CKR_DEVICE_ERROR;
+		return 0;
+	}
+	return 1;
+}
+
+CK_RV call_end(call *c)
+{
+	fr_free(&c->req);
+	free(c->reply);
+	c->reply = NULL;
+	return c->result;
+}
+
+/* ---- C_Initialize and C_Finalize ---- */
+
+static int force_helper(void)
+{
+	const char *v = getenv("OPENHSM_P11_FORCE_HELPER");
+	return v && strcmp(v, "1") == 0;
+}
+
+CK_RV lib_initialize(CK_FLAGS flags)
+{
+	call c;
+	CK_RV rv;
+	int helper;
+
+	pthread_mutex_lock(&state_mu);
+	if (LOAD(initialized)) {
+		pthread_mutex_unlock(&state_mu);
+		return CKR_CRYPTOKI_ALREADY_INITIALIZED;
+	}
+	helper = LOAD(forked) || force_helper();
+	if (helper) {
+		rv = helper_start();
+		if (rv != CKR_OK) {
+			pthread_mutex_unlock(&state_mu);
+			return rv;
+		}
+	}
+	STORE(mode, helper ? MODE_HELPER : MODE_INPROC);
+
+	call_begin(&c, WIRE_INITIALIZE);
+	fr_item_u(&c.req, flags);
+	if (call_send(&c))
+		call_check(&c);
+	rv = call_end(&c);
+
+	if (rv == CKR_OK) {
+		STORE(initialized, 1);
+	} else {
+		STORE(mode, MODE_NONE);
+		if (helper)
+			helper_stop();
+	}
+	pthread_mutex_unlock(&state_mu);
+	return rv;
+}
+
+CK_RV lib_finalize(void)
+{
+	call c;
+	CK_RV rv;
+	int helper;
+
+	pthread_mutex_lock(&state_mu);
+	if (!LOAD(initialized)) {
+		pthread_mutex_unlock(&state_mu);
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	}
+	helper = LOAD(mode) == MODE_HELPER;
+
+	call_begin(&c, WIRE_FINALIZE);
+	if (call_send(&c))
+		call_check(&c);
+	rv = call_end(&c);
+
+	/* A helper that has died or broken its stream holds nothing any more:
+	 * the library is finalized whatever it answered, so that the
+	 * application can initialize again. */
+	if (rv == CKR_OK || (helper && helper_is_broken())) {
+		STORE(initialized, 0);
+		STORE(mode, MODE_NONE);
+		if (helper)
+			helper_stop();
+	}
+	pthread_mutex_unlock(&state_mu);
+	return rv;
+}
