@@ -454,6 +454,25 @@ CK_RV lib_initialize(CK_FLAGS flags)
 		call_check(&c);
 	rv = call_end(&c);
 
+	if (rv == WIRE_RV_USE_HELPER && !helper) {
+		/* The config file asks for the helper: start over there. */
+		helper = 1;
+		rv = helper_start();
+		if (rv != CKR_OK) {
+			STORE(mode, MODE_NONE);
+			pthread_mutex_unlock(&state_mu);
+			return rv;
+		}
+		STORE(mode, MODE_HELPER);
+		call_begin(&c, WIRE_INITIALIZE);
+		fr_item_u(&c.req, flags);
+		if (call_send(&c))
+			call_check(&c);
+		rv = call_end(&c);
+	}
+	if (rv == WIRE_RV_USE_HELPER)
+		rv = CKR_GENERAL_ERROR; /* the helper must never ask for itself */
+
 	if (rv == CKR_OK) {
 		STORE(initialized, 1);
 	} else {

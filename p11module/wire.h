@@ -74,4 +74,9 @@
 
 #define WIRE_MAX_FUNCTION 66
 
+/* The in-process C_Initialize answers this when the config file asks for
+ * the helper ([pkcs11] force_helper): C then starts the helper and sends
+ * C_Initialize there. It never reaches an application. */
+#define WIRE_RV_USE_HELPER 0xC8454C50UL
+
 #endif

@@ -19,6 +19,17 @@ import (
 // the fork helper call it.
 var Default = &Dispatcher{B: NewModule()}
 
+// rvUseHelper (WIRE_RV_USE_HELPER in wire.h) tells the C layer to start the
+// helper and initialize there, when the config file asks for it.
+const rvUseHelper = 0xC8454C50
+
+// inHelper is set in the helper process, which must never send the caller
+// to the helper again.
+var inHelper bool
+
+// InHelper marks this process as the fork helper.
+func InHelper() { inHelper = true }
+
 // Slot IDs: the cluster slot is 0; a crypto user's token slot is
 // tokenSlotBase + the user's number, which the cluster never reuses.
 const (
@@ -99,6 +110,14 @@ func (m *Module) Initialize(flags uint64) error {
 		// The configured log is not known yet: say it on standard error.
 		fmt.Fprintf(os.Stderr, "openhsm-pkcs11: C_Initialize: %v\n", err)
 		return errorf(ck.CKR_GENERAL_ERROR, "configuration: %v", err)
+	}
+	if cfg.PKCS11.Helper != "" && os.Getenv("OPENHSM_P11_HELPER") == "" {
+		// The C layer finds the helper through the environment, and a
+		// forked child inherits it.
+		os.Setenv("OPENHSM_P11_HELPER", cfg.PKCS11.Helper)
+	}
+	if cfg.PKCS11.ForceHelper && !inHelper {
+		return errorf(rvUseHelper, "the configuration asks for the helper")
 	}
 	log, closer, err := cfg.NewLogger()
 	if err != nil {

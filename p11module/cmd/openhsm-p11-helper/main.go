@@ -22,6 +22,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "openhsm-p11-helper: no socket on fd 0")
 		os.Exit(2)
 	}
+	core.InHelper()
 	// fd 0 is the socket, for reading and writing both.
 	err := core.Default.Serve(sock, sock)
 	if err != nil && !errors.Is(err, io.EOF) {
