@@ -85,6 +85,9 @@ type Machine struct {
 	// OnObjectChange, if set, is called after a command that changed or
 	// removed an object, so caches can drop it.
 	OnObjectChange func(id uint64)
+	// OnUserChange, if set, is called after a command that may have changed
+	// users.
+	OnUserChange func()
 }
 
 // NewMachine wraps a store. The sealer may be nil until the domain key is
@@ -153,6 +156,9 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 			m.OnObjectChange(id)
 		}
 	}
+	if m.OnUserChange != nil && userOps[c.Op] {
+		m.OnUserChange()
+	}
 	return nil
 }
 
@@ -162,6 +168,10 @@ type StoreError struct{ Err error }
 
 func (e *StoreError) Error() string { return "store failed while applying: " + e.Err.Error() }
 func (e *StoreError) Unwrap() error { return e.Err }
+
+// userOps change users (and, for delete, shares).
+var userOps = map[Op]bool{OpCreateUser: true, OpDeleteUser: true, OpSetPassword: true,
+	OpLoginFailed: true, OpLoginOK: true, OpUnlockUser: true}
 
 type applyFunc func(tx Tx, s *Sealer, c *Command) (changed []uint64, err error)
 

@@ -75,6 +75,14 @@ type Engine struct {
 	cacheMu sync.Mutex
 	cache   map[uint64]*Key
 
+	// Verified reads: objects and users whose MACs were checked, dropped
+	// by the apply path when they change. gen counts invalidations, so a
+	// read that raced with a change is not cached.
+	readMu  sync.Mutex
+	gen     uint64
+	objects map[uint64]*Object
+	users   map[string]*User
+
 	sessMu   sync.Mutex
 	sessObjs map[uint64]*sessionObject
 }
@@ -93,12 +101,25 @@ func NewEngine(m *Machine, a Applier) *Engine {
 		a = &LocalApplier{M: m}
 	}
 	e := &Engine{store: m.Store(), machine: m, applier: a, now: time.Now,
-		cache: map[uint64]*Key{}, sessObjs: map[uint64]*sessionObject{}}
+		cache: map[uint64]*Key{}, sessObjs: map[uint64]*sessionObject{},
+		objects: map[uint64]*Object{}, users: map[string]*User{}}
 	prev := m.OnObjectChange
 	m.OnObjectChange = func(id uint64) {
 		e.forget(id)
 		if prev != nil {
 			prev(id)
+		}
+	}
+	prevUser := m.OnUserChange
+	m.OnUserChange = func() {
+		e.readMu.Lock()
+		e.gen++
+		e.users = map[string]*User{}
+		// A deleted user's shares went too: cached objects may be stale.
+		e.objects = map[uint64]*Object{}
+		e.readMu.Unlock()
+		if prevUser != nil {
+			prevUser()
 		}
 	}
 	return e
@@ -132,19 +153,64 @@ func (e *Engine) submit(ctx context.Context, c *Command) error {
 // for an unknown name costs what a wrong password costs.
 var dummyHash = func() string { h, _ := HashPassword("no such user, no such password"); return h }()
 
+// maxCachedReads bounds the verified-read caches.
+const maxCachedReads = 16384
+
 func (e *Engine) user(name string) (*User, error) {
+	e.readMu.Lock()
+	u, gen := e.users[name], e.gen
+	e.readMu.Unlock()
+	if u != nil {
+		return u, nil
+	}
 	s, err := e.sealer()
 	if err != nil {
 		return nil, err
 	}
-	u, err := e.store.User(name)
+	u, err = e.store.User(name)
 	if err != nil {
 		return nil, err
 	}
 	if !s.CheckUserMAC(u) {
 		return nil, Errorf(ck.CKR_GENERAL_ERROR, "user %q failed its integrity check", name)
 	}
+	e.readMu.Lock()
+	if e.gen == gen && len(e.users) < maxCachedReads {
+		e.users[name] = u
+	}
+	e.readMu.Unlock()
 	return u, nil
+}
+
+// object reads a token object and checks its MAC, through the cache. The
+// object returned is shared: callers must not change it.
+func (e *Engine) object(id uint64) (*Object, error) {
+	e.readMu.Lock()
+	o, gen := e.objects[id], e.gen
+	e.readMu.Unlock()
+	if o != nil {
+		return o, nil
+	}
+	s, err := e.sealer()
+	if err != nil {
+		return nil, err
+	}
+	o, err = e.store.Object(id)
+	if err != nil {
+		return nil, err
+	}
+	if !s.CheckAttrMAC(o) {
+		return nil, Errorf(ck.CKR_GENERAL_ERROR, "object failed its integrity check")
+	}
+	e.readMu.Lock()
+	if e.gen == gen {
+		if len(e.objects) >= maxCachedReads {
+			e.objects = map[uint64]*Object{}
+		}
+		e.objects[id] = o
+	}
+	e.readMu.Unlock()
+	return o, nil
 }
 
 // Login checks a password. Five wrong ones lock the account, and a locked
@@ -349,19 +415,12 @@ func (e *Engine) lookup(c Caller, id uint64, act Action) (*Object, *sessionObjec
 	if c.Role != RoleCO && c.Role != RoleCU {
 		return nil, nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
 	}
-	s, err := e.sealer()
-	if err != nil {
-		return nil, nil, err
-	}
-	o, err := e.store.Object(id)
+	o, err := e.object(id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil, Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
 	}
 	if err != nil {
 		return nil, nil, err
-	}
-	if !s.CheckAttrMAC(o) {
-		return nil, nil, Errorf(ck.CKR_GENERAL_ERROR, "object failed its integrity check")
 	}
 	if err := Allowed(c.Role, act, RelationOf(c.User, o)); err != nil {
 		return nil, nil, err
@@ -448,6 +507,10 @@ func (e *Engine) forget(id uint64) {
 	e.cacheMu.Lock()
 	delete(e.cache, id)
 	e.cacheMu.Unlock()
+	e.readMu.Lock()
+	e.gen++
+	delete(e.objects, id)
+	e.readMu.Unlock()
 }
 
 // keyOp is what an operation needs of a mechanism and a key.
