@@ -1,15 +1,42 @@
 #!/bin/sh
-# test.sh runs every test: vet, the unit and integration tests with the race
-# detector, then each fuzz target for a short while.
-set -eu
+# test.sh runs every test: vet; the Go tests (unit, integration, the PKCS#11
+# library through its C ABI) with the race detector, beside the
+# interoperability suites that drive real tools (interop/*.sh); then each
+# fuzz target for a short while. Logs go to $TESTLOG (default test-logs/).
+set -u
 cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-10s}
+LOGS=${TESTLOG:-$PWD/test-logs}
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+status=0
 
 echo "== go vet"
-go vet ./...
+go vet ./... || exit 1
 
-echo "== go test -race"
-go test -race -count=1 -timeout 30m ./...
+echo "== go test -race, and the interop suites beside it"
+(go test -race -count=1 -timeout 30m ./... >"$LOGS/go-test.log" 2>&1; echo $? >"$LOGS/go-test.rc") &
+gopid=$!
+(
+  rc=0
+  for s in interop/*.sh; do
+    [ "$s" = interop/lib.sh ] && continue
+    name=$(basename "$s" .sh)
+    if timeout 900 sh "$s" >"$LOGS/$name.log" 2>&1; then
+      echo "   interop $name: ok ($(tail -1 "$LOGS/$name.log"))"
+    else
+      echo "   interop $name: FAILED ($(tail -1 "$LOGS/$name.log")); see $LOGS/$name.log"
+      rc=1
+    fi
+  done
+  echo $rc >"$LOGS/interop.rc"
+) &
+interpid=$!
+wait $gopid
+cat "$LOGS/go-test.log"
+[ "$(cat "$LOGS/go-test.rc")" = 0 ] || status=1
+wait $interpid
+[ "$(cat "$LOGS/interop.rc")" = 0 ] || status=1
 
 echo "== fuzz ($FUZZTIME each)"
 # package:target pairs; every decoder that sees outside bytes has one.
@@ -19,9 +46,15 @@ for pt in \
   ./tokens:FuzzDecodeCommand \
   ./tokens:FuzzKeyUnwrap \
   ./hsmd:FuzzDecodeRequest \
-  ./hsmd:FuzzParseToken
+  ./hsmd:FuzzParseToken \
+  ./p11module/core:FuzzCall
 do
   pkg=${pt%%:*} target=${pt#*:}
-  go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" || status=1
 done
-echo "== all tests passed"
+if [ $status -eq 0 ]; then
+  echo "== all tests passed"
+else
+  echo "== SOME TESTS FAILED"
+fi
+exit $status

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"math/big"
+	"strings"
 	"sync"
 	"testing"
 
@@ -370,5 +371,44 @@ func TestConcurrentSessions(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// TestReinitialize: C_Finalize then C_Initialize in the same process gives
+// a working module, with the same slot IDs.
+func TestReinitialize(t *testing.T) {
+	e := newEnv(t)
+	m := e.m
+	h := e.login(t)
+	before, _ := m.GetSlotList(true)
+	if err := m.Finalize(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := m.GetSessionInfo(h)
+	wantRV(t, "after finalize", err, ck.CKR_CRYPTOKI_NOT_INITIALIZED)
+	wantRV(t, "finalize twice", m.Finalize(), ck.CKR_CRYPTOKI_NOT_INITIALIZED)
+	if err := m.Initialize(0); err != nil {
+		t.Fatal(err)
+	}
+	wantRV(t, "initialize twice", m.Initialize(0), ck.CKR_CRYPTOKI_ALREADY_INITIALIZED)
+	after, _ := m.GetSlotList(true)
+	if len(after) != len(before) || after[len(after)-1] != before[len(before)-1] {
+		t.Fatalf("slots %v -> %v", before, after)
+	}
+	h = e.login(t)
+	if _, err := m.GenerateRandom(h, 8); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBadConfig: a missing config makes C_Initialize fail with a clear
+// error, not a silent CKR_GENERAL_ERROR.
+func TestBadConfig(t *testing.T) {
+	m := NewModule()
+	m.loadConfig = func() (*client.Config, error) { return client.LoadConfig("/nonexistent/client.toml") }
+	err := m.Initialize(0)
+	wantRV(t, "missing config", err, ck.CKR_GENERAL_ERROR)
+	if !strings.Contains(err.Error(), "/nonexistent/client.toml") {
+		t.Fatalf("the error does not say which file: %v", err)
 	}
 }
