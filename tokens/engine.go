@@ -764,7 +764,8 @@ type newObj struct {
 	obj      *Object
 	material []byte
 	key      *Key
-	genMech  uint64 // the mechanism that generated it, 0 if it came from outside
+	local    bool   // generated in the HSM (CKA_LOCAL)
+	genMech  uint64 // the mechanism that generated it, when local (CKM_RSA_PKCS_KEY_PAIR_GEN is 0)
 	base     Attrs  // for a derived key, the base key's attributes
 }
 
@@ -783,7 +784,7 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 			return nil, err
 		}
 		n.obj.ID, n.obj.Owner = id, c.User
-		finishKey(n.obj.Attrs, id, n.genMech != 0, n.genMech)
+		finishKey(n.obj.Attrs, id, n.local, n.genMech)
 		if n.base != nil {
 			a := n.obj.Attrs
 			a.SetBool(ck.CKA_ALWAYS_SENSITIVE, n.base.Bool(ck.CKA_ALWAYS_SENSITIVE) && a.Bool(ck.CKA_SENSITIVE))
@@ -878,7 +879,7 @@ func (e *Engine) GenerateKey(ctx context.Context, c Caller, m Mech, tmpl Templat
 	if err := secretKeyAttrs(attrs, value); err != nil {
 		return 0, err
 	}
-	ids, err := e.storeObjects(ctx, c, newObj{obj: &Object{Attrs: attrs}, material: value, genMech: m.Type,
+	ids, err := e.storeObjects(ctx, c, newObj{obj: &Object{Attrs: attrs}, material: value, local: true, genMech: m.Type,
 		key: &Key{Class: ck.CKO_SECRET_KEY, KeyType: row.KeyTypes[0], Secret: value}})
 	if err != nil {
 		return 0, err
@@ -939,8 +940,8 @@ func (e *Engine) GenerateKeyPair(ctx context.Context, c Caller, m Mech, pubT, pr
 	addPublicAttrs(pa, public)
 	addPublicAttrs(va, public)
 	ids, err := e.storeObjects(ctx, c,
-		newObj{obj: &Object{Attrs: pa}, genMech: m.Type, key: &Key{Class: ck.CKO_PUBLIC_KEY, KeyType: kt, Public: signer.Public()}},
-		newObj{obj: &Object{Attrs: va}, genMech: m.Type, material: der, key: &Key{Class: ck.CKO_PRIVATE_KEY, KeyType: kt, Private: signer, Public: signer.Public()}})
+		newObj{obj: &Object{Attrs: pa}, local: true, genMech: m.Type, key: &Key{Class: ck.CKO_PUBLIC_KEY, KeyType: kt, Public: signer.Public()}},
+		newObj{obj: &Object{Attrs: va}, local: true, genMech: m.Type, material: der, key: &Key{Class: ck.CKO_PRIVATE_KEY, KeyType: kt, Private: signer, Public: signer.Public()}})
 	if err != nil {
 		return 0, 0, err
 	}

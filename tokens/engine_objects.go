@@ -92,6 +92,7 @@ func (e *Engine) CopyObject(ctx context.Context, c Caller, id uint64, tmpl Templ
 	delete(next, ck.CKA_UNIQUE_ID)
 	n := newObj{obj: &Object{Attrs: next}, material: m}
 	if next.Bool(ck.CKA_LOCAL) {
+		n.local = true
 		n.genMech, _ = next.Ulong(ck.CKA_KEY_GEN_MECHANISM)
 		n.base = o.Attrs // keep ALWAYS_SENSITIVE / NEVER_EXTRACTABLE honest
 	}

@@ -279,3 +279,28 @@ func FuzzDecodeCommand(f *testing.F) {
 		}
 	})
 }
+
+// TestGeneratedKeysAreLocal: every generated key is CKA_LOCAL with its
+// mechanism, RSA's included (CKM_RSA_PKCS_KEY_PAIR_GEN is 0).
+func TestGeneratedKeysAreLocal(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pub, priv, err := f.e.GenerateKeyPair(ctx, f.alice, tokens.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
+		tokens.Template{ul(ck.CKA_MODULUS_BITS, 2048)}, tokens.Template{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint64{pub, priv} {
+		vs, err := f.e.GetAttributes(f.alice, id, []uint64{ck.CKA_LOCAL, ck.CKA_KEY_GEN_MECHANISM})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(vs[0].Value, []byte{1}) || !bytes.Equal(vs[1].Value, tokens.EncodeUlong(ck.CKM_RSA_PKCS_KEY_PAIR_GEN)) {
+			t.Errorf("object %d: CKA_LOCAL %x, CKA_KEY_GEN_MECHANISM %x", id, vs[0].Value, vs[1].Value)
+		}
+	}
+	vs, _ := f.e.GetAttributes(f.alice, priv, []uint64{ck.CKA_ALWAYS_SENSITIVE, ck.CKA_NEVER_EXTRACTABLE})
+	if !bytes.Equal(vs[0].Value, []byte{1}) || !bytes.Equal(vs[1].Value, []byte{1}) {
+		t.Errorf("RSA private key: ALWAYS_SENSITIVE %x NEVER_EXTRACTABLE %x", vs[0].Value, vs[1].Value)
+	}
+}
