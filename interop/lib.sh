@@ -43,7 +43,7 @@ start_cluster() {
   need_build
   WORK=$(mktemp -d "/tmp/openhsm-$SUITE.XXXXXX")
   CLUSTER=$WORK/cluster
-  trap 'stop_cluster' EXIT INT TERM
+  trap 'stop_cluster' EXIT INT TERM HUP PIPE
   "$ROOT/scripts/cluster.sh" up "$@" "$CLUSTER" >"$WORK/env" || { say "cluster did not start"; exit 1; }
   . "$WORK/env"
   export P11_MODULE HSM_CONFIG P11_TOKEN_LABEL P11_PIN P11_SO_PIN HSM_USER HSM_PASSWORD

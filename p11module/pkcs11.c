@@ -183,9 +183,10 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 		    (a.LockMutex != NULL) + (a.UnlockMutex != NULL);
 		if (n != 0 && n != 4)
 			return CKR_ARGUMENTS_BAD;
-		/* Go makes its own threads. */
-		if (a.flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS)
-			return CKR_NEED_TO_CREATE_THREADS;
+		/* CKF_LIBRARY_CANT_CREATE_OS_THREADS is accepted, as most
+		 * modules do: GnuTLS (through p11-kit) always sets it, and the
+		 * Go runtime's threads exist from the moment the library is
+		 * loaded, before C_Initialize could refuse anything. */
 		/* With or without the application's mutex functions, the
 		 * library locks with the operating system's primitives. */
 		flags = a.flags;

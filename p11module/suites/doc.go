@@ -1,0 +1,11 @@
+// Package suites holds end-to-end suites for libopenhsm-pkcs11.so against a
+// real cluster, through the C ABI (github.com/miekg/pkcs11 and a small C
+// harness): TestStress (concurrent mixed work) and TestBadInput (what the
+// library answers to wrong calls). Each suite runs once per transport, in
+// process and through the fork helper (OPENHSM_P11_FORCE_HELPER=1), each in
+// a child process of the test binary so that the variable is set before the
+// first C_Initialize and a crash cannot take the test binary down.
+//
+// bench.sh (not a test) compares p11bench runs against this library and
+// SoftHSMv2.
+package suites
