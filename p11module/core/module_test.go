@@ -300,8 +300,8 @@ func TestEncryptAndDigest(t *testing.T) {
 		t.Fatalf("encrypt: %v", err)
 	}
 	m.DecryptInit(h, gcm, key)
-	m.DecryptUpdate(h, ct.Data[:50], Out{})
-	m.DecryptUpdate(h, ct.Data[50:], Out{})
+	m.DecryptUpdate(h, ct.Data[:50], Out{Present: true, Cap: 200})
+	m.DecryptUpdate(h, ct.Data[50:], Out{Present: true, Cap: 200})
 	back, err := m.DecryptFinal(h, Out{Present: true, Cap: 200})
 	if err != nil || !bytes.Equal(back.Data, pt) {
 		t.Fatalf("multi-part decrypt: %v", err)
@@ -411,4 +411,88 @@ func TestBadConfig(t *testing.T) {
 	if !strings.Contains(err.Error(), "/nonexistent/client.toml") {
 		t.Fatalf("the error does not say which file: %v", err)
 	}
+}
+
+// TestMultiPartStreams: block modes stream whole blocks from each update,
+// chaining IV and counter, and a length query takes no input; the parts
+// together equal the single-part result.
+func TestMultiPartStreams(t *testing.T) {
+	e := newEnv(t)
+	m := e.m
+	h := e.login(t)
+	key, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, []Attr{ulAttr(ck.CKA_VALUE_LEN, 16)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iv := bytes.Repeat([]byte{7}, 16)
+	ctr := append(hostUlong(32), iv...)
+	data := make([]byte, 100)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	cases := []struct {
+		name string
+		mech Mechanism
+		data []byte
+	}{
+		{"ECB", Mechanism{Type: ck.CKM_AES_ECB}, data[:96]},
+		{"CBC", Mechanism{Type: ck.CKM_AES_CBC, Kind: 1, Raw: iv}, data[:96]},
+		{"CBC_PAD", Mechanism{Type: ck.CKM_AES_CBC_PAD, Kind: 1, Raw: iv}, data},
+		{"CBC_PAD whole blocks", Mechanism{Type: ck.CKM_AES_CBC_PAD, Kind: 1, Raw: iv}, data[:64]},
+		{"CTR", Mechanism{Type: ck.CKM_AES_CTR, Kind: 1, Raw: ctr}, data},
+		{"GCM", Mechanism{Type: ck.CKM_AES_GCM, Kind: 2, IV: iv[:12], TagBits: 128}, data},
+	}
+	big := Out{Present: true, Cap: 1 << 10}
+	for _, c := range cases {
+		if err := m.EncryptInit(h, c.mech, key); err != nil {
+			t.Fatal(c.name, err)
+		}
+		single, err := m.Encrypt(h, c.data, big)
+		if err != nil {
+			t.Fatal(c.name, err)
+		}
+		multi := func(encrypt bool, in []byte) []byte {
+			init, upd, fin := m.EncryptInit, m.EncryptUpdate, m.EncryptFinal
+			if !encrypt {
+				init, upd, fin = m.DecryptInit, m.DecryptUpdate, m.DecryptFinal
+			}
+			if err := init(h, c.mech, key); err != nil {
+				t.Fatal(c.name, err)
+			}
+			var out []byte
+			for _, part := range [][]byte{in[:7], in[7:40], in[40:]} {
+				q, err := upd(h, part, Out{})
+				if err != nil {
+					t.Fatal(c.name, err)
+				}
+				r, err := upd(h, part, big)
+				if err != nil {
+					t.Fatal(c.name, err)
+				}
+				if r.Len != q.Len {
+					t.Fatalf("%s: the length query said %d, the update gave %d", c.name, q.Len, r.Len)
+				}
+				out = append(out, r.Data...)
+			}
+			r, err := fin(h, big)
+			if err != nil {
+				t.Fatal(c.name, err)
+			}
+			return append(out, r.Data...)
+		}
+		if got := multi(true, c.data); !bytes.Equal(got, single.Data) {
+			t.Errorf("%s: multi-part encryption differs from single-part (%d vs %d bytes)", c.name, len(got), len(single.Data))
+		}
+		if got := multi(false, single.Data); !bytes.Equal(got, c.data) {
+			t.Errorf("%s: multi-part decryption does not give the plaintext back", c.name)
+		}
+	}
+	// Block modes give whole blocks from each update.
+	m.EncryptInit(h, Mechanism{Type: ck.CKM_AES_CBC, Kind: 1, Raw: iv}, key)
+	r, _ := m.EncryptUpdate(h, data[:40], big)
+	if r.Len != 32 {
+		t.Errorf("CBC update of 40 bytes gave %d", r.Len)
+	}
+	_, err = m.EncryptFinal(h, big)
+	wantRV(t, "CBC final with a partial block", err, ck.CKR_DATA_LEN_RANGE)
 }

@@ -44,6 +44,7 @@ type operation struct {
 	multi   bool
 	result  []byte
 	haveRes bool
+	stream  *stream // block modes in a multi-part encrypt or decrypt
 }
 
 // toMech turns a flattened CK_MECHANISM into the engine's form, checking the
@@ -164,7 +165,7 @@ func (m *Module) run(h uint64, kind opKind, data []byte, final bool, out Out,
 		s.mu.Unlock()
 		return OutResult{}, errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no %s operation is active", opKinds[kind].name)
 	}
-	if !final && op.multi && !op.haveRes {
+	if !final && op.multi {
 		s.mu.Unlock()
 		return OutResult{}, errorf(ck.CKR_OPERATION_ACTIVE, "a multi-part operation is under way")
 	}
@@ -266,15 +267,17 @@ func (m *Module) VerifyRecover(h uint64, _ []byte, _ Out) (OutResult, error) {
 }
 
 func (m *Module) encryptWork(c *client.Client, op *operation, in []byte) ([]byte, error) {
-	ctx, cancel := m.ctx()
-	defer cancel()
-	return c.Encrypt(ctx, op.key, op.mech, in)
+	if op.stream != nil {
+		return m.streamFinal(c, op, true)
+	}
+	return m.crypt(c, true, op.key, op.mech, in)
 }
 
 func (m *Module) decryptWork(c *client.Client, op *operation, in []byte) ([]byte, error) {
-	ctx, cancel := m.ctx()
-	defer cancel()
-	return c.Decrypt(ctx, op.key, op.mech, in)
+	if op.stream != nil {
+		return m.streamFinal(c, op, false)
+	}
+	return m.crypt(c, false, op.key, op.mech, in)
 }
 
 func (m *Module) signWork(c *client.Client, op *operation, in []byte) ([]byte, error) {
@@ -291,8 +294,8 @@ func digestWork(_ *client.Client, op *operation, in []byte) ([]byte, error) {
 func (m *Module) Encrypt(h uint64, data []byte, out Out) (OutResult, error) {
 	return m.run(h, opEncrypt, data, false, out, m.encryptWork)
 }
-func (m *Module) EncryptUpdate(h uint64, part []byte, _ Out) (OutResult, error) {
-	return OutResult{}, m.update(h, opEncrypt, part)
+func (m *Module) EncryptUpdate(h uint64, part []byte, out Out) (OutResult, error) {
+	return m.cryptUpdate(h, opEncrypt, part, out)
 }
 func (m *Module) EncryptFinal(h uint64, out Out) (OutResult, error) {
 	return m.run(h, opEncrypt, nil, true, out, m.encryptWork)
@@ -300,8 +303,8 @@ func (m *Module) EncryptFinal(h uint64, out Out) (OutResult, error) {
 func (m *Module) Decrypt(h uint64, data []byte, out Out) (OutResult, error) {
 	return m.run(h, opDecrypt, data, false, out, m.decryptWork)
 }
-func (m *Module) DecryptUpdate(h uint64, part []byte, _ Out) (OutResult, error) {
-	return OutResult{}, m.update(h, opDecrypt, part)
+func (m *Module) DecryptUpdate(h uint64, part []byte, out Out) (OutResult, error) {
+	return m.cryptUpdate(h, opDecrypt, part, out)
 }
 func (m *Module) DecryptFinal(h uint64, out Out) (OutResult, error) {
 	return m.run(h, opDecrypt, nil, true, out, m.decryptWork)
