@@ -857,6 +857,9 @@ func (e *Engine) GenerateKey(ctx context.Context, c Caller, m Mech, tmpl Templat
 	if err := e.canCreate(c, tmpl); err != nil {
 		return 0, err
 	}
+	if err := CheckSecretKeyType(tmpl); err != nil {
+		return 0, err
+	}
 	row, ok := LookupMechanism(m.Type)
 	if !ok || row.GenerateKey == nil {
 		return 0, Errorf(ck.CKR_MECHANISM_INVALID, "%s does not make secret keys", ck.MechName(m.Type))

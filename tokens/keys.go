@@ -27,7 +27,7 @@ const (
 
 // CurveInfo describes a curve the HSM supports.
 type CurveInfo struct {
-	Name    string // "P-256", "P-384", "P-521", "Ed25519"
+	Name    string // "P-224", "P-256", "P-384", "P-521", "Ed25519"
 	KeyType uint64 // CKK_EC or CKK_EC_EDWARDS
 	OID     asn1.ObjectIdentifier
 	Curve   elliptic.Curve // nil for Ed25519
@@ -45,6 +45,7 @@ var curves = func() []*CurveInfo {
 		{Name: "P-256", KeyType: ck.CKK_EC, OID: asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}, Curve: elliptic.P256(), Bits: 256},
 		{Name: "P-384", KeyType: ck.CKK_EC, OID: asn1.ObjectIdentifier{1, 3, 132, 0, 34}, Curve: elliptic.P384(), Bits: 384},
 		{Name: "P-521", KeyType: ck.CKK_EC, OID: asn1.ObjectIdentifier{1, 3, 132, 0, 35}, Curve: elliptic.P521(), Bits: 521},
+		{Name: "P-224", KeyType: ck.CKK_EC, OID: asn1.ObjectIdentifier{1, 3, 132, 0, 33}, Curve: elliptic.P224(), Bits: 224},
 		{Name: "Ed25519", KeyType: ck.CKK_EC_EDWARDS, OID: asn1.ObjectIdentifier{1, 3, 101, 112}, Bits: 255},
 	}
 	for _, c := range cs {
@@ -58,7 +59,7 @@ var curves = func() []*CurveInfo {
 }()
 
 // ed25519Curve is the Edwards curve's entry.
-var ed25519Curve = curves[3]
+var ed25519Curve = curves[4]
 
 // CurveByParams decodes CKA_EC_PARAMS: the DER of a named curve's OID, or,
 // for Edwards curves (PKCS #11 v3.0), a DER PrintableString curve name.

@@ -187,7 +187,7 @@ func ecdhRow() Mechanism {
 		Type:       ck.CKM_ECDH1_DERIVE,
 		KeyTypes:   ecType1,
 		Flags:      ck.CKF_DERIVE | fEC,
-		MinKeySize: ecMinBits,
+		MinKeySize: ecdhMinBits,
 		MaxKeySize: ecMaxBits,
 		Param:      ParamECDH,
 		Derive: func(base *Key, m Mech) ([]byte, error) {

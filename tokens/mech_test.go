@@ -500,7 +500,7 @@ func TestMechKeyGenErrors(t *testing.T) {
 	ec := row(t, ck.CKM_EC_KEY_PAIR_GEN)
 	ed := row(t, ck.CKM_EC_EDWARDS_KEY_PAIR_GEN)
 	secp256k1 := []byte{0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a}
-	p224 := []byte{0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x21}
+	brainpool := []byte{0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07}
 	cases := []struct {
 		name string
 		r    *Mechanism
@@ -509,7 +509,7 @@ func TestMechKeyGenErrors(t *testing.T) {
 	}{
 		{"EC without params", ec, nil, ck.CKR_TEMPLATE_INCOMPLETE},
 		{"EC secp256k1", ec, secp256k1, ck.CKR_CURVE_NOT_SUPPORTED},
-		{"EC P-224", ec, p224, ck.CKR_CURVE_NOT_SUPPORTED},
+		{"EC brainpoolP256r1", ec, brainpool, ck.CKR_CURVE_NOT_SUPPORTED},
 		{"EC with Ed25519 OID", ec, ed25519Curve.Params, ck.CKR_CURVE_NOT_SUPPORTED},
 		{"EC garbage", ec, []byte{0x42, 0x01}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		{"EC truncated OID", ec, curves[0].Params[:5], ck.CKR_ATTRIBUTE_VALUE_INVALID},

@@ -23,10 +23,11 @@ const (
 // Key sizes of the rows, in CK_MECHANISM_INFO units (bits for RSA and EC,
 // bytes for secret keys).
 const (
-	rsaMinBits = 2048
-	rsaMaxBits = 4096
-	ecMinBits  = 256
-	ecMaxBits  = 521
+	rsaMinBits  = 2048
+	rsaMaxBits  = 4096
+	ecMinBits   = 224 // P-224 signs; Go's crypto/ecdh has no P-224, so ECDH starts at 256
+	ecdhMinBits = 256
+	ecMaxBits   = 521
 )
 
 // mechanisms is the mechanism table. The helpers that make the rows live

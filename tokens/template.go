@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"bytes"
+	"encoding/binary"
 
 	"github.com/openhsm/openhsm/ck"
 )
@@ -32,6 +33,21 @@ var (
 	asymmetricTypes   = []uint64{ck.CKK_RSA, ck.CKK_EC, ck.CKK_EC_EDWARDS}
 	symmetricKeyTypes = []uint64{ck.CKK_AES, ck.CKK_GENERIC_SECRET}
 )
+
+// CheckSecretKeyType answers CKR_ATTRIBUTE_VALUE_INVALID for a
+// C_GenerateKey template whose CKA_KEY_TYPE is a secret key type the HSM
+// does not hold, before the mechanism is looked at: AWS CloudHSM and nShield
+// answer so, and applications (crypto11's HMAC keys) fall back on it.
+func CheckSecretKeyType(t Template) error {
+	for _, a := range t {
+		if a.Type == ck.CKA_KEY_TYPE && len(a.Value) == 8 {
+			if kt := binary.BigEndian.Uint64(a.Value); !contains(symmetricKeyTypes, kt) {
+				return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_KEY_TYPE %s is not a secret key type this HSM holds", ck.KeyTypeName(kt))
+			}
+		}
+	}
+	return nil
+}
 
 // decodeTemplate checks every value against its kind and folds the list into
 // a map. A repeated attribute with the same value is allowed; with another

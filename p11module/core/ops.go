@@ -372,6 +372,9 @@ func (m *Module) GenerateKey(h uint64, mech Mechanism, t []Attr) (uint64, error)
 	if err != nil {
 		return 0, err
 	}
+	if err := tokens.CheckSecretKeyType(ct); err != nil {
+		return 0, err
+	}
 	tm, _, err := toMech(mech)
 	if err != nil {
 		return 0, err

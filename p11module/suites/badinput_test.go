@@ -771,7 +771,7 @@ func badInputChild(t *testing.T) {
 				got = rvOf(r.call(t, f, f.session(t)))
 			}
 			if got != r.want {
-				t.Errorf("got %s, want %s", rvName(got), rvName(r.want))
+				t.Errorf("%s: got %s, want %s", r.name, rvName(got), rvName(r.want))
 			}
 		})
 		if !ok {

@@ -171,7 +171,7 @@ func eachMode(t *testing.T, cl *testcluster.Cluster, env []string, timeout time.
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			err := cmd.Run()
-			t.Logf("child (%s transport) output:\n%s", mode, out.String())
+			t.Logf("child (%s transport) output:\n%s", mode, quiet(out.String()))
 			if err == nil {
 				return
 			}
@@ -181,14 +181,31 @@ func eachMode(t *testing.T, cl *testcluster.Cluster, env []string, timeout time.
 				t.Errorf("the %s child did not finish within %s", mode, timeout)
 			case errors.As(err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signaled():
 				t.Errorf("the %s child died: %v", mode, err)
+			case errors.As(err, &ee) && ee.ExitCode() == 1:
+				t.Errorf("the %s child's tests failed", mode)
+				return
 			default:
 				t.Errorf("the %s child failed: %v", mode, err)
 			}
+			// Died, hung or did not run its tests: the logs may say why.
 			for _, f := range []string{"p11.log", "node1.log"} {
-				t.Logf("last lines of %s:\n%s", f, tail(filepath.Join(cl.Dir, f), 40))
+				t.Logf("last lines of %s:\n%s", f, tail(filepath.Join(cl.Dir, f), 20))
 			}
 		})
 	}
+}
+
+// quiet drops the lines of passing subtests from a child's verbose output.
+func quiet(out string) string {
+	var keep []string
+	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		s := strings.TrimSpace(l)
+		if strings.HasPrefix(s, "=== RUN") || strings.HasPrefix(s, "=== NAME") || strings.HasPrefix(s, "--- PASS") {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n")
 }
 
 // tail returns the last n lines of a file.
@@ -304,7 +321,12 @@ func rvName(rv uint) string {
 	if rv == ^uint(0) {
 		return "not a CK_RV"
 	}
-	return fmt.Sprintf("%s (%#x)", pkcs11.Error(rv).Error(), rv)
+	// miekg/pkcs11 says "pkcs11: 0x7: CKR_ARGUMENTS_BAD".
+	name := pkcs11.Error(rv).Error()
+	if i := strings.LastIndex(name, ": "); i >= 0 {
+		name = name[i+2:]
+	}
+	return fmt.Sprintf("%s (%#x)", name, rv)
 }
 
 // randomTag makes labels unique to one run.
