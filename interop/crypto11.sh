@@ -7,7 +7,7 @@
 # crypto11's source comes from the Go module proxy at run time (it is not in
 # this repository): `go mod download` puts it in the read-only module cache,
 # and the suite copies it to its temporary directory, adds
-# interop/crypto11/openhsm_test.go (extra tests, named TestOpenHSM*, that run
+# interop/crypto11/testdata/openhsm_test.go (extra tests, named TestOpenHSM*, that run
 # crypto11's own test bodies over what openhsm offers) and writes the `config`
 # file crypto11's tests read (JSON: Path, TokenLabel, Pin; the PIN stays in
 # that file, mode 600, and is never printed).
@@ -76,7 +76,7 @@ C11_VERSION=$(json_field Version)
 [ -n "$C11_DIR" ] && [ -d "$C11_DIR" ] || { say "go mod download gave no directory"; exit 1; }
 cp -R "$C11_DIR" "$SRC"
 chmod -R u+w "$SRC"
-cp "$ROOT/interop/crypto11/openhsm_test.go" "$SRC/"
+cp "$ROOT/interop/crypto11/testdata/openhsm_test.go" "$SRC/"
 rm -f "$SRC/config" # crypto11's own points at SoftHSM
 TESTBIN=$WORK/crypto11.test
 if ! (cd "$SRC" && c11go test -c -o "$TESTBIN" .) >"$WORK/build.log" 2>&1; then
@@ -85,7 +85,7 @@ if ! (cd "$SRC" && c11go test -c -o "$TESTBIN" .) >"$WORK/build.log" 2>&1; then
   exit 1
 fi
 TESTS=$(cd "$SRC" && "$TESTBIN" -test.list '^Test' | grep '^Test') || { say "could not list crypto11's tests"; exit 1; }
-say "$C11 $C11_VERSION: $(echo "$TESTS" | wc -l) top-level tests ($(echo "$TESTS" | grep -c '^TestOpenHSM') of them added by interop/crypto11/openhsm_test.go)"
+say "$C11 $C11_VERSION: $(echo "$TESTS" | wc -l) top-level tests ($(echo "$TESTS" | grep -c '^TestOpenHSM') of them added by interop/crypto11/testdata/openhsm_test.go)"
 
 # ---- the second crypto user, for the helper mode ----
 HELPER_PIN_FILE=$WORK/helper.password
