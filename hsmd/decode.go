@@ -1,7 +1,10 @@
 package hsmd
 
 import (
+	"errors"
 	"fmt"
+
+	"github.com/openhsm/openhsm/ck"
 
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/tokens"
@@ -24,6 +27,7 @@ const (
 type badField struct {
 	field string
 	why   string
+	rv    uint64 // the CKR; 0 means CKR_ARGUMENTS_BAD
 }
 
 func (e *badField) Error() string { return e.field + ": " + e.why }
@@ -60,6 +64,17 @@ func bytesField(field string, b []byte, min, max int) ([]byte, error) {
 // decodeMechanism checks and converts a mechanism and its parameter. That
 // the parameter fits the mechanism is the engine's check (its table).
 func decodeMechanism(field string, m *hsmpb.Mechanism) (tokens.Mech, error) {
+	out, err := decodeMechanismFields(field, m)
+	var bf *badField
+	if errors.As(err, &bf) && bf.field != field {
+		// A bad parameter value is what PKCS#11 calls
+		// CKR_MECHANISM_PARAM_INVALID.
+		bf.rv = ck.CKR_MECHANISM_PARAM_INVALID
+	}
+	return out, err
+}
+
+func decodeMechanismFields(field string, m *hsmpb.Mechanism) (tokens.Mech, error) {
 	if m == nil {
 		return tokens.Mech{}, bad(field, "required")
 	}

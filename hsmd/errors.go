@@ -69,7 +69,11 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	var bf *badField
 	if errors.As(err, &bf) {
-		return statusWith(codes.InvalidArgument, ck.CKR_ARGUMENTS_BAD, bf.Error())
+		rv := bf.rv
+		if rv == 0 {
+			rv = ck.CKR_ARGUMENTS_BAD
+		}
+		return statusWith(codes.InvalidArgument, rv, bf.Error())
 	}
 	if _, ok := status.FromError(err); ok && !isEngineError(err) {
 		return err

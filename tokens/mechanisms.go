@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"crypto"
+	"fmt"
 	"sort"
 
 	"github.com/openhsm/openhsm/ck"
@@ -192,7 +193,76 @@ func CheckParam(m *Mechanism, mech Mech) error {
 		}
 		return Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s needs a %s parameter", ck.MechName(m.Type), paramNames[m.Param])
 	}
+	if check := paramChecks[m.Param]; check != nil && !isNilParam(mech.Param) {
+		if why := check(m.Type, mech.Param); why != "" {
+			return Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s: %s", ck.MechName(m.Type), why)
+		}
+	}
 	return nil
+}
+
+// ivLens are the IV lengths of the mechanisms whose IV has one length.
+var ivLens = map[uint64]int{ck.CKM_AES_CBC: 16, ck.CKM_AES_CBC_PAD: 16, ck.CKM_AES_KEY_WRAP: 8, ck.CKM_AES_KEY_WRAP_KWP: 4}
+
+// paramChecks check a parameter's values, so that a bad parameter is
+// refused when the operation starts (C_EncryptInit and the like), not only
+// when it runs. The operations check again.
+var paramChecks = map[ParamKind]func(mech uint64, p any) string{
+	ParamIV: func(mech uint64, p any) string {
+		if n, ok := ivLens[mech]; ok && len(p.(*IVParams).IV) != n {
+			return fmt.Sprintf("the IV must be %d bytes", n)
+		}
+		return ""
+	},
+	ParamGCM: func(_ uint64, p any) string {
+		g := p.(*GCMParams)
+		switch {
+		case len(g.IV) == 0 || len(g.IV) > 256:
+			return "the IV must be 1 to 256 bytes"
+		case g.TagBits < 96 || g.TagBits > 128 || g.TagBits%8 != 0:
+			return "the tag must be 96 to 128 bits, in steps of 8"
+		case len(g.IV) != 12 && g.TagBits != 128:
+			return "a tag shorter than 128 bits needs a 12-byte IV"
+		}
+		return ""
+	},
+	ParamCTR: func(_ uint64, p any) string {
+		if c := p.(*CTRParams).CounterBits; c == 0 || c > 128 {
+			return "the counter must be 1 to 128 bits"
+		}
+		return ""
+	},
+	ParamOAEP: func(_ uint64, p any) string {
+		o := p.(*OAEPParams)
+		if _, ok := digestHashes[o.Hash]; !ok {
+			return "unknown hash"
+		}
+		if _, ok := mgfHashes[o.MGF]; !ok {
+			return "unknown mask generation function"
+		}
+		if o.Source != 0 && o.Source != ck.CKZ_DATA_SPECIFIED {
+			return "unknown label source"
+		}
+		return ""
+	},
+	ParamPSS: func(_ uint64, p any) string {
+		ps := p.(*PSSParams)
+		if _, ok := digestHashes[ps.Hash]; !ok {
+			return "unknown hash"
+		}
+		if _, ok := mgfHashes[ps.MGF]; !ok {
+			return "unknown mask generation function"
+		}
+		return ""
+	},
+	ParamECDH: func(_ uint64, p any) string {
+		if e := p.(*ECDHParams); e.KDF != ck.CKD_NULL {
+			if _, ok := ecdhKDFs[e.KDF]; !ok {
+				return "unknown key derivation function"
+			}
+		}
+		return ""
+	},
 }
 
 var paramNames = map[ParamKind]string{

@@ -83,6 +83,8 @@ type slot struct {
 	// locked mirrors the user's lock state at the last listing.
 	locked bool
 
+	info infoCache // what the login has seen of objects
+
 	mu       sync.Mutex
 	login    *client.Client // nil when no one is logged in
 	userType uint64         // CKU_USER or CKU_SO while logged in, else noUser
@@ -379,6 +381,7 @@ func (s *slot) logout() {
 	c := s.login
 	s.login, s.userType = nil, noUser
 	s.mu.Unlock()
+	s.info.clear()
 	if c != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		c.Logout(ctx)

@@ -8,6 +8,9 @@ import (
 	"github.com/openhsm/openhsm/tokens"
 )
 
+// maxAttrsPerCall is how many attributes the daemon answers in one call.
+const maxAttrsPerCall = 4 * tokens.MaxTemplateAttrs
+
 // toCanonical converts a caller's template from host order to the canonical
 // encoding (tokens.Kind): CK_ULONGs become big-endian. Attributes the HSM
 // does not know pass as they are, for the daemon to refuse.
@@ -128,6 +131,9 @@ func (m *Module) CopyObject(h, obj uint64, t []Attr) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if obj == 0 {
+		return 0, errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no object 0")
+	}
 	ctx, cancel := m.ctx()
 	defer cancel()
 	id, err := c.CopyObject(ctx, obj, ct)
@@ -148,11 +154,15 @@ func (m *Module) DestroyObject(h, obj uint64) error {
 	if err != nil {
 		return err
 	}
+	if err := m.checkWritable(s, c, obj); err != nil {
+		return err
+	}
 	ctx, cancel := m.ctx()
 	defer cancel()
 	if err := c.DestroyObject(ctx, obj); err != nil {
 		return err
 	}
+	s.slot.info.forget(obj)
 	s.mu.Lock()
 	delete(s.objects, obj)
 	s.mu.Unlock()
@@ -176,8 +186,11 @@ func (m *Module) GetAttributeValue(h, obj uint64, req []AttrReq) ([]AttrResp, er
 		return nil, err
 	}
 	c, err := s.loggedIn()
-	if err != nil {
-		return nil, errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object (log in first)")
+	if err != nil || obj == 0 {
+		return nil, errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
+	}
+	if len(req) == 0 {
+		return nil, nil
 	}
 	types := make([]uint64, len(req))
 	for i, r := range req {
@@ -185,9 +198,16 @@ func (m *Module) GetAttributeValue(h, obj uint64, req []AttrReq) ([]AttrResp, er
 	}
 	ctx, cancel := m.ctx()
 	defer cancel()
-	vals, err := c.GetAttributes(ctx, obj, types)
-	if err != nil {
-		return nil, err
+	// The daemon answers at most maxAttrsPerCall at a time.
+	var vals []tokens.AttrValue
+	for len(types) > 0 {
+		n := min(len(types), maxAttrsPerCall)
+		part, err := c.GetAttributes(ctx, obj, types[:n])
+		if err != nil {
+			return nil, err
+		}
+		vals = append(vals, part...)
+		types = types[n:]
 	}
 	if len(vals) != len(req) {
 		return nil, errorf(ck.CKR_DEVICE_ERROR, "the daemon answered %d attributes for %d", len(vals), len(req))
@@ -230,9 +250,12 @@ func (m *Module) SetAttributeValue(h, obj uint64, t []Attr) error {
 	if err != nil {
 		return err
 	}
-	_ = s
+	if err := m.checkWritable(s, c, obj); err != nil {
+		return err
+	}
 	ctx, cancel := m.ctx()
 	defer cancel()
+	defer s.slot.info.forget(obj)
 	return c.SetAttributes(ctx, obj, ct)
 }
 

@@ -26,12 +26,13 @@ var opKinds = map[opKind]struct {
 	name  string
 	flag  uint64 // CKF_ the mechanism must have
 	login bool   // needs a logged-in user
+	usage uint64 // CKA_ the key must have set
 }{
-	opEncrypt: {"encrypt", ck.CKF_ENCRYPT, true},
-	opDecrypt: {"decrypt", ck.CKF_DECRYPT, true},
-	opDigest:  {"digest", ck.CKF_DIGEST, false},
-	opSign:    {"sign", ck.CKF_SIGN, true},
-	opVerify:  {"verify", ck.CKF_VERIFY, true},
+	opEncrypt: {"encrypt", ck.CKF_ENCRYPT, true, ck.CKA_ENCRYPT},
+	opDecrypt: {"decrypt", ck.CKF_DECRYPT, true, ck.CKA_DECRYPT},
+	opDigest:  {"digest", ck.CKF_DIGEST, false, 0},
+	opSign:    {"sign", ck.CKF_SIGN, true, ck.CKA_SIGN},
+	opVerify:  {"verify", ck.CKF_VERIFY, true, ck.CKA_VERIFY},
 }
 
 // operation is an active operation. Multi-part input collects in buf and
@@ -125,8 +126,9 @@ func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error
 		return err
 	}
 	info := opKinds[kind]
+	var c *client.Client
 	if info.login {
-		if _, err := s.loggedIn(); err != nil {
+		if c, err = s.loggedIn(); err != nil {
 			return err
 		}
 	}
@@ -137,8 +139,22 @@ func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error
 	if row.Flags&info.flag == 0 {
 		return errorf(ck.CKR_MECHANISM_INVALID, "%s cannot %s", ck.MechName(mech.Type), info.name)
 	}
-	if info.login && key == 0 {
-		return errorf(ck.CKR_KEY_HANDLE_INVALID, "no key")
+	if info.login {
+		if _, ut := s.slot.client(); ut == ck.CKU_SO {
+			return errorf(ck.CKR_USER_NOT_LOGGED_IN, "crypto officers cannot use keys")
+		}
+		if key == 0 {
+			return errorf(ck.CKR_KEY_HANDLE_INVALID, "no key")
+		}
+		s.mu.Lock()
+		_, active := s.ops[kind]
+		s.mu.Unlock()
+		if active {
+			return errorf(ck.CKR_OPERATION_ACTIVE, "an %s operation is active", info.name)
+		}
+		if err := m.checkKey(s.slot, c, key, row, mech.Type, info.usage); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -235,6 +235,9 @@ func (m *Module) login(h, userType uint64, pin, username []byte) error {
 	if err != nil {
 		return err
 	}
+	if len(password) == 0 || len(password) > tokens.MaxPasswordLen {
+		return errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
+	}
 	if sl.user != "" && userType == ck.CKU_USER && user != sl.user {
 		return errorf(ck.CKR_PIN_INCORRECT, "this token belongs to another user")
 	}

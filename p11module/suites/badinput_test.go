@@ -278,7 +278,11 @@ var badRows = []badRow{
 		_, err := f.p.Decrypt(sh, []byte{})
 		return err
 	}},
-	{name: "C_Login with an empty PIN", want: pkcs11.CKR_PIN_INCORRECT, call: func(t *testing.T, f *badFixture, _ pkcs11.SessionHandle) error {
+	{name: "C_Login with an empty PIN", want: pkcs11.CKR_PIN_INCORRECT, c: "empty_pin_login"},
+	{name: "C_Login with a NULL PIN (no protected authentication path)", want: pkcs11.CKR_ARGUMENTS_BAD, call: func(t *testing.T, f *badFixture, _ pkcs11.SessionHandle) error {
+		// miekg/pkcs11 passes NULL, 0 for an empty PIN: what an application
+		// does on a token with CKF_PROTECTED_AUTHENTICATION_PATH, which this
+		// one does not have.
 		return f.p.Login(f.public(t), pkcs11.CKU_USER, "")
 	}},
 
@@ -498,27 +502,27 @@ var badRows = []badRow{
 		_, err := f.p.CreateObject(f.public(t), dataTemplate(false, "private data", attr(pkcs11.CKA_PRIVATE, true)))
 		return err
 	}},
-	{name: "C_GenerateKey of a token key in a R/O session", want: pkcs11.CKR_SESSION_READ_ONLY, call: func(t *testing.T, f *badFixture, _ pkcs11.SessionHandle) error {
+	{name: "C_GenerateKey of a token key in a read-only session", want: pkcs11.CKR_SESSION_READ_ONLY, call: func(t *testing.T, f *badFixture, _ pkcs11.SessionHandle) error {
 		_, err := f.p.GenerateKey(f.ro(t), mech(pkcs11.CKM_AES_KEY_GEN, nil), aesTemplate(true))
 		return err
 	}},
-	{name: "C_CreateObject of a token object in a R/O session", want: pkcs11.CKR_SESSION_READ_ONLY, call: func(t *testing.T, f *badFixture, _ pkcs11.SessionHandle) error {
+	{name: "C_CreateObject of a token object in a read-only session", want: pkcs11.CKR_SESSION_READ_ONLY, call: func(t *testing.T, f *badFixture, _ pkcs11.SessionHandle) error {
 		_, err := f.p.CreateObject(f.ro(t), dataTemplate(true, "token data"))
 		return err
 	}},
-	{name: "C_DestroyObject of a token object in a R/O session", want: pkcs11.CKR_SESSION_READ_ONLY, call: func(t *testing.T, f *badFixture, sh pkcs11.SessionHandle) error {
+	{name: "C_DestroyObject of a token object in a read-only session", want: pkcs11.CKR_SESSION_READ_ONLY, call: func(t *testing.T, f *badFixture, sh pkcs11.SessionHandle) error {
 		obj := f.tokenObject(t, sh)
 		err := f.p.DestroyObject(f.ro(t), obj)
 		if eerr := exists(f, sh, obj); eerr != nil {
-			t.Errorf("the token object is gone after C_DestroyObject in a R/O session: %v", eerr)
+			t.Errorf("the token object is gone after C_DestroyObject in a read-only session: %v", eerr)
 		}
 		return err
 	}},
-	{name: "C_SetAttributeValue of a token object in a R/O session", want: pkcs11.CKR_SESSION_READ_ONLY, call: func(t *testing.T, f *badFixture, sh pkcs11.SessionHandle) error {
+	{name: "C_SetAttributeValue of a token object in a read-only session", want: pkcs11.CKR_SESSION_READ_ONLY, call: func(t *testing.T, f *badFixture, sh pkcs11.SessionHandle) error {
 		obj := f.tokenObject(t, sh)
-		err := f.p.SetAttributeValue(f.ro(t), obj, []*pkcs11.Attribute{attr(pkcs11.CKA_LABEL, "changed in a R/O session")})
+		err := f.p.SetAttributeValue(f.ro(t), obj, []*pkcs11.Attribute{attr(pkcs11.CKA_LABEL, "changed in a read-only session")})
 		if a, gerr := f.p.GetAttributeValue(sh, obj, []*pkcs11.Attribute{attr(pkcs11.CKA_LABEL, nil)}); gerr != nil || labelOf(a) != f.tag+"-token-data" {
-			t.Errorf("after C_SetAttributeValue in a R/O session the label is %q (%v), want %q", labelOf(a), gerr, f.tag+"-token-data")
+			t.Errorf("after C_SetAttributeValue in a read-only session the label is %q (%v), want %q", labelOf(a), gerr, f.tag+"-token-data")
 		}
 		return err
 	}},
@@ -632,9 +636,11 @@ var badRows = []badRow{
 		_, err := f.p.GenerateKey(sh, mech(pkcs11.CKM_AES_KEY_GEN, nil), tmpl)
 		return err
 	}},
-	{name: "AES C_GenerateKey with CKA_KEY_TYPE CKK_RSA", want: pkcs11.CKR_TEMPLATE_INCONSISTENT, call: func(t *testing.T, f *badFixture, sh pkcs11.SessionHandle) error {
+	{name: "AES C_GenerateKey with CKA_KEY_TYPE CKK_GENERIC_SECRET", want: pkcs11.CKR_TEMPLATE_INCONSISTENT, call: func(t *testing.T, f *badFixture, sh pkcs11.SessionHandle) error {
+		// (A key type that is no secret key type at all, such as CKK_RSA, is
+		// CKR_ATTRIBUTE_VALUE_INVALID here by design, as in CloudHSM.)
 		tmpl := aesTemplate(false)
-		tmpl[1] = attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA)
+		tmpl[1] = attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET)
 		_, err := f.p.GenerateKey(sh, mech(pkcs11.CKM_AES_KEY_GEN, nil), tmpl)
 		return err
 	}},

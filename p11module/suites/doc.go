@@ -6,6 +6,10 @@
 // a child process of the test binary so that the variable is set before the
 // first C_Initialize and a crash cannot take the test binary down.
 //
+// TestStress works for 30 s per transport, 3 s under -short; its operation
+// counts are in the test log (go test -v -run TestStress ./p11module/suites).
+// Both suites start a real one-node cluster (scripts/cluster.sh) and need gcc.
+//
 // bench.sh (not a test) compares p11bench runs against this library and
 // SoftHSMv2.
 package suites

@@ -23,7 +23,9 @@
 //	find          C_FindObjectsInit/C_FindObjects/C_FindObjectsFinal of one
 //	              label among -objects token data objects, which are made
 //	              first (by -threads' largest count of threads) and
-//	              destroyed afterwards, untimed
+//	              destroyed afterwards, untimed (unless -keep-objects: for a
+//	              token that is thrown away after the run, as bench.sh does;
+//	              SoftHSMv2 takes minutes to destroy 10,000 objects)
 //
 // Keys for signing, verifying and encrypting are session objects made at the
 // start. Every result is checked (signatures verify, lengths are right, a
@@ -63,6 +65,7 @@ func main() {
 	objects := flag.Int("objects", 10000, "token objects on the token for the find case")
 	opsFlag := flag.String("ops", strings.Join(allOps, ","), "comma-separated operations")
 	format := flag.String("format", "markdown", "output: markdown or tsv")
+	keep := flag.Bool("keep-objects", false, "leave the find case's token objects on the token")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: p11bench -module PATH -token-label LABEL [flags]\n\n")
 		flag.PrintDefaults()
@@ -100,6 +103,7 @@ func main() {
 	}
 	b.duration = *duration
 	b.objects = *objects
+	b.keepObjects = *keep
 	fmt.Fprintf(os.Stderr, "p11bench: %s, token %q, %s per case, threads %v\n", b.describe, *label, *duration, threads)
 
 	var rows []row
@@ -172,6 +176,8 @@ type bench struct {
 	objects  int
 	notes    []string
 	objs     []pkcs11.ObjectHandle // the find case's objects, by number
+	// keepObjects leaves the find case's objects on the token.
+	keepObjects bool
 
 	rsaPub, rsaPriv pkcs11.ObjectHandle
 	ecPub, ecPriv   pkcs11.ObjectHandle
@@ -553,6 +559,11 @@ func (b *bench) populate(ctx context.Context) error {
 // unpopulate destroys the objects populate made.
 func (b *bench) unpopulate() {
 	if b.objs == nil {
+		return
+	}
+	if b.keepObjects {
+		b.note("find: %d token data objects (labels %s-obj-*) left on the token (-keep-objects)", len(b.objs), b.tag)
+		b.objs = nil
 		return
 	}
 	start := time.Now()

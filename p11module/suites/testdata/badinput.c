@@ -2,8 +2,8 @@
  * github.com/miekg/pkcs11 cannot express: NULL pointers, exact buffer
  * sizes, C_Finalize in the middle. Usage: badinput LIBRARY CASE.
  *
- * The environment gives the crypto user's token (P11_TOKEN_LABEL, P11_PIN)
- * and the handles of token keys the Go test made (SUITES_EC_PRIV,
+ * The environment gives the crypto user's token (P11_TOKEN_LABEL, P11_PIN),
+ * another user's token (SUITES_OTHER_LABEL) and the handles of token keys the Go test made (SUITES_EC_PRIV,
  * SUITES_EC_PUB, SUITES_AES, SUITES_HMAC). Each case sets up what it needs,
  * makes the call under test and prints "RV 0x..." with what it returned;
  * the Go table holds the CK_RV PKCS#11 asks for. Follow-up checks (the
@@ -334,6 +334,26 @@ static CK_RV null_gcm_parameter(void)
 
 /* zero lengths, with real pointers */
 
+static CK_RV empty_pin_login(void)
+{
+	const char *other = getenv("SUITES_OTHER_LABEL");
+	CK_SESSION_HANDLE o;
+	CK_SESSION_INFO si;
+	CK_RV rv;
+	if (!other) {
+		fprintf(stderr, "SUITES_OTHER_LABEL is not set\n");
+		exit(100);
+	}
+	/* The other user's slot, where no one is logged in. */
+	find_slot(other);
+	CHECK_RV(f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &o), CKR_OK);
+	rv = f->C_Login(o, CKU_USER, (CK_UTF8CHAR_PTR) "", 0);
+	CHECK_RV(f->C_GetSessionInfo(o, &si), CKR_OK);
+	CHECK(si.state == CKS_RW_PUBLIC_SESSION);
+	CHECK_RV(f->C_CloseSession(o), CKR_OK);
+	return rv;
+}
+
 static CK_RV zero_getattributevalue_count(void)
 {
 	CK_ATTRIBUTE t[1] = { { CKA_CLASS, NULL, 0 } };
@@ -575,6 +595,7 @@ static const struct {
 	{ "null_digestinit_mechanism", S_LOGIN, null_digestinit_mechanism, 0 },
 	{ "null_gcm_iv", S_LOGIN, null_gcm_iv, 0 },
 	{ "null_gcm_parameter", S_LOGIN, null_gcm_parameter, 0 },
+	{ "empty_pin_login", S_INIT, empty_pin_login, 0 },
 	{ "zero_getattributevalue_count", S_LOGIN, zero_getattributevalue_count, 0 },
 	{ "zero_findobjects_max", S_LOGIN, zero_findobjects_max, 0 },
 	{ "zero_attribute_length_query", S_LOGIN, zero_attribute_length_query, 0 },
