@@ -154,6 +154,9 @@ func (m *Module) DestroyObject(h, obj uint64) error {
 	if err != nil {
 		return err
 	}
+	if obj == 0 {
+		return errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no object 0")
+	}
 	if err := m.checkWritable(s, c, obj); err != nil {
 		return err
 	}
@@ -249,6 +252,9 @@ func (m *Module) SetAttributeValue(h, obj uint64, t []Attr) error {
 	s, c, ct, err := m.forObject(h, t)
 	if err != nil {
 		return err
+	}
+	if obj == 0 {
+		return errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no object 0")
 	}
 	if err := m.checkWritable(s, c, obj); err != nil {
 		return err
