@@ -494,3 +494,34 @@ func TestMultiPartStreams(t *testing.T) {
 	_, err = m.EncryptFinal(h, big)
 	wantRV(t, "CBC final with a partial block", err, ck.CKR_DATA_LEN_RANGE)
 }
+
+// TestSetPIN: a crypto user changes their own PIN with C_SetPIN (the old
+// one is checked), and an officer resets it with C_InitPIN.
+func TestSetPIN(t *testing.T) {
+	e := newEnv(t)
+	m := e.m
+	old := e.cl.Env["P11_PIN"]
+	h, _ := m.OpenSession(e.slot, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+	wantRV(t, "wrong old PIN", m.SetPIN(h, []byte("not-the-old-pin"), []byte("new-password-1")), ck.CKR_PIN_INCORRECT)
+	if err := m.SetPIN(h, []byte(old), []byte("new-password-1")); err != nil {
+		t.Fatal(err)
+	}
+	wantRV(t, "old PIN after the change", m.Login(h, ck.CKU_USER, []byte(old)), ck.CKR_PIN_INCORRECT)
+	if err := m.Login(h, ck.CKU_USER, []byte("new-password-1")); err != nil {
+		t.Fatal(err)
+	}
+	m.Logout(h)
+	// The officer resets it on the token slot.
+	if err := m.Login(h, ck.CKU_SO, []byte(e.cl.Env["P11_SO_PIN"])); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.InitPIN(h, []byte(old)); err != nil {
+		t.Fatal(err)
+	}
+	m.Logout(h)
+	if err := m.Login(h, ck.CKU_USER, []byte(old)); err != nil {
+		t.Fatalf("after the officer's reset: %v", err)
+	}
+	ro, _ := m.OpenSession(e.slot, ck.CKF_SERIAL_SESSION)
+	wantRV(t, "SetPIN in a R/O session", m.SetPIN(ro, []byte(old), []byte("x-password-2")), ck.CKR_SESSION_READ_ONLY)
+}
