@@ -1,6 +1,8 @@
 package core
 
 import (
+	"crypto"
+	"crypto/x509"
 	"encoding/binary"
 	"sync"
 
@@ -18,10 +20,14 @@ type objInfo struct {
 	token          bool
 	usage          map[uint64]bool // CKA_SIGN, CKA_ENCRYPT, ...
 	allowed        []uint64        // CKA_ALLOWED_MECHANISMS; empty: any
+	// public is a public key object's key (from CKA_PUBLIC_KEY_INFO):
+	// verifying and encrypting with it need no secret, so they run here.
+	public crypto.PublicKey
 }
 
 var infoAttrs = []uint64{ck.CKA_CLASS, ck.CKA_KEY_TYPE, ck.CKA_TOKEN, ck.CKA_SIGN, ck.CKA_VERIFY,
-	ck.CKA_ENCRYPT, ck.CKA_DECRYPT, ck.CKA_WRAP, ck.CKA_UNWRAP, ck.CKA_DERIVE, ck.CKA_ALLOWED_MECHANISMS}
+	ck.CKA_ENCRYPT, ck.CKA_DECRYPT, ck.CKA_WRAP, ck.CKA_UNWRAP, ck.CKA_DERIVE, ck.CKA_ALLOWED_MECHANISMS,
+	ck.CKA_PUBLIC_KEY_INFO}
 
 // infoCache is per slot, since what a login may see depends on who it is.
 type infoCache struct {
@@ -75,6 +81,9 @@ func (m *Module) objectInfo(sl *slot, c *client.Client, id uint64) (*objInfo, er
 		if v.RV != ck.CKR_OK {
 			continue
 		}
+		if v.Type == ck.CKA_PUBLIC_KEY_INFO && oi.class != ck.CKO_PUBLIC_KEY {
+			continue // CKA_CLASS comes first in infoAttrs
+		}
 		switch v.Type {
 		case ck.CKA_CLASS:
 			if len(v.Value) == 8 {
@@ -89,6 +98,10 @@ func (m *Module) objectInfo(sl *slot, c *client.Client, id uint64) (*objInfo, er
 		case ck.CKA_ALLOWED_MECHANISMS:
 			for i := 0; i+8 <= len(v.Value); i += 8 {
 				oi.allowed = append(oi.allowed, binary.BigEndian.Uint64(v.Value[i:]))
+			}
+		case ck.CKA_PUBLIC_KEY_INFO:
+			if pub, err := x509.ParsePKIXPublicKey(v.Value); err == nil {
+				oi.public = pub
 			}
 		default:
 			oi.usage[v.Type] = len(v.Value) == 1 && v.Value[0] == 1
@@ -134,6 +147,16 @@ func (m *Module) checkKey(sl *slot, c *client.Client, key uint64, row *tokens.Me
 		}
 	}
 	return nil
+}
+
+// localKey returns the public key to verify or encrypt with here, or nil
+// when the operation must run in the HSM.
+func (m *Module) localKey(sl *slot, key uint64) *tokens.Key {
+	oi := sl.info.get(key)
+	if oi == nil || oi.class != ck.CKO_PUBLIC_KEY || oi.public == nil {
+		return nil
+	}
+	return &tokens.Key{Class: ck.CKO_PUBLIC_KEY, KeyType: oi.keyType, Public: oi.public}
 }
 
 // checkWritable refuses a change to a token object in a read-only session.

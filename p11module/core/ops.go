@@ -46,6 +46,10 @@ type operation struct {
 	result  []byte
 	haveRes bool
 	stream  *stream // block modes in a multi-part encrypt or decrypt
+	// local is a public key to verify or encrypt with in the library: no
+	// secret is involved, and it saves a round trip to the daemon.
+	local *tokens.Key
+	row   *tokens.Mechanism
 }
 
 // toMech turns a flattened CK_MECHANISM into the engine's form, checking the
@@ -161,7 +165,11 @@ func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error
 	if _, active := s.ops[kind]; active {
 		return errorf(ck.CKR_OPERATION_ACTIVE, "an %s operation is active", info.name)
 	}
-	s.ops[kind] = &operation{mech: tm, key: key}
+	op := &operation{mech: tm, key: key, row: row}
+	if kind == opVerify || kind == opEncrypt {
+		op.local = m.localKey(s.slot, key)
+	}
+	s.ops[kind] = op
 	return nil
 }
 
@@ -286,6 +294,9 @@ func (m *Module) encryptWork(c *client.Client, op *operation, in []byte) ([]byte
 	if op.stream != nil {
 		return m.streamFinal(c, op, true)
 	}
+	if op.local != nil && op.row.Encrypt != nil {
+		return op.row.Encrypt(op.local, op.mech, in)
+	}
 	return m.crypt(c, true, op.key, op.mech, in)
 }
 
@@ -358,6 +369,9 @@ func (m *Module) verify(h uint64, data, sig []byte, final bool) error {
 	_, err := m.run(h, opVerify, data, final, Out{Present: true, Cap: 1}, func(c *client.Client, op *operation, in []byte) ([]byte, error) {
 		if sig == nil {
 			return nil, errorf(ck.CKR_ARGUMENTS_BAD, "no signature")
+		}
+		if op.local != nil && op.row.Verify != nil {
+			return []byte{}, op.row.Verify(op.local, op.mech, in, sig)
 		}
 		ctx, cancel := m.ctx()
 		defer cancel()
