@@ -918,14 +918,20 @@ CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession)
 
 /* ---- message-based functions (v3.0): not supported ---- */
 
+/* Each one only refuses, so its parameters go unused. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
+static CK_RV not_supported(void)
+{
+	INIT_CHECK();
+	return CKR_FUNCTION_NOT_SUPPORTED;
+}
+
 CK_RV C_MessageEncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			   CK_OBJECT_HANDLE hKey)
 {
-	UNUSED(hSession);
-	UNUSED(pMechanism);
-	UNUSED(hKey);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_EncryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
@@ -934,30 +940,14 @@ CK_RV C_EncryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 		       CK_ULONG ulPlaintextLen, CK_BYTE_PTR pCiphertext,
 		       CK_ULONG_PTR pulCiphertextLen)
 {
-	UNUSED(hSession);
-	UNUSED(pParameter);
-	UNUSED(ulParameterLen);
-	UNUSED(pAssociatedData);
-	UNUSED(ulAssociatedDataLen);
-	UNUSED(pPlaintext);
-	UNUSED(ulPlaintextLen);
-	UNUSED(pCiphertext);
-	UNUSED(pulCiphertextLen);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_EncryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			    CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData,
 			    CK_ULONG ulAssociatedDataLen)
 {
-	UNUSED(hSession);
-	UNUSED(pParameter);
-	UNUSED(ulParameterLen);
-	UNUSED(pAssociatedData);
-	UNUSED(ulAssociatedDataLen);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_EncryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
@@ -965,33 +955,18 @@ CK_RV C_EncryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			   CK_ULONG ulPlaintextPartLen, CK_BYTE_PTR pCiphertextPart,
 			   CK_ULONG_PTR pulCiphertextPartLen, CK_FLAGS flags)
 {
-	UNUSED(hSession);
-	UNUSED(pParameter);
-	UNUSED(ulParameterLen);
-	UNUSED(pPlaintextPart);
-	UNUSED(ulPlaintextPartLen);
-	UNUSED(pCiphertextPart);
-	UNUSED(pulCiphertextPartLen);
-	UNUSED(flags);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_MessageEncryptFinal(CK_SESSION_HANDLE hSession)
 {
-	UNUSED(hSession);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_MessageDecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			   CK_OBJECT_HANDLE hKey)
 {
-	UNUSED(hSession);
-	UNUSED(pMechanism);
-	UNUSED(hKey);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_DecryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
@@ -1000,30 +975,14 @@ CK_RV C_DecryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 		       CK_ULONG ulCiphertextLen, CK_BYTE_PTR pPlaintext,
 		       CK_ULONG_PTR pulPlaintextLen)
 {
-	UNUSED(hSession);
-	UNUSED(pParameter);
-	UNUSED(ulParameterLen);
-	UNUSED(pAssociatedData);
-	UNUSED(ulAssociatedDataLen);
-	UNUSED(pCiphertext);
-	UNUSED(ulCiphertextLen);
-	UNUSED(pPlaintext);
-	UNUSED(pulPlaintextLen);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_DecryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			    CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData,
 			    CK_ULONG ulAssociatedDataLen)
 {
-	UNUSED(hSession);
-	UNUSED(pParameter);
-	UNUSED(ulParameterLen);
-	UNUSED(pAssociatedData);
-	UNUSED(ulAssociatedDataLen);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_DecryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
@@ -1031,138 +990,77 @@ CK_RV C_DecryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			   CK_ULONG ulCiphertextPartLen, CK_BYTE_PTR pPlaintextPart,
 			   CK_ULONG_PTR pulPlaintextPartLen, CK_FLAGS flags)
 {
-	UNUSED(hSession);
-	UNUSED(pParameter);
-	UNUSED(ulParameterLen);
-	UNUSED(pCiphertextPart);
-	UNUSED(ulCiphertextPartLen);
-	UNUSED(pPlaintextPart);
-	UNUSED(pulPlaintextPartLen);
-	UNUSED(flags);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_MessageDecryptFinal(CK_SESSION_HANDLE hSession)
 {
-	UNUSED(hSession);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_MessageSignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			CK_OBJECT_HANDLE hKey)
 {
-	UNUSED(hSession);
-	UNUSED(pMechanism);
-	UNUSED(hKey);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_SignMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
 		    CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
 		    CK_ULONG_PTR pulSignatureLen)
 {
-	UNUSED(hSession);
-	UNUSED(pParameter);
-	UNUSED(ulParameterLen);
-	UNUSED(pData);
-	UNUSED(ulDataLen);
-	UNUSED(pSignature);
-	UNUSED(pulSignatureLen);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_SignMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			 CK_ULONG ulParameterLen)
 {
-	UNUSED(hSession);
-	UNUSED(pParameter);
-	UNUSED(ulParameterLen);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_SignMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
 			CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
 {
-	UNUSED(hSession);
-	UNUSED(pParameter);
-	UNUSED(ulParameterLen);
-	UNUSED(pData);
-	UNUSED(ulDataLen);
-	UNUSED(pSignature);
-	UNUSED(pulSignatureLen);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_MessageSignFinal(CK_SESSION_HANDLE hSession)
 {
-	UNUSED(hSession);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_MessageVerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			  CK_OBJECT_HANDLE hKey)
 {
-	UNUSED(hSession);
-	UNUSED(pMechanism);
-	UNUSED(hKey);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_VerifyMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 		      CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
 		      CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
 {
-	UNUSED(hSession);
-	UNUSED(pParameter);
-	UNUSED(ulParameterLen);
-	UNUSED(pData);
-	UNUSED(ulDataLen);
-	UNUSED(pSignature);
-	UNUSED(ulSignatureLen);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_VerifyMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			   CK_ULONG ulParameterLen)
 {
-	UNUSED(hSession);
-	UNUSED(pParameter);
-	UNUSED(ulParameterLen);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_VerifyMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			  CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
 			  CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
 {
-	UNUSED(hSession);
-	UNUSED(pParameter);
-	UNUSED(ulParameterLen);
-	UNUSED(pData);
-	UNUSED(ulDataLen);
-	UNUSED(pSignature);
-	UNUSED(ulSignatureLen);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
 
 CK_RV C_MessageVerifyFinal(CK_SESSION_HANDLE hSession)
 {
-	UNUSED(hSession);
-	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	return not_supported();
 }
+
+#pragma GCC diagnostic pop
 
 /* ---- function lists and interfaces ---- */
 

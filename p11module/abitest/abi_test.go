@@ -4,18 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/internal/p11build"
 	"github.com/openhsm/openhsm/internal/testcluster"
 )
 
@@ -32,56 +31,22 @@ var (
 	driver    string // testdata/p11test.c
 )
 
-// p11Dir is the folder of the C sources (p11module).
-func p11Dir() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), ".."))
-}
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
-
-func run(dir string, name string, args ...string) error {
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
 func build(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("gcc"); err != nil {
 		t.Skip("no gcc: the C driver cannot be built")
 	}
 	buildOnce.Do(func() {
-		work, buildErr = os.MkdirTemp("", "openhsm-abitest-")
+		work, lib, helper, buildErr = p11build.Library("openhsm-abitest-")
 		if buildErr != nil {
 			return
 		}
-		lib = filepath.Join(work, "libopenhsm-pkcs11.so")
-		helper = filepath.Join(work, "openhsm-p11-helper")
 		fake = filepath.Join(work, "fakehelper")
 		driver = filepath.Join(work, "p11test")
-		dir := p11Dir()
-		gotool := goTool()
-		for _, step := range [][]string{
-			{gotool, "build", "-buildmode=c-shared", "-o", lib, "."},
-			{gotool, "build", "-o", helper, "./cmd/openhsm-p11-helper"},
-			{gotool, "build", "-o", fake, "./abitest/testdata/fakehelper"},
-			{"gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1", "-I" + dir,
-				"-I/usr/include/p11-kit-1", "-o", driver, "abitest/testdata/p11test.c",
-				"-ldl", "-lpthread"},
-		} {
-			if buildErr = run(dir, step[0], step[1:]...); buildErr != nil {
-				return
-			}
+		if buildErr = p11build.GoProgram("./abitest/testdata/fakehelper", fake); buildErr != nil {
+			return
 		}
+		buildErr = p11build.CProgram("abitest/testdata/p11test.c", driver, "-ldl", "-lpthread")
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -192,7 +157,7 @@ func TestCWarnings(t *testing.T) {
 		t.Skip("no gcc")
 	}
 	for _, f := range []string{"frame.c", "pkcs11.c", "transport.c"} {
-		if err := run(p11Dir(), "gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2",
+		if err := p11build.Run(p11build.Dir(), "gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2",
 			"-I/usr/include/p11-kit-1", "-fsyntax-only", f); err != nil {
 			t.Error(err)
 		}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/miekg/pkcs11"
 
+	"github.com/openhsm/openhsm/internal/p11build"
 	"github.com/openhsm/openhsm/internal/testcluster"
 )
 
@@ -57,28 +57,6 @@ var (
 	harness   string // testdata/badinput.c, compiled
 )
 
-// p11Dir is the p11module folder.
-func p11Dir() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), ".."))
-}
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
-
-func run(dir string, name string, args ...string) error {
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
 // build makes the library, the helper and the C harness.
 func build(t *testing.T) {
 	t.Helper()
@@ -86,25 +64,12 @@ func build(t *testing.T) {
 		t.Skip("no gcc: neither the library nor the C harness can be built")
 	}
 	buildOnce.Do(func() {
-		work, buildErr = os.MkdirTemp("", "openhsm-suites-")
+		work, lib, helper, buildErr = p11build.Library("openhsm-suites-")
 		if buildErr != nil {
 			return
 		}
-		lib = filepath.Join(work, "libopenhsm-pkcs11.so")
-		helper = filepath.Join(work, "openhsm-p11-helper")
 		harness = filepath.Join(work, "badinput")
-		dir := p11Dir()
-		gotool := goTool()
-		for _, step := range [][]string{
-			{gotool, "build", "-buildmode=c-shared", "-o", lib, "."},
-			{gotool, "build", "-o", helper, "./cmd/openhsm-p11-helper"},
-			{"gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1", "-I" + dir,
-				"-I/usr/include/p11-kit-1", "-o", harness, "suites/testdata/badinput.c", "-ldl"},
-		} {
-			if buildErr = run(dir, step[0], step[1:]...); buildErr != nil {
-				return
-			}
-		}
+		buildErr = p11build.CProgram("suites/testdata/badinput.c", harness, "-ldl")
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
