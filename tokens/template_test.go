@@ -86,19 +86,21 @@ func TestBuildAttrsDefaultsAndSecrets(t *testing.T) {
 	}
 }
 
+type setCase struct {
+	name    string
+	cur     Attrs
+	set     Template
+	role    Role
+	copying bool
+	want    uint64
+}
+
 func TestApplySet(t *testing.T) {
 	base, _, err := BuildAttrs(OpGenerate, Template{ul(ck.CKA_VALUE_LEN, 16), bo(ck.CKA_EXTRACTABLE, true), bo(ck.CKA_SENSITIVE, false)}, ck.CKO_SECRET_KEY, ck.CKK_AES)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cases := []struct {
-		name    string
-		cur     Attrs
-		set     Template
-		role    Role
-		copying bool
-		want    uint64
-	}{
+	cases := []setCase{
 		{"label", base, Template{by(ck.CKA_LABEL, "new")}, RoleCU, false, ck.CKR_OK},
 		{"sensitive on", base, Template{bo(ck.CKA_SENSITIVE, true)}, RoleCU, false, ck.CKR_OK},
 		{"extractable off", base, Template{bo(ck.CKA_EXTRACTABLE, false)}, RoleCU, false, ck.CKR_OK},
@@ -118,38 +120,10 @@ func TestApplySet(t *testing.T) {
 	frozen.SetBool(ck.CKA_MODIFIABLE, false)
 	frozen.SetBool(ck.CKA_COPYABLE, false)
 	cases = append(cases,
-		struct {
-			name    string
-			cur     Attrs
-			set     Template
-			role    Role
-			copying bool
-			want    uint64
-		}{"sensitive stays on", sensitive, Template{bo(ck.CKA_SENSITIVE, false)}, RoleCU, false, ck.CKR_ATTRIBUTE_READ_ONLY},
-		struct {
-			name    string
-			cur     Attrs
-			set     Template
-			role    Role
-			copying bool
-			want    uint64
-		}{"extractable stays off", sensitive, Template{bo(ck.CKA_EXTRACTABLE, true)}, RoleCU, false, ck.CKR_ATTRIBUTE_READ_ONLY},
-		struct {
-			name    string
-			cur     Attrs
-			set     Template
-			role    Role
-			copying bool
-			want    uint64
-		}{"not modifiable", frozen, Template{by(ck.CKA_LABEL, "x")}, RoleCU, false, ck.CKR_ACTION_PROHIBITED},
-		struct {
-			name    string
-			cur     Attrs
-			set     Template
-			role    Role
-			copying bool
-			want    uint64
-		}{"not copyable", frozen, Template{}, RoleCU, true, ck.CKR_ACTION_PROHIBITED},
+		setCase{"sensitive stays on", sensitive, Template{bo(ck.CKA_SENSITIVE, false)}, RoleCU, false, ck.CKR_ATTRIBUTE_READ_ONLY},
+		setCase{"extractable stays off", sensitive, Template{bo(ck.CKA_EXTRACTABLE, true)}, RoleCU, false, ck.CKR_ATTRIBUTE_READ_ONLY},
+		setCase{"not modifiable", frozen, Template{by(ck.CKA_LABEL, "x")}, RoleCU, false, ck.CKR_ACTION_PROHIBITED},
+		setCase{"not copyable", frozen, Template{}, RoleCU, true, ck.CKR_ACTION_PROHIBITED},
 	)
 	for _, c := range cases {
 		before := MarshalAttrs(c.cur)
