@@ -10,7 +10,6 @@ package ck
 
 import (
 	"fmt"
-	"strings"
 )
 
 type named struct {
@@ -59,18 +58,3 @@ func KeyTypeName(v uint64) string { return name("CKK", v) }
 
 // ClassName names an object class, e.g. "CKO_SECRET_KEY".
 func ClassName(v uint64) string { return name("CKO", v) }
-
-// MechByName returns the mechanism with the given name, with or without the
-// CKM_ prefix and in any case.
-func MechByName(s string) (uint64, bool) {
-	s = strings.ToUpper(s)
-	if !strings.HasPrefix(s, "CKM_") {
-		s = "CKM_" + s
-	}
-	for v, n := range names["CKM"] {
-		if n == s {
-			return v, true
-		}
-	}
-	return 0, false
-}

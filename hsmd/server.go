@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -237,6 +236,3 @@ func (s *Server) sweep() {
 		s.engine.EndSession(id)
 	}
 }
-
-// Serve serves on the listener until it fails or the server stops.
-func Serve(g *grpc.Server, l net.Listener) error { return g.Serve(l) }

@@ -651,11 +651,13 @@ func (e *Engine) Decrypt(c Caller, id uint64, m Mech, data []byte) ([]byte, erro
 	return row.Decrypt(k, m, data)
 }
 
+// outLenOps are the operations OutLen answers for.
+var outLenOps = map[string]keyOp{"sign": opSign, "encrypt": opEncrypt, "decrypt": opDecrypt}
+
 // OutLen tells how long the output of an operation on inLen bytes can be,
 // without doing it. op is "sign", "encrypt" or "decrypt".
 func (e *Engine) OutLen(c Caller, id uint64, m Mech, op string, inLen int) (int, error) {
-	ops := map[string]keyOp{"sign": opSign, "encrypt": opEncrypt, "decrypt": opDecrypt}
-	kop, ok := ops[op]
+	kop, ok := outLenOps[op]
 	if !ok {
 		return 0, Errorf(ck.CKR_ARGUMENTS_BAD, "unknown operation %q", op)
 	}

@@ -71,7 +71,7 @@ func GoProgram(pkg, out string) error {
 // against the library's headers and p11-kit's pkcs11.h, as the program out,
 // linked with libs (such as "-ldl").
 func CProgram(src, out string, libs ...string) error {
-	args := []string{"-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1", "-I" + Dir(),
+	args := []string{"-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1", "-I" + Dir(), "-I" + filepath.Join(Dir(), "testdata"),
 		"-I/usr/include/p11-kit-1", "-o", out, src}
 	return Run(Dir(), "gcc", append(args, libs...)...)
 }

@@ -116,11 +116,6 @@ func (c *Cluster) StartNode(k int) ([]byte, error) {
 	return c.script("start", c.Dir, fmt.Sprint(k))
 }
 
-// NodeConfig is node k's configuration file.
-func (c *Cluster) NodeConfig(k int) string {
-	return filepath.Join(c.Dir, fmt.Sprintf("node%d.toml", k))
-}
-
 // LogFile is node k's log.
 func (c *Cluster) LogFile(k int) string { return filepath.Join(c.Dir, fmt.Sprintf("node%d.log", k)) }
 

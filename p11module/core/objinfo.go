@@ -77,12 +77,10 @@ func (m *Module) objectInfo(sl *slot, c *client.Client, id uint64) (*objInfo, er
 		return nil, err
 	}
 	oi := &objInfo{usage: map[uint64]bool{}, keyType: ^uint64(0)}
+	var spki []byte
 	for _, v := range vals {
 		if v.RV != ck.CKR_OK {
 			continue
-		}
-		if v.Type == ck.CKA_PUBLIC_KEY_INFO && oi.class != ck.CKO_PUBLIC_KEY {
-			continue // CKA_CLASS comes first in infoAttrs
 		}
 		switch v.Type {
 		case ck.CKA_CLASS:
@@ -100,11 +98,14 @@ func (m *Module) objectInfo(sl *slot, c *client.Client, id uint64) (*objInfo, er
 				oi.allowed = append(oi.allowed, binary.BigEndian.Uint64(v.Value[i:]))
 			}
 		case ck.CKA_PUBLIC_KEY_INFO:
-			if pub, err := x509.ParsePKIXPublicKey(v.Value); err == nil {
-				oi.public = pub
-			}
+			spki = v.Value
 		default:
 			oi.usage[v.Type] = len(v.Value) == 1 && v.Value[0] == 1
+		}
+	}
+	if oi.class == ck.CKO_PUBLIC_KEY && spki != nil {
+		if pub, err := x509.ParsePKIXPublicKey(spki); err == nil {
+			oi.public = pub
 		}
 	}
 	sl.info.put(id, oi)

@@ -241,8 +241,16 @@ func (m *Module) update(h uint64, kind opKind, part []byte) error {
 	if !ok {
 		return errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no %s operation is active", opKinds[kind].name)
 	}
-	if len(op.buf)+len(part) > maxOpData {
+	if err := op.collect(part); err != nil {
 		delete(s.ops, kind)
+		return err
+	}
+	return nil
+}
+
+// collect adds a part to a multi-part operation's input.
+func (op *operation) collect(part []byte) error {
+	if len(op.buf)+len(part) > maxOpData {
 		return errorf(ck.CKR_DATA_LEN_RANGE, "more than %d bytes in one operation", maxOpData)
 	}
 	op.multi = true

@@ -314,11 +314,10 @@ func (m *Module) Logout(h uint64) error {
 
 // loggedIn returns the session's slot client, or CKR_USER_NOT_LOGGED_IN.
 func (s *session) loggedIn() (*client.Client, error) {
-	c, ut := s.slot.client()
+	c, _ := s.slot.client()
 	if c == nil {
 		return nil, errorf(ck.CKR_USER_NOT_LOGGED_IN, "log in first")
 	}
-	_ = ut
 	return c, nil
 }
 

@@ -145,11 +145,10 @@ func (m *Module) cryptUpdate(h uint64, kind opKind, part []byte, out Out) (OutRe
 		if !out.Present {
 			return OutResult{Len: 0}, nil
 		}
-		if len(op.buf)+len(part) > maxOpData {
+		if err := op.collect(part); err != nil {
 			delete(s.ops, kind)
-			return OutResult{}, errorf(ck.CKR_DATA_LEN_RANGE, "more than %d bytes in one operation", maxOpData)
+			return OutResult{}, err
 		}
-		op.buf = append(op.buf, part...)
 		return OutResult{Len: 0, Data: []byte{}}, nil
 	}
 	st := op.stream

@@ -37,29 +37,7 @@
 
 #include "pkcs11v3.h"
 
-static int failures;
-
-#define FAIL(...)                                                      \
-	do {                                                           \
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-		fprintf(stderr, __VA_ARGS__);                          \
-		fputc('\n', stderr);                                   \
-		failures++;                                            \
-	} while (0)
-
-#define CHECK(cond)                       \
-	do {                                  \
-		if (!(cond))                  \
-			FAIL("%s", #cond);   \
-	} while (0)
-
-#define CHECK_RV(expr, want)                                                    \
-	do {                                                                    \
-		CK_RV rv_ = (expr);                                             \
-		if (rv_ != (CK_RV)(want))                                       \
-			FAIL("%s = %#lx, want %s (%#lx)", #expr, rv_, #want,  \
-			     (CK_RV)(want));                                    \
-	} while (0)
+#include "check.h"
 
 static void *lib;
 static CK_FUNCTION_LIST_PTR f;
