@@ -522,13 +522,25 @@ func testForeignCA(t *testing.T, cl *testcluster.Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The same settings with the cluster's own certificate work: only the
+	// certificate differs below.
+	good, err := client.Dial(ctx, cfg)
+	if err != nil {
+		t.Fatalf("control dial: %v", err)
+	}
+	good.Close()
 	cfg.Cert, cfg.Key = pki.CertPath(dir, "client"), pki.KeyPath(dir, "client")
-	if c, err := client.Dial(ctx, cfg); err == nil {
-		// Dial may be lazy; any call must fail then.
+	c, err := client.Dial(ctx, cfg)
+	if err == nil {
+		// Dial may be lazy; then the first call must fail.
 		defer c.Close()
-		if err := c.Login(ctx, cl.Env["P11_TOKEN_LABEL"], cl.Env["P11_PIN"]); err == nil {
-			t.Fatal("a certificate from another CA logged in")
-		}
+		err = c.Login(ctx, cl.Env["P11_TOKEN_LABEL"], cl.Env["P11_PIN"])
+	}
+	if err == nil {
+		t.Fatal("a certificate from another CA logged in")
+	}
+	if !strings.Contains(strings.ToLower(err.Error()), "certificate") {
+		t.Fatalf("refused, but not for the certificate: %v", err)
 	}
 }
 
