@@ -3,11 +3,13 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -38,11 +40,15 @@ type Client struct {
 	now func() time.Time
 
 	nodes []*node
-	// pickSem serializes node selection (a channel, so waiters honour
-	// their contexts).
-	pickSem chan struct{}
-	nodeMu  sync.Mutex
-	cur     *node // the node calls go to; nil: pick one
+	rr    atomic.Uint64        // round-robin start for choose
+	last  atomic.Pointer[node] // the node that answered the latest call
+	index raftIndex            // the highest applied raft index seen
+
+	// life ends at Close; it stops the health checker, whose goroutines
+	// wg counts.
+	life context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 
 	// authSem serializes the calls that change the session: Login,
 	// Refresh, Logout and automatic re-login.
@@ -56,17 +62,26 @@ type Client struct {
 
 // node is one daemon of the cluster and our connection to it.
 type node struct {
+	idx  int // in Client.nodes
 	addr string
 	conn *grpc.ClientConn
 	api  hsmpb.HSMClient
+
+	state    atomic.Int32  // stateUnknown, stateHealthy or stateUnhealthy
+	inflight atomic.Int64  // attempts in progress
+	served   atomic.Uint64 // calls it answered successfully
+
+	mu       sync.Mutex
+	attempts map[*attempt]struct{} // in progress, to end if the node dies
+	lastErr  string                // why it was last found down
 }
 
 // Option changes how Dial sets up a Client.
 type Option func(*Client)
 
-// WithLogger makes the client log to l (connection changes, session
-// refreshes and re-logins, at debug and warn level; never credentials or
-// tokens). Without it the client does not log.
+// WithLogger makes the client log to l (node health changes, calls moved to
+// another node, session refreshes and re-logins, at debug, info and warn
+// level; never credentials or tokens). Without it the client does not log.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *Client) {
 		if l != nil {
@@ -75,19 +90,19 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// withClock replaces time.Now; for tests.
+// withClock replaces time.Now for sessions; for tests.
 func withClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
 
 // Dial connects to the cluster: it sets up mutual TLS 1.3 with the
 // configured CA and client certificate (pki.ClientConfigFor), opens a
-// connection to every node, and picks the first node, in configuration
-// order, that answers Info within cfg.Timeout. Errors are *tokens.Error:
-// CKR_ARGUMENTS_BAD for a bad configuration, CKR_GENERAL_ERROR for bad
-// certificate files, CKR_DEVICE_ERROR when no node answers.
+// connection to every node, starts the health checker, and returns once a
+// node answers Info (each node has cfg.Timeout to answer). Errors are
+// *tokens.Error: CKR_ARGUMENTS_BAD for a bad configuration,
+// CKR_GENERAL_ERROR for bad certificate files, CKR_DEVICE_ERROR when no
+// node answers.
 //
-// Calls go to the picked node. When a call finds it unreachable, the next
-// call picks again (calls are not retried on another node, since they may
-// already have taken effect).
+// Calls are spread over the healthy nodes and moved to another node when
+// theirs fails, as far as that is safe; see the package documentation.
 func Dial(ctx context.Context, cfg *Config, opts ...Option) (*Client, error) {
 	if cfg == nil {
 		return nil, argErr("no configuration")
@@ -96,9 +111,9 @@ func Dial(ctx context.Context, cfg *Config, opts ...Option) (*Client, error) {
 		cfg:     *cfg,
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		now:     time.Now,
-		pickSem: make(chan struct{}, 1),
 		authSem: make(chan struct{}, 1),
 	}
+	c.life, c.stop = context.WithCancel(context.Background())
 	c.cfg.Nodes = append([]string(nil), cfg.Nodes...)
 	c.cfg.setDefaults()
 	for _, o := range opts {
@@ -115,6 +130,9 @@ func Dial(ctx context.Context, cfg *Config, opts ...Option) (*Client, error) {
 	if c.cfg.Timeout < 0 {
 		return nil, argErr("client config: timeout must be positive")
 	}
+	if err := c.cfg.checkHealthInterval(""); err != nil {
+		return nil, argErr("%v", err)
+	}
 	tlsCfg, err := pki.ClientConfigFor(c.cfg.Cert, c.cfg.Key, c.cfg.CA, c.cfg.ServerName)
 	if err != nil {
 		return nil, &tokens.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "client TLS setup failed", Err: err}
@@ -123,7 +141,7 @@ func Dial(ctx context.Context, cfg *Config, opts ...Option) (*Client, error) {
 		c.Close()
 		return nil, err
 	}
-	if _, err := c.pick(ctx); err != nil {
+	if err := c.startHealth(ctx); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -132,27 +150,55 @@ func Dial(ctx context.Context, cfg *Config, opts ...Option) (*Client, error) {
 
 func (c *Client) connect(tlsCfg *tls.Config) error {
 	creds := credentials.NewTLS(tlsCfg)
-	for _, addr := range c.cfg.Nodes {
+	for i, addr := range c.cfg.Nodes {
 		conn, err := grpc.NewClient(addr,
 			grpc.WithTransportCredentials(creds),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize)),
 			// Notice a dead node on an idle connection (hsmd allows pings
 			// every 10s).
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+			grpc.WithUnaryInterceptor(c.unaryInterceptor),
+			grpc.WithStreamInterceptor(c.streamInterceptor),
 		)
 		if err != nil {
 			return &tokens.Error{RV: ck.CKR_ARGUMENTS_BAD, Msg: fmt.Sprintf("node %q", addr), Err: err}
 		}
-		c.nodes = append(c.nodes, &node{addr: addr, conn: conn, api: hsmpb.NewHSMClient(conn)})
+		c.nodes = append(c.nodes, &node{idx: i, addr: addr, conn: conn, api: hsmpb.NewHSMClient(conn), attempts: map[*attempt]struct{}{}})
 	}
 	return nil
 }
 
-// Close closes the connections. It does not log out: call Logout first to
-// end the session on the server at once (otherwise it lapses on its own).
-// Calls after Close fail.
+// startHealth starts the health checker and waits until a node answers or
+// every node has failed its first check.
+func (c *Client) startHealth(ctx context.Context) error {
+	first := make(chan probeResult, len(c.nodes))
+	for _, n := range c.nodes {
+		c.wg.Add(1)
+		go c.healthLoop(n, first)
+	}
+	fails := make([]string, len(c.nodes))
+	for range c.nodes {
+		select {
+		case r := <-first:
+			if !nodeDown(r.err) {
+				return nil
+			}
+			fails[r.n.idx] = fmt.Sprintf("%s: %s", r.n.addr, status.Convert(r.err).Message())
+		case <-ctx.Done():
+			return FromStatus(ctx.Err())
+		}
+	}
+	return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "no HSM node answered (" + strings.Join(fails, "; ") + ")"}
+}
+
+// Close stops the health checker (waiting for it) and closes the
+// connections. It does not log out: call Logout first to end the session on
+// the server at once (otherwise it lapses on its own). Calls after Close
+// fail.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
+		c.stop()
+		c.wg.Wait()
 		for _, n := range c.nodes {
 			n.conn.Close()
 		}
@@ -163,15 +209,46 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// Node returns the address of the node calls currently go to, or "" if
-// none is picked.
+// Node returns the address of the node that answered the latest call or,
+// before any call, of the first healthy node in configuration order; ""
+// if there is none.
 func (c *Client) Node() string {
-	c.nodeMu.Lock()
-	defer c.nodeMu.Unlock()
-	if c.cur == nil {
-		return ""
+	if n := c.last.Load(); n != nil {
+		return n.addr
 	}
-	return c.cur.addr
+	for _, n := range c.nodes {
+		if n.state.Load() == stateHealthy {
+			return n.addr
+		}
+	}
+	return ""
+}
+
+// NodeStatus is what the client knows of one node.
+type NodeStatus struct {
+	Addr    string
+	Healthy bool   // answered its last health check or call
+	Checked bool   // has been checked at least once
+	Error   string // why it was last found down ("" if never)
+	// InFlight is the number of calls in progress on it.
+	InFlight int
+	// Calls is the number of calls it has answered successfully.
+	Calls uint64
+}
+
+// Nodes returns the state of every configured node, in configuration
+// order.
+func (c *Client) Nodes() []NodeStatus {
+	out := make([]NodeStatus, len(c.nodes))
+	for i, n := range c.nodes {
+		st := n.state.Load()
+		n.mu.Lock()
+		e := n.lastErr
+		n.mu.Unlock()
+		out[i] = NodeStatus{Addr: n.addr, Healthy: st == stateHealthy, Checked: st != stateUnknown, Error: e,
+			InFlight: int(n.inflight.Load()), Calls: n.served.Load()}
+	}
+	return out
 }
 
 // Config returns a copy of the configuration the client uses.
@@ -192,60 +269,6 @@ func acquire(ctx context.Context, sem chan struct{}) error {
 
 func release(sem chan struct{}) { <-sem }
 
-// pick returns the node calls go to, choosing one if there is none: the
-// first in configuration order that answers Info within the timeout. An
-// answer that is an error from the daemon still shows the node is up.
-//
-// This is the one place that decides where calls go; health checks and
-// smarter failover belong here.
-func (c *Client) pick(ctx context.Context) (*node, error) {
-	c.nodeMu.Lock()
-	n := c.cur
-	c.nodeMu.Unlock()
-	if n != nil {
-		return n, nil
-	}
-	if err := acquire(ctx, c.pickSem); err != nil {
-		return nil, err
-	}
-	defer release(c.pickSem)
-	c.nodeMu.Lock()
-	n = c.cur
-	c.nodeMu.Unlock()
-	if n != nil {
-		return n, nil
-	}
-	var fails []string
-	for _, n := range c.nodes {
-		pctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-		_, err := n.api.Info(pctx, &hsmpb.Empty{})
-		cancel()
-		if !nodeDown(err) {
-			c.nodeMu.Lock()
-			c.cur = n
-			c.nodeMu.Unlock()
-			c.log.Debug("hsm client: using node", "node", n.addr)
-			return n, nil
-		}
-		if ctx.Err() != nil {
-			return nil, FromStatus(ctx.Err())
-		}
-		c.log.Warn("hsm client: node did not answer", "node", n.addr, "error", status.Convert(err).Message())
-		fails = append(fails, fmt.Sprintf("%s: %s", n.addr, status.Convert(err).Message()))
-	}
-	return nil, &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "no HSM node answered (" + strings.Join(fails, "; ") + ")"}
-}
-
-// markDown forgets n as the current node, so the next call picks again.
-func (c *Client) markDown(n *node) {
-	c.nodeMu.Lock()
-	defer c.nodeMu.Unlock()
-	if c.cur == n {
-		c.cur = nil
-		c.log.Warn("hsm client: node unreachable; will pick again", "node", n.addr)
-	}
-}
-
 // withTimeout bounds ctx by the configured timeout unless it already has a
 // deadline.
 func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -255,31 +278,98 @@ func (c *Client) withTimeout(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(ctx, c.cfg.Timeout)
 }
 
-// rpc runs one call on the current node with the given token ("" for
-// none), and converts its error.
+// rpc runs one call with the given token ("" for none), and converts its
+// error. It tries the call on another node when that is safe (see rpcCode).
 func (c *Client) rpc(ctx context.Context, token string, fn func(ctx context.Context, api hsmpb.HSMClient) error) error {
 	_, err := c.rpcCode(ctx, token, fn)
 	return err
 }
 
 // rpcCode is rpc that also gives the gRPC status code of a failure.
+//
+// It runs fn on the node choose picks. When the attempt fails without an
+// answer from the daemon, the call goes on to another node, each node at
+// most once and within ctx, if the call certainly did not run there
+// (refused with RetryOtherNode, or never sent) or its method is idempotent
+// (see classify and retryable). A node found unreachable is marked
+// unhealthy at once. When every node has been tried, the error names each
+// node's failure.
 func (c *Client) rpcCode(ctx context.Context, token string, fn func(ctx context.Context, api hsmpb.HSMClient) error) (codes.Code, error) {
-	n, err := c.pick(ctx)
-	if err != nil {
-		return codes.Unavailable, err
+	tried := make([]bool, len(c.nodes))
+	var fails []string
+	var err error
+	for {
+		n := c.choose(tried)
+		if n == nil {
+			break
+		}
+		tried[n.idx] = true
+		r := c.try(ctx, n, token, fn)
+		if r.o == outOK {
+			return codes.OK, nil
+		}
+		err = r.err
+		if marksDown(r.o) {
+			c.setUnhealthy(n, r.method, err)
+		}
+		if !r.retry {
+			return status.Code(err), FromStatus(err)
+		}
+		msg := status.Convert(err).Message()
+		fails = append(fails, fmt.Sprintf("%s: %s", n.addr, msg))
+		if r.o == outRefused {
+			c.log.Debug("hsm client: node has not caught up; trying another", "node", n.addr, "method", r.method)
+		} else {
+			c.log.Warn("hsm client: call failed; trying another node", "node", n.addr, "method", r.method, "reason", r.o.String(), "error", msg)
+		}
 	}
+	if len(fails) <= 1 {
+		return status.Code(err), FromStatus(err)
+	}
+	te := FromStatus(err).(*tokens.Error)
+	return status.Code(err), &tokens.Error{RV: te.RV, Msg: "no HSM node could serve the call (" + strings.Join(fails, "; ") + ")"}
+}
+
+// tryResult is what became of one attempt of a call.
+type tryResult struct {
+	err    error
+	o      outcome
+	method string // the RPC that failed ("" if fn made none)
+	retry  bool   // the call may go to another node
+}
+
+// try runs fn once on n, with an attempt in its context for the
+// interceptors to fill in.
+func (c *Client) try(ctx context.Context, n *node, token string, fn func(ctx context.Context, api hsmpb.HSMClient) error) tryResult {
+	a := &attempt{node: n}
+	actx, cancel := context.WithCancelCause(ctx)
+	a.cancel = cancel
+	actx = context.WithValue(actx, attemptKey{}, a)
 	if token != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, MetadataSession, token)
+		actx = metadata.AppendToOutgoingContext(actx, MetadataSession, token)
 	}
-	err = fn(ctx, n.api)
-	if err == nil {
-		return codes.OK, nil
+	n.inflight.Add(1)
+	n.mu.Lock()
+	n.attempts[a] = struct{}{}
+	n.mu.Unlock()
+	err := fn(actx, n.api)
+	cut := errors.Is(context.Cause(actx), errNodeDown)
+	n.mu.Lock()
+	delete(n.attempts, a)
+	n.mu.Unlock()
+	n.inflight.Add(-1)
+	cancel(nil)
+
+	method, ran, stream, sent, hdr, trl := a.result()
+	o := classify(err, ctx.Err(), sent, cut, hdr, trl)
+	if o == outOK {
+		n.served.Add(1)
+		c.last.Store(n)
+		if n.state.Load() != stateHealthy {
+			c.setHealthy(n)
+		}
 	}
-	code := status.Code(err)
-	if code == codes.Unavailable {
-		c.markDown(n)
-	}
-	return code, FromStatus(err)
+	return tryResult{err: err, o: o, method: method, retry: retryable(o, method, ran, stream)}
 }
 
 // call runs fn as a call of the current session: it refreshes the token

@@ -31,6 +31,14 @@ const (
 	DefaultServerName = "localhost"
 	DefaultLogLevel   = "info"
 	DefaultTimeout    = 30 * time.Second
+	// DefaultHealthInterval is how often the client checks every node.
+	DefaultHealthInterval = 2 * time.Second
+)
+
+// The bounds of health_interval.
+const (
+	MinHealthInterval = 200 * time.Millisecond
+	MaxHealthInterval = time.Minute
 )
 
 // Config is the client configuration, normally loaded from a TOML file:
@@ -43,6 +51,7 @@ const (
 //	log_file    = "/var/log/openhsm/client.log"  # empty: standard error
 //	log_level   = "info"             # debug, info, warn or error
 //	timeout     = "30s"              # per call, and per node when connecting
+//	health_interval = "2s"           # how often every node is checked (200ms to 1m)
 //
 // Relative file paths in the file are taken relative to the directory of
 // the configuration file; LoadConfig makes them absolute.
@@ -55,6 +64,9 @@ type Config struct {
 	LogFile    string
 	LogLevel   string
 	Timeout    time.Duration
+	// HealthInterval is how often the client asks every node for Info to
+	// know which ones are up (see the package documentation).
+	HealthInterval time.Duration
 	// PKCS11 holds the settings only the PKCS#11 library reads.
 	PKCS11 PKCS11Config
 }
@@ -68,18 +80,20 @@ type PKCS11Config struct {
 	Helper string `toml:"helper,omitempty"`
 }
 
-// fileConfig is the TOML layout. Timeout is decoded by hand so that a bare
-// integer (which the TOML library would read as nanoseconds) is refused.
+// fileConfig is the TOML layout. The durations are decoded by hand so that a
+// bare integer (which the TOML library would read as nanoseconds) is refused.
 type fileConfig struct {
-	Nodes      []string      `toml:"nodes"`
-	CA         string        `toml:"ca"`
-	Cert       string        `toml:"cert"`
-	Key        string        `toml:"key"`
-	ServerName string        `toml:"server_name,omitempty"`
-	LogFile    string        `toml:"log_file,omitempty"`
-	LogLevel   string        `toml:"log_level,omitempty"`
-	Timeout    any           `toml:"timeout,omitempty"`
-	PKCS11     *PKCS11Config `toml:"pkcs11,omitempty"`
+	Nodes      []string `toml:"nodes"`
+	CA         string   `toml:"ca"`
+	Cert       string   `toml:"cert"`
+	Key        string   `toml:"key"`
+	ServerName string   `toml:"server_name,omitempty"`
+	LogFile    string   `toml:"log_file,omitempty"`
+	LogLevel   string   `toml:"log_level,omitempty"`
+	Timeout    any      `toml:"timeout,omitempty"`
+	// HealthInterval: see Timeout.
+	HealthInterval any           `toml:"health_interval,omitempty"`
+	PKCS11         *PKCS11Config `toml:"pkcs11,omitempty"`
 }
 
 // ConfigError is a problem with a configuration file or value. Path is the
@@ -138,7 +152,7 @@ func LoadConfig(path string) (*Config, error) {
 		}
 		sort.Strings(keys)
 		return nil, &ConfigError{Path: abs, Key: keys[0],
-			Msg: fmt.Sprintf("unknown key (unknown: %s; known: nodes, ca, cert, key, server_name, log_file, log_level, timeout, pkcs11.force_helper, pkcs11.helper)", strings.Join(keys, ", "))}
+			Msg: fmt.Sprintf("unknown key (unknown: %s; known: nodes, ca, cert, key, server_name, log_file, log_level, timeout, health_interval, pkcs11.force_helper, pkcs11.helper)", strings.Join(keys, ", "))}
 	}
 	cfg := &Config{
 		Nodes:      fc.Nodes,
@@ -152,19 +166,12 @@ func LoadConfig(path string) (*Config, error) {
 	if fc.PKCS11 != nil {
 		cfg.PKCS11 = *fc.PKCS11
 	}
-	switch t := fc.Timeout.(type) {
-	case nil:
-	case string:
-		d, err := time.ParseDuration(t)
-		if err != nil {
-			return nil, &ConfigError{Path: abs, Key: "timeout", Msg: fmt.Sprintf("%q is not a duration like \"30s\"", t)}
-		}
-		cfg.Timeout = d
-		if d <= 0 {
-			return nil, &ConfigError{Path: abs, Key: "timeout", Msg: "must be positive"}
-		}
-	default:
-		return nil, &ConfigError{Path: abs, Key: "timeout", Msg: fmt.Sprintf("must be a string like \"30s\", not %T", t)}
+	var err2 error
+	if cfg.Timeout, err2 = fileDuration(abs, "timeout", fc.Timeout, "30s"); err2 != nil {
+		return nil, err2
+	}
+	if cfg.HealthInterval, err2 = fileDuration(abs, "health_interval", fc.HealthInterval, "2s"); err2 != nil {
+		return nil, err2
 	}
 	dir := filepath.Dir(abs)
 	for _, p := range []*string{&cfg.CA, &cfg.Cert, &cfg.Key, &cfg.LogFile, &cfg.PKCS11.Helper} {
@@ -177,6 +184,25 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// fileDuration decodes a duration key of the file: absent (0), or a string
+// like example; a bare number is refused since its unit would be a guess.
+func fileDuration(path, key string, v any, example string) (time.Duration, error) {
+	switch t := v.(type) {
+	case nil:
+		return 0, nil
+	case string:
+		d, err := time.ParseDuration(t)
+		if err != nil {
+			return 0, &ConfigError{Path: path, Key: key, Msg: fmt.Sprintf("%q is not a duration like %q", t, example)}
+		}
+		if d <= 0 {
+			return 0, &ConfigError{Path: path, Key: key, Msg: "must be positive"}
+		}
+		return d, nil
+	}
+	return 0, &ConfigError{Path: path, Key: key, Msg: fmt.Sprintf("must be a string like %q, not %T", example, v)}
 }
 
 // ConfigFromEnv loads the configuration file named by the environment
@@ -204,6 +230,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.HealthInterval == 0 {
+		c.HealthInterval = DefaultHealthInterval
 	}
 }
 
@@ -243,10 +272,22 @@ func (c *Config) validate(path string) error {
 	if c.Timeout <= 0 {
 		return &ConfigError{Path: path, Key: "timeout", Msg: "must be positive"}
 	}
+	if err := c.checkHealthInterval(path); err != nil {
+		return err
+	}
 	if c.LogFile != "" {
 		if fi, err := os.Stat(c.LogFile); err == nil && fi.IsDir() {
 			return &ConfigError{Path: path, Key: "log_file", Msg: fmt.Sprintf("%q is a directory", c.LogFile)}
 		}
+	}
+	return nil
+}
+
+// checkHealthInterval checks HealthInterval (after setDefaults).
+func (c *Config) checkHealthInterval(path string) error {
+	if c.HealthInterval < MinHealthInterval || c.HealthInterval > MaxHealthInterval {
+		return &ConfigError{Path: path, Key: "health_interval",
+			Msg: fmt.Sprintf("%v is out of range: it must be from %v to %v", c.HealthInterval, MinHealthInterval, MaxHealthInterval)}
 	}
 	return nil
 }
@@ -372,6 +413,9 @@ func (c *Config) Marshal() ([]byte, error) {
 	}
 	if c.Timeout != 0 {
 		fc.Timeout = c.Timeout.String()
+	}
+	if c.HealthInterval != 0 {
+		fc.HealthInterval = c.HealthInterval.String()
 	}
 	var buf bytes.Buffer
 	buf.WriteString("# openhsm client configuration. Relative paths are relative to this file's directory.\n")

@@ -59,6 +59,8 @@ func TestLoadConfigGood(t *testing.T) {
 		ServerName: "localhost",
 		LogLevel:   "info",
 		Timeout:    30 * time.Second,
+		// The default.
+		HealthInterval: 2 * time.Second,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -78,12 +80,13 @@ server_name = "hsm.internal"
 log_file = "logs/client.log"
 log_level = "debug"
 timeout = "1m30s"
+health_interval = "750ms"
 `)
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.ServerName != "hsm.internal" || cfg.LogLevel != "debug" || cfg.Timeout != 90*time.Second {
+	if cfg.ServerName != "hsm.internal" || cfg.LogLevel != "debug" || cfg.Timeout != 90*time.Second || cfg.HealthInterval != 750*time.Millisecond {
 		t.Errorf("got %+v", cfg)
 	}
 	if cfg.CA != filepath.Join(dir, "ca.pem") {
@@ -144,6 +147,8 @@ func loadErr(t *testing.T, text string, wants ...string) {
 func TestLoadConfigUnknownKey(t *testing.T) {
 	loadErr(t, goodConfig+"\nnode_name = \"x\"\n", `"node_name"`, "unknown key")
 	loadErr(t, goodConfig+"\n[tls]\nca = \"x\"\n", "tls.ca", "unknown key")
+	// The message lists the known keys.
+	loadErr(t, goodConfig+"\nhealth = \"2s\"\n", `"health"`, "known: ", "timeout, health_interval,")
 }
 
 func TestLoadConfigMissingFile(t *testing.T) {
@@ -202,6 +207,11 @@ func TestLoadConfigBadValues(t *testing.T) {
 		{goodConfig + `timeout = 30`, []string{`key "timeout"`, `"30s"`}},
 		{goodConfig + `timeout = "soon"`, []string{`key "timeout"`, `"soon"`}},
 		{goodConfig + `timeout = "-1s"`, []string{`key "timeout"`, "positive"}},
+		{goodConfig + `health_interval = 2`, []string{`key "health_interval"`, `"2s"`}},
+		{goodConfig + `health_interval = "often"`, []string{`key "health_interval"`, `"often"`}},
+		{goodConfig + `health_interval = "0s"`, []string{`key "health_interval"`, "positive"}},
+		{goodConfig + `health_interval = "100ms"`, []string{`key "health_interval"`, "100ms", "200ms to 1m0s"}},
+		{goodConfig + `health_interval = "2m"`, []string{`key "health_interval"`, "2m0s", "out of range"}},
 		{goodConfig + `log_level = "verbose"`, []string{`key "log_level"`, "verbose"}},
 		{`nodes = ["h:1"]` + "\ncert = \"client.pem\"\nkey = \"client-key.pem\"\n", []string{`key "ca"`, "required"}},
 		{goodConfig + `nodes = ["h:2"]`, []string{"bad TOML"}},
@@ -220,6 +230,8 @@ func TestConfigWriteRoundTrip(t *testing.T) {
 		Key:      filepath.Join(dir, "client-key.pem"),
 		LogLevel: "warn",
 		Timeout:  5 * time.Second,
+		// health_interval is written, and read back.
+		HealthInterval: 1500 * time.Millisecond,
 	}
 	path := filepath.Join(dir, "client.toml")
 	if err := in.Write(path); err != nil {
@@ -237,13 +249,14 @@ func TestConfigWriteRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Nodes:      in.Nodes,
-		CA:         filepath.Join(dir, "ca.pem"),
-		Cert:       filepath.Join(dir, "client.pem"),
-		Key:        in.Key,
-		ServerName: "localhost",
-		LogLevel:   "warn",
-		Timeout:    5 * time.Second,
+		Nodes:          in.Nodes,
+		CA:             filepath.Join(dir, "ca.pem"),
+		Cert:           filepath.Join(dir, "client.pem"),
+		Key:            in.Key,
+		ServerName:     "localhost",
+		LogLevel:       "warn",
+		Timeout:        5 * time.Second,
+		HealthInterval: 1500 * time.Millisecond,
 	}
 	if !reflect.DeepEqual(out, want) {
 		t.Errorf("got  %+v\nwant %+v", out, want)
@@ -280,6 +293,14 @@ func TestConfigValidate(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, "ca.pem", "client.pem", "client-key.pem")
 	cfg := &Config{Nodes: []string{"127.0.0.1:1"}, CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "client.pem"), Key: filepath.Join(dir, "client-key.pem")}
+	if err := cfg.Validate(); err != nil {
+		t.Error(err)
+	}
+	cfg.HealthInterval = 30 * time.Millisecond
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `key "health_interval"`) {
+		t.Errorf("health_interval 30ms: %v", err)
+	}
+	cfg.HealthInterval = 0 // the default
 	if err := cfg.Validate(); err != nil {
 		t.Error(err)
 	}

@@ -1,0 +1,394 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/openhsm/openhsm/hsmd/hsmpb"
+)
+
+// This file holds the cluster side of a call: which methods may run twice,
+// what a failed attempt means, the raft index that gives read-your-writes,
+// and which node an attempt goes to. docs/client.md describes it.
+
+// Metadata of the cluster protocol.
+const (
+	// MetadataIndex is the response header in which a node gives the raft
+	// index it had applied when it answered (decimal).
+	MetadataIndex = "x-hsm-index"
+	// MetadataMinIndex is the request header in which the client gives the
+	// highest index it has seen; a node that has not applied it waits
+	// briefly, then refuses with RetryOtherNode.
+	MetadataMinIndex = "x-hsm-min-index"
+	// MetadataRetry is the trailer with which a node refuses a call it did
+	// not execute.
+	MetadataRetry = "x-hsm-retry"
+	// RetryOtherNode is MetadataRetry's value that says "not executed
+	// here: try another node" (with status Unavailable).
+	RetryOtherNode = "other-node"
+)
+
+// idempotentMethods are the RPCs that may run twice without harm: they read,
+// or compute without changing anything (Refresh only issues a token). A call
+// of one of them that fails because its node is unreachable or dying is
+// retried on another node. Every other method is retried only when it
+// certainly did not run: it never left the client, or the node refused it
+// with RetryOtherNode.
+var idempotentMethods = map[string]bool{
+	"Info":           true,
+	"ListTokens":     true,
+	"Sign":           true,
+	"Verify":         true,
+	"Encrypt":        true,
+	"Decrypt":        true,
+	"Digest":         true,
+	"GenerateRandom": true,
+	"OutputLength":   true,
+	"GetAttributes":  true,
+	"FindObjects":    true,
+	"ListObjects":    true,
+	"ListUsers":      true,
+	"Refresh":        true,
+}
+
+func idempotent(method string) bool { return idempotentMethods[method] }
+
+// methodName is the last element of a full gRPC method name
+// ("/openhsm.v1.HSM/Sign" gives "Sign").
+func methodName(full string) string { return full[strings.LastIndexByte(full, '/')+1:] }
+
+// ---- read-your-writes ----
+
+// raftIndex is the highest applied raft index the client has seen in a
+// response. It only grows.
+type raftIndex struct{ v atomic.Uint64 }
+
+func (x *raftIndex) load() uint64 { return x.v.Load() }
+
+// observe raises the index to v if v is higher.
+func (x *raftIndex) observe(v uint64) {
+	for {
+		cur := x.v.Load()
+		if v <= cur || x.v.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// indexFrom returns the highest valid MetadataIndex value in mds; ok is
+// false when there is none (a node that does not send it, or garbage).
+func indexFrom(mds ...metadata.MD) (idx uint64, ok bool) {
+	for _, md := range mds {
+		for _, v := range md.Get(MetadataIndex) {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				continue
+			}
+			if !ok || n > idx {
+				idx, ok = n, true
+			}
+		}
+	}
+	return idx, ok
+}
+
+// withMinIndex adds MetadataMinIndex to an outgoing context, unless the
+// index is 0 (nothing seen yet).
+func withMinIndex(ctx context.Context, idx uint64) context.Context {
+	if idx == 0 {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, MetadataMinIndex, strconv.FormatUint(idx, 10))
+}
+
+// otherNode reports whether the metadata say RetryOtherNode.
+func otherNode(mds ...metadata.MD) bool {
+	for _, md := range mds {
+		for _, v := range md.Get(MetadataRetry) {
+			if strings.EqualFold(strings.TrimSpace(v), RetryOtherNode) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ---- what a failed attempt means ----
+
+// outcome is what became of one attempt of a call on one node.
+type outcome int
+
+const (
+	// outOK: the call succeeded.
+	outOK outcome = iota
+	// outAnswered: the node answered with an error; that is the call's
+	// answer. Never retried.
+	outAnswered
+	// outEnded: the call's own context ended (its deadline, or the caller
+	// canceled it). Never retried: there is no time left.
+	outEnded
+	// outRefused: the node refused with RetryOtherNode (status
+	// Unavailable) before executing anything. Any method may be retried.
+	outRefused
+	// outNotSent: Unavailable before the request reached any connection
+	// (the node could not be connected to). Any method may be retried.
+	outNotSent
+	// outLost: the request was sent (or may have been) and the connection
+	// broke or the node is going away: Unavailable without a daemon
+	// answer, or the attempt was ended because the health checker found
+	// the node dead. It may have run: only idempotent methods are retried.
+	outLost
+	// outBusy: the daemon itself answered Unavailable (with a PKCS#11
+	// return value) without RetryOtherNode, for instance a node that lost
+	// its quorum. It may have run: only idempotent methods are retried;
+	// the node stays healthy.
+	outBusy
+)
+
+var outcomeNames = [...]string{"ok", "answered", "call ended", "refused: node behind", "node unreachable", "connection lost", "node unavailable"}
+
+func (o outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// errNodeDown is the cause with which in-flight idempotent attempts on a
+// node are ended when the node is found dead.
+var errNodeDown = errors.New("the node stopped answering")
+
+// classify says what an attempt's error means. callErr is the call's own
+// context's error; sent whether the request reached a connection; cut
+// whether the attempt was ended with errNodeDown; hint the response's
+// header and trailer metadata.
+func classify(err error, callErr error, sent, cut bool, hint ...metadata.MD) outcome {
+	if err == nil {
+		return outOK
+	}
+	if callErr != nil {
+		return outEnded
+	}
+	code := status.Code(err)
+	switch {
+	case cut && (code == codes.Canceled || code == codes.DeadlineExceeded):
+		return outLost
+	case code != codes.Unavailable:
+		return outAnswered
+	case otherNode(hint...):
+		return outRefused
+	case !sent:
+		return outNotSent
+	case hasErrorDetail(err):
+		return outBusy
+	}
+	return outLost
+}
+
+// hasErrorDetail reports whether a status carries the daemon's
+// hsmpb.ErrorDetail, which only an answer of hsmd does (transport errors
+// do not).
+func hasErrorDetail(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	for _, d := range st.Details() {
+		if _, ok := d.(*hsmpb.ErrorDetail); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// retryable says whether a call whose attempt ended with o in method may
+// be tried on another node. ran tells that an earlier RPC of the same
+// attempt may have changed something (the call then never runs twice);
+// stream that the failed RPC was a stream (never retried: its input may
+// have been consumed).
+func retryable(o outcome, method string, ran, stream bool) bool {
+	if method == "" || ran || stream {
+		return false
+	}
+	switch o {
+	case outRefused, outNotSent:
+		return true
+	case outLost, outBusy:
+		return idempotent(method)
+	}
+	return false
+}
+
+// marksDown says whether an outcome shows the node is unreachable.
+func marksDown(o outcome) bool { return o == outNotSent || o == outLost }
+
+// ---- attempts ----
+
+// attempt is one try of a call on one node. The interceptors find it in the
+// context and record what the RPCs made in it did.
+type attempt struct {
+	node   *node
+	cancel context.CancelCauseFunc
+
+	mu     sync.Mutex
+	method string // the RPC in progress, or the last one
+	inRPC  bool
+	ran    bool // an earlier RPC of this attempt may have changed something
+	stream bool // the last RPC was a stream
+	sent   bool // the last RPC's request reached a connection
+	hdr    metadata.MD
+	trl    metadata.MD
+}
+
+type attemptKey struct{}
+
+func attemptFrom(ctx context.Context) *attempt {
+	a, _ := ctx.Value(attemptKey{}).(*attempt)
+	return a
+}
+
+func (a *attempt) begin(method string, stream bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.method != "" && (a.stream || !idempotent(a.method)) {
+		a.ran = true
+	}
+	a.method, a.stream, a.inRPC = method, stream, true
+	a.sent, a.hdr, a.trl = false, nil, nil
+}
+
+func (a *attempt) end(sent bool, hdr, trl metadata.MD) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.inRPC, a.sent, a.hdr, a.trl = false, sent, hdr, trl
+}
+
+// cuttable reports whether the attempt may be ended because its node was
+// found dead: it is in an idempotent unary RPC and has changed nothing.
+func (a *attempt) cuttable() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.inRPC && !a.stream && !a.ran && idempotent(a.method)
+}
+
+// result returns what the last RPC recorded.
+func (a *attempt) result() (method string, ran, stream, sent bool, hdr, trl metadata.MD) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.method, a.ran, a.stream, a.sent, a.hdr, a.trl
+}
+
+// unaryInterceptor is on every node connection. For the RPCs of a call
+// (those with an attempt in their context) it sends the highest index
+// seen, collects the response's index, and records the method, whether the
+// request reached the connection (a peer is known only then) and the
+// refusal trailer. Health checks pass through untouched: they neither
+// wait for an index nor raise it.
+func (c *Client) unaryInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	a := attemptFrom(ctx)
+	if a == nil {
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	ctx = withMinIndex(ctx, c.index.load())
+	a.begin(methodName(method), false)
+	var hdr, trl metadata.MD
+	var p peer.Peer
+	o := make([]grpc.CallOption, 0, len(opts)+3)
+	o = append(o, opts...)
+	o = append(o, grpc.Header(&hdr), grpc.Trailer(&trl), grpc.Peer(&p))
+	err := invoker(ctx, method, req, reply, cc, o...)
+	if idx, ok := indexFrom(hdr, trl); ok {
+		c.index.observe(idx)
+	}
+	a.end(p.Addr != nil, hdr, trl)
+	return err
+}
+
+// streamInterceptor does for streams what unaryInterceptor does, except
+// that a stream is never retried (the caller may have consumed its input),
+// so only the index matters.
+func (c *Client) streamInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	a := attemptFrom(ctx)
+	if a == nil {
+		return streamer(ctx, desc, cc, method, opts...)
+	}
+	ctx = withMinIndex(ctx, c.index.load())
+	a.begin(methodName(method), true)
+	s, err := streamer(ctx, desc, cc, method, opts...)
+	a.end(true, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &indexedStream{ClientStream: s, index: &c.index}, nil
+}
+
+// indexedStream collects the index of a stream's response when it ends.
+type indexedStream struct {
+	grpc.ClientStream
+	index *raftIndex
+}
+
+func (s *indexedStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	if err != nil {
+		// The stream is over: the header and trailer are there.
+		hdr, _ := s.ClientStream.Header()
+		if idx, ok := indexFrom(hdr, s.ClientStream.Trailer()); ok {
+			s.index.observe(idx)
+		}
+	}
+	return err
+}
+
+// ---- choosing a node ----
+
+// Node health states.
+const (
+	stateUnknown   int32 = iota // not checked yet
+	stateHealthy                // answered its last check or call
+	stateUnhealthy              // failed its last check, or a call found it unreachable
+)
+
+// choose returns the node for the next attempt of a call. tried marks the
+// nodes (by index) the call has already tried; each is tried at most once.
+// Among the untried healthy nodes it takes the one with the fewest calls in
+// flight, ties going round robin; when no untried node is healthy it takes
+// the first untried one in configuration order (a node may be back before
+// the checker notices); nil when every node has been tried.
+func (c *Client) choose(tried []bool) *node {
+	k := len(c.nodes)
+	if k == 0 {
+		return nil
+	}
+	start := int(c.rr.Add(1) % uint64(k))
+	var best *node
+	var bestLoad int64
+	for i := range k {
+		n := c.nodes[(start+i)%k]
+		if tried[n.idx] || n.state.Load() != stateHealthy {
+			continue
+		}
+		if l := n.inflight.Load(); best == nil || l < bestLoad {
+			best, bestLoad = n, l
+		}
+	}
+	if best != nil {
+		return best
+	}
+	for _, n := range c.nodes {
+		if !tried[n.idx] {
+			return n
+		}
+	}
+	return nil
+}
