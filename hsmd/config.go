@@ -30,9 +30,29 @@ type Config struct {
 	// AddrFile, if set, receives the address the node listens on once it
 	// does (useful with port 0).
 	AddrFile string `toml:"addr_file"`
+	// Advertise is the address other nodes and clients reach this node
+	// at; by default the address it listens on.
+	Advertise string `toml:"advertise"`
+	// SnapshotThreshold and TrailingLogs tune Raft's log compaction.
+	SnapshotThreshold uint64 `toml:"snapshot_threshold"`
+	TrailingLogs      uint64 `toml:"trailing_logs"`
+	// Backups: where, how often, and how long they are kept.
+	BackupDir           string `toml:"backup_dir"`
+	BackupInterval      string `toml:"backup_interval"`
+	BackupRetentionDays int    `toml:"backup_retention_days"`
+
+	backupInterval time.Duration
 
 	sessionTTL time.Duration
 }
+
+// Backup defaults and bounds.
+const (
+	DefaultBackupInterval = 24 * time.Hour
+	DefaultRetentionDays  = 90
+	MinRetentionDays      = 7
+	MaxRetentionDays      = 379
+)
 
 // DefaultSessionTTL is how long a session token lives unless refreshed.
 const DefaultSessionTTL = 10 * time.Minute
@@ -53,7 +73,7 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
 	}
 	base := filepath.Dir(path)
-	for _, p := range []*string{&c.DataDir, &c.CA, &c.Cert, &c.Key, &c.PassphraseFile, &c.KeyFile, &c.LogFile, &c.AddrFile} {
+	for _, p := range []*string{&c.DataDir, &c.CA, &c.Cert, &c.Key, &c.PassphraseFile, &c.KeyFile, &c.LogFile, &c.AddrFile, &c.BackupDir} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -89,6 +109,35 @@ func (c *Config) check() error {
 	case "", "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.Advertise != "" {
+		host, _, err := net.SplitHostPort(c.Advertise)
+		if err != nil || host == "" {
+			return fmt.Errorf("advertise: %q is not host:port", c.Advertise)
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			return fmt.Errorf("advertise: %q is not an address others can reach", c.Advertise)
+		}
+	}
+	if c.SnapshotThreshold > 1<<30 || c.TrailingLogs > 1<<30 {
+		return fmt.Errorf("snapshot_threshold and trailing_logs must be at most %d", 1<<30)
+	}
+	if c.BackupDir == "" {
+		c.BackupDir = filepath.Join(c.DataDir, "backups")
+	}
+	c.backupInterval = DefaultBackupInterval
+	if c.BackupInterval != "" {
+		d, err := time.ParseDuration(c.BackupInterval)
+		if err != nil || d < time.Minute || d > 30*24*time.Hour {
+			return fmt.Errorf("backup_interval: %q must be a duration from 1m to 720h", c.BackupInterval)
+		}
+		c.backupInterval = d
+	}
+	if c.BackupRetentionDays == 0 {
+		c.BackupRetentionDays = DefaultRetentionDays
+	}
+	if c.BackupRetentionDays < MinRetentionDays || c.BackupRetentionDays > MaxRetentionDays {
+		return fmt.Errorf("backup_retention_days: %d must be from %d to %d", c.BackupRetentionDays, MinRetentionDays, MaxRetentionDays)
 	}
 	c.sessionTTL = DefaultSessionTTL
 	if c.SessionTTL != "" {

@@ -6,9 +6,12 @@ import (
 	"log/slog"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/cluster"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/tokens"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -50,6 +53,16 @@ var rvCodes = map[uint64]codes.Code{
 	ck.CKR_USER_PIN_NOT_INITIALIZED:   codes.NotFound,
 	ck.CKR_DEVICE_MEMORY:              codes.ResourceExhausted,
 	ck.CKR_CRYPTOKI_NOT_INITIALIZED:   codes.Unavailable,
+	ck.CKR_DEVICE_ERROR:               codes.Unavailable,
+}
+
+// RetryTrailer is the trailer that tells a client its request was not
+// executed, so it may send it to another node.
+const RetryTrailer = "x-hsm-retry"
+
+// markNotExecuted sets RetryTrailer on the call.
+func markNotExecuted(ctx context.Context) {
+	grpc.SetTrailer(ctx, metadata.Pairs(RetryTrailer, "other-node"))
 }
 
 func statusWith(code codes.Code, rv uint64, msg string) error {
@@ -77,6 +90,9 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	if _, ok := status.FromError(err); ok && !isEngineError(err) {
 		return err
+	}
+	if errors.Is(err, cluster.ErrNotExecuted) {
+		markNotExecuted(ctx)
 	}
 	var te *tokens.Error
 	if errors.As(err, &te) {

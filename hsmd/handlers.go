@@ -81,7 +81,12 @@ func (s *Server) Info(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.InfoResponse,
 	if err != nil {
 		return nil, err
 	}
-	out := &hsmpb.InfoResponse{Version: Version, ClusterId: s.clusterID, Node: s.node, Initialized: users}
+	out := &hsmpb.InfoResponse{Version: Version, ClusterId: s.cluster(), Node: s.node, Initialized: users}
+	if s.replica != nil {
+		out.Leader, _ = s.replica.Leader()
+		out.AppliedIndex = s.replica.Applied()
+		out.State = s.replica.State()
+	}
 	for _, m := range tokens.Mechanisms() {
 		out.Mechanisms = append(out.Mechanisms, &hsmpb.MechanismInfo{Type: m.Type, MinKeySize: m.MinKeySize, MaxKeySize: m.MaxKeySize, Flags: m.Flags})
 	}

@@ -11,6 +11,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/openhsm/openhsm/cluster"
+	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
@@ -56,12 +62,17 @@ func (c *Config) storePath() string { return filepath.Join(c.DataDir, StoreFile)
 
 // Logger makes the node's logger: JSON lines to log_file, or to stderr.
 func (c *Config) Logger() (*slog.Logger, io.Closer, error) {
+	l, _, closer, err := c.logger()
+	return l, closer, err
+}
+
+func (c *Config) logger() (*slog.Logger, io.Writer, io.Closer, error) {
 	var w io.Writer = os.Stderr
 	var closer io.Closer = io.NopCloser(nil)
 	if c.LogFile != "" {
 		f, err := os.OpenFile(c.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
-			return nil, nil, fmt.Errorf("log_file: %v", err)
+			return nil, nil, nil, fmt.Errorf("log_file: %v", err)
 		}
 		w, closer = f, f
 	}
@@ -75,7 +86,7 @@ func (c *Config) Logger() (*slog.Logger, io.Closer, error) {
 		level = slog.LevelError
 	}
 	l := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("node", c.Node)
-	return l, closer, nil
+	return l, w, closer, nil
 }
 
 // Init creates a node's store with a fresh domain key sealed under the
@@ -107,6 +118,63 @@ func Init(cfg *Config, clusterID string) error {
 	return (&tokens.LocalApplier{M: m}).Submit(context.Background(), &tokens.Command{Op: tokens.OpInit, Domain: rec.Marshal()})
 }
 
+// joinMarker, in data_dir, says the node was made to join a cluster: with
+// no Raft state yet, it waits to be added rather than founding a cluster.
+const joinMarker = "JOINING"
+
+// InitJoin prepares a node that will join the cluster another node at addr
+// belongs to: it fetches the cluster's sealed domain key from that node
+// (over mutual TLS, as a node), checks that this node's passphrase or key
+// file unseals it, and creates the store with it. A crypto officer then
+// adds the node with 'hsm cluster add-node' while it runs.
+func InitJoin(cfg *Config, addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("join: %q is not host:port", addr)
+	}
+	if sqlite.Exists(cfg.storePath()) {
+		return fmt.Errorf("%s already holds a store; refusing to initialize it again", cfg.DataDir)
+	}
+	src, err := cfg.KEKSource()
+	if err != nil {
+		return err
+	}
+	peerConf, err := pki.NodePeerConfig(cfg.Cert, cfg.Key, cfg.CA)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(peerConf)))
+	if err != nil {
+		return fmt.Errorf("join: %v", err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	resp, err := hsmpb.NewPeerClient(conn).DomainKey(ctx, &hsmpb.Empty{})
+	if err != nil {
+		return fmt.Errorf("join: cannot get the domain key from %s: %s", addr, status.Convert(err).Message())
+	}
+	rec, err := tokens.UnmarshalSealedDomainKey(resp.Sealed)
+	if err != nil {
+		return fmt.Errorf("join: %v", err)
+	}
+	if _, err := rec.Unseal(src); err != nil {
+		return fmt.Errorf("join: %w (every node of a cluster needs the same passphrase or key file)", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, joinMarker), []byte(addr+"\n"), 0o600); err != nil {
+		return fmt.Errorf("data_dir: %v", err)
+	}
+	st, err := sqlite.Open(cfg.storePath(), sqlite.Options{Sync: true})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	m := tokens.NewMachine(st, nil)
+	return (&tokens.LocalApplier{M: m}).Submit(context.Background(), &tokens.Command{Op: tokens.OpInit, Domain: resp.Sealed})
+}
+
 // Node is one running daemon.
 type Node struct {
 	Config    *Config
@@ -116,8 +184,12 @@ type Node struct {
 	Server    *Server
 	ClusterID string
 	Log       *slog.Logger
+	Cluster   *cluster.Node
 	grpc      *grpc.Server
+	logw      io.Writer
 	closer    io.Closer
+	kek       tokens.KEKSource
+	sealed    []byte // the sealed domain key in use
 }
 
 // Open opens an initialized store and unseals its domain key. A wrong
@@ -149,54 +221,119 @@ func Open(cfg *Config) (*Node, error) {
 		st.Close()
 		return nil, fmt.Errorf("cannot start: %w", err)
 	}
-	log, closer, err := cfg.Logger()
+	log, logw, closer, err := cfg.logger()
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	m := tokens.NewMachine(st, sealer)
-	e := tokens.NewEngine(m, nil)
-	n := &Node{Config: cfg, Store: st, Machine: m, Engine: e, ClusterID: rec.ClusterID, Log: log, closer: closer}
-	n.Server = NewServer(e, cfg.Node, rec.ClusterID, cfg.TTL(), log)
+	n := &Node{Config: cfg, Store: st, Machine: m, ClusterID: rec.ClusterID, Log: log, logw: logw, closer: closer, kek: src, sealed: raw}
+	// A restored backup may bring another domain key: unseal it with this
+	// node's passphrase or key file, or stop.
+	m.OnReset = n.reloadDomainKey
+	n.Engine = tokens.NewEngine(m, nil)
+	n.Server = NewServer(n.Engine, cfg.Node, rec.ClusterID, cfg.TTL(), log)
 	return n, nil
 }
 
-// Serve listens and serves until ctx ends, then stops gracefully.
-func (n *Node) Serve(ctx context.Context) error {
-	tlsConf, err := pki.ServerConfig(n.Config.Cert, n.Config.Key, n.Config.CA)
+func (n *Node) reloadDomainKey() error {
+	raw, err := n.Store.Meta(tokens.MetaDomainKey)
+	if err != nil {
+		return fmt.Errorf("the restored state has no domain key: %v", err)
+	}
+	if bytes.Equal(raw, n.sealed) {
+		return nil
+	}
+	rec, err := tokens.UnmarshalSealedDomainKey(raw)
 	if err != nil {
 		return err
 	}
-	l, err := net.Listen("tcp", n.Config.Listen)
+	sealer, err := rec.Unseal(n.kek)
+	if err != nil {
+		n.fatal(fmt.Errorf("the restored domain key: %w", err))
+		return err
+	}
+	n.Machine.SetSealer(sealer)
+	n.sealed = raw
+	n.ClusterID = rec.ClusterID
+	n.Server.setClusterID(rec.ClusterID)
+	n.Log.Info("now serving a restored domain key", "cluster", rec.ClusterID)
+	return nil
+}
+
+// fatal stops the process: the node cannot go on without its state
+// differing from the other nodes'.
+func (n *Node) fatal(err error) {
+	n.Log.Error("stopping: this node cannot go on safely", "error", err.Error())
+	os.Exit(70)
+}
+
+// Serve listens on the node's one port (client API and replication),
+// starts Raft, and serves until ctx ends, then stops gracefully.
+func (n *Node) Serve(ctx context.Context) error {
+	cfg := n.Config
+	tlsConf, err := pki.ServerConfig(cfg.Cert, cfg.Key, cfg.CA)
+	if err != nil {
+		return err
+	}
+	peerConf, err := pki.NodePeerConfig(cfg.Cert, cfg.Key, cfg.CA)
+	if err != nil {
+		return err
+	}
+	mux, err := cluster.Listen(cfg.Listen, tlsConf, n.Log)
 	if err != nil {
 		return fmt.Errorf("listen: %v", err)
 	}
-	n.grpc = n.Server.GRPCServer(tlsConf)
-	if n.Config.AddrFile != "" {
-		tmp := n.Config.AddrFile + ".tmp"
-		if err := os.WriteFile(tmp, []byte(l.Addr().String()+"\n"), 0o644); err != nil {
-			l.Close()
+	defer mux.Close()
+	advertise := cfg.Advertise
+	if advertise == "" {
+		advertise = mux.Addr().String()
+		if ip := mux.Addr().(*net.TCPAddr).IP; ip.IsUnspecified() {
+			return fmt.Errorf("advertise: required when listen is %s", cfg.Listen)
+		}
+	}
+	_, joinErr := os.Stat(filepath.Join(cfg.DataDir, joinMarker))
+	cn, err := cluster.Start(cluster.Config{
+		ID: cfg.Node, Dir: filepath.Join(cfg.DataDir, "raft"), Mux: mux, Advertise: advertise,
+		Peer: peerConf, Machine: n.Machine, Sync: cfg.SyncWrites(), Log: n.Log, RaftLog: n.logw,
+		Join: joinErr == nil, SnapshotThreshold: cfg.SnapshotThreshold, TrailingLogs: cfg.TrailingLogs,
+		Fatal: n.fatal,
+	})
+	if err != nil {
+		return err
+	}
+	n.Cluster = cn
+	n.Engine.SetApplier(cn)
+	n.Server.replica = cn
+	n.grpc = n.Server.GRPCServer(cluster.Creds(), &peerServer{s: n.Server})
+	if cfg.AddrFile != "" {
+		tmp := cfg.AddrFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(mux.Addr().String()+"\n"), 0o644); err != nil {
+			cn.Shutdown()
 			return fmt.Errorf("addr_file: %v", err)
 		}
-		if err := os.Rename(tmp, n.Config.AddrFile); err != nil {
-			l.Close()
+		if err := os.Rename(tmp, cfg.AddrFile); err != nil {
+			cn.Shutdown()
 			return fmt.Errorf("addr_file: %v", err)
 		}
 	}
-	n.Log.Info("serving", "addr", l.Addr().String(), "cluster", n.ClusterID, "version", Version)
+	n.Log.Info("serving", "addr", mux.Addr().String(), "advertise", advertise, "cluster", n.ClusterID, "version", Version)
 	jctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go n.Server.Janitor(jctx)
 	done := make(chan error, 1)
-	go func() { done <- n.grpc.Serve(l) }()
+	go func() { done <- n.grpc.Serve(mux.API()) }()
 	select {
 	case <-ctx.Done():
 		n.grpc.GracefulStop()
 		<-done
-		return nil
-	case err := <-done:
-		return err
+		err = nil
+	case err = <-done:
 	}
+	if serr := cn.Shutdown(); serr != nil && err == nil {
+		err = serr
+	}
+	return err
 }
 
 // Close releases the store and the log.

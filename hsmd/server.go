@@ -6,13 +6,14 @@ package hsmd
 
 import (
 	"context"
-	"crypto/tls"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/cluster"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
@@ -43,6 +44,12 @@ type Server struct {
 	log       *slog.Logger
 	now       func() time.Time
 
+	// replica is the cluster node, once it runs: read-your-writes and
+	// the cluster RPCs need it.
+	replica *cluster.Node
+	// onMembership, if set, is called after a membership change.
+	onMembership func()
+
 	mu       sync.Mutex
 	revoked  map[uint64]int64     // session -> expiry, for logged-out sessions
 	lastSeen map[uint64]time.Time // session -> last call, to drop session objects
@@ -54,6 +61,18 @@ func NewServer(e *tokens.Engine, node, clusterID string, ttl time.Duration, log 
 		revoked: map[uint64]int64{}, lastSeen: map[uint64]time.Time{}}
 }
 
+func (s *Server) cluster() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clusterID
+}
+
+func (s *Server) setClusterID(id string) {
+	s.mu.Lock()
+	s.clusterID = id
+	s.mu.Unlock()
+}
+
 // access says what a method needs. Methods not in the table are refused:
 // deny by default.
 type access int
@@ -61,6 +80,7 @@ type access int
 const (
 	accessCert    access = iota + 1 // a client certificate from the cluster CA
 	accessSession                   // and a valid session token
+	accessNode                      // a node certificate (the Peer service)
 )
 
 var methodAccess = map[string]access{
@@ -75,7 +95,23 @@ var methodAccess = map[string]access{
 	"UnwrapKey": accessSession, "DeriveKey": accessSession,
 	"Sign": accessSession, "Verify": accessSession, "Encrypt": accessSession, "Decrypt": accessSession,
 	"OutputLength": accessSession, "Digest": accessSession, "GenerateRandom": accessSession,
+	"ClusterStatus": accessCert, "AddNode": accessSession, "RemoveNode": accessSession,
+	"CreateBackup": accessSession, "ListBackups": accessSession, "GetBackup": accessSession,
+	"RestoreBackup": accessCert,
+	// The Peer service.
+	"Forward": accessNode, "ChangeMembership": accessNode, "NodeStatus": accessNode,
+	"DomainKey": accessNode, "LocalBackups": accessNode, "TakeBackup": accessNode,
 }
+
+// Metadata of read-your-writes: every answer carries the node's applied
+// index; a request may ask for at least an index.
+const (
+	IndexHeader    = "x-hsm-index"
+	MinIndexHeader = "x-hsm-min-index"
+	// catchUpWait bounds how long a request waits for its node to apply
+	// the index it asks for.
+	catchUpWait = 2 * time.Second
+)
 
 type ctxKey int
 
@@ -104,13 +140,42 @@ func unauthenticated(msg string) error {
 	return statusWith(codes.Unauthenticated, ck.CKR_USER_NOT_LOGGED_IN, msg)
 }
 
-// authenticate is the one interceptor: it finds the caller's certificate
-// identity, checks the session token where the method needs one, and logs
-// the outcome.
+// authenticate is the one unary interceptor: it finds the caller's
+// certificate identity, checks the session token where the method needs
+// one, waits for read-your-writes, and logs the outcome.
 func (s *Server) authenticate(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	var resp any
+	err := s.intercept(ctx, info.FullMethod, func(ctx context.Context) (err error) {
+		resp, err = h(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
+// authenticateStream is authenticate for streaming methods.
+func (s *Server) authenticateStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	return s.intercept(ss.Context(), info.FullMethod, func(ctx context.Context) error {
+		return h(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+	})
+}
+
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (c *ctxStream) Context() context.Context { return c.ctx }
+
+func (s *Server) intercept(ctx context.Context, fullMethod string, run func(ctx context.Context) error) error {
 	start := s.now()
-	method := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
-	resp, err := s.authorize(ctx, method, req, h)
+	method := fullMethod[strings.LastIndex(fullMethod, "/")+1:]
+	ctx, err := s.authorize(ctx, method)
+	if err == nil {
+		err = run(ctx)
+	}
+	if methodAccess[method] != accessNode && s.replica != nil {
+		grpc.SetHeader(ctx, metadata.Pairs(IndexHeader, strconv.FormatUint(s.replica.Applied(), 10)))
+	}
 	st := toStatus(ctx, s.log, err)
 	c := callerFrom(ctx)
 	attrs := []any{"method", method, "peer", identityFrom(ctx).CommonName}
@@ -126,48 +191,59 @@ func (s *Server) authenticate(ctx context.Context, req any, info *grpc.UnaryServ
 	} else {
 		s.log.Debug("ok", attrs...)
 	}
-	return resp, st
+	return st
 }
 
-func (s *Server) authorize(ctx context.Context, method string, req any, h grpc.UnaryHandler) (any, error) {
+// authorize checks the caller and returns the context handlers read it
+// from.
+func (s *Server) authorize(ctx context.Context, method string) (context.Context, error) {
 	need, ok := methodAccess[method]
 	if !ok {
-		return nil, statusWith(codes.PermissionDenied, ck.CKR_FUNCTION_NOT_SUPPORTED, "method not allowed")
+		return ctx, statusWith(codes.PermissionDenied, ck.CKR_FUNCTION_NOT_SUPPORTED, "method not allowed")
 	}
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return nil, unauthenticated("no peer")
+		return ctx, unauthenticated("no peer")
 	}
 	ti, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok {
-		return nil, unauthenticated("not a TLS connection")
+		return ctx, unauthenticated("not a TLS connection")
 	}
 	id, err := pki.PeerIdentity(ti.State)
 	if err != nil {
-		return nil, unauthenticated("no valid client certificate")
-	}
-	if id.Kind != pki.KindClient {
-		return nil, statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "only client certificates may call the API")
+		return ctx, unauthenticated("no valid client certificate")
 	}
 	ctx = context.WithValue(ctx, keyIdentity, id)
-	if need == accessCert {
-		return h(ctx, req)
+	if need == accessNode {
+		if id.Kind != pki.KindNode {
+			return ctx, statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "only nodes may call the peer service")
+		}
+		return ctx, nil
+	}
+	if id.Kind != pki.KindClient {
+		return ctx, statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "only client certificates may call the API")
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
+	if err := s.catchUp(ctx, md); err != nil {
+		return ctx, err
+	}
+	if need == accessCert {
+		return ctx, nil
+	}
 	vals := md.Get(SessionHeader)
 	if len(vals) != 1 {
-		return nil, unauthenticated("log in first: no session token")
+		return ctx, unauthenticated("log in first: no session token")
 	}
 	key, err := s.engine.TokenKey()
 	if err != nil {
-		return nil, err
+		return ctx, err
 	}
 	cl, err := parseToken(key, vals[0], s.now())
 	if err != nil {
-		return nil, unauthenticated(err.Error())
+		return ctx, unauthenticated(err.Error())
 	}
 	if cl.Cert != id.Fingerprint {
-		return nil, unauthenticated("the session token belongs to another client certificate")
+		return ctx, unauthenticated("the session token belongs to another client certificate")
 	}
 	s.mu.Lock()
 	_, gone := s.revoked[cl.Session]
@@ -176,28 +252,58 @@ func (s *Server) authorize(ctx context.Context, method string, req any, h grpc.U
 	}
 	s.mu.Unlock()
 	if gone {
-		return nil, unauthenticated("the session has been logged out")
+		return ctx, unauthenticated("the session has been logged out")
 	}
 	u, err := s.engine.CheckUser(cl.User, cl.Generation)
 	if err != nil {
-		return nil, unauthenticated(err.(*tokens.Error).Msg)
+		return ctx, unauthenticated(err.(*tokens.Error).Msg)
 	}
 	ctx = context.WithValue(ctx, keyClaims, cl)
 	ctx = context.WithValue(ctx, keyCaller, tokens.Caller{User: u.Name, Role: u.Role, Session: cl.Session})
-	return h(ctx, req)
+	return ctx, nil
 }
 
-// GRPCServer builds the gRPC server with mTLS credentials.
-func (s *Server) GRPCServer(tlsConfig *tls.Config) *grpc.Server {
+// catchUp waits until this node applied the index the client asks for, so
+// the client reads its own writes; a node that cannot catch up in time
+// refuses before doing anything, and the client tries another.
+func (s *Server) catchUp(ctx context.Context, md metadata.MD) error {
+	vals := md.Get(MinIndexHeader)
+	if len(vals) == 0 || s.replica == nil {
+		return nil
+	}
+	min, err := strconv.ParseUint(vals[0], 10, 64)
+	if err != nil || len(vals) != 1 {
+		return statusWith(codes.InvalidArgument, ck.CKR_ARGUMENTS_BAD, MinIndexHeader+" must be one decimal number")
+	}
+	if s.replica.Applied() >= min {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	if err := s.replica.WaitApplied(wctx, min); err != nil {
+		markNotExecuted(ctx)
+		return statusWith(codes.Unavailable, ck.CKR_DEVICE_ERROR, "this node has not caught up with the cluster yet")
+	}
+	return nil
+}
+
+// GRPCServer builds the gRPC server over connections the cluster port has
+// already authenticated (cluster.Creds), with the client API and, when
+// peer is not nil, the node-to-node service.
+func (s *Server) GRPCServer(creds credentials.TransportCredentials, peer hsmpb.PeerServer) *grpc.Server {
 	g := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsConfig)),
+		grpc.Creds(creds),
 		grpc.UnaryInterceptor(s.authenticate),
+		grpc.StreamInterceptor(s.authenticateStream),
 		grpc.MaxRecvMsgSize(maxMessage),
 		grpc.MaxSendMsgSize(maxMessage),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	hsmpb.RegisterHSMServer(g, s)
+	if peer != nil {
+		hsmpb.RegisterPeerServer(g, peer)
+	}
 	return g
 }
 

@@ -175,3 +175,55 @@ func PeerIdentity(state tls.ConnectionState) (Identity, error) {
 		Fingerprint: sha256.Sum256(leaf.Raw),
 	}, nil
 }
+
+// NodePeerConfig returns the TLS 1.3 client configuration one node uses to
+// reach another (replication and forwarding): it presents the node
+// certificate in certFile/keyFile and accepts only a peer whose certificate
+// verifies against the CA in caFile for server authentication and whose
+// kind is "node". Host names are not checked: nodes are named by their
+// certificates, and their addresses come from the cluster's membership.
+func NodePeerConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
+	pool, err := loadPool(caFile)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := loadPair(certFile, keyFile, caFile, pool, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return nil, err
+	}
+	if ou := cert.Leaf.Subject.OrganizationalUnit; len(ou) != 1 || ou[0] != KindNode {
+		return nil, fmt.Errorf("pki: certificate %q is not a node certificate", certFile)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		// The chain is checked in VerifyConnection instead, without a
+		// host name.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return verifyNodePeer(cs, pool)
+		},
+	}, nil
+}
+
+func verifyNodePeer(cs tls.ConnectionState, pool *x509.CertPool) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("pki: the peer sent no certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         pool,
+		Intermediates: inter,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}); err != nil {
+		return fmt.Errorf("pki: peer certificate does not verify against the cluster CA: %w", err)
+	}
+	if ou := leaf.Subject.OrganizationalUnit; len(ou) != 1 || ou[0] != KindNode {
+		return fmt.Errorf("pki: peer %q is not a node", leaf.Subject.CommonName)
+	}
+	return nil
+}

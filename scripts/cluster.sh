@@ -1,15 +1,22 @@
 #!/bin/sh
 # cluster.sh runs local HSM clusters on loopback, for tests and for people.
 #
-#   scripts/cluster.sh up [-n N] DIR   start N daemons with their data under DIR,
-#                                      make a crypto officer and a ready crypto
-#                                      user, and print eval-able export lines
+#   scripts/cluster.sh up [-n N] DIR   start an N-node cluster (default 1) with its
+#                                      data under DIR, make a crypto officer and a
+#                                      ready crypto user, and print eval-able
+#                                      export lines
+#   scripts/cluster.sh up -n N -r BACKUP -p PASSPHRASE_FILE DIR
+#                                      the same, but restore BACKUP (taken by a
+#                                      cluster sealed with that passphrase) instead
+#                                      of making users
 #   scripts/cluster.sh down DIR        stop the daemons by the PIDs in DIR/node<K>.pid
-#   scripts/cluster.sh stop DIR K      stop node K (SIGTERM; -9 for SIGKILL)
+#   scripts/cluster.sh stop [-9] DIR K stop node K (SIGTERM; -9 for SIGKILL)
 #   scripts/cluster.sh start DIR K     start node K again, on its old port
+#   scripts/cluster.sh add DIR         start one more node and add it to the cluster
 #
-# Every daemon listens on 127.0.0.1 on a port chosen at start; its PID is in
-# DIR/node<K>.pid and its log in DIR/node<K>.log.
+# Every daemon listens on 127.0.0.1 on a port chosen at its first start (kept
+# afterwards); its PID is in DIR/node<K>.pid and its log in DIR/node<K>.log.
+# HSM_NODE_CONFIG, if set, is appended to every node's configuration file.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${HSM_BIN:-$ROOT/bin}
@@ -45,19 +52,103 @@ start_node() { # DIR K
   sed -i "s|^listen = .*|listen = \"$addr\"|" "$dir/node$k.toml"
 }
 
+write_node_config() { # DIR K
+  cat >"$1/node$2.toml" <<EOT
+node = "node$2"
+listen = "127.0.0.1:0"
+addr_file = "node$2.addr"
+data_dir = "node$2"
+ca = "pki/ca.pem"
+cert = "pki/node$2.pem"
+key = "pki/node$2-key.pem"
+passphrase_file = "passphrase"
+log_file = "node$2.log"
+EOT
+  if [ -n "${HSM_NODE_CONFIG:-}" ]; then
+    printf '%s\n' "$HSM_NODE_CONFIG" >>"$1/node$2.toml"
+  fi
+}
+
+# a running node's address, to join through
+running_addr() { # DIR
+  for f in "$1"/node*.pid; do
+    [ -e "$f" ] || continue
+    k=${f##*/node}; k=${k%.pid}
+    if kill -0 "$(cat "$f")" 2>/dev/null && [ -s "$1/node$k.addr" ]; then
+      cat "$1/node$k.addr"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# join_node DIR K: prepare node K to join, start it, and add it (as the CO)
+join_node() {
+  dir=$1 k=$2
+  via=$(running_addr "$dir") || die "no running node to join through"
+  write_node_config "$dir" "$k"
+  "$BIN/hsmd" init -config "$dir/node$k.toml" -join "$via" >/dev/null
+  start_node "$dir" "$k"
+  HSM_CONFIG="$dir/client.toml" HSM_USER=$CO_USER HSM_PASSWORD=$(cat "$dir/co.password") \
+    "$BIN/hsm" cluster add-node "node$k" "$(cat "$dir/node$k.addr")" >/dev/null || die "could not add node$k"
+  write_client_config "$dir"
+}
+
+# client.toml lists every node that has an address file.
+write_client_config() { # DIR
+  addrs=""
+  for f in "$1"/node*.toml; do
+    k=${f##*/node}; k=${k%.toml}
+    [ -s "$1/node$k.addr" ] && addrs="$addrs${addrs:+, }\"$(cat "$1/node$k.addr")\""
+  done
+  cat >"$1/client.toml.tmp" <<EOT
+nodes = [$addrs]
+ca = "pki/ca.pem"
+cert = "pki/client.pem"
+key = "pki/client-key.pem"
+server_name = "localhost"
+log_file = "p11.log"
+EOT
+  mv "$1/client.toml.tmp" "$1/client.toml"
+}
+
+print_exports() { # DIR N ID
+  dir=$1
+  module=""
+  for m in "$BIN/libopenhsm-pkcs11.so" "$ROOT/p11module/libopenhsm-pkcs11.so"; do
+    [ -e "$m" ] && { module=$m; break; }
+  done
+  echo "# HSM cluster $3: $2 node(s) in $dir"
+  [ -n "$module" ] && echo "export P11_MODULE='$module'"
+  echo "export HSM_CONFIG='$dir/client.toml'"
+  echo "export P11_TOKEN_LABEL='$CU_USER'"
+  echo "export P11_PIN='$(cat "$dir/cu.password")'"
+  echo "export P11_SO_PIN='$CO_USER:$(cat "$dir/co.password")'"
+  echo "export HSM_USER='$CO_USER'"
+  echo "export HSM_PASSWORD='$(cat "$dir/co.password")'"
+}
+
 up() {
-  n=1
+  n=1 restore="" passfile=""
   while [ $# -gt 0 ]; do
     case $1 in
       -n) n=$2; shift 2 ;;
+      -r) restore=$2; shift 2 ;;
+      -p) passfile=$2; shift 2 ;;
       -*) die "unknown flag $1" ;;
       *) break ;;
     esac
   done
-  [ $# -eq 1 ] || die "usage: cluster.sh up [-n N] DIR"
+  [ $# -eq 1 ] || die "usage: cluster.sh up [-n N] [-r BACKUP -p PASSPHRASE_FILE] DIR"
   case $n in ''|*[!0-9]*) die "-n needs a number" ;; esac
   [ "$n" -ge 1 ] || die "-n must be at least 1"
-  [ "$n" -eq 1 ] || die "only single-node clusters exist yet (-n 1)"
+  [ "$n" -le 9 ] || die "-n must be at most 9"
+  if [ -n "$restore" ] || [ -n "$passfile" ]; then
+    [ -n "$restore" ] && [ -n "$passfile" ] || die "-r and -p go together"
+    [ -r "$restore" ] || die "cannot read $restore"
+    [ -r "$passfile" ] || die "cannot read $passfile"
+    restore=$(cd "$(dirname "$restore")" && pwd)/$(basename "$restore")
+  fi
   dir=$1
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
@@ -67,54 +158,36 @@ up() {
   [ -e "$dir/pki" ] && die "$dir already holds a cluster; use an empty directory"
   build
   umask 077
-  secret >"$dir/passphrase"
-  secret >"$dir/co.password"
-  secret >"$dir/cu.password"
+  if [ -n "$passfile" ]; then
+    cp "$passfile" "$dir/passphrase"
+  else
+    secret >"$dir/passphrase"
+    secret >"$dir/co.password"
+    secret >"$dir/cu.password"
+  fi
   "$BIN/hsm" cluster init --dir "$dir/pki" --nodes "$n" >/dev/null
   cluster_id="local-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  addrs=""
-  k=1
-  while [ $k -le "$n" ]; do
-    cat >"$dir/node$k.toml" <<EOT
-node = "node$k"
-listen = "127.0.0.1:0"
-addr_file = "node$k.addr"
-data_dir = "node$k"
-ca = "pki/ca.pem"
-cert = "pki/node$k.pem"
-key = "pki/node$k-key.pem"
-passphrase_file = "passphrase"
-log_file = "node$k.log"
-EOT
-    "$BIN/hsmd" init -config "$dir/node$k.toml" -cluster-id "$cluster_id" >/dev/null
-    start_node "$dir" $k
-    addrs="$addrs${addrs:+, }\"$(cat "$dir/node$k.addr")\""
-    k=$((k + 1))
-  done
-  cat >"$dir/client.toml" <<EOT
-nodes = [$addrs]
-ca = "pki/ca.pem"
-cert = "pki/client.pem"
-key = "pki/client-key.pem"
-server_name = "localhost"
-log_file = "p11.log"
-EOT
+  write_node_config "$dir" 1
+  "$BIN/hsmd" init -config "$dir/node1.toml" -cluster-id "$cluster_id" >/dev/null
+  start_node "$dir" 1
+  write_client_config "$dir"
   export HSM_CONFIG="$dir/client.toml"
+  if [ -n "$restore" ]; then
+    "$BIN/hsm" backup restore "$restore" >/dev/null || die "restore failed"
+    [ "$n" -eq 1 ] || die "a restored cluster starts with one node; add more with 'cluster.sh add' (the users come from the backup)"
+    echo "# HSM cluster restored from $restore: 1 node in $dir"
+    echo "export HSM_CONFIG='$dir/client.toml'"
+    return 0
+  fi
   "$BIN/hsm" cluster activate --user "$CO_USER" --password-file "$dir/co.password" >/dev/null
   HSM_USER=$CO_USER HSM_PASSWORD=$(cat "$dir/co.password") \
     "$BIN/hsm" user create "$CU_USER" --role CU --new-password-file "$dir/cu.password" >/dev/null
-  module=""
-  for m in "$BIN/libopenhsm-pkcs11.so" "$ROOT/p11module/libopenhsm-pkcs11.so"; do
-    [ -e "$m" ] && { module=$m; break; }
+  k=2
+  while [ $k -le "$n" ]; do
+    join_node "$dir" $k
+    k=$((k + 1))
   done
-  echo "# HSM cluster $cluster_id: $n node(s) in $dir"
-  [ -n "$module" ] && echo "export P11_MODULE='$module'"
-  echo "export HSM_CONFIG='$dir/client.toml'"
-  echo "export P11_TOKEN_LABEL='$CU_USER'"
-  echo "export P11_PIN='$(cat "$dir/cu.password")'"
-  echo "export P11_SO_PIN='$CO_USER:$(cat "$dir/co.password")'"
-  echo "export HSM_USER='$CO_USER'"
-  echo "export HSM_PASSWORD='$(cat "$dir/co.password")'"
+  print_exports "$dir" "$n" "$cluster_id"
 }
 
 stop_pid() { # PIDFILE SIGNAL
@@ -157,7 +230,21 @@ start() {
   start_node "$dir" "$2"
 }
 
-[ $# -ge 1 ] || die "usage: cluster.sh up [-n N] DIR | down DIR | stop [-9] DIR K | start DIR K"
+add() {
+  [ $# -eq 1 ] || die "usage: cluster.sh add DIR"
+  dir=$(cd "$1" && pwd)
+  [ -e "$dir/pki/ca.pem" ] || die "no cluster in $dir"
+  [ -e "$dir/co.password" ] || die "$dir has no crypto officer password file"
+  build
+  umask 077
+  k=1
+  while [ -e "$dir/node$k.toml" ]; do k=$((k + 1)); done
+  "$BIN/hsm" cluster issue-node --dir "$dir/pki" "node$k" >/dev/null
+  join_node "$dir" "$k"
+  echo "node$k $(cat "$dir/node$k.addr")"
+}
+
+[ $# -ge 1 ] || die "usage: cluster.sh up [-n N] DIR | down DIR | stop [-9] DIR K | start DIR K | add DIR"
 cmd=$1
 shift
 case $cmd in
@@ -165,5 +252,6 @@ case $cmd in
   down) down "$@" ;;
   stop) stop "$@" ;;
   start) start "$@" ;;
+  add) add "$@" ;;
   *) die "unknown command $cmd" ;;
 esac

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"sync"
 
@@ -88,6 +89,9 @@ type Machine struct {
 	// OnUserChange, if set, is called after a command that may have changed
 	// users.
 	OnUserChange func()
+	// OnReset, if set, is called after Restore replaced the whole state;
+	// an error from it means the node cannot serve the new state.
+	OnReset func() error
 }
 
 // NewMachine wraps a store. The sealer may be nil until the domain key is
@@ -158,6 +162,18 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 	}
 	if m.OnUserChange != nil && userOps[c.Op] {
 		m.OnUserChange()
+	}
+	return nil
+}
+
+// Restore replaces the whole state with a store snapshot stream (see
+// Store.Restore) and then calls OnReset. A bad stream changes nothing.
+func (m *Machine) Restore(r io.Reader, index uint64) error {
+	if err := m.store.Restore(r, index); err != nil {
+		return err
+	}
+	if m.OnReset != nil {
+		return m.OnReset()
 	}
 	return nil
 }

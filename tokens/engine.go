@@ -122,8 +122,30 @@ func NewEngine(m *Machine, a Applier) *Engine {
 			prevUser()
 		}
 	}
+	prevReset := m.OnReset
+	m.OnReset = func() error {
+		e.readMu.Lock()
+		e.gen++
+		e.users = map[string]*User{}
+		e.objects = map[uint64]*Object{}
+		e.readMu.Unlock()
+		e.cacheMu.Lock()
+		e.cache = map[uint64]*Key{}
+		e.cacheMu.Unlock()
+		if prevReset != nil {
+			return prevReset()
+		}
+		return nil
+	}
 	return e
 }
+
+// Store is the store the engine reads.
+func (e *Engine) Store() Store { return e.store }
+
+// SetApplier replaces the applier (a cluster's, once it runs). Call it
+// before the engine serves.
+func (e *Engine) SetApplier(a Applier) { e.applier = a }
 
 func (e *Engine) sealer() (*Sealer, error) {
 	s := e.machine.Sealer()

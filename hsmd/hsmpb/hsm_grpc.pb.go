@@ -57,6 +57,13 @@ const (
 	HSM_OutputLength_FullMethodName    = "/openhsm.v1.HSM/OutputLength"
 	HSM_Digest_FullMethodName          = "/openhsm.v1.HSM/Digest"
 	HSM_GenerateRandom_FullMethodName  = "/openhsm.v1.HSM/GenerateRandom"
+	HSM_ClusterStatus_FullMethodName   = "/openhsm.v1.HSM/ClusterStatus"
+	HSM_AddNode_FullMethodName         = "/openhsm.v1.HSM/AddNode"
+	HSM_RemoveNode_FullMethodName      = "/openhsm.v1.HSM/RemoveNode"
+	HSM_CreateBackup_FullMethodName    = "/openhsm.v1.HSM/CreateBackup"
+	HSM_ListBackups_FullMethodName     = "/openhsm.v1.HSM/ListBackups"
+	HSM_GetBackup_FullMethodName       = "/openhsm.v1.HSM/GetBackup"
+	HSM_RestoreBackup_FullMethodName   = "/openhsm.v1.HSM/RestoreBackup"
 )
 
 // HSMClient is the client API for HSM service.
@@ -103,6 +110,16 @@ type HSMClient interface {
 	OutputLength(ctx context.Context, in *OutputLengthRequest, opts ...grpc.CallOption) (*OutputLengthResponse, error)
 	Digest(ctx context.Context, in *DigestRequest, opts ...grpc.CallOption) (*DataResponse, error)
 	GenerateRandom(ctx context.Context, in *RandomRequest, opts ...grpc.CallOption) (*DataResponse, error)
+	// Cluster membership (crypto officer) and status (certificate only).
+	ClusterStatus(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
+	AddNode(ctx context.Context, in *AddNodeRequest, opts ...grpc.CallOption) (*Empty, error)
+	RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*Empty, error)
+	// Backups (crypto officer). Restore is accepted only by a cluster that
+	// has never been activated; it needs only a client certificate.
+	CreateBackup(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupProgress], error)
+	ListBackups(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListBackupsResponse, error)
+	GetBackup(ctx context.Context, in *GetBackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Chunk], error)
+	RestoreBackup(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Chunk, BackupProgress], error)
 }
 
 type hSMClient struct {
@@ -423,6 +440,97 @@ func (c *hSMClient) GenerateRandom(ctx context.Context, in *RandomRequest, opts 
 	return out, nil
 }
 
+func (c *hSMClient) ClusterStatus(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ClusterStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterStatusResponse)
+	err := c.cc.Invoke(ctx, HSM_ClusterStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) AddNode(ctx context.Context, in *AddNodeRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_AddNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_RemoveNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) CreateBackup(ctx context.Context, in *Empty, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &HSM_ServiceDesc.Streams[0], HSM_CreateBackup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[Empty, BackupProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HSM_CreateBackupClient = grpc.ServerStreamingClient[BackupProgress]
+
+func (c *hSMClient) ListBackups(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListBackupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBackupsResponse)
+	err := c.cc.Invoke(ctx, HSM_ListBackups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) GetBackup(ctx context.Context, in *GetBackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Chunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &HSM_ServiceDesc.Streams[1], HSM_GetBackup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[GetBackupRequest, Chunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HSM_GetBackupClient = grpc.ServerStreamingClient[Chunk]
+
+func (c *hSMClient) RestoreBackup(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Chunk, BackupProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &HSM_ServiceDesc.Streams[2], HSM_RestoreBackup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[Chunk, BackupProgress]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HSM_RestoreBackupClient = grpc.BidiStreamingClient[Chunk, BackupProgress]
+
 // HSMServer is the server API for HSM service.
 // All implementations must embed UnimplementedHSMServer
 // for forward compatibility.
@@ -467,6 +575,16 @@ type HSMServer interface {
 	OutputLength(context.Context, *OutputLengthRequest) (*OutputLengthResponse, error)
 	Digest(context.Context, *DigestRequest) (*DataResponse, error)
 	GenerateRandom(context.Context, *RandomRequest) (*DataResponse, error)
+	// Cluster membership (crypto officer) and status (certificate only).
+	ClusterStatus(context.Context, *Empty) (*ClusterStatusResponse, error)
+	AddNode(context.Context, *AddNodeRequest) (*Empty, error)
+	RemoveNode(context.Context, *RemoveNodeRequest) (*Empty, error)
+	// Backups (crypto officer). Restore is accepted only by a cluster that
+	// has never been activated; it needs only a client certificate.
+	CreateBackup(*Empty, grpc.ServerStreamingServer[BackupProgress]) error
+	ListBackups(context.Context, *Empty) (*ListBackupsResponse, error)
+	GetBackup(*GetBackupRequest, grpc.ServerStreamingServer[Chunk]) error
+	RestoreBackup(grpc.BidiStreamingServer[Chunk, BackupProgress]) error
 	mustEmbedUnimplementedHSMServer()
 }
 
@@ -569,6 +687,27 @@ func (UnimplementedHSMServer) Digest(context.Context, *DigestRequest) (*DataResp
 }
 func (UnimplementedHSMServer) GenerateRandom(context.Context, *RandomRequest) (*DataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GenerateRandom not implemented")
+}
+func (UnimplementedHSMServer) ClusterStatus(context.Context, *Empty) (*ClusterStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClusterStatus not implemented")
+}
+func (UnimplementedHSMServer) AddNode(context.Context, *AddNodeRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddNode not implemented")
+}
+func (UnimplementedHSMServer) RemoveNode(context.Context, *RemoveNodeRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveNode not implemented")
+}
+func (UnimplementedHSMServer) CreateBackup(*Empty, grpc.ServerStreamingServer[BackupProgress]) error {
+	return status.Error(codes.Unimplemented, "method CreateBackup not implemented")
+}
+func (UnimplementedHSMServer) ListBackups(context.Context, *Empty) (*ListBackupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBackups not implemented")
+}
+func (UnimplementedHSMServer) GetBackup(*GetBackupRequest, grpc.ServerStreamingServer[Chunk]) error {
+	return status.Error(codes.Unimplemented, "method GetBackup not implemented")
+}
+func (UnimplementedHSMServer) RestoreBackup(grpc.BidiStreamingServer[Chunk, BackupProgress]) error {
+	return status.Error(codes.Unimplemented, "method RestoreBackup not implemented")
 }
 func (UnimplementedHSMServer) mustEmbedUnimplementedHSMServer() {}
 func (UnimplementedHSMServer) testEmbeddedByValue()             {}
@@ -1149,6 +1288,107 @@ func _HSM_GenerateRandom_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HSM_ClusterStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).ClusterStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_ClusterStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).ClusterStatus(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_AddNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).AddNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_AddNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).AddNode(ctx, req.(*AddNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_RemoveNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).RemoveNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_RemoveNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).RemoveNode(ctx, req.(*RemoveNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_CreateBackup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(Empty)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(HSMServer).CreateBackup(m, &grpc.GenericServerStream[Empty, BackupProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HSM_CreateBackupServer = grpc.ServerStreamingServer[BackupProgress]
+
+func _HSM_ListBackups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).ListBackups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_ListBackups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).ListBackups(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_GetBackup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(GetBackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(HSMServer).GetBackup(m, &grpc.GenericServerStream[GetBackupRequest, Chunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HSM_GetBackupServer = grpc.ServerStreamingServer[Chunk]
+
+func _HSM_RestoreBackup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(HSMServer).RestoreBackup(&grpc.GenericServerStream[Chunk, BackupProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type HSM_RestoreBackupServer = grpc.BidiStreamingServer[Chunk, BackupProgress]
+
 // HSM_ServiceDesc is the grpc.ServiceDesc for HSM service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1280,7 +1520,344 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GenerateRandom",
 			Handler:    _HSM_GenerateRandom_Handler,
 		},
+		{
+			MethodName: "ClusterStatus",
+			Handler:    _HSM_ClusterStatus_Handler,
+		},
+		{
+			MethodName: "AddNode",
+			Handler:    _HSM_AddNode_Handler,
+		},
+		{
+			MethodName: "RemoveNode",
+			Handler:    _HSM_RemoveNode_Handler,
+		},
+		{
+			MethodName: "ListBackups",
+			Handler:    _HSM_ListBackups_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "CreateBackup",
+			Handler:       _HSM_CreateBackup_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "GetBackup",
+			Handler:       _HSM_GetBackup_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "RestoreBackup",
+			Handler:       _HSM_RestoreBackup_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
+	Metadata: "hsmd/hsmpb/hsm.proto",
+}
+
+const (
+	Peer_Forward_FullMethodName          = "/openhsm.v1.Peer/Forward"
+	Peer_ChangeMembership_FullMethodName = "/openhsm.v1.Peer/ChangeMembership"
+	Peer_NodeStatus_FullMethodName       = "/openhsm.v1.Peer/NodeStatus"
+	Peer_DomainKey_FullMethodName        = "/openhsm.v1.Peer/DomainKey"
+	Peer_LocalBackups_FullMethodName     = "/openhsm.v1.Peer/LocalBackups"
+	Peer_TakeBackup_FullMethodName       = "/openhsm.v1.Peer/TakeBackup"
+)
+
+// PeerClient is the client API for Peer service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Peer is the node-to-node service: only node certificates may call it.
+type PeerClient interface {
+	// Forward applies a serialized command through the leader.
+	Forward(ctx context.Context, in *ForwardRequest, opts ...grpc.CallOption) (*ForwardResponse, error)
+	ChangeMembership(ctx context.Context, in *MembershipRequest, opts ...grpc.CallOption) (*Empty, error)
+	NodeStatus(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ClusterNode, error)
+	// DomainKey returns the sealed domain key, for a node joining the cluster.
+	DomainKey(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*DomainKeyResponse, error)
+	LocalBackups(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListBackupsResponse, error)
+	TakeBackup(ctx context.Context, in *TakeBackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupProgress], error)
+}
+
+type peerClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewPeerClient(cc grpc.ClientConnInterface) PeerClient {
+	return &peerClient{cc}
+}
+
+func (c *peerClient) Forward(ctx context.Context, in *ForwardRequest, opts ...grpc.CallOption) (*ForwardResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ForwardResponse)
+	err := c.cc.Invoke(ctx, Peer_Forward_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) ChangeMembership(ctx context.Context, in *MembershipRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Peer_ChangeMembership_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) NodeStatus(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ClusterNode, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterNode)
+	err := c.cc.Invoke(ctx, Peer_NodeStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) DomainKey(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*DomainKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DomainKeyResponse)
+	err := c.cc.Invoke(ctx, Peer_DomainKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) LocalBackups(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListBackupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBackupsResponse)
+	err := c.cc.Invoke(ctx, Peer_LocalBackups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) TakeBackup(ctx context.Context, in *TakeBackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[0], Peer_TakeBackup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TakeBackupRequest, BackupProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_TakeBackupClient = grpc.ServerStreamingClient[BackupProgress]
+
+// PeerServer is the server API for Peer service.
+// All implementations must embed UnimplementedPeerServer
+// for forward compatibility.
+//
+// Peer is the node-to-node service: only node certificates may call it.
+type PeerServer interface {
+	// Forward applies a serialized command through the leader.
+	Forward(context.Context, *ForwardRequest) (*ForwardResponse, error)
+	ChangeMembership(context.Context, *MembershipRequest) (*Empty, error)
+	NodeStatus(context.Context, *Empty) (*ClusterNode, error)
+	// DomainKey returns the sealed domain key, for a node joining the cluster.
+	DomainKey(context.Context, *Empty) (*DomainKeyResponse, error)
+	LocalBackups(context.Context, *Empty) (*ListBackupsResponse, error)
+	TakeBackup(*TakeBackupRequest, grpc.ServerStreamingServer[BackupProgress]) error
+	mustEmbedUnimplementedPeerServer()
+}
+
+// UnimplementedPeerServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedPeerServer struct{}
+
+func (UnimplementedPeerServer) Forward(context.Context, *ForwardRequest) (*ForwardResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Forward not implemented")
+}
+func (UnimplementedPeerServer) ChangeMembership(context.Context, *MembershipRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method ChangeMembership not implemented")
+}
+func (UnimplementedPeerServer) NodeStatus(context.Context, *Empty) (*ClusterNode, error) {
+	return nil, status.Error(codes.Unimplemented, "method NodeStatus not implemented")
+}
+func (UnimplementedPeerServer) DomainKey(context.Context, *Empty) (*DomainKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DomainKey not implemented")
+}
+func (UnimplementedPeerServer) LocalBackups(context.Context, *Empty) (*ListBackupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LocalBackups not implemented")
+}
+func (UnimplementedPeerServer) TakeBackup(*TakeBackupRequest, grpc.ServerStreamingServer[BackupProgress]) error {
+	return status.Error(codes.Unimplemented, "method TakeBackup not implemented")
+}
+func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
+func (UnimplementedPeerServer) testEmbeddedByValue()              {}
+
+// UnsafePeerServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to PeerServer will
+// result in compilation errors.
+type UnsafePeerServer interface {
+	mustEmbedUnimplementedPeerServer()
+}
+
+func RegisterPeerServer(s grpc.ServiceRegistrar, srv PeerServer) {
+	// If the following call panics, it indicates UnimplementedPeerServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Peer_ServiceDesc, srv)
+}
+
+func _Peer_Forward_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ForwardRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Forward(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Forward_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Forward(ctx, req.(*ForwardRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_ChangeMembership_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MembershipRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).ChangeMembership(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_ChangeMembership_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).ChangeMembership(ctx, req.(*MembershipRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_NodeStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).NodeStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_NodeStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).NodeStatus(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_DomainKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).DomainKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_DomainKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).DomainKey(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_LocalBackups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).LocalBackups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_LocalBackups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).LocalBackups(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_TakeBackup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TakeBackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerServer).TakeBackup(m, &grpc.GenericServerStream[TakeBackupRequest, BackupProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_TakeBackupServer = grpc.ServerStreamingServer[BackupProgress]
+
+// Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Peer_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "openhsm.v1.Peer",
+	HandlerType: (*PeerServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Forward",
+			Handler:    _Peer_Forward_Handler,
+		},
+		{
+			MethodName: "ChangeMembership",
+			Handler:    _Peer_ChangeMembership_Handler,
+		},
+		{
+			MethodName: "NodeStatus",
+			Handler:    _Peer_NodeStatus_Handler,
+		},
+		{
+			MethodName: "DomainKey",
+			Handler:    _Peer_DomainKey_Handler,
+		},
+		{
+			MethodName: "LocalBackups",
+			Handler:    _Peer_LocalBackups_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "TakeBackup",
+			Handler:       _Peer_TakeBackup_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "hsmd/hsmpb/hsm.proto",
 }

@@ -65,6 +65,14 @@ Cluster:
         certificate and DIR/client.toml (nothing is overwritten)
   hsm cluster activate --user NAME --password-file F
         create the first crypto officer of a new cluster
+  hsm cluster status
+        the members, the leader, and each member's health
+  hsm cluster add-node NAME ADDR
+        add a running node made with 'hsmd init -join' (crypto officer)
+  hsm cluster remove-node NAME
+        remove a member (crypto officer)
+  hsm cluster issue-node --dir DIR [--hosts h1,h2] NAME
+        issue one more node certificate with the CA in DIR
   hsm info
         describe the node and cluster
 
@@ -232,6 +240,14 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 			return c.clusterInit(rest)
 		case "activate":
 			return c.clusterActivate(ctx, rest)
+		case "status":
+			return c.clusterStatus(ctx, rest)
+		case "add-node":
+			return c.clusterAddNode(ctx, rest)
+		case "remove-node":
+			return c.clusterRemoveNode(ctx, rest)
+		case "issue-node":
+			return c.clusterIssueNode(rest)
 		}
 		return usagef("cluster: unknown subcommand %q", s)
 	case "user":

@@ -1,6 +1,9 @@
 // Command hsmd is the HSM daemon.
 //
-//	hsmd init  -config node.toml -cluster-id ID   make a new store and domain key
+//	hsmd init  -config node.toml -cluster-id ID   make a new store and domain key,
+//	                                              for the first node of a new cluster
+//	hsmd init  -config node.toml -join ADDR       prepare a node to join the cluster
+//	                                              the node at ADDR belongs to
 //	hsmd serve -config node.toml                  serve
 //	hsmd version
 package main
@@ -17,7 +20,7 @@ import (
 )
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: hsmd init -config FILE -cluster-id ID | hsmd serve -config FILE | hsmd version")
+	fmt.Fprintln(os.Stderr, "usage: hsmd init -config FILE (-cluster-id ID | -join HOST:PORT) | hsmd serve -config FILE | hsmd version")
 	os.Exit(2)
 }
 
@@ -27,7 +30,8 @@ func main() {
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	config := fs.String("config", "", "node configuration file")
-	clusterID := fs.String("cluster-id", "", "cluster id (init)")
+	clusterID := fs.String("cluster-id", "", "cluster id (init of a new cluster)")
+	join := fs.String("join", "", "address of a node of the cluster to join (init)")
 	switch os.Args[1] {
 	case "version":
 		fmt.Println(hsmd.Version)
@@ -45,10 +49,20 @@ func main() {
 		fail(err)
 	}
 	if os.Args[1] == "init" {
-		if err := hsmd.Init(cfg, *clusterID); err != nil {
-			fail(err)
+		switch {
+		case (*clusterID == "") == (*join == ""):
+			fail(fmt.Errorf("init needs exactly one of -cluster-id and -join"))
+		case *join != "":
+			if err := hsmd.InitJoin(cfg, *join); err != nil {
+				fail(err)
+			}
+			fmt.Printf("hsmd: initialized %s to join the cluster of %s; start it, then run 'hsm cluster add-node'\n", cfg.DataDir, *join)
+		default:
+			if err := hsmd.Init(cfg, *clusterID); err != nil {
+				fail(err)
+			}
+			fmt.Printf("hsmd: initialized %s for cluster %s\n", cfg.DataDir, *clusterID)
 		}
-		fmt.Printf("hsmd: initialized %s for cluster %s\n", cfg.DataDir, *clusterID)
 		return
 	}
 	n, err := hsmd.Open(cfg)

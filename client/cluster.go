@@ -1,0 +1,63 @@
+package client
+
+import (
+	"context"
+
+	"github.com/openhsm/openhsm/hsmd/hsmpb"
+)
+
+// ClusterNode is one member of the cluster as the asked node sees it.
+type ClusterNode struct {
+	Name         string `json:"name"`
+	Addr         string `json:"addr"`
+	Voter        bool   `json:"voter"`
+	Leader       bool   `json:"leader"`
+	Reachable    bool   `json:"reachable"`
+	State        string `json:"state"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Error        string `json:"error,omitempty"`
+}
+
+// ClusterStatus is the cluster's membership and each member's health.
+type ClusterStatus struct {
+	ClusterID   string        `json:"cluster_id"`
+	Leader      string        `json:"leader"`
+	CommitIndex uint64        `json:"commit_index"`
+	Nodes       []ClusterNode `json:"nodes"`
+}
+
+// ClusterStatus asks a node for the membership and the health of every
+// member. It needs no login.
+func (c *Client) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
+	var r *hsmpb.ClusterStatusResponse
+	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
+		r, err = api.ClusterStatus(ctx, &hsmpb.Empty{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &ClusterStatus{ClusterID: r.ClusterId, Leader: r.Leader, CommitIndex: r.CommitIndex}
+	for _, n := range r.Nodes {
+		out.Nodes = append(out.Nodes, ClusterNode{Name: n.Name, Addr: n.Addr, Voter: n.Voter, Leader: n.Leader,
+			Reachable: n.Reachable, State: n.State, AppliedIndex: n.AppliedIndex, Error: n.Error})
+	}
+	return out, nil
+}
+
+// AddNode adds a running node that was prepared with 'hsmd init -join' to
+// the cluster (crypto officer). It catches up from the others.
+func (c *Client) AddNode(ctx context.Context, name, addr string) error {
+	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
+		_, err := api.AddNode(ctx, &hsmpb.AddNodeRequest{Name: name, Addr: addr})
+		return err
+	})
+}
+
+// RemoveNode removes a node from the cluster (crypto officer).
+func (c *Client) RemoveNode(ctx context.Context, name string) error {
+	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
+		_, err := api.RemoveNode(ctx, &hsmpb.RemoveNodeRequest{Name: name})
+		return err
+	})
+}

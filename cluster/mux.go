@@ -1,0 +1,180 @@
+// Package cluster replicates the HSM's state machine with Raft
+// (github.com/hashicorp/raft): every change to the store is a log entry that
+// a majority commits before tokens.Machine.Apply runs it, in the same order,
+// on every node. It also carries the node-to-node traffic: one TLS port per
+// node serves both the client API (gRPC, ALPN "h2") and Raft (ALPN
+// "openhsm-raft/1"), and only node certificates may speak Raft.
+// docs/cluster.md describes the design.
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/openhsm/openhsm/pki"
+	"google.golang.org/grpc/credentials"
+)
+
+// ALPNRaft is the TLS application protocol of Raft connections.
+const ALPNRaft = "openhsm-raft/1"
+
+// alpnGRPC is gRPC's (HTTP/2).
+const alpnGRPC = "h2"
+
+// handshakeTimeout bounds a TLS handshake on the shared port.
+const handshakeTimeout = 10 * time.Second
+
+// Mux accepts TLS connections on one port and hands each, after its
+// handshake, to the API or to Raft by its negotiated protocol.
+type Mux struct {
+	ln   net.Listener
+	log  *slog.Logger
+	api  *chanListener
+	raft *chanListener
+
+	once sync.Once
+	done chan struct{}
+}
+
+// Listen opens the shared port. conf is the node's server configuration
+// (pki.ServerConfig); Listen sets its protocols.
+func Listen(addr string, conf *tls.Config, log *slog.Logger) (*Mux, error) {
+	conf = conf.Clone()
+	conf.NextProtos = []string{alpnGRPC, ALPNRaft}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	m := &Mux{ln: ln, log: log, done: make(chan struct{})}
+	m.api = newChanListener(ln.Addr(), m.done)
+	m.raft = newChanListener(ln.Addr(), m.done)
+	go m.serve(conf)
+	return m, nil
+}
+
+// Addr is the address the port listens on.
+func (m *Mux) Addr() net.Addr { return m.ln.Addr() }
+
+// API is the listener for gRPC; give it to a grpc.Server with Creds().
+func (m *Mux) API() net.Listener { return m.api }
+
+// Close stops accepting; connections already handed over stay open.
+func (m *Mux) Close() error {
+	var err error
+	m.once.Do(func() {
+		close(m.done)
+		err = m.ln.Close()
+	})
+	return err
+}
+
+func (m *Mux) serve(conf *tls.Config) {
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			select {
+			case <-m.done:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			m.log.Error("cluster port: accept failed", "error", err)
+			m.Close()
+			return
+		}
+		go m.handshake(tls.Server(c, conf))
+	}
+}
+
+func (m *Mux) handshake(c *tls.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	defer cancel()
+	if err := c.HandshakeContext(ctx); err != nil {
+		m.log.Debug("cluster port: handshake failed", "remote", c.RemoteAddr().String(), "error", err)
+		c.Close()
+		return
+	}
+	cs := c.ConnectionState()
+	switch cs.NegotiatedProtocol {
+	case ALPNRaft:
+		id, err := pki.PeerIdentity(cs)
+		if err != nil || id.Kind != pki.KindNode {
+			m.log.Warn("cluster port: refused a replication connection from a non-node certificate", "remote", c.RemoteAddr().String())
+			c.Close()
+			return
+		}
+		m.raft.deliver(c)
+	case alpnGRPC:
+		m.api.deliver(c)
+	default:
+		c.Close()
+	}
+}
+
+// chanListener is a net.Listener fed by the mux.
+type chanListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  <-chan struct{}
+}
+
+func newChanListener(addr net.Addr, done <-chan struct{}) *chanListener {
+	return &chanListener{addr: addr, conns: make(chan net.Conn), done: done}
+}
+
+func (l *chanListener) deliver(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error   { return nil }
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// Creds are gRPC server credentials for connections the mux has already
+// authenticated: they report the TLS state so the server can see the
+// peer's certificate, and do not handshake again.
+func Creds() credentials.TransportCredentials { return handshaken{} }
+
+type handshaken struct{}
+
+func (handshaken) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return nil, nil, errors.New("cluster: not a TLS connection")
+	}
+	return c, credentials.TLSInfo{
+		State:          tc.ConnectionState(),
+		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity},
+	}, nil
+}
+
+func (handshaken) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("cluster: server-side credentials only")
+}
+
+func (handshaken) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.3"}
+}
+func (h handshaken) Clone() credentials.TransportCredentials { return h }
+func (handshaken) OverrideServerName(string) error          { return nil }

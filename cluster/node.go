@@ -1,0 +1,533 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/tokens"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+)
+
+// Config is what a node needs to take part in the cluster.
+type Config struct {
+	ID        string // the node's name: its Raft server ID
+	Dir       string // where Raft keeps its log and snapshots
+	Mux       *Mux
+	Advertise string      // the address other nodes reach this one at
+	Peer      *tls.Config // pki.NodePeerConfig: how this node dials others
+	Machine   *tokens.Machine
+	Sync      bool // fsync the Raft log (and the store) on every commit
+	Log       *slog.Logger
+	RaftLog   io.Writer // Raft's own log lines; nil: discarded
+	// Join makes a node with no Raft state wait to be added to a cluster
+	// instead of founding one.
+	Join bool
+	// SnapshotThreshold and TrailingLogs tune Raft's log compaction; 0
+	// keeps the defaults.
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	// Fatal is called when the node cannot go on without diverging (the
+	// store failed while applying). It should stop the process.
+	Fatal func(error)
+}
+
+// Timeouts for client-facing waits.
+const (
+	// leaderWait bounds how long a write waits for a leader to exist.
+	leaderWait = 10 * time.Second
+	// applyTimeout bounds enqueueing a command on the leader.
+	applyTimeout = 5 * time.Second
+	// localApplyWait bounds how long a node waits to apply a write it
+	// forwarded, before answering.
+	localApplyWait = 5 * time.Second
+)
+
+// ErrNotExecuted marks an error after which a request certainly did not
+// take effect: a client may send it to another node.
+var ErrNotExecuted = errors.New("not executed")
+
+// Node is this daemon's place in the cluster.
+type Node struct {
+	cfg   Config
+	raft  *raft.Raft
+	fsm   *fsm
+	logs  *raftboltdb.BoltStore
+	snaps *raft.FileSnapshotStore
+	trans *raft.NetworkTransport
+	peers *peers
+}
+
+// Start opens Raft's stores, catches the state machine up with the latest
+// snapshot if it is behind it, and starts Raft. A node with no Raft state
+// founds a one-voter cluster, unless cfg.Join says to wait to be added.
+func Start(cfg Config) (*Node, error) {
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("raft dir: %v", err)
+	}
+	if cfg.Fatal == nil {
+		cfg.Fatal = func(err error) { panic(err) }
+	}
+	out := cfg.RaftLog
+	if out == nil {
+		out = io.Discard
+	}
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: out, JSONFormat: true, Level: hclog.Info})
+	n := &Node{cfg: cfg, peers: newPeers(cfg.Peer)}
+	var err error
+	n.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), NoSync: !cfg.Sync})
+	if err != nil {
+		return nil, fmt.Errorf("raft log: %v", err)
+	}
+	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
+	if err != nil {
+		n.logs.Close()
+		return nil, fmt.Errorf("raft snapshots: %v", err)
+	}
+	n.fsm, err = newFSM(cfg.Machine, cfg.Log, cfg.Fatal)
+	if err != nil {
+		n.logs.Close()
+		return nil, err
+	}
+	if err := n.catchUp(); err != nil {
+		n.logs.Close()
+		return nil, err
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = hl
+	// The store is persistent: a restart replays only the log after the
+	// snapshot, and the store skips what it already holds.
+	rc.NoSnapshotRestoreOnStart = true
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  newStreamLayer(cfg.Mux, cfg.Peer),
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  hl,
+	})
+	existing, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
+	if err != nil {
+		n.close()
+		return nil, err
+	}
+	if !existing && !cfg.Join {
+		conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: raft.ServerAddress(cfg.Advertise)}}}
+		if err := raft.BootstrapCluster(rc, n.logs, n.logs, n.snaps, n.trans, conf); err != nil {
+			n.close()
+			return nil, fmt.Errorf("raft bootstrap: %v", err)
+		}
+		cfg.Log.Info("founded a cluster", "addr", cfg.Advertise)
+	} else if !existing {
+		cfg.Log.Info("waiting to be added to a cluster (hsm cluster add-node)", "addr", cfg.Advertise)
+	}
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, n.snaps, n.trans)
+	if err != nil {
+		n.close()
+		return nil, fmt.Errorf("raft: %v", err)
+	}
+	return n, nil
+}
+
+// catchUp restores the latest snapshot into the store if the store is
+// behind it: Raft will only replay the log after the snapshot. (With
+// fsync on, a store is never behind; a restored backup is, once.)
+func (n *Node) catchUp() error {
+	metas, err := n.snaps.List()
+	if err != nil || len(metas) == 0 {
+		return err
+	}
+	latest := metas[0]
+	if !n.behind(latest.Index) {
+		return nil
+	}
+	n.cfg.Log.Info("the store is behind the latest snapshot; restoring it", "store_index", n.fsm.Applied(), "snapshot_index", latest.Index)
+	_, rc, err := n.snaps.Open(latest.ID)
+	if err != nil {
+		return fmt.Errorf("open snapshot: %v", err)
+	}
+	return n.fsm.Restore(rc)
+}
+
+// behind says whether a command at or below snap is missing from the
+// store. The entries between the store's index and snap may all be
+// configuration or no-op entries, which the store never sees.
+func (n *Node) behind(snap uint64) bool {
+	for i := snap; i > n.fsm.Applied(); i-- {
+		var l raft.Log
+		if err := n.logs.GetLog(i, &l); err != nil || l.Type == raft.LogCommand {
+			return true // a command the store lacks, or a compacted log: cannot tell
+		}
+	}
+	return false
+}
+
+func (n *Node) close() {
+	if n.trans != nil {
+		n.trans.Close()
+	}
+	n.logs.Close()
+}
+
+// Shutdown stops Raft and closes its stores.
+func (n *Node) Shutdown() error {
+	err := n.raft.Shutdown().Error()
+	n.peers.close()
+	n.close()
+	return err
+}
+
+// Applied is the last log index this node applied.
+func (n *Node) Applied() uint64 { return n.fsm.Applied() }
+
+// WaitApplied waits until this node applied idx, or ctx ends.
+func (n *Node) WaitApplied(ctx context.Context, idx uint64) error { return n.fsm.WaitApplied(ctx, idx) }
+
+// Leader returns the leader's name and address, or "" if none is known.
+func (n *Node) Leader() (id, addr string) {
+	a, i := n.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// State is "leader", "follower", "candidate", "joining" or "shutdown".
+func (n *Node) State() string {
+	s := n.raft.State()
+	if s == raft.Follower {
+		if f := n.raft.GetConfiguration(); f.Error() == nil && len(f.Configuration().Servers) == 0 {
+			return "joining"
+		}
+	}
+	switch s {
+	case raft.Leader:
+		return "leader"
+	case raft.Follower:
+		return "follower"
+	case raft.Candidate:
+		return "candidate"
+	}
+	return "shutdown"
+}
+
+// IsLeader says whether this node leads.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Submit implements tokens.Applier: it sends the command to the leader
+// (applying it here if this node leads), waits until a majority committed
+// and the leader applied it, and then until this node applied it too, so a
+// client that reads here next sees its write.
+func (n *Node) Submit(ctx context.Context, c *tokens.Command) error {
+	raw, err := c.Encode()
+	if err != nil {
+		return err
+	}
+	idx, refusal, err := n.Propose(ctx, raw)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, localApplyWait)
+	defer cancel()
+	if err := n.fsm.WaitApplied(wctx, idx); err != nil {
+		// Committed, but this node lags: the write stands.
+		n.cfg.Log.Warn("a committed write is not applied here yet", "index", idx)
+	}
+	return refusal
+}
+
+// Propose gets raw committed through the leader. It returns the log index
+// and the command's refusal, or an error if that cannot be known; errors
+// wrapping ErrNotExecuted are certain the command did not take effect.
+func (n *Node) Propose(ctx context.Context, raw []byte) (uint64, error, error) {
+	ctx, cancel := context.WithTimeout(ctx, leaderWait)
+	defer cancel()
+	for {
+		if n.IsLeader() {
+			idx, refusal, err := n.applyHere(raw)
+			if !errors.Is(err, raft.ErrNotLeader) {
+				return idx, refusal, err
+			}
+		} else if _, addr := n.Leader(); addr != "" {
+			idx, refusal, err := n.forward(ctx, addr, raw)
+			if !errors.Is(err, errRetry) {
+				return idx, refusal, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, nil, notExecuted("no cluster leader could take the change; is a majority of nodes up?")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+var errRetry = errors.New("retry")
+
+func notExecuted(msg string) error {
+	return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: msg, Err: ErrNotExecuted}
+}
+
+func unknownOutcome(err error) error {
+	return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the cluster lost its leader while committing the change; its outcome is unknown", Err: err}
+}
+
+// applyHere applies raw through Raft on the leader.
+func (n *Node) applyHere(raw []byte) (uint64, error, error) {
+	f := n.raft.Apply(raw, applyTimeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return 0, nil, err
+		}
+		if errors.Is(err, raft.ErrEnqueueTimeout) {
+			return 0, nil, notExecuted("the leader is overloaded")
+		}
+		return 0, nil, unknownOutcome(err)
+	}
+	var refusal error
+	if r, ok := f.Response().(error); ok && r != nil {
+		refusal = r
+	}
+	return f.Index(), refusal, nil
+}
+
+// HandleForward is the leader's side of Forward.
+func (n *Node) HandleForward(ctx context.Context, raw []byte) (*hsmpb.ForwardResponse, error) {
+	if !n.IsLeader() {
+		return nil, status.Error(codes.FailedPrecondition, "not the leader")
+	}
+	idx, refusal, err := n.applyHere(raw)
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, ErrNotExecuted) {
+		return nil, status.Error(codes.FailedPrecondition, "not the leader")
+	}
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	resp := &hsmpb.ForwardResponse{Index: idx}
+	if refusal != nil {
+		resp.Rv, resp.Message = tokens.RV(refusal), message(refusal)
+	}
+	return resp, nil
+}
+
+// forward sends raw to the leader at addr.
+func (n *Node) forward(ctx context.Context, addr string, raw []byte) (uint64, error, error) {
+	api, err := n.peers.get(addr)
+	if err != nil {
+		return 0, nil, errRetry
+	}
+	resp, err := api.Forward(ctx, &hsmpb.ForwardRequest{Command: raw})
+	if err != nil {
+		st := status.Convert(err)
+		switch {
+		case st.Code() == codes.FailedPrecondition:
+			return 0, nil, errRetry // it stepped down before taking it
+		case ctx.Err() != nil:
+			return 0, nil, unknownOutcome(ctx.Err())
+		case st.Code() == codes.Unavailable && !sent(err):
+			return 0, nil, errRetry
+		}
+		return 0, nil, unknownOutcome(err)
+	}
+	var refusal error
+	if resp.Rv != 0 {
+		refusal = &tokens.Error{RV: resp.Rv, Msg: resp.Message}
+	}
+	return resp.Index, refusal, nil
+}
+
+// sent guesses whether an Unavailable error came after the request left:
+// gRPC reports a connection that could not be made as Unavailable with a
+// "connection error" or "connection refused" message.
+func sent(err error) bool {
+	msg := strings.ToLower(status.Convert(err).Message())
+	for _, s := range []string{"connection refused", "connection error", "no such host", "produced zero addresses"} {
+		if strings.Contains(msg, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// ChangeMembership adds (op "add") or removes a voter, through the leader.
+func (n *Node) ChangeMembership(ctx context.Context, op, id, addr string) error {
+	if n.IsLeader() {
+		return n.changeHere(op, id, addr)
+	}
+	_, leader := n.Leader()
+	if leader == "" {
+		return notExecuted("no cluster leader is known")
+	}
+	api, err := n.peers.get(leader)
+	if err != nil {
+		return notExecuted("cannot reach the leader")
+	}
+	_, err = api.ChangeMembership(ctx, &hsmpb.MembershipRequest{Op: op, Name: id, Addr: addr})
+	if err != nil {
+		st := status.Convert(err)
+		return &tokens.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: st.Message()}
+	}
+	return nil
+}
+
+// HandleChangeMembership is the leader's side of ChangeMembership.
+func (n *Node) HandleChangeMembership(req *hsmpb.MembershipRequest) error {
+	if !n.IsLeader() {
+		return status.Error(codes.FailedPrecondition, "not the leader")
+	}
+	if err := n.changeHere(req.Op, req.Name, req.Addr); err != nil {
+		return status.Error(codes.FailedPrecondition, message(err))
+	}
+	return nil
+}
+
+func (n *Node) changeHere(op, id, addr string) error {
+	conf := n.raft.GetConfiguration()
+	if err := conf.Error(); err != nil {
+		return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "cannot read the membership", Err: err}
+	}
+	var f raft.IndexFuture
+	switch op {
+	case "add":
+		for _, s := range conf.Configuration().Servers {
+			if string(s.ID) == id {
+				return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "node %q is already a member (at %s)", id, s.Address)
+			}
+			if string(s.Address) == addr {
+				return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "%s is already the address of node %q", addr, s.ID)
+			}
+		}
+		f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 30*time.Second)
+	case "remove":
+		found := false
+		for _, s := range conf.Configuration().Servers {
+			found = found || string(s.ID) == id
+		}
+		if !found {
+			return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "node %q is not a member", id)
+		}
+		if len(conf.Configuration().Servers) == 1 {
+			return tokens.Errorf(ck.CKR_ACTION_PROHIBITED, "cannot remove the last node")
+		}
+		f = n.raft.RemoveServer(raft.ServerID(id), 0, 30*time.Second)
+	default:
+		return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "unknown membership change %q", op)
+	}
+	if err := f.Error(); err != nil {
+		return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the membership change failed: " + err.Error()}
+	}
+	n.cfg.Log.Info("membership changed", "op", op, "member", id, "addr", addr)
+	return nil
+}
+
+// Member is one server of the configuration.
+type Member struct {
+	ID, Addr string
+	Voter    bool
+}
+
+// Members is the current configuration.
+func (n *Node) Members() ([]Member, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	var ms []Member
+	for _, s := range f.Configuration().Servers {
+		ms = append(ms, Member{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
+	}
+	return ms, nil
+}
+
+// CommitIndex is Raft's commit index as this node knows it.
+func (n *Node) CommitIndex() uint64 {
+	v, _ := strconv.ParseUint(n.raft.Stats()["commit_index"], 10, 64)
+	return v
+}
+
+// Peer returns a client for another node's Peer service.
+func (n *Node) Peer(addr string) (hsmpb.PeerClient, error) { return n.peers.get(addr) }
+
+// Self is this node's name and advertised address.
+func (n *Node) Self() (id, addr string) { return n.cfg.ID, n.cfg.Advertise }
+
+// RestoreBackup makes r (a store snapshot stream, as a backup decrypts to)
+// the whole state of the cluster: the leader installs it as a snapshot
+// that followers then receive. Only the leader can do it.
+func (n *Node) RestoreBackup(r io.Reader) error {
+	if !n.IsLeader() {
+		return tokens.Errorf(ck.CKR_FUNCTION_FAILED, "only the leader can restore")
+	}
+	// The log of this new cluster goes on from its own index: the restored
+	// store records index 1, below anything the log will apply.
+	body := io.MultiReader(bytes.NewReader(envelope(setIndex, 1)), r)
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax}
+	if err := n.raft.Restore(meta, body, 0); err != nil {
+		return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the restore failed: " + err.Error()}
+	}
+	return nil
+}
+
+// peers caches connections to other nodes' Peer service.
+type peers struct {
+	creds credentials.TransportCredentials
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newPeers(conf *tls.Config) *peers {
+	return &peers{creds: credentials.NewTLS(conf), conns: map[string]*grpc.ClientConn{}}
+}
+
+func (p *peers) get(addr string) (hsmpb.PeerClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[addr]; ok {
+		return hsmpb.NewPeerClient(c), nil
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(p.creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(32<<20), grpc.MaxCallSendMsgSize(32<<20)))
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = c
+	return hsmpb.NewPeerClient(c), nil
+}
+
+func (p *peers) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = map[string]*grpc.ClientConn{}
+}
+
+// message is an error's text without its PKCS#11 code.
+func message(err error) string {
+	var te *tokens.Error
+	if errors.As(err, &te) {
+		return te.Msg
+	}
+	return err.Error()
+}

@@ -1,0 +1,207 @@
+package hsmd
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/cluster"
+	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/pki"
+	"github.com/openhsm/openhsm/tokens"
+)
+
+// statusTimeout bounds how long ClusterStatus waits for each node.
+const statusTimeout = 2 * time.Second
+
+func (s *Server) requireCO(ctx context.Context) error {
+	if callerFrom(ctx).Role != tokens.RoleCO {
+		return tokens.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may change the cluster")
+	}
+	return nil
+}
+
+func (s *Server) clusterNode() (*cluster.Node, error) {
+	if s.replica == nil {
+		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "the node is not part of a running cluster")
+	}
+	return s.replica, nil
+}
+
+// localStatus is this node's own line of the cluster status.
+func (s *Server) localStatus() *hsmpb.ClusterNode {
+	id, addr := s.replica.Self()
+	leader, _ := s.replica.Leader()
+	return &hsmpb.ClusterNode{Name: id, Addr: addr, Reachable: true, Leader: leader == id,
+		State: s.replica.State(), AppliedIndex: s.replica.Applied(), Domain: s.domainFingerprint()}
+}
+
+func (s *Server) domainFingerprint() string {
+	raw, err := s.engine.Store().Meta(tokens.MetaDomainKey)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *Server) ClusterStatus(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.ClusterStatusResponse, error) {
+	cn, err := s.clusterNode()
+	if err != nil {
+		return nil, err
+	}
+	members, err := cn.Members()
+	if err != nil {
+		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the membership: %v", err)
+	}
+	leader, _ := cn.Leader()
+	out := &hsmpb.ClusterStatusResponse{ClusterId: s.cluster(), Leader: leader, CommitIndex: cn.CommitIndex()}
+	self, _ := cn.Self()
+	out.Nodes = make([]*hsmpb.ClusterNode, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		if m.ID == self {
+			out.Nodes[i] = s.localStatus()
+			out.Nodes[i].Voter = m.Voter
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			line := &hsmpb.ClusterNode{Name: m.ID, Addr: m.Addr, Voter: m.Voter, Leader: m.ID == leader}
+			out.Nodes[i] = line
+			api, err := cn.Peer(m.Addr)
+			if err == nil {
+				pctx, cancel := context.WithTimeout(ctx, statusTimeout)
+				var st *hsmpb.ClusterNode
+				st, err = api.NodeStatus(pctx, &hsmpb.Empty{})
+				cancel()
+				if err == nil {
+					line.Reachable, line.State, line.AppliedIndex, line.Domain = true, st.State, st.AppliedIndex, st.Domain
+					return
+				}
+			}
+			line.Error = "unreachable"
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+func (s *Server) AddNode(ctx context.Context, req *hsmpb.AddNodeRequest) (*hsmpb.Empty, error) {
+	if err := s.requireCO(ctx); err != nil {
+		return nil, err
+	}
+	cn, err := s.clusterNode()
+	if err != nil {
+		return nil, err
+	}
+	if err := pki.ValidateName(req.Name); err != nil {
+		return nil, bad("name", "%v", err)
+	}
+	if _, _, err := net.SplitHostPort(req.Addr); err != nil {
+		return nil, bad("addr", "must be host:port")
+	}
+	// The new node must be waiting to join and hold this cluster's domain
+	// key: adding anything else would mix two clusters' states.
+	api, err := cn.Peer(req.Addr)
+	if err != nil {
+		return nil, tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "cannot reach %s", req.Addr)
+	}
+	pctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	st, err := api.NodeStatus(pctx, &hsmpb.Empty{})
+	cancel()
+	if err != nil {
+		return nil, tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "node at %s did not answer: is it running (hsmd init -join, then hsmd serve)?", req.Addr)
+	}
+	if st.Name != req.Name {
+		return nil, tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "the node at %s is named %q, not %q", req.Addr, st.Name, req.Name)
+	}
+	if st.Domain != s.domainFingerprint() {
+		return nil, tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "the node at %s holds another cluster's domain key", req.Addr)
+	}
+	if st.State != "joining" {
+		return nil, tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "the node at %s is not waiting to join (state %s)", req.Addr, st.State)
+	}
+	if err := cn.ChangeMembership(ctx, "add", req.Name, req.Addr); err != nil {
+		return nil, err
+	}
+	s.log.Info("node added", "member", req.Name, "addr", req.Addr, "user", callerFrom(ctx).User)
+	s.membershipChanged()
+	return &hsmpb.Empty{}, nil
+}
+
+func (s *Server) RemoveNode(ctx context.Context, req *hsmpb.RemoveNodeRequest) (*hsmpb.Empty, error) {
+	if err := s.requireCO(ctx); err != nil {
+		return nil, err
+	}
+	cn, err := s.clusterNode()
+	if err != nil {
+		return nil, err
+	}
+	if err := pki.ValidateName(req.Name); err != nil {
+		return nil, bad("name", "%v", err)
+	}
+	if err := cn.ChangeMembership(ctx, "remove", req.Name, ""); err != nil {
+		return nil, err
+	}
+	s.log.Info("node removed", "member", req.Name, "user", callerFrom(ctx).User)
+	s.membershipChanged()
+	return &hsmpb.Empty{}, nil
+}
+
+// membershipChanged asks for a backup after a membership change; the
+// backup scheduler, when there is one, takes it.
+func (s *Server) membershipChanged() {
+	if s.onMembership != nil {
+		s.onMembership()
+	}
+}
+
+// peerServer is the node-to-node service.
+type peerServer struct {
+	hsmpb.UnimplementedPeerServer
+	s *Server
+}
+
+func (p *peerServer) Forward(ctx context.Context, req *hsmpb.ForwardRequest) (*hsmpb.ForwardResponse, error) {
+	cn, err := p.s.clusterNode()
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Command) == 0 || len(req.Command) > tokens.MaxCommandSize {
+		return nil, bad("command", "must be 1 to %d bytes", tokens.MaxCommandSize)
+	}
+	return cn.HandleForward(ctx, req.Command)
+}
+
+func (p *peerServer) ChangeMembership(ctx context.Context, req *hsmpb.MembershipRequest) (*hsmpb.Empty, error) {
+	cn, err := p.s.clusterNode()
+	if err != nil {
+		return nil, err
+	}
+	if err := cn.HandleChangeMembership(req); err != nil {
+		return nil, err
+	}
+	p.s.membershipChanged()
+	return &hsmpb.Empty{}, nil
+}
+
+func (p *peerServer) NodeStatus(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.ClusterNode, error) {
+	if _, err := p.s.clusterNode(); err != nil {
+		return nil, err
+	}
+	return p.s.localStatus(), nil
+}
+
+func (p *peerServer) DomainKey(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.DomainKeyResponse, error) {
+	raw, err := p.s.engine.Store().Meta(tokens.MetaDomainKey)
+	if err != nil {
+		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "this node holds no domain key")
+	}
+	return &hsmpb.DomainKeyResponse{Sealed: raw, ClusterId: p.s.cluster()}, nil
+}
