@@ -361,29 +361,27 @@ const (
 
 // choose returns the node for the next attempt of a call. tried marks the
 // nodes (by index) the call has already tried; each is tried at most once.
-// Among the untried healthy nodes it takes the one with the fewest calls in
-// flight, ties going round robin; when no untried node is healthy it takes
-// the first untried one in configuration order (a node may be back before
-// the checker notices); nil when every node has been tried.
+// Among the untried healthy nodes it takes one with the fewest calls in
+// flight, going round robin among those that tie; when no untried node is
+// healthy it takes the first untried one in configuration order (a node may
+// be back before the checker notices); nil when every node has been tried.
 func (c *Client) choose(tried []bool) *node {
-	k := len(c.nodes)
-	if k == 0 {
-		return nil
-	}
-	start := int(c.rr.Add(1) % uint64(k))
-	var best *node
-	var bestLoad int64
-	for i := range k {
-		n := c.nodes[(start+i)%k]
+	var buf [8]*node
+	cand := buf[:0]
+	var least int64
+	for _, n := range c.nodes {
 		if tried[n.idx] || n.state.Load() != stateHealthy {
 			continue
 		}
-		if l := n.inflight.Load(); best == nil || l < bestLoad {
-			best, bestLoad = n, l
+		switch l := n.inflight.Load(); {
+		case len(cand) == 0 || l < least:
+			cand, least = append(cand[:0], n), l
+		case l == least:
+			cand = append(cand, n)
 		}
 	}
-	if best != nil {
-		return best
+	if len(cand) > 0 {
+		return cand[c.rr.Add(1)%uint64(len(cand))]
 	}
 	for _, n := range c.nodes {
 		if !tried[n.idx] {
