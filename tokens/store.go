@@ -1,6 +1,9 @@
 package tokens
 
-import "errors"
+import (
+	"errors"
+	"io"
+)
 
 // Store keeps users, token objects and shares. Reads may be served at any
 // time; every write goes through Update, which the engine calls only from
@@ -20,6 +23,14 @@ type Store interface {
 	// same transaction. If fn returns an error, nothing is written except
 	// the applied index (a refused command is still applied, as a no-op).
 	Update(index uint64, fn func(tx Tx) error) error
+	// Snapshot pins the store's current state (a read transaction) so it can be
+	// streamed while writes go on. The caller must Close it.
+	Snapshot() (StoreSnapshot, error)
+	// Restore replaces the whole state (users, objects with shares, meta) with
+	// a stream written by StoreSnapshot.WriteTo, in one transaction, and records
+	// index as the applied index (0 keeps the index recorded in the stream).
+	// A malformed or truncated stream is an error and changes nothing.
+	Restore(r io.Reader, index uint64) error
 	Close() error
 }
 

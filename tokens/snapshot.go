@@ -1,0 +1,670 @@
+package tokens
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+)
+
+// StoreSnapshot is a pinned, consistent view of a Store's whole state, from
+// Store.Snapshot. It streams that state for a raft snapshot or a backup while
+// the store keeps taking writes. It is not safe for concurrent use, but it may
+// be written more than once.
+type StoreSnapshot interface {
+	Index() uint64                // applied index of the pinned state
+	Counts() (users, objects int) // known when pinned
+	// WriteTo streams the state; progress (may be nil) is called now and then with records done and total.
+	WriteTo(w io.Writer, progress func(done, total int)) (int64, error)
+	Close() error
+}
+
+// The store snapshot stream: a logical copy of every row of the store,
+// independent of the database that wrote it. All integers are big-endian.
+//
+//	header   "OHSMSNAP" | version u16 (1) | reserved u16 (0)
+//	         | applied index u64 | meta u64 | users u64 | objects u64 | shares u64
+//	record   kind u8 | body length u32 (at most MaxSnapshotRecord) | body
+//	trailer  kind 'Z' | length u32 (64) | meta u64 | users u64 | objects u64 | shares u64
+//	         | SHA-256 of every byte of the stream before it
+//
+// The counts in the header are the numbers of records of each kind that
+// follow; the trailer repeats them. Records come in this order: meta rows
+// ('M') by key, users ('U') by name, then objects ('O') by ID, each object
+// directly followed by its shares ('S') by user name. Keys are strictly
+// increasing (byte order), so there are no duplicates. Nothing may follow
+// the trailer.
+//
+// Body fields: an integer is an i64 (8 bytes); a string or byte string is a
+// u32 length and the bytes; a nullable byte string uses the length
+// 0xFFFFFFFF for NULL; a nullable integer is a byte 0 (NULL) or 1 followed by
+// the i64.
+//
+//	'M'  key string | value bytes
+//	'U'  name string | role i64 | password_hash string | failed_logins i64 | locked i64
+//	     | generation i64 | created i64 | number i64 | mac nullable bytes
+//	'O'  id i64 | owner string | class i64 | key_type nullable i64 | label bytes
+//	     | ckaid bytes | attrs bytes | sealed nullable bytes | mac nullable bytes
+//	'S'  object_id i64 | user string
+//
+// The SHA-256 detects truncation and corruption, not tampering: a stream
+// is authenticated by what carries it (TLS between raft peers; the AEAD of a
+// backup file). The decoder never allocates more than the bytes it has
+// actually read, whatever a length field says.
+
+// SnapshotVersion is the version of the stream format that this build writes
+// and reads.
+const SnapshotVersion = 1
+
+// MaxSnapshotRecord bounds the body of one record. One object row is at most
+// a few MiB (a command is at most MaxCommandSize), and shares are records of
+// their own, so no legitimate record comes near it.
+const MaxSnapshotRecord = 16 << 20
+
+// ErrBadSnapshot is returned (wrapped) for a stream that is malformed,
+// truncated, corrupt or of an unknown version.
+var ErrBadSnapshot = errors.New("store snapshot stream is malformed")
+
+const (
+	snapMagic      = "OHSMSNAP"
+	snapHeaderLen  = 8 + 2 + 2 + 8*5
+	snapTrailerLen = 8*4 + sha256.Size
+	snapNull       = 0xFFFFFFFF
+
+	recMeta   = 'M'
+	recUser   = 'U'
+	recObject = 'O'
+	recShare  = 'S'
+	recEnd    = 'Z'
+)
+
+// SnapshotHeader is what a stream's header says.
+type SnapshotHeader struct {
+	Index                        uint64 // the applied index of the state
+	Meta, Users, Objects, Shares uint64 // how many records of each kind follow
+}
+
+// Records is the total number of records the stream holds.
+func (h SnapshotHeader) Records() uint64 { return h.Meta + h.Users + h.Objects + h.Shares }
+
+// SnapshotMeta is one row of meta.
+type SnapshotMeta struct {
+	Key   string
+	Value []byte
+}
+
+// SnapshotUser is one row of users, column for column.
+type SnapshotUser struct {
+	Name         string
+	Role         int64
+	PasswordHash string
+	FailedLogins int64
+	Locked       int64
+	Generation   int64
+	Created      int64
+	Number       int64
+	MAC          []byte // nil is NULL
+}
+
+// SnapshotObject is one row of objects, column for column.
+type SnapshotObject struct {
+	ID         int64
+	Owner      string
+	Class      int64
+	KeyType    int64
+	HasKeyType bool // false: key_type is NULL
+	Label      []byte
+	CKAID      []byte
+	Attrs      []byte
+	Sealed     []byte // nil is NULL
+	MAC        []byte // nil is NULL
+}
+
+// SnapshotShare is one row of shares; it follows its object.
+type SnapshotShare struct {
+	ObjectID int64
+	User     string
+}
+
+// SnapshotRecord is one decoded record: exactly one field is set.
+type SnapshotRecord struct {
+	Meta   *SnapshotMeta
+	User   *SnapshotUser
+	Object *SnapshotObject
+	Share  *SnapshotShare
+}
+
+func badSnapshot(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadSnapshot, fmt.Sprintf(format, args...))
+}
+
+// snapOrder checks what both the encoder and the decoder require of the
+// record sequence, so that nothing is written that would not be read back.
+type snapOrder struct {
+	hdr     SnapshotHeader
+	phase   int // 0 meta, 1 users, 2 objects and shares, 3 ended
+	counts  [4]uint64
+	lastKey string // meta key or user name, in its phase
+	hasLast bool
+	lastObj int64 // last object ID; 0 before the first
+	lastSh  string
+	hasSh   bool
+}
+
+const (
+	phMeta = iota
+	phUsers
+	phObjects
+	phEnd
+)
+
+func (o *snapOrder) enter(phase int) error {
+	if phase < o.phase {
+		return badSnapshot("records out of order")
+	}
+	if phase > o.phase {
+		o.phase, o.hasLast = phase, false
+	}
+	return nil
+}
+
+func (o *snapOrder) count(i int, limit uint64, what string) error {
+	if o.counts[i] >= limit {
+		return badSnapshot("more %s than the header announces", what)
+	}
+	o.counts[i]++
+	return nil
+}
+
+func (o *snapOrder) check(r *SnapshotRecord) error {
+	switch {
+	case r.Meta != nil:
+		if err := o.enter(phMeta); err != nil {
+			return err
+		}
+		if o.hasLast && r.Meta.Key <= o.lastKey {
+			return badSnapshot("meta keys out of order")
+		}
+		o.lastKey, o.hasLast = r.Meta.Key, true
+		return o.count(0, o.hdr.Meta, "meta rows")
+	case r.User != nil:
+		if err := o.enter(phUsers); err != nil {
+			return err
+		}
+		if r.User.Name == "" {
+			return badSnapshot("user with an empty name")
+		}
+		if o.hasLast && r.User.Name <= o.lastKey {
+			return badSnapshot("users out of order")
+		}
+		o.lastKey, o.hasLast = r.User.Name, true
+		return o.count(1, o.hdr.Users, "users")
+	case r.Object != nil:
+		if err := o.enter(phObjects); err != nil {
+			return err
+		}
+		if r.Object.ID <= 0 {
+			return badSnapshot("object ID out of range")
+		}
+		if r.Object.ID <= o.lastObj {
+			return badSnapshot("objects out of order")
+		}
+		if r.Object.Owner == "" {
+			return badSnapshot("object %d has no owner", r.Object.ID)
+		}
+		o.lastObj, o.hasSh = r.Object.ID, false
+		return o.count(2, o.hdr.Objects, "objects")
+	case r.Share != nil:
+		if err := o.enter(phObjects); err != nil {
+			return err
+		}
+		if o.lastObj == 0 || r.Share.ObjectID != o.lastObj {
+			return badSnapshot("share does not follow its object")
+		}
+		if r.Share.User == "" {
+			return badSnapshot("share with an empty user name")
+		}
+		if o.hasSh && r.Share.User <= o.lastSh {
+			return badSnapshot("shares out of order")
+		}
+		o.lastSh, o.hasSh = r.Share.User, true
+		return o.count(3, o.hdr.Shares, "shares")
+	}
+	return badSnapshot("empty record")
+}
+
+// end checks that every record the header announced came.
+func (o *snapOrder) end() error {
+	if o.counts != [4]uint64{o.hdr.Meta, o.hdr.Users, o.hdr.Objects, o.hdr.Shares} {
+		return badSnapshot("record counts do not match the header")
+	}
+	o.phase = phEnd
+	return nil
+}
+
+// SnapshotEncoder writes a store snapshot stream. It checks the order of
+// the records and their counts against the header, so it never writes a
+// stream that SnapshotDecoder would refuse.
+type SnapshotEncoder struct {
+	cw    *countWriter
+	bw    *bufio.Writer
+	h     hash.Hash
+	order snapOrder
+	buf   []byte
+	err   error
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// NewSnapshotEncoder writes the header to w and returns an encoder for the
+// records it announces.
+func NewSnapshotEncoder(w io.Writer, hdr SnapshotHeader) (*SnapshotEncoder, error) {
+	if hdr.Index >= 1<<63 {
+		return nil, fmt.Errorf("store snapshot: applied index %d out of range", hdr.Index)
+	}
+	cw := &countWriter{w: w}
+	e := &SnapshotEncoder{cw: cw, bw: bufio.NewWriterSize(cw, 64<<10), h: sha256.New(), order: snapOrder{hdr: hdr}}
+	b := make([]byte, 0, snapHeaderLen)
+	b = append(b, snapMagic...)
+	b = binary.BigEndian.AppendUint16(b, SnapshotVersion)
+	b = binary.BigEndian.AppendUint16(b, 0)
+	for _, v := range []uint64{hdr.Index, hdr.Meta, hdr.Users, hdr.Objects, hdr.Shares} {
+		b = binary.BigEndian.AppendUint64(b, v)
+	}
+	e.write(b)
+	return e, e.err
+}
+
+func (e *SnapshotEncoder) write(b []byte) {
+	if e.err != nil {
+		return
+	}
+	e.h.Write(b)
+	_, e.err = e.bw.Write(b)
+}
+
+// Written returns how many bytes have reached the underlying writer.
+func (e *SnapshotEncoder) Written() int64 { return e.cw.n }
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+func appendNullable(b, v []byte) []byte {
+	if v == nil {
+		return binary.BigEndian.AppendUint32(b, snapNull)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
+	return append(b, v...)
+}
+
+func appendI64(b []byte, v int64) []byte { return binary.BigEndian.AppendUint64(b, uint64(v)) }
+
+// Write encodes one record.
+func (e *SnapshotEncoder) Write(r *SnapshotRecord) error {
+	if e.err != nil {
+		return e.err
+	}
+	if err := e.order.check(r); err != nil {
+		e.err = fmt.Errorf("store snapshot: refusing to write: %w", err)
+		return e.err
+	}
+	b := append(e.buf[:0], 0, 0, 0, 0, 0)
+	switch {
+	case r.Meta != nil:
+		m := r.Meta
+		b[0] = recMeta
+		b = appendStr(b, m.Key)
+		b = appendNullable(b, nonNil(m.Value))
+	case r.User != nil:
+		u := r.User
+		b[0] = recUser
+		b = appendStr(b, u.Name)
+		b = appendI64(b, u.Role)
+		b = appendStr(b, u.PasswordHash)
+		for _, v := range []int64{u.FailedLogins, u.Locked, u.Generation, u.Created, u.Number} {
+			b = appendI64(b, v)
+		}
+		b = appendNullable(b, u.MAC)
+	case r.Object != nil:
+		o := r.Object
+		b[0] = recObject
+		b = appendI64(b, o.ID)
+		b = appendStr(b, o.Owner)
+		b = appendI64(b, o.Class)
+		if o.HasKeyType {
+			b = appendI64(append(b, 1), o.KeyType)
+		} else {
+			b = append(b, 0)
+		}
+		for _, v := range [][]byte{o.Label, o.CKAID, o.Attrs} {
+			b = appendNullable(b, nonNil(v))
+		}
+		b = appendNullable(b, o.Sealed)
+		b = appendNullable(b, o.MAC)
+	case r.Share != nil:
+		b[0] = recShare
+		b = appendI64(b, r.Share.ObjectID)
+		b = appendStr(b, r.Share.User)
+	}
+	n := len(b) - 5
+	if n > MaxSnapshotRecord {
+		e.err = fmt.Errorf("store snapshot: a record of %d bytes is over the limit of %d", n, MaxSnapshotRecord)
+		return e.err
+	}
+	binary.BigEndian.PutUint32(b[1:5], uint32(n))
+	e.write(b)
+	if cap(b) <= 1<<20 {
+		e.buf = b
+	}
+	return e.err
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// Close writes the trailer and flushes. It fails if the records written do
+// not match the header's counts. It does not close the underlying writer.
+func (e *SnapshotEncoder) Close() error {
+	if e.err != nil {
+		return e.err
+	}
+	if err := e.order.end(); err != nil {
+		e.err = fmt.Errorf("store snapshot: refusing to write: %w", err)
+		return e.err
+	}
+	b := []byte{recEnd, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(b[1:], snapTrailerLen)
+	for _, v := range e.order.counts {
+		b = binary.BigEndian.AppendUint64(b, v)
+	}
+	e.write(b)
+	e.write(e.h.Sum(nil))
+	if e.err == nil {
+		e.err = e.bw.Flush()
+	}
+	if e.err == nil {
+		e.err = errEncoderClosed
+		return nil
+	}
+	return e.err
+}
+
+var errEncoderClosed = errors.New("store snapshot: encoder is closed")
+
+// SnapshotDecoder reads and checks a store snapshot stream record by
+// record.
+type SnapshotDecoder struct {
+	r     *bufio.Reader
+	h     hash.Hash
+	hdr   SnapshotHeader
+	order snapOrder
+	body  bytes.Buffer
+	err   error // sticky: the first error, or io.EOF after the end
+}
+
+// NewSnapshotDecoder reads and checks the header.
+func NewSnapshotDecoder(r io.Reader) (*SnapshotDecoder, error) {
+	d := &SnapshotDecoder{r: bufio.NewReaderSize(r, 64<<10), h: sha256.New()}
+	var b [snapHeaderLen]byte
+	if err := d.read(b[:8]); err != nil {
+		return nil, err
+	}
+	if string(b[:8]) != snapMagic {
+		return nil, badSnapshot("not a store snapshot (bad magic)")
+	}
+	if err := d.read(b[8:]); err != nil {
+		return nil, err
+	}
+	if v := binary.BigEndian.Uint16(b[8:]); v != SnapshotVersion {
+		return nil, badSnapshot("unsupported version %d (this build reads %d)", v, SnapshotVersion)
+	}
+	if binary.BigEndian.Uint16(b[10:]) != 0 {
+		return nil, badSnapshot("reserved header bits set")
+	}
+	h := SnapshotHeader{
+		Index:   binary.BigEndian.Uint64(b[12:]),
+		Meta:    binary.BigEndian.Uint64(b[20:]),
+		Users:   binary.BigEndian.Uint64(b[28:]),
+		Objects: binary.BigEndian.Uint64(b[36:]),
+		Shares:  binary.BigEndian.Uint64(b[44:]),
+	}
+	if h.Index >= 1<<63 {
+		return nil, badSnapshot("applied index out of range")
+	}
+	for _, c := range []uint64{h.Meta, h.Users, h.Objects, h.Shares} {
+		if c >= 1<<40 {
+			return nil, badSnapshot("record count out of range")
+		}
+	}
+	d.hdr, d.order.hdr = h, h
+	return d, nil
+}
+
+// Header returns the stream's header.
+func (d *SnapshotDecoder) Header() SnapshotHeader { return d.hdr }
+
+// read fills b from the stream and hashes it. The end of the input is
+// truncation; other errors of the underlying reader are returned as they
+// are.
+func (d *SnapshotDecoder) read(b []byte) error {
+	if _, err := io.ReadFull(d.r, b); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return badSnapshot("the stream is truncated")
+		}
+		return err
+	}
+	d.h.Write(b)
+	return nil
+}
+
+// Next returns the next record. After the last one it checks the trailer
+// (counts and SHA-256) and that nothing follows, and returns io.EOF. Any
+// other error is final. The record's byte slices are its own.
+func (d *SnapshotDecoder) Next() (*SnapshotRecord, error) {
+	if d.err != nil {
+		return nil, d.err
+	}
+	r, err := d.next()
+	if err != nil {
+		d.err = err
+		return nil, err
+	}
+	return r, nil
+}
+
+func (d *SnapshotDecoder) next() (*SnapshotRecord, error) {
+	var rh [5]byte
+	if err := d.read(rh[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(rh[1:])
+	if rh[0] == recEnd {
+		return nil, d.trailer(n)
+	}
+	if n > MaxSnapshotRecord {
+		return nil, badSnapshot("record of %d bytes is over the limit", n)
+	}
+	// Read the body as it comes: a hostile length costs no more memory
+	// than the bytes actually sent.
+	d.body.Reset()
+	if _, err := io.CopyN(&d.body, d.r, int64(n)); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, badSnapshot("the stream is truncated")
+		}
+		return nil, err
+	}
+	body := d.body.Bytes()
+	d.h.Write(body)
+	if d.body.Cap() > 1<<20 {
+		d.body = bytes.Buffer{} // do not keep one huge record's buffer
+	}
+	f := fields{b: body}
+	var r SnapshotRecord
+	switch rh[0] {
+	case recMeta:
+		r.Meta = &SnapshotMeta{Key: f.str(), Value: f.bytes()}
+	case recUser:
+		u := &SnapshotUser{Name: f.str(), Role: f.i64(), PasswordHash: f.str()}
+		u.FailedLogins, u.Locked, u.Generation, u.Created, u.Number = f.i64(), f.i64(), f.i64(), f.i64(), f.i64()
+		u.MAC = f.nullable()
+		r.User = u
+	case recObject:
+		o := &SnapshotObject{ID: f.i64(), Owner: f.str(), Class: f.i64()}
+		switch f.byte() {
+		case 0:
+		case 1:
+			o.HasKeyType, o.KeyType = true, f.i64()
+		default:
+			f.bad = true
+		}
+		o.Label, o.CKAID, o.Attrs = f.bytes(), f.bytes(), f.bytes()
+		o.Sealed, o.MAC = f.nullable(), f.nullable()
+		r.Object = o
+	case recShare:
+		r.Share = &SnapshotShare{ObjectID: f.i64(), User: f.str()}
+	default:
+		return nil, badSnapshot("unknown record kind 0x%02x", rh[0])
+	}
+	if f.bad || len(f.b) != 0 {
+		return nil, badSnapshot("malformed record of kind %q", rh[0])
+	}
+	if err := d.order.check(&r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func (d *SnapshotDecoder) trailer(n uint32) error {
+	if n != snapTrailerLen {
+		return badSnapshot("malformed trailer")
+	}
+	var b [snapTrailerLen]byte
+	if err := d.read(b[:32]); err != nil {
+		return err
+	}
+	sum := d.h.Sum(nil)
+	if _, err := io.ReadFull(d.r, b[32:]); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return badSnapshot("the stream is truncated")
+		}
+		return err
+	}
+	if subtle.ConstantTimeCompare(sum, b[32:]) != 1 {
+		return badSnapshot("checksum mismatch: the stream is corrupt")
+	}
+	for i := range 4 {
+		if binary.BigEndian.Uint64(b[8*i:]) != d.order.counts[i] {
+			return badSnapshot("trailer counts do not match the records")
+		}
+	}
+	if err := d.order.end(); err != nil {
+		return err
+	}
+	switch _, err := d.r.ReadByte(); err {
+	case io.EOF:
+		return io.EOF
+	case nil:
+		return badSnapshot("data after the end of the stream")
+	default:
+		return err
+	}
+}
+
+// fields parses a record body; any error sets bad.
+type fields struct {
+	b   []byte
+	bad bool
+}
+
+func (f *fields) take(n int) []byte {
+	if f.bad || n > len(f.b) {
+		f.bad = true
+		return nil
+	}
+	v := f.b[:n:n]
+	f.b = f.b[n:]
+	return v
+}
+
+func (f *fields) byte() byte {
+	v := f.take(1)
+	if v == nil {
+		return 0
+	}
+	return v[0]
+}
+
+func (f *fields) i64() int64 {
+	v := f.take(8)
+	if v == nil {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+// raw reads a length and that many bytes, uncopied; null reports the
+// NULL length, which only nullable accepts.
+func (f *fields) raw() (v []byte, null bool) {
+	l := f.take(4)
+	if l == nil {
+		return nil, false
+	}
+	n := binary.BigEndian.Uint32(l)
+	if n == snapNull {
+		return nil, true
+	}
+	if uint64(n) > uint64(len(f.b)) {
+		f.bad = true
+		return nil, false
+	}
+	return f.take(int(n)), false
+}
+
+// nullable returns nil for NULL, else a copy (never nil).
+func (f *fields) nullable() []byte {
+	v, null := f.raw()
+	if null || f.bad {
+		return nil
+	}
+	return append([]byte{}, v...)
+}
+
+// bytes returns a copy, never nil; NULL is malformed.
+func (f *fields) bytes() []byte {
+	v, null := f.raw()
+	if null {
+		f.bad = true
+	}
+	if f.bad {
+		return nil
+	}
+	return append([]byte{}, v...)
+}
+
+func (f *fields) str() string {
+	v, null := f.raw()
+	if null {
+		f.bad = true
+	}
+	return string(v)
+}
