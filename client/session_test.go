@@ -67,6 +67,7 @@ type fakeHSM struct {
 	logins    int // attempts, good or bad
 	refreshes int
 	signs     int
+	objects   int
 	signToks  []string
 	badMeta   []string // calls that carried a token they should not have
 }
@@ -147,6 +148,18 @@ func (f *fakeHSM) Sign(ctx context.Context, r *hsmpb.CryptoRequest) (*hsmpb.Data
 		return nil, rvErr(codes.Unauthenticated, ck.CKR_USER_NOT_LOGGED_IN, "refused")
 	}
 	return &hsmpb.DataResponse{Data: append([]byte("sig:"), r.Data...)}, nil
+}
+
+// CreateObject is the fake's one write: it needs a session and returns a
+// new handle.
+func (f *fakeHSM) CreateObject(ctx context.Context, _ *hsmpb.CreateObjectRequest) (*hsmpb.ObjectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.checkLocked(ctx); err != nil {
+		return nil, err
+	}
+	f.objects++
+	return &hsmpb.ObjectResponse{Object: uint64(1000 + f.objects)}, nil
 }
 
 // revoke ends every session on the server, as a restart or reset would.
