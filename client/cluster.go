@@ -61,3 +61,11 @@ func (c *Client) RemoveNode(ctx context.Context, name string) error {
 		return err
 	})
 }
+
+// Index is the highest log index the client has seen a node apply: the
+// point its reads must see. Another client can be given it with
+// AdvanceIndex, to read what this one wrote.
+func (c *Client) Index() uint64 { return c.index.load() }
+
+// AdvanceIndex raises the client's index to idx if it is higher.
+func (c *Client) AdvanceIndex(idx uint64) { c.index.observe(idx) }

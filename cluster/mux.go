@@ -120,21 +120,26 @@ func (m *Mux) handshake(c *tls.Conn) {
 	}
 }
 
-// chanListener is a net.Listener fed by the mux.
+// chanListener is a net.Listener fed by the mux. Closing it (or the mux)
+// ends Accept.
 type chanListener struct {
-	addr  net.Addr
-	conns chan net.Conn
-	done  <-chan struct{}
+	addr   net.Addr
+	conns  chan net.Conn
+	done   <-chan struct{} // the mux's
+	once   sync.Once
+	closed chan struct{}
 }
 
 func newChanListener(addr net.Addr, done <-chan struct{}) *chanListener {
-	return &chanListener{addr: addr, conns: make(chan net.Conn), done: done}
+	return &chanListener{addr: addr, conns: make(chan net.Conn), done: done, closed: make(chan struct{})}
 }
 
 func (l *chanListener) deliver(c net.Conn) {
 	select {
 	case l.conns <- c:
 	case <-l.done:
+		c.Close()
+	case <-l.closed:
 		c.Close()
 	}
 }
@@ -145,10 +150,15 @@ func (l *chanListener) Accept() (net.Conn, error) {
 		return c, nil
 	case <-l.done:
 		return nil, net.ErrClosed
+	case <-l.closed:
+		return nil, net.ErrClosed
 	}
 }
 
-func (l *chanListener) Close() error   { return nil }
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
 func (l *chanListener) Addr() net.Addr { return l.addr }
 
 // Creds are gRPC server credentials for connections the mux has already

@@ -117,6 +117,9 @@ func Start(cfg Config) (*Node, error) {
 	// The store is persistent: a restart replays only the log after the
 	// snapshot, and the store skips what it already holds.
 	rc.NoSnapshotRestoreOnStart = true
+	// Check the threshold often: a snapshot is taken only when the log
+	// has grown past it.
+	rc.SnapshotInterval = 5 * time.Second
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
 	}

@@ -126,3 +126,38 @@ func (c *Cluster) HSM(env []string, args ...string) ([]byte, error) {
 	cmd.Env = append(cmd.Env, env...)
 	return cmd.CombinedOutput()
 }
+
+// StartWith is Start with extra lines appended to every node's
+// configuration file (HSM_NODE_CONFIG), e.g. to make Raft snapshot often.
+func StartWith(t testing.TB, n int, nodeConfig string) *Cluster {
+	t.Setenv("HSM_NODE_CONFIG", nodeConfig)
+	return Start(t, n)
+}
+
+// Add starts one more node and adds it to the cluster; it returns the new
+// node's number.
+func (c *Cluster) Add() int {
+	c.t.Helper()
+	out, err := c.script("add", c.Dir)
+	if err != nil {
+		c.t.Fatalf("cluster.sh add: %v\n%s", err, out)
+	}
+	var k int
+	if _, err := fmt.Sscanf(string(out), "node%d ", &k); err != nil {
+		c.t.Fatalf("cluster.sh add printed %q", out)
+	}
+	return k
+}
+
+// Addr is node k's address.
+func (c *Cluster) Addr(k int) string {
+	c.t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.Dir, fmt.Sprintf("node%d.addr", k)))
+	if err != nil {
+		c.t.Fatalf("node%d has no address: %v", k, err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Script runs scripts/cluster.sh with the test's binaries.
+func (c *Cluster) Script(args ...string) ([]byte, error) { return c.script(args...) }
