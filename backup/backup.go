@@ -338,7 +338,10 @@ func (c *chunkReader) next() error {
 	switch {
 	case err == io.EOF:
 		// The previous chunk was not the last one, and nothing follows.
-		return fmt.Errorf("%w: it ends after chunk %d, which is not the last", ErrTruncated, c.i)
+		if c.i == 0 {
+			return fmt.Errorf("%w: it has no chunks", ErrTruncated)
+		}
+		return fmt.Errorf("%w: it ends after chunk %d, which is not the last", ErrTruncated, c.i-1)
 	case err == io.ErrUnexpectedEOF:
 		// A short chunk must be the last.
 		pt, err := c.open(true)
