@@ -9,8 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/internal/testcluster"
@@ -49,11 +52,17 @@ func startCluster(t *testing.T, n int) *testcluster.Cluster {
 // its crypto user.
 func daemonClient(t *testing.T, tc *testcluster.Cluster) (*Client, *syncBuffer) {
 	t.Helper()
+	return daemonClientEvery(t, tc, 200*time.Millisecond)
+}
+
+// daemonClientEvery is daemonClient with the given health interval.
+func daemonClientEvery(t *testing.T, tc *testcluster.Cluster, interval time.Duration) (*Client, *syncBuffer) {
+	t.Helper()
 	cfg, err := LoadConfig(tc.Env["HSM_CONFIG"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.HealthInterval = 200 * time.Millisecond
+	cfg.HealthInterval = interval
 	logs := &syncBuffer{}
 	c, err := Dial(context.Background(), cfg, WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	if err != nil {
@@ -166,51 +175,118 @@ func TestDaemonOneNode(t *testing.T) {
 	}
 }
 
-func TestDaemonFailoverSign(t *testing.T) {
+// TestDaemonCluster runs the multi-node cases on one 3-node cluster (it
+// takes seconds to start and stop). Each case leaves every node running.
+func TestDaemonCluster(t *testing.T) {
 	tc := startCluster(t, 3)
-	c, logs := daemonClient(t, tc)
+	t.Run("Spread", func(t *testing.T) { testSpread(t, tc) })
+	t.Run("ReadYourWrites", func(t *testing.T) { testReadYourWrites(t, tc) })
+	t.Run("FailoverSign", func(t *testing.T) { testFailoverSign(t, tc) })
+	t.Run("WritesAfterKill", func(t *testing.T) { testWritesAfterKill(t, tc, false) })
+	t.Run("WritesAfterLeaderKill", func(t *testing.T) { testWritesAfterKill(t, tc, true) })
+}
+
+// killNow sends SIGKILL to node k's daemon at once (cluster.sh stop waits
+// for it to die, time in which the checker may notice), and starts the
+// node again when the test ends.
+func killNow(t *testing.T, tc *testcluster.Cluster, k int) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(tc.Dir, "node"+strconv.Itoa(k)+".pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		tc.Stop(k, true) // waits for it to be gone
+		if out, err := tc.StartNode(k); err != nil {
+			t.Errorf("restart node%d: %v\n%s", k, err, out)
+		}
+	})
+}
+
+func testFailoverSign(t *testing.T, tc *testcluster.Cluster) {
+	// The default interval: the calls find the dead node before the
+	// checker does.
+	c, logs := daemonClientEvery(t, tc, DefaultHealthInterval)
 	pub, priv := ecKey(t, c)
-	// Let the key reach every node, then find where calls go.
 	if _, err := ecSign(c, priv, "first"); err != nil {
 		t.Fatal(err)
 	}
 	victim := nodeOf(t, tc, c.Node())
 	sess := c.Session()
-	tc.Stop(victim, true)
-	before := calls(c)
-	for i := range 200 {
-		sig, err := ecSign(c, priv, "after "+strconv.Itoa(i))
-		if err != nil {
-			t.Fatalf("sign %d after killing node%d: %v", i, victim, err)
-		}
-		if i%50 == 0 {
-			if err := c.Verify(context.Background(), pub, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte("after "+strconv.Itoa(i)), sig); err != nil {
-				t.Fatal(err)
+	// 4 goroutines sign 50 times each; node victim is killed with SIGKILL
+	// after 20 signs, with signs in flight.
+	var done sync.WaitGroup
+	var mu sync.Mutex
+	var signs int
+	var errs []error
+	killed := make(chan []uint64)
+	signed20 := make(chan struct{})
+	start := time.Now()
+	for g := range 4 {
+		done.Go(func() {
+			for i := range 50 {
+				msg := "after " + strconv.Itoa(g) + "." + strconv.Itoa(i)
+				sig, err := ecSign(c, priv, msg)
+				if err == nil && i%25 == 0 {
+					err = c.Verify(context.Background(), pub, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte(msg), sig)
+				}
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				}
+				signs++
+				if signs == 20 {
+					close(signed20)
+				}
+				mu.Unlock()
 			}
-		}
+		})
+	}
+	go func() {
+		<-signed20
+		killNow(t, tc, victim)
+		killed <- calls(c)
+	}()
+	atKill := <-killed
+	done.Wait()
+	after := calls(c)
+	retries := strings.Count(logs.String(), "trying another node")
+	t.Logf("200 signs in %v, node%d killed after 20; answered per node after the kill: %v; %d retries logged",
+		time.Since(start).Round(time.Millisecond), victim, diff(after, atKill), retries)
+	for _, err := range errs {
+		t.Errorf("sign failed: %v", err)
+	}
+	if retries == 0 {
+		t.Error("no call was moved off the killed node")
 	}
 	if c.Session() != sess {
 		t.Error("the client logged in again after the failover")
 	}
-	after := calls(c)
-	for i, n := range c.Nodes() {
-		d := after[i] - before[i]
+	for i, d := range diff(after, atKill) {
 		switch {
-		case nodeOf(t, tc, n.Addr) == victim && d != 0:
+		case i+1 == victim && d > 4: // answered just before it died
 			t.Errorf("the killed node answered %d calls", d)
-		case nodeOf(t, tc, n.Addr) != victim && d < 20:
-			t.Errorf("node %s answered %d of the calls after the kill: not spread", n.Addr, d)
+		case i+1 != victim && d < 40:
+			t.Errorf("node%d answered %d of the calls after the kill: not spread", i+1, d)
 		}
 	}
 	if c.Nodes()[victim-1].Healthy {
 		t.Error("the killed node is healthy")
 	}
 	// It comes back and gets calls again.
+	tc.Stop(victim, true)
 	if out, err := tc.StartNode(victim); err != nil {
 		t.Fatalf("restart: %v\n%s", err, out)
 	}
 	waitHealthy(t, c, 3)
-	before = calls(c)
+	before := calls(c)
 	for range 30 {
 		if _, err := ecSign(c, priv, "again"); err != nil {
 			t.Fatal(err)
@@ -222,8 +298,15 @@ func TestDaemonFailoverSign(t *testing.T) {
 	noSecretsIn(t, tc, c, logs)
 }
 
-func TestDaemonSpread(t *testing.T) {
-	tc := startCluster(t, 3)
+func diff(a, b []uint64) []uint64 {
+	out := make([]uint64, len(a))
+	for i := range a {
+		out[i] = a[i] - b[i]
+	}
+	return out
+}
+
+func testSpread(t *testing.T, tc *testcluster.Cluster) {
 	c, _ := daemonClient(t, tc)
 	// The daemons say who answered.
 	names := map[string]int{}
@@ -234,8 +317,8 @@ func TestDaemonSpread(t *testing.T) {
 		}
 		names[in.Node]++
 	}
-	if len(names) < 2 {
-		t.Errorf("Info answered by %v: calls are not spread", names)
+	if len(names) != 3 {
+		t.Errorf("Info answered by %v: calls are not spread over the 3 nodes", names)
 	}
 	_, priv := ecKey(t, c)
 	before := calls(c)
@@ -244,16 +327,14 @@ func TestDaemonSpread(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	after := calls(c)
-	for i := range after {
-		if after[i]-before[i] < 10 {
-			t.Errorf("node %d answered %d of 60 signs", i+1, after[i]-before[i])
+	for i, d := range diff(calls(c), before) {
+		if d < 10 {
+			t.Errorf("node%d answered %d of 60 signs", i+1, d)
 		}
 	}
 }
 
-func TestDaemonReadYourWrites(t *testing.T) {
-	tc := startCluster(t, 3)
+func testReadYourWrites(t *testing.T, tc *testcluster.Cluster) {
 	c, _ := daemonClient(t, tc)
 	// Background load, so that least-in-flight moves calls around too.
 	_, busy := ecKey(t, c)
@@ -289,16 +370,47 @@ func TestDaemonReadYourWrites(t *testing.T) {
 	}
 }
 
-func TestDaemonWritesAfterKill(t *testing.T) {
-	tc := startCluster(t, 3)
-	c, _ := daemonClient(t, tc)
+// testWritesAfterKill kills a node (the raft leader, or the node that
+// answered the last call) while no call is in flight, then writes. The
+// writes that go to the dead node before the checker notices never leave
+// the client, so they move on. Killing the leader may fail writes while
+// there is none (CKR_DEVICE_ERROR, for at most 15s).
+func testWritesAfterKill(t *testing.T, tc *testcluster.Cluster, leader bool) {
+	c, logs := daemonClient(t, tc)
 	ecKey(t, c)
 	victim := nodeOf(t, tc, c.Node())
-	tc.Stop(victim, true)
-	// No write is in flight at the kill; the ones that go to the dead node
-	// before the checker notices never leave the client, so they move on.
+	if leader {
+		st, err := c.ClusterStatus(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		victim, err = strconv.Atoi(strings.TrimPrefix(st.Leader, "node"))
+		if err != nil {
+			t.Fatalf("leader %q", st.Leader)
+		}
+	}
+	killNow(t, tc, victim)
+	// A write sent before the client's connection sees the reset may have
+	// run, so it fails with CKR_DEVICE_ERROR and is not retried: wait for
+	// the connection to notice (the node died while idle).
+	conn := c.nodes[victim-1].conn
+	waitFor(t, 5*time.Second, func() bool { return conn.GetState() != connectivity.Ready }, "the connection to notice")
+	start := time.Now()
+	var failed int
 	for i := range 10 {
-		pub, priv := ecKey(t, c)
+		pub, priv, err := c.GenerateKeyPair(context.Background(), tokens.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
+			tokens.Template{{Type: ck.CKA_EC_PARAMS, Value: p256}, {Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)}},
+			tokens.Template{{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)}, {Type: ck.CKA_SIGN, Value: tokens.EncodeBool(true)}})
+		if err != nil {
+			// Only while there is no leader, and only as a refusal.
+			failed++
+			t.Logf("write %d at %v: %v", i, time.Since(start).Round(time.Millisecond), err)
+			if !leader || RV(err) != ck.CKR_DEVICE_ERROR || time.Since(start) > 15*time.Second {
+				t.Fatalf("write %d after killing node%d: %v", i, victim, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
 		if _, err := ecSign(c, priv, "w"); err != nil {
 			t.Fatalf("round %d: %v", i, err)
 		}
@@ -306,4 +418,6 @@ func TestDaemonWritesAfterKill(t *testing.T) {
 			t.Fatalf("round %d: destroy: %v", i, err)
 		}
 	}
+	t.Logf("killed node%d (leader: %v); %d writes failed; %d retries logged", victim, leader, failed,
+		strings.Count(logs.String(), "trying another node"))
 }
