@@ -75,11 +75,13 @@ func newKey(t *testing.T, cl *client.Client, label string) (uint64, *ecdsa.Publi
 	return priv, &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}
 }
 
+var keyMech = tokens.Mech{Type: ck.CKM_ECDSA_SHA256}
+
 // signs checks that cl signs with key and the signature verifies.
 func signs(t *testing.T, cl *client.Client, where string, key uint64, pub *ecdsa.PublicKey) {
 	t.Helper()
 	msg := []byte("replicated " + where)
-	sig, err := cl.Sign(ctx, key, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, msg)
+	sig, err := cl.Sign(ctx, key, keyMech, msg)
 	if err != nil {
 		t.Fatalf("%s: sign: %v", where, err)
 	}

@@ -474,17 +474,17 @@ func (n *Node) Peer(addr string) (hsmpb.PeerClient, error) { return n.peers.get(
 // Self is this node's name and advertised address.
 func (n *Node) Self() (id, addr string) { return n.cfg.ID, n.cfg.Advertise }
 
-// RestoreBackup makes r (a store snapshot stream, as a backup decrypts to)
-// the whole state of the cluster: the leader installs it as a snapshot
-// that followers then receive. Only the leader can do it.
-func (n *Node) RestoreBackup(r io.Reader) error {
+// RestoreBackup makes r (a store snapshot stream of size bytes, as a
+// backup decrypts to) the whole state of the cluster: the leader installs
+// it as a snapshot that followers then receive. Only the leader can do it.
+func (n *Node) RestoreBackup(r io.Reader, size int64) error {
 	if !n.IsLeader() {
 		return tokens.Errorf(ck.CKR_FUNCTION_FAILED, "only the leader can restore")
 	}
 	// The log of this new cluster goes on from its own index: the restored
 	// store records index 1, below anything the log will apply.
 	body := io.MultiReader(bytes.NewReader(envelope(setIndex, 1)), r)
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size + envelopeLen}
 	if err := n.raft.Restore(meta, body, 0); err != nil {
 		return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the restore failed: " + err.Error()}
 	}

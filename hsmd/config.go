@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/openhsm/openhsm/backup"
 	"github.com/openhsm/openhsm/pki"
 )
 
@@ -46,13 +47,8 @@ type Config struct {
 	sessionTTL time.Duration
 }
 
-// Backup defaults and bounds.
-const (
-	DefaultBackupInterval = 24 * time.Hour
-	DefaultRetentionDays  = 90
-	MinRetentionDays      = 7
-	MaxRetentionDays      = 379
-)
+// DefaultBackupInterval is how often the leader takes a backup.
+const DefaultBackupInterval = 24 * time.Hour
 
 // DefaultSessionTTL is how long a session token lives unless refreshed.
 const DefaultSessionTTL = 10 * time.Minute
@@ -134,10 +130,10 @@ func (c *Config) check() error {
 		c.backupInterval = d
 	}
 	if c.BackupRetentionDays == 0 {
-		c.BackupRetentionDays = DefaultRetentionDays
+		c.BackupRetentionDays = backup.DefaultRetentionDays
 	}
-	if c.BackupRetentionDays < MinRetentionDays || c.BackupRetentionDays > MaxRetentionDays {
-		return fmt.Errorf("backup_retention_days: %d must be from %d to %d", c.BackupRetentionDays, MinRetentionDays, MaxRetentionDays)
+	if err := backup.CheckRetentionDays(c.BackupRetentionDays); err != nil {
+		return fmt.Errorf("backup_retention_days: %v", err)
 	}
 	c.sessionTTL = DefaultSessionTTL
 	if c.SessionTTL != "" {

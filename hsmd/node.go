@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/openhsm/openhsm/cluster"
@@ -189,7 +190,15 @@ type Node struct {
 	logw      io.Writer
 	closer    io.Closer
 	kek       tokens.KEKSource
+	domainMu  sync.Mutex
 	sealed    []byte // the sealed domain key in use
+}
+
+// domain is the sealed domain key in use and its cluster ID.
+func (n *Node) domain() ([]byte, string) {
+	n.domainMu.Lock()
+	defer n.domainMu.Unlock()
+	return n.sealed, n.ClusterID
 }
 
 // Open opens an initialized store and unseals its domain key. A wrong
@@ -233,6 +242,9 @@ func Open(cfg *Config) (*Node, error) {
 	m.OnReset = n.reloadDomainKey
 	n.Engine = tokens.NewEngine(m, nil)
 	n.Server = NewServer(n.Engine, cfg.Node, rec.ClusterID, cfg.TTL(), log)
+	n.Server.daemon = n
+	n.Server.backups = newBackups(n)
+	n.Server.onMembership = n.Server.backups.request
 	return n, nil
 }
 
@@ -241,7 +253,7 @@ func (n *Node) reloadDomainKey() error {
 	if err != nil {
 		return fmt.Errorf("the restored state has no domain key: %v", err)
 	}
-	if bytes.Equal(raw, n.sealed) {
+	if old, _ := n.domain(); bytes.Equal(raw, old) {
 		return nil
 	}
 	rec, err := tokens.UnmarshalSealedDomainKey(raw)
@@ -254,8 +266,10 @@ func (n *Node) reloadDomainKey() error {
 		return err
 	}
 	n.Machine.SetSealer(sealer)
+	n.domainMu.Lock()
 	n.sealed = raw
 	n.ClusterID = rec.ClusterID
+	n.domainMu.Unlock()
 	n.Server.setClusterID(rec.ClusterID)
 	n.Log.Info("now serving a restored domain key", "cluster", rec.ClusterID)
 	return nil
@@ -321,6 +335,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	jctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go n.Server.Janitor(jctx)
+	go n.Server.backups.schedule(jctx)
 	done := make(chan error, 1)
 	go func() { done <- n.grpc.Serve(mux.API()) }()
 	select {

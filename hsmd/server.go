@@ -49,6 +49,9 @@ type Server struct {
 	replica *cluster.Node
 	// onMembership, if set, is called after a membership change.
 	onMembership func()
+	daemon       *Node
+	backups      *backups
+	restoreMu    sync.Mutex
 
 	mu       sync.Mutex
 	revoked  map[uint64]int64     // session -> expiry, for logged-out sessions
@@ -100,7 +103,7 @@ var methodAccess = map[string]access{
 	"RestoreBackup": accessCert,
 	// The Peer service.
 	"Forward": accessNode, "ChangeMembership": accessNode, "NodeStatus": accessNode,
-	"DomainKey": accessNode, "LocalBackups": accessNode, "TakeBackup": accessNode,
+	"DomainKey": accessNode, "LocalBackups": accessNode, "ReadBackup": accessNode,
 }
 
 // Metadata of read-your-writes: every answer carries the node's applied

@@ -42,6 +42,9 @@ const (
 	kekMemory      = 64 * 1024 // KiB
 	kekThreads     = 2
 	sealedDKFormat = 1
+	maxKEKTime     = 8
+	maxKEKMemory   = 256 * 1024 // KiB
+	maxKEKThreads  = 8
 )
 
 // SealedDomainKey is the stored form of the domain key.
@@ -85,7 +88,9 @@ func (s KEKSource) derive(r *SealedDomainKey) ([]byte, error) {
 		if len(s.Passphrase) == 0 {
 			return nil, errors.New("the domain key is sealed with a passphrase; none was given")
 		}
-		if r.Time == 0 || r.Time > 16 || r.Memory == 0 || r.Memory > 4<<20 || r.Threads == 0 || len(r.Salt) < 16 {
+		// Bounded near what NewDomainKey uses, so a forged record (say, in
+		// an uploaded backup) cannot make this node spend gigabytes.
+		if r.Time == 0 || r.Time > maxKEKTime || r.Memory == 0 || r.Memory > maxKEKMemory || r.Threads == 0 || r.Threads > maxKEKThreads || len(r.Salt) < 16 {
 			return nil, errors.New("sealed domain key: bad argon2id parameters")
 		}
 		return argon2.IDKey(s.Passphrase, r.Salt, r.Time, r.Memory, r.Threads, 32), nil

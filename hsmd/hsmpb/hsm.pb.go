@@ -3170,8 +3170,8 @@ type BackupInfo struct {
 	Users         int64                  `protobuf:"varint,5,opt,name=users,proto3" json:"users,omitempty"`
 	Objects       int64                  `protobuf:"varint,6,opt,name=objects,proto3" json:"objects,omitempty"`
 	Size          int64                  `protobuf:"varint,7,opt,name=size,proto3" json:"size,omitempty"`
-	Reason        string                 `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"` // "manual", "scheduled", "membership"
-	Error         string                 `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`   // set when the file could not be read
+	Error         string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"` // set when the file could not be read
+	ClusterId     string                 `protobuf:"bytes,9,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3255,16 +3255,16 @@ func (x *BackupInfo) GetSize() int64 {
 	return 0
 }
 
-func (x *BackupInfo) GetReason() string {
+func (x *BackupInfo) GetError() string {
 	if x != nil {
-		return x.Reason
+		return x.Error
 	}
 	return ""
 }
 
-func (x *BackupInfo) GetError() string {
+func (x *BackupInfo) GetClusterId() string {
 	if x != nil {
-		return x.Error
+		return x.ClusterId
 	}
 	return ""
 }
@@ -3625,50 +3625,6 @@ func (x *DomainKeyResponse) GetClusterId() string {
 	return ""
 }
 
-type TakeBackupRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *TakeBackupRequest) Reset() {
-	*x = TakeBackupRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[61]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *TakeBackupRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*TakeBackupRequest) ProtoMessage() {}
-
-func (x *TakeBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[61]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use TakeBackupRequest.ProtoReflect.Descriptor instead.
-func (*TakeBackupRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
-}
-
-func (x *TakeBackupRequest) GetReason() string {
-	if x != nil {
-		return x.Reason
-	}
-	return ""
-}
-
 var File_hsmd_hsmpb_hsm_proto protoreflect.FileDescriptor
 
 const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
@@ -3888,7 +3844,7 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x05phase\x18\x01 \x01(\tR\x05phase\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\x03R\x04done\x12\x14\n" +
 	"\x05total\x18\x03 \x01(\x03R\x05total\x12.\n" +
-	"\x06backup\x18\x04 \x01(\v2\x16.openhsm.v1.BackupInfoR\x06backup\"\xd2\x01\n" +
+	"\x06backup\x18\x04 \x01(\v2\x16.openhsm.v1.BackupInfoR\x06backup\"\xd9\x01\n" +
 	"\n" +
 	"BackupInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -3897,9 +3853,10 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x05index\x18\x04 \x01(\x04R\x05index\x12\x14\n" +
 	"\x05users\x18\x05 \x01(\x03R\x05users\x12\x18\n" +
 	"\aobjects\x18\x06 \x01(\x03R\aobjects\x12\x12\n" +
-	"\x04size\x18\a \x01(\x03R\x04size\x12\x16\n" +
-	"\x06reason\x18\b \x01(\tR\x06reason\x12\x14\n" +
-	"\x05error\x18\t \x01(\tR\x05error\"i\n" +
+	"\x04size\x18\a \x01(\x03R\x04size\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\t \x01(\tR\tclusterId\"i\n" +
 	"\x13ListBackupsResponse\x120\n" +
 	"\abackups\x18\x01 \x03(\v2\x16.openhsm.v1.BackupInfoR\abackups\x12 \n" +
 	"\vunreachable\x18\x02 \x03(\tR\vunreachable\"\"\n" +
@@ -3920,9 +3877,7 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x11DomainKeyResponse\x12\x16\n" +
 	"\x06sealed\x18\x01 \x01(\fR\x06sealed\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x02 \x01(\tR\tclusterId\"+\n" +
-	"\x11TakeBackupRequest\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason2\xe1\x13\n" +
+	"cluster_id\x18\x02 \x01(\tR\tclusterId2\xe1\x13\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -3967,16 +3922,16 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\fCreateBackup\x12\x11.openhsm.v1.Empty\x1a\x1a.openhsm.v1.BackupProgress0\x01\x12A\n" +
 	"\vListBackups\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.ListBackupsResponse\x12>\n" +
 	"\tGetBackup\x12\x1c.openhsm.v1.GetBackupRequest\x1a\x11.openhsm.v1.Chunk0\x01\x12B\n" +
-	"\rRestoreBackup\x12\x11.openhsm.v1.Chunk\x1a\x1a.openhsm.v1.BackupProgress(\x010\x012\x98\x03\n" +
+	"\rRestoreBackup\x12\x11.openhsm.v1.Chunk\x1a\x1a.openhsm.v1.BackupProgress(\x010\x012\x8e\x03\n" +
 	"\x04Peer\x12B\n" +
 	"\aForward\x12\x1a.openhsm.v1.ForwardRequest\x1a\x1b.openhsm.v1.ForwardResponse\x12D\n" +
 	"\x10ChangeMembership\x12\x1d.openhsm.v1.MembershipRequest\x1a\x11.openhsm.v1.Empty\x128\n" +
 	"\n" +
 	"NodeStatus\x12\x11.openhsm.v1.Empty\x1a\x17.openhsm.v1.ClusterNode\x12=\n" +
 	"\tDomainKey\x12\x11.openhsm.v1.Empty\x1a\x1d.openhsm.v1.DomainKeyResponse\x12B\n" +
-	"\fLocalBackups\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.ListBackupsResponse\x12I\n" +
+	"\fLocalBackups\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.ListBackupsResponse\x12?\n" +
 	"\n" +
-	"TakeBackup\x12\x1d.openhsm.v1.TakeBackupRequest\x1a\x1a.openhsm.v1.BackupProgress0\x01B'Z%github.com/openhsm/openhsm/hsmd/hsmpbb\x06proto3"
+	"ReadBackup\x12\x1c.openhsm.v1.GetBackupRequest\x1a\x11.openhsm.v1.Chunk0\x01B'Z%github.com/openhsm/openhsm/hsmd/hsmpbb\x06proto3"
 
 var (
 	file_hsmd_hsmpb_hsm_proto_rawDescOnce sync.Once
@@ -3990,7 +3945,7 @@ func file_hsmd_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_hsmd_hsmpb_hsm_proto_rawDescData
 }
 
-var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                  // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),            // 1: openhsm.v1.ErrorDetail
@@ -4053,7 +4008,6 @@ var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*ForwardResponse)(nil),        // 58: openhsm.v1.ForwardResponse
 	(*MembershipRequest)(nil),      // 59: openhsm.v1.MembershipRequest
 	(*DomainKeyResponse)(nil),      // 60: openhsm.v1.DomainKeyResponse
-	(*TakeBackupRequest)(nil),      // 61: openhsm.v1.TakeBackupRequest
 }
 var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -4132,7 +4086,7 @@ var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	0,  // 73: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
 	0,  // 74: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
 	0,  // 75: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
-	61, // 76: openhsm.v1.Peer.TakeBackup:input_type -> openhsm.v1.TakeBackupRequest
+	55, // 76: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
 	11, // 77: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
 	11, // 78: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
 	0,  // 79: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
@@ -4176,7 +4130,7 @@ var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	48, // 117: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
 	60, // 118: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
 	54, // 119: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
-	52, // 120: openhsm.v1.Peer.TakeBackup:output_type -> openhsm.v1.BackupProgress
+	56, // 120: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
 	77, // [77:121] is the sub-list for method output_type
 	33, // [33:77] is the sub-list for method input_type
 	33, // [33:33] is the sub-list for extension type_name
@@ -4205,7 +4159,7 @@ func file_hsmd_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsmd_hsmpb_hsm_proto_rawDesc), len(file_hsmd_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   62,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

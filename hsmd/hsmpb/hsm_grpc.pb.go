@@ -1564,7 +1564,7 @@ const (
 	Peer_NodeStatus_FullMethodName       = "/openhsm.v1.Peer/NodeStatus"
 	Peer_DomainKey_FullMethodName        = "/openhsm.v1.Peer/DomainKey"
 	Peer_LocalBackups_FullMethodName     = "/openhsm.v1.Peer/LocalBackups"
-	Peer_TakeBackup_FullMethodName       = "/openhsm.v1.Peer/TakeBackup"
+	Peer_ReadBackup_FullMethodName       = "/openhsm.v1.Peer/ReadBackup"
 )
 
 // PeerClient is the client API for Peer service.
@@ -1580,7 +1580,7 @@ type PeerClient interface {
 	// DomainKey returns the sealed domain key, for a node joining the cluster.
 	DomainKey(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*DomainKeyResponse, error)
 	LocalBackups(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListBackupsResponse, error)
-	TakeBackup(ctx context.Context, in *TakeBackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupProgress], error)
+	ReadBackup(ctx context.Context, in *GetBackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Chunk], error)
 }
 
 type peerClient struct {
@@ -1641,13 +1641,13 @@ func (c *peerClient) LocalBackups(ctx context.Context, in *Empty, opts ...grpc.C
 	return out, nil
 }
 
-func (c *peerClient) TakeBackup(ctx context.Context, in *TakeBackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupProgress], error) {
+func (c *peerClient) ReadBackup(ctx context.Context, in *GetBackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Chunk], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[0], Peer_TakeBackup_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[0], Peer_ReadBackup_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[TakeBackupRequest, BackupProgress]{ClientStream: stream}
+	x := &grpc.GenericClientStream[GetBackupRequest, Chunk]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -1658,7 +1658,7 @@ func (c *peerClient) TakeBackup(ctx context.Context, in *TakeBackupRequest, opts
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Peer_TakeBackupClient = grpc.ServerStreamingClient[BackupProgress]
+type Peer_ReadBackupClient = grpc.ServerStreamingClient[Chunk]
 
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
@@ -1673,7 +1673,7 @@ type PeerServer interface {
 	// DomainKey returns the sealed domain key, for a node joining the cluster.
 	DomainKey(context.Context, *Empty) (*DomainKeyResponse, error)
 	LocalBackups(context.Context, *Empty) (*ListBackupsResponse, error)
-	TakeBackup(*TakeBackupRequest, grpc.ServerStreamingServer[BackupProgress]) error
+	ReadBackup(*GetBackupRequest, grpc.ServerStreamingServer[Chunk]) error
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -1699,8 +1699,8 @@ func (UnimplementedPeerServer) DomainKey(context.Context, *Empty) (*DomainKeyRes
 func (UnimplementedPeerServer) LocalBackups(context.Context, *Empty) (*ListBackupsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LocalBackups not implemented")
 }
-func (UnimplementedPeerServer) TakeBackup(*TakeBackupRequest, grpc.ServerStreamingServer[BackupProgress]) error {
-	return status.Error(codes.Unimplemented, "method TakeBackup not implemented")
+func (UnimplementedPeerServer) ReadBackup(*GetBackupRequest, grpc.ServerStreamingServer[Chunk]) error {
+	return status.Error(codes.Unimplemented, "method ReadBackup not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -1813,16 +1813,16 @@ func _Peer_LocalBackups_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
-func _Peer_TakeBackup_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(TakeBackupRequest)
+func _Peer_ReadBackup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(GetBackupRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(PeerServer).TakeBackup(m, &grpc.GenericServerStream[TakeBackupRequest, BackupProgress]{ServerStream: stream})
+	return srv.(PeerServer).ReadBackup(m, &grpc.GenericServerStream[GetBackupRequest, Chunk]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Peer_TakeBackupServer = grpc.ServerStreamingServer[BackupProgress]
+type Peer_ReadBackupServer = grpc.ServerStreamingServer[Chunk]
 
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -1854,8 +1854,8 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 	},
 	Streams: []grpc.StreamDesc{
 		{
-			StreamName:    "TakeBackup",
-			Handler:       _Peer_TakeBackup_Handler,
+			StreamName:    "ReadBackup",
+			Handler:       _Peer_ReadBackup_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -12,8 +12,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -161,3 +163,41 @@ func (c *Cluster) Addr(k int) string {
 
 // Script runs scripts/cluster.sh with the test's binaries.
 func (c *Cluster) Script(args ...string) ([]byte, error) { return c.script(args...) }
+
+// Running reports whether node k's process, by the PID in its pid file, is
+// alive. A node that cluster.sh stopped has no pid file.
+func (c *Cluster) Running(k int) bool {
+	b, err := os.ReadFile(filepath.Join(c.Dir, fmt.Sprintf("node%d.pid", k)))
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	// Signal 0 checks that the process exists; a zombie (exited, not yet
+	// reaped by its parent) does not count.
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // no /proc: trust the signal
+	}
+	s := string(stat)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) == 0 || fields[0] != "Z"
+}
+
+// StartRestore runs `cluster.sh up -r BACKUP -p PASSPHRASE_FILE` in a fresh
+// temporary directory: a new one-node cluster that restores the backup. It
+// returns the cluster even when the restore failed (its node runs; the
+// test's end stops it), with the script's output and error.
+func StartRestore(t testing.TB, backupFile, passphraseFile string) (*Cluster, []byte, error) {
+	t.Helper()
+	dir := t.TempDir()
+	c := &Cluster{Dir: dir, t: t, Env: map[string]string{"HSM_CONFIG": filepath.Join(dir, "client.toml")}}
+	out, err := c.script("up", "-r", backupFile, "-p", passphraseFile, dir)
+	t.Cleanup(func() { c.script("down", dir) })
+	return c, out, err
+}

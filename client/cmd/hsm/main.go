@@ -90,6 +90,13 @@ Keys:
   hsm key share ID USER
   hsm key unshare ID USER
 
+Backups (crypto officer, except restore):
+  hsm backup create [-o FILE]     take a backup now (on the node asked); -o also copies it here
+  hsm backup list                 every node's backups
+  hsm backup get ID -o FILE       copy a backup here
+  hsm backup restore FILE         restore into a new cluster that was never activated
+                                  (its nodes need the old cluster's passphrase or key file)
+
 Global flags (accepted before or after the command):
   --config PATH         client configuration (default $HSM_CONFIG, else ` + client.DefaultConfigPath + `)
   --json                machine-readable output
@@ -270,6 +277,22 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 			return c.userPasswd(ctx, rest)
 		}
 		return usagef("user: unknown subcommand %q", s)
+	case "backup":
+		s, rest, err := sub()
+		if err != nil {
+			return err
+		}
+		switch s {
+		case "create":
+			return c.backupCreate(ctx, rest)
+		case "list":
+			return c.backupList(ctx, rest)
+		case "get":
+			return c.backupGet(ctx, rest)
+		case "restore":
+			return c.backupRestore(ctx, rest)
+		}
+		return usagef("backup: unknown subcommand %q", s)
 	case "key":
 		s, rest, err := sub()
 		if err != nil {
