@@ -20,7 +20,7 @@ build: deps
 run: build
 	@scripts/cluster.sh down $(RUNDIR)
 	@rm -rf $(RUNDIR)
-	@scripts/cluster.sh up -n 1 $(RUNDIR) | tee $(RUNDIR).env
+	@scripts/cluster.sh up -n 3 $(RUNDIR) | tee $(RUNDIR).env
 	@echo "# saved in $(RUNDIR).env; stop with: scripts/cluster.sh down $(RUNDIR)"
 
 stop:

@@ -45,6 +45,8 @@ for pt in \
   ./tokens:FuzzUnmarshalAttrs \
   ./tokens:FuzzDecodeCommand \
   ./tokens:FuzzKeyUnwrap \
+  ./tokens/sqlite:FuzzRestore \
+  ./backup:FuzzVerify \
   ./hsmd:FuzzDecodeRequest \
   ./hsmd:FuzzParseToken \
   ./p11module/core:FuzzCall
