@@ -19,8 +19,16 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/hsmd"
+	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 var ctx = context.Background()
@@ -249,5 +257,62 @@ func TestMembershipRefusals(t *testing.T) {
 	st, err := co.ClusterStatus(ctx)
 	if err != nil || len(st.Nodes) != 1 {
 		t.Fatalf("status after refusals: %+v, %v", st, err)
+	}
+}
+
+// rawNode is a bare gRPC connection to node k with the cluster's client
+// certificate, to handle tokens by hand.
+func rawNode(t *testing.T, c *testcluster.Cluster, k int) hsmpb.HSMClient {
+	t.Helper()
+	cfg, err := client.LoadConfig(c.Env["HSM_CONFIG"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := pki.ClientConfigFor(cfg.Cert, cfg.Key, cfg.CA, cfg.ServerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(c.Addr(k), grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return hsmpb.NewHSMClient(conn)
+}
+
+func TestLogoutAcrossNodes(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	n1, n2 := rawNode(t, c, 1), rawNode(t, c, 2)
+	var hdr metadata.MD
+	login, err := n1.Login(ctx, &hsmpb.LoginRequest{User: "cu1", Password: c.Env["P11_PIN"]}, grpc.Header(&hdr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withToken := func(idx string) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, hsmd.SessionHeader, login.Token, hsmd.MinIndexHeader, idx)
+	}
+	idx := hdr.Get(hsmd.IndexHeader)
+	if len(idx) != 1 {
+		t.Fatalf("no %s header", hsmd.IndexHeader)
+	}
+	if _, err := n2.ListUsers(withToken(idx[0]), &hsmpb.Empty{}); err != nil {
+		t.Fatalf("the token does not work on node2: %v", err)
+	}
+	if _, err := n1.Logout(withToken(idx[0]), &hsmpb.Empty{}, grpc.Header(&hdr)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = n2.ListUsers(withToken(hdr.Get(hsmd.IndexHeader)[0]), &hsmpb.Empty{})
+	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "logged out") {
+		t.Fatalf("node2 after a logout on node1: %v", err)
+	}
+	// Still refused after node2 restarts (the logout is in its store).
+	c.Stop(2, true)
+	if out, err := c.StartNode(2); err != nil {
+		t.Fatalf("restart: %v\n%s", err, out)
+	}
+	n2 = rawNode(t, c, 2)
+	_, err = n2.ListUsers(withToken(hdr.Get(hsmd.IndexHeader)[0]), &hsmpb.Empty{})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("restarted node2 after a logout on node1: %v", err)
 	}
 }

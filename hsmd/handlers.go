@@ -58,6 +58,11 @@ func (s *Server) Logout(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Empty, erro
 	delete(s.lastSeen, cl.Session)
 	s.mu.Unlock()
 	s.engine.EndSession(cl.Session)
+	// Other nodes learn of it through the log. If that fails the token
+	// is still refused here, and lapses elsewhere at its expiry.
+	if err := s.engine.Logout(ctx, callerFrom(ctx), cl.Expires); err != nil {
+		s.log.WarnContext(ctx, "the logout could not be replicated", "user", cl.User, "error", err.Error())
+	}
 	s.audit(ctx, "logout")
 	return empty, nil
 }

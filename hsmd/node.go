@@ -243,12 +243,21 @@ func Open(cfg *Config) (*Node, error) {
 	n.Engine = tokens.NewEngine(m, nil)
 	n.Server = NewServer(n.Engine, cfg.Node, rec.ClusterID, cfg.TTL(), log)
 	n.Server.daemon = n
+	m.OnLogout = n.Server.revoke
+	if err := n.Server.loadLoggedOut(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	n.Server.backups = newBackups(n)
 	n.Server.onMembership = n.Server.backups.request
 	return n, nil
 }
 
 func (n *Node) reloadDomainKey() error {
+	// A snapshot brings its own logouts.
+	if err := n.Server.loadLoggedOut(); err != nil {
+		return err
+	}
 	raw, err := n.Store.Meta(tokens.MetaDomainKey)
 	if err != nil {
 		return fmt.Errorf("the restored state has no domain key: %v", err)

@@ -64,6 +64,27 @@ func NewServer(e *tokens.Engine, node, clusterID string, ttl time.Duration, log 
 		revoked: map[uint64]int64{}, lastSeen: map[uint64]time.Time{}}
 }
 
+// revoke refuses a session's token from now on (until it expires).
+func (s *Server) revoke(session uint64, expires int64) {
+	s.mu.Lock()
+	s.revoked[session] = expires
+	delete(s.lastSeen, session)
+	s.mu.Unlock()
+	s.engine.EndSession(session)
+}
+
+// loadLoggedOut reads the logged-out sessions the store holds.
+func (s *Server) loadLoggedOut() error {
+	list, err := tokens.LoggedOut(s.engine.Store().Meta)
+	if err != nil {
+		return err
+	}
+	for id, exp := range list {
+		s.revoke(id, exp)
+	}
+	return nil
+}
+
 func (s *Server) cluster() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

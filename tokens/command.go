@@ -29,6 +29,7 @@ const (
 	OpSetAttributes Op = "set_attributes" // ObjectID, Changes, Role
 	OpShare         Op = "share"          // ObjectID, Name
 	OpUnshare       Op = "unshare"        // ObjectID, Name
+	OpLogout        Op = "logout"         // Session, Expires
 )
 
 // Command is one serialized change. Everything non-deterministic (time,
@@ -48,6 +49,8 @@ type Command struct {
 	ObjectID     uint64    `json:"object_id,omitempty"`
 	Changes      Template  `json:"changes,omitempty"`
 	Domain       []byte    `json:"domain,omitempty"`
+	Session      uint64    `json:"session,omitempty"`
+	Expires      int64     `json:"expires,omitempty"`
 }
 
 // MaxCommandSize bounds a serialized command.
@@ -89,6 +92,9 @@ type Machine struct {
 	// OnUserChange, if set, is called after a command that may have changed
 	// users.
 	OnUserChange func()
+	// OnLogout, if set, is called after a logout is applied, with the
+	// session and when its token would have expired (Unix seconds).
+	OnLogout func(session uint64, expires int64)
 	// OnReset, if set, is called after Restore replaced the whole state;
 	// an error from it means the node cannot serve the new state.
 	OnReset func() error
@@ -163,6 +169,9 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 	if m.OnUserChange != nil && userOps[c.Op] {
 		m.OnUserChange()
 	}
+	if m.OnLogout != nil && c.Op == OpLogout {
+		m.OnLogout(c.Session, c.Expires)
+	}
 	return nil
 }
 
@@ -207,6 +216,7 @@ func init() {
 		OpSetAttributes: applySetAttributes,
 		OpShare:         applyShare,
 		OpUnshare:       applyShare,
+		OpLogout:        applyLogout,
 	}
 }
 
@@ -508,6 +518,79 @@ func applyShare(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	sort.Strings(o.SharedWith)
 	o.MAC = s.AttrMAC(o)
 	return []uint64{o.ID}, tx.PutObject(o)
+}
+
+// MetaLoggedOut is the meta key of the sessions logged out and not yet
+// expired: a JSON list of [session, expires] pairs ordered by session.
+const MetaLoggedOut = "logged_out"
+
+// MaxLoggedOut bounds that list; past it, the entries that expire first go.
+const MaxLoggedOut = 100000
+
+// LoggedOut reads the list of logged-out sessions (session → expiry).
+func LoggedOut(get func(string) ([]byte, error)) (map[uint64]int64, error) {
+	out := map[uint64]int64{}
+	b, err := get(MetaLoggedOut)
+	if errors.Is(err, ErrNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var pairs [][2]int64
+	if err := json.Unmarshal(b, &pairs); err != nil {
+		return nil, fmt.Errorf("meta %s is malformed", MetaLoggedOut)
+	}
+	for _, p := range pairs {
+		out[uint64(p[0])] = p[1]
+	}
+	return out, nil
+}
+
+// applyLogout records a logged-out session, so that its token is refused
+// on every node, and forgets the ones that have expired by the command's
+// time.
+func applyLogout(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	if c.Session == 0 || c.Session >= 1<<63 || c.Expires <= 0 {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "logout needs a session and its expiry")
+	}
+	if _, err := userFor(tx, s, c.Actor); err != nil {
+		return nil, err
+	}
+	list, err := LoggedOut(tx.Meta)
+	if err != nil {
+		return nil, err
+	}
+	list[c.Session] = c.Expires
+	type entry struct {
+		id  uint64
+		exp int64
+	}
+	var es []entry
+	for id, exp := range list {
+		if exp >= c.Time {
+			es = append(es, entry{id, exp})
+		}
+	}
+	if len(es) > MaxLoggedOut {
+		sort.Slice(es, func(i, j int) bool {
+			if es[i].exp != es[j].exp {
+				return es[i].exp > es[j].exp
+			}
+			return es[i].id < es[j].id
+		})
+		es = es[:MaxLoggedOut]
+	}
+	sort.Slice(es, func(i, j int) bool { return es[i].id < es[j].id })
+	pairs := make([][2]int64, len(es))
+	for i, e := range es {
+		pairs[i] = [2]int64{int64(e.id), e.exp}
+	}
+	b, err := json.Marshal(pairs)
+	if err != nil {
+		return nil, err
+	}
+	return nil, tx.PutMeta(MetaLoggedOut, b)
 }
 
 // ValidUserName accepts 1–64 characters of letters, digits, '.', '_' and '-',

@@ -864,6 +864,13 @@ func (e *Engine) EndSession(session uint64) {
 	}
 }
 
+// Logout records through the log that the caller's login session has
+// ended, so every node refuses its token until expires (Unix seconds).
+func (e *Engine) Logout(ctx context.Context, c Caller, expires int64) error {
+	return e.applier.Submit(ctx, &Command{Op: OpLogout, Actor: c.User, Role: c.Role, Time: e.now().Unix(),
+		Session: c.Session, Expires: expires})
+}
+
 func (e *Engine) canCreate(c Caller, tmpls ...Template) error {
 	if err := Allowed(c.Role, ActCreate, RelNone); err != nil {
 		return err
