@@ -24,6 +24,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"hash"
+	"io/fs"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -568,15 +569,23 @@ func testLockout(t *testing.T, cl *testcluster.Cluster, co *client.Client) {
 	}
 }
 
+// fileHash hashes every file under dir (the store, the Raft log and
+// snapshots, the backups).
 func fileHash(t *testing.T, dir string) map[string][32]byte {
 	out := map[string][32]byte{}
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-		out[e.Name()] = sha256.Sum256(b)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		out[path] = sha256.Sum256(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
