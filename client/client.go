@@ -42,7 +42,13 @@ type Client struct {
 	nodes []*node
 	rr    atomic.Uint64        // round-robin start for choose
 	last  atomic.Pointer[node] // the node that answered the latest call
-	index raftIndex            // the highest applied raft index seen
+	// index is the highest applied raft index seen: the client's own,
+	// or, once it knows the cluster id, the one the process's open
+	// Clients of the cluster share (joinIndex).
+	index     indexRef
+	indexOnce sync.Once
+	indexKey  string // in sharedIndexes; guarded by its lock
+	closed    bool   // guarded by sharedIndexes' lock
 
 	// life ends at Close; it stops the health checker, whose goroutines
 	// wg counts.
@@ -114,6 +120,7 @@ func Dial(ctx context.Context, cfg *Config, opts ...Option) (*Client, error) {
 		authSem: make(chan struct{}, 1),
 	}
 	c.life, c.stop = context.WithCancel(context.Background())
+	c.index.p.Store(&raftIndex{})
 	c.cfg.Nodes = append([]string(nil), cfg.Nodes...)
 	c.cfg.setDefaults()
 	for _, o := range opts {
@@ -199,6 +206,7 @@ func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.stop()
 		c.wg.Wait()
+		c.leaveIndex()
 		for _, n := range c.nodes {
 			n.conn.Close()
 		}
@@ -323,11 +331,13 @@ func (c *Client) rpcCode(ctx context.Context, token string, fn func(ctx context.
 			c.log.Warn("hsm client: call failed; trying another node", "node", n.addr, "method", r.method, "reason", r.o.String(), "error", msg)
 		}
 	}
+	if err == nil {
+		return codes.Unavailable, tokens.Errorf(ck.CKR_DEVICE_ERROR, "no HSM node configured")
+	}
 	if len(fails) <= 1 {
 		return status.Code(err), FromStatus(err)
 	}
-	te := FromStatus(err).(*tokens.Error)
-	return status.Code(err), &tokens.Error{RV: te.RV, Msg: "no HSM node could serve the call (" + strings.Join(fails, "; ") + ")"}
+	return status.Code(err), &tokens.Error{RV: RV(FromStatus(err)), Msg: "no HSM node could serve the call (" + strings.Join(fails, "; ") + ")"}
 }
 
 // tryResult is what became of one attempt of a call.

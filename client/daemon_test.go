@@ -145,7 +145,7 @@ func TestDaemonOneNode(t *testing.T) {
 	}
 	// Whether or not the daemon sends x-hsm-index yet, calls work; an index
 	// it sends is kept.
-	t.Logf("index seen: %d", c.index.load())
+	t.Logf("index seen: %d", c.idx().load())
 	sess := c.Session()
 
 	// The checker finds a stopped node, and calls fail while it is down.
@@ -273,7 +273,7 @@ func testFailoverSign(t *testing.T, tc *testcluster.Cluster) {
 		switch {
 		case i+1 == victim && d > 4: // answered just before it died
 			t.Errorf("the killed node answered %d calls", d)
-		case i+1 != victim && d < 40:
+		case i+1 != victim && d < 10: // least-in-flight favours the faster node
 			t.Errorf("node%d answered %d of the calls after the kill: not spread", i+1, d)
 		}
 	}

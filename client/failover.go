@@ -85,6 +85,73 @@ func (x *raftIndex) observe(v uint64) {
 	}
 }
 
+// sharedIndexes lets the open Clients of one cluster in a process share
+// their index, so that what one writes another reads (the PKCS#11 library
+// holds a Client per logged-in slot, and one more). A cluster is known by
+// its id and the configured node list; an entry lives while a Client uses
+// it, so a cluster rebuilt later with the same id starts afresh.
+var sharedIndexes = struct {
+	sync.Mutex
+	m map[string]*sharedIndex
+}{m: map[string]*sharedIndex{}}
+
+type sharedIndex struct {
+	idx  raftIndex
+	refs int
+}
+
+// joinIndex makes c use the index shared by the open Clients of cluster
+// clusterID (learned from a node's Info), keeping what c has seen. Only the
+// first call does anything.
+func (c *Client) joinIndex(clusterID string) {
+	if clusterID == "" {
+		return
+	}
+	c.indexOnce.Do(func() {
+		key := clusterID + "\x00" + strings.Join(c.cfg.Nodes, ",")
+		sharedIndexes.Lock()
+		defer sharedIndexes.Unlock()
+		if c.closed {
+			return
+		}
+		e := sharedIndexes.m[key]
+		if e == nil {
+			e = &sharedIndex{}
+			sharedIndexes.m[key] = e
+		}
+		e.refs++
+		e.idx.observe(c.idx().load())
+		c.indexKey = key
+		c.index.p.Store(&e.idx)
+	})
+}
+
+// leaveIndex drops c's use of a shared index (at Close).
+func (c *Client) leaveIndex() {
+	sharedIndexes.Lock()
+	defer sharedIndexes.Unlock()
+	c.closed = true
+	if c.indexKey == "" {
+		return
+	}
+	if e := sharedIndexes.m[c.indexKey]; e != nil {
+		if e.refs--; e.refs <= 0 {
+			delete(sharedIndexes.m, c.indexKey)
+		}
+	}
+	c.indexKey = ""
+}
+
+// indexRef is the index a Client uses: its own until it learns the
+// cluster id, then the one it shares.
+type indexRef struct{ p atomic.Pointer[raftIndex] }
+
+func (r *indexRef) load() uint64     { return r.p.Load().load() }
+func (r *indexRef) observe(v uint64) { r.p.Load().observe(v) }
+
+// idx returns the index c uses now.
+func (c *Client) idx() *raftIndex { return c.index.p.Load() }
+
 // indexFrom returns the highest valid MetadataIndex value in mds; ok is
 // false when there is none (a node that does not send it, or garbage).
 func indexFrom(mds ...metadata.MD) (idx uint64, ok bool) {
@@ -299,7 +366,7 @@ func (c *Client) unaryInterceptor(ctx context.Context, method string, req, reply
 	if a == nil {
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	ctx = withMinIndex(ctx, c.index.load())
+	ctx = withMinIndex(ctx, c.idx().load())
 	a.begin(methodName(method), false)
 	var hdr, trl metadata.MD
 	var p peer.Peer
@@ -308,7 +375,7 @@ func (c *Client) unaryInterceptor(ctx context.Context, method string, req, reply
 	o = append(o, grpc.Header(&hdr), grpc.Trailer(&trl), grpc.Peer(&p))
 	err := invoker(ctx, method, req, reply, cc, o...)
 	if idx, ok := indexFrom(hdr, trl); ok {
-		c.index.observe(idx)
+		c.idx().observe(idx)
 	}
 	a.end(p.Addr != nil, hdr, trl)
 	return err
@@ -322,14 +389,14 @@ func (c *Client) streamInterceptor(ctx context.Context, desc *grpc.StreamDesc, c
 	if a == nil {
 		return streamer(ctx, desc, cc, method, opts...)
 	}
-	ctx = withMinIndex(ctx, c.index.load())
+	ctx = withMinIndex(ctx, c.idx().load())
 	a.begin(methodName(method), true)
 	s, err := streamer(ctx, desc, cc, method, opts...)
 	a.end(true, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &indexedStream{ClientStream: s, index: &c.index}, nil
+	return &indexedStream{ClientStream: s, index: c.idx()}, nil
 }
 
 // indexedStream collects the index of a stream's response when it ends.

@@ -69,10 +69,14 @@ func (c *Client) healthLoop(n *node, first chan<- probeResult) {
 
 // check asks n for Info. Any answer, even an error from the daemon, shows
 // that the node is up; nodeDown tells the errors that do not.
+// The first answer tells the cluster id, to share the index (joinIndex).
 func (c *Client) check(n *node, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(c.life, timeout)
 	defer cancel()
-	_, err := n.api.Info(ctx, &hsmpb.Empty{})
+	r, err := n.api.Info(ctx, &hsmpb.Empty{})
+	if err == nil {
+		c.joinIndex(r.GetClusterId())
+	}
 	return err
 }
 

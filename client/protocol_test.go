@@ -164,13 +164,13 @@ func createObject(c *Client) error {
 func TestIndexSentAndRaised(t *testing.T) {
 	e := startServer(t, time.Minute)
 	ps, c := protoCluster(t, e, []uint64{7}, true)
-	if got := c.index.load(); got != 7 {
+	if got := c.idx().load(); got != 7 {
 		t.Fatalf("after login the index is %d, want the node's 7", got)
 	}
 	if err := createObject(c); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.index.load(); got != 8 {
+	if got := c.idx().load(); got != 8 {
 		t.Errorf("after a write the index is %d, want 8", got)
 	}
 	if err := sign(t, c, 1); err != nil {
@@ -191,6 +191,56 @@ func TestIndexSentAndRaised(t *testing.T) {
 	}
 }
 
+func TestIndexSharedByClientsOfACluster(t *testing.T) {
+	e := startServer(t, time.Minute)
+	ps, c1 := protoCluster(t, e, []uint64{7}, true)
+	if err := createObject(c1); err != nil {
+		t.Fatal(err)
+	}
+	// Another client of the same cluster reads what c1 wrote from its
+	// first call on.
+	c2 := e.dial(t)
+	if got := c2.index.load(); got != 8 {
+		t.Errorf("a new client of the cluster starts at index %d, want 8", got)
+	}
+	if err := c2.Login(context.Background(), "alice", "s3cret-pw"); err != nil {
+		t.Fatal(err)
+	}
+	mins := ps[0].minIndexes()
+	if last := mins[len(mins)-1]; last != "Login:8" {
+		t.Errorf("the new client's login went with %q", last)
+	}
+	// What c2 sees, c1 uses.
+	c2.index.observe(9)
+	if c1.index.load() != 9 {
+		t.Error("the index is not shared")
+	}
+	// A client of other nodes does not share it.
+	cfg := *e.cfg
+	cfg.Nodes = []string{ps[0].addr, e.addr}
+	c3, err := Dial(context.Background(), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	if c3.index.load() != 0 {
+		t.Errorf("a client of another node list starts at %d", c3.index.load())
+	}
+	// The entry goes with the last client.
+	key := "fake-cluster\x00" + ps[0].addr
+	c1.Close()
+	sharedIndexes.Lock()
+	refs := sharedIndexes.m[key].refs
+	sharedIndexes.Unlock()
+	c2.Close()
+	sharedIndexes.Lock()
+	_, left := sharedIndexes.m[key]
+	sharedIndexes.Unlock()
+	if refs != 1 || left {
+		t.Errorf("after closing: %d refs, then entry left: %v", refs, left)
+	}
+}
+
 func TestNoIndexFromServer(t *testing.T) {
 	// A node that sends no index (hsmd before the cluster): no min index is
 	// ever sent, and calls work.
@@ -204,8 +254,8 @@ func TestNoIndexFromServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if c.index.load() != 0 {
-		t.Errorf("index %d", c.index.load())
+	if c.idx().load() != 0 {
+		t.Errorf("index %d", c.idx().load())
 	}
 	for _, m := range ps[0].minIndexes() {
 		if !strings.HasSuffix(m, ":") {
@@ -219,7 +269,7 @@ func TestRefusedCallsGoElsewhere(t *testing.T) {
 	ps, c := protoCluster(t, e, []uint64{10, 3}, true)
 	ahead, behind := ps[0], ps[1]
 	// Learn index 10 from the node ahead.
-	for c.index.load() < 10 {
+	for c.idx().load() < 10 {
 		if err := sign(t, c, 1); err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +320,7 @@ func TestRefusedCallsGoElsewhere(t *testing.T) {
 func TestAllNodesBehind(t *testing.T) {
 	e := startServer(t, time.Minute)
 	ps, c := protoCluster(t, e, []uint64{3, 3}, true)
-	c.index.observe(10)
+	c.idx().observe(10)
 	err := sign(t, c, 1)
 	if RV(err) != ck.CKR_DEVICE_ERROR || !strings.Contains(err.Error(), ps[0].addr) || !strings.Contains(err.Error(), ps[1].addr) {
 		t.Errorf("err = %v", err)

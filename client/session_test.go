@@ -150,6 +150,11 @@ func (f *fakeHSM) Sign(ctx context.Context, r *hsmpb.CryptoRequest) (*hsmpb.Data
 	return &hsmpb.DataResponse{Data: append([]byte("sig:"), r.Data...)}, nil
 }
 
+// Info names the fake's cluster.
+func (f *fakeHSM) Info(context.Context, *hsmpb.Empty) (*hsmpb.InfoResponse, error) {
+	return &hsmpb.InfoResponse{ClusterId: "fake-cluster", Node: "fake"}, nil
+}
+
 // CreateObject is the fake's one write: it needs a session and returns a
 // new handle.
 func (f *fakeHSM) CreateObject(ctx context.Context, _ *hsmpb.CreateObjectRequest) (*hsmpb.ObjectResponse, error) {
