@@ -11,10 +11,22 @@
 // # Connections
 //
 // Dial sets up mutual TLS 1.3 with the cluster CA and the client's
-// certificate, connects to every configured node, and sends calls to the
-// first node, in configuration order, that answers within the timeout.
-// When that node becomes unreachable the next call picks again; calls are
-// not retried on another node, since they may already have taken effect.
+// certificate, connects to every configured node, starts a health checker
+// (Info on every node every health_interval, default 2s) and returns once a
+// node answers. Calls are spread over the healthy nodes (the one with the
+// fewest calls in flight, round robin among equals). A call whose node
+// fails without answering goes on to another node, each node at most once
+// within the call's deadline, when that is safe: the node refused it before
+// running it (trailer "x-hsm-retry: other-node"), or it never left the
+// client, or its method only reads (Sign, Decrypt, FindObjects, ...; see
+// idempotentMethods). A write that may have run is not retried: it fails
+// with CKR_DEVICE_ERROR. Session tokens are valid on every node, so the
+// session goes on after a failover.
+//
+// Every answer carries the node's applied raft index ("x-hsm-index"); the
+// client sends the highest it has seen ("x-hsm-min-index") so that it reads
+// its own writes on any node. The open Clients of one cluster in a process
+// share that index. docs/client.md describes all of this.
 //
 // # Sessions
 //
