@@ -836,8 +836,23 @@ func (ch *chaos) report(res *chaosResult, checks []nodeCheck, chaosTime time.Dur
 	t.Log(line)
 	fmt.Println(line)
 	if t.Failed() {
-		// What the library's client said (node failures, calls moved).
-		t.Logf("last lines of the library's log (p11.log):\n%s", tail(filepath.Join(ch.cl.Dir, "p11.log"), 40))
+		t.Logf("last lines of the library's log (p11.log):\n%s", tail(filepath.Join(ch.cl.Dir, "p11.log"), 20))
+		// What the nodes said around the first failed call of the
+		// application (they log every call they refuse).
+		var first time.Time
+		for _, evs := range [][]chaosEvent{res.SignErrs, res.BadSigs, res.ReadErrs} {
+			for _, e := range evs {
+				if first.IsZero() || e.At.Before(first) {
+					first = e.At
+				}
+			}
+		}
+		if !first.IsZero() {
+			for k := 1; k <= chaosNodes; k++ {
+				t.Logf("node%d's log from 3 s before to 1 s after the first failed call (+%.3f s), warnings, errors and refusals:\n%s",
+					k, first.Sub(res.Started).Seconds(), logsAround(ch.cl.LogFile(k), first.Add(-3*time.Second), first.Add(time.Second), 60))
+			}
+		}
 	}
 	if len(res.Keys) == 0 || res.SignsOK == 0 {
 		t.Errorf("the application made %d keys and %d signatures: the test tested nothing", len(res.Keys), res.SignsOK)
@@ -845,4 +860,50 @@ func (ch *chaos) report(res *chaosResult, checks []nodeCheck, chaosTime time.Dur
 	if len(ch.kills) == 0 {
 		t.Error("no node was killed")
 	}
+}
+
+// logsAround returns at most max lines of a node's log (JSON lines, with
+// "time" or, from Raft, "@timestamp") between from and to: Raft's from info
+// up, the daemon's warnings, errors and refused calls.
+func logsAround(path string, from, to time.Time, max int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l struct {
+			Time   time.Time `json:"time"`
+			RTime  time.Time `json:"@timestamp"`
+			Level  string    `json:"level"`
+			RLevel string    `json:"@level"`
+			Msg    string    `json:"msg"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) != nil {
+			continue
+		}
+		at, level := l.Time, strings.ToLower(l.Level+l.RLevel)
+		if at.IsZero() {
+			at = l.RTime
+		}
+		quiet := level == "debug" || level == "trace" || (l.Level == "INFO" && l.Msg != "refused")
+		if at.Before(from) || at.After(to) || quiet {
+			continue
+		}
+		line := sc.Text()
+		if len(line) > 400 {
+			line = line[:400] + "..."
+		}
+		out = append(out, line)
+	}
+	if len(out) > max {
+		out = append(out[:max], fmt.Sprintf("... and %d more", len(out)-max))
+	}
+	if len(out) == 0 {
+		return "(nothing)"
+	}
+	return strings.Join(out, "\n")
 }
