@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,28 +22,9 @@ import (
 // These tests run the client against real hsmd daemons started by
 // scripts/cluster.sh (through internal/testcluster).
 
-// multiNodeRefusal is what cluster.sh says while it can start only one node.
-const multiNodeRefusal = "only single-node clusters exist yet"
-
-// startCluster starts a real n-node cluster. For n > 1 it first asks
-// cluster.sh whether it can: with a directory that already holds a "pki",
-// a script that accepts -n stops at that check, before starting anything.
+// startCluster starts a real n-node cluster.
 func startCluster(t *testing.T, n int) *testcluster.Cluster {
 	t.Helper()
-	if n > 1 {
-		dir := t.TempDir()
-		if err := os.Mkdir(filepath.Join(dir, "pki"), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		script := filepath.Join(testcluster.Root(), "scripts", "cluster.sh")
-		cmd := exec.Command(script, "up", "-n", strconv.Itoa(n), dir)
-		cmd.Env = append(os.Environ(), "HSM_BIN="+testcluster.Bin(t))
-		out, err := cmd.CombinedOutput()
-		exec.Command(script, "down", dir).Run() // in case it started anything
-		if err != nil && strings.Contains(string(out), multiNodeRefusal) {
-			t.Skipf("scripts/cluster.sh cannot start %d nodes yet (%q)", n, multiNodeRefusal) // TODO(cluster): remove this skip once 'cluster.sh up -n 3' works
-		}
-	}
 	return testcluster.Start(t, n)
 }
 

@@ -59,6 +59,7 @@ var idempotentMethods = map[string]bool{
 	"ListObjects":    true,
 	"ListUsers":      true,
 	"Refresh":        true,
+	"ClusterStatus":  true,
 }
 
 func idempotent(method string) bool { return idempotentMethods[method] }
