@@ -20,7 +20,7 @@ import (
 // attempt means, the index, and node choice.
 
 func TestIdempotentTable(t *testing.T) {
-	want := []string{"Decrypt", "Digest", "Encrypt", "FindObjects", "GenerateRandom", "GetAttributes", "Info",
+	want := []string{"ClusterStatus", "Decrypt", "Digest", "Encrypt", "FindObjects", "GenerateRandom", "GetAttributes", "Info",
 		"ListObjects", "ListTokens", "ListUsers", "OutputLength", "Refresh", "Sign", "Verify"}
 	var got []string
 	for m, ok := range idempotentMethods {
