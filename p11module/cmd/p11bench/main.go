@@ -4,7 +4,7 @@
 //
 //	p11bench -module /path/to/module.so -token-label LABEL [-pin PIN]
 //	         [-threads 1,16] [-duration 5s] [-objects 10000] [-ops LIST]
-//	         [-format markdown|tsv]
+//	         [-format markdown|tsv] [-keep-objects] [-token-keys]
 //
 // The PIN may come from P11BENCH_PIN instead of -pin (better: a command line
 // is visible to every user of the machine). For every operation and thread
@@ -20,6 +20,10 @@
 //	aes-gcm       AES-256-GCM encrypt of 4 KiB, a fresh 96-bit IV each time
 //	keygen        AES-256 token key generation (CKA_TOKEN true); the keys
 //	              are destroyed afterwards, untimed
+//	keygen-ec     EC P-256 token key pair generation (both halves
+//	              CKA_TOKEN true); destroyed afterwards, untimed
+//	keygen-rsa    RSA-2048 token key pair generation (public exponent
+//	              65537); destroyed afterwards, untimed
 //	find          C_FindObjectsInit/C_FindObjects/C_FindObjectsFinal of one
 //	              label among -objects token data objects, which are made
 //	              first (by -threads' largest count of threads) and
@@ -28,7 +32,9 @@
 //	              SoftHSMv2 takes minutes to destroy 10,000 objects)
 //
 // Keys for signing, verifying and encrypting are session objects made at the
-// start. Every result is checked (signatures verify, lengths are right, a
+// start, or token objects with -token-keys (destroyed at the end): on a
+// cluster of several nodes a session object lives only on the node that
+// made it. Every result is checked (signatures verify, lengths are right, a
 // lookup finds exactly its object); an error ends that case and is shown in
 // the table, and p11bench then exits 1.
 package main
@@ -54,7 +60,7 @@ import (
 	"github.com/miekg/pkcs11"
 )
 
-var allOps = []string{"rsa-sign", "ecdsa-sign", "rsa-verify", "ecdsa-verify", "aes-gcm", "keygen", "find"}
+var allOps = []string{"rsa-sign", "ecdsa-sign", "rsa-verify", "ecdsa-verify", "aes-gcm", "keygen", "keygen-ec", "keygen-rsa", "find"}
 
 func main() {
 	module := flag.String("module", "", "path of the PKCS#11 module (required)")
@@ -66,6 +72,7 @@ func main() {
 	opsFlag := flag.String("ops", strings.Join(allOps, ","), "comma-separated operations")
 	format := flag.String("format", "markdown", "output: markdown or tsv")
 	keep := flag.Bool("keep-objects", false, "leave the find case's token objects on the token")
+	tokenKeys := flag.Bool("token-keys", false, "make the keys for signing, verifying and encrypting token objects (destroyed at the end), not session objects")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: p11bench -module PATH -token-label LABEL [flags]\n\n")
 		flag.PrintDefaults()
@@ -96,7 +103,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b, err := open(*module, *label, *pin, threads[len(threads)-1])
+	b, err := open(*module, *label, *pin, threads[len(threads)-1], *tokenKeys)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "p11bench:", err)
 		os.Exit(1)
@@ -183,6 +190,9 @@ type bench struct {
 	ecPub, ecPriv   pkcs11.ObjectHandle
 	aes             pkcs11.ObjectHandle
 	rsaSig, ecSig   []byte
+	// tokenKeys makes those keys token objects, which every node of a
+	// cluster holds (a session object lives on the node that made it).
+	tokenKeys bool
 }
 
 var (
@@ -198,7 +208,7 @@ func mech(m uint, param any) []*pkcs11.Mechanism {
 
 var attr = pkcs11.NewAttribute
 
-func open(module, label, pin string, maxThreads int) (*bench, error) {
+func open(module, label, pin string, maxThreads int, tokenKeys bool) (*bench, error) {
 	p := pkcs11.New(module)
 	if p == nil {
 		return nil, fmt.Errorf("cannot load %s", module)
@@ -206,7 +216,7 @@ func open(module, label, pin string, maxThreads int) (*bench, error) {
 	if err := p.Initialize(); err != nil {
 		return nil, fmt.Errorf("C_Initialize: %w", err)
 	}
-	b := &bench{p: p}
+	b := &bench{p: p, tokenKeys: tokenKeys}
 	tagBytes := make([]byte, 4)
 	rand.Read(tagBytes)
 	b.tag = "p11bench-" + hex.EncodeToString(tagBytes)
@@ -246,34 +256,37 @@ func open(module, label, pin string, maxThreads int) (*bench, error) {
 		b.sessions = append(b.sessions, sh)
 	}
 	if err := b.makeKeys(); err != nil {
+		b.destroyKeys()
 		return fail(err)
 	}
 	return b, nil
 }
 
-// makeKeys makes the session keys and a signature of each kind to verify.
+// makeKeys makes the keys (session objects, or token objects with
+// -token-keys) and a signature of each kind to verify.
 func (b *bench) makeKeys() error {
-	p, sh := b.p, b.main
+	p, sh, tok := b.p, b.main, b.tokenKeys
+	label := attr(pkcs11.CKA_LABEL, b.tag+"-key")
 	var err error
 	b.rsaPub, b.rsaPriv, err = p.GenerateKeyPair(sh, mech(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil),
-		[]*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, false), attr(pkcs11.CKA_MODULUS_BITS, 2048),
-			attr(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}), attr(pkcs11.CKA_VERIFY, true)},
-		[]*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, false), attr(pkcs11.CKA_SIGN, true),
-			attr(pkcs11.CKA_PRIVATE, true), attr(pkcs11.CKA_SENSITIVE, true)})
+		[]*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, tok), attr(pkcs11.CKA_MODULUS_BITS, 2048),
+			attr(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}), attr(pkcs11.CKA_VERIFY, true), label},
+		[]*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, tok), attr(pkcs11.CKA_SIGN, true),
+			attr(pkcs11.CKA_PRIVATE, true), attr(pkcs11.CKA_SENSITIVE, true), label})
 	if err != nil {
 		return fmt.Errorf("RSA-2048 C_GenerateKeyPair: %w", err)
 	}
 	b.ecPub, b.ecPriv, err = p.GenerateKeyPair(sh, mech(pkcs11.CKM_EC_KEY_PAIR_GEN, nil),
-		[]*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, false), attr(pkcs11.CKA_EC_PARAMS, p256), attr(pkcs11.CKA_VERIFY, true)},
-		[]*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, false), attr(pkcs11.CKA_SIGN, true),
-			attr(pkcs11.CKA_PRIVATE, true), attr(pkcs11.CKA_SENSITIVE, true)})
+		[]*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, tok), attr(pkcs11.CKA_EC_PARAMS, p256), attr(pkcs11.CKA_VERIFY, true), label},
+		[]*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, tok), attr(pkcs11.CKA_SIGN, true),
+			attr(pkcs11.CKA_PRIVATE, true), attr(pkcs11.CKA_SENSITIVE, true), label})
 	if err != nil {
 		return fmt.Errorf("EC P-256 C_GenerateKeyPair: %w", err)
 	}
 	b.aes, err = p.GenerateKey(sh, mech(pkcs11.CKM_AES_KEY_GEN, nil), []*pkcs11.Attribute{
 		attr(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-		attr(pkcs11.CKA_VALUE_LEN, 32), attr(pkcs11.CKA_TOKEN, false), attr(pkcs11.CKA_ENCRYPT, true),
-		attr(pkcs11.CKA_DECRYPT, true), attr(pkcs11.CKA_SENSITIVE, true)})
+		attr(pkcs11.CKA_VALUE_LEN, 32), attr(pkcs11.CKA_TOKEN, tok), attr(pkcs11.CKA_ENCRYPT, true),
+		attr(pkcs11.CKA_DECRYPT, true), attr(pkcs11.CKA_SENSITIVE, true), label})
 	if err != nil {
 		return fmt.Errorf("AES-256 C_GenerateKey: %w", err)
 	}
@@ -286,7 +299,25 @@ func (b *bench) makeKeys() error {
 	return nil
 }
 
+// destroyKeys destroys the keys makeKeys made if they are token objects
+// (session objects go with their session).
+func (b *bench) destroyKeys() {
+	if !b.tokenKeys {
+		return
+	}
+	for _, h := range []*pkcs11.ObjectHandle{&b.rsaPub, &b.rsaPriv, &b.ecPub, &b.ecPriv, &b.aes} {
+		if *h == 0 {
+			continue
+		}
+		if err := b.p.DestroyObject(b.main, *h); err != nil {
+			fmt.Fprintf(os.Stderr, "p11bench: destroying a token key (label %s-key): %v\n", b.tag, err)
+		}
+		*h = 0
+	}
+}
+
 func (b *bench) close() {
+	b.destroyKeys()
 	for _, sh := range b.sessions {
 		b.p.CloseSession(sh)
 	}
@@ -461,34 +492,27 @@ func (b *bench) run(ctx context.Context, op string, n int) row {
 		})
 	case "keygen":
 		r.name = "AES-256 token key generation"
-		made := make([][]pkcs11.ObjectHandle, n)
-		label := fmt.Sprintf("%s-gen-%d", b.tag, n)
-		r.ops, r.elapsed, r.err = b.timed(ctx, n, func(w int, sh pkcs11.SessionHandle, _ int) error {
+		b.keygen(ctx, &r, func(sh pkcs11.SessionHandle, label string) ([]pkcs11.ObjectHandle, error) {
 			k, err := b.p.GenerateKey(sh, mech(pkcs11.CKM_AES_KEY_GEN, nil), []*pkcs11.Attribute{
 				attr(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
 				attr(pkcs11.CKA_VALUE_LEN, 32), attr(pkcs11.CKA_TOKEN, true), attr(pkcs11.CKA_PRIVATE, true),
 				attr(pkcs11.CKA_SENSITIVE, true), attr(pkcs11.CKA_ENCRYPT, true), attr(pkcs11.CKA_LABEL, label)})
 			if err != nil {
-				return fmt.Errorf("C_GenerateKey: %w", err)
+				return nil, fmt.Errorf("C_GenerateKey: %w", err)
 			}
-			made[w] = append(made[w], k)
-			return nil
+			return []pkcs11.ObjectHandle{k}, nil
 		})
-		var all []pkcs11.ObjectHandle
-		for _, m := range made {
-			all = append(all, m...)
-		}
-		start := time.Now()
-		err := b.parallel(len(b.sessions), len(all), func(sh pkcs11.SessionHandle, i int) error {
-			if err := b.p.DestroyObject(sh, all[i]); err != nil {
-				return fmt.Errorf("C_DestroyObject of a generated key: %w", err)
-			}
-			return nil
+	case "keygen-ec":
+		r.name = "EC P-256 token key pair generation"
+		b.keygen(ctx, &r, func(sh pkcs11.SessionHandle, label string) ([]pkcs11.ObjectHandle, error) {
+			return b.keyPair(sh, pkcs11.CKM_EC_KEY_PAIR_GEN, label, attr(pkcs11.CKA_EC_PARAMS, p256))
 		})
-		if err != nil && r.err == nil {
-			r.err = err
-		}
-		b.note("keygen, %d threads: %d token keys destroyed afterwards in %.1f s", n, len(all), time.Since(start).Seconds())
+	case "keygen-rsa":
+		r.name = "RSA-2048 token key pair generation"
+		b.keygen(ctx, &r, func(sh pkcs11.SessionHandle, label string) ([]pkcs11.ObjectHandle, error) {
+			return b.keyPair(sh, pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, label,
+				attr(pkcs11.CKA_MODULUS_BITS, 2048), attr(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}))
+		})
 	case "find":
 		r.name = fmt.Sprintf("find 1 object by label among %d", b.objects)
 		r.err = b.populate(ctx)
@@ -517,6 +541,50 @@ func (b *bench) run(ctx context.Context, op string, n int) row {
 		}
 	}
 	return r
+}
+
+// keygen times gen, which makes token objects labelled label, on r.threads
+// threads, then destroys every object it made (untimed).
+func (b *bench) keygen(ctx context.Context, r *row, gen func(sh pkcs11.SessionHandle, label string) ([]pkcs11.ObjectHandle, error)) {
+	n := r.threads
+	made := make([][]pkcs11.ObjectHandle, n)
+	label := fmt.Sprintf("%s-%s-%d", b.tag, r.op, n)
+	r.ops, r.elapsed, r.err = b.timed(ctx, n, func(w int, sh pkcs11.SessionHandle, _ int) error {
+		hs, err := gen(sh, label)
+		made[w] = append(made[w], hs...)
+		return err
+	})
+	var all []pkcs11.ObjectHandle
+	for _, m := range made {
+		all = append(all, m...)
+	}
+	start := time.Now()
+	err := b.parallel(len(b.sessions), len(all), func(sh pkcs11.SessionHandle, i int) error {
+		if err := b.p.DestroyObject(sh, all[i]); err != nil {
+			return fmt.Errorf("C_DestroyObject of a generated key: %w", err)
+		}
+		return nil
+	})
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	b.note("%s, %d threads: %d token objects destroyed afterwards in %.1f s", r.op, n, len(all), time.Since(start).Seconds())
+}
+
+// keyPair makes a token key pair for signing with the mechanism and the
+// public template's extra attributes; it returns both handles.
+func (b *bench) keyPair(sh pkcs11.SessionHandle, m uint, label string, pubExtra ...*pkcs11.Attribute) ([]pkcs11.ObjectHandle, error) {
+	pub, priv, err := b.p.GenerateKeyPair(sh, mech(m, nil),
+		append([]*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, true), attr(pkcs11.CKA_VERIFY, true), attr(pkcs11.CKA_LABEL, label)}, pubExtra...),
+		[]*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, true), attr(pkcs11.CKA_SIGN, true), attr(pkcs11.CKA_PRIVATE, true),
+			attr(pkcs11.CKA_SENSITIVE, true), attr(pkcs11.CKA_LABEL, label)})
+	if err != nil {
+		return nil, fmt.Errorf("C_GenerateKeyPair: %w", err)
+	}
+	if pub == 0 || priv == 0 {
+		return nil, fmt.Errorf("C_GenerateKeyPair gave handles %d and %d", pub, priv)
+	}
+	return []pkcs11.ObjectHandle{pub, priv}, nil
 }
 
 func (b *bench) note(format string, args ...any) {
