@@ -43,14 +43,19 @@ import (
 // earlier, chosen at random; every signature is checked in Go against the
 // public key read through the library.
 //
-// Meanwhile the parent kills a random node with SIGKILL every 2 to 5 s and
-// starts it again after a pause of 0.2 to 1.5 s, for chaosFor (60 s; 15 s
-// under -short). Before each kill it waits until every node is back in the
-// cluster, so at most one node is ever down and a majority remains.
+// Meanwhile the parent kills a random node with SIGKILL (cluster.sh stop -9)
+// 2 to 5 s after the previous kill, and starts it again (cluster.sh start)
+// after a pause of 0.2 to 1.5 s, for chaosFor (60 s; 15 s under -short).
+// Before each kill it waits until a node reports a leader and every member
+// reachable as leader or follower, so at most one node is ever down and a
+// majority remains. (A node that is back need not have caught up yet: it is
+// up, and Raft counts it.)
 //
 // Then it checks:
 //   - no C_SignInit or C_Sign returned an error, and every signature
-//     verified (signing is idempotent: the library must fail it over);
+//     verified (signing is idempotent: the library must fail it over); nor
+//     did reading a new key's public half (C_GetAttributeValue, also
+//     idempotent);
 //   - every key whose C_GenerateKeyPair returned CKR_OK is on every node:
 //     a Go client pinned to each node in turn, caught up to the highest
 //     applied index any node reports, reads its public half (the same
