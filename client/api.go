@@ -128,6 +128,7 @@ func (c *Client) ListUsers(ctx context.Context) ([]UserInfo, error) {
 
 // CreateObject creates an object (C_CreateObject) and returns its handle.
 func (c *Client) CreateObject(ctx context.Context, tmpl tokens.Template) (uint64, error) {
+	ctx = makesSessionObjects(ctx, tmpl)
 	var r *hsmpb.ObjectResponse
 	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
 		r, err = api.CreateObject(ctx, &hsmpb.CreateObjectRequest{Template: TemplateToPB(tmpl)})
@@ -138,6 +139,7 @@ func (c *Client) CreateObject(ctx context.Context, tmpl tokens.Template) (uint64
 
 // CopyObject copies an object with the template's changes (C_CopyObject).
 func (c *Client) CopyObject(ctx context.Context, id uint64, tmpl tokens.Template) (uint64, error) {
+	ctx = makesSessionObjects(ctx, tmpl)
 	var r *hsmpb.ObjectResponse
 	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
 		r, err = api.CopyObject(ctx, &hsmpb.CopyObjectRequest{Object: id, Template: TemplateToPB(tmpl)})
@@ -236,6 +238,7 @@ func (c *Client) share(ctx context.Context, id uint64, user string, unshare bool
 
 // GenerateKey generates a secret key (C_GenerateKey).
 func (c *Client) GenerateKey(ctx context.Context, m tokens.Mech, tmpl tokens.Template) (uint64, error) {
+	ctx = makesSessionObjects(ctx, tmpl)
 	pm, err := MechToPB(m)
 	if err != nil {
 		return 0, err
@@ -250,6 +253,7 @@ func (c *Client) GenerateKey(ctx context.Context, m tokens.Mech, tmpl tokens.Tem
 
 // GenerateKeyPair generates a key pair (C_GenerateKeyPair).
 func (c *Client) GenerateKeyPair(ctx context.Context, m tokens.Mech, pubT, privT tokens.Template) (pub, priv uint64, err error) {
+	ctx = makesSessionObjects(ctx, pubT, privT)
 	pm, err := MechToPB(m)
 	if err != nil {
 		return 0, 0, err
@@ -275,6 +279,7 @@ func (c *Client) WrapKey(ctx context.Context, m tokens.Mech, wrappingKey, key ui
 
 // UnwrapKey unwraps a key into a new object (C_UnwrapKey).
 func (c *Client) UnwrapKey(ctx context.Context, m tokens.Mech, unwrappingKey uint64, wrapped []byte, tmpl tokens.Template) (uint64, error) {
+	ctx = makesSessionObjects(ctx, tmpl)
 	pm, err := MechToPB(m)
 	if err != nil {
 		return 0, err
@@ -289,6 +294,7 @@ func (c *Client) UnwrapKey(ctx context.Context, m tokens.Mech, unwrappingKey uin
 
 // DeriveKey derives a key from baseKey (C_DeriveKey).
 func (c *Client) DeriveKey(ctx context.Context, m tokens.Mech, baseKey uint64, tmpl tokens.Template) (uint64, error) {
+	ctx = makesSessionObjects(ctx, tmpl)
 	pm, err := MechToPB(m)
 	if err != nil {
 		return 0, err

@@ -41,6 +41,7 @@ type Client struct {
 
 	nodes []*node
 	rr    atomic.Uint64        // round-robin start for choose
+	home  atomic.Pointer[node] // where the session's session objects live, if any
 	last  atomic.Pointer[node] // the node that answered the latest call
 	// index is the highest applied raft index seen: the client's own,
 	// or, once it knows the cluster id, the one the process's open
@@ -76,6 +77,8 @@ type node struct {
 	state    atomic.Int32  // stateUnknown, stateHealthy or stateUnhealthy
 	inflight atomic.Int64  // attempts in progress
 	served   atomic.Uint64 // calls it answered successfully
+	applied  atomic.Uint64 // the highest index it reported applying
+	behindAt atomic.Uint64 // the index it last refused a call for not having
 
 	mu       sync.Mutex
 	attempts map[*attempt]struct{} // in progress, to end if the node dies
@@ -303,42 +306,74 @@ func (c *Client) rpc(ctx context.Context, token string, fn func(ctx context.Cont
 // unhealthy at once. When every node has been tried, the error names each
 // node's failure.
 func (c *Client) rpcCode(ctx context.Context, token string, fn func(ctx context.Context, api hsmpb.HSMClient) error) (codes.Code, error) {
-	tried := make([]bool, len(c.nodes))
 	var fails []string
 	var err error
-	for {
-		n := c.choose(tried)
-		if n == nil {
+	// Rounds: when the nodes that answered all refused because they had
+	// not caught up (a leader election, a node just restarted), try them
+	// all again after a pause, until the call's deadline.
+	for round, pause := 0, roundPause; ; round++ {
+		tried := make([]bool, len(c.nodes))
+		refused := false // a node answered that it had not caught up
+		for {
+			n := c.choose(tried)
+			if n == nil {
+				break
+			}
+			tried[n.idx] = true
+			r := c.try(ctx, n, token, fn)
+			if r.o == outOK {
+				return codes.OK, nil
+			}
+			err = r.err
+			if marksDown(r.o) {
+				c.setUnhealthy(n, r.method, err)
+			}
+			if !r.retry {
+				return status.Code(err), FromStatus(err)
+			}
+			msg := status.Convert(err).Message()
+			if round == 0 {
+				fails = append(fails, fmt.Sprintf("%s: %s", n.addr, msg))
+			}
+			if r.o == outRefused {
+				refused = true
+				if x := c.idx(); x != nil {
+					raiseTo(&n.behindAt, x.load())
+				}
+				c.log.Debug("hsm client: node has not caught up; trying another", "node", n.addr, "method", r.method)
+			} else {
+				c.log.Warn("hsm client: call failed; trying another node", "node", n.addr, "method", r.method, "reason", r.o.String(), "error", msg)
+			}
+		}
+		if err == nil {
+			return codes.Unavailable, tokens.Errorf(ck.CKR_DEVICE_ERROR, "no HSM node configured")
+		}
+		// Only nodes that are up but behind are worth waiting for; with
+		// every node unreachable the call fails at once.
+		if dl, ok := ctx.Deadline(); !refused || !ok || time.Until(dl) < pause {
 			break
 		}
-		tried[n.idx] = true
-		r := c.try(ctx, n, token, fn)
-		if r.o == outOK {
-			return codes.OK, nil
+		c.log.Debug("hsm client: no node could serve the call; trying again", "round", round+1)
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
 		}
-		err = r.err
-		if marksDown(r.o) {
-			c.setUnhealthy(n, r.method, err)
+		if ctx.Err() != nil {
+			break
 		}
-		if !r.retry {
-			return status.Code(err), FromStatus(err)
-		}
-		msg := status.Convert(err).Message()
-		fails = append(fails, fmt.Sprintf("%s: %s", n.addr, msg))
-		if r.o == outRefused {
-			c.log.Debug("hsm client: node has not caught up; trying another", "node", n.addr, "method", r.method)
-		} else {
-			c.log.Warn("hsm client: call failed; trying another node", "node", n.addr, "method", r.method, "reason", r.o.String(), "error", msg)
-		}
-	}
-	if err == nil {
-		return codes.Unavailable, tokens.Errorf(ck.CKR_DEVICE_ERROR, "no HSM node configured")
+		pause = min(2*pause, maxRoundPause)
 	}
 	if len(fails) <= 1 {
 		return status.Code(err), FromStatus(err)
 	}
 	return status.Code(err), &tokens.Error{RV: RV(FromStatus(err)), Msg: "no HSM node could serve the call (" + strings.Join(fails, "; ") + ")"}
 }
+
+// The pauses between rounds of a call that no node could serve.
+const (
+	roundPause    = 100 * time.Millisecond
+	maxRoundPause = time.Second
+)
 
 // tryResult is what became of one attempt of a call.
 type tryResult struct {
@@ -371,10 +406,16 @@ func (c *Client) try(ctx context.Context, n *node, token string, fn func(ctx con
 	cancel(nil)
 
 	method, ran, stream, sent, hdr, trl := a.result()
+	if idx, ok := indexFrom(hdr, trl); ok {
+		raiseTo(&n.applied, idx)
+	}
 	o := classify(err, ctx.Err(), sent, cut, hdr, trl)
 	if o == outOK {
 		n.served.Add(1)
 		c.last.Store(n)
+		if ctx.Value(sessionObjectsKey{}) != nil {
+			c.home.Store(n)
+		}
 		if n.state.Load() != stateHealthy {
 			c.setHealthy(n)
 		}

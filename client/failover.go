@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"errors"
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/tokens"
 	"strconv"
 	"strings"
 	"sync"
@@ -428,23 +430,32 @@ const (
 )
 
 // choose returns the node for the next attempt of a call. tried marks the
-// nodes (by index) the call has already tried; each is tried at most once.
-// Among the untried healthy nodes it takes one with the fewest calls in
-// flight, going round robin among those that tie; when no untried node is
-// healthy it takes the first untried one in configuration order (a node may
-// be back before the checker notices); nil when every node has been tried.
+// nodes (by index) the call has already tried; each is tried at most once
+// a round. A client whose session holds session objects goes to their node
+// (home) while it is healthy. Otherwise, among the untried healthy nodes it
+// avoids those that refused a call for being behind until they show they
+// have caught up (in an answer or a health check), and among the others
+// takes the fewest calls in flight, going round robin among ties; when no untried node is healthy it takes the
+// first untried one in configuration order (a node may be back before the
+// checker notices); nil when every node has been tried.
 func (c *Client) choose(tried []bool) *node {
+	if h := c.home.Load(); h != nil && !tried[h.idx] && h.state.Load() == stateHealthy {
+		return h
+	}
 	var buf [8]*node
 	cand := buf[:0]
 	var least int64
+	caughtUp := false
 	for _, n := range c.nodes {
 		if tried[n.idx] || n.state.Load() != stateHealthy {
 			continue
 		}
-		switch l := n.inflight.Load(); {
-		case len(cand) == 0 || l < least:
-			cand, least = append(cand[:0], n), l
-		case l == least:
+		up := n.applied.Load() >= n.behindAt.Load()
+		l := n.inflight.Load()
+		switch {
+		case len(cand) == 0 || up && !caughtUp || up == caughtUp && l < least:
+			cand, least, caughtUp = append(cand[:0], n), l, up
+		case up == caughtUp && l == least:
 			cand = append(cand, n)
 		}
 	}
@@ -457,4 +468,40 @@ func (c *Client) choose(tried []bool) *node {
 		}
 	}
 	return nil
+}
+
+// raiseTo raises x to v if v is higher.
+func raiseTo(x *atomic.Uint64, v uint64) {
+	for {
+		old := x.Load()
+		if v <= old || x.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+// sessionObjectsKey marks a call that may create session objects.
+type sessionObjectsKey struct{}
+
+// makesSessionObjects marks ctx for a call that creates objects from
+// templates; if one of them is a session object (CKA_TOKEN not true), the
+// node that makes it becomes the client's home: session objects live in
+// that node's memory only, so the session's calls go there while it is
+// healthy.
+func makesSessionObjects(ctx context.Context, tmpls ...tokens.Template) context.Context {
+	for _, t := range tmpls {
+		if !isToken(t) {
+			return context.WithValue(ctx, sessionObjectsKey{}, true)
+		}
+	}
+	return ctx
+}
+
+func isToken(t tokens.Template) bool {
+	for _, a := range t {
+		if a.Type == ck.CKA_TOKEN {
+			return len(a.Value) == 1 && a.Value[0] != 0
+		}
+	}
+	return false
 }

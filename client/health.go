@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"time"
 
 	"google.golang.org/grpc/status"
@@ -73,9 +75,16 @@ func (c *Client) healthLoop(n *node, first chan<- probeResult) {
 func (c *Client) check(n *node, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(c.life, timeout)
 	defer cancel()
-	r, err := n.api.Info(ctx, &hsmpb.Empty{})
+	var hdr metadata.MD
+	r, err := n.api.Info(ctx, &hsmpb.Empty{}, grpc.Header(&hdr))
 	if err == nil {
 		c.joinIndex(r.GetClusterId())
+		// What the node has applied, so calls that need an index go to a
+		// node that has it.
+		raiseTo(&n.applied, r.GetAppliedIndex())
+		if idx, ok := indexFrom(hdr); ok {
+			raiseTo(&n.applied, idx)
+		}
 	}
 	return err
 }

@@ -63,6 +63,8 @@ func notLoggedIn() error { return tokens.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not 
 // client can log in again by itself when the session expires; Logout and
 // Close forget it. Logging in again replaces the current session.
 func (c *Client) Login(ctx context.Context, user, password string) error {
+	// A new or ended session has no session objects anywhere.
+	defer c.home.Store(nil)
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	if err := acquire(ctx, c.authSem); err != nil {
@@ -101,6 +103,8 @@ func (c *Client) loginRPC(ctx context.Context, user, password string) (*session,
 // credentials. The client is logged out afterwards even if the call fails;
 // a session the server has already ended is not an error.
 func (c *Client) Logout(ctx context.Context) error {
+	// A new or ended session has no session objects anywhere.
+	defer c.home.Store(nil)
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	if err := acquire(ctx, c.authSem); err != nil {

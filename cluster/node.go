@@ -117,6 +117,10 @@ func Start(cfg Config) (*Node, error) {
 	// The store is persistent: a restart replays only the log after the
 	// snapshot, and the store skips what it already holds.
 	rc.NoSnapshotRestoreOnStart = true
+	// Tell followers of a commit within a few milliseconds rather than
+	// Raft's default 50: a write through a follower waits until the
+	// follower has applied it (read-your-writes there).
+	rc.CommitTimeout = 5 * time.Millisecond
 	// Check the threshold often: a snapshot is taken only when the log
 	// has grown past it.
 	rc.SnapshotInterval = 5 * time.Second

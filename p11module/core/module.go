@@ -66,12 +66,13 @@ type Module struct {
 // NewModule makes a module that reads its configuration from HSM_CONFIG at
 // C_Initialize.
 func NewModule() *Module {
-	return &Module{
-		loadConfig: client.ConfigFromEnv,
-		dial: func(ctx context.Context, cfg *client.Config) (*client.Client, error) {
-			return client.Dial(ctx, cfg)
-		},
+	m := &Module{loadConfig: client.ConfigFromEnv}
+	// The client logs node health and calls moved to other nodes to the
+	// library's log (m.log is set by C_Initialize before any dial).
+	m.dial = func(ctx context.Context, cfg *client.Config) (*client.Client, error) {
+		return client.Dial(ctx, cfg, client.WithLogger(m.log))
 	}
+	return m
 }
 
 // slot is a cluster slot or a crypto user's token slot. Login state is per
