@@ -15,6 +15,7 @@ echo "== go vet"
 go vet ./... || exit 1
 
 echo "== go test -race, and the interop suites beside it"
+export OPENHSM_TEST_SUMMARY="$LOGS/summary.txt"
 (go test -race -count=1 -timeout 30m ./... >"$LOGS/go-test.log" 2>&1; echo $? >"$LOGS/go-test.rc") &
 gopid=$!
 (
@@ -34,6 +35,7 @@ gopid=$!
 interpid=$!
 wait $gopid
 cat "$LOGS/go-test.log"
+[ -s "$LOGS/summary.txt" ] && cat "$LOGS/summary.txt"
 [ "$(cat "$LOGS/go-test.rc")" = 0 ] || status=1
 wait $interpid
 [ "$(cat "$LOGS/interop.rc")" = 0 ] || status=1
