@@ -10,6 +10,13 @@
 // counts are in the test log (go test -v -run TestStress ./p11module/suites).
 // Both suites start a real one-node cluster (scripts/cluster.sh) and need gcc.
 //
-// bench.sh (not a test) compares p11bench runs against this library and
+// TestChaos runs 16 threads (key generation and signing) through the
+// library in process against a real 3-node cluster while a random node is
+// killed with SIGKILL and restarted every 2 to 5 s for 60 s; no sign may
+// fail, and every key made with CKR_OK must be on every node afterwards. Its
+// counts go to the test log and to $OPENHSM_TEST_SUMMARY (make test prints
+// it).
+//
+// bench.sh (not a test; -nodes N for a cluster) compares p11bench runs against this library and
 // SoftHSMv2.
 package suites
