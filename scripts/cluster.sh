@@ -147,6 +147,7 @@ up() {
     [ -n "$restore" ] && [ -n "$passfile" ] || die "-r and -p go together"
     [ -r "$restore" ] || die "cannot read $restore"
     [ -r "$passfile" ] || die "cannot read $passfile"
+    [ "$n" -eq 1 ] || die "a restored cluster starts with one node; add more with 'cluster.sh add' (the users come from the backup)"
     restore=$(cd "$(dirname "$restore")" && pwd)/$(basename "$restore")
   fi
   dir=$1
@@ -174,7 +175,6 @@ up() {
   export HSM_CONFIG="$dir/client.toml"
   if [ -n "$restore" ]; then
     "$BIN/hsm" backup restore "$restore" >/dev/null || die "restore failed"
-    [ "$n" -eq 1 ] || die "a restored cluster starts with one node; add more with 'cluster.sh add' (the users come from the backup)"
     echo "# HSM cluster restored from $restore: 1 node in $dir"
     echo "export HSM_CONFIG='$dir/client.toml'"
     return 0
