@@ -13,6 +13,7 @@
 #   scripts/cluster.sh stop [-9] DIR K stop node K (SIGTERM; -9 for SIGKILL)
 #   scripts/cluster.sh start DIR K     start node K again, on its old port
 #   scripts/cluster.sh add DIR         start one more node and add it to the cluster
+#                                      (as the crypto officer in DIR/co.password)
 #
 # Every daemon listens on 127.0.0.1 on a port chosen at its first start (kept
 # afterwards); its PID is in DIR/node<K>.pid and its log in DIR/node<K>.log.
