@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
@@ -158,4 +159,35 @@ func flip(b []byte, i int) []byte {
 	c := append([]byte{}, b...)
 	c[i] ^= 0x40
 	return c
+}
+
+// The leader takes a backup on its schedule (here every minute, the
+// shortest interval allowed) without being asked.
+func TestScheduledBackup(t *testing.T) {
+	c := testcluster.StartWith(t, 1, `backup_interval = "1m"`)
+	co := pinned(t, c, 1, c.Env["HSM_USER"], c.Env["HSM_PASSWORD"])
+	deadline := time.Now().Add(150 * time.Second)
+	for {
+		bs, _, err := co.ListBackups(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bs) > 0 {
+			if bs[0].Users != 2 || bs[0].Node != "node1" {
+				t.Fatalf("scheduled backup: %+v", bs[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no scheduled backup after 150 s")
+		}
+		time.Sleep(2 * time.Second)
+	}
+	log, err := os.ReadFile(c.LogFile(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(log, []byte(`"msg":"backup taken","node":"node1","reason":"schedule"`)) {
+		t.Fatalf("the log does not say a scheduled backup was taken:\n%s", log)
+	}
 }
