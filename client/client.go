@@ -329,6 +329,12 @@ func (c *Client) rpcCode(ctx context.Context, token string, fn func(ctx context.
 				c.setUnhealthy(n, r.method, err)
 			}
 			if !r.retry {
+				// The call's own deadline ended it: say so, whatever a
+				// node that was cut off answered (unless the daemon itself
+				// gave an answer with its return value).
+				if ctx.Err() != nil && !hasErrorDetail(err) {
+					return status.FromContextError(ctx.Err()).Code(), FromStatus(ctx.Err())
+				}
 				return status.Code(err), FromStatus(err)
 			}
 			msg := status.Convert(err).Message()
