@@ -472,16 +472,13 @@ func TestFrozenNodeCallsMoved(t *testing.T) {
 	e := startServer(t, time.Minute)
 	e.cfg.HealthInterval = 200 * time.Millisecond // checks wait 1s
 	ps, c := protoCluster(t, e, []uint64{1, 1}, true)
-	start := time.Now()
 	// The node stops answering anything: its health check times out, and
-	// the sign held there moves to the other node.
+	// the sign held there moves to the other node (held there, it would
+	// fail at its deadline).
 	ps[0].setHold("Info")
 	res := holdOn(t, ps[0], "Sign", func() error { return sign(t, c, 1) })
 	if err := <-res; err != nil {
 		t.Fatalf("sign: %v", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("the sign took %v; the call timeout is %v", d, e.cfg.Timeout)
 	}
 	if c.Nodes()[0].Healthy {
 		t.Error("the frozen node is healthy")
@@ -533,10 +530,14 @@ func TestCloseStopsChecker(t *testing.T) {
 		// Close with a check in flight on the frozen node.
 		frozen.setHold("Info")
 		<-frozen.entered
-		start := time.Now()
-		c.Close()
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("Close took %v", d)
+		// Close does not wait for the frozen check (which never ends by
+		// itself).
+		closed := make(chan struct{})
+		go func() { c.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(30 * time.Second):
+			t.Fatal("Close waits for a frozen health check")
 		}
 		if n := checkerGoroutines() - base; n != 0 {
 			t.Fatalf("%d checker goroutines left after Close", n)
@@ -552,11 +553,7 @@ func TestDialWaitsForOneNode(t *testing.T) {
 	frozen := e.protoNode(t, 1, false)
 	frozen.setHold("Info", "Sign")
 	e.cfg.Nodes = []string{frozen.addr, e.addr}
-	start := time.Now()
 	c := e.login(t)
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("Dial and Login took %v", d)
-	}
 	for range 4 {
 		if err := sign(t, c, 1); err != nil {
 			t.Fatal(err)
