@@ -28,7 +28,6 @@ package backup
 import (
 	"bufio"
 	"bytes"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
@@ -411,7 +410,7 @@ func Write(w io.Writer, s *tokens.Sealer, meta Header, snap tokens.StoreSnapshot
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	aead, err := newAEAD(dataKey)
+	aead, err := tokens.NewGCM(dataKey)
 	if err != nil {
 		return err
 	}
@@ -442,14 +441,6 @@ func Write(w io.Writer, s *tokens.Sealer, meta Header, snap tokens.StoreSnapshot
 		return fmt.Errorf("backup: %w", err)
 	}
 	return nil
-}
-
-func newAEAD(key []byte) (cipher.AEAD, error) {
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(b)
 }
 
 // errMismatch is a header that does not describe the snapshot stream.
@@ -570,7 +561,7 @@ func decrypt(br *bufio.Reader, h *Header, aad [32]byte, s *tokens.Sealer, w io.W
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	aead, err := newAEAD(dataKey)
+	aead, err := tokens.NewGCM(dataKey)
 	clear(dataKey)
 	if err != nil {
 		return err

@@ -302,7 +302,7 @@ func TestChunkEdges(t *testing.T) {
 	// Plaintexts of 0, 1, ChunkSize-1, ChunkSize, ChunkSize+1 and 2*ChunkSize
 	// bytes through the chunk writer and reader.
 	for _, n := range []int{0, 1, ChunkSize - 1, ChunkSize, ChunkSize + 1, 2 * ChunkSize} {
-		aead, _ := newAEAD(keyFile)
+		aead, _ := tokens.NewGCM(keyFile)
 		var b bytes.Buffer
 		prefix := []byte("1234567")
 		cw := &chunkWriter{w: &b, aead: aead, prefix: prefix, aad: []byte("aad")}

@@ -118,7 +118,7 @@ func TestBackupRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("restore: %v\n%s", err, out)
 	}
-	for _, want := range []string{"receive: ", "verify: ", "restore: "} {
+	for _, want := range []string{"receive: ", "decrypt: ", "restore: "} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("restore showed no %q progress:\n%s", want, out)
 		}

@@ -3,6 +3,7 @@ package hsmd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -381,39 +382,40 @@ func (s *Server) RestoreBackup(stream grpc.BidiStreamingServer[hsmpb.Chunk, hsmp
 		}
 	}
 	stream.Send(&hsmpb.BackupProgress{Phase: "receive", Done: size, Total: size})
-	progress := progressSender(stream.Send)
-	var sealer *tokens.Sealer
-	unseal := func(raw []byte) (*tokens.Sealer, error) {
-		rec, err := tokens.UnmarshalSealedDomainKey(raw)
-		if err != nil {
-			return nil, err
-		}
-		sealer, err = rec.Unseal(n.kek)
-		return sealer, err
-	}
+	// One pass checks and decrypts the whole upload into a scratch file;
+	// the store is touched only after all of it checked out. The plaintext
+	// is the store's snapshot stream: sealed blobs and MACs, no more secret
+	// than the store file itself.
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the upload")
 	}
-	h, err := backup.Verify(tmp, unseal, progress)
+	h, err := backup.ReadHeader(tmp)
 	if err != nil {
 		return restoreRefusal(err)
 	}
-	if err := s.checkFresh(); err != nil {
-		return err
+	sealer, err := unsealWith(h.SealedDomainKey, n.kek)
+	if err != nil {
+		return restoreRefusal(err)
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the upload")
 	}
-	// The plaintext is the store's snapshot stream: sealed blobs and MACs,
-	// no more secret than the store file itself.
 	plain, err := os.CreateTemp(n.Config.DataDir, ".restore-*")
 	if err != nil {
 		return tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot make a temporary file")
 	}
 	defer os.Remove(plain.Name())
 	defer plain.Close()
-	if _, err := backup.Decrypt(tmp, sealer, plain, progress); err != nil {
+	if _, err := backup.Decrypt(tmp, sealer, plain, progressSender(stream.Send)); err != nil {
+		if errors.Is(err, tokens.ErrBackupKey) {
+			// Its own domain key opens, yet the data key beside it does
+			// not unwrap: the header was edited.
+			err = fmt.Errorf("%w: its data key does not unwrap under its own domain key", backup.ErrCorrupt)
+		}
 		return restoreRefusal(err)
+	}
+	if err := s.checkFresh(); err != nil {
+		return err
 	}
 	psize, err := plain.Seek(0, io.SeekCurrent)
 	if err == nil {
@@ -449,6 +451,20 @@ func (s *Server) checkFresh() error {
 		return tokens.Errorf(ck.CKR_ACTION_PROHIBITED, "this cluster is in use; a backup is restored only into a new cluster that was never activated")
 	}
 	return nil
+}
+
+// unsealWith opens a backup's sealed domain key with this node's
+// passphrase or key file.
+func unsealWith(raw []byte, kek tokens.KEKSource) (*tokens.Sealer, error) {
+	rec, err := tokens.UnmarshalSealedDomainKey(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", backup.ErrCorrupt, err)
+	}
+	s, err := rec.Unseal(kek)
+	if errors.Is(err, tokens.ErrWrongKEK) {
+		return nil, backup.ErrWrongPassphrase
+	}
+	return s, err
 }
 
 // restoreRefusal names what is wrong with an uploaded backup.

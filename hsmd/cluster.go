@@ -25,6 +25,18 @@ func (s *Server) requireCO(ctx context.Context) error {
 	return nil
 }
 
+// membershipChange checks what AddNode and RemoveNode both need: a crypto
+// officer, a running cluster, a valid node name.
+func (s *Server) membershipChange(ctx context.Context, name string) (*cluster.Node, error) {
+	if err := s.requireCO(ctx); err != nil {
+		return nil, err
+	}
+	if err := pki.ValidateName(name); err != nil {
+		return nil, bad("name", "%v", err)
+	}
+	return s.clusterNode()
+}
+
 func (s *Server) clusterNode() (*cluster.Node, error) {
 	if s.replica == nil {
 		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "the node is not part of a running cluster")
@@ -41,11 +53,8 @@ func (s *Server) localStatus() *hsmpb.ClusterNode {
 }
 
 func (s *Server) domainFingerprint() string {
-	raw, err := s.engine.Store().Meta(tokens.MetaDomainKey)
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(raw)
+	sealed, _ := s.daemon.domain()
+	sum := sha256.Sum256(sealed)
 	return hex.EncodeToString(sum[:])
 }
 
@@ -93,15 +102,9 @@ func (s *Server) ClusterStatus(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Clus
 }
 
 func (s *Server) AddNode(ctx context.Context, req *hsmpb.AddNodeRequest) (*hsmpb.Empty, error) {
-	if err := s.requireCO(ctx); err != nil {
-		return nil, err
-	}
-	cn, err := s.clusterNode()
+	cn, err := s.membershipChange(ctx, req.Name)
 	if err != nil {
 		return nil, err
-	}
-	if err := pki.ValidateName(req.Name); err != nil {
-		return nil, bad("name", "%v", err)
 	}
 	if _, _, err := net.SplitHostPort(req.Addr); err != nil {
 		return nil, bad("addr", "must be host:port")
@@ -136,15 +139,9 @@ func (s *Server) AddNode(ctx context.Context, req *hsmpb.AddNodeRequest) (*hsmpb
 }
 
 func (s *Server) RemoveNode(ctx context.Context, req *hsmpb.RemoveNodeRequest) (*hsmpb.Empty, error) {
-	if err := s.requireCO(ctx); err != nil {
-		return nil, err
-	}
-	cn, err := s.clusterNode()
+	cn, err := s.membershipChange(ctx, req.Name)
 	if err != nil {
 		return nil, err
-	}
-	if err := pki.ValidateName(req.Name); err != nil {
-		return nil, bad("name", "%v", err)
 	}
 	if err := cn.ChangeMembership(ctx, "remove", req.Name, ""); err != nil {
 		return nil, err

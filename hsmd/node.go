@@ -61,12 +61,8 @@ func (c *Config) KEKSource() (tokens.KEKSource, error) {
 
 func (c *Config) storePath() string { return filepath.Join(c.DataDir, StoreFile) }
 
-// Logger makes the node's logger: JSON lines to log_file, or to stderr.
-func (c *Config) Logger() (*slog.Logger, io.Closer, error) {
-	l, _, closer, err := c.logger()
-	return l, closer, err
-}
-
+// logger makes the node's logger, JSON lines to log_file (or stderr), and
+// returns the writer too, for Raft's own log lines.
 func (c *Config) logger() (*slog.Logger, io.Writer, io.Closer, error) {
 	var w io.Writer = os.Stderr
 	var closer io.Closer = io.NopCloser(nil)

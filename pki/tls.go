@@ -106,15 +106,7 @@ func loadPair(certFile, keyFile, caFile string, pool *x509.CertPool, usage x509.
 	if !ok || !pub.Equal(key.Public()) {
 		return tls.Certificate{}, fmt.Errorf("pki: key file %q does not match certificate %q", keyFile, certFile)
 	}
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{
-		Roots:         pool,
-		Intermediates: inter,
-		KeyUsages:     []x509.ExtKeyUsage{usage},
-	}); err != nil {
+	if err := verifyChain(certs, pool, usage); err != nil {
 		return tls.Certificate{}, fmt.Errorf("pki: certificate %q does not verify against CA %q for %s: %w", certFile, caFile, usageName(usage), err)
 	}
 	chain := make([][]byte, len(certs))
@@ -211,19 +203,22 @@ func verifyNodePeer(cs tls.ConnectionState, pool *x509.CertPool) error {
 		return errors.New("pki: the peer sent no certificate")
 	}
 	leaf := cs.PeerCertificates[0]
-	inter := x509.NewCertPool()
-	for _, c := range cs.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{
-		Roots:         pool,
-		Intermediates: inter,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}); err != nil {
+	if err := verifyChain(cs.PeerCertificates, pool, x509.ExtKeyUsageServerAuth); err != nil {
 		return fmt.Errorf("pki: peer certificate does not verify against the cluster CA: %w", err)
 	}
 	if ou := leaf.Subject.OrganizationalUnit; len(ou) != 1 || ou[0] != KindNode {
 		return fmt.Errorf("pki: peer %q is not a node", leaf.Subject.CommonName)
 	}
 	return nil
+}
+
+// verifyChain verifies certs[0] against pool for usage, with the rest of
+// certs as intermediates.
+func verifyChain(certs []*x509.Certificate, pool *x509.CertPool, usage x509.ExtKeyUsage) error {
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	_, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}})
+	return err
 }

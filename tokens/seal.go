@@ -129,7 +129,7 @@ func NewDomainKey(clusterID string, src KEKSource) (*Sealer, *SealedDomainKey, e
 	if err != nil {
 		return nil, nil, err
 	}
-	g, err := newGCM(kek)
+	g, err := NewGCM(kek)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -148,7 +148,7 @@ func (r *SealedDomainKey) Unseal(src KEKSource) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := newGCM(kek)
+	g, err := NewGCM(kek)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +207,9 @@ func hkdfKey(secret, salt []byte, info string) []byte {
 	return k
 }
 
-func newGCM(key []byte) (cipher.AEAD, error) {
+// NewGCM is AES-GCM (128, 192 or 256 by the key's length) with the
+// standard nonce and tag sizes.
+func NewGCM(key []byte) (cipher.AEAD, error) {
 	b, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, err
@@ -229,7 +231,7 @@ func (s *Sealer) Seal(id uint64, owner string, plaintext []byte) ([]byte, error)
 	if _, err := rand.Read(out[1:blobHeaderLen]); err != nil {
 		return nil, err
 	}
-	g, err := newGCM(hkdfKey(s.dk, out[1:1+blobSaltLen], "openhsm object key v1"))
+	g, err := NewGCM(hkdfKey(s.dk, out[1:1+blobSaltLen], "openhsm object key v1"))
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +244,7 @@ func (s *Sealer) Open(id uint64, owner string, blob []byte) ([]byte, error) {
 	if len(blob) < blobHeaderLen+16 || blob[0] != blobVersion {
 		return nil, errors.New("sealed blob: bad format")
 	}
-	g, err := newGCM(hkdfKey(s.dk, blob[1:1+blobSaltLen], "openhsm object key v1"))
+	g, err := NewGCM(hkdfKey(s.dk, blob[1:1+blobSaltLen], "openhsm object key v1"))
 	if err != nil {
 		return nil, err
 	}
