@@ -1,0 +1,10 @@
+// Package security is the attack suite. Its tests play, against real hsmd
+// daemons on loopback (started through scripts/cluster.sh by
+// internal/testcluster), what an attacker holding exactly one credential
+// would try: a client certificate, a node certificate and key, a crypto
+// officer's or crypto user's password, a backup file. Each test names the
+// row of the threat model in docs/security-model.md it proves, and asserts
+// that the attack is refused and changed nothing.
+//
+// The package has no code of its own outside tests.
+package security
