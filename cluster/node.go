@@ -111,6 +111,10 @@ func Start(cfg Config) (*Node, error) {
 		n.logs.Close()
 		return nil, err
 	}
+	if err := n.checkNotAhead(); err != nil {
+		n.logs.Close()
+		return nil, err
+	}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hl
@@ -177,6 +181,38 @@ func (n *Node) catchUp() error {
 		return fmt.Errorf("open snapshot: %v", err)
 	}
 	return n.fsm.Restore(rc)
+}
+
+// checkNotAhead refuses a store that holds commands its Raft log and
+// snapshots do not: with sync = false a crash can lose the tail of the log
+// while the store kept it, and a node that went on from there would hold
+// changes the cluster never committed (or commit different ones at the
+// same indexes). Such a node must be wiped and added again.
+func (n *Node) checkNotAhead() error {
+	applied := n.fsm.Applied()
+	last, err := n.logs.LastIndex()
+	if err != nil {
+		return fmt.Errorf("raft log: %v", err)
+	}
+	metas, err := n.snaps.List()
+	if err != nil {
+		return fmt.Errorf("raft snapshots: %v", err)
+	}
+	known := last
+	if len(metas) > 0 && metas[0].Index > known {
+		known = metas[0].Index
+	}
+	// A store that Raft has never seen holds only what 'hsmd init' wrote
+	// locally (index 1); it is not ahead of anything.
+	if known == 0 && applied <= 1 {
+		return nil
+	}
+	if applied > known {
+		return fmt.Errorf("the store is ahead of its log: it has applied index %d but the Raft log and snapshots end at %d: "+
+			"the log lost writes the store kept (was sync = false?); this node cannot rejoin safely: "+
+			"remove its data directory, initialize it again with 'hsmd init -join', and add it again", applied, known)
+	}
+	return nil
 }
 
 // behind says whether a command at or below snap is missing from the

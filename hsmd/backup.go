@@ -351,8 +351,12 @@ func (s *Server) RestoreBackup(stream grpc.BidiStreamingServer[hsmpb.Chunk, hsmp
 	if err := s.checkFresh(); err != nil {
 		return err
 	}
-	s.restoreMu.Lock()
-	defer s.restoreMu.Unlock()
+	// One restore at a time; a second is refused at once rather than left
+	// waiting while the first one's upload crosses the network.
+	if !s.restoring.CompareAndSwap(false, true) {
+		return tokens.Errorf(ck.CKR_FUNCTION_FAILED, "a restore is already in progress on this node")
+	}
+	defer s.restoring.Store(false)
 	tmp, err := os.CreateTemp(n.Config.DataDir, ".restore-*")
 	if err != nil {
 		return tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot make a temporary file")

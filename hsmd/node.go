@@ -34,6 +34,9 @@ const MinPassphraseLen = 12
 // KEKSource reads the passphrase or key file the config names.
 func (c *Config) KEKSource() (tokens.KEKSource, error) {
 	if c.PassphraseFile != "" {
+		if err := privateFile("passphrase_file", c.PassphraseFile); err != nil {
+			return tokens.KEKSource{}, err
+		}
 		b, err := os.ReadFile(c.PassphraseFile)
 		if err != nil {
 			return tokens.KEKSource{}, fmt.Errorf("passphrase_file: %v", err)
@@ -43,6 +46,9 @@ func (c *Config) KEKSource() (tokens.KEKSource, error) {
 			return tokens.KEKSource{}, fmt.Errorf("passphrase_file: the passphrase must be at least %d bytes", MinPassphraseLen)
 		}
 		return tokens.KEKSource{Passphrase: b}, nil
+	}
+	if err := privateFile("key_file", c.KeyFile); err != nil {
+		return tokens.KEKSource{}, err
 	}
 	b, err := os.ReadFile(c.KeyFile)
 	if err != nil {
@@ -57,6 +63,23 @@ func (c *Config) KEKSource() (tokens.KEKSource, error) {
 		return tokens.KEKSource{}, fmt.Errorf("key_file: must hold 32 raw bytes or 64 hex digits")
 	}
 	return tokens.KEKSource{KeyFile: b}, nil
+}
+
+// privateFile refuses a secret file that group or others may read or
+// write, or that is not a regular file: the passphrase or key file alone
+// opens every backup, so it must be the node's own.
+func privateFile(setting, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%s: %v", setting, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: %s is not a regular file", setting, path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%s: %s has mode %#o; group and others must have no access (chmod 600 %s)", setting, path, perm, path)
+	}
+	return nil
 }
 
 func (c *Config) storePath() string { return filepath.Join(c.DataDir, StoreFile) }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openhsm/openhsm/ck"
@@ -51,7 +52,7 @@ type Server struct {
 	onMembership func()
 	daemon       *Node
 	backups      *backups
-	restoreMu    sync.Mutex
+	restoring    atomic.Bool // a restore upload is being received
 
 	mu       sync.Mutex
 	revoked  map[uint64]int64     // session -> expiry, for logged-out sessions

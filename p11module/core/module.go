@@ -206,13 +206,22 @@ func (m *Module) GetInfo() (Info, error) {
 }
 
 // refreshSlots asks the cluster for the crypto users' tokens. Slots of users
-// that are gone are dropped unless sessions still use them.
+// that are gone are dropped unless sessions still use them. It is called
+// with m.mu held and releases it around the network call, so that other
+// threads' calls do not wait on the cluster; it checks again afterwards
+// that the module was not finalized meanwhile.
 func (m *Module) refreshSlots() error {
+	conn := m.conn
 	ctx, cancel := m.ctx()
-	defer cancel()
-	ts, err := m.conn.ListTokens(ctx)
+	m.mu.Unlock()
+	ts, err := conn.ListTokens(ctx)
+	cancel()
+	m.mu.Lock()
 	if err != nil {
 		return err
+	}
+	if ierr := m.checkInit(); ierr != nil || m.conn != conn {
+		return errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "finalized while listing slots")
 	}
 	seen := map[uint64]bool{clusterSlot: true}
 	for _, t := range ts {
