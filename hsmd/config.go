@@ -42,6 +42,10 @@ type Config struct {
 	BackupInterval      string `toml:"backup_interval"`
 	BackupRetentionDays int    `toml:"backup_retention_days"`
 
+	// LockMemory (default true) locks the daemon's memory so that secrets
+	// never reach swap, where the host allows it (see HardenProcess).
+	LockMemory *bool `toml:"lock_memory"`
+
 	backupInterval time.Duration
 
 	sessionTTL time.Duration

@@ -1,9 +1,11 @@
 package security
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
@@ -11,6 +13,7 @@ import (
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 func miscCopyFile(t *testing.T, from, to string) {
@@ -62,4 +65,38 @@ func TestAttackMiscStoreAheadOfLog(t *testing.T) {
 	after, err := os.ReadFile(store)
 	require.NoError(t, err)
 	assert.Equal(t, before, after, "the refused start changed the store")
+}
+
+// miscProcStatus reads one field of /proc/PID/<file> of node k.
+func miscNodeProc(t *testing.T, c *testcluster.Cluster, k int, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.Dir, fmt.Sprintf("node%d.pid", k)))
+	require.NoError(t, err)
+	out, err := os.ReadFile(fmt.Sprintf("/proc/%s/%s", strings.TrimSpace(string(b)), file))
+	require.NoError(t, err)
+	return string(out)
+}
+
+// TestAttackMiscNoCoreDump: someone who can crash the daemon, or read what
+// the host keeps of a crashed process, must not find the domain key in a
+// core file. The daemon turns core files off before it unseals anything,
+// and locks its memory out of swap where the host lets it.
+func TestAttackMiscNoCoreDump(t *testing.T) {
+	c := testcluster.Start(t, 1)
+	limits := miscNodeProc(t, c, 1, "limits")
+	assert.Regexp(t, `(?m)^Max core file size\s+0\s+0\s+bytes`, limits)
+
+	// Whether memory can be locked is the host's choice: ask the kernel
+	// whether this (same-user) process could lift the limit, as hsmd does.
+	var cur unix.Rlimit
+	require.NoError(t, unix.Getrlimit(unix.RLIMIT_MEMLOCK, &cur))
+	canLock := cur.Cur == unix.RLIM_INFINITY || unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}) == nil
+	status := miscNodeProc(t, c, 1, "status")
+	log, err := os.ReadFile(c.LogFile(1))
+	require.NoError(t, err)
+	if canLock {
+		assert.NotRegexp(t, `(?m)^VmLck:\s+0 kB`, status, "the host allows locking, yet hsmd's memory is not locked")
+	} else {
+		assert.Contains(t, string(log), "memory is not locked", "hsmd says that its memory could not be locked")
+	}
 }

@@ -48,6 +48,8 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
+	// Before any secret is read or unsealed: no core files, no ptrace, no swap.
+	cfg.Harden()
 	if os.Args[1] == "init" {
 		switch {
 		case (*clusterID == "") == (*join == ""):
