@@ -69,3 +69,13 @@ func (c *Client) Index() uint64 { return c.index.load() }
 
 // AdvanceIndex raises the client's index to idx if it is higher.
 func (c *Client) AdvanceIndex(idx uint64) { c.index.observe(idx) }
+
+// RotatePassphrase re-seals the cluster's domain key under a new passphrase
+// (or key file): oldSecret and newSecret are the two files' contents. It
+// needs a crypto officer's session.
+func (c *Client) RotatePassphrase(ctx context.Context, oldSecret, newSecret []byte) error {
+	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
+		_, err := api.RotatePassphrase(ctx, &hsmpb.RotatePassphraseRequest{OldSecret: oldSecret, NewSecret: newSecret})
+		return err
+	})
+}

@@ -63,7 +63,7 @@ func (b *backups) take(reason string, progress func(backup.Progress)) (*hsmpb.Ba
 	if sealer == nil {
 		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "the domain key is not unsealed")
 	}
-	sealed, clusterID := n.domain()
+	sealed, clusterID := n.currentRecord()
 	snap, err := n.Store.Snapshot()
 	if err != nil {
 		return nil, &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "cannot read the store", Err: err}

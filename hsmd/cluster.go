@@ -2,8 +2,6 @@ package hsmd
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"net"
 	"sync"
 	"time"
@@ -52,10 +50,13 @@ func (s *Server) localStatus() *hsmpb.ClusterNode {
 		State: s.replica.State(), AppliedIndex: s.replica.Applied(), Domain: s.domainFingerprint()}
 }
 
+// domainFingerprint names the domain key in use (not its sealed form, which
+// a passphrase rotation changes).
 func (s *Server) domainFingerprint() string {
-	sealed, _ := s.daemon.domain()
-	sum := sha256.Sum256(sealed)
-	return hex.EncodeToString(sum[:])
+	if sealer := s.daemon.Machine.Sealer(); sealer != nil {
+		return sealer.Fingerprint()
+	}
+	return ""
 }
 
 func (s *Server) ClusterStatus(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.ClusterStatusResponse, error) {

@@ -3,6 +3,7 @@ package hsmd
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -33,26 +34,34 @@ const MinPassphraseLen = 12
 
 // KEKSource reads the passphrase or key file the config names.
 func (c *Config) KEKSource() (tokens.KEKSource, error) {
+	setting, path := "key_file", c.KeyFile
 	if c.PassphraseFile != "" {
-		if err := privateFile("passphrase_file", c.PassphraseFile); err != nil {
-			return tokens.KEKSource{}, err
-		}
-		b, err := os.ReadFile(c.PassphraseFile)
-		if err != nil {
-			return tokens.KEKSource{}, fmt.Errorf("passphrase_file: %v", err)
-		}
-		b = bytes.TrimRight(b, "\r\n")
-		if len(b) < MinPassphraseLen {
-			return tokens.KEKSource{}, fmt.Errorf("passphrase_file: the passphrase must be at least %d bytes", MinPassphraseLen)
-		}
-		return tokens.KEKSource{Passphrase: b}, nil
+		setting, path = "passphrase_file", c.PassphraseFile
 	}
-	if err := privateFile("key_file", c.KeyFile); err != nil {
+	if err := privateFile(setting, path); err != nil {
 		return tokens.KEKSource{}, err
 	}
-	b, err := os.ReadFile(c.KeyFile)
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return tokens.KEKSource{}, fmt.Errorf("key_file: %v", err)
+		return tokens.KEKSource{}, fmt.Errorf("%s: %v", setting, err)
+	}
+	src, err := parseKEK(c.PassphraseFile != "", b)
+	if err != nil {
+		return tokens.KEKSource{}, fmt.Errorf("%s: %v", setting, err)
+	}
+	return src, nil
+}
+
+// parseKEK reads the contents of a passphrase file (trailing newline
+// dropped, at least MinPassphraseLen bytes) or of a key file (32 raw bytes
+// or 64 hex digits).
+func parseKEK(passphrase bool, b []byte) (tokens.KEKSource, error) {
+	if passphrase {
+		b = bytes.TrimRight(b, "\r\n")
+		if len(b) < MinPassphraseLen {
+			return tokens.KEKSource{}, fmt.Errorf("the passphrase must be at least %d bytes", MinPassphraseLen)
+		}
+		return tokens.KEKSource{Passphrase: b}, nil
 	}
 	if t := bytes.TrimSpace(b); len(t) == 64 {
 		if k, err := hex.DecodeString(string(t)); err == nil {
@@ -60,7 +69,7 @@ func (c *Config) KEKSource() (tokens.KEKSource, error) {
 		}
 	}
 	if len(b) != 32 {
-		return tokens.KEKSource{}, fmt.Errorf("key_file: must hold 32 raw bytes or 64 hex digits")
+		return tokens.KEKSource{}, fmt.Errorf("must hold 32 raw bytes or 64 hex digits")
 	}
 	return tokens.KEKSource{KeyFile: b}, nil
 }
@@ -220,6 +229,16 @@ func (n *Node) domain() ([]byte, string) {
 	return n.sealed, n.ClusterID
 }
 
+// currentRecord is the sealed domain key the store holds now: after a
+// passphrase rotation, the re-sealed one (backups carry it).
+func (n *Node) currentRecord() ([]byte, string) {
+	sealed, id := n.domain()
+	if raw, err := n.Store.Meta(tokens.MetaDomainKey); err == nil {
+		sealed = raw
+	}
+	return sealed, id
+}
+
 // Open opens an initialized store and unseals its domain key. A wrong
 // passphrase is an error, and nothing is written.
 func Open(cfg *Config) (*Node, error) {
@@ -287,6 +306,17 @@ func (n *Node) reloadDomainKey() error {
 	rec, err := tokens.UnmarshalSealedDomainKey(raw)
 	if err != nil {
 		return err
+	}
+	// A record re-sealed by a passphrase rotation holds the key in use: its
+	// MAC under that key says so, and this node's (older) passphrase need
+	// not open it.
+	if mac, err := n.Store.Meta(tokens.MetaDomainKeyMAC); err == nil {
+		if cur := n.Machine.Sealer(); cur != nil && rec.ClusterID == n.ClusterID && hmac.Equal(mac, cur.RecordMAC(raw)) {
+			n.domainMu.Lock()
+			n.sealed = raw
+			n.domainMu.Unlock()
+			return nil
+		}
 	}
 	sealer, err := rec.Unseal(n.kek)
 	if err != nil {

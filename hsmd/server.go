@@ -53,6 +53,7 @@ type Server struct {
 	daemon       *Node
 	backups      *backups
 	restoring    atomic.Bool // a restore upload is being received
+	rotating     atomic.Bool // a passphrase rotation is running
 
 	mu       sync.Mutex
 	revoked  map[uint64]int64     // session -> expiry, for logged-out sessions
@@ -121,7 +122,8 @@ var methodAccess = map[string]access{
 	"Sign": accessSession, "Verify": accessSession, "Encrypt": accessSession, "Decrypt": accessSession,
 	"OutputLength": accessSession, "Digest": accessSession, "GenerateRandom": accessSession,
 	"ClusterStatus": accessCert, "AddNode": accessSession, "RemoveNode": accessSession,
-	"CreateBackup": accessSession, "ListBackups": accessSession, "GetBackup": accessSession,
+	"RotatePassphrase": accessSession,
+	"CreateBackup":     accessSession, "ListBackups": accessSession, "GetBackup": accessSession,
 	"RestoreBackup": accessCert,
 	// The Peer service.
 	"Forward": accessNode, "ChangeMembership": accessNode, "NodeStatus": accessNode,

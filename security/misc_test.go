@@ -100,3 +100,56 @@ func TestAttackMiscNoCoreDump(t *testing.T) {
 		assert.Contains(t, string(log), "memory is not locked", "hsmd says that its memory could not be locked")
 	}
 }
+
+// TestAttackMiscRotatePassphrase: a crypto officer alone (password, no
+// passphrase) must not be able to choose the secret that opens the
+// backups, and a crypto user cannot rotate at all. With the current
+// passphrase an officer re-seals the domain key; every node gets the new
+// record, the old passphrase no longer starts a node, and the new one does.
+func TestAttackMiscRotatePassphrase(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	co := []string{"HSM_USER=" + c.Env["HSM_USER"], "HSM_PASSWORD=" + c.Env["HSM_PASSWORD"]}
+	cu := []string{"HSM_USER=" + c.Env["P11_TOKEN_LABEL"], "HSM_PASSWORD=" + c.Env["P11_PIN"]}
+	oldPass := filepath.Join(c.Dir, "passphrase")
+	tmp := t.TempDir()
+	wrong := filepath.Join(tmp, "wrong")
+	require.NoError(t, os.WriteFile(wrong, []byte("not the passphrase at all\n"), 0o600))
+	newPass := filepath.Join(tmp, "new")
+	newSecret := "a brand new passphrase for the cluster"
+	require.NoError(t, os.WriteFile(newPass, []byte(newSecret+"\n"), 0o600))
+
+	out, err := c.HSM(cu, "cluster", "rotate-passphrase", "--old", oldPass, "--new", newPass)
+	require.Error(t, err, "a crypto user rotated the passphrase: %s", out)
+	out, err = c.HSM(co, "cluster", "rotate-passphrase", "--old", wrong, "--new", newPass)
+	require.Error(t, err, "an officer without the passphrase rotated it: %s", out)
+	assert.Contains(t, string(out), "does not unseal")
+	assert.NotContains(t, string(out), newSecret)
+
+	// Neither refusal changed the record: a node still starts with the old
+	// passphrase.
+	c.Stop(3, false)
+	_, err = c.StartNode(3)
+	require.NoError(t, err, "the old passphrase no longer starts a node after refused rotations")
+
+	out, err = c.HSM(co, "cluster", "rotate-passphrase", "--old", oldPass, "--new", newPass)
+	require.NoError(t, err, "%s", out)
+	assert.NotContains(t, string(out), newSecret)
+
+	// Every node now holds the new record: with the old passphrase file a
+	// restarted node refuses to start; with the new one it starts and serves.
+	c.Stop(2, false)
+	out, err = c.StartNode(2)
+	require.Error(t, err, "node2 started with the old passphrase after the rotation")
+	assert.Contains(t, string(out), "does not unseal")
+	miscCopyFile(t, newPass, oldPass)
+	_, err = c.StartNode(2)
+	require.NoError(t, err)
+	cl := pinned(t, c, 2, c.Env["P11_TOKEN_LABEL"], c.Env["P11_PIN"])
+	_, err = cl.GenerateRandom(ctx, 16)
+	require.NoError(t, err)
+
+	// The members still agree that they hold one domain key.
+	status, err := c.HSM(nil, "cluster", "status")
+	require.NoError(t, err, "%s", status)
+	assert.NotContains(t, string(status), "unreachable")
+}

@@ -30,6 +30,7 @@ const (
 	OpShare         Op = "share"          // ObjectID, Name
 	OpUnshare       Op = "unshare"        // ObjectID, Name
 	OpLogout        Op = "logout"         // Session, Expires
+	OpSetDomainKey  Op = "set_domain_key" // Domain, DomainMAC: a passphrase rotation
 )
 
 // Command is one serialized change. Everything non-deterministic (time,
@@ -49,6 +50,7 @@ type Command struct {
 	ObjectID     uint64    `json:"object_id,omitempty"`
 	Changes      Template  `json:"changes,omitempty"`
 	Domain       []byte    `json:"domain,omitempty"`
+	DomainMAC    []byte    `json:"domain_mac,omitempty"`
 	Session      uint64    `json:"session,omitempty"`
 	Expires      int64     `json:"expires,omitempty"`
 }
@@ -217,6 +219,7 @@ func init() {
 		OpShare:         applyShare,
 		OpUnshare:       applyShare,
 		OpLogout:        applyLogout,
+		OpSetDomainKey:  applySetDomainKey,
 	}
 }
 

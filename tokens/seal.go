@@ -148,6 +148,7 @@ func (r *SealedDomainKey) Unseal(src KEKSource) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer clear(kek)
 	g, err := NewGCM(kek)
 	if err != nil {
 		return nil, err
@@ -159,6 +160,7 @@ func (r *SealedDomainKey) Unseal(src KEKSource) (*Sealer, error) {
 	if err != nil {
 		return nil, ErrWrongKEK
 	}
+	defer clear(dk) // NewSealer keeps its own copy
 	return NewSealer(dk)
 }
 

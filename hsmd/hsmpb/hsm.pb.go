@@ -3625,6 +3625,61 @@ func (x *DomainKeyResponse) GetClusterId() string {
 	return ""
 }
 
+// RotatePassphraseRequest carries the contents of the current and the new
+// passphrase (or key) files, as the node's passphrase_file or key_file
+// would hold them.
+type RotatePassphraseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OldSecret     []byte                 `protobuf:"bytes,1,opt,name=old_secret,json=oldSecret,proto3" json:"old_secret,omitempty"`
+	NewSecret     []byte                 `protobuf:"bytes,2,opt,name=new_secret,json=newSecret,proto3" json:"new_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotatePassphraseRequest) Reset() {
+	*x = RotatePassphraseRequest{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotatePassphraseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotatePassphraseRequest) ProtoMessage() {}
+
+func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotatePassphraseRequest.ProtoReflect.Descriptor instead.
+func (*RotatePassphraseRequest) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *RotatePassphraseRequest) GetOldSecret() []byte {
+	if x != nil {
+		return x.OldSecret
+	}
+	return nil
+}
+
+func (x *RotatePassphraseRequest) GetNewSecret() []byte {
+	if x != nil {
+		return x.NewSecret
+	}
+	return nil
+}
+
 var File_hsmd_hsmpb_hsm_proto protoreflect.FileDescriptor
 
 const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
@@ -3877,7 +3932,12 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x11DomainKeyResponse\x12\x16\n" +
 	"\x06sealed\x18\x01 \x01(\fR\x06sealed\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x02 \x01(\tR\tclusterId2\xe1\x13\n" +
+	"cluster_id\x18\x02 \x01(\tR\tclusterId\"W\n" +
+	"\x17RotatePassphraseRequest\x12\x1d\n" +
+	"\n" +
+	"old_secret\x18\x01 \x01(\fR\toldSecret\x12\x1d\n" +
+	"\n" +
+	"new_secret\x18\x02 \x01(\fR\tnewSecret2\xad\x14\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -3918,7 +3978,8 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\rClusterStatus\x12\x11.openhsm.v1.Empty\x1a!.openhsm.v1.ClusterStatusResponse\x128\n" +
 	"\aAddNode\x12\x1a.openhsm.v1.AddNodeRequest\x1a\x11.openhsm.v1.Empty\x12>\n" +
 	"\n" +
-	"RemoveNode\x12\x1d.openhsm.v1.RemoveNodeRequest\x1a\x11.openhsm.v1.Empty\x12?\n" +
+	"RemoveNode\x12\x1d.openhsm.v1.RemoveNodeRequest\x1a\x11.openhsm.v1.Empty\x12J\n" +
+	"\x10RotatePassphrase\x12#.openhsm.v1.RotatePassphraseRequest\x1a\x11.openhsm.v1.Empty\x12?\n" +
 	"\fCreateBackup\x12\x11.openhsm.v1.Empty\x1a\x1a.openhsm.v1.BackupProgress0\x01\x12A\n" +
 	"\vListBackups\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.ListBackupsResponse\x12>\n" +
 	"\tGetBackup\x12\x1c.openhsm.v1.GetBackupRequest\x1a\x11.openhsm.v1.Chunk0\x01\x12B\n" +
@@ -3945,69 +4006,70 @@ func file_hsmd_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_hsmd_hsmpb_hsm_proto_rawDescData
 }
 
-var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
-	(*Empty)(nil),                  // 0: openhsm.v1.Empty
-	(*ErrorDetail)(nil),            // 1: openhsm.v1.ErrorDetail
-	(*Attribute)(nil),              // 2: openhsm.v1.Attribute
-	(*Mechanism)(nil),              // 3: openhsm.v1.Mechanism
-	(*GcmParams)(nil),              // 4: openhsm.v1.GcmParams
-	(*CtrParams)(nil),              // 5: openhsm.v1.CtrParams
-	(*PssParams)(nil),              // 6: openhsm.v1.PssParams
-	(*OaepParams)(nil),             // 7: openhsm.v1.OaepParams
-	(*EcdhParams)(nil),             // 8: openhsm.v1.EcdhParams
-	(*EddsaParams)(nil),            // 9: openhsm.v1.EddsaParams
-	(*LoginRequest)(nil),           // 10: openhsm.v1.LoginRequest
-	(*LoginResponse)(nil),          // 11: openhsm.v1.LoginResponse
-	(*BootstrapRequest)(nil),       // 12: openhsm.v1.BootstrapRequest
-	(*MechanismInfo)(nil),          // 13: openhsm.v1.MechanismInfo
-	(*InfoResponse)(nil),           // 14: openhsm.v1.InfoResponse
-	(*CreateUserRequest)(nil),      // 15: openhsm.v1.CreateUserRequest
-	(*UserRequest)(nil),            // 16: openhsm.v1.UserRequest
-	(*SetPasswordRequest)(nil),     // 17: openhsm.v1.SetPasswordRequest
-	(*UserInfo)(nil),               // 18: openhsm.v1.UserInfo
-	(*Token)(nil),                  // 19: openhsm.v1.Token
-	(*ListTokensResponse)(nil),     // 20: openhsm.v1.ListTokensResponse
-	(*ListUsersResponse)(nil),      // 21: openhsm.v1.ListUsersResponse
-	(*CreateObjectRequest)(nil),    // 22: openhsm.v1.CreateObjectRequest
-	(*CopyObjectRequest)(nil),      // 23: openhsm.v1.CopyObjectRequest
-	(*ObjectRequest)(nil),          // 24: openhsm.v1.ObjectRequest
-	(*ObjectResponse)(nil),         // 25: openhsm.v1.ObjectResponse
-	(*FindObjectsRequest)(nil),     // 26: openhsm.v1.FindObjectsRequest
-	(*FindObjectsResponse)(nil),    // 27: openhsm.v1.FindObjectsResponse
-	(*ObjectInfo)(nil),             // 28: openhsm.v1.ObjectInfo
-	(*ListObjectsResponse)(nil),    // 29: openhsm.v1.ListObjectsResponse
-	(*GetAttributesRequest)(nil),   // 30: openhsm.v1.GetAttributesRequest
-	(*AttributeValue)(nil),         // 31: openhsm.v1.AttributeValue
-	(*GetAttributesResponse)(nil),  // 32: openhsm.v1.GetAttributesResponse
-	(*SetAttributesRequest)(nil),   // 33: openhsm.v1.SetAttributesRequest
-	(*ShareRequest)(nil),           // 34: openhsm.v1.ShareRequest
-	(*GenerateKeyRequest)(nil),     // 35: openhsm.v1.GenerateKeyRequest
-	(*GenerateKeyPairRequest)(nil), // 36: openhsm.v1.GenerateKeyPairRequest
-	(*KeyPairResponse)(nil),        // 37: openhsm.v1.KeyPairResponse
-	(*WrapKeyRequest)(nil),         // 38: openhsm.v1.WrapKeyRequest
-	(*UnwrapKeyRequest)(nil),       // 39: openhsm.v1.UnwrapKeyRequest
-	(*DeriveKeyRequest)(nil),       // 40: openhsm.v1.DeriveKeyRequest
-	(*CryptoRequest)(nil),          // 41: openhsm.v1.CryptoRequest
-	(*VerifyRequest)(nil),          // 42: openhsm.v1.VerifyRequest
-	(*OutputLengthRequest)(nil),    // 43: openhsm.v1.OutputLengthRequest
-	(*OutputLengthResponse)(nil),   // 44: openhsm.v1.OutputLengthResponse
-	(*DigestRequest)(nil),          // 45: openhsm.v1.DigestRequest
-	(*RandomRequest)(nil),          // 46: openhsm.v1.RandomRequest
-	(*DataResponse)(nil),           // 47: openhsm.v1.DataResponse
-	(*ClusterNode)(nil),            // 48: openhsm.v1.ClusterNode
-	(*ClusterStatusResponse)(nil),  // 49: openhsm.v1.ClusterStatusResponse
-	(*AddNodeRequest)(nil),         // 50: openhsm.v1.AddNodeRequest
-	(*RemoveNodeRequest)(nil),      // 51: openhsm.v1.RemoveNodeRequest
-	(*BackupProgress)(nil),         // 52: openhsm.v1.BackupProgress
-	(*BackupInfo)(nil),             // 53: openhsm.v1.BackupInfo
-	(*ListBackupsResponse)(nil),    // 54: openhsm.v1.ListBackupsResponse
-	(*GetBackupRequest)(nil),       // 55: openhsm.v1.GetBackupRequest
-	(*Chunk)(nil),                  // 56: openhsm.v1.Chunk
-	(*ForwardRequest)(nil),         // 57: openhsm.v1.ForwardRequest
-	(*ForwardResponse)(nil),        // 58: openhsm.v1.ForwardResponse
-	(*MembershipRequest)(nil),      // 59: openhsm.v1.MembershipRequest
-	(*DomainKeyResponse)(nil),      // 60: openhsm.v1.DomainKeyResponse
+	(*Empty)(nil),                   // 0: openhsm.v1.Empty
+	(*ErrorDetail)(nil),             // 1: openhsm.v1.ErrorDetail
+	(*Attribute)(nil),               // 2: openhsm.v1.Attribute
+	(*Mechanism)(nil),               // 3: openhsm.v1.Mechanism
+	(*GcmParams)(nil),               // 4: openhsm.v1.GcmParams
+	(*CtrParams)(nil),               // 5: openhsm.v1.CtrParams
+	(*PssParams)(nil),               // 6: openhsm.v1.PssParams
+	(*OaepParams)(nil),              // 7: openhsm.v1.OaepParams
+	(*EcdhParams)(nil),              // 8: openhsm.v1.EcdhParams
+	(*EddsaParams)(nil),             // 9: openhsm.v1.EddsaParams
+	(*LoginRequest)(nil),            // 10: openhsm.v1.LoginRequest
+	(*LoginResponse)(nil),           // 11: openhsm.v1.LoginResponse
+	(*BootstrapRequest)(nil),        // 12: openhsm.v1.BootstrapRequest
+	(*MechanismInfo)(nil),           // 13: openhsm.v1.MechanismInfo
+	(*InfoResponse)(nil),            // 14: openhsm.v1.InfoResponse
+	(*CreateUserRequest)(nil),       // 15: openhsm.v1.CreateUserRequest
+	(*UserRequest)(nil),             // 16: openhsm.v1.UserRequest
+	(*SetPasswordRequest)(nil),      // 17: openhsm.v1.SetPasswordRequest
+	(*UserInfo)(nil),                // 18: openhsm.v1.UserInfo
+	(*Token)(nil),                   // 19: openhsm.v1.Token
+	(*ListTokensResponse)(nil),      // 20: openhsm.v1.ListTokensResponse
+	(*ListUsersResponse)(nil),       // 21: openhsm.v1.ListUsersResponse
+	(*CreateObjectRequest)(nil),     // 22: openhsm.v1.CreateObjectRequest
+	(*CopyObjectRequest)(nil),       // 23: openhsm.v1.CopyObjectRequest
+	(*ObjectRequest)(nil),           // 24: openhsm.v1.ObjectRequest
+	(*ObjectResponse)(nil),          // 25: openhsm.v1.ObjectResponse
+	(*FindObjectsRequest)(nil),      // 26: openhsm.v1.FindObjectsRequest
+	(*FindObjectsResponse)(nil),     // 27: openhsm.v1.FindObjectsResponse
+	(*ObjectInfo)(nil),              // 28: openhsm.v1.ObjectInfo
+	(*ListObjectsResponse)(nil),     // 29: openhsm.v1.ListObjectsResponse
+	(*GetAttributesRequest)(nil),    // 30: openhsm.v1.GetAttributesRequest
+	(*AttributeValue)(nil),          // 31: openhsm.v1.AttributeValue
+	(*GetAttributesResponse)(nil),   // 32: openhsm.v1.GetAttributesResponse
+	(*SetAttributesRequest)(nil),    // 33: openhsm.v1.SetAttributesRequest
+	(*ShareRequest)(nil),            // 34: openhsm.v1.ShareRequest
+	(*GenerateKeyRequest)(nil),      // 35: openhsm.v1.GenerateKeyRequest
+	(*GenerateKeyPairRequest)(nil),  // 36: openhsm.v1.GenerateKeyPairRequest
+	(*KeyPairResponse)(nil),         // 37: openhsm.v1.KeyPairResponse
+	(*WrapKeyRequest)(nil),          // 38: openhsm.v1.WrapKeyRequest
+	(*UnwrapKeyRequest)(nil),        // 39: openhsm.v1.UnwrapKeyRequest
+	(*DeriveKeyRequest)(nil),        // 40: openhsm.v1.DeriveKeyRequest
+	(*CryptoRequest)(nil),           // 41: openhsm.v1.CryptoRequest
+	(*VerifyRequest)(nil),           // 42: openhsm.v1.VerifyRequest
+	(*OutputLengthRequest)(nil),     // 43: openhsm.v1.OutputLengthRequest
+	(*OutputLengthResponse)(nil),    // 44: openhsm.v1.OutputLengthResponse
+	(*DigestRequest)(nil),           // 45: openhsm.v1.DigestRequest
+	(*RandomRequest)(nil),           // 46: openhsm.v1.RandomRequest
+	(*DataResponse)(nil),            // 47: openhsm.v1.DataResponse
+	(*ClusterNode)(nil),             // 48: openhsm.v1.ClusterNode
+	(*ClusterStatusResponse)(nil),   // 49: openhsm.v1.ClusterStatusResponse
+	(*AddNodeRequest)(nil),          // 50: openhsm.v1.AddNodeRequest
+	(*RemoveNodeRequest)(nil),       // 51: openhsm.v1.RemoveNodeRequest
+	(*BackupProgress)(nil),          // 52: openhsm.v1.BackupProgress
+	(*BackupInfo)(nil),              // 53: openhsm.v1.BackupInfo
+	(*ListBackupsResponse)(nil),     // 54: openhsm.v1.ListBackupsResponse
+	(*GetBackupRequest)(nil),        // 55: openhsm.v1.GetBackupRequest
+	(*Chunk)(nil),                   // 56: openhsm.v1.Chunk
+	(*ForwardRequest)(nil),          // 57: openhsm.v1.ForwardRequest
+	(*ForwardResponse)(nil),         // 58: openhsm.v1.ForwardResponse
+	(*MembershipRequest)(nil),       // 59: openhsm.v1.MembershipRequest
+	(*DomainKeyResponse)(nil),       // 60: openhsm.v1.DomainKeyResponse
+	(*RotatePassphraseRequest)(nil), // 61: openhsm.v1.RotatePassphraseRequest
 }
 var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -4077,62 +4139,64 @@ var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	0,  // 64: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
 	50, // 65: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
 	51, // 66: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	0,  // 67: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 68: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	55, // 69: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	56, // 70: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	57, // 71: openhsm.v1.Peer.Forward:input_type -> openhsm.v1.ForwardRequest
-	59, // 72: openhsm.v1.Peer.ChangeMembership:input_type -> openhsm.v1.MembershipRequest
-	0,  // 73: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
-	0,  // 74: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
-	0,  // 75: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
-	55, // 76: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
-	11, // 77: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 78: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 79: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 80: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 81: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 82: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 83: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 84: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 85: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 86: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 87: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 88: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 89: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 90: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 91: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 92: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 93: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 94: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 95: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 96: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 97: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	47, // 98: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 99: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 100: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	47, // 101: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 102: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	47, // 103: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	47, // 104: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	44, // 105: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
-	47, // 106: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	47, // 107: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	49, // 108: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 109: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 110: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	52, // 111: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	54, // 112: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 113: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	52, // 114: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	58, // 115: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
-	0,  // 116: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
-	48, // 117: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
-	60, // 118: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
-	54, // 119: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 120: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
-	77, // [77:121] is the sub-list for method output_type
-	33, // [33:77] is the sub-list for method input_type
+	61, // 67: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,  // 68: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,  // 69: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	55, // 70: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	56, // 71: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	57, // 72: openhsm.v1.Peer.Forward:input_type -> openhsm.v1.ForwardRequest
+	59, // 73: openhsm.v1.Peer.ChangeMembership:input_type -> openhsm.v1.MembershipRequest
+	0,  // 74: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
+	0,  // 75: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
+	0,  // 76: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
+	55, // 77: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
+	11, // 78: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11, // 79: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,  // 80: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,  // 81: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14, // 82: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20, // 83: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,  // 84: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,  // 85: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,  // 86: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,  // 87: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21, // 88: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25, // 89: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25, // 90: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,  // 91: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27, // 92: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29, // 93: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32, // 94: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,  // 95: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,  // 96: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25, // 97: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37, // 98: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	47, // 99: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25, // 100: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25, // 101: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	47, // 102: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,  // 103: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	47, // 104: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	47, // 105: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	44, // 106: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
+	47, // 107: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	47, // 108: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	49, // 109: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,  // 110: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,  // 111: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,  // 112: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	52, // 113: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	54, // 114: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 115: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	52, // 116: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	58, // 117: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
+	0,  // 118: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
+	48, // 119: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
+	60, // 120: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
+	54, // 121: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 122: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
+	78, // [78:123] is the sub-list for method output_type
+	33, // [33:78] is the sub-list for method input_type
 	33, // [33:33] is the sub-list for extension type_name
 	33, // [33:33] is the sub-list for extension extendee
 	0,  // [0:33] is the sub-list for field type_name
@@ -4159,7 +4223,7 @@ func file_hsmd_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsmd_hsmpb_hsm_proto_rawDesc), len(file_hsmd_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   61,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

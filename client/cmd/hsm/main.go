@@ -73,6 +73,9 @@ Cluster:
         remove a member (crypto officer)
   hsm cluster issue-node --dir DIR [--hosts h1,h2] NAME
         issue one more node certificate with the CA in DIR
+  hsm cluster rotate-passphrase --old FILE --new FILE
+        re-seal the domain key under a new passphrase (crypto officer,
+        who gives the current one too); update every node's passphrase_file
   hsm info
         describe the node and cluster
 
@@ -255,6 +258,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 			return c.clusterRemoveNode(ctx, rest)
 		case "issue-node":
 			return c.clusterIssueNode(rest)
+		case "rotate-passphrase":
+			return c.clusterRotatePassphrase(ctx, rest)
 		}
 		return usagef("cluster: unknown subcommand %q", s)
 	case "user":
