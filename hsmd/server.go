@@ -121,7 +121,9 @@ var methodAccess = map[string]access{
 	"OutputLength": accessSession, "Digest": accessSession, "GenerateRandom": accessSession,
 	"ClusterStatus": accessCert, "AddNode": accessSession, "RemoveNode": accessSession,
 	"CreateBackup": accessSession, "ListBackups": accessSession, "GetBackup": accessSession,
-	"RestoreBackup": accessCert,
+	"RestoreBackup":     accessCert,
+	"QuorumRegisterKey": accessSession, "QuorumSetPolicy": accessSession, "QuorumCreateToken": accessSession,
+	"QuorumApproveToken": accessSession, "QuorumStatus": accessSession,
 	// The Peer service.
 	"Forward": accessNode, "ChangeMembership": accessNode, "NodeStatus": accessNode,
 	"DomainKey": accessNode, "LocalBackups": accessNode, "ReadBackup": accessNode,
