@@ -105,7 +105,7 @@ func (c *Client) QuorumStatus(ctx context.Context) (*QuorumStatus, error) {
 // RegisterQuorumKey registers the logged-in officer's approval key (ECDSA
 // P-256 or Ed25519), proving possession of its private half.
 func (c *Client) RegisterQuorumKey(ctx context.Context, priv any) error {
-	der, err := quorumPublicDER(priv)
+	der, err := QuorumPublicDER(priv)
 	if err != nil {
 		return argErr("%v", err)
 	}
@@ -176,7 +176,8 @@ func (c *Client) ApproveQuorumToken(ctx context.Context, id string, priv any) (*
 	return tok, err
 }
 
-func quorumPublicDER(priv any) ([]byte, error) {
+// QuorumPublicDER is the PKIX encoding of an approval key's public half.
+func QuorumPublicDER(priv any) ([]byte, error) {
 	switch k := priv.(type) {
 	case *ecdsa.PrivateKey:
 		if k.Curve != elliptic.P256() {
@@ -232,7 +233,7 @@ func ParseQuorumKey(b []byte) (any, error) {
 	if err != nil {
 		return nil, errors.New("the PEM block is not a readable private key")
 	}
-	if _, err := quorumPublicDER(priv); err != nil {
+	if _, err := QuorumPublicDER(priv); err != nil {
 		return nil, err
 	}
 	return priv, nil
