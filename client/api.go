@@ -76,7 +76,7 @@ func (c *Client) CreateUser(ctx context.Context, name, role, password string) er
 		return err
 	}
 	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.CreateUser(ctx, &hsmpb.CreateUserRequest{User: name, Role: r, Password: password})
+		_, err := api.CreateUser(ctx, &hsmpb.CreateUserRequest{User: name, Role: r, Password: password, QuorumToken: c.quorum(ctx)})
 		return err
 	})
 }
@@ -84,7 +84,7 @@ func (c *Client) CreateUser(ctx context.Context, name, role, password string) er
 // DeleteUser deletes a user.
 func (c *Client) DeleteUser(ctx context.Context, name string) error {
 	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.DeleteUser(ctx, &hsmpb.UserRequest{User: name})
+		_, err := api.DeleteUser(ctx, &hsmpb.UserRequest{User: name, QuorumToken: c.quorum(ctx)})
 		return err
 	})
 }
@@ -94,7 +94,7 @@ func (c *Client) DeleteUser(ctx context.Context, name string) error {
 // sessions; the client then logs in again with the new password.
 func (c *Client) SetPassword(ctx context.Context, name, password string) error {
 	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.SetPassword(ctx, &hsmpb.SetPasswordRequest{User: name, Password: password})
+		_, err := api.SetPassword(ctx, &hsmpb.SetPasswordRequest{User: name, Password: password, QuorumToken: c.quorum(ctx)})
 		return err
 	})
 	if err == nil {
@@ -106,7 +106,7 @@ func (c *Client) SetPassword(ctx context.Context, name, password string) error {
 // UnlockUser clears a user's lockout after too many wrong passwords.
 func (c *Client) UnlockUser(ctx context.Context, name string) error {
 	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.UnlockUser(ctx, &hsmpb.UserRequest{User: name})
+		_, err := api.UnlockUser(ctx, &hsmpb.UserRequest{User: name, QuorumToken: c.quorum(ctx)})
 		return err
 	})
 }

@@ -65,6 +65,8 @@ type Client struct {
 	creds   *savedCreds
 
 	closeOnce sync.Once
+
+	quorumToken atomic.Pointer[string] // SetQuorumToken
 }
 
 // node is one daemon of the cluster and our connection to it.

@@ -49,7 +49,7 @@ func (c *Client) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
 // the cluster (crypto officer). It catches up from the others.
 func (c *Client) AddNode(ctx context.Context, name, addr string) error {
 	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.AddNode(ctx, &hsmpb.AddNodeRequest{Name: name, Addr: addr})
+		_, err := api.AddNode(ctx, &hsmpb.AddNodeRequest{Name: name, Addr: addr, QuorumToken: c.quorum(ctx)})
 		return err
 	})
 }
@@ -57,7 +57,7 @@ func (c *Client) AddNode(ctx context.Context, name, addr string) error {
 // RemoveNode removes a node from the cluster (crypto officer).
 func (c *Client) RemoveNode(ctx context.Context, name string) error {
 	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.RemoveNode(ctx, &hsmpb.RemoveNodeRequest{Name: name})
+		_, err := api.RemoveNode(ctx, &hsmpb.RemoveNodeRequest{Name: name, QuorumToken: c.quorum(ctx)})
 		return err
 	})
 }

@@ -131,6 +131,9 @@ func (s *Server) AddNode(ctx context.Context, req *hsmpb.AddNodeRequest) (*hsmpb
 	if st.State != "joining" {
 		return nil, tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "the node at %s is not waiting to join (state %s)", req.Addr, st.State)
 	}
+	if err := s.quorumAuthorize(ctx, req.QuorumToken); err != nil {
+		return nil, err
+	}
 	if err := cn.ChangeMembership(ctx, "add", req.Name, req.Addr); err != nil {
 		return nil, err
 	}
@@ -142,6 +145,9 @@ func (s *Server) AddNode(ctx context.Context, req *hsmpb.AddNodeRequest) (*hsmpb
 func (s *Server) RemoveNode(ctx context.Context, req *hsmpb.RemoveNodeRequest) (*hsmpb.Empty, error) {
 	cn, err := s.membershipChange(ctx, req.Name)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.quorumAuthorize(ctx, req.QuorumToken); err != nil {
 		return nil, err
 	}
 	if err := cn.ChangeMembership(ctx, "remove", req.Name, ""); err != nil {

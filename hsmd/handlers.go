@@ -113,6 +113,10 @@ func (s *Server) ListTokens(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.ListTok
 // ---- users ----
 
 func (s *Server) CreateUser(ctx context.Context, r *hsmpb.CreateUserRequest) (*hsmpb.Empty, error) {
+	ctx, err := quorumCtx(ctx, r.QuorumToken)
+	if err != nil {
+		return nil, err
+	}
 	if err := userName("user", r.User); err != nil {
 		return nil, err
 	}
@@ -131,6 +135,10 @@ func (s *Server) CreateUser(ctx context.Context, r *hsmpb.CreateUserRequest) (*h
 }
 
 func (s *Server) DeleteUser(ctx context.Context, r *hsmpb.UserRequest) (*hsmpb.Empty, error) {
+	ctx, err := quorumCtx(ctx, r.QuorumToken)
+	if err != nil {
+		return nil, err
+	}
 	if err := userName("user", r.User); err != nil {
 		return nil, err
 	}
@@ -142,6 +150,10 @@ func (s *Server) DeleteUser(ctx context.Context, r *hsmpb.UserRequest) (*hsmpb.E
 }
 
 func (s *Server) SetPassword(ctx context.Context, r *hsmpb.SetPasswordRequest) (*hsmpb.Empty, error) {
+	ctx, err := quorumCtx(ctx, r.QuorumToken)
+	if err != nil {
+		return nil, err
+	}
 	if err := userName("user", r.User); err != nil {
 		return nil, err
 	}
@@ -156,6 +168,10 @@ func (s *Server) SetPassword(ctx context.Context, r *hsmpb.SetPasswordRequest) (
 }
 
 func (s *Server) UnlockUser(ctx context.Context, r *hsmpb.UserRequest) (*hsmpb.Empty, error) {
+	ctx, err := quorumCtx(ctx, r.QuorumToken)
+	if err != nil {
+		return nil, err
+	}
 	if err := userName("user", r.User); err != nil {
 		return nil, err
 	}

@@ -125,6 +125,8 @@ var methodAccess = map[string]access{
 	"RotatePassphrase": accessSession,
 	"CreateBackup":     accessSession, "ListBackups": accessSession, "GetBackup": accessSession,
 	"RestoreBackup": accessCert,
+	"QuorumRegisterKey": accessSession, "QuorumSetPolicy": accessSession, "QuorumCreateToken": accessSession,
+	"QuorumApproveToken": accessSession, "QuorumStatus": accessSession,
 	// The Peer service.
 	"Forward": accessNode, "ChangeMembership": accessNode, "NodeStatus": accessNode,
 	"DomainKey": accessNode, "LocalBackups": accessNode, "ReadBackup": accessNode,

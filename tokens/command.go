@@ -31,6 +31,13 @@ const (
 	OpUnshare       Op = "unshare"        // ObjectID, Name
 	OpLogout        Op = "logout"         // Session, Expires
 	OpSetDomainKey  Op = "set_domain_key" // Domain, DomainMAC: a passphrase rotation
+
+	// Quorum (tokens/quorum.go).
+	OpQuorumRegisterKey Op = "quorum_register_key" // Actor, QuorumKey, Signature
+	OpQuorumSetPolicy   Op = "quorum_set_policy"   // Actor, Service, QuorumM, QuorumToken
+	OpQuorumCreateToken Op = "quorum_create_token" // Actor, Service, TokenID
+	OpQuorumApprove     Op = "quorum_approve"      // Actor, TokenID, Signature
+	OpQuorumUse         Op = "quorum_use"          // Actor, Service, QuorumToken
 )
 
 // Command is one serialized change. Everything non-deterministic (time,
@@ -53,6 +60,14 @@ type Command struct {
 	DomainMAC    []byte    `json:"domain_mac,omitempty"`
 	Session      uint64    `json:"session,omitempty"`
 	Expires      int64     `json:"expires,omitempty"`
+	// Quorum: QuorumToken names the approved token a protected command
+	// spends (docs/quorum.md).
+	QuorumToken string `json:"quorum_token,omitempty"`
+	QuorumKey   []byte `json:"quorum_key,omitempty"`
+	Signature   []byte `json:"signature,omitempty"`
+	Service     string `json:"service,omitempty"`
+	QuorumM     int    `json:"quorum_m,omitempty"`
+	TokenID     string `json:"token_id,omitempty"`
 }
 
 // MaxCommandSize bounds a serialized command.
@@ -220,6 +235,12 @@ func init() {
 		OpUnshare:       applyShare,
 		OpLogout:        applyLogout,
 		OpSetDomainKey:  applySetDomainKey,
+
+		OpQuorumRegisterKey: applyQuorumRegisterKey,
+		OpQuorumSetPolicy:   applyQuorumSetPolicy,
+		OpQuorumCreateToken: applyQuorumCreateToken,
+		OpQuorumApprove:     applyQuorumApprove,
+		OpQuorumUse:         applyQuorumUse,
 	}
 }
 
@@ -272,6 +293,9 @@ func applyCreateUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
+	if err := quorumCheck(tx, s, c, ServiceUserManagement); err != nil {
+		return nil, err
+	}
 	number, err := nextUserNumber(tx)
 	if err != nil {
 		return nil, err
@@ -321,6 +345,12 @@ func applyDeleteUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 			return nil, Errorf(ck.CKR_ACTION_PROHIBITED, "cannot delete the last crypto officer")
 		}
 	}
+	if err := quorumCheck(tx, s, c, ServiceUserManagement); err != nil {
+		return nil, err
+	}
+	if err := quorumForgetUser(tx, s, u.Name); err != nil {
+		return nil, err
+	}
 	if err := tx.RemoveSharesWith(u.Name); err != nil {
 		return nil, err
 	}
@@ -349,6 +379,13 @@ func applySetPassword(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	}
 	if c.PasswordHash == "" {
 		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "no password hash")
+	}
+	if c.Actor != u.Name {
+		// Resetting someone else's password is how one officer becomes
+		// any user: quorum-protected.
+		if err := quorumCheck(tx, s, c, ServiceUserManagement); err != nil {
+			return nil, err
+		}
 	}
 	u.PasswordHash = c.PasswordHash
 	u.Generation++
@@ -383,6 +420,9 @@ func applyLoginOK(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 func applyUnlockUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	u, err := userFor(tx, s, c.Name)
 	if err != nil {
+		return nil, err
+	}
+	if err := quorumCheck(tx, s, c, ServiceUserManagement); err != nil {
 		return nil, err
 	}
 	u.FailedLogins, u.Locked = 0, false

@@ -166,6 +166,9 @@ func (e *Engine) TokenKey() ([]byte, error) {
 
 func (e *Engine) submit(ctx context.Context, c *Command) error {
 	c.Time = e.now().Unix()
+	if c.QuorumToken == "" {
+		c.QuorumToken = quorumTokenFrom(ctx)
+	}
 	return e.applier.Submit(ctx, c)
 }
 
@@ -289,10 +292,10 @@ func (e *Engine) CreateUser(ctx context.Context, c Caller, name string, role Rol
 	if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
 		return err
 	}
-	return e.createUser(ctx, name, role, password)
+	return e.createUser(ctx, c.User, name, role, password)
 }
 
-func (e *Engine) createUser(ctx context.Context, name string, role Role, password string) error {
+func (e *Engine) createUser(ctx context.Context, actor, name string, role Role, password string) error {
 	if err := ValidUserName(name); err != nil {
 		return err
 	}
@@ -306,7 +309,7 @@ func (e *Engine) createUser(ctx context.Context, name string, role Role, passwor
 	if err != nil {
 		return err
 	}
-	return e.submit(ctx, &Command{Op: OpCreateUser, User: &User{Name: name, Role: role, PasswordHash: h}})
+	return e.submit(ctx, &Command{Op: OpCreateUser, Actor: actor, User: &User{Name: name, Role: role, PasswordHash: h}})
 }
 
 // Bootstrap creates the first crypto officer of a store that has no users.
@@ -318,7 +321,7 @@ func (e *Engine) Bootstrap(ctx context.Context, name, password string) error {
 	if len(us) > 0 {
 		return Errorf(ck.CKR_USER_ALREADY_LOGGED_IN, "the cluster already has users")
 	}
-	return e.createUser(ctx, name, RoleCO, password)
+	return e.createUser(ctx, "", name, RoleCO, password)
 }
 
 // DeleteUser removes a user who owns no objects.

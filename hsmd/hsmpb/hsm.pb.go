@@ -1046,6 +1046,7 @@ type CreateUserRequest struct {
 	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"` // "CO" or "CU"
 	Password      string                 `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	QuorumToken   string                 `protobuf:"bytes,4,opt,name=quorum_token,json=quorumToken,proto3" json:"quorum_token,omitempty"` // an approved token, when quorum is on
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1101,9 +1102,17 @@ func (x *CreateUserRequest) GetPassword() string {
 	return ""
 }
 
+func (x *CreateUserRequest) GetQuorumToken() string {
+	if x != nil {
+		return x.QuorumToken
+	}
+	return ""
+}
+
 type UserRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	QuorumToken   string                 `protobuf:"bytes,2,opt,name=quorum_token,json=quorumToken,proto3" json:"quorum_token,omitempty"` // an approved token, when quorum is on
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1145,10 +1154,18 @@ func (x *UserRequest) GetUser() string {
 	return ""
 }
 
+func (x *UserRequest) GetQuorumToken() string {
+	if x != nil {
+		return x.QuorumToken
+	}
+	return ""
+}
+
 type SetPasswordRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	QuorumToken   string                 `protobuf:"bytes,3,opt,name=quorum_token,json=quorumToken,proto3" json:"quorum_token,omitempty"` // an approved token, when quorum is on
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1193,6 +1210,13 @@ func (x *SetPasswordRequest) GetUser() string {
 func (x *SetPasswordRequest) GetPassword() string {
 	if x != nil {
 		return x.Password
+	}
+	return ""
+}
+
+func (x *SetPasswordRequest) GetQuorumToken() string {
+	if x != nil {
+		return x.QuorumToken
 	}
 	return ""
 }
@@ -3000,7 +3024,8 @@ func (x *ClusterStatusResponse) GetNodes() []*ClusterNode {
 type AddNodeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"` // host:port the node listens on
+	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`                                  // host:port the node listens on
+	QuorumToken   string                 `protobuf:"bytes,3,opt,name=quorum_token,json=quorumToken,proto3" json:"quorum_token,omitempty"` // an approved token, when quorum is on
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3049,9 +3074,17 @@ func (x *AddNodeRequest) GetAddr() string {
 	return ""
 }
 
+func (x *AddNodeRequest) GetQuorumToken() string {
+	if x != nil {
+		return x.QuorumToken
+	}
+	return ""
+}
+
 type RemoveNodeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	QuorumToken   string                 `protobuf:"bytes,2,opt,name=quorum_token,json=quorumToken,proto3" json:"quorum_token,omitempty"` // an approved token, when quorum is on
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3089,6 +3122,13 @@ func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
 func (x *RemoveNodeRequest) GetName() string {
 	if x != nil {
 		return x.Name
+	}
+	return ""
+}
+
+func (x *RemoveNodeRequest) GetQuorumToken() string {
+	if x != nil {
+		return x.QuorumToken
 	}
 	return ""
 }
@@ -3680,6 +3720,478 @@ func (x *RotatePassphraseRequest) GetNewSecret() []byte {
 	return nil
 }
 
+type QuorumRegisterKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PublicKey     []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // PKIX DER: ECDSA P-256 or Ed25519
+	Proof         []byte                 `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"`                          // the key's signature over the registration bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuorumRegisterKeyRequest) Reset() {
+	*x = QuorumRegisterKeyRequest{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuorumRegisterKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuorumRegisterKeyRequest) ProtoMessage() {}
+
+func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuorumRegisterKeyRequest.ProtoReflect.Descriptor instead.
+func (*QuorumRegisterKeyRequest) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *QuorumRegisterKeyRequest) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *QuorumRegisterKeyRequest) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+type QuorumSetPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`                            // "user-management" or "cluster-membership"
+	M             uint32                 `protobuf:"varint,2,opt,name=m,proto3" json:"m,omitempty"`                                       // 1 turns quorum off
+	QuorumToken   string                 `protobuf:"bytes,3,opt,name=quorum_token,json=quorumToken,proto3" json:"quorum_token,omitempty"` // a "quorum" token, once any M is above 1
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuorumSetPolicyRequest) Reset() {
+	*x = QuorumSetPolicyRequest{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuorumSetPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuorumSetPolicyRequest) ProtoMessage() {}
+
+func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuorumSetPolicyRequest.ProtoReflect.Descriptor instead.
+func (*QuorumSetPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *QuorumSetPolicyRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *QuorumSetPolicyRequest) GetM() uint32 {
+	if x != nil {
+		return x.M
+	}
+	return 0
+}
+
+func (x *QuorumSetPolicyRequest) GetQuorumToken() string {
+	if x != nil {
+		return x.QuorumToken
+	}
+	return ""
+}
+
+type QuorumCreateTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"` // "user-management", "cluster-membership" or "quorum"
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuorumCreateTokenRequest) Reset() {
+	*x = QuorumCreateTokenRequest{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuorumCreateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuorumCreateTokenRequest) ProtoMessage() {}
+
+func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuorumCreateTokenRequest.ProtoReflect.Descriptor instead.
+func (*QuorumCreateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *QuorumCreateTokenRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+type QuorumToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Service       string                 `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	Requester     string                 `protobuf:"bytes,3,opt,name=requester,proto3" json:"requester,omitempty"`
+	IssuedUnix    int64                  `protobuf:"varint,4,opt,name=issued_unix,json=issuedUnix,proto3" json:"issued_unix,omitempty"`
+	ExpiresUnix   int64                  `protobuf:"varint,5,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	Approvals     []string               `protobuf:"bytes,6,rep,name=approvals,proto3" json:"approvals,omitempty"` // officers who approved
+	Required      uint32                 `protobuf:"varint,7,opt,name=required,proto3" json:"required,omitempty"`  // approvals the service needs now
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuorumToken) Reset() {
+	*x = QuorumToken{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuorumToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuorumToken) ProtoMessage() {}
+
+func (x *QuorumToken) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuorumToken.ProtoReflect.Descriptor instead.
+func (*QuorumToken) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *QuorumToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *QuorumToken) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *QuorumToken) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *QuorumToken) GetIssuedUnix() int64 {
+	if x != nil {
+		return x.IssuedUnix
+	}
+	return 0
+}
+
+func (x *QuorumToken) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
+func (x *QuorumToken) GetApprovals() []string {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+func (x *QuorumToken) GetRequired() uint32 {
+	if x != nil {
+		return x.Required
+	}
+	return 0
+}
+
+type QuorumApproveTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"` // over the token's signing bytes, by the caller's registered key
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuorumApproveTokenRequest) Reset() {
+	*x = QuorumApproveTokenRequest{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuorumApproveTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuorumApproveTokenRequest) ProtoMessage() {}
+
+func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuorumApproveTokenRequest.ProtoReflect.Descriptor instead.
+func (*QuorumApproveTokenRequest) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *QuorumApproveTokenRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *QuorumApproveTokenRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type QuorumOfficer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	KeyType       string                 `protobuf:"bytes,2,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"` // "ecdsa-p256" or "ed25519"
+	Fingerprint   string                 `protobuf:"bytes,3,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`        // SHA-256 of the PKIX key, hex
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuorumOfficer) Reset() {
+	*x = QuorumOfficer{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuorumOfficer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuorumOfficer) ProtoMessage() {}
+
+func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuorumOfficer.ProtoReflect.Descriptor instead.
+func (*QuorumOfficer) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *QuorumOfficer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *QuorumOfficer) GetKeyType() string {
+	if x != nil {
+		return x.KeyType
+	}
+	return ""
+}
+
+func (x *QuorumOfficer) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+type QuorumPolicy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	M             uint32                 `protobuf:"varint,2,opt,name=m,proto3" json:"m,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuorumPolicy) Reset() {
+	*x = QuorumPolicy{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuorumPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuorumPolicy) ProtoMessage() {}
+
+func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuorumPolicy.ProtoReflect.Descriptor instead.
+func (*QuorumPolicy) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *QuorumPolicy) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *QuorumPolicy) GetM() uint32 {
+	if x != nil {
+		return x.M
+	}
+	return 0
+}
+
+type QuorumStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policies      []*QuorumPolicy        `protobuf:"bytes,1,rep,name=policies,proto3" json:"policies,omitempty"`
+	Officers      []*QuorumOfficer       `protobuf:"bytes,2,rep,name=officers,proto3" json:"officers,omitempty"`
+	Tokens        []*QuorumToken         `protobuf:"bytes,3,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuorumStatusResponse) Reset() {
+	*x = QuorumStatusResponse{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuorumStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuorumStatusResponse) ProtoMessage() {}
+
+func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuorumStatusResponse.ProtoReflect.Descriptor instead.
+func (*QuorumStatusResponse) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *QuorumStatusResponse) GetPolicies() []*QuorumPolicy {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *QuorumStatusResponse) GetOfficers() []*QuorumOfficer {
+	if x != nil {
+		return x.Officers
+	}
+	return nil
+}
+
+func (x *QuorumStatusResponse) GetTokens() []*QuorumToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
 var File_hsmd_hsmpb_hsm_proto protoreflect.FileDescriptor
 
 const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
@@ -3759,16 +4271,19 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"mechanisms\x12\x16\n" +
 	"\x06leader\x18\x06 \x01(\tR\x06leader\x12#\n" +
 	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12\x14\n" +
-	"\x05state\x18\b \x01(\tR\x05state\"W\n" +
+	"\x05state\x18\b \x01(\tR\x05state\"z\n" +
 	"\x11CreateUserRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x1a\n" +
-	"\bpassword\x18\x03 \x01(\tR\bpassword\"!\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\x12!\n" +
+	"\fquorum_token\x18\x04 \x01(\tR\vquorumToken\"D\n" +
 	"\vUserRequest\x12\x12\n" +
-	"\x04user\x18\x01 \x01(\tR\x04user\"D\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12!\n" +
+	"\fquorum_token\x18\x02 \x01(\tR\vquorumToken\"g\n" +
 	"\x12SetPasswordRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"\xaa\x01\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12!\n" +
+	"\fquorum_token\x18\x03 \x01(\tR\vquorumToken\"\xaa\x01\n" +
 	"\bUserInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x16\n" +
@@ -3889,12 +4404,14 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\tR\x06leader\x12!\n" +
 	"\fcommit_index\x18\x03 \x01(\x04R\vcommitIndex\x12-\n" +
-	"\x05nodes\x18\x04 \x03(\v2\x17.openhsm.v1.ClusterNodeR\x05nodes\"8\n" +
+	"\x05nodes\x18\x04 \x03(\v2\x17.openhsm.v1.ClusterNodeR\x05nodes\"[\n" +
 	"\x0eAddNodeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
-	"\x04addr\x18\x02 \x01(\tR\x04addr\"'\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12!\n" +
+	"\fquorum_token\x18\x03 \x01(\tR\vquorumToken\"J\n" +
 	"\x11RemoveNodeRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x80\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fquorum_token\x18\x02 \x01(\tR\vquorumToken\"\x80\x01\n" +
 	"\x0eBackupProgress\x12\x14\n" +
 	"\x05phase\x18\x01 \x01(\tR\x05phase\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\x03R\x04done\x12\x14\n" +
@@ -3937,7 +4454,40 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\n" +
 	"old_secret\x18\x01 \x01(\fR\toldSecret\x12\x1d\n" +
 	"\n" +
-	"new_secret\x18\x02 \x01(\fR\tnewSecret2\xad\x14\n" +
+	"new_secret\x18\x02 \x01(\fR\tnewSecret\"O\n" +
+	"\x18QuorumRegisterKeyRequest\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x14\n" +
+	"\x05proof\x18\x02 \x01(\fR\x05proof\"c\n" +
+	"\x16QuorumSetPolicyRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\f\n" +
+	"\x01m\x18\x02 \x01(\rR\x01m\x12!\n" +
+	"\fquorum_token\x18\x03 \x01(\tR\vquorumToken\"4\n" +
+	"\x18QuorumCreateTokenRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\"\xd3\x01\n" +
+	"\vQuorumToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1c\n" +
+	"\trequester\x18\x03 \x01(\tR\trequester\x12\x1f\n" +
+	"\vissued_unix\x18\x04 \x01(\x03R\n" +
+	"issuedUnix\x12!\n" +
+	"\fexpires_unix\x18\x05 \x01(\x03R\vexpiresUnix\x12\x1c\n" +
+	"\tapprovals\x18\x06 \x03(\tR\tapprovals\x12\x1a\n" +
+	"\brequired\x18\a \x01(\rR\brequired\"I\n" +
+	"\x19QuorumApproveTokenRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"`\n" +
+	"\rQuorumOfficer\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
+	"\bkey_type\x18\x02 \x01(\tR\akeyType\x12 \n" +
+	"\vfingerprint\x18\x03 \x01(\tR\vfingerprint\"6\n" +
+	"\fQuorumPolicy\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\f\n" +
+	"\x01m\x18\x02 \x01(\rR\x01m\"\xb4\x01\n" +
+	"\x14QuorumStatusResponse\x124\n" +
+	"\bpolicies\x18\x01 \x03(\v2\x18.openhsm.v1.QuorumPolicyR\bpolicies\x125\n" +
+	"\bofficers\x18\x02 \x03(\v2\x19.openhsm.v1.QuorumOfficerR\bofficers\x12/\n" +
+	"\x06tokens\x18\x03 \x03(\v2\x17.openhsm.v1.QuorumTokenR\x06tokens2\xae\x17\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -3983,7 +4533,12 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\fCreateBackup\x12\x11.openhsm.v1.Empty\x1a\x1a.openhsm.v1.BackupProgress0\x01\x12A\n" +
 	"\vListBackups\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.ListBackupsResponse\x12>\n" +
 	"\tGetBackup\x12\x1c.openhsm.v1.GetBackupRequest\x1a\x11.openhsm.v1.Chunk0\x01\x12B\n" +
-	"\rRestoreBackup\x12\x11.openhsm.v1.Chunk\x1a\x1a.openhsm.v1.BackupProgress(\x010\x012\x8e\x03\n" +
+	"\rRestoreBackup\x12\x11.openhsm.v1.Chunk\x1a\x1a.openhsm.v1.BackupProgress(\x010\x01\x12L\n" +
+	"\x11QuorumRegisterKey\x12$.openhsm.v1.QuorumRegisterKeyRequest\x1a\x11.openhsm.v1.Empty\x12H\n" +
+	"\x0fQuorumSetPolicy\x12\".openhsm.v1.QuorumSetPolicyRequest\x1a\x11.openhsm.v1.Empty\x12R\n" +
+	"\x11QuorumCreateToken\x12$.openhsm.v1.QuorumCreateTokenRequest\x1a\x17.openhsm.v1.QuorumToken\x12N\n" +
+	"\x12QuorumApproveToken\x12%.openhsm.v1.QuorumApproveTokenRequest\x1a\x11.openhsm.v1.Empty\x12C\n" +
+	"\fQuorumStatus\x12\x11.openhsm.v1.Empty\x1a .openhsm.v1.QuorumStatusResponse2\x8e\x03\n" +
 	"\x04Peer\x12B\n" +
 	"\aForward\x12\x1a.openhsm.v1.ForwardRequest\x1a\x1b.openhsm.v1.ForwardResponse\x12D\n" +
 	"\x10ChangeMembership\x12\x1d.openhsm.v1.MembershipRequest\x1a\x11.openhsm.v1.Empty\x128\n" +
@@ -4006,70 +4561,78 @@ func file_hsmd_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_hsmd_hsmpb_hsm_proto_rawDescData
 }
 
-var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
-	(*Empty)(nil),                   // 0: openhsm.v1.Empty
-	(*ErrorDetail)(nil),             // 1: openhsm.v1.ErrorDetail
-	(*Attribute)(nil),               // 2: openhsm.v1.Attribute
-	(*Mechanism)(nil),               // 3: openhsm.v1.Mechanism
-	(*GcmParams)(nil),               // 4: openhsm.v1.GcmParams
-	(*CtrParams)(nil),               // 5: openhsm.v1.CtrParams
-	(*PssParams)(nil),               // 6: openhsm.v1.PssParams
-	(*OaepParams)(nil),              // 7: openhsm.v1.OaepParams
-	(*EcdhParams)(nil),              // 8: openhsm.v1.EcdhParams
-	(*EddsaParams)(nil),             // 9: openhsm.v1.EddsaParams
-	(*LoginRequest)(nil),            // 10: openhsm.v1.LoginRequest
-	(*LoginResponse)(nil),           // 11: openhsm.v1.LoginResponse
-	(*BootstrapRequest)(nil),        // 12: openhsm.v1.BootstrapRequest
-	(*MechanismInfo)(nil),           // 13: openhsm.v1.MechanismInfo
-	(*InfoResponse)(nil),            // 14: openhsm.v1.InfoResponse
-	(*CreateUserRequest)(nil),       // 15: openhsm.v1.CreateUserRequest
-	(*UserRequest)(nil),             // 16: openhsm.v1.UserRequest
-	(*SetPasswordRequest)(nil),      // 17: openhsm.v1.SetPasswordRequest
-	(*UserInfo)(nil),                // 18: openhsm.v1.UserInfo
-	(*Token)(nil),                   // 19: openhsm.v1.Token
-	(*ListTokensResponse)(nil),      // 20: openhsm.v1.ListTokensResponse
-	(*ListUsersResponse)(nil),       // 21: openhsm.v1.ListUsersResponse
-	(*CreateObjectRequest)(nil),     // 22: openhsm.v1.CreateObjectRequest
-	(*CopyObjectRequest)(nil),       // 23: openhsm.v1.CopyObjectRequest
-	(*ObjectRequest)(nil),           // 24: openhsm.v1.ObjectRequest
-	(*ObjectResponse)(nil),          // 25: openhsm.v1.ObjectResponse
-	(*FindObjectsRequest)(nil),      // 26: openhsm.v1.FindObjectsRequest
-	(*FindObjectsResponse)(nil),     // 27: openhsm.v1.FindObjectsResponse
-	(*ObjectInfo)(nil),              // 28: openhsm.v1.ObjectInfo
-	(*ListObjectsResponse)(nil),     // 29: openhsm.v1.ListObjectsResponse
-	(*GetAttributesRequest)(nil),    // 30: openhsm.v1.GetAttributesRequest
-	(*AttributeValue)(nil),          // 31: openhsm.v1.AttributeValue
-	(*GetAttributesResponse)(nil),   // 32: openhsm.v1.GetAttributesResponse
-	(*SetAttributesRequest)(nil),    // 33: openhsm.v1.SetAttributesRequest
-	(*ShareRequest)(nil),            // 34: openhsm.v1.ShareRequest
-	(*GenerateKeyRequest)(nil),      // 35: openhsm.v1.GenerateKeyRequest
-	(*GenerateKeyPairRequest)(nil),  // 36: openhsm.v1.GenerateKeyPairRequest
-	(*KeyPairResponse)(nil),         // 37: openhsm.v1.KeyPairResponse
-	(*WrapKeyRequest)(nil),          // 38: openhsm.v1.WrapKeyRequest
-	(*UnwrapKeyRequest)(nil),        // 39: openhsm.v1.UnwrapKeyRequest
-	(*DeriveKeyRequest)(nil),        // 40: openhsm.v1.DeriveKeyRequest
-	(*CryptoRequest)(nil),           // 41: openhsm.v1.CryptoRequest
-	(*VerifyRequest)(nil),           // 42: openhsm.v1.VerifyRequest
-	(*OutputLengthRequest)(nil),     // 43: openhsm.v1.OutputLengthRequest
-	(*OutputLengthResponse)(nil),    // 44: openhsm.v1.OutputLengthResponse
-	(*DigestRequest)(nil),           // 45: openhsm.v1.DigestRequest
-	(*RandomRequest)(nil),           // 46: openhsm.v1.RandomRequest
-	(*DataResponse)(nil),            // 47: openhsm.v1.DataResponse
-	(*ClusterNode)(nil),             // 48: openhsm.v1.ClusterNode
-	(*ClusterStatusResponse)(nil),   // 49: openhsm.v1.ClusterStatusResponse
-	(*AddNodeRequest)(nil),          // 50: openhsm.v1.AddNodeRequest
-	(*RemoveNodeRequest)(nil),       // 51: openhsm.v1.RemoveNodeRequest
-	(*BackupProgress)(nil),          // 52: openhsm.v1.BackupProgress
-	(*BackupInfo)(nil),              // 53: openhsm.v1.BackupInfo
-	(*ListBackupsResponse)(nil),     // 54: openhsm.v1.ListBackupsResponse
-	(*GetBackupRequest)(nil),        // 55: openhsm.v1.GetBackupRequest
-	(*Chunk)(nil),                   // 56: openhsm.v1.Chunk
-	(*ForwardRequest)(nil),          // 57: openhsm.v1.ForwardRequest
-	(*ForwardResponse)(nil),         // 58: openhsm.v1.ForwardResponse
-	(*MembershipRequest)(nil),       // 59: openhsm.v1.MembershipRequest
-	(*DomainKeyResponse)(nil),       // 60: openhsm.v1.DomainKeyResponse
-	(*RotatePassphraseRequest)(nil), // 61: openhsm.v1.RotatePassphraseRequest
+	(*Empty)(nil),                     // 0: openhsm.v1.Empty
+	(*ErrorDetail)(nil),               // 1: openhsm.v1.ErrorDetail
+	(*Attribute)(nil),                 // 2: openhsm.v1.Attribute
+	(*Mechanism)(nil),                 // 3: openhsm.v1.Mechanism
+	(*GcmParams)(nil),                 // 4: openhsm.v1.GcmParams
+	(*CtrParams)(nil),                 // 5: openhsm.v1.CtrParams
+	(*PssParams)(nil),                 // 6: openhsm.v1.PssParams
+	(*OaepParams)(nil),                // 7: openhsm.v1.OaepParams
+	(*EcdhParams)(nil),                // 8: openhsm.v1.EcdhParams
+	(*EddsaParams)(nil),               // 9: openhsm.v1.EddsaParams
+	(*LoginRequest)(nil),              // 10: openhsm.v1.LoginRequest
+	(*LoginResponse)(nil),             // 11: openhsm.v1.LoginResponse
+	(*BootstrapRequest)(nil),          // 12: openhsm.v1.BootstrapRequest
+	(*MechanismInfo)(nil),             // 13: openhsm.v1.MechanismInfo
+	(*InfoResponse)(nil),              // 14: openhsm.v1.InfoResponse
+	(*CreateUserRequest)(nil),         // 15: openhsm.v1.CreateUserRequest
+	(*UserRequest)(nil),               // 16: openhsm.v1.UserRequest
+	(*SetPasswordRequest)(nil),        // 17: openhsm.v1.SetPasswordRequest
+	(*UserInfo)(nil),                  // 18: openhsm.v1.UserInfo
+	(*Token)(nil),                     // 19: openhsm.v1.Token
+	(*ListTokensResponse)(nil),        // 20: openhsm.v1.ListTokensResponse
+	(*ListUsersResponse)(nil),         // 21: openhsm.v1.ListUsersResponse
+	(*CreateObjectRequest)(nil),       // 22: openhsm.v1.CreateObjectRequest
+	(*CopyObjectRequest)(nil),         // 23: openhsm.v1.CopyObjectRequest
+	(*ObjectRequest)(nil),             // 24: openhsm.v1.ObjectRequest
+	(*ObjectResponse)(nil),            // 25: openhsm.v1.ObjectResponse
+	(*FindObjectsRequest)(nil),        // 26: openhsm.v1.FindObjectsRequest
+	(*FindObjectsResponse)(nil),       // 27: openhsm.v1.FindObjectsResponse
+	(*ObjectInfo)(nil),                // 28: openhsm.v1.ObjectInfo
+	(*ListObjectsResponse)(nil),       // 29: openhsm.v1.ListObjectsResponse
+	(*GetAttributesRequest)(nil),      // 30: openhsm.v1.GetAttributesRequest
+	(*AttributeValue)(nil),            // 31: openhsm.v1.AttributeValue
+	(*GetAttributesResponse)(nil),     // 32: openhsm.v1.GetAttributesResponse
+	(*SetAttributesRequest)(nil),      // 33: openhsm.v1.SetAttributesRequest
+	(*ShareRequest)(nil),              // 34: openhsm.v1.ShareRequest
+	(*GenerateKeyRequest)(nil),        // 35: openhsm.v1.GenerateKeyRequest
+	(*GenerateKeyPairRequest)(nil),    // 36: openhsm.v1.GenerateKeyPairRequest
+	(*KeyPairResponse)(nil),           // 37: openhsm.v1.KeyPairResponse
+	(*WrapKeyRequest)(nil),            // 38: openhsm.v1.WrapKeyRequest
+	(*UnwrapKeyRequest)(nil),          // 39: openhsm.v1.UnwrapKeyRequest
+	(*DeriveKeyRequest)(nil),          // 40: openhsm.v1.DeriveKeyRequest
+	(*CryptoRequest)(nil),             // 41: openhsm.v1.CryptoRequest
+	(*VerifyRequest)(nil),             // 42: openhsm.v1.VerifyRequest
+	(*OutputLengthRequest)(nil),       // 43: openhsm.v1.OutputLengthRequest
+	(*OutputLengthResponse)(nil),      // 44: openhsm.v1.OutputLengthResponse
+	(*DigestRequest)(nil),             // 45: openhsm.v1.DigestRequest
+	(*RandomRequest)(nil),             // 46: openhsm.v1.RandomRequest
+	(*DataResponse)(nil),              // 47: openhsm.v1.DataResponse
+	(*ClusterNode)(nil),               // 48: openhsm.v1.ClusterNode
+	(*ClusterStatusResponse)(nil),     // 49: openhsm.v1.ClusterStatusResponse
+	(*AddNodeRequest)(nil),            // 50: openhsm.v1.AddNodeRequest
+	(*RemoveNodeRequest)(nil),         // 51: openhsm.v1.RemoveNodeRequest
+	(*BackupProgress)(nil),            // 52: openhsm.v1.BackupProgress
+	(*BackupInfo)(nil),                // 53: openhsm.v1.BackupInfo
+	(*ListBackupsResponse)(nil),       // 54: openhsm.v1.ListBackupsResponse
+	(*GetBackupRequest)(nil),          // 55: openhsm.v1.GetBackupRequest
+	(*Chunk)(nil),                     // 56: openhsm.v1.Chunk
+	(*ForwardRequest)(nil),            // 57: openhsm.v1.ForwardRequest
+	(*ForwardResponse)(nil),           // 58: openhsm.v1.ForwardResponse
+	(*MembershipRequest)(nil),         // 59: openhsm.v1.MembershipRequest
+	(*DomainKeyResponse)(nil),         // 60: openhsm.v1.DomainKeyResponse
+	(*RotatePassphraseRequest)(nil),   // 61: openhsm.v1.RotatePassphraseRequest
+	(*QuorumRegisterKeyRequest)(nil),  // 62: openhsm.v1.QuorumRegisterKeyRequest
+	(*QuorumSetPolicyRequest)(nil),    // 63: openhsm.v1.QuorumSetPolicyRequest
+	(*QuorumCreateTokenRequest)(nil),  // 64: openhsm.v1.QuorumCreateTokenRequest
+	(*QuorumToken)(nil),               // 65: openhsm.v1.QuorumToken
+	(*QuorumApproveTokenRequest)(nil), // 66: openhsm.v1.QuorumApproveTokenRequest
+	(*QuorumOfficer)(nil),             // 67: openhsm.v1.QuorumOfficer
+	(*QuorumPolicy)(nil),              // 68: openhsm.v1.QuorumPolicy
+	(*QuorumStatusResponse)(nil),      // 69: openhsm.v1.QuorumStatusResponse
 }
 var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -4105,101 +4668,114 @@ var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	48, // 30: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
 	53, // 31: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
 	53, // 32: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
-	10, // 33: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 34: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 35: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 36: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 37: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,  // 38: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	15, // 39: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 40: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 41: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 42: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 43: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	22, // 44: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	23, // 45: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	24, // 46: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	26, // 47: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	26, // 48: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30, // 49: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	33, // 50: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	34, // 51: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	35, // 52: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	36, // 53: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	38, // 54: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	39, // 55: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	40, // 56: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	41, // 57: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	42, // 58: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	41, // 59: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 60: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	43, // 61: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
-	45, // 62: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	46, // 63: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,  // 64: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	50, // 65: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	51, // 66: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	61, // 67: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,  // 68: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 69: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	55, // 70: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	56, // 71: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	57, // 72: openhsm.v1.Peer.Forward:input_type -> openhsm.v1.ForwardRequest
-	59, // 73: openhsm.v1.Peer.ChangeMembership:input_type -> openhsm.v1.MembershipRequest
-	0,  // 74: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
-	0,  // 75: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
-	0,  // 76: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
-	55, // 77: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
-	11, // 78: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 79: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 80: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 81: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 82: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 83: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 84: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 85: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 86: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 87: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 88: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 89: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 90: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 91: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 92: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 93: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 94: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 95: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 96: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 97: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 98: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	47, // 99: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 100: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 101: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	47, // 102: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 103: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	47, // 104: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	47, // 105: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	44, // 106: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
-	47, // 107: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	47, // 108: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	49, // 109: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 110: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 111: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,  // 112: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	52, // 113: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	54, // 114: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 115: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	52, // 116: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	58, // 117: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
-	0,  // 118: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
-	48, // 119: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
-	60, // 120: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
-	54, // 121: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 122: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
-	78, // [78:123] is the sub-list for method output_type
-	33, // [33:78] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	68, // 33: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
+	67, // 34: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
+	65, // 35: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
+	10, // 36: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,  // 37: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,  // 38: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	12, // 39: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,  // 40: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,  // 41: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	15, // 42: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	16, // 43: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	17, // 44: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	16, // 45: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,  // 46: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	22, // 47: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	23, // 48: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	24, // 49: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	26, // 50: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	26, // 51: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30, // 52: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	33, // 53: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	34, // 54: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	35, // 55: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	36, // 56: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	38, // 57: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	39, // 58: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	40, // 59: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	41, // 60: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	42, // 61: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	41, // 62: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	41, // 63: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	43, // 64: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
+	45, // 65: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	46, // 66: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	0,  // 67: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	50, // 68: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	51, // 69: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	61, // 70: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,  // 71: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,  // 72: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	55, // 73: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	56, // 74: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	62, // 75: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	63, // 76: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	64, // 77: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	66, // 78: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,  // 79: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	57, // 80: openhsm.v1.Peer.Forward:input_type -> openhsm.v1.ForwardRequest
+	59, // 81: openhsm.v1.Peer.ChangeMembership:input_type -> openhsm.v1.MembershipRequest
+	0,  // 82: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
+	0,  // 83: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
+	0,  // 84: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
+	55, // 85: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
+	11, // 86: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11, // 87: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,  // 88: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,  // 89: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14, // 90: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20, // 91: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,  // 92: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,  // 93: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,  // 94: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,  // 95: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21, // 96: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25, // 97: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25, // 98: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,  // 99: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27, // 100: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29, // 101: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32, // 102: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,  // 103: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,  // 104: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25, // 105: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37, // 106: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	47, // 107: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25, // 108: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25, // 109: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	47, // 110: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,  // 111: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	47, // 112: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	47, // 113: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	44, // 114: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
+	47, // 115: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	47, // 116: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	49, // 117: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,  // 118: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,  // 119: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,  // 120: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	52, // 121: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	54, // 122: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 123: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	52, // 124: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,  // 125: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,  // 126: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	65, // 127: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,  // 128: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	69, // 129: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	58, // 130: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
+	0,  // 131: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
+	48, // 132: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
+	60, // 133: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
+	54, // 134: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 135: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
+	86, // [86:136] is the sub-list for method output_type
+	36, // [36:86] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_hsmd_hsmpb_hsm_proto_init() }
@@ -4223,7 +4799,7 @@ func file_hsmd_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsmd_hsmpb_hsm_proto_rawDesc), len(file_hsmd_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   62,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

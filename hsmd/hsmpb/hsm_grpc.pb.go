@@ -26,45 +26,50 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	HSM_Login_FullMethodName            = "/openhsm.v1.HSM/Login"
-	HSM_Refresh_FullMethodName          = "/openhsm.v1.HSM/Refresh"
-	HSM_Logout_FullMethodName           = "/openhsm.v1.HSM/Logout"
-	HSM_Bootstrap_FullMethodName        = "/openhsm.v1.HSM/Bootstrap"
-	HSM_Info_FullMethodName             = "/openhsm.v1.HSM/Info"
-	HSM_ListTokens_FullMethodName       = "/openhsm.v1.HSM/ListTokens"
-	HSM_CreateUser_FullMethodName       = "/openhsm.v1.HSM/CreateUser"
-	HSM_DeleteUser_FullMethodName       = "/openhsm.v1.HSM/DeleteUser"
-	HSM_SetPassword_FullMethodName      = "/openhsm.v1.HSM/SetPassword"
-	HSM_UnlockUser_FullMethodName       = "/openhsm.v1.HSM/UnlockUser"
-	HSM_ListUsers_FullMethodName        = "/openhsm.v1.HSM/ListUsers"
-	HSM_CreateObject_FullMethodName     = "/openhsm.v1.HSM/CreateObject"
-	HSM_CopyObject_FullMethodName       = "/openhsm.v1.HSM/CopyObject"
-	HSM_DestroyObject_FullMethodName    = "/openhsm.v1.HSM/DestroyObject"
-	HSM_FindObjects_FullMethodName      = "/openhsm.v1.HSM/FindObjects"
-	HSM_ListObjects_FullMethodName      = "/openhsm.v1.HSM/ListObjects"
-	HSM_GetAttributes_FullMethodName    = "/openhsm.v1.HSM/GetAttributes"
-	HSM_SetAttributes_FullMethodName    = "/openhsm.v1.HSM/SetAttributes"
-	HSM_Share_FullMethodName            = "/openhsm.v1.HSM/Share"
-	HSM_GenerateKey_FullMethodName      = "/openhsm.v1.HSM/GenerateKey"
-	HSM_GenerateKeyPair_FullMethodName  = "/openhsm.v1.HSM/GenerateKeyPair"
-	HSM_WrapKey_FullMethodName          = "/openhsm.v1.HSM/WrapKey"
-	HSM_UnwrapKey_FullMethodName        = "/openhsm.v1.HSM/UnwrapKey"
-	HSM_DeriveKey_FullMethodName        = "/openhsm.v1.HSM/DeriveKey"
-	HSM_Sign_FullMethodName             = "/openhsm.v1.HSM/Sign"
-	HSM_Verify_FullMethodName           = "/openhsm.v1.HSM/Verify"
-	HSM_Encrypt_FullMethodName          = "/openhsm.v1.HSM/Encrypt"
-	HSM_Decrypt_FullMethodName          = "/openhsm.v1.HSM/Decrypt"
-	HSM_OutputLength_FullMethodName     = "/openhsm.v1.HSM/OutputLength"
-	HSM_Digest_FullMethodName           = "/openhsm.v1.HSM/Digest"
-	HSM_GenerateRandom_FullMethodName   = "/openhsm.v1.HSM/GenerateRandom"
-	HSM_ClusterStatus_FullMethodName    = "/openhsm.v1.HSM/ClusterStatus"
-	HSM_AddNode_FullMethodName          = "/openhsm.v1.HSM/AddNode"
-	HSM_RemoveNode_FullMethodName       = "/openhsm.v1.HSM/RemoveNode"
-	HSM_RotatePassphrase_FullMethodName = "/openhsm.v1.HSM/RotatePassphrase"
-	HSM_CreateBackup_FullMethodName     = "/openhsm.v1.HSM/CreateBackup"
-	HSM_ListBackups_FullMethodName      = "/openhsm.v1.HSM/ListBackups"
-	HSM_GetBackup_FullMethodName        = "/openhsm.v1.HSM/GetBackup"
-	HSM_RestoreBackup_FullMethodName    = "/openhsm.v1.HSM/RestoreBackup"
+	HSM_Login_FullMethodName              = "/openhsm.v1.HSM/Login"
+	HSM_Refresh_FullMethodName            = "/openhsm.v1.HSM/Refresh"
+	HSM_Logout_FullMethodName             = "/openhsm.v1.HSM/Logout"
+	HSM_Bootstrap_FullMethodName          = "/openhsm.v1.HSM/Bootstrap"
+	HSM_Info_FullMethodName               = "/openhsm.v1.HSM/Info"
+	HSM_ListTokens_FullMethodName         = "/openhsm.v1.HSM/ListTokens"
+	HSM_CreateUser_FullMethodName         = "/openhsm.v1.HSM/CreateUser"
+	HSM_DeleteUser_FullMethodName         = "/openhsm.v1.HSM/DeleteUser"
+	HSM_SetPassword_FullMethodName        = "/openhsm.v1.HSM/SetPassword"
+	HSM_UnlockUser_FullMethodName         = "/openhsm.v1.HSM/UnlockUser"
+	HSM_ListUsers_FullMethodName          = "/openhsm.v1.HSM/ListUsers"
+	HSM_CreateObject_FullMethodName       = "/openhsm.v1.HSM/CreateObject"
+	HSM_CopyObject_FullMethodName         = "/openhsm.v1.HSM/CopyObject"
+	HSM_DestroyObject_FullMethodName      = "/openhsm.v1.HSM/DestroyObject"
+	HSM_FindObjects_FullMethodName        = "/openhsm.v1.HSM/FindObjects"
+	HSM_ListObjects_FullMethodName        = "/openhsm.v1.HSM/ListObjects"
+	HSM_GetAttributes_FullMethodName      = "/openhsm.v1.HSM/GetAttributes"
+	HSM_SetAttributes_FullMethodName      = "/openhsm.v1.HSM/SetAttributes"
+	HSM_Share_FullMethodName              = "/openhsm.v1.HSM/Share"
+	HSM_GenerateKey_FullMethodName        = "/openhsm.v1.HSM/GenerateKey"
+	HSM_GenerateKeyPair_FullMethodName    = "/openhsm.v1.HSM/GenerateKeyPair"
+	HSM_WrapKey_FullMethodName            = "/openhsm.v1.HSM/WrapKey"
+	HSM_UnwrapKey_FullMethodName          = "/openhsm.v1.HSM/UnwrapKey"
+	HSM_DeriveKey_FullMethodName          = "/openhsm.v1.HSM/DeriveKey"
+	HSM_Sign_FullMethodName               = "/openhsm.v1.HSM/Sign"
+	HSM_Verify_FullMethodName             = "/openhsm.v1.HSM/Verify"
+	HSM_Encrypt_FullMethodName            = "/openhsm.v1.HSM/Encrypt"
+	HSM_Decrypt_FullMethodName            = "/openhsm.v1.HSM/Decrypt"
+	HSM_OutputLength_FullMethodName       = "/openhsm.v1.HSM/OutputLength"
+	HSM_Digest_FullMethodName             = "/openhsm.v1.HSM/Digest"
+	HSM_GenerateRandom_FullMethodName     = "/openhsm.v1.HSM/GenerateRandom"
+	HSM_ClusterStatus_FullMethodName      = "/openhsm.v1.HSM/ClusterStatus"
+	HSM_AddNode_FullMethodName            = "/openhsm.v1.HSM/AddNode"
+	HSM_RemoveNode_FullMethodName         = "/openhsm.v1.HSM/RemoveNode"
+	HSM_RotatePassphrase_FullMethodName   = "/openhsm.v1.HSM/RotatePassphrase"
+	HSM_CreateBackup_FullMethodName       = "/openhsm.v1.HSM/CreateBackup"
+	HSM_ListBackups_FullMethodName        = "/openhsm.v1.HSM/ListBackups"
+	HSM_GetBackup_FullMethodName          = "/openhsm.v1.HSM/GetBackup"
+	HSM_RestoreBackup_FullMethodName      = "/openhsm.v1.HSM/RestoreBackup"
+	HSM_QuorumRegisterKey_FullMethodName  = "/openhsm.v1.HSM/QuorumRegisterKey"
+	HSM_QuorumSetPolicy_FullMethodName    = "/openhsm.v1.HSM/QuorumSetPolicy"
+	HSM_QuorumCreateToken_FullMethodName  = "/openhsm.v1.HSM/QuorumCreateToken"
+	HSM_QuorumApproveToken_FullMethodName = "/openhsm.v1.HSM/QuorumApproveToken"
+	HSM_QuorumStatus_FullMethodName       = "/openhsm.v1.HSM/QuorumStatus"
 )
 
 // HSMClient is the client API for HSM service.
@@ -124,6 +129,12 @@ type HSMClient interface {
 	ListBackups(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListBackupsResponse, error)
 	GetBackup(ctx context.Context, in *GetBackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Chunk], error)
 	RestoreBackup(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Chunk, BackupProgress], error)
+	// Quorum authentication (crypto officers; docs/quorum.md).
+	QuorumRegisterKey(ctx context.Context, in *QuorumRegisterKeyRequest, opts ...grpc.CallOption) (*Empty, error)
+	QuorumSetPolicy(ctx context.Context, in *QuorumSetPolicyRequest, opts ...grpc.CallOption) (*Empty, error)
+	QuorumCreateToken(ctx context.Context, in *QuorumCreateTokenRequest, opts ...grpc.CallOption) (*QuorumToken, error)
+	QuorumApproveToken(ctx context.Context, in *QuorumApproveTokenRequest, opts ...grpc.CallOption) (*Empty, error)
+	QuorumStatus(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*QuorumStatusResponse, error)
 }
 
 type hSMClient struct {
@@ -545,6 +556,56 @@ func (c *hSMClient) RestoreBackup(ctx context.Context, opts ...grpc.CallOption) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type HSM_RestoreBackupClient = grpc.BidiStreamingClient[Chunk, BackupProgress]
 
+func (c *hSMClient) QuorumRegisterKey(ctx context.Context, in *QuorumRegisterKeyRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_QuorumRegisterKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) QuorumSetPolicy(ctx context.Context, in *QuorumSetPolicyRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_QuorumSetPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) QuorumCreateToken(ctx context.Context, in *QuorumCreateTokenRequest, opts ...grpc.CallOption) (*QuorumToken, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QuorumToken)
+	err := c.cc.Invoke(ctx, HSM_QuorumCreateToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) QuorumApproveToken(ctx context.Context, in *QuorumApproveTokenRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_QuorumApproveToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) QuorumStatus(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*QuorumStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QuorumStatusResponse)
+	err := c.cc.Invoke(ctx, HSM_QuorumStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HSMServer is the server API for HSM service.
 // All implementations must embed UnimplementedHSMServer
 // for forward compatibility.
@@ -602,6 +663,12 @@ type HSMServer interface {
 	ListBackups(context.Context, *Empty) (*ListBackupsResponse, error)
 	GetBackup(*GetBackupRequest, grpc.ServerStreamingServer[Chunk]) error
 	RestoreBackup(grpc.BidiStreamingServer[Chunk, BackupProgress]) error
+	// Quorum authentication (crypto officers; docs/quorum.md).
+	QuorumRegisterKey(context.Context, *QuorumRegisterKeyRequest) (*Empty, error)
+	QuorumSetPolicy(context.Context, *QuorumSetPolicyRequest) (*Empty, error)
+	QuorumCreateToken(context.Context, *QuorumCreateTokenRequest) (*QuorumToken, error)
+	QuorumApproveToken(context.Context, *QuorumApproveTokenRequest) (*Empty, error)
+	QuorumStatus(context.Context, *Empty) (*QuorumStatusResponse, error)
 	mustEmbedUnimplementedHSMServer()
 }
 
@@ -728,6 +795,21 @@ func (UnimplementedHSMServer) GetBackup(*GetBackupRequest, grpc.ServerStreamingS
 }
 func (UnimplementedHSMServer) RestoreBackup(grpc.BidiStreamingServer[Chunk, BackupProgress]) error {
 	return status.Error(codes.Unimplemented, "method RestoreBackup not implemented")
+}
+func (UnimplementedHSMServer) QuorumRegisterKey(context.Context, *QuorumRegisterKeyRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method QuorumRegisterKey not implemented")
+}
+func (UnimplementedHSMServer) QuorumSetPolicy(context.Context, *QuorumSetPolicyRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method QuorumSetPolicy not implemented")
+}
+func (UnimplementedHSMServer) QuorumCreateToken(context.Context, *QuorumCreateTokenRequest) (*QuorumToken, error) {
+	return nil, status.Error(codes.Unimplemented, "method QuorumCreateToken not implemented")
+}
+func (UnimplementedHSMServer) QuorumApproveToken(context.Context, *QuorumApproveTokenRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method QuorumApproveToken not implemented")
+}
+func (UnimplementedHSMServer) QuorumStatus(context.Context, *Empty) (*QuorumStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QuorumStatus not implemented")
 }
 func (UnimplementedHSMServer) mustEmbedUnimplementedHSMServer() {}
 func (UnimplementedHSMServer) testEmbeddedByValue()             {}
@@ -1427,6 +1509,96 @@ func _HSM_RestoreBackup_Handler(srv interface{}, stream grpc.ServerStream) error
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type HSM_RestoreBackupServer = grpc.BidiStreamingServer[Chunk, BackupProgress]
 
+func _HSM_QuorumRegisterKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QuorumRegisterKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).QuorumRegisterKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_QuorumRegisterKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).QuorumRegisterKey(ctx, req.(*QuorumRegisterKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_QuorumSetPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QuorumSetPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).QuorumSetPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_QuorumSetPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).QuorumSetPolicy(ctx, req.(*QuorumSetPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_QuorumCreateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QuorumCreateTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).QuorumCreateToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_QuorumCreateToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).QuorumCreateToken(ctx, req.(*QuorumCreateTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_QuorumApproveToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QuorumApproveTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).QuorumApproveToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_QuorumApproveToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).QuorumApproveToken(ctx, req.(*QuorumApproveTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_QuorumStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).QuorumStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_QuorumStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).QuorumStatus(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HSM_ServiceDesc is the grpc.ServiceDesc for HSM service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1577,6 +1749,26 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListBackups",
 			Handler:    _HSM_ListBackups_Handler,
+		},
+		{
+			MethodName: "QuorumRegisterKey",
+			Handler:    _HSM_QuorumRegisterKey_Handler,
+		},
+		{
+			MethodName: "QuorumSetPolicy",
+			Handler:    _HSM_QuorumSetPolicy_Handler,
+		},
+		{
+			MethodName: "QuorumCreateToken",
+			Handler:    _HSM_QuorumCreateToken_Handler,
+		},
+		{
+			MethodName: "QuorumApproveToken",
+			Handler:    _HSM_QuorumApproveToken_Handler,
+		},
+		{
+			MethodName: "QuorumStatus",
+			Handler:    _HSM_QuorumStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -342,7 +342,7 @@ func (m *Module) InitPIN(h uint64, pin []byte) error {
 	ctx, cancel := m.ctx()
 	defer cancel()
 	if s.slot.user != "" {
-		return c.SetPassword(ctx, s.slot.user, string(pin))
+		return m.quorumNote("C_InitPIN", c.SetPassword(ctx, s.slot.user, string(pin)))
 	}
 	user, password, ok := strings.Cut(string(pin), ":")
 	if !ok {
@@ -352,7 +352,7 @@ func (m *Module) InitPIN(h uint64, pin []byte) error {
 	if tokens.RV(err) == ck.CKR_ARGUMENTS_BAD && strings.Contains(err.Error(), "already exists") {
 		err = c.SetPassword(ctx, user, password)
 	}
-	return err
+	return m.quorumNote("C_InitPIN", err)
 }
 
 // SetPIN changes the logged-in user's password, or with no one logged in,

@@ -110,6 +110,9 @@ func (c *cli) connect(ctx context.Context) (*client.Client, func(), error) {
 		}
 		return nil, nil, err
 	}
+	if c.g.quorumToken != "" {
+		hc.SetQuorumToken(c.g.quorumToken)
+	}
 	done := func() {
 		if hc.LoggedIn() {
 			hc.Logout(context.WithoutCancel(ctx))

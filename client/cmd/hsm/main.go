@@ -100,12 +100,14 @@ Backups (crypto officer, except restore):
   hsm backup restore FILE         restore into a new cluster that was never activated
                                   (its nodes need the old cluster's passphrase or key file)
 
+` + quorumUsage + `
 Global flags (accepted before or after the command):
   --config PATH         client configuration (default $HSM_CONFIG, else ` + client.DefaultConfigPath + `)
   --json                machine-readable output
   --user NAME           user to log in as (default $HSM_USER)
   --password-file F     file whose first line is the password; - for standard
                         input (default: $HSM_PASSWORD)
+  --quorum-token ID     an approved quorum token for a protected command
 
 Password files: the first line, without its line ending; - reads standard input.
 Exit status: 0 success, 1 operation failed, 2 usage error.
@@ -117,6 +119,7 @@ type globals struct {
 	json         bool
 	user         string
 	passwordFile string
+	quorumToken  string
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
@@ -124,6 +127,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.BoolVar(&g.json, "json", g.json, "machine-readable output")
 	fs.StringVar(&g.user, "user", g.user, "user `name` to log in as")
 	fs.StringVar(&g.passwordFile, "password-file", g.passwordFile, "`file` holding the password (- for standard input)")
+	fs.StringVar(&g.quorumToken, "quorum-token", g.quorumToken, "an approved quorum token `ID`")
 }
 
 // cli is one run of the command.
@@ -314,6 +318,12 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 			return c.keyShare(ctx, rest, true)
 		}
 		return usagef("key: unknown subcommand %q", s)
+	case "quorum":
+		s, rest, err := sub()
+		if err != nil {
+			return err
+		}
+		return c.quorum(ctx, s, rest)
 	}
 	return usagef("unknown command %q", cmd)
 }

@@ -1,0 +1,711 @@
+package tokens
+
+// Quorum authentication (M of N), after AWS CloudHSM's token-sign quorum:
+// a crypto officer alone can reset any crypto user's password and then log
+// in as that user, so the operations that let one officer become someone
+// else, or change who runs the cluster, can be made to need the signed
+// approval of M officers. docs/quorum.md describes the model, the token
+// format and what a single officer can still do.
+//
+// Everything lives in one meta row (MetaQuorum), MACed under the domain
+// key like a user row, so an edited store file is refused rather than
+// trusted. Only apply writes it; signatures are verified in apply, which is
+// deterministic (ECDSA and Ed25519 verification use no randomness).
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/openhsm/openhsm/ck"
+)
+
+// Quorum services: each has its own M.
+const (
+	// ServiceUserManagement covers creating and deleting users, resetting
+	// another user's password and unlocking a user.
+	ServiceUserManagement = "user-management"
+	// ServiceClusterMembership covers adding and removing nodes.
+	ServiceClusterMembership = "cluster-membership"
+	// ServiceQuorum covers changing any M. Its approvals needed are the
+	// largest M of any service, so no service can be lowered with fewer
+	// approvals than it needs itself.
+	ServiceQuorum = "quorum"
+)
+
+// QuorumServices lists the services in a fixed order.
+var QuorumServices = []string{ServiceUserManagement, ServiceClusterMembership}
+
+// Quorum limits.
+const (
+	// QuorumTokenLifetime is how long a token can be approved and used,
+	// counted from its command's time (CloudHSM's tokens last 10 minutes).
+	QuorumTokenLifetime = 600
+	// MaxQuorumM bounds M (CloudHSM allows up to 8).
+	MaxQuorumM = 8
+	// maxQuorumTokens bounds the live tokens; each officer holds at most
+	// one per service, so this is reached only with very many officers.
+	maxQuorumTokens = 256
+	// maxQuorumSig bounds a signature (an ASN.1 P-256 ECDSA signature is at
+	// most 72 bytes, Ed25519 64).
+	maxQuorumSig = 128
+	// maxQuorumKey bounds a PKIX public key (P-256: 91 bytes).
+	maxQuorumKey = 256
+)
+
+// MetaQuorum is the meta key of the quorum state.
+const MetaQuorum = "quorum"
+
+// QuorumKey is an officer's registered approval key.
+type QuorumKey struct {
+	Officer string `json:"officer"`
+	Type    string `json:"type"` // "ecdsa-p256" or "ed25519"
+	Public  []byte `json:"public"`
+}
+
+// Fingerprint is the SHA-256 of the key's PKIX encoding, in hex.
+func (k *QuorumKey) Fingerprint() string { return keyFingerprint(k.Public) }
+
+func keyFingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+// QuorumApproval is one officer's signature over a token.
+type QuorumApproval struct {
+	Officer string `json:"officer"`
+	// Key is the fingerprint of the key that signed: an approval counts
+	// only while that officer still has that key registered.
+	Key       string `json:"key"`
+	Signature []byte `json:"signature"`
+}
+
+// QuorumToken is a request for approval of one use of a service.
+type QuorumToken struct {
+	ID        string           `json:"id"`
+	Service   string           `json:"service"`
+	Requester string           `json:"requester"`
+	Issued    int64            `json:"issued"`
+	Expires   int64            `json:"expires"`
+	Approvals []QuorumApproval `json:"approvals,omitempty"`
+}
+
+// QuorumTokenVersion is the version of the canonical bytes below.
+const QuorumTokenVersion = "openhsm-quorum-token-v1"
+
+// SigningBytes are the canonical bytes an approver signs. They are plain
+// text, one field a line, so that an officer can read what they approve:
+//
+//	openhsm-quorum-token-v1
+//	id=<32 hex digits>
+//	service=<service>
+//	requester=<user name>
+//	issued=<Unix seconds>
+//	expires=<Unix seconds>
+//
+// each line ending in '\n'. No field can hold a newline: IDs are hex,
+// services are fixed names and user names are letters, digits, '.', '_'
+// and '-'.
+func (t *QuorumToken) SigningBytes() []byte {
+	return []byte(QuorumTokenVersion + "\nid=" + t.ID + "\nservice=" + t.Service + "\nrequester=" + t.Requester +
+		"\nissued=" + strconv.FormatInt(t.Issued, 10) + "\nexpires=" + strconv.FormatInt(t.Expires, 10) + "\n")
+}
+
+// QuorumRegistrationBytes are what an officer signs with a new key to show
+// they hold its private half.
+func QuorumRegistrationBytes(officer string, publicDER []byte) []byte {
+	return []byte("openhsm-quorum-key-v1\nofficer=" + officer + "\nkey-sha256=" + keyFingerprint(publicDER) + "\n")
+}
+
+// QuorumState is the whole replicated quorum state.
+type QuorumState struct {
+	// Policy maps a service to its M; a missing service has M = 1.
+	Policy map[string]int `json:"policy,omitempty"`
+	Keys   []QuorumKey    `json:"keys,omitempty"`   // ordered by officer
+	Tokens []QuorumToken  `json:"tokens,omitempty"` // ordered by ID
+}
+
+// M is the number of approvals a service needs (1: quorum is off).
+func (q *QuorumState) M(service string) int {
+	if service == ServiceQuorum {
+		m := 1
+		for _, s := range QuorumServices {
+			m = max(m, q.M(s))
+		}
+		return m
+	}
+	if m := q.Policy[service]; m > 1 {
+		return m
+	}
+	return 1
+}
+
+func (q *QuorumState) key(officer string) *QuorumKey {
+	for i := range q.Keys {
+		if q.Keys[i].Officer == officer {
+			return &q.Keys[i]
+		}
+	}
+	return nil
+}
+
+func (q *QuorumState) token(id string) *QuorumToken {
+	for i := range q.Tokens {
+		if q.Tokens[i].ID == id {
+			return &q.Tokens[i]
+		}
+	}
+	return nil
+}
+
+// quorumRow is the stored form: the state and its MAC.
+type quorumRow struct {
+	State json.RawMessage `json:"state"`
+	MAC   []byte          `json:"mac"`
+}
+
+func (s *Sealer) quorumMAC(state []byte) []byte {
+	h := hmac.New(sha256.New, s.macKey)
+	h.Write([]byte("openhsm quorum v1|"))
+	h.Write(state)
+	return h.Sum(nil)
+}
+
+// loadQuorum reads and checks the quorum state; none yet is the empty state.
+func loadQuorum(get func(string) ([]byte, error), s *Sealer) (*QuorumState, error) {
+	q := &QuorumState{}
+	b, err := get(MetaQuorum)
+	if errors.Is(err, ErrNotFound) {
+		return q, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var row quorumRow
+	if err := json.Unmarshal(b, &row); err != nil {
+		return nil, Errorf(ck.CKR_GENERAL_ERROR, "the quorum state is malformed")
+	}
+	if !hmac.Equal(row.MAC, s.quorumMAC(row.State)) {
+		return nil, Errorf(ck.CKR_GENERAL_ERROR, "the quorum state failed its integrity check")
+	}
+	if err := json.Unmarshal(row.State, q); err != nil {
+		return nil, Errorf(ck.CKR_GENERAL_ERROR, "the quorum state is malformed")
+	}
+	return q, nil
+}
+
+func saveQuorum(tx Tx, s *Sealer, q *QuorumState) error {
+	sort.Slice(q.Keys, func(i, j int) bool { return q.Keys[i].Officer < q.Keys[j].Officer })
+	sort.Slice(q.Tokens, func(i, j int) bool { return q.Tokens[i].ID < q.Tokens[j].ID })
+	state, err := json.Marshal(q) // maps marshal in key order: deterministic
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(quorumRow{State: state, MAC: s.quorumMAC(state)})
+	if err != nil {
+		return err
+	}
+	return tx.PutMeta(MetaQuorum, b)
+}
+
+// pruneTokens drops the tokens expired by now.
+func (q *QuorumState) pruneTokens(now int64) {
+	live := q.Tokens[:0]
+	for _, t := range q.Tokens {
+		if now <= t.Expires {
+			live = append(live, t)
+		}
+	}
+	q.Tokens = live
+}
+
+// ParseQuorumKey checks a PKIX public key: ECDSA P-256 or Ed25519.
+func ParseQuorumKey(der []byte) (keyType string, pub any, err error) {
+	if len(der) == 0 || len(der) > maxQuorumKey {
+		return "", nil, Errorf(ck.CKR_ARGUMENTS_BAD, "the public key must be 1 to %d bytes", maxQuorumKey)
+	}
+	p, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return "", nil, Errorf(ck.CKR_ARGUMENTS_BAD, "the public key is not a PKIX public key")
+	}
+	switch k := p.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return "", nil, Errorf(ck.CKR_ARGUMENTS_BAD, "an ECDSA approval key must be on P-256")
+		}
+		return "ecdsa-p256", k, nil
+	case ed25519.PublicKey:
+		return "ed25519", k, nil
+	}
+	return "", nil, Errorf(ck.CKR_ARGUMENTS_BAD, "an approval key must be ECDSA P-256 or Ed25519")
+}
+
+// verifyQuorumSig checks sig over msg: ECDSA over SHA-256 (ASN.1), or
+// pure Ed25519.
+func verifyQuorumSig(der, msg, sig []byte) bool {
+	if len(sig) == 0 || len(sig) > maxQuorumSig {
+		return false
+	}
+	_, pub, err := ParseQuorumKey(der)
+	if err != nil {
+		return false
+	}
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		sum := sha256.Sum256(msg)
+		return ecdsa.VerifyASN1(k, sum[:], sig)
+	case ed25519.PublicKey:
+		return ed25519.Verify(k, msg, sig)
+	}
+	return false
+}
+
+// SignQuorum signs msg with an approval key's private half, as
+// verifyQuorumSig expects. The CLI uses it on the officer's machine.
+func SignQuorum(priv any, msg []byte) ([]byte, error) {
+	switch k := priv.(type) {
+	case *ecdsa.PrivateKey:
+		if k.Curve != elliptic.P256() {
+			return nil, errors.New("an ECDSA approval key must be on P-256")
+		}
+		sum := sha256.Sum256(msg)
+		return ecdsa.SignASN1(rand.Reader, k, sum[:])
+	case ed25519.PrivateKey:
+		return ed25519.Sign(k, msg), nil
+	}
+	return nil, errors.New("an approval key must be ECDSA P-256 or Ed25519")
+}
+
+func validService(s string) error {
+	switch s {
+	case ServiceUserManagement, ServiceClusterMembership, ServiceQuorum:
+		return nil
+	}
+	return Errorf(ck.CKR_ARGUMENTS_BAD, "unknown quorum service %q (want %s, %s or %s)", s,
+		ServiceUserManagement, ServiceClusterMembership, ServiceQuorum)
+}
+
+func validTokenID(id string) error {
+	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "a quorum token ID is 32 lowercase hex digits")
+	}
+	return nil
+}
+
+// officerFor reads the actor and requires a crypto officer.
+func officerFor(tx Tx, s *Sealer, name string) (*User, error) {
+	u, err := userFor(tx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	if u.Role != RoleCO {
+		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may take part in quorum")
+	}
+	return u, nil
+}
+
+func applyQuorumRegisterKey(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	if _, err := officerFor(tx, s, c.Actor); err != nil {
+		return nil, err
+	}
+	typ, _, err := ParseQuorumKey(c.QuorumKey)
+	if err != nil {
+		return nil, err
+	}
+	if !verifyQuorumSig(c.QuorumKey, QuorumRegistrationBytes(c.Actor, c.QuorumKey), c.Signature) {
+		return nil, Errorf(ck.CKR_SIGNATURE_INVALID, "the registration is not signed by the key's private half")
+	}
+	q, err := loadQuorum(tx.Meta, s)
+	if err != nil {
+		return nil, err
+	}
+	k := QuorumKey{Officer: c.Actor, Type: typ, Public: append([]byte(nil), c.QuorumKey...)}
+	if old := q.key(c.Actor); old != nil {
+		*old = k // approvals made with the old key stop counting
+	} else {
+		q.Keys = append(q.Keys, k)
+	}
+	q.pruneTokens(c.Time)
+	return nil, saveQuorum(tx, s, q)
+}
+
+// registeredOfficers counts the officers with a registered key who still
+// exist as officers.
+func registeredOfficers(tx Tx, s *Sealer, q *QuorumState) (int, error) {
+	n := 0
+	for _, k := range q.Keys {
+		u, err := userFor(tx, s, k.Officer)
+		if IsRV(err, ck.CKR_USER_PIN_NOT_INITIALIZED) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if u.Role == RoleCO {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func applyQuorumSetPolicy(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	if _, err := officerFor(tx, s, c.Actor); err != nil {
+		return nil, err
+	}
+	if c.Service != ServiceUserManagement && c.Service != ServiceClusterMembership {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "quorum can be set for %s or %s", ServiceUserManagement, ServiceClusterMembership)
+	}
+	if c.QuorumM < 1 || c.QuorumM > MaxQuorumM {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "M must be 1 to %d", MaxQuorumM)
+	}
+	q, err := loadQuorum(tx.Meta, s)
+	if err != nil {
+		return nil, err
+	}
+	n, err := registeredOfficers(tx, s, q)
+	if err != nil {
+		return nil, err
+	}
+	if c.QuorumM > 1 && c.QuorumM > n {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "M = %d, but only %d officers have registered approval keys", c.QuorumM, n)
+	}
+	if err := spendToken(tx, s, q, c, ServiceQuorum); err != nil {
+		return nil, err
+	}
+	if q.Policy == nil {
+		q.Policy = map[string]int{}
+	}
+	if c.QuorumM == 1 {
+		delete(q.Policy, c.Service)
+	} else {
+		q.Policy[c.Service] = c.QuorumM
+	}
+	return nil, saveQuorum(tx, s, q)
+}
+
+func applyQuorumCreateToken(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	if _, err := officerFor(tx, s, c.Actor); err != nil {
+		return nil, err
+	}
+	if err := validService(c.Service); err != nil {
+		return nil, err
+	}
+	if err := validTokenID(c.TokenID); err != nil {
+		return nil, err
+	}
+	q, err := loadQuorum(tx.Meta, s)
+	if err != nil {
+		return nil, err
+	}
+	q.pruneTokens(c.Time)
+	if q.token(c.TokenID) != nil {
+		return nil, Errorf(ck.CKR_FUNCTION_FAILED, "quorum token ID collision")
+	}
+	// One live token per officer and service, as in CloudHSM: a new one
+	// replaces the old.
+	kept := q.Tokens[:0]
+	for _, t := range q.Tokens {
+		if t.Requester != c.Actor || t.Service != c.Service {
+			kept = append(kept, t)
+		}
+	}
+	q.Tokens = kept
+	if len(q.Tokens) >= maxQuorumTokens {
+		return nil, Errorf(ck.CKR_DEVICE_MEMORY, "too many live quorum tokens; wait for some to expire")
+	}
+	q.Tokens = append(q.Tokens, QuorumToken{ID: c.TokenID, Service: c.Service, Requester: c.Actor,
+		Issued: c.Time, Expires: c.Time + QuorumTokenLifetime})
+	return nil, saveQuorum(tx, s, q)
+}
+
+func applyQuorumApprove(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	if _, err := officerFor(tx, s, c.Actor); err != nil {
+		return nil, err
+	}
+	if err := validTokenID(c.TokenID); err != nil {
+		return nil, err
+	}
+	q, err := loadQuorum(tx.Meta, s)
+	if err != nil {
+		return nil, err
+	}
+	q.pruneTokens(c.Time)
+	t := q.token(c.TokenID)
+	if t == nil {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "no live quorum token %s (expired, used or never made)", c.TokenID)
+	}
+	k := q.key(c.Actor)
+	if k == nil {
+		return nil, Errorf(ck.CKR_ACTION_PROHIBITED, "officer %q has no registered approval key (hsm quorum register-key)", c.Actor)
+	}
+	for _, a := range t.Approvals {
+		if a.Officer == c.Actor {
+			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "officer %q already approved this token", c.Actor)
+		}
+	}
+	if !verifyQuorumSig(k.Public, t.SigningBytes(), c.Signature) {
+		return nil, Errorf(ck.CKR_SIGNATURE_INVALID, "the approval is not signed by %q's registered key", c.Actor)
+	}
+	t.Approvals = append(t.Approvals, QuorumApproval{Officer: c.Actor, Key: k.Fingerprint(),
+		Signature: append([]byte(nil), c.Signature...)})
+	return nil, saveQuorum(tx, s, q)
+}
+
+// applyQuorumUse spends a token for an operation outside the state machine
+// (a membership change), before that operation is made.
+func applyQuorumUse(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	if _, err := officerFor(tx, s, c.Actor); err != nil {
+		return nil, err
+	}
+	if c.Service != ServiceClusterMembership {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "quorum_use is for %s", ServiceClusterMembership)
+	}
+	q, err := loadQuorum(tx.Meta, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := spendToken(tx, s, q, c, c.Service); err != nil {
+		return nil, err
+	}
+	return nil, saveQuorum(tx, s, q)
+}
+
+// quorumCheck is the gate of a protected command applied by the state
+// machine: with quorum on for the service, the command must name a token
+// that passes spendToken, and the token is gone once the command applies
+// (a refused command writes nothing, so its token stays).
+func quorumCheck(tx Tx, s *Sealer, c *Command, service string) error {
+	q, err := loadQuorum(tx.Meta, s)
+	if err != nil {
+		return err
+	}
+	if q.M(service) <= 1 {
+		return nil
+	}
+	if err := spendToken(tx, s, q, c, service); err != nil {
+		return err
+	}
+	return saveQuorum(tx, s, q)
+}
+
+// spendToken checks and removes (in q) the token c names for service:
+// it exists and is unexpired at c.Time, is for that service, was requested
+// by the actor, and carries approvals from at least M distinct officers who
+// still exist, are still officers and still have the key they signed with.
+// With M = 1 nothing is needed, but a token given is still checked and
+// spent.
+func spendToken(tx Tx, s *Sealer, q *QuorumState, c *Command, service string) error {
+	m := q.M(service)
+	q.pruneTokens(c.Time)
+	if c.QuorumToken == "" {
+		if m <= 1 {
+			return nil
+		}
+		return Errorf(ck.CKR_ACTION_PROHIBITED, "%s needs the approval of %d crypto officers: hsm quorum token create --service %s, have it approved, then pass --quorum-token", service, m, service)
+	}
+	if err := validTokenID(c.QuorumToken); err != nil {
+		return err
+	}
+	t := q.token(c.QuorumToken)
+	if t == nil {
+		return Errorf(ck.CKR_ACTION_PROHIBITED, "no live quorum token %s (expired, used or never made)", c.QuorumToken)
+	}
+	if t.Service != service {
+		return Errorf(ck.CKR_ACTION_PROHIBITED, "quorum token %s is for %s, not %s", t.ID, t.Service, service)
+	}
+	if t.Requester != c.Actor {
+		return Errorf(ck.CKR_ACTION_PROHIBITED, "quorum token %s belongs to %q", t.ID, t.Requester)
+	}
+	seen := map[string]bool{}
+	n := 0
+	for _, a := range t.Approvals {
+		if seen[a.Officer] {
+			continue
+		}
+		seen[a.Officer] = true
+		k := q.key(a.Officer)
+		if k == nil || k.Fingerprint() != a.Key {
+			continue
+		}
+		u, err := userFor(tx, s, a.Officer)
+		if IsRV(err, ck.CKR_USER_PIN_NOT_INITIALIZED) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if u.Role == RoleCO {
+			n++
+		}
+	}
+	if n < m {
+		return Errorf(ck.CKR_ACTION_PROHIBITED, "quorum token %s has %d valid approvals; %s needs %d", t.ID, n, service, m)
+	}
+	kept := q.Tokens[:0]
+	for _, x := range q.Tokens {
+		if x.ID != t.ID {
+			kept = append(kept, x)
+		}
+	}
+	q.Tokens = kept
+	return nil
+}
+
+// quorumForgetUser drops a deleted user's approval key and tokens, and
+// refuses the deletion if fewer registered officers would remain than a
+// service's M: the cluster would lock itself out of that service.
+func quorumForgetUser(tx Tx, s *Sealer, name string) error {
+	q, err := loadQuorum(tx.Meta, s)
+	if err != nil {
+		return err
+	}
+	if q.key(name) == nil && len(q.Tokens) == 0 {
+		return nil
+	}
+	if q.key(name) != nil {
+		n, err := registeredOfficers(tx, s, q)
+		if err != nil {
+			return err
+		}
+		if m := q.M(ServiceQuorum); n-1 < m {
+			return Errorf(ck.CKR_ACTION_PROHIBITED, "deleting %q would leave %d officers with approval keys, fewer than M = %d; lower M first", name, n-1, m)
+		}
+		keys := q.Keys[:0]
+		for _, k := range q.Keys {
+			if k.Officer != name {
+				keys = append(keys, k)
+			}
+		}
+		q.Keys = keys
+	}
+	toks := q.Tokens[:0]
+	for _, t := range q.Tokens {
+		if t.Requester != name {
+			toks = append(toks, t)
+		}
+	}
+	q.Tokens = toks
+	return saveQuorum(tx, s, q)
+}
+
+// ---- the engine's side: everything non-deterministic happens here ----
+
+// QuorumInfo is what `hsm quorum token list` shows.
+type QuorumInfo struct {
+	Policy map[string]int // every service, with its M (1: off)
+	Keys   []QuorumKey
+	Tokens []QuorumToken // live at the time of the call
+}
+
+// Quorum reads the quorum state. Any logged-in officer may.
+func (e *Engine) Quorum(c Caller) (*QuorumInfo, error) {
+	if c.Role != RoleCO {
+		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may read the quorum state")
+	}
+	s, err := e.sealer()
+	if err != nil {
+		return nil, err
+	}
+	q, err := loadQuorum(e.store.Meta, s)
+	if err != nil {
+		return nil, err
+	}
+	q.pruneTokens(e.now().Unix())
+	info := &QuorumInfo{Policy: map[string]int{}, Keys: q.Keys, Tokens: q.Tokens}
+	for _, svc := range append(QuorumServices, ServiceQuorum) {
+		info.Policy[svc] = q.M(svc)
+	}
+	return info, nil
+}
+
+// RegisterQuorumKey registers (or replaces) the caller's approval key; sig
+// is the key's signature over QuorumRegistrationBytes.
+func (e *Engine) RegisterQuorumKey(ctx context.Context, c Caller, publicDER, sig []byte) error {
+	if c.Role != RoleCO {
+		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may register an approval key")
+	}
+	if _, _, err := ParseQuorumKey(publicDER); err != nil {
+		return err
+	}
+	return e.submit(ctx, &Command{Op: OpQuorumRegisterKey, Actor: c.User, QuorumKey: publicDER, Signature: sig})
+}
+
+// SetQuorumPolicy sets a service's M; token is needed once any M is above 1.
+func (e *Engine) SetQuorumPolicy(ctx context.Context, c Caller, service string, m int, token string) error {
+	if c.Role != RoleCO {
+		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may set quorum")
+	}
+	return e.submit(ctx, &Command{Op: OpQuorumSetPolicy, Actor: c.User, Service: service, QuorumM: m, QuorumToken: token})
+}
+
+// CreateQuorumToken makes a token for the caller and returns it.
+func (e *Engine) CreateQuorumToken(ctx context.Context, c Caller, service string) (*QuorumToken, error) {
+	if c.Role != RoleCO {
+		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may request quorum")
+	}
+	if err := validService(service); err != nil {
+		return nil, err
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	id := hex.EncodeToString(b[:])
+	cmd := &Command{Op: OpQuorumCreateToken, Actor: c.User, Service: service, TokenID: id}
+	if err := e.submit(ctx, cmd); err != nil {
+		return nil, err
+	}
+	return &QuorumToken{ID: id, Service: service, Requester: c.User, Issued: cmd.Time, Expires: cmd.Time + QuorumTokenLifetime}, nil
+}
+
+// ApproveQuorumToken adds the caller's signature to a token.
+func (e *Engine) ApproveQuorumToken(ctx context.Context, c Caller, id string, sig []byte) error {
+	if c.Role != RoleCO {
+		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may approve")
+	}
+	if err := validTokenID(id); err != nil {
+		return err
+	}
+	if len(sig) == 0 || len(sig) > maxQuorumSig {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "a signature is 1 to %d bytes", maxQuorumSig)
+	}
+	return e.submit(ctx, &Command{Op: OpQuorumApprove, Actor: c.User, TokenID: id, Signature: sig})
+}
+
+// QuorumAuthorize spends a token for an operation that does not go through
+// the state machine (a membership change). It always goes through the log,
+// so a node with a stale copy of the policy cannot wave the change
+// through; with M = 1 and no token it changes nothing.
+func (e *Engine) QuorumAuthorize(ctx context.Context, c Caller, service, token string) error {
+	if c.Role != RoleCO {
+		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may change the cluster")
+	}
+	return e.submit(ctx, &Command{Op: OpQuorumUse, Actor: c.User, Service: service, QuorumToken: token})
+}
+
+type quorumCtxKey struct{}
+
+// WithQuorumToken makes ctx carry the ID of the approved token that the
+// protected command submitted under it spends.
+func WithQuorumToken(ctx context.Context, id string) context.Context {
+	if id == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, quorumCtxKey{}, id)
+}
+
+func quorumTokenFrom(ctx context.Context) string {
+	id, _ := ctx.Value(quorumCtxKey{}).(string)
+	return id
+}

@@ -1,0 +1,350 @@
+package tokens_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"fmt"
+	"testing"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/tokens"
+	"github.com/stretchr/testify/require"
+)
+
+// quorumFixture is a store with three officers (admin, admin2, admin3), a
+// crypto user alice, approval keys for admin (ECDSA P-256) and admin2
+// (Ed25519), and quorum 2 for user management. Commands go straight to the
+// machine with chosen times, so expiry is exact.
+type quorumFixture struct {
+	*fixture
+	keys map[string]any // officer -> private key
+	now  int64
+	hash string
+	seq  int
+}
+
+func newQuorumFixture(t *testing.T) *quorumFixture {
+	t.Helper()
+	f := &quorumFixture{fixture: newFixture(t), keys: map[string]any{}, now: 1_000_000}
+	ctx := context.Background()
+	for _, u := range []string{"admin2", "admin3"} {
+		require.NoError(t, f.e.CreateUser(ctx, f.co, u, tokens.RoleCO, u+"-password"))
+	}
+	h, err := tokens.HashPassword("alice-new-password")
+	require.NoError(t, err)
+	f.hash = h
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	f.register(t, "admin", ec)
+	f.register(t, "admin2", ed)
+	require.NoError(t, f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "admin",
+		Service: tokens.ServiceUserManagement, QuorumM: 2}))
+	return f
+}
+
+func (f *quorumFixture) apply(c *tokens.Command) error {
+	if c.Time == 0 {
+		c.Time = f.now
+	}
+	return f.rec.Submit(context.Background(), c)
+}
+
+func publicDER(t *testing.T, priv any) []byte {
+	t.Helper()
+	var pub any
+	switch k := priv.(type) {
+	case *ecdsa.PrivateKey:
+		pub = &k.PublicKey
+	case ed25519.PrivateKey:
+		pub = k.Public()
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	require.NoError(t, err)
+	return der
+}
+
+func (f *quorumFixture) register(t *testing.T, officer string, priv any) {
+	t.Helper()
+	der := publicDER(t, priv)
+	sig, err := tokens.SignQuorum(priv, tokens.QuorumRegistrationBytes(officer, der))
+	require.NoError(t, err)
+	require.NoError(t, f.apply(&tokens.Command{Op: tokens.OpQuorumRegisterKey, Actor: officer, QuorumKey: der, Signature: sig}))
+	f.keys[officer] = priv
+}
+
+// token makes a token for requester and service at f.now.
+func (f *quorumFixture) token(t *testing.T, requester, service string) *tokens.QuorumToken {
+	t.Helper()
+	f.seq++
+	id := fmt.Sprintf("%032x", f.seq)
+	require.NoError(t, f.apply(&tokens.Command{Op: tokens.OpQuorumCreateToken, Actor: requester, Service: service, TokenID: id}))
+	return &tokens.QuorumToken{ID: id, Service: service, Requester: requester, Issued: f.now, Expires: f.now + tokens.QuorumTokenLifetime}
+}
+
+// approve signs tok with signer's key and submits it as actor.
+func (f *quorumFixture) approve(t *testing.T, tok *tokens.QuorumToken, actor string, signer any) error {
+	t.Helper()
+	sig, err := tokens.SignQuorum(signer, tok.SigningBytes())
+	require.NoError(t, err)
+	return f.apply(&tokens.Command{Op: tokens.OpQuorumApprove, Actor: actor, TokenID: tok.ID, Signature: sig})
+}
+
+// reset is admin resetting alice's password with the token at time at.
+func (f *quorumFixture) reset(token string, at int64) error {
+	return f.apply(&tokens.Command{Op: tokens.OpSetPassword, Actor: "admin", Name: "alice", PasswordHash: f.hash,
+		QuorumToken: token, Time: at})
+}
+
+func (f *quorumFixture) alicePasswordChanged(t *testing.T) bool {
+	u, err := f.m.Store().User("alice")
+	require.NoError(t, err)
+	return u.PasswordHash == f.hash
+}
+
+func TestQuorumApplyRules(t *testing.T) {
+	refused := func(t *testing.T, err error) {
+		t.Helper()
+		require.Error(t, err)
+		require.True(t, tokens.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
+	}
+	cases := []struct {
+		name string
+		// play returns the token to use and when; ok says the reset must pass.
+		play func(t *testing.T, f *quorumFixture) (string, int64)
+		ok   bool
+	}{
+		{"no token", func(t *testing.T, f *quorumFixture) (string, int64) { return "", f.now }, false},
+		{"unknown token", func(t *testing.T, f *quorumFixture) (string, int64) { return fmt.Sprintf("%032x", 999), f.now }, false},
+		{"approved by two officers", func(t *testing.T, f *quorumFixture) (string, int64) {
+			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
+			return tok.ID, f.now + 10
+		}, true},
+		{"used at the last second of its life", func(t *testing.T, f *quorumFixture) (string, int64) {
+			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
+			return tok.ID, tok.Expires
+		}, true},
+		{"expired token", func(t *testing.T, f *quorumFixture) (string, int64) {
+			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
+			return tok.ID, tok.Expires + 1
+		}, false},
+		{"wrong service", func(t *testing.T, f *quorumFixture) (string, int64) {
+			tok := f.token(t, "admin", tokens.ServiceClusterMembership)
+			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
+			return tok.ID, f.now
+		}, false},
+		{"too few approvals", func(t *testing.T, f *quorumFixture) (string, int64) {
+			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+			return tok.ID, f.now
+		}, false},
+		{"duplicate approvals by one officer", func(t *testing.T, f *quorumFixture) (string, int64) {
+			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
+			err := f.approve(t, tok, "admin2", f.keys["admin2"])
+			require.True(t, tokens.IsRV(err, ck.CKR_ARGUMENTS_BAD), "%v", err)
+			return tok.ID, f.now
+		}, false},
+		{"approval by a crypto user", func(t *testing.T, f *quorumFixture) (string, int64) {
+			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+			// alice holds a valid signature by admin2's key, yet she is
+			// no officer.
+			err := f.approve(t, tok, "alice", f.keys["admin2"])
+			require.True(t, tokens.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN), "%v", err)
+			return tok.ID, f.now
+		}, false},
+		{"approval by an officer with no registered key", func(t *testing.T, f *quorumFixture) (string, int64) {
+			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+			err := f.approve(t, tok, "admin3", f.keys["admin2"])
+			require.True(t, tokens.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
+			return tok.ID, f.now
+		}, false},
+		{"signature by an unregistered key", func(t *testing.T, f *quorumFixture) (string, int64) {
+			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+			_, other, err := ed25519.GenerateKey(rand.Reader)
+			require.NoError(t, err)
+			err = f.approve(t, tok, "admin2", other)
+			require.True(t, tokens.IsRV(err, ck.CKR_SIGNATURE_INVALID), "%v", err)
+			return tok.ID, f.now
+		}, false},
+		{"signature over another token", func(t *testing.T, f *quorumFixture) (string, int64) {
+			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+			forged := *tok
+			forged.Service = tokens.ServiceClusterMembership
+			sig, err := tokens.SignQuorum(f.keys["admin2"], forged.SigningBytes())
+			require.NoError(t, err)
+			err = f.apply(&tokens.Command{Op: tokens.OpQuorumApprove, Actor: "admin2", TokenID: tok.ID, Signature: sig})
+			require.True(t, tokens.IsRV(err, ck.CKR_SIGNATURE_INVALID), "%v", err)
+			return tok.ID, f.now
+		}, false},
+		{"another officer's token", func(t *testing.T, f *quorumFixture) (string, int64) {
+			tok := f.token(t, "admin2", tokens.ServiceUserManagement)
+			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
+			return tok.ID, f.now
+		}, false},
+		{"approver re-registered a key since", func(t *testing.T, f *quorumFixture) (string, int64) {
+			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
+			_, fresh, err := ed25519.GenerateKey(rand.Reader)
+			require.NoError(t, err)
+			f.register(t, "admin2", fresh)
+			return tok.ID, f.now
+		}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newQuorumFixture(t)
+			id, at := tc.play(t, f)
+			err := f.reset(id, at)
+			if !tc.ok {
+				refused(t, err)
+				require.False(t, f.alicePasswordChanged(t), "a refused reset changed the password")
+				return
+			}
+			require.NoError(t, err)
+			require.True(t, f.alicePasswordChanged(t))
+			// Token reuse: the token was spent.
+			refused(t, f.reset(id, at))
+		})
+	}
+}
+
+// Every user-management command is gated, and a user changing their own
+// password is not.
+func TestQuorumGatesUserManagement(t *testing.T) {
+	f := newQuorumFixture(t)
+	h := f.hash
+	gated := []*tokens.Command{
+		{Op: tokens.OpCreateUser, Actor: "admin", User: &tokens.User{Name: "mallory", Role: tokens.RoleCO, PasswordHash: h}},
+		{Op: tokens.OpDeleteUser, Actor: "admin", Name: "bob"},
+		{Op: tokens.OpUnlockUser, Actor: "admin", Name: "bob"},
+		{Op: tokens.OpSetPassword, Actor: "admin", Name: "admin2", PasswordHash: h},
+		// A node certificate forging a command without an actor.
+		{Op: tokens.OpCreateUser, User: &tokens.User{Name: "mallory", Role: tokens.RoleCO, PasswordHash: h}},
+	}
+	for _, c := range gated {
+		err := f.apply(c)
+		require.True(t, tokens.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%s: %v", c.Op, err)
+	}
+	_, err := f.m.Store().User("mallory")
+	require.ErrorIs(t, err, tokens.ErrNotFound)
+	require.NoError(t, f.apply(&tokens.Command{Op: tokens.OpSetPassword, Actor: "alice", Name: "alice", PasswordHash: h}))
+}
+
+func TestQuorumPolicyRules(t *testing.T) {
+	f := newQuorumFixture(t)
+	set := func(m int, token string) error {
+		return f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "admin", Service: tokens.ServiceClusterMembership,
+			QuorumM: m, QuorumToken: token})
+	}
+	// With user management at 2, changing any M needs 2 approvals.
+	require.True(t, tokens.IsRV(set(2, ""), ck.CKR_ACTION_PROHIBITED))
+	// M above the officers with registered keys (2) is refused.
+	tok := f.token(t, "admin", tokens.ServiceQuorum)
+	require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+	require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
+	require.True(t, tokens.IsRV(set(3, tok.ID), ck.CKR_ARGUMENTS_BAD))
+	require.NoError(t, set(2, tok.ID))
+	info, err := f.e.Quorum(f.co)
+	require.NoError(t, err)
+	require.Equal(t, 2, info.Policy[tokens.ServiceClusterMembership])
+	// Lowering user management back to 1 alone is refused.
+	err = f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "admin", Service: tokens.ServiceUserManagement, QuorumM: 1})
+	require.True(t, tokens.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
+	// A crypto user can neither register nor set.
+	err = f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "alice", Service: tokens.ServiceUserManagement, QuorumM: 1})
+	require.True(t, tokens.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN), "%v", err)
+	// Deleting a registered officer below M is refused, even with quorum.
+	del := f.token(t, "admin", tokens.ServiceUserManagement)
+	require.NoError(t, f.approve(t, del, "admin", f.keys["admin"]))
+	require.NoError(t, f.approve(t, del, "admin2", f.keys["admin2"]))
+	err = f.apply(&tokens.Command{Op: tokens.OpDeleteUser, Actor: "admin", Name: "admin2", QuorumToken: del.ID})
+	require.True(t, tokens.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
+	_, err = f.m.Store().User("admin2")
+	require.NoError(t, err)
+}
+
+func TestQuorumMembershipUse(t *testing.T) {
+	f := newQuorumFixture(t)
+	use := func(token string) error {
+		return f.apply(&tokens.Command{Op: tokens.OpQuorumUse, Actor: "admin", Service: tokens.ServiceClusterMembership, QuorumToken: token})
+	}
+	// Quorum off for membership: no token needed.
+	require.NoError(t, use(""))
+	tok := f.token(t, "admin", tokens.ServiceQuorum)
+	require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+	require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
+	require.NoError(t, f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "admin", Service: tokens.ServiceClusterMembership,
+		QuorumM: 2, QuorumToken: tok.ID}))
+	require.True(t, tokens.IsRV(use(""), ck.CKR_ACTION_PROHIBITED))
+	m := f.token(t, "admin", tokens.ServiceClusterMembership)
+	require.NoError(t, f.approve(t, m, "admin2", f.keys["admin2"]))
+	require.True(t, tokens.IsRV(use(m.ID), ck.CKR_ACTION_PROHIBITED))
+	require.NoError(t, f.approve(t, m, "admin", f.keys["admin"]))
+	require.NoError(t, use(m.ID))
+	require.True(t, tokens.IsRV(use(m.ID), ck.CKR_ACTION_PROHIBITED), "a spent token worked again")
+}
+
+func TestQuorumRegisterKey(t *testing.T) {
+	f := newQuorumFixture(t)
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	der := publicDER(t, ec)
+	// Without proof of the private key.
+	sig, err := tokens.SignQuorum(ec, tokens.QuorumRegistrationBytes("admin2", der))
+	require.NoError(t, err)
+	err = f.apply(&tokens.Command{Op: tokens.OpQuorumRegisterKey, Actor: "admin3", QuorumKey: der, Signature: sig})
+	require.True(t, tokens.IsRV(err, ck.CKR_SIGNATURE_INVALID), "%v", err)
+	// A crypto user.
+	sig, err = tokens.SignQuorum(ec, tokens.QuorumRegistrationBytes("alice", der))
+	require.NoError(t, err)
+	err = f.apply(&tokens.Command{Op: tokens.OpQuorumRegisterKey, Actor: "alice", QuorumKey: der, Signature: sig})
+	require.True(t, tokens.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN), "%v", err)
+	// P-384 is refused.
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	require.NoError(t, err)
+	der384, err := x509.MarshalPKIXPublicKey(&p384.PublicKey)
+	require.NoError(t, err)
+	err = f.apply(&tokens.Command{Op: tokens.OpQuorumRegisterKey, Actor: "admin3", QuorumKey: der384, Signature: sig})
+	require.True(t, tokens.IsRV(err, ck.CKR_ARGUMENTS_BAD), "%v", err)
+	info, err := f.e.Quorum(f.co)
+	require.NoError(t, err)
+	require.Len(t, info.Keys, 2)
+}
+
+// A replica that replays the same log ends in the same quorum state.
+func TestQuorumReplayDeterministic(t *testing.T) {
+	f := newQuorumFixture(t)
+	tok := f.token(t, "admin", tokens.ServiceUserManagement)
+	require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+	require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
+	require.NoError(t, f.reset(tok.ID, f.now+1))
+	other := tokens.NewMachine(newStore(t, "b.db"), nil)
+	other.SetSealer(f.m.Sealer())
+	for i, raw := range f.rec.log {
+		_ = other.Apply(uint64(i+1), raw)
+	}
+	a, err := f.m.Store().Meta(tokens.MetaQuorum)
+	require.NoError(t, err)
+	b, err := other.Store().Meta(tokens.MetaQuorum)
+	require.NoError(t, err)
+	require.Equal(t, a, b)
+}
