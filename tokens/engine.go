@@ -54,17 +54,17 @@ func (l *LocalApplier) Submit(_ context.Context, c *Command) error {
 
 // Limits on what one request may hold.
 const (
-	MaxTemplateAttrs   = 64
-	MaxAttrValue       = 64 << 10
-	MaxDataLen         = 16 << 20
-	MaxRandomLen       = 1 << 20
+	MaxTemplateAttrs = 64
+	MaxAttrValue     = 64 << 10
+	MaxDataLen       = 16 << 20
+	MaxRandomLen     = 1 << 20
 	// DefaultSessionObjects is how many session objects one login
 	// session may hold on a node unless SetSessionObjectLimit says
 	// otherwise.
 	DefaultSessionObjects = 10000
-	maxCachedKeys      = 4096
-	unavailableInfo    = ^uint64(0)
-	sessionObjectLimit = "too many session objects"
+	maxCachedKeys         = 4096
+	unavailableInfo       = ^uint64(0)
+	sessionObjectLimit    = "too many session objects"
 )
 
 // Engine is the HSM: it checks who may do what, does the crypto, and sends
