@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/sha1"
 	"fmt"
+	"slices"
 
 	"github.com/openhsm/openhsm/ck"
 )
@@ -62,7 +63,10 @@ func CheckNewObject(o *Object, material []byte) error {
 		certType = ct
 	}
 	rules := rulesFor(class, keyType, certType)
-	for t, v := range a {
+	// In type order, so that the first broken rule, and so the refusal,
+	// is the same on every node.
+	for _, t := range sortedTypes(a) {
+		v := a[t]
 		r, ok := rules[t]
 		if !ok {
 			return inconsistent("%s does not apply to %s", ck.AttrName(t), ck.ClassName(class))
@@ -87,7 +91,8 @@ func CheckNewObject(o *Object, material []byte) error {
 	// Complete: every attribute with a default, every required one and
 	// every one the HSM sets is present, so nothing reads as a silent
 	// false (a missing CKA_SENSITIVE would make a key readable).
-	for t, r := range rules {
+	for _, t := range sortedKeys(rules) {
+		r := rules[t]
 		if r.flags&fSensitive != 0 {
 			continue
 		}
@@ -189,6 +194,18 @@ func checkMaterial(o *Object, class, keyType uint64, material []byte) error {
 	return nil
 }
 
+// sortedTypes returns the attribute types of a in order.
+func sortedTypes(a Attrs) []uint64 { return sortedKeys(a) }
+
+func sortedKeys[V any](m map[uint64]V) []uint64 {
+	keys := make([]uint64, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 // samePublicAttrs checks that every public attribute of the key that applies
 // to the object's class holds the key's value.
 func samePublicAttrs(a Attrs, class, keyType uint64, pub crypto.PublicKey, skipPoint bool) error {
@@ -200,7 +217,8 @@ func samePublicAttrs(a Attrs, class, keyType uint64, pub crypto.PublicKey, skipP
 		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the key is %s, CKA_KEY_TYPE says %s", ck.KeyTypeName(kt), ck.KeyTypeName(keyType))
 	}
 	rules := rulesFor(class, keyType, ^uint64(0))
-	for t, v := range want {
+	for _, t := range sortedTypes(want) {
+		v := want[t]
 		if _, applies := rules[t]; !applies || skipPoint && t == ck.CKA_EC_POINT {
 			continue
 		}
