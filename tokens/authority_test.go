@@ -46,11 +46,18 @@ type authzWorld struct {
 
 func newAuthzWorld(t *testing.T, users bool) *authzWorld {
 	t.Helper()
+	sealer, rec, err := tokens.NewDomainKey("authz", tokens.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
+	require.NoError(t, err)
+	return newAuthzWorldKey(t, users, sealer, rec)
+}
+
+// newAuthzWorldKey is newAuthzWorld under a given domain key, so that two
+// worlds can hold the same state.
+func newAuthzWorldKey(t *testing.T, users bool, sealer *tokens.Sealer, rec *tokens.SealedDomainKey) *authzWorld {
+	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "hsm.db"), sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	sealer, rec, err := tokens.NewDomainKey("authz", tokens.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
-	require.NoError(t, err)
 	w := &authzWorld{t: t, m: tokens.NewMachine(st, nil), s: sealer, st: st}
 	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpInit, Domain: rec.Marshal()}))
 	w.m.SetSealer(sealer)

@@ -1,6 +1,7 @@
 package tokens_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ecdsa"
@@ -9,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"testing"
 	"time"
@@ -226,3 +228,33 @@ func TestEngineTokenObjectsPassApply(t *testing.T) {
 }
 
 func by(t uint64, v string) tokens.Attribute { return tokens.Attribute{Type: t, Value: []byte(v)} }
+
+// TestApplyRefusalsAreTheSameOnEveryNode applies one log, with forged
+// commands that break several rules at once, on two stores: each command
+// gets the same answer (the same CKR) on both, and both end the same.
+func TestApplyRefusalsAreTheSameOnEveryNode(t *testing.T) {
+	sealer, rec, err := tokens.NewDomainKey("authz", tokens.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
+	require.NoError(t, err)
+	a, b := newAuthzWorldKey(t, true, sealer, rec), newAuthzWorldKey(t, true, sealer, rec)
+	var log []*tokens.Command
+	for i := 0; i < 20; i++ {
+		cmd := legitCommand(t, a, []string{"aes", "ec pair", "certificate", "data"}[i%4])
+		if i%5 != 0 { // every fifth stays legitimate
+			o := cmd.Objects[len(cmd.Objects)-1]
+			o.Attrs[ck.CKA_TRUSTED] = []byte{1}
+			o.Attrs[ck.CKA_VALUE] = []byte{1, 2, 3}
+			o.Attrs[0x80001234] = []byte{1}
+			o.Attrs[ck.CKA_LOCAL] = []byte{2}
+			delete(o.Attrs, ck.CKA_PRIVATE)
+		}
+		log = append(log, cmd)
+	}
+	log = append(log, &tokens.Command{Op: tokens.OpSetAttributes, Actor: "alice", ObjectID: log[0].Objects[0].ID,
+		Changes: tokens.Template{bo(ck.CKA_TRUSTED, true), bo(ck.CKA_SENSITIVE, false), {Type: ck.CKA_MODULUS, Value: []byte{1}}}})
+	for i, cmd := range log {
+		errA, errB := a.apply(cmd), b.apply(cmd)
+		require.Equal(t, tokens.RV(errA), tokens.RV(errB), "command %d", i)
+		require.Equal(t, fmt.Sprint(errA), fmt.Sprint(errB), "command %d", i)
+	}
+	require.Equal(t, a.state(), b.state())
+}
