@@ -224,3 +224,40 @@ func TestAttackAuthzConcurrentBootstrap(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackAuthzSessionFlood: the attacker holds a client certificate and
+// cu1's password and tries to exhaust a node's memory: login after login,
+// and session object after session object in one session. The node (run
+// with low limits, max_sessions_per_user = 3 and max_session_objects = 5,
+// so the test is short; the defaults are 1,024 and 10,000) refuses the
+// fourth login and the sixth object with CKR_DEVICE_MEMORY, keeps serving
+// the officer, and takes cu1 again once a session is logged out.
+func TestAttackAuthzSessionFlood(t *testing.T) {
+	c := testcluster.StartWith(t, 1, "max_sessions_per_user = 3\nmax_session_objects = 5")
+	cuPW, coPW := secret(t, c, "cu.password"), secret(t, c, "co.password")
+	var sessions []*client.Client
+	for i := 0; i < 3; i++ {
+		sessions = append(sessions, pinned(t, c, 1, "cu1", cuPW))
+	}
+	flood := pinned(t, c, 1, "", "")
+	for i := 0; i < 3; i++ {
+		err := flood.Login(ctx, "cu1", cuPW)
+		require.Equal(t, uint64(ck.CKR_DEVICE_MEMORY), client.RV(err), "login %d past the limit: %v", i+4, err)
+	}
+	data := tokens.Template{authzAttr(ck.CKA_CLASS, tokens.EncodeUlong(ck.CKO_DATA)), authzAttr(ck.CKA_VALUE, bytes.Repeat([]byte{1}, 1024))}
+	made := 0
+	for i := 0; i < 10; i++ {
+		if _, err := sessions[0].CreateObject(ctx, data); err != nil {
+			require.Equal(t, uint64(ck.CKR_DEVICE_MEMORY), client.RV(err), "object %d: %v", i+1, err)
+			continue
+		}
+		made++
+	}
+	require.Equal(t, 5, made)
+
+	pinned(t, c, 1, "admin", coPW)
+	require.NoError(t, sessions[2].Logout(ctx))
+	require.NoError(t, flood.Login(ctx, "cu1", cuPW))
+	_, err := flood.CreateObject(ctx, data)
+	require.NoError(t, err, "a new session has its own room")
+}
