@@ -37,14 +37,14 @@ func authzHash(t testing.TB) string {
 // authzWorld is a store with a domain key, users and objects, and the
 // machine that applies commands to it.
 type authzWorld struct {
-	t   *testing.T
+	t   testing.TB
 	m   *tokens.Machine
 	s   *tokens.Sealer
 	st  *sqlite.Store
 	idx uint64
 }
 
-func newAuthzWorld(t *testing.T, users bool) *authzWorld {
+func newAuthzWorld(t testing.TB, users bool) *authzWorld {
 	t.Helper()
 	sealer, rec, err := tokens.NewDomainKey("authz", tokens.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
 	require.NoError(t, err)
@@ -53,7 +53,7 @@ func newAuthzWorld(t *testing.T, users bool) *authzWorld {
 
 // newAuthzWorldKey is newAuthzWorld under a given domain key, so that two
 // worlds can hold the same state.
-func newAuthzWorldKey(t *testing.T, users bool, sealer *tokens.Sealer, rec *tokens.SealedDomainKey) *authzWorld {
+func newAuthzWorldKey(t testing.TB, users bool, sealer *tokens.Sealer, rec *tokens.SealedDomainKey) *authzWorld {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "hsm.db"), sqlite.Options{})
 	require.NoError(t, err)
@@ -141,7 +141,7 @@ func certObject(id uint64, owner string, shared ...string) *tokens.Object {
 }
 
 // dataObject is a token data object as the engine makes it for owner.
-func dataObject(t *testing.T, id uint64, owner string) *tokens.Object {
+func dataObject(t testing.TB, id uint64, owner string) *tokens.Object {
 	a, _, err := tokens.BuildAttrs(tokens.OpCreate, tokens.Template{
 		{Type: ck.CKA_CLASS, Value: tokens.EncodeUlong(ck.CKO_DATA)},
 		{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)},

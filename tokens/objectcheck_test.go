@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"math/big"
 	"testing"
@@ -257,4 +258,31 @@ func TestApplyRefusalsAreTheSameOnEveryNode(t *testing.T) {
 		require.Equal(t, fmt.Sprint(errA), fmt.Sprint(errB), "command %d", i)
 	}
 	require.Equal(t, a.state(), b.state())
+}
+
+// FuzzApplyForged feeds apply whatever decodes as a command, as a node
+// certificate could through Forward: apply must answer (apply or refuse),
+// never panic, and never take a bad command for a store failure.
+func FuzzApplyForged(f *testing.F) {
+	seeds := []*tokens.Command{
+		{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*tokens.Object{dataObject(f, 5, "alice")}},
+		{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*tokens.Object{{ID: 6, Owner: "alice", Attrs: tokens.Attrs{0: tokens.EncodeUlong(4), 0x11: nil}, Sealed: []byte{1}}}},
+		{Op: tokens.OpSetAttributes, Actor: "alice", ObjectID: 5, Changes: tokens.Template{{Type: ck.CKA_TRUSTED, Value: nil}}},
+		{Op: tokens.OpSetPassword, Actor: "alice", Name: "alice", PasswordHash: "$argon2id$v=19$m=8,t=1,p=1$$"},
+		{Op: tokens.OpBootstrap, User: &tokens.User{Name: "x", Role: tokens.RoleCO}},
+		{Op: tokens.OpShare, Actor: "alice", ObjectID: 5, Name: "carol"},
+		{Op: tokens.OpLogout, Actor: "alice", Session: 1, Expires: 2},
+	}
+	for _, c := range seeds {
+		raw, err := c.Encode()
+		require.NoError(f, err)
+		f.Add(raw)
+	}
+	w := newAuthzWorld(f, true)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		w.idx++
+		err := w.m.Apply(w.idx, raw)
+		var se *tokens.StoreError
+		require.False(t, errors.As(err, &se), "a command was taken for a store failure: %v", err)
+	})
 }
