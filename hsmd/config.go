@@ -11,6 +11,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/openhsm/openhsm/backup"
 	"github.com/openhsm/openhsm/pki"
+	"github.com/openhsm/openhsm/tokens"
 )
 
 // Config is a node's configuration file (TOML). Relative paths are taken
@@ -41,6 +42,14 @@ type Config struct {
 	BackupDir           string `toml:"backup_dir"`
 	BackupInterval      string `toml:"backup_interval"`
 	BackupRetentionDays int    `toml:"backup_retention_days"`
+	// Quotas of what lives in this node's memory only (see
+	// docs/command-authority.md): login sessions per user, and session
+	// objects (CKA_TOKEN false) per login session. 0 means the default.
+	// The cap on token objects per user is not here: apply enforces it,
+	// so it is the same constant on every node
+	// (tokens.MaxTokenObjectsPerUser).
+	MaxSessionsPerUser int `toml:"max_sessions_per_user"`
+	MaxSessionObjects  int `toml:"max_session_objects"`
 
 	// LockMemory (default true) locks the daemon's memory so that secrets
 	// never reach swap, where the host allows it (see HardenProcess).
@@ -138,6 +147,18 @@ func (c *Config) check() error {
 	}
 	if err := backup.CheckRetentionDays(c.BackupRetentionDays); err != nil {
 		return fmt.Errorf("backup_retention_days: %v", err)
+	}
+	if c.MaxSessionsPerUser == 0 {
+		c.MaxSessionsPerUser = DefaultMaxSessionsPerUser
+	}
+	if c.MaxSessionsPerUser < 1 || c.MaxSessionsPerUser > 1<<20 {
+		return fmt.Errorf("max_sessions_per_user: %d must be from 1 to %d", c.MaxSessionsPerUser, 1<<20)
+	}
+	if c.MaxSessionObjects == 0 {
+		c.MaxSessionObjects = tokens.DefaultSessionObjects
+	}
+	if c.MaxSessionObjects < 1 || c.MaxSessionObjects > 1<<20 {
+		return fmt.Errorf("max_session_objects: %d must be from 1 to %d", c.MaxSessionObjects, 1<<20)
 	}
 	c.sessionTTL = DefaultSessionTTL
 	if c.SessionTTL != "" {

@@ -38,6 +38,13 @@ func (s *Server) Login(ctx context.Context, r *hsmpb.LoginRequest) (*hsmpb.Login
 		return nil, err
 	}
 	session := newSessionID()
+	if err := s.sessions.admit(session, u.Name); err != nil {
+		s.log.InfoContext(ctx, "login refused: session quota", "user", u.Name, "peer", identityFrom(ctx).CommonName)
+		return nil, err
+	}
+	s.mu.Lock()
+	s.lastSeen[session] = s.now() // so an unused session is swept, and uncounted, too
+	s.mu.Unlock()
 	s.log.InfoContext(ctx, "login", "user", u.Name, "role", u.Role.String(), "peer", identityFrom(ctx).CommonName)
 	return s.issue(ctx, u, session), nil
 }
@@ -57,6 +64,7 @@ func (s *Server) Logout(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Empty, erro
 	s.revoked[cl.Session] = cl.Expires
 	delete(s.lastSeen, cl.Session)
 	s.mu.Unlock()
+	s.sessions.drop(cl.Session)
 	s.engine.EndSession(cl.Session)
 	// Other nodes learn of it through the log. If that fails the token
 	// is still refused here, and lapses elsewhere at its expiry.

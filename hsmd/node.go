@@ -280,6 +280,12 @@ func Open(cfg *Config) (*Node, error) {
 	m.OnReset = n.reloadDomainKey
 	n.Engine = tokens.NewEngine(m, nil)
 	n.Server = NewServer(n.Engine, cfg.Node, rec.ClusterID, cfg.TTL(), log)
+	if cfg.MaxSessionObjects > 0 {
+		n.Engine.SetSessionObjectLimit(cfg.MaxSessionObjects)
+	}
+	if cfg.MaxSessionsPerUser > 0 {
+		n.Server.SetMaxSessionsPerUser(cfg.MaxSessionsPerUser)
+	}
 	n.Server.daemon = n
 	m.OnLogout = n.Server.revoke
 	if err := n.Server.loadLoggedOut(); err != nil {

@@ -55,6 +55,8 @@ type Server struct {
 	restoring    atomic.Bool // a restore upload is being received
 	rotating     atomic.Bool // a passphrase rotation is running
 
+	sessions *sessionQuota // login sessions per user on this node
+
 	mu       sync.Mutex
 	revoked  map[uint64]int64     // session -> expiry, for logged-out sessions
 	lastSeen map[uint64]time.Time // session -> last call, to drop session objects
@@ -63,8 +65,13 @@ type Server struct {
 // NewServer makes the service for an engine.
 func NewServer(e *tokens.Engine, node, clusterID string, ttl time.Duration, log *slog.Logger) *Server {
 	return &Server{engine: e, node: node, clusterID: clusterID, ttl: ttl, log: log, now: time.Now,
-		revoked: map[uint64]int64{}, lastSeen: map[uint64]time.Time{}}
+		revoked: map[uint64]int64{}, lastSeen: map[uint64]time.Time{},
+		sessions: newSessionQuota(DefaultMaxSessionsPerUser)}
 }
+
+// SetMaxSessionsPerUser sets how many login sessions one user may hold on
+// this node. Call it before the server serves.
+func (s *Server) SetMaxSessionsPerUser(n int) { s.sessions.setMax(n) }
 
 // revoke refuses a session's token from now on (until it expires).
 func (s *Server) revoke(session uint64, expires int64) {
@@ -72,6 +79,7 @@ func (s *Server) revoke(session uint64, expires int64) {
 	s.revoked[session] = expires
 	delete(s.lastSeen, session)
 	s.mu.Unlock()
+	s.sessions.drop(session)
 	s.engine.EndSession(session)
 }
 
@@ -283,6 +291,11 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	if gone {
 		return ctx, unauthenticated("the session has been logged out")
 	}
+	// A token issued by another node (after a failover) is counted here
+	// from its first use.
+	if err := s.sessions.admit(cl.Session, cl.User); err != nil {
+		return ctx, err
+	}
 	u, err := s.engine.CheckUser(cl.User, cl.Generation)
 	if err != nil {
 		return ctx, unauthenticated(err.(*tokens.Error).Msg)
@@ -368,6 +381,7 @@ func (s *Server) sweep() {
 	}
 	s.mu.Unlock()
 	for _, id := range idle {
+		s.sessions.drop(id)
 		s.engine.EndSession(id)
 	}
 }

@@ -18,6 +18,8 @@
 # Every daemon listens on 127.0.0.1 on a port chosen at its first start (kept
 # afterwards); its PID is in DIR/node<K>.pid and its log in DIR/node<K>.log.
 # HSM_NODE_CONFIG, if set, is appended to every node's configuration file.
+# HSM_NO_USERS=1 makes 'up' start one node and stop before making any user: a
+# cluster waiting for 'hsm cluster activate' (tests of bootstrap use it).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${HSM_BIN:-$ROOT/bin}
@@ -177,6 +179,12 @@ up() {
   if [ -n "$restore" ]; then
     "$BIN/hsm" backup restore "$restore" >/dev/null || die "restore failed"
     echo "# HSM cluster restored from $restore: 1 node in $dir"
+    echo "export HSM_CONFIG='$dir/client.toml'"
+    return 0
+  fi
+  if [ -n "${HSM_NO_USERS:-}" ]; then
+    [ "$n" -eq 1 ] || die "HSM_NO_USERS starts one node (adding nodes needs an officer)"
+    echo "# HSM cluster $cluster_id: 1 node in $dir, no users yet"
     echo "export HSM_CONFIG='$dir/client.toml'"
     return 0
   fi

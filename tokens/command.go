@@ -38,6 +38,7 @@ const (
 	OpQuorumCreateToken Op = "quorum_create_token" // Actor, Service, TokenID
 	OpQuorumApprove     Op = "quorum_approve"      // Actor, TokenID, Signature
 	OpQuorumUse         Op = "quorum_use"          // Actor, Service, QuorumToken
+	OpBootstrap         Op = "bootstrap"           // User: the first crypto officer of a store with no users
 )
 
 // Command is one serialized change. Everything non-deterministic (time,
@@ -161,6 +162,12 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 			refusal = Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "the domain key is not unsealed")
 			return refusal
 		}
+		if err := checkAuthority(tx, sealer, c); err != nil {
+			if isRefusal(err) {
+				refusal = err
+			}
+			return err
+		}
 		ids, err := fn(tx, sealer, c)
 		if err != nil {
 			refusal = err
@@ -212,7 +219,7 @@ func (e *StoreError) Error() string { return "store failed while applying: " + e
 func (e *StoreError) Unwrap() error { return e.Err }
 
 // userOps change users (and, for delete, shares).
-var userOps = map[Op]bool{OpCreateUser: true, OpDeleteUser: true, OpSetPassword: true,
+var userOps = map[Op]bool{OpCreateUser: true, OpBootstrap: true, OpDeleteUser: true, OpSetPassword: true,
 	OpLoginFailed: true, OpLoginOK: true, OpUnlockUser: true}
 
 type applyFunc func(tx Tx, s *Sealer, c *Command) (changed []uint64, err error)
@@ -241,6 +248,7 @@ func init() {
 		OpQuorumCreateToken: applyQuorumCreateToken,
 		OpQuorumApprove:     applyQuorumApprove,
 		OpQuorumUse:         applyQuorumUse,
+		OpBootstrap:         applyBootstrap,
 	}
 }
 
@@ -278,30 +286,54 @@ func putUser(tx Tx, s *Sealer, u *User) error {
 }
 
 func applyCreateUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
-	u := c.User
-	if u == nil {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "create_user without a user")
-	}
-	if err := ValidUserName(u.Name); err != nil {
-		return nil, err
-	}
-	if u.Role != RoleCO && u.Role != RoleCU {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "bad role")
-	}
-	if _, err := tx.User(u.Name); err == nil {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "user %q already exists", u.Name)
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, err
-	}
 	if err := quorumCheck(tx, s, c, ServiceUserManagement); err != nil {
 		return nil, err
 	}
-	number, err := nextUserNumber(tx)
+	return nil, createUser(tx, s, c)
+}
+
+// applyBootstrap makes the first crypto officer, and only while the store
+// holds no user at this index: of concurrent bootstraps the first in the log
+// wins and every other is refused, on every node alike.
+func applyBootstrap(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	us, err := tx.Users()
 	if err != nil {
 		return nil, err
 	}
+	if len(us) > 0 {
+		return nil, Errorf(ck.CKR_USER_ALREADY_LOGGED_IN, "the cluster already has users")
+	}
+	if c.User == nil || c.User.Role != RoleCO {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "bootstrap makes a crypto officer")
+	}
+	return nil, createUser(tx, s, c)
+}
+
+func createUser(tx Tx, s *Sealer, c *Command) error {
+	u := c.User
+	if u == nil {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "%s without a user", c.Op)
+	}
+	if err := ValidUserName(u.Name); err != nil {
+		return err
+	}
+	if u.Role != RoleCO && u.Role != RoleCU {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "bad role")
+	}
+	if err := CheckPasswordHash(u.PasswordHash); err != nil {
+		return err
+	}
+	if _, err := tx.User(u.Name); err == nil {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "user %q already exists", u.Name)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	number, err := nextUserNumber(tx)
+	if err != nil {
+		return err
+	}
 	nu := &User{Name: u.Name, Role: u.Role, PasswordHash: u.PasswordHash, Generation: 1, Created: c.Time, Number: number}
-	return nil, putUser(tx, s, nu)
+	return putUser(tx, s, nu)
 }
 
 // metaUserSeq is the meta key of the last user number given out.
@@ -377,8 +409,8 @@ func applySetPassword(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.PasswordHash == "" {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "no password hash")
+	if err := CheckPasswordHash(c.PasswordHash); err != nil {
+		return nil, err
 	}
 	if c.Actor != u.Name {
 		// Resetting someone else's password is how one officer becomes
@@ -434,26 +466,45 @@ func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if len(c.Objects) == 0 || len(c.Objects) > 2 {
 		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "create_objects takes one or two objects")
 	}
-	owner, err := userFor(tx, s, c.Actor)
-	if err != nil {
-		return nil, err
-	}
-	if owner.Role != RoleCU {
-		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only crypto users own objects")
-	}
-	var ids []uint64
-	for _, o := range c.Objects {
-		if o.ID == 0 || o.ID >= 1<<63 {
+	// checkAuthority has made sure the actor is a crypto user; every object
+	// must be the actor's and pass the rules the API applies.
+	for i, o := range c.Objects {
+		if o == nil || o.ID == 0 || o.ID >= 1<<63 {
 			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "bad object id")
+		}
+		if i == 1 && o.ID == c.Objects[0].ID {
+			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "object id collision")
 		}
 		if o.Owner != c.Actor || len(o.SharedWith) != 0 {
 			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "object owner must be the actor")
+		}
+		if !o.Attrs.Bool(ck.CKA_TOKEN) {
+			return nil, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "create_objects holds token objects only")
+		}
+		var material []byte
+		if o.Sealed != nil {
+			pt, err := s.Open(o.ID, o.Owner, o.Sealed)
+			if err != nil {
+				return nil, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the sealed value does not open for this object and owner")
+			}
+			material = pt
+		}
+		err := CheckNewObject(o, material)
+		clear(material)
+		if err != nil {
+			return nil, err
 		}
 		if _, err := tx.Object(o.ID); err == nil {
 			return nil, Errorf(ck.CKR_FUNCTION_FAILED, "object id collision")
 		} else if !errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
+	}
+	if err := addOwned(tx, c.Actor, len(c.Objects)); err != nil {
+		return nil, err
+	}
+	var ids []uint64
+	for _, o := range c.Objects {
 		n := o.Clone()
 		n.MAC = s.AttrMAC(n)
 		if err := tx.PutObject(n); err != nil {
@@ -464,49 +515,38 @@ func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	return ids, nil
 }
 
-// objectFor reads an object, checks its MAC and the actor's relation to it.
-func objectFor(tx Tx, s *Sealer, c *Command, act Action) (*Object, error) {
-	o, err := tx.Object(c.ObjectID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !s.CheckAttrMAC(o) {
-		return nil, Errorf(ck.CKR_GENERAL_ERROR, "object failed its integrity check")
-	}
-	actor, err := userFor(tx, s, c.Actor)
-	if err != nil {
-		return nil, err
-	}
-	if err := Allowed(actor.Role, act, RelationOf(actor.Name, o)); err != nil {
-		return nil, err
-	}
-	return o, nil
+// objectFor reads the command's object; checkAuthority has already judged
+// the actor's relation to it.
+func objectFor(tx Tx, s *Sealer, c *Command) (*Object, error) {
+	return loadObject(tx, s, c.ObjectID)
 }
 
 func applyDestroyObject(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
-	o, err := objectFor(tx, s, c, ActDestroy)
+	o, err := objectFor(tx, s, c)
 	if err != nil {
 		return nil, err
 	}
 	if !o.Attrs.Bool(ck.CKA_DESTROYABLE) {
 		return nil, Errorf(ck.CKR_ACTION_PROHIBITED, "the object is not destroyable")
 	}
+	if err := addOwned(tx, o.Owner, -1); err != nil {
+		return nil, err
+	}
 	return []uint64{o.ID}, tx.DeleteObject(o.ID)
 }
 
 func applySetAttributes(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
-	act := ActModify
-	if len(c.Changes) > 0 && allTrusted(c.Changes) {
-		act = ActSetTrusted
+	if err := checkTemplate("changes", c.Changes); err != nil {
+		return nil, err
 	}
-	o, err := objectFor(tx, s, c, act)
+	o, err := objectFor(tx, s, c)
 	if err != nil {
 		return nil, err
 	}
-	actor, _ := tx.User(c.Actor)
+	actor, err := userFor(tx, s, c.Actor)
+	if err != nil {
+		return nil, err
+	}
 	next, err := ApplySet(o.Attrs, c.Changes, actor.Role, false)
 	if err != nil {
 		return nil, err
@@ -526,7 +566,7 @@ func allTrusted(t Template) bool {
 }
 
 func applyShare(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
-	o, err := objectFor(tx, s, c, ActShare)
+	o, err := objectFor(tx, s, c)
 	if err != nil {
 		return nil, err
 	}
@@ -596,9 +636,6 @@ func LoggedOut(get func(string) ([]byte, error)) (map[uint64]int64, error) {
 func applyLogout(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if c.Session == 0 || c.Session >= 1<<63 || c.Expires <= 0 {
 		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "logout needs a session and its expiry")
-	}
-	if _, err := userFor(tx, s, c.Actor); err != nil {
-		return nil, err
 	}
 	list, err := LoggedOut(tx.Meta)
 	if err != nil {

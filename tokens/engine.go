@@ -54,14 +54,17 @@ func (l *LocalApplier) Submit(_ context.Context, c *Command) error {
 
 // Limits on what one request may hold.
 const (
-	MaxTemplateAttrs   = 64
-	MaxAttrValue       = 64 << 10
-	MaxDataLen         = 16 << 20
-	MaxRandomLen       = 1 << 20
-	MaxSessionObjects  = 10000
-	maxCachedKeys      = 4096
-	unavailableInfo    = ^uint64(0)
-	sessionObjectLimit = "too many session objects"
+	MaxTemplateAttrs = 64
+	MaxAttrValue     = 64 << 10
+	MaxDataLen       = 16 << 20
+	MaxRandomLen     = 1 << 20
+	// DefaultSessionObjects is how many session objects one login
+	// session may hold on a node unless SetSessionObjectLimit says
+	// otherwise.
+	DefaultSessionObjects = 10000
+	maxCachedKeys         = 4096
+	unavailableInfo       = ^uint64(0)
+	sessionObjectLimit    = "too many session objects"
 )
 
 // Engine is the HSM: it checks who may do what, does the crypto, and sends
@@ -85,6 +88,10 @@ type Engine struct {
 
 	sessMu   sync.Mutex
 	sessObjs map[uint64]*sessionObject
+	// sessCount counts each login session's objects in sessObjs,
+	// reservations of a create in flight included; sessLimit caps it.
+	sessCount map[uint64]int
+	sessLimit int
 }
 
 type sessionObject struct {
@@ -102,6 +109,7 @@ func NewEngine(m *Machine, a Applier) *Engine {
 	}
 	e := &Engine{store: m.Store(), machine: m, applier: a, now: time.Now,
 		cache: map[uint64]*Key{}, sessObjs: map[uint64]*sessionObject{},
+		sessCount: map[uint64]int{}, sessLimit: DefaultSessionObjects,
 		objects: map[uint64]*Object{}, users: map[string]*User{}}
 	prev := m.OnObjectChange
 	m.OnObjectChange = func(id uint64) {
@@ -138,6 +146,19 @@ func NewEngine(m *Machine, a Applier) *Engine {
 		return nil
 	}
 	return e
+}
+
+// SetSessionObjectLimit sets how many session objects one login session
+// may hold on this node (at least 1). Session objects live only in this
+// node's memory, so the limit is a node setting. Call it before the engine
+// serves.
+func (e *Engine) SetSessionObjectLimit(n int) {
+	if n < 1 {
+		n = 1
+	}
+	e.sessMu.Lock()
+	e.sessLimit = n
+	e.sessMu.Unlock()
 }
 
 // Store is the store the engine reads.
@@ -292,10 +313,10 @@ func (e *Engine) CreateUser(ctx context.Context, c Caller, name string, role Rol
 	if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
 		return err
 	}
-	return e.createUser(ctx, c.User, name, role, password)
+	return e.createUser(ctx, OpCreateUser, c.User, name, role, password)
 }
 
-func (e *Engine) createUser(ctx context.Context, actor, name string, role Role, password string) error {
+func (e *Engine) createUser(ctx context.Context, op Op, actor, name string, role Role, password string) error {
 	if err := ValidUserName(name); err != nil {
 		return err
 	}
@@ -309,10 +330,12 @@ func (e *Engine) createUser(ctx context.Context, actor, name string, role Role, 
 	if err != nil {
 		return err
 	}
-	return e.submit(ctx, &Command{Op: OpCreateUser, Actor: actor, User: &User{Name: name, Role: role, PasswordHash: h}})
+	return e.submit(ctx, &Command{Op: op, Actor: actor, User: &User{Name: name, Role: role, PasswordHash: h}})
 }
 
 // Bootstrap creates the first crypto officer of a store that has no users.
+// The check here only spares a password hash when users exist; apply
+// decides, so of concurrent bootstraps exactly one makes an officer.
 func (e *Engine) Bootstrap(ctx context.Context, name, password string) error {
 	us, err := e.store.Users()
 	if err != nil {
@@ -321,7 +344,7 @@ func (e *Engine) Bootstrap(ctx context.Context, name, password string) error {
 	if len(us) > 0 {
 		return Errorf(ck.CKR_USER_ALREADY_LOGGED_IN, "the cluster already has users")
 	}
-	return e.createUser(ctx, "", name, RoleCO, password)
+	return e.createUser(ctx, OpBootstrap, "", name, RoleCO, password)
 }
 
 // DeleteUser removes a user who owns no objects.
@@ -827,22 +850,33 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 			token = append(token, n.obj)
 		}
 	}
-	e.sessMu.Lock()
-	count := 0
-	for _, so := range e.sessObjs {
-		if so.session == c.Session {
-			count++
-		}
-	}
+	// Reserve the session's room first, so concurrent creates in one
+	// session cannot together pass the limit.
+	session := 0
 	for _, n := range objs {
-		if !n.obj.Attrs.Bool(ck.CKA_TOKEN) && count >= MaxSessionObjects {
-			e.sessMu.Unlock()
-			return nil, Errorf(ck.CKR_DEVICE_MEMORY, sessionObjectLimit)
+		if !n.obj.Attrs.Bool(ck.CKA_TOKEN) {
+			if err := CheckNewObject(n.obj, n.material); err != nil {
+				return nil, err
+			}
+			session++
 		}
 	}
-	e.sessMu.Unlock()
+	if session > 0 {
+		e.sessMu.Lock()
+		if e.sessCount[c.Session]+session > e.sessLimit {
+			e.sessMu.Unlock()
+			return nil, Errorf(ck.CKR_DEVICE_MEMORY, "%s (%d per login session)", sessionObjectLimit, e.sessLimit)
+		}
+		e.sessCount[c.Session] += session
+		e.sessMu.Unlock()
+	}
 	if len(token) > 0 {
 		if err := e.submit(ctx, &Command{Op: OpCreateObjects, Actor: c.User, Objects: token}); err != nil {
+			if session > 0 {
+				e.sessMu.Lock()
+				e.uncount(c.Session, session)
+				e.sessMu.Unlock()
+			}
 			return nil, err
 		}
 	}
@@ -856,6 +890,15 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 	return ids, nil
 }
 
+// uncount gives back n of a session's object slots; sessMu is held.
+func (e *Engine) uncount(session uint64, n int) {
+	if e.sessCount[session] <= n {
+		delete(e.sessCount, session)
+		return
+	}
+	e.sessCount[session] -= n
+}
+
 // EndSession drops the session objects of a login session.
 func (e *Engine) EndSession(session uint64) {
 	e.sessMu.Lock()
@@ -865,6 +908,7 @@ func (e *Engine) EndSession(session uint64) {
 			delete(e.sessObjs, id)
 		}
 	}
+	delete(e.sessCount, session)
 }
 
 // Logout records through the log that the caller's login session has

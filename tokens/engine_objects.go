@@ -90,6 +90,11 @@ func (e *Engine) CopyObject(ctx context.Context, c Caller, id uint64, tmpl Templ
 		return 0, err
 	}
 	delete(next, ck.CKA_UNIQUE_ID)
+	// Trust is a crypto officer's word about one object; a crypto user's
+	// copy is a new object and starts untrusted.
+	if _, ok := next[ck.CKA_TRUSTED]; ok {
+		next.SetBool(ck.CKA_TRUSTED, false)
+	}
 	n := newObj{obj: &Object{Attrs: next}, material: m}
 	if next.Bool(ck.CKA_LOCAL) {
 		n.local = true
@@ -141,7 +146,10 @@ func (e *Engine) DestroyObject(ctx context.Context, c Caller, id uint64) error {
 	}
 	if so != nil {
 		e.sessMu.Lock()
-		delete(e.sessObjs, id)
+		if e.sessObjs[id] == so {
+			delete(e.sessObjs, id)
+			e.uncount(so.session, 1)
+		}
 		e.sessMu.Unlock()
 		return nil
 	}

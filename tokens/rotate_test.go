@@ -40,7 +40,7 @@ func TestApplySetDomainKey(t *testing.T) {
 		mac   []byte
 		rv    uint64
 	}{
-		{"a crypto user", "alice", goodRaw, sealer.RecordMAC(goodRaw), ck.CKR_USER_TYPE_INVALID},
+		{"a crypto user", "alice", goodRaw, sealer.RecordMAC(goodRaw), ck.CKR_USER_NOT_LOGGED_IN},
 		{"no such actor", "mallory", goodRaw, sealer.RecordMAC(goodRaw), ck.CKR_USER_PIN_NOT_INITIALIZED},
 		{"no MAC", "admin", goodRaw, nil, ck.CKR_SIGNATURE_INVALID},
 		{"a MAC by another key", "admin", foreign.Marshal(), other.RecordMAC(foreign.Marshal()), ck.CKR_SIGNATURE_INVALID},

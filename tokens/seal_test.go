@@ -3,6 +3,7 @@ package tokens
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
@@ -136,5 +137,48 @@ func TestPasswords(t *testing.T) {
 	}
 	if CheckPassword("short") == nil || CheckPassword("long enough") != nil {
 		t.Fatal("length rule")
+	}
+}
+
+func TestPasswordHashBounds(t *testing.T) {
+	good, err := HashPassword("s3cret-pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPasswordHash(good); err != nil {
+		t.Fatalf("our own hash: %v", err)
+	}
+	salt, key := "c2FsdHNhbHRzYWx0c2FsdA", "aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+	phc := func(v, params string) string { return "$argon2id$" + v + "$" + params + "$" + salt + "$" + key }
+	if err := CheckPasswordHash(phc("v=19", "m=19456,t=2,p=1")); err != nil {
+		t.Fatalf("a well-formed hash: %v", err)
+	}
+	for _, bad := range []string{
+		"", "plain",
+		phc("v=19", "m=65537,t=1,p=1"),      // memory over the ceiling
+		phc("v=19", "m=4294967295,t=1,p=1"), // 4 TiB
+		phc("v=19", "m=19456,t=5,p=1"),      // too many passes
+		phc("v=19", "m=19456,t=0,p=1"),
+		phc("v=19", "m=19456,t=2,p=5"), // too many lanes
+		phc("v=19", "m=19456,t=2,p=0"),
+		phc("v=19", "m=8,t=2,p=2"), // under 8 KiB per lane
+		phc("v=19", "m=019456,t=2,p=1"),
+		phc("v=19", "m=19456,t=2,p=1,x=1"),
+		phc("v=16", "m=19456,t=2,p=1"),
+		"$argon2i$v=19$m=19456,t=2,p=1$" + salt + "$" + key,
+		"$argon2id$v=19$m=19456,t=2,p=1$" + salt + "==$" + key,
+		"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$" + key,             // 4-byte salt
+		"$argon2id$v=19$m=19456,t=2,p=1$" + salt + "$aGFzaA",       // 4-byte key
+		"$argon2id$v=19$m=19456,t=2,p=1$" + salt + "$" + key + "$", // extra field
+		phc("v=19", "m=19456,t=2,p=1") + strings.Repeat("A", MaxPasswordHashLen),
+	} {
+		if CheckPasswordHash(bad) == nil {
+			t.Errorf("hash %q accepted", bad)
+		}
+		// Out of bounds means no argon2id at all: with m = 4 TiB it would
+		// not return.
+		if VerifyPassword(bad, "x") {
+			t.Errorf("hash %q matched", bad)
+		}
 	}
 }

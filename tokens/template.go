@@ -203,7 +203,10 @@ func ApplySet(cur Attrs, changes Template, role Role, copying bool) (Attrs, erro
 	}
 	rules := rulesFor(class, keyType, certType)
 	next := cur.Clone()
-	for t, v := range m {
+	// In type order: apply runs this, and the refusal must not depend on
+	// map order.
+	for _, t := range sortedTypes(m) {
+		v := m[t]
 		r, ok := rules[t]
 		if !ok {
 			return nil, Errorf(ck.CKR_ATTRIBUTE_TYPE_INVALID, "%s does not apply to %s", ck.AttrName(t), ck.ClassName(class))

@@ -129,6 +129,22 @@ func (c *Cluster) HSM(env []string, args ...string) ([]byte, error) {
 	return cmd.CombinedOutput()
 }
 
+// StartEmpty starts a one-node cluster that has no users yet, as a new
+// cluster is before `hsm cluster activate` (cluster.sh with HSM_NO_USERS).
+// Only HSM_CONFIG is set in Env.
+func StartEmpty(t testing.TB) *Cluster {
+	t.Helper()
+	t.Setenv("HSM_NO_USERS", "1")
+	dir := t.TempDir()
+	c := &Cluster{Dir: dir, t: t, Env: map[string]string{"HSM_CONFIG": filepath.Join(dir, "client.toml")}}
+	out, err := c.script("up", "-n", "1", dir)
+	t.Cleanup(func() { c.script("down", dir) })
+	if err != nil {
+		t.Fatalf("cluster.sh up: %v\n%s", err, out)
+	}
+	return c
+}
+
 // StartWith is Start with extra lines appended to every node's
 // configuration file (HSM_NODE_CONFIG), e.g. to make Raft snapshot often.
 func StartWith(t testing.TB, n int, nodeConfig string) *Cluster {

@@ -1,0 +1,230 @@
+package tokens
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/sha1"
+	"fmt"
+	"slices"
+
+	"github.com/openhsm/openhsm/ck"
+)
+
+// CheckNewObject checks a finished object, as the engine makes it, against
+// the same attribute rules (attr.go) BuildAttrs and ApplySet enforce on a
+// caller's template, and against its own key material. material is the
+// clear secret (a secret key's value, a private key's PKCS #8), or nil for
+// objects without one.
+//
+// Apply runs it on every object of create_objects, with the material it
+// unseals, so a command that did not come from the engine's template checks
+// cannot store what the API would refuse: CKA_TRUSTED set by a crypto user, a
+// sensitive value in the clear attributes, a class and key type that do not
+// fit, attributes that contradict each other or the key (CKA_LOCAL without a
+// generating mechanism, CKA_ALWAYS_SENSITIVE on a key that is not sensitive,
+// a CKA_CHECK_VALUE or CKA_MODULUS of another key). The engine runs it on
+// session objects, which never pass through apply. It is deterministic.
+//
+// What it cannot tell is history: an imported key claiming CKA_LOCAL with a
+// valid generating mechanism looks exactly like a generated one. Only the
+// proof that a logged-in API call produced the command (the Forward MAC)
+// closes that.
+func CheckNewObject(o *Object, material []byte) error {
+	inconsistent := func(format string, args ...any) error {
+		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: "+format, args...)
+	}
+	a := o.Attrs
+	if len(a) > len(attrRules) {
+		return inconsistent("too many attributes")
+	}
+	class, ok := a.Ulong(ck.CKA_CLASS)
+	if !ok || !contains(supportedClasses, class) {
+		return inconsistent("CKA_CLASS is missing or not supported")
+	}
+	isKey := contains(allKeys, class)
+	keyType := ^uint64(0)
+	if isKey {
+		kt, ok := a.Ulong(ck.CKA_KEY_TYPE)
+		if !ok {
+			return inconsistent("a key needs CKA_KEY_TYPE")
+		}
+		if class == ck.CKO_SECRET_KEY && !contains(symmetricKeyTypes, kt) ||
+			class != ck.CKO_SECRET_KEY && !contains(asymmetricTypes, kt) {
+			return inconsistent("CKA_KEY_TYPE %s does not fit %s", ck.KeyTypeName(kt), ck.ClassName(class))
+		}
+		keyType = kt
+	}
+	certType := ^uint64(0)
+	if class == ck.CKO_CERTIFICATE {
+		ct, ok := a.Ulong(ck.CKA_CERTIFICATE_TYPE)
+		if !ok || ct != ck.CKC_X_509 {
+			return inconsistent("only CKC_X_509 certificates are supported")
+		}
+		certType = ct
+	}
+	rules := rulesFor(class, keyType, certType)
+	// In type order, so that the first broken rule, and so the refusal,
+	// is the same on every node.
+	for _, t := range sortedTypes(a) {
+		v := a[t]
+		r, ok := rules[t]
+		if !ok {
+			return inconsistent("%s does not apply to %s", ck.AttrName(t), ck.ClassName(class))
+		}
+		if err := checkValue(t, r.kind, v); err != nil {
+			return err
+		}
+		if len(v) > MaxAttrValue {
+			return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "object: %s is longer than %d bytes", ck.AttrName(t), MaxAttrValue)
+		}
+		switch {
+		case r.flags&fSensitive != 0:
+			return Errorf(ck.CKR_ATTRIBUTE_SENSITIVE, "object: %s must be sealed, not in the clear attributes", ck.AttrName(t))
+		case r.flags&fSOOnly != 0 && v[0] == 1:
+			// No crypto officer makes objects, and a crypto user may not
+			// set these (BuildAttrs refuses them, CopyObject clears them).
+			return Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "object: %s can only be set by a crypto officer", ck.AttrName(t))
+		case t == ck.CKA_ALWAYS_AUTHENTICATE && v[0] == 1:
+			return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "object: CKA_ALWAYS_AUTHENTICATE is not supported")
+		}
+	}
+	// Complete: every attribute with a default, every required one and
+	// every one the HSM sets is present, so nothing reads as a silent
+	// false (a missing CKA_SENSITIVE would make a key readable).
+	for _, t := range sortedKeys(rules) {
+		r := rules[t]
+		if r.flags&fSensitive != 0 {
+			continue
+		}
+		if _, ok := a[t]; !ok && (r.def != nil || r.flags&(fReqCreate|fTokenSet) != 0) {
+			return Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "object: %s is missing", ck.AttrName(t))
+		}
+	}
+	if !bytes.Equal(a[ck.CKA_UNIQUE_ID], []byte(fmt.Sprintf("%016x", o.ID))) {
+		return inconsistent("CKA_UNIQUE_ID does not match the object")
+	}
+	if isKey {
+		if err := checkKeyOrigin(a, class, keyType); err != nil {
+			return err
+		}
+	}
+	return checkMaterial(o, class, keyType, material)
+}
+
+// checkKeyOrigin keeps CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE
+// and CKA_NEVER_EXTRACTABLE consistent with each other and the key, as
+// finishKey sets them.
+func checkKeyOrigin(a Attrs, class, keyType uint64) error {
+	mech, _ := a.Ulong(ck.CKA_KEY_GEN_MECHANISM)
+	if a.Bool(ck.CKA_LOCAL) {
+		row, ok := LookupMechanism(mech)
+		gen := ok && len(row.KeyTypes) > 0 && row.KeyTypes[0] == keyType &&
+			(class == ck.CKO_SECRET_KEY && row.GenerateKey != nil || class != ck.CKO_SECRET_KEY && row.GenerateKeyPair != nil)
+		if !gen {
+			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_LOCAL needs the mechanism that generates this key type")
+		}
+	} else if mech != unavailableInfo {
+		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_KEY_GEN_MECHANISM on a key that was not generated here")
+	}
+	if class == ck.CKO_PUBLIC_KEY {
+		return nil
+	}
+	if a.Bool(ck.CKA_ALWAYS_SENSITIVE) && !a.Bool(ck.CKA_SENSITIVE) {
+		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_ALWAYS_SENSITIVE on a key that is not sensitive")
+	}
+	if a.Bool(ck.CKA_NEVER_EXTRACTABLE) && a.Bool(ck.CKA_EXTRACTABLE) {
+		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_NEVER_EXTRACTABLE on an extractable key")
+	}
+	return nil
+}
+
+// checkMaterial checks the attributes the HSM derives from an object's
+// value: a secret key's length and check value, a key pair's public
+// attributes, a certificate's check value.
+func checkMaterial(o *Object, class, keyType uint64, material []byte) error {
+	a := o.Attrs
+	switch class {
+	case ck.CKO_SECRET_KEY:
+		if material == nil {
+			return Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "object: a secret key needs its sealed value")
+		}
+		want := Attrs{}
+		want.SetUlong(ck.CKA_KEY_TYPE, keyType)
+		if err := secretKeyAttrs(want, material); err != nil {
+			return err
+		}
+		for _, t := range []uint64{ck.CKA_VALUE_LEN, ck.CKA_CHECK_VALUE} {
+			if !bytes.Equal(a[t], want[t]) {
+				return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: %s does not match the key", ck.AttrName(t))
+			}
+		}
+	case ck.CKO_PRIVATE_KEY:
+		if material == nil {
+			return Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "object: a private key needs its sealed value")
+		}
+		kt, priv, err := ParsePrivateKey(material)
+		if err != nil {
+			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the sealed value is not a private key")
+		}
+		if kt != keyType {
+			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the sealed key is %s, CKA_KEY_TYPE says %s", ck.KeyTypeName(kt), ck.KeyTypeName(keyType))
+		}
+		return samePublicAttrs(a, class, keyType, priv.Public(), false)
+	case ck.CKO_PUBLIC_KEY:
+		if material != nil {
+			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: a public key has no sealed value")
+		}
+		pub, err := PublicKeyFromAttrs(keyType, a)
+		if err != nil {
+			return err
+		}
+		// C_CreateObject keeps the caller's encoding of CKA_EC_POINT (raw
+		// or DER); PublicKeyFromAttrs has just checked it is the point.
+		return samePublicAttrs(a, class, keyType, pub, true)
+	case ck.CKO_CERTIFICATE:
+		if material != nil {
+			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: a certificate has no sealed value")
+		}
+		sum := sha1.Sum(a[ck.CKA_VALUE])
+		if !bytes.Equal(a[ck.CKA_CHECK_VALUE], sum[:3]) {
+			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_CHECK_VALUE does not match the certificate")
+		}
+	}
+	// Data objects may carry a sealed value or not.
+	return nil
+}
+
+// sortedTypes returns the attribute types of a in order.
+func sortedTypes(a Attrs) []uint64 { return sortedKeys(a) }
+
+func sortedKeys[V any](m map[uint64]V) []uint64 {
+	keys := make([]uint64, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// samePublicAttrs checks that every public attribute of the key that applies
+// to the object's class holds the key's value.
+func samePublicAttrs(a Attrs, class, keyType uint64, pub crypto.PublicKey, skipPoint bool) error {
+	kt, want, err := PublicKeyAttrs(pub)
+	if err != nil {
+		return err
+	}
+	if kt != keyType {
+		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the key is %s, CKA_KEY_TYPE says %s", ck.KeyTypeName(kt), ck.KeyTypeName(keyType))
+	}
+	rules := rulesFor(class, keyType, ^uint64(0))
+	for _, t := range sortedTypes(want) {
+		v := want[t]
+		if _, applies := rules[t]; !applies || skipPoint && t == ck.CKA_EC_POINT {
+			continue
+		}
+		if !bytes.Equal(a[t], v) {
+			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: %s does not match the key", ck.AttrName(t))
+		}
+	}
+	return nil
+}
