@@ -30,6 +30,7 @@ const (
 	OpShare         Op = "share"          // ObjectID, Name
 	OpUnshare       Op = "unshare"        // ObjectID, Name
 	OpLogout        Op = "logout"         // Session, Expires
+	OpAudit         Op = "audit"          // Node, Batch, Uses, Proof: a node's key-use counts
 )
 
 // Command is one serialized change. Everything non-deterministic (time,
@@ -51,6 +52,14 @@ type Command struct {
 	Domain       []byte    `json:"domain,omitempty"`
 	Session      uint64    `json:"session,omitempty"`
 	Expires      int64     `json:"expires,omitempty"`
+	// Node and Cert say where a command came from, for the audit trail:
+	// the node that took the request and the SHA-256 fingerprint (hex) of
+	// the client certificate it came with. hsmd fills them in.
+	Node  string          `json:"node,omitempty"`
+	Cert  string          `json:"cert,omitempty"`
+	Batch uint64          `json:"batch,omitempty"` // OpAudit: the node's batch number
+	Uses  []AuditUseCount `json:"uses,omitempty"`  // OpAudit
+	Proof []byte          `json:"proof,omitempty"` // OpAudit: AuditProof
 }
 
 // MaxCommandSize bounds a serialized command.
@@ -121,7 +130,14 @@ func (m *Machine) Apply(index uint64, raw []byte) error {
 	c, err := DecodeCommand(raw)
 	if err != nil {
 		// A command that cannot be decoded is refused alike everywhere.
-		uerr := m.store.Update(index, func(Tx) error { return err })
+		rec := &AuditRecord{Index: index, Kind: AuditCommand, Op: "undecodable", Result: uint64(ck.CKR_ARGUMENTS_BAD), Count: 1}
+		sealer := m.Sealer()
+		uerr := m.store.Update(index, func(tx Tx) error {
+			if aerr := auditChain(tx, sealer, []*AuditRecord{rec}); aerr != nil {
+				return aerr
+			}
+			return err
+		})
 		if uerr != nil && uerr != err && !errors.Is(uerr, ErrAlreadyApplied) {
 			return &StoreError{uerr}
 		}
@@ -145,6 +161,11 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 			return refusal
 		}
 		ids, err := fn(tx, sealer, c)
+		// The record survives a refusal: Tx.AppendAudit's writes are not
+		// rolled back with the command's.
+		if aerr := auditChain(tx, sealer, auditRecords(index, c, err)); aerr != nil {
+			return aerr
+		}
 		if err != nil {
 			refusal = err
 			return err
@@ -217,6 +238,7 @@ func init() {
 		OpShare:         applyShare,
 		OpUnshare:       applyShare,
 		OpLogout:        applyLogout,
+		OpAudit:         applyAudit,
 	}
 }
 
