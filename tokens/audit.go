@@ -318,8 +318,13 @@ func applyAudit(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 
 // auditRecords is what a command adds to the chain: one record per key-use
 // count of an applied OpAudit (its own success is not worth a record), else
-// one record of the command, applied or refused.
+// one record of the command, applied or refused. OpInit is not recorded:
+// each node applies it to its own store before it joins, where the domain
+// key may not be unsealed yet, and a record there would differ by node.
 func auditRecords(index uint64, c *Command, refusal error) []*AuditRecord {
+	if c.Op == OpInit {
+		return nil
+	}
 	if c.Op == OpAudit && refusal == nil {
 		recs := make([]*AuditRecord, len(c.Uses))
 		for i, u := range c.Uses {
