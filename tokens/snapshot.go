@@ -77,12 +77,12 @@ const MaxSnapshotRecord = 16 << 20
 var ErrBadSnapshot = errors.New("store snapshot stream is malformed")
 
 const (
-	snapMagic      = "OHSMSNAP"
+	snapMagic        = "OHSMSNAP"
 	snapHeaderLen    = 8 + 2 + 2 + 8*6
 	snapHeaderLenV1  = 8 + 2 + 2 + 8*5
 	snapTrailerLen   = 8*5 + sha256.Size
 	snapTrailerLenV1 = 8*4 + sha256.Size
-	snapNull       = 0xFFFFFFFF
+	snapNull         = 0xFFFFFFFF
 
 	recMeta   = 'M'
 	recUser   = 'U'
@@ -443,9 +443,9 @@ var errEncoderClosed = errors.New("store snapshot: encoder is closed")
 // SnapshotDecoder reads and checks a store snapshot stream record by
 // record.
 type SnapshotDecoder struct {
-	r     *bufio.Reader
-	h     hash.Hash
-	hdr   SnapshotHeader
+	r       *bufio.Reader
+	h       hash.Hash
+	hdr     SnapshotHeader
 	order   snapOrder
 	body    bytes.Buffer
 	err     error // sticky: the first error, or io.EOF after the end

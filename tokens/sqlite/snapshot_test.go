@@ -511,7 +511,7 @@ func TestRestoreRefusesWellSealedButInvalidStreams(t *testing.T) {
 			rec('S', append(binary.BigEndian.AppendUint64(nil, 5), 0, 0, 0, 1, 'a'))...), 0, 0, 0, 1),
 		"index out of range": seal(append(header(1<<63, 1, 0, 0, 0), rec('M', metaBody("k", "v"))...), 1, 0, 0, 0),
 		"version 3":          seal(append(version3, rec('M', metaBody("k", "v"))...), 1, 0, 0, 0),
-		"audit in version 1":  seal(append(header(3, 0, 0, 0, 0), rec('A', []byte("openhsm audit v1"))...), 0, 0, 0, 0),
+		"audit in version 1": seal(append(header(3, 0, 0, 0, 0), rec('A', []byte("openhsm audit v1"))...), 0, 0, 0, 0),
 		// A length field that promises far more than is sent: refused as
 		// too large (over the bound) or as truncated, without allocating it.
 		"huge record":       append(header(3, 1, 0, 0, 0), 'M', 0xff, 0xff, 0xff, 0xf0),
