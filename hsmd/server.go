@@ -51,6 +51,7 @@ type Server struct {
 	onMembership func()
 	daemon       *Node
 	backups      *backups
+	uses         *useCounter // key uses, once the node serves
 	restoreMu    sync.Mutex
 
 	mu       sync.Mutex
@@ -122,6 +123,7 @@ var methodAccess = map[string]access{
 	"ClusterStatus": accessCert, "AddNode": accessSession, "RemoveNode": accessSession,
 	"CreateBackup": accessSession, "ListBackups": accessSession, "GetBackup": accessSession,
 	"RestoreBackup": accessCert,
+	"ListAudit":     accessSession, "VerifyAudit": accessSession,
 	// The Peer service.
 	"Forward": accessNode, "ChangeMembership": accessNode, "NodeStatus": accessNode,
 	"DomainKey": accessNode, "LocalBackups": accessNode, "ReadBackup": accessNode,
@@ -171,6 +173,7 @@ func (s *Server) authenticate(ctx context.Context, req any, info *grpc.UnaryServ
 	var resp any
 	err := s.intercept(ctx, info.FullMethod, func(ctx context.Context) (err error) {
 		resp, err = h(ctx, req)
+		s.countUse(ctx, info.FullMethod, req, err)
 		return err
 	})
 	return resp, err

@@ -39,10 +39,15 @@ const (
 	UseWrap    = "wrap"
 	UseUnwrap  = "unwrap"
 	UseDerive  = "derive"
+	UseWrapped = "wrapped" // the key a wrap exported
 )
 
 var useOps = map[string]bool{UseSign: true, UseVerify: true, UseEncrypt: true, UseDecrypt: true,
-	UseWrap: true, UseUnwrap: true, UseDerive: true}
+	UseWrap: true, UseUnwrap: true, UseDerive: true, UseWrapped: true}
+
+// Sealer returns the unsealed domain key (for VerifyAudit and the nodes'
+// batch proofs).
+func (e *Engine) Sealer() (*Sealer, error) { return e.sealer() }
 
 // AuditRecord is one record of the trail. It holds no secret: no key
 // material, password hash, data or session token; objects are named by ID
