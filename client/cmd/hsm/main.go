@@ -97,6 +97,10 @@ Backups (crypto officer, except restore):
   hsm backup restore FILE         restore into a new cluster that was never activated
                                   (its nodes need the old cluster's passphrase or key file)
 
+Audit trail:
+  hsm audit list [--since TIME] [--filter-user NAME] [--object ID] [--node ADDR]
+  hsm audit verify [--node ADDR]  recompute a node's chain (crypto officer)
+
 Global flags (accepted before or after the command):
   --config PATH         client configuration (default $HSM_CONFIG, else ` + client.DefaultConfigPath + `)
   --json                machine-readable output
@@ -309,6 +313,12 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 			return c.keyShare(ctx, rest, true)
 		}
 		return usagef("key: unknown subcommand %q", s)
+	case "audit":
+		s, rest, err := sub()
+		if err != nil {
+			return err
+		}
+		return c.audit(ctx, s, rest)
 	}
 	return usagef("unknown command %q", cmd)
 }
