@@ -40,7 +40,7 @@ func (a *stampApplier) Submit(ctx context.Context, c *tokens.Command) error {
 type useKey struct {
 	time   int64
 	user   string
-	cert   string
+	cert   [32]byte // hex-encoded only when sent: signing stays cheap
 	object uint64
 	op     string
 	result uint64
@@ -84,7 +84,7 @@ func (u *useCounter) take(before int64) []tokens.AuditUseCount {
 	var out []tokens.AuditUseCount
 	for k, n := range u.counts {
 		if k.time < before {
-			out = append(out, tokens.AuditUseCount{Time: k.time, User: k.user, Cert: k.cert, Object: k.object,
+			out = append(out, tokens.AuditUseCount{Time: k.time, User: k.user, Cert: hex.EncodeToString(k.cert[:]), Object: k.object,
 				Op: k.op, Result: k.result, Count: n})
 			delete(u.counts, k)
 		}
@@ -97,7 +97,9 @@ func (u *useCounter) putBack(uses []tokens.AuditUseCount) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, c := range uses {
-		u.counts[useKey{c.Time, c.User, c.Cert, c.Object, c.Op, c.Result}] += c.Count
+		k := useKey{time: c.Time, user: c.User, object: c.Object, op: c.Op, result: c.Result}
+		hex.Decode(k.cert[:], []byte(c.Cert))
+		u.counts[k] += c.Count
 	}
 }
 
@@ -217,7 +219,7 @@ func (s *Server) countUse(ctx context.Context, fullMethod string, req any, err e
 	}
 	c := callerFrom(ctx)
 	id := identityFrom(ctx)
-	k := useKey{time: s.now().Unix(), user: c.User, cert: hex.EncodeToString(id.Fingerprint[:]), op: op, result: tokens.RV(err)}
+	k := useKey{time: s.now().Unix(), user: c.User, cert: id.Fingerprint, op: op, result: tokens.RV(err)}
 	for i, o := range objects {
 		k.object = o
 		if i == 1 {

@@ -164,6 +164,33 @@ func TestAttackAuditTamper(t *testing.T) {
 	_, err = cu.VerifyAudit(ctx)
 	assert.Equal(t, uint64(ck.CKR_USER_NOT_LOGGED_IN), tokens.RV(err))
 
+	// A node stopped right after signing sends the counts of its last
+	// second before it leaves: none is lost on a normal stop.
+	cu2 := pinned(t, c, 2, "cu1", secret(t, c, "cu.password"))
+	const m = 23
+	for i := range m {
+		_, err := cu2.Sign(ctx, priv, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte(fmt.Sprint("late ", i)))
+		require.NoError(t, err)
+	}
+	c.Stop(2, false)
+	deadline = time.Now().Add(10 * time.Second)
+	var fromNode2 uint64
+	for {
+		fromNode2 = 0
+		for _, r := range auditList(t, c, 1, "--object", fmt.Sprint(priv)) {
+			if r.Kind == tokens.AuditUse && r.Op == tokens.UseSign && r.Node == "node2" {
+				fromNode2 += r.Count
+			}
+		}
+		if fromNode2 >= m || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	require.Equal(t, uint64(m), fromNode2, "sign uses on node2 before it stopped")
+	out, err := c.StartNode(2)
+	require.NoError(t, err, "%s", out)
+
 	rep, failed := auditVerify(t, c, 3)
 	require.False(t, failed, "%+v", rep)
 	require.True(t, rep.OK)
@@ -213,7 +240,7 @@ func TestAttackAuditTamper(t *testing.T) {
 	}
 	// Put back the pristine file: node 3 catches up and verifies again.
 	auditCopy(t, pristine, db)
-	out, err := c.StartNode(3)
+	out, err = c.StartNode(3)
 	require.NoError(t, err, "%s", out)
 	rep, failed = auditVerify(t, c, 3)
 	assert.False(t, failed)
