@@ -245,8 +245,11 @@ func (s *Server) ListAudit(ctx context.Context, r *hsmpb.ListAuditRequest) (*hsm
 	if r.Limit > 0 && r.Limit < auditPage {
 		q.Limit = int(r.Limit)
 	}
-	if r.AfterSeq >= 1<<63 || r.Object >= 1<<63 {
+	if r.AfterSeq >= 1<<63 {
 		return nil, bad("after_seq", "out of range")
+	}
+	if r.Object >= 1<<63 {
+		return nil, bad("object", "out of range")
 	}
 	if len(r.User) > 64 {
 		return nil, bad("user", "longer than 64 characters")
