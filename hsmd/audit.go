@@ -71,8 +71,16 @@ func newUseCounter(node string, sealer func() *tokens.Sealer, a tokens.Applier, 
 		counts: map[useKey]uint64{}, lastBatch: lastBatch}
 }
 
+// maxUseCounters bounds the counters held in memory: a caller who names
+// many distinct (even nonexistent) keys must not grow them, nor the trail,
+// without bound. Past it, new counters fold into object 0.
+const maxUseCounters = tokens.MaxAuditUses
+
 func (u *useCounter) add(k useKey) {
 	u.mu.Lock()
+	if _, ok := u.counts[k]; !ok && len(u.counts) >= maxUseCounters {
+		k.object = 0
+	}
 	u.counts[k]++
 	u.mu.Unlock()
 }

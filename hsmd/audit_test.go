@@ -121,6 +121,30 @@ func (downApplier) Submit(context.Context, *tokens.Command) error {
 	return tokens.Errorf(ck.CKR_DEVICE_ERROR, "no cluster leader could take the change")
 }
 
+// TestUseCounterIsBounded: requests naming ever more keys fold into one
+// counter (object 0) past the bound, and every use is still counted.
+func TestUseCounterIsBounded(t *testing.T) {
+	m, st := newAuditMachine(t)
+	u := newUseCounter("n1", m.Sealer, &tokens.LocalApplier{M: m}, 0, slog.New(slog.DiscardHandler))
+	extra := 50
+	for i := range maxUseCounters + extra {
+		u.add(useKey{time: 1, user: "mallory", object: uint64(i + 1), op: tokens.UseSign, result: ck.CKR_KEY_HANDLE_INVALID})
+	}
+	assert.Len(t, u.counts, maxUseCounters+1)
+	require.NoError(t, u.flush(context.Background(), true))
+	recs, err := st.AuditRecords(tokens.AuditQuery{User: "mallory"})
+	require.NoError(t, err)
+	var total, folded uint64
+	for _, r := range recs {
+		total += r.Count
+		if r.Object == 0 {
+			folded += r.Count
+		}
+	}
+	assert.Equal(t, uint64(extra), folded)
+	assert.Equal(t, uint64(maxUseCounters+extra), total)
+}
+
 func BenchmarkCountUse(b *testing.B) {
 	u := newUseCounter("n1", nil, nil, 0, slog.New(slog.DiscardHandler))
 	k := useKey{time: 1, user: "alice", object: 9, op: tokens.UseSign}
