@@ -13,10 +13,14 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	_ "modernc.org/sqlite"
 )
 
@@ -243,6 +247,46 @@ func TestAttackAuditTamper(t *testing.T) {
 	out, err = c.StartNode(3)
 	require.NoError(t, err, "%s", out)
 	rep, failed = auditVerify(t, c, 3)
+	assert.False(t, failed)
+	assert.True(t, rep.OK, "%+v", rep)
+}
+
+// TestAttackAuditForgedUses: the attacker holds a node's certificate and
+// key (not the passphrase, so not the domain key) and forwards OpAudit
+// commands of its own through the Peer service: one that would hide uses
+// by claiming to be a node's batch without a valid proof, and one that
+// would charge a crypto user with uses it never made. Both must be refused
+// on every node, and the trail must show no such uses.
+func TestAttackAuditForgedUses(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	conf, err := pki.NodePeerConfig(filepath.Join(c.Dir, "pki", "node2.pem"), filepath.Join(c.Dir, "pki", "node2-key.pem"),
+		filepath.Join(c.Dir, "pki", "ca.pem"))
+	require.NoError(t, err)
+	const forgedKey = 777777
+	uses := []tokens.AuditUseCount{{Time: time.Now().Unix(), User: "cu1", Object: forgedKey, Op: tokens.UseSign, Count: 1000}}
+	for name, cmd := range map[string]*tokens.Command{
+		"no proof":     {Op: tokens.OpAudit, Node: "node2", Batch: 1 << 62, Uses: uses},
+		"forged proof": {Op: tokens.OpAudit, Node: "node2", Batch: 1<<62 + 1, Uses: uses, Proof: make([]byte, 32)},
+		"as a user":    {Op: tokens.OpAudit, Actor: "cu1", Node: "node2", Batch: 1<<62 + 2, Uses: uses, Proof: make([]byte, 32)},
+	} {
+		raw, err := cmd.Encode()
+		require.NoError(t, err)
+		applied := false
+		for k := 1; k <= 3; k++ {
+			conn, err := grpc.NewClient(c.Addr(k), grpc.WithTransportCredentials(credentials.NewTLS(conf)))
+			require.NoError(t, err)
+			resp, err := hsmpb.NewPeerClient(conn).Forward(ctx, &hsmpb.ForwardRequest{Command: raw})
+			conn.Close()
+			if err == nil && resp.Rv == 0 {
+				applied = true
+			}
+		}
+		assert.False(t, applied, "%s: a forged audit batch was applied", name)
+	}
+	for _, r := range auditList(t, c, 1, "--object", fmt.Sprint(forgedKey)) {
+		assert.NotEqual(t, tokens.AuditUse, r.Kind, "forged uses in the trail: %+v", r)
+	}
+	rep, failed := auditVerify(t, c, 1)
 	assert.False(t, failed)
 	assert.True(t, rep.OK, "%+v", rep)
 }
