@@ -191,7 +191,9 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 		firstBad uint64
 	}{
 		{name: "untouched", ok: true},
-		{name: "flip a byte of the MAC", sql: []string{`UPDATE audit SET mac = CAST(zeroblob(32) AS BLOB) WHERE seq = 4`},
+		{name: "zero the MAC", sql: []string{`UPDATE audit SET mac = CAST(zeroblob(32) AS BLOB) WHERE seq = 4`},
+			problem: tokens.AuditEdited, firstBad: 4},
+		{name: "flip one bit of the node name", sql: []string{`UPDATE audit SET node = 'o1' WHERE seq = 4 AND node = 'n1'`},
 			problem: tokens.AuditEdited, firstBad: 4},
 		{name: "edit a count", sql: []string{`UPDATE audit SET count = count - 1 WHERE seq = 5`},
 			problem: tokens.AuditEdited, firstBad: 5},
