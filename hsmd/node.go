@@ -381,7 +381,13 @@ func (n *Node) Serve(ctx context.Context) error {
 		return err
 	}
 	n.Cluster = cn
-	n.Engine.SetApplier(cn)
+	n.Engine.SetApplier(&stampApplier{next: cn, node: cfg.Node})
+	lastBatch, err := tokens.LastAuditBatch(n.Store.Meta, cfg.Node)
+	if err != nil {
+		cn.Shutdown()
+		return err
+	}
+	n.Server.uses = newUseCounter(cfg.Node, n.Machine.Sealer, cn, lastBatch, n.Log)
 	n.Server.replica = cn
 	n.grpc = n.Server.GRPCServer(cluster.Creds(), &peerServer{s: n.Server})
 	if cfg.AddrFile != "" {
@@ -400,6 +406,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	defer cancel()
 	go n.Server.Janitor(jctx)
 	go n.Server.backups.schedule(jctx)
+	go n.Server.uses.run(jctx)
 	done := make(chan error, 1)
 	go func() { done <- n.grpc.Serve(mux.API()) }()
 	select {
@@ -409,6 +416,13 @@ func (n *Node) Serve(ctx context.Context) error {
 		err = nil
 	case err = <-done:
 	}
+	// No request runs any more: send the last counts before leaving the
+	// cluster, so a normal stop loses none.
+	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if ferr := n.Server.uses.flush(fctx, true); ferr != nil {
+		n.Log.Error("key-use counts of the last second not recorded", "error", ferr.Error())
+	}
+	fcancel()
 	if serr := cn.Shutdown(); serr != nil && err == nil {
 		err = serr
 	}

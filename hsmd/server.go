@@ -56,6 +56,7 @@ type Server struct {
 	rotating     atomic.Bool // a passphrase rotation is running
 
 	sessions *sessionQuota // login sessions per user on this node
+	uses     *useCounter   // key uses, once the node serves
 
 	mu       sync.Mutex
 	revoked  map[uint64]int64     // session -> expiry, for logged-out sessions
@@ -132,9 +133,10 @@ var methodAccess = map[string]access{
 	"ClusterStatus": accessCert, "AddNode": accessSession, "RemoveNode": accessSession,
 	"RotatePassphrase": accessSession,
 	"CreateBackup":     accessSession, "ListBackups": accessSession, "GetBackup": accessSession,
-	"RestoreBackup": accessCert,
+	"RestoreBackup":     accessCert,
 	"QuorumRegisterKey": accessSession, "QuorumSetPolicy": accessSession, "QuorumCreateToken": accessSession,
 	"QuorumApproveToken": accessSession, "QuorumStatus": accessSession,
+	"ListAudit": accessSession, "VerifyAudit": accessSession,
 	// The Peer service.
 	"Forward": accessNode, "ChangeMembership": accessNode, "NodeStatus": accessNode,
 	"DomainKey": accessNode, "LocalBackups": accessNode, "ReadBackup": accessNode,
@@ -184,6 +186,7 @@ func (s *Server) authenticate(ctx context.Context, req any, info *grpc.UnaryServ
 	var resp any
 	err := s.intercept(ctx, info.FullMethod, func(ctx context.Context) (err error) {
 		resp, err = h(ctx, req)
+		s.countUse(ctx, info.FullMethod, req, err)
 		return err
 	})
 	return resp, err

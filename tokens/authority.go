@@ -46,10 +46,13 @@ type authority struct {
 // missing here is refused in apply (deny by default); a test checks that
 // every op of applyTable has a row.
 var commandAuthority = map[Op]authority{
-	OpInit:          {actor: actorNone},
-	OpBootstrap:     {actor: actorNone},
-	OpLoginFailed:   {actor: actorNone},
-	OpLoginOK:       {actor: actorNone},
+	OpInit:        {actor: actorNone},
+	OpBootstrap:   {actor: actorNone},
+	OpLoginFailed: {actor: actorNone},
+	OpLoginOK:     {actor: actorNone},
+	// A node's key-use counts: no user acts; apply checks the node's proof
+	// under the domain key instead (tokens/audit.go).
+	OpAudit:         {actor: actorNone},
 	OpCreateUser:    {actor: actorCO},
 	OpDeleteUser:    {actor: actorCO},
 	OpUnlockUser:    {actor: actorCO},

@@ -39,6 +39,7 @@ const (
 	OpQuorumApprove     Op = "quorum_approve"      // Actor, TokenID, Signature
 	OpQuorumUse         Op = "quorum_use"          // Actor, Service, QuorumToken
 	OpBootstrap         Op = "bootstrap"           // User: the first crypto officer of a store with no users
+	OpAudit             Op = "audit"               // Node, Batch, Uses, Proof: a node's key-use counts
 )
 
 // Command is one serialized change. Everything non-deterministic (time,
@@ -69,6 +70,14 @@ type Command struct {
 	Service     string `json:"service,omitempty"`
 	QuorumM     int    `json:"quorum_m,omitempty"`
 	TokenID     string `json:"token_id,omitempty"`
+	// Node and Cert say where a command came from, for the audit trail:
+	// the node that took the request and the SHA-256 fingerprint (hex) of
+	// the client certificate it came with. hsmd fills them in.
+	Node  string          `json:"node,omitempty"`
+	Cert  string          `json:"cert,omitempty"`
+	Batch uint64          `json:"batch,omitempty"` // OpAudit: the node's batch number
+	Uses  []AuditUseCount `json:"uses,omitempty"`  // OpAudit
+	Proof []byte          `json:"proof,omitempty"` // OpAudit: AuditProof
 }
 
 // MaxCommandSize bounds a serialized command.
@@ -139,7 +148,14 @@ func (m *Machine) Apply(index uint64, raw []byte) error {
 	c, err := DecodeCommand(raw)
 	if err != nil {
 		// A command that cannot be decoded is refused alike everywhere.
-		uerr := m.store.Update(index, func(Tx) error { return err })
+		rec := &AuditRecord{Index: index, Kind: AuditCommand, Op: "undecodable", Result: uint64(ck.CKR_ARGUMENTS_BAD), Count: 1}
+		sealer := m.Sealer()
+		uerr := m.store.Update(index, func(tx Tx) error {
+			if aerr := auditChain(tx, sealer, []*AuditRecord{rec}); aerr != nil {
+				return aerr
+			}
+			return err
+		})
 		if uerr != nil && uerr != err && !errors.Is(uerr, ErrAlreadyApplied) {
 			return &StoreError{uerr}
 		}
@@ -162,13 +178,20 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 			refusal = Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "the domain key is not unsealed")
 			return refusal
 		}
-		if err := checkAuthority(tx, sealer, c); err != nil {
-			if isRefusal(err) {
-				refusal = err
-			}
-			return err
+		var ids []uint64
+		err := checkAuthority(tx, sealer, c)
+		if err == nil {
+			ids, err = fn(tx, sealer, c)
 		}
-		ids, err := fn(tx, sealer, c)
+		if err != nil && !isRefusal(err) {
+			return err // the store failed: the node stops, nothing is recorded
+		}
+		// Applied or refused (by the authority table or the op), the
+		// command is recorded; the record survives a refusal, since
+		// Tx.AppendAudit's writes are not rolled back with the command's.
+		if aerr := auditChain(tx, sealer, auditRecords(index, c, err)); aerr != nil {
+			return aerr
+		}
 		if err != nil {
 			refusal = err
 			return err
@@ -249,6 +272,7 @@ func init() {
 		OpQuorumApprove:     applyQuorumApprove,
 		OpQuorumUse:         applyQuorumUse,
 		OpBootstrap:         applyBootstrap,
+		OpAudit:             applyAudit,
 	}
 }
 

@@ -27,16 +27,21 @@ type StoreSnapshot interface {
 // The store snapshot stream: a logical copy of every row of the store,
 // independent of the database that wrote it. All integers are big-endian.
 //
-//	header   "OHSMSNAP" | version u16 (1) | reserved u16 (0)
+//	header   "OHSMSNAP" | version u16 (2) | reserved u16 (0)
 //	         | applied index u64 | meta u64 | users u64 | objects u64 | shares u64
+//	         | audit u64
 //	record   kind u8 | body length u32 (at most MaxSnapshotRecord) | body
-//	trailer  kind 'Z' | length u32 (64) | meta u64 | users u64 | objects u64 | shares u64
-//	         | SHA-256 of every byte of the stream before it
+//	trailer  kind 'Z' | length u32 (72) | meta u64 | users u64 | objects u64 | shares u64
+//	         | audit u64 | SHA-256 of every byte of the stream before it
+//
+// Version 1, still read, has no audit count in the header or trailer
+// (trailer length 64) and no audit records.
 //
 // The counts in the header are the numbers of records of each kind that
 // follow; the trailer repeats them. Records come in this order: meta rows
 // ('M') by key, users ('U') by name, then objects ('O') by ID, each object
-// directly followed by its shares ('S') by user name. Keys are strictly
+// directly followed by its shares ('S') by user name, then audit records
+// ('A') by sequence number. Keys are strictly
 // increasing (byte order), so there are no duplicates. Nothing may follow
 // the trailer.
 //
@@ -51,6 +56,7 @@ type StoreSnapshot interface {
 //	'O'  id i64 | owner string | class i64 | key_type nullable i64 | label bytes
 //	     | ckaid bytes | attrs bytes | sealed nullable bytes | mac nullable bytes
 //	'S'  object_id i64 | user string
+//	'A'  tokens.MarshalAuditRecord (its fields and MAC; see tokens/audit.go)
 //
 // The SHA-256 detects truncation and corruption, not tampering: a stream
 // is authenticated by what carries it (TLS between raft peers; the AEAD of a
@@ -59,7 +65,7 @@ type StoreSnapshot interface {
 
 // SnapshotVersion is the version of the stream format that this build writes
 // and reads.
-const SnapshotVersion = 1
+const SnapshotVersion = 2
 
 // MaxSnapshotRecord bounds the body of one record. One object row is at most
 // a few MiB (a command is at most MaxCommandSize), and shares are records of
@@ -71,26 +77,31 @@ const MaxSnapshotRecord = 16 << 20
 var ErrBadSnapshot = errors.New("store snapshot stream is malformed")
 
 const (
-	snapMagic      = "OHSMSNAP"
-	snapHeaderLen  = 8 + 2 + 2 + 8*5
-	snapTrailerLen = 8*4 + sha256.Size
-	snapNull       = 0xFFFFFFFF
+	snapMagic        = "OHSMSNAP"
+	snapHeaderLen    = 8 + 2 + 2 + 8*6
+	snapHeaderLenV1  = 8 + 2 + 2 + 8*5
+	snapTrailerLen   = 8*5 + sha256.Size
+	snapTrailerLenV1 = 8*4 + sha256.Size
+	snapNull         = 0xFFFFFFFF
 
 	recMeta   = 'M'
 	recUser   = 'U'
 	recObject = 'O'
 	recShare  = 'S'
+	recAudit  = 'A'
 	recEnd    = 'Z'
 )
 
 // SnapshotHeader is what a stream's header says.
 type SnapshotHeader struct {
-	Index                        uint64 // the applied index of the state
-	Meta, Users, Objects, Shares uint64 // how many records of each kind follow
+	Index                               uint64 // the applied index of the state
+	Meta, Users, Objects, Shares, Audit uint64 // how many records of each kind follow
 }
 
 // Records is the total number of records the stream holds.
-func (h SnapshotHeader) Records() uint64 { return h.Meta + h.Users + h.Objects + h.Shares }
+func (h SnapshotHeader) Records() uint64 {
+	return h.Meta + h.Users + h.Objects + h.Shares + h.Audit
+}
 
 // SnapshotMeta is one row of meta.
 type SnapshotMeta struct {
@@ -137,6 +148,7 @@ type SnapshotRecord struct {
 	User   *SnapshotUser
 	Object *SnapshotObject
 	Share  *SnapshotShare
+	Audit  *AuditRecord
 }
 
 func badSnapshot(format string, args ...any) error {
@@ -147,8 +159,9 @@ func badSnapshot(format string, args ...any) error {
 // record sequence, so that nothing is written that would not be read back.
 type snapOrder struct {
 	hdr     SnapshotHeader
-	phase   int // 0 meta, 1 users, 2 objects and shares, 3 ended
-	counts  [4]uint64
+	phase   int // 0 meta, 1 users, 2 objects and shares, 3 audit, 4 ended
+	counts  [5]uint64
+	lastSeq uint64
 	lastKey string // meta key or user name, in its phase
 	hasLast bool
 	lastObj int64 // last object ID; 0 before the first
@@ -160,6 +173,7 @@ const (
 	phMeta = iota
 	phUsers
 	phObjects
+	phAudit
 	phEnd
 )
 
@@ -234,13 +248,25 @@ func (o *snapOrder) check(r *SnapshotRecord) error {
 		}
 		o.lastSh, o.hasSh = r.Share.User, true
 		return o.count(3, o.hdr.Shares, "shares")
+	case r.Audit != nil:
+		if err := o.enter(phAudit); err != nil {
+			return err
+		}
+		if r.Audit.Seq == 0 || r.Audit.Seq >= 1<<63 || r.Audit.Object >= 1<<63 {
+			return badSnapshot("audit record out of range")
+		}
+		if r.Audit.Seq <= o.lastSeq {
+			return badSnapshot("audit records out of order")
+		}
+		o.lastSeq = r.Audit.Seq
+		return o.count(4, o.hdr.Audit, "audit records")
 	}
 	return badSnapshot("empty record")
 }
 
 // end checks that every record the header announced came.
 func (o *snapOrder) end() error {
-	if o.counts != [4]uint64{o.hdr.Meta, o.hdr.Users, o.hdr.Objects, o.hdr.Shares} {
+	if o.counts != [5]uint64{o.hdr.Meta, o.hdr.Users, o.hdr.Objects, o.hdr.Shares, o.hdr.Audit} {
 		return badSnapshot("record counts do not match the header")
 	}
 	o.phase = phEnd
@@ -282,7 +308,7 @@ func NewSnapshotEncoder(w io.Writer, hdr SnapshotHeader) (*SnapshotEncoder, erro
 	b = append(b, snapMagic...)
 	b = binary.BigEndian.AppendUint16(b, SnapshotVersion)
 	b = binary.BigEndian.AppendUint16(b, 0)
-	for _, v := range []uint64{hdr.Index, hdr.Meta, hdr.Users, hdr.Objects, hdr.Shares} {
+	for _, v := range []uint64{hdr.Index, hdr.Meta, hdr.Users, hdr.Objects, hdr.Shares, hdr.Audit} {
 		b = binary.BigEndian.AppendUint64(b, v)
 	}
 	e.write(b)
@@ -361,6 +387,9 @@ func (e *SnapshotEncoder) Write(r *SnapshotRecord) error {
 		b[0] = recShare
 		b = appendI64(b, r.Share.ObjectID)
 		b = appendStr(b, r.Share.User)
+	case r.Audit != nil:
+		b[0] = recAudit
+		b = append(b, MarshalAuditRecord(r.Audit)...)
 	}
 	n := len(b) - 5
 	if n > MaxSnapshotRecord {
@@ -414,12 +443,13 @@ var errEncoderClosed = errors.New("store snapshot: encoder is closed")
 // SnapshotDecoder reads and checks a store snapshot stream record by
 // record.
 type SnapshotDecoder struct {
-	r     *bufio.Reader
-	h     hash.Hash
-	hdr   SnapshotHeader
-	order snapOrder
-	body  bytes.Buffer
-	err   error // sticky: the first error, or io.EOF after the end
+	r       *bufio.Reader
+	h       hash.Hash
+	hdr     SnapshotHeader
+	order   snapOrder
+	body    bytes.Buffer
+	err     error // sticky: the first error, or io.EOF after the end
+	version uint16
 }
 
 // NewSnapshotDecoder reads and checks the header.
@@ -432,14 +462,22 @@ func NewSnapshotDecoder(r io.Reader) (*SnapshotDecoder, error) {
 	if string(b[:8]) != snapMagic {
 		return nil, badSnapshot("not a store snapshot (bad magic)")
 	}
-	if err := d.read(b[8:]); err != nil {
+	if err := d.read(b[8:snapHeaderLenV1]); err != nil {
 		return nil, err
 	}
-	if v := binary.BigEndian.Uint16(b[8:]); v != SnapshotVersion {
-		return nil, badSnapshot("unsupported version %d (this build reads %d)", v, SnapshotVersion)
+	d.version = binary.BigEndian.Uint16(b[8:])
+	if d.version != SnapshotVersion && d.version != 1 {
+		return nil, badSnapshot("unsupported version %d (this build reads 1 and %d)", d.version, SnapshotVersion)
 	}
 	if binary.BigEndian.Uint16(b[10:]) != 0 {
 		return nil, badSnapshot("reserved header bits set")
+	}
+	hlen := snapHeaderLen
+	if d.version == 1 {
+		hlen = snapHeaderLenV1
+	}
+	if err := d.read(b[snapHeaderLenV1:hlen]); err != nil {
+		return nil, err
 	}
 	h := SnapshotHeader{
 		Index:   binary.BigEndian.Uint64(b[12:]),
@@ -448,10 +486,13 @@ func NewSnapshotDecoder(r io.Reader) (*SnapshotDecoder, error) {
 		Objects: binary.BigEndian.Uint64(b[36:]),
 		Shares:  binary.BigEndian.Uint64(b[44:]),
 	}
+	if d.version != 1 {
+		h.Audit = binary.BigEndian.Uint64(b[52:])
+	}
 	if h.Index >= 1<<63 {
 		return nil, badSnapshot("applied index out of range")
 	}
-	for _, c := range []uint64{h.Meta, h.Users, h.Objects, h.Shares} {
+	for _, c := range []uint64{h.Meta, h.Users, h.Objects, h.Shares, h.Audit} {
 		if c >= 1<<40 {
 			return nil, badSnapshot("record count out of range")
 		}
@@ -542,6 +583,16 @@ func (d *SnapshotDecoder) next() (*SnapshotRecord, error) {
 		r.Object = o
 	case recShare:
 		r.Share = &SnapshotShare{ObjectID: f.i64(), User: f.str()}
+	case recAudit:
+		if d.version == 1 {
+			return nil, badSnapshot("an audit record in a version 1 stream")
+		}
+		a, err := UnmarshalAuditRecord(body)
+		if err != nil {
+			return nil, badSnapshot("malformed audit record")
+		}
+		r.Audit = a
+		f.b = nil
 	default:
 		return nil, badSnapshot("unknown record kind 0x%02x", rh[0])
 	}
@@ -555,24 +606,28 @@ func (d *SnapshotDecoder) next() (*SnapshotRecord, error) {
 }
 
 func (d *SnapshotDecoder) trailer(n uint32) error {
-	if n != snapTrailerLen {
+	counts, want := 5, uint32(snapTrailerLen)
+	if d.version == 1 {
+		counts, want = 4, snapTrailerLenV1
+	}
+	if n != want {
 		return badSnapshot("malformed trailer")
 	}
-	var b [snapTrailerLen]byte
-	if err := d.read(b[:32]); err != nil {
+	b := make([]byte, want)
+	if err := d.read(b[:8*counts]); err != nil {
 		return err
 	}
 	sum := d.h.Sum(nil)
-	if _, err := io.ReadFull(d.r, b[32:]); err != nil {
+	if _, err := io.ReadFull(d.r, b[8*counts:]); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return badSnapshot("the stream is truncated")
 		}
 		return err
 	}
-	if subtle.ConstantTimeCompare(sum, b[32:]) != 1 {
+	if subtle.ConstantTimeCompare(sum, b[8*counts:]) != 1 {
 		return badSnapshot("checksum mismatch: the stream is corrupt")
 	}
-	for i := range 4 {
+	for i := range counts {
 		if binary.BigEndian.Uint64(b[8*i:]) != d.order.counts[i] {
 			return badSnapshot("trailer counts do not match the records")
 		}

@@ -17,11 +17,14 @@ type Store interface {
 	// Find returns the objects that match q, ordered by ID.
 	Find(q Query) ([]*Object, error)
 	Meta(key string) ([]byte, error)
+	// AuditRecords returns the audit records q selects, by sequence number.
+	AuditRecords(q AuditQuery) ([]*AuditRecord, error)
 	// AppliedIndex is the index of the last command applied (0 if none).
 	AppliedIndex() (uint64, error)
 	// Update runs fn in one transaction and records index as applied in the
 	// same transaction. If fn returns an error, nothing is written except
-	// the applied index (a refused command is still applied, as a no-op).
+	// the applied index and what fn gave Tx.AppendAudit (a refused command
+	// is still applied, as a no-op, and recorded).
 	Update(index uint64, fn func(tx Tx) error) error
 	// Snapshot pins the store's current state (a read transaction) so it can be
 	// streamed while writes go on. The caller must Close it.
@@ -51,6 +54,12 @@ type Tx interface {
 	RemoveSharesWith(user string) error
 	Meta(key string) ([]byte, error)
 	PutMeta(key string, value []byte) error
+	// AppendAudit adds audit records (their Seq numbering on from the
+	// chain's head) and sets meta MetaAuditHead to head. Unlike every other
+	// write, these survive fn's error: a refused command is recorded in the
+	// same transaction that records its index. Call it at most once per
+	// Update.
+	AppendAudit(recs []*AuditRecord, head []byte) error
 }
 
 // Query selects objects. Nil fields match anything.

@@ -3449,6 +3449,366 @@ func (x *Chunk) GetData() []byte {
 	return nil
 }
 
+type ListAuditRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AfterSeq      uint64                 `protobuf:"varint,1,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"` // records after this sequence number (paging)
+	Since         int64                  `protobuf:"varint,2,opt,name=since,proto3" json:"since,omitempty"`                       // Unix seconds; 0: any time
+	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`                          // "": any user (a crypto user always reads its own)
+	Object        uint64                 `protobuf:"varint,4,opt,name=object,proto3" json:"object,omitempty"`                     // 0: any object
+	Limit         uint32                 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`                       // 0: the server's page size
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditRequest) Reset() {
+	*x = ListAuditRequest{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditRequest) ProtoMessage() {}
+
+func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditRequest) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListAuditRequest) GetAfterSeq() uint64 {
+	if x != nil {
+		return x.AfterSeq
+	}
+	return 0
+}
+
+func (x *ListAuditRequest) GetSince() int64 {
+	if x != nil {
+		return x.Since
+	}
+	return 0
+}
+
+func (x *ListAuditRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetObject() uint64 {
+	if x != nil {
+		return x.Object
+	}
+	return 0
+}
+
+func (x *ListAuditRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type AuditRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"` // the log index of the command that wrote it
+	Time          int64                  `protobuf:"varint,3,opt,name=time,proto3" json:"time,omitempty"`   // Unix seconds
+	Kind          string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`    // "command" or "use"
+	Op            string                 `protobuf:"bytes,5,opt,name=op,proto3" json:"op,omitempty"`
+	User          string                 `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
+	Cert          string                 `protobuf:"bytes,7,opt,name=cert,proto3" json:"cert,omitempty"` // SHA-256 fingerprint (hex) of the client certificate
+	Node          string                 `protobuf:"bytes,8,opt,name=node,proto3" json:"node,omitempty"`
+	Object        uint64                 `protobuf:"varint,9,opt,name=object,proto3" json:"object,omitempty"`
+	Subject       string                 `protobuf:"bytes,10,opt,name=subject,proto3" json:"subject,omitempty"` // the user a user-management or share command names
+	Result        uint64                 `protobuf:"varint,11,opt,name=result,proto3" json:"result,omitempty"`  // 0, or the refusal's CKR code
+	Count         uint64                 `protobuf:"varint,12,opt,name=count,proto3" json:"count,omitempty"`
+	Mac           []byte                 `protobuf:"bytes,13,opt,name=mac,proto3" json:"mac,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditRecord) Reset() {
+	*x = AuditRecord{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditRecord) ProtoMessage() {}
+
+func (x *AuditRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
+func (*AuditRecord) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *AuditRecord) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditRecord) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *AuditRecord) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *AuditRecord) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetCert() string {
+	if x != nil {
+		return x.Cert
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetObject() uint64 {
+	if x != nil {
+		return x.Object
+	}
+	return 0
+}
+
+func (x *AuditRecord) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetResult() uint64 {
+	if x != nil {
+		return x.Result
+	}
+	return 0
+}
+
+func (x *AuditRecord) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *AuditRecord) GetMac() []byte {
+	if x != nil {
+		return x.Mac
+	}
+	return nil
+}
+
+type ListAuditResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*AuditRecord         `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	NextAfterSeq  uint64                 `protobuf:"varint,2,opt,name=next_after_seq,json=nextAfterSeq,proto3" json:"next_after_seq,omitempty"` // 0: no more records
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditResponse) Reset() {
+	*x = ListAuditResponse{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditResponse) ProtoMessage() {}
+
+func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditResponse) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ListAuditResponse) GetRecords() []*AuditRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *ListAuditResponse) GetNextAfterSeq() uint64 {
+	if x != nil {
+		return x.NextAfterSeq
+	}
+	return 0
+}
+
+type VerifyAuditResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Records       uint64                 `protobuf:"varint,2,opt,name=records,proto3" json:"records,omitempty"`
+	HeadSeq       uint64                 `protobuf:"varint,3,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
+	FirstBad      uint64                 `protobuf:"varint,4,opt,name=first_bad,json=firstBad,proto3" json:"first_bad,omitempty"`
+	Problem       string                 `protobuf:"bytes,5,opt,name=problem,proto3" json:"problem,omitempty"` // edited, missing, reordered, chain broken, truncated, head edited
+	Detail        string                 `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
+	Node          string                 `protobuf:"bytes,7,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyAuditResponse) Reset() {
+	*x = VerifyAuditResponse{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyAuditResponse) ProtoMessage() {}
+
+func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyAuditResponse.ProtoReflect.Descriptor instead.
+func (*VerifyAuditResponse) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *VerifyAuditResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *VerifyAuditResponse) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *VerifyAuditResponse) GetHeadSeq() uint64 {
+	if x != nil {
+		return x.HeadSeq
+	}
+	return 0
+}
+
+func (x *VerifyAuditResponse) GetFirstBad() uint64 {
+	if x != nil {
+		return x.FirstBad
+	}
+	return 0
+}
+
+func (x *VerifyAuditResponse) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+func (x *VerifyAuditResponse) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *VerifyAuditResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
 type ForwardRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Command       []byte                 `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
@@ -3458,7 +3818,7 @@ type ForwardRequest struct {
 
 func (x *ForwardRequest) Reset() {
 	*x = ForwardRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[57]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3470,7 +3830,7 @@ func (x *ForwardRequest) String() string {
 func (*ForwardRequest) ProtoMessage() {}
 
 func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[57]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3483,7 +3843,7 @@ func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardRequest.ProtoReflect.Descriptor instead.
 func (*ForwardRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{57}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ForwardRequest) GetCommand() []byte {
@@ -3504,7 +3864,7 @@ type ForwardResponse struct {
 
 func (x *ForwardResponse) Reset() {
 	*x = ForwardResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3516,7 +3876,7 @@ func (x *ForwardResponse) String() string {
 func (*ForwardResponse) ProtoMessage() {}
 
 func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3529,7 +3889,7 @@ func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardResponse.ProtoReflect.Descriptor instead.
 func (*ForwardResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ForwardResponse) GetIndex() uint64 {
@@ -3564,7 +3924,7 @@ type MembershipRequest struct {
 
 func (x *MembershipRequest) Reset() {
 	*x = MembershipRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3576,7 +3936,7 @@ func (x *MembershipRequest) String() string {
 func (*MembershipRequest) ProtoMessage() {}
 
 func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3589,7 +3949,7 @@ func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipRequest.ProtoReflect.Descriptor instead.
 func (*MembershipRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *MembershipRequest) GetOp() string {
@@ -3623,7 +3983,7 @@ type DomainKeyResponse struct {
 
 func (x *DomainKeyResponse) Reset() {
 	*x = DomainKeyResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3635,7 +3995,7 @@ func (x *DomainKeyResponse) String() string {
 func (*DomainKeyResponse) ProtoMessage() {}
 
 func (x *DomainKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3648,7 +4008,7 @@ func (x *DomainKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainKeyResponse.ProtoReflect.Descriptor instead.
 func (*DomainKeyResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *DomainKeyResponse) GetSealed() []byte {
@@ -3678,7 +4038,7 @@ type RotatePassphraseRequest struct {
 
 func (x *RotatePassphraseRequest) Reset() {
 	*x = RotatePassphraseRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[61]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3690,7 +4050,7 @@ func (x *RotatePassphraseRequest) String() string {
 func (*RotatePassphraseRequest) ProtoMessage() {}
 
 func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[61]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3703,7 +4063,7 @@ func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotatePassphraseRequest.ProtoReflect.Descriptor instead.
 func (*RotatePassphraseRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RotatePassphraseRequest) GetOldSecret() []byte {
@@ -3730,7 +4090,7 @@ type QuorumRegisterKeyRequest struct {
 
 func (x *QuorumRegisterKeyRequest) Reset() {
 	*x = QuorumRegisterKeyRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3742,7 +4102,7 @@ func (x *QuorumRegisterKeyRequest) String() string {
 func (*QuorumRegisterKeyRequest) ProtoMessage() {}
 
 func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3755,7 +4115,7 @@ func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumRegisterKeyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumRegisterKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *QuorumRegisterKeyRequest) GetPublicKey() []byte {
@@ -3783,7 +4143,7 @@ type QuorumSetPolicyRequest struct {
 
 func (x *QuorumSetPolicyRequest) Reset() {
 	*x = QuorumSetPolicyRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3795,7 +4155,7 @@ func (x *QuorumSetPolicyRequest) String() string {
 func (*QuorumSetPolicyRequest) ProtoMessage() {}
 
 func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3808,7 +4168,7 @@ func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumSetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumSetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *QuorumSetPolicyRequest) GetService() string {
@@ -3841,7 +4201,7 @@ type QuorumCreateTokenRequest struct {
 
 func (x *QuorumCreateTokenRequest) Reset() {
 	*x = QuorumCreateTokenRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3853,7 +4213,7 @@ func (x *QuorumCreateTokenRequest) String() string {
 func (*QuorumCreateTokenRequest) ProtoMessage() {}
 
 func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3866,7 +4226,7 @@ func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumCreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumCreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *QuorumCreateTokenRequest) GetService() string {
@@ -3891,7 +4251,7 @@ type QuorumToken struct {
 
 func (x *QuorumToken) Reset() {
 	*x = QuorumToken{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3903,7 +4263,7 @@ func (x *QuorumToken) String() string {
 func (*QuorumToken) ProtoMessage() {}
 
 func (x *QuorumToken) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3916,7 +4276,7 @@ func (x *QuorumToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumToken.ProtoReflect.Descriptor instead.
 func (*QuorumToken) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *QuorumToken) GetId() string {
@@ -3978,7 +4338,7 @@ type QuorumApproveTokenRequest struct {
 
 func (x *QuorumApproveTokenRequest) Reset() {
 	*x = QuorumApproveTokenRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3990,7 +4350,7 @@ func (x *QuorumApproveTokenRequest) String() string {
 func (*QuorumApproveTokenRequest) ProtoMessage() {}
 
 func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4003,7 +4363,7 @@ func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumApproveTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumApproveTokenRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *QuorumApproveTokenRequest) GetId() string {
@@ -4031,7 +4391,7 @@ type QuorumOfficer struct {
 
 func (x *QuorumOfficer) Reset() {
 	*x = QuorumOfficer{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4043,7 +4403,7 @@ func (x *QuorumOfficer) String() string {
 func (*QuorumOfficer) ProtoMessage() {}
 
 func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4056,7 +4416,7 @@ func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumOfficer.ProtoReflect.Descriptor instead.
 func (*QuorumOfficer) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *QuorumOfficer) GetName() string {
@@ -4090,7 +4450,7 @@ type QuorumPolicy struct {
 
 func (x *QuorumPolicy) Reset() {
 	*x = QuorumPolicy{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4102,7 +4462,7 @@ func (x *QuorumPolicy) String() string {
 func (*QuorumPolicy) ProtoMessage() {}
 
 func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4115,7 +4475,7 @@ func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumPolicy.ProtoReflect.Descriptor instead.
 func (*QuorumPolicy) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *QuorumPolicy) GetService() string {
@@ -4143,7 +4503,7 @@ type QuorumStatusResponse struct {
 
 func (x *QuorumStatusResponse) Reset() {
 	*x = QuorumStatusResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4155,7 +4515,7 @@ func (x *QuorumStatusResponse) String() string {
 func (*QuorumStatusResponse) ProtoMessage() {}
 
 func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4168,7 +4528,7 @@ func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumStatusResponse.ProtoReflect.Descriptor instead.
 func (*QuorumStatusResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *QuorumStatusResponse) GetPolicies() []*QuorumPolicy {
@@ -4435,7 +4795,39 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x10GetBackupRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1b\n" +
 	"\x05Chunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"*\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x87\x01\n" +
+	"\x10ListAuditRequest\x12\x1b\n" +
+	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x14\n" +
+	"\x05since\x18\x02 \x01(\x03R\x05since\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12\x16\n" +
+	"\x06object\x18\x04 \x01(\x04R\x06object\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limit\"\x9b\x02\n" +
+	"\vAuditRecord\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04time\x18\x03 \x01(\x03R\x04time\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02op\x18\x05 \x01(\tR\x02op\x12\x12\n" +
+	"\x04user\x18\x06 \x01(\tR\x04user\x12\x12\n" +
+	"\x04cert\x18\a \x01(\tR\x04cert\x12\x12\n" +
+	"\x04node\x18\b \x01(\tR\x04node\x12\x16\n" +
+	"\x06object\x18\t \x01(\x04R\x06object\x12\x18\n" +
+	"\asubject\x18\n" +
+	" \x01(\tR\asubject\x12\x16\n" +
+	"\x06result\x18\v \x01(\x04R\x06result\x12\x14\n" +
+	"\x05count\x18\f \x01(\x04R\x05count\x12\x10\n" +
+	"\x03mac\x18\r \x01(\fR\x03mac\"l\n" +
+	"\x11ListAuditResponse\x121\n" +
+	"\arecords\x18\x01 \x03(\v2\x17.openhsm.v1.AuditRecordR\arecords\x12$\n" +
+	"\x0enext_after_seq\x18\x02 \x01(\x04R\fnextAfterSeq\"\xbd\x01\n" +
+	"\x13VerifyAuditResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
+	"\arecords\x18\x02 \x01(\x04R\arecords\x12\x19\n" +
+	"\bhead_seq\x18\x03 \x01(\x04R\aheadSeq\x12\x1b\n" +
+	"\tfirst_bad\x18\x04 \x01(\x04R\bfirstBad\x12\x18\n" +
+	"\aproblem\x18\x05 \x01(\tR\aproblem\x12\x16\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\x12\x12\n" +
+	"\x04node\x18\a \x01(\tR\x04node\"*\n" +
 	"\x0eForwardRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"Q\n" +
 	"\x0fForwardResponse\x12\x14\n" +
@@ -4487,7 +4879,7 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x14QuorumStatusResponse\x124\n" +
 	"\bpolicies\x18\x01 \x03(\v2\x18.openhsm.v1.QuorumPolicyR\bpolicies\x125\n" +
 	"\bofficers\x18\x02 \x03(\v2\x19.openhsm.v1.QuorumOfficerR\bofficers\x12/\n" +
-	"\x06tokens\x18\x03 \x03(\v2\x17.openhsm.v1.QuorumTokenR\x06tokens2\xae\x17\n" +
+	"\x06tokens\x18\x03 \x03(\v2\x17.openhsm.v1.QuorumTokenR\x06tokens2\xbb\x18\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -4538,7 +4930,9 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x0fQuorumSetPolicy\x12\".openhsm.v1.QuorumSetPolicyRequest\x1a\x11.openhsm.v1.Empty\x12R\n" +
 	"\x11QuorumCreateToken\x12$.openhsm.v1.QuorumCreateTokenRequest\x1a\x17.openhsm.v1.QuorumToken\x12N\n" +
 	"\x12QuorumApproveToken\x12%.openhsm.v1.QuorumApproveTokenRequest\x1a\x11.openhsm.v1.Empty\x12C\n" +
-	"\fQuorumStatus\x12\x11.openhsm.v1.Empty\x1a .openhsm.v1.QuorumStatusResponse2\x8e\x03\n" +
+	"\fQuorumStatus\x12\x11.openhsm.v1.Empty\x1a .openhsm.v1.QuorumStatusResponse\x12H\n" +
+	"\tListAudit\x12\x1c.openhsm.v1.ListAuditRequest\x1a\x1d.openhsm.v1.ListAuditResponse\x12A\n" +
+	"\vVerifyAudit\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.VerifyAuditResponse2\x8e\x03\n" +
 	"\x04Peer\x12B\n" +
 	"\aForward\x12\x1a.openhsm.v1.ForwardRequest\x1a\x1b.openhsm.v1.ForwardResponse\x12D\n" +
 	"\x10ChangeMembership\x12\x1d.openhsm.v1.MembershipRequest\x1a\x11.openhsm.v1.Empty\x128\n" +
@@ -4561,7 +4955,7 @@ func file_hsmd_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_hsmd_hsmpb_hsm_proto_rawDescData
 }
 
-var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
+var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                     // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),               // 1: openhsm.v1.ErrorDetail
@@ -4620,19 +5014,23 @@ var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*ListBackupsResponse)(nil),       // 54: openhsm.v1.ListBackupsResponse
 	(*GetBackupRequest)(nil),          // 55: openhsm.v1.GetBackupRequest
 	(*Chunk)(nil),                     // 56: openhsm.v1.Chunk
-	(*ForwardRequest)(nil),            // 57: openhsm.v1.ForwardRequest
-	(*ForwardResponse)(nil),           // 58: openhsm.v1.ForwardResponse
-	(*MembershipRequest)(nil),         // 59: openhsm.v1.MembershipRequest
-	(*DomainKeyResponse)(nil),         // 60: openhsm.v1.DomainKeyResponse
-	(*RotatePassphraseRequest)(nil),   // 61: openhsm.v1.RotatePassphraseRequest
-	(*QuorumRegisterKeyRequest)(nil),  // 62: openhsm.v1.QuorumRegisterKeyRequest
-	(*QuorumSetPolicyRequest)(nil),    // 63: openhsm.v1.QuorumSetPolicyRequest
-	(*QuorumCreateTokenRequest)(nil),  // 64: openhsm.v1.QuorumCreateTokenRequest
-	(*QuorumToken)(nil),               // 65: openhsm.v1.QuorumToken
-	(*QuorumApproveTokenRequest)(nil), // 66: openhsm.v1.QuorumApproveTokenRequest
-	(*QuorumOfficer)(nil),             // 67: openhsm.v1.QuorumOfficer
-	(*QuorumPolicy)(nil),              // 68: openhsm.v1.QuorumPolicy
-	(*QuorumStatusResponse)(nil),      // 69: openhsm.v1.QuorumStatusResponse
+	(*ListAuditRequest)(nil),          // 57: openhsm.v1.ListAuditRequest
+	(*AuditRecord)(nil),               // 58: openhsm.v1.AuditRecord
+	(*ListAuditResponse)(nil),         // 59: openhsm.v1.ListAuditResponse
+	(*VerifyAuditResponse)(nil),       // 60: openhsm.v1.VerifyAuditResponse
+	(*ForwardRequest)(nil),            // 61: openhsm.v1.ForwardRequest
+	(*ForwardResponse)(nil),           // 62: openhsm.v1.ForwardResponse
+	(*MembershipRequest)(nil),         // 63: openhsm.v1.MembershipRequest
+	(*DomainKeyResponse)(nil),         // 64: openhsm.v1.DomainKeyResponse
+	(*RotatePassphraseRequest)(nil),   // 65: openhsm.v1.RotatePassphraseRequest
+	(*QuorumRegisterKeyRequest)(nil),  // 66: openhsm.v1.QuorumRegisterKeyRequest
+	(*QuorumSetPolicyRequest)(nil),    // 67: openhsm.v1.QuorumSetPolicyRequest
+	(*QuorumCreateTokenRequest)(nil),  // 68: openhsm.v1.QuorumCreateTokenRequest
+	(*QuorumToken)(nil),               // 69: openhsm.v1.QuorumToken
+	(*QuorumApproveTokenRequest)(nil), // 70: openhsm.v1.QuorumApproveTokenRequest
+	(*QuorumOfficer)(nil),             // 71: openhsm.v1.QuorumOfficer
+	(*QuorumPolicy)(nil),              // 72: openhsm.v1.QuorumPolicy
+	(*QuorumStatusResponse)(nil),      // 73: openhsm.v1.QuorumStatusResponse
 }
 var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -4668,114 +5066,119 @@ var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	48, // 30: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
 	53, // 31: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
 	53, // 32: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
-	68, // 33: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
-	67, // 34: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
-	65, // 35: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
-	10, // 36: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 37: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 38: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 39: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 40: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,  // 41: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	15, // 42: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 43: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 44: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 45: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 46: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	22, // 47: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	23, // 48: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	24, // 49: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	26, // 50: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	26, // 51: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30, // 52: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	33, // 53: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	34, // 54: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	35, // 55: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	36, // 56: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	38, // 57: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	39, // 58: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	40, // 59: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	41, // 60: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	42, // 61: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	41, // 62: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 63: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	43, // 64: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
-	45, // 65: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	46, // 66: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,  // 67: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	50, // 68: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	51, // 69: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	61, // 70: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,  // 71: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 72: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	55, // 73: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	56, // 74: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	62, // 75: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
-	63, // 76: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
-	64, // 77: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
-	66, // 78: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
-	0,  // 79: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
-	57, // 80: openhsm.v1.Peer.Forward:input_type -> openhsm.v1.ForwardRequest
-	59, // 81: openhsm.v1.Peer.ChangeMembership:input_type -> openhsm.v1.MembershipRequest
-	0,  // 82: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
-	0,  // 83: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
-	0,  // 84: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
-	55, // 85: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
-	11, // 86: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 87: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 88: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 89: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 90: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 91: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 92: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 93: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 94: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 95: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 96: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 97: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 98: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 99: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 100: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 101: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 102: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 103: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 104: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 105: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 106: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	47, // 107: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 108: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 109: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	47, // 110: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 111: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	47, // 112: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	47, // 113: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	44, // 114: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
-	47, // 115: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	47, // 116: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	49, // 117: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 118: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 119: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,  // 120: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	52, // 121: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	54, // 122: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 123: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	52, // 124: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,  // 125: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,  // 126: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	65, // 127: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,  // 128: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	69, // 129: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	58, // 130: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
-	0,  // 131: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
-	48, // 132: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
-	60, // 133: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
-	54, // 134: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 135: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
-	86, // [86:136] is the sub-list for method output_type
-	36, // [36:86] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	58, // 33: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
+	72, // 34: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
+	71, // 35: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
+	69, // 36: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
+	10, // 37: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,  // 38: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,  // 39: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	12, // 40: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,  // 41: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,  // 42: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	15, // 43: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	16, // 44: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	17, // 45: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	16, // 46: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,  // 47: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	22, // 48: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	23, // 49: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	24, // 50: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	26, // 51: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	26, // 52: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30, // 53: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	33, // 54: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	34, // 55: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	35, // 56: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	36, // 57: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	38, // 58: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	39, // 59: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	40, // 60: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	41, // 61: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	42, // 62: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	41, // 63: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	41, // 64: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	43, // 65: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
+	45, // 66: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	46, // 67: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	0,  // 68: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	50, // 69: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	51, // 70: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	65, // 71: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,  // 72: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,  // 73: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	55, // 74: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	56, // 75: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	66, // 76: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	67, // 77: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	68, // 78: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	70, // 79: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,  // 80: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	57, // 81: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
+	0,  // 82: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
+	61, // 83: openhsm.v1.Peer.Forward:input_type -> openhsm.v1.ForwardRequest
+	63, // 84: openhsm.v1.Peer.ChangeMembership:input_type -> openhsm.v1.MembershipRequest
+	0,  // 85: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
+	0,  // 86: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
+	0,  // 87: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
+	55, // 88: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
+	11, // 89: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11, // 90: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,  // 91: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,  // 92: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14, // 93: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20, // 94: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,  // 95: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,  // 96: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,  // 97: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,  // 98: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21, // 99: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25, // 100: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25, // 101: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,  // 102: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27, // 103: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29, // 104: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32, // 105: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,  // 106: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,  // 107: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25, // 108: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37, // 109: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	47, // 110: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25, // 111: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25, // 112: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	47, // 113: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,  // 114: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	47, // 115: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	47, // 116: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	44, // 117: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
+	47, // 118: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	47, // 119: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	49, // 120: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,  // 121: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,  // 122: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,  // 123: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	52, // 124: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	54, // 125: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 126: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	52, // 127: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,  // 128: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,  // 129: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	69, // 130: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,  // 131: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	73, // 132: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	59, // 133: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	60, // 134: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	62, // 135: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
+	0,  // 136: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
+	48, // 137: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
+	64, // 138: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
+	54, // 139: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 140: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
+	89, // [89:141] is the sub-list for method output_type
+	37, // [37:89] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_hsmd_hsmpb_hsm_proto_init() }
@@ -4799,7 +5202,7 @@ func file_hsmd_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsmd_hsmpb_hsm_proto_rawDesc), len(file_hsmd_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   70,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -70,6 +70,8 @@ const (
 	HSM_QuorumCreateToken_FullMethodName  = "/openhsm.v1.HSM/QuorumCreateToken"
 	HSM_QuorumApproveToken_FullMethodName = "/openhsm.v1.HSM/QuorumApproveToken"
 	HSM_QuorumStatus_FullMethodName       = "/openhsm.v1.HSM/QuorumStatus"
+	HSM_ListAudit_FullMethodName          = "/openhsm.v1.HSM/ListAudit"
+	HSM_VerifyAudit_FullMethodName        = "/openhsm.v1.HSM/VerifyAudit"
 )
 
 // HSMClient is the client API for HSM service.
@@ -135,6 +137,11 @@ type HSMClient interface {
 	QuorumCreateToken(ctx context.Context, in *QuorumCreateTokenRequest, opts ...grpc.CallOption) (*QuorumToken, error)
 	QuorumApproveToken(ctx context.Context, in *QuorumApproveTokenRequest, opts ...grpc.CallOption) (*Empty, error)
 	QuorumStatus(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*QuorumStatusResponse, error)
+	// The audit trail (docs/audit.md): a crypto officer reads every record,
+	// a crypto user only its own; only a crypto officer verifies the chain.
+	// Both read the node that answers.
+	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
+	VerifyAudit(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*VerifyAuditResponse, error)
 }
 
 type hSMClient struct {
@@ -606,6 +613,26 @@ func (c *hSMClient) QuorumStatus(ctx context.Context, in *Empty, opts ...grpc.Ca
 	return out, nil
 }
 
+func (c *hSMClient) ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditResponse)
+	err := c.cc.Invoke(ctx, HSM_ListAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) VerifyAudit(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*VerifyAuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyAuditResponse)
+	err := c.cc.Invoke(ctx, HSM_VerifyAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HSMServer is the server API for HSM service.
 // All implementations must embed UnimplementedHSMServer
 // for forward compatibility.
@@ -669,6 +696,11 @@ type HSMServer interface {
 	QuorumCreateToken(context.Context, *QuorumCreateTokenRequest) (*QuorumToken, error)
 	QuorumApproveToken(context.Context, *QuorumApproveTokenRequest) (*Empty, error)
 	QuorumStatus(context.Context, *Empty) (*QuorumStatusResponse, error)
+	// The audit trail (docs/audit.md): a crypto officer reads every record,
+	// a crypto user only its own; only a crypto officer verifies the chain.
+	// Both read the node that answers.
+	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
+	VerifyAudit(context.Context, *Empty) (*VerifyAuditResponse, error)
 	mustEmbedUnimplementedHSMServer()
 }
 
@@ -810,6 +842,12 @@ func (UnimplementedHSMServer) QuorumApproveToken(context.Context, *QuorumApprove
 }
 func (UnimplementedHSMServer) QuorumStatus(context.Context, *Empty) (*QuorumStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method QuorumStatus not implemented")
+}
+func (UnimplementedHSMServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
+}
+func (UnimplementedHSMServer) VerifyAudit(context.Context, *Empty) (*VerifyAuditResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyAudit not implemented")
 }
 func (UnimplementedHSMServer) mustEmbedUnimplementedHSMServer() {}
 func (UnimplementedHSMServer) testEmbeddedByValue()             {}
@@ -1599,6 +1637,42 @@ func _HSM_QuorumStatus_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HSM_ListAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).ListAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_ListAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).ListAudit(ctx, req.(*ListAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_VerifyAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).VerifyAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_VerifyAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).VerifyAudit(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HSM_ServiceDesc is the grpc.ServiceDesc for HSM service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1769,6 +1843,14 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "QuorumStatus",
 			Handler:    _HSM_QuorumStatus_Handler,
+		},
+		{
+			MethodName: "ListAudit",
+			Handler:    _HSM_ListAudit_Handler,
+		},
+		{
+			MethodName: "VerifyAudit",
+			Handler:    _HSM_VerifyAudit_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -12,7 +12,7 @@ import (
 )
 
 // Snapshots and restore. The stream format is tokens.SnapshotEncoder's; it
-// carries every column of users, objects, shares and meta, so a restored
+// carries every column of users, objects, shares, meta and audit, so a restored
 // store holds exactly the rows of the one snapshotted. The applied index
 // travels in the stream's header; schema_version is not carried (the stream
 // is logical, and the restoring store keeps its own schema).
@@ -46,13 +46,14 @@ func (s *Store) Snapshot() (tokens.StoreSnapshot, error) {
 		conn.Close()
 		return nil, fmt.Errorf("tokens/sqlite: snapshot: begin: %w", err)
 	}
-	var idx, meta, users, objects, shares int64
+	var idx, meta, users, objects, shares, audit int64
 	err = tx.QueryRowContext(ctx, `SELECT
 		coalesce((SELECT idx FROM applied WHERE id = 1), 0),
 		(SELECT count(*) FROM meta),
 		(SELECT count(*) FROM users),
 		(SELECT count(*) FROM objects),
-		(SELECT count(*) FROM shares s JOIN objects o ON o.id = s.object_id)`).Scan(&idx, &meta, &users, &objects, &shares)
+		(SELECT count(*) FROM shares s JOIN objects o ON o.id = s.object_id),
+		(SELECT count(*) FROM audit)`).Scan(&idx, &meta, &users, &objects, &shares, &audit)
 	if err != nil {
 		tx.Rollback()
 		conn.Close()
@@ -60,6 +61,7 @@ func (s *Store) Snapshot() (tokens.StoreSnapshot, error) {
 	}
 	return &snapshot{conn: conn, tx: tx, hdr: tokens.SnapshotHeader{
 		Index: uint64(idx), Meta: uint64(meta), Users: uint64(users), Objects: uint64(objects), Shares: uint64(shares),
+		Audit: uint64(audit),
 	}}, nil
 }
 
@@ -199,6 +201,15 @@ func (sn *snapshot) writeRows(put func(*tokens.SnapshotRecord) error) error {
 	}); err != nil {
 		return fmt.Errorf("objects: %w", err)
 	}
+	if err := eachRow(sn.tx, `SELECT `+auditCols+` FROM audit ORDER BY seq`, func(rows *sql.Rows) error {
+		r, err := scanAudit(rows)
+		if err != nil {
+			return err
+		}
+		return put(&tokens.SnapshotRecord{Audit: r})
+	}); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
 	return nil
 }
 
@@ -286,11 +297,11 @@ func (s *Store) Restore(r io.Reader, index uint64) (err error) {
 			_ = sqlTx.Rollback()
 		}
 	}()
-	if _, err := sqlTx.ExecContext(ctx, `DELETE FROM shares; DELETE FROM objects; DELETE FROM users; DELETE FROM meta;`); err != nil {
+	if _, err := sqlTx.ExecContext(ctx, `DELETE FROM shares; DELETE FROM objects; DELETE FROM users; DELETE FROM meta; DELETE FROM audit;`); err != nil {
 		return fmt.Errorf("tokens/sqlite: restore: clear: %w", err)
 	}
-	var stmts [4]*sql.Stmt
-	for i, q := range []string{restoreMeta, restoreUser, restoreObject, restoreShare} {
+	var stmts [5]*sql.Stmt
+	for i, q := range []string{restoreMeta, restoreUser, restoreObject, restoreShare, insertAuditSQL} {
 		if stmts[i], err = sqlTx.PrepareContext(ctx, q); err != nil {
 			return fmt.Errorf("tokens/sqlite: restore: prepare: %w", err)
 		}
@@ -318,6 +329,10 @@ func (s *Store) Restore(r io.Reader, index uint64) (err error) {
 				o.Attrs, o.Sealed != nil, o.Sealed, o.MAC != nil, o.MAC)
 		case rec.Share != nil:
 			_, err = stmts[3].ExecContext(ctx, rec.Share.ObjectID, rec.Share.User)
+		case rec.Audit != nil:
+			r := rec.Audit
+			_, err = stmts[4].ExecContext(ctx, int64(r.Seq), r.Prev, int64(r.Index), r.Time, r.Kind, r.Op, r.User,
+				r.Cert, r.Node, int64(r.Object), r.Subject, int64(r.Result), int64(r.Count), r.MAC)
 		}
 		if err != nil {
 			return fmt.Errorf("tokens/sqlite: restore: write: %w", err)

@@ -67,7 +67,8 @@ var ErrReplay = tokens.ErrAlreadyApplied
 // index as the applied index in the same transaction.
 //
 // If fn returns an error, its writes are rolled back (fn runs inside a
-// savepoint), the index is still recorded, and Update returns fn's error
+// savepoint), the index and the audit records fn gave AppendAudit are still
+// recorded, and Update returns fn's error
 // unchanged: a refused command is applied as a no-op. If fn panics, nothing
 // is written, not even the index, and the panic goes on.
 //
@@ -122,6 +123,9 @@ func (s *Store) Update(index uint64, fn func(tx tokens.Tx) error) (err error) {
 	if _, err := sqlTx.ExecContext(ctx, "RELEASE apply"); err != nil {
 		return fmt.Errorf("tokens/sqlite: release savepoint: %w", err)
 	}
+	if err := t.writeAudit(ctx); err != nil {
+		return err
+	}
 	if index != 0 {
 		if _, err := t.stmt(wSetApplied).ExecContext(ctx, int64(index)); err != nil {
 			return fmt.Errorf("tokens/sqlite: record applied index: %w", err)
@@ -139,7 +143,8 @@ type tx struct {
 	s     *Store
 	tx    *sql.Tx
 	stmts [numWriteStmts]*sql.Stmt
-	done  bool // fn returned: further calls fail
+	done  bool          // fn returned: further calls fail
+	audit *pendingAudit // from AppendAudit, written whatever fn returns
 }
 
 var _ tokens.Tx = (*tx)(nil)

@@ -101,6 +101,10 @@ Backups (crypto officer, except restore):
                                   (its nodes need the old cluster's passphrase or key file)
 
 ` + quorumUsage + `
+Audit trail:
+  hsm audit list [--since TIME] [--filter-user NAME] [--object ID] [--node ADDR]
+  hsm audit verify [--node ADDR]  recompute a node's chain (crypto officer)
+
 Global flags (accepted before or after the command):
   --config PATH         client configuration (default $HSM_CONFIG, else ` + client.DefaultConfigPath + `)
   --json                machine-readable output
@@ -324,6 +328,12 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 			return err
 		}
 		return c.quorum(ctx, s, rest)
+	case "audit":
+		s, rest, err := sub()
+		if err != nil {
+			return err
+		}
+		return c.audit(ctx, s, rest)
 	}
 	return usagef("unknown command %q", cmd)
 }

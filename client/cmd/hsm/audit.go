@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/openhsm/openhsm/client"
+)
+
+// The audit commands (docs/audit.md). Each reads one node: --node picks
+// which (an address of the configuration's list or any other node of the
+// cluster), else the client picks as for any call.
+
+const auditUsage = `
+Audit trail:
+  hsm audit list [--since TIME] [--filter-user NAME] [--object ID] [--node ADDR]
+        the records a crypto officer (all) or crypto user (its own) may read;
+        TIME is RFC 3339, Unix seconds, or a duration ago (10m, 24h)
+  hsm audit verify [--node ADDR]
+        recompute the node's audit chain (crypto officer); exit status 1
+        when it was tampered with
+`
+
+func (c *cli) audit(ctx context.Context, sub string, args []string) error {
+	switch sub {
+	case "list":
+		return c.auditList(ctx, args)
+	case "verify":
+		return c.auditVerify(ctx, args)
+	}
+	return usagef("audit: unknown subcommand %q%s", sub, auditUsage)
+}
+
+// auditSession logs in, through the one node given, if any.
+func (c *cli) auditSession(ctx context.Context, node string) (*client.Client, func(), error) {
+	if node == "" {
+		return c.session(ctx)
+	}
+	if _, _, err := net.SplitHostPort(node); err != nil {
+		return nil, nil, usagef("--node: %q is not host:port", node)
+	}
+	user, password, err := c.credentials()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Nodes = []string{node}
+	hc, err := client.Dial(ctx, cfg, client.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		return nil, nil, err
+	}
+	done := func() {
+		if hc.LoggedIn() {
+			hc.Logout(context.WithoutCancel(ctx))
+		}
+		hc.Close()
+	}
+	if err := hc.Login(ctx, user, password); err != nil {
+		done()
+		return nil, nil, fmt.Errorf("log in as %q: %w", user, err)
+	}
+	return hc, done, nil
+}
+
+// parseSince reads RFC 3339, Unix seconds, or a duration before now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
+		return time.Unix(n, 0), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("--since: %q is not RFC 3339, Unix seconds or a duration", s)
+}
+
+func (c *cli) auditList(ctx context.Context, args []string) error {
+	fs := c.newFlags("audit list")
+	since := fs.String("since", "", "only records at or after `TIME`")
+	// --user is the global flag of the user who logs in, so the filter
+	// has a name of its own.
+	user := fs.String("filter-user", "", "only records of user `NAME`")
+	object := fs.Uint64("object", 0, "only records of object `ID`")
+	node := fs.String("node", "", "read the node at `ADDR`")
+	if _, err := c.parse(fs, args); err != nil {
+		return err
+	}
+	q := client.AuditQuery{User: *user, Object: *object}
+	if *since != "" {
+		t, err := parseSince(*since, time.Now())
+		if err != nil {
+			return usagef("audit list: %v", err)
+		}
+		q.Since = t
+	}
+	hc, done, err := c.auditSession(ctx, *node)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var all []client.AuditRecord
+	for {
+		recs, next, err := hc.ListAudit(ctx, q)
+		if err != nil {
+			return fmt.Errorf("audit list: %w", err)
+		}
+		all = append(all, recs...)
+		if next == 0 {
+			break
+		}
+		q.AfterSeq = next
+	}
+	if c.g.json {
+		if all == nil {
+			all = []client.AuditRecord{}
+		}
+		return c.printJSON(map[string]any{"records": all})
+	}
+	w := c.io.out
+	fmt.Fprintf(w, "%-6s %-20s %-7s %-16s %-12s %-8s %-20s %-22s %6s\n", "SEQ", "TIME", "KIND", "OP", "USER", "NODE", "OBJECT", "RESULT", "COUNT")
+	for _, r := range all {
+		obj := ""
+		if r.Object != 0 {
+			obj = strconv.FormatUint(r.Object, 10)
+		}
+		if r.Subject != "" {
+			obj = "user " + clean(r.Subject)
+		}
+		fmt.Fprintf(w, "%-6d %-20s %-7s %-16s %-12s %-8s %-20s %-22s %6d\n", r.Seq, r.Time.Format(time.RFC3339),
+			r.Kind, clean(r.Op), clean(r.User), clean(r.Node), obj, r.Result, r.Count)
+	}
+	return nil
+}
+
+func (c *cli) auditVerify(ctx context.Context, args []string) error {
+	fs := c.newFlags("audit verify")
+	node := fs.String("node", "", "verify the node at `ADDR`")
+	if _, err := c.parse(fs, args); err != nil {
+		return err
+	}
+	hc, done, err := c.auditSession(ctx, *node)
+	if err != nil {
+		return err
+	}
+	defer done()
+	rep, err := hc.VerifyAudit(ctx)
+	if err != nil {
+		return fmt.Errorf("audit verify: %w", err)
+	}
+	if c.g.json {
+		if err := c.printJSON(rep); err != nil {
+			return err
+		}
+	} else if rep.OK {
+		fmt.Fprintf(c.io.out, "audit trail on %s: OK, %d records\n", clean(rep.Node), rep.Records)
+	}
+	if !rep.OK {
+		return fmt.Errorf("audit trail on %s: %s at record %d: %s", clean(rep.Node), rep.Problem, rep.FirstBad, clean(rep.Detail))
+	}
+	return nil
+}

@@ -1,0 +1,306 @@
+package hsmd
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/tokens"
+)
+
+// The audit trail's node side (docs/audit.md). Commands are recorded by
+// apply; this file stamps them with where they came from, counts key uses
+// in memory and sends the counts of each finished second as one OpAudit
+// command, so that signing never waits for a write.
+
+// stampApplier fills in the node and the client certificate of every
+// command the engine submits, for its audit record.
+type stampApplier struct {
+	next tokens.Applier
+	node string
+}
+
+func (a *stampApplier) Submit(ctx context.Context, c *tokens.Command) error {
+	c.Node = a.node
+	if id := identityFrom(ctx); id.Kind != "" {
+		c.Cert = hex.EncodeToString(id.Fingerprint[:])
+	}
+	return a.next.Submit(ctx, c)
+}
+
+// useKey is one counter: the uses of one second by one user (and
+// certificate) of one key for one operation with one result.
+type useKey struct {
+	time   int64
+	user   string
+	cert   [32]byte // hex-encoded only when sent: signing stays cheap
+	object uint64
+	op     string
+	result uint64
+}
+
+// usesPerFlush bounds the counts of one OpAudit command; more go in the
+// next ones.
+const usesPerFlush = tokens.MaxAuditUses
+
+// useCounter counts key uses and sends them through the log.
+type useCounter struct {
+	node    string
+	sealer  func() *tokens.Sealer
+	applier tokens.Applier
+	log     *slog.Logger
+	now     func() time.Time
+
+	mu     sync.Mutex
+	counts map[useKey]uint64
+
+	flushMu   sync.Mutex      // one flush at a time
+	pending   *tokens.Command // sent, outcome unknown: resent as it is
+	lastBatch uint64
+}
+
+func newUseCounter(node string, sealer func() *tokens.Sealer, a tokens.Applier, lastBatch uint64, log *slog.Logger) *useCounter {
+	return &useCounter{node: node, sealer: sealer, applier: a, log: log, now: time.Now,
+		counts: map[useKey]uint64{}, lastBatch: lastBatch}
+}
+
+// maxUseCounters bounds the counters held in memory: a caller who names
+// many distinct (even nonexistent) keys must not grow them, nor the trail,
+// without bound. Past it, new counters fold into object 0.
+const maxUseCounters = tokens.MaxAuditUses
+
+func (u *useCounter) add(k useKey) {
+	u.mu.Lock()
+	if _, ok := u.counts[k]; !ok && len(u.counts) >= maxUseCounters {
+		k.object = 0
+	}
+	u.counts[k]++
+	u.mu.Unlock()
+}
+
+// take removes and returns the counts of seconds before the given one.
+func (u *useCounter) take(before int64) []tokens.AuditUseCount {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []tokens.AuditUseCount
+	for k, n := range u.counts {
+		if k.time < before {
+			out = append(out, tokens.AuditUseCount{Time: k.time, User: k.user, Cert: hex.EncodeToString(k.cert[:]), Object: k.object,
+				Op: k.op, Result: k.result, Count: n})
+			delete(u.counts, k)
+		}
+	}
+	return out
+}
+
+// putBack returns counts that could not be sent.
+func (u *useCounter) putBack(uses []tokens.AuditUseCount) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, c := range uses {
+		k := useKey{time: c.Time, user: c.User, object: c.Object, op: c.Op, result: c.Result}
+		hex.Decode(k.cert[:], []byte(c.Cert))
+		u.counts[k] += c.Count
+	}
+}
+
+// flush sends the counts of finished seconds (all of them when all is
+// set, at shutdown). A batch whose outcome is unknown is kept and resent
+// first, with its number, so apply counts it at most once.
+func (u *useCounter) flush(ctx context.Context, all bool) error {
+	u.flushMu.Lock()
+	defer u.flushMu.Unlock()
+	if u.pending != nil {
+		if err := u.send(ctx, u.pending); err != nil {
+			return err
+		}
+	}
+	before := u.now().Unix()
+	if all {
+		before = math.MaxInt64
+	}
+	uses := u.take(before)
+	if len(uses) == 0 {
+		return nil
+	}
+	s := u.sealer()
+	if s == nil {
+		u.putBack(uses)
+		return errors.New("the domain key is not unsealed")
+	}
+	tokens.SortAuditUses(uses)
+	for len(uses) > 0 {
+		n := min(len(uses), usesPerFlush)
+		part := uses[:n]
+		uses = uses[n:]
+		// Batch numbers only grow, also across restarts (lastBatch starts
+		// from the store), and follow the clock where it allows.
+		batch := max(u.lastBatch+1, uint64(u.now().UnixNano()))
+		u.lastBatch = batch
+		c := &tokens.Command{Op: tokens.OpAudit, Time: u.now().Unix(), Node: u.node, Batch: batch, Uses: part,
+			Proof: tokens.AuditProof(s, u.node, batch, part)}
+		if err := u.send(ctx, c); err != nil {
+			u.putBack(uses)
+			return err
+		}
+	}
+	return nil
+}
+
+// send submits a batch. A refusal is final (a duplicate was counted
+// already); a failure of the cluster keeps the batch pending.
+func (u *useCounter) send(ctx context.Context, c *tokens.Command) error {
+	err := u.applier.Submit(ctx, c)
+	switch {
+	case err == nil || tokens.IsAuditDuplicate(err):
+		u.pending = nil
+		return nil
+	case tokens.IsRV(err, ck.CKR_DEVICE_ERROR) || ctx.Err() != nil:
+		u.pending = c
+		return err
+	default:
+		u.pending = nil
+		u.log.Error("key-use counts refused; they are lost", "batch", c.Batch, "counts", len(c.Uses), "error", err.Error())
+		return nil
+	}
+}
+
+// run flushes every second until ctx ends.
+func (u *useCounter) run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := u.flush(fctx, false); err != nil {
+				u.log.Warn("key-use counts not sent yet; will retry", "error", err.Error())
+			}
+			cancel()
+		}
+	}
+}
+
+// keyUseOf says which key a request uses for which operation.
+func keyUseOf(method string, req any) (op string, objects []uint64) {
+	switch r := req.(type) {
+	case *hsmpb.CryptoRequest:
+		switch method {
+		case "Sign":
+			return tokens.UseSign, []uint64{r.Key}
+		case "Encrypt":
+			return tokens.UseEncrypt, []uint64{r.Key}
+		case "Decrypt":
+			return tokens.UseDecrypt, []uint64{r.Key}
+		}
+	case *hsmpb.VerifyRequest:
+		return tokens.UseVerify, []uint64{r.Key}
+	case *hsmpb.WrapKeyRequest:
+		// The wrapping key is used; the wrapped one leaves the HSM.
+		return tokens.UseWrap, []uint64{r.WrappingKey, r.Key}
+	case *hsmpb.UnwrapKeyRequest:
+		return tokens.UseUnwrap, []uint64{r.UnwrappingKey}
+	case *hsmpb.DeriveKeyRequest:
+		return tokens.UseDerive, []uint64{r.BaseKey}
+	}
+	return "", nil
+}
+
+// countUse counts a key use that reached its handler, with its result.
+// It is called by the interceptor after the handler ran.
+func (s *Server) countUse(ctx context.Context, fullMethod string, req any, err error) {
+	if s.uses == nil {
+		return
+	}
+	op, objects := keyUseOf(fullMethod[strings.LastIndex(fullMethod, "/")+1:], req)
+	if op == "" {
+		return
+	}
+	c := callerFrom(ctx)
+	id := identityFrom(ctx)
+	k := useKey{time: s.now().Unix(), user: c.User, cert: id.Fingerprint, op: op, result: tokens.RV(err)}
+	for i, o := range objects {
+		k.object = o
+		if i == 1 {
+			k.op = tokens.UseWrapped
+		}
+		s.uses.add(k)
+	}
+}
+
+// auditPage is the most records one ListAudit answer holds.
+const auditPage = 1000
+
+func auditToPB(r *tokens.AuditRecord) *hsmpb.AuditRecord {
+	return &hsmpb.AuditRecord{Seq: r.Seq, Index: r.Index, Time: r.Time, Kind: r.Kind, Op: r.Op, User: r.User,
+		Cert: r.Cert, Node: r.Node, Object: r.Object, Subject: r.Subject, Result: r.Result, Count: r.Count, Mac: r.MAC}
+}
+
+// ListAudit reads this node's records: a crypto officer's every record, a
+// crypto user's only its own.
+func (s *Server) ListAudit(ctx context.Context, r *hsmpb.ListAuditRequest) (*hsmpb.ListAuditResponse, error) {
+	c := callerFrom(ctx)
+	q := tokens.AuditQuery{AfterSeq: r.AfterSeq, Since: r.Since, User: r.User, Object: r.Object, Limit: auditPage}
+	if r.Limit > 0 && r.Limit < auditPage {
+		q.Limit = int(r.Limit)
+	}
+	if r.AfterSeq >= 1<<63 {
+		return nil, bad("after_seq", "out of range")
+	}
+	if r.Object >= 1<<63 {
+		return nil, bad("object", "out of range")
+	}
+	if len(r.User) > 64 {
+		return nil, bad("user", "longer than 64 characters")
+	}
+	switch c.Role {
+	case tokens.RoleCO:
+	case tokens.RoleCU:
+		if r.User != "" && r.User != c.User {
+			return nil, tokens.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "a crypto user reads only its own audit records")
+		}
+		q.User = c.User
+	default:
+		return nil, tokens.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "log in first")
+	}
+	recs, err := s.engine.Store().AuditRecords(q)
+	if err != nil {
+		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the audit trail")
+	}
+	out := &hsmpb.ListAuditResponse{Records: make([]*hsmpb.AuditRecord, len(recs))}
+	for i, rec := range recs {
+		out.Records[i] = auditToPB(rec)
+	}
+	if len(recs) == q.Limit {
+		out.NextAfterSeq = recs[len(recs)-1].Seq
+	}
+	return out, nil
+}
+
+// VerifyAudit recomputes this node's chain (crypto officers only).
+func (s *Server) VerifyAudit(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.VerifyAuditResponse, error) {
+	if callerFrom(ctx).Role != tokens.RoleCO {
+		return nil, tokens.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer verifies the audit trail")
+	}
+	sealer, err := s.engine.Sealer()
+	if err != nil {
+		return nil, err
+	}
+	rep, err := tokens.VerifyAudit(s.engine.Store(), sealer)
+	if err != nil {
+		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the audit trail")
+	}
+	s.log.Info("audit trail verified", "ok", rep.OK, "records", rep.Records, "problem", rep.Problem,
+		"user", callerFrom(ctx).User)
+	return &hsmpb.VerifyAuditResponse{Ok: rep.OK, Records: rep.Records, HeadSeq: rep.HeadSeq, FirstBad: rep.FirstBad,
+		Problem: rep.Problem, Detail: rep.Detail, Node: s.node}, nil
+}
