@@ -239,6 +239,8 @@ func Open(cfg *Config) (*Node, error) {
 	n.Engine = tokens.NewEngine(m, nil)
 	n.Server = NewServer(n.Engine, cfg.Node, rec.ClusterID, cfg.TTL(), log)
 	n.Server.daemon = n
+	n.Server.maxLife = cfg.MaxLifetime()
+	n.Server.sweepEvery = cfg.SweepInterval()
 	m.OnLogout = n.Server.revoke
 	if err := n.Server.loadLoggedOut(); err != nil {
 		st.Close()

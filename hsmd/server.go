@@ -6,7 +6,10 @@ package hsmd
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,18 +56,33 @@ type Server struct {
 	backups      *backups
 	restoreMu    sync.Mutex
 
+	// maxLife is a login session's absolute lifetime; sweepEvery how
+	// often the janitor runs.
+	maxLife    time.Duration
+	sweepEvery time.Duration
+	throttle   *throttle
+	// preAuth holds the slots of requests being read before they are
+	// authorized (see tap).
+	preAuth chan struct{}
+
 	mu       sync.Mutex
-	revoked  map[uint64]int64     // session -> expiry, for logged-out sessions
+	revoked  map[uint64]int64     // session -> its absolute end, for logged-out sessions
 	lastSeen map[uint64]time.Time // session -> last call, to drop session objects
+	// bgNonces holds the nonces of recent break-glass unlocks (nonce ->
+	// when to forget it), so a captured request cannot be played again.
+	bgNonces map[string]int64
 }
 
 // NewServer makes the service for an engine.
 func NewServer(e *tokens.Engine, node, clusterID string, ttl time.Duration, log *slog.Logger) *Server {
 	return &Server{engine: e, node: node, clusterID: clusterID, ttl: ttl, log: log, now: time.Now,
-		revoked: map[uint64]int64{}, lastSeen: map[uint64]time.Time{}}
+		maxLife: max(DefaultSessionMaxLifetime, ttl), sweepEvery: DefaultSweepInterval,
+		throttle: newThrottle(), preAuth: make(chan struct{}, preAuthSlots),
+		revoked: map[uint64]int64{}, lastSeen: map[uint64]time.Time{}, bgNonces: map[string]int64{}}
 }
 
-// revoke refuses a session's token from now on (until it expires).
+// revoke refuses a session's tokens from now on, until the session's
+// absolute end (after which no token of it can be valid).
 func (s *Server) revoke(session uint64, expires int64) {
 	s.mu.Lock()
 	s.revoked[session] = expires
@@ -125,6 +143,7 @@ var methodAccess = map[string]access{
 	// The Peer service.
 	"Forward": accessNode, "ChangeMembership": accessNode, "NodeStatus": accessNode,
 	"DomainKey": accessNode, "LocalBackups": accessNode, "ReadBackup": accessNode,
+	"BreakGlassUnlock": accessNode,
 }
 
 // Metadata of read-your-writes: every answer carries the node's applied
@@ -190,9 +209,21 @@ type ctxStream struct {
 
 func (c *ctxStream) Context() context.Context { return c.ctx }
 
-func (s *Server) intercept(ctx context.Context, fullMethod string, run func(ctx context.Context) error) error {
+func (s *Server) intercept(ctx context.Context, fullMethod string, run func(ctx context.Context) error) (rerr error) {
+	// The request has been read: its pre-authorization slot is free.
+	releasePreAuth(ctx)
 	start := s.now()
 	method := fullMethod[strings.LastIndex(fullMethod, "/")+1:]
+	defer func() {
+		// A panic in a handler ends the call, not the daemon. Only the
+		// method and the panic's type are logged: the value may hold
+		// request contents.
+		if r := recover(); r != nil {
+			s.log.Error("internal error: a handler panicked", "method", method, "panic", fmt.Sprintf("%T", r),
+				"stack", string(debug.Stack()))
+			rerr = statusWith(codes.Internal, ck.CKR_GENERAL_ERROR, "internal error")
+		}
+	}()
 	ctx, err := s.authorize(ctx, method)
 	if err == nil {
 		err = run(ctx)
@@ -278,9 +309,13 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	if gone {
 		return ctx, unauthenticated("the session has been logged out")
 	}
-	u, err := s.engine.CheckUser(cl.User, cl.Generation)
+	u, err := s.engine.CheckUser(cl.User, cl.Number, cl.Generation)
 	if err != nil {
-		return ctx, unauthenticated(err.(*tokens.Error).Msg)
+		var te *tokens.Error
+		if errors.As(err, &te) && te.RV == ck.CKR_USER_NOT_LOGGED_IN {
+			return ctx, unauthenticated(te.Msg)
+		}
+		return ctx, err
 	}
 	ctx = context.WithValue(ctx, keyClaims, cl)
 	ctx = context.WithValue(ctx, keyCaller, tokens.Caller{User: u.Name, Role: u.Role, Session: cl.Session})
@@ -321,6 +356,8 @@ func (s *Server) GRPCServer(creds credentials.TransportCredentials, peer hsmpb.P
 		grpc.StreamInterceptor(s.authenticateStream),
 		grpc.MaxRecvMsgSize(maxMessage),
 		grpc.MaxSendMsgSize(maxMessage),
+		grpc.MaxConcurrentStreams(maxStreams),
+		grpc.InTapHandle(s.tap),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
@@ -334,7 +371,7 @@ func (s *Server) GRPCServer(creds credentials.TransportCredentials, peer hsmpb.P
 // Janitor drops the session objects of sessions idle past the token
 // lifetime, and forgets expired logouts, until ctx ends.
 func (s *Server) Janitor(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(s.sweepEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -356,12 +393,19 @@ func (s *Server) sweep() {
 			delete(s.lastSeen, id)
 		}
 	}
-	for id, exp := range s.revoked {
-		if now.Unix() > exp {
+	forgot := 0
+	for id, end := range s.revoked {
+		// end is the session's absolute end: no token of it is valid
+		// after it, so the record is no longer needed.
+		if now.Unix() > end {
 			delete(s.revoked, id)
+			forgot++
 		}
 	}
+	kept := len(s.revoked)
 	s.mu.Unlock()
+	s.throttle.sweep(now)
+	s.log.Debug("session sweep", "idle_sessions", len(idle), "logouts_forgotten", forgot, "logouts_kept", kept)
 	for _, id := range idle {
 		s.engine.EndSession(id)
 	}

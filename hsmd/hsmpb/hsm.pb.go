@@ -3625,6 +3625,76 @@ func (x *DomainKeyResponse) GetClusterId() string {
 	return ""
 }
 
+// BreakGlassRequest is `hsmd unlock-user`'s request: mac is tokens'
+// break-glass MAC over (user, time_unix, nonce).
+type BreakGlassRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	TimeUnix      int64                  `protobuf:"varint,2,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`
+	Nonce         []byte                 `protobuf:"bytes,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Mac           []byte                 `protobuf:"bytes,4,opt,name=mac,proto3" json:"mac,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BreakGlassRequest) Reset() {
+	*x = BreakGlassRequest{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BreakGlassRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BreakGlassRequest) ProtoMessage() {}
+
+func (x *BreakGlassRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BreakGlassRequest.ProtoReflect.Descriptor instead.
+func (*BreakGlassRequest) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *BreakGlassRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *BreakGlassRequest) GetTimeUnix() int64 {
+	if x != nil {
+		return x.TimeUnix
+	}
+	return 0
+}
+
+func (x *BreakGlassRequest) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *BreakGlassRequest) GetMac() []byte {
+	if x != nil {
+		return x.Mac
+	}
+	return nil
+}
+
 var File_hsmd_hsmpb_hsm_proto protoreflect.FileDescriptor
 
 const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
@@ -3877,7 +3947,12 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x11DomainKeyResponse\x12\x16\n" +
 	"\x06sealed\x18\x01 \x01(\fR\x06sealed\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x02 \x01(\tR\tclusterId2\xe1\x13\n" +
+	"cluster_id\x18\x02 \x01(\tR\tclusterId\"l\n" +
+	"\x11BreakGlassRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1b\n" +
+	"\ttime_unix\x18\x02 \x01(\x03R\btimeUnix\x12\x14\n" +
+	"\x05nonce\x18\x03 \x01(\fR\x05nonce\x12\x10\n" +
+	"\x03mac\x18\x04 \x01(\fR\x03mac2\xe1\x13\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -3922,7 +3997,7 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\fCreateBackup\x12\x11.openhsm.v1.Empty\x1a\x1a.openhsm.v1.BackupProgress0\x01\x12A\n" +
 	"\vListBackups\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.ListBackupsResponse\x12>\n" +
 	"\tGetBackup\x12\x1c.openhsm.v1.GetBackupRequest\x1a\x11.openhsm.v1.Chunk0\x01\x12B\n" +
-	"\rRestoreBackup\x12\x11.openhsm.v1.Chunk\x1a\x1a.openhsm.v1.BackupProgress(\x010\x012\x8e\x03\n" +
+	"\rRestoreBackup\x12\x11.openhsm.v1.Chunk\x1a\x1a.openhsm.v1.BackupProgress(\x010\x012\xd4\x03\n" +
 	"\x04Peer\x12B\n" +
 	"\aForward\x12\x1a.openhsm.v1.ForwardRequest\x1a\x1b.openhsm.v1.ForwardResponse\x12D\n" +
 	"\x10ChangeMembership\x12\x1d.openhsm.v1.MembershipRequest\x1a\x11.openhsm.v1.Empty\x128\n" +
@@ -3931,7 +4006,8 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\tDomainKey\x12\x11.openhsm.v1.Empty\x1a\x1d.openhsm.v1.DomainKeyResponse\x12B\n" +
 	"\fLocalBackups\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.ListBackupsResponse\x12?\n" +
 	"\n" +
-	"ReadBackup\x12\x1c.openhsm.v1.GetBackupRequest\x1a\x11.openhsm.v1.Chunk0\x01B'Z%github.com/openhsm/openhsm/hsmd/hsmpbb\x06proto3"
+	"ReadBackup\x12\x1c.openhsm.v1.GetBackupRequest\x1a\x11.openhsm.v1.Chunk0\x01\x12D\n" +
+	"\x10BreakGlassUnlock\x12\x1d.openhsm.v1.BreakGlassRequest\x1a\x11.openhsm.v1.EmptyB'Z%github.com/openhsm/openhsm/hsmd/hsmpbb\x06proto3"
 
 var (
 	file_hsmd_hsmpb_hsm_proto_rawDescOnce sync.Once
@@ -3945,7 +4021,7 @@ func file_hsmd_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_hsmd_hsmpb_hsm_proto_rawDescData
 }
 
-var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                  // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),            // 1: openhsm.v1.ErrorDetail
@@ -4008,6 +4084,7 @@ var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*ForwardResponse)(nil),        // 58: openhsm.v1.ForwardResponse
 	(*MembershipRequest)(nil),      // 59: openhsm.v1.MembershipRequest
 	(*DomainKeyResponse)(nil),      // 60: openhsm.v1.DomainKeyResponse
+	(*BreakGlassRequest)(nil),      // 61: openhsm.v1.BreakGlassRequest
 }
 var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -4087,52 +4164,54 @@ var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	0,  // 74: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
 	0,  // 75: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
 	55, // 76: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
-	11, // 77: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 78: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 79: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 80: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 81: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 82: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 83: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 84: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 85: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 86: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 87: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 88: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 89: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 90: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 91: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 92: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 93: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 94: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 95: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 96: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 97: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	47, // 98: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 99: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 100: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	47, // 101: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 102: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	47, // 103: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	47, // 104: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	44, // 105: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
-	47, // 106: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	47, // 107: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	49, // 108: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 109: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 110: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	52, // 111: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	54, // 112: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 113: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	52, // 114: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	58, // 115: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
-	0,  // 116: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
-	48, // 117: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
-	60, // 118: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
-	54, // 119: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 120: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
-	77, // [77:121] is the sub-list for method output_type
-	33, // [33:77] is the sub-list for method input_type
+	61, // 77: openhsm.v1.Peer.BreakGlassUnlock:input_type -> openhsm.v1.BreakGlassRequest
+	11, // 78: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11, // 79: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,  // 80: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,  // 81: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14, // 82: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20, // 83: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,  // 84: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,  // 85: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,  // 86: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,  // 87: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21, // 88: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25, // 89: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25, // 90: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,  // 91: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27, // 92: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29, // 93: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32, // 94: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,  // 95: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,  // 96: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25, // 97: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37, // 98: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	47, // 99: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25, // 100: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25, // 101: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	47, // 102: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,  // 103: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	47, // 104: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	47, // 105: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	44, // 106: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
+	47, // 107: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	47, // 108: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	49, // 109: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,  // 110: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,  // 111: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	52, // 112: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	54, // 113: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 114: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	52, // 115: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	58, // 116: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
+	0,  // 117: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
+	48, // 118: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
+	60, // 119: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
+	54, // 120: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 121: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
+	0,  // 122: openhsm.v1.Peer.BreakGlassUnlock:output_type -> openhsm.v1.Empty
+	78, // [78:123] is the sub-list for method output_type
+	33, // [33:78] is the sub-list for method input_type
 	33, // [33:33] is the sub-list for extension type_name
 	33, // [33:33] is the sub-list for extension extendee
 	0,  // [0:33] is the sub-list for field type_name
@@ -4159,7 +4238,7 @@ func file_hsmd_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsmd_hsmpb_hsm_proto_rawDesc), len(file_hsmd_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   61,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
