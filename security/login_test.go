@@ -1,0 +1,277 @@
+package security
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/hsmd"
+	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/pki"
+	"github.com/openhsm/openhsm/tokens"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+)
+
+// loginRaw is a bare gRPC connection to node k with client certificate
+// cert ("client" is the one cluster.sh made; others come from
+// loginIssueCert): the attacker's own tool, with no client library
+// in between to retry or log in again.
+type loginRaw struct {
+	api  hsmpb.HSMClient
+	conn *grpc.ClientConn
+}
+
+func loginDial(t *testing.T, c *testcluster.Cluster, k int, cert string) *loginRaw {
+	t.Helper()
+	dir := filepath.Join(c.Dir, "pki")
+	conf, err := pki.ClientConfigFor(pki.CertPath(dir, cert), pki.KeyPath(dir, cert), filepath.Join(dir, "ca.pem"), "localhost")
+	require.NoError(t, err)
+	conn, err := grpc.NewClient(c.Addr(k), grpc.WithTransportCredentials(credentials.NewTLS(conf)))
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return &loginRaw{api: hsmpb.NewHSMClient(conn), conn: conn}
+}
+
+// loginIssueCert makes another client certificate from the cluster's CA.
+func loginIssueCert(t *testing.T, c *testcluster.Cluster, name string) string {
+	t.Helper()
+	dir := filepath.Join(c.Dir, "pki")
+	ca, err := pki.LoadCA(dir)
+	require.NoError(t, err)
+	require.NoError(t, ca.IssueClient(dir, name))
+	return name
+}
+
+func loginCtx(t *testing.T, token string) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	if token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, hsmd.SessionHeader, token)
+	}
+	return ctx
+}
+
+func (r *loginRaw) login(t *testing.T, user, password string) (*hsmpb.LoginResponse, error) {
+	resp, err := r.api.Login(loginCtx(t, ""), &hsmpb.LoginRequest{User: user, Password: password})
+	return resp, client.FromStatus(err)
+}
+
+var loginRetryIn = regexp.MustCompile(`try again in (\d+)s`)
+
+// loginPatiently logs in, waiting as long as the node says when it
+// throttles; it returns the first answer that is not a throttle.
+func (r *loginRaw) loginPatiently(t *testing.T, user, password string) (*hsmpb.LoginResponse, error) {
+	for i := 0; i < 20; i++ {
+		resp, err := r.login(t, user, password)
+		if client.RV(err) != ck.CKR_FUNCTION_REJECTED {
+			return resp, err
+		}
+		m := loginRetryIn.FindStringSubmatch(err.Error())
+		require.NotNil(t, m, "a throttled login says when to retry: %v", err)
+		n, _ := strconv.Atoi(m[1])
+		require.LessOrEqual(t, n, 60)
+		time.Sleep(time.Duration(n)*time.Second + 100*time.Millisecond)
+	}
+	t.Fatal("still throttled after 20 waits")
+	return nil, nil
+}
+
+// loginVerifiedWrong counts, in every node's log, the logins of user that
+// were refused after the password was checked (CKR_PIN_INCORRECT: a known
+// user's password is reported wrong only once it was verified).
+func loginVerifiedWrong(t *testing.T, c *testcluster.Cluster, nodes int, user string) int {
+	t.Helper()
+	n := 0
+	for k := 1; k <= nodes; k++ {
+		f, err := os.Open(c.LogFile(k))
+		require.NoError(t, err)
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			l := sc.Text()
+			if strings.Contains(l, `"msg":"login failed"`) && strings.Contains(l, `"user":"`+user+`"`) &&
+				strings.Contains(l, `"ckr":"CKR_PIN_INCORRECT"`) {
+				n++
+			}
+		}
+		f.Close()
+	}
+	return n
+}
+
+func loginUser(t *testing.T, co *client.Client, name string) client.UserInfo {
+	t.Helper()
+	us, err := co.ListUsers(ctx)
+	require.NoError(t, err)
+	for _, u := range us {
+		if u.Name == name {
+			return u
+		}
+	}
+	t.Fatalf("no user %s", name)
+	return client.UserInfo{}
+}
+
+// TestAttackLoginConcurrentGuesses: the attacker holds a client
+// certificate and nothing else. Forty wrong guesses sent at once, spread
+// over the three nodes, must get at most five passwords checked in the
+// whole cluster (counted from the nodes' logs and the store's count), and
+// the right password must then be refused as locked on every node.
+func TestAttackLoginConcurrentGuesses(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	admin := pinned(t, c, 1, c.Env["HSM_USER"], c.Env["HSM_PASSWORD"])
+	require.NoError(t, admin.CreateUser(ctx, "victim", "CU", "victim-password"))
+	attacker := []*loginRaw{loginDial(t, c, 1, "client"), loginDial(t, c, 2, "client"), loginDial(t, c, 3, "client")}
+	var mu sync.Mutex
+	answers := map[string]int{}
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, err := attacker[i%3].login(t, "victim", fmt.Sprintf("guess-number-%d", i))
+			mu.Lock()
+			answers[ck.RVName(client.RV(err))]++
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	t.Logf("answers to 40 concurrent guesses: %v", answers)
+	assert.LessOrEqual(t, answers["CKR_PIN_INCORRECT"], tokens.MaxFailedLogins)
+	assert.Zero(t, answers["CKR_OK"])
+	// Keep guessing one at a time (as the throttle allows) until the
+	// account answers locked.
+	for i := 0; i < 10; i++ {
+		_, err := attacker[0].loginPatiently(t, "victim", fmt.Sprintf("late-guess-%d", i))
+		if client.RV(err) == ck.CKR_PIN_LOCKED {
+			break
+		}
+		require.Equal(t, "CKR_PIN_INCORRECT", ck.RVName(client.RV(err)), "%v", err)
+	}
+	assert.Equal(t, tokens.MaxFailedLogins, loginVerifiedWrong(t, c, 3, "victim"), "passwords checked, all nodes together")
+	u := loginUser(t, admin, "victim")
+	assert.True(t, u.Locked)
+	assert.Equal(t, tokens.MaxFailedLogins, u.FailedLogins)
+	for k := 1; k <= 3; k++ {
+		_, err := loginDial(t, c, k, "client").loginPatiently(t, "victim", "victim-password")
+		assert.Equal(t, "CKR_PIN_LOCKED", ck.RVName(client.RV(err)), "the right password on node%d: %v", k, err)
+	}
+	assert.Equal(t, tokens.MaxFailedLogins, loginVerifiedWrong(t, c, 3, "victim"))
+}
+
+// TestAttackLoginThrottle: the attacker holds a client certificate and
+// guesses one password after another. After the second failure the next
+// attempt, from that certificate for any account, or for that account
+// from any certificate, is refused with the time to wait; a refused
+// attempt checks no password and does not count towards the lockout.
+func TestAttackLoginThrottle(t *testing.T) {
+	c := testcluster.Start(t, 1)
+	admin := pinned(t, c, 1, c.Env["HSM_USER"], c.Env["HSM_PASSWORD"])
+	for _, u := range []string{"victim", "bystander"} {
+		require.NoError(t, admin.CreateUser(ctx, u, "CU", u+"-password"))
+	}
+	attacker := loginDial(t, c, 1, "client")
+	other := loginDial(t, c, 1, loginIssueCert(t, c, "other-app"))
+	var throttledErr error
+	for i := 0; i < 4 && throttledErr == nil; i++ {
+		_, err := attacker.login(t, "victim", fmt.Sprintf("guess-%d", i))
+		switch client.RV(err) {
+		case ck.CKR_FUNCTION_REJECTED:
+			throttledErr = err
+		case ck.CKR_PIN_INCORRECT:
+		default:
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	require.Error(t, throttledErr, "guessing was never throttled")
+	assert.Regexp(t, `try again in [1-9][0-9]*s`, throttledErr.Error())
+	assert.NotContains(t, throttledErr.Error(), "guess-")
+	checked := loginVerifiedWrong(t, c, 1, "victim")
+	counted := loginUser(t, admin, "victim").FailedLogins
+	assert.Equal(t, checked, counted)
+	assert.Less(t, counted, tokens.MaxFailedLogins)
+
+	// The same certificate, another account; another certificate, the
+	// same account: both wait.
+	_, err := attacker.login(t, "bystander", "a-guess-at-bystander")
+	assert.Equal(t, "CKR_FUNCTION_REJECTED", ck.RVName(client.RV(err)), "%v", err)
+	_, err = other.login(t, "victim", "another-guess")
+	assert.Equal(t, "CKR_FUNCTION_REJECTED", ck.RVName(client.RV(err)), "%v", err)
+	assert.Equal(t, checked, loginVerifiedWrong(t, c, 1, "victim"), "a throttled attempt checked a password")
+	assert.Equal(t, counted, loginUser(t, admin, "victim").FailedLogins, "a throttled attempt counted")
+	assert.Zero(t, loginUser(t, admin, "bystander").FailedLogins)
+
+	// Once the wait is over the owner gets in, and that clears the
+	// account's throttle.
+	_, err = other.loginPatiently(t, "victim", "victim-password")
+	require.NoError(t, err)
+	assert.Zero(t, loginUser(t, admin, "victim").FailedLogins)
+}
+
+// TestAttackLoginBreakGlassUnlock: the attacker holds a client
+// certificate and locks the first officer with five guesses. Whoever holds
+// a node's files and the cluster passphrase unlocks it with `hsmd
+// unlock-user`, through the log, on all three nodes. The same command with
+// a wrong passphrase file (a node host's files without the passphrase) is
+// refused and changes nothing.
+func TestAttackLoginBreakGlassUnlock(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	user, pass := c.Env["HSM_USER"], c.Env["HSM_PASSWORD"]
+	attacker := loginDial(t, c, 2, loginIssueCert(t, c, "attacker"))
+	for i := 0; i < 10; i++ {
+		_, err := attacker.loginPatiently(t, user, fmt.Sprintf("guess-%d", i))
+		if client.RV(err) == ck.CKR_PIN_LOCKED {
+			break
+		}
+	}
+	officer := loginDial(t, c, 1, "client")
+	_, err := officer.login(t, user, pass)
+	require.Equal(t, "CKR_PIN_LOCKED", ck.RVName(client.RV(err)), "the officer is locked out: %v", err)
+
+	hsmdBin := filepath.Join(testcluster.Bin(t), "hsmd")
+	// A node host without the passphrase: the node's config, certificate
+	// and key, and a passphrase file that is not the cluster's.
+	wrong := filepath.Join(c.Dir, "wrong-passphrase")
+	require.NoError(t, os.WriteFile(wrong, []byte("not-the-cluster-passphrase\n"), 0o600))
+	conf, err := os.ReadFile(filepath.Join(c.Dir, "node1.toml"))
+	require.NoError(t, err)
+	bad := strings.Replace(string(conf), `passphrase_file = "passphrase"`, `passphrase_file = "wrong-passphrase"`, 1)
+	require.NotEqual(t, string(conf), bad)
+	require.NoError(t, os.WriteFile(filepath.Join(c.Dir, "node1-wrong.toml"), []byte(bad), 0o600))
+	out, err := exec.Command(hsmdBin, "unlock-user", "-config", filepath.Join(c.Dir, "node1-wrong.toml"), user).CombinedOutput()
+	require.Error(t, err, "unlock with a wrong passphrase: %s", out)
+	assert.NotContains(t, string(out), "not-the-cluster-passphrase")
+	_, err = officer.login(t, user, pass)
+	require.Equal(t, "CKR_PIN_LOCKED", ck.RVName(client.RV(err)), "still locked after the refused unlock: %v", err)
+
+	out, err = exec.Command(hsmdBin, "unlock-user", "-config", filepath.Join(c.Dir, "node3.toml"), user).CombinedOutput()
+	require.NoError(t, err, "unlock-user: %s", out)
+	for k := 1; k <= 3; k++ {
+		raw := loginDial(t, c, k, "client")
+		require.Eventually(t, func() bool {
+			_, err := raw.login(t, user, pass)
+			return err == nil
+		}, 20*time.Second, 200*time.Millisecond, "the officer logs in on node%d after the unlock", k)
+	}
+	for k := 1; k <= 3; k++ {
+		logs, err := os.ReadFile(c.LogFile(k))
+		require.NoError(t, err)
+		assert.NotContains(t, string(logs), secret(t, c, "passphrase"))
+	}
+}
