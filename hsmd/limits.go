@@ -2,8 +2,11 @@ package hsmd
 
 import (
 	"context"
+	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/pki"
@@ -36,6 +39,10 @@ import (
 const (
 	preAuthSlots = 8
 	maxStreams   = 64
+	// preAuthWait is how long a stream waits for a slot before it is
+	// refused as busy. The wait holds up only its own connection's reader
+	// (a tap runs there), and the slots' holders are past reading.
+	preAuthWait = time.Second
 )
 
 // Services the tap lets through; anything else is refused before the
@@ -114,7 +121,15 @@ func (s *Server) tap(ctx context.Context, info *tap.Info) (context.Context, erro
 	select {
 	case s.preAuth <- struct{}{}:
 	default:
-		return ctx, busy("the node is busy with other requests from callers that are not logged in; try again in a moment")
+		timer := time.NewTimer(preAuthWait)
+		defer timer.Stop()
+		select {
+		case s.preAuth <- struct{}{}:
+		case <-timer.C:
+			return ctx, busy("the node is busy with other requests from callers that are not logged in; try again in a moment")
+		case <-ctx.Done():
+			return ctx, busy("the node is busy with other requests from callers that are not logged in; try again in a moment")
+		}
 	}
 	slot := &preAuthSlot{release: func() { <-s.preAuth }}
 	// The stream's context ends with the stream, whatever happens to it
@@ -136,3 +151,23 @@ func tapIdentity(ctx context.Context) (pki.Identity, error) {
 }
 
 var errNoPeer = unauthenticated("not a TLS connection")
+
+// MemoryCeiling is the peak resident memory a node stays under while
+// callers without a session flood it (logins, oversized requests), with
+// no authenticated load: the daemon's own base (about 40 MiB), the
+// requests being read before authorization (preAuthSlots × maxMessage,
+// held at most twice while decoded) and the argon2id slots. docs/cluster.md
+// states it; the security suite's TestAttackLoginMemoryCeiling checks it.
+const MemoryCeiling = 512 << 20
+
+// memorySoftLimit is the Go runtime's memory limit (unless GOMEMLIMIT
+// says otherwise): near it the collector runs more often, so garbage from
+// a flood of refused requests does not pile up past the ceiling.
+const memorySoftLimit = 384 << 20
+
+// LimitMemory sets the runtime's soft memory limit for a daemon.
+func LimitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memorySoftLimit)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -226,6 +227,9 @@ func Open(cfg *Config) (*Node, error) {
 		st.Close()
 		return nil, fmt.Errorf("cannot start: %w", err)
 	}
+	// Unsealing took 64 MiB for argon2id: give it back to the system now
+	// rather than keep it as the daemon's floor.
+	debug.FreeOSMemory()
 	log, logw, closer, err := cfg.logger()
 	if err != nil {
 		st.Close()

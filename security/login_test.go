@@ -275,3 +275,96 @@ func TestAttackLoginBreakGlassUnlock(t *testing.T) {
 		assert.NotContains(t, string(logs), secret(t, c, "passphrase"))
 	}
 }
+
+// loginResetPeak starts node k's VmHWM over from its current RSS.
+func loginResetPeak(t *testing.T, c *testcluster.Cluster, k int) {
+	t.Helper()
+	pid, err := os.ReadFile(filepath.Join(c.Dir, fmt.Sprintf("node%d.pid", k)))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(fmt.Sprintf("/proc/%s/clear_refs", strings.TrimSpace(string(pid))), []byte("5"), 0))
+}
+
+// loginPeakRSS is the peak resident set (VmHWM) of node k's process.
+func loginPeakRSS(t *testing.T, c *testcluster.Cluster, k int) int64 {
+	t.Helper()
+	pid, err := os.ReadFile(filepath.Join(c.Dir, fmt.Sprintf("node%d.pid", k)))
+	require.NoError(t, err)
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%s/status", strings.TrimSpace(string(pid))))
+	require.NoError(t, err)
+	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(st)
+	require.NotNil(t, m)
+	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return kb << 10
+}
+
+// TestAttackLoginMemoryCeiling: the attacker holds client certificates
+// (four of them) and no password, or one password. 200 logins at once,
+// half right and half wrong, then 40 logins whose password field is 15 MiB,
+// all over many connections, must keep the daemon's peak memory under the
+// ceiling docs/cluster.md states (hsmd.MemoryCeiling); the excess is
+// refused as busy, not queued without bound.
+func TestAttackLoginMemoryCeiling(t *testing.T) {
+	c := testcluster.Start(t, 1)
+	cuPass := c.Env["P11_PIN"]
+	certs := []string{"client", loginIssueCert(t, c, "app2"), loginIssueCert(t, c, "app3"), loginIssueCert(t, c, "app4")}
+	var conns []*loginRaw
+	for i := 0; i < 16; i++ {
+		conns = append(conns, loginDial(t, c, 1, certs[i%len(certs)]))
+	}
+	// Start the peak over: unsealing the domain key at start (argon2id
+	// with a larger memory cost than passwords) set it.
+	loginResetPeak(t, c, 1)
+	before := loginPeakRSS(t, c, 1)
+	var mu sync.Mutex
+	answers := map[string]int{}
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			user, pw := "cu1", cuPass
+			if i%2 == 1 {
+				user, pw = fmt.Sprintf("nobody%d", i), "a-wrong-password"
+			}
+			_, err := conns[i%len(conns)].login(t, user, pw)
+			mu.Lock()
+			answers[ck.RVName(client.RV(err))]++
+			if client.RV(err) == ck.CKR_DEVICE_MEMORY {
+				answers[err.Error()]++
+			}
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	t.Logf("answers to 200 concurrent logins: %v", answers)
+	for rv := range answers {
+		if !strings.Contains(rv, " ") {
+			assert.Contains(t, []string{"CKR_OK", "CKR_PIN_INCORRECT", "CKR_FUNCTION_REJECTED", "CKR_DEVICE_MEMORY"}, rv)
+		}
+	}
+	assert.Positive(t, answers["CKR_OK"])
+	afterLogins := loginPeakRSS(t, c, 1)
+
+	huge := strings.Repeat("p", 15<<20)
+	answers = map[string]int{}
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, err := conns[i%len(conns)].api.Login(loginCtx(t, ""), &hsmpb.LoginRequest{User: "cu1", Password: huge})
+			mu.Lock()
+			answers[ck.RVName(client.RV(client.FromStatus(err)))]++
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	t.Logf("answers to 40 concurrent 15 MiB logins: %v", answers)
+	assert.Zero(t, answers["CKR_OK"])
+	peak := loginPeakRSS(t, c, 1)
+	t.Logf("peak RSS: %d MiB at start, %d MiB after the logins, %d MiB after the large requests; ceiling %d MiB",
+		before>>20, afterLogins>>20, peak>>20, hsmd.MemoryCeiling>>20)
+	assert.Less(t, peak, int64(hsmd.MemoryCeiling))
+	// The node still serves.
+	_, err := conns[0].loginPatiently(t, "cu1", cuPass)
+	require.NoError(t, err)
+}

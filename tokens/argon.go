@@ -16,7 +16,7 @@ import (
 // work is then ArgonSlots × 19 MiB, whatever the load.
 var (
 	ArgonSlots = min(max(runtime.NumCPU(), 1), 4)
-	ArgonQueue = 64
+	ArgonQueue = 128
 )
 
 // errBusyMsg is the answer when the password queue is full.

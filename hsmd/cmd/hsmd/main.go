@@ -77,6 +77,7 @@ func main() {
 		}
 		return
 	}
+	hsmd.LimitMemory()
 	n, err := hsmd.Open(cfg)
 	if err != nil {
 		fail(err)
