@@ -368,3 +368,130 @@ func TestAttackLoginMemoryCeiling(t *testing.T) {
 	_, err := conns[0].loginPatiently(t, "cu1", cuPass)
 	require.NoError(t, err)
 }
+
+// TestAttackLoginLogoutLasts: the attacker holds a client certificate and
+// a session token the user has logged out (a copy of it, and a refreshed
+// one taken before the logout). Neither Refresh nor any call may bring the
+// session back, not after the old token's expiry and not after the
+// janitor's sweep; and no refresh reaches past the session's absolute end.
+func TestAttackLoginLogoutLasts(t *testing.T) {
+	c := testcluster.StartWith(t, 1, "session_ttl = \"10s\"\nsession_max_lifetime = \"20s\"\nsession_sweep_interval = \"1s\"\nlog_level = \"debug\"\n")
+	raw := loginDial(t, c, 1, "client")
+	cuPass := c.Env["P11_PIN"]
+	first, err := raw.login(t, "cu1", cuPass)
+	require.NoError(t, err)
+	kept, err := raw.login(t, "cu1", cuPass) // a session nobody logs out
+	require.NoError(t, err)
+	maxEnd := time.Now().Add(20 * time.Second).Unix()
+
+	time.Sleep(5 * time.Second)
+	refreshed, err := raw.api.Refresh(loginCtx(t, first.Token), &hsmpb.Empty{})
+	require.NoError(t, err)
+	require.Greater(t, refreshed.ExpiresUnix, first.ExpiresUnix, "a refresh gives a later expiry")
+	kept, err = raw.api.Refresh(loginCtx(t, kept.Token), &hsmpb.Empty{})
+	require.NoError(t, err)
+	_, err = raw.api.Logout(loginCtx(t, first.Token), &hsmpb.Empty{})
+	require.NoError(t, err)
+
+	refused := func(what, token string) {
+		t.Helper()
+		_, err := raw.api.Refresh(loginCtx(t, token), &hsmpb.Empty{})
+		assert.Equal(t, "CKR_USER_NOT_LOGGED_IN", ck.RVName(client.RV(client.FromStatus(err))), "%s: Refresh: %v", what, err)
+		_, err = raw.api.ListUsers(loginCtx(t, token), &hsmpb.Empty{})
+		assert.Equal(t, "CKR_USER_NOT_LOGGED_IN", ck.RVName(client.RV(client.FromStatus(err))), "%s: ListUsers: %v", what, err)
+	}
+	refused("the logged-out token", first.Token)
+	refused("the refreshed token", refreshed.Token)
+
+	// Past the first token's expiry, with a sweep after it, the refreshed
+	// token (not yet expired) is still refused, as logged out.
+	require.Eventually(t, func() bool { return time.Now().Unix() > first.ExpiresUnix+1 }, 20*time.Second, 100*time.Millisecond)
+	sweeps := func() int {
+		b, err := os.ReadFile(c.LogFile(1))
+		require.NoError(t, err)
+		return strings.Count(string(b), `"msg":"session sweep"`)
+	}
+	n := sweeps()
+	require.Eventually(t, func() bool { return sweeps() > n }, 10*time.Second, 100*time.Millisecond, "the janitor sweeps")
+	require.Less(t, time.Now().Unix(), refreshed.ExpiresUnix, "the test ran too slowly to check the refreshed token before its expiry")
+	_, err = raw.api.ListUsers(loginCtx(t, refreshed.Token), &hsmpb.Empty{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "logged out")
+	refused("the refreshed token after the sweep", refreshed.Token)
+
+	// The session nobody logged out refreshes, but never past its end.
+	again, err := raw.api.Refresh(loginCtx(t, kept.Token), &hsmpb.Empty{})
+	require.NoError(t, err)
+	assert.LessOrEqual(t, again.ExpiresUnix, maxEnd+1, "a refresh outlived the session's absolute end")
+}
+
+// TestAttackLoginRecreatedUser: the attacker holds a client certificate
+// and the session token of a crypto user that was then deleted; an officer
+// of the same name (and password) now exists. The old token must be
+// refused for every call, officer calls above all.
+func TestAttackLoginRecreatedUser(t *testing.T) {
+	c := testcluster.Start(t, 1)
+	admin := pinned(t, c, 1, c.Env["HSM_USER"], c.Env["HSM_PASSWORD"])
+	require.NoError(t, admin.CreateUser(ctx, "ghost", "CU", "ghost-password"))
+	raw := loginDial(t, c, 1, "client")
+	old, err := raw.login(t, "ghost", "ghost-password")
+	require.NoError(t, err)
+	_, err = raw.api.ListUsers(loginCtx(t, old.Token), &hsmpb.Empty{})
+	require.NoError(t, err, "the token works before the delete")
+
+	require.NoError(t, admin.DeleteUser(ctx, "ghost"))
+	require.NoError(t, admin.CreateUser(ctx, "ghost", "CO", "ghost-password"))
+	_, err = raw.login(t, "ghost", "ghost-password")
+	require.NoError(t, err, "the new officer logs in")
+
+	tok := func() context.Context { return loginCtx(t, old.Token) }
+	calls := map[string]func() error{
+		"Refresh":   func() error { _, err := raw.api.Refresh(tok(), &hsmpb.Empty{}); return err },
+		"ListUsers": func() error { _, err := raw.api.ListUsers(tok(), &hsmpb.Empty{}); return err },
+		"CreateUser": func() error {
+			_, err := raw.api.CreateUser(tok(), &hsmpb.CreateUserRequest{User: "mole", Role: "CO", Password: "mole-password"})
+			return err
+		},
+		"DeleteUser": func() error { _, err := raw.api.DeleteUser(tok(), &hsmpb.UserRequest{User: "cu1"}); return err },
+		"SetPassword": func() error {
+			_, err := raw.api.SetPassword(tok(), &hsmpb.SetPasswordRequest{User: "cu1", Password: "taken-over-1"})
+			return err
+		},
+		"UnlockUser":     func() error { _, err := raw.api.UnlockUser(tok(), &hsmpb.UserRequest{User: "cu1"}); return err },
+		"ListObjects":    func() error { _, err := raw.api.ListObjects(tok(), &hsmpb.FindObjectsRequest{}); return err },
+		"GenerateRandom": func() error { _, err := raw.api.GenerateRandom(tok(), &hsmpb.RandomRequest{Length: 16}); return err },
+		"CreateBackup": func() error {
+			s, err := raw.api.CreateBackup(tok(), &hsmpb.Empty{})
+			if err != nil {
+				return err
+			}
+			_, err = s.Recv()
+			return err
+		},
+		"Logout": func() error { _, err := raw.api.Logout(tok(), &hsmpb.Empty{}); return err },
+	}
+	for name, call := range calls {
+		err := call()
+		assert.Equal(t, "CKR_USER_NOT_LOGGED_IN", ck.RVName(client.RV(client.FromStatus(err))), "%s with the old token: %v", name, err)
+	}
+	for _, u := range []string{"mole"} {
+		for _, have := range mustUsers(t, admin) {
+			assert.NotEqual(t, u, have)
+		}
+	}
+	_, err = pinned(t, c, 1, "", "").Info(ctx)
+	require.NoError(t, err)
+	require.NoError(t, client.FromStatus(func() error { _, err := raw.login(t, "cu1", c.Env["P11_PIN"]); return err }()),
+		"cu1's password was not changed")
+}
+
+func mustUsers(t *testing.T, co *client.Client) []string {
+	t.Helper()
+	us, err := co.ListUsers(ctx)
+	require.NoError(t, err)
+	var out []string
+	for _, u := range us {
+		out = append(out, u.Name)
+	}
+	return out
+}
