@@ -495,3 +495,23 @@ func mustUsers(t *testing.T, co *client.Client) []string {
 	}
 	return out
 }
+
+// TestAttackLoginLogoutUnreplicated: the attacker holds a client
+// certificate and a copy of a session token. The user logs out while the
+// node cannot reach a majority: the logout cannot be recorded in the log,
+// so the other nodes would still accept the token. The user must be told
+// (an error, not OK), and the node that was asked refuses the token.
+func TestAttackLoginLogoutUnreplicated(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	raw := loginDial(t, c, 1, "client")
+	sess, err := raw.login(t, "cu1", c.Env["P11_PIN"])
+	require.NoError(t, err)
+	c.Stop(2, false)
+	c.Stop(3, false)
+	_, err = raw.api.Logout(loginCtx(t, sess.Token), &hsmpb.Empty{})
+	require.Error(t, err, "a logout the cluster did not record answered OK")
+	t.Logf("logout without a majority: %v", err)
+	assert.NotContains(t, err.Error(), sess.Token)
+	_, err = raw.api.ListUsers(loginCtx(t, sess.Token), &hsmpb.Empty{})
+	assert.Equal(t, "CKR_USER_NOT_LOGGED_IN", ck.RVName(client.RV(client.FromStatus(err))), "%v", err)
+}
