@@ -2,6 +2,7 @@ package hsmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -77,8 +78,10 @@ func UnlockUser(cfg *Config, name string) error {
 	return nil
 }
 
+// errMsg is an engine error's message without its CKR name.
 func errMsg(err error) string {
-	if te, ok := err.(*tokens.Error); ok {
+	var te *tokens.Error
+	if errors.As(err, &te) {
 		return te.Msg
 	}
 	return err.Error()

@@ -313,7 +313,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	advertise := cfg.Advertise
 	if advertise == "" {
 		advertise = mux.Addr().String()
-		if ip := mux.Addr().(*net.TCPAddr).IP; ip.IsUnspecified() {
+		if ta, ok := mux.Addr().(*net.TCPAddr); !ok || ta.IP.IsUnspecified() {
 			return fmt.Errorf("advertise: required when listen is %s", cfg.Listen)
 		}
 	}

@@ -209,25 +209,33 @@ type ctxStream struct {
 
 func (c *ctxStream) Context() context.Context { return c.ctx }
 
-func (s *Server) intercept(ctx context.Context, fullMethod string, run func(ctx context.Context) error) (rerr error) {
+// guard runs fn; a panic in it ends the call with an internal error, not
+// the daemon. Only the method, the panic's type and the stack are logged:
+// the panic's value may hold request contents.
+func (s *Server) guard(method string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("internal error: a handler panicked", "method", method, "panic", fmt.Sprintf("%T", r),
+				"stack", string(debug.Stack()))
+			err = statusWith(codes.Internal, ck.CKR_GENERAL_ERROR, "internal error")
+		}
+	}()
+	return fn()
+}
+
+func (s *Server) intercept(ctx context.Context, fullMethod string, run func(ctx context.Context) error) error {
 	// The request has been read: its pre-authorization slot is free.
 	releasePreAuth(ctx)
 	start := s.now()
 	method := fullMethod[strings.LastIndex(fullMethod, "/")+1:]
-	defer func() {
-		// A panic in a handler ends the call, not the daemon. Only the
-		// method and the panic's type are logged: the value may hold
-		// request contents.
-		if r := recover(); r != nil {
-			s.log.Error("internal error: a handler panicked", "method", method, "panic", fmt.Sprintf("%T", r),
-				"stack", string(debug.Stack()))
-			rerr = statusWith(codes.Internal, ck.CKR_GENERAL_ERROR, "internal error")
+	err := s.guard(method, func() error {
+		var err error
+		ctx, err = s.authorize(ctx, method)
+		if err == nil {
+			err = run(ctx)
 		}
-	}()
-	ctx, err := s.authorize(ctx, method)
-	if err == nil {
-		err = run(ctx)
-	}
+		return err
+	})
 	if methodAccess[method] != accessNode && s.replica != nil {
 		grpc.SetHeader(ctx, metadata.Pairs(IndexHeader, strconv.FormatUint(s.replica.Applied(), 10)))
 	}
