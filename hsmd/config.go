@@ -13,8 +13,9 @@ import (
 	"github.com/openhsm/openhsm/pki"
 )
 
-// Config is a node's configuration file (TOML). Relative paths are taken
-// from the file's own directory.
+// Config is a node's configuration file (TOML), documented with the
+// memory ceiling in docs/hsmd-config.md. Relative paths are taken from the
+// file's own directory.
 type Config struct {
 	Node           string `toml:"node"`
 	Listen         string `toml:"listen"`
