@@ -49,7 +49,9 @@ func (s *Server) Login(ctx context.Context, r *hsmpb.LoginRequest) (*hsmpb.Login
 	u, err := s.engine.Login(ctx, r.User, r.Password)
 	if err != nil {
 		rv := tokens.RV(err)
-		if rv == ck.CKR_PIN_INCORRECT || rv == ck.CKR_PIN_LOCKED {
+		if rv == ck.CKR_PIN_INCORRECT {
+			// A wrong password or an unknown user. A locked account's
+			// refusal costs nothing and is not a guess; busy is not either.
 			s.throttle.failed(s.now(), certK, acctK)
 		}
 		s.log.InfoContext(ctx, "login failed", "user", r.User, "peer", peerName, "ckr", ck.RVName(rv))

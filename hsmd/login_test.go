@@ -3,6 +3,7 @@ package hsmd
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -38,17 +39,22 @@ func TestThrottleDelays(t *testing.T) {
 
 	th := newThrottle()
 	now := time.Unix(1_800_000_000, 0)
-	cert, acct := "cert:a", accountKey("alice", 1)
+	cert, acct := certKey([32]byte{1}), accountKey("alice", 1)
+	other := certKey([32]byte{2})
 	assert.Zero(t, th.wait(now, cert, acct))
 	th.failed(now, cert, acct)
 	assert.Zero(t, th.wait(now, cert, acct), "the first failure costs no wait")
 	th.failed(now, cert, acct)
 	assert.Equal(t, time.Second, th.wait(now, cert, acct))
-	assert.Equal(t, time.Second, th.wait(now, cert, accountKey("bob", 1)), "the certificate waits for any account")
-	assert.Equal(t, time.Second, th.wait(now, "cert:b", acct), "the account waits from any certificate")
-	assert.Zero(t, th.wait(now, "cert:b", accountKey("alice", 2)), "an unlock or reset starts the account afresh")
+	assert.Zero(t, th.wait(now, cert, accountKey("bob", 1)), "two failures do not hold up the certificate")
+	assert.Equal(t, time.Second, th.wait(now, other, acct), "the account waits from any certificate")
+	assert.Zero(t, th.wait(now, other, accountKey("alice", 2)), "an unlock or reset starts the account afresh")
+	for i := 0; i < certFree+1; i++ {
+		th.failed(now, cert, accountKey(fmt.Sprintf("spray%d", i), 0))
+	}
+	assert.Equal(t, 2*time.Second, th.wait(now, cert, accountKey("bob", 1)), "a certificate spraying accounts waits for any account")
 	th.succeeded(acct)
-	assert.Equal(t, time.Second, th.wait(now, cert), "a success does not clear the certificate")
+	assert.Equal(t, 2*time.Second, th.wait(now, cert), "a success does not clear the certificate")
 	assert.Zero(t, th.wait(now.Add(throttleForget+time.Second), cert), "failures are forgotten")
 	th.failed(now, cert)
 	th.sweep(now.Add(throttleForget + time.Second))

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,9 +12,11 @@ import (
 	"github.com/openhsm/openhsm/tokens"
 )
 
-// Login throttling: after failed logins, the next attempt from the same
-// client certificate, or for the same account, must wait: nothing after
-// the first failure, then 1 s, 2 s, 4 s … up to throttleCap. A throttled
+// Login throttling: after failed logins, the next attempt for the same
+// account must wait: nothing after the first failure, then 1 s, 2 s, 4 s …
+// up to throttleCap. A client certificate gets certFree failures more
+// before it waits the same way (an application's slip costs nothing; a
+// certificate spraying guesses over many accounts is slowed). A throttled
 // attempt is refused before anything is checked or written, so it costs
 // no argon2id work, no log entry, and it does not count towards the
 // lockout. The state is in memory on each node: it slows guessing, while
@@ -30,6 +33,9 @@ const (
 	throttleForget = 15 * time.Minute
 	// throttleMaxKeys bounds the table; past it, the oldest entries go.
 	throttleMaxKeys = 100000
+	// certFree is how many failures more a certificate gets than an
+	// account before it waits.
+	certFree = 4
 )
 
 type strike struct {
@@ -55,7 +61,17 @@ func throttleDelay(n int) time.Duration {
 	return min(time.Duration(1<<(n-2))*time.Second, throttleCap)
 }
 
-func certKey(fp [32]byte) string { return "cert:" + hex.EncodeToString(fp[:]) }
+// keyDelay is throttleDelay for a key of either kind.
+func keyDelay(key string, n int) time.Duration {
+	if strings.HasPrefix(key, certPrefix) {
+		return throttleDelay(n - certFree)
+	}
+	return throttleDelay(n)
+}
+
+const certPrefix = "cert:"
+
+func certKey(fp [32]byte) string { return certPrefix + hex.EncodeToString(fp[:]) }
 
 func accountKey(name string, generation uint64) string {
 	return "user:" + name + "#" + strconv.FormatUint(generation, 10)
@@ -76,7 +92,7 @@ func (t *throttle) wait(now time.Time, keys ...string) time.Duration {
 			delete(t.keys, k)
 			continue
 		}
-		w = max(w, s.last.Add(throttleDelay(s.n)).Sub(now))
+		w = max(w, s.last.Add(keyDelay(k, s.n)).Sub(now))
 	}
 	return w
 }
@@ -116,7 +132,7 @@ func (t *throttle) sweep(now time.Time) {
 // forgets those no longer holding anyone back.
 func (t *throttle) sweepLocked(now time.Time, full bool) {
 	for k, s := range t.keys {
-		if now.Sub(s.last) > throttleForget || full && !now.Before(s.last.Add(throttleDelay(s.n))) {
+		if now.Sub(s.last) > throttleForget || full && !now.Before(s.last.Add(keyDelay(k, s.n))) {
 			delete(t.keys, k)
 		}
 	}

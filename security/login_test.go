@@ -175,10 +175,11 @@ func TestAttackLoginConcurrentGuesses(t *testing.T) {
 	assert.Equal(t, tokens.MaxFailedLogins, loginVerifiedWrong(t, c, 3, "victim"))
 }
 
-// TestAttackLoginThrottle: the attacker holds a client certificate and
-// guesses one password after another. After the second failure the next
-// attempt, from that certificate for any account, or for that account
-// from any certificate, is refused with the time to wait; a refused
+// TestAttackLoginThrottle: the attacker holds client certificates and
+// guesses one password after another. After the second failure for an
+// account, the next attempt for it, from any certificate, is refused with
+// the time to wait; a certificate that failed six times (spraying guesses
+// over many accounts) waits before an attempt at any account. A refused
 // attempt checks no password and does not count towards the lockout.
 func TestAttackLoginThrottle(t *testing.T) {
 	c := testcluster.Start(t, 1)
@@ -206,15 +207,27 @@ func TestAttackLoginThrottle(t *testing.T) {
 	counted := loginUser(t, admin, "victim").FailedLogins
 	assert.Equal(t, checked, counted)
 	assert.Less(t, counted, tokens.MaxFailedLogins)
-
-	// The same certificate, another account; another certificate, the
-	// same account: both wait.
-	_, err := attacker.login(t, "bystander", "a-guess-at-bystander")
-	assert.Equal(t, "CKR_FUNCTION_REJECTED", ck.RVName(client.RV(err)), "%v", err)
-	_, err = other.login(t, "victim", "another-guess")
+	// Another certificate, the same account: it waits too, and the refused
+	// attempt is neither checked nor counted.
+	_, err := other.login(t, "victim", "another-guess")
 	assert.Equal(t, "CKR_FUNCTION_REJECTED", ck.RVName(client.RV(err)), "%v", err)
 	assert.Equal(t, checked, loginVerifiedWrong(t, c, 1, "victim"), "a throttled attempt checked a password")
 	assert.Equal(t, counted, loginUser(t, admin, "victim").FailedLogins, "a throttled attempt counted")
+
+	// A certificate spraying guesses over accounts: one guess each, until
+	// the certificate itself is held back, for every account.
+	sprayer := loginDial(t, c, 1, loginIssueCert(t, c, "sprayer"))
+	sprayed := 0
+	for ; sprayed < 12; sprayed++ {
+		_, err := sprayer.login(t, fmt.Sprintf("someone%d", sprayed), "a-sprayed-guess")
+		if client.RV(err) == ck.CKR_FUNCTION_REJECTED {
+			break
+		}
+		require.Equal(t, "CKR_PIN_INCORRECT", ck.RVName(client.RV(err)), "%v", err)
+	}
+	assert.Equal(t, 6, sprayed, "failures before the certificate was held back")
+	_, err = sprayer.login(t, "bystander", "a-guess-at-bystander")
+	assert.Equal(t, "CKR_FUNCTION_REJECTED", ck.RVName(client.RV(err)), "%v", err)
 	assert.Zero(t, loginUser(t, admin, "bystander").FailedLogins)
 
 	// Once the wait is over the owner gets in, and that clears the
