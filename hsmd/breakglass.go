@@ -121,9 +121,6 @@ func (p *peerServer) BreakGlassUnlock(ctx context.Context, r *hsmpb.BreakGlassRe
 		}
 	}
 	_, seen := s.bgNonces[string(r.Nonce)]
-	if !seen {
-		s.bgNonces[string(r.Nonce)] = now + 2*tokens.BreakGlassWindow
-	}
 	s.mu.Unlock()
 	if seen {
 		return nil, tokens.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "this break-glass request was already used")
@@ -133,6 +130,12 @@ func (p *peerServer) BreakGlassUnlock(ctx context.Context, r *hsmpb.BreakGlassRe
 		s.log.WarnContext(ctx, "break-glass unlock refused", "user", r.User, "peer", identityFrom(ctx).CommonName, "ckr", ck.RVName(tokens.RV(err)))
 		return nil, err
 	}
+	// Only a request whose proof checked out is remembered, so forged
+	// ones cannot fill the table. (Two copies at once would both unlock
+	// the same user: no more than one does.)
+	s.mu.Lock()
+	s.bgNonces[string(r.Nonce)] = now + 2*tokens.BreakGlassWindow
+	s.mu.Unlock()
 	s.log.WarnContext(ctx, "break-glass unlock: user unlocked with the cluster passphrase", "user", r.User, "peer", identityFrom(ctx).CommonName)
 	return empty, nil
 }

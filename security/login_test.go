@@ -240,8 +240,9 @@ func TestAttackLoginThrottle(t *testing.T) {
 // TestAttackLoginBreakGlassUnlock: the attacker holds a client
 // certificate and locks the first officer with five guesses. Whoever holds
 // a node's files and the cluster passphrase unlocks it with `hsmd
-// unlock-user`, through the log, on all three nodes. The same command with
-// a wrong passphrase file (a node host's files without the passphrase) is
+// unlock-user`, through the log, on all three nodes. A node certificate
+// and key alone (a made-up proof), or the same command with a wrong
+// passphrase file (a node host's files without the passphrase), is
 // refused and changes nothing.
 func TestAttackLoginBreakGlassUnlock(t *testing.T) {
 	c := testcluster.Start(t, 3)
@@ -256,6 +257,20 @@ func TestAttackLoginBreakGlassUnlock(t *testing.T) {
 	officer := loginDial(t, c, 1, "client")
 	_, err := officer.login(t, user, pass)
 	require.Equal(t, "CKR_PIN_LOCKED", ck.RVName(client.RV(err)), "the officer is locked out: %v", err)
+
+	// A node certificate and key alone (no passphrase): a made-up proof
+	// is refused.
+	pkiDir := filepath.Join(c.Dir, "pki")
+	nodeConf, err := pki.NodePeerConfig(pki.CertPath(pkiDir, "node2"), pki.KeyPath(pkiDir, "node2"), filepath.Join(pkiDir, "ca.pem"))
+	require.NoError(t, err)
+	nconn, err := grpc.NewClient(c.Addr(2), grpc.WithTransportCredentials(credentials.NewTLS(nodeConf)))
+	require.NoError(t, err)
+	defer nconn.Close()
+	_, err = hsmpb.NewPeerClient(nconn).BreakGlassUnlock(loginCtx(t, ""), &hsmpb.BreakGlassRequest{User: user,
+		TimeUnix: time.Now().Unix(), Nonce: make([]byte, tokens.BreakGlassNonceLen), Mac: make([]byte, 32)})
+	assert.Equal(t, "CKR_USER_NOT_LOGGED_IN", ck.RVName(client.RV(client.FromStatus(err))), "a forged break-glass proof: %v", err)
+	_, err = officer.login(t, user, pass)
+	require.Equal(t, "CKR_PIN_LOCKED", ck.RVName(client.RV(err)), "still locked after the forged unlock: %v", err)
 
 	hsmdBin := filepath.Join(testcluster.Bin(t), "hsmd")
 	// A node host without the passphrase: the node's config, certificate
