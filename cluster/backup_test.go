@@ -51,7 +51,7 @@ func TestBackupRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("backup create: %v\n%s", err, out)
 	}
-	if !bytes.Contains(out, []byte(`"objects": 6`)) || !bytes.Contains(out, []byte(`"users": 3`)) {
+	if !bytes.Contains(out, []byte(`"objects": 6`)) || !bytes.Contains(out, []byte(`"users": 4`)) {
 		t.Fatalf("backup create said:\n%s", out)
 	}
 	if !bytes.Contains(out, []byte("write: ")) {
@@ -173,7 +173,7 @@ func TestScheduledBackup(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(bs) > 0 {
-			if bs[0].Users != 2 || bs[0].Node != "node1" {
+			if bs[0].Users != 3 || bs[0].Node != "node1" { // admin, admin2, cu1
 				t.Fatalf("scheduled backup: %+v", bs[0])
 			}
 			break

@@ -14,8 +14,9 @@ import (
 	"github.com/openhsm/openhsm/tokens"
 )
 
-// Config is a node's configuration file (TOML). Relative paths are taken
-// from the file's own directory.
+// Config is a node's configuration file (TOML), documented with the
+// memory ceiling in docs/hsmd-config.md. Relative paths are taken from the
+// file's own directory.
 type Config struct {
 	Node           string `toml:"node"`
 	Listen         string `toml:"listen"`
@@ -28,7 +29,13 @@ type Config struct {
 	LogFile        string `toml:"log_file"`
 	LogLevel       string `toml:"log_level"`
 	SessionTTL     string `toml:"session_ttl"`
-	Sync           *bool  `toml:"sync"`
+	// SessionMaxLifetime is a login session's absolute end: refreshes
+	// never carry a token past it, and a logout is remembered until then.
+	SessionMaxLifetime string `toml:"session_max_lifetime"`
+	// SessionSweepInterval is how often idle session objects and lapsed
+	// logouts are swept.
+	SessionSweepInterval string `toml:"session_sweep_interval"`
+	Sync                 *bool  `toml:"sync"`
 	// AddrFile, if set, receives the address the node listens on once it
 	// does (useful with port 0).
 	AddrFile string `toml:"addr_file"`
@@ -57,7 +64,9 @@ type Config struct {
 
 	backupInterval time.Duration
 
-	sessionTTL time.Duration
+	sessionTTL    time.Duration
+	sessionMax    time.Duration
+	sweepInterval time.Duration
 }
 
 // DefaultBackupInterval is how often the leader takes a backup.
@@ -65,6 +74,12 @@ const DefaultBackupInterval = 24 * time.Hour
 
 // DefaultSessionTTL is how long a session token lives unless refreshed.
 const DefaultSessionTTL = 10 * time.Minute
+
+// DefaultSessionMaxLifetime is how long a login session may be refreshed.
+const DefaultSessionMaxLifetime = 12 * time.Hour
+
+// DefaultSweepInterval is how often the session janitor runs.
+const DefaultSweepInterval = time.Minute
 
 // LoadConfig reads and checks a node configuration file. Every problem is
 // reported with the key it concerns.
@@ -168,11 +183,46 @@ func (c *Config) check() error {
 		}
 		c.sessionTTL = d
 	}
+	c.sessionMax = DefaultSessionMaxLifetime
+	if c.SessionMaxLifetime != "" {
+		d, err := time.ParseDuration(c.SessionMaxLifetime)
+		if err != nil || d < 10*time.Second || d > 7*24*time.Hour {
+			return fmt.Errorf("session_max_lifetime: %q must be a duration from 10s to 168h", c.SessionMaxLifetime)
+		}
+		c.sessionMax = d
+	}
+	if c.sessionMax < c.sessionTTL {
+		return fmt.Errorf("session_max_lifetime (%s) must be at least session_ttl (%s)", c.sessionMax, c.sessionTTL)
+	}
+	c.sweepInterval = DefaultSweepInterval
+	if c.SessionSweepInterval != "" {
+		d, err := time.ParseDuration(c.SessionSweepInterval)
+		if err != nil || d < time.Second || d > time.Hour {
+			return fmt.Errorf("session_sweep_interval: %q must be a duration from 1s to 1h", c.SessionSweepInterval)
+		}
+		c.sweepInterval = d
+	}
 	return nil
 }
 
 // SyncWrites tells whether the store fsyncs every commit (the default).
 func (c *Config) SyncWrites() bool { return c.Sync == nil || *c.Sync }
+
+// MaxLifetime is a login session's absolute lifetime.
+func (c *Config) MaxLifetime() time.Duration {
+	if c.sessionMax == 0 {
+		return max(DefaultSessionMaxLifetime, c.TTL())
+	}
+	return c.sessionMax
+}
+
+// SweepInterval is how often the session janitor runs.
+func (c *Config) SweepInterval() time.Duration {
+	if c.sweepInterval == 0 {
+		return DefaultSweepInterval
+	}
+	return c.sweepInterval
+}
 
 // TTL is the session token lifetime.
 func (c *Config) TTL() time.Duration {

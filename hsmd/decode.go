@@ -176,7 +176,7 @@ func objectID(field string, id uint64) error {
 
 func userName(field, name string) error {
 	if err := tokens.ValidUserName(name); err != nil {
-		return bad(field, "%s", err.(*tokens.Error).Msg)
+		return bad(field, "%s", errMsg(err))
 	}
 	return nil
 }

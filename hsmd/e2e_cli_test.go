@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/internal/testcluster"
@@ -87,10 +90,22 @@ func TestCLI(t *testing.T) {
 	run(co, "user", "reset", "bob", "--new-password-file", pw)
 	fails(bob, "key", "list")
 	bob = []string{"HSM_USER=bob", "HSM_PASSWORD=bob-password-2"}
-	for i := 0; i < 5; i++ {
-		fails([]string{"HSM_USER=bob", "HSM_PASSWORD=wrong-password"}, "key", "list")
+	// Failed logins are throttled: wait as the node says.
+	patiently := func(env []string) string {
+		for i := 0; ; i++ {
+			out := fails(env, "key", "list")
+			m := regexp.MustCompile(`try again in (\d+)s`).FindStringSubmatch(out)
+			if m == nil || i == 10 {
+				return out
+			}
+			n, _ := strconv.Atoi(m[1])
+			time.Sleep(time.Duration(n)*time.Second + 100*time.Millisecond)
+		}
 	}
-	if out := fails(bob, "key", "list"); !strings.Contains(out, "CKR_PIN_LOCKED") {
+	for i := 0; i < 5; i++ {
+		patiently([]string{"HSM_USER=bob", "HSM_PASSWORD=wrong-password"})
+	}
+	if out := patiently(bob); !strings.Contains(out, "CKR_PIN_LOCKED") {
 		t.Errorf("locked account: %s", out)
 	}
 	run(co, "user", "unlock", "bob")

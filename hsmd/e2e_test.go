@@ -23,13 +23,17 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/hex"
+	"fmt"
 	"hash"
 	"io/fs"
 	"math/big"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
@@ -551,9 +555,9 @@ func testLockout(t *testing.T, cl *testcluster.Cluster, co *client.Client) {
 	}
 	c := dial(t, cl, "", "")
 	for i := 0; i < 5; i++ {
-		wantRV(t, "wrong password", c.Login(ctx, "victim", "not-the-password"), ck.CKR_PIN_INCORRECT)
+		wantRV(t, "wrong password", throttledLogin(t, c, "victim", "not-the-password"), ck.CKR_PIN_INCORRECT)
 	}
-	wantRV(t, "sixth login, right password", c.Login(ctx, "victim", "victim-password"), ck.CKR_PIN_LOCKED)
+	wantRV(t, "sixth login, right password", throttledLogin(t, c, "victim", "victim-password"), ck.CKR_PIN_LOCKED)
 	cl.Stop(1, false)
 	if out, err := cl.StartNode(1); err != nil {
 		t.Fatalf("restart: %v\n%s", err, out)
@@ -566,6 +570,23 @@ func testLockout(t *testing.T, cl *testcluster.Cluster, co *client.Client) {
 	}
 	if err := c.Login(ctx, "victim", "victim-password"); err != nil {
 		t.Fatalf("after unlock: %v", err)
+	}
+}
+
+var retryIn = regexp.MustCompile(`try again in (\d+)s`)
+
+// throttledLogin logs in, waiting as the node says while it throttles
+// failed logins.
+func throttledLogin(t *testing.T, c *client.Client, user, password string) error {
+	t.Helper()
+	for i := 0; ; i++ {
+		err := c.Login(ctx, user, password)
+		m := retryIn.FindStringSubmatch(fmt.Sprint(err))
+		if client.RV(err) != ck.CKR_FUNCTION_REJECTED || m == nil || i == 10 {
+			return err
+		}
+		n, _ := strconv.Atoi(m[1])
+		time.Sleep(time.Duration(n)*time.Second + 100*time.Millisecond)
 	}
 }
 

@@ -52,6 +52,7 @@ var rvCodes = map[uint64]codes.Code{
 	ck.CKR_KEY_HANDLE_INVALID:         codes.NotFound,
 	ck.CKR_USER_PIN_NOT_INITIALIZED:   codes.NotFound,
 	ck.CKR_DEVICE_MEMORY:              codes.ResourceExhausted,
+	ck.CKR_FUNCTION_REJECTED:          codes.ResourceExhausted,
 	ck.CKR_CRYPTOKI_NOT_INITIALIZED:   codes.Unavailable,
 	ck.CKR_DEVICE_ERROR:               codes.Unavailable,
 }

@@ -17,14 +17,21 @@ func (s *Server) audit(ctx context.Context, what string, attrs ...any) {
 	s.log.InfoContext(ctx, what, append([]any{"user", c.User, "role", c.Role.String(), "peer", identityFrom(ctx).CommonName}, attrs...)...)
 }
 
-func (s *Server) issue(ctx context.Context, u *tokens.User, session uint64) *hsmpb.LoginResponse {
-	key, _ := s.engine.TokenKey()
-	exp := s.now().Add(s.ttl).Unix()
-	tok := mintToken(key, &claims{User: u.Name, Role: u.Role, Generation: u.Generation, Session: session,
-		Expires: exp, Cert: identityFrom(ctx).Fingerprint})
-	return &hsmpb.LoginResponse{Token: tok, Role: u.Role.String(), ExpiresUnix: exp, Session: session}
+// issue mints a token for a session that ends for good at maxExp: it
+// lasts the TTL, but never past that.
+func (s *Server) issue(ctx context.Context, u *tokens.User, session uint64, maxExp int64) (*hsmpb.LoginResponse, error) {
+	key, err := s.engine.TokenKey()
+	if err != nil {
+		return nil, err
+	}
+	exp := min(s.now().Add(s.ttl).Unix(), maxExp)
+	tok := mintToken(key, &claims{User: u.Name, Role: u.Role, Number: u.Number, Generation: u.Generation,
+		Session: session, Expires: exp, MaxExpires: maxExp, Cert: identityFrom(ctx).Fingerprint})
+	return &hsmpb.LoginResponse{Token: tok, Role: u.Role.String(), ExpiresUnix: exp, Session: session}, nil
 }
 
+// Login checks the throttle first (a throttled attempt costs nothing and
+// counts for nothing), then the engine's lockout and password.
 func (s *Server) Login(ctx context.Context, r *hsmpb.LoginRequest) (*hsmpb.LoginResponse, error) {
 	if err := userName("user", r.User); err != nil {
 		return nil, err
@@ -32,44 +39,64 @@ func (s *Server) Login(ctx context.Context, r *hsmpb.LoginRequest) (*hsmpb.Login
 	if err := password("password", r.Password); err != nil {
 		return nil, err
 	}
+	peerName := identityFrom(ctx).CommonName
+	certK := certKey(identityFrom(ctx).Fingerprint)
+	acctK := accountKey(r.User, s.engine.Generation(r.User))
+	if w := s.throttle.wait(s.now(), certK, acctK); w > 0 {
+		s.log.InfoContext(ctx, "login throttled", "user", r.User, "peer", peerName, "wait_s", w.Seconds())
+		return nil, throttled(w)
+	}
 	u, err := s.engine.Login(ctx, r.User, r.Password)
 	if err != nil {
-		s.log.InfoContext(ctx, "login failed", "user", r.User, "peer", identityFrom(ctx).CommonName, "ckr", ck.RVName(tokens.RV(err)))
+		rv := tokens.RV(err)
+		if rv == ck.CKR_PIN_INCORRECT {
+			// A wrong password or an unknown user. A locked account's
+			// refusal costs nothing and is not a guess; busy is not either.
+			s.throttle.failed(s.now(), certK, acctK)
+		}
+		s.log.InfoContext(ctx, "login failed", "user", r.User, "peer", peerName, "ckr", ck.RVName(rv))
 		return nil, err
 	}
+	s.throttle.succeeded(acctK)
 	session := newSessionID()
 	if err := s.sessions.admit(session, u.Name); err != nil {
-		s.log.InfoContext(ctx, "login refused: session quota", "user", u.Name, "peer", identityFrom(ctx).CommonName)
+		s.log.InfoContext(ctx, "login refused: session quota", "user", u.Name, "peer", peerName)
 		return nil, err
 	}
 	s.mu.Lock()
 	s.lastSeen[session] = s.now() // so an unused session is swept, and uncounted, too
 	s.mu.Unlock()
-	s.log.InfoContext(ctx, "login", "user", u.Name, "role", u.Role.String(), "peer", identityFrom(ctx).CommonName)
-	return s.issue(ctx, u, session), nil
+	s.log.InfoContext(ctx, "login", "user", u.Name, "role", u.Role.String(), "peer", peerName)
+	return s.issue(ctx, u, session, s.now().Add(s.maxLife).Unix())
 }
 
+// Refresh gives a later token to the same session, never past its
+// absolute end; a logged-out session was refused before it got here.
 func (s *Server) Refresh(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.LoginResponse, error) {
 	cl := claimsFrom(ctx)
-	u, err := s.engine.CheckUser(cl.User, cl.Generation)
+	if cl == nil {
+		return nil, unauthenticated("log in first")
+	}
+	u, err := s.engine.CheckUser(cl.User, cl.Number, cl.Generation)
 	if err != nil {
 		return nil, err
 	}
-	return s.issue(ctx, u, cl.Session), nil
+	return s.issue(ctx, u, cl.Session, cl.MaxExpires)
 }
 
+// Logout ends the session on this node at once and, through the log, on
+// every node until the session's absolute end. If the log does not take
+// it, the caller is told: the session still works on the other nodes.
 func (s *Server) Logout(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Empty, error) {
 	cl := claimsFrom(ctx)
-	s.mu.Lock()
-	s.revoked[cl.Session] = cl.Expires
-	delete(s.lastSeen, cl.Session)
-	s.mu.Unlock()
-	s.sessions.drop(cl.Session)
-	s.engine.EndSession(cl.Session)
-	// Other nodes learn of it through the log. If that fails the token
-	// is still refused here, and lapses elsewhere at its expiry.
-	if err := s.engine.Logout(ctx, callerFrom(ctx), cl.Expires); err != nil {
+	if cl == nil {
+		return nil, unauthenticated("log in first")
+	}
+	s.revoke(cl.Session, cl.MaxExpires)
+	if err := s.engine.Logout(ctx, callerFrom(ctx), cl.MaxExpires); err != nil {
 		s.log.WarnContext(ctx, "the logout could not be replicated", "user", cl.User, "error", err.Error())
+		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR,
+			"logged out on this node only: the cluster did not record it (%s); other nodes accept the session until it expires, so log out again", ck.RVName(tokens.RV(err)))
 	}
 	s.audit(ctx, "logout")
 	return empty, nil

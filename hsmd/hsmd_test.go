@@ -18,7 +18,8 @@ import (
 func TestSessionToken(t *testing.T) {
 	key := bytes.Repeat([]byte{9}, 32)
 	now := time.Unix(1_700_000_000, 0)
-	c := &claims{User: "alice", Role: tokens.RoleCU, Generation: 3, Session: 77, Expires: now.Add(time.Minute).Unix(), Cert: [32]byte{1, 2, 3}}
+	c := &claims{User: "alice", Role: tokens.RoleCU, Number: 5, Generation: 3, Session: 77, Expires: now.Add(time.Minute).Unix(),
+		MaxExpires: now.Add(time.Hour).Unix(), Cert: [32]byte{1, 2, 3}}
 	tok := mintToken(key, c)
 	if strings.Contains(tok, "alice") {
 		t.Fatal("the user name is readable in the token")
@@ -33,6 +34,15 @@ func TestSessionToken(t *testing.T) {
 	if _, err := parseToken(bytes.Repeat([]byte{8}, 32), tok, now); err == nil {
 		t.Fatal("token accepted under another key")
 	}
+	// No token outlives its session's absolute end, whatever its own expiry.
+	past := *c
+	past.Expires = now.Add(2 * time.Hour).Unix()
+	if _, err := parseToken(key, mintToken(key, &past), now); err == nil {
+		t.Fatal("a token that expires after its session's absolute end was accepted")
+	}
+	if _, err := parseToken(key, tok, now.Add(time.Hour)); err == nil {
+		t.Fatal("a token was accepted after its session's absolute end")
+	}
 	for i := len(tokenPrefix); i < len(tok); i++ {
 		b := []byte(tok)
 		b[i] ^= 1
@@ -40,7 +50,7 @@ func TestSessionToken(t *testing.T) {
 			t.Fatalf("edited token accepted with other claims (byte %d)", i)
 		}
 	}
-	for _, bad := range []string{"", "v1.", "v1.a.b.c", "v2." + tok[3:], strings.Repeat("v", 2000)} {
+	for _, bad := range []string{"", "v1.", "v1.a.b.c", "v1." + tok[3:], strings.Repeat("v", 2000)} {
 		if _, err := parseToken(key, bad, now); err == nil {
 			t.Errorf("accepted %q", bad)
 		}
@@ -49,7 +59,7 @@ func TestSessionToken(t *testing.T) {
 
 func FuzzParseToken(f *testing.F) {
 	key := bytes.Repeat([]byte{9}, 32)
-	f.Add(mintToken(key, &claims{User: "alice", Role: tokens.RoleCU, Session: 1, Expires: 1 << 40}))
+	f.Add(mintToken(key, &claims{User: "alice", Role: tokens.RoleCU, Session: 1, Expires: 1 << 40, MaxExpires: 1 << 41}))
 	f.Add("v1.AAAA.BBBB")
 	f.Fuzz(func(t *testing.T, tok string) {
 		c, err := parseToken(key, tok, time.Unix(0, 0))

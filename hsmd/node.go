@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -268,6 +269,9 @@ func Open(cfg *Config) (*Node, error) {
 		st.Close()
 		return nil, fmt.Errorf("cannot start: %w", err)
 	}
+	// Unsealing took 64 MiB for argon2id: give it back to the system now
+	// rather than keep it as the daemon's floor.
+	debug.FreeOSMemory()
 	log, logw, closer, err := cfg.logger()
 	if err != nil {
 		st.Close()
@@ -287,6 +291,8 @@ func Open(cfg *Config) (*Node, error) {
 		n.Server.SetMaxSessionsPerUser(cfg.MaxSessionsPerUser)
 	}
 	n.Server.daemon = n
+	n.Server.maxLife = cfg.MaxLifetime()
+	n.Server.sweepEvery = cfg.SweepInterval()
 	m.OnLogout = n.Server.revoke
 	if err := n.Server.loadLoggedOut(); err != nil {
 		st.Close()
@@ -366,7 +372,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	advertise := cfg.Advertise
 	if advertise == "" {
 		advertise = mux.Addr().String()
-		if ip := mux.Addr().(*net.TCPAddr).IP; ip.IsUnspecified() {
+		if ta, ok := mux.Addr().(*net.TCPAddr); !ok || ta.IP.IsUnspecified() {
 			return fmt.Errorf("advertise: required when listen is %s", cfg.Listen)
 		}
 	}

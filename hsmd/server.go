@@ -6,7 +6,10 @@ package hsmd
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,15 +61,29 @@ type Server struct {
 	sessions *sessionQuota // login sessions per user on this node
 	uses     *useCounter   // key uses, once the node serves
 
+	// maxLife is a login session's absolute lifetime; sweepEvery how
+	// often the janitor runs.
+	maxLife    time.Duration
+	sweepEvery time.Duration
+	throttle   *throttle
+	// preAuth holds the slots of requests being read before they are
+	// authorized (see tap).
+	preAuth chan struct{}
+
 	mu       sync.Mutex
-	revoked  map[uint64]int64     // session -> expiry, for logged-out sessions
+	revoked  map[uint64]int64     // session -> its absolute end, for logged-out sessions
 	lastSeen map[uint64]time.Time // session -> last call, to drop session objects
+	// bgNonces holds the nonces of recent break-glass unlocks (nonce ->
+	// when to forget it), so a captured request cannot be played again.
+	bgNonces map[string]int64
 }
 
 // NewServer makes the service for an engine.
 func NewServer(e *tokens.Engine, node, clusterID string, ttl time.Duration, log *slog.Logger) *Server {
 	return &Server{engine: e, node: node, clusterID: clusterID, ttl: ttl, log: log, now: time.Now,
-		revoked: map[uint64]int64{}, lastSeen: map[uint64]time.Time{},
+		maxLife: max(DefaultSessionMaxLifetime, ttl), sweepEvery: DefaultSweepInterval,
+		throttle: newThrottle(), preAuth: make(chan struct{}, preAuthSlots),
+		revoked: map[uint64]int64{}, lastSeen: map[uint64]time.Time{}, bgNonces: map[string]int64{},
 		sessions: newSessionQuota(DefaultMaxSessionsPerUser)}
 }
 
@@ -74,7 +91,8 @@ func NewServer(e *tokens.Engine, node, clusterID string, ttl time.Duration, log 
 // this node. Call it before the server serves.
 func (s *Server) SetMaxSessionsPerUser(n int) { s.sessions.setMax(n) }
 
-// revoke refuses a session's token from now on (until it expires).
+// revoke refuses a session's tokens from now on, until the session's
+// absolute end (after which no token of it can be valid).
 func (s *Server) revoke(session uint64, expires int64) {
 	s.mu.Lock()
 	s.revoked[session] = expires
@@ -140,6 +158,7 @@ var methodAccess = map[string]access{
 	// The Peer service.
 	"Forward": accessNode, "ChangeMembership": accessNode, "NodeStatus": accessNode,
 	"DomainKey": accessNode, "LocalBackups": accessNode, "ReadBackup": accessNode,
+	"BreakGlassUnlock": accessNode,
 }
 
 // Metadata of read-your-writes: every answer carries the node's applied
@@ -206,13 +225,33 @@ type ctxStream struct {
 
 func (c *ctxStream) Context() context.Context { return c.ctx }
 
+// guard runs fn; a panic in it ends the call with an internal error, not
+// the daemon. Only the method, the panic's type and the stack are logged:
+// the panic's value may hold request contents.
+func (s *Server) guard(method string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("internal error: a handler panicked", "method", method, "panic", fmt.Sprintf("%T", r),
+				"stack", string(debug.Stack()))
+			err = statusWith(codes.Internal, ck.CKR_GENERAL_ERROR, "internal error")
+		}
+	}()
+	return fn()
+}
+
 func (s *Server) intercept(ctx context.Context, fullMethod string, run func(ctx context.Context) error) error {
+	// The request has been read: its pre-authorization slot is free.
+	releasePreAuth(ctx)
 	start := s.now()
 	method := fullMethod[strings.LastIndex(fullMethod, "/")+1:]
-	ctx, err := s.authorize(ctx, method)
-	if err == nil {
-		err = run(ctx)
-	}
+	err := s.guard(method, func() error {
+		var err error
+		ctx, err = s.authorize(ctx, method)
+		if err == nil {
+			err = run(ctx)
+		}
+		return err
+	})
 	if methodAccess[method] != accessNode && s.replica != nil {
 		grpc.SetHeader(ctx, metadata.Pairs(IndexHeader, strconv.FormatUint(s.replica.Applied(), 10)))
 	}
@@ -299,9 +338,13 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	if err := s.sessions.admit(cl.Session, cl.User); err != nil {
 		return ctx, err
 	}
-	u, err := s.engine.CheckUser(cl.User, cl.Generation)
+	u, err := s.engine.CheckUser(cl.User, cl.Number, cl.Generation)
 	if err != nil {
-		return ctx, unauthenticated(err.(*tokens.Error).Msg)
+		var te *tokens.Error
+		if errors.As(err, &te) && te.RV == ck.CKR_USER_NOT_LOGGED_IN {
+			return ctx, unauthenticated(te.Msg)
+		}
+		return ctx, err
 	}
 	ctx = context.WithValue(ctx, keyClaims, cl)
 	ctx = context.WithValue(ctx, keyCaller, tokens.Caller{User: u.Name, Role: u.Role, Session: cl.Session})
@@ -342,6 +385,8 @@ func (s *Server) GRPCServer(creds credentials.TransportCredentials, peer hsmpb.P
 		grpc.StreamInterceptor(s.authenticateStream),
 		grpc.MaxRecvMsgSize(maxMessage),
 		grpc.MaxSendMsgSize(maxMessage),
+		grpc.MaxConcurrentStreams(maxStreams),
+		grpc.InTapHandle(s.tap),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
@@ -355,7 +400,7 @@ func (s *Server) GRPCServer(creds credentials.TransportCredentials, peer hsmpb.P
 // Janitor drops the session objects of sessions idle past the token
 // lifetime, and forgets expired logouts, until ctx ends.
 func (s *Server) Janitor(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(s.sweepEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -377,12 +422,19 @@ func (s *Server) sweep() {
 			delete(s.lastSeen, id)
 		}
 	}
-	for id, exp := range s.revoked {
-		if now.Unix() > exp {
+	forgot := 0
+	for id, end := range s.revoked {
+		// end is the session's absolute end: no token of it is valid
+		// after it, so the record is no longer needed.
+		if now.Unix() > end {
 			delete(s.revoked, id)
+			forgot++
 		}
 	}
+	kept := len(s.revoked)
 	s.mu.Unlock()
+	s.throttle.sweep(now)
+	s.log.Debug("session sweep", "idle_sessions", len(idle), "logouts_forgotten", forgot, "logouts_kept", kept)
 	for _, id := range idle {
 		s.sessions.drop(id)
 		s.engine.EndSession(id)

@@ -13,50 +13,63 @@ import (
 	"github.com/openhsm/openhsm/tokens"
 )
 
-// A session token is "v1." + base64url(claims) + "." + base64url(HMAC-SHA256
+// A session token is "v2." + base64url(claims) + "." + base64url(HMAC-SHA256
 // of the claims). The key is derived from the domain key, so every node of
 // the cluster accepts a token any node issued, and no state is needed to
-// check one. It is bound to the client certificate the login came over and
-// to the user's credential generation, so a password reset ends it.
+// check one. It is bound to the client certificate the login came over, to
+// the user's number (never reused, so a user deleted and created again
+// under the same name does not inherit it) and to the user's credential
+// generation, so a password reset or an unlock ends it.
+//
+// Expires is when this token lapses; Refresh issues a later one, but
+// never past MaxExpires, fixed at login. A logout is remembered until
+// MaxExpires, so no token of a logged-out session can outlive the record
+// that refuses it.
 type claims struct {
 	User       string
 	Role       tokens.Role
+	Number     uint64
 	Generation uint64
 	Session    uint64
 	Expires    int64    // Unix seconds
+	MaxExpires int64    // Unix seconds: the session's absolute end
 	Cert       [32]byte // SHA-256 of the client certificate
 }
 
-const tokenPrefix = "v1."
+const tokenPrefix = "v2."
 
 var errBadToken = errors.New("invalid session token")
 
 func (c *claims) marshal() []byte {
-	b := []byte{1}
+	b := []byte{2}
 	b = binary.BigEndian.AppendUint16(b, uint16(len(c.User)))
 	b = append(b, c.User...)
 	b = append(b, byte(c.Role))
+	b = binary.BigEndian.AppendUint64(b, c.Number)
 	b = binary.BigEndian.AppendUint64(b, c.Generation)
 	b = binary.BigEndian.AppendUint64(b, c.Session)
 	b = binary.BigEndian.AppendUint64(b, uint64(c.Expires))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.MaxExpires))
 	return append(b, c.Cert[:]...)
 }
 
 func unmarshalClaims(b []byte) (*claims, error) {
-	if len(b) < 3 || b[0] != 1 {
+	if len(b) < 3 || b[0] != 2 {
 		return nil, errBadToken
 	}
 	n := int(binary.BigEndian.Uint16(b[1:3]))
 	b = b[3:]
-	if len(b) != n+1+8+8+8+32 {
+	if len(b) != n+1+5*8+32 {
 		return nil, errBadToken
 	}
 	c := &claims{User: string(b[:n]), Role: tokens.Role(b[n])}
 	b = b[n+1:]
-	c.Generation = binary.BigEndian.Uint64(b)
-	c.Session = binary.BigEndian.Uint64(b[8:])
-	c.Expires = int64(binary.BigEndian.Uint64(b[16:]))
-	copy(c.Cert[:], b[24:])
+	c.Number = binary.BigEndian.Uint64(b)
+	c.Generation = binary.BigEndian.Uint64(b[8:])
+	c.Session = binary.BigEndian.Uint64(b[16:])
+	c.Expires = int64(binary.BigEndian.Uint64(b[24:]))
+	c.MaxExpires = int64(binary.BigEndian.Uint64(b[32:]))
+	copy(c.Cert[:], b[40:])
 	return c, nil
 }
 
@@ -92,7 +105,7 @@ func parseToken(key []byte, tok string, now time.Time) (*claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	if now.Unix() >= c.Expires {
+	if now.Unix() >= c.Expires || now.Unix() >= c.MaxExpires || c.Expires > c.MaxExpires {
 		return nil, errors.New("session token has expired")
 	}
 	return c, nil

@@ -2,8 +2,9 @@
 # cluster.sh runs local HSM clusters on loopback, for tests and for people.
 #
 #   scripts/cluster.sh up [-n N] DIR   start an N-node cluster (default 1) with its
-#                                      data under DIR, make a crypto officer and a
-#                                      ready crypto user, and print eval-able
+#                                      data under DIR, make two crypto officers
+#                                      (admin, admin2: one locked out is not the end)
+#                                      and a ready crypto user, and print eval-able
 #                                      export lines
 #   scripts/cluster.sh up -n N -r BACKUP -p PASSPHRASE_FILE DIR
 #                                      the same, but restore BACKUP (taken by a
@@ -24,6 +25,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${HSM_BIN:-$ROOT/bin}
 CO_USER=admin
+CO2_USER=admin2
 CU_USER=cu1
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
@@ -129,6 +131,8 @@ print_exports() { # DIR N ID
   echo "export P11_SO_PIN='$CO_USER:$(cat "$dir/co.password")'"
   echo "export HSM_USER='$CO_USER'"
   echo "export HSM_PASSWORD='$(cat "$dir/co.password")'"
+  echo "export HSM_USER2='$CO2_USER'"
+  echo "export HSM_PASSWORD2='$(cat "$dir/co2.password")'"
 }
 
 up() {
@@ -167,6 +171,7 @@ up() {
   else
     secret >"$dir/passphrase"
     secret >"$dir/co.password"
+    secret >"$dir/co2.password"
     secret >"$dir/cu.password"
   fi
   "$BIN/hsm" cluster init --dir "$dir/pki" --nodes "$n" >/dev/null
@@ -191,6 +196,8 @@ up() {
   "$BIN/hsm" cluster activate --user "$CO_USER" --password-file "$dir/co.password" >/dev/null
   HSM_USER=$CO_USER HSM_PASSWORD=$(cat "$dir/co.password") \
     "$BIN/hsm" user create "$CU_USER" --role CU --new-password-file "$dir/cu.password" >/dev/null
+  HSM_USER=$CO_USER HSM_PASSWORD=$(cat "$dir/co.password") \
+    "$BIN/hsm" user create "$CO2_USER" --role CO --new-password-file "$dir/co2.password" >/dev/null
   k=2
   while [ $k -le "$n" ]; do
     join_node "$dir" $k

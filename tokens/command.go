@@ -40,6 +40,10 @@ const (
 	OpQuorumUse         Op = "quorum_use"          // Actor, Service, QuorumToken
 	OpBootstrap         Op = "bootstrap"           // User: the first crypto officer of a store with no users
 	OpAudit             Op = "audit"               // Node, Batch, Uses, Proof: a node's key-use counts
+	// Login attempts (see applyLoginAttempt): a reservation before a
+	// password is verified, and the verdict when it was wrong.
+	OpLoginAttempt Op = "login_attempt" // Name
+	OpLoginWrong   Op = "login_wrong"   // Name
 )
 
 // Command is one serialized change. Everything non-deterministic (time,
@@ -78,6 +82,8 @@ type Command struct {
 	Batch uint64          `json:"batch,omitempty"` // OpAudit: the node's batch number
 	Uses  []AuditUseCount `json:"uses,omitempty"`  // OpAudit
 	Proof []byte          `json:"proof,omitempty"` // OpAudit: AuditProof
+	// BreakGlass proves an unlock_user by BreakGlassActor.
+	BreakGlass *BreakGlass `json:"break_glass,omitempty"`
 }
 
 // MaxCommandSize bounds a serialized command.
@@ -243,7 +249,7 @@ func (e *StoreError) Unwrap() error { return e.Err }
 
 // userOps change users (and, for delete, shares).
 var userOps = map[Op]bool{OpCreateUser: true, OpBootstrap: true, OpDeleteUser: true, OpSetPassword: true,
-	OpLoginFailed: true, OpLoginOK: true, OpUnlockUser: true}
+	OpLoginFailed: true, OpLoginOK: true, OpUnlockUser: true, OpLoginAttempt: true, OpLoginWrong: true}
 
 type applyFunc func(tx Tx, s *Sealer, c *Command) (changed []uint64, err error)
 
@@ -273,6 +279,8 @@ func init() {
 		OpQuorumUse:         applyQuorumUse,
 		OpBootstrap:         applyBootstrap,
 		OpAudit:             applyAudit,
+		OpLoginAttempt:      applyLoginAttempt,
+		OpLoginWrong:        applyLoginWrong,
 	}
 }
 
@@ -448,6 +456,8 @@ func applySetPassword(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	return nil, putUser(tx, s, u)
 }
 
+// applyLoginFailed is the count-then-lock of logs written before login
+// attempts were reserved (OpLoginAttempt); nodes no longer send it.
 func applyLoginFailed(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	u, err := userFor(tx, s, c.Name)
 	if err != nil {
@@ -457,6 +467,41 @@ func applyLoginFailed(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if u.FailedLogins >= MaxFailedLogins {
 		u.Locked = true
 	}
+	return nil, putUser(tx, s, u)
+}
+
+// applyLoginAttempt reserves one password check: a node verifies a
+// password only after this command committed. FailedLogins counts the
+// attempts not yet proven right (wrong ones and those still being
+// checked), so once it reaches MaxFailedLogins no further attempt is
+// reserved anywhere in the cluster until a right one resets it: at most
+// MaxFailedLogins guesses are ever verified between two good logins,
+// however many are sent at once and to however many nodes. The command
+// needs no actor: the caller is not logged in yet; it can only make the
+// account harder to use, never easier.
+func applyLoginAttempt(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	u, err := userFor(tx, s, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	if u.Locked || u.FailedLogins >= MaxFailedLogins {
+		return nil, Errorf(ck.CKR_PIN_LOCKED, "account %q is locked; a crypto officer must unlock it", c.Name)
+	}
+	u.FailedLogins++
+	return nil, putUser(tx, s, u)
+}
+
+// applyLoginWrong records that a reserved attempt was wrong: its count
+// stays, and the account locks once the count reached MaxFailedLogins.
+func applyLoginWrong(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	u, err := userFor(tx, s, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	if u.Locked || u.FailedLogins < MaxFailedLogins {
+		return nil, nil
+	}
+	u.Locked = true
 	return nil, putUser(tx, s, u)
 }
 
@@ -473,13 +518,29 @@ func applyLoginOK(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	return nil, putUser(tx, s, u)
 }
 
+// applyUnlockUser clears a lockout. Its authority is either an officer
+// (Actor, checked with the other user-management commands) or
+// BreakGlassActor with a proof under the domain key (CheckBreakGlass at
+// the command's time): whoever holds the cluster passphrase may unlock,
+// through the log, so every node and every later backup sees it.
 func applyUnlockUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+	if c.Actor == BreakGlassActor {
+		if err := s.CheckBreakGlass(c.BreakGlass, c.Name, c.Time); err != nil {
+			return nil, err
+		}
+	} else if c.BreakGlass != nil {
+		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "a break-glass proof goes only with the break-glass actor")
+	}
 	u, err := userFor(tx, s, c.Name)
 	if err != nil {
 		return nil, err
 	}
-	if err := quorumCheck(tx, s, c, ServiceUserManagement); err != nil {
-		return nil, err
+	// The break-glass proof needs the passphrase and a node's files: it
+	// stands outside the officers' quorum (docs/quorum.md).
+	if c.Actor != BreakGlassActor {
+		if err := quorumCheck(tx, s, c, ServiceUserManagement); err != nil {
+			return nil, err
+		}
 	}
 	u.FailedLogins, u.Locked = 0, false
 	u.Generation++

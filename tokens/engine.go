@@ -262,39 +262,91 @@ func (e *Engine) object(id uint64) (*Object, error) {
 // Login checks a password. Five wrong ones lock the account, and a locked
 // account refuses even the right password. Unknown users and wrong passwords
 // get the same answer.
+//
+// The count and the lock decision are made in apply, so they hold across
+// the whole cluster and under any concurrency: the node first commits a
+// reservation (login_attempt) and verifies the password only if apply
+// granted it; a wrong password then commits login_wrong (which locks once
+// the count reached MaxFailedLogins) and a right one login_ok (which
+// resets the count, unless a lock landed first). See applyLoginAttempt.
 func (e *Engine) Login(ctx context.Context, name, password string) (*User, error) {
+	wrong := Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
 	if ValidUserName(name) != nil || len(password) > MaxPasswordLen {
-		VerifyPassword(dummyHash, password)
-		return nil, Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
+		if _, err := argon.verify(ctx, dummyHash, password); err != nil {
+			return nil, err
+		}
+		return nil, wrong
 	}
 	u, err := e.user(name)
 	if errors.Is(err, ErrNotFound) {
-		VerifyPassword(dummyHash, password)
-		return nil, Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
+		if _, err := argon.verify(ctx, dummyHash, password); err != nil {
+			return nil, err
+		}
+		return nil, wrong
 	}
 	if err != nil {
 		return nil, err
 	}
-	if u.Locked {
+	if u.Locked || u.FailedLogins >= MaxFailedLogins {
 		return nil, Errorf(ck.CKR_PIN_LOCKED, "account %q is locked; a crypto officer must unlock it", name)
 	}
-	if !VerifyPassword(u.PasswordHash, password) {
-		if err := e.submit(ctx, &Command{Op: OpLoginFailed, Name: name}); err != nil {
+	// The slot is taken before the reservation, so a login refused as
+	// busy is not counted as a guess.
+	release, err := argon.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := e.reserveAndVerify(ctx, name, password)
+	release()
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		if err := e.submit(ctx, &Command{Op: OpLoginWrong, Name: name}); err != nil {
 			return nil, err
 		}
-		return nil, Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
+		return nil, wrong
 	}
-	if u.FailedLogins > 0 {
-		if err := e.submit(ctx, &Command{Op: OpLoginOK, Name: name}); err != nil {
-			return nil, err
-		}
+	if err := e.submit(ctx, &Command{Op: OpLoginOK, Name: name}); err != nil {
+		return nil, err
 	}
-	return u, nil
+	return e.user(name)
 }
 
-// CheckUser confirms that a session's user still exists, is not locked and
-// has not had its password reset since the session began.
-func (e *Engine) CheckUser(name string, generation uint64) (*User, error) {
+// reserveAndVerify commits a login_attempt and then checks the password
+// against the user as it is after the reservation (it may have raced with
+// a password change or a delete). The caller holds an argon2id slot.
+func (e *Engine) reserveAndVerify(ctx context.Context, name, password string) (bool, error) {
+	if err := e.submit(ctx, &Command{Op: OpLoginAttempt, Name: name}); err != nil {
+		return false, err
+	}
+	u, err := e.user(name)
+	if errors.Is(err, ErrNotFound) {
+		return false, Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
+	}
+	if err != nil {
+		return false, err
+	}
+	argon.runs.Add(1)
+	return VerifyPassword(u.PasswordHash, password), nil
+}
+
+// Generation is a user's credential generation, or 0 for no such user:
+// callers key per-account state by it, so that an unlock or a password
+// reset starts it afresh.
+func (e *Engine) Generation(name string) uint64 {
+	u, err := e.user(name)
+	if err != nil {
+		return 0
+	}
+	return u.Generation
+}
+
+// CheckUser confirms that a session's user still exists as the same user
+// (its number is never reused, so a user deleted and made again under the
+// same name is another user), is not locked and has not had its password
+// reset since the session began.
+func (e *Engine) CheckUser(name string, number, generation uint64) (*User, error) {
 	u, err := e.user(name)
 	if errors.Is(err, ErrNotFound) {
 		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the user no longer exists")
@@ -302,7 +354,7 @@ func (e *Engine) CheckUser(name string, generation uint64) (*User, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u.Locked || u.Generation != generation {
+	if u.Number != number || u.Locked || u.Generation != generation {
 		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the session has ended; log in again")
 	}
 	return u, nil
@@ -326,7 +378,7 @@ func (e *Engine) createUser(ctx context.Context, op Op, actor, name string, role
 	if err := CheckPassword(password); err != nil {
 		return err
 	}
-	h, err := HashPassword(password)
+	h, err := argon.hash(ctx, password)
 	if err != nil {
 		return err
 	}
@@ -366,7 +418,7 @@ func (e *Engine) SetPassword(ctx context.Context, c Caller, name, password strin
 	if err := CheckPassword(password); err != nil {
 		return err
 	}
-	h, err := HashPassword(password)
+	h, err := argon.hash(ctx, password)
 	if err != nil {
 		return err
 	}
@@ -402,7 +454,7 @@ func (e *Engine) ListUsers(c Caller) ([]UserInfo, error) {
 	}
 	out := make([]UserInfo, 0, len(us))
 	for _, u := range us {
-		out = append(out, UserInfo{Name: u.Name, Role: u.Role, Locked: u.Locked, FailedLogins: u.FailedLogins, Created: u.Created, Number: u.Number})
+		out = append(out, UserInfo{Name: u.Name, Role: u.Role, Locked: u.Locked || u.FailedLogins >= MaxFailedLogins, FailedLogins: u.FailedLogins, Created: u.Created, Number: u.Number})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -425,7 +477,7 @@ func (e *Engine) ListTokens() ([]Token, error) {
 	var out []Token
 	for _, u := range us {
 		if u.Role == RoleCU {
-			out = append(out, Token{Name: u.Name, Number: u.Number, Locked: u.Locked})
+			out = append(out, Token{Name: u.Name, Number: u.Number, Locked: u.Locked || u.FailedLogins >= MaxFailedLogins})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })

@@ -268,7 +268,9 @@ func edPubOf(k *Key) (ed25519.PublicKey, error) {
 			return p, nil
 		}
 		if p, ok := k.Private.(ed25519.PrivateKey); ok && len(p) == ed25519.PrivateKeySize {
-			return p.Public().(ed25519.PublicKey), nil
+			if pub, ok := p.Public().(ed25519.PublicKey); ok {
+				return pub, nil
+			}
 		}
 	}
 	return nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs an Ed25519 key")

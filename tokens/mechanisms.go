@@ -209,13 +209,20 @@ var ivLens = map[uint64]int{ck.CKM_AES_CBC: 16, ck.CKM_AES_CBC_PAD: 16, ck.CKM_A
 // when it runs. The operations check again.
 var paramChecks = map[ParamKind]func(mech uint64, p any) string{
 	ParamIV: func(mech uint64, p any) string {
-		if n, ok := ivLens[mech]; ok && len(p.(*IVParams).IV) != n {
+		iv, ok := asParam[IVParams](p)
+		if !ok {
+			return wrongParam
+		}
+		if n, ok := ivLens[mech]; ok && len(iv.IV) != n {
 			return fmt.Sprintf("the IV must be %d bytes", n)
 		}
 		return ""
 	},
 	ParamGCM: func(_ uint64, p any) string {
-		g := p.(*GCMParams)
+		g, ok := asParam[GCMParams](p)
+		if !ok {
+			return wrongParam
+		}
 		switch {
 		case len(g.IV) == 0 || len(g.IV) > 256:
 			return "the IV must be 1 to 256 bytes"
@@ -227,13 +234,20 @@ var paramChecks = map[ParamKind]func(mech uint64, p any) string{
 		return ""
 	},
 	ParamCTR: func(_ uint64, p any) string {
-		if c := p.(*CTRParams).CounterBits; c == 0 || c > 128 {
+		ctr, ok := asParam[CTRParams](p)
+		if !ok {
+			return wrongParam
+		}
+		if c := ctr.CounterBits; c == 0 || c > 128 {
 			return "the counter must be 1 to 128 bits"
 		}
 		return ""
 	},
 	ParamOAEP: func(_ uint64, p any) string {
-		o := p.(*OAEPParams)
+		o, ok := asParam[OAEPParams](p)
+		if !ok {
+			return wrongParam
+		}
 		if _, ok := digestHashes[o.Hash]; !ok {
 			return "unknown hash"
 		}
@@ -246,7 +260,10 @@ var paramChecks = map[ParamKind]func(mech uint64, p any) string{
 		return ""
 	},
 	ParamPSS: func(_ uint64, p any) string {
-		ps := p.(*PSSParams)
+		ps, ok := asParam[PSSParams](p)
+		if !ok {
+			return wrongParam
+		}
 		if _, ok := digestHashes[ps.Hash]; !ok {
 			return "unknown hash"
 		}
@@ -256,7 +273,11 @@ var paramChecks = map[ParamKind]func(mech uint64, p any) string{
 		return ""
 	},
 	ParamECDH: func(_ uint64, p any) string {
-		if e := p.(*ECDHParams); e.KDF != ck.CKD_NULL {
+		e, ok := asParam[ECDHParams](p)
+		if !ok {
+			return wrongParam
+		}
+		if e.KDF != ck.CKD_NULL {
 			if _, ok := ecdhKDFs[e.KDF]; !ok {
 				return "unknown key derivation function"
 			}
@@ -274,6 +295,16 @@ var paramNames = map[ParamKind]string{
 	ParamECDH:   "CK_ECDH1_DERIVE_PARAMS",
 	ParamEdDSA:  "CK_EDDSA_PARAMS",
 	ParamMacLen: "CK_MAC_GENERAL_PARAMS",
+}
+
+// wrongParam is a parameter check's answer to a parameter of another type.
+const wrongParam = "wrong parameter type"
+
+// asParam is p as a non-nil *T: a checked assertion, so a parameter of an
+// unexpected type is refused, never a panic.
+func asParam[T any](p any) (*T, bool) {
+	v, ok := p.(*T)
+	return v, ok && v != nil
 }
 
 // isParam reports whether p is a non-nil *T.

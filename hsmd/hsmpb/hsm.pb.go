@@ -4552,6 +4552,76 @@ func (x *QuorumStatusResponse) GetTokens() []*QuorumToken {
 	return nil
 }
 
+// BreakGlassRequest is `hsmd unlock-user`'s request: mac is tokens'
+// break-glass MAC over (user, time_unix, nonce).
+type BreakGlassRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	TimeUnix      int64                  `protobuf:"varint,2,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`
+	Nonce         []byte                 `protobuf:"bytes,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Mac           []byte                 `protobuf:"bytes,4,opt,name=mac,proto3" json:"mac,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BreakGlassRequest) Reset() {
+	*x = BreakGlassRequest{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BreakGlassRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BreakGlassRequest) ProtoMessage() {}
+
+func (x *BreakGlassRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BreakGlassRequest.ProtoReflect.Descriptor instead.
+func (*BreakGlassRequest) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *BreakGlassRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *BreakGlassRequest) GetTimeUnix() int64 {
+	if x != nil {
+		return x.TimeUnix
+	}
+	return 0
+}
+
+func (x *BreakGlassRequest) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *BreakGlassRequest) GetMac() []byte {
+	if x != nil {
+		return x.Mac
+	}
+	return nil
+}
+
 var File_hsmd_hsmpb_hsm_proto protoreflect.FileDescriptor
 
 const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
@@ -4879,7 +4949,12 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x14QuorumStatusResponse\x124\n" +
 	"\bpolicies\x18\x01 \x03(\v2\x18.openhsm.v1.QuorumPolicyR\bpolicies\x125\n" +
 	"\bofficers\x18\x02 \x03(\v2\x19.openhsm.v1.QuorumOfficerR\bofficers\x12/\n" +
-	"\x06tokens\x18\x03 \x03(\v2\x17.openhsm.v1.QuorumTokenR\x06tokens2\xbb\x18\n" +
+	"\x06tokens\x18\x03 \x03(\v2\x17.openhsm.v1.QuorumTokenR\x06tokens\"l\n" +
+	"\x11BreakGlassRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1b\n" +
+	"\ttime_unix\x18\x02 \x01(\x03R\btimeUnix\x12\x14\n" +
+	"\x05nonce\x18\x03 \x01(\fR\x05nonce\x12\x10\n" +
+	"\x03mac\x18\x04 \x01(\fR\x03mac2\xbb\x18\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -4932,7 +5007,7 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x12QuorumApproveToken\x12%.openhsm.v1.QuorumApproveTokenRequest\x1a\x11.openhsm.v1.Empty\x12C\n" +
 	"\fQuorumStatus\x12\x11.openhsm.v1.Empty\x1a .openhsm.v1.QuorumStatusResponse\x12H\n" +
 	"\tListAudit\x12\x1c.openhsm.v1.ListAuditRequest\x1a\x1d.openhsm.v1.ListAuditResponse\x12A\n" +
-	"\vVerifyAudit\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.VerifyAuditResponse2\x8e\x03\n" +
+	"\vVerifyAudit\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.VerifyAuditResponse2\xd4\x03\n" +
 	"\x04Peer\x12B\n" +
 	"\aForward\x12\x1a.openhsm.v1.ForwardRequest\x1a\x1b.openhsm.v1.ForwardResponse\x12D\n" +
 	"\x10ChangeMembership\x12\x1d.openhsm.v1.MembershipRequest\x1a\x11.openhsm.v1.Empty\x128\n" +
@@ -4941,7 +5016,8 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\tDomainKey\x12\x11.openhsm.v1.Empty\x1a\x1d.openhsm.v1.DomainKeyResponse\x12B\n" +
 	"\fLocalBackups\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.ListBackupsResponse\x12?\n" +
 	"\n" +
-	"ReadBackup\x12\x1c.openhsm.v1.GetBackupRequest\x1a\x11.openhsm.v1.Chunk0\x01B'Z%github.com/openhsm/openhsm/hsmd/hsmpbb\x06proto3"
+	"ReadBackup\x12\x1c.openhsm.v1.GetBackupRequest\x1a\x11.openhsm.v1.Chunk0\x01\x12D\n" +
+	"\x10BreakGlassUnlock\x12\x1d.openhsm.v1.BreakGlassRequest\x1a\x11.openhsm.v1.EmptyB'Z%github.com/openhsm/openhsm/hsmd/hsmpbb\x06proto3"
 
 var (
 	file_hsmd_hsmpb_hsm_proto_rawDescOnce sync.Once
@@ -4955,7 +5031,7 @@ func file_hsmd_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_hsmd_hsmpb_hsm_proto_rawDescData
 }
 
-var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
 var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                     // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),               // 1: openhsm.v1.ErrorDetail
@@ -5031,6 +5107,7 @@ var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*QuorumOfficer)(nil),             // 71: openhsm.v1.QuorumOfficer
 	(*QuorumPolicy)(nil),              // 72: openhsm.v1.QuorumPolicy
 	(*QuorumStatusResponse)(nil),      // 73: openhsm.v1.QuorumStatusResponse
+	(*BreakGlassRequest)(nil),         // 74: openhsm.v1.BreakGlassRequest
 }
 var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -5122,60 +5199,62 @@ var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	0,  // 86: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
 	0,  // 87: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
 	55, // 88: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
-	11, // 89: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 90: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 91: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 92: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 93: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 94: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 95: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 96: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 97: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 98: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 99: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 100: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 101: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 102: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 103: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 104: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 105: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 106: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 107: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 108: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 109: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	47, // 110: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 111: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 112: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	47, // 113: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 114: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	47, // 115: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	47, // 116: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	44, // 117: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
-	47, // 118: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	47, // 119: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	49, // 120: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 121: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 122: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,  // 123: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	52, // 124: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	54, // 125: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 126: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	52, // 127: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,  // 128: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,  // 129: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	69, // 130: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,  // 131: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	73, // 132: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	59, // 133: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
-	60, // 134: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
-	62, // 135: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
-	0,  // 136: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
-	48, // 137: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
-	64, // 138: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
-	54, // 139: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 140: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
-	89, // [89:141] is the sub-list for method output_type
-	37, // [37:89] is the sub-list for method input_type
+	74, // 89: openhsm.v1.Peer.BreakGlassUnlock:input_type -> openhsm.v1.BreakGlassRequest
+	11, // 90: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11, // 91: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,  // 92: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,  // 93: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14, // 94: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20, // 95: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,  // 96: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,  // 97: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,  // 98: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,  // 99: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21, // 100: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25, // 101: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25, // 102: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,  // 103: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27, // 104: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29, // 105: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32, // 106: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,  // 107: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,  // 108: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25, // 109: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37, // 110: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	47, // 111: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25, // 112: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25, // 113: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	47, // 114: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,  // 115: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	47, // 116: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	47, // 117: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	44, // 118: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
+	47, // 119: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	47, // 120: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	49, // 121: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,  // 122: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,  // 123: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,  // 124: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	52, // 125: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	54, // 126: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 127: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	52, // 128: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,  // 129: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,  // 130: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	69, // 131: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,  // 132: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	73, // 133: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	59, // 134: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	60, // 135: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	62, // 136: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
+	0,  // 137: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
+	48, // 138: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
+	64, // 139: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
+	54, // 140: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 141: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
+	0,  // 142: openhsm.v1.Peer.BreakGlassUnlock:output_type -> openhsm.v1.Empty
+	90, // [90:143] is the sub-list for method output_type
+	37, // [37:90] is the sub-list for method input_type
 	37, // [37:37] is the sub-list for extension type_name
 	37, // [37:37] is the sub-list for extension extendee
 	0,  // [0:37] is the sub-list for field type_name
@@ -5202,7 +5281,7 @@ func file_hsmd_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsmd_hsmpb_hsm_proto_rawDesc), len(file_hsmd_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   74,
+			NumMessages:   75,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

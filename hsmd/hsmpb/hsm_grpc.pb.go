@@ -1881,6 +1881,7 @@ const (
 	Peer_DomainKey_FullMethodName        = "/openhsm.v1.Peer/DomainKey"
 	Peer_LocalBackups_FullMethodName     = "/openhsm.v1.Peer/LocalBackups"
 	Peer_ReadBackup_FullMethodName       = "/openhsm.v1.Peer/ReadBackup"
+	Peer_BreakGlassUnlock_FullMethodName = "/openhsm.v1.Peer/BreakGlassUnlock"
 )
 
 // PeerClient is the client API for Peer service.
@@ -1897,6 +1898,9 @@ type PeerClient interface {
 	DomainKey(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*DomainKeyResponse, error)
 	LocalBackups(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListBackupsResponse, error)
 	ReadBackup(ctx context.Context, in *GetBackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Chunk], error)
+	// BreakGlassUnlock unlocks a user for `hsmd unlock-user`, which proves
+	// with a MAC under the domain key that it holds the cluster passphrase.
+	BreakGlassUnlock(ctx context.Context, in *BreakGlassRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type peerClient struct {
@@ -1976,6 +1980,16 @@ func (c *peerClient) ReadBackup(ctx context.Context, in *GetBackupRequest, opts 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Peer_ReadBackupClient = grpc.ServerStreamingClient[Chunk]
 
+func (c *peerClient) BreakGlassUnlock(ctx context.Context, in *BreakGlassRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Peer_BreakGlassUnlock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -1990,6 +2004,9 @@ type PeerServer interface {
 	DomainKey(context.Context, *Empty) (*DomainKeyResponse, error)
 	LocalBackups(context.Context, *Empty) (*ListBackupsResponse, error)
 	ReadBackup(*GetBackupRequest, grpc.ServerStreamingServer[Chunk]) error
+	// BreakGlassUnlock unlocks a user for `hsmd unlock-user`, which proves
+	// with a MAC under the domain key that it holds the cluster passphrase.
+	BreakGlassUnlock(context.Context, *BreakGlassRequest) (*Empty, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -2017,6 +2034,9 @@ func (UnimplementedPeerServer) LocalBackups(context.Context, *Empty) (*ListBacku
 }
 func (UnimplementedPeerServer) ReadBackup(*GetBackupRequest, grpc.ServerStreamingServer[Chunk]) error {
 	return status.Error(codes.Unimplemented, "method ReadBackup not implemented")
+}
+func (UnimplementedPeerServer) BreakGlassUnlock(context.Context, *BreakGlassRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method BreakGlassUnlock not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -2140,6 +2160,24 @@ func _Peer_ReadBackup_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Peer_ReadBackupServer = grpc.ServerStreamingServer[Chunk]
 
+func _Peer_BreakGlassUnlock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BreakGlassRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).BreakGlassUnlock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_BreakGlassUnlock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).BreakGlassUnlock(ctx, req.(*BreakGlassRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2166,6 +2204,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LocalBackups",
 			Handler:    _Peer_LocalBackups_Handler,
+		},
+		{
+			MethodName: "BreakGlassUnlock",
+			Handler:    _Peer_BreakGlassUnlock_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

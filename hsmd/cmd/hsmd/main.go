@@ -5,6 +5,8 @@
 //	hsmd init  -config node.toml -join ADDR       prepare a node to join the cluster
 //	                                              the node at ADDR belongs to
 //	hsmd serve -config node.toml                  serve
+//	hsmd unlock-user -config node.toml NAME       break-glass: unlock NAME through the
+//	                                              running node, with its passphrase
 //	hsmd version
 package main
 
@@ -20,7 +22,7 @@ import (
 )
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: hsmd init -config FILE (-cluster-id ID | -join HOST:PORT) | hsmd serve -config FILE | hsmd version")
+	fmt.Fprintln(os.Stderr, "usage: hsmd init -config FILE (-cluster-id ID | -join HOST:PORT) | hsmd serve -config FILE | hsmd unlock-user -config FILE NAME | hsmd version")
 	os.Exit(2)
 }
 
@@ -36,7 +38,7 @@ func main() {
 	case "version":
 		fmt.Println(hsmd.Version)
 		return
-	case "init", "serve":
+	case "init", "serve", "unlock-user":
 	default:
 		usage()
 	}
@@ -50,6 +52,16 @@ func main() {
 	}
 	// Before any secret is read or unsealed: no core files, no ptrace, no swap.
 	cfg.Harden()
+	if os.Args[1] == "unlock-user" {
+		if fs.NArg() != 1 {
+			usage()
+		}
+		if err := hsmd.UnlockUser(cfg, fs.Arg(0)); err != nil {
+			fail(err)
+		}
+		fmt.Printf("hsmd: unlocked %s on every node (through the log)\n", fs.Arg(0))
+		return
+	}
 	if os.Args[1] == "init" {
 		switch {
 		case (*clusterID == "") == (*join == ""):
@@ -67,6 +79,7 @@ func main() {
 		}
 		return
 	}
+	hsmd.LimitMemory()
 	n, err := hsmd.Open(cfg)
 	if err != nil {
 		fail(err)

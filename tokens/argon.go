@@ -1,0 +1,84 @@
+package tokens
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+
+	"github.com/openhsm/openhsm/ck"
+)
+
+// Password hashing is the one thing a caller without a session can make a
+// node do that costs real memory: argon2id takes pwMemory (19 MiB) for
+// every hash or check while it runs. So at most ArgonSlots run at once,
+// at most ArgonQueue more wait for a slot, and any beyond those are
+// refused at once as busy, without hashing. The peak memory of password
+// work is then ArgonSlots × 19 MiB, whatever the load.
+var (
+	ArgonSlots = min(max(runtime.NumCPU(), 1), 4)
+	ArgonQueue = 128
+)
+
+// errBusyMsg is the answer when the password queue is full.
+var errBusyMsg = "the node is busy checking other passwords; try again in a moment"
+
+type argonLimiter struct {
+	slots   chan struct{}
+	waiting atomic.Int64
+	queue   int64
+	// Runs counts the argon2id computations started, for tests and
+	// metrics: how many passwords this node actually checked or hashed.
+	runs atomic.Int64
+}
+
+var argon = &argonLimiter{slots: make(chan struct{}, ArgonSlots), queue: int64(ArgonQueue)}
+
+// ArgonRuns is how many argon2id computations this process started.
+func ArgonRuns() int64 { return argon.runs.Load() }
+
+// enter takes a slot, waiting in the bounded queue for one; release
+// gives it back.
+func (l *argonLimiter) enter(ctx context.Context) (release func(), err error) {
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		if l.waiting.Add(1) > l.queue {
+			l.waiting.Add(-1)
+			return nil, Errorf(ck.CKR_DEVICE_MEMORY, "%s", errBusyMsg)
+		}
+		select {
+		case l.slots <- struct{}{}:
+			l.waiting.Add(-1)
+		case <-ctx.Done():
+			l.waiting.Add(-1)
+			return nil, Errorf(ck.CKR_DEVICE_ERROR, "%s", errBusyMsg)
+		}
+	}
+	return func() { <-l.slots }, nil
+}
+
+// do runs fn in a slot.
+func (l *argonLimiter) do(ctx context.Context, fn func()) error {
+	release, err := l.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	l.runs.Add(1)
+	fn()
+	return nil
+}
+
+// verify checks a password within the limit.
+func (l *argonLimiter) verify(ctx context.Context, hash, pw string) (ok bool, err error) {
+	err = l.do(ctx, func() { ok = VerifyPassword(hash, pw) })
+	return ok, err
+}
+
+// hash hashes a password within the limit.
+func (l *argonLimiter) hash(ctx context.Context, pw string) (h string, err error) {
+	if lerr := l.do(ctx, func() { h, err = HashPassword(pw) }); lerr != nil {
+		return "", lerr
+	}
+	return h, err
+}
