@@ -56,6 +56,10 @@ type Server struct {
 	mu       sync.Mutex
 	revoked  map[uint64]int64     // session -> expiry, for logged-out sessions
 	lastSeen map[uint64]time.Time // session -> last call, to drop session objects
+
+	// deny is the node's certificate deny-list: checked on every call, so
+	// a connection opened before a revocation gets no further answer.
+	deny *pki.DenyList
 }
 
 // NewServer makes the service for an engine.
@@ -122,6 +126,7 @@ var methodAccess = map[string]access{
 	"ClusterStatus": accessCert, "AddNode": accessSession, "RemoveNode": accessSession,
 	"CreateBackup": accessSession, "ListBackups": accessSession, "GetBackup": accessSession,
 	"RestoreBackup": accessCert,
+	"RevokeCert":    accessSession, "ListRevokedCerts": accessSession,
 	// The Peer service.
 	"Forward": accessNode, "ChangeMembership": accessNode, "NodeStatus": accessNode,
 	"DomainKey": accessNode, "LocalBackups": accessNode, "ReadBackup": accessNode,
@@ -236,6 +241,9 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	id, err := pki.PeerIdentity(ti.State)
 	if err != nil {
 		return ctx, unauthenticated("no valid client certificate")
+	}
+	if s.deny.Revoked(id.Fingerprint) {
+		return ctx, unauthenticated("the certificate is revoked")
 	}
 	ctx = context.WithValue(ctx, keyIdentity, id)
 	if need == accessNode {

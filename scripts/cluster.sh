@@ -167,10 +167,11 @@ up() {
     secret >"$dir/co.password"
     secret >"$dir/cu.password"
   fi
-  "$BIN/hsm" cluster init --dir "$dir/pki" --nodes "$n" >/dev/null
-  cluster_id="local-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  # The certificates are bound to the cluster ID: a restored cluster takes
+  # the backup's, so its certificates and its store agree.
+  "$BIN/hsm" cluster init --dir "$dir/pki" --nodes "$n" ${restore:+--backup "$restore"} >/dev/null
   write_node_config "$dir" 1
-  "$BIN/hsmd" init -config "$dir/node1.toml" -cluster-id "$cluster_id" >/dev/null
+  cluster_id=$("$BIN/hsmd" init -config "$dir/node1.toml" | sed -n 's/.* for cluster //p')
   start_node "$dir" 1
   write_client_config "$dir"
   export HSM_CONFIG="$dir/client.toml"

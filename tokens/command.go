@@ -30,6 +30,7 @@ const (
 	OpShare         Op = "share"          // ObjectID, Name
 	OpUnshare       Op = "unshare"        // ObjectID, Name
 	OpLogout        Op = "logout"         // Session, Expires
+	OpRevokeCert    Op = "revoke_cert"    // Fingerprint, Name (certs.go)
 )
 
 // Command is one serialized change. Everything non-deterministic (time,
@@ -51,6 +52,7 @@ type Command struct {
 	Domain       []byte    `json:"domain,omitempty"`
 	Session      uint64    `json:"session,omitempty"`
 	Expires      int64     `json:"expires,omitempty"`
+	Fingerprint  string    `json:"fingerprint,omitempty"`
 }
 
 // MaxCommandSize bounds a serialized command.
@@ -95,6 +97,9 @@ type Machine struct {
 	// OnLogout, if set, is called after a logout is applied, with the
 	// session and when its token would have expired (Unix seconds).
 	OnLogout func(session uint64, expires int64)
+	// OnCertRevoked, if set, is called after a certificate revocation is
+	// applied, so the node can refresh the set its handshakes check.
+	OnCertRevoked func()
 	// OnReset, if set, is called after Restore replaced the whole state;
 	// an error from it means the node cannot serve the new state.
 	OnReset func() error
@@ -172,6 +177,9 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 	if m.OnLogout != nil && c.Op == OpLogout {
 		m.OnLogout(c.Session, c.Expires)
 	}
+	if m.OnCertRevoked != nil && c.Op == OpRevokeCert {
+		m.OnCertRevoked()
+	}
 	return nil
 }
 
@@ -217,6 +225,7 @@ func init() {
 		OpShare:         applyShare,
 		OpUnshare:       applyShare,
 		OpLogout:        applyLogout,
+		OpRevokeCert:    applyRevokeCert,
 	}
 }
 

@@ -3625,6 +3625,170 @@ func (x *DomainKeyResponse) GetClusterId() string {
 	return ""
 }
 
+type RevokeCertRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fingerprint   string                 `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"` // SHA-256 of the certificate DER, 64 hex digits
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`               // the certificate's common name, for the list only
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeCertRequest) Reset() {
+	*x = RevokeCertRequest{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeCertRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeCertRequest) ProtoMessage() {}
+
+func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeCertRequest.ProtoReflect.Descriptor instead.
+func (*RevokeCertRequest) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *RevokeCertRequest) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *RevokeCertRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RevokedCert struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fingerprint   string                 `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	By            string                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`      // the crypto officer who revoked it
+	Time          int64                  `protobuf:"varint,4,opt,name=time,proto3" json:"time,omitempty"` // Unix seconds
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokedCert) Reset() {
+	*x = RevokedCert{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokedCert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokedCert) ProtoMessage() {}
+
+func (x *RevokedCert) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokedCert.ProtoReflect.Descriptor instead.
+func (*RevokedCert) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *RevokedCert) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *RevokedCert) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RevokedCert) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *RevokedCert) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+type ListRevokedCertsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Certs         []*RevokedCert         `protobuf:"bytes,1,rep,name=certs,proto3" json:"certs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRevokedCertsResponse) Reset() {
+	*x = ListRevokedCertsResponse{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRevokedCertsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRevokedCertsResponse) ProtoMessage() {}
+
+func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRevokedCertsResponse.ProtoReflect.Descriptor instead.
+func (*ListRevokedCertsResponse) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ListRevokedCertsResponse) GetCerts() []*RevokedCert {
+	if x != nil {
+		return x.Certs
+	}
+	return nil
+}
+
 var File_hsmd_hsmpb_hsm_proto protoreflect.FileDescriptor
 
 const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
@@ -3877,7 +4041,17 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x11DomainKeyResponse\x12\x16\n" +
 	"\x06sealed\x18\x01 \x01(\fR\x06sealed\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x02 \x01(\tR\tclusterId2\xe1\x13\n" +
+	"cluster_id\x18\x02 \x01(\tR\tclusterId\"I\n" +
+	"\x11RevokeCertRequest\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"g\n" +
+	"\vRevokedCert\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x12\n" +
+	"\x04time\x18\x04 \x01(\x03R\x04time\"I\n" +
+	"\x18ListRevokedCertsResponse\x12-\n" +
+	"\x05certs\x18\x01 \x03(\v2\x17.openhsm.v1.RevokedCertR\x05certs2\xee\x14\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -3922,7 +4096,10 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\fCreateBackup\x12\x11.openhsm.v1.Empty\x1a\x1a.openhsm.v1.BackupProgress0\x01\x12A\n" +
 	"\vListBackups\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.ListBackupsResponse\x12>\n" +
 	"\tGetBackup\x12\x1c.openhsm.v1.GetBackupRequest\x1a\x11.openhsm.v1.Chunk0\x01\x12B\n" +
-	"\rRestoreBackup\x12\x11.openhsm.v1.Chunk\x1a\x1a.openhsm.v1.BackupProgress(\x010\x012\x8e\x03\n" +
+	"\rRestoreBackup\x12\x11.openhsm.v1.Chunk\x1a\x1a.openhsm.v1.BackupProgress(\x010\x01\x12>\n" +
+	"\n" +
+	"RevokeCert\x12\x1d.openhsm.v1.RevokeCertRequest\x1a\x11.openhsm.v1.Empty\x12K\n" +
+	"\x10ListRevokedCerts\x12\x11.openhsm.v1.Empty\x1a$.openhsm.v1.ListRevokedCertsResponse2\x8e\x03\n" +
 	"\x04Peer\x12B\n" +
 	"\aForward\x12\x1a.openhsm.v1.ForwardRequest\x1a\x1b.openhsm.v1.ForwardResponse\x12D\n" +
 	"\x10ChangeMembership\x12\x1d.openhsm.v1.MembershipRequest\x1a\x11.openhsm.v1.Empty\x128\n" +
@@ -3945,69 +4122,72 @@ func file_hsmd_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_hsmd_hsmpb_hsm_proto_rawDescData
 }
 
-var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
-	(*Empty)(nil),                  // 0: openhsm.v1.Empty
-	(*ErrorDetail)(nil),            // 1: openhsm.v1.ErrorDetail
-	(*Attribute)(nil),              // 2: openhsm.v1.Attribute
-	(*Mechanism)(nil),              // 3: openhsm.v1.Mechanism
-	(*GcmParams)(nil),              // 4: openhsm.v1.GcmParams
-	(*CtrParams)(nil),              // 5: openhsm.v1.CtrParams
-	(*PssParams)(nil),              // 6: openhsm.v1.PssParams
-	(*OaepParams)(nil),             // 7: openhsm.v1.OaepParams
-	(*EcdhParams)(nil),             // 8: openhsm.v1.EcdhParams
-	(*EddsaParams)(nil),            // 9: openhsm.v1.EddsaParams
-	(*LoginRequest)(nil),           // 10: openhsm.v1.LoginRequest
-	(*LoginResponse)(nil),          // 11: openhsm.v1.LoginResponse
-	(*BootstrapRequest)(nil),       // 12: openhsm.v1.BootstrapRequest
-	(*MechanismInfo)(nil),          // 13: openhsm.v1.MechanismInfo
-	(*InfoResponse)(nil),           // 14: openhsm.v1.InfoResponse
-	(*CreateUserRequest)(nil),      // 15: openhsm.v1.CreateUserRequest
-	(*UserRequest)(nil),            // 16: openhsm.v1.UserRequest
-	(*SetPasswordRequest)(nil),     // 17: openhsm.v1.SetPasswordRequest
-	(*UserInfo)(nil),               // 18: openhsm.v1.UserInfo
-	(*Token)(nil),                  // 19: openhsm.v1.Token
-	(*ListTokensResponse)(nil),     // 20: openhsm.v1.ListTokensResponse
-	(*ListUsersResponse)(nil),      // 21: openhsm.v1.ListUsersResponse
-	(*CreateObjectRequest)(nil),    // 22: openhsm.v1.CreateObjectRequest
-	(*CopyObjectRequest)(nil),      // 23: openhsm.v1.CopyObjectRequest
-	(*ObjectRequest)(nil),          // 24: openhsm.v1.ObjectRequest
-	(*ObjectResponse)(nil),         // 25: openhsm.v1.ObjectResponse
-	(*FindObjectsRequest)(nil),     // 26: openhsm.v1.FindObjectsRequest
-	(*FindObjectsResponse)(nil),    // 27: openhsm.v1.FindObjectsResponse
-	(*ObjectInfo)(nil),             // 28: openhsm.v1.ObjectInfo
-	(*ListObjectsResponse)(nil),    // 29: openhsm.v1.ListObjectsResponse
-	(*GetAttributesRequest)(nil),   // 30: openhsm.v1.GetAttributesRequest
-	(*AttributeValue)(nil),         // 31: openhsm.v1.AttributeValue
-	(*GetAttributesResponse)(nil),  // 32: openhsm.v1.GetAttributesResponse
-	(*SetAttributesRequest)(nil),   // 33: openhsm.v1.SetAttributesRequest
-	(*ShareRequest)(nil),           // 34: openhsm.v1.ShareRequest
-	(*GenerateKeyRequest)(nil),     // 35: openhsm.v1.GenerateKeyRequest
-	(*GenerateKeyPairRequest)(nil), // 36: openhsm.v1.GenerateKeyPairRequest
-	(*KeyPairResponse)(nil),        // 37: openhsm.v1.KeyPairResponse
-	(*WrapKeyRequest)(nil),         // 38: openhsm.v1.WrapKeyRequest
-	(*UnwrapKeyRequest)(nil),       // 39: openhsm.v1.UnwrapKeyRequest
-	(*DeriveKeyRequest)(nil),       // 40: openhsm.v1.DeriveKeyRequest
-	(*CryptoRequest)(nil),          // 41: openhsm.v1.CryptoRequest
-	(*VerifyRequest)(nil),          // 42: openhsm.v1.VerifyRequest
-	(*OutputLengthRequest)(nil),    // 43: openhsm.v1.OutputLengthRequest
-	(*OutputLengthResponse)(nil),   // 44: openhsm.v1.OutputLengthResponse
-	(*DigestRequest)(nil),          // 45: openhsm.v1.DigestRequest
-	(*RandomRequest)(nil),          // 46: openhsm.v1.RandomRequest
-	(*DataResponse)(nil),           // 47: openhsm.v1.DataResponse
-	(*ClusterNode)(nil),            // 48: openhsm.v1.ClusterNode
-	(*ClusterStatusResponse)(nil),  // 49: openhsm.v1.ClusterStatusResponse
-	(*AddNodeRequest)(nil),         // 50: openhsm.v1.AddNodeRequest
-	(*RemoveNodeRequest)(nil),      // 51: openhsm.v1.RemoveNodeRequest
-	(*BackupProgress)(nil),         // 52: openhsm.v1.BackupProgress
-	(*BackupInfo)(nil),             // 53: openhsm.v1.BackupInfo
-	(*ListBackupsResponse)(nil),    // 54: openhsm.v1.ListBackupsResponse
-	(*GetBackupRequest)(nil),       // 55: openhsm.v1.GetBackupRequest
-	(*Chunk)(nil),                  // 56: openhsm.v1.Chunk
-	(*ForwardRequest)(nil),         // 57: openhsm.v1.ForwardRequest
-	(*ForwardResponse)(nil),        // 58: openhsm.v1.ForwardResponse
-	(*MembershipRequest)(nil),      // 59: openhsm.v1.MembershipRequest
-	(*DomainKeyResponse)(nil),      // 60: openhsm.v1.DomainKeyResponse
+	(*Empty)(nil),                    // 0: openhsm.v1.Empty
+	(*ErrorDetail)(nil),              // 1: openhsm.v1.ErrorDetail
+	(*Attribute)(nil),                // 2: openhsm.v1.Attribute
+	(*Mechanism)(nil),                // 3: openhsm.v1.Mechanism
+	(*GcmParams)(nil),                // 4: openhsm.v1.GcmParams
+	(*CtrParams)(nil),                // 5: openhsm.v1.CtrParams
+	(*PssParams)(nil),                // 6: openhsm.v1.PssParams
+	(*OaepParams)(nil),               // 7: openhsm.v1.OaepParams
+	(*EcdhParams)(nil),               // 8: openhsm.v1.EcdhParams
+	(*EddsaParams)(nil),              // 9: openhsm.v1.EddsaParams
+	(*LoginRequest)(nil),             // 10: openhsm.v1.LoginRequest
+	(*LoginResponse)(nil),            // 11: openhsm.v1.LoginResponse
+	(*BootstrapRequest)(nil),         // 12: openhsm.v1.BootstrapRequest
+	(*MechanismInfo)(nil),            // 13: openhsm.v1.MechanismInfo
+	(*InfoResponse)(nil),             // 14: openhsm.v1.InfoResponse
+	(*CreateUserRequest)(nil),        // 15: openhsm.v1.CreateUserRequest
+	(*UserRequest)(nil),              // 16: openhsm.v1.UserRequest
+	(*SetPasswordRequest)(nil),       // 17: openhsm.v1.SetPasswordRequest
+	(*UserInfo)(nil),                 // 18: openhsm.v1.UserInfo
+	(*Token)(nil),                    // 19: openhsm.v1.Token
+	(*ListTokensResponse)(nil),       // 20: openhsm.v1.ListTokensResponse
+	(*ListUsersResponse)(nil),        // 21: openhsm.v1.ListUsersResponse
+	(*CreateObjectRequest)(nil),      // 22: openhsm.v1.CreateObjectRequest
+	(*CopyObjectRequest)(nil),        // 23: openhsm.v1.CopyObjectRequest
+	(*ObjectRequest)(nil),            // 24: openhsm.v1.ObjectRequest
+	(*ObjectResponse)(nil),           // 25: openhsm.v1.ObjectResponse
+	(*FindObjectsRequest)(nil),       // 26: openhsm.v1.FindObjectsRequest
+	(*FindObjectsResponse)(nil),      // 27: openhsm.v1.FindObjectsResponse
+	(*ObjectInfo)(nil),               // 28: openhsm.v1.ObjectInfo
+	(*ListObjectsResponse)(nil),      // 29: openhsm.v1.ListObjectsResponse
+	(*GetAttributesRequest)(nil),     // 30: openhsm.v1.GetAttributesRequest
+	(*AttributeValue)(nil),           // 31: openhsm.v1.AttributeValue
+	(*GetAttributesResponse)(nil),    // 32: openhsm.v1.GetAttributesResponse
+	(*SetAttributesRequest)(nil),     // 33: openhsm.v1.SetAttributesRequest
+	(*ShareRequest)(nil),             // 34: openhsm.v1.ShareRequest
+	(*GenerateKeyRequest)(nil),       // 35: openhsm.v1.GenerateKeyRequest
+	(*GenerateKeyPairRequest)(nil),   // 36: openhsm.v1.GenerateKeyPairRequest
+	(*KeyPairResponse)(nil),          // 37: openhsm.v1.KeyPairResponse
+	(*WrapKeyRequest)(nil),           // 38: openhsm.v1.WrapKeyRequest
+	(*UnwrapKeyRequest)(nil),         // 39: openhsm.v1.UnwrapKeyRequest
+	(*DeriveKeyRequest)(nil),         // 40: openhsm.v1.DeriveKeyRequest
+	(*CryptoRequest)(nil),            // 41: openhsm.v1.CryptoRequest
+	(*VerifyRequest)(nil),            // 42: openhsm.v1.VerifyRequest
+	(*OutputLengthRequest)(nil),      // 43: openhsm.v1.OutputLengthRequest
+	(*OutputLengthResponse)(nil),     // 44: openhsm.v1.OutputLengthResponse
+	(*DigestRequest)(nil),            // 45: openhsm.v1.DigestRequest
+	(*RandomRequest)(nil),            // 46: openhsm.v1.RandomRequest
+	(*DataResponse)(nil),             // 47: openhsm.v1.DataResponse
+	(*ClusterNode)(nil),              // 48: openhsm.v1.ClusterNode
+	(*ClusterStatusResponse)(nil),    // 49: openhsm.v1.ClusterStatusResponse
+	(*AddNodeRequest)(nil),           // 50: openhsm.v1.AddNodeRequest
+	(*RemoveNodeRequest)(nil),        // 51: openhsm.v1.RemoveNodeRequest
+	(*BackupProgress)(nil),           // 52: openhsm.v1.BackupProgress
+	(*BackupInfo)(nil),               // 53: openhsm.v1.BackupInfo
+	(*ListBackupsResponse)(nil),      // 54: openhsm.v1.ListBackupsResponse
+	(*GetBackupRequest)(nil),         // 55: openhsm.v1.GetBackupRequest
+	(*Chunk)(nil),                    // 56: openhsm.v1.Chunk
+	(*ForwardRequest)(nil),           // 57: openhsm.v1.ForwardRequest
+	(*ForwardResponse)(nil),          // 58: openhsm.v1.ForwardResponse
+	(*MembershipRequest)(nil),        // 59: openhsm.v1.MembershipRequest
+	(*DomainKeyResponse)(nil),        // 60: openhsm.v1.DomainKeyResponse
+	(*RevokeCertRequest)(nil),        // 61: openhsm.v1.RevokeCertRequest
+	(*RevokedCert)(nil),              // 62: openhsm.v1.RevokedCert
+	(*ListRevokedCertsResponse)(nil), // 63: openhsm.v1.ListRevokedCertsResponse
 }
 var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -4043,99 +4223,104 @@ var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	48, // 30: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
 	53, // 31: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
 	53, // 32: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
-	10, // 33: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 34: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 35: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 36: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 37: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,  // 38: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	15, // 39: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 40: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 41: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 42: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 43: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	22, // 44: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	23, // 45: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	24, // 46: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	26, // 47: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	26, // 48: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30, // 49: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	33, // 50: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	34, // 51: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	35, // 52: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	36, // 53: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	38, // 54: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	39, // 55: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	40, // 56: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	41, // 57: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	42, // 58: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	41, // 59: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 60: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	43, // 61: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
-	45, // 62: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	46, // 63: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,  // 64: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	50, // 65: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	51, // 66: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	0,  // 67: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 68: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	55, // 69: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	56, // 70: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	57, // 71: openhsm.v1.Peer.Forward:input_type -> openhsm.v1.ForwardRequest
-	59, // 72: openhsm.v1.Peer.ChangeMembership:input_type -> openhsm.v1.MembershipRequest
-	0,  // 73: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
-	0,  // 74: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
-	0,  // 75: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
-	55, // 76: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
-	11, // 77: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 78: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 79: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 80: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 81: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 82: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 83: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 84: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 85: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 86: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 87: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 88: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 89: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 90: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 91: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 92: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 93: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 94: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 95: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 96: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 97: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	47, // 98: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 99: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 100: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	47, // 101: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 102: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	47, // 103: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	47, // 104: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	44, // 105: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
-	47, // 106: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	47, // 107: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	49, // 108: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 109: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 110: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	52, // 111: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	54, // 112: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 113: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	52, // 114: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	58, // 115: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
-	0,  // 116: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
-	48, // 117: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
-	60, // 118: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
-	54, // 119: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 120: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
-	77, // [77:121] is the sub-list for method output_type
-	33, // [33:77] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	62, // 33: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
+	10, // 34: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,  // 35: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,  // 36: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	12, // 37: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,  // 38: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,  // 39: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	15, // 40: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	16, // 41: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	17, // 42: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	16, // 43: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,  // 44: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	22, // 45: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	23, // 46: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	24, // 47: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	26, // 48: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	26, // 49: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30, // 50: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	33, // 51: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	34, // 52: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	35, // 53: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	36, // 54: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	38, // 55: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	39, // 56: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	40, // 57: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	41, // 58: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	42, // 59: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	41, // 60: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	41, // 61: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	43, // 62: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
+	45, // 63: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	46, // 64: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	0,  // 65: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	50, // 66: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	51, // 67: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	0,  // 68: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,  // 69: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	55, // 70: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	56, // 71: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	61, // 72: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
+	0,  // 73: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
+	57, // 74: openhsm.v1.Peer.Forward:input_type -> openhsm.v1.ForwardRequest
+	59, // 75: openhsm.v1.Peer.ChangeMembership:input_type -> openhsm.v1.MembershipRequest
+	0,  // 76: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
+	0,  // 77: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
+	0,  // 78: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
+	55, // 79: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
+	11, // 80: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11, // 81: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,  // 82: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,  // 83: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14, // 84: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20, // 85: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,  // 86: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,  // 87: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,  // 88: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,  // 89: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21, // 90: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25, // 91: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25, // 92: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,  // 93: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27, // 94: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29, // 95: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32, // 96: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,  // 97: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,  // 98: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25, // 99: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37, // 100: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	47, // 101: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25, // 102: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25, // 103: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	47, // 104: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,  // 105: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	47, // 106: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	47, // 107: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	44, // 108: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
+	47, // 109: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	47, // 110: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	49, // 111: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,  // 112: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,  // 113: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	52, // 114: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	54, // 115: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 116: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	52, // 117: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,  // 118: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
+	63, // 119: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
+	58, // 120: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
+	0,  // 121: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
+	48, // 122: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
+	60, // 123: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
+	54, // 124: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 125: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
+	80, // [80:126] is the sub-list for method output_type
+	34, // [34:80] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_hsmd_hsmpb_hsm_proto_init() }
@@ -4159,7 +4344,7 @@ func file_hsmd_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsmd_hsmpb_hsm_proto_rawDesc), len(file_hsmd_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   61,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

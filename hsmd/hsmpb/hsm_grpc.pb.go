@@ -26,44 +26,46 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	HSM_Login_FullMethodName           = "/openhsm.v1.HSM/Login"
-	HSM_Refresh_FullMethodName         = "/openhsm.v1.HSM/Refresh"
-	HSM_Logout_FullMethodName          = "/openhsm.v1.HSM/Logout"
-	HSM_Bootstrap_FullMethodName       = "/openhsm.v1.HSM/Bootstrap"
-	HSM_Info_FullMethodName            = "/openhsm.v1.HSM/Info"
-	HSM_ListTokens_FullMethodName      = "/openhsm.v1.HSM/ListTokens"
-	HSM_CreateUser_FullMethodName      = "/openhsm.v1.HSM/CreateUser"
-	HSM_DeleteUser_FullMethodName      = "/openhsm.v1.HSM/DeleteUser"
-	HSM_SetPassword_FullMethodName     = "/openhsm.v1.HSM/SetPassword"
-	HSM_UnlockUser_FullMethodName      = "/openhsm.v1.HSM/UnlockUser"
-	HSM_ListUsers_FullMethodName       = "/openhsm.v1.HSM/ListUsers"
-	HSM_CreateObject_FullMethodName    = "/openhsm.v1.HSM/CreateObject"
-	HSM_CopyObject_FullMethodName      = "/openhsm.v1.HSM/CopyObject"
-	HSM_DestroyObject_FullMethodName   = "/openhsm.v1.HSM/DestroyObject"
-	HSM_FindObjects_FullMethodName     = "/openhsm.v1.HSM/FindObjects"
-	HSM_ListObjects_FullMethodName     = "/openhsm.v1.HSM/ListObjects"
-	HSM_GetAttributes_FullMethodName   = "/openhsm.v1.HSM/GetAttributes"
-	HSM_SetAttributes_FullMethodName   = "/openhsm.v1.HSM/SetAttributes"
-	HSM_Share_FullMethodName           = "/openhsm.v1.HSM/Share"
-	HSM_GenerateKey_FullMethodName     = "/openhsm.v1.HSM/GenerateKey"
-	HSM_GenerateKeyPair_FullMethodName = "/openhsm.v1.HSM/GenerateKeyPair"
-	HSM_WrapKey_FullMethodName         = "/openhsm.v1.HSM/WrapKey"
-	HSM_UnwrapKey_FullMethodName       = "/openhsm.v1.HSM/UnwrapKey"
-	HSM_DeriveKey_FullMethodName       = "/openhsm.v1.HSM/DeriveKey"
-	HSM_Sign_FullMethodName            = "/openhsm.v1.HSM/Sign"
-	HSM_Verify_FullMethodName          = "/openhsm.v1.HSM/Verify"
-	HSM_Encrypt_FullMethodName         = "/openhsm.v1.HSM/Encrypt"
-	HSM_Decrypt_FullMethodName         = "/openhsm.v1.HSM/Decrypt"
-	HSM_OutputLength_FullMethodName    = "/openhsm.v1.HSM/OutputLength"
-	HSM_Digest_FullMethodName          = "/openhsm.v1.HSM/Digest"
-	HSM_GenerateRandom_FullMethodName  = "/openhsm.v1.HSM/GenerateRandom"
-	HSM_ClusterStatus_FullMethodName   = "/openhsm.v1.HSM/ClusterStatus"
-	HSM_AddNode_FullMethodName         = "/openhsm.v1.HSM/AddNode"
-	HSM_RemoveNode_FullMethodName      = "/openhsm.v1.HSM/RemoveNode"
-	HSM_CreateBackup_FullMethodName    = "/openhsm.v1.HSM/CreateBackup"
-	HSM_ListBackups_FullMethodName     = "/openhsm.v1.HSM/ListBackups"
-	HSM_GetBackup_FullMethodName       = "/openhsm.v1.HSM/GetBackup"
-	HSM_RestoreBackup_FullMethodName   = "/openhsm.v1.HSM/RestoreBackup"
+	HSM_Login_FullMethodName            = "/openhsm.v1.HSM/Login"
+	HSM_Refresh_FullMethodName          = "/openhsm.v1.HSM/Refresh"
+	HSM_Logout_FullMethodName           = "/openhsm.v1.HSM/Logout"
+	HSM_Bootstrap_FullMethodName        = "/openhsm.v1.HSM/Bootstrap"
+	HSM_Info_FullMethodName             = "/openhsm.v1.HSM/Info"
+	HSM_ListTokens_FullMethodName       = "/openhsm.v1.HSM/ListTokens"
+	HSM_CreateUser_FullMethodName       = "/openhsm.v1.HSM/CreateUser"
+	HSM_DeleteUser_FullMethodName       = "/openhsm.v1.HSM/DeleteUser"
+	HSM_SetPassword_FullMethodName      = "/openhsm.v1.HSM/SetPassword"
+	HSM_UnlockUser_FullMethodName       = "/openhsm.v1.HSM/UnlockUser"
+	HSM_ListUsers_FullMethodName        = "/openhsm.v1.HSM/ListUsers"
+	HSM_CreateObject_FullMethodName     = "/openhsm.v1.HSM/CreateObject"
+	HSM_CopyObject_FullMethodName       = "/openhsm.v1.HSM/CopyObject"
+	HSM_DestroyObject_FullMethodName    = "/openhsm.v1.HSM/DestroyObject"
+	HSM_FindObjects_FullMethodName      = "/openhsm.v1.HSM/FindObjects"
+	HSM_ListObjects_FullMethodName      = "/openhsm.v1.HSM/ListObjects"
+	HSM_GetAttributes_FullMethodName    = "/openhsm.v1.HSM/GetAttributes"
+	HSM_SetAttributes_FullMethodName    = "/openhsm.v1.HSM/SetAttributes"
+	HSM_Share_FullMethodName            = "/openhsm.v1.HSM/Share"
+	HSM_GenerateKey_FullMethodName      = "/openhsm.v1.HSM/GenerateKey"
+	HSM_GenerateKeyPair_FullMethodName  = "/openhsm.v1.HSM/GenerateKeyPair"
+	HSM_WrapKey_FullMethodName          = "/openhsm.v1.HSM/WrapKey"
+	HSM_UnwrapKey_FullMethodName        = "/openhsm.v1.HSM/UnwrapKey"
+	HSM_DeriveKey_FullMethodName        = "/openhsm.v1.HSM/DeriveKey"
+	HSM_Sign_FullMethodName             = "/openhsm.v1.HSM/Sign"
+	HSM_Verify_FullMethodName           = "/openhsm.v1.HSM/Verify"
+	HSM_Encrypt_FullMethodName          = "/openhsm.v1.HSM/Encrypt"
+	HSM_Decrypt_FullMethodName          = "/openhsm.v1.HSM/Decrypt"
+	HSM_OutputLength_FullMethodName     = "/openhsm.v1.HSM/OutputLength"
+	HSM_Digest_FullMethodName           = "/openhsm.v1.HSM/Digest"
+	HSM_GenerateRandom_FullMethodName   = "/openhsm.v1.HSM/GenerateRandom"
+	HSM_ClusterStatus_FullMethodName    = "/openhsm.v1.HSM/ClusterStatus"
+	HSM_AddNode_FullMethodName          = "/openhsm.v1.HSM/AddNode"
+	HSM_RemoveNode_FullMethodName       = "/openhsm.v1.HSM/RemoveNode"
+	HSM_CreateBackup_FullMethodName     = "/openhsm.v1.HSM/CreateBackup"
+	HSM_ListBackups_FullMethodName      = "/openhsm.v1.HSM/ListBackups"
+	HSM_GetBackup_FullMethodName        = "/openhsm.v1.HSM/GetBackup"
+	HSM_RestoreBackup_FullMethodName    = "/openhsm.v1.HSM/RestoreBackup"
+	HSM_RevokeCert_FullMethodName       = "/openhsm.v1.HSM/RevokeCert"
+	HSM_ListRevokedCerts_FullMethodName = "/openhsm.v1.HSM/ListRevokedCerts"
 )
 
 // HSMClient is the client API for HSM service.
@@ -120,6 +122,10 @@ type HSMClient interface {
 	ListBackups(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListBackupsResponse, error)
 	GetBackup(ctx context.Context, in *GetBackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Chunk], error)
 	RestoreBackup(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Chunk, BackupProgress], error)
+	// Certificate deny-list: revoke (crypto officer) and list (any logged-in
+	// user). docs/certificates.md.
+	RevokeCert(ctx context.Context, in *RevokeCertRequest, opts ...grpc.CallOption) (*Empty, error)
+	ListRevokedCerts(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListRevokedCertsResponse, error)
 }
 
 type hSMClient struct {
@@ -531,6 +537,26 @@ func (c *hSMClient) RestoreBackup(ctx context.Context, opts ...grpc.CallOption) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type HSM_RestoreBackupClient = grpc.BidiStreamingClient[Chunk, BackupProgress]
 
+func (c *hSMClient) RevokeCert(ctx context.Context, in *RevokeCertRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_RevokeCert_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) ListRevokedCerts(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListRevokedCertsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRevokedCertsResponse)
+	err := c.cc.Invoke(ctx, HSM_ListRevokedCerts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HSMServer is the server API for HSM service.
 // All implementations must embed UnimplementedHSMServer
 // for forward compatibility.
@@ -585,6 +611,10 @@ type HSMServer interface {
 	ListBackups(context.Context, *Empty) (*ListBackupsResponse, error)
 	GetBackup(*GetBackupRequest, grpc.ServerStreamingServer[Chunk]) error
 	RestoreBackup(grpc.BidiStreamingServer[Chunk, BackupProgress]) error
+	// Certificate deny-list: revoke (crypto officer) and list (any logged-in
+	// user). docs/certificates.md.
+	RevokeCert(context.Context, *RevokeCertRequest) (*Empty, error)
+	ListRevokedCerts(context.Context, *Empty) (*ListRevokedCertsResponse, error)
 	mustEmbedUnimplementedHSMServer()
 }
 
@@ -708,6 +738,12 @@ func (UnimplementedHSMServer) GetBackup(*GetBackupRequest, grpc.ServerStreamingS
 }
 func (UnimplementedHSMServer) RestoreBackup(grpc.BidiStreamingServer[Chunk, BackupProgress]) error {
 	return status.Error(codes.Unimplemented, "method RestoreBackup not implemented")
+}
+func (UnimplementedHSMServer) RevokeCert(context.Context, *RevokeCertRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeCert not implemented")
+}
+func (UnimplementedHSMServer) ListRevokedCerts(context.Context, *Empty) (*ListRevokedCertsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRevokedCerts not implemented")
 }
 func (UnimplementedHSMServer) mustEmbedUnimplementedHSMServer() {}
 func (UnimplementedHSMServer) testEmbeddedByValue()             {}
@@ -1389,6 +1425,42 @@ func _HSM_RestoreBackup_Handler(srv interface{}, stream grpc.ServerStream) error
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type HSM_RestoreBackupServer = grpc.BidiStreamingServer[Chunk, BackupProgress]
 
+func _HSM_RevokeCert_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeCertRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).RevokeCert(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_RevokeCert_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).RevokeCert(ctx, req.(*RevokeCertRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_ListRevokedCerts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).ListRevokedCerts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_ListRevokedCerts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).ListRevokedCerts(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HSM_ServiceDesc is the grpc.ServiceDesc for HSM service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1535,6 +1607,14 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListBackups",
 			Handler:    _HSM_ListBackups_Handler,
+		},
+		{
+			MethodName: "RevokeCert",
+			Handler:    _HSM_RevokeCert_Handler,
+		},
+		{
+			MethodName: "ListRevokedCerts",
+			Handler:    _HSM_ListRevokedCerts_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
