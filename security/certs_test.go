@@ -344,3 +344,31 @@ const certsALPNRaft = "openhsm-raft/1"
 func certsTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d)
 }
+
+// TestAttackCertsRevokedViaSnapshot: the attacker holds a revoked client
+// certificate and tries a node that joined after the revocation and caught
+// up from a Raft snapshot rather than from the log: the snapshot carries
+// the deny-list, and the new node refuses the certificate too.
+func TestAttackCertsRevokedViaSnapshot(t *testing.T) {
+	c := testcluster.StartWith(t, 1, "snapshot_threshold = 16\ntrailing_logs = 4")
+	cert, key := certsIssueClient(t, c, "app2")
+	co := certsCO(t, c, 1)
+	require.NoError(t, co.RevokeCert(ctx, certsFingerprint(t, cert), "app2"))
+	// Enough further entries for a snapshot that compacts the log.
+	for i := 0; i < 24; i++ {
+		require.NoError(t, co.RevokeCert(ctx, strings.Repeat(hex.EncodeToString([]byte{byte(i)}), 32), "filler"))
+	}
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(c.LogFile(1))
+		return err == nil && strings.Contains(string(b), "snapshot complete")
+	}, certsWait, 200*time.Millisecond, "node1 took no snapshot")
+
+	k := c.Add()
+	log, err := os.ReadFile(c.LogFile(k))
+	require.NoError(t, err)
+	require.Contains(t, string(log), "restored a snapshot", "the added node did not catch up from a snapshot")
+	_, err = certsDialAs(c, k, pki.CertPath(certsPKI(c), "client"), pki.KeyPath(certsPKI(c), "client"))
+	require.NoError(t, err, "the added node refuses the good certificate")
+	_, err = certsDialAs(c, k, cert, key)
+	require.Error(t, err, "the added node accepted the revoked certificate")
+}
