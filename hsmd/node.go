@@ -276,10 +276,15 @@ func (n *Node) loadDenyList() error {
 		return err
 	}
 	n.deny.Set(fps)
-	if n.mux != nil {
-		if cut := n.mux.Cut(n.deny.Revoked); cut > 0 {
-			n.Log.Info("closed the connections of revoked certificates", "connections", cut)
-		}
+	if mux := n.mux; mux != nil {
+		// Closing a TLS connection may wait for its peer (close_notify);
+		// apply must not. Calls are refused at once anyway: authorize
+		// checks the set just swapped in.
+		go func() {
+			if cut := mux.Cut(n.deny.Revoked); cut > 0 {
+				n.Log.Info("closed the connections of revoked certificates", "connections", cut)
+			}
+		}()
 	}
 	return nil
 }
