@@ -10,9 +10,8 @@ import (
 // Renew replaces the certificate and key of name in dir with fresh ones of
 // the same kind and host names, bound to the CA's cluster and valid for
 // LeafValidity from now. The old certificate must have been signed by this
-// CA (expired or not: renewing a lapsed certificate is the point), and may
-// predate cluster binding (renewal is how such a certificate is migrated),
-// but may not name another cluster. It returns the SHA-256 fingerprints of
+// CA (expired or not: renewing a lapsed certificate is the point) and may
+// not name another cluster. It returns the SHA-256 fingerprints of
 // the old and new certificates, so the caller can revoke the old one.
 //
 // The new pair is written to a scratch directory inside dir and renamed
