@@ -168,8 +168,12 @@ up() {
     secret >"$dir/cu.password"
   fi
   # The certificates are bound to the cluster ID: a restored cluster takes
-  # the backup's, so its certificates and its store agree.
-  "$BIN/hsm" cluster init --dir "$dir/pki" --nodes "$n" ${restore:+--backup "$restore"} >/dev/null
+  # the backup's, so its certificates and its store agree. A backup whose
+  # header does not even read gets a new ID here; the node's restore then
+  # refuses it with its own clear message.
+  if [ -z "$restore" ] || ! "$BIN/hsm" cluster init --dir "$dir/pki" --nodes "$n" --backup "$restore" >/dev/null 2>&1; then
+    "$BIN/hsm" cluster init --dir "$dir/pki" --nodes "$n" >/dev/null
+  fi
   write_node_config "$dir" 1
   cluster_id=$("$BIN/hsmd" init -config "$dir/node1.toml" | sed -n 's/.* for cluster //p')
   start_node "$dir" 1
