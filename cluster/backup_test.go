@@ -17,6 +17,7 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/pki"
 )
 
 func TestBackupRestore(t *testing.T) {
@@ -108,9 +109,18 @@ func TestBackupRestore(t *testing.T) {
 	// A cluster with another passphrase cannot open it.
 	other := filepath.Join(t.TempDir(), "other-passphrase")
 	os.WriteFile(other, []byte("a-different-passphrase\n"), 0o600)
-	_, out, err = testcluster.StartRestore(t, file, other)
+	otherC, out, err := testcluster.StartRestore(t, file, other)
 	if err == nil || !strings.Contains(string(out), "does not open this backup") {
 		t.Errorf("restore with another passphrase: %v\n%s", err, out)
+	}
+	// cluster.sh issued that cluster's certificates for the backup's
+	// cluster ID, so a restored store and its certificates agree.
+	wantID, err := pki.CertFileClusterID(filepath.Join(c.Dir, "pki", "client.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotID, err := pki.CertFileClusterID(filepath.Join(otherC.Dir, "pki", "client.pem")); err != nil || gotID != wantID {
+		t.Errorf("the restoring cluster's certificates name cluster %q (%v), want the backup's %q", gotID, err, wantID)
 	}
 
 	// The good copy restores into the cluster that refused the others.

@@ -9,6 +9,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"log/slog"
@@ -39,6 +40,80 @@ type Mux struct {
 
 	once sync.Once
 	done chan struct{}
+
+	// Every open connection, inbound and dialled, by its peer's certificate
+	// fingerprint, so that a revocation can cut the ones already open
+	// (Cut): a TLS check at the handshake alone would leave them running.
+	connMu sync.Mutex
+	conns  map[*trackedConn]struct{}
+	deny   *pki.DenyList
+}
+
+// SetDenyList makes the mux refuse, right after the handshake, a
+// connection whose certificate was revoked while it was handshaking (the
+// handshake itself checks the same list; see pki.NodeServerConfig).
+func (m *Mux) SetDenyList(d *pki.DenyList) {
+	m.connMu.Lock()
+	m.deny = d
+	m.connMu.Unlock()
+}
+
+// trackedConn is a TLS connection the mux can cut.
+type trackedConn struct {
+	*tls.Conn
+	m    *Mux
+	fp   [32]byte
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.m.connMu.Lock()
+		delete(c.m.conns, c)
+		c.m.connMu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// track registers an established connection by its peer's leaf. It returns
+// nil, having closed c, if that certificate is already revoked.
+func (m *Mux) track(c *tls.Conn) *trackedConn {
+	cs := c.ConnectionState()
+	if len(cs.PeerCertificates) == 0 {
+		c.Close()
+		return nil
+	}
+	tc := &trackedConn{Conn: c, m: m, fp: sha256.Sum256(cs.PeerCertificates[0].Raw)}
+	m.connMu.Lock()
+	if m.deny.Revoked(tc.fp) {
+		m.connMu.Unlock()
+		c.Close()
+		return nil
+	}
+	if m.conns == nil {
+		m.conns = map[*trackedConn]struct{}{}
+	}
+	m.conns[tc] = struct{}{}
+	m.connMu.Unlock()
+	return tc
+}
+
+// Cut closes every open connection whose peer certificate revoked reports
+// as revoked, and returns how many it closed. Call it after the deny-list
+// changed.
+func (m *Mux) Cut(revoked func(fp [32]byte) bool) int {
+	var cut []*trackedConn
+	m.connMu.Lock()
+	for c := range m.conns {
+		if revoked(c.fp) {
+			cut = append(cut, c)
+		}
+	}
+	m.connMu.Unlock()
+	for _, c := range cut {
+		c.Close()
+	}
+	return len(cut)
 }
 
 // Listen opens the shared port. conf is the node's server configuration
@@ -112,9 +187,13 @@ func (m *Mux) handshake(c *tls.Conn) {
 			c.Close()
 			return
 		}
-		m.raft.deliver(c)
+		if tc := m.track(c); tc != nil {
+			m.raft.deliver(tc)
+		}
 	case alpnGRPC:
-		m.api.deliver(c)
+		if tc := m.track(c); tc != nil {
+			m.api.deliver(tc)
+		}
 	default:
 		c.Close()
 	}
@@ -169,7 +248,7 @@ func Creds() credentials.TransportCredentials { return handshaken{} }
 type handshaken struct{}
 
 func (handshaken) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	tc, ok := c.(*tls.Conn)
+	tc, ok := c.(interface{ ConnectionState() tls.ConnectionState })
 	if !ok {
 		return nil, nil, errors.New("cluster: not a TLS connection")
 	}

@@ -14,13 +14,14 @@ import (
 // node certificate.
 type streamLayer struct {
 	*chanListener
+	mux  *Mux
 	dial *tls.Config
 }
 
 func newStreamLayer(m *Mux, peer *tls.Config) *streamLayer {
 	peer = peer.Clone()
 	peer.NextProtos = []string{ALPNRaft}
-	return &streamLayer{chanListener: m.raft, dial: peer}
+	return &streamLayer{chanListener: m.raft, mux: m, dial: peer}
 }
 
 // Dial implements raft.StreamLayer.
@@ -34,5 +35,10 @@ func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 		c.Close()
 		return nil, fmt.Errorf("cluster: %s does not speak replication (protocol %q)", addr, p)
 	}
-	return c, nil
+	// Tracked like inbound connections, so a revoked peer is cut both ways.
+	tc := s.mux.track(c)
+	if tc == nil {
+		return nil, fmt.Errorf("cluster: %s presents a revoked certificate", addr)
+	}
+	return tc, nil
 }

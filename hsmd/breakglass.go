@@ -43,7 +43,7 @@ func UnlockUser(cfg *Config, name string) error {
 	if err != nil {
 		return err
 	}
-	peerConf, err := pki.NodePeerConfig(cfg.Cert, cfg.Key, cfg.CA)
+	peerConf, err := pki.NodePeerConfig(cfg.Cert, cfg.Key, cfg.CA, nil)
 	if err != nil {
 		return err
 	}

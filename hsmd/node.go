@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -121,9 +120,18 @@ func (c *Config) logger() (*slog.Logger, io.Writer, io.Closer, error) {
 
 // Init creates a node's store with a fresh domain key sealed under the
 // configured passphrase or key file. It refuses to touch an existing store.
+// The cluster ID is the one the node's certificate is bound to (chosen by
+// `hsm cluster init`); clusterID, if not empty, must be that same ID.
 func Init(cfg *Config, clusterID string) error {
+	certID, err := pki.CertFileClusterID(cfg.Cert)
+	if err != nil {
+		return fmt.Errorf("cert: %w", err)
+	}
 	if clusterID == "" {
-		return errors.New("a cluster id is required")
+		clusterID = certID
+	}
+	if clusterID != certID {
+		return fmt.Errorf("the cluster id %q is not the one the node certificate is bound to (%q)", clusterID, certID)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %v", err)
@@ -168,7 +176,7 @@ func InitJoin(cfg *Config, addr string) error {
 	if err != nil {
 		return err
 	}
-	peerConf, err := pki.NodePeerConfig(cfg.Cert, cfg.Key, cfg.CA)
+	peerConf, err := pki.NodePeerConfig(cfg.Cert, cfg.Key, cfg.CA, nil)
 	if err != nil {
 		return err
 	}
@@ -221,6 +229,10 @@ type Node struct {
 	kek       tokens.KEKSource
 	domainMu  sync.Mutex
 	sealed    []byte // the sealed domain key in use
+	// deny is the certificate deny-list every handshake and call checks,
+	// loaded from the store and refreshed after each revocation applies.
+	deny pki.DenyList
+	mux  *cluster.Mux
 }
 
 // domain is the sealed domain key in use and its cluster ID.
@@ -298,14 +310,54 @@ func Open(cfg *Config) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
+	n.Server.deny = &n.deny
+	m.OnCertRevoked = n.reloadDenyList
+	if err := n.loadDenyList(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	n.Server.backups = newBackups(n)
 	n.Server.onMembership = n.Server.backups.request
 	return n, nil
 }
 
+// loadDenyList reads the certificate deny-list from the store into the set
+// the handshakes check, and cuts the open connections of any certificate on
+// it.
+func (n *Node) loadDenyList() error {
+	fps, err := tokens.RevokedFingerprints(n.Store.Meta)
+	if err != nil {
+		return err
+	}
+	n.deny.Set(fps)
+	if mux := n.mux; mux != nil {
+		// Closing a TLS connection may wait for its peer (close_notify);
+		// apply must not. Calls are refused at once anyway: authorize
+		// checks the set just swapped in.
+		go func() {
+			if cut := mux.Cut(n.deny.Revoked); cut > 0 {
+				n.Log.Info("closed the connections of revoked certificates", "connections", cut)
+			}
+		}()
+	}
+	return nil
+}
+
+// reloadDenyList is loadDenyList after a revocation applied. The
+// revocation is in the store already; failing to read it back means this
+// node would go on honouring a revoked certificate, so it stops.
+func (n *Node) reloadDenyList() {
+	if err := n.loadDenyList(); err != nil {
+		n.fatal(fmt.Errorf("reading the certificate deny-list: %w", err))
+	}
+}
+
 func (n *Node) reloadDomainKey() error {
-	// A snapshot brings its own logouts.
+	// A snapshot brings its own logouts and deny-list.
 	if err := n.Server.loadLoggedOut(); err != nil {
+		return err
+	}
+	if err := n.loadDenyList(); err != nil {
 		return err
 	}
 	raw, err := n.Store.Meta(tokens.MetaDomainKey)
@@ -356,11 +408,11 @@ func (n *Node) fatal(err error) {
 // starts Raft, and serves until ctx ends, then stops gracefully.
 func (n *Node) Serve(ctx context.Context) error {
 	cfg := n.Config
-	tlsConf, err := pki.ServerConfig(cfg.Cert, cfg.Key, cfg.CA)
+	tlsConf, err := pki.NodeServerConfig(cfg.Cert, cfg.Key, cfg.CA, &n.deny)
 	if err != nil {
 		return err
 	}
-	peerConf, err := pki.NodePeerConfig(cfg.Cert, cfg.Key, cfg.CA)
+	peerConf, err := pki.NodePeerConfig(cfg.Cert, cfg.Key, cfg.CA, &n.deny)
 	if err != nil {
 		return err
 	}
@@ -369,6 +421,8 @@ func (n *Node) Serve(ctx context.Context) error {
 		return fmt.Errorf("listen: %v", err)
 	}
 	defer mux.Close()
+	mux.SetDenyList(&n.deny)
+	n.mux = mux
 	advertise := cfg.Advertise
 	if advertise == "" {
 		advertise = mux.Addr().String()
@@ -408,6 +462,11 @@ func (n *Node) Serve(ctx context.Context) error {
 		}
 	}
 	n.Log.Info("serving", "addr", mux.Addr().String(), "advertise", advertise, "cluster", n.ClusterID, "version", Version)
+	if certID, err := pki.CertFileClusterID(cfg.Cert); err == nil && certID != n.ClusterID {
+		// A backup of another cluster was restored into this one: the
+		// certificates stay bound to the ID they were issued for.
+		n.Log.Warn("the store's cluster id differs from the certificates'", "certificates", certID)
+	}
 	jctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go n.Server.Janitor(jctx)

@@ -76,6 +76,10 @@ type Server struct {
 	// bgNonces holds the nonces of recent break-glass unlocks (nonce ->
 	// when to forget it), so a captured request cannot be played again.
 	bgNonces map[string]int64
+
+	// deny is the node's certificate deny-list: checked on every call, so
+	// a connection opened before a revocation gets no further answer.
+	deny *pki.DenyList
 }
 
 // NewServer makes the service for an engine.
@@ -155,6 +159,7 @@ var methodAccess = map[string]access{
 	"QuorumRegisterKey": accessSession, "QuorumSetPolicy": accessSession, "QuorumCreateToken": accessSession,
 	"QuorumApproveToken": accessSession, "QuorumStatus": accessSession,
 	"ListAudit": accessSession, "VerifyAudit": accessSession,
+	"RevokeCert": accessSession, "ListRevokedCerts": accessSession,
 	// The Peer service.
 	"Forward": accessNode, "ChangeMembership": accessNode, "NodeStatus": accessNode,
 	"DomainKey": accessNode, "LocalBackups": accessNode, "ReadBackup": accessNode,
@@ -291,6 +296,9 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	id, err := pki.PeerIdentity(ti.State)
 	if err != nil {
 		return ctx, unauthenticated("no valid client certificate")
+	}
+	if s.deny.Revoked(id.Fingerprint) {
+		return ctx, unauthenticated("the certificate is revoked")
 	}
 	ctx = context.WithValue(ctx, keyIdentity, id)
 	if need == accessNode {

@@ -6,10 +6,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -29,8 +31,12 @@ const (
 )
 
 const (
-	caValidityYears   = 10
-	leafValidityYears = 2
+	caValidityYears = 10
+	// LeafValidity is how long node and client certificates are valid: short,
+	// so that a lost certificate that nobody revoked still ends soon, and
+	// renewal (CA.Renew, `hsm cert renew`) is a routine the operator keeps
+	// practising rather than a ceremony every two years.
+	LeafValidity = 90 * 24 * time.Hour
 	// backdate absorbs small clock differences between cluster members.
 	backdate = 5 * time.Minute
 )
@@ -54,11 +60,89 @@ func CertPath(dir, name string) string { return filepath.Join(dir, name+".pem") 
 // KeyPath: see CertPath.
 func KeyPath(dir, name string) string { return filepath.Join(dir, name+"-key.pem") }
 
-// CA is the cluster certificate authority: its certificate and private key.
-// Its methods are safe for concurrent use.
+// ClusterURIPrefix starts the URI SAN that binds a certificate to its
+// cluster: openhsm://cluster/<id>. Nodes refuse certificates that name
+// another cluster, so one CA key may serve several clusters (or be reused by
+// mistake) without a certificate of one opening the others.
+const ClusterURIPrefix = "openhsm://cluster/"
+
+// ValidateClusterID reports whether id is acceptable as a cluster ID: the
+// same rule as names, so it fits a URI path and a file name unescaped.
+func ValidateClusterID(id string) error {
+	if !nameRE.MatchString(id) {
+		return fmt.Errorf("pki: invalid cluster ID %q: must be 1-64 characters of A-Z a-z 0-9 . _ - and start with a letter or digit", id)
+	}
+	return nil
+}
+
+// NewClusterID returns a fresh random cluster ID ("c-" and 16 hex digits).
+func NewClusterID() (string, error) {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("pki: generate cluster ID: %w", err)
+	}
+	return "c-" + hex.EncodeToString(b), nil
+}
+
+func clusterURI(id string) *url.URL {
+	u, _ := url.Parse(ClusterURIPrefix + id)
+	return u
+}
+
+// ClusterIDOf returns the cluster ID a certificate is bound to. It fails
+// unless the certificate carries exactly one openhsm://cluster/ URI with a
+// valid ID.
+func ClusterIDOf(cert *x509.Certificate) (string, error) {
+	var ids []string
+	for _, u := range cert.URIs {
+		if s := u.String(); strings.HasPrefix(s, ClusterURIPrefix) {
+			ids = append(ids, strings.TrimPrefix(s, ClusterURIPrefix))
+		}
+	}
+	if len(ids) != 1 {
+		return "", fmt.Errorf("pki: certificate %q names %d clusters, want exactly 1 (certificates issued before cluster binding must be reissued)", cert.Subject.CommonName, len(ids))
+	}
+	if err := ValidateClusterID(ids[0]); err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// CertFileClusterID reads the cluster ID of the first certificate in a PEM
+// file, such as a node's certificate when `hsmd init` stamps the ID into a
+// new store.
+func CertFileClusterID(path string) (string, error) {
+	certs, err := readCerts(path)
+	if err != nil {
+		return "", err
+	}
+	id, err := ClusterIDOf(certs[0])
+	if err != nil {
+		return "", fmt.Errorf("pki: certificate file %q: %w", path, err)
+	}
+	return id, nil
+}
+
+// CA is the cluster certificate authority: its certificate and private key,
+// and the cluster ID its leaves are bound to. Its methods are safe for
+// concurrent use.
 type CA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	cert      *x509.Certificate
+	key       *ecdsa.PrivateKey
+	clusterID string
+}
+
+// ClusterID is the cluster the CA issues certificates for.
+func (ca *CA) ClusterID() string { return ca.clusterID }
+
+// ForCluster returns the same CA issuing for another cluster ID. The CA
+// certificate still names its own cluster; only the leaves differ. Tests use
+// it to play a certificate that the right CA key signed for another cluster.
+func (ca *CA) ForCluster(id string) (*CA, error) {
+	if err := ValidateClusterID(id); err != nil {
+		return nil, err
+	}
+	return &CA{cert: ca.cert, key: ca.key, clusterID: id}, nil
 }
 
 // Certificate returns the CA certificate. Callers must not modify it.
@@ -71,10 +155,24 @@ func (ca *CA) CertPool() *x509.CertPool {
 	return p
 }
 
-// CreateCA creates a new CA named name and writes it to dir as ca.pem and
-// ca-key.pem, creating dir (mode 0700) if needed. It refuses, with an error
-// wrapping fs.ErrExist, if either file already exists.
+// CreateCA is CreateClusterCA with a fresh random cluster ID.
 func CreateCA(dir string, name string) (*CA, error) {
+	id, err := NewClusterID()
+	if err != nil {
+		return nil, err
+	}
+	return CreateClusterCA(dir, name, id)
+}
+
+// CreateClusterCA creates a new CA named name for cluster clusterID and
+// writes it to dir as ca.pem and ca-key.pem, creating dir (mode 0700) if
+// needed. The CA certificate carries the cluster URI too, so LoadCA knows
+// which cluster it issues for. It refuses, with an error wrapping
+// fs.ErrExist, if either file already exists.
+func CreateClusterCA(dir string, name, clusterID string) (*CA, error) {
+	if err := ValidateClusterID(clusterID); err != nil {
+		return nil, err
+	}
 	if strings.TrimSpace(name) == "" {
 		return nil, errors.New("pki: CA name is empty")
 	}
@@ -106,6 +204,7 @@ func CreateCA(dir string, name string) (*CA, error) {
 		IsCA:                  true,
 		MaxPathLen:            0,
 		MaxPathLenZero:        true,
+		URIs:                  []*url.URL{clusterURI(clusterID)},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -126,7 +225,7 @@ func CreateCA(dir string, name string) (*CA, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return &CA{cert: cert, key: key}, nil
+	return &CA{cert: cert, key: key, clusterID: clusterID}, nil
 }
 
 // LoadCA loads the CA written by CreateCA from dir. It checks that ca.pem is
@@ -156,7 +255,11 @@ func LoadCA(dir string) (*CA, error) {
 	if !key.PublicKey.Equal(cert.PublicKey) {
 		return nil, fmt.Errorf("pki: CA key file %q does not match certificate %q", keyPath, certPath)
 	}
-	return &CA{cert: cert, key: key}, nil
+	id, err := ClusterIDOf(cert)
+	if err != nil {
+		return nil, fmt.Errorf("pki: CA certificate file %q: %w", certPath, err)
+	}
+	return &CA{cert: cert, key: key, clusterID: id}, nil
 }
 
 // IssueNode issues a certificate for daemon node name and writes it to dir
@@ -190,7 +293,7 @@ func (ca *CA) issue(dir, name, kind string, eku []x509.ExtKeyUsage, ips []net.IP
 		return err
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	notAfter := now.AddDate(leafValidityYears, 0, 0)
+	notAfter := now.Add(LeafValidity)
 	if notAfter.After(ca.cert.NotAfter) {
 		notAfter = ca.cert.NotAfter
 	}
@@ -217,6 +320,7 @@ func (ca *CA) issue(dir, name, kind string, eku []x509.ExtKeyUsage, ips []net.IP
 		IsCA:                  false,
 		IPAddresses:           ips,
 		DNSNames:              dns,
+		URIs:                  []*url.URL{clusterURI(ca.clusterID)},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

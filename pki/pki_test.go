@@ -51,11 +51,15 @@ func fileMode(t *testing.T, path string) fs.FileMode {
 
 func aboutYears(t *testing.T, what string, c *x509.Certificate, years int) {
 	t.Helper()
+	aboutUntil(t, what, c, time.Now().AddDate(years, 0, 0))
+}
+
+func aboutUntil(t *testing.T, what string, c *x509.Certificate, want time.Time) {
+	t.Helper()
 	now := time.Now()
 	if c.NotBefore.After(now) || now.Sub(c.NotBefore) > time.Hour {
 		t.Errorf("%s: NotBefore %v not just before now", what, c.NotBefore)
 	}
-	want := now.AddDate(years, 0, 0)
 	if d := c.NotAfter.Sub(want); d > time.Minute || d < -time.Minute {
 		t.Errorf("%s: NotAfter %v, want about %v", what, c.NotAfter, want)
 	}
@@ -181,7 +185,7 @@ func TestIssueNodeAndClient(t *testing.T) {
 	}
 
 	for _, c := range []*x509.Certificate{node, client} {
-		aboutYears(t, c.Subject.CommonName, c, 2)
+		aboutUntil(t, c.Subject.CommonName, c, time.Now().Add(LeafValidity))
 		if c.IsCA || !isP256(c) || c.SerialNumber.Sign() <= 0 || c.SerialNumber.BitLen() > 128 {
 			t.Errorf("%s: isCA=%v p256=%v serial=%v", c.Subject.CommonName, c.IsCA, isP256(c), c.SerialNumber)
 		}

@@ -10,15 +10,22 @@ import (
 	"fmt"
 )
 
-// ServerConfig returns a TLS 1.3-only server configuration that presents
-// the node certificate in certFile/keyFile and requires every client to
-// present a certificate that verifies against the CA in caFile (and only
-// that CA) for client authentication.
+// ServerConfig is NodeServerConfig with an empty deny-list.
+func ServerConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
+	return NodeServerConfig(certFile, keyFile, caFile, nil)
+}
+
+// NodeServerConfig returns a TLS 1.3-only server configuration that
+// presents the node certificate in certFile/keyFile and requires every
+// client to present a certificate that verifies against the CA in caFile
+// (and only that CA) for client authentication, names the same cluster as
+// the node's own certificate, and is not on deny (read at each handshake,
+// so a revocation applies to the next connection without a restart).
 //
 // It fails if a file is missing or bad, if the key does not match the
-// certificate, or if the certificate does not verify against the CA for
-// server authentication.
-func ServerConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
+// certificate, if the certificate does not verify against the CA for
+// server authentication, or if it names no cluster.
+func NodeServerConfig(certFile, keyFile, caFile string, deny *DenyList) (*tls.Config, error) {
 	pool, err := loadPool(caFile)
 	if err != nil {
 		return nil, err
@@ -27,11 +34,21 @@ func ServerConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	clusterID, err := ClusterIDOf(cert.Leaf)
+	if err != nil {
+		return nil, fmt.Errorf("pki: certificate file %q: %w", certFile, err)
+	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("pki: the peer sent no certificate")
+			}
+			return checkPeer(cs.PeerCertificates[0], clusterID, deny)
+		},
 	}, nil
 }
 
@@ -52,10 +69,21 @@ func ClientConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	clusterID, err := ClusterIDOf(cert.Leaf)
+	if err != nil {
+		return nil, fmt.Errorf("pki: certificate file %q: %w", certFile, err)
+	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		RootCAs:      pool,
+		// A server of another cluster under the same CA key is not ours.
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("pki: the server sent no certificate")
+			}
+			return checkPeer(cs.PeerCertificates[0], clusterID, nil)
+		},
 	}, nil
 }
 
@@ -130,6 +158,7 @@ func usageName(u x509.ExtKeyUsage) string {
 type Identity struct {
 	CommonName  string
 	Kind        string   // KindNode or KindClient
+	ClusterID   string   // the cluster its certificate is bound to
 	Fingerprint [32]byte // SHA-256 of the leaf certificate DER
 }
 
@@ -141,8 +170,8 @@ func (id Identity) String() string {
 // PeerIdentity returns the identity of the peer of a completed handshake.
 // It uses only the verified chain, so it fails if the peer's certificate
 // was not verified (or none was sent), if the subject's OrganizationalUnit
-// is not exactly one of "node" or "client", or if the common name is not a
-// valid name.
+// is not exactly one of "node" or "client", if the common name is not a
+// valid name, or if the certificate names no cluster.
 func PeerIdentity(state tls.ConnectionState) (Identity, error) {
 	if !state.HandshakeComplete {
 		return Identity{}, errors.New("pki: TLS handshake not complete")
@@ -161,9 +190,14 @@ func PeerIdentity(state tls.ConnectionState) (Identity, error) {
 	if err := ValidateName(leaf.Subject.CommonName); err != nil {
 		return Identity{}, fmt.Errorf("pki: peer certificate common name: %w", err)
 	}
+	clusterID, err := ClusterIDOf(leaf)
+	if err != nil {
+		return Identity{}, err
+	}
 	return Identity{
 		CommonName:  leaf.Subject.CommonName,
 		Kind:        ou[0],
+		ClusterID:   clusterID,
 		Fingerprint: sha256.Sum256(leaf.Raw),
 	}, nil
 }
@@ -172,9 +206,10 @@ func PeerIdentity(state tls.ConnectionState) (Identity, error) {
 // reach another (replication and forwarding): it presents the node
 // certificate in certFile/keyFile and accepts only a peer whose certificate
 // verifies against the CA in caFile for server authentication and whose
-// kind is "node". Host names are not checked: nodes are named by their
-// certificates, and their addresses come from the cluster's membership.
-func NodePeerConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
+// kind is "node", that names this node's cluster and is not on deny. Host
+// names are not checked: nodes are named by their certificates, and their
+// addresses come from the cluster's membership.
+func NodePeerConfig(certFile, keyFile, caFile string, deny *DenyList) (*tls.Config, error) {
 	pool, err := loadPool(caFile)
 	if err != nil {
 		return nil, err
@@ -186,6 +221,10 @@ func NodePeerConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
 	if ou := cert.Leaf.Subject.OrganizationalUnit; len(ou) != 1 || ou[0] != KindNode {
 		return nil, fmt.Errorf("pki: certificate %q is not a node certificate", certFile)
 	}
+	clusterID, err := ClusterIDOf(cert.Leaf)
+	if err != nil {
+		return nil, fmt.Errorf("pki: certificate file %q: %w", certFile, err)
+	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
@@ -193,7 +232,10 @@ func NodePeerConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
 		// host name.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			return verifyNodePeer(cs, pool)
+			if err := verifyNodePeer(cs, pool); err != nil {
+				return err
+			}
+			return checkPeer(cs.PeerCertificates[0], clusterID, deny)
 		},
 	}, nil
 }

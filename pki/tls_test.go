@@ -127,12 +127,12 @@ func TestHandshakeGoodClient(t *testing.T) {
 		t.Fatalf("server: %v; client: %v", out.serverErr, out.clientErr)
 	}
 	leaf := readCert(t, CertPath(c.dir, "app"))
-	want := Identity{CommonName: "app", Kind: KindClient, Fingerprint: sha256.Sum256(leaf.Raw)}
+	want := Identity{CommonName: "app", Kind: KindClient, ClusterID: c.ca.ClusterID(), Fingerprint: sha256.Sum256(leaf.Raw)}
 	if out.serverID != want {
 		t.Errorf("server saw %v, want %v", out.serverID, want)
 	}
 	node := readCert(t, CertPath(c.dir, "node1"))
-	if want := (Identity{"node1", KindNode, sha256.Sum256(node.Raw)}); out.clientID != want {
+	if want := (Identity{"node1", KindNode, c.ca.ClusterID(), sha256.Sum256(node.Raw)}); out.clientID != want {
 		t.Errorf("client saw %v, want %v", out.clientID, want)
 	}
 }
@@ -164,6 +164,7 @@ func TestHandshakeForeignClientRefused(t *testing.T) {
 	foreign := newCluster(t, "cluster") // same CA name, different key
 	cfg := foreign.client(t, "app")     // same client name too
 	cfg.RootCAs = c.ca.CertPool()       // trust our server so it gets to client auth
+	cfg.VerifyConnection = nil          // and its cluster, which is not the foreign client's
 	out := handshake(t, c.server(t), cfg)
 	if out.serverHSErr == nil || out.clientErr == nil {
 		t.Fatalf("foreign client accepted: server %v, client %v", out.serverErr, out.clientErr)

@@ -174,10 +174,15 @@ up() {
     secret >"$dir/co2.password"
     secret >"$dir/cu.password"
   fi
-  "$BIN/hsm" cluster init --dir "$dir/pki" --nodes "$n" >/dev/null
-  cluster_id="local-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  # The certificates are bound to the cluster ID: a restored cluster takes
+  # the backup's, so its certificates and its store agree. A backup whose
+  # header does not even read gets a new ID here; the node's restore then
+  # refuses it with its own clear message.
+  if [ -z "$restore" ] || ! "$BIN/hsm" cluster init --dir "$dir/pki" --nodes "$n" --backup "$restore" >/dev/null 2>&1; then
+    "$BIN/hsm" cluster init --dir "$dir/pki" --nodes "$n" >/dev/null
+  fi
   write_node_config "$dir" 1
-  "$BIN/hsmd" init -config "$dir/node1.toml" -cluster-id "$cluster_id" >/dev/null
+  cluster_id=$("$BIN/hsmd" init -config "$dir/node1.toml" | sed -n 's/.* for cluster //p')
   start_node "$dir" 1
   write_client_config "$dir"
   export HSM_CONFIG="$dir/client.toml"

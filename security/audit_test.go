@@ -260,7 +260,7 @@ func TestAttackAuditTamper(t *testing.T) {
 func TestAttackAuditForgedUses(t *testing.T) {
 	c := testcluster.Start(t, 3)
 	conf, err := pki.NodePeerConfig(filepath.Join(c.Dir, "pki", "node2.pem"), filepath.Join(c.Dir, "pki", "node2-key.pem"),
-		filepath.Join(c.Dir, "pki", "ca.pem"))
+		filepath.Join(c.Dir, "pki", "ca.pem"), nil)
 	require.NoError(t, err)
 	const forgedKey = 777777
 	uses := []tokens.AuditUseCount{{Time: time.Now().Unix(), User: "cu1", Object: forgedKey, Op: tokens.UseSign, Count: 1000}}

@@ -31,7 +31,7 @@ import (
 func authzPeer(t *testing.T, c *testcluster.Cluster, k int) hsmpb.PeerClient {
 	t.Helper()
 	pkiDir := filepath.Join(c.Dir, "pki")
-	tc, err := pki.NodePeerConfig(filepath.Join(pkiDir, "node1.pem"), filepath.Join(pkiDir, "node1-key.pem"), filepath.Join(pkiDir, "ca.pem"))
+	tc, err := pki.NodePeerConfig(filepath.Join(pkiDir, "node1.pem"), filepath.Join(pkiDir, "node1-key.pem"), filepath.Join(pkiDir, "ca.pem"), nil)
 	require.NoError(t, err)
 	conn, err := grpc.NewClient(c.Addr(k), grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 	require.NoError(t, err)

@@ -261,7 +261,7 @@ func TestAttackLoginBreakGlassUnlock(t *testing.T) {
 	// A node certificate and key alone (no passphrase): a made-up proof
 	// is refused.
 	pkiDir := filepath.Join(c.Dir, "pki")
-	nodeConf, err := pki.NodePeerConfig(pki.CertPath(pkiDir, "node2"), pki.KeyPath(pkiDir, "node2"), filepath.Join(pkiDir, "ca.pem"))
+	nodeConf, err := pki.NodePeerConfig(pki.CertPath(pkiDir, "node2"), pki.KeyPath(pkiDir, "node2"), filepath.Join(pkiDir, "ca.pem"), nil)
 	require.NoError(t, err)
 	nconn, err := grpc.NewClient(c.Addr(2), grpc.WithTransportCredentials(credentials.NewTLS(nodeConf)))
 	require.NoError(t, err)

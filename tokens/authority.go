@@ -72,6 +72,7 @@ var commandAuthority = map[Op]authority{
 	OpUnshare:       {actor: actorObject, action: ActShare},
 	OpLogout:        {actor: actorAny},
 	OpSetDomainKey:  {actor: actorCO},
+	OpRevokeCert:    {actor: actorCO},
 	// Quorum: only officers register keys, set policy, and ask for,
 	// approve and spend tokens (tokens/quorum.go checks the rest).
 	OpQuorumRegisterKey: {actor: actorCO},

@@ -44,6 +44,7 @@ const (
 	// password is verified, and the verdict when it was wrong.
 	OpLoginAttempt Op = "login_attempt" // Name
 	OpLoginWrong   Op = "login_wrong"   // Name
+	OpRevokeCert   Op = "revoke_cert"   // Fingerprint, Name (certs.go)
 )
 
 // Command is one serialized change. Everything non-deterministic (time,
@@ -83,7 +84,8 @@ type Command struct {
 	Uses  []AuditUseCount `json:"uses,omitempty"`  // OpAudit
 	Proof []byte          `json:"proof,omitempty"` // OpAudit: AuditProof
 	// BreakGlass proves an unlock_user by BreakGlassActor.
-	BreakGlass *BreakGlass `json:"break_glass,omitempty"`
+	BreakGlass  *BreakGlass `json:"break_glass,omitempty"`
+	Fingerprint string      `json:"fingerprint,omitempty"`
 }
 
 // MaxCommandSize bounds a serialized command.
@@ -128,6 +130,9 @@ type Machine struct {
 	// OnLogout, if set, is called after a logout is applied, with the
 	// session and when its token would have expired (Unix seconds).
 	OnLogout func(session uint64, expires int64)
+	// OnCertRevoked, if set, is called after a certificate revocation is
+	// applied, so the node can refresh the set its handshakes check.
+	OnCertRevoked func()
 	// OnReset, if set, is called after Restore replaced the whole state;
 	// an error from it means the node cannot serve the new state.
 	OnReset func() error
@@ -225,6 +230,9 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 	if m.OnLogout != nil && c.Op == OpLogout {
 		m.OnLogout(c.Session, c.Expires)
 	}
+	if m.OnCertRevoked != nil && c.Op == OpRevokeCert {
+		m.OnCertRevoked()
+	}
 	return nil
 }
 
@@ -281,6 +289,7 @@ func init() {
 		OpAudit:             applyAudit,
 		OpLoginAttempt:      applyLoginAttempt,
 		OpLoginWrong:        applyLoginWrong,
+		OpRevokeCert:        applyRevokeCert,
 	}
 }
 

@@ -4622,6 +4622,170 @@ func (x *BreakGlassRequest) GetMac() []byte {
 	return nil
 }
 
+type RevokeCertRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fingerprint   string                 `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"` // SHA-256 of the certificate DER, 64 hex digits
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`               // the certificate's common name, for the list only
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeCertRequest) Reset() {
+	*x = RevokeCertRequest{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeCertRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeCertRequest) ProtoMessage() {}
+
+func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeCertRequest.ProtoReflect.Descriptor instead.
+func (*RevokeCertRequest) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *RevokeCertRequest) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *RevokeCertRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RevokedCert struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fingerprint   string                 `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	By            string                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`      // the crypto officer who revoked it
+	Time          int64                  `protobuf:"varint,4,opt,name=time,proto3" json:"time,omitempty"` // Unix seconds
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokedCert) Reset() {
+	*x = RevokedCert{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokedCert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokedCert) ProtoMessage() {}
+
+func (x *RevokedCert) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokedCert.ProtoReflect.Descriptor instead.
+func (*RevokedCert) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *RevokedCert) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *RevokedCert) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RevokedCert) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *RevokedCert) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+type ListRevokedCertsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Certs         []*RevokedCert         `protobuf:"bytes,1,rep,name=certs,proto3" json:"certs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRevokedCertsResponse) Reset() {
+	*x = ListRevokedCertsResponse{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRevokedCertsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRevokedCertsResponse) ProtoMessage() {}
+
+func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRevokedCertsResponse.ProtoReflect.Descriptor instead.
+func (*ListRevokedCertsResponse) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *ListRevokedCertsResponse) GetCerts() []*RevokedCert {
+	if x != nil {
+		return x.Certs
+	}
+	return nil
+}
+
 var File_hsmd_hsmpb_hsm_proto protoreflect.FileDescriptor
 
 const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
@@ -4954,7 +5118,17 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1b\n" +
 	"\ttime_unix\x18\x02 \x01(\x03R\btimeUnix\x12\x14\n" +
 	"\x05nonce\x18\x03 \x01(\fR\x05nonce\x12\x10\n" +
-	"\x03mac\x18\x04 \x01(\fR\x03mac2\xbb\x18\n" +
+	"\x03mac\x18\x04 \x01(\fR\x03mac\"I\n" +
+	"\x11RevokeCertRequest\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"g\n" +
+	"\vRevokedCert\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x12\n" +
+	"\x04time\x18\x04 \x01(\x03R\x04time\"I\n" +
+	"\x18ListRevokedCertsResponse\x12-\n" +
+	"\x05certs\x18\x01 \x03(\v2\x17.openhsm.v1.RevokedCertR\x05certs2\xc8\x19\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -5007,7 +5181,10 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x12QuorumApproveToken\x12%.openhsm.v1.QuorumApproveTokenRequest\x1a\x11.openhsm.v1.Empty\x12C\n" +
 	"\fQuorumStatus\x12\x11.openhsm.v1.Empty\x1a .openhsm.v1.QuorumStatusResponse\x12H\n" +
 	"\tListAudit\x12\x1c.openhsm.v1.ListAuditRequest\x1a\x1d.openhsm.v1.ListAuditResponse\x12A\n" +
-	"\vVerifyAudit\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.VerifyAuditResponse2\xd4\x03\n" +
+	"\vVerifyAudit\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.VerifyAuditResponse\x12>\n" +
+	"\n" +
+	"RevokeCert\x12\x1d.openhsm.v1.RevokeCertRequest\x1a\x11.openhsm.v1.Empty\x12K\n" +
+	"\x10ListRevokedCerts\x12\x11.openhsm.v1.Empty\x1a$.openhsm.v1.ListRevokedCertsResponse2\xd4\x03\n" +
 	"\x04Peer\x12B\n" +
 	"\aForward\x12\x1a.openhsm.v1.ForwardRequest\x1a\x1b.openhsm.v1.ForwardResponse\x12D\n" +
 	"\x10ChangeMembership\x12\x1d.openhsm.v1.MembershipRequest\x1a\x11.openhsm.v1.Empty\x128\n" +
@@ -5031,7 +5208,7 @@ func file_hsmd_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_hsmd_hsmpb_hsm_proto_rawDescData
 }
 
-var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
+var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                     // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),               // 1: openhsm.v1.ErrorDetail
@@ -5108,6 +5285,9 @@ var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*QuorumPolicy)(nil),              // 72: openhsm.v1.QuorumPolicy
 	(*QuorumStatusResponse)(nil),      // 73: openhsm.v1.QuorumStatusResponse
 	(*BreakGlassRequest)(nil),         // 74: openhsm.v1.BreakGlassRequest
+	(*RevokeCertRequest)(nil),         // 75: openhsm.v1.RevokeCertRequest
+	(*RevokedCert)(nil),               // 76: openhsm.v1.RevokedCert
+	(*ListRevokedCertsResponse)(nil),  // 77: openhsm.v1.ListRevokedCertsResponse
 }
 var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -5147,117 +5327,122 @@ var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	72, // 34: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
 	71, // 35: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
 	69, // 36: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
-	10, // 37: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 38: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 39: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 40: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 41: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,  // 42: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	15, // 43: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 44: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 45: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 46: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 47: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	22, // 48: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	23, // 49: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	24, // 50: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	26, // 51: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	26, // 52: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30, // 53: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	33, // 54: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	34, // 55: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	35, // 56: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	36, // 57: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	38, // 58: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	39, // 59: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	40, // 60: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	41, // 61: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	42, // 62: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	41, // 63: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 64: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	43, // 65: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
-	45, // 66: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	46, // 67: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,  // 68: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	50, // 69: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	51, // 70: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	65, // 71: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,  // 72: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 73: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	55, // 74: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	56, // 75: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	66, // 76: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
-	67, // 77: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
-	68, // 78: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
-	70, // 79: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
-	0,  // 80: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
-	57, // 81: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
-	0,  // 82: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
-	61, // 83: openhsm.v1.Peer.Forward:input_type -> openhsm.v1.ForwardRequest
-	63, // 84: openhsm.v1.Peer.ChangeMembership:input_type -> openhsm.v1.MembershipRequest
-	0,  // 85: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
-	0,  // 86: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
-	0,  // 87: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
-	55, // 88: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
-	74, // 89: openhsm.v1.Peer.BreakGlassUnlock:input_type -> openhsm.v1.BreakGlassRequest
-	11, // 90: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 91: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 92: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 93: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 94: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 95: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 96: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 97: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 98: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 99: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 100: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 101: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 102: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 103: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 104: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 105: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 106: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 107: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 108: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 109: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 110: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	47, // 111: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 112: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 113: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	47, // 114: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 115: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	47, // 116: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	47, // 117: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	44, // 118: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
-	47, // 119: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	47, // 120: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	49, // 121: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 122: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 123: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,  // 124: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	52, // 125: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	54, // 126: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 127: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	52, // 128: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,  // 129: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,  // 130: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	69, // 131: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,  // 132: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	73, // 133: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	59, // 134: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
-	60, // 135: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
-	62, // 136: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
-	0,  // 137: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
-	48, // 138: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
-	64, // 139: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
-	54, // 140: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 141: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
-	0,  // 142: openhsm.v1.Peer.BreakGlassUnlock:output_type -> openhsm.v1.Empty
-	90, // [90:143] is the sub-list for method output_type
-	37, // [37:90] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	76, // 37: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
+	10, // 38: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,  // 39: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,  // 40: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	12, // 41: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,  // 42: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,  // 43: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	15, // 44: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	16, // 45: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	17, // 46: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	16, // 47: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,  // 48: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	22, // 49: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	23, // 50: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	24, // 51: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	26, // 52: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	26, // 53: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30, // 54: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	33, // 55: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	34, // 56: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	35, // 57: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	36, // 58: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	38, // 59: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	39, // 60: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	40, // 61: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	41, // 62: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	42, // 63: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	41, // 64: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	41, // 65: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	43, // 66: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
+	45, // 67: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	46, // 68: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	0,  // 69: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	50, // 70: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	51, // 71: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	65, // 72: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,  // 73: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,  // 74: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	55, // 75: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	56, // 76: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	66, // 77: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	67, // 78: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	68, // 79: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	70, // 80: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,  // 81: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	57, // 82: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
+	0,  // 83: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
+	75, // 84: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
+	0,  // 85: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
+	61, // 86: openhsm.v1.Peer.Forward:input_type -> openhsm.v1.ForwardRequest
+	63, // 87: openhsm.v1.Peer.ChangeMembership:input_type -> openhsm.v1.MembershipRequest
+	0,  // 88: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
+	0,  // 89: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
+	0,  // 90: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
+	55, // 91: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
+	74, // 92: openhsm.v1.Peer.BreakGlassUnlock:input_type -> openhsm.v1.BreakGlassRequest
+	11, // 93: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11, // 94: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,  // 95: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,  // 96: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14, // 97: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20, // 98: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,  // 99: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,  // 100: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,  // 101: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,  // 102: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21, // 103: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25, // 104: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25, // 105: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,  // 106: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27, // 107: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29, // 108: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32, // 109: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,  // 110: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,  // 111: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25, // 112: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37, // 113: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	47, // 114: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25, // 115: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25, // 116: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	47, // 117: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,  // 118: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	47, // 119: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	47, // 120: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	44, // 121: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
+	47, // 122: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	47, // 123: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	49, // 124: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,  // 125: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,  // 126: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,  // 127: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	52, // 128: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	54, // 129: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 130: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	52, // 131: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,  // 132: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,  // 133: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	69, // 134: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,  // 135: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	73, // 136: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	59, // 137: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	60, // 138: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	0,  // 139: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
+	77, // 140: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
+	62, // 141: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
+	0,  // 142: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
+	48, // 143: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
+	64, // 144: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
+	54, // 145: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 146: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
+	0,  // 147: openhsm.v1.Peer.BreakGlassUnlock:output_type -> openhsm.v1.Empty
+	93, // [93:148] is the sub-list for method output_type
+	38, // [38:93] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_hsmd_hsmpb_hsm_proto_init() }
@@ -5281,7 +5466,7 @@ func file_hsmd_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsmd_hsmpb_hsm_proto_rawDesc), len(file_hsmd_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   75,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -72,6 +72,8 @@ const (
 	HSM_QuorumStatus_FullMethodName       = "/openhsm.v1.HSM/QuorumStatus"
 	HSM_ListAudit_FullMethodName          = "/openhsm.v1.HSM/ListAudit"
 	HSM_VerifyAudit_FullMethodName        = "/openhsm.v1.HSM/VerifyAudit"
+	HSM_RevokeCert_FullMethodName         = "/openhsm.v1.HSM/RevokeCert"
+	HSM_ListRevokedCerts_FullMethodName   = "/openhsm.v1.HSM/ListRevokedCerts"
 )
 
 // HSMClient is the client API for HSM service.
@@ -142,6 +144,10 @@ type HSMClient interface {
 	// Both read the node that answers.
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
 	VerifyAudit(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*VerifyAuditResponse, error)
+	// Certificate deny-list: revoke (crypto officer) and list (any logged-in
+	// user). docs/certificates.md.
+	RevokeCert(ctx context.Context, in *RevokeCertRequest, opts ...grpc.CallOption) (*Empty, error)
+	ListRevokedCerts(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListRevokedCertsResponse, error)
 }
 
 type hSMClient struct {
@@ -633,6 +639,26 @@ func (c *hSMClient) VerifyAudit(ctx context.Context, in *Empty, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *hSMClient) RevokeCert(ctx context.Context, in *RevokeCertRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_RevokeCert_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) ListRevokedCerts(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListRevokedCertsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRevokedCertsResponse)
+	err := c.cc.Invoke(ctx, HSM_ListRevokedCerts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HSMServer is the server API for HSM service.
 // All implementations must embed UnimplementedHSMServer
 // for forward compatibility.
@@ -701,6 +727,10 @@ type HSMServer interface {
 	// Both read the node that answers.
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
 	VerifyAudit(context.Context, *Empty) (*VerifyAuditResponse, error)
+	// Certificate deny-list: revoke (crypto officer) and list (any logged-in
+	// user). docs/certificates.md.
+	RevokeCert(context.Context, *RevokeCertRequest) (*Empty, error)
+	ListRevokedCerts(context.Context, *Empty) (*ListRevokedCertsResponse, error)
 	mustEmbedUnimplementedHSMServer()
 }
 
@@ -848,6 +878,12 @@ func (UnimplementedHSMServer) ListAudit(context.Context, *ListAuditRequest) (*Li
 }
 func (UnimplementedHSMServer) VerifyAudit(context.Context, *Empty) (*VerifyAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyAudit not implemented")
+}
+func (UnimplementedHSMServer) RevokeCert(context.Context, *RevokeCertRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeCert not implemented")
+}
+func (UnimplementedHSMServer) ListRevokedCerts(context.Context, *Empty) (*ListRevokedCertsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRevokedCerts not implemented")
 }
 func (UnimplementedHSMServer) mustEmbedUnimplementedHSMServer() {}
 func (UnimplementedHSMServer) testEmbeddedByValue()             {}
@@ -1673,6 +1709,42 @@ func _HSM_VerifyAudit_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HSM_RevokeCert_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeCertRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).RevokeCert(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_RevokeCert_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).RevokeCert(ctx, req.(*RevokeCertRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_ListRevokedCerts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).ListRevokedCerts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_ListRevokedCerts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).ListRevokedCerts(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HSM_ServiceDesc is the grpc.ServiceDesc for HSM service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1851,6 +1923,14 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifyAudit",
 			Handler:    _HSM_VerifyAudit_Handler,
+		},
+		{
+			MethodName: "RevokeCert",
+			Handler:    _HSM_RevokeCert_Handler,
+		},
+		{
+			MethodName: "ListRevokedCerts",
+			Handler:    _HSM_ListRevokedCerts_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

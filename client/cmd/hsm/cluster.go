@@ -48,6 +48,8 @@ type initResult struct {
 	Client initFile   `json:"client"`
 	Config string     `json:"config"`
 	Addrs  []string   `json:"node_addrs"`
+	// ClusterID is the cluster every certificate is bound to.
+	ClusterID string `json:"cluster_id"`
 }
 
 func (c *cli) clusterInit(args []string) error {
@@ -57,11 +59,17 @@ func (c *cli) clusterInit(args []string) error {
 	hosts := fs.String("hosts", "", "comma-separated host names and IP addresses of the nodes")
 	clientName := fs.String("client", "client", "name of the client certificate")
 	addrs := fs.String("node-addrs", "", "comma-separated node addresses (host:port) for client.toml")
+	clusterID := fs.String("cluster-id", "", "cluster ID the certificates are bound to (default: a new random one)")
+	fromBackup := fs.String("backup", "", "take the cluster ID from this backup file, to restore it into the new cluster")
 	if _, err := c.parse(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" {
 		return usagef("cluster init: --dir is required")
+	}
+	id, err := initClusterID(*clusterID, *fromBackup)
+	if err != nil {
+		return err
 	}
 	if *nodes < 1 || *nodes > maxNodes {
 		return usagef("cluster init: --nodes must be 1 to %d", maxNodes)
@@ -94,11 +102,12 @@ func (c *cli) clusterInit(args []string) error {
 		return err
 	}
 	res := initResult{
-		Dir:    absDir,
-		CA:     initFile{Cert: filepath.Join(absDir, pki.CACertFile), Key: filepath.Join(absDir, pki.CAKeyFile)},
-		Client: initFile{Name: *clientName, Cert: pki.CertPath(absDir, *clientName), Key: pki.KeyPath(absDir, *clientName)},
-		Config: filepath.Join(absDir, configFile),
-		Addrs:  nodeAddrs,
+		Dir:       absDir,
+		CA:        initFile{Cert: filepath.Join(absDir, pki.CACertFile), Key: filepath.Join(absDir, pki.CAKeyFile)},
+		Client:    initFile{Name: *clientName, Cert: pki.CertPath(absDir, *clientName), Key: pki.KeyPath(absDir, *clientName)},
+		Config:    filepath.Join(absDir, configFile),
+		Addrs:     nodeAddrs,
+		ClusterID: id,
 	}
 	all := []string{res.CA.Cert, res.CA.Key, res.Client.Cert, res.Client.Key, res.Config}
 	for _, n := range nodeNames {
@@ -114,7 +123,7 @@ func (c *cli) clusterInit(args []string) error {
 			return fmt.Errorf("cluster init: %w", err)
 		}
 	}
-	if err := c.makeCluster(absDir, nodeNames, hostList, *clientName, nodeAddrs, all); err != nil {
+	if err := c.makeCluster(absDir, id, nodeNames, hostList, *clientName, nodeAddrs, all); err != nil {
 		return err
 	}
 
@@ -122,7 +131,7 @@ func (c *cli) clusterInit(args []string) error {
 		return c.printJSON(res)
 	}
 	out := c.io.out
-	fmt.Fprintf(out, "created in %s:\n", absDir)
+	fmt.Fprintf(out, "created in %s for cluster %s:\n", absDir, id)
 	fmt.Fprintf(out, "  CA           %s (key %s: keep it offline)\n", res.CA.Cert, res.CA.Key)
 	for _, n := range res.Nodes {
 		fmt.Fprintf(out, "  %-12s %s, %s\n", n.Name, n.Cert, n.Key)
@@ -136,7 +145,7 @@ func (c *cli) clusterInit(args []string) error {
 }
 
 // makeCluster writes the files; on failure it removes the ones it made.
-func (c *cli) makeCluster(dir string, nodeNames, hosts []string, clientName string, addrs, all []string) (err error) {
+func (c *cli) makeCluster(dir, clusterID string, nodeNames, hosts []string, clientName string, addrs, all []string) (err error) {
 	defer func() {
 		if err != nil {
 			for _, p := range all {
@@ -144,7 +153,7 @@ func (c *cli) makeCluster(dir string, nodeNames, hosts []string, clientName stri
 			}
 		}
 	}()
-	ca, err := pki.CreateCA(dir, caName)
+	ca, err := pki.CreateClusterCA(dir, caName, clusterID)
 	if err != nil {
 		return fmt.Errorf("cluster init: %w", err)
 	}

@@ -61,8 +61,10 @@ const usageText = `usage: hsm [global flags] COMMAND [arguments]
 
 Cluster:
   hsm cluster init --dir DIR [--nodes N] [--hosts h1,h2] [--client NAME] [--node-addrs a:p,b:p]
+                   [--cluster-id ID | --backup FILE]
         make the cluster CA, node certificates node1..nodeN, a client
-        certificate and DIR/client.toml (nothing is overwritten)
+        certificate and DIR/client.toml (nothing is overwritten), all bound
+        to the cluster ID (given, the backup's, or a new random one)
   hsm cluster activate --user NAME --password-file F
         create the first crypto officer of a new cluster
   hsm cluster status
@@ -104,6 +106,11 @@ Backups (crypto officer, except restore):
 Audit trail:
   hsm audit list [--since TIME] [--filter-user NAME] [--object ID] [--node ADDR]
   hsm audit verify [--node ADDR]  recompute a node's chain (crypto officer)
+Certificates (docs/certificates.md):
+  hsm cert revoke FINGERPRINT|PEMFILE [--name N]   deny a certificate on every node (crypto officer)
+  hsm cert list                                    the deny-list (logged in)
+  hsm cert renew --dir DIR [--revoke] NAME         a fresh certificate and key for NAME with the
+                                                   CA in DIR; --revoke denies the old one
 
 Global flags (accepted before or after the command):
   --config PATH         client configuration (default $HSM_CONFIG, else ` + client.DefaultConfigPath + `)
@@ -334,6 +341,12 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 			return err
 		}
 		return c.audit(ctx, s, rest)
+	case "cert":
+		s, rest, err := sub()
+		if err != nil {
+			return err
+		}
+		return c.certCommand(ctx, s, rest)
 	}
 	return usagef("unknown command %q", cmd)
 }

@@ -1,7 +1,8 @@
 // Command hsmd is the HSM daemon.
 //
-//	hsmd init  -config node.toml -cluster-id ID   make a new store and domain key,
+//	hsmd init  -config node.toml [-cluster-id ID] make a new store and domain key,
 //	                                              for the first node of a new cluster
+//	                                              (the ID is the node certificate's)
 //	hsmd init  -config node.toml -join ADDR       prepare a node to join the cluster
 //	                                              the node at ADDR belongs to
 //	hsmd serve -config node.toml                  serve
@@ -19,10 +20,11 @@ import (
 	"syscall"
 
 	"github.com/openhsm/openhsm/hsmd"
+	"github.com/openhsm/openhsm/pki"
 )
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: hsmd init -config FILE (-cluster-id ID | -join HOST:PORT) | hsmd serve -config FILE | hsmd unlock-user -config FILE NAME | hsmd version")
+	fmt.Fprintln(os.Stderr, "usage: hsmd init -config FILE [-cluster-id ID | -join HOST:PORT] | hsmd serve -config FILE | hsmd unlock-user -config FILE NAME | hsmd version")
 	os.Exit(2)
 }
 
@@ -32,7 +34,7 @@ func main() {
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	config := fs.String("config", "", "node configuration file")
-	clusterID := fs.String("cluster-id", "", "cluster id (init of a new cluster)")
+	clusterID := fs.String("cluster-id", "", "cluster id (init of a new cluster; default and only choice: the node certificate's)")
 	join := fs.String("join", "", "address of a node of the cluster to join (init)")
 	switch os.Args[1] {
 	case "version":
@@ -64,8 +66,8 @@ func main() {
 	}
 	if os.Args[1] == "init" {
 		switch {
-		case (*clusterID == "") == (*join == ""):
-			fail(fmt.Errorf("init needs exactly one of -cluster-id and -join"))
+		case *clusterID != "" && *join != "":
+			fail(fmt.Errorf("init takes -cluster-id or -join, not both"))
 		case *join != "":
 			if err := hsmd.InitJoin(cfg, *join); err != nil {
 				fail(err)
@@ -75,7 +77,11 @@ func main() {
 			if err := hsmd.Init(cfg, *clusterID); err != nil {
 				fail(err)
 			}
-			fmt.Printf("hsmd: initialized %s for cluster %s\n", cfg.DataDir, *clusterID)
+			id, err := pki.CertFileClusterID(cfg.Cert)
+			if err != nil {
+				fail(err)
+			}
+			fmt.Printf("hsmd: initialized %s for cluster %s\n", cfg.DataDir, id)
 		}
 		return
 	}
