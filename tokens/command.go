@@ -116,7 +116,9 @@ func (m *Machine) Store() Store { return m.store }
 // Apply applies one serialized command at the given log index. The returned
 // error is the command's refusal, the same on every node; the index is
 // recorded either way. Errors from the store itself are returned wrapped in
-// a *StoreError: the node must stop rather than diverge.
+// a *StoreError and nothing is recorded, not even the index: the node must
+// stop rather than diverge, and applies the command again when it restarts
+// (see applytx.go).
 func (m *Machine) Apply(index uint64, raw []byte) error {
 	c, err := DecodeCommand(raw)
 	if err != nil {
@@ -141,11 +143,21 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 	var refusal error
 	err := m.store.Update(index, func(tx Tx) error {
 		if c.Op != OpInit && sealer == nil {
-			refusal = Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "the domain key is not unsealed")
-			return refusal
+			// Another node would apply it: refusing here would diverge.
+			return &StoreError{errors.New("the domain key is not unsealed on this node")}
 		}
-		ids, err := fn(tx, sealer, c)
+		if faultTx != nil {
+			tx = faultTx(c.Op, tx)
+		}
+		g := &guardTx{tx: tx}
+		ids, err := fn(g, sealer, c)
+		if g.failed != nil {
+			return &StoreError{g.failed}
+		}
 		if err != nil {
+			if !isRefusal(err) {
+				return &StoreError{err}
+			}
 			refusal = err
 			return err
 		}
@@ -154,6 +166,10 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 	})
 	if errors.Is(err, ErrAlreadyApplied) {
 		return nil // a replay after restart: the change is already in the store
+	}
+	var se *StoreError
+	if errors.As(err, &se) {
+		return se
 	}
 	if err != nil && err != refusal {
 		return &StoreError{err}
@@ -243,7 +259,7 @@ func userFor(tx Tx, s *Sealer, name string) (*User, error) {
 		return nil, err
 	}
 	if !s.CheckUserMAC(u) {
-		return nil, Errorf(ck.CKR_GENERAL_ERROR, "user %q failed its integrity check", name)
+		return nil, corrupt(tx, Errorf(ck.CKR_GENERAL_ERROR, "user %q failed its integrity check", name))
 	}
 	return u, nil
 }
@@ -431,7 +447,7 @@ func objectFor(tx Tx, s *Sealer, c *Command, act Action) (*Object, error) {
 		return nil, err
 	}
 	if !s.CheckAttrMAC(o) {
-		return nil, Errorf(ck.CKR_GENERAL_ERROR, "object failed its integrity check")
+		return nil, corrupt(tx, Errorf(ck.CKR_GENERAL_ERROR, "object %d failed its integrity check", o.ID))
 	}
 	actor, err := userFor(tx, s, c.Actor)
 	if err != nil {
@@ -463,7 +479,10 @@ func applySetAttributes(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	actor, _ := tx.User(c.Actor)
+	actor, err := userFor(tx, s, c.Actor)
+	if err != nil {
+		return nil, err
+	}
 	next, err := ApplySet(o.Attrs, c.Changes, actor.Role, false)
 	if err != nil {
 		return nil, err

@@ -21,7 +21,8 @@ type Store interface {
 	AppliedIndex() (uint64, error)
 	// Update runs fn in one transaction and records index as applied in the
 	// same transaction. If fn returns an error, nothing is written except
-	// the applied index (a refused command is still applied, as a no-op).
+	// the applied index (a refused command is still applied, as a no-op);
+	// if that error is a *StoreError, nothing at all is written.
 	Update(index uint64, fn func(tx Tx) error) error
 	// Snapshot pins the store's current state (a read transaction) so it can be
 	// streamed while writes go on. The caller must Close it.
