@@ -1,0 +1,178 @@
+package security
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/tokens/sqlite"
+	"github.com/stretchr/testify/require"
+)
+
+// objectsUntilCaughtUp runs fn until the node it asks answers something
+// other than "not caught up yet" (CKR_DEVICE_ERROR), within a bound, and
+// returns that answer.
+func objectsUntilCaughtUp(t *testing.T, fn func() error) error {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		err := fn()
+		if !tokens.IsRV(err, ck.CKR_DEVICE_ERROR) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// objectsUser makes a crypto user through the officer and returns its password.
+func objectsUser(t *testing.T, c *testcluster.Cluster, name string) string {
+	t.Helper()
+	co := pinned(t, c, 1, "admin", secret(t, c, "co.password"))
+	pw := name + "-" + hex.EncodeToString(objectsRandom(t, 8))
+	require.NoError(t, co.CreateUser(ctx, name, "CU", pw))
+	return pw
+}
+
+func objectsRandom(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return b
+}
+
+func objectsBool(t uint64, v bool) tokens.Attribute {
+	return tokens.Attribute{Type: t, Value: tokens.EncodeBool(v)}
+}
+
+func objectsUlong(t, v uint64) tokens.Attribute {
+	return tokens.Attribute{Type: t, Value: tokens.EncodeUlong(v)}
+}
+
+// objectsDump is a node's whole replicated state, read from its store file
+// while the node is stopped: users, objects with their shares, and meta.
+func objectsDump(t *testing.T, c *testcluster.Cluster, k int) string {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(c.Dir, fmt.Sprintf("node%d", k), "hsm.db"), sqlite.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	var b strings.Builder
+	users, err := st.Users()
+	require.NoError(t, err)
+	for _, u := range users {
+		fmt.Fprintf(&b, "user %s role=%d gen=%d failed=%d locked=%t number=%d mac=%x\n",
+			u.Name, u.Role, u.Generation, u.FailedLogins, u.Locked, u.Number, u.MAC)
+	}
+	objs, err := st.Find(tokens.Query{})
+	require.NoError(t, err)
+	for _, o := range objs {
+		fmt.Fprintf(&b, "object %d owner=%s shared=%v attrs=%x sealed=%x mac=%x\n",
+			o.ID, o.Owner, o.SharedWith, tokens.MarshalAttrs(o.Attrs), o.Sealed, o.MAC)
+	}
+	for _, key := range []string{tokens.MetaDomainKey, tokens.MetaLoggedOut} {
+		v, err := st.Meta(key)
+		if !errors.Is(err, tokens.ErrNotFound) {
+			require.NoError(t, err)
+		}
+		fmt.Fprintf(&b, "meta %s=%x\n", key, v)
+	}
+	return b.String()
+}
+
+// TestAttackObjectsStoreFaultStops plays finding 9. The attacker holds a
+// crypto user's password (cu2) and was a sharee of cu1's key; cu1 unshares
+// it while node3's store fails under the unshare (an injected write fault,
+// as a full disk would cause). Before, node3 took the failure for a
+// refusal, skipped the unshare and let cu2 keep using the key there. Now
+// node3 must stop (exit code 70, a log line saying why) instead of
+// diverging; nodes 1 and 2 refuse cu2; node3, restarted without the
+// fault, applies the unshare again from its log and refuses cu2 too; and
+// the three stores end identical.
+func TestAttackObjectsStoreFaultStops(t *testing.T) {
+	// Production binaries carry no fault injection.
+	plain, err := os.ReadFile(filepath.Join(testcluster.Bin(t), "hsmd"))
+	require.NoError(t, err)
+	require.False(t, bytes.Contains(plain, []byte("OPENHSM_FAULT")), "the default hsmd build holds the fault injection")
+
+	c := testcluster.StartOpts(t, 3, testcluster.Options{Tags: "faultinject"})
+	tagged, err := os.ReadFile(filepath.Join(c.BinDir(), "hsmd"))
+	require.NoError(t, err)
+	require.True(t, bytes.Contains(tagged, []byte("OPENHSM_FAULT")), "the faultinject build lacks the fault injection")
+
+	cu2pw := objectsUser(t, c, "cu2")
+	cu1 := pinned(t, c, 1, "cu1", secret(t, c, "cu.password"))
+	key, err := cu1.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{
+		objectsUlong(ck.CKA_VALUE_LEN, 32), objectsBool(ck.CKA_TOKEN, true)})
+	require.NoError(t, err)
+	require.NoError(t, cu1.Share(ctx, key, "cu2"))
+	use := func(cl *client.Client) error {
+		_, err := cl.Encrypt(ctx, key, objectsCBC(), []byte("the sharee's data"))
+		return err
+	}
+
+	// Arm the fault on node3 alone: restart it with OPENHSM_FAULT set.
+	c.Stop(3, false)
+	node3 := c.RunNode(3, []string{"OPENHSM_FAULT=op=unshare,after=0"})
+	sharee3 := pinned(t, c, 3, "cu2", cu2pw)
+	sharee3.AdvanceIndex(cu1.Index())
+	require.NoError(t, objectsUntilCaughtUp(t, func() error { return use(sharee3) }), "before the unshare, cu2 uses the shared key on node3")
+
+	require.NoError(t, cu1.Unshare(ctx, key, "cu2"), "the majority (nodes 1 and 2) commits the unshare")
+	code, ended := node3.Wait(2 * time.Minute)
+	require.True(t, ended, "node3 went on after its store failed under the unshare")
+	require.Equal(t, 70, code, "node3's exit code")
+	logb, err := os.ReadFile(c.LogFile(3))
+	require.NoError(t, err)
+	require.Contains(t, string(logb), "stopping: this node cannot go on safely")
+	require.Contains(t, string(logb), "injected store fault")
+
+	for _, k := range []int{1, 2} {
+		cl := pinned(t, c, k, "cu2", cu2pw)
+		cl.AdvanceIndex(cu1.Index())
+		err := objectsUntilCaughtUp(t, func() error { return use(cl) })
+		require.True(t, tokens.IsRV(err, ck.CKR_KEY_HANDLE_INVALID), "node%d: the former sharee got %v", k, err)
+	}
+
+	// node3 restarts without the fault and recovers from its log.
+	out, err := c.StartNode(3)
+	require.NoError(t, err, "%s", out)
+	barrier, err := cu1.CreateObject(ctx, tokens.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_DATA),
+		objectsBool(ck.CKA_TOKEN, true), {Type: ck.CKA_LABEL, Value: []byte("barrier")}})
+	require.NoError(t, err)
+	sharee3 = pinned(t, c, 3, "cu2", cu2pw)
+	sharee3.AdvanceIndex(cu1.Index())
+	err = objectsUntilCaughtUp(t, func() error { return use(sharee3) })
+	require.True(t, tokens.IsRV(err, ck.CKR_KEY_HANDLE_INVALID), "node3 after recovery: the former sharee got %v", err)
+	for k := 1; k <= 3; k++ {
+		cl := pinned(t, c, k, "cu1", secret(t, c, "cu.password"))
+		cl.AdvanceIndex(cu1.Index())
+		require.NoError(t, objectsUntilCaughtUp(t, func() error {
+			_, err := cl.GetAttributes(ctx, barrier, []uint64{ck.CKA_LABEL})
+			return err
+		}), "node%d", k)
+	}
+
+	// No divergence: the three stores hold the same users, objects and shares.
+	out, err = c.Script("down", c.Dir)
+	require.NoError(t, err, "%s", out)
+	want := objectsDump(t, c, 1)
+	require.Contains(t, want, fmt.Sprintf("object %d owner=cu1 shared=[]", key))
+	for _, k := range []int{2, 3} {
+		require.Equal(t, want, objectsDump(t, c, k), "node%d's store differs from node1's", k)
+	}
+}
+
+func objectsCBC() tokens.Mech {
+	return tokens.Mech{Type: ck.CKM_AES_CBC_PAD, Param: &tokens.IVParams{IV: make([]byte, 16)}}
+}
