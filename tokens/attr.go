@@ -33,6 +33,10 @@ const (
 	fStickyTrue              // once true, stays true (11)
 	fStickyFalse             // once false, stays false (12)
 	fTokenSet                // set only by the HSM: ATTRIBUTE_READ_ONLY if given
+	// fSealed: kept sealed in Object.Sealed like key material, never in
+	// Attrs (nor in the Raft log, the database or its WAL), but readable
+	// by whoever may read the object: a data object's CKA_VALUE.
+	fSealed
 )
 
 // scope says which objects a rule applies to.
@@ -88,7 +92,7 @@ var attrRules = []attrRule{
 	// Data objects.
 	{t: ck.CKA_APPLICATION, kind: KindBytes, scope: scope{classes: data}, flags: fModifiable, def: none},
 	{t: ck.CKA_OBJECT_ID, kind: KindBytes, scope: scope{classes: data}, flags: fModifiable, def: none},
-	{t: ck.CKA_VALUE, kind: KindBytes, scope: scope{classes: data}, flags: fModifiable, def: none},
+	{t: ck.CKA_VALUE, kind: KindBytes, scope: scope{classes: data}, flags: fModifiable | fSealed, def: none},
 
 	// Certificates (X.509 public key certificates only).
 	{t: ck.CKA_CERTIFICATE_TYPE, kind: KindUlong, scope: scope{classes: certificate}, flags: fReqCreate},

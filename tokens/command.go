@@ -51,6 +51,9 @@ type Command struct {
 	Domain       []byte    `json:"domain,omitempty"`
 	Session      uint64    `json:"session,omitempty"`
 	Expires      int64     `json:"expires,omitempty"`
+	// Sealed is, for set_attributes on a data object, its new CKA_VALUE
+	// sealed to the object (never the clear value in Changes).
+	Sealed []byte `json:"sealed,omitempty"`
 }
 
 // MaxCommandSize bounds a serialized command.
@@ -427,6 +430,9 @@ func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		} else if !errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
+		if err := checkDataSealed(s, o, o.Sealed); err != nil {
+			return nil, err
+		}
 		n := o.Clone()
 		n.MAC = s.AttrMAC(n)
 		if err := tx.PutObject(n); err != nil {
@@ -487,9 +493,44 @@ func applySetAttributes(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Class() == ck.CKO_DATA {
+		if _, clear := find(c.Changes, ck.CKA_VALUE); clear {
+			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "a data object's value must come sealed")
+		}
+	}
 	o.Attrs = next
+	if c.Sealed != nil {
+		if o.Class() != ck.CKO_DATA {
+			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "only a data object takes a sealed value")
+		}
+		delete(o.Attrs, ck.CKA_VALUE) // a value stored in clear before values were sealed
+		if err := checkDataSealed(s, o, c.Sealed); err != nil {
+			return nil, err
+		}
+		o.Sealed = c.Sealed
+	}
 	o.MAC = s.AttrMAC(o)
 	return []uint64{o.ID}, tx.PutObject(o)
+}
+
+// checkDataSealed keeps a data object's value out of the clear: its
+// CKA_VALUE may not be in Attrs, and its sealed value must open for this
+// object and owner (a blob made for another object would fail later, on
+// every read). Objects of other classes pass.
+func checkDataSealed(s *Sealer, o *Object, sealed []byte) error {
+	if o.Class() != ck.CKO_DATA {
+		return nil
+	}
+	if _, clear := o.Attrs[ck.CKA_VALUE]; clear {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "a data object's value must come sealed")
+	}
+	if sealed == nil {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "a data object needs its sealed value")
+	}
+	if _, err := s.Open(o.ID, o.Owner, sealed); err != nil {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "the data object's sealed value does not open for it")
+	}
+	return nil
 }
 
 func allTrusted(t Template) bool {

@@ -444,6 +444,9 @@ func (e *Engine) lookup(c Caller, id uint64, act Action) (*Object, *sessionObjec
 	if err != nil {
 		return nil, nil, err
 	}
+	if hiddenFrom(c.Role, act, o) {
+		return nil, nil, Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
+	}
 	if err := Allowed(c.Role, act, RelationOf(c.User, o)); err != nil {
 		return nil, nil, err
 	}

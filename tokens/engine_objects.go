@@ -22,6 +22,8 @@ func (e *Engine) CreateObject(ctx context.Context, c Caller, tmpl Template) (uin
 	class, _ := attrs.Ulong(ck.CKA_CLASS)
 	kt, _ := attrs.Ulong(ck.CKA_KEY_TYPE)
 	switch class {
+	case ck.CKO_DATA:
+		n.material = secrets[ck.CKA_VALUE] // sealed like key material
 	case ck.CKO_CERTIFICATE:
 		sum := sha1.Sum(attrs[ck.CKA_VALUE])
 		attrs[ck.CKA_CHECK_VALUE] = sum[:3]
@@ -89,6 +91,16 @@ func (e *Engine) CopyObject(ctx context.Context, c Caller, id uint64, tmpl Templ
 	if err != nil {
 		return 0, err
 	}
+	if o.Class() == ck.CKO_DATA {
+		m, err = e.dataValue(o, so)
+		if err != nil {
+			return 0, err
+		}
+		if v, given := find(tmpl, ck.CKA_VALUE); given {
+			m = append([]byte{}, v...)
+		}
+		delete(next, ck.CKA_VALUE) // the copy's value is sealed, not kept in Attrs
+	}
 	delete(next, ck.CKA_UNIQUE_ID)
 	n := newObj{obj: &Object{Attrs: next}, material: m}
 	if next.Bool(ck.CKA_LOCAL) {
@@ -121,13 +133,51 @@ func (e *Engine) SetAttributes(ctx context.Context, c Caller, id uint64, tmpl Te
 	if err != nil {
 		return err
 	}
+	// A data object's new value is sealed here, before the command (and so
+	// the Raft log) holds it.
+	value, newValue := find(tmpl, ck.CKA_VALUE)
+	newValue = newValue && o.Class() == ck.CKO_DATA
+	if newValue {
+		delete(next, ck.CKA_VALUE)
+	}
 	if so != nil {
 		e.sessMu.Lock()
 		so.obj.Attrs = next
+		if newValue {
+			so.material = append([]byte{}, value...)
+		}
 		e.sessMu.Unlock()
 		return nil
 	}
-	return e.submit(ctx, &Command{Op: OpSetAttributes, Actor: c.User, ObjectID: id, Changes: tmpl})
+	cmd := &Command{Op: OpSetAttributes, Actor: c.User, ObjectID: id, Changes: tmpl}
+	if newValue {
+		s, err := e.sealer()
+		if err != nil {
+			return err
+		}
+		if cmd.Sealed, err = s.Seal(o.ID, o.Owner, value); err != nil {
+			return err
+		}
+		cmd.Changes = nil
+		for _, a := range tmpl {
+			if a.Type != ck.CKA_VALUE {
+				cmd.Changes = append(cmd.Changes, a)
+			}
+		}
+	}
+	return e.submit(ctx, cmd)
+}
+
+// dataValue returns a data object's CKA_VALUE: unsealed, or as stored in
+// clear by a version that did not seal it.
+func (e *Engine) dataValue(o *Object, so *sessionObject) ([]byte, error) {
+	if so != nil {
+		return append([]byte{}, so.material...), nil
+	}
+	if o.Sealed == nil {
+		return append([]byte{}, o.Attrs[ck.CKA_VALUE]...), nil
+	}
+	return e.material(o, nil)
 }
 
 // DestroyObject removes an object the caller owns.
@@ -219,6 +269,9 @@ func (e *Engine) FindObjects(c Caller, tmpl Template, max int) ([]uint64, error)
 		return nil, err
 	}
 	for _, o := range objs {
+		if hiddenFrom(c.Role, ActRead, o) {
+			continue
+		}
 		if Matches(o, want) && s.CheckAttrMAC(o) {
 			ids = append(ids, o.ID)
 			if max > 0 && len(ids) >= max {
@@ -288,7 +341,18 @@ func (e *Engine) GetAttributes(c Caller, id uint64, types []uint64) ([]AttrValue
 		}
 		return PrivateKeyAttr(k.Private, t)
 	}
-	out := ReadAttrs(o, types, secret)
+	sealed := func(t uint64) ([]byte, bool) {
+		if o.Class() != ck.CKO_DATA || t != ck.CKA_VALUE {
+			return nil, false
+		}
+		v, err := e.dataValue(o, so)
+		if err != nil {
+			secretErr = err
+			return nil, false
+		}
+		return v, true
+	}
+	out := ReadAttrs(o, types, secret, sealed)
 	if secretErr != nil {
 		return nil, secretErr
 	}
