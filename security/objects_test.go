@@ -3,7 +3,9 @@ package security
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"io/fs"
 	"errors"
 	"fmt"
 	"os"
@@ -175,4 +177,158 @@ func TestAttackObjectsStoreFaultStops(t *testing.T) {
 
 func objectsCBC() tokens.Mech {
 	return tokens.Mech{Type: ck.CKM_AES_CBC_PAD, Param: &tokens.IVParams{IV: make([]byte, 16)}}
+}
+
+// objectsNeedles are the forms a secret could take in a file: raw, hex, and
+// base64 (JSON's []byte, standard and URL alphabets) at each of the three
+// alignments it could have inside a longer encoded run.
+func objectsNeedles(secret []byte) [][]byte {
+	out := [][]byte{secret, []byte(hex.EncodeToString(secret)), []byte(strings.ToUpper(hex.EncodeToString(secret)))}
+	for a := 0; a < 3; a++ {
+		padded := append(make([]byte, a), secret...)
+		first, end := (a+2)/3, (a+len(secret))/3 // whole groups of 3 bytes inside the secret
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+			e := enc.EncodeToString(padded)
+			out = append(out, []byte(e[4*first:4*end]))
+		}
+	}
+	return out
+}
+
+// objectsScan returns the files under dir that hold secret in any of its
+// forms.
+func objectsScan(t *testing.T, dir string, secret []byte) (found []string, scanned int) {
+	t.Helper()
+	needles := objectsNeedles(secret)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		scanned++
+		for _, n := range needles {
+			if bytes.Contains(b, n) {
+				found = append(found, path)
+				break
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	return found, scanned
+}
+
+// TestAttackObjectsDataAtRest plays finding 10. The attackers hold, in
+// turn, a node's filesystem (every file under the cluster's directories:
+// hsm.db, its WAL, the Raft log and snapshots, logs), a crypto officer's
+// password, and another crypto user's password. cu1 keeps a private data
+// object whose value is a random marker, and a public one with another
+// marker. Neither marker may appear in any file in any form; the owner
+// reads both back on every node; the officer cannot see the private one at
+// all (it still reads the public one, as PKCS#11 lets anyone read public
+// objects); the other crypto user reads neither.
+func TestAttackObjectsDataAtRest(t *testing.T) {
+	// The scanner finds a marker in the forms the files would hold it.
+	probe := objectsRandom(t, 32)
+	dir := t.TempDir()
+	for i, form := range [][]byte{probe, []byte(`{"v":"` + base64.StdEncoding.EncodeToString(append([]byte{7}, probe...)) + `"}`)} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("probe%d", i)), form, 0o600))
+	}
+	found, _ := objectsScan(t, dir, probe)
+	require.Len(t, found, 2, "the scanner misses a form of the marker")
+
+	c := testcluster.StartWith(t, 3, "snapshot_threshold = 16\ntrailing_logs = 4")
+	cu2pw := objectsUser(t, c, "cu2")
+	cu1 := pinned(t, c, 1, "cu1", secret(t, c, "cu.password"))
+	private, public := objectsRandom(t, 32), objectsRandom(t, 32)
+	data := func(priv bool, value []byte) uint64 {
+		id, err := cu1.CreateObject(ctx, tokens.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_DATA), objectsBool(ck.CKA_TOKEN, true),
+			objectsBool(ck.CKA_PRIVATE, priv), {Type: ck.CKA_LABEL, Value: []byte("at-rest")}, {Type: ck.CKA_VALUE, Value: value}})
+		require.NoError(t, err)
+		return id
+	}
+	privID, pubID := data(true, private), data(false, public)
+	// Enough further writes that every node takes a Raft snapshot.
+	for i := 0; i < 20; i++ {
+		_, err := cu1.CreateObject(ctx, tokens.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_DATA), objectsBool(ck.CKA_TOKEN, true),
+			{Type: ck.CKA_LABEL, Value: []byte(fmt.Sprintf("filler-%d", i))}})
+		require.NoError(t, err)
+	}
+	value := func(cl *client.Client, id uint64) ([]byte, error) {
+		av, err := cl.GetAttributes(ctx, id, []uint64{ck.CKA_VALUE})
+		if err != nil {
+			return nil, err
+		}
+		if av[0].RV != ck.CKR_OK {
+			return nil, tokens.Errorf(av[0].RV, "CKA_VALUE")
+		}
+		return av[0].Value, nil
+	}
+	for k := 1; k <= 3; k++ {
+		cl := pinned(t, c, k, "cu1", secret(t, c, "cu.password"))
+		cl.AdvanceIndex(cu1.Index())
+		var got []byte
+		require.NoError(t, objectsUntilCaughtUp(t, func() (err error) { got, err = value(cl, privID); return err }), "node%d", k)
+		require.Equal(t, private, got, "node%d: the owner reads the private value back", k)
+		got, err := value(cl, pubID)
+		require.NoError(t, err)
+		require.Equal(t, public, got, "node%d: the owner reads the public value back", k)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for k := 1; k <= 3; k++ {
+		for {
+			snaps, _ := filepath.Glob(filepath.Join(c.Dir, fmt.Sprintf("node%d", k), "raft", "snapshots", "*", "state.bin"))
+			if len(snaps) > 0 {
+				break
+			}
+			require.False(t, time.Now().After(deadline), "node%d took no Raft snapshot", k)
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+
+	// The officer: the private object is not there for it; the public one is.
+	co := pinned(t, c, 1, "admin", secret(t, c, "co.password"))
+	_, err := value(co, privID)
+	require.True(t, tokens.IsRV(err, ck.CKR_OBJECT_HANDLE_INVALID), "the officer reading the private value got %v", err)
+	ids, err := co.FindObjects(ctx, tokens.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_DATA)}, 0)
+	require.NoError(t, err)
+	require.NotContains(t, ids, privID, "the officer finds the private object")
+	require.Contains(t, ids, pubID)
+	got, err := value(co, pubID)
+	require.NoError(t, err)
+	require.Equal(t, public, got)
+
+	// Another crypto user sees neither.
+	cu2 := pinned(t, c, 1, "cu2", cu2pw)
+	for _, id := range []uint64{privID, pubID} {
+		_, err := value(cu2, id)
+		require.True(t, tokens.IsRV(err, ck.CKR_OBJECT_HANDLE_INVALID), "cu2 reading object %d got %v", id, err)
+	}
+
+	// The files, while the nodes run (the WAL holds the latest pages) and
+	// once they stopped (the WAL was checkpointed into hsm.db).
+	for k := 1; k <= 3; k++ {
+		_, err := os.Stat(filepath.Join(c.Dir, fmt.Sprintf("node%d", k), "hsm.db-wal"))
+		require.NoError(t, err, "node%d has no WAL to scan", k)
+	}
+	for _, m := range [][]byte{private, public} {
+		found, _ := objectsScan(t, c.Dir, m)
+		require.Empty(t, found, "a data object's value is in these files")
+	}
+	out, err := c.Script("down", c.Dir)
+	require.NoError(t, err, "%s", out)
+	for _, m := range [][]byte{private, public} {
+		found, scanned := objectsScan(t, c.Dir, m)
+		require.Greater(t, scanned, 10)
+		require.Empty(t, found, "a data object's value is in these files")
+	}
+	for k := 1; k <= 3; k++ {
+		for _, f := range []string{"hsm.db", "raft"} {
+			_, err := os.Stat(filepath.Join(c.Dir, fmt.Sprintf("node%d", k), f))
+			require.NoError(t, err, "the scan must cover node%d's %s", k, f)
+		}
+	}
 }
