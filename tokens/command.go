@@ -417,6 +417,9 @@ func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if owner.Role != RoleCU {
 		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only crypto users own objects")
 	}
+	if err := checkNewUsage(c.Objects); err != nil {
+		return nil, err
+	}
 	var ids []uint64
 	for _, o := range c.Objects {
 		if o.ID == 0 || o.ID >= 1<<63 {

@@ -945,6 +945,9 @@ func (e *Engine) GenerateKeyPair(ctx context.Context, c Caller, m Mech, pubT, pr
 	if err != nil {
 		return 0, 0, err
 	}
+	if err := pairUsage(pubT, privT, pa, va); err != nil {
+		return 0, 0, err
+	}
 	p := KeyPairParams{PublicExponent: 65537, ECParams: pa[ck.CKA_EC_PARAMS]}
 	if bits, ok := pa.Ulong(ck.CKA_MODULUS_BITS); ok {
 		if bits < row.MinKeySize || bits > row.MaxKeySize {

@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"sort"
@@ -389,6 +390,11 @@ func (e *Engine) WrapKey(c Caller, m Mech, wrappingID, keyID uint64) ([]byte, er
 	if o.Attrs.Bool(ck.CKA_WRAP_WITH_TRUSTED) && !wk.Attrs.Bool(ck.CKA_TRUSTED) {
 		return nil, Errorf(ck.CKR_KEY_NOT_WRAPPABLE, "the key may only be wrapped with a trusted key")
 	}
+	if wk.Class() == ck.CKO_PUBLIC_KEY {
+		if err := e.checkPublicWrap(c, wk); err != nil {
+			return nil, err
+		}
+	}
 	mat, err := e.material(o, so)
 	if err != nil {
 		return nil, err
@@ -501,4 +507,39 @@ func find(t Template, typ uint64) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// checkPublicWrap refuses to wrap under a public key whose private half the
+// caller may use to decrypt: it would decrypt the wrapped key in clear (the
+// Clulow attack across a key pair, which an imported copy of the public key
+// could otherwise play; see usage.go).
+func (e *Engine) checkPublicWrap(c Caller, pub *Object) error {
+	info := pub.Attrs[ck.CKA_PUBLIC_KEY_INFO]
+	if len(info) == 0 {
+		return nil
+	}
+	decrypts := func(o *Object) bool {
+		return o.Class() == ck.CKO_PRIVATE_KEY && o.Attrs.Bool(ck.CKA_DECRYPT) && !valueKnown(o.Attrs) &&
+			bytes.Equal(o.Attrs[ck.CKA_PUBLIC_KEY_INFO], info)
+	}
+	refuse := Errorf(ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "the wrapping key's private half may decrypt (CKA_DECRYPT): it could decrypt what it wraps")
+	e.sessMu.Lock()
+	for _, so := range e.sessObjs {
+		if so.session == c.Session && so.obj.Owner == c.User && decrypts(so.obj) {
+			e.sessMu.Unlock()
+			return refuse
+		}
+	}
+	e.sessMu.Unlock()
+	class, kt := uint64(ck.CKO_PRIVATE_KEY), pub.KeyType()
+	objs, err := e.store.Find(Query{VisibleTo: c.User, Class: &class, KeyType: &kt})
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if decrypts(o) {
+			return refuse
+		}
+	}
+	return nil
 }

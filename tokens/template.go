@@ -178,6 +178,12 @@ func BuildAttrs(op TemplateOp, tmpl Template, class, keyType uint64) (attrs, sec
 			}
 		}
 	}
+	if class == ck.CKO_SECRET_KEY {
+		wrapDefaults(m, attrs)
+		if why, bad := usageConflict(attrs); bad {
+			return nil, nil, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s", why)
+		}
+	}
 	return attrs, secrets, nil
 }
 
@@ -231,6 +237,9 @@ func ApplySet(cur Attrs, changes Template, role Role, copying bool) (Attrs, erro
 			return nil, Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "%s cannot go back to true", ck.AttrName(t))
 		}
 		next[t] = v
+	}
+	if err := checkUsageChange(cur, next, copying); err != nil {
+		return nil, err
 	}
 	return next, nil
 }
