@@ -332,3 +332,99 @@ func TestAttackObjectsDataAtRest(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackObjectsClulow plays finding 14. The attacker holds a crypto
+// user's password (cu1) and wants the clear value of its own sensitive,
+// extractable key: wrap it under a key that also decrypts, then decrypt
+// the wrapped blob. Every way to get such a key is refused: generate one
+// with both usages, give a wrapping key CKA_DECRYPT afterwards (at once,
+// or after dropping CKA_WRAP), unwrap or copy into one, and wrap under a
+// public key whose private half decrypts. A key marked
+// CKA_WRAP_WITH_TRUSTED is not wrapped by an untrusted key. A key that
+// only wraps still wraps and unwraps correctly.
+func TestAttackObjectsClulow(t *testing.T) {
+	c := testcluster.Start(t, 1)
+	cu := pinned(t, c, 1, "cu1", secret(t, c, "cu.password"))
+	co := pinned(t, c, 1, "admin", secret(t, c, "co.password"))
+	kwp := tokens.Mech{Type: ck.CKM_AES_KEY_WRAP_KWP}
+	secretKey := tokens.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_SECRET_KEY), objectsUlong(ck.CKA_KEY_TYPE, ck.CKK_AES), objectsBool(ck.CKA_TOKEN, true)}
+	gen := func(extra ...tokens.Attribute) (uint64, error) {
+		return cu.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN},
+			append(tokens.Template{objectsUlong(ck.CKA_VALUE_LEN, 32), objectsBool(ck.CKA_TOKEN, true)}, extra...))
+	}
+	wantRV := func(what string, err error, rv uint64) {
+		t.Helper()
+		require.True(t, tokens.IsRV(err, rv), "%s: got %v, want %s", what, err, ck.RVName(rv))
+	}
+
+	// The victim: sensitive (its value is not readable), extractable.
+	value := objectsRandom(t, 32)
+	victim, err := cu.CreateObject(ctx, append(secretKey, tokens.Attribute{Type: ck.CKA_VALUE, Value: value}, objectsBool(ck.CKA_EXTRACTABLE, true)))
+	require.NoError(t, err)
+	av, err := cu.GetAttributes(ctx, victim, []uint64{ck.CKA_VALUE})
+	require.NoError(t, err)
+	require.Equal(t, uint64(ck.CKR_ATTRIBUTE_SENSITIVE), av[0].RV)
+
+	_, err = gen(objectsBool(ck.CKA_WRAP, true), objectsBool(ck.CKA_DECRYPT, true))
+	wantRV("generate a key that wraps and decrypts", err, ck.CKR_TEMPLATE_INCONSISTENT)
+	_, err = gen(objectsBool(ck.CKA_UNWRAP, true), objectsBool(ck.CKA_ENCRYPT, true))
+	wantRV("generate a key that unwraps and encrypts", err, ck.CKR_TEMPLATE_INCONSISTENT)
+
+	kek, err := gen(objectsBool(ck.CKA_WRAP, true), objectsBool(ck.CKA_UNWRAP, true))
+	require.NoError(t, err)
+	wantRV("set CKA_DECRYPT on the wrapping key", cu.SetAttributes(ctx, kek, tokens.Template{objectsBool(ck.CKA_DECRYPT, true)}), ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	blob, err := cu.WrapKey(ctx, kwp, kek, victim)
+	require.NoError(t, err, "a key that only wraps wraps")
+	require.False(t, bytes.Contains(blob, value))
+	require.NoError(t, cu.SetAttributes(ctx, kek, tokens.Template{objectsBool(ck.CKA_WRAP, false)}))
+	wantRV("set CKA_DECRYPT after dropping CKA_WRAP", cu.SetAttributes(ctx, kek, tokens.Template{objectsBool(ck.CKA_DECRYPT, true)}), ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	_, err = cu.Decrypt(ctx, kek, kwp, blob)
+	wantRV("decrypt the wrapped key", err, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+	_, err = cu.Decrypt(ctx, kek, tokens.Mech{Type: ck.CKM_AES_ECB}, blob[:16])
+	require.Error(t, err, "decrypt with another mechanism")
+
+	_, err = cu.UnwrapKey(ctx, kwp, kek, blob, append(secretKey, objectsBool(ck.CKA_WRAP, true), objectsBool(ck.CKA_DECRYPT, true)))
+	wantRV("unwrap into a key that wraps and decrypts", err, ck.CKR_TEMPLATE_INCONSISTENT)
+	_, err = cu.CopyObject(ctx, kek, tokens.Template{objectsBool(ck.CKA_DECRYPT, true)})
+	wantRV("copy the unwrapping key with CKA_DECRYPT", err, ck.CKR_TEMPLATE_INCONSISTENT)
+	_, err = cu.CopyObject(ctx, kek, tokens.Template{objectsBool(ck.CKA_ENCRYPT, true)})
+	wantRV("copy the unwrapping key with CKA_ENCRYPT", err, ck.CKR_TEMPLATE_INCONSISTENT)
+
+	// Across a key pair: the pair itself, and a copy of its public key
+	// imported to wrap while the private key decrypts.
+	_, _, err = cu.GenerateKeyPair(ctx, tokens.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
+		tokens.Template{objectsUlong(ck.CKA_MODULUS_BITS, 2048), objectsBool(ck.CKA_WRAP, true)}, tokens.Template{objectsBool(ck.CKA_DECRYPT, true)})
+	wantRV("a pair that wraps and decrypts", err, ck.CKR_TEMPLATE_INCONSISTENT)
+	pub, priv, err := cu.GenerateKeyPair(ctx, tokens.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
+		tokens.Template{objectsUlong(ck.CKA_MODULUS_BITS, 2048), objectsBool(ck.CKA_TOKEN, true)}, tokens.Template{objectsBool(ck.CKA_TOKEN, true)})
+	require.NoError(t, err)
+	pa, err := cu.GetAttributes(ctx, pub, []uint64{ck.CKA_MODULUS, ck.CKA_PUBLIC_EXPONENT})
+	require.NoError(t, err)
+	imported, err := cu.CreateObject(ctx, tokens.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_PUBLIC_KEY), objectsUlong(ck.CKA_KEY_TYPE, ck.CKK_RSA),
+		{Type: ck.CKA_MODULUS, Value: pa[0].Value}, {Type: ck.CKA_PUBLIC_EXPONENT, Value: pa[1].Value}, objectsBool(ck.CKA_WRAP, true)})
+	require.NoError(t, err)
+	oaep := tokens.Mech{Type: ck.CKM_RSA_PKCS_OAEP, Param: &tokens.OAEPParams{Hash: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA256}}
+	_, err = cu.WrapKey(ctx, oaep, imported, victim)
+	wantRV("wrap under a public key whose private half decrypts", err, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+	_, err = cu.Decrypt(ctx, priv, oaep, make([]byte, 256))
+	require.False(t, tokens.IsRV(err, ck.CKR_KEY_FUNCTION_NOT_PERMITTED), "the private key still decrypts what is meant for it")
+
+	// CKA_WRAP_WITH_TRUSTED: an untrusted key may not wrap it; once an
+	// officer trusts the wrapping key (by its handle), it wraps, and the
+	// key comes back intact.
+	kek2, err := gen(objectsBool(ck.CKA_WRAP, true), objectsBool(ck.CKA_UNWRAP, true))
+	require.NoError(t, err)
+	guarded, err := cu.CreateObject(ctx, append(secretKey, tokens.Attribute{Type: ck.CKA_VALUE, Value: value},
+		objectsBool(ck.CKA_EXTRACTABLE, true), objectsBool(ck.CKA_WRAP_WITH_TRUSTED, true)))
+	require.NoError(t, err)
+	_, err = cu.WrapKey(ctx, kwp, kek2, guarded)
+	wantRV("wrap a CKA_WRAP_WITH_TRUSTED key under an untrusted key", err, ck.CKR_KEY_NOT_WRAPPABLE)
+	require.NoError(t, co.SetAttributes(ctx, kek2, tokens.Template{objectsBool(ck.CKA_TRUSTED, true)}), "the officer trusts the wrapping key")
+	blob, err = cu.WrapKey(ctx, kwp, kek2, guarded)
+	require.NoError(t, err)
+	back, err := cu.UnwrapKey(ctx, kwp, kek2, blob, append(secretKey, objectsBool(ck.CKA_SENSITIVE, false), objectsBool(ck.CKA_EXTRACTABLE, true)))
+	require.NoError(t, err)
+	av, err = cu.GetAttributes(ctx, back, []uint64{ck.CKA_VALUE})
+	require.NoError(t, err)
+	require.Equal(t, value, av[0].Value, "the unwrapped key")
+}
