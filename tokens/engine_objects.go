@@ -390,6 +390,9 @@ func (e *Engine) WrapKey(c Caller, m Mech, wrappingID, keyID uint64) ([]byte, er
 	if o.Attrs.Bool(ck.CKA_WRAP_WITH_TRUSTED) && !wk.Attrs.Bool(ck.CKA_TRUSTED) {
 		return nil, Errorf(ck.CKR_KEY_NOT_WRAPPABLE, "the key may only be wrapped with a trusted key")
 	}
+	if err := checkWrapUse(wk); err != nil {
+		return nil, err
+	}
 	if wk.Class() == ck.CKO_PUBLIC_KEY {
 		if err := e.checkPublicWrap(c, wk); err != nil {
 			return nil, err
@@ -410,8 +413,11 @@ func (e *Engine) UnwrapKey(ctx context.Context, c Caller, m Mech, unwrappingID u
 	if err := checkData("wrapped key", wrapped); err != nil {
 		return 0, err
 	}
-	row, _, ukey, err := e.useKey(c, unwrappingID, m, opUnwrap)
+	row, uk, ukey, err := e.useKey(c, unwrappingID, m, opUnwrap)
 	if err != nil {
+		return 0, err
+	}
+	if err := checkWrapUse(uk); err != nil {
 		return 0, err
 	}
 	attrs, _, err := BuildAttrs(OpUnwrap, tmpl, 0, ^uint64(0))

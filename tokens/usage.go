@@ -85,7 +85,12 @@ func checkUsageChange(cur, next Attrs, copying bool) error {
 		rv = ck.CKR_TEMPLATE_INCONSISTENT
 	}
 	if why, bad := usageConflict(next); bad {
-		return Errorf(rv, "%s", why)
+		// A key made before the policy may already hold both; a change that
+		// adds nothing (a new label) is let through, and C_WrapKey and
+		// C_UnwrapKey refuse to use it (checkWrapUse). A copy never is.
+		if _, had := usageConflict(cur); copying || !had {
+			return Errorf(rv, "%s", why)
+		}
 	}
 	if class, _ := next.Ulong(ck.CKA_CLASS); !contains(allKeys, class) || valueKnown(next) {
 		return nil
@@ -131,6 +136,15 @@ func checkNewUsage(objs []*Object) error {
 		if why, bad := pairConflict(objs[0].Attrs, objs[1].Attrs); bad {
 			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s", why)
 		}
+	}
+	return nil
+}
+
+// checkWrapUse refuses to wrap or unwrap with a key that holds a conflict:
+// one made before the policy, when CKA_WRAP and CKA_UNWRAP defaulted on.
+func checkWrapUse(k *Object) error {
+	if why, bad := usageConflict(k.Attrs); bad {
+		return Errorf(ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "%s; drop one of the two usages", why)
 	}
 	return nil
 }

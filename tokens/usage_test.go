@@ -140,3 +140,38 @@ func TestUsagePolicy(t *testing.T) {
 	_, err = f.e.WrapKey(f.alice, aesWrap, wrapper, guarded)
 	require.NoError(t, err, "a trusted key wraps it")
 }
+
+// TestLegacyConflictingKey: a key made before the policy, when wrap and
+// unwrap defaulted on, keeps its other uses and may be relabelled or have a
+// usage dropped, but does not wrap or unwrap and is not copied.
+func TestLegacyConflictingKey(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	id, err := f.e.GenerateKey(ctx, f.alice, aesGen, aes(bo(ck.CKA_WRAP, true), bo(ck.CKA_UNWRAP, true), bo(ck.CKA_ENCRYPT, true),
+		bo(ck.CKA_DECRYPT, true), bo(ck.CKA_SENSITIVE, false), bo(ck.CKA_EXTRACTABLE, true)))
+	require.NoError(t, err)
+	// Make it what an old store holds: sensitive, with every usage.
+	require.NoError(t, f.m.Store().Update(0, func(tx tokens.Tx) error {
+		o, err := tx.Object(id)
+		if err != nil {
+			return err
+		}
+		o.Attrs.SetBool(ck.CKA_SENSITIVE, true)
+		o.MAC = f.m.Sealer().AttrMAC(o)
+		return tx.PutObject(o)
+	}))
+	f.m.OnObjectChange(id)
+	target, err := f.e.GenerateKey(ctx, f.alice, aesGen, aes(bo(ck.CKA_EXTRACTABLE, true)))
+	require.NoError(t, err)
+
+	require.NoError(t, f.e.SetAttributes(ctx, f.alice, id, tokens.Template{{Type: ck.CKA_LABEL, Value: []byte("old")}}), "relabel")
+	_, err = f.e.WrapKey(f.alice, aesWrap, id, target)
+	wantRV(t, "wrap with a conflicting key", err, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+	_, err = f.e.UnwrapKey(ctx, f.alice, aesWrap, id, make([]byte, 40), tokens.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_AES)})
+	wantRV(t, "unwrap with a conflicting key", err, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+	_, err = f.e.CopyObject(ctx, f.alice, id, nil)
+	wantRV(t, "copy a conflicting key", err, ck.CKR_TEMPLATE_INCONSISTENT)
+	require.NoError(t, f.e.SetAttributes(ctx, f.alice, id, tokens.Template{bo(ck.CKA_DECRYPT, false), bo(ck.CKA_ENCRYPT, false)}), "drop the data usages")
+	_, err = f.e.WrapKey(f.alice, aesWrap, id, target)
+	require.NoError(t, err, "a key that only wraps now wraps")
+}
