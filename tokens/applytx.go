@@ -85,9 +85,9 @@ func corrupt(tx Tx, err error) error {
 	return err
 }
 
-// isRefusal tells a deliberate refusal from anything else: a *Error that
+// isApplyRefusal tells a deliberate refusal from anything else: a *Error that
 // is not the store's own ErrNotFound passed on unhandled.
-func isRefusal(err error) bool {
+func isApplyRefusal(err error) bool {
 	var e *Error
 	var se *StoreError
 	return errors.As(err, &e) && !errors.Is(err, ErrNotFound) && !errors.As(err, &se)

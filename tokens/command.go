@@ -158,7 +158,7 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 			return &StoreError{g.failed}
 		}
 		if err != nil {
-			if !isRefusal(err) {
+			if !isApplyRefusal(err) {
 				return &StoreError{err}
 			}
 			refusal = err
