@@ -432,7 +432,8 @@ func testDigest(t *testing.T, c *client.Client) {
 }
 
 func testWrap(t *testing.T, c *client.Client) {
-	kek := must(c.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true)}))(t)
+	kek := must(c.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true),
+		bo(ck.CKA_WRAP, true), bo(ck.CKA_UNWRAP, true)}))(t)
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	target := importSecret(t, c, ck.CKK_AES, secret, bo(ck.CKA_EXTRACTABLE, true))

@@ -33,6 +33,10 @@ const (
 	fStickyTrue              // once true, stays true (11)
 	fStickyFalse             // once false, stays false (12)
 	fTokenSet                // set only by the HSM: ATTRIBUTE_READ_ONLY if given
+	// fSealed: kept sealed in Object.Sealed like key material, never in
+	// Attrs (nor in the Raft log, the database or its WAL), but readable
+	// by whoever may read the object: a data object's CKA_VALUE.
+	fSealed
 )
 
 // scope says which objects a rule applies to.
@@ -88,7 +92,7 @@ var attrRules = []attrRule{
 	// Data objects.
 	{t: ck.CKA_APPLICATION, kind: KindBytes, scope: scope{classes: data}, flags: fModifiable, def: none},
 	{t: ck.CKA_OBJECT_ID, kind: KindBytes, scope: scope{classes: data}, flags: fModifiable, def: none},
-	{t: ck.CKA_VALUE, kind: KindBytes, scope: scope{classes: data}, flags: fModifiable, def: none},
+	{t: ck.CKA_VALUE, kind: KindBytes, scope: scope{classes: data}, flags: fModifiable | fSealed, def: none},
 
 	// Certificates (X.509 public key certificates only).
 	{t: ck.CKA_CERTIFICATE_TYPE, kind: KindUlong, scope: scope{classes: certificate}, flags: fReqCreate},
@@ -123,17 +127,19 @@ var attrRules = []attrRule{
 	{t: ck.CKA_SUBJECT, kind: KindBytes, scope: scope{classes: pubPriv}, flags: fModifiable, def: none},
 	{t: ck.CKA_PUBLIC_KEY_INFO, kind: KindBytes, scope: scope{classes: pubPriv}, flags: fTokenSet},
 
-	// Usage flags. A crypto user may turn them on and off; the defaults let
-	// a key do what its class can do, as most tokens do.
+	// Usage flags. The defaults let a key do what its class can do, as most
+	// tokens do, except wrap and unwrap, which a template asks for: a key
+	// that wraps must not also decrypt (usage.go). A crypto user may turn
+	// usages off, and on only as usage.go allows.
 	{t: ck.CKA_ENCRYPT, kind: KindBool, scope: scope{classes: pubSecret}, flags: fModifiable, def: yes},
 	{t: ck.CKA_VERIFY, kind: KindBool, scope: scope{classes: pubSecret}, flags: fModifiable, def: yes},
 	{t: ck.CKA_VERIFY_RECOVER, kind: KindBool, scope: scope{classes: public}, flags: fModifiable, def: no},
-	{t: ck.CKA_WRAP, kind: KindBool, scope: scope{classes: pubSecret}, flags: fModifiable, def: yes},
+	{t: ck.CKA_WRAP, kind: KindBool, scope: scope{classes: pubSecret}, flags: fModifiable, def: no},
 	{t: ck.CKA_TRUSTED, kind: KindBool, scope: scope{classes: pubSecret}, flags: fSOOnly | fModifiable, def: no},
 	{t: ck.CKA_DECRYPT, kind: KindBool, scope: scope{classes: privSecret}, flags: fModifiable, def: yes},
 	{t: ck.CKA_SIGN, kind: KindBool, scope: scope{classes: privSecret}, flags: fModifiable, def: yes},
 	{t: ck.CKA_SIGN_RECOVER, kind: KindBool, scope: scope{classes: private}, flags: fModifiable, def: no},
-	{t: ck.CKA_UNWRAP, kind: KindBool, scope: scope{classes: privSecret}, flags: fModifiable, def: yes},
+	{t: ck.CKA_UNWRAP, kind: KindBool, scope: scope{classes: privSecret}, flags: fModifiable, def: no},
 
 	// Protection of private and secret keys. Secure by default: sensitive
 	// and not extractable unless the template says otherwise.

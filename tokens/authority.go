@@ -152,13 +152,7 @@ func loadObject(tx Tx, s *Sealer, id uint64) (*Object, error) {
 		return nil, err
 	}
 	if !s.CheckAttrMAC(o) {
-		return nil, Errorf(ck.CKR_GENERAL_ERROR, "object failed its integrity check")
+		return nil, corrupt(tx, Errorf(ck.CKR_GENERAL_ERROR, "object %d failed its integrity check", o.ID))
 	}
 	return o, nil
-}
-
-// isRefusal tells a command's refusal (an *Error) from a store failure.
-func isRefusal(err error) bool {
-	var e *Error
-	return errors.As(err, &e)
 }

@@ -59,6 +59,7 @@ func newAuthzWorldKey(t testing.TB, users bool, sealer *tokens.Sealer, rec *toke
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	w := &authzWorld{t: t, m: tokens.NewMachine(st, nil), s: sealer, st: st}
+	dataSealer = sealer
 	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpInit, Domain: rec.Marshal()}))
 	w.m.SetSealer(sealer)
 	if !users {
@@ -140,7 +141,12 @@ func certObject(id uint64, owner string, shared ...string) *tokens.Object {
 	return &tokens.Object{ID: id, Owner: owner, Attrs: a, SharedWith: shared}
 }
 
-// dataObject is a token data object as the engine makes it for owner.
+// dataSealer is the domain key of the latest authz world: dataObject
+// seals values under it, as the engine would.
+var dataSealer *tokens.Sealer
+
+// dataObject is a token data object as the engine makes it for owner, its
+// value sealed to it under the latest world's domain key.
 func dataObject(t testing.TB, id uint64, owner string) *tokens.Object {
 	a, _, err := tokens.BuildAttrs(tokens.OpCreate, tokens.Template{
 		{Type: ck.CKA_CLASS, Value: tokens.EncodeUlong(ck.CKO_DATA)},
@@ -149,7 +155,13 @@ func dataObject(t testing.TB, id uint64, owner string) *tokens.Object {
 	}, 0, ^uint64(0))
 	require.NoError(t, err)
 	a[ck.CKA_UNIQUE_ID] = []byte(fmt.Sprintf("%016x", id))
-	return &tokens.Object{ID: id, Owner: owner, Attrs: a}
+	delete(a, ck.CKA_VALUE)
+	o := &tokens.Object{ID: id, Owner: owner, Attrs: a}
+	if dataSealer != nil {
+		o.Sealed, err = dataSealer.Seal(id, owner, []byte("payload"))
+		require.NoError(t, err)
+	}
+	return o
 }
 
 // Relations of the actor to the command's object.

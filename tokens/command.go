@@ -86,6 +86,9 @@ type Command struct {
 	// BreakGlass proves an unlock_user by BreakGlassActor.
 	BreakGlass  *BreakGlass `json:"break_glass,omitempty"`
 	Fingerprint string      `json:"fingerprint,omitempty"`
+	// Sealed is, for set_attributes on a data object, its new CKA_VALUE
+	// sealed to the object (never the clear value in Changes).
+	Sealed []byte `json:"sealed,omitempty"`
 }
 
 // MaxCommandSize bounds a serialized command.
@@ -154,7 +157,9 @@ func (m *Machine) Store() Store { return m.store }
 // Apply applies one serialized command at the given log index. The returned
 // error is the command's refusal, the same on every node; the index is
 // recorded either way. Errors from the store itself are returned wrapped in
-// a *StoreError: the node must stop rather than diverge.
+// a *StoreError and nothing is recorded, not even the index: the node must
+// stop rather than diverge, and applies the command again when it restarts
+// (see applytx.go).
 func (m *Machine) Apply(index uint64, raw []byte) error {
 	c, err := DecodeCommand(raw)
 	if err != nil {
@@ -186,22 +191,29 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 	var refusal error
 	err := m.store.Update(index, func(tx Tx) error {
 		if c.Op != OpInit && sealer == nil {
-			refusal = Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "the domain key is not unsealed")
-			return refusal
+			// Another node would apply it: refusing here would diverge.
+			return &StoreError{errors.New("the domain key is not unsealed on this node")}
 		}
+		if faultTx != nil {
+			tx = faultTx(c.Op, tx)
+		}
+		g := &guardTx{tx: tx}
 		var ids []uint64
-		err := checkAuthority(tx, sealer, c)
+		err := checkAuthority(g, sealer, c)
 		if err == nil {
-			ids, err = fn(tx, sealer, c)
+			ids, err = fn(g, sealer, c)
 		}
-		if err != nil && !isRefusal(err) {
-			return err // the store failed: the node stops, nothing is recorded
+		if g.failed != nil {
+			return &StoreError{g.failed}
+		}
+		if err != nil && !isApplyRefusal(err) {
+			return &StoreError{err}
 		}
 		// Applied or refused (by the authority table or the op), the
 		// command is recorded; the record survives a refusal, since
 		// Tx.AppendAudit's writes are not rolled back with the command's.
-		if aerr := auditChain(tx, sealer, auditRecords(index, c, err)); aerr != nil {
-			return aerr
+		if aerr := auditChain(g, sealer, auditRecords(index, c, err)); aerr != nil || g.failed != nil {
+			return &StoreError{errors.Join(g.failed, aerr)}
 		}
 		if err != nil {
 			refusal = err
@@ -212,6 +224,10 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 	})
 	if errors.Is(err, ErrAlreadyApplied) {
 		return nil // a replay after restart: the change is already in the store
+	}
+	var se *StoreError
+	if errors.As(err, &se) {
+		return se
 	}
 	if err != nil && err != refusal {
 		return &StoreError{err}
@@ -316,7 +332,7 @@ func userFor(tx Tx, s *Sealer, name string) (*User, error) {
 		return nil, err
 	}
 	if !s.CheckUserMAC(u) {
-		return nil, Errorf(ck.CKR_GENERAL_ERROR, "user %q failed its integrity check", name)
+		return nil, corrupt(tx, Errorf(ck.CKR_GENERAL_ERROR, "user %q failed its integrity check", name))
 	}
 	return u, nil
 }
@@ -562,6 +578,9 @@ func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	}
 	// checkAuthority has made sure the actor is a crypto user; every object
 	// must be the actor's and pass the rules the API applies.
+	if err := checkNewUsage(c.Objects); err != nil {
+		return nil, err
+	}
 	for i, o := range c.Objects {
 		if o == nil || o.ID == 0 || o.ID >= 1<<63 {
 			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "bad object id")
@@ -591,6 +610,9 @@ func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		if _, err := tx.Object(o.ID); err == nil {
 			return nil, Errorf(ck.CKR_FUNCTION_FAILED, "object id collision")
 		} else if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		if err := checkDataSealed(s, o, o.Sealed); err != nil {
 			return nil, err
 		}
 	}
@@ -645,9 +667,44 @@ func applySetAttributes(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Class() == ck.CKO_DATA {
+		if _, clear := find(c.Changes, ck.CKA_VALUE); clear {
+			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "a data object's value must come sealed")
+		}
+	}
 	o.Attrs = next
+	if c.Sealed != nil {
+		if o.Class() != ck.CKO_DATA {
+			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "only a data object takes a sealed value")
+		}
+		delete(o.Attrs, ck.CKA_VALUE) // a value stored in clear before values were sealed
+		if err := checkDataSealed(s, o, c.Sealed); err != nil {
+			return nil, err
+		}
+		o.Sealed = c.Sealed
+	}
 	o.MAC = s.AttrMAC(o)
 	return []uint64{o.ID}, tx.PutObject(o)
+}
+
+// checkDataSealed keeps a data object's value out of the clear: its
+// CKA_VALUE may not be in Attrs, and its sealed value must open for this
+// object and owner (a blob made for another object would fail later, on
+// every read). Objects of other classes pass.
+func checkDataSealed(s *Sealer, o *Object, sealed []byte) error {
+	if o.Class() != ck.CKO_DATA {
+		return nil
+	}
+	if _, clear := o.Attrs[ck.CKA_VALUE]; clear {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "a data object's value must come sealed")
+	}
+	if sealed == nil {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "a data object needs its sealed value")
+	}
+	if _, err := s.Open(o.ID, o.Owner, sealed); err != nil {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "the data object's sealed value does not open for it")
+	}
+	return nil
 }
 
 func allTrusted(t Template) bool {

@@ -522,6 +522,9 @@ func (e *Engine) lookup(c Caller, id uint64, act Action) (*Object, *sessionObjec
 	if err != nil {
 		return nil, nil, err
 	}
+	if hiddenFrom(c.Role, act, o) {
+		return nil, nil, Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
+	}
 	if err := Allowed(c.Role, act, RelationOf(c.User, o)); err != nil {
 		return nil, nil, err
 	}
@@ -1039,6 +1042,9 @@ func (e *Engine) GenerateKeyPair(ctx context.Context, c Caller, m Mech, pubT, pr
 	}
 	va, _, err := BuildAttrs(OpGenerate, privT, ck.CKO_PRIVATE_KEY, kt)
 	if err != nil {
+		return 0, 0, err
+	}
+	if err := pairUsage(pubT, privT, pa, va); err != nil {
 		return 0, 0, err
 	}
 	p := KeyPairParams{PublicExponent: 65537, ECParams: pa[ck.CKA_EC_PARAMS]}

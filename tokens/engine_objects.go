@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"sort"
@@ -22,6 +23,8 @@ func (e *Engine) CreateObject(ctx context.Context, c Caller, tmpl Template) (uin
 	class, _ := attrs.Ulong(ck.CKA_CLASS)
 	kt, _ := attrs.Ulong(ck.CKA_KEY_TYPE)
 	switch class {
+	case ck.CKO_DATA:
+		n.material = secrets[ck.CKA_VALUE] // sealed like key material
 	case ck.CKO_CERTIFICATE:
 		sum := sha1.Sum(attrs[ck.CKA_VALUE])
 		attrs[ck.CKA_CHECK_VALUE] = sum[:3]
@@ -89,6 +92,16 @@ func (e *Engine) CopyObject(ctx context.Context, c Caller, id uint64, tmpl Templ
 	if err != nil {
 		return 0, err
 	}
+	if o.Class() == ck.CKO_DATA {
+		m, err = e.dataValue(o, so)
+		if err != nil {
+			return 0, err
+		}
+		if v, given := find(tmpl, ck.CKA_VALUE); given {
+			m = append([]byte{}, v...)
+		}
+		delete(next, ck.CKA_VALUE) // the copy's value is sealed, not kept in Attrs
+	}
 	delete(next, ck.CKA_UNIQUE_ID)
 	// Trust is a crypto officer's word about one object; a crypto user's
 	// copy is a new object and starts untrusted.
@@ -126,13 +139,51 @@ func (e *Engine) SetAttributes(ctx context.Context, c Caller, id uint64, tmpl Te
 	if err != nil {
 		return err
 	}
+	// A data object's new value is sealed here, before the command (and so
+	// the Raft log) holds it.
+	value, newValue := find(tmpl, ck.CKA_VALUE)
+	newValue = newValue && o.Class() == ck.CKO_DATA
+	if newValue {
+		delete(next, ck.CKA_VALUE)
+	}
 	if so != nil {
 		e.sessMu.Lock()
 		so.obj.Attrs = next
+		if newValue {
+			so.material = append([]byte{}, value...)
+		}
 		e.sessMu.Unlock()
 		return nil
 	}
-	return e.submit(ctx, &Command{Op: OpSetAttributes, Actor: c.User, ObjectID: id, Changes: tmpl})
+	cmd := &Command{Op: OpSetAttributes, Actor: c.User, ObjectID: id, Changes: tmpl}
+	if newValue {
+		s, err := e.sealer()
+		if err != nil {
+			return err
+		}
+		if cmd.Sealed, err = s.Seal(o.ID, o.Owner, value); err != nil {
+			return err
+		}
+		cmd.Changes = nil
+		for _, a := range tmpl {
+			if a.Type != ck.CKA_VALUE {
+				cmd.Changes = append(cmd.Changes, a)
+			}
+		}
+	}
+	return e.submit(ctx, cmd)
+}
+
+// dataValue returns a data object's CKA_VALUE: unsealed, or as stored in
+// clear by a version that did not seal it.
+func (e *Engine) dataValue(o *Object, so *sessionObject) ([]byte, error) {
+	if so != nil {
+		return append([]byte{}, so.material...), nil
+	}
+	if o.Sealed == nil {
+		return append([]byte{}, o.Attrs[ck.CKA_VALUE]...), nil
+	}
+	return e.material(o, nil)
 }
 
 // DestroyObject removes an object the caller owns.
@@ -227,6 +278,9 @@ func (e *Engine) FindObjects(c Caller, tmpl Template, max int) ([]uint64, error)
 		return nil, err
 	}
 	for _, o := range objs {
+		if hiddenFrom(c.Role, ActRead, o) {
+			continue
+		}
 		if Matches(o, want) && s.CheckAttrMAC(o) {
 			ids = append(ids, o.ID)
 			if max > 0 && len(ids) >= max {
@@ -296,7 +350,18 @@ func (e *Engine) GetAttributes(c Caller, id uint64, types []uint64) ([]AttrValue
 		}
 		return PrivateKeyAttr(k.Private, t)
 	}
-	out := ReadAttrs(o, types, secret)
+	sealed := func(t uint64) ([]byte, bool) {
+		if o.Class() != ck.CKO_DATA || t != ck.CKA_VALUE {
+			return nil, false
+		}
+		v, err := e.dataValue(o, so)
+		if err != nil {
+			secretErr = err
+			return nil, false
+		}
+		return v, true
+	}
+	out := ReadAttrs(o, types, secret, sealed)
 	if secretErr != nil {
 		return nil, secretErr
 	}
@@ -333,6 +398,14 @@ func (e *Engine) WrapKey(c Caller, m Mech, wrappingID, keyID uint64) ([]byte, er
 	if o.Attrs.Bool(ck.CKA_WRAP_WITH_TRUSTED) && !wk.Attrs.Bool(ck.CKA_TRUSTED) {
 		return nil, Errorf(ck.CKR_KEY_NOT_WRAPPABLE, "the key may only be wrapped with a trusted key")
 	}
+	if err := checkWrapUse(wk); err != nil {
+		return nil, err
+	}
+	if wk.Class() == ck.CKO_PUBLIC_KEY {
+		if err := e.checkPublicWrap(c, wk); err != nil {
+			return nil, err
+		}
+	}
 	mat, err := e.material(o, so)
 	if err != nil {
 		return nil, err
@@ -348,8 +421,11 @@ func (e *Engine) UnwrapKey(ctx context.Context, c Caller, m Mech, unwrappingID u
 	if err := checkData("wrapped key", wrapped); err != nil {
 		return 0, err
 	}
-	row, _, ukey, err := e.useKey(c, unwrappingID, m, opUnwrap)
+	row, uk, ukey, err := e.useKey(c, unwrappingID, m, opUnwrap)
 	if err != nil {
+		return 0, err
+	}
+	if err := checkWrapUse(uk); err != nil {
 		return 0, err
 	}
 	attrs, _, err := BuildAttrs(OpUnwrap, tmpl, 0, ^uint64(0))
@@ -445,4 +521,39 @@ func find(t Template, typ uint64) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// checkPublicWrap refuses to wrap under a public key whose private half the
+// caller may use to decrypt: it would decrypt the wrapped key in clear (the
+// Clulow attack across a key pair, which an imported copy of the public key
+// could otherwise play; see usage.go).
+func (e *Engine) checkPublicWrap(c Caller, pub *Object) error {
+	info := pub.Attrs[ck.CKA_PUBLIC_KEY_INFO]
+	if len(info) == 0 {
+		return nil
+	}
+	decrypts := func(o *Object) bool {
+		return o.Class() == ck.CKO_PRIVATE_KEY && o.Attrs.Bool(ck.CKA_DECRYPT) && !valueKnown(o.Attrs) &&
+			bytes.Equal(o.Attrs[ck.CKA_PUBLIC_KEY_INFO], info)
+	}
+	refuse := Errorf(ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "the wrapping key's private half may decrypt (CKA_DECRYPT): it could decrypt what it wraps")
+	e.sessMu.Lock()
+	for _, so := range e.sessObjs {
+		if so.session == c.Session && so.obj.Owner == c.User && decrypts(so.obj) {
+			e.sessMu.Unlock()
+			return refuse
+		}
+	}
+	e.sessMu.Unlock()
+	class, kt := uint64(ck.CKO_PRIVATE_KEY), pub.KeyType()
+	objs, err := e.store.Find(Query{VisibleTo: c.User, Class: &class, KeyType: &kt})
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if decrypts(o) {
+			return refuse
+		}
+	}
+	return nil
 }

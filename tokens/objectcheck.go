@@ -78,7 +78,7 @@ func CheckNewObject(o *Object, material []byte) error {
 			return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "object: %s is longer than %d bytes", ck.AttrName(t), MaxAttrValue)
 		}
 		switch {
-		case r.flags&fSensitive != 0:
+		case r.flags&(fSensitive|fSealed) != 0:
 			return Errorf(ck.CKR_ATTRIBUTE_SENSITIVE, "object: %s must be sealed, not in the clear attributes", ck.AttrName(t))
 		case r.flags&fSOOnly != 0 && v[0] == 1:
 			// No crypto officer makes objects, and a crypto user may not
@@ -93,8 +93,8 @@ func CheckNewObject(o *Object, material []byte) error {
 	// false (a missing CKA_SENSITIVE would make a key readable).
 	for _, t := range sortedKeys(rules) {
 		r := rules[t]
-		if r.flags&fSensitive != 0 {
-			continue
+		if r.flags&(fSensitive|fSealed) != 0 {
+			continue // kept in Object.Sealed
 		}
 		if _, ok := a[t]; !ok && (r.def != nil || r.flags&(fReqCreate|fTokenSet) != 0) {
 			return Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "object: %s is missing", ck.AttrName(t))

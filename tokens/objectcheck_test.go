@@ -213,7 +213,7 @@ func TestEngineTokenObjectsPassApply(t *testing.T) {
 	require.NoError(t, err)
 	mustID(e.DeriveKey(ctx, alice, tokens.Mech{Type: ck.CKM_ECDH1_DERIVE, Param: &tokens.ECDHParams{KDF: ck.CKD_NULL, PublicData: peer.PublicKey().Bytes()}},
 		ecPriv, tokens.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_GENERIC_SECRET), tok}))
-	kek := mustID(e.GenerateKey(ctx, alice, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 32), tok}))
+	kek := mustID(e.GenerateKey(ctx, alice, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_WRAP, true), bo(ck.CKA_UNWRAP, true), tok}))
 	wrapped, err := e.WrapKey(alice, tokens.Mech{Type: ck.CKM_AES_KEY_WRAP}, kek, aes)
 	require.NoError(t, err)
 	mustID(e.UnwrapKey(ctx, alice, tokens.Mech{Type: ck.CKM_AES_KEY_WRAP}, kek, wrapped,

@@ -24,7 +24,8 @@ type Store interface {
 	// Update runs fn in one transaction and records index as applied in the
 	// same transaction. If fn returns an error, nothing is written except
 	// the applied index and what fn gave Tx.AppendAudit (a refused command
-	// is still applied, as a no-op, and recorded).
+	// is still applied, as a no-op, and recorded); if that error is a
+	// *StoreError, nothing at all is written.
 	Update(index uint64, fn func(tx Tx) error) error
 	// Snapshot pins the store's current state (a read transaction) so it can be
 	// streamed while writes go on. The caller must Close it.

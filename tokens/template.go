@@ -84,8 +84,9 @@ func fixUlong(m Attrs, t, want uint64) error {
 // class and keyType are what the operation makes (from the mechanism); 0 and
 // ^0 mean "take it from the template", as C_CreateObject does. It returns
 // the object's public attributes, defaults filled in, and apart from them the
-// secret attributes the caller supplied (CKA_VALUE of a secret key, the
-// private components of a private key), which the engine seals.
+// attributes the engine seals: the secret ones the caller supplied (CKA_VALUE
+// of a secret key, the private components of a private key) and a data
+// object's CKA_VALUE, given or defaulted.
 // Attributes only the HSM sets are left for the engine to add.
 func BuildAttrs(op TemplateOp, tmpl Template, class, keyType uint64) (attrs, secrets Attrs, err error) {
 	m, err := decodeTemplate(tmpl)
@@ -156,7 +157,7 @@ func BuildAttrs(op TemplateOp, tmpl Template, class, keyType uint64) (attrs, sec
 		case t == ck.CKA_ALWAYS_AUTHENTICATE && v[0] == 1:
 			return nil, nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_ALWAYS_AUTHENTICATE is not supported")
 		}
-		if r.flags&fSensitive != 0 {
+		if r.flags&(fSensitive|fSealed) != 0 {
 			secrets[t] = v
 		} else {
 			attrs[t] = v
@@ -170,7 +171,17 @@ func BuildAttrs(op TemplateOp, tmpl Template, class, keyType uint64) (attrs, sec
 			return nil, nil, Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "%s is required", ck.AttrName(t))
 		}
 		if !given && r.def != nil {
-			attrs[t] = append([]byte{}, r.def...)
+			if r.flags&fSealed != 0 {
+				secrets[t] = append([]byte{}, r.def...)
+			} else {
+				attrs[t] = append([]byte{}, r.def...)
+			}
+		}
+	}
+	if class == ck.CKO_SECRET_KEY {
+		wrapDefaults(m, attrs)
+		if why, bad := usageConflict(attrs); bad {
+			return nil, nil, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s", why)
 		}
 	}
 	return attrs, secrets, nil
@@ -230,6 +241,9 @@ func ApplySet(cur Attrs, changes Template, role Role, copying bool) (Attrs, erro
 		}
 		next[t] = v
 	}
+	if err := checkUsageChange(cur, next, copying); err != nil {
+		return nil, err
+	}
 	return next, nil
 }
 
@@ -242,8 +256,10 @@ type AttrValue struct {
 
 // ReadAttrs answers C_GetAttributeValue for an object. secret returns the
 // value of a sensitive attribute (it unseals the key) and is called only
-// when the key may be revealed: not sensitive and extractable.
-func ReadAttrs(o *Object, types []uint64, secret func(t uint64) ([]byte, bool)) []AttrValue {
+// when the key may be revealed: not sensitive and extractable. sealed
+// returns the value of a sealed, non-sensitive attribute (a data object's
+// CKA_VALUE), which whoever may read the object may read.
+func ReadAttrs(o *Object, types []uint64, secret, sealed func(t uint64) ([]byte, bool)) []AttrValue {
 	class := o.Class()
 	certType, ok := o.Attrs.Ulong(ck.CKA_CERTIFICATE_TYPE)
 	if !ok {
@@ -256,6 +272,15 @@ func ReadAttrs(o *Object, types []uint64, secret func(t uint64) ([]byte, bool)) 
 		r, ok := rules[t]
 		if !ok {
 			out[i].RV = ck.CKR_ATTRIBUTE_TYPE_INVALID
+			continue
+		}
+		if r.flags&fSealed != 0 {
+			v, ok := sealed(t)
+			if !ok {
+				out[i].RV = ck.CKR_ATTRIBUTE_TYPE_INVALID
+				continue
+			}
+			out[i].Value = v
 			continue
 		}
 		if r.flags&fSensitive != 0 {
@@ -282,7 +307,8 @@ func ReadAttrs(o *Object, types []uint64, secret func(t uint64) ([]byte, bool)) 
 }
 
 // Matches reports whether an object has every attribute of a C_FindObjects
-// template with an equal value. Sensitive attributes never match.
+// template with an equal value. Sensitive and sealed attributes (a data
+// object's CKA_VALUE) never match: they are not in Attrs.
 func Matches(o *Object, want Attrs) bool {
 	for t, v := range want {
 		got, ok := o.Attrs[t]

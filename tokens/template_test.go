@@ -150,7 +150,7 @@ func TestReadAttrsSensitivity(t *testing.T) {
 	o := &Object{ID: 1, Owner: "u", Attrs: a}
 	called := false
 	secret := func(uint64) ([]byte, bool) { called = true; return []byte("k"), true }
-	got := ReadAttrs(o, []uint64{ck.CKA_VALUE, ck.CKA_LABEL, ck.CKA_MODULUS}, secret)
+	got := ReadAttrs(o, []uint64{ck.CKA_VALUE, ck.CKA_LABEL, ck.CKA_MODULUS}, secret, nil)
 	if got[0].RV != ck.CKR_ATTRIBUTE_SENSITIVE || called {
 		t.Errorf("sensitive value: %s, secret called=%v", ck.RVName(got[0].RV), called)
 	}
@@ -162,7 +162,7 @@ func TestReadAttrsSensitivity(t *testing.T) {
 	}
 	a.SetBool(ck.CKA_SENSITIVE, false)
 	a.SetBool(ck.CKA_EXTRACTABLE, true)
-	got = ReadAttrs(o, []uint64{ck.CKA_VALUE}, secret)
+	got = ReadAttrs(o, []uint64{ck.CKA_VALUE}, secret, nil)
 	if got[0].RV != ck.CKR_OK || string(got[0].Value) != "k" {
 		t.Errorf("extractable value: %s", ck.RVName(got[0].RV))
 	}

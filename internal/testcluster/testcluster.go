@@ -7,6 +7,7 @@ package testcluster
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Cluster is a running local cluster.
@@ -25,6 +27,7 @@ type Cluster struct {
 	// Env holds the variables the script printed (HSM_CONFIG, P11_PIN, ...).
 	Env map[string]string
 	t   testing.TB
+	bin string // the binaries' folder; "" is Bin's
 }
 
 var (
@@ -62,8 +65,51 @@ func Bin(t testing.TB) string {
 // the cluster when the test ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartOpts(t, n, Options{})
+}
+
+// Options change what StartOpts runs; the zero value is Start.
+type Options struct {
+	// Tags builds hsmd and hsm with these build tags (say "faultinject")
+	// into a folder of their own, so the default binaries stay as they are.
+	Tags string
+}
+
+var (
+	tagMu   sync.Mutex
+	tagBins = map[string]string{}
+)
+
+// BinTags builds hsmd and hsm with the given build tags, once per test
+// binary and tag set, and returns their folder.
+func BinTags(t testing.TB, tags string) string {
+	t.Helper()
+	tagMu.Lock()
+	defer tagMu.Unlock()
+	if dir, ok := tagBins[tags]; ok {
+		return dir
+	}
+	dir, err := os.MkdirTemp("", "openhsm-bin-tags-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", dir+"/", "./hsmd/cmd/hsmd", "./client/cmd/hsm")
+	cmd.Dir = Root()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags %s: %v\n%s", tags, err, out)
+	}
+	tagBins[tags] = dir
+	return dir
+}
+
+// StartOpts is Start with options.
+func StartOpts(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
 	dir := t.TempDir()
 	c := &Cluster{Dir: dir, t: t, Env: map[string]string{}}
+	if opts.Tags != "" {
+		c.bin = BinTags(t, opts.Tags)
+	}
 	out, err := c.script("up", "-n", fmt.Sprint(n), dir)
 	t.Cleanup(func() { c.script("down", dir) })
 	if err != nil {
@@ -88,9 +134,17 @@ func Start(t testing.TB, n int) *Cluster {
 	return c
 }
 
+// BinDir is the folder of the binaries this cluster runs.
+func (c *Cluster) BinDir() string {
+	if c.bin != "" {
+		return c.bin
+	}
+	return Bin(c.t)
+}
+
 func (c *Cluster) script(args ...string) ([]byte, error) {
 	cmd := exec.Command(filepath.Join(Root(), "scripts", "cluster.sh"), args...)
-	cmd.Env = append(os.Environ(), "HSM_BIN="+Bin(c.t))
+	cmd.Env = append(os.Environ(), "HSM_BIN="+c.BinDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -123,7 +177,7 @@ func (c *Cluster) LogFile(k int) string { return filepath.Join(c.Dir, fmt.Sprint
 
 // HSM runs the hsm CLI with the cluster's settings and extra environment.
 func (c *Cluster) HSM(env []string, args ...string) ([]byte, error) {
-	cmd := exec.Command(filepath.Join(Bin(c.t), "hsm"), args...)
+	cmd := exec.Command(filepath.Join(c.BinDir(), "hsm"), args...)
 	cmd.Env = append(os.Environ(), "HSM_CONFIG="+c.Env["HSM_CONFIG"])
 	cmd.Env = append(cmd.Env, env...)
 	return cmd.CombinedOutput()
@@ -216,4 +270,79 @@ func StartRestore(t testing.TB, backupFile, passphraseFile string) (*Cluster, []
 	out, err := c.script("up", "-r", backupFile, "-p", passphraseFile, dir)
 	t.Cleanup(func() { c.script("down", dir) })
 	return c, out, err
+}
+
+// Proc is a node process the test started itself (RunNode), so that it can
+// see how the process ends.
+type Proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// RunNode starts node k of a stopped node's configuration as a child of the
+// test, with extra environment (say, OPENHSM_FAULT), and waits until it
+// listens. Its output goes to DIR/node<K>.out as with cluster.sh, its PID to
+// DIR/node<K>.pid, so Stop and the cleanup stop it as any other node.
+func (c *Cluster) RunNode(k int, env []string) *Proc {
+	c.t.Helper()
+	addr := filepath.Join(c.Dir, fmt.Sprintf("node%d.addr", k))
+	os.Remove(addr)
+	out, err := os.OpenFile(filepath.Join(c.Dir, fmt.Sprintf("node%d.out", k)), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(filepath.Join(c.BinDir(), "hsmd"), "serve", "-config", filepath.Join(c.Dir, fmt.Sprintf("node%d.toml", k)))
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("start node%d: %v", k, err)
+	}
+	p := &Proc{cmd: cmd, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	c.t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	if err := os.WriteFile(filepath.Join(c.Dir, fmt.Sprintf("node%d.pid", k)), []byte(fmt.Sprintf("%d\n", cmd.Process.Pid)), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if b, err := os.ReadFile(addr); err == nil && len(b) > 0 {
+			return p
+		}
+		select {
+		case <-p.done:
+			c.t.Fatalf("node%d exited while starting: %v", k, p.err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("node%d did not start within a minute", k)
+		}
+	}
+}
+
+// Wait waits up to limit for the process to end and returns its exit code
+// (-1 if it was killed by a signal); ok is false if it still runs.
+func (p *Proc) Wait(limit time.Duration) (code int, ok bool) {
+	select {
+	case <-p.done:
+	case <-time.After(limit):
+		return 0, false
+	}
+	if p.err == nil {
+		return 0, true
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode(), true
+	}
+	return -1, true
 }

@@ -68,9 +68,10 @@ var ErrReplay = tokens.ErrAlreadyApplied
 //
 // If fn returns an error, its writes are rolled back (fn runs inside a
 // savepoint), the index and the audit records fn gave AppendAudit are still
-// recorded, and Update returns fn's error
-// unchanged: a refused command is applied as a no-op. If fn panics, nothing
-// is written, not even the index, and the panic goes on.
+// recorded, and Update returns fn's error unchanged: a refused command is
+// applied as a no-op. If fn returns a *tokens.StoreError (the store failed
+// under it) or panics, nothing is written, not even the index, and the
+// error or panic goes on.
 //
 // An index that is not above the applied index is refused with an error
 // wrapping ErrReplay, before fn runs. Index 0 is "not a replicated command":
@@ -115,6 +116,12 @@ func (s *Store) Update(index uint64, fn func(tx tokens.Tx) error) (err error) {
 		return fmt.Errorf("tokens/sqlite: savepoint: %w", err)
 	}
 	fnErr := t.run(fn)
+	var se *tokens.StoreError
+	if errors.As(fnErr, &se) {
+		// The store failed under the command: write nothing, not even the
+		// index, so that the command is applied again after a restart.
+		return fnErr
+	}
 	if fnErr != nil {
 		if _, err := sqlTx.ExecContext(ctx, "ROLLBACK TO apply"); err != nil {
 			return fmt.Errorf("tokens/sqlite: roll back refused command (%v): %w", fnErr, err)
