@@ -1,6 +1,10 @@
 package security
 
 import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -152,4 +156,56 @@ func TestAttackMiscRotatePassphrase(t *testing.T) {
 	status, err := c.HSM(nil, "cluster", "status")
 	require.NoError(t, err, "%s", status)
 	assert.NotContains(t, string(status), "unreachable")
+}
+
+// TestAttackMiscBackupFileAlone: whoever gets a backup file (and nothing
+// else) finds no key material, no data object value and no password in it:
+// everything is sealed under the domain key, which the passphrase seals.
+// (That another passphrase cannot restore it, and that a damaged copy is
+// refused before anything is written, cluster's TestBackupRestore shows.)
+func TestAttackMiscBackupFileAlone(t *testing.T) {
+	c := testcluster.Start(t, 1)
+	cu := pinned(t, c, 1, c.Env["P11_TOKEN_LABEL"], c.Env["P11_PIN"])
+	marker := make([]byte, 32)
+	_, err := rand.Read(marker)
+	require.NoError(t, err)
+	_, err = cu.CreateObject(ctx, tokens.Template{
+		{Type: ck.CKA_CLASS, Value: tokens.EncodeUlong(ck.CKO_DATA)},
+		{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)},
+		{Type: ck.CKA_PRIVATE, Value: tokens.EncodeBool(true)},
+		{Type: ck.CKA_VALUE, Value: marker},
+	})
+	require.NoError(t, err)
+	// A key its owner may read: its value is known here, to look for.
+	key, err := cu.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{
+		{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)},
+		{Type: ck.CKA_VALUE_LEN, Value: tokens.EncodeUlong(32)},
+		{Type: ck.CKA_SENSITIVE, Value: tokens.EncodeBool(false)},
+		{Type: ck.CKA_EXTRACTABLE, Value: tokens.EncodeBool(true)},
+	})
+	require.NoError(t, err)
+	vals, err := cu.GetAttributes(ctx, key, []uint64{ck.CKA_VALUE})
+	require.NoError(t, err)
+	keyValue := vals[0].Value
+	require.Len(t, keyValue, 32)
+
+	file := filepath.Join(t.TempDir(), "cluster.hsmbak")
+	co := []string{"HSM_USER=" + c.Env["HSM_USER"], "HSM_PASSWORD=" + c.Env["HSM_PASSWORD"]}
+	out, err := c.HSM(co, "backup", "create", "-o", file)
+	require.NoError(t, err, "%s", out)
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.NotEmpty(t, b)
+	for name, secret := range map[string][]byte{
+		"the data object's value":    marker,
+		"the key's value":            keyValue,
+		"the crypto user's password": []byte(c.Env["P11_PIN"]),
+		"the officer's password":     []byte(c.Env["HSM_PASSWORD"]),
+		"the passphrase":             []byte(secret(t, c, "passphrase")),
+	} {
+		for form, needle := range map[string][]byte{"raw": secret, "hex": []byte(hex.EncodeToString(secret)),
+			"base64": []byte(base64.StdEncoding.EncodeToString(secret))} {
+			assert.False(t, bytes.Contains(b, needle), "%s is in the backup file (%s)", name, form)
+		}
+	}
 }
