@@ -51,6 +51,10 @@ type Command struct {
 	Domain       []byte    `json:"domain,omitempty"`
 	Session      uint64    `json:"session,omitempty"`
 	Expires      int64     `json:"expires,omitempty"`
+	// RequestID is the client's ID of the write call (see request.go):
+	// a second command with the same Actor and RequestID is answered with
+	// the first one's recorded outcome, not applied again.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // MaxCommandSize bounds a serialized command.
@@ -143,6 +147,14 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 		if c.Op != OpInit && sealer == nil {
 			refusal = Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "the domain key is not unsealed")
 			return refusal
+		}
+		if key := requestKey(c); key != "" {
+			ids, ref, err := applyDeduped(tx, sealer, c, index, key, fn)
+			if err != nil {
+				return err
+			}
+			changed, refusal = ids, ref
+			return nil
 		}
 		ids, err := fn(tx, sealer, c)
 		if err != nil {

@@ -166,6 +166,9 @@ func (e *Engine) TokenKey() ([]byte, error) {
 
 func (e *Engine) submit(ctx context.Context, c *Command) error {
 	c.Time = e.now().Unix()
+	if dedupOps[c.Op] && c.Actor != "" {
+		c.RequestID = RequestIDFrom(ctx)
+	}
 	return e.applier.Submit(ctx, c)
 }
 
@@ -289,10 +292,13 @@ func (e *Engine) CreateUser(ctx context.Context, c Caller, name string, role Rol
 	if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
 		return err
 	}
-	return e.createUser(ctx, name, role, password)
+	if r, ok := e.replayed(ctx, c, OpCreateUser); ok {
+		return r.Err()
+	}
+	return e.createUser(ctx, c.User, name, role, password)
 }
 
-func (e *Engine) createUser(ctx context.Context, name string, role Role, password string) error {
+func (e *Engine) createUser(ctx context.Context, actor, name string, role Role, password string) error {
 	if err := ValidUserName(name); err != nil {
 		return err
 	}
@@ -306,7 +312,7 @@ func (e *Engine) createUser(ctx context.Context, name string, role Role, passwor
 	if err != nil {
 		return err
 	}
-	return e.submit(ctx, &Command{Op: OpCreateUser, User: &User{Name: name, Role: role, PasswordHash: h}})
+	return e.submit(ctx, &Command{Op: OpCreateUser, Actor: actor, User: &User{Name: name, Role: role, PasswordHash: h}})
 }
 
 // Bootstrap creates the first crypto officer of a store that has no users.
@@ -318,13 +324,16 @@ func (e *Engine) Bootstrap(ctx context.Context, name, password string) error {
 	if len(us) > 0 {
 		return Errorf(ck.CKR_USER_ALREADY_LOGGED_IN, "the cluster already has users")
 	}
-	return e.createUser(ctx, name, RoleCO, password)
+	return e.createUser(ctx, "", name, RoleCO, password)
 }
 
 // DeleteUser removes a user who owns no objects.
 func (e *Engine) DeleteUser(ctx context.Context, c Caller, name string) error {
 	if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
 		return err
+	}
+	if r, ok := e.replayed(ctx, c, OpDeleteUser); ok {
+		return r.Err()
 	}
 	return e.submit(ctx, &Command{Op: OpDeleteUser, Actor: c.User, Name: name})
 }
@@ -340,6 +349,9 @@ func (e *Engine) SetPassword(ctx context.Context, c Caller, name, password strin
 	if err := CheckPassword(password); err != nil {
 		return err
 	}
+	if r, ok := e.replayed(ctx, c, OpSetPassword); ok {
+		return r.Err()
+	}
 	h, err := HashPassword(password)
 	if err != nil {
 		return err
@@ -351,6 +363,9 @@ func (e *Engine) SetPassword(ctx context.Context, c Caller, name, password strin
 func (e *Engine) UnlockUser(ctx context.Context, c Caller, name string) error {
 	if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
 		return err
+	}
+	if r, ok := e.replayed(ctx, c, OpUnlockUser); ok {
+		return r.Err()
 	}
 	return e.submit(ctx, &Command{Op: OpUnlockUser, Actor: c.User, Name: name})
 }
@@ -839,8 +854,14 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 	}
 	e.sessMu.Unlock()
 	if len(token) > 0 {
-		if err := e.submit(ctx, &Command{Op: OpCreateObjects, Actor: c.User, Objects: token}); err != nil {
+		cmd := &Command{Op: OpCreateObjects, Actor: c.User, Objects: token}
+		if err := e.submit(ctx, cmd); err != nil {
 			return nil, err
+		}
+		if cmd.RequestID != "" {
+			if err := e.recordedIDs(cmd, ids, objs); err != nil {
+				return nil, err
+			}
 		}
 	}
 	e.sessMu.Lock()
@@ -851,6 +872,35 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 	}
 	e.sessMu.Unlock()
 	return ids, nil
+}
+
+// recordedIDs replaces the IDs of the token objects in ids with those the
+// record of cmd's request holds: when cmd was a retry, its own objects were
+// never made, and the caller must get the first try's handles.
+func (e *Engine) recordedIDs(cmd *Command, ids []uint64, objs []newObj) error {
+	r, err := e.Request(cmd.Actor, cmd.RequestID)
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		// Committed, but this node has not applied it yet: the caller
+		// retries with the same ID and learns the outcome then.
+		return Errorf(ck.CKR_DEVICE_ERROR, "the write is committed but not yet applied on this node; retry it")
+	}
+	if err := r.Err(); err != nil {
+		return err
+	}
+	if r.Op != OpCreateObjects || len(r.Objects) != len(cmd.Objects) {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "the request ID was already used for another operation")
+	}
+	j := 0
+	for i, n := range objs {
+		if n.obj.Attrs.Bool(ck.CKA_TOKEN) {
+			ids[i] = r.Objects[j]
+			j++
+		}
+	}
+	return nil
 }
 
 // EndSession drops the session objects of a login session.

@@ -51,6 +51,13 @@ type Tx interface {
 	RemoveSharesWith(user string) error
 	Meta(key string) ([]byte, error)
 	PutMeta(key string, value []byte) error
+	DeleteMeta(key string) error
+	// MetaKeys returns up to limit meta keys that start with prefix, in
+	// byte order.
+	MetaKeys(prefix string, limit int) ([]string, error)
+	// Savepoint runs fn; if fn returns an error, fn's writes are undone
+	// and the transaction goes on. It returns fn's error.
+	Savepoint(fn func() error) error
 }
 
 // Query selects objects. Nil fields match anything.
