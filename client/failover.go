@@ -80,6 +80,21 @@ func (c *callID) get() string {
 	return c.id
 }
 
+// WithRequestID makes the write call made with ctx send id as its request
+// ID instead of a fresh one. An application that retries a write itself
+// (after its own timeout or restart) passes the ID of the first attempt,
+// so the cluster answers with that attempt's outcome rather than applying
+// the write again. id must be 32 lowercase hex digits (128 random bits);
+// the daemon refuses anything else. Use a new ID for every new write.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	c := &callID{}
+	c.once.Do(func() { c.id = id })
+	return context.WithValue(ctx, callIDKey{}, c)
+}
+
+// NewRequestID returns a fresh random request ID for WithRequestID.
+func NewRequestID() string { return (&callID{}).get() }
+
 // withCallID gives ctx a request ID for the call, unless it has one.
 func withCallID(ctx context.Context) context.Context {
 	if ctx.Value(callIDKey{}) != nil {
