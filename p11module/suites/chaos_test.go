@@ -690,7 +690,7 @@ func (ch *chaos) verifyNode(k int, idx uint64, keys []chaosKey) nodeCheck {
 	c.AdvanceIndex(idx)
 	var objs []client.ObjectInfo
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		objs, err = c.ListObjects(ch.ctx, nil, 1000000)
+		objs, err = c.ListObjects(ch.ctx, nil, 100000)
 		if tokens.RV(err) != ck.CKR_DEVICE_ERROR || time.Now().After(deadline) {
 			break
 		}
