@@ -62,10 +62,14 @@ import (
 //     bytes the application read) and signs with its private half, and
 //     the signature verifies.
 //
-// C_GenerateKeyPair may fail while a node dies (a write whose leader died
-// has an unknown outcome and is not retried); such failures are counted by
-// CKR, not treated as errors. The counts are logged and printed on one
-// line ("chaos: ...").
+// Every C_GenerateKeyPair uses a label of its own, and none may fail: a
+// write whose node or leader died has an unknown outcome, and the client
+// retries it with its request ID until it has an answer, which the cluster
+// gives from the first execution's record if there was one. Each node must
+// then hold, for each label, exactly the key pair the call returned, and no
+// key pair with a label of the run whose call the application did not see
+// succeed: keygen failures and such duplicates fail the test. The counts
+// are logged and printed on one line ("chaos: ...").
 //
 // The whole test ends within chaosDeadline (4 min): the child is killed at
 // the deadline, and testcluster stops every node by its PID.
