@@ -922,9 +922,20 @@ func (ch *chaos) report(res *chaosResult, checks []nodeCheck, chaosTime time.Dur
 	if checks == nil {
 		nodes = []string{"not checked"}
 	}
+	// How often a key generation's outcome was unknown and the library
+	// retried it with its request ID (the library logs each retry).
+	retried := 0
+	if b, err := os.ReadFile(filepath.Join(ch.cl.Dir, "p11.log")); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "trying another node") && strings.Contains(l, "method=GenerateKeyPair") &&
+				(strings.Contains(l, `reason="connection lost"`) || strings.Contains(l, `reason="node unavailable"`)) {
+				retried++
+			}
+		}
+	}
 	line := fmt.Sprintf("chaos: %d nodes, %d threads, %.0f s of chaos, %d kills; keys created OK %d (%d RSA); "+
-		"keygen failures %d (%s); duplicates %d; signs OK %d, sign errors %d, bad signatures %d, read errors %d; per node: %s; duration %.0f s",
-		chaosNodes, chaosWorkers, chaosTime.Seconds(), len(ch.kills), len(res.Keys), nRSA, len(res.KeygenErrs), strings.Join(fails, ", "), dups,
+		"keygen failures %d (%s); duplicates %d; keygen tries of unknown outcome retried %d; signs OK %d, sign errors %d, bad signatures %d, read errors %d; per node: %s; duration %.0f s",
+		chaosNodes, chaosWorkers, chaosTime.Seconds(), len(ch.kills), len(res.Keys), nRSA, len(res.KeygenErrs), strings.Join(fails, ", "), dups, retried,
 		res.SignsOK, len(res.SignErrs), len(res.BadSigs), len(res.ReadErrs), strings.Join(nodes, "; "), time.Since(ch.start).Seconds())
 	t.Log(line)
 	fmt.Println(line)
