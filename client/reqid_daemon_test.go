@@ -55,7 +55,7 @@ func TestDaemonRequestIDs(t *testing.T) {
 		dctx := WithRequestID(context.Background(), "ffeeddccbbaa99887766554433221100")
 		require.NoError(t, c.DestroyObject(dctx, pub1))
 		require.NoError(t, c.DestroyObject(dctx, pub1))
-		assert.Equal(t, ck.CKR_OBJECT_HANDLE_INVALID, RV(c.DestroyObject(context.Background(), pub1)))
+		assert.Equal(t, uint64(ck.CKR_OBJECT_HANDLE_INVALID), RV(c.DestroyObject(context.Background(), pub1)))
 	})
 	t.Run("LeaderKilledDuringWrite", func(t *testing.T) {
 		// The leader dies while key generations are in flight on it: each

@@ -111,7 +111,7 @@ func TestAttackReqidRetryMakesOneObject(t *testing.T) {
 	}
 	// Another kind of write under the same ID is refused.
 	err = nodes[1].DestroyObject(client.WithRequestID(ctx, id), first)
-	assert.Equal(t, ck.CKR_ARGUMENTS_BAD, client.RV(err), "%v", err)
+	assert.Equal(t, uint64(ck.CKR_ARGUMENTS_BAD), client.RV(err), "%v", err)
 	for k, cl := range nodes {
 		assert.Equal(t, []uint64{first}, reqidLabelled(t, cl, "once"), "node%d", k+1)
 		assert.Empty(t, reqidLabelled(t, cl, "changed"), "node%d", k+1)
@@ -119,7 +119,7 @@ func TestAttackReqidRetryMakesOneObject(t *testing.T) {
 
 	for _, bad := range []string{"short", "0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef0123456789abcdeg"} {
 		_, err := nodes[0].GenerateKey(client.WithRequestID(ctx, bad), aes, reqidAESTemplate("bad-id"))
-		assert.Equal(t, ck.CKR_ARGUMENTS_BAD, client.RV(err), "request ID %q: %v", bad, err)
+		assert.Equal(t, uint64(ck.CKR_ARGUMENTS_BAD), client.RV(err), "request ID %q: %v", bad, err)
 	}
 	assert.Empty(t, reqidLabelled(t, nodes[0], "bad-id"))
 }
