@@ -310,6 +310,7 @@ func (c *Client) rpc(ctx context.Context, token string, fn func(ctx context.Cont
 func (c *Client) rpcCode(ctx context.Context, token string, fn func(ctx context.Context, api hsmpb.HSMClient) error) (codes.Code, error) {
 	var fails []string
 	var err error
+	unknown := false // a write with a request ID may have run
 	// Rounds: when the nodes that answered all refused because they had
 	// not caught up (a leader election, a node just restarted), try them
 	// all again after a pause, until the call's deadline.
@@ -343,6 +344,7 @@ func (c *Client) rpcCode(ctx context.Context, token string, fn func(ctx context.
 			if round == 0 {
 				fails = append(fails, fmt.Sprintf("%s: %s", n.addr, msg))
 			}
+			unknown = unknown || r.unknown
 			if r.o == outRefused {
 				refused = true
 				if x := c.idx(); x != nil {
@@ -357,8 +359,11 @@ func (c *Client) rpcCode(ctx context.Context, token string, fn func(ctx context.
 			return codes.Unavailable, tokens.Errorf(ck.CKR_DEVICE_ERROR, "no HSM node configured")
 		}
 		// Only nodes that are up but behind are worth waiting for; with
-		// every node unreachable the call fails at once.
-		if dl, ok := ctx.Deadline(); !refused || !ok || time.Until(dl) < pause {
+		// every node unreachable the call fails at once. A write of
+		// unknown outcome is the exception: until it gets an answer it
+		// keeps trying (a new leader, a node back), since the answer is
+		// the only way to learn what it did.
+		if dl, ok := ctx.Deadline(); !refused && !unknown || !ok || time.Until(dl) < pause {
 			break
 		}
 		c.log.Debug("hsm client: no node could serve the call; trying again", "round", round+1)
@@ -389,6 +394,9 @@ type tryResult struct {
 	o      outcome
 	method string // the RPC that failed ("" if fn made none)
 	retry  bool   // the call may go to another node
+	// unknown: a write that carried a request ID may have run; it is
+	// tried again, round after round, until the call's deadline.
+	unknown bool
 }
 
 // try runs fn once on n, with an attempt in its context for the
@@ -428,7 +436,10 @@ func (c *Client) try(ctx context.Context, n *node, token string, fn func(ctx con
 			c.setHealthy(n)
 		}
 	}
-	return tryResult{err: err, o: o, method: method, retry: retryable(o, method, ran, stream)}
+	withID := a.carriedID()
+	retry := retryable(o, method, ran, stream) || withID && retryableWithID(o, ran, stream)
+	return tryResult{err: err, o: o, method: method, retry: retry,
+		unknown: withID && retry && (o == outLost || o == outBusy)}
 }
 
 // call runs fn as a call of the current session: it refreshes the token
@@ -438,6 +449,9 @@ func (c *Client) try(ctx context.Context, n *node, token string, fn func(ctx con
 func (c *Client) call(ctx context.Context, fn func(ctx context.Context, api hsmpb.HSMClient) error) error {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
+	// One request ID for the whole call: every node tried, every round
+	// and the try after a re-login send the same one.
+	ctx = withCallID(ctx)
 	st := &callState{}
 	for {
 		s, err := c.sessionFor(ctx, st)

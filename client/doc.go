@@ -19,8 +19,11 @@
 // within the call's deadline, when that is safe: the node refused it before
 // running it (trailer "x-hsm-retry: other-node"), or it never left the
 // client, or its method only reads (Sign, Decrypt, FindObjects, ...; see
-// idempotentMethods). A write that may have run is not retried: it fails
-// with CKR_DEVICE_ERROR. Session tokens are valid on every node, so the
+// idempotentMethods). A write carries a request ID (x-hsm-request-id, the
+// same on every try of the call; see dedupedMethods), which the cluster
+// applies at most once per user, so a write whose outcome is unknown is
+// retried too, until it has an answer or the call's deadline passes; a
+// write without one that may have run fails with CKR_DEVICE_ERROR. Session tokens are valid on every node, so the
 // session goes on after a failover.
 //
 // Every answer carries the node's applied raft index ("x-hsm-index"); the

@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/tokens"
@@ -38,7 +40,79 @@ const (
 	// RetryOtherNode is MetadataRetry's value that says "not executed
 	// here: try another node" (with status Unavailable).
 	RetryOtherNode = "other-node"
+	// MetadataRequestID is the request header that carries a write call's
+	// request ID: 128 random bits in lowercase hex, the same on every try
+	// of the call. The cluster applies a write with a given ID at most
+	// once (per user) and answers a retry with the first try's outcome, so
+	// a write whose outcome is unknown can be tried again.
+	MetadataRequestID = "x-hsm-request-id"
 )
+
+// dedupedMethods are the writes the daemon deduplicates by request ID.
+// They carry one, and a try of theirs whose outcome is unknown (the node
+// died, the leader changed, the connection broke after sending) is retried
+// like an idempotent call, with the same ID, until the call's deadline.
+var dedupedMethods = map[string]bool{
+	"CreateObject": true, "CopyObject": true, "DestroyObject": true, "SetAttributes": true, "Share": true,
+	"GenerateKey": true, "GenerateKeyPair": true, "UnwrapKey": true, "DeriveKey": true,
+	"CreateUser": true, "DeleteUser": true, "SetPassword": true, "UnlockUser": true,
+}
+
+// callID is a call's request ID, made the first time an RPC of the call
+// needs it (reads never do), then the same for every try.
+type callID struct {
+	once sync.Once
+	id   string
+}
+
+type callIDKey struct{}
+
+func (c *callID) get() string {
+	c.once.Do(func() {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			// crypto/rand does not fail on supported platforms; without an
+			// ID the write is simply not retried after an unknown outcome.
+			return
+		}
+		c.id = hex.EncodeToString(b[:])
+	})
+	return c.id
+}
+
+// WithRequestID makes the write call made with ctx send id as its request
+// ID instead of a fresh one. An application that retries a write itself
+// (after its own timeout or restart) passes the ID of the first attempt,
+// so the cluster answers with that attempt's outcome rather than applying
+// the write again. id must be 32 lowercase hex digits (128 random bits);
+// the daemon refuses anything else. Use a new ID for every new write.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	c := &callID{}
+	c.once.Do(func() { c.id = id })
+	return context.WithValue(ctx, callIDKey{}, c)
+}
+
+// NewRequestID returns a fresh random request ID for WithRequestID.
+func NewRequestID() string { return (&callID{}).get() }
+
+// withCallID gives ctx a request ID for the call, unless it has one.
+func withCallID(ctx context.Context) context.Context {
+	if ctx.Value(callIDKey{}) != nil {
+		return ctx
+	}
+	return context.WithValue(ctx, callIDKey{}, &callID{})
+}
+
+// requestIDFor returns the ID an RPC of method sends, or "".
+func requestIDFor(ctx context.Context, method string) string {
+	if !dedupedMethods[method] {
+		return ""
+	}
+	if c, ok := ctx.Value(callIDKey{}).(*callID); ok {
+		return c.get()
+	}
+	return ""
+}
 
 // idempotentMethods are the RPCs that may run twice without harm: they read,
 // or compute without changing anything (Refresh only issues a token). A call
@@ -299,6 +373,20 @@ func retryable(o outcome, method string, ran, stream bool) bool {
 	return false
 }
 
+// retryableWithID says whether a failed try of a write that carried a
+// request ID may be tried again: whatever became of it, the retry cannot
+// apply it twice.
+func retryableWithID(o outcome, ran, stream bool) bool {
+	if ran || stream {
+		return false
+	}
+	switch o {
+	case outRefused, outNotSent, outLost, outBusy:
+		return true
+	}
+	return false
+}
+
 // marksDown says whether an outcome shows the node is unreachable.
 func marksDown(o outcome) bool { return o == outNotSent || o == outLost }
 
@@ -316,6 +404,7 @@ type attempt struct {
 	ran    bool // an earlier RPC of this attempt may have changed something
 	stream bool // the last RPC was a stream
 	sent   bool // the last RPC's request reached a connection
+	withID bool // the last RPC carried a request ID
 	hdr    metadata.MD
 	trl    metadata.MD
 }
@@ -334,7 +423,13 @@ func (a *attempt) begin(method string, stream bool) {
 		a.ran = true
 	}
 	a.method, a.stream, a.inRPC = method, stream, true
-	a.sent, a.hdr, a.trl = false, nil, nil
+	a.sent, a.hdr, a.trl, a.withID = false, nil, nil, false
+}
+
+func (a *attempt) markID() {
+	a.mu.Lock()
+	a.withID = true
+	a.mu.Unlock()
 }
 
 func (a *attempt) end(sent bool, hdr, trl metadata.MD) {
@@ -348,7 +443,14 @@ func (a *attempt) end(sent bool, hdr, trl metadata.MD) {
 func (a *attempt) cuttable() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.inRPC && !a.stream && !a.ran && idempotent(a.method)
+	return a.inRPC && !a.stream && !a.ran && (idempotent(a.method) || a.withID)
+}
+
+// carriedID reports whether the last RPC carried a request ID.
+func (a *attempt) carriedID() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.withID
 }
 
 // result returns what the last RPC recorded.
@@ -370,7 +472,12 @@ func (c *Client) unaryInterceptor(ctx context.Context, method string, req, reply
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
 	ctx = withMinIndex(ctx, c.idx().load())
-	a.begin(methodName(method), false)
+	name := methodName(method)
+	a.begin(name, false)
+	if id := requestIDFor(ctx, name); id != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, MetadataRequestID, id)
+		a.markID()
+	}
 	var hdr, trl metadata.MD
 	var p peer.Peer
 	o := make([]grpc.CallOption, 0, len(opts)+3)

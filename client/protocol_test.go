@@ -40,6 +40,7 @@ type protoNode struct {
 	done    map[string]int // calls executed, by method
 	refused map[string]int
 	mins    []string // "Method:min-index" of every call
+	ids     []string // "Method:request-id" of every call that carried one
 	hold    map[string]bool
 	entered chan string // a held call has arrived
 }
@@ -62,6 +63,9 @@ func (p *protoNode) intercept(ctx context.Context, req any, info *grpc.UnaryServ
 	}
 	p.mu.Lock()
 	p.mins = append(p.mins, method+":"+minIdx)
+	for _, id := range md.Get(MetadataRequestID) {
+		p.ids = append(p.ids, method+":"+id)
+	}
 	hold := p.hold[method]
 	p.mu.Unlock()
 	if minIdx != "" {
@@ -108,6 +112,12 @@ func (p *protoNode) count(method string) (done, refused int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.done[method], p.refused[method]
+}
+
+func (p *protoNode) requestIDs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.ids...)
 }
 
 func (p *protoNode) minIndexes() []string {
@@ -427,17 +437,53 @@ func TestSignLostInFlightIsRetried(t *testing.T) {
 	wantCounts(t, e.f, 1, 0)
 }
 
-func TestWriteLostInFlightIsNotRetried(t *testing.T) {
+// createObjectNoID is a write without a request ID (as an older client
+// sends): it goes through rpc, not call, so no ID is made for it.
+func createObjectNoID(c *Client) error {
+	ctx, cancel := c.withTimeout(context.Background())
+	defer cancel()
+	return c.rpc(ctx, c.current().token, func(ctx context.Context, api hsmpb.HSMClient) error {
+		_, err := api.CreateObject(ctx, &hsmpb.CreateObjectRequest{Template: TemplateToPB(tokens.Template{{Type: ck.CKA_TOKEN, Value: []byte{1}}})})
+		return err
+	})
+}
+
+// A write lost in flight is retried on another node with the same request
+// ID (the cluster applies it at most once); without an ID it is not.
+func TestWriteLostInFlightIsRetriedWithItsID(t *testing.T) {
 	e := startServer(t, time.Minute)
 	ps, c := protoCluster(t, e, []uint64{1, 1}, true)
 	before, _ := ps[1].count("CreateObject")
 	res := holdOn(t, ps[0], "CreateObject", func() error { return createObject(c) })
+	ps[0].srv.Stop()
+	if err := <-res; err != nil {
+		t.Fatalf("write lost in flight: %v, want it retried", err)
+	}
+	if after, _ := ps[1].count("CreateObject"); after != before+1 {
+		t.Errorf("the live node executed %d writes, want 1", after-before)
+	}
+	held, retried := ps[0].requestIDs(), ps[1].requestIDs()
+	if len(held) == 0 || len(retried) == 0 || held[len(held)-1] != retried[len(retried)-1] {
+		t.Errorf("request IDs: held %v, retried %v; want the same", held, retried)
+	} else if id := strings.TrimPrefix(held[len(held)-1], "CreateObject:"); len(id) != 32 {
+		t.Errorf("request ID %q is not 128 bits in hex", id)
+	}
+}
+
+func TestWriteWithoutIDLostInFlightIsNotRetried(t *testing.T) {
+	e := startServer(t, time.Minute)
+	ps, c := protoCluster(t, e, []uint64{1, 1}, true)
+	before, _ := ps[1].count("CreateObject")
+	res := holdOn(t, ps[0], "CreateObject", func() error { return createObjectNoID(c) })
 	ps[0].srv.Stop()
 	if err := <-res; RV(err) != ck.CKR_DEVICE_ERROR {
 		t.Fatalf("write lost in flight: %v, want CKR_DEVICE_ERROR", err)
 	}
 	if after, _ := ps[1].count("CreateObject"); after != before {
 		t.Error("a write that may have run was retried")
+	}
+	if ids := ps[0].requestIDs(); len(ids) != 0 {
+		t.Errorf("request IDs sent: %v", ids)
 	}
 	// The next write goes to the live node.
 	if err := createObject(c); err != nil {
@@ -491,19 +537,36 @@ func TestFrozenNodeCallsMoved(t *testing.T) {
 	waitHealthy(t, c, 2)
 }
 
-func TestFrozenNodeWriteNotMoved(t *testing.T) {
-	e := startServer(t, time.Minute)
-	e.cfg.HealthInterval = 200 * time.Millisecond
-	e.cfg.Timeout = 3 * time.Second
-	ps, c := protoCluster(t, e, []uint64{1, 1}, true)
-	before, _ := ps[1].count("CreateObject")
-	ps[0].setHold("Info")
-	res := holdOn(t, ps[0], "CreateObject", func() error { return createObject(c) })
-	if err := <-res; RV(err) != ck.CKR_DEVICE_ERROR {
-		t.Fatalf("write on a frozen node: %v, want CKR_DEVICE_ERROR at the deadline", err)
-	}
-	if after, _ := ps[1].count("CreateObject"); after != before {
-		t.Error("a write in flight was moved")
+func TestFrozenNodeWrites(t *testing.T) {
+	for _, withID := range []bool{true, false} {
+		t.Run(map[bool]string{true: "WithID", false: "WithoutID"}[withID], func(t *testing.T) {
+			e := startServer(t, time.Minute)
+			e.cfg.HealthInterval = 200 * time.Millisecond
+			e.cfg.Timeout = 3 * time.Second
+			ps, c := protoCluster(t, e, []uint64{1, 1}, true)
+			before, _ := ps[1].count("CreateObject")
+			ps[0].setHold("Info")
+			write := createObjectNoID
+			if withID {
+				write = createObject
+			}
+			res := holdOn(t, ps[0], "CreateObject", func() error { return write(c) })
+			err := <-res
+			after, _ := ps[1].count("CreateObject")
+			if withID {
+				// Moved off the frozen node like a read, with its ID.
+				if err != nil || after != before+1 {
+					t.Fatalf("write on a frozen node: %v, %d executed elsewhere; want it moved", err, after-before)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("a write held on a frozen node succeeded")
+			}
+			if after != before {
+				t.Error("a write in flight was moved")
+			}
+		})
 	}
 }
 

@@ -166,6 +166,12 @@ var methodAccess = map[string]access{
 	"BreakGlassUnlock": accessNode,
 }
 
+// RequestIDHeader carries the client's ID of a write call, the same on
+// every retry of the call: the state machine applies a write with a given
+// ID (per user) at most once and answers retries with its recorded
+// outcome (tokens/request.go).
+const RequestIDHeader = "x-hsm-request-id"
+
 // Metadata of read-your-writes: every answer carries the node's applied
 // index; a request may ask for at least an index.
 const (
@@ -313,6 +319,12 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	md, _ := metadata.FromIncomingContext(ctx)
 	if err := s.catchUp(ctx, md); err != nil {
 		return ctx, err
+	}
+	if vals := md.Get(RequestIDHeader); len(vals) > 0 {
+		if len(vals) != 1 || !tokens.ValidRequestID(vals[0]) {
+			return ctx, statusWith(codes.InvalidArgument, ck.CKR_ARGUMENTS_BAD, RequestIDHeader+" must be 32 lowercase hex digits")
+		}
+		ctx = tokens.WithRequestID(ctx, vals[0])
 	}
 	if need == accessCert {
 		return ctx, nil

@@ -102,3 +102,21 @@ var faultTx func(op Op, tx Tx) Tx
 func (g *guardTx) AppendAudit(recs []*AuditRecord, head []byte) error {
 	return g.fail(g.tx.AppendAudit(recs, head))
 }
+
+func (g *guardTx) DeleteMeta(key string) error { return g.fail(g.tx.DeleteMeta(key)) }
+
+func (g *guardTx) MetaKeys(prefix string, limit int) ([]string, error) {
+	ks, err := g.tx.MetaKeys(prefix, limit)
+	return ks, g.fail(err)
+}
+
+// Savepoint passes on fn's error (a refusal, or a failure the guard has
+// already seen); a failure of the savepoint itself is the store's.
+func (g *guardTx) Savepoint(fn func() error) error {
+	var ferr error
+	err := g.tx.Savepoint(func() error { ferr = fn(); return ferr })
+	if err != nil && err != ferr {
+		g.fail(err)
+	}
+	return err
+}

@@ -89,6 +89,10 @@ type Command struct {
 	// Sealed is, for set_attributes on a data object, its new CKA_VALUE
 	// sealed to the object (never the clear value in Changes).
 	Sealed []byte `json:"sealed,omitempty"`
+	// RequestID is the client's ID of the write call (see request.go):
+	// a second command with the same Actor and RequestID is answered with
+	// the first one's recorded outcome, not applied again.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // MaxCommandSize bounds a serialized command.
@@ -198,10 +202,27 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 			tx = faultTx(c.Op, tx)
 		}
 		g := &guardTx{tx: tx}
+		// The authority table, then the op: both inside the dedupe of a
+		// request ID, so a retried write gets the first one's answer.
+		run := func(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+			if err := checkAuthority(tx, s, c); err != nil {
+				return nil, err
+			}
+			return fn(tx, s, c)
+		}
 		var ids []uint64
-		err := checkAuthority(g, sealer, c)
-		if err == nil {
-			ids, err = fn(g, sealer, c)
+		var err error
+		deduped := false
+		if key := requestKey(c); key != "" {
+			var ref error
+			ids, ref, err = applyDeduped(g, sealer, c, index, key, run)
+			if err == nil && ref != nil {
+				// Refused, and the refusal recorded (its writes undone in
+				// a savepoint): the record must commit with the index.
+				err, deduped = ref, true
+			}
+		} else {
+			ids, err = run(g, sealer, c)
 		}
 		if g.failed != nil {
 			return &StoreError{g.failed}
@@ -217,6 +238,9 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 		}
 		if err != nil {
 			refusal = err
+			if deduped {
+				return nil
+			}
 			return err
 		}
 		changed = ids

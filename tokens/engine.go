@@ -190,6 +190,9 @@ func (e *Engine) submit(ctx context.Context, c *Command) error {
 	if c.QuorumToken == "" {
 		c.QuorumToken = quorumTokenFrom(ctx)
 	}
+	if dedupOps[c.Op] && c.Actor != "" {
+		c.RequestID = RequestIDFrom(ctx)
+	}
 	return e.applier.Submit(ctx, c)
 }
 
@@ -365,6 +368,9 @@ func (e *Engine) CreateUser(ctx context.Context, c Caller, name string, role Rol
 	if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
 		return err
 	}
+	if r, ok := e.replayed(ctx, c, OpCreateUser); ok {
+		return r.Err()
+	}
 	return e.createUser(ctx, OpCreateUser, c.User, name, role, password)
 }
 
@@ -404,6 +410,9 @@ func (e *Engine) DeleteUser(ctx context.Context, c Caller, name string) error {
 	if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
 		return err
 	}
+	if r, ok := e.replayed(ctx, c, OpDeleteUser); ok {
+		return r.Err()
+	}
 	return e.submit(ctx, &Command{Op: OpDeleteUser, Actor: c.User, Name: name})
 }
 
@@ -418,6 +427,9 @@ func (e *Engine) SetPassword(ctx context.Context, c Caller, name, password strin
 	if err := CheckPassword(password); err != nil {
 		return err
 	}
+	if r, ok := e.replayed(ctx, c, OpSetPassword); ok {
+		return r.Err()
+	}
 	h, err := argon.hash(ctx, password)
 	if err != nil {
 		return err
@@ -429,6 +441,9 @@ func (e *Engine) SetPassword(ctx context.Context, c Caller, name, password strin
 func (e *Engine) UnlockUser(ctx context.Context, c Caller, name string) error {
 	if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
 		return err
+	}
+	if r, ok := e.replayed(ctx, c, OpUnlockUser); ok {
+		return r.Err()
 	}
 	return e.submit(ctx, &Command{Op: OpUnlockUser, Actor: c.User, Name: name})
 }
@@ -926,7 +941,12 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 		e.sessMu.Unlock()
 	}
 	if len(token) > 0 {
-		if err := e.submit(ctx, &Command{Op: OpCreateObjects, Actor: c.User, Objects: token}); err != nil {
+		cmd := &Command{Op: OpCreateObjects, Actor: c.User, Objects: token}
+		err := e.submit(ctx, cmd)
+		if err == nil && cmd.RequestID != "" {
+			err = e.recordedIDs(cmd, ids, objs)
+		}
+		if err != nil {
 			if session > 0 {
 				e.sessMu.Lock()
 				e.uncount(c.Session, session)
@@ -952,6 +972,35 @@ func (e *Engine) uncount(session uint64, n int) {
 		return
 	}
 	e.sessCount[session] -= n
+}
+
+// recordedIDs replaces the IDs of the token objects in ids with those the
+// record of cmd's request holds: when cmd was a retry, its own objects were
+// never made, and the caller must get the first try's handles.
+func (e *Engine) recordedIDs(cmd *Command, ids []uint64, objs []newObj) error {
+	r, err := e.Request(cmd.Actor, cmd.RequestID)
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		// Committed, but this node has not applied it yet: the caller
+		// retries with the same ID and learns the outcome then.
+		return Errorf(ck.CKR_DEVICE_ERROR, "the write is committed but not yet applied on this node; retry it")
+	}
+	if err := r.Err(); err != nil {
+		return err
+	}
+	if r.Op != OpCreateObjects || len(r.Objects) != len(cmd.Objects) {
+		return Errorf(ck.CKR_ARGUMENTS_BAD, "the request ID was already used for another operation")
+	}
+	j := 0
+	for i, n := range objs {
+		if n.obj.Attrs.Bool(ck.CKA_TOKEN) {
+			ids[i] = r.Objects[j]
+			j++
+		}
+	}
+	return nil
 }
 
 // EndSession drops the session objects of a login session.

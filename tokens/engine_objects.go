@@ -127,6 +127,9 @@ func (e *Engine) SetAttributes(ctx context.Context, c Caller, id uint64, tmpl Te
 	if err := checkTemplate("template", tmpl); err != nil {
 		return err
 	}
+	if r, ok := e.replayed(ctx, c, OpSetAttributes); ok {
+		return r.Err()
+	}
 	act := ActModify
 	if len(tmpl) > 0 && allTrusted(tmpl) {
 		act = ActSetTrusted
@@ -188,6 +191,9 @@ func (e *Engine) dataValue(o *Object, so *sessionObject) ([]byte, error) {
 
 // DestroyObject removes an object the caller owns.
 func (e *Engine) DestroyObject(ctx context.Context, c Caller, id uint64) error {
+	if r, ok := e.replayed(ctx, c, OpDestroyObject); ok {
+		return r.Err()
+	}
 	o, so, err := e.lookup(c, id, ActDestroy)
 	if err != nil {
 		return err
@@ -209,6 +215,13 @@ func (e *Engine) DestroyObject(ctx context.Context, c Caller, id uint64) error {
 
 // Share lets another crypto user use a token key (share true) or stops it.
 func (e *Engine) Share(ctx context.Context, c Caller, id uint64, user string, share bool) error {
+	op := OpShare
+	if !share {
+		op = OpUnshare
+	}
+	if r, ok := e.replayed(ctx, c, op); ok {
+		return r.Err()
+	}
 	_, so, err := e.lookup(c, id, ActShare)
 	if err != nil {
 		return err
@@ -218,10 +231,6 @@ func (e *Engine) Share(ctx context.Context, c Caller, id uint64, user string, sh
 	}
 	if err := ValidUserName(user); err != nil {
 		return err
-	}
-	op := OpShare
-	if !share {
-		op = OpUnshare
 	}
 	return e.submit(ctx, &Command{Op: op, Actor: c.User, ObjectID: id, Name: user})
 }

@@ -61,6 +61,13 @@ type Tx interface {
 	// same transaction that records its index. Call it at most once per
 	// Update.
 	AppendAudit(recs []*AuditRecord, head []byte) error
+	DeleteMeta(key string) error
+	// MetaKeys returns up to limit meta keys that start with prefix, in
+	// byte order.
+	MetaKeys(prefix string, limit int) ([]string, error)
+	// Savepoint runs fn; if fn returns an error, fn's writes are undone
+	// and the transaction goes on. It returns fn's error.
+	Savepoint(fn func() error) error
 }
 
 // Query selects objects. Nil fields match anything.

@@ -62,10 +62,14 @@ import (
 //     bytes the application read) and signs with its private half, and
 //     the signature verifies.
 //
-// C_GenerateKeyPair may fail while a node dies (a write whose leader died
-// has an unknown outcome and is not retried); such failures are counted by
-// CKR, not treated as errors. The counts are logged and printed on one
-// line ("chaos: ...").
+// Every C_GenerateKeyPair uses a label of its own, and none may fail: a
+// write whose node or leader died has an unknown outcome, and the client
+// retries it with its request ID until it has an answer, which the cluster
+// gives from the first execution's record if there was one. Each node must
+// then hold, for each label, exactly the key pair the call returned, and no
+// key pair with a label of the run whose call the application did not see
+// succeed: keygen failures and such duplicates fail the test. The counts
+// are logged and printed on one line ("chaos: ...").
 //
 // The whole test ends within chaosDeadline (4 min): the child is killed at
 // the deadline, and testcluster stops every node by its PID.
@@ -111,6 +115,7 @@ const (
 // chaosKey is a key pair whose C_GenerateKeyPair returned CKR_OK.
 type chaosKey struct {
 	Worker int       `json:"worker"`
+	Label  string    `json:"label"` // unique to this key pair
 	RSA    bool      `json:"rsa"`
 	Pub    uint      `json:"pub"`
 	Priv   uint      `json:"priv"`
@@ -128,6 +133,7 @@ type chaosEvent struct {
 	Worker int       `json:"worker"`
 	Call   string    `json:"call"` // C_GenerateKeyPair, C_SignInit, ...
 	Key    uint      `json:"key,omitempty"`
+	Label  string    `json:"label,omitempty"` // of the key pair a failed C_GenerateKeyPair was to make
 	RV     string    `json:"rv"`
 	Err    string    `json:"err"`
 }
@@ -245,7 +251,7 @@ func (app *chaosApp) work(g int, sh pkcs11.SessionHandle) {
 	for !app.stop.Load() {
 		if len(mine) == 0 || rng.IntN(keygenOneIn) == 0 {
 			made++
-			if k := app.keygen(g, sh, made%rsaEvery == 0); k != nil {
+			if k := app.keygen(g, sh, made%rsaEvery == 0, fmt.Sprintf("%s/%d/%d", app.label, g, made)); k != nil {
 				mine = append(mine, k)
 			}
 			continue
@@ -263,12 +269,12 @@ func (app *chaosApp) event(list *[]chaosEvent, g int, call string, key uint, err
 }
 
 // keygen makes a token key pair and reads its public half.
-func (app *chaosApp) keygen(g int, sh pkcs11.SessionHandle, isRSA bool) *ownKey {
+func (app *chaosApp) keygen(g int, sh pkcs11.SessionHandle, isRSA bool, label string) *ownKey {
 	p, attr := app.p, pkcs11.NewAttribute
 	var m []*pkcs11.Mechanism
-	pubT := []*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, true), attr(pkcs11.CKA_VERIFY, true), attr(pkcs11.CKA_LABEL, app.label)}
+	pubT := []*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, true), attr(pkcs11.CKA_VERIFY, true), attr(pkcs11.CKA_LABEL, label)}
 	privT := []*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, true), attr(pkcs11.CKA_SIGN, true), attr(pkcs11.CKA_PRIVATE, true),
-		attr(pkcs11.CKA_SENSITIVE, true), attr(pkcs11.CKA_LABEL, app.label)}
+		attr(pkcs11.CKA_SENSITIVE, true), attr(pkcs11.CKA_LABEL, label)}
 	if isRSA {
 		m = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)}
 		pubT = append(pubT, attr(pkcs11.CKA_MODULUS_BITS, 2048), attr(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}))
@@ -278,13 +284,14 @@ func (app *chaosApp) keygen(g int, sh pkcs11.SessionHandle, isRSA bool) *ownKey 
 	}
 	pub, priv, err := p.GenerateKeyPair(sh, m, pubT, privT)
 	if err != nil {
-		e := app.event(&app.res.KeygenErrs, g, "C_GenerateKeyPair", 0, err)
+		e := chaosEvent{At: time.Now(), Worker: g, Call: "C_GenerateKeyPair", Label: label, RV: rvName(rvOf(err)), Err: err.Error()}
 		app.mu.Lock()
+		app.res.KeygenErrs = append(app.res.KeygenErrs, e)
 		app.res.KeygenFail[e.RV]++
 		app.mu.Unlock()
 		return nil
 	}
-	k := &ownKey{chaosKey: chaosKey{Worker: g, RSA: isRSA, Pub: uint(pub), Priv: uint(priv), Made: time.Now()}}
+	k := &ownKey{chaosKey: chaosKey{Worker: g, Label: label, RSA: isRSA, Pub: uint(pub), Priv: uint(priv), Made: time.Now()}}
 	// The key counts as made whatever happens next.
 	defer func() {
 		app.mu.Lock()
@@ -631,8 +638,13 @@ type nodeCheck struct {
 	node     int
 	index    uint64 // the index it was caught up to
 	ok       int    // keys whose public half matched and whose signature verified
-	found    int    // the run's private keys FindObjects lists on the node
+	found    int    // the run's private keys ListObjects lists on the node
 	problems []string
+	// dups are what the node shows that a request was applied other than
+	// once: a label (one per C_GenerateKeyPair) on more than one key pair,
+	// a key pair the application was never told of (its call failed, or it
+	// was told of other handles), or an OK key pair missing.
+	dups []string
 }
 
 // verify checks every key made with CKR_OK on every node, each through a
@@ -680,10 +692,9 @@ func (ch *chaos) verifyNode(k int, idx uint64, keys []chaosKey) nodeCheck {
 	// Catch up: with the index raised, a node that has not applied it
 	// refuses (after waiting 2 s); a pinned client has nowhere else to go.
 	c.AdvanceIndex(idx)
-	privClass := tokens.Template{{Type: ck.CKA_LABEL, Value: []byte(ch.label)}, {Type: ck.CKA_CLASS, Value: tokens.EncodeUlong(ck.CKO_PRIVATE_KEY)}}
-	var found []uint64
+	var objs []client.ObjectInfo
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		found, err = c.FindObjects(ch.ctx, privClass, 100000)
+		objs, err = c.ListObjects(ch.ctx, nil, 100000)
 		if tokens.RV(err) != ck.CKR_DEVICE_ERROR || time.Now().After(deadline) {
 			break
 		}
@@ -693,7 +704,12 @@ func (ch *chaos) verifyNode(k int, idx uint64, keys []chaosKey) nodeCheck {
 		nc.problems = append(nc.problems, fmt.Sprintf("listing the run's keys, caught up to index %d (30 s allowed): %v", idx, err))
 		return nc
 	}
-	nc.found = len(found)
+	nc.dups = chaosDuplicates(ch.label, objs, keys)
+	for _, o := range objs {
+		if l, _ := o.Attr(ck.CKA_LABEL); strings.HasPrefix(string(l), ch.label+"/") && objClass(o) == ck.CKO_PRIVATE_KEY {
+			nc.found++
+		}
+	}
 	nc.index = max(idx, c.Index())
 
 	var mu sync.Mutex
@@ -726,6 +742,65 @@ func (ch *chaos) verifyNode(k int, idx uint64, keys []chaosKey) nodeCheck {
 	sort.Strings(nc.problems)
 	t.Logf("node%d: %d of %d key pairs checked in %.1f s", k, nc.ok, len(keys), time.Since(began).Seconds())
 	return nc
+}
+
+func objClass(o client.ObjectInfo) uint64 {
+	v, _ := o.Attr(ck.CKA_CLASS)
+	c, _ := tokens.Attrs{ck.CKA_CLASS: v}.Ulong(ck.CKA_CLASS)
+	return c
+}
+
+// chaosDuplicates compares the run's objects on a node with the key pairs
+// the application was told of: every label (one per C_GenerateKeyPair)
+// must name exactly the public and private key the call returned, and no
+// other object may carry the run's labels.
+func chaosDuplicates(label string, objs []client.ObjectInfo, keys []chaosKey) []string {
+	type pair struct{ pub, priv []uint64 }
+	onNode := map[string]*pair{}
+	for _, o := range objs {
+		l, _ := o.Attr(ck.CKA_LABEL)
+		if !strings.HasPrefix(string(l), label+"/") {
+			continue
+		}
+		p := onNode[string(l)]
+		if p == nil {
+			p = &pair{}
+			onNode[string(l)] = p
+		}
+		switch objClass(o) {
+		case ck.CKO_PUBLIC_KEY:
+			p.pub = append(p.pub, o.ID)
+		case ck.CKO_PRIVATE_KEY:
+			p.priv = append(p.priv, o.ID)
+		}
+	}
+	var dups []string
+	told := map[string]bool{}
+	for _, k := range keys {
+		if told[k.Label] {
+			dups = append(dups, fmt.Sprintf("%s: the application was told of two key pairs", k.Label))
+			continue
+		}
+		told[k.Label] = true
+		p := onNode[k.Label]
+		switch {
+		case p == nil:
+			dups = append(dups, fmt.Sprintf("%s: made OK (%d/%d) but not on the node", k.Label, k.Pub, k.Priv))
+		case len(p.pub) != 1 || len(p.priv) != 1:
+			dups = append(dups, fmt.Sprintf("%s: created more than once: public keys %v, private keys %v (the application got %d/%d)",
+				k.Label, p.pub, p.priv, k.Pub, k.Priv))
+		case p.pub[0] != uint64(k.Pub) || p.priv[0] != uint64(k.Priv):
+			dups = append(dups, fmt.Sprintf("%s: the node holds %d/%d, the application was told %d/%d", k.Label, p.pub[0], p.priv[0], k.Pub, k.Priv))
+		}
+	}
+	var untold []string
+	for l, p := range onNode {
+		if !told[l] {
+			untold = append(untold, fmt.Sprintf("%s: on the node (public %v, private %v) but the application was not told of it", l, p.pub, p.priv))
+		}
+	}
+	sort.Strings(untold)
+	return append(dups, untold...)
 }
 
 // checkKeyOn reads k's public half through c and compares it with what the
@@ -801,12 +876,25 @@ func (ch *chaos) report(res *chaosResult, checks []nodeCheck, chaosTime time.Dur
 				e.Worker, e.Key, e.Call, e.RV, e.Err)
 		}
 	}
+	// With request IDs every write is retried until it has an answer, so
+	// a key generation may not fail for a node dying, nor be applied twice.
 	for i, e := range res.KeygenErrs {
 		if i == 10 {
-			t.Logf("... and %d more failed key generations", len(res.KeygenErrs)-10)
+			t.Errorf("... and %d more failed key generations", len(res.KeygenErrs)-10)
 			break
 		}
-		t.Logf("key generation failed (allowed) at +%.3f s, thread %d: %s", e.At.Sub(res.Started).Seconds(), e.Worker, e.Err)
+		t.Errorf("key generation failed at +%.3f s, thread %d, label %s: %s", e.At.Sub(res.Started).Seconds(), e.Worker, e.Label, e.Err)
+	}
+	dups := 0
+	for _, nc := range checks {
+		for i, d := range nc.dups {
+			if i == 10 {
+				t.Errorf("node%d: ... and %d more duplicates", nc.node, len(nc.dups)-10)
+				break
+			}
+			t.Errorf("node%d: duplicate: %s", nc.node, d)
+		}
+		dups = max(dups, len(nc.dups))
 	}
 
 	nRSA := 0
@@ -828,15 +916,26 @@ func (ch *chaos) report(res *chaosResult, checks []nodeCheck, chaosTime time.Dur
 	// the run's private keys, and those beyond the ones made OK are such.
 	var nodes []string
 	for _, nc := range checks {
-		nodes = append(nodes, fmt.Sprintf("node%d %d/%d ok (index %d; lists %d, %+d)", nc.node, nc.ok, len(res.Keys),
-			nc.index, nc.found, nc.found-len(res.Keys)))
+		nodes = append(nodes, fmt.Sprintf("node%d %d/%d ok (index %d; lists %d, %+d; duplicates %d)", nc.node, nc.ok, len(res.Keys),
+			nc.index, nc.found, nc.found-len(res.Keys), len(nc.dups)))
 	}
 	if checks == nil {
 		nodes = []string{"not checked"}
 	}
+	// How often a key generation's outcome was unknown and the library
+	// retried it with its request ID (the library logs each retry).
+	retried := 0
+	if b, err := os.ReadFile(filepath.Join(ch.cl.Dir, "p11.log")); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "trying another node") && strings.Contains(l, "method=GenerateKeyPair") &&
+				(strings.Contains(l, `reason="connection lost"`) || strings.Contains(l, `reason="node unavailable"`)) {
+				retried++
+			}
+		}
+	}
 	line := fmt.Sprintf("chaos: %d nodes, %d threads, %.0f s of chaos, %d kills; keys created OK %d (%d RSA); "+
-		"keygen failures %s; signs OK %d, sign errors %d, bad signatures %d, read errors %d; per node: %s; duration %.0f s",
-		chaosNodes, chaosWorkers, chaosTime.Seconds(), len(ch.kills), len(res.Keys), nRSA, strings.Join(fails, ", "),
+		"keygen failures %d (%s); duplicates %d; keygen tries of unknown outcome retried %d; signs OK %d, sign errors %d, bad signatures %d, read errors %d; per node: %s; duration %.0f s",
+		chaosNodes, chaosWorkers, chaosTime.Seconds(), len(ch.kills), len(res.Keys), nRSA, len(res.KeygenErrs), strings.Join(fails, ", "), dups, retried,
 		res.SignsOK, len(res.SignErrs), len(res.BadSigs), len(res.ReadErrs), strings.Join(nodes, "; "), time.Since(ch.start).Seconds())
 	t.Log(line)
 	fmt.Println(line)
@@ -852,7 +951,7 @@ func (ch *chaos) report(res *chaosResult, checks []nodeCheck, chaosTime time.Dur
 		// What the nodes said around the first failed call of the
 		// application (they log every call they refuse).
 		var first time.Time
-		for _, evs := range [][]chaosEvent{res.SignErrs, res.BadSigs, res.ReadErrs} {
+		for _, evs := range [][]chaosEvent{res.SignErrs, res.BadSigs, res.ReadErrs, res.KeygenErrs} {
 			for _, e := range evs {
 				if first.IsZero() || e.At.Before(first) {
 					first = e.At

@@ -350,3 +350,62 @@ func (t *tx) PutMeta(key string, value []byte) error {
 	}
 	return nil
 }
+
+func (t *tx) DeleteMeta(key string) error {
+	if err := t.checkDone(); err != nil {
+		return err
+	}
+	if _, err := t.tx.ExecContext(context.Background(), `DELETE FROM meta WHERE key = ?`, key); err != nil {
+		return fmt.Errorf("tokens/sqlite: delete meta %q: %w", key, err)
+	}
+	return nil
+}
+
+// MetaKeys walks the meta primary key, so the keys come in byte order
+// (SQLite's BINARY collation) whatever the row order on disk.
+func (t *tx) MetaKeys(prefix string, limit int) ([]string, error) {
+	if err := t.checkDone(); err != nil {
+		return nil, err
+	}
+	if prefix == "" || prefix[len(prefix)-1] == 0xff || limit <= 0 {
+		return nil, fmt.Errorf("tokens/sqlite: meta keys: bad prefix or limit")
+	}
+	upper := prefix[:len(prefix)-1] + string([]byte{prefix[len(prefix)-1] + 1})
+	rows, err := t.tx.QueryContext(context.Background(),
+		`SELECT key FROM meta WHERE key >= ? AND key < ? ORDER BY key LIMIT ?`, prefix, upper, limit)
+	if err != nil {
+		return nil, fmt.Errorf("tokens/sqlite: meta keys: %w", err)
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("tokens/sqlite: meta keys: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// Savepoint nests inside Update's own savepoint: a refusal inside it undoes
+// only its writes, and the caller may still write (say, record the refusal).
+func (t *tx) Savepoint(fn func() error) error {
+	if err := t.checkDone(); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT nested"); err != nil {
+		return fmt.Errorf("tokens/sqlite: savepoint: %w", err)
+	}
+	fnErr := fn()
+	if fnErr != nil {
+		if _, err := t.tx.ExecContext(ctx, "ROLLBACK TO nested"); err != nil {
+			return fmt.Errorf("tokens/sqlite: roll back to savepoint (%v): %w", fnErr, err)
+		}
+	}
+	if _, err := t.tx.ExecContext(ctx, "RELEASE nested"); err != nil {
+		return fmt.Errorf("tokens/sqlite: release savepoint: %w", err)
+	}
+	return fnErr
+}
