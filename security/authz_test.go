@@ -164,7 +164,7 @@ func TestAttackAuthzForgedForward(t *testing.T) {
 		names = append(names, u.Name+"/"+u.Role)
 	}
 	sort.Strings(names)
-	require.Equal(t, []string{"admin/CO", "cu1/CU"}, names)
+	require.Equal(t, []string{"admin/CO", "admin2/CO", "cu1/CU"}, names) // as cluster.sh made them
 	objs, err := co.ListObjects(ctx, nil, 0)
 	require.NoError(t, err)
 	require.Len(t, objs, 1)

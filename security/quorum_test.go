@@ -23,13 +23,13 @@ func quorumKey(t *testing.T, hc *client.Client) any {
 	return priv
 }
 
-// quorumSecondOfficer creates admin2 (as admin, through co) and returns its
-// password.
-func quorumSecondOfficer(t *testing.T, co *client.Client) string {
+// quorumSecondOfficer is the second officer cluster.sh makes (admin2, the
+// one `make run` prints as HSM_USER2); it returns its password.
+func quorumSecondOfficer(t *testing.T, c *testcluster.Cluster) string {
 	t.Helper()
-	pw := "admin2-" + strings.Repeat("q", 20)
-	require.NoError(t, co.CreateUser(ctx, "admin2", "CO", pw))
-	return pw
+	require.Equal(t, "admin2", c.Env["HSM_USER2"])
+	require.NotEmpty(t, c.Env["HSM_PASSWORD2"])
+	return c.Env["HSM_PASSWORD2"]
 }
 
 // quorumRefused asserts that err is a quorum refusal.
@@ -49,7 +49,7 @@ func TestAttackQuorumPasswordReset(t *testing.T) {
 	c := testcluster.Start(t, 3)
 	coPW, cuPW := secret(t, c, "co.password"), secret(t, c, "cu.password")
 	co := pinned(t, c, 1, "admin", coPW)
-	admin2PW := quorumSecondOfficer(t, co)
+	admin2PW := quorumSecondOfficer(t, c)
 	adminKey := quorumKey(t, co)
 
 	// admin2 makes and registers a key with the CLI, on its own machine.
@@ -150,7 +150,7 @@ func quorumNodeConfig(t *testing.T, c *testcluster.Cluster, k int) string {
 func TestAttackQuorumMembership(t *testing.T) {
 	c := testcluster.Start(t, 2)
 	co := pinned(t, c, 1, "admin", secret(t, c, "co.password"))
-	admin2PW := quorumSecondOfficer(t, co)
+	admin2PW := quorumSecondOfficer(t, c)
 	co2 := pinned(t, c, 2, "admin2", admin2PW)
 	adminKey, admin2Key := quorumKey(t, co), quorumKey(t, co2)
 	require.NoError(t, co.SetQuorumPolicy(ctx, tokens.ServiceClusterMembership, 2))
