@@ -13,11 +13,18 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 func miscCopyFile(t *testing.T, from, to string) {
@@ -208,4 +215,51 @@ func TestAttackMiscBackupFileAlone(t *testing.T) {
 			assert.False(t, bytes.Contains(b, needle), "%s is in the backup file (%s)", name, form)
 		}
 	}
+}
+
+// miscRawConn dials node 1 with a client certificate of the cluster's CA.
+func miscRawConn(t *testing.T, c *testcluster.Cluster, certName string) hsmpb.HSMClient {
+	t.Helper()
+	pkiDir := filepath.Join(c.Dir, "pki")
+	conf, err := pki.ClientConfigFor(pki.CertPath(pkiDir, certName), pki.KeyPath(pkiDir, certName), filepath.Join(pkiDir, "ca.pem"), "localhost")
+	require.NoError(t, err)
+	conn, err := grpc.NewClient(c.Addr(1), grpc.WithTransportCredentials(credentials.NewTLS(conf)))
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return hsmpb.NewHSMClient(conn)
+}
+
+// TestAttackMiscStolenToken: a session token copied off one application
+// (its logs, its memory) is of no use over another client certificate of
+// the same cluster: it is bound to the certificate of its login.
+func TestAttackMiscStolenToken(t *testing.T) {
+	c := testcluster.Start(t, 1)
+	ca, err := pki.LoadCA(filepath.Join(c.Dir, "pki"))
+	require.NoError(t, err)
+	require.NoError(t, ca.IssueClient(filepath.Join(c.Dir, "pki"), "thief"))
+
+	owner := miscRawConn(t, c, "client")
+	resp, err := owner.Login(ctx, &hsmpb.LoginRequest{User: c.Env["P11_TOKEN_LABEL"], Password: c.Env["P11_PIN"]})
+	require.NoError(t, err)
+	withToken := metadata.AppendToOutgoingContext(ctx, "x-hsm-session", resp.GetToken())
+	_, err = owner.GenerateRandom(withToken, &hsmpb.RandomRequest{Length: 16})
+	require.NoError(t, err, "the token works for its owner")
+
+	thief := miscRawConn(t, c, "thief")
+	_, err = thief.ListUsers(ctx, &hsmpb.Empty{})
+	require.Error(t, err, "no token, no call")
+	for name, call := range map[string]func() error{
+		"GenerateRandom": func() error { _, err := thief.GenerateRandom(withToken, &hsmpb.RandomRequest{Length: 16}); return err },
+		"ListObjects":    func() error { _, err := thief.ListObjects(withToken, &hsmpb.FindObjectsRequest{}); return err },
+		"Refresh":        func() error { _, err := thief.Refresh(withToken, &hsmpb.Empty{}); return err },
+		"Logout":         func() error { _, err := thief.Logout(withToken, &hsmpb.Empty{}); return err },
+	} {
+		err := call()
+		require.Error(t, err, "%s with a stolen token", name)
+		assert.Equal(t, codes.Unauthenticated, status.Code(err), "%s: %v", name, err)
+		assert.NotContains(t, err.Error(), resp.GetToken())
+	}
+	// The owner's session is untouched by the attempts.
+	_, err = owner.GenerateRandom(withToken, &hsmpb.RandomRequest{Length: 16})
+	require.NoError(t, err)
 }
