@@ -11,8 +11,10 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"encoding/asn1"
+	"fmt"
 	"math/big"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -146,7 +148,10 @@ func TestReplication(t *testing.T) {
 		signs(t, c2, "restarted node2 "+k.label, k.id, k.pub)
 	}
 
-	// A node added later holds every key.
+	// A node added later holds every key. Raft compacts its log only when
+	// it takes a snapshot (checked every few seconds): wait until every
+	// node has one, so the added node cannot be sent the log from its start.
+	waitSnapshots(t, c, 3)
 	k := c.Add()
 	c4 := pinned(t, c, k, "cu1", pin)
 	c4.AdvanceIndex(c1.Index())
@@ -314,5 +319,24 @@ func TestLogoutAcrossNodes(t *testing.T) {
 	_, err = n2.ListUsers(withToken(hdr.Get(hsmd.IndexHeader)[0]), &hsmpb.Empty{})
 	if status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("restarted node2 after a logout on node1: %v", err)
+	}
+}
+
+// waitSnapshots waits (up to a minute) until each of nodes 1..n has taken a
+// Raft snapshot.
+func waitSnapshots(t *testing.T, c *testcluster.Cluster, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for k := 1; k <= n; k++ {
+		for {
+			dirs, _ := os.ReadDir(filepath.Join(c.Dir, fmt.Sprintf("node%d", k), "raft", "snapshots"))
+			if len(dirs) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node%d took no snapshot in a minute", k)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	}
 }

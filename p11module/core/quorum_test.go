@@ -29,8 +29,7 @@ func TestInitPINUnderQuorum(t *testing.T) {
 		return hc
 	}
 	admin := officer(e.cl.Env["HSM_USER"], e.cl.Env["HSM_PASSWORD"])
-	require.NoError(t, admin.CreateUser(ctx, "admin2", "CO", "admin2-password-long"))
-	officer("admin2", "admin2-password-long")
+	officer(e.cl.Env["HSM_USER2"], e.cl.Env["HSM_PASSWORD2"]) // cluster.sh makes a second officer
 	require.NoError(t, admin.SetQuorumPolicy(ctx, tokens.ServiceUserManagement, 2))
 
 	m := e.m
