@@ -333,8 +333,11 @@ func testReadYourWrites(t *testing.T, tc *testcluster.Cluster) {
 		})
 	}
 	defer func() { close(stop); wg.Wait() }()
+	// Every round must read its own write wherever it lands; the rounds go
+	// on (up to 150) until they have landed on two nodes, which the spread
+	// of calls over healthy nodes must bring about.
 	used := map[string]bool{}
-	for i := range 50 {
+	for i := 0; i < 50 || len(used) < 2 && i < 150; i++ {
 		pub, priv := ecKey(t, c)
 		if _, err := ecSign(c, priv, "fresh"); err != nil {
 			t.Fatalf("round %d: sign with the key just made: %v", i, err)
