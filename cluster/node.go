@@ -41,6 +41,10 @@ type Config struct {
 	// Join makes a node with no Raft state wait to be added to a cluster
 	// instead of founding one.
 	Join bool
+	// JoinMembers are the names of the members when the node fetched the
+	// domain key to join: until it has a configuration, only they may
+	// open Raft connections to it.
+	JoinMembers []string
 	// SnapshotThreshold and TrailingLogs tune Raft's log compaction; 0
 	// keeps the defaults.
 	SnapshotThreshold uint64
@@ -74,6 +78,9 @@ type Node struct {
 	snaps *raft.FileSnapshotStore
 	trans *raft.NetworkTransport
 	peers *peers
+	lease lease
+	seen  seenProofs
+	stop  chan struct{}
 }
 
 // Start opens Raft's stores, catches the state machine up with the latest
@@ -91,7 +98,8 @@ func Start(cfg Config) (*Node, error) {
 		out = io.Discard
 	}
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: out, JSONFormat: true, Level: hclog.Info})
-	n := &Node{cfg: cfg, peers: newPeers(cfg.Peer)}
+	n := &Node{cfg: cfg, peers: newPeers(cfg.Peer), stop: make(chan struct{})}
+	n.lease.kick = make(chan struct{}, 1)
 	var err error
 	n.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), NoSync: !cfg.Sync})
 	if err != nil {
@@ -156,6 +164,8 @@ func Start(cfg Config) (*Node, error) {
 		n.close()
 		return nil, fmt.Errorf("raft: %v", err)
 	}
+	cfg.Mux.authorizeRaft(n.raftPeerAllowed)
+	go n.leaseLoop(n.stop)
 	return n, nil
 }
 
@@ -201,6 +211,7 @@ func (n *Node) close() {
 
 // Shutdown stops Raft and closes its stores.
 func (n *Node) Shutdown() error {
+	close(n.stop)
 	err := n.raft.Shutdown().Error()
 	n.peers.close()
 	n.close()
@@ -253,6 +264,14 @@ func (n *Node) Submit(ctx context.Context, c *tokens.Command) error {
 	idx, refusal, err := n.Propose(ctx, raw)
 	if err != nil {
 		return err
+	}
+	applied := time.Now()
+	if revokingOps[c.Op] && refusal == nil {
+		// Every node that may still serve must have applied it before
+		// the client hears it is done.
+		if !n.waitRevoked(ctx, idx, applied) {
+			n.cfg.Log.Info("a revocation is acknowledged after the lease, not by every member", "op", string(c.Op), "index", idx)
+		}
 	}
 	wctx, cancel := context.WithTimeout(ctx, localApplyWait)
 	defer cancel()
@@ -318,12 +337,18 @@ func (n *Node) applyHere(raw []byte) (uint64, error, error) {
 	return f.Index(), refusal, nil
 }
 
-// HandleForward is the leader's side of Forward.
-func (n *Node) HandleForward(ctx context.Context, raw []byte) (*hsmpb.ForwardResponse, error) {
+// HandleForward is the leader's side of Forward. sender is the name in
+// the certificate the request came with. A command without a valid proof
+// never reaches Raft.
+func (n *Node) HandleForward(ctx context.Context, req *hsmpb.ForwardRequest, sender string) (*hsmpb.ForwardResponse, error) {
 	if !n.IsLeader() {
 		return nil, status.Error(codes.FailedPrecondition, "not the leader")
 	}
-	idx, refusal, err := n.applyHere(raw)
+	if err := n.CheckProof(req.Proof, sender, ProofForward, req.Command); err != nil {
+		n.cfg.Log.Warn("refused a forwarded command without a valid proof", "peer", sender, "error", err.Error())
+		return nil, status.Error(codes.PermissionDenied, "forwarded command refused: "+err.Error())
+	}
+	idx, refusal, err := n.applyHere(req.Command)
 	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, ErrNotExecuted) {
 		return nil, status.Error(codes.FailedPrecondition, "not the leader")
 	}
@@ -343,7 +368,11 @@ func (n *Node) forward(ctx context.Context, addr string, raw []byte) (uint64, er
 	if err != nil {
 		return 0, nil, errRetry
 	}
-	resp, err := api.Forward(ctx, &hsmpb.ForwardRequest{Command: raw})
+	proof, err := n.Prove(ProofForward, raw)
+	if err != nil {
+		return 0, nil, notExecuted("cannot prove the command: " + err.Error())
+	}
+	resp, err := api.Forward(ctx, &hsmpb.ForwardRequest{Command: raw, Proof: proof})
 	if err != nil {
 		st := status.Convert(err)
 		switch {
@@ -376,10 +405,31 @@ func sent(err error) bool {
 	return true
 }
 
+// MembershipAuthorizer decides on the leader whether a membership change
+// is authorized; sender is the name of the node that asked for it.
+type MembershipAuthorizer func(ctx context.Context, req *hsmpb.MembershipRequest, sender string) error
+
+// MembershipProofFields are the fields of a membership request its proof
+// covers.
+func MembershipProofFields(req *hsmpb.MembershipRequest) [][]byte {
+	return [][]byte{[]byte(req.Op), []byte(req.Name), []byte(req.Addr), []byte(req.SessionToken), req.CertFingerprint}
+}
+
 // ChangeMembership adds (op "add") or removes a voter, through the leader.
-func (n *Node) ChangeMembership(ctx context.Context, op, id, addr string) error {
+// The request carries the officer's authorization; this node adds its
+// proof. On the leader, authorize decides (the same check a request from
+// another node gets).
+func (n *Node) ChangeMembership(ctx context.Context, req *hsmpb.MembershipRequest, authorize MembershipAuthorizer) error {
+	proof, err := n.Prove(ProofMembership, MembershipProofFields(req)...)
+	if err != nil {
+		return notExecuted("cannot prove the request: " + err.Error())
+	}
+	req.Proof = proof
 	if n.IsLeader() {
-		return n.changeHere(op, id, addr)
+		if err := authorize(ctx, req, n.cfg.ID); err != nil {
+			return err
+		}
+		return n.changeHere(req.Op, req.Name, req.Addr)
 	}
 	_, leader := n.Leader()
 	if leader == "" {
@@ -389,7 +439,7 @@ func (n *Node) ChangeMembership(ctx context.Context, op, id, addr string) error 
 	if err != nil {
 		return notExecuted("cannot reach the leader")
 	}
-	_, err = api.ChangeMembership(ctx, &hsmpb.MembershipRequest{Op: op, Name: id, Addr: addr})
+	_, err = api.ChangeMembership(ctx, req)
 	if err != nil {
 		st := status.Convert(err)
 		return &tokens.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: st.Message()}

@@ -2822,16 +2822,20 @@ func (x *DataResponse) GetData() []byte {
 }
 
 type ClusterNode struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
-	Voter         bool                   `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"`
-	Leader        bool                   `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
-	Reachable     bool                   `protobuf:"varint,5,opt,name=reachable,proto3" json:"reachable,omitempty"` // answered the asking node just now
-	State         string                 `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
-	AppliedIndex  uint64                 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	Error         string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`   // why it did not answer
-	Domain        string                 `protobuf:"bytes,9,opt,name=domain,proto3" json:"domain,omitempty"` // SHA-256 (hex) of the sealed domain key it holds
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Addr         string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Voter        bool                   `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"`
+	Leader       bool                   `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	Reachable    bool                   `protobuf:"varint,5,opt,name=reachable,proto3" json:"reachable,omitempty"` // answered the asking node just now
+	State        string                 `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
+	AppliedIndex uint64                 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Error        string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`   // why it did not answer
+	Domain       string                 `protobuf:"bytes,9,opt,name=domain,proto3" json:"domain,omitempty"` // SHA-256 (hex) of the sealed domain key it holds
+	// Within its lease (docs/cluster.md): it serves the HSM API. A leader
+	// says so only once it applied every earlier entry and a majority
+	// still follows it.
+	Serving       bool `protobuf:"varint,16,opt,name=serving,proto3" json:"serving,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2927,6 +2931,13 @@ func (x *ClusterNode) GetDomain() string {
 		return x.Domain
 	}
 	return ""
+}
+
+func (x *ClusterNode) GetServing() bool {
+	if x != nil {
+		return x.Serving
+	}
+	return false
 }
 
 type ClusterStatusResponse struct {
@@ -3412,6 +3423,7 @@ func (x *Chunk) GetData() []byte {
 type ForwardRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Command       []byte                 `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	Proof         *PeerProof             `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"` // docs/cluster.md: without a valid one the leader refuses
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3453,6 +3465,76 @@ func (x *ForwardRequest) GetCommand() []byte {
 	return nil
 }
 
+func (x *ForwardRequest) GetProof() *PeerProof {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+// PeerProof shows the leader that a node holding the domain key sent a
+// request: HMAC-SHA256 under the peer-proof key over the request, the
+// sending node's name and the time it was sent.
+type PeerProof struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`                    // the sender's name; must be its certificate's
+	UnixMs        int64                  `protobuf:"varint,2,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"` // when it was sent; the leader accepts a short window
+	Mac           []byte                 `protobuf:"bytes,3,opt,name=mac,proto3" json:"mac,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerProof) Reset() {
+	*x = PeerProof{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerProof) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerProof) ProtoMessage() {}
+
+func (x *PeerProof) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerProof.ProtoReflect.Descriptor instead.
+func (*PeerProof) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *PeerProof) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PeerProof) GetUnixMs() int64 {
+	if x != nil {
+		return x.UnixMs
+	}
+	return 0
+}
+
+func (x *PeerProof) GetMac() []byte {
+	if x != nil {
+		return x.Mac
+	}
+	return nil
+}
+
 type ForwardResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -3464,7 +3546,7 @@ type ForwardResponse struct {
 
 func (x *ForwardResponse) Reset() {
 	*x = ForwardResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3476,7 +3558,7 @@ func (x *ForwardResponse) String() string {
 func (*ForwardResponse) ProtoMessage() {}
 
 func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3489,7 +3571,7 @@ func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardResponse.ProtoReflect.Descriptor instead.
 func (*ForwardResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ForwardResponse) GetIndex() uint64 {
@@ -3514,17 +3596,23 @@ func (x *ForwardResponse) GetMessage() string {
 }
 
 type MembershipRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Op            string                 `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"` // "add" or "remove"
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Addr          string                 `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Op    string                 `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"` // "add" or "remove"
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Addr  string                 `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
+	// The crypto officer's authorization: the session token of the call
+	// that asked for the change, the client certificate fingerprint it is
+	// bound to, and the asking node's proof over all of it.
+	SessionToken    string     `protobuf:"bytes,4,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	CertFingerprint []byte     `protobuf:"bytes,5,opt,name=cert_fingerprint,json=certFingerprint,proto3" json:"cert_fingerprint,omitempty"`
+	Proof           *PeerProof `protobuf:"bytes,6,opt,name=proof,proto3" json:"proof,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *MembershipRequest) Reset() {
 	*x = MembershipRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3536,7 +3624,7 @@ func (x *MembershipRequest) String() string {
 func (*MembershipRequest) ProtoMessage() {}
 
 func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3549,7 +3637,7 @@ func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipRequest.ProtoReflect.Descriptor instead.
 func (*MembershipRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *MembershipRequest) GetOp() string {
@@ -3573,17 +3661,41 @@ func (x *MembershipRequest) GetAddr() string {
 	return ""
 }
 
+func (x *MembershipRequest) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
+func (x *MembershipRequest) GetCertFingerprint() []byte {
+	if x != nil {
+		return x.CertFingerprint
+	}
+	return nil
+}
+
+func (x *MembershipRequest) GetProof() *PeerProof {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
 type DomainKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sealed        []byte                 `protobuf:"bytes,1,opt,name=sealed,proto3" json:"sealed,omitempty"`
-	ClusterId     string                 `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Sealed    []byte                 `protobuf:"bytes,1,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	ClusterId string                 `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// The names of the members: a joining node takes Raft connections only
+	// from them until it has a configuration of its own.
+	Members       []string `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DomainKeyResponse) Reset() {
 	*x = DomainKeyResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3595,7 +3707,7 @@ func (x *DomainKeyResponse) String() string {
 func (*DomainKeyResponse) ProtoMessage() {}
 
 func (x *DomainKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3608,7 +3720,7 @@ func (x *DomainKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainKeyResponse.ProtoReflect.Descriptor instead.
 func (*DomainKeyResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DomainKeyResponse) GetSealed() []byte {
@@ -3623,6 +3735,13 @@ func (x *DomainKeyResponse) GetClusterId() string {
 		return x.ClusterId
 	}
 	return ""
+}
+
+func (x *DomainKeyResponse) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
 }
 
 var File_hsmd_hsmpb_hsm_proto protoreflect.FileDescriptor
@@ -3818,7 +3937,7 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\rRandomRequest\x12\x16\n" +
 	"\x06length\x18\x01 \x01(\rR\x06length\"\"\n" +
 	"\fDataResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xea\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x84\x02\n" +
 	"\vClusterNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +
@@ -3828,7 +3947,8 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x05state\x18\x06 \x01(\tR\x05state\x12#\n" +
 	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12\x14\n" +
 	"\x05error\x18\b \x01(\tR\x05error\x12\x16\n" +
-	"\x06domain\x18\t \x01(\tR\x06domain\"\xa0\x01\n" +
+	"\x06domain\x18\t \x01(\tR\x06domain\x12\x18\n" +
+	"\aserving\x18\x10 \x01(\bR\aserving\"\xa0\x01\n" +
 	"\x15ClusterStatusResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x16\n" +
@@ -3863,21 +3983,30 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x10GetBackupRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1b\n" +
 	"\x05Chunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"*\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"W\n" +
 	"\x0eForwardRequest\x12\x18\n" +
-	"\acommand\x18\x01 \x01(\fR\acommand\"Q\n" +
+	"\acommand\x18\x01 \x01(\fR\acommand\x12+\n" +
+	"\x05proof\x18\x02 \x01(\v2\x15.openhsm.v1.PeerProofR\x05proof\"J\n" +
+	"\tPeerProof\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x17\n" +
+	"\aunix_ms\x18\x02 \x01(\x03R\x06unixMs\x12\x10\n" +
+	"\x03mac\x18\x03 \x01(\fR\x03mac\"Q\n" +
 	"\x0fForwardResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x0e\n" +
 	"\x02rv\x18\x02 \x01(\x04R\x02rv\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"K\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xc8\x01\n" +
 	"\x11MembershipRequest\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\tR\x02op\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
-	"\x04addr\x18\x03 \x01(\tR\x04addr\"J\n" +
+	"\x04addr\x18\x03 \x01(\tR\x04addr\x12#\n" +
+	"\rsession_token\x18\x04 \x01(\tR\fsessionToken\x12)\n" +
+	"\x10cert_fingerprint\x18\x05 \x01(\fR\x0fcertFingerprint\x12+\n" +
+	"\x05proof\x18\x06 \x01(\v2\x15.openhsm.v1.PeerProofR\x05proof\"d\n" +
 	"\x11DomainKeyResponse\x12\x16\n" +
 	"\x06sealed\x18\x01 \x01(\fR\x06sealed\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x02 \x01(\tR\tclusterId2\xe1\x13\n" +
+	"cluster_id\x18\x02 \x01(\tR\tclusterId\x12\x18\n" +
+	"\amembers\x18\x03 \x03(\tR\amembers2\xe1\x13\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -3945,7 +4074,7 @@ func file_hsmd_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_hsmd_hsmpb_hsm_proto_rawDescData
 }
 
-var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                  // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),            // 1: openhsm.v1.ErrorDetail
@@ -4005,9 +4134,10 @@ var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*GetBackupRequest)(nil),       // 55: openhsm.v1.GetBackupRequest
 	(*Chunk)(nil),                  // 56: openhsm.v1.Chunk
 	(*ForwardRequest)(nil),         // 57: openhsm.v1.ForwardRequest
-	(*ForwardResponse)(nil),        // 58: openhsm.v1.ForwardResponse
-	(*MembershipRequest)(nil),      // 59: openhsm.v1.MembershipRequest
-	(*DomainKeyResponse)(nil),      // 60: openhsm.v1.DomainKeyResponse
+	(*PeerProof)(nil),              // 58: openhsm.v1.PeerProof
+	(*ForwardResponse)(nil),        // 59: openhsm.v1.ForwardResponse
+	(*MembershipRequest)(nil),      // 60: openhsm.v1.MembershipRequest
+	(*DomainKeyResponse)(nil),      // 61: openhsm.v1.DomainKeyResponse
 }
 var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -4043,99 +4173,101 @@ var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	48, // 30: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
 	53, // 31: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
 	53, // 32: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
-	10, // 33: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 34: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 35: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 36: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 37: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,  // 38: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	15, // 39: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 40: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 41: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 42: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 43: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	22, // 44: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	23, // 45: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	24, // 46: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	26, // 47: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	26, // 48: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30, // 49: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	33, // 50: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	34, // 51: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	35, // 52: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	36, // 53: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	38, // 54: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	39, // 55: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	40, // 56: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	41, // 57: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	42, // 58: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	41, // 59: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 60: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	43, // 61: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
-	45, // 62: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	46, // 63: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,  // 64: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	50, // 65: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	51, // 66: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	0,  // 67: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 68: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	55, // 69: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	56, // 70: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	57, // 71: openhsm.v1.Peer.Forward:input_type -> openhsm.v1.ForwardRequest
-	59, // 72: openhsm.v1.Peer.ChangeMembership:input_type -> openhsm.v1.MembershipRequest
-	0,  // 73: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
-	0,  // 74: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
-	0,  // 75: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
-	55, // 76: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
-	11, // 77: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 78: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 79: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 80: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 81: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 82: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 83: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 84: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 85: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 86: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 87: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 88: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 89: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 90: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 91: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 92: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 93: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 94: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 95: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 96: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 97: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	47, // 98: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 99: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 100: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	47, // 101: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 102: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	47, // 103: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	47, // 104: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	44, // 105: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
-	47, // 106: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	47, // 107: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	49, // 108: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 109: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 110: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	52, // 111: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	54, // 112: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 113: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	52, // 114: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	58, // 115: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
-	0,  // 116: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
-	48, // 117: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
-	60, // 118: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
-	54, // 119: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 120: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
-	77, // [77:121] is the sub-list for method output_type
-	33, // [33:77] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	58, // 33: openhsm.v1.ForwardRequest.proof:type_name -> openhsm.v1.PeerProof
+	58, // 34: openhsm.v1.MembershipRequest.proof:type_name -> openhsm.v1.PeerProof
+	10, // 35: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,  // 36: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,  // 37: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	12, // 38: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,  // 39: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,  // 40: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	15, // 41: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	16, // 42: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	17, // 43: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	16, // 44: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,  // 45: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	22, // 46: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	23, // 47: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	24, // 48: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	26, // 49: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	26, // 50: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30, // 51: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	33, // 52: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	34, // 53: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	35, // 54: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	36, // 55: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	38, // 56: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	39, // 57: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	40, // 58: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	41, // 59: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	42, // 60: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	41, // 61: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	41, // 62: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	43, // 63: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
+	45, // 64: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	46, // 65: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	0,  // 66: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	50, // 67: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	51, // 68: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	0,  // 69: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,  // 70: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	55, // 71: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	56, // 72: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	57, // 73: openhsm.v1.Peer.Forward:input_type -> openhsm.v1.ForwardRequest
+	60, // 74: openhsm.v1.Peer.ChangeMembership:input_type -> openhsm.v1.MembershipRequest
+	0,  // 75: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
+	0,  // 76: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
+	0,  // 77: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
+	55, // 78: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
+	11, // 79: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11, // 80: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,  // 81: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,  // 82: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14, // 83: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20, // 84: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,  // 85: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,  // 86: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,  // 87: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,  // 88: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21, // 89: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25, // 90: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25, // 91: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,  // 92: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27, // 93: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29, // 94: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32, // 95: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,  // 96: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,  // 97: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25, // 98: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37, // 99: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	47, // 100: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25, // 101: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25, // 102: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	47, // 103: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,  // 104: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	47, // 105: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	47, // 106: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	44, // 107: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
+	47, // 108: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	47, // 109: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	49, // 110: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,  // 111: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,  // 112: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	52, // 113: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	54, // 114: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 115: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	52, // 116: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	59, // 117: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
+	0,  // 118: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
+	48, // 119: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
+	61, // 120: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
+	54, // 121: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 122: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
+	79, // [79:123] is the sub-list for method output_type
+	35, // [35:79] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_hsmd_hsmpb_hsm_proto_init() }
@@ -4159,7 +4291,7 @@ func file_hsmd_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsmd_hsmpb_hsm_proto_rawDesc), len(file_hsmd_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   61,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
