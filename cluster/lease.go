@@ -7,7 +7,11 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 )
 
 // The lease (docs/cluster.md). A node serves the HSM API only while it is
@@ -159,11 +163,26 @@ func (n *Node) renew() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), leaseCall)
 	defer cancel()
-	st, err := api.NodeStatus(ctx, &hsmpb.Empty{})
-	if err != nil || !st.Leader || !st.Serving || st.Name != id {
+	var p peer.Peer
+	st, err := api.NodeStatus(ctx, &hsmpb.Empty{}, grpc.Peer(&p))
+	if err != nil || !st.Leader || !st.Serving || st.Name != id || peerName(&p) != id {
 		return
 	}
 	n.setLease(start, st.AppliedIndex)
+}
+
+// peerName is the name in the certificate a node answered with: what it
+// says of itself counts only from the node its certificate names.
+func peerName(p *peer.Peer) string {
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return ""
+	}
+	id, err := pki.PeerIdentity(ti.State)
+	if err != nil {
+		return ""
+	}
+	return id.CommonName
 }
 
 func (n *Node) setLease(start time.Time, need uint64) {
@@ -213,8 +232,9 @@ func (n *Node) memberApplied(ctx context.Context, m Member, idx uint64) bool {
 				return true
 			}
 		} else if api, err := n.peers.get(m.Addr); err == nil {
-			st, err := api.NodeStatus(ctx, &hsmpb.Empty{})
-			if err == nil && st.Name == m.ID && st.AppliedIndex >= idx {
+			var p peer.Peer
+			st, err := api.NodeStatus(ctx, &hsmpb.Empty{}, grpc.Peer(&p))
+			if err == nil && st.Name == m.ID && peerName(&p) == m.ID && st.AppliedIndex >= idx {
 				return true
 			}
 		}

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -71,16 +72,17 @@ var ErrNotExecuted = errors.New("not executed")
 
 // Node is this daemon's place in the cluster.
 type Node struct {
-	cfg   Config
-	raft  *raft.Raft
-	fsm   *fsm
-	logs  *raftboltdb.BoltStore
-	snaps *raft.FileSnapshotStore
-	trans *raft.NetworkTransport
-	peers *peers
-	lease lease
-	seen  seenProofs
-	stop  chan struct{}
+	cfg    Config
+	raft   *raft.Raft
+	fsm    *fsm
+	logs   *raftboltdb.BoltStore
+	snaps  *raft.FileSnapshotStore
+	trans  *raft.NetworkTransport
+	stream *streamLayer
+	peers  *peers
+	lease  lease
+	seen   seenProofs
+	stop   chan struct{}
 }
 
 // Start opens Raft's stores, catches the state machine up with the latest
@@ -138,8 +140,9 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.TrailingLogs > 0 {
 		rc.TrailingLogs = cfg.TrailingLogs
 	}
+	n.stream = newStreamLayer(cfg.Mux, cfg.Peer)
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  newStreamLayer(cfg.Mux, cfg.Peer),
+		Stream:  n.stream,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  hl,
@@ -165,6 +168,8 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("raft: %v", err)
 	}
 	cfg.Mux.authorizeRaft(n.raftPeerAllowed)
+	member := n.IsMember
+	n.stream.member.Store(&member)
 	go n.leaseLoop(n.stop)
 	return n, nil
 }
@@ -294,8 +299,8 @@ func (n *Node) Propose(ctx context.Context, raw []byte) (uint64, error, error) {
 			if !errors.Is(err, raft.ErrNotLeader) {
 				return idx, refusal, err
 			}
-		} else if _, addr := n.Leader(); addr != "" {
-			idx, refusal, err := n.forward(ctx, addr, raw)
+		} else if id, addr := n.Leader(); addr != "" {
+			idx, refusal, err := n.forward(ctx, id, addr, raw)
 			if !errors.Is(err, errRetry) {
 				return idx, refusal, err
 			}
@@ -362,8 +367,10 @@ func (n *Node) HandleForward(ctx context.Context, req *hsmpb.ForwardRequest, sen
 	return resp, nil
 }
 
-// forward sends raw to the leader at addr.
-func (n *Node) forward(ctx context.Context, addr string, raw []byte) (uint64, error, error) {
+// forward sends raw to the leader, id at addr. Only an answer from a
+// certificate named id counts: another node certificate at that address
+// could otherwise say a write was applied.
+func (n *Node) forward(ctx context.Context, id, addr string, raw []byte) (uint64, error, error) {
 	api, err := n.peers.get(addr)
 	if err != nil {
 		return 0, nil, errRetry
@@ -372,7 +379,12 @@ func (n *Node) forward(ctx context.Context, addr string, raw []byte) (uint64, er
 	if err != nil {
 		return 0, nil, notExecuted("cannot prove the command: " + err.Error())
 	}
-	resp, err := api.Forward(ctx, &hsmpb.ForwardRequest{Command: raw, Proof: proof})
+	var p peer.Peer
+	resp, err := api.Forward(ctx, &hsmpb.ForwardRequest{Command: raw, Proof: proof}, grpc.Peer(&p))
+	if err == nil && peerName(&p) != id {
+		n.cfg.Log.Warn("the leader's address answered with another node's certificate", "leader", id, "addr", addr, "peer", peerName(&p))
+		return 0, nil, unknownOutcome(errors.New("the leader's address answered with another node's certificate"))
+	}
 	if err != nil {
 		st := status.Convert(err)
 		switch {

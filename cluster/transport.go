@@ -4,9 +4,11 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/openhsm/openhsm/pki"
 )
 
 // streamLayer is Raft's transport over the shared port: it accepts the
@@ -15,6 +17,10 @@ import (
 type streamLayer struct {
 	*chanListener
 	dial *tls.Config
+	// member says which names this node may replicate with; until the
+	// node sets it, it dials no one. The CA's signature alone would let
+	// any node certificate answer for a member's address.
+	member atomic.Pointer[func(name string) bool]
 }
 
 func newStreamLayer(m *Mux, peer *tls.Config) *streamLayer {
@@ -33,6 +39,11 @@ func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 	if p := c.ConnectionState().NegotiatedProtocol; p != ALPNRaft {
 		c.Close()
 		return nil, fmt.Errorf("cluster: %s does not speak replication (protocol %q)", addr, p)
+	}
+	id, err := pki.PeerIdentity(c.ConnectionState())
+	if ok := s.member.Load(); err != nil || ok == nil || !(*ok)(id.CommonName) {
+		c.Close()
+		return nil, fmt.Errorf("cluster: %s answered with a certificate that is not a member's", addr)
 	}
 	return c, nil
 }
