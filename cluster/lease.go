@@ -2,12 +2,12 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -178,11 +178,18 @@ func peerName(p *peer.Peer) string {
 	if !ok {
 		return ""
 	}
-	id, err := pki.PeerIdentity(ti.State)
-	if err != nil {
+	return answeringName(ti.State)
+}
+
+// answeringName is the name in the certificate a node answered a dial
+// with. The dialing configuration (pki.NodePeerConfig) has already
+// checked that it is a node certificate of the cluster's CA, in
+// VerifyConnection, so Go leaves VerifiedChains empty.
+func answeringName(cs tls.ConnectionState) string {
+	if len(cs.PeerCertificates) == 0 {
 		return ""
 	}
-	return id.CommonName
+	return cs.PeerCertificates[0].Subject.CommonName
 }
 
 func (n *Node) setLease(start time.Time, need uint64) {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/openhsm/openhsm/pki"
 )
 
 // streamLayer is Raft's transport over the shared port: it accepts the
@@ -40,8 +39,7 @@ func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 		c.Close()
 		return nil, fmt.Errorf("cluster: %s does not speak replication (protocol %q)", addr, p)
 	}
-	id, err := pki.PeerIdentity(c.ConnectionState())
-	if ok := s.member.Load(); err != nil || ok == nil || !(*ok)(id.CommonName) {
+	if ok := s.member.Load(); ok == nil || !(*ok)(answeringName(c.ConnectionState())) {
 		c.Close()
 		return nil, fmt.Errorf("cluster: %s answered with a certificate that is not a member's", addr)
 	}
