@@ -432,37 +432,51 @@ func MembershipProofFields(req *hsmpb.MembershipRequest) [][]byte {
 // proof. On the leader, authorize decides (the same check a request from
 // another node gets).
 func (n *Node) ChangeMembership(ctx context.Context, req *hsmpb.MembershipRequest, authorize MembershipAuthorizer) error {
-	proof, err := n.Prove(ProofMembership, MembershipProofFields(req)...)
-	if err != nil {
-		return notExecuted("cannot prove the request: " + err.Error())
-	}
-	req.Proof = proof
-	if n.IsLeader() {
-		if err := authorize(ctx, req, n.cfg.ID); err != nil {
-			return err
+	ctx, cancel := context.WithTimeout(ctx, leaderWait)
+	defer cancel()
+	for {
+		proof, err := n.Prove(ProofMembership, MembershipProofFields(req)...)
+		if err != nil {
+			return notExecuted("cannot prove the request: " + err.Error())
 		}
-		return n.changeHere(req.Op, req.Name, req.Addr)
+		req.Proof = proof
+		if n.IsLeader() {
+			if err := authorize(ctx, req, n.cfg.ID); err != nil {
+				return err
+			}
+			return n.changeHere(req.Op, req.Name, req.Addr)
+		}
+		if _, leader := n.Leader(); leader != "" {
+			api, err := n.peers.get(leader)
+			if err != nil {
+				return notExecuted("cannot reach the leader")
+			}
+			_, err = api.ChangeMembership(ctx, req)
+			st := status.Convert(err)
+			if err == nil {
+				return nil
+			}
+			// A leader that stepped down took nothing: ask the next.
+			if st.Message() != NotLeader {
+				return &tokens.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: st.Message()}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return notExecuted("no cluster leader could take the change; is a majority of nodes up?")
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	_, leader := n.Leader()
-	if leader == "" {
-		return notExecuted("no cluster leader is known")
-	}
-	api, err := n.peers.get(leader)
-	if err != nil {
-		return notExecuted("cannot reach the leader")
-	}
-	_, err = api.ChangeMembership(ctx, req)
-	if err != nil {
-		st := status.Convert(err)
-		return &tokens.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: st.Message()}
-	}
-	return nil
 }
+
+// NotLeader is how a node that does not lead refuses a request for the
+// leader.
+const NotLeader = "not the leader"
 
 // HandleChangeMembership is the leader's side of ChangeMembership.
 func (n *Node) HandleChangeMembership(req *hsmpb.MembershipRequest) error {
 	if !n.IsLeader() {
-		return status.Error(codes.FailedPrecondition, "not the leader")
+		return status.Error(codes.FailedPrecondition, NotLeader)
 	}
 	if err := n.changeHere(req.Op, req.Name, req.Addr); err != nil {
 		return status.Error(codes.FailedPrecondition, message(err))

@@ -242,7 +242,7 @@ func (p *peerServer) ChangeMembership(ctx context.Context, req *hsmpb.Membership
 		return nil, err
 	}
 	if !cn.IsLeader() {
-		return nil, statusWith(codes.FailedPrecondition, ck.CKR_DEVICE_ERROR, "not the leader")
+		return nil, statusWith(codes.FailedPrecondition, ck.CKR_DEVICE_ERROR, cluster.NotLeader)
 	}
 	if err := p.s.authorizeMembership(ctx, req, identityFrom(ctx).CommonName); err != nil {
 		return nil, err

@@ -321,6 +321,11 @@ func (n *Node) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The other nodes know this one by its certificate's name: it must
+	// be the Raft name, or they would refuse it as a non-member.
+	if cn := peerConf.Certificates[0].Leaf.Subject.CommonName; cn != cfg.Node {
+		return fmt.Errorf("cert: the node certificate is for %q, but node is %q; they must be the same", cn, cfg.Node)
+	}
 	mux, err := cluster.Listen(cfg.Listen, tlsConf, n.Log)
 	if err != nil {
 		return fmt.Errorf("listen: %v", err)
