@@ -293,24 +293,51 @@ log_file = "node4.log"
 }
 
 // TestAttackTrustLaggingNode: the attacker holds a crypto officer's
-// session token that was logged out through node1 while node3 was frozen
-// (SIGSTOP). The logout is answered only after node3's lease ran out; when
-// node3 runs again, the token is refused there at once and afterwards.
+// session token that was logged out through node1 while node3, a
+// follower, was frozen (SIGSTOP). The logout is answered only after node3's
+// lease ran out; when node3 runs again, the token is refused there at once
+// and afterwards.
 func TestAttackTrustLaggingNode(t *testing.T) {
 	c := testcluster.Start(t, 3)
-	n1 := trustAPI(t, c, c.Addr(1))
-	n3 := trustAPI(t, c, c.Addr(3))
-	cctx, cancel := trustTimeout(60 * time.Second)
+	frozen := 3
+	if trustLeader(t, c) == 3 {
+		frozen = 2
+	}
+	trustFrozenRevocation(t, c, frozen, 1)
+}
+
+// TestAttackTrustFrozenLeader: as TestAttackTrustLaggingNode, but the
+// frozen node is the leader: the others elect another, the logout goes
+// through it, and the old leader, running again and still believing it
+// leads, refuses the token.
+func TestAttackTrustFrozenLeader(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	leader := trustLeader(t, c)
+	via := 1
+	if leader == 1 {
+		via = 2
+	}
+	trustFrozenRevocation(t, c, leader, via)
+}
+
+// trustFrozenRevocation logs an officer in through node via, freezes node
+// frozen, logs the session out through via, lets frozen run again and
+// uses the token there at once: it must be refused, then and afterwards.
+func trustFrozenRevocation(t *testing.T, c *testcluster.Cluster, frozen, via int) {
+	t.Helper()
+	nv := trustAPI(t, c, c.Addr(via))
+	nf := trustAPI(t, c, c.Addr(frozen))
+	cctx, cancel := trustTimeout(90 * time.Second)
 	defer cancel()
-	login, err := n1.Login(cctx, &hsmpb.LoginRequest{User: c.Env["HSM_USER"], Password: c.Env["HSM_PASSWORD"]})
+	login, err := nv.Login(cctx, &hsmpb.LoginRequest{User: c.Env["HSM_USER"], Password: c.Env["HSM_PASSWORD"]})
 	require.NoError(t, err)
 	withToken := metadata.AppendToOutgoingContext(cctx, "x-hsm-session", login.Token)
 	require.Eventually(t, func() bool {
-		_, err := n3.ListUsers(withToken, &hsmpb.Empty{})
+		_, err := nf.ListUsers(withToken, &hsmpb.Empty{})
 		return err == nil
-	}, 20*time.Second, 100*time.Millisecond, "the token does not work on node3")
+	}, 20*time.Second, 100*time.Millisecond, "the token does not work on node%d", frozen)
 
-	pidText, err := os.ReadFile(filepath.Join(c.Dir, "node3.pid"))
+	pidText, err := os.ReadFile(filepath.Join(c.Dir, fmt.Sprintf("node%d.pid", frozen)))
 	require.NoError(t, err)
 	pid, err := strconv.Atoi(strings.TrimSpace(string(pidText)))
 	require.NoError(t, err)
@@ -321,19 +348,29 @@ func TestAttackTrustLaggingNode(t *testing.T) {
 			syscall.Kill(pid, syscall.SIGCONT)
 		}
 	})
-	_, err = n1.Logout(withToken, &hsmpb.Empty{})
+	// The others elect a leader among themselves first, if the frozen
+	// node led: a logout sent to a frozen leader is not executed.
+	require.Eventually(t, func() bool {
+		sctx, cancel := trustTimeout(5 * time.Second)
+		defer cancel()
+		st, err := nv.ClusterStatus(sctx, &hsmpb.Empty{})
+		return err == nil && st.Leader != "" && st.Leader != fmt.Sprintf("node%d", frozen)
+	}, 30*time.Second, 100*time.Millisecond, "no leader without node%d", frozen)
+	_, err = nv.Logout(withToken, &hsmpb.Empty{})
 	require.NoError(t, err)
+	_, err = nv.ListUsers(withToken, &hsmpb.Empty{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "the logout did not take effect on node%d: %v", via, err)
 	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
 	stopped = false
 
-	_, err = n3.ListUsers(withToken, &hsmpb.Empty{})
-	require.Error(t, err, "node3 took the logged-out token as soon as it ran again")
+	_, err = nf.ListUsers(withToken, &hsmpb.Empty{})
+	require.Error(t, err, "node%d took the logged-out token as soon as it ran again", frozen)
 	// Afterwards it answers again, and still refuses the token.
 	require.Eventually(t, func() bool {
-		_, err := n3.ListUsers(withToken, &hsmpb.Empty{})
-		require.Error(t, err, "node3 took the logged-out token")
+		_, err := nf.ListUsers(withToken, &hsmpb.Empty{})
+		require.Error(t, err, "node%d took the logged-out token", frozen)
 		return status.Code(err) == codes.Unauthenticated
-	}, 20*time.Second, 100*time.Millisecond, "node3 never answered for the token")
+	}, 30*time.Second, 100*time.Millisecond, "node%d never answered for the token", frozen)
 }
 
 func trustTimeout(d time.Duration) (context.Context, context.CancelFunc) {
