@@ -390,6 +390,11 @@ func (n *Node) forward(ctx context.Context, id, addr string, raw []byte) (uint64
 		switch {
 		case st.Code() == codes.FailedPrecondition:
 			return 0, nil, errRetry // it stepped down before taking it
+		case st.Code() == codes.PermissionDenied:
+			// It refused the proof (a clock more than ProofWindow off,
+			// or a domain key it does not share): Raft never saw it.
+			n.cfg.Log.Warn("the leader refused this node's proof", "leader", id, "error", st.Message())
+			return 0, nil, notExecuted("the leader refused this node's proof: " + st.Message())
 		case ctx.Err() != nil:
 			return 0, nil, unknownOutcome(ctx.Err())
 		case st.Code() == codes.Unavailable && !sent(err):

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -30,9 +31,13 @@ const (
 // ErrBadProof is a request whose proof is missing, wrong, stale or replayed.
 var ErrBadProof = errors.New("no valid proof that a node holding the domain key sent this")
 
+// proofNonceLen is the length of a proof's random nonce.
+const proofNonceLen = 16
+
 // proofMAC is HMAC-SHA256 under the peer-proof key over the kind, the
-// sender's name, the time and the request's fields, each length-prefixed.
-func proofMAC(key []byte, kind, node string, unixMs int64, fields ...[]byte) []byte {
+// sender's name, the time, the nonce and the request's fields, each
+// length-prefixed.
+func proofMAC(key []byte, kind, node string, unixMs int64, nonce []byte, fields ...[]byte) []byte {
 	h := hmac.New(sha256.New, key)
 	w := func(b []byte) {
 		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(b))))
@@ -42,6 +47,7 @@ func proofMAC(key []byte, kind, node string, unixMs int64, fields ...[]byte) []b
 	w([]byte(kind))
 	w([]byte(node))
 	h.Write(binary.BigEndian.AppendUint64(nil, uint64(unixMs)))
+	w(nonce)
 	for _, f := range fields {
 		w(f)
 	}
@@ -62,14 +68,18 @@ func (n *Node) Prove(kind string, fields ...[]byte) (*hsmpb.PeerProof, error) {
 	if err != nil {
 		return nil, err
 	}
+	nonce := make([]byte, proofNonceLen)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
 	now := time.Now().UnixMilli()
-	return &hsmpb.PeerProof{Node: n.cfg.ID, UnixMs: now, Mac: proofMAC(key, kind, n.cfg.ID, now, fields...)}, nil
+	return &hsmpb.PeerProof{Node: n.cfg.ID, UnixMs: now, Nonce: nonce, Mac: proofMAC(key, kind, n.cfg.ID, now, nonce, fields...)}, nil
 }
 
 // CheckProof verifies a proof that sender (the name in the certificate
 // the request came with) made over the request's fields.
 func (n *Node) CheckProof(p *hsmpb.PeerProof, sender, kind string, fields ...[]byte) error {
-	if p == nil || p.Node != sender || len(p.Mac) != sha256.Size {
+	if p == nil || p.Node != sender || len(p.Mac) != sha256.Size || len(p.Nonce) != proofNonceLen {
 		return ErrBadProof
 	}
 	age := time.Since(time.UnixMilli(p.UnixMs))
@@ -80,7 +90,7 @@ func (n *Node) CheckProof(p *hsmpb.PeerProof, sender, kind string, fields ...[]b
 	if err != nil {
 		return err
 	}
-	if !hmac.Equal(p.Mac, proofMAC(key, kind, p.Node, p.UnixMs, fields...)) {
+	if !hmac.Equal(p.Mac, proofMAC(key, kind, p.Node, p.UnixMs, p.Nonce, fields...)) {
 		return ErrBadProof
 	}
 	if !n.seen.first(p.Mac, time.Now()) {

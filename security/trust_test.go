@@ -132,7 +132,7 @@ func TestAttackTrustForgedForward(t *testing.T) {
 	require.NoError(t, err)
 	proofs := map[string]*hsmpb.PeerProof{
 		"no proof":     nil,
-		"forged proof": {Node: "node1", UnixMs: time.Now().UnixMilli(), Mac: mac},
+		"forged proof": {Node: "node1", UnixMs: time.Now().UnixMilli(), Nonce: make([]byte, 16), Mac: mac},
 	}
 	for what, proof := range proofs {
 		var code codes.Code
@@ -166,7 +166,7 @@ func TestAttackTrustMembershipChange(t *testing.T) {
 		{Op: "add", Name: "node9", Addr: "127.0.0.1:1"},
 		{Op: "remove", Name: "node3"},
 		{Op: "remove", Name: "node3", SessionToken: "v1.forged.forged", CertFingerprint: make([]byte, 32),
-			Proof: &hsmpb.PeerProof{Node: "node1", UnixMs: time.Now().UnixMilli(), Mac: make([]byte, 32)}},
+			Proof: &hsmpb.PeerProof{Node: "node1", UnixMs: time.Now().UnixMilli(), Nonce: make([]byte, 16), Mac: make([]byte, 32)}},
 	}
 	for _, req := range reqs {
 		var code codes.Code

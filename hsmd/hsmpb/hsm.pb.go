@@ -3480,6 +3480,7 @@ type PeerProof struct {
 	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`                    // the sender's name; must be its certificate's
 	UnixMs        int64                  `protobuf:"varint,2,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"` // when it was sent; the leader accepts a short window
 	Mac           []byte                 `protobuf:"bytes,3,opt,name=mac,proto3" json:"mac,omitempty"`
+	Nonce         []byte                 `protobuf:"bytes,4,opt,name=nonce,proto3" json:"nonce,omitempty"` // random: two identical requests in one millisecond differ
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3531,6 +3532,13 @@ func (x *PeerProof) GetUnixMs() int64 {
 func (x *PeerProof) GetMac() []byte {
 	if x != nil {
 		return x.Mac
+	}
+	return nil
+}
+
+func (x *PeerProof) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
 	}
 	return nil
 }
@@ -3986,11 +3994,12 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"W\n" +
 	"\x0eForwardRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\x12+\n" +
-	"\x05proof\x18\x02 \x01(\v2\x15.openhsm.v1.PeerProofR\x05proof\"J\n" +
+	"\x05proof\x18\x02 \x01(\v2\x15.openhsm.v1.PeerProofR\x05proof\"`\n" +
 	"\tPeerProof\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x17\n" +
 	"\aunix_ms\x18\x02 \x01(\x03R\x06unixMs\x12\x10\n" +
-	"\x03mac\x18\x03 \x01(\fR\x03mac\"Q\n" +
+	"\x03mac\x18\x03 \x01(\fR\x03mac\x12\x14\n" +
+	"\x05nonce\x18\x04 \x01(\fR\x05nonce\"Q\n" +
 	"\x0fForwardResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x0e\n" +
 	"\x02rv\x18\x02 \x01(\x04R\x02rv\x12\x18\n" +
