@@ -340,3 +340,49 @@ func waitSnapshots(t *testing.T, c *testcluster.Cluster, n int) {
 		}
 	}
 }
+
+// An officer's membership changes work through a node that does not lead:
+// the leader checks the officer's session that node sends with its proof.
+func TestMembershipByOfficerThroughFollower(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	st, err := pinned(t, c, 1, "", "").ClusterStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower, other := 0, ""
+	for _, n := range st.Nodes {
+		if n.Leader {
+			continue
+		}
+		if follower == 0 {
+			fmt.Sscanf(n.Name, "node%d", &follower)
+		} else {
+			other = n.Name
+		}
+	}
+	if follower == 0 || other == "" {
+		t.Fatalf("status: %+v", st)
+	}
+	co := pinned(t, c, follower, c.Env["HSM_USER"], c.Env["HSM_PASSWORD"])
+	if err := co.RemoveNode(ctx, other); err != nil {
+		t.Fatalf("remove %s through node%d: %v", other, follower, err)
+	}
+	st, err = co.ClusterStatus(ctx)
+	if err != nil || len(st.Nodes) != 2 {
+		t.Fatalf("status after the removal: %+v, %v", st, err)
+	}
+	cu := pinned(t, c, follower, "cu1", c.Env["P11_PIN"])
+	if err := cu.RemoveNode(ctx, "node1"); client.RV(err) != ck.CKR_USER_NOT_LOGGED_IN {
+		t.Errorf("a crypto user removed a node: %v", err)
+	}
+	// The removed node is no longer a member: the others refuse its Peer
+	// calls, so it cannot take the next add-node. Stop it, as one would.
+	var removed int
+	fmt.Sscanf(other, "node%d", &removed)
+	c.Stop(removed, false)
+	k := c.Add()
+	st, err = pinned(t, c, k, "", "").ClusterStatus(ctx)
+	if err != nil || len(st.Nodes) != 3 {
+		t.Fatalf("status after the addition: %+v, %v", st, err)
+	}
+}

@@ -3,7 +3,8 @@
 // a majority commits before tokens.Machine.Apply runs it, in the same order,
 // on every node. It also carries the node-to-node traffic: one TLS port per
 // node serves both the client API (gRPC, ALPN "h2") and Raft (ALPN
-// "openhsm-raft/1"), and only node certificates may speak Raft.
+// "openhsm-raft/1"), and only the node certificates of members may speak
+// Raft.
 // docs/cluster.md describes the design.
 package cluster
 
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openhsm/openhsm/pki"
@@ -47,6 +49,9 @@ type Mux struct {
 	connMu sync.Mutex
 	conns  map[*trackedConn]struct{}
 	deny   *pki.DenyList
+	// raftOK says which node names may open Raft connections; until
+	// the node sets it, none may.
+	raftOK atomic.Pointer[func(name string) bool]
 }
 
 // SetDenyList makes the mux refuse, right after the handshake, a
@@ -116,6 +121,8 @@ func (m *Mux) Cut(revoked func(fp [32]byte) bool) int {
 	return len(cut)
 }
 
+func (m *Mux) authorizeRaft(f func(name string) bool) { m.raftOK.Store(&f) }
+
 // Listen opens the shared port. conf is the node's server configuration
 // (pki.ServerConfig); Listen sets its protocols.
 func Listen(addr string, conf *tls.Config, log *slog.Logger) (*Mux, error) {
@@ -184,6 +191,11 @@ func (m *Mux) handshake(c *tls.Conn) {
 		id, err := pki.PeerIdentity(cs)
 		if err != nil || id.Kind != pki.KindNode {
 			m.log.Warn("cluster port: refused a replication connection from a non-node certificate", "remote", c.RemoteAddr().String())
+			c.Close()
+			return
+		}
+		if ok := m.raftOK.Load(); ok == nil || !(*ok)(id.CommonName) {
+			m.log.Warn("cluster port: refused a replication connection from a node that is not a member", "peer", id.CommonName, "remote", c.RemoteAddr().String())
 			c.Close()
 			return
 		}

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -41,6 +42,10 @@ type Config struct {
 	// Join makes a node with no Raft state wait to be added to a cluster
 	// instead of founding one.
 	Join bool
+	// JoinMembers are the names of the members when the node fetched the
+	// domain key to join: until it has a configuration, only they may
+	// open Raft connections to it.
+	JoinMembers []string
 	// SnapshotThreshold and TrailingLogs tune Raft's log compaction; 0
 	// keeps the defaults.
 	SnapshotThreshold uint64
@@ -67,13 +72,17 @@ var ErrNotExecuted = errors.New("not executed")
 
 // Node is this daemon's place in the cluster.
 type Node struct {
-	cfg   Config
-	raft  *raft.Raft
-	fsm   *fsm
-	logs  *raftboltdb.BoltStore
-	snaps *raft.FileSnapshotStore
-	trans *raft.NetworkTransport
-	peers *peers
+	cfg    Config
+	raft   *raft.Raft
+	fsm    *fsm
+	logs   *raftboltdb.BoltStore
+	snaps  *raft.FileSnapshotStore
+	trans  *raft.NetworkTransport
+	stream *streamLayer
+	peers  *peers
+	lease  lease
+	seen   seenProofs
+	stop   chan struct{}
 }
 
 // Start opens Raft's stores, catches the state machine up with the latest
@@ -91,7 +100,8 @@ func Start(cfg Config) (*Node, error) {
 		out = io.Discard
 	}
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: out, JSONFormat: true, Level: hclog.Info})
-	n := &Node{cfg: cfg, peers: newPeers(cfg.Peer)}
+	n := &Node{cfg: cfg, peers: newPeers(cfg.Peer), stop: make(chan struct{})}
+	n.lease.kick = make(chan struct{}, 1)
 	var err error
 	n.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), NoSync: !cfg.Sync})
 	if err != nil {
@@ -134,8 +144,9 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.TrailingLogs > 0 {
 		rc.TrailingLogs = cfg.TrailingLogs
 	}
+	n.stream = newStreamLayer(cfg.Mux, cfg.Peer)
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  newStreamLayer(cfg.Mux, cfg.Peer),
+		Stream:  n.stream,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  hl,
@@ -160,6 +171,10 @@ func Start(cfg Config) (*Node, error) {
 		n.close()
 		return nil, fmt.Errorf("raft: %v", err)
 	}
+	cfg.Mux.authorizeRaft(n.raftPeerAllowed)
+	member := n.IsMember
+	n.stream.member.Store(&member)
+	go n.leaseLoop(n.stop)
 	return n, nil
 }
 
@@ -237,6 +252,7 @@ func (n *Node) close() {
 
 // Shutdown stops Raft and closes its stores.
 func (n *Node) Shutdown() error {
+	close(n.stop)
 	err := n.raft.Shutdown().Error()
 	n.peers.close()
 	n.close()
@@ -290,6 +306,14 @@ func (n *Node) Submit(ctx context.Context, c *tokens.Command) error {
 	if err != nil {
 		return err
 	}
+	applied := time.Now()
+	if revokingOps[c.Op] && refusal == nil {
+		// Every node that may still serve must have applied it before
+		// the client hears it is done.
+		if !n.waitRevoked(ctx, idx, applied) {
+			n.cfg.Log.Info("a revocation is acknowledged after the lease, not by every member", "op", string(c.Op), "index", idx)
+		}
+	}
 	wctx, cancel := context.WithTimeout(ctx, localApplyWait)
 	defer cancel()
 	if err := n.fsm.WaitApplied(wctx, idx); err != nil {
@@ -311,8 +335,8 @@ func (n *Node) Propose(ctx context.Context, raw []byte) (uint64, error, error) {
 			if !errors.Is(err, raft.ErrNotLeader) {
 				return idx, refusal, err
 			}
-		} else if _, addr := n.Leader(); addr != "" {
-			idx, refusal, err := n.forward(ctx, addr, raw)
+		} else if id, addr := n.Leader(); addr != "" {
+			idx, refusal, err := n.forward(ctx, id, addr, raw)
 			if !errors.Is(err, errRetry) {
 				return idx, refusal, err
 			}
@@ -354,12 +378,18 @@ func (n *Node) applyHere(raw []byte) (uint64, error, error) {
 	return f.Index(), refusal, nil
 }
 
-// HandleForward is the leader's side of Forward.
-func (n *Node) HandleForward(ctx context.Context, raw []byte) (*hsmpb.ForwardResponse, error) {
+// HandleForward is the leader's side of Forward. sender is the name in
+// the certificate the request came with. A command without a valid proof
+// never reaches Raft.
+func (n *Node) HandleForward(ctx context.Context, req *hsmpb.ForwardRequest, sender string) (*hsmpb.ForwardResponse, error) {
 	if !n.IsLeader() {
 		return nil, status.Error(codes.FailedPrecondition, "not the leader")
 	}
-	idx, refusal, err := n.applyHere(raw)
+	if err := n.CheckProof(req.Proof, sender, ProofForward, req.Command); err != nil {
+		n.cfg.Log.Warn("refused a forwarded command without a valid proof", "peer", sender, "error", err.Error())
+		return nil, status.Error(codes.PermissionDenied, "forwarded command refused: "+err.Error())
+	}
+	idx, refusal, err := n.applyHere(req.Command)
 	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, ErrNotExecuted) {
 		return nil, status.Error(codes.FailedPrecondition, "not the leader")
 	}
@@ -373,18 +403,34 @@ func (n *Node) HandleForward(ctx context.Context, raw []byte) (*hsmpb.ForwardRes
 	return resp, nil
 }
 
-// forward sends raw to the leader at addr.
-func (n *Node) forward(ctx context.Context, addr string, raw []byte) (uint64, error, error) {
+// forward sends raw to the leader, id at addr. Only an answer from a
+// certificate named id counts: another node certificate at that address
+// could otherwise say a write was applied.
+func (n *Node) forward(ctx context.Context, id, addr string, raw []byte) (uint64, error, error) {
 	api, err := n.peers.get(addr)
 	if err != nil {
 		return 0, nil, errRetry
 	}
-	resp, err := api.Forward(ctx, &hsmpb.ForwardRequest{Command: raw})
+	proof, err := n.Prove(ProofForward, raw)
+	if err != nil {
+		return 0, nil, notExecuted("cannot prove the command: " + err.Error())
+	}
+	var p peer.Peer
+	resp, err := api.Forward(ctx, &hsmpb.ForwardRequest{Command: raw, Proof: proof}, grpc.Peer(&p))
+	if err == nil && peerName(&p) != id {
+		n.cfg.Log.Warn("the leader's address answered with another node's certificate", "leader", id, "addr", addr, "peer", peerName(&p))
+		return 0, nil, unknownOutcome(errors.New("the leader's address answered with another node's certificate"))
+	}
 	if err != nil {
 		st := status.Convert(err)
 		switch {
 		case st.Code() == codes.FailedPrecondition:
 			return 0, nil, errRetry // it stepped down before taking it
+		case st.Code() == codes.PermissionDenied:
+			// It refused the proof (a clock more than ProofWindow off,
+			// or a domain key it does not share): Raft never saw it.
+			n.cfg.Log.Warn("the leader refused this node's proof", "leader", id, "error", st.Message())
+			return 0, nil, notExecuted("the leader refused this node's proof: " + st.Message())
 		case ctx.Err() != nil:
 			return 0, nil, unknownOutcome(ctx.Err())
 		case st.Code() == codes.Unavailable && !sent(err):
@@ -412,31 +458,66 @@ func sent(err error) bool {
 	return true
 }
 
-// ChangeMembership adds (op "add") or removes a voter, through the leader.
-func (n *Node) ChangeMembership(ctx context.Context, op, id, addr string) error {
-	if n.IsLeader() {
-		return n.changeHere(op, id, addr)
-	}
-	_, leader := n.Leader()
-	if leader == "" {
-		return notExecuted("no cluster leader is known")
-	}
-	api, err := n.peers.get(leader)
-	if err != nil {
-		return notExecuted("cannot reach the leader")
-	}
-	_, err = api.ChangeMembership(ctx, &hsmpb.MembershipRequest{Op: op, Name: id, Addr: addr})
-	if err != nil {
-		st := status.Convert(err)
-		return &tokens.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: st.Message()}
-	}
-	return nil
+// MembershipAuthorizer decides on the leader whether a membership change
+// is authorized; sender is the name of the node that asked for it.
+type MembershipAuthorizer func(ctx context.Context, req *hsmpb.MembershipRequest, sender string) error
+
+// MembershipProofFields are the fields of a membership request its proof
+// covers.
+func MembershipProofFields(req *hsmpb.MembershipRequest) [][]byte {
+	return [][]byte{[]byte(req.Op), []byte(req.Name), []byte(req.Addr), []byte(req.SessionToken), req.CertFingerprint}
 }
+
+// ChangeMembership adds (op "add") or removes a voter, through the leader.
+// The request carries the officer's authorization; this node adds its
+// proof. On the leader, authorize decides (the same check a request from
+// another node gets).
+func (n *Node) ChangeMembership(ctx context.Context, req *hsmpb.MembershipRequest, authorize MembershipAuthorizer) error {
+	ctx, cancel := context.WithTimeout(ctx, leaderWait)
+	defer cancel()
+	for {
+		proof, err := n.Prove(ProofMembership, MembershipProofFields(req)...)
+		if err != nil {
+			return notExecuted("cannot prove the request: " + err.Error())
+		}
+		req.Proof = proof
+		if n.IsLeader() {
+			if err := authorize(ctx, req, n.cfg.ID); err != nil {
+				return err
+			}
+			return n.changeHere(req.Op, req.Name, req.Addr)
+		}
+		if _, leader := n.Leader(); leader != "" {
+			api, err := n.peers.get(leader)
+			if err != nil {
+				return notExecuted("cannot reach the leader")
+			}
+			_, err = api.ChangeMembership(ctx, req)
+			st := status.Convert(err)
+			if err == nil {
+				return nil
+			}
+			// A leader that stepped down took nothing: ask the next.
+			if st.Message() != NotLeader {
+				return &tokens.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: st.Message()}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return notExecuted("no cluster leader could take the change; is a majority of nodes up?")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// NotLeader is how a node that does not lead refuses a request for the
+// leader.
+const NotLeader = "not the leader"
 
 // HandleChangeMembership is the leader's side of ChangeMembership.
 func (n *Node) HandleChangeMembership(req *hsmpb.MembershipRequest) error {
 	if !n.IsLeader() {
-		return status.Error(codes.FailedPrecondition, "not the leader")
+		return status.Error(codes.FailedPrecondition, NotLeader)
 	}
 	if err := n.changeHere(req.Op, req.Name, req.Addr); err != nil {
 		return status.Error(codes.FailedPrecondition, message(err))

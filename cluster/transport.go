@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -16,6 +17,10 @@ type streamLayer struct {
 	*chanListener
 	mux  *Mux
 	dial *tls.Config
+	// member says which names this node may replicate with; until the
+	// node sets it, it dials no one. The CA's signature alone would let
+	// any node certificate answer for a member's address.
+	member atomic.Pointer[func(name string) bool]
 }
 
 func newStreamLayer(m *Mux, peer *tls.Config) *streamLayer {
@@ -34,6 +39,10 @@ func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 	if p := c.ConnectionState().NegotiatedProtocol; p != ALPNRaft {
 		c.Close()
 		return nil, fmt.Errorf("cluster: %s does not speak replication (protocol %q)", addr, p)
+	}
+	if ok := s.member.Load(); ok == nil || !(*ok)(answeringName(c.ConnectionState())) {
+		c.Close()
+		return nil, fmt.Errorf("cluster: %s answered with a certificate that is not a member's", addr)
 	}
 	// Tracked like inbound connections, so a revoked peer is cut both ways.
 	tc := s.mux.track(c)

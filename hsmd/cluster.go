@@ -11,6 +11,8 @@ import (
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 )
 
 // statusTimeout bounds how long ClusterStatus waits for each node.
@@ -46,8 +48,19 @@ func (s *Server) clusterNode() (*cluster.Node, error) {
 func (s *Server) localStatus() *hsmpb.ClusterNode {
 	id, addr := s.replica.Self()
 	leader, _ := s.replica.Leader()
-	return &hsmpb.ClusterNode{Name: id, Addr: addr, Reachable: true, Leader: leader == id,
+	st := &hsmpb.ClusterNode{Name: id, Addr: addr, Reachable: true, Leader: leader == id,
 		State: s.replica.State(), AppliedIndex: s.replica.Applied(), Domain: s.domainFingerprint()}
+	if s.replica.IsLeader() {
+		// What a follower renews its lease with: checked now, and the
+		// applied index read after the check.
+		st.AppliedIndex, st.Serving = s.replica.LeaseGrant()
+		if !st.Serving {
+			st.AppliedIndex = s.replica.Applied()
+		}
+	} else {
+		st.Serving = s.replica.Fresh()
+	}
+	return st
 }
 
 // domainFingerprint names the domain key in use (not its sealed form, which
@@ -134,7 +147,7 @@ func (s *Server) AddNode(ctx context.Context, req *hsmpb.AddNodeRequest) (*hsmpb
 	if err := s.quorumAuthorize(ctx, req.QuorumToken); err != nil {
 		return nil, err
 	}
-	if err := cn.ChangeMembership(ctx, "add", req.Name, req.Addr); err != nil {
+	if err := cn.ChangeMembership(ctx, s.membershipRequest(ctx, "add", req.Name, req.Addr), s.authorizeMembership); err != nil {
 		return nil, err
 	}
 	s.log.Info("node added", "member", req.Name, "addr", req.Addr, "user", callerFrom(ctx).User)
@@ -150,12 +163,59 @@ func (s *Server) RemoveNode(ctx context.Context, req *hsmpb.RemoveNodeRequest) (
 	if err := s.quorumAuthorize(ctx, req.QuorumToken); err != nil {
 		return nil, err
 	}
-	if err := cn.ChangeMembership(ctx, "remove", req.Name, ""); err != nil {
+	if err := cn.ChangeMembership(ctx, s.membershipRequest(ctx, "remove", req.Name, ""), s.authorizeMembership); err != nil {
 		return nil, err
 	}
 	s.log.Info("node removed", "member", req.Name, "user", callerFrom(ctx).User)
 	s.membershipChanged()
 	return &hsmpb.Empty{}, nil
+}
+
+// membershipRequest is a membership change with the authorization of the
+// officer whose call asked for it: the session token it came with (already
+// checked here) and the client certificate it is bound to.
+func (s *Server) membershipRequest(ctx context.Context, op, name, addr string) *hsmpb.MembershipRequest {
+	req := &hsmpb.MembershipRequest{Op: op, Name: name, Addr: addr}
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(SessionHeader); len(v) == 1 {
+		req.SessionToken = v[0]
+	}
+	fp := identityFrom(ctx).Fingerprint
+	req.CertFingerprint = fp[:]
+	return req
+}
+
+// authorizeMembership is where the leader decides whether a membership
+// change is authorized, whichever node the officer called: the asking
+// node's proof must be valid (so a node holding the domain key sent it),
+// and the session token must be a crypto officer's, bound to the
+// certificate named, not logged out, of a user who exists now with the
+// same credentials and is not locked. The quorum rules (M of N officers)
+// belong here too.
+func (s *Server) authorizeMembership(ctx context.Context, req *hsmpb.MembershipRequest, sender string) error {
+	cn, err := s.clusterNode()
+	if err != nil {
+		return err
+	}
+	if err := cn.CheckProof(req.Proof, sender, cluster.ProofMembership, cluster.MembershipProofFields(req)...); err != nil {
+		s.log.Warn("refused a membership change without a valid proof", "peer", sender, "op", req.Op, "member", req.Name, "error", err.Error())
+		return statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "membership change refused: "+err.Error())
+	}
+	var fp [32]byte
+	if len(req.CertFingerprint) != len(fp) {
+		return statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "membership change refused: no client certificate")
+	}
+	copy(fp[:], req.CertFingerprint)
+	_, u, err := s.checkSession(req.SessionToken, fp)
+	if err != nil {
+		s.log.Warn("refused a membership change without an officer's session", "peer", sender, "op", req.Op, "member", req.Name)
+		return statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "membership change refused: no valid crypto officer session")
+	}
+	if u.Role != tokens.RoleCO {
+		s.log.Warn("refused a membership change not by an officer", "peer", sender, "op", req.Op, "member", req.Name, "user", u.Name)
+		return statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "membership change refused: only a crypto officer may change the cluster")
+	}
+	return nil
 }
 
 // membershipChanged asks for a backup after a membership change; the
@@ -180,12 +240,18 @@ func (p *peerServer) Forward(ctx context.Context, req *hsmpb.ForwardRequest) (*h
 	if len(req.Command) == 0 || len(req.Command) > tokens.MaxCommandSize {
 		return nil, bad("command", "must be 1 to %d bytes", tokens.MaxCommandSize)
 	}
-	return cn.HandleForward(ctx, req.Command)
+	return cn.HandleForward(ctx, req, identityFrom(ctx).CommonName)
 }
 
 func (p *peerServer) ChangeMembership(ctx context.Context, req *hsmpb.MembershipRequest) (*hsmpb.Empty, error) {
 	cn, err := p.s.clusterNode()
 	if err != nil {
+		return nil, err
+	}
+	if !cn.IsLeader() {
+		return nil, statusWith(codes.FailedPrecondition, ck.CKR_DEVICE_ERROR, cluster.NotLeader)
+	}
+	if err := p.s.authorizeMembership(ctx, req, identityFrom(ctx).CommonName); err != nil {
 		return nil, err
 	}
 	if err := cn.HandleChangeMembership(req); err != nil {
@@ -207,5 +273,12 @@ func (p *peerServer) DomainKey(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Doma
 	if err != nil {
 		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "this node holds no domain key")
 	}
-	return &hsmpb.DomainKeyResponse{Sealed: raw, ClusterId: p.s.cluster()}, nil
+	resp := &hsmpb.DomainKeyResponse{Sealed: raw, ClusterId: p.s.cluster()}
+	if cn, err := p.s.clusterNode(); err == nil {
+		ms, _ := cn.Members()
+		for _, m := range ms {
+			resp.Members = append(resp.Members, m.ID)
+		}
+	}
+	return resp, nil
 }

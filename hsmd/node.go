@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -158,7 +159,19 @@ func Init(cfg *Config, clusterID string) error {
 
 // joinMarker, in data_dir, says the node was made to join a cluster: with
 // no Raft state yet, it waits to be added rather than founding a cluster.
+// Its first line is the address it joined from; its second, the names of
+// the members then, from whom alone it takes Raft connections until it has
+// a configuration.
 const joinMarker = "JOINING"
+
+// joinMembers reads the member names from the join marker.
+func joinMembers(b []byte) []string {
+	lines := strings.SplitN(string(b), "\n", 3)
+	if len(lines) < 2 {
+		return nil
+	}
+	return strings.Fields(lines[1])
+}
 
 // InitJoin prepares a node that will join the cluster another node at addr
 // belongs to: it fetches the cluster's sealed domain key from that node
@@ -201,7 +214,16 @@ func InitJoin(cfg *Config, addr string) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(cfg.DataDir, joinMarker), []byte(addr+"\n"), 0o600); err != nil {
+	if len(resp.Members) == 0 {
+		return fmt.Errorf("join: %s named no members", addr)
+	}
+	for _, m := range resp.Members {
+		if err := pki.ValidateName(m); err != nil {
+			return fmt.Errorf("join: %s named a bad member: %v", addr, err)
+		}
+	}
+	marker := addr + "\n" + strings.Join(resp.Members, " ") + "\n"
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, joinMarker), []byte(marker), 0o600); err != nil {
 		return fmt.Errorf("data_dir: %v", err)
 	}
 	st, err := sqlite.Open(cfg.storePath(), sqlite.Options{Sync: true})
@@ -416,6 +438,11 @@ func (n *Node) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The other nodes know this one by its certificate's name: it must
+	// be the Raft name, or they would refuse it as a non-member.
+	if cn := peerConf.Certificates[0].Leaf.Subject.CommonName; cn != cfg.Node {
+		return fmt.Errorf("cert: the node certificate is for %q, but node is %q; they must be the same", cn, cfg.Node)
+	}
 	mux, err := cluster.Listen(cfg.Listen, tlsConf, n.Log)
 	if err != nil {
 		return fmt.Errorf("listen: %v", err)
@@ -430,11 +457,11 @@ func (n *Node) Serve(ctx context.Context) error {
 			return fmt.Errorf("advertise: required when listen is %s", cfg.Listen)
 		}
 	}
-	_, joinErr := os.Stat(filepath.Join(cfg.DataDir, joinMarker))
+	marker, joinErr := os.ReadFile(filepath.Join(cfg.DataDir, joinMarker))
 	cn, err := cluster.Start(cluster.Config{
 		ID: cfg.Node, Dir: filepath.Join(cfg.DataDir, "raft"), Mux: mux, Advertise: advertise,
 		Peer: peerConf, Machine: n.Machine, Sync: cfg.SyncWrites(), Log: n.Log, RaftLog: n.logw,
-		Join: joinErr == nil, SnapshotThreshold: cfg.SnapshotThreshold, TrailingLogs: cfg.TrailingLogs,
+		Join: joinErr == nil, JoinMembers: joinMembers(marker), SnapshotThreshold: cfg.SnapshotThreshold, TrailingLogs: cfg.TrailingLogs,
 		Fatal: n.fatal,
 	})
 	if err != nil {

@@ -172,6 +172,23 @@ var methodAccess = map[string]access{
 // outcome (tokens/request.go).
 const RequestIDHeader = "x-hsm-request-id"
 
+// joinerMethods are the Peer methods a node certificate whose name is not
+// a member may call: a node about to join fetches the domain key (sealed
+// under the passphrase, which it must already have), and the node adding
+// it asks its status before it is a member. Neither reveals more than a
+// node certificate's holder could learn from the key's seal and a status
+// line. Everything else of the Peer service needs a member's name.
+var joinerMethods = map[string]bool{"DomainKey": true, "NodeStatus": true}
+
+// unfreshMethods are the API methods a node serves while it is not fresh
+// (docs/cluster.md: the lease): its status, which clients use to find a
+// node that is fresh. Every other method is refused so the client tries
+// another node.
+var unfreshMethods = map[string]bool{"Info": true, "ClusterStatus": true}
+
+// freshWait bounds how long a request waits for its node to become fresh.
+const freshWait = time.Second
+
 // Metadata of read-your-writes: every answer carries the node's applied
 // index; a request may ask for at least an index.
 const (
@@ -311,10 +328,19 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 		if id.Kind != pki.KindNode {
 			return ctx, statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "only nodes may call the peer service")
 		}
+		if !joinerMethods[method] && (s.replica == nil || !s.replica.IsMember(id.CommonName)) {
+			return ctx, statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "only members of the cluster may call this")
+		}
 		return ctx, nil
 	}
 	if id.Kind != pki.KindClient {
 		return ctx, statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "only client certificates may call the API")
+	}
+	if s.replica != nil && !unfreshMethods[method] && !s.replica.WaitFresh(ctx, freshWait) {
+		// Joining, lagging, or out of contact with a leader: what it
+		// holds may miss a revocation the cluster has acknowledged.
+		markNotExecuted(ctx)
+		return ctx, statusWith(codes.Unavailable, ck.CKR_DEVICE_ERROR, "this node is not in contact with the cluster's leader (or has not caught up); try another node")
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	if err := s.catchUp(ctx, md); err != nil {
@@ -333,42 +359,56 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	if len(vals) != 1 {
 		return ctx, unauthenticated("log in first: no session token")
 	}
-	key, err := s.engine.TokenKey()
+	cl, u, err := s.checkSession(vals[0], id.Fingerprint)
 	if err != nil {
 		return ctx, err
 	}
-	cl, err := parseToken(key, vals[0], s.now())
-	if err != nil {
-		return ctx, unauthenticated(err.Error())
-	}
-	if cl.Cert != id.Fingerprint {
-		return ctx, unauthenticated("the session token belongs to another client certificate")
-	}
 	s.mu.Lock()
-	_, gone := s.revoked[cl.Session]
-	if !gone {
+	if _, gone := s.revoked[cl.Session]; !gone {
 		s.lastSeen[cl.Session] = s.now()
 	}
 	s.mu.Unlock()
-	if gone {
-		return ctx, unauthenticated("the session has been logged out")
-	}
 	// A token issued by another node (after a failover) is counted here
 	// from its first use.
 	if err := s.sessions.admit(cl.Session, cl.User); err != nil {
 		return ctx, err
 	}
+	ctx = context.WithValue(ctx, keyClaims, cl)
+	ctx = context.WithValue(ctx, keyCaller, tokens.Caller{User: u.Name, Role: u.Role, Session: cl.Session})
+	return ctx, nil
+}
+
+// checkSession checks a session token that came with a client certificate
+// of fingerprint cert: its MAC and expiry, its binding to the certificate,
+// that it is not logged out, and that its user still exists with the same
+// credentials and is not locked.
+func (s *Server) checkSession(tok string, cert [32]byte) (*claims, *tokens.User, error) {
+	key, err := s.engine.TokenKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := parseToken(key, tok, s.now())
+	if err != nil {
+		return nil, nil, unauthenticated(err.Error())
+	}
+	if cl.Cert != cert {
+		return nil, nil, unauthenticated("the session token belongs to another client certificate")
+	}
+	s.mu.Lock()
+	_, gone := s.revoked[cl.Session]
+	s.mu.Unlock()
+	if gone {
+		return nil, nil, unauthenticated("the session has been logged out")
+	}
 	u, err := s.engine.CheckUser(cl.User, cl.Number, cl.Generation)
 	if err != nil {
 		var te *tokens.Error
 		if errors.As(err, &te) && te.RV == ck.CKR_USER_NOT_LOGGED_IN {
-			return ctx, unauthenticated(te.Msg)
+			return nil, nil, unauthenticated(te.Msg)
 		}
-		return ctx, err
+		return nil, nil, err
 	}
-	ctx = context.WithValue(ctx, keyClaims, cl)
-	ctx = context.WithValue(ctx, keyCaller, tokens.Caller{User: u.Name, Role: u.Role, Session: cl.Session})
-	return ctx, nil
+	return cl, u, nil
 }
 
 // catchUp waits until this node applied the index the client asks for, so

@@ -31,6 +31,8 @@ import (
 //     HMAC-SHA256 under HKDF(DK, "openhsm attribute mac v1") that binds them
 //     to the object's ID, owner, sealed blob and shares. User rows carry an
 //     HMAC under the same key.
+//   - Session tokens are MACed under HKDF(DK, "openhsm session token v1"),
+//     and node-to-node requests under HKDF(DK, "openhsm peer proof v1").
 
 const (
 	domainKeyLen   = 32
@@ -187,6 +189,7 @@ type Sealer struct {
 	dk     []byte
 	macKey []byte
 	tokKey []byte
+	fwdKey []byte
 }
 
 // NewSealer makes a sealer from a clear domain key.
@@ -198,6 +201,7 @@ func NewSealer(dk []byte) (*Sealer, error) {
 		dk:     append([]byte(nil), dk...),
 		macKey: hkdfKey(dk, nil, "openhsm attribute mac v1"),
 		tokKey: hkdfKey(dk, nil, "openhsm session token v1"),
+		fwdKey: hkdfKey(dk, nil, "openhsm peer proof v1"),
 	}, nil
 }
 
@@ -290,3 +294,10 @@ func (s *Sealer) CheckAttrMAC(o *Object) bool { return hmac.Equal(o.MAC, s.AttrM
 // TokenKey is the key that authenticates session tokens, the same on every
 // node of the cluster.
 func (s *Sealer) TokenKey() []byte { return s.tokKey }
+
+// PeerProofKey is the key under which a node proves to the leader that a
+// command it forwards (or a membership change it asks for) came from a node
+// that holds the domain key, and so from an API call it authorized. A node
+// certificate alone does not give it: the domain key is sealed under the
+// passphrase. docs/cluster.md describes the proof.
+func (s *Sealer) PeerProofKey() []byte { return s.fwdKey }

@@ -2846,16 +2846,20 @@ func (x *DataResponse) GetData() []byte {
 }
 
 type ClusterNode struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
-	Voter         bool                   `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"`
-	Leader        bool                   `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
-	Reachable     bool                   `protobuf:"varint,5,opt,name=reachable,proto3" json:"reachable,omitempty"` // answered the asking node just now
-	State         string                 `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
-	AppliedIndex  uint64                 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	Error         string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`   // why it did not answer
-	Domain        string                 `protobuf:"bytes,9,opt,name=domain,proto3" json:"domain,omitempty"` // SHA-256 (hex) of the sealed domain key it holds
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Addr         string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Voter        bool                   `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"`
+	Leader       bool                   `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	Reachable    bool                   `protobuf:"varint,5,opt,name=reachable,proto3" json:"reachable,omitempty"` // answered the asking node just now
+	State        string                 `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
+	AppliedIndex uint64                 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Error        string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`   // why it did not answer
+	Domain       string                 `protobuf:"bytes,9,opt,name=domain,proto3" json:"domain,omitempty"` // SHA-256 (hex) of the sealed domain key it holds
+	// Within its lease (docs/cluster.md): it serves the HSM API. A leader
+	// says so only once it applied every earlier entry and a majority
+	// still follows it.
+	Serving       bool `protobuf:"varint,16,opt,name=serving,proto3" json:"serving,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2951,6 +2955,13 @@ func (x *ClusterNode) GetDomain() string {
 		return x.Domain
 	}
 	return ""
+}
+
+func (x *ClusterNode) GetServing() bool {
+	if x != nil {
+		return x.Serving
+	}
+	return false
 }
 
 type ClusterStatusResponse struct {
@@ -3812,6 +3823,7 @@ func (x *VerifyAuditResponse) GetNode() string {
 type ForwardRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Command       []byte                 `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	Proof         *PeerProof             `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"` // docs/cluster.md: without a valid one the leader refuses
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3853,6 +3865,84 @@ func (x *ForwardRequest) GetCommand() []byte {
 	return nil
 }
 
+func (x *ForwardRequest) GetProof() *PeerProof {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+// PeerProof shows the leader that a node holding the domain key sent a
+// request: HMAC-SHA256 under the peer-proof key over the request, the
+// sending node's name and the time it was sent.
+type PeerProof struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`                    // the sender's name; must be its certificate's
+	UnixMs        int64                  `protobuf:"varint,2,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"` // when it was sent; the leader accepts a short window
+	Mac           []byte                 `protobuf:"bytes,3,opt,name=mac,proto3" json:"mac,omitempty"`
+	Nonce         []byte                 `protobuf:"bytes,4,opt,name=nonce,proto3" json:"nonce,omitempty"` // random: two identical requests in one millisecond differ
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerProof) Reset() {
+	*x = PeerProof{}
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerProof) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerProof) ProtoMessage() {}
+
+func (x *PeerProof) ProtoReflect() protoreflect.Message {
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerProof.ProtoReflect.Descriptor instead.
+func (*PeerProof) Descriptor() ([]byte, []int) {
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *PeerProof) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *PeerProof) GetUnixMs() int64 {
+	if x != nil {
+		return x.UnixMs
+	}
+	return 0
+}
+
+func (x *PeerProof) GetMac() []byte {
+	if x != nil {
+		return x.Mac
+	}
+	return nil
+}
+
+func (x *PeerProof) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
 type ForwardResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -3864,7 +3954,7 @@ type ForwardResponse struct {
 
 func (x *ForwardResponse) Reset() {
 	*x = ForwardResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3876,7 +3966,7 @@ func (x *ForwardResponse) String() string {
 func (*ForwardResponse) ProtoMessage() {}
 
 func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3889,7 +3979,7 @@ func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardResponse.ProtoReflect.Descriptor instead.
 func (*ForwardResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ForwardResponse) GetIndex() uint64 {
@@ -3914,17 +4004,23 @@ func (x *ForwardResponse) GetMessage() string {
 }
 
 type MembershipRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Op            string                 `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"` // "add" or "remove"
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Addr          string                 `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Op    string                 `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"` // "add" or "remove"
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Addr  string                 `protobuf:"bytes,3,opt,name=addr,proto3" json:"addr,omitempty"`
+	// The crypto officer's authorization: the session token of the call
+	// that asked for the change, the client certificate fingerprint it is
+	// bound to, and the asking node's proof over all of it.
+	SessionToken    string     `protobuf:"bytes,4,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	CertFingerprint []byte     `protobuf:"bytes,5,opt,name=cert_fingerprint,json=certFingerprint,proto3" json:"cert_fingerprint,omitempty"`
+	Proof           *PeerProof `protobuf:"bytes,6,opt,name=proof,proto3" json:"proof,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *MembershipRequest) Reset() {
 	*x = MembershipRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3936,7 +4032,7 @@ func (x *MembershipRequest) String() string {
 func (*MembershipRequest) ProtoMessage() {}
 
 func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3949,7 +4045,7 @@ func (x *MembershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipRequest.ProtoReflect.Descriptor instead.
 func (*MembershipRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *MembershipRequest) GetOp() string {
@@ -3973,17 +4069,41 @@ func (x *MembershipRequest) GetAddr() string {
 	return ""
 }
 
+func (x *MembershipRequest) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
+func (x *MembershipRequest) GetCertFingerprint() []byte {
+	if x != nil {
+		return x.CertFingerprint
+	}
+	return nil
+}
+
+func (x *MembershipRequest) GetProof() *PeerProof {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
 type DomainKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sealed        []byte                 `protobuf:"bytes,1,opt,name=sealed,proto3" json:"sealed,omitempty"`
-	ClusterId     string                 `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Sealed    []byte                 `protobuf:"bytes,1,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	ClusterId string                 `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// The names of the members: a joining node takes Raft connections only
+	// from them until it has a configuration of its own.
+	Members       []string `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DomainKeyResponse) Reset() {
 	*x = DomainKeyResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3995,7 +4115,7 @@ func (x *DomainKeyResponse) String() string {
 func (*DomainKeyResponse) ProtoMessage() {}
 
 func (x *DomainKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4008,7 +4128,7 @@ func (x *DomainKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainKeyResponse.ProtoReflect.Descriptor instead.
 func (*DomainKeyResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *DomainKeyResponse) GetSealed() []byte {
@@ -4025,6 +4145,13 @@ func (x *DomainKeyResponse) GetClusterId() string {
 	return ""
 }
 
+func (x *DomainKeyResponse) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 // RotatePassphraseRequest carries the contents of the current and the new
 // passphrase (or key) files, as the node's passphrase_file or key_file
 // would hold them.
@@ -4038,7 +4165,7 @@ type RotatePassphraseRequest struct {
 
 func (x *RotatePassphraseRequest) Reset() {
 	*x = RotatePassphraseRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4050,7 +4177,7 @@ func (x *RotatePassphraseRequest) String() string {
 func (*RotatePassphraseRequest) ProtoMessage() {}
 
 func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4063,7 +4190,7 @@ func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotatePassphraseRequest.ProtoReflect.Descriptor instead.
 func (*RotatePassphraseRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RotatePassphraseRequest) GetOldSecret() []byte {
@@ -4090,7 +4217,7 @@ type QuorumRegisterKeyRequest struct {
 
 func (x *QuorumRegisterKeyRequest) Reset() {
 	*x = QuorumRegisterKeyRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4102,7 +4229,7 @@ func (x *QuorumRegisterKeyRequest) String() string {
 func (*QuorumRegisterKeyRequest) ProtoMessage() {}
 
 func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4115,7 +4242,7 @@ func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumRegisterKeyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumRegisterKeyRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *QuorumRegisterKeyRequest) GetPublicKey() []byte {
@@ -4143,7 +4270,7 @@ type QuorumSetPolicyRequest struct {
 
 func (x *QuorumSetPolicyRequest) Reset() {
 	*x = QuorumSetPolicyRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4155,7 +4282,7 @@ func (x *QuorumSetPolicyRequest) String() string {
 func (*QuorumSetPolicyRequest) ProtoMessage() {}
 
 func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4168,7 +4295,7 @@ func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumSetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumSetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *QuorumSetPolicyRequest) GetService() string {
@@ -4201,7 +4328,7 @@ type QuorumCreateTokenRequest struct {
 
 func (x *QuorumCreateTokenRequest) Reset() {
 	*x = QuorumCreateTokenRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4213,7 +4340,7 @@ func (x *QuorumCreateTokenRequest) String() string {
 func (*QuorumCreateTokenRequest) ProtoMessage() {}
 
 func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4226,7 +4353,7 @@ func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumCreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumCreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *QuorumCreateTokenRequest) GetService() string {
@@ -4251,7 +4378,7 @@ type QuorumToken struct {
 
 func (x *QuorumToken) Reset() {
 	*x = QuorumToken{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4263,7 +4390,7 @@ func (x *QuorumToken) String() string {
 func (*QuorumToken) ProtoMessage() {}
 
 func (x *QuorumToken) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4276,7 +4403,7 @@ func (x *QuorumToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumToken.ProtoReflect.Descriptor instead.
 func (*QuorumToken) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *QuorumToken) GetId() string {
@@ -4338,7 +4465,7 @@ type QuorumApproveTokenRequest struct {
 
 func (x *QuorumApproveTokenRequest) Reset() {
 	*x = QuorumApproveTokenRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[70]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4350,7 +4477,7 @@ func (x *QuorumApproveTokenRequest) String() string {
 func (*QuorumApproveTokenRequest) ProtoMessage() {}
 
 func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[70]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4363,7 +4490,7 @@ func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumApproveTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumApproveTokenRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *QuorumApproveTokenRequest) GetId() string {
@@ -4391,7 +4518,7 @@ type QuorumOfficer struct {
 
 func (x *QuorumOfficer) Reset() {
 	*x = QuorumOfficer{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[71]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4403,7 +4530,7 @@ func (x *QuorumOfficer) String() string {
 func (*QuorumOfficer) ProtoMessage() {}
 
 func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[71]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4416,7 +4543,7 @@ func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumOfficer.ProtoReflect.Descriptor instead.
 func (*QuorumOfficer) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *QuorumOfficer) GetName() string {
@@ -4450,7 +4577,7 @@ type QuorumPolicy struct {
 
 func (x *QuorumPolicy) Reset() {
 	*x = QuorumPolicy{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4462,7 +4589,7 @@ func (x *QuorumPolicy) String() string {
 func (*QuorumPolicy) ProtoMessage() {}
 
 func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4475,7 +4602,7 @@ func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumPolicy.ProtoReflect.Descriptor instead.
 func (*QuorumPolicy) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *QuorumPolicy) GetService() string {
@@ -4503,7 +4630,7 @@ type QuorumStatusResponse struct {
 
 func (x *QuorumStatusResponse) Reset() {
 	*x = QuorumStatusResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[73]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4515,7 +4642,7 @@ func (x *QuorumStatusResponse) String() string {
 func (*QuorumStatusResponse) ProtoMessage() {}
 
 func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[73]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4528,7 +4655,7 @@ func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumStatusResponse.ProtoReflect.Descriptor instead.
 func (*QuorumStatusResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *QuorumStatusResponse) GetPolicies() []*QuorumPolicy {
@@ -4566,7 +4693,7 @@ type BreakGlassRequest struct {
 
 func (x *BreakGlassRequest) Reset() {
 	*x = BreakGlassRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[74]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4578,7 +4705,7 @@ func (x *BreakGlassRequest) String() string {
 func (*BreakGlassRequest) ProtoMessage() {}
 
 func (x *BreakGlassRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[74]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4591,7 +4718,7 @@ func (x *BreakGlassRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BreakGlassRequest.ProtoReflect.Descriptor instead.
 func (*BreakGlassRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *BreakGlassRequest) GetUser() string {
@@ -4632,7 +4759,7 @@ type RevokeCertRequest struct {
 
 func (x *RevokeCertRequest) Reset() {
 	*x = RevokeCertRequest{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[75]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4644,7 +4771,7 @@ func (x *RevokeCertRequest) String() string {
 func (*RevokeCertRequest) ProtoMessage() {}
 
 func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[75]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4657,7 +4784,7 @@ func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertRequest) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{75}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RevokeCertRequest) GetFingerprint() string {
@@ -4686,7 +4813,7 @@ type RevokedCert struct {
 
 func (x *RevokedCert) Reset() {
 	*x = RevokedCert{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[76]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4698,7 +4825,7 @@ func (x *RevokedCert) String() string {
 func (*RevokedCert) ProtoMessage() {}
 
 func (x *RevokedCert) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[76]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4711,7 +4838,7 @@ func (x *RevokedCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedCert.ProtoReflect.Descriptor instead.
 func (*RevokedCert) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{76}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *RevokedCert) GetFingerprint() string {
@@ -4751,7 +4878,7 @@ type ListRevokedCertsResponse struct {
 
 func (x *ListRevokedCertsResponse) Reset() {
 	*x = ListRevokedCertsResponse{}
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[77]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4763,7 +4890,7 @@ func (x *ListRevokedCertsResponse) String() string {
 func (*ListRevokedCertsResponse) ProtoMessage() {}
 
 func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[77]
+	mi := &file_hsmd_hsmpb_hsm_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4776,7 +4903,7 @@ func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedCertsResponse.ProtoReflect.Descriptor instead.
 func (*ListRevokedCertsResponse) Descriptor() ([]byte, []int) {
-	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{77}
+	return file_hsmd_hsmpb_hsm_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ListRevokedCertsResponse) GetCerts() []*RevokedCert {
@@ -4982,7 +5109,7 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\rRandomRequest\x12\x16\n" +
 	"\x06length\x18\x01 \x01(\rR\x06length\"\"\n" +
 	"\fDataResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xea\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x84\x02\n" +
 	"\vClusterNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +
@@ -4992,7 +5119,8 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\x05state\x18\x06 \x01(\tR\x05state\x12#\n" +
 	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12\x14\n" +
 	"\x05error\x18\b \x01(\tR\x05error\x12\x16\n" +
-	"\x06domain\x18\t \x01(\tR\x06domain\"\xa0\x01\n" +
+	"\x06domain\x18\t \x01(\tR\x06domain\x12\x18\n" +
+	"\aserving\x18\x10 \x01(\bR\aserving\"\xa0\x01\n" +
 	"\x15ClusterStatusResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x16\n" +
@@ -5061,21 +5189,31 @@ const file_hsmd_hsmpb_hsm_proto_rawDesc = "" +
 	"\tfirst_bad\x18\x04 \x01(\x04R\bfirstBad\x12\x18\n" +
 	"\aproblem\x18\x05 \x01(\tR\aproblem\x12\x16\n" +
 	"\x06detail\x18\x06 \x01(\tR\x06detail\x12\x12\n" +
-	"\x04node\x18\a \x01(\tR\x04node\"*\n" +
+	"\x04node\x18\a \x01(\tR\x04node\"W\n" +
 	"\x0eForwardRequest\x12\x18\n" +
-	"\acommand\x18\x01 \x01(\fR\acommand\"Q\n" +
+	"\acommand\x18\x01 \x01(\fR\acommand\x12+\n" +
+	"\x05proof\x18\x02 \x01(\v2\x15.openhsm.v1.PeerProofR\x05proof\"`\n" +
+	"\tPeerProof\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x17\n" +
+	"\aunix_ms\x18\x02 \x01(\x03R\x06unixMs\x12\x10\n" +
+	"\x03mac\x18\x03 \x01(\fR\x03mac\x12\x14\n" +
+	"\x05nonce\x18\x04 \x01(\fR\x05nonce\"Q\n" +
 	"\x0fForwardResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x0e\n" +
 	"\x02rv\x18\x02 \x01(\x04R\x02rv\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"K\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xc8\x01\n" +
 	"\x11MembershipRequest\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\tR\x02op\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
-	"\x04addr\x18\x03 \x01(\tR\x04addr\"J\n" +
+	"\x04addr\x18\x03 \x01(\tR\x04addr\x12#\n" +
+	"\rsession_token\x18\x04 \x01(\tR\fsessionToken\x12)\n" +
+	"\x10cert_fingerprint\x18\x05 \x01(\fR\x0fcertFingerprint\x12+\n" +
+	"\x05proof\x18\x06 \x01(\v2\x15.openhsm.v1.PeerProofR\x05proof\"d\n" +
 	"\x11DomainKeyResponse\x12\x16\n" +
 	"\x06sealed\x18\x01 \x01(\fR\x06sealed\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x02 \x01(\tR\tclusterId\"W\n" +
+	"cluster_id\x18\x02 \x01(\tR\tclusterId\x12\x18\n" +
+	"\amembers\x18\x03 \x03(\tR\amembers\"W\n" +
 	"\x17RotatePassphraseRequest\x12\x1d\n" +
 	"\n" +
 	"old_secret\x18\x01 \x01(\fR\toldSecret\x12\x1d\n" +
@@ -5208,7 +5346,7 @@ func file_hsmd_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_hsmd_hsmpb_hsm_proto_rawDescData
 }
 
-var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
+var file_hsmd_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                     // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),               // 1: openhsm.v1.ErrorDetail
@@ -5272,22 +5410,23 @@ var file_hsmd_hsmpb_hsm_proto_goTypes = []any{
 	(*ListAuditResponse)(nil),         // 59: openhsm.v1.ListAuditResponse
 	(*VerifyAuditResponse)(nil),       // 60: openhsm.v1.VerifyAuditResponse
 	(*ForwardRequest)(nil),            // 61: openhsm.v1.ForwardRequest
-	(*ForwardResponse)(nil),           // 62: openhsm.v1.ForwardResponse
-	(*MembershipRequest)(nil),         // 63: openhsm.v1.MembershipRequest
-	(*DomainKeyResponse)(nil),         // 64: openhsm.v1.DomainKeyResponse
-	(*RotatePassphraseRequest)(nil),   // 65: openhsm.v1.RotatePassphraseRequest
-	(*QuorumRegisterKeyRequest)(nil),  // 66: openhsm.v1.QuorumRegisterKeyRequest
-	(*QuorumSetPolicyRequest)(nil),    // 67: openhsm.v1.QuorumSetPolicyRequest
-	(*QuorumCreateTokenRequest)(nil),  // 68: openhsm.v1.QuorumCreateTokenRequest
-	(*QuorumToken)(nil),               // 69: openhsm.v1.QuorumToken
-	(*QuorumApproveTokenRequest)(nil), // 70: openhsm.v1.QuorumApproveTokenRequest
-	(*QuorumOfficer)(nil),             // 71: openhsm.v1.QuorumOfficer
-	(*QuorumPolicy)(nil),              // 72: openhsm.v1.QuorumPolicy
-	(*QuorumStatusResponse)(nil),      // 73: openhsm.v1.QuorumStatusResponse
-	(*BreakGlassRequest)(nil),         // 74: openhsm.v1.BreakGlassRequest
-	(*RevokeCertRequest)(nil),         // 75: openhsm.v1.RevokeCertRequest
-	(*RevokedCert)(nil),               // 76: openhsm.v1.RevokedCert
-	(*ListRevokedCertsResponse)(nil),  // 77: openhsm.v1.ListRevokedCertsResponse
+	(*PeerProof)(nil),                 // 62: openhsm.v1.PeerProof
+	(*ForwardResponse)(nil),           // 63: openhsm.v1.ForwardResponse
+	(*MembershipRequest)(nil),         // 64: openhsm.v1.MembershipRequest
+	(*DomainKeyResponse)(nil),         // 65: openhsm.v1.DomainKeyResponse
+	(*RotatePassphraseRequest)(nil),   // 66: openhsm.v1.RotatePassphraseRequest
+	(*QuorumRegisterKeyRequest)(nil),  // 67: openhsm.v1.QuorumRegisterKeyRequest
+	(*QuorumSetPolicyRequest)(nil),    // 68: openhsm.v1.QuorumSetPolicyRequest
+	(*QuorumCreateTokenRequest)(nil),  // 69: openhsm.v1.QuorumCreateTokenRequest
+	(*QuorumToken)(nil),               // 70: openhsm.v1.QuorumToken
+	(*QuorumApproveTokenRequest)(nil), // 71: openhsm.v1.QuorumApproveTokenRequest
+	(*QuorumOfficer)(nil),             // 72: openhsm.v1.QuorumOfficer
+	(*QuorumPolicy)(nil),              // 73: openhsm.v1.QuorumPolicy
+	(*QuorumStatusResponse)(nil),      // 74: openhsm.v1.QuorumStatusResponse
+	(*BreakGlassRequest)(nil),         // 75: openhsm.v1.BreakGlassRequest
+	(*RevokeCertRequest)(nil),         // 76: openhsm.v1.RevokeCertRequest
+	(*RevokedCert)(nil),               // 77: openhsm.v1.RevokedCert
+	(*ListRevokedCertsResponse)(nil),  // 78: openhsm.v1.ListRevokedCertsResponse
 }
 var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -5324,125 +5463,127 @@ var file_hsmd_hsmpb_hsm_proto_depIdxs = []int32{
 	53, // 31: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
 	53, // 32: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
 	58, // 33: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
-	72, // 34: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
-	71, // 35: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
-	69, // 36: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
-	76, // 37: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
-	10, // 38: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 39: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 40: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 41: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 42: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,  // 43: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	15, // 44: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 45: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 46: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 47: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 48: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	22, // 49: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	23, // 50: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	24, // 51: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	26, // 52: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	26, // 53: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30, // 54: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	33, // 55: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	34, // 56: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	35, // 57: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	36, // 58: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	38, // 59: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	39, // 60: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	40, // 61: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	41, // 62: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	42, // 63: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	41, // 64: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 65: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	43, // 66: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
-	45, // 67: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	46, // 68: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,  // 69: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	50, // 70: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	51, // 71: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	65, // 72: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,  // 73: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 74: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	55, // 75: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	56, // 76: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	66, // 77: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
-	67, // 78: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
-	68, // 79: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
-	70, // 80: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
-	0,  // 81: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
-	57, // 82: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
-	0,  // 83: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
-	75, // 84: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
-	0,  // 85: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
-	61, // 86: openhsm.v1.Peer.Forward:input_type -> openhsm.v1.ForwardRequest
-	63, // 87: openhsm.v1.Peer.ChangeMembership:input_type -> openhsm.v1.MembershipRequest
-	0,  // 88: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
-	0,  // 89: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
-	0,  // 90: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
-	55, // 91: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
-	74, // 92: openhsm.v1.Peer.BreakGlassUnlock:input_type -> openhsm.v1.BreakGlassRequest
-	11, // 93: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 94: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 95: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 96: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 97: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 98: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 99: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 100: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 101: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 102: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 103: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 104: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 105: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 106: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 107: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 108: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 109: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 110: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 111: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 112: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 113: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	47, // 114: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 115: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 116: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	47, // 117: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 118: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	47, // 119: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	47, // 120: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	44, // 121: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
-	47, // 122: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	47, // 123: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	49, // 124: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 125: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 126: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,  // 127: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	52, // 128: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	54, // 129: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 130: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	52, // 131: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,  // 132: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,  // 133: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	69, // 134: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,  // 135: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	73, // 136: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	59, // 137: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
-	60, // 138: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
-	0,  // 139: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
-	77, // 140: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
-	62, // 141: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
-	0,  // 142: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
-	48, // 143: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
-	64, // 144: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
-	54, // 145: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 146: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
-	0,  // 147: openhsm.v1.Peer.BreakGlassUnlock:output_type -> openhsm.v1.Empty
-	93, // [93:148] is the sub-list for method output_type
-	38, // [38:93] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	62, // 34: openhsm.v1.ForwardRequest.proof:type_name -> openhsm.v1.PeerProof
+	62, // 35: openhsm.v1.MembershipRequest.proof:type_name -> openhsm.v1.PeerProof
+	73, // 36: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
+	72, // 37: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
+	70, // 38: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
+	77, // 39: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
+	10, // 40: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,  // 41: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,  // 42: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	12, // 43: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,  // 44: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,  // 45: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	15, // 46: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	16, // 47: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	17, // 48: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	16, // 49: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,  // 50: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	22, // 51: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	23, // 52: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	24, // 53: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	26, // 54: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	26, // 55: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30, // 56: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	33, // 57: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	34, // 58: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	35, // 59: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	36, // 60: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	38, // 61: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	39, // 62: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	40, // 63: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	41, // 64: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	42, // 65: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	41, // 66: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	41, // 67: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	43, // 68: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
+	45, // 69: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	46, // 70: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	0,  // 71: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	50, // 72: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	51, // 73: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	66, // 74: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,  // 75: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,  // 76: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	55, // 77: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	56, // 78: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	67, // 79: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	68, // 80: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	69, // 81: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	71, // 82: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,  // 83: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	57, // 84: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
+	0,  // 85: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
+	76, // 86: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
+	0,  // 87: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
+	61, // 88: openhsm.v1.Peer.Forward:input_type -> openhsm.v1.ForwardRequest
+	64, // 89: openhsm.v1.Peer.ChangeMembership:input_type -> openhsm.v1.MembershipRequest
+	0,  // 90: openhsm.v1.Peer.NodeStatus:input_type -> openhsm.v1.Empty
+	0,  // 91: openhsm.v1.Peer.DomainKey:input_type -> openhsm.v1.Empty
+	0,  // 92: openhsm.v1.Peer.LocalBackups:input_type -> openhsm.v1.Empty
+	55, // 93: openhsm.v1.Peer.ReadBackup:input_type -> openhsm.v1.GetBackupRequest
+	75, // 94: openhsm.v1.Peer.BreakGlassUnlock:input_type -> openhsm.v1.BreakGlassRequest
+	11, // 95: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11, // 96: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,  // 97: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,  // 98: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14, // 99: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20, // 100: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,  // 101: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,  // 102: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,  // 103: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,  // 104: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21, // 105: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25, // 106: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25, // 107: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,  // 108: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27, // 109: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29, // 110: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32, // 111: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,  // 112: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,  // 113: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25, // 114: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37, // 115: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	47, // 116: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25, // 117: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25, // 118: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	47, // 119: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,  // 120: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	47, // 121: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	47, // 122: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	44, // 123: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
+	47, // 124: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	47, // 125: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	49, // 126: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,  // 127: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,  // 128: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,  // 129: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	52, // 130: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	54, // 131: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 132: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	52, // 133: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,  // 134: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,  // 135: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	70, // 136: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,  // 137: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	74, // 138: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	59, // 139: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	60, // 140: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	0,  // 141: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
+	78, // 142: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
+	63, // 143: openhsm.v1.Peer.Forward:output_type -> openhsm.v1.ForwardResponse
+	0,  // 144: openhsm.v1.Peer.ChangeMembership:output_type -> openhsm.v1.Empty
+	48, // 145: openhsm.v1.Peer.NodeStatus:output_type -> openhsm.v1.ClusterNode
+	65, // 146: openhsm.v1.Peer.DomainKey:output_type -> openhsm.v1.DomainKeyResponse
+	54, // 147: openhsm.v1.Peer.LocalBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56, // 148: openhsm.v1.Peer.ReadBackup:output_type -> openhsm.v1.Chunk
+	0,  // 149: openhsm.v1.Peer.BreakGlassUnlock:output_type -> openhsm.v1.Empty
+	95, // [95:150] is the sub-list for method output_type
+	40, // [40:95] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_hsmd_hsmpb_hsm_proto_init() }
@@ -5466,7 +5607,7 @@ func file_hsmd_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hsmd_hsmpb_hsm_proto_rawDesc), len(file_hsmd_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   78,
+			NumMessages:   79,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
