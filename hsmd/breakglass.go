@@ -11,10 +11,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 )
 
@@ -43,18 +40,13 @@ func UnlockUser(cfg *Config, name string) error {
 	if err != nil {
 		return err
 	}
-	peerConf, err := pki.NodePeerConfig(cfg.Cert, cfg.Key, cfg.CA, nil)
-	if err != nil {
-		return err
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(peerConf)))
+	peer, closePeer, err := dialPeer(cfg, addr)
 	if err != nil {
 		return fmt.Errorf("unlock-user: %v", err)
 	}
-	defer conn.Close()
+	defer closePeer()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	peer := hsmpb.NewPeerClient(conn)
 	resp, err := peer.DomainKey(ctx, &hsmpb.Empty{})
 	if err != nil {
 		return fmt.Errorf("unlock-user: cannot reach the node at %s: %s", addr, status.Convert(err).Message())

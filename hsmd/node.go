@@ -173,6 +173,21 @@ func joinMembers(b []byte) []string {
 	return strings.Fields(lines[1])
 }
 
+// dialPeer opens a Peer client to the node at addr as this node (its node
+// certificate), for the calls a node makes before it serves: joining, and
+// `hsmd unlock-user`.
+func dialPeer(cfg *Config, addr string) (hsmpb.PeerClient, func() error, error) {
+	peerConf, err := pki.NodePeerConfig(cfg.Cert, cfg.Key, cfg.CA, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(peerConf)))
+	if err != nil {
+		return nil, nil, err
+	}
+	return hsmpb.NewPeerClient(conn), conn.Close, nil
+}
+
 // InitJoin prepares a node that will join the cluster another node at addr
 // belongs to: it fetches the cluster's sealed domain key from that node
 // (over mutual TLS, as a node), checks that this node's passphrase or key
@@ -189,18 +204,14 @@ func InitJoin(cfg *Config, addr string) error {
 	if err != nil {
 		return err
 	}
-	peerConf, err := pki.NodePeerConfig(cfg.Cert, cfg.Key, cfg.CA, nil)
-	if err != nil {
-		return err
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(peerConf)))
+	peer, closePeer, err := dialPeer(cfg, addr)
 	if err != nil {
 		return fmt.Errorf("join: %v", err)
 	}
-	defer conn.Close()
+	defer closePeer()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	resp, err := hsmpb.NewPeerClient(conn).DomainKey(ctx, &hsmpb.Empty{})
+	resp, err := peer.DomainKey(ctx, &hsmpb.Empty{})
 	if err != nil {
 		return fmt.Errorf("join: cannot get the domain key from %s: %s", addr, status.Convert(err).Message())
 	}
