@@ -95,7 +95,9 @@ func parseToken(key []byte, tok string, now time.Time) (*claims, error) {
 	if len(parts) != 2 {
 		return nil, errBadToken
 	}
-	enc := base64.RawURLEncoding
+	// Strict: a token has one spelling; other trailing bits in the last
+	// character would decode to the same bytes.
+	enc := base64.RawURLEncoding.Strict()
 	p, err1 := enc.DecodeString(parts[0])
 	sig, err2 := enc.DecodeString(parts[1])
 	if err1 != nil || err2 != nil || !hmac.Equal(sig, mac(key, p)) {
