@@ -47,6 +47,7 @@ for pt in \
   ./tokens:FuzzUnmarshalAttrs \
   ./tokens:FuzzDecodeCommand \
   ./tokens:FuzzKeyUnwrap \
+  ./tokens:FuzzApplyForged \
   ./tokens/sqlite:FuzzRestore \
   ./backup:FuzzVerify \
   ./hsmd:FuzzDecodeRequest \
