@@ -48,6 +48,12 @@ for pt in \
   ./tokens:FuzzDecodeCommand \
   ./tokens:FuzzKeyUnwrap \
   ./tokens:FuzzApplyForged \
+  ./tokens:FuzzPasswordHash \
+  ./tokens:FuzzSealedDomainKey \
+  ./tokens:FuzzParsePrivateKey \
+  ./hsmd:FuzzLoadConfig \
+  ./client:FuzzLoadConfig \
+  ./pki:FuzzPEMFiles \
   ./tokens/sqlite:FuzzRestore \
   ./backup:FuzzVerify \
   ./hsmd:FuzzDecodeRequest \
