@@ -58,8 +58,8 @@ type Config struct {
 	MaxSessionsPerUser int `toml:"max_sessions_per_user"`
 	MaxSessionObjects  int `toml:"max_session_objects"`
 
-	// LockMemory (default true) locks the daemon's memory so that secrets
-	// never reach swap, where the host allows it (see HardenProcess).
+	// LockMemory (default true) locks the domain key and the keys derived
+	// from it in memory (mlock) so they never reach swap (see lockSealer).
 	LockMemory *bool `toml:"lock_memory"`
 
 	backupInterval time.Duration

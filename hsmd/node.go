@@ -322,6 +322,7 @@ func Open(cfg *Config) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
+	cfg.lockSealer(log, sealer)
 	m := tokens.NewMachine(st, sealer)
 	n := &Node{Config: cfg, Store: st, Machine: m, ClusterID: rec.ClusterID, Log: log, logw: logw, closer: closer, kek: src, sealed: raw}
 	// A restored backup may bring another domain key: unseal it with this
@@ -420,6 +421,7 @@ func (n *Node) reloadDomainKey() error {
 		n.fatal(fmt.Errorf("the restored domain key: %w", err))
 		return err
 	}
+	n.Config.lockSealer(n.Log, sealer)
 	n.Machine.SetSealer(sealer)
 	n.domainMu.Lock()
 	n.sealed = raw

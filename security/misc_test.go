@@ -90,26 +90,25 @@ func miscNodeProc(t *testing.T, c *testcluster.Cluster, k int, file string) stri
 
 // TestAttackMiscNoCoreDump: someone who can crash the daemon, or read what
 // the host keeps of a crashed process, must not find the domain key in a
-// core file. The daemon turns core files off before it unseals anything,
-// and locks its memory out of swap where the host lets it.
+// core file, nor (where the host lets the daemon lock a few pages) in swap.
+// The daemon turns core files off before it unseals anything, and locks
+// the pages of the domain key and its derived keys.
 func TestAttackMiscNoCoreDump(t *testing.T) {
 	c := testcluster.Start(t, 1)
 	limits := miscNodeProc(t, c, 1, "limits")
 	assert.Regexp(t, `(?m)^Max core file size\s+0\s+0\s+bytes`, limits)
 
-	// Whether memory can be locked is the host's choice: ask the kernel
-	// whether this (same-user) process could lift the limit, as hsmd does.
-	var cur unix.Rlimit
-	require.NoError(t, unix.Getrlimit(unix.RLIMIT_MEMLOCK, &cur))
-	canLock := cur.Cur == unix.RLIM_INFINITY || unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}) == nil
 	status := miscNodeProc(t, c, 1, "status")
 	log, err := os.ReadFile(c.LogFile(1))
 	require.NoError(t, err)
-	if canLock {
-		assert.NotRegexp(t, `(?m)^VmLck:\s+0 kB`, status, "the host allows locking, yet hsmd's memory is not locked")
-	} else {
-		assert.Contains(t, string(log), "memory is not locked", "hsmd says that its memory could not be locked")
+	if strings.Contains(string(log), "could not be locked in memory") {
+		// The host refused even a few pages (RLIMIT_MEMLOCK 0): said so.
+		var cur unix.Rlimit
+		require.NoError(t, unix.Getrlimit(unix.RLIMIT_MEMLOCK, &cur))
+		assert.Less(t, cur.Cur, uint64(64<<10), "the daemon could not lock the domain key under a limit of %d bytes", cur.Cur)
+		return
 	}
+	assert.NotRegexp(t, `(?m)^VmLck:\s+0 kB`, status, "the domain key's pages are not locked")
 }
 
 // TestAttackMiscRotatePassphrase: a crypto officer alone (password, no

@@ -192,6 +192,22 @@ type Sealer struct {
 	fwdKey []byte
 }
 
+// Lock passes each secret the sealer holds (the domain key and the keys
+// derived from it at creation) to lock, which a daemon sets to mlock so
+// they never reach swap; tokens itself makes no system calls. It returns
+// the first error.
+func (s *Sealer) Lock(lock func([]byte) error) error {
+	for _, b := range [][]byte{s.dk, s.macKey, s.tokKey, s.fwdKey} {
+		if len(b) == 0 {
+			continue
+		}
+		if err := lock(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // NewSealer makes a sealer from a clear domain key.
 func NewSealer(dk []byte) (*Sealer, error) {
 	if len(dk) != domainKeyLen {
