@@ -34,7 +34,7 @@ type BreakGlass struct {
 }
 
 func (s *Sealer) breakGlassMAC(name string, t int64, nonce []byte) []byte {
-	h := hmac.New(sha256.New, hkdfKey(s.dk, nil, "openhsm break-glass unlock v1"))
+	h := hmac.New(sha256.New, s.glassKey)
 	h.Write([]byte("unlock_user\x00"))
 	h.Write(binary.BigEndian.AppendUint16(nil, uint16(len(name))))
 	h.Write([]byte(name))

@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 
 	"github.com/openhsm/openhsm/ck"
@@ -61,7 +60,7 @@ func (s *Sealer) Holds(other *Sealer) bool { return hmac.Equal(s.dk, other.dk) }
 // RecordMAC authenticates a sealed record under the domain key: only a
 // holder of the domain key can make one.
 func (s *Sealer) RecordMAC(raw []byte) []byte {
-	h := hmac.New(sha256.New, hkdfKey(s.dk, nil, "openhsm domain key record v1"))
+	h := hmac.New(sha256.New, s.recordKey)
 	h.Write(raw)
 	return h.Sum(nil)
 }
@@ -69,7 +68,7 @@ func (s *Sealer) RecordMAC(raw []byte) []byte {
 // Fingerprint names the domain key without revealing it: nodes compare it
 // to tell that they hold the same key, whatever passphrase seals it.
 func (s *Sealer) Fingerprint() string {
-	return hex.EncodeToString(hkdfKey(s.dk, nil, "openhsm domain key fingerprint v1")[:16])
+	return s.fingerprint
 }
 
 // applySetDomainKey replaces the sealed record by one that seals the same

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -190,6 +191,12 @@ type Sealer struct {
 	macKey []byte
 	tokKey []byte
 	fwdKey []byte
+	// Derived once here, not at each use: the audit chain's key is used
+	// by every applied command, the fingerprint by every status answer.
+	auditKey    []byte
+	recordKey   []byte
+	glassKey    []byte
+	fingerprint string
 }
 
 // Lock passes each secret the sealer holds (the domain key and the keys
@@ -197,7 +204,7 @@ type Sealer struct {
 // they never reach swap; tokens itself makes no system calls. It returns
 // the first error.
 func (s *Sealer) Lock(lock func([]byte) error) error {
-	for _, b := range [][]byte{s.dk, s.macKey, s.tokKey, s.fwdKey} {
+	for _, b := range [][]byte{s.dk, s.macKey, s.tokKey, s.fwdKey, s.auditKey, s.recordKey, s.glassKey} {
 		if len(b) == 0 {
 			continue
 		}
@@ -214,10 +221,14 @@ func NewSealer(dk []byte) (*Sealer, error) {
 		return nil, errors.New("domain key must be 32 bytes")
 	}
 	return &Sealer{
-		dk:     append([]byte(nil), dk...),
-		macKey: hkdfKey(dk, nil, "openhsm attribute mac v1"),
-		tokKey: hkdfKey(dk, nil, "openhsm session token v1"),
-		fwdKey: hkdfKey(dk, nil, "openhsm peer proof v1"),
+		dk:          append([]byte(nil), dk...),
+		macKey:      hkdfKey(dk, nil, "openhsm attribute mac v1"),
+		tokKey:      hkdfKey(dk, nil, "openhsm session token v1"),
+		fwdKey:      hkdfKey(dk, nil, "openhsm peer proof v1"),
+		auditKey:    hkdfKey(dk, nil, "openhsm audit chain v1"),
+		recordKey:   hkdfKey(dk, nil, "openhsm domain key record v1"),
+		glassKey:    hkdfKey(dk, nil, "openhsm break-glass unlock v1"),
+		fingerprint: hex.EncodeToString(hkdfKey(dk, nil, "openhsm domain key fingerprint v1")[:16]),
 	}, nil
 }
 
