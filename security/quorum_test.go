@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
@@ -102,7 +103,16 @@ func TestAttackQuorumPasswordReset(t *testing.T) {
 	require.NoError(t, cuWorks(cuPW), "cu1's password changed after refused resets")
 
 	// admin2 approves, on another node, with the CLI.
-	out, err = c.HSM(append(env, "HSM_CONFIG="+quorumNodeConfig(t, c, 3)), "quorum", "token", "approve", tok.ID, "--key", keyFile)
+	// A fresh CLI process carries no log index, so node3 may not have
+	// applied the token yet (it lags by at most its lease pull): try again
+	// while it says so.
+	for i := 0; i < 20; i++ {
+		out, err = c.HSM(append(env, "HSM_CONFIG="+quorumNodeConfig(t, c, 3)), "quorum", "token", "approve", tok.ID, "--key", keyFile)
+		if err == nil || !strings.Contains(string(out), "no live quorum token") {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 	require.NoError(t, err, "%s", out)
 	out, err = c.HSM(env, "quorum", "token", "list")
 	require.NoError(t, err, "%s", out)
@@ -153,6 +163,7 @@ func TestAttackQuorumMembership(t *testing.T) {
 	admin2PW := quorumSecondOfficer(t, c)
 	co2 := pinned(t, c, 2, "admin2", admin2PW)
 	adminKey, admin2Key := quorumKey(t, co), quorumKey(t, co2)
+	co.AdvanceIndex(co2.Index()) // node1 sees admin2's key before M counts it
 	require.NoError(t, co.SetQuorumPolicy(ctx, tokens.ServiceClusterMembership, 2))
 
 	// cluster.sh add prepares node3 and adds it as admin alone: refused.
@@ -182,13 +193,16 @@ func TestAttackQuorumMembership(t *testing.T) {
 	require.NoError(t, err)
 	_, err = co.ApproveQuorumToken(ctx, um.ID, adminKey)
 	require.NoError(t, err)
+	co2.AdvanceIndex(co.Index()) // admin2 is on node2: let it see the token admin made
 	_, err = co2.ApproveQuorumToken(ctx, um.ID, admin2Key)
 	require.NoError(t, err)
 	quorumRefused(t, co.AddNode(client.WithQuorumToken(ctx, um.ID), "node3", addr), "adding a node with a user-management token")
 
 	// With admin2's approval the add goes through.
+	co2.AdvanceIndex(co.Index())
 	_, err = co2.ApproveQuorumToken(ctx, tok.ID, admin2Key)
 	require.NoError(t, err)
+	co.AdvanceIndex(co2.Index())
 	require.NoError(t, co.AddNode(client.WithQuorumToken(ctx, tok.ID), "node3", addr))
 	require.Equal(t, 3, members())
 	// And the token is spent.
