@@ -118,12 +118,12 @@ func RelationOf(user string, o *Object) Relation {
 	return RelStranger
 }
 
-// hiddenFrom tells whether an object is invisible to a user of the role for
+// HiddenFrom tells whether an object is invisible to a user of the role for
 // the action. A crypto officer manages users, not their data: a crypto
 // user's private objects (CKA_PRIVATE true, as secret and private keys are
 // by default, and private data objects) are not there for it, not listed,
 // not read. It sees what PKCS#11 lets anyone see, the public objects. It may
 // still set CKA_TRUSTED on a key whose handle its owner gave it.
-func hiddenFrom(role Role, act Action, o *Object) bool {
+func HiddenFrom(role Role, act Action, o *Object) bool {
 	return role == RoleCO && act != ActSetTrusted && o.Attrs.Bool(ck.CKA_PRIVATE)
 }

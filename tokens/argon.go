@@ -22,7 +22,8 @@ var (
 // errBusyMsg is the answer when the password queue is full.
 var errBusyMsg = "the node is busy checking other passwords; try again in a moment"
 
-type argonLimiter struct {
+// ArgonLimiter bounds concurrent argon2id work (see Argon).
+type ArgonLimiter struct {
 	slots   chan struct{}
 	waiting atomic.Int64
 	queue   int64
@@ -31,14 +32,14 @@ type argonLimiter struct {
 	runs atomic.Int64
 }
 
-var argon = &argonLimiter{slots: make(chan struct{}, ArgonSlots), queue: int64(ArgonQueue)}
+var Argon = &ArgonLimiter{slots: make(chan struct{}, ArgonSlots), queue: int64(ArgonQueue)}
 
 // ArgonRuns is how many argon2id computations this process started.
-func ArgonRuns() int64 { return argon.runs.Load() }
+func ArgonRuns() int64 { return Argon.runs.Load() }
 
 // enter takes a slot, waiting in the bounded queue for one; release
 // gives it back.
-func (l *argonLimiter) enter(ctx context.Context) (release func(), err error) {
+func (l *ArgonLimiter) Enter(ctx context.Context) (release func(), err error) {
 	select {
 	case l.slots <- struct{}{}:
 	default:
@@ -58,8 +59,8 @@ func (l *argonLimiter) enter(ctx context.Context) (release func(), err error) {
 }
 
 // do runs fn in a slot.
-func (l *argonLimiter) do(ctx context.Context, fn func()) error {
-	release, err := l.enter(ctx)
+func (l *ArgonLimiter) do(ctx context.Context, fn func()) error {
+	release, err := l.Enter(ctx)
 	if err != nil {
 		return err
 	}
@@ -70,15 +71,19 @@ func (l *argonLimiter) do(ctx context.Context, fn func()) error {
 }
 
 // verify checks a password within the limit.
-func (l *argonLimiter) verify(ctx context.Context, hash, pw string) (ok bool, err error) {
+func (l *ArgonLimiter) Verify(ctx context.Context, hash, pw string) (ok bool, err error) {
 	err = l.do(ctx, func() { ok = VerifyPassword(hash, pw) })
 	return ok, err
 }
 
 // hash hashes a password within the limit.
-func (l *argonLimiter) hash(ctx context.Context, pw string) (h string, err error) {
+func (l *ArgonLimiter) Hash(ctx context.Context, pw string) (h string, err error) {
 	if lerr := l.do(ctx, func() { h, err = HashPassword(pw) }); lerr != nil {
 		return "", lerr
 	}
 	return h, err
 }
+
+// Counted counts an argon2id computation run outside the limiter's own
+// methods (by a caller already holding a slot from Enter).
+func (l *ArgonLimiter) Counted() { l.runs.Add(1) }

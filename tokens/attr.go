@@ -258,3 +258,7 @@ func checkValue(t uint64, k Kind, v []byte) error {
 	}
 	return nil
 }
+
+// IsKeyClass reports whether class is a key class (secret, public or
+// private key).
+func IsKeyClass(class uint64) bool { return contains(allKeys, class) }

@@ -42,7 +42,7 @@ func (s *Sealer) WrapBackupKey(dataKey []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return wrapKWP(b, kwpDefaultAIV, dataKey)
+	return WrapKWP(b, KWPDefaultAIV, dataKey)
 }
 
 // UnwrapBackupKey recovers a data key wrapped by WrapBackupKey. Any failure
@@ -55,7 +55,7 @@ func (s *Sealer) UnwrapBackupKey(wrapped []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := unwrapKWP(b, kwpDefaultAIV, wrapped)
+	k, err := UnwrapKWP(b, KWPDefaultAIV, wrapped)
 	if err != nil {
 		return nil, ErrBackupKey
 	}

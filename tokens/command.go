@@ -602,7 +602,7 @@ func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	}
 	// checkAuthority has made sure the actor is a crypto user; every object
 	// must be the actor's and pass the rules the API applies.
-	if err := checkNewUsage(c.Objects); err != nil {
+	if err := CheckNewUsage(c.Objects); err != nil {
 		return nil, err
 	}
 	for i, o := range c.Objects {
@@ -692,7 +692,7 @@ func applySetAttributes(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		return nil, err
 	}
 	if o.Class() == ck.CKO_DATA {
-		if _, clear := find(c.Changes, ck.CKA_VALUE); clear {
+		if _, clear := FindAttr(c.Changes, ck.CKA_VALUE); clear {
 			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "a data object's value must come sealed")
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -275,14 +276,14 @@ func (e *Engine) object(id uint64) (*Object, error) {
 func (e *Engine) Login(ctx context.Context, name, password string) (*User, error) {
 	wrong := Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
 	if ValidUserName(name) != nil || len(password) > MaxPasswordLen {
-		if _, err := argon.verify(ctx, dummyHash, password); err != nil {
+		if _, err := Argon.Verify(ctx, dummyHash, password); err != nil {
 			return nil, err
 		}
 		return nil, wrong
 	}
 	u, err := e.user(name)
 	if errors.Is(err, ErrNotFound) {
-		if _, err := argon.verify(ctx, dummyHash, password); err != nil {
+		if _, err := Argon.Verify(ctx, dummyHash, password); err != nil {
 			return nil, err
 		}
 		return nil, wrong
@@ -295,7 +296,7 @@ func (e *Engine) Login(ctx context.Context, name, password string) (*User, error
 	}
 	// The slot is taken before the reservation, so a login refused as
 	// busy is not counted as a guess.
-	release, err := argon.enter(ctx)
+	release, err := Argon.Enter(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +331,7 @@ func (e *Engine) reserveAndVerify(ctx context.Context, name, password string) (b
 	if err != nil {
 		return false, err
 	}
-	argon.runs.Add(1)
+	Argon.Counted()
 	return VerifyPassword(u.PasswordHash, password), nil
 }
 
@@ -384,7 +385,7 @@ func (e *Engine) createUser(ctx context.Context, op Op, actor, name string, role
 	if err := CheckPassword(password); err != nil {
 		return err
 	}
-	h, err := argon.hash(ctx, password)
+	h, err := Argon.Hash(ctx, password)
 	if err != nil {
 		return err
 	}
@@ -430,7 +431,7 @@ func (e *Engine) SetPassword(ctx context.Context, c Caller, name, password strin
 	if r, ok := e.replayed(ctx, c, OpSetPassword); ok {
 		return r.Err()
 	}
-	h, err := argon.hash(ctx, password)
+	h, err := Argon.Hash(ctx, password)
 	if err != nil {
 		return err
 	}
@@ -537,7 +538,7 @@ func (e *Engine) lookup(c Caller, id uint64, act Action) (*Object, *sessionObjec
 	if err != nil {
 		return nil, nil, err
 	}
-	if hiddenFrom(c.Role, act, o) {
+	if HiddenFrom(c.Role, act, o) {
 		return nil, nil, Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
 	}
 	if err := Allowed(c.Role, act, RelationOf(c.User, o)); err != nil {
@@ -678,13 +679,13 @@ func (e *Engine) useKey(c Caller, id uint64, m Mech, op keyOp) (*Mechanism, *Obj
 		}
 		return nil, nil, nil, err
 	}
-	if !contains(allKeys, o.Class()) {
+	if !IsKeyClass(o.Class()) {
 		return nil, nil, nil, Errorf(ck.CKR_KEY_HANDLE_INVALID, "the object is not a key")
 	}
 	if !o.Attrs.Bool(op.usage) {
 		return nil, nil, nil, Errorf(ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "the key's %s is not set", ck.AttrName(op.usage))
 	}
-	if len(row.KeyTypes) > 0 && !contains(row.KeyTypes, o.KeyType()) {
+	if len(row.KeyTypes) > 0 && !slices.Contains(row.KeyTypes, o.KeyType()) {
 		return nil, nil, nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "%s does not take a %s key", ck.MechName(m.Type), ck.KeyTypeName(o.KeyType()))
 	}
 	if am := o.Attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 {
@@ -828,7 +829,7 @@ func checkTemplate(name string, t Template) error {
 func finishKey(a Attrs, id uint64, local bool, genMech uint64) {
 	class, _ := a.Ulong(ck.CKA_CLASS)
 	a[ck.CKA_UNIQUE_ID] = []byte(fmt.Sprintf("%016x", id))
-	if !contains(allKeys, class) {
+	if !IsKeyClass(class) {
 		return
 	}
 	a.SetBool(ck.CKA_LOCAL, local)
@@ -864,19 +865,6 @@ func secretKeyAttrs(a Attrs, value []byte) error {
 		a[ck.CKA_CHECK_VALUE] = sum[:3]
 	}
 	return nil
-}
-
-// addPublicAttrs copies a key's public attributes into a, as far as they
-// apply to a's class.
-func addPublicAttrs(a Attrs, pubAttrs Attrs) {
-	class, _ := a.Ulong(ck.CKA_CLASS)
-	kt, _ := a.Ulong(ck.CKA_KEY_TYPE)
-	rules := rulesFor(class, kt, ^uint64(0))
-	for t, v := range pubAttrs {
-		if _, ok := rules[t]; ok {
-			a[t] = v
-		}
-	}
 }
 
 // newObj is an object to be made, with its clear material if any.
@@ -1093,7 +1081,7 @@ func (e *Engine) GenerateKeyPair(ctx context.Context, c Caller, m Mech, pubT, pr
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := pairUsage(pubT, privT, pa, va); err != nil {
+	if err := PairUsage(pubT, privT, pa, va); err != nil {
 		return 0, 0, err
 	}
 	p := KeyPairParams{PublicExponent: 65537, ECParams: pa[ck.CKA_EC_PARAMS]}
@@ -1125,8 +1113,8 @@ func (e *Engine) GenerateKeyPair(ctx context.Context, c Caller, m Mech, pubT, pr
 	if err != nil {
 		return 0, 0, err
 	}
-	addPublicAttrs(pa, public)
-	addPublicAttrs(va, public)
+	AddPublicAttrs(pa, public)
+	AddPublicAttrs(va, public)
 	ids, err := e.storeObjects(ctx, c,
 		newObj{obj: &Object{Attrs: pa}, local: true, genMech: m.Type, key: &Key{Class: ck.CKO_PUBLIC_KEY, KeyType: kt, Public: signer.Public()}},
 		newObj{obj: &Object{Attrs: va}, local: true, genMech: m.Type, material: der, key: &Key{Class: ck.CKO_PRIVATE_KEY, KeyType: kt, Private: signer, Public: signer.Public()}})

@@ -40,7 +40,7 @@ func (e *Engine) CreateObject(ctx context.Context, c Caller, tmpl Template) (uin
 		if _, ok := attrs[ck.CKA_EC_POINT]; ok {
 			delete(pa, ck.CKA_EC_POINT) // keep the caller's encoding
 		}
-		addPublicAttrs(attrs, pa)
+		AddPublicAttrs(attrs, pa)
 		n.key = &Key{Class: class, KeyType: kt, Public: pub}
 	case ck.CKO_PRIVATE_KEY:
 		all := attrs.Clone()
@@ -59,7 +59,7 @@ func (e *Engine) CreateObject(ctx context.Context, c Caller, tmpl Template) (uin
 		if err != nil {
 			return 0, err
 		}
-		addPublicAttrs(attrs, pa)
+		AddPublicAttrs(attrs, pa)
 		n.material, n.key = der, &Key{Class: class, KeyType: kt, Private: priv, Public: priv.Public()}
 	case ck.CKO_SECRET_KEY:
 		v := secrets[ck.CKA_VALUE]
@@ -97,7 +97,7 @@ func (e *Engine) CopyObject(ctx context.Context, c Caller, id uint64, tmpl Templ
 		if err != nil {
 			return 0, err
 		}
-		if v, given := find(tmpl, ck.CKA_VALUE); given {
+		if v, given := FindAttr(tmpl, ck.CKA_VALUE); given {
 			m = append([]byte{}, v...)
 		}
 		delete(next, ck.CKA_VALUE) // the copy's value is sealed, not kept in Attrs
@@ -144,7 +144,7 @@ func (e *Engine) SetAttributes(ctx context.Context, c Caller, id uint64, tmpl Te
 	}
 	// A data object's new value is sealed here, before the command (and so
 	// the Raft log) holds it.
-	value, newValue := find(tmpl, ck.CKA_VALUE)
+	value, newValue := FindAttr(tmpl, ck.CKA_VALUE)
 	newValue = newValue && o.Class() == ck.CKO_DATA
 	if newValue {
 		delete(next, ck.CKA_VALUE)
@@ -287,7 +287,7 @@ func (e *Engine) FindObjects(c Caller, tmpl Template, max int) ([]uint64, error)
 		return nil, err
 	}
 	for _, o := range objs {
-		if hiddenFrom(c.Role, ActRead, o) {
+		if HiddenFrom(c.Role, ActRead, o) {
 			continue
 		}
 		if Matches(o, want) && s.CheckAttrMAC(o) {
@@ -407,7 +407,7 @@ func (e *Engine) WrapKey(c Caller, m Mech, wrappingID, keyID uint64) ([]byte, er
 	if o.Attrs.Bool(ck.CKA_WRAP_WITH_TRUSTED) && !wk.Attrs.Bool(ck.CKA_TRUSTED) {
 		return nil, Errorf(ck.CKR_KEY_NOT_WRAPPABLE, "the key may only be wrapped with a trusted key")
 	}
-	if err := checkWrapUse(wk); err != nil {
+	if err := CheckWrapUse(wk); err != nil {
 		return nil, err
 	}
 	if wk.Class() == ck.CKO_PUBLIC_KEY {
@@ -434,7 +434,7 @@ func (e *Engine) UnwrapKey(ctx context.Context, c Caller, m Mech, unwrappingID u
 	if err != nil {
 		return 0, err
 	}
-	if err := checkWrapUse(uk); err != nil {
+	if err := CheckWrapUse(uk); err != nil {
 		return 0, err
 	}
 	attrs, _, err := BuildAttrs(OpUnwrap, tmpl, 0, ^uint64(0))
@@ -481,7 +481,7 @@ func (e *Engine) importKey(ctx context.Context, c Caller, attrs Attrs, mat []byt
 		if err != nil {
 			return 0, err
 		}
-		addPublicAttrs(attrs, pa)
+		AddPublicAttrs(attrs, pa)
 		n.material, n.key = mat, &Key{Class: class, KeyType: kt, Private: priv, Public: priv.Public()}
 	default:
 		return 0, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "only secret and private keys can be unwrapped")
@@ -503,10 +503,10 @@ func (e *Engine) DeriveKey(ctx context.Context, c Caller, m Mech, baseID uint64,
 		return 0, err
 	}
 	full := tmpl
-	if _, ok := find(tmpl, ck.CKA_CLASS); !ok {
+	if _, ok := FindAttr(tmpl, ck.CKA_CLASS); !ok {
 		full = append(Template{{Type: ck.CKA_CLASS, Value: EncodeUlong(ck.CKO_SECRET_KEY)}}, full...)
 	}
-	if _, ok := find(tmpl, ck.CKA_KEY_TYPE); !ok {
+	if _, ok := FindAttr(tmpl, ck.CKA_KEY_TYPE); !ok {
 		full = append(Template{{Type: ck.CKA_KEY_TYPE, Value: EncodeUlong(ck.CKK_GENERIC_SECRET)}}, full...)
 	}
 	attrs, _, err := BuildAttrs(OpDerive, full, 0, ^uint64(0))
@@ -523,7 +523,7 @@ func (e *Engine) DeriveKey(ctx context.Context, c Caller, m Mech, baseID uint64,
 	return e.importKey(ctx, c, attrs, secret, base.Attrs)
 }
 
-func find(t Template, typ uint64) ([]byte, bool) {
+func FindAttr(t Template, typ uint64) ([]byte, bool) {
 	for _, a := range t {
 		if a.Type == typ {
 			return a.Value, true
@@ -542,7 +542,7 @@ func (e *Engine) checkPublicWrap(c Caller, pub *Object) error {
 		return nil
 	}
 	decrypts := func(o *Object) bool {
-		return o.Class() == ck.CKO_PRIVATE_KEY && o.Attrs.Bool(ck.CKA_DECRYPT) && !valueKnown(o.Attrs) &&
+		return o.Class() == ck.CKO_PRIVATE_KEY && o.Attrs.Bool(ck.CKA_DECRYPT) && !ValueKnown(o.Attrs) &&
 			bytes.Equal(o.Attrs[ck.CKA_PUBLIC_KEY_INFO], info)
 	}
 	refuse := Errorf(ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "the wrapping key's private half may decrypt (CKA_DECRYPT): it could decrypt what it wraps")

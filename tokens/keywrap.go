@@ -18,8 +18,8 @@ import (
 // kwDefaultIV is RFC 3394's default initial value (§2.2.3.1).
 var kwDefaultIV = [8]byte{0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6}
 
-// kwpDefaultAIV is RFC 5649's alternative initial value's constant half.
-var kwpDefaultAIV = [4]byte{0xA6, 0x59, 0x59, 0xA6}
+// KWPDefaultAIV is RFC 5649's alternative initial value's constant half.
+var KWPDefaultAIV = [4]byte{0xA6, 0x59, 0x59, 0xA6}
 
 // kwEncrypt is W, the wrapping process of RFC 3394 §2.2.1, with initial
 // value a over the 64-bit blocks of p (at least two).
@@ -84,8 +84,8 @@ func unwrapKW(b cipher.Block, iv [8]byte, c []byte) ([]byte, error) {
 	return p, nil
 }
 
-// wrapKWP wraps p (1 to 2^32-1 bytes) under RFC 5649.
-func wrapKWP(b cipher.Block, aiv [4]byte, p []byte) ([]byte, error) {
+// WrapKWP wraps p (1 to 2^32-1 bytes) under RFC 5649.
+func WrapKWP(b cipher.Block, aiv [4]byte, p []byte) ([]byte, error) {
 	if len(p) == 0 || uint64(len(p)) > 0xFFFFFFFF {
 		return nil, Errorf(ck.CKR_DATA_LEN_RANGE, "AES key wrap with padding takes 1 to 2^32-1 bytes")
 	}
@@ -105,9 +105,9 @@ func wrapKWP(b cipher.Block, aiv [4]byte, p []byte) ([]byte, error) {
 	return kwEncrypt(b, a, padded), nil
 }
 
-// unwrapKWP unwraps an RFC 5649 ciphertext and checks the AIV, the message
+// UnwrapKWP unwraps an RFC 5649 ciphertext and checks the AIV, the message
 // length indicator and the padding (§3).
-func unwrapKWP(b cipher.Block, aiv [4]byte, c []byte) ([]byte, error) {
+func UnwrapKWP(b cipher.Block, aiv [4]byte, c []byte) ([]byte, error) {
 	if len(c)%8 != 0 || len(c) < 16 {
 		return nil, Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "AES key unwrap with padding takes a multiple of 8 bytes, at least 16")
 	}

@@ -50,7 +50,7 @@ func TestKeyWrapRFCVectors(t *testing.T) {
 			// The default IV given explicitly gives the same result.
 			iv := kwDefaultIV[:]
 			if set.mech == ck.CKM_AES_KEY_WRAP_KWP {
-				iv = kwpDefaultAIV[:]
+				iv = KWPDefaultAIV[:]
 			}
 			got, err = r.Encrypt(k, Mech{Type: set.mech, Param: &IVParams{IV: iv}}, key)
 			noErr(t, err)
@@ -140,7 +140,7 @@ func TestKeyWrapKWPChecks(t *testing.T) {
 		}
 		return kwEncrypt(b, a, padded)
 	}
-	aiv := kwpDefaultAIV[:]
+	aiv := KWPDefaultAIV[:]
 	good := seal(aiv, 13, append([]byte("thirteen byte"), 0, 0, 0))
 	got, err := r.Decrypt(k, Mech{Type: r.Type}, good)
 	noErr(t, err)

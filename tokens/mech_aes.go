@@ -292,7 +292,7 @@ func aesKeyWrapRow() Mechanism {
 
 // aesKeyWrapPadRow is CKM_AES_KEY_WRAP_KWP (RFC 5649).
 func aesKeyWrapPadRow() Mechanism {
-	r := aesWrapRow(ck.CKM_AES_KEY_WRAP_KWP, kwpDefaultAIV[:], wrapKWP, unwrapKWP)
+	r := aesWrapRow(ck.CKM_AES_KEY_WRAP_KWP, KWPDefaultAIV[:], WrapKWP, UnwrapKWP)
 	r.OutLen = func(_ *Key, _ Mech, inLen int) (int, error) { return (inLen+7)/8*8 + 8, nil }
 	return r
 }

@@ -10,6 +10,7 @@ import (
 	_ "crypto/sha512"
 	"hash"
 	"io"
+	"slices"
 
 	"github.com/openhsm/openhsm/ck"
 )
@@ -97,7 +98,7 @@ func secretOf(k *Key, types []uint64) ([]byte, error) {
 	if k == nil || k.Secret == nil || (k.Class != 0 && k.Class != ck.CKO_SECRET_KEY) {
 		return nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs a secret key")
 	}
-	if !contains(types, k.KeyType) {
+	if !slices.Contains(types, k.KeyType) {
 		return nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism does not take a %s key", ck.KeyTypeName(k.KeyType))
 	}
 	if len(k.Secret) == 0 {

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -329,7 +330,7 @@ func TestMechanismTableShape(t *testing.T) {
 		if err := CheckParam(r, defaultMech(r)); err != nil {
 			t.Errorf("%s: default parameter refused: %v", name, err)
 		}
-		isEC := contains(r.KeyTypes, ck.CKK_EC) || contains(r.KeyTypes, ck.CKK_EC_EDWARDS)
+		isEC := slices.Contains(r.KeyTypes, ck.CKK_EC) || slices.Contains(r.KeyTypes, ck.CKK_EC_EDWARDS)
 		if isEC != (r.Flags&ck.CKF_EC_F_P != 0) {
 			t.Errorf("%s: CKF_EC_F_P is wrong", name)
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/sha1"
-	"fmt"
 	"slices"
 
 	"github.com/openhsm/openhsm/ck"
@@ -30,81 +29,12 @@ import (
 // proof that a logged-in API call produced the command (the Forward MAC)
 // closes that.
 func CheckNewObject(o *Object, material []byte) error {
-	inconsistent := func(format string, args ...any) error {
-		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: "+format, args...)
+	class, keyType, err := CheckStoredAttrs(o)
+	if err != nil {
+		return err
 	}
-	a := o.Attrs
-	if len(a) > len(attrRules) {
-		return inconsistent("too many attributes")
-	}
-	class, ok := a.Ulong(ck.CKA_CLASS)
-	if !ok || !contains(supportedClasses, class) {
-		return inconsistent("CKA_CLASS is missing or not supported")
-	}
-	isKey := contains(allKeys, class)
-	keyType := ^uint64(0)
-	if isKey {
-		kt, ok := a.Ulong(ck.CKA_KEY_TYPE)
-		if !ok {
-			return inconsistent("a key needs CKA_KEY_TYPE")
-		}
-		if class == ck.CKO_SECRET_KEY && !contains(symmetricKeyTypes, kt) ||
-			class != ck.CKO_SECRET_KEY && !contains(asymmetricTypes, kt) {
-			return inconsistent("CKA_KEY_TYPE %s does not fit %s", ck.KeyTypeName(kt), ck.ClassName(class))
-		}
-		keyType = kt
-	}
-	certType := ^uint64(0)
-	if class == ck.CKO_CERTIFICATE {
-		ct, ok := a.Ulong(ck.CKA_CERTIFICATE_TYPE)
-		if !ok || ct != ck.CKC_X_509 {
-			return inconsistent("only CKC_X_509 certificates are supported")
-		}
-		certType = ct
-	}
-	rules := rulesFor(class, keyType, certType)
-	// In type order, so that the first broken rule, and so the refusal,
-	// is the same on every node.
-	for _, t := range sortedTypes(a) {
-		v := a[t]
-		r, ok := rules[t]
-		if !ok {
-			return inconsistent("%s does not apply to %s", ck.AttrName(t), ck.ClassName(class))
-		}
-		if err := checkValue(t, r.kind, v); err != nil {
-			return err
-		}
-		if len(v) > MaxAttrValue {
-			return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "object: %s is longer than %d bytes", ck.AttrName(t), MaxAttrValue)
-		}
-		switch {
-		case r.flags&(fSensitive|fSealed) != 0:
-			return Errorf(ck.CKR_ATTRIBUTE_SENSITIVE, "object: %s must be sealed, not in the clear attributes", ck.AttrName(t))
-		case r.flags&fSOOnly != 0 && v[0] == 1:
-			// No crypto officer makes objects, and a crypto user may not
-			// set these (BuildAttrs refuses them, CopyObject clears them).
-			return Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "object: %s can only be set by a crypto officer", ck.AttrName(t))
-		case t == ck.CKA_ALWAYS_AUTHENTICATE && v[0] == 1:
-			return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "object: CKA_ALWAYS_AUTHENTICATE is not supported")
-		}
-	}
-	// Complete: every attribute with a default, every required one and
-	// every one the HSM sets is present, so nothing reads as a silent
-	// false (a missing CKA_SENSITIVE would make a key readable).
-	for _, t := range sortedKeys(rules) {
-		r := rules[t]
-		if r.flags&(fSensitive|fSealed) != 0 {
-			continue // kept in Object.Sealed
-		}
-		if _, ok := a[t]; !ok && (r.def != nil || r.flags&(fReqCreate|fTokenSet) != 0) {
-			return Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "object: %s is missing", ck.AttrName(t))
-		}
-	}
-	if !bytes.Equal(a[ck.CKA_UNIQUE_ID], []byte(fmt.Sprintf("%016x", o.ID))) {
-		return inconsistent("CKA_UNIQUE_ID does not match the object")
-	}
-	if isKey {
-		if err := checkKeyOrigin(a, class, keyType); err != nil {
+	if IsKeyClass(class) {
+		if err := checkKeyOrigin(o.Attrs, class, keyType); err != nil {
 			return err
 		}
 	}
@@ -194,10 +124,10 @@ func checkMaterial(o *Object, class, keyType uint64, material []byte) error {
 	return nil
 }
 
-// sortedTypes returns the attribute types of a in order.
-func sortedTypes(a Attrs) []uint64 { return sortedKeys(a) }
+// SortedTypes returns the attribute types of a in order.
+func SortedTypes(a Attrs) []uint64 { return SortedKeys(a) }
 
-func sortedKeys[V any](m map[uint64]V) []uint64 {
+func SortedKeys[V any](m map[uint64]V) []uint64 {
 	keys := make([]uint64, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -217,7 +147,7 @@ func samePublicAttrs(a Attrs, class, keyType uint64, pub crypto.PublicKey, skipP
 		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the key is %s, CKA_KEY_TYPE says %s", ck.KeyTypeName(kt), ck.KeyTypeName(keyType))
 	}
 	rules := rulesFor(class, keyType, ^uint64(0))
-	for _, t := range sortedTypes(want) {
+	for _, t := range SortedTypes(want) {
 		v := want[t]
 		if _, applies := rules[t]; !applies || skipPoint && t == ck.CKA_EC_POINT {
 			continue

@@ -106,7 +106,7 @@ func BuildAttrs(op TemplateOp, tmpl Template, class, keyType uint64) (attrs, sec
 		return nil, nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_CLASS %s is not supported", ck.ClassName(class))
 	}
 	var certType uint64 = ^uint64(0)
-	isKey := contains(allKeys, class)
+	isKey := IsKeyClass(class)
 	if isKey {
 		if keyType == ^uint64(0) {
 			kt, ok := m.Ulong(ck.CKA_KEY_TYPE)
@@ -216,7 +216,7 @@ func ApplySet(cur Attrs, changes Template, role Role, copying bool) (Attrs, erro
 	next := cur.Clone()
 	// In type order: apply runs this, and the refusal must not depend on
 	// map order.
-	for _, t := range sortedTypes(m) {
+	for _, t := range SortedTypes(m) {
 		v := m[t]
 		r, ok := rules[t]
 		if !ok {
@@ -337,4 +337,17 @@ func DecodeFindTemplate(tmpl Template) (Attrs, bool, error) {
 		m[a.Type] = append([]byte{}, a.Value...)
 	}
 	return m, true, nil
+}
+
+// AddPublicAttrs copies a key's public attributes into a, as far as they
+// apply to a's class.
+func AddPublicAttrs(a Attrs, pubAttrs Attrs) {
+	class, _ := a.Ulong(ck.CKA_CLASS)
+	kt, _ := a.Ulong(ck.CKA_KEY_TYPE)
+	rules := rulesFor(class, kt, ^uint64(0))
+	for t, v := range pubAttrs {
+		if _, ok := rules[t]; ok {
+			a[t] = v
+		}
+	}
 }

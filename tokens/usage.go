@@ -26,16 +26,16 @@ import "github.com/openhsm/openhsm/ck"
 // usageFlags are the four usages the policy is about.
 var usageFlags = []uint64{ck.CKA_WRAP, ck.CKA_UNWRAP, ck.CKA_ENCRYPT, ck.CKA_DECRYPT}
 
-// valueKnown tells whether the key's owner can read its value and no
+// ValueKnown tells whether the key's owner can read its value and no
 // officer vouched for it: the policy has nothing to protect there.
-func valueKnown(a Attrs) bool {
+func ValueKnown(a Attrs) bool {
 	return !a.Bool(ck.CKA_SENSITIVE) && a.Bool(ck.CKA_EXTRACTABLE) && !a.Bool(ck.CKA_TRUSTED)
 }
 
 // usageConflict returns the first pair of usages a secret key may not hold
 // together, if it holds one.
 func usageConflict(a Attrs) (string, bool) {
-	if class, _ := a.Ulong(ck.CKA_CLASS); class != ck.CKO_SECRET_KEY || valueKnown(a) {
+	if class, _ := a.Ulong(ck.CKA_CLASS); class != ck.CKO_SECRET_KEY || ValueKnown(a) {
 		return "", false
 	}
 	switch {
@@ -87,12 +87,12 @@ func checkUsageChange(cur, next Attrs, copying bool) error {
 	if why, bad := usageConflict(next); bad {
 		// A key made before the policy may already hold both; a change that
 		// adds nothing (a new label) is let through, and C_WrapKey and
-		// C_UnwrapKey refuse to use it (checkWrapUse). A copy never is.
+		// C_UnwrapKey refuse to use it (CheckWrapUse). A copy never is.
 		if _, had := usageConflict(cur); copying || !had {
 			return Errorf(rv, "%s", why)
 		}
 	}
-	if class, _ := next.Ulong(ck.CKA_CLASS); !contains(allKeys, class) || valueKnown(next) {
+	if class, _ := next.Ulong(ck.CKA_CLASS); !IsKeyClass(class) || ValueKnown(next) {
 		return nil
 	}
 	for _, t := range usageFlags {
@@ -103,17 +103,17 @@ func checkUsageChange(cur, next Attrs, copying bool) error {
 	return nil
 }
 
-// pairUsage fills a new key pair's usage defaults so they do not conflict
+// PairUsage fills a new key pair's usage defaults so they do not conflict
 // (a pair asked to wrap or unwrap neither encrypts nor decrypts unless the
 // templates say so) and refuses templates that ask for a conflict.
-func pairUsage(pubT, privT Template, pub, priv Attrs) error {
-	_, pubW := find(pubT, ck.CKA_WRAP)
-	_, privU := find(privT, ck.CKA_UNWRAP)
+func PairUsage(pubT, privT Template, pub, priv Attrs) error {
+	_, pubW := FindAttr(pubT, ck.CKA_WRAP)
+	_, privU := FindAttr(privT, ck.CKA_UNWRAP)
 	if pubW && pub.Bool(ck.CKA_WRAP) || privU && priv.Bool(ck.CKA_UNWRAP) {
-		if _, given := find(pubT, ck.CKA_ENCRYPT); !given {
+		if _, given := FindAttr(pubT, ck.CKA_ENCRYPT); !given {
 			pub.SetBool(ck.CKA_ENCRYPT, false)
 		}
-		if _, given := find(privT, ck.CKA_DECRYPT); !given {
+		if _, given := FindAttr(privT, ck.CKA_DECRYPT); !given {
 			priv.SetBool(ck.CKA_DECRYPT, false)
 		}
 	}
@@ -123,10 +123,10 @@ func pairUsage(pubT, privT Template, pub, priv Attrs) error {
 	return nil
 }
 
-// checkNewUsage is the policy in apply, for the objects of one
+// CheckNewUsage is the policy in apply, for the objects of one
 // create_objects command: each secret key alone, and a public and a private
 // key made together as a pair.
-func checkNewUsage(objs []*Object) error {
+func CheckNewUsage(objs []*Object) error {
 	for _, o := range objs {
 		if why, bad := usageConflict(o.Attrs); bad {
 			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s", why)
@@ -140,9 +140,9 @@ func checkNewUsage(objs []*Object) error {
 	return nil
 }
 
-// checkWrapUse refuses to wrap or unwrap with a key that holds a conflict:
+// CheckWrapUse refuses to wrap or unwrap with a key that holds a conflict:
 // one made before the policy, when CKA_WRAP and CKA_UNWRAP defaulted on.
-func checkWrapUse(k *Object) error {
+func CheckWrapUse(k *Object) error {
 	if why, bad := usageConflict(k.Attrs); bad {
 		return Errorf(ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "%s; drop one of the two usages", why)
 	}
