@@ -262,3 +262,10 @@ func checkValue(t uint64, k Kind, v []byte) error {
 // IsKeyClass reports whether class is a key class (secret, public or
 // private key).
 func IsKeyClass(class uint64) bool { return contains(allKeys, class) }
+
+// AttrApplies reports whether attribute t belongs on a key of this class
+// and key type.
+func AttrApplies(class, keyType, t uint64) bool {
+	_, ok := rulesFor(class, keyType, ^uint64(0))[t]
+	return ok
+}

@@ -146,10 +146,9 @@ func samePublicAttrs(a Attrs, class, keyType uint64, pub crypto.PublicKey, skipP
 	if kt != keyType {
 		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the key is %s, CKA_KEY_TYPE says %s", ck.KeyTypeName(kt), ck.KeyTypeName(keyType))
 	}
-	rules := rulesFor(class, keyType, ^uint64(0))
 	for _, t := range SortedTypes(want) {
 		v := want[t]
-		if _, applies := rules[t]; !applies || skipPoint && t == ck.CKA_EC_POINT {
+		if !AttrApplies(class, keyType, t) || skipPoint && t == ck.CKA_EC_POINT {
 			continue
 		}
 		if !bytes.Equal(a[t], v) {
