@@ -38,6 +38,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -480,7 +481,7 @@ func readStream(r io.Reader, h *Header, s *tokens.Sealer, phase string, progress
 			return err
 		}
 		if u := rec.User; s != nil && u != nil && u.MAC != nil {
-			user := &tokens.User{Name: u.Name, Role: tokens.Role(u.Role), PasswordHash: u.PasswordHash, FailedLogins: int(u.FailedLogins),
+			user := &tokens.User{Name: u.Name, Role: object.Role(u.Role), PasswordHash: u.PasswordHash, FailedLogins: int(u.FailedLogins),
 				Locked: u.Locked != 0, Generation: uint64(u.Generation), Created: u.Created, Number: uint64(u.Number), MAC: u.MAC}
 			if !s.CheckUserMAC(user) {
 				return errors.New("the sealer given is not the store's: a user's MAC does not check under it")

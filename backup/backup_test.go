@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/openhsm/openhsm/tokens/sqlite"
 )
@@ -79,7 +80,7 @@ func newStore(t testing.TB, c *cluster, users, objects int) *sqlite.Store {
 			return err
 		}
 		for i := range users {
-			u := &tokens.User{Name: fmt.Sprintf("cu%02d", i), Role: tokens.RoleCU, PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+			u := &tokens.User{Name: fmt.Sprintf("cu%02d", i), Role: object.RoleCU, PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
 				FailedLogins: i % 3, Locked: i == 1, Generation: uint64(i + 1), Created: 1700000000, Number: uint64(i + 1)}
 			u.MAC = c.s.UserMAC(u)
 			if err := tx.PutUser(u); err != nil {
@@ -87,7 +88,7 @@ func newStore(t testing.TB, c *cluster, users, objects int) *sqlite.Store {
 			}
 		}
 		for i := range objects {
-			o := &tokens.Object{ID: uint64(100 + i), Owner: fmt.Sprintf("cu%02d", i%max(users, 1)), Attrs: tokens.Attrs{}}
+			o := &object.Object{ID: uint64(100 + i), Owner: fmt.Sprintf("cu%02d", i%max(users, 1)), Attrs: object.Attrs{}}
 			o.Attrs.SetUlong(ckaClass, 4)
 			o.Attrs.SetUlong(ckaKeyType, 0x1f)
 			o.Attrs[ckaLabel] = []byte(fmt.Sprintf("key %d", i))

@@ -8,11 +8,13 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 )
 
 // One method per RPC of hsmd (see hsmd/hsmpb/hsm.proto). Every error is a
-// *tokens.Error carrying the PKCS#11 return value.
+// *hsmerr.Error carrying the PKCS#11 return value.
 
 // Bootstrap creates the first crypto officer of a new cluster. It needs no
 // session, only the client certificate, and works once per cluster.
@@ -59,9 +61,9 @@ func (c *Client) ListTokens(ctx context.Context) ([]Token, error) {
 
 // ---- users ----
 
-// normRole accepts what tokens.ParseRole accepts and gives "CO" or "CU".
+// normRole accepts what object.ParseRole accepts and gives "CO" or "CU".
 func normRole(role string) (string, error) {
-	r, err := tokens.ParseRole(role)
+	r, err := object.ParseRole(role)
 	if err != nil {
 		return "", argErr("%v", err)
 	}
@@ -127,7 +129,7 @@ func (c *Client) ListUsers(ctx context.Context) ([]UserInfo, error) {
 // ---- objects ----
 
 // CreateObject creates an object (C_CreateObject) and returns its handle.
-func (c *Client) CreateObject(ctx context.Context, tmpl tokens.Template) (uint64, error) {
+func (c *Client) CreateObject(ctx context.Context, tmpl object.Template) (uint64, error) {
 	ctx = makesSessionObjects(ctx, tmpl)
 	var r *hsmpb.ObjectResponse
 	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
@@ -138,7 +140,7 @@ func (c *Client) CreateObject(ctx context.Context, tmpl tokens.Template) (uint64
 }
 
 // CopyObject copies an object with the template's changes (C_CopyObject).
-func (c *Client) CopyObject(ctx context.Context, id uint64, tmpl tokens.Template) (uint64, error) {
+func (c *Client) CopyObject(ctx context.Context, id uint64, tmpl object.Template) (uint64, error) {
 	ctx = makesSessionObjects(ctx, tmpl)
 	var r *hsmpb.ObjectResponse
 	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
@@ -169,7 +171,7 @@ func clampMax(max int) uint32 {
 // FindObjects returns the handles of the objects the user can see that
 // match the template (C_FindObjects), at most max of them (0: the server's
 // limit).
-func (c *Client) FindObjects(ctx context.Context, tmpl tokens.Template, max int) ([]uint64, error) {
+func (c *Client) FindObjects(ctx context.Context, tmpl object.Template, max int) ([]uint64, error) {
 	var r *hsmpb.FindObjectsResponse
 	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
 		r, err = api.FindObjects(ctx, &hsmpb.FindObjectsRequest{Template: TemplateToPB(tmpl), Max: clampMax(max)})
@@ -183,7 +185,7 @@ func (c *Client) FindObjects(ctx context.Context, tmpl tokens.Template, max int)
 
 // ListObjects is FindObjects with each object's owner, public attributes
 // and sharing, for administration.
-func (c *Client) ListObjects(ctx context.Context, tmpl tokens.Template, max int) ([]ObjectInfo, error) {
+func (c *Client) ListObjects(ctx context.Context, tmpl object.Template, max int) ([]ObjectInfo, error) {
 	var r *hsmpb.ListObjectsResponse
 	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
 		r, err = api.ListObjects(ctx, &hsmpb.FindObjectsRequest{Template: TemplateToPB(tmpl), Max: clampMax(max)})
@@ -197,7 +199,7 @@ func (c *Client) ListObjects(ctx context.Context, tmpl tokens.Template, max int)
 
 // GetAttributes reads attributes (C_GetAttributeValue). Each answer has its
 // own RV: CKR_OK, CKR_ATTRIBUTE_SENSITIVE or CKR_ATTRIBUTE_TYPE_INVALID.
-func (c *Client) GetAttributes(ctx context.Context, id uint64, types []uint64) ([]tokens.AttrValue, error) {
+func (c *Client) GetAttributes(ctx context.Context, id uint64, types []uint64) ([]object.AttrValue, error) {
 	var r *hsmpb.GetAttributesResponse
 	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
 		r, err = api.GetAttributes(ctx, &hsmpb.GetAttributesRequest{Object: id, Types: types})
@@ -210,7 +212,7 @@ func (c *Client) GetAttributes(ctx context.Context, id uint64, types []uint64) (
 }
 
 // SetAttributes changes attributes (C_SetAttributeValue).
-func (c *Client) SetAttributes(ctx context.Context, id uint64, tmpl tokens.Template) error {
+func (c *Client) SetAttributes(ctx context.Context, id uint64, tmpl object.Template) error {
 	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
 		_, err := api.SetAttributes(ctx, &hsmpb.SetAttributesRequest{Object: id, Template: TemplateToPB(tmpl)})
 		return err
@@ -237,7 +239,7 @@ func (c *Client) share(ctx context.Context, id uint64, user string, unshare bool
 // ---- keys ----
 
 // GenerateKey generates a secret key (C_GenerateKey).
-func (c *Client) GenerateKey(ctx context.Context, m tokens.Mech, tmpl tokens.Template) (uint64, error) {
+func (c *Client) GenerateKey(ctx context.Context, m mech.Mech, tmpl object.Template) (uint64, error) {
 	ctx = makesSessionObjects(ctx, tmpl)
 	pm, err := MechToPB(m)
 	if err != nil {
@@ -252,7 +254,7 @@ func (c *Client) GenerateKey(ctx context.Context, m tokens.Mech, tmpl tokens.Tem
 }
 
 // GenerateKeyPair generates a key pair (C_GenerateKeyPair).
-func (c *Client) GenerateKeyPair(ctx context.Context, m tokens.Mech, pubT, privT tokens.Template) (pub, priv uint64, err error) {
+func (c *Client) GenerateKeyPair(ctx context.Context, m mech.Mech, pubT, privT object.Template) (pub, priv uint64, err error) {
 	ctx = makesSessionObjects(ctx, pubT, privT)
 	pm, err := MechToPB(m)
 	if err != nil {
@@ -267,7 +269,7 @@ func (c *Client) GenerateKeyPair(ctx context.Context, m tokens.Mech, pubT, privT
 }
 
 // WrapKey wraps key with wrappingKey (C_WrapKey).
-func (c *Client) WrapKey(ctx context.Context, m tokens.Mech, wrappingKey, key uint64) ([]byte, error) {
+func (c *Client) WrapKey(ctx context.Context, m mech.Mech, wrappingKey, key uint64) ([]byte, error) {
 	pm, err := MechToPB(m)
 	if err != nil {
 		return nil, err
@@ -278,7 +280,7 @@ func (c *Client) WrapKey(ctx context.Context, m tokens.Mech, wrappingKey, key ui
 }
 
 // UnwrapKey unwraps a key into a new object (C_UnwrapKey).
-func (c *Client) UnwrapKey(ctx context.Context, m tokens.Mech, unwrappingKey uint64, wrapped []byte, tmpl tokens.Template) (uint64, error) {
+func (c *Client) UnwrapKey(ctx context.Context, m mech.Mech, unwrappingKey uint64, wrapped []byte, tmpl object.Template) (uint64, error) {
 	ctx = makesSessionObjects(ctx, tmpl)
 	pm, err := MechToPB(m)
 	if err != nil {
@@ -293,7 +295,7 @@ func (c *Client) UnwrapKey(ctx context.Context, m tokens.Mech, unwrappingKey uin
 }
 
 // DeriveKey derives a key from baseKey (C_DeriveKey).
-func (c *Client) DeriveKey(ctx context.Context, m tokens.Mech, baseKey uint64, tmpl tokens.Template) (uint64, error) {
+func (c *Client) DeriveKey(ctx context.Context, m mech.Mech, baseKey uint64, tmpl object.Template) (uint64, error) {
 	ctx = makesSessionObjects(ctx, tmpl)
 	pm, err := MechToPB(m)
 	if err != nil {
@@ -325,7 +327,7 @@ func (c *Client) data(ctx context.Context, fn func(ctx context.Context, api hsmp
 	return d, nil
 }
 
-func (c *Client) crypt(ctx context.Context, m tokens.Mech, id uint64, data []byte,
+func (c *Client) crypt(ctx context.Context, m mech.Mech, id uint64, data []byte,
 	fn func(hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error)) ([]byte, error) {
 	pm, err := MechToPB(m)
 	if err != nil {
@@ -338,7 +340,7 @@ func (c *Client) crypt(ctx context.Context, m tokens.Mech, id uint64, data []byt
 }
 
 // Sign signs (or MACs) data with key id (C_Sign).
-func (c *Client) Sign(ctx context.Context, id uint64, m tokens.Mech, data []byte) ([]byte, error) {
+func (c *Client) Sign(ctx context.Context, id uint64, m mech.Mech, data []byte) ([]byte, error) {
 	return c.crypt(ctx, m, id, data, func(a hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error) {
 		return a.Sign
 	})
@@ -346,7 +348,7 @@ func (c *Client) Sign(ctx context.Context, id uint64, m tokens.Mech, data []byte
 
 // Verify checks a signature (or MAC) (C_Verify). A bad signature gives
 // CKR_SIGNATURE_INVALID (or CKR_SIGNATURE_LEN_RANGE).
-func (c *Client) Verify(ctx context.Context, id uint64, m tokens.Mech, data, sig []byte) error {
+func (c *Client) Verify(ctx context.Context, id uint64, m mech.Mech, data, sig []byte) error {
 	pm, err := MechToPB(m)
 	if err != nil {
 		return err
@@ -358,14 +360,14 @@ func (c *Client) Verify(ctx context.Context, id uint64, m tokens.Mech, data, sig
 }
 
 // Encrypt encrypts data with key id (C_Encrypt).
-func (c *Client) Encrypt(ctx context.Context, id uint64, m tokens.Mech, data []byte) ([]byte, error) {
+func (c *Client) Encrypt(ctx context.Context, id uint64, m mech.Mech, data []byte) ([]byte, error) {
 	return c.crypt(ctx, m, id, data, func(a hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error) {
 		return a.Encrypt
 	})
 }
 
 // Decrypt decrypts data with key id (C_Decrypt).
-func (c *Client) Decrypt(ctx context.Context, id uint64, m tokens.Mech, data []byte) ([]byte, error) {
+func (c *Client) Decrypt(ctx context.Context, id uint64, m mech.Mech, data []byte) ([]byte, error) {
 	return c.crypt(ctx, m, id, data, func(a hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error) {
 		return a.Decrypt
 	})
@@ -373,7 +375,7 @@ func (c *Client) Decrypt(ctx context.Context, id uint64, m tokens.Mech, data []b
 
 // OutputLength tells how long the output of op ("sign", "encrypt" or
 // "decrypt") on inLen bytes with key id can be, without doing it.
-func (c *Client) OutputLength(ctx context.Context, id uint64, m tokens.Mech, op string, inLen int) (int, error) {
+func (c *Client) OutputLength(ctx context.Context, id uint64, m mech.Mech, op string, inLen int) (int, error) {
 	if inLen < 0 {
 		return 0, argErr("negative input length")
 	}
@@ -391,13 +393,13 @@ func (c *Client) OutputLength(ctx context.Context, id uint64, m tokens.Mech, op 
 	}
 	n := r.GetLength()
 	if n > math.MaxInt32 {
-		return 0, tokens.Errorf(ck.CKR_DEVICE_ERROR, "the server gave an output length of %d", n)
+		return 0, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the server gave an output length of %d", n)
 	}
 	return int(n), nil
 }
 
 // Digest hashes data (C_Digest); it needs no key.
-func (c *Client) Digest(ctx context.Context, m tokens.Mech, data []byte) ([]byte, error) {
+func (c *Client) Digest(ctx context.Context, m mech.Mech, data []byte) ([]byte, error) {
 	pm, err := MechToPB(m)
 	if err != nil {
 		return nil, err

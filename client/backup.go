@@ -7,7 +7,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // BackupInfo describes one backup held by a node of the cluster.
@@ -44,7 +44,7 @@ func progressStream(recv func() (*hsmpb.BackupProgress, error), progress func(Ba
 	for {
 		m, err := recv()
 		if err == io.EOF {
-			return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "the node ended the stream without a result")
+			return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the node ended the stream without a result")
 		}
 		if err != nil {
 			return nil, err
@@ -112,7 +112,7 @@ func (c *Client) GetBackup(ctx context.Context, id string, w io.Writer) (int64, 
 			k, werr := w.Write(m.Data)
 			n += int64(k)
 			if werr != nil {
-				return &tokens.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "cannot write the backup", Err: werr}
+				return &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "cannot write the backup", Err: werr}
 			}
 		}
 	})
@@ -146,7 +146,7 @@ func (c *Client) RestoreBackup(ctx context.Context, r io.Reader, progress func(B
 			}
 			if rerr != nil {
 				st.CloseSend()
-				return &tokens.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "cannot read the backup file", Err: rerr}
+				return &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "cannot read the backup file", Err: rerr}
 			}
 		}
 		if err := st.CloseSend(); err != nil {

@@ -21,8 +21,8 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/pki"
-	"github.com/openhsm/openhsm/tokens"
 )
 
 // MetadataSession is the gRPC metadata key that carries the session token.
@@ -108,7 +108,7 @@ func withClock(now func() time.Time) Option { return func(c *Client) { c.now = n
 // configured CA and client certificate (pki.ClientConfigFor), opens a
 // connection to every node, starts the health checker, and returns once a
 // node answers Info (each node has cfg.Timeout to answer). Errors are
-// *tokens.Error: CKR_ARGUMENTS_BAD for a bad configuration,
+// *hsmerr.Error: CKR_ARGUMENTS_BAD for a bad configuration,
 // CKR_GENERAL_ERROR for bad certificate files, CKR_DEVICE_ERROR when no
 // node answers.
 //
@@ -147,7 +147,7 @@ func Dial(ctx context.Context, cfg *Config, opts ...Option) (*Client, error) {
 	}
 	tlsCfg, err := pki.ClientConfigFor(c.cfg.Cert, c.cfg.Key, c.cfg.CA, c.cfg.ServerName)
 	if err != nil {
-		return nil, &tokens.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "client TLS setup failed", Err: err}
+		return nil, &hsmerr.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "client TLS setup failed", Err: err}
 	}
 	if err := c.connect(tlsCfg); err != nil {
 		c.Close()
@@ -173,7 +173,7 @@ func (c *Client) connect(tlsCfg *tls.Config) error {
 			grpc.WithStreamInterceptor(c.streamInterceptor),
 		)
 		if err != nil {
-			return &tokens.Error{RV: ck.CKR_ARGUMENTS_BAD, Msg: fmt.Sprintf("node %q", addr), Err: err}
+			return &hsmerr.Error{RV: ck.CKR_ARGUMENTS_BAD, Msg: fmt.Sprintf("node %q", addr), Err: err}
 		}
 		c.nodes = append(c.nodes, &node{idx: i, addr: addr, conn: conn, api: hsmpb.NewHSMClient(conn), attempts: map[*attempt]struct{}{}})
 	}
@@ -200,7 +200,7 @@ func (c *Client) startHealth(ctx context.Context) error {
 			return FromStatus(ctx.Err())
 		}
 	}
-	return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "no HSM node answered (" + strings.Join(fails, "; ") + ")"}
+	return &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "no HSM node answered (" + strings.Join(fails, "; ") + ")"}
 }
 
 // Close stops the health checker (waiting for it) and closes the
@@ -356,7 +356,7 @@ func (c *Client) rpcCode(ctx context.Context, token string, fn func(ctx context.
 			}
 		}
 		if err == nil {
-			return codes.Unavailable, tokens.Errorf(ck.CKR_DEVICE_ERROR, "no HSM node configured")
+			return codes.Unavailable, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "no HSM node configured")
 		}
 		// Only nodes that are up but behind are worth waiting for; with
 		// every node unreachable the call fails at once. A write of
@@ -379,7 +379,7 @@ func (c *Client) rpcCode(ctx context.Context, token string, fn func(ctx context.
 	if len(fails) <= 1 {
 		return status.Code(err), FromStatus(err)
 	}
-	return status.Code(err), &tokens.Error{RV: RV(FromStatus(err)), Msg: "no HSM node could serve the call (" + strings.Join(fails, "; ") + ")"}
+	return status.Code(err), &hsmerr.Error{RV: RV(FromStatus(err)), Msg: "no HSM node could serve the call (" + strings.Join(fails, "; ") + ")"}
 }
 
 // The pauses between rounds of a call that no node could serve.
@@ -467,7 +467,7 @@ func (c *Client) call(ctx context.Context, fn func(ctx context.Context, api hsmp
 		// CKR_USER_NOT_LOGGED_IN with PermissionDenied means the wrong
 		// role, not a lapsed session.
 		if err == nil || s == nil || st.relogged || code == codes.PermissionDenied ||
-			tokens.RV(err) != ck.CKR_USER_NOT_LOGGED_IN {
+			hsmerr.RV(err) != ck.CKR_USER_NOT_LOGGED_IN {
 			return err
 		}
 		retry, rerr := c.recover(ctx, s, st)

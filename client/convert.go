@@ -6,7 +6,9 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 )
 
 // MechToPB converts a mechanism to its wire form. Param must be nil or one
@@ -16,60 +18,60 @@ import (
 // parameter. Other types give CKR_MECHANISM_PARAM_INVALID.
 //
 // Byte slices are shared with m, not copied.
-func MechToPB(m tokens.Mech) (*hsmpb.Mechanism, error) {
+func MechToPB(m mech.Mech) (*hsmpb.Mechanism, error) {
 	pb := &hsmpb.Mechanism{Type: m.Type}
 	switch p := m.Param.(type) {
 	case nil:
-	case *tokens.IVParams:
+	case *mech.IVParams:
 		if p != nil {
 			pb.Param = &hsmpb.Mechanism_Iv{Iv: nonNil(p.IV)}
 		}
-	case tokens.IVParams:
+	case mech.IVParams:
 		pb.Param = &hsmpb.Mechanism_Iv{Iv: nonNil(p.IV)}
-	case *tokens.GCMParams:
+	case *mech.GCMParams:
 		if p != nil {
 			pb.Param = gcmToPB(p)
 		}
-	case tokens.GCMParams:
+	case mech.GCMParams:
 		pb.Param = gcmToPB(&p)
-	case *tokens.CTRParams:
+	case *mech.CTRParams:
 		if p != nil {
 			pb.Param = ctrToPB(p)
 		}
-	case tokens.CTRParams:
+	case mech.CTRParams:
 		pb.Param = ctrToPB(&p)
-	case *tokens.PSSParams:
+	case *mech.PSSParams:
 		if p != nil {
 			pb.Param = pssToPB(p)
 		}
-	case tokens.PSSParams:
+	case mech.PSSParams:
 		pb.Param = pssToPB(&p)
-	case *tokens.OAEPParams:
+	case *mech.OAEPParams:
 		if p != nil {
 			pb.Param = oaepToPB(p)
 		}
-	case tokens.OAEPParams:
+	case mech.OAEPParams:
 		pb.Param = oaepToPB(&p)
-	case *tokens.ECDHParams:
+	case *mech.ECDHParams:
 		if p != nil {
 			pb.Param = ecdhToPB(p)
 		}
-	case tokens.ECDHParams:
+	case mech.ECDHParams:
 		pb.Param = ecdhToPB(&p)
-	case *tokens.EdDSAParams:
+	case *mech.EdDSAParams:
 		if p != nil {
 			pb.Param = eddsaToPB(p)
 		}
-	case tokens.EdDSAParams:
+	case mech.EdDSAParams:
 		pb.Param = eddsaToPB(&p)
-	case *tokens.MacLenParams:
+	case *mech.MacLenParams:
 		if p != nil {
 			pb.Param = &hsmpb.Mechanism_MacLen{MacLen: p.Len}
 		}
-	case tokens.MacLenParams:
+	case mech.MacLenParams:
 		pb.Param = &hsmpb.Mechanism_MacLen{MacLen: p.Len}
 	default:
-		return nil, tokens.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s: unsupported parameter type %T", ck.MechName(m.Type), m.Param)
+		return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s: unsupported parameter type %T", ck.MechName(m.Type), m.Param)
 	}
 	return pb, nil
 }
@@ -83,27 +85,27 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-func gcmToPB(p *tokens.GCMParams) *hsmpb.Mechanism_Gcm {
+func gcmToPB(p *mech.GCMParams) *hsmpb.Mechanism_Gcm {
 	return &hsmpb.Mechanism_Gcm{Gcm: &hsmpb.GcmParams{Iv: p.IV, Aad: p.AAD, TagBits: p.TagBits}}
 }
 
-func ctrToPB(p *tokens.CTRParams) *hsmpb.Mechanism_Ctr {
+func ctrToPB(p *mech.CTRParams) *hsmpb.Mechanism_Ctr {
 	return &hsmpb.Mechanism_Ctr{Ctr: &hsmpb.CtrParams{CounterBits: p.CounterBits, Cb: append([]byte(nil), p.CB[:]...)}}
 }
 
-func pssToPB(p *tokens.PSSParams) *hsmpb.Mechanism_Pss {
+func pssToPB(p *mech.PSSParams) *hsmpb.Mechanism_Pss {
 	return &hsmpb.Mechanism_Pss{Pss: &hsmpb.PssParams{Hash: p.Hash, Mgf: p.MGF, SaltLen: p.SaltLen}}
 }
 
-func oaepToPB(p *tokens.OAEPParams) *hsmpb.Mechanism_Oaep {
+func oaepToPB(p *mech.OAEPParams) *hsmpb.Mechanism_Oaep {
 	return &hsmpb.Mechanism_Oaep{Oaep: &hsmpb.OaepParams{Hash: p.Hash, Mgf: p.MGF, Source: p.Source, Label: p.Label}}
 }
 
-func ecdhToPB(p *tokens.ECDHParams) *hsmpb.Mechanism_Ecdh {
+func ecdhToPB(p *mech.ECDHParams) *hsmpb.Mechanism_Ecdh {
 	return &hsmpb.Mechanism_Ecdh{Ecdh: &hsmpb.EcdhParams{Kdf: p.KDF, SharedData: p.SharedData, PublicData: p.PublicData}}
 }
 
-func eddsaToPB(p *tokens.EdDSAParams) *hsmpb.Mechanism_Eddsa {
+func eddsaToPB(p *mech.EdDSAParams) *hsmpb.Mechanism_Eddsa {
 	return &hsmpb.Mechanism_Eddsa{Eddsa: &hsmpb.EddsaParams{PhFlag: p.PHFlag, Context: p.Context}}
 }
 
@@ -112,23 +114,23 @@ func eddsaToPB(p *tokens.EdDSAParams) *hsmpb.Mechanism_Eddsa {
 // or a CTR counter block that is not 16 bytes give
 // CKR_MECHANISM_PARAM_INVALID (CKR_MECHANISM_INVALID for nil). It does not
 // check that the parameter fits the mechanism; the daemon does.
-func MechFromPB(pb *hsmpb.Mechanism) (tokens.Mech, error) {
+func MechFromPB(pb *hsmpb.Mechanism) (mech.Mech, error) {
 	if pb == nil {
-		return tokens.Mech{}, tokens.Errorf(ck.CKR_MECHANISM_INVALID, "no mechanism")
+		return mech.Mech{}, hsmerr.Errorf(ck.CKR_MECHANISM_INVALID, "no mechanism")
 	}
-	m := tokens.Mech{Type: pb.GetType()}
-	bad := func(what string) (tokens.Mech, error) {
-		return tokens.Mech{}, tokens.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s: %s", ck.MechName(m.Type), what)
+	m := mech.Mech{Type: pb.GetType()}
+	bad := func(what string) (mech.Mech, error) {
+		return mech.Mech{}, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s: %s", ck.MechName(m.Type), what)
 	}
 	switch p := pb.GetParam().(type) {
 	case nil:
 	case *hsmpb.Mechanism_Iv:
-		m.Param = &tokens.IVParams{IV: p.Iv}
+		m.Param = &mech.IVParams{IV: p.Iv}
 	case *hsmpb.Mechanism_Gcm:
 		if p.Gcm == nil {
 			return bad("empty GCM parameters")
 		}
-		m.Param = &tokens.GCMParams{IV: p.Gcm.GetIv(), AAD: p.Gcm.GetAad(), TagBits: p.Gcm.GetTagBits()}
+		m.Param = &mech.GCMParams{IV: p.Gcm.GetIv(), AAD: p.Gcm.GetAad(), TagBits: p.Gcm.GetTagBits()}
 	case *hsmpb.Mechanism_Ctr:
 		if p.Ctr == nil {
 			return bad("empty CTR parameters")
@@ -137,31 +139,31 @@ func MechFromPB(pb *hsmpb.Mechanism) (tokens.Mech, error) {
 		if len(cb) != 16 {
 			return bad(fmt.Sprintf("CTR counter block is %d bytes, want 16", len(cb)))
 		}
-		cp := &tokens.CTRParams{CounterBits: p.Ctr.GetCounterBits()}
+		cp := &mech.CTRParams{CounterBits: p.Ctr.GetCounterBits()}
 		copy(cp.CB[:], cb)
 		m.Param = cp
 	case *hsmpb.Mechanism_Pss:
 		if p.Pss == nil {
 			return bad("empty PSS parameters")
 		}
-		m.Param = &tokens.PSSParams{Hash: p.Pss.GetHash(), MGF: p.Pss.GetMgf(), SaltLen: p.Pss.GetSaltLen()}
+		m.Param = &mech.PSSParams{Hash: p.Pss.GetHash(), MGF: p.Pss.GetMgf(), SaltLen: p.Pss.GetSaltLen()}
 	case *hsmpb.Mechanism_Oaep:
 		if p.Oaep == nil {
 			return bad("empty OAEP parameters")
 		}
-		m.Param = &tokens.OAEPParams{Hash: p.Oaep.GetHash(), MGF: p.Oaep.GetMgf(), Source: p.Oaep.GetSource(), Label: p.Oaep.GetLabel()}
+		m.Param = &mech.OAEPParams{Hash: p.Oaep.GetHash(), MGF: p.Oaep.GetMgf(), Source: p.Oaep.GetSource(), Label: p.Oaep.GetLabel()}
 	case *hsmpb.Mechanism_Ecdh:
 		if p.Ecdh == nil {
 			return bad("empty ECDH parameters")
 		}
-		m.Param = &tokens.ECDHParams{KDF: p.Ecdh.GetKdf(), SharedData: p.Ecdh.GetSharedData(), PublicData: p.Ecdh.GetPublicData()}
+		m.Param = &mech.ECDHParams{KDF: p.Ecdh.GetKdf(), SharedData: p.Ecdh.GetSharedData(), PublicData: p.Ecdh.GetPublicData()}
 	case *hsmpb.Mechanism_Eddsa:
 		if p.Eddsa == nil {
 			return bad("empty EdDSA parameters")
 		}
-		m.Param = &tokens.EdDSAParams{PHFlag: p.Eddsa.GetPhFlag(), Context: p.Eddsa.GetContext()}
+		m.Param = &mech.EdDSAParams{PHFlag: p.Eddsa.GetPhFlag(), Context: p.Eddsa.GetContext()}
 	case *hsmpb.Mechanism_MacLen:
-		m.Param = &tokens.MacLenParams{Len: p.MacLen}
+		m.Param = &mech.MacLenParams{Len: p.MacLen}
 	default:
 		return bad(fmt.Sprintf("unknown parameter %T", p))
 	}
@@ -170,7 +172,7 @@ func MechFromPB(pb *hsmpb.Mechanism) (tokens.Mech, error) {
 
 // TemplateToPB converts a template to its wire form, keeping the order.
 // Values are shared, not copied.
-func TemplateToPB(t tokens.Template) []*hsmpb.Attribute {
+func TemplateToPB(t object.Template) []*hsmpb.Attribute {
 	if t == nil {
 		return nil
 	}
@@ -183,11 +185,11 @@ func TemplateToPB(t tokens.Template) []*hsmpb.Attribute {
 
 // TemplateFromPB converts wire attributes to a template, keeping the order
 // and skipping nil entries. A missing value becomes an empty one.
-func TemplateFromPB(attrs []*hsmpb.Attribute) tokens.Template {
+func TemplateFromPB(attrs []*hsmpb.Attribute) object.Template {
 	if attrs == nil {
 		return nil
 	}
-	out := make(tokens.Template, 0, len(attrs))
+	out := make(object.Template, 0, len(attrs))
 	for _, a := range attrs {
 		if a == nil {
 			continue
@@ -196,19 +198,19 @@ func TemplateFromPB(attrs []*hsmpb.Attribute) tokens.Template {
 		if v == nil {
 			v = []byte{}
 		}
-		out = append(out, tokens.Attribute{Type: a.GetType(), Value: v})
+		out = append(out, object.Attribute{Type: a.GetType(), Value: v})
 	}
 	return out
 }
 
 // attrValuesFromPB converts a GetAttributes answer.
-func attrValuesFromPB(vs []*hsmpb.AttributeValue) []tokens.AttrValue {
-	out := make([]tokens.AttrValue, 0, len(vs))
+func attrValuesFromPB(vs []*hsmpb.AttributeValue) []object.AttrValue {
+	out := make([]object.AttrValue, 0, len(vs))
 	for _, v := range vs {
 		if v == nil {
 			continue
 		}
-		out = append(out, tokens.AttrValue{Type: v.GetType(), Value: v.GetValue(), RV: v.GetCkr()})
+		out = append(out, object.AttrValue{Type: v.GetType(), Value: v.GetValue(), RV: v.GetCkr()})
 	}
 	return out
 }
@@ -253,7 +255,7 @@ type Info struct {
 type ObjectInfo struct {
 	ID         uint64
 	Owner      string
-	Attributes tokens.Template
+	Attributes object.Template
 	SharedWith []string
 }
 

@@ -11,22 +11,24 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 )
 
 func TestMechRoundTrip(t *testing.T) {
 	cb := [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
-	for _, m := range []tokens.Mech{
+	for _, m := range []mech.Mech{
 		{Type: ck.CKM_SHA256},
-		{Type: ck.CKM_AES_CBC_PAD, Param: &tokens.IVParams{IV: []byte("0123456789abcdef")}},
-		{Type: ck.CKM_AES_KEY_WRAP_PAD, Param: &tokens.IVParams{IV: []byte{}}},
-		{Type: ck.CKM_AES_GCM, Param: &tokens.GCMParams{IV: []byte("nonce-12byte"), AAD: []byte("aad"), TagBits: 128}},
-		{Type: ck.CKM_AES_CTR, Param: &tokens.CTRParams{CounterBits: 32, CB: cb}},
-		{Type: ck.CKM_SHA256_RSA_PKCS_PSS, Param: &tokens.PSSParams{Hash: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA256, SaltLen: 32}},
-		{Type: ck.CKM_RSA_PKCS_OAEP, Param: &tokens.OAEPParams{Hash: ck.CKM_SHA384, MGF: ck.CKG_MGF1_SHA384, Source: ck.CKZ_DATA_SPECIFIED, Label: []byte("label")}},
-		{Type: ck.CKM_ECDH1_DERIVE, Param: &tokens.ECDHParams{KDF: ck.CKD_NULL, SharedData: []byte("sd"), PublicData: []byte{4, 1, 2}}},
-		{Type: ck.CKM_EDDSA, Param: &tokens.EdDSAParams{PHFlag: true, Context: []byte("ctx")}},
-		{Type: ck.CKM_SHA256_HMAC_GENERAL, Param: &tokens.MacLenParams{Len: 16}},
+		{Type: ck.CKM_AES_CBC_PAD, Param: &mech.IVParams{IV: []byte("0123456789abcdef")}},
+		{Type: ck.CKM_AES_KEY_WRAP_PAD, Param: &mech.IVParams{IV: []byte{}}},
+		{Type: ck.CKM_AES_GCM, Param: &mech.GCMParams{IV: []byte("nonce-12byte"), AAD: []byte("aad"), TagBits: 128}},
+		{Type: ck.CKM_AES_CTR, Param: &mech.CTRParams{CounterBits: 32, CB: cb}},
+		{Type: ck.CKM_SHA256_RSA_PKCS_PSS, Param: &mech.PSSParams{Hash: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA256, SaltLen: 32}},
+		{Type: ck.CKM_RSA_PKCS_OAEP, Param: &mech.OAEPParams{Hash: ck.CKM_SHA384, MGF: ck.CKG_MGF1_SHA384, Source: ck.CKZ_DATA_SPECIFIED, Label: []byte("label")}},
+		{Type: ck.CKM_ECDH1_DERIVE, Param: &mech.ECDHParams{KDF: ck.CKD_NULL, SharedData: []byte("sd"), PublicData: []byte{4, 1, 2}}},
+		{Type: ck.CKM_EDDSA, Param: &mech.EdDSAParams{PHFlag: true, Context: []byte("ctx")}},
+		{Type: ck.CKM_SHA256_HMAC_GENERAL, Param: &mech.MacLenParams{Len: 16}},
 	} {
 		pb, err := MechToPB(m)
 		if err != nil {
@@ -58,21 +60,21 @@ func TestMechRoundTrip(t *testing.T) {
 func paramEqual(a, b any) bool {
 	norm := func(p any) any {
 		switch p := p.(type) {
-		case *tokens.IVParams:
+		case *mech.IVParams:
 			return string(p.IV)
-		case *tokens.GCMParams:
+		case *mech.GCMParams:
 			return [3]any{string(p.IV), string(p.AAD), p.TagBits}
-		case *tokens.OAEPParams:
+		case *mech.OAEPParams:
 			return [4]any{p.Hash, p.MGF, p.Source, string(p.Label)}
-		case *tokens.ECDHParams:
+		case *mech.ECDHParams:
 			return [3]any{p.KDF, string(p.SharedData), string(p.PublicData)}
-		case *tokens.EdDSAParams:
+		case *mech.EdDSAParams:
 			return [2]any{p.PHFlag, string(p.Context)}
-		case *tokens.CTRParams:
+		case *mech.CTRParams:
 			return *p
-		case *tokens.PSSParams:
+		case *mech.PSSParams:
 			return *p
-		case *tokens.MacLenParams:
+		case *mech.MacLenParams:
 			return *p
 		}
 		return p
@@ -81,19 +83,19 @@ func paramEqual(a, b any) bool {
 }
 
 func TestMechToPBValueParams(t *testing.T) {
-	pb, err := MechToPB(tokens.Mech{Type: ck.CKM_AES_GCM, Param: tokens.GCMParams{IV: []byte("iv"), TagBits: 96}})
+	pb, err := MechToPB(mech.Mech{Type: ck.CKM_AES_GCM, Param: mech.GCMParams{IV: []byte("iv"), TagBits: 96}})
 	if err != nil || pb.GetGcm().GetTagBits() != 96 {
 		t.Errorf("value GCMParams: %v, %v", pb, err)
 	}
 	// A nil pointer is no parameter (plain Ed25519).
-	pb, err = MechToPB(tokens.Mech{Type: ck.CKM_EDDSA, Param: (*tokens.EdDSAParams)(nil)})
+	pb, err = MechToPB(mech.Mech{Type: ck.CKM_EDDSA, Param: (*mech.EdDSAParams)(nil)})
 	if err != nil || pb.GetParam() != nil {
 		t.Errorf("nil *EdDSAParams: %v, %v", pb, err)
 	}
 }
 
 func TestMechToPBBadParam(t *testing.T) {
-	_, err := MechToPB(tokens.Mech{Type: ck.CKM_AES_CBC, Param: []byte("iv")})
+	_, err := MechToPB(mech.Mech{Type: ck.CKM_AES_CBC, Param: []byte("iv")})
 	if RV(err) != ck.CKR_MECHANISM_PARAM_INVALID {
 		t.Errorf("err = %v", err)
 	}
@@ -114,9 +116,9 @@ func TestMechFromPBBad(t *testing.T) {
 }
 
 func TestTemplateRoundTrip(t *testing.T) {
-	tmpl := tokens.Template{
-		{Type: ck.CKA_CLASS, Value: tokens.EncodeUlong(ck.CKO_SECRET_KEY)},
-		{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)},
+	tmpl := object.Template{
+		{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_SECRET_KEY)},
+		{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)},
 		{Type: ck.CKA_LABEL, Value: []byte("my key")},
 		{Type: ck.CKA_ID, Value: []byte{}},
 		{Type: ck.CKA_LABEL, Value: []byte("again, order kept")},
@@ -176,9 +178,9 @@ func TestFromStatus(t *testing.T) {
 		{errors.New("plain"), ck.CKR_FUNCTION_FAILED, "plain"},
 	} {
 		got := FromStatus(tc.err)
-		var te *tokens.Error
+		var te *hsmerr.Error
 		if !errors.As(got, &te) {
-			t.Errorf("%v: not a *tokens.Error: %T", tc.err, got)
+			t.Errorf("%v: not a *hsmerr.Error: %T", tc.err, got)
 			continue
 		}
 		if te.RV != tc.rv || te.Msg != tc.msg {
@@ -191,8 +193,8 @@ func TestFromStatus(t *testing.T) {
 	if FromStatus(nil) != nil || RV(nil) != ck.CKR_OK {
 		t.Error("nil error not kept nil")
 	}
-	te := tokens.Errorf(ck.CKR_KEY_HANDLE_INVALID, "x")
+	te := hsmerr.Errorf(ck.CKR_KEY_HANDLE_INVALID, "x")
 	if FromStatus(te) != error(te) {
-		t.Error("*tokens.Error not passed through")
+		t.Error("*hsmerr.Error not passed through")
 	}
 }

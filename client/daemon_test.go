@@ -16,7 +16,8 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/internal/testcluster"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 )
 
 // These tests run the client against real hsmd daemons started by
@@ -74,9 +75,9 @@ var p256 = []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
 // ecKey makes a P-256 token key pair for signing.
 func ecKey(t *testing.T, c *Client) (pub, priv uint64) {
 	t.Helper()
-	pub, priv, err := c.GenerateKeyPair(context.Background(), tokens.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
-		tokens.Template{{Type: ck.CKA_EC_PARAMS, Value: p256}, {Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)}},
-		tokens.Template{{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)}, {Type: ck.CKA_SIGN, Value: tokens.EncodeBool(true)}})
+	pub, priv, err := c.GenerateKeyPair(context.Background(), mech.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		object.Template{{Type: ck.CKA_EC_PARAMS, Value: p256}, {Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)}},
+		object.Template{{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)}, {Type: ck.CKA_SIGN, Value: object.EncodeBool(true)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func ecKey(t *testing.T, c *Client) (pub, priv uint64) {
 }
 
 func ecSign(c *Client, priv uint64, msg string) ([]byte, error) {
-	return c.Sign(context.Background(), priv, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte(msg))
+	return c.Sign(context.Background(), priv, mech.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte(msg))
 }
 
 // nodeOf returns the number k of the cluster node at addr.
@@ -119,7 +120,7 @@ func TestDaemonOneNode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Verify(ctx, pub, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte("message "+strconv.Itoa(i)), sig); err != nil {
+		if err := c.Verify(ctx, pub, mech.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte("message "+strconv.Itoa(i)), sig); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -215,7 +216,7 @@ func testFailoverSign(t *testing.T, tc *testcluster.Cluster) {
 				msg := "after " + strconv.Itoa(g) + "." + strconv.Itoa(i)
 				sig, err := ecSign(c, priv, msg)
 				if err == nil && i%25 == 0 {
-					err = c.Verify(context.Background(), pub, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte(msg), sig)
+					err = c.Verify(context.Background(), pub, mech.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte(msg), sig)
 				}
 				mu.Lock()
 				if err != nil {
@@ -381,9 +382,9 @@ func testWritesAfterKill(t *testing.T, tc *testcluster.Cluster, leader bool) {
 	start := time.Now()
 	var failed int
 	for i := range 10 {
-		pub, priv, err := c.GenerateKeyPair(context.Background(), tokens.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
-			tokens.Template{{Type: ck.CKA_EC_PARAMS, Value: p256}, {Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)}},
-			tokens.Template{{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)}, {Type: ck.CKA_SIGN, Value: tokens.EncodeBool(true)}})
+		pub, priv, err := c.GenerateKeyPair(context.Background(), mech.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
+			object.Template{{Type: ck.CKA_EC_PARAMS, Value: p256}, {Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)}},
+			object.Template{{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)}, {Type: ck.CKA_SIGN, Value: object.EncodeBool(true)}})
 		if err != nil {
 			// Only while there is no leader, and only as a refusal.
 			failed++

@@ -46,7 +46,7 @@
 //
 // # Errors
 //
-// Every error of a failed call is a *tokens.Error whose RV is the PKCS#11
+// Every error of a failed call is a *hsmerr.Error whose RV is the PKCS#11
 // return value the server gave (see FromStatus); RV extracts it from any
 // error.
 //

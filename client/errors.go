@@ -10,15 +10,15 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // RV returns the PKCS#11 return value an error carries: CKR_OK for nil,
-// the RV of a *tokens.Error, CKR_FUNCTION_FAILED otherwise. It is
-// tokens.RV; every error of a failed call is a *tokens.Error.
-func RV(err error) uint64 { return tokens.RV(err) }
+// the RV of a *hsmerr.Error, CKR_FUNCTION_FAILED otherwise. It is
+// hsmerr.RV; every error of a failed call is a *hsmerr.Error.
+func RV(err error) uint64 { return hsmerr.RV(err) }
 
-// FromStatus turns an error of a gRPC call into a *tokens.Error. The RV
+// FromStatus turns an error of a gRPC call into a *hsmerr.Error. The RV
 // comes from the status's hsmpb.ErrorDetail; without one it follows the
 // status code:
 //
@@ -27,13 +27,13 @@ func RV(err error) uint64 { return tokens.RV(err) }
 //	InvalidArgument                 CKR_ARGUMENTS_BAD
 //	anything else                   CKR_FUNCTION_FAILED
 //
-// Msg is the status message. A *tokens.Error is returned as it is, nil as
+// Msg is the status message. A *hsmerr.Error is returned as it is, nil as
 // nil.
 func FromStatus(err error) error {
 	if err == nil {
 		return nil
 	}
-	var te *tokens.Error
+	var te *hsmerr.Error
 	if errors.As(err, &te) {
 		return err
 	}
@@ -42,22 +42,22 @@ func FromStatus(err error) error {
 		// Not from gRPC: a context ended before the call was made.
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
-			return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "timed out", Err: err}
+			return &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "timed out", Err: err}
 		case errors.Is(err, context.Canceled):
-			return &tokens.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "canceled", Err: err}
+			return &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "canceled", Err: err}
 		}
-		return &tokens.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: err.Error()}
+		return &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: err.Error()}
 	}
 	for _, d := range st.Details() {
 		if ed, ok := d.(*hsmpb.ErrorDetail); ok {
-			return &tokens.Error{RV: ed.GetCkr(), Msg: trimRV(ed.GetCkr(), st.Message())}
+			return &hsmerr.Error{RV: ed.GetCkr(), Msg: trimRV(ed.GetCkr(), st.Message())}
 		}
 	}
-	return &tokens.Error{RV: rvForCode(st.Code()), Msg: st.Message()}
+	return &hsmerr.Error{RV: rvForCode(st.Code()), Msg: st.Message()}
 }
 
 // trimRV drops a leading "CKR_NAME: " from a message that already carries
-// the return value, since (*tokens.Error).Error adds it again.
+// the return value, since (*hsmerr.Error).Error adds it again.
 func trimRV(rv uint64, msg string) string {
 	name := ck.RVName(rv)
 	if rest, ok := strings.CutPrefix(msg, name); ok && (rest == "" || strings.HasPrefix(rest, ": ")) {
@@ -92,5 +92,5 @@ func nodeDown(err error) bool {
 }
 
 func argErr(format string, args ...any) error {
-	return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, format, args...)
+	return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, format, args...)
 }

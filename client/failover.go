@@ -5,12 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/tokens"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/object"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -595,7 +596,7 @@ type sessionObjectsKey struct{}
 // node that makes it becomes the client's home: session objects live in
 // that node's memory only, so the session's calls go there while it is
 // healthy.
-func makesSessionObjects(ctx context.Context, tmpls ...tokens.Template) context.Context {
+func makesSessionObjects(ctx context.Context, tmpls ...object.Template) context.Context {
 	for _, t := range tmpls {
 		if !isToken(t) {
 			return context.WithValue(ctx, sessionObjectsKey{}, true)
@@ -604,7 +605,7 @@ func makesSessionObjects(ctx context.Context, tmpls ...tokens.Template) context.
 	return ctx
 }
 
-func isToken(t tokens.Template) bool {
+func isToken(t object.Template) bool {
 	for _, a := range t {
 		if a.Type == ck.CKA_TOKEN {
 			return len(a.Value) == 1 && a.Value[0] != 0

@@ -2,9 +2,10 @@ package client
 
 import (
 	"context"
+	"time"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"time"
 
 	"google.golang.org/grpc/status"
 

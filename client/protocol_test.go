@@ -18,7 +18,8 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 )
 
 // These tests run the client against fake nodes that speak the cluster
@@ -169,7 +170,7 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
 // createObject makes a token object (a session object would tie the
 // client to the node that holds it).
 func createObject(c *Client) error {
-	_, err := c.CreateObject(context.Background(), tokens.Template{{Type: ck.CKA_TOKEN, Value: []byte{1}}})
+	_, err := c.CreateObject(context.Background(), object.Template{{Type: ck.CKA_TOKEN, Value: []byte{1}}})
 	return err
 }
 
@@ -178,7 +179,7 @@ func createObject(c *Client) error {
 func TestSessionObjectsHome(t *testing.T) {
 	e := startServer(t, time.Minute)
 	ps, c := protoCluster(t, e, []uint64{1, 1}, true)
-	if _, err := c.CreateObject(context.Background(), tokens.Template{}); err != nil {
+	if _, err := c.CreateObject(context.Background(), object.Template{}); err != nil {
 		t.Fatal(err)
 	}
 	home := c.home.Load()
@@ -371,7 +372,7 @@ func TestAllNodesBehind(t *testing.T) {
 	// until the call's deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	_, err := c.Sign(ctx, 1, tokens.Mech{Type: ck.CKM_SHA256_HMAC}, []byte("msg"))
+	_, err := c.Sign(ctx, 1, mech.Mech{Type: ck.CKM_SHA256_HMAC}, []byte("msg"))
 	if RV(err) != ck.CKR_DEVICE_ERROR || !strings.Contains(err.Error(), ps[0].addr) || !strings.Contains(err.Error(), ps[1].addr) {
 		t.Errorf("err = %v", err)
 	}
@@ -443,7 +444,7 @@ func createObjectNoID(c *Client) error {
 	ctx, cancel := c.withTimeout(context.Background())
 	defer cancel()
 	return c.rpc(ctx, c.current().token, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.CreateObject(ctx, &hsmpb.CreateObjectRequest{Template: TemplateToPB(tokens.Template{{Type: ck.CKA_TOKEN, Value: []byte{1}}})})
+		_, err := api.CreateObject(ctx, &hsmpb.CreateObjectRequest{Template: TemplateToPB(object.Template{{Type: ck.CKA_TOKEN, Value: []byte{1}}})})
 		return err
 	})
 }

@@ -11,22 +11,23 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 )
 
 // labelled lists the caller's token objects with the label.
 func labelled(t *testing.T, c *Client, label string) []uint64 {
 	t.Helper()
-	ids, err := c.FindObjects(context.Background(), tokens.Template{{Type: ck.CKA_LABEL, Value: []byte(label)}}, 0)
+	ids, err := c.FindObjects(context.Background(), object.Template{{Type: ck.CKA_LABEL, Value: []byte(label)}}, 0)
 	require.NoError(t, err)
 	return ids
 }
 
-func labelledPair(label string, bits uint64) (pub, priv tokens.Template) {
-	l := tokens.Attribute{Type: ck.CKA_LABEL, Value: []byte(label)}
-	tok := tokens.Attribute{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)}
-	return tokens.Template{l, tok, {Type: ck.CKA_MODULUS_BITS, Value: tokens.EncodeUlong(bits)}},
-		tokens.Template{l, tok, {Type: ck.CKA_SIGN, Value: tokens.EncodeBool(true)}}
+func labelledPair(label string, bits uint64) (pub, priv object.Template) {
+	l := object.Attribute{Type: ck.CKA_LABEL, Value: []byte(label)}
+	tok := object.Attribute{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)}
+	return object.Template{l, tok, {Type: ck.CKA_MODULUS_BITS, Value: object.EncodeUlong(bits)}},
+		object.Template{l, tok, {Type: ck.CKA_SIGN, Value: object.EncodeBool(true)}}
 }
 
 func TestDaemonRequestIDs(t *testing.T) {
@@ -38,7 +39,7 @@ func TestDaemonRequestIDs(t *testing.T) {
 		c, _ := daemonClient(t, tc)
 		ctx := WithRequestID(context.Background(), "00112233445566778899aabbccddeeff")
 		pubT, privT := labelledPair("same-id", 2048)
-		rsa := tokens.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN}
+		rsa := mech.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN}
 		pub1, priv1, err := c.GenerateKeyPair(ctx, rsa, pubT, privT)
 		require.NoError(t, err)
 		for range 3 { // the calls spread over the nodes
@@ -71,7 +72,7 @@ func TestDaemonRequestIDs(t *testing.T) {
 				c.home.Store(n) // the calls go to the leader first
 			}
 		}
-		rsa := tokens.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN}
+		rsa := mech.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN}
 		const calls = 6
 		type result struct {
 			pub, priv uint64

@@ -6,7 +6,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // session is a login session as the client knows it. Sessions are
@@ -56,7 +56,7 @@ func (c *Client) forgetCredsLocked() {
 	}
 }
 
-func notLoggedIn() error { return tokens.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in") }
+func notLoggedIn() error { return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in") }
 
 // Login logs user in and remembers the session token, which every later
 // call carries. The password is kept in memory (never logged) so that the
@@ -94,7 +94,7 @@ func (c *Client) loginRPC(ctx context.Context, user, password string) (*session,
 		return nil, err
 	}
 	if resp.GetToken() == "" {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "the login answer holds no session token")
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the login answer holds no session token")
 	}
 	return c.newSession(user, resp), nil
 }
@@ -123,7 +123,7 @@ func (c *Client) Logout(ctx context.Context) error {
 		_, err := api.Logout(ctx, &hsmpb.Empty{})
 		return err
 	})
-	if tokens.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN) {
+	if hsmerr.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN) {
 		return nil
 	}
 	return err
@@ -158,7 +158,7 @@ func (c *Client) refreshLocked(ctx context.Context, s *session) (*session, error
 		return nil, err
 	}
 	if resp.GetToken() == "" {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "the refresh answer holds no session token")
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the refresh answer holds no session token")
 	}
 	ns := c.newSession(s.user, resp)
 	if ns.role == "" {
@@ -196,12 +196,12 @@ func (c *Client) reloginLocked(ctx context.Context, s *session, st *callState) (
 	}
 	c.mu.Unlock()
 	if cr == nil {
-		return nil, tokens.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the session has ended; log in again")
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the session has ended; log in again")
 	}
 	c.log.Info("hsm client: session ended; logging in again")
 	ns, err := c.loginRPC(ctx, user, password)
 	if err != nil {
-		if tokens.IsRV(err, ck.CKR_DEVICE_ERROR) || ctx.Err() != nil {
+		if hsmerr.IsRV(err, ck.CKR_DEVICE_ERROR) || ctx.Err() != nil {
 			return nil, err
 		}
 		c.log.Warn("hsm client: logging in again failed; the application must log in", "error", err)
@@ -213,7 +213,7 @@ func (c *Client) reloginLocked(ctx context.Context, s *session, st *callState) (
 			c.sess = nil
 		}
 		c.mu.Unlock()
-		return nil, &tokens.Error{RV: ck.CKR_USER_NOT_LOGGED_IN, Msg: "the session has ended and logging in again failed", Err: err}
+		return nil, &hsmerr.Error{RV: ck.CKR_USER_NOT_LOGGED_IN, Msg: "the session has ended and logging in again failed", Err: err}
 	}
 	c.replace(s, ns)
 	c.log.Debug("hsm client: logged in again", "session", ns.id)
@@ -261,7 +261,7 @@ func (c *Client) sessionFor(ctx context.Context, st *callState) (*session, error
 		if err == nil {
 			return ns, nil
 		}
-		if tokens.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN) && haveCreds && !st.relogged {
+		if hsmerr.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN) && haveCreds && !st.relogged {
 			return c.reloginLocked(ctx, s, st)
 		}
 		c.log.Warn("hsm client: session refresh failed", "error", err)
@@ -291,7 +291,7 @@ func (c *Client) recover(ctx context.Context, s *session, st *callState) (bool, 
 		st.relogged = true
 		return cur != nil, nil
 	}
-	if _, err := c.refreshLocked(ctx, s); err == nil || !tokens.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN) {
+	if _, err := c.refreshLocked(ctx, s); err == nil || !hsmerr.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN) {
 		return false, nil // alive (or cannot tell): the answer stands
 	}
 	if _, err := c.reloginLocked(ctx, s, st); err != nil {

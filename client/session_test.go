@@ -21,8 +21,8 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/pki"
-	"github.com/openhsm/openhsm/tokens"
 )
 
 // This file tests the client's own session logic against a real gRPC server
@@ -311,7 +311,7 @@ func (e *env) login(t *testing.T) *Client {
 
 func sign(t *testing.T, c *Client, key uint64) error {
 	t.Helper()
-	sig, err := c.Sign(context.Background(), key, tokens.Mech{Type: ck.CKM_SHA256_HMAC}, []byte("msg"))
+	sig, err := c.Sign(context.Background(), key, mech.Mech{Type: ck.CKM_SHA256_HMAC}, []byte("msg"))
 	if err == nil && string(sig) != "sig:msg" {
 		t.Errorf("signature %q", sig)
 	}

@@ -24,8 +24,9 @@ import (
 	"github.com/openhsm/openhsm/hsmd"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
-	"github.com/openhsm/openhsm/tokens"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -58,15 +59,15 @@ func pinned(t *testing.T, c *testcluster.Cluster, k int, user, password string) 
 
 var p256 = func() []byte { b, _ := asn1.Marshal(asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}); return b }()
 
-func attr(typ uint64, v []byte) tokens.Attribute { return tokens.Attribute{Type: typ, Value: v} }
+func attr(typ uint64, v []byte) object.Attribute { return object.Attribute{Type: typ, Value: v} }
 
 // newKey makes a token EC P-256 key pair labelled label and returns the
 // private key's handle and the public key.
 func newKey(t *testing.T, cl *client.Client, label string) (uint64, *ecdsa.PublicKey) {
 	t.Helper()
-	pubT := tokens.Template{attr(ck.CKA_TOKEN, tokens.EncodeBool(true)), attr(ck.CKA_EC_PARAMS, p256), attr(ck.CKA_LABEL, []byte(label))}
-	privT := tokens.Template{attr(ck.CKA_TOKEN, tokens.EncodeBool(true)), attr(ck.CKA_SIGN, tokens.EncodeBool(true)), attr(ck.CKA_LABEL, []byte(label))}
-	pub, priv, err := cl.GenerateKeyPair(ctx, tokens.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN}, pubT, privT)
+	pubT := object.Template{attr(ck.CKA_TOKEN, object.EncodeBool(true)), attr(ck.CKA_EC_PARAMS, p256), attr(ck.CKA_LABEL, []byte(label))}
+	privT := object.Template{attr(ck.CKA_TOKEN, object.EncodeBool(true)), attr(ck.CKA_SIGN, object.EncodeBool(true)), attr(ck.CKA_LABEL, []byte(label))}
+	pub, priv, err := cl.GenerateKeyPair(ctx, mech.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN}, pubT, privT)
 	if err != nil {
 		t.Fatalf("generate %s: %v", label, err)
 	}
@@ -85,7 +86,7 @@ func newKey(t *testing.T, cl *client.Client, label string) (uint64, *ecdsa.Publi
 	return priv, &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}
 }
 
-var keyMech = tokens.Mech{Type: ck.CKM_ECDSA_SHA256}
+var keyMech = mech.Mech{Type: ck.CKM_ECDSA_SHA256}
 
 // signs checks that cl signs with key and the signature verifies.
 func signs(t *testing.T, cl *client.Client, where string, key uint64, pub *ecdsa.PublicKey) {

@@ -35,7 +35,7 @@ func newFSM(m *tokens.Machine, log *slog.Logger, fatal func(error)) (*fsm, error
 }
 
 // Apply implements raft.FSM. The result is the command's refusal (a
-// *tokens.Error, the same on every node) or nil.
+// *hsmerr.Error, the same on every node) or nil.
 func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil

@@ -20,6 +20,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/tokens"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -352,11 +353,11 @@ func (n *Node) Propose(ctx context.Context, raw []byte) (uint64, error, error) {
 var errRetry = errors.New("retry")
 
 func notExecuted(msg string) error {
-	return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: msg, Err: ErrNotExecuted}
+	return &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: msg, Err: ErrNotExecuted}
 }
 
 func unknownOutcome(err error) error {
-	return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the cluster lost its leader while committing the change; its outcome is unknown", Err: err}
+	return &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the cluster lost its leader while committing the change; its outcome is unknown", Err: err}
 }
 
 // applyHere applies raw through Raft on the leader.
@@ -398,7 +399,7 @@ func (n *Node) HandleForward(ctx context.Context, req *hsmpb.ForwardRequest, sen
 	}
 	resp := &hsmpb.ForwardResponse{Index: idx}
 	if refusal != nil {
-		resp.Rv, resp.Message = tokens.RV(refusal), message(refusal)
+		resp.Rv, resp.Message = hsmerr.RV(refusal), message(refusal)
 	}
 	return resp, nil
 }
@@ -440,7 +441,7 @@ func (n *Node) forward(ctx context.Context, id, addr string, raw []byte) (uint64
 	}
 	var refusal error
 	if resp.Rv != 0 {
-		refusal = &tokens.Error{RV: resp.Rv, Msg: resp.Message}
+		refusal = &hsmerr.Error{RV: resp.Rv, Msg: resp.Message}
 	}
 	return resp.Index, refusal, nil
 }
@@ -499,7 +500,7 @@ func (n *Node) ChangeMembership(ctx context.Context, req *hsmpb.MembershipReques
 			}
 			// A leader that stepped down took nothing: ask the next.
 			if st.Message() != NotLeader {
-				return &tokens.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: st.Message()}
+				return &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: st.Message()}
 			}
 		}
 		select {
@@ -528,17 +529,17 @@ func (n *Node) HandleChangeMembership(req *hsmpb.MembershipRequest) error {
 func (n *Node) changeHere(op, id, addr string) error {
 	conf := n.raft.GetConfiguration()
 	if err := conf.Error(); err != nil {
-		return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "cannot read the membership", Err: err}
+		return &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "cannot read the membership", Err: err}
 	}
 	var f raft.IndexFuture
 	switch op {
 	case "add":
 		for _, s := range conf.Configuration().Servers {
 			if string(s.ID) == id {
-				return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "node %q is already a member (at %s)", id, s.Address)
+				return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "node %q is already a member (at %s)", id, s.Address)
 			}
 			if string(s.Address) == addr {
-				return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "%s is already the address of node %q", addr, s.ID)
+				return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%s is already the address of node %q", addr, s.ID)
 			}
 		}
 		f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 30*time.Second)
@@ -548,17 +549,17 @@ func (n *Node) changeHere(op, id, addr string) error {
 			found = found || string(s.ID) == id
 		}
 		if !found {
-			return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "node %q is not a member", id)
+			return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "node %q is not a member", id)
 		}
 		if len(conf.Configuration().Servers) == 1 {
-			return tokens.Errorf(ck.CKR_ACTION_PROHIBITED, "cannot remove the last node")
+			return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "cannot remove the last node")
 		}
 		f = n.raft.RemoveServer(raft.ServerID(id), 0, 30*time.Second)
 	default:
-		return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "unknown membership change %q", op)
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "unknown membership change %q", op)
 	}
 	if err := f.Error(); err != nil {
-		return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the membership change failed: " + err.Error()}
+		return &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the membership change failed: " + err.Error()}
 	}
 	n.cfg.Log.Info("membership changed", "op", op, "member", id, "addr", addr)
 	return nil
@@ -600,14 +601,14 @@ func (n *Node) Self() (id, addr string) { return n.cfg.ID, n.cfg.Advertise }
 // it as a snapshot that followers then receive. Only the leader can do it.
 func (n *Node) RestoreBackup(r io.Reader, size int64) error {
 	if !n.IsLeader() {
-		return tokens.Errorf(ck.CKR_FUNCTION_FAILED, "only the leader can restore")
+		return hsmerr.Errorf(ck.CKR_FUNCTION_FAILED, "only the leader can restore")
 	}
 	// The log of this new cluster goes on from its own index: the restored
 	// store records index 1, below anything the log will apply.
 	body := io.MultiReader(bytes.NewReader(envelope(setIndex, 1)), r)
 	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size + envelopeLen}
 	if err := n.raft.Restore(meta, body, 0); err != nil {
-		return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the restore failed: " + err.Error()}
+		return &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the restore failed: " + err.Error()}
 	}
 	return nil
 }
@@ -649,7 +650,7 @@ func (p *peers) close() {
 
 // message is an error's text without its PKCS#11 code.
 func message(err error) string {
-	var te *tokens.Error
+	var te *hsmerr.Error
 	if errors.As(err, &te) {
 		return te.Msg
 	}

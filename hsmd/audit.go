@@ -12,6 +12,8 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -162,7 +164,7 @@ func (u *useCounter) send(ctx context.Context, c *tokens.Command) error {
 	case err == nil || tokens.IsAuditDuplicate(err):
 		u.pending = nil
 		return nil
-	case tokens.IsRV(err, ck.CKR_DEVICE_ERROR) || ctx.Err() != nil:
+	case hsmerr.IsRV(err, ck.CKR_DEVICE_ERROR) || ctx.Err() != nil:
 		u.pending = c
 		return err
 	default:
@@ -227,7 +229,7 @@ func (s *Server) countUse(ctx context.Context, fullMethod string, req any, err e
 	}
 	c := callerFrom(ctx)
 	id := identityFrom(ctx)
-	k := useKey{time: s.now().Unix(), user: c.User, cert: id.Fingerprint, op: op, result: tokens.RV(err)}
+	k := useKey{time: s.now().Unix(), user: c.User, cert: id.Fingerprint, op: op, result: hsmerr.RV(err)}
 	for i, o := range objects {
 		k.object = o
 		if i == 1 {
@@ -263,18 +265,18 @@ func (s *Server) ListAudit(ctx context.Context, r *hsmpb.ListAuditRequest) (*hsm
 		return nil, bad("user", "longer than 64 characters")
 	}
 	switch c.Role {
-	case tokens.RoleCO:
-	case tokens.RoleCU:
+	case object.RoleCO:
+	case object.RoleCU:
 		if r.User != "" && r.User != c.User {
-			return nil, tokens.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "a crypto user reads only its own audit records")
+			return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "a crypto user reads only its own audit records")
 		}
 		q.User = c.User
 	default:
-		return nil, tokens.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "log in first")
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "log in first")
 	}
 	recs, err := s.engine.Store().AuditRecords(q)
 	if err != nil {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the audit trail")
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the audit trail")
 	}
 	out := &hsmpb.ListAuditResponse{Records: make([]*hsmpb.AuditRecord, len(recs))}
 	for i, rec := range recs {
@@ -288,8 +290,8 @@ func (s *Server) ListAudit(ctx context.Context, r *hsmpb.ListAuditRequest) (*hsm
 
 // VerifyAudit recomputes this node's chain (crypto officers only).
 func (s *Server) VerifyAudit(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.VerifyAuditResponse, error) {
-	if callerFrom(ctx).Role != tokens.RoleCO {
-		return nil, tokens.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer verifies the audit trail")
+	if callerFrom(ctx).Role != object.RoleCO {
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer verifies the audit trail")
 	}
 	sealer, err := s.engine.Sealer()
 	if err != nil {
@@ -297,7 +299,7 @@ func (s *Server) VerifyAudit(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Verify
 	}
 	rep, err := tokens.VerifyAudit(s.engine.Store(), sealer)
 	if err != nil {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the audit trail")
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the audit trail")
 	}
 	s.log.Info("audit trail verified", "ok", rep.OK, "records", rep.Records, "problem", rep.Problem,
 		"user", callerFrom(ctx).User)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/openhsm/openhsm/tokens/sqlite"
 	"github.com/stretchr/testify/assert"
@@ -32,7 +33,7 @@ func (a *lossyApplier) Submit(ctx context.Context, c *tokens.Command) error {
 	a.mu.Unlock()
 	err := a.next.Submit(ctx, c)
 	if lose {
-		return tokens.Errorf(ck.CKR_DEVICE_ERROR, "the cluster lost its leader while committing the change; its outcome is unknown")
+		return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the cluster lost its leader while committing the change; its outcome is unknown")
 	}
 	return err
 }
@@ -118,7 +119,7 @@ func TestUseCounterKeepsCountsWhenTheClusterIsDown(t *testing.T) {
 type downApplier struct{}
 
 func (downApplier) Submit(context.Context, *tokens.Command) error {
-	return tokens.Errorf(ck.CKR_DEVICE_ERROR, "no cluster leader could take the change")
+	return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "no cluster leader could take the change")
 }
 
 // TestUseCounterIsBounded: requests naming ever more keys fold into one

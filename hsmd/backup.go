@@ -14,6 +14,8 @@ import (
 	"github.com/openhsm/openhsm/backup"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 	"google.golang.org/grpc"
 )
@@ -61,22 +63,22 @@ func (b *backups) take(reason string, progress func(backup.Progress)) (*hsmpb.Ba
 	n := b.n
 	sealer := n.Machine.Sealer()
 	if sealer == nil {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "the domain key is not unsealed")
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the domain key is not unsealed")
 	}
 	sealed, clusterID := n.currentRecord()
 	snap, err := n.Store.Snapshot()
 	if err != nil {
-		return nil, &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "cannot read the store", Err: err}
+		return nil, &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "cannot read the store", Err: err}
 	}
 	defer snap.Close()
 	if err := os.MkdirAll(n.Config.BackupDir, 0o700); err != nil {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "backup_dir: %v", err)
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "backup_dir: %v", err)
 	}
 	meta := backup.Header{ClusterID: clusterID, Node: n.Config.Node, Created: time.Now().UTC(), SealedDomainKey: sealed}
 	path, err := backup.WriteFile(n.Config.BackupDir, sealer, meta, snap, progress)
 	if err != nil {
 		n.Log.Error("backup failed", "reason", reason, "error", err.Error())
-		return nil, &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the backup failed", Err: err}
+		return nil, &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the backup failed", Err: err}
 	}
 	users, objects := snap.Counts()
 	n.Log.Info("backup taken", "reason", reason, "file", filepath.Base(path), "index", snap.Index(), "users", users, "objects", objects)
@@ -90,7 +92,7 @@ func (b *backups) take(reason string, progress func(backup.Progress)) (*hsmpb.Ba
 	}
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "the backup vanished")
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the backup vanished")
 	}
 	return &hsmpb.BackupInfo{Id: filepath.Base(path), Node: n.Config.Node, Created: meta.Created.Format(time.RFC3339),
 		Index: snap.Index(), Users: int64(users), Objects: int64(objects), Size: st.Size(), ClusterId: clusterID}, nil
@@ -147,7 +149,7 @@ func (b *backups) local() (*hsmpb.ListBackupsResponse, error) {
 		return out, nil
 	}
 	if err != nil {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot list backup_dir")
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot list backup_dir")
 	}
 	for _, e := range es {
 		bi := &hsmpb.BackupInfo{Id: e.Name, Node: b.n.Config.Node, Size: e.Size}
@@ -169,7 +171,7 @@ func (b *backups) open(id string) (*os.File, error) {
 	}
 	f, err := os.Open(filepath.Join(b.n.Config.BackupDir, id))
 	if err != nil {
-		return nil, tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "no backup %q on node %s", id, b.n.Config.Node)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "no backup %q on node %s", id, b.n.Config.Node)
 	}
 	return f, nil
 }
@@ -177,11 +179,11 @@ func (b *backups) open(id string) (*os.File, error) {
 // ---- the client API ----
 
 func (s *Server) requireBackups(ctx context.Context) (*backups, error) {
-	if callerFrom(ctx).Role != tokens.RoleCO {
-		return nil, tokens.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may handle backups")
+	if callerFrom(ctx).Role != object.RoleCO {
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may handle backups")
 	}
 	if s.backups == nil {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "this node takes no backups")
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "this node takes no backups")
 	}
 	return s.backups, nil
 }
@@ -255,7 +257,7 @@ func (s *Server) otherMembers() ([]memberAddr, error) {
 	}
 	ms, err := s.replica.Members()
 	if err != nil {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the membership")
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the membership")
 	}
 	self, _ := s.replica.Self()
 	var out []memberAddr
@@ -308,7 +310,7 @@ func (s *Server) GetBackup(req *hsmpb.GetBackupRequest, stream grpc.ServerStream
 			if c, perr = rs.Recv(); perr == io.EOF {
 				return nil
 			} else if perr != nil {
-				return tokens.Errorf(ck.CKR_DEVICE_ERROR, "node %s stopped sending the backup", m.ID)
+				return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "node %s stopped sending the backup", m.ID)
 			}
 		}
 	}
@@ -328,7 +330,7 @@ func sendFile(f *os.File, send func(*hsmpb.Chunk) error) error {
 			return nil
 		}
 		if err != nil {
-			return tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the backup")
+			return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the backup")
 		}
 	}
 }
@@ -342,11 +344,11 @@ func sendFile(f *os.File, send func(*hsmpb.Chunk) error) error {
 func (s *Server) RestoreBackup(stream grpc.BidiStreamingServer[hsmpb.Chunk, hsmpb.BackupProgress]) error {
 	n := s.daemon
 	if n == nil || s.replica == nil {
-		return tokens.Errorf(ck.CKR_DEVICE_ERROR, "this node cannot restore")
+		return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "this node cannot restore")
 	}
 	if !s.replica.IsLeader() {
 		leader, addr := s.replica.Leader()
-		return tokens.Errorf(ck.CKR_FUNCTION_FAILED, "send the restore to the leader, %s (%s)", leader, addr)
+		return hsmerr.Errorf(ck.CKR_FUNCTION_FAILED, "send the restore to the leader, %s (%s)", leader, addr)
 	}
 	if err := s.checkFresh(); err != nil {
 		return err
@@ -354,12 +356,12 @@ func (s *Server) RestoreBackup(stream grpc.BidiStreamingServer[hsmpb.Chunk, hsmp
 	// One restore at a time; a second is refused at once rather than left
 	// waiting while the first one's upload crosses the network.
 	if !s.restoring.CompareAndSwap(false, true) {
-		return tokens.Errorf(ck.CKR_FUNCTION_FAILED, "a restore is already in progress on this node")
+		return hsmerr.Errorf(ck.CKR_FUNCTION_FAILED, "a restore is already in progress on this node")
 	}
 	defer s.restoring.Store(false)
 	tmp, err := os.CreateTemp(n.Config.DataDir, ".restore-*")
 	if err != nil {
-		return tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot make a temporary file")
+		return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot make a temporary file")
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
@@ -378,7 +380,7 @@ func (s *Server) RestoreBackup(stream grpc.BidiStreamingServer[hsmpb.Chunk, hsmp
 			return bad("data", "the backup is larger than %d bytes", int64(maxBackupFile))
 		}
 		if _, err := tmp.Write(c.Data); err != nil {
-			return tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot store the upload")
+			return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot store the upload")
 		}
 		if time.Since(last) >= progressEvery {
 			last = time.Now()
@@ -391,7 +393,7 @@ func (s *Server) RestoreBackup(stream grpc.BidiStreamingServer[hsmpb.Chunk, hsmp
 	// is the store's snapshot stream: sealed blobs and MACs, no more secret
 	// than the store file itself.
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the upload")
+		return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the upload")
 	}
 	h, err := backup.ReadHeader(tmp)
 	if err != nil {
@@ -402,11 +404,11 @@ func (s *Server) RestoreBackup(stream grpc.BidiStreamingServer[hsmpb.Chunk, hsmp
 		return restoreRefusal(err)
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the upload")
+		return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the upload")
 	}
 	plain, err := os.CreateTemp(n.Config.DataDir, ".restore-*")
 	if err != nil {
-		return tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot make a temporary file")
+		return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot make a temporary file")
 	}
 	defer os.Remove(plain.Name())
 	defer plain.Close()
@@ -426,7 +428,7 @@ func (s *Server) RestoreBackup(stream grpc.BidiStreamingServer[hsmpb.Chunk, hsmp
 		_, err = plain.Seek(0, io.SeekStart)
 	}
 	if err != nil {
-		return tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the decrypted backup")
+		return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the decrypted backup")
 	}
 	stream.Send(&hsmpb.BackupProgress{Phase: "restore", Done: 0, Total: int64(h.Users + h.Objects)})
 	if err := s.replica.RestoreBackup(plain, psize); err != nil {
@@ -449,10 +451,10 @@ func (s *Server) checkFresh() error {
 	}
 	objs, err := s.engine.Store().Find(tokens.Query{Limit: 1})
 	if err != nil {
-		return &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "cannot read the store", Err: err}
+		return &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "cannot read the store", Err: err}
 	}
 	if users || len(objs) > 0 {
-		return tokens.Errorf(ck.CKR_ACTION_PROHIBITED, "this cluster is in use; a backup is restored only into a new cluster that was never activated")
+		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "this cluster is in use; a backup is restored only into a new cluster that was never activated")
 	}
 	return nil
 }
@@ -474,9 +476,9 @@ func unsealWith(raw []byte, kek tokens.KEKSource) (*tokens.Sealer, error) {
 // restoreRefusal names what is wrong with an uploaded backup.
 func restoreRefusal(err error) error {
 	if errors.Is(err, backup.ErrWrongPassphrase) {
-		return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "%v: every node of the new cluster needs the passphrase or key file of the cluster that took the backup", backup.ErrWrongPassphrase)
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%v: every node of the new cluster needs the passphrase or key file of the cluster that took the backup", backup.ErrWrongPassphrase)
 	}
-	return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "refused before anything was written: %v", err)
+	return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "refused before anything was written: %v", err)
 }
 
 // ---- the Peer service ----
@@ -490,7 +492,7 @@ func (p *peerServer) LocalBackups(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.L
 
 func (p *peerServer) ReadBackup(req *hsmpb.GetBackupRequest, stream grpc.ServerStreamingServer[hsmpb.Chunk]) error {
 	if p.s.backups == nil {
-		return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "no backups here")
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "no backups here")
 	}
 	f, err := p.s.backups.open(req.Id)
 	if err != nil {

@@ -5,7 +5,8 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/internal/testcluster"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 )
 
 // Benchmarks of the daemon through the client library over loopback mTLS:
@@ -17,14 +18,14 @@ func BenchmarkThroughClient(b *testing.B) {
 	cl := testcluster.Start(b, 1)
 	c := dial(b, cl, cl.Env["P11_TOKEN_LABEL"], cl.Env["P11_PIN"])
 	rsaPub, rsaPriv := rsaPair(b, c, 2048, true)
-	ecPub, ecPriv := must2(b)(c.GenerateKeyPair(ctx, tokens.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
-		tokens.Template{by(ck.CKA_EC_PARAMS, curveParams["P-256"]), bo(ck.CKA_TOKEN, true)}, tokens.Template{bo(ck.CKA_TOKEN, true)}))
-	aes := must(c.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true)}))(b)
+	ecPub, ecPriv := must2(b)(c.GenerateKeyPair(ctx, mech.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		object.Template{by(ck.CKA_EC_PARAMS, curveParams["P-256"]), bo(ck.CKA_TOKEN, true)}, object.Template{bo(ck.CKA_TOKEN, true)}))
+	aes := must(c.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true)}))(b)
 	msg := make([]byte, 32)
-	rsaSig := must(c.Sign(ctx, rsaPriv, tokens.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg))(b)
-	ecSig := must(c.Sign(ctx, ecPriv, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, msg))(b)
+	rsaSig := must(c.Sign(ctx, rsaPriv, mech.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg))(b)
+	ecSig := must(c.Sign(ctx, ecPriv, mech.Mech{Type: ck.CKM_ECDSA_SHA256}, msg))(b)
 	block := make([]byte, 4096)
-	gcm := tokens.Mech{Type: ck.CKM_AES_GCM, Param: &tokens.GCMParams{IV: make([]byte, 12), TagBits: 128}}
+	gcm := mech.Mech{Type: ck.CKM_AES_GCM, Param: &mech.GCMParams{IV: make([]byte, 12), TagBits: 128}}
 
 	run := func(name string, op func() error) {
 		b.Run(name, func(b *testing.B) {
@@ -39,11 +40,11 @@ func BenchmarkThroughClient(b *testing.B) {
 		})
 	}
 	run("SignRSA2048", func() error {
-		_, err := c.Sign(ctx, rsaPriv, tokens.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg)
+		_, err := c.Sign(ctx, rsaPriv, mech.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg)
 		return err
 	})
-	run("SignECDSAP256", func() error { _, err := c.Sign(ctx, ecPriv, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, msg); return err })
-	run("VerifyRSA2048", func() error { return c.Verify(ctx, rsaPub, tokens.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg, rsaSig) })
-	run("VerifyECDSAP256", func() error { return c.Verify(ctx, ecPub, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, msg, ecSig) })
+	run("SignECDSAP256", func() error { _, err := c.Sign(ctx, ecPriv, mech.Mech{Type: ck.CKM_ECDSA_SHA256}, msg); return err })
+	run("VerifyRSA2048", func() error { return c.Verify(ctx, rsaPub, mech.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg, rsaSig) })
+	run("VerifyECDSAP256", func() error { return c.Verify(ctx, ecPub, mech.Mech{Type: ck.CKM_ECDSA_SHA256}, msg, ecSig) })
 	run("EncryptAESGCM4K", func() error { _, err := c.Encrypt(ctx, aes, gcm, block); return err })
 }

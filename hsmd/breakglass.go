@@ -11,6 +11,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/tokens"
 	"google.golang.org/grpc/status"
 )
@@ -72,7 +73,7 @@ func UnlockUser(cfg *Config, name string) error {
 
 // errMsg is an engine error's message without its CKR name.
 func errMsg(err error) string {
-	var te *tokens.Error
+	var te *hsmerr.Error
 	if errors.As(err, &te) {
 		return te.Msg
 	}
@@ -115,11 +116,11 @@ func (p *peerServer) BreakGlassUnlock(ctx context.Context, r *hsmpb.BreakGlassRe
 	_, seen := s.bgNonces[string(r.Nonce)]
 	s.mu.Unlock()
 	if seen {
-		return nil, tokens.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "this break-glass request was already used")
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "this break-glass request was already used")
 	}
 	err := s.engine.BreakGlassUnlock(ctx, r.User, &tokens.BreakGlass{Time: r.TimeUnix, Nonce: r.Nonce, MAC: r.Mac})
 	if err != nil {
-		s.log.WarnContext(ctx, "break-glass unlock refused", "user", r.User, "peer", identityFrom(ctx).CommonName, "ckr", ck.RVName(tokens.RV(err)))
+		s.log.WarnContext(ctx, "break-glass unlock refused", "user", r.User, "peer", identityFrom(ctx).CommonName, "ckr", ck.RVName(hsmerr.RV(err)))
 		return nil, err
 	}
 	// Only a request whose proof checked out is remembered, so forged

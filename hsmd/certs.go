@@ -6,8 +6,8 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
-	"github.com/openhsm/openhsm/tokens"
 	"google.golang.org/grpc/codes"
 )
 
@@ -23,7 +23,7 @@ func (s *Server) RevokeCert(ctx context.Context, r *hsmpb.RevokeCertRequest) (*h
 	}
 	// A crypto user is refused for its role first (by the engine), not
 	// for this.
-	if fp == identityFrom(ctx).Fingerprint && callerFrom(ctx).Role == tokens.RoleCO {
+	if fp == identityFrom(ctx).Fingerprint && callerFrom(ctx).Role == object.RoleCO {
 		return nil, statusWith(codes.FailedPrecondition, ck.CKR_ACTION_PROHIBITED,
 			"refusing to revoke the certificate this call came over: renew it, connect with the new one, then revoke the old")
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/cluster"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
 	"google.golang.org/grpc/codes"
@@ -19,8 +21,8 @@ import (
 const statusTimeout = 2 * time.Second
 
 func (s *Server) requireCO(ctx context.Context) error {
-	if callerFrom(ctx).Role != tokens.RoleCO {
-		return tokens.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may change the cluster")
+	if callerFrom(ctx).Role != object.RoleCO {
+		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may change the cluster")
 	}
 	return nil
 }
@@ -39,7 +41,7 @@ func (s *Server) membershipChange(ctx context.Context, name string) (*cluster.No
 
 func (s *Server) clusterNode() (*cluster.Node, error) {
 	if s.replica == nil {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "the node is not part of a running cluster")
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the node is not part of a running cluster")
 	}
 	return s.replica, nil
 }
@@ -79,7 +81,7 @@ func (s *Server) ClusterStatus(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Clus
 	}
 	members, err := cn.Members()
 	if err != nil {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the membership: %v", err)
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the membership: %v", err)
 	}
 	leader, _ := cn.Leader()
 	out := &hsmpb.ClusterStatusResponse{ClusterId: s.cluster(), Leader: leader, CommitIndex: cn.CommitIndex()}
@@ -127,22 +129,22 @@ func (s *Server) AddNode(ctx context.Context, req *hsmpb.AddNodeRequest) (*hsmpb
 	// key: adding anything else would mix two clusters' states.
 	api, err := cn.Peer(req.Addr)
 	if err != nil {
-		return nil, tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "cannot reach %s", req.Addr)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "cannot reach %s", req.Addr)
 	}
 	pctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	st, err := api.NodeStatus(pctx, &hsmpb.Empty{})
 	cancel()
 	if err != nil {
-		return nil, tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "node at %s did not answer: is it running (hsmd init -join, then hsmd serve)?", req.Addr)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "node at %s did not answer: is it running (hsmd init -join, then hsmd serve)?", req.Addr)
 	}
 	if st.Name != req.Name {
-		return nil, tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "the node at %s is named %q, not %q", req.Addr, st.Name, req.Name)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the node at %s is named %q, not %q", req.Addr, st.Name, req.Name)
 	}
 	if st.Domain != s.domainFingerprint() {
-		return nil, tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "the node at %s holds another cluster's domain key", req.Addr)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the node at %s holds another cluster's domain key", req.Addr)
 	}
 	if st.State != "joining" {
-		return nil, tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "the node at %s is not waiting to join (state %s)", req.Addr, st.State)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the node at %s is not waiting to join (state %s)", req.Addr, st.State)
 	}
 	if err := s.quorumAuthorize(ctx, req.QuorumToken); err != nil {
 		return nil, err
@@ -211,7 +213,7 @@ func (s *Server) authorizeMembership(ctx context.Context, req *hsmpb.MembershipR
 		s.log.Warn("refused a membership change without an officer's session", "peer", sender, "op", req.Op, "member", req.Name)
 		return statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "membership change refused: no valid crypto officer session")
 	}
-	if u.Role != tokens.RoleCO {
+	if u.Role != object.RoleCO {
 		s.log.Warn("refused a membership change not by an officer", "peer", sender, "op", req.Op, "member", req.Name, "user", u.Name)
 		return statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "membership change refused: only a crypto officer may change the cluster")
 	}
@@ -271,7 +273,7 @@ func (p *peerServer) NodeStatus(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Clu
 func (p *peerServer) DomainKey(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.DomainKeyResponse, error) {
 	raw, err := p.s.engine.Store().Meta(tokens.MetaDomainKey)
 	if err != nil {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "this node holds no domain key")
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "this node holds no domain key")
 	}
 	resp := &hsmpb.DomainKeyResponse{Sealed: raw, ClusterId: p.s.cluster()}
 	if cn, err := p.s.clusterNode(); err == nil {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/passwords"
 
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/tokens"
@@ -20,7 +23,7 @@ const (
 	maxContextBytes = 255
 	maxSigBytes     = 16 << 10
 	maxFindResults  = 100000
-	maxPasswordLen  = tokens.MaxPasswordLen
+	maxPasswordLen  = passwords.MaxPasswordLen
 )
 
 // badField is an InvalidArgument error naming the field.
@@ -37,19 +40,19 @@ func bad(field, format string, args ...any) error {
 }
 
 // decodeTemplate checks and converts a template.
-func decodeTemplate(field string, in []*hsmpb.Attribute) (tokens.Template, error) {
-	if len(in) > tokens.MaxTemplateAttrs {
-		return nil, bad(field, "more than %d attributes", tokens.MaxTemplateAttrs)
+func decodeTemplate(field string, in []*hsmpb.Attribute) (object.Template, error) {
+	if len(in) > object.MaxTemplateAttrs {
+		return nil, bad(field, "more than %d attributes", object.MaxTemplateAttrs)
 	}
-	out := make(tokens.Template, 0, len(in))
+	out := make(object.Template, 0, len(in))
 	for i, a := range in {
 		if a == nil {
 			return nil, bad(fmt.Sprintf("%s[%d]", field, i), "missing")
 		}
-		if len(a.Value) > tokens.MaxAttrValue {
-			return nil, bad(fmt.Sprintf("%s[%d].value", field, i), "longer than %d bytes", tokens.MaxAttrValue)
+		if len(a.Value) > object.MaxAttrValue {
+			return nil, bad(fmt.Sprintf("%s[%d].value", field, i), "longer than %d bytes", object.MaxAttrValue)
 		}
-		out = append(out, tokens.Attribute{Type: a.Type, Value: append([]byte{}, a.Value...)})
+		out = append(out, object.Attribute{Type: a.Type, Value: append([]byte{}, a.Value...)})
 	}
 	return out, nil
 }
@@ -63,7 +66,7 @@ func bytesField(field string, b []byte, min, max int) ([]byte, error) {
 
 // decodeMechanism checks and converts a mechanism and its parameter. That
 // the parameter fits the mechanism is the engine's check (its table).
-func decodeMechanism(field string, m *hsmpb.Mechanism) (tokens.Mech, error) {
+func decodeMechanism(field string, m *hsmpb.Mechanism) (mech.Mech, error) {
 	out, err := decodeMechanismFields(field, m)
 	var bf *badField
 	if errors.As(err, &bf) && bf.field != field {
@@ -74,25 +77,25 @@ func decodeMechanism(field string, m *hsmpb.Mechanism) (tokens.Mech, error) {
 	return out, err
 }
 
-func decodeMechanismFields(field string, m *hsmpb.Mechanism) (tokens.Mech, error) {
+func decodeMechanismFields(field string, m *hsmpb.Mechanism) (mech.Mech, error) {
 	if m == nil {
-		return tokens.Mech{}, bad(field, "required")
+		return mech.Mech{}, bad(field, "required")
 	}
-	out := tokens.Mech{Type: m.Type}
+	out := mech.Mech{Type: m.Type}
 	var err error
 	switch p := m.Param.(type) {
 	case nil:
 	case *hsmpb.Mechanism_Iv:
 		var iv []byte
 		if iv, err = bytesField(field+".iv", p.Iv, 0, maxIVBytes); err == nil {
-			out.Param = &tokens.IVParams{IV: iv}
+			out.Param = &mech.IVParams{IV: iv}
 		}
 	case *hsmpb.Mechanism_Gcm:
 		g := p.Gcm
 		if g == nil {
 			return out, bad(field+".gcm", "empty")
 		}
-		var gp tokens.GCMParams
+		var gp mech.GCMParams
 		if gp.IV, err = bytesField(field+".gcm.iv", g.Iv, 1, maxIVBytes); err != nil {
 			return out, err
 		}
@@ -112,7 +115,7 @@ func decodeMechanismFields(field string, m *hsmpb.Mechanism) (tokens.Mech, error
 		if c.CounterBits == 0 || c.CounterBits > 128 {
 			return out, bad(field+".ctr.counter_bits", "must be 1 to 128")
 		}
-		cp := tokens.CTRParams{CounterBits: c.CounterBits}
+		cp := mech.CTRParams{CounterBits: c.CounterBits}
 		copy(cp.CB[:], c.Cb)
 		out.Param = &cp
 	case *hsmpb.Mechanism_Pss:
@@ -122,13 +125,13 @@ func decodeMechanismFields(field string, m *hsmpb.Mechanism) (tokens.Mech, error
 		if p.Pss.SaltLen > 1024 {
 			return out, bad(field+".pss.salt_len", "larger than 1024")
 		}
-		out.Param = &tokens.PSSParams{Hash: p.Pss.Hash, MGF: p.Pss.Mgf, SaltLen: p.Pss.SaltLen}
+		out.Param = &mech.PSSParams{Hash: p.Pss.Hash, MGF: p.Pss.Mgf, SaltLen: p.Pss.SaltLen}
 	case *hsmpb.Mechanism_Oaep:
 		o := p.Oaep
 		if o == nil {
 			return out, bad(field+".oaep", "empty")
 		}
-		op := tokens.OAEPParams{Hash: o.Hash, MGF: o.Mgf, Source: o.Source}
+		op := mech.OAEPParams{Hash: o.Hash, MGF: o.Mgf, Source: o.Source}
 		if op.Label, err = bytesField(field+".oaep.label", o.Label, 0, maxParamBytes); err != nil {
 			return out, err
 		}
@@ -138,7 +141,7 @@ func decodeMechanismFields(field string, m *hsmpb.Mechanism) (tokens.Mech, error
 		if e == nil {
 			return out, bad(field+".ecdh", "empty")
 		}
-		ep := tokens.ECDHParams{KDF: e.Kdf}
+		ep := mech.ECDHParams{KDF: e.Kdf}
 		if ep.PublicData, err = bytesField(field+".ecdh.public_data", e.PublicData, 1, maxPointBytes); err != nil {
 			return out, err
 		}
@@ -151,7 +154,7 @@ func decodeMechanismFields(field string, m *hsmpb.Mechanism) (tokens.Mech, error
 		if e == nil {
 			return out, bad(field+".eddsa", "empty")
 		}
-		ep := tokens.EdDSAParams{PHFlag: e.PhFlag}
+		ep := mech.EdDSAParams{PHFlag: e.PhFlag}
 		if ep.Context, err = bytesField(field+".eddsa.context", e.Context, 0, maxContextBytes); err != nil {
 			return out, err
 		}
@@ -160,7 +163,7 @@ func decodeMechanismFields(field string, m *hsmpb.Mechanism) (tokens.Mech, error
 		if p.MacLen == 0 || p.MacLen > 64 {
 			return out, bad(field+".mac_len", "must be 1 to 64")
 		}
-		out.Param = &tokens.MacLenParams{Len: p.MacLen}
+		out.Param = &mech.MacLenParams{Len: p.MacLen}
 	default:
 		return out, bad(field, "unknown parameter")
 	}
@@ -189,14 +192,14 @@ func password(field, pw string) error {
 }
 
 func dataField(field string, b []byte) error {
-	if len(b) > tokens.MaxDataLen {
-		return bad(field, "longer than %d bytes", tokens.MaxDataLen)
+	if len(b) > mech.MaxDataLen {
+		return bad(field, "longer than %d bytes", mech.MaxDataLen)
 	}
 	return nil
 }
 
-func parseRole(field, s string) (tokens.Role, error) {
-	r, err := tokens.ParseRole(s)
+func parseRole(field, s string) (object.Role, error) {
+	r, err := object.ParseRole(s)
 	if err != nil {
 		return 0, bad(field, "must be CO or CU")
 	}

@@ -13,7 +13,8 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/internal/testcluster"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 )
 
 // TestCLI drives the hsm admin CLI against a real daemon: users, keys,
@@ -62,8 +63,8 @@ func TestCLI(t *testing.T) {
 
 	// A key made through the client library shows up in key list.
 	c := dial(t, cl, "cu1", cl.Env["P11_PIN"])
-	id := must(c.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN},
-		tokens.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true), by(ck.CKA_LABEL, []byte("cli-key"))}))(t)
+	id := must(c.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN},
+		object.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true), by(ck.CKA_LABEL, []byte("cli-key"))}))(t)
 	var keys []map[string]any
 	if err := json.Unmarshal([]byte(run(cu, "key", "list", "--json", "--label", "cli-key")), &keys); err != nil {
 		t.Fatal(err)

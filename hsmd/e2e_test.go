@@ -38,17 +38,18 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
-	"github.com/openhsm/openhsm/tokens"
 )
 
 var ctx = context.Background()
 
-func ul(t, v uint64) tokens.Attribute { return tokens.Attribute{Type: t, Value: tokens.EncodeUlong(v)} }
-func bo(t uint64, v bool) tokens.Attribute {
-	return tokens.Attribute{Type: t, Value: tokens.EncodeBool(v)}
+func ul(t, v uint64) object.Attribute { return object.Attribute{Type: t, Value: object.EncodeUlong(v)} }
+func bo(t uint64, v bool) object.Attribute {
+	return object.Attribute{Type: t, Value: object.EncodeBool(v)}
 }
-func by(t uint64, v []byte) tokens.Attribute { return tokens.Attribute{Type: t, Value: v} }
+func by(t uint64, v []byte) object.Attribute { return object.Attribute{Type: t, Value: v} }
 
 func dial(t testing.TB, c *testcluster.Cluster, user, password string) *client.Client {
 	t.Helper()
@@ -133,9 +134,9 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func rsaPair(t testing.TB, c *client.Client, bits uint64, token bool) (uint64, uint64) {
-	pub, priv, err := c.GenerateKeyPair(ctx, tokens.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
-		tokens.Template{ul(ck.CKA_MODULUS_BITS, bits), bo(ck.CKA_TOKEN, token)},
-		tokens.Template{bo(ck.CKA_TOKEN, token), by(ck.CKA_LABEL, []byte("rsa"))})
+	pub, priv, err := c.GenerateKeyPair(ctx, mech.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
+		object.Template{ul(ck.CKA_MODULUS_BITS, bits), bo(ck.CKA_TOKEN, token)},
+		object.Template{bo(ck.CKA_TOKEN, token), by(ck.CKA_LABEL, []byte("rsa"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,29 +165,29 @@ func testRSA(t *testing.T, c *client.Client) {
 	}
 	msg := []byte("a message to sign")
 	for _, h := range hashes {
-		sig := must(c.Sign(ctx, privID, tokens.Mech{Type: h.sign}, msg))(t)
+		sig := must(c.Sign(ctx, privID, mech.Mech{Type: h.sign}, msg))(t)
 		if err := rsa.VerifyPKCS1v15(pub, h.h, digest(h.h, msg), sig); err != nil {
 			t.Errorf("%s: Go rejects the signature: %v", ck.MechName(h.sign), err)
 		}
-		if err := c.Verify(ctx, pubID, tokens.Mech{Type: h.sign}, msg, sig); err != nil {
+		if err := c.Verify(ctx, pubID, mech.Mech{Type: h.sign}, msg, sig); err != nil {
 			t.Errorf("%s verify: %v", ck.MechName(h.sign), err)
 		}
 		sig[0] ^= 1
-		wantRV(t, ck.MechName(h.sign)+" bad signature", c.Verify(ctx, pubID, tokens.Mech{Type: h.sign}, msg, sig), ck.CKR_SIGNATURE_INVALID)
+		wantRV(t, ck.MechName(h.sign)+" bad signature", c.Verify(ctx, pubID, mech.Mech{Type: h.sign}, msg, sig), ck.CKR_SIGNATURE_INVALID)
 
-		pss := tokens.Mech{Type: h.pss, Param: &tokens.PSSParams{Hash: h.mech, MGF: h.mgf, SaltLen: uint64(h.h.Size())}}
+		pss := mech.Mech{Type: h.pss, Param: &mech.PSSParams{Hash: h.mech, MGF: h.mgf, SaltLen: uint64(h.h.Size())}}
 		sig = must(c.Sign(ctx, privID, pss, msg))(t)
 		if err := rsa.VerifyPSS(pub, h.h, digest(h.h, msg), sig, &rsa.PSSOptions{SaltLength: h.h.Size()}); err != nil {
 			t.Errorf("%s: Go rejects the signature: %v", ck.MechName(h.pss), err)
 		}
-		rawPSS := tokens.Mech{Type: ck.CKM_RSA_PKCS_PSS, Param: pss.Param}
+		rawPSS := mech.Mech{Type: ck.CKM_RSA_PKCS_PSS, Param: pss.Param}
 		sig = must(c.Sign(ctx, privID, rawPSS, digest(h.h, msg)))(t)
 		if err := c.Verify(ctx, pubID, rawPSS, digest(h.h, msg), sig); err != nil {
 			t.Errorf("RSA_PKCS_PSS with %s: %v", ck.MechName(h.mech), err)
 		}
 
 		label := []byte("label")
-		oaep := tokens.Mech{Type: ck.CKM_RSA_PKCS_OAEP, Param: &tokens.OAEPParams{Hash: h.mech, MGF: h.mgf, Source: ck.CKZ_DATA_SPECIFIED, Label: label}}
+		oaep := mech.Mech{Type: ck.CKM_RSA_PKCS_OAEP, Param: &mech.OAEPParams{Hash: h.mech, MGF: h.mgf, Source: ck.CKZ_DATA_SPECIFIED, Label: label}}
 		ct, err := rsa.EncryptOAEP(h.h.New(), rand.Reader, pub, msg, label)
 		if err != nil {
 			t.Fatal(err)
@@ -202,23 +203,23 @@ func testRSA(t *testing.T, c *client.Client) {
 	// Raw PKCS#1 v1.5 over a DigestInfo the caller built.
 	prefix, _ := hex.DecodeString("3031300d060960864801650304020105000420")
 	h := sha256.Sum256(msg)
-	sig := must(c.Sign(ctx, privID, tokens.Mech{Type: ck.CKM_RSA_PKCS}, append(prefix, h[:]...)))(t)
+	sig := must(c.Sign(ctx, privID, mech.Mech{Type: ck.CKM_RSA_PKCS}, append(prefix, h[:]...)))(t)
 	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, h[:], sig); err != nil {
 		t.Errorf("RSA_PKCS: %v", err)
 	}
 	ct, _ := rsa.EncryptPKCS1v15(rand.Reader, pub, msg)
-	if pt := must(c.Decrypt(ctx, privID, tokens.Mech{Type: ck.CKM_RSA_PKCS}, ct))(t); !bytes.Equal(pt, msg) {
+	if pt := must(c.Decrypt(ctx, privID, mech.Mech{Type: ck.CKM_RSA_PKCS}, ct))(t); !bytes.Equal(pt, msg) {
 		t.Error("RSA_PKCS decrypt")
 	}
 	// Raw RSA: m^e then ^d gives m back, and matches Go's arithmetic.
 	m := make([]byte, 256)
 	m[255] = 42
-	enc := must(c.Encrypt(ctx, pubID, tokens.Mech{Type: ck.CKM_RSA_X_509}, m))(t)
+	enc := must(c.Encrypt(ctx, pubID, mech.Mech{Type: ck.CKM_RSA_X_509}, m))(t)
 	want := new(big.Int).Exp(new(big.Int).SetBytes(m), big.NewInt(int64(pub.E)), pub.N)
 	if new(big.Int).SetBytes(enc).Cmp(want) != 0 {
 		t.Error("RSA_X_509 encrypt is not m^e mod n")
 	}
-	if dec := must(c.Decrypt(ctx, privID, tokens.Mech{Type: ck.CKM_RSA_X_509}, enc))(t); !bytes.Equal(dec, m) {
+	if dec := must(c.Decrypt(ctx, privID, mech.Mech{Type: ck.CKM_RSA_X_509}, enc))(t); !bytes.Equal(dec, m) {
 		t.Error("RSA_X_509 decrypt")
 	}
 	// Sizes: 3072 and 4096 generate; 1024 is refused.
@@ -228,7 +229,7 @@ func testRSA(t *testing.T, c *client.Client) {
 			t.Errorf("RSA-%d", bits)
 		}
 	}
-	_, _, err := c.GenerateKeyPair(ctx, tokens.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN}, tokens.Template{ul(ck.CKA_MODULUS_BITS, 1024)}, nil)
+	_, _, err := c.GenerateKeyPair(ctx, mech.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN}, object.Template{ul(ck.CKA_MODULUS_BITS, 1024)}, nil)
 	wantRV(t, "RSA-1024", err, ck.CKR_KEY_SIZE_RANGE)
 }
 
@@ -246,25 +247,25 @@ func testEC(t *testing.T, c *client.Client) {
 		{ck.CKM_ECDSA_SHA384, crypto.SHA384}, {ck.CKM_ECDSA_SHA512, crypto.SHA512}}
 	msg := []byte("ecdsa message")
 	for name, params := range curveParams {
-		pubID, privID := must2(t)(c.GenerateKeyPair(ctx, tokens.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
-			tokens.Template{by(ck.CKA_EC_PARAMS, params), bo(ck.CKA_TOKEN, true)},
-			tokens.Template{bo(ck.CKA_TOKEN, true), bo(ck.CKA_DERIVE, true)}))
+		pubID, privID := must2(t)(c.GenerateKeyPair(ctx, mech.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
+			object.Template{by(ck.CKA_EC_PARAMS, params), bo(ck.CKA_TOKEN, true)},
+			object.Template{bo(ck.CKA_TOKEN, true), bo(ck.CKA_DERIVE, true)}))
 		pub := publicKey(t, c, pubID).(*ecdsa.PublicKey)
 		if pub.Curve.Params().Name != name {
 			t.Fatalf("curve %s, want %s", pub.Curve.Params().Name, name)
 		}
 		for _, m := range ecdsaMechs {
-			sig := must(c.Sign(ctx, privID, tokens.Mech{Type: m.mech}, msg))(t)
+			sig := must(c.Sign(ctx, privID, mech.Mech{Type: m.mech}, msg))(t)
 			r, s := rawECDSA(sig)
 			if !ecdsa.Verify(pub, digest(m.h, msg), r, s) {
 				t.Errorf("%s %s: Go rejects the signature", name, ck.MechName(m.mech))
 			}
-			if err := c.Verify(ctx, pubID, tokens.Mech{Type: m.mech}, msg, sig); err != nil {
+			if err := c.Verify(ctx, pubID, mech.Mech{Type: m.mech}, msg, sig); err != nil {
 				t.Errorf("%s %s verify: %v", name, ck.MechName(m.mech), err)
 			}
 		}
 		h := sha256.Sum256(msg)
-		sig := must(c.Sign(ctx, privID, tokens.Mech{Type: ck.CKM_ECDSA}, h[:]))(t)
+		sig := must(c.Sign(ctx, privID, mech.Mech{Type: ck.CKM_ECDSA}, h[:]))(t)
 		r, s := rawECDSA(sig)
 		if !ecdsa.Verify(pub, h[:], r, s) {
 			t.Errorf("%s raw ECDSA", name)
@@ -272,8 +273,8 @@ func testEC(t *testing.T, c *client.Client) {
 		// ECDH with a peer key made by Go: the derived secret matches.
 		curve := map[string]ecdh.Curve{"P-256": ecdh.P256(), "P-384": ecdh.P384(), "P-521": ecdh.P521()}[name]
 		peer, _ := curve.GenerateKey(rand.Reader)
-		derived := must(c.DeriveKey(ctx, tokens.Mech{Type: ck.CKM_ECDH1_DERIVE, Param: &tokens.ECDHParams{KDF: ck.CKD_NULL, PublicData: peer.PublicKey().Bytes()}},
-			privID, tokens.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_GENERIC_SECRET),
+		derived := must(c.DeriveKey(ctx, mech.Mech{Type: ck.CKM_ECDH1_DERIVE, Param: &mech.ECDHParams{KDF: ck.CKD_NULL, PublicData: peer.PublicKey().Bytes()}},
+			privID, object.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_GENERIC_SECRET),
 				bo(ck.CKA_SENSITIVE, false), bo(ck.CKA_EXTRACTABLE, true)}))(t)
 		ourPub, err := curve.NewPublicKey(elliptic.Marshal(pub.Curve, pub.X, pub.Y)) //nolint:staticcheck
 		if err != nil {
@@ -298,31 +299,31 @@ func must2(t testing.TB) func(a, b uint64, err error) (uint64, uint64) {
 
 func testEd25519(t *testing.T, c *client.Client) {
 	ed := []byte{0x06, 0x03, 0x2b, 0x65, 0x70}
-	pubID, privID := must2(t)(c.GenerateKeyPair(ctx, tokens.Mech{Type: ck.CKM_EC_EDWARDS_KEY_PAIR_GEN},
-		tokens.Template{by(ck.CKA_EC_PARAMS, ed), bo(ck.CKA_TOKEN, true)}, tokens.Template{bo(ck.CKA_TOKEN, true)}))
+	pubID, privID := must2(t)(c.GenerateKeyPair(ctx, mech.Mech{Type: ck.CKM_EC_EDWARDS_KEY_PAIR_GEN},
+		object.Template{by(ck.CKA_EC_PARAMS, ed), bo(ck.CKA_TOKEN, true)}, object.Template{bo(ck.CKA_TOKEN, true)}))
 	pub := publicKey(t, c, pubID).(ed25519.PublicKey)
 	msg := []byte("edwards")
-	sig := must(c.Sign(ctx, privID, tokens.Mech{Type: ck.CKM_EDDSA}, msg))(t)
+	sig := must(c.Sign(ctx, privID, mech.Mech{Type: ck.CKM_EDDSA}, msg))(t)
 	if !ed25519.Verify(pub, msg, sig) {
 		t.Fatal("Go rejects the Ed25519 signature")
 	}
-	if err := c.Verify(ctx, pubID, tokens.Mech{Type: ck.CKM_EDDSA}, msg, sig); err != nil {
+	if err := c.Verify(ctx, pubID, mech.Mech{Type: ck.CKM_EDDSA}, msg, sig); err != nil {
 		t.Fatal(err)
 	}
 	sig[5] ^= 1
-	wantRV(t, "bad EdDSA", c.Verify(ctx, pubID, tokens.Mech{Type: ck.CKM_EDDSA}, msg, sig), ck.CKR_SIGNATURE_INVALID)
+	wantRV(t, "bad EdDSA", c.Verify(ctx, pubID, mech.Mech{Type: ck.CKM_EDDSA}, msg, sig), ck.CKR_SIGNATURE_INVALID)
 }
 
 // importSecret makes a token secret key with a known value.
-func importSecret(t testing.TB, c *client.Client, kt uint64, value []byte, extra ...tokens.Attribute) uint64 {
-	return must(c.CreateObject(ctx, append(tokens.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ul(ck.CKA_KEY_TYPE, kt),
+func importSecret(t testing.TB, c *client.Client, kt uint64, value []byte, extra ...object.Attribute) uint64 {
+	return must(c.CreateObject(ctx, append(object.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ul(ck.CKA_KEY_TYPE, kt),
 		by(ck.CKA_VALUE, value), bo(ck.CKA_TOKEN, true)}, extra...)))(t)
 }
 
 func testAES(t *testing.T, c *client.Client) {
 	for _, size := range []uint64{16, 24, 32} {
-		id := must(c.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, size), bo(ck.CKA_TOKEN, true)}))(t)
-		if got := attr(t, c, id, ck.CKA_VALUE_LEN); !bytes.Equal(got, tokens.EncodeUlong(size)) {
+		id := must(c.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, size), bo(ck.CKA_TOKEN, true)}))(t)
+		if got := attr(t, c, id, ck.CKA_VALUE_LEN); !bytes.Equal(got, object.EncodeUlong(size)) {
 			t.Errorf("AES-%d value len", size*8)
 		}
 		vs := must(c.GetAttributes(ctx, id, []uint64{ck.CKA_VALUE}))(t)
@@ -339,7 +340,7 @@ func testAES(t *testing.T, c *client.Client) {
 	pt := make([]byte, 64)
 	rand.Read(pt)
 
-	check := func(name string, m tokens.Mech, in, want []byte) {
+	check := func(name string, m mech.Mech, in, want []byte) {
 		t.Helper()
 		got := must(c.Encrypt(ctx, id, m, in))(t)
 		if !bytes.Equal(got, want) {
@@ -354,27 +355,27 @@ func testAES(t *testing.T, c *client.Client) {
 	for i := 0; i < len(pt); i += 16 {
 		block.Encrypt(ecb[i:], pt[i:i+16])
 	}
-	check("ECB", tokens.Mech{Type: ck.CKM_AES_ECB}, pt, ecb)
+	check("ECB", mech.Mech{Type: ck.CKM_AES_ECB}, pt, ecb)
 	cbc := make([]byte, len(pt))
 	cipher.NewCBCEncrypter(block, iv).CryptBlocks(cbc, pt)
-	check("CBC", tokens.Mech{Type: ck.CKM_AES_CBC, Param: &tokens.IVParams{IV: iv}}, pt, cbc)
+	check("CBC", mech.Mech{Type: ck.CKM_AES_CBC, Param: &mech.IVParams{IV: iv}}, pt, cbc)
 	odd := pt[:37]
 	padded := append(append([]byte{}, odd...), bytes.Repeat([]byte{11}, 11)...)
 	cbcPad := make([]byte, 48)
 	cipher.NewCBCEncrypter(block, iv).CryptBlocks(cbcPad, padded)
-	check("CBC_PAD", tokens.Mech{Type: ck.CKM_AES_CBC_PAD, Param: &tokens.IVParams{IV: iv}}, odd, cbcPad)
+	check("CBC_PAD", mech.Mech{Type: ck.CKM_AES_CBC_PAD, Param: &mech.IVParams{IV: iv}}, odd, cbcPad)
 	ctr := make([]byte, len(odd))
 	cipher.NewCTR(block, iv).XORKeyStream(ctr, odd)
 	var cb [16]byte
 	copy(cb[:], iv)
-	check("CTR", tokens.Mech{Type: ck.CKM_AES_CTR, Param: &tokens.CTRParams{CounterBits: 128, CB: cb}}, odd, ctr)
+	check("CTR", mech.Mech{Type: ck.CKM_AES_CTR, Param: &mech.CTRParams{CounterBits: 128, CB: cb}}, odd, ctr)
 	gcm, _ := cipher.NewGCM(block)
 	nonce := iv[:12]
 	aad := []byte("header")
-	check("GCM", tokens.Mech{Type: ck.CKM_AES_GCM, Param: &tokens.GCMParams{IV: nonce, AAD: aad, TagBits: 128}}, odd, gcm.Seal(nil, nonce, odd, aad))
-	ct := must(c.Encrypt(ctx, id, tokens.Mech{Type: ck.CKM_AES_GCM, Param: &tokens.GCMParams{IV: nonce, AAD: aad, TagBits: 128}}, odd))(t)
+	check("GCM", mech.Mech{Type: ck.CKM_AES_GCM, Param: &mech.GCMParams{IV: nonce, AAD: aad, TagBits: 128}}, odd, gcm.Seal(nil, nonce, odd, aad))
+	ct := must(c.Encrypt(ctx, id, mech.Mech{Type: ck.CKM_AES_GCM, Param: &mech.GCMParams{IV: nonce, AAD: aad, TagBits: 128}}, odd))(t)
 	ct[0] ^= 1
-	_, err := c.Decrypt(ctx, id, tokens.Mech{Type: ck.CKM_AES_GCM, Param: &tokens.GCMParams{IV: nonce, AAD: aad, TagBits: 128}}, ct)
+	_, err := c.Decrypt(ctx, id, mech.Mech{Type: ck.CKM_AES_GCM, Param: &mech.GCMParams{IV: nonce, AAD: aad, TagBits: 128}}, ct)
 	wantRV(t, "GCM tampered", err, ck.CKR_ENCRYPTED_DATA_INVALID)
 }
 
@@ -384,44 +385,44 @@ func testMAC(t *testing.T, c *client.Client) {
 	m, _ := hex.DecodeString("6bc1bee22e409f96e93d7e117393172a")
 	want, _ := hex.DecodeString("070a16b46b4d4144f79bdd9dd04a287c")
 	id := importSecret(t, c, ck.CKK_AES, k)
-	if got := must(c.Sign(ctx, id, tokens.Mech{Type: ck.CKM_AES_CMAC}, m))(t); !bytes.Equal(got, want) {
+	if got := must(c.Sign(ctx, id, mech.Mech{Type: ck.CKM_AES_CMAC}, m))(t); !bytes.Equal(got, want) {
 		t.Errorf("CMAC: %x", got)
 	}
-	if err := c.Verify(ctx, id, tokens.Mech{Type: ck.CKM_AES_CMAC}, m, want); err != nil {
+	if err := c.Verify(ctx, id, mech.Mech{Type: ck.CKM_AES_CMAC}, m, want); err != nil {
 		t.Error(err)
 	}
 	key := make([]byte, 48)
 	rand.Read(key)
 	hid := importSecret(t, c, ck.CKK_GENERIC_SECRET, key)
-	for mech, h := range map[uint64]func() hash.Hash{ck.CKM_SHA_1_HMAC: sha1.New, ck.CKM_SHA224_HMAC: sha256.New224,
+	for m2, h := range map[uint64]func() hash.Hash{ck.CKM_SHA_1_HMAC: sha1.New, ck.CKM_SHA224_HMAC: sha256.New224,
 		ck.CKM_SHA256_HMAC: sha256.New, ck.CKM_SHA384_HMAC: sha512.New384, ck.CKM_SHA512_HMAC: sha512.New} {
 		mac := hmac.New(h, key)
 		mac.Write(m)
 		want := mac.Sum(nil)
-		if got := must(c.Sign(ctx, hid, tokens.Mech{Type: mech}, m))(t); !bytes.Equal(got, want) {
-			t.Errorf("%s differs from Go's", ck.MechName(mech))
+		if got := must(c.Sign(ctx, hid, mech.Mech{Type: m2}, m))(t); !bytes.Equal(got, want) {
+			t.Errorf("%s differs from Go's", ck.MechName(m2))
 		}
 		bad := append([]byte{}, want...)
 		bad[0] ^= 1
-		wantRV(t, ck.MechName(mech)+" bad MAC", c.Verify(ctx, hid, tokens.Mech{Type: mech}, m, bad), ck.CKR_SIGNATURE_INVALID)
+		wantRV(t, ck.MechName(m2)+" bad MAC", c.Verify(ctx, hid, mech.Mech{Type: m2}, m, bad), ck.CKR_SIGNATURE_INVALID)
 	}
-	gen := must(c.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_GENERIC_SECRET_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 32)}))(t)
-	mac := must(c.Sign(ctx, gen, tokens.Mech{Type: ck.CKM_SHA256_HMAC}, m))(t)
-	if err := c.Verify(ctx, gen, tokens.Mech{Type: ck.CKM_SHA256_HMAC}, m, mac); err != nil {
+	gen := must(c.GenerateKey(ctx, mech.Mech{Type: ck.CKM_GENERIC_SECRET_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 32)}))(t)
+	mac := must(c.Sign(ctx, gen, mech.Mech{Type: ck.CKM_SHA256_HMAC}, m))(t)
+	if err := c.Verify(ctx, gen, mech.Mech{Type: ck.CKM_SHA256_HMAC}, m, mac); err != nil {
 		t.Error(err)
 	}
 }
 
 func testDigest(t *testing.T, c *client.Client) {
 	msg := []byte("abc")
-	for mech, h := range map[uint64]func() hash.Hash{ck.CKM_SHA_1: sha1.New, ck.CKM_SHA224: sha256.New224, ck.CKM_SHA256: sha256.New,
+	for mechV, h := range map[uint64]func() hash.Hash{ck.CKM_SHA_1: sha1.New, ck.CKM_SHA224: sha256.New224, ck.CKM_SHA256: sha256.New,
 		ck.CKM_SHA384: sha512.New384, ck.CKM_SHA512: sha512.New,
 		ck.CKM_SHA3_224: func() hash.Hash { return sha3.New224() }, ck.CKM_SHA3_256: func() hash.Hash { return sha3.New256() },
 		ck.CKM_SHA3_384: func() hash.Hash { return sha3.New384() }, ck.CKM_SHA3_512: func() hash.Hash { return sha3.New512() }} {
 		x := h()
 		x.Write(msg)
-		if got := must(c.Digest(ctx, tokens.Mech{Type: mech}, msg))(t); !bytes.Equal(got, x.Sum(nil)) {
-			t.Errorf("%s differs from Go's", ck.MechName(mech))
+		if got := must(c.Digest(ctx, mech.Mech{Type: mechV}, msg))(t); !bytes.Equal(got, x.Sum(nil)) {
+			t.Errorf("%s differs from Go's", ck.MechName(mechV))
 		}
 	}
 	a := must(c.GenerateRandom(ctx, 32))(t)
@@ -432,45 +433,45 @@ func testDigest(t *testing.T, c *client.Client) {
 }
 
 func testWrap(t *testing.T, c *client.Client) {
-	kek := must(c.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true),
+	kek := must(c.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true),
 		bo(ck.CKA_WRAP, true), bo(ck.CKA_UNWRAP, true)}))(t)
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	target := importSecret(t, c, ck.CKK_AES, secret, bo(ck.CKA_EXTRACTABLE, true))
-	for _, mech := range []uint64{ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_KWP} {
-		wrapped := must(c.WrapKey(ctx, tokens.Mech{Type: mech}, kek, target))(t)
+	for _, mechV := range []uint64{ck.CKM_AES_KEY_WRAP, ck.CKM_AES_KEY_WRAP_KWP} {
+		wrapped := must(c.WrapKey(ctx, mech.Mech{Type: mechV}, kek, target))(t)
 		if bytes.Contains(wrapped, secret) {
 			t.Fatal("wrapped key holds the clear key")
 		}
-		back := must(c.UnwrapKey(ctx, tokens.Mech{Type: mech}, kek, wrapped, tokens.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY),
+		back := must(c.UnwrapKey(ctx, mech.Mech{Type: mechV}, kek, wrapped, object.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY),
 			ul(ck.CKA_KEY_TYPE, ck.CKK_AES), bo(ck.CKA_SENSITIVE, false), bo(ck.CKA_EXTRACTABLE, true)}))(t)
 		if got := attr(t, c, back, ck.CKA_VALUE); !bytes.Equal(got, secret) {
-			t.Errorf("%s: unwrapped key differs", ck.MechName(mech))
+			t.Errorf("%s: unwrapped key differs", ck.MechName(mechV))
 		}
 		wrapped[3] ^= 1
-		_, err := c.UnwrapKey(ctx, tokens.Mech{Type: mech}, kek, wrapped, tokens.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_AES)})
-		wantRV(t, ck.MechName(mech)+" tampered", err, ck.CKR_WRAPPED_KEY_INVALID)
+		_, err := c.UnwrapKey(ctx, mech.Mech{Type: mechV}, kek, wrapped, object.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_AES)})
+		wantRV(t, ck.MechName(mechV)+" tampered", err, ck.CKR_WRAPPED_KEY_INVALID)
 	}
 	// A private key goes out as PKCS#8 under KWP and comes back able to sign.
-	pubID, privID := must2(t)(c.GenerateKeyPair(ctx, tokens.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
-		tokens.Template{by(ck.CKA_EC_PARAMS, curveParams["P-256"])}, tokens.Template{bo(ck.CKA_EXTRACTABLE, true)}))
-	wrapped := must(c.WrapKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_WRAP_KWP}, kek, privID))(t)
-	back := must(c.UnwrapKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_WRAP_KWP}, kek, wrapped,
-		tokens.Template{ul(ck.CKA_CLASS, ck.CKO_PRIVATE_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_EC)}))(t)
-	sig := must(c.Sign(ctx, back, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte("m")))(t)
-	if err := c.Verify(ctx, pubID, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte("m"), sig); err != nil {
+	pubID, privID := must2(t)(c.GenerateKeyPair(ctx, mech.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		object.Template{by(ck.CKA_EC_PARAMS, curveParams["P-256"])}, object.Template{bo(ck.CKA_EXTRACTABLE, true)}))
+	wrapped := must(c.WrapKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_WRAP_KWP}, kek, privID))(t)
+	back := must(c.UnwrapKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_WRAP_KWP}, kek, wrapped,
+		object.Template{ul(ck.CKA_CLASS, ck.CKO_PRIVATE_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_EC)}))(t)
+	sig := must(c.Sign(ctx, back, mech.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte("m")))(t)
+	if err := c.Verify(ctx, pubID, mech.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte("m"), sig); err != nil {
 		t.Error("the unwrapped private key signs differently")
 	}
 	// Non-extractable keys stay in.
-	fixed := must(c.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 16)}))(t)
-	_, err := c.WrapKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_WRAP}, kek, fixed)
+	fixed := must(c.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 16)}))(t)
+	_, err := c.WrapKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_WRAP}, kek, fixed)
 	wantRV(t, "wrap unextractable", err, ck.CKR_KEY_UNEXTRACTABLE)
 }
 
 func testRefusals(t *testing.T, cl *testcluster.Cluster, cu, co *client.Client) {
 	_, priv := rsaPair(t, cu, 2048, true)
 	msg := []byte("m")
-	_, err := co.Sign(ctx, priv, tokens.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg)
+	_, err := co.Sign(ctx, priv, mech.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg)
 	wantRV(t, "a crypto officer signs", err, ck.CKR_USER_NOT_LOGGED_IN)
 	wantRV(t, "a crypto user creates a user", cu.CreateUser(ctx, "mallory", "CU", "mallory-password"), ck.CKR_USER_NOT_LOGGED_IN)
 
@@ -478,37 +479,37 @@ func testRefusals(t *testing.T, cl *testcluster.Cluster, cu, co *client.Client) 
 		t.Fatal(err)
 	}
 	b := dial(t, cl, "cu2", "second-user-password")
-	_, err = b.Sign(ctx, priv, tokens.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg)
+	_, err = b.Sign(ctx, priv, mech.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg)
 	wantRV(t, "B uses A's unshared key", err, ck.CKR_KEY_HANDLE_INVALID)
 	if err := cu.Share(ctx, priv, "cu2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Sign(ctx, priv, tokens.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg); err != nil {
+	if _, err := b.Sign(ctx, priv, mech.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg); err != nil {
 		t.Fatalf("B uses the shared key: %v", err)
 	}
 	wantRV(t, "B deletes the shared key", b.DestroyObject(ctx, priv), ck.CKR_ACTION_PROHIBITED)
-	if _, err := cu.Sign(ctx, priv, tokens.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg); err != nil {
+	if _, err := cu.Sign(ctx, priv, mech.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg); err != nil {
 		t.Fatal("the key is gone after B's refused delete")
 	}
 	anon := dial(t, cl, "", "")
-	_, err = anon.Sign(ctx, priv, tokens.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg)
+	_, err = anon.Sign(ctx, priv, mech.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg)
 	wantRV(t, "no login", err, ck.CKR_USER_NOT_LOGGED_IN)
 }
 
 func testBadInput(t *testing.T, cl *testcluster.Cluster, cu *client.Client) {
-	id := must(cu.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 16)}))(t)
+	id := must(cu.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 16)}))(t)
 	before := must(cu.FindObjects(ctx, nil, 0))(t)
-	_, err := cu.Encrypt(ctx, id, tokens.Mech{Type: ck.CKM_AES_GCM, Param: &tokens.GCMParams{IV: make([]byte, 12), TagBits: 129}}, []byte("x"))
+	_, err := cu.Encrypt(ctx, id, mech.Mech{Type: ck.CKM_AES_GCM, Param: &mech.GCMParams{IV: make([]byte, 12), TagBits: 129}}, []byte("x"))
 	if err == nil || !strings.Contains(err.Error(), "mechanism.gcm.tag_bits") {
 		t.Errorf("bad tag bits: %v", err)
 	}
-	_, err = cu.CreateObject(ctx, tokens.Template{{Type: ck.CKA_LABEL, Value: make([]byte, 70000)}})
+	_, err = cu.CreateObject(ctx, object.Template{{Type: ck.CKA_LABEL, Value: make([]byte, 70000)}})
 	if err == nil || !strings.Contains(err.Error(), "template[0].value") {
 		t.Errorf("huge attribute: %v", err)
 	}
-	_, err = cu.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 20)})
+	_, err = cu.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 20)})
 	wantRV(t, "AES-160", err, ck.CKR_KEY_SIZE_RANGE)
-	_, err = cu.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 16), {Type: ck.CKA_TOKEN, Value: []byte{7}}})
+	_, err = cu.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 16), {Type: ck.CKA_TOKEN, Value: []byte{7}}})
 	wantRV(t, "bad bool", err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	if after := must(cu.FindObjects(ctx, nil, 0))(t); len(after) != len(before) {
 		t.Errorf("bad requests changed the object count: %d -> %d", len(before), len(after))
@@ -614,8 +615,8 @@ func fileHash(t *testing.T, dir string) map[string][32]byte {
 
 func testWrongPassphrase(t *testing.T, cl *testcluster.Cluster) {
 	cu := dial(t, cl, cl.Env["P11_TOKEN_LABEL"], cl.Env["P11_PIN"])
-	key := must(cu.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true)}))(t)
-	m := tokens.Mech{Type: ck.CKM_AES_GCM, Param: &tokens.GCMParams{IV: make([]byte, 12), TagBits: 128}}
+	key := must(cu.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true)}))(t)
+	m := mech.Mech{Type: ck.CKM_AES_GCM, Param: &mech.GCMParams{IV: make([]byte, 12), TagBits: 128}}
 	ct := must(cu.Encrypt(ctx, key, m, []byte("still here")))(t)
 	cl.Stop(1, false)
 	data := filepath.Join(cl.Dir, "node1")

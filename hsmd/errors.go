@@ -8,7 +8,7 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/cluster"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -95,7 +95,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if errors.Is(err, cluster.ErrNotExecuted) {
 		markNotExecuted(ctx)
 	}
-	var te *tokens.Error
+	var te *hsmerr.Error
 	if errors.As(err, &te) {
 		code, ok := rvCodes[te.RV]
 		if !ok {
@@ -111,6 +111,6 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 }
 
 func isEngineError(err error) bool {
-	var te *tokens.Error
+	var te *hsmerr.Error
 	return errors.As(err, &te)
 }

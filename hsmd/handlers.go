@@ -6,6 +6,9 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -48,7 +51,7 @@ func (s *Server) Login(ctx context.Context, r *hsmpb.LoginRequest) (*hsmpb.Login
 	}
 	u, err := s.engine.Login(ctx, r.User, r.Password)
 	if err != nil {
-		rv := tokens.RV(err)
+		rv := hsmerr.RV(err)
 		if rv == ck.CKR_PIN_INCORRECT {
 			// A wrong password or an unknown user. A locked account's
 			// refusal costs nothing and is not a guess; busy is not either.
@@ -95,8 +98,8 @@ func (s *Server) Logout(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Empty, erro
 	s.revoke(cl.Session, cl.MaxExpires)
 	if err := s.engine.Logout(ctx, callerFrom(ctx), cl.MaxExpires); err != nil {
 		s.log.WarnContext(ctx, "the logout could not be replicated", "user", cl.User, "error", err.Error())
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR,
-			"logged out on this node only: the cluster did not record it (%s); other nodes accept the session until it expires, so log out again", ck.RVName(tokens.RV(err)))
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR,
+			"logged out on this node only: the cluster did not record it (%s); other nodes accept the session until it expires, so log out again", ck.RVName(hsmerr.RV(err)))
 	}
 	s.audit(ctx, "logout")
 	return empty, nil
@@ -127,7 +130,7 @@ func (s *Server) Info(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.InfoResponse,
 		out.AppliedIndex = s.replica.Applied()
 		out.State = s.replica.State()
 	}
-	for _, m := range tokens.Mechanisms() {
+	for _, m := range mech.Mechanisms() {
 		out.Mechanisms = append(out.Mechanisms, &hsmpb.MechanismInfo{Type: m.Type, MinKeySize: m.MinKeySize, MaxKeySize: m.MaxKeySize, Flags: m.Flags})
 	}
 	return out, nil
@@ -272,7 +275,7 @@ func (s *Server) DestroyObject(ctx context.Context, r *hsmpb.ObjectRequest) (*hs
 	return empty, nil
 }
 
-func findArgs(r *hsmpb.FindObjectsRequest) (tokens.Template, int, error) {
+func findArgs(r *hsmpb.FindObjectsRequest) (object.Template, int, error) {
 	t, err := decodeTemplate("template", r.Template)
 	if err != nil {
 		return nil, 0, err
@@ -323,8 +326,8 @@ func (s *Server) GetAttributes(ctx context.Context, r *hsmpb.GetAttributesReques
 	if err := objectID("object", r.Object); err != nil {
 		return nil, err
 	}
-	if len(r.Types) == 0 || len(r.Types) > 4*tokens.MaxTemplateAttrs {
-		return nil, bad("types", "must list 1 to %d attributes", 4*tokens.MaxTemplateAttrs)
+	if len(r.Types) == 0 || len(r.Types) > 4*object.MaxTemplateAttrs {
+		return nil, bad("types", "must list 1 to %d attributes", 4*object.MaxTemplateAttrs)
 	}
 	vals, err := s.engine.GetAttributes(callerFrom(ctx), r.Object, r.Types)
 	if err != nil {
@@ -478,7 +481,7 @@ func (s *Server) DeriveKey(ctx context.Context, r *hsmpb.DeriveKeyRequest) (*hsm
 
 // ---- cryptography ----
 
-func cryptoArgs(r *hsmpb.CryptoRequest) (tokens.Mech, error) {
+func cryptoArgs(r *hsmpb.CryptoRequest) (mech.Mech, error) {
 	m, err := decodeMechanism("mechanism", r.Mechanism)
 	if err != nil {
 		return m, err
@@ -552,8 +555,8 @@ func (s *Server) OutputLength(ctx context.Context, r *hsmpb.OutputLengthRequest)
 	default:
 		return nil, bad("operation", "must be sign, encrypt or decrypt")
 	}
-	if r.InputLength > tokens.MaxDataLen {
-		return nil, bad("input_length", "larger than %d", tokens.MaxDataLen)
+	if r.InputLength > mech.MaxDataLen {
+		return nil, bad("input_length", "larger than %d", mech.MaxDataLen)
 	}
 	n, err := s.engine.OutLen(callerFrom(ctx), r.Key, m, r.Operation, int(r.InputLength))
 	if err != nil {
@@ -570,7 +573,7 @@ func (s *Server) Digest(ctx context.Context, r *hsmpb.DigestRequest) (*hsmpb.Dat
 	if err := dataField("data", r.Data); err != nil {
 		return nil, err
 	}
-	out, err := tokens.Digest(m, r.Data)
+	out, err := mech.Digest(m, r.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -578,8 +581,8 @@ func (s *Server) Digest(ctx context.Context, r *hsmpb.DigestRequest) (*hsmpb.Dat
 }
 
 func (s *Server) GenerateRandom(ctx context.Context, r *hsmpb.RandomRequest) (*hsmpb.DataResponse, error) {
-	if r.Length > tokens.MaxRandomLen {
-		return nil, bad("length", "larger than %d", tokens.MaxRandomLen)
+	if r.Length > mech.MaxRandomLen {
+		return nil, bad("length", "larger than %d", mech.MaxRandomLen)
 	}
 	out, err := tokens.Random(int(r.Length))
 	if err != nil {
@@ -588,10 +591,10 @@ func (s *Server) GenerateRandom(ctx context.Context, r *hsmpb.RandomRequest) (*h
 	return &hsmpb.DataResponse{Data: out}, nil
 }
 
-func sortedAttrs(a tokens.Attrs) tokens.Template {
-	out := make(tokens.Template, 0, len(a))
+func sortedAttrs(a object.Attrs) object.Template {
+	out := make(object.Template, 0, len(a))
 	for t, v := range a {
-		out = append(out, tokens.Attribute{Type: t, Value: v})
+		out = append(out, object.Attribute{Type: t, Value: v})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Type < out[j].Type })
 	return out

@@ -11,14 +11,14 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/object"
 	"google.golang.org/protobuf/proto"
 )
 
 func TestSessionToken(t *testing.T) {
 	key := bytes.Repeat([]byte{9}, 32)
 	now := time.Unix(1_700_000_000, 0)
-	c := &claims{User: "alice", Role: tokens.RoleCU, Number: 5, Generation: 3, Session: 77, Expires: now.Add(time.Minute).Unix(),
+	c := &claims{User: "alice", Role: object.RoleCU, Number: 5, Generation: 3, Session: 77, Expires: now.Add(time.Minute).Unix(),
 		MaxExpires: now.Add(time.Hour).Unix(), Cert: [32]byte{1, 2, 3}}
 	tok := mintToken(key, c)
 	if strings.Contains(tok, "alice") {
@@ -59,7 +59,7 @@ func TestSessionToken(t *testing.T) {
 
 func FuzzParseToken(f *testing.F) {
 	key := bytes.Repeat([]byte{9}, 32)
-	f.Add(mintToken(key, &claims{User: "alice", Role: tokens.RoleCU, Session: 1, Expires: 1 << 40, MaxExpires: 1 << 41}))
+	f.Add(mintToken(key, &claims{User: "alice", Role: object.RoleCU, Session: 1, Expires: 1 << 40, MaxExpires: 1 << 41}))
 	f.Add("v1.AAAA.BBBB")
 	f.Fuzz(func(t *testing.T, tok string) {
 		c, err := parseToken(key, tok, time.Unix(0, 0))
@@ -106,7 +106,7 @@ func decodeAll(b []byte) {
 func FuzzDecodeRequest(f *testing.F) {
 	seeds := []proto.Message{
 		&hsmpb.GenerateKeyPairRequest{Mechanism: &hsmpb.Mechanism{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
-			PublicTemplate: []*hsmpb.Attribute{{Type: ck.CKA_MODULUS_BITS, Value: tokens.EncodeUlong(2048)}}},
+			PublicTemplate: []*hsmpb.Attribute{{Type: ck.CKA_MODULUS_BITS, Value: object.EncodeUlong(2048)}}},
 		&hsmpb.CryptoRequest{Mechanism: &hsmpb.Mechanism{Type: ck.CKM_AES_GCM, Param: &hsmpb.Mechanism_Gcm{Gcm: &hsmpb.GcmParams{Iv: make([]byte, 12), TagBits: 128}}}, Key: 5, Data: []byte("x")},
 		&hsmpb.CryptoRequest{Mechanism: &hsmpb.Mechanism{Type: ck.CKM_RSA_PKCS_OAEP, Param: &hsmpb.Mechanism_Oaep{Oaep: &hsmpb.OaepParams{Hash: ck.CKM_SHA256, Mgf: ck.CKG_MGF1_SHA256, Label: []byte("l")}}}, Key: 5},
 		&hsmpb.CryptoRequest{Mechanism: &hsmpb.Mechanism{Type: ck.CKM_AES_CTR, Param: &hsmpb.Mechanism_Ctr{Ctr: &hsmpb.CtrParams{CounterBits: 32, Cb: make([]byte, 16)}}}, Key: 5},
@@ -136,7 +136,7 @@ func TestDecodeNamesTheField(t *testing.T) {
 			return err
 		}(), "mechanism.gcm.iv"},
 		{func() error {
-			_, err := decodeTemplate("template", []*hsmpb.Attribute{{Type: 3, Value: make([]byte, tokens.MaxAttrValue+1)}})
+			_, err := decodeTemplate("template", []*hsmpb.Attribute{{Type: 3, Value: make([]byte, object.MaxAttrValue+1)}})
 			return err
 		}(), "template[0].value"},
 		{func() error { _, err := decodeTemplate("template", make([]*hsmpb.Attribute, 65)); return err }(), "template"},

@@ -4,7 +4,7 @@ import (
 	"sync"
 
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // DefaultMaxSessionsPerUser is how many login sessions one user may hold on
@@ -45,7 +45,7 @@ func (q *sessionQuota) admit(session uint64, user string) error {
 		return nil
 	}
 	if q.count[user] >= q.max {
-		return tokens.Errorf(ck.CKR_DEVICE_MEMORY,
+		return hsmerr.Errorf(ck.CKR_DEVICE_MEMORY,
 			"user %q already holds %d login sessions on this node; log out of one, or wait until idle ones expire", user, q.max)
 	}
 	q.user[session] = user

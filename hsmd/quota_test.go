@@ -6,7 +6,7 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/internal/testcluster"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/object"
 	"github.com/stretchr/testify/require"
 )
 
@@ -28,7 +28,7 @@ func TestQuotasOnADaemon(t *testing.T) {
 	require.NoError(t, first.Logout(ctx))
 	require.NoError(t, third.Login(ctx, "cu1", pw))
 
-	data := tokens.Template{{Type: ck.CKA_CLASS, Value: tokens.EncodeUlong(ck.CKO_DATA)}, {Type: ck.CKA_VALUE, Value: []byte("v")}}
+	data := object.Template{{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_DATA)}, {Type: ck.CKA_VALUE, Value: []byte("v")}}
 	for i := 0; i < 3; i++ {
 		_, err := third.CreateObject(ctx, data)
 		require.NoError(t, err)
@@ -36,6 +36,6 @@ func TestQuotasOnADaemon(t *testing.T) {
 	_, err = third.CreateObject(ctx, data)
 	require.Equal(t, uint64(ck.CKR_DEVICE_MEMORY), client.RV(err), "a fourth session object: %v", err)
 	// Token objects are not session objects.
-	_, err = third.CreateObject(ctx, append(data, tokens.Attribute{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)}))
+	_, err = third.CreateObject(ctx, append(data, object.Attribute{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)}))
 	require.NoError(t, err)
 }

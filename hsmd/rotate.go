@@ -7,6 +7,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -25,19 +26,19 @@ func (s *Server) RotatePassphrase(ctx context.Context, r *hsmpb.RotatePassphrase
 		return nil, err
 	}
 	if s.daemon == nil {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "this node cannot rotate the passphrase")
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "this node cannot rotate the passphrase")
 	}
 	if !s.rotating.CompareAndSwap(false, true) {
-		return nil, tokens.Errorf(ck.CKR_FUNCTION_FAILED, "a rotation is already in progress on this node")
+		return nil, hsmerr.Errorf(ck.CKR_FUNCTION_FAILED, "a rotation is already in progress on this node")
 	}
 	defer s.rotating.Store(false)
 	raw, err := s.engine.Store().Meta(tokens.MetaDomainKey)
 	if err != nil {
-		return nil, &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "cannot read the sealed domain key", Err: err}
+		return nil, &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "cannot read the sealed domain key", Err: err}
 	}
 	rec, err := tokens.UnmarshalSealedDomainKey(raw)
 	if err != nil {
-		return nil, &tokens.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the sealed domain key is malformed", Err: err}
+		return nil, &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the sealed domain key is malformed", Err: err}
 	}
 	passphrase := rec.KDF == "argon2id"
 	what := "key file"
@@ -54,19 +55,19 @@ func (s *Server) RotatePassphrase(ctx context.Context, r *hsmpb.RotatePassphrase
 	}
 	sealer := s.daemon.Machine.Sealer()
 	if sealer == nil {
-		return nil, tokens.Errorf(ck.CKR_DEVICE_ERROR, "the domain key is not unsealed")
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the domain key is not unsealed")
 	}
 	got, err := rec.Unseal(oldSrc)
 	if errors.Is(err, tokens.ErrWrongKEK) || err == nil && !got.Holds(sealer) {
 		time.Sleep(rotateFailDelay)
-		return nil, tokens.Errorf(ck.CKR_PIN_INCORRECT, "the current %s does not unseal the domain key", what)
+		return nil, hsmerr.Errorf(ck.CKR_PIN_INCORRECT, "the current %s does not unseal the domain key", what)
 	}
 	if err != nil {
 		return nil, bad("old_secret", "%v", err)
 	}
 	nrec, err := sealer.Reseal(rec.ClusterID, newSrc)
 	if err != nil {
-		return nil, &tokens.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "cannot seal the domain key", Err: err}
+		return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "cannot seal the domain key", Err: err}
 	}
 	nraw := nrec.Marshal()
 	if err := s.engine.SetDomainKey(ctx, callerFrom(ctx), nraw, sealer.RecordMAC(nraw)); err != nil {

@@ -19,6 +19,8 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/cluster"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
 	"google.golang.org/grpc"
@@ -36,7 +38,7 @@ const Version = "0.1.0"
 const SessionHeader = "x-hsm-session"
 
 // maxMessage bounds a request or response on the wire.
-const maxMessage = tokens.MaxDataLen + 4<<20
+const maxMessage = mech.MaxDataLen + 4<<20
 
 // Server is the gRPC service of one node.
 type Server struct {
@@ -402,7 +404,7 @@ func (s *Server) checkSession(tok string, cert [32]byte) (*claims, *tokens.User,
 	}
 	u, err := s.engine.CheckUser(cl.User, cl.Number, cl.Generation)
 	if err != nil {
-		var te *tokens.Error
+		var te *hsmerr.Error
 		if errors.As(err, &te) && te.RV == ck.CKR_USER_NOT_LOGGED_IN {
 			return nil, nil, unauthenticated(te.Msg)
 		}

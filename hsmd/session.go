@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/object"
 )
 
 // A session token is "v2." + base64url(claims) + "." + base64url(HMAC-SHA256
@@ -27,7 +27,7 @@ import (
 // that refuses it.
 type claims struct {
 	User       string
-	Role       tokens.Role
+	Role       object.Role
 	Number     uint64
 	Generation uint64
 	Session    uint64
@@ -62,7 +62,7 @@ func unmarshalClaims(b []byte) (*claims, error) {
 	if len(b) != n+1+5*8+32 {
 		return nil, errBadToken
 	}
-	c := &claims{User: string(b[:n]), Role: tokens.Role(b[n])}
+	c := &claims{User: string(b[:n]), Role: object.Role(b[n])}
 	b = b[n+1:]
 	c.Number = binary.BigEndian.Uint64(b)
 	c.Generation = binary.BigEndian.Uint64(b[8:])

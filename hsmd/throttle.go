@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // Login throttling: after failed logins, the next attempt for the same
@@ -141,6 +141,6 @@ func (t *throttle) sweepLocked(now time.Time, full bool) {
 // throttled is the refusal: it says when to try again, and nothing else.
 func throttled(w time.Duration) error {
 	secs := int64((w + time.Second - 1) / time.Second)
-	return tokens.Errorf(ck.CKR_FUNCTION_REJECTED, "%s", fmt.Sprintf(
+	return hsmerr.Errorf(ck.CKR_FUNCTION_REJECTED, "%s", fmt.Sprintf(
 		"too many failed logins from this client certificate or for this account; try again in %ds", secs))
 }

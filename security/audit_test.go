@@ -14,7 +14,10 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/assert"
@@ -107,17 +110,17 @@ func TestAttackAuditTamper(t *testing.T) {
 	c := testcluster.Start(t, 3)
 	cu := pinned(t, c, 1, "cu1", secret(t, c, "cu.password"))
 
-	pub, priv, err := cu.GenerateKeyPair(ctx, tokens.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
-		tokens.Template{{Type: ck.CKA_EC_PARAMS, Value: auditP256}, {Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)}},
-		tokens.Template{{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)}})
+	pub, priv, err := cu.GenerateKeyPair(ctx, mech.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		object.Template{{Type: ck.CKA_EC_PARAMS, Value: auditP256}, {Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)}},
+		object.Template{{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)}})
 	require.NoError(t, err)
 	const n = 57
 	for i := range n {
-		_, err := cu.Sign(ctx, priv, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte(fmt.Sprint("message ", i)))
+		_, err := cu.Sign(ctx, priv, mech.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte(fmt.Sprint("message ", i)))
 		require.NoError(t, err)
 	}
 	// A sign the key does not allow is counted apart, with its refusal.
-	_, err = cu.Sign(ctx, pub, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte("x"))
+	_, err = cu.Sign(ctx, pub, mech.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte("x"))
 	require.Error(t, err)
 
 	// The counts of a second are sent once it is over: wait for them.
@@ -164,16 +167,16 @@ func TestAttackAuditTamper(t *testing.T) {
 		require.Equal(t, "cu1", r.User)
 	}
 	_, _, err = cu.ListAudit(ctx, client.AuditQuery{User: c.Env["HSM_USER"]})
-	assert.Equal(t, uint64(ck.CKR_USER_NOT_LOGGED_IN), tokens.RV(err))
+	assert.Equal(t, uint64(ck.CKR_USER_NOT_LOGGED_IN), hsmerr.RV(err))
 	_, err = cu.VerifyAudit(ctx)
-	assert.Equal(t, uint64(ck.CKR_USER_NOT_LOGGED_IN), tokens.RV(err))
+	assert.Equal(t, uint64(ck.CKR_USER_NOT_LOGGED_IN), hsmerr.RV(err))
 
 	// A node stopped right after signing sends the counts of its last
 	// second before it leaves: none is lost on a normal stop.
 	cu2 := pinned(t, c, 2, "cu1", secret(t, c, "cu.password"))
 	const m = 23
 	for i := range m {
-		_, err := cu2.Sign(ctx, priv, tokens.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte(fmt.Sprint("late ", i)))
+		_, err := cu2.Sign(ctx, priv, mech.Mech{Type: ck.CKM_ECDSA_SHA256}, []byte(fmt.Sprint("late ", i)))
 		require.NoError(t, err)
 	}
 	c.Stop(2, false)

@@ -17,6 +17,9 @@ import (
 	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/passwords"
 	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/openhsm/openhsm/tokens/sqlite"
@@ -43,7 +46,7 @@ func authzPeer(t *testing.T, c *testcluster.Cluster, k int) hsmpb.PeerClient {
 // key, its own store), the create_objects command the real engine would
 // send for tmpl in user's name. Its objects are well formed, but any
 // sealed value is sealed under the attacker's key, not the cluster's.
-func authzForge(t *testing.T, user string, tmpl tokens.Template) *tokens.Command {
+func authzForge(t *testing.T, user string, tmpl object.Template) *tokens.Command {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "attacker.db"), sqlite.Options{})
 	require.NoError(t, err)
@@ -52,7 +55,7 @@ func authzForge(t *testing.T, user string, tmpl tokens.Template) *tokens.Command
 	require.NoError(t, err)
 	cp := &authzCapture{}
 	e := tokens.NewEngine(tokens.NewMachine(st, sealer), cp)
-	_, err = e.CreateObject(context.Background(), tokens.Caller{User: user, Role: tokens.RoleCU, Session: 1}, tmpl)
+	_, err = e.CreateObject(context.Background(), tokens.Caller{User: user, Role: object.RoleCU, Session: 1}, tmpl)
 	require.NoError(t, err)
 	require.NotNil(t, cp.last)
 	return cp.last
@@ -62,7 +65,7 @@ type authzCapture struct{ last *tokens.Command }
 
 func (c *authzCapture) Submit(_ context.Context, cmd *tokens.Command) error { c.last = cmd; return nil }
 
-func authzAttr(t uint64, v []byte) tokens.Attribute { return tokens.Attribute{Type: t, Value: v} }
+func authzAttr(t uint64, v []byte) object.Attribute { return object.Attribute{Type: t, Value: v} }
 
 // TestAttackAuthzForgedForward: the attacker holds only a node's
 // certificate and key (no passphrase, no password) and sends hand-made
@@ -86,32 +89,32 @@ func TestAttackAuthzForgedForward(t *testing.T) {
 	c := testcluster.Start(t, 1)
 	coPW, cuPW := secret(t, c, "co.password"), secret(t, c, "cu.password")
 	cu := pinned(t, c, 1, "cu1", cuPW)
-	key, err := cu.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{
-		authzAttr(ck.CKA_VALUE_LEN, tokens.EncodeUlong(32)), authzAttr(ck.CKA_TOKEN, tokens.EncodeBool(true))})
+	key, err := cu.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{
+		authzAttr(ck.CKA_VALUE_LEN, object.EncodeUlong(32)), authzAttr(ck.CKA_TOKEN, object.EncodeBool(true))})
 	require.NoError(t, err)
-	gcm := tokens.Mech{Type: ck.CKM_AES_GCM, Param: &tokens.GCMParams{IV: make([]byte, 12), TagBits: 128}}
+	gcm := mech.Mech{Type: ck.CKM_AES_GCM, Param: &mech.GCMParams{IV: make([]byte, 12), TagBits: 128}}
 	ct, err := cu.Encrypt(ctx, key, gcm, []byte("before the attack"))
 	require.NoError(t, err)
 
-	goodHash, err := tokens.HashPassword("attacker-password")
+	goodHash, err := passwords.HashPassword("attacker-password")
 	require.NoError(t, err)
 	bomb := "$argon2id$v=19$m=4194304,t=16,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
 	officer := func(actor string) *tokens.Command {
-		return &tokens.Command{Op: tokens.OpCreateUser, Actor: actor, User: &tokens.User{Name: "evil", Role: tokens.RoleCO, PasswordHash: goodHash}}
+		return &tokens.Command{Op: tokens.OpCreateUser, Actor: actor, User: &tokens.User{Name: "evil", Role: object.RoleCO, PasswordHash: goodHash}}
 	}
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	point, err := ecKey.PublicKey.Bytes()
 	require.NoError(t, err)
 	p256 := []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
-	publicKey := tokens.Template{authzAttr(ck.CKA_CLASS, tokens.EncodeUlong(ck.CKO_PUBLIC_KEY)),
-		authzAttr(ck.CKA_KEY_TYPE, tokens.EncodeUlong(ck.CKK_EC)), authzAttr(ck.CKA_EC_PARAMS, p256),
-		authzAttr(ck.CKA_EC_POINT, point), authzAttr(ck.CKA_TOKEN, tokens.EncodeBool(true))}
+	publicKey := object.Template{authzAttr(ck.CKA_CLASS, object.EncodeUlong(ck.CKO_PUBLIC_KEY)),
+		authzAttr(ck.CKA_KEY_TYPE, object.EncodeUlong(ck.CKK_EC)), authzAttr(ck.CKA_EC_PARAMS, p256),
+		authzAttr(ck.CKA_EC_POINT, point), authzAttr(ck.CKA_TOKEN, object.EncodeBool(true))}
 	trusted := authzForge(t, "cu1", publicKey)
 	trusted.Objects[0].Attrs.SetBool(ck.CKA_TRUSTED, true)
-	known := authzForge(t, "cu1", tokens.Template{authzAttr(ck.CKA_CLASS, tokens.EncodeUlong(ck.CKO_SECRET_KEY)),
-		authzAttr(ck.CKA_KEY_TYPE, tokens.EncodeUlong(ck.CKK_AES)), authzAttr(ck.CKA_VALUE, bytes.Repeat([]byte{0x42}, 32)),
-		authzAttr(ck.CKA_TOKEN, tokens.EncodeBool(true)), authzAttr(ck.CKA_WRAP, tokens.EncodeBool(true))})
+	known := authzForge(t, "cu1", object.Template{authzAttr(ck.CKA_CLASS, object.EncodeUlong(ck.CKO_SECRET_KEY)),
+		authzAttr(ck.CKA_KEY_TYPE, object.EncodeUlong(ck.CKK_AES)), authzAttr(ck.CKA_VALUE, bytes.Repeat([]byte{0x42}, 32)),
+		authzAttr(ck.CKA_TOKEN, object.EncodeBool(true)), authzAttr(ck.CKA_WRAP, object.EncodeBool(true))})
 	byOfficer := authzForge(t, "cu1", publicKey)
 	byOfficer.Actor = "admin"
 	byNoOne := authzForge(t, "cu1", publicKey)
@@ -126,7 +129,7 @@ func TestAttackAuthzForgedForward(t *testing.T) {
 		{"an officer made by no one", officer("")},
 		{"an officer made by cu1", officer("cu1")},
 		{"an officer made by a stranger", officer("ghost")},
-		{"a second bootstrap", &tokens.Command{Op: tokens.OpBootstrap, User: &tokens.User{Name: "evil", Role: tokens.RoleCO, PasswordHash: goodHash}}},
+		{"a second bootstrap", &tokens.Command{Op: tokens.OpBootstrap, User: &tokens.User{Name: "evil", Role: object.RoleCO, PasswordHash: goodHash}}},
 		{"cu1's password set by no one", &tokens.Command{Op: tokens.OpSetPassword, Name: "cu1", PasswordHash: goodHash}},
 		{"cu1's password set by a stranger", &tokens.Command{Op: tokens.OpSetPassword, Actor: "ghost", Name: "cu1", PasswordHash: goodHash}},
 		{"a hash bomb as cu1's password in cu1's name", &tokens.Command{Op: tokens.OpSetPassword, Actor: "cu1", Name: "cu1", PasswordHash: bomb}},
@@ -246,7 +249,7 @@ func TestAttackAuthzSessionFlood(t *testing.T) {
 		err := flood.Login(ctx, "cu1", cuPW)
 		require.Equal(t, uint64(ck.CKR_DEVICE_MEMORY), client.RV(err), "login %d past the limit: %v", i+4, err)
 	}
-	data := tokens.Template{authzAttr(ck.CKA_CLASS, tokens.EncodeUlong(ck.CKO_DATA)), authzAttr(ck.CKA_VALUE, bytes.Repeat([]byte{1}, 1024))}
+	data := object.Template{authzAttr(ck.CKA_CLASS, object.EncodeUlong(ck.CKO_DATA)), authzAttr(ck.CKA_VALUE, bytes.Repeat([]byte{1}, 1024))}
 	made := 0
 	for i := 0; i < 10; i++ {
 		if _, err := sessions[0].CreateObject(ctx, data); err != nil {

@@ -15,8 +15,9 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
-	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -55,9 +56,9 @@ func TestAttackMiscStoreAheadOfLog(t *testing.T) {
 
 	cu := pinned(t, c, 1, c.Env["P11_TOKEN_LABEL"], c.Env["P11_PIN"])
 	for i := 0; i < 5; i++ {
-		_, err := cu.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{
-			{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)},
-			{Type: ck.CKA_VALUE_LEN, Value: tokens.EncodeUlong(32)},
+		_, err := cu.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{
+			{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)},
+			{Type: ck.CKA_VALUE_LEN, Value: object.EncodeUlong(32)},
 		})
 		require.NoError(t, err)
 	}
@@ -175,19 +176,19 @@ func TestAttackMiscBackupFileAlone(t *testing.T) {
 	marker := make([]byte, 32)
 	_, err := rand.Read(marker)
 	require.NoError(t, err)
-	_, err = cu.CreateObject(ctx, tokens.Template{
-		{Type: ck.CKA_CLASS, Value: tokens.EncodeUlong(ck.CKO_DATA)},
-		{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)},
-		{Type: ck.CKA_PRIVATE, Value: tokens.EncodeBool(true)},
+	_, err = cu.CreateObject(ctx, object.Template{
+		{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_DATA)},
+		{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)},
+		{Type: ck.CKA_PRIVATE, Value: object.EncodeBool(true)},
 		{Type: ck.CKA_VALUE, Value: marker},
 	})
 	require.NoError(t, err)
 	// A key its owner may read: its value is known here, to look for.
-	key, err := cu.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{
-		{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)},
-		{Type: ck.CKA_VALUE_LEN, Value: tokens.EncodeUlong(32)},
-		{Type: ck.CKA_SENSITIVE, Value: tokens.EncodeBool(false)},
-		{Type: ck.CKA_EXTRACTABLE, Value: tokens.EncodeBool(true)},
+	key, err := cu.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{
+		{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)},
+		{Type: ck.CKA_VALUE_LEN, Value: object.EncodeUlong(32)},
+		{Type: ck.CKA_SENSITIVE, Value: object.EncodeBool(false)},
+		{Type: ck.CKA_EXTRACTABLE, Value: object.EncodeBool(true)},
 	})
 	require.NoError(t, err)
 	vals, err := cu.GetAttributes(ctx, key, []uint64{ck.CKA_VALUE})

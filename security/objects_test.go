@@ -16,7 +16,10 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/openhsm/openhsm/tokens/sqlite"
 	"github.com/stretchr/testify/require"
@@ -30,7 +33,7 @@ func objectsUntilCaughtUp(t *testing.T, fn func() error) error {
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		err := fn()
-		if !tokens.IsRV(err, ck.CKR_DEVICE_ERROR) || time.Now().After(deadline) {
+		if !hsmerr.IsRV(err, ck.CKR_DEVICE_ERROR) || time.Now().After(deadline) {
 			return err
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -54,12 +57,12 @@ func objectsRandom(t *testing.T, n int) []byte {
 	return b
 }
 
-func objectsBool(t uint64, v bool) tokens.Attribute {
-	return tokens.Attribute{Type: t, Value: tokens.EncodeBool(v)}
+func objectsBool(t uint64, v bool) object.Attribute {
+	return object.Attribute{Type: t, Value: object.EncodeBool(v)}
 }
 
-func objectsUlong(t, v uint64) tokens.Attribute {
-	return tokens.Attribute{Type: t, Value: tokens.EncodeUlong(v)}
+func objectsUlong(t, v uint64) object.Attribute {
+	return object.Attribute{Type: t, Value: object.EncodeUlong(v)}
 }
 
 // objectsDump is a node's whole replicated state, read from its store file
@@ -80,7 +83,7 @@ func objectsDump(t *testing.T, c *testcluster.Cluster, k int) string {
 	require.NoError(t, err)
 	for _, o := range objs {
 		fmt.Fprintf(&b, "object %d owner=%s shared=%v attrs=%x sealed=%x mac=%x\n",
-			o.ID, o.Owner, o.SharedWith, tokens.MarshalAttrs(o.Attrs), o.Sealed, o.MAC)
+			o.ID, o.Owner, o.SharedWith, object.MarshalAttrs(o.Attrs), o.Sealed, o.MAC)
 	}
 	for _, key := range []string{tokens.MetaDomainKey, tokens.MetaLoggedOut} {
 		v, err := st.Meta(key)
@@ -114,7 +117,7 @@ func TestAttackObjectsStoreFaultStops(t *testing.T) {
 
 	cu2pw := objectsUser(t, c, "cu2")
 	cu1 := pinned(t, c, 1, "cu1", secret(t, c, "cu.password"))
-	key, err := cu1.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{
+	key, err := cu1.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{
 		objectsUlong(ck.CKA_VALUE_LEN, 32), objectsBool(ck.CKA_TOKEN, true)})
 	require.NoError(t, err)
 	require.NoError(t, cu1.Share(ctx, key, "cu2"))
@@ -143,19 +146,19 @@ func TestAttackObjectsStoreFaultStops(t *testing.T) {
 		cl := pinned(t, c, k, "cu2", cu2pw)
 		cl.AdvanceIndex(cu1.Index())
 		err := objectsUntilCaughtUp(t, func() error { return use(cl) })
-		require.True(t, tokens.IsRV(err, ck.CKR_KEY_HANDLE_INVALID), "node%d: the former sharee got %v", k, err)
+		require.True(t, hsmerr.IsRV(err, ck.CKR_KEY_HANDLE_INVALID), "node%d: the former sharee got %v", k, err)
 	}
 
 	// node3 restarts without the fault and recovers from its log.
 	out, err := c.StartNode(3)
 	require.NoError(t, err, "%s", out)
-	barrier, err := cu1.CreateObject(ctx, tokens.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_DATA),
+	barrier, err := cu1.CreateObject(ctx, object.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_DATA),
 		objectsBool(ck.CKA_TOKEN, true), {Type: ck.CKA_LABEL, Value: []byte("barrier")}})
 	require.NoError(t, err)
 	sharee3 = pinned(t, c, 3, "cu2", cu2pw)
 	sharee3.AdvanceIndex(cu1.Index())
 	err = objectsUntilCaughtUp(t, func() error { return use(sharee3) })
-	require.True(t, tokens.IsRV(err, ck.CKR_KEY_HANDLE_INVALID), "node3 after recovery: the former sharee got %v", err)
+	require.True(t, hsmerr.IsRV(err, ck.CKR_KEY_HANDLE_INVALID), "node3 after recovery: the former sharee got %v", err)
 	for k := 1; k <= 3; k++ {
 		cl := pinned(t, c, k, "cu1", secret(t, c, "cu.password"))
 		cl.AdvanceIndex(cu1.Index())
@@ -175,8 +178,8 @@ func TestAttackObjectsStoreFaultStops(t *testing.T) {
 	}
 }
 
-func objectsCBC() tokens.Mech {
-	return tokens.Mech{Type: ck.CKM_AES_CBC_PAD, Param: &tokens.IVParams{IV: make([]byte, 16)}}
+func objectsCBC() mech.Mech {
+	return mech.Mech{Type: ck.CKM_AES_CBC_PAD, Param: &mech.IVParams{IV: make([]byte, 16)}}
 }
 
 // objectsNeedles are the forms a secret could take in a file: raw, hex, and
@@ -245,7 +248,7 @@ func TestAttackObjectsDataAtRest(t *testing.T) {
 	cu1 := pinned(t, c, 1, "cu1", secret(t, c, "cu.password"))
 	private, public := objectsRandom(t, 32), objectsRandom(t, 32)
 	data := func(priv bool, value []byte) uint64 {
-		id, err := cu1.CreateObject(ctx, tokens.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_DATA), objectsBool(ck.CKA_TOKEN, true),
+		id, err := cu1.CreateObject(ctx, object.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_DATA), objectsBool(ck.CKA_TOKEN, true),
 			objectsBool(ck.CKA_PRIVATE, priv), {Type: ck.CKA_LABEL, Value: []byte("at-rest")}, {Type: ck.CKA_VALUE, Value: value}})
 		require.NoError(t, err)
 		return id
@@ -253,7 +256,7 @@ func TestAttackObjectsDataAtRest(t *testing.T) {
 	privID, pubID := data(true, private), data(false, public)
 	// Enough further writes that every node takes a Raft snapshot.
 	for i := 0; i < 20; i++ {
-		_, err := cu1.CreateObject(ctx, tokens.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_DATA), objectsBool(ck.CKA_TOKEN, true),
+		_, err := cu1.CreateObject(ctx, object.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_DATA), objectsBool(ck.CKA_TOKEN, true),
 			{Type: ck.CKA_LABEL, Value: []byte(fmt.Sprintf("filler-%d", i))}})
 		require.NoError(t, err)
 	}
@@ -263,7 +266,7 @@ func TestAttackObjectsDataAtRest(t *testing.T) {
 			return nil, err
 		}
 		if av[0].RV != ck.CKR_OK {
-			return nil, tokens.Errorf(av[0].RV, "CKA_VALUE")
+			return nil, hsmerr.Errorf(av[0].RV, "CKA_VALUE")
 		}
 		return av[0].Value, nil
 	}
@@ -292,8 +295,8 @@ func TestAttackObjectsDataAtRest(t *testing.T) {
 	// The officer: the private object is not there for it; the public one is.
 	co := pinned(t, c, 1, "admin", secret(t, c, "co.password"))
 	_, err := value(co, privID)
-	require.True(t, tokens.IsRV(err, ck.CKR_OBJECT_HANDLE_INVALID), "the officer reading the private value got %v", err)
-	ids, err := co.FindObjects(ctx, tokens.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_DATA)}, 0)
+	require.True(t, hsmerr.IsRV(err, ck.CKR_OBJECT_HANDLE_INVALID), "the officer reading the private value got %v", err)
+	ids, err := co.FindObjects(ctx, object.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_DATA)}, 0)
 	require.NoError(t, err)
 	require.NotContains(t, ids, privID, "the officer finds the private object")
 	require.Contains(t, ids, pubID)
@@ -305,7 +308,7 @@ func TestAttackObjectsDataAtRest(t *testing.T) {
 	cu2 := pinned(t, c, 1, "cu2", cu2pw)
 	for _, id := range []uint64{privID, pubID} {
 		_, err := value(cu2, id)
-		require.True(t, tokens.IsRV(err, ck.CKR_OBJECT_HANDLE_INVALID), "cu2 reading object %d got %v", id, err)
+		require.True(t, hsmerr.IsRV(err, ck.CKR_OBJECT_HANDLE_INVALID), "cu2 reading object %d got %v", id, err)
 	}
 
 	// The files, while the nodes run (the WAL holds the latest pages) and
@@ -346,20 +349,20 @@ func TestAttackObjectsClulow(t *testing.T) {
 	c := testcluster.Start(t, 1)
 	cu := pinned(t, c, 1, "cu1", secret(t, c, "cu.password"))
 	co := pinned(t, c, 1, "admin", secret(t, c, "co.password"))
-	kwp := tokens.Mech{Type: ck.CKM_AES_KEY_WRAP_KWP}
-	secretKey := tokens.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_SECRET_KEY), objectsUlong(ck.CKA_KEY_TYPE, ck.CKK_AES), objectsBool(ck.CKA_TOKEN, true)}
-	gen := func(extra ...tokens.Attribute) (uint64, error) {
-		return cu.GenerateKey(ctx, tokens.Mech{Type: ck.CKM_AES_KEY_GEN},
-			append(tokens.Template{objectsUlong(ck.CKA_VALUE_LEN, 32), objectsBool(ck.CKA_TOKEN, true)}, extra...))
+	kwp := mech.Mech{Type: ck.CKM_AES_KEY_WRAP_KWP}
+	secretKey := object.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_SECRET_KEY), objectsUlong(ck.CKA_KEY_TYPE, ck.CKK_AES), objectsBool(ck.CKA_TOKEN, true)}
+	gen := func(extra ...object.Attribute) (uint64, error) {
+		return cu.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN},
+			append(object.Template{objectsUlong(ck.CKA_VALUE_LEN, 32), objectsBool(ck.CKA_TOKEN, true)}, extra...))
 	}
 	wantRV := func(what string, err error, rv uint64) {
 		t.Helper()
-		require.True(t, tokens.IsRV(err, rv), "%s: got %v, want %s", what, err, ck.RVName(rv))
+		require.True(t, hsmerr.IsRV(err, rv), "%s: got %v, want %s", what, err, ck.RVName(rv))
 	}
 
 	// The victim: sensitive (its value is not readable), extractable.
 	value := objectsRandom(t, 32)
-	victim, err := cu.CreateObject(ctx, append(secretKey, tokens.Attribute{Type: ck.CKA_VALUE, Value: value}, objectsBool(ck.CKA_EXTRACTABLE, true)))
+	victim, err := cu.CreateObject(ctx, append(secretKey, object.Attribute{Type: ck.CKA_VALUE, Value: value}, objectsBool(ck.CKA_EXTRACTABLE, true)))
 	require.NoError(t, err)
 	av, err := cu.GetAttributes(ctx, victim, []uint64{ck.CKA_VALUE})
 	require.NoError(t, err)
@@ -372,54 +375,54 @@ func TestAttackObjectsClulow(t *testing.T) {
 
 	kek, err := gen(objectsBool(ck.CKA_WRAP, true), objectsBool(ck.CKA_UNWRAP, true))
 	require.NoError(t, err)
-	wantRV("set CKA_DECRYPT on the wrapping key", cu.SetAttributes(ctx, kek, tokens.Template{objectsBool(ck.CKA_DECRYPT, true)}), ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	wantRV("set CKA_DECRYPT on the wrapping key", cu.SetAttributes(ctx, kek, object.Template{objectsBool(ck.CKA_DECRYPT, true)}), ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	blob, err := cu.WrapKey(ctx, kwp, kek, victim)
 	require.NoError(t, err, "a key that only wraps wraps")
 	require.False(t, bytes.Contains(blob, value))
-	require.NoError(t, cu.SetAttributes(ctx, kek, tokens.Template{objectsBool(ck.CKA_WRAP, false)}))
-	wantRV("set CKA_DECRYPT after dropping CKA_WRAP", cu.SetAttributes(ctx, kek, tokens.Template{objectsBool(ck.CKA_DECRYPT, true)}), ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	require.NoError(t, cu.SetAttributes(ctx, kek, object.Template{objectsBool(ck.CKA_WRAP, false)}))
+	wantRV("set CKA_DECRYPT after dropping CKA_WRAP", cu.SetAttributes(ctx, kek, object.Template{objectsBool(ck.CKA_DECRYPT, true)}), ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	_, err = cu.Decrypt(ctx, kek, kwp, blob)
 	wantRV("decrypt the wrapped key", err, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
-	_, err = cu.Decrypt(ctx, kek, tokens.Mech{Type: ck.CKM_AES_ECB}, blob[:16])
+	_, err = cu.Decrypt(ctx, kek, mech.Mech{Type: ck.CKM_AES_ECB}, blob[:16])
 	require.Error(t, err, "decrypt with another mechanism")
 
 	_, err = cu.UnwrapKey(ctx, kwp, kek, blob, append(secretKey, objectsBool(ck.CKA_WRAP, true), objectsBool(ck.CKA_DECRYPT, true)))
 	wantRV("unwrap into a key that wraps and decrypts", err, ck.CKR_TEMPLATE_INCONSISTENT)
-	_, err = cu.CopyObject(ctx, kek, tokens.Template{objectsBool(ck.CKA_DECRYPT, true)})
+	_, err = cu.CopyObject(ctx, kek, object.Template{objectsBool(ck.CKA_DECRYPT, true)})
 	wantRV("copy the unwrapping key with CKA_DECRYPT", err, ck.CKR_TEMPLATE_INCONSISTENT)
-	_, err = cu.CopyObject(ctx, kek, tokens.Template{objectsBool(ck.CKA_ENCRYPT, true)})
+	_, err = cu.CopyObject(ctx, kek, object.Template{objectsBool(ck.CKA_ENCRYPT, true)})
 	wantRV("copy the unwrapping key with CKA_ENCRYPT", err, ck.CKR_TEMPLATE_INCONSISTENT)
 
 	// Across a key pair: the pair itself, and a copy of its public key
 	// imported to wrap while the private key decrypts.
-	_, _, err = cu.GenerateKeyPair(ctx, tokens.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
-		tokens.Template{objectsUlong(ck.CKA_MODULUS_BITS, 2048), objectsBool(ck.CKA_WRAP, true)}, tokens.Template{objectsBool(ck.CKA_DECRYPT, true)})
+	_, _, err = cu.GenerateKeyPair(ctx, mech.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
+		object.Template{objectsUlong(ck.CKA_MODULUS_BITS, 2048), objectsBool(ck.CKA_WRAP, true)}, object.Template{objectsBool(ck.CKA_DECRYPT, true)})
 	wantRV("a pair that wraps and decrypts", err, ck.CKR_TEMPLATE_INCONSISTENT)
-	pub, priv, err := cu.GenerateKeyPair(ctx, tokens.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
-		tokens.Template{objectsUlong(ck.CKA_MODULUS_BITS, 2048), objectsBool(ck.CKA_TOKEN, true)}, tokens.Template{objectsBool(ck.CKA_TOKEN, true)})
+	pub, priv, err := cu.GenerateKeyPair(ctx, mech.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
+		object.Template{objectsUlong(ck.CKA_MODULUS_BITS, 2048), objectsBool(ck.CKA_TOKEN, true)}, object.Template{objectsBool(ck.CKA_TOKEN, true)})
 	require.NoError(t, err)
 	pa, err := cu.GetAttributes(ctx, pub, []uint64{ck.CKA_MODULUS, ck.CKA_PUBLIC_EXPONENT})
 	require.NoError(t, err)
-	imported, err := cu.CreateObject(ctx, tokens.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_PUBLIC_KEY), objectsUlong(ck.CKA_KEY_TYPE, ck.CKK_RSA),
+	imported, err := cu.CreateObject(ctx, object.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_PUBLIC_KEY), objectsUlong(ck.CKA_KEY_TYPE, ck.CKK_RSA),
 		{Type: ck.CKA_MODULUS, Value: pa[0].Value}, {Type: ck.CKA_PUBLIC_EXPONENT, Value: pa[1].Value}, objectsBool(ck.CKA_WRAP, true)})
 	require.NoError(t, err)
-	oaep := tokens.Mech{Type: ck.CKM_RSA_PKCS_OAEP, Param: &tokens.OAEPParams{Hash: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA256}}
+	oaep := mech.Mech{Type: ck.CKM_RSA_PKCS_OAEP, Param: &mech.OAEPParams{Hash: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA256}}
 	_, err = cu.WrapKey(ctx, oaep, imported, victim)
 	wantRV("wrap under a public key whose private half decrypts", err, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
 	_, err = cu.Decrypt(ctx, priv, oaep, make([]byte, 256))
-	require.False(t, tokens.IsRV(err, ck.CKR_KEY_FUNCTION_NOT_PERMITTED), "the private key still decrypts what is meant for it")
+	require.False(t, hsmerr.IsRV(err, ck.CKR_KEY_FUNCTION_NOT_PERMITTED), "the private key still decrypts what is meant for it")
 
 	// CKA_WRAP_WITH_TRUSTED: an untrusted key may not wrap it; once an
 	// officer trusts the wrapping key (by its handle), it wraps, and the
 	// key comes back intact.
 	kek2, err := gen(objectsBool(ck.CKA_WRAP, true), objectsBool(ck.CKA_UNWRAP, true))
 	require.NoError(t, err)
-	guarded, err := cu.CreateObject(ctx, append(secretKey, tokens.Attribute{Type: ck.CKA_VALUE, Value: value},
+	guarded, err := cu.CreateObject(ctx, append(secretKey, object.Attribute{Type: ck.CKA_VALUE, Value: value},
 		objectsBool(ck.CKA_EXTRACTABLE, true), objectsBool(ck.CKA_WRAP_WITH_TRUSTED, true)))
 	require.NoError(t, err)
 	_, err = cu.WrapKey(ctx, kwp, kek2, guarded)
 	wantRV("wrap a CKA_WRAP_WITH_TRUSTED key under an untrusted key", err, ck.CKR_KEY_NOT_WRAPPABLE)
-	require.NoError(t, co.SetAttributes(ctx, kek2, tokens.Template{objectsBool(ck.CKA_TRUSTED, true)}), "the officer trusts the wrapping key")
+	require.NoError(t, co.SetAttributes(ctx, kek2, object.Template{objectsBool(ck.CKA_TRUSTED, true)}), "the officer trusts the wrapping key")
 	blob, err = cu.WrapKey(ctx, kwp, kek2, guarded)
 	require.NoError(t, err)
 	back, err := cu.UnwrapKey(ctx, kwp, kek2, blob, append(secretKey, objectsBool(ck.CKA_SENSITIVE, false), objectsBool(ck.CKA_EXTRACTABLE, true)))

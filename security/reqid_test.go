@@ -9,15 +9,16 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/internal/testcluster"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 )
 
 // reqidAESTemplate is a token AES key with a label.
-func reqidAESTemplate(label string) tokens.Template {
-	return tokens.Template{
-		{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)},
-		{Type: ck.CKA_VALUE_LEN, Value: tokens.EncodeUlong(32)},
-		{Type: ck.CKA_ENCRYPT, Value: tokens.EncodeBool(true)},
+func reqidAESTemplate(label string) object.Template {
+	return object.Template{
+		{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)},
+		{Type: ck.CKA_VALUE_LEN, Value: object.EncodeUlong(32)},
+		{Type: ck.CKA_ENCRYPT, Value: object.EncodeBool(true)},
 		{Type: ck.CKA_LABEL, Value: []byte(label)},
 	}
 }
@@ -34,7 +35,7 @@ func reqidSecondCU(t *testing.T, c *testcluster.Cluster, name string) string {
 
 func reqidLabelled(t *testing.T, cl *client.Client, label string) []uint64 {
 	t.Helper()
-	ids, err := cl.FindObjects(ctx, tokens.Template{{Type: ck.CKA_LABEL, Value: []byte(label)}}, 0)
+	ids, err := cl.FindObjects(ctx, object.Template{{Type: ck.CKA_LABEL, Value: []byte(label)}}, 0)
 	require.NoError(t, err)
 	return ids
 }
@@ -49,7 +50,7 @@ func TestAttackReqidOtherUsersID(t *testing.T) {
 	c := testcluster.Start(t, 1)
 	victim := pinned(t, c, 1, c.Env["P11_TOKEN_LABEL"], c.Env["P11_PIN"])
 	mallory := pinned(t, c, 1, "mallory", reqidSecondCU(t, c, "mallory"))
-	aes := tokens.Mech{Type: ck.CKM_AES_KEY_GEN}
+	aes := mech.Mech{Type: ck.CKM_AES_KEY_GEN}
 
 	// The victim's request, then the attacker's with the same ID.
 	used := client.NewRequestID()
@@ -60,7 +61,7 @@ func TestAttackReqidOtherUsersID(t *testing.T) {
 	assert.NotEqual(t, vKey, mKey, "the attacker was handed the victim's key handle")
 	assert.Equal(t, []uint64{mKey}, reqidLabelled(t, mallory, "mallory-key"))
 	assert.Empty(t, reqidLabelled(t, mallory, "victim-key"), "the attacker sees the victim's key")
-	_, err = mallory.Encrypt(ctx, vKey, tokens.Mech{Type: ck.CKM_AES_ECB}, make([]byte, 16))
+	_, err = mallory.Encrypt(ctx, vKey, mech.Mech{Type: ck.CKM_AES_ECB}, make([]byte, 16))
 	assert.Error(t, err, "the attacker uses the victim's key")
 
 	// A destroy of the victim's key under an ID the victim used for its
@@ -94,7 +95,7 @@ func TestAttackReqidRetryMakesOneObject(t *testing.T) {
 	c := testcluster.Start(t, 3)
 	user, pin := c.Env["P11_TOKEN_LABEL"], c.Env["P11_PIN"]
 	nodes := []*client.Client{pinned(t, c, 1, user, pin), pinned(t, c, 2, user, pin), pinned(t, c, 3, user, pin)}
-	aes := tokens.Mech{Type: ck.CKM_AES_KEY_GEN}
+	aes := mech.Mech{Type: ck.CKM_AES_KEY_GEN}
 	id := client.NewRequestID()
 	first, err := nodes[0].GenerateKey(client.WithRequestID(ctx, id), aes, reqidAESTemplate("once"))
 	require.NoError(t, err)

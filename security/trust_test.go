@@ -18,6 +18,7 @@ import (
 
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/assert"
@@ -123,8 +124,8 @@ func trustLog(t *testing.T, c *testcluster.Cluster, k int) []byte {
 // reaches Raft, the leader logs the refusal, and no such user exists.
 func TestAttackTrustForgedForward(t *testing.T) {
 	c := testcluster.Start(t, 3)
-	cmd := &tokens.Command{Op: tokens.OpCreateUser, Actor: c.Env["HSM_USER"], Role: tokens.RoleCO,
-		User: &tokens.User{Name: "mallory", Role: tokens.RoleCO, PasswordHash: "x"}}
+	cmd := &tokens.Command{Op: tokens.OpCreateUser, Actor: c.Env["HSM_USER"], Role: object.RoleCO,
+		User: &tokens.User{Name: "mallory", Role: object.RoleCO, PasswordHash: "x"}}
 	raw, err := cmd.Encode()
 	require.NoError(t, err)
 	mac := make([]byte, 32)

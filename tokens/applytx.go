@@ -1,6 +1,11 @@
 package tokens
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
+)
 
 // Fail-stop. A command's refusal must be the same on every node, because
 // every node applies the same log to the same state. A failure of one node's
@@ -53,13 +58,13 @@ func (g *guardTx) PutUser(u *User) error { return g.fail(g.tx.PutUser(u)) }
 // a row gone missing in between is a store that misbehaves, not an answer.
 func (g *guardTx) DeleteUser(name string) error { return g.fail(g.tx.DeleteUser(name)) }
 
-func (g *guardTx) Object(id uint64) (*Object, error) {
+func (g *guardTx) Object(id uint64) (*object.Object, error) {
 	o, err := g.tx.Object(id)
 	return o, g.read(err)
 }
 
-func (g *guardTx) PutObject(o *Object) error    { return g.fail(g.tx.PutObject(o)) }
-func (g *guardTx) DeleteObject(id uint64) error { return g.fail(g.tx.DeleteObject(id)) }
+func (g *guardTx) PutObject(o *object.Object) error { return g.fail(g.tx.PutObject(o)) }
+func (g *guardTx) DeleteObject(id uint64) error     { return g.fail(g.tx.DeleteObject(id)) }
 
 func (g *guardTx) CountOwned(owner string) (int, error) {
 	n, err := g.tx.CountOwned(owner)
@@ -88,7 +93,7 @@ func corrupt(tx Tx, err error) error {
 // isApplyRefusal tells a deliberate refusal from anything else: a *Error that
 // is not the store's own ErrNotFound passed on unhandled.
 func isApplyRefusal(err error) bool {
-	var e *Error
+	var e *hsmerr.Error
 	var se *StoreError
 	return errors.As(err, &e) && !errors.Is(err, ErrNotFound) && !errors.As(err, &se)
 }

@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/require"
 )
@@ -29,14 +32,14 @@ type flakyTx struct {
 	s *flakyStore
 }
 
-func (t *flakyTx) PutObject(o *tokens.Object) error {
+func (t *flakyTx) PutObject(o *object.Object) error {
 	if t.s.failWrites {
 		return errDisk
 	}
 	return t.Tx.PutObject(o)
 }
 
-func (t *flakyTx) Object(id uint64) (*tokens.Object, error) {
+func (t *flakyTx) Object(id uint64) (*object.Object, error) {
 	if t.s.failReads {
 		return nil, errDisk
 	}
@@ -50,7 +53,7 @@ func (t *flakyTx) Object(id uint64) (*tokens.Object, error) {
 func TestStoreFailureIsNotARefusal(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	id, err := f.e.GenerateKey(ctx, f.alice, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 16), bo(ck.CKA_TOKEN, true)})
+	id, err := f.e.GenerateKey(ctx, f.alice, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 16), bo(ck.CKA_TOKEN, true)})
 	require.NoError(t, err)
 	require.NoError(t, f.e.Share(ctx, f.alice, id, "bob", true))
 
@@ -66,7 +69,7 @@ func TestStoreFailureIsNotARefusal(t *testing.T) {
 		err = m.Apply(before+1, unshare)
 		var se *tokens.StoreError
 		require.ErrorAs(t, err, &se, "a failed %s must stop the node", mode)
-		require.False(t, tokens.IsRV(err, ck.CKR_ARGUMENTS_BAD), "a store failure must not read as a refusal")
+		require.False(t, hsmerr.IsRV(err, ck.CKR_ARGUMENTS_BAD), "a store failure must not read as a refusal")
 		after, err := fs.AppliedIndex()
 		require.NoError(t, err)
 		require.Equal(t, before, after, "a failed command must not be recorded as applied")
@@ -85,7 +88,7 @@ func TestStoreFailureIsNotARefusal(t *testing.T) {
 
 	// Unsharing again is a refusal, the same on every node: recorded, not fatal.
 	err = m.Apply(idx+2, unshare)
-	require.True(t, tokens.IsRV(err, ck.CKR_ARGUMENTS_BAD), "got %v", err)
+	require.True(t, hsmerr.IsRV(err, ck.CKR_ARGUMENTS_BAD), "got %v", err)
 	var se *tokens.StoreError
 	require.False(t, errors.As(err, &se))
 	got, err := fs.AppliedIndex()
@@ -98,7 +101,7 @@ func TestStoreFailureIsNotARefusal(t *testing.T) {
 func TestCorruptRowStopsTheNode(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	id, err := f.e.GenerateKey(ctx, f.alice, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 16), bo(ck.CKA_TOKEN, true)})
+	id, err := f.e.GenerateKey(ctx, f.alice, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 16), bo(ck.CKA_TOKEN, true)})
 	require.NoError(t, err)
 	st := f.m.Store()
 	// Edit the label behind the machine's back, as someone with the file could.

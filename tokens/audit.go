@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // The audit trail (docs/audit.md is its description and must stay true to
@@ -235,7 +236,7 @@ func commandAudit(index uint64, c *Command, refusal error) *AuditRecord {
 		r.Object = c.Objects[0].ID
 	}
 	if refusal != nil {
-		r.Result = RV(refusal)
+		r.Result = hsmerr.RV(refusal)
 		if r.Result == 0 {
 			r.Result = uint64(ck.CKR_GENERAL_ERROR)
 		}
@@ -286,7 +287,7 @@ const auditDuplicateMsg = "audit batch already applied"
 
 // IsAuditDuplicate tells a refusal of a batch already applied.
 func IsAuditDuplicate(err error) bool {
-	var e *Error
+	var e *hsmerr.Error
 	return errors.As(err, &e) && e.RV == ck.CKR_FUNCTION_REJECTED && e.Msg == auditDuplicateMsg
 }
 
@@ -295,20 +296,20 @@ func IsAuditDuplicate(err error) bool {
 // proof shows the sender holds the domain key.
 func applyAudit(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if c.Actor != "" || c.Role != 0 {
-		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "audit records come only from nodes")
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "audit records come only from nodes")
 	}
 	if c.Node == "" || len(c.Node) > 64 || c.Batch == 0 || c.Batch >= 1<<63 {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "an audit batch needs its node and batch number")
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "an audit batch needs its node and batch number")
 	}
 	if len(c.Uses) == 0 || len(c.Uses) > MaxAuditUses {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "an audit batch holds 1 to %d counts", MaxAuditUses)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "an audit batch holds 1 to %d counts", MaxAuditUses)
 	}
 	if !hmac.Equal(c.Proof, AuditProof(s, c.Node, c.Batch, c.Uses)) {
-		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the audit batch's proof does not check")
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the audit batch's proof does not check")
 	}
 	for _, u := range c.Uses {
 		if !useOps[u.Op] || u.Count == 0 || u.Object >= 1<<63 || len(u.User) > 64 || len(u.Cert) > 64 {
-			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "malformed key-use count")
+			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "malformed key-use count")
 		}
 	}
 	last, err := LastAuditBatch(tx.Meta, c.Node)
@@ -316,7 +317,7 @@ func applyAudit(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		return nil, err
 	}
 	if c.Batch <= last {
-		return nil, Errorf(ck.CKR_FUNCTION_REJECTED, auditDuplicateMsg)
+		return nil, hsmerr.Errorf(ck.CKR_FUNCTION_REJECTED, auditDuplicateMsg)
 	}
 	return nil, tx.PutMeta(metaAuditBatch+c.Node, binary.BigEndian.AppendUint64(nil, c.Batch))
 }
@@ -409,7 +410,7 @@ const reorderWindow = 16
 // head edited).
 func VerifyAudit(st Store, s *Sealer) (*AuditReport, error) {
 	if s == nil {
-		return nil, Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "the domain key is not unsealed")
+		return nil, hsmerr.Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "the domain key is not unsealed")
 	}
 	key := s.AuditKey()
 	// Read the head first: records appended while we read are past it.

@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/passwords"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/openhsm/openhsm/tokens/sqlite"
 	"github.com/stretchr/testify/assert"
@@ -38,8 +41,8 @@ func newAuditFixture(t *testing.T) *auditFixture {
 	m.SetSealer(sealer)
 	e := tokens.NewEngine(m, r)
 	require.NoError(t, e.Bootstrap(ctx, "admin", "officer-pass"))
-	co := tokens.Caller{User: "admin", Role: tokens.RoleCO, Session: 1}
-	require.NoError(t, e.CreateUser(ctx, co, "alice", tokens.RoleCU, "alice-password"))
+	co := tokens.Caller{User: "admin", Role: object.RoleCO, Session: 1}
+	require.NoError(t, e.CreateUser(ctx, co, "alice", object.RoleCU, "alice-password"))
 	return &auditFixture{path: path, store: st, m: m, e: e, rec: r}
 }
 
@@ -71,7 +74,7 @@ func (f *auditFixture) useBatch(batch uint64, uses ...tokens.AuditUseCount) *tok
 func TestAuditRecordsAppliedAndRefusedCommands(t *testing.T) {
 	f := newAuditFixture(t)
 	ok := &tokens.Command{Op: tokens.OpCreateUser, Actor: "admin", Time: 4000000000, Node: "n1", Cert: "c0ffee",
-		User: &tokens.User{Name: "bob", Role: tokens.RoleCU, PasswordHash: auditTestHash}}
+		User: &tokens.User{Name: "bob", Role: object.RoleCU, PasswordHash: auditTestHash}}
 	require.NoError(t, f.submit(t, ok))
 	refused := &tokens.Command{Op: tokens.OpDestroyObject, Actor: "alice", ObjectID: 4242, Time: 4000000001, Node: "n2", Cert: "beef"}
 	err := f.submit(t, refused)
@@ -87,7 +90,7 @@ func TestAuditRecordsAppliedAndRefusedCommands(t *testing.T) {
 	assert.Equal(t, uint64(0), recs[0].Result)
 	assert.Equal(t, "destroy_object", recs[1].Op)
 	assert.Equal(t, uint64(4242), recs[1].Object)
-	assert.Equal(t, tokens.RV(err), recs[1].Result, "the refusal's code is recorded")
+	assert.Equal(t, hsmerr.RV(err), recs[1].Result, "the refusal's code is recorded")
 	assert.Equal(t, int64(4000000001), recs[1].Time, "the time is the command's")
 	assert.Equal(t, recs[0].Seq+1, recs[1].Seq)
 	// Nothing secret: the password hash is in no field.
@@ -269,4 +272,4 @@ func tamper(t *testing.T, path, query string, args ...any) {
 }
 
 // auditTestHash is a well-formed password hash, as apply requires.
-var auditTestHash = func() string { h, _ := tokens.HashPassword("bob's password"); return h }()
+var auditTestHash = func() string { h, _ := passwords.HashPassword("bob's password"); return h }()

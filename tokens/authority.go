@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
 )
 
 // Who may make each command is checked again in apply, at the command's log
@@ -43,7 +45,7 @@ type authority struct {
 	actor actorRule
 	// action is the access.go action an actorObject op takes; set_attributes
 	// takes ActSetTrusted instead when it changes nothing but CKA_TRUSTED.
-	action Action
+	action object.Action
 }
 
 // commandAuthority is the whole rule: op -> what its actor must be. An op
@@ -66,10 +68,10 @@ var commandAuthority = map[Op]authority{
 	OpLoginWrong:    {actor: actorNone},
 	OpSetPassword:   {actor: actorCOOrSelf},
 	OpCreateObjects: {actor: actorCU},
-	OpDestroyObject: {actor: actorObject, action: ActDestroy},
-	OpSetAttributes: {actor: actorObject, action: ActModify},
-	OpShare:         {actor: actorObject, action: ActShare},
-	OpUnshare:       {actor: actorObject, action: ActShare},
+	OpDestroyObject: {actor: actorObject, action: object.ActDestroy},
+	OpSetAttributes: {actor: actorObject, action: object.ActModify},
+	OpShare:         {actor: actorObject, action: object.ActShare},
+	OpUnshare:       {actor: actorObject, action: object.ActShare},
 	OpLogout:        {actor: actorAny},
 	OpSetDomainKey:  {actor: actorCO},
 	OpRevokeCert:    {actor: actorCO},
@@ -83,9 +85,9 @@ var commandAuthority = map[Op]authority{
 }
 
 // actionFor is the access action a command takes on its object.
-func actionFor(a authority, c *Command) Action {
+func actionFor(a authority, c *Command) object.Action {
 	if c.Op == OpSetAttributes && len(c.Changes) > 0 && allTrusted(c.Changes) {
-		return ActSetTrusted
+		return object.ActSetTrusted
 	}
 	return a.action
 }
@@ -95,18 +97,18 @@ func actionFor(a authority, c *Command) Action {
 func checkAuthority(tx Tx, s *Sealer, c *Command) error {
 	a, ok := commandAuthority[c.Op]
 	if !ok {
-		return Errorf(ck.CKR_ACTION_PROHIBITED, "op %q has no authority rule", c.Op)
+		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "op %q has no authority rule", c.Op)
 	}
 	if a.actor == actorNone {
 		if c.Actor != "" {
 			// Nobody acts through these; a named actor means a forged or
 			// confused command.
-			return Errorf(ck.CKR_ARGUMENTS_BAD, "%s takes no actor", c.Op)
+			return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%s takes no actor", c.Op)
 		}
 		return nil
 	}
 	if c.Actor == "" {
-		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "%s needs an actor", c.Op)
+		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "%s needs an actor", c.Op)
 	}
 	if a.actor == actorCOOrBreakGlass && c.Actor == BreakGlassActor {
 		return nil // the op checks the proof
@@ -118,41 +120,41 @@ func checkAuthority(tx Tx, s *Sealer, c *Command) error {
 	if actor.Locked && c.Op != OpLogout {
 		// A lock that landed after the request was checked ends the
 		// session; only its logout still goes through.
-		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the actor's account is locked")
+		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the actor's account is locked")
 	}
 	switch a.actor {
 	case actorAny:
 		return nil
 	case actorCO, actorCOOrBreakGlass:
-		return Allowed(actor.Role, ActManageUsers, RelNone)
+		return object.Allowed(actor.Role, object.ActManageUsers, object.RelNone)
 	case actorCU:
-		return Allowed(actor.Role, ActCreate, RelNone)
+		return object.Allowed(actor.Role, object.ActCreate, object.RelNone)
 	case actorCOOrSelf:
 		if c.Name == actor.Name {
 			return nil
 		}
-		return Allowed(actor.Role, ActManageUsers, RelNone)
+		return object.Allowed(actor.Role, object.ActManageUsers, object.RelNone)
 	case actorObject:
 		o, err := loadObject(tx, s, c.ObjectID)
 		if err != nil {
 			return err
 		}
-		return Allowed(actor.Role, actionFor(a, c), RelationOf(actor.Name, o))
+		return object.Allowed(actor.Role, actionFor(a, c), object.RelationOf(actor.Name, o))
 	}
-	return Errorf(ck.CKR_ACTION_PROHIBITED, "op %q has no valid authority rule", c.Op)
+	return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "op %q has no valid authority rule", c.Op)
 }
 
 // loadObject reads an object and checks its MAC.
-func loadObject(tx Tx, s *Sealer, id uint64) (*Object, error) {
+func loadObject(tx Tx, s *Sealer, id uint64) (*object.Object, error) {
 	o, err := tx.Object(id)
 	if errors.Is(err, ErrNotFound) {
-		return nil, Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
+		return nil, hsmerr.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !s.CheckAttrMAC(o) {
-		return nil, corrupt(tx, Errorf(ck.CKR_GENERAL_ERROR, "object %d failed its integrity check", o.ID))
+		return nil, corrupt(tx, hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "object %d failed its integrity check", o.ID))
 	}
 	return o, nil
 }

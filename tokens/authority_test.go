@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/passwords"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/openhsm/openhsm/tokens/sqlite"
 	"github.com/stretchr/testify/require"
@@ -27,7 +30,7 @@ var (
 // authzHash is one valid password hash, made once (argon2id is slow).
 func authzHash(t testing.TB) string {
 	hashOnce.Do(func() {
-		h, err := tokens.HashPassword("authz-test-password")
+		h, err := passwords.HashPassword("authz-test-password")
 		require.NoError(t, err)
 		goodHash = h
 	})
@@ -66,12 +69,12 @@ func newAuthzWorldKey(t testing.TB, users bool, sealer *tokens.Sealer, rec *toke
 		return w
 	}
 	h := authzHash(t)
-	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpBootstrap, User: &tokens.User{Name: "admin", Role: tokens.RoleCO, PasswordHash: h}}))
+	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpBootstrap, User: &tokens.User{Name: "admin", Role: object.RoleCO, PasswordHash: h}}))
 	for _, u := range []struct {
 		name string
-		role tokens.Role
-	}{{"co2", tokens.RoleCO}, {"alice", tokens.RoleCU}, {"carol", tokens.RoleCU}, {"dave", tokens.RoleCU},
-		{"erin", tokens.RoleCU}, {"locked", tokens.RoleCU}} {
+		role object.Role
+	}{{"co2", object.RoleCO}, {"alice", object.RoleCU}, {"carol", object.RoleCU}, {"dave", object.RoleCU},
+		{"erin", object.RoleCU}, {"locked", object.RoleCU}} {
 		require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpCreateUser, Actor: "admin",
 			User: &tokens.User{Name: u.name, Role: u.role, PasswordHash: h}}))
 	}
@@ -93,7 +96,7 @@ func (w *authzWorld) apply(c *tokens.Command) error {
 
 // put writes an object as it stands, bypassing apply, to set up relations
 // the API could not (an object a crypto officer owns).
-func (w *authzWorld) put(o *tokens.Object) {
+func (w *authzWorld) put(o *object.Object) {
 	w.idx++
 	require.NoError(w.t, w.st.Update(w.idx, func(tx tokens.Tx) error {
 		o.MAC = w.s.AttrMAC(o)
@@ -113,7 +116,7 @@ func (w *authzWorld) state() string {
 	os, err := w.st.Find(tokens.Query{})
 	require.NoError(w.t, err)
 	for _, o := range os {
-		fmt.Fprintf(&b, "object %d %s %x %x %v\n", o.ID, o.Owner, tokens.MarshalAttrs(o.Attrs), o.Sealed, o.SharedWith)
+		fmt.Fprintf(&b, "object %d %s %x %x %v\n", o.ID, o.Owner, object.MarshalAttrs(o.Attrs), o.Sealed, o.SharedWith)
 	}
 	for _, k := range []string{tokens.MetaLoggedOut, tokens.MetaOwnedKey("alice"), tokens.MetaOwnedKey("carol")} {
 		v, _ := w.st.Meta(k)
@@ -126,8 +129,8 @@ const authzObject = 77
 
 // certObject is a token certificate whose label its owner may change and
 // whose CKA_TRUSTED a crypto officer may set.
-func certObject(id uint64, owner string, shared ...string) *tokens.Object {
-	a := tokens.Attrs{}
+func certObject(id uint64, owner string, shared ...string) *object.Object {
+	a := object.Attrs{}
 	a.SetUlong(ck.CKA_CLASS, ck.CKO_CERTIFICATE)
 	a.SetUlong(ck.CKA_CERTIFICATE_TYPE, ck.CKC_X_509)
 	a.SetBool(ck.CKA_TOKEN, true)
@@ -138,7 +141,7 @@ func certObject(id uint64, owner string, shared ...string) *tokens.Object {
 	a[ck.CKA_SUBJECT] = []byte("subject")
 	a[ck.CKA_VALUE] = []byte("der")
 	sort.Strings(shared)
-	return &tokens.Object{ID: id, Owner: owner, Attrs: a, SharedWith: shared}
+	return &object.Object{ID: id, Owner: owner, Attrs: a, SharedWith: shared}
 }
 
 // dataSealer is the domain key of the latest authz world: dataObject
@@ -147,16 +150,16 @@ var dataSealer *tokens.Sealer
 
 // dataObject is a token data object as the engine makes it for owner, its
 // value sealed to it under the latest world's domain key.
-func dataObject(t testing.TB, id uint64, owner string) *tokens.Object {
-	a, _, err := tokens.BuildAttrs(tokens.OpCreate, tokens.Template{
-		{Type: ck.CKA_CLASS, Value: tokens.EncodeUlong(ck.CKO_DATA)},
-		{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)},
+func dataObject(t testing.TB, id uint64, owner string) *object.Object {
+	a, _, err := object.BuildAttrs(object.OpCreate, object.Template{
+		{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_DATA)},
+		{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)},
 		{Type: ck.CKA_VALUE, Value: []byte("payload")},
 	}, 0, ^uint64(0))
 	require.NoError(t, err)
 	a[ck.CKA_UNIQUE_ID] = []byte(fmt.Sprintf("%016x", id))
 	delete(a, ck.CKA_VALUE)
-	o := &tokens.Object{ID: id, Owner: owner, Attrs: a}
+	o := &object.Object{ID: id, Owner: owner, Attrs: a}
 	if dataSealer != nil {
 		o.Sealed, err = dataSealer.Seal(id, owner, []byte("payload"))
 		require.NoError(t, err)
@@ -192,7 +195,7 @@ func TestApplyAuthorityTable(t *testing.T) {
 	ownerCU := func(k, rel string) bool { return k == "CU" && rel == relOwner }
 	ops := []opCase{
 		{name: "create_user", make: func(_ *testing.T, a string) *tokens.Command {
-			return &tokens.Command{Op: tokens.OpCreateUser, Actor: a, User: &tokens.User{Name: "newbie", Role: tokens.RoleCO, PasswordHash: authzHash(t)}}
+			return &tokens.Command{Op: tokens.OpCreateUser, Actor: a, User: &tokens.User{Name: "newbie", Role: object.RoleCO, PasswordHash: authzHash(t)}}
 		}, allowed: only("CO")},
 		{name: "delete_user", make: func(_ *testing.T, a string) *tokens.Command {
 			return &tokens.Command{Op: tokens.OpDeleteUser, Actor: a, Name: "dave"}
@@ -211,18 +214,18 @@ func TestApplyAuthorityTable(t *testing.T) {
 			return &tokens.Command{Op: tokens.OpSetPassword, Actor: a, Name: name, PasswordHash: authzHash(t)}
 		}, allowed: func(k, _ string) bool { return k == "CO" || k == "CU" }},
 		{name: "create_objects", make: func(t *testing.T, a string) *tokens.Command {
-			return &tokens.Command{Op: tokens.OpCreateObjects, Actor: a, Objects: []*tokens.Object{dataObject(t, 1234, a)}}
+			return &tokens.Command{Op: tokens.OpCreateObjects, Actor: a, Objects: []*object.Object{dataObject(t, 1234, a)}}
 		}, allowed: only("CU")},
 		{name: "destroy_object", objectOp: true, make: func(_ *testing.T, a string) *tokens.Command {
 			return &tokens.Command{Op: tokens.OpDestroyObject, Actor: a, ObjectID: authzObject}
 		}, allowed: ownerCU},
 		{name: "set_attributes label", objectOp: true, make: func(_ *testing.T, a string) *tokens.Command {
 			return &tokens.Command{Op: tokens.OpSetAttributes, Actor: a, ObjectID: authzObject,
-				Changes: tokens.Template{{Type: ck.CKA_LABEL, Value: []byte("renamed")}}}
+				Changes: object.Template{{Type: ck.CKA_LABEL, Value: []byte("renamed")}}}
 		}, allowed: ownerCU},
 		{name: "set_attributes trusted", objectOp: true, make: func(_ *testing.T, a string) *tokens.Command {
 			return &tokens.Command{Op: tokens.OpSetAttributes, Actor: a, ObjectID: authzObject,
-				Changes: tokens.Template{{Type: ck.CKA_TRUSTED, Value: tokens.EncodeBool(true)}}}
+				Changes: object.Template{{Type: ck.CKA_TRUSTED, Value: object.EncodeBool(true)}}}
 		}, allowed: func(k, rel string) bool { return k == "CO" && rel == relStranger }},
 		{name: "share", objectOp: true, make: func(_ *testing.T, a string) *tokens.Command {
 			return &tokens.Command{Op: tokens.OpShare, Actor: a, ObjectID: authzObject, Name: "erin"}
@@ -240,7 +243,7 @@ func TestApplyAuthorityTable(t *testing.T) {
 			return &tokens.Command{Op: tokens.OpLoginOK, Actor: a, Name: "dave"}
 		}, allowed: only("no actor"), unchanged: true},
 		{name: "bootstrap once users exist", make: func(_ *testing.T, a string) *tokens.Command {
-			return &tokens.Command{Op: tokens.OpBootstrap, Actor: a, User: &tokens.User{Name: "newbie", Role: tokens.RoleCO, PasswordHash: authzHash(t)}}
+			return &tokens.Command{Op: tokens.OpBootstrap, Actor: a, User: &tokens.User{Name: "newbie", Role: object.RoleCO, PasswordHash: authzHash(t)}}
 		}, allowed: func(string, string) bool { return false }},
 		{name: "init once initialized", make: func(_ *testing.T, a string) *tokens.Command {
 			return &tokens.Command{Op: tokens.OpInit, Actor: a, Domain: []byte("x")}
@@ -281,7 +284,7 @@ func TestApplyAuthorityTable(t *testing.T) {
 						return
 					}
 					require.Error(t, err, "apply took a command its actor may not make")
-					require.NotEqual(t, uint64(ck.CKR_OK), tokens.RV(err))
+					require.NotEqual(t, uint64(ck.CKR_OK), hsmerr.RV(err))
 					require.Equal(t, before, w.state(), "a refused command changed the store")
 				})
 			}
@@ -300,7 +303,7 @@ func TestApplyAuthorityCoversEveryOp(t *testing.T) {
 	before := w.state()
 	tokens.WithoutAuthority(tokens.OpDestroyObject, func() {
 		err := w.apply(&tokens.Command{Op: tokens.OpDestroyObject, Actor: "alice", ObjectID: authzObject})
-		require.Equal(t, uint64(ck.CKR_ACTION_PROHIBITED), tokens.RV(err))
+		require.Equal(t, uint64(ck.CKR_ACTION_PROHIBITED), hsmerr.RV(err))
 	})
 	require.Equal(t, before, w.state())
 }
@@ -311,20 +314,20 @@ func TestApplyCreateObjectsOwnedByAnother(t *testing.T) {
 	w := newAuthzWorld(t, true)
 	before := w.state()
 	for name, c := range map[string]*tokens.Command{
-		"owned by carol": {Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*tokens.Object{dataObject(t, 5, "carol")}},
+		"owned by carol": {Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*object.Object{dataObject(t, 5, "carol")}},
 		"second owned by carol": {Op: tokens.OpCreateObjects, Actor: "alice",
-			Objects: []*tokens.Object{dataObject(t, 5, "alice"), dataObject(t, 6, "carol")}},
-		"pre-shared": {Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*tokens.Object{func() *tokens.Object {
+			Objects: []*object.Object{dataObject(t, 5, "alice"), dataObject(t, 6, "carol")}},
+		"pre-shared": {Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*object.Object{func() *object.Object {
 			o := dataObject(t, 5, "alice")
 			o.SharedWith = []string{"carol"}
 			return o
 		}()}},
-		"a crypto officer's": {Op: tokens.OpCreateObjects, Actor: "admin", Objects: []*tokens.Object{dataObject(t, 5, "admin")}},
+		"a crypto officer's": {Op: tokens.OpCreateObjects, Actor: "admin", Objects: []*object.Object{dataObject(t, 5, "admin")}},
 		"same id twice": {Op: tokens.OpCreateObjects, Actor: "alice",
-			Objects: []*tokens.Object{dataObject(t, 5, "alice"), dataObject(t, 5, "alice")}},
+			Objects: []*object.Object{dataObject(t, 5, "alice"), dataObject(t, 5, "alice")}},
 		"three objects": {Op: tokens.OpCreateObjects, Actor: "alice",
-			Objects: []*tokens.Object{dataObject(t, 5, "alice"), dataObject(t, 6, "alice"), dataObject(t, 7, "alice")}},
-		"id zero": {Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*tokens.Object{dataObject(t, 0, "alice")}},
+			Objects: []*object.Object{dataObject(t, 5, "alice"), dataObject(t, 6, "alice"), dataObject(t, 7, "alice")}},
+		"id zero": {Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*object.Object{dataObject(t, 0, "alice")}},
 	} {
 		require.Error(t, w.apply(c), name)
 		require.Equal(t, before, w.state(), name)
@@ -335,22 +338,22 @@ func TestApplyCreateObjectsOwnedByAnother(t *testing.T) {
 // no users, and is refused as soon as one exists.
 func TestApplyBootstrapOnce(t *testing.T) {
 	w := newAuthzWorld(t, false)
-	boot := func(name string, role tokens.Role) error {
+	boot := func(name string, role object.Role) error {
 		return w.apply(&tokens.Command{Op: tokens.OpBootstrap, User: &tokens.User{Name: name, Role: role, PasswordHash: authzHash(t)}})
 	}
-	require.Error(t, boot("first", tokens.RoleCU), "bootstrap made a crypto user")
+	require.Error(t, boot("first", object.RoleCU), "bootstrap made a crypto user")
 	require.Error(t, w.apply(&tokens.Command{Op: tokens.OpCreateUser, Actor: "first",
-		User: &tokens.User{Name: "first", Role: tokens.RoleCO, PasswordHash: authzHash(t)}}), "create_user without an officer")
+		User: &tokens.User{Name: "first", Role: object.RoleCO, PasswordHash: authzHash(t)}}), "create_user without an officer")
 	require.Error(t, w.apply(&tokens.Command{Op: tokens.OpCreateUser,
-		User: &tokens.User{Name: "first", Role: tokens.RoleCO, PasswordHash: authzHash(t)}}), "create_user without an actor")
-	require.NoError(t, boot("first", tokens.RoleCO))
-	err := boot("second", tokens.RoleCO)
-	require.Equal(t, uint64(ck.CKR_USER_ALREADY_LOGGED_IN), tokens.RV(err))
+		User: &tokens.User{Name: "first", Role: object.RoleCO, PasswordHash: authzHash(t)}}), "create_user without an actor")
+	require.NoError(t, boot("first", object.RoleCO))
+	err := boot("second", object.RoleCO)
+	require.Equal(t, uint64(ck.CKR_USER_ALREADY_LOGGED_IN), hsmerr.RV(err))
 	us, err := w.st.Users()
 	require.NoError(t, err)
 	require.Len(t, us, 1)
 	require.Equal(t, "first", us[0].Name)
-	require.Equal(t, tokens.RoleCO, us[0].Role)
+	require.Equal(t, object.RoleCO, us[0].Role)
 }
 
 // TestEngineBootstrapRace: concurrent bootstraps all pass the engine's
@@ -375,7 +378,7 @@ func TestEngineBootstrapRace(t *testing.T) {
 			ok++
 			continue
 		}
-		require.Equal(t, uint64(ck.CKR_USER_ALREADY_LOGGED_IN), tokens.RV(err))
+		require.Equal(t, uint64(ck.CKR_USER_ALREADY_LOGGED_IN), hsmerr.RV(err))
 	}
 	require.Equal(t, 1, ok)
 	us, err := w.st.Users()
@@ -390,7 +393,7 @@ func TestApplyPasswordHashBounds(t *testing.T) {
 	before := w.state()
 	huge := "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
 	require.Error(t, w.apply(&tokens.Command{Op: tokens.OpCreateUser, Actor: "admin",
-		User: &tokens.User{Name: "newbie", Role: tokens.RoleCU, PasswordHash: huge}}))
+		User: &tokens.User{Name: "newbie", Role: object.RoleCU, PasswordHash: huge}}))
 	require.Error(t, w.apply(&tokens.Command{Op: tokens.OpSetPassword, Actor: "admin", Name: "alice", PasswordHash: huge}))
 	require.Error(t, w.apply(&tokens.Command{Op: tokens.OpSetPassword, Actor: "alice", Name: "alice", PasswordHash: "plain"}))
 	require.Equal(t, before, w.state())

@@ -3,6 +3,8 @@ package tokens
 import (
 	"crypto/aes"
 	"errors"
+
+	"github.com/openhsm/openhsm/mech"
 )
 
 // The persistent backup key (PBK) protects the data key of each backup
@@ -42,7 +44,7 @@ func (s *Sealer) WrapBackupKey(dataKey []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return WrapKWP(b, KWPDefaultAIV, dataKey)
+	return mech.WrapKWP(b, mech.KWPDefaultAIV, dataKey)
 }
 
 // UnwrapBackupKey recovers a data key wrapped by WrapBackupKey. Any failure
@@ -55,7 +57,7 @@ func (s *Sealer) UnwrapBackupKey(wrapped []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := UnwrapKWP(b, KWPDefaultAIV, wrapped)
+	k, err := mech.UnwrapKWP(b, mech.KWPDefaultAIV, wrapped)
 	if err != nil {
 		return nil, ErrBackupKey
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/openhsm/openhsm/mech"
 )
 
 func backupTestSealer(t *testing.T, fill byte) *Sealer {
@@ -47,7 +49,7 @@ func TestBackupKeyIsDerivedFromTheDomainKey(t *testing.T) {
 	// The PBK is HKDF-SHA256(DK, no salt, "openhsm backup key v1"), and the
 	// wrap is plain RFC 5649 under it.
 	b, _ := aes.NewCipher(hkdfKey(bytes.Repeat([]byte{1}, 32), nil, "openhsm backup key v1"))
-	want, err := WrapKWP(b, KWPDefaultAIV, dk)
+	want, err := mech.WrapKWP(b, mech.KWPDefaultAIV, dk)
 	if err != nil || !bytes.Equal(w, want) {
 		t.Fatalf("wrap is not RFC 5649 under the documented PBK")
 	}
@@ -87,7 +89,7 @@ func TestBackupKeyRefusals(t *testing.T) {
 	}
 	// A well-wrapped key of another length is refused too.
 	pbk, _ := aes.NewCipher(hkdfKey(s.dk, nil, "openhsm backup key v1"))
-	short, _ := WrapKWP(pbk, KWPDefaultAIV, dk[:16])
+	short, _ := mech.WrapKWP(pbk, mech.KWPDefaultAIV, dk[:16])
 	if _, err := s.UnwrapBackupKey(short); !errors.Is(err, ErrBackupKey) {
 		t.Fatalf("16-byte key: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // BreakGlassActor is the Actor of an unlock_user command that no officer
@@ -58,13 +59,13 @@ func (s *Sealer) NewBreakGlass(name string, t int64) (*BreakGlass, error) {
 // calls it with the command's time.
 func (s *Sealer) CheckBreakGlass(p *BreakGlass, name string, now int64) error {
 	if p == nil || len(p.Nonce) != BreakGlassNonceLen || len(p.MAC) != sha256.Size {
-		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "break-glass unlock without a valid proof")
+		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "break-glass unlock without a valid proof")
 	}
 	if !hmac.Equal(p.MAC, s.breakGlassMAC(name, p.Time, p.Nonce)) {
-		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the break-glass proof does not check out: it was not made with this cluster's passphrase")
+		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the break-glass proof does not check out: it was not made with this cluster's passphrase")
 	}
 	if d := now - p.Time; d > BreakGlassWindow || d < -BreakGlassWindow {
-		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the break-glass proof is too old or from the future (clocks more than %ds apart?)", BreakGlassWindow)
+		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the break-glass proof is too old or from the future (clocks more than %ds apart?)", BreakGlassWindow)
 	}
 	return nil
 }

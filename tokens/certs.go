@@ -9,6 +9,8 @@ import (
 	"sort"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
 )
 
 // The certificate deny-list is replicated state like users and keys: a
@@ -70,7 +72,7 @@ func parseFingerprintHex(s string) ([32]byte, error) {
 	var fp [32]byte
 	b, err := hex.DecodeString(s)
 	if err != nil || len(b) != len(fp) || hex.EncodeToString(b) != s {
-		return fp, Errorf(ck.CKR_ARGUMENTS_BAD, "a fingerprint is 64 lower-case hex digits")
+		return fp, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "a fingerprint is 64 lower-case hex digits")
 	}
 	copy(fp[:], b)
 	return fp, nil
@@ -84,19 +86,19 @@ func applyRevokeCert(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		return nil, err
 	}
 	if len(c.Name) > 64 {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "certificate name longer than 64 characters")
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "certificate name longer than 64 characters")
 	}
 	for _, r := range c.Name {
 		if r < 0x20 || r == 0x7f {
-			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "certificate name holds control characters")
+			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "certificate name holds control characters")
 		}
 	}
 	actor, err := userFor(tx, s, c.Actor)
 	if err != nil {
 		return nil, err
 	}
-	if actor.Role != RoleCO {
-		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only crypto officers may revoke certificates")
+	if actor.Role != object.RoleCO {
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only crypto officers may revoke certificates")
 	}
 	list, err := RevokedCerts(tx.Meta)
 	if err != nil {
@@ -107,7 +109,7 @@ func applyRevokeCert(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		return nil, nil
 	}
 	if len(list) >= MaxRevokedCerts {
-		return nil, Errorf(ck.CKR_DEVICE_MEMORY, "the certificate deny-list is full (%d entries)", MaxRevokedCerts)
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_MEMORY, "the certificate deny-list is full (%d entries)", MaxRevokedCerts)
 	}
 	list = append(list, RevokedCert{})
 	copy(list[i+1:], list[i:])
@@ -123,8 +125,8 @@ func applyRevokeCert(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 // the replicated deny-list. The caller must be a crypto officer; apply
 // checks it again against the store.
 func (e *Engine) RevokeCert(ctx context.Context, c Caller, fingerprint, name string) error {
-	if c.Role != RoleCO {
-		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only crypto officers may revoke certificates")
+	if c.Role != object.RoleCO {
+		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only crypto officers may revoke certificates")
 	}
 	if _, err := parseFingerprintHex(fingerprint); err != nil {
 		return err
@@ -134,8 +136,8 @@ func (e *Engine) RevokeCert(ctx context.Context, c Caller, fingerprint, name str
 
 // ListRevokedCerts returns the deny-list. Any logged-in user may read it.
 func (e *Engine) ListRevokedCerts(c Caller) ([]RevokedCert, error) {
-	if c.Role != RoleCO && c.Role != RoleCU {
-		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
+	if c.Role != object.RoleCO && c.Role != object.RoleCU {
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
 	}
 	return RevokedCerts(e.store.Meta)
 }

@@ -11,6 +11,9 @@ import (
 	"sync"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/passwords"
 )
 
 // Op names a change to the store.
@@ -53,20 +56,20 @@ const (
 // checks ownership again, so that a command that raced with another change
 // is refused the same way on every node.
 type Command struct {
-	Op           Op        `json:"op"`
-	Actor        string    `json:"actor,omitempty"`
-	Role         Role      `json:"role,omitempty"`
-	Time         int64     `json:"time,omitempty"`
-	Name         string    `json:"name,omitempty"`
-	PasswordHash string    `json:"password_hash,omitempty"`
-	User         *User     `json:"user,omitempty"`
-	Objects      []*Object `json:"objects,omitempty"`
-	ObjectID     uint64    `json:"object_id,omitempty"`
-	Changes      Template  `json:"changes,omitempty"`
-	Domain       []byte    `json:"domain,omitempty"`
-	DomainMAC    []byte    `json:"domain_mac,omitempty"`
-	Session      uint64    `json:"session,omitempty"`
-	Expires      int64     `json:"expires,omitempty"`
+	Op           Op               `json:"op"`
+	Actor        string           `json:"actor,omitempty"`
+	Role         object.Role      `json:"role,omitempty"`
+	Time         int64            `json:"time,omitempty"`
+	Name         string           `json:"name,omitempty"`
+	PasswordHash string           `json:"password_hash,omitempty"`
+	User         *User            `json:"user,omitempty"`
+	Objects      []*object.Object `json:"objects,omitempty"`
+	ObjectID     uint64           `json:"object_id,omitempty"`
+	Changes      object.Template  `json:"changes,omitempty"`
+	Domain       []byte           `json:"domain,omitempty"`
+	DomainMAC    []byte           `json:"domain_mac,omitempty"`
+	Session      uint64           `json:"session,omitempty"`
+	Expires      int64            `json:"expires,omitempty"`
 	// Quorum: QuorumToken names the approved token a protected command
 	// spends (docs/quorum.md).
 	QuorumToken string `json:"quorum_token,omitempty"`
@@ -179,7 +182,7 @@ func (m *Machine) Apply(index uint64, raw []byte) error {
 		if uerr != nil && uerr != err && !errors.Is(uerr, ErrAlreadyApplied) {
 			return &StoreError{uerr}
 		}
-		return Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
 	}
 	return m.ApplyCommand(index, c)
 }
@@ -188,7 +191,7 @@ func (m *Machine) Apply(index uint64, raw []byte) error {
 func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 	fn := applyTable[c.Op]
 	if fn == nil {
-		return Errorf(ck.CKR_ARGUMENTS_BAD, "unknown op %q", c.Op)
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "unknown op %q", c.Op)
 	}
 	sealer := m.Sealer()
 	var changed []uint64
@@ -338,10 +341,10 @@ const MetaDomainKey = "domain_key"
 
 func applyInit(tx Tx, _ *Sealer, c *Command) ([]uint64, error) {
 	if _, err := tx.Meta(MetaDomainKey); err == nil {
-		return nil, Errorf(ck.CKR_FUNCTION_FAILED, "the store is already initialized")
+		return nil, hsmerr.Errorf(ck.CKR_FUNCTION_FAILED, "the store is already initialized")
 	}
 	if _, err := UnmarshalSealedDomainKey(c.Domain); err != nil {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
 	}
 	return nil, tx.PutMeta(MetaDomainKey, c.Domain)
 }
@@ -351,12 +354,12 @@ func userFor(tx Tx, s *Sealer, name string) (*User, error) {
 	u, err := tx.User(name)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return nil, Errorf(ck.CKR_USER_PIN_NOT_INITIALIZED, "no user %q", name)
+			return nil, hsmerr.Errorf(ck.CKR_USER_PIN_NOT_INITIALIZED, "no user %q", name)
 		}
 		return nil, err
 	}
 	if !s.CheckUserMAC(u) {
-		return nil, corrupt(tx, Errorf(ck.CKR_GENERAL_ERROR, "user %q failed its integrity check", name))
+		return nil, corrupt(tx, hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "user %q failed its integrity check", name))
 	}
 	return u, nil
 }
@@ -382,10 +385,10 @@ func applyBootstrap(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		return nil, err
 	}
 	if len(us) > 0 {
-		return nil, Errorf(ck.CKR_USER_ALREADY_LOGGED_IN, "the cluster already has users")
+		return nil, hsmerr.Errorf(ck.CKR_USER_ALREADY_LOGGED_IN, "the cluster already has users")
 	}
-	if c.User == nil || c.User.Role != RoleCO {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "bootstrap makes a crypto officer")
+	if c.User == nil || c.User.Role != object.RoleCO {
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "bootstrap makes a crypto officer")
 	}
 	return nil, createUser(tx, s, c)
 }
@@ -393,19 +396,19 @@ func applyBootstrap(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 func createUser(tx Tx, s *Sealer, c *Command) error {
 	u := c.User
 	if u == nil {
-		return Errorf(ck.CKR_ARGUMENTS_BAD, "%s without a user", c.Op)
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%s without a user", c.Op)
 	}
 	if err := ValidUserName(u.Name); err != nil {
 		return err
 	}
-	if u.Role != RoleCO && u.Role != RoleCU {
-		return Errorf(ck.CKR_ARGUMENTS_BAD, "bad role")
+	if u.Role != object.RoleCO && u.Role != object.RoleCU {
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "bad role")
 	}
-	if err := CheckPasswordHash(u.PasswordHash); err != nil {
+	if err := passwords.CheckPasswordHash(u.PasswordHash); err != nil {
 		return err
 	}
 	if _, err := tx.User(u.Name); err == nil {
-		return Errorf(ck.CKR_ARGUMENTS_BAD, "user %q already exists", u.Name)
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "user %q already exists", u.Name)
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}
@@ -447,15 +450,15 @@ func applyDeleteUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		return nil, err
 	}
 	if n > 0 {
-		return nil, Errorf(ck.CKR_ACTION_PROHIBITED, "user %q owns %d objects; delete them first", u.Name, n)
+		return nil, hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "user %q owns %d objects; delete them first", u.Name, n)
 	}
-	if u.Role == RoleCO {
-		users, err := countRole(tx, s, RoleCO)
+	if u.Role == object.RoleCO {
+		users, err := countRole(tx, s, object.RoleCO)
 		if err != nil {
 			return nil, err
 		}
 		if users <= 1 {
-			return nil, Errorf(ck.CKR_ACTION_PROHIBITED, "cannot delete the last crypto officer")
+			return nil, hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "cannot delete the last crypto officer")
 		}
 	}
 	if err := quorumCheck(tx, s, c, ServiceUserManagement); err != nil {
@@ -471,7 +474,7 @@ func applyDeleteUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 }
 
 // countRole counts users of a role; a store holds few users.
-func countRole(tx Tx, s *Sealer, r Role) (int, error) {
+func countRole(tx Tx, s *Sealer, r object.Role) (int, error) {
 	us, err := tx.Users()
 	if err != nil {
 		return 0, err
@@ -490,7 +493,7 @@ func applySetPassword(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckPasswordHash(c.PasswordHash); err != nil {
+	if err := passwords.CheckPasswordHash(c.PasswordHash); err != nil {
 		return nil, err
 	}
 	if c.Actor != u.Name {
@@ -534,7 +537,7 @@ func applyLoginAttempt(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		return nil, err
 	}
 	if u.Locked || u.FailedLogins >= MaxFailedLogins {
-		return nil, Errorf(ck.CKR_PIN_LOCKED, "account %q is locked; a crypto officer must unlock it", c.Name)
+		return nil, hsmerr.Errorf(ck.CKR_PIN_LOCKED, "account %q is locked; a crypto officer must unlock it", c.Name)
 	}
 	u.FailedLogins++
 	return nil, putUser(tx, s, u)
@@ -561,7 +564,7 @@ func applyLoginOK(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	}
 	if u.Locked {
 		// A lock that landed between the password check and this command wins.
-		return nil, Errorf(ck.CKR_PIN_LOCKED, "account is locked")
+		return nil, hsmerr.Errorf(ck.CKR_PIN_LOCKED, "account is locked")
 	}
 	u.FailedLogins = 0
 	return nil, putUser(tx, s, u)
@@ -578,7 +581,7 @@ func applyUnlockUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 			return nil, err
 		}
 	} else if c.BreakGlass != nil {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "a break-glass proof goes only with the break-glass actor")
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "a break-glass proof goes only with the break-glass actor")
 	}
 	u, err := userFor(tx, s, c.Name)
 	if err != nil {
@@ -598,31 +601,31 @@ func applyUnlockUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 
 func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if len(c.Objects) == 0 || len(c.Objects) > 2 {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "create_objects takes one or two objects")
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "create_objects takes one or two objects")
 	}
 	// checkAuthority has made sure the actor is a crypto user; every object
 	// must be the actor's and pass the rules the API applies.
-	if err := CheckNewUsage(c.Objects); err != nil {
+	if err := object.CheckNewUsage(c.Objects); err != nil {
 		return nil, err
 	}
 	for i, o := range c.Objects {
 		if o == nil || o.ID == 0 || o.ID >= 1<<63 {
-			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "bad object id")
+			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "bad object id")
 		}
 		if i == 1 && o.ID == c.Objects[0].ID {
-			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "object id collision")
+			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "object id collision")
 		}
 		if o.Owner != c.Actor || len(o.SharedWith) != 0 {
-			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "object owner must be the actor")
+			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "object owner must be the actor")
 		}
 		if !o.Attrs.Bool(ck.CKA_TOKEN) {
-			return nil, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "create_objects holds token objects only")
+			return nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "create_objects holds token objects only")
 		}
 		var material []byte
 		if o.Sealed != nil {
 			pt, err := s.Open(o.ID, o.Owner, o.Sealed)
 			if err != nil {
-				return nil, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the sealed value does not open for this object and owner")
+				return nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the sealed value does not open for this object and owner")
 			}
 			material = pt
 		}
@@ -632,7 +635,7 @@ func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 			return nil, err
 		}
 		if _, err := tx.Object(o.ID); err == nil {
-			return nil, Errorf(ck.CKR_FUNCTION_FAILED, "object id collision")
+			return nil, hsmerr.Errorf(ck.CKR_FUNCTION_FAILED, "object id collision")
 		} else if !errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
@@ -657,7 +660,7 @@ func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 
 // objectFor reads the command's object; checkAuthority has already judged
 // the actor's relation to it.
-func objectFor(tx Tx, s *Sealer, c *Command) (*Object, error) {
+func objectFor(tx Tx, s *Sealer, c *Command) (*object.Object, error) {
 	return loadObject(tx, s, c.ObjectID)
 }
 
@@ -667,7 +670,7 @@ func applyDestroyObject(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		return nil, err
 	}
 	if !o.Attrs.Bool(ck.CKA_DESTROYABLE) {
-		return nil, Errorf(ck.CKR_ACTION_PROHIBITED, "the object is not destroyable")
+		return nil, hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "the object is not destroyable")
 	}
 	if err := addOwned(tx, o.Owner, -1); err != nil {
 		return nil, err
@@ -687,19 +690,19 @@ func applySetAttributes(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	next, err := ApplySet(o.Attrs, c.Changes, actor.Role, false)
+	next, err := object.ApplySet(o.Attrs, c.Changes, actor.Role, false)
 	if err != nil {
 		return nil, err
 	}
 	if o.Class() == ck.CKO_DATA {
-		if _, clear := FindAttr(c.Changes, ck.CKA_VALUE); clear {
-			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "a data object's value must come sealed")
+		if _, clear := object.FindAttr(c.Changes, ck.CKA_VALUE); clear {
+			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "a data object's value must come sealed")
 		}
 	}
 	o.Attrs = next
 	if c.Sealed != nil {
 		if o.Class() != ck.CKO_DATA {
-			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "only a data object takes a sealed value")
+			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "only a data object takes a sealed value")
 		}
 		delete(o.Attrs, ck.CKA_VALUE) // a value stored in clear before values were sealed
 		if err := checkDataSealed(s, o, c.Sealed); err != nil {
@@ -715,23 +718,23 @@ func applySetAttributes(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 // CKA_VALUE may not be in Attrs, and its sealed value must open for this
 // object and owner (a blob made for another object would fail later, on
 // every read). Objects of other classes pass.
-func checkDataSealed(s *Sealer, o *Object, sealed []byte) error {
+func checkDataSealed(s *Sealer, o *object.Object, sealed []byte) error {
 	if o.Class() != ck.CKO_DATA {
 		return nil
 	}
 	if _, clear := o.Attrs[ck.CKA_VALUE]; clear {
-		return Errorf(ck.CKR_ARGUMENTS_BAD, "a data object's value must come sealed")
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "a data object's value must come sealed")
 	}
 	if sealed == nil {
-		return Errorf(ck.CKR_ARGUMENTS_BAD, "a data object needs its sealed value")
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "a data object needs its sealed value")
 	}
 	if _, err := s.Open(o.ID, o.Owner, sealed); err != nil {
-		return Errorf(ck.CKR_ARGUMENTS_BAD, "the data object's sealed value does not open for it")
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the data object's sealed value does not open for it")
 	}
 	return nil
 }
 
-func allTrusted(t Template) bool {
+func allTrusted(t object.Template) bool {
 	for _, a := range t {
 		if a.Type != ck.CKA_TRUSTED {
 			return false
@@ -750,11 +753,11 @@ func applyShare(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		if err != nil {
 			return nil, err
 		}
-		if u.Role != RoleCU {
-			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "keys can only be shared with crypto users")
+		if u.Role != object.RoleCU {
+			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "keys can only be shared with crypto users")
 		}
 		if u.Name == o.Owner {
-			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "the owner already has the key")
+			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the owner already has the key")
 		}
 	}
 	set := map[string]bool{}
@@ -765,7 +768,7 @@ func applyShare(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		set[c.Name] = true
 	} else {
 		if !set[c.Name] {
-			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "the key is not shared with %q", c.Name)
+			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the key is not shared with %q", c.Name)
 		}
 		delete(set, c.Name)
 	}
@@ -810,7 +813,7 @@ func LoggedOut(get func(string) ([]byte, error)) (map[uint64]int64, error) {
 // time.
 func applyLogout(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if c.Session == 0 || c.Session >= 1<<63 || c.Expires <= 0 {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "logout needs a session and its expiry")
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "logout needs a session and its expiry")
 	}
 	list, err := LoggedOut(tx.Meta)
 	if err != nil {
@@ -853,12 +856,12 @@ func applyLogout(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 // user:password, so it is not allowed.)
 func ValidUserName(name string) error {
 	if len(name) == 0 || len(name) > 64 {
-		return Errorf(ck.CKR_ARGUMENTS_BAD, "user name must be 1 to 64 characters")
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "user name must be 1 to 64 characters")
 	}
 	for i, r := range name {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && (r == '.' || r == '_' || r == '-')
 		if !ok {
-			return Errorf(ck.CKR_ARGUMENTS_BAD, "user name may hold only letters, digits, '.', '_' and '-'")
+			return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "user name may hold only letters, digits, '.', '_' and '-'")
 		}
 	}
 	return nil

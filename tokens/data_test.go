@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/require"
 )
@@ -19,8 +22,8 @@ func dataMarker(t *testing.T) []byte {
 	return b
 }
 
-func dataTemplate(private, token bool, value []byte) tokens.Template {
-	return tokens.Template{ul(ck.CKA_CLASS, ck.CKO_DATA), bo(ck.CKA_TOKEN, token), bo(ck.CKA_PRIVATE, private),
+func dataTemplate(private, token bool, value []byte) object.Template {
+	return object.Template{ul(ck.CKA_CLASS, ck.CKO_DATA), bo(ck.CKA_TOKEN, token), bo(ck.CKA_PRIVATE, private),
 		{Type: ck.CKA_LABEL, Value: []byte("data")}, {Type: ck.CKA_VALUE, Value: value}}
 }
 
@@ -42,7 +45,7 @@ func readValue(t *testing.T, e *tokens.Engine, c tokens.Caller, id uint64) ([]by
 		return nil, err
 	}
 	if av[0].RV != ck.CKR_OK {
-		return nil, tokens.Errorf(av[0].RV, "CKA_VALUE")
+		return nil, hsmerr.Errorf(av[0].RV, "CKA_VALUE")
 	}
 	return av[0].Value, nil
 }
@@ -72,7 +75,7 @@ func TestDataValueIsSealed(t *testing.T) {
 		wantRV(t, "another crypto user reads", err, ck.CKR_OBJECT_HANDLE_INVALID)
 
 		got, err = readValue(t, f.e, f.co, id)
-		ids, ferr := f.e.FindObjects(f.co, tokens.Template{ul(ck.CKA_CLASS, ck.CKO_DATA)}, 0)
+		ids, ferr := f.e.FindObjects(f.co, object.Template{ul(ck.CKA_CLASS, ck.CKO_DATA)}, 0)
 		require.NoError(t, ferr)
 		if private {
 			wantRV(t, "a crypto officer reads a private data object", err, ck.CKR_OBJECT_HANDLE_INVALID)
@@ -85,7 +88,7 @@ func TestDataValueIsSealed(t *testing.T) {
 
 		// A new value is sealed too, and an empty one is a value.
 		next := dataMarker(t)
-		require.NoError(t, f.e.SetAttributes(ctx, f.alice, id, tokens.Template{{Type: ck.CKA_VALUE, Value: next}, {Type: ck.CKA_LABEL, Value: []byte("renamed")}}))
+		require.NoError(t, f.e.SetAttributes(ctx, f.alice, id, object.Template{{Type: ck.CKA_VALUE, Value: next}, {Type: ck.CKA_LABEL, Value: []byte("renamed")}}))
 		require.False(t, f.rec.holds(next), "set_attributes holds the clear value")
 		got, err = readValue(t, f.e, f.alice, id)
 		require.NoError(t, err)
@@ -96,7 +99,7 @@ func TestDataValueIsSealed(t *testing.T) {
 		got, err = readValue(t, f.e, f.alice, cp)
 		require.NoError(t, err)
 		require.Equal(t, next, got, "the copy's value")
-		cp2, err := f.e.CopyObject(ctx, f.alice, id, tokens.Template{{Type: ck.CKA_VALUE, Value: []byte{}}})
+		cp2, err := f.e.CopyObject(ctx, f.alice, id, object.Template{{Type: ck.CKA_VALUE, Value: []byte{}}})
 		require.NoError(t, err)
 		got, err = readValue(t, f.e, f.alice, cp2)
 		require.NoError(t, err)
@@ -110,7 +113,7 @@ func TestDataValueIsSealed(t *testing.T) {
 	got, err := readValue(t, f.e, f.alice, sid)
 	require.NoError(t, err)
 	require.Equal(t, marker, got)
-	require.NoError(t, f.e.SetAttributes(ctx, f.alice, sid, tokens.Template{{Type: ck.CKA_VALUE, Value: []byte("x")}}))
+	require.NoError(t, f.e.SetAttributes(ctx, f.alice, sid, object.Template{{Type: ck.CKA_VALUE, Value: []byte("x")}}))
 	got, err = readValue(t, f.e, f.alice, sid)
 	require.NoError(t, err)
 	require.Equal(t, []byte("x"), got)
@@ -130,18 +133,18 @@ func TestApplyRefusesClearData(t *testing.T) {
 	clear := o.Clone()
 	clear.ID, clear.Sealed = id+1, nil
 	clear.Attrs[ck.CKA_VALUE] = []byte("in clear")
-	wantRV(t, "create with a clear value", f.rec.Submit(ctx, &tokens.Command{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*tokens.Object{clear}}), ck.CKR_ATTRIBUTE_SENSITIVE)
+	wantRV(t, "create with a clear value", f.rec.Submit(ctx, &tokens.Command{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*object.Object{clear}}), ck.CKR_ATTRIBUTE_SENSITIVE)
 
 	moved := o.Clone()
 	moved.ID = id + 2 // the blob was sealed for id
-	wantRV(t, "create with another object's blob", f.rec.Submit(ctx, &tokens.Command{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*tokens.Object{moved}}), ck.CKR_TEMPLATE_INCONSISTENT)
+	wantRV(t, "create with another object's blob", f.rec.Submit(ctx, &tokens.Command{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*object.Object{moved}}), ck.CKR_TEMPLATE_INCONSISTENT)
 
 	wantRV(t, "set a clear value", f.rec.Submit(ctx, &tokens.Command{Op: tokens.OpSetAttributes, Actor: "alice", ObjectID: id,
-		Changes: tokens.Template{{Type: ck.CKA_VALUE, Value: []byte("in clear")}}}), ck.CKR_ARGUMENTS_BAD)
+		Changes: object.Template{{Type: ck.CKA_VALUE, Value: []byte("in clear")}}}), ck.CKR_ARGUMENTS_BAD)
 	wantRV(t, "set a blob that does not open", f.rec.Submit(ctx, &tokens.Command{Op: tokens.OpSetAttributes, Actor: "alice", ObjectID: id,
 		Sealed: []byte("not a blob")}), ck.CKR_ARGUMENTS_BAD)
 
-	key, err := f.e.GenerateKey(ctx, f.alice, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 16), bo(ck.CKA_TOKEN, true)})
+	key, err := f.e.GenerateKey(ctx, f.alice, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 16), bo(ck.CKA_TOKEN, true)})
 	require.NoError(t, err)
 	wantRV(t, "a sealed value for a key", f.rec.Submit(ctx, &tokens.Command{Op: tokens.OpSetAttributes, Actor: "alice", ObjectID: key,
 		Sealed: o.Sealed}), ck.CKR_ARGUMENTS_BAD)

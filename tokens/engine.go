@@ -14,13 +14,17 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/passwords"
 )
 
 // Caller is who asks: the logged-in user and the login session, which scopes
 // session objects (CKA_TOKEN false).
 type Caller struct {
 	User    string
-	Role    Role
+	Role    object.Role
 	Session uint64
 }
 
@@ -55,10 +59,6 @@ func (l *LocalApplier) Submit(_ context.Context, c *Command) error {
 
 // Limits on what one request may hold.
 const (
-	MaxTemplateAttrs = 64
-	MaxAttrValue     = 64 << 10
-	MaxDataLen       = 16 << 20
-	MaxRandomLen     = 1 << 20
 	// DefaultSessionObjects is how many session objects one login
 	// session may hold on a node unless SetSessionObjectLimit says
 	// otherwise.
@@ -77,14 +77,14 @@ type Engine struct {
 	now     func() time.Time
 
 	cacheMu sync.Mutex
-	cache   map[uint64]*Key
+	cache   map[uint64]*mech.Key
 
 	// Verified reads: objects and users whose MACs were checked, dropped
 	// by the apply path when they change. gen counts invalidations, so a
 	// read that raced with a change is not cached.
 	readMu  sync.Mutex
 	gen     uint64
-	objects map[uint64]*Object
+	objects map[uint64]*object.Object
 	users   map[string]*User
 
 	sessMu   sync.Mutex
@@ -96,10 +96,10 @@ type Engine struct {
 }
 
 type sessionObject struct {
-	obj      *Object
+	obj      *object.Object
 	session  uint64
 	material []byte
-	key      *Key
+	key      *mech.Key
 }
 
 // NewEngine makes an engine over a machine (whose sealer must be set) and an
@@ -109,9 +109,9 @@ func NewEngine(m *Machine, a Applier) *Engine {
 		a = &LocalApplier{M: m}
 	}
 	e := &Engine{store: m.Store(), machine: m, applier: a, now: time.Now,
-		cache: map[uint64]*Key{}, sessObjs: map[uint64]*sessionObject{},
+		cache: map[uint64]*mech.Key{}, sessObjs: map[uint64]*sessionObject{},
 		sessCount: map[uint64]int{}, sessLimit: DefaultSessionObjects,
-		objects: map[uint64]*Object{}, users: map[string]*User{}}
+		objects: map[uint64]*object.Object{}, users: map[string]*User{}}
 	prev := m.OnObjectChange
 	m.OnObjectChange = func(id uint64) {
 		e.forget(id)
@@ -125,7 +125,7 @@ func NewEngine(m *Machine, a Applier) *Engine {
 		e.gen++
 		e.users = map[string]*User{}
 		// A deleted user's shares went too: cached objects may be stale.
-		e.objects = map[uint64]*Object{}
+		e.objects = map[uint64]*object.Object{}
 		e.readMu.Unlock()
 		if prevUser != nil {
 			prevUser()
@@ -136,10 +136,10 @@ func NewEngine(m *Machine, a Applier) *Engine {
 		e.readMu.Lock()
 		e.gen++
 		e.users = map[string]*User{}
-		e.objects = map[uint64]*Object{}
+		e.objects = map[uint64]*object.Object{}
 		e.readMu.Unlock()
 		e.cacheMu.Lock()
-		e.cache = map[uint64]*Key{}
+		e.cache = map[uint64]*mech.Key{}
 		e.cacheMu.Unlock()
 		if prevReset != nil {
 			return prevReset()
@@ -172,7 +172,7 @@ func (e *Engine) SetApplier(a Applier) { e.applier = a }
 func (e *Engine) sealer() (*Sealer, error) {
 	s := e.machine.Sealer()
 	if s == nil {
-		return nil, Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "the domain key is not unsealed")
+		return nil, hsmerr.Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "the domain key is not unsealed")
 	}
 	return s, nil
 }
@@ -201,7 +201,7 @@ func (e *Engine) submit(ctx context.Context, c *Command) error {
 
 // dummyHash is verified against when a user does not exist, so that a login
 // for an unknown name costs what a wrong password costs.
-var dummyHash = func() string { h, _ := HashPassword("no such user, no such password"); return h }()
+var dummyHash = func() string { h, _ := passwords.HashPassword("no such user, no such password"); return h }()
 
 // maxCachedReads bounds the verified-read caches.
 const maxCachedReads = 16384
@@ -222,7 +222,7 @@ func (e *Engine) user(name string) (*User, error) {
 		return nil, err
 	}
 	if !s.CheckUserMAC(u) {
-		return nil, Errorf(ck.CKR_GENERAL_ERROR, "user %q failed its integrity check", name)
+		return nil, hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "user %q failed its integrity check", name)
 	}
 	e.readMu.Lock()
 	if e.gen == gen && len(e.users) < maxCachedReads {
@@ -234,7 +234,7 @@ func (e *Engine) user(name string) (*User, error) {
 
 // object reads a token object and checks its MAC, through the cache. The
 // object returned is shared: callers must not change it.
-func (e *Engine) object(id uint64) (*Object, error) {
+func (e *Engine) object(id uint64) (*object.Object, error) {
 	e.readMu.Lock()
 	o, gen := e.objects[id], e.gen
 	e.readMu.Unlock()
@@ -250,12 +250,12 @@ func (e *Engine) object(id uint64) (*Object, error) {
 		return nil, err
 	}
 	if !s.CheckAttrMAC(o) {
-		return nil, Errorf(ck.CKR_GENERAL_ERROR, "object failed its integrity check")
+		return nil, hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "object failed its integrity check")
 	}
 	e.readMu.Lock()
 	if e.gen == gen {
 		if len(e.objects) >= maxCachedReads {
-			e.objects = map[uint64]*Object{}
+			e.objects = map[uint64]*object.Object{}
 		}
 		e.objects[id] = o
 	}
@@ -274,16 +274,16 @@ func (e *Engine) object(id uint64) (*Object, error) {
 // the count reached MaxFailedLogins) and a right one login_ok (which
 // resets the count, unless a lock landed first). See applyLoginAttempt.
 func (e *Engine) Login(ctx context.Context, name, password string) (*User, error) {
-	wrong := Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
-	if ValidUserName(name) != nil || len(password) > MaxPasswordLen {
-		if _, err := Argon.Verify(ctx, dummyHash, password); err != nil {
+	wrong := hsmerr.Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
+	if ValidUserName(name) != nil || len(password) > passwords.MaxPasswordLen {
+		if _, err := passwords.Argon.Verify(ctx, dummyHash, password); err != nil {
 			return nil, err
 		}
 		return nil, wrong
 	}
 	u, err := e.user(name)
 	if errors.Is(err, ErrNotFound) {
-		if _, err := Argon.Verify(ctx, dummyHash, password); err != nil {
+		if _, err := passwords.Argon.Verify(ctx, dummyHash, password); err != nil {
 			return nil, err
 		}
 		return nil, wrong
@@ -292,11 +292,11 @@ func (e *Engine) Login(ctx context.Context, name, password string) (*User, error
 		return nil, err
 	}
 	if u.Locked || u.FailedLogins >= MaxFailedLogins {
-		return nil, Errorf(ck.CKR_PIN_LOCKED, "account %q is locked; a crypto officer must unlock it", name)
+		return nil, hsmerr.Errorf(ck.CKR_PIN_LOCKED, "account %q is locked; a crypto officer must unlock it", name)
 	}
 	// The slot is taken before the reservation, so a login refused as
 	// busy is not counted as a guess.
-	release, err := Argon.Enter(ctx)
+	release, err := passwords.Argon.Enter(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -326,13 +326,14 @@ func (e *Engine) reserveAndVerify(ctx context.Context, name, password string) (b
 	}
 	u, err := e.user(name)
 	if errors.Is(err, ErrNotFound) {
-		return false, Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
+		return false, hsmerr.Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
 	}
 	if err != nil {
 		return false, err
 	}
-	Argon.Counted()
-	return VerifyPassword(u.PasswordHash, password), nil
+	passwords.Argon.
+		Counted()
+	return passwords.VerifyPassword(u.PasswordHash, password), nil
 }
 
 // Generation is a user's credential generation, or 0 for no such user:
@@ -353,20 +354,20 @@ func (e *Engine) Generation(name string) uint64 {
 func (e *Engine) CheckUser(name string, number, generation uint64) (*User, error) {
 	u, err := e.user(name)
 	if errors.Is(err, ErrNotFound) {
-		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the user no longer exists")
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the user no longer exists")
 	}
 	if err != nil {
 		return nil, err
 	}
 	if u.Number != number || u.Locked || u.Generation != generation {
-		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the session has ended; log in again")
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the session has ended; log in again")
 	}
 	return u, nil
 }
 
 // CreateUser makes a crypto officer or crypto user.
-func (e *Engine) CreateUser(ctx context.Context, c Caller, name string, role Role, password string) error {
-	if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
+func (e *Engine) CreateUser(ctx context.Context, c Caller, name string, role object.Role, password string) error {
+	if err := object.Allowed(c.Role, object.ActManageUsers, object.RelNone); err != nil {
 		return err
 	}
 	if r, ok := e.replayed(ctx, c, OpCreateUser); ok {
@@ -375,17 +376,17 @@ func (e *Engine) CreateUser(ctx context.Context, c Caller, name string, role Rol
 	return e.createUser(ctx, OpCreateUser, c.User, name, role, password)
 }
 
-func (e *Engine) createUser(ctx context.Context, op Op, actor, name string, role Role, password string) error {
+func (e *Engine) createUser(ctx context.Context, op Op, actor, name string, role object.Role, password string) error {
 	if err := ValidUserName(name); err != nil {
 		return err
 	}
-	if role != RoleCO && role != RoleCU {
-		return Errorf(ck.CKR_ARGUMENTS_BAD, "role must be CO or CU")
+	if role != object.RoleCO && role != object.RoleCU {
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "role must be CO or CU")
 	}
-	if err := CheckPassword(password); err != nil {
+	if err := passwords.CheckPassword(password); err != nil {
 		return err
 	}
-	h, err := Argon.Hash(ctx, password)
+	h, err := passwords.Argon.Hash(ctx, password)
 	if err != nil {
 		return err
 	}
@@ -401,14 +402,14 @@ func (e *Engine) Bootstrap(ctx context.Context, name, password string) error {
 		return err
 	}
 	if len(us) > 0 {
-		return Errorf(ck.CKR_USER_ALREADY_LOGGED_IN, "the cluster already has users")
+		return hsmerr.Errorf(ck.CKR_USER_ALREADY_LOGGED_IN, "the cluster already has users")
 	}
-	return e.createUser(ctx, OpBootstrap, "", name, RoleCO, password)
+	return e.createUser(ctx, OpBootstrap, "", name, object.RoleCO, password)
 }
 
 // DeleteUser removes a user who owns no objects.
 func (e *Engine) DeleteUser(ctx context.Context, c Caller, name string) error {
-	if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
+	if err := object.Allowed(c.Role, object.ActManageUsers, object.RelNone); err != nil {
 		return err
 	}
 	if r, ok := e.replayed(ctx, c, OpDeleteUser); ok {
@@ -421,17 +422,17 @@ func (e *Engine) DeleteUser(ctx context.Context, c Caller, name string) error {
 // crypto user only their own.
 func (e *Engine) SetPassword(ctx context.Context, c Caller, name, password string) error {
 	if name != c.User {
-		if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
+		if err := object.Allowed(c.Role, object.ActManageUsers, object.RelNone); err != nil {
 			return err
 		}
 	}
-	if err := CheckPassword(password); err != nil {
+	if err := passwords.CheckPassword(password); err != nil {
 		return err
 	}
 	if r, ok := e.replayed(ctx, c, OpSetPassword); ok {
 		return r.Err()
 	}
-	h, err := Argon.Hash(ctx, password)
+	h, err := passwords.Argon.Hash(ctx, password)
 	if err != nil {
 		return err
 	}
@@ -440,7 +441,7 @@ func (e *Engine) SetPassword(ctx context.Context, c Caller, name, password strin
 
 // UnlockUser clears a lockout.
 func (e *Engine) UnlockUser(ctx context.Context, c Caller, name string) error {
-	if err := Allowed(c.Role, ActManageUsers, RelNone); err != nil {
+	if err := object.Allowed(c.Role, object.ActManageUsers, object.RelNone); err != nil {
 		return err
 	}
 	if r, ok := e.replayed(ctx, c, OpUnlockUser); ok {
@@ -452,7 +453,7 @@ func (e *Engine) UnlockUser(ctx context.Context, c Caller, name string) error {
 // UserInfo is what listing users shows: never a hash.
 type UserInfo struct {
 	Name         string
-	Role         Role
+	Role         object.Role
 	Locked       bool
 	FailedLogins int
 	Created      int64
@@ -461,8 +462,8 @@ type UserInfo struct {
 
 // ListUsers lists every user. Any logged-in user may.
 func (e *Engine) ListUsers(c Caller) ([]UserInfo, error) {
-	if c.Role != RoleCO && c.Role != RoleCU {
-		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
+	if c.Role != object.RoleCO && c.Role != object.RoleCU {
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
 	}
 	us, err := e.store.Users()
 	if err != nil {
@@ -492,7 +493,7 @@ func (e *Engine) ListTokens() ([]Token, error) {
 	}
 	var out []Token
 	for _, u := range us {
-		if u.Role == RoleCU {
+		if u.Role == object.RoleCU {
 			out = append(out, Token{Name: u.Name, Number: u.Number, Locked: u.Locked || u.FailedLogins >= MaxFailedLogins})
 		}
 	}
@@ -515,33 +516,33 @@ func newID() (uint64, error) {
 }
 
 // lookup finds an object the caller may act on.
-func (e *Engine) lookup(c Caller, id uint64, act Action) (*Object, *sessionObject, error) {
+func (e *Engine) lookup(c Caller, id uint64, act object.Action) (*object.Object, *sessionObject, error) {
 	e.sessMu.Lock()
 	so := e.sessObjs[id]
 	e.sessMu.Unlock()
 	if so != nil {
 		if so.session != c.Session || so.obj.Owner != c.User {
-			return nil, nil, Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
+			return nil, nil, hsmerr.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
 		}
-		if err := Allowed(c.Role, act, RelOwner); err != nil {
+		if err := object.Allowed(c.Role, act, object.RelOwner); err != nil {
 			return nil, nil, err
 		}
 		return so.obj, so, nil
 	}
-	if c.Role != RoleCO && c.Role != RoleCU {
-		return nil, nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
+	if c.Role != object.RoleCO && c.Role != object.RoleCU {
+		return nil, nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
 	}
 	o, err := e.object(id)
 	if errors.Is(err, ErrNotFound) {
-		return nil, nil, Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
+		return nil, nil, hsmerr.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	if HiddenFrom(c.Role, act, o) {
-		return nil, nil, Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
+	if object.HiddenFrom(c.Role, act, o) {
+		return nil, nil, hsmerr.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
 	}
-	if err := Allowed(c.Role, act, RelationOf(c.User, o)); err != nil {
+	if err := object.Allowed(c.Role, act, object.RelationOf(c.User, o)); err != nil {
 		return nil, nil, err
 	}
 	return o, nil, nil
@@ -549,7 +550,7 @@ func (e *Engine) lookup(c Caller, id uint64, act Action) (*Object, *sessionObjec
 
 // material returns the clear secret material of a key object (raw value or
 // PKCS#8), or nil for objects without one.
-func (e *Engine) material(o *Object, so *sessionObject) ([]byte, error) {
+func (e *Engine) material(o *object.Object, so *sessionObject) ([]byte, error) {
 	if so != nil {
 		return so.material, nil
 	}
@@ -562,13 +563,13 @@ func (e *Engine) material(o *Object, so *sessionObject) ([]byte, error) {
 	}
 	pt, err := s.Open(o.ID, o.Owner, o.Sealed)
 	if err != nil {
-		return nil, Errorf(ck.CKR_GENERAL_ERROR, "object %d: %v", o.ID, err)
+		return nil, hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "object %d: %v", o.ID, err)
 	}
 	return pt, nil
 }
 
 // keyOf returns the usable key of an object.
-func (e *Engine) keyOf(o *Object, so *sessionObject) (*Key, error) {
+func (e *Engine) keyOf(o *object.Object, so *sessionObject) (*mech.Key, error) {
 	if so != nil && so.key != nil {
 		return so.key, nil
 	}
@@ -581,10 +582,10 @@ func (e *Engine) keyOf(o *Object, so *sessionObject) (*Key, error) {
 		}
 	}
 	class, kt := o.Class(), o.KeyType()
-	k := &Key{Class: class, KeyType: kt}
+	k := &mech.Key{Class: class, KeyType: kt}
 	switch class {
 	case ck.CKO_PUBLIC_KEY:
-		pub, err := PublicKeyFromAttrs(kt, o.Attrs)
+		pub, err := mech.PublicKeyFromAttrs(kt, o.Attrs)
 		if err != nil {
 			return nil, err
 		}
@@ -597,14 +598,14 @@ func (e *Engine) keyOf(o *Object, so *sessionObject) (*Key, error) {
 		if class == ck.CKO_SECRET_KEY {
 			k.Secret = m
 		} else {
-			_, priv, err := ParsePrivateKey(m)
+			_, priv, err := mech.ParsePrivateKey(m)
 			if err != nil {
-				return nil, Errorf(ck.CKR_GENERAL_ERROR, "object %d: stored private key: %v", o.ID, err)
+				return nil, hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "object %d: stored private key: %v", o.ID, err)
 			}
 			k.Private, k.Public = priv, priv.Public()
 		}
 	default:
-		return nil, Errorf(ck.CKR_KEY_HANDLE_INVALID, "the object is not a key")
+		return nil, hsmerr.Errorf(ck.CKR_KEY_HANDLE_INVALID, "the object is not a key")
 	}
 	if so != nil {
 		so.key = k
@@ -650,12 +651,12 @@ var (
 )
 
 // CheckMechanism returns the mechanism's row if it can do op.
-func checkMechanism(m Mech, op keyOp) (*Mechanism, error) {
-	row, ok := LookupMechanism(m.Type)
+func checkMechanism(m mech.Mech, op keyOp) (*mech.Mechanism, error) {
+	row, ok := mech.LookupMechanism(m.Type)
 	if !ok || row.Flags&op.flag == 0 {
-		return nil, Errorf(ck.CKR_MECHANISM_INVALID, "%s cannot %s", ck.MechName(m.Type), op.name)
+		return nil, hsmerr.Errorf(ck.CKR_MECHANISM_INVALID, "%s cannot %s", ck.MechName(m.Type), op.name)
 	}
-	if err := CheckParam(row, m); err != nil {
+	if err := mech.CheckParam(row, m); err != nil {
 		return nil, err
 	}
 	return row, nil
@@ -663,30 +664,30 @@ func checkMechanism(m Mech, op keyOp) (*Mechanism, error) {
 
 // useKey resolves a key for an operation and checks every rule: access, the
 // key's usage attribute, its type, the allowed mechanisms and the key size.
-func (e *Engine) useKey(c Caller, id uint64, m Mech, op keyOp) (*Mechanism, *Object, *Key, error) {
+func (e *Engine) useKey(c Caller, id uint64, m mech.Mech, op keyOp) (*mech.Mechanism, *object.Object, *mech.Key, error) {
 	row, err := checkMechanism(m, op)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	// A role that may use no key is refused before any lookup.
-	if err := Allowed(c.Role, ActUse, RelOwner); err != nil {
+	if err := object.Allowed(c.Role, object.ActUse, object.RelOwner); err != nil {
 		return nil, nil, nil, err
 	}
-	o, so, err := e.lookup(c, id, ActUse)
+	o, so, err := e.lookup(c, id, object.ActUse)
 	if err != nil {
-		if IsRV(err, ck.CKR_OBJECT_HANDLE_INVALID) {
-			err = Errorf(ck.CKR_KEY_HANDLE_INVALID, "no such key")
+		if hsmerr.IsRV(err, ck.CKR_OBJECT_HANDLE_INVALID) {
+			err = hsmerr.Errorf(ck.CKR_KEY_HANDLE_INVALID, "no such key")
 		}
 		return nil, nil, nil, err
 	}
-	if !IsKeyClass(o.Class()) {
-		return nil, nil, nil, Errorf(ck.CKR_KEY_HANDLE_INVALID, "the object is not a key")
+	if !object.IsKeyClass(o.Class()) {
+		return nil, nil, nil, hsmerr.Errorf(ck.CKR_KEY_HANDLE_INVALID, "the object is not a key")
 	}
 	if !o.Attrs.Bool(op.usage) {
-		return nil, nil, nil, Errorf(ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "the key's %s is not set", ck.AttrName(op.usage))
+		return nil, nil, nil, hsmerr.Errorf(ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "the key's %s is not set", ck.AttrName(op.usage))
 	}
 	if len(row.KeyTypes) > 0 && !slices.Contains(row.KeyTypes, o.KeyType()) {
-		return nil, nil, nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "%s does not take a %s key", ck.MechName(m.Type), ck.KeyTypeName(o.KeyType()))
+		return nil, nil, nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "%s does not take a %s key", ck.MechName(m.Type), ck.KeyTypeName(o.KeyType()))
 	}
 	if am := o.Attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 {
 		allowed := false
@@ -696,35 +697,28 @@ func (e *Engine) useKey(c Caller, id uint64, m Mech, op keyOp) (*Mechanism, *Obj
 			}
 		}
 		if !allowed {
-			return nil, nil, nil, Errorf(ck.CKR_MECHANISM_INVALID, "%s is not in the key's CKA_ALLOWED_MECHANISMS", ck.MechName(m.Type))
+			return nil, nil, nil, hsmerr.Errorf(ck.CKR_MECHANISM_INVALID, "%s is not in the key's CKA_ALLOWED_MECHANISMS", ck.MechName(m.Type))
 		}
 	}
 	k, err := e.keyOf(o, so)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if bits := uint64(KeyBits(k)); row.MaxKeySize > 0 {
+	if bits := uint64(mech.KeyBits(k)); row.MaxKeySize > 0 {
 		size := bits
 		if k.Class == ck.CKO_SECRET_KEY {
 			size = bits / 8
 		}
 		if size < row.MinKeySize || size > row.MaxKeySize {
-			return nil, nil, nil, Errorf(ck.CKR_KEY_SIZE_RANGE, "key size is outside %s's range", ck.MechName(m.Type))
+			return nil, nil, nil, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "key size is outside %s's range", ck.MechName(m.Type))
 		}
 	}
 	return row, o, k, nil
 }
 
-func checkData(name string, b []byte) error {
-	if len(b) > MaxDataLen {
-		return Errorf(ck.CKR_DATA_LEN_RANGE, "%s is longer than %d bytes", name, MaxDataLen)
-	}
-	return nil
-}
-
 // Sign signs or MACs data.
-func (e *Engine) Sign(c Caller, id uint64, m Mech, data []byte) ([]byte, error) {
-	if err := checkData("data", data); err != nil {
+func (e *Engine) Sign(c Caller, id uint64, m mech.Mech, data []byte) ([]byte, error) {
+	if err := mech.CheckData("data", data); err != nil {
 		return nil, err
 	}
 	row, _, k, err := e.useKey(c, id, m, opSign)
@@ -735,8 +729,8 @@ func (e *Engine) Sign(c Caller, id uint64, m Mech, data []byte) ([]byte, error) 
 }
 
 // Verify checks a signature or MAC.
-func (e *Engine) Verify(c Caller, id uint64, m Mech, data, sig []byte) error {
-	if err := checkData("data", data); err != nil {
+func (e *Engine) Verify(c Caller, id uint64, m mech.Mech, data, sig []byte) error {
+	if err := mech.CheckData("data", data); err != nil {
 		return err
 	}
 	row, _, k, err := e.useKey(c, id, m, opVerify)
@@ -747,8 +741,8 @@ func (e *Engine) Verify(c Caller, id uint64, m Mech, data, sig []byte) error {
 }
 
 // Encrypt encrypts data.
-func (e *Engine) Encrypt(c Caller, id uint64, m Mech, data []byte) ([]byte, error) {
-	if err := checkData("data", data); err != nil {
+func (e *Engine) Encrypt(c Caller, id uint64, m mech.Mech, data []byte) ([]byte, error) {
+	if err := mech.CheckData("data", data); err != nil {
 		return nil, err
 	}
 	row, _, k, err := e.useKey(c, id, m, opEncrypt)
@@ -759,8 +753,8 @@ func (e *Engine) Encrypt(c Caller, id uint64, m Mech, data []byte) ([]byte, erro
 }
 
 // Decrypt decrypts data.
-func (e *Engine) Decrypt(c Caller, id uint64, m Mech, data []byte) ([]byte, error) {
-	if err := checkData("data", data); err != nil {
+func (e *Engine) Decrypt(c Caller, id uint64, m mech.Mech, data []byte) ([]byte, error) {
+	if err := mech.CheckData("data", data); err != nil {
 		return nil, err
 	}
 	row, _, k, err := e.useKey(c, id, m, opDecrypt)
@@ -775,61 +769,46 @@ var outLenOps = map[string]keyOp{"sign": opSign, "encrypt": opEncrypt, "decrypt"
 
 // OutLen tells how long the output of an operation on inLen bytes can be,
 // without doing it. op is "sign", "encrypt" or "decrypt".
-func (e *Engine) OutLen(c Caller, id uint64, m Mech, op string, inLen int) (int, error) {
+func (e *Engine) OutLen(c Caller, id uint64, m mech.Mech, op string, inLen int) (int, error) {
 	kop, ok := outLenOps[op]
 	if !ok {
-		return 0, Errorf(ck.CKR_ARGUMENTS_BAD, "unknown operation %q", op)
+		return 0, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "unknown operation %q", op)
 	}
 	row, _, k, err := e.useKey(c, id, m, kop)
 	if err != nil {
 		return 0, err
 	}
 	if row.OutLen == nil {
-		return 0, Errorf(ck.CKR_MECHANISM_INVALID, "%s has no output length", ck.MechName(m.Type))
+		return 0, hsmerr.Errorf(ck.CKR_MECHANISM_INVALID, "%s has no output length", ck.MechName(m.Type))
 	}
 	return row.OutLen(k, m, inLen)
 }
 
-// Digest hashes data; it needs no key.
-func Digest(m Mech, data []byte) ([]byte, error) {
-	row, ok := LookupMechanism(m.Type)
-	if !ok || row.Digest == nil {
-		return nil, Errorf(ck.CKR_MECHANISM_INVALID, "%s is not a digest", ck.MechName(m.Type))
-	}
-	if err := CheckParam(row, m); err != nil {
-		return nil, err
-	}
-	if err := checkData("data", data); err != nil {
-		return nil, err
-	}
-	return row.Digest(m, data)
-}
-
 // Random returns n random bytes.
 func Random(n int) ([]byte, error) {
-	if n < 0 || n > MaxRandomLen {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "random length must be 0 to %d", MaxRandomLen)
+	if n < 0 || n > mech.MaxRandomLen {
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "random length must be 0 to %d", mech.MaxRandomLen)
 	}
-	return GenerateRandom(n)
+	return mech.GenerateRandom(n)
 }
 
-func checkTemplate(name string, t Template) error {
-	if len(t) > MaxTemplateAttrs {
-		return Errorf(ck.CKR_ARGUMENTS_BAD, "%s has more than %d attributes", name, MaxTemplateAttrs)
+func checkTemplate(name string, t object.Template) error {
+	if len(t) > object.MaxTemplateAttrs {
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%s has more than %d attributes", name, object.MaxTemplateAttrs)
 	}
 	for _, a := range t {
-		if len(a.Value) > MaxAttrValue {
-			return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s: %s is longer than %d bytes", name, ck.AttrName(a.Type), MaxAttrValue)
+		if len(a.Value) > object.MaxAttrValue {
+			return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s: %s is longer than %d bytes", name, ck.AttrName(a.Type), object.MaxAttrValue)
 		}
 	}
 	return nil
 }
 
 // finishKey sets the attributes only the HSM sets on a new key.
-func finishKey(a Attrs, id uint64, local bool, genMech uint64) {
+func finishKey(a object.Attrs, id uint64, local bool, genMech uint64) {
 	class, _ := a.Ulong(ck.CKA_CLASS)
 	a[ck.CKA_UNIQUE_ID] = []byte(fmt.Sprintf("%016x", id))
-	if !IsKeyClass(class) {
+	if !object.IsKeyClass(class) {
 		return
 	}
 	a.SetBool(ck.CKA_LOCAL, local)
@@ -846,13 +825,13 @@ func finishKey(a Attrs, id uint64, local bool, genMech uint64) {
 
 // secretKeyAttrs checks a secret key's length and sets CKA_VALUE_LEN and
 // CKA_CHECK_VALUE.
-func secretKeyAttrs(a Attrs, value []byte) error {
+func secretKeyAttrs(a object.Attrs, value []byte) error {
 	kt, _ := a.Ulong(ck.CKA_KEY_TYPE)
 	switch {
 	case kt == ck.CKK_AES && len(value) != 16 && len(value) != 24 && len(value) != 32:
-		return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "an AES key is 16, 24 or 32 bytes")
+		return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "an AES key is 16, 24 or 32 bytes")
 	case len(value) == 0 || len(value) > 512:
-		return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "a secret key is 1 to 512 bytes")
+		return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "a secret key is 1 to 512 bytes")
 	}
 	a.SetUlong(ck.CKA_VALUE_LEN, uint64(len(value)))
 	if kt == ck.CKK_AES {
@@ -869,12 +848,12 @@ func secretKeyAttrs(a Attrs, value []byte) error {
 
 // newObj is an object to be made, with its clear material if any.
 type newObj struct {
-	obj      *Object
+	obj      *object.Object
 	material []byte
-	key      *Key
-	local    bool   // generated in the HSM (CKA_LOCAL)
-	genMech  uint64 // the mechanism that generated it, when local (CKM_RSA_PKCS_KEY_PAIR_GEN is 0)
-	base     Attrs  // for a derived key, the base key's attributes
+	key      *mech.Key
+	local    bool         // generated in the HSM (CKA_LOCAL)
+	genMech  uint64       // the mechanism that generated it, when local (CKM_RSA_PKCS_KEY_PAIR_GEN is 0)
+	base     object.Attrs // for a derived key, the base key's attributes
 }
 
 // store makes the objects: token objects through one command, session
@@ -884,7 +863,7 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 	if err != nil {
 		return nil, err
 	}
-	var token []*Object
+	var token []*object.Object
 	ids := make([]uint64, len(objs))
 	for i, n := range objs {
 		id, err := newID()
@@ -923,7 +902,7 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 		e.sessMu.Lock()
 		if e.sessCount[c.Session]+session > e.sessLimit {
 			e.sessMu.Unlock()
-			return nil, Errorf(ck.CKR_DEVICE_MEMORY, "%s (%d per login session)", sessionObjectLimit, e.sessLimit)
+			return nil, hsmerr.Errorf(ck.CKR_DEVICE_MEMORY, "%s (%d per login session)", sessionObjectLimit, e.sessLimit)
 		}
 		e.sessCount[c.Session] += session
 		e.sessMu.Unlock()
@@ -973,13 +952,13 @@ func (e *Engine) recordedIDs(cmd *Command, ids []uint64, objs []newObj) error {
 	if r == nil {
 		// Committed, but this node has not applied it yet: the caller
 		// retries with the same ID and learns the outcome then.
-		return Errorf(ck.CKR_DEVICE_ERROR, "the write is committed but not yet applied on this node; retry it")
+		return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the write is committed but not yet applied on this node; retry it")
 	}
 	if err := r.Err(); err != nil {
 		return err
 	}
 	if r.Op != OpCreateObjects || len(r.Objects) != len(cmd.Objects) {
-		return Errorf(ck.CKR_ARGUMENTS_BAD, "the request ID was already used for another operation")
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the request ID was already used for another operation")
 	}
 	j := 0
 	for i, n := range objs {
@@ -1010,8 +989,8 @@ func (e *Engine) Logout(ctx context.Context, c Caller, expires int64) error {
 		Session: c.Session, Expires: expires})
 }
 
-func (e *Engine) canCreate(c Caller, tmpls ...Template) error {
-	if err := Allowed(c.Role, ActCreate, RelNone); err != nil {
+func (e *Engine) canCreate(c Caller, tmpls ...object.Template) error {
+	if err := object.Allowed(c.Role, object.ActCreate, object.RelNone); err != nil {
 		return err
 	}
 	for _, t := range tmpls {
@@ -1023,27 +1002,27 @@ func (e *Engine) canCreate(c Caller, tmpls ...Template) error {
 }
 
 // GenerateKey makes a secret key.
-func (e *Engine) GenerateKey(ctx context.Context, c Caller, m Mech, tmpl Template) (uint64, error) {
+func (e *Engine) GenerateKey(ctx context.Context, c Caller, m mech.Mech, tmpl object.Template) (uint64, error) {
 	if err := e.canCreate(c, tmpl); err != nil {
 		return 0, err
 	}
-	if err := CheckSecretKeyType(tmpl); err != nil {
+	if err := object.CheckSecretKeyType(tmpl); err != nil {
 		return 0, err
 	}
-	row, ok := LookupMechanism(m.Type)
+	row, ok := mech.LookupMechanism(m.Type)
 	if !ok || row.GenerateKey == nil {
-		return 0, Errorf(ck.CKR_MECHANISM_INVALID, "%s does not make secret keys", ck.MechName(m.Type))
+		return 0, hsmerr.Errorf(ck.CKR_MECHANISM_INVALID, "%s does not make secret keys", ck.MechName(m.Type))
 	}
-	if err := CheckParam(row, m); err != nil {
+	if err := mech.CheckParam(row, m); err != nil {
 		return 0, err
 	}
-	attrs, _, err := BuildAttrs(OpGenerate, tmpl, ck.CKO_SECRET_KEY, row.KeyTypes[0])
+	attrs, _, err := object.BuildAttrs(object.OpGenerate, tmpl, ck.CKO_SECRET_KEY, row.KeyTypes[0])
 	if err != nil {
 		return 0, err
 	}
 	size, _ := attrs.Ulong(ck.CKA_VALUE_LEN)
 	if size < row.MinKeySize || size > row.MaxKeySize || row.KeyTypes[0] == ck.CKK_AES && size != 16 && size != 24 && size != 32 {
-		return 0, Errorf(ck.CKR_KEY_SIZE_RANGE, "CKA_VALUE_LEN %d is outside %s's range", size, ck.MechName(m.Type))
+		return 0, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "CKA_VALUE_LEN %d is outside %s's range", size, ck.MechName(m.Type))
 	}
 	value, err := row.GenerateKey(rand.Reader, int(size))
 	if err != nil {
@@ -1052,8 +1031,8 @@ func (e *Engine) GenerateKey(ctx context.Context, c Caller, m Mech, tmpl Templat
 	if err := secretKeyAttrs(attrs, value); err != nil {
 		return 0, err
 	}
-	ids, err := e.storeObjects(ctx, c, newObj{obj: &Object{Attrs: attrs}, material: value, local: true, genMech: m.Type,
-		key: &Key{Class: ck.CKO_SECRET_KEY, KeyType: row.KeyTypes[0], Secret: value}})
+	ids, err := e.storeObjects(ctx, c, newObj{obj: &object.Object{Attrs: attrs}, material: value, local: true, genMech: m.Type,
+		key: &mech.Key{Class: ck.CKO_SECRET_KEY, KeyType: row.KeyTypes[0], Secret: value}})
 	if err != nil {
 		return 0, err
 	}
@@ -1061,39 +1040,39 @@ func (e *Engine) GenerateKey(ctx context.Context, c Caller, m Mech, tmpl Templat
 }
 
 // GenerateKeyPair makes a public and a private key.
-func (e *Engine) GenerateKeyPair(ctx context.Context, c Caller, m Mech, pubT, privT Template) (pub, priv uint64, err error) {
+func (e *Engine) GenerateKeyPair(ctx context.Context, c Caller, m mech.Mech, pubT, privT object.Template) (pub, priv uint64, err error) {
 	if err := e.canCreate(c, pubT, privT); err != nil {
 		return 0, 0, err
 	}
-	row, ok := LookupMechanism(m.Type)
+	row, ok := mech.LookupMechanism(m.Type)
 	if !ok || row.GenerateKeyPair == nil {
-		return 0, 0, Errorf(ck.CKR_MECHANISM_INVALID, "%s does not make key pairs", ck.MechName(m.Type))
+		return 0, 0, hsmerr.Errorf(ck.CKR_MECHANISM_INVALID, "%s does not make key pairs", ck.MechName(m.Type))
 	}
-	if err := CheckParam(row, m); err != nil {
+	if err := mech.CheckParam(row, m); err != nil {
 		return 0, 0, err
 	}
 	kt := row.KeyTypes[0]
-	pa, _, err := BuildAttrs(OpGenerate, pubT, ck.CKO_PUBLIC_KEY, kt)
+	pa, _, err := object.BuildAttrs(object.OpGenerate, pubT, ck.CKO_PUBLIC_KEY, kt)
 	if err != nil {
 		return 0, 0, err
 	}
-	va, _, err := BuildAttrs(OpGenerate, privT, ck.CKO_PRIVATE_KEY, kt)
+	va, _, err := object.BuildAttrs(object.OpGenerate, privT, ck.CKO_PRIVATE_KEY, kt)
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := PairUsage(pubT, privT, pa, va); err != nil {
+	if err := object.PairUsage(pubT, privT, pa, va); err != nil {
 		return 0, 0, err
 	}
-	p := KeyPairParams{PublicExponent: 65537, ECParams: pa[ck.CKA_EC_PARAMS]}
+	p := mech.KeyPairParams{PublicExponent: 65537, ECParams: pa[ck.CKA_EC_PARAMS]}
 	if bits, ok := pa.Ulong(ck.CKA_MODULUS_BITS); ok {
 		if bits < row.MinKeySize || bits > row.MaxKeySize {
-			return 0, 0, Errorf(ck.CKR_KEY_SIZE_RANGE, "CKA_MODULUS_BITS %d is outside %d..%d", bits, row.MinKeySize, row.MaxKeySize)
+			return 0, 0, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "CKA_MODULUS_BITS %d is outside %d..%d", bits, row.MinKeySize, row.MaxKeySize)
 		}
 		p.ModulusBits = int(bits)
 	}
 	if pe, ok := pa[ck.CKA_PUBLIC_EXPONENT]; ok {
 		if len(pe) == 0 || len(pe) > 4 {
-			return 0, 0, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_PUBLIC_EXPONENT is out of range")
+			return 0, 0, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_PUBLIC_EXPONENT is out of range")
 		}
 		v := 0
 		for _, b := range pe {
@@ -1105,19 +1084,19 @@ func (e *Engine) GenerateKeyPair(ctx context.Context, c Caller, m Mech, pubT, pr
 	if err != nil {
 		return 0, 0, err
 	}
-	_, public, err := PublicKeyAttrs(signer.Public())
+	_, public, err := mech.PublicKeyAttrs(signer.Public())
 	if err != nil {
 		return 0, 0, err
 	}
-	der, err := MarshalPrivateKey(signer)
+	der, err := mech.MarshalPrivateKey(signer)
 	if err != nil {
 		return 0, 0, err
 	}
-	AddPublicAttrs(pa, public)
-	AddPublicAttrs(va, public)
+	object.AddPublicAttrs(pa, public)
+	object.AddPublicAttrs(va, public)
 	ids, err := e.storeObjects(ctx, c,
-		newObj{obj: &Object{Attrs: pa}, local: true, genMech: m.Type, key: &Key{Class: ck.CKO_PUBLIC_KEY, KeyType: kt, Public: signer.Public()}},
-		newObj{obj: &Object{Attrs: va}, local: true, genMech: m.Type, material: der, key: &Key{Class: ck.CKO_PRIVATE_KEY, KeyType: kt, Private: signer, Public: signer.Public()}})
+		newObj{obj: &object.Object{Attrs: pa}, local: true, genMech: m.Type, key: &mech.Key{Class: ck.CKO_PUBLIC_KEY, KeyType: kt, Public: signer.Public()}},
+		newObj{obj: &object.Object{Attrs: va}, local: true, genMech: m.Type, material: der, key: &mech.Key{Class: ck.CKO_PRIVATE_KEY, KeyType: kt, Private: signer, Public: signer.Public()}})
 	if err != nil {
 		return 0, 0, err
 	}

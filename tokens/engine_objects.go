@@ -7,19 +7,22 @@ import (
 	"sort"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 )
 
 // CreateObject imports an object: data, certificate, or a key given in the
 // clear (C_CreateObject).
-func (e *Engine) CreateObject(ctx context.Context, c Caller, tmpl Template) (uint64, error) {
+func (e *Engine) CreateObject(ctx context.Context, c Caller, tmpl object.Template) (uint64, error) {
 	if err := e.canCreate(c, tmpl); err != nil {
 		return 0, err
 	}
-	attrs, secrets, err := BuildAttrs(OpCreate, tmpl, 0, ^uint64(0))
+	attrs, secrets, err := object.BuildAttrs(object.OpCreate, tmpl, 0, ^uint64(0))
 	if err != nil {
 		return 0, err
 	}
-	n := newObj{obj: &Object{Attrs: attrs}}
+	n := newObj{obj: &object.Object{Attrs: attrs}}
 	class, _ := attrs.Ulong(ck.CKA_CLASS)
 	kt, _ := attrs.Ulong(ck.CKA_KEY_TYPE)
 	switch class {
@@ -29,44 +32,44 @@ func (e *Engine) CreateObject(ctx context.Context, c Caller, tmpl Template) (uin
 		sum := sha1.Sum(attrs[ck.CKA_VALUE])
 		attrs[ck.CKA_CHECK_VALUE] = sum[:3]
 	case ck.CKO_PUBLIC_KEY:
-		pub, err := PublicKeyFromAttrs(kt, attrs)
+		pub, err := mech.PublicKeyFromAttrs(kt, attrs)
 		if err != nil {
 			return 0, err
 		}
-		_, pa, err := PublicKeyAttrs(pub)
+		_, pa, err := mech.PublicKeyAttrs(pub)
 		if err != nil {
 			return 0, err
 		}
 		if _, ok := attrs[ck.CKA_EC_POINT]; ok {
 			delete(pa, ck.CKA_EC_POINT) // keep the caller's encoding
 		}
-		AddPublicAttrs(attrs, pa)
-		n.key = &Key{Class: class, KeyType: kt, Public: pub}
+		object.AddPublicAttrs(attrs, pa)
+		n.key = &mech.Key{Class: class, KeyType: kt, Public: pub}
 	case ck.CKO_PRIVATE_KEY:
 		all := attrs.Clone()
 		for t, v := range secrets {
 			all[t] = v
 		}
-		priv, err := PrivateKeyFromAttrs(kt, all)
+		priv, err := mech.PrivateKeyFromAttrs(kt, all)
 		if err != nil {
 			return 0, err
 		}
-		der, err := MarshalPrivateKey(priv)
+		der, err := mech.MarshalPrivateKey(priv)
 		if err != nil {
 			return 0, err
 		}
-		_, pa, err := PublicKeyAttrs(priv.Public())
+		_, pa, err := mech.PublicKeyAttrs(priv.Public())
 		if err != nil {
 			return 0, err
 		}
-		AddPublicAttrs(attrs, pa)
-		n.material, n.key = der, &Key{Class: class, KeyType: kt, Private: priv, Public: priv.Public()}
+		object.AddPublicAttrs(attrs, pa)
+		n.material, n.key = der, &mech.Key{Class: class, KeyType: kt, Private: priv, Public: priv.Public()}
 	case ck.CKO_SECRET_KEY:
 		v := secrets[ck.CKA_VALUE]
 		if err := secretKeyAttrs(attrs, v); err != nil {
 			return 0, err
 		}
-		n.material, n.key = v, &Key{Class: class, KeyType: kt, Secret: v}
+		n.material, n.key = v, &mech.Key{Class: class, KeyType: kt, Secret: v}
 	}
 	ids, err := e.storeObjects(ctx, c, n)
 	if err != nil {
@@ -76,15 +79,15 @@ func (e *Engine) CreateObject(ctx context.Context, c Caller, tmpl Template) (uin
 }
 
 // CopyObject copies an object with some attributes changed (C_CopyObject).
-func (e *Engine) CopyObject(ctx context.Context, c Caller, id uint64, tmpl Template) (uint64, error) {
+func (e *Engine) CopyObject(ctx context.Context, c Caller, id uint64, tmpl object.Template) (uint64, error) {
 	if err := e.canCreate(c, tmpl); err != nil {
 		return 0, err
 	}
-	o, so, err := e.lookup(c, id, ActExport)
+	o, so, err := e.lookup(c, id, object.ActExport)
 	if err != nil {
 		return 0, err
 	}
-	next, err := ApplySet(o.Attrs, tmpl, c.Role, true)
+	next, err := object.ApplySet(o.Attrs, tmpl, c.Role, true)
 	if err != nil {
 		return 0, err
 	}
@@ -97,7 +100,7 @@ func (e *Engine) CopyObject(ctx context.Context, c Caller, id uint64, tmpl Templ
 		if err != nil {
 			return 0, err
 		}
-		if v, given := FindAttr(tmpl, ck.CKA_VALUE); given {
+		if v, given := object.FindAttr(tmpl, ck.CKA_VALUE); given {
 			m = append([]byte{}, v...)
 		}
 		delete(next, ck.CKA_VALUE) // the copy's value is sealed, not kept in Attrs
@@ -108,7 +111,7 @@ func (e *Engine) CopyObject(ctx context.Context, c Caller, id uint64, tmpl Templ
 	if _, ok := next[ck.CKA_TRUSTED]; ok {
 		next.SetBool(ck.CKA_TRUSTED, false)
 	}
-	n := newObj{obj: &Object{Attrs: next}, material: m}
+	n := newObj{obj: &object.Object{Attrs: next}, material: m}
 	if next.Bool(ck.CKA_LOCAL) {
 		n.local = true
 		n.genMech, _ = next.Ulong(ck.CKA_KEY_GEN_MECHANISM)
@@ -123,28 +126,28 @@ func (e *Engine) CopyObject(ctx context.Context, c Caller, id uint64, tmpl Templ
 
 // SetAttributes changes attributes (C_SetAttributeValue). A crypto officer
 // may set CKA_TRUSTED on any key; an owner may change what the rules allow.
-func (e *Engine) SetAttributes(ctx context.Context, c Caller, id uint64, tmpl Template) error {
+func (e *Engine) SetAttributes(ctx context.Context, c Caller, id uint64, tmpl object.Template) error {
 	if err := checkTemplate("template", tmpl); err != nil {
 		return err
 	}
 	if r, ok := e.replayed(ctx, c, OpSetAttributes); ok {
 		return r.Err()
 	}
-	act := ActModify
+	act := object.ActModify
 	if len(tmpl) > 0 && allTrusted(tmpl) {
-		act = ActSetTrusted
+		act = object.ActSetTrusted
 	}
 	o, so, err := e.lookup(c, id, act)
 	if err != nil {
 		return err
 	}
-	next, err := ApplySet(o.Attrs, tmpl, c.Role, false)
+	next, err := object.ApplySet(o.Attrs, tmpl, c.Role, false)
 	if err != nil {
 		return err
 	}
 	// A data object's new value is sealed here, before the command (and so
 	// the Raft log) holds it.
-	value, newValue := FindAttr(tmpl, ck.CKA_VALUE)
+	value, newValue := object.FindAttr(tmpl, ck.CKA_VALUE)
 	newValue = newValue && o.Class() == ck.CKO_DATA
 	if newValue {
 		delete(next, ck.CKA_VALUE)
@@ -179,7 +182,7 @@ func (e *Engine) SetAttributes(ctx context.Context, c Caller, id uint64, tmpl Te
 
 // dataValue returns a data object's CKA_VALUE: unsealed, or as stored in
 // clear by a version that did not seal it.
-func (e *Engine) dataValue(o *Object, so *sessionObject) ([]byte, error) {
+func (e *Engine) dataValue(o *object.Object, so *sessionObject) ([]byte, error) {
 	if so != nil {
 		return append([]byte{}, so.material...), nil
 	}
@@ -194,12 +197,12 @@ func (e *Engine) DestroyObject(ctx context.Context, c Caller, id uint64) error {
 	if r, ok := e.replayed(ctx, c, OpDestroyObject); ok {
 		return r.Err()
 	}
-	o, so, err := e.lookup(c, id, ActDestroy)
+	o, so, err := e.lookup(c, id, object.ActDestroy)
 	if err != nil {
 		return err
 	}
 	if !o.Attrs.Bool(ck.CKA_DESTROYABLE) {
-		return Errorf(ck.CKR_ACTION_PROHIBITED, "the object is not destroyable")
+		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "the object is not destroyable")
 	}
 	if so != nil {
 		e.sessMu.Lock()
@@ -222,12 +225,12 @@ func (e *Engine) Share(ctx context.Context, c Caller, id uint64, user string, sh
 	if r, ok := e.replayed(ctx, c, op); ok {
 		return r.Err()
 	}
-	_, so, err := e.lookup(c, id, ActShare)
+	_, so, err := e.lookup(c, id, object.ActShare)
 	if err != nil {
 		return err
 	}
 	if so != nil {
-		return Errorf(ck.CKR_ACTION_PROHIBITED, "session objects cannot be shared")
+		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "session objects cannot be shared")
 	}
 	if err := ValidUserName(user); err != nil {
 		return err
@@ -237,14 +240,14 @@ func (e *Engine) Share(ctx context.Context, c Caller, id uint64, user string, sh
 
 // FindObjects returns the IDs of the objects the caller can see that match
 // the template, session objects first, at most max of them (0: no limit).
-func (e *Engine) FindObjects(c Caller, tmpl Template, max int) ([]uint64, error) {
-	if c.Role != RoleCO && c.Role != RoleCU {
-		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
+func (e *Engine) FindObjects(c Caller, tmpl object.Template, max int) ([]uint64, error) {
+	if c.Role != object.RoleCO && c.Role != object.RoleCU {
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
 	}
 	if err := checkTemplate("template", tmpl); err != nil {
 		return nil, err
 	}
-	want, ok, err := DecodeFindTemplate(tmpl)
+	want, ok, err := object.DecodeFindTemplate(tmpl)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -252,7 +255,7 @@ func (e *Engine) FindObjects(c Caller, tmpl Template, max int) ([]uint64, error)
 	if tok, given := want[ck.CKA_TOKEN]; !given || tok[0] == 0 {
 		e.sessMu.Lock()
 		for id, so := range e.sessObjs {
-			if so.session == c.Session && so.obj.Owner == c.User && Matches(so.obj, want) {
+			if so.session == c.Session && so.obj.Owner == c.User && object.Matches(so.obj, want) {
 				ids = append(ids, id)
 			}
 		}
@@ -263,7 +266,7 @@ func (e *Engine) FindObjects(c Caller, tmpl Template, max int) ([]uint64, error)
 		return limit(ids, max), nil
 	}
 	q := Query{}
-	if c.Role == RoleCU {
+	if c.Role == object.RoleCU {
 		q.VisibleTo = c.User
 	}
 	if v, ok := want.Ulong(ck.CKA_CLASS); ok {
@@ -287,10 +290,10 @@ func (e *Engine) FindObjects(c Caller, tmpl Template, max int) ([]uint64, error)
 		return nil, err
 	}
 	for _, o := range objs {
-		if HiddenFrom(c.Role, ActRead, o) {
+		if object.HiddenFrom(c.Role, object.ActRead, o) {
 			continue
 		}
-		if Matches(o, want) && s.CheckAttrMAC(o) {
+		if object.Matches(o, want) && s.CheckAttrMAC(o) {
 			ids = append(ids, o.ID)
 			if max > 0 && len(ids) >= max {
 				break
@@ -311,21 +314,21 @@ func limit(ids []uint64, max int) []uint64 {
 type ObjectInfo struct {
 	ID         uint64
 	Owner      string
-	Attrs      Attrs
+	Attrs      object.Attrs
 	SharedWith []string
 	Token      bool
 }
 
 // ListObjects returns the visible token objects that match tmpl, with their
 // public attributes, for the admin CLI.
-func (e *Engine) ListObjects(c Caller, tmpl Template, max int) ([]ObjectInfo, error) {
-	ids, err := e.FindObjects(c, append(Template{{Type: ck.CKA_TOKEN, Value: EncodeBool(true)}}, tmpl...), max)
+func (e *Engine) ListObjects(c Caller, tmpl object.Template, max int) ([]ObjectInfo, error) {
+	ids, err := e.FindObjects(c, append(object.Template{{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)}}, tmpl...), max)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]ObjectInfo, 0, len(ids))
 	for _, id := range ids {
-		o, _, err := e.lookup(c, id, ActRead)
+		o, _, err := e.lookup(c, id, object.ActRead)
 		if err != nil {
 			continue // destroyed meanwhile
 		}
@@ -336,17 +339,17 @@ func (e *Engine) ListObjects(c Caller, tmpl Template, max int) ([]ObjectInfo, er
 
 // GetAttributes answers C_GetAttributeValue. A sensitive attribute is
 // revealed only to the owner of an extractable, non-sensitive key.
-func (e *Engine) GetAttributes(c Caller, id uint64, types []uint64) ([]AttrValue, error) {
-	if len(types) > MaxTemplateAttrs*4 {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "too many attributes asked for")
+func (e *Engine) GetAttributes(c Caller, id uint64, types []uint64) ([]object.AttrValue, error) {
+	if len(types) > object.MaxTemplateAttrs*4 {
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "too many attributes asked for")
 	}
-	o, so, err := e.lookup(c, id, ActRead)
+	o, so, err := e.lookup(c, id, object.ActRead)
 	if err != nil {
 		return nil, err
 	}
 	var secretErr error
 	secret := func(t uint64) ([]byte, bool) {
-		if Allowed(c.Role, ActExport, relationFor(c, o, so)) != nil {
+		if object.Allowed(c.Role, object.ActExport, relationFor(c, o, so)) != nil {
 			return nil, false
 		}
 		k, err := e.keyOf(o, so)
@@ -357,7 +360,7 @@ func (e *Engine) GetAttributes(c Caller, id uint64, types []uint64) ([]AttrValue
 		if k.Class == ck.CKO_SECRET_KEY {
 			return k.Secret, t == ck.CKA_VALUE
 		}
-		return PrivateKeyAttr(k.Private, t)
+		return mech.PrivateKeyAttr(k.Private, t)
 	}
 	sealed := func(t uint64) ([]byte, bool) {
 		if o.Class() != ck.CKO_DATA || t != ck.CKA_VALUE {
@@ -370,44 +373,44 @@ func (e *Engine) GetAttributes(c Caller, id uint64, types []uint64) ([]AttrValue
 		}
 		return v, true
 	}
-	out := ReadAttrs(o, types, secret, sealed)
+	out := object.ReadAttrs(o, types, secret, sealed)
 	if secretErr != nil {
 		return nil, secretErr
 	}
 	return out, nil
 }
 
-func relationFor(c Caller, o *Object, so *sessionObject) Relation {
+func relationFor(c Caller, o *object.Object, so *sessionObject) object.Relation {
 	if so != nil {
-		return RelOwner
+		return object.RelOwner
 	}
-	return RelationOf(c.User, o)
+	return object.RelationOf(c.User, o)
 }
 
 // WrapKey encrypts a key under a wrapping key: a secret key's value, or a
 // private key as PKCS#8.
-func (e *Engine) WrapKey(c Caller, m Mech, wrappingID, keyID uint64) ([]byte, error) {
+func (e *Engine) WrapKey(c Caller, m mech.Mech, wrappingID, keyID uint64) ([]byte, error) {
 	row, wk, wkey, err := e.useKey(c, wrappingID, m, opWrap)
 	if err != nil {
 		return nil, err
 	}
-	o, so, err := e.lookup(c, keyID, ActExport)
+	o, so, err := e.lookup(c, keyID, object.ActExport)
 	if err != nil {
-		if IsRV(err, ck.CKR_OBJECT_HANDLE_INVALID) {
-			err = Errorf(ck.CKR_KEY_HANDLE_INVALID, "no such key")
+		if hsmerr.IsRV(err, ck.CKR_OBJECT_HANDLE_INVALID) {
+			err = hsmerr.Errorf(ck.CKR_KEY_HANDLE_INVALID, "no such key")
 		}
 		return nil, err
 	}
 	if cl := o.Class(); cl != ck.CKO_SECRET_KEY && cl != ck.CKO_PRIVATE_KEY {
-		return nil, Errorf(ck.CKR_KEY_NOT_WRAPPABLE, "only secret and private keys can be wrapped")
+		return nil, hsmerr.Errorf(ck.CKR_KEY_NOT_WRAPPABLE, "only secret and private keys can be wrapped")
 	}
 	if !o.Attrs.Bool(ck.CKA_EXTRACTABLE) {
-		return nil, Errorf(ck.CKR_KEY_UNEXTRACTABLE, "the key is not extractable")
+		return nil, hsmerr.Errorf(ck.CKR_KEY_UNEXTRACTABLE, "the key is not extractable")
 	}
 	if o.Attrs.Bool(ck.CKA_WRAP_WITH_TRUSTED) && !wk.Attrs.Bool(ck.CKA_TRUSTED) {
-		return nil, Errorf(ck.CKR_KEY_NOT_WRAPPABLE, "the key may only be wrapped with a trusted key")
+		return nil, hsmerr.Errorf(ck.CKR_KEY_NOT_WRAPPABLE, "the key may only be wrapped with a trusted key")
 	}
-	if err := CheckWrapUse(wk); err != nil {
+	if err := object.CheckWrapUse(wk); err != nil {
 		return nil, err
 	}
 	if wk.Class() == ck.CKO_PUBLIC_KEY {
@@ -423,28 +426,28 @@ func (e *Engine) WrapKey(c Caller, m Mech, wrappingID, keyID uint64) ([]byte, er
 }
 
 // UnwrapKey decrypts a wrapped key into a new object.
-func (e *Engine) UnwrapKey(ctx context.Context, c Caller, m Mech, unwrappingID uint64, wrapped []byte, tmpl Template) (uint64, error) {
+func (e *Engine) UnwrapKey(ctx context.Context, c Caller, m mech.Mech, unwrappingID uint64, wrapped []byte, tmpl object.Template) (uint64, error) {
 	if err := e.canCreate(c, tmpl); err != nil {
 		return 0, err
 	}
-	if err := checkData("wrapped key", wrapped); err != nil {
+	if err := mech.CheckData("wrapped key", wrapped); err != nil {
 		return 0, err
 	}
 	row, uk, ukey, err := e.useKey(c, unwrappingID, m, opUnwrap)
 	if err != nil {
 		return 0, err
 	}
-	if err := CheckWrapUse(uk); err != nil {
+	if err := object.CheckWrapUse(uk); err != nil {
 		return 0, err
 	}
-	attrs, _, err := BuildAttrs(OpUnwrap, tmpl, 0, ^uint64(0))
+	attrs, _, err := object.BuildAttrs(object.OpUnwrap, tmpl, 0, ^uint64(0))
 	if err != nil {
 		return 0, err
 	}
 	pt, err := row.Decrypt(ukey, m, wrapped)
 	if err != nil {
-		if IsRV(err, ck.CKR_ENCRYPTED_DATA_INVALID) || IsRV(err, ck.CKR_ENCRYPTED_DATA_LEN_RANGE) {
-			return 0, Errorf(ck.CKR_WRAPPED_KEY_INVALID, "the wrapped key does not decrypt")
+		if hsmerr.IsRV(err, ck.CKR_ENCRYPTED_DATA_INVALID) || hsmerr.IsRV(err, ck.CKR_ENCRYPTED_DATA_LEN_RANGE) {
+			return 0, hsmerr.Errorf(ck.CKR_WRAPPED_KEY_INVALID, "the wrapped key does not decrypt")
 		}
 		return 0, err
 	}
@@ -453,38 +456,38 @@ func (e *Engine) UnwrapKey(ctx context.Context, c Caller, m Mech, unwrappingID u
 
 // importKey makes a secret or private key object from clear material that
 // came from unwrap or derive.
-func (e *Engine) importKey(ctx context.Context, c Caller, attrs Attrs, mat []byte, base Attrs) (uint64, error) {
+func (e *Engine) importKey(ctx context.Context, c Caller, attrs object.Attrs, mat []byte, base object.Attrs) (uint64, error) {
 	class, _ := attrs.Ulong(ck.CKA_CLASS)
 	kt, _ := attrs.Ulong(ck.CKA_KEY_TYPE)
-	n := newObj{obj: &Object{Attrs: attrs}, base: base}
+	n := newObj{obj: &object.Object{Attrs: attrs}, base: base}
 	switch class {
 	case ck.CKO_SECRET_KEY:
 		if l, ok := attrs.Ulong(ck.CKA_VALUE_LEN); ok {
 			if l == 0 || l > uint64(len(mat)) {
-				return 0, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN does not fit the key material")
+				return 0, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN does not fit the key material")
 			}
 			mat = mat[:l]
 		}
 		if err := secretKeyAttrs(attrs, mat); err != nil {
-			return 0, Errorf(ck.CKR_WRAPPED_KEY_INVALID, "%v", err)
+			return 0, hsmerr.Errorf(ck.CKR_WRAPPED_KEY_INVALID, "%v", err)
 		}
-		n.material, n.key = mat, &Key{Class: class, KeyType: kt, Secret: mat}
+		n.material, n.key = mat, &mech.Key{Class: class, KeyType: kt, Secret: mat}
 	case ck.CKO_PRIVATE_KEY:
-		got, priv, err := ParsePrivateKey(mat)
+		got, priv, err := mech.ParsePrivateKey(mat)
 		if err != nil {
-			return 0, Errorf(ck.CKR_WRAPPED_KEY_INVALID, "the unwrapped data is not a PKCS#8 private key")
+			return 0, hsmerr.Errorf(ck.CKR_WRAPPED_KEY_INVALID, "the unwrapped data is not a PKCS#8 private key")
 		}
 		if got != kt {
-			return 0, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "the unwrapped key is %s, the template says %s", ck.KeyTypeName(got), ck.KeyTypeName(kt))
+			return 0, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "the unwrapped key is %s, the template says %s", ck.KeyTypeName(got), ck.KeyTypeName(kt))
 		}
-		_, pa, err := PublicKeyAttrs(priv.Public())
+		_, pa, err := mech.PublicKeyAttrs(priv.Public())
 		if err != nil {
 			return 0, err
 		}
-		AddPublicAttrs(attrs, pa)
-		n.material, n.key = mat, &Key{Class: class, KeyType: kt, Private: priv, Public: priv.Public()}
+		object.AddPublicAttrs(attrs, pa)
+		n.material, n.key = mat, &mech.Key{Class: class, KeyType: kt, Private: priv, Public: priv.Public()}
 	default:
-		return 0, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "only secret and private keys can be unwrapped")
+		return 0, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "only secret and private keys can be unwrapped")
 	}
 	ids, err := e.storeObjects(ctx, c, n)
 	if err != nil {
@@ -494,7 +497,7 @@ func (e *Engine) importKey(ctx context.Context, c Caller, attrs Attrs, mat []byt
 }
 
 // DeriveKey derives a secret key from a base key (ECDH).
-func (e *Engine) DeriveKey(ctx context.Context, c Caller, m Mech, baseID uint64, tmpl Template) (uint64, error) {
+func (e *Engine) DeriveKey(ctx context.Context, c Caller, m mech.Mech, baseID uint64, tmpl object.Template) (uint64, error) {
 	if err := e.canCreate(c, tmpl); err != nil {
 		return 0, err
 	}
@@ -503,18 +506,18 @@ func (e *Engine) DeriveKey(ctx context.Context, c Caller, m Mech, baseID uint64,
 		return 0, err
 	}
 	full := tmpl
-	if _, ok := FindAttr(tmpl, ck.CKA_CLASS); !ok {
-		full = append(Template{{Type: ck.CKA_CLASS, Value: EncodeUlong(ck.CKO_SECRET_KEY)}}, full...)
+	if _, ok := object.FindAttr(tmpl, ck.CKA_CLASS); !ok {
+		full = append(object.Template{{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_SECRET_KEY)}}, full...)
 	}
-	if _, ok := FindAttr(tmpl, ck.CKA_KEY_TYPE); !ok {
-		full = append(Template{{Type: ck.CKA_KEY_TYPE, Value: EncodeUlong(ck.CKK_GENERIC_SECRET)}}, full...)
+	if _, ok := object.FindAttr(tmpl, ck.CKA_KEY_TYPE); !ok {
+		full = append(object.Template{{Type: ck.CKA_KEY_TYPE, Value: object.EncodeUlong(ck.CKK_GENERIC_SECRET)}}, full...)
 	}
-	attrs, _, err := BuildAttrs(OpDerive, full, 0, ^uint64(0))
+	attrs, _, err := object.BuildAttrs(object.OpDerive, full, 0, ^uint64(0))
 	if err != nil {
 		return 0, err
 	}
 	if cl, _ := attrs.Ulong(ck.CKA_CLASS); cl != ck.CKO_SECRET_KEY {
-		return 0, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "derive makes secret keys")
+		return 0, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "derive makes secret keys")
 	}
 	secret, err := row.Derive(bkey, m)
 	if err != nil {
@@ -523,29 +526,20 @@ func (e *Engine) DeriveKey(ctx context.Context, c Caller, m Mech, baseID uint64,
 	return e.importKey(ctx, c, attrs, secret, base.Attrs)
 }
 
-func FindAttr(t Template, typ uint64) ([]byte, bool) {
-	for _, a := range t {
-		if a.Type == typ {
-			return a.Value, true
-		}
-	}
-	return nil, false
-}
-
 // checkPublicWrap refuses to wrap under a public key whose private half the
 // caller may use to decrypt: it would decrypt the wrapped key in clear (the
 // Clulow attack across a key pair, which an imported copy of the public key
 // could otherwise play; see usage.go).
-func (e *Engine) checkPublicWrap(c Caller, pub *Object) error {
+func (e *Engine) checkPublicWrap(c Caller, pub *object.Object) error {
 	info := pub.Attrs[ck.CKA_PUBLIC_KEY_INFO]
 	if len(info) == 0 {
 		return nil
 	}
-	decrypts := func(o *Object) bool {
-		return o.Class() == ck.CKO_PRIVATE_KEY && o.Attrs.Bool(ck.CKA_DECRYPT) && !ValueKnown(o.Attrs) &&
+	decrypts := func(o *object.Object) bool {
+		return o.Class() == ck.CKO_PRIVATE_KEY && o.Attrs.Bool(ck.CKA_DECRYPT) && !object.ValueKnown(o.Attrs) &&
 			bytes.Equal(o.Attrs[ck.CKA_PUBLIC_KEY_INFO], info)
 	}
-	refuse := Errorf(ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "the wrapping key's private half may decrypt (CKA_DECRYPT): it could decrypt what it wraps")
+	refuse := hsmerr.Errorf(ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "the wrapping key's private half may decrypt (CKA_DECRYPT): it could decrypt what it wraps")
 	e.sessMu.Lock()
 	for _, so := range e.sessObjs {
 		if so.session == c.Session && so.obj.Owner == c.User && decrypts(so.obj) {

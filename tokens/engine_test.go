@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/openhsm/openhsm/tokens/sqlite"
 )
@@ -64,25 +67,25 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{e: e, m: m, rec: r,
-		co:    tokens.Caller{User: "admin", Role: tokens.RoleCO, Session: 1},
-		alice: tokens.Caller{User: "alice", Role: tokens.RoleCU, Session: 2},
-		bob:   tokens.Caller{User: "bob", Role: tokens.RoleCU, Session: 3}}
+		co:    tokens.Caller{User: "admin", Role: object.RoleCO, Session: 1},
+		alice: tokens.Caller{User: "alice", Role: object.RoleCU, Session: 2},
+		bob:   tokens.Caller{User: "bob", Role: object.RoleCU, Session: 3}}
 	for _, u := range []string{"alice", "bob"} {
-		if err := e.CreateUser(ctx, f.co, u, tokens.RoleCU, u+"-password"); err != nil {
+		if err := e.CreateUser(ctx, f.co, u, object.RoleCU, u+"-password"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return f
 }
 
-func ul(t, v uint64) tokens.Attribute { return tokens.Attribute{Type: t, Value: tokens.EncodeUlong(v)} }
-func bo(t uint64, v bool) tokens.Attribute {
-	return tokens.Attribute{Type: t, Value: tokens.EncodeBool(v)}
+func ul(t, v uint64) object.Attribute { return object.Attribute{Type: t, Value: object.EncodeUlong(v)} }
+func bo(t uint64, v bool) object.Attribute {
+	return object.Attribute{Type: t, Value: object.EncodeBool(v)}
 }
 
 func wantRV(t *testing.T, what string, err error, rv uint64) {
 	t.Helper()
-	if got := tokens.RV(err); got != rv {
+	if got := hsmerr.RV(err); got != rv {
 		t.Fatalf("%s: got %s (%v), want %s", what, ck.RVName(got), err, ck.RVName(rv))
 	}
 }
@@ -123,16 +126,16 @@ func TestLockout(t *testing.T) {
 func TestRolesAndSharing(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	aes := tokens.Mech{Type: ck.CKM_AES_KEY_GEN}
-	tmpl := tokens.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true)}
+	aes := mech.Mech{Type: ck.CKM_AES_KEY_GEN}
+	tmpl := object.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true)}
 	_, err := f.e.GenerateKey(ctx, f.co, aes, tmpl)
 	wantRV(t, "CO generates", err, ck.CKR_USER_NOT_LOGGED_IN)
-	wantRV(t, "CU creates user", f.e.CreateUser(ctx, f.alice, "eve", tokens.RoleCU, "eve-password"), ck.CKR_USER_NOT_LOGGED_IN)
+	wantRV(t, "CU creates user", f.e.CreateUser(ctx, f.alice, "eve", object.RoleCU, "eve-password"), ck.CKR_USER_NOT_LOGGED_IN)
 	id, err := f.e.GenerateKey(ctx, f.alice, aes, tmpl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gcm := tokens.Mech{Type: ck.CKM_AES_GCM, Param: &tokens.GCMParams{IV: make([]byte, 12), TagBits: 128}}
+	gcm := mech.Mech{Type: ck.CKM_AES_GCM, Param: &mech.GCMParams{IV: make([]byte, 12), TagBits: 128}}
 	ct, err := f.e.Encrypt(f.alice, id, gcm, []byte("hello"))
 	if err != nil {
 		t.Fatal(err)
@@ -152,8 +155,8 @@ func TestRolesAndSharing(t *testing.T) {
 	}
 	wantRV(t, "bob destroys", f.e.DestroyObject(ctx, f.bob, id), ck.CKR_ACTION_PROHIBITED)
 	wantRV(t, "bob re-shares", f.e.Share(ctx, f.bob, id, "admin", true), ck.CKR_ACTION_PROHIBITED)
-	wantRV(t, "bob relabels", f.e.SetAttributes(ctx, f.bob, id, tokens.Template{{Type: ck.CKA_LABEL, Value: []byte("x")}}), ck.CKR_ACTION_PROHIBITED)
-	wantRV(t, "CO sets trusted", f.e.SetAttributes(ctx, f.co, id, tokens.Template{bo(ck.CKA_TRUSTED, true)}), ck.CKR_OK)
+	wantRV(t, "bob relabels", f.e.SetAttributes(ctx, f.bob, id, object.Template{{Type: ck.CKA_LABEL, Value: []byte("x")}}), ck.CKR_ACTION_PROHIBITED)
+	wantRV(t, "CO sets trusted", f.e.SetAttributes(ctx, f.co, id, object.Template{bo(ck.CKA_TRUSTED, true)}), ck.CKR_OK)
 	wantRV(t, "delete owner of keys", f.e.DeleteUser(ctx, f.co, "alice"), ck.CKR_ACTION_PROHIBITED)
 	wantRV(t, "unshare", f.e.Share(ctx, f.alice, id, "bob", false), ck.CKR_OK)
 	_, err = f.e.Decrypt(f.bob, id, gcm, ct)
@@ -168,7 +171,7 @@ func TestRolesAndSharing(t *testing.T) {
 func TestSessionObjectsStayInTheirSession(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	id, err := f.e.GenerateKey(ctx, f.alice, tokens.Mech{Type: ck.CKM_GENERIC_SECRET_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 32)})
+	id, err := f.e.GenerateKey(ctx, f.alice, mech.Mech{Type: ck.CKM_GENERIC_SECRET_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,19 +197,19 @@ func TestSessionObjectsStayInTheirSession(t *testing.T) {
 func TestApplyIsDeterministic(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	id, err := f.e.GenerateKey(ctx, f.alice, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 16), bo(ck.CKA_TOKEN, true)})
+	id, err := f.e.GenerateKey(ctx, f.alice, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 16), bo(ck.CKA_TOKEN, true)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = f.e.GenerateKeyPair(ctx, f.alice, tokens.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
-		tokens.Template{{Type: ck.CKA_EC_PARAMS, Value: []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}}, bo(ck.CKA_TOKEN, true)},
-		tokens.Template{bo(ck.CKA_TOKEN, true)})
+	_, _, err = f.e.GenerateKeyPair(ctx, f.alice, mech.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		object.Template{{Type: ck.CKA_EC_PARAMS, Value: []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}}, bo(ck.CKA_TOKEN, true)},
+		object.Template{bo(ck.CKA_TOKEN, true)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.e.Share(ctx, f.alice, id, "bob", true)
 	f.e.Login(ctx, "bob", "wrong-password")
-	f.e.SetAttributes(ctx, f.alice, id, tokens.Template{{Type: ck.CKA_LABEL, Value: []byte("renamed")}})
+	f.e.SetAttributes(ctx, f.alice, id, object.Template{{Type: ck.CKA_LABEL, Value: []byte("renamed")}})
 	// A command refused at apply time must be refused alike on replay.
 	f.rec.Submit(ctx, &tokens.Command{Op: tokens.OpDestroyObject, Actor: "bob", ObjectID: id})
 
@@ -223,7 +226,7 @@ func TestApplyIsDeterministic(t *testing.T) {
 		users, _ := s.Users()
 		var out []any
 		for _, o := range objs {
-			out = append(out, o.ID, o.Owner, tokens.MarshalAttrs(o.Attrs), o.Sealed, o.SharedWith, o.MAC)
+			out = append(out, o.ID, o.Owner, object.MarshalAttrs(o.Attrs), o.Sealed, o.SharedWith, o.MAC)
 		}
 		for _, u := range users {
 			out = append(out, *u)
@@ -250,10 +253,10 @@ func TestApplyIsDeterministic(t *testing.T) {
 
 func FuzzDecodeCommand(f *testing.F) {
 	for _, c := range []*tokens.Command{
-		{Op: tokens.OpCreateUser, User: &tokens.User{Name: "a", Role: tokens.RoleCU, PasswordHash: "h"}},
+		{Op: tokens.OpCreateUser, User: &tokens.User{Name: "a", Role: object.RoleCU, PasswordHash: "h"}},
 		{Op: tokens.OpShare, Actor: "a", ObjectID: 5, Name: "b"},
-		{Op: tokens.OpSetAttributes, Actor: "a", ObjectID: 5, Changes: tokens.Template{{Type: 3, Value: []byte("x")}}},
-		{Op: tokens.OpCreateObjects, Actor: "a", Objects: []*tokens.Object{{ID: 1, Owner: "a", Attrs: tokens.Attrs{0: tokens.EncodeUlong(4)}, Sealed: []byte{1, 2}}}},
+		{Op: tokens.OpSetAttributes, Actor: "a", ObjectID: 5, Changes: object.Template{{Type: 3, Value: []byte("x")}}},
+		{Op: tokens.OpCreateObjects, Actor: "a", Objects: []*object.Object{{ID: 1, Owner: "a", Attrs: object.Attrs{0: object.EncodeUlong(4)}, Sealed: []byte{1, 2}}}},
 	} {
 		raw, _ := c.Encode()
 		f.Add(raw)
@@ -285,8 +288,8 @@ func FuzzDecodeCommand(f *testing.F) {
 func TestGeneratedKeysAreLocal(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	pub, priv, err := f.e.GenerateKeyPair(ctx, f.alice, tokens.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
-		tokens.Template{ul(ck.CKA_MODULUS_BITS, 2048)}, tokens.Template{})
+	pub, priv, err := f.e.GenerateKeyPair(ctx, f.alice, mech.Mech{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
+		object.Template{ul(ck.CKA_MODULUS_BITS, 2048)}, object.Template{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +298,7 @@ func TestGeneratedKeysAreLocal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(vs[0].Value, []byte{1}) || !bytes.Equal(vs[1].Value, tokens.EncodeUlong(ck.CKM_RSA_PKCS_KEY_PAIR_GEN)) {
+		if !bytes.Equal(vs[0].Value, []byte{1}) || !bytes.Equal(vs[1].Value, object.EncodeUlong(ck.CKM_RSA_PKCS_KEY_PAIR_GEN)) {
 			t.Errorf("object %d: CKA_LOCAL %x, CKA_KEY_GEN_MECHANISM %x", id, vs[0].Value, vs[1].Value)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"crypto/x509"
 	"testing"
 
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/passwords"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -21,7 +23,7 @@ import (
 // FuzzPasswordHash: a hash apply would refuse never matches, and costs no
 // argon2id work (VerifyPassword returns before it).
 func FuzzPasswordHash(f *testing.F) {
-	good, err := tokens.HashPassword("a fuzzing password")
+	good, err := passwords.HashPassword("a fuzzing password")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -29,10 +31,10 @@ func FuzzPasswordHash(f *testing.F) {
 	f.Add("$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5")
 	f.Add("$argon2id$v=19$m=8,t=1,p=1$$")
 	f.Fuzz(func(t *testing.T, h string) {
-		if tokens.CheckPasswordHash(h) == nil {
+		if passwords.CheckPasswordHash(h) == nil {
 			return // bounded by construction; verifying it is slow, not unsafe
 		}
-		if tokens.VerifyPassword(h, "a fuzzing password") {
+		if passwords.VerifyPassword(h, "a fuzzing password") {
 			t.Fatalf("a hash apply refuses matched: %q", h)
 		}
 	})
@@ -73,7 +75,7 @@ func FuzzParsePrivateKey(f *testing.F) {
 		f.Add(der)
 	}
 	f.Fuzz(func(t *testing.T, der []byte) {
-		_, k, err := tokens.ParsePrivateKey(der)
+		_, k, err := mech.ParsePrivateKey(der)
 		if err != nil {
 			return
 		}

@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/passwords"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,7 +22,7 @@ func TestLoginConcurrentGuessesVerifyAtMostFive(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	e := tokens.NewEngine(f.m, nil) // a LocalApplier: safe for concurrent use
-	before := tokens.ArgonRuns()
+	before := passwords.ArgonRuns()
 	var mu sync.Mutex
 	rvs := map[uint64]int{}
 	var wg sync.WaitGroup
@@ -29,14 +32,14 @@ func TestLoginConcurrentGuessesVerifyAtMostFive(t *testing.T) {
 			defer wg.Done()
 			_, err := e.Login(ctx, "alice", "wrong-password")
 			mu.Lock()
-			rvs[tokens.RV(err)]++
+			rvs[hsmerr.RV(err)]++
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	assert.Equal(t, tokens.MaxFailedLogins, rvs[ck.CKR_PIN_INCORRECT], "answers: %v", rvs)
 	assert.Equal(t, 40-tokens.MaxFailedLogins, rvs[ck.CKR_PIN_LOCKED], "answers: %v", rvs)
-	assert.Equal(t, int64(tokens.MaxFailedLogins), tokens.ArgonRuns()-before, "passwords hashed")
+	assert.Equal(t, int64(tokens.MaxFailedLogins), passwords.ArgonRuns()-before, "passwords hashed")
 	_, err := e.Login(ctx, "alice", "alice-password")
 	wantRV(t, "right password after the burst", err, ck.CKR_PIN_LOCKED)
 	users, err := e.ListUsers(f.co)
@@ -81,7 +84,7 @@ func TestLoginAttemptApplyTable(t *testing.T) {
 			l := &tokens.LocalApplier{M: f.m}
 			for i, s := range tc.steps {
 				err := l.Submit(context.Background(), &tokens.Command{Op: s.op, Name: "alice"})
-				require.Equal(t, ck.RVName(s.want), ck.RVName(tokens.RV(err)), "step %d (%s): %v", i, s.op, err)
+				require.Equal(t, ck.RVName(s.want), ck.RVName(hsmerr.RV(err)), "step %d (%s): %v", i, s.op, err)
 			}
 			u, err := f.m.Store().User("alice")
 			require.NoError(t, err)
@@ -128,7 +131,7 @@ func TestBreakGlassUnlockApply(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			err := l.Submit(context.Background(), &tokens.Command{Op: tokens.OpUnlockUser, Actor: tc.actor, Name: "alice",
 				Time: now, BreakGlass: tc.proof})
-			require.Equal(t, ck.RVName(tc.want), ck.RVName(tokens.RV(err)), "%v", err)
+			require.Equal(t, ck.RVName(tc.want), ck.RVName(hsmerr.RV(err)), "%v", err)
 			u, err := f.m.Store().User("alice")
 			require.NoError(t, err)
 			assert.Equal(t, tc.want != ck.CKR_OK, u.Locked, "locked afterwards")
@@ -146,7 +149,7 @@ func TestCheckUserNumber(t *testing.T) {
 	_, err = f.e.CheckUser("alice", u.Number, u.Generation)
 	require.NoError(t, err)
 	require.NoError(t, f.e.DeleteUser(ctx, f.co, "alice"))
-	require.NoError(t, f.e.CreateUser(ctx, f.co, "alice", tokens.RoleCO, "alice-password"))
+	require.NoError(t, f.e.CreateUser(ctx, f.co, "alice", object.RoleCO, "alice-password"))
 	again, err := f.e.Login(ctx, "alice", "alice-password")
 	require.NoError(t, err)
 	require.Equal(t, u.Generation, again.Generation, "the generation restarts: it alone cannot tell the two apart")

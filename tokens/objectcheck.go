@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/sha1"
-	"slices"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 )
 
 // CheckNewObject checks a finished object, as the engine makes it, against
@@ -28,12 +30,12 @@ import (
 // valid generating mechanism looks exactly like a generated one. Only the
 // proof that a logged-in API call produced the command (the Forward MAC)
 // closes that.
-func CheckNewObject(o *Object, material []byte) error {
-	class, keyType, err := CheckStoredAttrs(o)
+func CheckNewObject(o *object.Object, material []byte) error {
+	class, keyType, err := object.CheckStoredAttrs(o)
 	if err != nil {
 		return err
 	}
-	if IsKeyClass(class) {
+	if object.IsKeyClass(class) {
 		if err := checkKeyOrigin(o.Attrs, class, keyType); err != nil {
 			return err
 		}
@@ -44,26 +46,26 @@ func CheckNewObject(o *Object, material []byte) error {
 // checkKeyOrigin keeps CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE
 // and CKA_NEVER_EXTRACTABLE consistent with each other and the key, as
 // finishKey sets them.
-func checkKeyOrigin(a Attrs, class, keyType uint64) error {
-	mech, _ := a.Ulong(ck.CKA_KEY_GEN_MECHANISM)
+func checkKeyOrigin(a object.Attrs, class, keyType uint64) error {
+	genMech, _ := a.Ulong(ck.CKA_KEY_GEN_MECHANISM)
 	if a.Bool(ck.CKA_LOCAL) {
-		row, ok := LookupMechanism(mech)
+		row, ok := mech.LookupMechanism(genMech)
 		gen := ok && len(row.KeyTypes) > 0 && row.KeyTypes[0] == keyType &&
 			(class == ck.CKO_SECRET_KEY && row.GenerateKey != nil || class != ck.CKO_SECRET_KEY && row.GenerateKeyPair != nil)
 		if !gen {
-			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_LOCAL needs the mechanism that generates this key type")
+			return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_LOCAL needs the mechanism that generates this key type")
 		}
-	} else if mech != unavailableInfo {
-		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_KEY_GEN_MECHANISM on a key that was not generated here")
+	} else if genMech != unavailableInfo {
+		return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_KEY_GEN_MECHANISM on a key that was not generated here")
 	}
 	if class == ck.CKO_PUBLIC_KEY {
 		return nil
 	}
 	if a.Bool(ck.CKA_ALWAYS_SENSITIVE) && !a.Bool(ck.CKA_SENSITIVE) {
-		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_ALWAYS_SENSITIVE on a key that is not sensitive")
+		return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_ALWAYS_SENSITIVE on a key that is not sensitive")
 	}
 	if a.Bool(ck.CKA_NEVER_EXTRACTABLE) && a.Bool(ck.CKA_EXTRACTABLE) {
-		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_NEVER_EXTRACTABLE on an extractable key")
+		return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_NEVER_EXTRACTABLE on an extractable key")
 	}
 	return nil
 }
@@ -71,40 +73,40 @@ func checkKeyOrigin(a Attrs, class, keyType uint64) error {
 // checkMaterial checks the attributes the HSM derives from an object's
 // value: a secret key's length and check value, a key pair's public
 // attributes, a certificate's check value.
-func checkMaterial(o *Object, class, keyType uint64, material []byte) error {
+func checkMaterial(o *object.Object, class, keyType uint64, material []byte) error {
 	a := o.Attrs
 	switch class {
 	case ck.CKO_SECRET_KEY:
 		if material == nil {
-			return Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "object: a secret key needs its sealed value")
+			return hsmerr.Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "object: a secret key needs its sealed value")
 		}
-		want := Attrs{}
+		want := object.Attrs{}
 		want.SetUlong(ck.CKA_KEY_TYPE, keyType)
 		if err := secretKeyAttrs(want, material); err != nil {
 			return err
 		}
 		for _, t := range []uint64{ck.CKA_VALUE_LEN, ck.CKA_CHECK_VALUE} {
 			if !bytes.Equal(a[t], want[t]) {
-				return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: %s does not match the key", ck.AttrName(t))
+				return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: %s does not match the key", ck.AttrName(t))
 			}
 		}
 	case ck.CKO_PRIVATE_KEY:
 		if material == nil {
-			return Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "object: a private key needs its sealed value")
+			return hsmerr.Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "object: a private key needs its sealed value")
 		}
-		kt, priv, err := ParsePrivateKey(material)
+		kt, priv, err := mech.ParsePrivateKey(material)
 		if err != nil {
-			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the sealed value is not a private key")
+			return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the sealed value is not a private key")
 		}
 		if kt != keyType {
-			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the sealed key is %s, CKA_KEY_TYPE says %s", ck.KeyTypeName(kt), ck.KeyTypeName(keyType))
+			return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the sealed key is %s, CKA_KEY_TYPE says %s", ck.KeyTypeName(kt), ck.KeyTypeName(keyType))
 		}
 		return samePublicAttrs(a, class, keyType, priv.Public(), false)
 	case ck.CKO_PUBLIC_KEY:
 		if material != nil {
-			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: a public key has no sealed value")
+			return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: a public key has no sealed value")
 		}
-		pub, err := PublicKeyFromAttrs(keyType, a)
+		pub, err := mech.PublicKeyFromAttrs(keyType, a)
 		if err != nil {
 			return err
 		}
@@ -113,46 +115,34 @@ func checkMaterial(o *Object, class, keyType uint64, material []byte) error {
 		return samePublicAttrs(a, class, keyType, pub, true)
 	case ck.CKO_CERTIFICATE:
 		if material != nil {
-			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: a certificate has no sealed value")
+			return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: a certificate has no sealed value")
 		}
 		sum := sha1.Sum(a[ck.CKA_VALUE])
 		if !bytes.Equal(a[ck.CKA_CHECK_VALUE], sum[:3]) {
-			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_CHECK_VALUE does not match the certificate")
+			return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_CHECK_VALUE does not match the certificate")
 		}
 	}
 	// Data objects may carry a sealed value or not.
 	return nil
 }
 
-// SortedTypes returns the attribute types of a in order.
-func SortedTypes(a Attrs) []uint64 { return SortedKeys(a) }
-
-func SortedKeys[V any](m map[uint64]V) []uint64 {
-	keys := make([]uint64, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 // samePublicAttrs checks that every public attribute of the key that applies
 // to the object's class holds the key's value.
-func samePublicAttrs(a Attrs, class, keyType uint64, pub crypto.PublicKey, skipPoint bool) error {
-	kt, want, err := PublicKeyAttrs(pub)
+func samePublicAttrs(a object.Attrs, class, keyType uint64, pub crypto.PublicKey, skipPoint bool) error {
+	kt, want, err := mech.PublicKeyAttrs(pub)
 	if err != nil {
 		return err
 	}
 	if kt != keyType {
-		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the key is %s, CKA_KEY_TYPE says %s", ck.KeyTypeName(kt), ck.KeyTypeName(keyType))
+		return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: the key is %s, CKA_KEY_TYPE says %s", ck.KeyTypeName(kt), ck.KeyTypeName(keyType))
 	}
-	for _, t := range SortedTypes(want) {
+	for _, t := range object.SortedTypes(want) {
 		v := want[t]
-		if !AttrApplies(class, keyType, t) || skipPoint && t == ck.CKA_EC_POINT {
+		if !object.AttrApplies(class, keyType, t) || skipPoint && t == ck.CKA_EC_POINT {
 			continue
 		}
 		if !bytes.Equal(a[t], v) {
-			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: %s does not match the key", ck.AttrName(t))
+			return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: %s does not match the key", ck.AttrName(t))
 		}
 	}
 	return nil

@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/require"
 )
@@ -45,21 +48,21 @@ func legitCommand(t *testing.T, w *authzWorld, kind string) *tokens.Command {
 	t.Helper()
 	cp := &capture{}
 	e := tokens.NewEngine(w.m, cp)
-	alice := tokens.Caller{User: "alice", Role: tokens.RoleCU, Session: 9}
+	alice := tokens.Caller{User: "alice", Role: object.RoleCU, Session: 9}
 	tok := bo(ck.CKA_TOKEN, true)
 	var err error
 	switch kind {
 	case "aes":
-		_, err = e.GenerateKey(t.Context(), alice, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 32), tok})
+		_, err = e.GenerateKey(t.Context(), alice, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 32), tok})
 	case "ec pair":
-		_, _, err = e.GenerateKeyPair(t.Context(), alice, tokens.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
-			tokens.Template{{Type: ck.CKA_EC_PARAMS, Value: p256Params}, tok}, tokens.Template{tok})
+		_, _, err = e.GenerateKeyPair(t.Context(), alice, mech.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
+			object.Template{{Type: ck.CKA_EC_PARAMS, Value: p256Params}, tok}, object.Template{tok})
 	case "certificate":
 		der := selfSignedDER(t)
-		_, err = e.CreateObject(t.Context(), alice, tokens.Template{ul(ck.CKA_CLASS, ck.CKO_CERTIFICATE),
+		_, err = e.CreateObject(t.Context(), alice, object.Template{ul(ck.CKA_CLASS, ck.CKO_CERTIFICATE),
 			ul(ck.CKA_CERTIFICATE_TYPE, ck.CKC_X_509), {Type: ck.CKA_SUBJECT, Value: []byte("s")}, {Type: ck.CKA_VALUE, Value: der}, tok})
 	case "data":
-		_, err = e.CreateObject(t.Context(), alice, tokens.Template{ul(ck.CKA_CLASS, ck.CKO_DATA), {Type: ck.CKA_VALUE, Value: []byte("v")}, tok})
+		_, err = e.CreateObject(t.Context(), alice, object.Template{ul(ck.CKA_CLASS, ck.CKO_DATA), {Type: ck.CKA_VALUE, Value: []byte("v")}, tok})
 	default:
 		t.Fatalf("unknown kind %s", kind)
 	}
@@ -73,14 +76,14 @@ func legitCommand(t *testing.T, w *authzWorld, kind string) *tokens.Command {
 // applies it directly: apply must refuse it and store nothing.
 func TestApplyCreateObjectsTemplateRules(t *testing.T) {
 	w := newAuthzWorld(t, true)
-	set := func(t uint64, v []byte) func(*testing.T, *tokens.Object) {
-		return func(_ *testing.T, o *tokens.Object) { o.Attrs[t] = v }
+	set := func(t uint64, v []byte) func(*testing.T, *object.Object) {
+		return func(_ *testing.T, o *object.Object) { o.Attrs[t] = v }
 	}
-	del := func(t uint64) func(*testing.T, *tokens.Object) {
-		return func(_ *testing.T, o *tokens.Object) { delete(o.Attrs, t) }
+	del := func(t uint64) func(*testing.T, *object.Object) {
+		return func(_ *testing.T, o *object.Object) { delete(o.Attrs, t) }
 	}
-	reseal := func(owner string, material func(t *testing.T) []byte) func(*testing.T, *tokens.Object) {
-		return func(t *testing.T, o *tokens.Object) {
+	reseal := func(owner string, material func(t *testing.T) []byte) func(*testing.T, *object.Object) {
+		return func(t *testing.T, o *object.Object) {
 			var err error
 			o.Sealed, err = w.s.Seal(o.ID, owner, material(t))
 			require.NoError(t, err)
@@ -105,14 +108,14 @@ func TestApplyCreateObjectsTemplateRules(t *testing.T) {
 		name  string
 		kind  string
 		index int // which object of the command
-		forge func(*testing.T, *tokens.Object)
+		forge func(*testing.T, *object.Object)
 	}{
 		{"CKA_TRUSTED by a crypto user", "aes", 0, set(ck.CKA_TRUSTED, []byte{1})},
 		{"CKA_TRUSTED certificate", "certificate", 0, set(ck.CKA_TRUSTED, []byte{1})},
 		{"secret value in the clear", "aes", 0, set(ck.CKA_VALUE, make([]byte, 32))},
 		{"private scalar in the clear", "ec pair", 1, set(ck.CKA_VALUE, []byte{1, 2, 3})},
-		{"key type of another class", "aes", 0, set(ck.CKA_KEY_TYPE, tokens.EncodeUlong(ck.CKK_RSA))},
-		{"unsupported class", "data", 0, set(ck.CKA_CLASS, tokens.EncodeUlong(ck.CKO_HW_FEATURE))},
+		{"key type of another class", "aes", 0, set(ck.CKA_KEY_TYPE, object.EncodeUlong(ck.CKK_RSA))},
+		{"unsupported class", "data", 0, set(ck.CKA_CLASS, object.EncodeUlong(ck.CKO_HW_FEATURE))},
 		{"attribute of another class", "aes", 0, set(ck.CKA_MODULUS, []byte{1})},
 		{"unknown attribute", "data", 0, set(0x80001234, []byte{1})},
 		{"malformed bool", "aes", 0, set(ck.CKA_SENSITIVE, []byte{2})},
@@ -120,14 +123,14 @@ func TestApplyCreateObjectsTemplateRules(t *testing.T) {
 		{"missing CKA_PRIVATE", "data", 0, del(ck.CKA_PRIVATE)},
 		{"not sensitive yet always sensitive", "aes", 0, set(ck.CKA_SENSITIVE, []byte{0})},
 		{"extractable yet never extractable", "aes", 0, set(ck.CKA_EXTRACTABLE, []byte{1})},
-		{"CKA_LOCAL with another key type's mechanism", "aes", 0, set(ck.CKA_KEY_GEN_MECHANISM, tokens.EncodeUlong(ck.CKM_RSA_PKCS_KEY_PAIR_GEN))},
+		{"CKA_LOCAL with another key type's mechanism", "aes", 0, set(ck.CKA_KEY_GEN_MECHANISM, object.EncodeUlong(ck.CKM_RSA_PKCS_KEY_PAIR_GEN))},
 		{"CKA_LOCAL false with a generating mechanism", "aes", 0, set(ck.CKA_LOCAL, []byte{0})},
 		{"CKA_LOCAL on an import", "data", 0, set(ck.CKA_LOCAL, []byte{1})},
 		{"always authenticate", "ec pair", 1, set(ck.CKA_ALWAYS_AUTHENTICATE, []byte{1})},
 		{"check value of another key", "aes", 0, set(ck.CKA_CHECK_VALUE, []byte{1, 2, 3})},
-		{"value length of another key", "aes", 0, set(ck.CKA_VALUE_LEN, tokens.EncodeUlong(16))},
-		{"no sealed value", "aes", 0, func(_ *testing.T, o *tokens.Object) { o.Sealed = nil }},
-		{"garbage sealed value", "aes", 0, func(_ *testing.T, o *tokens.Object) { o.Sealed = make([]byte, 60) }},
+		{"value length of another key", "aes", 0, set(ck.CKA_VALUE_LEN, object.EncodeUlong(16))},
+		{"no sealed value", "aes", 0, func(_ *testing.T, o *object.Object) { o.Sealed = nil }},
+		{"garbage sealed value", "aes", 0, func(_ *testing.T, o *object.Object) { o.Sealed = make([]byte, 60) }},
 		{"value sealed for another owner", "aes", 0, reseal("carol", aes16)},
 		{"value of another length", "aes", 0, reseal("alice", aes16)},
 		{"private key of another key", "ec pair", 1, reseal("alice", otherEC)},
@@ -138,7 +141,7 @@ func TestApplyCreateObjectsTemplateRules(t *testing.T) {
 		{"certificate check value", "certificate", 0, set(ck.CKA_CHECK_VALUE, []byte{1, 2, 3})},
 		{"unique id of another object", "data", 0, set(ck.CKA_UNIQUE_ID, []byte("0000000000000001"))},
 		{"session object", "data", 0, set(ck.CKA_TOKEN, []byte{0})},
-		{"oversized value", "data", 0, set(ck.CKA_VALUE, make([]byte, tokens.MaxAttrValue+1))},
+		{"oversized value", "data", 0, set(ck.CKA_VALUE, make([]byte, object.MaxAttrValue+1))},
 	}
 	for _, kind := range []string{"aes", "ec pair", "certificate", "data"} {
 		t.Run("legitimate "+kind, func(t *testing.T) {
@@ -171,17 +174,17 @@ func TestEngineTokenObjectsPassApply(t *testing.T) {
 		require.NoError(t, err)
 		return id
 	}
-	aes := mustID(e.GenerateKey(ctx, alice, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 32), tok, bo(ck.CKA_EXTRACTABLE, true)}))
-	mustID(e.GenerateKey(ctx, alice, tokens.Mech{Type: ck.CKM_GENERIC_SECRET_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 48), tok}))
+	aes := mustID(e.GenerateKey(ctx, alice, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 32), tok, bo(ck.CKA_EXTRACTABLE, true)}))
+	mustID(e.GenerateKey(ctx, alice, mech.Mech{Type: ck.CKM_GENERIC_SECRET_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 48), tok}))
 	for _, pair := range []struct {
 		mech uint64
-		pub  tokens.Template
+		pub  object.Template
 	}{
-		{ck.CKM_RSA_PKCS_KEY_PAIR_GEN, tokens.Template{ul(ck.CKA_MODULUS_BITS, 2048)}},
-		{ck.CKM_EC_KEY_PAIR_GEN, tokens.Template{{Type: ck.CKA_EC_PARAMS, Value: p256Params}}},
-		{ck.CKM_EC_EDWARDS_KEY_PAIR_GEN, tokens.Template{{Type: ck.CKA_EC_PARAMS, Value: []byte("\x13\x0cedwards25519")}}},
+		{ck.CKM_RSA_PKCS_KEY_PAIR_GEN, object.Template{ul(ck.CKA_MODULUS_BITS, 2048)}},
+		{ck.CKM_EC_KEY_PAIR_GEN, object.Template{{Type: ck.CKA_EC_PARAMS, Value: p256Params}}},
+		{ck.CKM_EC_EDWARDS_KEY_PAIR_GEN, object.Template{{Type: ck.CKA_EC_PARAMS, Value: []byte("\x13\x0cedwards25519")}}},
 	} {
-		_, _, err := e.GenerateKeyPair(ctx, alice, tokens.Mech{Type: pair.mech}, append(pair.pub, tok), tokens.Template{tok, bo(ck.CKA_DERIVE, true)})
+		_, _, err := e.GenerateKeyPair(ctx, alice, mech.Mech{Type: pair.mech}, append(pair.pub, tok), object.Template{tok, bo(ck.CKA_DERIVE, true)})
 		require.NoError(t, err, ck.MechName(pair.mech))
 	}
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -190,7 +193,7 @@ func TestEngineTokenObjectsPassApply(t *testing.T) {
 	require.NoError(t, err)
 	_, edKey, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	for name, tmpl := range map[string]tokens.Template{
+	for name, tmpl := range map[string]object.Template{
 		"data": {ul(ck.CKA_CLASS, ck.CKO_DATA), {Type: ck.CKA_VALUE, Value: []byte("v")}},
 		"certificate": {ul(ck.CKA_CLASS, ck.CKO_CERTIFICATE), ul(ck.CKA_CERTIFICATE_TYPE, ck.CKC_X_509),
 			{Type: ck.CKA_SUBJECT, Value: []byte("s")}, {Type: ck.CKA_VALUE, Value: selfSignedDER(t)}},
@@ -207,28 +210,28 @@ func TestEngineTokenObjectsPassApply(t *testing.T) {
 	}
 
 	// A derived key (ECDH) and an unwrapped one.
-	ecPriv := mustID(e.CreateObject(ctx, alice, tokens.Template{ul(ck.CKA_CLASS, ck.CKO_PRIVATE_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_EC),
+	ecPriv := mustID(e.CreateObject(ctx, alice, object.Template{ul(ck.CKA_CLASS, ck.CKO_PRIVATE_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_EC),
 		{Type: ck.CKA_EC_PARAMS, Value: p256Params}, {Type: ck.CKA_VALUE, Value: ecKey.D.Bytes()}, bo(ck.CKA_DERIVE, true), tok}))
 	peer, err := ecdh.P256().GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	mustID(e.DeriveKey(ctx, alice, tokens.Mech{Type: ck.CKM_ECDH1_DERIVE, Param: &tokens.ECDHParams{KDF: ck.CKD_NULL, PublicData: peer.PublicKey().Bytes()}},
-		ecPriv, tokens.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_GENERIC_SECRET), tok}))
-	kek := mustID(e.GenerateKey(ctx, alice, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tokens.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_WRAP, true), bo(ck.CKA_UNWRAP, true), tok}))
-	wrapped, err := e.WrapKey(alice, tokens.Mech{Type: ck.CKM_AES_KEY_WRAP}, kek, aes)
+	mustID(e.DeriveKey(ctx, alice, mech.Mech{Type: ck.CKM_ECDH1_DERIVE, Param: &mech.ECDHParams{KDF: ck.CKD_NULL, PublicData: peer.PublicKey().Bytes()}},
+		ecPriv, object.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_GENERIC_SECRET), tok}))
+	kek := mustID(e.GenerateKey(ctx, alice, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_WRAP, true), bo(ck.CKA_UNWRAP, true), tok}))
+	wrapped, err := e.WrapKey(alice, mech.Mech{Type: ck.CKM_AES_KEY_WRAP}, kek, aes)
 	require.NoError(t, err)
-	mustID(e.UnwrapKey(ctx, alice, tokens.Mech{Type: ck.CKM_AES_KEY_WRAP}, kek, wrapped,
-		tokens.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_AES), tok}))
+	mustID(e.UnwrapKey(ctx, alice, mech.Mech{Type: ck.CKM_AES_KEY_WRAP}, kek, wrapped,
+		object.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_AES), tok}))
 
 	// A crypto officer trusts the key; alice's copy is a new, untrusted
 	// object, and apply takes it.
-	require.NoError(t, e.SetAttributes(ctx, f.co, aes, tokens.Template{bo(ck.CKA_TRUSTED, true)}))
-	cp := mustID(e.CopyObject(ctx, alice, aes, tokens.Template{by(ck.CKA_LABEL, "copy")}))
+	require.NoError(t, e.SetAttributes(ctx, f.co, aes, object.Template{bo(ck.CKA_TRUSTED, true)}))
+	cp := mustID(e.CopyObject(ctx, alice, aes, object.Template{by(ck.CKA_LABEL, "copy")}))
 	vals, err := e.GetAttributes(alice, cp, []uint64{ck.CKA_TRUSTED})
 	require.NoError(t, err)
 	require.Equal(t, []byte{0}, vals[0].Value)
 }
 
-func by(t uint64, v string) tokens.Attribute { return tokens.Attribute{Type: t, Value: []byte(v)} }
+func by(t uint64, v string) object.Attribute { return object.Attribute{Type: t, Value: []byte(v)} }
 
 // TestApplyRefusalsAreTheSameOnEveryNode applies one log, with forged
 // commands that break several rules at once, on two stores: each command
@@ -251,10 +254,10 @@ func TestApplyRefusalsAreTheSameOnEveryNode(t *testing.T) {
 		log = append(log, cmd)
 	}
 	log = append(log, &tokens.Command{Op: tokens.OpSetAttributes, Actor: "alice", ObjectID: log[0].Objects[0].ID,
-		Changes: tokens.Template{bo(ck.CKA_TRUSTED, true), bo(ck.CKA_SENSITIVE, false), {Type: ck.CKA_MODULUS, Value: []byte{1}}}})
+		Changes: object.Template{bo(ck.CKA_TRUSTED, true), bo(ck.CKA_SENSITIVE, false), {Type: ck.CKA_MODULUS, Value: []byte{1}}}})
 	for i, cmd := range log {
 		errA, errB := a.apply(cmd), b.apply(cmd)
-		require.Equal(t, tokens.RV(errA), tokens.RV(errB), "command %d", i)
+		require.Equal(t, hsmerr.RV(errA), hsmerr.RV(errB), "command %d", i)
 		require.Equal(t, fmt.Sprint(errA), fmt.Sprint(errB), "command %d", i)
 	}
 	require.Equal(t, a.state(), b.state())
@@ -265,11 +268,11 @@ func TestApplyRefusalsAreTheSameOnEveryNode(t *testing.T) {
 // never panic, and never take a bad command for a store failure.
 func FuzzApplyForged(f *testing.F) {
 	seeds := []*tokens.Command{
-		{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*tokens.Object{dataObject(f, 5, "alice")}},
-		{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*tokens.Object{{ID: 6, Owner: "alice", Attrs: tokens.Attrs{0: tokens.EncodeUlong(4), 0x11: nil}, Sealed: []byte{1}}}},
-		{Op: tokens.OpSetAttributes, Actor: "alice", ObjectID: 5, Changes: tokens.Template{{Type: ck.CKA_TRUSTED, Value: nil}}},
+		{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*object.Object{dataObject(f, 5, "alice")}},
+		{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*object.Object{{ID: 6, Owner: "alice", Attrs: object.Attrs{0: object.EncodeUlong(4), 0x11: nil}, Sealed: []byte{1}}}},
+		{Op: tokens.OpSetAttributes, Actor: "alice", ObjectID: 5, Changes: object.Template{{Type: ck.CKA_TRUSTED, Value: nil}}},
 		{Op: tokens.OpSetPassword, Actor: "alice", Name: "alice", PasswordHash: "$argon2id$v=19$m=8,t=1,p=1$$"},
-		{Op: tokens.OpBootstrap, User: &tokens.User{Name: "x", Role: tokens.RoleCO}},
+		{Op: tokens.OpBootstrap, User: &tokens.User{Name: "x", Role: object.RoleCO}},
 		{Op: tokens.OpShare, Actor: "alice", ObjectID: 5, Name: "carol"},
 		{Op: tokens.OpLogout, Actor: "alice", Session: 1, Expires: 2},
 	}

@@ -14,160 +14,18 @@ package tokens
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
 )
-
-// Quorum services: each has its own M.
-const (
-	// ServiceUserManagement covers creating and deleting users, resetting
-	// another user's password and unlocking a user.
-	ServiceUserManagement = "user-management"
-	// ServiceClusterMembership covers adding and removing nodes.
-	ServiceClusterMembership = "cluster-membership"
-	// ServiceQuorum covers changing any M. Its approvals needed are the
-	// largest M of any service, so no service can be lowered with fewer
-	// approvals than it needs itself.
-	ServiceQuorum = "quorum"
-)
-
-// QuorumServices lists the services in a fixed order.
-var QuorumServices = []string{ServiceUserManagement, ServiceClusterMembership}
-
-// Quorum limits.
-const (
-	// QuorumTokenLifetime is how long a token can be approved and used,
-	// counted from its command's time (CloudHSM's tokens last 10 minutes).
-	QuorumTokenLifetime = 600
-	// MaxQuorumM bounds M (CloudHSM allows up to 8).
-	MaxQuorumM = 8
-	// maxQuorumTokens bounds the live tokens; each officer holds at most
-	// one per service, so this is reached only with very many officers.
-	maxQuorumTokens = 256
-	// maxQuorumSig bounds a signature (an ASN.1 P-256 ECDSA signature is at
-	// most 72 bytes, Ed25519 64).
-	maxQuorumSig = 128
-	// maxQuorumKey bounds a PKIX public key (P-256: 91 bytes).
-	maxQuorumKey = 256
-)
-
-// MetaQuorum is the meta key of the quorum state.
-const MetaQuorum = "quorum"
-
-// QuorumKey is an officer's registered approval key.
-type QuorumKey struct {
-	Officer string `json:"officer"`
-	Type    string `json:"type"` // "ecdsa-p256" or "ed25519"
-	Public  []byte `json:"public"`
-}
-
-// Fingerprint is the SHA-256 of the key's PKIX encoding, in hex.
-func (k *QuorumKey) Fingerprint() string { return keyFingerprint(k.Public) }
-
-func keyFingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
-}
-
-// QuorumApproval is one officer's signature over a token.
-type QuorumApproval struct {
-	Officer string `json:"officer"`
-	// Key is the fingerprint of the key that signed: an approval counts
-	// only while that officer still has that key registered.
-	Key       string `json:"key"`
-	Signature []byte `json:"signature"`
-}
-
-// QuorumToken is a request for approval of one use of a service.
-type QuorumToken struct {
-	ID        string           `json:"id"`
-	Service   string           `json:"service"`
-	Requester string           `json:"requester"`
-	Issued    int64            `json:"issued"`
-	Expires   int64            `json:"expires"`
-	Approvals []QuorumApproval `json:"approvals,omitempty"`
-}
-
-// QuorumTokenVersion is the version of the canonical bytes below.
-const QuorumTokenVersion = "openhsm-quorum-token-v1"
-
-// SigningBytes are the canonical bytes an approver signs. They are plain
-// text, one field a line, so that an officer can read what they approve:
-//
-//	openhsm-quorum-token-v1
-//	id=<32 hex digits>
-//	service=<service>
-//	requester=<user name>
-//	issued=<Unix seconds>
-//	expires=<Unix seconds>
-//
-// each line ending in '\n'. No field can hold a newline: IDs are hex,
-// services are fixed names and user names are letters, digits, '.', '_'
-// and '-'.
-func (t *QuorumToken) SigningBytes() []byte {
-	return []byte(QuorumTokenVersion + "\nid=" + t.ID + "\nservice=" + t.Service + "\nrequester=" + t.Requester +
-		"\nissued=" + strconv.FormatInt(t.Issued, 10) + "\nexpires=" + strconv.FormatInt(t.Expires, 10) + "\n")
-}
-
-// QuorumRegistrationBytes are what an officer signs with a new key to show
-// they hold its private half.
-func QuorumRegistrationBytes(officer string, publicDER []byte) []byte {
-	return []byte("openhsm-quorum-key-v1\nofficer=" + officer + "\nkey-sha256=" + keyFingerprint(publicDER) + "\n")
-}
-
-// QuorumState is the whole replicated quorum state.
-type QuorumState struct {
-	// Policy maps a service to its M; a missing service has M = 1.
-	Policy map[string]int `json:"policy,omitempty"`
-	Keys   []QuorumKey    `json:"keys,omitempty"`   // ordered by officer
-	Tokens []QuorumToken  `json:"tokens,omitempty"` // ordered by ID
-}
-
-// M is the number of approvals a service needs (1: quorum is off).
-func (q *QuorumState) M(service string) int {
-	if service == ServiceQuorum {
-		m := 1
-		for _, s := range QuorumServices {
-			m = max(m, q.M(s))
-		}
-		return m
-	}
-	if m := q.Policy[service]; m > 1 {
-		return m
-	}
-	return 1
-}
-
-func (q *QuorumState) key(officer string) *QuorumKey {
-	for i := range q.Keys {
-		if q.Keys[i].Officer == officer {
-			return &q.Keys[i]
-		}
-	}
-	return nil
-}
-
-func (q *QuorumState) token(id string) *QuorumToken {
-	for i := range q.Tokens {
-		if q.Tokens[i].ID == id {
-			return &q.Tokens[i]
-		}
-	}
-	return nil
-}
 
 // quorumRow is the stored form: the state and its MAC.
 type quorumRow struct {
@@ -194,13 +52,13 @@ func loadQuorum(get func(string) ([]byte, error), s *Sealer) (*QuorumState, erro
 	}
 	var row quorumRow
 	if err := json.Unmarshal(b, &row); err != nil {
-		return nil, Errorf(ck.CKR_GENERAL_ERROR, "the quorum state is malformed")
+		return nil, hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "the quorum state is malformed")
 	}
 	if !hmac.Equal(row.MAC, s.quorumMAC(row.State)) {
-		return nil, Errorf(ck.CKR_GENERAL_ERROR, "the quorum state failed its integrity check")
+		return nil, hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "the quorum state failed its integrity check")
 	}
 	if err := json.Unmarshal(row.State, q); err != nil {
-		return nil, Errorf(ck.CKR_GENERAL_ERROR, "the quorum state is malformed")
+		return nil, hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "the quorum state is malformed")
 	}
 	return q, nil
 }
@@ -219,98 +77,14 @@ func saveQuorum(tx Tx, s *Sealer, q *QuorumState) error {
 	return tx.PutMeta(MetaQuorum, b)
 }
 
-// pruneTokens drops the tokens expired by now.
-func (q *QuorumState) pruneTokens(now int64) {
-	live := q.Tokens[:0]
-	for _, t := range q.Tokens {
-		if now <= t.Expires {
-			live = append(live, t)
-		}
-	}
-	q.Tokens = live
-}
-
-// ParseQuorumKey checks a PKIX public key: ECDSA P-256 or Ed25519.
-func ParseQuorumKey(der []byte) (keyType string, pub any, err error) {
-	if len(der) == 0 || len(der) > maxQuorumKey {
-		return "", nil, Errorf(ck.CKR_ARGUMENTS_BAD, "the public key must be 1 to %d bytes", maxQuorumKey)
-	}
-	p, err := x509.ParsePKIXPublicKey(der)
-	if err != nil {
-		return "", nil, Errorf(ck.CKR_ARGUMENTS_BAD, "the public key is not a PKIX public key")
-	}
-	switch k := p.(type) {
-	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() {
-			return "", nil, Errorf(ck.CKR_ARGUMENTS_BAD, "an ECDSA approval key must be on P-256")
-		}
-		return "ecdsa-p256", k, nil
-	case ed25519.PublicKey:
-		return "ed25519", k, nil
-	}
-	return "", nil, Errorf(ck.CKR_ARGUMENTS_BAD, "an approval key must be ECDSA P-256 or Ed25519")
-}
-
-// verifyQuorumSig checks sig over msg: ECDSA over SHA-256 (ASN.1), or
-// pure Ed25519.
-func verifyQuorumSig(der, msg, sig []byte) bool {
-	if len(sig) == 0 || len(sig) > maxQuorumSig {
-		return false
-	}
-	_, pub, err := ParseQuorumKey(der)
-	if err != nil {
-		return false
-	}
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		sum := sha256.Sum256(msg)
-		return ecdsa.VerifyASN1(k, sum[:], sig)
-	case ed25519.PublicKey:
-		return ed25519.Verify(k, msg, sig)
-	}
-	return false
-}
-
-// SignQuorum signs msg with an approval key's private half, as
-// verifyQuorumSig expects. The CLI uses it on the officer's machine.
-func SignQuorum(priv any, msg []byte) ([]byte, error) {
-	switch k := priv.(type) {
-	case *ecdsa.PrivateKey:
-		if k.Curve != elliptic.P256() {
-			return nil, errors.New("an ECDSA approval key must be on P-256")
-		}
-		sum := sha256.Sum256(msg)
-		return ecdsa.SignASN1(rand.Reader, k, sum[:])
-	case ed25519.PrivateKey:
-		return ed25519.Sign(k, msg), nil
-	}
-	return nil, errors.New("an approval key must be ECDSA P-256 or Ed25519")
-}
-
-func validService(s string) error {
-	switch s {
-	case ServiceUserManagement, ServiceClusterMembership, ServiceQuorum:
-		return nil
-	}
-	return Errorf(ck.CKR_ARGUMENTS_BAD, "unknown quorum service %q (want %s, %s or %s)", s,
-		ServiceUserManagement, ServiceClusterMembership, ServiceQuorum)
-}
-
-func validTokenID(id string) error {
-	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
-		return Errorf(ck.CKR_ARGUMENTS_BAD, "a quorum token ID is 32 lowercase hex digits")
-	}
-	return nil
-}
-
 // officerFor reads the actor and requires a crypto officer.
 func officerFor(tx Tx, s *Sealer, name string) (*User, error) {
 	u, err := userFor(tx, s, name)
 	if err != nil {
 		return nil, err
 	}
-	if u.Role != RoleCO {
-		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may take part in quorum")
+	if u.Role != object.RoleCO {
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may take part in quorum")
 	}
 	return u, nil
 }
@@ -323,20 +97,20 @@ func applyQuorumRegisterKey(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !verifyQuorumSig(c.QuorumKey, QuorumRegistrationBytes(c.Actor, c.QuorumKey), c.Signature) {
-		return nil, Errorf(ck.CKR_SIGNATURE_INVALID, "the registration is not signed by the key's private half")
+	if !VerifyQuorumSig(c.QuorumKey, QuorumRegistrationBytes(c.Actor, c.QuorumKey), c.Signature) {
+		return nil, hsmerr.Errorf(ck.CKR_SIGNATURE_INVALID, "the registration is not signed by the key's private half")
 	}
 	q, err := loadQuorum(tx.Meta, s)
 	if err != nil {
 		return nil, err
 	}
 	k := QuorumKey{Officer: c.Actor, Type: typ, Public: append([]byte(nil), c.QuorumKey...)}
-	if old := q.key(c.Actor); old != nil {
+	if old := q.KeyOf(c.Actor); old != nil {
 		*old = k // approvals made with the old key stop counting
 	} else {
 		q.Keys = append(q.Keys, k)
 	}
-	q.pruneTokens(c.Time)
+	q.PruneTokens(c.Time)
 	return nil, saveQuorum(tx, s, q)
 }
 
@@ -346,13 +120,13 @@ func registeredOfficers(tx Tx, s *Sealer, q *QuorumState) (int, error) {
 	n := 0
 	for _, k := range q.Keys {
 		u, err := userFor(tx, s, k.Officer)
-		if IsRV(err, ck.CKR_USER_PIN_NOT_INITIALIZED) {
+		if hsmerr.IsRV(err, ck.CKR_USER_PIN_NOT_INITIALIZED) {
 			continue
 		}
 		if err != nil {
 			return 0, err
 		}
-		if u.Role == RoleCO {
+		if u.Role == object.RoleCO {
 			n++
 		}
 	}
@@ -364,10 +138,10 @@ func applyQuorumSetPolicy(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		return nil, err
 	}
 	if c.Service != ServiceUserManagement && c.Service != ServiceClusterMembership {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "quorum can be set for %s or %s", ServiceUserManagement, ServiceClusterMembership)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "quorum can be set for %s or %s", ServiceUserManagement, ServiceClusterMembership)
 	}
 	if c.QuorumM < 1 || c.QuorumM > MaxQuorumM {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "M must be 1 to %d", MaxQuorumM)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "M must be 1 to %d", MaxQuorumM)
 	}
 	q, err := loadQuorum(tx.Meta, s)
 	if err != nil {
@@ -378,7 +152,7 @@ func applyQuorumSetPolicy(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		return nil, err
 	}
 	if c.QuorumM > 1 && c.QuorumM > n {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "M = %d, but only %d officers have registered approval keys", c.QuorumM, n)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "M = %d, but only %d officers have registered approval keys", c.QuorumM, n)
 	}
 	if err := spendToken(tx, s, q, c, ServiceQuorum); err != nil {
 		return nil, err
@@ -398,19 +172,19 @@ func applyQuorumCreateToken(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if _, err := officerFor(tx, s, c.Actor); err != nil {
 		return nil, err
 	}
-	if err := validService(c.Service); err != nil {
+	if err := ValidService(c.Service); err != nil {
 		return nil, err
 	}
-	if err := validTokenID(c.TokenID); err != nil {
+	if err := ValidTokenID(c.TokenID); err != nil {
 		return nil, err
 	}
 	q, err := loadQuorum(tx.Meta, s)
 	if err != nil {
 		return nil, err
 	}
-	q.pruneTokens(c.Time)
-	if q.token(c.TokenID) != nil {
-		return nil, Errorf(ck.CKR_FUNCTION_FAILED, "quorum token ID collision")
+	q.PruneTokens(c.Time)
+	if q.TokenOf(c.TokenID) != nil {
+		return nil, hsmerr.Errorf(ck.CKR_FUNCTION_FAILED, "quorum token ID collision")
 	}
 	// One live token per officer and service, as in CloudHSM: a new one
 	// replaces the old.
@@ -421,8 +195,8 @@ func applyQuorumCreateToken(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		}
 	}
 	q.Tokens = kept
-	if len(q.Tokens) >= maxQuorumTokens {
-		return nil, Errorf(ck.CKR_DEVICE_MEMORY, "too many live quorum tokens; wait for some to expire")
+	if len(q.Tokens) >= MaxQuorumTokens {
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_MEMORY, "too many live quorum tokens; wait for some to expire")
 	}
 	q.Tokens = append(q.Tokens, QuorumToken{ID: c.TokenID, Service: c.Service, Requester: c.Actor,
 		Issued: c.Time, Expires: c.Time + QuorumTokenLifetime})
@@ -433,29 +207,29 @@ func applyQuorumApprove(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if _, err := officerFor(tx, s, c.Actor); err != nil {
 		return nil, err
 	}
-	if err := validTokenID(c.TokenID); err != nil {
+	if err := ValidTokenID(c.TokenID); err != nil {
 		return nil, err
 	}
 	q, err := loadQuorum(tx.Meta, s)
 	if err != nil {
 		return nil, err
 	}
-	q.pruneTokens(c.Time)
-	t := q.token(c.TokenID)
+	q.PruneTokens(c.Time)
+	t := q.TokenOf(c.TokenID)
 	if t == nil {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "no live quorum token %s (expired, used or never made)", c.TokenID)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "no live quorum token %s (expired, used or never made)", c.TokenID)
 	}
-	k := q.key(c.Actor)
+	k := q.KeyOf(c.Actor)
 	if k == nil {
-		return nil, Errorf(ck.CKR_ACTION_PROHIBITED, "officer %q has no registered approval key (hsm quorum register-key)", c.Actor)
+		return nil, hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "officer %q has no registered approval key (hsm quorum register-key)", c.Actor)
 	}
 	for _, a := range t.Approvals {
 		if a.Officer == c.Actor {
-			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "officer %q already approved this token", c.Actor)
+			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "officer %q already approved this token", c.Actor)
 		}
 	}
-	if !verifyQuorumSig(k.Public, t.SigningBytes(), c.Signature) {
-		return nil, Errorf(ck.CKR_SIGNATURE_INVALID, "the approval is not signed by %q's registered key", c.Actor)
+	if !VerifyQuorumSig(k.Public, t.SigningBytes(), c.Signature) {
+		return nil, hsmerr.Errorf(ck.CKR_SIGNATURE_INVALID, "the approval is not signed by %q's registered key", c.Actor)
 	}
 	t.Approvals = append(t.Approvals, QuorumApproval{Officer: c.Actor, Key: k.Fingerprint(),
 		Signature: append([]byte(nil), c.Signature...)})
@@ -469,7 +243,7 @@ func applyQuorumUse(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		return nil, err
 	}
 	if c.Service != ServiceClusterMembership {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "quorum_use is for %s", ServiceClusterMembership)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "quorum_use is for %s", ServiceClusterMembership)
 	}
 	q, err := loadQuorum(tx.Meta, s)
 	if err != nil {
@@ -507,25 +281,25 @@ func quorumCheck(tx Tx, s *Sealer, c *Command, service string) error {
 // spent.
 func spendToken(tx Tx, s *Sealer, q *QuorumState, c *Command, service string) error {
 	m := q.M(service)
-	q.pruneTokens(c.Time)
+	q.PruneTokens(c.Time)
 	if c.QuorumToken == "" {
 		if m <= 1 {
 			return nil
 		}
-		return Errorf(ck.CKR_ACTION_PROHIBITED, "%s needs the approval of %d crypto officers: hsm quorum token create --service %s, have it approved, then pass --quorum-token", service, m, service)
+		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "%s needs the approval of %d crypto officers: hsm quorum token create --service %s, have it approved, then pass --quorum-token", service, m, service)
 	}
-	if err := validTokenID(c.QuorumToken); err != nil {
+	if err := ValidTokenID(c.QuorumToken); err != nil {
 		return err
 	}
-	t := q.token(c.QuorumToken)
+	t := q.TokenOf(c.QuorumToken)
 	if t == nil {
-		return Errorf(ck.CKR_ACTION_PROHIBITED, "no live quorum token %s (expired, used or never made)", c.QuorumToken)
+		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "no live quorum token %s (expired, used or never made)", c.QuorumToken)
 	}
 	if t.Service != service {
-		return Errorf(ck.CKR_ACTION_PROHIBITED, "quorum token %s is for %s, not %s", t.ID, t.Service, service)
+		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "quorum token %s is for %s, not %s", t.ID, t.Service, service)
 	}
 	if t.Requester != c.Actor {
-		return Errorf(ck.CKR_ACTION_PROHIBITED, "quorum token %s belongs to %q", t.ID, t.Requester)
+		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "quorum token %s belongs to %q", t.ID, t.Requester)
 	}
 	seen := map[string]bool{}
 	n := 0
@@ -534,23 +308,23 @@ func spendToken(tx Tx, s *Sealer, q *QuorumState, c *Command, service string) er
 			continue
 		}
 		seen[a.Officer] = true
-		k := q.key(a.Officer)
+		k := q.KeyOf(a.Officer)
 		if k == nil || k.Fingerprint() != a.Key {
 			continue
 		}
 		u, err := userFor(tx, s, a.Officer)
-		if IsRV(err, ck.CKR_USER_PIN_NOT_INITIALIZED) {
+		if hsmerr.IsRV(err, ck.CKR_USER_PIN_NOT_INITIALIZED) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if u.Role == RoleCO {
+		if u.Role == object.RoleCO {
 			n++
 		}
 	}
 	if n < m {
-		return Errorf(ck.CKR_ACTION_PROHIBITED, "quorum token %s has %d valid approvals; %s needs %d", t.ID, n, service, m)
+		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "quorum token %s has %d valid approvals; %s needs %d", t.ID, n, service, m)
 	}
 	kept := q.Tokens[:0]
 	for _, x := range q.Tokens {
@@ -570,16 +344,16 @@ func quorumForgetUser(tx Tx, s *Sealer, name string) error {
 	if err != nil {
 		return err
 	}
-	if q.key(name) == nil && len(q.Tokens) == 0 {
+	if q.KeyOf(name) == nil && len(q.Tokens) == 0 {
 		return nil
 	}
-	if q.key(name) != nil {
+	if q.KeyOf(name) != nil {
 		n, err := registeredOfficers(tx, s, q)
 		if err != nil {
 			return err
 		}
 		if m := q.M(ServiceQuorum); n-1 < m {
-			return Errorf(ck.CKR_ACTION_PROHIBITED, "deleting %q would leave %d officers with approval keys, fewer than M = %d; lower M first", name, n-1, m)
+			return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "deleting %q would leave %d officers with approval keys, fewer than M = %d; lower M first", name, n-1, m)
 		}
 		keys := q.Keys[:0]
 		for _, k := range q.Keys {
@@ -610,8 +384,8 @@ type QuorumInfo struct {
 
 // Quorum reads the quorum state. Any logged-in officer may.
 func (e *Engine) Quorum(c Caller) (*QuorumInfo, error) {
-	if c.Role != RoleCO {
-		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may read the quorum state")
+	if c.Role != object.RoleCO {
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may read the quorum state")
 	}
 	s, err := e.sealer()
 	if err != nil {
@@ -621,7 +395,7 @@ func (e *Engine) Quorum(c Caller) (*QuorumInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	q.pruneTokens(e.now().Unix())
+	q.PruneTokens(e.now().Unix())
 	info := &QuorumInfo{Policy: map[string]int{}, Keys: q.Keys, Tokens: q.Tokens}
 	for _, svc := range append(QuorumServices, ServiceQuorum) {
 		info.Policy[svc] = q.M(svc)
@@ -632,8 +406,8 @@ func (e *Engine) Quorum(c Caller) (*QuorumInfo, error) {
 // RegisterQuorumKey registers (or replaces) the caller's approval key; sig
 // is the key's signature over QuorumRegistrationBytes.
 func (e *Engine) RegisterQuorumKey(ctx context.Context, c Caller, publicDER, sig []byte) error {
-	if c.Role != RoleCO {
-		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may register an approval key")
+	if c.Role != object.RoleCO {
+		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may register an approval key")
 	}
 	if _, _, err := ParseQuorumKey(publicDER); err != nil {
 		return err
@@ -643,18 +417,18 @@ func (e *Engine) RegisterQuorumKey(ctx context.Context, c Caller, publicDER, sig
 
 // SetQuorumPolicy sets a service's M; token is needed once any M is above 1.
 func (e *Engine) SetQuorumPolicy(ctx context.Context, c Caller, service string, m int, token string) error {
-	if c.Role != RoleCO {
-		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may set quorum")
+	if c.Role != object.RoleCO {
+		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may set quorum")
 	}
 	return e.submit(ctx, &Command{Op: OpQuorumSetPolicy, Actor: c.User, Service: service, QuorumM: m, QuorumToken: token})
 }
 
 // CreateQuorumToken makes a token for the caller and returns it.
 func (e *Engine) CreateQuorumToken(ctx context.Context, c Caller, service string) (*QuorumToken, error) {
-	if c.Role != RoleCO {
-		return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may request quorum")
+	if c.Role != object.RoleCO {
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may request quorum")
 	}
-	if err := validService(service); err != nil {
+	if err := ValidService(service); err != nil {
 		return nil, err
 	}
 	var b [16]byte
@@ -671,14 +445,14 @@ func (e *Engine) CreateQuorumToken(ctx context.Context, c Caller, service string
 
 // ApproveQuorumToken adds the caller's signature to a token.
 func (e *Engine) ApproveQuorumToken(ctx context.Context, c Caller, id string, sig []byte) error {
-	if c.Role != RoleCO {
-		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may approve")
+	if c.Role != object.RoleCO {
+		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may approve")
 	}
-	if err := validTokenID(id); err != nil {
+	if err := ValidTokenID(id); err != nil {
 		return err
 	}
-	if len(sig) == 0 || len(sig) > maxQuorumSig {
-		return Errorf(ck.CKR_ARGUMENTS_BAD, "a signature is 1 to %d bytes", maxQuorumSig)
+	if len(sig) == 0 || len(sig) > MaxQuorumSig {
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "a signature is 1 to %d bytes", MaxQuorumSig)
 	}
 	return e.submit(ctx, &Command{Op: OpQuorumApprove, Actor: c.User, TokenID: id, Signature: sig})
 }
@@ -688,8 +462,8 @@ func (e *Engine) ApproveQuorumToken(ctx context.Context, c Caller, id string, si
 // so a node with a stale copy of the policy cannot wave the change
 // through; with M = 1 and no token it changes nothing.
 func (e *Engine) QuorumAuthorize(ctx context.Context, c Caller, service, token string) error {
-	if c.Role != RoleCO {
-		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may change the cluster")
+	if c.Role != object.RoleCO {
+		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may change the cluster")
 	}
 	return e.submit(ctx, &Command{Op: OpQuorumUse, Actor: c.User, Service: service, QuorumToken: token})
 }

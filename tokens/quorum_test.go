@@ -11,6 +11,9 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/passwords"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/require"
 )
@@ -32,9 +35,9 @@ func newQuorumFixture(t *testing.T) *quorumFixture {
 	f := &quorumFixture{fixture: newFixture(t), keys: map[string]any{}, now: 1_000_000}
 	ctx := context.Background()
 	for _, u := range []string{"admin2", "admin3"} {
-		require.NoError(t, f.e.CreateUser(ctx, f.co, u, tokens.RoleCO, u+"-password"))
+		require.NoError(t, f.e.CreateUser(ctx, f.co, u, object.RoleCO, u+"-password"))
 	}
-	h, err := tokens.HashPassword("alice-new-password")
+	h, err := passwords.HashPassword("alice-new-password")
 	require.NoError(t, err)
 	f.hash = h
 	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -111,7 +114,7 @@ func TestQuorumApplyRules(t *testing.T) {
 	refused := func(t *testing.T, err error) {
 		t.Helper()
 		require.Error(t, err)
-		require.True(t, tokens.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
+		require.True(t, hsmerr.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
 	}
 	cases := []struct {
 		name string
@@ -154,7 +157,7 @@ func TestQuorumApplyRules(t *testing.T) {
 			tok := f.token(t, "admin", tokens.ServiceUserManagement)
 			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
 			err := f.approve(t, tok, "admin2", f.keys["admin2"])
-			require.True(t, tokens.IsRV(err, ck.CKR_ARGUMENTS_BAD), "%v", err)
+			require.True(t, hsmerr.IsRV(err, ck.CKR_ARGUMENTS_BAD), "%v", err)
 			return tok.ID, f.now
 		}, false},
 		{"approval by a crypto user", func(t *testing.T, f *quorumFixture) (string, int64) {
@@ -163,14 +166,14 @@ func TestQuorumApplyRules(t *testing.T) {
 			// alice holds a valid signature by admin2's key, yet she is
 			// no officer.
 			err := f.approve(t, tok, "alice", f.keys["admin2"])
-			require.True(t, tokens.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN), "%v", err)
+			require.True(t, hsmerr.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN), "%v", err)
 			return tok.ID, f.now
 		}, false},
 		{"approval by an officer with no registered key", func(t *testing.T, f *quorumFixture) (string, int64) {
 			tok := f.token(t, "admin", tokens.ServiceUserManagement)
 			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 			err := f.approve(t, tok, "admin3", f.keys["admin2"])
-			require.True(t, tokens.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
+			require.True(t, hsmerr.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
 			return tok.ID, f.now
 		}, false},
 		{"signature by an unregistered key", func(t *testing.T, f *quorumFixture) (string, int64) {
@@ -179,7 +182,7 @@ func TestQuorumApplyRules(t *testing.T) {
 			_, other, err := ed25519.GenerateKey(rand.Reader)
 			require.NoError(t, err)
 			err = f.approve(t, tok, "admin2", other)
-			require.True(t, tokens.IsRV(err, ck.CKR_SIGNATURE_INVALID), "%v", err)
+			require.True(t, hsmerr.IsRV(err, ck.CKR_SIGNATURE_INVALID), "%v", err)
 			return tok.ID, f.now
 		}, false},
 		{"signature over another token", func(t *testing.T, f *quorumFixture) (string, int64) {
@@ -190,7 +193,7 @@ func TestQuorumApplyRules(t *testing.T) {
 			sig, err := tokens.SignQuorum(f.keys["admin2"], forged.SigningBytes())
 			require.NoError(t, err)
 			err = f.apply(&tokens.Command{Op: tokens.OpQuorumApprove, Actor: "admin2", TokenID: tok.ID, Signature: sig})
-			require.True(t, tokens.IsRV(err, ck.CKR_SIGNATURE_INVALID), "%v", err)
+			require.True(t, hsmerr.IsRV(err, ck.CKR_SIGNATURE_INVALID), "%v", err)
 			return tok.ID, f.now
 		}, false},
 		{"another officer's token", func(t *testing.T, f *quorumFixture) (string, int64) {
@@ -233,12 +236,12 @@ func TestQuorumGatesUserManagement(t *testing.T) {
 	f := newQuorumFixture(t)
 	h := f.hash
 	gated := []*tokens.Command{
-		{Op: tokens.OpCreateUser, Actor: "admin", User: &tokens.User{Name: "mallory", Role: tokens.RoleCO, PasswordHash: h}},
+		{Op: tokens.OpCreateUser, Actor: "admin", User: &tokens.User{Name: "mallory", Role: object.RoleCO, PasswordHash: h}},
 		{Op: tokens.OpDeleteUser, Actor: "admin", Name: "bob"},
 		{Op: tokens.OpUnlockUser, Actor: "admin", Name: "bob"},
 		{Op: tokens.OpSetPassword, Actor: "admin", Name: "admin2", PasswordHash: h},
 		// A node certificate forging a command without an actor.
-		{Op: tokens.OpCreateUser, User: &tokens.User{Name: "mallory", Role: tokens.RoleCO, PasswordHash: h}},
+		{Op: tokens.OpCreateUser, User: &tokens.User{Name: "mallory", Role: object.RoleCO, PasswordHash: h}},
 	}
 	for _, c := range gated {
 		err := f.apply(c)
@@ -246,7 +249,7 @@ func TestQuorumGatesUserManagement(t *testing.T) {
 		if c.Actor == "" {
 			want = ck.CKR_USER_NOT_LOGGED_IN // the authority table refuses it first
 		}
-		require.True(t, tokens.IsRV(err, want), "%s: %v", c.Op, err)
+		require.True(t, hsmerr.IsRV(err, want), "%s: %v", c.Op, err)
 	}
 	_, err := f.m.Store().User("mallory")
 	require.ErrorIs(t, err, tokens.ErrNotFound)
@@ -260,28 +263,28 @@ func TestQuorumPolicyRules(t *testing.T) {
 			QuorumM: m, QuorumToken: token})
 	}
 	// With user management at 2, changing any M needs 2 approvals.
-	require.True(t, tokens.IsRV(set(2, ""), ck.CKR_ACTION_PROHIBITED))
+	require.True(t, hsmerr.IsRV(set(2, ""), ck.CKR_ACTION_PROHIBITED))
 	// M above the officers with registered keys (2) is refused.
 	tok := f.token(t, "admin", tokens.ServiceQuorum)
 	require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 	require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
-	require.True(t, tokens.IsRV(set(3, tok.ID), ck.CKR_ARGUMENTS_BAD))
+	require.True(t, hsmerr.IsRV(set(3, tok.ID), ck.CKR_ARGUMENTS_BAD))
 	require.NoError(t, set(2, tok.ID))
 	info, err := f.e.Quorum(f.co)
 	require.NoError(t, err)
 	require.Equal(t, 2, info.Policy[tokens.ServiceClusterMembership])
 	// Lowering user management back to 1 alone is refused.
 	err = f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "admin", Service: tokens.ServiceUserManagement, QuorumM: 1})
-	require.True(t, tokens.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
+	require.True(t, hsmerr.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
 	// A crypto user can neither register nor set.
 	err = f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "alice", Service: tokens.ServiceUserManagement, QuorumM: 1})
-	require.True(t, tokens.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN), "%v", err)
+	require.True(t, hsmerr.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN), "%v", err)
 	// Deleting a registered officer below M is refused, even with quorum.
 	del := f.token(t, "admin", tokens.ServiceUserManagement)
 	require.NoError(t, f.approve(t, del, "admin", f.keys["admin"]))
 	require.NoError(t, f.approve(t, del, "admin2", f.keys["admin2"]))
 	err = f.apply(&tokens.Command{Op: tokens.OpDeleteUser, Actor: "admin", Name: "admin2", QuorumToken: del.ID})
-	require.True(t, tokens.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
+	require.True(t, hsmerr.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
 	_, err = f.m.Store().User("admin2")
 	require.NoError(t, err)
 }
@@ -298,13 +301,13 @@ func TestQuorumMembershipUse(t *testing.T) {
 	require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
 	require.NoError(t, f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "admin", Service: tokens.ServiceClusterMembership,
 		QuorumM: 2, QuorumToken: tok.ID}))
-	require.True(t, tokens.IsRV(use(""), ck.CKR_ACTION_PROHIBITED))
+	require.True(t, hsmerr.IsRV(use(""), ck.CKR_ACTION_PROHIBITED))
 	m := f.token(t, "admin", tokens.ServiceClusterMembership)
 	require.NoError(t, f.approve(t, m, "admin2", f.keys["admin2"]))
-	require.True(t, tokens.IsRV(use(m.ID), ck.CKR_ACTION_PROHIBITED))
+	require.True(t, hsmerr.IsRV(use(m.ID), ck.CKR_ACTION_PROHIBITED))
 	require.NoError(t, f.approve(t, m, "admin", f.keys["admin"]))
 	require.NoError(t, use(m.ID))
-	require.True(t, tokens.IsRV(use(m.ID), ck.CKR_ACTION_PROHIBITED), "a spent token worked again")
+	require.True(t, hsmerr.IsRV(use(m.ID), ck.CKR_ACTION_PROHIBITED), "a spent token worked again")
 }
 
 func TestQuorumRegisterKey(t *testing.T) {
@@ -316,19 +319,19 @@ func TestQuorumRegisterKey(t *testing.T) {
 	sig, err := tokens.SignQuorum(ec, tokens.QuorumRegistrationBytes("admin2", der))
 	require.NoError(t, err)
 	err = f.apply(&tokens.Command{Op: tokens.OpQuorumRegisterKey, Actor: "admin3", QuorumKey: der, Signature: sig})
-	require.True(t, tokens.IsRV(err, ck.CKR_SIGNATURE_INVALID), "%v", err)
+	require.True(t, hsmerr.IsRV(err, ck.CKR_SIGNATURE_INVALID), "%v", err)
 	// A crypto user.
 	sig, err = tokens.SignQuorum(ec, tokens.QuorumRegistrationBytes("alice", der))
 	require.NoError(t, err)
 	err = f.apply(&tokens.Command{Op: tokens.OpQuorumRegisterKey, Actor: "alice", QuorumKey: der, Signature: sig})
-	require.True(t, tokens.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN), "%v", err)
+	require.True(t, hsmerr.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN), "%v", err)
 	// P-384 is refused.
 	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	require.NoError(t, err)
 	der384, err := x509.MarshalPKIXPublicKey(&p384.PublicKey)
 	require.NoError(t, err)
 	err = f.apply(&tokens.Command{Op: tokens.OpQuorumRegisterKey, Actor: "admin3", QuorumKey: der384, Signature: sig})
-	require.True(t, tokens.IsRV(err, ck.CKR_ARGUMENTS_BAD), "%v", err)
+	require.True(t, hsmerr.IsRV(err, ck.CKR_ARGUMENTS_BAD), "%v", err)
 	info, err := f.e.Quorum(f.co)
 	require.NoError(t, err)
 	require.Len(t, info.Keys, 2)

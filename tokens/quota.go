@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // MaxTokenObjectsPerUser caps the token objects one crypto user owns. Apply
@@ -46,7 +47,7 @@ func addOwned(tx Tx, user string, delta int) error {
 	}
 	n += delta
 	if delta > 0 && n > MaxTokenObjectsPerUser {
-		return Errorf(ck.CKR_DEVICE_MEMORY, "user %q already owns the most token objects allowed (%d)", user, MaxTokenObjectsPerUser)
+		return hsmerr.Errorf(ck.CKR_DEVICE_MEMORY, "user %q already owns the most token objects allowed (%d)", user, MaxTokenObjectsPerUser)
 	}
 	if n < 0 {
 		n = 0

@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,9 +24,9 @@ func TestApplyTokenObjectQuota(t *testing.T) {
 		require.NoError(t, err)
 		return binary.BigEndian.Uint64(b)
 	}
-	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*tokens.Object{dataObject(t, 10, "alice")}}))
+	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*object.Object{dataObject(t, 10, "alice")}}))
 	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpCreateObjects, Actor: "alice",
-		Objects: []*tokens.Object{dataObject(t, 11, "alice"), dataObject(t, 12, "alice")}}))
+		Objects: []*object.Object{dataObject(t, 11, "alice"), dataObject(t, 12, "alice")}}))
 	require.Equal(t, uint64(3), owned())
 	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpDestroyObject, Actor: "alice", ObjectID: 11}))
 	require.Equal(t, uint64(2), owned())
@@ -35,13 +38,13 @@ func TestApplyTokenObjectQuota(t *testing.T) {
 		return tx.PutMeta(tokens.MetaOwnedKey("alice"), binary.BigEndian.AppendUint64(nil, tokens.MaxTokenObjectsPerUser))
 	}))
 	before := w.state()
-	err := w.apply(&tokens.Command{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*tokens.Object{dataObject(t, 13, "alice")}})
-	require.Equal(t, uint64(ck.CKR_DEVICE_MEMORY), tokens.RV(err))
+	err := w.apply(&tokens.Command{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*object.Object{dataObject(t, 13, "alice")}})
+	require.Equal(t, uint64(ck.CKR_DEVICE_MEMORY), hsmerr.RV(err))
 	require.Equal(t, before, w.state())
 	// Other users are not held back by alice's count.
-	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpCreateObjects, Actor: "carol", Objects: []*tokens.Object{dataObject(t, 14, "carol")}}))
+	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpCreateObjects, Actor: "carol", Objects: []*object.Object{dataObject(t, 14, "carol")}}))
 	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpDestroyObject, Actor: "alice", ObjectID: 10}))
-	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*tokens.Object{dataObject(t, 13, "alice")}}))
+	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*object.Object{dataObject(t, 13, "alice")}}))
 }
 
 // TestEngineSessionObjectLimit: a login session holds at most the limit of
@@ -52,7 +55,7 @@ func TestEngineSessionObjectLimit(t *testing.T) {
 	f := newFixture(t)
 	const limit = 5
 	f.e.SetSessionObjectLimit(limit)
-	data := tokens.Template{ul(ck.CKA_CLASS, ck.CKO_DATA), {Type: ck.CKA_VALUE, Value: []byte("v")}}
+	data := object.Template{ul(ck.CKA_CLASS, ck.CKO_DATA), {Type: ck.CKA_VALUE, Value: []byte("v")}}
 	var wg sync.WaitGroup
 	ids := make(chan uint64, 4*limit)
 	var mu sync.Mutex
@@ -63,7 +66,7 @@ func TestEngineSessionObjectLimit(t *testing.T) {
 			defer wg.Done()
 			id, err := f.e.CreateObject(t.Context(), f.alice, data)
 			if err != nil {
-				assert.Equal(t, uint64(ck.CKR_DEVICE_MEMORY), tokens.RV(err))
+				assert.Equal(t, uint64(ck.CKR_DEVICE_MEMORY), hsmerr.RV(err))
 				mu.Lock()
 				refused++
 				mu.Unlock()
@@ -85,9 +88,9 @@ func TestEngineSessionObjectLimit(t *testing.T) {
 
 	// A key pair is two objects: it does not fit in one free slot.
 	require.NoError(t, f.e.DestroyObject(t.Context(), f.alice, first))
-	_, _, err = f.e.GenerateKeyPair(t.Context(), f.alice, tokens.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
-		tokens.Template{{Type: ck.CKA_EC_PARAMS, Value: p256Params}}, nil)
-	require.Equal(t, uint64(ck.CKR_DEVICE_MEMORY), tokens.RV(err))
+	_, _, err = f.e.GenerateKeyPair(t.Context(), f.alice, mech.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		object.Template{{Type: ck.CKA_EC_PARAMS, Value: p256Params}}, nil)
+	require.Equal(t, uint64(ck.CKR_DEVICE_MEMORY), hsmerr.RV(err))
 	_, err = f.e.CreateObject(t.Context(), f.alice, data)
 	require.NoError(t, err)
 

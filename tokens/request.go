@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // Request IDs make every write safe to retry. A write whose node or leader
@@ -68,7 +69,7 @@ func (r *RequestRecord) Err() error {
 	if r.RV == ck.CKR_OK {
 		return nil
 	}
-	return &Error{RV: r.RV, Msg: r.Msg}
+	return &hsmerr.Error{RV: r.RV, Msg: r.Msg}
 }
 
 // ValidRequestID accepts exactly RequestIDLen lowercase hex digits.
@@ -135,7 +136,7 @@ func applyDeduped(tx Tx, s *Sealer, c *Command, index uint64, key string, fn app
 		if rec.Op != c.Op {
 			// The same ID for another operation is a client's mistake; it
 			// neither applies nor replaces what the first one recorded.
-			return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "the request ID was already used for another operation"), nil
+			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the request ID was already used for another operation"), nil
 		}
 		return nil, rec.Err(), nil
 	}
@@ -146,7 +147,7 @@ func applyDeduped(tx Tx, s *Sealer, c *Command, index uint64, key string, fn app
 		return err
 	})
 	rec = &RequestRecord{Op: c.Op, Time: c.Time}
-	var te *Error
+	var te *hsmerr.Error
 	switch {
 	case ferr == nil:
 		if c.Op == OpCreateObjects {

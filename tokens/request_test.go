@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -20,24 +22,24 @@ const (
 
 // reqData is a token data object as the engine makes it, its value sealed
 // under the fixture's domain key.
-func reqData(t *testing.T, f *fixture, id uint64, owner, label string) *tokens.Object {
+func reqData(t *testing.T, f *fixture, id uint64, owner, label string) *object.Object {
 	t.Helper()
-	a, _, err := tokens.BuildAttrs(tokens.OpCreate, tokens.Template{
-		{Type: ck.CKA_CLASS, Value: tokens.EncodeUlong(ck.CKO_DATA)},
-		{Type: ck.CKA_TOKEN, Value: tokens.EncodeBool(true)},
+	a, _, err := object.BuildAttrs(object.OpCreate, object.Template{
+		{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_DATA)},
+		{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)},
 		{Type: ck.CKA_LABEL, Value: []byte(label)},
 		{Type: ck.CKA_VALUE, Value: []byte("v")},
 	}, 0, ^uint64(0))
 	require.NoError(t, err)
 	a[ck.CKA_UNIQUE_ID] = []byte(fmt.Sprintf("%016x", id))
 	delete(a, ck.CKA_VALUE)
-	o := &tokens.Object{ID: id, Owner: owner, Attrs: a}
+	o := &object.Object{ID: id, Owner: owner, Attrs: a}
 	o.Sealed, err = f.m.Sealer().Seal(id, owner, []byte("v"))
 	require.NoError(t, err)
 	return o
 }
 
-func createCmd(actor, reqID string, at int64, objs ...*tokens.Object) *tokens.Command {
+func createCmd(actor, reqID string, at int64, objs ...*object.Object) *tokens.Command {
 	return &tokens.Command{Op: tokens.OpCreateObjects, Actor: actor, RequestID: reqID, Time: at, Objects: objs}
 }
 
@@ -56,29 +58,29 @@ func exists(t *testing.T, f *fixture, id uint64) bool {
 func TestRequestIDGenerateKeyTwice(t *testing.T) {
 	f := newFixture(t)
 	ctx := tokens.WithRequestID(context.Background(), reqA)
-	tmpl := tokens.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true), {Type: ck.CKA_LABEL, Value: []byte("once")}}
-	aes := tokens.Mech{Type: ck.CKM_AES_KEY_GEN}
+	tmpl := object.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true), {Type: ck.CKA_LABEL, Value: []byte("once")}}
+	aes := mech.Mech{Type: ck.CKM_AES_KEY_GEN}
 	first, err := f.e.GenerateKey(ctx, f.alice, aes, tmpl)
 	require.NoError(t, err)
 	again, err := f.e.GenerateKey(ctx, f.alice, aes, tmpl)
 	require.NoError(t, err)
 	assert.Equal(t, first, again, "the retry must return the first try's handle")
-	found, err := f.e.FindObjects(f.alice, tokens.Template{{Type: ck.CKA_LABEL, Value: []byte("once")}}, 0)
+	found, err := f.e.FindObjects(f.alice, object.Template{{Type: ck.CKA_LABEL, Value: []byte("once")}}, 0)
 	require.NoError(t, err)
 	assert.Equal(t, []uint64{first}, found, "exactly one key")
 
 	// A key pair: both handles come back.
 	ctx = tokens.WithRequestID(context.Background(), reqB)
-	ec := tokens.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN}
+	ec := mech.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN}
 	p256 := []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
-	pubT := tokens.Template{bo(ck.CKA_TOKEN, true), {Type: ck.CKA_EC_PARAMS, Value: p256}, {Type: ck.CKA_LABEL, Value: []byte("pair")}}
-	privT := tokens.Template{bo(ck.CKA_TOKEN, true), {Type: ck.CKA_LABEL, Value: []byte("pair")}}
+	pubT := object.Template{bo(ck.CKA_TOKEN, true), {Type: ck.CKA_EC_PARAMS, Value: p256}, {Type: ck.CKA_LABEL, Value: []byte("pair")}}
+	privT := object.Template{bo(ck.CKA_TOKEN, true), {Type: ck.CKA_LABEL, Value: []byte("pair")}}
 	pub1, priv1, err := f.e.GenerateKeyPair(ctx, f.alice, ec, pubT, privT)
 	require.NoError(t, err)
 	pub2, priv2, err := f.e.GenerateKeyPair(ctx, f.alice, ec, pubT, privT)
 	require.NoError(t, err)
 	assert.Equal(t, []uint64{pub1, priv1}, []uint64{pub2, priv2})
-	found, err = f.e.FindObjects(f.alice, tokens.Template{{Type: ck.CKA_LABEL, Value: []byte("pair")}}, 0)
+	found, err = f.e.FindObjects(f.alice, object.Template{{Type: ck.CKA_LABEL, Value: []byte("pair")}}, 0)
 	require.NoError(t, err)
 	assert.Len(t, found, 2)
 
@@ -94,8 +96,8 @@ func TestRequestIDGenerateKeyTwice(t *testing.T) {
 // record), not "no such object".
 func TestRequestIDDestroyTwice(t *testing.T) {
 	f := newFixture(t)
-	tmpl := tokens.Template{ul(ck.CKA_VALUE_LEN, 16), bo(ck.CKA_TOKEN, true)}
-	id, err := f.e.GenerateKey(context.Background(), f.alice, tokens.Mech{Type: ck.CKM_AES_KEY_GEN}, tmpl)
+	tmpl := object.Template{ul(ck.CKA_VALUE_LEN, 16), bo(ck.CKA_TOKEN, true)}
+	id, err := f.e.GenerateKey(context.Background(), f.alice, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, tmpl)
 	require.NoError(t, err)
 	ctx := tokens.WithRequestID(context.Background(), reqA)
 	require.NoError(t, f.e.DestroyObject(ctx, f.alice, id))
@@ -139,7 +141,7 @@ func TestApplyDedupe(t *testing.T) {
 	share := &tokens.Command{Op: tokens.OpShare, Actor: "alice", RequestID: reqB, Time: 1004, ObjectID: 11, Name: "carol"}
 	first := f.rec.Submit(ctx, share)
 	wantRV(t, "share with nobody", first, ck.CKR_USER_PIN_NOT_INITIALIZED)
-	require.NoError(t, f.e.CreateUser(ctx, f.co, "carol", tokens.RoleCU, "carol-password"))
+	require.NoError(t, f.e.CreateUser(ctx, f.co, "carol", object.RoleCU, "carol-password"))
 	share.Time = 1005
 	again := f.rec.Submit(ctx, share)
 	assert.Equal(t, first.Error(), again.Error())

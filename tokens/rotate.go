@@ -9,6 +9,8 @@ import (
 	"errors"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
 )
 
 // Passphrase rotation re-seals the same domain key under a new
@@ -80,12 +82,12 @@ func applySetDomainKey(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	if actor.Role != RoleCO {
-		return nil, Errorf(ck.CKR_USER_TYPE_INVALID, "only a crypto officer may rotate the passphrase")
+	if actor.Role != object.RoleCO {
+		return nil, hsmerr.Errorf(ck.CKR_USER_TYPE_INVALID, "only a crypto officer may rotate the passphrase")
 	}
 	rec, err := UnmarshalSealedDomainKey(c.Domain)
 	if err != nil {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
 	}
 	cur, err := tx.Meta(MetaDomainKey)
 	if err != nil {
@@ -96,13 +98,13 @@ func applySetDomainKey(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		return nil, err
 	}
 	if rec.Format != sealedDKFormat || rec.ClusterID != old.ClusterID {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "the new record is not for this cluster")
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the new record is not for this cluster")
 	}
 	if err := rec.checkParams(); err != nil {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
 	}
 	if !hmac.Equal(c.DomainMAC, s.RecordMAC(c.Domain)) {
-		return nil, Errorf(ck.CKR_SIGNATURE_INVALID, "the new record is not authenticated by the domain key")
+		return nil, hsmerr.Errorf(ck.CKR_SIGNATURE_INVALID, "the new record is not authenticated by the domain key")
 	}
 	if bytes.Equal(cur, c.Domain) {
 		return nil, nil
@@ -133,8 +135,8 @@ func (r *SealedDomainKey) checkParams() error {
 // SetDomainKey submits a rotation: raw is the re-sealed record and mac its
 // RecordMAC. Only a crypto officer may.
 func (e *Engine) SetDomainKey(ctx context.Context, c Caller, raw, mac []byte) error {
-	if c.Role != RoleCO {
-		return Errorf(ck.CKR_USER_TYPE_INVALID, "only a crypto officer may rotate the passphrase")
+	if c.Role != object.RoleCO {
+		return hsmerr.Errorf(ck.CKR_USER_TYPE_INVALID, "only a crypto officer may rotate the passphrase")
 	}
 	return e.submit(ctx, &Command{Op: OpSetDomainKey, Actor: c.User, Domain: raw, DomainMAC: mac})
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -52,7 +53,7 @@ func TestApplySetDomainKey(t *testing.T) {
 	require.NoError(t, err)
 	for _, tc := range cases {
 		err := f.rec.Submit(ctx, &tokens.Command{Op: tokens.OpSetDomainKey, Actor: tc.actor, Domain: tc.raw, DomainMAC: tc.mac})
-		assert.Equal(t, ck.RVName(tc.rv), ck.RVName(tokens.RV(err)), "%s: %v", tc.name, err)
+		assert.Equal(t, ck.RVName(tc.rv), ck.RVName(hsmerr.RV(err)), "%s: %v", tc.name, err)
 		now, err := f.m.Store().Meta(tokens.MetaDomainKey)
 		require.NoError(t, err)
 		assert.Equal(t, before, now, "%s changed the record", tc.name)

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/openhsm/openhsm/object"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/hkdf"
 )
@@ -290,12 +291,12 @@ func (s *Sealer) Open(id uint64, owner string, blob []byte) ([]byte, error) {
 
 // AttrMAC is the MAC that binds an object's clear attributes to it. It is
 // deterministic, so apply computes it on every node.
-func (s *Sealer) AttrMAC(o *Object) []byte {
+func (s *Sealer) AttrMAC(o *object.Object) []byte {
 	h := hmac.New(sha256.New, s.macKey)
 	h.Write(objectAAD(o.ID, o.Owner))
 	sum := sha256.Sum256(o.Sealed)
 	h.Write(sum[:])
-	h.Write(MarshalAttrs(o.Attrs))
+	h.Write(object.MarshalAttrs(o.Attrs))
 	for _, u := range o.SharedWith {
 		h.Write(binary.BigEndian.AppendUint16(nil, uint16(len(u))))
 		h.Write([]byte(u))
@@ -316,7 +317,7 @@ func (s *Sealer) UserMAC(u *User) []byte {
 func (s *Sealer) CheckUserMAC(u *User) bool { return hmac.Equal(u.MAC, s.UserMAC(u)) }
 
 // CheckAttrMAC verifies Object.MAC.
-func (s *Sealer) CheckAttrMAC(o *Object) bool { return hmac.Equal(o.MAC, s.AttrMAC(o)) }
+func (s *Sealer) CheckAttrMAC(o *object.Object) bool { return hmac.Equal(o.MAC, s.AttrMAC(o)) }
 
 // TokenKey is the key that authenticates session tokens, the same on every
 // node of the cluster.

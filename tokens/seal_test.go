@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/passwords"
 )
 
 func testSealer(t testing.TB) *Sealer {
@@ -92,17 +94,17 @@ func TestDomainKeyUnseal(t *testing.T) {
 
 func TestAttrMAC(t *testing.T) {
 	s := testSealer(t)
-	o := &Object{ID: 9, Owner: "alice", Attrs: Attrs{ck.CKA_EXTRACTABLE: {0}, ck.CKA_LABEL: []byte("k")}, Sealed: []byte("blob")}
+	o := &object.Object{ID: 9, Owner: "alice", Attrs: object.Attrs{ck.CKA_EXTRACTABLE: {0}, ck.CKA_LABEL: []byte("k")}, Sealed: []byte("blob")}
 	o.MAC = s.AttrMAC(o)
 	if !s.CheckAttrMAC(o) {
 		t.Fatal("fresh MAC does not verify")
 	}
-	edits := map[string]func(*Object){
-		"attribute": func(o *Object) { o.Attrs[ck.CKA_EXTRACTABLE] = []byte{1} },
-		"owner":     func(o *Object) { o.Owner = "mallory" },
-		"id":        func(o *Object) { o.ID = 10 },
-		"share":     func(o *Object) { o.SharedWith = []string{"mallory"} },
-		"blob":      func(o *Object) { o.Sealed = []byte("other") },
+	edits := map[string]func(*object.Object){
+		"attribute": func(o *object.Object) { o.Attrs[ck.CKA_EXTRACTABLE] = []byte{1} },
+		"owner":     func(o *object.Object) { o.Owner = "mallory" },
+		"id":        func(o *object.Object) { o.ID = 10 },
+		"share":     func(o *object.Object) { o.SharedWith = []string{"mallory"} },
+		"blob":      func(o *object.Object) { o.Sealed = []byte("other") },
 	}
 	for name, edit := range edits {
 		c := o.Clone()
@@ -111,46 +113,46 @@ func TestAttrMAC(t *testing.T) {
 			t.Errorf("edited %s still verifies", name)
 		}
 	}
-	u := &User{Name: "alice", Role: RoleCU, PasswordHash: "h", Generation: 1}
+	u := &User{Name: "alice", Role: object.RoleCU, PasswordHash: "h", Generation: 1}
 	u.MAC = s.UserMAC(u)
 	if !s.CheckUserMAC(u) {
 		t.Fatal("user MAC")
 	}
-	u.Role = RoleCO
+	u.Role = object.RoleCO
 	if s.CheckUserMAC(u) {
 		t.Fatal("a role edit verifies")
 	}
 }
 
 func TestPasswords(t *testing.T) {
-	h, err := HashPassword("s3cret-pass")
+	h, err := passwords.HashPassword("s3cret-pass")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !VerifyPassword(h, "s3cret-pass") || VerifyPassword(h, "s3cret-pasS") {
+	if !passwords.VerifyPassword(h, "s3cret-pass") || passwords.VerifyPassword(h, "s3cret-pasS") {
 		t.Fatal("verify")
 	}
 	for _, bad := range []string{"", "$argon2id$v=19$m=999999999,t=1,p=1$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA", "plain"} {
-		if VerifyPassword(bad, "x") {
+		if passwords.VerifyPassword(bad, "x") {
 			t.Errorf("malformed hash %q matched", bad)
 		}
 	}
-	if CheckPassword("short") == nil || CheckPassword("long enough") != nil {
+	if passwords.CheckPassword("short") == nil || passwords.CheckPassword("long enough") != nil {
 		t.Fatal("length rule")
 	}
 }
 
 func TestPasswordHashBounds(t *testing.T) {
-	good, err := HashPassword("s3cret-pass")
+	good, err := passwords.HashPassword("s3cret-pass")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckPasswordHash(good); err != nil {
+	if err := passwords.CheckPasswordHash(good); err != nil {
 		t.Fatalf("our own hash: %v", err)
 	}
 	salt, key := "c2FsdHNhbHRzYWx0c2FsdA", "aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
 	phc := func(v, params string) string { return "$argon2id$" + v + "$" + params + "$" + salt + "$" + key }
-	if err := CheckPasswordHash(phc("v=19", "m=19456,t=2,p=1")); err != nil {
+	if err := passwords.CheckPasswordHash(phc("v=19", "m=19456,t=2,p=1")); err != nil {
 		t.Fatalf("a well-formed hash: %v", err)
 	}
 	for _, bad := range []string{
@@ -170,14 +172,14 @@ func TestPasswordHashBounds(t *testing.T) {
 		"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$" + key,             // 4-byte salt
 		"$argon2id$v=19$m=19456,t=2,p=1$" + salt + "$aGFzaA",       // 4-byte key
 		"$argon2id$v=19$m=19456,t=2,p=1$" + salt + "$" + key + "$", // extra field
-		phc("v=19", "m=19456,t=2,p=1") + strings.Repeat("A", MaxPasswordHashLen),
+		phc("v=19", "m=19456,t=2,p=1") + strings.Repeat("A", passwords.MaxPasswordHashLen),
 	} {
-		if CheckPasswordHash(bad) == nil {
+		if passwords.CheckPasswordHash(bad) == nil {
 			t.Errorf("hash %q accepted", bad)
 		}
 		// Out of bounds means no argon2id at all: with m = 4 TiB it would
 		// not return.
-		if VerifyPassword(bad, "x") {
+		if passwords.VerifyPassword(bad, "x") {
 			t.Errorf("hash %q matched", bad)
 		}
 	}

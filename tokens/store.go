@@ -3,6 +3,9 @@ package tokens
 import (
 	"errors"
 	"io"
+
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
 )
 
 // Store keeps users, token objects and shares. Reads may be served at any
@@ -13,9 +16,9 @@ type Store interface {
 	// User returns the named user, or ErrNotFound.
 	User(name string) (*User, error)
 	Users() ([]*User, error)
-	Object(id uint64) (*Object, error)
+	Object(id uint64) (*object.Object, error)
 	// Find returns the objects that match q, ordered by ID.
-	Find(q Query) ([]*Object, error)
+	Find(q Query) ([]*object.Object, error)
 	Meta(key string) ([]byte, error)
 	// AuditRecords returns the audit records q selects, by sequence number.
 	AuditRecords(q AuditQuery) ([]*AuditRecord, error)
@@ -44,10 +47,10 @@ type Tx interface {
 	Users() ([]*User, error)
 	PutUser(u *User) error
 	DeleteUser(name string) error
-	Object(id uint64) (*Object, error)
+	Object(id uint64) (*object.Object, error)
 	// PutObject inserts or replaces the object, its index columns and its
 	// shares (Object.SharedWith).
-	PutObject(o *Object) error
+	PutObject(o *object.Object) error
 	DeleteObject(id uint64) error
 	// CountOwned returns how many objects the user owns.
 	CountOwned(owner string) (int, error)
@@ -90,4 +93,4 @@ type Query struct {
 var ErrAlreadyApplied = errors.New("command index already applied")
 
 // ErrNotFound is returned by reads of a missing user, object or meta key.
-var ErrNotFound = &Error{RV: 0x82, Msg: "not found"} // CKR_OBJECT_HANDLE_INVALID
+var ErrNotFound = &hsmerr.Error{RV: 0x82, Msg: "not found"} // CKR_OBJECT_HANDLE_INVALID

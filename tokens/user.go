@@ -1,12 +1,14 @@
 package tokens
 
+import "github.com/openhsm/openhsm/object"
+
 // MaxFailedLogins is how many wrong passwords lock an account.
 const MaxFailedLogins = 5
 
 // User is a crypto officer or crypto user.
 type User struct {
 	Name string
-	Role Role
+	Role object.Role
 	// PasswordHash is the argon2id hash in PHC string form; it is computed
 	// before apply, so apply stays deterministic.
 	PasswordHash string

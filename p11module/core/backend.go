@@ -6,7 +6,7 @@ package core
 
 // Backend is PKCS#11 with Go types: one method per function that reaches Go.
 // The dispatcher (dispatch.go) decodes a frame, calls the method and encodes the
-// reply; Module implements it. Errors are *tokens.Error carrying the CKR;
+// reply; Module implements it. Errors are *hsmerr.Error carrying the CKR;
 // any other error is CKR_GENERAL_ERROR.
 //
 // Attribute values cross this interface in host byte order, as the C caller

@@ -10,7 +10,7 @@ import (
 	"runtime/debug"
 
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // Dispatcher decodes frames, calls the Backend and encodes the replies. It
@@ -41,15 +41,15 @@ var wireMaxReply = wireMaxFrame
 // is answered with CKR_GENERAL_ERROR rather than passed on to C.
 var errBackendBroke = errors.New("backend result breaks the output rules")
 
-// rvOf maps a Backend error to a CK_RV: nil is CKR_OK, a *tokens.Error its
-// RV, anything else (or a *tokens.Error claiming CKR_OK) CKR_GENERAL_ERROR.
+// rvOf maps a Backend error to a CK_RV: nil is CKR_OK, a *hsmerr.Error its
+// RV, anything else (or a *hsmerr.Error claiming CKR_OK) CKR_GENERAL_ERROR.
 func rvOf(err error) uint64 {
 	if err == nil {
 		return ck.CKR_OK
 	}
-	var e *tokens.Error
+	var e *hsmerr.Error
 	if errors.As(err, &e) && e != nil && e.RV != ck.CKR_OK {
-		return tokens.RV(err)
+		return hsmerr.RV(err)
 	}
 	return ck.CKR_GENERAL_ERROR
 }
@@ -208,7 +208,7 @@ func (d *Dispatcher) invoke(id int, a *wireArgs, res *wireResult) error {
 		return b.FindObjectsInit(u[0], a.t[0])
 	case fnFindObjects:
 		if !a.h.Present {
-			return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "C_FindObjects without a handle array")
+			return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "C_FindObjects without a handle array")
 		}
 		var l []uint64
 		if l, err = b.FindObjects(u[0], a.h.Cap); err == nil {
@@ -297,7 +297,7 @@ func (d *Dispatcher) invoke(id int, a *wireArgs, res *wireResult) error {
 	case fnGenerateRandom:
 		if u[1] > wireMaxBytes {
 			// The reply could not carry it (a b is at most 64 MiB).
-			return tokens.Errorf(ck.CKR_ARGUMENTS_BAD, "C_GenerateRandom of %d bytes, more than %d", u[1], wireMaxBytes)
+			return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "C_GenerateRandom of %d bytes, more than %d", u[1], wireMaxBytes)
 		}
 		res.b, err = b.GenerateRandom(u[0], u[1])
 	case fnLoginUser:
@@ -319,7 +319,7 @@ func (res *wireResult) list(l []uint64, h Out) error {
 		return nil
 	}
 	if h.Cap < res.hCount {
-		return tokens.Errorf(ck.CKR_BUFFER_TOO_SMALL, "%d elements, room for %d", res.hCount, h.Cap)
+		return hsmerr.Errorf(ck.CKR_BUFFER_TOO_SMALL, "%d elements, room for %d", res.hCount, h.Cap)
 	}
 	res.h, res.hCopied = l, true
 	return nil

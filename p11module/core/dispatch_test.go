@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // ---- a recording Backend ----
@@ -82,7 +82,7 @@ func (b *recBackend) outFor(out Out) (OutResult, error) {
 	case !out.Present:
 		return OutResult{Len: n}, nil
 	case out.Cap < n:
-		return OutResult{Len: n}, tokens.Errorf(ck.CKR_BUFFER_TOO_SMALL, "short")
+		return OutResult{Len: n}, hsmerr.Errorf(ck.CKR_BUFFER_TOO_SMALL, "short")
 	}
 	return OutResult{Len: n, Data: bytes.Clone(b.data)}, nil
 }
@@ -161,14 +161,14 @@ func (b *recBackend) GetAttributeValue(sh, obj uint64, req []AttrReq) ([]AttrRes
 		case !ok:
 			resps[i].Len = ckUnavailableInformation
 			if err == nil {
-				err = tokens.Errorf(ck.CKR_ATTRIBUTE_TYPE_INVALID, "no %#x", r.Type)
+				err = hsmerr.Errorf(ck.CKR_ATTRIBUTE_TYPE_INVALID, "no %#x", r.Type)
 			}
 		case !r.Present:
 			resps[i].Len = uint64(len(v))
 		case r.Cap < uint64(len(v)):
 			resps[i].Len = uint64(len(v))
 			if err == nil {
-				err = tokens.Errorf(ck.CKR_BUFFER_TOO_SMALL, "short")
+				err = hsmerr.Errorf(ck.CKR_BUFFER_TOO_SMALL, "short")
 			}
 		default:
 			resps[i] = AttrResp{Len: uint64(len(v)), Data: bytes.Clone(v)}
@@ -287,7 +287,7 @@ func (b *recBackend) GenerateRandom(sh uint64, n uint64) ([]byte, error) {
 		return b.random, err
 	}
 	if n > 1<<20 {
-		return nil, tokens.Errorf(ck.CKR_DATA_LEN_RANGE, "test backend: too much")
+		return nil, hsmerr.Errorf(ck.CKR_DATA_LEN_RANGE, "test backend: too much")
 	}
 	r := make([]byte, n)
 	for i := range r {
@@ -694,12 +694,12 @@ func callCases() []callCase {
 		{name: "GetSlotList/empty", id: fnGetSlotList, req: []any{1, Out{Present: true, Cap: 4}}, setup: func(b *recBackend) { b.list = nil },
 			want: rc("GetSlotList", true), reply: []any{hRep{Count: 0, Copied: true}}},
 		{name: "GetSlotList/error", id: fnGetSlotList, req: []any{1, Out{Present: true, Cap: 4}},
-			setup: func(b *recBackend) { b.err = tokens.Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "") },
+			setup: func(b *recBackend) { b.err = hsmerr.Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "") },
 			want:  rc("GetSlotList", true), rv: ck.CKR_CRYPTOKI_NOT_INITIALIZED},
 		{name: "GetSlotInfo", id: fnGetSlotInfo, req: []any{uint64(tSlot)}, want: rc("GetSlotInfo", uint64(tSlot)), reply: []any{structBytes(newRecBackend().slot)}},
 		{name: "GetTokenInfo", id: fnGetTokenInfo, req: []any{uint64(tSlot)}, want: rc("GetTokenInfo", uint64(tSlot)), reply: []any{structBytes(newRecBackend().token)}},
 		{name: "GetTokenInfo/error", id: fnGetTokenInfo, req: []any{uint64(7)},
-			setup: func(b *recBackend) { b.err = tokens.Errorf(ck.CKR_SLOT_ID_INVALID, "") },
+			setup: func(b *recBackend) { b.err = hsmerr.Errorf(ck.CKR_SLOT_ID_INVALID, "") },
 			want:  rc("GetTokenInfo", uint64(7)), rv: ck.CKR_SLOT_ID_INVALID},
 		{name: "GetMechanismList/count", id: fnGetMechanismList, req: []any{uint64(tSlot), Out{}}, want: rc("GetMechanismList", uint64(tSlot)), reply: []any{hRep{Count: 3}}},
 		{name: "GetMechanismList/short", id: fnGetMechanismList, req: []any{uint64(tSlot), Out{Present: true, Cap: 1}}, want: rc("GetMechanismList", uint64(tSlot)),
@@ -718,7 +718,7 @@ func callCases() []callCase {
 		{name: "OpenSession", id: fnOpenSession, req: []any{uint64(tSlot), uint64(ck.CKF_SERIAL_SESSION | ck.CKF_RW_SESSION)},
 			want: rc("OpenSession", uint64(tSlot), uint64(ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)), reply: []any{uint64(0x6162636465666768)}},
 		{name: "OpenSession/error", id: fnOpenSession, req: []any{uint64(tSlot), 0},
-			setup: func(b *recBackend) { b.err = tokens.Errorf(ck.CKR_SESSION_PARALLEL_NOT_SUPPORTED, "") },
+			setup: func(b *recBackend) { b.err = hsmerr.Errorf(ck.CKR_SESSION_PARALLEL_NOT_SUPPORTED, "") },
 			want:  rc("OpenSession", uint64(tSlot), uint64(0)), rv: ck.CKR_SESSION_PARALLEL_NOT_SUPPORTED},
 		{name: "CloseSession", id: fnCloseSession, req: []any{uint64(tSH)}, want: rc("CloseSession", uint64(tSH))},
 		{name: "CloseAllSessions", id: fnCloseAllSessions, req: []any{uint64(tSlot)}, want: rc("CloseAllSessions", uint64(tSlot))},
@@ -726,21 +726,21 @@ func callCases() []callCase {
 		{name: "GetOperationState/length", id: fnGetOperationState, req: []any{uint64(tSH), Out{Cap: 5}},
 			want: rc("GetOperationState", uint64(tSH), Out{Cap: 5}), reply: []any{oRep{Len: 10}}},
 		{name: "GetOperationState/unsupported", id: fnGetOperationState, req: []any{uint64(tSH), okBuf},
-			setup: func(b *recBackend) { b.err = tokens.Errorf(ck.CKR_STATE_UNSAVEABLE, "") },
+			setup: func(b *recBackend) { b.err = hsmerr.Errorf(ck.CKR_STATE_UNSAVEABLE, "") },
 			want:  rc("GetOperationState", uint64(tSH), okBuf), rv: ck.CKR_STATE_UNSAVEABLE},
 		{name: "SetOperationState", id: fnSetOperationState, req: []any{uint64(tSH), []byte("state"), uint64(tKey), uint64(tKey2)},
 			want: rc("SetOperationState", uint64(tSH), []byte("state"), uint64(tKey), uint64(tKey2))},
 		{name: "Login", id: fnLogin, req: []any{uint64(tSH), uint64(ck.CKU_USER), []byte("alice:pw")}, want: rc("Login", uint64(tSH), uint64(ck.CKU_USER), []byte("alice:pw"))},
 		{name: "Login/NULL PIN", id: fnLogin, req: []any{uint64(tSH), uint64(ck.CKU_SO), []byte(nil)}, want: rc("Login", uint64(tSH), uint64(ck.CKU_SO), []byte(nil))},
 		{name: "Login/wrong", id: fnLogin, req: []any{uint64(tSH), uint64(ck.CKU_USER), []byte("x")},
-			setup: func(b *recBackend) { b.err = tokens.Errorf(ck.CKR_PIN_INCORRECT, "") },
+			setup: func(b *recBackend) { b.err = hsmerr.Errorf(ck.CKR_PIN_INCORRECT, "") },
 			want:  rc("Login", uint64(tSH), uint64(ck.CKU_USER), []byte("x")), rv: ck.CKR_PIN_INCORRECT},
 		{name: "Logout", id: fnLogout, req: []any{uint64(tSH)}, want: rc("Logout", uint64(tSH))},
 
 		{name: "CreateObject", id: fnCreateObject, req: []any{uint64(tSH), tmplA}, want: rc("CreateObject", uint64(tSH), tmplA), reply: []any{uint64(0x6162636465666768)}},
 		{name: "CreateObject/empty template", id: fnCreateObject, req: []any{uint64(tSH), tmpl0}, want: rc("CreateObject", uint64(tSH), tmpl0), reply: []any{uint64(0x6162636465666768)}},
 		{name: "CreateObject/error", id: fnCreateObject, req: []any{uint64(tSH), tmplB},
-			setup: func(b *recBackend) { b.err = tokens.Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "") },
+			setup: func(b *recBackend) { b.err = hsmerr.Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "") },
 			want:  rc("CreateObject", uint64(tSH), tmplB), rv: ck.CKR_TEMPLATE_INCOMPLETE},
 		{name: "CopyObject", id: fnCopyObject, req: []any{uint64(tSH), uint64(tObj), tmplB}, want: rc("CopyObject", uint64(tSH), uint64(tObj), tmplB), reply: []any{uint64(0x6162636465666768)}},
 		{name: "DestroyObject", id: fnDestroyObject, req: []any{uint64(tSH), uint64(tObj)}, want: rc("DestroyObject", uint64(tSH), uint64(tObj))},
@@ -758,7 +758,7 @@ func callCases() []callCase {
 			want: rc("FindObjects", uint64(tSH), uint64(8)), reply: []any{hRep{Count: 0, Copied: true}}},
 		{name: "FindObjects/NULL array", id: fnFindObjects, req: []any{uint64(tSH), Out{Cap: 8}}, rv: ck.CKR_ARGUMENTS_BAD},
 		{name: "FindObjects/not active", id: fnFindObjects, req: []any{uint64(tSH), Out{Present: true, Cap: 8}},
-			setup: func(b *recBackend) { b.err = tokens.Errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "") },
+			setup: func(b *recBackend) { b.err = hsmerr.Errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "") },
 			want:  rc("FindObjects", uint64(tSH), uint64(8)), rv: ck.CKR_OPERATION_NOT_INITIALIZED},
 		{name: "FindObjectsFinal", id: fnFindObjectsFinal, req: []any{uint64(tSH)}, want: rc("FindObjectsFinal", uint64(tSH))},
 
@@ -770,7 +770,7 @@ func callCases() []callCase {
 		{name: "Verify", id: fnVerify, req: []any{uint64(tSH), []byte("data"), []byte("sig")}, want: rc("Verify", uint64(tSH), []byte("data"), []byte("sig"))},
 		{name: "Verify/NULL signature", id: fnVerify, req: []any{uint64(tSH), []byte{}, []byte(nil)}, want: rc("Verify", uint64(tSH), []byte{}, []byte(nil))},
 		{name: "Verify/invalid", id: fnVerify, req: []any{uint64(tSH), []byte("d"), []byte("s")},
-			setup: func(b *recBackend) { b.err = tokens.Errorf(ck.CKR_SIGNATURE_INVALID, "") },
+			setup: func(b *recBackend) { b.err = hsmerr.Errorf(ck.CKR_SIGNATURE_INVALID, "") },
 			want:  rc("Verify", uint64(tSH), []byte("d"), []byte("s")), rv: ck.CKR_SIGNATURE_INVALID},
 		{name: "VerifyUpdate", id: fnVerifyUpdate, req: []any{uint64(tSH), []byte("part")}, want: rc("VerifyUpdate", uint64(tSH), []byte("part"))},
 		{name: "VerifyFinal", id: fnVerifyFinal, req: []any{uint64(tSH), []byte("sig")}, want: rc("VerifyFinal", uint64(tSH), []byte("sig"))},
@@ -781,7 +781,7 @@ func callCases() []callCase {
 			want:  rc("GenerateKeyPair", uint64(tSH), Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN}, tmplB, tmplA),
 			reply: []any{uint64(0x6162636465666768), uint64(0x7172737475767778)}},
 		{name: "GenerateKeyPair/error", id: fnGenerateKeyPair, req: []any{uint64(tSH), Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN}, tmpl0, tmpl0},
-			setup: func(b *recBackend) { b.err = tokens.Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "") },
+			setup: func(b *recBackend) { b.err = hsmerr.Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "") },
 			want:  rc("GenerateKeyPair", uint64(tSH), Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN}, tmpl0, tmpl0), rv: ck.CKR_TEMPLATE_INCOMPLETE},
 		{name: "WrapKey", id: fnWrapKey, req: []any{uint64(tSH), mechRaw, uint64(tKey), uint64(tKey2), okBuf},
 			want: rc("WrapKey", uint64(tSH), mechRaw, uint64(tKey), uint64(tKey2), okBuf), reply: []any{cipher}},
@@ -829,7 +829,7 @@ func callCases() []callCase {
 			want: rc("GetAttributeValue", uint64(tSH), uint64(tObj), gReq[5:]), rv: ck.CKR_BUFFER_TOO_SMALL, reply: []any{gResp[5:]}},
 		callCase{name: "GetAttributeValue/sensitive", id: fnGetAttributeValue, req: []any{uint64(tSH), uint64(tObj), gReq[:2]},
 			setup: func(b *recBackend) {
-				b.err = tokens.Errorf(ck.CKR_ATTRIBUTE_SENSITIVE, "")
+				b.err = hsmerr.Errorf(ck.CKR_ATTRIBUTE_SENSITIVE, "")
 				b.rawResps = []AttrResp{{Len: 6, Data: []byte("my key")}, {Len: ckUnavailableInformation}}
 			},
 			want: rc("GetAttributeValue", uint64(tSH), uint64(tObj), gReq[:2]), rv: ck.CKR_ATTRIBUTE_SENSITIVE,
@@ -838,7 +838,7 @@ func callCases() []callCase {
 			want: rc("GetAttributeValue", uint64(tSH), uint64(tObj), []AttrReq{}), reply: []any{[]gRep(nil)}},
 		callCase{name: "GetAttributeValue/bad object", id: fnGetAttributeValue, req: []any{uint64(tSH), uint64(tObj), gReq[:3]},
 			setup: func(b *recBackend) {
-				b.err = tokens.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "")
+				b.err = hsmerr.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "")
 				b.rawResps = []AttrResp{}
 			},
 			want: rc("GetAttributeValue", uint64(tSH), uint64(tObj), gReq[:3]), rv: ck.CKR_OBJECT_HANDLE_INVALID},
@@ -895,7 +895,7 @@ func callCases() []callCase {
 			mk("short", []byte("x"), Out{Present: true, Cap: 9}, nil, ck.CKR_BUFFER_TOO_SMALL, oRep{Len: 10}),
 			mk("nothing out", []byte("x"), okBuf, func(b *recBackend) { b.data = nil }, ck.CKR_OK, oRep{}),
 			mk("empty out", []byte("x"), okBuf, func(b *recBackend) { b.data = []byte{} }, ck.CKR_OK, oRep{Copied: true}),
-			mk("error", []byte("x"), okBuf, func(b *recBackend) { b.err = tokens.Errorf(ck.CKR_KEY_HANDLE_INVALID, "") },
+			mk("error", []byte("x"), okBuf, func(b *recBackend) { b.err = hsmerr.Errorf(ck.CKR_KEY_HANDLE_INVALID, "") },
 				ck.CKR_KEY_HANDLE_INVALID, oRep{}),
 			mk("plain error", []byte("x"), okBuf, func(b *recBackend) { b.err = io.ErrUnexpectedEOF }, ck.CKR_GENERAL_ERROR, oRep{}),
 			mk("data past buffer", []byte("x"), Out{Present: true, Cap: 4},
@@ -908,7 +908,7 @@ func callCases() []callCase {
 				func(b *recBackend) { b.rawOut = &OutResult{Len: 3} }, ck.CKR_GENERAL_ERROR, oRep{}),
 			mk("too small keeps data", []byte("x"), okBuf, func(b *recBackend) {
 				b.rawOut = &OutResult{Len: 99, Data: []byte("leak")}
-				b.err = tokens.Errorf(ck.CKR_BUFFER_TOO_SMALL, "")
+				b.err = hsmerr.Errorf(ck.CKR_BUFFER_TOO_SMALL, "")
 			}, ck.CKR_BUFFER_TOO_SMALL, oRep{Len: 99}),
 		)
 	}
@@ -971,7 +971,7 @@ func TestCallBackendError(t *testing.T) {
 		if c.want == nil || c.rv != ck.CKR_OK || c.id == fnGetAttributeValue {
 			continue
 		}
-		_, reply := runCase(t, c, func(b *recBackend) { b.err = tokens.Errorf(ck.CKR_DEVICE_ERROR, "") })
+		_, reply := runCase(t, c, func(b *recBackend) { b.err = hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "") })
 		rv, items, err := decodeReply(t, c.id, reply, gCountOf(c.req))
 		if err != nil || rv != ck.CKR_DEVICE_ERROR {
 			t.Errorf("%s: rv %s, err %v", c.name, ck.RVName(rv), err)
@@ -1076,8 +1076,8 @@ func TestCallBackendBroken(t *testing.T) {
 		{"into NULL", []AttrResp{{Len: 1, Data: []byte("1")}, {Len: 1, Data: []byte("1")}}, nil, ck.CKR_GENERAL_ERROR}, // req[1] has Cap 8 but no buffer
 		{"length lies", []AttrResp{{Len: 2, Data: []byte("1")}, {Len: 1}}, nil, ck.CKR_GENERAL_ERROR},
 		{"past buffer with an error", []AttrResp{{Len: 5, Data: []byte("12345")}, {Len: 1}},
-			tokens.Errorf(ck.CKR_ATTRIBUTE_SENSITIVE, ""), ck.CKR_GENERAL_ERROR},
-		{"too few with an error", []AttrResp{{Len: 1}}, tokens.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, ""), ck.CKR_OBJECT_HANDLE_INVALID},
+			hsmerr.Errorf(ck.CKR_ATTRIBUTE_SENSITIVE, ""), ck.CKR_GENERAL_ERROR},
+		{"too few with an error", []AttrResp{{Len: 1}}, hsmerr.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, ""), ck.CKR_OBJECT_HANDLE_INVALID},
 	}
 	for _, c := range cases {
 		h := &countHandler{}
@@ -1100,19 +1100,19 @@ func TestCallBackendBroken(t *testing.T) {
 }
 
 func TestRVOf(t *testing.T) {
-	var nilErr *tokens.Error
+	var nilErr *hsmerr.Error
 	cases := []struct {
 		err  error
 		want uint64
 	}{
 		{nil, ck.CKR_OK},
-		{tokens.Errorf(ck.CKR_PIN_INCORRECT, "x"), ck.CKR_PIN_INCORRECT},
-		{fmt.Errorf("wrapped: %w", tokens.Errorf(ck.CKR_KEY_HANDLE_INVALID, "")), ck.CKR_KEY_HANDLE_INVALID},
+		{hsmerr.Errorf(ck.CKR_PIN_INCORRECT, "x"), ck.CKR_PIN_INCORRECT},
+		{fmt.Errorf("wrapped: %w", hsmerr.Errorf(ck.CKR_KEY_HANDLE_INVALID, "")), ck.CKR_KEY_HANDLE_INVALID},
 		{errors.New("plain"), ck.CKR_GENERAL_ERROR},
 		{io.EOF, ck.CKR_GENERAL_ERROR},
 		{nilErr, ck.CKR_GENERAL_ERROR},
-		{&tokens.Error{RV: ck.CKR_OK}, ck.CKR_GENERAL_ERROR},
-		{&tokens.Error{RV: ck.CKR_FUNCTION_FAILED}, ck.CKR_FUNCTION_FAILED},
+		{&hsmerr.Error{RV: ck.CKR_OK}, ck.CKR_GENERAL_ERROR},
+		{&hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED}, ck.CKR_FUNCTION_FAILED},
 	}
 	for i, c := range cases {
 		if got := rvOf(c.err); got != c.want {

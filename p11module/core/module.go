@@ -12,7 +12,9 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/passwords"
 )
 
 // Default is the dispatcher over the process's one module; the C layer and
@@ -40,7 +42,7 @@ const (
 	// noUser is a slot's user type when no one is logged in (CKU_SO is 0).
 	noUser = ^uint64(0)
 	// maxOpData bounds what a multi-part operation collects.
-	maxOpData = tokens.MaxDataLen
+	maxOpData = mech.MaxDataLen
 )
 
 // Module gives PKCS#11 semantics on top of the client library. It is safe
@@ -91,7 +93,7 @@ type slot struct {
 	userType uint64         // CKU_USER or CKU_SO while logged in, else noUser
 }
 
-func errorf(rv uint64, format string, args ...any) error { return tokens.Errorf(rv, format, args...) }
+func errorf(rv uint64, format string, args ...any) error { return hsmerr.Errorf(rv, format, args...) }
 
 func (m *Module) ctx() (context.Context, context.CancelFunc) {
 	d := 30 * time.Second
@@ -335,9 +337,9 @@ func (m *Module) GetTokenInfo(id uint64) (TokenInfo, error) {
 	}
 	ti.MaxSessionCount, ti.SessionCount = 0, n // 0: CK_EFFECTIVELY_INFINITE
 	ti.MaxRwSessionCount, ti.RwSessionCount = 0, rw
-	ti.MaxPinLen, ti.MinPinLen = 64+1+tokens.MaxPasswordLen, tokens.MinPasswordLen
+	ti.MaxPinLen, ti.MinPinLen = 64+1+passwords.MaxPasswordLen, passwords.MinPasswordLen
 	if s.user != "" {
-		ti.MaxPinLen = tokens.MaxPasswordLen
+		ti.MaxPinLen = passwords.MaxPasswordLen
 	}
 	ti.TotalPublicMemory, ti.FreePublicMemory = unavailable, unavailable
 	ti.TotalPrivateMemory, ti.FreePrivateMemory = unavailable, unavailable

@@ -13,8 +13,8 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/internal/testcluster"
-	"github.com/openhsm/openhsm/tokens"
 )
 
 // These tests drive the module (PKCS#11 semantics, no cgo) against a real
@@ -77,7 +77,7 @@ func (e *env) login(t *testing.T) uint64 {
 
 func wantRV(t *testing.T, what string, err error, rv uint64) {
 	t.Helper()
-	if got := tokens.RV(err); got != rv {
+	if got := hsmerr.RV(err); got != rv {
 		t.Fatalf("%s: got %s (%v), want %s", what, ck.RVName(got), err, ck.RVName(rv))
 	}
 }
@@ -224,7 +224,7 @@ func TestAttributesAndFind(t *testing.T) {
 		{Type: ck.CKA_LABEL, Present: true, Cap: 2},
 	}
 	out, err := m.GetAttributeValue(h, id, req)
-	if rv := tokens.RV(err); rv != ck.CKR_ATTRIBUTE_SENSITIVE {
+	if rv := hsmerr.RV(err); rv != ck.CKR_ATTRIBUTE_SENSITIVE {
 		t.Fatalf("overall rv %s", ck.RVName(rv))
 	}
 	if binary.NativeEndian.Uint64(out[0].Data) != 32 {

@@ -5,33 +5,34 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
 )
 
 // maxAttrsPerCall is how many attributes the daemon answers in one call.
-const maxAttrsPerCall = 4 * tokens.MaxTemplateAttrs
+const maxAttrsPerCall = 4 * object.MaxTemplateAttrs
 
 // toCanonical converts a caller's template from host order to the canonical
-// encoding (tokens.Kind): CK_ULONGs become big-endian. Attributes the HSM
+// encoding (object.Kind): CK_ULONGs become big-endian. Attributes the HSM
 // does not know pass as they are, for the daemon to refuse.
-func toCanonical(t []Attr) (tokens.Template, error) {
-	out := make(tokens.Template, 0, len(t))
+func toCanonical(t []Attr) (object.Template, error) {
+	out := make(object.Template, 0, len(t))
 	for _, a := range t {
 		if a.Null {
 			if len(a.Value) == 0 {
-				out = append(out, tokens.Attribute{Type: a.Type, Value: nil})
+				out = append(out, object.Attribute{Type: a.Type, Value: nil})
 				continue
 			}
 		}
-		k, _ := tokens.AttrKind(a.Type)
+		k, _ := object.AttrKind(a.Type)
 		v := a.Value
 		switch k {
-		case tokens.KindUlong:
+		case object.KindUlong:
 			if len(v) != 8 {
 				return nil, errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be a CK_ULONG", ck.AttrName(a.Type))
 			}
 			v = binary.BigEndian.AppendUint64(nil, binary.NativeEndian.Uint64(v))
-		case tokens.KindMechs:
+		case object.KindMechs:
 			if len(v)%8 != 0 {
 				return nil, errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be a CK_MECHANISM_TYPE array", ck.AttrName(a.Type))
 			}
@@ -40,25 +41,25 @@ func toCanonical(t []Attr) (tokens.Template, error) {
 				binary.BigEndian.PutUint64(c[i:], binary.NativeEndian.Uint64(v[i:]))
 			}
 			v = c
-		case tokens.KindBool:
+		case object.KindBool:
 			if len(v) == 1 && v[0] > 1 {
 				v = []byte{1} // CK_TRUE is any non-zero byte to most callers
 			}
 		}
-		out = append(out, tokens.Attribute{Type: a.Type, Value: append([]byte{}, v...)})
+		out = append(out, object.Attribute{Type: a.Type, Value: append([]byte{}, v...)})
 	}
 	return out, nil
 }
 
 // toHost converts a canonical value back to host order.
 func toHost(t uint64, v []byte) []byte {
-	k, _ := tokens.AttrKind(t)
+	k, _ := object.AttrKind(t)
 	switch k {
-	case tokens.KindUlong:
+	case object.KindUlong:
 		if len(v) == 8 {
 			return binary.NativeEndian.AppendUint64(nil, binary.BigEndian.Uint64(v))
 		}
-	case tokens.KindMechs:
+	case object.KindMechs:
 		c := make([]byte, len(v)-len(v)%8)
 		for i := 0; i+8 <= len(v); i += 8 {
 			binary.NativeEndian.PutUint64(c[i:], binary.BigEndian.Uint64(v[i:]))
@@ -68,7 +69,7 @@ func toHost(t uint64, v []byte) []byte {
 	return v
 }
 
-func tokenAttr(t tokens.Template) bool {
+func tokenAttr(t object.Template) bool {
 	for _, a := range t {
 		if a.Type == ck.CKA_TOKEN && len(a.Value) == 1 && a.Value[0] != 0 {
 			return true
@@ -79,7 +80,7 @@ func tokenAttr(t tokens.Template) bool {
 
 // forObject checks the session, login and template before a call that makes
 // an object; a token object needs a read-write session.
-func (m *Module) forObject(h uint64, t []Attr) (*session, *client.Client, tokens.Template, error) {
+func (m *Module) forObject(h uint64, t []Attr) (*session, *client.Client, object.Template, error) {
 	s, err := m.session(h)
 	if err != nil {
 		return nil, nil, nil, err
@@ -99,7 +100,7 @@ func (m *Module) forObject(h uint64, t []Attr) (*session, *client.Client, tokens
 }
 
 // made records a new session object, to destroy when the session closes.
-func (s *session) made(id uint64, t tokens.Template) {
+func (s *session) made(id uint64, t object.Template) {
 	if !tokenAttr(t) {
 		s.mu.Lock()
 		if s.objects != nil {
@@ -202,7 +203,7 @@ func (m *Module) GetAttributeValue(h, obj uint64, req []AttrReq) ([]AttrResp, er
 	ctx, cancel := m.ctx()
 	defer cancel()
 	// The daemon answers at most maxAttrsPerCall at a time.
-	var vals []tokens.AttrValue
+	var vals []object.AttrValue
 	for len(types) > 0 {
 		n := min(len(types), maxAttrsPerCall)
 		part, err := c.GetAttributes(ctx, obj, types[:n])
@@ -287,7 +288,7 @@ func (m *Module) FindObjectsInit(h uint64, t []Attr) error {
 		ids, err = c.FindObjects(ctx, ct, 0)
 		cancel()
 		if err != nil {
-			if tokens.RV(err) == ck.CKR_ATTRIBUTE_VALUE_INVALID || tokens.RV(err) == ck.CKR_ARGUMENTS_BAD {
+			if hsmerr.RV(err) == ck.CKR_ATTRIBUTE_VALUE_INVALID || hsmerr.RV(err) == ck.CKR_ARGUMENTS_BAD {
 				return errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%v", err)
 			}
 			return err

@@ -8,7 +8,8 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
 )
 
 // objInfo is what the library keeps of an object to answer PKCS#11's checks
@@ -115,10 +116,10 @@ func (m *Module) objectInfo(sl *slot, c *client.Client, id uint64) (*objInfo, er
 // checkKey answers at C_*Init what the operation would answer later: the
 // key exists and is visible, has a type the mechanism takes, has the usage
 // attribute set, and allows the mechanism.
-func (m *Module) checkKey(sl *slot, c *client.Client, key uint64, row *tokens.Mechanism, mech uint64, usage uint64) error {
+func (m *Module) checkKey(sl *slot, c *client.Client, key uint64, row *mech.Mechanism, mech uint64, usage uint64) error {
 	oi, err := m.objectInfo(sl, c, key)
 	if err != nil {
-		if tokens.RV(err) == ck.CKR_OBJECT_HANDLE_INVALID {
+		if hsmerr.RV(err) == ck.CKR_OBJECT_HANDLE_INVALID {
 			return errorf(ck.CKR_KEY_HANDLE_INVALID, "no such key")
 		}
 		return err
@@ -152,12 +153,12 @@ func (m *Module) checkKey(sl *slot, c *client.Client, key uint64, row *tokens.Me
 
 // localKey returns the public key to verify or encrypt with here, or nil
 // when the operation must run in the HSM.
-func (m *Module) localKey(sl *slot, key uint64) *tokens.Key {
+func (m *Module) localKey(sl *slot, key uint64) *mech.Key {
 	oi := sl.info.get(key)
 	if oi == nil || oi.class != ck.CKO_PUBLIC_KEY || oi.public == nil {
 		return nil
 	}
-	return &tokens.Key{Class: ck.CKO_PUBLIC_KEY, KeyType: oi.keyType, Public: oi.public}
+	return &mech.Key{Class: ck.CKO_PUBLIC_KEY, KeyType: oi.keyType, Public: oi.public}
 }
 
 // checkWritable refuses a change to a token object in a read-only session.

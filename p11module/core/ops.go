@@ -6,7 +6,8 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 )
 
 // opKind names an operation a session can have active; a session may have
@@ -39,7 +40,7 @@ var opKinds = map[opKind]struct {
 // is processed in one call at the final step. result keeps an output a
 // caller has not fetched yet (the two-call rule), so the crypto runs once.
 type operation struct {
-	mech    tokens.Mech
+	mech    mech.Mech
 	key     uint64
 	buf     []byte
 	multi   bool
@@ -48,78 +49,78 @@ type operation struct {
 	stream  *stream // block modes in a multi-part encrypt or decrypt
 	// local is a public key to verify or encrypt with in the library: no
 	// secret is involved, and it saves a round trip to the daemon.
-	local *tokens.Key
-	row   *tokens.Mechanism
+	local *mech.Key
+	row   *mech.Mechanism
 }
 
 // toMech turns a flattened CK_MECHANISM into the engine's form, checking the
 // parameter against the mechanism table.
-func toMech(m Mechanism) (tokens.Mech, *tokens.Mechanism, error) {
-	row, ok := tokens.LookupMechanism(m.Type)
+func toMech(m Mechanism) (mech.Mech, *mech.Mechanism, error) {
+	row, ok := mech.LookupMechanism(m.Type)
 	if !ok {
-		return tokens.Mech{}, nil, errorf(ck.CKR_MECHANISM_INVALID, "%s is not supported", ck.MechName(m.Type))
+		return mech.Mech{}, nil, errorf(ck.CKR_MECHANISM_INVALID, "%s is not supported", ck.MechName(m.Type))
 	}
-	out := tokens.Mech{Type: m.Type}
-	bad := func() (tokens.Mech, *tokens.Mechanism, error) {
-		return tokens.Mech{}, nil, errorf(ck.CKR_MECHANISM_PARAM_INVALID, "bad parameter for %s", ck.MechName(m.Type))
+	out := mech.Mech{Type: m.Type}
+	bad := func() (mech.Mech, *mech.Mechanism, error) {
+		return mech.Mech{}, nil, errorf(ck.CKR_MECHANISM_PARAM_INVALID, "bad parameter for %s", ck.MechName(m.Type))
 	}
 	raw := m.Raw
 	none := m.Kind == 0 || (m.Kind == 1 && len(raw) == 0)
 	switch row.Param {
-	case tokens.ParamNone:
+	case mech.ParamNone:
 		if !none {
 			return bad()
 		}
-	case tokens.ParamIV:
+	case mech.ParamIV:
 		if m.Kind == 1 {
-			out.Param = &tokens.IVParams{IV: append([]byte{}, raw...)}
+			out.Param = &mech.IVParams{IV: append([]byte{}, raw...)}
 		} else if m.Kind != 0 {
 			return bad()
 		}
-	case tokens.ParamCTR:
+	case mech.ParamCTR:
 		if m.Kind != 1 || len(raw) != 24 {
 			return bad()
 		}
-		p := &tokens.CTRParams{CounterBits: binary.NativeEndian.Uint64(raw)}
+		p := &mech.CTRParams{CounterBits: binary.NativeEndian.Uint64(raw)}
 		copy(p.CB[:], raw[8:])
 		out.Param = p
-	case tokens.ParamPSS:
+	case mech.ParamPSS:
 		if m.Kind != 1 || len(raw) != 24 {
 			return bad()
 		}
-		out.Param = &tokens.PSSParams{Hash: binary.NativeEndian.Uint64(raw), MGF: binary.NativeEndian.Uint64(raw[8:]),
+		out.Param = &mech.PSSParams{Hash: binary.NativeEndian.Uint64(raw), MGF: binary.NativeEndian.Uint64(raw[8:]),
 			SaltLen: binary.NativeEndian.Uint64(raw[16:])}
-	case tokens.ParamMacLen:
+	case mech.ParamMacLen:
 		if m.Kind != 1 || len(raw) != 8 {
 			return bad()
 		}
-		out.Param = &tokens.MacLenParams{Len: binary.NativeEndian.Uint64(raw)}
-	case tokens.ParamGCM:
+		out.Param = &mech.MacLenParams{Len: binary.NativeEndian.Uint64(raw)}
+	case mech.ParamGCM:
 		if m.Kind != 2 {
 			return bad()
 		}
-		out.Param = &tokens.GCMParams{IV: m.IV, AAD: m.AAD, TagBits: m.TagBits}
-	case tokens.ParamOAEP:
+		out.Param = &mech.GCMParams{IV: m.IV, AAD: m.AAD, TagBits: m.TagBits}
+	case mech.ParamOAEP:
 		if m.Kind != 3 {
 			return bad()
 		}
-		out.Param = &tokens.OAEPParams{Hash: m.Hash, MGF: m.MGF, Source: m.Source, Label: m.SourceData}
-	case tokens.ParamECDH:
+		out.Param = &mech.OAEPParams{Hash: m.Hash, MGF: m.MGF, Source: m.Source, Label: m.SourceData}
+	case mech.ParamECDH:
 		if m.Kind != 4 {
 			return bad()
 		}
-		out.Param = &tokens.ECDHParams{KDF: m.KDF, SharedData: m.SharedData, PublicData: m.PublicData}
-	case tokens.ParamEdDSA:
+		out.Param = &mech.ECDHParams{KDF: m.KDF, SharedData: m.SharedData, PublicData: m.PublicData}
+	case mech.ParamEdDSA:
 		switch {
 		case none:
 		case m.Kind == 5:
-			out.Param = &tokens.EdDSAParams{PHFlag: m.PHFlag, Context: m.Context}
+			out.Param = &mech.EdDSAParams{PHFlag: m.PHFlag, Context: m.Context}
 		default:
 			return bad()
 		}
 	}
-	if err := tokens.CheckParam(row, out); err != nil {
-		return tokens.Mech{}, nil, err
+	if err := mech.CheckParam(row, out); err != nil {
+		return mech.Mech{}, nil, err
 	}
 	return out, row, nil
 }
@@ -323,7 +324,7 @@ func (m *Module) signWork(c *client.Client, op *operation, in []byte) ([]byte, e
 
 // Digests run here: they need no key.
 func digestWork(_ *client.Client, op *operation, in []byte) ([]byte, error) {
-	return tokens.Digest(op.mech, in)
+	return mech.Digest(op.mech, in)
 }
 
 func (m *Module) Encrypt(h uint64, data []byte, out Out) (OutResult, error) {
@@ -410,7 +411,7 @@ func (m *Module) GenerateKey(h uint64, mech Mechanism, t []Attr) (uint64, error)
 	if err != nil {
 		return 0, err
 	}
-	if err := tokens.CheckSecretKeyType(ct); err != nil {
+	if err := object.CheckSecretKeyType(ct); err != nil {
 		return 0, err
 	}
 	tm, _, err := toMech(mech)
@@ -537,8 +538,8 @@ func (m *Module) GenerateRandom(h uint64, n uint64) ([]byte, error) {
 	if _, err := m.session(h); err != nil {
 		return nil, err
 	}
-	if n > tokens.MaxRandomLen {
-		return nil, errorf(ck.CKR_ARGUMENTS_BAD, "at most %d random bytes at a time", tokens.MaxRandomLen)
+	if n > mech.MaxRandomLen {
+		return nil, errorf(ck.CKR_ARGUMENTS_BAD, "at most %d random bytes at a time", mech.MaxRandomLen)
 	}
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {

@@ -7,7 +7,8 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/passwords"
 )
 
 // session is one PKCS#11 session. Its lock covers its operations; it is
@@ -235,7 +236,7 @@ func (m *Module) login(h, userType uint64, pin, username []byte) error {
 	if err != nil {
 		return err
 	}
-	if len(password) == 0 || len(password) > tokens.MaxPasswordLen {
+	if len(password) == 0 || len(password) > passwords.MaxPasswordLen {
 		return errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
 	}
 	if sl.user != "" && userType == ck.CKU_USER && user != sl.user {
@@ -275,7 +276,7 @@ func (m *Module) connectAs(user, password string) (*client.Client, error) {
 	}
 	if err := c.Login(ctx, user, password); err != nil {
 		c.Close()
-		m.log.Info("login refused", "user", user, "ckr", ck.RVName(tokens.RV(err)))
+		m.log.Info("login refused", "user", user, "ckr", ck.RVName(hsmerr.RV(err)))
 		return nil, err
 	}
 	return c, nil
@@ -349,7 +350,7 @@ func (m *Module) InitPIN(h uint64, pin []byte) error {
 		return errorf(ck.CKR_PIN_INVALID, "on the cluster slot the PIN is user:password")
 	}
 	err = c.CreateUser(ctx, user, "CU", password)
-	if tokens.RV(err) == ck.CKR_ARGUMENTS_BAD && strings.Contains(err.Error(), "already exists") {
+	if hsmerr.RV(err) == ck.CKR_ARGUMENTS_BAD && strings.Contains(err.Error(), "already exists") {
 		err = c.SetPassword(ctx, user, password)
 	}
 	return m.quorumNote("C_InitPIN", err)
@@ -380,7 +381,7 @@ func (m *Module) SetPIN(h uint64, oldPIN, newPIN []byte) error {
 	if u, p, ok := strings.Cut(newPW, ":"); ok && u == user {
 		newPW = p
 	}
-	if err := tokens.CheckPassword(newPW); err != nil {
+	if err := passwords.CheckPassword(newPW); err != nil {
 		return err
 	}
 	c, err := m.connectAs(user, oldPW)

@@ -5,7 +5,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/mech"
 )
 
 // Multi-part encryption and decryption. Block modes stream: each update
@@ -41,19 +41,19 @@ type stream struct {
 	encrypt bool
 	pending []byte // input not yet processed
 	iv      []byte // CBC: the next IV
-	ctr     tokens.CTRParams
+	ctr     mech.CTRParams
 }
 
-func newStream(m tokens.Mech, encrypt bool) *stream {
+func newStream(m mech.Mech, encrypt bool) *stream {
 	mode, ok := streamModes[m.Type]
 	if !ok {
 		return nil
 	}
 	st := &stream{mode: mode, encrypt: encrypt}
 	switch p := m.Param.(type) {
-	case *tokens.IVParams:
+	case *mech.IVParams:
 		st.iv = append([]byte{}, p.IV...)
-	case *tokens.CTRParams:
+	case *mech.CTRParams:
 		st.ctr = *p
 	}
 	return st
@@ -74,15 +74,15 @@ func (st *stream) updateLen(n int) int {
 
 // chunk is the mechanism that processes whole blocks in the middle of the
 // stream.
-func (st *stream) chunk(key uint64) tokens.Mech {
+func (st *stream) chunk(key uint64) mech.Mech {
 	switch st.mode {
 	case streamCBC, streamCBCPad:
-		return tokens.Mech{Type: ck.CKM_AES_CBC, Param: &tokens.IVParams{IV: append([]byte{}, st.iv...)}}
+		return mech.Mech{Type: ck.CKM_AES_CBC, Param: &mech.IVParams{IV: append([]byte{}, st.iv...)}}
 	case streamCTR:
 		p := st.ctr
-		return tokens.Mech{Type: ck.CKM_AES_CTR, Param: &p}
+		return mech.Mech{Type: ck.CKM_AES_CTR, Param: &p}
 	}
-	return tokens.Mech{Type: ck.CKM_AES_ECB}
+	return mech.Mech{Type: ck.CKM_AES_ECB}
 }
 
 // advance moves the chaining state past in (plaintext or ciphertext as
@@ -110,7 +110,7 @@ func (st *stream) advance(in, out []byte) {
 	}
 }
 
-func (m *Module) crypt(c *client.Client, encrypt bool, key uint64, mech tokens.Mech, in []byte) ([]byte, error) {
+func (m *Module) crypt(c *client.Client, encrypt bool, key uint64, mech mech.Mech, in []byte) ([]byte, error) {
 	ctx, cancel := m.ctx()
 	defer cancel()
 	if encrypt {
@@ -208,6 +208,6 @@ func (m *Module) streamFinal(c *client.Client, op *operation, encrypt bool) ([]b
 	if !encrypt && len(rest) != blockSize {
 		return nil, errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "the input is not a whole number of blocks")
 	}
-	mech := tokens.Mech{Type: ck.CKM_AES_CBC_PAD, Param: &tokens.IVParams{IV: append([]byte{}, st.iv...)}}
+	mech := mech.Mech{Type: ck.CKM_AES_CBC_PAD, Param: &mech.IVParams{IV: append([]byte{}, st.iv...)}}
 	return m.crypt(c, encrypt, op.key, mech, rest)
 }

@@ -29,8 +29,10 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/internal/testcluster"
-	"github.com/openhsm/openhsm/tokens"
+	mechpkg "github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 )
 
 // TestChaos: a three-node cluster loses a node every few seconds while 16
@@ -328,8 +330,8 @@ func (app *chaosApp) sign(g int, sh pkcs11.SessionHandle, k *ownKey, rng *rand.R
 	for i := range msg {
 		msg[i] = byte(rng.Uint32())
 	}
-	mech, data := chaosMech(k.RSA, rng.IntN(2) == 0, msg)
-	if err := app.p.SignInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, pkcs11.ObjectHandle(k.Priv)); err != nil {
+	mechV, data := chaosMech(k.RSA, rng.IntN(2) == 0, msg)
+	if err := app.p.SignInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mechV, nil)}, pkcs11.ObjectHandle(k.Priv)); err != nil {
 		app.event(&app.res.SignErrs, g, "C_SignInit", k.Priv, err)
 		return
 	}
@@ -695,7 +697,7 @@ func (ch *chaos) verifyNode(k int, idx uint64, keys []chaosKey) nodeCheck {
 	var objs []client.ObjectInfo
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		objs, err = c.ListObjects(ch.ctx, nil, 100000)
-		if tokens.RV(err) != ck.CKR_DEVICE_ERROR || time.Now().After(deadline) {
+		if hsmerr.RV(err) != ck.CKR_DEVICE_ERROR || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -746,7 +748,7 @@ func (ch *chaos) verifyNode(k int, idx uint64, keys []chaosKey) nodeCheck {
 
 func objClass(o client.ObjectInfo) uint64 {
 	v, _ := o.Attr(ck.CKA_CLASS)
-	c, _ := tokens.Attrs{ck.CKA_CLASS: v}.Ulong(ck.CKA_CLASS)
+	c, _ := object.Attrs{ck.CKA_CLASS: v}.Ulong(ck.CKA_CLASS)
 	return c
 }
 
@@ -838,8 +840,8 @@ func checkKeyOn(ctx context.Context, c *client.Client, k chaosKey) string {
 		return fmt.Sprintf("%s: %v", what, err)
 	}
 	msg := []byte(fmt.Sprintf("chaos check of %d", k.Priv))
-	mech, data := chaosMech(k.RSA, false, msg)
-	sig, err := c.Sign(ctx, uint64(k.Priv), tokens.Mech{Type: uint64(mech)}, data)
+	m, data := chaosMech(k.RSA, false, msg)
+	sig, err := c.Sign(ctx, uint64(k.Priv), clientMech(uint64(m)), data)
 	if err != nil {
 		return fmt.Sprintf("%s: signing: %v", what, err)
 	}
@@ -1018,3 +1020,7 @@ func logsAround(path string, from, to time.Time, max int) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// clientMech is a mechanism without parameters, for the Go client (this
+// package's own mech helper builds miekg/pkcs11 ones).
+func clientMech(t uint64) mechpkg.Mech { return mechpkg.Mech{Type: t} }

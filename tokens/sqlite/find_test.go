@@ -147,7 +147,7 @@ func benchStore(b *testing.B) *Store {
 				if i%50 == 0 {
 					shares = []string{benchOwner(i + 1)}
 				}
-				o := object(i, benchOwner(i), class, kt, benchLabel(i), benchCKAID(i), sealed, shares...)
+				o := newObject(i, benchOwner(i), class, kt, benchLabel(i), benchCKAID(i), sealed, shares...)
 				o.MAC = sealed[:32]
 				if err := tx.PutObject(o); err != nil {
 					return err

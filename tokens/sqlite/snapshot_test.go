@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -26,7 +27,7 @@ func populate(t testing.TB, s *Store, n int) {
 	t.Helper()
 	update(t, s, 10, func(tx tokens.Tx) error {
 		for i := range n {
-			u := &tokens.User{Name: fmt.Sprintf("user-%03d", i), Role: tokens.RoleCU, PasswordHash: fmt.Sprintf("$argon2id$hash-%d", i),
+			u := &tokens.User{Name: fmt.Sprintf("user-%03d", i), Role: object.RoleCU, PasswordHash: fmt.Sprintf("$argon2id$hash-%d", i),
 				FailedLogins: i % 5, Locked: i%3 == 0, Generation: uint64(i) << 60, Created: int64(1700000000 + i), Number: uint64(i + 1)}
 			if i%4 != 1 {
 				u.MAC = []byte(fmt.Sprintf("user-mac-%d", i))
@@ -35,7 +36,7 @@ func populate(t testing.TB, s *Store, n int) {
 				return err
 			}
 		}
-		if err := tx.PutUser(&tokens.User{Name: "admin", Role: tokens.RoleCO, PasswordHash: "x", Created: -5, Generation: 1<<64 - 1}); err != nil {
+		if err := tx.PutUser(&tokens.User{Name: "admin", Role: object.RoleCO, PasswordHash: "x", Created: -5, Generation: 1<<64 - 1}); err != nil {
 			return err
 		}
 		for i := range n {
@@ -45,16 +46,16 @@ func populate(t testing.TB, s *Store, n int) {
 				shares = append(shares, fmt.Sprintf("user-%03d", (i+j+1)%n))
 			}
 			shares = sortedUnique(shares)
-			var o *tokens.Object
+			var o *object.Object
 			switch i % 4 {
 			case 0:
-				o = object(uint64(1000+i), owner, cko_SECRET_KEY, ckk_AES, []byte(fmt.Sprintf("key %d", i)), []byte{byte(i)}, []byte(fmt.Sprintf("sealed-%d", i)), shares...)
+				o = newObject(uint64(1000+i), owner, cko_SECRET_KEY, ckk_AES, []byte(fmt.Sprintf("key %d", i)), []byte{byte(i)}, []byte(fmt.Sprintf("sealed-%d", i)), shares...)
 			case 1:
-				o = object(uint64(1000+i), owner, cko_PUBLIC_KEY, ckk_RSA, nil, nil, nil, shares...)
+				o = newObject(uint64(1000+i), owner, cko_PUBLIC_KEY, ckk_RSA, nil, nil, nil, shares...)
 			case 2:
-				o = object(uint64(1000+i), owner, cko_DATA, -1, []byte{}, []byte{}, []byte{}, shares...)
+				o = newObject(uint64(1000+i), owner, cko_DATA, -1, []byte{}, []byte{}, []byte{}, shares...)
 			case 3:
-				o = object(uint64(1<<62+i), owner, cko_PRIVATE_KEY, ckk_RSA, []byte("same label"), nil, []byte{0, 1, 2}, shares...)
+				o = newObject(uint64(1<<62+i), owner, cko_PRIVATE_KEY, ckk_RSA, []byte("same label"), nil, []byte{0, 1, 2}, shares...)
 				o.Attrs[0x80000001] = []byte{}
 			}
 			if i%5 != 2 {
@@ -335,7 +336,7 @@ func TestSnapshotDoesNotBlockOrSeeWrites(t *testing.T) {
 		defer close(done)
 		for i := uint64(12); i < 62; i++ {
 			if err := s.Update(i, func(tx tokens.Tx) error {
-				if err := tx.PutUser(&tokens.User{Name: fmt.Sprintf("new-%d", i), Role: tokens.RoleCU, PasswordHash: "h"}); err != nil {
+				if err := tx.PutUser(&tokens.User{Name: fmt.Sprintf("new-%d", i), Role: object.RoleCU, PasswordHash: "h"}); err != nil {
 					return err
 				}
 				if err := tx.DeleteObject(1000 + i); err != nil && !errors.Is(err, tokens.ErrNotFound) {
@@ -396,10 +397,10 @@ func TestRestoreBadStreamChangesNothing(t *testing.T) {
 
 	dst := openTest(t)
 	update(t, dst, 5, func(tx tokens.Tx) error {
-		if err := tx.PutUser(&tokens.User{Name: "zed", Role: tokens.RoleCO, PasswordHash: "p", MAC: []byte("m")}); err != nil {
+		if err := tx.PutUser(&tokens.User{Name: "zed", Role: object.RoleCO, PasswordHash: "p", MAC: []byte("m")}); err != nil {
 			return err
 		}
-		if err := tx.PutObject(object(99, "zed", cko_SECRET_KEY, ckk_AES, []byte("keep me"), nil, []byte("s"), "user-001")); err != nil {
+		if err := tx.PutObject(newObject(99, "zed", cko_SECRET_KEY, ckk_AES, []byte("keep me"), nil, []byte("s"), "user-001")); err != nil {
 			return err
 		}
 		return tx.PutMeta("keep", []byte("me"))
@@ -546,14 +547,14 @@ func TestRestoreRefusesWellSealedButInvalidStreams(t *testing.T) {
 func TestRestoreCachedStatementsSeeNewState(t *testing.T) {
 	a := openTest(t)
 	update(t, a, 1, func(tx tokens.Tx) error {
-		return tx.PutObject(object(1, "alice", cko_SECRET_KEY, ckk_AES, []byte("A"), nil, []byte("s")))
+		return tx.PutObject(newObject(1, "alice", cko_SECRET_KEY, ckk_AES, []byte("A"), nil, []byte("s")))
 	})
 	b := openTest(t)
 	update(t, b, 1, func(tx tokens.Tx) error {
-		if err := tx.PutUser(&tokens.User{Name: "bob", Role: tokens.RoleCU, PasswordHash: "h"}); err != nil {
+		if err := tx.PutUser(&tokens.User{Name: "bob", Role: object.RoleCU, PasswordHash: "h"}); err != nil {
 			return err
 		}
-		return tx.PutObject(object(2, "bob", cko_SECRET_KEY, ckk_AES, []byte("A"), nil, []byte("s")))
+		return tx.PutObject(newObject(2, "bob", cko_SECRET_KEY, ckk_AES, []byte("A"), nil, []byte("s")))
 	})
 	q := tokens.Query{Label: []byte("A")}
 	if got, _ := a.Find(q); !reflect.DeepEqual(ids(got), []uint64{1}) {

@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -271,17 +272,17 @@ func scanUser(row scanner) (*tokens.User, error) {
 	if err := row.Scan(&u.Name, &role, &u.PasswordHash, &u.FailedLogins, &locked, &gen, &u.Created, &u.MAC, &number); err != nil {
 		return nil, err
 	}
-	u.Role = tokens.Role(role)
+	u.Role = object.Role(role)
 	u.Locked = locked
 	u.Generation = uint64(gen)
 	u.Number = uint64(number)
 	return &u, nil
 }
 
-func scanObject(row scanner) (*tokens.Object, error) {
+func scanObject(row scanner) (*object.Object, error) {
 	var (
 		id        int64
-		o         tokens.Object
+		o         object.Object
 		attrs     []byte
 		sealed    []byte
 		hasSealed bool
@@ -291,7 +292,7 @@ func scanObject(row scanner) (*tokens.Object, error) {
 		return nil, err
 	}
 	o.ID = uint64(id)
-	a, err := tokens.UnmarshalAttrs(attrs)
+	a, err := object.UnmarshalAttrs(attrs)
 	if err != nil {
 		return nil, fmt.Errorf("object %d: %w", o.ID, err)
 	}
@@ -392,14 +393,14 @@ func getUsers(st *sql.Stmt) ([]*tokens.User, error) {
 }
 
 // Object returns the object, or an error wrapping tokens.ErrNotFound.
-func (s *Store) Object(id uint64) (*tokens.Object, error) {
+func (s *Store) Object(id uint64) (*object.Object, error) {
 	if id >= 1<<63 {
 		return nil, notFound(fmt.Sprintf("object %d", id))
 	}
 	return getObject(s.rstmts[rObject].QueryRowContext(context.Background(), int64(id)), id)
 }
 
-func getObject(row *sql.Row, id uint64) (*tokens.Object, error) {
+func getObject(row *sql.Row, id uint64) (*object.Object, error) {
 	o, err := scanObject(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound(fmt.Sprintf("object %d", id))
@@ -450,7 +451,7 @@ func getApplied(row *sql.Row) (uint64, error) {
 }
 
 // Find returns the objects matching q, ordered by ID.
-func (s *Store) Find(q tokens.Query) ([]*tokens.Object, error) {
+func (s *Store) Find(q tokens.Query) ([]*object.Object, error) {
 	query, args := buildFind(q)
 	st, err := s.findStmt(query)
 	if err != nil {
@@ -461,7 +462,7 @@ func (s *Store) Find(q tokens.Query) ([]*tokens.Object, error) {
 		return nil, fmt.Errorf("tokens/sqlite: find: %w", err)
 	}
 	defer rows.Close()
-	var out []*tokens.Object
+	var out []*object.Object
 	for rows.Next() {
 		o, err := scanObject(rows)
 		if err != nil {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -53,10 +55,10 @@ func update(t testing.TB, s *Store, index uint64, fn func(tx tokens.Tx) error) {
 
 func u64(v uint64) *uint64 { return &v }
 
-// object makes an object; label or id nil leaves the attribute out, keyType
+// newObject makes an object; label or id nil leaves the attribute out, keyType
 // < 0 leaves CKA_KEY_TYPE out.
-func object(id uint64, owner string, class uint64, keyType int64, label, ckaid []byte, sealed []byte, shares ...string) *tokens.Object {
-	a := tokens.Attrs{}
+func newObject(id uint64, owner string, class uint64, keyType int64, label, ckaid []byte, sealed []byte, shares ...string) *object.Object {
+	a := object.Attrs{}
 	a.SetUlong(cka_CLASS, class)
 	a.SetBool(cka_TOKEN, true)
 	if keyType >= 0 {
@@ -68,10 +70,10 @@ func object(id uint64, owner string, class uint64, keyType int64, label, ckaid [
 	if ckaid != nil {
 		a[cka_ID] = ckaid
 	}
-	return &tokens.Object{ID: id, Owner: owner, Attrs: a, Sealed: sealed, SharedWith: shares}
+	return &object.Object{ID: id, Owner: owner, Attrs: a, Sealed: sealed, SharedWith: shares}
 }
 
-func ids(objs []*tokens.Object) []uint64 {
+func ids(objs []*object.Object) []uint64 {
 	out := []uint64{}
 	for _, o := range objs {
 		out = append(out, o.ID)
@@ -84,16 +86,16 @@ func wantNotFound(t *testing.T, what string, err error) {
 	if !errors.Is(err, tokens.ErrNotFound) {
 		t.Fatalf("%s: got %v, want tokens.ErrNotFound", what, err)
 	}
-	if tokens.RV(err) != tokens.ErrNotFound.RV {
-		t.Fatalf("%s: RV %#x, want %#x", what, tokens.RV(err), tokens.ErrNotFound.RV)
+	if hsmerr.RV(err) != tokens.ErrNotFound.RV {
+		t.Fatalf("%s: RV %#x, want %#x", what, hsmerr.RV(err), tokens.ErrNotFound.RV)
 	}
 }
 
 func TestUserRoundTrip(t *testing.T) {
 	s := openTest(t)
-	alice := &tokens.User{Name: "alice", Role: tokens.RoleCU, PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+	alice := &tokens.User{Name: "alice", Role: object.RoleCU, PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
 		FailedLogins: 3, Locked: true, Generation: 1<<63 + 5, Created: 1700000000, MAC: []byte{0xde, 0xad}}
-	admin := &tokens.User{Name: "admin", Role: tokens.RoleCO, PasswordHash: "x", Generation: 1, Created: -1}
+	admin := &tokens.User{Name: "admin", Role: object.RoleCO, PasswordHash: "x", Generation: 1, Created: -1}
 	update(t, s, 0, func(tx tokens.Tx) error {
 		if err := tx.PutUser(alice); err != nil {
 			return err
@@ -155,13 +157,13 @@ func TestUserRoundTrip(t *testing.T) {
 
 func TestObjectRoundTrip(t *testing.T) {
 	s := openTest(t)
-	key := object(42, "alice", cko_SECRET_KEY, ckk_AES, []byte("my key"), []byte{1, 2}, []byte("sealed bytes"), "bob", "carol")
+	key := newObject(42, "alice", cko_SECRET_KEY, ckk_AES, []byte("my key"), []byte{1, 2}, []byte("sealed bytes"), "bob", "carol")
 	key.Attrs[0x80000001] = []byte{} // an empty vendor attribute survives
 	key.MAC = []byte("mac of 42")
-	pub := object(7, "alice", cko_PUBLIC_KEY, ckk_RSA, nil, nil, nil)
-	empty := object(8, "bob", cko_DATA, -1, []byte{}, []byte{}, []byte{})
+	pub := newObject(7, "alice", cko_PUBLIC_KEY, ckk_RSA, nil, nil, nil)
+	empty := newObject(8, "bob", cko_DATA, -1, []byte{}, []byte{}, []byte{})
 	update(t, s, 0, func(tx tokens.Tx) error {
-		for _, o := range []*tokens.Object{key, pub, empty} {
+		for _, o := range []*object.Object{key, pub, empty} {
 			if err := tx.PutObject(o); err != nil {
 				return err
 			}
@@ -195,7 +197,7 @@ func TestObjectRoundTrip(t *testing.T) {
 	wantNotFound(t, "Object(2^63)", err)
 
 	// Replace: new attrs, index columns, sealed bytes and shares.
-	key2 := object(42, "alice", cko_PRIVATE_KEY, ckk_RSA, []byte("renamed"), []byte{3}, []byte("other"), "dave")
+	key2 := newObject(42, "alice", cko_PRIVATE_KEY, ckk_RSA, []byte("renamed"), []byte{3}, []byte("other"), "dave")
 	key2.MAC = []byte("new mac")
 	update(t, s, 0, func(tx tokens.Tx) error { return tx.PutObject(key2) })
 	if got, _ := s.Object(42); !reflect.DeepEqual(got, key2) {
@@ -222,13 +224,13 @@ func TestObjectRoundTrip(t *testing.T) {
 	err = s.Update(0, func(tx tokens.Tx) error { return tx.DeleteObject(42) })
 	wantNotFound(t, "DeleteObject of missing object", err)
 
-	for _, bad := range []*tokens.Object{
-		object(0, "alice", cko_DATA, -1, nil, nil, nil),
-		object(1<<63, "alice", cko_DATA, -1, nil, nil, nil),
-		object(9, "", cko_DATA, -1, nil, nil, nil),
-		object(9, "alice", cko_DATA, -1, nil, nil, nil, ""),
-		object(9, "alice", cko_DATA, -1, nil, nil, nil, "carol", "bob"), // unsorted
-		object(9, "alice", cko_DATA, -1, nil, nil, nil, "bob", "bob"),   // duplicate
+	for _, bad := range []*object.Object{
+		newObject(0, "alice", cko_DATA, -1, nil, nil, nil),
+		newObject(1<<63, "alice", cko_DATA, -1, nil, nil, nil),
+		newObject(9, "", cko_DATA, -1, nil, nil, nil),
+		newObject(9, "alice", cko_DATA, -1, nil, nil, nil, ""),
+		newObject(9, "alice", cko_DATA, -1, nil, nil, nil, "carol", "bob"), // unsorted
+		newObject(9, "alice", cko_DATA, -1, nil, nil, nil, "bob", "bob"),   // duplicate
 	} {
 		if err := s.Update(0, func(tx tokens.Tx) error { return tx.PutObject(bad) }); err == nil {
 			t.Errorf("PutObject(id %d, owner %q, shares %q) succeeded", bad.ID, bad.Owner, bad.SharedWith)
@@ -240,7 +242,7 @@ func TestCountOwnedAndRemoveShares(t *testing.T) {
 	s := openTest(t)
 	update(t, s, 0, func(tx tokens.Tx) error {
 		for i, owner := range []string{"alice", "alice", "bob", "alice"} {
-			if err := tx.PutObject(object(uint64(i+1), owner, cko_DATA, -1, nil, nil, nil, "carol", "dave")); err != nil {
+			if err := tx.PutObject(newObject(uint64(i+1), owner, cko_DATA, -1, nil, nil, nil, "carol", "dave")); err != nil {
 				return err
 			}
 		}
@@ -306,13 +308,13 @@ func TestMetaRoundTrip(t *testing.T) {
 func findFixture(t *testing.T) *Store {
 	s := openTest(t)
 	update(t, s, 0, func(tx tokens.Tx) error {
-		for _, o := range []*tokens.Object{
-			object(900, "alice", cko_SECRET_KEY, ckk_AES, []byte("k1"), []byte{1}, []byte("s"), "bob"),
-			object(3, "alice", cko_DATA, -1, nil, nil, nil),
-			object(50, "alice", cko_PUBLIC_KEY, ckk_RSA, []byte("k2"), []byte{2}, nil),
-			object(12, "bob", cko_SECRET_KEY, ckk_AES, []byte("k1"), []byte{1}, []byte("s"), "alice", "carol"),
-			object(700, "carol", cko_PRIVATE_KEY, ckk_RSA, []byte("k1"), []byte{}, []byte("s")),
-			object(60, "bob", cko_DATA, -1, []byte{}, nil, nil),
+		for _, o := range []*object.Object{
+			newObject(900, "alice", cko_SECRET_KEY, ckk_AES, []byte("k1"), []byte{1}, []byte("s"), "bob"),
+			newObject(3, "alice", cko_DATA, -1, nil, nil, nil),
+			newObject(50, "alice", cko_PUBLIC_KEY, ckk_RSA, []byte("k2"), []byte{2}, nil),
+			newObject(12, "bob", cko_SECRET_KEY, ckk_AES, []byte("k1"), []byte{1}, []byte("s"), "alice", "carol"),
+			newObject(700, "carol", cko_PRIVATE_KEY, ckk_RSA, []byte("k1"), []byte{}, []byte("s")),
+			newObject(60, "bob", cko_DATA, -1, []byte{}, nil, nil),
 		} {
 			if err := tx.PutObject(o); err != nil {
 				return err
@@ -374,7 +376,7 @@ func TestFind(t *testing.T) {
 	if err != nil || len(got) != 1 {
 		t.Fatalf("Find: %v, %v", ids(got), err)
 	}
-	want := object(12, "bob", cko_SECRET_KEY, ckk_AES, []byte("k1"), []byte{1}, []byte("s"), "alice", "carol")
+	want := newObject(12, "bob", cko_SECRET_KEY, ckk_AES, []byte("k1"), []byte{1}, []byte("s"), "alice", "carol")
 	if !reflect.DeepEqual(got[0], want) {
 		t.Fatalf("Find returned %+v\nwant %+v", got[0], want)
 	}
@@ -385,19 +387,19 @@ var errRefused = errors.New("refused by the engine")
 func TestUpdateErrorRollsBackButRecordsIndex(t *testing.T) {
 	s := openTest(t)
 	update(t, s, 1, func(tx tokens.Tx) error {
-		if err := tx.PutUser(&tokens.User{Name: "alice", Role: tokens.RoleCU}); err != nil {
+		if err := tx.PutUser(&tokens.User{Name: "alice", Role: object.RoleCU}); err != nil {
 			return err
 		}
-		return tx.PutObject(object(5, "alice", cko_DATA, -1, []byte("x"), nil, nil, "bob"))
+		return tx.PutObject(newObject(5, "alice", cko_DATA, -1, []byte("x"), nil, nil, "bob"))
 	})
 	err := s.Update(2, func(tx tokens.Tx) error {
-		if err := tx.PutUser(&tokens.User{Name: "bob", Role: tokens.RoleCU}); err != nil {
+		if err := tx.PutUser(&tokens.User{Name: "bob", Role: object.RoleCU}); err != nil {
 			return err
 		}
 		if err := tx.DeleteUser("alice"); err != nil {
 			return err
 		}
-		if err := tx.PutObject(object(5, "alice", cko_DATA, -1, []byte("changed"), nil, nil)); err != nil {
+		if err := tx.PutObject(newObject(5, "alice", cko_DATA, -1, []byte("changed"), nil, nil)); err != nil {
 			return err
 		}
 		if err := tx.PutMeta("m", []byte("v")); err != nil {
@@ -522,8 +524,8 @@ func TestReopenKeepsEverything(t *testing.T) {
 		if s.Path() != path {
 			t.Fatalf("Path() = %q, want %q", s.Path(), path)
 		}
-		user := &tokens.User{Name: "alice", Role: tokens.RoleCU, PasswordHash: "h", Generation: 3, Created: 17}
-		obj := object(77, "alice", cko_SECRET_KEY, ckk_AES, []byte("l"), []byte("i"), []byte("sealed"), "bob")
+		user := &tokens.User{Name: "alice", Role: object.RoleCU, PasswordHash: "h", Generation: 3, Created: 17}
+		obj := newObject(77, "alice", cko_SECRET_KEY, ckk_AES, []byte("l"), []byte("i"), []byte("sealed"), "bob")
 		update(t, s, 10, func(tx tokens.Tx) error { return tx.PutUser(user) })
 		update(t, s, 11, func(tx tokens.Tx) error { return tx.PutObject(obj) })
 		update(t, s, 12, func(tx tokens.Tx) error { return tx.PutMeta("epoch", []byte{9}) })
@@ -796,7 +798,7 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 	}
 	for i := uint64(1); i <= writes; i++ {
 		update(t, s, i, func(tx tokens.Tx) error {
-			return tx.PutObject(object(i, "owner", cko_DATA, -1, []byte(fmt.Sprint(i)), nil, nil, "reader"))
+			return tx.PutObject(newObject(i, "owner", cko_DATA, -1, []byte(fmt.Sprint(i)), nil, nil, "reader"))
 		})
 	}
 	wwg.Wait()

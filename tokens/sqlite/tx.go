@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -241,7 +242,7 @@ func nilIfEmpty(b []byte) []byte {
 	return b
 }
 
-func (t *tx) Object(id uint64) (*tokens.Object, error) {
+func (t *tx) Object(id uint64) (*object.Object, error) {
 	if err := t.checkDone(); err != nil {
 		return nil, err
 	}
@@ -254,7 +255,7 @@ func (t *tx) Object(id uint64) (*tokens.Object, error) {
 // PutObject inserts or replaces the object and sets its shares to exactly
 // o.SharedWith, which must be sorted without duplicates. o.ID must be in
 // [1, 2^63) and o.Owner not empty.
-func (t *tx) PutObject(o *tokens.Object) error {
+func (t *tx) PutObject(o *object.Object) error {
 	if o == nil {
 		return errors.New("tokens/sqlite: put object: nil")
 	}
@@ -279,7 +280,7 @@ func (t *tx) PutObject(o *tokens.Object) error {
 		keyType = int64(kt)
 	}
 	_, err := t.exec(wPutObject, id, o.Owner, int64(o.Class()), keyType,
-		o.Attrs[0x3], o.Attrs[0x102], tokens.MarshalAttrs(o.Attrs), // CKA_LABEL, CKA_ID
+		o.Attrs[0x3], o.Attrs[0x102], object.MarshalAttrs(o.Attrs), // CKA_LABEL, CKA_ID
 		o.Sealed != nil, o.Sealed, nilIfEmpty(o.MAC))
 	if err != nil {
 		return fmt.Errorf("tokens/sqlite: put object %d: %w", o.ID, err)

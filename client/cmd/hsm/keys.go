@@ -12,7 +12,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/object"
 )
 
 // classes are the --class values and how objects' classes are shown.
@@ -82,12 +82,12 @@ func (c *cli) keyList(ctx context.Context, args []string) error {
 	if _, err := c.parse(fs, args); err != nil {
 		return err
 	}
-	var tmpl tokens.Template
+	var tmpl object.Template
 	if *class != "" {
 		found := false
 		for _, cl := range classes {
 			if cl.name == *class {
-				tmpl = append(tmpl, tokens.Attribute{Type: ck.CKA_CLASS, Value: tokens.EncodeUlong(cl.class)})
+				tmpl = append(tmpl, object.Attribute{Type: ck.CKA_CLASS, Value: object.EncodeUlong(cl.class)})
 				found = true
 			}
 		}
@@ -97,7 +97,7 @@ func (c *cli) keyList(ctx context.Context, args []string) error {
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "label" {
-			tmpl = append(tmpl, tokens.Attribute{Type: ck.CKA_LABEL, Value: []byte(*label)})
+			tmpl = append(tmpl, object.Attribute{Type: ck.CKA_LABEL, Value: []byte(*label)})
 		}
 	})
 	hc, done, err := c.session(ctx)

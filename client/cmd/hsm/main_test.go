@@ -13,8 +13,8 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
-	"github.com/openhsm/openhsm/tokens"
 )
 
 type result struct {
@@ -367,9 +367,9 @@ func TestKeyRows(t *testing.T) {
 	o := &client.ObjectInfo{
 		ID:    1<<62 + 5,
 		Owner: "alice",
-		Attributes: tokens.Template{
-			{Type: ck.CKA_CLASS, Value: tokens.EncodeUlong(ck.CKO_SECRET_KEY)},
-			{Type: ck.CKA_KEY_TYPE, Value: tokens.EncodeUlong(ck.CKK_AES)},
+		Attributes: object.Template{
+			{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_SECRET_KEY)},
+			{Type: ck.CKA_KEY_TYPE, Value: object.EncodeUlong(ck.CKK_AES)},
 			{Type: ck.CKA_LABEL, Value: []byte("db key")},
 			{Type: ck.CKA_ID, Value: []byte{0xca, 0xfe}},
 		},

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/object"
 )
 
 // withNewPassword runs a command that sets a password: it reads the
@@ -47,7 +47,7 @@ func (c *cli) userCreate(ctx context.Context, args []string) error {
 	if *role == "" {
 		return usagef("user create: --role CO|CU is required")
 	}
-	r, err := tokens.ParseRole(*role)
+	r, err := object.ParseRole(*role)
 	if err != nil {
 		return usagef("user create: --role: %v", err)
 	}

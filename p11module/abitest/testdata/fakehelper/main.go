@@ -21,8 +21,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/p11module/core"
-	"github.com/openhsm/openhsm/tokens"
 )
 
 const (
@@ -60,7 +60,7 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(logFile, format+"\n", args...)
 }
 
-func rv(code uint64) error { return tokens.Errorf(code, "fake") }
+func rv(code uint64) error { return hsmerr.Errorf(code, "fake") }
 
 // out follows the two-call rule for data.
 func out(o core.Out, data []byte) (core.OutResult, error) {

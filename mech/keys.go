@@ -1,4 +1,4 @@
-package tokens
+package mech
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"math/big"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
 )
 
 // Key codecs: between Go keys, the attributes of PKCS#11 key objects (in
@@ -66,7 +68,7 @@ var ed25519Curve = curves[4]
 // Explicit curve parameters and unknown curves are CKR_CURVE_NOT_SUPPORTED;
 // bytes that are not DER are CKR_ATTRIBUTE_VALUE_INVALID.
 func CurveByParams(ecParams []byte) (*CurveInfo, error) {
-	bad := Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_EC_PARAMS is not a DER curve OID or name")
+	bad := hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_EC_PARAMS is not a DER curve OID or name")
 	if len(ecParams) == 0 {
 		return nil, bad
 	}
@@ -82,7 +84,7 @@ func CurveByParams(ecParams []byte) (*CurveInfo, error) {
 				return c, nil
 			}
 		}
-		return nil, Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "curve %s is not supported", oid)
+		return nil, hsmerr.Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "curve %s is not supported", oid)
 	case asn1.TagPrintableString:
 		var name string
 		rest, err := asn1.UnmarshalWithParams(ecParams, &name, "printable")
@@ -92,9 +94,9 @@ func CurveByParams(ecParams []byte) (*CurveInfo, error) {
 		if name == "edwards25519" {
 			return ed25519Curve, nil
 		}
-		return nil, Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "curve %q is not supported", name)
+		return nil, hsmerr.Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "curve %q is not supported", name)
 	case asn1.TagSequence | 0x20, asn1.TagNull:
-		return nil, Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "only named curves are supported")
+		return nil, hsmerr.Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "only named curves are supported")
 	}
 	return nil, bad
 }
@@ -122,7 +124,7 @@ func decodeECPoint(b []byte, rawLen int) ([]byte, error) {
 	var inner []byte
 	rest, err := asn1.Unmarshal(b, &inner)
 	if err != nil || len(rest) > 0 || len(inner) != rawLen {
-		return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_EC_POINT is not a point of the curve's size")
+		return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_EC_POINT is not a point of the curve's size")
 	}
 	return inner, nil
 }
@@ -140,12 +142,12 @@ func derOctetString(b []byte) []byte {
 // Ed25519 CKA_EC_PARAMS (DER OID) and CKA_EC_POINT (DER OCTET STRING of the
 // uncompressed point or of the 32-byte key); and CKA_PUBLIC_KEY_INFO (DER
 // SubjectPublicKeyInfo) for all.
-func PublicKeyAttrs(pub crypto.PublicKey) (keyType uint64, a Attrs, err error) {
-	a = Attrs{}
+func PublicKeyAttrs(pub crypto.PublicKey) (keyType uint64, a object.Attrs, err error) {
+	a = object.Attrs{}
 	switch p := pub.(type) {
 	case *rsa.PublicKey:
 		if p == nil || p.N == nil {
-			return 0, nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "empty RSA key")
+			return 0, nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "empty RSA key")
 		}
 		keyType = ck.CKK_RSA
 		a[ck.CKA_MODULUS] = p.N.Bytes()
@@ -153,62 +155,62 @@ func PublicKeyAttrs(pub crypto.PublicKey) (keyType uint64, a Attrs, err error) {
 		a.SetUlong(ck.CKA_MODULUS_BITS, uint64(p.N.BitLen()))
 	case *ecdsa.PublicKey:
 		if p == nil {
-			return 0, nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "empty EC key")
+			return 0, nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "empty EC key")
 		}
 		c := curveOf(p.Curve)
 		if c == nil {
-			return 0, nil, Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "the key's curve is not supported")
+			return 0, nil, hsmerr.Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "the key's curve is not supported")
 		}
 		pt, err := p.Bytes()
 		if err != nil {
-			return 0, nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "the EC public key is invalid")
+			return 0, nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "the EC public key is invalid")
 		}
 		keyType = ck.CKK_EC
 		a[ck.CKA_EC_PARAMS] = append([]byte(nil), c.Params...)
 		a[ck.CKA_EC_POINT] = derOctetString(pt)
 	case ed25519.PublicKey:
 		if len(p) != ed25519.PublicKeySize {
-			return 0, nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "an Ed25519 public key is 32 bytes")
+			return 0, nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "an Ed25519 public key is 32 bytes")
 		}
 		keyType = ck.CKK_EC_EDWARDS
 		a[ck.CKA_EC_PARAMS] = append([]byte(nil), ed25519Curve.Params...)
 		a[ck.CKA_EC_POINT] = derOctetString(p)
 	default:
-		return 0, nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "unsupported public key type %T", pub)
+		return 0, nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "unsupported public key type %T", pub)
 	}
 	spki, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return 0, nil, &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "encoding CKA_PUBLIC_KEY_INFO", Err: err}
+		return 0, nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "encoding CKA_PUBLIC_KEY_INFO", Err: err}
 	}
 	a[ck.CKA_PUBLIC_KEY_INFO] = spki
 	return keyType, a, nil
 }
 
 // need returns a required attribute.
-func need(a Attrs, t uint64) ([]byte, error) {
+func need(a object.Attrs, t uint64) ([]byte, error) {
 	v, ok := a[t]
 	if !ok {
-		return nil, Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "%s is missing", ck.AttrName(t))
+		return nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "%s is missing", ck.AttrName(t))
 	}
 	return v, nil
 }
 
 // bigAttr returns a required big-integer attribute; it must not be zero.
-func bigAttr(a Attrs, t uint64) (*big.Int, error) {
+func bigAttr(a object.Attrs, t uint64) (*big.Int, error) {
 	v, err := need(a, t)
 	if err != nil {
 		return nil, err
 	}
 	n := new(big.Int).SetBytes(v)
 	if n.Sign() == 0 {
-		return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s is zero or empty", ck.AttrName(t))
+		return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s is zero or empty", ck.AttrName(t))
 	}
 	return n, nil
 }
 
 // ecCurveAttr returns the curve of CKA_EC_PARAMS, which must be one of
 // keyType's.
-func ecCurveAttr(keyType uint64, a Attrs) (*CurveInfo, error) {
+func ecCurveAttr(keyType uint64, a object.Attrs) (*CurveInfo, error) {
 	params, err := need(a, ck.CKA_EC_PARAMS)
 	if err != nil {
 		return nil, err
@@ -218,25 +220,25 @@ func ecCurveAttr(keyType uint64, a Attrs) (*CurveInfo, error) {
 		return nil, err
 	}
 	if c.KeyType != keyType {
-		return nil, Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "%s is not a curve for %s", c.Name, ck.KeyTypeName(keyType))
+		return nil, hsmerr.Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "%s is not a curve for %s", c.Name, ck.KeyTypeName(keyType))
 	}
 	return c, nil
 }
 
-func rsaPublicFromAttrs(a Attrs) (*rsa.PublicKey, error) {
+func rsaPublicFromAttrs(a object.Attrs) (*rsa.PublicKey, error) {
 	n, err := bigAttr(a, ck.CKA_MODULUS)
 	if err != nil {
 		return nil, err
 	}
 	if n.BitLen() < rsaImportMinBits || n.BitLen() > rsaImportMaxBits || n.Bit(0) == 0 {
-		return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_MODULUS must be odd and %d to %d bits", rsaImportMinBits, rsaImportMaxBits)
+		return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_MODULUS must be odd and %d to %d bits", rsaImportMinBits, rsaImportMaxBits)
 	}
 	e, err := bigAttr(a, ck.CKA_PUBLIC_EXPONENT)
 	if err != nil {
 		return nil, err
 	}
 	if e.BitLen() > 31 || e.Int64() < 3 || e.Bit(0) == 0 {
-		return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_PUBLIC_EXPONENT must be odd, at least 3 and below 2^31")
+		return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_PUBLIC_EXPONENT must be odd, at least 3 and below 2^31")
 	}
 	return &rsa.PublicKey{N: n, E: int(e.Int64())}, nil
 }
@@ -245,7 +247,7 @@ func rsaPublicFromAttrs(a Attrs) (*rsa.PublicKey, error) {
 // attributes (C_CreateObject, and loading stored public keys). CKA_EC_POINT
 // may be raw or DER OCTET STRING wrapped; EC points are checked to be on
 // the curve.
-func PublicKeyFromAttrs(keyType uint64, a Attrs) (crypto.PublicKey, error) {
+func PublicKeyFromAttrs(keyType uint64, a object.Attrs) (crypto.PublicKey, error) {
 	switch keyType {
 	case ck.CKK_RSA:
 		return rsaPublicFromAttrs(a)
@@ -264,7 +266,7 @@ func PublicKeyFromAttrs(keyType uint64, a Attrs) (crypto.PublicKey, error) {
 		}
 		pub, err := ecdsa.ParseUncompressedPublicKey(c.Curve, raw)
 		if err != nil {
-			return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_EC_POINT is not an uncompressed point on %s", c.Name)
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_EC_POINT is not an uncompressed point on %s", c.Name)
 		}
 		return pub, nil
 	case ck.CKK_EC_EDWARDS:
@@ -283,7 +285,7 @@ func PublicKeyFromAttrs(keyType uint64, a Attrs) (crypto.PublicKey, error) {
 		// key that is not a point fails every verification.
 		return ed25519.PublicKey(append([]byte(nil), raw...)), nil
 	}
-	return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_KEY_TYPE %s is not a public key type", ck.KeyTypeName(keyType))
+	return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_KEY_TYPE %s is not a public key type", ck.KeyTypeName(keyType))
 }
 
 // PrivateKeyFromAttrs makes a private key from a private key object's
@@ -295,7 +297,7 @@ func PublicKeyFromAttrs(keyType uint64, a Attrs) (crypto.PublicKey, error) {
 // CKA_COEFFICIENT, if given, must match the computed values.
 // For EC, CKA_EC_PARAMS and CKA_VALUE (the scalar) are required; for
 // Ed25519, CKA_EC_PARAMS and CKA_VALUE (the 32-byte seed).
-func PrivateKeyFromAttrs(keyType uint64, a Attrs) (crypto.Signer, error) {
+func PrivateKeyFromAttrs(keyType uint64, a object.Attrs) (crypto.Signer, error) {
 	switch keyType {
 	case ck.CKK_RSA:
 		return rsaPrivateFromAttrs(a)
@@ -312,14 +314,14 @@ func PrivateKeyFromAttrs(keyType uint64, a Attrs) (crypto.Signer, error) {
 		// zeros.
 		v = bytes.TrimLeft(v, "\x00")
 		if len(v) > c.ByteLen() {
-			return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_VALUE is longer than the curve's order")
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_VALUE is longer than the curve's order")
 		}
 		scalar := make([]byte, c.ByteLen())
 		copy(scalar[len(scalar)-len(v):], v)
 		priv, err := ecdsa.ParseRawPrivateKey(c.Curve, scalar)
 		clear(scalar)
 		if err != nil {
-			return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_VALUE is not a valid %s private key", c.Name)
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_VALUE is not a valid %s private key", c.Name)
 		}
 		return priv, nil
 	case ck.CKK_EC_EDWARDS:
@@ -331,14 +333,14 @@ func PrivateKeyFromAttrs(keyType uint64, a Attrs) (crypto.Signer, error) {
 			return nil, err
 		}
 		if len(v) != ed25519.SeedSize {
-			return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_VALUE of an Ed25519 key is a 32-byte seed")
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_VALUE of an Ed25519 key is a 32-byte seed")
 		}
 		return ed25519.NewKeyFromSeed(v), nil
 	}
-	return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_KEY_TYPE %s is not a private key type", ck.KeyTypeName(keyType))
+	return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_KEY_TYPE %s is not a private key type", ck.KeyTypeName(keyType))
 }
 
-func rsaPrivateFromAttrs(a Attrs) (*rsa.PrivateKey, error) {
+func rsaPrivateFromAttrs(a object.Attrs) (*rsa.PrivateKey, error) {
 	pub, err := rsaPublicFromAttrs(a)
 	if err != nil {
 		return nil, err
@@ -348,7 +350,7 @@ func rsaPrivateFromAttrs(a Attrs) (*rsa.PrivateKey, error) {
 		return nil, err
 	}
 	if d.Cmp(pub.N) >= 0 {
-		return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_PRIVATE_EXPONENT is not less than the modulus")
+		return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_PRIVATE_EXPONENT is not less than the modulus")
 	}
 	_, hasP := a[ck.CKA_PRIME_1]
 	_, hasQ := a[ck.CKA_PRIME_2]
@@ -362,20 +364,20 @@ func rsaPrivateFromAttrs(a Attrs) (*rsa.PrivateKey, error) {
 			return nil, err
 		}
 		if new(big.Int).Mul(p, q).Cmp(pub.N) != 0 {
-			return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_PRIME_1 times CKA_PRIME_2 is not CKA_MODULUS")
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_PRIME_1 times CKA_PRIME_2 is not CKA_MODULUS")
 		}
 	case hasP || hasQ:
-		return nil, Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "CKA_PRIME_1 and CKA_PRIME_2 go together")
+		return nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "CKA_PRIME_1 and CKA_PRIME_2 go together")
 	default:
 		if p, q = recoverPrimes(pub.N, big.NewInt(int64(pub.E)), d); p == nil {
-			return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_PRIVATE_EXPONENT does not fit CKA_MODULUS and CKA_PUBLIC_EXPONENT")
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_PRIVATE_EXPONENT does not fit CKA_MODULUS and CKA_PUBLIC_EXPONENT")
 		}
 	}
 	priv := &rsa.PrivateKey{PublicKey: *pub, D: d, Primes: []*big.Int{p, q}}
 	// Validate checks the whole key (n = pq, d·e ≡ 1, a test operation)
 	// and computes the CRT values.
 	if err := priv.Validate(); err != nil {
-		return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "the RSA key components are inconsistent")
+		return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "the RSA key components are inconsistent")
 	}
 	priv.Precompute()
 	for t, want := range map[uint64]*big.Int{
@@ -384,7 +386,7 @@ func rsaPrivateFromAttrs(a Attrs) (*rsa.PrivateKey, error) {
 		ck.CKA_COEFFICIENT: priv.Precomputed.Qinv,
 	} {
 		if v, ok := a[t]; ok && new(big.Int).SetBytes(v).Cmp(want) != 0 {
-			return nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s does not fit the primes", ck.AttrName(t))
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s does not fit the primes", ck.AttrName(t))
 		}
 	}
 	return priv, nil
@@ -444,18 +446,18 @@ func MarshalPrivateKey(k crypto.Signer) ([]byte, error) {
 	case *rsa.PrivateKey:
 	case *ecdsa.PrivateKey:
 		if curveOf(p.Curve) == nil {
-			return nil, Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "the key's curve is not supported")
+			return nil, hsmerr.Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "the key's curve is not supported")
 		}
 	case ed25519.PrivateKey:
 		if len(p) != ed25519.PrivateKeySize {
-			return nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "an Ed25519 private key is 64 bytes")
+			return nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "an Ed25519 private key is 64 bytes")
 		}
 	default:
-		return nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "unsupported private key type %T", k)
+		return nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "unsupported private key type %T", k)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(k)
 	if err != nil {
-		return nil, &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "encoding the private key", Err: err}
+		return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "encoding the private key", Err: err}
 	}
 	return der, nil
 }
@@ -466,26 +468,26 @@ func MarshalPrivateKey(k crypto.Signer) ([]byte, error) {
 func ParsePrivateKey(der []byte) (keyType uint64, k crypto.Signer, err error) {
 	key, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
-		return 0, nil, Errorf(ck.CKR_DATA_INVALID, "not a PKCS #8 private key")
+		return 0, nil, hsmerr.Errorf(ck.CKR_DATA_INVALID, "not a PKCS #8 private key")
 	}
 	switch p := key.(type) {
 	case *rsa.PrivateKey:
 		if b := p.N.BitLen(); b < rsaImportMinBits || b > rsaImportMaxBits {
-			return 0, nil, Errorf(ck.CKR_KEY_SIZE_RANGE, "RSA keys are %d to %d bits", rsaImportMinBits, rsaImportMaxBits)
+			return 0, nil, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "RSA keys are %d to %d bits", rsaImportMinBits, rsaImportMaxBits)
 		}
 		if len(p.Primes) != 2 {
-			return 0, nil, Errorf(ck.CKR_DATA_INVALID, "multi-prime RSA keys are not supported")
+			return 0, nil, hsmerr.Errorf(ck.CKR_DATA_INVALID, "multi-prime RSA keys are not supported")
 		}
 		return ck.CKK_RSA, p, nil
 	case *ecdsa.PrivateKey:
 		if curveOf(p.Curve) == nil {
-			return 0, nil, Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "the key's curve is not supported")
+			return 0, nil, hsmerr.Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "the key's curve is not supported")
 		}
 		return ck.CKK_EC, p, nil
 	case ed25519.PrivateKey:
 		return ck.CKK_EC_EDWARDS, p, nil
 	}
-	return 0, nil, Errorf(ck.CKR_DATA_INVALID, "unsupported PKCS #8 key type %T", key)
+	return 0, nil, hsmerr.Errorf(ck.CKR_DATA_INVALID, "unsupported PKCS #8 key type %T", key)
 }
 
 // PrivateKeyAttr returns one private component of a key, canonically

@@ -1,6 +1,9 @@
-package tokens
+package object
 
-import "github.com/openhsm/openhsm/ck"
+import (
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+)
 
 // The key usage policy against the Clulow attack (docs/key-usage-policy.md).
 // A key that may both wrap and decrypt lets its user wrap a sensitive key
@@ -89,7 +92,7 @@ func checkUsageChange(cur, next Attrs, copying bool) error {
 		// adds nothing (a new label) is let through, and C_WrapKey and
 		// C_UnwrapKey refuse to use it (CheckWrapUse). A copy never is.
 		if _, had := usageConflict(cur); copying || !had {
-			return Errorf(rv, "%s", why)
+			return hsmerr.Errorf(rv, "%s", why)
 		}
 	}
 	if class, _ := next.Ulong(ck.CKA_CLASS); !IsKeyClass(class) || ValueKnown(next) {
@@ -97,7 +100,7 @@ func checkUsageChange(cur, next Attrs, copying bool) error {
 	}
 	for _, t := range usageFlags {
 		if next.Bool(t) && !cur.Bool(t) {
-			return Errorf(rv, "%s cannot be turned on once a key that hides its value exists (it could undo what another usage did)", ck.AttrName(t))
+			return hsmerr.Errorf(rv, "%s cannot be turned on once a key that hides its value exists (it could undo what another usage did)", ck.AttrName(t))
 		}
 	}
 	return nil
@@ -118,7 +121,7 @@ func PairUsage(pubT, privT Template, pub, priv Attrs) error {
 		}
 	}
 	if why, bad := pairConflict(pub, priv); bad {
-		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s", why)
+		return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s", why)
 	}
 	return nil
 }
@@ -129,12 +132,12 @@ func PairUsage(pubT, privT Template, pub, priv Attrs) error {
 func CheckNewUsage(objs []*Object) error {
 	for _, o := range objs {
 		if why, bad := usageConflict(o.Attrs); bad {
-			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s", why)
+			return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s", why)
 		}
 	}
 	if len(objs) == 2 && objs[0].Class() == ck.CKO_PUBLIC_KEY && objs[1].Class() == ck.CKO_PRIVATE_KEY {
 		if why, bad := pairConflict(objs[0].Attrs, objs[1].Attrs); bad {
-			return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s", why)
+			return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s", why)
 		}
 	}
 	return nil
@@ -144,7 +147,7 @@ func CheckNewUsage(objs []*Object) error {
 // one made before the policy, when CKA_WRAP and CKA_UNWRAP defaulted on.
 func CheckWrapUse(k *Object) error {
 	if why, bad := usageConflict(k.Attrs); bad {
-		return Errorf(ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "%s; drop one of the two usages", why)
+		return hsmerr.Errorf(ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "%s; drop one of the two usages", why)
 	}
 	return nil
 }

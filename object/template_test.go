@@ -1,10 +1,11 @@
-package tokens
+package object
 
 import (
 	"bytes"
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 func ul(t, v uint64) Attribute      { return Attribute{Type: t, Value: EncodeUlong(v)} }
@@ -57,7 +58,7 @@ func TestBuildAttrs(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, _, err := BuildAttrs(c.op, c.tmpl, c.class, c.kt)
-		if got := RV(err); got != c.want {
+		if got := hsmerr.RV(err); got != c.want {
 			t.Errorf("%s: got %s (%v), want %s", c.name, ck.RVName(got), err, ck.RVName(c.want))
 		}
 	}
@@ -128,7 +129,7 @@ func TestApplySet(t *testing.T) {
 	for _, c := range cases {
 		before := MarshalAttrs(c.cur)
 		next, err := ApplySet(c.cur, c.set, c.role, c.copying)
-		if got := RV(err); got != c.want {
+		if got := hsmerr.RV(err); got != c.want {
 			t.Errorf("%s: got %s (%v), want %s", c.name, ck.RVName(got), err, ck.RVName(c.want))
 			continue
 		}
@@ -227,7 +228,7 @@ func FuzzBuildAttrs(f *testing.F) {
 		}
 		attrs, secrets, err := BuildAttrs(top, tmpl, class, kt)
 		if err != nil {
-			if RV(err) == ck.CKR_OK || RV(err) == ck.CKR_FUNCTION_FAILED {
+			if hsmerr.RV(err) == ck.CKR_OK || hsmerr.RV(err) == ck.CKR_FUNCTION_FAILED {
 				t.Fatalf("error without a proper code: %v", err)
 			}
 			return
@@ -237,7 +238,7 @@ func FuzzBuildAttrs(f *testing.F) {
 				t.Fatalf("%s in both clear and secret parts", ck.AttrName(typ))
 			}
 		}
-		if _, err := ApplySet(attrs, tmpl, RoleCU, false); err != nil && RV(err) == ck.CKR_FUNCTION_FAILED {
+		if _, err := ApplySet(attrs, tmpl, RoleCU, false); err != nil && hsmerr.RV(err) == ck.CKR_FUNCTION_FAILED {
 			t.Fatal(err)
 		}
 	})

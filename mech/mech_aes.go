@@ -1,4 +1,4 @@
-package tokens
+package mech
 
 import (
 	"crypto/aes"
@@ -7,6 +7,7 @@ import (
 	"math/big"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 var aesType1 = []uint64{ck.CKK_AES}
@@ -20,11 +21,11 @@ func aesBlockOf(k *Key) (cipher.Block, error) {
 	switch len(key) {
 	case 16, 24, 32:
 	default:
-		return nil, Errorf(ck.CKR_KEY_SIZE_RANGE, "an AES key is 16, 24 or 32 bytes")
+		return nil, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "an AES key is 16, 24 or 32 bytes")
 	}
 	b, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "AES", Err: err}
+		return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "AES", Err: err}
 	}
 	return b, nil
 }
@@ -44,7 +45,7 @@ func aesECBRow() Mechanism {
 			return nil, err
 		}
 		if len(in)%aes.BlockSize != 0 {
-			return nil, Errorf(rv, "AES-ECB takes a multiple of 16 bytes")
+			return nil, hsmerr.Errorf(rv, "AES-ECB takes a multiple of 16 bytes")
 		}
 		out := make([]byte, len(in))
 		for i := 0; i < len(in); i += aes.BlockSize {
@@ -78,7 +79,7 @@ func cbcOf(k *Key, m Mech) (cipher.Block, []byte, error) {
 		return nil, nil, err
 	}
 	if len(p.IV) != aes.BlockSize {
-		return nil, nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "the IV must be 16 bytes")
+		return nil, nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "the IV must be 16 bytes")
 	}
 	return b, p.IV, nil
 }
@@ -106,7 +107,7 @@ func aesCBCRow(t uint64, pad bool) Mechanism {
 			}
 		} else {
 			if len(in)%aes.BlockSize != 0 {
-				return nil, Errorf(ck.CKR_DATA_LEN_RANGE, "AES-CBC takes a multiple of 16 bytes")
+				return nil, hsmerr.Errorf(ck.CKR_DATA_LEN_RANGE, "AES-CBC takes a multiple of 16 bytes")
 			}
 			out = append([]byte(nil), in...)
 		}
@@ -119,7 +120,7 @@ func aesCBCRow(t uint64, pad bool) Mechanism {
 			return nil, err
 		}
 		if len(in)%aes.BlockSize != 0 || pad && len(in) == 0 {
-			return nil, Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "the ciphertext must be a non-empty multiple of 16 bytes")
+			return nil, hsmerr.Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "the ciphertext must be a non-empty multiple of 16 bytes")
 		}
 		out := make([]byte, len(in))
 		cipher.NewCBCDecrypter(b, iv).CryptBlocks(out, in)
@@ -129,7 +130,7 @@ func aesCBCRow(t uint64, pad bool) Mechanism {
 		n, ok := pkcs7Unpad(out[len(out)-aes.BlockSize:])
 		if !ok {
 			clear(out)
-			return nil, Errorf(ck.CKR_ENCRYPTED_DATA_INVALID, "the padding is wrong")
+			return nil, hsmerr.Errorf(ck.CKR_ENCRYPTED_DATA_INVALID, "the padding is wrong")
 		}
 		return out[:len(out)-n], nil
 	}
@@ -170,7 +171,7 @@ func aesCTRRow() Mechanism {
 			return nil, err
 		}
 		if p.CounterBits < 1 || p.CounterBits > 128 {
-			return nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "the counter must be 1 to 128 bits")
+			return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "the counter must be 1 to 128 bits")
 		}
 		// Go's CTR increments the whole block. That is the same as
 		// incrementing the low CounterBits bits as long as they do not
@@ -180,7 +181,7 @@ func aesCTRRow() Mechanism {
 		ctr.Mod(ctr, limit)
 		blocks := big.NewInt(int64((len(in) + aes.BlockSize - 1) / aes.BlockSize))
 		if ctr.Add(ctr, blocks).Cmp(limit) > 0 {
-			return nil, Errorf(rv, "the input would wrap the %d-bit counter", p.CounterBits)
+			return nil, hsmerr.Errorf(rv, "the input would wrap the %d-bit counter", p.CounterBits)
 		}
 		out := make([]byte, len(in))
 		cipher.NewCTR(b, p.CB[:]).XORKeyStream(out, in)
@@ -206,13 +207,13 @@ func gcmOf(k *Key, m Mech) (cipher.AEAD, *GCMParams, error) {
 		return nil, nil, err
 	}
 	if len(p.IV) < 1 || len(p.IV) > 256 {
-		return nil, nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "GCM: the IV must be 1 to 256 bytes")
+		return nil, nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "GCM: the IV must be 1 to 256 bytes")
 	}
 	if p.TagBits < 96 || p.TagBits > 128 || p.TagBits%8 != 0 {
-		return nil, nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "GCM: the tag must be 96, 104, 112, 120 or 128 bits")
+		return nil, nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "GCM: the tag must be 96, 104, 112, 120 or 128 bits")
 	}
 	if len(p.IV) != 12 && p.TagBits != 128 {
-		return nil, nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "GCM: a tag shorter than 128 bits needs a 12-byte IV")
+		return nil, nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "GCM: a tag shorter than 128 bits needs a 12-byte IV")
 	}
 	if k == nil {
 		return nil, p, nil
@@ -228,7 +229,7 @@ func gcmOf(k *Key, m Mech) (cipher.AEAD, *GCMParams, error) {
 		aead, err = cipher.NewGCMWithTagSize(b, int(p.TagBits/8))
 	}
 	if err != nil {
-		return nil, nil, &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "GCM", Err: err}
+		return nil, nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "GCM", Err: err}
 	}
 	return aead, p, nil
 }
@@ -248,11 +249,11 @@ func aesGCMRow() Mechanism {
 			return nil, err
 		}
 		if len(in) < aead.Overhead() {
-			return nil, Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "the ciphertext is shorter than the tag")
+			return nil, hsmerr.Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "the ciphertext is shorter than the tag")
 		}
 		out, err := aead.Open(nil, p.IV, in, p.AAD)
 		if err != nil {
-			return nil, Errorf(ck.CKR_ENCRYPTED_DATA_INVALID, "the ciphertext or tag fails authentication")
+			return nil, hsmerr.Errorf(ck.CKR_ENCRYPTED_DATA_INVALID, "the ciphertext or tag fails authentication")
 		}
 		return out, nil
 	}
@@ -278,7 +279,7 @@ func wrapIV(m Mech, def []byte) ([]byte, error) {
 		return def, nil
 	}
 	if len(p.IV) != len(def) {
-		return nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "the IV must be %d bytes", len(def))
+		return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "the IV must be %d bytes", len(def))
 	}
 	return p.IV, nil
 }

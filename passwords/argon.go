@@ -1,4 +1,4 @@
-package tokens
+package passwords
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // Password hashing is the one thing a caller without a session can make a
@@ -45,14 +46,14 @@ func (l *ArgonLimiter) Enter(ctx context.Context) (release func(), err error) {
 	default:
 		if l.waiting.Add(1) > l.queue {
 			l.waiting.Add(-1)
-			return nil, Errorf(ck.CKR_DEVICE_MEMORY, "%s", errBusyMsg)
+			return nil, hsmerr.Errorf(ck.CKR_DEVICE_MEMORY, "%s", errBusyMsg)
 		}
 		select {
 		case l.slots <- struct{}{}:
 			l.waiting.Add(-1)
 		case <-ctx.Done():
 			l.waiting.Add(-1)
-			return nil, Errorf(ck.CKR_DEVICE_ERROR, "%s", errBusyMsg)
+			return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "%s", errBusyMsg)
 		}
 	}
 	return func() { <-l.slots }, nil

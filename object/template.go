@@ -1,10 +1,12 @@
-package tokens
+package object
 
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // Attribute is one entry of a caller's template, canonically encoded.
@@ -42,7 +44,7 @@ func CheckSecretKeyType(t Template) error {
 	for _, a := range t {
 		if a.Type == ck.CKA_KEY_TYPE && len(a.Value) == 8 {
 			if kt := binary.BigEndian.Uint64(a.Value); !contains(symmetricKeyTypes, kt) {
-				return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_KEY_TYPE %s is not a secret key type this HSM holds", ck.KeyTypeName(kt))
+				return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_KEY_TYPE %s is not a secret key type this HSM holds", ck.KeyTypeName(kt))
 			}
 		}
 	}
@@ -57,13 +59,13 @@ func decodeTemplate(tmpl Template) (Attrs, error) {
 	for _, a := range tmpl {
 		k, ok := knownAttrs[a.Type]
 		if !ok {
-			return nil, Errorf(ck.CKR_ATTRIBUTE_TYPE_INVALID, "%s is not supported", ck.AttrName(a.Type))
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_TYPE_INVALID, "%s is not supported", ck.AttrName(a.Type))
 		}
 		if err := checkValue(a.Type, k, a.Value); err != nil {
 			return nil, err
 		}
 		if old, dup := m[a.Type]; dup && !bytes.Equal(old, a.Value) {
-			return nil, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s given twice with different values", ck.AttrName(a.Type))
+			return nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s given twice with different values", ck.AttrName(a.Type))
 		}
 		m[a.Type] = append([]byte{}, a.Value...)
 	}
@@ -73,7 +75,7 @@ func decodeTemplate(tmpl Template) (Attrs, error) {
 // fixUlong makes sure the template's value of t, if any, is want.
 func fixUlong(m Attrs, t, want uint64) error {
 	if v, ok := m.Ulong(t); ok && v != want {
-		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s does not fit the operation", ck.AttrName(t))
+		return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s does not fit the operation", ck.AttrName(t))
 	}
 	m.SetUlong(t, want)
 	return nil
@@ -96,14 +98,14 @@ func BuildAttrs(op TemplateOp, tmpl Template, class, keyType uint64) (attrs, sec
 	if class == 0 {
 		c, ok := m.Ulong(ck.CKA_CLASS)
 		if !ok {
-			return nil, nil, Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is required")
+			return nil, nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is required")
 		}
 		class = c
 	} else if err := fixUlong(m, ck.CKA_CLASS, class); err != nil {
 		return nil, nil, err
 	}
 	if !contains(supportedClasses, class) {
-		return nil, nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_CLASS %s is not supported", ck.ClassName(class))
+		return nil, nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_CLASS %s is not supported", ck.ClassName(class))
 	}
 	var certType uint64 = ^uint64(0)
 	isKey := IsKeyClass(class)
@@ -111,7 +113,7 @@ func BuildAttrs(op TemplateOp, tmpl Template, class, keyType uint64) (attrs, sec
 		if keyType == ^uint64(0) {
 			kt, ok := m.Ulong(ck.CKA_KEY_TYPE)
 			if !ok {
-				return nil, nil, Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE is required")
+				return nil, nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE is required")
 			}
 			keyType = kt
 		} else if err := fixUlong(m, ck.CKA_KEY_TYPE, keyType); err != nil {
@@ -120,21 +122,21 @@ func BuildAttrs(op TemplateOp, tmpl Template, class, keyType uint64) (attrs, sec
 		switch {
 		case class == ck.CKO_SECRET_KEY && !contains(symmetricKeyTypes, keyType),
 			class != ck.CKO_SECRET_KEY && !contains(asymmetricTypes, keyType):
-			return nil, nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_KEY_TYPE %s is not supported for %s", ck.KeyTypeName(keyType), ck.ClassName(class))
+			return nil, nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_KEY_TYPE %s is not supported for %s", ck.KeyTypeName(keyType), ck.ClassName(class))
 		}
 	} else {
 		keyType = ^uint64(0)
 		if _, ok := m[ck.CKA_KEY_TYPE]; ok {
-			return nil, nil, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "CKA_KEY_TYPE given for %s", ck.ClassName(class))
+			return nil, nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "CKA_KEY_TYPE given for %s", ck.ClassName(class))
 		}
 	}
 	if class == ck.CKO_CERTIFICATE {
 		ct, ok := m.Ulong(ck.CKA_CERTIFICATE_TYPE)
 		if !ok {
-			return nil, nil, Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "CKA_CERTIFICATE_TYPE is required")
+			return nil, nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "CKA_CERTIFICATE_TYPE is required")
 		}
 		if ct != ck.CKC_X_509 {
-			return nil, nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "only CKC_X_509 certificates are supported")
+			return nil, nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "only CKC_X_509 certificates are supported")
 		}
 		certType = ct
 	}
@@ -143,19 +145,19 @@ func BuildAttrs(op TemplateOp, tmpl Template, class, keyType uint64) (attrs, sec
 	for t, v := range m {
 		r, ok := rules[t]
 		if !ok {
-			return nil, nil, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s does not apply to %s", ck.AttrName(t), ck.ClassName(class))
+			return nil, nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s does not apply to %s", ck.AttrName(t), ck.ClassName(class))
 		}
 		switch {
 		case r.flags&fTokenSet != 0:
-			return nil, nil, Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "%s is set by the HSM", ck.AttrName(t))
+			return nil, nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "%s is set by the HSM", ck.AttrName(t))
 		case r.flags&fSOOnly != 0 && v[0] == 1:
-			return nil, nil, Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "%s can only be set by a crypto officer", ck.AttrName(t))
+			return nil, nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "%s can only be set by a crypto officer", ck.AttrName(t))
 		case op == OpCreate && r.flags&fNoCreate != 0,
 			op == OpGenerate && r.flags&fNoGen != 0,
 			(op == OpUnwrap || op == OpDerive) && r.flags&fNoUnwrap != 0:
-			return nil, nil, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s must not be given here", ck.AttrName(t))
+			return nil, nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s must not be given here", ck.AttrName(t))
 		case t == ck.CKA_ALWAYS_AUTHENTICATE && v[0] == 1:
-			return nil, nil, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_ALWAYS_AUTHENTICATE is not supported")
+			return nil, nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_ALWAYS_AUTHENTICATE is not supported")
 		}
 		if r.flags&(fSensitive|fSealed) != 0 {
 			secrets[t] = v
@@ -168,7 +170,7 @@ func BuildAttrs(op TemplateOp, tmpl Template, class, keyType uint64) (attrs, sec
 		if !given && (op == OpCreate && r.flags&fReqCreate != 0 ||
 			op == OpGenerate && r.flags&fReqGen != 0 ||
 			op == OpUnwrap && r.flags&fReqUnwrap != 0) {
-			return nil, nil, Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "%s is required", ck.AttrName(t))
+			return nil, nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "%s is required", ck.AttrName(t))
 		}
 		if !given && r.def != nil {
 			if r.flags&fSealed != 0 {
@@ -181,7 +183,7 @@ func BuildAttrs(op TemplateOp, tmpl Template, class, keyType uint64) (attrs, sec
 	if class == ck.CKO_SECRET_KEY {
 		wrapDefaults(m, attrs)
 		if why, bad := usageConflict(attrs); bad {
-			return nil, nil, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s", why)
+			return nil, nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s", why)
 		}
 	}
 	return attrs, secrets, nil
@@ -198,10 +200,10 @@ func ApplySet(cur Attrs, changes Template, role Role, copying bool) (Attrs, erro
 		return nil, err
 	}
 	if copying && !cur.Bool(ck.CKA_COPYABLE) {
-		return nil, Errorf(ck.CKR_ACTION_PROHIBITED, "the object is not copyable")
+		return nil, hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "the object is not copyable")
 	}
 	if !copying && !cur.Bool(ck.CKA_MODIFIABLE) {
-		return nil, Errorf(ck.CKR_ACTION_PROHIBITED, "the object is not modifiable")
+		return nil, hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "the object is not modifiable")
 	}
 	class, _ := cur.Ulong(ck.CKA_CLASS)
 	keyType, ok := cur.Ulong(ck.CKA_KEY_TYPE)
@@ -220,7 +222,7 @@ func ApplySet(cur Attrs, changes Template, role Role, copying bool) (Attrs, erro
 		v := m[t]
 		r, ok := rules[t]
 		if !ok {
-			return nil, Errorf(ck.CKR_ATTRIBUTE_TYPE_INVALID, "%s does not apply to %s", ck.AttrName(t), ck.ClassName(class))
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_TYPE_INVALID, "%s does not apply to %s", ck.AttrName(t), ck.ClassName(class))
 		}
 		old := cur[t]
 		if bytes.Equal(old, v) {
@@ -229,15 +231,15 @@ func ApplySet(cur Attrs, changes Template, role Role, copying bool) (Attrs, erro
 		copyOnly := copying && (t == ck.CKA_TOKEN || t == ck.CKA_PRIVATE || (t == ck.CKA_MODIFIABLE && v[0] == 0))
 		switch {
 		case r.flags&fModifiable == 0 && !copyOnly:
-			return nil, Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "%s cannot be changed", ck.AttrName(t))
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "%s cannot be changed", ck.AttrName(t))
 		case r.flags&fSOOnly != 0 && role != RoleCO && v[0] == 1:
-			return nil, Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "%s can only be set by a crypto officer", ck.AttrName(t))
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "%s can only be set by a crypto officer", ck.AttrName(t))
 		case r.flags&fSOOnly == 0 && role == RoleCO:
-			return nil, Errorf(ck.CKR_USER_NOT_LOGGED_IN, "a crypto officer may only set CKA_TRUSTED")
+			return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "a crypto officer may only set CKA_TRUSTED")
 		case r.flags&fStickyTrue != 0 && cur.Bool(t) && v[0] == 0:
-			return nil, Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "%s cannot go back to false", ck.AttrName(t))
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "%s cannot go back to false", ck.AttrName(t))
 		case r.flags&fStickyFalse != 0 && !cur.Bool(t) && v[0] == 1:
-			return nil, Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "%s cannot go back to true", ck.AttrName(t))
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "%s cannot go back to true", ck.AttrName(t))
 		}
 		next[t] = v
 	}
@@ -350,4 +352,27 @@ func AddPublicAttrs(a Attrs, pubAttrs Attrs) {
 			a[t] = v
 		}
 	}
+}
+
+// FindAttr returns the value of attribute typ in t, and whether t has it.
+func FindAttr(t Template, typ uint64) ([]byte, bool) {
+	for _, a := range t {
+		if a.Type == typ {
+			return a.Value, true
+		}
+	}
+	return nil, false
+}
+
+// SortedTypes returns the attribute types of a in order.
+func SortedTypes(a Attrs) []uint64 { return SortedKeys(a) }
+
+// SortedKeys returns the keys of m in increasing order.
+func SortedKeys[V any](m map[uint64]V) []uint64 {
+	keys := make([]uint64, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -1,4 +1,4 @@
-package tokens
+package mech
 
 import (
 	"crypto"
@@ -10,6 +10,7 @@ import (
 	"math/big"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 var rsaType1 = []uint64{ck.CKK_RSA}
@@ -21,7 +22,7 @@ func rsaPrivOf(k *Key) (*rsa.PrivateKey, error) {
 			return p, nil
 		}
 	}
-	return nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs an RSA private key")
+	return nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs an RSA private key")
 }
 
 // rsaPubOf returns the RSA public key of k (a public key, or the public half
@@ -35,7 +36,7 @@ func rsaPubOf(k *Key) (*rsa.PublicKey, error) {
 			return &p.PublicKey, nil
 		}
 	}
-	return nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs an RSA key")
+	return nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs an RSA key")
 }
 
 // rsaOutLen is the output length of every RSA operation's upper bound: the
@@ -53,9 +54,9 @@ func rsaOutLen(k *Key, _ Mech, _ int) (int, error) {
 // function failure with the cause kept.
 func rsaFailed(err error, rv uint64, msg string) error {
 	if errors.Is(err, rsa.ErrDecryption) || errors.Is(err, rsa.ErrVerification) {
-		return Errorf(rv, "%s", msg)
+		return hsmerr.Errorf(rv, "%s", msg)
 	}
-	return &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "RSA operation", Err: err}
+	return &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "RSA operation", Err: err}
 }
 
 func rsaKeyGenRow() Mechanism {
@@ -68,16 +69,16 @@ func rsaKeyGenRow() Mechanism {
 		Param:      ParamNone,
 		GenerateKeyPair: func(r io.Reader, p KeyPairParams) (crypto.Signer, error) {
 			if p.ModulusBits < rsaMinBits || p.ModulusBits > rsaMaxBits || p.ModulusBits%2 != 0 {
-				return nil, Errorf(ck.CKR_KEY_SIZE_RANGE, "CKA_MODULUS_BITS must be even and %d to %d", rsaMinBits, rsaMaxBits)
+				return nil, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "CKA_MODULUS_BITS must be even and %d to %d", rsaMinBits, rsaMaxBits)
 			}
 			// crypto/rsa always makes keys with e = 65537 (FIPS 186-5
 			// wants e > 2^16), so that is the only exponent offered.
 			if p.PublicExponent != 0 && p.PublicExponent != 65537 {
-				return nil, Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "CKA_PUBLIC_EXPONENT: only 65537 is supported")
+				return nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "CKA_PUBLIC_EXPONENT: only 65537 is supported")
 			}
 			k, err := rsa.GenerateKey(r, p.ModulusBits)
 			if err != nil {
-				return nil, &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "RSA key generation", Err: err}
+				return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "RSA key generation", Err: err}
 			}
 			return k, nil
 		},
@@ -145,7 +146,7 @@ func pkcs1Input(h crypto.Hash, n int, data []byte) ([]byte, error) {
 		return sum(h, data), nil
 	}
 	if len(data) > n-11 {
-		return nil, Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", n-11)
+		return nil, hsmerr.Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", n-11)
 	}
 	return data, nil
 }
@@ -189,7 +190,7 @@ func rsaVerifyPKCS1(k *Key, h crypto.Hash, data, sig []byte) error {
 // rsaSigLen checks that a signature is as long as the modulus.
 func rsaSigLen(pub *rsa.PublicKey, sig []byte) error {
 	if len(sig) != pub.Size() {
-		return Errorf(ck.CKR_SIGNATURE_LEN_RANGE, "the signature must be %d bytes", pub.Size())
+		return hsmerr.Errorf(ck.CKR_SIGNATURE_LEN_RANGE, "the signature must be %d bytes", pub.Size())
 	}
 	return nil
 }
@@ -198,7 +199,7 @@ func rsaSigLen(pub *rsa.PublicKey, sig []byte) error {
 // for PKCS #1 v1.5.
 func rsaEncrypt(pub *rsa.PublicKey, in []byte, max int, opts *rsa.OAEPOptions) ([]byte, error) {
 	if len(in) > max {
-		return nil, Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", max)
+		return nil, hsmerr.Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", max)
 	}
 	var out []byte
 	var err error
@@ -218,7 +219,7 @@ func rsaEncrypt(pub *rsa.PublicKey, in []byte, max int, opts *rsa.OAEPOptions) (
 // with opts: OAEP, or nil for PKCS #1 v1.5.
 func rsaDecrypt(priv *rsa.PrivateKey, in []byte, opts *rsa.OAEPOptions) ([]byte, error) {
 	if len(in) != priv.Size() {
-		return nil, Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "the ciphertext must be %d bytes", priv.Size())
+		return nil, hsmerr.Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "the ciphertext must be %d bytes", priv.Size())
 	}
 	var out []byte
 	var err error
@@ -247,17 +248,17 @@ func pssOptions(pub *rsa.PublicKey, m Mech, rowHash crypto.Hash) (crypto.Hash, *
 	}
 	h, ok := digestHashes[p.Hash]
 	if !ok {
-		return 0, nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "PSS: unsupported hash %s", ck.MechName(p.Hash))
+		return 0, nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "PSS: unsupported hash %s", ck.MechName(p.Hash))
 	}
 	if rowHash != 0 && h != rowHash {
-		return 0, nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "PSS: the hash must be %s's", ck.MechName(m.Type))
+		return 0, nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "PSS: the hash must be %s's", ck.MechName(m.Type))
 	}
 	if mh, ok := mgfHashes[p.MGF]; !ok || mh != h {
-		return 0, nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "PSS: the MGF must be MGF1 with the same hash as the message")
+		return 0, nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "PSS: the MGF must be MGF1 with the same hash as the message")
 	}
 	emLen := (pub.N.BitLen() - 1 + 7) / 8
 	if p.SaltLen == 0 || p.SaltLen > uint64(emLen-h.Size()-2) {
-		return 0, nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "PSS: the salt length must be 1 to %d bytes", emLen-h.Size()-2)
+		return 0, nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "PSS: the salt length must be 1 to %d bytes", emLen-h.Size()-2)
 	}
 	return h, &rsa.PSSOptions{SaltLength: int(p.SaltLen), Hash: h}, nil
 }
@@ -276,7 +277,7 @@ func rsaPSSRow(t uint64, h crypto.Hash) Mechanism {
 			return ph, opts, sum(ph, data), nil
 		}
 		if len(data) != ph.Size() {
-			return 0, nil, nil, Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be a %d-byte hash", ph.Size())
+			return 0, nil, nil, hsmerr.Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be a %d-byte hash", ph.Size())
 		}
 		return ph, opts, data, nil
 	}
@@ -342,20 +343,20 @@ func oaepOptions(m Mech) (*rsa.OAEPOptions, error) {
 	}
 	h, ok := digestHashes[p.Hash]
 	if !ok {
-		return nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "OAEP: unsupported hash %s", ck.MechName(p.Hash))
+		return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "OAEP: unsupported hash %s", ck.MechName(p.Hash))
 	}
 	mh, ok := mgfHashes[p.MGF]
 	if !ok {
-		return nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "OAEP: unsupported MGF 0x%x", p.MGF)
+		return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "OAEP: unsupported MGF 0x%x", p.MGF)
 	}
 	switch p.Source {
 	case ck.CKZ_DATA_SPECIFIED:
 	case 0:
 		if len(p.Label) > 0 {
-			return nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "OAEP: a label needs source CKZ_DATA_SPECIFIED")
+			return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "OAEP: a label needs source CKZ_DATA_SPECIFIED")
 		}
 	default:
-		return nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "OAEP: unsupported source 0x%x", p.Source)
+		return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "OAEP: unsupported source 0x%x", p.Source)
 	}
 	return &rsa.OAEPOptions{Hash: h, MGFHash: mh, Label: p.Label}, nil
 }
@@ -379,7 +380,7 @@ func rsaOAEPRow() Mechanism {
 			}
 			max := pub.Size() - 2*opts.Hash.Size() - 2
 			if max < 0 {
-				return nil, Errorf(ck.CKR_KEY_SIZE_RANGE, "the key is too short for OAEP with this hash")
+				return nil, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "the key is too short for OAEP with this hash")
 			}
 			return rsaEncrypt(pub, in, max, opts)
 		},
@@ -414,14 +415,14 @@ func rsaX509Row() Mechanism {
 		}
 		n := priv.Size()
 		if exact && len(in) != n {
-			return nil, Errorf(rvLen, "the input must be %d bytes", n)
+			return nil, hsmerr.Errorf(rvLen, "the input must be %d bytes", n)
 		}
 		if len(in) > n {
-			return nil, Errorf(rvLen, "the input must be at most %d bytes", n)
+			return nil, hsmerr.Errorf(rvLen, "the input must be at most %d bytes", n)
 		}
 		c := new(big.Int).SetBytes(in)
 		if c.Cmp(priv.N) >= 0 {
-			return nil, Errorf(rvVal, "the input is not less than the modulus")
+			return nil, hsmerr.Errorf(rvVal, "the input is not less than the modulus")
 		}
 		m, err := rsaRawPrivate(priv, c)
 		if err != nil {
@@ -452,10 +453,10 @@ func rsaX509Row() Mechanism {
 				return nil, err
 			}
 			if len(in) > pub.Size() {
-				return nil, Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", pub.Size())
+				return nil, hsmerr.Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", pub.Size())
 			}
 			if new(big.Int).SetBytes(in).Cmp(pub.N) >= 0 {
-				return nil, Errorf(ck.CKR_DATA_INVALID, "the data is not less than the modulus")
+				return nil, hsmerr.Errorf(ck.CKR_DATA_INVALID, "the data is not less than the modulus")
 			}
 			return public(pub, in), nil
 		},
@@ -466,18 +467,18 @@ func rsaX509Row() Mechanism {
 			}
 			n := pub.Size()
 			if len(data) > n {
-				return Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", n)
+				return hsmerr.Errorf(ck.CKR_DATA_LEN_RANGE, "the data must be at most %d bytes", n)
 			}
 			if err := rsaSigLen(pub, sig); err != nil {
 				return err
 			}
 			if new(big.Int).SetBytes(sig).Cmp(pub.N) >= 0 {
-				return Errorf(ck.CKR_SIGNATURE_INVALID, "the signature is not less than the modulus")
+				return hsmerr.Errorf(ck.CKR_SIGNATURE_INVALID, "the signature is not less than the modulus")
 			}
 			want := make([]byte, n)
 			copy(want[n-len(data):], data)
 			if subtle.ConstantTimeCompare(public(pub, sig), want) != 1 {
-				return Errorf(ck.CKR_SIGNATURE_INVALID, "the signature does not verify")
+				return hsmerr.Errorf(ck.CKR_SIGNATURE_INVALID, "the signature does not verify")
 			}
 			return nil
 		},
@@ -502,7 +503,7 @@ func rsaRawPrivate(priv *rsa.PrivateKey, c *big.Int) (*big.Int, error) {
 	for {
 		var err error
 		if r, err = rand.Int(rand.Reader, n); err != nil {
-			return nil, &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "reading random bytes", Err: err}
+			return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "reading random bytes", Err: err}
 		}
 		if r.Cmp(one) <= 0 {
 			continue
@@ -517,7 +518,7 @@ func rsaRawPrivate(priv *rsa.PrivateKey, c *big.Int) (*big.Int, error) {
 	expBlind := func(d, pm1 *big.Int) (*big.Int, error) {
 		k, err := rand.Int(rand.Reader, new(big.Int).Lsh(one, 64))
 		if err != nil {
-			return nil, &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "reading random bytes", Err: err}
+			return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "reading random bytes", Err: err}
 		}
 		return k.Mul(k, pm1).Add(k, d), nil
 	}
@@ -533,7 +534,7 @@ func rsaRawPrivate(priv *rsa.PrivateKey, c *big.Int) (*big.Int, error) {
 			dq = new(big.Int).Mod(priv.D, qm1)
 			qinv = new(big.Int).ModInverse(q, p)
 			if qinv == nil {
-				return nil, Errorf(ck.CKR_GENERAL_ERROR, "the RSA key is inconsistent")
+				return nil, hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "the RSA key is inconsistent")
 			}
 		}
 		dpb, err := expBlind(dp, pm1)
@@ -567,7 +568,7 @@ func rsaRawPrivate(priv *rsa.PrivateKey, c *big.Int) (*big.Int, error) {
 	m.Mul(m, rInv).Mod(m, n)
 
 	if new(big.Int).Exp(m, e, n).Cmp(c) != 0 {
-		return nil, Errorf(ck.CKR_GENERAL_ERROR, "the RSA private operation failed its check")
+		return nil, hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "the RSA private operation failed its check")
 	}
 	return m, nil
 }

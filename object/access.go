@@ -1,6 +1,9 @@
-package tokens
+package object
 
-import "github.com/openhsm/openhsm/ck"
+import (
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+)
 
 // Action is something a logged-in user asks to do.
 type Action int
@@ -88,21 +91,21 @@ var accessTable = func() [RoleCU + 1][actCount][relCount]*accessRule {
 // (in PKCS#11 terms no normal user is logged in).
 func Allowed(role Role, act Action, rel Relation) error {
 	if role != RoleCO && role != RoleCU || act < 0 || act >= actCount || rel < 0 || rel >= relCount {
-		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
+		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
 	}
 	if r := accessTable[role][act][rel]; r != nil {
 		if r.rv == ck.CKR_OK {
 			return nil
 		}
-		return Errorf(r.rv, "%s", r.why)
+		return hsmerr.Errorf(r.rv, "%s", r.why)
 	}
 	switch {
 	case rel == RelStranger && role == RoleCU:
-		return Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
+		return hsmerr.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
 	case role == RoleCO && act != ActRead && act != ActManageUsers:
-		return Errorf(ck.CKR_USER_NOT_LOGGED_IN, "crypto officers cannot %s keys", act)
+		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "crypto officers cannot %s keys", act)
 	}
-	return Errorf(ck.CKR_ACTION_PROHIBITED, "%s is not allowed", act)
+	return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "%s is not allowed", act)
 }
 
 // RelationOf tells how a user stands to an object.

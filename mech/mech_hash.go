@@ -1,4 +1,4 @@
-package tokens
+package mech
 
 import (
 	"crypto"
@@ -13,6 +13,7 @@ import (
 	"slices"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // digestHashes maps the CKM_ digest mechanisms, as they appear in PSS and
@@ -88,7 +89,7 @@ func macLen(m Mech, general bool, full int) (int, error) {
 		return 0, err
 	}
 	if p.Len < 1 || p.Len > uint64(full) {
-		return 0, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "the MAC length must be 1 to %d bytes", full)
+		return 0, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "the MAC length must be 1 to %d bytes", full)
 	}
 	return int(p.Len), nil
 }
@@ -96,13 +97,13 @@ func macLen(m Mech, general bool, full int) (int, error) {
 // secretOf returns the value of a secret key of one of the given types.
 func secretOf(k *Key, types []uint64) ([]byte, error) {
 	if k == nil || k.Secret == nil || (k.Class != 0 && k.Class != ck.CKO_SECRET_KEY) {
-		return nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs a secret key")
+		return nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs a secret key")
 	}
 	if !slices.Contains(types, k.KeyType) {
-		return nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism does not take a %s key", ck.KeyTypeName(k.KeyType))
+		return nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism does not take a %s key", ck.KeyTypeName(k.KeyType))
 	}
 	if len(k.Secret) == 0 {
-		return nil, Errorf(ck.CKR_KEY_SIZE_RANGE, "the key is empty")
+		return nil, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "the key is empty")
 	}
 	return k.Secret, nil
 }
@@ -153,10 +154,10 @@ func hmacRow(t uint64, h crypto.Hash, general bool) Mechanism {
 // checkMAC compares a computed MAC with a caller's in constant time.
 func checkMAC(tag []byte, n int, sig []byte) error {
 	if len(sig) != n {
-		return Errorf(ck.CKR_SIGNATURE_LEN_RANGE, "the MAC must be %d bytes", n)
+		return hsmerr.Errorf(ck.CKR_SIGNATURE_LEN_RANGE, "the MAC must be %d bytes", n)
 	}
 	if !hmac.Equal(tag, sig) {
-		return Errorf(ck.CKR_SIGNATURE_INVALID, "the MAC does not match")
+		return hsmerr.Errorf(ck.CKR_SIGNATURE_INVALID, "the MAC does not match")
 	}
 	return nil
 }
@@ -172,11 +173,11 @@ func secretKeyGenRow(t, keyType uint64, min, max uint64, valid func(n int) bool)
 		Param:      ParamNone,
 		GenerateKey: func(r io.Reader, size int) ([]byte, error) {
 			if size < int(min) || size > int(max) || !valid(size) {
-				return nil, Errorf(ck.CKR_KEY_SIZE_RANGE, "%s makes keys of %d to %d bytes", ck.MechName(t), min, max)
+				return nil, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "%s makes keys of %d to %d bytes", ck.MechName(t), min, max)
 			}
 			b := make([]byte, size)
 			if _, err := io.ReadFull(r, b); err != nil {
-				return nil, &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "reading random bytes", Err: err}
+				return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "reading random bytes", Err: err}
 			}
 			return b, nil
 		},
@@ -186,11 +187,11 @@ func secretKeyGenRow(t, keyType uint64, min, max uint64, valid func(n int) bool)
 // GenerateRandom returns n bytes from the operating system's random source.
 func GenerateRandom(n int) ([]byte, error) {
 	if n < 0 {
-		return nil, Errorf(ck.CKR_ARGUMENTS_BAD, "negative random length")
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "negative random length")
 	}
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
-		return nil, &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "reading random bytes", Err: err}
+		return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "reading random bytes", Err: err}
 	}
 	return b, nil
 }

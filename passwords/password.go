@@ -1,4 +1,4 @@
-package tokens
+package passwords
 
 import (
 	"crypto/rand"
@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -29,10 +30,10 @@ const (
 // anything about it in the error.
 func CheckPassword(pw string) error {
 	if len(pw) < MinPasswordLen || len(pw) > MaxPasswordLen {
-		return Errorf(0xA2 /* CKR_PIN_LEN_RANGE */, "password must be %d to %d bytes long", MinPasswordLen, MaxPasswordLen)
+		return hsmerr.Errorf(0xA2 /* CKR_PIN_LEN_RANGE */, "password must be %d to %d bytes long", MinPasswordLen, MaxPasswordLen)
 	}
 	if strings.ContainsRune(pw, 0) {
-		return Errorf(0xA1 /* CKR_PIN_INVALID */, "password must not contain NUL")
+		return hsmerr.Errorf(0xA1 /* CKR_PIN_INVALID */, "password must not contain NUL")
 	}
 	return nil
 }
@@ -79,7 +80,7 @@ type passwordHash struct {
 // every parameter against the bounds. It is deterministic, so apply can use
 // it; it never says anything about the hash itself in its error.
 func parsePasswordHash(h string) (*passwordHash, error) {
-	bad := func(why string) error { return Errorf(ck.CKR_ARGUMENTS_BAD, "password hash: %s", why) }
+	bad := func(why string) error { return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "password hash: %s", why) }
 	if len(h) > MaxPasswordHashLen {
 		return nil, bad("too long")
 	}

@@ -1,4 +1,4 @@
-package tokens
+package mech
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 type wrapVector struct{ Name, Kek, Key, Wrapped string }
@@ -247,7 +248,7 @@ func FuzzKeyUnwrap(f *testing.F) {
 		m := Mech{Type: mech}
 		p, err := r.Decrypt(k, m, wrapped)
 		if err != nil {
-			var e *Error
+			var e *hsmerr.Error
 			if !errors.As(err, &e) || e.RV != ck.CKR_ENCRYPTED_DATA_INVALID && e.RV != ck.CKR_ENCRYPTED_DATA_LEN_RANGE {
 				t.Fatalf("unexpected error %v", err)
 			}

@@ -1,4 +1,4 @@
-package tokens
+package mech
 
 import (
 	"crypto"
@@ -11,6 +11,7 @@ import (
 	"math/big"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 var (
@@ -25,10 +26,10 @@ func ecPrivOf(k *Key) (*ecdsa.PrivateKey, *CurveInfo, error) {
 			if c := curveOf(p.Curve); c != nil {
 				return p, c, nil
 			}
-			return nil, nil, Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "the key's curve is not supported")
+			return nil, nil, hsmerr.Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "the key's curve is not supported")
 		}
 	}
-	return nil, nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs an EC private key")
+	return nil, nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs an EC private key")
 }
 
 // ecPubOf returns the ECDSA public key of k (a public key or the public half
@@ -43,10 +44,10 @@ func ecPubOf(k *Key) (*ecdsa.PublicKey, *CurveInfo, error) {
 			if c := curveOf(pub.Curve); c != nil {
 				return pub, c, nil
 			}
-			return nil, nil, Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "the key's curve is not supported")
+			return nil, nil, hsmerr.Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "the key's curve is not supported")
 		}
 	}
-	return nil, nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs an EC key")
+	return nil, nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs an EC key")
 }
 
 func ecKeyGenRow() Mechanism {
@@ -64,7 +65,7 @@ func ecKeyGenRow() Mechanism {
 			}
 			k, err := ecdsa.GenerateKey(c.Curve, r)
 			if err != nil {
-				return nil, &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "EC key generation", Err: err}
+				return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "EC key generation", Err: err}
 			}
 			return k, nil
 		},
@@ -85,7 +86,7 @@ func edwardsKeyGenRow() Mechanism {
 			}
 			_, k, err := ed25519.GenerateKey(r)
 			if err != nil {
-				return nil, &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "Ed25519 key generation", Err: err}
+				return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "Ed25519 key generation", Err: err}
 			}
 			return k, nil
 		},
@@ -96,14 +97,14 @@ func edwardsKeyGenRow() Mechanism {
 // one of keyType's.
 func keyPairCurve(p KeyPairParams, keyType uint64) (*CurveInfo, error) {
 	if len(p.ECParams) == 0 {
-		return nil, Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "CKA_EC_PARAMS is missing")
+		return nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "CKA_EC_PARAMS is missing")
 	}
 	c, err := CurveByParams(p.ECParams)
 	if err != nil {
 		return nil, err
 	}
 	if c.KeyType != keyType {
-		return nil, Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "%s is not a curve for %s", c.Name, ck.KeyTypeName(keyType))
+		return nil, hsmerr.Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "%s is not a curve for %s", c.Name, ck.KeyTypeName(keyType))
 	}
 	return c, nil
 }
@@ -132,7 +133,7 @@ func ecdsaRow(t uint64, h crypto.Hash) Mechanism {
 			}
 			r, s, err := ecdsa.Sign(rand.Reader, priv, digest(data))
 			if err != nil {
-				return nil, &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "ECDSA signing", Err: err}
+				return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "ECDSA signing", Err: err}
 			}
 			n := c.ByteLen()
 			sig := make([]byte, 2*n)
@@ -147,12 +148,12 @@ func ecdsaRow(t uint64, h crypto.Hash) Mechanism {
 			}
 			n := c.ByteLen()
 			if len(sig) != 2*n {
-				return Errorf(ck.CKR_SIGNATURE_LEN_RANGE, "the signature must be %d bytes", 2*n)
+				return hsmerr.Errorf(ck.CKR_SIGNATURE_LEN_RANGE, "the signature must be %d bytes", 2*n)
 			}
 			r := new(big.Int).SetBytes(sig[:n])
 			s := new(big.Int).SetBytes(sig[n:])
 			if !ecdsa.Verify(pub, digest(data), r, s) {
-				return Errorf(ck.CKR_SIGNATURE_INVALID, "the signature does not verify")
+				return hsmerr.Errorf(ck.CKR_SIGNATURE_INVALID, "the signature does not verify")
 			}
 			return nil
 		},
@@ -199,12 +200,12 @@ func ecdhRow() Mechanism {
 			switch p.KDF {
 			case ck.CKD_NULL:
 				if len(p.SharedData) > 0 {
-					return nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "ECDH: CKD_NULL takes no shared data")
+					return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "ECDH: CKD_NULL takes no shared data")
 				}
 			default:
 				var ok bool
 				if kdf, ok = ecdhKDFs[p.KDF]; !ok {
-					return nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "ECDH: unsupported KDF 0x%x", p.KDF)
+					return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "ECDH: unsupported KDF 0x%x", p.KDF)
 				}
 			}
 			priv, c, err := ecPrivOf(base)
@@ -213,19 +214,19 @@ func ecdhRow() Mechanism {
 			}
 			raw, err := decodeECPoint(p.PublicData, 1+2*c.ByteLen())
 			if err != nil {
-				return nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "ECDH: the public data is not an uncompressed %s point", c.Name)
+				return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "ECDH: the public data is not an uncompressed %s point", c.Name)
 			}
 			ours, err := priv.ECDH()
 			if err != nil {
-				return nil, &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "ECDH", Err: err}
+				return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "ECDH", Err: err}
 			}
 			peer, err := ours.Curve().NewPublicKey(raw)
 			if err != nil {
-				return nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "ECDH: the public data is not a point on %s", c.Name)
+				return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "ECDH: the public data is not a point on %s", c.Name)
 			}
 			z, err := ours.ECDH(peer)
 			if err != nil {
-				return nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "ECDH: the public data is not a usable point")
+				return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "ECDH: the public data is not a usable point")
 			}
 			if kdf == 0 {
 				return z, nil
@@ -259,7 +260,7 @@ func edPrivOf(k *Key) (ed25519.PrivateKey, error) {
 			return p, nil
 		}
 	}
-	return nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs an Ed25519 private key")
+	return nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs an Ed25519 private key")
 }
 
 func edPubOf(k *Key) (ed25519.PublicKey, error) {
@@ -273,7 +274,7 @@ func edPubOf(k *Key) (ed25519.PublicKey, error) {
 			}
 		}
 	}
-	return nil, Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs an Ed25519 key")
+	return nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs an Ed25519 key")
 }
 
 // eddsaMessage turns CK_EDDSA_PARAMS into Go's options: no parameter is
@@ -289,7 +290,7 @@ func eddsaMessage(m Mech, data []byte) ([]byte, *ed25519.Options, error) {
 		return data, opts, nil
 	}
 	if len(p.Context) > 255 {
-		return nil, nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "EdDSA: the context must be at most 255 bytes")
+		return nil, nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "EdDSA: the context must be at most 255 bytes")
 	}
 	opts.Context = string(p.Context)
 	if p.PHFlag {
@@ -319,7 +320,7 @@ func eddsaRow() Mechanism {
 			}
 			sig, err := priv.Sign(nil, msg, opts)
 			if err != nil {
-				return nil, &Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "EdDSA signing", Err: err}
+				return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "EdDSA signing", Err: err}
 			}
 			return sig, nil
 		},
@@ -333,10 +334,10 @@ func eddsaRow() Mechanism {
 				return err
 			}
 			if len(sig) != ed25519.SignatureSize {
-				return Errorf(ck.CKR_SIGNATURE_LEN_RANGE, "the signature must be %d bytes", ed25519.SignatureSize)
+				return hsmerr.Errorf(ck.CKR_SIGNATURE_LEN_RANGE, "the signature must be %d bytes", ed25519.SignatureSize)
 			}
 			if err := ed25519.VerifyWithOptions(pub, msg, sig, opts); err != nil {
-				return Errorf(ck.CKR_SIGNATURE_INVALID, "the signature does not verify")
+				return hsmerr.Errorf(ck.CKR_SIGNATURE_INVALID, "the signature does not verify")
 			}
 			return nil
 		},

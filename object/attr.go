@@ -1,7 +1,8 @@
-package tokens
+package object
 
 import (
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // Kind is how an attribute's value is encoded. On the wire and in the store
@@ -236,23 +237,23 @@ func checkValue(t uint64, k Kind, v []byte) error {
 	switch k {
 	case KindBool:
 		if len(v) != 1 || v[0] > 1 {
-			return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be a CK_BBOOL", ck.AttrName(t))
+			return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be a CK_BBOOL", ck.AttrName(t))
 		}
 	case KindUlong:
 		if len(v) != 8 {
-			return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be a CK_ULONG", ck.AttrName(t))
+			return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be a CK_ULONG", ck.AttrName(t))
 		}
 	case KindMechs:
 		if len(v)%8 != 0 {
-			return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be a CK_MECHANISM_TYPE array", ck.AttrName(t))
+			return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be a CK_MECHANISM_TYPE array", ck.AttrName(t))
 		}
 	case KindDate:
 		if len(v) != 0 && len(v) != 8 {
-			return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be empty or a CK_DATE", ck.AttrName(t))
+			return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be empty or a CK_DATE", ck.AttrName(t))
 		}
 		for _, c := range v {
 			if c < '0' || c > '9' {
-				return Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be digits YYYYMMDD", ck.AttrName(t))
+				return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be digits YYYYMMDD", ck.AttrName(t))
 			}
 		}
 	}

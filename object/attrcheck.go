@@ -1,4 +1,4 @@
-package tokens
+package object
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // CheckStoredAttrs checks a finished object's clear attributes against the
@@ -18,7 +19,7 @@ import (
 // order, is reported.
 func CheckStoredAttrs(o *Object) (class, keyType uint64, err error) {
 	inconsistent := func(format string, args ...any) error {
-		return Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: "+format, args...)
+		return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: "+format, args...)
 	}
 	a := o.Attrs
 	if len(a) > len(attrRules) {
@@ -62,17 +63,17 @@ func CheckStoredAttrs(o *Object) (class, keyType uint64, err error) {
 			return 0, 0, err
 		}
 		if len(v) > MaxAttrValue {
-			return 0, 0, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "object: %s is longer than %d bytes", ck.AttrName(t), MaxAttrValue)
+			return 0, 0, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "object: %s is longer than %d bytes", ck.AttrName(t), MaxAttrValue)
 		}
 		switch {
 		case r.flags&(fSensitive|fSealed) != 0:
-			return 0, 0, Errorf(ck.CKR_ATTRIBUTE_SENSITIVE, "object: %s must be sealed, not in the clear attributes", ck.AttrName(t))
+			return 0, 0, hsmerr.Errorf(ck.CKR_ATTRIBUTE_SENSITIVE, "object: %s must be sealed, not in the clear attributes", ck.AttrName(t))
 		case r.flags&fSOOnly != 0 && v[0] == 1:
 			// No crypto officer makes objects, and a crypto user may not
 			// set these (BuildAttrs refuses them, CopyObject clears them).
-			return 0, 0, Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "object: %s can only be set by a crypto officer", ck.AttrName(t))
+			return 0, 0, hsmerr.Errorf(ck.CKR_ATTRIBUTE_READ_ONLY, "object: %s can only be set by a crypto officer", ck.AttrName(t))
 		case t == ck.CKA_ALWAYS_AUTHENTICATE && v[0] == 1:
-			return 0, 0, Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "object: CKA_ALWAYS_AUTHENTICATE is not supported")
+			return 0, 0, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "object: CKA_ALWAYS_AUTHENTICATE is not supported")
 		}
 	}
 	// Complete: every attribute with a default, every required one and
@@ -84,7 +85,7 @@ func CheckStoredAttrs(o *Object) (class, keyType uint64, err error) {
 			continue // kept in Object.Sealed
 		}
 		if _, ok := a[t]; !ok && (r.def != nil || r.flags&(fReqCreate|fTokenSet) != 0) {
-			return 0, 0, Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "object: %s is missing", ck.AttrName(t))
+			return 0, 0, hsmerr.Errorf(ck.CKR_TEMPLATE_INCOMPLETE, "object: %s is missing", ck.AttrName(t))
 		}
 	}
 	if !bytes.Equal(a[ck.CKA_UNIQUE_ID], []byte(fmt.Sprintf("%016x", o.ID))) {

@@ -1,4 +1,4 @@
-package tokens
+package mech
 
 import (
 	"crypto/cipher"
@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // AES key wrap (RFC 3394, NIST SP 800-38F KW) and AES key wrap with padding
@@ -66,7 +67,7 @@ func kwDecrypt(b cipher.Block, c []byte) (a [8]byte, p []byte) {
 // wrapKW wraps p (a multiple of 8 bytes, at least 16) under RFC 3394.
 func wrapKW(b cipher.Block, iv [8]byte, p []byte) ([]byte, error) {
 	if len(p)%8 != 0 || len(p) < 16 {
-		return nil, Errorf(ck.CKR_DATA_LEN_RANGE, "AES key wrap takes a multiple of 8 bytes, at least 16")
+		return nil, hsmerr.Errorf(ck.CKR_DATA_LEN_RANGE, "AES key wrap takes a multiple of 8 bytes, at least 16")
 	}
 	return kwEncrypt(b, iv, p), nil
 }
@@ -74,12 +75,12 @@ func wrapKW(b cipher.Block, iv [8]byte, p []byte) ([]byte, error) {
 // unwrapKW unwraps an RFC 3394 ciphertext and checks its initial value.
 func unwrapKW(b cipher.Block, iv [8]byte, c []byte) ([]byte, error) {
 	if len(c)%8 != 0 || len(c) < 24 {
-		return nil, Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "AES key unwrap takes a multiple of 8 bytes, at least 24")
+		return nil, hsmerr.Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "AES key unwrap takes a multiple of 8 bytes, at least 24")
 	}
 	a, p := kwDecrypt(b, c)
 	if subtle.ConstantTimeCompare(a[:], iv[:]) != 1 {
 		clear(p)
-		return nil, Errorf(ck.CKR_ENCRYPTED_DATA_INVALID, "the wrapped data fails its integrity check")
+		return nil, hsmerr.Errorf(ck.CKR_ENCRYPTED_DATA_INVALID, "the wrapped data fails its integrity check")
 	}
 	return p, nil
 }
@@ -87,7 +88,7 @@ func unwrapKW(b cipher.Block, iv [8]byte, c []byte) ([]byte, error) {
 // WrapKWP wraps p (1 to 2^32-1 bytes) under RFC 5649.
 func WrapKWP(b cipher.Block, aiv [4]byte, p []byte) ([]byte, error) {
 	if len(p) == 0 || uint64(len(p)) > 0xFFFFFFFF {
-		return nil, Errorf(ck.CKR_DATA_LEN_RANGE, "AES key wrap with padding takes 1 to 2^32-1 bytes")
+		return nil, hsmerr.Errorf(ck.CKR_DATA_LEN_RANGE, "AES key wrap with padding takes 1 to 2^32-1 bytes")
 	}
 	var a [8]byte
 	copy(a[:4], aiv[:])
@@ -109,7 +110,7 @@ func WrapKWP(b cipher.Block, aiv [4]byte, p []byte) ([]byte, error) {
 // length indicator and the padding (§3).
 func UnwrapKWP(b cipher.Block, aiv [4]byte, c []byte) ([]byte, error) {
 	if len(c)%8 != 0 || len(c) < 16 {
-		return nil, Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "AES key unwrap with padding takes a multiple of 8 bytes, at least 16")
+		return nil, hsmerr.Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "AES key unwrap with padding takes a multiple of 8 bytes, at least 16")
 	}
 	var a [8]byte
 	var p []byte
@@ -139,7 +140,7 @@ func UnwrapKWP(b cipher.Block, aiv [4]byte, c []byte) ([]byte, error) {
 	ok &= subtle.ConstantTimeByteEq(nonzero, 0)
 	if ok != 1 {
 		clear(p)
-		return nil, Errorf(ck.CKR_ENCRYPTED_DATA_INVALID, "the wrapped data fails its integrity check")
+		return nil, hsmerr.Errorf(ck.CKR_ENCRYPTED_DATA_INVALID, "the wrapped data fails its integrity check")
 	}
 	return p[:mli], nil
 }

@@ -1,4 +1,4 @@
-package tokens
+package mech
 
 import (
 	"crypto"
@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // Operation flags shared by several rows.
@@ -189,13 +190,13 @@ func CheckParam(m *Mechanism, mech Mech) error {
 	}
 	if !ok {
 		if m.Param == ParamNone {
-			return Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s takes no parameter", ck.MechName(m.Type))
+			return hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s takes no parameter", ck.MechName(m.Type))
 		}
-		return Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s needs a %s parameter", ck.MechName(m.Type), paramNames[m.Param])
+		return hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s needs a %s parameter", ck.MechName(m.Type), paramNames[m.Param])
 	}
 	if check := paramChecks[m.Param]; check != nil && !isNilParam(mech.Param) {
 		if why := check(m.Type, mech.Param); why != "" {
-			return Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s: %s", ck.MechName(m.Type), why)
+			return hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s: %s", ck.MechName(m.Type), why)
 		}
 	}
 	return nil
@@ -335,7 +336,7 @@ func param[T any](m Mech, optional bool) (*T, error) {
 	}
 	v, ok := m.Param.(*T)
 	if !ok || v == nil {
-		return nil, Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s: wrong parameter type", ck.MechName(m.Type))
+		return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s: wrong parameter type", ck.MechName(m.Type))
 	}
 	return v, nil
 }

@@ -1,9 +1,10 @@
-package tokens
+package object
 
 import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // TestAccessTable walks every role × action × relation and checks the
@@ -39,7 +40,7 @@ func TestAccessTable(t *testing.T) {
 		for act, rels := range acts {
 			for rel, rv := range rels {
 				n++
-				if got := RV(Allowed(role, act, rel)); got != rv {
+				if got := hsmerr.RV(Allowed(role, act, rel)); got != rv {
 					t.Errorf("%v %v rel=%d: got %s, want %s", role, act, rel, ck.RVName(got), ck.RVName(rv))
 				}
 			}
@@ -50,7 +51,7 @@ func TestAccessTable(t *testing.T) {
 	}
 	// No role means not logged in, whatever the action.
 	for a := Action(0); a < actCount; a++ {
-		if got := RV(Allowed(RoleNone, a, RelOwner)); got != ck.CKR_USER_NOT_LOGGED_IN {
+		if got := hsmerr.RV(Allowed(RoleNone, a, RelOwner)); got != ck.CKR_USER_NOT_LOGGED_IN {
 			t.Errorf("no role, %v: got %s", a, ck.RVName(got))
 		}
 	}

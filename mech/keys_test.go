@@ -1,4 +1,4 @@
-package tokens
+package mech
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/object"
 )
 
 func TestKeyCurveByParams(t *testing.T) {
@@ -65,7 +66,7 @@ func TestKeyPublicAttrs(t *testing.T) {
 	kt, a, err := PublicKeyAttrs(&fixRSA.PublicKey)
 	noErr(t, err)
 	if kt != ck.CKK_RSA || !bytes.Equal(a[ck.CKA_MODULUS], fixRSA.N.Bytes()) || hex.EncodeToString(a[ck.CKA_PUBLIC_EXPONENT]) != "010001" ||
-		!bytes.Equal(a[ck.CKA_MODULUS_BITS], EncodeUlong(2048)) || a[ck.CKA_MODULUS][0] == 0 {
+		!bytes.Equal(a[ck.CKA_MODULUS_BITS], object.EncodeUlong(2048)) || a[ck.CKA_MODULUS][0] == 0 {
 		t.Fatalf("RSA attributes: %x", a)
 	}
 
@@ -109,12 +110,12 @@ func TestKeyPublicAttrs(t *testing.T) {
 	}
 
 	// CKA_EC_POINT raw is accepted as well as wrapped.
-	back, err := PublicKeyFromAttrs(ck.CKK_EC, Attrs{ck.CKA_EC_PARAMS: curves[0].Params, ck.CKA_EC_POINT: rawPt})
+	back, err := PublicKeyFromAttrs(ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: curves[0].Params, ck.CKA_EC_POINT: rawPt})
 	noErr(t, err)
 	if !back.(*ecdsa.PublicKey).Equal(pub) {
 		t.Error("raw EC point gives another key")
 	}
-	back, err = PublicKeyFromAttrs(ck.CKK_EC_EDWARDS, Attrs{ck.CKA_EC_PARAMS: []byte("\x13\x0cedwards25519"), ck.CKA_EC_POINT: edPub})
+	back, err = PublicKeyFromAttrs(ck.CKK_EC_EDWARDS, object.Attrs{ck.CKA_EC_PARAMS: []byte("\x13\x0cedwards25519"), ck.CKA_EC_POINT: edPub})
 	noErr(t, err)
 	if !back.(ed25519.PublicKey).Equal(edPub) {
 		t.Error("raw Ed25519 point gives another key")
@@ -134,30 +135,30 @@ func TestKeyPublicFromAttrsErrors(t *testing.T) {
 	cases := []struct {
 		name string
 		kt   uint64
-		a    Attrs
+		a    object.Attrs
 		rv   uint64
 	}{
-		{"RSA no modulus", ck.CKK_RSA, Attrs{ck.CKA_PUBLIC_EXPONENT: []byte{1, 0, 1}}, ck.CKR_TEMPLATE_INCOMPLETE},
-		{"RSA no exponent", ck.CKK_RSA, Attrs{ck.CKA_MODULUS: n}, ck.CKR_TEMPLATE_INCOMPLETE},
-		{"RSA even modulus", ck.CKK_RSA, Attrs{ck.CKA_MODULUS: append(n[:255:255], 2), ck.CKA_PUBLIC_EXPONENT: []byte{1, 0, 1}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"RSA 512-bit modulus", ck.CKK_RSA, Attrs{ck.CKA_MODULUS: n[:64], ck.CKA_PUBLIC_EXPONENT: []byte{1, 0, 1}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"RSA empty modulus", ck.CKK_RSA, Attrs{ck.CKA_MODULUS: nil, ck.CKA_PUBLIC_EXPONENT: []byte{1, 0, 1}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"RSA even exponent", ck.CKK_RSA, Attrs{ck.CKA_MODULUS: n, ck.CKA_PUBLIC_EXPONENT: []byte{1, 0, 0}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"RSA exponent 1", ck.CKK_RSA, Attrs{ck.CKA_MODULUS: n, ck.CKA_PUBLIC_EXPONENT: []byte{1}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"RSA exponent 2^31+1", ck.CKK_RSA, Attrs{ck.CKA_MODULUS: n, ck.CKA_PUBLIC_EXPONENT: []byte{0x80, 0, 0, 1}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"EC no params", ck.CKK_EC, Attrs{ck.CKA_EC_POINT: rawPt}, ck.CKR_TEMPLATE_INCOMPLETE},
-		{"EC no point", ck.CKK_EC, Attrs{ck.CKA_EC_PARAMS: p256}, ck.CKR_TEMPLATE_INCOMPLETE},
-		{"EC point off the curve", ck.CKK_EC, Attrs{ck.CKA_EC_PARAMS: p256, ck.CKA_EC_POINT: offCurve}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"EC point off the curve, wrapped", ck.CKK_EC, Attrs{ck.CKA_EC_PARAMS: p256, ck.CKA_EC_POINT: derOctetString(offCurve)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"EC compressed point", ck.CKK_EC, Attrs{ck.CKA_EC_PARAMS: p256, ck.CKA_EC_POINT: compressed}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"EC point for P-384", ck.CKK_EC, Attrs{ck.CKA_EC_PARAMS: curves[1].Params, ck.CKA_EC_POINT: rawPt}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"EC point with trailing byte", ck.CKK_EC, Attrs{ck.CKA_EC_PARAMS: p256, ck.CKA_EC_POINT: append(derOctetString(rawPt), 0)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"EC unknown curve", ck.CKK_EC, Attrs{ck.CKA_EC_PARAMS: unhex(t, "06052b8104000a"), ck.CKA_EC_POINT: rawPt}, ck.CKR_CURVE_NOT_SUPPORTED},
-		{"EC with Ed25519 params", ck.CKK_EC, Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params, ck.CKA_EC_POINT: rawPt}, ck.CKR_CURVE_NOT_SUPPORTED},
-		{"Edwards with P-256 params", ck.CKK_EC_EDWARDS, Attrs{ck.CKA_EC_PARAMS: p256, ck.CKA_EC_POINT: make([]byte, 32)}, ck.CKR_CURVE_NOT_SUPPORTED},
-		{"Edwards 31-byte point", ck.CKK_EC_EDWARDS, Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params, ck.CKA_EC_POINT: make([]byte, 31)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"Edwards no point", ck.CKK_EC_EDWARDS, Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params}, ck.CKR_TEMPLATE_INCOMPLETE},
-		{"AES is no public key", ck.CKK_AES, Attrs{}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"RSA no modulus", ck.CKK_RSA, object.Attrs{ck.CKA_PUBLIC_EXPONENT: []byte{1, 0, 1}}, ck.CKR_TEMPLATE_INCOMPLETE},
+		{"RSA no exponent", ck.CKK_RSA, object.Attrs{ck.CKA_MODULUS: n}, ck.CKR_TEMPLATE_INCOMPLETE},
+		{"RSA even modulus", ck.CKK_RSA, object.Attrs{ck.CKA_MODULUS: append(n[:255:255], 2), ck.CKA_PUBLIC_EXPONENT: []byte{1, 0, 1}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"RSA 512-bit modulus", ck.CKK_RSA, object.Attrs{ck.CKA_MODULUS: n[:64], ck.CKA_PUBLIC_EXPONENT: []byte{1, 0, 1}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"RSA empty modulus", ck.CKK_RSA, object.Attrs{ck.CKA_MODULUS: nil, ck.CKA_PUBLIC_EXPONENT: []byte{1, 0, 1}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"RSA even exponent", ck.CKK_RSA, object.Attrs{ck.CKA_MODULUS: n, ck.CKA_PUBLIC_EXPONENT: []byte{1, 0, 0}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"RSA exponent 1", ck.CKK_RSA, object.Attrs{ck.CKA_MODULUS: n, ck.CKA_PUBLIC_EXPONENT: []byte{1}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"RSA exponent 2^31+1", ck.CKK_RSA, object.Attrs{ck.CKA_MODULUS: n, ck.CKA_PUBLIC_EXPONENT: []byte{0x80, 0, 0, 1}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"EC no params", ck.CKK_EC, object.Attrs{ck.CKA_EC_POINT: rawPt}, ck.CKR_TEMPLATE_INCOMPLETE},
+		{"EC no point", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: p256}, ck.CKR_TEMPLATE_INCOMPLETE},
+		{"EC point off the curve", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: p256, ck.CKA_EC_POINT: offCurve}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"EC point off the curve, wrapped", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: p256, ck.CKA_EC_POINT: derOctetString(offCurve)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"EC compressed point", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: p256, ck.CKA_EC_POINT: compressed}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"EC point for P-384", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: curves[1].Params, ck.CKA_EC_POINT: rawPt}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"EC point with trailing byte", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: p256, ck.CKA_EC_POINT: append(derOctetString(rawPt), 0)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"EC unknown curve", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: unhex(t, "06052b8104000a"), ck.CKA_EC_POINT: rawPt}, ck.CKR_CURVE_NOT_SUPPORTED},
+		{"EC with Ed25519 params", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params, ck.CKA_EC_POINT: rawPt}, ck.CKR_CURVE_NOT_SUPPORTED},
+		{"Edwards with P-256 params", ck.CKK_EC_EDWARDS, object.Attrs{ck.CKA_EC_PARAMS: p256, ck.CKA_EC_POINT: make([]byte, 32)}, ck.CKR_CURVE_NOT_SUPPORTED},
+		{"Edwards 31-byte point", ck.CKK_EC_EDWARDS, object.Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params, ck.CKA_EC_POINT: make([]byte, 31)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"Edwards no point", ck.CKK_EC_EDWARDS, object.Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params}, ck.CKR_TEMPLATE_INCOMPLETE},
+		{"AES is no public key", ck.CKK_AES, object.Attrs{}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -174,7 +175,7 @@ func TestKeyPublicFromAttrsErrors(t *testing.T) {
 
 // privateAttrs reads every private component of a key with PrivateKeyAttr,
 // plus its public attributes: a C_CreateObject template for it.
-func privateAttrs(t testing.TB, k crypto.Signer, types ...uint64) Attrs {
+func privateAttrs(t testing.TB, k crypto.Signer, types ...uint64) object.Attrs {
 	t.Helper()
 	_, a, err := PublicKeyAttrs(k.Public())
 	noErr(t, err)
@@ -204,7 +205,7 @@ func TestKeyPrivateFromAttrs(t *testing.T) {
 	}
 
 	// RSA from n, e, d alone: the primes are recovered.
-	minimal := Attrs{ck.CKA_MODULUS: a[ck.CKA_MODULUS], ck.CKA_PUBLIC_EXPONENT: a[ck.CKA_PUBLIC_EXPONENT], ck.CKA_PRIVATE_EXPONENT: a[ck.CKA_PRIVATE_EXPONENT]}
+	minimal := object.Attrs{ck.CKA_MODULUS: a[ck.CKA_MODULUS], ck.CKA_PUBLIC_EXPONENT: a[ck.CKA_PUBLIC_EXPONENT], ck.CKA_PRIVATE_EXPONENT: a[ck.CKA_PRIVATE_EXPONENT]}
 	k, err = PrivateKeyFromAttrs(ck.CKK_RSA, minimal)
 	noErr(t, err)
 	got := k.(*rsa.PrivateKey)
@@ -272,7 +273,7 @@ func TestKeyPrivateFromAttrs(t *testing.T) {
 func TestKeyPrivateFromAttrsErrors(t *testing.T) {
 	fixtures(t)
 	good := privateAttrs(t, fixRSA, rsaPrivateTypes...)
-	with := func(a Attrs, typ uint64, v []byte) Attrs {
+	with := func(a object.Attrs, typ uint64, v []byte) object.Attrs {
 		c := a.Clone()
 		if v == nil {
 			delete(c, typ)
@@ -287,13 +288,13 @@ func TestKeyPrivateFromAttrsErrors(t *testing.T) {
 	}
 	other, err := rsa.GenerateKey(rand.Reader, 2048)
 	noErr(t, err)
-	minimal := Attrs{ck.CKA_MODULUS: good[ck.CKA_MODULUS], ck.CKA_PUBLIC_EXPONENT: good[ck.CKA_PUBLIC_EXPONENT], ck.CKA_PRIVATE_EXPONENT: good[ck.CKA_PRIVATE_EXPONENT]}
+	minimal := object.Attrs{ck.CKA_MODULUS: good[ck.CKA_MODULUS], ck.CKA_PUBLIC_EXPONENT: good[ck.CKA_PUBLIC_EXPONENT], ck.CKA_PRIVATE_EXPONENT: good[ck.CKA_PRIVATE_EXPONENT]}
 	ecA := privateAttrs(t, fixP384, ck.CKA_VALUE)
 	order := fixP384.Curve.Params().N
 	cases := []struct {
 		name string
 		kt   uint64
-		a    Attrs
+		a    object.Attrs
 		rv   uint64
 	}{
 		{"RSA no private exponent", ck.CKK_RSA, with(good, ck.CKA_PRIVATE_EXPONENT, nil), ck.CKR_TEMPLATE_INCOMPLETE},
@@ -313,11 +314,11 @@ func TestKeyPrivateFromAttrsErrors(t *testing.T) {
 		{"EC scalar = order", ck.CKK_EC, with(ecA, ck.CKA_VALUE, order.Bytes()), ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		{"EC scalar too long", ck.CKK_EC, with(ecA, ck.CKA_VALUE, append([]byte{1}, make([]byte, 48)...)), ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		{"EC unsupported curve", ck.CKK_EC, with(ecA, ck.CKA_EC_PARAMS, unhex(t, "06052b8104000a")), ck.CKR_CURVE_NOT_SUPPORTED},
-		{"Ed25519 31-byte seed", ck.CKK_EC_EDWARDS, Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params, ck.CKA_VALUE: make([]byte, 31)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"Ed25519 64-byte key", ck.CKK_EC_EDWARDS, Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params, ck.CKA_VALUE: make([]byte, 64)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"Ed25519 with P-256 params", ck.CKK_EC_EDWARDS, Attrs{ck.CKA_EC_PARAMS: curves[0].Params, ck.CKA_VALUE: make([]byte, 32)}, ck.CKR_CURVE_NOT_SUPPORTED},
-		{"Ed25519 no value", ck.CKK_EC_EDWARDS, Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params}, ck.CKR_TEMPLATE_INCOMPLETE},
-		{"AES is no private key", ck.CKK_AES, Attrs{ck.CKA_VALUE: make([]byte, 16)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"Ed25519 31-byte seed", ck.CKK_EC_EDWARDS, object.Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params, ck.CKA_VALUE: make([]byte, 31)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"Ed25519 64-byte key", ck.CKK_EC_EDWARDS, object.Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params, ck.CKA_VALUE: make([]byte, 64)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"Ed25519 with P-256 params", ck.CKK_EC_EDWARDS, object.Attrs{ck.CKA_EC_PARAMS: curves[0].Params, ck.CKA_VALUE: make([]byte, 32)}, ck.CKR_CURVE_NOT_SUPPORTED},
+		{"Ed25519 no value", ck.CKK_EC_EDWARDS, object.Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params}, ck.CKR_TEMPLATE_INCOMPLETE},
+		{"AES is no private key", ck.CKK_AES, object.Attrs{ck.CKA_VALUE: make([]byte, 16)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package tokens
+package mech
 
 import (
 	"bytes"
@@ -26,6 +26,8 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
 )
 
 // ---------------------------------------------------------------------------
@@ -54,7 +56,7 @@ func loadJSON(t testing.TB, name string, v any) {
 // wantRV fails unless err is an *Error with the return value rv.
 func wantRV(t testing.TB, err error, rv uint64) {
 	t.Helper()
-	var e *Error
+	var e *hsmerr.Error
 	if !errors.As(err, &e) {
 		t.Fatalf("got error %v (%T), want *Error %s", err, err, ck.RVName(rv))
 	}
@@ -718,7 +720,7 @@ func TestMechEd25519KAT(t *testing.T) {
 	loadJSON(t, "ed25519.json", &v)
 	r := row(t, ck.CKM_EDDSA)
 	for _, c := range v.Cases {
-		priv, err := PrivateKeyFromAttrs(ck.CKK_EC_EDWARDS, Attrs{
+		priv, err := PrivateKeyFromAttrs(ck.CKK_EC_EDWARDS, object.Attrs{
 			ck.CKA_EC_PARAMS: ed25519Curve.Params,
 			ck.CKA_VALUE:     unhex(t, c.Secret),
 		})
@@ -752,7 +754,7 @@ func TestMechECDSAKAT(t *testing.T) {
 	var v struct{ Curve, X, Ux, Uy, Msg, R, S string }
 	loadJSON(t, "ecdsa_rfc6979.json", &v)
 	pt := append(append([]byte{4}, unhex(t, v.Ux)...), unhex(t, v.Uy)...)
-	pub, err := PublicKeyFromAttrs(ck.CKK_EC, Attrs{ck.CKA_EC_PARAMS: curves[0].Params, ck.CKA_EC_POINT: pt})
+	pub, err := PublicKeyFromAttrs(ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: curves[0].Params, ck.CKA_EC_POINT: pt})
 	noErr(t, err)
 	sig := append(unhex(t, v.R), unhex(t, v.S)...)
 	k := pubKey(pub)
@@ -761,7 +763,7 @@ func TestMechECDSAKAT(t *testing.T) {
 	noErr(t, row(t, ck.CKM_ECDSA).Verify(k, Mech{Type: ck.CKM_ECDSA}, h, sig))
 	wantRV(t, row(t, ck.CKM_ECDSA_SHA384).Verify(k, Mech{Type: ck.CKM_ECDSA_SHA384}, []byte(v.Msg), sig), ck.CKR_SIGNATURE_INVALID)
 	// The private key of the RFC signs verifiably with our row.
-	priv, err := PrivateKeyFromAttrs(ck.CKK_EC, Attrs{ck.CKA_EC_PARAMS: curves[0].Params, ck.CKA_VALUE: unhex(t, v.X)})
+	priv, err := PrivateKeyFromAttrs(ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: curves[0].Params, ck.CKA_VALUE: unhex(t, v.X)})
 	noErr(t, err)
 	if !priv.Public().(*ecdsa.PublicKey).Equal(pub) {
 		t.Fatal("the RFC 6979 private key does not match its public key")
