@@ -4,9 +4,9 @@ import (
 	"context"
 	"time"
 
+	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/tokens"
 )
 
 // AuditRecord is one record of the cluster's audit trail (docs/audit.md).
@@ -56,7 +56,7 @@ func (c *Client) ListAudit(ctx context.Context, q AuditQuery) (recs []AuditRecor
 	recs = make([]AuditRecord, len(r.Records))
 	for i, a := range r.Records {
 		res := "ok"
-		if a.Kind == tokens.AuditCommand {
+		if a.Kind == audit.KindCommand {
 			res = "applied"
 		}
 		if a.Result != 0 {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/quorum"
 )
 
 // Quorum authentication (docs/quorum.md): an officer's approval is a
@@ -56,7 +56,7 @@ type QuorumToken struct {
 
 // SigningBytes are the bytes an approver signs (tokens.QuorumToken).
 func (t *QuorumToken) SigningBytes() []byte {
-	tt := tokens.QuorumToken{ID: t.ID, Service: t.Service, Requester: t.Requester, Issued: t.Issued.Unix(), Expires: t.Expires.Unix()}
+	tt := quorum.Token{ID: t.ID, Service: t.Service, Requester: t.Requester, Issued: t.Issued.Unix(), Expires: t.Expires.Unix()}
 	return tt.SigningBytes()
 }
 
@@ -113,7 +113,7 @@ func (c *Client) RegisterQuorumKey(ctx context.Context, priv any) error {
 	if user == "" {
 		return argErr("log in first")
 	}
-	proof, err := tokens.SignQuorum(priv, tokens.QuorumRegistrationBytes(user, der))
+	proof, err := quorum.Sign(priv, quorum.RegistrationBytes(user, der))
 	if err != nil {
 		return argErr("%v", err)
 	}
@@ -127,8 +127,8 @@ func (c *Client) RegisterQuorumKey(ctx context.Context, priv any) error {
 // or "cluster-membership"); once any M is above 1, ctx or the client must
 // name an approved "quorum" token.
 func (c *Client) SetQuorumPolicy(ctx context.Context, service string, m int) error {
-	if m < 1 || m > tokens.MaxQuorumM {
-		return argErr("M must be 1 to %d", tokens.MaxQuorumM)
+	if m < 1 || m > quorum.MaxM {
+		return argErr("M must be 1 to %d", quorum.MaxM)
 	}
 	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
 		_, err := api.QuorumSetPolicy(ctx, &hsmpb.QuorumSetPolicyRequest{Service: service, M: uint32(m), QuorumToken: c.quorum(ctx)})
@@ -165,7 +165,7 @@ func (c *Client) ApproveQuorumToken(ctx context.Context, id string, priv any) (*
 	if tok == nil {
 		return nil, argErr("no live quorum token %q (expired, used or never made)", id)
 	}
-	sig, err := tokens.SignQuorum(priv, tok.SigningBytes())
+	sig, err := quorum.Sign(priv, tok.SigningBytes())
 	if err != nil {
 		return nil, argErr("%v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
@@ -198,21 +199,21 @@ func keyUseOf(method string, req any) (op string, objects []uint64) {
 	case *hsmpb.CryptoRequest:
 		switch method {
 		case "Sign":
-			return tokens.UseSign, []uint64{r.Key}
+			return audit.UseSign, []uint64{r.Key}
 		case "Encrypt":
-			return tokens.UseEncrypt, []uint64{r.Key}
+			return audit.UseEncrypt, []uint64{r.Key}
 		case "Decrypt":
-			return tokens.UseDecrypt, []uint64{r.Key}
+			return audit.UseDecrypt, []uint64{r.Key}
 		}
 	case *hsmpb.VerifyRequest:
-		return tokens.UseVerify, []uint64{r.Key}
+		return audit.UseVerify, []uint64{r.Key}
 	case *hsmpb.WrapKeyRequest:
 		// The wrapping key is used; the wrapped one leaves the HSM.
-		return tokens.UseWrap, []uint64{r.WrappingKey, r.Key}
+		return audit.UseWrap, []uint64{r.WrappingKey, r.Key}
 	case *hsmpb.UnwrapKeyRequest:
-		return tokens.UseUnwrap, []uint64{r.UnwrappingKey}
+		return audit.UseUnwrap, []uint64{r.UnwrappingKey}
 	case *hsmpb.DeriveKeyRequest:
-		return tokens.UseDerive, []uint64{r.BaseKey}
+		return audit.UseDerive, []uint64{r.BaseKey}
 	}
 	return "", nil
 }
@@ -233,7 +234,7 @@ func (s *Server) countUse(ctx context.Context, fullMethod string, req any, err e
 	for i, o := range objects {
 		k.object = o
 		if i == 1 {
-			k.op = tokens.UseWrapped
+			k.op = audit.UseWrapped
 		}
 		s.uses.add(k)
 	}

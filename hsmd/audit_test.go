@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/tokens"
@@ -56,7 +57,7 @@ func sumUses(t *testing.T, st tokens.Store, object uint64) (n uint64) {
 	recs, err := st.AuditRecords(tokens.AuditQuery{Object: object})
 	require.NoError(t, err)
 	for _, r := range recs {
-		if r.Kind == tokens.AuditUse {
+		if r.Kind == audit.KindUse {
 			n += r.Count
 		}
 	}
@@ -72,7 +73,7 @@ func TestUseCounterCountsExactly(t *testing.T) {
 	u := newUseCounter("n1", m.Sealer, a, 0, slog.New(slog.DiscardHandler))
 	now := time.Unix(2_000_000_000, 0)
 	u.now = func() time.Time { return now }
-	k := useKey{time: now.Unix(), user: "alice", cert: [32]byte{1}, object: 9, op: tokens.UseSign}
+	k := useKey{time: now.Unix(), user: "alice", cert: [32]byte{1}, object: 9, op: audit.UseSign}
 	for range 1000 {
 		u.add(k)
 	}
@@ -107,7 +108,7 @@ func TestUseCounterKeepsCountsWhenTheClusterIsDown(t *testing.T) {
 	down := &downApplier{}
 	u := newUseCounter("n1", m.Sealer, down, 0, slog.New(slog.DiscardHandler))
 	for i := range 3 {
-		u.add(useKey{time: int64(i), user: "bob", object: 4, op: tokens.UseDecrypt})
+		u.add(useKey{time: int64(i), user: "bob", object: 4, op: audit.UseDecrypt})
 	}
 	require.Error(t, u.flush(context.Background(), true))
 	u.applier = &tokens.LocalApplier{M: m}
@@ -129,7 +130,7 @@ func TestUseCounterIsBounded(t *testing.T) {
 	u := newUseCounter("n1", m.Sealer, &tokens.LocalApplier{M: m}, 0, slog.New(slog.DiscardHandler))
 	extra := 50
 	for i := range maxUseCounters + extra {
-		u.add(useKey{time: 1, user: "mallory", object: uint64(i + 1), op: tokens.UseSign, result: ck.CKR_KEY_HANDLE_INVALID})
+		u.add(useKey{time: 1, user: "mallory", object: uint64(i + 1), op: audit.UseSign, result: ck.CKR_KEY_HANDLE_INVALID})
 	}
 	assert.Len(t, u.counts, maxUseCounters+1)
 	require.NoError(t, u.flush(context.Background(), true))
@@ -148,7 +149,7 @@ func TestUseCounterIsBounded(t *testing.T) {
 
 func BenchmarkCountUse(b *testing.B) {
 	u := newUseCounter("n1", nil, nil, 0, slog.New(slog.DiscardHandler))
-	k := useKey{time: 1, user: "alice", object: 9, op: tokens.UseSign}
+	k := useKey{time: 1, user: "alice", object: 9, op: audit.UseSign}
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			u.add(k)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/quorum"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -33,7 +34,7 @@ func (s *Server) quorumAuthorize(ctx context.Context, token string) error {
 	if _, err := quorumCtx(ctx, token); err != nil {
 		return err
 	}
-	return s.engine.QuorumAuthorize(ctx, callerFrom(ctx), tokens.ServiceClusterMembership, token)
+	return s.engine.QuorumAuthorize(ctx, callerFrom(ctx), quorum.ServiceClusterMembership, token)
 }
 
 func (s *Server) QuorumRegisterKey(ctx context.Context, r *hsmpb.QuorumRegisterKeyRequest) (*hsmpb.Empty, error) {
@@ -51,11 +52,11 @@ func (s *Server) QuorumRegisterKey(ctx context.Context, r *hsmpb.QuorumRegisterK
 }
 
 func (s *Server) QuorumSetPolicy(ctx context.Context, r *hsmpb.QuorumSetPolicyRequest) (*hsmpb.Empty, error) {
-	if r.Service != tokens.ServiceUserManagement && r.Service != tokens.ServiceClusterMembership {
-		return nil, bad("service", "must be %s or %s", tokens.ServiceUserManagement, tokens.ServiceClusterMembership)
+	if r.Service != quorum.ServiceUserManagement && r.Service != quorum.ServiceClusterMembership {
+		return nil, bad("service", "must be %s or %s", quorum.ServiceUserManagement, quorum.ServiceClusterMembership)
 	}
-	if r.M < 1 || r.M > tokens.MaxQuorumM {
-		return nil, bad("m", "must be 1 to %d", tokens.MaxQuorumM)
+	if r.M < 1 || r.M > quorum.MaxM {
+		return nil, bad("m", "must be 1 to %d", quorum.MaxM)
 	}
 	if _, err := quorumCtx(ctx, r.QuorumToken); err != nil {
 		return nil, err
@@ -69,9 +70,9 @@ func (s *Server) QuorumSetPolicy(ctx context.Context, r *hsmpb.QuorumSetPolicyRe
 
 func (s *Server) QuorumCreateToken(ctx context.Context, r *hsmpb.QuorumCreateTokenRequest) (*hsmpb.QuorumToken, error) {
 	switch r.Service {
-	case tokens.ServiceUserManagement, tokens.ServiceClusterMembership, tokens.ServiceQuorum:
+	case quorum.ServiceUserManagement, quorum.ServiceClusterMembership, quorum.ServiceQuorum:
 	default:
-		return nil, bad("service", "must be %s, %s or %s", tokens.ServiceUserManagement, tokens.ServiceClusterMembership, tokens.ServiceQuorum)
+		return nil, bad("service", "must be %s, %s or %s", quorum.ServiceUserManagement, quorum.ServiceClusterMembership, quorum.ServiceQuorum)
 	}
 	t, err := s.engine.CreateQuorumToken(ctx, callerFrom(ctx), r.Service)
 	if err != nil {
@@ -105,7 +106,7 @@ func (s *Server) QuorumStatus(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Quoru
 		return nil, err
 	}
 	out := &hsmpb.QuorumStatusResponse{}
-	for _, svc := range append(tokens.QuorumServices, tokens.ServiceQuorum) {
+	for _, svc := range append(quorum.Services, quorum.ServiceQuorum) {
 		out.Policies = append(out.Policies, &hsmpb.QuorumPolicy{Service: svc, M: uint32(info.Policy[svc])})
 	}
 	for _, k := range info.Keys {
@@ -118,7 +119,7 @@ func (s *Server) QuorumStatus(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Quoru
 	return out, nil
 }
 
-func quorumTokenPB(t *tokens.QuorumToken, required int) *hsmpb.QuorumToken {
+func quorumTokenPB(t *quorum.Token, required int) *hsmpb.QuorumToken {
 	out := &hsmpb.QuorumToken{Id: t.ID, Service: t.Service, Requester: t.Requester, IssuedUnix: t.Issued,
 		ExpiresUnix: t.Expires, Required: uint32(required)}
 	for _, a := range t.Approvals {

@@ -43,10 +43,10 @@ wait $interpid
 echo "== fuzz ($FUZZTIME each)"
 # package:target pairs; every decoder that sees outside bytes has one.
 for pt in \
-  ./tokens:FuzzBuildAttrs \
-  ./tokens:FuzzUnmarshalAttrs \
+  ./object:FuzzBuildAttrs \
+  ./object:FuzzUnmarshalAttrs \
   ./tokens:FuzzDecodeCommand \
-  ./tokens:FuzzKeyUnwrap \
+  ./mech:FuzzKeyUnwrap \
   ./tokens:FuzzApplyForged \
   ./tokens:FuzzPasswordHash \
   ./tokens:FuzzSealedDomainKey \

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
@@ -65,7 +66,7 @@ func auditVerify(t *testing.T, c *testcluster.Cluster, k int) (client.AuditRepor
 // auditSignUses sums the successful sign uses of a key.
 func auditSignUses(recs []client.AuditRecord, key uint64) (n uint64, seqs []uint64) {
 	for _, r := range recs {
-		if r.Kind == tokens.AuditUse && r.Op == tokens.UseSign && r.Object == key && r.Result == "ok" {
+		if r.Kind == audit.KindUse && r.Op == audit.UseSign && r.Object == key && r.Result == "ok" {
 			n += r.Count
 			seqs = append(seqs, r.Seq)
 		}
@@ -136,7 +137,7 @@ func TestAttackAuditTamper(t *testing.T) {
 	got, seqs := auditSignUses(recs, priv)
 	require.Equal(t, uint64(n), got, "sign uses recorded for the key: %+v", recs)
 	for _, r := range recs {
-		if r.Kind == tokens.AuditUse {
+		if r.Kind == audit.KindUse {
 			assert.Equal(t, "cu1", r.User)
 			assert.Equal(t, "node1", r.Node, "the node that signed")
 			assert.Len(t, r.Cert, 64, "the client certificate's fingerprint")
@@ -144,7 +145,7 @@ func TestAttackAuditTamper(t *testing.T) {
 	}
 	var created bool
 	for _, r := range auditList(t, c, 1, "--filter-user", "cu1") {
-		if r.Kind == tokens.AuditCommand && r.Op == string(tokens.OpCreateObjects) && (r.Object == pub || r.Object == priv) {
+		if r.Kind == audit.KindCommand && r.Op == string(tokens.OpCreateObjects) && (r.Object == pub || r.Object == priv) {
 			created = true
 			assert.Equal(t, "applied", r.Result)
 			assert.Equal(t, "node1", r.Node)
@@ -155,7 +156,7 @@ func TestAttackAuditTamper(t *testing.T) {
 	assert.Zero(t, refused, "a refused use is not counted as a use")
 	var refusals uint64
 	for _, r := range auditList(t, c, 1, "--object", fmt.Sprint(pub)) {
-		if r.Kind == tokens.AuditUse && r.Result != "ok" {
+		if r.Kind == audit.KindUse && r.Result != "ok" {
 			refusals += r.Count
 		}
 	}
@@ -185,7 +186,7 @@ func TestAttackAuditTamper(t *testing.T) {
 	for {
 		fromNode2 = 0
 		for _, r := range auditList(t, c, 1, "--object", fmt.Sprint(priv)) {
-			if r.Kind == tokens.AuditUse && r.Op == tokens.UseSign && r.Node == "node2" {
+			if r.Kind == audit.KindUse && r.Op == audit.UseSign && r.Node == "node2" {
 				fromNode2 += r.Count
 			}
 		}
@@ -266,7 +267,7 @@ func TestAttackAuditForgedUses(t *testing.T) {
 		filepath.Join(c.Dir, "pki", "ca.pem"), nil)
 	require.NoError(t, err)
 	const forgedKey = 777777
-	uses := []tokens.AuditUseCount{{Time: time.Now().Unix(), User: "cu1", Object: forgedKey, Op: tokens.UseSign, Count: 1000}}
+	uses := []tokens.AuditUseCount{{Time: time.Now().Unix(), User: "cu1", Object: forgedKey, Op: audit.UseSign, Count: 1000}}
 	for name, cmd := range map[string]*tokens.Command{
 		"no proof":     {Op: tokens.OpAudit, Node: "node2", Batch: 1 << 62, Uses: uses},
 		"forged proof": {Op: tokens.OpAudit, Node: "node2", Batch: 1<<62 + 1, Uses: uses, Proof: make([]byte, 32)},
@@ -287,7 +288,7 @@ func TestAttackAuditForgedUses(t *testing.T) {
 		assert.False(t, applied, "%s: a forged audit batch was applied", name)
 	}
 	for _, r := range auditList(t, c, 1, "--object", fmt.Sprint(forgedKey)) {
-		assert.NotEqual(t, tokens.AuditUse, r.Kind, "forged uses in the trail: %+v", r)
+		assert.NotEqual(t, audit.KindUse, r.Kind, "forged uses in the trail: %+v", r)
 	}
 	rep, failed := auditVerify(t, c, 1)
 	assert.False(t, failed)

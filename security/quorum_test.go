@@ -10,7 +10,7 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/internal/testcluster"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/quorum"
 	"github.com/stretchr/testify/require"
 )
 
@@ -67,8 +67,8 @@ func TestAttackQuorumPasswordReset(t *testing.T) {
 	// Raising M from 1 needs no token: while every M is 1 a single officer
 	// can already do all of it. M above the two registered officers is
 	// refused.
-	require.Equal(t, uint64(ck.CKR_ARGUMENTS_BAD), client.RV(co.SetQuorumPolicy(ctx, tokens.ServiceUserManagement, 3)))
-	require.NoError(t, co.SetQuorumPolicy(ctx, tokens.ServiceUserManagement, 2))
+	require.Equal(t, uint64(ck.CKR_ARGUMENTS_BAD), client.RV(co.SetQuorumPolicy(ctx, quorum.ServiceUserManagement, 3)))
+	require.NoError(t, co.SetQuorumPolicy(ctx, quorum.ServiceUserManagement, 2))
 
 	newPW := "cu1-reset-" + strings.Repeat("z", 20)
 	cuWorks := func(pw string) error {
@@ -83,12 +83,12 @@ func TestAttackQuorumPasswordReset(t *testing.T) {
 	// Alone, no token.
 	quorumRefused(t, co.SetPassword(ctx, "cu1", newPW), "a reset without a token")
 	// Alone, lowering the quorum first.
-	quorumRefused(t, co.SetQuorumPolicy(ctx, tokens.ServiceUserManagement, 1), "lowering M alone")
+	quorumRefused(t, co.SetQuorumPolicy(ctx, quorum.ServiceUserManagement, 1), "lowering M alone")
 	// Alone, making a new officer to approve with.
 	quorumRefused(t, co.CreateUser(ctx, "sock-puppet", "CO", newPW), "creating an officer alone")
 
 	// A token approved by admin only.
-	tok, err := co.CreateQuorumToken(ctx, tokens.ServiceUserManagement)
+	tok, err := co.CreateQuorumToken(ctx, quorum.ServiceUserManagement)
 	require.NoError(t, err)
 	require.Equal(t, 2, tok.Required)
 	_, err = co.ApproveQuorumToken(ctx, tok.ID, adminKey)
@@ -164,7 +164,7 @@ func TestAttackQuorumMembership(t *testing.T) {
 	co2 := pinned(t, c, 2, "admin2", admin2PW)
 	adminKey, admin2Key := quorumKey(t, co), quorumKey(t, co2)
 	co.AdvanceIndex(co2.Index()) // node1 sees admin2's key before M counts it
-	require.NoError(t, co.SetQuorumPolicy(ctx, tokens.ServiceClusterMembership, 2))
+	require.NoError(t, co.SetQuorumPolicy(ctx, quorum.ServiceClusterMembership, 2))
 
 	// cluster.sh add prepares node3 and adds it as admin alone: refused.
 	out, err := c.Script("add", c.Dir)
@@ -180,7 +180,7 @@ func TestAttackQuorumMembership(t *testing.T) {
 	require.Equal(t, 2, members())
 
 	// Approved by admin only: still refused.
-	tok, err := co.CreateQuorumToken(ctx, tokens.ServiceClusterMembership)
+	tok, err := co.CreateQuorumToken(ctx, quorum.ServiceClusterMembership)
 	require.NoError(t, err)
 	_, err = co.ApproveQuorumToken(ctx, tok.ID, adminKey)
 	require.NoError(t, err)
@@ -189,7 +189,7 @@ func TestAttackQuorumMembership(t *testing.T) {
 	require.Equal(t, 2, members())
 
 	// A user-management token does not do either.
-	um, err := co.CreateQuorumToken(ctx, tokens.ServiceUserManagement)
+	um, err := co.CreateQuorumToken(ctx, quorum.ServiceUserManagement)
 	require.NoError(t, err)
 	_, err = co.ApproveQuorumToken(ctx, um.ID, adminKey)
 	require.NoError(t, err)

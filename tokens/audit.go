@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
 )
@@ -25,27 +26,6 @@ import (
 // head (last sequence number and MAC) is kept in meta under its own MAC, so
 // that cutting off the tail shows too.
 
-// Kinds of audit record.
-const (
-	AuditCommand = "command" // one applied or refused command
-	AuditUse     = "use"     // key uses of one second, counted by a node
-)
-
-// Key operations the nodes count.
-const (
-	UseSign    = "sign"
-	UseVerify  = "verify"
-	UseEncrypt = "encrypt"
-	UseDecrypt = "decrypt"
-	UseWrap    = "wrap"
-	UseUnwrap  = "unwrap"
-	UseDerive  = "derive"
-	UseWrapped = "wrapped" // the key a wrap exported
-)
-
-var useOps = map[string]bool{UseSign: true, UseVerify: true, UseEncrypt: true, UseDecrypt: true,
-	UseWrap: true, UseUnwrap: true, UseDerive: true, UseWrapped: true}
-
 // Sealer returns the unsealed domain key (for VerifyAudit and the nodes'
 // batch proofs).
 func (e *Engine) Sealer() (*Sealer, error) { return e.sealer() }
@@ -58,7 +38,7 @@ type AuditRecord struct {
 	Prev    []byte // MAC of record Seq-1 (32 zero bytes for the first)
 	Index   uint64 // log index of the command that wrote it
 	Time    int64  // Unix seconds: the command's time, or the second the uses were counted in
-	Kind    string // AuditCommand or AuditUse
+	Kind    string // audit.KindCommand or audit.KindUse
 	Op      string // the command's Op, or the key operation
 	User    string // who: the actor, or the user name a login names
 	Cert    string // SHA-256 fingerprint (hex) of the client certificate
@@ -221,7 +201,7 @@ func auditChain(tx Tx, s *Sealer, recs []*AuditRecord) error {
 
 // commandAudit is the record of one command.
 func commandAudit(index uint64, c *Command, refusal error) *AuditRecord {
-	r := &AuditRecord{Index: index, Time: c.Time, Kind: AuditCommand, Op: string(c.Op), User: c.Actor,
+	r := &AuditRecord{Index: index, Time: c.Time, Kind: audit.KindCommand, Op: string(c.Op), User: c.Actor,
 		Cert: c.Cert, Node: c.Node, Object: c.ObjectID, Subject: c.Name, Count: 1}
 	if r.User == "" && loginOps[c.Op] {
 		r.User = c.Name
@@ -308,7 +288,7 @@ func applyAudit(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the audit batch's proof does not check")
 	}
 	for _, u := range c.Uses {
-		if !useOps[u.Op] || u.Count == 0 || u.Object >= 1<<63 || len(u.User) > 64 || len(u.Cert) > 64 {
+		if !audit.UseOps[u.Op] || u.Count == 0 || u.Object >= 1<<63 || len(u.User) > 64 || len(u.Cert) > 64 {
 			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "malformed key-use count")
 		}
 	}
@@ -334,7 +314,7 @@ func auditRecords(index uint64, c *Command, refusal error) []*AuditRecord {
 	if c.Op == OpAudit && refusal == nil {
 		recs := make([]*AuditRecord, len(c.Uses))
 		for i, u := range c.Uses {
-			recs[i] = &AuditRecord{Index: index, Time: u.Time, Kind: AuditUse, Op: u.Op, User: u.User, Cert: u.Cert,
+			recs[i] = &AuditRecord{Index: index, Time: u.Time, Kind: audit.KindUse, Op: u.Op, User: u.User, Cert: u.Cert,
 				Node: c.Node, Object: u.Object, Result: u.Result, Count: u.Count}
 		}
 		return recs

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
@@ -107,13 +108,13 @@ func TestAuditRecordsAppliedAndRefusedCommands(t *testing.T) {
 func TestAuditUseBatches(t *testing.T) {
 	f := newAuditFixture(t)
 	uses := []tokens.AuditUseCount{
-		{Time: 1700000005, User: "alice", Cert: "aa", Object: 7, Op: tokens.UseSign, Count: 1000},
-		{Time: 1700000005, User: "alice", Cert: "aa", Object: 7, Op: tokens.UseDecrypt, Result: ck.CKR_KEY_FUNCTION_NOT_PERMITTED, Count: 2},
+		{Time: 1700000005, User: "alice", Cert: "aa", Object: 7, Op: audit.UseSign, Count: 1000},
+		{Time: 1700000005, User: "alice", Cert: "aa", Object: 7, Op: audit.UseDecrypt, Result: ck.CKR_KEY_FUNCTION_NOT_PERMITTED, Count: 2},
 	}
 	require.NoError(t, f.submit(t, f.useBatch(1, uses...)))
 	recs := f.records(t, tokens.AuditQuery{Object: 7})
 	require.Len(t, recs, 2)
-	assert.Equal(t, tokens.AuditUse, recs[0].Kind)
+	assert.Equal(t, audit.KindUse, recs[0].Kind)
 	assert.Equal(t, uint64(1000), recs[0].Count)
 	assert.Equal(t, "n1", recs[0].Node)
 	assert.Equal(t, uint64(ck.CKR_KEY_FUNCTION_NOT_PERMITTED), recs[1].Result)
@@ -157,7 +158,7 @@ func TestAuditUseBatches(t *testing.T) {
 func TestAuditReplayIsDeterministic(t *testing.T) {
 	f := newAuditFixture(t)
 	require.Error(t, f.submit(t, &tokens.Command{Op: tokens.OpDeleteUser, Actor: "alice", Name: "admin", Time: 5}))
-	require.NoError(t, f.submit(t, f.useBatch(9, tokens.AuditUseCount{Time: 9, User: "alice", Object: 3, Op: tokens.UseSign, Count: 4})))
+	require.NoError(t, f.submit(t, f.useBatch(9, tokens.AuditUseCount{Time: 9, User: "alice", Object: 3, Op: audit.UseSign, Count: 4})))
 	require.Error(t, f.m.Apply(uint64(len(f.rec.log)+1), []byte(`{"op":"nonsense"}`)))
 
 	st2, err := sqlite.Open(filepath.Join(t.TempDir(), "replay.db"), sqlite.Options{})
@@ -222,7 +223,7 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			f := newAuditFixture(t)
 			for i := range 5 {
 				require.NoError(t, f.submit(t, f.useBatch(uint64(i+1),
-					tokens.AuditUseCount{Time: int64(i), User: "alice", Object: 7, Op: tokens.UseSign, Count: 10})))
+					tokens.AuditUseCount{Time: int64(i), User: "alice", Object: 7, Op: audit.UseSign, Count: 10})))
 			}
 			n := len(f.records(t, tokens.AuditQuery{}))
 			require.GreaterOrEqual(t, n, 7)
@@ -252,7 +253,7 @@ func TestAuditOldHeadReplayIsNotDetected(t *testing.T) {
 	head, err := f.store.Meta(tokens.MetaAuditHead)
 	require.NoError(t, err)
 	n := len(f.records(t, tokens.AuditQuery{}))
-	require.NoError(t, f.submit(t, f.useBatch(1, tokens.AuditUseCount{Time: 1, User: "alice", Object: 7, Op: tokens.UseSign, Count: 10})))
+	require.NoError(t, f.submit(t, f.useBatch(1, tokens.AuditUseCount{Time: 1, User: "alice", Object: 7, Op: audit.UseSign, Count: 10})))
 	tamper(t, f.path, `DELETE FROM audit WHERE seq > ?`, n)
 	tamper(t, f.path, `UPDATE meta SET value = ? WHERE key = 'audit_head'`, head)
 	rep := f.verify(t)

@@ -10,10 +10,12 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/passwords"
+	"github.com/openhsm/openhsm/quorum"
 )
 
 // Op names a change to the store.
@@ -171,7 +173,7 @@ func (m *Machine) Apply(index uint64, raw []byte) error {
 	c, err := DecodeCommand(raw)
 	if err != nil {
 		// A command that cannot be decoded is refused alike everywhere.
-		rec := &AuditRecord{Index: index, Kind: AuditCommand, Op: "undecodable", Result: uint64(ck.CKR_ARGUMENTS_BAD), Count: 1}
+		rec := &AuditRecord{Index: index, Kind: audit.KindCommand, Op: "undecodable", Result: uint64(ck.CKR_ARGUMENTS_BAD), Count: 1}
 		sealer := m.Sealer()
 		uerr := m.store.Update(index, func(tx Tx) error {
 			if aerr := auditChain(tx, sealer, []*AuditRecord{rec}); aerr != nil {
@@ -370,7 +372,7 @@ func putUser(tx Tx, s *Sealer, u *User) error {
 }
 
 func applyCreateUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
-	if err := quorumCheck(tx, s, c, ServiceUserManagement); err != nil {
+	if err := quorumCheck(tx, s, c, quorum.ServiceUserManagement); err != nil {
 		return nil, err
 	}
 	return nil, createUser(tx, s, c)
@@ -461,7 +463,7 @@ func applyDeleteUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 			return nil, hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "cannot delete the last crypto officer")
 		}
 	}
-	if err := quorumCheck(tx, s, c, ServiceUserManagement); err != nil {
+	if err := quorumCheck(tx, s, c, quorum.ServiceUserManagement); err != nil {
 		return nil, err
 	}
 	if err := quorumForgetUser(tx, s, u.Name); err != nil {
@@ -499,7 +501,7 @@ func applySetPassword(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if c.Actor != u.Name {
 		// Resetting someone else's password is how one officer becomes
 		// any user: quorum-protected.
-		if err := quorumCheck(tx, s, c, ServiceUserManagement); err != nil {
+		if err := quorumCheck(tx, s, c, quorum.ServiceUserManagement); err != nil {
 			return nil, err
 		}
 	}
@@ -590,7 +592,7 @@ func applyUnlockUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	// The break-glass proof needs the passphrase and a node's files: it
 	// stands outside the officers' quorum (docs/quorum.md).
 	if c.Actor != BreakGlassActor {
-		if err := quorumCheck(tx, s, c, ServiceUserManagement); err != nil {
+		if err := quorumCheck(tx, s, c, quorum.ServiceUserManagement); err != nil {
 			return nil, err
 		}
 	}

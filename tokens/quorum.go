@@ -25,6 +25,7 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/quorum"
 )
 
 // quorumRow is the stored form: the state and its MAC.
@@ -41,9 +42,9 @@ func (s *Sealer) quorumMAC(state []byte) []byte {
 }
 
 // loadQuorum reads and checks the quorum state; none yet is the empty state.
-func loadQuorum(get func(string) ([]byte, error), s *Sealer) (*QuorumState, error) {
-	q := &QuorumState{}
-	b, err := get(MetaQuorum)
+func loadQuorum(get func(string) ([]byte, error), s *Sealer) (*quorum.State, error) {
+	q := &quorum.State{}
+	b, err := get(quorum.MetaQuorum)
 	if errors.Is(err, ErrNotFound) {
 		return q, nil
 	}
@@ -63,7 +64,7 @@ func loadQuorum(get func(string) ([]byte, error), s *Sealer) (*QuorumState, erro
 	return q, nil
 }
 
-func saveQuorum(tx Tx, s *Sealer, q *QuorumState) error {
+func saveQuorum(tx Tx, s *Sealer, q *quorum.State) error {
 	sort.Slice(q.Keys, func(i, j int) bool { return q.Keys[i].Officer < q.Keys[j].Officer })
 	sort.Slice(q.Tokens, func(i, j int) bool { return q.Tokens[i].ID < q.Tokens[j].ID })
 	state, err := json.Marshal(q) // maps marshal in key order: deterministic
@@ -74,7 +75,7 @@ func saveQuorum(tx Tx, s *Sealer, q *QuorumState) error {
 	if err != nil {
 		return err
 	}
-	return tx.PutMeta(MetaQuorum, b)
+	return tx.PutMeta(quorum.MetaQuorum, b)
 }
 
 // officerFor reads the actor and requires a crypto officer.
@@ -93,18 +94,18 @@ func applyQuorumRegisterKey(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if _, err := officerFor(tx, s, c.Actor); err != nil {
 		return nil, err
 	}
-	typ, _, err := ParseQuorumKey(c.QuorumKey)
+	typ, _, err := quorum.ParseKey(c.QuorumKey)
 	if err != nil {
 		return nil, err
 	}
-	if !VerifyQuorumSig(c.QuorumKey, QuorumRegistrationBytes(c.Actor, c.QuorumKey), c.Signature) {
+	if !quorum.Verify(c.QuorumKey, quorum.RegistrationBytes(c.Actor, c.QuorumKey), c.Signature) {
 		return nil, hsmerr.Errorf(ck.CKR_SIGNATURE_INVALID, "the registration is not signed by the key's private half")
 	}
 	q, err := loadQuorum(tx.Meta, s)
 	if err != nil {
 		return nil, err
 	}
-	k := QuorumKey{Officer: c.Actor, Type: typ, Public: append([]byte(nil), c.QuorumKey...)}
+	k := quorum.Key{Officer: c.Actor, Type: typ, Public: append([]byte(nil), c.QuorumKey...)}
 	if old := q.KeyOf(c.Actor); old != nil {
 		*old = k // approvals made with the old key stop counting
 	} else {
@@ -116,7 +117,7 @@ func applyQuorumRegisterKey(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 
 // registeredOfficers counts the officers with a registered key who still
 // exist as officers.
-func registeredOfficers(tx Tx, s *Sealer, q *QuorumState) (int, error) {
+func registeredOfficers(tx Tx, s *Sealer, q *quorum.State) (int, error) {
 	n := 0
 	for _, k := range q.Keys {
 		u, err := userFor(tx, s, k.Officer)
@@ -137,11 +138,11 @@ func applyQuorumSetPolicy(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if _, err := officerFor(tx, s, c.Actor); err != nil {
 		return nil, err
 	}
-	if c.Service != ServiceUserManagement && c.Service != ServiceClusterMembership {
-		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "quorum can be set for %s or %s", ServiceUserManagement, ServiceClusterMembership)
+	if c.Service != quorum.ServiceUserManagement && c.Service != quorum.ServiceClusterMembership {
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "quorum can be set for %s or %s", quorum.ServiceUserManagement, quorum.ServiceClusterMembership)
 	}
-	if c.QuorumM < 1 || c.QuorumM > MaxQuorumM {
-		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "M must be 1 to %d", MaxQuorumM)
+	if c.QuorumM < 1 || c.QuorumM > quorum.MaxM {
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "M must be 1 to %d", quorum.MaxM)
 	}
 	q, err := loadQuorum(tx.Meta, s)
 	if err != nil {
@@ -154,7 +155,7 @@ func applyQuorumSetPolicy(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if c.QuorumM > 1 && c.QuorumM > n {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "M = %d, but only %d officers have registered approval keys", c.QuorumM, n)
 	}
-	if err := spendToken(tx, s, q, c, ServiceQuorum); err != nil {
+	if err := spendToken(tx, s, q, c, quorum.ServiceQuorum); err != nil {
 		return nil, err
 	}
 	if q.Policy == nil {
@@ -172,10 +173,10 @@ func applyQuorumCreateToken(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if _, err := officerFor(tx, s, c.Actor); err != nil {
 		return nil, err
 	}
-	if err := ValidService(c.Service); err != nil {
+	if err := quorum.ValidService(c.Service); err != nil {
 		return nil, err
 	}
-	if err := ValidTokenID(c.TokenID); err != nil {
+	if err := quorum.ValidTokenID(c.TokenID); err != nil {
 		return nil, err
 	}
 	q, err := loadQuorum(tx.Meta, s)
@@ -195,11 +196,11 @@ func applyQuorumCreateToken(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 		}
 	}
 	q.Tokens = kept
-	if len(q.Tokens) >= MaxQuorumTokens {
+	if len(q.Tokens) >= quorum.MaxTokens {
 		return nil, hsmerr.Errorf(ck.CKR_DEVICE_MEMORY, "too many live quorum tokens; wait for some to expire")
 	}
-	q.Tokens = append(q.Tokens, QuorumToken{ID: c.TokenID, Service: c.Service, Requester: c.Actor,
-		Issued: c.Time, Expires: c.Time + QuorumTokenLifetime})
+	q.Tokens = append(q.Tokens, quorum.Token{ID: c.TokenID, Service: c.Service, Requester: c.Actor,
+		Issued: c.Time, Expires: c.Time + quorum.TokenLifetime})
 	return nil, saveQuorum(tx, s, q)
 }
 
@@ -207,7 +208,7 @@ func applyQuorumApprove(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if _, err := officerFor(tx, s, c.Actor); err != nil {
 		return nil, err
 	}
-	if err := ValidTokenID(c.TokenID); err != nil {
+	if err := quorum.ValidTokenID(c.TokenID); err != nil {
 		return nil, err
 	}
 	q, err := loadQuorum(tx.Meta, s)
@@ -228,10 +229,10 @@ func applyQuorumApprove(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "officer %q already approved this token", c.Actor)
 		}
 	}
-	if !VerifyQuorumSig(k.Public, t.SigningBytes(), c.Signature) {
+	if !quorum.Verify(k.Public, t.SigningBytes(), c.Signature) {
 		return nil, hsmerr.Errorf(ck.CKR_SIGNATURE_INVALID, "the approval is not signed by %q's registered key", c.Actor)
 	}
-	t.Approvals = append(t.Approvals, QuorumApproval{Officer: c.Actor, Key: k.Fingerprint(),
+	t.Approvals = append(t.Approvals, quorum.Approval{Officer: c.Actor, Key: k.Fingerprint(),
 		Signature: append([]byte(nil), c.Signature...)})
 	return nil, saveQuorum(tx, s, q)
 }
@@ -242,8 +243,8 @@ func applyQuorumUse(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if _, err := officerFor(tx, s, c.Actor); err != nil {
 		return nil, err
 	}
-	if c.Service != ServiceClusterMembership {
-		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "quorum_use is for %s", ServiceClusterMembership)
+	if c.Service != quorum.ServiceClusterMembership {
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "quorum_use is for %s", quorum.ServiceClusterMembership)
 	}
 	q, err := loadQuorum(tx.Meta, s)
 	if err != nil {
@@ -279,7 +280,7 @@ func quorumCheck(tx Tx, s *Sealer, c *Command, service string) error {
 // still exist, are still officers and still have the key they signed with.
 // With M = 1 nothing is needed, but a token given is still checked and
 // spent.
-func spendToken(tx Tx, s *Sealer, q *QuorumState, c *Command, service string) error {
+func spendToken(tx Tx, s *Sealer, q *quorum.State, c *Command, service string) error {
 	m := q.M(service)
 	q.PruneTokens(c.Time)
 	if c.QuorumToken == "" {
@@ -288,7 +289,7 @@ func spendToken(tx Tx, s *Sealer, q *QuorumState, c *Command, service string) er
 		}
 		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "%s needs the approval of %d crypto officers: hsm quorum token create --service %s, have it approved, then pass --quorum-token", service, m, service)
 	}
-	if err := ValidTokenID(c.QuorumToken); err != nil {
+	if err := quorum.ValidTokenID(c.QuorumToken); err != nil {
 		return err
 	}
 	t := q.TokenOf(c.QuorumToken)
@@ -352,7 +353,7 @@ func quorumForgetUser(tx Tx, s *Sealer, name string) error {
 		if err != nil {
 			return err
 		}
-		if m := q.M(ServiceQuorum); n-1 < m {
+		if m := q.M(quorum.ServiceQuorum); n-1 < m {
 			return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "deleting %q would leave %d officers with approval keys, fewer than M = %d; lower M first", name, n-1, m)
 		}
 		keys := q.Keys[:0]
@@ -378,8 +379,8 @@ func quorumForgetUser(tx Tx, s *Sealer, name string) error {
 // QuorumInfo is what `hsm quorum token list` shows.
 type QuorumInfo struct {
 	Policy map[string]int // every service, with its M (1: off)
-	Keys   []QuorumKey
-	Tokens []QuorumToken // live at the time of the call
+	Keys   []quorum.Key
+	Tokens []quorum.Token // live at the time of the call
 }
 
 // Quorum reads the quorum state. Any logged-in officer may.
@@ -397,7 +398,7 @@ func (e *Engine) Quorum(c Caller) (*QuorumInfo, error) {
 	}
 	q.PruneTokens(e.now().Unix())
 	info := &QuorumInfo{Policy: map[string]int{}, Keys: q.Keys, Tokens: q.Tokens}
-	for _, svc := range append(QuorumServices, ServiceQuorum) {
+	for _, svc := range append(quorum.Services, quorum.ServiceQuorum) {
 		info.Policy[svc] = q.M(svc)
 	}
 	return info, nil
@@ -409,7 +410,7 @@ func (e *Engine) RegisterQuorumKey(ctx context.Context, c Caller, publicDER, sig
 	if c.Role != object.RoleCO {
 		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may register an approval key")
 	}
-	if _, _, err := ParseQuorumKey(publicDER); err != nil {
+	if _, _, err := quorum.ParseKey(publicDER); err != nil {
 		return err
 	}
 	return e.submit(ctx, &Command{Op: OpQuorumRegisterKey, Actor: c.User, QuorumKey: publicDER, Signature: sig})
@@ -424,11 +425,11 @@ func (e *Engine) SetQuorumPolicy(ctx context.Context, c Caller, service string, 
 }
 
 // CreateQuorumToken makes a token for the caller and returns it.
-func (e *Engine) CreateQuorumToken(ctx context.Context, c Caller, service string) (*QuorumToken, error) {
+func (e *Engine) CreateQuorumToken(ctx context.Context, c Caller, service string) (*quorum.Token, error) {
 	if c.Role != object.RoleCO {
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may request quorum")
 	}
-	if err := ValidService(service); err != nil {
+	if err := quorum.ValidService(service); err != nil {
 		return nil, err
 	}
 	var b [16]byte
@@ -440,7 +441,7 @@ func (e *Engine) CreateQuorumToken(ctx context.Context, c Caller, service string
 	if err := e.submit(ctx, cmd); err != nil {
 		return nil, err
 	}
-	return &QuorumToken{ID: id, Service: service, Requester: c.User, Issued: cmd.Time, Expires: cmd.Time + QuorumTokenLifetime}, nil
+	return &quorum.Token{ID: id, Service: service, Requester: c.User, Issued: cmd.Time, Expires: cmd.Time + quorum.TokenLifetime}, nil
 }
 
 // ApproveQuorumToken adds the caller's signature to a token.
@@ -448,11 +449,11 @@ func (e *Engine) ApproveQuorumToken(ctx context.Context, c Caller, id string, si
 	if c.Role != object.RoleCO {
 		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may approve")
 	}
-	if err := ValidTokenID(id); err != nil {
+	if err := quorum.ValidTokenID(id); err != nil {
 		return err
 	}
-	if len(sig) == 0 || len(sig) > MaxQuorumSig {
-		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "a signature is 1 to %d bytes", MaxQuorumSig)
+	if len(sig) == 0 || len(sig) > quorum.MaxSig {
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "a signature is 1 to %d bytes", quorum.MaxSig)
 	}
 	return e.submit(ctx, &Command{Op: OpQuorumApprove, Actor: c.User, TokenID: id, Signature: sig})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/passwords"
+	"github.com/openhsm/openhsm/quorum"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/require"
 )
@@ -47,7 +48,7 @@ func newQuorumFixture(t *testing.T) *quorumFixture {
 	f.register(t, "admin", ec)
 	f.register(t, "admin2", ed)
 	require.NoError(t, f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "admin",
-		Service: tokens.ServiceUserManagement, QuorumM: 2}))
+		Service: quorum.ServiceUserManagement, QuorumM: 2}))
 	return f
 }
 
@@ -75,25 +76,25 @@ func publicDER(t *testing.T, priv any) []byte {
 func (f *quorumFixture) register(t *testing.T, officer string, priv any) {
 	t.Helper()
 	der := publicDER(t, priv)
-	sig, err := tokens.SignQuorum(priv, tokens.QuorumRegistrationBytes(officer, der))
+	sig, err := quorum.Sign(priv, quorum.RegistrationBytes(officer, der))
 	require.NoError(t, err)
 	require.NoError(t, f.apply(&tokens.Command{Op: tokens.OpQuorumRegisterKey, Actor: officer, QuorumKey: der, Signature: sig}))
 	f.keys[officer] = priv
 }
 
 // token makes a token for requester and service at f.now.
-func (f *quorumFixture) token(t *testing.T, requester, service string) *tokens.QuorumToken {
+func (f *quorumFixture) token(t *testing.T, requester, service string) *quorum.Token {
 	t.Helper()
 	f.seq++
 	id := fmt.Sprintf("%032x", f.seq)
 	require.NoError(t, f.apply(&tokens.Command{Op: tokens.OpQuorumCreateToken, Actor: requester, Service: service, TokenID: id}))
-	return &tokens.QuorumToken{ID: id, Service: service, Requester: requester, Issued: f.now, Expires: f.now + tokens.QuorumTokenLifetime}
+	return &quorum.Token{ID: id, Service: service, Requester: requester, Issued: f.now, Expires: f.now + quorum.TokenLifetime}
 }
 
 // approve signs tok with signer's key and submits it as actor.
-func (f *quorumFixture) approve(t *testing.T, tok *tokens.QuorumToken, actor string, signer any) error {
+func (f *quorumFixture) approve(t *testing.T, tok *quorum.Token, actor string, signer any) error {
 	t.Helper()
-	sig, err := tokens.SignQuorum(signer, tok.SigningBytes())
+	sig, err := quorum.Sign(signer, tok.SigningBytes())
 	require.NoError(t, err)
 	return f.apply(&tokens.Command{Op: tokens.OpQuorumApprove, Actor: actor, TokenID: tok.ID, Signature: sig})
 }
@@ -125,43 +126,43 @@ func TestQuorumApplyRules(t *testing.T) {
 		{"no token", func(t *testing.T, f *quorumFixture) (string, int64) { return "", f.now }, false},
 		{"unknown token", func(t *testing.T, f *quorumFixture) (string, int64) { return fmt.Sprintf("%032x", 999), f.now }, false},
 		{"approved by two officers", func(t *testing.T, f *quorumFixture) (string, int64) {
-			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			tok := f.token(t, "admin", quorum.ServiceUserManagement)
 			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
 			return tok.ID, f.now + 10
 		}, true},
 		{"used at the last second of its life", func(t *testing.T, f *quorumFixture) (string, int64) {
-			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			tok := f.token(t, "admin", quorum.ServiceUserManagement)
 			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
 			return tok.ID, tok.Expires
 		}, true},
 		{"expired token", func(t *testing.T, f *quorumFixture) (string, int64) {
-			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			tok := f.token(t, "admin", quorum.ServiceUserManagement)
 			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
 			return tok.ID, tok.Expires + 1
 		}, false},
 		{"wrong service", func(t *testing.T, f *quorumFixture) (string, int64) {
-			tok := f.token(t, "admin", tokens.ServiceClusterMembership)
+			tok := f.token(t, "admin", quorum.ServiceClusterMembership)
 			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
 			return tok.ID, f.now
 		}, false},
 		{"too few approvals", func(t *testing.T, f *quorumFixture) (string, int64) {
-			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			tok := f.token(t, "admin", quorum.ServiceUserManagement)
 			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 			return tok.ID, f.now
 		}, false},
 		{"duplicate approvals by one officer", func(t *testing.T, f *quorumFixture) (string, int64) {
-			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			tok := f.token(t, "admin", quorum.ServiceUserManagement)
 			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
 			err := f.approve(t, tok, "admin2", f.keys["admin2"])
 			require.True(t, hsmerr.IsRV(err, ck.CKR_ARGUMENTS_BAD), "%v", err)
 			return tok.ID, f.now
 		}, false},
 		{"approval by a crypto user", func(t *testing.T, f *quorumFixture) (string, int64) {
-			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			tok := f.token(t, "admin", quorum.ServiceUserManagement)
 			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 			// alice holds a valid signature by admin2's key, yet she is
 			// no officer.
@@ -170,14 +171,14 @@ func TestQuorumApplyRules(t *testing.T) {
 			return tok.ID, f.now
 		}, false},
 		{"approval by an officer with no registered key", func(t *testing.T, f *quorumFixture) (string, int64) {
-			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			tok := f.token(t, "admin", quorum.ServiceUserManagement)
 			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 			err := f.approve(t, tok, "admin3", f.keys["admin2"])
 			require.True(t, hsmerr.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
 			return tok.ID, f.now
 		}, false},
 		{"signature by an unregistered key", func(t *testing.T, f *quorumFixture) (string, int64) {
-			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			tok := f.token(t, "admin", quorum.ServiceUserManagement)
 			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 			_, other, err := ed25519.GenerateKey(rand.Reader)
 			require.NoError(t, err)
@@ -186,24 +187,24 @@ func TestQuorumApplyRules(t *testing.T) {
 			return tok.ID, f.now
 		}, false},
 		{"signature over another token", func(t *testing.T, f *quorumFixture) (string, int64) {
-			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			tok := f.token(t, "admin", quorum.ServiceUserManagement)
 			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 			forged := *tok
-			forged.Service = tokens.ServiceClusterMembership
-			sig, err := tokens.SignQuorum(f.keys["admin2"], forged.SigningBytes())
+			forged.Service = quorum.ServiceClusterMembership
+			sig, err := quorum.Sign(f.keys["admin2"], forged.SigningBytes())
 			require.NoError(t, err)
 			err = f.apply(&tokens.Command{Op: tokens.OpQuorumApprove, Actor: "admin2", TokenID: tok.ID, Signature: sig})
 			require.True(t, hsmerr.IsRV(err, ck.CKR_SIGNATURE_INVALID), "%v", err)
 			return tok.ID, f.now
 		}, false},
 		{"another officer's token", func(t *testing.T, f *quorumFixture) (string, int64) {
-			tok := f.token(t, "admin2", tokens.ServiceUserManagement)
+			tok := f.token(t, "admin2", quorum.ServiceUserManagement)
 			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
 			return tok.ID, f.now
 		}, false},
 		{"approver re-registered a key since", func(t *testing.T, f *quorumFixture) (string, int64) {
-			tok := f.token(t, "admin", tokens.ServiceUserManagement)
+			tok := f.token(t, "admin", quorum.ServiceUserManagement)
 			require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 			require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
 			_, fresh, err := ed25519.GenerateKey(rand.Reader)
@@ -259,28 +260,28 @@ func TestQuorumGatesUserManagement(t *testing.T) {
 func TestQuorumPolicyRules(t *testing.T) {
 	f := newQuorumFixture(t)
 	set := func(m int, token string) error {
-		return f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "admin", Service: tokens.ServiceClusterMembership,
+		return f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "admin", Service: quorum.ServiceClusterMembership,
 			QuorumM: m, QuorumToken: token})
 	}
 	// With user management at 2, changing any M needs 2 approvals.
 	require.True(t, hsmerr.IsRV(set(2, ""), ck.CKR_ACTION_PROHIBITED))
 	// M above the officers with registered keys (2) is refused.
-	tok := f.token(t, "admin", tokens.ServiceQuorum)
+	tok := f.token(t, "admin", quorum.ServiceQuorum)
 	require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 	require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
 	require.True(t, hsmerr.IsRV(set(3, tok.ID), ck.CKR_ARGUMENTS_BAD))
 	require.NoError(t, set(2, tok.ID))
 	info, err := f.e.Quorum(f.co)
 	require.NoError(t, err)
-	require.Equal(t, 2, info.Policy[tokens.ServiceClusterMembership])
+	require.Equal(t, 2, info.Policy[quorum.ServiceClusterMembership])
 	// Lowering user management back to 1 alone is refused.
-	err = f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "admin", Service: tokens.ServiceUserManagement, QuorumM: 1})
+	err = f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "admin", Service: quorum.ServiceUserManagement, QuorumM: 1})
 	require.True(t, hsmerr.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
 	// A crypto user can neither register nor set.
-	err = f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "alice", Service: tokens.ServiceUserManagement, QuorumM: 1})
+	err = f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "alice", Service: quorum.ServiceUserManagement, QuorumM: 1})
 	require.True(t, hsmerr.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN), "%v", err)
 	// Deleting a registered officer below M is refused, even with quorum.
-	del := f.token(t, "admin", tokens.ServiceUserManagement)
+	del := f.token(t, "admin", quorum.ServiceUserManagement)
 	require.NoError(t, f.approve(t, del, "admin", f.keys["admin"]))
 	require.NoError(t, f.approve(t, del, "admin2", f.keys["admin2"]))
 	err = f.apply(&tokens.Command{Op: tokens.OpDeleteUser, Actor: "admin", Name: "admin2", QuorumToken: del.ID})
@@ -292,17 +293,17 @@ func TestQuorumPolicyRules(t *testing.T) {
 func TestQuorumMembershipUse(t *testing.T) {
 	f := newQuorumFixture(t)
 	use := func(token string) error {
-		return f.apply(&tokens.Command{Op: tokens.OpQuorumUse, Actor: "admin", Service: tokens.ServiceClusterMembership, QuorumToken: token})
+		return f.apply(&tokens.Command{Op: tokens.OpQuorumUse, Actor: "admin", Service: quorum.ServiceClusterMembership, QuorumToken: token})
 	}
 	// Quorum off for membership: no token needed.
 	require.NoError(t, use(""))
-	tok := f.token(t, "admin", tokens.ServiceQuorum)
+	tok := f.token(t, "admin", quorum.ServiceQuorum)
 	require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 	require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
-	require.NoError(t, f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "admin", Service: tokens.ServiceClusterMembership,
+	require.NoError(t, f.apply(&tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: "admin", Service: quorum.ServiceClusterMembership,
 		QuorumM: 2, QuorumToken: tok.ID}))
 	require.True(t, hsmerr.IsRV(use(""), ck.CKR_ACTION_PROHIBITED))
-	m := f.token(t, "admin", tokens.ServiceClusterMembership)
+	m := f.token(t, "admin", quorum.ServiceClusterMembership)
 	require.NoError(t, f.approve(t, m, "admin2", f.keys["admin2"]))
 	require.True(t, hsmerr.IsRV(use(m.ID), ck.CKR_ACTION_PROHIBITED))
 	require.NoError(t, f.approve(t, m, "admin", f.keys["admin"]))
@@ -316,12 +317,12 @@ func TestQuorumRegisterKey(t *testing.T) {
 	require.NoError(t, err)
 	der := publicDER(t, ec)
 	// Without proof of the private key.
-	sig, err := tokens.SignQuorum(ec, tokens.QuorumRegistrationBytes("admin2", der))
+	sig, err := quorum.Sign(ec, quorum.RegistrationBytes("admin2", der))
 	require.NoError(t, err)
 	err = f.apply(&tokens.Command{Op: tokens.OpQuorumRegisterKey, Actor: "admin3", QuorumKey: der, Signature: sig})
 	require.True(t, hsmerr.IsRV(err, ck.CKR_SIGNATURE_INVALID), "%v", err)
 	// A crypto user.
-	sig, err = tokens.SignQuorum(ec, tokens.QuorumRegistrationBytes("alice", der))
+	sig, err = quorum.Sign(ec, quorum.RegistrationBytes("alice", der))
 	require.NoError(t, err)
 	err = f.apply(&tokens.Command{Op: tokens.OpQuorumRegisterKey, Actor: "alice", QuorumKey: der, Signature: sig})
 	require.True(t, hsmerr.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN), "%v", err)
@@ -340,7 +341,7 @@ func TestQuorumRegisterKey(t *testing.T) {
 // A replica that replays the same log ends in the same quorum state.
 func TestQuorumReplayDeterministic(t *testing.T) {
 	f := newQuorumFixture(t)
-	tok := f.token(t, "admin", tokens.ServiceUserManagement)
+	tok := f.token(t, "admin", quorum.ServiceUserManagement)
 	require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 	require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
 	require.NoError(t, f.reset(tok.ID, f.now+1))
@@ -349,9 +350,9 @@ func TestQuorumReplayDeterministic(t *testing.T) {
 	for i, raw := range f.rec.log {
 		_ = other.Apply(uint64(i+1), raw)
 	}
-	a, err := f.m.Store().Meta(tokens.MetaQuorum)
+	a, err := f.m.Store().Meta(quorum.MetaQuorum)
 	require.NoError(t, err)
-	b, err := other.Store().Meta(tokens.MetaQuorum)
+	b, err := other.Store().Meta(quorum.MetaQuorum)
 	require.NoError(t, err)
 	require.Equal(t, a, b)
 }

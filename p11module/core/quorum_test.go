@@ -6,7 +6,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/quorum"
 	"github.com/stretchr/testify/require"
 )
 
@@ -30,7 +30,7 @@ func TestInitPINUnderQuorum(t *testing.T) {
 	}
 	admin := officer(e.cl.Env["HSM_USER"], e.cl.Env["HSM_PASSWORD"])
 	officer(e.cl.Env["HSM_USER2"], e.cl.Env["HSM_PASSWORD2"]) // cluster.sh makes a second officer
-	require.NoError(t, admin.SetQuorumPolicy(ctx, tokens.ServiceUserManagement, 2))
+	require.NoError(t, admin.SetQuorumPolicy(ctx, quorum.ServiceUserManagement, 2))
 
 	m := e.m
 	h, err := m.OpenSession(e.slot, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)

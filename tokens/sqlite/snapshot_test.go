@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
 )
@@ -78,7 +79,7 @@ func populate(t testing.TB, s *Store, n int) {
 		var recs []*tokens.AuditRecord
 		for i := range n {
 			recs = append(recs, &tokens.AuditRecord{Seq: uint64(i + 1), Prev: []byte{byte(i)}, Index: 10, Time: int64(-i),
-				Kind: tokens.AuditUse, Op: "sign", User: fmt.Sprintf("user-%03d", i), Cert: "ab", Node: "n1",
+				Kind: audit.KindUse, Op: "sign", User: fmt.Sprintf("user-%03d", i), Cert: "ab", Node: "n1",
 				Object: uint64(1<<63 - 1 - i), Subject: "", Result: uint64(i) << 40, Count: 1 << 62, MAC: []byte(fmt.Sprintf("mac-%d", i))})
 		}
 		if err := tx.AppendAudit(recs, []byte("head")); err != nil {

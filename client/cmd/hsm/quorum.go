@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/quorum"
 )
 
 // The quorum commands (docs/quorum.md). An approval key's private half is
@@ -174,7 +174,7 @@ func (c *cli) quorumStatus(ctx context.Context, args []string) error {
 	}
 	tw := tabwriter.NewWriter(c.io.out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tM")
-	for _, s := range append(tokens.QuorumServices, tokens.ServiceQuorum) {
+	for _, s := range append(quorum.Services, quorum.ServiceQuorum) {
 		fmt.Fprintf(tw, "%s\t%d\n", s, st.Policy[s])
 	}
 	fmt.Fprintln(tw, "\nOFFICER\tKEY\tFINGERPRINT")
@@ -191,12 +191,12 @@ func (c *cli) quorumSet(ctx context.Context, args []string) error {
 	if _, err := c.parse(fs, args); err != nil {
 		return err
 	}
-	if *service != tokens.ServiceUserManagement && *service != tokens.ServiceClusterMembership {
-		return usagef("quorum set: --service must be %s or %s", tokens.ServiceUserManagement, tokens.ServiceClusterMembership)
+	if *service != quorum.ServiceUserManagement && *service != quorum.ServiceClusterMembership {
+		return usagef("quorum set: --service must be %s or %s", quorum.ServiceUserManagement, quorum.ServiceClusterMembership)
 	}
 	n, err := strconv.Atoi(*m)
-	if err != nil || n < 1 || n > tokens.MaxQuorumM {
-		return usagef("quorum set: --m must be 1 to %d", tokens.MaxQuorumM)
+	if err != nil || n < 1 || n > quorum.MaxM {
+		return usagef("quorum set: --m must be 1 to %d", quorum.MaxM)
 	}
 	hc, done, err := c.session(ctx)
 	if err != nil {
@@ -216,10 +216,10 @@ func (c *cli) quorumTokenCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	switch *service {
-	case tokens.ServiceUserManagement, tokens.ServiceClusterMembership, tokens.ServiceQuorum:
+	case quorum.ServiceUserManagement, quorum.ServiceClusterMembership, quorum.ServiceQuorum:
 	default:
-		return usagef("quorum token create: --service must be %s, %s or %s", tokens.ServiceUserManagement,
-			tokens.ServiceClusterMembership, tokens.ServiceQuorum)
+		return usagef("quorum token create: --service must be %s, %s or %s", quorum.ServiceUserManagement,
+			quorum.ServiceClusterMembership, quorum.ServiceQuorum)
 	}
 	hc, done, err := c.session(ctx)
 	if err != nil {

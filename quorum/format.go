@@ -1,4 +1,9 @@
-package tokens
+// Package quorum is the format of quorum authentication (M of N crypto
+// officer approval, docs/quorum.md): the services, approval keys, tokens,
+// the canonical bytes an officer signs, and signing and verifying them. The
+// replicated state's rules (who may register, approve and spend) are
+// applied in the state machine (tokens/quorum.go).
+package quorum
 
 import (
 	"crypto/ecdsa"
@@ -29,46 +34,46 @@ const (
 	ServiceQuorum = "quorum"
 )
 
-// QuorumServices lists the services in a fixed order.
-var QuorumServices = []string{ServiceUserManagement, ServiceClusterMembership}
+// Services lists the services in a fixed order.
+var Services = []string{ServiceUserManagement, ServiceClusterMembership}
 
 // Quorum limits.
 const (
-	// QuorumTokenLifetime is how long a token can be approved and used,
+	// TokenLifetime is how long a token can be approved and used,
 	// counted from its command's time (CloudHSM's tokens last 10 minutes).
-	QuorumTokenLifetime = 600
-	// MaxQuorumM bounds M (CloudHSM allows up to 8).
-	MaxQuorumM = 8
-	// MaxQuorumTokens bounds the live tokens; each officer holds at most
+	TokenLifetime = 600
+	// MaxM bounds M (CloudHSM allows up to 8).
+	MaxM = 8
+	// MaxTokens bounds the live tokens; each officer holds at most
 	// one per service, so this is reached only with very many officers.
-	MaxQuorumTokens = 256
-	// MaxQuorumSig bounds a signature (an ASN.1 P-256 ECDSA signature is at
+	MaxTokens = 256
+	// MaxSig bounds a signature (an ASN.1 P-256 ECDSA signature is at
 	// most 72 bytes, Ed25519 64).
-	MaxQuorumSig = 128
-	// MaxQuorumKey bounds a PKIX public key (P-256: 91 bytes).
-	MaxQuorumKey = 256
+	MaxSig = 128
+	// MaxKey bounds a PKIX public key (P-256: 91 bytes).
+	MaxKey = 256
 )
 
 // MetaQuorum is the meta key of the quorum state.
 const MetaQuorum = "quorum"
 
-// QuorumKey is an officer's registered approval key.
-type QuorumKey struct {
+// Key is an officer's registered approval key.
+type Key struct {
 	Officer string `json:"officer"`
 	Type    string `json:"type"` // "ecdsa-p256" or "ed25519"
 	Public  []byte `json:"public"`
 }
 
 // Fingerprint is the SHA-256 of the key's PKIX encoding, in hex.
-func (k *QuorumKey) Fingerprint() string { return KeyFingerprint(k.Public) }
+func (k *Key) Fingerprint() string { return KeyFingerprint(k.Public) }
 
 func KeyFingerprint(der []byte) string {
 	sum := sha256.Sum256(der)
 	return hex.EncodeToString(sum[:])
 }
 
-// QuorumApproval is one officer's signature over a token.
-type QuorumApproval struct {
+// Approval is one officer's signature over a token.
+type Approval struct {
 	Officer string `json:"officer"`
 	// Key is the fingerprint of the key that signed: an approval counts
 	// only while that officer still has that key registered.
@@ -76,18 +81,18 @@ type QuorumApproval struct {
 	Signature []byte `json:"signature"`
 }
 
-// QuorumToken is a request for approval of one use of a service.
-type QuorumToken struct {
-	ID        string           `json:"id"`
-	Service   string           `json:"service"`
-	Requester string           `json:"requester"`
-	Issued    int64            `json:"issued"`
-	Expires   int64            `json:"expires"`
-	Approvals []QuorumApproval `json:"approvals,omitempty"`
+// Token is a request for approval of one use of a service.
+type Token struct {
+	ID        string     `json:"id"`
+	Service   string     `json:"service"`
+	Requester string     `json:"requester"`
+	Issued    int64      `json:"issued"`
+	Expires   int64      `json:"expires"`
+	Approvals []Approval `json:"approvals,omitempty"`
 }
 
-// QuorumTokenVersion is the version of the canonical bytes below.
-const QuorumTokenVersion = "openhsm-quorum-token-v1"
+// TokenVersion is the version of the canonical bytes below.
+const TokenVersion = "openhsm-quorum-token-v1"
 
 // SigningBytes are the canonical bytes an approver signs. They are plain
 // text, one field a line, so that an officer can read what they approve:
@@ -102,30 +107,30 @@ const QuorumTokenVersion = "openhsm-quorum-token-v1"
 // each line ending in '\n'. No field can hold a newline: IDs are hex,
 // services are fixed names and user names are letters, digits, '.', '_'
 // and '-'.
-func (t *QuorumToken) SigningBytes() []byte {
-	return []byte(QuorumTokenVersion + "\nid=" + t.ID + "\nservice=" + t.Service + "\nrequester=" + t.Requester +
+func (t *Token) SigningBytes() []byte {
+	return []byte(TokenVersion + "\nid=" + t.ID + "\nservice=" + t.Service + "\nrequester=" + t.Requester +
 		"\nissued=" + strconv.FormatInt(t.Issued, 10) + "\nexpires=" + strconv.FormatInt(t.Expires, 10) + "\n")
 }
 
-// QuorumRegistrationBytes are what an officer signs with a new key to show
+// RegistrationBytes are what an officer signs with a new key to show
 // they hold its private half.
-func QuorumRegistrationBytes(officer string, publicDER []byte) []byte {
+func RegistrationBytes(officer string, publicDER []byte) []byte {
 	return []byte("openhsm-quorum-key-v1\nofficer=" + officer + "\nkey-sha256=" + KeyFingerprint(publicDER) + "\n")
 }
 
-// QuorumState is the whole replicated quorum state.
-type QuorumState struct {
+// State is the whole replicated quorum state.
+type State struct {
 	// Policy maps a service to its M; a missing service has M = 1.
 	Policy map[string]int `json:"policy,omitempty"`
-	Keys   []QuorumKey    `json:"keys,omitempty"`   // ordered by officer
-	Tokens []QuorumToken  `json:"tokens,omitempty"` // ordered by ID
+	Keys   []Key          `json:"keys,omitempty"`   // ordered by officer
+	Tokens []Token        `json:"tokens,omitempty"` // ordered by ID
 }
 
 // M is the number of approvals a service needs (1: quorum is off).
-func (q *QuorumState) M(service string) int {
+func (q *State) M(service string) int {
 	if service == ServiceQuorum {
 		m := 1
-		for _, s := range QuorumServices {
+		for _, s := range Services {
 			m = max(m, q.M(s))
 		}
 		return m
@@ -136,7 +141,7 @@ func (q *QuorumState) M(service string) int {
 	return 1
 }
 
-func (q *QuorumState) KeyOf(officer string) *QuorumKey {
+func (q *State) KeyOf(officer string) *Key {
 	for i := range q.Keys {
 		if q.Keys[i].Officer == officer {
 			return &q.Keys[i]
@@ -145,7 +150,7 @@ func (q *QuorumState) KeyOf(officer string) *QuorumKey {
 	return nil
 }
 
-func (q *QuorumState) TokenOf(id string) *QuorumToken {
+func (q *State) TokenOf(id string) *Token {
 	for i := range q.Tokens {
 		if q.Tokens[i].ID == id {
 			return &q.Tokens[i]
@@ -155,7 +160,7 @@ func (q *QuorumState) TokenOf(id string) *QuorumToken {
 }
 
 // pruneTokens drops the tokens expired by now.
-func (q *QuorumState) PruneTokens(now int64) {
+func (q *State) PruneTokens(now int64) {
 	live := q.Tokens[:0]
 	for _, t := range q.Tokens {
 		if now <= t.Expires {
@@ -165,10 +170,10 @@ func (q *QuorumState) PruneTokens(now int64) {
 	q.Tokens = live
 }
 
-// ParseQuorumKey checks a PKIX public key: ECDSA P-256 or Ed25519.
-func ParseQuorumKey(der []byte) (keyType string, pub any, err error) {
-	if len(der) == 0 || len(der) > MaxQuorumKey {
-		return "", nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the public key must be 1 to %d bytes", MaxQuorumKey)
+// ParseKey checks a PKIX public key: ECDSA P-256 or Ed25519.
+func ParseKey(der []byte) (keyType string, pub any, err error) {
+	if len(der) == 0 || len(der) > MaxKey {
+		return "", nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the public key must be 1 to %d bytes", MaxKey)
 	}
 	p, err := x509.ParsePKIXPublicKey(der)
 	if err != nil {
@@ -186,13 +191,13 @@ func ParseQuorumKey(der []byte) (keyType string, pub any, err error) {
 	return "", nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "an approval key must be ECDSA P-256 or Ed25519")
 }
 
-// VerifyQuorumSig checks sig over msg: ECDSA over SHA-256 (ASN.1), or
+// Verify checks sig over msg: ECDSA over SHA-256 (ASN.1), or
 // pure Ed25519.
-func VerifyQuorumSig(der, msg, sig []byte) bool {
-	if len(sig) == 0 || len(sig) > MaxQuorumSig {
+func Verify(der, msg, sig []byte) bool {
+	if len(sig) == 0 || len(sig) > MaxSig {
 		return false
 	}
-	_, pub, err := ParseQuorumKey(der)
+	_, pub, err := ParseKey(der)
 	if err != nil {
 		return false
 	}
@@ -206,9 +211,9 @@ func VerifyQuorumSig(der, msg, sig []byte) bool {
 	return false
 }
 
-// SignQuorum signs msg with an approval key's private half, as
-// VerifyQuorumSig expects. The CLI uses it on the officer's machine.
-func SignQuorum(priv any, msg []byte) ([]byte, error) {
+// Sign signs msg with an approval key's private half, as
+// Verify expects. The CLI uses it on the officer's machine.
+func Sign(priv any, msg []byte) ([]byte, error) {
 	switch k := priv.(type) {
 	case *ecdsa.PrivateKey:
 		if k.Curve != elliptic.P256() {

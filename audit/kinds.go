@@ -1,0 +1,27 @@
+// Package audit holds the facts of the audit trail that clients and the
+// cluster share: the kinds of record and the key operations nodes count.
+// The chain itself (records, MACs, the head) is kept and verified by the
+// state machine (tokens/audit.go); docs/audit.md describes both.
+package audit
+
+// Kinds of audit record.
+const (
+	KindCommand = "command" // one applied or refused command
+	KindUse     = "use"     // key uses of one second, counted by a node
+)
+
+// Key operations the nodes count.
+const (
+	UseSign    = "sign"
+	UseVerify  = "verify"
+	UseEncrypt = "encrypt"
+	UseDecrypt = "decrypt"
+	UseWrap    = "wrap"
+	UseUnwrap  = "unwrap"
+	UseDerive  = "derive"
+	UseWrapped = "wrapped" // the key a wrap exported
+)
+
+// UseOps holds the key operations a node may count.
+var UseOps = map[string]bool{UseSign: true, UseVerify: true, UseEncrypt: true, UseDecrypt: true,
+	UseWrap: true, UseUnwrap: true, UseDerive: true, UseWrapped: true}

@@ -1,0 +1,7 @@
+// Package mech is the mechanism table and its crypto: every PKCS#11
+// mechanism the HSM supports, the key types it takes, its parameters and
+// how they are checked (mechanisms.go), and the code that runs it on clear
+// key material (mech_aes.go, mech_ec.go, mech_hash.go, mech_rsa.go, AES key
+// wrap and CMAC). keys.go turns attributes into Go keys and back. It keeps
+// no state: the engine unseals a key and calls a row's function.
+package mech
