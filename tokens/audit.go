@@ -76,9 +76,6 @@ const metaAuditBatch = "audit_batch/"
 
 const auditMACLen = sha256.Size
 
-// AuditKey is the key of the chain's MACs and of the nodes' batch proofs.
-func (s *Sealer) AuditKey() []byte { return s.auditKey }
-
 func auditAppendStr(b []byte, s string) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 	return append(b, s...)

@@ -16,7 +16,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -34,13 +33,6 @@ type quorumRow struct {
 	MAC   []byte          `json:"mac"`
 }
 
-func (s *Sealer) quorumMAC(state []byte) []byte {
-	h := hmac.New(sha256.New, s.macKey)
-	h.Write([]byte("openhsm quorum v1|"))
-	h.Write(state)
-	return h.Sum(nil)
-}
-
 // loadQuorum reads and checks the quorum state; none yet is the empty state.
 func loadQuorum(get func(string) ([]byte, error), s *Sealer) (*quorum.State, error) {
 	q := &quorum.State{}
@@ -55,7 +47,7 @@ func loadQuorum(get func(string) ([]byte, error), s *Sealer) (*quorum.State, err
 	if err := json.Unmarshal(b, &row); err != nil {
 		return nil, hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "the quorum state is malformed")
 	}
-	if !hmac.Equal(row.MAC, s.quorumMAC(row.State)) {
+	if !hmac.Equal(row.MAC, s.QuorumMAC(row.State)) {
 		return nil, hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "the quorum state failed its integrity check")
 	}
 	if err := json.Unmarshal(row.State, q); err != nil {
@@ -71,7 +63,7 @@ func saveQuorum(tx Tx, s *Sealer, q *quorum.State) error {
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(quorumRow{State: state, MAC: s.quorumMAC(state)})
+	b, err := json.Marshal(quorumRow{State: state, MAC: s.QuorumMAC(state)})
 	if err != nil {
 		return err
 	}

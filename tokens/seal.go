@@ -45,7 +45,7 @@ const (
 	kekTime        = 3
 	kekMemory      = 64 * 1024 // KiB
 	kekThreads     = 2
-	sealedDKFormat = 1
+	SealedDKFormat = 1
 	maxKEKTime     = 8
 	maxKEKMemory   = 256 * 1024 // KiB
 	maxKEKThreads  = 8
@@ -119,7 +119,7 @@ func NewDomainKey(clusterID string, src KEKSource) (*Sealer, *SealedDomainKey, e
 	if _, err := rand.Read(dk); err != nil {
 		return nil, nil, err
 	}
-	r := &SealedDomainKey{Format: sealedDKFormat, ClusterID: clusterID, KDF: kind, Nonce: make([]byte, 12)}
+	r := &SealedDomainKey{Format: SealedDKFormat, ClusterID: clusterID, KDF: kind, Nonce: make([]byte, 12)}
 	if kind == "argon2id" {
 		r.Salt, r.Time, r.Memory, r.Threads = make([]byte, 16), kekTime, kekMemory, kekThreads
 		if _, err := rand.Read(r.Salt); err != nil {
@@ -145,7 +145,7 @@ func NewDomainKey(clusterID string, src KEKSource) (*Sealer, *SealedDomainKey, e
 // Unseal opens a sealed domain key. A wrong passphrase or key file is
 // ErrWrongKEK; nothing is ever made anew here.
 func (r *SealedDomainKey) Unseal(src KEKSource) (*Sealer, error) {
-	if r.Format != sealedDKFormat {
+	if r.Format != SealedDKFormat {
 		return nil, fmt.Errorf("sealed domain key: unknown format %d", r.Format)
 	}
 	kek, err := src.derive(r)
