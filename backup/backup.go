@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -124,12 +125,12 @@ func (h *Header) check() error {
 		return errors.New("negative counts")
 	case len(h.SealedDomainKey) == 0 || len(h.SealedDomainKey) > maxSealedDK:
 		return errors.New("sealed domain key missing or too long")
-	case len(h.WrappedKey) != tokens.BackupDataKeyLen+8:
+	case len(h.WrappedKey) != seal.BackupDataKeyLen+8:
 		return errors.New("wrapped data key of the wrong length")
 	case len(h.NoncePrefix) != noncePrefixLen:
 		return errors.New("nonce prefix of the wrong length")
 	}
-	rec, err := tokens.UnmarshalSealedDomainKey(h.SealedDomainKey)
+	rec, err := seal.UnmarshalSealedDomainKey(h.SealedDomainKey)
 	if err != nil {
 		return err
 	}
@@ -385,14 +386,14 @@ func (c *chunkReader) next() error {
 // the snapshot's meta holds that very record, and refuses a store without
 // one). The data key and the nonce prefix are fresh and random. Write
 // checks the snapshot stream as it encrypts it; it does not close or sync w.
-func Write(w io.Writer, s *tokens.Sealer, meta Header, snap tokens.StoreSnapshot, progress func(Progress)) error {
+func Write(w io.Writer, s *seal.Sealer, meta Header, snap tokens.StoreSnapshot, progress func(Progress)) error {
 	h := Header{Format: Format, ClusterID: meta.ClusterID, Node: meta.Node, Created: meta.Created.UTC(),
 		Index: snap.Index(), SealedDomainKey: meta.SealedDomainKey, NoncePrefix: make([]byte, noncePrefixLen)}
 	if h.Created.IsZero() {
 		h.Created = time.Now().UTC()
 	}
 	h.Users, h.Objects = snap.Counts()
-	dataKey := make([]byte, tokens.BackupDataKeyLen)
+	dataKey := make([]byte, seal.BackupDataKeyLen)
 	defer clear(dataKey)
 	if _, err := rand.Read(dataKey); err != nil {
 		return err
@@ -411,7 +412,7 @@ func Write(w io.Writer, s *tokens.Sealer, meta Header, snap tokens.StoreSnapshot
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	aead, err := tokens.NewGCM(dataKey)
+	aead, err := seal.NewGCM(dataKey)
 	if err != nil {
 		return err
 	}
@@ -454,7 +455,7 @@ var errMismatch = errors.New("header and store snapshot disagree")
 // When s is not nil, the first user row with a MAC is checked under it, so
 // that a backup is not made with the sealer of another domain key (its data
 // key would not unwrap under the domain key in its header).
-func readStream(r io.Reader, h *Header, s *tokens.Sealer, phase string, progress func(Progress)) error {
+func readStream(r io.Reader, h *Header, s *seal.Sealer, phase string, progress func(Progress)) error {
 	dec, err := tokens.NewSnapshotDecoder(r)
 	if err != nil {
 		return err
@@ -481,7 +482,7 @@ func readStream(r io.Reader, h *Header, s *tokens.Sealer, phase string, progress
 			return err
 		}
 		if u := rec.User; s != nil && u != nil && u.MAC != nil {
-			user := &tokens.User{Name: u.Name, Role: object.Role(u.Role), PasswordHash: u.PasswordHash, FailedLogins: int(u.FailedLogins),
+			user := &object.User{Name: u.Name, Role: object.Role(u.Role), PasswordHash: u.PasswordHash, FailedLogins: int(u.FailedLogins),
 				Locked: u.Locked != 0, Generation: uint64(u.Generation), Created: u.Created, Number: uint64(u.Number), MAC: u.MAC}
 			if !s.CheckUserMAC(user) {
 				return errors.New("the sealer given is not the store's: a user's MAC does not check under it")
@@ -514,7 +515,7 @@ func readStream(r io.Reader, h *Header, s *tokens.Sealer, phase string, progress
 // follows it, and the snapshot stream inside. It writes nothing anywhere. It
 // returns the header, or an error wrapping ErrNotBackup, ErrFormat,
 // ErrTruncated, ErrCorrupt or ErrWrongPassphrase (or the reader's error).
-func Verify(r io.Reader, unseal func(sealedDK []byte) (*tokens.Sealer, error), progress func(Progress)) (*Header, error) {
+func Verify(r io.Reader, unseal func(sealedDK []byte) (*seal.Sealer, error), progress func(Progress)) (*Header, error) {
 	br := bufio.NewReaderSize(r, chunkCTLen+1)
 	h, aad, err := readHeader(br)
 	if err != nil {
@@ -522,13 +523,13 @@ func Verify(r io.Reader, unseal func(sealedDK []byte) (*tokens.Sealer, error), p
 	}
 	s, err := unseal(h.SealedDomainKey)
 	if err != nil {
-		if errors.Is(err, tokens.ErrWrongKEK) {
+		if errors.Is(err, seal.ErrWrongKEK) {
 			return nil, ErrWrongPassphrase
 		}
 		return nil, fmt.Errorf("backup: open its domain key: %w", err)
 	}
 	if err := decrypt(br, h, aad, s, io.Discard, "verify", progress); err != nil {
-		if errors.Is(err, tokens.ErrBackupKey) {
+		if errors.Is(err, seal.ErrBackupKey) {
 			// The domain key came out of the header and opens, yet the
 			// data key beside it does not: the header was edited.
 			return nil, fmt.Errorf("%w: its data key does not unwrap under its own domain key", ErrCorrupt)
@@ -545,7 +546,7 @@ func Verify(r io.Reader, unseal func(sealedDK []byte) (*tokens.Sealer, error), p
 // ends, after some plaintext went to w: run Verify first, and let w be
 // something that checks the stream and commits only at its end (Restore).
 // A data key that does not unwrap under s is tokens.ErrBackupKey.
-func Decrypt(r io.Reader, s *tokens.Sealer, w io.Writer, progress func(Progress)) (*Header, error) {
+func Decrypt(r io.Reader, s *seal.Sealer, w io.Writer, progress func(Progress)) (*Header, error) {
 	br := bufio.NewReaderSize(r, chunkCTLen+1)
 	h, aad, err := readHeader(br)
 	if err != nil {
@@ -557,12 +558,12 @@ func Decrypt(r io.Reader, s *tokens.Sealer, w io.Writer, progress func(Progress)
 	return h, nil
 }
 
-func decrypt(br *bufio.Reader, h *Header, aad [32]byte, s *tokens.Sealer, w io.Writer, phase string, progress func(Progress)) error {
+func decrypt(br *bufio.Reader, h *Header, aad [32]byte, s *seal.Sealer, w io.Writer, phase string, progress func(Progress)) error {
 	dataKey, err := s.UnwrapBackupKey(h.WrappedKey)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	aead, err := tokens.NewGCM(dataKey)
+	aead, err := seal.NewGCM(dataKey)
 	clear(dataKey)
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/openhsm/openhsm/tokens/sqlite"
 )
@@ -25,9 +26,9 @@ import (
 // cluster is a domain key, sealed, and the KEK that opens it.
 type cluster struct {
 	id  string
-	s   *tokens.Sealer
-	rec *tokens.SealedDomainKey
-	kek tokens.KEKSource
+	s   *seal.Sealer
+	rec *seal.SealedDomainKey
+	kek seal.KEKSource
 }
 
 var (
@@ -35,9 +36,9 @@ var (
 	otherKeyFile = bytes.Repeat([]byte{0x43}, 32)
 )
 
-func newCluster(t testing.TB, id string, kek tokens.KEKSource) *cluster {
+func newCluster(t testing.TB, id string, kek seal.KEKSource) *cluster {
 	t.Helper()
-	s, rec, err := tokens.NewDomainKey(id, kek)
+	s, rec, err := seal.NewDomainKey(id, kek)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,9 +47,9 @@ func newCluster(t testing.TB, id string, kek tokens.KEKSource) *cluster {
 
 // unsealWith is what a caller of Verify passes: it opens the backup's
 // sealed domain key with its own passphrase or key file.
-func unsealWith(kek tokens.KEKSource) func([]byte) (*tokens.Sealer, error) {
-	return func(b []byte) (*tokens.Sealer, error) {
-		rec, err := tokens.UnmarshalSealedDomainKey(b)
+func unsealWith(kek seal.KEKSource) func([]byte) (*seal.Sealer, error) {
+	return func(b []byte) (*seal.Sealer, error) {
+		rec, err := seal.UnmarshalSealedDomainKey(b)
 		if err != nil {
 			return nil, err
 		}
@@ -80,7 +81,7 @@ func newStore(t testing.TB, c *cluster, users, objects int) *sqlite.Store {
 			return err
 		}
 		for i := range users {
-			u := &tokens.User{Name: fmt.Sprintf("cu%02d", i), Role: object.RoleCU, PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+			u := &object.User{Name: fmt.Sprintf("cu%02d", i), Role: object.RoleCU, PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
 				FailedLogins: i % 3, Locked: i == 1, Generation: uint64(i + 1), Created: 1700000000, Number: uint64(i + 1)}
 			u.MAC = c.s.UserMAC(u)
 			if err := tx.PutUser(u); err != nil {
@@ -187,7 +188,7 @@ func isRefusal(err error) bool {
 }
 
 func TestRoundTrip(t *testing.T) {
-	c := newCluster(t, "cluster-rt", tokens.KEKSource{KeyFile: keyFile})
+	c := newCluster(t, "cluster-rt", seal.KEKSource{KeyFile: keyFile})
 	src := newStore(t, c, 5, 400) // several chunks
 	if err := src.Update(7, func(tokens.Tx) error { return nil }); err != nil {
 		t.Fatal(err)
@@ -303,7 +304,7 @@ func TestChunkEdges(t *testing.T) {
 	// Plaintexts of 0, 1, ChunkSize-1, ChunkSize, ChunkSize+1 and 2*ChunkSize
 	// bytes through the chunk writer and reader.
 	for _, n := range []int{0, 1, ChunkSize - 1, ChunkSize, ChunkSize + 1, 2 * ChunkSize} {
-		aead, _ := tokens.NewGCM(keyFile)
+		aead, _ := seal.NewGCM(keyFile)
 		var b bytes.Buffer
 		prefix := []byte("1234567")
 		cw := &chunkWriter{w: &b, aead: aead, prefix: prefix, aad: []byte("aad")}
@@ -345,7 +346,7 @@ func TestChunkEdges(t *testing.T) {
 }
 
 func TestEveryByteFlipRefused(t *testing.T) {
-	c := newCluster(t, "cluster-flip", tokens.KEKSource{KeyFile: keyFile})
+	c := newCluster(t, "cluster-flip", seal.KEKSource{KeyFile: keyFile})
 	st := newStore(t, c, 1, 1)
 	raw := backupBytes(t, c, st)
 	t.Logf("backup of %d bytes, header %d", len(raw), headerLen(raw))
@@ -369,7 +370,7 @@ func TestEveryByteFlipRefused(t *testing.T) {
 }
 
 func TestTruncationRefused(t *testing.T) {
-	c := newCluster(t, "cluster-trunc", tokens.KEKSource{KeyFile: keyFile})
+	c := newCluster(t, "cluster-trunc", seal.KEKSource{KeyFile: keyFile})
 	st := newStore(t, c, 3, 300)
 	raw := backupBytes(t, c, st)
 	hl := headerLen(raw)
@@ -439,7 +440,7 @@ func chunkAt(raw []byte, k int) (int, int) {
 }
 
 func TestAppendedAndReorderedRefused(t *testing.T) {
-	c := newCluster(t, "cluster-order", tokens.KEKSource{KeyFile: keyFile})
+	c := newCluster(t, "cluster-order", seal.KEKSource{KeyFile: keyFile})
 	st := newStore(t, c, 3, 300)
 	raw := backupBytes(t, c, st)
 	hl := headerLen(raw)
@@ -499,8 +500,8 @@ func rewriteHeader(t *testing.T, raw []byte, edit func(*wireHeader)) []byte {
 }
 
 func TestHeaderEditsRefused(t *testing.T) {
-	c := newCluster(t, "cluster-hdr", tokens.KEKSource{KeyFile: keyFile})
-	other := newCluster(t, "cluster-other", tokens.KEKSource{KeyFile: keyFile})
+	c := newCluster(t, "cluster-hdr", seal.KEKSource{KeyFile: keyFile})
+	other := newCluster(t, "cluster-other", seal.KEKSource{KeyFile: keyFile})
 	st := newStore(t, c, 2, 2)
 	raw := backupBytes(t, c, st)
 	for name, edit := range map[string]func(*wireHeader){
@@ -529,10 +530,10 @@ func TestHeaderEditsRefused(t *testing.T) {
 }
 
 func TestWrongPassphrase(t *testing.T) {
-	c := newCluster(t, "cluster-pw", tokens.KEKSource{Passphrase: []byte("correct horse battery staple")})
+	c := newCluster(t, "cluster-pw", seal.KEKSource{Passphrase: []byte("correct horse battery staple")})
 	st := newStore(t, c, 1, 2)
 	raw := backupBytes(t, c, st)
-	wrong := tokens.KEKSource{Passphrase: []byte("wrong horse battery staple")}
+	wrong := seal.KEKSource{Passphrase: []byte("wrong horse battery staple")}
 	_, err := Verify(bytes.NewReader(raw), unsealWith(wrong), nil)
 	if !errors.Is(err, ErrWrongPassphrase) {
 		t.Fatalf("wrong passphrase: %v", err)
@@ -545,7 +546,7 @@ func TestWrongPassphrase(t *testing.T) {
 		t.Fatal("error shows the passphrase given")
 	}
 	// A key file where a passphrase is needed: a clear error.
-	if _, err := Verify(bytes.NewReader(raw), unsealWith(tokens.KEKSource{KeyFile: keyFile}), nil); err == nil {
+	if _, err := Verify(bytes.NewReader(raw), unsealWith(seal.KEKSource{KeyFile: keyFile}), nil); err == nil {
 		t.Fatal("key file opened a passphrase-sealed backup")
 	} else {
 		checkNoSecrets(t, c, err)
@@ -554,14 +555,14 @@ func TestWrongPassphrase(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Decrypt with another cluster's sealer: the data key does not unwrap.
-	other := newCluster(t, "cluster-pw2", tokens.KEKSource{KeyFile: otherKeyFile})
-	if _, err := Decrypt(bytes.NewReader(raw), other.s, io.Discard, nil); !errors.Is(err, tokens.ErrBackupKey) {
+	other := newCluster(t, "cluster-pw2", seal.KEKSource{KeyFile: otherKeyFile})
+	if _, err := Decrypt(bytes.NewReader(raw), other.s, io.Discard, nil); !errors.Is(err, seal.ErrBackupKey) {
 		t.Fatalf("Decrypt with another domain key: %v", err)
 	}
 }
 
 func TestReadHeaderRefusals(t *testing.T) {
-	c := newCluster(t, "cluster-rh", tokens.KEKSource{KeyFile: keyFile})
+	c := newCluster(t, "cluster-rh", seal.KEKSource{KeyFile: keyFile})
 	raw := backupBytes(t, c, newStore(t, c, 1, 1))
 	format2 := bytes.Clone(raw)
 	format2[len(magic)+1] = 2
@@ -588,8 +589,8 @@ func TestReadHeaderRefusals(t *testing.T) {
 }
 
 func TestWriteRefuses(t *testing.T) {
-	c := newCluster(t, "cluster-w", tokens.KEKSource{KeyFile: keyFile})
-	other := newCluster(t, "cluster-w2", tokens.KEKSource{KeyFile: keyFile})
+	c := newCluster(t, "cluster-w", seal.KEKSource{KeyFile: keyFile})
+	other := newCluster(t, "cluster-w2", seal.KEKSource{KeyFile: keyFile})
 	st := newStore(t, c, 1, 1)
 	empty, err := sqlite.Open(filepath.Join(t.TempDir(), "empty.db"), sqlite.Options{})
 	if err != nil {
@@ -598,7 +599,7 @@ func TestWriteRefuses(t *testing.T) {
 	defer empty.Close()
 	for name, tc := range map[string]struct {
 		st   tokens.Store
-		s    *tokens.Sealer
+		s    *seal.Sealer
 		meta Header
 	}{
 		"the sealer of another domain key": {st, other.s, meta(c, time.Now())},
@@ -640,7 +641,7 @@ func bufioReader(b []byte) *bufio.Reader {
 // bytes are this process's seed. (That no altered file verifies is
 // TestEveryByteFlipRefused's job.)
 func FuzzVerify(f *testing.F) {
-	c := newCluster(f, "cluster-fuzz", tokens.KEKSource{KeyFile: keyFile})
+	c := newCluster(f, "cluster-fuzz", seal.KEKSource{KeyFile: keyFile})
 	st := newStore(f, c, 1, 1)
 	seed := backupBytes(f, c, st)
 	f.Add(seed)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -74,7 +75,7 @@ func names(es []Entry) []string {
 }
 
 func TestListAndPrune(t *testing.T) {
-	c := newCluster(t, "cluster-files", tokens.KEKSource{KeyFile: keyFile})
+	c := newCluster(t, "cluster-files", seal.KEKSource{KeyFile: keyFile})
 	st := newStore(t, c, 1, 1)
 	dir := t.TempDir()
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)

@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func proofNode(t *testing.T, id string, dk []byte) *Node {
-	s, err := tokens.NewSealer(dk)
+	s, err := seal.NewSealer(dk)
 	require.NoError(t, err)
 	return &Node{cfg: Config{ID: id, Machine: tokens.NewMachine(nil, s)}}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -56,7 +57,7 @@ const usesPerFlush = tokens.MaxAuditUses
 // useCounter counts key uses and sends them through the log.
 type useCounter struct {
 	node    string
-	sealer  func() *tokens.Sealer
+	sealer  func() *seal.Sealer
 	applier tokens.Applier
 	log     *slog.Logger
 	now     func() time.Time
@@ -69,7 +70,7 @@ type useCounter struct {
 	lastBatch uint64
 }
 
-func newUseCounter(node string, sealer func() *tokens.Sealer, a tokens.Applier, lastBatch uint64, log *slog.Logger) *useCounter {
+func newUseCounter(node string, sealer func() *seal.Sealer, a tokens.Applier, lastBatch uint64, log *slog.Logger) *useCounter {
 	return &useCounter{node: node, sealer: sealer, applier: a, log: log, now: time.Now,
 		counts: map[useKey]uint64{}, lastBatch: lastBatch}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/openhsm/openhsm/tokens/sqlite"
 	"github.com/stretchr/testify/assert"
@@ -44,7 +45,7 @@ func newAuditMachine(t *testing.T) (*tokens.Machine, *sqlite.Store) {
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "hsm.db"), sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	sealer, dk, err := tokens.NewDomainKey("test", tokens.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
+	sealer, dk, err := seal.NewDomainKey("test", seal.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
 	require.NoError(t, err)
 	m := tokens.NewMachine(st, nil)
 	require.NoError(t, (&tokens.LocalApplier{M: m}).Submit(context.Background(), &tokens.Command{Op: tokens.OpInit, Domain: dk.Marshal()}))

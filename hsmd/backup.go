@@ -16,6 +16,7 @@ import (
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 	"google.golang.org/grpc"
 )
@@ -413,7 +414,7 @@ func (s *Server) RestoreBackup(stream grpc.BidiStreamingServer[hsmpb.Chunk, hsmp
 	defer os.Remove(plain.Name())
 	defer plain.Close()
 	if _, err := backup.Decrypt(tmp, sealer, plain, progressSender(stream.Send)); err != nil {
-		if errors.Is(err, tokens.ErrBackupKey) {
+		if errors.Is(err, seal.ErrBackupKey) {
 			// Its own domain key opens, yet the data key beside it does
 			// not unwrap: the header was edited.
 			err = fmt.Errorf("%w: its data key does not unwrap under its own domain key", backup.ErrCorrupt)
@@ -461,13 +462,13 @@ func (s *Server) checkFresh() error {
 
 // unsealWith opens a backup's sealed domain key with this node's
 // passphrase or key file.
-func unsealWith(raw []byte, kek tokens.KEKSource) (*tokens.Sealer, error) {
-	rec, err := tokens.UnmarshalSealedDomainKey(raw)
+func unsealWith(raw []byte, kek seal.KEKSource) (*seal.Sealer, error) {
+	rec, err := seal.UnmarshalSealedDomainKey(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", backup.ErrCorrupt, err)
 	}
 	s, err := rec.Unseal(kek)
-	if errors.Is(err, tokens.ErrWrongKEK) {
+	if errors.Is(err, seal.ErrWrongKEK) {
 		return nil, backup.ErrWrongPassphrase
 	}
 	return s, err

@@ -12,6 +12,7 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 	"google.golang.org/grpc/status"
 )
@@ -52,7 +53,7 @@ func UnlockUser(cfg *Config, name string) error {
 	if err != nil {
 		return fmt.Errorf("unlock-user: cannot reach the node at %s: %s", addr, status.Convert(err).Message())
 	}
-	rec, err := tokens.UnmarshalSealedDomainKey(resp.Sealed)
+	rec, err := seal.UnmarshalSealedDomainKey(resp.Sealed)
 	if err != nil {
 		return fmt.Errorf("unlock-user: %v", err)
 	}
@@ -102,8 +103,8 @@ func (p *peerServer) BreakGlassUnlock(ctx context.Context, r *hsmpb.BreakGlassRe
 	if err := userName("user", r.User); err != nil {
 		return nil, err
 	}
-	if len(r.Nonce) != tokens.BreakGlassNonceLen {
-		return nil, bad("nonce", "must be %d bytes", tokens.BreakGlassNonceLen)
+	if len(r.Nonce) != seal.BreakGlassNonceLen {
+		return nil, bad("nonce", "must be %d bytes", seal.BreakGlassNonceLen)
 	}
 	s := p.s
 	now := s.now().Unix()
@@ -118,7 +119,7 @@ func (p *peerServer) BreakGlassUnlock(ctx context.Context, r *hsmpb.BreakGlassRe
 	if seen {
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "this break-glass request was already used")
 	}
-	err := s.engine.BreakGlassUnlock(ctx, r.User, &tokens.BreakGlass{Time: r.TimeUnix, Nonce: r.Nonce, MAC: r.Mac})
+	err := s.engine.BreakGlassUnlock(ctx, r.User, &seal.BreakGlass{Time: r.TimeUnix, Nonce: r.Nonce, MAC: r.Mac})
 	if err != nil {
 		s.log.WarnContext(ctx, "break-glass unlock refused", "user", r.User, "peer", identityFrom(ctx).CommonName, "ckr", ck.RVName(hsmerr.RV(err)))
 		return nil, err
@@ -127,7 +128,7 @@ func (p *peerServer) BreakGlassUnlock(ctx context.Context, r *hsmpb.BreakGlassRe
 	// ones cannot fill the table. (Two copies at once would both unlock
 	// the same user: no more than one does.)
 	s.mu.Lock()
-	s.bgNonces[string(r.Nonce)] = now + 2*tokens.BreakGlassWindow
+	s.bgNonces[string(r.Nonce)] = now + 2*seal.BreakGlassWindow
 	s.mu.Unlock()
 	s.log.WarnContext(ctx, "break-glass unlock: user unlocked with the cluster passphrase", "user", r.User, "peer", identityFrom(ctx).CommonName)
 	return empty, nil

@@ -22,7 +22,7 @@ func (s *Server) audit(ctx context.Context, what string, attrs ...any) {
 
 // issue mints a token for a session that ends for good at maxExp: it
 // lasts the TTL, but never past that.
-func (s *Server) issue(ctx context.Context, u *tokens.User, session uint64, maxExp int64) (*hsmpb.LoginResponse, error) {
+func (s *Server) issue(ctx context.Context, u *object.User, session uint64, maxExp int64) (*hsmpb.LoginResponse, error) {
 	key, err := s.engine.TokenKey()
 	if err != nil {
 		return nil, err

@@ -3,7 +3,7 @@ package hsmd
 import (
 	"log/slog"
 
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/seal"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,7 +41,7 @@ func (c *Config) Harden() {
 // lockSealer locks the pages of the domain key and its derived keys in
 // memory (mlock; Go's heap does not move objects), unless lock_memory is
 // false. A failure is a warning: the host's limit is its choice.
-func (c *Config) lockSealer(log *slog.Logger, s *tokens.Sealer) {
+func (c *Config) lockSealer(log *slog.Logger, s *seal.Sealer) {
 	if c.LockMemory != nil && !*c.LockMemory {
 		log.Info("the domain key is not locked in memory (lock_memory = false): it may reach swap")
 		return

@@ -18,6 +18,7 @@ import (
 
 	"github.com/openhsm/openhsm/cluster"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/seal"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
@@ -34,21 +35,21 @@ const StoreFile = "hsm.db"
 const MinPassphraseLen = 12
 
 // KEKSource reads the passphrase or key file the config names.
-func (c *Config) KEKSource() (tokens.KEKSource, error) {
+func (c *Config) KEKSource() (seal.KEKSource, error) {
 	setting, path := "key_file", c.KeyFile
 	if c.PassphraseFile != "" {
 		setting, path = "passphrase_file", c.PassphraseFile
 	}
 	if err := privateFile(setting, path); err != nil {
-		return tokens.KEKSource{}, err
+		return seal.KEKSource{}, err
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return tokens.KEKSource{}, fmt.Errorf("%s: %v", setting, err)
+		return seal.KEKSource{}, fmt.Errorf("%s: %v", setting, err)
 	}
 	src, err := parseKEK(c.PassphraseFile != "", b)
 	if err != nil {
-		return tokens.KEKSource{}, fmt.Errorf("%s: %v", setting, err)
+		return seal.KEKSource{}, fmt.Errorf("%s: %v", setting, err)
 	}
 	return src, nil
 }
@@ -56,23 +57,23 @@ func (c *Config) KEKSource() (tokens.KEKSource, error) {
 // parseKEK reads the contents of a passphrase file (trailing newline
 // dropped, at least MinPassphraseLen bytes) or of a key file (32 raw bytes
 // or 64 hex digits).
-func parseKEK(passphrase bool, b []byte) (tokens.KEKSource, error) {
+func parseKEK(passphrase bool, b []byte) (seal.KEKSource, error) {
 	if passphrase {
 		b = bytes.TrimRight(b, "\r\n")
 		if len(b) < MinPassphraseLen {
-			return tokens.KEKSource{}, fmt.Errorf("the passphrase must be at least %d bytes", MinPassphraseLen)
+			return seal.KEKSource{}, fmt.Errorf("the passphrase must be at least %d bytes", MinPassphraseLen)
 		}
-		return tokens.KEKSource{Passphrase: b}, nil
+		return seal.KEKSource{Passphrase: b}, nil
 	}
 	if t := bytes.TrimSpace(b); len(t) == 64 {
 		if k, err := hex.DecodeString(string(t)); err == nil {
-			return tokens.KEKSource{KeyFile: k}, nil
+			return seal.KEKSource{KeyFile: k}, nil
 		}
 	}
 	if len(b) != 32 {
-		return tokens.KEKSource{}, fmt.Errorf("must hold 32 raw bytes or 64 hex digits")
+		return seal.KEKSource{}, fmt.Errorf("must hold 32 raw bytes or 64 hex digits")
 	}
-	return tokens.KEKSource{KeyFile: b}, nil
+	return seal.KEKSource{KeyFile: b}, nil
 }
 
 // privateFile refuses a secret file that group or others may read or
@@ -144,7 +145,7 @@ func Init(cfg *Config, clusterID string) error {
 	if err != nil {
 		return err
 	}
-	_, rec, err := tokens.NewDomainKey(clusterID, src)
+	_, rec, err := seal.NewDomainKey(clusterID, src)
 	if err != nil {
 		return err
 	}
@@ -215,7 +216,7 @@ func InitJoin(cfg *Config, addr string) error {
 	if err != nil {
 		return fmt.Errorf("join: cannot get the domain key from %s: %s", addr, status.Convert(err).Message())
 	}
-	rec, err := tokens.UnmarshalSealedDomainKey(resp.Sealed)
+	rec, err := seal.UnmarshalSealedDomainKey(resp.Sealed)
 	if err != nil {
 		return fmt.Errorf("join: %v", err)
 	}
@@ -259,7 +260,7 @@ type Node struct {
 	grpc      *grpc.Server
 	logw      io.Writer
 	closer    io.Closer
-	kek       tokens.KEKSource
+	kek       seal.KEKSource
 	domainMu  sync.Mutex
 	sealed    []byte // the sealed domain key in use
 	// deny is the certificate deny-list every handshake and call checks,
@@ -304,7 +305,7 @@ func Open(cfg *Config) (*Node, error) {
 		st.Close()
 		return nil, fmt.Errorf("the store has no domain key (was 'hsmd init' interrupted?): %v", err)
 	}
-	rec, err := tokens.UnmarshalSealedDomainKey(raw)
+	rec, err := seal.UnmarshalSealedDomainKey(raw)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -401,7 +402,7 @@ func (n *Node) reloadDomainKey() error {
 	if old, _ := n.domain(); bytes.Equal(raw, old) {
 		return nil
 	}
-	rec, err := tokens.UnmarshalSealedDomainKey(raw)
+	rec, err := seal.UnmarshalSealedDomainKey(raw)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -36,7 +37,7 @@ func (s *Server) RotatePassphrase(ctx context.Context, r *hsmpb.RotatePassphrase
 	if err != nil {
 		return nil, &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "cannot read the sealed domain key", Err: err}
 	}
-	rec, err := tokens.UnmarshalSealedDomainKey(raw)
+	rec, err := seal.UnmarshalSealedDomainKey(raw)
 	if err != nil {
 		return nil, &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the sealed domain key is malformed", Err: err}
 	}
@@ -58,7 +59,7 @@ func (s *Server) RotatePassphrase(ctx context.Context, r *hsmpb.RotatePassphrase
 		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the domain key is not unsealed")
 	}
 	got, err := rec.Unseal(oldSrc)
-	if errors.Is(err, tokens.ErrWrongKEK) || err == nil && !got.Holds(sealer) {
+	if errors.Is(err, seal.ErrWrongKEK) || err == nil && !got.Holds(sealer) {
 		time.Sleep(rotateFailDelay)
 		return nil, hsmerr.Errorf(ck.CKR_PIN_INCORRECT, "the current %s does not unseal the domain key", what)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/tokens"
 	"google.golang.org/grpc"
@@ -384,7 +385,7 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 // of fingerprint cert: its MAC and expiry, its binding to the certificate,
 // that it is not logged out, and that its user still exists with the same
 // credentials and is not locked.
-func (s *Server) checkSession(tok string, cert [32]byte) (*claims, *tokens.User, error) {
+func (s *Server) checkSession(tok string, cert [32]byte) (*claims, *object.User, error) {
 	key, err := s.engine.TokenKey()
 	if err != nil {
 		return nil, nil, err

@@ -21,6 +21,7 @@ import (
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/passwords"
 	"github.com/openhsm/openhsm/pki"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/openhsm/openhsm/tokens/sqlite"
 	"github.com/stretchr/testify/require"
@@ -51,7 +52,7 @@ func authzForge(t *testing.T, user string, tmpl object.Template) *tokens.Command
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "attacker.db"), sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	sealer, _, err := tokens.NewDomainKey("attacker", tokens.KEKSource{KeyFile: bytes.Repeat([]byte{9}, 32)})
+	sealer, _, err := seal.NewDomainKey("attacker", seal.KEKSource{KeyFile: bytes.Repeat([]byte{9}, 32)})
 	require.NoError(t, err)
 	cp := &authzCapture{}
 	e := tokens.NewEngine(tokens.NewMachine(st, sealer), cp)
@@ -100,7 +101,7 @@ func TestAttackAuthzForgedForward(t *testing.T) {
 	require.NoError(t, err)
 	bomb := "$argon2id$v=19$m=4194304,t=16,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
 	officer := func(actor string) *tokens.Command {
-		return &tokens.Command{Op: tokens.OpCreateUser, Actor: actor, User: &tokens.User{Name: "evil", Role: object.RoleCO, PasswordHash: goodHash}}
+		return &tokens.Command{Op: tokens.OpCreateUser, Actor: actor, User: &object.User{Name: "evil", Role: object.RoleCO, PasswordHash: goodHash}}
 	}
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -129,7 +130,7 @@ func TestAttackAuthzForgedForward(t *testing.T) {
 		{"an officer made by no one", officer("")},
 		{"an officer made by cu1", officer("cu1")},
 		{"an officer made by a stranger", officer("ghost")},
-		{"a second bootstrap", &tokens.Command{Op: tokens.OpBootstrap, User: &tokens.User{Name: "evil", Role: object.RoleCO, PasswordHash: goodHash}}},
+		{"a second bootstrap", &tokens.Command{Op: tokens.OpBootstrap, User: &object.User{Name: "evil", Role: object.RoleCO, PasswordHash: goodHash}}},
 		{"cu1's password set by no one", &tokens.Command{Op: tokens.OpSetPassword, Name: "cu1", PasswordHash: goodHash}},
 		{"cu1's password set by a stranger", &tokens.Command{Op: tokens.OpSetPassword, Actor: "ghost", Name: "cu1", PasswordHash: goodHash}},
 		{"a hash bomb as cu1's password in cu1's name", &tokens.Command{Op: tokens.OpSetPassword, Actor: "cu1", Name: "cu1", PasswordHash: bomb}},

@@ -19,8 +19,9 @@ import (
 	"github.com/openhsm/openhsm/hsmd"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -162,7 +163,7 @@ func TestAttackLoginConcurrentGuesses(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("answers to 40 concurrent guesses: %v", answers)
-	assert.LessOrEqual(t, answers["CKR_PIN_INCORRECT"], tokens.MaxFailedLogins)
+	assert.LessOrEqual(t, answers["CKR_PIN_INCORRECT"], object.MaxFailedLogins)
 	assert.Zero(t, answers["CKR_OK"])
 	// Keep guessing one at a time (as the throttle allows) until the
 	// account answers locked.
@@ -173,15 +174,15 @@ func TestAttackLoginConcurrentGuesses(t *testing.T) {
 		}
 		require.Equal(t, "CKR_PIN_INCORRECT", ck.RVName(client.RV(err)), "%v", err)
 	}
-	assert.Equal(t, tokens.MaxFailedLogins, loginVerifiedWrong(t, c, 3, "victim"), "passwords checked, all nodes together")
+	assert.Equal(t, object.MaxFailedLogins, loginVerifiedWrong(t, c, 3, "victim"), "passwords checked, all nodes together")
 	u := loginUser(t, admin, "victim")
 	assert.True(t, u.Locked)
-	assert.Equal(t, tokens.MaxFailedLogins, u.FailedLogins)
+	assert.Equal(t, object.MaxFailedLogins, u.FailedLogins)
 	for k := 1; k <= 3; k++ {
 		_, err := loginDial(t, c, k, "client").loginPatiently(t, "victim", "victim-password")
 		assert.Equal(t, "CKR_PIN_LOCKED", ck.RVName(client.RV(err)), "the right password on node%d: %v", k, err)
 	}
-	assert.Equal(t, tokens.MaxFailedLogins, loginVerifiedWrong(t, c, 3, "victim"))
+	assert.Equal(t, object.MaxFailedLogins, loginVerifiedWrong(t, c, 3, "victim"))
 }
 
 // TestAttackLoginThrottle: the attacker holds client certificates and
@@ -215,7 +216,7 @@ func TestAttackLoginThrottle(t *testing.T) {
 	checked := loginVerifiedWrong(t, c, 1, "victim")
 	counted := loginUser(t, admin, "victim").FailedLogins
 	assert.Equal(t, checked, counted)
-	assert.Less(t, counted, tokens.MaxFailedLogins)
+	assert.Less(t, counted, object.MaxFailedLogins)
 	// Another certificate, the same account: it waits too, and the refused
 	// attempt is neither checked nor counted.
 	_, err := other.login(t, "victim", "another-guess")
@@ -276,7 +277,7 @@ func TestAttackLoginBreakGlassUnlock(t *testing.T) {
 	require.NoError(t, err)
 	defer nconn.Close()
 	_, err = hsmpb.NewPeerClient(nconn).BreakGlassUnlock(loginCtx(t, ""), &hsmpb.BreakGlassRequest{User: user,
-		TimeUnix: time.Now().Unix(), Nonce: make([]byte, tokens.BreakGlassNonceLen), Mac: make([]byte, 32)})
+		TimeUnix: time.Now().Unix(), Nonce: make([]byte, seal.BreakGlassNonceLen), Mac: make([]byte, 32)})
 	assert.Equal(t, "CKR_USER_NOT_LOGGED_IN", ck.RVName(client.RV(client.FromStatus(err))), "a forged break-glass proof: %v", err)
 	_, err = officer.login(t, user, pass)
 	require.Equal(t, "CKR_PIN_LOCKED", ck.RVName(client.RV(err)), "still locked after the forged unlock: %v", err)

@@ -125,7 +125,7 @@ func trustLog(t *testing.T, c *testcluster.Cluster, k int) []byte {
 func TestAttackTrustForgedForward(t *testing.T) {
 	c := testcluster.Start(t, 3)
 	cmd := &tokens.Command{Op: tokens.OpCreateUser, Actor: c.Env["HSM_USER"], Role: object.RoleCO,
-		User: &tokens.User{Name: "mallory", Role: object.RoleCO, PasswordHash: "x"}}
+		User: &object.User{Name: "mallory", Role: object.RoleCO, PasswordHash: "x"}}
 	raw, err := cmd.Encode()
 	require.NoError(t, err)
 	mac := make([]byte, 32)

@@ -42,17 +42,17 @@ func (g *guardTx) read(err error) error {
 	return err
 }
 
-func (g *guardTx) User(name string) (*User, error) {
+func (g *guardTx) User(name string) (*object.User, error) {
 	u, err := g.tx.User(name)
 	return u, g.read(err)
 }
 
-func (g *guardTx) Users() ([]*User, error) {
+func (g *guardTx) Users() ([]*object.User, error) {
 	us, err := g.tx.Users()
 	return us, g.fail(err)
 }
 
-func (g *guardTx) PutUser(u *User) error { return g.fail(g.tx.PutUser(u)) }
+func (g *guardTx) PutUser(u *object.User) error { return g.fail(g.tx.PutUser(u)) }
 
 // DeleteUser and DeleteObject come after the apply function read the row:
 // a row gone missing in between is a store that misbehaves, not an answer.

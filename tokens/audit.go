@@ -13,6 +13,7 @@ import (
 	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/seal"
 )
 
 // The audit trail (docs/audit.md is its description and must stay true to
@@ -28,7 +29,7 @@ import (
 
 // Sealer returns the unsealed domain key (for VerifyAudit and the nodes'
 // batch proofs).
-func (e *Engine) Sealer() (*Sealer, error) { return e.sealer() }
+func (e *Engine) Sealer() (*seal.Sealer, error) { return e.sealer() }
 
 // AuditRecord is one record of the trail. It holds no secret: no key
 // material, password hash, data or session token; objects are named by ID
@@ -170,7 +171,7 @@ func readAuditHead(key []byte, get func(string) ([]byte, error)) (h AuditHead, p
 // auditChain appends records to the chain inside an Update. The head it
 // starts from is read once; an unreadable or forged head is a store
 // failure, not a refusal: the node must not extend a chain it cannot trust.
-func auditChain(tx Tx, s *Sealer, recs []*AuditRecord) error {
+func auditChain(tx Tx, s *seal.Sealer, recs []*AuditRecord) error {
 	if s == nil || len(recs) == 0 {
 		return nil
 	}
@@ -225,7 +226,7 @@ var loginOps = map[Op]bool{OpLoginFailed: true, OpLoginOK: true}
 
 // AuditProof is what a node puts in an OpAudit command to show it holds
 // the domain key: an HMAC over the node, the batch number and the counts.
-func AuditProof(s *Sealer, node string, batch uint64, uses []AuditUseCount) []byte {
+func AuditProof(s *seal.Sealer, node string, batch uint64, uses []AuditUseCount) []byte {
 	h := hmac.New(sha256.New, s.AuditKey())
 	b := []byte("openhsm audit batch v1")
 	b = auditAppendStr(b, node)
@@ -271,7 +272,7 @@ func IsAuditDuplicate(err error) bool {
 // applyAudit records a node's key-use counts. Its authority is the node
 // itself: no user may send it (a user's commands carry an actor), and its
 // proof shows the sender holds the domain key.
-func applyAudit(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyAudit(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if c.Actor != "" || c.Role != 0 {
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "audit records come only from nodes")
 	}
@@ -385,7 +386,7 @@ const reorderWindow = 16
 // position's MAC (reordered), a record that does not follow the one before
 // (chain broken), or a head that disagrees with the last record (truncated,
 // head edited).
-func VerifyAudit(st Store, s *Sealer) (*AuditReport, error) {
+func VerifyAudit(st Store, s *seal.Sealer) (*AuditReport, error) {
 	if s == nil {
 		return nil, hsmerr.Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "the domain key is not unsealed")
 	}

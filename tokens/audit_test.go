@@ -12,6 +12,7 @@ import (
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/passwords"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/openhsm/openhsm/tokens/sqlite"
 	"github.com/stretchr/testify/assert"
@@ -34,7 +35,7 @@ func newAuditFixture(t *testing.T) *auditFixture {
 	st, err := sqlite.Open(path, sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	sealer, dk, err := tokens.NewDomainKey("test", tokens.KEKSource{KeyFile: bytes.Repeat([]byte{5}, 32)})
+	sealer, dk, err := seal.NewDomainKey("test", seal.KEKSource{KeyFile: bytes.Repeat([]byte{5}, 32)})
 	require.NoError(t, err)
 	m := tokens.NewMachine(st, nil)
 	r := &recorder{local: &tokens.LocalApplier{M: m}}
@@ -75,7 +76,7 @@ func (f *auditFixture) useBatch(batch uint64, uses ...tokens.AuditUseCount) *tok
 func TestAuditRecordsAppliedAndRefusedCommands(t *testing.T) {
 	f := newAuditFixture(t)
 	ok := &tokens.Command{Op: tokens.OpCreateUser, Actor: "admin", Time: 4000000000, Node: "n1", Cert: "c0ffee",
-		User: &tokens.User{Name: "bob", Role: object.RoleCU, PasswordHash: auditTestHash}}
+		User: &object.User{Name: "bob", Role: object.RoleCU, PasswordHash: auditTestHash}}
 	require.NoError(t, f.submit(t, ok))
 	refused := &tokens.Command{Op: tokens.OpDestroyObject, Actor: "alice", ObjectID: 4242, Time: 4000000001, Node: "n2", Cert: "beef"}
 	err := f.submit(t, refused)

@@ -6,6 +6,7 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/seal"
 )
 
 // Who may make each command is checked again in apply, at the command's log
@@ -94,7 +95,7 @@ func actionFor(a authority, c *Command) object.Action {
 
 // checkAuthority refuses a command whose actor, at this index, may not make
 // it. Refusals are *Error; any other error is the store's own failure.
-func checkAuthority(tx Tx, s *Sealer, c *Command) error {
+func checkAuthority(tx Tx, s *seal.Sealer, c *Command) error {
 	a, ok := commandAuthority[c.Op]
 	if !ok {
 		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "op %q has no authority rule", c.Op)
@@ -145,7 +146,7 @@ func checkAuthority(tx Tx, s *Sealer, c *Command) error {
 }
 
 // loadObject reads an object and checks its MAC.
-func loadObject(tx Tx, s *Sealer, id uint64) (*object.Object, error) {
+func loadObject(tx Tx, s *seal.Sealer, id uint64) (*object.Object, error) {
 	o, err := tx.Object(id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, hsmerr.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")

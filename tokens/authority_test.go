@@ -12,6 +12,7 @@ import (
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/passwords"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/openhsm/openhsm/tokens/sqlite"
 	"github.com/stretchr/testify/require"
@@ -42,21 +43,21 @@ func authzHash(t testing.TB) string {
 type authzWorld struct {
 	t   testing.TB
 	m   *tokens.Machine
-	s   *tokens.Sealer
+	s   *seal.Sealer
 	st  *sqlite.Store
 	idx uint64
 }
 
 func newAuthzWorld(t testing.TB, users bool) *authzWorld {
 	t.Helper()
-	sealer, rec, err := tokens.NewDomainKey("authz", tokens.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
+	sealer, rec, err := seal.NewDomainKey("authz", seal.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
 	require.NoError(t, err)
 	return newAuthzWorldKey(t, users, sealer, rec)
 }
 
 // newAuthzWorldKey is newAuthzWorld under a given domain key, so that two
 // worlds can hold the same state.
-func newAuthzWorldKey(t testing.TB, users bool, sealer *tokens.Sealer, rec *tokens.SealedDomainKey) *authzWorld {
+func newAuthzWorldKey(t testing.TB, users bool, sealer *seal.Sealer, rec *seal.SealedDomainKey) *authzWorld {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "hsm.db"), sqlite.Options{})
 	require.NoError(t, err)
@@ -69,16 +70,16 @@ func newAuthzWorldKey(t testing.TB, users bool, sealer *tokens.Sealer, rec *toke
 		return w
 	}
 	h := authzHash(t)
-	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpBootstrap, User: &tokens.User{Name: "admin", Role: object.RoleCO, PasswordHash: h}}))
+	require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpBootstrap, User: &object.User{Name: "admin", Role: object.RoleCO, PasswordHash: h}}))
 	for _, u := range []struct {
 		name string
 		role object.Role
 	}{{"co2", object.RoleCO}, {"alice", object.RoleCU}, {"carol", object.RoleCU}, {"dave", object.RoleCU},
 		{"erin", object.RoleCU}, {"locked", object.RoleCU}} {
 		require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpCreateUser, Actor: "admin",
-			User: &tokens.User{Name: u.name, Role: u.role, PasswordHash: h}}))
+			User: &object.User{Name: u.name, Role: u.role, PasswordHash: h}}))
 	}
-	for i := 0; i < tokens.MaxFailedLogins; i++ {
+	for i := 0; i < object.MaxFailedLogins; i++ {
 		require.NoError(t, w.apply(&tokens.Command{Op: tokens.OpLoginFailed, Name: "locked"}))
 	}
 	return w
@@ -146,7 +147,7 @@ func certObject(id uint64, owner string, shared ...string) *object.Object {
 
 // dataSealer is the domain key of the latest authz world: dataObject
 // seals values under it, as the engine would.
-var dataSealer *tokens.Sealer
+var dataSealer *seal.Sealer
 
 // dataObject is a token data object as the engine makes it for owner, its
 // value sealed to it under the latest world's domain key.
@@ -195,7 +196,7 @@ func TestApplyAuthorityTable(t *testing.T) {
 	ownerCU := func(k, rel string) bool { return k == "CU" && rel == relOwner }
 	ops := []opCase{
 		{name: "create_user", make: func(_ *testing.T, a string) *tokens.Command {
-			return &tokens.Command{Op: tokens.OpCreateUser, Actor: a, User: &tokens.User{Name: "newbie", Role: object.RoleCO, PasswordHash: authzHash(t)}}
+			return &tokens.Command{Op: tokens.OpCreateUser, Actor: a, User: &object.User{Name: "newbie", Role: object.RoleCO, PasswordHash: authzHash(t)}}
 		}, allowed: only("CO")},
 		{name: "delete_user", make: func(_ *testing.T, a string) *tokens.Command {
 			return &tokens.Command{Op: tokens.OpDeleteUser, Actor: a, Name: "dave"}
@@ -243,7 +244,7 @@ func TestApplyAuthorityTable(t *testing.T) {
 			return &tokens.Command{Op: tokens.OpLoginOK, Actor: a, Name: "dave"}
 		}, allowed: only("no actor"), unchanged: true},
 		{name: "bootstrap once users exist", make: func(_ *testing.T, a string) *tokens.Command {
-			return &tokens.Command{Op: tokens.OpBootstrap, Actor: a, User: &tokens.User{Name: "newbie", Role: object.RoleCO, PasswordHash: authzHash(t)}}
+			return &tokens.Command{Op: tokens.OpBootstrap, Actor: a, User: &object.User{Name: "newbie", Role: object.RoleCO, PasswordHash: authzHash(t)}}
 		}, allowed: func(string, string) bool { return false }},
 		{name: "init once initialized", make: func(_ *testing.T, a string) *tokens.Command {
 			return &tokens.Command{Op: tokens.OpInit, Actor: a, Domain: []byte("x")}
@@ -339,13 +340,13 @@ func TestApplyCreateObjectsOwnedByAnother(t *testing.T) {
 func TestApplyBootstrapOnce(t *testing.T) {
 	w := newAuthzWorld(t, false)
 	boot := func(name string, role object.Role) error {
-		return w.apply(&tokens.Command{Op: tokens.OpBootstrap, User: &tokens.User{Name: name, Role: role, PasswordHash: authzHash(t)}})
+		return w.apply(&tokens.Command{Op: tokens.OpBootstrap, User: &object.User{Name: name, Role: role, PasswordHash: authzHash(t)}})
 	}
 	require.Error(t, boot("first", object.RoleCU), "bootstrap made a crypto user")
 	require.Error(t, w.apply(&tokens.Command{Op: tokens.OpCreateUser, Actor: "first",
-		User: &tokens.User{Name: "first", Role: object.RoleCO, PasswordHash: authzHash(t)}}), "create_user without an officer")
+		User: &object.User{Name: "first", Role: object.RoleCO, PasswordHash: authzHash(t)}}), "create_user without an officer")
 	require.Error(t, w.apply(&tokens.Command{Op: tokens.OpCreateUser,
-		User: &tokens.User{Name: "first", Role: object.RoleCO, PasswordHash: authzHash(t)}}), "create_user without an actor")
+		User: &object.User{Name: "first", Role: object.RoleCO, PasswordHash: authzHash(t)}}), "create_user without an actor")
 	require.NoError(t, boot("first", object.RoleCO))
 	err := boot("second", object.RoleCO)
 	require.Equal(t, uint64(ck.CKR_USER_ALREADY_LOGGED_IN), hsmerr.RV(err))
@@ -393,7 +394,7 @@ func TestApplyPasswordHashBounds(t *testing.T) {
 	before := w.state()
 	huge := "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
 	require.Error(t, w.apply(&tokens.Command{Op: tokens.OpCreateUser, Actor: "admin",
-		User: &tokens.User{Name: "newbie", Role: object.RoleCU, PasswordHash: huge}}))
+		User: &object.User{Name: "newbie", Role: object.RoleCU, PasswordHash: huge}}))
 	require.Error(t, w.apply(&tokens.Command{Op: tokens.OpSetPassword, Actor: "admin", Name: "alice", PasswordHash: huge}))
 	require.Error(t, w.apply(&tokens.Command{Op: tokens.OpSetPassword, Actor: "alice", Name: "alice", PasswordHash: "plain"}))
 	require.Equal(t, before, w.state())

@@ -2,6 +2,8 @@ package tokens
 
 import (
 	"context"
+
+	"github.com/openhsm/openhsm/seal"
 )
 
 // BreakGlassActor is the Actor of an unlock_user command that no officer
@@ -15,7 +17,7 @@ const BreakGlassActor = "!break-glass"
 // BreakGlassUnlock unlocks a user on the authority of a break-glass
 // proof instead of an officer's session: it is checked here, so a bad one
 // never reaches the log, and again in apply at the command's time.
-func (e *Engine) BreakGlassUnlock(ctx context.Context, name string, p *BreakGlass) error {
+func (e *Engine) BreakGlassUnlock(ctx context.Context, name string, p *seal.BreakGlass) error {
 	if err := ValidUserName(name); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/seal"
 )
 
 // The certificate deny-list is replicated state like users and keys: a
@@ -81,7 +82,7 @@ func parseFingerprintHex(s string) ([32]byte, error) {
 // applyRevokeCert adds a fingerprint to the deny-list. Only a crypto
 // officer that exists at this index may; revoking a certificate twice
 // changes nothing and succeeds, so a retried command is harmless.
-func applyRevokeCert(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyRevokeCert(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if _, err := parseFingerprintHex(c.Fingerprint); err != nil {
 		return nil, err
 	}

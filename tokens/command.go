@@ -16,6 +16,7 @@ import (
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/passwords"
 	"github.com/openhsm/openhsm/quorum"
+	"github.com/openhsm/openhsm/seal"
 )
 
 // Op names a change to the store.
@@ -64,7 +65,7 @@ type Command struct {
 	Time         int64            `json:"time,omitempty"`
 	Name         string           `json:"name,omitempty"`
 	PasswordHash string           `json:"password_hash,omitempty"`
-	User         *User            `json:"user,omitempty"`
+	User         *object.User     `json:"user,omitempty"`
 	Objects      []*object.Object `json:"objects,omitempty"`
 	ObjectID     uint64           `json:"object_id,omitempty"`
 	Changes      object.Template  `json:"changes,omitempty"`
@@ -89,8 +90,8 @@ type Command struct {
 	Uses  []AuditUseCount `json:"uses,omitempty"`  // OpAudit
 	Proof []byte          `json:"proof,omitempty"` // OpAudit: AuditProof
 	// BreakGlass proves an unlock_user by BreakGlassActor.
-	BreakGlass  *BreakGlass `json:"break_glass,omitempty"`
-	Fingerprint string      `json:"fingerprint,omitempty"`
+	BreakGlass  *seal.BreakGlass `json:"break_glass,omitempty"`
+	Fingerprint string           `json:"fingerprint,omitempty"`
 	// Sealed is, for set_attributes on a data object, its new CKA_VALUE
 	// sealed to the object (never the clear value in Changes).
 	Sealed []byte `json:"sealed,omitempty"`
@@ -132,7 +133,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 type Machine struct {
 	store  Store
 	mu     sync.RWMutex
-	sealer *Sealer
+	sealer *seal.Sealer
 	// OnObjectChange, if set, is called after a command that changed or
 	// removed an object, so caches can drop it.
 	OnObjectChange func(id uint64)
@@ -152,13 +153,13 @@ type Machine struct {
 
 // NewMachine wraps a store. The sealer may be nil until the domain key is
 // unsealed; commands that need it fail until then.
-func NewMachine(s Store, sealer *Sealer) *Machine { return &Machine{store: s, sealer: sealer} }
+func NewMachine(s Store, sealer *seal.Sealer) *Machine { return &Machine{store: s, sealer: sealer} }
 
 // SetSealer installs the unsealed domain key.
-func (m *Machine) SetSealer(s *Sealer) { m.mu.Lock(); m.sealer = s; m.mu.Unlock() }
+func (m *Machine) SetSealer(s *seal.Sealer) { m.mu.Lock(); m.sealer = s; m.mu.Unlock() }
 
 // Sealer returns the unsealed domain key, or nil.
-func (m *Machine) Sealer() *Sealer { m.mu.RLock(); defer m.mu.RUnlock(); return m.sealer }
+func (m *Machine) Sealer() *seal.Sealer { m.mu.RLock(); defer m.mu.RUnlock(); return m.sealer }
 
 // Store returns the store the machine writes.
 func (m *Machine) Store() Store { return m.store }
@@ -209,7 +210,7 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 		g := &guardTx{tx: tx}
 		// The authority table, then the op: both inside the dedupe of a
 		// request ID, so a retried write gets the first one's answer.
-		run := func(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+		run := func(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 			if err := checkAuthority(tx, s, c); err != nil {
 				return nil, err
 			}
@@ -304,7 +305,7 @@ func (e *StoreError) Unwrap() error { return e.Err }
 var userOps = map[Op]bool{OpCreateUser: true, OpBootstrap: true, OpDeleteUser: true, OpSetPassword: true,
 	OpLoginFailed: true, OpLoginOK: true, OpUnlockUser: true, OpLoginAttempt: true, OpLoginWrong: true}
 
-type applyFunc func(tx Tx, s *Sealer, c *Command) (changed []uint64, err error)
+type applyFunc func(tx Tx, s *seal.Sealer, c *Command) (changed []uint64, err error)
 
 var applyTable map[Op]applyFunc
 
@@ -341,18 +342,18 @@ func init() {
 // MetaDomainKey is the meta key of the sealed domain key.
 const MetaDomainKey = "domain_key"
 
-func applyInit(tx Tx, _ *Sealer, c *Command) ([]uint64, error) {
+func applyInit(tx Tx, _ *seal.Sealer, c *Command) ([]uint64, error) {
 	if _, err := tx.Meta(MetaDomainKey); err == nil {
 		return nil, hsmerr.Errorf(ck.CKR_FUNCTION_FAILED, "the store is already initialized")
 	}
-	if _, err := UnmarshalSealedDomainKey(c.Domain); err != nil {
+	if _, err := seal.UnmarshalSealedDomainKey(c.Domain); err != nil {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
 	}
 	return nil, tx.PutMeta(MetaDomainKey, c.Domain)
 }
 
 // userFor reads a user and checks its MAC.
-func userFor(tx Tx, s *Sealer, name string) (*User, error) {
+func userFor(tx Tx, s *seal.Sealer, name string) (*object.User, error) {
 	u, err := tx.User(name)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -366,12 +367,12 @@ func userFor(tx Tx, s *Sealer, name string) (*User, error) {
 	return u, nil
 }
 
-func putUser(tx Tx, s *Sealer, u *User) error {
+func putUser(tx Tx, s *seal.Sealer, u *object.User) error {
 	u.MAC = s.UserMAC(u)
 	return tx.PutUser(u)
 }
 
-func applyCreateUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyCreateUser(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if err := quorumCheck(tx, s, c, quorum.ServiceUserManagement); err != nil {
 		return nil, err
 	}
@@ -381,7 +382,7 @@ func applyCreateUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 // applyBootstrap makes the first crypto officer, and only while the store
 // holds no user at this index: of concurrent bootstraps the first in the log
 // wins and every other is refused, on every node alike.
-func applyBootstrap(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyBootstrap(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	us, err := tx.Users()
 	if err != nil {
 		return nil, err
@@ -395,7 +396,7 @@ func applyBootstrap(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	return nil, createUser(tx, s, c)
 }
 
-func createUser(tx Tx, s *Sealer, c *Command) error {
+func createUser(tx Tx, s *seal.Sealer, c *Command) error {
 	u := c.User
 	if u == nil {
 		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%s without a user", c.Op)
@@ -418,7 +419,7 @@ func createUser(tx Tx, s *Sealer, c *Command) error {
 	if err != nil {
 		return err
 	}
-	nu := &User{Name: u.Name, Role: u.Role, PasswordHash: u.PasswordHash, Generation: 1, Created: c.Time, Number: number}
+	nu := &object.User{Name: u.Name, Role: u.Role, PasswordHash: u.PasswordHash, Generation: 1, Created: c.Time, Number: number}
 	return putUser(tx, s, nu)
 }
 
@@ -442,7 +443,7 @@ func nextUserNumber(tx Tx) (uint64, error) {
 	return n, tx.PutMeta(metaUserSeq, binary.BigEndian.AppendUint64(nil, n))
 }
 
-func applyDeleteUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyDeleteUser(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	u, err := userFor(tx, s, c.Name)
 	if err != nil {
 		return nil, err
@@ -476,7 +477,7 @@ func applyDeleteUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 }
 
 // countRole counts users of a role; a store holds few users.
-func countRole(tx Tx, s *Sealer, r object.Role) (int, error) {
+func countRole(tx Tx, s *seal.Sealer, r object.Role) (int, error) {
 	us, err := tx.Users()
 	if err != nil {
 		return 0, err
@@ -490,7 +491,7 @@ func countRole(tx Tx, s *Sealer, r object.Role) (int, error) {
 	return n, nil
 }
 
-func applySetPassword(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applySetPassword(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	u, err := userFor(tx, s, c.Name)
 	if err != nil {
 		return nil, err
@@ -512,13 +513,13 @@ func applySetPassword(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 
 // applyLoginFailed is the count-then-lock of logs written before login
 // attempts were reserved (OpLoginAttempt); nodes no longer send it.
-func applyLoginFailed(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyLoginFailed(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	u, err := userFor(tx, s, c.Name)
 	if err != nil {
 		return nil, err
 	}
 	u.FailedLogins++
-	if u.FailedLogins >= MaxFailedLogins {
+	if u.FailedLogins >= object.MaxFailedLogins {
 		u.Locked = true
 	}
 	return nil, putUser(tx, s, u)
@@ -533,12 +534,12 @@ func applyLoginFailed(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 // however many are sent at once and to however many nodes. The command
 // needs no actor: the caller is not logged in yet; it can only make the
 // account harder to use, never easier.
-func applyLoginAttempt(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyLoginAttempt(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	u, err := userFor(tx, s, c.Name)
 	if err != nil {
 		return nil, err
 	}
-	if u.Locked || u.FailedLogins >= MaxFailedLogins {
+	if u.Locked || u.FailedLogins >= object.MaxFailedLogins {
 		return nil, hsmerr.Errorf(ck.CKR_PIN_LOCKED, "account %q is locked; a crypto officer must unlock it", c.Name)
 	}
 	u.FailedLogins++
@@ -547,19 +548,19 @@ func applyLoginAttempt(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 
 // applyLoginWrong records that a reserved attempt was wrong: its count
 // stays, and the account locks once the count reached MaxFailedLogins.
-func applyLoginWrong(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyLoginWrong(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	u, err := userFor(tx, s, c.Name)
 	if err != nil {
 		return nil, err
 	}
-	if u.Locked || u.FailedLogins < MaxFailedLogins {
+	if u.Locked || u.FailedLogins < object.MaxFailedLogins {
 		return nil, nil
 	}
 	u.Locked = true
 	return nil, putUser(tx, s, u)
 }
 
-func applyLoginOK(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyLoginOK(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	u, err := userFor(tx, s, c.Name)
 	if err != nil {
 		return nil, err
@@ -577,7 +578,7 @@ func applyLoginOK(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 // BreakGlassActor with a proof under the domain key (CheckBreakGlass at
 // the command's time): whoever holds the cluster passphrase may unlock,
 // through the log, so every node and every later backup sees it.
-func applyUnlockUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyUnlockUser(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if c.Actor == BreakGlassActor {
 		if err := s.CheckBreakGlass(c.BreakGlass, c.Name, c.Time); err != nil {
 			return nil, err
@@ -601,7 +602,7 @@ func applyUnlockUser(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	return nil, putUser(tx, s, u)
 }
 
-func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyCreateObjects(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if len(c.Objects) == 0 || len(c.Objects) > 2 {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "create_objects takes one or two objects")
 	}
@@ -662,11 +663,11 @@ func applyCreateObjects(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 
 // objectFor reads the command's object; checkAuthority has already judged
 // the actor's relation to it.
-func objectFor(tx Tx, s *Sealer, c *Command) (*object.Object, error) {
+func objectFor(tx Tx, s *seal.Sealer, c *Command) (*object.Object, error) {
 	return loadObject(tx, s, c.ObjectID)
 }
 
-func applyDestroyObject(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyDestroyObject(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	o, err := objectFor(tx, s, c)
 	if err != nil {
 		return nil, err
@@ -680,7 +681,7 @@ func applyDestroyObject(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	return []uint64{o.ID}, tx.DeleteObject(o.ID)
 }
 
-func applySetAttributes(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applySetAttributes(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if err := checkTemplate("changes", c.Changes); err != nil {
 		return nil, err
 	}
@@ -720,7 +721,7 @@ func applySetAttributes(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 // CKA_VALUE may not be in Attrs, and its sealed value must open for this
 // object and owner (a blob made for another object would fail later, on
 // every read). Objects of other classes pass.
-func checkDataSealed(s *Sealer, o *object.Object, sealed []byte) error {
+func checkDataSealed(s *seal.Sealer, o *object.Object, sealed []byte) error {
 	if o.Class() != ck.CKO_DATA {
 		return nil
 	}
@@ -745,7 +746,7 @@ func allTrusted(t object.Template) bool {
 	return true
 }
 
-func applyShare(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyShare(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	o, err := objectFor(tx, s, c)
 	if err != nil {
 		return nil, err
@@ -813,7 +814,7 @@ func LoggedOut(get func(string) ([]byte, error)) (map[uint64]int64, error) {
 // applyLogout records a logged-out session, so that its token is refused
 // on every node, and forgets the ones that have expired by the command's
 // time.
-func applyLogout(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyLogout(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if c.Session == 0 || c.Session >= 1<<63 || c.Expires <= 0 {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "logout needs a session and its expiry")
 	}

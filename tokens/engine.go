@@ -18,6 +18,7 @@ import (
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/passwords"
+	"github.com/openhsm/openhsm/seal"
 )
 
 // Caller is who asks: the logged-in user and the login session, which scopes
@@ -85,7 +86,7 @@ type Engine struct {
 	readMu  sync.Mutex
 	gen     uint64
 	objects map[uint64]*object.Object
-	users   map[string]*User
+	users   map[string]*object.User
 
 	sessMu   sync.Mutex
 	sessObjs map[uint64]*sessionObject
@@ -111,7 +112,7 @@ func NewEngine(m *Machine, a Applier) *Engine {
 	e := &Engine{store: m.Store(), machine: m, applier: a, now: time.Now,
 		cache: map[uint64]*mech.Key{}, sessObjs: map[uint64]*sessionObject{},
 		sessCount: map[uint64]int{}, sessLimit: DefaultSessionObjects,
-		objects: map[uint64]*object.Object{}, users: map[string]*User{}}
+		objects: map[uint64]*object.Object{}, users: map[string]*object.User{}}
 	prev := m.OnObjectChange
 	m.OnObjectChange = func(id uint64) {
 		e.forget(id)
@@ -123,7 +124,7 @@ func NewEngine(m *Machine, a Applier) *Engine {
 	m.OnUserChange = func() {
 		e.readMu.Lock()
 		e.gen++
-		e.users = map[string]*User{}
+		e.users = map[string]*object.User{}
 		// A deleted user's shares went too: cached objects may be stale.
 		e.objects = map[uint64]*object.Object{}
 		e.readMu.Unlock()
@@ -135,7 +136,7 @@ func NewEngine(m *Machine, a Applier) *Engine {
 	m.OnReset = func() error {
 		e.readMu.Lock()
 		e.gen++
-		e.users = map[string]*User{}
+		e.users = map[string]*object.User{}
 		e.objects = map[uint64]*object.Object{}
 		e.readMu.Unlock()
 		e.cacheMu.Lock()
@@ -169,7 +170,7 @@ func (e *Engine) Store() Store { return e.store }
 // before the engine serves.
 func (e *Engine) SetApplier(a Applier) { e.applier = a }
 
-func (e *Engine) sealer() (*Sealer, error) {
+func (e *Engine) sealer() (*seal.Sealer, error) {
 	s := e.machine.Sealer()
 	if s == nil {
 		return nil, hsmerr.Errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "the domain key is not unsealed")
@@ -206,7 +207,7 @@ var dummyHash = func() string { h, _ := passwords.HashPassword("no such user, no
 // maxCachedReads bounds the verified-read caches.
 const maxCachedReads = 16384
 
-func (e *Engine) user(name string) (*User, error) {
+func (e *Engine) user(name string) (*object.User, error) {
 	e.readMu.Lock()
 	u, gen := e.users[name], e.gen
 	e.readMu.Unlock()
@@ -273,7 +274,7 @@ func (e *Engine) object(id uint64) (*object.Object, error) {
 // granted it; a wrong password then commits login_wrong (which locks once
 // the count reached MaxFailedLogins) and a right one login_ok (which
 // resets the count, unless a lock landed first). See applyLoginAttempt.
-func (e *Engine) Login(ctx context.Context, name, password string) (*User, error) {
+func (e *Engine) Login(ctx context.Context, name, password string) (*object.User, error) {
 	wrong := hsmerr.Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
 	if ValidUserName(name) != nil || len(password) > passwords.MaxPasswordLen {
 		if _, err := passwords.Argon.Verify(ctx, dummyHash, password); err != nil {
@@ -291,7 +292,7 @@ func (e *Engine) Login(ctx context.Context, name, password string) (*User, error
 	if err != nil {
 		return nil, err
 	}
-	if u.Locked || u.FailedLogins >= MaxFailedLogins {
+	if u.Locked || u.FailedLogins >= object.MaxFailedLogins {
 		return nil, hsmerr.Errorf(ck.CKR_PIN_LOCKED, "account %q is locked; a crypto officer must unlock it", name)
 	}
 	// The slot is taken before the reservation, so a login refused as
@@ -351,7 +352,7 @@ func (e *Engine) Generation(name string) uint64 {
 // (its number is never reused, so a user deleted and made again under the
 // same name is another user), is not locked and has not had its password
 // reset since the session began.
-func (e *Engine) CheckUser(name string, number, generation uint64) (*User, error) {
+func (e *Engine) CheckUser(name string, number, generation uint64) (*object.User, error) {
 	u, err := e.user(name)
 	if errors.Is(err, ErrNotFound) {
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the user no longer exists")
@@ -390,7 +391,7 @@ func (e *Engine) createUser(ctx context.Context, op Op, actor, name string, role
 	if err != nil {
 		return err
 	}
-	return e.submit(ctx, &Command{Op: op, Actor: actor, User: &User{Name: name, Role: role, PasswordHash: h}})
+	return e.submit(ctx, &Command{Op: op, Actor: actor, User: &object.User{Name: name, Role: role, PasswordHash: h}})
 }
 
 // Bootstrap creates the first crypto officer of a store that has no users.
@@ -471,7 +472,7 @@ func (e *Engine) ListUsers(c Caller) ([]UserInfo, error) {
 	}
 	out := make([]UserInfo, 0, len(us))
 	for _, u := range us {
-		out = append(out, UserInfo{Name: u.Name, Role: u.Role, Locked: u.Locked || u.FailedLogins >= MaxFailedLogins, FailedLogins: u.FailedLogins, Created: u.Created, Number: u.Number})
+		out = append(out, UserInfo{Name: u.Name, Role: u.Role, Locked: u.Locked || u.FailedLogins >= object.MaxFailedLogins, FailedLogins: u.FailedLogins, Created: u.Created, Number: u.Number})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -494,7 +495,7 @@ func (e *Engine) ListTokens() ([]Token, error) {
 	var out []Token
 	for _, u := range us {
 		if u.Role == object.RoleCU {
-			out = append(out, Token{Name: u.Name, Number: u.Number, Locked: u.Locked || u.FailedLogins >= MaxFailedLogins})
+			out = append(out, Token{Name: u.Name, Number: u.Number, Locked: u.Locked || u.FailedLogins >= object.MaxFailedLogins})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })

@@ -11,6 +11,7 @@ import (
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/openhsm/openhsm/tokens/sqlite"
 )
@@ -52,7 +53,7 @@ func newStore(t *testing.T, name string) *sqlite.Store {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	sealer, rec, err := tokens.NewDomainKey("test", tokens.KEKSource{KeyFile: bytes.Repeat([]byte{3}, 32)})
+	sealer, rec, err := seal.NewDomainKey("test", seal.KEKSource{KeyFile: bytes.Repeat([]byte{3}, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func wantRV(t *testing.T, what string, err error, rv uint64) {
 func TestLockout(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	for i := 0; i < tokens.MaxFailedLogins; i++ {
+	for i := 0; i < object.MaxFailedLogins; i++ {
 		_, err := f.e.Login(ctx, "alice", "wrong-password")
 		wantRV(t, "wrong password", err, ck.CKR_PIN_INCORRECT)
 	}
@@ -109,7 +110,7 @@ func TestLockout(t *testing.T) {
 	// A right password resets the count: four wrong, one right, four wrong
 	// leaves the account open.
 	for round := 0; round < 2; round++ {
-		for i := 0; i < tokens.MaxFailedLogins-1; i++ {
+		for i := 0; i < object.MaxFailedLogins-1; i++ {
 			f.e.Login(ctx, "alice", "wrong-password")
 		}
 		if round == 0 {
@@ -253,7 +254,7 @@ func TestApplyIsDeterministic(t *testing.T) {
 
 func FuzzDecodeCommand(f *testing.F) {
 	for _, c := range []*tokens.Command{
-		{Op: tokens.OpCreateUser, User: &tokens.User{Name: "a", Role: object.RoleCU, PasswordHash: "h"}},
+		{Op: tokens.OpCreateUser, User: &object.User{Name: "a", Role: object.RoleCU, PasswordHash: "h"}},
 		{Op: tokens.OpShare, Actor: "a", ObjectID: 5, Name: "b"},
 		{Op: tokens.OpSetAttributes, Actor: "a", ObjectID: 5, Changes: object.Template{{Type: 3, Value: []byte("x")}}},
 		{Op: tokens.OpCreateObjects, Actor: "a", Objects: []*object.Object{{ID: 1, Owner: "a", Attrs: object.Attrs{0: object.EncodeUlong(4)}, Sealed: []byte{1, 2}}}},

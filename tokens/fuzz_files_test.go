@@ -12,7 +12,7 @@ import (
 
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/passwords"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/seal"
 )
 
 // The decoders of what reaches a node from files and from other nodes:
@@ -43,23 +43,23 @@ func FuzzPasswordHash(f *testing.F) {
 // FuzzSealedDomainKey: what parses marshals back to what parses the same,
 // and a key-file record opens or is refused without a panic.
 func FuzzSealedDomainKey(f *testing.F) {
-	_, rec, err := tokens.NewDomainKey("fuzz", tokens.KEKSource{KeyFile: bytes.Repeat([]byte{5}, 32)})
+	_, rec, err := seal.NewDomainKey("fuzz", seal.KEKSource{KeyFile: bytes.Repeat([]byte{5}, 32)})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(rec.Marshal())
 	f.Add([]byte(`{"format":1,"cluster_id":"c","kdf":"argon2id","time":99,"memory":99999999,"threads":200,"nonce":"","sealed":""}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := tokens.UnmarshalSealedDomainKey(b)
+		r, err := seal.UnmarshalSealedDomainKey(b)
 		if err != nil {
 			return
 		}
-		again, err := tokens.UnmarshalSealedDomainKey(r.Marshal())
+		again, err := seal.UnmarshalSealedDomainKey(r.Marshal())
 		if err != nil || !bytes.Equal(again.Marshal(), r.Marshal()) {
 			t.Fatalf("round trip: %v", err)
 		}
 		if r.KDF == "keyfile" {
-			r.Unseal(tokens.KEKSource{KeyFile: bytes.Repeat([]byte{5}, 32)})
+			r.Unseal(seal.KEKSource{KeyFile: bytes.Repeat([]byte{5}, 32)})
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/passwords"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -37,9 +38,9 @@ func TestLoginConcurrentGuessesVerifyAtMostFive(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	assert.Equal(t, tokens.MaxFailedLogins, rvs[ck.CKR_PIN_INCORRECT], "answers: %v", rvs)
-	assert.Equal(t, 40-tokens.MaxFailedLogins, rvs[ck.CKR_PIN_LOCKED], "answers: %v", rvs)
-	assert.Equal(t, int64(tokens.MaxFailedLogins), passwords.ArgonRuns()-before, "passwords hashed")
+	assert.Equal(t, object.MaxFailedLogins, rvs[ck.CKR_PIN_INCORRECT], "answers: %v", rvs)
+	assert.Equal(t, 40-object.MaxFailedLogins, rvs[ck.CKR_PIN_LOCKED], "answers: %v", rvs)
+	assert.Equal(t, int64(object.MaxFailedLogins), passwords.ArgonRuns()-before, "passwords hashed")
 	_, err := e.Login(ctx, "alice", "alice-password")
 	wantRV(t, "right password after the burst", err, ck.CKR_PIN_LOCKED)
 	users, err := e.ListUsers(f.co)
@@ -47,7 +48,7 @@ func TestLoginConcurrentGuessesVerifyAtMostFive(t *testing.T) {
 	for _, u := range users {
 		if u.Name == "alice" {
 			assert.True(t, u.Locked)
-			assert.Equal(t, tokens.MaxFailedLogins, u.FailedLogins)
+			assert.Equal(t, object.MaxFailedLogins, u.FailedLogins)
 		}
 	}
 }
@@ -98,7 +99,7 @@ func TestLoginAttemptApplyTable(t *testing.T) {
 // under this cluster's domain key, for that name, near the command's time.
 func TestBreakGlassUnlockApply(t *testing.T) {
 	f := newFixture(t)
-	other, _, err := tokens.NewDomainKey("other", tokens.KEKSource{KeyFile: bytes.Repeat([]byte{4}, 32)})
+	other, _, err := seal.NewDomainKey("other", seal.KEKSource{KeyFile: bytes.Repeat([]byte{4}, 32)})
 	require.NoError(t, err)
 	sealer := f.m.Sealer()
 	const now = 1_800_000_000
@@ -108,12 +109,12 @@ func TestBreakGlassUnlockApply(t *testing.T) {
 	require.NoError(t, err)
 	foreign, err := other.NewBreakGlass("alice", now)
 	require.NoError(t, err)
-	stale, err := sealer.NewBreakGlass("alice", now-tokens.BreakGlassWindow-1)
+	stale, err := sealer.NewBreakGlass("alice", now-seal.BreakGlassWindow-1)
 	require.NoError(t, err)
 	cases := []struct {
 		name  string
 		actor string
-		proof *tokens.BreakGlass
+		proof *seal.BreakGlass
 		want  uint64
 	}{
 		{"no proof", tokens.BreakGlassActor, nil, ck.CKR_USER_NOT_LOGGED_IN},
@@ -124,7 +125,7 @@ func TestBreakGlassUnlockApply(t *testing.T) {
 		{"the passphrase holder's proof", tokens.BreakGlassActor, good, ck.CKR_OK},
 	}
 	l := &tokens.LocalApplier{M: f.m}
-	for i := 0; i < tokens.MaxFailedLogins; i++ {
+	for i := 0; i < object.MaxFailedLogins; i++ {
 		require.NoError(t, l.Submit(context.Background(), &tokens.Command{Op: tokens.OpLoginFailed, Name: "alice"}))
 	}
 	for _, tc := range cases {

@@ -20,6 +20,7 @@ import (
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/require"
 )
@@ -237,7 +238,7 @@ func by(t uint64, v string) object.Attribute { return object.Attribute{Type: t, 
 // commands that break several rules at once, on two stores: each command
 // gets the same answer (the same CKR) on both, and both end the same.
 func TestApplyRefusalsAreTheSameOnEveryNode(t *testing.T) {
-	sealer, rec, err := tokens.NewDomainKey("authz", tokens.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
+	sealer, rec, err := seal.NewDomainKey("authz", seal.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
 	require.NoError(t, err)
 	a, b := newAuthzWorldKey(t, true, sealer, rec), newAuthzWorldKey(t, true, sealer, rec)
 	var log []*tokens.Command
@@ -272,7 +273,7 @@ func FuzzApplyForged(f *testing.F) {
 		{Op: tokens.OpCreateObjects, Actor: "alice", Objects: []*object.Object{{ID: 6, Owner: "alice", Attrs: object.Attrs{0: object.EncodeUlong(4), 0x11: nil}, Sealed: []byte{1}}}},
 		{Op: tokens.OpSetAttributes, Actor: "alice", ObjectID: 5, Changes: object.Template{{Type: ck.CKA_TRUSTED, Value: nil}}},
 		{Op: tokens.OpSetPassword, Actor: "alice", Name: "alice", PasswordHash: "$argon2id$v=19$m=8,t=1,p=1$$"},
-		{Op: tokens.OpBootstrap, User: &tokens.User{Name: "x", Role: object.RoleCO}},
+		{Op: tokens.OpBootstrap, User: &object.User{Name: "x", Role: object.RoleCO}},
 		{Op: tokens.OpShare, Actor: "alice", ObjectID: 5, Name: "carol"},
 		{Op: tokens.OpLogout, Actor: "alice", Session: 1, Expires: 2},
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/quorum"
+	"github.com/openhsm/openhsm/seal"
 )
 
 // quorumRow is the stored form: the state and its MAC.
@@ -34,7 +35,7 @@ type quorumRow struct {
 }
 
 // loadQuorum reads and checks the quorum state; none yet is the empty state.
-func loadQuorum(get func(string) ([]byte, error), s *Sealer) (*quorum.State, error) {
+func loadQuorum(get func(string) ([]byte, error), s *seal.Sealer) (*quorum.State, error) {
 	q := &quorum.State{}
 	b, err := get(quorum.MetaQuorum)
 	if errors.Is(err, ErrNotFound) {
@@ -56,7 +57,7 @@ func loadQuorum(get func(string) ([]byte, error), s *Sealer) (*quorum.State, err
 	return q, nil
 }
 
-func saveQuorum(tx Tx, s *Sealer, q *quorum.State) error {
+func saveQuorum(tx Tx, s *seal.Sealer, q *quorum.State) error {
 	sort.Slice(q.Keys, func(i, j int) bool { return q.Keys[i].Officer < q.Keys[j].Officer })
 	sort.Slice(q.Tokens, func(i, j int) bool { return q.Tokens[i].ID < q.Tokens[j].ID })
 	state, err := json.Marshal(q) // maps marshal in key order: deterministic
@@ -71,7 +72,7 @@ func saveQuorum(tx Tx, s *Sealer, q *quorum.State) error {
 }
 
 // officerFor reads the actor and requires a crypto officer.
-func officerFor(tx Tx, s *Sealer, name string) (*User, error) {
+func officerFor(tx Tx, s *seal.Sealer, name string) (*object.User, error) {
 	u, err := userFor(tx, s, name)
 	if err != nil {
 		return nil, err
@@ -82,7 +83,7 @@ func officerFor(tx Tx, s *Sealer, name string) (*User, error) {
 	return u, nil
 }
 
-func applyQuorumRegisterKey(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyQuorumRegisterKey(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if _, err := officerFor(tx, s, c.Actor); err != nil {
 		return nil, err
 	}
@@ -109,7 +110,7 @@ func applyQuorumRegisterKey(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 
 // registeredOfficers counts the officers with a registered key who still
 // exist as officers.
-func registeredOfficers(tx Tx, s *Sealer, q *quorum.State) (int, error) {
+func registeredOfficers(tx Tx, s *seal.Sealer, q *quorum.State) (int, error) {
 	n := 0
 	for _, k := range q.Keys {
 		u, err := userFor(tx, s, k.Officer)
@@ -126,7 +127,7 @@ func registeredOfficers(tx Tx, s *Sealer, q *quorum.State) (int, error) {
 	return n, nil
 }
 
-func applyQuorumSetPolicy(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyQuorumSetPolicy(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if _, err := officerFor(tx, s, c.Actor); err != nil {
 		return nil, err
 	}
@@ -161,7 +162,7 @@ func applyQuorumSetPolicy(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	return nil, saveQuorum(tx, s, q)
 }
 
-func applyQuorumCreateToken(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyQuorumCreateToken(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if _, err := officerFor(tx, s, c.Actor); err != nil {
 		return nil, err
 	}
@@ -196,7 +197,7 @@ func applyQuorumCreateToken(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	return nil, saveQuorum(tx, s, q)
 }
 
-func applyQuorumApprove(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyQuorumApprove(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if _, err := officerFor(tx, s, c.Actor); err != nil {
 		return nil, err
 	}
@@ -231,7 +232,7 @@ func applyQuorumApprove(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 
 // applyQuorumUse spends a token for an operation outside the state machine
 // (a membership change), before that operation is made.
-func applyQuorumUse(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applyQuorumUse(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if _, err := officerFor(tx, s, c.Actor); err != nil {
 		return nil, err
 	}
@@ -252,7 +253,7 @@ func applyQuorumUse(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 // machine: with quorum on for the service, the command must name a token
 // that passes spendToken, and the token is gone once the command applies
 // (a refused command writes nothing, so its token stays).
-func quorumCheck(tx Tx, s *Sealer, c *Command, service string) error {
+func quorumCheck(tx Tx, s *seal.Sealer, c *Command, service string) error {
 	q, err := loadQuorum(tx.Meta, s)
 	if err != nil {
 		return err
@@ -272,7 +273,7 @@ func quorumCheck(tx Tx, s *Sealer, c *Command, service string) error {
 // still exist, are still officers and still have the key they signed with.
 // With M = 1 nothing is needed, but a token given is still checked and
 // spent.
-func spendToken(tx Tx, s *Sealer, q *quorum.State, c *Command, service string) error {
+func spendToken(tx Tx, s *seal.Sealer, q *quorum.State, c *Command, service string) error {
 	m := q.M(service)
 	q.PruneTokens(c.Time)
 	if c.QuorumToken == "" {
@@ -332,7 +333,7 @@ func spendToken(tx Tx, s *Sealer, q *quorum.State, c *Command, service string) e
 // quorumForgetUser drops a deleted user's approval key and tokens, and
 // refuses the deletion if fewer registered officers would remain than a
 // service's M: the cluster would lock itself out of that service.
-func quorumForgetUser(tx Tx, s *Sealer, name string) error {
+func quorumForgetUser(tx Tx, s *seal.Sealer, name string) error {
 	q, err := loadQuorum(tx.Meta, s)
 	if err != nil {
 		return err

@@ -237,12 +237,12 @@ func TestQuorumGatesUserManagement(t *testing.T) {
 	f := newQuorumFixture(t)
 	h := f.hash
 	gated := []*tokens.Command{
-		{Op: tokens.OpCreateUser, Actor: "admin", User: &tokens.User{Name: "mallory", Role: object.RoleCO, PasswordHash: h}},
+		{Op: tokens.OpCreateUser, Actor: "admin", User: &object.User{Name: "mallory", Role: object.RoleCO, PasswordHash: h}},
 		{Op: tokens.OpDeleteUser, Actor: "admin", Name: "bob"},
 		{Op: tokens.OpUnlockUser, Actor: "admin", Name: "bob"},
 		{Op: tokens.OpSetPassword, Actor: "admin", Name: "admin2", PasswordHash: h},
 		// A node certificate forging a command without an actor.
-		{Op: tokens.OpCreateUser, User: &tokens.User{Name: "mallory", Role: object.RoleCO, PasswordHash: h}},
+		{Op: tokens.OpCreateUser, User: &object.User{Name: "mallory", Role: object.RoleCO, PasswordHash: h}},
 	}
 	for _, c := range gated {
 		err := f.apply(c)

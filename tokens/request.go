@@ -10,6 +10,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/seal"
 )
 
 // Request IDs make every write safe to retry. A write whose node or leader
@@ -127,7 +128,7 @@ func readRequest(get func(string) ([]byte, error), key string) (*RequestRecord, 
 // applyDeduped applies c, whose record key is key, or answers it with the
 // outcome recorded for key. It returns the objects changed and the
 // command's refusal; err is a failure of the store.
-func applyDeduped(tx Tx, s *Sealer, c *Command, index uint64, key string, fn applyFunc) (changed []uint64, refusal, err error) {
+func applyDeduped(tx Tx, s *seal.Sealer, c *Command, index uint64, key string, fn applyFunc) (changed []uint64, refusal, err error) {
 	rec, err := readRequest(tx.Meta, key)
 	if err != nil {
 		return nil, nil, err

@@ -224,7 +224,7 @@ func TestApplyDedupeReplayAndSnapshot(t *testing.T) {
 func TestRequestIDDoesNotHideFailedLogins(t *testing.T) {
 	f := newFixture(t)
 	ctx := tokens.WithRequestID(context.Background(), reqA)
-	for i := 0; i < tokens.MaxFailedLogins; i++ {
+	for i := 0; i < object.MaxFailedLogins; i++ {
 		_, err := f.e.Login(ctx, "alice", "wrong-password")
 		wantRV(t, "wrong password", err, ck.CKR_PIN_INCORRECT)
 	}

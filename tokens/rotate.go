@@ -8,6 +8,7 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/seal"
 )
 
 // Passphrase rotation re-seals the same domain key under a new
@@ -27,7 +28,7 @@ const MetaDomainKeyMAC = "domain_key_mac"
 // domain key under another KEK. A crypto officer asks; the record must be
 // well formed, for this cluster, with bounded KDF parameters, and carry a
 // MAC under the domain key (which a node certificate alone cannot make).
-func applySetDomainKey(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
+func applySetDomainKey(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	actor, err := userFor(tx, s, c.Actor)
 	if err != nil {
 		return nil, err
@@ -35,7 +36,7 @@ func applySetDomainKey(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if actor.Role != object.RoleCO {
 		return nil, hsmerr.Errorf(ck.CKR_USER_TYPE_INVALID, "only a crypto officer may rotate the passphrase")
 	}
-	rec, err := UnmarshalSealedDomainKey(c.Domain)
+	rec, err := seal.UnmarshalSealedDomainKey(c.Domain)
 	if err != nil {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
 	}
@@ -43,11 +44,11 @@ func applySetDomainKey(tx Tx, s *Sealer, c *Command) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	old, err := UnmarshalSealedDomainKey(cur)
+	old, err := seal.UnmarshalSealedDomainKey(cur)
 	if err != nil {
 		return nil, err
 	}
-	if rec.Format != SealedDKFormat || rec.ClusterID != old.ClusterID {
+	if rec.Format != seal.SealedDKFormat || rec.ClusterID != old.ClusterID {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the new record is not for this cluster")
 	}
 	if err := rec.CheckParams(); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,12 +20,12 @@ func TestApplySetDomainKey(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	sealer := f.m.Sealer()
-	newPass := tokens.KEKSource{Passphrase: []byte("the new passphrase")}
+	newPass := seal.KEKSource{Passphrase: []byte("the new passphrase")}
 	good, err := sealer.Reseal("test", newPass)
 	require.NoError(t, err)
 	goodRaw := good.Marshal()
 
-	other, _, err := tokens.NewDomainKey("test", tokens.KEKSource{KeyFile: bytes.Repeat([]byte{4}, 32)})
+	other, _, err := seal.NewDomainKey("test", seal.KEKSource{KeyFile: bytes.Repeat([]byte{4}, 32)})
 	require.NoError(t, err)
 	foreign, err := other.Reseal("test", newPass)
 	require.NoError(t, err)
@@ -63,12 +64,12 @@ func TestApplySetDomainKey(t *testing.T) {
 	now, err := f.m.Store().Meta(tokens.MetaDomainKey)
 	require.NoError(t, err)
 	assert.Equal(t, goodRaw, now)
-	rec, err := tokens.UnmarshalSealedDomainKey(now)
+	rec, err := seal.UnmarshalSealedDomainKey(now)
 	require.NoError(t, err)
 	opened, err := rec.Unseal(newPass)
 	require.NoError(t, err, "the new passphrase opens the new record")
 	assert.True(t, opened.Holds(sealer), "the new record seals the same domain key")
 	assert.Equal(t, sealer.Fingerprint(), opened.Fingerprint())
-	_, err = rec.Unseal(tokens.KEKSource{KeyFile: bytes.Repeat([]byte{3}, 32)})
+	_, err = rec.Unseal(seal.KEKSource{KeyFile: bytes.Repeat([]byte{3}, 32)})
 	assert.Error(t, err, "the old key file no longer opens it")
 }

@@ -14,8 +14,8 @@ import (
 // every node.
 type Store interface {
 	// User returns the named user, or ErrNotFound.
-	User(name string) (*User, error)
-	Users() ([]*User, error)
+	User(name string) (*object.User, error)
+	Users() ([]*object.User, error)
 	Object(id uint64) (*object.Object, error)
 	// Find returns the objects that match q, ordered by ID.
 	Find(q Query) ([]*object.Object, error)
@@ -43,9 +43,9 @@ type Store interface {
 
 // Tx is a write transaction.
 type Tx interface {
-	User(name string) (*User, error)
-	Users() ([]*User, error)
-	PutUser(u *User) error
+	User(name string) (*object.User, error)
+	Users() ([]*object.User, error)
+	PutUser(u *object.User) error
 	DeleteUser(name string) error
 	Object(id uint64) (*object.Object, error)
 	// PutObject inserts or replaces the object, its index columns and its

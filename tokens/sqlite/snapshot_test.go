@@ -28,7 +28,7 @@ func populate(t testing.TB, s *Store, n int) {
 	t.Helper()
 	update(t, s, 10, func(tx tokens.Tx) error {
 		for i := range n {
-			u := &tokens.User{Name: fmt.Sprintf("user-%03d", i), Role: object.RoleCU, PasswordHash: fmt.Sprintf("$argon2id$hash-%d", i),
+			u := &object.User{Name: fmt.Sprintf("user-%03d", i), Role: object.RoleCU, PasswordHash: fmt.Sprintf("$argon2id$hash-%d", i),
 				FailedLogins: i % 5, Locked: i%3 == 0, Generation: uint64(i) << 60, Created: int64(1700000000 + i), Number: uint64(i + 1)}
 			if i%4 != 1 {
 				u.MAC = []byte(fmt.Sprintf("user-mac-%d", i))
@@ -37,7 +37,7 @@ func populate(t testing.TB, s *Store, n int) {
 				return err
 			}
 		}
-		if err := tx.PutUser(&tokens.User{Name: "admin", Role: object.RoleCO, PasswordHash: "x", Created: -5, Generation: 1<<64 - 1}); err != nil {
+		if err := tx.PutUser(&object.User{Name: "admin", Role: object.RoleCO, PasswordHash: "x", Created: -5, Generation: 1<<64 - 1}); err != nil {
 			return err
 		}
 		for i := range n {
@@ -337,7 +337,7 @@ func TestSnapshotDoesNotBlockOrSeeWrites(t *testing.T) {
 		defer close(done)
 		for i := uint64(12); i < 62; i++ {
 			if err := s.Update(i, func(tx tokens.Tx) error {
-				if err := tx.PutUser(&tokens.User{Name: fmt.Sprintf("new-%d", i), Role: object.RoleCU, PasswordHash: "h"}); err != nil {
+				if err := tx.PutUser(&object.User{Name: fmt.Sprintf("new-%d", i), Role: object.RoleCU, PasswordHash: "h"}); err != nil {
 					return err
 				}
 				if err := tx.DeleteObject(1000 + i); err != nil && !errors.Is(err, tokens.ErrNotFound) {
@@ -398,7 +398,7 @@ func TestRestoreBadStreamChangesNothing(t *testing.T) {
 
 	dst := openTest(t)
 	update(t, dst, 5, func(tx tokens.Tx) error {
-		if err := tx.PutUser(&tokens.User{Name: "zed", Role: object.RoleCO, PasswordHash: "p", MAC: []byte("m")}); err != nil {
+		if err := tx.PutUser(&object.User{Name: "zed", Role: object.RoleCO, PasswordHash: "p", MAC: []byte("m")}); err != nil {
 			return err
 		}
 		if err := tx.PutObject(newObject(99, "zed", cko_SECRET_KEY, ckk_AES, []byte("keep me"), nil, []byte("s"), "user-001")); err != nil {
@@ -552,7 +552,7 @@ func TestRestoreCachedStatementsSeeNewState(t *testing.T) {
 	})
 	b := openTest(t)
 	update(t, b, 1, func(tx tokens.Tx) error {
-		if err := tx.PutUser(&tokens.User{Name: "bob", Role: object.RoleCU, PasswordHash: "h"}); err != nil {
+		if err := tx.PutUser(&object.User{Name: "bob", Role: object.RoleCU, PasswordHash: "h"}); err != nil {
 			return err
 		}
 		return tx.PutObject(newObject(2, "bob", cko_SECRET_KEY, ckk_AES, []byte("A"), nil, []byte("s")))

@@ -261,9 +261,9 @@ var readSQL = [numReadStmts]string{
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanUser(row scanner) (*tokens.User, error) {
+func scanUser(row scanner) (*object.User, error) {
 	var (
-		u      tokens.User
+		u      object.User
 		role   int64
 		locked bool
 		gen    int64
@@ -352,11 +352,11 @@ func unhex(c byte) (byte, bool) {
 func notFound(what string) error { return fmt.Errorf("%s: %w", what, tokens.ErrNotFound) }
 
 // User returns the named user, or an error wrapping tokens.ErrNotFound.
-func (s *Store) User(name string) (*tokens.User, error) {
+func (s *Store) User(name string) (*object.User, error) {
 	return getUser(s.rstmts[rUser].QueryRowContext(context.Background(), name), name)
 }
 
-func getUser(row *sql.Row, name string) (*tokens.User, error) {
+func getUser(row *sql.Row, name string) (*object.User, error) {
 	u, err := scanUser(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound(fmt.Sprintf("user %q", name))
@@ -368,17 +368,17 @@ func getUser(row *sql.Row, name string) (*tokens.User, error) {
 }
 
 // Users returns every user, ordered by name.
-func (s *Store) Users() ([]*tokens.User, error) {
+func (s *Store) Users() ([]*object.User, error) {
 	return getUsers(s.rstmts[rUsers])
 }
 
-func getUsers(st *sql.Stmt) ([]*tokens.User, error) {
+func getUsers(st *sql.Stmt) ([]*object.User, error) {
 	rows, err := st.QueryContext(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("tokens/sqlite: read users: %w", err)
 	}
 	defer rows.Close()
-	var us []*tokens.User
+	var us []*object.User
 	for rows.Next() {
 		u, err := scanUser(rows)
 		if err != nil {

@@ -93,9 +93,9 @@ func wantNotFound(t *testing.T, what string, err error) {
 
 func TestUserRoundTrip(t *testing.T) {
 	s := openTest(t)
-	alice := &tokens.User{Name: "alice", Role: object.RoleCU, PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+	alice := &object.User{Name: "alice", Role: object.RoleCU, PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
 		FailedLogins: 3, Locked: true, Generation: 1<<63 + 5, Created: 1700000000, MAC: []byte{0xde, 0xad}}
-	admin := &tokens.User{Name: "admin", Role: object.RoleCO, PasswordHash: "x", Generation: 1, Created: -1}
+	admin := &object.User{Name: "admin", Role: object.RoleCO, PasswordHash: "x", Generation: 1, Created: -1}
 	update(t, s, 0, func(tx tokens.Tx) error {
 		if err := tx.PutUser(alice); err != nil {
 			return err
@@ -147,7 +147,7 @@ func TestUserRoundTrip(t *testing.T) {
 	wantNotFound(t, "User after delete", err)
 	err = s.Update(0, func(tx tokens.Tx) error { return tx.DeleteUser("alice") })
 	wantNotFound(t, "DeleteUser of missing user", err)
-	if err := s.Update(0, func(tx tokens.Tx) error { return tx.PutUser(&tokens.User{}) }); err == nil {
+	if err := s.Update(0, func(tx tokens.Tx) error { return tx.PutUser(&object.User{}) }); err == nil {
 		t.Fatal("PutUser with empty name succeeded")
 	}
 	if all, _ := s.Users(); len(all) != 1 || all[0].Name != "admin" {
@@ -387,13 +387,13 @@ var errRefused = errors.New("refused by the engine")
 func TestUpdateErrorRollsBackButRecordsIndex(t *testing.T) {
 	s := openTest(t)
 	update(t, s, 1, func(tx tokens.Tx) error {
-		if err := tx.PutUser(&tokens.User{Name: "alice", Role: object.RoleCU}); err != nil {
+		if err := tx.PutUser(&object.User{Name: "alice", Role: object.RoleCU}); err != nil {
 			return err
 		}
 		return tx.PutObject(newObject(5, "alice", cko_DATA, -1, []byte("x"), nil, nil, "bob"))
 	})
 	err := s.Update(2, func(tx tokens.Tx) error {
-		if err := tx.PutUser(&tokens.User{Name: "bob", Role: object.RoleCU}); err != nil {
+		if err := tx.PutUser(&object.User{Name: "bob", Role: object.RoleCU}); err != nil {
 			return err
 		}
 		if err := tx.DeleteUser("alice"); err != nil {
@@ -524,7 +524,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 		if s.Path() != path {
 			t.Fatalf("Path() = %q, want %q", s.Path(), path)
 		}
-		user := &tokens.User{Name: "alice", Role: object.RoleCU, PasswordHash: "h", Generation: 3, Created: 17}
+		user := &object.User{Name: "alice", Role: object.RoleCU, PasswordHash: "h", Generation: 3, Created: 17}
 		obj := newObject(77, "alice", cko_SECRET_KEY, ckk_AES, []byte("l"), []byte("i"), []byte("sealed"), "bob")
 		update(t, s, 10, func(tx tokens.Tx) error { return tx.PutUser(user) })
 		update(t, s, 11, func(tx tokens.Tx) error { return tx.PutObject(obj) })

@@ -191,7 +191,7 @@ func (t *tx) checkDone() error {
 	return nil
 }
 
-func (t *tx) User(name string) (*tokens.User, error) {
+func (t *tx) User(name string) (*object.User, error) {
 	if err := t.checkDone(); err != nil {
 		return nil, err
 	}
@@ -199,14 +199,14 @@ func (t *tx) User(name string) (*tokens.User, error) {
 }
 
 // Users returns every user, ordered by name, as the transaction sees them.
-func (t *tx) Users() ([]*tokens.User, error) {
+func (t *tx) Users() ([]*object.User, error) {
 	if err := t.checkDone(); err != nil {
 		return nil, err
 	}
 	return getUsers(t.stmt(wUsers))
 }
 
-func (t *tx) PutUser(u *tokens.User) error {
+func (t *tx) PutUser(u *object.User) error {
 	if u == nil || u.Name == "" {
 		return errors.New("tokens/sqlite: put user: empty name")
 	}

@@ -1,4 +1,4 @@
-package tokens
+package seal
 
 import (
 	"crypto/aes"

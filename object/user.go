@@ -1,6 +1,4 @@
-package tokens
-
-import "github.com/openhsm/openhsm/object"
+package object
 
 // MaxFailedLogins is how many wrong passwords lock an account.
 const MaxFailedLogins = 5
@@ -8,7 +6,7 @@ const MaxFailedLogins = 5
 // User is a crypto officer or crypto user.
 type User struct {
 	Name string
-	Role object.Role
+	Role Role
 	// PasswordHash is the argon2id hash in PHC string form; it is computed
 	// before apply, so apply stays deterministic.
 	PasswordHash string

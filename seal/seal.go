@@ -1,4 +1,4 @@
-package tokens
+package seal
 
 import (
 	"bytes"
@@ -306,7 +306,7 @@ func (s *Sealer) AttrMAC(o *object.Object) []byte {
 
 // UserMAC binds a user's row (role, password hash, lockout state and
 // generation) so that a row edited in the file is refused.
-func (s *Sealer) UserMAC(u *User) []byte {
+func (s *Sealer) UserMAC(u *object.User) []byte {
 	h := hmac.New(sha256.New, s.macKey)
 	fmt.Fprintf(h, "openhsm user v1|%d|%s|%d|%s|%d|%t|%d|%d|%d", len(u.Name), u.Name, u.Role, u.PasswordHash,
 		u.FailedLogins, u.Locked, u.Generation, u.Created, u.Number)
@@ -314,7 +314,7 @@ func (s *Sealer) UserMAC(u *User) []byte {
 }
 
 // CheckUserMAC verifies User.MAC.
-func (s *Sealer) CheckUserMAC(u *User) bool { return hmac.Equal(u.MAC, s.UserMAC(u)) }
+func (s *Sealer) CheckUserMAC(u *object.User) bool { return hmac.Equal(u.MAC, s.UserMAC(u)) }
 
 // CheckAttrMAC verifies Object.MAC.
 func (s *Sealer) CheckAttrMAC(o *object.Object) bool { return hmac.Equal(o.MAC, s.AttrMAC(o)) }

@@ -1,4 +1,4 @@
-package tokens
+package seal
 
 import (
 	"crypto/hmac"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
 )
 
 // AuditKey is the key of the chain's MACs and of the nodes' batch proofs.
@@ -43,7 +44,7 @@ func (s *Sealer) breakGlassMAC(name string, t int64, nonce []byte) []byte {
 // NewBreakGlass makes the proof for unlocking name at time t (Unix
 // seconds) with a fresh nonce.
 func (s *Sealer) NewBreakGlass(name string, t int64) (*BreakGlass, error) {
-	nonce, err := Random(BreakGlassNonceLen)
+	nonce, err := mech.GenerateRandom(BreakGlassNonceLen)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package tokens
+package seal
 
 import (
 	"bytes"
@@ -113,7 +113,7 @@ func TestAttrMAC(t *testing.T) {
 			t.Errorf("edited %s still verifies", name)
 		}
 	}
-	u := &User{Name: "alice", Role: object.RoleCU, PasswordHash: "h", Generation: 1}
+	u := &object.User{Name: "alice", Role: object.RoleCU, PasswordHash: "h", Generation: 1}
 	u.MAC = s.UserMAC(u)
 	if !s.CheckUserMAC(u) {
 		t.Fatal("user MAC")
