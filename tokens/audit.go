@@ -13,6 +13,7 @@ import (
 	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/internal/fields"
 	"github.com/openhsm/openhsm/seal"
 )
 
@@ -31,41 +32,6 @@ import (
 // batch proofs).
 func (e *Engine) Sealer() (*seal.Sealer, error) { return e.sealer() }
 
-// AuditRecord is one record of the trail. It holds no secret: no key
-// material, password hash, data or session token; objects are named by ID
-// (labels may say too much).
-type AuditRecord struct {
-	Seq     uint64 // 1, 2, 3... without gaps
-	Prev    []byte // MAC of record Seq-1 (32 zero bytes for the first)
-	Index   uint64 // log index of the command that wrote it
-	Time    int64  // Unix seconds: the command's time, or the second the uses were counted in
-	Kind    string // audit.KindCommand or audit.KindUse
-	Op      string // the command's Op, or the key operation
-	User    string // who: the actor, or the user name a login names
-	Cert    string // SHA-256 fingerprint (hex) of the client certificate
-	Node    string // the node that took the request
-	Object  uint64 // the object acted on or used (0: none)
-	Subject string // the user a user-management or share command names
-	Result  uint64 // 0: applied (or the uses succeeded); else the refusal's CKR code
-	Count   uint64 // 1 for a command; the number of uses
-	MAC     []byte
-}
-
-// AuditUseCount is one (user, certificate, key, operation, result) count of
-// one second, as a node submits it in an OpAudit command.
-type AuditUseCount struct {
-	Time   int64  `json:"time"`
-	User   string `json:"user"`
-	Cert   string `json:"cert,omitempty"`
-	Object uint64 `json:"object"`
-	Op     string `json:"op"`
-	Result uint64 `json:"result,omitempty"`
-	Count  uint64 `json:"count"`
-}
-
-// MaxAuditUses bounds the counts of one OpAudit command.
-const MaxAuditUses = 10000
-
 // MetaAuditHead is the meta key of the chain's head: seq u64 | MAC of
 // record seq | HMAC of both.
 const MetaAuditHead = "audit_head"
@@ -77,58 +43,10 @@ const metaAuditBatch = "audit_batch/"
 
 const auditMACLen = sha256.Size
 
-func auditAppendStr(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
-	return append(b, s...)
-}
-
-// auditBody is the canonical encoding of every field but the MAC.
-func (r *AuditRecord) auditBody() []byte {
-	b := make([]byte, 0, 160)
-	b = append(b, "openhsm audit v1"...)
-	b = binary.BigEndian.AppendUint64(b, r.Seq)
-	b = auditAppendStr(b, string(r.Prev))
-	b = binary.BigEndian.AppendUint64(b, r.Index)
-	b = binary.BigEndian.AppendUint64(b, uint64(r.Time))
-	for _, s := range []string{r.Kind, r.Op, r.User, r.Cert, r.Node} {
-		b = auditAppendStr(b, s)
-	}
-	b = binary.BigEndian.AppendUint64(b, r.Object)
-	b = auditAppendStr(b, r.Subject)
-	b = binary.BigEndian.AppendUint64(b, r.Result)
-	return binary.BigEndian.AppendUint64(b, r.Count)
-}
-
 func auditMAC(key []byte, r *AuditRecord) []byte {
 	h := hmac.New(sha256.New, key)
-	h.Write(r.auditBody())
+	h.Write(r.Body())
 	return h.Sum(nil)
-}
-
-// MarshalAuditRecord encodes a record with its MAC (the snapshot stream
-// carries records in this form).
-func MarshalAuditRecord(r *AuditRecord) []byte {
-	b := r.auditBody()
-	return auditAppendStr(b, string(r.MAC))
-}
-
-// UnmarshalAuditRecord parses MarshalAuditRecord's encoding.
-func UnmarshalAuditRecord(b []byte) (*AuditRecord, error) {
-	f := fields{b: b}
-	if string(f.take(16)) != "openhsm audit v1" {
-		return nil, errors.New("audit record: bad format")
-	}
-	u64 := func() uint64 { return uint64(f.i64()) }
-	r := &AuditRecord{Seq: u64()}
-	r.Prev = f.bytes()
-	r.Index, r.Time = u64(), f.i64()
-	r.Kind, r.Op, r.User, r.Cert, r.Node = f.str(), f.str(), f.str(), f.str(), f.str()
-	r.Object, r.Subject, r.Result, r.Count = u64(), f.str(), u64(), u64()
-	r.MAC = f.bytes()
-	if f.bad || len(f.b) != 0 {
-		return nil, errors.New("audit record: malformed")
-	}
-	return r, nil
 }
 
 // AuditHead is the chain's head as meta keeps it.
@@ -229,14 +147,14 @@ var loginOps = map[Op]bool{OpLoginFailed: true, OpLoginOK: true}
 func AuditProof(s *seal.Sealer, node string, batch uint64, uses []AuditUseCount) []byte {
 	h := hmac.New(sha256.New, s.AuditKey())
 	b := []byte("openhsm audit batch v1")
-	b = auditAppendStr(b, node)
+	b = fields.AppendStr(b, node)
 	b = binary.BigEndian.AppendUint64(b, batch)
 	for _, u := range uses {
 		b = binary.BigEndian.AppendUint64(b, uint64(u.Time))
-		b = auditAppendStr(b, u.User)
-		b = auditAppendStr(b, u.Cert)
+		b = fields.AppendStr(b, u.User)
+		b = fields.AppendStr(b, u.Cert)
 		b = binary.BigEndian.AppendUint64(b, u.Object)
-		b = auditAppendStr(b, u.Op)
+		b = fields.AppendStr(b, u.Op)
 		b = binary.BigEndian.AppendUint64(b, u.Result)
 		b = binary.BigEndian.AppendUint64(b, u.Count)
 	}

@@ -10,19 +10,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
-)
 
-// StoreSnapshot is a pinned, consistent view of a Store's whole state, from
-// Store.Snapshot. It streams that state for a raft snapshot or a backup while
-// the store keeps taking writes. It is not safe for concurrent use, but it may
-// be written more than once.
-type StoreSnapshot interface {
-	Index() uint64                // applied index of the pinned state
-	Counts() (users, objects int) // known when pinned
-	// WriteTo streams the state; progress (may be nil) is called now and then with records done and total.
-	WriteTo(w io.Writer, progress func(done, total int)) (int64, error)
-	Close() error
-}
+	"github.com/openhsm/openhsm/internal/fields"
+)
 
 // The store snapshot stream: a logical copy of every row of the store,
 // independent of the database that wrote it. All integers are big-endian.
@@ -82,7 +72,6 @@ const (
 	snapHeaderLenV1  = 8 + 2 + 2 + 8*5
 	snapTrailerLen   = 8*5 + sha256.Size
 	snapTrailerLenV1 = 8*4 + sha256.Size
-	snapNull         = 0xFFFFFFFF
 
 	recMeta   = 'M'
 	recUser   = 'U'
@@ -326,21 +315,6 @@ func (e *SnapshotEncoder) write(b []byte) {
 // Written returns how many bytes have reached the underlying writer.
 func (e *SnapshotEncoder) Written() int64 { return e.cw.n }
 
-func appendStr(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
-	return append(b, s...)
-}
-
-func appendNullable(b, v []byte) []byte {
-	if v == nil {
-		return binary.BigEndian.AppendUint32(b, snapNull)
-	}
-	b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
-	return append(b, v...)
-}
-
-func appendI64(b []byte, v int64) []byte { return binary.BigEndian.AppendUint64(b, uint64(v)) }
-
 // Write encodes one record.
 func (e *SnapshotEncoder) Write(r *SnapshotRecord) error {
 	if e.err != nil {
@@ -355,38 +329,38 @@ func (e *SnapshotEncoder) Write(r *SnapshotRecord) error {
 	case r.Meta != nil:
 		m := r.Meta
 		b[0] = recMeta
-		b = appendStr(b, m.Key)
-		b = appendNullable(b, nonNil(m.Value))
+		b = fields.AppendStr(b, m.Key)
+		b = fields.AppendNullable(b, nonNil(m.Value))
 	case r.User != nil:
 		u := r.User
 		b[0] = recUser
-		b = appendStr(b, u.Name)
-		b = appendI64(b, u.Role)
-		b = appendStr(b, u.PasswordHash)
+		b = fields.AppendStr(b, u.Name)
+		b = fields.AppendI64(b, u.Role)
+		b = fields.AppendStr(b, u.PasswordHash)
 		for _, v := range []int64{u.FailedLogins, u.Locked, u.Generation, u.Created, u.Number} {
-			b = appendI64(b, v)
+			b = fields.AppendI64(b, v)
 		}
-		b = appendNullable(b, u.MAC)
+		b = fields.AppendNullable(b, u.MAC)
 	case r.Object != nil:
 		o := r.Object
 		b[0] = recObject
-		b = appendI64(b, o.ID)
-		b = appendStr(b, o.Owner)
-		b = appendI64(b, o.Class)
+		b = fields.AppendI64(b, o.ID)
+		b = fields.AppendStr(b, o.Owner)
+		b = fields.AppendI64(b, o.Class)
 		if o.HasKeyType {
-			b = appendI64(append(b, 1), o.KeyType)
+			b = fields.AppendI64(append(b, 1), o.KeyType)
 		} else {
 			b = append(b, 0)
 		}
 		for _, v := range [][]byte{o.Label, o.CKAID, o.Attrs} {
-			b = appendNullable(b, nonNil(v))
+			b = fields.AppendNullable(b, nonNil(v))
 		}
-		b = appendNullable(b, o.Sealed)
-		b = appendNullable(b, o.MAC)
+		b = fields.AppendNullable(b, o.Sealed)
+		b = fields.AppendNullable(b, o.MAC)
 	case r.Share != nil:
 		b[0] = recShare
-		b = appendI64(b, r.Share.ObjectID)
-		b = appendStr(b, r.Share.User)
+		b = fields.AppendI64(b, r.Share.ObjectID)
+		b = fields.AppendStr(b, r.Share.User)
 	case r.Audit != nil:
 		b[0] = recAudit
 		b = append(b, MarshalAuditRecord(r.Audit)...)
@@ -559,30 +533,30 @@ func (d *SnapshotDecoder) next() (*SnapshotRecord, error) {
 	if d.body.Cap() > 1<<20 {
 		d.body = bytes.Buffer{} // do not keep one huge record's buffer
 	}
-	f := fields{b: body}
+	f := fields.NewReader(body)
 	var r SnapshotRecord
 	switch rh[0] {
 	case recMeta:
-		r.Meta = &SnapshotMeta{Key: f.str(), Value: f.bytes()}
+		r.Meta = &SnapshotMeta{Key: f.Str(), Value: f.Bytes()}
 	case recUser:
-		u := &SnapshotUser{Name: f.str(), Role: f.i64(), PasswordHash: f.str()}
-		u.FailedLogins, u.Locked, u.Generation, u.Created, u.Number = f.i64(), f.i64(), f.i64(), f.i64(), f.i64()
-		u.MAC = f.nullable()
+		u := &SnapshotUser{Name: f.Str(), Role: f.I64(), PasswordHash: f.Str()}
+		u.FailedLogins, u.Locked, u.Generation, u.Created, u.Number = f.I64(), f.I64(), f.I64(), f.I64(), f.I64()
+		u.MAC = f.Nullable()
 		r.User = u
 	case recObject:
-		o := &SnapshotObject{ID: f.i64(), Owner: f.str(), Class: f.i64()}
-		switch f.byte() {
+		o := &SnapshotObject{ID: f.I64(), Owner: f.Str(), Class: f.I64()}
+		switch f.Byte() {
 		case 0:
 		case 1:
-			o.HasKeyType, o.KeyType = true, f.i64()
+			o.HasKeyType, o.KeyType = true, f.I64()
 		default:
-			f.bad = true
+			f.Fail()
 		}
-		o.Label, o.CKAID, o.Attrs = f.bytes(), f.bytes(), f.bytes()
-		o.Sealed, o.MAC = f.nullable(), f.nullable()
+		o.Label, o.CKAID, o.Attrs = f.Bytes(), f.Bytes(), f.Bytes()
+		o.Sealed, o.MAC = f.Nullable(), f.Nullable()
 		r.Object = o
 	case recShare:
-		r.Share = &SnapshotShare{ObjectID: f.i64(), User: f.str()}
+		r.Share = &SnapshotShare{ObjectID: f.I64(), User: f.Str()}
 	case recAudit:
 		if d.version == 1 {
 			return nil, badSnapshot("an audit record in a version 1 stream")
@@ -592,11 +566,11 @@ func (d *SnapshotDecoder) next() (*SnapshotRecord, error) {
 			return nil, badSnapshot("malformed audit record")
 		}
 		r.Audit = a
-		f.b = nil
+		f.Skip()
 	default:
 		return nil, badSnapshot("unknown record kind 0x%02x", rh[0])
 	}
-	if f.bad || len(f.b) != 0 {
+	if !f.Done() {
 		return nil, badSnapshot("malformed record of kind %q", rh[0])
 	}
 	if err := d.order.check(&r); err != nil {
@@ -643,83 +617,4 @@ func (d *SnapshotDecoder) trailer(n uint32) error {
 	default:
 		return err
 	}
-}
-
-// fields parses a record body; any error sets bad.
-type fields struct {
-	b   []byte
-	bad bool
-}
-
-func (f *fields) take(n int) []byte {
-	if f.bad || n > len(f.b) {
-		f.bad = true
-		return nil
-	}
-	v := f.b[:n:n]
-	f.b = f.b[n:]
-	return v
-}
-
-func (f *fields) byte() byte {
-	v := f.take(1)
-	if v == nil {
-		return 0
-	}
-	return v[0]
-}
-
-func (f *fields) i64() int64 {
-	v := f.take(8)
-	if v == nil {
-		return 0
-	}
-	return int64(binary.BigEndian.Uint64(v))
-}
-
-// raw reads a length and that many bytes, uncopied; null reports the
-// NULL length, which only nullable accepts.
-func (f *fields) raw() (v []byte, null bool) {
-	l := f.take(4)
-	if l == nil {
-		return nil, false
-	}
-	n := binary.BigEndian.Uint32(l)
-	if n == snapNull {
-		return nil, true
-	}
-	if uint64(n) > uint64(len(f.b)) {
-		f.bad = true
-		return nil, false
-	}
-	return f.take(int(n)), false
-}
-
-// nullable returns nil for NULL, else a copy (never nil).
-func (f *fields) nullable() []byte {
-	v, null := f.raw()
-	if null || f.bad {
-		return nil
-	}
-	return append([]byte{}, v...)
-}
-
-// bytes returns a copy, never nil; NULL is malformed.
-func (f *fields) bytes() []byte {
-	v, null := f.raw()
-	if null {
-		f.bad = true
-	}
-	if f.bad {
-		return nil
-	}
-	return append([]byte{}, v...)
-}
-
-func (f *fields) str() string {
-	v, null := f.raw()
-	if null {
-		f.bad = true
-	}
-	return string(v)
 }

@@ -94,3 +94,15 @@ var ErrAlreadyApplied = errors.New("command index already applied")
 
 // ErrNotFound is returned by reads of a missing user, object or meta key.
 var ErrNotFound = &hsmerr.Error{RV: 0x82, Msg: "not found"} // CKR_OBJECT_HANDLE_INVALID
+
+// StoreSnapshot is a pinned, consistent view of a Store's whole state, from
+// Store.Snapshot. It streams that state for a raft snapshot or a backup while
+// the store keeps taking writes. It is not safe for concurrent use, but it may
+// be written more than once.
+type StoreSnapshot interface {
+	Index() uint64                // applied index of the pinned state
+	Counts() (users, objects int) // known when pinned
+	// WriteTo streams the state; progress (may be nil) is called now and then with records done and total.
+	WriteTo(w io.Writer, progress func(done, total int)) (int64, error)
+	Close() error
+}

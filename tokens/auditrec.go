@@ -1,0 +1,86 @@
+package tokens
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/openhsm/openhsm/internal/fields"
+)
+
+// AuditRecord is one record of the trail. It holds no secret: no key
+// material, password hash, data or session token; objects are named by ID
+// (labels may say too much).
+type AuditRecord struct {
+	Seq     uint64 // 1, 2, 3... without gaps
+	Prev    []byte // MAC of record Seq-1 (32 zero bytes for the first)
+	Index   uint64 // log index of the command that wrote it
+	Time    int64  // Unix seconds: the command's time, or the second the uses were counted in
+	Kind    string // audit.KindCommand or audit.KindUse
+	Op      string // the command's Op, or the key operation
+	User    string // who: the actor, or the user name a login names
+	Cert    string // SHA-256 fingerprint (hex) of the client certificate
+	Node    string // the node that took the request
+	Object  uint64 // the object acted on or used (0: none)
+	Subject string // the user a user-management or share command names
+	Result  uint64 // 0: applied (or the uses succeeded); else the refusal's CKR code
+	Count   uint64 // 1 for a command; the number of uses
+	MAC     []byte
+}
+
+// AuditUseCount is one (user, certificate, key, operation, result) count of
+// one second, as a node submits it in an OpAudit command.
+type AuditUseCount struct {
+	Time   int64  `json:"time"`
+	User   string `json:"user"`
+	Cert   string `json:"cert,omitempty"`
+	Object uint64 `json:"object"`
+	Op     string `json:"op"`
+	Result uint64 `json:"result,omitempty"`
+	Count  uint64 `json:"count"`
+}
+
+// MaxAuditUses bounds the counts of one OpAudit command.
+const MaxAuditUses = 10000
+
+// Body is the canonical encoding of every field but the MAC.
+func (r *AuditRecord) Body() []byte {
+	b := make([]byte, 0, 160)
+	b = append(b, "openhsm audit v1"...)
+	b = binary.BigEndian.AppendUint64(b, r.Seq)
+	b = fields.AppendStr(b, string(r.Prev))
+	b = binary.BigEndian.AppendUint64(b, r.Index)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Time))
+	for _, s := range []string{r.Kind, r.Op, r.User, r.Cert, r.Node} {
+		b = fields.AppendStr(b, s)
+	}
+	b = binary.BigEndian.AppendUint64(b, r.Object)
+	b = fields.AppendStr(b, r.Subject)
+	b = binary.BigEndian.AppendUint64(b, r.Result)
+	return binary.BigEndian.AppendUint64(b, r.Count)
+}
+
+// MarshalAuditRecord encodes a record with its MAC (the snapshot stream
+// carries records in this form).
+func MarshalAuditRecord(r *AuditRecord) []byte {
+	b := r.Body()
+	return fields.AppendStr(b, string(r.MAC))
+}
+
+// UnmarshalAuditRecord parses MarshalAuditRecord's encoding.
+func UnmarshalAuditRecord(b []byte) (*AuditRecord, error) {
+	f := fields.NewReader(b)
+	if string(f.Take(16)) != "openhsm audit v1" {
+		return nil, errors.New("audit record: bad format")
+	}
+	u64 := func() uint64 { return uint64(f.I64()) }
+	r := &AuditRecord{Seq: u64()}
+	r.Prev = f.Bytes()
+	r.Index, r.Time = u64(), f.I64()
+	r.Kind, r.Op, r.User, r.Cert, r.Node = f.Str(), f.Str(), f.Str(), f.Str(), f.Str()
+	r.Object, r.Subject, r.Result, r.Count = u64(), f.Str(), u64(), u64()
+	r.MAC = f.Bytes()
+	if !f.Done() {
+		return nil, errors.New("audit record: malformed")
+	}
+	return r, nil
+}
