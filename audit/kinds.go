@@ -1,7 +1,8 @@
-// Package audit holds the facts of the audit trail that clients and the
-// cluster share: the kinds of record and the key operations nodes count.
-// The chain itself (records, MACs, the head) is kept and verified by the
-// state machine (tokens/audit.go); docs/audit.md describes both.
+// Package audit is the audit trail's record: its kinds, the key operations
+// nodes count, and its canonical encoding (record.go), which the chain's
+// MACs and the snapshot stream use. The chain itself (appending, the head,
+// verifying) is kept by the state machine (tokens/audit.go); docs/audit.md
+// describes both.
 package audit
 
 // Kinds of audit record.

@@ -40,6 +40,7 @@ import (
 
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/seal"
+	"github.com/openhsm/openhsm/snapshot"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -456,7 +457,7 @@ var errMismatch = errors.New("header and store snapshot disagree")
 // that a backup is not made with the sealer of another domain key (its data
 // key would not unwrap under the domain key in its header).
 func readStream(r io.Reader, h *Header, s *seal.Sealer, phase string, progress func(Progress)) error {
-	dec, err := tokens.NewSnapshotDecoder(r)
+	dec, err := snapshot.NewDecoder(r)
 	if err != nil {
 		return err
 	}
@@ -571,7 +572,7 @@ func decrypt(br *bufio.Reader, h *Header, aad [32]byte, s *seal.Sealer, w io.Wri
 	cr := &chunkReader{r: br, aead: aead, prefix: h.NoncePrefix, aad: aad[:],
 		ct: make([]byte, chunkCTLen), pbuf: make([]byte, 0, ChunkSize)}
 	err = readStream(io.TeeReader(cr, w), h, nil, phase, progress)
-	if err != nil && (errors.Is(err, tokens.ErrBadSnapshot) || errors.Is(err, errMismatch)) {
+	if err != nil && (errors.Is(err, snapshot.ErrBad) || errors.Is(err, errMismatch)) {
 		// Authenticated, yet not sound: written wrong.
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}

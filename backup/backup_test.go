@@ -19,6 +19,7 @@ import (
 
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/seal"
+	"github.com/openhsm/openhsm/snapshot"
 	"github.com/openhsm/openhsm/tokens"
 	"github.com/openhsm/openhsm/tokens/sqlite"
 )
@@ -423,7 +424,7 @@ func TestTruncationRefused(t *testing.T) {
 			pw.CloseWithError(err)
 		}()
 		err := dst.Restore(pr, 0)
-		if !isRefusal(err) && !errors.Is(err, tokens.ErrBadSnapshot) {
+		if !isRefusal(err) && !errors.Is(err, snapshot.ErrBad) {
 			t.Fatalf("restore of a backup cut to %d bytes: %v", n, err)
 		}
 		pr.Close()
@@ -666,7 +667,7 @@ func FuzzVerify(f *testing.F) {
 		if err != nil || !reflect.DeepEqual(h, h2) {
 			t.Fatalf("Verify accepted what Decrypt refuses: %v", err)
 		}
-		dec, err := tokens.NewSnapshotDecoder(&plain)
+		dec, err := snapshot.NewDecoder(&plain)
 		if err != nil || dec.Header().Index != h.Index {
 			t.Fatalf("decrypted stream: %v", err)
 		}

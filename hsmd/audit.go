@@ -52,7 +52,7 @@ type useKey struct {
 
 // usesPerFlush bounds the counts of one OpAudit command; more go in the
 // next ones.
-const usesPerFlush = tokens.MaxAuditUses
+const usesPerFlush = audit.MaxUses
 
 // useCounter counts key uses and sends them through the log.
 type useCounter struct {
@@ -78,7 +78,7 @@ func newUseCounter(node string, sealer func() *seal.Sealer, a tokens.Applier, la
 // maxUseCounters bounds the counters held in memory: a caller who names
 // many distinct (even nonexistent) keys must not grow them, nor the trail,
 // without bound. Past it, new counters fold into object 0.
-const maxUseCounters = tokens.MaxAuditUses
+const maxUseCounters = audit.MaxUses
 
 func (u *useCounter) add(k useKey) {
 	u.mu.Lock()
@@ -90,13 +90,13 @@ func (u *useCounter) add(k useKey) {
 }
 
 // take removes and returns the counts of seconds before the given one.
-func (u *useCounter) take(before int64) []tokens.AuditUseCount {
+func (u *useCounter) take(before int64) []audit.UseCount {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	var out []tokens.AuditUseCount
+	var out []audit.UseCount
 	for k, n := range u.counts {
 		if k.time < before {
-			out = append(out, tokens.AuditUseCount{Time: k.time, User: k.user, Cert: hex.EncodeToString(k.cert[:]), Object: k.object,
+			out = append(out, audit.UseCount{Time: k.time, User: k.user, Cert: hex.EncodeToString(k.cert[:]), Object: k.object,
 				Op: k.op, Result: k.result, Count: n})
 			delete(u.counts, k)
 		}
@@ -105,7 +105,7 @@ func (u *useCounter) take(before int64) []tokens.AuditUseCount {
 }
 
 // putBack returns counts that could not be sent.
-func (u *useCounter) putBack(uses []tokens.AuditUseCount) {
+func (u *useCounter) putBack(uses []audit.UseCount) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, c := range uses {
@@ -244,7 +244,7 @@ func (s *Server) countUse(ctx context.Context, fullMethod string, req any, err e
 // auditPage is the most records one ListAudit answer holds.
 const auditPage = 1000
 
-func auditToPB(r *tokens.AuditRecord) *hsmpb.AuditRecord {
+func auditToPB(r *audit.Record) *hsmpb.AuditRecord {
 	return &hsmpb.AuditRecord{Seq: r.Seq, Index: r.Index, Time: r.Time, Kind: r.Kind, Op: r.Op, User: r.User,
 		Cert: r.Cert, Node: r.Node, Object: r.Object, Subject: r.Subject, Result: r.Result, Count: r.Count, Mac: r.MAC}
 }

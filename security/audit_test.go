@@ -267,7 +267,7 @@ func TestAttackAuditForgedUses(t *testing.T) {
 		filepath.Join(c.Dir, "pki", "ca.pem"), nil)
 	require.NoError(t, err)
 	const forgedKey = 777777
-	uses := []tokens.AuditUseCount{{Time: time.Now().Unix(), User: "cu1", Object: forgedKey, Op: audit.UseSign, Count: 1000}}
+	uses := []audit.UseCount{{Time: time.Now().Unix(), User: "cu1", Object: forgedKey, Op: audit.UseSign, Count: 1000}}
 	for name, cmd := range map[string]*tokens.Command{
 		"no proof":     {Op: tokens.OpAudit, Node: "node2", Batch: 1 << 62, Uses: uses},
 		"forged proof": {Op: tokens.OpAudit, Node: "node2", Batch: 1<<62 + 1, Uses: uses, Proof: make([]byte, 32)},

@@ -3,6 +3,7 @@ package tokens
 import (
 	"errors"
 
+	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 )
@@ -104,7 +105,7 @@ func isApplyRefusal(err error) bool {
 var faultTx func(op Op, tx Tx) Tx
 
 // AppendAudit is a write like any other: its failure is the store's.
-func (g *guardTx) AppendAudit(recs []*AuditRecord, head []byte) error {
+func (g *guardTx) AppendAudit(recs []*audit.Record, head []byte) error {
 	return g.fail(g.tx.AppendAudit(recs, head))
 }
 

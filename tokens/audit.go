@@ -43,7 +43,7 @@ const metaAuditBatch = "audit_batch/"
 
 const auditMACLen = sha256.Size
 
-func auditMAC(key []byte, r *AuditRecord) []byte {
+func auditMAC(key []byte, r *audit.Record) []byte {
 	h := hmac.New(sha256.New, key)
 	h.Write(r.Body())
 	return h.Sum(nil)
@@ -89,7 +89,7 @@ func readAuditHead(key []byte, get func(string) ([]byte, error)) (h AuditHead, p
 // auditChain appends records to the chain inside an Update. The head it
 // starts from is read once; an unreadable or forged head is a store
 // failure, not a refusal: the node must not extend a chain it cannot trust.
-func auditChain(tx Tx, s *seal.Sealer, recs []*AuditRecord) error {
+func auditChain(tx Tx, s *seal.Sealer, recs []*audit.Record) error {
 	if s == nil || len(recs) == 0 {
 		return nil
 	}
@@ -116,8 +116,8 @@ func auditChain(tx Tx, s *seal.Sealer, recs []*AuditRecord) error {
 }
 
 // commandAudit is the record of one command.
-func commandAudit(index uint64, c *Command, refusal error) *AuditRecord {
-	r := &AuditRecord{Index: index, Time: c.Time, Kind: audit.KindCommand, Op: string(c.Op), User: c.Actor,
+func commandAudit(index uint64, c *Command, refusal error) *audit.Record {
+	r := &audit.Record{Index: index, Time: c.Time, Kind: audit.KindCommand, Op: string(c.Op), User: c.Actor,
 		Cert: c.Cert, Node: c.Node, Object: c.ObjectID, Subject: c.Name, Count: 1}
 	if r.User == "" && loginOps[c.Op] {
 		r.User = c.Name
@@ -144,7 +144,7 @@ var loginOps = map[Op]bool{OpLoginFailed: true, OpLoginOK: true}
 
 // AuditProof is what a node puts in an OpAudit command to show it holds
 // the domain key: an HMAC over the node, the batch number and the counts.
-func AuditProof(s *seal.Sealer, node string, batch uint64, uses []AuditUseCount) []byte {
+func AuditProof(s *seal.Sealer, node string, batch uint64, uses []audit.UseCount) []byte {
 	h := hmac.New(sha256.New, s.AuditKey())
 	b := []byte("openhsm audit batch v1")
 	b = fields.AppendStr(b, node)
@@ -197,8 +197,8 @@ func applyAudit(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if c.Node == "" || len(c.Node) > 64 || c.Batch == 0 || c.Batch >= 1<<63 {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "an audit batch needs its node and batch number")
 	}
-	if len(c.Uses) == 0 || len(c.Uses) > MaxAuditUses {
-		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "an audit batch holds 1 to %d counts", MaxAuditUses)
+	if len(c.Uses) == 0 || len(c.Uses) > audit.MaxUses {
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "an audit batch holds 1 to %d counts", audit.MaxUses)
 	}
 	if !hmac.Equal(c.Proof, AuditProof(s, c.Node, c.Batch, c.Uses)) {
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the audit batch's proof does not check")
@@ -223,24 +223,24 @@ func applyAudit(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 // one record of the command, applied or refused. OpInit is not recorded:
 // each node applies it to its own store before it joins, where the domain
 // key may not be unsealed yet, and a record there would differ by node.
-func auditRecords(index uint64, c *Command, refusal error) []*AuditRecord {
+func auditRecords(index uint64, c *Command, refusal error) []*audit.Record {
 	if c.Op == OpInit {
 		return nil
 	}
 	if c.Op == OpAudit && refusal == nil {
-		recs := make([]*AuditRecord, len(c.Uses))
+		recs := make([]*audit.Record, len(c.Uses))
 		for i, u := range c.Uses {
-			recs[i] = &AuditRecord{Index: index, Time: u.Time, Kind: audit.KindUse, Op: u.Op, User: u.User, Cert: u.Cert,
+			recs[i] = &audit.Record{Index: index, Time: u.Time, Kind: audit.KindUse, Op: u.Op, User: u.User, Cert: u.Cert,
 				Node: c.Node, Object: u.Object, Result: u.Result, Count: u.Count}
 		}
 		return recs
 	}
-	return []*AuditRecord{commandAudit(index, c, refusal)}
+	return []*audit.Record{commandAudit(index, c, refusal)}
 }
 
 // SortAuditUses puts counts in a fixed order (time, user, cert, object, op,
 // result), so a batch's encoding does not depend on map order.
-func SortAuditUses(u []AuditUseCount) {
+func SortAuditUses(u []audit.UseCount) {
 	sort.Slice(u, func(i, j int) bool {
 		a, b := u[i], u[j]
 		if a.Time != b.Time {
@@ -368,7 +368,7 @@ func VerifyAudit(st Store, s *seal.Sealer) (*AuditReport, error) {
 
 // auditFindPosition looks for the sequence number, near the record's own,
 // under which its MAC checks: then it was moved, not edited.
-func auditFindPosition(key []byte, r *AuditRecord) uint64 {
+func auditFindPosition(key []byte, r *audit.Record) uint64 {
 	c := *r
 	for d := uint64(1); d <= reorderWindow; d++ {
 		for _, seq := range []uint64{r.Seq + d, r.Seq - d} {

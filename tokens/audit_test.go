@@ -53,7 +53,7 @@ func (f *auditFixture) submit(t *testing.T, c *tokens.Command) error {
 	return f.rec.Submit(context.Background(), c)
 }
 
-func (f *auditFixture) records(t *testing.T, q tokens.AuditQuery) []*tokens.AuditRecord {
+func (f *auditFixture) records(t *testing.T, q tokens.AuditQuery) []*audit.Record {
 	t.Helper()
 	recs, err := f.store.AuditRecords(q)
 	require.NoError(t, err)
@@ -68,7 +68,7 @@ func (f *auditFixture) verify(t *testing.T) *tokens.AuditReport {
 }
 
 // useBatch is a well-formed OpAudit command from node n1.
-func (f *auditFixture) useBatch(batch uint64, uses ...tokens.AuditUseCount) *tokens.Command {
+func (f *auditFixture) useBatch(batch uint64, uses ...audit.UseCount) *tokens.Command {
 	return &tokens.Command{Op: tokens.OpAudit, Node: "n1", Batch: batch, Uses: uses,
 		Proof: tokens.AuditProof(f.m.Sealer(), "n1", batch, uses)}
 }
@@ -97,7 +97,7 @@ func TestAuditRecordsAppliedAndRefusedCommands(t *testing.T) {
 	assert.Equal(t, recs[0].Seq+1, recs[1].Seq)
 	// Nothing secret: the password hash is in no field.
 	for _, r := range f.records(t, tokens.AuditQuery{}) {
-		assert.NotContains(t, string(tokens.MarshalAuditRecord(r)), "argon2id")
+		assert.NotContains(t, string(audit.Marshal(r)), "argon2id")
 	}
 	byObject := f.records(t, tokens.AuditQuery{Object: 4242})
 	require.Len(t, byObject, 1)
@@ -108,7 +108,7 @@ func TestAuditRecordsAppliedAndRefusedCommands(t *testing.T) {
 
 func TestAuditUseBatches(t *testing.T) {
 	f := newAuditFixture(t)
-	uses := []tokens.AuditUseCount{
+	uses := []audit.UseCount{
 		{Time: 1700000005, User: "alice", Cert: "aa", Object: 7, Op: audit.UseSign, Count: 1000},
 		{Time: 1700000005, User: "alice", Cert: "aa", Object: 7, Op: audit.UseDecrypt, Result: ck.CKR_KEY_FUNCTION_NOT_PERMITTED, Count: 2},
 	}
@@ -130,11 +130,11 @@ func TestAuditUseBatches(t *testing.T) {
 		"no proof":         func() *tokens.Command { c := f.useBatch(3, uses...); c.Proof = nil; return c }(),
 		"forged count": func() *tokens.Command {
 			c := f.useBatch(4, uses...)
-			c.Uses = append([]tokens.AuditUseCount(nil), uses...)
+			c.Uses = append([]audit.UseCount(nil), uses...)
 			c.Uses[0].Count = 1
 			return c
 		}(),
-		"unknown op": f.useBatch(5, tokens.AuditUseCount{Time: 1, User: "alice", Object: 7, Op: "steal", Count: 1}),
+		"unknown op": f.useBatch(5, audit.UseCount{Time: 1, User: "alice", Object: 7, Op: "steal", Count: 1}),
 		"no node":    func() *tokens.Command { c := f.useBatch(6, uses...); c.Node = ""; return c }(),
 	} {
 		err := f.submit(t, c)
@@ -159,7 +159,7 @@ func TestAuditUseBatches(t *testing.T) {
 func TestAuditReplayIsDeterministic(t *testing.T) {
 	f := newAuditFixture(t)
 	require.Error(t, f.submit(t, &tokens.Command{Op: tokens.OpDeleteUser, Actor: "alice", Name: "admin", Time: 5}))
-	require.NoError(t, f.submit(t, f.useBatch(9, tokens.AuditUseCount{Time: 9, User: "alice", Object: 3, Op: audit.UseSign, Count: 4})))
+	require.NoError(t, f.submit(t, f.useBatch(9, audit.UseCount{Time: 9, User: "alice", Object: 3, Op: audit.UseSign, Count: 4})))
 	require.Error(t, f.m.Apply(uint64(len(f.rec.log)+1), []byte(`{"op":"nonsense"}`)))
 
 	st2, err := sqlite.Open(filepath.Join(t.TempDir(), "replay.db"), sqlite.Options{})
@@ -170,7 +170,7 @@ func TestAuditReplayIsDeterministic(t *testing.T) {
 		m2.Apply(uint64(i+1), raw)
 	}
 	m2.Apply(uint64(len(f.rec.log)+1), []byte(`{"op":"nonsense"}`))
-	a, b := f.records(t, tokens.AuditQuery{}), func() []*tokens.AuditRecord {
+	a, b := f.records(t, tokens.AuditQuery{}), func() []*audit.Record {
 		r, err := st2.AuditRecords(tokens.AuditQuery{})
 		require.NoError(t, err)
 		return r
@@ -224,7 +224,7 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			f := newAuditFixture(t)
 			for i := range 5 {
 				require.NoError(t, f.submit(t, f.useBatch(uint64(i+1),
-					tokens.AuditUseCount{Time: int64(i), User: "alice", Object: 7, Op: audit.UseSign, Count: 10})))
+					audit.UseCount{Time: int64(i), User: "alice", Object: 7, Op: audit.UseSign, Count: 10})))
 			}
 			n := len(f.records(t, tokens.AuditQuery{}))
 			require.GreaterOrEqual(t, n, 7)
@@ -254,7 +254,7 @@ func TestAuditOldHeadReplayIsNotDetected(t *testing.T) {
 	head, err := f.store.Meta(tokens.MetaAuditHead)
 	require.NoError(t, err)
 	n := len(f.records(t, tokens.AuditQuery{}))
-	require.NoError(t, f.submit(t, f.useBatch(1, tokens.AuditUseCount{Time: 1, User: "alice", Object: 7, Op: audit.UseSign, Count: 10})))
+	require.NoError(t, f.submit(t, f.useBatch(1, audit.UseCount{Time: 1, User: "alice", Object: 7, Op: audit.UseSign, Count: 10})))
 	tamper(t, f.path, `DELETE FROM audit WHERE seq > ?`, n)
 	tamper(t, f.path, `UPDATE meta SET value = ? WHERE key = 'audit_head'`, head)
 	rep := f.verify(t)

@@ -84,11 +84,11 @@ type Command struct {
 	// Node and Cert say where a command came from, for the audit trail:
 	// the node that took the request and the SHA-256 fingerprint (hex) of
 	// the client certificate it came with. hsmd fills them in.
-	Node  string          `json:"node,omitempty"`
-	Cert  string          `json:"cert,omitempty"`
-	Batch uint64          `json:"batch,omitempty"` // OpAudit: the node's batch number
-	Uses  []AuditUseCount `json:"uses,omitempty"`  // OpAudit
-	Proof []byte          `json:"proof,omitempty"` // OpAudit: AuditProof
+	Node  string           `json:"node,omitempty"`
+	Cert  string           `json:"cert,omitempty"`
+	Batch uint64           `json:"batch,omitempty"` // OpAudit: the node's batch number
+	Uses  []audit.UseCount `json:"uses,omitempty"`  // OpAudit
+	Proof []byte           `json:"proof,omitempty"` // OpAudit: AuditProof
 	// BreakGlass proves an unlock_user by BreakGlassActor.
 	BreakGlass  *seal.BreakGlass `json:"break_glass,omitempty"`
 	Fingerprint string           `json:"fingerprint,omitempty"`
@@ -174,10 +174,10 @@ func (m *Machine) Apply(index uint64, raw []byte) error {
 	c, err := DecodeCommand(raw)
 	if err != nil {
 		// A command that cannot be decoded is refused alike everywhere.
-		rec := &AuditRecord{Index: index, Kind: audit.KindCommand, Op: "undecodable", Result: uint64(ck.CKR_ARGUMENTS_BAD), Count: 1}
+		rec := &audit.Record{Index: index, Kind: audit.KindCommand, Op: "undecodable", Result: uint64(ck.CKR_ARGUMENTS_BAD), Count: 1}
 		sealer := m.Sealer()
 		uerr := m.store.Update(index, func(tx Tx) error {
-			if aerr := auditChain(tx, sealer, []*AuditRecord{rec}); aerr != nil {
+			if aerr := auditChain(tx, sealer, []*audit.Record{rec}); aerr != nil {
 				return aerr
 			}
 			return err

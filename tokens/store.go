@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 
+	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 )
@@ -21,7 +22,7 @@ type Store interface {
 	Find(q Query) ([]*object.Object, error)
 	Meta(key string) ([]byte, error)
 	// AuditRecords returns the audit records q selects, by sequence number.
-	AuditRecords(q AuditQuery) ([]*AuditRecord, error)
+	AuditRecords(q AuditQuery) ([]*audit.Record, error)
 	// AppliedIndex is the index of the last command applied (0 if none).
 	AppliedIndex() (uint64, error)
 	// Update runs fn in one transaction and records index as applied in the
@@ -63,7 +64,7 @@ type Tx interface {
 	// write, these survive fn's error: a refused command is recorded in the
 	// same transaction that records its index. Call it at most once per
 	// Update.
-	AppendAudit(recs []*AuditRecord, head []byte) error
+	AppendAudit(recs []*audit.Record, head []byte) error
 	DeleteMeta(key string) error
 	// MetaKeys returns up to limit meta keys that start with prefix, in
 	// byte order.

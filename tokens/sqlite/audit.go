@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -19,7 +20,7 @@ const insertAuditSQL = `INSERT INTO audit (` + auditCols + `) VALUES (?, coalesc
 
 // AppendAudit queues the records and the head; Update writes them after
 // fn returned, whatever it returned.
-func (t *tx) AppendAudit(recs []*tokens.AuditRecord, head []byte) error {
+func (t *tx) AppendAudit(recs []*audit.Record, head []byte) error {
 	if err := t.checkDone(); err != nil {
 		return err
 	}
@@ -36,7 +37,7 @@ func (t *tx) AppendAudit(recs []*tokens.AuditRecord, head []byte) error {
 }
 
 type pendingAudit struct {
-	recs []*tokens.AuditRecord
+	recs []*audit.Record
 	head []byte
 }
 
@@ -63,7 +64,7 @@ func (t *tx) writeAudit(ctx context.Context) error {
 }
 
 // AuditRecords returns the records q selects, by sequence number.
-func (s *Store) AuditRecords(q tokens.AuditQuery) ([]*tokens.AuditRecord, error) {
+func (s *Store) AuditRecords(q tokens.AuditQuery) ([]*audit.Record, error) {
 	conds := []string{"seq > ?"}
 	args := []any{int64(min(q.AfterSeq, 1<<63-1))}
 	if q.Since != 0 {
@@ -90,7 +91,7 @@ func (s *Store) AuditRecords(q tokens.AuditQuery) ([]*tokens.AuditRecord, error)
 		return nil, fmt.Errorf("tokens/sqlite: audit: %w", err)
 	}
 	defer rows.Close()
-	var out []*tokens.AuditRecord
+	var out []*audit.Record
 	for rows.Next() {
 		r, err := scanAudit(rows)
 		if err != nil {
@@ -104,8 +105,8 @@ func (s *Store) AuditRecords(q tokens.AuditQuery) ([]*tokens.AuditRecord, error)
 	return out, nil
 }
 
-func scanAudit(rows *sql.Rows) (*tokens.AuditRecord, error) {
-	var r tokens.AuditRecord
+func scanAudit(rows *sql.Rows) (*audit.Record, error) {
+	var r audit.Record
 	var seq, idx, obj, res, cnt int64
 	if err := rows.Scan(&seq, &r.Prev, &idx, &r.Time, &r.Kind, &r.Op, &r.User, &r.Cert, &r.Node, &obj, &r.Subject,
 		&res, &cnt, &r.MAC); err != nil {

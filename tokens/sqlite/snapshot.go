@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/openhsm/openhsm/snapshot"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -17,18 +18,18 @@ import (
 // travels in the stream's header; schema_version is not carried (the stream
 // is logical, and the restoring store keeps its own schema).
 
-// snapshot is a tokens.StoreSnapshot: a read transaction on a connection of
+// pinned is a tokens.StoreSnapshot: a read transaction on a connection of
 // the read pool, held until Close. In WAL mode it sees the state as of its
 // first read and does not hold up the writer.
-type snapshot struct {
+type pinned struct {
 	mu     sync.Mutex
 	conn   *sql.Conn
 	tx     *sql.Tx
-	hdr    tokens.SnapshotHeader
+	hdr    snapshot.Header
 	closed bool
 }
 
-var _ tokens.StoreSnapshot = (*snapshot)(nil)
+var _ tokens.StoreSnapshot = (*pinned)(nil)
 
 // Snapshot pins the current state: it takes a connection of the read pool,
 // begins a transaction and reads the applied index and the row counts, which
@@ -59,19 +60,19 @@ func (s *Store) Snapshot() (tokens.StoreSnapshot, error) {
 		conn.Close()
 		return nil, fmt.Errorf("tokens/sqlite: snapshot: %w", err)
 	}
-	return &snapshot{conn: conn, tx: tx, hdr: tokens.SnapshotHeader{
+	return &pinned{conn: conn, tx: tx, hdr: snapshot.Header{
 		Index: uint64(idx), Meta: uint64(meta), Users: uint64(users), Objects: uint64(objects), Shares: uint64(shares),
 		Audit: uint64(audit),
 	}}, nil
 }
 
-func (sn *snapshot) Index() uint64 { return sn.hdr.Index }
+func (sn *pinned) Index() uint64 { return sn.hdr.Index }
 
-func (sn *snapshot) Counts() (users, objects int) { return int(sn.hdr.Users), int(sn.hdr.Objects) }
+func (sn *pinned) Counts() (users, objects int) { return int(sn.hdr.Users), int(sn.hdr.Objects) }
 
 // Close ends the read transaction and gives the connection back. It is
 // safe to call more than once.
-func (sn *snapshot) Close() error {
+func (sn *pinned) Close() error {
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
 	if sn.closed {
@@ -86,19 +87,19 @@ const progressEvery = 1000
 
 // WriteTo streams the pinned state to w. It may be called again (say, to
 // retry a failed transfer) and writes the same stream each time.
-func (sn *snapshot) WriteTo(w io.Writer, progress func(done, total int)) (int64, error) {
+func (sn *pinned) WriteTo(w io.Writer, progress func(done, total int)) (int64, error) {
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
 	if sn.closed {
 		return 0, errors.New("tokens/sqlite: snapshot is closed")
 	}
-	enc, err := tokens.NewSnapshotEncoder(w, sn.hdr)
+	enc, err := snapshot.NewEncoder(w, sn.hdr)
 	if err != nil {
 		return 0, fmt.Errorf("tokens/sqlite: snapshot: %w", err)
 	}
 	total := int(sn.hdr.Records())
 	done := 0
-	put := func(r *tokens.SnapshotRecord) error {
+	put := func(r *snapshot.Record) error {
 		if err := enc.Write(r); err != nil {
 			return err
 		}
@@ -124,29 +125,29 @@ func (sn *snapshot) WriteTo(w io.Writer, progress func(done, total int)) (int64,
 	return enc.Written(), nil
 }
 
-func (sn *snapshot) writeRows(put func(*tokens.SnapshotRecord) error) error {
+func (sn *pinned) writeRows(put func(*snapshot.Record) error) error {
 	ctx := context.Background()
 	if err := eachRow(sn.tx, `SELECT key, value FROM meta ORDER BY key`, func(rows *sql.Rows) error {
-		var m tokens.SnapshotMeta
+		var m snapshot.Meta
 		if err := rows.Scan(&m.Key, &m.Value); err != nil {
 			return err
 		}
 		m.Value = nonNil(m.Value)
-		return put(&tokens.SnapshotRecord{Meta: &m})
+		return put(&snapshot.Record{Meta: &m})
 	}); err != nil {
 		return fmt.Errorf("meta: %w", err)
 	}
 
 	if err := eachRow(sn.tx, `SELECT name, role, password_hash, failed_logins, locked, generation, created, number,
 		mac, mac IS NOT NULL FROM users ORDER BY name`, func(rows *sql.Rows) error {
-		var u tokens.SnapshotUser
+		var u snapshot.User
 		var hasMAC bool
 		if err := rows.Scan(&u.Name, &u.Role, &u.PasswordHash, &u.FailedLogins, &u.Locked, &u.Generation,
 			&u.Created, &u.Number, &u.MAC, &hasMAC); err != nil {
 			return err
 		}
 		u.MAC = nullable(u.MAC, hasMAC)
-		return put(&tokens.SnapshotRecord{User: &u})
+		return put(&snapshot.Record{User: &u})
 	}); err != nil {
 		return fmt.Errorf("users: %w", err)
 	}
@@ -161,7 +162,7 @@ func (sn *snapshot) writeRows(put func(*tokens.SnapshotRecord) error) error {
 		return fmt.Errorf("shares: %w", err)
 	}
 	defer shares.Close()
-	var sh tokens.SnapshotShare
+	var sh snapshot.Share
 	haveShare := false
 	nextShare := func() error {
 		haveShare = shares.Next()
@@ -175,7 +176,7 @@ func (sn *snapshot) writeRows(put func(*tokens.SnapshotRecord) error) error {
 	}
 	if err := eachRow(sn.tx, `SELECT id, owner, class, key_type IS NOT NULL, coalesce(key_type, 0), label, ckaid, attrs,
 		sealed, sealed IS NOT NULL, mac, mac IS NOT NULL FROM objects ORDER BY id`, func(rows *sql.Rows) error {
-		var o tokens.SnapshotObject
+		var o snapshot.Object
 		var hasSealed, hasMAC bool
 		if err := rows.Scan(&o.ID, &o.Owner, &o.Class, &o.HasKeyType, &o.KeyType, &o.Label, &o.CKAID, &o.Attrs,
 			&o.Sealed, &hasSealed, &o.MAC, &hasMAC); err != nil {
@@ -183,13 +184,13 @@ func (sn *snapshot) writeRows(put func(*tokens.SnapshotRecord) error) error {
 		}
 		o.Label, o.CKAID, o.Attrs = nonNil(o.Label), nonNil(o.CKAID), nonNil(o.Attrs)
 		o.Sealed, o.MAC = nullable(o.Sealed, hasSealed), nullable(o.MAC, hasMAC)
-		if err := put(&tokens.SnapshotRecord{Object: &o}); err != nil {
+		if err := put(&snapshot.Record{Object: &o}); err != nil {
 			return err
 		}
 		for haveShare && sh.ObjectID <= o.ID {
 			if sh.ObjectID == o.ID {
 				s := sh
-				if err := put(&tokens.SnapshotRecord{Share: &s}); err != nil {
+				if err := put(&snapshot.Record{Share: &s}); err != nil {
 					return err
 				}
 			}
@@ -206,7 +207,7 @@ func (sn *snapshot) writeRows(put func(*tokens.SnapshotRecord) error) error {
 		if err != nil {
 			return err
 		}
-		return put(&tokens.SnapshotRecord{Audit: r})
+		return put(&snapshot.Record{Audit: r})
 	}); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
@@ -278,7 +279,7 @@ func (s *Store) Restore(r io.Reader, index uint64) (err error) {
 	if s.closed {
 		return errClosed
 	}
-	dec, err := tokens.NewSnapshotDecoder(r)
+	dec, err := snapshot.NewDecoder(r)
 	if err != nil {
 		return fmt.Errorf("tokens/sqlite: restore: %w", err)
 	}

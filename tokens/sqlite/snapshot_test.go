@@ -18,6 +18,7 @@ import (
 
 	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/snapshot"
 	"github.com/openhsm/openhsm/tokens"
 )
 
@@ -76,9 +77,9 @@ func populate(t testing.TB, s *Store, n int) {
 		}
 		// Audit records: the store keeps them as given (the chain is the
 		// machine's business), so any field values do here.
-		var recs []*tokens.AuditRecord
+		var recs []*audit.Record
 		for i := range n {
-			recs = append(recs, &tokens.AuditRecord{Seq: uint64(i + 1), Prev: []byte{byte(i)}, Index: 10, Time: int64(-i),
+			recs = append(recs, &audit.Record{Seq: uint64(i + 1), Prev: []byte{byte(i)}, Index: 10, Time: int64(-i),
 				Kind: audit.KindUse, Op: "sign", User: fmt.Sprintf("user-%03d", i), Cert: "ab", Node: "n1",
 				Object: uint64(1<<63 - 1 - i), Subject: "", Result: uint64(i) << 40, Count: 1 << 62, MAC: []byte(fmt.Sprintf("mac-%d", i))})
 		}
@@ -522,7 +523,7 @@ func TestRestoreRefusesWellSealedButInvalidStreams(t *testing.T) {
 		"trailer too short": append(header(3, 0, 0, 0, 0), 'Z', 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0),
 	} {
 		err := dst.Restore(bytes.NewReader(b), 0)
-		if !errors.Is(err, tokens.ErrBadSnapshot) {
+		if !errors.Is(err, snapshot.ErrBad) {
 			t.Errorf("%s: Restore = %v, want ErrBadSnapshot", name, err)
 		}
 		if dump(t, dst) != want {

@@ -1,4 +1,4 @@
-package tokens
+package snapshot
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 
+	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/internal/fields"
 )
 
@@ -20,7 +21,7 @@ import (
 //	header   "OHSMSNAP" | version u16 (2) | reserved u16 (0)
 //	         | applied index u64 | meta u64 | users u64 | objects u64 | shares u64
 //	         | audit u64
-//	record   kind u8 | body length u32 (at most MaxSnapshotRecord) | body
+//	record   kind u8 | body length u32 (at most MaxRecord) | body
 //	trailer  kind 'Z' | length u32 (72) | meta u64 | users u64 | objects u64 | shares u64
 //	         | audit u64 | SHA-256 of every byte of the stream before it
 //
@@ -46,25 +47,25 @@ import (
 //	'O'  id i64 | owner string | class i64 | key_type nullable i64 | label bytes
 //	     | ckaid bytes | attrs bytes | sealed nullable bytes | mac nullable bytes
 //	'S'  object_id i64 | user string
-//	'A'  tokens.MarshalAuditRecord (its fields and MAC; see tokens/audit.go)
+//	'A'  audit.Marshal (its fields and MAC; see audit/record.go)
 //
 // The SHA-256 detects truncation and corruption, not tampering: a stream
 // is authenticated by what carries it (TLS between raft peers; the AEAD of a
 // backup file). The decoder never allocates more than the bytes it has
 // actually read, whatever a length field says.
 
-// SnapshotVersion is the version of the stream format that this build writes
+// Version is the version of the stream format that this build writes
 // and reads.
-const SnapshotVersion = 2
+const Version = 2
 
-// MaxSnapshotRecord bounds the body of one record. One object row is at most
+// MaxRecord bounds the body of one record. One object row is at most
 // a few MiB (a command is at most MaxCommandSize), and shares are records of
 // their own, so no legitimate record comes near it.
-const MaxSnapshotRecord = 16 << 20
+const MaxRecord = 16 << 20
 
-// ErrBadSnapshot is returned (wrapped) for a stream that is malformed,
+// ErrBad is returned (wrapped) for a stream that is malformed,
 // truncated, corrupt or of an unknown version.
-var ErrBadSnapshot = errors.New("store snapshot stream is malformed")
+var ErrBad = errors.New("store snapshot stream is malformed")
 
 const (
 	snapMagic        = "OHSMSNAP"
@@ -81,25 +82,25 @@ const (
 	recEnd    = 'Z'
 )
 
-// SnapshotHeader is what a stream's header says.
-type SnapshotHeader struct {
+// Header is what a stream's header says.
+type Header struct {
 	Index                               uint64 // the applied index of the state
 	Meta, Users, Objects, Shares, Audit uint64 // how many records of each kind follow
 }
 
 // Records is the total number of records the stream holds.
-func (h SnapshotHeader) Records() uint64 {
+func (h Header) Records() uint64 {
 	return h.Meta + h.Users + h.Objects + h.Shares + h.Audit
 }
 
-// SnapshotMeta is one row of meta.
-type SnapshotMeta struct {
+// Meta is one row of meta.
+type Meta struct {
 	Key   string
 	Value []byte
 }
 
-// SnapshotUser is one row of users, column for column.
-type SnapshotUser struct {
+// User is one row of users, column for column.
+type User struct {
 	Name         string
 	Role         int64
 	PasswordHash string
@@ -111,8 +112,8 @@ type SnapshotUser struct {
 	MAC          []byte // nil is NULL
 }
 
-// SnapshotObject is one row of objects, column for column.
-type SnapshotObject struct {
+// Object is one row of objects, column for column.
+type Object struct {
 	ID         int64
 	Owner      string
 	Class      int64
@@ -125,29 +126,29 @@ type SnapshotObject struct {
 	MAC        []byte // nil is NULL
 }
 
-// SnapshotShare is one row of shares; it follows its object.
-type SnapshotShare struct {
+// Share is one row of shares; it follows its object.
+type Share struct {
 	ObjectID int64
 	User     string
 }
 
-// SnapshotRecord is one decoded record: exactly one field is set.
-type SnapshotRecord struct {
-	Meta   *SnapshotMeta
-	User   *SnapshotUser
-	Object *SnapshotObject
-	Share  *SnapshotShare
-	Audit  *AuditRecord
+// Record is one decoded record: exactly one field is set.
+type Record struct {
+	Meta   *Meta
+	User   *User
+	Object *Object
+	Share  *Share
+	Audit  *audit.Record
 }
 
 func badSnapshot(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrBadSnapshot, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", ErrBad, fmt.Sprintf(format, args...))
 }
 
 // snapOrder checks what both the encoder and the decoder require of the
 // record sequence, so that nothing is written that would not be read back.
 type snapOrder struct {
-	hdr     SnapshotHeader
+	hdr     Header
 	phase   int // 0 meta, 1 users, 2 objects and shares, 3 audit, 4 ended
 	counts  [5]uint64
 	lastSeq uint64
@@ -184,7 +185,7 @@ func (o *snapOrder) count(i int, limit uint64, what string) error {
 	return nil
 }
 
-func (o *snapOrder) check(r *SnapshotRecord) error {
+func (o *snapOrder) check(r *Record) error {
 	switch {
 	case r.Meta != nil:
 		if err := o.enter(phMeta); err != nil {
@@ -262,10 +263,10 @@ func (o *snapOrder) end() error {
 	return nil
 }
 
-// SnapshotEncoder writes a store snapshot stream. It checks the order of
+// Encoder writes a store snapshot stream. It checks the order of
 // the records and their counts against the header, so it never writes a
-// stream that SnapshotDecoder would refuse.
-type SnapshotEncoder struct {
+// stream that Decoder would refuse.
+type Encoder struct {
 	cw    *countWriter
 	bw    *bufio.Writer
 	h     hash.Hash
@@ -285,17 +286,17 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// NewSnapshotEncoder writes the header to w and returns an encoder for the
+// NewEncoder writes the header to w and returns an encoder for the
 // records it announces.
-func NewSnapshotEncoder(w io.Writer, hdr SnapshotHeader) (*SnapshotEncoder, error) {
+func NewEncoder(w io.Writer, hdr Header) (*Encoder, error) {
 	if hdr.Index >= 1<<63 {
 		return nil, fmt.Errorf("store snapshot: applied index %d out of range", hdr.Index)
 	}
 	cw := &countWriter{w: w}
-	e := &SnapshotEncoder{cw: cw, bw: bufio.NewWriterSize(cw, 64<<10), h: sha256.New(), order: snapOrder{hdr: hdr}}
+	e := &Encoder{cw: cw, bw: bufio.NewWriterSize(cw, 64<<10), h: sha256.New(), order: snapOrder{hdr: hdr}}
 	b := make([]byte, 0, snapHeaderLen)
 	b = append(b, snapMagic...)
-	b = binary.BigEndian.AppendUint16(b, SnapshotVersion)
+	b = binary.BigEndian.AppendUint16(b, Version)
 	b = binary.BigEndian.AppendUint16(b, 0)
 	for _, v := range []uint64{hdr.Index, hdr.Meta, hdr.Users, hdr.Objects, hdr.Shares, hdr.Audit} {
 		b = binary.BigEndian.AppendUint64(b, v)
@@ -304,7 +305,7 @@ func NewSnapshotEncoder(w io.Writer, hdr SnapshotHeader) (*SnapshotEncoder, erro
 	return e, e.err
 }
 
-func (e *SnapshotEncoder) write(b []byte) {
+func (e *Encoder) write(b []byte) {
 	if e.err != nil {
 		return
 	}
@@ -313,10 +314,10 @@ func (e *SnapshotEncoder) write(b []byte) {
 }
 
 // Written returns how many bytes have reached the underlying writer.
-func (e *SnapshotEncoder) Written() int64 { return e.cw.n }
+func (e *Encoder) Written() int64 { return e.cw.n }
 
 // Write encodes one record.
-func (e *SnapshotEncoder) Write(r *SnapshotRecord) error {
+func (e *Encoder) Write(r *Record) error {
 	if e.err != nil {
 		return e.err
 	}
@@ -363,11 +364,11 @@ func (e *SnapshotEncoder) Write(r *SnapshotRecord) error {
 		b = fields.AppendStr(b, r.Share.User)
 	case r.Audit != nil:
 		b[0] = recAudit
-		b = append(b, MarshalAuditRecord(r.Audit)...)
+		b = append(b, audit.Marshal(r.Audit)...)
 	}
 	n := len(b) - 5
-	if n > MaxSnapshotRecord {
-		e.err = fmt.Errorf("store snapshot: a record of %d bytes is over the limit of %d", n, MaxSnapshotRecord)
+	if n > MaxRecord {
+		e.err = fmt.Errorf("store snapshot: a record of %d bytes is over the limit of %d", n, MaxRecord)
 		return e.err
 	}
 	binary.BigEndian.PutUint32(b[1:5], uint32(n))
@@ -387,7 +388,7 @@ func nonNil(b []byte) []byte {
 
 // Close writes the trailer and flushes. It fails if the records written do
 // not match the header's counts. It does not close the underlying writer.
-func (e *SnapshotEncoder) Close() error {
+func (e *Encoder) Close() error {
 	if e.err != nil {
 		return e.err
 	}
@@ -414,21 +415,21 @@ func (e *SnapshotEncoder) Close() error {
 
 var errEncoderClosed = errors.New("store snapshot: encoder is closed")
 
-// SnapshotDecoder reads and checks a store snapshot stream record by
+// Decoder reads and checks a store snapshot stream record by
 // record.
-type SnapshotDecoder struct {
+type Decoder struct {
 	r       *bufio.Reader
 	h       hash.Hash
-	hdr     SnapshotHeader
+	hdr     Header
 	order   snapOrder
 	body    bytes.Buffer
 	err     error // sticky: the first error, or io.EOF after the end
 	version uint16
 }
 
-// NewSnapshotDecoder reads and checks the header.
-func NewSnapshotDecoder(r io.Reader) (*SnapshotDecoder, error) {
-	d := &SnapshotDecoder{r: bufio.NewReaderSize(r, 64<<10), h: sha256.New()}
+// NewDecoder reads and checks the header.
+func NewDecoder(r io.Reader) (*Decoder, error) {
+	d := &Decoder{r: bufio.NewReaderSize(r, 64<<10), h: sha256.New()}
 	var b [snapHeaderLen]byte
 	if err := d.read(b[:8]); err != nil {
 		return nil, err
@@ -440,8 +441,8 @@ func NewSnapshotDecoder(r io.Reader) (*SnapshotDecoder, error) {
 		return nil, err
 	}
 	d.version = binary.BigEndian.Uint16(b[8:])
-	if d.version != SnapshotVersion && d.version != 1 {
-		return nil, badSnapshot("unsupported version %d (this build reads 1 and %d)", d.version, SnapshotVersion)
+	if d.version != Version && d.version != 1 {
+		return nil, badSnapshot("unsupported version %d (this build reads 1 and %d)", d.version, Version)
 	}
 	if binary.BigEndian.Uint16(b[10:]) != 0 {
 		return nil, badSnapshot("reserved header bits set")
@@ -453,7 +454,7 @@ func NewSnapshotDecoder(r io.Reader) (*SnapshotDecoder, error) {
 	if err := d.read(b[snapHeaderLenV1:hlen]); err != nil {
 		return nil, err
 	}
-	h := SnapshotHeader{
+	h := Header{
 		Index:   binary.BigEndian.Uint64(b[12:]),
 		Meta:    binary.BigEndian.Uint64(b[20:]),
 		Users:   binary.BigEndian.Uint64(b[28:]),
@@ -476,12 +477,12 @@ func NewSnapshotDecoder(r io.Reader) (*SnapshotDecoder, error) {
 }
 
 // Header returns the stream's header.
-func (d *SnapshotDecoder) Header() SnapshotHeader { return d.hdr }
+func (d *Decoder) Header() Header { return d.hdr }
 
 // read fills b from the stream and hashes it. The end of the input is
 // truncation; other errors of the underlying reader are returned as they
 // are.
-func (d *SnapshotDecoder) read(b []byte) error {
+func (d *Decoder) read(b []byte) error {
 	if _, err := io.ReadFull(d.r, b); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return badSnapshot("the stream is truncated")
@@ -495,7 +496,7 @@ func (d *SnapshotDecoder) read(b []byte) error {
 // Next returns the next record. After the last one it checks the trailer
 // (counts and SHA-256) and that nothing follows, and returns io.EOF. Any
 // other error is final. The record's byte slices are its own.
-func (d *SnapshotDecoder) Next() (*SnapshotRecord, error) {
+func (d *Decoder) Next() (*Record, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -507,7 +508,7 @@ func (d *SnapshotDecoder) Next() (*SnapshotRecord, error) {
 	return r, nil
 }
 
-func (d *SnapshotDecoder) next() (*SnapshotRecord, error) {
+func (d *Decoder) next() (*Record, error) {
 	var rh [5]byte
 	if err := d.read(rh[:]); err != nil {
 		return nil, err
@@ -516,7 +517,7 @@ func (d *SnapshotDecoder) next() (*SnapshotRecord, error) {
 	if rh[0] == recEnd {
 		return nil, d.trailer(n)
 	}
-	if n > MaxSnapshotRecord {
+	if n > MaxRecord {
 		return nil, badSnapshot("record of %d bytes is over the limit", n)
 	}
 	// Read the body as it comes: a hostile length costs no more memory
@@ -534,17 +535,17 @@ func (d *SnapshotDecoder) next() (*SnapshotRecord, error) {
 		d.body = bytes.Buffer{} // do not keep one huge record's buffer
 	}
 	f := fields.NewReader(body)
-	var r SnapshotRecord
+	var r Record
 	switch rh[0] {
 	case recMeta:
-		r.Meta = &SnapshotMeta{Key: f.Str(), Value: f.Bytes()}
+		r.Meta = &Meta{Key: f.Str(), Value: f.Bytes()}
 	case recUser:
-		u := &SnapshotUser{Name: f.Str(), Role: f.I64(), PasswordHash: f.Str()}
+		u := &User{Name: f.Str(), Role: f.I64(), PasswordHash: f.Str()}
 		u.FailedLogins, u.Locked, u.Generation, u.Created, u.Number = f.I64(), f.I64(), f.I64(), f.I64(), f.I64()
 		u.MAC = f.Nullable()
 		r.User = u
 	case recObject:
-		o := &SnapshotObject{ID: f.I64(), Owner: f.Str(), Class: f.I64()}
+		o := &Object{ID: f.I64(), Owner: f.Str(), Class: f.I64()}
 		switch f.Byte() {
 		case 0:
 		case 1:
@@ -556,12 +557,12 @@ func (d *SnapshotDecoder) next() (*SnapshotRecord, error) {
 		o.Sealed, o.MAC = f.Nullable(), f.Nullable()
 		r.Object = o
 	case recShare:
-		r.Share = &SnapshotShare{ObjectID: f.I64(), User: f.Str()}
+		r.Share = &Share{ObjectID: f.I64(), User: f.Str()}
 	case recAudit:
 		if d.version == 1 {
 			return nil, badSnapshot("an audit record in a version 1 stream")
 		}
-		a, err := UnmarshalAuditRecord(body)
+		a, err := audit.Unmarshal(body)
 		if err != nil {
 			return nil, badSnapshot("malformed audit record")
 		}
@@ -579,7 +580,7 @@ func (d *SnapshotDecoder) next() (*SnapshotRecord, error) {
 	return &r, nil
 }
 
-func (d *SnapshotDecoder) trailer(n uint32) error {
+func (d *Decoder) trailer(n uint32) error {
 	counts, want := 5, uint32(snapTrailerLen)
 	if d.version == 1 {
 		counts, want = 4, snapTrailerLenV1

@@ -1,4 +1,4 @@
-package tokens
+package audit
 
 import (
 	"encoding/binary"
@@ -7,10 +7,10 @@ import (
 	"github.com/openhsm/openhsm/internal/fields"
 )
 
-// AuditRecord is one record of the trail. It holds no secret: no key
+// Record is one record of the trail. It holds no secret: no key
 // material, password hash, data or session token; objects are named by ID
 // (labels may say too much).
-type AuditRecord struct {
+type Record struct {
 	Seq     uint64 // 1, 2, 3... without gaps
 	Prev    []byte // MAC of record Seq-1 (32 zero bytes for the first)
 	Index   uint64 // log index of the command that wrote it
@@ -27,9 +27,9 @@ type AuditRecord struct {
 	MAC     []byte
 }
 
-// AuditUseCount is one (user, certificate, key, operation, result) count of
+// UseCount is one (user, certificate, key, operation, result) count of
 // one second, as a node submits it in an OpAudit command.
-type AuditUseCount struct {
+type UseCount struct {
 	Time   int64  `json:"time"`
 	User   string `json:"user"`
 	Cert   string `json:"cert,omitempty"`
@@ -39,11 +39,11 @@ type AuditUseCount struct {
 	Count  uint64 `json:"count"`
 }
 
-// MaxAuditUses bounds the counts of one OpAudit command.
-const MaxAuditUses = 10000
+// MaxUses bounds the counts of one OpAudit command.
+const MaxUses = 10000
 
 // Body is the canonical encoding of every field but the MAC.
-func (r *AuditRecord) Body() []byte {
+func (r *Record) Body() []byte {
 	b := make([]byte, 0, 160)
 	b = append(b, "openhsm audit v1"...)
 	b = binary.BigEndian.AppendUint64(b, r.Seq)
@@ -59,21 +59,21 @@ func (r *AuditRecord) Body() []byte {
 	return binary.BigEndian.AppendUint64(b, r.Count)
 }
 
-// MarshalAuditRecord encodes a record with its MAC (the snapshot stream
+// Marshal encodes a record with its MAC (the snapshot stream
 // carries records in this form).
-func MarshalAuditRecord(r *AuditRecord) []byte {
+func Marshal(r *Record) []byte {
 	b := r.Body()
 	return fields.AppendStr(b, string(r.MAC))
 }
 
-// UnmarshalAuditRecord parses MarshalAuditRecord's encoding.
-func UnmarshalAuditRecord(b []byte) (*AuditRecord, error) {
+// Unmarshal parses Marshal's encoding.
+func Unmarshal(b []byte) (*Record, error) {
 	f := fields.NewReader(b)
 	if string(f.Take(16)) != "openhsm audit v1" {
 		return nil, errors.New("audit record: bad format")
 	}
 	u64 := func() uint64 { return uint64(f.I64()) }
-	r := &AuditRecord{Seq: u64()}
+	r := &Record{Seq: u64()}
 	r.Prev = f.Bytes()
 	r.Index, r.Time = u64(), f.I64()
 	r.Kind, r.Op, r.User, r.Cert, r.Node = f.Str(), f.Str(), f.Str(), f.Str(), f.Str()
