@@ -28,10 +28,6 @@ import (
 // head (last sequence number and MAC) is kept in meta under its own MAC, so
 // that cutting off the tail shows too.
 
-// Sealer returns the unsealed domain key (for VerifyAudit and the nodes'
-// batch proofs).
-func (e *Engine) Sealer() (*seal.Sealer, error) { return e.sealer() }
-
 // MetaAuditHead is the meta key of the chain's head: seq u64 | MAC of
 // record seq | HMAC of both.
 const MetaAuditHead = "audit_head"

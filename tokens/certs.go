@@ -1,7 +1,6 @@
 package tokens
 
 import (
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -120,25 +119,4 @@ func applyRevokeCert(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 		return nil, err
 	}
 	return nil, tx.PutMeta(MetaRevokedCerts, b)
-}
-
-// RevokeCert adds a certificate fingerprint (64 lower-case hex digits) to
-// the replicated deny-list. The caller must be a crypto officer; apply
-// checks it again against the store.
-func (e *Engine) RevokeCert(ctx context.Context, c Caller, fingerprint, name string) error {
-	if c.Role != object.RoleCO {
-		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only crypto officers may revoke certificates")
-	}
-	if _, err := parseFingerprintHex(fingerprint); err != nil {
-		return err
-	}
-	return e.submit(ctx, &Command{Op: OpRevokeCert, Actor: c.User, Role: c.Role, Fingerprint: fingerprint, Name: name})
-}
-
-// ListRevokedCerts returns the deny-list. Any logged-in user may read it.
-func (e *Engine) ListRevokedCerts(c Caller) ([]RevokedCert, error) {
-	if c.Role != object.RoleCO && c.Role != object.RoleCU {
-		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
-	}
-	return RevokedCerts(e.store.Meta)
 }

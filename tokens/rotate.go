@@ -2,7 +2,6 @@ package tokens
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 
 	"github.com/openhsm/openhsm/ck"
@@ -64,13 +63,4 @@ func applySetDomainKey(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 		return nil, err
 	}
 	return nil, tx.PutMeta(MetaDomainKeyMAC, c.DomainMAC)
-}
-
-// SetDomainKey submits a rotation: raw is the re-sealed record and mac its
-// RecordMAC. Only a crypto officer may.
-func (e *Engine) SetDomainKey(ctx context.Context, c Caller, raw, mac []byte) error {
-	if c.Role != object.RoleCO {
-		return hsmerr.Errorf(ck.CKR_USER_TYPE_INVALID, "only a crypto officer may rotate the passphrase")
-	}
-	return e.submit(ctx, &Command{Op: OpSetDomainKey, Actor: c.User, Domain: raw, DomainMAC: mac})
 }

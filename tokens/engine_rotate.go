@@ -1,0 +1,18 @@
+package tokens
+
+import (
+	"context"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
+)
+
+// SetDomainKey submits a rotation: raw is the re-sealed record and mac its
+// RecordMAC. Only a crypto officer may.
+func (e *Engine) SetDomainKey(ctx context.Context, c Caller, raw, mac []byte) error {
+	if c.Role != object.RoleCO {
+		return hsmerr.Errorf(ck.CKR_USER_TYPE_INVALID, "only a crypto officer may rotate the passphrase")
+	}
+	return e.submit(ctx, &Command{Op: OpSetDomainKey, Actor: c.User, Domain: raw, DomainMAC: mac})
+}
