@@ -59,7 +59,7 @@ func RevokedFingerprints(get func(string) ([]byte, error)) ([][32]byte, error) {
 	}
 	out := make([][32]byte, 0, len(list))
 	for _, r := range list {
-		fp, err := parseFingerprintHex(r.Fingerprint)
+		fp, err := ParseFingerprintHex(r.Fingerprint)
 		if err != nil {
 			return nil, fmt.Errorf("meta %s is malformed", MetaRevokedCerts)
 		}
@@ -68,7 +68,7 @@ func RevokedFingerprints(get func(string) ([]byte, error)) ([][32]byte, error) {
 	return out, nil
 }
 
-func parseFingerprintHex(s string) ([32]byte, error) {
+func ParseFingerprintHex(s string) ([32]byte, error) {
 	var fp [32]byte
 	b, err := hex.DecodeString(s)
 	if err != nil || len(b) != len(fp) || hex.EncodeToString(b) != s {
@@ -82,7 +82,7 @@ func parseFingerprintHex(s string) ([32]byte, error) {
 // officer that exists at this index may; revoking a certificate twice
 // changes nothing and succeeds, so a retried command is harmless.
 func applyRevokeCert(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
-	if _, err := parseFingerprintHex(c.Fingerprint); err != nil {
+	if _, err := ParseFingerprintHex(c.Fingerprint); err != nil {
 		return nil, err
 	}
 	if len(c.Name) > 64 {

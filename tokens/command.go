@@ -682,7 +682,7 @@ func applyDestroyObject(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 }
 
 func applySetAttributes(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
-	if err := checkTemplate("changes", c.Changes); err != nil {
+	if err := CheckTemplate("changes", c.Changes); err != nil {
 		return nil, err
 	}
 	o, err := objectFor(tx, s, c)
@@ -735,15 +735,6 @@ func checkDataSealed(s *seal.Sealer, o *object.Object, sealed []byte) error {
 		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the data object's sealed value does not open for it")
 	}
 	return nil
-}
-
-func allTrusted(t object.Template) bool {
-	for _, a := range t {
-		if a.Type != ck.CKA_TRUSTED {
-			return false
-		}
-	}
-	return true
 }
 
 func applyShare(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {

@@ -2,9 +2,7 @@ package tokens
 
 import (
 	"context"
-	"crypto/aes"
 	"crypto/rand"
-	"crypto/sha1"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -65,7 +63,6 @@ const (
 	// otherwise.
 	DefaultSessionObjects = 10000
 	maxCachedKeys         = 4096
-	unavailableInfo       = ^uint64(0)
 	sessionObjectLimit    = "too many session objects"
 )
 
@@ -192,7 +189,7 @@ func (e *Engine) submit(ctx context.Context, c *Command) error {
 	if c.QuorumToken == "" {
 		c.QuorumToken = quorumTokenFrom(ctx)
 	}
-	if dedupOps[c.Op] && c.Actor != "" {
+	if Deduplicated(c.Op) && c.Actor != "" {
 		c.RequestID = RequestIDFrom(ctx)
 	}
 	return e.applier.Submit(ctx, c)
@@ -793,18 +790,6 @@ func Random(n int) ([]byte, error) {
 	return mech.GenerateRandom(n)
 }
 
-func checkTemplate(name string, t object.Template) error {
-	if len(t) > object.MaxTemplateAttrs {
-		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%s has more than %d attributes", name, object.MaxTemplateAttrs)
-	}
-	for _, a := range t {
-		if len(a.Value) > object.MaxAttrValue {
-			return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s: %s is longer than %d bytes", name, ck.AttrName(a.Type), object.MaxAttrValue)
-		}
-	}
-	return nil
-}
-
 // finishKey sets the attributes only the HSM sets on a new key.
 func finishKey(a object.Attrs, id uint64, local bool, genMech uint64) {
 	class, _ := a.Ulong(ck.CKA_CLASS)
@@ -816,35 +801,12 @@ func finishKey(a object.Attrs, id uint64, local bool, genMech uint64) {
 	if local {
 		a.SetUlong(ck.CKA_KEY_GEN_MECHANISM, genMech)
 	} else {
-		a.SetUlong(ck.CKA_KEY_GEN_MECHANISM, unavailableInfo)
+		a.SetUlong(ck.CKA_KEY_GEN_MECHANISM, object.UnavailableInfo)
 	}
 	if class != ck.CKO_PUBLIC_KEY {
 		a.SetBool(ck.CKA_ALWAYS_SENSITIVE, local && a.Bool(ck.CKA_SENSITIVE))
 		a.SetBool(ck.CKA_NEVER_EXTRACTABLE, local && !a.Bool(ck.CKA_EXTRACTABLE))
 	}
-}
-
-// secretKeyAttrs checks a secret key's length and sets CKA_VALUE_LEN and
-// CKA_CHECK_VALUE.
-func secretKeyAttrs(a object.Attrs, value []byte) error {
-	kt, _ := a.Ulong(ck.CKA_KEY_TYPE)
-	switch {
-	case kt == ck.CKK_AES && len(value) != 16 && len(value) != 24 && len(value) != 32:
-		return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "an AES key is 16, 24 or 32 bytes")
-	case len(value) == 0 || len(value) > 512:
-		return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "a secret key is 1 to 512 bytes")
-	}
-	a.SetUlong(ck.CKA_VALUE_LEN, uint64(len(value)))
-	if kt == ck.CKK_AES {
-		b, _ := aes.NewCipher(value)
-		var cv [16]byte
-		b.Encrypt(cv[:], cv[:])
-		a[ck.CKA_CHECK_VALUE] = cv[:3]
-	} else {
-		sum := sha1.Sum(value)
-		a[ck.CKA_CHECK_VALUE] = sum[:3]
-	}
-	return nil
 }
 
 // newObj is an object to be made, with its clear material if any.
@@ -995,7 +957,7 @@ func (e *Engine) canCreate(c Caller, tmpls ...object.Template) error {
 		return err
 	}
 	for _, t := range tmpls {
-		if err := checkTemplate("template", t); err != nil {
+		if err := CheckTemplate("template", t); err != nil {
 			return err
 		}
 	}
@@ -1029,7 +991,7 @@ func (e *Engine) GenerateKey(ctx context.Context, c Caller, m mech.Mech, tmpl ob
 	if err != nil {
 		return 0, err
 	}
-	if err := secretKeyAttrs(attrs, value); err != nil {
+	if err := SecretKeyAttrs(attrs, value); err != nil {
 		return 0, err
 	}
 	ids, err := e.storeObjects(ctx, c, newObj{obj: &object.Object{Attrs: attrs}, material: value, local: true, genMech: m.Type,

@@ -15,7 +15,7 @@ func (e *Engine) RevokeCert(ctx context.Context, c Caller, fingerprint, name str
 	if c.Role != object.RoleCO {
 		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only crypto officers may revoke certificates")
 	}
-	if _, err := parseFingerprintHex(fingerprint); err != nil {
+	if _, err := ParseFingerprintHex(fingerprint); err != nil {
 		return err
 	}
 	return e.submit(ctx, &Command{Op: OpRevokeCert, Actor: c.User, Role: c.Role, Fingerprint: fingerprint, Name: name})

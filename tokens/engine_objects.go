@@ -66,7 +66,7 @@ func (e *Engine) CreateObject(ctx context.Context, c Caller, tmpl object.Templat
 		n.material, n.key = der, &mech.Key{Class: class, KeyType: kt, Private: priv, Public: priv.Public()}
 	case ck.CKO_SECRET_KEY:
 		v := secrets[ck.CKA_VALUE]
-		if err := secretKeyAttrs(attrs, v); err != nil {
+		if err := SecretKeyAttrs(attrs, v); err != nil {
 			return 0, err
 		}
 		n.material, n.key = v, &mech.Key{Class: class, KeyType: kt, Secret: v}
@@ -127,14 +127,14 @@ func (e *Engine) CopyObject(ctx context.Context, c Caller, id uint64, tmpl objec
 // SetAttributes changes attributes (C_SetAttributeValue). A crypto officer
 // may set CKA_TRUSTED on any key; an owner may change what the rules allow.
 func (e *Engine) SetAttributes(ctx context.Context, c Caller, id uint64, tmpl object.Template) error {
-	if err := checkTemplate("template", tmpl); err != nil {
+	if err := CheckTemplate("template", tmpl); err != nil {
 		return err
 	}
 	if r, ok := e.replayed(ctx, c, OpSetAttributes); ok {
 		return r.Err()
 	}
 	act := object.ActModify
-	if len(tmpl) > 0 && allTrusted(tmpl) {
+	if len(tmpl) > 0 && AllTrusted(tmpl) {
 		act = object.ActSetTrusted
 	}
 	o, so, err := e.lookup(c, id, act)
@@ -244,7 +244,7 @@ func (e *Engine) FindObjects(c Caller, tmpl object.Template, max int) ([]uint64,
 	if c.Role != object.RoleCO && c.Role != object.RoleCU {
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
 	}
-	if err := checkTemplate("template", tmpl); err != nil {
+	if err := CheckTemplate("template", tmpl); err != nil {
 		return nil, err
 	}
 	want, ok, err := object.DecodeFindTemplate(tmpl)
@@ -468,7 +468,7 @@ func (e *Engine) importKey(ctx context.Context, c Caller, attrs object.Attrs, ma
 			}
 			mat = mat[:l]
 		}
-		if err := secretKeyAttrs(attrs, mat); err != nil {
+		if err := SecretKeyAttrs(attrs, mat); err != nil {
 			return 0, hsmerr.Errorf(ck.CKR_WRAPPED_KEY_INVALID, "%v", err)
 		}
 		n.material, n.key = mat, &mech.Key{Class: class, KeyType: kt, Secret: mat}

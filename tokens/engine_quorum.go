@@ -27,7 +27,7 @@ func (e *Engine) Quorum(c Caller) (*QuorumInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := loadQuorum(e.store.Meta, s)
+	q, err := LoadQuorum(e.store.Meta, s)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ func (e *Engine) Request(actor, id string) (*RequestRecord, error) {
 	if key == "" {
 		return nil, nil
 	}
-	return readRequest(e.store.Meta, key)
+	return ReadRequest(e.store.Meta, key)
 }
 
 // replayed returns the outcome this node has recorded for the call's

@@ -55,7 +55,7 @@ func checkKeyOrigin(a object.Attrs, class, keyType uint64) error {
 		if !gen {
 			return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_LOCAL needs the mechanism that generates this key type")
 		}
-	} else if genMech != unavailableInfo {
+	} else if genMech != object.UnavailableInfo {
 		return hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "object: CKA_KEY_GEN_MECHANISM on a key that was not generated here")
 	}
 	if class == ck.CKO_PUBLIC_KEY {
@@ -82,7 +82,7 @@ func checkMaterial(o *object.Object, class, keyType uint64, material []byte) err
 		}
 		want := object.Attrs{}
 		want.SetUlong(ck.CKA_KEY_TYPE, keyType)
-		if err := secretKeyAttrs(want, material); err != nil {
+		if err := SecretKeyAttrs(want, material); err != nil {
 			return err
 		}
 		for _, t := range []uint64{ck.CKA_VALUE_LEN, ck.CKA_CHECK_VALUE} {

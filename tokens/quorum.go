@@ -31,8 +31,8 @@ type quorumRow struct {
 	MAC   []byte          `json:"mac"`
 }
 
-// loadQuorum reads and checks the quorum state; none yet is the empty state.
-func loadQuorum(get func(string) ([]byte, error), s *seal.Sealer) (*quorum.State, error) {
+// LoadQuorum reads and checks the quorum state; none yet is the empty state.
+func LoadQuorum(get func(string) ([]byte, error), s *seal.Sealer) (*quorum.State, error) {
 	q := &quorum.State{}
 	b, err := get(quorum.MetaQuorum)
 	if errors.Is(err, ErrNotFound) {
@@ -91,7 +91,7 @@ func applyQuorumRegisterKey(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error)
 	if !quorum.Verify(c.QuorumKey, quorum.RegistrationBytes(c.Actor, c.QuorumKey), c.Signature) {
 		return nil, hsmerr.Errorf(ck.CKR_SIGNATURE_INVALID, "the registration is not signed by the key's private half")
 	}
-	q, err := loadQuorum(tx.Meta, s)
+	q, err := LoadQuorum(tx.Meta, s)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func applyQuorumSetPolicy(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if c.QuorumM < 1 || c.QuorumM > quorum.MaxM {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "M must be 1 to %d", quorum.MaxM)
 	}
-	q, err := loadQuorum(tx.Meta, s)
+	q, err := LoadQuorum(tx.Meta, s)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func applyQuorumCreateToken(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error)
 	if err := quorum.ValidTokenID(c.TokenID); err != nil {
 		return nil, err
 	}
-	q, err := loadQuorum(tx.Meta, s)
+	q, err := LoadQuorum(tx.Meta, s)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +201,7 @@ func applyQuorumApprove(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if err := quorum.ValidTokenID(c.TokenID); err != nil {
 		return nil, err
 	}
-	q, err := loadQuorum(tx.Meta, s)
+	q, err := LoadQuorum(tx.Meta, s)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func applyQuorumUse(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if c.Service != quorum.ServiceClusterMembership {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "quorum_use is for %s", quorum.ServiceClusterMembership)
 	}
-	q, err := loadQuorum(tx.Meta, s)
+	q, err := LoadQuorum(tx.Meta, s)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +251,7 @@ func applyQuorumUse(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 // that passes spendToken, and the token is gone once the command applies
 // (a refused command writes nothing, so its token stays).
 func quorumCheck(tx Tx, s *seal.Sealer, c *Command, service string) error {
-	q, err := loadQuorum(tx.Meta, s)
+	q, err := LoadQuorum(tx.Meta, s)
 	if err != nil {
 		return err
 	}
@@ -331,7 +331,7 @@ func spendToken(tx Tx, s *seal.Sealer, q *quorum.State, c *Command, service stri
 // refuses the deletion if fewer registered officers would remain than a
 // service's M: the cluster would lock itself out of that service.
 func quorumForgetUser(tx Tx, s *seal.Sealer, name string) error {
-	q, err := loadQuorum(tx.Meta, s)
+	q, err := LoadQuorum(tx.Meta, s)
 	if err != nil {
 		return err
 	}

@@ -93,10 +93,13 @@ var dedupOps = map[Op]bool{
 	OpCreateUser: true, OpDeleteUser: true, OpSetPassword: true, OpUnlockUser: true,
 }
 
+// Deduplicated reports whether a request ID deduplicates op.
+func Deduplicated(op Op) bool { return dedupOps[op] }
+
 // requestKey is the meta key of c's record, or "" when c is not
 // deduplicated (no ID, an op that is not, or no valid actor).
 func requestKey(c *Command) string {
-	if c.RequestID == "" || !dedupOps[c.Op] || !ValidRequestID(c.RequestID) || ValidUserName(c.Actor) != nil {
+	if c.RequestID == "" || !Deduplicated(c.Op) || !ValidRequestID(c.RequestID) || ValidUserName(c.Actor) != nil {
 		return ""
 	}
 	return metaReqPrefix + c.Actor + "/" + c.RequestID
@@ -108,8 +111,8 @@ func RequestKey(actor, id string) string {
 	return requestKey(&Command{Op: OpCreateObjects, Actor: actor, RequestID: id})
 }
 
-// readRequest reads a record; nil if there is none.
-func readRequest(get func(string) ([]byte, error), key string) (*RequestRecord, error) {
+// ReadRequest reads a record; nil if there is none.
+func ReadRequest(get func(string) ([]byte, error), key string) (*RequestRecord, error) {
 	b, err := get(key)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
@@ -128,7 +131,7 @@ func readRequest(get func(string) ([]byte, error), key string) (*RequestRecord, 
 // outcome recorded for key. It returns the objects changed and the
 // command's refusal; err is a failure of the store.
 func applyDeduped(tx Tx, s *seal.Sealer, c *Command, index uint64, key string, fn applyFunc) (changed []uint64, refusal, err error) {
-	rec, err := readRequest(tx.Meta, key)
+	rec, err := ReadRequest(tx.Meta, key)
 	if err != nil {
 		return nil, nil, err
 	}
