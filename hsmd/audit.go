@@ -12,6 +12,7 @@ import (
 
 	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
@@ -27,7 +28,7 @@ import (
 // stampApplier fills in the node and the client certificate of every
 // command the engine submits, for its audit record.
 type stampApplier struct {
-	next tokens.Applier
+	next engine.Applier
 	node string
 }
 
@@ -58,7 +59,7 @@ const usesPerFlush = audit.MaxUses
 type useCounter struct {
 	node    string
 	sealer  func() *seal.Sealer
-	applier tokens.Applier
+	applier engine.Applier
 	log     *slog.Logger
 	now     func() time.Time
 
@@ -70,7 +71,7 @@ type useCounter struct {
 	lastBatch uint64
 }
 
-func newUseCounter(node string, sealer func() *seal.Sealer, a tokens.Applier, lastBatch uint64, log *slog.Logger) *useCounter {
+func newUseCounter(node string, sealer func() *seal.Sealer, a engine.Applier, lastBatch uint64, log *slog.Logger) *useCounter {
 	return &useCounter{node: node, sealer: sealer, applier: a, log: log, now: time.Now,
 		counts: map[useKey]uint64{}, lastBatch: lastBatch}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/tokens"
@@ -22,7 +23,7 @@ import (
 // lossyApplier applies commands for real but, while lose is set, answers
 // as a cluster that lost its leader mid-commit: the outcome unknown.
 type lossyApplier struct {
-	next tokens.Applier
+	next engine.Applier
 	mu   sync.Mutex
 	lose bool
 	sent int
@@ -48,7 +49,7 @@ func newAuditMachine(t *testing.T) (*tokens.Machine, *sqlite.Store) {
 	sealer, dk, err := seal.NewDomainKey("test", seal.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
 	require.NoError(t, err)
 	m := tokens.NewMachine(st, nil)
-	require.NoError(t, (&tokens.LocalApplier{M: m}).Submit(context.Background(), &tokens.Command{Op: tokens.OpInit, Domain: dk.Marshal()}))
+	require.NoError(t, (&engine.LocalApplier{M: m}).Submit(context.Background(), &tokens.Command{Op: tokens.OpInit, Domain: dk.Marshal()}))
 	m.SetSealer(sealer)
 	return m, st
 }
@@ -70,7 +71,7 @@ func sumUses(t *testing.T, st tokens.Store, object uint64) (n uint64) {
 // shutdown flush sends the current second too.
 func TestUseCounterCountsExactly(t *testing.T) {
 	m, st := newAuditMachine(t)
-	a := &lossyApplier{next: &tokens.LocalApplier{M: m}}
+	a := &lossyApplier{next: &engine.LocalApplier{M: m}}
 	u := newUseCounter("n1", m.Sealer, a, 0, slog.New(slog.DiscardHandler))
 	now := time.Unix(2_000_000_000, 0)
 	u.now = func() time.Time { return now }
@@ -112,7 +113,7 @@ func TestUseCounterKeepsCountsWhenTheClusterIsDown(t *testing.T) {
 		u.add(useKey{time: int64(i), user: "bob", object: 4, op: audit.UseDecrypt})
 	}
 	require.Error(t, u.flush(context.Background(), true))
-	u.applier = &tokens.LocalApplier{M: m}
+	u.applier = &engine.LocalApplier{M: m}
 	require.NoError(t, u.flush(context.Background(), true))
 	assert.Equal(t, uint64(3), sumUses(t, st, 4))
 }
@@ -128,7 +129,7 @@ func (downApplier) Submit(context.Context, *tokens.Command) error {
 // counter (object 0) past the bound, and every use is still counted.
 func TestUseCounterIsBounded(t *testing.T) {
 	m, st := newAuditMachine(t)
-	u := newUseCounter("n1", m.Sealer, &tokens.LocalApplier{M: m}, 0, slog.New(slog.DiscardHandler))
+	u := newUseCounter("n1", m.Sealer, &engine.LocalApplier{M: m}, 0, slog.New(slog.DiscardHandler))
 	extra := 50
 	for i := range maxUseCounters + extra {
 		u.add(useKey{time: 1, user: "mallory", object: uint64(i + 1), op: audit.UseSign, result: ck.CKR_KEY_HANDLE_INVALID})

@@ -10,8 +10,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/openhsm/openhsm/backup"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/pki"
-	"github.com/openhsm/openhsm/tokens"
 )
 
 // Config is a node's configuration file (TOML), documented with the
@@ -170,7 +170,7 @@ func (c *Config) check() error {
 		return fmt.Errorf("max_sessions_per_user: %d must be from 1 to %d", c.MaxSessionsPerUser, 1<<20)
 	}
 	if c.MaxSessionObjects == 0 {
-		c.MaxSessionObjects = tokens.DefaultSessionObjects
+		c.MaxSessionObjects = engine.DefaultSessionObjects
 	}
 	if c.MaxSessionObjects < 1 || c.MaxSessionObjects > 1<<20 {
 		return fmt.Errorf("max_session_objects: %d must be from 1 to %d", c.MaxSessionObjects, 1<<20)

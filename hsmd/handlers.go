@@ -5,11 +5,11 @@ import (
 	"sort"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
-	"github.com/openhsm/openhsm/tokens"
 )
 
 var empty = &hsmpb.Empty{}
@@ -584,7 +584,7 @@ func (s *Server) GenerateRandom(ctx context.Context, r *hsmpb.RandomRequest) (*h
 	if r.Length > mech.MaxRandomLen {
 		return nil, bad("length", "larger than %d", mech.MaxRandomLen)
 	}
-	out, err := tokens.Random(int(r.Length))
+	out, err := engine.Random(int(r.Length))
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/cluster"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/seal"
 	"google.golang.org/grpc/credentials"
@@ -155,7 +156,7 @@ func Init(cfg *Config, clusterID string) error {
 	}
 	defer st.Close()
 	m := tokens.NewMachine(st, nil)
-	return (&tokens.LocalApplier{M: m}).Submit(context.Background(), &tokens.Command{Op: tokens.OpInit, Domain: rec.Marshal()})
+	return (&engine.LocalApplier{M: m}).Submit(context.Background(), &tokens.Command{Op: tokens.OpInit, Domain: rec.Marshal()})
 }
 
 // joinMarker, in data_dir, says the node was made to join a cluster: with
@@ -244,7 +245,7 @@ func InitJoin(cfg *Config, addr string) error {
 	}
 	defer st.Close()
 	m := tokens.NewMachine(st, nil)
-	return (&tokens.LocalApplier{M: m}).Submit(context.Background(), &tokens.Command{Op: tokens.OpInit, Domain: resp.Sealed})
+	return (&engine.LocalApplier{M: m}).Submit(context.Background(), &tokens.Command{Op: tokens.OpInit, Domain: resp.Sealed})
 }
 
 // Node is one running daemon.
@@ -252,7 +253,7 @@ type Node struct {
 	Config    *Config
 	Store     *sqlite.Store
 	Machine   *tokens.Machine
-	Engine    *tokens.Engine
+	Engine    *engine.Engine
 	Server    *Server
 	ClusterID string
 	Log       *slog.Logger
@@ -329,7 +330,7 @@ func Open(cfg *Config) (*Node, error) {
 	// A restored backup may bring another domain key: unseal it with this
 	// node's passphrase or key file, or stop.
 	m.OnReset = n.reloadDomainKey
-	n.Engine = tokens.NewEngine(m, nil)
+	n.Engine = engine.NewEngine(m, nil)
 	n.Server = NewServer(n.Engine, cfg.Node, rec.ClusterID, cfg.TTL(), log)
 	if cfg.MaxSessionObjects > 0 {
 		n.Engine.SetSessionObjectLimit(cfg.MaxSessionObjects)

@@ -4,9 +4,9 @@ import (
 	"context"
 	"strings"
 
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/quorum"
-	"github.com/openhsm/openhsm/tokens"
 )
 
 // Quorum authentication's RPCs (docs/quorum.md). The rules live in the
@@ -22,7 +22,7 @@ func quorumCtx(ctx context.Context, token string) (context.Context, error) {
 	if len(token) != 32 || strings.Trim(token, "0123456789abcdef") != "" {
 		return ctx, bad("quorum_token", "must be 32 lowercase hex digits")
 	}
-	return tokens.WithQuorumToken(ctx, token), nil
+	return engine.WithQuorumToken(ctx, token), nil
 }
 
 // quorumAuthorize spends an approved token for a membership change before

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/stretchr/testify/require"
 )
 
@@ -39,7 +39,7 @@ func TestQuotaConfig(t *testing.T) {
 	c, err := load("")
 	require.NoError(t, err)
 	require.Equal(t, DefaultMaxSessionsPerUser, c.MaxSessionsPerUser)
-	require.Equal(t, tokens.DefaultSessionObjects, c.MaxSessionObjects)
+	require.Equal(t, engine.DefaultSessionObjects, c.MaxSessionObjects)
 	c, err = load("max_sessions_per_user = 8\nmax_session_objects = 50\n")
 	require.NoError(t, err)
 	require.Equal(t, 8, c.MaxSessionsPerUser)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/cluster"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
@@ -44,7 +45,7 @@ const maxMessage = mech.MaxDataLen + 4<<20
 // Server is the gRPC service of one node.
 type Server struct {
 	hsmpb.UnimplementedHSMServer
-	engine    *tokens.Engine
+	engine    *engine.Engine
 	node      string
 	clusterID string
 	ttl       time.Duration
@@ -86,7 +87,7 @@ type Server struct {
 }
 
 // NewServer makes the service for an engine.
-func NewServer(e *tokens.Engine, node, clusterID string, ttl time.Duration, log *slog.Logger) *Server {
+func NewServer(e *engine.Engine, node, clusterID string, ttl time.Duration, log *slog.Logger) *Server {
 	return &Server{engine: e, node: node, clusterID: clusterID, ttl: ttl, log: log, now: time.Now,
 		maxLife: max(DefaultSessionMaxLifetime, ttl), sweepEvery: DefaultSweepInterval,
 		throttle: newThrottle(), preAuth: make(chan struct{}, preAuthSlots),
@@ -210,8 +211,8 @@ const (
 	keyClaims
 )
 
-func callerFrom(ctx context.Context) tokens.Caller {
-	c, _ := ctx.Value(keyCaller).(tokens.Caller)
+func callerFrom(ctx context.Context) engine.Caller {
+	c, _ := ctx.Value(keyCaller).(engine.Caller)
 	return c
 }
 
@@ -353,7 +354,7 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 		if len(vals) != 1 || !tokens.ValidRequestID(vals[0]) {
 			return ctx, statusWith(codes.InvalidArgument, ck.CKR_ARGUMENTS_BAD, RequestIDHeader+" must be 32 lowercase hex digits")
 		}
-		ctx = tokens.WithRequestID(ctx, vals[0])
+		ctx = engine.WithRequestID(ctx, vals[0])
 	}
 	if need == accessCert {
 		return ctx, nil
@@ -377,7 +378,7 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 		return ctx, err
 	}
 	ctx = context.WithValue(ctx, keyClaims, cl)
-	ctx = context.WithValue(ctx, keyCaller, tokens.Caller{User: u.Name, Role: u.Role, Session: cl.Session})
+	ctx = context.WithValue(ctx, keyCaller, engine.Caller{User: u.Name, Role: u.Role, Session: cl.Session})
 	return ctx, nil
 }
 

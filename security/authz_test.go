@@ -15,6 +15,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
 	"github.com/openhsm/openhsm/mech"
@@ -55,8 +56,8 @@ func authzForge(t *testing.T, user string, tmpl object.Template) *tokens.Command
 	sealer, _, err := seal.NewDomainKey("attacker", seal.KEKSource{KeyFile: bytes.Repeat([]byte{9}, 32)})
 	require.NoError(t, err)
 	cp := &authzCapture{}
-	e := tokens.NewEngine(tokens.NewMachine(st, sealer), cp)
-	_, err = e.CreateObject(context.Background(), tokens.Caller{User: user, Role: object.RoleCU, Session: 1}, tmpl)
+	e := engine.NewEngine(tokens.NewMachine(st, sealer), cp)
+	_, err = e.CreateObject(context.Background(), engine.Caller{User: user, Role: object.RoleCU, Session: 1}, tmpl)
 	require.NoError(t, err)
 	require.NotNil(t, cp.last)
 	return cp.last

@@ -9,6 +9,7 @@ import (
 
 	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/passwords"
@@ -24,7 +25,7 @@ type auditFixture struct {
 	path  string
 	store *sqlite.Store
 	m     *tokens.Machine
-	e     *tokens.Engine
+	e     *engine.Engine
 	rec   *recorder
 }
 
@@ -38,12 +39,12 @@ func newAuditFixture(t *testing.T) *auditFixture {
 	sealer, dk, err := seal.NewDomainKey("test", seal.KEKSource{KeyFile: bytes.Repeat([]byte{5}, 32)})
 	require.NoError(t, err)
 	m := tokens.NewMachine(st, nil)
-	r := &recorder{local: &tokens.LocalApplier{M: m}}
+	r := &recorder{local: &engine.LocalApplier{M: m}}
 	require.NoError(t, r.Submit(ctx, &tokens.Command{Op: tokens.OpInit, Domain: dk.Marshal()}))
 	m.SetSealer(sealer)
-	e := tokens.NewEngine(m, r)
+	e := engine.NewEngine(m, r)
 	require.NoError(t, e.Bootstrap(ctx, "admin", "officer-pass"))
-	co := tokens.Caller{User: "admin", Role: object.RoleCO, Session: 1}
+	co := engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}
 	require.NoError(t, e.CreateUser(ctx, co, "alice", object.RoleCU, "alice-password"))
 	return &auditFixture{path: path, store: st, m: m, e: e, rec: r}
 }

@@ -87,7 +87,7 @@ var commandAuthority = map[Op]authority{
 
 // actionFor is the access action a command takes on its object.
 func actionFor(a authority, c *Command) object.Action {
-	if c.Op == OpSetAttributes && len(c.Changes) > 0 && AllTrusted(c.Changes) {
+	if c.Op == OpSetAttributes && len(c.Changes) > 0 && object.AllTrusted(c.Changes) {
 		return object.ActSetTrusted
 	}
 	return a.action

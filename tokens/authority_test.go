@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/passwords"
@@ -361,7 +362,7 @@ func TestApplyBootstrapOnce(t *testing.T) {
 // early check; apply lets exactly one through.
 func TestEngineBootstrapRace(t *testing.T) {
 	w := newAuthzWorld(t, false)
-	e := tokens.NewEngine(w.m, nil)
+	e := engine.NewEngine(w.m, nil)
 	const n = 8
 	errs := make([]error, n)
 	var wg sync.WaitGroup

@@ -682,7 +682,7 @@ func applyDestroyObject(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 }
 
 func applySetAttributes(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
-	if err := CheckTemplate("changes", c.Changes); err != nil {
+	if err := object.CheckTemplate("changes", c.Changes); err != nil {
 		return nil, err
 	}
 	o, err := objectFor(tx, s, c)

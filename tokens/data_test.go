@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
@@ -38,7 +39,7 @@ func (r *recorder) holds(b []byte) bool {
 	return false
 }
 
-func readValue(t *testing.T, e *tokens.Engine, c tokens.Caller, id uint64) ([]byte, error) {
+func readValue(t *testing.T, e *engine.Engine, c engine.Caller, id uint64) ([]byte, error) {
 	t.Helper()
 	av, err := e.GetAttributes(c, id, []uint64{ck.CKA_VALUE})
 	if err != nil {

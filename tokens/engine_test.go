@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
@@ -19,7 +20,7 @@ import (
 // recorder is an Applier that applies locally and keeps every command, so
 // a test can replay the log on another store.
 type recorder struct {
-	local *tokens.LocalApplier
+	local *engine.LocalApplier
 	log   [][]byte
 }
 
@@ -33,12 +34,12 @@ func (r *recorder) Submit(ctx context.Context, c *tokens.Command) error {
 }
 
 type fixture struct {
-	e     *tokens.Engine
+	e     *engine.Engine
 	m     *tokens.Machine
 	rec   *recorder
-	co    tokens.Caller
-	alice tokens.Caller
-	bob   tokens.Caller
+	co    engine.Caller
+	alice engine.Caller
+	bob   engine.Caller
 }
 
 func newStore(t *testing.T, name string) *sqlite.Store {
@@ -58,19 +59,19 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	m := tokens.NewMachine(newStore(t, "a.db"), nil)
-	r := &recorder{local: &tokens.LocalApplier{M: m}}
+	r := &recorder{local: &engine.LocalApplier{M: m}}
 	if err := r.Submit(ctx, &tokens.Command{Op: tokens.OpInit, Domain: rec.Marshal()}); err != nil {
 		t.Fatal(err)
 	}
 	m.SetSealer(sealer)
-	e := tokens.NewEngine(m, r)
+	e := engine.NewEngine(m, r)
 	if err := e.Bootstrap(ctx, "admin", "officer-pass"); err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{e: e, m: m, rec: r,
-		co:    tokens.Caller{User: "admin", Role: object.RoleCO, Session: 1},
-		alice: tokens.Caller{User: "alice", Role: object.RoleCU, Session: 2},
-		bob:   tokens.Caller{User: "bob", Role: object.RoleCU, Session: 3}}
+		co:    engine.Caller{User: "admin", Role: object.RoleCO, Session: 1},
+		alice: engine.Caller{User: "alice", Role: object.RoleCU, Session: 2},
+		bob:   engine.Caller{User: "bob", Role: object.RoleCU, Session: 3}}
 	for _, u := range []string{"alice", "bob"} {
 		if err := e.CreateUser(ctx, f.co, u, object.RoleCU, u+"-password"); err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/passwords"
@@ -22,7 +23,7 @@ import (
 func TestLoginConcurrentGuessesVerifyAtMostFive(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	e := tokens.NewEngine(f.m, nil) // a LocalApplier: safe for concurrent use
+	e := engine.NewEngine(f.m, nil) // a LocalApplier: safe for concurrent use
 	before := passwords.ArgonRuns()
 	var mu sync.Mutex
 	rvs := map[uint64]int{}
@@ -82,7 +83,7 @@ func TestLoginAttemptApplyTable(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			l := &tokens.LocalApplier{M: f.m}
+			l := &engine.LocalApplier{M: f.m}
 			for i, s := range tc.steps {
 				err := l.Submit(context.Background(), &tokens.Command{Op: s.op, Name: "alice"})
 				require.Equal(t, ck.RVName(s.want), ck.RVName(hsmerr.RV(err)), "step %d (%s): %v", i, s.op, err)
@@ -124,7 +125,7 @@ func TestBreakGlassUnlockApply(t *testing.T) {
 		{"a proof under an officer's name", "admin", good, ck.CKR_ARGUMENTS_BAD},
 		{"the passphrase holder's proof", tokens.BreakGlassActor, good, ck.CKR_OK},
 	}
-	l := &tokens.LocalApplier{M: f.m}
+	l := &engine.LocalApplier{M: f.m}
 	for i := 0; i < object.MaxFailedLogins; i++ {
 		require.NoError(t, l.Submit(context.Background(), &tokens.Command{Op: tokens.OpLoginFailed, Name: "alice"}))
 	}

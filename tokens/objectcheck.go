@@ -82,7 +82,7 @@ func checkMaterial(o *object.Object, class, keyType uint64, material []byte) err
 		}
 		want := object.Attrs{}
 		want.SetUlong(ck.CKA_KEY_TYPE, keyType)
-		if err := SecretKeyAttrs(want, material); err != nil {
+		if err := mech.SecretKeyAttrs(want, material); err != nil {
 			return err
 		}
 		for _, t := range []uint64{ck.CKA_VALUE_LEN, ck.CKA_CHECK_VALUE} {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
@@ -48,8 +49,8 @@ func selfSignedDER(t *testing.T) []byte {
 func legitCommand(t *testing.T, w *authzWorld, kind string) *tokens.Command {
 	t.Helper()
 	cp := &capture{}
-	e := tokens.NewEngine(w.m, cp)
-	alice := tokens.Caller{User: "alice", Role: object.RoleCU, Session: 9}
+	e := engine.NewEngine(w.m, cp)
+	alice := engine.Caller{User: "alice", Role: object.RoleCU, Session: 9}
 	tok := bo(ck.CKA_TOKEN, true)
 	var err error
 	switch kind {

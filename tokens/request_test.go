@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
@@ -57,7 +58,7 @@ func exists(t *testing.T, f *fixture, id uint64) bool {
 // handle and makes no second key.
 func TestRequestIDGenerateKeyTwice(t *testing.T) {
 	f := newFixture(t)
-	ctx := tokens.WithRequestID(context.Background(), reqA)
+	ctx := engine.WithRequestID(context.Background(), reqA)
 	tmpl := object.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true), {Type: ck.CKA_LABEL, Value: []byte("once")}}
 	aes := mech.Mech{Type: ck.CKM_AES_KEY_GEN}
 	first, err := f.e.GenerateKey(ctx, f.alice, aes, tmpl)
@@ -70,7 +71,7 @@ func TestRequestIDGenerateKeyTwice(t *testing.T) {
 	assert.Equal(t, []uint64{first}, found, "exactly one key")
 
 	// A key pair: both handles come back.
-	ctx = tokens.WithRequestID(context.Background(), reqB)
+	ctx = engine.WithRequestID(context.Background(), reqB)
 	ec := mech.Mech{Type: ck.CKM_EC_KEY_PAIR_GEN}
 	p256 := []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
 	pubT := object.Template{bo(ck.CKA_TOKEN, true), {Type: ck.CKA_EC_PARAMS, Value: p256}, {Type: ck.CKA_LABEL, Value: []byte("pair")}}
@@ -99,7 +100,7 @@ func TestRequestIDDestroyTwice(t *testing.T) {
 	tmpl := object.Template{ul(ck.CKA_VALUE_LEN, 16), bo(ck.CKA_TOKEN, true)}
 	id, err := f.e.GenerateKey(context.Background(), f.alice, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, tmpl)
 	require.NoError(t, err)
-	ctx := tokens.WithRequestID(context.Background(), reqA)
+	ctx := engine.WithRequestID(context.Background(), reqA)
 	require.NoError(t, f.e.DestroyObject(ctx, f.alice, id))
 	require.NoError(t, f.e.DestroyObject(ctx, f.alice, id), "the retry gets the recorded outcome")
 	wantRV(t, "a new destroy", f.e.DestroyObject(context.Background(), f.alice, id), ck.CKR_OBJECT_HANDLE_INVALID)
@@ -191,7 +192,7 @@ func TestApplyDedupeReplayAndSnapshot(t *testing.T) {
 	check := func(name string, m *tokens.Machine) {
 		t.Helper()
 		m.SetSealer(f.m.Sealer())
-		la := &tokens.LocalApplier{M: m}
+		la := &engine.LocalApplier{M: m}
 		require.NoError(t, la.Submit(ctx, createCmd("alice", reqA, 200, reqData(t, f, 32, "alice", "x"))), name)
 		_, err := m.Store().Object(32)
 		assert.ErrorIs(t, err, tokens.ErrNotFound, "%s: the retry made a second object", name)
@@ -223,7 +224,7 @@ func TestApplyDedupeReplayAndSnapshot(t *testing.T) {
 // same request ID still counts.
 func TestRequestIDDoesNotHideFailedLogins(t *testing.T) {
 	f := newFixture(t)
-	ctx := tokens.WithRequestID(context.Background(), reqA)
+	ctx := engine.WithRequestID(context.Background(), reqA)
 	for i := 0; i < object.MaxFailedLogins; i++ {
 		_, err := f.e.Login(ctx, "alice", "wrong-password")
 		wantRV(t, "wrong password", err, ck.CKR_PIN_INCORRECT)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/tokens"
@@ -20,7 +21,7 @@ func aes(extra ...object.Attribute) object.Template {
 	return append(object.Template{ul(ck.CKA_VALUE_LEN, 32), bo(ck.CKA_TOKEN, true)}, extra...)
 }
 
-func usages(t *testing.T, e *tokens.Engine, c tokens.Caller, id uint64) map[uint64]bool {
+func usages(t *testing.T, e *engine.Engine, c engine.Caller, id uint64) map[uint64]bool {
 	t.Helper()
 	types := []uint64{ck.CKA_WRAP, ck.CKA_UNWRAP, ck.CKA_ENCRYPT, ck.CKA_DECRYPT}
 	av, err := e.GetAttributes(c, id, types)

@@ -1,4 +1,4 @@
-package tokens
+package engine
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/passwords"
 	"github.com/openhsm/openhsm/seal"
+	"github.com/openhsm/openhsm/tokens"
 )
 
 // Caller is who asks: the logged-in user and the login session, which scopes
@@ -30,7 +31,7 @@ type Caller struct {
 // Applier submits a command to the state machine and waits until it is
 // applied (on a cluster: committed on a majority and applied locally).
 type Applier interface {
-	Submit(ctx context.Context, c *Command) error
+	Submit(ctx context.Context, c *tokens.Command) error
 }
 
 // LocalApplier applies commands on this node alone, in order, numbering
@@ -38,11 +39,11 @@ type Applier interface {
 // replicated command takes: serialize, then Machine.Apply.
 type LocalApplier struct {
 	mu sync.Mutex
-	M  *Machine
+	M  *tokens.Machine
 }
 
 // Submit implements Applier.
-func (l *LocalApplier) Submit(_ context.Context, c *Command) error {
+func (l *LocalApplier) Submit(_ context.Context, c *tokens.Command) error {
 	raw, err := c.Encode()
 	if err != nil {
 		return err
@@ -69,8 +70,8 @@ const (
 // Engine is the HSM: it checks who may do what, does the crypto, and sends
 // every change through the Applier. It is safe for concurrent use.
 type Engine struct {
-	store   Store
-	machine *Machine
+	store   tokens.Store
+	machine *tokens.Machine
 	applier Applier
 	now     func() time.Time
 
@@ -102,7 +103,7 @@ type sessionObject struct {
 
 // NewEngine makes an engine over a machine (whose sealer must be set) and an
 // applier. A nil applier applies locally.
-func NewEngine(m *Machine, a Applier) *Engine {
+func NewEngine(m *tokens.Machine, a Applier) *Engine {
 	if a == nil {
 		a = &LocalApplier{M: m}
 	}
@@ -161,7 +162,7 @@ func (e *Engine) SetSessionObjectLimit(n int) {
 }
 
 // Store is the store the engine reads.
-func (e *Engine) Store() Store { return e.store }
+func (e *Engine) Store() tokens.Store { return e.store }
 
 // SetApplier replaces the applier (a cluster's, once it runs). Call it
 // before the engine serves.
@@ -184,12 +185,12 @@ func (e *Engine) TokenKey() ([]byte, error) {
 	return s.TokenKey(), nil
 }
 
-func (e *Engine) submit(ctx context.Context, c *Command) error {
+func (e *Engine) submit(ctx context.Context, c *tokens.Command) error {
 	c.Time = e.now().Unix()
 	if c.QuorumToken == "" {
 		c.QuorumToken = quorumTokenFrom(ctx)
 	}
-	if Deduplicated(c.Op) && c.Actor != "" {
+	if tokens.Deduplicated(c.Op) && c.Actor != "" {
 		c.RequestID = RequestIDFrom(ctx)
 	}
 	return e.applier.Submit(ctx, c)
@@ -273,14 +274,14 @@ func (e *Engine) object(id uint64) (*object.Object, error) {
 // resets the count, unless a lock landed first). See applyLoginAttempt.
 func (e *Engine) Login(ctx context.Context, name, password string) (*object.User, error) {
 	wrong := hsmerr.Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
-	if ValidUserName(name) != nil || len(password) > passwords.MaxPasswordLen {
+	if tokens.ValidUserName(name) != nil || len(password) > passwords.MaxPasswordLen {
 		if _, err := passwords.Argon.Verify(ctx, dummyHash, password); err != nil {
 			return nil, err
 		}
 		return nil, wrong
 	}
 	u, err := e.user(name)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, tokens.ErrNotFound) {
 		if _, err := passwords.Argon.Verify(ctx, dummyHash, password); err != nil {
 			return nil, err
 		}
@@ -304,12 +305,12 @@ func (e *Engine) Login(ctx context.Context, name, password string) (*object.User
 		return nil, err
 	}
 	if !ok {
-		if err := e.submit(ctx, &Command{Op: OpLoginWrong, Name: name}); err != nil {
+		if err := e.submit(ctx, &tokens.Command{Op: tokens.OpLoginWrong, Name: name}); err != nil {
 			return nil, err
 		}
 		return nil, wrong
 	}
-	if err := e.submit(ctx, &Command{Op: OpLoginOK, Name: name}); err != nil {
+	if err := e.submit(ctx, &tokens.Command{Op: tokens.OpLoginOK, Name: name}); err != nil {
 		return nil, err
 	}
 	return e.user(name)
@@ -319,11 +320,11 @@ func (e *Engine) Login(ctx context.Context, name, password string) (*object.User
 // against the user as it is after the reservation (it may have raced with
 // a password change or a delete). The caller holds an argon2id slot.
 func (e *Engine) reserveAndVerify(ctx context.Context, name, password string) (bool, error) {
-	if err := e.submit(ctx, &Command{Op: OpLoginAttempt, Name: name}); err != nil {
+	if err := e.submit(ctx, &tokens.Command{Op: tokens.OpLoginAttempt, Name: name}); err != nil {
 		return false, err
 	}
 	u, err := e.user(name)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, tokens.ErrNotFound) {
 		return false, hsmerr.Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
 	}
 	if err != nil {
@@ -351,7 +352,7 @@ func (e *Engine) Generation(name string) uint64 {
 // reset since the session began.
 func (e *Engine) CheckUser(name string, number, generation uint64) (*object.User, error) {
 	u, err := e.user(name)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, tokens.ErrNotFound) {
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the user no longer exists")
 	}
 	if err != nil {
@@ -368,14 +369,14 @@ func (e *Engine) CreateUser(ctx context.Context, c Caller, name string, role obj
 	if err := object.Allowed(c.Role, object.ActManageUsers, object.RelNone); err != nil {
 		return err
 	}
-	if r, ok := e.replayed(ctx, c, OpCreateUser); ok {
+	if r, ok := e.replayed(ctx, c, tokens.OpCreateUser); ok {
 		return r.Err()
 	}
-	return e.createUser(ctx, OpCreateUser, c.User, name, role, password)
+	return e.createUser(ctx, tokens.OpCreateUser, c.User, name, role, password)
 }
 
-func (e *Engine) createUser(ctx context.Context, op Op, actor, name string, role object.Role, password string) error {
-	if err := ValidUserName(name); err != nil {
+func (e *Engine) createUser(ctx context.Context, op tokens.Op, actor, name string, role object.Role, password string) error {
+	if err := tokens.ValidUserName(name); err != nil {
 		return err
 	}
 	if role != object.RoleCO && role != object.RoleCU {
@@ -388,7 +389,7 @@ func (e *Engine) createUser(ctx context.Context, op Op, actor, name string, role
 	if err != nil {
 		return err
 	}
-	return e.submit(ctx, &Command{Op: op, Actor: actor, User: &object.User{Name: name, Role: role, PasswordHash: h}})
+	return e.submit(ctx, &tokens.Command{Op: op, Actor: actor, User: &object.User{Name: name, Role: role, PasswordHash: h}})
 }
 
 // Bootstrap creates the first crypto officer of a store that has no users.
@@ -402,7 +403,7 @@ func (e *Engine) Bootstrap(ctx context.Context, name, password string) error {
 	if len(us) > 0 {
 		return hsmerr.Errorf(ck.CKR_USER_ALREADY_LOGGED_IN, "the cluster already has users")
 	}
-	return e.createUser(ctx, OpBootstrap, "", name, object.RoleCO, password)
+	return e.createUser(ctx, tokens.OpBootstrap, "", name, object.RoleCO, password)
 }
 
 // DeleteUser removes a user who owns no objects.
@@ -410,10 +411,10 @@ func (e *Engine) DeleteUser(ctx context.Context, c Caller, name string) error {
 	if err := object.Allowed(c.Role, object.ActManageUsers, object.RelNone); err != nil {
 		return err
 	}
-	if r, ok := e.replayed(ctx, c, OpDeleteUser); ok {
+	if r, ok := e.replayed(ctx, c, tokens.OpDeleteUser); ok {
 		return r.Err()
 	}
-	return e.submit(ctx, &Command{Op: OpDeleteUser, Actor: c.User, Name: name})
+	return e.submit(ctx, &tokens.Command{Op: tokens.OpDeleteUser, Actor: c.User, Name: name})
 }
 
 // SetPassword changes a password: a crypto officer may reset anyone's, a
@@ -427,14 +428,14 @@ func (e *Engine) SetPassword(ctx context.Context, c Caller, name, password strin
 	if err := passwords.CheckPassword(password); err != nil {
 		return err
 	}
-	if r, ok := e.replayed(ctx, c, OpSetPassword); ok {
+	if r, ok := e.replayed(ctx, c, tokens.OpSetPassword); ok {
 		return r.Err()
 	}
 	h, err := passwords.Argon.Hash(ctx, password)
 	if err != nil {
 		return err
 	}
-	return e.submit(ctx, &Command{Op: OpSetPassword, Actor: c.User, Name: name, PasswordHash: h})
+	return e.submit(ctx, &tokens.Command{Op: tokens.OpSetPassword, Actor: c.User, Name: name, PasswordHash: h})
 }
 
 // UnlockUser clears a lockout.
@@ -442,10 +443,10 @@ func (e *Engine) UnlockUser(ctx context.Context, c Caller, name string) error {
 	if err := object.Allowed(c.Role, object.ActManageUsers, object.RelNone); err != nil {
 		return err
 	}
-	if r, ok := e.replayed(ctx, c, OpUnlockUser); ok {
+	if r, ok := e.replayed(ctx, c, tokens.OpUnlockUser); ok {
 		return r.Err()
 	}
-	return e.submit(ctx, &Command{Op: OpUnlockUser, Actor: c.User, Name: name})
+	return e.submit(ctx, &tokens.Command{Op: tokens.OpUnlockUser, Actor: c.User, Name: name})
 }
 
 // UserInfo is what listing users shows: never a hash.
@@ -531,7 +532,7 @@ func (e *Engine) lookup(c Caller, id uint64, act object.Action) (*object.Object,
 		return nil, nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
 	}
 	o, err := e.object(id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, tokens.ErrNotFound) {
 		return nil, nil, hsmerr.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
 	}
 	if err != nil {
@@ -855,7 +856,7 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 	session := 0
 	for _, n := range objs {
 		if !n.obj.Attrs.Bool(ck.CKA_TOKEN) {
-			if err := CheckNewObject(n.obj, n.material); err != nil {
+			if err := tokens.CheckNewObject(n.obj, n.material); err != nil {
 				return nil, err
 			}
 			session++
@@ -871,7 +872,7 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 		e.sessMu.Unlock()
 	}
 	if len(token) > 0 {
-		cmd := &Command{Op: OpCreateObjects, Actor: c.User, Objects: token}
+		cmd := &tokens.Command{Op: tokens.OpCreateObjects, Actor: c.User, Objects: token}
 		err := e.submit(ctx, cmd)
 		if err == nil && cmd.RequestID != "" {
 			err = e.recordedIDs(cmd, ids, objs)
@@ -907,7 +908,7 @@ func (e *Engine) uncount(session uint64, n int) {
 // recordedIDs replaces the IDs of the token objects in ids with those the
 // record of cmd's request holds: when cmd was a retry, its own objects were
 // never made, and the caller must get the first try's handles.
-func (e *Engine) recordedIDs(cmd *Command, ids []uint64, objs []newObj) error {
+func (e *Engine) recordedIDs(cmd *tokens.Command, ids []uint64, objs []newObj) error {
 	r, err := e.Request(cmd.Actor, cmd.RequestID)
 	if err != nil {
 		return err
@@ -920,7 +921,7 @@ func (e *Engine) recordedIDs(cmd *Command, ids []uint64, objs []newObj) error {
 	if err := r.Err(); err != nil {
 		return err
 	}
-	if r.Op != OpCreateObjects || len(r.Objects) != len(cmd.Objects) {
+	if r.Op != tokens.OpCreateObjects || len(r.Objects) != len(cmd.Objects) {
 		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the request ID was already used for another operation")
 	}
 	j := 0
@@ -948,7 +949,7 @@ func (e *Engine) EndSession(session uint64) {
 // Logout records through the log that the caller's login session has
 // ended, so every node refuses its token until expires (Unix seconds).
 func (e *Engine) Logout(ctx context.Context, c Caller, expires int64) error {
-	return e.applier.Submit(ctx, &Command{Op: OpLogout, Actor: c.User, Role: c.Role, Time: e.now().Unix(),
+	return e.applier.Submit(ctx, &tokens.Command{Op: tokens.OpLogout, Actor: c.User, Role: c.Role, Time: e.now().Unix(),
 		Session: c.Session, Expires: expires})
 }
 
@@ -957,7 +958,7 @@ func (e *Engine) canCreate(c Caller, tmpls ...object.Template) error {
 		return err
 	}
 	for _, t := range tmpls {
-		if err := CheckTemplate("template", t); err != nil {
+		if err := object.CheckTemplate("template", t); err != nil {
 			return err
 		}
 	}
@@ -991,7 +992,7 @@ func (e *Engine) GenerateKey(ctx context.Context, c Caller, m mech.Mech, tmpl ob
 	if err != nil {
 		return 0, err
 	}
-	if err := SecretKeyAttrs(attrs, value); err != nil {
+	if err := mech.SecretKeyAttrs(attrs, value); err != nil {
 		return 0, err
 	}
 	ids, err := e.storeObjects(ctx, c, newObj{obj: &object.Object{Attrs: attrs}, material: value, local: true, genMech: m.Type,

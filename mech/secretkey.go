@@ -1,4 +1,4 @@
-package tokens
+package mech
 
 import (
 	"crypto/aes"

@@ -1,4 +1,4 @@
-package tokens
+package engine
 
 import "github.com/openhsm/openhsm/seal"
 

@@ -1,4 +1,4 @@
-package tokens
+package engine
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/tokens"
 )
 
 // CreateObject imports an object: data, certificate, or a key given in the
@@ -66,7 +67,7 @@ func (e *Engine) CreateObject(ctx context.Context, c Caller, tmpl object.Templat
 		n.material, n.key = der, &mech.Key{Class: class, KeyType: kt, Private: priv, Public: priv.Public()}
 	case ck.CKO_SECRET_KEY:
 		v := secrets[ck.CKA_VALUE]
-		if err := SecretKeyAttrs(attrs, v); err != nil {
+		if err := mech.SecretKeyAttrs(attrs, v); err != nil {
 			return 0, err
 		}
 		n.material, n.key = v, &mech.Key{Class: class, KeyType: kt, Secret: v}
@@ -127,14 +128,14 @@ func (e *Engine) CopyObject(ctx context.Context, c Caller, id uint64, tmpl objec
 // SetAttributes changes attributes (C_SetAttributeValue). A crypto officer
 // may set CKA_TRUSTED on any key; an owner may change what the rules allow.
 func (e *Engine) SetAttributes(ctx context.Context, c Caller, id uint64, tmpl object.Template) error {
-	if err := CheckTemplate("template", tmpl); err != nil {
+	if err := object.CheckTemplate("template", tmpl); err != nil {
 		return err
 	}
-	if r, ok := e.replayed(ctx, c, OpSetAttributes); ok {
+	if r, ok := e.replayed(ctx, c, tokens.OpSetAttributes); ok {
 		return r.Err()
 	}
 	act := object.ActModify
-	if len(tmpl) > 0 && AllTrusted(tmpl) {
+	if len(tmpl) > 0 && object.AllTrusted(tmpl) {
 		act = object.ActSetTrusted
 	}
 	o, so, err := e.lookup(c, id, act)
@@ -161,7 +162,7 @@ func (e *Engine) SetAttributes(ctx context.Context, c Caller, id uint64, tmpl ob
 		e.sessMu.Unlock()
 		return nil
 	}
-	cmd := &Command{Op: OpSetAttributes, Actor: c.User, ObjectID: id, Changes: tmpl}
+	cmd := &tokens.Command{Op: tokens.OpSetAttributes, Actor: c.User, ObjectID: id, Changes: tmpl}
 	if newValue {
 		s, err := e.sealer()
 		if err != nil {
@@ -194,7 +195,7 @@ func (e *Engine) dataValue(o *object.Object, so *sessionObject) ([]byte, error) 
 
 // DestroyObject removes an object the caller owns.
 func (e *Engine) DestroyObject(ctx context.Context, c Caller, id uint64) error {
-	if r, ok := e.replayed(ctx, c, OpDestroyObject); ok {
+	if r, ok := e.replayed(ctx, c, tokens.OpDestroyObject); ok {
 		return r.Err()
 	}
 	o, so, err := e.lookup(c, id, object.ActDestroy)
@@ -213,14 +214,14 @@ func (e *Engine) DestroyObject(ctx context.Context, c Caller, id uint64) error {
 		e.sessMu.Unlock()
 		return nil
 	}
-	return e.submit(ctx, &Command{Op: OpDestroyObject, Actor: c.User, ObjectID: id})
+	return e.submit(ctx, &tokens.Command{Op: tokens.OpDestroyObject, Actor: c.User, ObjectID: id})
 }
 
 // Share lets another crypto user use a token key (share true) or stops it.
 func (e *Engine) Share(ctx context.Context, c Caller, id uint64, user string, share bool) error {
-	op := OpShare
+	op := tokens.OpShare
 	if !share {
-		op = OpUnshare
+		op = tokens.OpUnshare
 	}
 	if r, ok := e.replayed(ctx, c, op); ok {
 		return r.Err()
@@ -232,10 +233,10 @@ func (e *Engine) Share(ctx context.Context, c Caller, id uint64, user string, sh
 	if so != nil {
 		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "session objects cannot be shared")
 	}
-	if err := ValidUserName(user); err != nil {
+	if err := tokens.ValidUserName(user); err != nil {
 		return err
 	}
-	return e.submit(ctx, &Command{Op: op, Actor: c.User, ObjectID: id, Name: user})
+	return e.submit(ctx, &tokens.Command{Op: op, Actor: c.User, ObjectID: id, Name: user})
 }
 
 // FindObjects returns the IDs of the objects the caller can see that match
@@ -244,7 +245,7 @@ func (e *Engine) FindObjects(c Caller, tmpl object.Template, max int) ([]uint64,
 	if c.Role != object.RoleCO && c.Role != object.RoleCU {
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
 	}
-	if err := CheckTemplate("template", tmpl); err != nil {
+	if err := object.CheckTemplate("template", tmpl); err != nil {
 		return nil, err
 	}
 	want, ok, err := object.DecodeFindTemplate(tmpl)
@@ -265,7 +266,7 @@ func (e *Engine) FindObjects(c Caller, tmpl object.Template, max int) ([]uint64,
 	if tok, given := want[ck.CKA_TOKEN]; given && tok[0] == 0 {
 		return limit(ids, max), nil
 	}
-	q := Query{}
+	q := tokens.Query{}
 	if c.Role == object.RoleCU {
 		q.VisibleTo = c.User
 	}
@@ -468,7 +469,7 @@ func (e *Engine) importKey(ctx context.Context, c Caller, attrs object.Attrs, ma
 			}
 			mat = mat[:l]
 		}
-		if err := SecretKeyAttrs(attrs, mat); err != nil {
+		if err := mech.SecretKeyAttrs(attrs, mat); err != nil {
 			return 0, hsmerr.Errorf(ck.CKR_WRAPPED_KEY_INVALID, "%v", err)
 		}
 		n.material, n.key = mat, &mech.Key{Class: class, KeyType: kt, Secret: mat}
@@ -549,7 +550,7 @@ func (e *Engine) checkPublicWrap(c Caller, pub *object.Object) error {
 	}
 	e.sessMu.Unlock()
 	class, kt := uint64(ck.CKO_PRIVATE_KEY), pub.KeyType()
-	objs, err := e.store.Find(Query{VisibleTo: c.User, Class: &class, KeyType: &kt})
+	objs, err := e.store.Find(tokens.Query{VisibleTo: c.User, Class: &class, KeyType: &kt})
 	if err != nil {
 		return err
 	}
