@@ -2,11 +2,11 @@
 // a token store. docs/backups.md describes the format and must agree with
 // this package.
 //
-// A backup is a store snapshot stream (tokens.StoreSnapshot.WriteTo, what
-// tokens.Store.Restore reads) encrypted with AES-256-GCM under a fresh random
+// A backup is a store snapshot stream (state.StoreSnapshot.WriteTo, what
+// state.Store.Restore reads) encrypted with AES-256-GCM under a fresh random
 // data key, in chunks, STREAM style. The data key is kept in the header,
 // wrapped under the cluster's persistent backup key, which is derived from the
-// domain key (tokens.Sealer.WrapBackupKey). The header also carries the
+// domain key (state.Sealer.WrapBackupKey). The header also carries the
 // sealed domain key, so a backup can be opened with the passphrase or key
 // file of the cluster that made it, and nothing else.
 //
@@ -41,7 +41,7 @@ import (
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/snapshot"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 )
 
 const (
@@ -70,7 +70,7 @@ var (
 	ErrTruncated = errors.New("backup file is truncated")
 	ErrCorrupt   = errors.New("backup file was modified or is corrupt")
 	// ErrWrongPassphrase means the KEK given does not unseal the backup's
-	// domain key: the unseal function returned tokens.ErrWrongKEK.
+	// domain key: the unseal function returned state.ErrWrongKEK.
 	ErrWrongPassphrase = errors.New("the passphrase (or key file) does not open this backup's domain key")
 )
 
@@ -83,7 +83,7 @@ type Header struct {
 	Created         time.Time // UTC
 	Index           uint64    // the applied index of the state backed up
 	Users, Objects  int
-	SealedDomainKey []byte // tokens.SealedDomainKey.Marshal()
+	SealedDomainKey []byte // state.SealedDomainKey.Marshal()
 	WrappedKey      []byte // the data key, RFC 5649-wrapped under the PBK
 	NoncePrefix     []byte // 7 random bytes
 }
@@ -387,7 +387,7 @@ func (c *chunkReader) next() error {
 // the snapshot's meta holds that very record, and refuses a store without
 // one). The data key and the nonce prefix are fresh and random. Write
 // checks the snapshot stream as it encrypts it; it does not close or sync w.
-func Write(w io.Writer, s *seal.Sealer, meta Header, snap tokens.StoreSnapshot, progress func(Progress)) error {
+func Write(w io.Writer, s *seal.Sealer, meta Header, snap state.StoreSnapshot, progress func(Progress)) error {
 	h := Header{Format: Format, ClusterID: meta.ClusterID, Node: meta.Node, Created: meta.Created.UTC(),
 		Index: snap.Index(), SealedDomainKey: meta.SealedDomainKey, NoncePrefix: make([]byte, noncePrefixLen)}
 	if h.Created.IsZero() {
@@ -490,7 +490,7 @@ func readStream(r io.Reader, h *Header, s *seal.Sealer, phase string, progress f
 			}
 			s = nil
 		}
-		if rec.Meta != nil && rec.Meta.Key == tokens.MetaDomainKey {
+		if rec.Meta != nil && rec.Meta.Key == state.MetaDomainKey {
 			if !bytes.Equal(rec.Meta.Value, h.SealedDomainKey) {
 				return fmt.Errorf("%w: the sealed domain key in the header is not the one in the store's meta", errMismatch)
 			}
@@ -546,7 +546,7 @@ func Verify(r io.Reader, unseal func(sealedDK []byte) (*seal.Sealer, error), pro
 // written, but a truncated or altered file is only known to be one when it
 // ends, after some plaintext went to w: run Verify first, and let w be
 // something that checks the stream and commits only at its end (Restore).
-// A data key that does not unwrap under s is tokens.ErrBackupKey.
+// A data key that does not unwrap under s is state.ErrBackupKey.
 func Decrypt(r io.Reader, s *seal.Sealer, w io.Writer, progress func(Progress)) (*Header, error) {
 	br := bufio.NewReaderSize(r, chunkCTLen+1)
 	h, aad, err := readHeader(br)

@@ -20,8 +20,8 @@ import (
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/snapshot"
-	"github.com/openhsm/openhsm/tokens"
-	"github.com/openhsm/openhsm/tokens/sqlite"
+	"github.com/openhsm/openhsm/state"
+	"github.com/openhsm/openhsm/state/sqlite"
 )
 
 // cluster is a domain key, sealed, and the KEK that opens it.
@@ -74,8 +74,8 @@ func newStore(t testing.TB, c *cluster, users, objects int) *sqlite.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	err = st.Update(1, func(tx tokens.Tx) error {
-		if err := tx.PutMeta(tokens.MetaDomainKey, c.rec.Marshal()); err != nil {
+	err = st.Update(1, func(tx state.Tx) error {
+		if err := tx.PutMeta(state.MetaDomainKey, c.rec.Marshal()); err != nil {
 			return err
 		}
 		if err := tx.PutMeta("user_seq", []byte{0, 0, 0, 0, 0, 0, 0, byte(users)}); err != nil {
@@ -117,7 +117,7 @@ func newStore(t testing.TB, c *cluster, users, objects int) *sqlite.Store {
 	return st
 }
 
-func streamOf(t testing.TB, st tokens.Store) []byte {
+func streamOf(t testing.TB, st state.Store) []byte {
 	t.Helper()
 	sn, err := st.Snapshot()
 	if err != nil {
@@ -136,7 +136,7 @@ func meta(c *cluster, created time.Time) Header {
 }
 
 // backupBytes makes a backup of st in memory.
-func backupBytes(t testing.TB, c *cluster, st tokens.Store) []byte {
+func backupBytes(t testing.TB, c *cluster, st state.Store) []byte {
 	t.Helper()
 	sn, err := st.Snapshot()
 	if err != nil {
@@ -191,7 +191,7 @@ func isRefusal(err error) bool {
 func TestRoundTrip(t *testing.T) {
 	c := newCluster(t, "cluster-rt", seal.KEKSource{KeyFile: keyFile})
 	src := newStore(t, c, 5, 400) // several chunks
-	if err := src.Update(7, func(tokens.Tx) error { return nil }); err != nil {
+	if err := src.Update(7, func(state.Tx) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	want := streamOf(t, src)
@@ -276,7 +276,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("applied index %d", idx)
 	}
 	// The restored rows open and check under the unsealed domain key.
-	objs, err := dst.Find(tokens.Query{Label: []byte("key 17")})
+	objs, err := dst.Find(state.Query{Label: []byte("key 17")})
 	if err != nil || len(objs) != 1 {
 		t.Fatalf("Find: %v %v", objs, err)
 	}
@@ -599,7 +599,7 @@ func TestWriteRefuses(t *testing.T) {
 	}
 	defer empty.Close()
 	for name, tc := range map[string]struct {
-		st   tokens.Store
+		st   state.Store
 		s    *seal.Sealer
 		meta Header
 	}{

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/seal"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 )
 
 // Retention, in days, of the backups in a backup directory.
@@ -67,7 +67,7 @@ func safeNode(node string) string {
 // returns its path. The file appears whole or not at all: it is written to a
 // temporary file in dir (mode 0600), synced, renamed into place, and dir is
 // synced. On error nothing is left behind.
-func WriteFile(dir string, s *seal.Sealer, meta Header, snap tokens.StoreSnapshot, progress func(Progress)) (path string, err error) {
+func WriteFile(dir string, s *seal.Sealer, meta Header, snap state.StoreSnapshot, progress func(Progress)) (path string, err error) {
 	if meta.Created.IsZero() {
 		meta.Created = time.Now()
 	}

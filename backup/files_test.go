@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/seal"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 )
 
 func TestCheckRetentionDays(t *testing.T) {
@@ -52,7 +52,7 @@ func TestFileName(t *testing.T) {
 	}
 }
 
-func writeAt(t *testing.T, dir string, c *cluster, st tokens.Store, created time.Time) string {
+func writeAt(t *testing.T, dir string, c *cluster, st state.Store, created time.Time) string {
 	t.Helper()
 	sn, err := st.Snapshot()
 	if err != nil {

@@ -10,14 +10,14 @@ import (
 	"sync"
 
 	"github.com/hashicorp/raft"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 )
 
-// fsm is Raft's state machine: tokens.Machine, whose store is persistent and
+// fsm is Raft's state machine: state.Machine, whose store is persistent and
 // records the last applied log index, so that entries replayed after a
 // restart are skipped rather than applied twice.
 type fsm struct {
-	m     *tokens.Machine
+	m     *state.Machine
 	log   *slog.Logger
 	fatal func(error)
 
@@ -26,7 +26,7 @@ type fsm struct {
 	wake    chan struct{} // closed when applied moves
 }
 
-func newFSM(m *tokens.Machine, log *slog.Logger, fatal func(error)) (*fsm, error) {
+func newFSM(m *state.Machine, log *slog.Logger, fatal func(error)) (*fsm, error) {
 	idx, err := m.Store().AppliedIndex()
 	if err != nil {
 		return nil, err
@@ -41,7 +41,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		return nil
 	}
 	err := f.m.Apply(l.Index, l.Data)
-	var se *tokens.StoreError
+	var se *state.StoreError
 	if errors.As(err, &se) {
 		// Going on would let this node's state differ from the others'.
 		f.fatal(err)
@@ -150,7 +150,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	if err := f.m.Restore(rc, idx); err != nil {
-		var se *tokens.StoreError
+		var se *state.StoreError
 		if errors.As(err, &se) {
 			f.fatal(err)
 		}
@@ -166,7 +166,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 }
 
 type fsmSnapshot struct {
-	s   tokens.StoreSnapshot
+	s   state.StoreSnapshot
 	log *slog.Logger
 }
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
@@ -38,19 +38,19 @@ const (
 // revokingOps are the commands that take away a right someone may hold a
 // token or a session for: a client must not hear "done" while a node that
 // has not applied one still serves. Submit waits for them (waitRevoked).
-var revokingOps = map[tokens.Op]bool{
-	tokens.OpLogout:      true,
-	tokens.OpLoginFailed: true, // the failure that locks the account
-	tokens.OpSetPassword: true,
-	tokens.OpDeleteUser:  true,
-	tokens.OpUnlockUser:  true, // a new generation ends the old sessions
-	tokens.OpUnshare:     true,
-	tokens.OpLoginWrong:  true, // the wrong password that locks the account
-	tokens.OpRevokeCert:  true, // a certificate on the deny-list
+var revokingOps = map[state.Op]bool{
+	state.OpLogout:      true,
+	state.OpLoginFailed: true, // the failure that locks the account
+	state.OpSetPassword: true,
+	state.OpDeleteUser:  true,
+	state.OpUnlockUser:  true, // a new generation ends the old sessions
+	state.OpUnshare:     true,
+	state.OpLoginWrong:  true, // the wrong password that locks the account
+	state.OpRevokeCert:  true, // a certificate on the deny-list
 }
 
 // Revoking says whether op is in revokingOps.
-func Revoking(op tokens.Op) bool { return revokingOps[op] }
+func Revoking(op state.Op) bool { return revokingOps[op] }
 
 type lease struct {
 	mu       sync.Mutex

@@ -1,6 +1,6 @@
 // Package cluster replicates the HSM's state machine with Raft
 // (github.com/hashicorp/raft): every change to the store is a log entry that
-// a majority commits before tokens.Machine.Apply runs it, in the same order,
+// a majority commits before state.Machine.Apply runs it, in the same order,
 // on every node. It also carries the node-to-node traffic: one TLS port per
 // node serves both the client API (gRPC, ALPN "h2") and Raft (ALPN
 // "openhsm-raft/1"), and only the node certificates of members may speak

@@ -21,7 +21,7 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -36,7 +36,7 @@ type Config struct {
 	Mux       *Mux
 	Advertise string      // the address other nodes reach this one at
 	Peer      *tls.Config // pki.NodePeerConfig: how this node dials others
-	Machine   *tokens.Machine
+	Machine   *state.Machine
 	Sync      bool // fsync the Raft log (and the store) on every commit
 	Log       *slog.Logger
 	RaftLog   io.Writer // Raft's own log lines; nil: discarded
@@ -294,11 +294,11 @@ func (n *Node) State() string {
 // IsLeader says whether this node leads.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
-// Submit implements tokens.Applier: it sends the command to the leader
+// Submit implements state.Applier: it sends the command to the leader
 // (applying it here if this node leads), waits until a majority committed
 // and the leader applied it, and then until this node applied it too, so a
 // client that reads here next sees its write.
-func (n *Node) Submit(ctx context.Context, c *tokens.Command) error {
+func (n *Node) Submit(ctx context.Context, c *state.Command) error {
 	raw, err := c.Encode()
 	if err != nil {
 		return err

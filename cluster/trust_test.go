@@ -7,7 +7,7 @@ import (
 
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/seal"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -15,7 +15,7 @@ import (
 func proofNode(t *testing.T, id string, dk []byte) *Node {
 	s, err := seal.NewSealer(dk)
 	require.NoError(t, err)
-	return &Node{cfg: Config{ID: id, Machine: tokens.NewMachine(nil, s)}}
+	return &Node{cfg: Config{ID: id, Machine: state.NewMachine(nil, s)}}
 }
 
 // A proof passes once, for the request, kind and sender it was made for,

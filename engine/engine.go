@@ -17,7 +17,7 @@ import (
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/passwords"
 	"github.com/openhsm/openhsm/seal"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 )
 
 // Caller is who asks: the logged-in user and the login session, which scopes
@@ -31,7 +31,7 @@ type Caller struct {
 // Applier submits a command to the state machine and waits until it is
 // applied (on a cluster: committed on a majority and applied locally).
 type Applier interface {
-	Submit(ctx context.Context, c *tokens.Command) error
+	Submit(ctx context.Context, c *state.Command) error
 }
 
 // LocalApplier applies commands on this node alone, in order, numbering
@@ -39,11 +39,11 @@ type Applier interface {
 // replicated command takes: serialize, then Machine.Apply.
 type LocalApplier struct {
 	mu sync.Mutex
-	M  *tokens.Machine
+	M  *state.Machine
 }
 
 // Submit implements Applier.
-func (l *LocalApplier) Submit(_ context.Context, c *tokens.Command) error {
+func (l *LocalApplier) Submit(_ context.Context, c *state.Command) error {
 	raw, err := c.Encode()
 	if err != nil {
 		return err
@@ -70,8 +70,8 @@ const (
 // Engine is the HSM: it checks who may do what, does the crypto, and sends
 // every change through the Applier. It is safe for concurrent use.
 type Engine struct {
-	store   tokens.Store
-	machine *tokens.Machine
+	store   state.Store
+	machine *state.Machine
 	applier Applier
 	now     func() time.Time
 
@@ -103,7 +103,7 @@ type sessionObject struct {
 
 // NewEngine makes an engine over a machine (whose sealer must be set) and an
 // applier. A nil applier applies locally.
-func NewEngine(m *tokens.Machine, a Applier) *Engine {
+func NewEngine(m *state.Machine, a Applier) *Engine {
 	if a == nil {
 		a = &LocalApplier{M: m}
 	}
@@ -162,7 +162,7 @@ func (e *Engine) SetSessionObjectLimit(n int) {
 }
 
 // Store is the store the engine reads.
-func (e *Engine) Store() tokens.Store { return e.store }
+func (e *Engine) Store() state.Store { return e.store }
 
 // SetApplier replaces the applier (a cluster's, once it runs). Call it
 // before the engine serves.
@@ -185,12 +185,12 @@ func (e *Engine) TokenKey() ([]byte, error) {
 	return s.TokenKey(), nil
 }
 
-func (e *Engine) submit(ctx context.Context, c *tokens.Command) error {
+func (e *Engine) submit(ctx context.Context, c *state.Command) error {
 	c.Time = e.now().Unix()
 	if c.QuorumToken == "" {
 		c.QuorumToken = quorumTokenFrom(ctx)
 	}
-	if tokens.Deduplicated(c.Op) && c.Actor != "" {
+	if state.Deduplicated(c.Op) && c.Actor != "" {
 		c.RequestID = RequestIDFrom(ctx)
 	}
 	return e.applier.Submit(ctx, c)
@@ -274,14 +274,14 @@ func (e *Engine) object(id uint64) (*object.Object, error) {
 // resets the count, unless a lock landed first). See applyLoginAttempt.
 func (e *Engine) Login(ctx context.Context, name, password string) (*object.User, error) {
 	wrong := hsmerr.Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
-	if tokens.ValidUserName(name) != nil || len(password) > passwords.MaxPasswordLen {
+	if state.ValidUserName(name) != nil || len(password) > passwords.MaxPasswordLen {
 		if _, err := passwords.Argon.Verify(ctx, dummyHash, password); err != nil {
 			return nil, err
 		}
 		return nil, wrong
 	}
 	u, err := e.user(name)
-	if errors.Is(err, tokens.ErrNotFound) {
+	if errors.Is(err, state.ErrNotFound) {
 		if _, err := passwords.Argon.Verify(ctx, dummyHash, password); err != nil {
 			return nil, err
 		}
@@ -305,12 +305,12 @@ func (e *Engine) Login(ctx context.Context, name, password string) (*object.User
 		return nil, err
 	}
 	if !ok {
-		if err := e.submit(ctx, &tokens.Command{Op: tokens.OpLoginWrong, Name: name}); err != nil {
+		if err := e.submit(ctx, &state.Command{Op: state.OpLoginWrong, Name: name}); err != nil {
 			return nil, err
 		}
 		return nil, wrong
 	}
-	if err := e.submit(ctx, &tokens.Command{Op: tokens.OpLoginOK, Name: name}); err != nil {
+	if err := e.submit(ctx, &state.Command{Op: state.OpLoginOK, Name: name}); err != nil {
 		return nil, err
 	}
 	return e.user(name)
@@ -320,11 +320,11 @@ func (e *Engine) Login(ctx context.Context, name, password string) (*object.User
 // against the user as it is after the reservation (it may have raced with
 // a password change or a delete). The caller holds an argon2id slot.
 func (e *Engine) reserveAndVerify(ctx context.Context, name, password string) (bool, error) {
-	if err := e.submit(ctx, &tokens.Command{Op: tokens.OpLoginAttempt, Name: name}); err != nil {
+	if err := e.submit(ctx, &state.Command{Op: state.OpLoginAttempt, Name: name}); err != nil {
 		return false, err
 	}
 	u, err := e.user(name)
-	if errors.Is(err, tokens.ErrNotFound) {
+	if errors.Is(err, state.ErrNotFound) {
 		return false, hsmerr.Errorf(ck.CKR_PIN_INCORRECT, "wrong user name or password")
 	}
 	if err != nil {
@@ -352,7 +352,7 @@ func (e *Engine) Generation(name string) uint64 {
 // reset since the session began.
 func (e *Engine) CheckUser(name string, number, generation uint64) (*object.User, error) {
 	u, err := e.user(name)
-	if errors.Is(err, tokens.ErrNotFound) {
+	if errors.Is(err, state.ErrNotFound) {
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the user no longer exists")
 	}
 	if err != nil {
@@ -369,14 +369,14 @@ func (e *Engine) CreateUser(ctx context.Context, c Caller, name string, role obj
 	if err := object.Allowed(c.Role, object.ActManageUsers, object.RelNone); err != nil {
 		return err
 	}
-	if r, ok := e.replayed(ctx, c, tokens.OpCreateUser); ok {
+	if r, ok := e.replayed(ctx, c, state.OpCreateUser); ok {
 		return r.Err()
 	}
-	return e.createUser(ctx, tokens.OpCreateUser, c.User, name, role, password)
+	return e.createUser(ctx, state.OpCreateUser, c.User, name, role, password)
 }
 
-func (e *Engine) createUser(ctx context.Context, op tokens.Op, actor, name string, role object.Role, password string) error {
-	if err := tokens.ValidUserName(name); err != nil {
+func (e *Engine) createUser(ctx context.Context, op state.Op, actor, name string, role object.Role, password string) error {
+	if err := state.ValidUserName(name); err != nil {
 		return err
 	}
 	if role != object.RoleCO && role != object.RoleCU {
@@ -389,7 +389,7 @@ func (e *Engine) createUser(ctx context.Context, op tokens.Op, actor, name strin
 	if err != nil {
 		return err
 	}
-	return e.submit(ctx, &tokens.Command{Op: op, Actor: actor, User: &object.User{Name: name, Role: role, PasswordHash: h}})
+	return e.submit(ctx, &state.Command{Op: op, Actor: actor, User: &object.User{Name: name, Role: role, PasswordHash: h}})
 }
 
 // Bootstrap creates the first crypto officer of a store that has no users.
@@ -403,7 +403,7 @@ func (e *Engine) Bootstrap(ctx context.Context, name, password string) error {
 	if len(us) > 0 {
 		return hsmerr.Errorf(ck.CKR_USER_ALREADY_LOGGED_IN, "the cluster already has users")
 	}
-	return e.createUser(ctx, tokens.OpBootstrap, "", name, object.RoleCO, password)
+	return e.createUser(ctx, state.OpBootstrap, "", name, object.RoleCO, password)
 }
 
 // DeleteUser removes a user who owns no objects.
@@ -411,10 +411,10 @@ func (e *Engine) DeleteUser(ctx context.Context, c Caller, name string) error {
 	if err := object.Allowed(c.Role, object.ActManageUsers, object.RelNone); err != nil {
 		return err
 	}
-	if r, ok := e.replayed(ctx, c, tokens.OpDeleteUser); ok {
+	if r, ok := e.replayed(ctx, c, state.OpDeleteUser); ok {
 		return r.Err()
 	}
-	return e.submit(ctx, &tokens.Command{Op: tokens.OpDeleteUser, Actor: c.User, Name: name})
+	return e.submit(ctx, &state.Command{Op: state.OpDeleteUser, Actor: c.User, Name: name})
 }
 
 // SetPassword changes a password: a crypto officer may reset anyone's, a
@@ -428,14 +428,14 @@ func (e *Engine) SetPassword(ctx context.Context, c Caller, name, password strin
 	if err := passwords.CheckPassword(password); err != nil {
 		return err
 	}
-	if r, ok := e.replayed(ctx, c, tokens.OpSetPassword); ok {
+	if r, ok := e.replayed(ctx, c, state.OpSetPassword); ok {
 		return r.Err()
 	}
 	h, err := passwords.Argon.Hash(ctx, password)
 	if err != nil {
 		return err
 	}
-	return e.submit(ctx, &tokens.Command{Op: tokens.OpSetPassword, Actor: c.User, Name: name, PasswordHash: h})
+	return e.submit(ctx, &state.Command{Op: state.OpSetPassword, Actor: c.User, Name: name, PasswordHash: h})
 }
 
 // UnlockUser clears a lockout.
@@ -443,10 +443,10 @@ func (e *Engine) UnlockUser(ctx context.Context, c Caller, name string) error {
 	if err := object.Allowed(c.Role, object.ActManageUsers, object.RelNone); err != nil {
 		return err
 	}
-	if r, ok := e.replayed(ctx, c, tokens.OpUnlockUser); ok {
+	if r, ok := e.replayed(ctx, c, state.OpUnlockUser); ok {
 		return r.Err()
 	}
-	return e.submit(ctx, &tokens.Command{Op: tokens.OpUnlockUser, Actor: c.User, Name: name})
+	return e.submit(ctx, &state.Command{Op: state.OpUnlockUser, Actor: c.User, Name: name})
 }
 
 // UserInfo is what listing users shows: never a hash.
@@ -532,7 +532,7 @@ func (e *Engine) lookup(c Caller, id uint64, act object.Action) (*object.Object,
 		return nil, nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
 	}
 	o, err := e.object(id)
-	if errors.Is(err, tokens.ErrNotFound) {
+	if errors.Is(err, state.ErrNotFound) {
 		return nil, nil, hsmerr.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
 	}
 	if err != nil {
@@ -856,7 +856,7 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 	session := 0
 	for _, n := range objs {
 		if !n.obj.Attrs.Bool(ck.CKA_TOKEN) {
-			if err := tokens.CheckNewObject(n.obj, n.material); err != nil {
+			if err := state.CheckNewObject(n.obj, n.material); err != nil {
 				return nil, err
 			}
 			session++
@@ -872,7 +872,7 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 		e.sessMu.Unlock()
 	}
 	if len(token) > 0 {
-		cmd := &tokens.Command{Op: tokens.OpCreateObjects, Actor: c.User, Objects: token}
+		cmd := &state.Command{Op: state.OpCreateObjects, Actor: c.User, Objects: token}
 		err := e.submit(ctx, cmd)
 		if err == nil && cmd.RequestID != "" {
 			err = e.recordedIDs(cmd, ids, objs)
@@ -908,7 +908,7 @@ func (e *Engine) uncount(session uint64, n int) {
 // recordedIDs replaces the IDs of the token objects in ids with those the
 // record of cmd's request holds: when cmd was a retry, its own objects were
 // never made, and the caller must get the first try's handles.
-func (e *Engine) recordedIDs(cmd *tokens.Command, ids []uint64, objs []newObj) error {
+func (e *Engine) recordedIDs(cmd *state.Command, ids []uint64, objs []newObj) error {
 	r, err := e.Request(cmd.Actor, cmd.RequestID)
 	if err != nil {
 		return err
@@ -921,7 +921,7 @@ func (e *Engine) recordedIDs(cmd *tokens.Command, ids []uint64, objs []newObj) e
 	if err := r.Err(); err != nil {
 		return err
 	}
-	if r.Op != tokens.OpCreateObjects || len(r.Objects) != len(cmd.Objects) {
+	if r.Op != state.OpCreateObjects || len(r.Objects) != len(cmd.Objects) {
 		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the request ID was already used for another operation")
 	}
 	j := 0
@@ -949,7 +949,7 @@ func (e *Engine) EndSession(session uint64) {
 // Logout records through the log that the caller's login session has
 // ended, so every node refuses its token until expires (Unix seconds).
 func (e *Engine) Logout(ctx context.Context, c Caller, expires int64) error {
-	return e.applier.Submit(ctx, &tokens.Command{Op: tokens.OpLogout, Actor: c.User, Role: c.Role, Time: e.now().Unix(),
+	return e.applier.Submit(ctx, &state.Command{Op: state.OpLogout, Actor: c.User, Role: c.Role, Time: e.now().Unix(),
 		Session: c.Session, Expires: expires})
 }
 

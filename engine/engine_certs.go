@@ -6,7 +6,7 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 )
 
 // RevokeCert adds a certificate fingerprint (64 lower-case hex digits) to
@@ -16,16 +16,16 @@ func (e *Engine) RevokeCert(ctx context.Context, c Caller, fingerprint, name str
 	if c.Role != object.RoleCO {
 		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only crypto officers may revoke certificates")
 	}
-	if _, err := tokens.ParseFingerprintHex(fingerprint); err != nil {
+	if _, err := state.ParseFingerprintHex(fingerprint); err != nil {
 		return err
 	}
-	return e.submit(ctx, &tokens.Command{Op: tokens.OpRevokeCert, Actor: c.User, Role: c.Role, Fingerprint: fingerprint, Name: name})
+	return e.submit(ctx, &state.Command{Op: state.OpRevokeCert, Actor: c.User, Role: c.Role, Fingerprint: fingerprint, Name: name})
 }
 
 // ListRevokedCerts returns the deny-list. Any logged-in user may read it.
-func (e *Engine) ListRevokedCerts(c Caller) ([]tokens.RevokedCert, error) {
+func (e *Engine) ListRevokedCerts(c Caller) ([]state.RevokedCert, error) {
 	if c.Role != object.RoleCO && c.Role != object.RoleCU {
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
 	}
-	return tokens.RevokedCerts(e.store.Meta)
+	return state.RevokedCerts(e.store.Meta)
 }

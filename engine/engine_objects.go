@@ -10,7 +10,7 @@ import (
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 )
 
 // CreateObject imports an object: data, certificate, or a key given in the
@@ -131,7 +131,7 @@ func (e *Engine) SetAttributes(ctx context.Context, c Caller, id uint64, tmpl ob
 	if err := object.CheckTemplate("template", tmpl); err != nil {
 		return err
 	}
-	if r, ok := e.replayed(ctx, c, tokens.OpSetAttributes); ok {
+	if r, ok := e.replayed(ctx, c, state.OpSetAttributes); ok {
 		return r.Err()
 	}
 	act := object.ActModify
@@ -162,7 +162,7 @@ func (e *Engine) SetAttributes(ctx context.Context, c Caller, id uint64, tmpl ob
 		e.sessMu.Unlock()
 		return nil
 	}
-	cmd := &tokens.Command{Op: tokens.OpSetAttributes, Actor: c.User, ObjectID: id, Changes: tmpl}
+	cmd := &state.Command{Op: state.OpSetAttributes, Actor: c.User, ObjectID: id, Changes: tmpl}
 	if newValue {
 		s, err := e.sealer()
 		if err != nil {
@@ -195,7 +195,7 @@ func (e *Engine) dataValue(o *object.Object, so *sessionObject) ([]byte, error) 
 
 // DestroyObject removes an object the caller owns.
 func (e *Engine) DestroyObject(ctx context.Context, c Caller, id uint64) error {
-	if r, ok := e.replayed(ctx, c, tokens.OpDestroyObject); ok {
+	if r, ok := e.replayed(ctx, c, state.OpDestroyObject); ok {
 		return r.Err()
 	}
 	o, so, err := e.lookup(c, id, object.ActDestroy)
@@ -214,14 +214,14 @@ func (e *Engine) DestroyObject(ctx context.Context, c Caller, id uint64) error {
 		e.sessMu.Unlock()
 		return nil
 	}
-	return e.submit(ctx, &tokens.Command{Op: tokens.OpDestroyObject, Actor: c.User, ObjectID: id})
+	return e.submit(ctx, &state.Command{Op: state.OpDestroyObject, Actor: c.User, ObjectID: id})
 }
 
 // Share lets another crypto user use a token key (share true) or stops it.
 func (e *Engine) Share(ctx context.Context, c Caller, id uint64, user string, share bool) error {
-	op := tokens.OpShare
+	op := state.OpShare
 	if !share {
-		op = tokens.OpUnshare
+		op = state.OpUnshare
 	}
 	if r, ok := e.replayed(ctx, c, op); ok {
 		return r.Err()
@@ -233,10 +233,10 @@ func (e *Engine) Share(ctx context.Context, c Caller, id uint64, user string, sh
 	if so != nil {
 		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "session objects cannot be shared")
 	}
-	if err := tokens.ValidUserName(user); err != nil {
+	if err := state.ValidUserName(user); err != nil {
 		return err
 	}
-	return e.submit(ctx, &tokens.Command{Op: op, Actor: c.User, ObjectID: id, Name: user})
+	return e.submit(ctx, &state.Command{Op: op, Actor: c.User, ObjectID: id, Name: user})
 }
 
 // FindObjects returns the IDs of the objects the caller can see that match
@@ -266,7 +266,7 @@ func (e *Engine) FindObjects(c Caller, tmpl object.Template, max int) ([]uint64,
 	if tok, given := want[ck.CKA_TOKEN]; given && tok[0] == 0 {
 		return limit(ids, max), nil
 	}
-	q := tokens.Query{}
+	q := state.Query{}
 	if c.Role == object.RoleCU {
 		q.VisibleTo = c.User
 	}
@@ -550,7 +550,7 @@ func (e *Engine) checkPublicWrap(c Caller, pub *object.Object) error {
 	}
 	e.sessMu.Unlock()
 	class, kt := uint64(ck.CKO_PRIVATE_KEY), pub.KeyType()
-	objs, err := e.store.Find(tokens.Query{VisibleTo: c.User, Class: &class, KeyType: &kt})
+	objs, err := e.store.Find(state.Query{VisibleTo: c.User, Class: &class, KeyType: &kt})
 	if err != nil {
 		return err
 	}

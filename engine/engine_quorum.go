@@ -9,7 +9,7 @@ import (
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/quorum"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 )
 
 // QuorumInfo is what `hsm quorum token list` shows.
@@ -28,7 +28,7 @@ func (e *Engine) Quorum(c Caller) (*QuorumInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := tokens.LoadQuorum(e.store.Meta, s)
+	q, err := state.LoadQuorum(e.store.Meta, s)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func (e *Engine) RegisterQuorumKey(ctx context.Context, c Caller, publicDER, sig
 	if _, _, err := quorum.ParseKey(publicDER); err != nil {
 		return err
 	}
-	return e.submit(ctx, &tokens.Command{Op: tokens.OpQuorumRegisterKey, Actor: c.User, QuorumKey: publicDER, Signature: sig})
+	return e.submit(ctx, &state.Command{Op: state.OpQuorumRegisterKey, Actor: c.User, QuorumKey: publicDER, Signature: sig})
 }
 
 // SetQuorumPolicy sets a service's M; token is needed once any M is above 1.
@@ -57,7 +57,7 @@ func (e *Engine) SetQuorumPolicy(ctx context.Context, c Caller, service string, 
 	if c.Role != object.RoleCO {
 		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may set quorum")
 	}
-	return e.submit(ctx, &tokens.Command{Op: tokens.OpQuorumSetPolicy, Actor: c.User, Service: service, QuorumM: m, QuorumToken: token})
+	return e.submit(ctx, &state.Command{Op: state.OpQuorumSetPolicy, Actor: c.User, Service: service, QuorumM: m, QuorumToken: token})
 }
 
 // CreateQuorumToken makes a token for the caller and returns it.
@@ -73,7 +73,7 @@ func (e *Engine) CreateQuorumToken(ctx context.Context, c Caller, service string
 		return nil, err
 	}
 	id := hex.EncodeToString(b[:])
-	cmd := &tokens.Command{Op: tokens.OpQuorumCreateToken, Actor: c.User, Service: service, TokenID: id}
+	cmd := &state.Command{Op: state.OpQuorumCreateToken, Actor: c.User, Service: service, TokenID: id}
 	if err := e.submit(ctx, cmd); err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func (e *Engine) ApproveQuorumToken(ctx context.Context, c Caller, id string, si
 	if len(sig) == 0 || len(sig) > quorum.MaxSig {
 		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "a signature is 1 to %d bytes", quorum.MaxSig)
 	}
-	return e.submit(ctx, &tokens.Command{Op: tokens.OpQuorumApprove, Actor: c.User, TokenID: id, Signature: sig})
+	return e.submit(ctx, &state.Command{Op: state.OpQuorumApprove, Actor: c.User, TokenID: id, Signature: sig})
 }
 
 // QuorumAuthorize spends a token for an operation that does not go through
@@ -102,7 +102,7 @@ func (e *Engine) QuorumAuthorize(ctx context.Context, c Caller, service, token s
 	if c.Role != object.RoleCO {
 		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may change the cluster")
 	}
-	return e.submit(ctx, &tokens.Command{Op: tokens.OpQuorumUse, Actor: c.User, Service: service, QuorumToken: token})
+	return e.submit(ctx, &state.Command{Op: state.OpQuorumUse, Actor: c.User, Service: service, QuorumToken: token})
 }
 
 type quorumCtxKey struct{}

@@ -3,7 +3,7 @@ package engine
 import (
 	"context"
 
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 )
 
 type requestIDKey struct{}
@@ -22,19 +22,19 @@ func RequestIDFrom(ctx context.Context) string {
 
 // Request returns the record of actor's request id in the local store, or
 // nil if there is none (yet).
-func (e *Engine) Request(actor, id string) (*tokens.RequestRecord, error) {
-	key := tokens.RequestKey(actor, id)
+func (e *Engine) Request(actor, id string) (*state.RequestRecord, error) {
+	key := state.RequestKey(actor, id)
 	if key == "" {
 		return nil, nil
 	}
-	return tokens.ReadRequest(e.store.Meta, key)
+	return state.ReadRequest(e.store.Meta, key)
 }
 
 // replayed returns the outcome this node has recorded for the call's
 // request ID, if any. A write whose first try was applied answers its
 // retry from the record before any check that the first try's own effect
 // would now fail (a destroyed object is gone; a created user exists).
-func (e *Engine) replayed(ctx context.Context, c Caller, op tokens.Op) (*tokens.RequestRecord, bool) {
+func (e *Engine) replayed(ctx context.Context, c Caller, op state.Op) (*state.RequestRecord, bool) {
 	id := RequestIDFrom(ctx)
 	if id == "" {
 		return nil, false

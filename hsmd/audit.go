@@ -17,7 +17,7 @@ import (
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/seal"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 )
 
 // The audit trail's node side (docs/audit.md). Commands are recorded by
@@ -32,7 +32,7 @@ type stampApplier struct {
 	node string
 }
 
-func (a *stampApplier) Submit(ctx context.Context, c *tokens.Command) error {
+func (a *stampApplier) Submit(ctx context.Context, c *state.Command) error {
 	c.Node = a.node
 	if id := identityFrom(ctx); id.Kind != "" {
 		c.Cert = hex.EncodeToString(id.Fingerprint[:])
@@ -66,8 +66,8 @@ type useCounter struct {
 	mu     sync.Mutex
 	counts map[useKey]uint64
 
-	flushMu   sync.Mutex      // one flush at a time
-	pending   *tokens.Command // sent, outcome unknown: resent as it is
+	flushMu   sync.Mutex     // one flush at a time
+	pending   *state.Command // sent, outcome unknown: resent as it is
 	lastBatch uint64
 }
 
@@ -140,7 +140,7 @@ func (u *useCounter) flush(ctx context.Context, all bool) error {
 		u.putBack(uses)
 		return errors.New("the domain key is not unsealed")
 	}
-	tokens.SortAuditUses(uses)
+	state.SortAuditUses(uses)
 	for len(uses) > 0 {
 		n := min(len(uses), usesPerFlush)
 		part := uses[:n]
@@ -149,8 +149,8 @@ func (u *useCounter) flush(ctx context.Context, all bool) error {
 		// from the store), and follow the clock where it allows.
 		batch := max(u.lastBatch+1, uint64(u.now().UnixNano()))
 		u.lastBatch = batch
-		c := &tokens.Command{Op: tokens.OpAudit, Time: u.now().Unix(), Node: u.node, Batch: batch, Uses: part,
-			Proof: tokens.AuditProof(s, u.node, batch, part)}
+		c := &state.Command{Op: state.OpAudit, Time: u.now().Unix(), Node: u.node, Batch: batch, Uses: part,
+			Proof: state.AuditProof(s, u.node, batch, part)}
 		if err := u.send(ctx, c); err != nil {
 			u.putBack(uses)
 			return err
@@ -161,10 +161,10 @@ func (u *useCounter) flush(ctx context.Context, all bool) error {
 
 // send submits a batch. A refusal is final (a duplicate was counted
 // already); a failure of the cluster keeps the batch pending.
-func (u *useCounter) send(ctx context.Context, c *tokens.Command) error {
+func (u *useCounter) send(ctx context.Context, c *state.Command) error {
 	err := u.applier.Submit(ctx, c)
 	switch {
-	case err == nil || tokens.IsAuditDuplicate(err):
+	case err == nil || state.IsAuditDuplicate(err):
 		u.pending = nil
 		return nil
 	case hsmerr.IsRV(err, ck.CKR_DEVICE_ERROR) || ctx.Err() != nil:
@@ -254,7 +254,7 @@ func auditToPB(r *audit.Record) *hsmpb.AuditRecord {
 // crypto user's only its own.
 func (s *Server) ListAudit(ctx context.Context, r *hsmpb.ListAuditRequest) (*hsmpb.ListAuditResponse, error) {
 	c := callerFrom(ctx)
-	q := tokens.AuditQuery{AfterSeq: r.AfterSeq, Since: r.Since, User: r.User, Object: r.Object, Limit: auditPage}
+	q := state.AuditQuery{AfterSeq: r.AfterSeq, Since: r.Since, User: r.User, Object: r.Object, Limit: auditPage}
 	if r.Limit > 0 && r.Limit < auditPage {
 		q.Limit = int(r.Limit)
 	}
@@ -300,7 +300,7 @@ func (s *Server) VerifyAudit(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Verify
 	if err != nil {
 		return nil, err
 	}
-	rep, err := tokens.VerifyAudit(s.engine.Store(), sealer)
+	rep, err := state.VerifyAudit(s.engine.Store(), sealer)
 	if err != nil {
 		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the audit trail")
 	}

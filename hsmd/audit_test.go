@@ -14,8 +14,8 @@ import (
 	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/seal"
-	"github.com/openhsm/openhsm/tokens"
-	"github.com/openhsm/openhsm/tokens/sqlite"
+	"github.com/openhsm/openhsm/state"
+	"github.com/openhsm/openhsm/state/sqlite"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -29,7 +29,7 @@ type lossyApplier struct {
 	sent int
 }
 
-func (a *lossyApplier) Submit(ctx context.Context, c *tokens.Command) error {
+func (a *lossyApplier) Submit(ctx context.Context, c *state.Command) error {
 	a.mu.Lock()
 	lose := a.lose
 	a.sent++
@@ -41,22 +41,22 @@ func (a *lossyApplier) Submit(ctx context.Context, c *tokens.Command) error {
 	return err
 }
 
-func newAuditMachine(t *testing.T) (*tokens.Machine, *sqlite.Store) {
+func newAuditMachine(t *testing.T) (*state.Machine, *sqlite.Store) {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "hsm.db"), sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	sealer, dk, err := seal.NewDomainKey("test", seal.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
 	require.NoError(t, err)
-	m := tokens.NewMachine(st, nil)
-	require.NoError(t, (&engine.LocalApplier{M: m}).Submit(context.Background(), &tokens.Command{Op: tokens.OpInit, Domain: dk.Marshal()}))
+	m := state.NewMachine(st, nil)
+	require.NoError(t, (&engine.LocalApplier{M: m}).Submit(context.Background(), &state.Command{Op: state.OpInit, Domain: dk.Marshal()}))
 	m.SetSealer(sealer)
 	return m, st
 }
 
-func sumUses(t *testing.T, st tokens.Store, object uint64) (n uint64) {
+func sumUses(t *testing.T, st state.Store, object uint64) (n uint64) {
 	t.Helper()
-	recs, err := st.AuditRecords(tokens.AuditQuery{Object: object})
+	recs, err := st.AuditRecords(state.AuditQuery{Object: object})
 	require.NoError(t, err)
 	for _, r := range recs {
 		if r.Kind == audit.KindUse {
@@ -94,11 +94,11 @@ func TestUseCounterCountsExactly(t *testing.T) {
 	require.NoError(t, u.flush(ctx, true))
 	assert.Nil(t, u.pending)
 	assert.Equal(t, uint64(1001), sumUses(t, st, 9), "the resent batch counted once, the last second flushed")
-	recs, err := st.AuditRecords(tokens.AuditQuery{Object: 9})
+	recs, err := st.AuditRecords(state.AuditQuery{Object: 9})
 	require.NoError(t, err)
 	require.Len(t, recs, 2)
 	assert.Len(t, recs[0].Cert, 64)
-	rep, err := tokens.VerifyAudit(st, m.Sealer())
+	rep, err := state.VerifyAudit(st, m.Sealer())
 	require.NoError(t, err)
 	assert.True(t, rep.OK, "%+v", rep)
 }
@@ -121,7 +121,7 @@ func TestUseCounterKeepsCountsWhenTheClusterIsDown(t *testing.T) {
 // downApplier is a cluster with no leader: nothing is executed.
 type downApplier struct{}
 
-func (downApplier) Submit(context.Context, *tokens.Command) error {
+func (downApplier) Submit(context.Context, *state.Command) error {
 	return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "no cluster leader could take the change")
 }
 
@@ -136,7 +136,7 @@ func TestUseCounterIsBounded(t *testing.T) {
 	}
 	assert.Len(t, u.counts, maxUseCounters+1)
 	require.NoError(t, u.flush(context.Background(), true))
-	recs, err := st.AuditRecords(tokens.AuditQuery{User: "mallory"})
+	recs, err := st.AuditRecords(state.AuditQuery{User: "mallory"})
 	require.NoError(t, err)
 	var total, folded uint64
 	for _, r := range recs {

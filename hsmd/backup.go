@@ -17,7 +17,7 @@ import (
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/seal"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 	"google.golang.org/grpc"
 )
 
@@ -450,7 +450,7 @@ func (s *Server) checkFresh() error {
 	if err != nil {
 		return err
 	}
-	objs, err := s.engine.Store().Find(tokens.Query{Limit: 1})
+	objs, err := s.engine.Store().Find(state.Query{Limit: 1})
 	if err != nil {
 		return &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "cannot read the store", Err: err}
 	}

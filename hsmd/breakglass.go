@@ -13,7 +13,7 @@ import (
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/seal"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 	"google.golang.org/grpc/status"
 )
 
@@ -24,14 +24,14 @@ import (
 // (over mutual TLS with the node's own certificate), unseals it with the
 // passphrase, and sends a MAC under a key derived from the domain key over
 // (name, time, nonce). The node checks it and submits unlock_user with
-// actor tokens.BreakGlassActor through the log; apply checks the MAC
+// actor state.BreakGlassActor through the log; apply checks the MAC
 // again, so every node applies the unlock, and a node certificate alone
 // cannot forge one.
 
 // UnlockUser is `hsmd unlock-user`: it unlocks name through the running
 // node cfg describes.
 func UnlockUser(cfg *Config, name string) error {
-	if err := tokens.ValidUserName(name); err != nil {
+	if err := state.ValidUserName(name); err != nil {
 		return fmt.Errorf("unlock-user: %s", errMsg(err))
 	}
 	src, err := cfg.KEKSource()

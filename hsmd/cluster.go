@@ -12,7 +12,7 @@ import (
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 )
@@ -239,8 +239,8 @@ func (p *peerServer) Forward(ctx context.Context, req *hsmpb.ForwardRequest) (*h
 	if err != nil {
 		return nil, err
 	}
-	if len(req.Command) == 0 || len(req.Command) > tokens.MaxCommandSize {
-		return nil, bad("command", "must be 1 to %d bytes", tokens.MaxCommandSize)
+	if len(req.Command) == 0 || len(req.Command) > state.MaxCommandSize {
+		return nil, bad("command", "must be 1 to %d bytes", state.MaxCommandSize)
 	}
 	return cn.HandleForward(ctx, req, identityFrom(ctx).CommonName)
 }
@@ -271,7 +271,7 @@ func (p *peerServer) NodeStatus(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Clu
 }
 
 func (p *peerServer) DomainKey(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.DomainKeyResponse, error) {
-	raw, err := p.s.engine.Store().Meta(tokens.MetaDomainKey)
+	raw, err := p.s.engine.Store().Meta(state.MetaDomainKey)
 	if err != nil {
 		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "this node holds no domain key")
 	}

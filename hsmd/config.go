@@ -54,7 +54,7 @@ type Config struct {
 	// objects (CKA_TOKEN false) per login session. 0 means the default.
 	// The cap on token objects per user is not here: apply enforces it,
 	// so it is the same constant on every node
-	// (tokens.MaxTokenObjectsPerUser).
+	// (state.MaxTokenObjectsPerUser).
 	MaxSessionsPerUser int `toml:"max_sessions_per_user"`
 	MaxSessionObjects  int `toml:"max_session_objects"`
 

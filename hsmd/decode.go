@@ -10,7 +10,7 @@ import (
 	"github.com/openhsm/openhsm/passwords"
 
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 )
 
 // Request field bounds. Every field of every request is checked against
@@ -178,7 +178,7 @@ func objectID(field string, id uint64) error {
 }
 
 func userName(field, name string) error {
-	if err := tokens.ValidUserName(name); err != nil {
+	if err := state.ValidUserName(name); err != nil {
 		return bad(field, "%s", errMsg(err))
 	}
 	return nil

@@ -24,8 +24,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/openhsm/openhsm/pki"
-	"github.com/openhsm/openhsm/tokens"
-	"github.com/openhsm/openhsm/tokens/sqlite"
+	"github.com/openhsm/openhsm/state"
+	"github.com/openhsm/openhsm/state/sqlite"
 	"google.golang.org/grpc"
 )
 
@@ -155,8 +155,8 @@ func Init(cfg *Config, clusterID string) error {
 		return err
 	}
 	defer st.Close()
-	m := tokens.NewMachine(st, nil)
-	return (&engine.LocalApplier{M: m}).Submit(context.Background(), &tokens.Command{Op: tokens.OpInit, Domain: rec.Marshal()})
+	m := state.NewMachine(st, nil)
+	return (&engine.LocalApplier{M: m}).Submit(context.Background(), &state.Command{Op: state.OpInit, Domain: rec.Marshal()})
 }
 
 // joinMarker, in data_dir, says the node was made to join a cluster: with
@@ -244,15 +244,15 @@ func InitJoin(cfg *Config, addr string) error {
 		return err
 	}
 	defer st.Close()
-	m := tokens.NewMachine(st, nil)
-	return (&engine.LocalApplier{M: m}).Submit(context.Background(), &tokens.Command{Op: tokens.OpInit, Domain: resp.Sealed})
+	m := state.NewMachine(st, nil)
+	return (&engine.LocalApplier{M: m}).Submit(context.Background(), &state.Command{Op: state.OpInit, Domain: resp.Sealed})
 }
 
 // Node is one running daemon.
 type Node struct {
 	Config    *Config
 	Store     *sqlite.Store
-	Machine   *tokens.Machine
+	Machine   *state.Machine
 	Engine    *engine.Engine
 	Server    *Server
 	ClusterID string
@@ -281,7 +281,7 @@ func (n *Node) domain() ([]byte, string) {
 // passphrase rotation, the re-sealed one (backups carry it).
 func (n *Node) currentRecord() ([]byte, string) {
 	sealed, id := n.domain()
-	if raw, err := n.Store.Meta(tokens.MetaDomainKey); err == nil {
+	if raw, err := n.Store.Meta(state.MetaDomainKey); err == nil {
 		sealed = raw
 	}
 	return sealed, id
@@ -301,7 +301,7 @@ func Open(cfg *Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := st.Meta(tokens.MetaDomainKey)
+	raw, err := st.Meta(state.MetaDomainKey)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("the store has no domain key (was 'hsmd init' interrupted?): %v", err)
@@ -325,7 +325,7 @@ func Open(cfg *Config) (*Node, error) {
 		return nil, err
 	}
 	cfg.lockSealer(log, sealer)
-	m := tokens.NewMachine(st, sealer)
+	m := state.NewMachine(st, sealer)
 	n := &Node{Config: cfg, Store: st, Machine: m, ClusterID: rec.ClusterID, Log: log, logw: logw, closer: closer, kek: src, sealed: raw}
 	// A restored backup may bring another domain key: unseal it with this
 	// node's passphrase or key file, or stop.
@@ -361,7 +361,7 @@ func Open(cfg *Config) (*Node, error) {
 // the handshakes check, and cuts the open connections of any certificate on
 // it.
 func (n *Node) loadDenyList() error {
-	fps, err := tokens.RevokedFingerprints(n.Store.Meta)
+	fps, err := state.RevokedFingerprints(n.Store.Meta)
 	if err != nil {
 		return err
 	}
@@ -396,7 +396,7 @@ func (n *Node) reloadDomainKey() error {
 	if err := n.loadDenyList(); err != nil {
 		return err
 	}
-	raw, err := n.Store.Meta(tokens.MetaDomainKey)
+	raw, err := n.Store.Meta(state.MetaDomainKey)
 	if err != nil {
 		return fmt.Errorf("the restored state has no domain key: %v", err)
 	}
@@ -410,7 +410,7 @@ func (n *Node) reloadDomainKey() error {
 	// A record re-sealed by a passphrase rotation holds the key in use: its
 	// MAC under that key says so, and this node's (older) passphrase need
 	// not open it.
-	if mac, err := n.Store.Meta(tokens.MetaDomainKeyMAC); err == nil {
+	if mac, err := n.Store.Meta(state.MetaDomainKeyMAC); err == nil {
 		if cur := n.Machine.Sealer(); cur != nil && rec.ClusterID == n.ClusterID && hmac.Equal(mac, cur.RecordMAC(raw)) {
 			n.domainMu.Lock()
 			n.sealed = raw
@@ -484,7 +484,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	n.Cluster = cn
 	n.Engine.SetApplier(&stampApplier{next: cn, node: cfg.Node})
-	lastBatch, err := tokens.LastAuditBatch(n.Store.Meta, cfg.Node)
+	lastBatch, err := state.LastAuditBatch(n.Store.Meta, cfg.Node)
 	if err != nil {
 		cn.Shutdown()
 		return err

@@ -9,7 +9,7 @@ import (
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/seal"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 )
 
 // rotateFailDelay slows down guessing the current passphrase through
@@ -33,7 +33,7 @@ func (s *Server) RotatePassphrase(ctx context.Context, r *hsmpb.RotatePassphrase
 		return nil, hsmerr.Errorf(ck.CKR_FUNCTION_FAILED, "a rotation is already in progress on this node")
 	}
 	defer s.rotating.Store(false)
-	raw, err := s.engine.Store().Meta(tokens.MetaDomainKey)
+	raw, err := s.engine.Store().Meta(state.MetaDomainKey)
 	if err != nil {
 		return nil, &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "cannot read the sealed domain key", Err: err}
 	}

@@ -24,7 +24,7 @@ import (
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -112,7 +112,7 @@ func (s *Server) revoke(session uint64, expires int64) {
 
 // loadLoggedOut reads the logged-out sessions the store holds.
 func (s *Server) loadLoggedOut() error {
-	list, err := tokens.LoggedOut(s.engine.Store().Meta)
+	list, err := state.LoggedOut(s.engine.Store().Meta)
 	if err != nil {
 		return err
 	}
@@ -351,7 +351,7 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 		return ctx, err
 	}
 	if vals := md.Get(RequestIDHeader); len(vals) > 0 {
-		if len(vals) != 1 || !tokens.ValidRequestID(vals[0]) {
+		if len(vals) != 1 || !state.ValidRequestID(vals[0]) {
 			return ctx, statusWith(codes.InvalidArgument, ck.CKR_ARGUMENTS_BAD, RequestIDHeader+" must be 32 lowercase hex digits")
 		}
 		ctx = engine.WithRequestID(ctx, vals[0])

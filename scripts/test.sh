@@ -45,16 +45,16 @@ echo "== fuzz ($FUZZTIME each)"
 for pt in \
   ./object:FuzzBuildAttrs \
   ./object:FuzzUnmarshalAttrs \
-  ./tokens:FuzzDecodeCommand \
+  ./state:FuzzDecodeCommand \
   ./mech:FuzzKeyUnwrap \
-  ./tokens:FuzzApplyForged \
-  ./tokens:FuzzPasswordHash \
-  ./tokens:FuzzSealedDomainKey \
-  ./tokens:FuzzParsePrivateKey \
+  ./state:FuzzApplyForged \
+  ./state:FuzzPasswordHash \
+  ./state:FuzzSealedDomainKey \
+  ./state:FuzzParsePrivateKey \
   ./hsmd:FuzzLoadConfig \
   ./client:FuzzLoadConfig \
   ./pki:FuzzPEMFiles \
-  ./tokens/sqlite:FuzzRestore \
+  ./state/sqlite:FuzzRestore \
   ./backup:FuzzVerify \
   ./hsmd:FuzzDecodeRequest \
   ./hsmd:FuzzParseToken \

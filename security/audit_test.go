@@ -20,7 +20,7 @@ import (
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -145,7 +145,7 @@ func TestAttackAuditTamper(t *testing.T) {
 	}
 	var created bool
 	for _, r := range auditList(t, c, 1, "--filter-user", "cu1") {
-		if r.Kind == audit.KindCommand && r.Op == string(tokens.OpCreateObjects) && (r.Object == pub || r.Object == priv) {
+		if r.Kind == audit.KindCommand && r.Op == string(state.OpCreateObjects) && (r.Object == pub || r.Object == priv) {
 			created = true
 			assert.Equal(t, "applied", r.Result)
 			assert.Equal(t, "node1", r.Node)
@@ -221,12 +221,12 @@ func TestAttackAuditTamper(t *testing.T) {
 		firstBad uint64
 	}{
 		{"flip a bit of a use count", []string{fmt.Sprintf(`UPDATE audit SET count = (count | 1) - (count & 1) WHERE seq = %d`, s)},
-			tokens.AuditEdited, s},
-		{"delete a record", []string{fmt.Sprintf(`DELETE FROM audit WHERE seq = %d`, s)}, tokens.AuditMissing, s},
+			state.AuditEdited, s},
+		{"delete a record", []string{fmt.Sprintf(`DELETE FROM audit WHERE seq = %d`, s)}, state.AuditMissing, s},
 		{"swap two records", []string{
 			fmt.Sprintf(`UPDATE audit SET seq = -1 WHERE seq = %d`, s),
 			fmt.Sprintf(`UPDATE audit SET seq = %d WHERE seq = %d`, s, s-1),
-			fmt.Sprintf(`UPDATE audit SET seq = %d WHERE seq = -1`, s-1)}, tokens.AuditReordered, s - 1},
+			fmt.Sprintf(`UPDATE audit SET seq = %d WHERE seq = -1`, s-1)}, state.AuditReordered, s - 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			auditCopy(t, pristine, db)
@@ -268,10 +268,10 @@ func TestAttackAuditForgedUses(t *testing.T) {
 	require.NoError(t, err)
 	const forgedKey = 777777
 	uses := []audit.UseCount{{Time: time.Now().Unix(), User: "cu1", Object: forgedKey, Op: audit.UseSign, Count: 1000}}
-	for name, cmd := range map[string]*tokens.Command{
-		"no proof":     {Op: tokens.OpAudit, Node: "node2", Batch: 1 << 62, Uses: uses},
-		"forged proof": {Op: tokens.OpAudit, Node: "node2", Batch: 1<<62 + 1, Uses: uses, Proof: make([]byte, 32)},
-		"as a user":    {Op: tokens.OpAudit, Actor: "cu1", Node: "node2", Batch: 1<<62 + 2, Uses: uses, Proof: make([]byte, 32)},
+	for name, cmd := range map[string]*state.Command{
+		"no proof":     {Op: state.OpAudit, Node: "node2", Batch: 1 << 62, Uses: uses},
+		"forged proof": {Op: state.OpAudit, Node: "node2", Batch: 1<<62 + 1, Uses: uses, Proof: make([]byte, 32)},
+		"as a user":    {Op: state.OpAudit, Actor: "cu1", Node: "node2", Batch: 1<<62 + 2, Uses: uses, Proof: make([]byte, 32)},
 	} {
 		raw, err := cmd.Encode()
 		require.NoError(t, err)

@@ -23,8 +23,8 @@ import (
 	"github.com/openhsm/openhsm/passwords"
 	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/seal"
-	"github.com/openhsm/openhsm/tokens"
-	"github.com/openhsm/openhsm/tokens/sqlite"
+	"github.com/openhsm/openhsm/state"
+	"github.com/openhsm/openhsm/state/sqlite"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -48,7 +48,7 @@ func authzPeer(t *testing.T, c *testcluster.Cluster, k int) hsmpb.PeerClient {
 // key, its own store), the create_objects command the real engine would
 // send for tmpl in user's name. Its objects are well formed, but any
 // sealed value is sealed under the attacker's key, not the cluster's.
-func authzForge(t *testing.T, user string, tmpl object.Template) *tokens.Command {
+func authzForge(t *testing.T, user string, tmpl object.Template) *state.Command {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "attacker.db"), sqlite.Options{})
 	require.NoError(t, err)
@@ -56,16 +56,16 @@ func authzForge(t *testing.T, user string, tmpl object.Template) *tokens.Command
 	sealer, _, err := seal.NewDomainKey("attacker", seal.KEKSource{KeyFile: bytes.Repeat([]byte{9}, 32)})
 	require.NoError(t, err)
 	cp := &authzCapture{}
-	e := engine.NewEngine(tokens.NewMachine(st, sealer), cp)
+	e := engine.NewEngine(state.NewMachine(st, sealer), cp)
 	_, err = e.CreateObject(context.Background(), engine.Caller{User: user, Role: object.RoleCU, Session: 1}, tmpl)
 	require.NoError(t, err)
 	require.NotNil(t, cp.last)
 	return cp.last
 }
 
-type authzCapture struct{ last *tokens.Command }
+type authzCapture struct{ last *state.Command }
 
-func (c *authzCapture) Submit(_ context.Context, cmd *tokens.Command) error { c.last = cmd; return nil }
+func (c *authzCapture) Submit(_ context.Context, cmd *state.Command) error { c.last = cmd; return nil }
 
 func authzAttr(t uint64, v []byte) object.Attribute { return object.Attribute{Type: t, Value: v} }
 
@@ -101,8 +101,8 @@ func TestAttackAuthzForgedForward(t *testing.T) {
 	goodHash, err := passwords.HashPassword("attacker-password")
 	require.NoError(t, err)
 	bomb := "$argon2id$v=19$m=4194304,t=16,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
-	officer := func(actor string) *tokens.Command {
-		return &tokens.Command{Op: tokens.OpCreateUser, Actor: actor, User: &object.User{Name: "evil", Role: object.RoleCO, PasswordHash: goodHash}}
+	officer := func(actor string) *state.Command {
+		return &state.Command{Op: state.OpCreateUser, Actor: actor, User: &object.User{Name: "evil", Role: object.RoleCO, PasswordHash: goodHash}}
 	}
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -126,20 +126,20 @@ func TestAttackAuthzForgedForward(t *testing.T) {
 
 	forged := []struct {
 		name string
-		cmd  *tokens.Command
+		cmd  *state.Command
 	}{
 		{"an officer made by no one", officer("")},
 		{"an officer made by cu1", officer("cu1")},
 		{"an officer made by a stranger", officer("ghost")},
-		{"a second bootstrap", &tokens.Command{Op: tokens.OpBootstrap, User: &object.User{Name: "evil", Role: object.RoleCO, PasswordHash: goodHash}}},
-		{"cu1's password set by no one", &tokens.Command{Op: tokens.OpSetPassword, Name: "cu1", PasswordHash: goodHash}},
-		{"cu1's password set by a stranger", &tokens.Command{Op: tokens.OpSetPassword, Actor: "ghost", Name: "cu1", PasswordHash: goodHash}},
-		{"a hash bomb as cu1's password in cu1's name", &tokens.Command{Op: tokens.OpSetPassword, Actor: "cu1", Name: "cu1", PasswordHash: bomb}},
-		{"a hash bomb as cu1's password in the officer's name", &tokens.Command{Op: tokens.OpSetPassword, Actor: "admin", Name: "cu1", PasswordHash: bomb}},
-		{"cu1's key destroyed by no one", &tokens.Command{Op: tokens.OpDestroyObject, ObjectID: key}},
-		{"cu1's key destroyed by the officer", &tokens.Command{Op: tokens.OpDestroyObject, Actor: "admin", ObjectID: key}},
-		{"cu1's key destroyed by a stranger", &tokens.Command{Op: tokens.OpDestroyObject, Actor: "ghost", ObjectID: key}},
-		{"cu1's key shared by the officer", &tokens.Command{Op: tokens.OpShare, Actor: "admin", ObjectID: key, Name: "cu1"}},
+		{"a second bootstrap", &state.Command{Op: state.OpBootstrap, User: &object.User{Name: "evil", Role: object.RoleCO, PasswordHash: goodHash}}},
+		{"cu1's password set by no one", &state.Command{Op: state.OpSetPassword, Name: "cu1", PasswordHash: goodHash}},
+		{"cu1's password set by a stranger", &state.Command{Op: state.OpSetPassword, Actor: "ghost", Name: "cu1", PasswordHash: goodHash}},
+		{"a hash bomb as cu1's password in cu1's name", &state.Command{Op: state.OpSetPassword, Actor: "cu1", Name: "cu1", PasswordHash: bomb}},
+		{"a hash bomb as cu1's password in the officer's name", &state.Command{Op: state.OpSetPassword, Actor: "admin", Name: "cu1", PasswordHash: bomb}},
+		{"cu1's key destroyed by no one", &state.Command{Op: state.OpDestroyObject, ObjectID: key}},
+		{"cu1's key destroyed by the officer", &state.Command{Op: state.OpDestroyObject, Actor: "admin", ObjectID: key}},
+		{"cu1's key destroyed by a stranger", &state.Command{Op: state.OpDestroyObject, Actor: "ghost", ObjectID: key}},
+		{"cu1's key shared by the officer", &state.Command{Op: state.OpShare, Actor: "admin", ObjectID: key, Name: "cu1"}},
 		{"a trusted public key in cu1's token, in cu1's name", trusted},
 		{"a secret key the attacker knows in cu1's token, in cu1's name", known},
 		{"an object owned by cu1, made by the officer", byOfficer},

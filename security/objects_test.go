@@ -20,8 +20,8 @@ import (
 	"github.com/openhsm/openhsm/internal/testcluster"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
-	"github.com/openhsm/openhsm/tokens"
-	"github.com/openhsm/openhsm/tokens/sqlite"
+	"github.com/openhsm/openhsm/state"
+	"github.com/openhsm/openhsm/state/sqlite"
 	"github.com/stretchr/testify/require"
 )
 
@@ -79,15 +79,15 @@ func objectsDump(t *testing.T, c *testcluster.Cluster, k int) string {
 		fmt.Fprintf(&b, "user %s role=%d gen=%d failed=%d locked=%t number=%d mac=%x\n",
 			u.Name, u.Role, u.Generation, u.FailedLogins, u.Locked, u.Number, u.MAC)
 	}
-	objs, err := st.Find(tokens.Query{})
+	objs, err := st.Find(state.Query{})
 	require.NoError(t, err)
 	for _, o := range objs {
 		fmt.Fprintf(&b, "object %d owner=%s shared=%v attrs=%x sealed=%x mac=%x\n",
 			o.ID, o.Owner, o.SharedWith, object.MarshalAttrs(o.Attrs), o.Sealed, o.MAC)
 	}
-	for _, key := range []string{tokens.MetaDomainKey, tokens.MetaLoggedOut} {
+	for _, key := range []string{state.MetaDomainKey, state.MetaLoggedOut} {
 		v, err := st.Meta(key)
-		if !errors.Is(err, tokens.ErrNotFound) {
+		if !errors.Is(err, state.ErrNotFound) {
 			require.NoError(t, err)
 		}
 		fmt.Fprintf(&b, "meta %s=%x\n", key, v)

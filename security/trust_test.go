@@ -20,7 +20,7 @@ import (
 	"github.com/openhsm/openhsm/internal/testcluster"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/state"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -124,7 +124,7 @@ func trustLog(t *testing.T, c *testcluster.Cluster, k int) []byte {
 // reaches Raft, the leader logs the refusal, and no such user exists.
 func TestAttackTrustForgedForward(t *testing.T) {
 	c := testcluster.Start(t, 3)
-	cmd := &tokens.Command{Op: tokens.OpCreateUser, Actor: c.Env["HSM_USER"], Role: object.RoleCO,
+	cmd := &state.Command{Op: state.OpCreateUser, Actor: c.Env["HSM_USER"], Role: object.RoleCO,
 		User: &object.User{Name: "mallory", Role: object.RoleCO, PasswordHash: "x"}}
 	raw, err := cmd.Encode()
 	require.NoError(t, err)

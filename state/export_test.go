@@ -1,0 +1,31 @@
+package state
+
+// Internals the external tests (package tokens_test, which may import
+// tokens/sqlite) look at.
+
+// AuthorityOps returns every op apply knows and every op with an authority
+// rule.
+func AuthorityOps() (applied, ruled []Op) {
+	for op := range applyTable {
+		applied = append(applied, op)
+	}
+	for op := range commandAuthority {
+		ruled = append(ruled, op)
+	}
+	return applied, ruled
+}
+
+// WithoutAuthority runs fn with op's authority rule removed.
+func WithoutAuthority(op Op, fn func()) {
+	a, ok := commandAuthority[op]
+	delete(commandAuthority, op)
+	defer func() {
+		if ok {
+			commandAuthority[op] = a
+		}
+	}()
+	fn()
+}
+
+// MetaOwnedKey is the meta key of a user's token object count.
+func MetaOwnedKey(user string) string { return metaOwnedPrefix + user }
