@@ -1,7 +1,7 @@
 // Package audit is the audit trail's record: its kinds, the key operations
 // nodes count, and its canonical encoding (record.go), which the chain's
 // MACs and the snapshot stream use. The chain itself (appending, the head,
-// verifying) is kept by the state machine (tokens/audit.go); docs/audit.md
+// verifying) is kept by the state machine (state/audit.go); docs/audit.md
 // describes both.
 package audit
 

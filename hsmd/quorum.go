@@ -10,7 +10,7 @@ import (
 )
 
 // Quorum authentication's RPCs (docs/quorum.md). The rules live in the
-// state machine (tokens/quorum.go); these handlers check the fields and
+// state machine (state/quorum.go); these handlers check the fields and
 // say who asked.
 
 // quorumCtx checks a request's quorum token field and makes ctx carry it

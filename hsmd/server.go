@@ -173,7 +173,7 @@ var methodAccess = map[string]access{
 // RequestIDHeader carries the client's ID of a write call, the same on
 // every retry of the call: the state machine applies a write with a given
 // ID (per user) at most once and answers retries with its recorded
-// outcome (tokens/request.go).
+// outcome (state/request.go).
 const RequestIDHeader = "x-hsm-request-id"
 
 // joinerMethods are the Peer methods a node certificate whose name is not

@@ -2,7 +2,7 @@
 // officer approval, docs/quorum.md): the services, approval keys, tokens,
 // the canonical bytes an officer signs, and signing and verifying them. The
 // replicated state's rules (who may register, approve and spend) are
-// applied in the state machine (tokens/quorum.go).
+// applied in the state machine (state/quorum.go).
 package quorum
 
 import (

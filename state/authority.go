@@ -58,7 +58,7 @@ var commandAuthority = map[Op]authority{
 	OpLoginFailed: {actor: actorNone},
 	OpLoginOK:     {actor: actorNone},
 	// A node's key-use counts: no user acts; apply checks the node's proof
-	// under the domain key instead (tokens/audit.go).
+	// under the domain key instead (state/audit.go).
 	OpAudit:      {actor: actorNone},
 	OpCreateUser: {actor: actorCO},
 	OpDeleteUser: {actor: actorCO},
@@ -77,7 +77,7 @@ var commandAuthority = map[Op]authority{
 	OpSetDomainKey:  {actor: actorCO},
 	OpRevokeCert:    {actor: actorCO},
 	// Quorum: only officers register keys, set policy, and ask for,
-	// approve and spend tokens (tokens/quorum.go checks the rest).
+	// approve and spend tokens (state/quorum.go checks the rest).
 	OpQuorumRegisterKey: {actor: actorCO},
 	OpQuorumSetPolicy:   {actor: actorCO},
 	OpQuorumCreateToken: {actor: actorCO},

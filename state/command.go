@@ -38,7 +38,7 @@ const (
 	OpLogout        Op = "logout"         // Session, Expires
 	OpSetDomainKey  Op = "set_domain_key" // Domain, DomainMAC: a passphrase rotation
 
-	// Quorum (tokens/quorum.go).
+	// Quorum (state/quorum.go).
 	OpQuorumRegisterKey Op = "quorum_register_key" // Actor, QuorumKey, Signature
 	OpQuorumSetPolicy   Op = "quorum_set_policy"   // Actor, Service, QuorumM, QuorumToken
 	OpQuorumCreateToken Op = "quorum_create_token" // Actor, Service, TokenID

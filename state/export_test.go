@@ -1,7 +1,7 @@
 package state
 
 // Internals the external tests (package tokens_test, which may import
-// tokens/sqlite) look at.
+// state/sqlite) look at.
 
 // AuthorityOps returns every op apply knows and every op with an authority
 // rule.
