@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/openhsm/openhsm/client"
 )
 
@@ -15,24 +17,15 @@ import (
 // which (an address of the configuration's list or any other node of the
 // cluster), else the client picks as for any call.
 
-const auditUsage = `
-Audit trail:
-  hsm audit list [--since TIME] [--filter-user NAME] [--object ID] [--node ADDR]
-        the records a crypto officer (all) or crypto user (its own) may read;
-        TIME is RFC 3339, Unix seconds, or a duration ago (10m, 24h)
-  hsm audit verify [--node ADDR]
-        recompute the node's audit chain (crypto officer); exit status 1
-        when it was tampered with
-`
-
-func (c *cli) audit(ctx context.Context, sub string, args []string) error {
-	switch sub {
-	case "list":
-		return c.auditList(ctx, args)
-	case "verify":
-		return c.auditVerify(ctx, args)
-	}
-	return usagef("audit: unknown subcommand %q%s", sub, auditUsage)
+func (c *cli) auditCommand() *cobra.Command {
+	return group("audit", "Read and verify the audit trail",
+		`Each node keeps a hash-chained audit trail of commands and key uses
+(docs/audit.md). Each command reads one node: --node picks which (an address
+of the configuration's list or any other node of the cluster), else the
+client picks as for any call.`,
+		c.auditListCommand(),
+		c.auditVerifyCommand(),
+	)
 }
 
 // auditSession logs in, through the one node given, if any.
@@ -62,9 +55,9 @@ func (c *cli) auditSession(ctx context.Context, node string) (*client.Client, fu
 		}
 		hc.Close()
 	}
-	if err := hc.Login(ctx, user, password); err != nil {
+	if err := c.login(ctx, hc, user, password); err != nil {
 		done()
-		return nil, nil, fmt.Errorf("log in as %q: %w", user, err)
+		return nil, nil, err
 	}
 	return hc, done, nil
 }
@@ -83,26 +76,42 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("--since: %q is not RFC 3339, Unix seconds or a duration", s)
 }
 
-func (c *cli) auditList(ctx context.Context, args []string) error {
-	fs := c.newFlags("audit list")
-	since := fs.String("since", "", "only records at or after `TIME`")
+// auditListOpts are the flags of audit list.
+type auditListOpts struct {
+	since, user, node string
+	object            uint64
+}
+
+func (c *cli) auditListCommand() *cobra.Command {
+	var o auditListOpts
+	cmd := leaf("list [--since TIME] [--filter-user NAME] [--object ID] [--node ADDR]",
+		"List the audit records you may read (logged in)", nil,
+		func(cmd *cobra.Command, _ []string) error { return c.auditList(cmd.Context(), o) })
+	cmd.Long = `List the audit records of one node: a crypto officer reads all of them, a
+crypto user only its own. TIME is RFC 3339, Unix seconds, or a duration ago
+(10m, 24h).`
+	cmd.Example = `  hsm audit list --since 24h --filter-user alice`
+	f := cmd.Flags()
+	f.StringVar(&o.since, "since", "", "only records at or after `TIME`")
 	// --user is the global flag of the user who logs in, so the filter
 	// has a name of its own.
-	user := fs.String("filter-user", "", "only records of user `NAME`")
-	object := fs.Uint64("object", 0, "only records of object `ID`")
-	node := fs.String("node", "", "read the node at `ADDR`")
-	if _, err := c.parse(fs, args); err != nil {
-		return err
-	}
-	q := client.AuditQuery{User: *user, Object: *object}
-	if *since != "" {
-		t, err := parseSince(*since, time.Now())
+	f.StringVar(&o.user, "filter-user", "", "only records of user `NAME`")
+	f.Uint64Var(&o.object, "object", 0, "only records of object `ID`")
+	f.StringVar(&o.node, "node", "", "read the node at `ADDR` (host:port)")
+	setRole(cmd, roleAny)
+	return cmd
+}
+
+func (c *cli) auditList(ctx context.Context, o auditListOpts) error {
+	q := client.AuditQuery{User: o.user, Object: o.object}
+	if o.since != "" {
+		t, err := parseSince(o.since, time.Now())
 		if err != nil {
 			return usagef("audit list: %v", err)
 		}
 		q.Since = t
 	}
-	hc, done, err := c.auditSession(ctx, *node)
+	hc, done, err := c.auditSession(ctx, o.node)
 	if err != nil {
 		return err
 	}
@@ -141,13 +150,19 @@ func (c *cli) auditList(ctx context.Context, args []string) error {
 	return nil
 }
 
-func (c *cli) auditVerify(ctx context.Context, args []string) error {
-	fs := c.newFlags("audit verify")
-	node := fs.String("node", "", "verify the node at `ADDR`")
-	if _, err := c.parse(fs, args); err != nil {
-		return err
-	}
-	hc, done, err := c.auditSession(ctx, *node)
+func (c *cli) auditVerifyCommand() *cobra.Command {
+	var node string
+	cmd := leaf("verify [--node ADDR]", "Recompute a node's audit chain (crypto officer)", nil,
+		func(cmd *cobra.Command, _ []string) error { return c.auditVerify(cmd.Context(), node) })
+	cmd.Long = `Recompute the audit chain of one node. Exit status 1 when it was tampered
+with. A crypto officer's command.`
+	cmd.Flags().StringVar(&node, "node", "", "verify the node at `ADDR` (host:port)")
+	setRole(cmd, roleOfficer)
+	return cmd
+}
+
+func (c *cli) auditVerify(ctx context.Context, node string) error {
+	hc, done, err := c.auditSession(ctx, node)
 	if err != nil {
 		return err
 	}

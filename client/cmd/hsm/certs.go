@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/openhsm/openhsm/backup"
 	"github.com/openhsm/openhsm/pki"
 )
@@ -61,19 +63,36 @@ func fingerprintArg(cmd, arg string) (string, string, error) {
 	return hex.EncodeToString(fp[:]), "", nil
 }
 
-func (c *cli) certRevoke(ctx context.Context, args []string) error {
-	fs := c.newFlags("cert revoke")
-	name := fs.String("name", "", "name to record with a bare fingerprint (a PEM file gives its own)")
-	pos, err := c.parse(fs, args, "FINGERPRINT|PEMFILE")
+func (c *cli) certCommand() *cobra.Command {
+	return group("cert", "Revoke, list and renew certificates",
+		`The cluster keeps a deny-list of certificates every node refuses
+(docs/certificates.md). revoke is a crypto officer's; list needs a login;
+renew is an operator command run where the CA key is.`,
+		c.certRevokeCommand(),
+		c.certListCommand(),
+		c.certRenewCommand(),
+	)
+}
+
+func (c *cli) certRevokeCommand() *cobra.Command {
+	var cname string
+	cmd := leaf("revoke FINGERPRINT|PEMFILE [--name N]", "Deny a certificate on every node (crypto officer)", []string{"FINGERPRINT|PEMFILE"},
+		func(cmd *cobra.Command, pos []string) error { return c.certRevoke(cmd.Context(), cname, pos[0]) })
+	cmd.Long = `Put a certificate on the cluster's deny-list: every node refuses it from then
+on. The argument is a PEM certificate file, or the certificate's SHA-256
+fingerprint (hex, optionally "SHA256:" first).`
+	cmd.Flags().StringVar(&cname, "name", "", "`name` to record with a bare fingerprint (a PEM file gives its own)")
+	setRole(cmd, roleOfficer)
+	return cmd
+}
+
+func (c *cli) certRevoke(ctx context.Context, name, arg string) error {
+	fp, cn, err := fingerprintArg("cert revoke", arg)
 	if err != nil {
 		return err
 	}
-	fp, cn, err := fingerprintArg("cert revoke", pos[0])
-	if err != nil {
-		return err
-	}
-	if *name != "" {
-		cn = *name
+	if name != "" {
+		cn = name
 	}
 	return c.revoke(ctx, fp, cn)
 }
@@ -93,31 +112,40 @@ func (c *cli) revoke(ctx context.Context, fp, name string) error {
 // certRenew issues a fresh certificate and key for a name, with the CA key
 // in --dir (the operator's: the daemons never hold it), and with --revoke
 // puts the old certificate on the cluster's deny-list.
-func (c *cli) certRenew(ctx context.Context, args []string) error {
-	fs := c.newFlags("cert renew")
-	dir := fs.String("dir", "", "directory holding the cluster CA and the certificate (from cluster init)")
-	revoke := fs.Bool("revoke", false, "revoke the old certificate through the cluster (crypto officer)")
-	pos, err := c.parse(fs, args, "NAME")
-	if err != nil {
-		return err
-	}
-	if *dir == "" {
+func (c *cli) certRenewCommand() *cobra.Command {
+	var dir string
+	var revoke bool
+	cmd := leaf("renew --dir DIR [--revoke] NAME", "Issue a fresh certificate and key for NAME with the CA in DIR", []string{"NAME"},
+		func(cmd *cobra.Command, pos []string) error { return c.certRenew(cmd.Context(), dir, revoke, pos) })
+	cmd.Long = `Issue a fresh certificate and key for NAME (a node or client) with the cluster
+CA that 'hsm cluster init' left in DIR. With --revoke, also put the old
+certificate on the deny-list, which needs a crypto officer's login; without,
+the old one stays valid until it expires or is revoked.`
+	cmd.Flags().StringVar(&dir, "dir", "", "`directory` holding the cluster CA and the certificate (from cluster init; required)")
+	cmd.Flags().BoolVar(&revoke, "revoke", false, "revoke the old certificate through the cluster (crypto officer)")
+	cmd.MarkFlagDirname("dir")
+	setRole(cmd, roleOfficer)
+	return cmd
+}
+
+func (c *cli) certRenew(ctx context.Context, dir string, revoke bool, pos []string) error {
+	if dir == "" {
 		return usagef("cert renew: --dir is required")
 	}
 	if err := pki.ValidateName(pos[0]); err != nil {
 		return usagef("cert renew: NAME: %v", err)
 	}
-	ca, err := pki.LoadCA(*dir)
+	ca, err := pki.LoadCA(dir)
 	if err != nil {
 		return fmt.Errorf("cert renew: %w", err)
 	}
-	oldFP, newFP, err := ca.Renew(*dir, pos[0])
+	oldFP, newFP, err := ca.Renew(dir, pos[0])
 	if err != nil {
 		return fmt.Errorf("cert renew: %w", err)
 	}
-	abs, _ := filepath.Abs(*dir)
+	abs, _ := filepath.Abs(dir)
 	old, fresh := hex.EncodeToString(oldFP[:]), hex.EncodeToString(newFP[:])
-	if !*revoke {
+	if !revoke {
 		return c.say(map[string]any{"name": pos[0], "cert": pki.CertPath(abs, pos[0]), "old": old, "new": fresh},
 			"renewed %s: %s (new %s; old %s still valid: revoke it once nothing uses it)", pos[0], pki.CertPath(abs, pos[0]), fresh, old)
 	}
@@ -137,11 +165,14 @@ type revokedJSON struct {
 	Time        string `json:"time"`
 }
 
-func (c *cli) certList(ctx context.Context, args []string) error {
-	fs := c.newFlags("cert list")
-	if _, err := c.parse(fs, args); err != nil {
-		return err
-	}
+func (c *cli) certListCommand() *cobra.Command {
+	cmd := leaf("list", "Show the deny-list (logged in)", nil,
+		func(cmd *cobra.Command, _ []string) error { return c.certList(cmd.Context()) })
+	setRole(cmd, roleAny)
+	return cmd
+}
+
+func (c *cli) certList(ctx context.Context) error {
 	hc, done, err := c.session(ctx)
 	if err != nil {
 		return err
@@ -171,17 +202,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// certCommand dispatches `hsm cert SUBCOMMAND`.
-func (c *cli) certCommand(ctx context.Context, s string, rest []string) error {
-	switch s {
-	case "revoke":
-		return c.certRevoke(ctx, rest)
-	case "renew":
-		return c.certRenew(ctx, rest)
-	case "list":
-		return c.certList(ctx, rest)
-	}
-	return usagef("cert: unknown subcommand %q", s)
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/pki"
@@ -52,59 +54,91 @@ type initResult struct {
 	ClusterID string `json:"cluster_id"`
 }
 
-func (c *cli) clusterInit(args []string) error {
-	fs := c.newFlags("cluster init")
-	dir := fs.String("dir", "", "directory to create the files in")
-	nodes := fs.Int("nodes", 3, "number of node certificates")
-	hosts := fs.String("hosts", "", "comma-separated host names and IP addresses of the nodes")
-	clientName := fs.String("client", "client", "name of the client certificate")
-	addrs := fs.String("node-addrs", "", "comma-separated node addresses (host:port) for client.toml")
-	clusterID := fs.String("cluster-id", "", "cluster ID the certificates are bound to (default: a new random one)")
-	fromBackup := fs.String("backup", "", "take the cluster ID from this backup file, to restore it into the new cluster")
-	if _, err := c.parse(fs, args); err != nil {
-		return err
-	}
-	if *dir == "" {
+func (c *cli) clusterCommand() *cobra.Command {
+	return group("cluster", "Create, activate and change the cluster",
+		`The cluster commands make the cluster's certificates, create its first crypto
+officer, show and change its membership, and re-seal its domain key.
+docs/cluster.md and docs/certificates.md describe them.`,
+		c.clusterInitCommand(),
+		c.clusterActivateCommand(),
+		c.clusterStatusCommand(),
+		c.clusterAddNodeCommand(),
+		c.clusterRemoveNodeCommand(),
+		c.clusterIssueNodeCommand(),
+		c.clusterRotatePassphraseCommand(),
+	)
+}
+
+// clusterInitOpts are the flags of cluster init.
+type clusterInitOpts struct {
+	dir, hosts, clientName, addrs, clusterID, fromBackup string
+	nodes                                                int
+}
+
+func (c *cli) clusterInitCommand() *cobra.Command {
+	var o clusterInitOpts
+	cmd := leaf("init --dir DIR", "Make the cluster CA, node and client certificates and client.toml", nil,
+		func(cmd *cobra.Command, _ []string) error { return c.clusterInit(o) })
+	cmd.Long = `Make, in DIR, the cluster CA, node certificates node1..nodeN, a client
+certificate and DIR/client.toml, all bound to the cluster ID (the one given,
+the backup's, or a new random one). Nothing is overwritten: if any of the
+files exists, nothing is made. Needs no running cluster and no login.`
+	cmd.Example = `  hsm cluster init --dir pki --nodes 3 --hosts hsm1.example.com,10.0.0.7
+  hsm cluster init --dir pki --backup old.hsmbak   # to restore that backup`
+	f := cmd.Flags()
+	f.StringVar(&o.dir, "dir", "", "`directory` to create the files in (required)")
+	f.IntVar(&o.nodes, "nodes", 3, "number of node certificates")
+	f.StringVar(&o.hosts, "hosts", "", "comma-separated host names and IP addresses of the nodes")
+	f.StringVar(&o.clientName, "client", "client", "`name` of the client certificate")
+	f.StringVar(&o.addrs, "node-addrs", "", "comma-separated node addresses (host:port) for client.toml (default 127.0.0.1:4001, 4002, ...)")
+	f.StringVar(&o.clusterID, "cluster-id", "", "cluster `ID` the certificates are bound to (default: a new random one)")
+	f.StringVar(&o.fromBackup, "backup", "", "take the cluster ID from this backup `file`, to restore it into the new cluster")
+	cmd.MarkFlagDirname("dir")
+	return cmd
+}
+
+func (c *cli) clusterInit(o clusterInitOpts) error {
+	if o.dir == "" {
 		return usagef("cluster init: --dir is required")
 	}
-	id, err := initClusterID(*clusterID, *fromBackup)
+	id, err := initClusterID(o.clusterID, o.fromBackup)
 	if err != nil {
 		return err
 	}
-	if *nodes < 1 || *nodes > maxNodes {
+	if o.nodes < 1 || o.nodes > maxNodes {
 		return usagef("cluster init: --nodes must be 1 to %d", maxNodes)
 	}
-	if err := pki.ValidateName(*clientName); err != nil {
+	if err := pki.ValidateName(o.clientName); err != nil {
 		return usagef("cluster init: --client: %v", err)
 	}
-	nodeNames := make([]string, *nodes)
+	nodeNames := make([]string, o.nodes)
 	for i := range nodeNames {
 		nodeNames[i] = fmt.Sprintf("node%d", i+1)
-		if nodeNames[i] == *clientName {
-			return usagef("cluster init: --client %q is also a node name", *clientName)
+		if nodeNames[i] == o.clientName {
+			return usagef("cluster init: --client %q is also a node name", o.clientName)
 		}
 	}
-	hostList := splitList(*hosts)
-	nodeAddrs := splitList(*addrs)
+	hostList := splitList(o.hosts)
+	nodeAddrs := splitList(o.addrs)
 	for _, a := range nodeAddrs {
 		if err := client.CheckNodeAddr(a); err != nil {
 			return usagef("cluster init: --node-addrs: %v", err)
 		}
 	}
 	if len(nodeAddrs) == 0 {
-		for i := range *nodes {
+		for i := range o.nodes {
 			nodeAddrs = append(nodeAddrs, fmt.Sprintf("127.0.0.1:%d", basePort+i))
 		}
 	}
 
-	absDir, err := filepath.Abs(*dir)
+	absDir, err := filepath.Abs(o.dir)
 	if err != nil {
 		return err
 	}
 	res := initResult{
 		Dir:       absDir,
 		CA:        initFile{Cert: filepath.Join(absDir, pki.CACertFile), Key: filepath.Join(absDir, pki.CAKeyFile)},
-		Client:    initFile{Name: *clientName, Cert: pki.CertPath(absDir, *clientName), Key: pki.KeyPath(absDir, *clientName)},
+		Client:    initFile{Name: o.clientName, Cert: pki.CertPath(absDir, o.clientName), Key: pki.KeyPath(absDir, o.clientName)},
 		Config:    filepath.Join(absDir, configFile),
 		Addrs:     nodeAddrs,
 		ClusterID: id,
@@ -123,7 +157,7 @@ func (c *cli) clusterInit(args []string) error {
 			return fmt.Errorf("cluster init: %w", err)
 		}
 	}
-	if err := c.makeCluster(absDir, id, nodeNames, hostList, *clientName, nodeAddrs, all); err != nil {
+	if err := c.makeCluster(absDir, id, nodeNames, hostList, o.clientName, nodeAddrs, all); err != nil {
 		return err
 	}
 
@@ -136,9 +170,9 @@ func (c *cli) clusterInit(args []string) error {
 	for _, n := range res.Nodes {
 		fmt.Fprintf(out, "  %-12s %s, %s\n", n.Name, n.Cert, n.Key)
 	}
-	fmt.Fprintf(out, "  %-12s %s, %s (client certificate)\n", *clientName, res.Client.Cert, res.Client.Key)
+	fmt.Fprintf(out, "  %-12s %s, %s (client certificate)\n", o.clientName, res.Client.Cert, res.Client.Key)
 	fmt.Fprintf(out, "  config       %s (nodes %s)\n", res.Config, strings.Join(nodeAddrs, ", "))
-	if *addrs == "" {
+	if o.addrs == "" {
 		fmt.Fprintf(out, "edit the nodes list in %s if the daemons listen elsewhere\n", res.Config)
 	}
 	return nil
@@ -195,12 +229,18 @@ func (c *cli) makeCluster(dir, clusterID string, nodeNames, hosts []string, clie
 	return nil
 }
 
-func (c *cli) clusterActivate(ctx context.Context, args []string) error {
-	fs := c.newFlags("cluster activate")
-	if _, err := c.parse(fs, args); err != nil {
-		return err
-	}
-	user, password, err := c.credentials()
+func (c *cli) clusterActivateCommand() *cobra.Command {
+	cmd := leaf("activate", "Create the first crypto officer of a new cluster", nil,
+		func(cmd *cobra.Command, _ []string) error { return c.clusterActivate(cmd.Context()) })
+	cmd.Long = `Create the first crypto officer of a cluster that was never activated: its
+name is --user (or $HSM_USER), its password the first line of --password-file
+(or $HSM_PASSWORD). Needs no login.`
+	cmd.Example = `  hsm cluster activate --user admin --password-file admin.pw`
+	return cmd
+}
+
+func (c *cli) clusterActivate(ctx context.Context) error {
+	user, password, err := c.activateCredentials()
 	if err != nil {
 		return err
 	}
@@ -224,11 +264,15 @@ type mechJSON struct {
 	Flags      uint64 `json:"flags"`
 }
 
-func (c *cli) info(ctx context.Context, args []string) error {
-	fs := c.newFlags("info")
-	if _, err := c.parse(fs, args); err != nil {
-		return err
-	}
+func (c *cli) infoCommand() *cobra.Command {
+	cmd := leaf("info", "Describe the node and cluster", nil,
+		func(cmd *cobra.Command, _ []string) error { return c.info(cmd.Context()) })
+	cmd.Long = `Describe the node the client reaches: its version, the cluster ID, whether the
+cluster is activated, and the mechanisms it offers. Needs no login.`
+	return cmd
+}
+
+func (c *cli) info(ctx context.Context) error {
 	hc, done, err := c.connect(ctx)
 	if err != nil {
 		return err

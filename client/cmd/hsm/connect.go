@@ -58,25 +58,52 @@ func displayPath(p string) string {
 // credentials returns the user name and password to log in with, from the
 // flags or the environment.
 func (c *cli) credentials() (user, password string, err error) {
+	user, password, err = c.userPassword()
+	switch {
+	case err != nil:
+		return "", "", err
+	case user == "":
+		return "", "", usagef("log in first: set %s and %s, or pass --user NAME and --password-file FILE", envUser, envPassword)
+	case password == "":
+		return "", "", usagef("log in first: no password for %q: set %s or pass --password-file FILE (- reads standard input)", user, envPassword)
+	}
+	return user, password, nil
+}
+
+// activateCredentials are the name and password of the first crypto
+// officer, which cluster activate creates.
+func (c *cli) activateCredentials() (user, password string, err error) {
+	user, password, err = c.userPassword()
+	switch {
+	case err != nil:
+		return "", "", err
+	case user == "":
+		return "", "", usagef("cluster activate: name the first crypto officer: pass --user NAME (or set %s), and give the password with --password-file FILE (or %s)", envUser, envPassword)
+	case password == "":
+		return "", "", usagef("cluster activate: give %q a password: pass --password-file FILE (- reads standard input) or set %s", user, envPassword)
+	}
+	return user, password, nil
+}
+
+// userPassword reads the user and password from the flags or the
+// environment; either may be "".
+func (c *cli) userPassword() (user, password string, err error) {
 	user = c.g.user
 	if user == "" {
 		user = c.io.getenv(envUser)
 	}
 	if user == "" {
-		return "", "", usagef("no user: give --user or set %s", envUser)
+		return "", "", nil
 	}
 	if c.g.passwordFile != "" {
 		password, err = c.readSecret("--password-file", c.g.passwordFile)
 		return user, password, err
 	}
-	password = c.io.getenv(envPassword)
-	if password == "" {
-		return "", "", usagef("no password: give --password-file or set %s", envPassword)
-	}
-	return user, password, nil
+	return user, c.io.getenv(envPassword), nil
 }
 
-func (c *cli) loadConfig() (*client.Config, error) {
+// configPath is the client configuration file this run reads.
+func (c *cli) configPath() string {
 	path := c.g.config
 	if path == "" {
 		path = c.io.getenv(client.EnvConfig)
@@ -84,7 +111,11 @@ func (c *cli) loadConfig() (*client.Config, error) {
 	if path == "" {
 		path = client.DefaultConfigPath
 	}
-	return client.LoadConfig(path)
+	return path
+}
+
+func (c *cli) loadConfig() (*client.Config, error) {
+	return client.LoadConfig(c.configPath())
 }
 
 // connect loads the configuration and dials the cluster. The returned
@@ -139,11 +170,30 @@ func (c *cli) sessionAs(ctx context.Context, user, password string) (*client.Cli
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := hc.Login(ctx, user, password); err != nil {
+	if err := c.login(ctx, hc, user, password); err != nil {
 		done()
-		return nil, nil, fmt.Errorf("log in as %q: %w", user, err)
+		return nil, nil, err
 	}
 	return hc, done, nil
+}
+
+// loginError is a failed login: the hints treat it apart from refusals
+// of a logged-in user.
+type loginError struct {
+	user string
+	err  error
+}
+
+func (e *loginError) Error() string { return fmt.Sprintf("log in as %q: %v", e.user, e.err) }
+func (e *loginError) Unwrap() error { return e.err }
+
+// login logs hc in and remembers who is logged in, for the hints.
+func (c *cli) login(ctx context.Context, hc *client.Client, user, password string) error {
+	if err := hc.Login(ctx, user, password); err != nil {
+		return &loginError{user: user, err: err}
+	}
+	c.loggedUser, c.loggedRole = hc.User(), hc.Role()
+	return nil
 }
 
 // printJSON writes v as indented JSON.

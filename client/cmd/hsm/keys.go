@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"unicode"
+
+	"github.com/spf13/cobra"
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
@@ -75,31 +76,53 @@ func rowOf(o *client.ObjectInfo) keyRow {
 	return r
 }
 
-func (c *cli) keyList(ctx context.Context, args []string) error {
-	fs := c.newFlags("key list")
-	label := fs.String("label", "", "only objects with this label")
-	class := fs.String("class", "", "only objects of this class: private, public, secret, certificate or data")
-	if _, err := c.parse(fs, args); err != nil {
-		return err
+func (c *cli) keyCommand() *cobra.Command {
+	return group("key", "List, delete and share keys",
+		`Keys belong to crypto users. key list shows what the user who logs in may see;
+delete, share and unshare are for the key's owner. ID is the object ID that
+key list shows.`,
+		c.keyListCommand(),
+		c.keyObjectCommand("delete ID", "Delete a key or object (its owner)", nil, c.keyDelete),
+		c.keyObjectCommand("share ID USER", "Let another crypto user use a key (its owner)", []string{"USER"}, c.keyShare(false)),
+		c.keyObjectCommand("unshare ID USER", "Stop sharing a key with a user (its owner)", []string{"USER"}, c.keyShare(true)),
+	)
+}
+
+func (c *cli) keyListCommand() *cobra.Command {
+	var label, class string
+	cmd := leaf("list [--label L] [--class CLASS]", "List the keys and objects you may see (logged in)", nil,
+		func(cmd *cobra.Command, _ []string) error {
+			return c.keyList(cmd.Context(), label, cmd.Flags().Changed("label"), class)
+		})
+	cmd.Example = `  hsm key list --class secret --json`
+	cmd.Flags().StringVar(&label, "label", "", "only objects with this label")
+	cmd.Flags().StringVar(&class, "class", "", "only objects of this class: private, public, secret, certificate or data")
+	names := make([]string, len(classes))
+	for i, cl := range classes {
+		names[i] = cl.name
 	}
+	fixedValues(cmd, "class", names...)
+	setRole(cmd, roleAny)
+	return cmd
+}
+
+func (c *cli) keyList(ctx context.Context, label string, byLabel bool, class string) error {
 	var tmpl object.Template
-	if *class != "" {
+	if class != "" {
 		found := false
 		for _, cl := range classes {
-			if cl.name == *class {
+			if cl.name == class {
 				tmpl = append(tmpl, object.Attribute{Type: ck.CKA_CLASS, Value: object.EncodeUlong(cl.class)})
 				found = true
 			}
 		}
 		if !found {
-			return usagef("key list: --class %q: want private, public, secret, certificate or data", *class)
+			return usagef("key list: --class %q: want private, public, secret, certificate or data", class)
 		}
 	}
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "label" {
-			tmpl = append(tmpl, object.Attribute{Type: ck.CKA_LABEL, Value: []byte(*label)})
-		}
-	})
+	if byLabel {
+		tmpl = append(tmpl, object.Attribute{Type: ck.CKA_LABEL, Value: []byte(label)})
+	}
 	hc, done, err := c.session(ctx)
 	if err != nil {
 		return err
@@ -125,43 +148,39 @@ func (c *cli) keyList(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
-// withObject runs a command on one object: it parses the arguments (the
-// object's ID, then those named by more), logs in and calls do with the
+// objectFunc is the work of a command on one object, after login.
+type objectFunc func(ctx context.Context, hc *client.Client, id uint64, pos []string) error
+
+// keyObjectCommand makes a command on one object: it takes the object's
+// ID, then the arguments named by more, logs in and calls do with the
 // client, the ID and the positional arguments.
-func (c *cli) withObject(ctx context.Context, name string, args []string, more []string,
-	do func(hc *client.Client, id uint64, pos []string) error) error {
-	fs := c.newFlags(name)
-	pos, err := c.parse(fs, args, append([]string{"ID"}, more...)...)
-	if err != nil {
-		return err
-	}
-	id, err := parseID(pos[0])
-	if err != nil {
-		return err
-	}
-	hc, done, err := c.session(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	return do(hc, id, pos)
-}
-
-func (c *cli) keyDelete(ctx context.Context, args []string) error {
-	return c.withObject(ctx, "key delete", args, nil, func(hc *client.Client, id uint64, _ []string) error {
-		if err := hc.DestroyObject(ctx, id); err != nil {
-			return fmt.Errorf("delete object %d: %w", id, err)
+func (c *cli) keyObjectCommand(use, short string, more []string, do objectFunc) *cobra.Command {
+	cmd := leaf(use, short, append([]string{"ID"}, more...), func(cmd *cobra.Command, pos []string) error {
+		id, err := parseID(pos[0])
+		if err != nil {
+			return err
 		}
-		return c.say(map[string]any{"id": id, "deleted": true}, "deleted object %d", id)
+		ctx := cmd.Context()
+		hc, done, err := c.session(ctx)
+		if err != nil {
+			return err
+		}
+		defer done()
+		return do(ctx, hc, id, pos)
 	})
+	setRole(cmd, roleOwner)
+	return cmd
 }
 
-func (c *cli) keyShare(ctx context.Context, args []string, unshare bool) error {
-	name := "key share"
-	if unshare {
-		name = "key unshare"
+func (c *cli) keyDelete(ctx context.Context, hc *client.Client, id uint64, _ []string) error {
+	if err := hc.DestroyObject(ctx, id); err != nil {
+		return fmt.Errorf("delete object %d: %w", id, err)
 	}
-	return c.withObject(ctx, name, args, []string{"USER"}, func(hc *client.Client, id uint64, pos []string) error {
+	return c.say(map[string]any{"id": id, "deleted": true}, "deleted object %d", id)
+}
+
+func (c *cli) keyShare(unshare bool) objectFunc {
+	return func(ctx context.Context, hc *client.Client, id uint64, pos []string) error {
 		if unshare {
 			if err := hc.Unshare(ctx, id, pos[1]); err != nil {
 				return fmt.Errorf("unshare object %d with %q: %w", id, pos[1], err)
@@ -172,7 +191,7 @@ func (c *cli) keyShare(ctx context.Context, args []string, unshare bool) error {
 			return fmt.Errorf("share object %d with %q: %w", id, pos[1], err)
 		}
 		return c.say(map[string]any{"id": id, "user": pos[1], "shared": true}, "object %d is shared with %q", id, pos[1])
-	})
+	}
 }
 
 func dash(s string) string {

@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
@@ -47,12 +52,14 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{nil, "no command"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"usr", "list"}, `unknown command "usr"; did you mean user?`},
 		{[]string{"--bogus", "info"}, "bogus"},
 		{[]string{"cluster"}, "missing subcommand"},
 		{[]string{"cluster", "explode"}, `unknown subcommand "explode"`},
 		{[]string{"cluster", "init"}, "--dir is required"},
 		{[]string{"cluster", "init", "--dir", dir, "--nodes", "0"}, "--nodes"},
-		{[]string{"cluster", "init", "--dir", dir, "--nodes", "x"}, "invalid value"},
+		{[]string{"cluster", "init", "--dir", dir, "--nodes", "x"}, `invalid argument "x" for "--nodes"`},
+		{[]string{"cluster", "init", "-dir", dir, "-nodes", "x"}, `invalid argument "x" for "--nodes"`},
 		{[]string{"cluster", "init", "--dir", dir, "--client", "bad name"}, "--client"},
 		{[]string{"cluster", "init", "--dir", dir, "--client", "node2"}, "also a node name"},
 		{[]string{"cluster", "init", "--dir", dir, "--node-addrs", "10.0.0.1"}, "--node-addrs"},
@@ -61,7 +68,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"user"}, "missing subcommand"},
 		{[]string{"user", "--json"}, "missing subcommand"},
 		{[]string{"user", "--json", "frob"}, `unknown subcommand "frob"`},
-		{[]string{"user", "--nope", "list"}, "user: flag provided but not defined: -nope"},
+		{[]string{"user", "--nope", "list"}, "user: unknown flag: --nope"},
+		{[]string{"user", "list", "-nope"}, "user list: unknown shorthand flag: 'n' in -nope"},
 		{[]string{"user", "create"}, "missing NAME"},
 		{[]string{"user", "create", "bob"}, "--role"},
 		{[]string{"user", "create", "bob", "--role", "boss", "--new-password-file", pw}, "unknown role"},
@@ -73,14 +81,15 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"user", "reset", "bob"}, "--new-password-file is required"},
 		{[]string{"user", "passwd"}, "--new-password-file is required"},
 		{[]string{"user", "passwd", "bob", "--new-password-file", pw}, "too many arguments"},
-		{[]string{"user", "list", "--password-file", "-", "--new-password-file", "-"}, "not defined"},
+		{[]string{"user", "list", "--password-file", "-", "--new-password-file", "-"}, "unknown flag: --new-password-file"},
 		{[]string{"--password-file", "-", "user", "reset", "bob", "--new-password-file", "-"}, "standard input is already used"},
 		{[]string{"key"}, "missing subcommand"},
 		{[]string{"key", "rotate"}, `unknown subcommand "rotate"`},
 		{[]string{"key", "delete"}, "missing ID"},
 		{[]string{"key", "delete", "abc"}, `bad object ID "abc"`},
 		{[]string{"key", "delete", "0"}, `bad object ID "0"`},
-		{[]string{"key", "delete", "-5"}, "flag provided but not defined"},
+		{[]string{"key", "delete", "-5"}, "unknown shorthand flag: '5' in -5"},
+		{[]string{"key", "delete", "--", "-5"}, `bad object ID "-5"`},
 		{[]string{"key", "share", "12"}, "missing USER"},
 		{[]string{"key", "unshare", "12", "bob", "carol"}, "too many arguments"},
 		{[]string{"key", "list", "--class", "secrets"}, `--class "secrets"`},
@@ -118,30 +127,92 @@ func TestMissingCredentials(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"user", "list", "-h"}} {
+	// hsm --help lists every command; help, -h and -help do the same.
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"-help"}} {
 		r := runHSM(t, nil, "", args...)
-		if r.code != 0 || !strings.Contains(r.stdout, "hsm cluster init") {
-			t.Errorf("%q: %+v", args, r)
+		require.Equal(t, 0, r.code, "%q: %+v", args, r)
+		for _, cmd := range []string{"cluster", "info", "user", "key", "backup", "quorum", "audit", "cert", "completion"} {
+			assert.Regexp(t, `(?m)^  `+cmd+` +[A-Z]`, r.stdout, "%q does not list %s", args, cmd)
 		}
+		assert.NotContains(t, r.stdout, "gen-docs", "the hidden command is listed")
 	}
-	r := runHSM(t, nil, "")
-	if r.code != 2 || !strings.Contains(r.stderr, "hsm key list") {
-		t.Errorf("no arguments: %+v", r)
+	// A command's help shows its usage and flags.
+	for _, args := range [][]string{{"user", "list", "-h"}, {"help", "user", "list"}, {"user", "list", "--help"}} {
+		r := runHSM(t, nil, "", args...)
+		require.Equal(t, 0, r.code, "%q: %+v", args, r)
+		assert.Contains(t, r.stdout, "hsm user list", "%q", args)
+		assert.Contains(t, r.stdout, "--password-file", "%q", args)
 	}
+	r := runHSM(t, nil, "", "backup", "--help")
+	for _, sub := range []string{"create", "list", "get", "restore"} {
+		assert.Regexp(t, `(?m)^  `+sub+` +[A-Z]`, r.stdout)
+	}
+	// No command: the usage on standard error, exit status 2.
+	r = runHSM(t, nil, "")
+	assert.Equal(t, 2, r.code, "%+v", r)
+	assert.Contains(t, r.stderr, "no command")
+	assert.Contains(t, r.stderr, "backup ")
+	assert.Empty(t, r.stdout)
 }
 
+// Global flags go anywhere, and flags may follow the positional arguments.
 func TestFlagsAnywhere(t *testing.T) {
-	c := &cli{io: &stdio{getenv: func(string) string { return "" }}}
-	fs := c.newFlags("user create")
-	role := fs.String("role", "", "")
-	pos, err := c.parse(fs, []string{"--json", "bob", "--role", "CU", "--user", "admin"}, "NAME")
-	if err != nil || len(pos) != 1 || pos[0] != "bob" || *role != "CU" || !c.g.json || c.g.user != "admin" {
-		t.Errorf("pos %q role %q globals %+v err %v", pos, *role, c.g, err)
+	for _, args := range [][]string{
+		{"--json", "key", "share", "12", "bob", "--user", "admin"},
+		{"key", "--json", "share", "12", "--user", "admin", "bob"},
+		{"key", "share", "12", "bob", "--json", "--user=admin"},
+		{"-json", "key", "share", "-user", "admin", "12", "bob"},
+		{"key", "share", "12", "bob", "-json=true", "-user=admin"},
+	} {
+		c := &cli{io: &stdio{getenv: func(string) string { return "" }}}
+		var got []string
+		root := c.newRoot()
+		share, _, err := root.Find([]string{"key", "share"})
+		require.NoError(t, err)
+		share.RunE = func(_ *cobra.Command, pos []string) error { got = pos; return nil }
+		root.SetArgs(normalizeArgs(root, args))
+		require.NoError(t, root.Execute(), "%q", args)
+		assert.Equal(t, []string{"12", "bob"}, got, "%q", args)
+		assert.True(t, c.g.json, "%q", args)
+		assert.Equal(t, "admin", c.g.user, "%q", args)
 	}
-	fs = c.newFlags("key share")
-	pos, err = c.parse(fs, []string{"12", "--", "-odd-user"}, "ID", "USER")
-	if err != nil || pos[1] != "-odd-user" {
-		t.Errorf("after --: %q %v", pos, err)
+	// After --, a word is an argument even when it looks like a flag.
+	c := &cli{io: &stdio{getenv: func(string) string { return "" }}}
+	root := c.newRoot()
+	share, _, _ := root.Find([]string{"key", "share"})
+	var got []string
+	share.RunE = func(_ *cobra.Command, pos []string) error { got = pos; return nil }
+	root.SetArgs(normalizeArgs(root, []string{"key", "share", "12", "--", "-odd-user"}))
+	require.NoError(t, root.Execute())
+	assert.Equal(t, []string{"12", "-odd-user"}, got)
+}
+
+func TestNormalizeArgs(t *testing.T) {
+	root := (&cli{io: &stdio{}}).newRoot()
+	for _, tc := range []struct{ in, want []string }{
+		// Long flags with one dash, global or the command's own.
+		{[]string{"-json", "user", "list"}, []string{"--json", "user", "list"}},
+		{[]string{"user", "-json", "list"}, []string{"user", "--json", "list"}},
+		{[]string{"user", "create", "bob", "-role", "CU", "-new-password-file=pw"}, []string{"user", "create", "bob", "--role", "CU", "--new-password-file=pw"}},
+		{[]string{"cluster", "init", "-dir", "d", "-nodes", "1"}, []string{"cluster", "init", "--dir", "d", "--nodes", "1"}},
+		{[]string{"quorum", "set", "-service", "user-management", "-m", "2"}, []string{"quorum", "set", "--service", "user-management", "--m", "2"}},
+		{[]string{"-help"}, []string{"--help"}},
+		// A value is copied as it is, whatever it looks like.
+		{[]string{"key", "list", "-label", "-json"}, []string{"key", "list", "--label", "-json"}},
+		{[]string{"key", "list", "--label", "-json"}, []string{"key", "list", "--label", "-json"}},
+		{[]string{"-password-file", "-", "user", "list"}, []string{"--password-file", "-", "user", "list"}},
+		{[]string{"backup", "get", "X", "-o", "-json"}, []string{"backup", "get", "X", "-o", "-json"}},
+		// Shorthands, unknown flags and whatever follows -- stay.
+		{[]string{"backup", "create", "-o", "f"}, []string{"backup", "create", "-o", "f"}},
+		{[]string{"backup", "create", "-o=f"}, []string{"backup", "create", "-o=f"}},
+		{[]string{"user", "list", "-nope"}, []string{"user", "list", "-nope"}},
+		{[]string{"key", "share", "1", "--", "-json"}, []string{"key", "share", "1", "--", "-json"}},
+		{[]string{"key", "delete", "-5"}, []string{"key", "delete", "-5"}},
+		// A flag of another command is not one here.
+		{[]string{"user", "list", "-dir", "x"}, []string{"user", "list", "-dir", "x"}},
+		{[]string{}, []string{}},
+	} {
+		assert.Equal(t, tc.want, normalizeArgs(root, tc.in), "%q", tc.in)
 	}
 }
 
@@ -387,5 +458,76 @@ func TestKeyRows(t *testing.T) {
 	b, _ = json.Marshal(r)
 	if !strings.Contains(string(b), `"id":4611686018427387909`) {
 		t.Errorf("ID not a JSON number: %s", b)
+	}
+}
+
+// Every command and flag of the flag-based CLI is still there, under the
+// same name (the flag package also took each long flag with one dash:
+// normalizeArgs keeps that working).
+func TestCommandsPreserved(t *testing.T) {
+	root := (&cli{io: &stdio{}}).newRoot()
+	global := []string{"config", "json", "user", "password-file", "quorum-token"}
+	for path, flags := range map[string][]string{
+		"info":                      nil,
+		"cluster init":              {"dir", "nodes", "hosts", "client", "node-addrs", "cluster-id", "backup"},
+		"cluster activate":          nil,
+		"cluster status":            nil,
+		"cluster add-node":          nil,
+		"cluster remove-node":       nil,
+		"cluster issue-node":        {"dir", "hosts"},
+		"cluster rotate-passphrase": {"old", "new"},
+		"user create":               {"role", "new-password-file"},
+		"user list":                 nil,
+		"user delete":               nil,
+		"user reset":                {"new-password-file"},
+		"user unlock":               nil,
+		"user passwd":               {"new-password-file"},
+		"key list":                  {"label", "class"},
+		"key delete":                nil,
+		"key share":                 nil,
+		"key unshare":               nil,
+		"backup create":             {"o"},
+		"backup list":               nil,
+		"backup get":                {"o"},
+		"backup restore":            nil,
+		"quorum keygen":             {"o", "type"},
+		"quorum register-key":       {"key"},
+		"quorum status":             nil,
+		"quorum set":                {"service", "m"},
+		"quorum token create":       {"service"},
+		"quorum token approve":      {"key"},
+		"quorum token list":         nil,
+		"audit list":                {"since", "filter-user", "object", "node"},
+		"audit verify":              {"node"},
+		"cert revoke":               {"name"},
+		"cert list":                 nil,
+		"cert renew":                {"dir", "revoke"},
+	} {
+		cmd, rest, err := root.Find(strings.Fields(path))
+		require.NoError(t, err, path)
+		require.Empty(t, rest, path)
+		require.Equal(t, path, name(cmd))
+		require.True(t, cmd.Runnable(), path)
+		for _, f := range append(flags, global...) {
+			assert.NotNil(t, lookupFlag(cmd, f), "%s --%s", path, f)
+			if len(f) > 1 {
+				assert.Equal(t, []string{"--" + f}, normalizeArgs(cmd, []string{"-" + f}), "%s -%s", path, f)
+			}
+		}
+	}
+	// -o, --o, -o=F and --output all name the output file.
+	dir := t.TempDir()
+	for i, args := range [][]string{{"-o", "k0"}, {"--o", "k1"}, {"-o=k2"}, {"--output", "k3"}, {"--o=k4"}} {
+		for j := range args {
+			if strings.HasPrefix(args[j], "k") {
+				args[j] = filepath.Join(dir, args[j])
+			} else if k := strings.Index(args[j], "=k"); k > 0 {
+				args[j] = args[j][:k+1] + filepath.Join(dir, args[j][k+1:])
+			}
+		}
+		r := runHSM(t, nil, "", append([]string{"quorum", "keygen"}, args...)...)
+		require.Equal(t, 0, r.code, "%q: %s", args, r.stderr)
+		_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("k%d", i)))
+		assert.NoError(t, err, "%q", args)
 	}
 }

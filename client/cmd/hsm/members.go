@@ -7,15 +7,21 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/spf13/cobra"
+
 	"github.com/openhsm/openhsm/pki"
 )
 
+func (c *cli) clusterStatusCommand() *cobra.Command {
+	cmd := leaf("status", "Show the members, the leader, and each member's health", nil,
+		func(cmd *cobra.Command, _ []string) error { return c.clusterStatus(cmd.Context()) })
+	cmd.Long = `Show the cluster's members, its leader, and each member's health and applied
+index. Needs no login.`
+	return cmd
+}
+
 // clusterStatus prints the membership and each member's health.
-func (c *cli) clusterStatus(ctx context.Context, args []string) error {
-	fs := c.newFlags("cluster status")
-	if _, err := c.parse(fs, args); err != nil {
-		return err
-	}
+func (c *cli) clusterStatus(ctx context.Context) error {
 	hc, done, err := c.connect(ctx)
 	if err != nil {
 		return err
@@ -45,13 +51,20 @@ func (c *cli) clusterStatus(ctx context.Context, args []string) error {
 	return nil
 }
 
+func (c *cli) clusterAddNodeCommand() *cobra.Command {
+	cmd := leaf("add-node NAME ADDR", "Add a running node made with 'hsmd init -join' (crypto officer)", []string{"NAME", "ADDR"},
+		func(cmd *cobra.Command, pos []string) error { return c.clusterAddNode(cmd.Context(), pos) })
+	cmd.Long = `Add a running node, made with 'hsmd init -join', as a member: NAME is the name
+in its certificate, ADDR its host:port. It catches up from the others.
+A crypto officer's command; --quorum-token when cluster-membership needs a
+quorum (docs/quorum.md).`
+	cmd.Example = `  hsm cluster add-node node4 10.0.0.9:4001`
+	setRole(cmd, roleOfficer)
+	return cmd
+}
+
 // clusterAddNode adds a running node prepared with 'hsmd init -join'.
-func (c *cli) clusterAddNode(ctx context.Context, args []string) error {
-	fs := c.newFlags("cluster add-node")
-	pos, err := c.parse(fs, args, "NAME", "ADDR")
-	if err != nil {
-		return err
-	}
+func (c *cli) clusterAddNode(ctx context.Context, pos []string) error {
 	if err := pki.ValidateName(pos[0]); err != nil {
 		return usagef("cluster add-node: NAME: %v", err)
 	}
@@ -69,13 +82,17 @@ func (c *cli) clusterAddNode(ctx context.Context, args []string) error {
 	return c.say(map[string]any{"added": pos[0], "addr": pos[1]}, "node %s (%s) added; it catches up from the others", pos[0], pos[1])
 }
 
+func (c *cli) clusterRemoveNodeCommand() *cobra.Command {
+	cmd := leaf("remove-node NAME", "Remove a member (crypto officer)", []string{"NAME"},
+		func(cmd *cobra.Command, pos []string) error { return c.clusterRemoveNode(cmd.Context(), pos) })
+	cmd.Long = `Remove a member of the cluster (not the last one). A crypto officer's
+command; --quorum-token when cluster-membership needs a quorum.`
+	setRole(cmd, roleOfficer)
+	return cmd
+}
+
 // clusterRemoveNode removes a member.
-func (c *cli) clusterRemoveNode(ctx context.Context, args []string) error {
-	fs := c.newFlags("cluster remove-node")
-	pos, err := c.parse(fs, args, "NAME")
-	if err != nil {
-		return err
-	}
+func (c *cli) clusterRemoveNode(ctx context.Context, pos []string) error {
 	if err := pki.ValidateName(pos[0]); err != nil {
 		return usagef("cluster remove-node: NAME: %v", err)
 	}
@@ -90,34 +107,41 @@ func (c *cli) clusterRemoveNode(ctx context.Context, args []string) error {
 	return c.say(map[string]any{"removed": pos[0]}, "node %s removed", pos[0])
 }
 
-// clusterIssueNode issues one more node certificate with the CA in --dir.
-func (c *cli) clusterIssueNode(args []string) error {
-	fs := c.newFlags("cluster issue-node")
-	dir := fs.String("dir", "", "directory holding the cluster CA (from cluster init)")
-	hosts := fs.String("hosts", "", "comma-separated host names and IP addresses of the node")
-	pos, err := c.parse(fs, args, "NAME")
-	if err != nil {
-		return err
-	}
-	if *dir == "" {
+func (c *cli) clusterIssueNodeCommand() *cobra.Command {
+	var dir, hosts string
+	cmd := leaf("issue-node --dir DIR NAME", "Issue one more node certificate with the CA in DIR", []string{"NAME"},
+		func(cmd *cobra.Command, pos []string) error { return c.clusterIssueNode(dir, hosts, pos) })
+	cmd.Long = `Issue a certificate and key for one more node, NAME, with the cluster CA that
+'hsm cluster init' left in DIR. Existing files are never overwritten.
+Needs no running cluster and no login.`
+	cmd.Example = `  hsm cluster issue-node --dir pki --hosts hsm4.example.com node4`
+	cmd.Flags().StringVar(&dir, "dir", "", "`directory` holding the cluster CA (from cluster init; required)")
+	cmd.Flags().StringVar(&hosts, "hosts", "", "comma-separated host names and IP addresses of the node")
+	cmd.MarkFlagDirname("dir")
+	return cmd
+}
+
+// clusterIssueNode issues one more node certificate with the CA in dir.
+func (c *cli) clusterIssueNode(dir, hosts string, pos []string) error {
+	if dir == "" {
 		return usagef("cluster issue-node: --dir is required")
 	}
 	if err := pki.ValidateName(pos[0]); err != nil {
 		return usagef("cluster issue-node: NAME: %v", err)
 	}
-	ca, err := pki.LoadCA(*dir)
+	ca, err := pki.LoadCA(dir)
 	if err != nil {
 		return fmt.Errorf("cluster issue-node: %w", err)
 	}
-	for _, p := range []string{pki.CertPath(*dir, pos[0]), pki.KeyPath(*dir, pos[0])} {
+	for _, p := range []string{pki.CertPath(dir, pos[0]), pki.KeyPath(dir, pos[0])} {
 		if _, err := os.Lstat(p); err == nil {
 			return fmt.Errorf("cluster issue-node: refusing to overwrite existing file %q", p)
 		}
 	}
-	if err := ca.IssueNode(*dir, pos[0], splitList(*hosts)); err != nil {
+	if err := ca.IssueNode(dir, pos[0], splitList(hosts)); err != nil {
 		return fmt.Errorf("cluster issue-node: %w", err)
 	}
-	abs, _ := filepath.Abs(*dir)
+	abs, _ := filepath.Abs(dir)
 	return c.say(map[string]any{"name": pos[0], "cert": pki.CertPath(abs, pos[0]), "key": pki.KeyPath(abs, pos[0])},
 		"issued %s: %s, %s", pos[0], pki.CertPath(abs, pos[0]), pki.KeyPath(abs, pos[0]))
 }
