@@ -74,6 +74,7 @@ var ErrNotExecuted = errors.New("not executed")
 // Node is this daemon's place in the cluster.
 type Node struct {
 	cfg    Config
+	rc     *raft.Config
 	raft   *raft.Raft
 	fsm    *fsm
 	logs   *raftboltdb.BoltStore
@@ -86,10 +87,23 @@ type Node struct {
 	stop   chan struct{}
 }
 
-// Start opens Raft's stores, catches the state machine up with the latest
-// snapshot if it is behind it, and starts Raft. A node with no Raft state
-// founds a one-voter cluster, unless cfg.Join says to wait to be added.
+// Start is New and then Node.Start.
 func Start(cfg Config) (*Node, error) {
+	n, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// New opens Raft's stores and transport. Nothing is applied and no Raft
+// traffic flows until Start, so a daemon can build everything that uses
+// the node (engine, server) first, and the machine's observer only hears
+// of applied commands once all of it exists.
+func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("raft dir: %v", err)
 	}
@@ -118,15 +132,8 @@ func Start(cfg Config) (*Node, error) {
 		n.logs.Close()
 		return nil, err
 	}
-	if err := n.catchUp(); err != nil {
-		n.logs.Close()
-		return nil, err
-	}
-	if err := n.checkNotAhead(); err != nil {
-		n.logs.Close()
-		return nil, err
-	}
-	rc := raft.DefaultConfig()
+	n.rc = raft.DefaultConfig()
+	rc := n.rc
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hl
 	// The store is persistent: a restart replays only the log after the
@@ -152,16 +159,33 @@ func Start(cfg Config) (*Node, error) {
 		Timeout: 10 * time.Second,
 		Logger:  hl,
 	})
+	return n, nil
+}
+
+// Start catches the state machine up with the latest snapshot if it is
+// behind it, and starts Raft. A node with no Raft state founds a one-voter
+// cluster, unless the config's Join says to wait to be added. If Start
+// fails, the node is closed.
+func (n *Node) Start() error {
+	cfg, rc := n.cfg, n.rc
+	if err := n.catchUp(); err != nil {
+		n.close()
+		return err
+	}
+	if err := n.checkNotAhead(); err != nil {
+		n.close()
+		return err
+	}
 	existing, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
 	if err != nil {
 		n.close()
-		return nil, err
+		return err
 	}
 	if !existing && !cfg.Join {
 		conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: raft.ServerAddress(cfg.Advertise)}}}
 		if err := raft.BootstrapCluster(rc, n.logs, n.logs, n.snaps, n.trans, conf); err != nil {
 			n.close()
-			return nil, fmt.Errorf("raft bootstrap: %v", err)
+			return fmt.Errorf("raft bootstrap: %v", err)
 		}
 		cfg.Log.Info("founded a cluster", "addr", cfg.Advertise)
 	} else if !existing {
@@ -170,13 +194,13 @@ func Start(cfg Config) (*Node, error) {
 	n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, n.snaps, n.trans)
 	if err != nil {
 		n.close()
-		return nil, fmt.Errorf("raft: %v", err)
+		return fmt.Errorf("raft: %v", err)
 	}
 	cfg.Mux.authorizeRaft(n.raftPeerAllowed)
 	member := n.IsMember
 	n.stream.member.Store(&member)
 	go n.leaseLoop(n.stop)
-	return n, nil
+	return nil
 }
 
 // catchUp restores the latest snapshot into the store if the store is
@@ -250,6 +274,10 @@ func (n *Node) close() {
 	}
 	n.logs.Close()
 }
+
+// Close releases the stores and transport of a node that was never
+// started (a daemon that failed between New and Start).
+func (n *Node) Close() { n.close() }
 
 // Shutdown stops Raft and closes its stores.
 func (n *Node) Shutdown() error {

@@ -15,7 +15,7 @@ import (
 func proofNode(t *testing.T, id string, dk []byte) *Node {
 	s, err := seal.NewSealer(dk)
 	require.NoError(t, err)
-	return &Node{cfg: Config{ID: id, Machine: state.NewMachine(nil, s)}}
+	return &Node{cfg: Config{ID: id, Machine: state.NewMachine(nil, s, nil)}}
 }
 
 // A proof passes once, for the request, kind and sender it was made for,

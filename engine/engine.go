@@ -101,72 +101,88 @@ type sessionObject struct {
 	key      *mech.Key
 }
 
-// NewEngine makes an engine over a machine (whose sealer must be set) and an
-// applier. A nil applier applies locally.
-func NewEngine(m *state.Machine, a Applier) *Engine {
-	if a == nil {
-		a = &LocalApplier{M: m}
-	}
-	e := &Engine{store: m.Store(), machine: m, applier: a, now: time.Now,
-		cache: map[uint64]*mech.Key{}, sessObjs: map[uint64]*sessionObject{},
-		sessCount: map[uint64]int{}, sessLimit: DefaultSessionObjects,
-		objects: map[uint64]*object.Object{}, users: map[string]*object.User{}}
-	prev := m.OnObjectChange
-	m.OnObjectChange = func(id uint64) {
-		e.forget(id)
-		if prev != nil {
-			prev(id)
-		}
-	}
-	prevUser := m.OnUserChange
-	m.OnUserChange = func() {
-		e.readMu.Lock()
-		e.gen++
-		e.users = map[string]*object.User{}
-		// A deleted user's shares went too: cached objects may be stale.
-		e.objects = map[uint64]*object.Object{}
-		e.readMu.Unlock()
-		if prevUser != nil {
-			prevUser()
-		}
-	}
-	prevReset := m.OnReset
-	m.OnReset = func() error {
-		e.readMu.Lock()
-		e.gen++
-		e.users = map[string]*object.User{}
-		e.objects = map[uint64]*object.Object{}
-		e.readMu.Unlock()
-		e.cacheMu.Lock()
-		e.cache = map[uint64]*mech.Key{}
-		e.cacheMu.Unlock()
-		if prevReset != nil {
-			return prevReset()
-		}
-		return nil
-	}
+// Options are an engine's node settings.
+type Options struct {
+	// SessionObjects is how many session objects one login session may
+	// hold on this node (0: DefaultSessionObjects). Session objects live
+	// only in this node's memory, so the limit is a node setting.
+	SessionObjects int
+}
+
+// NewEngine makes an engine over a machine (whose sealer must be set) that
+// submits its commands through a (nil: apply them locally). The machine's observer must pass what
+// apply did on to the engine's Observer methods, so its caches follow the
+// state (a daemon's node does; NewLocal builds both for one process).
+func NewEngine(m *state.Machine, a Applier, opts Options) *Engine {
+	e := &Engine{}
+	e.init(m, a, opts)
 	return e
 }
 
-// SetSessionObjectLimit sets how many session objects one login session
-// may hold on this node (at least 1). Session objects live only in this
-// node's memory, so the limit is a node setting. Call it before the engine
-// serves.
-func (e *Engine) SetSessionObjectLimit(n int) {
-	if n < 1 {
-		n = 1
+func (e *Engine) init(m *state.Machine, a Applier, opts Options) {
+	if a == nil {
+		a = &LocalApplier{M: m}
 	}
-	e.sessMu.Lock()
-	e.sessLimit = n
-	e.sessMu.Unlock()
+	limit := opts.SessionObjects
+	if limit < 1 {
+		limit = DefaultSessionObjects
+	}
+	*e = Engine{store: m.Store(), machine: m, applier: a, now: time.Now,
+		cache: map[uint64]*mech.Key{}, sessObjs: map[uint64]*sessionObject{},
+		sessCount: map[uint64]int{}, sessLimit: limit,
+		objects: map[uint64]*object.Object{}, users: map[string]*object.User{}}
 }
+
+// NewLocal makes a machine over st and an engine that applies its commands
+// there at once, for one process without a cluster (tools and tests). The
+// engine is the machine's observer. wrap, if not nil, may wrap the local
+// applier (to record or disturb commands).
+func NewLocal(st state.Store, sealer *seal.Sealer, opts Options, wrap func(Applier) Applier) (*Engine, *state.Machine) {
+	e := &Engine{}
+	m := state.NewMachine(st, sealer, e) // e is filled in below, before anything applies
+	var a Applier = &LocalApplier{M: m}
+	if wrap != nil {
+		a = wrap(a)
+	}
+	e.init(m, a, opts)
+	return e, m
+}
+
+// The engine's side of state.Observer: its caches follow the state.
+
+// ObjectChanged drops the object from the caches.
+func (e *Engine) ObjectChanged(id uint64) { e.forget(id) }
+
+// UsersChanged drops the cached users, and the cached objects, since a
+// deleted user's shares went too.
+func (e *Engine) UsersChanged() {
+	e.readMu.Lock()
+	e.gen++
+	e.users = map[string]*object.User{}
+	e.objects = map[uint64]*object.Object{}
+	e.readMu.Unlock()
+}
+
+// LoggedOut ends the session's session objects on this node.
+func (e *Engine) LoggedOut(session uint64, _ int64) { e.EndSession(session) }
+
+// CertRevoked: the engine keeps nothing per certificate.
+func (e *Engine) CertRevoked() {}
+
+// Restored drops every cache: the whole state was replaced.
+func (e *Engine) Restored() error {
+	e.UsersChanged()
+	e.cacheMu.Lock()
+	e.cache = map[uint64]*mech.Key{}
+	e.cacheMu.Unlock()
+	return nil
+}
+
+var _ state.Observer = (*Engine)(nil)
 
 // Store is the store the engine reads.
 func (e *Engine) Store() state.Store { return e.store }
 
-// SetApplier replaces the applier (a cluster's, once it runs). Call it
-// before the engine serves.
-func (e *Engine) SetApplier(a Applier) { e.applier = a }
 
 func (e *Engine) sealer() (*seal.Sealer, error) {
 	s := e.machine.Sealer()

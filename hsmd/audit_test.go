@@ -48,7 +48,7 @@ func newAuditMachine(t *testing.T) (*state.Machine, *sqlite.Store) {
 	t.Cleanup(func() { st.Close() })
 	sealer, dk, err := seal.NewDomainKey("test", seal.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
 	require.NoError(t, err)
-	m := state.NewMachine(st, nil)
+	m := state.NewMachine(st, nil, nil)
 	require.NoError(t, (&engine.LocalApplier{M: m}).Submit(context.Background(), &state.Command{Op: state.OpInit, Domain: dk.Marshal()}))
 	m.SetSealer(sealer)
 	return m, st

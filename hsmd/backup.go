@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/openhsm/openhsm/backup"
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/cluster"
 	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
@@ -41,12 +43,18 @@ const (
 
 // backups takes one backup at a time.
 type backups struct {
-	n       *Node
+	cfg     *Config
+	store   state.Store
+	domain  *domainKey
+	cluster *cluster.Node
+	log     *slog.Logger
 	mu      sync.Mutex
 	trigger chan struct{}
 }
 
-func newBackups(n *Node) *backups { return &backups{n: n, trigger: make(chan struct{}, 1)} }
+func newBackups(cfg *Config, st state.Store, d *domainKey, cn *cluster.Node, log *slog.Logger) *backups {
+	return &backups{cfg: cfg, store: st, domain: d, cluster: cn, log: log, trigger: make(chan struct{}, 1)}
+}
 
 // request asks the scheduler for a backup now (it takes it if this node
 // leads).
@@ -61,41 +69,40 @@ func (b *backups) request() {
 func (b *backups) take(reason string, progress func(backup.Progress)) (*hsmpb.BackupInfo, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := b.n
-	sealer := n.Machine.Sealer()
+	sealer := b.domain.sealer()
 	if sealer == nil {
 		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the domain key is not unsealed")
 	}
-	sealed, clusterID := n.currentRecord()
-	snap, err := n.Store.Snapshot()
+	sealed, clusterID := b.domain.record()
+	snap, err := b.store.Snapshot()
 	if err != nil {
 		return nil, &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "cannot read the store", Err: err}
 	}
 	defer snap.Close()
-	if err := os.MkdirAll(n.Config.BackupDir, 0o700); err != nil {
+	if err := os.MkdirAll(b.cfg.BackupDir, 0o700); err != nil {
 		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "backup_dir: %v", err)
 	}
-	meta := backup.Header{ClusterID: clusterID, Node: n.Config.Node, Created: time.Now().UTC(), SealedDomainKey: sealed}
-	path, err := backup.WriteFile(n.Config.BackupDir, sealer, meta, snap, progress)
+	meta := backup.Header{ClusterID: clusterID, Node: b.cfg.Node, Created: time.Now().UTC(), SealedDomainKey: sealed}
+	path, err := backup.WriteFile(b.cfg.BackupDir, sealer, meta, snap, progress)
 	if err != nil {
-		n.Log.Error("backup failed", "reason", reason, "error", err.Error())
+		b.log.Error("backup failed", "reason", reason, "error", err.Error())
 		return nil, &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "the backup failed", Err: err}
 	}
 	users, objects := snap.Counts()
-	n.Log.Info("backup taken", "reason", reason, "file", filepath.Base(path), "index", snap.Index(), "users", users, "objects", objects)
-	retention := time.Duration(n.Config.BackupRetentionDays) * 24 * time.Hour
-	if removed, err := backup.Prune(n.Config.BackupDir, retention, time.Now()); err != nil {
-		n.Log.Warn("pruning old backups failed", "error", err.Error())
+	b.log.Info("backup taken", "reason", reason, "file", filepath.Base(path), "index", snap.Index(), "users", users, "objects", objects)
+	retention := time.Duration(b.cfg.BackupRetentionDays) * 24 * time.Hour
+	if removed, err := backup.Prune(b.cfg.BackupDir, retention, time.Now()); err != nil {
+		b.log.Warn("pruning old backups failed", "error", err.Error())
 	} else {
 		for _, r := range removed {
-			n.Log.Info("backup removed after its retention", "file", filepath.Base(r))
+			b.log.Info("backup removed after its retention", "file", filepath.Base(r))
 		}
 	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the backup vanished")
 	}
-	return &hsmpb.BackupInfo{Id: filepath.Base(path), Node: n.Config.Node, Created: meta.Created.Format(time.RFC3339),
+	return &hsmpb.BackupInfo{Id: filepath.Base(path), Node: b.cfg.Node, Created: meta.Created.Format(time.RFC3339),
 		Index: snap.Index(), Users: int64(users), Objects: int64(objects), Size: st.Size(), ClusterId: clusterID}, nil
 }
 
@@ -103,7 +110,7 @@ func (b *backups) take(reason string, progress func(backup.Progress)) (*hsmpb.Ba
 // backup here is older than the interval, and when asked (a membership
 // change).
 func (b *backups) schedule(ctx context.Context) {
-	t := time.NewTicker(min(scheduleCheck, b.n.Config.backupInterval))
+	t := time.NewTicker(min(scheduleCheck, b.cfg.backupInterval))
 	defer t.Stop()
 	for {
 		reason := ""
@@ -113,23 +120,23 @@ func (b *backups) schedule(ctx context.Context) {
 		case <-b.trigger:
 			reason = "membership change"
 		case <-t.C:
-			if b.newest().Add(b.n.Config.backupInterval).After(time.Now()) {
+			if b.newest().Add(b.cfg.backupInterval).After(time.Now()) {
 				continue
 			}
 			reason = "schedule"
 		}
-		if b.n.Cluster == nil || !b.n.Cluster.IsLeader() {
+		if !b.cluster.IsLeader() {
 			continue
 		}
 		if _, err := b.take(reason, nil); err != nil {
-			b.n.Log.Warn("scheduled backup failed", "reason", reason)
+			b.log.Warn("scheduled backup failed", "reason", reason)
 		}
 	}
 }
 
 // newest is when the newest readable backup here was taken (zero if none).
 func (b *backups) newest() time.Time {
-	es, err := backup.List(b.n.Config.BackupDir)
+	es, err := backup.List(b.cfg.BackupDir)
 	var t time.Time
 	if err != nil {
 		return t
@@ -145,7 +152,7 @@ func (b *backups) newest() time.Time {
 // local lists this node's backups.
 func (b *backups) local() (*hsmpb.ListBackupsResponse, error) {
 	out := &hsmpb.ListBackupsResponse{}
-	es, err := backup.List(b.n.Config.BackupDir)
+	es, err := backup.List(b.cfg.BackupDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return out, nil
 	}
@@ -153,7 +160,7 @@ func (b *backups) local() (*hsmpb.ListBackupsResponse, error) {
 		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot list backup_dir")
 	}
 	for _, e := range es {
-		bi := &hsmpb.BackupInfo{Id: e.Name, Node: b.n.Config.Node, Size: e.Size}
+		bi := &hsmpb.BackupInfo{Id: e.Name, Node: b.cfg.Node, Size: e.Size}
 		if e.Header == nil {
 			bi.Error = "unreadable: " + e.Err.Error()
 		} else {
@@ -170,9 +177,9 @@ func (b *backups) open(id string) (*os.File, error) {
 	if id == "" || strings.ContainsAny(id, `/\`) || strings.HasPrefix(id, ".") || !strings.HasSuffix(id, backup.Ext) || len(id) > 255 {
 		return nil, bad("id", "not a backup name")
 	}
-	f, err := os.Open(filepath.Join(b.n.Config.BackupDir, id))
+	f, err := os.Open(filepath.Join(b.cfg.BackupDir, id))
 	if err != nil {
-		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "no backup %q on node %s", id, b.n.Config.Node)
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "no backup %q on node %s", id, b.cfg.Node)
 	}
 	return f, nil
 }
@@ -343,8 +350,7 @@ func sendFile(f *os.File, send func(*hsmpb.Chunk) error) error {
 // written; then the leader installs it as a Raft snapshot, which every
 // node receives.
 func (s *Server) RestoreBackup(stream grpc.BidiStreamingServer[hsmpb.Chunk, hsmpb.BackupProgress]) error {
-	n := s.daemon
-	if n == nil || s.replica == nil {
+	if s.backups == nil || s.domain == nil || s.replica == nil {
 		return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "this node cannot restore")
 	}
 	if !s.replica.IsLeader() {
@@ -360,7 +366,7 @@ func (s *Server) RestoreBackup(stream grpc.BidiStreamingServer[hsmpb.Chunk, hsmp
 		return hsmerr.Errorf(ck.CKR_FUNCTION_FAILED, "a restore is already in progress on this node")
 	}
 	defer s.restoring.Store(false)
-	tmp, err := os.CreateTemp(n.Config.DataDir, ".restore-*")
+	tmp, err := os.CreateTemp(s.backups.cfg.DataDir, ".restore-*")
 	if err != nil {
 		return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot make a temporary file")
 	}
@@ -400,14 +406,14 @@ func (s *Server) RestoreBackup(stream grpc.BidiStreamingServer[hsmpb.Chunk, hsmp
 	if err != nil {
 		return restoreRefusal(err)
 	}
-	sealer, err := unsealWith(h.SealedDomainKey, n.kek)
+	sealer, err := unsealWith(h.SealedDomainKey, s.domain.kek)
 	if err != nil {
 		return restoreRefusal(err)
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot read the upload")
 	}
-	plain, err := os.CreateTemp(n.Config.DataDir, ".restore-*")
+	plain, err := os.CreateTemp(s.backups.cfg.DataDir, ".restore-*")
 	if err != nil {
 		return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot make a temporary file")
 	}
@@ -433,11 +439,11 @@ func (s *Server) RestoreBackup(stream grpc.BidiStreamingServer[hsmpb.Chunk, hsmp
 	}
 	stream.Send(&hsmpb.BackupProgress{Phase: "restore", Done: 0, Total: int64(h.Users + h.Objects)})
 	if err := s.replica.RestoreBackup(plain, psize); err != nil {
-		n.Log.Error("restore failed", "error", err.Error())
+		s.log.Error("restore failed", "error", err.Error())
 		return err
 	}
 	stream.Send(&hsmpb.BackupProgress{Phase: "restore", Done: int64(h.Users + h.Objects), Total: int64(h.Users + h.Objects)})
-	n.Log.Info("restored a backup into this cluster", "backup_cluster", h.ClusterID, "backup_node", h.Node,
+	s.log.Info("restored a backup into this cluster", "backup_cluster", h.ClusterID, "backup_node", h.Node,
 		"created", h.Created.Format(time.RFC3339), "users", h.Users, "objects", h.Objects)
 	info := &hsmpb.BackupInfo{Node: h.Node, Created: h.Created.Format(time.RFC3339), Index: h.Index,
 		Users: int64(h.Users), Objects: int64(h.Objects), Size: size, ClusterId: h.ClusterID}

@@ -68,10 +68,10 @@ func (s *Server) localStatus() *hsmpb.ClusterNode {
 // domainFingerprint names the domain key in use (not its sealed form, which
 // a passphrase rotation changes).
 func (s *Server) domainFingerprint() string {
-	if sealer := s.daemon.Machine.Sealer(); sealer != nil {
-		return sealer.Fingerprint()
+	if s.domain == nil {
+		return ""
 	}
-	return ""
+	return s.domain.fingerprint()
 }
 
 func (s *Server) ClusterStatus(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.ClusterStatusResponse, error) {
@@ -223,8 +223,8 @@ func (s *Server) authorizeMembership(ctx context.Context, req *hsmpb.MembershipR
 // membershipChanged asks for a backup after a membership change; the
 // backup scheduler, when there is one, takes it.
 func (s *Server) membershipChanged() {
-	if s.onMembership != nil {
-		s.onMembership()
+	if s.backups != nil {
+		s.backups.request()
 	}
 }
 

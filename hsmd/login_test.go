@@ -18,7 +18,7 @@ import (
 // value (which may hold request contents).
 func TestGuardRecovers(t *testing.T) {
 	var logs bytes.Buffer
-	s := NewServer(nil, "n1", "c", time.Minute, slog.New(slog.NewJSONHandler(&logs, nil)))
+	s := NewServer(nil, ServerConfig{Node: "n1", TTL: time.Minute, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	err := s.guard("Sign", func() error { panic("request-secret-4711") })
 	require.Error(t, err)
 	assert.Equal(t, codes.Internal, status.Code(err))
@@ -65,7 +65,7 @@ func TestThrottleDelays(t *testing.T) {
 
 // The janitor forgets a logout only after the session's absolute end.
 func TestSweepKeepsLogoutsUntilTheSessionsEnd(t *testing.T) {
-	s := NewServer(nil, "n1", "c", time.Minute, slog.New(slog.NewJSONHandler(&bytes.Buffer{}, nil)))
+	s := NewServer(nil, ServerConfig{Node: "n1", TTL: time.Minute, Log: slog.New(slog.NewJSONHandler(&bytes.Buffer{}, nil))})
 	now := time.Unix(1_800_000_000, 0)
 	s.now = func() time.Time { return now }
 	s.mu.Lock()

@@ -3,7 +3,6 @@ package hsmd
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/openhsm/openhsm/cluster"
@@ -155,7 +153,7 @@ func Init(cfg *Config, clusterID string) error {
 		return err
 	}
 	defer st.Close()
-	m := state.NewMachine(st, nil)
+	m := state.NewMachine(st, nil, nil)
 	return (&engine.LocalApplier{M: m}).Submit(context.Background(), &state.Command{Op: state.OpInit, Domain: rec.Marshal()})
 }
 
@@ -244,48 +242,38 @@ func InitJoin(cfg *Config, addr string) error {
 		return err
 	}
 	defer st.Close()
-	m := state.NewMachine(st, nil)
+	m := state.NewMachine(st, nil, nil)
 	return (&engine.LocalApplier{M: m}).Submit(context.Background(), &state.Command{Op: state.OpInit, Domain: resp.Sealed})
 }
 
-// Node is one running daemon.
+// Node is one running daemon. Open builds what needs no network (the store,
+// the domain key, the state machine); Serve builds the rest in dependency
+// order, listener, cluster, engine, backups, key-use counter, server, and
+// only then starts Raft, so the first applied command finds every part in
+// place. News from apply reaches the parts through one interface: the Node
+// is the machine's state.Observer.
 type Node struct {
-	Config    *Config
-	Store     *sqlite.Store
-	Machine   *state.Machine
-	Engine    *engine.Engine
-	Server    *Server
-	ClusterID string
-	Log       *slog.Logger
-	Cluster   *cluster.Node
-	grpc      *grpc.Server
-	logw      io.Writer
-	closer    io.Closer
-	kek       seal.KEKSource
-	domainMu  sync.Mutex
-	sealed    []byte // the sealed domain key in use
+	Config  *Config
+	Store   *sqlite.Store
+	Machine *state.Machine
+	Log     *slog.Logger
+	// Set by Serve, before Raft starts.
+	Engine  *engine.Engine
+	Server  *Server
+	Cluster *cluster.Node
+
+	domain *domainKey
+	grpc   *grpc.Server
+	logw   io.Writer
+	closer io.Closer
 	// deny is the certificate deny-list every handshake and call checks,
 	// loaded from the store and refreshed after each revocation applies.
 	deny pki.DenyList
 	mux  *cluster.Mux
 }
 
-// domain is the sealed domain key in use and its cluster ID.
-func (n *Node) domain() ([]byte, string) {
-	n.domainMu.Lock()
-	defer n.domainMu.Unlock()
-	return n.sealed, n.ClusterID
-}
-
-// currentRecord is the sealed domain key the store holds now: after a
-// passphrase rotation, the re-sealed one (backups carry it).
-func (n *Node) currentRecord() ([]byte, string) {
-	sealed, id := n.domain()
-	if raw, err := n.Store.Meta(state.MetaDomainKey); err == nil {
-		sealed = raw
-	}
-	return sealed, id
-}
+// ClusterID is the ID of the cluster whose domain key the node serves.
+func (n *Node) ClusterID() string { return n.domain.cluster() }
 
 // Open opens an initialized store and unseals its domain key. A wrong
 // passphrase is an error, and nothing is written.
@@ -325,37 +313,59 @@ func Open(cfg *Config) (*Node, error) {
 		return nil, err
 	}
 	cfg.lockSealer(log, sealer)
-	m := state.NewMachine(st, sealer)
-	n := &Node{Config: cfg, Store: st, Machine: m, ClusterID: rec.ClusterID, Log: log, logw: logw, closer: closer, kek: src, sealed: raw}
-	// A restored backup may bring another domain key: unseal it with this
-	// node's passphrase or key file, or stop.
-	m.OnReset = n.reloadDomainKey
-	n.Engine = engine.NewEngine(m, nil)
-	n.Server = NewServer(n.Engine, cfg.Node, rec.ClusterID, cfg.TTL(), log)
-	if cfg.MaxSessionObjects > 0 {
-		n.Engine.SetSessionObjectLimit(cfg.MaxSessionObjects)
-	}
-	if cfg.MaxSessionsPerUser > 0 {
-		n.Server.SetMaxSessionsPerUser(cfg.MaxSessionsPerUser)
-	}
-	n.Server.daemon = n
-	n.Server.maxLife = cfg.MaxLifetime()
-	n.Server.sweepEvery = cfg.SweepInterval()
-	m.OnLogout = n.Server.revoke
-	if err := n.Server.loadLoggedOut(); err != nil {
-		st.Close()
-		return nil, err
-	}
-	n.Server.deny = &n.deny
-	m.OnCertRevoked = n.reloadDenyList
+	n := &Node{Config: cfg, Store: st, Log: log, logw: logw, closer: closer}
+	// n observes the machine; the parts it passes news to are built in
+	// Serve before Raft starts, and nothing applies before then.
+	n.Machine = state.NewMachine(st, sealer, n)
+	n.domain = &domainKey{machine: n.Machine, store: st, kek: src, lock: cfg.lockSealer, fatal: n.fatal, log: log,
+		sealed: raw, clusterID: rec.ClusterID}
 	if err := n.loadDenyList(); err != nil {
 		st.Close()
 		return nil, err
 	}
-	n.Server.backups = newBackups(n)
-	n.Server.onMembership = n.Server.backups.request
 	return n, nil
 }
+
+// The Node's side of state.Observer: it passes apply's news to the engine
+// (caches, session objects), the server (logged-out sessions) and its own
+// deny-list and domain key.
+
+// ObjectChanged implements state.Observer.
+func (n *Node) ObjectChanged(id uint64) { n.Engine.ObjectChanged(id) }
+
+// UsersChanged implements state.Observer.
+func (n *Node) UsersChanged() { n.Engine.UsersChanged() }
+
+// LoggedOut implements state.Observer.
+func (n *Node) LoggedOut(session uint64, expires int64) { n.Server.revoke(session, expires) }
+
+// CertRevoked implements state.Observer: the revocation is in the store
+// already; failing to read it back means this node would go on honouring a
+// revoked certificate, so it stops.
+func (n *Node) CertRevoked() {
+	if err := n.loadDenyList(); err != nil {
+		n.fatal(fmt.Errorf("reading the certificate deny-list: %w", err))
+	}
+}
+
+// Restored implements state.Observer: a snapshot or restored backup brings
+// its own logouts, deny-list and perhaps another domain key, which this
+// node's passphrase or key file must unseal, or it stops.
+func (n *Node) Restored() error {
+	if err := n.Engine.Restored(); err != nil {
+		return err
+	}
+	if err := n.Server.loadLoggedOut(); err != nil {
+		return err
+	}
+	if err := n.loadDenyList(); err != nil {
+		return err
+	}
+	_, err := n.domain.reload()
+	return err
+}
+
+var _ state.Observer = (*Node)(nil)
 
 // loadDenyList reads the certificate deny-list from the store into the set
 // the handshakes check, and cuts the open connections of any certificate on
@@ -379,61 +389,6 @@ func (n *Node) loadDenyList() error {
 	return nil
 }
 
-// reloadDenyList is loadDenyList after a revocation applied. The
-// revocation is in the store already; failing to read it back means this
-// node would go on honouring a revoked certificate, so it stops.
-func (n *Node) reloadDenyList() {
-	if err := n.loadDenyList(); err != nil {
-		n.fatal(fmt.Errorf("reading the certificate deny-list: %w", err))
-	}
-}
-
-func (n *Node) reloadDomainKey() error {
-	// A snapshot brings its own logouts and deny-list.
-	if err := n.Server.loadLoggedOut(); err != nil {
-		return err
-	}
-	if err := n.loadDenyList(); err != nil {
-		return err
-	}
-	raw, err := n.Store.Meta(state.MetaDomainKey)
-	if err != nil {
-		return fmt.Errorf("the restored state has no domain key: %v", err)
-	}
-	if old, _ := n.domain(); bytes.Equal(raw, old) {
-		return nil
-	}
-	rec, err := seal.UnmarshalSealedDomainKey(raw)
-	if err != nil {
-		return err
-	}
-	// A record re-sealed by a passphrase rotation holds the key in use: its
-	// MAC under that key says so, and this node's (older) passphrase need
-	// not open it.
-	if mac, err := n.Store.Meta(state.MetaDomainKeyMAC); err == nil {
-		if cur := n.Machine.Sealer(); cur != nil && rec.ClusterID == n.ClusterID && hmac.Equal(mac, cur.RecordMAC(raw)) {
-			n.domainMu.Lock()
-			n.sealed = raw
-			n.domainMu.Unlock()
-			return nil
-		}
-	}
-	sealer, err := rec.Unseal(n.kek)
-	if err != nil {
-		n.fatal(fmt.Errorf("the restored domain key: %w", err))
-		return err
-	}
-	n.Config.lockSealer(n.Log, sealer)
-	n.Machine.SetSealer(sealer)
-	n.domainMu.Lock()
-	n.sealed = raw
-	n.ClusterID = rec.ClusterID
-	n.domainMu.Unlock()
-	n.Server.setClusterID(rec.ClusterID)
-	n.Log.Info("now serving a restored domain key", "cluster", rec.ClusterID)
-	return nil
-}
-
 // fatal stops the process: the node cannot go on without its state
 // differing from the other nodes'.
 func (n *Node) fatal(err error) {
@@ -442,7 +397,8 @@ func (n *Node) fatal(err error) {
 }
 
 // Serve listens on the node's one port (client API and replication),
-// starts Raft, and serves until ctx ends, then stops gracefully.
+// builds the parts that need the cluster, starts Raft, and serves until ctx
+// ends, then stops gracefully.
 func (n *Node) Serve(ctx context.Context) error {
 	cfg := n.Config
 	tlsConf, err := pki.NodeServerConfig(cfg.Cert, cfg.Key, cfg.CA, &n.deny)
@@ -472,8 +428,12 @@ func (n *Node) Serve(ctx context.Context) error {
 			return fmt.Errorf("advertise: required when listen is %s", cfg.Listen)
 		}
 	}
+	lastBatch, err := state.LastAuditBatch(n.Store.Meta, cfg.Node)
+	if err != nil {
+		return err
+	}
 	marker, joinErr := os.ReadFile(filepath.Join(cfg.DataDir, joinMarker))
-	cn, err := cluster.Start(cluster.Config{
+	cn, err := cluster.New(cluster.Config{
 		ID: cfg.Node, Dir: filepath.Join(cfg.DataDir, "raft"), Mux: mux, Advertise: advertise,
 		Peer: peerConf, Machine: n.Machine, Sync: cfg.SyncWrites(), Log: n.Log, RaftLog: n.logw,
 		Join: joinErr == nil, JoinMembers: joinMembers(marker), SnapshotThreshold: cfg.SnapshotThreshold, TrailingLogs: cfg.TrailingLogs,
@@ -483,14 +443,22 @@ func (n *Node) Serve(ctx context.Context) error {
 		return err
 	}
 	n.Cluster = cn
-	n.Engine.SetApplier(&stampApplier{next: cn, node: cfg.Node})
-	lastBatch, err := state.LastAuditBatch(n.Store.Meta, cfg.Node)
-	if err != nil {
-		cn.Shutdown()
+	n.Engine = engine.NewEngine(n.Machine, &stampApplier{next: cn, node: cfg.Node},
+		engine.Options{SessionObjects: cfg.MaxSessionObjects})
+	bk := newBackups(cfg, n.Store, n.domain, cn, n.Log)
+	uses := newUseCounter(cfg.Node, n.Machine.Sealer, cn, lastBatch, n.Log)
+	n.Server = NewServer(n.Engine, ServerConfig{
+		Node: cfg.Node, TTL: cfg.TTL(), MaxLifetime: cfg.MaxLifetime(), SweepEvery: cfg.SweepInterval(),
+		MaxSessionsPerUser: cfg.MaxSessionsPerUser, Log: n.Log,
+		Replica: cn, Domain: n.domain, Backups: bk, Uses: uses, Deny: &n.deny,
+	})
+	if err := n.Server.loadLoggedOut(); err != nil {
+		cn.Close()
 		return err
 	}
-	n.Server.uses = newUseCounter(cfg.Node, n.Machine.Sealer, cn, lastBatch, n.Log)
-	n.Server.replica = cn
+	if err := cn.Start(); err != nil {
+		return err
+	}
 	n.grpc = n.Server.GRPCServer(cluster.Creds(), &peerServer{s: n.Server})
 	if cfg.AddrFile != "" {
 		tmp := cfg.AddrFile + ".tmp"
@@ -503,8 +471,9 @@ func (n *Node) Serve(ctx context.Context) error {
 			return fmt.Errorf("addr_file: %v", err)
 		}
 	}
-	n.Log.Info("serving", "addr", mux.Addr().String(), "advertise", advertise, "cluster", n.ClusterID, "version", Version)
-	if certID, err := pki.CertFileClusterID(cfg.Cert); err == nil && certID != n.ClusterID {
+	clusterID := n.ClusterID()
+	n.Log.Info("serving", "addr", mux.Addr().String(), "advertise", advertise, "cluster", clusterID, "version", Version)
+	if certID, err := pki.CertFileClusterID(cfg.Cert); err == nil && certID != clusterID {
 		// A backup of another cluster was restored into this one: the
 		// certificates stay bound to the ID they were issued for.
 		n.Log.Warn("the store's cluster id differs from the certificates'", "certificates", certID)
@@ -512,8 +481,8 @@ func (n *Node) Serve(ctx context.Context) error {
 	jctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go n.Server.Janitor(jctx)
-	go n.Server.backups.schedule(jctx)
-	go n.Server.uses.run(jctx)
+	go bk.schedule(jctx)
+	go uses.run(jctx)
 	done := make(chan error, 1)
 	go func() { done <- n.grpc.Serve(mux.API()) }()
 	select {
@@ -526,7 +495,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	// No request runs any more: send the last counts before leaving the
 	// cluster, so a normal stop loses none.
 	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	if ferr := n.Server.uses.flush(fctx, true); ferr != nil {
+	if ferr := uses.flush(fctx, true); ferr != nil {
 		n.Log.Error("key-use counts of the last second not recorded", "error", ferr.Error())
 	}
 	fcancel()

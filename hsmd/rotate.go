@@ -26,7 +26,7 @@ func (s *Server) RotatePassphrase(ctx context.Context, r *hsmpb.RotatePassphrase
 	if err := s.requireCO(ctx); err != nil {
 		return nil, err
 	}
-	if s.daemon == nil {
+	if s.domain == nil {
 		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "this node cannot rotate the passphrase")
 	}
 	if !s.rotating.CompareAndSwap(false, true) {
@@ -54,7 +54,7 @@ func (s *Server) RotatePassphrase(ctx context.Context, r *hsmpb.RotatePassphrase
 	if err != nil {
 		return nil, bad("new_secret", "the new %s: %v", what, err)
 	}
-	sealer := s.daemon.Machine.Sealer()
+	sealer := s.domain.sealer()
 	if sealer == nil {
 		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the domain key is not unsealed")
 	}

@@ -45,22 +45,20 @@ const maxMessage = mech.MaxDataLen + 4<<20
 // Server is the gRPC service of one node.
 type Server struct {
 	hsmpb.UnimplementedHSMServer
-	engine    *engine.Engine
-	node      string
-	clusterID string
-	ttl       time.Duration
-	log       *slog.Logger
-	now       func() time.Time
+	engine *engine.Engine
+	node   string
+	ttl    time.Duration
+	log    *slog.Logger
+	now    func() time.Time
 
-	// replica is the cluster node, once it runs: read-your-writes and
-	// the cluster RPCs need it.
-	replica *cluster.Node
-	// onMembership, if set, is called after a membership change.
-	onMembership func()
-	daemon       *Node
-	backups      *backups
-	restoring    atomic.Bool // a restore upload is being received
-	rotating     atomic.Bool // a passphrase rotation is running
+	// replica is the cluster node: read-your-writes and the cluster RPCs
+	// need it. domain is the domain key in use. Both are nil only in unit
+	// tests of the server alone.
+	replica   *cluster.Node
+	domain    *domainKey
+	backups   *backups
+	restoring atomic.Bool // a restore upload is being received
+	rotating  atomic.Bool // a passphrase rotation is running
 
 	sessions *sessionQuota // login sessions per user on this node
 	uses     *useCounter   // key uses, once the node serves
@@ -86,18 +84,41 @@ type Server struct {
 	deny *pki.DenyList
 }
 
+// ServerConfig is what a Server is built from, besides its engine.
+type ServerConfig struct {
+	Node               string        // this node's name
+	TTL                time.Duration // a session token's lifetime before refresh
+	MaxLifetime        time.Duration // a login session's absolute lifetime (0: the default)
+	SweepEvery         time.Duration // how often the janitor runs (0: the default)
+	MaxSessionsPerUser int           // login sessions per user on this node (0: the default)
+	Log                *slog.Logger
+
+	Replica *cluster.Node
+	Domain  *domainKey
+	Backups *backups
+	Uses    *useCounter
+	Deny    *pki.DenyList
+}
+
 // NewServer makes the service for an engine.
-func NewServer(e *engine.Engine, node, clusterID string, ttl time.Duration, log *slog.Logger) *Server {
-	return &Server{engine: e, node: node, clusterID: clusterID, ttl: ttl, log: log, now: time.Now,
-		maxLife: max(DefaultSessionMaxLifetime, ttl), sweepEvery: DefaultSweepInterval,
+func NewServer(e *engine.Engine, c ServerConfig) *Server {
+	s := &Server{engine: e, node: c.Node, ttl: c.TTL, log: c.Log, now: time.Now,
+		maxLife: max(DefaultSessionMaxLifetime, c.TTL), sweepEvery: DefaultSweepInterval,
+		replica: c.Replica, domain: c.Domain, backups: c.Backups, uses: c.Uses, deny: c.Deny,
 		throttle: newThrottle(), preAuth: make(chan struct{}, preAuthSlots),
 		revoked: map[uint64]int64{}, lastSeen: map[uint64]time.Time{}, bgNonces: map[string]int64{},
 		sessions: newSessionQuota(DefaultMaxSessionsPerUser)}
+	if c.MaxLifetime > 0 {
+		s.maxLife = c.MaxLifetime
+	}
+	if c.SweepEvery > 0 {
+		s.sweepEvery = c.SweepEvery
+	}
+	if c.MaxSessionsPerUser > 0 {
+		s.sessions.setMax(c.MaxSessionsPerUser)
+	}
+	return s
 }
-
-// SetMaxSessionsPerUser sets how many login sessions one user may hold on
-// this node. Call it before the server serves.
-func (s *Server) SetMaxSessionsPerUser(n int) { s.sessions.setMax(n) }
 
 // revoke refuses a session's tokens from now on, until the session's
 // absolute end (after which no token of it can be valid).
@@ -122,16 +143,12 @@ func (s *Server) loadLoggedOut() error {
 	return nil
 }
 
+// cluster is the ID of the cluster this node serves.
 func (s *Server) cluster() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.clusterID
-}
-
-func (s *Server) setClusterID(id string) {
-	s.mu.Lock()
-	s.clusterID = id
-	s.mu.Unlock()
+	if s.domain == nil {
+		return ""
+	}
+	return s.domain.cluster()
 }
 
 // access says what a method needs. Methods not in the table are refused:

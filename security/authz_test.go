@@ -56,7 +56,7 @@ func authzForge(t *testing.T, user string, tmpl object.Template) *state.Command 
 	sealer, _, err := seal.NewDomainKey("attacker", seal.KEKSource{KeyFile: bytes.Repeat([]byte{9}, 32)})
 	require.NoError(t, err)
 	cp := &authzCapture{}
-	e := engine.NewEngine(state.NewMachine(st, sealer), cp)
+	e := engine.NewEngine(state.NewMachine(st, sealer, nil), cp, engine.Options{})
 	_, err = e.CreateObject(context.Background(), engine.Caller{User: user, Role: object.RoleCU, Session: 1}, tmpl)
 	require.NoError(t, err)
 	require.NotNil(t, cp.last)

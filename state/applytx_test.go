@@ -58,7 +58,7 @@ func TestStoreFailureIsNotARefusal(t *testing.T) {
 	require.NoError(t, f.e.Share(ctx, f.alice, id, "bob", true))
 
 	fs := &flakyStore{Store: f.m.Store()}
-	m := state.NewMachine(fs, f.m.Sealer())
+	m := state.NewMachine(fs, f.m.Sealer(), nil)
 	unshare, err := (&state.Command{Op: state.OpUnshare, Actor: "alice", ObjectID: id, Name: "bob"}).Encode()
 	require.NoError(t, err)
 
@@ -126,7 +126,7 @@ func TestCorruptRowStopsTheNode(t *testing.T) {
 // unsealed) must stop rather than refuse what the others apply.
 func TestNoSealerStopsTheNode(t *testing.T) {
 	f := newFixture(t)
-	m := state.NewMachine(f.m.Store(), nil)
+	m := state.NewMachine(f.m.Store(), nil, nil)
 	raw, err := (&state.Command{Op: state.OpLoginFailed, Name: "bob"}).Encode()
 	require.NoError(t, err)
 	idx, err := f.m.Store().AppliedIndex()

@@ -38,11 +38,11 @@ func newAuditFixture(t *testing.T) *auditFixture {
 	t.Cleanup(func() { st.Close() })
 	sealer, dk, err := seal.NewDomainKey("test", seal.KEKSource{KeyFile: bytes.Repeat([]byte{5}, 32)})
 	require.NoError(t, err)
-	m := state.NewMachine(st, nil)
+	m := state.NewMachine(st, nil, nil)
 	r := &recorder{local: &engine.LocalApplier{M: m}}
 	require.NoError(t, r.Submit(ctx, &state.Command{Op: state.OpInit, Domain: dk.Marshal()}))
 	m.SetSealer(sealer)
-	e := engine.NewEngine(m, r)
+	e := engine.NewEngine(m, r, engine.Options{})
 	require.NoError(t, e.Bootstrap(ctx, "admin", "officer-pass"))
 	co := engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}
 	require.NoError(t, e.CreateUser(ctx, co, "alice", object.RoleCU, "alice-password"))
@@ -166,7 +166,7 @@ func TestAuditReplayIsDeterministic(t *testing.T) {
 	st2, err := sqlite.Open(filepath.Join(t.TempDir(), "replay.db"), sqlite.Options{})
 	require.NoError(t, err)
 	defer st2.Close()
-	m2 := state.NewMachine(st2, f.m.Sealer())
+	m2 := state.NewMachine(st2, f.m.Sealer(), nil)
 	for i, raw := range f.rec.log {
 		m2.Apply(uint64(i+1), raw)
 	}

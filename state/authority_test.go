@@ -63,7 +63,7 @@ func newAuthzWorldKey(t testing.TB, users bool, sealer *seal.Sealer, rec *seal.S
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "hsm.db"), sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	w := &authzWorld{t: t, m: state.NewMachine(st, nil), s: sealer, st: st}
+	w := &authzWorld{t: t, m: state.NewMachine(st, nil, nil), s: sealer, st: st}
 	dataSealer = sealer
 	require.NoError(t, w.apply(&state.Command{Op: state.OpInit, Domain: rec.Marshal()}))
 	w.m.SetSealer(sealer)
@@ -362,7 +362,7 @@ func TestApplyBootstrapOnce(t *testing.T) {
 // early check; apply lets exactly one through.
 func TestEngineBootstrapRace(t *testing.T) {
 	w := newAuthzWorld(t, false)
-	e := engine.NewEngine(w.m, nil)
+	e := engine.NewEngine(w.m, nil, engine.Options{})
 	const n = 8
 	errs := make([]error, n)
 	var wg sync.WaitGroup

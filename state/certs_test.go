@@ -18,7 +18,7 @@ func TestRevokeCertApply(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	heard := 0
-	f.m.OnCertRevoked = func() { heard++ }
+	f.spy.certRevoked = func() { heard++ }
 	fpA, fpB := strings.Repeat("b", 64), strings.Repeat("a", 64)
 	apply := func(actor, fp string) error {
 		return f.rec.Submit(ctx, &state.Command{Op: state.OpRevokeCert, Actor: actor, Time: 1_800_000_000, Fingerprint: fp, Name: "app"})

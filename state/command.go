@@ -134,26 +134,38 @@ type Machine struct {
 	store  Store
 	mu     sync.RWMutex
 	sealer *seal.Sealer
-	// OnObjectChange, if set, is called after a command that changed or
-	// removed an object, so caches can drop it.
-	OnObjectChange func(id uint64)
-	// OnUserChange, if set, is called after a command that may have changed
-	// users.
-	OnUserChange func()
-	// OnLogout, if set, is called after a logout is applied, with the
-	// session and when its token would have expired (Unix seconds).
-	OnLogout func(session uint64, expires int64)
-	// OnCertRevoked, if set, is called after a certificate revocation is
-	// applied, so the node can refresh the set its handshakes check.
-	OnCertRevoked func()
-	// OnReset, if set, is called after Restore replaced the whole state;
-	// an error from it means the node cannot serve the new state.
-	OnReset func() error
+	obs    Observer
+}
+
+// Observer hears what an applied command or a restore did that matters
+// outside the store: caches to drop, sessions to end, the certificate
+// deny-list and the domain key to reload. It is the one way news leaves
+// the state machine. Its methods run on the apply path after the
+// transaction committed, so they must be quick and must not submit
+// commands.
+type Observer interface {
+	// ObjectChanged: a command changed or removed the object.
+	ObjectChanged(id uint64)
+	// UsersChanged: a command may have changed users (and so shares).
+	UsersChanged()
+	// LoggedOut: a logout applied, with the session and when its tokens
+	// would have expired (Unix seconds).
+	LoggedOut(session uint64, expires int64)
+	// CertRevoked: a certificate revocation applied.
+	CertRevoked()
+	// Restored: Restore replaced the whole state. An error means the node
+	// cannot serve the new state.
+	Restored() error
 }
 
 // NewMachine wraps a store. The sealer may be nil until the domain key is
-// unsealed; commands that need it fail until then.
-func NewMachine(s Store, sealer *seal.Sealer) *Machine { return &Machine{store: s, sealer: sealer} }
+// unsealed; commands that need it fail until then. obs, if not nil, hears
+// what apply did; it is called only from Apply, ApplyCommand and Restore,
+// so it may be a value whose own fields are filled in after NewMachine
+// returns, as long as that is done before the first command applies.
+func NewMachine(s Store, sealer *seal.Sealer, obs Observer) *Machine {
+	return &Machine{store: s, sealer: sealer, obs: obs}
+}
 
 // SetSealer installs the unsealed domain key.
 func (m *Machine) SetSealer(s *seal.Sealer) { m.mu.Lock(); m.sealer = s; m.mu.Unlock() }
@@ -265,31 +277,32 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 	if refusal != nil {
 		return refusal
 	}
-	if m.OnObjectChange != nil {
-		for _, id := range changed {
-			m.OnObjectChange(id)
-		}
+	if m.obs == nil {
+		return nil
 	}
-	if m.OnUserChange != nil && userOps[c.Op] {
-		m.OnUserChange()
+	for _, id := range changed {
+		m.obs.ObjectChanged(id)
 	}
-	if m.OnLogout != nil && c.Op == OpLogout {
-		m.OnLogout(c.Session, c.Expires)
+	if userOps[c.Op] {
+		m.obs.UsersChanged()
 	}
-	if m.OnCertRevoked != nil && c.Op == OpRevokeCert {
-		m.OnCertRevoked()
+	if c.Op == OpLogout {
+		m.obs.LoggedOut(c.Session, c.Expires)
+	}
+	if c.Op == OpRevokeCert {
+		m.obs.CertRevoked()
 	}
 	return nil
 }
 
 // Restore replaces the whole state with a store snapshot stream (see
-// Store.Restore) and then calls OnReset. A bad stream changes nothing.
+// Store.Restore) and then tells the observer. A bad stream changes nothing.
 func (m *Machine) Restore(r io.Reader, index uint64) error {
 	if err := m.store.Restore(r, index); err != nil {
 		return err
 	}
-	if m.OnReset != nil {
-		return m.OnReset()
+	if m.obs != nil {
+		return m.obs.Restored()
 	}
 	return nil
 }

@@ -33,7 +33,50 @@ func (r *recorder) Submit(ctx context.Context, c *state.Command) error {
 	return r.local.Submit(ctx, c)
 }
 
+// spy is the machine's observer in tests: it passes what apply did on to
+// the engine, as a daemon's node does, and lets a test listen in.
+type spy struct {
+	e           *engine.Engine
+	loggedOut   func(session uint64, expires int64)
+	certRevoked func()
+}
+
+func (s *spy) ObjectChanged(id uint64) {
+	if s.e != nil {
+		s.e.ObjectChanged(id)
+	}
+}
+
+func (s *spy) UsersChanged() {
+	if s.e != nil {
+		s.e.UsersChanged()
+	}
+}
+
+func (s *spy) LoggedOut(session uint64, expires int64) {
+	if s.e != nil {
+		s.e.LoggedOut(session, expires)
+	}
+	if s.loggedOut != nil {
+		s.loggedOut(session, expires)
+	}
+}
+
+func (s *spy) CertRevoked() {
+	if s.certRevoked != nil {
+		s.certRevoked()
+	}
+}
+
+func (s *spy) Restored() error {
+	if s.e != nil {
+		return s.e.Restored()
+	}
+	return nil
+}
+
 type fixture struct {
+	spy   *spy
 	e     *engine.Engine
 	m     *state.Machine
 	rec   *recorder
@@ -58,17 +101,19 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := state.NewMachine(newStore(t, "a.db"), nil)
+	sp := &spy{}
+	m := state.NewMachine(newStore(t, "a.db"), nil, sp)
 	r := &recorder{local: &engine.LocalApplier{M: m}}
 	if err := r.Submit(ctx, &state.Command{Op: state.OpInit, Domain: rec.Marshal()}); err != nil {
 		t.Fatal(err)
 	}
 	m.SetSealer(sealer)
-	e := engine.NewEngine(m, r)
+	e := engine.NewEngine(m, r, engine.Options{})
+	sp.e = e
 	if err := e.Bootstrap(ctx, "admin", "officer-pass"); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{e: e, m: m, rec: r,
+	f := &fixture{e: e, m: m, rec: r, spy: sp,
 		co:    engine.Caller{User: "admin", Role: object.RoleCO, Session: 1},
 		alice: engine.Caller{User: "alice", Role: object.RoleCU, Session: 2},
 		bob:   engine.Caller{User: "bob", Role: object.RoleCU, Session: 3}}
@@ -215,7 +260,7 @@ func TestApplyIsDeterministic(t *testing.T) {
 	// A command refused at apply time must be refused alike on replay.
 	f.rec.Submit(ctx, &state.Command{Op: state.OpDestroyObject, Actor: "bob", ObjectID: id})
 
-	m2 := state.NewMachine(newStore(t, "b.db"), f.m.Sealer())
+	m2 := state.NewMachine(newStore(t, "b.db"), f.m.Sealer(), nil)
 	for i, raw := range f.rec.log {
 		if err := m2.Apply(uint64(i+1), raw); err != nil {
 			if _, isStore := err.(*state.StoreError); isStore {

@@ -23,7 +23,7 @@ import (
 func TestLoginConcurrentGuessesVerifyAtMostFive(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	e := engine.NewEngine(f.m, nil) // a LocalApplier: safe for concurrent use
+	e := engine.NewEngine(f.m, nil, engine.Options{}) // a LocalApplier: safe for concurrent use
 	before := passwords.ArgonRuns()
 	var mu sync.Mutex
 	rvs := map[uint64]int{}

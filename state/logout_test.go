@@ -8,13 +8,13 @@ import (
 	"github.com/openhsm/openhsm/state"
 )
 
-// Logouts go through the log: every node hears of them through OnLogout,
+// Logouts go through the log: every node hears of them through the machine's observer,
 // and the list in the store forgets sessions whose tokens have expired.
 func TestLogoutReplicated(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	heard := map[uint64]int64{}
-	f.m.OnLogout = func(s uint64, exp int64) { heard[s] = exp }
+	f.spy.loggedOut = func(s uint64, exp int64) { heard[s] = exp }
 	now := int64(1_800_000_000)
 	apply := func(session uint64, time, exp int64) error {
 		return f.rec.Submit(ctx, &state.Command{Op: state.OpLogout, Actor: "alice", Time: time, Session: session, Expires: exp})

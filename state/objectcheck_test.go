@@ -49,7 +49,7 @@ func selfSignedDER(t *testing.T) []byte {
 func legitCommand(t *testing.T, w *authzWorld, kind string) *state.Command {
 	t.Helper()
 	cp := &capture{}
-	e := engine.NewEngine(w.m, cp)
+	e := engine.NewEngine(w.m, cp, engine.Options{})
 	alice := engine.Caller{User: "alice", Role: object.RoleCU, Session: 9}
 	tok := bo(ck.CKA_TOKEN, true)
 	var err error

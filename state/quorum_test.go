@@ -345,7 +345,7 @@ func TestQuorumReplayDeterministic(t *testing.T) {
 	require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
 	require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
 	require.NoError(t, f.reset(tok.ID, f.now+1))
-	other := state.NewMachine(newStore(t, "b.db"), nil)
+	other := state.NewMachine(newStore(t, "b.db"), nil, nil)
 	other.SetSealer(f.m.Sealer())
 	for i, raw := range f.rec.log {
 		_ = other.Apply(uint64(i+1), raw)

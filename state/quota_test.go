@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
@@ -54,7 +55,8 @@ func TestApplyTokenObjectQuota(t *testing.T) {
 func TestEngineSessionObjectLimit(t *testing.T) {
 	f := newFixture(t)
 	const limit = 5
-	f.e.SetSessionObjectLimit(limit)
+	f.e = engine.NewEngine(f.m, f.rec, engine.Options{SessionObjects: limit})
+	f.spy.e = f.e
 	data := object.Template{ul(ck.CKA_CLASS, ck.CKO_DATA), {Type: ck.CKA_VALUE, Value: []byte("v")}}
 	var wg sync.WaitGroup
 	ids := make(chan uint64, 4*limit)

@@ -201,7 +201,7 @@ func TestApplyDedupeReplayAndSnapshot(t *testing.T) {
 	}
 
 	// The log replayed on a new store.
-	replayed := state.NewMachine(newStore(t, "replay.db"), nil)
+	replayed := state.NewMachine(newStore(t, "replay.db"), nil, nil)
 	replayed.SetSealer(f.m.Sealer())
 	for i, raw := range f.rec.log {
 		replayed.Apply(uint64(i+1), raw)
@@ -215,7 +215,7 @@ func TestApplyDedupeReplayAndSnapshot(t *testing.T) {
 	_, err = snap.WriteTo(&buf, nil)
 	require.NoError(t, err)
 	require.NoError(t, snap.Close())
-	restored := state.NewMachine(newStore(t, "restored.db"), nil)
+	restored := state.NewMachine(newStore(t, "restored.db"), nil, nil)
 	require.NoError(t, restored.Restore(&buf, 0))
 	check("restored snapshot", restored)
 }

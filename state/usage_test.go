@@ -163,7 +163,7 @@ func TestLegacyConflictingKey(t *testing.T) {
 		o.MAC = f.m.Sealer().AttrMAC(o)
 		return tx.PutObject(o)
 	}))
-	f.m.OnObjectChange(id)
+	f.e.ObjectChanged(id)
 	target, err := f.e.GenerateKey(ctx, f.alice, aesGen, aes(bo(ck.CKA_EXTRACTABLE, true)))
 	require.NoError(t, err)
 
