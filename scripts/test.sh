@@ -58,7 +58,8 @@ for pt in \
   ./backup:FuzzVerify \
   ./hsmd:FuzzDecodeRequest \
   ./hsmd:FuzzParseToken \
-  ./p11module/core:FuzzCall
+  ./p11module/core:FuzzCall \
+  ./internal/fields:FuzzReader
 do
   pkg=${pt%%:*} target=${pt#*:}
   go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" || status=1
