@@ -34,6 +34,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -85,6 +86,8 @@ static int sock_broken;
 static unsigned char *cred;
 static size_t cred_len, cred_size;
 static int cred_logfd = -1;
+static dev_t cred_log_dev;
+static ino_t cred_log_ino;
 
 /* The back-off of a failing helper (under state_mu). */
 static unsigned bo_fails;
@@ -234,6 +237,26 @@ static void cred_keep(void)
 	/* Above the helper's fd 3, so that the dup2 onto 3 always makes a new
 	 * descriptor without CLOEXEC. */
 	cred_logfd = logfd >= 0 ? fd_at_least(logfd, HELPER_LOG_FD + 1) : -1;
+	if (cred_logfd >= 0) {
+		struct stat st;
+		if (fstat(cred_logfd, &st) == 0) {
+			cred_log_dev = st.st_dev;
+			cred_log_ino = st.st_ino;
+		} else {
+			close(cred_logfd);
+			cred_logfd = -1;
+		}
+	}
+}
+
+/* cred_log_ok reports whether the kept log descriptor is still the log: a
+ * child may have closed its inherited descriptors, and the number may now
+ * be another file or a socket, which must not reach the helper. */
+static int cred_log_ok(void)
+{
+	struct stat st;
+	return cred && cred_logfd >= 0 && fstat(cred_logfd, &st) == 0 &&
+	       st.st_dev == cred_log_dev && st.st_ino == cred_log_ino;
 }
 
 /* ---- the helper ---- */
@@ -293,7 +316,7 @@ static CK_RV helper_start(char *path, size_t pathLen)
 	posix_spawnattr_t attr;
 	sigset_t none;
 	pid_t pid;
-	int sv[2], err;
+	int sv[2], err, pass_log = cred_log_ok();
 
 	if (helper_path(path, pathLen) != 0) {
 		report("cannot locate openhsm-p11-helper next to the library; set OPENHSM_P11_HELPER");
@@ -319,13 +342,13 @@ static CK_RV helper_start(char *path, size_t pathLen)
 
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
-	if (cred && cred_logfd >= 0)
+	if (pass_log)
 		posix_spawn_file_actions_adddup2(&fa, cred_logfd, HELPER_LOG_FD);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
 	/* The helper gets fd 0 (the socket), 1 and 2, the kept log as fd 3,
 	 * and none of the host's other descriptors (listening sockets,
 	 * files). */
-	posix_spawn_file_actions_addclosefrom_np(&fa, cred && cred_logfd >= 0 ? HELPER_LOG_FD + 1 : 3);
+	posix_spawn_file_actions_addclosefrom_np(&fa, pass_log ? HELPER_LOG_FD + 1 : 3);
 #endif
 	posix_spawnattr_init(&attr);
 	sigemptyset(&none);

@@ -56,6 +56,9 @@ type handoff struct {
 	KeyFile        string
 	CA, Cert, Key  []byte
 	LogFD          bool // the log is open on HelperLogFD
+	// LogDev and LogIno identify the log's file, so that the helper
+	// writes to fd 3 only if it is that file.
+	LogDev, LogIno uint64
 }
 
 // Snapshot returns, for the C layer of a process that has initialized
@@ -94,7 +97,12 @@ func (m *Module) Snapshot() (blob []byte, logFD int, err error) {
 		if err != nil {
 			return nil, -1, &fs.PathError{Op: "open", Path: cfg.LogFile, Err: err}
 		}
-		h.LogFD = true
+		var st syscall.Stat_t
+		if err := syscall.Fstat(logFD, &st); err != nil {
+			syscall.Close(logFD)
+			return nil, -1, &fs.PathError{Op: "stat", Path: cfg.LogFile, Err: err}
+		}
+		h.LogFD, h.LogDev, h.LogIno = true, uint64(st.Dev), uint64(st.Ino)
 	}
 	body, err := json.Marshal(&h)
 	if err != nil {
@@ -125,7 +133,8 @@ func (m *Module) Handoff(blob []byte) error {
 	}
 	var h handoff
 	if err := json.Unmarshal(blob[len(handoffMagic):], &h); err != nil {
-		return fmt.Errorf("the credentials handed over by the parent do not decode: %v", err)
+		// Not the decoder's message: it may quote bytes of the blob.
+		return errors.New("the credentials handed over by the parent do not decode (is the helper from the same build as the library?)")
 	}
 	cfg := &client.Config{
 		Nodes: h.Nodes, CA: h.CAFile, Cert: h.CertFile, Key: h.KeyFile,
@@ -135,17 +144,32 @@ func (m *Module) Handoff(blob []byte) error {
 		Creds:  &client.Credentials{CA: h.CA, Cert: h.Cert, Key: h.Key},
 	}
 	m.mu.Lock()
-	m.handoff = &handedOver{cfg: cfg, from: h.From, config: h.Config, logFD: h.LogFD}
+	m.handoff = &handedOver{cfg: cfg, from: h.From, config: h.Config, logFD: h.LogFD, logDev: h.LogDev, logIno: h.LogIno}
 	m.mu.Unlock()
 	return nil
 }
 
 // handedOver is a handoff, decoded.
 type handedOver struct {
-	cfg    *client.Config
-	from   int
-	config string
-	logFD  bool
+	cfg            *client.Config
+	from           int
+	config         string
+	logFD          bool
+	logDev, logIno uint64
+}
+
+// log returns the handed-over log on HelperLogFD, or nil when fd 3 is not
+// that file (the C layer found the parent's descriptor closed or reused in
+// the child, and passed nothing): the helper then opens the log itself.
+func (h *handedOver) log() *os.File {
+	if h == nil || !h.logFD {
+		return nil
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(HelperLogFD, &st); err != nil || uint64(st.Dev) != h.logDev || uint64(st.Ino) != h.logIno {
+		return nil
+	}
+	return helperLog()
 }
 
 // Snapshot is Default's Module's Snapshot, for the C layer.

@@ -139,11 +139,11 @@ func (m *Module) Initialize(flags uint64) error {
 	var log *slog.Logger
 	var closer io.Closer
 	var err error
-	if ho != nil && ho.logFD {
+	if f := ho.log(); f != nil {
 		// The parent's log, open on the helper's fd 3 for as long as the
 		// helper lives (it is never closed: a later Initialize uses it
 		// again).
-		log, err = cfg.LoggerTo(helperLog())
+		log, err = cfg.LoggerTo(f)
 		closer = nopCloser{}
 	} else {
 		log, closer, err = cfg.NewLogger()

@@ -26,7 +26,8 @@
  *                before its C_Initialize, as nginx's workers do, and
  *                cannot open the files: it works with the credentials the
  *                parent kept; after its C_Finalize they are gone, and
- *                C_Initialize fails (needs root)
+ *                C_Initialize fails; a child that closed its inherited
+ *                descriptors gets no log descriptor (needs root)
  *   dropfirst    a child drops to nobody and calls C_Initialize without
  *                the parent ever initializing: every call fails, the helper
  *                is started once, again only after the back-off (needs
@@ -1157,6 +1158,30 @@ static void scenario_handoff(void)
 		_exit(failures > 100 ? 100 : failures);
 	}
 	failures += wait_child(pid);
+
+	/* A child that closes what it inherited, as some daemons do, and has
+	 * other files at those numbers: the kept log descriptor is not passed
+	 * on to the helper, which then cannot open the log as nobody. */
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		int p[2], reads[16], n = 0, i;
+		char buf[256];
+		alarm(60);
+		for (i = 3; i < 1024; i++)
+			close(i);
+		while (n < 16 && pipe2(p, O_NONBLOCK) == 0)
+			reads[n++] = p[0];
+		if (drop_privileges() == 0) {
+			CHECK_RV(f->C_Initialize(NULL), CKR_GENERAL_ERROR);
+			for (i = 0; i < n; i++)
+				CHECK(read(reads[i], buf, sizeof buf) < 0 && errno == EAGAIN);
+		}
+		fflush(NULL);
+		_exit(failures > 100 ? 100 : failures);
+	}
+	failures += wait_child(pid);
+
 	real_work("parent again");
 	CHECK_RV(f->C_Finalize(NULL), CKR_OK);
 }
