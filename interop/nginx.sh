@@ -282,13 +282,14 @@ unprivileged() { # DIR PIDFILE
 # The files the workers need are root's and unreadable to them: the
 # credentials must have come from the master.
 files_private() {
-  for f in "$HSM_CONFIG" "$CLUSTER/p11.log"; do
+  for f in "$HSM_CONFIG" "$CLUSTER/pki/client-key.pem" "$CLUSTER/p11.log"; do
+    [ -e "$f" ] || { echo "$f is missing"; return 1; }
     if runuser -u "$WORKER_USER" -- test -r "$f"; then
       echo "$f is readable by $WORKER_USER"
       return 1
     fi
   done
-  echo "$WORKER_USER cannot read $HSM_CONFIG nor the client key"
+  echo "$WORKER_USER cannot read $HSM_CONFIG, the client key nor p11.log"
 }
 
 # Each worker runs its own helper (the fork path), which initialised the
@@ -315,12 +316,11 @@ helpers_once() { # DIR
   if grep -E 'openhsm-pkcs11:|Cryptoki|PKCS#11 module' "$1/error.log" "$1/stdout.log"; then
     return 1
   fi
-  for w in $(cat "$1/workers.pids" "$1/workers2.pids" 2>/dev/null); do
-    h=$(helper_of "$w")
-    [ -z "$h" ] && continue
+  for h in $(cat "$1/helpers.pids"); do
     c=$(grep -c "msg=C_Initialize pid=$h " "$CLUSTER/p11.log" || true)
-    [ "$c" -eq 1 ] || { echo "helper $h of worker $w: $c C_Initialize"; return 1; }
+    [ "$c" -eq 1 ] || { echo "helper $h: $c C_Initialize"; return 1; }
   done
+  echo "helpers: $(wc -w <"$1/helpers.pids"), each initialized once"
 }
 
 master_mode() { # DIR MODE

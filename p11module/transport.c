@@ -27,11 +27,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdarg.h>
-#include <stdint.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -627,14 +627,15 @@ static CK_RV helper_initialize(CK_FLAGS flags)
 	const char *how = NULL;
 	uint64_t delay;
 	CK_RV rv;
-	int st = -1, broken = 0;
+	int st = -1, broken = 0, started;
 
 	if (bo_fails > 0 && now_ms() < bo_until_ms)
 		return bo_rv;
 	path[0] = 0;
 	why[0] = 0;
 	rv = helper_start(path, sizeof path);
-	if (rv == CKR_OK) {
+	started = rv == CKR_OK;
+	if (started) {
 		STORE(mode, MODE_HELPER);
 		rv = send_initialize(flags, 1, why, sizeof why);
 		if (rv == WIRE_RV_USE_HELPER)
@@ -672,6 +673,10 @@ static CK_RV helper_initialize(CK_FLAGS flags)
 				 path, WTERMSIG(st));
 		else
 			snprintf(why, sizeof why, "the fork helper %s ended before it answered C_Initialize", path);
+		how = why;
+	} else if (started) {
+		snprintf(why, sizeof why, "the fork helper %s answered C_Initialize with 0x%lx", path,
+			 (unsigned long)rv);
 		how = why;
 	}
 	/* A helper that could not be started has been reported already. */

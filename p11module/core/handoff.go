@@ -13,6 +13,7 @@ package core
 // fd 3; the helper's Initialize uses them (Handoff) and opens no file.
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,7 +73,11 @@ func (m *Module) Snapshot() (blob []byte, logFD int, err error) {
 	var cfg *client.Config
 	if m.initialized && m.cfg != nil && m.cfg.Creds != nil {
 		cp := *m.cfg
+		cr := *m.cfg.Creds
+		cr.Key = bytes.Clone(cr.Key) // Finalize clears the module's copy
+		cp.Creds = &cr
 		cfg = &cp
+		defer clear(cr.Key)
 	}
 	m.mu.Unlock()
 	if cfg == nil {

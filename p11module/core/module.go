@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -118,6 +119,9 @@ func (m *Module) Initialize(flags uint64) error {
 	ho := m.handoff
 	if ho != nil {
 		cp := *ho.cfg
+		cr := *ho.cfg.Creds
+		cr.Key = bytes.Clone(cr.Key) // Finalize clears this copy
+		cp.Creds = &cr
 		cfg = &cp
 	} else {
 		var err error
@@ -203,6 +207,12 @@ func (m *Module) Finalize() error {
 	m.initialized = false
 	m.sessions, m.slots = nil, nil
 	conn, closer, log := m.conn, m.logCloser, m.log
+	// The key file's bytes were kept for Snapshot; the next Initialize
+	// reads the files (or takes a handoff) again.
+	if m.cfg != nil && m.cfg.Creds != nil {
+		clear(m.cfg.Creds.Key)
+		m.cfg.Creds = nil
+	}
 	m.mu.Unlock()
 	for _, s := range slots {
 		s.logout()
