@@ -105,7 +105,8 @@ func WithLogger(l *slog.Logger) Option {
 func withClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
 
 // Dial connects to the cluster: it sets up mutual TLS 1.3 with the
-// configured CA and client certificate (pki.ClientConfigFor), opens a
+// configured CA and client certificate (pki.ClientConfigFor, or the bytes
+// in cfg.Creds when set), opens a
 // connection to every node, starts the health checker, and returns once a
 // node answers Info (each node has cfg.Timeout to answer). Errors are
 // *hsmerr.Error: CKR_ARGUMENTS_BAD for a bad configuration,
@@ -145,7 +146,16 @@ func Dial(ctx context.Context, cfg *Config, opts ...Option) (*Client, error) {
 	if err := c.cfg.checkHealthInterval(""); err != nil {
 		return nil, argErr("%v", err)
 	}
-	tlsCfg, err := pki.ClientConfigFor(c.cfg.Cert, c.cfg.Key, c.cfg.CA, c.cfg.ServerName)
+	var tlsCfg *tls.Config
+	var err error
+	if cr := c.cfg.Creds; cr != nil {
+		tlsCfg, err = pki.ClientConfigFromCredentials(pki.ClientCredentials{
+			CAFile: c.cfg.CA, CertFile: c.cfg.Cert, KeyFile: c.cfg.Key,
+			CA: cr.CA, Cert: cr.Cert, Key: cr.Key,
+		}, c.cfg.ServerName)
+	} else {
+		tlsCfg, err = pki.ClientConfigFor(c.cfg.Cert, c.cfg.Key, c.cfg.CA, c.cfg.ServerName)
+	}
 	if err != nil {
 		return nil, &hsmerr.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "client TLS setup failed", Err: err}
 	}

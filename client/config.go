@@ -69,6 +69,50 @@ type Config struct {
 	HealthInterval time.Duration
 	// PKCS11 holds the settings only the PKCS#11 library reads.
 	PKCS11 PKCS11Config
+	// Creds, when set, holds the CA, certificate and key files already
+	// read (ReadCredentials): Dial uses these bytes and opens no file. The
+	// PKCS#11 library hands them from a privileged process to its
+	// unprivileged children this way. It is never written to a file.
+	Creds *Credentials
+}
+
+// Credentials are the bytes of the CA, certificate and key files that a
+// Config names.
+type Credentials struct {
+	CA, Cert, Key []byte
+}
+
+// FileError is a file named by the configuration (or the configuration
+// file itself) that cannot be read.
+type FileError struct {
+	Path string
+	Err  error
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("file %q: %v", e.Path, e.Err) }
+
+func (e *FileError) Unwrap() error { return e.Err }
+
+// ReadCredentials reads the CA, certificate and key files into memory. An
+// error is a *ConfigError (for the key "ca", "cert" or "key") around a
+// *FileError naming the file.
+func (c *Config) ReadCredentials() (*Credentials, error) {
+	var cr Credentials
+	for _, f := range []struct {
+		key, path string
+		dst       *[]byte
+	}{{"ca", c.CA, &cr.CA}, {"cert", c.Cert, &cr.Cert}, {"key", c.Key, &cr.Key}} {
+		if f.path == "" {
+			return nil, &ConfigError{Key: f.key, Msg: "is required"}
+		}
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			clear(cr.Key)
+			return nil, &ConfigError{Key: f.key, Err: &FileError{Path: f.path, Err: unwrapPathError(err)}}
+		}
+		*f.dst = b
+	}
+	return &cr, nil
 }
 
 // PKCS11Config is the [pkcs11] table.
@@ -309,22 +353,23 @@ func CheckNodeAddr(addr string) error {
 	return nil
 }
 
+// checkReadable returns nil or a *FileError.
 func checkReadable(p string) error {
 	f, err := os.Open(p)
 	if err != nil {
-		return fmt.Errorf("file %q: %w", p, unwrapPathError(err))
+		return &FileError{Path: p, Err: unwrapPathError(err)}
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("file %q: %w", p, unwrapPathError(err))
+		return &FileError{Path: p, Err: unwrapPathError(err)}
 	}
 	if fi.IsDir() {
-		return fmt.Errorf("file %q: is a directory", p)
+		return &FileError{Path: p, Err: errors.New("is a directory")}
 	}
 	var b [1]byte
 	if _, err := f.Read(b[:]); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("file %q: %w", p, unwrapPathError(err))
+		return &FileError{Path: p, Err: unwrapPathError(err)}
 	}
 	return nil
 }
@@ -444,6 +489,16 @@ func (c *Config) NewLogger() (*slog.Logger, io.Closer, error) {
 		w, closer = f, f
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
+}
+
+// LoggerTo is NewLogger writing to w, a log already open, instead of
+// opening LogFile.
+func (c *Config) LoggerTo(w io.Writer) (*slog.Logger, error) {
+	level, err := parseLevel(c.LogLevel)
+	if err != nil {
+		return nil, &ConfigError{Key: "log_level", Err: err}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
 }
 
 type nopCloser struct{}

@@ -328,3 +328,39 @@ func TestNewLogger(t *testing.T) {
 		t.Errorf("log mode %o", fi.Mode().Perm())
 	}
 }
+
+// TestReadCredentials: the three files' bytes, and a file that cannot be
+// read is a *FileError naming it, under its key.
+func TestReadCredentials(t *testing.T) {
+	dir := t.TempDir()
+	for n, body := range map[string]string{"ca.pem": "ca", "client.pem": "cert", "client-key.pem": "key"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "client.toml")
+	writeConfig(t, path, goodConfig)
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := cfg.ReadCredentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (&Credentials{CA: []byte("ca"), Cert: []byte("cert"), Key: []byte("key")}); !reflect.DeepEqual(cr, want) {
+		t.Errorf("credentials %q, want %q", cr, want)
+	}
+	os.Remove(cfg.Cert)
+	_, err = cfg.ReadCredentials()
+	var fe *FileError
+	var ce *ConfigError
+	if !errors.As(err, &fe) || fe.Path != cfg.Cert || !errors.Is(err, os.ErrNotExist) || !errors.As(err, &ce) || ce.Key != "cert" {
+		t.Errorf("err = %v", err)
+	}
+	// LoadConfig's own check names the file the same way.
+	_, err = LoadConfig(path)
+	if !errors.As(err, &fe) || fe.Path != cfg.Cert {
+		t.Errorf("LoadConfig: err = %v", err)
+	}
+}

@@ -1,14 +1,20 @@
 #!/bin/sh
 # nginx.sh: nginx (Debian's 1.22) serving HTTPS with its TLS key in the HSM,
-# through libp11's engine and the openhsm PKCS#11 library. The master loads
-# the key, then forks two workers: each worker's first handshake makes libp11
-# call C_Initialize again in the child, where the library starts its helper
-# (the fork path). 1,000 HTTPS requests, each on a fresh full handshake, must
-# all be answered 200, by both workers; a reload (SIGHUP) loads the key again
-# and forks new workers, which must serve too; stopping the master must take
-# workers and helpers with it. nginx runs twice: as is, and with
-# OPENHSM_P11_FORCE_HELPER=1 (every process, master too, on the helper); with
-# OPENHSM_P11_FORCE_HELPER=1 already set, only the second run.
+# through libp11's engine and the openhsm PKCS#11 library. The master runs as
+# root, loads the key, then forks two workers that drop to nginx's default
+# unprivileged user (nobody; there is no `user` directive), as in a real
+# deployment: the client configuration, certificate, key and p11.log of the
+# test cluster stay root's, mode 0600, in a directory only root can enter.
+# Each worker's first handshake makes libp11 call C_Initialize again in the
+# child, where the library starts its helper (the fork path) with the
+# credentials the master kept (docs/pkcs11-library.md, "Fork"). 1,000 HTTPS
+# requests, each on a fresh full handshake, must all be answered 200, with an
+# `nginx -s reload` in the middle of them (the key is loaded again and new
+# workers are forked while requests run); 100 more requests must reach the
+# new workers; stopping the master must take workers and helpers with it.
+# nginx runs twice: as is, and with OPENHSM_P11_FORCE_HELPER=1 (every
+# process, master too, on the helper); with OPENHSM_P11_FORCE_HELPER=1
+# already set, only the second run.
 . "$(dirname "$0")/lib.sh"
 
 need_pkgs nginx openssl libengine-pkcs11-openssl opensc curl procps iproute2
@@ -16,6 +22,8 @@ start_cluster
 
 REQUESTS=1000
 RELOAD_REQUESTS=100
+# The workers' user: nginx's compiled-in default (no `user` directive).
+WORKER_USER=nobody
 ENGINE_SO=$(dpkg -L libengine-pkcs11-openssl | grep '/engines-3/pkcs11\.so$' | head -1)
 [ -n "$ENGINE_SO" ] || { say "libp11's pkcs11.so engine not found"; exit 1; }
 
@@ -110,9 +118,7 @@ write_conf() { # DIR PORT
   d=$1
   mkdir -p "$d/tmp" "$d/logs"
   cat >"$d/nginx.conf" <<EOF
-# Workers stay root: the client certificate, key and p11.log of the test
-# cluster are root's.
-user root;
+# No user directive: the workers run as nginx's default user ($WORKER_USER).
 worker_processes 2;
 daemon off;
 master_process on;
@@ -230,15 +236,18 @@ probe() {
   grep -q '^ok [0-9]' "$1/probe.body"
 }
 
-# The access log: the probe and REQUESTS more, all 200 on full handshakes
-# (none resumed), served by both workers and only by them.
+# The access log (before the requests after the reload): the probe and
+# REQUESTS more, all 200 on full handshakes (none resumed), both original
+# workers served, and only workers (the first two, or the two the reload
+# forked) served.
 access_log_ok() { # DIR
-  log=$1/access.log
+  log=$1/access1.log
   want=$((REQUESTS + 1))
-  total=$(wc -l <"$log")
+  head -n "$want" "$1/access.log" >"$log"
+  total=$(wc -l <"$1/access.log")
   ok=$(awk '$2 == 200 && $4 != "r"' "$log" | wc -l)
-  echo "access log: $total requests, $ok answered 200 on full handshakes (want $want)"
-  [ "$total" -eq "$want" ] && [ "$ok" -eq "$want" ] || return 1
+  echo "access log: $ok of the first $want requests answered 200 on full handshakes ($total lines)"
+  [ "$total" -ge "$want" ] && [ "$ok" -eq "$want" ] || return 1
   awk '{print $3}' "$log" | sort | uniq -c
   awk '$3 == "TLSv1.2"' "$log" | grep -q . && awk '$3 == "TLSv1.3"' "$log" | grep -q . || return 1
   for p in $(cat "$1/workers.pids"); do
@@ -246,20 +255,72 @@ access_log_ok() { # DIR
     echo "worker $p served $n"
     [ "$n" -gt 0 ] || return 1
   done
-  # Only the workers served.
-  [ "$(awk '{print $1}' "$log" | sort -u | wc -l)" -eq 2 ]
+  for p in $(cat "$1/workers2.pids" 2>/dev/null); do
+    echo "new worker $p served $(awk -v p="$p" '$1 == p' "$log" | wc -l) before the load ended"
+  done
+  for p in $(awk '{print $1}' "$log" | sort -u); do
+    grep -qx "$p" "$1/workers.pids" "$1/workers2.pids" 2>/dev/null || { echo "pid $p served but is no worker"; return 1; }
+  done
+}
+
+# Workers run as the unprivileged user, and so do their helpers.
+unprivileged() { # DIR PIDFILE
+  for p in $(cat "$1/$2"); do
+    u=$(ps -o user= -p "$p" | tr -d ' ')
+    [ "$u" = "$WORKER_USER" ] || { echo "worker $p runs as '$u', want $WORKER_USER"; return 1; }
+    h=$(helper_of "$p")
+    [ -n "$h" ] || { echo "worker $p has no helper"; return 1; }
+    hu=$(ps -o user= -p "$h" | tr -d ' ')
+    [ "$hu" = "$WORKER_USER" ] || { echo "helper $h runs as '$hu', want $WORKER_USER"; return 1; }
+    echo "worker $p and its helper $h run as $u"
+  done
+  u=$(ps -o user= -p "$NGINX_PID" | tr -d ' ')
+  echo "master $NGINX_PID runs as $u"
+  [ "$u" = root ]
+}
+
+# The files the workers need are root's and unreadable to them: the
+# credentials must have come from the master.
+files_private() {
+  for f in "$HSM_CONFIG" "$CLUSTER/pki/client-key.pem" "$CLUSTER/p11.log"; do
+    [ -e "$f" ] || { echo "$f is missing"; return 1; }
+    if runuser -u "$WORKER_USER" -- test -r "$f"; then
+      echo "$f is readable by $WORKER_USER"
+      return 1
+    fi
+  done
+  echo "$WORKER_USER cannot read $HSM_CONFIG, the client key nor p11.log"
 }
 
 # Each worker runs its own helper (the fork path), which initialised the
 # library and logged in again for that worker.
-worker_helpers() { # DIR
-  for p in $(cat "$1/workers.pids"); do
+worker_helpers() { # DIR [PIDFILE]
+  for p in $(cat "$1/${2:-workers.pids}"); do
     h=$(helper_of "$p")
     [ -n "$h" ] || { echo "worker $p has no helper child"; ps -ef | grep -E "$p" | grep -v grep; return 1; }
     grep -q "msg=C_Initialize pid=$h " "$CLUSTER/p11.log" || { echo "helper $h: no C_Initialize in p11.log"; return 1; }
     grep -q "msg=C_Login pid=$h " "$CLUSTER/p11.log" || { echo "helper $h: no C_Login in p11.log"; return 1; }
-    echo "worker $p: helper $h"
+    # The credentials came from a privileged process (the master, or the
+    # process the master forked from), not from the files.
+    grep "msg=C_Initialize pid=$h " "$CLUSTER/p11.log" | grep -q 'credentials="handed over by pid' ||
+      { echo "helper $h: C_Initialize without handed-over credentials"; return 1; }
+    echo "worker $p: helper $h ($(grep "msg=C_Initialize pid=$h " "$CLUSTER/p11.log" | grep -o 'credentials="[^"]*"'))"
   done
+}
+
+# One helper per worker, started once: no helper was started per request,
+# and nothing failed in the library.
+helpers_once() { # DIR
+  n=$(grep -c "msg=C_Initialize " "$CLUSTER/p11.log" || true)
+  echo "C_Initialize in p11.log: $n in all"
+  if grep -E 'openhsm-pkcs11:|Cryptoki|PKCS#11 module' "$1/error.log" "$1/stdout.log"; then
+    return 1
+  fi
+  for h in $(cat "$1/helpers.pids"); do
+    c=$(grep -c "msg=C_Initialize pid=$h " "$CLUSTER/p11.log" || true)
+    [ "$c" -eq 1 ] || { echo "helper $h: $c C_Initialize"; return 1; }
+  done
+  echo "helpers: $(wc -w <"$1/helpers.pids"), each initialized once"
 }
 
 master_mode() { # DIR MODE
@@ -285,11 +346,42 @@ all_gone() { # DIR
   done
 }
 
-# reload DIR: SIGHUP to the master, which loads the key again and forks two
-# new workers; the old workers (and with them their helpers) go.
+# nginx_reload DIR: `nginx -s reload`, which signals the master (SIGHUP)
+# through its pid file; the master loads the key again and forks two new
+# workers, and the old workers finish their requests and go.
+nginx_reload() {
+  OPENSSL_CONF=$T/openssl.cnf timeout 60 nginx -p "$1/" -c "$1/nginx.conf" -e "$1/error.log" -s reload \
+    </dev/null >"$1/reload.out" 2>&1 || { cat "$1/reload.out"; return 1; }
+}
+
+# load_with_reload DIR N TLSFLAGS...: load N requests, and run nginx -s
+# reload once a fifth of them are answered.
+load_with_reload() {
+  d=$1 n=$2
+  shift 2
+  base=$(wc -l <"$d/access.log")
+  load "$d" "$n" "$@" >"$d/load2.out" 2>&1 &
+  lp=$!
+  i=0
+  while [ $i -lt 600 ] && kill -0 "$lp" 2>/dev/null; do
+    [ $(($(wc -l <"$d/access.log") - base)) -ge $((n / 5)) ] && break
+    sleep 0.05
+    i=$((i + 1))
+  done
+  at=$(($(wc -l <"$d/access.log") - base))
+  rrc=0
+  nginx_reload "$d" || rrc=1
+  echo "nginx -s reload sent after $at of $n requests"
+  lrc=0
+  wait "$lp" || lrc=$?
+  cat "$d/load2.out"
+  [ "$rrc" -eq 0 ] && [ "$lrc" -eq 0 ] && [ "$at" -lt "$n" ]
+}
+
+# reload DIR: wait for the reload: two new workers, the old workers (and
+# with them their helpers) gone.
 reload() {
   old=$(cat "$1/workers.pids")
-  kill -HUP "$NGINX_PID"
   i=0
   while [ $i -lt 300 ]; do
     alive=""
@@ -314,6 +406,7 @@ reload() {
 after_reload() {
   load "$1" "$RELOAD_REQUESTS" --tlsv1.3 || return 1
   tail -n "$RELOAD_REQUESTS" "$1/access.log" >"$1/access2.log"
+  [ "$(wc -l <"$1/access.log")" -eq $((REQUESTS + 1 + RELOAD_REQUESTS)) ] || { echo "access log: $(wc -l <"$1/access.log") lines"; return 1; }
   for p in $(cat "$1/workers2.pids"); do
     n=$(awk -v p="$p" '$1 == p && $2 == 200' "$1/access2.log" | wc -l)
     echo "new worker $p served $n"
@@ -342,29 +435,35 @@ run_nginx() { # NAME MODE(inproc|forced)
     workers_of "$master" >"$rd/workers.pids"
     check "[$rn] master forked 2 workers after loading the key" workers_two "$rd"
     check "[$rn] first HTTPS request answered by a worker (its first calls after fork)" probe "$rd"
+    check "[$rn] the client config, key and p11.log are unreadable to $WORKER_USER" files_private
     # A worker that hangs fails the first load: do not wait on the second.
     half=$((REQUESTS / 2))
     before=$FAIL
     check "[$rn] $half HTTPS requests over TLS 1.2 (fresh handshakes), all 200" \
       load "$rd" "$half" --tlsv1.2 --tls-max 1.2
-    if [ "$FAIL" -eq "$before" ]; then
-      check "[$rn] $((REQUESTS - half)) HTTPS requests over TLS 1.3 (fresh handshakes), all 200" \
-        load "$rd" $((REQUESTS - half)) --tlsv1.3
-      check "[$rn] access log: $REQUESTS (+1 probe) x 200, both workers served" access_log_ok "$rd"
-    else
-      say "skipped the TLS 1.3 load and the access log check after the failure above"
-    fi
-    check "[$rn] each worker runs its own library helper (fork path)" worker_helpers "$rd"
+    # Both workers have served by now.
+    check "[$rn] master runs as root, workers and their helpers as $WORKER_USER" unprivileged "$rd" workers.pids
+    check "[$rn] each worker runs its own library helper (fork path), with credentials from the master" worker_helpers "$rd"
     check "[$rn] master uses the library $([ "$mode" = forced ] && echo 'through its helper' || echo 'in process')" \
       master_mode "$rd" "$mode"
-    # Remember every helper (all must go), then reload nginx.
+    # Remember every helper (all must go).
     { helper_of "$master"; for w in $(cat "$rd/workers.pids"); do helper_of "$w"; done; } >"$rd/helpers.pids"
-    check "[$rn] reload (SIGHUP): key loaded again, 2 new workers, old workers gone" reload "$rd"
+    if [ "$FAIL" -eq "$before" ]; then
+      check "[$rn] $((REQUESTS - half)) HTTPS requests over TLS 1.3 (fresh handshakes) with nginx -s reload among them, all 200" \
+        load_with_reload "$rd" $((REQUESTS - half)) --tlsv1.3
+      check "[$rn] reload: key loaded again, 2 new workers, old workers gone" reload "$rd"
+      check "[$rn] access log: $REQUESTS (+1 probe) x 200, both first workers served, only workers served" access_log_ok "$rd"
+    else
+      say "skipped the TLS 1.3 load, the reload and the access log check after the failure above"
+    fi
     if [ -s "$rd/workers2.pids" ]; then
       check "[$rn] after reload: $RELOAD_REQUESTS HTTPS requests all 200, by both new workers via their helpers" \
         after_reload "$rd"
+      check "[$rn] new workers and their helpers run as $WORKER_USER" unprivileged "$rd" workers2.pids
+      check "[$rn] new workers' helpers got their credentials from the master" worker_helpers "$rd" workers2.pids
       for w in $(cat "$rd/workers2.pids"); do helper_of "$w"; done >>"$rd/helpers.pids"
     fi
+    check "[$rn] one helper per worker, started once; no library error in nginx's log" helpers_once "$rd"
     # Stop nginx by its master's PID.
     stop_nginx
     check "[$rn] nginx stopped: master, workers and helpers gone" all_gone "$rd" "$master"

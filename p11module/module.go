@@ -15,6 +15,8 @@ import "C"
 
 import (
 	"encoding/binary"
+	"fmt"
+	"syscall"
 	"unsafe"
 
 	"github.com/openhsm/openhsm/p11module/core"
@@ -44,6 +46,40 @@ func goCall(req *C.uchar, reqLen C.size_t, resp **C.uchar, respLen *C.size_t) {
 	copy(unsafe.Slice((*byte)(p), len(out)), out)
 	*resp = (*C.uchar)(p)
 	*respLen = C.size_t(len(out))
+}
+
+// goSnapshot gives the C layer what forked children will need (core.Snapshot):
+// it returns 0 with the handoff in *blob (memory from C.malloc, which C
+// wipes and frees) and the open log in *logFD (-1 for none), or -1 with the
+// reason in *msg (from C.malloc, or NULL). The Go copy of the handoff is
+// cleared.
+//
+//export goSnapshot
+func goSnapshot(blob **C.uchar, blobLen *C.size_t, logFD *C.int, msg **C.char) (rc C.int) {
+	*blob, *blobLen, *logFD, *msg = nil, 0, -1, nil
+	defer func() {
+		if r := recover(); r != nil {
+			*msg = C.CString(fmt.Sprint("panic: ", r))
+			rc = -1
+		}
+	}()
+	b, fd, err := core.Snapshot()
+	if err != nil {
+		*msg = C.CString(err.Error())
+		return -1
+	}
+	defer clear(b)
+	p := C.malloc(C.size_t(len(b)))
+	if p == nil {
+		if fd >= 0 {
+			syscall.Close(fd)
+		}
+		*msg = C.CString("out of memory")
+		return -1
+	}
+	copy(unsafe.Slice((*byte)(p), len(b)), b)
+	*blob, *blobLen, *logFD = (*C.uchar)(p), C.size_t(len(b)), C.int(fd)
+	return 0
 }
 
 // call runs the dispatcher, turning a panic (or a reply too short to hold

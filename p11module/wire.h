@@ -1,11 +1,13 @@
 /* wire.h: the ids of the functions that cross from C to Go in a frame,
  * and their items (docs/pkcs11-library.md). p11module/core/wire.go holds the
  * same list; a test checks that they agree. Request items come before "->",
- * reply items after it; "-" means none. */
+ * reply items after it; "-" means none. C_Initialize's b is the
+ * credentials a privileged parent kept (NULL for none), its e the reason of
+ * a failure, for the host's log. */
 #ifndef OPENHSM_WIRE_H
 #define OPENHSM_WIRE_H
 
-#define WIRE_INITIALIZE                 1 /* u */
+#define WIRE_INITIALIZE                 1 /* u b -> e */
 #define WIRE_FINALIZE                   2 /* - */
 #define WIRE_GETINFO                    3 /* -> s */
 #define WIRE_GETSLOTLIST                4 /* u h -> h */

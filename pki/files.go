@@ -103,6 +103,12 @@ func readCerts(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pki: read certificate file %q: %w", path, err)
 	}
+	return parseCerts(path, data)
+}
+
+// parseCerts is readCerts on the file's bytes, already read; path names
+// the file in errors.
+func parseCerts(path string, data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	rest := data
 	for {
@@ -139,6 +145,12 @@ func readKey(path string) (crypto.Signer, error) {
 		return nil, fmt.Errorf("pki: read key file %q: %w", path, err)
 	}
 	defer clear(data)
+	return parseKey(path, data)
+}
+
+// parseKey is readKey on the file's bytes, already read (it does not clear
+// them); path names the file in errors.
+func parseKey(path string, data []byte) (crypto.Signer, error) {
 	block, rest := pem.Decode(data)
 	if block == nil {
 		return nil, fmt.Errorf("pki: key file %q: corrupted or not PEM (no PEM block found)", path)
@@ -148,6 +160,7 @@ func readKey(path string) (crypto.Signer, error) {
 		return nil, fmt.Errorf("pki: key file %q: unexpected data after the key block", path)
 	}
 	var key any
+	var err error
 	switch block.Type {
 	case pemPrivateKey:
 		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)

@@ -69,6 +69,54 @@ func ClientConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	return clientTLS(cert, pool, certFile)
+}
+
+// ClientCredentials are a client's CA, certificate and key files, already
+// read: the PEM bytes, and the names of the files they came from (used in
+// errors only).
+type ClientCredentials struct {
+	CAFile, CertFile, KeyFile string
+	CA, Cert, Key             []byte
+}
+
+// ClientConfigFromCredentials is ClientConfigFor on files already read into
+// memory: the same checks, the same configuration, and errors that name the
+// files the bytes came from. It keeps none of c's slices.
+func ClientConfigFromCredentials(c ClientCredentials, serverName string) (*tls.Config, error) {
+	caCerts, err := parseCerts(c.CAFile, c.CA)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := poolOf(c.CAFile, caCerts)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := parseCerts(c.CertFile, c.Cert)
+	if err != nil {
+		return nil, err
+	}
+	key, err := parseKey(c.KeyFile, c.Key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := pairOf(certs, key, c.CertFile, c.KeyFile, c.CAFile, pool, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := clientTLS(cert, pool, c.CertFile)
+	if err != nil {
+		return nil, err
+	}
+	if serverName == "" {
+		serverName = "localhost"
+	}
+	cfg.ServerName = serverName
+	return cfg, nil
+}
+
+// clientTLS is the client configuration around a checked certificate.
+func clientTLS(cert tls.Certificate, pool *x509.CertPool, certFile string) (*tls.Config, error) {
 	clusterID, err := ClusterIDOf(cert.Leaf)
 	if err != nil {
 		return nil, fmt.Errorf("pki: certificate file %q: %w", certFile, err)
@@ -108,6 +156,11 @@ func loadPool(caFile string) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, err
 	}
+	return poolOf(caFile, certs)
+}
+
+// poolOf is loadPool on the certificates of the CA file, already parsed.
+func poolOf(caFile string, certs []*x509.Certificate) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	for _, c := range certs {
 		if !c.IsCA || !c.BasicConstraintsValid {
@@ -125,11 +178,16 @@ func loadPair(certFile, keyFile, caFile string, pool *x509.CertPool, usage x509.
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	leaf := certs[0]
 	key, err := readKey(keyFile)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
+	return pairOf(certs, key, certFile, keyFile, caFile, pool, usage)
+}
+
+// pairOf is loadPair on the certificates and key, already parsed.
+func pairOf(certs []*x509.Certificate, key crypto.Signer, certFile, keyFile, caFile string, pool *x509.CertPool, usage x509.ExtKeyUsage) (tls.Certificate, error) {
+	leaf := certs[0]
 	pub, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(key.Public()) {
 		return tls.Certificate{}, fmt.Errorf("pki: key file %q does not match certificate %q", keyFile, certFile)

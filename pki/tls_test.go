@@ -270,3 +270,43 @@ func TestConfigs(t *testing.T) {
 		})
 	}
 }
+
+// TestClientConfigFromCredentials: the credentials read into memory make
+// the same client as the files (a good handshake), keep none of the bytes,
+// and a bad one is refused with the file it came from named.
+func TestClientConfigFromCredentials(t *testing.T) {
+	c := newCluster(t, "cluster")
+	cr := ClientCredentials{
+		CAFile: c.caFile(), CertFile: CertPath(c.dir, "app"), KeyFile: KeyPath(c.dir, "app"),
+		CA: mustRead(t, c.caFile()), Cert: mustRead(t, CertPath(c.dir, "app")), Key: mustRead(t, KeyPath(c.dir, "app")),
+	}
+	keyCopy := append([]byte(nil), cr.Key...)
+	cfg, err := ClientConfigFromCredentials(cr, "")
+	if err != nil {
+		t.Fatalf("ClientConfigFromCredentials: %v", err)
+	}
+	if cfg.ServerName != "localhost" || cfg.MinVersion != tls.VersionTLS13 {
+		t.Errorf("ServerName %q, MinVersion %x", cfg.ServerName, cfg.MinVersion)
+	}
+	if string(cr.Key) != string(keyCopy) {
+		t.Error("the key bytes were changed")
+	}
+	o := handshake(t, c.server(t), cfg)
+	if o.serverErr != nil || o.clientErr != nil {
+		t.Fatalf("handshake: server %v, client %v", o.serverErr, o.clientErr)
+	}
+	if o.serverID.CommonName != "app" || o.serverID.Kind != KindClient {
+		t.Errorf("server saw %+v", o.serverID)
+	}
+
+	bad := cr
+	bad.Key = mustRead(t, KeyPath(c.dir, "node1"))
+	if _, err := ClientConfigFromCredentials(bad, "hsm.test"); err == nil || !strings.Contains(err.Error(), cr.KeyFile) {
+		t.Errorf("a key of another certificate: %v", err)
+	}
+	bad = cr
+	bad.CA = []byte("not PEM")
+	if _, err := ClientConfigFromCredentials(bad, "hsm.test"); err == nil || !strings.Contains(err.Error(), cr.CAFile) {
+		t.Errorf("a CA that is not PEM: %v", err)
+	}
+}

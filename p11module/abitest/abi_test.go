@@ -41,6 +41,11 @@ func build(t *testing.T) {
 		if buildErr != nil {
 			return
 		}
+		// The folder is searchable by all, so that a child that drops
+		// to nobody (handoff_test.go) can start the helper in it.
+		if buildErr = os.Chmod(work, 0o755); buildErr != nil {
+			return
+		}
 		fake = filepath.Join(work, "fakehelper")
 		driver = filepath.Join(work, "p11test")
 		if buildErr = p11build.GoProgram("./abitest/testdata/fakehelper", fake); buildErr != nil {
@@ -68,7 +73,7 @@ func baseEnv(t *testing.T) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		switch strings.SplitN(kv, "=", 2)[0] {
-		case "OPENHSM_P11_FORCE_HELPER", "OPENHSM_P11_HELPER", "FAKE_LOG", "HSM_CONFIG",
+		case "OPENHSM_P11_FORCE_HELPER", "OPENHSM_P11_HELPER", "FAKE_LOG", "FAKE_FAIL", "HSM_CONFIG",
 			"P11_TOKEN_LABEL", "P11_PIN":
 			continue
 		}
@@ -92,6 +97,13 @@ func fakeEnv(t *testing.T, force bool) ([]string, string) {
 // scenario runs the C driver and fails the test on any failed check.
 func scenario(t *testing.T, name string, env []string) string {
 	t.Helper()
+	out, _ := scenarioOut(t, name, env)
+	return out
+}
+
+// scenarioOut is scenario, returning standard output and standard error.
+func scenarioOut(t *testing.T, name string, env []string) (string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, driver, lib, name)
@@ -109,7 +121,7 @@ func scenario(t *testing.T, name string, env []string) string {
 		t.Fatalf("scenario %s did not finish\nstdout:\n%s\nstderr:\n%s", name, &stdout, &stderr)
 	}
 	t.Logf("%s", strings.TrimSpace(stdout.String()))
-	return stdout.String()
+	return stdout.String(), stderr.String()
 }
 
 func logLines(t *testing.T, path string) []string {

@@ -30,6 +30,7 @@ type wireResult struct {
 	s       any // Info, SlotInfo, TokenInfo, SessionInfo or MechanismInfo
 	g       []AttrResp
 	b       []byte
+	e       string // C_Initialize: the line for the host's log on failure
 }
 
 // wireMaxReply bounds a reply as the helper's frames are bounded, so that C
@@ -145,7 +146,23 @@ func (d *Dispatcher) invoke(id int, a *wireArgs, res *wireResult) error {
 	var h uint64
 	switch id {
 	case fnInitialize:
-		return b.Initialize(u[0])
+		// a.b[0]: the credentials a privileged parent handed over
+		// (handoff.go), or NULL. A Backend that cannot take them reads
+		// its own configuration.
+		if a.b[0] != nil {
+			if h, ok := b.(interface{ Handoff([]byte) error }); ok {
+				if err = h.Handoff(a.b[0]); err != nil {
+					err = tokens.Errorf(ck.CKR_GENERAL_ERROR, "%v", err)
+				}
+			}
+		}
+		if err == nil {
+			err = b.Initialize(u[0])
+		}
+		if err != nil && rvOf(err) != rvUseHelper {
+			res.e = initReport(err)
+		}
+		return err
 	case fnFinalize:
 		return b.Finalize()
 	case fnGetInfo:
@@ -439,6 +456,15 @@ func encodeReply(w *wireWriter, id int, rv uint64, a *wireArgs, res *wireResult)
 			} else {
 				w.u32(0)
 			}
+		case 'e':
+			e := res.e
+			if ok {
+				e = ""
+			}
+			if len(e) > wireMaxReport {
+				e = e[:wireMaxReport]
+			}
+			w.bytes([]byte(e))
 		}
 	}
 }

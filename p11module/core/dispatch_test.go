@@ -563,6 +563,8 @@ func decodeReply(t testing.TB, id uint32, reply []byte, gCount int) (rv uint64, 
 			items = append(items, g)
 		case "b":
 			items = append(items, bstr())
+		case "e":
+			items = append(items, string(bstr()))
 		default:
 			t.Fatalf("decodeReply: item %q", it)
 		}
@@ -595,6 +597,8 @@ func zeroReply(t testing.TB, id uint32, gCount int) []any {
 			items = append(items, g)
 		case "b":
 			items = append(items, []byte(nil))
+		case "e":
+			items = append(items, "")
 		}
 	}
 	return items
@@ -675,8 +679,13 @@ var cipher = oRep{Len: 10, Copied: true, Data: []byte("ciphertext")}
 func callCases() []callCase {
 	list3 := []uint64{0x51, 0x5152535455565758, 0x53}
 	cs := []callCase{
-		{name: "Initialize", id: fnInitialize, req: []any{uint64(ck.CKF_OS_LOCKING_OK)}, want: rc("Initialize", uint64(ck.CKF_OS_LOCKING_OK))},
-		{name: "Initialize/0", id: fnInitialize, req: []any{0}, want: rc("Initialize", uint64(0))},
+		{name: "Initialize", id: fnInitialize, req: []any{uint64(ck.CKF_OS_LOCKING_OK), []byte(nil)}, want: rc("Initialize", uint64(ck.CKF_OS_LOCKING_OK))},
+		{name: "Initialize/0", id: fnInitialize, req: []any{0, []byte(nil)}, want: rc("Initialize", uint64(0))},
+		// A Backend that takes no handoff ignores one.
+		{name: "Initialize/handoff ignored", id: fnInitialize, req: []any{0, []byte("handoff")}, want: rc("Initialize", uint64(0))},
+		{name: "Initialize/error", id: fnInitialize, req: []any{0, []byte(nil)},
+			setup: func(b *recBackend) { b.err = tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot reach the cluster") },
+			want:  rc("Initialize", uint64(0)), rv: ck.CKR_DEVICE_ERROR, reply: []any{"C_Initialize: cannot reach the cluster"}},
 		{name: "Finalize", id: fnFinalize, want: rc("Finalize")},
 		{name: "GetInfo", id: fnGetInfo, want: rc("GetInfo"), reply: []any{structBytes(newRecBackend().info)}},
 
@@ -977,8 +986,13 @@ func TestCallBackendError(t *testing.T) {
 			t.Errorf("%s: rv %s, err %v", c.name, ck.RVName(rv), err)
 			continue
 		}
-		if want := zeroReply(t, c.id, 0); !reflect.DeepEqual(items, want) {
-			t.Errorf("%s: items %#v, want zeros", c.name, items)
+		want := zeroReply(t, c.id, 0)
+		if c.id == fnInitialize {
+			// C_Initialize says why, for the host's log.
+			want = []any{"C_Initialize: "}
+		}
+		if !reflect.DeepEqual(items, want) {
+			t.Errorf("%s: items %#v, want %#v", c.name, items, want)
 		}
 	}
 }

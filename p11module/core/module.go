@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -60,6 +61,9 @@ type Module struct {
 	sessions    map[uint64]*session
 	nextSession uint64
 
+	// handoff, when set (in the fork helper), stands for the files.
+	handoff *handedOver
+
 	// loadConfig and dial are replaced in tests.
 	loadConfig func() (*client.Config, error)
 	dial       func(ctx context.Context, cfg *client.Config) (*client.Client, error)
@@ -104,17 +108,31 @@ func (m *Module) ctx() (context.Context, context.CancelFunc) {
 }
 
 // Initialize reads the configuration, opens the log and reaches the cluster.
+// In the fork helper, a handoff (Handoff) stands for the configuration and
+// credential files. Errors wrap their cause: the dispatcher turns it into
+// the line the C layer writes to the host's standard error (initReport).
 func (m *Module) Initialize(flags uint64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.initialized {
 		return errorf(ck.CKR_CRYPTOKI_ALREADY_INITIALIZED, "already initialized")
 	}
-	cfg, err := m.loadConfig()
-	if err != nil {
-		// The configured log is not known yet: say it on standard error.
-		fmt.Fprintf(os.Stderr, "openhsm-pkcs11: C_Initialize: %v\n", err)
-		return errorf(ck.CKR_GENERAL_ERROR, "configuration: %v", err)
+	var cfg *client.Config
+	ho := m.handoff
+	if ho != nil {
+		cp := *ho.cfg
+		cr := *ho.cfg.Creds
+		cr.Key = bytes.Clone(cr.Key) // Finalize clears this copy
+		cp.Creds = &cr
+		cfg = &cp
+	} else {
+		var err error
+		if cfg, err = m.loadConfig(); err == nil {
+			cfg.Creds, err = cfg.ReadCredentials()
+		}
+		if err != nil {
+			return &tokens.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "configuration", Err: err}
+		}
 	}
 	if cfg.PKCS11.Helper != "" && os.Getenv("OPENHSM_P11_HELPER") == "" {
 		// The C layer finds the helper through the environment, and a
@@ -124,10 +142,20 @@ func (m *Module) Initialize(flags uint64) error {
 	if cfg.PKCS11.ForceHelper && !inHelper {
 		return errorf(rvUseHelper, "the configuration asks for the helper")
 	}
-	log, closer, err := cfg.NewLogger()
+	var log *slog.Logger
+	var closer io.Closer
+	var err error
+	if f := ho.log(); f != nil {
+		// The parent's log, open on the helper's fd 3 for as long as the
+		// helper lives (it is never closed: a later Initialize uses it
+		// again).
+		log, err = cfg.LoggerTo(f)
+		closer = nopCloser{}
+	} else {
+		log, closer, err = cfg.NewLogger()
+	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "openhsm-pkcs11: C_Initialize: log: %v\n", err)
-		return errorf(ck.CKR_GENERAL_ERROR, "log: %v", err)
+		return &tokens.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "log", Err: err}
 	}
 	m.cfg, m.log, m.logCloser = cfg, log.With("pid", os.Getpid()), closer
 	ctx, cancel := m.ctx()
@@ -153,9 +181,22 @@ func (m *Module) Initialize(flags uint64) error {
 	m.slots = map[uint64]*slot{clusterSlot: {id: clusterSlot, label: info.ClusterID, userType: noUser}}
 	m.sessions = map[uint64]*session{}
 	m.initialized = true
-	m.log.Info("C_Initialize", "cluster", info.ClusterID, "node", info.Node)
+	if ho != nil {
+		m.log.Info("C_Initialize", "cluster", info.ClusterID, "node", info.Node,
+			"credentials", fmt.Sprintf("handed over by pid %d (%s)", ho.from, ho.config), "uid", os.Getuid())
+	} else {
+		m.log.Info("C_Initialize", "cluster", info.ClusterID, "node", info.Node)
+	}
 	return nil
 }
+
+type nopCloser struct{}
+
+// helperLog is the log a handoff passed on fd 3, as one *os.File for the
+// life of the helper (another would close fd 3 when collected).
+var helperLog = sync.OnceValue(func() *os.File { return os.NewFile(HelperLogFD, "handed-over log") })
+
+func (nopCloser) Close() error { return nil }
 
 // Finalize logs every slot out and drops every session.
 func (m *Module) Finalize() error {
@@ -168,6 +209,12 @@ func (m *Module) Finalize() error {
 	m.initialized = false
 	m.sessions, m.slots = nil, nil
 	conn, closer, log := m.conn, m.logCloser, m.log
+	// The key file's bytes were kept for Snapshot; the next Initialize
+	// reads the files (or takes a handoff) again.
+	if m.cfg != nil && m.cfg.Creds != nil {
+		clear(m.cfg.Creds.Key)
+		m.cfg.Creds = nil
+	}
 	m.mu.Unlock()
 	for _, s := range slots {
 		s.logout()

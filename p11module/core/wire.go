@@ -19,6 +19,8 @@ const (
 	wireMaxAttrs = 4096     // one t or g template
 	wireMaxFrame = 80 << 20 // one frame on the helper's socket, either way
 	wireNull     = 0xFFFFFFFF
+	// wireMaxReport bounds an e item (a line for the host's log).
+	wireMaxReport = 1024
 
 	// ckUnavailableInformation is CK_UNAVAILABLE_INFORMATION (~0UL on LP64).
 	ckUnavailableInformation = ^uint64(0)
@@ -104,7 +106,7 @@ type wireFunc struct {
 
 // functions is indexed by function id; entry 0 is unused.
 var functions = [...]wireFunc{
-	fnInitialize:          {"C_Initialize", "u"},
+	fnInitialize:          {"C_Initialize", "u b -> e"},
 	fnFinalize:            {"C_Finalize", "-"},
 	fnGetInfo:             {"C_GetInfo", "-> s"},
 	fnGetSlotList:         {"C_GetSlotList", "u h -> h"},
@@ -218,7 +220,7 @@ func parseItems(items string) (wireSpec, error) {
 		return sp, err
 	}
 	if hasReply {
-		if sp.reply, err = parse(replyPart, "oghpsb"); err != nil {
+		if sp.reply, err = parse(replyPart, "oghpsbe"); err != nil {
 			return sp, err
 		}
 		if len(sp.reply) == 0 {
@@ -237,8 +239,8 @@ func parseItems(items string) (wireSpec, error) {
 			return sp, fmt.Errorf("reply %c without a request %c", c, c)
 		}
 	}
-	if strings.Count(string(sp.reply), "s") > 1 || strings.Count(string(sp.reply), "b") > 1 {
-		return sp, fmt.Errorf("more than one s or b in the reply")
+	if strings.Count(string(sp.reply), "s") > 1 || strings.Count(string(sp.reply), "b") > 1 || strings.Count(string(sp.reply), "e") > 1 {
+		return sp, fmt.Errorf("more than one s, b or e in the reply")
 	}
 	return sp, nil
 }

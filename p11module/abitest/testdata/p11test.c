@@ -22,9 +22,25 @@
  *                P11_PIN): a session, login, random bytes and an AES-GCM
  *                round trip in the parent in process, then in a forked
  *                child through the real helper, then in the parent again
+ *   handoff      as real, but the child drops to uid/gid 65534 (nobody)
+ *                before its C_Initialize, as nginx's workers do, and
+ *                cannot open the files: it works with the credentials the
+ *                parent kept; after its C_Finalize they are gone, and
+ *                C_Initialize fails; a child that closed its inherited
+ *                descriptors gets no log descriptor (needs root)
+ *   dropfirst    a child drops to nobody and calls C_Initialize without
+ *                the parent ever initializing: every call fails, the helper
+ *                is started once, again only after the back-off (needs
+ *                root)
+ *   backoff      a helper whose C_Initialize fails (the fake, with
+ *                FAKE_FAIL=1): 20 quick C_Initialize start it once; after
+ *                1.2 s one more start, then none again at once
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -1095,6 +1111,131 @@ static void scenario_real(void)
 	CHECK_RV(f->C_Finalize(NULL), CKR_OK);
 }
 
+/* ------------------------------------------------ privileges dropped */
+
+/* drop_privileges makes this process uid and gid 65534 (nobody), without
+ * supplementary groups, as nginx does in its workers. */
+static int drop_privileges(void)
+{
+	gid_t g = 65534;
+	if (setgroups(1, &g) != 0 || setgid(65534) != 0 || setuid(65534) != 0) {
+		FAIL("cannot drop privileges: %s", strerror(errno));
+		return -1;
+	}
+	if (getuid() != 65534 || geteuid() != 65534) {
+		FAIL("still uid %d", (int)geteuid());
+		return -1;
+	}
+	return 0;
+}
+
+static void scenario_handoff(void)
+{
+	const char *cfg = getenv("HSM_CONFIG");
+	pid_t pid;
+
+	printf("parent pid %d\n", (int)getpid());
+	CHECK_RV(f->C_Initialize(NULL), CKR_OK);
+	real_work("parent");
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		int fd;
+		alarm(60);
+		if (drop_privileges() == 0) {
+			/* The files are out of reach... */
+			fd = open(cfg ? cfg : "/nonexistent", O_RDONLY);
+			CHECK(fd < 0 && errno == EACCES);
+			/* ...and the library works all the same. */
+			CHECK_RV(f->C_Initialize(NULL), CKR_OK);
+			real_work("child as nobody, with the parent's credentials");
+			CHECK_RV(f->C_Finalize(NULL), CKR_OK);
+			/* C_Finalize has dropped them: the files it cannot read
+			 * are named on standard error. */
+			CHECK_RV(f->C_Initialize(NULL), CKR_GENERAL_ERROR);
+		}
+		fflush(NULL);
+		_exit(failures > 100 ? 100 : failures);
+	}
+	failures += wait_child(pid);
+
+	/* A child that closes what it inherited, as some daemons do, and has
+	 * other files at those numbers: the kept log descriptor is not passed
+	 * on to the helper, which then cannot open the log as nobody. */
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		int p[2], reads[16], n = 0, i;
+		char buf[256];
+		alarm(60);
+		for (i = 3; i < 1024; i++)
+			close(i);
+		while (n < 16 && pipe2(p, O_NONBLOCK) == 0)
+			reads[n++] = p[0];
+		if (drop_privileges() == 0) {
+			CHECK_RV(f->C_Initialize(NULL), CKR_GENERAL_ERROR);
+			for (i = 0; i < n; i++)
+				CHECK(read(reads[i], buf, sizeof buf) < 0 && errno == EAGAIN);
+		}
+		fflush(NULL);
+		_exit(failures > 100 ? 100 : failures);
+	}
+	failures += wait_child(pid);
+
+	real_work("parent again");
+	CHECK_RV(f->C_Finalize(NULL), CKR_OK);
+}
+
+/* quick_inits calls C_Initialize n times, each expected to fail with want,
+ * and returns how long they took in milliseconds. */
+static long quick_inits(int n, CK_RV want)
+{
+	struct timespec a, b;
+	int i;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (i = 0; i < n; i++)
+		CHECK_RV(f->C_Initialize(NULL), want);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+}
+
+/* backoff_life: 20 failing C_Initialize (one helper start), then past the
+ * first back-off (1 s) one more start, then none at once. */
+static void backoff_life(CK_RV want)
+{
+	CK_INFO info;
+	struct timespec wait = { 1, 200000000 };
+	long ms;
+
+	ms = quick_inits(20, want);
+	printf("20 failing C_Initialize in %ld ms\n", ms);
+	CHECK_RV(f->C_GetInfo(&info), CKR_CRYPTOKI_NOT_INITIALIZED);
+	nanosleep(&wait, NULL);
+	ms = quick_inits(5, want);
+	printf("5 more after 1.2 s in %ld ms\n", ms);
+}
+
+static void scenario_dropfirst(void)
+{
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		alarm(60);
+		if (drop_privileges() == 0)
+			backoff_life(CKR_GENERAL_ERROR);
+		fflush(NULL);
+		_exit(failures > 100 ? 100 : failures);
+	}
+	failures += wait_child(pid);
+}
+
+static void scenario_backoff(void)
+{
+	backoff_life(CKR_GENERAL_ERROR);
+}
+
 int main(int argc, char **argv)
 {
 	const char *s;
@@ -1126,6 +1267,12 @@ int main(int argc, char **argv)
 		scenario_nohelper();
 	else if (!strcmp(s, "real"))
 		scenario_real();
+	else if (!strcmp(s, "handoff"))
+		scenario_handoff();
+	else if (!strcmp(s, "dropfirst"))
+		scenario_dropfirst();
+	else if (!strcmp(s, "backoff"))
+		scenario_backoff();
 	else {
 		fprintf(stderr, "unknown scenario %s\n", s);
 		return 100;

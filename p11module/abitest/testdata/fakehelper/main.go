@@ -9,7 +9,7 @@
 // dispatcher: 666 a reply whose o item claims more data than the buffer
 // holds, 667 a reply cut short, 668 no reply (the helper exits), 669 a reply
 // with a byte too many, 670 a bare CKR_GENERAL_ERROR, 671 random bytes one
-// short of what was asked.
+// short of what was asked. With FAKE_FAIL=1, C_Initialize fails.
 package main
 
 import (
@@ -120,8 +120,16 @@ func tmpl(t []core.Attr) string {
 // embedded interface, which the dispatcher answers CKR_GENERAL_ERROR.
 type fake struct{ core.Backend }
 
-func (fake) Initialize(flags uint64) error { logf("Initialize flags=%#x", flags); return nil }
-func (fake) Finalize() error               { logf("Finalize"); return nil }
+// Initialize fails when FAKE_FAIL=1, as a helper that cannot read its
+// configuration does.
+func (fake) Initialize(flags uint64) error {
+	logf("Initialize flags=%#x", flags)
+	if os.Getenv("FAKE_FAIL") == "1" {
+		return tokens.Errorf(ckrGeneralError, "fake failure")
+	}
+	return nil
+}
+func (fake) Finalize() error { logf("Finalize"); return nil }
 
 func (fake) GetInfo() (core.Info, error) {
 	logf("GetInfo")
