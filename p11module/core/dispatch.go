@@ -152,7 +152,7 @@ func (d *Dispatcher) invoke(id int, a *wireArgs, res *wireResult) error {
 		if a.b[0] != nil {
 			if h, ok := b.(interface{ Handoff([]byte) error }); ok {
 				if err = h.Handoff(a.b[0]); err != nil {
-					err = tokens.Errorf(ck.CKR_GENERAL_ERROR, "%v", err)
+					err = hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "%v", err)
 				}
 			}
 		}

@@ -684,7 +684,7 @@ func callCases() []callCase {
 		// A Backend that takes no handoff ignores one.
 		{name: "Initialize/handoff ignored", id: fnInitialize, req: []any{0, []byte("handoff")}, want: rc("Initialize", uint64(0))},
 		{name: "Initialize/error", id: fnInitialize, req: []any{0, []byte(nil)},
-			setup: func(b *recBackend) { b.err = tokens.Errorf(ck.CKR_DEVICE_ERROR, "cannot reach the cluster") },
+			setup: func(b *recBackend) { b.err = hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "cannot reach the cluster") },
 			want:  rc("Initialize", uint64(0)), rv: ck.CKR_DEVICE_ERROR, reply: []any{"C_Initialize: cannot reach the cluster"}},
 		{name: "Finalize", id: fnFinalize, want: rc("Finalize")},
 		{name: "GetInfo", id: fnGetInfo, want: rc("GetInfo"), reply: []any{structBytes(newRecBackend().info)}},

@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // HelperLogFD is the helper's descriptor for the log a handoff names: the C
@@ -200,7 +200,7 @@ func initReport(err error) string {
 			"initialize the library in the privileged parent before it forks, or make the file readable by this user", path, whoAmI())
 	}
 	msg := err.Error()
-	var te *tokens.Error
+	var te *hsmerr.Error
 	if errors.As(err, &te) {
 		msg = te.Msg
 		if te.Err != nil {

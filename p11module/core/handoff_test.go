@@ -18,7 +18,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/tokens"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // handoffFiles writes a client configuration with its CA, certificate and
@@ -95,7 +95,7 @@ func TestSnapshotHandoff(t *testing.T) {
 		return nil, errors.New("no cluster here")
 	}
 	err = child.Initialize(0)
-	assert.Equal(t, uint64(ck.CKR_DEVICE_ERROR), tokens.RV(err))
+	assert.Equal(t, uint64(ck.CKR_DEVICE_ERROR), hsmerr.RV(err))
 	require.NotNil(t, dialed)
 	assert.Equal(t, want.Creds, dialed.Creds)
 	assert.Equal(t, []string{"127.0.0.1:4001", "127.0.0.1:4002"}, dialed.Nodes)
@@ -233,7 +233,7 @@ func TestInitReport(t *testing.T) {
 	require.True(t, strings.HasPrefix(who, "uid "+uid), who)
 	const readHint = ": permission denied; initialize the library in the privileged parent before it forks, or make the file readable by this user"
 	const writeHint = ": permission denied; initialize the library in the privileged parent before it forks, or make the file writable by this user"
-	gen := func(err error) error { return &tokens.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "configuration", Err: err} }
+	gen := func(err error) error { return &hsmerr.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "configuration", Err: err} }
 	for _, c := range []struct {
 		name string
 		err  error
@@ -247,7 +247,7 @@ func TestInitReport(t *testing.T) {
 			"cannot read /etc/openhsm/client.pem as " + who + readHint},
 		{"config file", gen(&client.ConfigError{Path: "/etc/openhsm/client.toml", Msg: "cannot read the file", Err: syscall.EACCES}),
 			"cannot read /etc/openhsm/client.toml as " + who + readHint},
-		{"log file", &tokens.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "log",
+		{"log file", &hsmerr.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "log",
 			Err: &client.ConfigError{Key: "log_file", Err: &fs.PathError{Op: "open", Path: "/var/log/p11.log", Err: syscall.EACCES}}},
 			"cannot open the log file /var/log/p11.log for writing as " + who + writeHint},
 		{"missing config", gen(&client.ConfigError{Path: "/etc/openhsm/client.toml", Msg: "cannot read the file", Err: syscall.ENOENT}),
@@ -278,7 +278,7 @@ func TestInitializeReportsUnreadableFile(t *testing.T) {
 	}
 	err := m.Initialize(0)
 	require.Error(t, err)
-	assert.Equal(t, uint64(ck.CKR_GENERAL_ERROR), tokens.RV(err))
+	assert.Equal(t, uint64(ck.CKR_GENERAL_ERROR), hsmerr.RV(err))
 	var fe *client.FileError
 	require.ErrorAs(t, err, &fe)
 	assert.Equal(t, key, fe.Path)

@@ -131,7 +131,7 @@ func (m *Module) Initialize(flags uint64) error {
 			cfg.Creds, err = cfg.ReadCredentials()
 		}
 		if err != nil {
-			return &tokens.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "configuration", Err: err}
+			return &hsmerr.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "configuration", Err: err}
 		}
 	}
 	if cfg.PKCS11.Helper != "" && os.Getenv("OPENHSM_P11_HELPER") == "" {
@@ -155,7 +155,7 @@ func (m *Module) Initialize(flags uint64) error {
 		log, closer, err = cfg.NewLogger()
 	}
 	if err != nil {
-		return &tokens.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "log", Err: err}
+		return &hsmerr.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "log", Err: err}
 	}
 	m.cfg, m.log, m.logCloser = cfg, log.With("pid", os.Getpid()), closer
 	ctx, cancel := m.ctx()

@@ -125,7 +125,7 @@ type fake struct{ core.Backend }
 func (fake) Initialize(flags uint64) error {
 	logf("Initialize flags=%#x", flags)
 	if os.Getenv("FAKE_FAIL") == "1" {
-		return tokens.Errorf(ckrGeneralError, "fake failure")
+		return hsmerr.Errorf(ckrGeneralError, "fake failure")
 	}
 	return nil
 }
