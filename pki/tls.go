@@ -105,6 +105,12 @@ func ClientConfigFromCredentials(c ClientCredentials, serverName string) (*tls.C
 		return nil, err
 	}
 	cfg, err := clientTLS(cert, pool, c.CertFile)
+	return withServerName(cfg, err, serverName)
+}
+
+// withServerName sets the name a client checks the server's certificate
+// against: serverName, or "localhost" if it is empty.
+func withServerName(cfg *tls.Config, err error, serverName string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -139,14 +145,7 @@ func clientTLS(cert tls.Certificate, pool *x509.CertPool, certFile string) (*tls
 // "localhost" if serverName is empty.
 func ClientConfigFor(certFile, keyFile, caFile, serverName string) (*tls.Config, error) {
 	cfg, err := ClientConfig(certFile, keyFile, caFile)
-	if err != nil {
-		return nil, err
-	}
-	if serverName == "" {
-		serverName = "localhost"
-	}
-	cfg.ServerName = serverName
-	return cfg, nil
+	return withServerName(cfg, err, serverName)
 }
 
 // loadPool reads the CA file into a pool. Every certificate in it must be a
