@@ -410,7 +410,7 @@ func createUser(tx Tx, s *Sealer, c *Command) error {
 		return err
 	}
 	if _, err := tx.User(u.Name); err == nil {
-		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "user %q already exists", u.Name)
+		return hsmerr.Reasonf(hsmerr.ReasonUserExists, "user %q already exists", u.Name)
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}
