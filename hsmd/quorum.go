@@ -4,7 +4,7 @@ import (
 	"context"
 	"strings"
 
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/quorum"
 	"github.com/openhsm/openhsm/tokens"
 )
