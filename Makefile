@@ -32,8 +32,9 @@ test: build
 proto:
 	command -v protoc-gen-go >/dev/null || $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	command -v protoc-gen-go-grpc >/dev/null || $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.1
-	protoc --go_out=. --go_opt=module=github.com/openhsm/openhsm \
-	  --go-grpc_out=. --go-grpc_opt=module=github.com/openhsm/openhsm hsmd/hsmpb/hsm.proto
+	protoc -I . --go_out=. --go_opt=module=github.com/openhsm/openhsm \
+	  --go-grpc_out=. --go-grpc_opt=module=github.com/openhsm/openhsm \
+	  api/hsmpb/hsm.proto cluster/peerpb/peer.proto
 
 clean:
 	rm -rf $(BIN) $(RUNDIR) $(RUNDIR).env

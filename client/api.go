@@ -6,14 +6,15 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/openhsm/openhsm/api"
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
 )
 
-// One method per RPC of hsmd (see hsmd/hsmpb/hsm.proto). Every error is a
+// One method per RPC of hsmd (see api/hsmpb/hsm.proto). Every error is a
 // *hsmerr.Error carrying the PKCS#11 return value.
 
 // Bootstrap creates the first crypto officer of a new cluster. It needs no
@@ -21,8 +22,8 @@ import (
 func (c *Client) Bootstrap(ctx context.Context, user, password string) error {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	return c.rpc(ctx, "", func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.Bootstrap(ctx, &hsmpb.BootstrapRequest{User: user, Password: password})
+	return c.rpc(ctx, "", func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.Bootstrap(ctx, &hsmpb.BootstrapRequest{User: user, Password: password})
 		return err
 	})
 }
@@ -31,8 +32,8 @@ func (c *Client) Bootstrap(ctx context.Context, user, password string) error {
 // (the token is sent if there is one).
 func (c *Client) Info(ctx context.Context) (*Info, error) {
 	var r *hsmpb.InfoResponse
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.Info(ctx, &hsmpb.Empty{})
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.Info(ctx, &hsmpb.Empty{})
 		return err
 	})
 	if err != nil {
@@ -45,8 +46,8 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 // login.
 func (c *Client) ListTokens(ctx context.Context) ([]Token, error) {
 	var r *hsmpb.ListTokensResponse
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.ListTokens(ctx, &hsmpb.Empty{})
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.ListTokens(ctx, &hsmpb.Empty{})
 		return err
 	})
 	if err != nil {
@@ -77,16 +78,16 @@ func (c *Client) CreateUser(ctx context.Context, name, role, password string) er
 	if err != nil {
 		return err
 	}
-	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.CreateUser(ctx, &hsmpb.CreateUserRequest{User: name, Role: r, Password: password, QuorumToken: c.quorum(ctx)})
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.CreateUser(ctx, &hsmpb.CreateUserRequest{User: name, Role: r, Password: password, QuorumToken: c.quorum(ctx)})
 		return err
 	})
 }
 
 // DeleteUser deletes a user.
 func (c *Client) DeleteUser(ctx context.Context, name string) error {
-	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.DeleteUser(ctx, &hsmpb.UserRequest{User: name, QuorumToken: c.quorum(ctx)})
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.DeleteUser(ctx, &hsmpb.UserRequest{User: name, QuorumToken: c.quorum(ctx)})
 		return err
 	})
 }
@@ -95,8 +96,8 @@ func (c *Client) DeleteUser(ctx context.Context, name string) error {
 // user's, or a user's own. Changing one's own password ends one's
 // sessions; the client then logs in again with the new password.
 func (c *Client) SetPassword(ctx context.Context, name, password string) error {
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.SetPassword(ctx, &hsmpb.SetPasswordRequest{User: name, Password: password, QuorumToken: c.quorum(ctx)})
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.SetPassword(ctx, &hsmpb.SetPasswordRequest{User: name, Password: password, QuorumToken: c.quorum(ctx)})
 		return err
 	})
 	if err == nil {
@@ -107,8 +108,8 @@ func (c *Client) SetPassword(ctx context.Context, name, password string) error {
 
 // UnlockUser clears a user's lockout after too many wrong passwords.
 func (c *Client) UnlockUser(ctx context.Context, name string) error {
-	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.UnlockUser(ctx, &hsmpb.UserRequest{User: name, QuorumToken: c.quorum(ctx)})
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.UnlockUser(ctx, &hsmpb.UserRequest{User: name, QuorumToken: c.quorum(ctx)})
 		return err
 	})
 }
@@ -116,8 +117,8 @@ func (c *Client) UnlockUser(ctx context.Context, name string) error {
 // ListUsers lists every user.
 func (c *Client) ListUsers(ctx context.Context) ([]UserInfo, error) {
 	var r *hsmpb.ListUsersResponse
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.ListUsers(ctx, &hsmpb.Empty{})
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.ListUsers(ctx, &hsmpb.Empty{})
 		return err
 	})
 	if err != nil {
@@ -131,9 +132,13 @@ func (c *Client) ListUsers(ctx context.Context) ([]UserInfo, error) {
 // CreateObject creates an object (C_CreateObject) and returns its handle.
 func (c *Client) CreateObject(ctx context.Context, tmpl object.Template) (uint64, error) {
 	ctx = makesSessionObjects(ctx, tmpl)
+	t, err := api.TemplateToPB("template", tmpl)
+	if err != nil {
+		return 0, err
+	}
 	var r *hsmpb.ObjectResponse
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.CreateObject(ctx, &hsmpb.CreateObjectRequest{Template: TemplateToPB(tmpl)})
+	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.CreateObject(ctx, &hsmpb.CreateObjectRequest{Template: t})
 		return err
 	})
 	return r.GetObject(), err
@@ -142,9 +147,13 @@ func (c *Client) CreateObject(ctx context.Context, tmpl object.Template) (uint64
 // CopyObject copies an object with the template's changes (C_CopyObject).
 func (c *Client) CopyObject(ctx context.Context, id uint64, tmpl object.Template) (uint64, error) {
 	ctx = makesSessionObjects(ctx, tmpl)
+	t, err := api.TemplateToPB("template", tmpl)
+	if err != nil {
+		return 0, err
+	}
 	var r *hsmpb.ObjectResponse
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.CopyObject(ctx, &hsmpb.CopyObjectRequest{Object: id, Template: TemplateToPB(tmpl)})
+	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.CopyObject(ctx, &hsmpb.CopyObjectRequest{Object: id, Template: t})
 		return err
 	})
 	return r.GetObject(), err
@@ -152,8 +161,8 @@ func (c *Client) CopyObject(ctx context.Context, id uint64, tmpl object.Template
 
 // DestroyObject destroys an object.
 func (c *Client) DestroyObject(ctx context.Context, id uint64) error {
-	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.DestroyObject(ctx, &hsmpb.ObjectRequest{Object: id})
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.DestroyObject(ctx, &hsmpb.ObjectRequest{Object: id})
 		return err
 	})
 }
@@ -172,9 +181,13 @@ func clampMax(max int) uint32 {
 // match the template (C_FindObjects), at most max of them (0: the server's
 // limit).
 func (c *Client) FindObjects(ctx context.Context, tmpl object.Template, max int) ([]uint64, error) {
+	t, err := api.TemplateToPB("template", tmpl)
+	if err != nil {
+		return nil, err
+	}
 	var r *hsmpb.FindObjectsResponse
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.FindObjects(ctx, &hsmpb.FindObjectsRequest{Template: TemplateToPB(tmpl), Max: clampMax(max)})
+	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.FindObjects(ctx, &hsmpb.FindObjectsRequest{Template: t, Max: clampMax(max)})
 		return err
 	})
 	if err != nil {
@@ -186,35 +199,47 @@ func (c *Client) FindObjects(ctx context.Context, tmpl object.Template, max int)
 // ListObjects is FindObjects with each object's owner, public attributes
 // and sharing, for administration.
 func (c *Client) ListObjects(ctx context.Context, tmpl object.Template, max int) ([]ObjectInfo, error) {
+	t, err := api.TemplateToPB("template", tmpl)
+	if err != nil {
+		return nil, err
+	}
 	var r *hsmpb.ListObjectsResponse
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.ListObjects(ctx, &hsmpb.FindObjectsRequest{Template: TemplateToPB(tmpl), Max: clampMax(max)})
+	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.ListObjects(ctx, &hsmpb.FindObjectsRequest{Template: t, Max: clampMax(max)})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return objectsFromPB(r.GetObjects()), nil
+	return objectsFromPB(r.GetObjects())
 }
 
 // GetAttributes reads attributes (C_GetAttributeValue). Each answer has its
 // own RV: CKR_OK, CKR_ATTRIBUTE_SENSITIVE or CKR_ATTRIBUTE_TYPE_INVALID.
 func (c *Client) GetAttributes(ctx context.Context, id uint64, types []uint64) ([]object.AttrValue, error) {
 	var r *hsmpb.GetAttributesResponse
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.GetAttributes(ctx, &hsmpb.GetAttributesRequest{Object: id, Types: types})
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.GetAttributes(ctx, &hsmpb.GetAttributesRequest{Object: id, Types: types})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return attrValuesFromPB(r.GetValues()), nil
+	vs, err := api.AttrValuesFromPB("values", r.GetValues())
+	if err != nil {
+		return nil, badAnswer(err)
+	}
+	return vs, nil
 }
 
 // SetAttributes changes attributes (C_SetAttributeValue).
 func (c *Client) SetAttributes(ctx context.Context, id uint64, tmpl object.Template) error {
-	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.SetAttributes(ctx, &hsmpb.SetAttributesRequest{Object: id, Template: TemplateToPB(tmpl)})
+	t, err := api.TemplateToPB("template", tmpl)
+	if err != nil {
+		return err
+	}
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.SetAttributes(ctx, &hsmpb.SetAttributesRequest{Object: id, Template: t})
 		return err
 	})
 }
@@ -230,8 +255,8 @@ func (c *Client) Unshare(ctx context.Context, id uint64, user string) error {
 }
 
 func (c *Client) share(ctx context.Context, id uint64, user string, unshare bool) error {
-	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.Share(ctx, &hsmpb.ShareRequest{Object: id, User: user, Unshare: unshare})
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.Share(ctx, &hsmpb.ShareRequest{Object: id, User: user, Unshare: unshare})
 		return err
 	})
 }
@@ -241,13 +266,17 @@ func (c *Client) share(ctx context.Context, id uint64, user string, unshare bool
 // GenerateKey generates a secret key (C_GenerateKey).
 func (c *Client) GenerateKey(ctx context.Context, m mech.Mech, tmpl object.Template) (uint64, error) {
 	ctx = makesSessionObjects(ctx, tmpl)
-	pm, err := MechToPB(m)
+	pm, err := api.MechToPB("mechanism", m)
+	if err != nil {
+		return 0, err
+	}
+	t, err := api.TemplateToPB("template", tmpl)
 	if err != nil {
 		return 0, err
 	}
 	var r *hsmpb.ObjectResponse
-	err = c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.GenerateKey(ctx, &hsmpb.GenerateKeyRequest{Mechanism: pm, Template: TemplateToPB(tmpl)})
+	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.GenerateKey(ctx, &hsmpb.GenerateKeyRequest{Mechanism: pm, Template: t})
 		return err
 	})
 	return r.GetObject(), err
@@ -256,13 +285,21 @@ func (c *Client) GenerateKey(ctx context.Context, m mech.Mech, tmpl object.Templ
 // GenerateKeyPair generates a key pair (C_GenerateKeyPair).
 func (c *Client) GenerateKeyPair(ctx context.Context, m mech.Mech, pubT, privT object.Template) (pub, priv uint64, err error) {
 	ctx = makesSessionObjects(ctx, pubT, privT)
-	pm, err := MechToPB(m)
+	pm, err := api.MechToPB("mechanism", m)
+	if err != nil {
+		return 0, 0, err
+	}
+	pt, err := api.TemplateToPB("public_template", pubT)
+	if err != nil {
+		return 0, 0, err
+	}
+	vt, err := api.TemplateToPB("private_template", privT)
 	if err != nil {
 		return 0, 0, err
 	}
 	var r *hsmpb.KeyPairResponse
-	err = c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.GenerateKeyPair(ctx, &hsmpb.GenerateKeyPairRequest{Mechanism: pm, PublicTemplate: TemplateToPB(pubT), PrivateTemplate: TemplateToPB(privT)})
+	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.GenerateKeyPair(ctx, &hsmpb.GenerateKeyPairRequest{Mechanism: pm, PublicTemplate: pt, PrivateTemplate: vt})
 		return err
 	})
 	return r.GetPublicKey(), r.GetPrivateKey(), err
@@ -270,25 +307,29 @@ func (c *Client) GenerateKeyPair(ctx context.Context, m mech.Mech, pubT, privT o
 
 // WrapKey wraps key with wrappingKey (C_WrapKey).
 func (c *Client) WrapKey(ctx context.Context, m mech.Mech, wrappingKey, key uint64) ([]byte, error) {
-	pm, err := MechToPB(m)
+	pm, err := api.MechToPB("mechanism", m)
 	if err != nil {
 		return nil, err
 	}
-	return c.data(ctx, func(ctx context.Context, api hsmpb.HSMClient) (*hsmpb.DataResponse, error) {
-		return api.WrapKey(ctx, &hsmpb.WrapKeyRequest{Mechanism: pm, WrappingKey: wrappingKey, Key: key})
+	return c.data(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (*hsmpb.DataResponse, error) {
+		return hc.WrapKey(ctx, &hsmpb.WrapKeyRequest{Mechanism: pm, WrappingKey: wrappingKey, Key: key})
 	})
 }
 
 // UnwrapKey unwraps a key into a new object (C_UnwrapKey).
 func (c *Client) UnwrapKey(ctx context.Context, m mech.Mech, unwrappingKey uint64, wrapped []byte, tmpl object.Template) (uint64, error) {
 	ctx = makesSessionObjects(ctx, tmpl)
-	pm, err := MechToPB(m)
+	pm, err := api.MechToPB("mechanism", m)
+	if err != nil {
+		return 0, err
+	}
+	t, err := api.TemplateToPB("template", tmpl)
 	if err != nil {
 		return 0, err
 	}
 	var r *hsmpb.ObjectResponse
-	err = c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.UnwrapKey(ctx, &hsmpb.UnwrapKeyRequest{Mechanism: pm, UnwrappingKey: unwrappingKey, WrappedKey: wrapped, Template: TemplateToPB(tmpl)})
+	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.UnwrapKey(ctx, &hsmpb.UnwrapKeyRequest{Mechanism: pm, UnwrappingKey: unwrappingKey, WrappedKey: wrapped, Template: t})
 		return err
 	})
 	return r.GetObject(), err
@@ -297,13 +338,17 @@ func (c *Client) UnwrapKey(ctx context.Context, m mech.Mech, unwrappingKey uint6
 // DeriveKey derives a key from baseKey (C_DeriveKey).
 func (c *Client) DeriveKey(ctx context.Context, m mech.Mech, baseKey uint64, tmpl object.Template) (uint64, error) {
 	ctx = makesSessionObjects(ctx, tmpl)
-	pm, err := MechToPB(m)
+	pm, err := api.MechToPB("mechanism", m)
+	if err != nil {
+		return 0, err
+	}
+	t, err := api.TemplateToPB("template", tmpl)
 	if err != nil {
 		return 0, err
 	}
 	var r *hsmpb.ObjectResponse
-	err = c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.DeriveKey(ctx, &hsmpb.DeriveKeyRequest{Mechanism: pm, BaseKey: baseKey, Template: TemplateToPB(tmpl)})
+	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.DeriveKey(ctx, &hsmpb.DeriveKeyRequest{Mechanism: pm, BaseKey: baseKey, Template: t})
 		return err
 	})
 	return r.GetObject(), err
@@ -311,10 +356,10 @@ func (c *Client) DeriveKey(ctx context.Context, m mech.Mech, baseKey uint64, tmp
 
 // ---- cryptography ----
 
-func (c *Client) data(ctx context.Context, fn func(ctx context.Context, api hsmpb.HSMClient) (*hsmpb.DataResponse, error)) ([]byte, error) {
+func (c *Client) data(ctx context.Context, fn func(ctx context.Context, hc hsmpb.HSMClient) (*hsmpb.DataResponse, error)) ([]byte, error) {
 	var r *hsmpb.DataResponse
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = fn(ctx, api)
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = fn(ctx, hc)
 		return err
 	})
 	if err != nil {
@@ -329,13 +374,13 @@ func (c *Client) data(ctx context.Context, fn func(ctx context.Context, api hsmp
 
 func (c *Client) crypt(ctx context.Context, m mech.Mech, id uint64, data []byte,
 	fn func(hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error)) ([]byte, error) {
-	pm, err := MechToPB(m)
+	pm, err := api.MechToPB("mechanism", m)
 	if err != nil {
 		return nil, err
 	}
 	req := &hsmpb.CryptoRequest{Mechanism: pm, Key: id, Data: data}
-	return c.data(ctx, func(ctx context.Context, api hsmpb.HSMClient) (*hsmpb.DataResponse, error) {
-		return fn(api)(ctx, req)
+	return c.data(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (*hsmpb.DataResponse, error) {
+		return fn(hc)(ctx, req)
 	})
 }
 
@@ -349,12 +394,12 @@ func (c *Client) Sign(ctx context.Context, id uint64, m mech.Mech, data []byte) 
 // Verify checks a signature (or MAC) (C_Verify). A bad signature gives
 // CKR_SIGNATURE_INVALID (or CKR_SIGNATURE_LEN_RANGE).
 func (c *Client) Verify(ctx context.Context, id uint64, m mech.Mech, data, sig []byte) error {
-	pm, err := MechToPB(m)
+	pm, err := api.MechToPB("mechanism", m)
 	if err != nil {
 		return err
 	}
-	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.Verify(ctx, &hsmpb.VerifyRequest{Mechanism: pm, Key: id, Data: data, Signature: sig})
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.Verify(ctx, &hsmpb.VerifyRequest{Mechanism: pm, Key: id, Data: data, Signature: sig})
 		return err
 	})
 }
@@ -379,13 +424,13 @@ func (c *Client) OutputLength(ctx context.Context, id uint64, m mech.Mech, op st
 	if inLen < 0 {
 		return 0, argErr("negative input length")
 	}
-	pm, err := MechToPB(m)
+	pm, err := api.MechToPB("mechanism", m)
 	if err != nil {
 		return 0, err
 	}
 	var r *hsmpb.OutputLengthResponse
-	err = c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.OutputLength(ctx, &hsmpb.OutputLengthRequest{Mechanism: pm, Key: id, Operation: op, InputLength: uint64(inLen)})
+	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.OutputLength(ctx, &hsmpb.OutputLengthRequest{Mechanism: pm, Key: id, Operation: op, InputLength: uint64(inLen)})
 		return err
 	})
 	if err != nil {
@@ -400,12 +445,12 @@ func (c *Client) OutputLength(ctx context.Context, id uint64, m mech.Mech, op st
 
 // Digest hashes data (C_Digest); it needs no key.
 func (c *Client) Digest(ctx context.Context, m mech.Mech, data []byte) ([]byte, error) {
-	pm, err := MechToPB(m)
+	pm, err := api.MechToPB("mechanism", m)
 	if err != nil {
 		return nil, err
 	}
-	return c.data(ctx, func(ctx context.Context, api hsmpb.HSMClient) (*hsmpb.DataResponse, error) {
-		return api.Digest(ctx, &hsmpb.DigestRequest{Mechanism: pm, Data: data})
+	return c.data(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (*hsmpb.DataResponse, error) {
+		return hc.Digest(ctx, &hsmpb.DigestRequest{Mechanism: pm, Data: data})
 	})
 }
 
@@ -414,7 +459,7 @@ func (c *Client) GenerateRandom(ctx context.Context, n int) ([]byte, error) {
 	if n < 0 || n > math.MaxUint32 {
 		return nil, argErr("random length %d out of range", n)
 	}
-	return c.data(ctx, func(ctx context.Context, api hsmpb.HSMClient) (*hsmpb.DataResponse, error) {
-		return api.GenerateRandom(ctx, &hsmpb.RandomRequest{Length: uint32(n)})
+	return c.data(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (*hsmpb.DataResponse, error) {
+		return hc.GenerateRandom(ctx, &hsmpb.RandomRequest{Length: uint32(n)})
 	})
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"time"
 
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 )
 
 // AuditRecord is one record of the cluster's audit trail (docs/audit.md).
@@ -46,8 +46,8 @@ func (c *Client) ListAudit(ctx context.Context, q AuditQuery) (recs []AuditRecor
 		req.Limit = uint32(min(q.Limit, 1<<20))
 	}
 	var r *hsmpb.ListAuditResponse
-	err = c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.ListAudit(ctx, req)
+	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.ListAudit(ctx, req)
 		return err
 	})
 	if err != nil {
@@ -83,8 +83,8 @@ type AuditReport struct {
 // the first record (crypto officer).
 func (c *Client) VerifyAudit(ctx context.Context) (*AuditReport, error) {
 	var r *hsmpb.VerifyAuditResponse
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.VerifyAudit(ctx, &hsmpb.Empty{})
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.VerifyAudit(ctx, &hsmpb.Empty{})
 		return err
 	})
 	if err != nil {

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"io"
 
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 )
 
@@ -63,8 +63,8 @@ func progressStream(recv func() (*hsmpb.BackupProgress, error), progress func(Ba
 // goes.
 func (c *Client) CreateBackup(ctx context.Context, progress func(BackupProgress)) (*BackupInfo, error) {
 	var out *BackupInfo
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		st, err := api.CreateBackup(ctx, &hsmpb.Empty{})
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		st, err := hc.CreateBackup(ctx, &hsmpb.Empty{})
 		if err != nil {
 			return err
 		}
@@ -78,8 +78,8 @@ func (c *Client) CreateBackup(ctx context.Context, progress func(BackupProgress)
 // nodes that did not answer.
 func (c *Client) ListBackups(ctx context.Context) ([]BackupInfo, []string, error) {
 	var r *hsmpb.ListBackupsResponse
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.ListBackups(ctx, &hsmpb.Empty{})
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.ListBackups(ctx, &hsmpb.Empty{})
 		return err
 	})
 	if err != nil {
@@ -96,8 +96,8 @@ func (c *Client) ListBackups(ctx context.Context) ([]BackupInfo, []string, error
 // officer). It returns the bytes written.
 func (c *Client) GetBackup(ctx context.Context, id string, w io.Writer) (int64, error) {
 	var n int64
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		st, err := api.GetBackup(ctx, &hsmpb.GetBackupRequest{Id: id})
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		st, err := hc.GetBackup(ctx, &hsmpb.GetBackupRequest{Id: id})
 		if err != nil {
 			return err
 		}
@@ -125,8 +125,8 @@ func (c *Client) GetBackup(ctx context.Context, id string, w io.Writer) (int64, 
 // The node checks the whole file before it writes anything.
 func (c *Client) RestoreBackup(ctx context.Context, r io.Reader, progress func(BackupProgress)) (*BackupInfo, error) {
 	var out *BackupInfo
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		st, err := api.RestoreBackup(ctx)
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		st, err := hc.RestoreBackup(ctx)
 		if err != nil {
 			return err
 		}

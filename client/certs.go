@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/api/hsmpb"
 )
 
 // RevokedCert is an entry of the cluster's certificate deny-list.
@@ -21,8 +21,8 @@ type RevokedCert struct {
 // certificate DER in hex (pki.ParseFingerprint's forms); name is recorded
 // for the list. Revoking twice is harmless, so the call may be retried.
 func (c *Client) RevokeCert(ctx context.Context, fingerprint, name string) error {
-	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.RevokeCert(ctx, &hsmpb.RevokeCertRequest{Fingerprint: fingerprint, Name: name})
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.RevokeCert(ctx, &hsmpb.RevokeCertRequest{Fingerprint: fingerprint, Name: name})
 		return err
 	})
 }
@@ -30,8 +30,8 @@ func (c *Client) RevokeCert(ctx context.Context, fingerprint, name string) error
 // ListRevokedCerts lists the deny-list, ordered by fingerprint.
 func (c *Client) ListRevokedCerts(ctx context.Context) ([]RevokedCert, error) {
 	var r *hsmpb.ListRevokedCertsResponse
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.ListRevokedCerts(ctx, &hsmpb.Empty{})
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.ListRevokedCerts(ctx, &hsmpb.Empty{})
 		return err
 	})
 	if err != nil {

@@ -13,20 +13,17 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/openhsm/openhsm/api"
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/pki"
 )
-
-// MetadataSession is the gRPC metadata key that carries the session token.
-const MetadataSession = "x-hsm-session"
 
 // MaxMessageSize is the largest gRPC message the client sends or accepts,
 // as docs/rpc-api.md says: data fields hold at most 16 MiB.
@@ -207,7 +204,7 @@ func (c *Client) startHealth(ctx context.Context) error {
 			}
 			fails[r.n.idx] = fmt.Sprintf("%s: %s", r.n.addr, status.Convert(r.err).Message())
 		case <-ctx.Done():
-			return FromStatus(ctx.Err())
+			return api.FromStatus(ctx.Err())
 		}
 	}
 	return &hsmerr.Error{RV: ck.CKR_DEVICE_ERROR, Msg: "no HSM node answered (" + strings.Join(fails, "; ") + ")"}
@@ -286,7 +283,7 @@ func acquire(ctx context.Context, sem chan struct{}) error {
 	case sem <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return FromStatus(ctx.Err())
+		return api.FromStatus(ctx.Err())
 	}
 }
 
@@ -302,13 +299,7 @@ func (c *Client) withTimeout(ctx context.Context) (context.Context, context.Canc
 }
 
 // rpc runs one call with the given token ("" for none), and converts its
-// error. It tries the call on another node when that is safe (see rpcCode).
-func (c *Client) rpc(ctx context.Context, token string, fn func(ctx context.Context, api hsmpb.HSMClient) error) error {
-	_, err := c.rpcCode(ctx, token, fn)
-	return err
-}
-
-// rpcCode is rpc that also gives the gRPC status code of a failure.
+// error (api.FromStatus).
 //
 // It runs fn on the node choose picks. When the attempt fails without an
 // answer from the daemon, the call goes on to another node, each node at
@@ -317,7 +308,7 @@ func (c *Client) rpc(ctx context.Context, token string, fn func(ctx context.Cont
 // (see classify and retryable). A node found unreachable is marked
 // unhealthy at once. When every node has been tried, the error names each
 // node's failure.
-func (c *Client) rpcCode(ctx context.Context, token string, fn func(ctx context.Context, api hsmpb.HSMClient) error) (codes.Code, error) {
+func (c *Client) rpc(ctx context.Context, token string, fn func(ctx context.Context, hc hsmpb.HSMClient) error) error {
 	var fails []string
 	var err error
 	unknown := false // a write with a request ID may have run
@@ -335,7 +326,7 @@ func (c *Client) rpcCode(ctx context.Context, token string, fn func(ctx context.
 			tried[n.idx] = true
 			r := c.try(ctx, n, token, fn)
 			if r.o == outOK {
-				return codes.OK, nil
+				return nil
 			}
 			err = r.err
 			if marksDown(r.o) {
@@ -345,10 +336,10 @@ func (c *Client) rpcCode(ctx context.Context, token string, fn func(ctx context.
 				// The call's own deadline ended it: say so, whatever a
 				// node that was cut off answered (unless the daemon itself
 				// gave an answer with its return value).
-				if ctx.Err() != nil && !hasErrorDetail(err) {
-					return status.FromContextError(ctx.Err()).Code(), FromStatus(ctx.Err())
+				if ctx.Err() != nil && !api.HasDetail(err) {
+					return api.FromStatus(ctx.Err())
 				}
-				return status.Code(err), FromStatus(err)
+				return api.FromStatus(err)
 			}
 			msg := status.Convert(err).Message()
 			if round == 0 {
@@ -366,7 +357,7 @@ func (c *Client) rpcCode(ctx context.Context, token string, fn func(ctx context.
 			}
 		}
 		if err == nil {
-			return codes.Unavailable, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "no HSM node configured")
+			return hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "no HSM node configured")
 		}
 		// Only nodes that are up but behind are worth waiting for; with
 		// every node unreachable the call fails at once. A write of
@@ -387,9 +378,10 @@ func (c *Client) rpcCode(ctx context.Context, token string, fn func(ctx context.
 		pause = min(2*pause, maxRoundPause)
 	}
 	if len(fails) <= 1 {
-		return status.Code(err), FromStatus(err)
+		return api.FromStatus(err)
 	}
-	return status.Code(err), &hsmerr.Error{RV: RV(FromStatus(err)), Msg: "no HSM node could serve the call (" + strings.Join(fails, "; ") + ")"}
+	last := api.FromStatus(err)
+	return &hsmerr.Error{RV: RV(last), Reason: hsmerr.ReasonOf(last), Msg: "no HSM node could serve the call (" + strings.Join(fails, "; ") + ")"}
 }
 
 // The pauses between rounds of a call that no node could serve.
@@ -411,13 +403,13 @@ type tryResult struct {
 
 // try runs fn once on n, with an attempt in its context for the
 // interceptors to fill in.
-func (c *Client) try(ctx context.Context, n *node, token string, fn func(ctx context.Context, api hsmpb.HSMClient) error) tryResult {
+func (c *Client) try(ctx context.Context, n *node, token string, fn func(ctx context.Context, hc hsmpb.HSMClient) error) tryResult {
 	a := &attempt{node: n}
 	actx, cancel := context.WithCancelCause(ctx)
 	a.cancel = cancel
 	actx = context.WithValue(actx, attemptKey{}, a)
 	if token != "" {
-		actx = metadata.AppendToOutgoingContext(actx, MetadataSession, token)
+		actx = metadata.AppendToOutgoingContext(actx, api.HeaderSession, token)
 	}
 	n.inflight.Add(1)
 	n.mu.Lock()
@@ -456,7 +448,7 @@ func (c *Client) try(ctx context.Context, n *node, token string, fn func(ctx con
 // when half its life has passed, logs in again (once) when it has expired
 // or the server says the session is gone, and retries fn once after such a
 // re-login.
-func (c *Client) call(ctx context.Context, fn func(ctx context.Context, api hsmpb.HSMClient) error) error {
+func (c *Client) call(ctx context.Context, fn func(ctx context.Context, hc hsmpb.HSMClient) error) error {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	// One request ID for the whole call: every node tried, every round
@@ -472,12 +464,10 @@ func (c *Client) call(ctx context.Context, fn func(ctx context.Context, api hsmp
 		if s != nil {
 			token = s.token
 		}
-		var code codes.Code
-		code, err = c.rpcCode(ctx, token, fn)
-		// CKR_USER_NOT_LOGGED_IN with PermissionDenied means the wrong
-		// role, not a lapsed session.
-		if err == nil || s == nil || st.relogged || code == codes.PermissionDenied ||
-			hsmerr.RV(err) != ck.CKR_USER_NOT_LOGGED_IN {
+		err = c.rpc(ctx, token, fn)
+		// Only a lapsed session is worth a new login: CKR_USER_NOT_LOGGED_IN
+		// without hsmerr.ReasonNoSession means the wrong role.
+		if err == nil || s == nil || st.relogged || !errors.Is(err, hsmerr.ErrNoSession) {
 			return err
 		}
 		retry, rerr := c.recover(ctx, s, st)

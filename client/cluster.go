@@ -3,7 +3,7 @@ package client
 import (
 	"context"
 
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/api/hsmpb"
 )
 
 // ClusterNode is one member of the cluster as the asked node sees it.
@@ -30,8 +30,8 @@ type ClusterStatus struct {
 // member. It needs no login.
 func (c *Client) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
 	var r *hsmpb.ClusterStatusResponse
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.ClusterStatus(ctx, &hsmpb.Empty{})
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.ClusterStatus(ctx, &hsmpb.Empty{})
 		return err
 	})
 	if err != nil {
@@ -48,16 +48,16 @@ func (c *Client) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
 // AddNode adds a running node that was prepared with 'hsmd init -join' to
 // the cluster (crypto officer). It catches up from the others.
 func (c *Client) AddNode(ctx context.Context, name, addr string) error {
-	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.AddNode(ctx, &hsmpb.AddNodeRequest{Name: name, Addr: addr, QuorumToken: c.quorum(ctx)})
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.AddNode(ctx, &hsmpb.AddNodeRequest{Name: name, Addr: addr, QuorumToken: c.quorum(ctx)})
 		return err
 	})
 }
 
 // RemoveNode removes a node from the cluster (crypto officer).
 func (c *Client) RemoveNode(ctx context.Context, name string) error {
-	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.RemoveNode(ctx, &hsmpb.RemoveNodeRequest{Name: name, QuorumToken: c.quorum(ctx)})
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.RemoveNode(ctx, &hsmpb.RemoveNodeRequest{Name: name, QuorumToken: c.quorum(ctx)})
 		return err
 	})
 }
@@ -74,8 +74,8 @@ func (c *Client) AdvanceIndex(idx uint64) { c.index.observe(idx) }
 // (or key file): oldSecret and newSecret are the two files' contents. It
 // needs a crypto officer's session.
 func (c *Client) RotatePassphrase(ctx context.Context, oldSecret, newSecret []byte) error {
-	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.RotatePassphrase(ctx, &hsmpb.RotatePassphraseRequest{OldSecret: oldSecret, NewSecret: newSecret})
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.RotatePassphrase(ctx, &hsmpb.RotatePassphraseRequest{OldSecret: oldSecret, NewSecret: newSecret})
 		return err
 	})
 }

@@ -12,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/connectivity"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/internal/testcluster"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
@@ -165,6 +168,36 @@ func TestDaemonCluster(t *testing.T) {
 	t.Run("FailoverSign", func(t *testing.T) { testFailoverSign(t, tc) })
 	t.Run("WritesAfterKill", func(t *testing.T) { testWritesAfterKill(t, tc, false) })
 	t.Run("WritesAfterLeaderKill", func(t *testing.T) { testWritesAfterKill(t, tc, true) })
+	t.Run("UserExistsEveryNode", func(t *testing.T) { testUserExists(t, tc) })
+}
+
+// testUserExists: creating a user who exists is refused with
+// hsmerr.ErrUserExists on every node: on the leader, where the refusal
+// comes from the apply (through the request record), and on a follower,
+// where it comes back in the leader's Forward answer. The CKR stays
+// CKR_ARGUMENTS_BAD.
+func testUserExists(t *testing.T, tc *testcluster.Cluster) {
+	ctx := context.Background()
+	officer, pw, ok := strings.Cut(tc.Env["P11_SO_PIN"], ":")
+	require.True(t, ok)
+	cfg, err := LoadConfig(tc.Env["HSM_CONFIG"])
+	require.NoError(t, err)
+	for i, addr := range cfg.Nodes {
+		one, err := LoadConfig(tc.Env["HSM_CONFIG"])
+		require.NoError(t, err)
+		one.Nodes = []string{addr}
+		c, err := Dial(ctx, one)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		require.NoError(t, c.Login(ctx, officer, pw))
+		if i == 0 {
+			require.NoError(t, c.CreateUser(ctx, "twice", "CU", "twice-password"))
+		}
+		err = c.CreateUser(ctx, "twice", "CU", "twice-password")
+		require.ErrorIs(t, err, hsmerr.ErrUserExists, "node %s", addr)
+		assert.Equal(t, ck.RVName(ck.CKR_ARGUMENTS_BAD), ck.RVName(RV(err)))
+		assert.Contains(t, err.Error(), `user "twice" already exists`)
+	}
 }
 
 // killNow sends SIGKILL to node k's daemon at once (cluster.sh stop waits

@@ -18,9 +18,10 @@
 // fails without answering goes on to another node, each node at most once
 // within the call's deadline, when that is safe: the node refused it before
 // running it (trailer "x-hsm-retry: other-node"), or it never left the
-// client, or its method only reads (Sign, Decrypt, FindObjects, ...; see
-// idempotentMethods). A write carries a request ID (x-hsm-request-id, the
-// same on every try of the call; see dedupedMethods), which the cluster
+// client, or its method only reads (Sign, Decrypt, FindObjects, ...;
+// api.RetryIdempotent in the method table, api/methods.go). A write
+// carries a request ID (x-hsm-request-id, the same on every try of the
+// call; api.RetryWithID), which the cluster
 // applies at most once per user, so a write whose outcome is unknown is
 // retried too, until it has an answer or the call's deadline passes; a
 // write without one that may have run fails with CKR_DEVICE_ERROR. Session tokens are valid on every node, so the
@@ -36,8 +37,8 @@
 // Login stores the session token; every later call carries it in the
 // "x-hsm-session" metadata entry. The client refreshes the token when half
 // its life has passed (on the next call), and when the session has ended
-// (the token expired, or the server says CKR_USER_NOT_LOGGED_IN and a
-// refresh confirms the session is gone) it logs in again with the
+// (the token expired, or the server says CKR_USER_NOT_LOGGED_IN with
+// hsmerr.ReasonNoSession and a refresh confirms the session is gone) it logs in again with the
 // remembered credentials, once per call, and retries the call. The
 // credentials are kept in memory only and never logged; if the server
 // refuses them (say the password was reset) they are forgotten, and the
@@ -47,8 +48,12 @@
 // # Errors
 //
 // Every error of a failed call is a *hsmerr.Error whose RV is the PKCS#11
-// return value the server gave (see FromStatus); RV extracts it from any
-// error.
+// return value the server gave (api.FromStatus reads it, through the error
+// table in hsmerr/table.go); RV extracts it from any error, and errors.Is
+// tells the cases a CKR alone does not (hsmerr.ErrUserExists,
+// hsmerr.ErrNoSession). Requests are built with api's conversions, which
+// refuse locally, with the daemon's CKR and field name, what the daemon
+// would refuse for its form.
 //
 // A Client is safe for concurrent use by many goroutines.
 package client

@@ -19,44 +19,36 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/api"
 )
 
 // This file holds the cluster side of a call: which methods may run twice,
 // what a failed attempt means, the raft index that gives read-your-writes,
 // and which node an attempt goes to. docs/client.md describes it.
 
-// Metadata of the cluster protocol.
-const (
-	// MetadataIndex is the response header in which a node gives the raft
-	// index it had applied when it answered (decimal).
-	MetadataIndex = "x-hsm-index"
-	// MetadataMinIndex is the request header in which the client gives the
-	// highest index it has seen; a node that has not applied it waits
-	// briefly, then refuses with RetryOtherNode.
-	MetadataMinIndex = "x-hsm-min-index"
-	// MetadataRetry is the trailer with which a node refuses a call it did
-	// not execute.
-	MetadataRetry = "x-hsm-retry"
-	// RetryOtherNode is MetadataRetry's value that says "not executed
-	// here: try another node" (with status Unavailable).
-	RetryOtherNode = "other-node"
-	// MetadataRequestID is the request header that carries a write call's
-	// request ID: 128 random bits in lowercase hex, the same on every try
-	// of the call. The cluster applies a write with a given ID at most
-	// once (per user) and answers a retry with the first try's outcome, so
-	// a write whose outcome is unknown can be tried again.
-	MetadataRequestID = "x-hsm-request-id"
-)
+// The metadata names, and which methods may run twice or carry a request
+// ID, are the API's: package api (api/metadata.go, api/methods.go).
 
-// dedupedMethods are the writes the daemon deduplicates by request ID.
-// They carry one, and a try of theirs whose outcome is unknown (the node
-// died, the leader changed, the connection broke after sending) is retried
-// like an idempotent call, with the same ID, until the call's deadline.
-var dedupedMethods = map[string]bool{
-	"CreateObject": true, "CopyObject": true, "DestroyObject": true, "SetAttributes": true, "Share": true,
-	"GenerateKey": true, "GenerateKeyPair": true, "UnwrapKey": true, "DeriveKey": true,
-	"CreateUser": true, "DeleteUser": true, "SetPassword": true, "UnlockUser": true,
+// deduped reports whether a method (by its short name) is a write the
+// daemon deduplicates by request ID (api.RetryWithID). It carries one, and
+// a try of it whose outcome is unknown (the node died, the leader changed,
+// the connection broke after sending) is retried like an idempotent call,
+// with the same ID, until the call's deadline.
+func deduped(method string) bool {
+	m, ok := api.MethodOf(api.ServicePrefix + method)
+	return ok && m.Deduped()
+}
+
+// idempotent reports whether a method (by its short name) may run twice
+// without harm (api.RetryIdempotent): it reads, or computes without
+// changing anything (Refresh only issues a token). A call of one of them
+// that fails because its node is unreachable or dying is retried on
+// another node. Every other method is retried only when it certainly did
+// not run: it never left the client, or the node refused it with
+// api.RetryOtherNode.
+func idempotent(method string) bool {
+	m, ok := api.MethodOf(api.ServicePrefix + method)
+	return ok && m.Idempotent()
 }
 
 // callID is a call's request ID, made the first time an RPC of the call
@@ -106,7 +98,7 @@ func withCallID(ctx context.Context) context.Context {
 
 // requestIDFor returns the ID an RPC of method sends, or "".
 func requestIDFor(ctx context.Context, method string) string {
-	if !dedupedMethods[method] {
+	if !deduped(method) {
 		return ""
 	}
 	if c, ok := ctx.Value(callIDKey{}).(*callID); ok {
@@ -114,32 +106,6 @@ func requestIDFor(ctx context.Context, method string) string {
 	}
 	return ""
 }
-
-// idempotentMethods are the RPCs that may run twice without harm: they read,
-// or compute without changing anything (Refresh only issues a token). A call
-// of one of them that fails because its node is unreachable or dying is
-// retried on another node. Every other method is retried only when it
-// certainly did not run: it never left the client, or the node refused it
-// with RetryOtherNode.
-var idempotentMethods = map[string]bool{
-	"Info":           true,
-	"ListTokens":     true,
-	"Sign":           true,
-	"Verify":         true,
-	"Encrypt":        true,
-	"Decrypt":        true,
-	"Digest":         true,
-	"GenerateRandom": true,
-	"OutputLength":   true,
-	"GetAttributes":  true,
-	"FindObjects":    true,
-	"ListObjects":    true,
-	"ListUsers":      true,
-	"Refresh":        true,
-	"ClusterStatus":  true,
-}
-
-func idempotent(method string) bool { return idempotentMethods[method] }
 
 // methodName is the last element of a full gRPC method name
 // ("/openhsm.v1.HSM/Sign" gives "Sign").
@@ -230,11 +196,11 @@ func (r *indexRef) observe(v uint64) { r.p.Load().observe(v) }
 // idx returns the index c uses now.
 func (c *Client) idx() *raftIndex { return c.index.p.Load() }
 
-// indexFrom returns the highest valid MetadataIndex value in mds; ok is
+// indexFrom returns the highest valid api.HeaderIndex value in mds; ok is
 // false when there is none (a node that does not send it, or garbage).
 func indexFrom(mds ...metadata.MD) (idx uint64, ok bool) {
 	for _, md := range mds {
-		for _, v := range md.Get(MetadataIndex) {
+		for _, v := range md.Get(api.HeaderIndex) {
 			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 			if err != nil {
 				continue
@@ -247,20 +213,20 @@ func indexFrom(mds ...metadata.MD) (idx uint64, ok bool) {
 	return idx, ok
 }
 
-// withMinIndex adds MetadataMinIndex to an outgoing context, unless the
+// withMinIndex adds api.HeaderMinIndex to an outgoing context, unless the
 // index is 0 (nothing seen yet).
 func withMinIndex(ctx context.Context, idx uint64) context.Context {
 	if idx == 0 {
 		return ctx
 	}
-	return metadata.AppendToOutgoingContext(ctx, MetadataMinIndex, strconv.FormatUint(idx, 10))
+	return metadata.AppendToOutgoingContext(ctx, api.HeaderMinIndex, strconv.FormatUint(idx, 10))
 }
 
-// otherNode reports whether the metadata say RetryOtherNode.
+// otherNode reports whether the metadata say api.RetryOtherNode.
 func otherNode(mds ...metadata.MD) bool {
 	for _, md := range mds {
-		for _, v := range md.Get(MetadataRetry) {
-			if strings.EqualFold(strings.TrimSpace(v), RetryOtherNode) {
+		for _, v := range md.Get(api.TrailerRetry) {
+			if strings.EqualFold(strings.TrimSpace(v), api.RetryOtherNode) {
 				return true
 			}
 		}
@@ -282,7 +248,7 @@ const (
 	// outEnded: the call's own context ended (its deadline, or the caller
 	// canceled it). Never retried: there is no time left.
 	outEnded
-	// outRefused: the node refused with RetryOtherNode (status
+	// outRefused: the node refused with api.RetryOtherNode (status
 	// Unavailable) before executing anything. Any method may be retried.
 	outRefused
 	// outNotSent: Unavailable before the request reached any connection
@@ -294,7 +260,7 @@ const (
 	// the node dead. It may have run: only idempotent methods are retried.
 	outLost
 	// outBusy: the daemon itself answered Unavailable (with a PKCS#11
-	// return value) without RetryOtherNode, for instance a node that lost
+	// return value) without api.RetryOtherNode, for instance a node that lost
 	// its quorum. It may have run: only idempotent methods are retried;
 	// the node stays healthy.
 	outBusy
@@ -334,26 +300,10 @@ func classify(err error, callErr error, sent, cut bool, hint ...metadata.MD) out
 		return outRefused
 	case !sent:
 		return outNotSent
-	case hasErrorDetail(err):
+	case api.HasDetail(err):
 		return outBusy
 	}
 	return outLost
-}
-
-// hasErrorDetail reports whether a status carries the daemon's
-// hsmpb.ErrorDetail, which only an answer of hsmd does (transport errors
-// do not).
-func hasErrorDetail(err error) bool {
-	st, ok := status.FromError(err)
-	if !ok {
-		return false
-	}
-	for _, d := range st.Details() {
-		if _, ok := d.(*hsmpb.ErrorDetail); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // retryable says whether a call whose attempt ended with o in method may
@@ -476,7 +426,7 @@ func (c *Client) unaryInterceptor(ctx context.Context, method string, req, reply
 	name := methodName(method)
 	a.begin(name, false)
 	if id := requestIDFor(ctx, name); id != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, MetadataRequestID, id)
+		ctx = metadata.AppendToOutgoingContext(ctx, api.HeaderRequestID, id)
 		a.markID()
 	}
 	var hdr, trl metadata.MD

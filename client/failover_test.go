@@ -8,12 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/api"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 )
 
 // Unit tests of the pure parts of failover: the method table, what a failed
@@ -22,26 +24,24 @@ import (
 func TestIdempotentTable(t *testing.T) {
 	want := []string{"ClusterStatus", "Decrypt", "Digest", "Encrypt", "FindObjects", "GenerateRandom", "GetAttributes", "Info",
 		"ListObjects", "ListTokens", "ListUsers", "OutputLength", "Refresh", "Sign", "Verify"}
-	var got []string
-	for m, ok := range idempotentMethods {
-		if ok {
-			got = append(got, m)
+	wantDeduped := []string{"CopyObject", "CreateObject", "CreateUser", "DeleteUser", "DeriveKey", "DestroyObject",
+		"GenerateKey", "GenerateKeyPair", "SetAttributes", "SetPassword", "Share", "UnlockUser", "UnwrapKey"}
+	var got, gotDeduped []string
+	for _, m := range api.Methods() {
+		if idempotent(m.Name) {
+			got = append(got, m.Name)
+		}
+		if deduped(m.Name) {
+			gotDeduped = append(gotDeduped, m.Name)
 		}
 	}
 	sort.Strings(got)
+	sort.Strings(gotDeduped)
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("idempotent methods %v, want %v", got, want)
 	}
-	// Every entry names a method of the service (a typo would silently
-	// make a read unretryable).
-	methods := map[string]bool{}
-	for _, m := range hsmpb.HSM_ServiceDesc.Methods {
-		methods[m.MethodName] = true
-	}
-	for _, m := range got {
-		if !methods[m] {
-			t.Errorf("%s is not a method of %s", m, hsmpb.HSM_ServiceDesc.ServiceName)
-		}
+	if fmt.Sprint(gotDeduped) != fmt.Sprint(wantDeduped) {
+		t.Errorf("methods with a request ID %v, want %v", gotDeduped, wantDeduped)
 	}
 	for _, m := range []string{"Login", "Logout", "Bootstrap", "CreateUser", "DeleteUser", "SetPassword", "UnlockUser",
 		"CreateObject", "CopyObject", "DestroyObject", "SetAttributes", "Share", "GenerateKey", "GenerateKeyPair",
@@ -64,7 +64,7 @@ func withDetail(code codes.Code, rv uint64) error {
 }
 
 func TestClassify(t *testing.T) {
-	refusal := metadata.Pairs(MetadataRetry, RetryOtherNode)
+	refusal := metadata.Pairs(api.TrailerRetry, api.RetryOtherNode)
 	transport := status.Error(codes.Unavailable, "connection error: desc = \"transport: Error while dialing: connection refused\"")
 	for _, tc := range []struct {
 		name    string
@@ -90,7 +90,7 @@ func TestClassify(t *testing.T) {
 		{"refused other-node", withDetail(codes.Unavailable, ck.CKR_DEVICE_ERROR), nil, true, false, refusal, outRefused},
 		{"refused other-node, no detail", status.Error(codes.Unavailable, "behind"), nil, true, false, refusal, outRefused},
 		{"refusal hint needs Unavailable", withDetail(codes.Internal, ck.CKR_GENERAL_ERROR), nil, true, false, refusal, outAnswered},
-		{"refusal value is exact", status.Error(codes.Unavailable, "x"), nil, true, false, metadata.Pairs(MetadataRetry, "leader"), outLost},
+		{"refusal value is exact", status.Error(codes.Unavailable, "x"), nil, true, false, metadata.Pairs(api.TrailerRetry, "leader"), outLost},
 		{"never sent", transport, nil, false, false, nil, outNotSent},
 		{"connection lost in flight", status.Error(codes.Unavailable, "error reading from server: EOF"), nil, true, false, nil, outLost},
 		{"cut: node found dead", status.Error(codes.Canceled, "context canceled"), nil, true, true, nil, outLost},
@@ -181,17 +181,17 @@ func TestIndexFrom(t *testing.T) {
 	}{
 		{nil, 0, false},
 		{[]metadata.MD{{}}, 0, false},
-		{[]metadata.MD{metadata.Pairs(MetadataIndex, "42")}, 42, true},
-		{[]metadata.MD{metadata.Pairs(MetadataIndex, " 42 ")}, 42, true},
-		{[]metadata.MD{metadata.Pairs(MetadataIndex, "abc")}, 0, false},
-		{[]metadata.MD{metadata.Pairs(MetadataIndex, "-1")}, 0, false},
-		{[]metadata.MD{metadata.Pairs(MetadataIndex, "0x10")}, 0, false},
-		{[]metadata.MD{metadata.Pairs(MetadataIndex, "7", MetadataIndex, "9", MetadataIndex, "x")}, 9, true},
-		{[]metadata.MD{metadata.Pairs(MetadataIndex, "18446744073709551615")}, 1<<64 - 1, true},
-		{[]metadata.MD{metadata.Pairs(MetadataIndex, "18446744073709551616")}, 0, false},
+		{[]metadata.MD{metadata.Pairs(api.HeaderIndex, "42")}, 42, true},
+		{[]metadata.MD{metadata.Pairs(api.HeaderIndex, " 42 ")}, 42, true},
+		{[]metadata.MD{metadata.Pairs(api.HeaderIndex, "abc")}, 0, false},
+		{[]metadata.MD{metadata.Pairs(api.HeaderIndex, "-1")}, 0, false},
+		{[]metadata.MD{metadata.Pairs(api.HeaderIndex, "0x10")}, 0, false},
+		{[]metadata.MD{metadata.Pairs(api.HeaderIndex, "7", api.HeaderIndex, "9", api.HeaderIndex, "x")}, 9, true},
+		{[]metadata.MD{metadata.Pairs(api.HeaderIndex, "18446744073709551615")}, 1<<64 - 1, true},
+		{[]metadata.MD{metadata.Pairs(api.HeaderIndex, "18446744073709551616")}, 0, false},
 		// header, then trailer
-		{[]metadata.MD{nil, metadata.Pairs(MetadataIndex, "5")}, 5, true},
-		{[]metadata.MD{metadata.Pairs(MetadataIndex, "8"), metadata.Pairs(MetadataIndex, "5")}, 8, true},
+		{[]metadata.MD{nil, metadata.Pairs(api.HeaderIndex, "5")}, 5, true},
+		{[]metadata.MD{metadata.Pairs(api.HeaderIndex, "8"), metadata.Pairs(api.HeaderIndex, "5")}, 8, true},
 	} {
 		got, ok := indexFrom(tc.mds...)
 		if got != tc.want || ok != tc.ok {
@@ -202,11 +202,11 @@ func TestIndexFrom(t *testing.T) {
 
 func TestWithMinIndex(t *testing.T) {
 	ctx := context.Background()
-	if md, ok := metadata.FromOutgoingContext(withMinIndex(ctx, 0)); ok && len(md.Get(MetadataMinIndex)) > 0 {
+	if md, ok := metadata.FromOutgoingContext(withMinIndex(ctx, 0)); ok && len(md.Get(api.HeaderMinIndex)) > 0 {
 		t.Error("index 0 must not be sent")
 	}
 	md, _ := metadata.FromOutgoingContext(withMinIndex(ctx, 1234))
-	if v := md.Get(MetadataMinIndex); len(v) != 1 || v[0] != "1234" {
+	if v := md.Get(api.HeaderMinIndex); len(v) != 1 || v[0] != "1234" {
 		t.Errorf("sent %v", v)
 	}
 }

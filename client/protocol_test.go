@@ -10,14 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/api"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
 )
@@ -59,12 +61,12 @@ func (p *protoNode) intercept(ctx context.Context, req any, info *grpc.UnaryServ
 	method := methodName(info.FullMethod)
 	md, _ := metadata.FromIncomingContext(ctx)
 	minIdx := ""
-	if v := md.Get(MetadataMinIndex); len(v) > 0 {
+	if v := md.Get(api.HeaderMinIndex); len(v) > 0 {
 		minIdx = v[0]
 	}
 	p.mu.Lock()
 	p.mins = append(p.mins, method+":"+minIdx)
-	for _, id := range md.Get(MetadataRequestID) {
+	for _, id := range md.Get(api.HeaderRequestID) {
 		p.ids = append(p.ids, method+":"+id)
 	}
 	hold := p.hold[method]
@@ -78,7 +80,7 @@ func (p *protoNode) intercept(ctx context.Context, req any, info *grpc.UnaryServ
 			p.mu.Lock()
 			p.refused[method]++
 			p.mu.Unlock()
-			grpc.SetTrailer(ctx, metadata.Pairs(MetadataRetry, RetryOtherNode))
+			grpc.SetTrailer(ctx, metadata.Pairs(api.TrailerRetry, api.RetryOtherNode))
 			return nil, rvErr(codes.Unavailable, ck.CKR_DEVICE_ERROR, "this node has not caught up")
 		}
 	}
@@ -95,7 +97,7 @@ func (p *protoNode) intercept(ctx context.Context, req any, info *grpc.UnaryServ
 		p.applied.Add(1) // a write raises the index
 	}
 	if p.sendIndex {
-		grpc.SetHeader(ctx, metadata.Pairs(MetadataIndex, strconv.FormatUint(p.applied.Load(), 10)))
+		grpc.SetHeader(ctx, metadata.Pairs(api.HeaderIndex, strconv.FormatUint(p.applied.Load(), 10)))
 	}
 	return resp, err
 }
@@ -443,8 +445,8 @@ func TestSignLostInFlightIsRetried(t *testing.T) {
 func createObjectNoID(c *Client) error {
 	ctx, cancel := c.withTimeout(context.Background())
 	defer cancel()
-	return c.rpc(ctx, c.current().token, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.CreateObject(ctx, &hsmpb.CreateObjectRequest{Template: TemplateToPB(object.Template{{Type: ck.CKA_TOKEN, Value: []byte{1}}})})
+	return c.rpc(ctx, c.current().token, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.CreateObject(ctx, &hsmpb.CreateObjectRequest{Template: []*hsmpb.Attribute{{Type: ck.CKA_TOKEN, Value: []byte{1}}}})
 		return err
 	})
 }

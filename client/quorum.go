@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/quorum"
 )
 
@@ -82,8 +82,8 @@ type QuorumStatus struct {
 // QuorumStatus reads the quorum state (crypto officer).
 func (c *Client) QuorumStatus(ctx context.Context) (*QuorumStatus, error) {
 	var r *hsmpb.QuorumStatusResponse
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.QuorumStatus(ctx, &hsmpb.Empty{})
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.QuorumStatus(ctx, &hsmpb.Empty{})
 		return err
 	})
 	if err != nil {
@@ -117,8 +117,8 @@ func (c *Client) RegisterQuorumKey(ctx context.Context, priv any) error {
 	if err != nil {
 		return argErr("%v", err)
 	}
-	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.QuorumRegisterKey(ctx, &hsmpb.QuorumRegisterKeyRequest{PublicKey: der, Proof: proof})
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.QuorumRegisterKey(ctx, &hsmpb.QuorumRegisterKeyRequest{PublicKey: der, Proof: proof})
 		return err
 	})
 }
@@ -130,8 +130,8 @@ func (c *Client) SetQuorumPolicy(ctx context.Context, service string, m int) err
 	if m < 1 || m > quorum.MaxM {
 		return argErr("M must be 1 to %d", quorum.MaxM)
 	}
-	return c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.QuorumSetPolicy(ctx, &hsmpb.QuorumSetPolicyRequest{Service: service, M: uint32(m), QuorumToken: c.quorum(ctx)})
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.QuorumSetPolicy(ctx, &hsmpb.QuorumSetPolicyRequest{Service: service, M: uint32(m), QuorumToken: c.quorum(ctx)})
 		return err
 	})
 }
@@ -139,8 +139,8 @@ func (c *Client) SetQuorumPolicy(ctx context.Context, service string, m int) err
 // CreateQuorumToken asks for approval of one use of a service.
 func (c *Client) CreateQuorumToken(ctx context.Context, service string) (*QuorumToken, error) {
 	var r *hsmpb.QuorumToken
-	err := c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		r, err = api.QuorumCreateToken(ctx, &hsmpb.QuorumCreateTokenRequest{Service: service})
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.QuorumCreateToken(ctx, &hsmpb.QuorumCreateTokenRequest{Service: service})
 		return err
 	})
 	if err != nil {
@@ -169,8 +169,8 @@ func (c *Client) ApproveQuorumToken(ctx context.Context, id string, priv any) (*
 	if err != nil {
 		return nil, argErr("%v", err)
 	}
-	err = c.call(ctx, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.QuorumApproveToken(ctx, &hsmpb.QuorumApproveTokenRequest{Id: id, Signature: sig})
+	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.QuorumApproveToken(ctx, &hsmpb.QuorumApproveTokenRequest{Id: id, Signature: sig})
 		return err
 	})
 	return tok, err

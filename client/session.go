@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 )
 
@@ -86,8 +86,8 @@ func (c *Client) Login(ctx context.Context, user, password string) error {
 
 func (c *Client) loginRPC(ctx context.Context, user, password string) (*session, error) {
 	var resp *hsmpb.LoginResponse
-	err := c.rpc(ctx, "", func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		resp, err = api.Login(ctx, &hsmpb.LoginRequest{User: user, Password: password})
+	err := c.rpc(ctx, "", func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		resp, err = hc.Login(ctx, &hsmpb.LoginRequest{User: user, Password: password})
 		return err
 	})
 	if err != nil {
@@ -119,8 +119,8 @@ func (c *Client) Logout(ctx context.Context) error {
 	if s == nil {
 		return notLoggedIn()
 	}
-	err := c.rpc(ctx, s.token, func(ctx context.Context, api hsmpb.HSMClient) error {
-		_, err := api.Logout(ctx, &hsmpb.Empty{})
+	err := c.rpc(ctx, s.token, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.Logout(ctx, &hsmpb.Empty{})
 		return err
 	})
 	if hsmerr.IsRV(err, ck.CKR_USER_NOT_LOGGED_IN) {
@@ -150,8 +150,8 @@ func (c *Client) Refresh(ctx context.Context) error {
 // The caller holds authSem and has checked that s is current.
 func (c *Client) refreshLocked(ctx context.Context, s *session) (*session, error) {
 	var resp *hsmpb.LoginResponse
-	err := c.rpc(ctx, s.token, func(ctx context.Context, api hsmpb.HSMClient) (err error) {
-		resp, err = api.Refresh(ctx, &hsmpb.Empty{})
+	err := c.rpc(ctx, s.token, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		resp, err = hc.Refresh(ctx, &hsmpb.Empty{})
 		return err
 	})
 	if err != nil {

@@ -13,14 +13,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/api"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/pki"
 )
@@ -86,7 +88,7 @@ func rvErr(code codes.Code, rv uint64, msg string) error {
 
 func tokenOf(ctx context.Context) string {
 	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get(MetadataSession); len(v) == 1 {
+	if v := md.Get(api.HeaderSession); len(v) == 1 {
 		return v[0]
 	}
 	return ""

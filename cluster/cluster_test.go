@@ -19,10 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/api"
+
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/hsmd"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
@@ -295,11 +296,11 @@ func TestLogoutAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	withToken := func(idx string) context.Context {
-		return metadata.AppendToOutgoingContext(ctx, hsmd.SessionHeader, login.Token, hsmd.MinIndexHeader, idx)
+		return metadata.AppendToOutgoingContext(ctx, api.HeaderSession, login.Token, api.HeaderMinIndex, idx)
 	}
-	idx := hdr.Get(hsmd.IndexHeader)
+	idx := hdr.Get(api.HeaderIndex)
 	if len(idx) != 1 {
-		t.Fatalf("no %s header", hsmd.IndexHeader)
+		t.Fatalf("no %s header", api.HeaderIndex)
 	}
 	if _, err := n2.ListUsers(withToken(idx[0]), &hsmpb.Empty{}); err != nil {
 		t.Fatalf("the token does not work on node2: %v", err)
@@ -307,7 +308,7 @@ func TestLogoutAcrossNodes(t *testing.T) {
 	if _, err := n1.Logout(withToken(idx[0]), &hsmpb.Empty{}, grpc.Header(&hdr)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = n2.ListUsers(withToken(hdr.Get(hsmd.IndexHeader)[0]), &hsmpb.Empty{})
+	_, err = n2.ListUsers(withToken(hdr.Get(api.HeaderIndex)[0]), &hsmpb.Empty{})
 	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "logged out") {
 		t.Fatalf("node2 after a logout on node1: %v", err)
 	}
@@ -317,7 +318,7 @@ func TestLogoutAcrossNodes(t *testing.T) {
 		t.Fatalf("restart: %v\n%s", err, out)
 	}
 	n2 = rawNode(t, c, 2)
-	_, err = n2.ListUsers(withToken(hdr.Get(hsmd.IndexHeader)[0]), &hsmpb.Empty{})
+	_, err = n2.ListUsers(withToken(hdr.Get(api.HeaderIndex)[0]), &hsmpb.Empty{})
 	if status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("restarted node2 after a logout on node1: %v", err)
 	}

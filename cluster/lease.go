@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/state"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"

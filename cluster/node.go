@@ -19,7 +19,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/cluster/peerpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/state"
 	"google.golang.org/grpc"
@@ -410,7 +410,7 @@ func (n *Node) applyHere(raw []byte) (uint64, error, error) {
 // HandleForward is the leader's side of Forward. sender is the name in
 // the certificate the request came with. A command without a valid proof
 // never reaches Raft.
-func (n *Node) HandleForward(ctx context.Context, req *hsmpb.ForwardRequest, sender string) (*hsmpb.ForwardResponse, error) {
+func (n *Node) HandleForward(ctx context.Context, req *peerpb.ForwardRequest, sender string) (*peerpb.ForwardResponse, error) {
 	if !n.IsLeader() {
 		return nil, status.Error(codes.FailedPrecondition, "not the leader")
 	}
@@ -425,9 +425,9 @@ func (n *Node) HandleForward(ctx context.Context, req *hsmpb.ForwardRequest, sen
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
-	resp := &hsmpb.ForwardResponse{Index: idx}
+	resp := &peerpb.ForwardResponse{Index: idx}
 	if refusal != nil {
-		resp.Rv, resp.Message = hsmerr.RV(refusal), message(refusal)
+		resp.Rv, resp.Message, resp.Reason = hsmerr.RV(refusal), message(refusal), string(hsmerr.ReasonOf(refusal))
 	}
 	return resp, nil
 }
@@ -445,7 +445,7 @@ func (n *Node) forward(ctx context.Context, id, addr string, raw []byte) (uint64
 		return 0, nil, notExecuted("cannot prove the command: " + err.Error())
 	}
 	var p peer.Peer
-	resp, err := api.Forward(ctx, &hsmpb.ForwardRequest{Command: raw, Proof: proof}, grpc.Peer(&p))
+	resp, err := api.Forward(ctx, &peerpb.ForwardRequest{Command: raw, Proof: proof}, grpc.Peer(&p))
 	if err == nil && peerName(&p) != id {
 		n.cfg.Log.Warn("the leader's address answered with another node's certificate", "leader", id, "addr", addr, "peer", peerName(&p))
 		return 0, nil, unknownOutcome(errors.New("the leader's address answered with another node's certificate"))
@@ -469,7 +469,11 @@ func (n *Node) forward(ctx context.Context, id, addr string, raw []byte) (uint64
 	}
 	var refusal error
 	if resp.Rv != 0 {
-		refusal = &hsmerr.Error{RV: resp.Rv, Msg: resp.Message}
+		e := &hsmerr.Error{RV: resp.Rv, Msg: resp.Message}
+		if r := hsmerr.Reason(resp.Reason); hsmerr.KnownReason(resp.Rv, r) {
+			e.Reason = r
+		}
+		refusal = e
 	}
 	return resp.Index, refusal, nil
 }
@@ -489,11 +493,11 @@ func sent(err error) bool {
 
 // MembershipAuthorizer decides on the leader whether a membership change
 // is authorized; sender is the name of the node that asked for it.
-type MembershipAuthorizer func(ctx context.Context, req *hsmpb.MembershipRequest, sender string) error
+type MembershipAuthorizer func(ctx context.Context, req *peerpb.MembershipRequest, sender string) error
 
 // MembershipProofFields are the fields of a membership request its proof
 // covers.
-func MembershipProofFields(req *hsmpb.MembershipRequest) [][]byte {
+func MembershipProofFields(req *peerpb.MembershipRequest) [][]byte {
 	return [][]byte{[]byte(req.Op), []byte(req.Name), []byte(req.Addr), []byte(req.SessionToken), req.CertFingerprint}
 }
 
@@ -501,7 +505,7 @@ func MembershipProofFields(req *hsmpb.MembershipRequest) [][]byte {
 // The request carries the officer's authorization; this node adds its
 // proof. On the leader, authorize decides (the same check a request from
 // another node gets).
-func (n *Node) ChangeMembership(ctx context.Context, req *hsmpb.MembershipRequest, authorize MembershipAuthorizer) error {
+func (n *Node) ChangeMembership(ctx context.Context, req *peerpb.MembershipRequest, authorize MembershipAuthorizer) error {
 	ctx, cancel := context.WithTimeout(ctx, leaderWait)
 	defer cancel()
 	for {
@@ -544,9 +548,9 @@ func (n *Node) ChangeMembership(ctx context.Context, req *hsmpb.MembershipReques
 const NotLeader = "not the leader"
 
 // HandleChangeMembership is the leader's side of ChangeMembership.
-func (n *Node) HandleChangeMembership(req *hsmpb.MembershipRequest) error {
+func (n *Node) HandleChangeMembership(req *peerpb.MembershipRequest) error {
 	if !n.IsLeader() {
-		return status.Error(codes.FailedPrecondition, NotLeader)
+		return ErrNotLeader
 	}
 	if err := n.changeHere(req.Op, req.Name, req.Addr); err != nil {
 		return status.Error(codes.FailedPrecondition, message(err))
@@ -619,7 +623,7 @@ func (n *Node) CommitIndex() uint64 {
 }
 
 // Peer returns a client for another node's Peer service.
-func (n *Node) Peer(addr string) (hsmpb.PeerClient, error) { return n.peers.get(addr) }
+func (n *Node) Peer(addr string) (peerpb.PeerClient, error) { return n.peers.get(addr) }
 
 // Self is this node's name and advertised address.
 func (n *Node) Self() (id, addr string) { return n.cfg.ID, n.cfg.Advertise }
@@ -652,11 +656,11 @@ func newPeers(conf *tls.Config) *peers {
 	return &peers{creds: credentials.NewTLS(conf), conns: map[string]*grpc.ClientConn{}}
 }
 
-func (p *peers) get(addr string) (hsmpb.PeerClient, error) {
+func (p *peers) get(addr string) (peerpb.PeerClient, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.conns[addr]; ok {
-		return hsmpb.NewPeerClient(c), nil
+		return peerpb.NewPeerClient(c), nil
 	}
 	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(p.creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(32<<20), grpc.MaxCallSendMsgSize(32<<20)))
@@ -664,7 +668,7 @@ func (p *peers) get(addr string) (hsmpb.PeerClient, error) {
 		return nil, err
 	}
 	p.conns[addr] = c
-	return hsmpb.NewPeerClient(c), nil
+	return peerpb.NewPeerClient(c), nil
 }
 
 func (p *peers) close() {

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/cluster/peerpb"
 )
 
 // What a node certificate alone may do: the Peer service and Raft are
@@ -63,7 +63,7 @@ func (n *Node) proofKey() ([]byte, error) {
 }
 
 // Prove makes this node's proof over a request of the given kind.
-func (n *Node) Prove(kind string, fields ...[]byte) (*hsmpb.PeerProof, error) {
+func (n *Node) Prove(kind string, fields ...[]byte) (*peerpb.PeerProof, error) {
 	key, err := n.proofKey()
 	if err != nil {
 		return nil, err
@@ -73,12 +73,12 @@ func (n *Node) Prove(kind string, fields ...[]byte) (*hsmpb.PeerProof, error) {
 		return nil, err
 	}
 	now := time.Now().UnixMilli()
-	return &hsmpb.PeerProof{Node: n.cfg.ID, UnixMs: now, Nonce: nonce, Mac: proofMAC(key, kind, n.cfg.ID, now, nonce, fields...)}, nil
+	return &peerpb.PeerProof{Node: n.cfg.ID, UnixMs: now, Nonce: nonce, Mac: proofMAC(key, kind, n.cfg.ID, now, nonce, fields...)}, nil
 }
 
 // CheckProof verifies a proof that sender (the name in the certificate
 // the request came with) made over the request's fields.
-func (n *Node) CheckProof(p *hsmpb.PeerProof, sender, kind string, fields ...[]byte) error {
+func (n *Node) CheckProof(p *peerpb.PeerProof, sender, kind string, fields ...[]byte) error {
 	if p == nil || p.Node != sender || len(p.Mac) != sha256.Size || len(p.Nonce) != proofNonceLen {
 		return ErrBadProof
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/cluster/peerpb"
 	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/state"
 	"github.com/stretchr/testify/assert"
@@ -24,7 +24,7 @@ func TestProof(t *testing.T) {
 	dk := bytes.Repeat([]byte{7}, 32)
 	sender, leader := proofNode(t, "node2", dk), proofNode(t, "node1", dk)
 	cmd := []byte(`{"op":"logout"}`)
-	fresh := func() *hsmpb.PeerProof {
+	fresh := func() *peerpb.PeerProof {
 		p, err := sender.Prove(ProofForward, cmd)
 		require.NoError(t, err)
 		return p
@@ -38,7 +38,7 @@ func TestProof(t *testing.T) {
 
 	cases := []struct {
 		name   string
-		proof  *hsmpb.PeerProof
+		proof  *peerpb.PeerProof
 		sender string
 		kind   string
 		fields [][]byte
@@ -49,8 +49,8 @@ func TestProof(t *testing.T) {
 		{"another command", fresh(), "node2", ProofForward, [][]byte{[]byte(`{"op":"create_user"}`)}},
 		{"another domain key", foreign, "node2", ProofForward, [][]byte{cmd}},
 		{"too old", stale, "node2", ProofForward, [][]byte{cmd}},
-		{"short mac", &hsmpb.PeerProof{Node: "node2", UnixMs: time.Now().UnixMilli(), Nonce: make([]byte, proofNonceLen), Mac: []byte{1}}, "node2", ProofForward, [][]byte{cmd}},
-		{"no nonce", func() *hsmpb.PeerProof { p := fresh(); p.Nonce = nil; return p }(), "node2", ProofForward, [][]byte{cmd}},
+		{"short mac", &peerpb.PeerProof{Node: "node2", UnixMs: time.Now().UnixMilli(), Nonce: make([]byte, proofNonceLen), Mac: []byte{1}}, "node2", ProofForward, [][]byte{cmd}},
+		{"no nonce", func() *peerpb.PeerProof { p := fresh(); p.Nonce = nil; return p }(), "node2", ProofForward, [][]byte{cmd}},
 	}
 	for _, tc := range cases {
 		assert.ErrorIs(t, leader.CheckProof(tc.proof, tc.sender, tc.kind, tc.fields...), ErrBadProof, tc.name)

@@ -12,10 +12,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openhsm/openhsm/api"
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/backup"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/cluster"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/seal"
@@ -289,8 +290,8 @@ func (s *Server) GetBackup(req *hsmpb.GetBackupRequest, stream grpc.ServerStream
 		defer f.Close()
 		return sendFile(f, stream.Send)
 	}
-	var bf *badField
-	if errors.As(err, &bf) {
+	var fe *api.FieldError
+	if errors.As(err, &fe) {
 		return err
 	}
 	// Not here: the node that took it sends it through this one.

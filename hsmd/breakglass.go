@@ -9,8 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/cluster/peerpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/state"
@@ -65,7 +66,7 @@ func UnlockUser(cfg *Config, name string) error {
 	if err != nil {
 		return err
 	}
-	_, err = peer.BreakGlassUnlock(ctx, &hsmpb.BreakGlassRequest{User: name, TimeUnix: p.Time, Nonce: p.Nonce, Mac: p.MAC})
+	_, err = peer.BreakGlassUnlock(ctx, &peerpb.BreakGlassRequest{User: name, TimeUnix: p.Time, Nonce: p.Nonce, Mac: p.MAC})
 	if err != nil {
 		return fmt.Errorf("unlock-user: %s", status.Convert(err).Message())
 	}
@@ -99,7 +100,7 @@ func (c *Config) localAddr() (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-func (p *peerServer) BreakGlassUnlock(ctx context.Context, r *hsmpb.BreakGlassRequest) (*hsmpb.Empty, error) {
+func (p *peerServer) BreakGlassUnlock(ctx context.Context, r *peerpb.BreakGlassRequest) (*hsmpb.Empty, error) {
 	if err := userName("user", r.User); err != nil {
 		return nil, err
 	}

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/hex"
 
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
-	"google.golang.org/grpc/codes"
 )
 
 // RevokeCert puts a certificate on the cluster's deny-list. A crypto
@@ -19,12 +19,12 @@ import (
 func (s *Server) RevokeCert(ctx context.Context, r *hsmpb.RevokeCertRequest) (*hsmpb.Empty, error) {
 	fp, err := pki.ParseFingerprint(r.GetFingerprint())
 	if err != nil {
-		return nil, statusWith(codes.InvalidArgument, ck.CKR_ARGUMENTS_BAD, err.Error())
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
 	}
 	// A crypto user is refused for its role first (by the engine), not
 	// for this.
 	if fp == identityFrom(ctx).Fingerprint && callerFrom(ctx).Role == object.RoleCO {
-		return nil, statusWith(codes.FailedPrecondition, ck.CKR_ACTION_PROHIBITED,
+		return nil, hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED,
 			"refusing to revoke the certificate this call came over: renew it, connect with the new one, then revoke the old")
 	}
 	if err := s.engine.RevokeCert(ctx, callerFrom(ctx), hex.EncodeToString(fp[:]), r.GetName()); err != nil {

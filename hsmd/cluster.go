@@ -6,14 +6,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openhsm/openhsm/api"
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/cluster"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/cluster/peerpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/state"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -176,10 +177,10 @@ func (s *Server) RemoveNode(ctx context.Context, req *hsmpb.RemoveNodeRequest) (
 // membershipRequest is a membership change with the authorization of the
 // officer whose call asked for it: the session token it came with (already
 // checked here) and the client certificate it is bound to.
-func (s *Server) membershipRequest(ctx context.Context, op, name, addr string) *hsmpb.MembershipRequest {
-	req := &hsmpb.MembershipRequest{Op: op, Name: name, Addr: addr}
+func (s *Server) membershipRequest(ctx context.Context, op, name, addr string) *peerpb.MembershipRequest {
+	req := &peerpb.MembershipRequest{Op: op, Name: name, Addr: addr}
 	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get(SessionHeader); len(v) == 1 {
+	if v := md.Get(api.HeaderSession); len(v) == 1 {
 		req.SessionToken = v[0]
 	}
 	fp := identityFrom(ctx).Fingerprint
@@ -194,28 +195,28 @@ func (s *Server) membershipRequest(ctx context.Context, op, name, addr string) *
 // certificate named, not logged out, of a user who exists now with the
 // same credentials and is not locked. The quorum rules (M of N officers)
 // belong here too.
-func (s *Server) authorizeMembership(ctx context.Context, req *hsmpb.MembershipRequest, sender string) error {
+func (s *Server) authorizeMembership(ctx context.Context, req *peerpb.MembershipRequest, sender string) error {
 	cn, err := s.clusterNode()
 	if err != nil {
 		return err
 	}
 	if err := cn.CheckProof(req.Proof, sender, cluster.ProofMembership, cluster.MembershipProofFields(req)...); err != nil {
 		s.log.Warn("refused a membership change without a valid proof", "peer", sender, "op", req.Op, "member", req.Name, "error", err.Error())
-		return statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "membership change refused: "+err.Error())
+		return refuse(ck.CKR_USER_NOT_LOGGED_IN, "membership change refused: "+err.Error())
 	}
 	var fp [32]byte
 	if len(req.CertFingerprint) != len(fp) {
-		return statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "membership change refused: no client certificate")
+		return refuse(ck.CKR_USER_NOT_LOGGED_IN, "membership change refused: no client certificate")
 	}
 	copy(fp[:], req.CertFingerprint)
 	_, u, err := s.checkSession(req.SessionToken, fp)
 	if err != nil {
 		s.log.Warn("refused a membership change without an officer's session", "peer", sender, "op", req.Op, "member", req.Name)
-		return statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "membership change refused: no valid crypto officer session")
+		return refuse(ck.CKR_USER_NOT_LOGGED_IN, "membership change refused: no valid crypto officer session")
 	}
 	if u.Role != object.RoleCO {
 		s.log.Warn("refused a membership change not by an officer", "peer", sender, "op", req.Op, "member", req.Name, "user", u.Name)
-		return statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "membership change refused: only a crypto officer may change the cluster")
+		return refuse(ck.CKR_USER_NOT_LOGGED_IN, "membership change refused: only a crypto officer may change the cluster")
 	}
 	return nil
 }
@@ -230,11 +231,11 @@ func (s *Server) membershipChanged() {
 
 // peerServer is the node-to-node service.
 type peerServer struct {
-	hsmpb.UnimplementedPeerServer
+	peerpb.UnimplementedPeerServer
 	s *Server
 }
 
-func (p *peerServer) Forward(ctx context.Context, req *hsmpb.ForwardRequest) (*hsmpb.ForwardResponse, error) {
+func (p *peerServer) Forward(ctx context.Context, req *peerpb.ForwardRequest) (*peerpb.ForwardResponse, error) {
 	cn, err := p.s.clusterNode()
 	if err != nil {
 		return nil, err
@@ -245,13 +246,13 @@ func (p *peerServer) Forward(ctx context.Context, req *hsmpb.ForwardRequest) (*h
 	return cn.HandleForward(ctx, req, identityFrom(ctx).CommonName)
 }
 
-func (p *peerServer) ChangeMembership(ctx context.Context, req *hsmpb.MembershipRequest) (*hsmpb.Empty, error) {
+func (p *peerServer) ChangeMembership(ctx context.Context, req *peerpb.MembershipRequest) (*hsmpb.Empty, error) {
 	cn, err := p.s.clusterNode()
 	if err != nil {
 		return nil, err
 	}
 	if !cn.IsLeader() {
-		return nil, statusWith(codes.FailedPrecondition, ck.CKR_DEVICE_ERROR, cluster.NotLeader)
+		return nil, cluster.ErrNotLeader
 	}
 	if err := p.s.authorizeMembership(ctx, req, identityFrom(ctx).CommonName); err != nil {
 		return nil, err
@@ -270,12 +271,12 @@ func (p *peerServer) NodeStatus(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Clu
 	return p.s.localStatus(), nil
 }
 
-func (p *peerServer) DomainKey(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.DomainKeyResponse, error) {
+func (p *peerServer) DomainKey(ctx context.Context, _ *hsmpb.Empty) (*peerpb.DomainKeyResponse, error) {
 	raw, err := p.s.engine.Store().Meta(state.MetaDomainKey)
 	if err != nil {
 		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "this node holds no domain key")
 	}
-	resp := &hsmpb.DomainKeyResponse{Sealed: raw, ClusterId: p.s.cluster()}
+	resp := &peerpb.DomainKeyResponse{Sealed: raw, ClusterId: p.s.cluster()}
 	if cn, err := p.s.clusterNode(); err == nil {
 		ms, _ := cn.Members()
 		for _, m := range ms {

@@ -2,11 +2,11 @@ package hsmd
 
 import (
 	"context"
-	"sort"
 
+	"github.com/openhsm/openhsm/api"
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/engine"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
@@ -236,7 +236,7 @@ func (s *Server) ListUsers(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.ListUser
 // ---- objects ----
 
 func (s *Server) CreateObject(ctx context.Context, r *hsmpb.CreateObjectRequest) (*hsmpb.ObjectResponse, error) {
-	t, err := decodeTemplate("template", r.Template)
+	t, err := api.TemplateFromPB("template", r.Template)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +252,7 @@ func (s *Server) CopyObject(ctx context.Context, r *hsmpb.CopyObjectRequest) (*h
 	if err := objectID("object", r.Object); err != nil {
 		return nil, err
 	}
-	t, err := decodeTemplate("template", r.Template)
+	t, err := api.TemplateFromPB("template", r.Template)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +276,7 @@ func (s *Server) DestroyObject(ctx context.Context, r *hsmpb.ObjectRequest) (*hs
 }
 
 func findArgs(r *hsmpb.FindObjectsRequest) (object.Template, int, error) {
-	t, err := decodeTemplate("template", r.Template)
+	t, err := api.TemplateFromPB("template", r.Template)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -313,11 +313,8 @@ func (s *Server) ListObjects(ctx context.Context, r *hsmpb.FindObjectsRequest) (
 	}
 	out := &hsmpb.ListObjectsResponse{}
 	for _, o := range objs {
-		oi := &hsmpb.ObjectInfo{Object: o.ID, Owner: o.Owner, SharedWith: o.SharedWith}
-		for _, a := range sortedAttrs(o.Attrs) {
-			oi.Attributes = append(oi.Attributes, &hsmpb.Attribute{Type: a.Type, Value: a.Value})
-		}
-		out.Objects = append(out.Objects, oi)
+		out.Objects = append(out.Objects, &hsmpb.ObjectInfo{Object: o.ID, Owner: o.Owner, SharedWith: o.SharedWith,
+			Attributes: api.AttrsToPB(o.Attrs)})
 	}
 	return out, nil
 }
@@ -333,18 +330,14 @@ func (s *Server) GetAttributes(ctx context.Context, r *hsmpb.GetAttributesReques
 	if err != nil {
 		return nil, err
 	}
-	out := &hsmpb.GetAttributesResponse{}
-	for _, v := range vals {
-		out.Values = append(out.Values, &hsmpb.AttributeValue{Type: v.Type, Value: v.Value, Ckr: v.RV})
-	}
-	return out, nil
+	return &hsmpb.GetAttributesResponse{Values: api.AttrValuesToPB(vals)}, nil
 }
 
 func (s *Server) SetAttributes(ctx context.Context, r *hsmpb.SetAttributesRequest) (*hsmpb.Empty, error) {
 	if err := objectID("object", r.Object); err != nil {
 		return nil, err
 	}
-	t, err := decodeTemplate("template", r.Template)
+	t, err := api.TemplateFromPB("template", r.Template)
 	if err != nil {
 		return nil, err
 	}
@@ -380,11 +373,11 @@ func (s *Server) Share(ctx context.Context, r *hsmpb.ShareRequest) (*hsmpb.Empty
 // ---- keys ----
 
 func (s *Server) GenerateKey(ctx context.Context, r *hsmpb.GenerateKeyRequest) (*hsmpb.ObjectResponse, error) {
-	m, err := decodeMechanism("mechanism", r.Mechanism)
+	m, err := api.MechFromPB("mechanism", r.Mechanism)
 	if err != nil {
 		return nil, err
 	}
-	t, err := decodeTemplate("template", r.Template)
+	t, err := api.TemplateFromPB("template", r.Template)
 	if err != nil {
 		return nil, err
 	}
@@ -397,15 +390,15 @@ func (s *Server) GenerateKey(ctx context.Context, r *hsmpb.GenerateKeyRequest) (
 }
 
 func (s *Server) GenerateKeyPair(ctx context.Context, r *hsmpb.GenerateKeyPairRequest) (*hsmpb.KeyPairResponse, error) {
-	m, err := decodeMechanism("mechanism", r.Mechanism)
+	m, err := api.MechFromPB("mechanism", r.Mechanism)
 	if err != nil {
 		return nil, err
 	}
-	pt, err := decodeTemplate("public_template", r.PublicTemplate)
+	pt, err := api.TemplateFromPB("public_template", r.PublicTemplate)
 	if err != nil {
 		return nil, err
 	}
-	vt, err := decodeTemplate("private_template", r.PrivateTemplate)
+	vt, err := api.TemplateFromPB("private_template", r.PrivateTemplate)
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +411,7 @@ func (s *Server) GenerateKeyPair(ctx context.Context, r *hsmpb.GenerateKeyPairRe
 }
 
 func (s *Server) WrapKey(ctx context.Context, r *hsmpb.WrapKeyRequest) (*hsmpb.DataResponse, error) {
-	m, err := decodeMechanism("mechanism", r.Mechanism)
+	m, err := api.MechFromPB("mechanism", r.Mechanism)
 	if err != nil {
 		return nil, err
 	}
@@ -437,7 +430,7 @@ func (s *Server) WrapKey(ctx context.Context, r *hsmpb.WrapKeyRequest) (*hsmpb.D
 }
 
 func (s *Server) UnwrapKey(ctx context.Context, r *hsmpb.UnwrapKeyRequest) (*hsmpb.ObjectResponse, error) {
-	m, err := decodeMechanism("mechanism", r.Mechanism)
+	m, err := api.MechFromPB("mechanism", r.Mechanism)
 	if err != nil {
 		return nil, err
 	}
@@ -447,7 +440,7 @@ func (s *Server) UnwrapKey(ctx context.Context, r *hsmpb.UnwrapKeyRequest) (*hsm
 	if err := dataField("wrapped_key", r.WrappedKey); err != nil {
 		return nil, err
 	}
-	t, err := decodeTemplate("template", r.Template)
+	t, err := api.TemplateFromPB("template", r.Template)
 	if err != nil {
 		return nil, err
 	}
@@ -460,14 +453,14 @@ func (s *Server) UnwrapKey(ctx context.Context, r *hsmpb.UnwrapKeyRequest) (*hsm
 }
 
 func (s *Server) DeriveKey(ctx context.Context, r *hsmpb.DeriveKeyRequest) (*hsmpb.ObjectResponse, error) {
-	m, err := decodeMechanism("mechanism", r.Mechanism)
+	m, err := api.MechFromPB("mechanism", r.Mechanism)
 	if err != nil {
 		return nil, err
 	}
 	if err := objectID("base_key", r.BaseKey); err != nil {
 		return nil, err
 	}
-	t, err := decodeTemplate("template", r.Template)
+	t, err := api.TemplateFromPB("template", r.Template)
 	if err != nil {
 		return nil, err
 	}
@@ -482,7 +475,7 @@ func (s *Server) DeriveKey(ctx context.Context, r *hsmpb.DeriveKeyRequest) (*hsm
 // ---- cryptography ----
 
 func cryptoArgs(r *hsmpb.CryptoRequest) (mech.Mech, error) {
-	m, err := decodeMechanism("mechanism", r.Mechanism)
+	m, err := api.MechFromPB("mechanism", r.Mechanism)
 	if err != nil {
 		return m, err
 	}
@@ -543,7 +536,7 @@ func (s *Server) Decrypt(ctx context.Context, r *hsmpb.CryptoRequest) (*hsmpb.Da
 }
 
 func (s *Server) OutputLength(ctx context.Context, r *hsmpb.OutputLengthRequest) (*hsmpb.OutputLengthResponse, error) {
-	m, err := decodeMechanism("mechanism", r.Mechanism)
+	m, err := api.MechFromPB("mechanism", r.Mechanism)
 	if err != nil {
 		return nil, err
 	}
@@ -566,7 +559,7 @@ func (s *Server) OutputLength(ctx context.Context, r *hsmpb.OutputLengthRequest)
 }
 
 func (s *Server) Digest(ctx context.Context, r *hsmpb.DigestRequest) (*hsmpb.DataResponse, error) {
-	m, err := decodeMechanism("mechanism", r.Mechanism)
+	m, err := api.MechFromPB("mechanism", r.Mechanism)
 	if err != nil {
 		return nil, err
 	}
@@ -589,13 +582,4 @@ func (s *Server) GenerateRandom(ctx context.Context, r *hsmpb.RandomRequest) (*h
 		return nil, err
 	}
 	return &hsmpb.DataResponse{Data: out}, nil
-}
-
-func sortedAttrs(a object.Attrs) object.Template {
-	out := make(object.Template, 0, len(a))
-	for t, v := range a {
-		out = append(out, object.Attribute{Type: t, Value: v})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Type < out[j].Type })
-	return out
 }

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/api"
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/object"
 	"google.golang.org/protobuf/proto"
 )
@@ -78,9 +79,9 @@ func FuzzParseToken(f *testing.F) {
 func decodeAll(b []byte) {
 	var g hsmpb.GenerateKeyPairRequest
 	if proto.Unmarshal(b, &g) == nil {
-		decodeMechanism("mechanism", g.Mechanism)
-		decodeTemplate("public_template", g.PublicTemplate)
-		decodeTemplate("private_template", g.PrivateTemplate)
+		api.MechFromPB("mechanism", g.Mechanism)
+		api.TemplateFromPB("public_template", g.PublicTemplate)
+		api.TemplateFromPB("private_template", g.PrivateTemplate)
 	}
 	var c hsmpb.CryptoRequest
 	if proto.Unmarshal(b, &c) == nil {
@@ -88,8 +89,8 @@ func decodeAll(b []byte) {
 	}
 	var u hsmpb.UnwrapKeyRequest
 	if proto.Unmarshal(b, &u) == nil {
-		decodeMechanism("mechanism", u.Mechanism)
-		decodeTemplate("template", u.Template)
+		api.MechFromPB("mechanism", u.Mechanism)
+		api.TemplateFromPB("template", u.Template)
 	}
 	var f hsmpb.FindObjectsRequest
 	if proto.Unmarshal(b, &f) == nil {
@@ -126,20 +127,20 @@ func TestDecodeNamesTheField(t *testing.T) {
 		err   error
 		field string
 	}{
-		{func() error { _, err := decodeMechanism("mechanism", nil); return err }(), "mechanism"},
+		{func() error { _, err := api.MechFromPB("mechanism", nil); return err }(), "mechanism"},
 		{func() error {
-			_, err := decodeMechanism("mechanism", &hsmpb.Mechanism{Param: &hsmpb.Mechanism_Ctr{Ctr: &hsmpb.CtrParams{CounterBits: 8, Cb: []byte{1}}}})
+			_, err := api.MechFromPB("mechanism", &hsmpb.Mechanism{Param: &hsmpb.Mechanism_Ctr{Ctr: &hsmpb.CtrParams{CounterBits: 8, Cb: []byte{1}}}})
 			return err
 		}(), "mechanism.ctr.cb"},
 		{func() error {
-			_, err := decodeMechanism("mechanism", &hsmpb.Mechanism{Param: &hsmpb.Mechanism_Gcm{Gcm: &hsmpb.GcmParams{Iv: nil, TagBits: 128}}})
+			_, err := api.MechFromPB("mechanism", &hsmpb.Mechanism{Param: &hsmpb.Mechanism_Gcm{Gcm: &hsmpb.GcmParams{Iv: nil, TagBits: 128}}})
 			return err
 		}(), "mechanism.gcm.iv"},
 		{func() error {
-			_, err := decodeTemplate("template", []*hsmpb.Attribute{{Type: 3, Value: make([]byte, object.MaxAttrValue+1)}})
+			_, err := api.TemplateFromPB("template", []*hsmpb.Attribute{{Type: 3, Value: make([]byte, object.MaxAttrValue+1)}})
 			return err
 		}(), "template[0].value"},
-		{func() error { _, err := decodeTemplate("template", make([]*hsmpb.Attribute, 65)); return err }(), "template"},
+		{func() error { _, err := api.TemplateFromPB("template", make([]*hsmpb.Attribute, 65)); return err }(), "template"},
 		{objectID("key", 0), "key"},
 		{userName("user", "no:colons"), "user"},
 		{password("password", ""), "password"},
@@ -147,8 +148,8 @@ func TestDecodeNamesTheField(t *testing.T) {
 		{func() error { _, _, err := findArgs(&hsmpb.FindObjectsRequest{Max: 1 << 30}); return err }(), "max"},
 	}
 	for _, c := range cases {
-		var bf *badField
-		if !errors.As(c.err, &bf) || bf.field != c.field {
+		var fe *api.FieldError
+		if !errors.As(c.err, &fe) || fe.Field != c.field {
 			t.Errorf("want a bad %q field, got %v", c.field, c.err)
 		}
 	}

@@ -4,13 +4,12 @@ import (
 	"context"
 	"os"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/openhsm/openhsm/api"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/pki"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -45,13 +44,6 @@ const (
 	preAuthWait = time.Second
 )
 
-// Services the tap lets through; anything else is refused before the
-// stream is read (a method name alone would also match another service).
-const (
-	apiPrefix  = "/openhsm.v1.HSM/"
-	peerPrefix = "/openhsm.v1.Peer/"
-)
-
 type preAuthKey struct{}
 
 type preAuthSlot struct {
@@ -69,25 +61,17 @@ func releasePreAuth(ctx context.Context) {
 }
 
 func busy(msg string) error {
-	return statusWith(codes.ResourceExhausted, ck.CKR_DEVICE_MEMORY, msg)
+	return refuse(ck.CKR_DEVICE_MEMORY, msg)
 }
 
 // tap decides, from the headers alone, whether a stream's request may be
 // read at all.
 func (s *Server) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
-	full := info.FullMethodName
-	var method string
-	switch {
-	case strings.HasPrefix(full, apiPrefix):
-		method = full[len(apiPrefix):]
-	case strings.HasPrefix(full, peerPrefix):
-		method = full[len(peerPrefix):]
-	default:
-		return ctx, statusWith(codes.PermissionDenied, ck.CKR_FUNCTION_NOT_SUPPORTED, "method not allowed")
-	}
-	need, ok := methodAccess[method]
-	if !ok || (need == accessNode) != strings.HasPrefix(full, peerPrefix) {
-		return ctx, statusWith(codes.PermissionDenied, ck.CKR_FUNCTION_NOT_SUPPORTED, "method not allowed")
+	// The method tables know each method with its service: anything in
+	// neither is refused before the stream is read.
+	need, ok := methodAccess(info.FullMethodName)
+	if !ok {
+		return ctx, refuse(ck.CKR_FUNCTION_NOT_SUPPORTED, "method not allowed")
 	}
 	id, err := tapIdentity(ctx)
 	if err != nil {
@@ -96,18 +80,18 @@ func (s *Server) tap(ctx context.Context, info *tap.Info) (context.Context, erro
 	switch need {
 	case accessNode:
 		if id.Kind != pki.KindNode {
-			return ctx, statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "only nodes may call the peer service")
+			return ctx, refuse(ck.CKR_USER_NOT_LOGGED_IN, "only nodes may call the peer service")
 		}
 		return ctx, nil
 	case accessSession:
 		md := metadata.MD(info.Header)
-		vals := md.Get(SessionHeader)
+		vals := md.Get(api.HeaderSession)
 		if len(vals) != 1 {
 			return ctx, unauthenticated("log in first: no session token")
 		}
 		key, err := s.engine.TokenKey()
 		if err != nil {
-			return ctx, statusWith(codes.Unavailable, ck.CKR_DEVICE_ERROR, "the domain key is not unsealed")
+			return ctx, refuse(ck.CKR_DEVICE_ERROR, "the domain key is not unsealed")
 		}
 		cl, err := parseToken(key, vals[0], s.now())
 		if err != nil {

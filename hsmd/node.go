@@ -14,9 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/cluster"
+	"github.com/openhsm/openhsm/cluster/peerpb"
 	"github.com/openhsm/openhsm/engine"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/seal"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
@@ -176,7 +177,7 @@ func joinMembers(b []byte) []string {
 // dialPeer opens a Peer client to the node at addr as this node (its node
 // certificate), for the calls a node makes before it serves: joining, and
 // `hsmd unlock-user`.
-func dialPeer(cfg *Config, addr string) (hsmpb.PeerClient, func() error, error) {
+func dialPeer(cfg *Config, addr string) (peerpb.PeerClient, func() error, error) {
 	peerConf, err := pki.NodePeerConfig(cfg.Cert, cfg.Key, cfg.CA, nil)
 	if err != nil {
 		return nil, nil, err
@@ -185,7 +186,7 @@ func dialPeer(cfg *Config, addr string) (hsmpb.PeerClient, func() error, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	return hsmpb.NewPeerClient(conn), conn.Close, nil
+	return peerpb.NewPeerClient(conn), conn.Close, nil
 }
 
 // InitJoin prepares a node that will join the cluster another node at addr

@@ -4,8 +4,8 @@ import (
 	"context"
 	"strings"
 
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/engine"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/quorum"
 )
 

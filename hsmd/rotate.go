@@ -5,8 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/state"

@@ -16,17 +16,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/openhsm/openhsm/api"
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/cluster"
+	"github.com/openhsm/openhsm/cluster/peerpb"
 	"github.com/openhsm/openhsm/engine"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/state"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
@@ -35,9 +36,6 @@ import (
 
 // Version is the daemon's version string.
 const Version = "0.1.0"
-
-// SessionHeader is the metadata key that carries the session token.
-const SessionHeader = "x-hsm-session"
 
 // maxMessage bounds a request or response on the wire.
 const maxMessage = mech.MaxDataLen + 4<<20
@@ -151,8 +149,7 @@ func (s *Server) cluster() string {
 	return s.domain.cluster()
 }
 
-// access says what a method needs. Methods not in the table are refused:
-// deny by default.
+// access says what a method needs.
 type access int
 
 const (
@@ -161,64 +158,28 @@ const (
 	accessNode                      // a node certificate (the Peer service)
 )
 
-var methodAccess = map[string]access{
-	"Login": accessCert, "Bootstrap": accessCert, "Info": accessCert, "ListTokens": accessCert,
-	"Refresh": accessSession, "Logout": accessSession,
-	"CreateUser": accessSession, "DeleteUser": accessSession, "SetPassword": accessSession,
-	"UnlockUser": accessSession, "ListUsers": accessSession,
-	"CreateObject": accessSession, "CopyObject": accessSession, "DestroyObject": accessSession,
-	"FindObjects": accessSession, "ListObjects": accessSession, "GetAttributes": accessSession,
-	"SetAttributes": accessSession, "Share": accessSession,
-	"GenerateKey": accessSession, "GenerateKeyPair": accessSession, "WrapKey": accessSession,
-	"UnwrapKey": accessSession, "DeriveKey": accessSession,
-	"Sign": accessSession, "Verify": accessSession, "Encrypt": accessSession, "Decrypt": accessSession,
-	"OutputLength": accessSession, "Digest": accessSession, "GenerateRandom": accessSession,
-	"ClusterStatus": accessCert, "AddNode": accessSession, "RemoveNode": accessSession,
-	"RotatePassphrase": accessSession,
-	"CreateBackup":     accessSession, "ListBackups": accessSession, "GetBackup": accessSession,
-	"RestoreBackup":     accessCert,
-	"QuorumRegisterKey": accessSession, "QuorumSetPolicy": accessSession, "QuorumCreateToken": accessSession,
-	"QuorumApproveToken": accessSession, "QuorumStatus": accessSession,
-	"ListAudit": accessSession, "VerifyAudit": accessSession,
-	"RevokeCert": accessSession, "ListRevokedCerts": accessSession,
-	// The Peer service.
-	"Forward": accessNode, "ChangeMembership": accessNode, "NodeStatus": accessNode,
-	"DomainKey": accessNode, "LocalBackups": accessNode, "ReadBackup": accessNode,
-	"BreakGlassUnlock": accessNode,
+// methodAccess says what a full method name needs, from the HSM API's
+// method table (api.Methods) and the Peer service's (cluster.PeerMethods).
+// Methods in neither are refused: deny by default.
+func methodAccess(fullMethod string) (access, bool) {
+	if m, ok := api.MethodOf(fullMethod); ok {
+		if m.Access == api.Session {
+			return accessSession, true
+		}
+		return accessCert, true
+	}
+	if _, ok := cluster.PeerMethodOf(fullMethod); ok {
+		return accessNode, true
+	}
+	return 0, false
 }
-
-// RequestIDHeader carries the client's ID of a write call, the same on
-// every retry of the call: the state machine applies a write with a given
-// ID (per user) at most once and answers retries with its recorded
-// outcome (state/request.go).
-const RequestIDHeader = "x-hsm-request-id"
-
-// joinerMethods are the Peer methods a node certificate whose name is not
-// a member may call: a node about to join fetches the domain key (sealed
-// under the passphrase, which it must already have), and the node adding
-// it asks its status before it is a member. Neither reveals more than a
-// node certificate's holder could learn from the key's seal and a status
-// line. Everything else of the Peer service needs a member's name.
-var joinerMethods = map[string]bool{"DomainKey": true, "NodeStatus": true}
-
-// unfreshMethods are the API methods a node serves while it is not fresh
-// (docs/cluster.md: the lease): its status, which clients use to find a
-// node that is fresh. Every other method is refused so the client tries
-// another node.
-var unfreshMethods = map[string]bool{"Info": true, "ClusterStatus": true}
 
 // freshWait bounds how long a request waits for its node to become fresh.
 const freshWait = time.Second
 
-// Metadata of read-your-writes: every answer carries the node's applied
-// index; a request may ask for at least an index.
-const (
-	IndexHeader    = "x-hsm-index"
-	MinIndexHeader = "x-hsm-min-index"
-	// catchUpWait bounds how long a request waits for its node to apply
-	// the index it asks for.
-	catchUpWait = 2 * time.Second
-)
+// catchUpWait bounds how long a request waits for its node to apply the
+// index it asks for (api.HeaderMinIndex): read-your-writes.
+const catchUpWait = 2 * time.Second
 
 type ctxKey int
 
@@ -241,10 +202,6 @@ func identityFrom(ctx context.Context) pki.Identity {
 func claimsFrom(ctx context.Context) *claims {
 	c, _ := ctx.Value(keyClaims).(*claims)
 	return c
-}
-
-func unauthenticated(msg string) error {
-	return statusWith(codes.Unauthenticated, ck.CKR_USER_NOT_LOGGED_IN, msg)
 }
 
 // authenticate is the one unary interceptor: it finds the caller's
@@ -282,7 +239,7 @@ func (s *Server) guard(method string, fn func() error) (err error) {
 		if r := recover(); r != nil {
 			s.log.Error("internal error: a handler panicked", "method", method, "panic", fmt.Sprintf("%T", r),
 				"stack", string(debug.Stack()))
-			err = statusWith(codes.Internal, ck.CKR_GENERAL_ERROR, "internal error")
+			err = refuse(ck.CKR_GENERAL_ERROR, "internal error")
 		}
 	}()
 	return fn()
@@ -295,14 +252,14 @@ func (s *Server) intercept(ctx context.Context, fullMethod string, run func(ctx 
 	method := fullMethod[strings.LastIndex(fullMethod, "/")+1:]
 	err := s.guard(method, func() error {
 		var err error
-		ctx, err = s.authorize(ctx, method)
+		ctx, err = s.authorize(ctx, fullMethod)
 		if err == nil {
 			err = run(ctx)
 		}
 		return err
 	})
-	if methodAccess[method] != accessNode && s.replica != nil {
-		grpc.SetHeader(ctx, metadata.Pairs(IndexHeader, strconv.FormatUint(s.replica.Applied(), 10)))
+	if _, hsmAPI := api.MethodOf(fullMethod); hsmAPI && s.replica != nil {
+		grpc.SetHeader(ctx, metadata.Pairs(api.HeaderIndex, strconv.FormatUint(s.replica.Applied(), 10)))
 	}
 	st := toStatus(ctx, s.log, err)
 	c := callerFrom(ctx)
@@ -322,12 +279,12 @@ func (s *Server) intercept(ctx context.Context, fullMethod string, run func(ctx 
 	return st
 }
 
-// authorize checks the caller and returns the context handlers read it
-// from.
-func (s *Server) authorize(ctx context.Context, method string) (context.Context, error) {
-	need, ok := methodAccess[method]
+// authorize checks the caller of fullMethod and returns the context
+// handlers read it from.
+func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Context, error) {
+	need, ok := methodAccess(fullMethod)
 	if !ok {
-		return ctx, statusWith(codes.PermissionDenied, ck.CKR_FUNCTION_NOT_SUPPORTED, "method not allowed")
+		return ctx, refuse(ck.CKR_FUNCTION_NOT_SUPPORTED, "method not allowed")
 	}
 	p, ok := peer.FromContext(ctx)
 	if !ok {
@@ -347,36 +304,36 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	ctx = context.WithValue(ctx, keyIdentity, id)
 	if need == accessNode {
 		if id.Kind != pki.KindNode {
-			return ctx, statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "only nodes may call the peer service")
+			return ctx, refuse(ck.CKR_USER_NOT_LOGGED_IN, "only nodes may call the peer service")
 		}
-		if !joinerMethods[method] && (s.replica == nil || !s.replica.IsMember(id.CommonName)) {
-			return ctx, statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "only members of the cluster may call this")
+		if pm, _ := cluster.PeerMethodOf(fullMethod); !pm.Joiner && (s.replica == nil || !s.replica.IsMember(id.CommonName)) {
+			return ctx, refuse(ck.CKR_USER_NOT_LOGGED_IN, "only members of the cluster may call this")
 		}
 		return ctx, nil
 	}
 	if id.Kind != pki.KindClient {
-		return ctx, statusWith(codes.PermissionDenied, ck.CKR_USER_NOT_LOGGED_IN, "only client certificates may call the API")
+		return ctx, refuse(ck.CKR_USER_NOT_LOGGED_IN, "only client certificates may call the API")
 	}
-	if s.replica != nil && !unfreshMethods[method] && !s.replica.WaitFresh(ctx, freshWait) {
+	if m, _ := api.MethodOf(fullMethod); s.replica != nil && !m.OutOfLease && !s.replica.WaitFresh(ctx, freshWait) {
 		// Joining, lagging, or out of contact with a leader: what it
 		// holds may miss a revocation the cluster has acknowledged.
 		markNotExecuted(ctx)
-		return ctx, statusWith(codes.Unavailable, ck.CKR_DEVICE_ERROR, "this node is not in contact with the cluster's leader (or has not caught up); try another node")
+		return ctx, refuse(ck.CKR_DEVICE_ERROR, "this node is not in contact with the cluster's leader (or has not caught up); try another node")
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	if err := s.catchUp(ctx, md); err != nil {
 		return ctx, err
 	}
-	if vals := md.Get(RequestIDHeader); len(vals) > 0 {
+	if vals := md.Get(api.HeaderRequestID); len(vals) > 0 {
 		if len(vals) != 1 || !state.ValidRequestID(vals[0]) {
-			return ctx, statusWith(codes.InvalidArgument, ck.CKR_ARGUMENTS_BAD, RequestIDHeader+" must be 32 lowercase hex digits")
+			return ctx, refuse(ck.CKR_ARGUMENTS_BAD, api.HeaderRequestID+" must be 32 lowercase hex digits")
 		}
 		ctx = engine.WithRequestID(ctx, vals[0])
 	}
 	if need == accessCert {
 		return ctx, nil
 	}
-	vals := md.Get(SessionHeader)
+	vals := md.Get(api.HeaderSession)
 	if len(vals) != 1 {
 		return ctx, unauthenticated("log in first: no session token")
 	}
@@ -436,13 +393,13 @@ func (s *Server) checkSession(tok string, cert [32]byte) (*claims, *object.User,
 // the client reads its own writes; a node that cannot catch up in time
 // refuses before doing anything, and the client tries another.
 func (s *Server) catchUp(ctx context.Context, md metadata.MD) error {
-	vals := md.Get(MinIndexHeader)
+	vals := md.Get(api.HeaderMinIndex)
 	if len(vals) == 0 || s.replica == nil {
 		return nil
 	}
 	min, err := strconv.ParseUint(vals[0], 10, 64)
 	if err != nil || len(vals) != 1 {
-		return statusWith(codes.InvalidArgument, ck.CKR_ARGUMENTS_BAD, MinIndexHeader+" must be one decimal number")
+		return refuse(ck.CKR_ARGUMENTS_BAD, api.HeaderMinIndex+" must be one decimal number")
 	}
 	if s.replica.Applied() >= min {
 		return nil
@@ -451,7 +408,7 @@ func (s *Server) catchUp(ctx context.Context, md metadata.MD) error {
 	defer cancel()
 	if err := s.replica.WaitApplied(wctx, min); err != nil {
 		markNotExecuted(ctx)
-		return statusWith(codes.Unavailable, ck.CKR_DEVICE_ERROR, "this node has not caught up with the cluster yet")
+		return refuse(ck.CKR_DEVICE_ERROR, "this node has not caught up with the cluster yet")
 	}
 	return nil
 }
@@ -459,7 +416,7 @@ func (s *Server) catchUp(ctx context.Context, md metadata.MD) error {
 // GRPCServer builds the gRPC server over connections the cluster port has
 // already authenticated (cluster.Creds), with the client API and, when
 // peer is not nil, the node-to-node service.
-func (s *Server) GRPCServer(creds credentials.TransportCredentials, peer hsmpb.PeerServer) *grpc.Server {
+func (s *Server) GRPCServer(creds credentials.TransportCredentials, peer peerpb.PeerServer) *grpc.Server {
 	g := grpc.NewServer(
 		grpc.Creds(creds),
 		grpc.UnaryInterceptor(s.authenticate),
@@ -473,7 +430,7 @@ func (s *Server) GRPCServer(creds credentials.TransportCredentials, peer hsmpb.P
 	)
 	hsmpb.RegisterHSMServer(g, s)
 	if peer != nil {
-		hsmpb.RegisterPeerServer(g, peer)
+		peerpb.RegisterPeerServer(g, peer)
 	}
 	return g
 }

@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/cluster/peerpb"
+
 	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/internal/testcluster"
 	"github.com/openhsm/openhsm/mech"
@@ -279,7 +280,7 @@ func TestAttackAuditForgedUses(t *testing.T) {
 		for k := 1; k <= 3; k++ {
 			conn, err := grpc.NewClient(c.Addr(k), grpc.WithTransportCredentials(credentials.NewTLS(conf)))
 			require.NoError(t, err)
-			resp, err := hsmpb.NewPeerClient(conn).Forward(ctx, &hsmpb.ForwardRequest{Command: raw})
+			resp, err := peerpb.NewPeerClient(conn).Forward(ctx, &peerpb.ForwardRequest{Command: raw})
 			conn.Close()
 			if err == nil && resp.Rv == 0 {
 				applied = true

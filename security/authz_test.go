@@ -13,10 +13,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/openhsm/openhsm/cluster/peerpb"
+
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/engine"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
@@ -33,7 +34,7 @@ import (
 // authzPeer dials node k's Peer service with nothing but a node's
 // certificate and key from the cluster directory: what a thief of one
 // node's TLS files holds, without the passphrase or any password.
-func authzPeer(t *testing.T, c *testcluster.Cluster, k int) hsmpb.PeerClient {
+func authzPeer(t *testing.T, c *testcluster.Cluster, k int) peerpb.PeerClient {
 	t.Helper()
 	pkiDir := filepath.Join(c.Dir, "pki")
 	tc, err := pki.NodePeerConfig(filepath.Join(pkiDir, "node1.pem"), filepath.Join(pkiDir, "node1-key.pem"), filepath.Join(pkiDir, "ca.pem"), nil)
@@ -41,7 +42,7 @@ func authzPeer(t *testing.T, c *testcluster.Cluster, k int) hsmpb.PeerClient {
 	conn, err := grpc.NewClient(c.Addr(k), grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
-	return hsmpb.NewPeerClient(conn)
+	return peerpb.NewPeerClient(conn)
 }
 
 // authzForge makes, with an engine of the attacker's own (its own domain
@@ -150,7 +151,7 @@ func TestAttackAuthzForgedForward(t *testing.T) {
 	for _, f := range forged {
 		raw, err := f.cmd.Encode()
 		require.NoError(t, err)
-		resp, err := peer.Forward(ctx, &hsmpb.ForwardRequest{Command: raw})
+		resp, err := peer.Forward(ctx, &peerpb.ForwardRequest{Command: raw})
 		refused := err != nil || resp.GetRv() != 0
 		require.True(t, refused, "%s: applied at index %d", f.name, resp.GetIndex())
 	}

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/cluster/peerpb"
+
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
 	"github.com/openhsm/openhsm/pki"
 	"github.com/stretchr/testify/assert"
@@ -77,7 +79,7 @@ func certsGRPC(t *testing.T, addr string, conf *tls.Config) *grpc.ClientConn {
 func certsPeerCall(addr string, conn *grpc.ClientConn) error {
 	cctx, cancel := certsTimeout(5 * time.Second)
 	defer cancel()
-	_, err := hsmpb.NewPeerClient(conn).NodeStatus(cctx, &hsmpb.Empty{})
+	_, err := peerpb.NewPeerClient(conn).NodeStatus(cctx, &hsmpb.Empty{})
 	return err
 }
 

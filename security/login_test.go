@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openhsm/openhsm/api"
+	"github.com/openhsm/openhsm/cluster/peerpb"
+
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/hsmd"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
@@ -63,14 +66,14 @@ func loginCtx(t *testing.T, token string) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	if token != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, hsmd.SessionHeader, token)
+		ctx = metadata.AppendToOutgoingContext(ctx, api.HeaderSession, token)
 	}
 	return ctx
 }
 
 func (r *loginRaw) login(t *testing.T, user, password string) (*hsmpb.LoginResponse, error) {
 	resp, err := r.api.Login(loginCtx(t, ""), &hsmpb.LoginRequest{User: user, Password: password})
-	return resp, client.FromStatus(err)
+	return resp, api.FromStatus(err)
 }
 
 var loginRetryIn = regexp.MustCompile(`try again in (\d+)s`)
@@ -276,9 +279,9 @@ func TestAttackLoginBreakGlassUnlock(t *testing.T) {
 	nconn, err := grpc.NewClient(c.Addr(2), grpc.WithTransportCredentials(credentials.NewTLS(nodeConf)))
 	require.NoError(t, err)
 	defer nconn.Close()
-	_, err = hsmpb.NewPeerClient(nconn).BreakGlassUnlock(loginCtx(t, ""), &hsmpb.BreakGlassRequest{User: user,
+	_, err = peerpb.NewPeerClient(nconn).BreakGlassUnlock(loginCtx(t, ""), &peerpb.BreakGlassRequest{User: user,
 		TimeUnix: time.Now().Unix(), Nonce: make([]byte, seal.BreakGlassNonceLen), Mac: make([]byte, 32)})
-	assert.Equal(t, "CKR_USER_NOT_LOGGED_IN", ck.RVName(client.RV(client.FromStatus(err))), "a forged break-glass proof: %v", err)
+	assert.Equal(t, "CKR_USER_NOT_LOGGED_IN", ck.RVName(client.RV(api.FromStatus(err))), "a forged break-glass proof: %v", err)
 	_, err = officer.login(t, user, pass)
 	require.Equal(t, "CKR_PIN_LOCKED", ck.RVName(client.RV(err)), "still locked after the forged unlock: %v", err)
 
@@ -391,7 +394,7 @@ func TestAttackLoginMemoryCeiling(t *testing.T) {
 			defer wg.Done()
 			_, err := conns[i%len(conns)].api.Login(loginCtx(t, ""), &hsmpb.LoginRequest{User: "cu1", Password: huge})
 			mu.Lock()
-			answers[ck.RVName(client.RV(client.FromStatus(err)))]++
+			answers[ck.RVName(client.RV(api.FromStatus(err)))]++
 			mu.Unlock()
 		}(i)
 	}
@@ -434,9 +437,9 @@ func TestAttackLoginLogoutLasts(t *testing.T) {
 	refused := func(what, token string) {
 		t.Helper()
 		_, err := raw.api.Refresh(loginCtx(t, token), &hsmpb.Empty{})
-		assert.Equal(t, "CKR_USER_NOT_LOGGED_IN", ck.RVName(client.RV(client.FromStatus(err))), "%s: Refresh: %v", what, err)
+		assert.Equal(t, "CKR_USER_NOT_LOGGED_IN", ck.RVName(client.RV(api.FromStatus(err))), "%s: Refresh: %v", what, err)
 		_, err = raw.api.ListUsers(loginCtx(t, token), &hsmpb.Empty{})
-		assert.Equal(t, "CKR_USER_NOT_LOGGED_IN", ck.RVName(client.RV(client.FromStatus(err))), "%s: ListUsers: %v", what, err)
+		assert.Equal(t, "CKR_USER_NOT_LOGGED_IN", ck.RVName(client.RV(api.FromStatus(err))), "%s: ListUsers: %v", what, err)
 	}
 	refused("the logged-out token", first.Token)
 	refused("the refreshed token", refreshed.Token)
@@ -510,7 +513,7 @@ func TestAttackLoginRecreatedUser(t *testing.T) {
 	}
 	for name, call := range calls {
 		err := call()
-		assert.Equal(t, "CKR_USER_NOT_LOGGED_IN", ck.RVName(client.RV(client.FromStatus(err))), "%s with the old token: %v", name, err)
+		assert.Equal(t, "CKR_USER_NOT_LOGGED_IN", ck.RVName(client.RV(api.FromStatus(err))), "%s with the old token: %v", name, err)
 	}
 	for _, u := range []string{"mole"} {
 		for _, have := range mustUsers(t, admin) {
@@ -519,7 +522,7 @@ func TestAttackLoginRecreatedUser(t *testing.T) {
 	}
 	_, err = pinned(t, c, 1, "", "").Info(ctx)
 	require.NoError(t, err)
-	require.NoError(t, client.FromStatus(func() error { _, err := raw.login(t, "cu1", c.Env["P11_PIN"]); return err }()),
+	require.NoError(t, api.FromStatus(func() error { _, err := raw.login(t, "cu1", c.Env["P11_PIN"]); return err }()),
 		"cu1's password was not changed")
 }
 
@@ -556,7 +559,7 @@ func TestAttackLoginLogoutUnreplicated(t *testing.T) {
 	// authenticated call until it is back in contact.
 	_, err = raw.api.ListUsers(loginCtx(t, sess.Token), &hsmpb.Empty{})
 	require.Error(t, err, "the session still works on the node that was asked")
-	switch rv := ck.RVName(client.RV(client.FromStatus(err))); rv {
+	switch rv := ck.RVName(client.RV(api.FromStatus(err))); rv {
 	case "CKR_USER_NOT_LOGGED_IN":
 	case "CKR_DEVICE_ERROR":
 		assert.Contains(t, err.Error(), "not in contact with the cluster's leader")

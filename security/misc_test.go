@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"

@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openhsm/openhsm/hsmd/hsmpb"
+	"github.com/openhsm/openhsm/cluster/peerpb"
+
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/internal/testcluster"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
@@ -53,8 +55,8 @@ func trustNodeCert(t *testing.T, c *testcluster.Cluster, dir, name string) *tls.
 
 // trustPeer is the Peer service of node k, reached with the node
 // certificate name in dir.
-func trustPeer(t *testing.T, c *testcluster.Cluster, k int, dir, name string) hsmpb.PeerClient {
-	return hsmpb.NewPeerClient(trustDial(t, c.Addr(k), trustNodeCert(t, c, dir, name)))
+func trustPeer(t *testing.T, c *testcluster.Cluster, k int, dir, name string) peerpb.PeerClient {
+	return peerpb.NewPeerClient(trustDial(t, c.Addr(k), trustNodeCert(t, c, dir, name)))
 }
 
 // trustAPI is the HSM API of the node at addr, reached with the cluster's
@@ -131,7 +133,7 @@ func TestAttackTrustForgedForward(t *testing.T) {
 	mac := make([]byte, 32)
 	_, err = rand.Read(mac)
 	require.NoError(t, err)
-	proofs := map[string]*hsmpb.PeerProof{
+	proofs := map[string]*peerpb.PeerProof{
 		"no proof":     nil,
 		"forged proof": {Node: "node1", UnixMs: time.Now().UnixMilli(), Nonce: make([]byte, 16), Mac: mac},
 	}
@@ -143,7 +145,7 @@ func TestAttackTrustForgedForward(t *testing.T) {
 		for range 10 {
 			leader = trustLeader(t, c)
 			cctx, cancel := trustTimeout(10 * time.Second)
-			_, err := trustPeer(t, c, leader, trustPKI(c), "node1").Forward(cctx, &hsmpb.ForwardRequest{Command: raw, Proof: proof})
+			_, err := trustPeer(t, c, leader, trustPKI(c), "node1").Forward(cctx, &peerpb.ForwardRequest{Command: raw, Proof: proof})
 			cancel()
 			code = status.Code(err)
 			if code != codes.FailedPrecondition {
@@ -163,11 +165,11 @@ func TestAttackTrustMembershipChange(t *testing.T) {
 	c := testcluster.Start(t, 3)
 	before := trustMembers(t, c)
 	require.Len(t, before, 3)
-	reqs := []*hsmpb.MembershipRequest{
+	reqs := []*peerpb.MembershipRequest{
 		{Op: "add", Name: "node9", Addr: "127.0.0.1:1"},
 		{Op: "remove", Name: "node3"},
 		{Op: "remove", Name: "node3", SessionToken: "v1.forged.forged", CertFingerprint: make([]byte, 32),
-			Proof: &hsmpb.PeerProof{Node: "node1", UnixMs: time.Now().UnixMilli(), Nonce: make([]byte, 16), Mac: make([]byte, 32)}},
+			Proof: &peerpb.PeerProof{Node: "node1", UnixMs: time.Now().UnixMilli(), Nonce: make([]byte, 16), Mac: make([]byte, 32)}},
 	}
 	for _, req := range reqs {
 		var code codes.Code
@@ -221,9 +223,9 @@ func TestAttackTrustNonMemberNode(t *testing.T) {
 	assert.NoError(t, err, "NodeStatus, which the node adding a joiner calls")
 	_, err = p.DomainKey(cctx, &hsmpb.Empty{})
 	assert.NoError(t, err, "DomainKey, which a joining node calls")
-	_, err = p.Forward(cctx, &hsmpb.ForwardRequest{Command: []byte(`{"op":"logout"}`)})
+	_, err = p.Forward(cctx, &peerpb.ForwardRequest{Command: []byte(`{"op":"logout"}`)})
 	assert.Equal(t, codes.PermissionDenied, status.Code(err), "Forward: %v", err)
-	_, err = p.ChangeMembership(cctx, &hsmpb.MembershipRequest{Op: "add", Name: "node9", Addr: "127.0.0.1:1"})
+	_, err = p.ChangeMembership(cctx, &peerpb.MembershipRequest{Op: "add", Name: "node9", Addr: "127.0.0.1:1"})
 	assert.Equal(t, codes.PermissionDenied, status.Code(err), "ChangeMembership: %v", err)
 	_, err = p.LocalBackups(cctx, &hsmpb.Empty{})
 	assert.Equal(t, codes.PermissionDenied, status.Code(err), "LocalBackups: %v", err)

@@ -424,7 +424,7 @@ func createUser(tx Tx, s *seal.Sealer, c *Command) error {
 		return err
 	}
 	if _, err := tx.User(u.Name); err == nil {
-		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "user %q already exists", u.Name)
+		return hsmerr.Reasonf(hsmerr.ReasonUserExists, "user %q already exists", u.Name)
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}

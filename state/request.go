@@ -62,6 +62,10 @@ type RequestRecord struct {
 	Msg     string   `json:"msg,omitempty"` // the refusal's message
 	Objects []uint64 `json:"objects,omitempty"`
 	Expiry  string   `json:"expiry"` // its key in the expiry queue
+
+	// Reason is the refusal's hsmerr.Reason, so a repeat answers with it
+	// too (C_InitPIN tells an existing user by it).
+	Reason string `json:"reason,omitempty"`
 }
 
 // Err is the recorded refusal, or nil.
@@ -69,7 +73,7 @@ func (r *RequestRecord) Err() error {
 	if r.RV == ck.CKR_OK {
 		return nil
 	}
-	return &hsmerr.Error{RV: r.RV, Msg: r.Msg}
+	return &hsmerr.Error{RV: r.RV, Msg: r.Msg, Reason: hsmerr.Reason(r.Reason)}
 }
 
 // ValidRequestID accepts exactly RequestIDLen lowercase hex digits.
@@ -157,7 +161,7 @@ func applyDeduped(tx Tx, s *seal.Sealer, c *Command, index uint64, key string, f
 			rec.Objects = ids
 		}
 	case errors.As(ferr, &te):
-		rec.RV, rec.Msg = te.RV, te.Msg
+		rec.RV, rec.Msg, rec.Reason = te.RV, te.Msg, string(te.Reason)
 		if te.Err != nil {
 			rec.Msg += ": " + te.Err.Error()
 		}

@@ -14,7 +14,7 @@ const module = "github.com/openhsm/openhsm/"
 // order is docs/packages.md's table, top to bottom: a package may import
 // only packages after it.
 var order = []string{
-	"hsmd", "cluster", "backup", "engine", "state/sqlite", "state", "snapshot", "seal", "mech",
+	"hsmd", "cluster", "cluster/peerpb", "backup", "api", "api/hsmpb", "engine", "state/sqlite", "state", "snapshot", "seal", "mech",
 	"object", "quorum", "audit", "passwords", "hsmerr", "internal/fields", "ck",
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/stretchr/testify/require"
 )
 
 // These tests drive the module (PKCS#11 semantics, no cgo) against a real
@@ -524,4 +525,25 @@ func TestSetPIN(t *testing.T) {
 	}
 	ro, _ := m.OpenSession(e.slot, ck.CKF_SERIAL_SESSION)
 	wantRV(t, "SetPIN in a R/O session", m.SetPIN(ro, []byte(old), []byte("x-password-2")), ck.CKR_SESSION_READ_ONLY)
+}
+
+// TestInitPINExistingUser: C_InitPIN on the cluster slot for a crypto user
+// who exists sets their password. The library knows "exists" by the
+// error's reason (hsmerr.ErrUserExists, from the engine through the
+// cluster and the gRPC status), not by its text.
+func TestInitPINExistingUser(t *testing.T) {
+	e := newEnv(t)
+	m := e.m
+	cs, err := m.OpenSession(clusterSlot, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+	require.NoError(t, err)
+	require.NoError(t, m.Login(cs, ck.CKU_SO, []byte(e.cl.Env["P11_SO_PIN"])))
+	require.NoError(t, m.InitPIN(cs, []byte("dave:dave-password-1")))
+	require.NoError(t, m.InitPIN(cs, []byte("dave:dave-password-2")), "C_InitPIN for a user who exists")
+	require.NoError(t, m.Logout(cs))
+	wantRV(t, "the first password", m.LoginUser(cs, ck.CKU_USER, []byte("dave-password-1"), []byte("dave")), ck.CKR_PIN_INCORRECT)
+	require.NoError(t, m.LoginUser(cs, ck.CKU_USER, []byte("dave-password-2"), []byte("dave")), "the second password")
+	require.NoError(t, m.Logout(cs))
+	// Any other refusal of the create is the caller's answer, not a reset.
+	require.NoError(t, m.Login(cs, ck.CKU_SO, []byte(e.cl.Env["P11_SO_PIN"])))
+	wantRV(t, "a bad user name", m.InitPIN(cs, []byte("no spaces allowed:dave-password-3")), ck.CKR_ARGUMENTS_BAD)
 }

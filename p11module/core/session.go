@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"sync"
 
@@ -350,7 +351,7 @@ func (m *Module) InitPIN(h uint64, pin []byte) error {
 		return errorf(ck.CKR_PIN_INVALID, "on the cluster slot the PIN is user:password")
 	}
 	err = c.CreateUser(ctx, user, "CU", password)
-	if hsmerr.RV(err) == ck.CKR_ARGUMENTS_BAD && strings.Contains(err.Error(), "already exists") {
+	if errors.Is(err, hsmerr.ErrUserExists) {
 		err = c.SetPassword(ctx, user, password)
 	}
 	return m.quorumNote("C_InitPIN", err)
