@@ -89,7 +89,6 @@ var methods = []Method{
 	method("Verify", Session, RetryIdempotent),
 	method("Encrypt", Session, RetryIdempotent),
 	method("Decrypt", Session, RetryIdempotent),
-	method("OutputLength", Session, RetryIdempotent),
 	method("Digest", Session, RetryIdempotent),
 	method("GenerateRandom", Session, RetryIdempotent),
 

@@ -8,8 +8,6 @@ import (
 
 	"github.com/openhsm/openhsm/api"
 	"github.com/openhsm/openhsm/api/hsmpb"
-	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
 )
@@ -416,31 +414,6 @@ func (c *Client) Decrypt(ctx context.Context, id uint64, m mech.Mech, data []byt
 	return c.crypt(ctx, m, id, data, func(a hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error) {
 		return a.Decrypt
 	})
-}
-
-// OutputLength tells how long the output of op ("sign", "encrypt" or
-// "decrypt") on inLen bytes with key id can be, without doing it.
-func (c *Client) OutputLength(ctx context.Context, id uint64, m mech.Mech, op string, inLen int) (int, error) {
-	if inLen < 0 {
-		return 0, argErr("negative input length")
-	}
-	pm, err := api.MechToPB("mechanism", m)
-	if err != nil {
-		return 0, err
-	}
-	var r *hsmpb.OutputLengthResponse
-	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
-		r, err = hc.OutputLength(ctx, &hsmpb.OutputLengthRequest{Mechanism: pm, Key: id, Operation: op, InputLength: uint64(inLen)})
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	n := r.GetLength()
-	if n > math.MaxInt32 {
-		return 0, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the server gave an output length of %d", n)
-	}
-	return int(n), nil
 }
 
 // Digest hashes data (C_Digest); it needs no key.

@@ -23,7 +23,7 @@ import (
 
 func TestIdempotentTable(t *testing.T) {
 	want := []string{"ClusterStatus", "Decrypt", "Digest", "Encrypt", "FindObjects", "GenerateRandom", "GetAttributes", "Info",
-		"ListObjects", "ListTokens", "ListUsers", "OutputLength", "Refresh", "Sign", "Verify"}
+		"ListObjects", "ListTokens", "ListUsers", "Refresh", "Sign", "Verify"}
 	wantDeduped := []string{"CopyObject", "CreateObject", "CreateUser", "DeleteUser", "DeriveKey", "DestroyObject",
 		"GenerateKey", "GenerateKeyPair", "SetAttributes", "SetPassword", "Share", "UnlockUser", "UnwrapKey"}
 	var got, gotDeduped []string

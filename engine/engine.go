@@ -183,7 +183,6 @@ var _ state.Observer = (*Engine)(nil)
 // Store is the store the engine reads.
 func (e *Engine) Store() state.Store { return e.store }
 
-
 func (e *Engine) sealer() (*seal.Sealer, error) {
 	s := e.machine.Sealer()
 	if s == nil {
@@ -777,26 +776,6 @@ func (e *Engine) Decrypt(c Caller, id uint64, m mech.Mech, data []byte) ([]byte,
 		return nil, err
 	}
 	return row.Decrypt(k, m, data)
-}
-
-// outLenOps are the operations OutLen answers for.
-var outLenOps = map[string]keyOp{"sign": opSign, "encrypt": opEncrypt, "decrypt": opDecrypt}
-
-// OutLen tells how long the output of an operation on inLen bytes can be,
-// without doing it. op is "sign", "encrypt" or "decrypt".
-func (e *Engine) OutLen(c Caller, id uint64, m mech.Mech, op string, inLen int) (int, error) {
-	kop, ok := outLenOps[op]
-	if !ok {
-		return 0, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "unknown operation %q", op)
-	}
-	row, _, k, err := e.useKey(c, id, m, kop)
-	if err != nil {
-		return 0, err
-	}
-	if row.OutLen == nil {
-		return 0, hsmerr.Errorf(ck.CKR_MECHANISM_INVALID, "%s has no output length", ck.MechName(m.Type))
-	}
-	return row.OutLen(k, m, inLen)
 }
 
 // Random returns n random bytes.

@@ -535,29 +535,6 @@ func (s *Server) Decrypt(ctx context.Context, r *hsmpb.CryptoRequest) (*hsmpb.Da
 	return &hsmpb.DataResponse{Data: out}, nil
 }
 
-func (s *Server) OutputLength(ctx context.Context, r *hsmpb.OutputLengthRequest) (*hsmpb.OutputLengthResponse, error) {
-	m, err := api.MechFromPB("mechanism", r.Mechanism)
-	if err != nil {
-		return nil, err
-	}
-	if err := objectID("key", r.Key); err != nil {
-		return nil, err
-	}
-	switch r.Operation {
-	case "sign", "encrypt", "decrypt":
-	default:
-		return nil, bad("operation", "must be sign, encrypt or decrypt")
-	}
-	if r.InputLength > mech.MaxDataLen {
-		return nil, bad("input_length", "larger than %d", mech.MaxDataLen)
-	}
-	n, err := s.engine.OutLen(callerFrom(ctx), r.Key, m, r.Operation, int(r.InputLength))
-	if err != nil {
-		return nil, err
-	}
-	return &hsmpb.OutputLengthResponse{Length: uint64(n)}, nil
-}
-
 func (s *Server) Digest(ctx context.Context, r *hsmpb.DigestRequest) (*hsmpb.DataResponse, error) {
 	m, err := api.MechFromPB("mechanism", r.Mechanism)
 	if err != nil {

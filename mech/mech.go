@@ -37,10 +37,6 @@ type Mechanism struct {
 	// GenerateKeyPair makes a private key from the public template's
 	// parameters.
 	GenerateKeyPair func(rand io.Reader, p KeyPairParams) (crypto.Signer, error)
-	// OutLen returns the output length of Sign, Encrypt or Decrypt for an
-	// input of inLen bytes, without doing the operation: the upper bound a
-	// caller's buffer must hold (the two-call rule).
-	OutLen func(k *Key, m Mech, inLen int) (int, error)
 }
 
 // KeyPairParams carries what C_GenerateKeyPair's public template says about

@@ -35,8 +35,6 @@ func aesRow(t, flags uint64, p ParamKind) Mechanism {
 	return Mechanism{Type: t, KeyTypes: aesType1, Flags: flags, MinKeySize: 16, MaxKeySize: 32, Param: p}
 }
 
-func sameLen(_ *Key, _ Mech, inLen int) (int, error) { return inLen, nil }
-
 func aesECBRow() Mechanism {
 	r := aesRow(ck.CKM_AES_ECB, fEncDec, ParamNone)
 	crypt := func(k *Key, in []byte, rv uint64, decrypt bool) ([]byte, error) {
@@ -63,7 +61,6 @@ func aesECBRow() Mechanism {
 	r.Decrypt = func(k *Key, _ Mech, in []byte) ([]byte, error) {
 		return crypt(k, in, ck.CKR_ENCRYPTED_DATA_LEN_RANGE, true)
 	}
-	r.OutLen = sameLen
 	return r
 }
 
@@ -137,11 +134,7 @@ func aesCBCRow(t uint64, pad bool) Mechanism {
 	if pad {
 		// The upper bound of both directions: encryption adds 1 to 16
 		// bytes, decryption removes them.
-		r.OutLen = func(_ *Key, _ Mech, inLen int) (int, error) {
-			return (inLen/aes.BlockSize + 1) * aes.BlockSize, nil
-		}
 	} else {
-		r.OutLen = sameLen
 	}
 	return r
 }
@@ -193,7 +186,6 @@ func aesCTRRow() Mechanism {
 	r.Decrypt = func(k *Key, m Mech, in []byte) ([]byte, error) {
 		return crypt(k, m, in, ck.CKR_ENCRYPTED_DATA_LEN_RANGE)
 	}
-	r.OutLen = sameLen
 	return r
 }
 
@@ -258,13 +250,6 @@ func aesGCMRow() Mechanism {
 		return out, nil
 	}
 	// The upper bound of both directions: ciphertext and tag.
-	r.OutLen = func(_ *Key, m Mech, inLen int) (int, error) {
-		_, p, err := gcmOf(nil, m)
-		if err != nil {
-			return 0, err
-		}
-		return inLen + int(p.TagBits/8), nil
-	}
 	return r
 }
 
@@ -287,14 +272,12 @@ func wrapIV(m Mech, def []byte) ([]byte, error) {
 // aesKeyWrapRow is CKM_AES_KEY_WRAP (RFC 3394).
 func aesKeyWrapRow() Mechanism {
 	r := aesWrapRow(ck.CKM_AES_KEY_WRAP, kwDefaultIV[:], wrapKW, unwrapKW)
-	r.OutLen = func(_ *Key, _ Mech, inLen int) (int, error) { return inLen + 8, nil }
 	return r
 }
 
 // aesKeyWrapPadRow is CKM_AES_KEY_WRAP_KWP (RFC 5649).
 func aesKeyWrapPadRow() Mechanism {
 	r := aesWrapRow(ck.CKM_AES_KEY_WRAP_KWP, KWPDefaultAIV[:], WrapKWP, UnwrapKWP)
-	r.OutLen = func(_ *Key, _ Mech, inLen int) (int, error) { return (inLen+7)/8*8 + 8, nil }
 	return r
 }
 
@@ -352,6 +335,5 @@ func aesCMACRow(t uint64, general bool) Mechanism {
 		}
 		return checkMAC(t, n, sig)
 	}
-	r.OutLen = func(_ *Key, m Mech, _ int) (int, error) { return macLen(m, general, aes.BlockSize) }
 	return r
 }

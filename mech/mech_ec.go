@@ -157,13 +157,6 @@ func ecdsaRow(t uint64, h crypto.Hash) Mechanism {
 			}
 			return nil
 		},
-		OutLen: func(k *Key, _ Mech, _ int) (int, error) {
-			_, c, err := ecPubOf(k)
-			if err != nil {
-				return 0, err
-			}
-			return 2 * c.ByteLen(), nil
-		},
 	}
 }
 
@@ -340,15 +333,6 @@ func eddsaRow() Mechanism {
 				return hsmerr.Errorf(ck.CKR_SIGNATURE_INVALID, "the signature does not verify")
 			}
 			return nil
-		},
-		OutLen: func(k *Key, m Mech, _ int) (int, error) {
-			if _, err := edPubOf(k); err != nil {
-				return 0, err
-			}
-			if _, _, err := eddsaMessage(m, nil); err != nil {
-				return 0, err
-			}
-			return ed25519.SignatureSize, nil
 		},
 	}
 }

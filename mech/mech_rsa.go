@@ -39,16 +39,6 @@ func rsaPubOf(k *Key) (*rsa.PublicKey, error) {
 	return nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "the mechanism needs an RSA key")
 }
 
-// rsaOutLen is the output length of every RSA operation's upper bound: the
-// modulus length in bytes.
-func rsaOutLen(k *Key, _ Mech, _ int) (int, error) {
-	pub, err := rsaPubOf(k)
-	if err != nil {
-		return 0, err
-	}
-	return pub.Size(), nil
-}
-
 // rsaFailed maps an error of crypto/rsa. Its decryption and verification
 // errors are deliberately vague; anything else (a key Go refuses, say) is a
 // function failure with the cause kept.
@@ -115,7 +105,6 @@ func rsaPKCSRow() Mechanism {
 			}
 			return rsaDecrypt(priv, in, nil)
 		},
-		OutLen: rsaOutLen,
 	}
 }
 
@@ -134,7 +123,6 @@ func rsaHashPKCSRow(t uint64, h crypto.Hash) Mechanism {
 		Verify: func(k *Key, _ Mech, data, sig []byte) error {
 			return rsaVerifyPKCS1(k, h, data, sig)
 		},
-		OutLen: rsaOutLen,
 	}
 }
 
@@ -320,16 +308,6 @@ func rsaPSSRow(t uint64, h crypto.Hash) Mechanism {
 			}
 			return nil
 		},
-		OutLen: func(k *Key, m Mech, _ int) (int, error) {
-			pub, err := rsaPubOf(k)
-			if err != nil {
-				return 0, err
-			}
-			if _, _, err := pssOptions(pub, m, h); err != nil {
-				return 0, err
-			}
-			return pub.Size(), nil
-		},
 	}
 }
 
@@ -394,12 +372,6 @@ func rsaOAEPRow() Mechanism {
 				return nil, err
 			}
 			return rsaDecrypt(priv, in, opts)
-		},
-		OutLen: func(k *Key, m Mech, _ int) (int, error) {
-			if _, err := oaepOptions(m); err != nil {
-				return 0, err
-			}
-			return rsaOutLen(k, m, 0)
 		},
 	}
 }
@@ -482,7 +454,6 @@ func rsaX509Row() Mechanism {
 			}
 			return nil
 		},
-		OutLen: rsaOutLen,
 	}
 }
 

@@ -319,9 +319,6 @@ func TestMechanismTableShape(t *testing.T) {
 		if r.Flags&ck.CKF_WRAP != 0 && r.Encrypt == nil || r.Flags&ck.CKF_UNWRAP != 0 && r.Decrypt == nil {
 			t.Errorf("%s: wraps without Encrypt/Decrypt", name)
 		}
-		if (r.Sign != nil || r.Encrypt != nil || r.Decrypt != nil) && r.OutLen == nil {
-			t.Errorf("%s: no OutLen", name)
-		}
 		keyed := r.Digest == nil
 		if keyed && (len(r.KeyTypes) == 0 || r.MinKeySize == 0 || r.MinKeySize > r.MaxKeySize) {
 			t.Errorf("%s: key types %v, sizes %d..%d", name, r.KeyTypes, r.MinKeySize, r.MaxKeySize)
@@ -397,9 +394,6 @@ func TestMechanismTableRoundTrip(t *testing.T) {
 			if !bytes.Equal(out, sum(h, in)) {
 				t.Errorf("%s: wrong digest", name)
 			}
-			if n, _ := r.OutLen(nil, Mech{Type: r.Type}, 3); n != len(out) {
-				t.Errorf("%s: OutLen %d, digest %d bytes", name, n, len(out))
-			}
 			tested++
 			continue
 		}
@@ -425,11 +419,6 @@ func TestMechanismTableRoundTrip(t *testing.T) {
 				if r.Sign != nil {
 					sig, err := r.Sign(k, m, data)
 					noErr(t, err)
-					n, err := r.OutLen(k, m, len(data))
-					noErr(t, err)
-					if n < len(sig) {
-						t.Fatalf("OutLen %d < signature %d", n, len(sig))
-					}
 					noErr(t, r.Verify(verifier, m, data, sig))
 					wantRV(t, r.Verify(verifier, m, data, flip(sig, len(sig)-1)), ck.CKR_SIGNATURE_INVALID)
 					wantRV(t, r.Verify(verifier, m, flip(data, 0), sig), ck.CKR_SIGNATURE_INVALID)
@@ -437,18 +426,10 @@ func TestMechanismTableRoundTrip(t *testing.T) {
 				if r.Encrypt != nil {
 					ct, err := r.Encrypt(encrypter, m, data)
 					noErr(t, err)
-					n, err := r.OutLen(k, m, len(data))
-					noErr(t, err)
-					if n < len(ct) {
-						t.Fatalf("OutLen %d < ciphertext %d", n, len(ct))
-					}
 					pt, err := r.Decrypt(k, m, ct)
 					noErr(t, err)
 					if !bytes.Equal(pt, data) {
 						t.Fatalf("decrypt gives %x, want %x", pt, data)
-					}
-					if n, _ := r.OutLen(k, m, len(ct)); n < len(pt) {
-						t.Fatalf("OutLen %d < plaintext %d", n, len(pt))
 					}
 				}
 				if r.Derive != nil {
@@ -624,9 +605,6 @@ func TestMechHMACKAT(t *testing.T) {
 		noErr(t, r.Verify(key, m, data, mac))
 		wantRV(t, r.Verify(key, m, data, flip(mac, 0)), ck.CKR_SIGNATURE_INVALID)
 		wantRV(t, r.Verify(key, m, data, mac[:len(mac)-1]), ck.CKR_SIGNATURE_LEN_RANGE)
-		if n, _ := r.OutLen(key, m, len(data)); n != len(mac) {
-			t.Errorf("%s %s: OutLen %d", c.Source, c.Hash, n)
-		}
 	}
 	// The hash-specific HMAC key types are accepted too.
 	sig, err := row(t, ck.CKM_SHA256_HMAC).Sign(secretKey(ck.CKK_SHA256_HMAC, []byte("Jefe")), Mech{Type: ck.CKM_SHA256_HMAC}, []byte("what do ya want for nothing?"))
@@ -695,9 +673,6 @@ func TestMechAESKAT(t *testing.T) {
 		noErr(t, err)
 		if !bytes.Equal(back, unhex(t, c.Pt)) {
 			t.Errorf("GCM %s: decrypt differs", c.Name)
-		}
-		if n, _ := gcm.OutLen(k, m, len(c.Pt)/2); n != len(want) {
-			t.Errorf("GCM %s: OutLen %d, want %d", c.Name, n, len(want))
 		}
 		wantRV(t, errOf(gcm.Decrypt(k, m, flip(want, len(want)-1))), ck.CKR_ENCRYPTED_DATA_INVALID)
 	}
@@ -1121,9 +1096,6 @@ func TestMechErrors(t *testing.T) {
 	deriveOp := func(k *Key, m Mech) op {
 		return func() error { _, err := row(t, ck.CKM_ECDH1_DERIVE).Derive(k, m); return err }
 	}
-	outLenOp := func(typ uint64, k *Key, m Mech) op {
-		return func() error { _, err := row(t, typ).OutLen(k, m, 10); return err }
-	}
 	E := Mech{Type: ck.CKM_ECDSA}
 
 	cases := []struct {
@@ -1145,8 +1117,6 @@ func TestMechErrors(t *testing.T) {
 		{"HMAC with an RSA key", signOp(ck.CKM_SHA256_HMAC, rsaPriv, Mech{Type: ck.CKM_SHA256_HMAC}, msg), ck.CKR_KEY_TYPE_INCONSISTENT},
 		{"CMAC with a generic secret", signOp(ck.CKM_AES_CMAC, gen, Mech{Type: ck.CKM_AES_CMAC}, msg), ck.CKR_KEY_TYPE_INCONSISTENT},
 		{"ECDH with an Ed25519 key", deriveOp(edPriv, ecdh(ck.CKD_NULL, nil, p256pt)), ck.CKR_KEY_TYPE_INCONSISTENT},
-		{"OutLen RSA with an AES key", outLenOp(ck.CKM_RSA_PKCS, aes, Mech{Type: ck.CKM_RSA_PKCS}), ck.CKR_KEY_TYPE_INCONSISTENT},
-		{"OutLen ECDSA with an RSA key", outLenOp(ck.CKM_ECDSA, rsaPriv, E), ck.CKR_KEY_TYPE_INCONSISTENT},
 
 		// Key sizes.
 		{"AES key of 20 bytes", encOp(ck.CKM_AES_ECB, secretKey(ck.CKK_AES, make([]byte, 20)), Mech{Type: ck.CKM_AES_ECB}, aesBytes), ck.CKR_KEY_SIZE_RANGE},
@@ -1162,7 +1132,6 @@ func TestMechErrors(t *testing.T) {
 		{"GCM empty IV", encOp(ck.CKM_AES_GCM, aes, gcm(0, 128), msg), ck.CKR_MECHANISM_PARAM_INVALID},
 		{"GCM 257-byte IV", encOp(ck.CKM_AES_GCM, aes, gcm(257, 128), msg), ck.CKR_MECHANISM_PARAM_INVALID},
 		{"GCM 16-byte IV with a 96-bit tag", encOp(ck.CKM_AES_GCM, aes, gcm(16, 96), msg), ck.CKR_MECHANISM_PARAM_INVALID},
-		{"GCM OutLen bad tag", outLenOp(ck.CKM_AES_GCM, aes, gcm(12, 8)), ck.CKR_MECHANISM_PARAM_INVALID},
 		{"CTR 0-bit counter", encOp(ck.CKM_AES_CTR, aes, ctrAt(0, 0), msg), ck.CKR_MECHANISM_PARAM_INVALID},
 		{"CTR 129-bit counter", encOp(ck.CKM_AES_CTR, aes, ctrAt(129, 0), msg), ck.CKR_MECHANISM_PARAM_INVALID},
 		{"PSS hash not the mechanism's", signOp(ck.CKM_SHA256_RSA_PKCS_PSS, rsaPriv, pssMech(ck.CKM_SHA256_RSA_PKCS_PSS, crypto.SHA384, 32), msg), ck.CKR_MECHANISM_PARAM_INVALID},
@@ -1176,10 +1145,8 @@ func TestMechErrors(t *testing.T) {
 		{"OAEP with unknown MGF", decOp(ck.CKM_RSA_PKCS_OAEP, rsaPriv, oaep(ck.CKM_SHA256, 77, 0, nil), oaepCT), ck.CKR_MECHANISM_PARAM_INVALID},
 		{"OAEP label without source", encOp(ck.CKM_RSA_PKCS_OAEP, rsaPub, oaep(ck.CKM_SHA256, ck.CKG_MGF1_SHA256, 0, []byte("L")), msg), ck.CKR_MECHANISM_PARAM_INVALID},
 		{"OAEP unknown source", encOp(ck.CKM_RSA_PKCS_OAEP, rsaPub, oaep(ck.CKM_SHA256, ck.CKG_MGF1_SHA256, 2, nil), msg), ck.CKR_MECHANISM_PARAM_INVALID},
-		{"OAEP OutLen bad params", outLenOp(ck.CKM_RSA_PKCS_OAEP, rsaPub, oaep(ck.CKM_MD5, 1, 0, nil)), ck.CKR_MECHANISM_PARAM_INVALID},
 		{"HMAC_GENERAL length 0", signOp(ck.CKM_SHA256_HMAC_GENERAL, gen, Mech{Type: ck.CKM_SHA256_HMAC_GENERAL, Param: &MacLenParams{Len: 0}}, msg), ck.CKR_MECHANISM_PARAM_INVALID},
 		{"HMAC_GENERAL length 33", signOp(ck.CKM_SHA256_HMAC_GENERAL, gen, Mech{Type: ck.CKM_SHA256_HMAC_GENERAL, Param: &MacLenParams{Len: 33}}, msg), ck.CKR_MECHANISM_PARAM_INVALID},
-		{"HMAC_GENERAL OutLen without params", outLenOp(ck.CKM_SHA256_HMAC_GENERAL, gen, Mech{Type: ck.CKM_SHA256_HMAC_GENERAL}), ck.CKR_MECHANISM_PARAM_INVALID},
 		{"CMAC_GENERAL length 17", signOp(ck.CKM_AES_CMAC_GENERAL, aes, Mech{Type: ck.CKM_AES_CMAC_GENERAL, Param: &MacLenParams{Len: 17}}, msg), ck.CKR_MECHANISM_PARAM_INVALID},
 		{"EdDSA 256-byte context", signOp(ck.CKM_EDDSA, edPriv, Mech{Type: ck.CKM_EDDSA, Param: &EdDSAParams{Context: make([]byte, 256)}}, msg), ck.CKR_MECHANISM_PARAM_INVALID},
 		{"EdDSA with an IV", signOp(ck.CKM_EDDSA, edPriv, Mech{Type: ck.CKM_EDDSA, Param: iv16}, msg), ck.CKR_MECHANISM_PARAM_INVALID},
@@ -1338,42 +1305,6 @@ func TestMechCheckParam(t *testing.T) {
 				continue
 			}
 			wantRV(t, err, ck.CKR_MECHANISM_PARAM_INVALID)
-		}
-	}
-}
-
-func TestMechOutLen(t *testing.T) {
-	fixtures(t)
-	aes := secretKey(ck.CKK_AES, make([]byte, 32))
-	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	cases := []struct {
-		m     Mech
-		k     *Key
-		in    int
-		want  int
-		label string
-	}{
-		{Mech{Type: ck.CKM_AES_CBC_PAD, Param: &IVParams{IV: make([]byte, 16)}}, aes, 0, 16, "CBC_PAD 0"},
-		{Mech{Type: ck.CKM_AES_CBC_PAD, Param: &IVParams{IV: make([]byte, 16)}}, aes, 15, 16, "CBC_PAD 15"},
-		{Mech{Type: ck.CKM_AES_CBC_PAD, Param: &IVParams{IV: make([]byte, 16)}}, aes, 16, 32, "CBC_PAD 16"},
-		{Mech{Type: ck.CKM_AES_GCM, Param: &GCMParams{IV: make([]byte, 12), TagBits: 96}}, aes, 10, 22, "GCM 96"},
-		{Mech{Type: ck.CKM_AES_KEY_WRAP}, aes, 32, 40, "KW"},
-		{Mech{Type: ck.CKM_AES_KEY_WRAP_KWP}, aes, 7, 16, "KWP 7"},
-		{Mech{Type: ck.CKM_AES_KEY_WRAP_KWP}, aes, 9, 24, "KWP 9"},
-		{Mech{Type: ck.CKM_AES_CTR, Param: &CTRParams{CounterBits: 64}}, aes, 33, 33, "CTR"},
-		{Mech{Type: ck.CKM_AES_CMAC_GENERAL, Param: &MacLenParams{Len: 8}}, aes, 100, 8, "CMAC_GENERAL"},
-		{Mech{Type: ck.CKM_SHA384_HMAC}, secretKey(ck.CKK_GENERIC_SECRET, []byte{1}), 100, 48, "HMAC"},
-		{Mech{Type: ck.CKM_SHA256_RSA_PKCS}, pubKey(&fixRSA.PublicKey), 100, 256, "RSA"},
-		{Mech{Type: ck.CKM_RSA_PKCS_OAEP, Param: &OAEPParams{Hash: ck.CKM_SHA_1, MGF: ck.CKG_MGF1_SHA1}}, privKey(fixRSA), 256, 256, "OAEP"},
-		{Mech{Type: ck.CKM_ECDSA}, privKey(p521), 64, 132, "ECDSA P-521"},
-		{Mech{Type: ck.CKM_ECDSA_SHA384}, privKey(fixP384), 64, 96, "ECDSA P-384"},
-		{Mech{Type: ck.CKM_EDDSA}, pubKey(ed25519.PublicKey(make([]byte, 32))), 1000, 64, "EdDSA"},
-	}
-	for _, c := range cases {
-		got, err := row(t, c.m.Type).OutLen(c.k, c.m, c.in)
-		noErr(t, err)
-		if got != c.want {
-			t.Errorf("%s: OutLen %d, want %d", c.label, got, c.want)
 		}
 	}
 }

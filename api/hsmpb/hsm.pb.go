@@ -21,12 +21,11 @@
 package hsmpb
 
 import (
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
-
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -2612,118 +2611,6 @@ func (x *VerifyRequest) GetSignature() []byte {
 	return nil
 }
 
-type OutputLengthRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Mechanism     *Mechanism             `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
-	Key           uint64                 `protobuf:"varint,2,opt,name=key,proto3" json:"key,omitempty"`
-	Operation     string                 `protobuf:"bytes,3,opt,name=operation,proto3" json:"operation,omitempty"` // "sign", "encrypt" or "decrypt"
-	InputLength   uint64                 `protobuf:"varint,4,opt,name=input_length,json=inputLength,proto3" json:"input_length,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *OutputLengthRequest) Reset() {
-	*x = OutputLengthRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *OutputLengthRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*OutputLengthRequest) ProtoMessage() {}
-
-func (x *OutputLengthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use OutputLengthRequest.ProtoReflect.Descriptor instead.
-func (*OutputLengthRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{43}
-}
-
-func (x *OutputLengthRequest) GetMechanism() *Mechanism {
-	if x != nil {
-		return x.Mechanism
-	}
-	return nil
-}
-
-func (x *OutputLengthRequest) GetKey() uint64 {
-	if x != nil {
-		return x.Key
-	}
-	return 0
-}
-
-func (x *OutputLengthRequest) GetOperation() string {
-	if x != nil {
-		return x.Operation
-	}
-	return ""
-}
-
-func (x *OutputLengthRequest) GetInputLength() uint64 {
-	if x != nil {
-		return x.InputLength
-	}
-	return 0
-}
-
-type OutputLengthResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Length        uint64                 `protobuf:"varint,1,opt,name=length,proto3" json:"length,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *OutputLengthResponse) Reset() {
-	*x = OutputLengthResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *OutputLengthResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*OutputLengthResponse) ProtoMessage() {}
-
-func (x *OutputLengthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use OutputLengthResponse.ProtoReflect.Descriptor instead.
-func (*OutputLengthResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{44}
-}
-
-func (x *OutputLengthResponse) GetLength() uint64 {
-	if x != nil {
-		return x.Length
-	}
-	return 0
-}
-
 type DigestRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Mechanism     *Mechanism             `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
@@ -2734,7 +2621,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2746,7 +2633,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2759,7 +2646,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{45}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DigestRequest) GetMechanism() *Mechanism {
@@ -2785,7 +2672,7 @@ type RandomRequest struct {
 
 func (x *RandomRequest) Reset() {
 	*x = RandomRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2797,7 +2684,7 @@ func (x *RandomRequest) String() string {
 func (*RandomRequest) ProtoMessage() {}
 
 func (x *RandomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2810,7 +2697,7 @@ func (x *RandomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RandomRequest.ProtoReflect.Descriptor instead.
 func (*RandomRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{46}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RandomRequest) GetLength() uint32 {
@@ -2829,7 +2716,7 @@ type DataResponse struct {
 
 func (x *DataResponse) Reset() {
 	*x = DataResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2841,7 +2728,7 @@ func (x *DataResponse) String() string {
 func (*DataResponse) ProtoMessage() {}
 
 func (x *DataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2854,7 +2741,7 @@ func (x *DataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataResponse.ProtoReflect.Descriptor instead.
 func (*DataResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{47}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DataResponse) GetData() []byte {
@@ -2885,7 +2772,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2897,7 +2784,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2910,7 +2797,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{48}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ClusterNode) GetName() string {
@@ -2995,7 +2882,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3007,7 +2894,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3020,7 +2907,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{49}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ClusterStatusResponse) GetClusterId() string {
@@ -3062,7 +2949,7 @@ type AddNodeRequest struct {
 
 func (x *AddNodeRequest) Reset() {
 	*x = AddNodeRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3074,7 +2961,7 @@ func (x *AddNodeRequest) String() string {
 func (*AddNodeRequest) ProtoMessage() {}
 
 func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3087,7 +2974,7 @@ func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeRequest.ProtoReflect.Descriptor instead.
 func (*AddNodeRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{50}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AddNodeRequest) GetName() string {
@@ -3121,7 +3008,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3133,7 +3020,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3146,7 +3033,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{51}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RemoveNodeRequest) GetName() string {
@@ -3175,7 +3062,7 @@ type BackupProgress struct {
 
 func (x *BackupProgress) Reset() {
 	*x = BackupProgress{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3187,7 +3074,7 @@ func (x *BackupProgress) String() string {
 func (*BackupProgress) ProtoMessage() {}
 
 func (x *BackupProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3200,7 +3087,7 @@ func (x *BackupProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupProgress.ProtoReflect.Descriptor instead.
 func (*BackupProgress) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{52}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *BackupProgress) GetPhase() string {
@@ -3248,7 +3135,7 @@ type BackupInfo struct {
 
 func (x *BackupInfo) Reset() {
 	*x = BackupInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3260,7 +3147,7 @@ func (x *BackupInfo) String() string {
 func (*BackupInfo) ProtoMessage() {}
 
 func (x *BackupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3273,7 +3160,7 @@ func (x *BackupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
 func (*BackupInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{53}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *BackupInfo) GetId() string {
@@ -3349,7 +3236,7 @@ type ListBackupsResponse struct {
 
 func (x *ListBackupsResponse) Reset() {
 	*x = ListBackupsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3361,7 +3248,7 @@ func (x *ListBackupsResponse) String() string {
 func (*ListBackupsResponse) ProtoMessage() {}
 
 func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3374,7 +3261,7 @@ func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
 func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{54}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListBackupsResponse) GetBackups() []*BackupInfo {
@@ -3400,7 +3287,7 @@ type GetBackupRequest struct {
 
 func (x *GetBackupRequest) Reset() {
 	*x = GetBackupRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3412,7 +3299,7 @@ func (x *GetBackupRequest) String() string {
 func (*GetBackupRequest) ProtoMessage() {}
 
 func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3425,7 +3312,7 @@ func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBackupRequest.ProtoReflect.Descriptor instead.
 func (*GetBackupRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{55}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetBackupRequest) GetId() string {
@@ -3444,7 +3331,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3456,7 +3343,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3469,7 +3356,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{56}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Chunk) GetData() []byte {
@@ -3492,7 +3379,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3504,7 +3391,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3517,7 +3404,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{57}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListAuditRequest) GetAfterSeq() uint64 {
@@ -3576,7 +3463,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3588,7 +3475,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3601,7 +3488,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *AuditRecord) GetSeq() uint64 {
@@ -3705,7 +3592,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3717,7 +3604,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3730,7 +3617,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListAuditResponse) GetRecords() []*AuditRecord {
@@ -3762,7 +3649,7 @@ type VerifyAuditResponse struct {
 
 func (x *VerifyAuditResponse) Reset() {
 	*x = VerifyAuditResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3774,7 +3661,7 @@ func (x *VerifyAuditResponse) String() string {
 func (*VerifyAuditResponse) ProtoMessage() {}
 
 func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3787,7 +3674,7 @@ func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAuditResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *VerifyAuditResponse) GetOk() bool {
@@ -3852,7 +3739,7 @@ type RotatePassphraseRequest struct {
 
 func (x *RotatePassphraseRequest) Reset() {
 	*x = RotatePassphraseRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3864,7 +3751,7 @@ func (x *RotatePassphraseRequest) String() string {
 func (*RotatePassphraseRequest) ProtoMessage() {}
 
 func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3877,7 +3764,7 @@ func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotatePassphraseRequest.ProtoReflect.Descriptor instead.
 func (*RotatePassphraseRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RotatePassphraseRequest) GetOldSecret() []byte {
@@ -3904,7 +3791,7 @@ type QuorumRegisterKeyRequest struct {
 
 func (x *QuorumRegisterKeyRequest) Reset() {
 	*x = QuorumRegisterKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3916,7 +3803,7 @@ func (x *QuorumRegisterKeyRequest) String() string {
 func (*QuorumRegisterKeyRequest) ProtoMessage() {}
 
 func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3929,7 +3816,7 @@ func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumRegisterKeyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumRegisterKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *QuorumRegisterKeyRequest) GetPublicKey() []byte {
@@ -3957,7 +3844,7 @@ type QuorumSetPolicyRequest struct {
 
 func (x *QuorumSetPolicyRequest) Reset() {
 	*x = QuorumSetPolicyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3969,7 +3856,7 @@ func (x *QuorumSetPolicyRequest) String() string {
 func (*QuorumSetPolicyRequest) ProtoMessage() {}
 
 func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3982,7 +3869,7 @@ func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumSetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumSetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *QuorumSetPolicyRequest) GetService() string {
@@ -4015,7 +3902,7 @@ type QuorumCreateTokenRequest struct {
 
 func (x *QuorumCreateTokenRequest) Reset() {
 	*x = QuorumCreateTokenRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4027,7 +3914,7 @@ func (x *QuorumCreateTokenRequest) String() string {
 func (*QuorumCreateTokenRequest) ProtoMessage() {}
 
 func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4040,7 +3927,7 @@ func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumCreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumCreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *QuorumCreateTokenRequest) GetService() string {
@@ -4065,7 +3952,7 @@ type QuorumToken struct {
 
 func (x *QuorumToken) Reset() {
 	*x = QuorumToken{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4077,7 +3964,7 @@ func (x *QuorumToken) String() string {
 func (*QuorumToken) ProtoMessage() {}
 
 func (x *QuorumToken) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4090,7 +3977,7 @@ func (x *QuorumToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumToken.ProtoReflect.Descriptor instead.
 func (*QuorumToken) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *QuorumToken) GetId() string {
@@ -4152,7 +4039,7 @@ type QuorumApproveTokenRequest struct {
 
 func (x *QuorumApproveTokenRequest) Reset() {
 	*x = QuorumApproveTokenRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4164,7 +4051,7 @@ func (x *QuorumApproveTokenRequest) String() string {
 func (*QuorumApproveTokenRequest) ProtoMessage() {}
 
 func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4177,7 +4064,7 @@ func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumApproveTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumApproveTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *QuorumApproveTokenRequest) GetId() string {
@@ -4205,7 +4092,7 @@ type QuorumOfficer struct {
 
 func (x *QuorumOfficer) Reset() {
 	*x = QuorumOfficer{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4217,7 +4104,7 @@ func (x *QuorumOfficer) String() string {
 func (*QuorumOfficer) ProtoMessage() {}
 
 func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4230,7 +4117,7 @@ func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumOfficer.ProtoReflect.Descriptor instead.
 func (*QuorumOfficer) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *QuorumOfficer) GetName() string {
@@ -4264,7 +4151,7 @@ type QuorumPolicy struct {
 
 func (x *QuorumPolicy) Reset() {
 	*x = QuorumPolicy{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4276,7 +4163,7 @@ func (x *QuorumPolicy) String() string {
 func (*QuorumPolicy) ProtoMessage() {}
 
 func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4289,7 +4176,7 @@ func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumPolicy.ProtoReflect.Descriptor instead.
 func (*QuorumPolicy) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *QuorumPolicy) GetService() string {
@@ -4317,7 +4204,7 @@ type QuorumStatusResponse struct {
 
 func (x *QuorumStatusResponse) Reset() {
 	*x = QuorumStatusResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4329,7 +4216,7 @@ func (x *QuorumStatusResponse) String() string {
 func (*QuorumStatusResponse) ProtoMessage() {}
 
 func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4342,7 +4229,7 @@ func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumStatusResponse.ProtoReflect.Descriptor instead.
 func (*QuorumStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *QuorumStatusResponse) GetPolicies() []*QuorumPolicy {
@@ -4376,7 +4263,7 @@ type RevokeCertRequest struct {
 
 func (x *RevokeCertRequest) Reset() {
 	*x = RevokeCertRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4388,7 +4275,7 @@ func (x *RevokeCertRequest) String() string {
 func (*RevokeCertRequest) ProtoMessage() {}
 
 func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4401,7 +4288,7 @@ func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RevokeCertRequest) GetFingerprint() string {
@@ -4430,7 +4317,7 @@ type RevokedCert struct {
 
 func (x *RevokedCert) Reset() {
 	*x = RevokedCert{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4442,7 +4329,7 @@ func (x *RevokedCert) String() string {
 func (*RevokedCert) ProtoMessage() {}
 
 func (x *RevokedCert) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4455,7 +4342,7 @@ func (x *RevokedCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedCert.ProtoReflect.Descriptor instead.
 func (*RevokedCert) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RevokedCert) GetFingerprint() string {
@@ -4495,7 +4382,7 @@ type ListRevokedCertsResponse struct {
 
 func (x *ListRevokedCertsResponse) Reset() {
 	*x = ListRevokedCertsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4507,7 +4394,7 @@ func (x *ListRevokedCertsResponse) String() string {
 func (*ListRevokedCertsResponse) ProtoMessage() {}
 
 func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4520,7 +4407,7 @@ func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedCertsResponse.ProtoReflect.Descriptor instead.
 func (*ListRevokedCertsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListRevokedCertsResponse) GetCerts() []*RevokedCert {
@@ -4713,14 +4600,7 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\tmechanism\x18\x01 \x01(\v2\x15.openhsm.v1.MechanismR\tmechanism\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\x04R\x03key\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x12\x1c\n" +
-	"\tsignature\x18\x04 \x01(\fR\tsignature\"\x9d\x01\n" +
-	"\x13OutputLengthRequest\x123\n" +
-	"\tmechanism\x18\x01 \x01(\v2\x15.openhsm.v1.MechanismR\tmechanism\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\x04R\x03key\x12\x1c\n" +
-	"\toperation\x18\x03 \x01(\tR\toperation\x12!\n" +
-	"\finput_length\x18\x04 \x01(\x04R\vinputLength\".\n" +
-	"\x14OutputLengthResponse\x12\x16\n" +
-	"\x06length\x18\x01 \x01(\x04R\x06length\"X\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\"X\n" +
 	"\rDigestRequest\x123\n" +
 	"\tmechanism\x18\x01 \x01(\v2\x15.openhsm.v1.MechanismR\tmechanism\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"'\n" +
@@ -4855,7 +4735,7 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x02by\x18\x03 \x01(\tR\x02by\x12\x12\n" +
 	"\x04time\x18\x04 \x01(\x03R\x04time\"I\n" +
 	"\x18ListRevokedCertsResponse\x12-\n" +
-	"\x05certs\x18\x01 \x03(\v2\x17.openhsm.v1.RevokedCertR\x05certs2\xc8\x19\n" +
+	"\x05certs\x18\x01 \x03(\v2\x17.openhsm.v1.RevokedCertR\x05certs2\xf5\x18\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -4889,8 +4769,7 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x04Sign\x12\x19.openhsm.v1.CryptoRequest\x1a\x18.openhsm.v1.DataResponse\x126\n" +
 	"\x06Verify\x12\x19.openhsm.v1.VerifyRequest\x1a\x11.openhsm.v1.Empty\x12>\n" +
 	"\aEncrypt\x12\x19.openhsm.v1.CryptoRequest\x1a\x18.openhsm.v1.DataResponse\x12>\n" +
-	"\aDecrypt\x12\x19.openhsm.v1.CryptoRequest\x1a\x18.openhsm.v1.DataResponse\x12Q\n" +
-	"\fOutputLength\x12\x1f.openhsm.v1.OutputLengthRequest\x1a .openhsm.v1.OutputLengthResponse\x12=\n" +
+	"\aDecrypt\x12\x19.openhsm.v1.CryptoRequest\x1a\x18.openhsm.v1.DataResponse\x12=\n" +
 	"\x06Digest\x12\x19.openhsm.v1.DigestRequest\x1a\x18.openhsm.v1.DataResponse\x12E\n" +
 	"\x0eGenerateRandom\x12\x19.openhsm.v1.RandomRequest\x1a\x18.openhsm.v1.DataResponse\x12E\n" +
 	"\rClusterStatus\x12\x11.openhsm.v1.Empty\x1a!.openhsm.v1.ClusterStatusResponse\x128\n" +
@@ -4925,7 +4804,7 @@ func file_api_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_api_hsmpb_hsm_proto_rawDescData
 }
 
-var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
+var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
 var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                     // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),               // 1: openhsm.v1.ErrorDetail
@@ -4970,36 +4849,34 @@ var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*DeriveKeyRequest)(nil),          // 40: openhsm.v1.DeriveKeyRequest
 	(*CryptoRequest)(nil),             // 41: openhsm.v1.CryptoRequest
 	(*VerifyRequest)(nil),             // 42: openhsm.v1.VerifyRequest
-	(*OutputLengthRequest)(nil),       // 43: openhsm.v1.OutputLengthRequest
-	(*OutputLengthResponse)(nil),      // 44: openhsm.v1.OutputLengthResponse
-	(*DigestRequest)(nil),             // 45: openhsm.v1.DigestRequest
-	(*RandomRequest)(nil),             // 46: openhsm.v1.RandomRequest
-	(*DataResponse)(nil),              // 47: openhsm.v1.DataResponse
-	(*ClusterNode)(nil),               // 48: openhsm.v1.ClusterNode
-	(*ClusterStatusResponse)(nil),     // 49: openhsm.v1.ClusterStatusResponse
-	(*AddNodeRequest)(nil),            // 50: openhsm.v1.AddNodeRequest
-	(*RemoveNodeRequest)(nil),         // 51: openhsm.v1.RemoveNodeRequest
-	(*BackupProgress)(nil),            // 52: openhsm.v1.BackupProgress
-	(*BackupInfo)(nil),                // 53: openhsm.v1.BackupInfo
-	(*ListBackupsResponse)(nil),       // 54: openhsm.v1.ListBackupsResponse
-	(*GetBackupRequest)(nil),          // 55: openhsm.v1.GetBackupRequest
-	(*Chunk)(nil),                     // 56: openhsm.v1.Chunk
-	(*ListAuditRequest)(nil),          // 57: openhsm.v1.ListAuditRequest
-	(*AuditRecord)(nil),               // 58: openhsm.v1.AuditRecord
-	(*ListAuditResponse)(nil),         // 59: openhsm.v1.ListAuditResponse
-	(*VerifyAuditResponse)(nil),       // 60: openhsm.v1.VerifyAuditResponse
-	(*RotatePassphraseRequest)(nil),   // 61: openhsm.v1.RotatePassphraseRequest
-	(*QuorumRegisterKeyRequest)(nil),  // 62: openhsm.v1.QuorumRegisterKeyRequest
-	(*QuorumSetPolicyRequest)(nil),    // 63: openhsm.v1.QuorumSetPolicyRequest
-	(*QuorumCreateTokenRequest)(nil),  // 64: openhsm.v1.QuorumCreateTokenRequest
-	(*QuorumToken)(nil),               // 65: openhsm.v1.QuorumToken
-	(*QuorumApproveTokenRequest)(nil), // 66: openhsm.v1.QuorumApproveTokenRequest
-	(*QuorumOfficer)(nil),             // 67: openhsm.v1.QuorumOfficer
-	(*QuorumPolicy)(nil),              // 68: openhsm.v1.QuorumPolicy
-	(*QuorumStatusResponse)(nil),      // 69: openhsm.v1.QuorumStatusResponse
-	(*RevokeCertRequest)(nil),         // 70: openhsm.v1.RevokeCertRequest
-	(*RevokedCert)(nil),               // 71: openhsm.v1.RevokedCert
-	(*ListRevokedCertsResponse)(nil),  // 72: openhsm.v1.ListRevokedCertsResponse
+	(*DigestRequest)(nil),             // 43: openhsm.v1.DigestRequest
+	(*RandomRequest)(nil),             // 44: openhsm.v1.RandomRequest
+	(*DataResponse)(nil),              // 45: openhsm.v1.DataResponse
+	(*ClusterNode)(nil),               // 46: openhsm.v1.ClusterNode
+	(*ClusterStatusResponse)(nil),     // 47: openhsm.v1.ClusterStatusResponse
+	(*AddNodeRequest)(nil),            // 48: openhsm.v1.AddNodeRequest
+	(*RemoveNodeRequest)(nil),         // 49: openhsm.v1.RemoveNodeRequest
+	(*BackupProgress)(nil),            // 50: openhsm.v1.BackupProgress
+	(*BackupInfo)(nil),                // 51: openhsm.v1.BackupInfo
+	(*ListBackupsResponse)(nil),       // 52: openhsm.v1.ListBackupsResponse
+	(*GetBackupRequest)(nil),          // 53: openhsm.v1.GetBackupRequest
+	(*Chunk)(nil),                     // 54: openhsm.v1.Chunk
+	(*ListAuditRequest)(nil),          // 55: openhsm.v1.ListAuditRequest
+	(*AuditRecord)(nil),               // 56: openhsm.v1.AuditRecord
+	(*ListAuditResponse)(nil),         // 57: openhsm.v1.ListAuditResponse
+	(*VerifyAuditResponse)(nil),       // 58: openhsm.v1.VerifyAuditResponse
+	(*RotatePassphraseRequest)(nil),   // 59: openhsm.v1.RotatePassphraseRequest
+	(*QuorumRegisterKeyRequest)(nil),  // 60: openhsm.v1.QuorumRegisterKeyRequest
+	(*QuorumSetPolicyRequest)(nil),    // 61: openhsm.v1.QuorumSetPolicyRequest
+	(*QuorumCreateTokenRequest)(nil),  // 62: openhsm.v1.QuorumCreateTokenRequest
+	(*QuorumToken)(nil),               // 63: openhsm.v1.QuorumToken
+	(*QuorumApproveTokenRequest)(nil), // 64: openhsm.v1.QuorumApproveTokenRequest
+	(*QuorumOfficer)(nil),             // 65: openhsm.v1.QuorumOfficer
+	(*QuorumPolicy)(nil),              // 66: openhsm.v1.QuorumPolicy
+	(*QuorumStatusResponse)(nil),      // 67: openhsm.v1.QuorumStatusResponse
+	(*RevokeCertRequest)(nil),         // 68: openhsm.v1.RevokeCertRequest
+	(*RevokedCert)(nil),               // 69: openhsm.v1.RevokedCert
+	(*ListRevokedCertsResponse)(nil),  // 70: openhsm.v1.ListRevokedCertsResponse
 }
 var file_api_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -5030,117 +4907,114 @@ var file_api_hsmpb_hsm_proto_depIdxs = []int32{
 	2,  // 25: openhsm.v1.DeriveKeyRequest.template:type_name -> openhsm.v1.Attribute
 	3,  // 26: openhsm.v1.CryptoRequest.mechanism:type_name -> openhsm.v1.Mechanism
 	3,  // 27: openhsm.v1.VerifyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 28: openhsm.v1.OutputLengthRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 29: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	48, // 30: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
-	53, // 31: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
-	53, // 32: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
-	58, // 33: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
-	68, // 34: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
-	67, // 35: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
-	65, // 36: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
-	71, // 37: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
-	10, // 38: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 39: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 40: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 41: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 42: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,  // 43: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	15, // 44: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 45: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 46: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 47: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 48: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	22, // 49: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	23, // 50: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	24, // 51: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	26, // 52: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	26, // 53: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30, // 54: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	33, // 55: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	34, // 56: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	35, // 57: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	36, // 58: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	38, // 59: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	39, // 60: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	40, // 61: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	41, // 62: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	42, // 63: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	41, // 64: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 65: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	43, // 66: openhsm.v1.HSM.OutputLength:input_type -> openhsm.v1.OutputLengthRequest
-	45, // 67: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	46, // 68: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,  // 69: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	50, // 70: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	51, // 71: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	61, // 72: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,  // 73: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 74: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	55, // 75: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	56, // 76: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	62, // 77: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
-	63, // 78: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
-	64, // 79: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
-	66, // 80: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
-	0,  // 81: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
-	57, // 82: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
-	0,  // 83: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
-	70, // 84: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
-	0,  // 85: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
-	11, // 86: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 87: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 88: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 89: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 90: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 91: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 92: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 93: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 94: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 95: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 96: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 97: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 98: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 99: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 100: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 101: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 102: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 103: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 104: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 105: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 106: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	47, // 107: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 108: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 109: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	47, // 110: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 111: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	47, // 112: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	47, // 113: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	44, // 114: openhsm.v1.HSM.OutputLength:output_type -> openhsm.v1.OutputLengthResponse
-	47, // 115: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	47, // 116: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	49, // 117: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 118: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 119: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,  // 120: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	52, // 121: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	54, // 122: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	56, // 123: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	52, // 124: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,  // 125: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,  // 126: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	65, // 127: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,  // 128: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	69, // 129: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	59, // 130: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
-	60, // 131: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
-	0,  // 132: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
-	72, // 133: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
-	86, // [86:134] is the sub-list for method output_type
-	38, // [38:86] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	3,  // 28: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	46, // 29: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
+	51, // 30: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
+	51, // 31: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
+	56, // 32: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
+	66, // 33: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
+	65, // 34: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
+	63, // 35: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
+	69, // 36: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
+	10, // 37: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,  // 38: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,  // 39: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	12, // 40: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,  // 41: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,  // 42: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	15, // 43: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	16, // 44: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	17, // 45: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	16, // 46: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,  // 47: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	22, // 48: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	23, // 49: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	24, // 50: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	26, // 51: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	26, // 52: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30, // 53: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	33, // 54: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	34, // 55: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	35, // 56: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	36, // 57: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	38, // 58: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	39, // 59: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	40, // 60: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	41, // 61: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	42, // 62: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	41, // 63: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	41, // 64: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	43, // 65: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	44, // 66: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	0,  // 67: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	48, // 68: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	49, // 69: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	59, // 70: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,  // 71: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,  // 72: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	53, // 73: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	54, // 74: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	60, // 75: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	61, // 76: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	62, // 77: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	64, // 78: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,  // 79: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	55, // 80: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
+	0,  // 81: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
+	68, // 82: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
+	0,  // 83: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
+	11, // 84: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11, // 85: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,  // 86: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,  // 87: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14, // 88: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20, // 89: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,  // 90: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,  // 91: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,  // 92: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,  // 93: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21, // 94: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25, // 95: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25, // 96: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,  // 97: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27, // 98: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29, // 99: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32, // 100: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,  // 101: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,  // 102: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25, // 103: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37, // 104: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	45, // 105: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25, // 106: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25, // 107: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	45, // 108: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,  // 109: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	45, // 110: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	45, // 111: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	45, // 112: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	45, // 113: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	47, // 114: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,  // 115: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,  // 116: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,  // 117: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	50, // 118: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	52, // 119: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	54, // 120: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	50, // 121: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,  // 122: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,  // 123: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	63, // 124: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,  // 125: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	67, // 126: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	57, // 127: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	58, // 128: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	0,  // 129: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
+	70, // 130: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
+	84, // [84:131] is the sub-list for method output_type
+	37, // [37:84] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_api_hsmpb_hsm_proto_init() }
@@ -5164,7 +5038,7 @@ func file_api_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hsmpb_hsm_proto_rawDesc), len(file_api_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   73,
+			NumMessages:   71,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,7 +22,6 @@ package hsmpb
 
 import (
 	context "context"
-
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -62,7 +61,6 @@ const (
 	HSM_Verify_FullMethodName             = "/openhsm.v1.HSM/Verify"
 	HSM_Encrypt_FullMethodName            = "/openhsm.v1.HSM/Encrypt"
 	HSM_Decrypt_FullMethodName            = "/openhsm.v1.HSM/Decrypt"
-	HSM_OutputLength_FullMethodName       = "/openhsm.v1.HSM/OutputLength"
 	HSM_Digest_FullMethodName             = "/openhsm.v1.HSM/Digest"
 	HSM_GenerateRandom_FullMethodName     = "/openhsm.v1.HSM/GenerateRandom"
 	HSM_ClusterStatus_FullMethodName      = "/openhsm.v1.HSM/ClusterStatus"
@@ -125,7 +123,6 @@ type HSMClient interface {
 	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*Empty, error)
 	Encrypt(ctx context.Context, in *CryptoRequest, opts ...grpc.CallOption) (*DataResponse, error)
 	Decrypt(ctx context.Context, in *CryptoRequest, opts ...grpc.CallOption) (*DataResponse, error)
-	OutputLength(ctx context.Context, in *OutputLengthRequest, opts ...grpc.CallOption) (*OutputLengthResponse, error)
 	Digest(ctx context.Context, in *DigestRequest, opts ...grpc.CallOption) (*DataResponse, error)
 	GenerateRandom(ctx context.Context, in *RandomRequest, opts ...grpc.CallOption) (*DataResponse, error)
 	// Cluster membership (crypto officer) and status (certificate only).
@@ -446,16 +443,6 @@ func (c *hSMClient) Decrypt(ctx context.Context, in *CryptoRequest, opts ...grpc
 	return out, nil
 }
 
-func (c *hSMClient) OutputLength(ctx context.Context, in *OutputLengthRequest, opts ...grpc.CallOption) (*OutputLengthResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(OutputLengthResponse)
-	err := c.cc.Invoke(ctx, HSM_OutputLength_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 func (c *hSMClient) Digest(ctx context.Context, in *DigestRequest, opts ...grpc.CallOption) (*DataResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DataResponse)
@@ -708,7 +695,6 @@ type HSMServer interface {
 	Verify(context.Context, *VerifyRequest) (*Empty, error)
 	Encrypt(context.Context, *CryptoRequest) (*DataResponse, error)
 	Decrypt(context.Context, *CryptoRequest) (*DataResponse, error)
-	OutputLength(context.Context, *OutputLengthRequest) (*OutputLengthResponse, error)
 	Digest(context.Context, *DigestRequest) (*DataResponse, error)
 	GenerateRandom(context.Context, *RandomRequest) (*DataResponse, error)
 	// Cluster membership (crypto officer) and status (certificate only).
@@ -832,9 +818,6 @@ func (UnimplementedHSMServer) Encrypt(context.Context, *CryptoRequest) (*DataRes
 }
 func (UnimplementedHSMServer) Decrypt(context.Context, *CryptoRequest) (*DataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Decrypt not implemented")
-}
-func (UnimplementedHSMServer) OutputLength(context.Context, *OutputLengthRequest) (*OutputLengthResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method OutputLength not implemented")
 }
 func (UnimplementedHSMServer) Digest(context.Context, *DigestRequest) (*DataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Digest not implemented")
@@ -1418,24 +1401,6 @@ func _HSM_Decrypt_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
-func _HSM_OutputLength_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(OutputLengthRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(HSMServer).OutputLength(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: HSM_OutputLength_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(HSMServer).OutputLength(ctx, req.(*OutputLengthRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
 func _HSM_Digest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DigestRequest)
 	if err := dec(in); err != nil {
@@ -1871,10 +1836,6 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Decrypt",
 			Handler:    _HSM_Decrypt_Handler,
-		},
-		{
-			MethodName: "OutputLength",
-			Handler:    _HSM_OutputLength_Handler,
 		},
 		{
 			MethodName: "Digest",

@@ -16,7 +16,6 @@ package peerpb
 
 import (
 	context "context"
-
 	hsmpb "github.com/openhsm/openhsm/api/hsmpb"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
