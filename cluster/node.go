@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/openhsm/openhsm/api"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/cluster/peerpb"
 	"github.com/openhsm/openhsm/hsmerr"
@@ -521,18 +522,17 @@ func (n *Node) ChangeMembership(ctx context.Context, req *peerpb.MembershipReque
 			return n.changeHere(req.Op, req.Name, req.Addr)
 		}
 		if _, leader := n.Leader(); leader != "" {
-			api, err := n.peers.get(leader)
+			peer, err := n.peers.get(leader)
 			if err != nil {
 				return notExecuted("cannot reach the leader")
 			}
-			_, err = api.ChangeMembership(ctx, req)
-			st := status.Convert(err)
+			_, err = peer.ChangeMembership(ctx, req)
 			if err == nil {
 				return nil
 			}
 			// A leader that stepped down took nothing: ask the next.
-			if st.Message() != NotLeader {
-				return &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: st.Message()}
+			if !errors.Is(api.FromStatus(err), hsmerr.ErrNotLeader) {
+				return &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: status.Convert(err).Message()}
 			}
 		}
 		select {
@@ -542,10 +542,6 @@ func (n *Node) ChangeMembership(ctx context.Context, req *peerpb.MembershipReque
 		}
 	}
 }
-
-// NotLeader is how a node that does not lead refuses a request for the
-// leader.
-const NotLeader = "not the leader"
 
 // HandleChangeMembership is the leader's side of ChangeMembership.
 func (n *Node) HandleChangeMembership(req *peerpb.MembershipRequest) error {

@@ -3,10 +3,9 @@ package cluster
 import (
 	"strings"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
+	"github.com/openhsm/openhsm/api"
 	"github.com/openhsm/openhsm/cluster/peerpb"
+	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // The node-to-node service (cluster/peerpb/peer.proto): only node
@@ -59,5 +58,6 @@ func PeerMethodOf(fullMethod string) (PeerMethod, bool) {
 }
 
 // ErrNotLeader is how a node that does not lead refuses a Peer request for
-// the leader: FailedPrecondition with the message NotLeader.
-var ErrNotLeader = status.Error(codes.FailedPrecondition, NotLeader)
+// the leader: hsmerr.ErrNotLeader as a status, so the asker tells it apart
+// by its reason, not its text.
+var ErrNotLeader = api.ToStatus(hsmerr.ErrNotLeader).Err()

@@ -49,6 +49,10 @@ const (
 	// changed (CKR_USER_NOT_LOGGED_IN). The client logs in again; without
 	// the reason the same CKR means the caller's role may not do this.
 	ReasonNoSession Reason = "no-session"
+	// ReasonNotLeader: a node that does not lead was asked for what only
+	// the leader does (a membership change); the asker tries the next
+	// leader (CKR_DEVICE_ERROR).
+	ReasonNotLeader Reason = "not-leader"
 )
 
 // Sentinels for errors.Is: an *Error matches one with the same RV and
@@ -56,6 +60,7 @@ const (
 var (
 	ErrUserExists = &Error{RV: ck.CKR_ARGUMENTS_BAD, Reason: ReasonUserExists, Msg: "the user exists"}
 	ErrNoSession  = &Error{RV: ck.CKR_USER_NOT_LOGGED_IN, Reason: ReasonNoSession, Msg: "log in first"}
+	ErrNotLeader  = &Error{RV: ck.CKR_DEVICE_ERROR, Reason: ReasonNotLeader, Msg: "not the leader"}
 )
 
 // Row is one line of the table.
@@ -120,6 +125,7 @@ var table = []Row{
 	{RV: ck.CKR_SIGNATURE_INVALID, Code: codes.FailedPrecondition},
 	{RV: ck.CKR_USER_ALREADY_LOGGED_IN, Code: codes.FailedPrecondition},
 	{RV: ck.CKR_USER_ANOTHER_ALREADY_LOGGED_IN, Code: codes.FailedPrecondition}, // library
+	{RV: ck.CKR_DEVICE_ERROR, Reason: ReasonNotLeader, Code: codes.FailedPrecondition},
 
 	// PermissionDenied: the caller may not do this (its role, its
 	// certificate's kind, a rule of the cluster).
