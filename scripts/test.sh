@@ -59,7 +59,9 @@ for pt in \
   ./hsmd:FuzzDecodeRequest \
   ./hsmd:FuzzParseToken \
   ./p11module/core:FuzzCall \
-  ./internal/fields:FuzzReader
+  ./internal/fields:FuzzReader \
+  ./kms/blob:FuzzParse \
+  ./kms/blob:FuzzDecodeContext
 do
   pkg=${pt%%:*} target=${pt#*:}
   # A worker minimizes each new interesting input for up to
