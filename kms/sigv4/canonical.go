@@ -158,10 +158,12 @@ func canonicalHeaderValue(r *http.Request, name string) string {
 			}
 		}
 	}
+	// values may be r's own slice: build anew, never write to it.
+	cleaned := make([]string, len(values))
 	for i, v := range values {
-		values[i] = collapseSpaces(strings.TrimSpace(v))
+		cleaned[i] = collapseSpaces(strings.TrimSpace(v))
 	}
-	return strings.Join(values, ",")
+	return strings.Join(cleaned, ",")
 }
 
 // collapseSpaces replaces every run of spaces with one space.

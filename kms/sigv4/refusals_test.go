@@ -366,3 +366,27 @@ func TestDateHeader(t *testing.T) {
 		require.ErrorContains(t, err, msgMismatch)
 	}
 }
+
+// TestRequestUnchanged: Verify changes nothing of the request it reads,
+// verified or refused.
+func TestRequestUnchanged(t *testing.T) {
+	for _, secret := range []string{testSecret, "not-the-secret"} {
+		r := kmsRequest()
+		r.Header.Add("X-Spaces", "  a   b  ")
+		r.Header.Add("X-Spaces", " c  d ")
+		r.URL.RawQuery = "b=1&a=x+y"
+		sdkSign(t, r, refusalBody, testAKID, secret, "", "kms", "us-east-1", signTime)
+		header, url, host := r.Header.Clone(), *r.URL, r.Host
+		body := append([]byte(nil), refusalBody...)
+		_, err := testVerifier(signTime).Verify(r, body, testKeys())
+		if secret == testSecret {
+			require.NoError(t, err)
+		} else {
+			require.Error(t, err)
+		}
+		assert.Equal(t, header, r.Header)
+		assert.Equal(t, url, *r.URL)
+		assert.Equal(t, host, r.Host)
+		assert.Equal(t, refusalBody, body)
+	}
+}

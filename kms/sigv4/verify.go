@@ -290,11 +290,11 @@ func parseDate(name, value string) (time.Time, bool) {
 // signingKey is the scope's signing key for secret, from the cache when it
 // is there.
 func (v *Verifier) signingKey(scope credentialScope, secret []byte) [32]byte {
-	max := v.CacheSize
-	if max == 0 {
-		max = DefaultCacheSize
+	limit := v.CacheSize
+	if limit == 0 {
+		limit = DefaultCacheSize
 	}
-	if max < 0 {
+	if limit < 0 {
 		return signingKey(secret, scope.Date, scope.Region, scope.Service)
 	}
 	id := cacheID(scope, secret)
@@ -310,7 +310,7 @@ func (v *Verifier) signingKey(scope credentialScope, secret []byte) [32]byte {
 	if v.keys == nil {
 		v.keys = make(map[[32]byte][32]byte)
 	}
-	for len(v.keys) >= max {
+	for len(v.keys) >= limit {
 		for k := range v.keys { // Go's map order is random: a random victim
 			delete(v.keys, k)
 			break
