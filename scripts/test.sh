@@ -61,7 +61,8 @@ for pt in \
   ./p11module/core:FuzzCall \
   ./internal/fields:FuzzReader \
   ./kms/blob:FuzzParse \
-  ./kms/blob:FuzzDecodeContext
+  ./kms/blob:FuzzDecodeContext \
+  ./kms/model:FuzzValidate
 do
   pkg=${pt%%:*} target=${pt#*:}
   # A worker minimizes each new interesting input for up to
