@@ -63,7 +63,8 @@ for pt in \
   ./kms/blob:FuzzParse \
   ./kms/blob:FuzzDecodeContext \
   ./kms/sigv4:FuzzParseAuthorization \
-  ./kms/sigv4:FuzzVerify
+  ./kms/sigv4:FuzzVerify \
+  ./kms/model:FuzzValidate
 do
   pkg=${pt%%:*} target=${pt#*:}
   # A worker minimizes each new interesting input for up to
