@@ -110,16 +110,10 @@ type Options struct {
 }
 
 // NewEngine makes an engine over a machine (whose sealer must be set) that
-// submits its commands through a (nil: apply them locally). The machine's observer must pass what
-// apply did on to the engine's Observer methods, so its caches follow the
-// state (a daemon's node does; NewLocal builds both for one process).
+// submits its commands through a (nil: apply them locally). The machine's
+// observer must pass what apply did on to the engine's state.Observer
+// methods, so its caches follow the state (a daemon's node does).
 func NewEngine(m *state.Machine, a Applier, opts Options) *Engine {
-	e := &Engine{}
-	e.init(m, a, opts)
-	return e
-}
-
-func (e *Engine) init(m *state.Machine, a Applier, opts Options) {
 	if a == nil {
 		a = &LocalApplier{M: m}
 	}
@@ -127,25 +121,10 @@ func (e *Engine) init(m *state.Machine, a Applier, opts Options) {
 	if limit < 1 {
 		limit = DefaultSessionObjects
 	}
-	*e = Engine{store: m.Store(), machine: m, applier: a, now: time.Now,
+	return &Engine{store: m.Store(), machine: m, applier: a, now: time.Now,
 		cache: map[uint64]*mech.Key{}, sessObjs: map[uint64]*sessionObject{},
 		sessCount: map[uint64]int{}, sessLimit: limit,
 		objects: map[uint64]*object.Object{}, users: map[string]*object.User{}}
-}
-
-// NewLocal makes a machine over st and an engine that applies its commands
-// there at once, for one process without a cluster (tools and tests). The
-// engine is the machine's observer. wrap, if not nil, may wrap the local
-// applier (to record or disturb commands).
-func NewLocal(st state.Store, sealer *seal.Sealer, opts Options, wrap func(Applier) Applier) (*Engine, *state.Machine) {
-	e := &Engine{}
-	m := state.NewMachine(st, sealer, e) // e is filled in below, before anything applies
-	var a Applier = &LocalApplier{M: m}
-	if wrap != nil {
-		a = wrap(a)
-	}
-	e.init(m, a, opts)
-	return e, m
 }
 
 // The engine's side of state.Observer: its caches follow the state.

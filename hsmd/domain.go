@@ -69,34 +69,34 @@ func (d *domainKey) fingerprint() string {
 // it unseals that with this node's KEK source and installs it. A record
 // re-sealed by a passphrase rotation of the key in use is taken as it is,
 // since its MAC under that key says so and this node's (older) passphrase
-// need not open it. changed reports whether the cluster ID changed. An
-// error means the node cannot serve the restored state.
-func (d *domainKey) reload() (changed bool, err error) {
+// need not open it. An error means the node cannot serve the restored
+// state.
+func (d *domainKey) reload() error {
 	raw, err := d.store.Meta(state.MetaDomainKey)
 	if err != nil {
-		return false, fmt.Errorf("the restored state has no domain key: %v", err)
+		return fmt.Errorf("the restored state has no domain key: %v", err)
 	}
 	old, oldID := d.current()
 	if bytes.Equal(raw, old) {
-		return false, nil
+		return nil
 	}
 	rec, err := seal.UnmarshalSealedDomainKey(raw)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if mac, err := d.store.Meta(state.MetaDomainKeyMAC); err == nil {
 		if cur := d.sealer(); cur != nil && rec.ClusterID == oldID && hmac.Equal(mac, cur.RecordMAC(raw)) {
 			d.mu.Lock()
 			d.sealed = raw
 			d.mu.Unlock()
-			return false, nil
+			return nil
 		}
 	}
 	sealer, err := rec.Unseal(d.kek)
 	if err != nil {
 		err = fmt.Errorf("the restored domain key: %w", err)
 		d.fatal(err)
-		return false, err
+		return err
 	}
 	d.lock(d.log, sealer)
 	d.machine.SetSealer(sealer)
@@ -105,5 +105,5 @@ func (d *domainKey) reload() (changed bool, err error) {
 	d.clusterID = rec.ClusterID
 	d.mu.Unlock()
 	d.log.Info("now serving a restored domain key", "cluster", rec.ClusterID)
-	return rec.ClusterID != oldID, nil
+	return nil
 }

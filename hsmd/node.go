@@ -362,8 +362,7 @@ func (n *Node) Restored() error {
 	if err := n.loadDenyList(); err != nil {
 		return err
 	}
-	_, err := n.domain.reload()
-	return err
+	return n.domain.reload()
 }
 
 var _ state.Observer = (*Node)(nil)
