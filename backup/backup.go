@@ -70,7 +70,7 @@ var (
 	ErrTruncated = errors.New("backup file is truncated")
 	ErrCorrupt   = errors.New("backup file was modified or is corrupt")
 	// ErrWrongPassphrase means the KEK given does not unseal the backup's
-	// domain key: the unseal function returned state.ErrWrongKEK.
+	// domain key: the unseal function returned seal.ErrWrongKEK.
 	ErrWrongPassphrase = errors.New("the passphrase (or key file) does not open this backup's domain key")
 )
 
@@ -83,7 +83,7 @@ type Header struct {
 	Created         time.Time // UTC
 	Index           uint64    // the applied index of the state backed up
 	Users, Objects  int
-	SealedDomainKey []byte // state.SealedDomainKey.Marshal()
+	SealedDomainKey []byte // seal.SealedDomainKey.Marshal()
 	WrappedKey      []byte // the data key, RFC 5649-wrapped under the PBK
 	NoncePrefix     []byte // 7 random bytes
 }
@@ -546,7 +546,7 @@ func Verify(r io.Reader, unseal func(sealedDK []byte) (*seal.Sealer, error), pro
 // written, but a truncated or altered file is only known to be one when it
 // ends, after some plaintext went to w: run Verify first, and let w be
 // something that checks the stream and commits only at its end (Restore).
-// A data key that does not unwrap under s is state.ErrBackupKey.
+// A data key that does not unwrap under s is seal.ErrBackupKey.
 func Decrypt(r io.Reader, s *seal.Sealer, w io.Writer, progress func(Progress)) (*Header, error) {
 	br := bufio.NewReaderSize(r, chunkCTLen+1)
 	h, aad, err := readHeader(br)

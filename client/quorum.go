@@ -54,7 +54,7 @@ type QuorumToken struct {
 	Required  int       `json:"required"`
 }
 
-// SigningBytes are the bytes an approver signs (state.QuorumToken).
+// SigningBytes are the bytes an approver signs (quorum.Token).
 func (t *QuorumToken) SigningBytes() []byte {
 	tt := quorum.Token{ID: t.ID, Service: t.Service, Requester: t.Requester, Issued: t.Issued.Unix(), Expires: t.Expires.Unix()}
 	return tt.SigningBytes()

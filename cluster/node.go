@@ -323,7 +323,7 @@ func (n *Node) State() string {
 // IsLeader says whether this node leads.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
-// Submit implements state.Applier: it sends the command to the leader
+// Submit implements engine.Applier: it sends the command to the leader
 // (applying it here if this node leads), waits until a majority committed
 // and the leader applied it, and then until this node applied it too, so a
 // client that reads here next sees its write.

@@ -32,7 +32,7 @@ import (
 //
 // With maxStreams per connection, password work bounded in tokens (argon2id
 // slots and queue) and this, the memory a caller without a session can
-// pin is about preAuthSlots × maxMessage + state.ArgonSlots × 19 MiB,
+// pin is about preAuthSlots × maxMessage + passwords.ArgonSlots × 19 MiB,
 // whatever the number of connections and streams: see docs/cluster.md,
 // "Memory ceiling".
 const (

@@ -163,29 +163,29 @@ var optionalParam = map[uint64]bool{
 
 // CheckParam checks that a mechanism's parameter has the Go type its row
 // says. It does not check the values; the mechanism's functions do.
-func CheckParam(m *Mechanism, mech Mech) error {
+func CheckParam(m *Mechanism, given Mech) error {
 	var ok bool
 	switch m.Param {
 	case ParamNone:
-		ok = mech.Param == nil
+		ok = given.Param == nil
 	case ParamIV:
-		ok = isParam[IVParams](mech.Param)
+		ok = isParam[IVParams](given.Param)
 	case ParamGCM:
-		ok = isParam[GCMParams](mech.Param)
+		ok = isParam[GCMParams](given.Param)
 	case ParamCTR:
-		ok = isParam[CTRParams](mech.Param)
+		ok = isParam[CTRParams](given.Param)
 	case ParamPSS:
-		ok = isParam[PSSParams](mech.Param)
+		ok = isParam[PSSParams](given.Param)
 	case ParamOAEP:
-		ok = isParam[OAEPParams](mech.Param)
+		ok = isParam[OAEPParams](given.Param)
 	case ParamECDH:
-		ok = isParam[ECDHParams](mech.Param)
+		ok = isParam[ECDHParams](given.Param)
 	case ParamEdDSA:
-		ok = isParam[EdDSAParams](mech.Param)
+		ok = isParam[EdDSAParams](given.Param)
 	case ParamMacLen:
-		ok = isParam[MacLenParams](mech.Param)
+		ok = isParam[MacLenParams](given.Param)
 	}
-	if !ok && optionalParam[m.Type] && isNilParam(mech.Param) {
+	if !ok && optionalParam[m.Type] && isNilParam(given.Param) {
 		ok = true
 	}
 	if !ok {
@@ -194,8 +194,8 @@ func CheckParam(m *Mechanism, mech Mech) error {
 		}
 		return hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s needs a %s parameter", ck.MechName(m.Type), paramNames[m.Param])
 	}
-	if check := paramChecks[m.Param]; check != nil && !isNilParam(mech.Param) {
-		if why := check(m.Type, mech.Param); why != "" {
+	if check := paramChecks[m.Param]; check != nil && !isNilParam(given.Param) {
+		if why := check(m.Type, given.Param); why != "" {
 			return hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s: %s", ck.MechName(m.Type), why)
 		}
 	}

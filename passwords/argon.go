@@ -33,6 +33,8 @@ type ArgonLimiter struct {
 	runs atomic.Int64
 }
 
+// Argon is the process's one limiter: every password hash and check
+// goes through it.
 var Argon = &ArgonLimiter{slots: make(chan struct{}, ArgonSlots), queue: int64(ArgonQueue)}
 
 // ArgonRuns is how many argon2id computations this process started.

@@ -12,7 +12,7 @@ import (
 	"github.com/openhsm/openhsm/state"
 )
 
-// Snapshots and restore. The stream format is state.SnapshotEncoder's; it
+// Snapshots and restore. The stream format is snapshot.Encoder's; it
 // carries every column of users, objects, shares, meta and audit, so a restored
 // store holds exactly the rows of the one snapshotted. The applied index
 // travels in the stream's header; schema_version is not carried (the stream
@@ -261,7 +261,7 @@ const (
 // and sets the applied index to index, or to the stream's if index is 0 (an
 // applied index of 0 is recorded as none). It reads and checks the stream as
 // it writes, all in one write transaction: a stream that is malformed,
-// truncated or corrupt (an error wrapping state.ErrBadSnapshot), or a
+// truncated or corrupt (an error wrapping snapshot.ErrBad), or a
 // failure of the reader or the database, rolls everything back and leaves
 // the store as it was. Updates wait meanwhile; reads go on and see the old
 // state until the commit.
