@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/openhsm/openhsm/api/hsmpb"
+	"google.golang.org/grpc"
 )
 
 // Access is what a caller needs to call a method.
@@ -126,6 +127,19 @@ var byName = func() map[string]Method {
 	}
 	return m
 }()
+
+// ServiceMethodNames lists the methods and streams of a generated gRPC
+// service: what a method table must name, once each.
+func ServiceMethodNames(desc *grpc.ServiceDesc) []string {
+	names := make([]string, 0, len(desc.Methods)+len(desc.Streams))
+	for _, x := range desc.Methods {
+		names = append(names, x.MethodName)
+	}
+	for _, x := range desc.Streams {
+		names = append(names, x.StreamName)
+	}
+	return names
+}
 
 // Methods returns the table, in hsm.proto's order.
 func Methods() []Method { return append([]Method(nil), methods...) }

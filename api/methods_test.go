@@ -12,13 +12,7 @@ import (
 // The table names every method of the generated HSM service, once, and
 // nothing else.
 func TestMethodsMatchService(t *testing.T) {
-	var service []string
-	for _, m := range hsmpb.HSM_ServiceDesc.Methods {
-		service = append(service, m.MethodName)
-	}
-	for _, s := range hsmpb.HSM_ServiceDesc.Streams {
-		service = append(service, s.StreamName)
-	}
+	service := ServiceMethodNames(&hsmpb.HSM_ServiceDesc)
 	var table []string
 	for _, m := range Methods() {
 		table = append(table, m.Name)

@@ -6,19 +6,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/openhsm/openhsm/api"
 	"github.com/openhsm/openhsm/cluster/peerpb"
 )
 
 // The table names every method of the generated Peer service, and only
 // those.
 func TestPeerMethodsMatchService(t *testing.T) {
-	var names []string
-	for _, m := range peerpb.Peer_ServiceDesc.Methods {
-		names = append(names, m.MethodName)
-	}
-	for _, s := range peerpb.Peer_ServiceDesc.Streams {
-		names = append(names, s.StreamName)
-	}
+	names := api.ServiceMethodNames(&peerpb.Peer_ServiceDesc)
 	var table []string
 	for _, m := range PeerMethods() {
 		table = append(table, m.Name)
