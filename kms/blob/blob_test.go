@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/openhsm/openhsm/kms/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -28,7 +29,11 @@ func TestHeaderRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, h, got)
 	assert.Equal(t, body, rest)
-	assert.Equal(t, 4096+Overhead, 4145, "a 4 KiB plaintext fits the model's 6144-byte ciphertext")
+	pt, ok := model.LookupShape("PlaintextType")
+	require.True(t, ok)
+	ct, ok := model.LookupShape("CiphertextType")
+	require.True(t, ok)
+	assert.LessOrEqual(t, *pt.Max+Overhead, *ct.Max, "the largest plaintext the model allows makes a blob the model allows")
 }
 
 func TestParseRefuses(t *testing.T) {
