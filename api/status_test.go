@@ -308,7 +308,7 @@ func TestDocTable(t *testing.T) {
 		if r.Reason != "" {
 			reason = "`" + string(r.Reason) + "`"
 		}
-		want = append(want, strings.Join([]string{"|", ck.RVName(r.RV), "|", reason, "|", r.Code.String(), "|", strings.Join(bare, ", "), "|"}, " "))
+		want = append(want, strings.Join([]string{"|", ck.RVName(r.RV), "|", reason, "|", r.Code.String(), "|", strings.Join(bare, ", "), "|", r.KMS, "|"}, " "))
 	}
 	norm := func(ls []string) []string {
 		out := make([]string, len(ls))

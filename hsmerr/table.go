@@ -22,8 +22,12 @@ import (
 // appears in the source through a real gRPC server, so a value the code
 // starts returning without a row here fails the build's tests.
 //
-// The KMS exceptions join this table: each row's KMS column will name the
-// exception the KMS API answers with (empty until then).
+// The KMS exceptions join this table: a row's KMS column names the
+// exception the KMS API answers with when an engine or apply refusal of
+// that row reaches it (KMSException); "" is KMSInternalException. The KMS
+// state machine's own refusals are the rows with a "kms-" reason, one per
+// exception (KMSf): their reason carries the exception through the log and
+// every Forward answer, as any reason does.
 
 // DefaultRV is the return value of an error that carries none: anything
 // but an *Error (a store failure, a bug, a context error in the daemon),
@@ -73,8 +77,8 @@ type Row struct {
 	// ErrorDetail (a proxy, the gRPC runtime, a context that ended). A code
 	// is in at most one row's Bare.
 	Bare []codes.Code
-	// KMS is the exception the KMS API will answer with; "" until the KMS
-	// lands.
+	// KMS is the exception the KMS API answers with; "" is
+	// KMSInternalException.
 	KMS string
 }
 
@@ -92,7 +96,7 @@ var table = []Row{
 	{RV: ck.CKR_DATA_INVALID, Code: codes.InvalidArgument},
 	{RV: ck.CKR_DATA_LEN_RANGE, Code: codes.InvalidArgument},
 	{RV: ck.CKR_DOMAIN_PARAMS_INVALID, Code: codes.InvalidArgument},
-	{RV: ck.CKR_ENCRYPTED_DATA_INVALID, Code: codes.InvalidArgument},
+	{RV: ck.CKR_ENCRYPTED_DATA_INVALID, Code: codes.InvalidArgument, KMS: "InvalidCiphertextException"},
 	{RV: ck.CKR_ENCRYPTED_DATA_LEN_RANGE, Code: codes.InvalidArgument},
 	{RV: ck.CKR_KEY_SIZE_RANGE, Code: codes.InvalidArgument},
 	{RV: ck.CKR_KEY_TYPE_INCONSISTENT, Code: codes.InvalidArgument},
@@ -113,7 +117,7 @@ var table = []Row{
 	// FailedPrecondition: the request is sound, the key or the state does
 	// not allow it.
 	{RV: ck.CKR_CRYPTOKI_ALREADY_INITIALIZED, Code: codes.FailedPrecondition}, // library
-	{RV: ck.CKR_KEY_FUNCTION_NOT_PERMITTED, Code: codes.FailedPrecondition},
+	{RV: ck.CKR_KEY_FUNCTION_NOT_PERMITTED, Code: codes.FailedPrecondition, KMS: "InvalidKeyUsageException"},
 	{RV: ck.CKR_KEY_INDIGESTIBLE, Code: codes.FailedPrecondition}, // library
 	{RV: ck.CKR_KEY_NOT_WRAPPABLE, Code: codes.FailedPrecondition},
 	{RV: ck.CKR_KEY_UNEXTRACTABLE, Code: codes.FailedPrecondition},
@@ -122,7 +126,7 @@ var table = []Row{
 	{RV: ck.CKR_SESSION_READ_ONLY, Code: codes.FailedPrecondition},            // library
 	{RV: ck.CKR_SESSION_READ_ONLY_EXISTS, Code: codes.FailedPrecondition},     // library
 	{RV: ck.CKR_SESSION_READ_WRITE_SO_EXISTS, Code: codes.FailedPrecondition}, // library
-	{RV: ck.CKR_SIGNATURE_INVALID, Code: codes.FailedPrecondition},
+	{RV: ck.CKR_SIGNATURE_INVALID, Code: codes.FailedPrecondition, KMS: "KMSInvalidSignatureException"},
 	{RV: ck.CKR_USER_ALREADY_LOGGED_IN, Code: codes.FailedPrecondition},
 	{RV: ck.CKR_USER_ANOTHER_ALREADY_LOGGED_IN, Code: codes.FailedPrecondition}, // library
 	{RV: ck.CKR_DEVICE_ERROR, Reason: ReasonNotLeader, Code: codes.FailedPrecondition},
@@ -158,7 +162,25 @@ var table = []Row{
 	// Unavailable: the node cannot serve now (behind, no leader, the
 	// outcome of a write unknown); another node or a later try may.
 	{RV: ck.CKR_CRYPTOKI_NOT_INITIALIZED, Code: codes.Unavailable},
-	{RV: ck.CKR_DEVICE_ERROR, Code: codes.Unavailable, Bare: []codes.Code{codes.Unavailable, codes.DeadlineExceeded}},
+	{RV: ck.CKR_DEVICE_ERROR, Code: codes.Unavailable, Bare: []codes.Code{codes.Unavailable, codes.DeadlineExceeded}, KMS: "DependencyTimeoutException"},
+
+	// The KMS state machine's refusals (KMSf). The CKR says what a PKCS#11
+	// caller would be told; only the KMS API answers these.
+	{RV: ck.CKR_OBJECT_HANDLE_INVALID, Reason: "kms-not-found", Code: codes.NotFound, KMS: "NotFoundException"},
+	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-already-exists", Code: codes.InvalidArgument, KMS: "AlreadyExistsException"},
+	{RV: ck.CKR_ACTION_PROHIBITED, Reason: "kms-invalid-state", Code: codes.FailedPrecondition, KMS: "KMSInvalidStateException"},
+	{RV: ck.CKR_ACTION_PROHIBITED, Reason: "kms-disabled", Code: codes.FailedPrecondition, KMS: "DisabledException"},
+	{RV: ck.CKR_DEVICE_MEMORY, Reason: "kms-limit-exceeded", Code: codes.ResourceExhausted, KMS: "LimitExceededException"},
+	{RV: ck.CKR_FUNCTION_NOT_SUPPORTED, Reason: "kms-unsupported-operation", Code: codes.FailedPrecondition, KMS: "UnsupportedOperationException"},
+	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-validation", Code: codes.InvalidArgument, KMS: "ValidationException"},
+	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-invalid-arn", Code: codes.InvalidArgument, KMS: "InvalidArnException"},
+	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-invalid-alias-name", Code: codes.InvalidArgument, KMS: "InvalidAliasNameException"},
+	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-tag", Code: codes.InvalidArgument, KMS: "TagException"},
+	{RV: ck.CKR_KEY_FUNCTION_NOT_PERMITTED, Reason: "kms-invalid-key-usage", Code: codes.FailedPrecondition, KMS: "InvalidKeyUsageException"},
+	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-invalid-import-token", Code: codes.InvalidArgument, KMS: "InvalidImportTokenException"},
+	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-expired-import-token", Code: codes.InvalidArgument, KMS: "ExpiredImportTokenException"},
+	{RV: ck.CKR_WRAPPED_KEY_INVALID, Reason: "kms-incorrect-key-material", Code: codes.InvalidArgument, KMS: "IncorrectKeyMaterialException"},
+	{RV: ck.CKR_USER_NOT_LOGGED_IN, Reason: "kms-access-denied", Code: codes.PermissionDenied, KMS: "AccessDeniedException"},
 
 	// Internal: details are logged, not sent.
 	{RV: ck.CKR_FUNCTION_FAILED, Code: codes.Internal},
@@ -247,12 +269,20 @@ func KnownReason(rv uint64, reason Reason) bool {
 
 // ReasonForCode returns the reason whose row pairs rv with code, if any:
 // a status from a daemon that sends no reason (an older one) still says
-// which case it is by its code.
+// which case it is by its code. A code that the CKR's own row has too, or
+// that two reasons share, says nothing: no reason.
 func ReasonForCode(rv uint64, code codes.Code) Reason {
+	if base, ok := rows[rowKey{rv, ""}]; ok && base.Code == code {
+		return ""
+	}
+	var found Reason
 	for reason, r := range reasonRV {
 		if r == rv && rows[rowKey{rv, reason}].Code == code {
-			return reason
+			if found != "" {
+				return ""
+			}
+			found = reason
 		}
 	}
-	return ""
+	return found
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -32,7 +33,15 @@ func TestTableRules(t *testing.T) {
 			assert.False(t, bareSeen[c], "%s is Bare in two rows", c)
 			bareSeen[c] = true
 		}
-		assert.Empty(t, r.KMS, "the KMS column is for the KMS")
+		if r.KMS != "" {
+			assert.True(t, strings.HasSuffix(r.KMS, "Exception"), "%s: %q is an AWS exception name", ck.RVName(r.RV), r.KMS)
+		}
+		if strings.HasPrefix(string(r.Reason), "kms-") {
+			assert.NotEmpty(t, r.KMS, "reason %q is the KMS's and names its exception", r.Reason)
+			e := KMSf(r.KMS, "m")
+			assert.Equal(t, r.Reason, e.Reason)
+			assert.Equal(t, r.KMS, KMSException(e), "KMSf and KMSException agree")
+		}
 	}
 	// The defaults are rows of their own, so they read back as themselves.
 	_, ok := Lookup(DefaultRV, "")

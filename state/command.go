@@ -99,6 +99,11 @@ type Command struct {
 	// a second command with the same Actor and RequestID is answered with
 	// the first one's recorded outcome, not applied again.
 	RequestID string `json:"request_id,omitempty"`
+	// KMS is the payload of a KMS command (state/kms.go).
+	KMS *KMSCommand `json:"kms,omitempty"`
+	// KMSEvents are a node's KMS API requests for the trail (OpKMSAudit,
+	// state/kmsaudit.go).
+	KMSEvents []audit.KMSEvent `json:"kms_events,omitempty"`
 }
 
 // MaxCommandSize bounds a serialized command.
@@ -349,6 +354,10 @@ func init() {
 		OpLoginAttempt:      applyLoginAttempt,
 		OpLoginWrong:        applyLoginWrong,
 		OpRevokeCert:        applyRevokeCert,
+		OpKMSAudit:          applyKMSAudit,
+	}
+	for op, fn := range kmsApply {
+		applyTable[op] = fn
 	}
 }
 
