@@ -49,8 +49,11 @@ var revokingOps = map[state.Op]bool{
 	state.OpRevokeCert:  true, // a certificate on the deny-list
 }
 
-// Revoking says whether op is in revokingOps.
-func Revoking(op state.Op) bool { return revokingOps[op] }
+// Revoking says whether a client must not hear "done" for op until every
+// serving node applied it: the ops of revokingOps, and every KMS write, so
+// that a KMS client reads its own writes on whichever node it reaches
+// next (docs/kms.md).
+func Revoking(op state.Op) bool { return revokingOps[op] || state.IsKMSWrite(op) }
 
 type lease struct {
 	mu       sync.Mutex

@@ -337,7 +337,7 @@ func (n *Node) Submit(ctx context.Context, c *state.Command) error {
 		return err
 	}
 	applied := time.Now()
-	if revokingOps[c.Op] && refusal == nil {
+	if Revoking(c.Op) && refusal == nil {
 		// Every node that may still serve must have applied it before
 		// the client hears it is done.
 		if !n.waitRevoked(ctx, idx, applied) {

@@ -137,3 +137,17 @@ func (r *SealedDomainKey) CheckParams() error {
 	}
 	return nil
 }
+
+// RowMAC authenticates a state row kept in the store's meta table (the
+// KMS's keys, aliases and principals) bound to its meta key, so that a row
+// edited in the store file, or moved to another key, fails its check.
+func (s *Sealer) RowMAC(key string, value []byte) []byte {
+	h := hmac.New(sha256.New, s.macKey)
+	h.Write([]byte("openhsm state row v1|"))
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(key)))
+	h.Write(n[:])
+	h.Write([]byte(key))
+	h.Write(value)
+	return h.Sum(nil)
+}

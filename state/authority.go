@@ -39,6 +39,12 @@ const (
 	// proof under the domain key the op's own function checks
 	// (unlock_user: `hsmd unlock-user`).
 	actorCOOrBreakGlass
+	// actorKMSPrincipal: no user; a KMS principal that exists
+	// (KMSCommand.Principal; state/kms.go).
+	actorKMSPrincipal
+	// actorKMSPrincipalOrNodes: a KMS principal, or none for the nodes'
+	// own upkeep, which the op applies only when due by the command's time.
+	actorKMSPrincipalOrNodes
 )
 
 // authority is one row of the table: what an op needs of its actor.
@@ -83,6 +89,21 @@ var commandAuthority = map[Op]authority{
 	OpQuorumCreateToken: {actor: actorCO},
 	OpQuorumApprove:     {actor: actorCO},
 	OpQuorumUse:         {actor: actorCO},
+	// KMS (state/kms.go): officers manage principals; principals act on
+	// keys and aliases; the nodes' upkeep has no actor and the op decides
+	// from the command's time what is due.
+	OpKMSPrincipalCreate: {actor: actorCO},
+	OpKMSPrincipalDelete: {actor: actorCO},
+	OpKMSPrincipalRotate: {actor: actorCO},
+	OpKMSCreateKey:       {actor: actorKMSPrincipal},
+	OpKMSUpdateKey:       {actor: actorKMSPrincipal},
+	OpKMSRotateKey:       {actor: actorKMSPrincipalOrNodes},
+	OpKMSImportParams:    {actor: actorKMSPrincipal},
+	OpKMSImportMaterial:  {actor: actorKMSPrincipal},
+	OpKMSDeleteMaterial:  {actor: actorKMSPrincipal},
+	OpKMSAlias:           {actor: actorKMSPrincipal},
+	OpKMSUpkeep:          {actor: actorNone},
+	OpKMSAudit:           {actor: actorNone},
 }
 
 // actionFor is the access action a command takes on its object.
@@ -99,6 +120,9 @@ func checkAuthority(tx Tx, s *seal.Sealer, c *Command) error {
 	a, ok := commandAuthority[c.Op]
 	if !ok {
 		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "op %q has no authority rule", c.Op)
+	}
+	if a.actor == actorKMSPrincipal || a.actor == actorKMSPrincipalOrNodes {
+		return checkKMSPrincipal(tx, s, c, a.actor == actorKMSPrincipalOrNodes)
 	}
 	if a.actor == actorNone {
 		if c.Actor != "" {

@@ -630,17 +630,23 @@ func applyCreateObjects(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	}
 	// checkAuthority has made sure the actor is a crypto user; every object
 	// must be the actor's and pass the rules the API applies.
-	if err := object.CheckNewUsage(c.Objects); err != nil {
+	return putNewObjects(tx, s, c.Actor, c.Objects)
+}
+
+// putNewObjects checks new token objects of owner (one, or a key pair)
+// against every rule the API applies and stores them.
+func putNewObjects(tx Tx, s *seal.Sealer, owner string, objs []*object.Object) ([]uint64, error) {
+	if err := object.CheckNewUsage(objs); err != nil {
 		return nil, err
 	}
-	for i, o := range c.Objects {
+	for i, o := range objs {
 		if o == nil || o.ID == 0 || o.ID >= 1<<63 {
 			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "bad object id")
 		}
-		if i == 1 && o.ID == c.Objects[0].ID {
+		if i == 1 && o.ID == objs[0].ID {
 			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "object id collision")
 		}
-		if o.Owner != c.Actor || len(o.SharedWith) != 0 {
+		if o.Owner != owner || len(o.SharedWith) != 0 {
 			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "object owner must be the actor")
 		}
 		if !o.Attrs.Bool(ck.CKA_TOKEN) {
@@ -668,11 +674,11 @@ func applyCreateObjects(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 			return nil, err
 		}
 	}
-	if err := addOwned(tx, c.Actor, len(c.Objects)); err != nil {
+	if err := addOwned(tx, owner, len(objs)); err != nil {
 		return nil, err
 	}
 	var ids []uint64
-	for _, o := range c.Objects {
+	for _, o := range objs {
 		n := o.Clone()
 		n.MAC = s.AttrMAC(n)
 		if err := tx.PutObject(n); err != nil {

@@ -21,6 +21,9 @@ type Store interface {
 	// Find returns the objects that match q, ordered by ID.
 	Find(q Query) ([]*object.Object, error)
 	Meta(key string) ([]byte, error)
+	// MetaScan returns up to limit meta rows whose keys start with prefix
+	// and sort after after ("" for the first), in byte order of the keys.
+	MetaScan(prefix, after string, limit int) ([]MetaRow, error)
 	// AuditRecords returns the audit records q selects, by sequence number.
 	AuditRecords(q AuditQuery) ([]*audit.Record, error)
 	// AppliedIndex is the index of the last command applied (0 if none).
@@ -40,6 +43,12 @@ type Store interface {
 	// A malformed or truncated stream is an error and changes nothing.
 	Restore(r io.Reader, index uint64) error
 	Close() error
+}
+
+// MetaRow is one meta key and its value.
+type MetaRow struct {
+	Key   string
+	Value []byte
 }
 
 // Tx is a write transaction.

@@ -495,3 +495,31 @@ func (s *Store) findStmt(query string) (*sql.Stmt, error) {
 	s.findStmts[query] = st
 	return st, nil
 }
+
+// MetaScan implements state.Store; like Tx.MetaKeys it walks the primary
+// key, so rows come in byte order of their keys.
+func (s *Store) MetaScan(prefix, after string, limit int) ([]state.MetaRow, error) {
+	if prefix == "" || prefix[len(prefix)-1] == 0xff || limit <= 0 {
+		return nil, fmt.Errorf("state/sqlite: meta scan: bad prefix or limit")
+	}
+	upper := prefix[:len(prefix)-1] + string([]byte{prefix[len(prefix)-1] + 1})
+	lower := prefix
+	if after >= prefix {
+		lower = after + "\x00"
+	}
+	rows, err := s.r.QueryContext(context.Background(),
+		`SELECT key, value FROM meta WHERE key >= ? AND key < ? ORDER BY key LIMIT ?`, lower, upper, limit)
+	if err != nil {
+		return nil, fmt.Errorf("state/sqlite: meta scan: %w", err)
+	}
+	defer rows.Close()
+	var out []state.MetaRow
+	for rows.Next() {
+		var r state.MetaRow
+		if err := rows.Scan(&r.Key, &r.Value); err != nil {
+			return nil, fmt.Errorf("state/sqlite: meta scan: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
