@@ -801,29 +801,9 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 	if err != nil {
 		return nil, err
 	}
-	var token []*object.Object
-	ids := make([]uint64, len(objs))
-	for i, n := range objs {
-		id, err := newID()
-		if err != nil {
-			return nil, err
-		}
-		n.obj.ID, n.obj.Owner = id, c.User
-		finishKey(n.obj.Attrs, id, n.local, n.genMech)
-		if n.base != nil {
-			a := n.obj.Attrs
-			a.SetBool(ck.CKA_ALWAYS_SENSITIVE, n.base.Bool(ck.CKA_ALWAYS_SENSITIVE) && a.Bool(ck.CKA_SENSITIVE))
-			a.SetBool(ck.CKA_NEVER_EXTRACTABLE, n.base.Bool(ck.CKA_NEVER_EXTRACTABLE) && !a.Bool(ck.CKA_EXTRACTABLE))
-		}
-		ids[i] = id
-		if n.obj.Attrs.Bool(ck.CKA_TOKEN) {
-			if n.material != nil {
-				if n.obj.Sealed, err = s.Seal(id, c.User, n.material); err != nil {
-					return nil, err
-				}
-			}
-			token = append(token, n.obj)
-		}
+	ids, token, err := sealObjects(s, c.User, objs)
+	if err != nil {
+		return nil, err
 	}
 	// Reserve the session's room first, so concurrent creates in one
 	// session cannot together pass the limit.
@@ -868,6 +848,36 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 	}
 	e.sessMu.Unlock()
 	return ids, nil
+}
+
+// sealObjects gives new objects their IDs, owner and the attributes only
+// the HSM sets, and seals the material of the token objects among them,
+// which it returns for a command.
+func sealObjects(s *seal.Sealer, owner string, objs []newObj) (ids []uint64, token []*object.Object, err error) {
+	ids = make([]uint64, len(objs))
+	for i, n := range objs {
+		id, err := newID()
+		if err != nil {
+			return nil, nil, err
+		}
+		n.obj.ID, n.obj.Owner = id, owner
+		finishKey(n.obj.Attrs, id, n.local, n.genMech)
+		if n.base != nil {
+			a := n.obj.Attrs
+			a.SetBool(ck.CKA_ALWAYS_SENSITIVE, n.base.Bool(ck.CKA_ALWAYS_SENSITIVE) && a.Bool(ck.CKA_SENSITIVE))
+			a.SetBool(ck.CKA_NEVER_EXTRACTABLE, n.base.Bool(ck.CKA_NEVER_EXTRACTABLE) && !a.Bool(ck.CKA_EXTRACTABLE))
+		}
+		ids[i] = id
+		if n.obj.Attrs.Bool(ck.CKA_TOKEN) {
+			if n.material != nil {
+				if n.obj.Sealed, err = s.Seal(id, owner, n.material); err != nil {
+					return nil, nil, err
+				}
+			}
+			token = append(token, n.obj)
+		}
+	}
+	return ids, token, nil
 }
 
 // uncount gives back n of a session's object slots; sessMu is held.
@@ -944,37 +954,46 @@ func (e *Engine) GenerateKey(ctx context.Context, c Caller, m mech.Mech, tmpl ob
 	if err := e.canCreate(c, tmpl); err != nil {
 		return 0, err
 	}
-	if err := object.CheckSecretKeyType(tmpl); err != nil {
-		return 0, err
-	}
-	row, ok := mech.LookupMechanism(m.Type)
-	if !ok || row.GenerateKey == nil {
-		return 0, hsmerr.Errorf(ck.CKR_MECHANISM_INVALID, "%s does not make secret keys", ck.MechName(m.Type))
-	}
-	if err := mech.CheckParam(row, m); err != nil {
-		return 0, err
-	}
-	attrs, _, err := object.BuildAttrs(object.OpGenerate, tmpl, ck.CKO_SECRET_KEY, row.KeyTypes[0])
+	n, err := generateSecret(m, tmpl)
 	if err != nil {
 		return 0, err
 	}
-	size, _ := attrs.Ulong(ck.CKA_VALUE_LEN)
-	if size < row.MinKeySize || size > row.MaxKeySize || row.KeyTypes[0] == ck.CKK_AES && size != 16 && size != 24 && size != 32 {
-		return 0, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "CKA_VALUE_LEN %d is outside %s's range", size, ck.MechName(m.Type))
-	}
-	value, err := row.GenerateKey(rand.Reader, int(size))
-	if err != nil {
-		return 0, err
-	}
-	if err := mech.SecretKeyAttrs(attrs, value); err != nil {
-		return 0, err
-	}
-	ids, err := e.storeObjects(ctx, c, newObj{obj: &object.Object{Attrs: attrs}, material: value, local: true, genMech: m.Type,
-		key: &mech.Key{Class: ck.CKO_SECRET_KEY, KeyType: row.KeyTypes[0], Secret: value}})
+	ids, err := e.storeObjects(ctx, c, n)
 	if err != nil {
 		return 0, err
 	}
 	return ids[0], nil
+}
+
+// generateSecret makes a secret key's object and material, not stored.
+func generateSecret(m mech.Mech, tmpl object.Template) (newObj, error) {
+	if err := object.CheckSecretKeyType(tmpl); err != nil {
+		return newObj{}, err
+	}
+	row, ok := mech.LookupMechanism(m.Type)
+	if !ok || row.GenerateKey == nil {
+		return newObj{}, hsmerr.Errorf(ck.CKR_MECHANISM_INVALID, "%s does not make secret keys", ck.MechName(m.Type))
+	}
+	if err := mech.CheckParam(row, m); err != nil {
+		return newObj{}, err
+	}
+	attrs, _, err := object.BuildAttrs(object.OpGenerate, tmpl, ck.CKO_SECRET_KEY, row.KeyTypes[0])
+	if err != nil {
+		return newObj{}, err
+	}
+	size, _ := attrs.Ulong(ck.CKA_VALUE_LEN)
+	if size < row.MinKeySize || size > row.MaxKeySize || row.KeyTypes[0] == ck.CKK_AES && size != 16 && size != 24 && size != 32 {
+		return newObj{}, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "CKA_VALUE_LEN %d is outside %s's range", size, ck.MechName(m.Type))
+	}
+	value, err := row.GenerateKey(rand.Reader, int(size))
+	if err != nil {
+		return newObj{}, err
+	}
+	if err := mech.SecretKeyAttrs(attrs, value); err != nil {
+		return newObj{}, err
+	}
+	return newObj{obj: &object.Object{Attrs: attrs}, material: value, local: true, genMech: m.Type,
+		key: &mech.Key{Class: ck.CKO_SECRET_KEY, KeyType: row.KeyTypes[0], Secret: value}}, nil
 }
 
 // GenerateKeyPair makes a public and a private key.
@@ -982,35 +1001,48 @@ func (e *Engine) GenerateKeyPair(ctx context.Context, c Caller, m mech.Mech, pub
 	if err := e.canCreate(c, pubT, privT); err != nil {
 		return 0, 0, err
 	}
+	pair, err := generatePair(m, pubT, privT)
+	if err != nil {
+		return 0, 0, err
+	}
+	ids, err := e.storeObjects(ctx, c, pair...)
+	if err != nil {
+		return 0, 0, err
+	}
+	return ids[0], ids[1], nil
+}
+
+// generatePair makes a key pair's objects and material, not stored.
+func generatePair(m mech.Mech, pubT, privT object.Template) ([]newObj, error) {
 	row, ok := mech.LookupMechanism(m.Type)
 	if !ok || row.GenerateKeyPair == nil {
-		return 0, 0, hsmerr.Errorf(ck.CKR_MECHANISM_INVALID, "%s does not make key pairs", ck.MechName(m.Type))
+		return nil, hsmerr.Errorf(ck.CKR_MECHANISM_INVALID, "%s does not make key pairs", ck.MechName(m.Type))
 	}
 	if err := mech.CheckParam(row, m); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	kt := row.KeyTypes[0]
 	pa, _, err := object.BuildAttrs(object.OpGenerate, pubT, ck.CKO_PUBLIC_KEY, kt)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	va, _, err := object.BuildAttrs(object.OpGenerate, privT, ck.CKO_PRIVATE_KEY, kt)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	if err := object.PairUsage(pubT, privT, pa, va); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	p := mech.KeyPairParams{PublicExponent: 65537, ECParams: pa[ck.CKA_EC_PARAMS]}
 	if bits, ok := pa.Ulong(ck.CKA_MODULUS_BITS); ok {
 		if bits < row.MinKeySize || bits > row.MaxKeySize {
-			return 0, 0, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "CKA_MODULUS_BITS %d is outside %d..%d", bits, row.MinKeySize, row.MaxKeySize)
+			return nil, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "CKA_MODULUS_BITS %d is outside %d..%d", bits, row.MinKeySize, row.MaxKeySize)
 		}
 		p.ModulusBits = int(bits)
 	}
 	if pe, ok := pa[ck.CKA_PUBLIC_EXPONENT]; ok {
 		if len(pe) == 0 || len(pe) > 4 {
-			return 0, 0, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_PUBLIC_EXPONENT is out of range")
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_PUBLIC_EXPONENT is out of range")
 		}
 		v := 0
 		for _, b := range pe {
@@ -1020,25 +1052,22 @@ func (e *Engine) GenerateKeyPair(ctx context.Context, c Caller, m mech.Mech, pub
 	}
 	signer, err := row.GenerateKeyPair(rand.Reader, p)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	_, public, err := mech.PublicKeyAttrs(signer.Public())
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	der, err := mech.MarshalPrivateKey(signer)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	object.AddPublicAttrs(pa, public)
 	object.AddPublicAttrs(va, public)
-	ids, err := e.storeObjects(ctx, c,
-		newObj{obj: &object.Object{Attrs: pa}, local: true, genMech: m.Type, key: &mech.Key{Class: ck.CKO_PUBLIC_KEY, KeyType: kt, Public: signer.Public()}},
-		newObj{obj: &object.Object{Attrs: va}, local: true, genMech: m.Type, material: der, key: &mech.Key{Class: ck.CKO_PRIVATE_KEY, KeyType: kt, Private: signer, Public: signer.Public()}})
-	if err != nil {
-		return 0, 0, err
-	}
-	return ids[0], ids[1], nil
+	return []newObj{
+		{obj: &object.Object{Attrs: pa}, local: true, genMech: m.Type, key: &mech.Key{Class: ck.CKO_PUBLIC_KEY, KeyType: kt, Public: signer.Public()}},
+		{obj: &object.Object{Attrs: va}, local: true, genMech: m.Type, material: der, key: &mech.Key{Class: ck.CKO_PRIVATE_KEY, KeyType: kt, Private: signer, Public: signer.Public()}},
+	}, nil
 }
 
 // HasUsers tells whether any user exists (the cluster is activated).

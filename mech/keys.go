@@ -575,3 +575,13 @@ func KeyBits(k *Key) int {
 	}
 	return 0
 }
+
+// CurveByName returns the curve of a name CurveInfo.Name gives ("P-256").
+func CurveByName(name string) (*CurveInfo, bool) {
+	for _, c := range curves {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return nil, false
+}
