@@ -101,12 +101,13 @@ func (e *Engine) NewKMSImported(keyID string, material []byte) (*object.Object, 
 	if len(material) != 32 {
 		return nil, hsmerr.KMSf("IncorrectKeyMaterialException", "Key material must be 256 bits")
 	}
-	attrs, _, err := object.BuildAttrs(object.OpCreate, append(kmsPrivate(keyID), attrU(ck.CKA_CLASS, ck.CKO_SECRET_KEY),
-		attrU(ck.CKA_KEY_TYPE, ck.CKK_AES), attrB(ck.CKA_ENCRYPT, true), attrB(ck.CKA_DECRYPT, true)), ck.CKO_SECRET_KEY, ck.CKK_AES)
+	attrs, secrets, err := object.BuildAttrs(object.OpCreate, append(kmsPrivate(keyID), attrU(ck.CKA_CLASS, ck.CKO_SECRET_KEY),
+		attrU(ck.CKA_KEY_TYPE, ck.CKK_AES), attrB(ck.CKA_ENCRYPT, true), attrB(ck.CKA_DECRYPT, true),
+		object.Attribute{Type: ck.CKA_VALUE, Value: material}), ck.CKO_SECRET_KEY, ck.CKK_AES)
 	if err != nil {
 		return nil, err
 	}
-	value := append([]byte(nil), material...)
+	value := secrets[ck.CKA_VALUE]
 	if err := mech.SecretKeyAttrs(attrs, value); err != nil {
 		return nil, err
 	}

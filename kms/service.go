@@ -4,6 +4,15 @@
 // HSM material of the crypto user kmsuser. The HTTP handler
 // (kms/httpapi) calls it through kms/call's contract; docs/kms.md is the
 // design.
+//
+// The contract: Call runs one validated request (kms/model has checked
+// every constraint of the AWS model) and answers with AWS's output members,
+// or a *kmserr.Error with AWS's exception and message, or an *hsmerr.Error
+// whose table row names the exception. Reads are served from this node's
+// replica; every change is one command through the engine's applier and
+// the state machine's one apply function, which checks the key's state
+// again at its log index, so two nodes racing decide alike. A refused
+// request changes nothing.
 package kms
 
 import (
@@ -13,8 +22,12 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/engine"
+	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/kms/call"
+	"github.com/openhsm/openhsm/kms/kmserr"
 	"github.com/openhsm/openhsm/kms/model"
+	"github.com/openhsm/openhsm/seal"
+	"github.com/openhsm/openhsm/state"
 )
 
 // DefaultAccount is the account of a cluster whose config names none: the
@@ -33,7 +46,11 @@ type Config struct {
 
 // Service runs KMS operations. It is safe for concurrent use.
 type Service struct {
-	cfg Config
+	e       *engine.Engine
+	store   state.Store
+	account string
+	clock   func() time.Time
+	log     *slog.Logger
 }
 
 // New makes the service.
@@ -44,68 +61,148 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Account == "" {
 		cfg.Account = DefaultAccount
 	}
+	if !validAccount(cfg.Account) {
+		return nil, errors.New("kms: the account must be 12 digits")
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Service{cfg: cfg}, nil
+	return &Service{e: cfg.Engine, store: cfg.Engine.Store(), account: cfg.Account, clock: cfg.Clock, log: cfg.Log}, nil
 }
 
-var errNotBuilt = errors.New("kms: not built yet")
+func validAccount(a string) bool {
+	if len(a) != 12 {
+		return false
+	}
+	for _, c := range a {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Account is the account of the service's ARNs.
+func (s *Service) Account() string { return s.account }
+
+// opFunc runs one operation.
+type opFunc func(s *Service, ctx context.Context, r *call.Request) (model.Object, error)
+
+// operations is every operation the service answers; the others of the
+// model are UnsupportedOperationException (custom key stores, grants,
+// multi-Region keys: issue 11 and docs/kms.md).
+var operations map[string]opFunc
+
+func init() {
+	operations = map[string]opFunc{
+		"CreateKey":            (*Service).createKey,
+		"DescribeKey":          (*Service).describeKey,
+		"ListKeys":             (*Service).listKeys,
+		"EnableKey":            (*Service).enableKey,
+		"DisableKey":           (*Service).disableKey,
+		"UpdateKeyDescription": (*Service).updateKeyDescription,
+		"ScheduleKeyDeletion":  (*Service).scheduleKeyDeletion,
+		"CancelKeyDeletion":    (*Service).cancelKeyDeletion,
+		"EnableKeyRotation":    (*Service).enableKeyRotation,
+		"DisableKeyRotation":   (*Service).disableKeyRotation,
+		"GetKeyRotationStatus": (*Service).getKeyRotationStatus,
+		"RotateKeyOnDemand":    (*Service).rotateKeyOnDemand,
+		"ListKeyRotations":     (*Service).listKeyRotations,
+		"GetKeyPolicy":         (*Service).getKeyPolicy,
+		"PutKeyPolicy":         (*Service).putKeyPolicy,
+		"ListKeyPolicies":      (*Service).listKeyPolicies,
+		"TagResource":          (*Service).tagResource,
+		"UntagResource":        (*Service).untagResource,
+		"ListResourceTags":     (*Service).listResourceTags,
+
+		"CreateAlias": (*Service).createAlias,
+		"UpdateAlias": (*Service).updateAlias,
+		"DeleteAlias": (*Service).deleteAlias,
+		"ListAliases": (*Service).listAliases,
+
+		"Encrypt":                             (*Service).encrypt,
+		"Decrypt":                             (*Service).decrypt,
+		"ReEncrypt":                           (*Service).reEncrypt,
+		"GenerateDataKey":                     (*Service).generateDataKey,
+		"GenerateDataKeyWithoutPlaintext":     (*Service).generateDataKeyWithoutPlaintext,
+		"GenerateDataKeyPair":                 (*Service).generateDataKeyPair,
+		"GenerateDataKeyPairWithoutPlaintext": (*Service).generateDataKeyPairWithoutPlaintext,
+		"GenerateRandom":                      (*Service).generateRandom,
+		"Sign":                                (*Service).sign,
+		"Verify":                              (*Service).verify,
+		"GetPublicKey":                        (*Service).getPublicKey,
+		"GenerateMac":                         (*Service).generateMac,
+		"VerifyMac":                           (*Service).verifyMac,
+
+		"GetParametersForImport":    (*Service).getParametersForImport,
+		"ImportKeyMaterial":         (*Service).importKeyMaterial,
+		"DeleteImportedKeyMaterial": (*Service).deleteImportedKeyMaterial,
+	}
+}
+
+// Operations lists the operations the service implements.
+func Operations() []string {
+	out := make([]string, 0, len(operations))
+	for op := range operations {
+		out = append(out, op)
+	}
+	return out
+}
 
 // Call implements call.Service.
 func (s *Service) Call(ctx context.Context, r *call.Request) (model.Object, error) {
-	return nil, errNotBuilt
+	fn := operations[r.Op]
+	if fn == nil {
+		return nil, kmserr.New(kmserr.UnsupportedOperation, "%s is not supported by this service", r.Op)
+	}
+	if dry, _ := r.Input.Bool("DryRun"); dry {
+		return nil, s.dryRun(ctx, fn, r)
+	}
+	out, err := fn(s, ctx, r)
+	return out, kmsError(err)
 }
 
-// Secret implements sigv4.Secrets: the secret of an access key and the
-// name of the principal it belongs to.
-func (s *Service) Secret(accessKeyID string) ([]byte, string, error) {
-	return nil, "", errNotBuilt
+// kmsError turns a refusal of the engine or of apply whose row names a KMS
+// exception into that exception, with its message; anything else stays as
+// it is, for the handler to log and answer as an internal error.
+func kmsError(err error) error {
+	var he *hsmerr.Error
+	if err == nil || !errors.As(err, &he) {
+		return err
+	}
+	if typ := hsmerr.KMSException(err); typ != "" {
+		return &kmserr.Error{Type: typ, Message: he.Msg}
+	}
+	return err
 }
 
-// Upkeep does what the clock decides: it destroys keys whose deletion
-// window ended, rotates keys whose rotation is due and expires imported
-// material. A node's leader calls it now and then; it is safe anywhere,
-// since apply decides again from the command's time.
-func (s *Service) Upkeep(ctx context.Context) error { return errNotBuilt }
-
-// PrincipalInfo is a principal as a crypto officer sees it: never its
-// secret.
-type PrincipalInfo struct {
-	Name        string
-	ARN         string
-	AccessKeyID string
-	Created     time.Time
-}
-
-// Credentials are a new access key: the secret is shown once.
-type Credentials struct {
-	PrincipalInfo
-	SecretAccessKey string
-}
-
-// CreatePrincipal makes a principal with a new access key; the caller must
-// be a crypto officer. The first principal also makes kmsuser.
-func (s *Service) CreatePrincipal(ctx context.Context, c engine.Caller, name string) (*Credentials, error) {
-	return nil, errNotBuilt
-}
-
-// ListPrincipals lists the principals; the caller must be a crypto officer.
-func (s *Service) ListPrincipals(c engine.Caller) ([]PrincipalInfo, error) { return nil, errNotBuilt }
-
-// DeletePrincipal removes a principal; its access key stops working on
-// every node. The caller must be a crypto officer.
-func (s *Service) DeletePrincipal(ctx context.Context, c engine.Caller, name string) error {
-	return errNotBuilt
-}
-
-// RotatePrincipalKey gives a principal a new access key and ends the old
-// one. The caller must be a crypto officer.
-func (s *Service) RotatePrincipalKey(ctx context.Context, c engine.Caller, name string) (*Credentials, error) {
-	return nil, errNotBuilt
+// dryRun answers DryRun: AWS checks permissions only and answers
+// DryRunOperationException when the request would have succeeded.
+func (s *Service) dryRun(_ context.Context, _ opFunc, r *call.Request) error {
+	return kmserr.New("DryRunOperationException", "The request would have succeeded, but the DryRun option is set.")
 }
 
 var _ call.Service = (*Service)(nil)
+
+func (s *Service) sealer() (*seal.Sealer, error) {
+	sl, err := s.e.Sealer()
+	if err != nil {
+		return nil, kmserr.New(kmserr.KeyUnavailable, "The node cannot reach its key material now.")
+	}
+	return sl, nil
+}
+
+// now is the service clock in Unix seconds.
+func (s *Service) now() int64 { return s.clock().Unix() }
+
+// submit applies a KMS command, stamped with the service clock.
+func (s *Service) submit(ctx context.Context, c *state.Command) error {
+	c.Time = s.now()
+	if c.KMS != nil && c.KMS.Account == "" {
+		c.KMS.Account = s.account
+	}
+	return s.e.SubmitKMS(ctx, c)
+}

@@ -46,6 +46,8 @@ const (
 	Serialization         = "SerializationException"
 	UnknownOperation      = "UnknownOperationException"
 	CustomKeyStoreInvalid = "CustomKeyStoreInvalidStateException"
+	NotAuthorized         = "NotAuthorizedException"
+	DryRun                = "DryRunOperationException"
 )
 
 // status is the HTTP status of each exception that is not a 400.

@@ -1,0 +1,371 @@
+package kms_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/openhsm/openhsm/engine"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/kms"
+	"github.com/openhsm/openhsm/kms/call"
+	"github.com/openhsm/openhsm/kms/kmserr"
+	"github.com/openhsm/openhsm/kms/model"
+	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/seal"
+	"github.com/openhsm/openhsm/state"
+	"github.com/openhsm/openhsm/state/sqlite"
+)
+
+// These tests drive the operations in process, on one node with a real
+// SQLite store, through model.Validate as the handler does. The suites
+// under interop run the same operations through the AWS SDK, CLI and
+// boto3 against a real cluster.
+
+type observer struct{ e *engine.Engine }
+
+func (o *observer) ObjectChanged(id uint64)     { o.e.ObjectChanged(id) }
+func (o *observer) UsersChanged()               { o.e.UsersChanged() }
+func (o *observer) LoggedOut(s uint64, x int64) { o.e.LoggedOut(s, x) }
+func (o *observer) CertRevoked()                {}
+func (o *observer) Restored() error             { return o.e.Restored() }
+
+type world struct {
+	t     *testing.T
+	svc   *kms.Service
+	e     *engine.Engine
+	store *sqlite.Store
+	now   time.Time
+	co    engine.Caller
+}
+
+func newWorld(t *testing.T) *world {
+	ctx := context.Background()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "kms.db"), sqlite.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	sealer, rec, err := seal.NewDomainKey("test", seal.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
+	require.NoError(t, err)
+	obs := &observer{}
+	m := state.NewMachine(st, nil, obs)
+	la := &engine.LocalApplier{M: m}
+	require.NoError(t, la.Submit(ctx, &state.Command{Op: state.OpInit, Domain: rec.Marshal()}))
+	m.SetSealer(sealer)
+	e := engine.NewEngine(m, la, engine.Options{})
+	obs.e = e
+	require.NoError(t, e.Bootstrap(ctx, "admin", "officer-pass-1"))
+	w := &world{t: t, e: e, store: st, now: time.Unix(1_800_000_000, 0), co: engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}}
+	w.svc, err = kms.New(kms.Config{Engine: e, Clock: func() time.Time { return w.now }})
+	require.NoError(t, err)
+	_, err = w.svc.CreatePrincipal(ctx, w.co, "app")
+	require.NoError(t, err)
+	return w
+}
+
+// call runs an operation with a JSON body, as the handler would.
+func (w *world) call(op string, body any) (model.Object, error) {
+	w.t.Helper()
+	raw, err := json.Marshal(body)
+	require.NoError(w.t, err)
+	in, err := model.Validate(op, raw)
+	if err != nil {
+		return nil, err
+	}
+	return w.svc.Call(context.Background(), &call.Request{Op: op, Input: in, Principal: "app", Region: "us-east-1", RequestID: "r"})
+}
+
+func (w *world) ok(op string, body any) model.Object {
+	w.t.Helper()
+	out, err := w.call(op, body)
+	require.NoError(w.t, err, op)
+	return out
+}
+
+func (w *world) refused(exception, op string, body any) string {
+	w.t.Helper()
+	_, err := w.call(op, body)
+	require.Error(w.t, err, op)
+	var ke *kmserr.Error
+	if assert.ErrorAs(w.t, err, &ke, "%s: %v", op, err) {
+		assert.Equal(w.t, exception, ke.Type, "%s: %v", op, err)
+		return ke.Message
+	}
+	return ""
+}
+
+func (w *world) createKey(body map[string]any) model.Object {
+	out := w.ok("CreateKey", body)
+	md, _ := out.Object("KeyMetadata")
+	return md
+}
+
+func TestSymmetricLifeCycle(t *testing.T) {
+	w := newWorld(t)
+	md := w.createKey(map[string]any{"Description": "app key"})
+	id, _ := md.String("KeyId")
+	arn, _ := md.String("Arn")
+	assert.Equal(t, "arn:aws:kms:us-east-1:123456789012:key/"+id, arn)
+	assert.Equal(t, "Enabled", md["KeyState"])
+	assert.Equal(t, []any{"SYMMETRIC_DEFAULT"}, md["EncryptionAlgorithms"])
+
+	ec := map[string]string{"purpose": "test", "a=b": "c,d"}
+	enc := w.ok("Encrypt", map[string]any{"KeyId": id, "Plaintext": []byte("hello"), "EncryptionContext": ec})
+	assert.Equal(t, arn, enc["KeyId"])
+	ct, _ := enc.Bytes("CiphertextBlob")
+	dec := w.ok("Decrypt", map[string]any{"CiphertextBlob": ct, "EncryptionContext": ec})
+	assert.Equal(t, []byte("hello"), dec["Plaintext"])
+	assert.Equal(t, arn, dec["KeyId"])
+
+	// The context is authenticated: another one, or none, fails.
+	w.refused(kmserr.InvalidCiphertext, "Decrypt", map[string]any{"CiphertextBlob": ct})
+	w.refused(kmserr.InvalidCiphertext, "Decrypt", map[string]any{"CiphertextBlob": ct, "EncryptionContext": map[string]string{"purpose": "test"}})
+	// A flipped byte fails.
+	bad := append([]byte(nil), ct...)
+	bad[len(bad)-1] ^= 1
+	w.refused(kmserr.InvalidCiphertext, "Decrypt", map[string]any{"CiphertextBlob": bad, "EncryptionContext": ec})
+
+	// Another key named: IncorrectKeyException.
+	other, _ := w.createKey(nil).String("KeyId")
+	w.refused(kmserr.IncorrectKey, "Decrypt", map[string]any{"CiphertextBlob": ct, "EncryptionContext": ec, "KeyId": other})
+
+	// Rotations keep old ciphertexts decrypting; new ones use the newest.
+	w.ok("EnableKeyRotation", map[string]any{"KeyId": id})
+	for i := 0; i < 3; i++ {
+		w.ok("RotateKeyOnDemand", map[string]any{"KeyId": id})
+	}
+	dec = w.ok("Decrypt", map[string]any{"CiphertextBlob": ct, "EncryptionContext": ec})
+	assert.Equal(t, []byte("hello"), dec["Plaintext"])
+	rot := w.ok("ListKeyRotations", map[string]any{"KeyId": id})
+	assert.Len(t, rot["Rotations"], 3)
+	st := w.ok("GetKeyRotationStatus", map[string]any{"KeyId": id})
+	assert.Equal(t, true, st["KeyRotationEnabled"])
+	assert.Equal(t, int64(365), st["RotationPeriodInDays"])
+
+	// Disabled: use refused with DisabledException; enable restores.
+	w.ok("DisableKey", map[string]any{"KeyId": id})
+	w.refused(kmserr.Disabled, "Encrypt", map[string]any{"KeyId": id, "Plaintext": []byte("x")})
+	w.refused(kmserr.Disabled, "Decrypt", map[string]any{"CiphertextBlob": ct, "EncryptionContext": ec})
+	w.ok("EnableKey", map[string]any{"KeyId": id})
+
+	// Deletion: refused at once, cancel restores (disabled), the window
+	// ends in the destruction of the material.
+	msg := w.refused(kmserr.Validation, "ScheduleKeyDeletion", map[string]any{"KeyId": id, "PendingWindowInDays": 6})
+	assert.Contains(t, msg, "pendingWindowInDays")
+	out := w.ok("ScheduleKeyDeletion", map[string]any{"KeyId": id, "PendingWindowInDays": 7})
+	assert.Equal(t, "PendingDeletion", out["KeyState"])
+	w.refused(kmserr.InvalidState, "Encrypt", map[string]any{"KeyId": id, "Plaintext": []byte("x")})
+	w.ok("CancelKeyDeletion", map[string]any{"KeyId": id})
+	md = w.ok("DescribeKey", map[string]any{"KeyId": id})["KeyMetadata"].(model.Object)
+	assert.Equal(t, "Disabled", md["KeyState"])
+	w.ok("ScheduleKeyDeletion", map[string]any{"KeyId": id, "PendingWindowInDays": 7})
+	before := countKMSObjects(t, w)
+	w.now = w.now.Add(7*24*time.Hour + time.Second)
+	require.NoError(t, w.svc.Upkeep(context.Background()))
+	w.refused(kmserr.NotFound, "DescribeKey", map[string]any{"KeyId": id})
+	assert.Equal(t, before-4, countKMSObjects(t, w), "the four backing keys are gone from the HSM")
+	w.refused(kmserr.AccessDenied, "Decrypt", map[string]any{"CiphertextBlob": ct, "EncryptionContext": ec})
+}
+
+func countKMSObjects(t *testing.T, w *world) int {
+	objs, err := w.store.Find(state.Query{Owner: state.KMSUser})
+	require.NoError(t, err)
+	return len(objs)
+}
+
+func TestAliases(t *testing.T) {
+	w := newWorld(t)
+	a, _ := w.createKey(nil).String("KeyId")
+	b, _ := w.createKey(nil).String("KeyId")
+	rsa, _ := w.createKey(map[string]any{"KeySpec": "RSA_2048", "KeyUsage": "SIGN_VERIFY"}).String("KeyId")
+	w.ok("CreateAlias", map[string]any{"AliasName": "alias/app", "TargetKeyId": a})
+	w.refused(kmserr.AlreadyExists, "CreateAlias", map[string]any{"AliasName": "alias/app", "TargetKeyId": b})
+	w.refused(kmserr.NotAuthorized, "CreateAlias", map[string]any{"AliasName": "alias/aws/x", "TargetKeyId": b})
+	ct, _ := w.ok("Encrypt", map[string]any{"KeyId": "alias/app", "Plaintext": []byte("p")}).Bytes("CiphertextBlob")
+	w.refused(kmserr.Validation, "UpdateAlias", map[string]any{"AliasName": "alias/app", "TargetKeyId": rsa})
+	w.ok("UpdateAlias", map[string]any{"AliasName": "alias/app", "TargetKeyId": b})
+	out := w.ok("Encrypt", map[string]any{"KeyId": "arn:aws:kms:us-east-1:123456789012:alias/app", "Plaintext": []byte("p")})
+	assert.Contains(t, out["KeyId"], b)
+	w.ok("Decrypt", map[string]any{"CiphertextBlob": ct})
+	list := w.ok("ListAliases", map[string]any{"KeyId": b})
+	assert.Len(t, list["Aliases"], 1)
+	w.ok("DeleteAlias", map[string]any{"AliasName": "alias/app"})
+	w.refused(kmserr.NotFound, "DescribeKey", map[string]any{"KeyId": "alias/app"})
+	w.refused(kmserr.NotFound, "DeleteAlias", map[string]any{"AliasName": "alias/app"})
+}
+
+func TestAsymmetricAndMac(t *testing.T) {
+	w := newWorld(t)
+	for _, c := range []struct{ spec, usage, alg string }{
+		{"RSA_2048", "SIGN_VERIFY", "RSASSA_PSS_SHA_256"},
+		{"RSA_2048", "SIGN_VERIFY", "RSASSA_PKCS1_V1_5_SHA_384"},
+		{"ECC_NIST_P256", "SIGN_VERIFY", "ECDSA_SHA_256"},
+		{"ECC_NIST_P384", "SIGN_VERIFY", "ECDSA_SHA_384"},
+	} {
+		id, _ := w.createKey(map[string]any{"KeySpec": c.spec, "KeyUsage": c.usage}).String("KeyId")
+		for _, mt := range []string{"RAW", "DIGEST"} {
+			msg := []byte("message to sign")
+			if mt == "DIGEST" {
+				msg = digestFor(c.alg, msg)
+			}
+			sig := w.ok("Sign", map[string]any{"KeyId": id, "Message": msg, "MessageType": mt, "SigningAlgorithm": c.alg})
+			s, _ := sig.Bytes("Signature")
+			ver := w.ok("Verify", map[string]any{"KeyId": id, "Message": msg, "MessageType": mt, "SigningAlgorithm": c.alg, "Signature": s})
+			assert.Equal(t, true, ver["SignatureValid"], c)
+			s[len(s)/2] ^= 1
+			w.refused(kmserr.InvalidSignature, "Verify", map[string]any{"KeyId": id, "Message": msg, "MessageType": mt, "SigningAlgorithm": c.alg, "Signature": s})
+		}
+		w.refused(kmserr.InvalidKeyUsage, "Encrypt", map[string]any{"KeyId": id, "Plaintext": []byte("x")})
+		pk := w.ok("GetPublicKey", map[string]any{"KeyId": id})
+		assert.NotEmpty(t, pk["PublicKey"])
+	}
+	mac, _ := w.createKey(map[string]any{"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"}).String("KeyId")
+	m := w.ok("GenerateMac", map[string]any{"KeyId": mac, "Message": []byte("m"), "MacAlgorithm": "HMAC_SHA_256"})
+	tag, _ := m.Bytes("Mac")
+	assert.Len(t, tag, 32)
+	w.ok("VerifyMac", map[string]any{"KeyId": mac, "Message": []byte("m"), "MacAlgorithm": "HMAC_SHA_256", "Mac": tag})
+	tag[0] ^= 1
+	w.refused(kmserr.InvalidMac, "VerifyMac", map[string]any{"KeyId": mac, "Message": []byte("m"), "MacAlgorithm": "HMAC_SHA_256", "Mac": tag})
+	w.refused(kmserr.InvalidKeyUsage, "GenerateMac", map[string]any{"KeyId": mac, "Message": []byte("m"), "MacAlgorithm": "HMAC_SHA_512"})
+}
+
+func TestDataKeys(t *testing.T) {
+	w := newWorld(t)
+	id, _ := w.createKey(nil).String("KeyId")
+	dk := w.ok("GenerateDataKey", map[string]any{"KeyId": id, "KeySpec": "AES_256"})
+	pt, _ := dk.Bytes("Plaintext")
+	assert.Len(t, pt, 32)
+	ct, _ := dk.Bytes("CiphertextBlob")
+	assert.Equal(t, pt, w.ok("Decrypt", map[string]any{"CiphertextBlob": ct})["Plaintext"])
+	w.refused(kmserr.Validation, "GenerateDataKey", map[string]any{"KeyId": id})
+	w.refused(kmserr.Validation, "GenerateDataKey", map[string]any{"KeyId": id, "KeySpec": "AES_128", "NumberOfBytes": 16})
+	assert.Len(t, w.ok("GenerateDataKey", map[string]any{"KeyId": id, "NumberOfBytes": 1024})["Plaintext"], 1024)
+	nop := w.ok("GenerateDataKeyWithoutPlaintext", map[string]any{"KeyId": id, "KeySpec": "AES_128"})
+	assert.NotContains(t, nop, "Plaintext")
+	pair := w.ok("GenerateDataKeyPair", map[string]any{"KeyId": id, "KeyPairSpec": "ECC_NIST_P256"})
+	priv, _ := pair.Bytes("PrivateKeyCiphertextBlob")
+	assert.Equal(t, pair["PrivateKeyPlaintext"], w.ok("Decrypt", map[string]any{"CiphertextBlob": priv})["Plaintext"])
+	assert.Len(t, w.ok("GenerateRandom", map[string]any{"NumberOfBytes": 77})["Plaintext"], 77)
+	// ReEncrypt to another key.
+	other, _ := w.createKey(nil).String("KeyId")
+	re := w.ok("ReEncrypt", map[string]any{"CiphertextBlob": ct, "DestinationKeyId": other, "DestinationEncryptionContext": map[string]string{"k": "v"}})
+	ct2, _ := re.Bytes("CiphertextBlob")
+	assert.Equal(t, pt, w.ok("Decrypt", map[string]any{"CiphertextBlob": ct2, "EncryptionContext": map[string]string{"k": "v"}})["Plaintext"])
+}
+
+func digestFor(alg string, msg []byte) []byte {
+	switch {
+	case len(alg) > 3 && alg[len(alg)-3:] == "256":
+		h := sha256.Sum256(msg)
+		return h[:]
+	case len(alg) > 3 && alg[len(alg)-3:] == "384":
+		h := sha512.Sum384(msg)
+		return h[:]
+	}
+	h := sha512.Sum512(msg)
+	return h[:]
+}
+
+func TestImportedMaterial(t *testing.T) {
+	w := newWorld(t)
+	md := w.createKey(map[string]any{"Origin": "EXTERNAL"})
+	id, _ := md.String("KeyId")
+	assert.Equal(t, "PendingImport", md["KeyState"])
+	w.refused(kmserr.InvalidState, "Encrypt", map[string]any{"KeyId": id, "Plaintext": []byte("x")})
+
+	material := bytes.Repeat([]byte{0x42}, 32)
+	imp := func(material []byte, extra map[string]any) error {
+		p := w.ok("GetParametersForImport", map[string]any{"KeyId": id, "WrappingAlgorithm": "RSAES_OAEP_SHA_256", "WrappingKeySpec": "RSA_2048"})
+		der, _ := p.Bytes("PublicKey")
+		pub, err := x509.ParsePKIXPublicKey(der)
+		require.NoError(t, err)
+		wrapped, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub.(*rsa.PublicKey), material, nil)
+		require.NoError(t, err)
+		body := map[string]any{"KeyId": id, "ImportToken": p["ImportToken"], "EncryptedKeyMaterial": wrapped}
+		for k, v := range extra {
+			body[k] = v
+		}
+		_, err = w.call("ImportKeyMaterial", body)
+		return err
+	}
+	require.NoError(t, imp(material, nil))
+	ct, _ := w.ok("Encrypt", map[string]any{"KeyId": id, "Plaintext": []byte("x")}).Bytes("CiphertextBlob")
+	w.refused(kmserr.UnsupportedOperation, "EnableKeyRotation", map[string]any{"KeyId": id})
+
+	// Deleted material: the key waits for an import; only the same
+	// material comes back.
+	w.ok("DeleteImportedKeyMaterial", map[string]any{"KeyId": id})
+	w.refused(kmserr.InvalidState, "Decrypt", map[string]any{"CiphertextBlob": ct})
+	err := imp(bytes.Repeat([]byte{0x43}, 32), nil)
+	assert.True(t, kmserr.Is(err, kmserr.IncorrectKeyMaterial), "%v", err)
+	require.NoError(t, imp(material, map[string]any{"ExpirationModel": "KEY_MATERIAL_EXPIRES", "ValidTo": w.now.Add(48 * time.Hour).Unix()}))
+	assert.Equal(t, []byte("x"), w.ok("Decrypt", map[string]any{"CiphertextBlob": ct})["Plaintext"])
+	md = w.ok("DescribeKey", map[string]any{"KeyId": id})["KeyMetadata"].(model.Object)
+	assert.Equal(t, "KEY_MATERIAL_EXPIRES", md["ExpirationModel"])
+
+	// Expiry deletes the material.
+	w.now = w.now.Add(49 * time.Hour)
+	require.NoError(t, w.svc.Upkeep(context.Background()))
+	md = w.ok("DescribeKey", map[string]any{"KeyId": id})["KeyMetadata"].(model.Object)
+	assert.Equal(t, "PendingImport", md["KeyState"])
+
+	// A token of earlier parameters, or an expired one, is refused.
+	p := w.ok("GetParametersForImport", map[string]any{"KeyId": id, "WrappingAlgorithm": "RSAES_OAEP_SHA_1", "WrappingKeySpec": "RSA_2048"})
+	w.now = w.now.Add(25 * time.Hour)
+	w.refused(kmserr.ExpiredImportToken, "ImportKeyMaterial", map[string]any{"KeyId": id, "ImportToken": p["ImportToken"], "EncryptedKeyMaterial": []byte("x")})
+	w.refused(kmserr.InvalidImportToken, "ImportKeyMaterial", map[string]any{"KeyId": id, "ImportToken": []byte("not the token"), "EncryptedKeyMaterial": []byte("x")})
+
+	// Symmetric keys of AWS_KMS origin take no imports.
+	kmsKey, _ := w.createKey(nil).String("KeyId")
+	w.refused(kmserr.UnsupportedOperation, "GetParametersForImport", map[string]any{"KeyId": kmsKey, "WrappingAlgorithm": "RSAES_OAEP_SHA_256", "WrappingKeySpec": "RSA_2048"})
+}
+
+func TestPrincipals(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	cred, err := w.svc.CreatePrincipal(ctx, w.co, "ci")
+	require.NoError(t, err)
+	secret, name, err := w.svc.Secret(cred.AccessKeyID)
+	require.NoError(t, err)
+	assert.Equal(t, "ci", name)
+	assert.Equal(t, cred.SecretAccessKey, string(secret))
+	_, err = w.svc.CreatePrincipal(ctx, w.co, "ci")
+	assert.True(t, kmserr.Is(kmsErr(err), kmserr.AlreadyExists), "%v", err)
+	_, err = w.svc.CreatePrincipal(ctx, engine.Caller{User: state.KMSUser, Role: object.RoleCU}, "x")
+	assert.Error(t, err, "a crypto user manages no principals")
+
+	rot, err := w.svc.RotatePrincipalKey(ctx, w.co, "ci")
+	require.NoError(t, err)
+	assert.NotEqual(t, cred.AccessKeyID, rot.AccessKeyID)
+	_, _, err = w.svc.Secret(cred.AccessKeyID)
+	assert.Error(t, err, "the old key stops working")
+	list, err := w.svc.ListPrincipals(w.co)
+	require.NoError(t, err)
+	assert.Len(t, list, 2)
+	require.NoError(t, w.svc.DeletePrincipal(ctx, w.co, "ci"))
+	_, _, err = w.svc.Secret(rot.AccessKeyID)
+	assert.Error(t, err)
+
+	// A deleted principal's commands are refused in apply.
+	_, err = w.svc.Call(ctx, &call.Request{Op: "CreateKey", Input: model.Object{}, Principal: "ci", Region: "us-east-1"})
+	assert.True(t, kmserr.Is(err, kmserr.AccessDenied), "%v", err)
+}
+
+func kmsErr(err error) error {
+	var he *hsmerr.Error
+	if errors.As(err, &he) && hsmerr.KMSException(err) != "" {
+		return &kmserr.Error{Type: hsmerr.KMSException(err), Message: he.Msg}
+	}
+	return err
+}

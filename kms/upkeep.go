@@ -1,0 +1,69 @@
+package kms
+
+import (
+	"context"
+	"strings"
+
+	"github.com/openhsm/openhsm/state"
+)
+
+// upkeepBatch bounds the keys of one kms_upkeep command.
+const upkeepBatch = 500
+
+// Upkeep does what the clock decides: it destroys keys whose deletion
+// window ended (their material in the HSM, their aliases, their rows),
+// deletes imported material past its expiry, and rotates keys whose
+// automatic rotation is due. A node's leader calls it now and then; it is
+// safe anywhere and twice, since apply decides again from the command's
+// time what is due and leaves the rest alone.
+func (s *Service) Upkeep(ctx context.Context) error {
+	sl, err := s.sealer()
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	var due []string
+	var rotate []*state.KMSKey
+	after := ""
+	for {
+		rows, err := s.store.MetaScan(state.KMSKeyPrefix, after, 1000)
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			after = row.Key
+			var k state.KMSKey
+			if err := state.KMSRow(sl, row.Key, row.Value, &k); err != nil {
+				return err
+			}
+			switch {
+			case k.State == state.KMSPendingDeletion && k.DeletionDate <= now,
+				k.MaterialExpires != 0 && k.MaterialExpires <= now:
+				due = append(due, strings.TrimPrefix(row.Key, state.KMSKeyPrefix))
+			case k.State == state.KMSEnabled && k.RotationDays > 0 && k.NextRotation <= now:
+				rotate = append(rotate, &k)
+			}
+		}
+		if len(rows) < 1000 {
+			break
+		}
+	}
+	var errs []error
+	for len(due) > 0 {
+		n := min(len(due), upkeepBatch)
+		if err := s.submit(ctx, &state.Command{Op: state.OpKMSUpkeep, KMS: &state.KMSCommand{Keys: due[:n]}}); err != nil {
+			errs = append(errs, err)
+		}
+		due = due[n:]
+	}
+	for _, k := range rotate {
+		if err := s.rotate(ctx, k, ""); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		s.log.Warn("kms upkeep", "failures", len(errs), "first", errs[0])
+		return errs[0]
+	}
+	return nil
+}
