@@ -64,7 +64,8 @@ for pt in \
   ./kms/blob:FuzzDecodeContext \
   ./kms/sigv4:FuzzParseAuthorization \
   ./kms/sigv4:FuzzVerify \
-  ./kms/model:FuzzValidate
+  ./kms/model:FuzzValidate \
+  ./kms/httpapi:FuzzHandler
 do
   pkg=${pt%%:*} target=${pt#*:}
   # Go 1.26's fuzz coordinator can report its own -fuzztime deadline as a
