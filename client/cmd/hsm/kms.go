@@ -138,9 +138,9 @@ func credentialsText(cr *client.KMSCredentials) string {
 	fmt.Fprintf(&b, "KMS principal:  %s\n", clean(cr.Name))
 	fmt.Fprintf(&b, "ARN:            %s\n", clean(cr.ARN))
 	fmt.Fprintf(&b, "access key ID:  %s\n", clean(cr.AccessKeyID))
-	b.WriteString("\nThe secret access key below is shown this once and never again: the cluster\n" +
-		"keeps it only sealed. Store it now; if it is lost, 'hsm kms principal rotate-key " + clean(cr.Name) + "'\n" +
-		"makes a new one.\n\n")
+	b.WriteString("\nThe secret access key (the last line) is shown this once and never again:\n" +
+		"the cluster keeps it only sealed. Store it now. If it is lost, make a new\n" +
+		"one with 'hsm kms principal rotate-key " + clean(cr.Name) + "'.\n\n")
 	fmt.Fprintf(&b, "export AWS_ACCESS_KEY_ID=%s\n", shellQuote(cr.AccessKeyID))
 	fmt.Fprintf(&b, "export AWS_SECRET_ACCESS_KEY=%s\n", shellQuote(cr.SecretAccessKey))
 	return b.String()
