@@ -11,6 +11,8 @@
 //     hsm.proto spells it;
 //   - status.go: an error as a gRPC status and back, through the table in
 //     hsmerr/table.go, with ErrorDetail{ckr, reason} on the wire.
+//   - kms.go: the rule for a KMS principal's name (IAM's for user names),
+//     which client and daemon both check.
 //
 // It holds no policy: the daemon decides, the client retries, the table
 // says what a value means. docs/rpc-api.md describes the API.

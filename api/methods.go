@@ -114,6 +114,13 @@ var methods = []Method{
 	method("VerifyAudit", Session, RetryNotRun),
 	method("RevokeCert", Session, RetryNotRun),
 	method("ListRevokedCerts", Session, RetryNotRun),
+
+	// KMS principals: crypto officers only (the daemon checks the role),
+	// classed as the user-management calls are.
+	method("KMSCreatePrincipal", Session, RetryWithID),
+	method("KMSListPrincipals", Session, RetryIdempotent),
+	method("KMSDeletePrincipal", Session, RetryWithID),
+	method("KMSRotatePrincipalKey", Session, RetryWithID),
 }
 
 // ServicePrefix starts the full name of every method of the HSM service:

@@ -23,9 +23,10 @@ import (
 
 func TestIdempotentTable(t *testing.T) {
 	want := []string{"ClusterStatus", "Decrypt", "Digest", "Encrypt", "FindObjects", "GenerateRandom", "GetAttributes", "Info",
-		"ListObjects", "ListTokens", "ListUsers", "Refresh", "Sign", "Verify"}
+		"KMSListPrincipals", "ListObjects", "ListTokens", "ListUsers", "Refresh", "Sign", "Verify"}
 	wantDeduped := []string{"CopyObject", "CreateObject", "CreateUser", "DeleteUser", "DeriveKey", "DestroyObject",
-		"GenerateKey", "GenerateKeyPair", "SetAttributes", "SetPassword", "Share", "UnlockUser", "UnwrapKey"}
+		"GenerateKey", "GenerateKeyPair", "KMSCreatePrincipal", "KMSDeletePrincipal", "KMSRotatePrincipalKey",
+		"SetAttributes", "SetPassword", "Share", "UnlockUser", "UnwrapKey"}
 	var got, gotDeduped []string
 	for _, m := range api.Methods() {
 		if idempotent(m.Name) {
@@ -45,7 +46,7 @@ func TestIdempotentTable(t *testing.T) {
 	}
 	for _, m := range []string{"Login", "Logout", "Bootstrap", "CreateUser", "DeleteUser", "SetPassword", "UnlockUser",
 		"CreateObject", "CopyObject", "DestroyObject", "SetAttributes", "Share", "GenerateKey", "GenerateKeyPair",
-		"WrapKey", "UnwrapKey", "DeriveKey", "", "NoSuchMethod"} {
+		"WrapKey", "UnwrapKey", "DeriveKey", "KMSCreatePrincipal", "KMSDeletePrincipal", "KMSRotatePrincipalKey", "", "NoSuchMethod"} {
 		if idempotent(m) {
 			t.Errorf("%q must not be retried after it may have run", m)
 		}

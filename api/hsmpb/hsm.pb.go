@@ -4417,6 +4417,217 @@ func (x *ListRevokedCertsResponse) GetCerts() []*RevokedCert {
 	return nil
 }
 
+type KMSPrincipalRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // an IAM user name: 1 to 64 of A-Z a-z 0-9 + = , . @ _ -
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KMSPrincipalRequest) Reset() {
+	*x = KMSPrincipalRequest{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KMSPrincipalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KMSPrincipalRequest) ProtoMessage() {}
+
+func (x *KMSPrincipalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KMSPrincipalRequest.ProtoReflect.Descriptor instead.
+func (*KMSPrincipalRequest) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *KMSPrincipalRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// KMSPrincipal is a principal as a crypto officer sees it: never its secret.
+type KMSPrincipal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Arn           string                 `protobuf:"bytes,2,opt,name=arn,proto3" json:"arn,omitempty"` // the principal's ARN, in the configured account
+	AccessKeyId   string                 `protobuf:"bytes,3,opt,name=access_key_id,json=accessKeyId,proto3" json:"access_key_id,omitempty"`
+	CreatedUnix   int64                  `protobuf:"varint,4,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"` // Unix seconds
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KMSPrincipal) Reset() {
+	*x = KMSPrincipal{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KMSPrincipal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KMSPrincipal) ProtoMessage() {}
+
+func (x *KMSPrincipal) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KMSPrincipal.ProtoReflect.Descriptor instead.
+func (*KMSPrincipal) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *KMSPrincipal) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *KMSPrincipal) GetArn() string {
+	if x != nil {
+		return x.Arn
+	}
+	return ""
+}
+
+func (x *KMSPrincipal) GetAccessKeyId() string {
+	if x != nil {
+		return x.AccessKeyId
+	}
+	return ""
+}
+
+func (x *KMSPrincipal) GetCreatedUnix() int64 {
+	if x != nil {
+		return x.CreatedUnix
+	}
+	return 0
+}
+
+type KMSListPrincipalsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Principals    []*KMSPrincipal        `protobuf:"bytes,1,rep,name=principals,proto3" json:"principals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KMSListPrincipalsResponse) Reset() {
+	*x = KMSListPrincipalsResponse{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KMSListPrincipalsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KMSListPrincipalsResponse) ProtoMessage() {}
+
+func (x *KMSListPrincipalsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KMSListPrincipalsResponse.ProtoReflect.Descriptor instead.
+func (*KMSListPrincipalsResponse) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *KMSListPrincipalsResponse) GetPrincipals() []*KMSPrincipal {
+	if x != nil {
+		return x.Principals
+	}
+	return nil
+}
+
+// KMSCredentials is a new access key: the secret is shown this once and is
+// kept by the cluster only sealed.
+type KMSCredentials struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Principal       *KMSPrincipal          `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	SecretAccessKey string                 `protobuf:"bytes,2,opt,name=secret_access_key,json=secretAccessKey,proto3" json:"secret_access_key,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *KMSCredentials) Reset() {
+	*x = KMSCredentials{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KMSCredentials) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KMSCredentials) ProtoMessage() {}
+
+func (x *KMSCredentials) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KMSCredentials.ProtoReflect.Descriptor instead.
+func (*KMSCredentials) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *KMSCredentials) GetPrincipal() *KMSPrincipal {
+	if x != nil {
+		return x.Principal
+	}
+	return nil
+}
+
+func (x *KMSCredentials) GetSecretAccessKey() string {
+	if x != nil {
+		return x.SecretAccessKey
+	}
+	return ""
+}
+
 var File_api_hsmpb_hsm_proto protoreflect.FileDescriptor
 
 const file_api_hsmpb_hsm_proto_rawDesc = "" +
@@ -4735,7 +4946,21 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x02by\x18\x03 \x01(\tR\x02by\x12\x12\n" +
 	"\x04time\x18\x04 \x01(\x03R\x04time\"I\n" +
 	"\x18ListRevokedCertsResponse\x12-\n" +
-	"\x05certs\x18\x01 \x03(\v2\x17.openhsm.v1.RevokedCertR\x05certs2\xf5\x18\n" +
+	"\x05certs\x18\x01 \x03(\v2\x17.openhsm.v1.RevokedCertR\x05certs\")\n" +
+	"\x13KMSPrincipalRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"{\n" +
+	"\fKMSPrincipal\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03arn\x18\x02 \x01(\tR\x03arn\x12\"\n" +
+	"\raccess_key_id\x18\x03 \x01(\tR\vaccessKeyId\x12!\n" +
+	"\fcreated_unix\x18\x04 \x01(\x03R\vcreatedUnix\"U\n" +
+	"\x19KMSListPrincipalsResponse\x128\n" +
+	"\n" +
+	"principals\x18\x01 \x03(\v2\x18.openhsm.v1.KMSPrincipalR\n" +
+	"principals\"t\n" +
+	"\x0eKMSCredentials\x126\n" +
+	"\tprincipal\x18\x01 \x01(\v2\x18.openhsm.v1.KMSPrincipalR\tprincipal\x12*\n" +
+	"\x11secret_access_key\x18\x02 \x01(\tR\x0fsecretAccessKey2\xb7\x1b\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -4790,7 +5015,11 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\vVerifyAudit\x12\x11.openhsm.v1.Empty\x1a\x1f.openhsm.v1.VerifyAuditResponse\x12>\n" +
 	"\n" +
 	"RevokeCert\x12\x1d.openhsm.v1.RevokeCertRequest\x1a\x11.openhsm.v1.Empty\x12K\n" +
-	"\x10ListRevokedCerts\x12\x11.openhsm.v1.Empty\x1a$.openhsm.v1.ListRevokedCertsResponseB&Z$github.com/openhsm/openhsm/api/hsmpbb\x06proto3"
+	"\x10ListRevokedCerts\x12\x11.openhsm.v1.Empty\x1a$.openhsm.v1.ListRevokedCertsResponse\x12Q\n" +
+	"\x12KMSCreatePrincipal\x12\x1f.openhsm.v1.KMSPrincipalRequest\x1a\x1a.openhsm.v1.KMSCredentials\x12M\n" +
+	"\x11KMSListPrincipals\x12\x11.openhsm.v1.Empty\x1a%.openhsm.v1.KMSListPrincipalsResponse\x12H\n" +
+	"\x12KMSDeletePrincipal\x12\x1f.openhsm.v1.KMSPrincipalRequest\x1a\x11.openhsm.v1.Empty\x12T\n" +
+	"\x15KMSRotatePrincipalKey\x12\x1f.openhsm.v1.KMSPrincipalRequest\x1a\x1a.openhsm.v1.KMSCredentialsB&Z$github.com/openhsm/openhsm/api/hsmpbb\x06proto3"
 
 var (
 	file_api_hsmpb_hsm_proto_rawDescOnce sync.Once
@@ -4804,7 +5033,7 @@ func file_api_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_api_hsmpb_hsm_proto_rawDescData
 }
 
-var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
+var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
 var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                     // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),               // 1: openhsm.v1.ErrorDetail
@@ -4877,6 +5106,10 @@ var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*RevokeCertRequest)(nil),         // 68: openhsm.v1.RevokeCertRequest
 	(*RevokedCert)(nil),               // 69: openhsm.v1.RevokedCert
 	(*ListRevokedCertsResponse)(nil),  // 70: openhsm.v1.ListRevokedCertsResponse
+	(*KMSPrincipalRequest)(nil),       // 71: openhsm.v1.KMSPrincipalRequest
+	(*KMSPrincipal)(nil),              // 72: openhsm.v1.KMSPrincipal
+	(*KMSListPrincipalsResponse)(nil), // 73: openhsm.v1.KMSListPrincipalsResponse
+	(*KMSCredentials)(nil),            // 74: openhsm.v1.KMSCredentials
 }
 var file_api_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -4916,105 +5149,115 @@ var file_api_hsmpb_hsm_proto_depIdxs = []int32{
 	65, // 34: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
 	63, // 35: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
 	69, // 36: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
-	10, // 37: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 38: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 39: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 40: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 41: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,  // 42: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	15, // 43: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 44: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 45: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 46: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 47: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	22, // 48: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	23, // 49: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	24, // 50: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	26, // 51: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	26, // 52: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30, // 53: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	33, // 54: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	34, // 55: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	35, // 56: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	36, // 57: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	38, // 58: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	39, // 59: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	40, // 60: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	41, // 61: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	42, // 62: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	41, // 63: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 64: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	43, // 65: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	44, // 66: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,  // 67: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	48, // 68: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	49, // 69: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	59, // 70: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,  // 71: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 72: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	53, // 73: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	54, // 74: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	60, // 75: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
-	61, // 76: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
-	62, // 77: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
-	64, // 78: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
-	0,  // 79: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
-	55, // 80: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
-	0,  // 81: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
-	68, // 82: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
-	0,  // 83: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
-	11, // 84: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 85: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 86: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 87: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 88: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 89: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 90: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 91: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 92: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 93: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 94: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 95: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 96: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 97: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 98: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 99: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 100: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 101: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 102: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 103: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 104: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	45, // 105: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 106: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 107: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	45, // 108: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 109: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	45, // 110: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	45, // 111: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	45, // 112: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	45, // 113: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	47, // 114: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 115: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 116: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,  // 117: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	50, // 118: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	52, // 119: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	54, // 120: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	50, // 121: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,  // 122: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,  // 123: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	63, // 124: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,  // 125: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	67, // 126: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	57, // 127: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
-	58, // 128: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
-	0,  // 129: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
-	70, // 130: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
-	84, // [84:131] is the sub-list for method output_type
-	37, // [37:84] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	72, // 37: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
+	72, // 38: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
+	10, // 39: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,  // 40: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,  // 41: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	12, // 42: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,  // 43: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,  // 44: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	15, // 45: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	16, // 46: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	17, // 47: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	16, // 48: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,  // 49: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	22, // 50: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	23, // 51: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	24, // 52: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	26, // 53: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	26, // 54: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30, // 55: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	33, // 56: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	34, // 57: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	35, // 58: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	36, // 59: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	38, // 60: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	39, // 61: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	40, // 62: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	41, // 63: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	42, // 64: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	41, // 65: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	41, // 66: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	43, // 67: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	44, // 68: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	0,  // 69: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	48, // 70: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	49, // 71: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	59, // 72: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,  // 73: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,  // 74: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	53, // 75: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	54, // 76: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	60, // 77: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	61, // 78: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	62, // 79: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	64, // 80: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,  // 81: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	55, // 82: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
+	0,  // 83: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
+	68, // 84: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
+	0,  // 85: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
+	71, // 86: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	0,  // 87: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
+	71, // 88: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	71, // 89: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
+	11, // 90: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11, // 91: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,  // 92: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,  // 93: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14, // 94: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20, // 95: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,  // 96: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,  // 97: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,  // 98: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,  // 99: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21, // 100: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25, // 101: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25, // 102: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,  // 103: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27, // 104: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29, // 105: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32, // 106: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,  // 107: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,  // 108: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25, // 109: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37, // 110: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	45, // 111: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25, // 112: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25, // 113: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	45, // 114: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,  // 115: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	45, // 116: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	45, // 117: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	45, // 118: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	45, // 119: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	47, // 120: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,  // 121: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,  // 122: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,  // 123: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	50, // 124: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	52, // 125: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	54, // 126: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	50, // 127: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,  // 128: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,  // 129: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	63, // 130: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,  // 131: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	67, // 132: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	57, // 133: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	58, // 134: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	0,  // 135: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
+	70, // 136: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
+	74, // 137: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
+	73, // 138: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
+	0,  // 139: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
+	74, // 140: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
+	90, // [90:141] is the sub-list for method output_type
+	39, // [39:90] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_api_hsmpb_hsm_proto_init() }
@@ -5038,7 +5281,7 @@ func file_api_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hsmpb_hsm_proto_rawDesc), len(file_api_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   71,
+			NumMessages:   75,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,53 +33,57 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	HSM_Login_FullMethodName              = "/openhsm.v1.HSM/Login"
-	HSM_Refresh_FullMethodName            = "/openhsm.v1.HSM/Refresh"
-	HSM_Logout_FullMethodName             = "/openhsm.v1.HSM/Logout"
-	HSM_Bootstrap_FullMethodName          = "/openhsm.v1.HSM/Bootstrap"
-	HSM_Info_FullMethodName               = "/openhsm.v1.HSM/Info"
-	HSM_ListTokens_FullMethodName         = "/openhsm.v1.HSM/ListTokens"
-	HSM_CreateUser_FullMethodName         = "/openhsm.v1.HSM/CreateUser"
-	HSM_DeleteUser_FullMethodName         = "/openhsm.v1.HSM/DeleteUser"
-	HSM_SetPassword_FullMethodName        = "/openhsm.v1.HSM/SetPassword"
-	HSM_UnlockUser_FullMethodName         = "/openhsm.v1.HSM/UnlockUser"
-	HSM_ListUsers_FullMethodName          = "/openhsm.v1.HSM/ListUsers"
-	HSM_CreateObject_FullMethodName       = "/openhsm.v1.HSM/CreateObject"
-	HSM_CopyObject_FullMethodName         = "/openhsm.v1.HSM/CopyObject"
-	HSM_DestroyObject_FullMethodName      = "/openhsm.v1.HSM/DestroyObject"
-	HSM_FindObjects_FullMethodName        = "/openhsm.v1.HSM/FindObjects"
-	HSM_ListObjects_FullMethodName        = "/openhsm.v1.HSM/ListObjects"
-	HSM_GetAttributes_FullMethodName      = "/openhsm.v1.HSM/GetAttributes"
-	HSM_SetAttributes_FullMethodName      = "/openhsm.v1.HSM/SetAttributes"
-	HSM_Share_FullMethodName              = "/openhsm.v1.HSM/Share"
-	HSM_GenerateKey_FullMethodName        = "/openhsm.v1.HSM/GenerateKey"
-	HSM_GenerateKeyPair_FullMethodName    = "/openhsm.v1.HSM/GenerateKeyPair"
-	HSM_WrapKey_FullMethodName            = "/openhsm.v1.HSM/WrapKey"
-	HSM_UnwrapKey_FullMethodName          = "/openhsm.v1.HSM/UnwrapKey"
-	HSM_DeriveKey_FullMethodName          = "/openhsm.v1.HSM/DeriveKey"
-	HSM_Sign_FullMethodName               = "/openhsm.v1.HSM/Sign"
-	HSM_Verify_FullMethodName             = "/openhsm.v1.HSM/Verify"
-	HSM_Encrypt_FullMethodName            = "/openhsm.v1.HSM/Encrypt"
-	HSM_Decrypt_FullMethodName            = "/openhsm.v1.HSM/Decrypt"
-	HSM_Digest_FullMethodName             = "/openhsm.v1.HSM/Digest"
-	HSM_GenerateRandom_FullMethodName     = "/openhsm.v1.HSM/GenerateRandom"
-	HSM_ClusterStatus_FullMethodName      = "/openhsm.v1.HSM/ClusterStatus"
-	HSM_AddNode_FullMethodName            = "/openhsm.v1.HSM/AddNode"
-	HSM_RemoveNode_FullMethodName         = "/openhsm.v1.HSM/RemoveNode"
-	HSM_RotatePassphrase_FullMethodName   = "/openhsm.v1.HSM/RotatePassphrase"
-	HSM_CreateBackup_FullMethodName       = "/openhsm.v1.HSM/CreateBackup"
-	HSM_ListBackups_FullMethodName        = "/openhsm.v1.HSM/ListBackups"
-	HSM_GetBackup_FullMethodName          = "/openhsm.v1.HSM/GetBackup"
-	HSM_RestoreBackup_FullMethodName      = "/openhsm.v1.HSM/RestoreBackup"
-	HSM_QuorumRegisterKey_FullMethodName  = "/openhsm.v1.HSM/QuorumRegisterKey"
-	HSM_QuorumSetPolicy_FullMethodName    = "/openhsm.v1.HSM/QuorumSetPolicy"
-	HSM_QuorumCreateToken_FullMethodName  = "/openhsm.v1.HSM/QuorumCreateToken"
-	HSM_QuorumApproveToken_FullMethodName = "/openhsm.v1.HSM/QuorumApproveToken"
-	HSM_QuorumStatus_FullMethodName       = "/openhsm.v1.HSM/QuorumStatus"
-	HSM_ListAudit_FullMethodName          = "/openhsm.v1.HSM/ListAudit"
-	HSM_VerifyAudit_FullMethodName        = "/openhsm.v1.HSM/VerifyAudit"
-	HSM_RevokeCert_FullMethodName         = "/openhsm.v1.HSM/RevokeCert"
-	HSM_ListRevokedCerts_FullMethodName   = "/openhsm.v1.HSM/ListRevokedCerts"
+	HSM_Login_FullMethodName                 = "/openhsm.v1.HSM/Login"
+	HSM_Refresh_FullMethodName               = "/openhsm.v1.HSM/Refresh"
+	HSM_Logout_FullMethodName                = "/openhsm.v1.HSM/Logout"
+	HSM_Bootstrap_FullMethodName             = "/openhsm.v1.HSM/Bootstrap"
+	HSM_Info_FullMethodName                  = "/openhsm.v1.HSM/Info"
+	HSM_ListTokens_FullMethodName            = "/openhsm.v1.HSM/ListTokens"
+	HSM_CreateUser_FullMethodName            = "/openhsm.v1.HSM/CreateUser"
+	HSM_DeleteUser_FullMethodName            = "/openhsm.v1.HSM/DeleteUser"
+	HSM_SetPassword_FullMethodName           = "/openhsm.v1.HSM/SetPassword"
+	HSM_UnlockUser_FullMethodName            = "/openhsm.v1.HSM/UnlockUser"
+	HSM_ListUsers_FullMethodName             = "/openhsm.v1.HSM/ListUsers"
+	HSM_CreateObject_FullMethodName          = "/openhsm.v1.HSM/CreateObject"
+	HSM_CopyObject_FullMethodName            = "/openhsm.v1.HSM/CopyObject"
+	HSM_DestroyObject_FullMethodName         = "/openhsm.v1.HSM/DestroyObject"
+	HSM_FindObjects_FullMethodName           = "/openhsm.v1.HSM/FindObjects"
+	HSM_ListObjects_FullMethodName           = "/openhsm.v1.HSM/ListObjects"
+	HSM_GetAttributes_FullMethodName         = "/openhsm.v1.HSM/GetAttributes"
+	HSM_SetAttributes_FullMethodName         = "/openhsm.v1.HSM/SetAttributes"
+	HSM_Share_FullMethodName                 = "/openhsm.v1.HSM/Share"
+	HSM_GenerateKey_FullMethodName           = "/openhsm.v1.HSM/GenerateKey"
+	HSM_GenerateKeyPair_FullMethodName       = "/openhsm.v1.HSM/GenerateKeyPair"
+	HSM_WrapKey_FullMethodName               = "/openhsm.v1.HSM/WrapKey"
+	HSM_UnwrapKey_FullMethodName             = "/openhsm.v1.HSM/UnwrapKey"
+	HSM_DeriveKey_FullMethodName             = "/openhsm.v1.HSM/DeriveKey"
+	HSM_Sign_FullMethodName                  = "/openhsm.v1.HSM/Sign"
+	HSM_Verify_FullMethodName                = "/openhsm.v1.HSM/Verify"
+	HSM_Encrypt_FullMethodName               = "/openhsm.v1.HSM/Encrypt"
+	HSM_Decrypt_FullMethodName               = "/openhsm.v1.HSM/Decrypt"
+	HSM_Digest_FullMethodName                = "/openhsm.v1.HSM/Digest"
+	HSM_GenerateRandom_FullMethodName        = "/openhsm.v1.HSM/GenerateRandom"
+	HSM_ClusterStatus_FullMethodName         = "/openhsm.v1.HSM/ClusterStatus"
+	HSM_AddNode_FullMethodName               = "/openhsm.v1.HSM/AddNode"
+	HSM_RemoveNode_FullMethodName            = "/openhsm.v1.HSM/RemoveNode"
+	HSM_RotatePassphrase_FullMethodName      = "/openhsm.v1.HSM/RotatePassphrase"
+	HSM_CreateBackup_FullMethodName          = "/openhsm.v1.HSM/CreateBackup"
+	HSM_ListBackups_FullMethodName           = "/openhsm.v1.HSM/ListBackups"
+	HSM_GetBackup_FullMethodName             = "/openhsm.v1.HSM/GetBackup"
+	HSM_RestoreBackup_FullMethodName         = "/openhsm.v1.HSM/RestoreBackup"
+	HSM_QuorumRegisterKey_FullMethodName     = "/openhsm.v1.HSM/QuorumRegisterKey"
+	HSM_QuorumSetPolicy_FullMethodName       = "/openhsm.v1.HSM/QuorumSetPolicy"
+	HSM_QuorumCreateToken_FullMethodName     = "/openhsm.v1.HSM/QuorumCreateToken"
+	HSM_QuorumApproveToken_FullMethodName    = "/openhsm.v1.HSM/QuorumApproveToken"
+	HSM_QuorumStatus_FullMethodName          = "/openhsm.v1.HSM/QuorumStatus"
+	HSM_ListAudit_FullMethodName             = "/openhsm.v1.HSM/ListAudit"
+	HSM_VerifyAudit_FullMethodName           = "/openhsm.v1.HSM/VerifyAudit"
+	HSM_RevokeCert_FullMethodName            = "/openhsm.v1.HSM/RevokeCert"
+	HSM_ListRevokedCerts_FullMethodName      = "/openhsm.v1.HSM/ListRevokedCerts"
+	HSM_KMSCreatePrincipal_FullMethodName    = "/openhsm.v1.HSM/KMSCreatePrincipal"
+	HSM_KMSListPrincipals_FullMethodName     = "/openhsm.v1.HSM/KMSListPrincipals"
+	HSM_KMSDeletePrincipal_FullMethodName    = "/openhsm.v1.HSM/KMSDeletePrincipal"
+	HSM_KMSRotatePrincipalKey_FullMethodName = "/openhsm.v1.HSM/KMSRotatePrincipalKey"
 )
 
 // HSMClient is the client API for HSM service.
@@ -153,6 +157,13 @@ type HSMClient interface {
 	// user). docs/certificates.md.
 	RevokeCert(ctx context.Context, in *RevokeCertRequest, opts ...grpc.CallOption) (*Empty, error)
 	ListRevokedCerts(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListRevokedCertsResponse, error)
+	// KMS principals (crypto officers; docs/kms.md): the users with access
+	// keys that the node's KMS API authenticates. The secret access key is
+	// in the answers of create and rotate, and nowhere else, ever.
+	KMSCreatePrincipal(ctx context.Context, in *KMSPrincipalRequest, opts ...grpc.CallOption) (*KMSCredentials, error)
+	KMSListPrincipals(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*KMSListPrincipalsResponse, error)
+	KMSDeletePrincipal(ctx context.Context, in *KMSPrincipalRequest, opts ...grpc.CallOption) (*Empty, error)
+	KMSRotatePrincipalKey(ctx context.Context, in *KMSPrincipalRequest, opts ...grpc.CallOption) (*KMSCredentials, error)
 }
 
 type hSMClient struct {
@@ -654,6 +665,46 @@ func (c *hSMClient) ListRevokedCerts(ctx context.Context, in *Empty, opts ...grp
 	return out, nil
 }
 
+func (c *hSMClient) KMSCreatePrincipal(ctx context.Context, in *KMSPrincipalRequest, opts ...grpc.CallOption) (*KMSCredentials, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KMSCredentials)
+	err := c.cc.Invoke(ctx, HSM_KMSCreatePrincipal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) KMSListPrincipals(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*KMSListPrincipalsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KMSListPrincipalsResponse)
+	err := c.cc.Invoke(ctx, HSM_KMSListPrincipals_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) KMSDeletePrincipal(ctx context.Context, in *KMSPrincipalRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_KMSDeletePrincipal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) KMSRotatePrincipalKey(ctx context.Context, in *KMSPrincipalRequest, opts ...grpc.CallOption) (*KMSCredentials, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KMSCredentials)
+	err := c.cc.Invoke(ctx, HSM_KMSRotatePrincipalKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HSMServer is the server API for HSM service.
 // All implementations must embed UnimplementedHSMServer
 // for forward compatibility.
@@ -725,6 +776,13 @@ type HSMServer interface {
 	// user). docs/certificates.md.
 	RevokeCert(context.Context, *RevokeCertRequest) (*Empty, error)
 	ListRevokedCerts(context.Context, *Empty) (*ListRevokedCertsResponse, error)
+	// KMS principals (crypto officers; docs/kms.md): the users with access
+	// keys that the node's KMS API authenticates. The secret access key is
+	// in the answers of create and rotate, and nowhere else, ever.
+	KMSCreatePrincipal(context.Context, *KMSPrincipalRequest) (*KMSCredentials, error)
+	KMSListPrincipals(context.Context, *Empty) (*KMSListPrincipalsResponse, error)
+	KMSDeletePrincipal(context.Context, *KMSPrincipalRequest) (*Empty, error)
+	KMSRotatePrincipalKey(context.Context, *KMSPrincipalRequest) (*KMSCredentials, error)
 	mustEmbedUnimplementedHSMServer()
 }
 
@@ -875,6 +933,18 @@ func (UnimplementedHSMServer) RevokeCert(context.Context, *RevokeCertRequest) (*
 }
 func (UnimplementedHSMServer) ListRevokedCerts(context.Context, *Empty) (*ListRevokedCertsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRevokedCerts not implemented")
+}
+func (UnimplementedHSMServer) KMSCreatePrincipal(context.Context, *KMSPrincipalRequest) (*KMSCredentials, error) {
+	return nil, status.Error(codes.Unimplemented, "method KMSCreatePrincipal not implemented")
+}
+func (UnimplementedHSMServer) KMSListPrincipals(context.Context, *Empty) (*KMSListPrincipalsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method KMSListPrincipals not implemented")
+}
+func (UnimplementedHSMServer) KMSDeletePrincipal(context.Context, *KMSPrincipalRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method KMSDeletePrincipal not implemented")
+}
+func (UnimplementedHSMServer) KMSRotatePrincipalKey(context.Context, *KMSPrincipalRequest) (*KMSCredentials, error) {
+	return nil, status.Error(codes.Unimplemented, "method KMSRotatePrincipalKey not implemented")
 }
 func (UnimplementedHSMServer) mustEmbedUnimplementedHSMServer() {}
 func (UnimplementedHSMServer) testEmbeddedByValue()             {}
@@ -1718,6 +1788,78 @@ func _HSM_ListRevokedCerts_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HSM_KMSCreatePrincipal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KMSPrincipalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).KMSCreatePrincipal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_KMSCreatePrincipal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).KMSCreatePrincipal(ctx, req.(*KMSPrincipalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_KMSListPrincipals_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).KMSListPrincipals(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_KMSListPrincipals_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).KMSListPrincipals(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_KMSDeletePrincipal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KMSPrincipalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).KMSDeletePrincipal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_KMSDeletePrincipal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).KMSDeletePrincipal(ctx, req.(*KMSPrincipalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_KMSRotatePrincipalKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KMSPrincipalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).KMSRotatePrincipalKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_KMSRotatePrincipalKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).KMSRotatePrincipalKey(ctx, req.(*KMSPrincipalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HSM_ServiceDesc is the grpc.ServiceDesc for HSM service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1900,6 +2042,22 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListRevokedCerts",
 			Handler:    _HSM_ListRevokedCerts_Handler,
+		},
+		{
+			MethodName: "KMSCreatePrincipal",
+			Handler:    _HSM_KMSCreatePrincipal_Handler,
+		},
+		{
+			MethodName: "KMSListPrincipals",
+			Handler:    _HSM_KMSListPrincipals_Handler,
+		},
+		{
+			MethodName: "KMSDeletePrincipal",
+			Handler:    _HSM_KMSDeletePrincipal_Handler,
+		},
+		{
+			MethodName: "KMSRotatePrincipalKey",
+			Handler:    _HSM_KMSRotatePrincipalKey_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -15,7 +15,7 @@ import (
 
 const rootLong = `hsm administers an openhsm cluster: it makes the cluster's certificates,
 activates the cluster, manages users, keys, backups, quorum approvals, the
-audit trail and revoked certificates.
+audit trail, revoked certificates and the KMS service's principals.
 
 It reads the client configuration from --config, else $HSM_CONFIG, else
 ` + client.DefaultConfigPath + ` ('hsm cluster init' writes one). Commands that log in
@@ -79,6 +79,7 @@ func (c *cli) newRoot() *cobra.Command {
 		c.quorumCommand(),
 		c.auditCommand(),
 		c.certCommand(),
+		c.kmsCommand(),
 		c.genDocsCommand(),
 	)
 	root.SetUsageTemplate(usageTemplate)

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openhsm/openhsm/api"
+	"github.com/openhsm/openhsm/client"
+)
+
+func (c *cli) kmsCommand() *cobra.Command {
+	return group("kms", "Manage the KMS service (crypto officer)",
+		`Each node can serve an AWS KMS-compatible API (docs/kms.md), enabled by the
+[kms] section of its config. The AWS CLI and SDKs sign their requests with a
+principal's access key; crypto officers manage the principals here.`,
+		group("principal", "Manage KMS principals: the users of the KMS API (crypto officer)",
+			`A KMS principal is a user of the KMS API with one access key, as an IAM user
+is: it may call the KMS operations on the cluster's KMS keys, signed with that
+key, and nothing else (no HSM login, no user management). Its name follows
+IAM's rule for user names: 1 to 64 of the letters, digits and + = , . @ _ -.
+
+create and rotate-key print the secret access key once; the cluster keeps it
+only sealed, so it cannot be shown again. A lost secret is replaced with
+rotate-key. --json prints {"Name","Arn","AccessKeyId","SecretAccessKey","Created"}.`,
+			c.kmsPrincipalCreateCommand(),
+			c.kmsPrincipalListCommand(),
+			c.kmsPrincipalDeleteCommand(),
+			c.kmsPrincipalRotateCommand(),
+		),
+	)
+}
+
+// principalArg checks a principal's name on the command line: IAM's rule,
+// as the node checks it, refused before logging in.
+func principalArg(cmd *cobra.Command, arg string) error {
+	err := api.CheckPrincipalName("NAME", arg)
+	var fe *api.FieldError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &fe):
+		return usagef("%s: NAME: %s", name(cmd), fe.Why)
+	}
+	return usagef("%s: NAME: %v", name(cmd), err)
+}
+
+// principalLeaf makes a principal command that takes NAME.
+func principalLeaf(use, short string, run func(ctx context.Context, name string) error) *cobra.Command {
+	cmd := leaf(use+" NAME", short, []string{"NAME"}, func(cmd *cobra.Command, pos []string) error {
+		if err := principalArg(cmd, pos[0]); err != nil {
+			return err
+		}
+		return run(cmd.Context(), pos[0])
+	})
+	cmd.ValidArgsFunction = cobra.NoFileCompletions
+	setRole(cmd, roleOfficer)
+	return cmd
+}
+
+// principalJSON is a principal in --json output, in the AWS SDKs'
+// spelling; SecretAccessKey only in the answers of create and rotate-key.
+type principalJSON struct {
+	Name        string
+	Arn         string
+	AccessKeyId string
+	Created     string // RFC 3339, UTC; "" if the node did not say
+}
+
+type credentialsJSON struct {
+	Name            string
+	Arn             string
+	AccessKeyId     string
+	SecretAccessKey string
+	Created         string
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func (c *cli) kmsPrincipalCreateCommand() *cobra.Command {
+	cmd := principalLeaf("create", "Create a KMS principal with an access key (crypto officer)",
+		func(ctx context.Context, name string) error {
+			return c.kmsCredentials(ctx, name, "create KMS principal", (*client.Client).CreateKMSPrincipal)
+		})
+	cmd.Long = `Create a KMS principal and its access key, and print the access key ID and
+the secret access key, with export lines for the AWS CLI and SDKs. The secret
+is shown this once: store it now.`
+	cmd.Example = `  hsm kms principal create ci-deployer
+  hsm kms principal create ci-deployer --json > ci-deployer.json`
+	return cmd
+}
+
+func (c *cli) kmsPrincipalRotateCommand() *cobra.Command {
+	cmd := principalLeaf("rotate-key", "Give a KMS principal a new access key; the old one stops working (crypto officer)",
+		func(ctx context.Context, name string) error {
+			return c.kmsCredentials(ctx, name, "rotate the key of KMS principal", (*client.Client).RotateKMSPrincipalKey)
+		})
+	cmd.Long = `Give a KMS principal a new access key and end its old one on every node, and
+print the new access key ID and secret as create does. The secret is shown
+this once.`
+	return cmd
+}
+
+// kmsCredentials runs create or rotate-key and prints the new access key.
+func (c *cli) kmsCredentials(ctx context.Context, name, what string,
+	do func(*client.Client, context.Context, string) (*client.KMSCredentials, error)) error {
+	hc, done, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	cr, err := do(hc, ctx, name)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", what, name, err)
+	}
+	if c.g.json {
+		return c.printJSON(credentialsJSON{Name: cr.Name, Arn: cr.ARN, AccessKeyId: cr.AccessKeyID,
+			SecretAccessKey: cr.SecretAccessKey, Created: rfc3339(cr.Created)})
+	}
+	_, err = fmt.Fprint(c.io.out, credentialsText(cr))
+	return err
+}
+
+// credentialsText is the human output of create and rotate-key: the
+// secret appears once, in its export line.
+func credentialsText(cr *client.KMSCredentials) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "KMS principal:  %s\n", clean(cr.Name))
+	fmt.Fprintf(&b, "ARN:            %s\n", clean(cr.ARN))
+	fmt.Fprintf(&b, "access key ID:  %s\n", clean(cr.AccessKeyID))
+	b.WriteString("\nThe secret access key (the last line) is shown this once and never again:\n" +
+		"the cluster keeps it only sealed. Store it now. If it is lost, make a new\n" +
+		"one with 'hsm kms principal rotate-key " + clean(cr.Name) + "'.\n\n")
+	fmt.Fprintf(&b, "export AWS_ACCESS_KEY_ID=%s\n", shellQuote(cr.AccessKeyID))
+	fmt.Fprintf(&b, "export AWS_SECRET_ACCESS_KEY=%s\n", shellQuote(cr.SecretAccessKey))
+	return b.String()
+}
+
+// shellQuote makes s one word for a POSIX shell: as it is when it holds
+// only characters no shell treats specially, else in single quotes. What
+// the node sent is pasted into a shell: it must not run anything.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+-./:=@_%,", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func (c *cli) kmsPrincipalListCommand() *cobra.Command {
+	cmd := leaf("list", "List the KMS principals, without their secrets (crypto officer)", nil,
+		func(cmd *cobra.Command, _ []string) error { return c.kmsPrincipalList(cmd.Context()) })
+	setRole(cmd, roleOfficer)
+	return cmd
+}
+
+func (c *cli) kmsPrincipalList(ctx context.Context) error {
+	hc, done, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	list, err := hc.ListKMSPrincipals(ctx)
+	if err != nil {
+		return fmt.Errorf("list KMS principals: %w", err)
+	}
+	rows := make([]principalJSON, 0, len(list))
+	for _, p := range list {
+		rows = append(rows, principalJSON{Name: p.Name, Arn: p.ARN, AccessKeyId: p.AccessKeyID, Created: rfc3339(p.Created)})
+	}
+	if c.g.json {
+		return c.printJSON(rows)
+	}
+	tw := tabwriter.NewWriter(c.io.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tACCESS KEY ID\tCREATED\tARN")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", clean(r.Name), orDash(clean(r.AccessKeyId)), orDash(r.Created), orDash(clean(r.Arn)))
+	}
+	return tw.Flush()
+}
+
+func (c *cli) kmsPrincipalDeleteCommand() *cobra.Command {
+	cmd := principalLeaf("delete", "Delete a KMS principal; its access key stops working (crypto officer)",
+		func(ctx context.Context, name string) error { return c.kmsPrincipalDelete(ctx, name) })
+	return cmd
+}
+
+func (c *cli) kmsPrincipalDelete(ctx context.Context, name string) error {
+	hc, done, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := hc.DeleteKMSPrincipal(ctx, name); err != nil {
+		return fmt.Errorf("delete KMS principal %q: %w", name, err)
+	}
+	return c.say(map[string]any{"Name": name, "Deleted": true},
+		"deleted KMS principal %q: its access key no longer works", name)
+}
