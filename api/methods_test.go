@@ -59,7 +59,4 @@ func TestMethodOf(t *testing.T) {
 		assert.Equal(t, Session, m.Access, name)
 		assert.Equal(t, want, m.Retry, name)
 	}
-	create, _ := MethodOf(hsmpb.HSM_CreateUser_FullMethodName)
-	kms, _ := MethodOf(hsmpb.HSM_KMSCreatePrincipal_FullMethodName)
-	assert.Equal(t, create.Retry, kms.Retry)
 }
