@@ -69,7 +69,7 @@ func TestKeyIDOf(t *testing.T) {
 	for in, want := range map[string]string{
 		"arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab": "1234abcd-12ab",
 		"arn:aws:kms:eu-west-1:123456789012:alias/x":           "arn:aws:kms:eu-west-1:123456789012:alias/x",
-		"1234abcd":                                             "1234abcd",
+		"1234abcd": "1234abcd",
 	} {
 		assert.Equal(t, want, keyIDOf(in))
 	}
