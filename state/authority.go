@@ -106,7 +106,6 @@ var commandAuthority = map[Op]authority{
 	OpKMSDeleteMaterial:  {actor: actorKMSPrincipal},
 	OpKMSAlias:           {actor: actorKMSPrincipal},
 	OpKMSUpkeep:          {actor: actorNone},
-	OpKMSAudit:           {actor: actorNone},
 }
 
 // actionFor is the access action a command takes on its object.
