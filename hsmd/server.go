@@ -23,6 +23,7 @@ import (
 	"github.com/openhsm/openhsm/cluster/peerpb"
 	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/kms"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
@@ -80,6 +81,9 @@ type Server struct {
 	// deny is the node's certificate deny-list: checked on every call, so
 	// a connection opened before a revocation gets no further answer.
 	deny *pki.DenyList
+
+	// KMS is the KMS service, nil when the node serves no KMS API.
+	KMS *kms.Service
 }
 
 // ServerConfig is what a Server is built from, besides its engine.
@@ -96,13 +100,16 @@ type ServerConfig struct {
 	Backups *backups
 	Uses    *useCounter
 	Deny    *pki.DenyList
+	// KMS is the KMS service when the node serves the KMS API ([kms]),
+	// else nil; the principal RPCs use it.
+	KMS *kms.Service
 }
 
 // NewServer makes the service for an engine.
 func NewServer(e *engine.Engine, c ServerConfig) *Server {
 	s := &Server{engine: e, node: c.Node, ttl: c.TTL, log: c.Log, now: time.Now,
 		maxLife: max(DefaultSessionMaxLifetime, c.TTL), sweepEvery: DefaultSweepInterval,
-		replica: c.Replica, domain: c.Domain, backups: c.Backups, uses: c.Uses, deny: c.Deny,
+		replica: c.Replica, domain: c.Domain, backups: c.Backups, uses: c.Uses, deny: c.Deny, KMS: c.KMS,
 		throttle: newThrottle(), preAuth: make(chan struct{}, preAuthSlots),
 		revoked: map[uint64]int64{}, lastSeen: map[uint64]time.Time{}, bgNonces: map[string]int64{},
 		sessions: newSessionQuota(DefaultMaxSessionsPerUser)}
