@@ -252,8 +252,9 @@ func InitJoin(cfg *Config, addr string) error {
 // the domain key, the state machine); Serve builds the rest in dependency
 // order, listeners (the node's port, then the KMS API's), cluster, engine,
 // backups, key-use counter, KMS service, server, and only then starts
-// Raft, so the first applied command finds every part in place. News from apply reaches the parts through one interface: the Node
-// is the machine's state.Observer.
+// Raft, so the first applied command finds every part in place; the KMS
+// API serves once Raft runs and stops first. News from apply reaches the
+// parts through one interface: the Node is the machine's state.Observer.
 type Node struct {
 	Config  *Config
 	Store   *sqlite.Store
