@@ -42,11 +42,11 @@ func sdkClient(t *testing.T, env map[string]string, endpoint string) *awskms.Cli
 	tr.MaxIdleConnsPerHost = 64
 	t.Cleanup(tr.CloseIdleConnections)
 	cfg := aws.Config{
-		Region:      env["AWS_REGION"],
+		Region: env["AWS_REGION"],
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: env["AWS_ACCESS_KEY_ID"], SecretAccessKey: env["AWS_SECRET_ACCESS_KEY"]}, nil
 		}),
-		HTTPClient:  &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		HTTPClient: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 	}
 	return awskms.NewFromConfig(cfg, func(o *awskms.Options) { o.BaseEndpoint = aws.String(endpoint) })
 }
