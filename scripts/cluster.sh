@@ -27,7 +27,8 @@
 # HSM_NODE_CONFIG, if set, is appended to every node's configuration file
 # (with a [kms] section of its own, it replaces the one written here);
 # HSM_KMS_CONFIG, if set, is appended to the [kms] section (say,
-# 'clock_file = "/tmp/clock"' or 'tls = false').
+# 'clock_file = "/tmp/clock"' or 'tls = false'); HSM_NO_KMS=1 leaves the
+# KMS API out.
 # HSM_NO_USERS=1 makes 'up' start one node and stop before making any user: a
 # cluster waiting for 'hsm cluster activate' (tests of bootstrap use it).
 set -eu
@@ -89,7 +90,8 @@ EOT
     printf '%s\n' "$HSM_NODE_CONFIG" >>"$1/node$2.toml"
   fi
   # The KMS API, last: every key after a table header belongs to the table.
-  if ! grep -q '^\[kms\]' "$1/node$2.toml"; then
+  # HSM_NO_KMS=1 leaves it out (tests of a node without KMS).
+  if [ -z "${HSM_NO_KMS:-}" ] && ! grep -q '^\[kms\]' "$1/node$2.toml"; then
     cat >>"$1/node$2.toml" <<EOT
 [kms]
 listen = "127.0.0.1:0"
@@ -274,9 +276,7 @@ print_kms_exports() {
       echo "export AWS_ACCESS_KEY_ID='$akid'"
       echo "export AWS_SECRET_ACCESS_KEY='$sak'"
     else
-      why=$(head -1 "$dir/kms-principal.err")
-      echo "cluster.sh: no KMS principal, so no AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY: 'hsm kms principal create' failed: $why" >&2
-      echo "# no KMS principal yet ('hsm kms principal create' failed: $why)"
+      die "'hsm kms principal create $KMS_PRINCIPAL' failed: $(head -1 "$dir/kms-principal.err")"
     fi
   } >"$dir/kms.env"
   cat "$dir/kms.env"
