@@ -39,7 +39,9 @@ type Credentials struct {
 }
 
 // PrincipalArn is a principal's ARN: an IAM user of the account.
-func (s *Service) PrincipalArn(name string) string { return "arn:aws:iam::" + s.account + ":user/" + name }
+func (s *Service) PrincipalArn(name string) string {
+	return "arn:aws:iam::" + s.account + ":user/" + name
+}
 
 // Secret implements sigv4.Secrets: the secret of an access key and the
 // name of the principal it belongs to. A key no principal has is

@@ -47,6 +47,7 @@ type Config struct {
 // Service runs KMS operations. It is safe for concurrent use.
 type Service struct {
 	e       *engine.Engine
+	keys    KeyStore // the default store: this cluster's HSM
 	store   state.Store
 	account string
 	clock   func() time.Time
@@ -70,7 +71,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Service{e: cfg.Engine, store: cfg.Engine.Store(), account: cfg.Account, clock: cfg.Clock, log: cfg.Log}, nil
+	return &Service{e: cfg.Engine, keys: hsmStore{cfg.Engine}, store: cfg.Engine.Store(), account: cfg.Account, clock: cfg.Clock, log: cfg.Log}, nil
 }
 
 func validAccount(a string) bool {
