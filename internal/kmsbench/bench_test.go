@@ -147,20 +147,22 @@ func do(ctx context.Context, c *kms.Client, f *fixture, op string) error {
 }
 
 // measure runs op from g goroutines: an untimed warm-up, then until the
-// duration ends or max requests were started. Only requests that finished
-// count, failed or not.
+// duration ends or -kmsbench.max requests were started. Only requests that
+// finished count, failed or not; a request still unanswered 30 s after
+// its phase's end is abandoned (and counts as failed).
 func measure(c *kms.Client, f *fixture, op string, g int) result {
-	ctx := context.Background()
-	phase := func(d time.Duration, max int64) result {
+	phase := func(d time.Duration, limit int64) result {
 		var started, finished, failed atomic.Int64
 		var once sync.Once
 		var first error
 		start := time.Now()
 		deadline := start.Add(d)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(30*time.Second))
+		defer cancel()
 		var wg sync.WaitGroup
 		for range g {
 			wg.Go(func() {
-				for time.Now().Before(deadline) && started.Add(1) <= max {
+				for time.Now().Before(deadline) && started.Add(1) <= limit {
 					if err := do(ctx, c, f, op); err != nil {
 						failed.Add(1)
 						once.Do(func() { first = err })
