@@ -199,7 +199,9 @@ func bench(t *testing.T, tg target) []result {
 		maxG = max(maxG, g)
 	}
 	c := newClient(tg, maxG)
-	f, err := setup(context.Background(), c)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	f, err := setup(ctx, c)
+	cancel()
 	if err != nil {
 		t.Errorf("%s: %v", tg.label, err)
 		return []result{{target: tg.label, note: "set-up failed: " + err.Error()}}
