@@ -338,7 +338,7 @@ func TestPrincipals(t *testing.T) {
 	require.NoError(t, err)
 	secret, name, err := w.svc.Secret(cred.AccessKeyID)
 	require.NoError(t, err)
-	assert.Equal(t, "ci", name)
+	assert.Equal(t, "arn:aws:iam::123456789012:user/ci", name)
 	assert.Equal(t, cred.SecretAccessKey, string(secret))
 	_, err = w.svc.CreatePrincipal(ctx, w.co, "ci")
 	assert.True(t, kmserr.Is(kmsErr(err), kmserr.AlreadyExists), "%v", err)
