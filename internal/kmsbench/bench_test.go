@@ -221,6 +221,7 @@ func bench(t *testing.T, tg target) []result {
 // TestKMSBench measures every target of -kmsbench.targets and prints the
 // table.
 func TestKMSBench(t *testing.T) {
+	loadBefore := loadAverage()
 	var results []result
 	var labels []string
 	for _, key := range strings.Split(*flagTargets, ",") {
@@ -257,6 +258,8 @@ func TestKMSBench(t *testing.T) {
 		})
 	}
 	printTable(results, labels, goroutineCounts(t))
+	fmt.Printf("\nload average (1, 5, 15 min) before: %s; after: %s (the numbers are only as steady as this machine is quiet)\n",
+		loadBefore, loadAverage())
 }
 
 // startCluster starts an n-node cluster through scripts/cluster.sh and
@@ -350,6 +353,15 @@ func startMoto(t *testing.T, withTLS bool) target {
 	}
 	return target{label: label, endpoint: scheme + "://" + addr, region: "us-east-1",
 		akid: "AKIAMOTOBENCH0000000", secret: "moto-takes-any-secret", roots: roots}
+}
+
+// loadAverage is the first three fields of /proc/loadavg, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }
 
 func freePort(t *testing.T) int {
