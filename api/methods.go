@@ -115,12 +115,14 @@ var methods = []Method{
 	method("RevokeCert", Session, RetryNotRun),
 	method("ListRevokedCerts", Session, RetryNotRun),
 
-	// KMS principals: crypto officers only (the daemon checks the role),
-	// classed as the user-management calls are.
-	method("KMSCreatePrincipal", Session, RetryWithID),
+	// KMS principals: crypto officers only (the daemon checks the role).
+	// Create and rotate-key answer with a secret made for that one try: a
+	// retry would make another (and a create would meet its own first
+	// try), so a write is retried only when it certainly did not run.
+	method("KMSCreatePrincipal", Session, RetryNotRun),
 	method("KMSListPrincipals", Session, RetryIdempotent),
-	method("KMSDeletePrincipal", Session, RetryWithID),
-	method("KMSRotatePrincipalKey", Session, RetryWithID),
+	method("KMSDeletePrincipal", Session, RetryNotRun),
+	method("KMSRotatePrincipalKey", Session, RetryNotRun),
 }
 
 // ServicePrefix starts the full name of every method of the HSM service:

@@ -21,7 +21,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/openhsm/openhsm/api"
 	"github.com/openhsm/openhsm/hsmd"
 	"github.com/openhsm/openhsm/internal/testcluster"
 )
@@ -118,12 +117,6 @@ func TestKMSPrincipalCLI(t *testing.T) {
 	r := hsm("kms", "principal", "create", "alice", "--json")
 	if r.code != 0 {
 		require.NotContains(t, r.stderr, noKMS, "cluster.sh started the node without [kms]")
-		// TEMPORARY: kms.Service's principal operations answer "kms: not
-		// built yet" (an internal error; the node logs it) until they are
-		// built. Remove this skip then.
-		if log, _ := os.ReadFile(cl.LogFile(1)); strings.Contains(r.stderr, api.InternalMessage) && bytes.Contains(log, []byte("kms: not built yet")) {
-			t.Skip("kms.Service's principal operations are not built yet")
-		}
 		t.Fatalf("kms principal create: exit %d: %s", r.code, r.stderr)
 	}
 	var members map[string]any

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/hex"
 	"math/big"
 	"strings"
@@ -65,7 +64,7 @@ func (s *Service) seal(k *state.KMSKey, plaintext []byte, ec map[string]string) 
 		return nil, err
 	}
 	hdr := h.Marshal()
-	ct, err := s.e.Encrypt(engine.KMSCaller, v.Objects[0], gcm(h.Nonce[:], blob.AAD(scopeOf(k), hdr, ec)), plaintext)
+	ct, err := s.keys.Encrypt(v, gcm(h.Nonce[:], blob.AAD(scopeOf(k), hdr, ec)), plaintext)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +105,7 @@ func (s *Service) open(r *call.Request, ciphertext []byte, ec map[string]string,
 	if v == nil || len(v.Objects) != 1 {
 		return nil, nil, &kmserr.Error{Type: kmserr.InvalidCiphertext}
 	}
-	pt, err := s.e.Decrypt(engine.KMSCaller, v.Objects[0], gcm(h.Nonce[:], blob.AAD(scopeOf(k), ciphertext[:blob.HeaderLen], ec)), body)
+	pt, err := s.keys.Decrypt(v, gcm(h.Nonce[:], blob.AAD(scopeOf(k), ciphertext[:blob.HeaderLen], ec)), body)
 	if err != nil {
 		if hsmerr.IsRV(err, ck.CKR_ENCRYPTED_DATA_INVALID) || hsmerr.IsRV(err, ck.CKR_ENCRYPTED_DATA_LEN_RANGE) {
 			return nil, nil, &kmserr.Error{Type: kmserr.InvalidCiphertext}
@@ -185,7 +184,7 @@ func (s *Service) encryptWith(k *state.KMSKey, alg string, pt []byte, ec map[str
 		return nil, kmserr.New(kmserr.Validation, "EncryptionContext is not supported with asymmetric KMS keys")
 	}
 	v := k.Current()
-	ct, err := s.e.Encrypt(engine.KMSCaller, v.Objects[0], mech.Mech{Type: ck.CKM_RSA_PKCS_OAEP, Param: p}, pt)
+	ct, err := s.keys.Encrypt(v, mech.Mech{Type: ck.CKM_RSA_PKCS_OAEP, Param: p}, pt)
 	if hsmerr.IsRV(err, ck.CKR_DATA_LEN_RANGE) {
 		return nil, kmserr.New(kmserr.Validation, "The plaintext is too long for %s with %s", k.KeySpec, alg)
 	}
@@ -248,7 +247,7 @@ func (s *Service) decryptRSA(k *state.KMSKey, alg string, ct []byte) (*state.KMS
 	if err := usable(k); err != nil {
 		return nil, "", nil, err
 	}
-	pt, err := s.e.Decrypt(engine.KMSCaller, k.Current().Objects[1], mech.Mech{Type: ck.CKM_RSA_PKCS_OAEP, Param: p}, ct)
+	pt, err := s.keys.Decrypt(k.Current(), mech.Mech{Type: ck.CKM_RSA_PKCS_OAEP, Param: p}, ct)
 	if err != nil {
 		if e := hsmerr.KMSException(err); e == "" || e == kmserr.DependencyTimeout {
 			return nil, "", nil, err
@@ -329,12 +328,13 @@ func (s *Service) generateDataKeyWithoutPlaintext(_ context.Context, r *call.Req
 
 // dataKeyPairGen is each KeyPairSpec's generation mechanism and size.
 var dataKeyPairGen = map[string]mech.KeyPairParams{
-	"RSA_2048":      {ModulusBits: 2048, PublicExponent: 65537},
-	"RSA_3072":      {ModulusBits: 3072, PublicExponent: 65537},
-	"RSA_4096":      {ModulusBits: 4096, PublicExponent: 65537},
-	"ECC_NIST_P256": {},
-	"ECC_NIST_P384": {},
-	"ECC_NIST_P521": {},
+	"RSA_2048":        {ModulusBits: 2048, PublicExponent: 65537},
+	"RSA_3072":        {ModulusBits: 3072, PublicExponent: 65537},
+	"RSA_4096":        {ModulusBits: 4096, PublicExponent: 65537},
+	"ECC_NIST_P256":   {},
+	"ECC_NIST_P384":   {},
+	"ECC_NIST_P521":   {},
+	"ECC_SECG_P256K1": {},
 }
 
 func (s *Service) dataKeyPair(r *call.Request) (*state.KMSKey, string, []byte, []byte, []byte, error) {
@@ -359,11 +359,11 @@ func (s *Service) dataKeyPair(r *call.Request) (*state.KMSKey, string, []byte, [
 	if err != nil {
 		return nil, "", nil, nil, nil, err
 	}
-	priv, err := x509.MarshalPKCS8PrivateKey(signer)
+	priv, err := mech.MarshalPrivateKey(signer)
 	if err != nil {
 		return nil, "", nil, nil, nil, err
 	}
-	pub, err := x509.MarshalPKIXPublicKey(signer.Public())
+	pub, err := mech.MarshalPKIXPublicKey(signer.Public())
 	if err != nil {
 		clear(priv)
 		return nil, "", nil, nil, nil, err
@@ -377,8 +377,7 @@ func (s *Service) dataKeyPair(r *call.Request) (*state.KMSKey, string, []byte, [
 }
 
 func kmsCurve(spec string) (*mech.CurveInfo, bool) {
-	names := map[string]string{"ECC_NIST_P256": "P-256", "ECC_NIST_P384": "P-384", "ECC_NIST_P521": "P-521"}
-	if n, ok := names[spec]; ok {
+	if n, ok := engine.KMSCurves[spec]; ok {
 		return mech.CurveByName(n)
 	}
 	return nil, false
@@ -460,7 +459,7 @@ func (s *Service) sign(_ context.Context, r *call.Request) (model.Object, error)
 		return nil, err
 	}
 	m, data := alg.mechanism(mt, msg)
-	sig, err := s.e.Sign(engine.KMSCaller, k.Current().Objects[1], m, data)
+	sig, err := s.keys.Sign(k.Current(), m, data)
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +479,7 @@ func (s *Service) verify(_ context.Context, r *call.Request) (model.Object, erro
 	}
 	sig, _ := r.Input.Bytes("Signature")
 	if alg.ecdsa {
-		pub, err := s.e.PublicKey(engine.KMSCaller, k.Current().Objects[0])
+		pub, err := s.keys.PublicKey(k.Current())
 		if err != nil {
 			return nil, err
 		}
@@ -493,7 +492,7 @@ func (s *Service) verify(_ context.Context, r *call.Request) (model.Object, erro
 		}
 	}
 	m, data := alg.mechanism(mt, msg)
-	if err := s.e.Verify(engine.KMSCaller, k.Current().Objects[0], m, data, sig); err != nil {
+	if err := s.keys.Verify(k.Current(), m, data, sig); err != nil {
 		if hsmerr.IsRV(err, ck.CKR_SIGNATURE_INVALID) || hsmerr.IsRV(err, ck.CKR_SIGNATURE_LEN_RANGE) {
 			return nil, &kmserr.Error{Type: kmserr.InvalidSignature}
 		}
@@ -545,11 +544,11 @@ func (s *Service) getPublicKey(_ context.Context, r *call.Request) (model.Object
 			return nil, err
 		}
 	}
-	pub, err := s.e.PublicKey(engine.KMSCaller, k.Current().Objects[0])
+	pub, err := s.keys.PublicKey(k.Current())
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	der, err := mech.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, err
 	}
@@ -591,7 +590,7 @@ func (s *Service) generateMac(_ context.Context, r *call.Request) (model.Object,
 		return nil, err
 	}
 	msg, _ := r.Input.Bytes("Message")
-	mac, err := s.e.Sign(engine.KMSCaller, k.Current().Objects[0], m, msg)
+	mac, err := s.keys.Sign(k.Current(), m, msg)
 	if err != nil {
 		return nil, err
 	}
@@ -606,7 +605,7 @@ func (s *Service) verifyMac(_ context.Context, r *call.Request) (model.Object, e
 	}
 	msg, _ := r.Input.Bytes("Message")
 	mac, _ := r.Input.Bytes("Mac")
-	if err := s.e.Verify(engine.KMSCaller, k.Current().Objects[0], m, msg, mac); err != nil {
+	if err := s.keys.Verify(k.Current(), m, msg, mac); err != nil {
 		if hsmerr.IsRV(err, ck.CKR_SIGNATURE_INVALID) || hsmerr.IsRV(err, ck.CKR_SIGNATURE_LEN_RANGE) {
 			return nil, &kmserr.Error{Type: kmserr.InvalidMac}
 		}

@@ -353,7 +353,7 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 		Origin: origin, Tags: tags, Policy: policy}
 	c := &state.Command{Op: state.OpKMSCreateKey, KMS: &state.KMSCommand{Principal: r.Principal, Region: r.Region, Key: k}}
 	if origin == state.KMSOriginKMS {
-		if c.Objects, err = s.e.NewKMSMaterial(id, spec, use); err != nil {
+		if c.Objects, err = s.keys.NewVersion(id, spec, use); err != nil {
 			return nil, err
 		}
 	}
@@ -560,7 +560,7 @@ func (s *Service) rotate(ctx context.Context, k *state.KMSKey, principal string)
 	if !k.Rotates() {
 		return kmserr.New(kmserr.UnsupportedOperation, "%s does not support key rotation", k.Arn())
 	}
-	objs, err := s.e.NewKMSMaterial(k.ID, k.KeySpec, k.KeyUsage)
+	objs, err := s.keys.NewVersion(k.ID, k.KeySpec, k.KeyUsage)
 	if err != nil {
 		return err
 	}

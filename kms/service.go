@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/openhsm/openhsm/engine"
@@ -47,6 +48,7 @@ type Config struct {
 // Service runs KMS operations. It is safe for concurrent use.
 type Service struct {
 	e       *engine.Engine
+	keys    KeyStore // the default store: this cluster's HSM
 	store   state.Store
 	account string
 	clock   func() time.Time
@@ -70,7 +72,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Service{e: cfg.Engine, store: cfg.Engine.Store(), account: cfg.Account, clock: cfg.Clock, log: cfg.Log}, nil
+	return &Service{e: cfg.Engine, keys: hsmStore{cfg.Engine}, store: cfg.Engine.Store(), account: cfg.Account, clock: cfg.Clock, log: cfg.Log}, nil
 }
 
 func validAccount(a string) bool {
@@ -154,6 +156,9 @@ func Operations() []string {
 
 // Call implements call.Service.
 func (s *Service) Call(ctx context.Context, r *call.Request) (model.Object, error) {
+	// The handler names the principal by the ARN Secret gave; commands
+	// name it by its name.
+	r.Principal = strings.TrimPrefix(r.Principal, s.PrincipalArn(""))
 	fn := operations[r.Op]
 	if fn == nil {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "%s is not supported by this service", r.Op)

@@ -14,8 +14,9 @@ const module = "github.com/openhsm/openhsm/"
 // order is docs/packages.md's table, top to bottom: a package may import
 // only packages after it.
 var order = []string{
-	"hsmd", "cluster", "cluster/peerpb", "backup", "api", "api/hsmpb", "engine", "state/sqlite", "state", "snapshot", "seal", "mech",
-	"object", "quorum", "audit", "passwords", "hsmerr", "internal/fields", "ck",
+	"hsmd", "cluster", "cluster/peerpb", "backup",
+	"kms/httpapi", "kms", "kms/call", "api", "api/hsmpb", "engine", "state/sqlite", "state", "snapshot", "seal", "mech",
+	"object", "quorum", "audit", "passwords", "hsmerr", "internal/fields", "kms/kmserr", "kms/blob", "kms/sigv4", "kms/model", "ck",
 }
 
 // list runs go list in the module root.
