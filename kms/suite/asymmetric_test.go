@@ -8,7 +8,6 @@ import (
 	_ "crypto/sha1" // OAEP with SHA-1
 	_ "crypto/sha256"
 	_ "crypto/sha512"
-	"crypto/x509"
 	"fmt"
 	"strings"
 	"testing"
@@ -52,6 +51,9 @@ func goVerify(pub crypto.PublicKey, alg string, digest, sig []byte) error {
 	case strings.HasPrefix(alg, "RSASSA_PSS_"):
 		return rsa.VerifyPSS(pub.(*rsa.PublicKey), h, digest, sig, &rsa.PSSOptions{SaltLength: h.Size(), Hash: h})
 	case strings.HasPrefix(alg, "ECDSA_"):
+		if k1, ok := pub.(*k1PublicKey); ok {
+			return k1Verify(k1, digest, sig)
+		}
 		if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), digest, sig) {
 			return fmt.Errorf("ECDSA signature invalid")
 		}
@@ -88,7 +90,7 @@ func publicKey(t *testing.T, c *kms.Client, arn string) (*kms.GetPublicKeyOutput
 	assert.Equal(t, m.KeyUsage, out.KeyUsage)
 	assert.Equal(t, m.SigningAlgorithms, out.SigningAlgorithms)
 	assert.Equal(t, m.EncryptionAlgorithms, out.EncryptionAlgorithms)
-	pub, err := x509.ParsePKIXPublicKey(out.PublicKey)
+	pub, err := parsePublicKey(out.PublicKey)
 	require.NoError(t, err, "GetPublicKey answers DER SPKI")
 	return out, pub
 }

@@ -88,7 +88,7 @@ func importParams(t *testing.T, tg *target, arn string, alg types.AlgorithmSpec,
 	assert.NotEmpty(t, out.ImportToken)
 	require.NotNil(t, out.ParametersValidTo)
 	assert.WithinDuration(t, tg.now().Add(24*time.Hour), *out.ParametersValidTo, 5*time.Minute, "an import token lives 24 hours")
-	pub, err := x509.ParsePKIXPublicKey(out.PublicKey)
+	pub, err := parsePublicKey(out.PublicKey)
 	require.NoError(t, err)
 	var bits int
 	switch spec {

@@ -439,10 +439,6 @@ func refusals(f *fixtures) []refusal {
 			_, err := c.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: types.KeySpecEccNistP384, KeyUsage: types.KeyUsageTypeEncryptDecrypt})
 			return err
 		}, wantCode("ValidationException", anyMessage)},
-		{"CreateKey/ECC_SECG_P256K1", func(ctx context.Context, c *kms.Client) error {
-			_, err := c.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: types.KeySpecEccSecgP256k1, KeyUsage: types.KeyUsageTypeSignVerify})
-			return err
-		}, wantErr[*types.UnsupportedOperationException](unsupportedSpecs["ECC_SECG_P256K1"])},
 
 		// Wrong key state.
 		{"Encrypt/disabled", enc(f.dis), wantErr[*types.DisabledException](f.dis + " is disabled.")},

@@ -30,10 +30,8 @@ func keySpecs() []string {
 }
 
 // unsupportedSpecs are the key specs of state.KMSKeySpecs that CreateKey
-// refuses for now, with its message.
-var unsupportedSpecs = map[string]string{
-	"ECC_SECG_P256K1": "KeySpec ECC_SECG_P256K1 is not supported by this service",
-}
+// refuses for now, with its message (none since ECC_SECG_P256K1 came).
+var unsupportedSpecs = map[string]string{}
 
 // wantAlgorithms are the algorithms AWS lists in a key's metadata for
 // its spec and usage (the key spec reference of the KMS developer guide).

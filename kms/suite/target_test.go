@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -193,6 +194,7 @@ func envNames(env map[string]string) []string {
 	for k := range env {
 		out = append(out, k)
 	}
+	slices.Sort(out)
 	return out
 }
 
