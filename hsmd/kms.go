@@ -119,7 +119,13 @@ func kmsTLSConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: node.Certificates}, nil
+	// HTTP/1.1 only: a response is then written whole, in one TLS
+	// record, so a node that dies mid-answer leaves its client a broken
+	// connection (which the SDKs retry) and never a 200 with half a body
+	// (an HTTP/2 HEADERS frame goes out before its DATA frame); and a TCP
+	// load balancer spreads a client's connections over the nodes, where
+	// HTTP/2 would put every request of the client on one.
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: node.Certificates, NextProtos: []string{"http/1.1"}}, nil
 }
 
 // build makes the service and its HTTP server; the engine and the cluster
@@ -155,6 +161,8 @@ func (a *kmsAPI) build(e *engine.Engine, cn *cluster.Node, d *domainKey) error {
 		WriteTimeout:      time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		// No HTTP/2 (see kmsTLSConfig).
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		// Handshakes that fail (a health check that hangs up, a client
 		// that distrusts the CA) are the client's business: debug only.
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),

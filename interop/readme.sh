@@ -37,4 +37,14 @@ for f in "$WORK"/block*.sh; do
   check "README $name: $(grep -v '^eval' "$f" | head -1 | cut -c1-60)" sh -c "cd '$D' && sh -e '$f'"
 done
 [ "$n" -ge 3 ] || { say "expected the two commands and at least two examples, found $n blocks"; exit 1; }
+
+# The ```go block is examples/kms/main.go as it is, and it runs against the
+# cluster with the exports of run.env.
+awk '
+  /^ *```go$/ { indent = index($0, "`") - 1; inblock = 1; next }
+  inblock && /^ *```$/ { exit }
+  inblock { line = substr($0, indent + 1); print line }
+' "$ROOT/README.md" >"$WORK/example.go"
+check "README's Go block is examples/kms/main.go" cmp "$WORK/example.go" "$ROOT/examples/kms/main.go"
+check "README's Go example runs" sh -c "cd '$ROOT' && go build -o '$WORK/kms-example' ./examples/kms && cd '$D' && eval \"\$(cat run.env)\" && '$WORK/kms-example' | grep -qx hello"
 finish

@@ -39,7 +39,9 @@ var wrapAlgs = map[string]struct {
 	"RSA_AES_KEY_WRAP_SHA_256": {oaepAlgs["RSAES_OAEP_SHA_256"], true},
 }
 
-func (s *Service) getParametersForImport(ctx context.Context, r *call.Request) (model.Object, error) {
+// externalKey is the request's key, which must be of EXTERNAL origin and,
+// when live is set, not pending deletion.
+func (s *Service) externalKey(r *call.Request, live bool) (*state.KMSKey, error) {
 	k, err := s.key(r, "KeyId", false)
 	if err != nil {
 		return nil, err
@@ -47,8 +49,16 @@ func (s *Service) getParametersForImport(ctx context.Context, r *call.Request) (
 	if k.Origin != state.KMSOriginExternal {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "%s origin is %s which is invalid for this operation.", k.Arn(), k.Origin)
 	}
-	if k.State == state.KMSPendingDeletion {
+	if live && k.State == state.KMSPendingDeletion {
 		return nil, usable(k)
+	}
+	return k, nil
+}
+
+func (s *Service) getParametersForImport(ctx context.Context, r *call.Request) (model.Object, error) {
+	k, err := s.externalKey(r, true)
+	if err != nil {
+		return nil, err
 	}
 	alg, _ := r.Input.String("WrappingAlgorithm")
 	spec, _ := r.Input.String("WrappingKeySpec")
@@ -93,15 +103,9 @@ func (s *Service) getParametersForImport(ctx context.Context, r *call.Request) (
 }
 
 func (s *Service) importKeyMaterial(ctx context.Context, r *call.Request) (model.Object, error) {
-	k, err := s.key(r, "KeyId", false)
+	k, err := s.externalKey(r, true)
 	if err != nil {
 		return nil, err
-	}
-	if k.Origin != state.KMSOriginExternal {
-		return nil, kmserr.New(kmserr.UnsupportedOperation, "%s origin is %s which is invalid for this operation.", k.Arn(), k.Origin)
-	}
-	if k.State == state.KMSPendingDeletion {
-		return nil, usable(k)
 	}
 	token, _ := r.Input.Bytes("ImportToken")
 	sum := sha256.Sum256(token)
@@ -200,12 +204,9 @@ func badMaterial(err error) error {
 }
 
 func (s *Service) deleteImportedKeyMaterial(ctx context.Context, r *call.Request) (model.Object, error) {
-	k, err := s.key(r, "KeyId", false)
+	k, err := s.externalKey(r, false)
 	if err != nil {
 		return nil, err
-	}
-	if k.Origin != state.KMSOriginExternal {
-		return nil, kmserr.New(kmserr.UnsupportedOperation, "%s origin is %s which is invalid for this operation.", k.Arn(), k.Origin)
 	}
 	err = s.submit(ctx, &state.Command{Op: state.OpKMSDeleteMaterial, KMS: &state.KMSCommand{Principal: r.Principal, Region: k.Region, KeyID: k.ID}})
 	return model.Object{}, err

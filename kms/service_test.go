@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,15 +19,14 @@ import (
 
 	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/internal/kmstest"
 	"github.com/openhsm/openhsm/kms"
 	"github.com/openhsm/openhsm/kms/call"
 	"github.com/openhsm/openhsm/kms/kmserr"
 	"github.com/openhsm/openhsm/kms/model"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
-	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/state"
-	"github.com/openhsm/openhsm/state/sqlite"
 )
 
 // These tests drive the operations in process, on one node with a real
@@ -36,45 +34,26 @@ import (
 // under interop run the same operations through the AWS SDK, CLI and
 // boto3 against a real cluster.
 
-type observer struct{ e *engine.Engine }
-
-func (o *observer) ObjectChanged(id uint64)     { o.e.ObjectChanged(id) }
-func (o *observer) UsersChanged()               { o.e.UsersChanged() }
-func (o *observer) LoggedOut(s uint64, x int64) { o.e.LoggedOut(s, x) }
-func (o *observer) CertRevoked()                {}
-func (o *observer) Restored() error             { return o.e.Restored() }
-
 type world struct {
 	t     *testing.T
 	svc   *kms.Service
-	e     *engine.Engine
-	store *sqlite.Store
-	now   time.Time
+	srv   *kmstest.Server
+	store state.Store
 	co    engine.Caller
 }
 
+// newWorld is one node's real engine and store (internal/kmstest), with a
+// principal "app".
 func newWorld(t *testing.T) *world {
-	ctx := context.Background()
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "kms.db"), sqlite.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	sealer, rec, err := seal.NewDomainKey("test", seal.KEKSource{KeyFile: bytes.Repeat([]byte{7}, 32)})
-	require.NoError(t, err)
-	obs := &observer{}
-	m := state.NewMachine(st, nil, obs)
-	la := &engine.LocalApplier{M: m}
-	require.NoError(t, la.Submit(ctx, &state.Command{Op: state.OpInit, Domain: rec.Marshal()}))
-	m.SetSealer(sealer)
-	e := engine.NewEngine(m, la, engine.Options{})
-	obs.e = e
-	require.NoError(t, e.Bootstrap(ctx, "admin", "officer-pass-1"))
-	w := &world{t: t, e: e, store: st, now: time.Unix(1_800_000_000, 0), co: engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}}
-	w.svc, err = kms.New(kms.Config{Engine: e, Clock: func() time.Time { return w.now }})
-	require.NoError(t, err)
-	_, err = w.svc.CreatePrincipal(ctx, w.co, "app")
+	srv := kmstest.Start(t)
+	w := &world{t: t, svc: srv.Service, srv: srv, store: srv.Store, co: engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}}
+	_, err := w.svc.CreatePrincipal(context.Background(), w.co, "app")
 	require.NoError(t, err)
 	return w
 }
+
+// advance moves the key life-cycle clock forward.
+func (w *world) advance(d time.Duration) { w.srv.Advance(d) }
 
 // call runs an operation with a JSON body, as the handler would.
 func (w *world) call(op string, body any) (model.Object, error) {
@@ -173,7 +152,7 @@ func TestSymmetricLifeCycle(t *testing.T) {
 	assert.Equal(t, "Disabled", md["KeyState"])
 	w.ok("ScheduleKeyDeletion", map[string]any{"KeyId": id, "PendingWindowInDays": 7})
 	before := countKMSObjects(t, w)
-	w.now = w.now.Add(7*24*time.Hour + time.Second)
+	w.advance(7*24*time.Hour + time.Second)
 	require.NoError(t, w.svc.Upkeep(context.Background()))
 	w.refused(kmserr.NotFound, "DescribeKey", map[string]any{"KeyId": id})
 	assert.Equal(t, before-4, countKMSObjects(t, w), "the four backing keys are gone from the HSM")
@@ -322,20 +301,20 @@ func TestImportedMaterial(t *testing.T) {
 	w.refused(kmserr.InvalidState, "Decrypt", map[string]any{"CiphertextBlob": ct})
 	err := imp(bytes.Repeat([]byte{0x43}, 32), nil)
 	assert.True(t, kmserr.Is(err, kmserr.IncorrectKeyMaterial), "%v", err)
-	require.NoError(t, imp(material, map[string]any{"ExpirationModel": "KEY_MATERIAL_EXPIRES", "ValidTo": w.now.Add(48 * time.Hour).Unix()}))
+	require.NoError(t, imp(material, map[string]any{"ExpirationModel": "KEY_MATERIAL_EXPIRES", "ValidTo": time.Now().Add(48 * time.Hour).Unix()}))
 	assert.Equal(t, []byte("x"), w.ok("Decrypt", map[string]any{"CiphertextBlob": ct})["Plaintext"])
 	md = w.ok("DescribeKey", map[string]any{"KeyId": id})["KeyMetadata"].(model.Object)
 	assert.Equal(t, "KEY_MATERIAL_EXPIRES", md["ExpirationModel"])
 
 	// Expiry deletes the material.
-	w.now = w.now.Add(49 * time.Hour)
+	w.advance(49 * time.Hour)
 	require.NoError(t, w.svc.Upkeep(context.Background()))
 	md = w.ok("DescribeKey", map[string]any{"KeyId": id})["KeyMetadata"].(model.Object)
 	assert.Equal(t, "PendingImport", md["KeyState"])
 
 	// A token of earlier parameters, or an expired one, is refused.
 	p := w.ok("GetParametersForImport", map[string]any{"KeyId": id, "WrappingAlgorithm": "RSAES_OAEP_SHA_1", "WrappingKeySpec": "RSA_2048"})
-	w.now = w.now.Add(25 * time.Hour)
+	w.advance(25 * time.Hour)
 	w.refused(kmserr.ExpiredImportToken, "ImportKeyMaterial", map[string]any{"KeyId": id, "ImportToken": p["ImportToken"], "EncryptedKeyMaterial": []byte("x")})
 	w.refused(kmserr.InvalidImportToken, "ImportKeyMaterial", map[string]any{"KeyId": id, "ImportToken": []byte("not the token"), "EncryptedKeyMaterial": []byte("x")})
 
@@ -365,7 +344,7 @@ func TestPrincipals(t *testing.T) {
 	assert.Error(t, err, "the old key stops working")
 	list, err := w.svc.ListPrincipals(w.co)
 	require.NoError(t, err)
-	assert.Len(t, list, 2)
+	assert.Len(t, list, 3, "tester (kmstest), app and ci")
 	require.NoError(t, w.svc.DeletePrincipal(ctx, w.co, "ci"))
 	_, _, err = w.svc.Secret(rot.AccessKeyID)
 	assert.Error(t, err)
