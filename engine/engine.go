@@ -148,6 +148,10 @@ func (e *Engine) LoggedOut(session uint64, _ int64) { e.EndSession(session) }
 // CertRevoked: the engine keeps nothing per certificate.
 func (e *Engine) CertRevoked() {}
 
+// KMSChanged: the engine keeps no KMS rows (its objects' changes come
+// through ObjectChanged).
+func (e *Engine) KMSChanged() {}
+
 // Restored drops every cache: the whole state was replaced.
 func (e *Engine) Restored() error {
 	e.UsersChanged()

@@ -353,6 +353,14 @@ func (n *Node) CertRevoked() {
 	}
 }
 
+// KMSChanged implements state.Observer: the KMS service's row caches are
+// stale.
+func (n *Node) KMSChanged() {
+	if n.KMS != nil {
+		n.KMS.KMSChanged()
+	}
+}
+
 // Restored implements state.Observer: a snapshot or restored backup brings
 // its own logouts, deny-list and perhaps another domain key, which this
 // node's passphrase or key file must unseal, or it stops.
@@ -360,6 +368,7 @@ func (n *Node) Restored() error {
 	if err := n.Engine.Restored(); err != nil {
 		return err
 	}
+	n.KMSChanged()
 	if err := n.Server.loadLoggedOut(); err != nil {
 		return err
 	}

@@ -98,35 +98,40 @@ func (s *Service) aliasArn(region, name string) string {
 
 // readKey reads a key's row in the request's region.
 func (s *Service) readKey(region, id string) (*state.KMSKey, error) {
-	sl, err := s.sealer()
-	if err != nil {
-		return nil, err
-	}
-	var k state.KMSKey
-	err = state.ReadKMSRow(s.store.Meta, sl, state.KMSKeyMeta(region, strings.ToLower(id)), &k)
-	if errors.Is(err, state.ErrNotFound) {
-		return nil, kmserr.New(kmserr.NotFound, "Key '%s' does not exist", s.keyArn(region, id))
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &k, nil
+	id = strings.ToLower(id)
+	return cached(s.cache, func(c *rowCache) map[string]*state.KMSKey { return c.keys }, region+"/"+id, func() (*state.KMSKey, error) {
+		sl, err := s.sealer()
+		if err != nil {
+			return nil, err
+		}
+		var k state.KMSKey
+		err = state.ReadKMSRow(s.store.Meta, sl, state.KMSKeyMeta(region, id), &k)
+		if errors.Is(err, state.ErrNotFound) {
+			return nil, kmserr.New(kmserr.NotFound, "Key '%s' does not exist", s.keyArn(region, id))
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &k, nil
+	})
 }
 
 func (s *Service) readAlias(region, name string) (*state.KMSAlias, error) {
-	sl, err := s.sealer()
-	if err != nil {
-		return nil, err
-	}
-	var a state.KMSAlias
-	err = state.ReadKMSRow(s.store.Meta, sl, state.KMSAliasMeta(region, name), &a)
-	if errors.Is(err, state.ErrNotFound) {
-		return nil, kmserr.New(kmserr.NotFound, "Alias %s is not found.", s.aliasArn(region, name))
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &a, nil
+	return cached(s.cache, func(c *rowCache) map[string]*state.KMSAlias { return c.aliases }, region+"/"+name, func() (*state.KMSAlias, error) {
+		sl, err := s.sealer()
+		if err != nil {
+			return nil, err
+		}
+		var a state.KMSAlias
+		err = state.ReadKMSRow(s.store.Meta, sl, state.KMSAliasMeta(region, name), &a)
+		if errors.Is(err, state.ErrNotFound) {
+			return nil, kmserr.New(kmserr.NotFound, "Alias %s is not found.", s.aliasArn(region, name))
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &a, nil
+	})
 }
 
 // key resolves the request's member (KeyId unless named) to a key. Where

@@ -50,6 +50,7 @@ type Service struct {
 	e       *engine.Engine
 	keys    KeyStore // the default store: this cluster's HSM
 	store   state.Store
+	cache   *rowCache
 	account string
 	clock   func() time.Time
 	log     *slog.Logger
@@ -72,7 +73,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Service{e: cfg.Engine, keys: hsmStore{cfg.Engine}, store: cfg.Engine.Store(), account: cfg.Account, clock: cfg.Clock, log: cfg.Log}, nil
+	return &Service{e: cfg.Engine, keys: hsmStore{cfg.Engine}, cache: newRowCache(), store: cfg.Engine.Store(), account: cfg.Account, clock: cfg.Clock, log: cfg.Log}, nil
 }
 
 func validAccount(a string) bool {

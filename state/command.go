@@ -158,8 +158,11 @@ type Observer interface {
 	LoggedOut(session uint64, expires int64)
 	// CertRevoked: a certificate revocation applied.
 	CertRevoked()
-	// Restored: Restore replaced the whole state. An error means the node
-	// cannot serve the new state.
+	// KMSChanged: a KMS write applied (keys, aliases, principals); caches
+	// of KMS rows are stale.
+	KMSChanged()
+	// Restored: Restore replaced the whole state (KMS rows included). An
+	// error means the node cannot serve the new state.
 	Restored() error
 }
 
@@ -296,6 +299,9 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 	}
 	if c.Op == OpRevokeCert {
 		m.obs.CertRevoked()
+	}
+	if IsKMSWrite(c.Op) {
+		m.obs.KMSChanged()
 	}
 	return nil
 }

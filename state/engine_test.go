@@ -62,6 +62,8 @@ func (s *spy) LoggedOut(session uint64, expires int64) {
 	}
 }
 
+func (s *spy) KMSChanged() {}
+
 func (s *spy) CertRevoked() {
 	if s.certRevoked != nil {
 		s.certRevoked()

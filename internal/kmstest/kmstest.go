@@ -57,13 +57,21 @@ func (s *Server) Events() []audit.KMSEvent {
 	return append([]audit.KMSEvent(nil), s.events...)
 }
 
-type observer struct{ e *engine.Engine }
+type observer struct {
+	e   *engine.Engine
+	svc *kms.Service
+}
 
 func (o *observer) ObjectChanged(id uint64)     { o.e.ObjectChanged(id) }
 func (o *observer) UsersChanged()               { o.e.UsersChanged() }
 func (o *observer) LoggedOut(s uint64, x int64) { o.e.LoggedOut(s, x) }
 func (o *observer) CertRevoked()                {}
-func (o *observer) Restored() error             { return o.e.Restored() }
+func (o *observer) KMSChanged() {
+	if o.svc != nil {
+		o.svc.KMSChanged()
+	}
+}
+func (o *observer) Restored() error { return o.e.Restored() }
 
 // Start serves the KMS API until the test ends, with one principal.
 func Start(t testing.TB) *Server {
@@ -101,6 +109,7 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	srv.Service = svc
+	obs.svc = svc
 	cred, err := svc.CreatePrincipal(ctx, engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}, "tester")
 	if err != nil {
 		t.Fatal(err)
