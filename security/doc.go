@@ -2,7 +2,9 @@
 // daemons on loopback (started through scripts/cluster.sh by
 // internal/testcluster), what an attacker holding exactly one credential
 // would try: a client certificate, a node certificate and key, a crypto
-// officer's or crypto user's password, a backup file. Each test names the
+// officer's or crypto user's password, a backup file, a KMS access key
+// (whose attacks reach the nodes' KMS API through the unchanged
+// aws-sdk-go-v2 KMS client). Each test names the
 // row of the threat model in docs/security-model.md it proves, and asserts
 // that the attack is refused and changed nothing.
 //
