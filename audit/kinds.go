@@ -1,6 +1,8 @@
 // Package audit is the audit trail's record: its kinds, the key operations
-// nodes count, and its canonical encoding (record.go), which the chain's
-// MACs and the snapshot stream use. The chain itself (appending, the head,
+// nodes count, the KMS requests nodes submit (kms.go: their field limits,
+// the check apply makes of them and the canonical JSON of a KMS record's
+// Detail), and the record's canonical encoding (record.go), which the
+// chain's MACs and the snapshot stream use. The chain itself (appending, the head,
 // verifying) is kept by the state machine (state/audit.go); docs/audit.md
 // describes both.
 package audit
@@ -10,6 +12,9 @@ const (
 	KindCommand = "command" // one applied or refused command
 	KindUse     = "use"     // key uses of one second, counted by a node
 )
+
+// Kinds holds every kind of record (KindKMS is in kms.go).
+var Kinds = map[string]bool{KindCommand: true, KindUse: true, KindKMS: true}
 
 // Key operations the nodes count.
 const (

@@ -15,7 +15,7 @@ type Record struct {
 	Prev    []byte // MAC of record Seq-1 (32 zero bytes for the first)
 	Index   uint64 // log index of the command that wrote it
 	Time    int64  // Unix seconds: the command's time, or the second the uses were counted in
-	Kind    string // audit.KindCommand or audit.KindUse
+	Kind    string // audit.KindCommand, audit.KindUse or audit.KindKMS
 	Op      string // the command's Op, or the key operation
 	User    string // who: the actor, or the user name a login names
 	Cert    string // SHA-256 fingerprint (hex) of the client certificate
@@ -24,7 +24,11 @@ type Record struct {
 	Subject string // the user a user-management or share command names
 	Result  uint64 // 0: applied (or the uses succeeded); else the refusal's CKR code
 	Count   uint64 // 1 for a command; the number of uses
-	MAC     []byte
+	// Detail is the context of a KindKMS record, a canonical JSON object
+	// (KMSEvent.Detail); "" for every other kind, whose encoding does not
+	// carry it.
+	Detail string
+	MAC    []byte
 }
 
 // UseCount is one (user, certificate, key, operation, result) count of
@@ -42,7 +46,9 @@ type UseCount struct {
 // MaxUses bounds the counts of one OpAudit command.
 const MaxUses = 10000
 
-// Body is the canonical encoding of every field but the MAC.
+// Body is the canonical encoding of every field but the MAC. Detail is
+// encoded only in a KindKMS record, after Count, so the records of the
+// other kinds encode (and so MAC) exactly as they did before it existed.
 func (r *Record) Body() []byte {
 	b := make([]byte, 0, 160)
 	b = append(b, "openhsm audit v1"...)
@@ -56,11 +62,16 @@ func (r *Record) Body() []byte {
 	b = binary.BigEndian.AppendUint64(b, r.Object)
 	b = fields.AppendStr(b, r.Subject)
 	b = binary.BigEndian.AppendUint64(b, r.Result)
-	return binary.BigEndian.AppendUint64(b, r.Count)
+	b = binary.BigEndian.AppendUint64(b, r.Count)
+	if r.Kind == KindKMS {
+		b = fields.AppendStr(b, r.Detail)
+	}
+	return b
 }
 
 // Marshal encodes a record with its MAC (the snapshot stream
-// carries records in this form).
+// carries records in this form). A record of another kind than KindKMS
+// carries no Detail: one it holds is not encoded.
 func Marshal(r *Record) []byte {
 	b := r.Body()
 	return fields.AppendStr(b, string(r.MAC))
@@ -78,6 +89,9 @@ func Unmarshal(b []byte) (*Record, error) {
 	r.Index, r.Time = u64(), f.I64()
 	r.Kind, r.Op, r.User, r.Cert, r.Node = f.Str(), f.Str(), f.Str(), f.Str(), f.Str()
 	r.Object, r.Subject, r.Result, r.Count = u64(), f.Str(), u64(), u64()
+	if r.Kind == KindKMS {
+		r.Detail = f.Str()
+	}
 	r.MAC = f.Bytes()
 	if !f.Done() {
 		return nil, errors.New("audit record: malformed")

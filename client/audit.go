@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/openhsm/openhsm/api/hsmpb"
@@ -14,31 +15,39 @@ type AuditRecord struct {
 	Seq     uint64    `json:"seq"`
 	Index   uint64    `json:"index"`
 	Time    time.Time `json:"time"`
-	Kind    string    `json:"kind"` // "command" or "use"
+	Kind    string    `json:"kind"` // "command", "use" or "kms"
 	Op      string    `json:"op"`
-	User    string    `json:"user,omitempty"`
+	User    string    `json:"user,omitempty"` // a user, or a KMS record's principal
 	Cert    string    `json:"cert,omitempty"`
 	Node    string    `json:"node,omitempty"`
 	Object  uint64    `json:"object,omitempty"`
-	Subject string    `json:"subject,omitempty"`
-	Result  string    `json:"result"` // "applied" / "ok", or the refusal's CKR_ name
-	Count   uint64    `json:"count"`
+	Subject string    `json:"subject,omitempty"` // a user, or a KMS record's key ARN
+	// Result is "applied" / "ok", or the refusal's CKR_ name; for a KMS
+	// record "ok" or the exception answered.
+	Result string `json:"result"`
+	Count  uint64 `json:"count"`
+	// Detail is a KMS record's context, a JSON object: context_keys,
+	// context_keys_omitted, source, request_id, error (docs/audit.md).
+	// A detail that is not JSON (an edited store) is kept as a JSON string.
+	Detail json.RawMessage `json:"detail,omitempty"`
 }
 
 // AuditQuery selects audit records; zero fields match anything.
 type AuditQuery struct {
 	AfterSeq uint64
 	Since    time.Time
-	User     string
+	User     string // a user, or a KMS principal
 	Object   uint64
-	Limit    int // per page; 0 is the server's page size
+	Kind     string // "command", "use" or "kms"
+	Key      string // KMS records of this key: its ARN, or its key ID
+	Limit    int    // per page; 0 is the server's page size
 }
 
 // ListAudit reads one page of the audit trail from the node that answers:
 // a crypto officer reads every record, a crypto user its own. next is the
 // AfterSeq of the next page, 0 when there is none.
 func (c *Client) ListAudit(ctx context.Context, q AuditQuery) (recs []AuditRecord, next uint64, err error) {
-	req := &hsmpb.ListAuditRequest{AfterSeq: q.AfterSeq, User: q.User, Object: q.Object}
+	req := &hsmpb.ListAuditRequest{AfterSeq: q.AfterSeq, User: q.User, Object: q.Object, Kind: q.Kind, Key: q.Key}
 	if !q.Since.IsZero() {
 		req.Since = q.Since.Unix()
 	}
@@ -59,13 +68,39 @@ func (c *Client) ListAudit(ctx context.Context, q AuditQuery) (recs []AuditRecor
 		if a.Kind == audit.KindCommand {
 			res = "applied"
 		}
-		if a.Result != 0 {
+		var detail json.RawMessage
+		switch {
+		case a.Kind == audit.KindKMS:
+			res, detail = kmsResult(a.Result, a.Detail)
+		case a.Result != 0:
 			res = ck.RVName(a.Result)
 		}
 		recs[i] = AuditRecord{Seq: a.Seq, Index: a.Index, Time: time.Unix(a.Time, 0).UTC(), Kind: a.Kind, Op: a.Op,
-			User: a.User, Cert: a.Cert, Node: a.Node, Object: a.Object, Subject: a.Subject, Result: res, Count: a.Count}
+			User: a.User, Cert: a.Cert, Node: a.Node, Object: a.Object, Subject: a.Subject, Result: res, Count: a.Count,
+			Detail: detail}
 	}
 	return recs, r.NextAfterSeq, nil
+}
+
+// kmsResult is a KMS record's result ("ok", or the exception its detail
+// names) and its detail as JSON.
+func kmsResult(result uint64, detail string) (string, json.RawMessage) {
+	res := "ok"
+	if result != 0 {
+		res = "refused"
+	}
+	if detail == "" {
+		return res, nil
+	}
+	var d audit.KMSDetail
+	if err := json.Unmarshal([]byte(detail), &d); err != nil {
+		q, _ := json.Marshal(detail)
+		return res, q
+	}
+	if result != 0 && d.Error != "" {
+		res = d.Error
+	}
+	return res, json.RawMessage(detail)
 }
 
 // AuditReport is what VerifyAudit found on one node.

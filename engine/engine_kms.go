@@ -24,7 +24,9 @@ import (
 // KMSCaller is the caller the KMS service acts as.
 var KMSCaller = Caller{User: state.KMSUser, Role: object.RoleCU}
 
-func attrU(t, v uint64) object.Attribute { return object.Attribute{Type: t, Value: object.EncodeUlong(v)} }
+func attrU(t, v uint64) object.Attribute {
+	return object.Attribute{Type: t, Value: object.EncodeUlong(v)}
+}
 func attrB(t uint64, v bool) object.Attribute {
 	return object.Attribute{Type: t, Value: object.EncodeBool(v)}
 }
@@ -76,7 +78,7 @@ func (e *Engine) NewKMSMaterial(keyID, spec, usage string) ([]*object.Object, er
 		}
 		objs = pair
 	case strings.HasPrefix(spec, "ECC_"):
-		curve, ok := mech.CurveByName(kmsCurves[spec])
+		curve, ok := mech.CurveByName(KMSCurves[spec])
 		if !ok {
 			return nil, hsmerr.KMSf("UnsupportedOperationException", "KeySpec %s is not supported by this service", spec)
 		}
@@ -92,8 +94,8 @@ func (e *Engine) NewKMSMaterial(keyID, spec, usage string) ([]*object.Object, er
 	return e.sealKMS(objs)
 }
 
-// kmsCurves names the curve of each ECC key spec (mech.CurveInfo.Name).
-var kmsCurves = map[string]string{"ECC_NIST_P256": "P-256", "ECC_NIST_P384": "P-384", "ECC_NIST_P521": "P-521"}
+// KMSCurves names the curve of each ECC key spec (mech.CurveInfo.Name).
+var KMSCurves = map[string]string{"ECC_NIST_P256": "P-256", "ECC_NIST_P384": "P-384", "ECC_NIST_P521": "P-521", "ECC_SECG_P256K1": "secp256k1"}
 
 // NewKMSImported makes the object of imported symmetric material (256
 // bits) for a KMS key.

@@ -247,7 +247,31 @@ const auditPage = 1000
 
 func auditToPB(r *audit.Record) *hsmpb.AuditRecord {
 	return &hsmpb.AuditRecord{Seq: r.Seq, Index: r.Index, Time: r.Time, Kind: r.Kind, Op: r.Op, User: r.User,
-		Cert: r.Cert, Node: r.Node, Object: r.Object, Subject: r.Subject, Result: r.Result, Count: r.Count, Mac: r.MAC}
+		Cert: r.Cert, Node: r.Node, Object: r.Object, Subject: r.Subject, Result: r.Result, Count: r.Count, Mac: r.MAC,
+		Detail: r.Detail}
+}
+
+// hsmKinds are the kinds of record a crypto user may read: what was done
+// in its name on the HSM. KMS records name KMS principals, not users.
+var hsmKinds = []string{audit.KindCommand, audit.KindUse}
+
+// auditKeyFilter reads ListAudit's key filter: a key ARN (its subject) or
+// a key ID.
+func auditKeyFilter(key string, q *state.AuditQuery) error {
+	switch {
+	case key == "":
+	case strings.HasPrefix(key, "arn:"):
+		if len(key) > audit.MaxKMSKey {
+			return bad("key", "an ARN longer than %d characters", audit.MaxKMSKey)
+		}
+		q.Subject = key
+	default:
+		if len(key) > 128 || strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+			return bad("key", "neither a key ARN nor a key ID")
+		}
+		q.KeyID = key
+	}
+	return nil
 }
 
 // ListAudit reads this node's records: a crypto officer's every record, a
@@ -264,8 +288,17 @@ func (s *Server) ListAudit(ctx context.Context, r *hsmpb.ListAuditRequest) (*hsm
 	if r.Object >= 1<<63 {
 		return nil, bad("object", "out of range")
 	}
-	if len(r.User) > 64 {
-		return nil, bad("user", "longer than 64 characters")
+	if len(r.User) > audit.MaxKMSPrincipal {
+		return nil, bad("user", "longer than %d characters", audit.MaxKMSPrincipal)
+	}
+	if r.Kind != "" {
+		if !audit.Kinds[r.Kind] {
+			return nil, bad("kind", "not command, use or kms")
+		}
+		q.Kinds = []string{r.Kind}
+	}
+	if err := auditKeyFilter(r.Key, &q); err != nil {
+		return nil, err
 	}
 	switch c.Role {
 	case object.RoleCO:
@@ -273,7 +306,13 @@ func (s *Server) ListAudit(ctx context.Context, r *hsmpb.ListAuditRequest) (*hsm
 		if r.User != "" && r.User != c.User {
 			return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "a crypto user reads only its own audit records")
 		}
+		if r.Kind == audit.KindKMS || r.Key != "" {
+			return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "a crypto user reads no KMS audit records")
+		}
 		q.User = c.User
+		if q.Kinds == nil {
+			q.Kinds = hsmKinds
+		}
 	default:
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "log in first")
 	}

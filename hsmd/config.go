@@ -5,12 +5,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/openhsm/openhsm/backup"
 	"github.com/openhsm/openhsm/engine"
+	"github.com/openhsm/openhsm/kms"
 	"github.com/openhsm/openhsm/pki"
 )
 
@@ -62,6 +66,10 @@ type Config struct {
 	// from it in memory (mlock) so they never reach swap (see lockSealer).
 	LockMemory *bool `toml:"lock_memory"`
 
+	// KMS, when the [kms] section is present, serves the KMS API
+	// (docs/kms.md) on a port of its own; nil serves none.
+	KMS *KMSConfig `toml:"kms"`
+
 	backupInterval time.Duration
 
 	sessionTTL    time.Duration
@@ -97,7 +105,11 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
 	}
 	base := filepath.Dir(path)
-	for _, p := range []*string{&c.DataDir, &c.CA, &c.Cert, &c.Key, &c.PassphraseFile, &c.KeyFile, &c.LogFile, &c.AddrFile, &c.BackupDir} {
+	paths := []*string{&c.DataDir, &c.CA, &c.Cert, &c.Key, &c.PassphraseFile, &c.KeyFile, &c.LogFile, &c.AddrFile, &c.BackupDir}
+	if c.KMS != nil {
+		paths = append(paths, &c.KMS.AddrFile, &c.KMS.ClockFile)
+	}
+	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -202,6 +214,11 @@ func (c *Config) check() error {
 		}
 		c.sweepInterval = d
 	}
+	if c.KMS != nil {
+		if err := c.KMS.check(); err != nil {
+			return fmt.Errorf("kms.%w", err)
+		}
+	}
 	return nil
 }
 
@@ -230,4 +247,131 @@ func (c *Config) TTL() time.Duration {
 		return DefaultSessionTTL
 	}
 	return c.sessionTTL
+}
+
+// KMSConfig is the [kms] section: the KMS API this node serves
+// (docs/kms.md, "Running it"). Without the section the node serves none.
+type KMSConfig struct {
+	// Listen is the host:port of the KMS API (port 0: chosen at start).
+	Listen string `toml:"listen"`
+	// TLS (default true) serves HTTPS with the node certificate, which the
+	// cluster CA issued; false serves plain HTTP, allowed only when Listen
+	// is a loopback address.
+	TLS *bool `toml:"tls"`
+	// Account is the 12-digit account ID of the ARNs (default
+	// kms.DefaultAccount).
+	Account string `toml:"account"`
+	// Regions are the region names a request's credential scope may name
+	// (default: DefaultKMSRegions, every AWS commercial region).
+	Regions []string `toml:"regions"`
+	// AddrFile, if set, receives the address the KMS API listens on once
+	// it does.
+	AddrFile string `toml:"addr_file"`
+	// UpkeepInterval is how often the leader runs the KMS upkeep
+	// (deletions, rotations, expiries due); default 1m.
+	UpkeepInterval string `toml:"upkeep_interval"`
+	// ClockFile is a test hook: a file holding a whole number of seconds
+	// added to the KMS clock (key life cycles only), re-read at most every
+	// kmsClockReread. A missing file is 0.
+	ClockFile string `toml:"clock_file"`
+
+	upkeep time.Duration
+}
+
+// DefaultKMSUpkeepInterval is how often the leader runs the KMS upkeep.
+const DefaultKMSUpkeepInterval = time.Minute
+
+// MaxKMSRegions bounds the regions list of the [kms] section.
+const MaxKMSRegions = 256
+
+// regionName is the form of an AWS region name: a two-letter prefix, one
+// or more words, and a number ("us-east-1", "us-gov-west-1",
+// "ap-southeast-5").
+var regionName = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
+
+// accountID is the form of an AWS account ID.
+var accountID = regexp.MustCompile(`^[0-9]{12}$`)
+
+// TLSOn says whether the KMS API is served over HTTPS (the default).
+func (k *KMSConfig) TLSOn() bool { return k.TLS == nil || *k.TLS }
+
+// Upkeep is how often the leader runs the KMS upkeep.
+func (k *KMSConfig) Upkeep() time.Duration {
+	if k.upkeep == 0 {
+		return DefaultKMSUpkeepInterval
+	}
+	return k.upkeep
+}
+
+// AccountID is the account of the ARNs.
+func (k *KMSConfig) AccountID() string {
+	if k.Account == "" {
+		return kms.DefaultAccount
+	}
+	return k.Account
+}
+
+// RegionNames are the regions served.
+func (k *KMSConfig) RegionNames() []string {
+	if k.Regions == nil {
+		return slices.Clone(DefaultKMSRegions)
+	}
+	return slices.Clone(k.Regions)
+}
+
+// check checks the section; its errors name the key without the "kms."
+// that the caller adds.
+func (k *KMSConfig) check() error {
+	if k.Listen == "" {
+		return fmt.Errorf("listen: required (leave out the [kms] section to serve no KMS API)")
+	}
+	host, port, err := net.SplitHostPort(k.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %q is not host:port", k.Listen)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || strconv.FormatUint(p, 10) != port {
+		return fmt.Errorf("listen: %q has no port number from 0 to 65535", k.Listen)
+	}
+	if !k.TLSOn() && !loopbackHost(host) {
+		return fmt.Errorf("tls: plain HTTP (tls = false) is allowed only on a loopback address, and %q is not one; "+
+			"leave tls out (HTTPS with the node certificate) or listen on 127.0.0.1", k.Listen)
+	}
+	if k.Account != "" && !accountID.MatchString(k.Account) {
+		return fmt.Errorf("account: %q is not a 12-digit account ID", k.Account)
+	}
+	if k.Regions != nil {
+		if len(k.Regions) == 0 || len(k.Regions) > MaxKMSRegions {
+			return fmt.Errorf("regions: must name from 1 to %d regions (leave it out for every AWS commercial region)", MaxKMSRegions)
+		}
+		seen := make(map[string]bool, len(k.Regions))
+		for _, r := range k.Regions {
+			if !regionName.MatchString(r) {
+				return fmt.Errorf("regions: %q is not a region name like \"us-east-1\"", r)
+			}
+			if seen[r] {
+				return fmt.Errorf("regions: %q is named twice", r)
+			}
+			seen[r] = true
+		}
+	}
+	k.upkeep = DefaultKMSUpkeepInterval
+	if k.UpkeepInterval != "" {
+		d, err := time.ParseDuration(k.UpkeepInterval)
+		if err != nil || d < time.Second || d > 24*time.Hour {
+			return fmt.Errorf("upkeep_interval: %q must be a duration from 1s to 24h", k.UpkeepInterval)
+		}
+		k.upkeep = d
+	}
+	return nil
+}
+
+// loopbackHost says whether a listen address's host is only reachable from
+// this machine: "localhost" or a loopback IP. An empty host (every
+// interface) is not.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

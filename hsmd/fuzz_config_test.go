@@ -1,20 +1,34 @@
 package hsmd
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // FuzzLoadConfig: a node's configuration file is outside bytes; whatever
 // it holds, LoadConfig answers an error or a config, never a panic, and a
-// config it accepts names its node and its data directory.
+// config it accepts names its node and its data directory, and, with a
+// [kms] section, a KMS listen address, an account of 12 digits, at least
+// one region, and plain HTTP only on loopback.
 func FuzzLoadConfig(f *testing.F) {
 	f.Add([]byte("node = \"node1\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\nca = \"ca.pem\"\ncert = \"n.pem\"\nkey = \"n-key.pem\"\npassphrase_file = \"p\"\n"))
 	f.Add([]byte("node = 1\nsession_ttl = \"-5s\"\n"))
 	f.Add([]byte("[[x]]\n"))
+	f.Add([]byte("node = \"node1\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\nca = \"ca.pem\"\ncert = \"n.pem\"\nkey = \"n-key.pem\"\npassphrase_file = \"p\"\n" +
+		"[kms]\nlisten = \"127.0.0.1:0\"\ntls = false\naccount = \"123456789012\"\nregions = [\"us-east-1\"]\naddr_file = \"k\"\nupkeep_interval = \"2s\"\nclock_file = \"c\"\n"))
+	f.Add([]byte("[kms]\nlisten = \"0.0.0.0:0\"\ntls = false\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		path := filepath.Join(t.TempDir(), "node.toml")
+		dir := t.TempDir()
+		// The files the seeds name exist, so the checks after them run.
+		for _, name := range []string{"ca.pem", "n.pem", "n-key.pem", "p"} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		path := filepath.Join(dir, "node.toml")
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -24,6 +38,15 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 		if c.Node == "" || c.DataDir == "" {
 			t.Fatalf("accepted a config without node or data_dir: %q", b)
+		}
+		if k := c.KMS; k != nil {
+			host, _, err := net.SplitHostPort(k.Listen)
+			if err != nil || (!k.TLSOn() && !loopbackHost(host)) {
+				t.Fatalf("accepted a bad [kms] listen or plain HTTP off loopback: %q", b)
+			}
+			if !accountID.MatchString(k.AccountID()) || len(k.RegionNames()) == 0 || k.Upkeep() < time.Second {
+				t.Fatalf("accepted a bad [kms] section: %q", b)
+			}
 		}
 	})
 }

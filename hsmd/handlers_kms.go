@@ -32,10 +32,10 @@ func (s *Server) kmsOfficer(ctx context.Context, what string) (*kms.Service, err
 	if callerFrom(ctx).Role != object.RoleCO {
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only a crypto officer may %s KMS principals", what)
 	}
-	if s.kms == nil {
+	if s.KMS == nil {
 		return nil, errNoKMS
 	}
-	return s.kms, nil
+	return s.KMS, nil
 }
 
 // principalName checks a request's principal name (api.CheckPrincipalName,

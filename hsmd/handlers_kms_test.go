@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/openhsm/openhsm/api"
 	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/internal/kmstest"
 	"github.com/openhsm/openhsm/kms"
 	"github.com/openhsm/openhsm/kms/kmserr"
 	"github.com/openhsm/openhsm/object"
@@ -67,9 +67,7 @@ func TestKMSPrincipalHandlersRefuse(t *testing.T) {
 // On a node with KMS, a name that breaks IAM's rule is refused before
 // the service sees it.
 func TestKMSPrincipalHandlersCheckTheName(t *testing.T) {
-	svc, err := kms.New(kms.Config{Engine: &engine.Engine{}})
-	require.NoError(t, err)
-	s := kmsServer(t, svc)
+	s := kmsServer(t, kmstest.Start(t).Service)
 	for _, name := range []string{"", "has space", "a/b", string(make([]byte, 65))} {
 		calls := kmsCalls(as(object.RoleCO), s, name)
 		delete(calls, "KMSListPrincipals") // takes no name

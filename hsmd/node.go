@@ -18,6 +18,7 @@ import (
 	"github.com/openhsm/openhsm/cluster"
 	"github.com/openhsm/openhsm/cluster/peerpb"
 	"github.com/openhsm/openhsm/engine"
+	"github.com/openhsm/openhsm/kms"
 	"github.com/openhsm/openhsm/seal"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
@@ -249,10 +250,11 @@ func InitJoin(cfg *Config, addr string) error {
 
 // Node is one running daemon. Open builds what needs no network (the store,
 // the domain key, the state machine); Serve builds the rest in dependency
-// order, listener, cluster, engine, backups, key-use counter, server, and
-// only then starts Raft, so the first applied command finds every part in
-// place. News from apply reaches the parts through one interface: the Node
-// is the machine's state.Observer.
+// order, listeners (the node's port, then the KMS API's), cluster, engine,
+// backups, key-use counter, KMS service, server, and only then starts
+// Raft, so the first applied command finds every part in place; the KMS
+// API serves once Raft runs and stops first. News from apply reaches the
+// parts through one interface: the Node is the machine's state.Observer.
 type Node struct {
 	Config  *Config
 	Store   *sqlite.Store
@@ -262,6 +264,8 @@ type Node struct {
 	Engine  *engine.Engine
 	Server  *Server
 	Cluster *cluster.Node
+	// KMS is the KMS service, nil without a [kms] section.
+	KMS *kms.Service
 
 	domain *domainKey
 	grpc   *grpc.Server
@@ -421,6 +425,13 @@ func (n *Node) Serve(ctx context.Context) error {
 	defer mux.Close()
 	mux.SetDenyList(&n.deny)
 	n.mux = mux
+	kapi, err := listenKMS(cfg, n.Log)
+	if err != nil {
+		return err
+	}
+	if kapi != nil {
+		defer kapi.shutdown()
+	}
 	advertise := cfg.Advertise
 	if advertise == "" {
 		advertise = mux.Addr().String()
@@ -447,10 +458,23 @@ func (n *Node) Serve(ctx context.Context) error {
 		engine.Options{SessionObjects: cfg.MaxSessionObjects})
 	bk := newBackups(cfg, n.Store, n.domain, cn, n.Log)
 	uses := newUseCounter(cfg.Node, n.Machine.Sealer, cn, lastBatch, n.Log)
+	if kapi != nil {
+		lastKMS, err := state.LastKMSAuditBatch(n.Store.Meta, cfg.Node)
+		if err != nil {
+			cn.Close()
+			return err
+		}
+		kapi.audit = newKMSAuditor(cfg.Node, n.Machine.Sealer, cn, lastKMS, n.Log)
+		if err := kapi.build(n.Engine, cn, n.domain); err != nil {
+			cn.Close()
+			return fmt.Errorf("kms: %v", err)
+		}
+		n.KMS = kapi.svc
+	}
 	n.Server = NewServer(n.Engine, ServerConfig{
 		Node: cfg.Node, TTL: cfg.TTL(), MaxLifetime: cfg.MaxLifetime(), SweepEvery: cfg.SweepInterval(),
 		MaxSessionsPerUser: cfg.MaxSessionsPerUser, Log: n.Log,
-		Replica: cn, Domain: n.domain, Backups: bk, Uses: uses, Deny: &n.deny,
+		Replica: cn, Domain: n.domain, Backups: bk, Uses: uses, Deny: &n.deny, KMS: n.KMS,
 	})
 	if err := n.Server.loadLoggedOut(); err != nil {
 		cn.Close()
@@ -460,13 +484,17 @@ func (n *Node) Serve(ctx context.Context) error {
 		return err
 	}
 	n.grpc = n.Server.GRPCServer(cluster.Creds(), &peerServer{s: n.Server})
-	if cfg.AddrFile != "" {
-		tmp := cfg.AddrFile + ".tmp"
-		if err := os.WriteFile(tmp, []byte(mux.Addr().String()+"\n"), 0o644); err != nil {
+	// The KMS API serves before the node's address file is written, so
+	// whoever waits for that file (cluster.sh) finds both ports open.
+	var kmsDone <-chan error
+	if kapi != nil {
+		if kmsDone, err = kapi.serve(); err != nil {
 			cn.Shutdown()
-			return fmt.Errorf("addr_file: %v", err)
+			return err
 		}
-		if err := os.Rename(tmp, cfg.AddrFile); err != nil {
+	}
+	if cfg.AddrFile != "" {
+		if err := writeAddrFile(cfg.AddrFile, mux.Addr().String()); err != nil {
 			cn.Shutdown()
 			return fmt.Errorf("addr_file: %v", err)
 		}
@@ -483,20 +511,40 @@ func (n *Node) Serve(ctx context.Context) error {
 	go n.Server.Janitor(jctx)
 	go bk.schedule(jctx)
 	go uses.run(jctx)
+	if kapi != nil {
+		go kapi.upkeep(jctx, cn)
+		go kapi.audit.run(jctx)
+	}
 	done := make(chan error, 1)
 	go func() { done <- n.grpc.Serve(mux.API()) }()
 	select {
 	case <-ctx.Done():
+		if kapi != nil {
+			kapi.shutdown()
+		}
 		n.grpc.GracefulStop()
 		<-done
 		err = nil
 	case err = <-done:
+	case err = <-kmsDone:
+		err = fmt.Errorf("kms: %v", err)
+		n.grpc.GracefulStop()
 	}
 	// No request runs any more: send the last counts before leaving the
 	// cluster, so a normal stop loses none.
 	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if ferr := uses.flush(fctx, true); ferr != nil {
 		n.Log.Error("key-use counts of the last second not recorded", "error", ferr.Error())
+	}
+	if kapi != nil {
+		if ferr := kapi.audit.flush(fctx); ferr != nil {
+			n.Log.Error("KMS requests of the last second not recorded", "error", ferr.Error())
+		}
+	}
+	if kapi != nil {
+		if ferr := kapi.audit.flush(fctx); ferr != nil {
+			n.Log.Error("KMS requests of the last second not recorded", "error", ferr.Error())
+		}
 	}
 	fcancel()
 	if serr := cn.Shutdown(); serr != nil && err == nil {

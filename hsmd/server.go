@@ -82,9 +82,8 @@ type Server struct {
 	// a connection opened before a revocation gets no further answer.
 	deny *pki.DenyList
 
-	// kms is the node's KMS service; nil when the node config has no
-	// [kms] section (its calls are then refused: handlers_kms.go).
-	kms *kms.Service
+	// KMS is the KMS service, nil when the node serves no KMS API.
+	KMS *kms.Service
 }
 
 // ServerConfig is what a Server is built from, besides its engine.
@@ -101,14 +100,16 @@ type ServerConfig struct {
 	Backups *backups
 	Uses    *useCounter
 	Deny    *pki.DenyList
-	KMS     *kms.Service // nil: the node serves no KMS
+	// KMS is the KMS service when the node serves the KMS API ([kms]),
+	// else nil; the principal RPCs use it.
+	KMS *kms.Service
 }
 
 // NewServer makes the service for an engine.
 func NewServer(e *engine.Engine, c ServerConfig) *Server {
 	s := &Server{engine: e, node: c.Node, ttl: c.TTL, log: c.Log, now: time.Now,
 		maxLife: max(DefaultSessionMaxLifetime, c.TTL), sweepEvery: DefaultSweepInterval,
-		replica: c.Replica, domain: c.Domain, backups: c.Backups, uses: c.Uses, deny: c.Deny, kms: c.KMS,
+		replica: c.Replica, domain: c.Domain, backups: c.Backups, uses: c.Uses, deny: c.Deny, KMS: c.KMS,
 		throttle: newThrottle(), preAuth: make(chan struct{}, preAuthSlots),
 		revoked: map[uint64]int64{}, lastSeen: map[uint64]time.Time{}, bgNonces: map[string]int64{},
 		sessions: newSessionQuota(DefaultMaxSessionsPerUser)}

@@ -74,3 +74,53 @@ finish() {
   echo "$SUITE: $PASS passed, $FAIL failed"
   [ "$FAIL" -eq 0 ]
 }
+
+# start_kms gives a suite the KMS API and the AWS settings to reach it: a
+# cluster from start_cluster "$@", whose printed AWS_ENDPOINT_URL_KMS,
+# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_DEFAULT_REGION
+# (the AWS CLI v1 and boto3 read only that one) and AWS_CA_BUNDLE (for
+# https) are used as printed. With OPENHSM_KMS_GIVEN=1 it starts nothing and
+# uses those variables as the environment has them: internal/kmstest's test
+# runs the suites so, against the API served in its own process. Nothing
+# of this machine's own AWS set-up (~/.aws, a profile) is read.
+start_kms() {
+  if [ "${OPENHSM_KMS_GIVEN:-}" = 1 ]; then
+    WORK=$(mktemp -d "/tmp/openhsm-$SUITE.XXXXXX")
+    trap 'stop_cluster' EXIT INT TERM HUP PIPE
+  else
+    start_cluster "$@"
+  fi
+  for v in AWS_ENDPOINT_URL_KMS AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION AWS_DEFAULT_REGION; do
+    eval "val=\${$v:-}"
+    [ -n "$val" ] || { say "no $v: the cluster printed no KMS settings, or not all of them"; exit 1; }
+  done
+  case $AWS_ENDPOINT_URL_KMS in
+    https://*)
+      [ -r "${AWS_CA_BUNDLE:-}" ] || { say "the KMS endpoint is https but AWS_CA_BUNDLE names no readable file"; exit 1; } ;;
+  esac
+  export AWS_ENDPOINT_URL_KMS AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION AWS_DEFAULT_REGION
+  [ -n "${AWS_CA_BUNDLE:-}" ] && export AWS_CA_BUNDLE
+  unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL 2>/dev/null || true
+  export AWS_CONFIG_FILE="$WORK/no-aws-config" AWS_SHARED_CREDENTIALS_FILE="$WORK/no-aws-credentials"
+  say "KMS endpoint $AWS_ENDPOINT_URL_KMS, region $AWS_DEFAULT_REGION"
+}
+
+# check_fails NAME EXCEPTION CMD...: a check that CMD fails with the AWS
+# exception EXCEPTION, as the AWS CLI ("An error occurred (EXCEPTION) when
+# calling ...") and the boto3 suite's helper print it.
+check_fails() {
+  name=$1 exc=$2
+  shift 2
+  if out=$("$@" 2>&1); then
+    FAIL=$((FAIL + 1))
+    say "FAIL $name: succeeded, expected $exc"
+    printf '%s\n' "$out" | tail -20 | sed "s/^/    /"
+  elif printf '%s\n' "$out" | grep -q "($exc)"; then
+    PASS=$((PASS + 1))
+    say "ok   $name"
+  else
+    FAIL=$((FAIL + 1))
+    say "FAIL $name: expected $exc"
+    printf '%s\n' "$out" | tail -20 | sed "s/^/    /"
+  fi
+}

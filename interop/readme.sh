@@ -9,6 +9,8 @@
 #   interop/readme.sh          KEEP=1 keeps the work directory
 . "$(dirname "$0")/lib.sh"
 need_pkgs opensc openssl libengine-pkcs11-openssl
+# The KMS example runs the AWS CLI: the preinstalled one, or Debian's.
+command -v aws >/dev/null || need_pkgs awscli
 start_cluster
 
 D=$WORK/repo

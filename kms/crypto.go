@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/hex"
 	"math/big"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/kms/blob"
 	"github.com/openhsm/openhsm/kms/call"
@@ -328,12 +328,13 @@ func (s *Service) generateDataKeyWithoutPlaintext(_ context.Context, r *call.Req
 
 // dataKeyPairGen is each KeyPairSpec's generation mechanism and size.
 var dataKeyPairGen = map[string]mech.KeyPairParams{
-	"RSA_2048":      {ModulusBits: 2048, PublicExponent: 65537},
-	"RSA_3072":      {ModulusBits: 3072, PublicExponent: 65537},
-	"RSA_4096":      {ModulusBits: 4096, PublicExponent: 65537},
-	"ECC_NIST_P256": {},
-	"ECC_NIST_P384": {},
-	"ECC_NIST_P521": {},
+	"RSA_2048":        {ModulusBits: 2048, PublicExponent: 65537},
+	"RSA_3072":        {ModulusBits: 3072, PublicExponent: 65537},
+	"RSA_4096":        {ModulusBits: 4096, PublicExponent: 65537},
+	"ECC_NIST_P256":   {},
+	"ECC_NIST_P384":   {},
+	"ECC_NIST_P521":   {},
+	"ECC_SECG_P256K1": {},
 }
 
 func (s *Service) dataKeyPair(r *call.Request) (*state.KMSKey, string, []byte, []byte, []byte, error) {
@@ -358,11 +359,11 @@ func (s *Service) dataKeyPair(r *call.Request) (*state.KMSKey, string, []byte, [
 	if err != nil {
 		return nil, "", nil, nil, nil, err
 	}
-	priv, err := x509.MarshalPKCS8PrivateKey(signer)
+	priv, err := mech.MarshalPrivateKey(signer)
 	if err != nil {
 		return nil, "", nil, nil, nil, err
 	}
-	pub, err := x509.MarshalPKIXPublicKey(signer.Public())
+	pub, err := mech.MarshalPKIXPublicKey(signer.Public())
 	if err != nil {
 		clear(priv)
 		return nil, "", nil, nil, nil, err
@@ -376,8 +377,7 @@ func (s *Service) dataKeyPair(r *call.Request) (*state.KMSKey, string, []byte, [
 }
 
 func kmsCurve(spec string) (*mech.CurveInfo, bool) {
-	names := map[string]string{"ECC_NIST_P256": "P-256", "ECC_NIST_P384": "P-384", "ECC_NIST_P521": "P-521"}
-	if n, ok := names[spec]; ok {
+	if n, ok := engine.KMSCurves[spec]; ok {
 		return mech.CurveByName(n)
 	}
 	return nil, false
@@ -548,7 +548,7 @@ func (s *Service) getPublicKey(_ context.Context, r *call.Request) (model.Object
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	der, err := mech.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, err
 	}

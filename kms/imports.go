@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"strconv"
 	"strings"
 	"time"
@@ -86,7 +85,7 @@ func (s *Service) getParametersForImport(ctx context.Context, r *call.Request) (
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	der, err := mech.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package kms
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -308,11 +309,9 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 	}
 	use, ok := in.String("KeyUsage")
 	if !ok {
-		use = usages[0]
-		if len(usages) > 1 {
-			// AWS defaults KeyUsage to ENCRYPT_DECRYPT; an RSA key takes it.
-			use = "ENCRYPT_DECRYPT"
-		}
+		// AWS's default, whatever the spec: a key spec that cannot
+		// encrypt needs its usage named.
+		use = "ENCRYPT_DECRYPT"
 	}
 	if !slices.Contains(usages, use) {
 		return nil, kmserr.New(kmserr.Validation, "KeyUsage %s is not compatible with KeySpec %s", use, spec)
@@ -337,12 +336,15 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTags(tags); err != nil {
+	if err := state.CheckKMSTags(tags); err != nil {
 		return nil, err
 	}
 	policy, ok := in.String("Policy")
 	if !ok {
 		policy = DefaultPolicy(s.account)
+	}
+	if err := checkPolicy(policy); err != nil {
+		return nil, err
 	}
 	desc, _ := in.String("Description")
 	id, err := newKeyID()
@@ -366,25 +368,6 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 		return nil, err
 	}
 	return model.Object{"KeyMetadata": s.metadata(nk)}, nil
-}
-
-// checkTags is the service's rule for tags beyond the model's: no aws:
-// prefix, no key twice.
-func checkTags(tags []state.KMSTag) error {
-	seen := map[string]bool{}
-	for _, t := range tags {
-		if strings.HasPrefix(t.Key, "aws:") {
-			return kmserr.New(kmserr.Tag, "Tags beginning with aws: are reserved.")
-		}
-		if seen[t.Key] {
-			return kmserr.New(kmserr.Tag, "Duplicate tag keys")
-		}
-		seen[t.Key] = true
-	}
-	if len(tags) > state.KMSMaxTags {
-		return kmserr.New(kmserr.Tag, "Too many tags")
-	}
-	return nil
 }
 
 func (s *Service) describeKey(_ context.Context, r *call.Request) (model.Object, error) {
@@ -625,6 +608,9 @@ func (s *Service) putKeyPolicy(ctx context.Context, r *call.Request) (model.Obje
 		return nil, err
 	}
 	policy, _ := r.Input.String("Policy")
+	if err := checkPolicy(policy); err != nil {
+		return nil, err
+	}
 	return model.Object{}, s.change(ctx, r, k, &state.KMSCommand{Change: state.KMSChangePolicy, Policy: policy})
 }
 
@@ -644,7 +630,7 @@ func (s *Service) tagResource(ctx context.Context, r *call.Request) (model.Objec
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTags(tags); err != nil {
+	if err := state.CheckKMSTags(tags); err != nil {
 		return nil, err
 	}
 	return model.Object{}, s.change(ctx, r, k, &state.KMSCommand{Change: state.KMSChangeTag, Tags: tags})
@@ -679,4 +665,24 @@ func (s *Service) listResourceTags(_ context.Context, r *call.Request) (model.Ob
 	}
 	end := start + len(items)
 	return listPage("Tags", items, end < len(tags), fmt.Sprint(end)), nil
+}
+
+// checkPolicy refuses a policy document that is not a JSON object: AWS's
+// MalformedPolicyDocumentException. The document is kept byte for byte;
+// its statements are judged once key policies are enforced (issue 11).
+func checkPolicy(p string) error {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(p), &doc); err != nil {
+		return kmserr.New(kmserr.MalformedPolicy, "The policy document is not a JSON object: %v", jsonProblem(err))
+	}
+	return nil
+}
+
+// jsonProblem says where a document fails to parse without quoting it.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	return "not an object"
 }

@@ -44,8 +44,8 @@ func (s *Service) PrincipalArn(name string) string {
 }
 
 // Secret implements sigv4.Secrets: the secret of an access key and the
-// name of the principal it belongs to. A key no principal has is
-// sigv4.ErrUnknownAccessKey.
+// ARN of the principal it belongs to (so the trail names principals by
+// ARN). A key no principal has is sigv4.ErrUnknownAccessKey.
 func (s *Service) Secret(accessKeyID string) ([]byte, string, error) {
 	sl, err := s.e.Sealer()
 	if err != nil {
@@ -62,7 +62,7 @@ func (s *Service) Secret(accessKeyID string) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return secret, p.Name, nil
+	return secret, s.PrincipalArn(p.Name), nil
 }
 
 func officer(c engine.Caller) error {

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/openhsm/openhsm/engine"
@@ -155,6 +156,9 @@ func Operations() []string {
 
 // Call implements call.Service.
 func (s *Service) Call(ctx context.Context, r *call.Request) (model.Object, error) {
+	// The handler names the principal by the ARN Secret gave; commands
+	// name it by its name.
+	r.Principal = strings.TrimPrefix(r.Principal, s.PrincipalArn(""))
 	fn := operations[r.Op]
 	if fn == nil {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "%s is not supported by this service", r.Op)

@@ -3,6 +3,7 @@ package kms_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -23,6 +24,7 @@ import (
 	"github.com/openhsm/openhsm/kms/call"
 	"github.com/openhsm/openhsm/kms/kmserr"
 	"github.com/openhsm/openhsm/kms/model"
+	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/state"
@@ -212,6 +214,8 @@ func TestAsymmetricAndMac(t *testing.T) {
 		{"RSA_2048", "SIGN_VERIFY", "RSASSA_PKCS1_V1_5_SHA_384"},
 		{"ECC_NIST_P256", "SIGN_VERIFY", "ECDSA_SHA_256"},
 		{"ECC_NIST_P384", "SIGN_VERIFY", "ECDSA_SHA_384"},
+		{"ECC_NIST_P521", "SIGN_VERIFY", "ECDSA_SHA_512"},
+		{"ECC_SECG_P256K1", "SIGN_VERIFY", "ECDSA_SHA_256"},
 	} {
 		id, _ := w.createKey(map[string]any{"KeySpec": c.spec, "KeyUsage": c.usage}).String("KeyId")
 		for _, mt := range []string{"RAW", "DIGEST"} {
@@ -253,9 +257,18 @@ func TestDataKeys(t *testing.T) {
 	assert.Len(t, w.ok("GenerateDataKey", map[string]any{"KeyId": id, "NumberOfBytes": 1024})["Plaintext"], 1024)
 	nop := w.ok("GenerateDataKeyWithoutPlaintext", map[string]any{"KeyId": id, "KeySpec": "AES_128"})
 	assert.NotContains(t, nop, "Plaintext")
-	pair := w.ok("GenerateDataKeyPair", map[string]any{"KeyId": id, "KeyPairSpec": "ECC_NIST_P256"})
-	priv, _ := pair.Bytes("PrivateKeyCiphertextBlob")
-	assert.Equal(t, pair["PrivateKeyPlaintext"], w.ok("Decrypt", map[string]any{"CiphertextBlob": priv})["Plaintext"])
+	for _, spec := range []string{"ECC_NIST_P256", "ECC_SECG_P256K1", "RSA_2048"} {
+		pair := w.ok("GenerateDataKeyPair", map[string]any{"KeyId": id, "KeyPairSpec": spec})
+		priv, _ := pair.Bytes("PrivateKeyCiphertextBlob")
+		assert.Equal(t, pair["PrivateKeyPlaintext"], w.ok("Decrypt", map[string]any{"CiphertextBlob": priv})["Plaintext"])
+		pk, _ := pair.Bytes("PrivateKeyPlaintext")
+		_, key, err := mech.ParsePrivateKey(pk)
+		require.NoError(t, err, spec)
+		pub, _ := pair.Bytes("PublicKey")
+		parsed, err := mech.ParsePKIXPublicKey(pub)
+		require.NoError(t, err, spec)
+		assert.True(t, parsed.(interface{ Equal(crypto.PublicKey) bool }).Equal(key.Public()), spec)
+	}
 	assert.Len(t, w.ok("GenerateRandom", map[string]any{"NumberOfBytes": 77})["Plaintext"], 77)
 	// ReEncrypt to another key.
 	other, _ := w.createKey(nil).String("KeyId")
@@ -338,7 +351,7 @@ func TestPrincipals(t *testing.T) {
 	require.NoError(t, err)
 	secret, name, err := w.svc.Secret(cred.AccessKeyID)
 	require.NoError(t, err)
-	assert.Equal(t, "ci", name)
+	assert.Equal(t, "arn:aws:iam::123456789012:user/ci", name)
 	assert.Equal(t, cred.SecretAccessKey, string(secret))
 	_, err = w.svc.CreatePrincipal(ctx, w.co, "ci")
 	assert.True(t, kmserr.Is(kmsErr(err), kmserr.AlreadyExists), "%v", err)

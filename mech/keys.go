@@ -29,10 +29,10 @@ const (
 
 // CurveInfo describes a curve the HSM supports.
 type CurveInfo struct {
-	Name    string // "P-224", "P-256", "P-384", "P-521", "Ed25519"
+	Name    string // "P-224", "P-256", "P-384", "P-521", "Ed25519", "secp256k1"
 	KeyType uint64 // CKK_EC or CKK_EC_EDWARDS
 	OID     asn1.ObjectIdentifier
-	Curve   elliptic.Curve // nil for Ed25519
+	Curve   elliptic.Curve // nil for Ed25519; secp256k1.S256() for secp256k1
 	Bits    int            // the field size, as CK_MECHANISM_INFO counts it
 	// Params is the canonical CKA_EC_PARAMS: the DER of the OID.
 	Params []byte
@@ -49,6 +49,7 @@ var curves = func() []*CurveInfo {
 		{Name: "P-521", KeyType: ck.CKK_EC, OID: asn1.ObjectIdentifier{1, 3, 132, 0, 35}, Curve: elliptic.P521(), Bits: 521},
 		{Name: "P-224", KeyType: ck.CKK_EC, OID: asn1.ObjectIdentifier{1, 3, 132, 0, 33}, Curve: elliptic.P224(), Bits: 224},
 		{Name: "Ed25519", KeyType: ck.CKK_EC_EDWARDS, OID: asn1.ObjectIdentifier{1, 3, 101, 112}, Bits: 255},
+		{Name: "secp256k1", KeyType: ck.CKK_EC, OID: oidSecp256k1, Curve: k1Elliptic, Bits: 256},
 	}
 	for _, c := range cs {
 		der, err := asn1.Marshal(c.OID)
@@ -60,8 +61,12 @@ var curves = func() []*CurveInfo {
 	return cs
 }()
 
-// ed25519Curve is the Edwards curve's entry.
-var ed25519Curve = curves[4]
+// ed25519Curve is the Edwards curve's entry, k1Curve secp256k1's (whose
+// operations are in secp256k1.go).
+var (
+	ed25519Curve = curves[4]
+	k1Curve      = curves[5]
+)
 
 // CurveByParams decodes CKA_EC_PARAMS: the DER of a named curve's OID, or,
 // for Edwards curves (PKCS #11 v3.0), a DER PrintableString curve name.
@@ -101,13 +106,17 @@ func CurveByParams(ecParams []byte) (*CurveInfo, error) {
 	return nil, bad
 }
 
-// curveOf returns the entry of a Go curve, nil if unsupported.
+// curveOf returns the entry of a Go curve, nil if unsupported. secp256k1
+// must be the library's own curve value.
 func curveOf(c elliptic.Curve) *CurveInfo {
 	if c == nil {
 		return nil
 	}
+	if isK1(c) {
+		return k1Curve
+	}
 	for _, ci := range curves {
-		if ci.Curve != nil && ci.Curve.Params().Name == c.Params().Name {
+		if ci.Curve != nil && ci != k1Curve && ci.Curve.Params().Name == c.Params().Name {
 			return ci
 		}
 	}
@@ -161,8 +170,12 @@ func PublicKeyAttrs(pub crypto.PublicKey) (keyType uint64, a object.Attrs, err e
 		if c == nil {
 			return 0, nil, hsmerr.Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "the key's curve is not supported")
 		}
-		pt, err := p.Bytes()
-		if err != nil {
+		var pt []byte
+		if c == k1Curve {
+			if pt, err = k1PointBytes(p); err != nil {
+				return 0, nil, err
+			}
+		} else if pt, err = p.Bytes(); err != nil {
 			return 0, nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "the EC public key is invalid")
 		}
 		keyType = ck.CKK_EC
@@ -178,7 +191,7 @@ func PublicKeyAttrs(pub crypto.PublicKey) (keyType uint64, a object.Attrs, err e
 	default:
 		return 0, nil, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "unsupported public key type %T", pub)
 	}
-	spki, err := x509.MarshalPKIXPublicKey(pub)
+	spki, err := MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return 0, nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "encoding CKA_PUBLIC_KEY_INFO", Err: err}
 	}
@@ -264,6 +277,13 @@ func PublicKeyFromAttrs(keyType uint64, a object.Attrs) (crypto.PublicKey, error
 		if err != nil {
 			return nil, err
 		}
+		if c == k1Curve {
+			pub, ok := k1ParsePoint(raw, false)
+			if !ok {
+				return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_EC_POINT is not an uncompressed point on %s", c.Name)
+			}
+			return pub.ToECDSA(), nil
+		}
 		pub, err := ecdsa.ParseUncompressedPublicKey(c.Curve, raw)
 		if err != nil {
 			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_EC_POINT is not an uncompressed point on %s", c.Name)
@@ -318,9 +338,16 @@ func PrivateKeyFromAttrs(keyType uint64, a object.Attrs) (crypto.Signer, error) 
 		}
 		scalar := make([]byte, c.ByteLen())
 		copy(scalar[len(scalar)-len(v):], v)
-		priv, err := ecdsa.ParseRawPrivateKey(c.Curve, scalar)
+		var priv *ecdsa.PrivateKey
+		ok := false
+		if c == k1Curve {
+			priv, ok = k1PrivateFromScalar(scalar)
+		} else {
+			priv, err = ecdsa.ParseRawPrivateKey(c.Curve, scalar)
+			ok = err == nil
+		}
 		clear(scalar)
-		if err != nil {
+		if !ok {
 			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_VALUE is not a valid %s private key", c.Name)
 		}
 		return priv, nil
@@ -440,13 +467,21 @@ func recoverPrimes(n, e, d *big.Int) (*big.Int, *big.Int) {
 }
 
 // MarshalPrivateKey encodes a private key as PKCS #8 DER: the form private
-// keys are sealed and wrapped in.
+// keys are sealed and wrapped in. secp256k1 keys are encoded by mech (see
+// secp256k1.go), the others by crypto/x509.
 func MarshalPrivateKey(k crypto.Signer) ([]byte, error) {
 	switch p := k.(type) {
 	case *rsa.PrivateKey:
 	case *ecdsa.PrivateKey:
-		if curveOf(p.Curve) == nil {
+		if p == nil || curveOf(p.Curve) == nil {
 			return nil, hsmerr.Errorf(ck.CKR_CURVE_NOT_SUPPORTED, "the key's curve is not supported")
+		}
+		if isK1(p.Curve) {
+			der, err := marshalK1PKCS8(p)
+			if err != nil {
+				return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "encoding the private key", Err: err}
+			}
+			return der, nil
 		}
 	case ed25519.PrivateKey:
 		if len(p) != ed25519.PrivateKeySize {
@@ -464,8 +499,15 @@ func MarshalPrivateKey(k crypto.Signer) ([]byte, error) {
 
 // ParsePrivateKey decodes a PKCS #8 private key (RSA, EC on a supported
 // curve, or Ed25519) and returns its key type. RSA keys are validated by
-// crypto/x509.
+// crypto/x509; secp256k1 keys are decoded by mech.
 func ParsePrivateKey(der []byte) (keyType uint64, k crypto.Signer, err error) {
+	if isK1PKCS8(der) {
+		p, err := parseK1PKCS8(der)
+		if err != nil {
+			return 0, nil, err
+		}
+		return ck.CKK_EC, p, nil
+	}
 	key, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
 		return 0, nil, hsmerr.Errorf(ck.CKR_DATA_INVALID, "not a PKCS #8 private key")
@@ -533,7 +575,13 @@ func PrivateKeyAttr(k crypto.Signer, t uint64) ([]byte, bool) {
 		if t != ck.CKA_VALUE {
 			return nil, false
 		}
-		b, err := p.Bytes()
+		var b []byte
+		var err error
+		if isK1(p.Curve) {
+			b, err = k1Scalar(p)
+		} else {
+			b, err = p.Bytes()
+		}
 		if err != nil {
 			return nil, false
 		}

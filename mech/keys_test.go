@@ -33,8 +33,8 @@ func TestKeyCurveByParams(t *testing.T) {
 		{"06032b6570", "Ed25519", 0},
 		{"130c656477617264733235353139", "Ed25519", 0}, // PrintableString "edwards25519"
 		{"06052b81040021", "P-224", 0},
-		{"06052b8104000a", "", ck.CKR_CURVE_NOT_SUPPORTED}, // secp256k1
-		{"06032b656e", "", ck.CKR_CURVE_NOT_SUPPORTED},     // X25519
+		{"06052b8104000a", "secp256k1", 0},
+		{"06032b656e", "", ck.CKR_CURVE_NOT_SUPPORTED}, // X25519
 		{"130a63757276653235353139", "", ck.CKR_CURVE_NOT_SUPPORTED},
 		{"3000", "", ck.CKR_CURVE_NOT_SUPPORTED}, // explicit parameters
 		{"0500", "", ck.CKR_CURVE_NOT_SUPPORTED}, // implicitlyCA
@@ -153,7 +153,8 @@ func TestKeyPublicFromAttrsErrors(t *testing.T) {
 		{"EC compressed point", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: p256, ck.CKA_EC_POINT: compressed}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		{"EC point for P-384", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: curves[1].Params, ck.CKA_EC_POINT: rawPt}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		{"EC point with trailing byte", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: p256, ck.CKA_EC_POINT: append(derOctetString(rawPt), 0)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"EC unknown curve", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: unhex(t, "06052b8104000a"), ck.CKA_EC_POINT: rawPt}, ck.CKR_CURVE_NOT_SUPPORTED},
+		{"EC unknown curve", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: unhex(t, "06092b2403030208010107"), ck.CKA_EC_POINT: rawPt}, ck.CKR_CURVE_NOT_SUPPORTED}, // brainpoolP256r1
+		{"EC P-256 point for secp256k1", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: unhex(t, "06052b8104000a"), ck.CKA_EC_POINT: rawPt}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		{"EC with Ed25519 params", ck.CKK_EC, object.Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params, ck.CKA_EC_POINT: rawPt}, ck.CKR_CURVE_NOT_SUPPORTED},
 		{"Edwards with P-256 params", ck.CKK_EC_EDWARDS, object.Attrs{ck.CKA_EC_PARAMS: p256, ck.CKA_EC_POINT: make([]byte, 32)}, ck.CKR_CURVE_NOT_SUPPORTED},
 		{"Edwards 31-byte point", ck.CKK_EC_EDWARDS, object.Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params, ck.CKA_EC_POINT: make([]byte, 31)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
@@ -313,7 +314,7 @@ func TestKeyPrivateFromAttrsErrors(t *testing.T) {
 		{"EC zero scalar", ck.CKK_EC, with(ecA, ck.CKA_VALUE, make([]byte, 48)), ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		{"EC scalar = order", ck.CKK_EC, with(ecA, ck.CKA_VALUE, order.Bytes()), ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		{"EC scalar too long", ck.CKK_EC, with(ecA, ck.CKA_VALUE, append([]byte{1}, make([]byte, 48)...)), ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"EC unsupported curve", ck.CKK_EC, with(ecA, ck.CKA_EC_PARAMS, unhex(t, "06052b8104000a")), ck.CKR_CURVE_NOT_SUPPORTED},
+		{"EC unsupported curve", ck.CKK_EC, with(ecA, ck.CKA_EC_PARAMS, unhex(t, "06092b2403030208010107")), ck.CKR_CURVE_NOT_SUPPORTED}, // brainpoolP256r1
 		{"Ed25519 31-byte seed", ck.CKK_EC_EDWARDS, object.Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params, ck.CKA_VALUE: make([]byte, 31)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		{"Ed25519 64-byte key", ck.CKK_EC_EDWARDS, object.Attrs{ck.CKA_EC_PARAMS: ed25519Curve.Params, ck.CKA_VALUE: make([]byte, 64)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		{"Ed25519 with P-256 params", ck.CKK_EC_EDWARDS, object.Attrs{ck.CKA_EC_PARAMS: curves[0].Params, ck.CKA_VALUE: make([]byte, 32)}, ck.CKR_CURVE_NOT_SUPPORTED},

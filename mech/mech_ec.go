@@ -63,6 +63,9 @@ func ecKeyGenRow() Mechanism {
 			if err != nil {
 				return nil, err
 			}
+			if c == k1Curve {
+				return k1Generate(r)
+			}
 			k, err := ecdsa.GenerateKey(c.Curve, r)
 			if err != nil {
 				return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "EC key generation", Err: err}
@@ -112,6 +115,7 @@ func keyPairCurve(p KeyPairParams, keyType uint64) (*CurveInfo, error) {
 // ecdsaRow is CKM_ECDSA (h zero: the data is the hash, truncated to the
 // order's length as FIPS 186 says) or CKM_ECDSA_<hash>. Signatures are in
 // the PKCS #11 form r||s, each left-padded to the curve's byte length.
+// secp256k1 signatures are deterministic with a low s (secp256k1.go).
 func ecdsaRow(t uint64, h crypto.Hash) Mechanism {
 	digest := func(data []byte) []byte {
 		if h == 0 {
@@ -131,6 +135,9 @@ func ecdsaRow(t uint64, h crypto.Hash) Mechanism {
 			if err != nil {
 				return nil, err
 			}
+			if c == k1Curve {
+				return k1Sign(priv, digest(data))
+			}
 			r, s, err := ecdsa.Sign(rand.Reader, priv, digest(data))
 			if err != nil {
 				return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "ECDSA signing", Err: err}
@@ -149,6 +156,16 @@ func ecdsaRow(t uint64, h crypto.Hash) Mechanism {
 			n := c.ByteLen()
 			if len(sig) != 2*n {
 				return hsmerr.Errorf(ck.CKR_SIGNATURE_LEN_RANGE, "the signature must be %d bytes", 2*n)
+			}
+			if c == k1Curve {
+				ok, err := k1Verify(pub, digest(data), sig)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return hsmerr.Errorf(ck.CKR_SIGNATURE_INVALID, "the signature does not verify")
+				}
+				return nil
 			}
 			r := new(big.Int).SetBytes(sig[:n])
 			s := new(big.Int).SetBytes(sig[n:])
@@ -208,6 +225,17 @@ func ecdhRow() Mechanism {
 			raw, err := decodeECPoint(p.PublicData, 1+2*c.ByteLen())
 			if err != nil {
 				return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "ECDH: the public data is not an uncompressed %s point", c.Name)
+			}
+			if c == k1Curve {
+				z, err := k1ECDH(priv, raw)
+				if err != nil {
+					return nil, err
+				}
+				if kdf == 0 {
+					return z, nil
+				}
+				defer clear(z)
+				return x963KDF(kdf, z, p.SharedData, len(z)), nil
 			}
 			ours, err := priv.ECDH()
 			if err != nil {

@@ -196,6 +196,20 @@ func derToRS(t testing.TB, der []byte, n int) []byte {
 	return out
 }
 
+// rawPoint is the uncompressed point of an EC public key on any curve of
+// the table.
+func rawPoint(t testing.TB, p *ecdsa.PublicKey) []byte {
+	t.Helper()
+	if isK1(p.Curve) {
+		pt, err := k1PointBytes(p)
+		noErr(t, err)
+		return pt
+	}
+	pt, err := p.Bytes()
+	noErr(t, err)
+	return pt
+}
+
 func flip(b []byte, i int) []byte {
 	c := append([]byte(nil), b...)
 	c[i] ^= 0x01
@@ -376,7 +390,7 @@ func TestMechanismTableRoundTrip(t *testing.T) {
 	}
 	keys := map[uint64][]*Key{
 		ck.CKK_RSA:            {privKey(rsaKey)},
-		ck.CKK_EC:             {genEC(curves[0]), genEC(curves[1]), genEC(curves[2])},
+		ck.CKK_EC:             {genEC(curves[0]), genEC(curves[1]), genEC(curves[2]), genEC(k1Curve)},
 		ck.CKK_EC_EDWARDS:     {privKey(ed)},
 		ck.CKK_AES:            {genSecret(ck.CKM_AES_KEY_GEN, ck.CKK_AES, 16), genSecret(ck.CKM_AES_KEY_GEN, ck.CKK_AES, 24), genSecret(ck.CKM_AES_KEY_GEN, ck.CKK_AES, 32)},
 		ck.CKK_GENERIC_SECRET: {genSecret(ck.CKM_GENERIC_SECRET_KEY_GEN, ck.CKK_GENERIC_SECRET, 1), genSecret(ck.CKM_GENERIC_SECRET_KEY_GEN, ck.CKK_GENERIC_SECRET, 512)},
@@ -434,8 +448,8 @@ func TestMechanismTableRoundTrip(t *testing.T) {
 				}
 				if r.Derive != nil {
 					other := genEC(curveOf(k.Private.(*ecdsa.PrivateKey).Curve))
-					pt1, _ := k.Public.(*ecdsa.PublicKey).Bytes()
-					pt2, _ := other.Public.(*ecdsa.PublicKey).Bytes()
+					pt1 := rawPoint(t, k.Public.(*ecdsa.PublicKey))
+					pt2 := rawPoint(t, other.Public.(*ecdsa.PublicKey))
 					for _, kdf := range []uint64{ck.CKD_NULL, ck.CKD_SHA256_KDF} {
 						s1, err := r.Derive(k, Mech{Type: r.Type, Param: &ECDHParams{KDF: kdf, PublicData: pt2}})
 						noErr(t, err)
@@ -483,7 +497,6 @@ func TestMechRSAKeyGenRange(t *testing.T) {
 func TestMechKeyGenErrors(t *testing.T) {
 	ec := row(t, ck.CKM_EC_KEY_PAIR_GEN)
 	ed := row(t, ck.CKM_EC_EDWARDS_KEY_PAIR_GEN)
-	secp256k1 := []byte{0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a}
 	brainpool := []byte{0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07}
 	cases := []struct {
 		name string
@@ -492,7 +505,7 @@ func TestMechKeyGenErrors(t *testing.T) {
 		rv   uint64
 	}{
 		{"EC without params", ec, nil, ck.CKR_TEMPLATE_INCOMPLETE},
-		{"EC secp256k1", ec, secp256k1, ck.CKR_CURVE_NOT_SUPPORTED},
+		{"EC secp256k1 as Edwards", ed, curves[5].Params, ck.CKR_CURVE_NOT_SUPPORTED},
 		{"EC brainpoolP256r1", ec, brainpool, ck.CKR_CURVE_NOT_SUPPORTED},
 		{"EC with Ed25519 OID", ec, ed25519Curve.Params, ck.CKR_CURVE_NOT_SUPPORTED},
 		{"EC garbage", ec, []byte{0x42, 0x01}, ck.CKR_ATTRIBUTE_VALUE_INVALID},

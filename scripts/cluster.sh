@@ -18,7 +18,17 @@
 #
 # Every daemon listens on 127.0.0.1 on a port chosen at its first start (kept
 # afterwards); its PID is in DIR/node<K>.pid and its log in DIR/node<K>.log.
-# HSM_NODE_CONFIG, if set, is appended to every node's configuration file.
+# Each also serves the KMS API (HTTPS with its node certificate) on a second
+# port, in DIR/node<K>.kms.addr. With more than one node, 'up' starts haproxy
+# in front of those ports (DIR/haproxy.cfg, PID in DIR/haproxy.pid, stopped
+# by 'down'), makes a KMS principal, and prints AWS_ENDPOINT_URL_KMS,
+# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_CA_BUNDLE
+# (also in DIR/kms.env).
+# HSM_NODE_CONFIG, if set, is appended to every node's configuration file
+# (with a [kms] section of its own, it replaces the one written here);
+# HSM_KMS_CONFIG, if set, is appended to the [kms] section (say,
+# 'clock_file = "/tmp/clock"' or 'tls = false'); HSM_NO_KMS=1 leaves the
+# KMS API out.
 # HSM_NO_USERS=1 makes 'up' start one node and stop before making any user: a
 # cluster waiting for 'hsm cluster activate' (tests of bootstrap use it).
 set -eu
@@ -27,6 +37,7 @@ BIN=${HSM_BIN:-$ROOT/bin}
 CO_USER=admin
 CO2_USER=admin2
 CU_USER=cu1
+KMS_PRINCIPAL=app
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
@@ -40,7 +51,7 @@ secret() { head -c 18 /dev/urandom | base64 | tr -d '/+=\n'; }
 
 start_node() { # DIR K
   dir=$1 k=$2
-  rm -f "$dir/node$k.addr"
+  rm -f "$dir/node$k.addr" "$dir/node$k.kms.addr"
   setsid "$BIN/hsmd" serve -config "$dir/node$k.toml" >>"$dir/node$k.out" 2>&1 </dev/null &
   echo $! >"$dir/node$k.pid"
   i=0
@@ -52,9 +63,15 @@ start_node() { # DIR K
     fi
     sleep 0.1
   done
-  # Keep the port across restarts.
+  # Keep the ports across restarts: the node's own (the first listen, before
+  # any table) and the KMS API's (the listen of the [kms] table), which the
+  # load balancer names.
   addr=$(cat "$dir/node$k.addr")
-  sed -i "s|^listen = .*|listen = \"$addr\"|" "$dir/node$k.toml"
+  sed -i "0,/^listen = /s|^listen = .*|listen = \"$addr\"|" "$dir/node$k.toml"
+  if [ -s "$dir/node$k.kms.addr" ]; then
+    kaddr=$(cat "$dir/node$k.kms.addr")
+    sed -i "/^\[kms\]/,/^\[/s|^listen = .*|listen = \"$kaddr\"|" "$dir/node$k.toml"
+  fi
 }
 
 write_node_config() { # DIR K
@@ -71,6 +88,18 @@ log_file = "node$2.log"
 EOT
   if [ -n "${HSM_NODE_CONFIG:-}" ]; then
     printf '%s\n' "$HSM_NODE_CONFIG" >>"$1/node$2.toml"
+  fi
+  # The KMS API, last: every key after a table header belongs to the table.
+  # HSM_NO_KMS=1 leaves it out (tests of a node without KMS).
+  if [ -z "${HSM_NO_KMS:-}" ] && ! grep -q '^\[kms\]' "$1/node$2.toml"; then
+    cat >>"$1/node$2.toml" <<EOT
+[kms]
+listen = "127.0.0.1:0"
+addr_file = "node$2.kms.addr"
+EOT
+    if [ -n "${HSM_KMS_CONFIG:-}" ]; then
+      printf '%s\n' "$HSM_KMS_CONFIG" >>"$1/node$2.toml"
+    fi
   fi
 }
 
@@ -133,6 +162,124 @@ print_exports() { # DIR N ID
   echo "export HSM_PASSWORD='$(cat "$dir/co.password")'"
   echo "export HSM_USER2='$CO2_USER'"
   echo "export HSM_PASSWORD2='$(cat "$dir/co2.password")'"
+}
+
+# The KMS API's scheme: https, or http when HSM_KMS_CONFIG said tls = false.
+kms_scheme() { # DIR
+  if sed -n '/^\[kms\]/,/^\[/p' "$1/node1.toml" | grep -q '^tls *= *false'; then echo http; else echo https; fi
+}
+
+# write_lb_config DIR PORT: haproxy in front of every node's KMS port, by
+# TCP passthrough (docs/kms.md, "Running it", says why and what each line
+# does): TLS ends at the nodes, so the SDK checks a node certificate
+# against AWS_CA_BUNDLE, and haproxy holds no key and sees no request.
+write_lb_config() {
+  dir=$1 port=$2
+  check="check inter 1s fall 2 rise 2"
+  if [ "$(kms_scheme "$dir")" = https ]; then
+    check="$check check-ssl verify required ca-file $dir/pki/ca.pem verifyhost localhost check-sni localhost"
+  fi
+  {
+    cat <<EOT
+# Written by scripts/cluster.sh: haproxy in front of the nodes' KMS APIs.
+global
+  maxconn 4096
+defaults
+  mode tcp
+  timeout connect 1s
+  timeout client 2m
+  timeout server 2m
+  retries 3
+  option redispatch 1
+frontend kms
+  bind 127.0.0.1:$port
+  default_backend kms_nodes
+backend kms_nodes
+  balance leastconn
+  option httpchk GET /healthz
+  http-check expect status 200
+  default-server $check
+EOT
+    for f in "$dir"/node*.kms.addr; do
+      [ -s "$f" ] || continue
+      k=${f##*/node}; k=${k%.kms.addr}
+      echo "  server node$k $(cat "$f")"
+    done
+  } >"$dir/haproxy.cfg.tmp"
+  mv "$dir/haproxy.cfg.tmp" "$dir/haproxy.cfg"
+}
+
+# kms_healthy URL CA: GET URL/healthz answers 200.
+kms_healthy() {
+  case $1 in
+    https:*) curl -fsS -o /dev/null --max-time 2 --cacert "$2" "$1/healthz" 2>/dev/null ;;
+    *) curl -fsS -o /dev/null --max-time 2 "$1/healthz" 2>/dev/null ;;
+  esac
+}
+
+# start_lb DIR [PORT]: start haproxy on PORT (default: a free one, tried at
+# random from 20000-29999) and wait until the endpoint answers healthy.
+start_lb() {
+  dir=$1 want=${2:-}
+  command -v haproxy >/dev/null || { echo "cluster.sh: haproxy is not installed (scripts/deps.sh installs it); the KMS endpoint is node1's port, with no failover" >&2; return 1; }
+  tries=0
+  while :; do
+    tries=$((tries + 1))
+    port=${want:-$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 10000))}
+    write_lb_config "$dir" "$port"
+    haproxy -c -q -f "$dir/haproxy.cfg" >"$dir/haproxy.out" 2>&1 || { cat "$dir/haproxy.out" >&2; die "haproxy refuses $dir/haproxy.cfg"; }
+    setsid haproxy -db -f "$dir/haproxy.cfg" >"$dir/haproxy.out" 2>&1 </dev/null &
+    echo $! >"$dir/haproxy.pid"
+    i=0
+    while [ $i -lt 100 ] && kill -0 "$(cat "$dir/haproxy.pid")" 2>/dev/null; do
+      if kms_healthy "$(kms_scheme "$dir")://127.0.0.1:$port" "$dir/pki/ca.pem"; then
+        echo "$port" >"$dir/haproxy.port"
+        return 0
+      fi
+      sleep 0.1
+      i=$((i + 1))
+    done
+    stop_pid "$dir/haproxy.pid" TERM
+    if [ -z "$want" ] && [ $tries -lt 20 ] && grep -q "cannot bind" "$dir/haproxy.out"; then
+      continue
+    fi
+    cat "$dir/haproxy.out" >&2
+    die "haproxy did not start on port $port, or no node answered its health check"
+  done
+}
+
+# print_kms_exports DIR: the AWS SDK settings for the KMS API, with a new
+# principal's access key, also written to DIR/kms.env.
+print_kms_exports() {
+  dir=$1
+  [ -s "$dir/node1.kms.addr" ] || return 0
+  scheme=$(kms_scheme "$dir")
+  if [ -s "$dir/haproxy.port" ]; then
+    endpoint="$scheme://127.0.0.1:$(cat "$dir/haproxy.port")"
+  else
+    endpoint="$scheme://$(cat "$dir/node1.kms.addr")"
+  fi
+  {
+    echo "# KMS API: $endpoint"
+    echo "export AWS_ENDPOINT_URL_KMS='$endpoint'"
+    # AWS_REGION for the SDKs; the AWS CLI v1 and boto3 read only
+    # AWS_DEFAULT_REGION.
+    echo "export AWS_REGION='us-east-1'"
+    echo "export AWS_DEFAULT_REGION='us-east-1'"
+    [ "$scheme" = https ] && echo "export AWS_CA_BUNDLE='$dir/pki/ca.pem'"
+    if json=$(HSM_CONFIG="$dir/client.toml" HSM_USER=$CO_USER HSM_PASSWORD=$(cat "$dir/co.password") \
+      "$BIN/hsm" kms principal create "$KMS_PRINCIPAL" --json 2>"$dir/kms-principal.err"); then
+      flat=$(printf '%s' "$json" | tr -d '\n')
+      akid=$(printf '%s' "$flat" | sed -n 's/.*"AccessKeyId": *"\([^"]*\)".*/\1/p')
+      sak=$(printf '%s' "$flat" | sed -n 's/.*"SecretAccessKey": *"\([^"]*\)".*/\1/p')
+      [ -n "$akid" ] && [ -n "$sak" ] || die "'hsm kms principal create --json' printed no AccessKeyId or SecretAccessKey"
+      echo "export AWS_ACCESS_KEY_ID='$akid'"
+      echo "export AWS_SECRET_ACCESS_KEY='$sak'"
+    else
+      die "'hsm kms principal create $KMS_PRINCIPAL' failed: $(head -1 "$dir/kms-principal.err")"
+    fi
+  } >"$dir/kms.env"
+  cat "$dir/kms.env"
 }
 
 up() {
@@ -208,7 +355,11 @@ up() {
     join_node "$dir" $k
     k=$((k + 1))
   done
+  if [ "$n" -gt 1 ] && [ -s "$dir/node1.kms.addr" ]; then
+    start_lb "$dir" || true
+  fi
   print_exports "$dir" "$n" "$cluster_id"
+  print_kms_exports "$dir"
 }
 
 stop_pid() { # PIDFILE SIGNAL
@@ -228,6 +379,7 @@ down() {
   [ $# -eq 1 ] || die "usage: cluster.sh down DIR"
   dir=$1
   [ -d "$dir" ] || return 0
+  stop_pid "$dir/haproxy.pid" TERM
   for f in "$dir"/node*.pid; do
     stop_pid "$f" TERM
   done
@@ -262,6 +414,11 @@ add() {
   while [ -e "$dir/node$k.toml" ]; do k=$((k + 1)); done
   "$BIN/hsm" cluster issue-node --dir "$dir/pki" "node$k" >/dev/null
   join_node "$dir" "$k"
+  # The load balancer learns the new node's KMS port: a restart on its port.
+  if [ -s "$dir/haproxy.port" ]; then
+    stop_pid "$dir/haproxy.pid" TERM
+    start_lb "$dir" "$(cat "$dir/haproxy.port")"
+  fi
   echo "node$k $(cat "$dir/node$k.addr")"
 }
 

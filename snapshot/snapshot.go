@@ -47,7 +47,13 @@ import (
 //	'O'  id i64 | owner string | class i64 | key_type nullable i64 | label bytes
 //	     | ckaid bytes | attrs bytes | sealed nullable bytes | mac nullable bytes
 //	'S'  object_id i64 | user string
-//	'A'  audit.Marshal (its fields and MAC; see audit/record.go)
+//	'A'  audit.Marshal (its fields, for a KMS record its detail, and its
+//	     MAC; see audit/record.go)
+//
+// A KMS audit record (kind "kms") carries its detail after its count; the
+// records of the other kinds encode as they always did, so the stream's
+// version stays 2. A build that predates KMS records refuses a stream
+// holding one as a malformed audit record.
 //
 // The SHA-256 detects truncation and corruption, not tampering: a stream
 // is authenticated by what carries it (TLS between raft peers; the AEAD of a

@@ -215,8 +215,9 @@ func applyAudit(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 }
 
 // auditRecords is what a command adds to the chain: one record per key-use
-// count of an applied OpAudit (its own success is not worth a record), else
-// one record of the command, applied or refused. OpInit is not recorded:
+// count of an applied OpAudit and one per request of an applied OpKMSAudit
+// (their own success is not worth a record), else one record of the
+// command, applied or refused. OpInit is not recorded:
 // each node applies it to its own store before it joins, where the domain
 // key may not be unsealed yet, and a record there would differ by node.
 func auditRecords(index uint64, c *Command, refusal error) []*audit.Record {
@@ -230,6 +231,9 @@ func auditRecords(index uint64, c *Command, refusal error) []*audit.Record {
 				Node: c.Node, Object: u.Object, Result: u.Result, Count: u.Count}
 		}
 		return recs
+	}
+	if c.Op == OpKMSAudit && refusal == nil {
+		return kmsAuditRecords(index, c)
 	}
 	return []*audit.Record{commandAudit(index, c, refusal)}
 }
@@ -258,13 +262,19 @@ func SortAuditUses(u []audit.UseCount) {
 	})
 }
 
-// AuditQuery selects records for reading.
+// AuditQuery selects records for reading; zero fields select anything.
 type AuditQuery struct {
-	AfterSeq uint64 // only records after this sequence number
-	Since    int64  // only records at or after this Unix time (0: any)
-	User     string // only this user's records ("": any)
-	Object   uint64 // only records of this object (0: any)
-	Limit    int    // at most this many (0: no limit)
+	AfterSeq uint64   // only records after this sequence number
+	Since    int64    // only records at or after this Unix time (0: any)
+	User     string   // only this user's (or KMS principal's) records ("": any)
+	Object   uint64   // only records of this object (0: any)
+	Kinds    []string // only records of these kinds (none: any)
+	Subject  string   // only records with this subject: a user name, or a KMS record's key ARN
+	// KeyID: only KMS records of the key with this ID, in any region
+	// (their subject is an ARN ending in ":key/" and the ID). An ID is
+	// letters, digits and '-'; any other selects nothing.
+	KeyID string
+	Limit int // at most this many (0: no limit)
 }
 
 // Audit problems VerifyAudit reports.
@@ -332,7 +342,9 @@ func VerifyAudit(st Store, s *seal.Sealer) (*AuditReport, error) {
 			if r.Seq != expect {
 				return fail(expect, AuditMissing, "records %d to %d are missing", expect, r.Seq-1)
 			}
-			if !hmac.Equal(r.MAC, auditMAC(key, r)) {
+			// A detail on a record of a kind that does not carry one is
+			// outside its MAC: it was put in afterwards.
+			if !hmac.Equal(r.MAC, auditMAC(key, r)) || r.Kind != audit.KindKMS && r.Detail != "" {
 				if at := auditFindPosition(key, r); at != 0 {
 					return fail(r.Seq, AuditReordered, "record %d holds the record written as %d", r.Seq, at)
 				}

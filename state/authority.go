@@ -65,7 +65,10 @@ var commandAuthority = map[Op]authority{
 	OpLoginOK:     {actor: actorNone},
 	// A node's key-use counts: no user acts; apply checks the node's proof
 	// under the domain key instead (state/audit.go).
-	OpAudit:      {actor: actorNone},
+	OpAudit: {actor: actorNone},
+	// A node's batch of KMS API requests: the same, with its own proof
+	// (state/kmsaudit.go).
+	OpKMSAudit:   {actor: actorNone},
 	OpCreateUser: {actor: actorCO},
 	OpDeleteUser: {actor: actorCO},
 	OpUnlockUser: {actor: actorCOOrBreakGlass},
@@ -103,7 +106,6 @@ var commandAuthority = map[Op]authority{
 	OpKMSDeleteMaterial:  {actor: actorKMSPrincipal},
 	OpKMSAlias:           {actor: actorKMSPrincipal},
 	OpKMSUpkeep:          {actor: actorNone},
-	OpKMSAudit:           {actor: actorNone},
 }
 
 // actionFor is the access action a command takes on its object.

@@ -10,7 +10,9 @@
 // command's authority from one table (authority.go, docs/command-authority.md),
 // re-checks new objects against the attribute rules and their material
 // (objectcheck.go), deduplicates client request IDs (request.go), and writes
-// an audit record for every command, applied or refused (audit.go). A
+// an audit record for every command, applied or refused (audit.go), and
+// one for each key use and KMS request a node's proven batch reports
+// (audit.go, kmsaudit.go). A
 // refusal is a *hsmerr.Error and changes nothing; a store failure is a
 // StoreError that stops the node (applytx.go).
 package state

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
@@ -608,9 +609,18 @@ func destroyKMSObjects(tx Tx, s *seal.Sealer, ids []uint64) ([]uint64, error) {
 	return done, nil
 }
 
-func checkTags(tags []KMSTag) error {
+// CheckKMSTags is the service's rule for tags beyond the model's lengths:
+// AWS's tag characters (Unicode letters, digits and white space, and
+// _ . : / = + - @), no aws: prefix, no key twice, at most KMSMaxTags.
+func CheckKMSTags(tags []KMSTag) error {
+	if len(tags) > KMSMaxTags {
+		return hsmerr.KMSf("TagException", "A key may have at most %d tags", KMSMaxTags)
+	}
 	seen := map[string]bool{}
 	for _, t := range tags {
+		if !tagChars(t.Key) || !tagChars(t.Value) {
+			return hsmerr.KMSf("TagException", "Tag keys and values may hold only Unicode letters, digits, white space and _ . : / = + - @")
+		}
 		if strings.HasPrefix(t.Key, "aws:") {
 			return hsmerr.KMSf("TagException", "Tags beginning with aws: are reserved.")
 		}
@@ -622,6 +632,15 @@ func checkTags(tags []KMSTag) error {
 	return nil
 }
 
+func tagChars(s string) bool {
+	for _, r := range s {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsNumber(r) && !unicode.Is(unicode.Z, r) && !strings.ContainsRune("_.:/=+-@", r) {
+			return false
+		}
+	}
+	return true
+}
+
 func applyKMSCreateKey(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	k := c.KMS.Key
 	if k == nil || k.ID == "" || len(k.ID) > 64 || strings.ContainsAny(k.ID, "/:") || !validKMSRegion(k.Region) || len(k.Account) != 12 {
@@ -631,10 +650,7 @@ func applyKMSCreateKey(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if !ok || !slices.Contains(usages, k.KeyUsage) {
 		return nil, hsmerr.KMSf("ValidationException", "KeySpec %s does not support KeyUsage %s", k.KeySpec, k.KeyUsage)
 	}
-	if len(k.Tags) > KMSMaxTags {
-		return nil, hsmerr.KMSf("TagException", "Too many tags")
-	}
-	if err := checkTags(k.Tags); err != nil {
+	if err := CheckKMSTags(k.Tags); err != nil {
 		return nil, err
 	}
 	var old KMSKey
@@ -754,7 +770,7 @@ var kmsKeyChanges = map[string]func(k *KMSKey, c *Command) error{
 		if k.State == KMSPendingDeletion {
 			return invalidState(k)
 		}
-		if err := checkTags(c.KMS.Tags); err != nil {
+		if err := CheckKMSTags(c.KMS.Tags); err != nil {
 			return err
 		}
 		for _, t := range c.KMS.Tags {

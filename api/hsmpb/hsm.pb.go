@@ -3367,12 +3367,16 @@ func (x *Chunk) GetData() []byte {
 }
 
 type ListAuditRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AfterSeq      uint64                 `protobuf:"varint,1,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"` // records after this sequence number (paging)
-	Since         int64                  `protobuf:"varint,2,opt,name=since,proto3" json:"since,omitempty"`                       // Unix seconds; 0: any time
-	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`                          // "": any user (a crypto user always reads its own)
-	Object        uint64                 `protobuf:"varint,4,opt,name=object,proto3" json:"object,omitempty"`                     // 0: any object
-	Limit         uint32                 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`                       // 0: the server's page size
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	AfterSeq uint64                 `protobuf:"varint,1,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"` // records after this sequence number (paging)
+	Since    int64                  `protobuf:"varint,2,opt,name=since,proto3" json:"since,omitempty"`                       // Unix seconds; 0: any time
+	User     string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`                          // "": any user or KMS principal (a crypto user always reads its own)
+	Object   uint64                 `protobuf:"varint,4,opt,name=object,proto3" json:"object,omitempty"`                     // 0: any object
+	Limit    uint32                 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`                       // 0: the server's page size
+	Kind     string                 `protobuf:"bytes,6,opt,name=kind,proto3" json:"kind,omitempty"`                          // "command", "use" or "kms"; "": any kind
+	// key: only the KMS records of this key, named by its ARN or its key ID
+	// (an ID matches the key in every region); "": any.
+	Key           string `protobuf:"bytes,7,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3442,21 +3446,38 @@ func (x *ListAuditRequest) GetLimit() uint32 {
 	return 0
 }
 
+func (x *ListAuditRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 type AuditRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"` // the log index of the command that wrote it
-	Time          int64                  `protobuf:"varint,3,opt,name=time,proto3" json:"time,omitempty"`   // Unix seconds
-	Kind          string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`    // "command" or "use"
-	Op            string                 `protobuf:"bytes,5,opt,name=op,proto3" json:"op,omitempty"`
-	User          string                 `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
-	Cert          string                 `protobuf:"bytes,7,opt,name=cert,proto3" json:"cert,omitempty"` // SHA-256 fingerprint (hex) of the client certificate
-	Node          string                 `protobuf:"bytes,8,opt,name=node,proto3" json:"node,omitempty"`
-	Object        uint64                 `protobuf:"varint,9,opt,name=object,proto3" json:"object,omitempty"`
-	Subject       string                 `protobuf:"bytes,10,opt,name=subject,proto3" json:"subject,omitempty"` // the user a user-management or share command names
-	Result        uint64                 `protobuf:"varint,11,opt,name=result,proto3" json:"result,omitempty"`  // 0, or the refusal's CKR code
-	Count         uint64                 `protobuf:"varint,12,opt,name=count,proto3" json:"count,omitempty"`
-	Mac           []byte                 `protobuf:"bytes,13,opt,name=mac,proto3" json:"mac,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Seq     uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Index   uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"` // the log index of the command that wrote it
+	Time    int64                  `protobuf:"varint,3,opt,name=time,proto3" json:"time,omitempty"`   // Unix seconds
+	Kind    string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`    // "command", "use" or "kms"
+	Op      string                 `protobuf:"bytes,5,opt,name=op,proto3" json:"op,omitempty"`
+	User    string                 `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
+	Cert    string                 `protobuf:"bytes,7,opt,name=cert,proto3" json:"cert,omitempty"` // SHA-256 fingerprint (hex) of the client certificate
+	Node    string                 `protobuf:"bytes,8,opt,name=node,proto3" json:"node,omitempty"`
+	Object  uint64                 `protobuf:"varint,9,opt,name=object,proto3" json:"object,omitempty"`
+	Subject string                 `protobuf:"bytes,10,opt,name=subject,proto3" json:"subject,omitempty"` // the user a user-management or share command names; a KMS record's key ARN
+	Result  uint64                 `protobuf:"varint,11,opt,name=result,proto3" json:"result,omitempty"`  // 0, or the refusal's CKR code; a KMS record: 0 succeeded, 1 refused
+	Count   uint64                 `protobuf:"varint,12,opt,name=count,proto3" json:"count,omitempty"`
+	Mac     []byte                 `protobuf:"bytes,13,opt,name=mac,proto3" json:"mac,omitempty"`
+	// A KMS record's context, a JSON object (docs/audit.md): context_keys,
+	// context_keys_omitted, source, request_id, error. "" for other kinds.
+	Detail        string `protobuf:"bytes,14,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3580,6 +3601,13 @@ func (x *AuditRecord) GetMac() []byte {
 		return x.Mac
 	}
 	return nil
+}
+
+func (x *AuditRecord) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
 }
 
 type ListAuditResponse struct {
@@ -4866,13 +4894,15 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x10GetBackupRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1b\n" +
 	"\x05Chunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\x87\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xad\x01\n" +
 	"\x10ListAuditRequest\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\x12\x14\n" +
 	"\x05since\x18\x02 \x01(\x03R\x05since\x12\x12\n" +
 	"\x04user\x18\x03 \x01(\tR\x04user\x12\x16\n" +
 	"\x06object\x18\x04 \x01(\x04R\x06object\x12\x14\n" +
-	"\x05limit\x18\x05 \x01(\rR\x05limit\"\x9b\x02\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limit\x12\x12\n" +
+	"\x04kind\x18\x06 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03key\x18\a \x01(\tR\x03key\"\xb3\x02\n" +
 	"\vAuditRecord\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x12\n" +
@@ -4887,7 +4917,8 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	" \x01(\tR\asubject\x12\x16\n" +
 	"\x06result\x18\v \x01(\x04R\x06result\x12\x14\n" +
 	"\x05count\x18\f \x01(\x04R\x05count\x12\x10\n" +
-	"\x03mac\x18\r \x01(\fR\x03mac\"l\n" +
+	"\x03mac\x18\r \x01(\fR\x03mac\x12\x16\n" +
+	"\x06detail\x18\x0e \x01(\tR\x06detail\"l\n" +
 	"\x11ListAuditResponse\x121\n" +
 	"\arecords\x18\x01 \x03(\v2\x17.openhsm.v1.AuditRecordR\arecords\x12$\n" +
 	"\x0enext_after_seq\x18\x02 \x01(\x04R\fnextAfterSeq\"\xbd\x01\n" +

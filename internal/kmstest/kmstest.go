@@ -3,7 +3,8 @@
 // store, the real handler, SigV4 and TLS on 127.0.0.1. The suites that
 // must run against a real cluster (interop, the SDK and CLI suites) use
 // internal/testcluster instead; this is for package tests and for
-// developing them.
+// developing them. This package's own test runs the AWS CLI and boto3
+// suites (interop/awscli.sh, interop/boto3.sh) against it.
 package kmstest
 
 import (

@@ -15,8 +15,8 @@ const module = "github.com/openhsm/openhsm/"
 // only packages after it.
 var order = []string{
 	"hsmd", "cluster", "cluster/peerpb", "backup",
-	"kms/httpapi", "kms", "kms/call", "kms/kmserr", "kms/blob", "kms/sigv4", "kms/model", "api", "api/hsmpb", "engine", "state/sqlite", "state", "snapshot", "seal", "mech",
-	"object", "quorum", "audit", "passwords", "hsmerr", "internal/fields", "ck",
+	"kms/httpapi", "kms", "kms/call", "api", "api/hsmpb", "engine", "state/sqlite", "state", "snapshot", "seal", "mech",
+	"object", "quorum", "audit", "passwords", "hsmerr", "internal/fields", "kms/kmserr", "kms/blob", "kms/sigv4", "kms/model", "ck",
 }
 
 // list runs go list in the module root.

@@ -13,7 +13,7 @@ import (
 type Request struct {
 	Op          string       // the operation, X-Amz-Target's suffix ("Encrypt")
 	Input       model.Object // the input model.Validate decoded
-	Principal   string       // the signing principal's name
+	Principal   string       // the signing principal, as the Secrets of SigV4 named it (kms: its ARN)
 	AccessKeyID string       // the access key it signed with
 	Region      string       // the region of the credential scope
 	Source      string       // the client's address (IP), for the trail

@@ -2,7 +2,6 @@ package core
 
 import (
 	"crypto"
-	"crypto/x509"
 	"encoding/binary"
 	"sync"
 
@@ -105,7 +104,7 @@ func (m *Module) objectInfo(sl *slot, c *client.Client, id uint64) (*objInfo, er
 		}
 	}
 	if oi.class == ck.CKO_PUBLIC_KEY && spki != nil {
-		if pub, err := x509.ParsePKIXPublicKey(spki); err == nil {
+		if pub, err := mech.ParsePKIXPublicKey(spki); err == nil {
 			oi.public = pub
 		}
 	}

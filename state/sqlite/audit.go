@@ -14,9 +14,9 @@ import (
 // The audit table: records are appended by Update after the command's
 // savepoint, so a refused command's record is kept (see tx.AppendAudit).
 
-const auditCols = `seq, prev, idx, time, kind, op, user, cert, node, object, subject, result, count, mac`
+const auditCols = `seq, prev, idx, time, kind, op, user, cert, node, object, subject, result, count, mac, detail`
 
-const insertAuditSQL = `INSERT INTO audit (` + auditCols + `) VALUES (?, coalesce(?, x''), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, x''))`
+const insertAuditSQL = `INSERT INTO audit (` + auditCols + `) VALUES (?, coalesce(?, x''), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, x''), ?)`
 
 // AppendAudit queues the records and the head; Update writes them after
 // fn returned, whatever it returned.
@@ -53,7 +53,7 @@ func (t *tx) writeAudit(ctx context.Context) error {
 	defer st.Close()
 	for _, r := range t.audit.recs {
 		if _, err := st.ExecContext(ctx, int64(r.Seq), r.Prev, int64(r.Index), r.Time, r.Kind, r.Op, r.User, r.Cert,
-			r.Node, int64(r.Object), r.Subject, int64(r.Result), int64(r.Count), r.MAC); err != nil {
+			r.Node, int64(r.Object), r.Subject, int64(r.Result), int64(r.Count), r.MAC, r.Detail); err != nil {
 			return fmt.Errorf("state/sqlite: audit record %d: %w", r.Seq, err)
 		}
 	}
@@ -82,6 +82,25 @@ func (s *Store) AuditRecords(q state.AuditQuery) ([]*audit.Record, error) {
 		conds = append(conds, "object = ?")
 		args = append(args, int64(q.Object))
 	}
+	if len(q.Kinds) > 0 {
+		conds = append(conds, "kind IN (?"+strings.Repeat(", ?", len(q.Kinds)-1)+")")
+		for _, k := range q.Kinds {
+			args = append(args, k)
+		}
+	}
+	if q.Subject != "" {
+		conds = append(conds, "subject = ?")
+		args = append(args, q.Subject)
+	}
+	if q.KeyID != "" {
+		if !isKeyID(q.KeyID) {
+			return nil, nil
+		}
+		// GLOB, unlike LIKE, is case-sensitive; the ID holds none of its
+		// wildcards (isKeyID), so the pattern is literal past "arn:*".
+		conds = append(conds, "kind = ? AND subject GLOB ?")
+		args = append(args, audit.KindKMS, "arn:*:key/"+q.KeyID)
+	}
 	query := `SELECT ` + auditCols + ` FROM audit WHERE ` + strings.Join(conds, " AND ") + ` ORDER BY seq`
 	if q.Limit > 0 {
 		query += fmt.Sprintf(" LIMIT %d", q.Limit)
@@ -105,11 +124,25 @@ func (s *Store) AuditRecords(q state.AuditQuery) ([]*audit.Record, error) {
 	return out, nil
 }
 
+// isKeyID: a KMS key ID as the key filter takes it, letters, digits and
+// '-', at most 128.
+func isKeyID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 func scanAudit(rows *sql.Rows) (*audit.Record, error) {
 	var r audit.Record
 	var seq, idx, obj, res, cnt int64
 	if err := rows.Scan(&seq, &r.Prev, &idx, &r.Time, &r.Kind, &r.Op, &r.User, &r.Cert, &r.Node, &obj, &r.Subject,
-		&res, &cnt, &r.MAC); err != nil {
+		&res, &cnt, &r.MAC, &r.Detail); err != nil {
 		return nil, err
 	}
 	r.Seq, r.Index, r.Object, r.Result, r.Count = uint64(seq), uint64(idx), uint64(obj), uint64(res), uint64(cnt)

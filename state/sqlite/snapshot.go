@@ -333,7 +333,7 @@ func (s *Store) Restore(r io.Reader, index uint64) (err error) {
 		case rec.Audit != nil:
 			r := rec.Audit
 			_, err = stmts[4].ExecContext(ctx, int64(r.Seq), r.Prev, int64(r.Index), r.Time, r.Kind, r.Op, r.User,
-				r.Cert, r.Node, int64(r.Object), r.Subject, int64(r.Result), int64(r.Count), r.MAC)
+				r.Cert, r.Node, int64(r.Object), r.Subject, int64(r.Result), int64(r.Count), r.MAC, r.Detail)
 		}
 		if err != nil {
 			return fmt.Errorf("state/sqlite: restore: write: %w", err)

@@ -82,6 +82,14 @@ func populate(t testing.TB, s *Store, n int) {
 			recs = append(recs, &audit.Record{Seq: uint64(i + 1), Prev: []byte{byte(i)}, Index: 10, Time: int64(-i),
 				Kind: audit.KindUse, Op: "sign", User: fmt.Sprintf("user-%03d", i), Cert: "ab", Node: "n1",
 				Object: uint64(1<<63 - 1 - i), Subject: "", Result: uint64(i) << 40, Count: 1 << 62, MAC: []byte(fmt.Sprintf("mac-%d", i))})
+			if i%3 == 1 {
+				// KMS records carry their detail; one of them an empty one.
+				r := recs[len(recs)-1]
+				r.Kind, r.Op, r.Subject, r.Object = audit.KindKMS, "Encrypt", "arn:aws:kms:eu-west-1:111122223333:key/k", 0
+				if i != 1 {
+					r.Detail = fmt.Sprintf(`{"context_keys":["a","é"],"request_id":"r-%d"}`, i)
+				}
+			}
 		}
 		if err := tx.AppendAudit(recs, []byte("head")); err != nil {
 			return err
@@ -653,4 +661,29 @@ func FuzzRestore(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestSnapshotCarriesKMSDetail: the stream carries a KMS record's detail,
+// and a restored store reads it back as written.
+func TestSnapshotCarriesKMSDetail(t *testing.T) {
+	src := openTest(t)
+	populate(t, src, 12)
+	dst := openTest(t)
+	if err := dst.Restore(bytes.NewReader(snapshotBytes(t, src)), 0); err != nil {
+		t.Fatal(err)
+	}
+	a, err := src.AuditRecords(state.AuditQuery{Kinds: []string{audit.KindKMS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dst.AuditRecords(state.AuditQuery{Kinds: []string{audit.KindKMS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != 4 || !reflect.DeepEqual(a, b) {
+		t.Fatalf("KMS records before and after restore:\n%+v\n%+v", a, b)
+	}
+	if a[1].Detail != `{"context_keys":["a","é"],"request_id":"r-4"}` {
+		t.Fatalf("detail %q", a[1].Detail)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -78,38 +79,69 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 
 // auditListOpts are the flags of audit list.
 type auditListOpts struct {
-	since, user, node string
-	object            uint64
+	since, user, principal, kind, key, node string
+	object                                  uint64
 }
 
 func (c *cli) auditListCommand() *cobra.Command {
 	var o auditListOpts
-	cmd := leaf("list [--since TIME] [--filter-user NAME] [--object ID] [--node ADDR]",
+	cmd := leaf("list [--since TIME] [--filter-user NAME] [--principal ARN] [--key KEY] [--kind KIND] [--object ID] [--node ADDR]",
 		"List the audit records you may read (logged in)", nil,
 		func(cmd *cobra.Command, _ []string) error { return c.auditList(cmd.Context(), o) })
 	cmd.Long = `List the audit records of one node: a crypto officer reads all of them, a
-crypto user only its own. TIME is RFC 3339, Unix seconds, or a duration ago
-(10m, 24h).`
-	cmd.Example = `  hsm audit list --since 24h --filter-user alice`
+crypto user only its own (of kinds command and use). TIME is RFC 3339, Unix
+seconds, or a duration ago (10m, 24h). KMS requests are records of kind kms:
+--principal selects a KMS principal's (as --filter-user a user's), --key a
+key's, by its ARN or its key ID (in every region). With --json each record
+is one JSON object, a KMS record's detail (context keys, source address,
+request ID, exception) included.`
+	cmd.Example = `  hsm audit list --since 24h --filter-user alice
+  hsm audit list --kind kms --key 1234abcd-12ab-34cd-56ef-1234567890ab --since 2026-12-01T00:00:00Z --json`
 	f := cmd.Flags()
 	f.StringVar(&o.since, "since", "", "only records at or after `TIME`")
 	// --user is the global flag of the user who logs in, so the filter
 	// has a name of its own.
 	f.StringVar(&o.user, "filter-user", "", "only records of user `NAME`")
+	f.StringVar(&o.principal, "principal", "", "only records of KMS principal `ARN` (or access key ID)")
+	f.StringVar(&o.key, "key", "", "only KMS records of `KEY`, a key ARN or key ID")
+	f.StringVar(&o.kind, "kind", "", "only records of `KIND`: command, use or kms")
 	f.Uint64Var(&o.object, "object", 0, "only records of object `ID`")
 	f.StringVar(&o.node, "node", "", "read the node at `ADDR` (host:port)")
 	setRole(cmd, roleAny)
 	return cmd
 }
 
-func (c *cli) auditList(ctx context.Context, o auditListOpts) error {
-	q := client.AuditQuery{User: o.user, Object: o.object}
+// auditQuery reads audit list's flags.
+func auditQuery(o auditListOpts, now time.Time) (client.AuditQuery, error) {
+	q := client.AuditQuery{User: o.user, Object: o.object, Kind: o.kind, Key: o.key}
+	if o.principal != "" {
+		if o.user != "" && o.user != o.principal {
+			return q, fmt.Errorf("--principal and --filter-user name the same field; give one")
+		}
+		q.User = o.principal
+	}
+	switch o.kind {
+	case "", "command", "use", "kms":
+	default:
+		return q, fmt.Errorf("--kind: %q is not command, use or kms", o.kind)
+	}
+	if o.key != "" && o.kind != "" && o.kind != "kms" {
+		return q, fmt.Errorf("--key selects KMS records; it goes with --kind kms or none")
+	}
 	if o.since != "" {
-		t, err := parseSince(o.since, time.Now())
+		t, err := parseSince(o.since, now)
 		if err != nil {
-			return usagef("audit list: %v", err)
+			return q, err
 		}
 		q.Since = t
+	}
+	return q, nil
+}
+
+func (c *cli) auditList(ctx context.Context, o auditListOpts) error {
+	q, err := auditQuery(o, time.Now())
+	if err != nil {
+		return usagef("audit list: %v", err)
 	}
 	hc, done, err := c.auditSession(ctx, o.node)
 	if err != nil {
@@ -141,13 +173,25 @@ func (c *cli) auditList(ctx context.Context, o auditListOpts) error {
 		if r.Object != 0 {
 			obj = strconv.FormatUint(r.Object, 10)
 		}
-		if r.Subject != "" {
+		switch {
+		case r.Kind == "kms" && r.Subject != "":
+			obj = "key " + clean(keyIDOf(r.Subject))
+		case r.Subject != "":
 			obj = "user " + clean(r.Subject)
 		}
 		fmt.Fprintf(w, "%-6d %-20s %-7s %-16s %-12s %-8s %-20s %-22s %6d\n", r.Seq, r.Time.Format(time.RFC3339),
 			r.Kind, clean(r.Op), clean(r.User), clean(r.Node), obj, r.Result, r.Count)
 	}
 	return nil
+}
+
+// keyIDOf is the key ID of a key ARN (what follows ":key/"), or the
+// string as it is.
+func keyIDOf(arn string) string {
+	if i := strings.LastIndex(arn, ":key/"); i >= 0 && strings.HasPrefix(arn, "arn:") {
+		return arn[i+len(":key/"):]
+	}
+	return arn
 }
 
 func (c *cli) auditVerifyCommand() *cobra.Command {

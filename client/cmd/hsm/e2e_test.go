@@ -53,6 +53,32 @@ func TestEndToEnd(t *testing.T) {
 	r = hsm(co, "cluster", "status")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "leader")
+	// audit list on a real node: the kind filter, the KMS filters (no KMS
+	// request reached this cluster, so none match), refusals.
+	r = hsm(co, "--json", "audit", "list", "--kind", "command", "--since", "1h")
+	require.Equal(t, 0, r.code, r.stderr)
+	var trail struct {
+		Records []client.AuditRecord `json:"records"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &trail))
+	require.NotEmpty(t, trail.Records)
+	for _, rec := range trail.Records {
+		assert.Equal(t, "command", rec.Kind)
+		assert.Empty(t, rec.Detail)
+	}
+	r = hsm(co, "--json", "audit", "list", "--kind", "kms", "--key", "1234abcd-12ab-34cd-56ef-1234567890ab",
+		"--principal", "arn:aws:iam::123456789012:user/alice")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.JSONEq(t, `{"records":[]}`, r.stdout)
+	r = hsm(co, "audit", "list", "--key", "alias/mine")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "key")
+	r = hsm(co, "audit", "list", "--kind", "secrets")
+	assert.Equal(t, 2, r.code)
+	r = hsm(cu, "audit", "list", "--kind", "kms")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "CKR_USER_NOT_LOGGED_IN")
+
 	// Single-dash long flags, as the flag package took them.
 	r = hsm(cu, "key", "list", "-json", "-class", "secret")
 	require.Equal(t, 0, r.code, r.stderr)

@@ -497,7 +497,7 @@ func TestCommandsPreserved(t *testing.T) {
 		"quorum token create":       {"service"},
 		"quorum token approve":      {"key"},
 		"quorum token list":         nil,
-		"audit list":                {"since", "filter-user", "object", "node"},
+		"audit list":                {"since", "filter-user", "object", "node", "principal", "key", "kind"},
 		"audit verify":              {"node"},
 		"cert revoke":               {"name"},
 		"cert list":                 nil,
