@@ -42,10 +42,9 @@ import (
 // unchanged aws-sdk-go-v2 KMS client, or with requests signed by its SigV4
 // signer where the attack is a request the client would not send.
 
-// kmsNotWired is why a cluster may serve no KMS API: the [kms] listener of
-// hsmd and the KMS exports of scripts/cluster.sh.
-const kmsNotWired = "hsmd's [kms] listener and scripts/cluster.sh's KMS setup (the s16-wiring work) are not on this branch yet, " +
-	"so these nodes serve no KMS API and `hsm kms principal create` is refused"
+// kmsNotWired says what a cluster that serves no KMS API lacks.
+const kmsNotWired = "these nodes serve no KMS API: scripts/cluster.sh writes a [kms] section into every node's config " +
+	"unless HSM_NO_KMS is set, and hsmd serves it; without one, `hsm kms principal create` is refused too"
 
 const kmsRegion = "us-east-1"
 
@@ -60,7 +59,7 @@ func kmsNodeURL(t *testing.T, c *testcluster.Cluster, k int) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(c.Dir, fmt.Sprintf("node%d.kms.addr", k)))
 	if err != nil || len(bytes.TrimSpace(b)) == 0 {
-		t.Fatalf("node%d serves no KMS API (no node%d.kms.addr): %s", k, k, kmsNotWired)
+		t.Fatalf("node%d has no KMS address (node%d.kms.addr): %s", k, k, kmsNotWired)
 	}
 	return "https://" + strings.TrimSpace(string(b))
 }
