@@ -401,10 +401,27 @@ func putUser(tx Tx, s *seal.Sealer, u *object.User) error {
 }
 
 func applyCreateUser(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
+	if c.User != nil {
+		if err := notKMSUser(c.User.Name); err != nil {
+			return nil, err
+		}
+	}
 	if err := quorumCheck(tx, s, c, quorum.ServiceUserManagement); err != nil {
 		return nil, err
 	}
 	return nil, createUser(tx, s, c)
+}
+
+// notKMSUser keeps KMSUser the KMS service's own: only the first KMS
+// principal makes it (with a password no one keeps), and no one may make,
+// delete or set the password of a user of that name, since whoever could
+// log in as it could use every KMS key outside the KMS API and its trail.
+
+func notKMSUser(name string) error {
+	if name == KMSUser {
+		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "%s is the KMS service's own crypto user: no one makes it, deletes it or sets its password", KMSUser)
+	}
+	return nil
 }
 
 // applyBootstrap makes the first crypto officer, and only while the store
@@ -420,6 +437,9 @@ func applyBootstrap(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	}
 	if c.User == nil || c.User.Role != object.RoleCO {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "bootstrap makes a crypto officer")
+	}
+	if err := notKMSUser(c.User.Name); err != nil {
+		return nil, err
 	}
 	return nil, createUser(tx, s, c)
 }
@@ -472,6 +492,9 @@ func nextUserNumber(tx Tx) (uint64, error) {
 }
 
 func applyDeleteUser(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
+	if err := notKMSUser(c.Name); err != nil {
+		return nil, err
+	}
 	u, err := userFor(tx, s, c.Name)
 	if err != nil {
 		return nil, err
@@ -520,6 +543,9 @@ func countRole(tx Tx, s *seal.Sealer, r object.Role) (int, error) {
 }
 
 func applySetPassword(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
+	if err := notKMSUser(c.Name); err != nil {
+		return nil, err
+	}
 	u, err := userFor(tx, s, c.Name)
 	if err != nil {
 		return nil, err
