@@ -52,7 +52,8 @@ func TestBackupRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("backup create: %v\n%s", err, out)
 	}
-	if !bytes.Contains(out, []byte(`"objects": 6`)) || !bytes.Contains(out, []byte(`"users": 4`)) {
+	// admin, admin2, cu1, cu2 and kmsuser (cluster.sh made a KMS principal).
+	if !bytes.Contains(out, []byte(`"objects": 6`)) || !bytes.Contains(out, []byte(`"users": 5`)) {
 		t.Fatalf("backup create said:\n%s", out)
 	}
 	if !bytes.Contains(out, []byte("write: ")) {
@@ -183,7 +184,7 @@ func TestScheduledBackup(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(bs) > 0 {
-			if bs[0].Users != 3 || bs[0].Node != "node1" { // admin, admin2, cu1
+			if bs[0].Users != 4 || bs[0].Node != "node1" { // admin, admin2, cu1, kmsuser
 				t.Fatalf("scheduled backup: %+v", bs[0])
 			}
 			break

@@ -170,7 +170,7 @@ func TestAttackAuthzForgedForward(t *testing.T) {
 		names = append(names, u.Name+"/"+u.Role)
 	}
 	sort.Strings(names)
-	require.Equal(t, []string{"admin/CO", "admin2/CO", "cu1/CU"}, names) // as cluster.sh made them
+	require.Equal(t, []string{"admin/CO", "admin2/CO", "cu1/CU", "kmsuser/CU"}, names) // as cluster.sh made them (kmsuser with its KMS principal)
 	// The owner lists them (an officer no longer sees a crypto user's
 	// private keys at all).
 	objs, err := cu.ListObjects(ctx, nil, 0)
