@@ -162,19 +162,39 @@ func (u *useCounter) flush(ctx context.Context, all bool) error {
 // send submits a batch. A refusal is final (a duplicate was counted
 // already); a failure of the cluster keeps the batch pending.
 func (u *useCounter) send(ctx context.Context, c *state.Command) error {
-	err := u.applier.Submit(ctx, c)
-	switch {
-	case err == nil || state.IsAuditDuplicate(err):
-		u.pending = nil
-		return nil
-	case hsmerr.IsRV(err, ck.CKR_DEVICE_ERROR) || ctx.Err() != nil:
+	switch out, err := sendBatch(ctx, u.applier, c); out {
+	case batchPending:
 		u.pending = c
 		return err
-	default:
+	case batchRefused:
 		u.pending = nil
 		u.log.Error("key-use counts refused; they are lost", "batch", c.Batch, "counts", len(c.Uses), "error", err.Error())
-		return nil
+	default:
+		u.pending = nil
 	}
+	return nil
+}
+
+// batchOutcome is what became of a node's audit batch.
+type batchOutcome int
+
+const (
+	batchDone    batchOutcome = iota // applied, or a duplicate of one applied
+	batchPending                     // the cluster failed: send it again as it is
+	batchRefused                     // refused for good
+)
+
+// sendBatch submits an audit batch (OpAudit, OpKMSAudit) and sorts its
+// outcome; the error is the cluster's failure or the refusal.
+func sendBatch(ctx context.Context, a engine.Applier, c *state.Command) (batchOutcome, error) {
+	err := a.Submit(ctx, c)
+	switch {
+	case err == nil || state.IsAuditDuplicate(err):
+		return batchDone, nil
+	case hsmerr.IsRV(err, ck.CKR_DEVICE_ERROR) || ctx.Err() != nil:
+		return batchPending, err
+	}
+	return batchRefused, err
 }
 
 // run flushes every second until ctx ends.

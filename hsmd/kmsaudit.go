@@ -10,9 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/openhsm/openhsm/audit"
-	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/engine"
-	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/kms/model"
 	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/state"
@@ -235,21 +233,19 @@ func (a *kmsAuditor) flush(ctx context.Context) error {
 // already; anything else is logged and its events counted as dropped); a
 // failure of the cluster keeps the batch pending.
 func (a *kmsAuditor) send(ctx context.Context, c *state.Command) error {
-	err := a.applier.Submit(ctx, c)
-	switch {
-	case err == nil || state.IsAuditDuplicate(err):
-		a.pending = nil
-		return nil
-	case hsmerr.IsRV(err, ck.CKR_DEVICE_ERROR) || ctx.Err() != nil:
+	switch out, err := sendBatch(ctx, a.applier, c); out {
+	case batchPending:
 		a.pending = c
 		return err
-	default:
+	case batchRefused:
 		a.pending = nil
 		a.dropped.Add(uint64(len(c.KMSEvents)))
 		a.log.Error("a KMS audit batch was refused; its events are lost", "batch", c.Batch, "events", len(c.KMSEvents),
 			"error", err.Error())
-		return nil
+	default:
+		a.pending = nil
 	}
+	return nil
 }
 
 // reportDropped logs the events dropped since the last report.

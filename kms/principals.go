@@ -80,9 +80,16 @@ func officer(c engine.Caller) error {
 	return nil
 }
 
-// newAccessKey makes an access key ID (AKIA and 16 of A-Z2-7, as AWS's
-// look) and a 40-character secret, sealed for its row.
-func (s *Service) newAccessKey(name string) (*state.KMSPrincipal, string, error) {
+// newAccessKey makes, for an officer, an access key ID (AKIA and 16 of
+// A-Z2-7, as AWS's look) and a 40-character secret for the named
+// principal, sealed for its row.
+func (s *Service) newAccessKey(c engine.Caller, name string) (*state.KMSPrincipal, string, error) {
+	if err := officer(c); err != nil {
+		return nil, "", err
+	}
+	if err := state.ValidKMSPrincipalName(name); err != nil {
+		return nil, "", err
+	}
 	sl, err := s.e.Sealer()
 	if err != nil {
 		return nil, "", err
@@ -108,13 +115,7 @@ func (s *Service) newAccessKey(name string) (*state.KMSPrincipal, string, error)
 // be a crypto officer. The first principal also makes kmsuser, with a
 // random password nobody keeps.
 func (s *Service) CreatePrincipal(ctx context.Context, c engine.Caller, name string) (*Credentials, error) {
-	if err := officer(c); err != nil {
-		return nil, err
-	}
-	if err := state.ValidKMSPrincipalName(name); err != nil {
-		return nil, err
-	}
-	p, secret, err := s.newAccessKey(name)
+	p, secret, err := s.newAccessKey(c, name)
 	if err != nil {
 		return nil, err
 	}
@@ -179,13 +180,7 @@ func (s *Service) DeletePrincipal(ctx context.Context, c engine.Caller, name str
 // RotatePrincipalKey gives a principal a new access key and ends the old
 // one. The caller must be a crypto officer.
 func (s *Service) RotatePrincipalKey(ctx context.Context, c engine.Caller, name string) (*Credentials, error) {
-	if err := officer(c); err != nil {
-		return nil, err
-	}
-	if err := state.ValidKMSPrincipalName(name); err != nil {
-		return nil, err
-	}
-	p, secret, err := s.newAccessKey(name)
+	p, secret, err := s.newAccessKey(c, name)
 	if err != nil {
 		return nil, err
 	}
