@@ -385,16 +385,10 @@ func checkKMSPrincipal(tx Tx, s *seal.Sealer, c *Command, system bool) error {
 
 // ---- principals ----
 
-// ValidKMSPrincipalName accepts IAM user names: 1–64 of letters, digits
-// and +=,.@_-.
+// ValidKMSPrincipalName is object.CheckKMSPrincipalName as a refusal.
 func ValidKMSPrincipalName(name string) error {
-	if len(name) == 0 || len(name) > 64 {
-		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "a principal name is 1 to 64 characters")
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+=,.@_-", r)) {
-			return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "a principal name holds only letters, digits and +=,.@_-")
-		}
+	if err := object.CheckKMSPrincipalName(name); err != nil {
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
 	}
 	return nil
 }
