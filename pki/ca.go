@@ -6,7 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"math/big"
@@ -75,13 +75,17 @@ func ValidateClusterID(id string) error {
 	return nil
 }
 
-// NewClusterID returns a fresh random cluster ID ("c-" and 16 hex digits).
+// NewClusterID returns a fresh random cluster ID in AWS CloudHSM's form,
+// "cluster-" and 16 characters of a-z and 2-7 (80 random bits): AWS SDKs
+// check a custom key store's CloudHsmClusterId against `cluster-` and 11
+// to 16 characters of [2-7a-zA-Z] before they send it. IDs of other forms
+// (clusters made before, "c-" and 16 hex digits) stay valid.
 func NewClusterID() (string, error) {
-	b := make([]byte, 8)
+	b := make([]byte, 10)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("pki: generate cluster ID: %w", err)
 	}
-	return "c-" + hex.EncodeToString(b), nil
+	return "cluster-" + strings.ToLower(base32.StdEncoding.EncodeToString(b)), nil
 }
 
 func clusterURI(id string) *url.URL {

@@ -162,6 +162,9 @@ print_exports() { # DIR N ID
   echo "export HSM_PASSWORD='$(cat "$dir/co.password")'"
   echo "export HSM_USER2='$CO2_USER'"
   echo "export HSM_PASSWORD2='$(cat "$dir/co2.password")'"
+  # What another cluster's KMS names this one by, as a custom key store.
+  echo "export HSM_CLUSTER_ID='$3'"
+  echo "export HSM_CA_CERT='$dir/pki/ca.pem'"
 }
 
 # The KMS API's scheme: https, or http when HSM_KMS_CONFIG said tls = false.
