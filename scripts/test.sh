@@ -65,6 +65,7 @@ for pt in \
   ./kms/sigv4:FuzzParseAuthorization \
   ./kms/sigv4:FuzzVerify \
   ./kms/model:FuzzValidate \
+  ./kms/policy:FuzzParse \
   ./kms/httpapi:FuzzHandler
 do
   pkg=${pt%%:*} target=${pt#*:}
