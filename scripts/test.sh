@@ -65,7 +65,8 @@ for pt in \
   ./kms/sigv4:FuzzParseAuthorization \
   ./kms/sigv4:FuzzVerify \
   ./kms/model:FuzzValidate \
-  ./kms/httpapi:FuzzHandler
+  ./kms/httpapi:FuzzHandler \
+  ./kms/xks:FuzzHandler
 do
   pkg=${pt%%:*} target=${pt#*:}
   # Go 1.26's fuzz coordinator can report its own -fuzztime deadline as a

@@ -65,7 +65,9 @@ func TestRotationUnderLoad(t *testing.T) {
 			}
 			id := fmt.Sprintf("AKIDXKSLOAD%010d", i%50)
 			id = strings.NewReplacer("0", "A", "1", "B", "8", "C", "9", "D").Replace(id)
-			_ = p.creds.Set(prefix, id, secret2)
+			if err := p.creds.Set(prefix, id, secret2); err != nil {
+				panic(err)
+			}
 			p.creds.Remove(prefix, id)
 		}
 	})
