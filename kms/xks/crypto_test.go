@@ -57,7 +57,9 @@ func TestTamper(t *testing.T) {
 		{"AAD dropped", func(d *DecryptRequest) { d.AdditionalAuthenticatedData = nil }, ""},
 		{"AAD added to", func(d *DecryptRequest) { d.AdditionalAuthenticatedData = append(bytes.Clone(aad), 0) }, ""},
 		{"IV bit", func(d *DecryptRequest) { d.InitializationVector = flip(d.InitializationVector, 11) }, ""},
-		{"IV padded to 16", func(d *DecryptRequest) { d.InitializationVector = append(bytes.Clone(d.InitializationVector), 0, 0, 0, 0) }, ""},
+		{"IV padded to 16", func(d *DecryptRequest) {
+			d.InitializationVector = append(bytes.Clone(d.InitializationVector), 0, 0, 0, 0)
+		}, ""},
 		{"tag bit", func(d *DecryptRequest) { d.AuthenticationTag = flip(d.AuthenticationTag, 0) }, ""},
 		{"ciphertext bit", func(d *DecryptRequest) { c := flip(*d.Ciphertext, 5); d.Ciphertext = &c }, ""},
 		{"ciphertext cut", func(d *DecryptRequest) { c := (*d.Ciphertext)[:31]; d.Ciphertext = &c }, ""},
