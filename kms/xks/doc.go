@@ -32,7 +32,7 @@
 //     Allowed, with Allow: POST ([S] "API operations": MUST).
 //  3. The prefix is served, and the externalKeyId has the spec's form
 //     (1-128 of A-Z a-z 0-9 - _ .): else InvalidUriPathException.
-//  4. The body, at most a bound derived from Limits (about 83 KiB by
+//  4. The body, at most a bound derived from Limits (about 80 KiB by
 //     default): a larger one is UnsupportedOperationException (501).
 //  5. SigV4 (kms/sigv4's Verifier, service "kms-xks-proxy", any region,
 //     5 minutes of clock skew) against the prefix's credentials
