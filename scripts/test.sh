@@ -66,7 +66,8 @@ for pt in \
   ./kms/sigv4:FuzzVerify \
   ./kms/model:FuzzValidate \
   ./kms/policy:FuzzParse \
-  ./kms/httpapi:FuzzHandler
+  ./kms/httpapi:FuzzHandler \
+  ./kms/xks:FuzzHandler
 do
   pkg=${pt%%:*} target=${pt#*:}
   # Go 1.26's fuzz coordinator can report its own -fuzztime deadline as a

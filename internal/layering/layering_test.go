@@ -15,7 +15,7 @@ const module = "github.com/openhsm/openhsm/"
 // only packages after it.
 var order = []string{
 	"hsmd", "cluster", "cluster/peerpb", "backup",
-	"kms/httpapi", "kms", "kms/call", "kms/policy", "api", "api/hsmpb", "engine", "state/sqlite", "state", "snapshot", "seal", "mech",
+	"kms/httpapi", "kms", "kms/call", "kms/policy", "kms/xks", "api", "api/hsmpb", "engine", "state/sqlite", "state", "snapshot", "seal", "mech",
 	"object", "quorum", "audit", "passwords", "hsmerr", "internal/fields", "kms/kmserr", "kms/blob", "kms/sigv4", "kms/model", "ck",
 }
 
