@@ -165,7 +165,7 @@ func (s *Service) Call(ctx context.Context, r *call.Request) (model.Object, erro
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "%s is not supported by this service", r.Op)
 	}
 	if dry, _ := r.Input.Bool("DryRun"); dry {
-		return nil, s.dryRun(ctx, fn, r)
+		return nil, kmsError(s.dryRun(r))
 	}
 	out, err := fn(s, ctx, r)
 	return out, kmsError(err)
@@ -185,10 +185,16 @@ func kmsError(err error) error {
 	return err
 }
 
-// dryRun answers DryRun: AWS checks permissions only and answers
-// DryRunOperationException when the request would have succeeded.
-func (s *Service) dryRun(_ context.Context, _ opFunc, r *call.Request) error {
-	return kmserr.New("DryRunOperationException", "The request would have succeeded, but the DryRun option is set.")
+// dryRun answers DryRun: once the request's key resolves (a missing key
+// is NotFoundException), DryRunOperationException. AWS checks permissions
+// here too, which key policies will bring (issue 11).
+func (s *Service) dryRun(r *call.Request) error {
+	if _, ok := r.Input.String("KeyId"); ok {
+		if _, err := s.key(r, "KeyId", true); err != nil {
+			return err
+		}
+	}
+	return kmserr.New(kmserr.DryRun, "The request would have succeeded, but the DryRun option is set.")
 }
 
 var _ call.Service = (*Service)(nil)

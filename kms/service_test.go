@@ -361,3 +361,12 @@ func kmsErr(err error) error {
 	}
 	return err
 }
+
+// DryRun resolves the key first, then answers DryRunOperationException;
+// nothing is made.
+func TestDryRun(t *testing.T) {
+	w := newWorld(t)
+	id, _ := w.createKey(nil).String("KeyId")
+	w.refused(kmserr.DryRun, "Encrypt", map[string]any{"KeyId": id, "Plaintext": []byte("x"), "DryRun": true})
+	w.refused(kmserr.NotFound, "Encrypt", map[string]any{"KeyId": "alias/none", "Plaintext": []byte("x"), "DryRun": true})
+}

@@ -83,4 +83,3 @@ func TestHSMBackend(t *testing.T) {
 	require.Len(t, h, 1)
 	assert.Equal(t, HealthActive, h[0].Status)
 }
-
