@@ -444,10 +444,21 @@ func applyKMSPrincipalCreate(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error
 		if err := createUser(tx, s, c); err != nil {
 			return nil, err
 		}
+		if err := claimKMSUser(tx, s, c.Time); err != nil {
+			return nil, err
+		}
 	case err != nil:
 		return nil, err
 	case u.Role != object.RoleCU:
 		return nil, hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "the user %s exists and is not a crypto user", KMSUser)
+	default:
+		claimed, err := kmsUserClaimed(tx, s)
+		if err != nil {
+			return nil, err
+		}
+		if !claimed {
+			return nil, hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "a crypto officer made the crypto user %s on this cluster (for another cluster's KMS to use it as a custom key store), so this cluster's KMS cannot have principals: delete that user first", KMSUser)
+		}
 	}
 	var old KMSPrincipal
 	if err := readRow(tx, s, KMSPrincipalPrefix+p.Name, &old); err == nil {
