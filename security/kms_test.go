@@ -763,7 +763,9 @@ func TestAttackKMSPrincipalCannotManage(t *testing.T) {
 	kmsWant(t, err, "UnsupportedOperationException", "CreateGrant")
 	_, err = svc.CreateCustomKeyStore(ctx, &kms.CreateCustomKeyStoreInput{CustomKeyStoreName: aws.String("mine"), CloudHsmClusterId: aws.String("cluster-234567abcdefg"),
 		KeyStorePassword: aws.String("kmsuser-password"), TrustAnchorCertificate: aws.String("x")})
-	kmsWant(t, err, "UnsupportedOperationException", "CreateCustomKeyStore")
+	// A principal names only clusters a crypto officer added (`hsm kms
+	// cluster add`), with a CA certificate as the trust anchor.
+	kmsWant(t, err, "IncorrectTrustAnchorException", "CreateCustomKeyStore")
 
 	// The principal RPCs with the cluster's client certificate but no
 	// session, and with a crypto user's session.
