@@ -182,6 +182,13 @@ var table = []Row{
 	{RV: ck.CKR_WRAPPED_KEY_INVALID, Reason: "kms-incorrect-key-material", Code: codes.InvalidArgument, KMS: "IncorrectKeyMaterialException"},
 	{RV: ck.CKR_USER_NOT_LOGGED_IN, Reason: "kms-access-denied", Code: codes.PermissionDenied, KMS: "AccessDeniedException"},
 	{RV: ck.CKR_ACTION_PROHIBITED, Reason: "kms-not-authorized", Code: codes.PermissionDenied, KMS: "NotAuthorizedException"},
+	// Custom key stores (docs/kms.md, "Custom key stores").
+	{RV: ck.CKR_OBJECT_HANDLE_INVALID, Reason: "kms-cks-not-found", Code: codes.NotFound, KMS: "CustomKeyStoreNotFoundException"},
+	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-cks-name-in-use", Code: codes.InvalidArgument, KMS: "CustomKeyStoreNameInUseException"},
+	{RV: ck.CKR_ACTION_PROHIBITED, Reason: "kms-cks-invalid-state", Code: codes.FailedPrecondition, KMS: "CustomKeyStoreInvalidStateException"},
+	{RV: ck.CKR_ACTION_PROHIBITED, Reason: "kms-cks-has-keys", Code: codes.FailedPrecondition, KMS: "CustomKeyStoreHasCMKsException"},
+	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-hsm-cluster-in-use", Code: codes.InvalidArgument, KMS: "CloudHsmClusterInUseException"},
+	{RV: ck.CKR_OBJECT_HANDLE_INVALID, Reason: "kms-hsm-cluster-not-found", Code: codes.NotFound, KMS: "CloudHsmClusterNotFoundException"},
 
 	// Internal: details are logged, not sent.
 	{RV: ck.CKR_FUNCTION_FAILED, Code: codes.Internal},

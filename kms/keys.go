@@ -325,6 +325,11 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 	if !ok {
 		origin = state.KMSOriginKMS
 	}
+	if cks, ok := in.String("CustomKeyStoreId"); ok {
+		if err := s.checkStoreForKey(r, cks, origin); err != nil {
+			return nil, err
+		}
+	}
 	if origin != state.KMSOriginKMS && origin != state.KMSOriginExternal {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "Origin %s is not supported by this service", origin)
 	}

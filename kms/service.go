@@ -54,6 +54,7 @@ type Service struct {
 	account string
 	clock   func() time.Time
 	log     *slog.Logger
+	cks     storeClients // clients of connected custom key stores (keystore_cloudhsm.go)
 }
 
 // New makes the service.
@@ -143,6 +144,13 @@ func init() {
 		"GetParametersForImport":    (*Service).getParametersForImport,
 		"ImportKeyMaterial":         (*Service).importKeyMaterial,
 		"DeleteImportedKeyMaterial": (*Service).deleteImportedKeyMaterial,
+
+		"CreateCustomKeyStore":     (*Service).createCustomKeyStore,
+		"DescribeCustomKeyStores":  (*Service).describeCustomKeyStores,
+		"UpdateCustomKeyStore":     (*Service).updateCustomKeyStore,
+		"ConnectCustomKeyStore":    (*Service).connectCustomKeyStore,
+		"DisconnectCustomKeyStore": (*Service).disconnectCustomKeyStore,
+		"DeleteCustomKeyStore":     (*Service).deleteCustomKeyStore,
 	}
 }
 

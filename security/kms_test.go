@@ -565,7 +565,8 @@ func kmsBackdoor(t *testing.T, c *testcluster.Cluster, password, keyID string, c
 // SigV4 and no KMS audit record. Three ways are tried: resetting kmsuser's
 // password; deleting kmsuser while it owns no key yet and making it again
 // with a password of the officer's choice; and making a crypto user named
-// kmsuser before the first principal. Each ends with the officer logging
+// kmsuser before the first principal (allowed, for a custom key store of
+// another cluster's KMS, but then this cluster's KMS refuses principals). Each ends with the officer logging
 // in as kmsuser and decrypting a principal's ciphertext, which must fail.
 // (With quorum on, M officers can still reset any crypto user: quorum.md.)
 func TestAttackKMSOfficerBecomesKMSUser(t *testing.T) {
@@ -609,27 +610,38 @@ func TestAttackKMSOfficerBecomesKMSUser(t *testing.T) {
 	})
 
 	t.Run("MakeBeforeFirstPrincipal", func(t *testing.T) {
+		// An officer may make kmsuser on a cluster whose KMS has not
+		// claimed it (to serve another cluster's KMS as a custom key
+		// store); this cluster's KMS then refuses every principal, so the
+		// officer's kmsuser never holds a key of this cluster's KMS.
 		c := testcluster.StartEmpty(t)
 		boot := pinned(t, c, 1, "", "")
 		officerPW := "officer-password-" + fmt.Sprint(time.Now().UnixNano())
 		require.NoError(t, boot.Bootstrap(ctx, "admin", officerPW))
 		co := pinned(t, c, 1, "admin", officerPW)
-		assert.Error(t, co.CreateUser(ctx, state.KMSUser, "CU", pw), "an officer made a crypto user named kmsuser before the first principal")
+		require.NoError(t, co.CreateUser(ctx, state.KMSUser, "CU", pw), "an officer makes kmsuser for another cluster's KMS")
 		cred, err := co.CreateKMSPrincipal(ctx, "victim")
 		if hsmerr.IsRV(err, ck.CKR_FUNCTION_NOT_SUPPORTED) {
 			t.Fatalf("the node refused to make a KMS principal (%v): %s", err, kmsNotWired)
 		}
-		if err != nil {
-			return // the service refused to adopt a kmsuser it did not make: no backdoor
-		}
-		cr := kmsCreds{Name: "victim", AccessKeyID: cred.AccessKeyID, Secret: cred.SecretAccessKey}
+		require.True(t, hsmerr.IsRV(err, ck.CKR_ACTION_PROHIBITED), "the KMS adopted a kmsuser an officer made: %v", err)
+		require.Contains(t, err.Error(), "cannot have principals")
+		require.Nil(t, cred)
+		// Deleted, kmsuser is the KMS's to make and claim: the officer
+		// cannot make it again.
+		require.NoError(t, co.DeleteUser(ctx, state.KMSUser))
+		cred, err = co.CreateKMSPrincipal(ctx, "victim2")
+		require.NoError(t, err, "the first principal makes and claims kmsuser")
+		cr := kmsCreds{Name: "victim2", AccessKeyID: cred.AccessKeyID, Secret: cred.SecretAccessKey}
+		err = co.CreateUser(ctx, state.KMSUser, "CU", pw)
+		require.True(t, hsmerr.IsRV(err, ck.CKR_ACTION_PROHIBITED), "an officer made kmsuser again after the KMS claimed it: %v", err)
 		svc := kmsSDK(t, c, kmsNodeURL(t, c, 1), cr, kmsOpts{})
 		kmsWaitReady(t, svc)
 		key := kmsKey(t, svc, types.KeySpecSymmetricDefault, "")
 		enc, err := svc.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(key), Plaintext: secretText, EncryptionContext: ec})
 		require.NoError(t, err)
 		pt, err := kmsBackdoor(t, c, pw, key, enc.CiphertextBlob, ec)
-		assert.Error(t, err, "an officer logged in as the kmsuser it made before the first principal and decrypted a principal's ciphertext (plaintext recovered: %t)",
+		assert.Error(t, err, "an officer logged in as kmsuser and decrypted a principal's ciphertext (plaintext recovered: %t)",
 			bytes.Equal(pt, secretText))
 	})
 }
@@ -751,7 +763,9 @@ func TestAttackKMSPrincipalCannotManage(t *testing.T) {
 	kmsWant(t, err, "UnsupportedOperationException", "CreateGrant")
 	_, err = svc.CreateCustomKeyStore(ctx, &kms.CreateCustomKeyStoreInput{CustomKeyStoreName: aws.String("mine"), CloudHsmClusterId: aws.String("cluster-234567abcdefg"),
 		KeyStorePassword: aws.String("kmsuser-password"), TrustAnchorCertificate: aws.String("x")})
-	kmsWant(t, err, "UnsupportedOperationException", "CreateCustomKeyStore")
+	// A principal names only clusters a crypto officer added (`hsm kms
+	// cluster add`), with a CA certificate as the trust anchor.
+	kmsWant(t, err, "IncorrectTrustAnchorException", "CreateCustomKeyStore")
 
 	// The principal RPCs with the cluster's client certificate but no
 	// session, and with a crypto user's session.

@@ -106,6 +106,9 @@ var commandAuthority = map[Op]authority{
 	OpKMSDeleteMaterial:  {actor: actorKMSPrincipal},
 	OpKMSAlias:           {actor: actorKMSPrincipal},
 	OpKMSUpkeep:          {actor: actorNone},
+	OpKMSHSMCluster:      {actor: actorCO},
+	OpKMSKeyStore:        {actor: actorKMSPrincipal},
+	OpKMSKeyStoreState:   {actor: actorNone},
 }
 
 // actionFor is the access action a command takes on its object.

@@ -402,8 +402,11 @@ func putUser(tx Tx, s *seal.Sealer, u *object.User) error {
 
 func applyCreateUser(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if c.User != nil {
-		if err := notKMSUser(c.User.Name); err != nil {
+		if err := notKMSUser(tx, s, c.User.Name); err != nil {
 			return nil, err
+		}
+		if c.User.Name == KMSUser && c.User.Role != object.RoleCU {
+			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%s can only be a crypto user", KMSUser)
 		}
 	}
 	if err := quorumCheck(tx, s, c, quorum.ServiceUserManagement); err != nil {
@@ -412,14 +415,25 @@ func applyCreateUser(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	return nil, createUser(tx, s, c)
 }
 
-// notKMSUser keeps KMSUser the KMS service's own: only the first KMS
-// principal makes it (with a password no one keeps), and no one may make,
-// delete or set the password of a user of that name, since whoever could
-// log in as it could use every KMS key outside the KMS API and its trail.
-
-func notKMSUser(name string) error {
-	if name == KMSUser {
-		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "%s is the KMS service's own crypto user: no one makes it, deletes it or sets its password", KMSUser)
+// notKMSUser keeps KMSUser the KMS service's own once this cluster's KMS
+// has claimed it (KMSUserClaimed): only the first KMS principal makes it
+// (with a password no one keeps), and from then on no one may make, delete
+// or set the password of a user of that name, since whoever could log in as
+// it could use every KMS key outside the KMS API and its trail. On a
+// cluster whose KMS has not claimed it, kmsuser is an ordinary crypto user
+// name: an officer makes it for another cluster's KMS to use this cluster
+// as a custom key store (AWS CloudHSM's procedure), and this cluster's KMS
+// then refuses its first principal (applyKMSPrincipalCreate).
+func notKMSUser(tx Tx, s *seal.Sealer, name string) error {
+	if name != KMSUser {
+		return nil
+	}
+	claimed, err := kmsUserClaimed(tx, s)
+	if err != nil {
+		return err
+	}
+	if claimed {
+		return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "%s is this cluster's KMS's own crypto user: no one makes it, deletes it or sets its password", KMSUser)
 	}
 	return nil
 }
@@ -438,8 +452,8 @@ func applyBootstrap(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	if c.User == nil || c.User.Role != object.RoleCO {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "bootstrap makes a crypto officer")
 	}
-	if err := notKMSUser(c.User.Name); err != nil {
-		return nil, err
+	if c.User.Name == KMSUser {
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%s can only be a crypto user", KMSUser)
 	}
 	return nil, createUser(tx, s, c)
 }
@@ -492,7 +506,7 @@ func nextUserNumber(tx Tx) (uint64, error) {
 }
 
 func applyDeleteUser(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
-	if err := notKMSUser(c.Name); err != nil {
+	if err := notKMSUser(tx, s, c.Name); err != nil {
 		return nil, err
 	}
 	u, err := userFor(tx, s, c.Name)
@@ -543,7 +557,7 @@ func countRole(tx Tx, s *seal.Sealer, r object.Role) (int, error) {
 }
 
 func applySetPassword(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
-	if err := notKMSUser(c.Name); err != nil {
+	if err := notKMSUser(tx, s, c.Name); err != nil {
 		return nil, err
 	}
 	u, err := userFor(tx, s, c.Name)

@@ -145,6 +145,9 @@ type KMSCommand struct {
 	Keys         []string      `json:"keys,omitempty"`
 	// Account is the cluster's account, for the ARNs of messages.
 	Account string `json:"account,omitempty"`
+	// Custom key stores (state/kms_stores.go).
+	HSMCluster *KMSHSMCluster `json:"hsm_cluster,omitempty"`
+	Store      *KMSKeyStore   `json:"store,omitempty"`
 }
 
 // KMSKey is a key's row.
@@ -177,6 +180,9 @@ type KMSKey struct {
 	MaterialExpires int64      `json:"material_expires,omitempty"`
 	MaterialMAC     []byte     `json:"material_mac,omitempty"`
 	Import          *KMSImport `json:"import,omitempty"`
+	// CustomKeyStoreID names the custom key store that keeps the material
+	// (Origin AWS_CLOUDHSM); its versions then have no objects here.
+	CustomKeyStoreID string `json:"custom_key_store_id,omitempty"`
 }
 
 // KMSKeyVersion is one backing key.
@@ -352,6 +358,9 @@ var kmsApply = map[Op]applyFunc{
 	OpKMSDeleteMaterial:  applyKMSDeleteMaterial,
 	OpKMSAlias:           applyKMSAlias,
 	OpKMSUpkeep:          applyKMSUpkeep,
+	OpKMSHSMCluster:      applyKMSHSMCluster,
+	OpKMSKeyStore:        applyKMSKeyStore,
+	OpKMSKeyStoreState:   applyKMSKeyStoreState,
 }
 
 // IsKMSWrite says whether op changes the KMS's keys, aliases or
@@ -444,10 +453,21 @@ func applyKMSPrincipalCreate(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error
 		if err := createUser(tx, s, c); err != nil {
 			return nil, err
 		}
+		if err := claimKMSUser(tx, s, c.Time); err != nil {
+			return nil, err
+		}
 	case err != nil:
 		return nil, err
 	case u.Role != object.RoleCU:
 		return nil, hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "the user %s exists and is not a crypto user", KMSUser)
+	default:
+		claimed, err := kmsUserClaimed(tx, s)
+		if err != nil {
+			return nil, err
+		}
+		if !claimed {
+			return nil, hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "a crypto officer made the crypto user %s on this cluster (for another cluster's KMS to use it as a custom key store), so this cluster's KMS cannot have principals: delete that user first", KMSUser)
+		}
 	}
 	var old KMSPrincipal
 	if err := readRow(tx, s, KMSPrincipalPrefix+p.Name, &old); err == nil {
@@ -673,6 +693,12 @@ func applyKMSCreateKey(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 			return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "a key of EXTERNAL origin is made without material")
 		}
 		nk.State = KMSPendingImport
+	case KMSOriginCloudHSM:
+		if err := checkStoreKey(tx, s, c, k); err != nil {
+			return nil, err
+		}
+		nk.State, nk.CustomKeyStoreID = KMSEnabled, k.CustomKeyStoreID
+		nk.Versions = []KMSKeyVersion{{N: 1, Created: c.Time}}
 	default:
 		return nil, hsmerr.KMSf("UnsupportedOperationException", "Origin %s is not supported", k.Origin)
 	}
