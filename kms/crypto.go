@@ -49,8 +49,8 @@ func gcm(nonce, aad []byte) mech.Mech {
 	return mech.Mech{Type: ck.CKM_AES_GCM, Param: &mech.GCMParams{IV: nonce, AAD: aad, TagBits: 128}}
 }
 
-// seal encrypts under the key's newest backing key.
-func (s *Service) seal(k *state.KMSKey, plaintext []byte, ec map[string]string) ([]byte, error) {
+// seal encrypts under the key's newest backing key, in the key's store.
+func (s *Service) seal(r *call.Request, k *state.KMSKey, plaintext []byte, ec map[string]string) ([]byte, error) {
 	v := k.Current()
 	if v == nil || len(v.Objects) != 1 {
 		return nil, kmserr.New(kmserr.InvalidState, "%s is pending import.", k.Arn())
@@ -64,7 +64,11 @@ func (s *Service) seal(k *state.KMSKey, plaintext []byte, ec map[string]string) 
 		return nil, err
 	}
 	hdr := h.Marshal()
-	ct, err := s.keys.Encrypt(v, gcm(h.Nonce[:], blob.AAD(scopeOf(k), hdr, ec)), plaintext)
+	ks, err := s.storeFor(r, k)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := ks.Encrypt(v, gcm(h.Nonce[:], blob.AAD(scopeOf(k), hdr, ec)), plaintext)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +109,11 @@ func (s *Service) open(r *call.Request, ciphertext []byte, ec map[string]string,
 	if v == nil || len(v.Objects) != 1 {
 		return nil, nil, &kmserr.Error{Type: kmserr.InvalidCiphertext}
 	}
-	pt, err := s.keys.Decrypt(v, gcm(h.Nonce[:], blob.AAD(scopeOf(k), ciphertext[:blob.HeaderLen], ec)), body)
+	ks, err := s.storeFor(r, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	pt, err := ks.Decrypt(v, gcm(h.Nonce[:], blob.AAD(scopeOf(k), ciphertext[:blob.HeaderLen], ec)), body)
 	if err != nil {
 		if hsmerr.IsRV(err, ck.CKR_ENCRYPTED_DATA_INVALID) || hsmerr.IsRV(err, ck.CKR_ENCRYPTED_DATA_LEN_RANGE) {
 			return nil, nil, &kmserr.Error{Type: kmserr.InvalidCiphertext}
@@ -155,7 +163,7 @@ func (s *Service) encrypt(_ context.Context, r *call.Request) (model.Object, err
 	if !ok {
 		alg = "SYMMETRIC_DEFAULT"
 	}
-	ct, err := s.encryptWith(k, alg, pt, ecOf(r.Input, "EncryptionContext"))
+	ct, err := s.encryptWith(r, k, alg, pt, ecOf(r.Input, "EncryptionContext"))
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +171,7 @@ func (s *Service) encrypt(_ context.Context, r *call.Request) (model.Object, err
 }
 
 // encryptWith encrypts with a key and an algorithm it supports.
-func (s *Service) encryptWith(k *state.KMSKey, alg string, pt []byte, ec map[string]string) ([]byte, error) {
+func (s *Service) encryptWith(r *call.Request, k *state.KMSKey, alg string, pt []byte, ec map[string]string) ([]byte, error) {
 	if err := usage(k, "ENCRYPT_DECRYPT", "Encrypt"); err != nil {
 		return nil, err
 	}
@@ -174,7 +182,7 @@ func (s *Service) encryptWith(k *state.KMSKey, alg string, pt []byte, ec map[str
 		if alg != "SYMMETRIC_DEFAULT" {
 			return nil, kmserr.New(kmserr.InvalidKeyUsage, "%s does not support encryption algorithm %s", k.Arn(), alg)
 		}
-		return s.seal(k, pt, ec)
+		return s.seal(r, k, pt, ec)
 	}
 	p, ok := oaepAlgs[alg]
 	if !ok {
@@ -271,7 +279,7 @@ func (s *Service) reEncrypt(_ context.Context, r *call.Request) (model.Object, e
 	if !ok {
 		alg = "SYMMETRIC_DEFAULT"
 	}
-	ct, err := s.encryptWith(dst, alg, pt, ecOf(r.Input, "DestinationEncryptionContext"))
+	ct, err := s.encryptWith(r, dst, alg, pt, ecOf(r.Input, "DestinationEncryptionContext"))
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +309,7 @@ func (s *Service) dataKey(r *call.Request, op string) (*state.KMSKey, []byte, []
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ct, err := s.seal(k, pt, ecOf(r.Input, "EncryptionContext"))
+	ct, err := s.seal(r, k, pt, ecOf(r.Input, "EncryptionContext"))
 	if err != nil {
 		clear(pt)
 		return nil, nil, nil, err
@@ -368,7 +376,7 @@ func (s *Service) dataKeyPair(r *call.Request) (*state.KMSKey, string, []byte, [
 		clear(priv)
 		return nil, "", nil, nil, nil, err
 	}
-	ct, err := s.seal(k, priv, ecOf(r.Input, "EncryptionContext"))
+	ct, err := s.seal(r, k, priv, ecOf(r.Input, "EncryptionContext"))
 	if err != nil {
 		clear(priv)
 		return nil, "", nil, nil, nil, err

@@ -4,6 +4,7 @@ import (
 	"crypto"
 
 	"github.com/openhsm/openhsm/engine"
+	"github.com/openhsm/openhsm/kms/call"
 	"github.com/openhsm/openhsm/kms/kmserr"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
@@ -29,6 +30,18 @@ type KeyStore interface {
 	Verify(v *state.KMSKeyVersion, m mech.Mech, data, sig []byte) error
 	// PublicKey is an asymmetric version's public key.
 	PublicKey(v *state.KMSKeyVersion) (crypto.PublicKey, error)
+}
+
+// storeFor is the store of k's material, bound to the request r (a store
+// that calls out, such as an external key store, names the caller and the
+// operation to its peer). A key of this cluster's HSM is in the default
+// store; a key of a custom key store (k.CustomKeyStoreID) is in that
+// store's, which must be connected.
+func (s *Service) storeFor(r *call.Request, k *state.KMSKey) (KeyStore, error) {
+	if k.CustomKeyStoreID == "" {
+		return s.keys, nil
+	}
+	return s.customStore(r, k)
 }
 
 // hsmStore is the default key store: this cluster's HSM, as kmsuser. A

@@ -436,3 +436,10 @@ func (s *Service) checkStoreForKey(r *call.Request, id, origin string) error {
 	}
 	return kmserr.New(kmserr.UnsupportedOperation, "Keys in custom key stores are not supported by this service yet")
 }
+
+// customStore is the store of a key in a custom key store. Which stores
+// can hold key material is still being built (issue 11): until a type's
+// store exists, its keys answer KMSInvalidStateException.
+func (s *Service) customStore(r *call.Request, k *state.KMSKey) (KeyStore, error) {
+	return nil, kmserr.New(kmserr.InvalidState, "%s is unavailable.", k.Arn())
+}
