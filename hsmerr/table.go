@@ -189,6 +189,7 @@ var table = []Row{
 	{RV: ck.CKR_ACTION_PROHIBITED, Reason: "kms-cks-has-keys", Code: codes.FailedPrecondition, KMS: "CustomKeyStoreHasCMKsException"},
 	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-hsm-cluster-in-use", Code: codes.InvalidArgument, KMS: "CloudHsmClusterInUseException"},
 	{RV: ck.CKR_OBJECT_HANDLE_INVALID, Reason: "kms-hsm-cluster-not-found", Code: codes.NotFound, KMS: "CloudHsmClusterNotFoundException"},
+	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-xks-key-in-use", Code: codes.InvalidArgument, KMS: "XksKeyAlreadyInUseException"},
 
 	// Internal: details are logged, not sent.
 	{RV: ck.CKR_FUNCTION_FAILED, Code: codes.Internal},

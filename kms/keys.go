@@ -250,6 +250,12 @@ func (s *Service) metadata(k *state.KMSKey) model.Object {
 			m["ExpirationModel"] = "KEY_MATERIAL_DOES_NOT_EXPIRE"
 		}
 	}
+	if k.CustomKeyStoreID != "" {
+		m["CustomKeyStoreId"] = k.CustomKeyStoreID
+	}
+	if k.XksKeyID != "" {
+		m["XksKeyConfiguration"] = model.Object{"Id": k.XksKeyID}
+	}
 	enc, sig, mac := algorithms(k)
 	if enc != nil {
 		m["EncryptionAlgorithms"] = enc
@@ -325,18 +331,29 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 	if !ok {
 		origin = state.KMSOriginKMS
 	}
-	if cks, ok := in.String("CustomKeyStoreId"); ok {
+	cks, inStore := in.String("CustomKeyStoreId")
+	xksKeyID, hasXKS := in.String("XksKeyId")
+	switch {
+	case origin == state.KMSOriginExternalKS && !inStore:
+		return nil, kmserr.New(kmserr.Validation, "A key of Origin EXTERNAL_KEY_STORE needs a CustomKeyStoreId")
+	case origin == state.KMSOriginExternalKS && !hasXKS:
+		return nil, kmserr.New(kmserr.Validation, "A key of Origin EXTERNAL_KEY_STORE needs an XksKeyId")
+	case origin != state.KMSOriginExternalKS && hasXKS:
+		return nil, kmserr.New(kmserr.Validation, "XksKeyId is valid only with Origin EXTERNAL_KEY_STORE")
+	case origin == state.KMSOriginExternalKS && (spec != "SYMMETRIC_DEFAULT" || use != "ENCRYPT_DECRYPT"):
+		return nil, kmserr.New(kmserr.Validation, "Keys in an external key store must be SYMMETRIC_DEFAULT keys for ENCRYPT_DECRYPT")
+	case inStore && origin != state.KMSOriginExternalKS:
 		if err := s.checkStoreForKey(r, cks, origin); err != nil {
 			return nil, err
 		}
 	}
-	if origin != state.KMSOriginKMS && origin != state.KMSOriginExternal {
+	if origin != state.KMSOriginKMS && origin != state.KMSOriginExternal && origin != state.KMSOriginExternalKS {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "Origin %s is not supported by this service", origin)
 	}
 	if origin == state.KMSOriginExternal && spec != "SYMMETRIC_DEFAULT" {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "This service imports key material into SYMMETRIC_DEFAULT keys only")
 	}
-	if _, ok := in.String("CustomKeyStoreId"); ok {
+	if inStore && origin != state.KMSOriginExternalKS {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "Custom key stores are not supported by this service yet")
 	}
 	if multi, _ := in.Bool("MultiRegion"); multi {
@@ -364,7 +381,13 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 	k := &state.KMSKey{ID: id, Region: r.Region, Account: s.account, Description: desc, KeySpec: spec, KeyUsage: use,
 		Origin: origin, Tags: tags, Policy: policy}
 	c := &state.Command{Op: state.OpKMSCreateKey, KMS: &state.KMSCommand{Principal: r.Principal, Region: r.Region, Key: k}}
-	if origin == state.KMSOriginKMS {
+	if origin == state.KMSOriginExternalKS {
+		k.CustomKeyStoreID, k.XksKeyID = cks, xksKeyID
+		if err := s.prepareXKSKey(ctx, r, k); err != nil {
+			return nil, err
+		}
+	}
+	if origin == state.KMSOriginKMS || origin == state.KMSOriginExternalKS {
 		if c.Objects, err = s.keys.NewVersion(id, spec, use); err != nil {
 			return nil, err
 		}

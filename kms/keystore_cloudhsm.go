@@ -56,7 +56,14 @@ func (s *Service) keepStoreClient(id string, c *client.Client) {
 func (s *Service) connectStore(st state.KMSKeyStore) {
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
-	code, sealedPW, cl := s.tryConnect(ctx, &st)
+	var code string
+	var sealedPW []byte
+	var cl *client.Client
+	if st.Type == state.KMSStoreExternal {
+		code = s.tryConnectXKS(ctx, &st)
+	} else {
+		code, sealedPW, cl = s.tryConnect(ctx, &st)
+	}
 	res := &state.KMSKeyStore{ID: st.ID, Attempt: st.Attempt, ConnectionState: state.KMSStoreConnected, Password: sealedPW}
 	if code != "" {
 		res.ConnectionState, res.ErrorCode = state.KMSStoreFailed, code

@@ -266,9 +266,6 @@ func (s *Service) connectCustomKeyStore(ctx context.Context, r *call.Request) (m
 	if err != nil {
 		return nil, err
 	}
-	if st.Type == state.KMSStoreExternal {
-		return nil, kmserr.New(kmserr.UnsupportedOperation, "Connecting an EXTERNAL_KEY_STORE is not supported by this service yet")
-	}
 	if st.ConnectionState == state.KMSStoreConnected || st.ConnectionState == state.KMSStoreConnecting {
 		return model.Object{}, nil
 	}
@@ -441,5 +438,12 @@ func (s *Service) checkStoreForKey(r *call.Request, id, origin string) error {
 // can hold key material is still being built (issue 11): until a type's
 // store exists, its keys answer KMSInvalidStateException.
 func (s *Service) customStore(r *call.Request, k *state.KMSKey) (KeyStore, error) {
+	st, err := s.readStore(r.Region, k.CustomKeyStoreID)
+	if err != nil {
+		return nil, err
+	}
+	if st.Type == state.KMSStoreExternal {
+		return s.xksStoreFor(r, k, st)
+	}
 	return nil, kmserr.New(kmserr.InvalidState, "%s is unavailable.", k.Arn())
 }

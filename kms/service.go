@@ -17,6 +17,7 @@ package kms
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"strings"
@@ -43,6 +44,9 @@ type Config struct {
 	// rotation, import expiry); tests move it forward. nil is time.Now.
 	Clock func() time.Time
 	Log   *slog.Logger
+	// XKSRootCAs verify the TLS certificates of external key stores'
+	// proxies; nil is the system's roots.
+	XKSRootCAs *x509.CertPool
 }
 
 // Service runs KMS operations. It is safe for concurrent use.
@@ -55,6 +59,9 @@ type Service struct {
 	clock   func() time.Time
 	log     *slog.Logger
 	cks     storeClients // clients of connected custom key stores (keystore_cloudhsm.go)
+	xks     xksClients   // clients of external key stores' proxies (keystore_xks.go)
+	// xksRoots verify XKS proxies' TLS certificates (nil: the system's).
+	xksRoots *x509.CertPool
 }
 
 // New makes the service.
@@ -74,7 +81,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Service{e: cfg.Engine, keys: hsmStore{cfg.Engine}, cache: newRowCache(), store: cfg.Engine.Store(), account: cfg.Account, clock: cfg.Clock, log: cfg.Log}, nil
+	return &Service{e: cfg.Engine, keys: hsmStore{cfg.Engine}, cache: newRowCache(), store: cfg.Engine.Store(), account: cfg.Account, clock: cfg.Clock, log: cfg.Log, xksRoots: cfg.XKSRootCAs}, nil
 }
 
 func validAccount(a string) bool {

@@ -181,8 +181,11 @@ type KMSKey struct {
 	MaterialMAC     []byte     `json:"material_mac,omitempty"`
 	Import          *KMSImport `json:"import,omitempty"`
 	// CustomKeyStoreID names the custom key store that keeps the material
-	// (Origin AWS_CLOUDHSM); its versions then have no objects here.
+	// (Origin AWS_CLOUDHSM); its versions then have no objects here. A key
+	// of Origin EXTERNAL_KEY_STORE has its inner layer's AES key here (its
+	// versions' objects) and names its external key by XksKeyID.
 	CustomKeyStoreID string `json:"custom_key_store_id,omitempty"`
+	XksKeyID         string `json:"xks_key_id,omitempty"`
 }
 
 // KMSKeyVersion is one backing key.
@@ -699,6 +702,16 @@ func applyKMSCreateKey(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 		}
 		nk.State, nk.CustomKeyStoreID = KMSEnabled, k.CustomKeyStoreID
 		nk.Versions = []KMSKeyVersion{{N: 1, Created: c.Time}}
+	case KMSOriginExternalKS:
+		if err := checkXKSKey(tx, s, k); err != nil {
+			return nil, err
+		}
+		var err error
+		if ids, err = newKMSObjects(tx, s, c, k.ID, KMSKeyObjects(k.KeySpec)); err != nil {
+			return nil, err
+		}
+		nk.State, nk.CustomKeyStoreID, nk.XksKeyID = KMSEnabled, k.CustomKeyStoreID, k.XksKeyID
+		nk.Versions = []KMSKeyVersion{{N: 1, Objects: ids, Created: c.Time}}
 	default:
 		return nil, hsmerr.KMSf("UnsupportedOperationException", "Origin %s is not supported", k.Origin)
 	}

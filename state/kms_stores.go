@@ -98,7 +98,10 @@ const (
 // KMSStoreErrorCodes are the ConnectionErrorCodes the connector records
 // (AWS's, those that apply to an openhsm cluster).
 var KMSStoreErrorCodes = []string{"INVALID_CREDENTIALS", "USER_LOCKED_OUT", "USER_LOGGED_IN", "USER_NOT_FOUND",
-	"CLUSTER_NOT_FOUND", "NETWORK_ERRORS", "INSUFFICIENT_CLOUDHSM_HSMS", "INTERNAL_ERROR"}
+	"CLUSTER_NOT_FOUND", "NETWORK_ERRORS", "INSUFFICIENT_CLOUDHSM_HSMS", "INTERNAL_ERROR",
+	// EXTERNAL_KEY_STORE's.
+	"XKS_PROXY_ACCESS_DENIED", "XKS_PROXY_INVALID_CONFIGURATION", "XKS_PROXY_INVALID_RESPONSE",
+	"XKS_PROXY_INVALID_TLS_CONFIGURATION", "XKS_PROXY_NOT_REACHABLE", "XKS_PROXY_TIMED_OUT"}
 
 // Meta keys of the rows.
 const (
@@ -314,23 +317,74 @@ func checkStoreUnique(tx Tx, s *seal.Sealer, st *KMSKeyStore) error {
 	return nil
 }
 
+// checkXKSKey is kms_create_key's rule for a key in an external key store:
+// a symmetric key, in an EXTERNAL_KEY_STORE of the key's region that is
+// CONNECTED, naming an external key of the XKS form that no other key of
+// the store names (AWS's XksKeyAlreadyInUseException). Its inner layer's
+// AES key travels in the command like any new key's.
+func checkXKSKey(tx Tx, s *seal.Sealer, k *KMSKey) error {
+	if k.KeySpec != "SYMMETRIC_DEFAULT" || k.KeyUsage != "ENCRYPT_DECRYPT" {
+		return hsmerr.KMSf("UnsupportedOperationException", "Keys in an external key store must be SYMMETRIC_DEFAULT keys for ENCRYPT_DECRYPT")
+	}
+	if !ValidXksKeyID(k.XksKeyID) {
+		return hsmerr.KMSf("ValidationException", "XksKeyId must be 1 to 128 of A-Z, a-z, 0-9, '.', '-' and '_'")
+	}
+	st, err := storeFor(tx, s, k.Region, k.CustomKeyStoreID)
+	if err != nil {
+		return err
+	}
+	if st.Type != KMSStoreExternal {
+		return hsmerr.KMSf("ValidationException", "A key of Origin EXTERNAL_KEY_STORE must be in an EXTERNAL_KEY_STORE")
+	}
+	if st.ConnectionState != KMSStoreConnected {
+		return hsmerr.KMSf("CustomKeyStoreInvalidStateException", "This KMS key is in a custom key store that is not connected to its external key store proxy. Connect the external key store and try the request again.")
+	}
+	inUse := false
+	if err := eachStoreKey(tx, s, st, func(key *KMSKey) { inUse = inUse || key.XksKeyID == k.XksKeyID }); err != nil {
+		return err
+	}
+	if inUse {
+		return hsmerr.KMSf("XksKeyAlreadyInUseException", "The external key %s is already associated with a KMS key in this external key store", k.XksKeyID)
+	}
+	return nil
+}
+
+// ValidXksKeyID says whether id has the form of an external key ID.
+func ValidXksKeyID(id string) bool {
+	if len(id) < 1 || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // kmsStoreKeys counts the keys of a store, in its region.
 func kmsStoreKeys(tx Tx, s *seal.Sealer, st *KMSKeyStore) (int, error) {
+	n := 0
+	err := eachStoreKey(tx, s, st, func(*KMSKey) { n++ })
+	return n, err
+}
+
+// eachStoreKey calls f with every key of a store, in its region.
+func eachStoreKey(tx Tx, s *seal.Sealer, st *KMSKeyStore, f func(*KMSKey)) error {
 	keys, err := tx.MetaKeys(KMSKeyPrefix+st.Region+"/", 1<<20)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	n := 0
 	for _, k := range keys {
 		var key KMSKey
 		if err := readRow(tx, s, k, &key); err != nil {
-			return 0, err
+			return err
 		}
 		if key.CustomKeyStoreID == st.ID {
-			n++
+			f(&key)
 		}
 	}
-	return n, nil
+	return nil
 }
 
 func applyKMSKeyStore(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
