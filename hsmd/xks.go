@@ -41,9 +41,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/cluster"
 	"github.com/openhsm/openhsm/engine"
-	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/kms/xks"
 	"github.com/openhsm/openhsm/seal"
 	"golang.org/x/net/netutil"
