@@ -69,6 +69,9 @@ type Config struct {
 	// KMS, when the [kms] section is present, serves the KMS API
 	// (docs/kms.md) on a port of its own; nil serves none.
 	KMS *KMSConfig `toml:"kms"`
+	// XKS, when the [xks] section is present, serves the XKS proxy
+	// (docs/xks.md) on a port of its own; nil serves none.
+	XKS *XKSConfig `toml:"xks"`
 
 	backupInterval time.Duration
 
@@ -108,6 +111,9 @@ func LoadConfig(path string) (*Config, error) {
 	paths := []*string{&c.DataDir, &c.CA, &c.Cert, &c.Key, &c.PassphraseFile, &c.KeyFile, &c.LogFile, &c.AddrFile, &c.BackupDir}
 	if c.KMS != nil {
 		paths = append(paths, &c.KMS.AddrFile, &c.KMS.ClockFile)
+	}
+	if c.XKS != nil {
+		paths = append(paths, &c.XKS.Cert, &c.XKS.Key, &c.XKS.ClientCA, &c.XKS.CredentialsFile, &c.XKS.AddrFile)
 	}
 	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
@@ -217,6 +223,14 @@ func (c *Config) check() error {
 	if c.KMS != nil {
 		if err := c.KMS.check(); err != nil {
 			return fmt.Errorf("kms.%w", err)
+		}
+	}
+	if c.XKS != nil {
+		if err := c.XKS.check(); err != nil {
+			return fmt.Errorf("xks.%w", err)
+		}
+		if c.KMS != nil && c.KMS.Listen == c.XKS.Listen && !strings.HasSuffix(c.XKS.Listen, ":0") {
+			return fmt.Errorf("xks.listen: %q is also kms.listen; the XKS proxy needs a port of its own", c.XKS.Listen)
 		}
 	}
 	return nil

@@ -267,6 +267,8 @@ type Node struct {
 	// KMS is the KMS service, nil without a [kms] section.
 	KMS *kms.Service
 
+	xks *xksAPI // the XKS proxy, nil without an [xks] section
+
 	domain *domainKey
 	grpc   *grpc.Server
 	logw   io.Writer
@@ -375,7 +377,16 @@ func (n *Node) Restored() error {
 	if err := n.loadDenyList(); err != nil {
 		return err
 	}
-	return n.domain.reload()
+	if err := n.domain.reload(); err != nil {
+		return err
+	}
+	if n.xks != nil {
+		// Another domain key: the ciphertextMetadata key derives from it.
+		if err := n.xks.rekey(n.Machine.Sealer()); err != nil {
+			n.Log.Error("the XKS proxy cannot follow the restored domain key", "error", err.Error())
+		}
+	}
+	return nil
 }
 
 var _ state.Observer = (*Node)(nil)
@@ -441,6 +452,13 @@ func (n *Node) Serve(ctx context.Context) error {
 	if kapi != nil {
 		defer kapi.shutdown()
 	}
+	xapi, err := listenXKS(cfg, n.Log)
+	if err != nil {
+		return err
+	}
+	if xapi != nil {
+		defer xapi.shutdown()
+	}
 	advertise := cfg.Advertise
 	if advertise == "" {
 		advertise = mux.Addr().String()
@@ -480,6 +498,13 @@ func (n *Node) Serve(ctx context.Context) error {
 		}
 		n.KMS = kapi.svc
 	}
+	if xapi != nil {
+		if err := xapi.build(n.Engine, cn, n.Machine.Sealer); err != nil {
+			cn.Close()
+			return fmt.Errorf("xks: %v", err)
+		}
+		n.xks = xapi
+	}
 	n.Server = NewServer(n.Engine, ServerConfig{
 		Node: cfg.Node, TTL: cfg.TTL(), MaxLifetime: cfg.MaxLifetime(), SweepEvery: cfg.SweepInterval(),
 		MaxSessionsPerUser: cfg.MaxSessionsPerUser, Log: n.Log,
@@ -498,6 +523,13 @@ func (n *Node) Serve(ctx context.Context) error {
 	var kmsDone <-chan error
 	if kapi != nil {
 		if kmsDone, err = kapi.serve(); err != nil {
+			cn.Shutdown()
+			return err
+		}
+	}
+	var xksDone <-chan error
+	if xapi != nil {
+		if xksDone, err = xapi.serve(); err != nil {
 			cn.Shutdown()
 			return err
 		}
@@ -524,6 +556,9 @@ func (n *Node) Serve(ctx context.Context) error {
 		go kapi.upkeep(jctx, cn)
 		go kapi.audit.run(jctx)
 	}
+	if xapi != nil {
+		go xapi.run(jctx)
+	}
 	done := make(chan error, 1)
 	go func() { done <- n.grpc.Serve(mux.API()) }()
 	select {
@@ -531,12 +566,18 @@ func (n *Node) Serve(ctx context.Context) error {
 		if kapi != nil {
 			kapi.shutdown()
 		}
+		if xapi != nil {
+			xapi.shutdown()
+		}
 		n.grpc.GracefulStop()
 		<-done
 		err = nil
 	case err = <-done:
 	case err = <-kmsDone:
 		err = fmt.Errorf("kms: %v", err)
+		n.grpc.GracefulStop()
+	case err = <-xksDone:
+		err = fmt.Errorf("xks: %v", err)
 		n.grpc.GracefulStop()
 	}
 	// No request runs any more: send the last counts before leaving the

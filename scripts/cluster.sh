@@ -1,7 +1,8 @@
 #!/bin/sh
 # cluster.sh runs local HSM clusters on loopback, for tests and for people.
 #
-#   scripts/cluster.sh up [-n N] DIR   start an N-node cluster (default 1) with its
+#   scripts/cluster.sh up [-n N] [--xks] DIR
+#                                      start an N-node cluster (default 1) with its
 #                                      data under DIR, make two crypto officers
 #                                      (admin, admin2: one locked out is not the end)
 #                                      and a ready crypto user, and print eval-able
@@ -29,6 +30,13 @@
 # HSM_KMS_CONFIG, if set, is appended to the [kms] section (say,
 # 'clock_file = "/tmp/clock"' or 'tls = false'); HSM_NO_KMS=1 leaves the
 # KMS API out.
+# --xks (or HSM_XKS=1) also serves the XKS proxy on every node (an [xks]
+# section, its port in DIR/node<K>.xks.addr, behind haproxy too with more than
+# one node), makes its crypto user (xks) and an AES-256 key, writes the
+# credentials file DIR/xks-credentials.toml, and prints XKS_PROXY_HOST,
+# XKS_URI_PREFIX, XKS_URI_PATH, XKS_ACCESS_KEY_ID, XKS_SECRET_ACCESS_KEY,
+# XKS_KEY_ID and XKS_CA_CERT (also in DIR/xks.env); HSM_XKS_CONFIG, if set, is
+# appended to the [xks] section (say, 'client_ca = "/path/ca.pem"').
 # HSM_NO_USERS=1 makes 'up' start one node and stop before making any user: a
 # cluster waiting for 'hsm cluster activate' (tests of bootstrap use it).
 set -eu
@@ -38,6 +46,9 @@ CO_USER=admin
 CO2_USER=admin2
 CU_USER=cu1
 KMS_PRINCIPAL=app
+XKS_USER=xks
+XKS_PREFIX=/keystores/openhsm
+XKS_KEY=openhsm-xks-key-1
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
@@ -51,7 +62,7 @@ secret() { head -c 18 /dev/urandom | base64 | tr -d '/+=\n'; }
 
 start_node() { # DIR K
   dir=$1 k=$2
-  rm -f "$dir/node$k.addr" "$dir/node$k.kms.addr"
+  rm -f "$dir/node$k.addr" "$dir/node$k.kms.addr" "$dir/node$k.xks.addr"
   setsid "$BIN/hsmd" serve -config "$dir/node$k.toml" >>"$dir/node$k.out" 2>&1 </dev/null &
   echo $! >"$dir/node$k.pid"
   i=0
@@ -71,6 +82,10 @@ start_node() { # DIR K
   if [ -s "$dir/node$k.kms.addr" ]; then
     kaddr=$(cat "$dir/node$k.kms.addr")
     sed -i "/^\[kms\]/,/^\[/s|^listen = .*|listen = \"$kaddr\"|" "$dir/node$k.toml"
+  fi
+  if [ -s "$dir/node$k.xks.addr" ]; then
+    xaddr=$(cat "$dir/node$k.xks.addr")
+    sed -i "/^\[xks\]/,/^\[/s|^listen = .*|listen = \"$xaddr\"|" "$dir/node$k.toml"
   fi
 }
 
@@ -101,6 +116,70 @@ EOT
       printf '%s\n' "$HSM_KMS_CONFIG" >>"$1/node$2.toml"
     fi
   fi
+  # The XKS proxy, on every node of a cluster made with --xks (the
+  # credentials file says so).
+  if [ -e "$1/xks-credentials.toml" ] && ! grep -q '^\[xks\]' "$1/node$2.toml"; then
+    cat >>"$1/node$2.toml" <<EOT
+[xks]
+listen = "127.0.0.1:0"
+addr_file = "node$2.xks.addr"
+user = "$XKS_USER"
+prefixes = ["$XKS_PREFIX"]
+credentials_file = "xks-credentials.toml"
+EOT
+    if [ -n "${HSM_XKS_CONFIG:-}" ]; then
+      printf '%s\n' "$HSM_XKS_CONFIG" >>"$1/node$2.toml"
+    fi
+  fi
+}
+
+# write_xks_credentials DIR: one new credential for the XKS prefix, of the
+# forms AWS KMS takes: an access key ID of 20 of A-Z and 2-7 (base32), a
+# secret of 44 Base64 characters.
+write_xks_credentials() {
+  akid=$(head -c 20 /dev/urandom | base32 | tr -d '=\n' | cut -c1-20)
+  sak=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
+  cat >"$1/xks-credentials.toml.tmp" <<EOT
+# The XKS proxy's SigV4 credentials (docs/xks.md): read again on SIGHUP and
+# when this file changes. Rotate by adding a credential, moving KMS to it,
+# then removing the old one.
+[[credential]]
+prefix = "$XKS_PREFIX"
+access_key_id = "$akid"
+secret_access_key = "$sak"
+EOT
+  chmod 600 "$1/xks-credentials.toml.tmp"
+  mv "$1/xks-credentials.toml.tmp" "$1/xks-credentials.toml"
+}
+
+# print_xks_exports DIR: make the XKS crypto user and its AES-256 key, and
+# print what a KMS needs to use the proxy (also in DIR/xks.env).
+print_xks_exports() {
+  dir=$1
+  [ -e "$dir/xks-credentials.toml" ] || return 0
+  secret >"$dir/xks.password"
+  HSM_CONFIG="$dir/client.toml" HSM_USER=$CO_USER HSM_PASSWORD=$(cat "$dir/co.password") \
+    "$BIN/hsm" user create "$XKS_USER" --role CU --new-password-file "$dir/xks.password" >/dev/null || die "could not make the XKS crypto user"
+  HSM_CONFIG="$dir/client.toml" HSM_USER=$XKS_USER HSM_PASSWORD=$(cat "$dir/xks.password") \
+    "$BIN/hsm" key generate-aes "$XKS_KEY" --bits 256 >/dev/null || die "could not make the XKS key"
+  if [ -s "$dir/haproxy.xks.port" ]; then
+    host="127.0.0.1:$(cat "$dir/haproxy.xks.port")"
+  else
+    host=$(cat "$dir/node1.xks.addr")
+  fi
+  akid=$(sed -n 's/^access_key_id = "\(.*\)"$/\1/p' "$dir/xks-credentials.toml" | head -1)
+  sak=$(sed -n 's/^secret_access_key = "\(.*\)"$/\1/p' "$dir/xks-credentials.toml" | head -1)
+  {
+    echo "# XKS proxy: https://$host$XKS_PREFIX/kms/xks/v1"
+    echo "export XKS_PROXY_HOST='$host'"
+    echo "export XKS_URI_PREFIX='$XKS_PREFIX'"
+    echo "export XKS_URI_PATH='$XKS_PREFIX/kms/xks/v1'"
+    echo "export XKS_ACCESS_KEY_ID='$akid'"
+    echo "export XKS_SECRET_ACCESS_KEY='$sak'"
+    echo "export XKS_KEY_ID='$XKS_KEY'"
+    echo "export XKS_CA_CERT='$dir/pki/ca.pem'"
+  } >"$dir/xks.env"
+  cat "$dir/xks.env"
 }
 
 # a running node's address, to join through
@@ -182,6 +261,7 @@ write_lb_config() {
   if [ "$(kms_scheme "$dir")" = https ]; then
     check="$check check-ssl verify required ca-file $dir/pki/ca.pem verifyhost localhost check-sni localhost"
   fi
+  xcheck="check inter 1s fall 2 rise 2 check-ssl verify required ca-file $dir/pki/ca.pem verifyhost localhost check-sni localhost"
   {
     cat <<EOT
 # Written by scripts/cluster.sh: haproxy in front of the nodes' KMS APIs.
@@ -208,6 +288,25 @@ EOT
       k=${f##*/node}; k=${k%.kms.addr}
       echo "  server node$k $(cat "$f")"
     done
+    # The XKS proxies, on the next port, the same way (TLS ends at the
+    # nodes; GET /ping is the health check).
+    if [ -s "$dir/node1.xks.addr" ]; then
+      cat <<EOT
+frontend xks
+  bind 127.0.0.1:$((port + 1))
+  default_backend xks_nodes
+backend xks_nodes
+  balance leastconn
+  option httpchk GET /ping
+  http-check expect status 200
+  default-server $xcheck
+EOT
+      for f in "$dir"/node*.xks.addr; do
+        [ -s "$f" ] || continue
+        k=${f##*/node}; k=${k%.xks.addr}
+        echo "  server node$k $(cat "$f")"
+      done
+    fi
   } >"$dir/haproxy.cfg.tmp"
   mv "$dir/haproxy.cfg.tmp" "$dir/haproxy.cfg"
 }
@@ -237,6 +336,7 @@ start_lb() {
     while [ $i -lt 100 ] && kill -0 "$(cat "$dir/haproxy.pid")" 2>/dev/null; do
       if kms_healthy "$(kms_scheme "$dir")://127.0.0.1:$port" "$dir/pki/ca.pem"; then
         echo "$port" >"$dir/haproxy.port"
+        if [ -s "$dir/node1.xks.addr" ]; then echo $((port + 1)) >"$dir/haproxy.xks.port"; fi
         return 0
       fi
       sleep 0.1
@@ -286,17 +386,18 @@ print_kms_exports() {
 }
 
 up() {
-  n=1 restore="" passfile=""
+  n=1 restore="" passfile="" xks=${HSM_XKS:-}
   while [ $# -gt 0 ]; do
     case $1 in
       -n) n=$2; shift 2 ;;
+      --xks) xks=1; shift ;;
       -r) restore=$2; shift 2 ;;
       -p) passfile=$2; shift 2 ;;
       -*) die "unknown flag $1" ;;
       *) break ;;
     esac
   done
-  [ $# -eq 1 ] || die "usage: cluster.sh up [-n N] [-r BACKUP -p PASSPHRASE_FILE] DIR"
+  [ $# -eq 1 ] || die "usage: cluster.sh up [-n N] [--xks] [-r BACKUP -p PASSPHRASE_FILE] DIR"
   case $n in ''|*[!0-9]*) die "-n needs a number" ;; esac
   [ "$n" -ge 1 ] || die "-n must be at least 1"
   [ "$n" -le 9 ] || die "-n must be at most 9"
@@ -306,6 +407,10 @@ up() {
     [ -r "$passfile" ] || die "cannot read $passfile"
     [ "$n" -eq 1 ] || die "a restored cluster starts with one node; add more with 'cluster.sh add' (the users come from the backup)"
     restore=$(cd "$(dirname "$restore")" && pwd)/$(basename "$restore")
+  fi
+  if [ -n "$xks" ]; then
+    [ -z "$restore" ] || die "--xks makes its own user and key; it does not go with -r"
+    [ -z "${HSM_NO_USERS:-}" ] || die "--xks makes users; it does not go with HSM_NO_USERS"
   fi
   dir=$1
   mkdir -p "$dir"
@@ -331,6 +436,7 @@ up() {
   if [ -z "$restore" ] || ! "$BIN/hsm" cluster init --dir "$dir/pki" --nodes "$n" --backup "$restore" >/dev/null 2>&1; then
     "$BIN/hsm" cluster init --dir "$dir/pki" --nodes "$n" >/dev/null
   fi
+  [ -n "$xks" ] && write_xks_credentials "$dir"
   write_node_config "$dir" 1
   cluster_id=$("$BIN/hsmd" init -config "$dir/node1.toml" | sed -n 's/.* for cluster //p')
   start_node "$dir" 1
@@ -363,6 +469,7 @@ up() {
   fi
   print_exports "$dir" "$n" "$cluster_id"
   print_kms_exports "$dir"
+  print_xks_exports "$dir"
 }
 
 stop_pid() { # PIDFILE SIGNAL

@@ -131,3 +131,8 @@ func (c *Credentials) secrets(prefix string) sigv4.Secrets {
 func validPrefix(p string) bool {
 	return prefixForm.MatchString(p) && (p == "" || p[len(p)-1] != '/')
 }
+
+// ValidPrefix says whether p is a URI path prefix Credentials.Set takes:
+// "" or "/" followed by up to 116 of XksProxyUriPath's characters
+// (letters, digits, /, _ and -), without a trailing slash.
+func ValidPrefix(p string) bool { return validPrefix(p) }

@@ -1,7 +1,7 @@
 // Package xks is the HSM side of an AWS KMS external key store: an
 // http.Handler serving the External Key Store (XKS) Proxy API v1 in front
-// of a Backend (the HSM cluster; implemented over the engine in hsmd,
-// which does not wire it yet). docs/xks.md describes the API as served,
+// of a Backend (the HSM cluster: HSMBackend, over the engine; hsmd serves
+// it with an [xks] section, hsmd/xks.go). docs/xks.md describes the API as served,
 // for operators.
 //
 // The facts below are from AWS's "External Key Store Proxy API

@@ -82,6 +82,7 @@ func (c *cli) keyCommand() *cobra.Command {
 delete, share and unshare are for the key's owner. ID is the object ID that
 key list shows.`,
 		c.keyListCommand(),
+		c.keyGenerateAESCommand(),
 		c.keyObjectCommand("delete ID", "Delete a key or object (its owner)", nil, c.keyDelete),
 		c.keyObjectCommand("share ID USER", "Let another crypto user use a key (its owner)", []string{"USER"}, c.keyShare(false)),
 		c.keyObjectCommand("unshare ID USER", "Stop sharing a key with a user (its owner)", []string{"USER"}, c.keyShare(true)),
