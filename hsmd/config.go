@@ -1,6 +1,7 @@
 package hsmd
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -288,8 +289,14 @@ type KMSConfig struct {
 	// added to the KMS clock (key life cycles only), re-read at most every
 	// kmsClockReread. A missing file is 0.
 	ClockFile string `toml:"clock_file"`
+	// XKSCAFile, if set, is a PEM file of CA certificates that external
+	// key store proxies' TLS certificates may chain to, besides the
+	// system's roots (an XKS proxy with a private CA, such as another
+	// openhsm cluster's).
+	XKSCAFile string `toml:"xks_ca_file"`
 
-	upkeep time.Duration
+	upkeep  time.Duration
+	xksRoot *x509.CertPool
 }
 
 // DefaultKMSUpkeepInterval is how often the leader runs the KMS upkeep.
@@ -349,6 +356,18 @@ func (k *KMSConfig) check() error {
 	if !k.TLSOn() && !loopbackHost(host) {
 		return fmt.Errorf("tls: plain HTTP (tls = false) is allowed only on a loopback address, and %q is not one; "+
 			"leave tls out (HTTPS with the node certificate) or listen on 127.0.0.1", k.Listen)
+	}
+	if k.XKSCAFile != "" {
+		pem, err := os.ReadFile(k.XKSCAFile)
+		if err != nil {
+			return fmt.Errorf("xks_ca_file: %v", err)
+		}
+		if k.xksRoot, err = x509.SystemCertPool(); err != nil || k.xksRoot == nil {
+			k.xksRoot = x509.NewCertPool()
+		}
+		if !k.xksRoot.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("xks_ca_file: %s holds no PEM certificate", k.XKSCAFile)
+		}
 	}
 	if k.Account != "" && !accountID.MatchString(k.Account) {
 		return fmt.Errorf("account: %q is not a 12-digit account ID", k.Account)

@@ -131,7 +131,7 @@ func kmsTLSConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
 // build makes the service and its HTTP server; the engine and the cluster
 // node exist by now, Raft does not run yet.
 func (a *kmsAPI) build(e *engine.Engine, cn *cluster.Node, d *domainKey) error {
-	kc := kms.Config{Engine: e, Account: a.cfg.AccountID(), Log: a.log}
+	kc := kms.Config{Engine: e, Account: a.cfg.AccountID(), Log: a.log, XKSRootCAs: a.cfg.xksRoot}
 	if a.clock != nil {
 		kc.Clock = a.clock.Now
 	}
