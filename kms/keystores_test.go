@@ -162,8 +162,14 @@ func TestCustomKeyStoreLifecycle(t *testing.T) {
 			assert.Equal(t, "ABCDEFGHIJKLMNOPQRST", aws.ToString(s.XksProxyConfiguration.AccessKeyId))
 		}
 	}
+	// A proxy that cannot be reached: the connection fails, asynchronously.
 	_, err = c.ConnectCustomKeyStore(ctx, &awskms.ConnectCustomKeyStoreInput{CustomKeyStoreId: x.CustomKeyStoreId})
-	require.ErrorContains(t, err, "UnsupportedOperationException")
+	require.NoError(t, err)
+	xstate, xcode := waitStore(t, c, aws.ToString(x.CustomKeyStoreId))
+	assert.Equal(t, types.ConnectionStateTypeFailed, xstate)
+	assert.Equal(t, types.ConnectionErrorCodeType("XKS_PROXY_NOT_REACHABLE"), xcode)
+	_, err = c.DisconnectCustomKeyStore(ctx, &awskms.DisconnectCustomKeyStoreInput{CustomKeyStoreId: x.CustomKeyStoreId})
+	require.NoError(t, err)
 
 	for _, sid := range []string{id, aws.ToString(x.CustomKeyStoreId)} {
 		_, err = c.DeleteCustomKeyStore(ctx, &awskms.DeleteCustomKeyStoreInput{CustomKeyStoreId: aws.String(sid)})

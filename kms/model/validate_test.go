@@ -326,3 +326,25 @@ func TestDecodedInput(t *testing.T) {
 	n, _ := in.Int("NumberOfBytes")
 	assert.Equal(t, int64(32), n)
 }
+
+// TestWidenedXKSEndpoint: the one pattern this service widens (an XKS
+// proxy endpoint may name a port) accepts a port and still refuses what
+// AWS's refuses.
+func TestWidenedXKSEndpoint(t *testing.T) {
+	for endpoint, ok := range map[string]bool{
+		"https://xks.example.com":         true,
+		"https://xks.example.com:8443":    true,
+		"https://127.0.0.1:39001":         true,
+		"http://xks.example.com":          false,
+		"https://xks.example.com/path":    false,
+		"https://xks.example.com:port":    false,
+		"https://xks.example.com:1234567": false,
+	} {
+		_, err := Validate("CreateCustomKeyStore", []byte(`{"CustomKeyStoreName":"s","XksProxyUriEndpoint":"`+endpoint+`"}`))
+		if ok {
+			assert.NoError(t, err, endpoint)
+		} else {
+			assert.Error(t, err, endpoint)
+		}
+	}
+}
