@@ -182,6 +182,8 @@ var table = []Row{
 	{RV: ck.CKR_WRAPPED_KEY_INVALID, Reason: "kms-incorrect-key-material", Code: codes.InvalidArgument, KMS: "IncorrectKeyMaterialException"},
 	{RV: ck.CKR_USER_NOT_LOGGED_IN, Reason: "kms-access-denied", Code: codes.PermissionDenied, KMS: "AccessDeniedException"},
 	{RV: ck.CKR_ACTION_PROHIBITED, Reason: "kms-not-authorized", Code: codes.PermissionDenied, KMS: "NotAuthorizedException"},
+	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-malformed-policy", Code: codes.InvalidArgument, KMS: "MalformedPolicyDocumentException"},
+	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-invalid-grant-id", Code: codes.InvalidArgument, KMS: "InvalidGrantIdException"},
 
 	// Internal: details are logged, not sent.
 	{RV: ck.CKR_FUNCTION_FAILED, Code: codes.Internal},

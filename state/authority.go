@@ -106,6 +106,8 @@ var commandAuthority = map[Op]authority{
 	OpKMSDeleteMaterial:  {actor: actorKMSPrincipal},
 	OpKMSAlias:           {actor: actorKMSPrincipal},
 	OpKMSUpkeep:          {actor: actorNone},
+	OpKMSPrincipalPolicy: {actor: actorCO},
+	OpKMSGrant:           {actor: actorKMSPrincipal},
 }
 
 // actionFor is the access action a command takes on its object.

@@ -534,3 +534,23 @@ func LockoutCheck(doc *Policy, caller Request) error {
 	}
 	return &MalformedError{Message: LockoutMessage}
 }
+
+// DeniedMessage is AWS's AccessDeniedException message for a denied
+// decision: it names the principal, the action and the resource (none for
+// "*" or ""), and which kind of policy refused, never a statement, a
+// condition or a value.
+func DeniedMessage(req Request, d Decision) string {
+	m := "User: " + req.Principal + " is not authorized to perform: " + req.Action
+	if req.Resource != "" && req.Resource != "*" {
+		m += " on resource: " + req.Resource
+	}
+	switch d.Denial {
+	case ExplicitDenyResource:
+		return m + " with an explicit deny in a resource-based policy"
+	case ExplicitDenyIdentity:
+		return m + " with an explicit deny in an identity-based policy"
+	case NoIdentityPolicyAllows:
+		return m + " because no identity-based policy allows the " + req.Action + " action"
+	}
+	return m + " because no resource-based policy allows the " + req.Action + " action"
+}

@@ -549,3 +549,21 @@ func TestEvaluateIdentity(t *testing.T) {
 		})
 	}
 }
+
+func TestDeniedMessage(t *testing.T) {
+	r := Request{Principal: alice, Action: "kms:Encrypt", Resource: keyARN}
+	for _, tc := range []struct {
+		denial Denial
+		res    string
+		want   string
+	}{
+		{NoResourcePolicyAllows, keyARN, "User: " + alice + " is not authorized to perform: kms:Encrypt on resource: " + keyARN + " because no resource-based policy allows the kms:Encrypt action"},
+		{ExplicitDenyResource, keyARN, "User: " + alice + " is not authorized to perform: kms:Encrypt on resource: " + keyARN + " with an explicit deny in a resource-based policy"},
+		{ExplicitDenyIdentity, keyARN, "User: " + alice + " is not authorized to perform: kms:Encrypt on resource: " + keyARN + " with an explicit deny in an identity-based policy"},
+		{NoIdentityPolicyAllows, keyARN, "User: " + alice + " is not authorized to perform: kms:Encrypt on resource: " + keyARN + " because no identity-based policy allows the kms:Encrypt action"},
+		{NoIdentityPolicyAllows, "*", "User: " + alice + " is not authorized to perform: kms:Encrypt because no identity-based policy allows the kms:Encrypt action"},
+	} {
+		r.Resource = tc.res
+		assert.Equal(t, tc.want, DeniedMessage(r, Decision{Denial: tc.denial}))
+	}
+}
