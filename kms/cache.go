@@ -27,8 +27,8 @@ type rowCache struct {
 	gen        uint64
 	keys       map[string]*state.KMSKey // region/id
 	aliases    map[string]*state.KMSAlias
-	principals map[string]principalEntry // access key ID
-	identities map[string]*identity       // principal name (access.go)
+	principals map[string]principalEntry   // access key ID
+	identities map[string]*identity        // principal name (access.go)
 	grants     map[string][]state.KMSGrant // region/key ID (grants.go)
 }
 
