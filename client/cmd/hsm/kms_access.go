@@ -168,4 +168,3 @@ Grant tokens are not considered.`
 	setRole(cmd, roleOfficer)
 	return cmd
 }
-
