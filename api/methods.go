@@ -123,6 +123,12 @@ var methods = []Method{
 	method("KMSListPrincipals", Session, RetryIdempotent),
 	method("KMSDeletePrincipal", Session, RetryNotRun),
 	method("KMSRotatePrincipalKey", Session, RetryNotRun),
+	// KMS access control: setting or removing an identity policy twice
+	// leaves what once does; get and explain only read.
+	method("KMSPutPrincipalPolicy", Session, RetryIdempotent),
+	method("KMSGetPrincipalPolicy", Session, RetryIdempotent),
+	method("KMSDeletePrincipalPolicy", Session, RetryIdempotent),
+	method("KMSExplain", Session, RetryIdempotent),
 }
 
 // ServicePrefix starts the full name of every method of the HSM service:

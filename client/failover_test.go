@@ -23,7 +23,8 @@ import (
 
 func TestIdempotentTable(t *testing.T) {
 	want := []string{"ClusterStatus", "Decrypt", "Digest", "Encrypt", "FindObjects", "GenerateRandom", "GetAttributes", "Info",
-		"KMSListPrincipals", "ListObjects", "ListTokens", "ListUsers", "Refresh", "Sign", "Verify"}
+		"KMSDeletePrincipalPolicy", "KMSExplain", "KMSGetPrincipalPolicy", "KMSListPrincipals", "KMSPutPrincipalPolicy",
+		"ListObjects", "ListTokens", "ListUsers", "Refresh", "Sign", "Verify"}
 	wantDeduped := []string{"CopyObject", "CreateObject", "CreateUser", "DeleteUser", "DeriveKey", "DestroyObject",
 		"GenerateKey", "GenerateKeyPair",
 		"SetAttributes", "SetPassword", "Share", "UnlockUser", "UnwrapKey"}

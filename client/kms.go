@@ -99,3 +99,86 @@ func kmsPrincipalFromPB(p *hsmpb.KMSPrincipal) KMSPrincipal {
 	}
 	return out
 }
+
+// CreateKMSPrincipalWithPolicy is CreateKMSPrincipal with an identity
+// policy for the new principal (an IAM policy document; "" for none).
+func (c *Client) CreateKMSPrincipalWithPolicy(ctx context.Context, name, policy string) (*KMSCredentials, error) {
+	return c.kmsCredentials(ctx, name, func(ctx context.Context, hc hsmpb.HSMClient, r *hsmpb.KMSPrincipalRequest) (*hsmpb.KMSCredentials, error) {
+		r.Policy = policy
+		return hc.KMSCreatePrincipal(ctx, r)
+	})
+}
+
+// PutKMSPrincipalPolicy sets a KMS principal's identity policy (crypto
+// officer); a document that does not parse is refused with
+// MalformedPolicyDocumentException's message.
+func (c *Client) PutKMSPrincipalPolicy(ctx context.Context, name, policy string) error {
+	if err := api.CheckPrincipalName("name", name); err != nil {
+		return err
+	}
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.KMSPutPrincipalPolicy(ctx, &hsmpb.KMSPrincipalPolicy{Name: name, Policy: policy})
+		return err
+	})
+}
+
+// GetKMSPrincipalPolicy reads a KMS principal's identity policy, "" when
+// it has none (crypto officer).
+func (c *Client) GetKMSPrincipalPolicy(ctx context.Context, name string) (string, error) {
+	if err := api.CheckPrincipalName("name", name); err != nil {
+		return "", err
+	}
+	var r *hsmpb.KMSPrincipalPolicy
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.KMSGetPrincipalPolicy(ctx, &hsmpb.KMSPrincipalRequest{Name: name})
+		return err
+	})
+	return r.GetPolicy(), err
+}
+
+// DeleteKMSPrincipalPolicy removes a KMS principal's identity policy
+// (crypto officer).
+func (c *Client) DeleteKMSPrincipalPolicy(ctx context.Context, name string) error {
+	if err := api.CheckPrincipalName("name", name); err != nil {
+		return err
+	}
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.KMSDeletePrincipalPolicy(ctx, &hsmpb.KMSPrincipalRequest{Name: name})
+		return err
+	})
+}
+
+// KMSExplainRequest asks for the access decision of a principal, key and
+// action (docs/kms-access.md, "explain").
+type KMSExplainRequest struct {
+	Principal string
+	Key       string // key ID, key ARN, alias name or alias ARN
+	Action    string // e.g. kms:Encrypt
+	Region    string // of a key ID or alias name; "" is us-east-1
+	Context   map[string]string
+	SourceIP  string
+}
+
+// KMSDecision is the access decision and its reason.
+type KMSDecision struct {
+	Allowed bool
+	Reason  string
+}
+
+// ExplainKMS asks the cluster's one access decision for a principal, key
+// and action, and why (crypto officer).
+func (c *Client) ExplainKMS(ctx context.Context, q KMSExplainRequest) (*KMSDecision, error) {
+	if err := api.CheckPrincipalName("principal", q.Principal); err != nil {
+		return nil, err
+	}
+	var r *hsmpb.KMSExplainResponse
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.KMSExplain(ctx, &hsmpb.KMSExplainRequest{Principal: q.Principal, Key: q.Key, Action: q.Action,
+			Region: q.Region, Context: q.Context, SourceIp: q.SourceIP})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &KMSDecision{Allowed: r.GetAllowed(), Reason: r.GetReason()}, nil
+}

@@ -85,7 +85,7 @@ func (s *Server) KMSCreatePrincipal(ctx context.Context, r *hsmpb.KMSPrincipalRe
 	if err := principalName(r.GetName()); err != nil {
 		return nil, err
 	}
-	c, err := svc.CreatePrincipal(ctx, callerFrom(ctx), r.GetName())
+	c, err := svc.CreatePrincipalWithPolicy(ctx, callerFrom(ctx), r.GetName(), r.GetPolicy())
 	if err != nil {
 		return nil, kmsRefusal(err)
 	}

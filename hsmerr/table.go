@@ -190,6 +190,8 @@ var table = []Row{
 	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-hsm-cluster-in-use", Code: codes.InvalidArgument, KMS: "CloudHsmClusterInUseException"},
 	{RV: ck.CKR_OBJECT_HANDLE_INVALID, Reason: "kms-hsm-cluster-not-found", Code: codes.NotFound, KMS: "CloudHsmClusterNotFoundException"},
 	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-xks-key-in-use", Code: codes.InvalidArgument, KMS: "XksKeyAlreadyInUseException"},
+	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-malformed-policy", Code: codes.InvalidArgument, KMS: "MalformedPolicyDocumentException"},
+	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-invalid-grant-id", Code: codes.InvalidArgument, KMS: "InvalidGrantIdException"},
 
 	// Internal: details are logged, not sent.
 	{RV: ck.CKR_FUNCTION_FAILED, Code: codes.Internal},

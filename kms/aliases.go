@@ -36,6 +36,15 @@ func (s *Service) aliasChange(ctx context.Context, r *call.Request, change strin
 	if err := checkAliasName(name); err != nil {
 		return nil, err
 	}
+	// The alias's side is the identity policy's; each key's side (the
+	// new target, and the key the alias names now) its key policy's.
+	acc, err := s.accessOf(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorizeIAM(r, acc, acc.rule.action, s.aliasArn(r.Region, name)); err != nil {
+		return nil, err
+	}
 	kc := &state.KMSCommand{Principal: r.Principal, Region: r.Region, Change: change, Alias: name}
 	if target {
 		k, err := s.aliasTarget(r)
@@ -51,6 +60,13 @@ func (s *Service) aliasChange(ctx context.Context, r *call.Request, change strin
 		}
 		if !target {
 			r.KeyARN = s.keyArn(r.Region, a.KeyID)
+		}
+		if old, err := s.readKey(r.Region, a.KeyID); err == nil {
+			if err := s.authorizeKey(r, aliasMember, old, ""); err != nil {
+				return nil, err
+			}
+		} else if !kmserr.Is(err, kmserr.NotFound) {
+			return nil, err
 		}
 	}
 	return model.Object{}, s.submit(ctx, &state.Command{Op: state.OpKMSAlias, KMS: kc})

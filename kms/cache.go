@@ -27,12 +27,14 @@ type rowCache struct {
 	gen        uint64
 	keys       map[string]*state.KMSKey // region/id
 	aliases    map[string]*state.KMSAlias
-	principals map[string]principalEntry // access key ID
+	principals map[string]principalEntry   // access key ID
+	identities map[string]*identity        // principal name (access.go)
+	grants     map[string][]state.KMSGrant // region/key ID (grants.go)
 }
 
 func newRowCache() *rowCache {
 	return &rowCache{keys: map[string]*state.KMSKey{}, aliases: map[string]*state.KMSAlias{},
-		principals: map[string]principalEntry{}}
+		principals: map[string]principalEntry{}, identities: map[string]*identity{}, grants: map[string][]state.KMSGrant{}}
 }
 
 // KMSChanged drops every cached row.
@@ -46,6 +48,8 @@ func (s *Service) KMSChanged() {
 		clear(p.secret)
 	}
 	clear(c.principals)
+	clear(c.identities)
+	clear(c.grants)
 	c.mu.Unlock()
 }
 

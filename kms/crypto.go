@@ -235,6 +235,13 @@ func (s *Service) decryptRequest(r *call.Request, keyMember, ctMember, ecMember,
 	if alg != "SYMMETRIC_DEFAULT" {
 		return nil, "", nil, kmserr.New(kmserr.IncorrectKey, "The key ID in the request does not identify a CMK that can perform this operation.")
 	}
+	if want == nil {
+		// The key is the ciphertext's: the caller must be allowed on it
+		// before anything is decrypted (access.go).
+		if _, err := s.ciphertextKey(r, keyMember, ct); err != nil {
+			return nil, "", nil, err
+		}
+	}
 	k, pt, err := s.open(r, ct, ecOf(r.Input, ecMember), want)
 	if err != nil {
 		return nil, "", nil, err

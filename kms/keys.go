@@ -3,7 +3,6 @@ package kms
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"github.com/openhsm/openhsm/kms/call"
 	"github.com/openhsm/openhsm/kms/kmserr"
 	"github.com/openhsm/openhsm/kms/model"
+	kmspolicy "github.com/openhsm/openhsm/kms/policy"
 	"github.com/openhsm/openhsm/state"
 )
 
@@ -162,6 +162,9 @@ func (s *Service) key(r *call.Request, member string, aliases bool) (*state.KMSK
 		return nil, err
 	}
 	r.KeyARN = k.Arn()
+	if err := s.authorizeKey(r, member, k, ref.alias); err != nil {
+		return nil, err
+	}
 	return k, nil
 }
 
@@ -366,18 +369,17 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 	if err := state.CheckKMSTags(tags); err != nil {
 		return nil, err
 	}
-	policy, ok := in.String("Policy")
-	if !ok {
-		policy = DefaultPolicy(s.account)
-	}
-	if err := checkPolicy(policy); err != nil {
-		return nil, err
-	}
-	desc, _ := in.String("Description")
 	id, err := newKeyID()
 	if err != nil {
 		return nil, err
 	}
+	policy, ok := in.String("Policy")
+	if !ok {
+		policy = DefaultPolicy(s.account)
+	} else if err := s.checkKeyPolicy(r, policy, s.keyArn(r.Region, id)); err != nil {
+		return nil, err
+	}
+	desc, _ := in.String("Description")
 	k := &state.KMSKey{ID: id, Region: r.Region, Account: s.account, Description: desc, KeySpec: spec, KeyUsage: use,
 		Origin: origin, Tags: tags, Policy: policy}
 	c := &state.Command{Op: state.OpKMSCreateKey, KMS: &state.KMSCommand{Principal: r.Principal, Region: r.Region, Key: k}}
@@ -641,7 +643,7 @@ func (s *Service) putKeyPolicy(ctx context.Context, r *call.Request) (model.Obje
 		return nil, err
 	}
 	policy, _ := r.Input.String("Policy")
-	if err := checkPolicy(policy); err != nil {
+	if err := s.checkKeyPolicy(r, policy, k.Arn()); err != nil {
 		return nil, err
 	}
 	return model.Object{}, s.change(ctx, r, k, &state.KMSCommand{Change: state.KMSChangePolicy, Policy: policy})
@@ -700,22 +702,21 @@ func (s *Service) listResourceTags(_ context.Context, r *call.Request) (model.Ob
 	return listPage("Tags", items, end < len(tags), fmt.Sprint(end)), nil
 }
 
-// checkPolicy refuses a policy document that is not a JSON object: AWS's
-// MalformedPolicyDocumentException. The document is kept byte for byte;
-// its statements are judged once key policies are enforced (issue 11).
-func checkPolicy(p string) error {
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(p), &doc); err != nil {
-		return kmserr.New(kmserr.MalformedPolicy, "The policy document is not a JSON object: %v", jsonProblem(err))
+// checkKeyPolicy parses a new key policy (MalformedPolicyDocumentException
+// naming the problem) and, unless the request sets
+// BypassPolicyLockoutSafetyCheck, runs AWS's lockout safety check for the
+// caller on the key.
+func (s *Service) checkKeyPolicy(r *call.Request, doc, keyArn string) error {
+	p, err := kmspolicy.ParseKeyPolicy(doc)
+	if err != nil {
+		return kmserr.New(kmserr.MalformedPolicy, "%s", err.Error())
+	}
+	if bypass, _ := r.Input.Bool("BypassPolicyLockoutSafetyCheck"); bypass {
+		return nil
+	}
+	caller := kmspolicy.Request{Principal: s.PrincipalArn(r.Principal), Account: s.account, Resource: keyArn}
+	if err := kmspolicy.LockoutCheck(p, caller); err != nil {
+		return kmserr.New(kmserr.MalformedPolicy, "%s", err.Error())
 	}
 	return nil
-}
-
-// jsonProblem says where a document fails to parse without quoting it.
-func jsonProblem(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("syntax error at byte %d", se.Offset)
-	}
-	return "not an object"
 }

@@ -111,14 +111,28 @@ func (s *Service) newAccessKey(c engine.Caller, name string) (*state.KMSPrincipa
 	return &state.KMSPrincipal{Name: name, AccessKeyID: akid, Secret: sealed}, secret, nil
 }
 
-// CreatePrincipal makes a principal with a new access key; the caller must
-// be a crypto officer. The first principal also makes kmsuser, with a
-// random password nobody keeps.
+// CreatePrincipal makes a principal with a new access key and no identity
+// policy (as a new IAM user has none); the caller must be a crypto officer.
+// The first principal also makes kmsuser, with a random password nobody
+// keeps.
 func (s *Service) CreatePrincipal(ctx context.Context, c engine.Caller, name string) (*Credentials, error) {
+	return s.CreatePrincipalWithPolicy(ctx, c, name, "")
+}
+
+// CreatePrincipalWithPolicy is CreatePrincipal with an identity policy
+// ("" for none; AdminPolicy for every KMS action on every resource).
+func (s *Service) CreatePrincipalWithPolicy(ctx context.Context, c engine.Caller, name, identityPolicy string) (*Credentials, error) {
+	if err := officer(c); err != nil {
+		return nil, err
+	}
+	if err := checkIdentityPolicy(identityPolicy); err != nil {
+		return nil, err
+	}
 	p, secret, err := s.newAccessKey(c, name)
 	if err != nil {
 		return nil, err
 	}
+	p.Policy = identityPolicy
 	cmd := &state.Command{Op: state.OpKMSPrincipalCreate, Actor: c.User, Role: c.Role, KMS: &state.KMSCommand{PrincipalRow: p}}
 	if _, err := s.store.User(state.KMSUser); errors.Is(err, state.ErrNotFound) {
 		var pw [32]byte

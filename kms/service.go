@@ -20,7 +20,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/openhsm/openhsm/engine"
@@ -62,6 +64,8 @@ type Service struct {
 	xks     xksClients   // clients of external key stores' proxies (keystore_xks.go)
 	// xksRoots verify XKS proxies' TLS certificates (nil: the system's).
 	xksRoots *x509.CertPool
+	// inflight is each running request's access state (access.go).
+	inflight sync.Map
 }
 
 // New makes the service.
@@ -158,6 +162,11 @@ func init() {
 		"ConnectCustomKeyStore":    (*Service).connectCustomKeyStore,
 		"DisconnectCustomKeyStore": (*Service).disconnectCustomKeyStore,
 		"DeleteCustomKeyStore":     (*Service).deleteCustomKeyStore,
+		"CreateGrant":              (*Service).createGrant, // grants.go
+		"ListGrants":               (*Service).listGrants,
+		"ListRetirableGrants":      (*Service).listRetirableGrants,
+		"RetireGrant":              (*Service).retireGrant,
+		"RevokeGrant":              (*Service).revokeGrant,
 	}
 }
 
@@ -179,8 +188,21 @@ func (s *Service) Call(ctx context.Context, r *call.Request) (model.Object, erro
 	if fn == nil {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "%s is not supported by this service", r.Op)
 	}
+	// Access control (access.go): the request's access state, and the
+	// decision of an operation no key policy governs, come first; the
+	// operation decides its keys as it resolves them.
+	ctx, a, err := s.begin(ctx, r)
+	if err != nil {
+		return nil, kmsError(err)
+	}
+	defer s.end(r)
+	if a.rule.kind == iamOnly {
+		if err := s.authorizeIAM(r, a, a.rule.action, "*"); err != nil {
+			return nil, err
+		}
+	}
 	if dry, _ := r.Input.Bool("DryRun"); dry {
-		return nil, kmsError(s.dryRun(r))
+		return nil, kmsError(s.dryRun(r, a))
 	}
 	out, err := fn(s, ctx, r)
 	return out, kmsError(err)
@@ -200,13 +222,32 @@ func kmsError(err error) error {
 	return err
 }
 
-// dryRun answers DryRun: once the request's key resolves (a missing key
-// is NotFoundException), DryRunOperationException. AWS checks permissions
-// here too, which key policies will bring (issue 11).
-func (s *Service) dryRun(r *call.Request) error {
-	if _, ok := r.Input.String("KeyId"); ok {
-		if _, err := s.key(r, "KeyId", true); err != nil {
+// dryRun answers DryRun: once the request's keys resolve (a missing key
+// is NotFoundException) and the caller may do what it asks on them
+// (AccessDeniedException), DryRunOperationException.
+func (s *Service) dryRun(r *call.Request, a *access) error {
+	if r.Op == "RetireGrant" {
+		if _, _, err := s.retireTarget(r); err != nil {
 			return err
+		}
+	}
+	members := make([]string, 0, len(a.rule.members))
+	for m := range a.rule.members {
+		members = append(members, m)
+	}
+	slices.Sort(members)
+	for _, m := range members {
+		if r.Op == "RetireGrant" || m == aliasMember {
+			continue
+		}
+		if _, ok := r.Input.String(m); ok {
+			if _, err := s.key(r, m, true); err != nil {
+				return err
+			}
+		} else if ct, ok := r.Input.Bytes("CiphertextBlob"); ok && (m == "KeyId" || m == "SourceKeyId") {
+			if _, err := s.ciphertextKey(r, m, ct); err != nil {
+				return err
+			}
 		}
 	}
 	return kmserr.New(kmserr.DryRun, "The request would have succeeded, but the DryRun option is set.")
@@ -230,6 +271,9 @@ func (s *Service) submit(ctx context.Context, c *state.Command) error {
 	c.Time = s.now()
 	if c.KMS != nil && c.KMS.Account == "" {
 		c.KMS.Account = s.account
+	}
+	if c.KMS != nil && c.KMS.Principal != "" {
+		c.KMS.Access = accessEntries(ctx)
 	}
 	return s.e.SubmitKMS(ctx, c)
 }

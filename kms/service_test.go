@@ -47,7 +47,7 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	srv := kmstest.Start(t)
 	w := &world{t: t, svc: srv.Service, srv: srv, store: srv.Store, co: engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}}
-	_, err := w.svc.CreatePrincipal(context.Background(), w.co, "app")
+	_, err := w.svc.CreatePrincipalWithPolicy(context.Background(), w.co, "app", kms.AdminPolicy)
 	require.NoError(t, err)
 	return w
 }

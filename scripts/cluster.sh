@@ -371,7 +371,7 @@ print_kms_exports() {
     echo "export AWS_DEFAULT_REGION='us-east-1'"
     [ "$scheme" = https ] && echo "export AWS_CA_BUNDLE='$dir/pki/ca.pem'"
     if json=$(HSM_CONFIG="$dir/client.toml" HSM_USER=$CO_USER HSM_PASSWORD=$(cat "$dir/co.password") \
-      "$BIN/hsm" kms principal create "$KMS_PRINCIPAL" --json 2>"$dir/kms-principal.err"); then
+      "$BIN/hsm" kms principal create "$KMS_PRINCIPAL" --admin --json 2>"$dir/kms-principal.err"); then
       flat=$(printf '%s' "$json" | tr -d '\n')
       akid=$(printf '%s' "$flat" | sed -n 's/.*"AccessKeyId": *"\([^"]*\)".*/\1/p')
       sak=$(printf '%s' "$flat" | sed -n 's/.*"SecretAccessKey": *"\([^"]*\)".*/\1/p')

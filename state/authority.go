@@ -109,6 +109,8 @@ var commandAuthority = map[Op]authority{
 	OpKMSHSMCluster:      {actor: actorCO},
 	OpKMSKeyStore:        {actor: actorKMSPrincipal},
 	OpKMSKeyStoreState:   {actor: actorNone},
+	OpKMSPrincipalPolicy: {actor: actorCO},
+	OpKMSGrant:           {actor: actorKMSPrincipal},
 }
 
 // actionFor is the access action a command takes on its object.

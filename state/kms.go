@@ -148,6 +148,12 @@ type KMSCommand struct {
 	// Custom key stores (state/kms_stores.go).
 	HSMCluster *KMSHSMCluster `json:"hsm_cluster,omitempty"`
 	Store      *KMSKeyStore   `json:"store,omitempty"`
+	// Access is what the serving node authorized for a principal's
+	// command; apply decides it again at its index (state/kms_access.go).
+	Access []KMSAccess `json:"access,omitempty"`
+	// Grant and GrantID are kms_grant's (state/kms_grants.go).
+	Grant   *KMSGrant `json:"grant,omitempty"`
+	GrantID string    `json:"grant_id,omitempty"`
 }
 
 // KMSKey is a key's row.
@@ -230,6 +236,9 @@ type KMSPrincipal struct {
 	AccessKeyID string `json:"access_key_id"`
 	Secret      []byte `json:"secret"`
 	Created     int64  `json:"created"`
+	// Policy is the principal's identity policy (an IAM policy document),
+	// "" for none (state/kms_access.go).
+	Policy string `json:"policy,omitempty"`
 }
 
 // KMSSecretOwner is the owner string a principal's secret is sealed to.
@@ -364,6 +373,8 @@ var kmsApply = map[Op]applyFunc{
 	OpKMSHSMCluster:      applyKMSHSMCluster,
 	OpKMSKeyStore:        applyKMSKeyStore,
 	OpKMSKeyStoreState:   applyKMSKeyStoreState,
+	OpKMSPrincipalPolicy: applyKMSPrincipalPolicy, // state/kms_access.go
+	OpKMSGrant:           applyKMSGrant,           // state/kms_grants.go
 }
 
 // IsKMSWrite says whether op changes the KMS's keys, aliases or
@@ -372,8 +383,9 @@ var kmsApply = map[Op]applyFunc{
 func IsKMSWrite(op Op) bool { _, ok := kmsApply[op]; return ok }
 
 // checkKMSPrincipal is the authority rule of a KMS API command: its
-// principal exists at this index. (Once key policies exist, apply will
-// also judge the action here.)
+// principal exists at this index, and the key policies, its identity
+// policy and the grants at this index allow what the command does
+// (checkKMSAccess).
 func checkKMSPrincipal(tx Tx, s *seal.Sealer, c *Command, system bool) error {
 	if c.Actor != "" {
 		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%s is made by a principal, not a user", c.Op)
@@ -392,7 +404,10 @@ func checkKMSPrincipal(tx Tx, s *seal.Sealer, c *Command, system bool) error {
 	if errors.Is(err, ErrNotFound) {
 		return hsmerr.KMSf("AccessDeniedException", "The principal %s no longer exists", c.KMS.Principal)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return checkKMSAccess(tx, s, c, &p)
 }
 
 // ---- principals ----
@@ -427,6 +442,9 @@ func checkPrincipalRow(s *seal.Sealer, p *KMSPrincipal) error {
 	}
 	if !validAccessKeyID(p.AccessKeyID) {
 		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "bad access key ID")
+	}
+	if err := checkIdentityPolicy(p.Policy); err != nil {
+		return err
 	}
 	secret, err := s.Open(0, KMSSecretOwner(p.AccessKeyID), p.Secret)
 	if err != nil || len(secret) != 40 {
@@ -1155,6 +1173,9 @@ func applyKMSUpkeep(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 		case k.State == KMSPendingDeletion && k.DeletionDate <= c.Time:
 			ids, err := deleteKey(tx, s, &k)
 			if err != nil {
+				return nil, err
+			}
+			if err := deleteKMSGrants(tx, s, &k, c.Time); err != nil {
 				return nil, err
 			}
 			changed = append(changed, ids...)

@@ -4446,8 +4446,11 @@ func (x *ListRevokedCertsResponse) GetCerts() []*RevokedCert {
 }
 
 type KMSPrincipalRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // an IAM user name: 1 to 64 of A-Z a-z 0-9 + = , . @ _ -
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // an IAM user name: 1 to 64 of A-Z a-z 0-9 + = , . @ _ -
+	// policy is the new principal's identity policy (KMSCreatePrincipal
+	// only); "" for none.
+	Policy        string `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4489,6 +4492,202 @@ func (x *KMSPrincipalRequest) GetName() string {
 	return ""
 }
 
+func (x *KMSPrincipalRequest) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+// KMSPrincipalPolicy is a principal's identity policy document ("" for none).
+type KMSPrincipalPolicy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Policy        string                 `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KMSPrincipalPolicy) Reset() {
+	*x = KMSPrincipalPolicy{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KMSPrincipalPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KMSPrincipalPolicy) ProtoMessage() {}
+
+func (x *KMSPrincipalPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KMSPrincipalPolicy.ProtoReflect.Descriptor instead.
+func (*KMSPrincipalPolicy) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *KMSPrincipalPolicy) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *KMSPrincipalPolicy) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+type KMSExplainRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Principal     string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`                                                                       // a principal's name
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`                                                                                   // key ID, key ARN, alias name or alias ARN
+	Action        string                 `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`                                                                             // e.g. kms:Encrypt
+	Region        string                 `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`                                                                             // of a key ID or alias name; "" is us-east-1
+	Context       map[string]string      `protobuf:"bytes,5,rep,name=context,proto3" json:"context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // the encryption context
+	SourceIp      string                 `protobuf:"bytes,6,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"`                                                         // aws:SourceIp; "" for none
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KMSExplainRequest) Reset() {
+	*x = KMSExplainRequest{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KMSExplainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KMSExplainRequest) ProtoMessage() {}
+
+func (x *KMSExplainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KMSExplainRequest.ProtoReflect.Descriptor instead.
+func (*KMSExplainRequest) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *KMSExplainRequest) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *KMSExplainRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *KMSExplainRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *KMSExplainRequest) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *KMSExplainRequest) GetContext() map[string]string {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *KMSExplainRequest) GetSourceIp() string {
+	if x != nil {
+		return x.SourceIp
+	}
+	return ""
+}
+
+type KMSExplainResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Allowed       bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"` // names statements, grants and principals, never values
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KMSExplainResponse) Reset() {
+	*x = KMSExplainResponse{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KMSExplainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KMSExplainResponse) ProtoMessage() {}
+
+func (x *KMSExplainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KMSExplainResponse.ProtoReflect.Descriptor instead.
+func (*KMSExplainResponse) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *KMSExplainResponse) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *KMSExplainResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // KMSPrincipal is a principal as a crypto officer sees it: never its secret.
 type KMSPrincipal struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -4502,7 +4701,7 @@ type KMSPrincipal struct {
 
 func (x *KMSPrincipal) Reset() {
 	*x = KMSPrincipal{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4514,7 +4713,7 @@ func (x *KMSPrincipal) String() string {
 func (*KMSPrincipal) ProtoMessage() {}
 
 func (x *KMSPrincipal) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4527,7 +4726,7 @@ func (x *KMSPrincipal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipal.ProtoReflect.Descriptor instead.
 func (*KMSPrincipal) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *KMSPrincipal) GetName() string {
@@ -4567,7 +4766,7 @@ type KMSListPrincipalsResponse struct {
 
 func (x *KMSListPrincipalsResponse) Reset() {
 	*x = KMSListPrincipalsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4579,7 +4778,7 @@ func (x *KMSListPrincipalsResponse) String() string {
 func (*KMSListPrincipalsResponse) ProtoMessage() {}
 
 func (x *KMSListPrincipalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4592,7 +4791,7 @@ func (x *KMSListPrincipalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSListPrincipalsResponse.ProtoReflect.Descriptor instead.
 func (*KMSListPrincipalsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *KMSListPrincipalsResponse) GetPrincipals() []*KMSPrincipal {
@@ -4614,7 +4813,7 @@ type KMSCredentials struct {
 
 func (x *KMSCredentials) Reset() {
 	*x = KMSCredentials{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4626,7 +4825,7 @@ func (x *KMSCredentials) String() string {
 func (*KMSCredentials) ProtoMessage() {}
 
 func (x *KMSCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4639,7 +4838,7 @@ func (x *KMSCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSCredentials.ProtoReflect.Descriptor instead.
 func (*KMSCredentials) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *KMSCredentials) GetPrincipal() *KMSPrincipal {
@@ -4977,9 +5176,26 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x02by\x18\x03 \x01(\tR\x02by\x12\x12\n" +
 	"\x04time\x18\x04 \x01(\x03R\x04time\"I\n" +
 	"\x18ListRevokedCertsResponse\x12-\n" +
-	"\x05certs\x18\x01 \x03(\v2\x17.openhsm.v1.RevokedCertR\x05certs\")\n" +
+	"\x05certs\x18\x01 \x03(\v2\x17.openhsm.v1.RevokedCertR\x05certs\"A\n" +
 	"\x13KMSPrincipalRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"{\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06policy\x18\x02 \x01(\tR\x06policy\"@\n" +
+	"\x12KMSPrincipalPolicy\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06policy\x18\x02 \x01(\tR\x06policy\"\x92\x02\n" +
+	"\x11KMSExplainRequest\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12\x16\n" +
+	"\x06region\x18\x04 \x01(\tR\x06region\x12D\n" +
+	"\acontext\x18\x05 \x03(\v2*.openhsm.v1.KMSExplainRequest.ContextEntryR\acontext\x12\x1b\n" +
+	"\tsource_ip\x18\x06 \x01(\tR\bsourceIp\x1a:\n" +
+	"\fContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"F\n" +
+	"\x12KMSExplainResponse\x12\x18\n" +
+	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"{\n" +
 	"\fKMSPrincipal\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03arn\x18\x02 \x01(\tR\x03arn\x12\"\n" +
@@ -4991,7 +5207,7 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"principals\"t\n" +
 	"\x0eKMSCredentials\x126\n" +
 	"\tprincipal\x18\x01 \x01(\v2\x18.openhsm.v1.KMSPrincipalR\tprincipal\x12*\n" +
-	"\x11secret_access_key\x18\x02 \x01(\tR\x0fsecretAccessKey2\xb7\x1b\n" +
+	"\x11secret_access_key\x18\x02 \x01(\tR\x0fsecretAccessKey2\xfa\x1d\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -5050,7 +5266,12 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x12KMSCreatePrincipal\x12\x1f.openhsm.v1.KMSPrincipalRequest\x1a\x1a.openhsm.v1.KMSCredentials\x12M\n" +
 	"\x11KMSListPrincipals\x12\x11.openhsm.v1.Empty\x1a%.openhsm.v1.KMSListPrincipalsResponse\x12H\n" +
 	"\x12KMSDeletePrincipal\x12\x1f.openhsm.v1.KMSPrincipalRequest\x1a\x11.openhsm.v1.Empty\x12T\n" +
-	"\x15KMSRotatePrincipalKey\x12\x1f.openhsm.v1.KMSPrincipalRequest\x1a\x1a.openhsm.v1.KMSCredentialsB&Z$github.com/openhsm/openhsm/api/hsmpbb\x06proto3"
+	"\x15KMSRotatePrincipalKey\x12\x1f.openhsm.v1.KMSPrincipalRequest\x1a\x1a.openhsm.v1.KMSCredentials\x12J\n" +
+	"\x15KMSPutPrincipalPolicy\x12\x1e.openhsm.v1.KMSPrincipalPolicy\x1a\x11.openhsm.v1.Empty\x12X\n" +
+	"\x15KMSGetPrincipalPolicy\x12\x1f.openhsm.v1.KMSPrincipalRequest\x1a\x1e.openhsm.v1.KMSPrincipalPolicy\x12N\n" +
+	"\x18KMSDeletePrincipalPolicy\x12\x1f.openhsm.v1.KMSPrincipalRequest\x1a\x11.openhsm.v1.Empty\x12K\n" +
+	"\n" +
+	"KMSExplain\x12\x1d.openhsm.v1.KMSExplainRequest\x1a\x1e.openhsm.v1.KMSExplainResponseB&Z$github.com/openhsm/openhsm/api/hsmpbb\x06proto3"
 
 var (
 	file_api_hsmpb_hsm_proto_rawDescOnce sync.Once
@@ -5064,7 +5285,7 @@ func file_api_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_api_hsmpb_hsm_proto_rawDescData
 }
 
-var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
+var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                     // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),               // 1: openhsm.v1.ErrorDetail
@@ -5138,9 +5359,13 @@ var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*RevokedCert)(nil),               // 69: openhsm.v1.RevokedCert
 	(*ListRevokedCertsResponse)(nil),  // 70: openhsm.v1.ListRevokedCertsResponse
 	(*KMSPrincipalRequest)(nil),       // 71: openhsm.v1.KMSPrincipalRequest
-	(*KMSPrincipal)(nil),              // 72: openhsm.v1.KMSPrincipal
-	(*KMSListPrincipalsResponse)(nil), // 73: openhsm.v1.KMSListPrincipalsResponse
-	(*KMSCredentials)(nil),            // 74: openhsm.v1.KMSCredentials
+	(*KMSPrincipalPolicy)(nil),        // 72: openhsm.v1.KMSPrincipalPolicy
+	(*KMSExplainRequest)(nil),         // 73: openhsm.v1.KMSExplainRequest
+	(*KMSExplainResponse)(nil),        // 74: openhsm.v1.KMSExplainResponse
+	(*KMSPrincipal)(nil),              // 75: openhsm.v1.KMSPrincipal
+	(*KMSListPrincipalsResponse)(nil), // 76: openhsm.v1.KMSListPrincipalsResponse
+	(*KMSCredentials)(nil),            // 77: openhsm.v1.KMSCredentials
+	nil,                               // 78: openhsm.v1.KMSExplainRequest.ContextEntry
 }
 var file_api_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -5180,115 +5405,124 @@ var file_api_hsmpb_hsm_proto_depIdxs = []int32{
 	65, // 34: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
 	63, // 35: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
 	69, // 36: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
-	72, // 37: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
-	72, // 38: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
-	10, // 39: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 40: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 41: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 42: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 43: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,  // 44: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	15, // 45: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 46: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 47: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 48: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 49: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	22, // 50: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	23, // 51: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	24, // 52: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	26, // 53: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	26, // 54: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30, // 55: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	33, // 56: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	34, // 57: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	35, // 58: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	36, // 59: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	38, // 60: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	39, // 61: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	40, // 62: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	41, // 63: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	42, // 64: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	41, // 65: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 66: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	43, // 67: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	44, // 68: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,  // 69: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	48, // 70: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	49, // 71: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	59, // 72: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,  // 73: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 74: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	53, // 75: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	54, // 76: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	60, // 77: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
-	61, // 78: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
-	62, // 79: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
-	64, // 80: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
-	0,  // 81: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
-	55, // 82: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
-	0,  // 83: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
-	68, // 84: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
-	0,  // 85: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
-	71, // 86: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	0,  // 87: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
-	71, // 88: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	71, // 89: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
-	11, // 90: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 91: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 92: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 93: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 94: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 95: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 96: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 97: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 98: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 99: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 100: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 101: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 102: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 103: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 104: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 105: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 106: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 107: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 108: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 109: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 110: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	45, // 111: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 112: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 113: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	45, // 114: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 115: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	45, // 116: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	45, // 117: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	45, // 118: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	45, // 119: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	47, // 120: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 121: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 122: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,  // 123: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	50, // 124: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	52, // 125: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	54, // 126: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	50, // 127: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,  // 128: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,  // 129: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	63, // 130: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,  // 131: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	67, // 132: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	57, // 133: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
-	58, // 134: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
-	0,  // 135: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
-	70, // 136: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
-	74, // 137: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
-	73, // 138: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
-	0,  // 139: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
-	74, // 140: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
-	90, // [90:141] is the sub-list for method output_type
-	39, // [39:90] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	78, // 37: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
+	75, // 38: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
+	75, // 39: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
+	10, // 40: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,  // 41: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,  // 42: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	12, // 43: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,  // 44: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,  // 45: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	15, // 46: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	16, // 47: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	17, // 48: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	16, // 49: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,  // 50: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	22, // 51: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	23, // 52: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	24, // 53: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	26, // 54: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	26, // 55: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30, // 56: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	33, // 57: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	34, // 58: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	35, // 59: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	36, // 60: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	38, // 61: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	39, // 62: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	40, // 63: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	41, // 64: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	42, // 65: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	41, // 66: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	41, // 67: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	43, // 68: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	44, // 69: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	0,  // 70: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	48, // 71: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	49, // 72: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	59, // 73: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,  // 74: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,  // 75: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	53, // 76: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	54, // 77: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	60, // 78: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	61, // 79: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	62, // 80: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	64, // 81: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,  // 82: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	55, // 83: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
+	0,  // 84: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
+	68, // 85: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
+	0,  // 86: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
+	71, // 87: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	0,  // 88: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
+	71, // 89: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	71, // 90: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
+	72, // 91: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
+	71, // 92: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	71, // 93: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	73, // 94: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
+	11, // 95: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11, // 96: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,  // 97: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,  // 98: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14, // 99: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20, // 100: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,  // 101: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,  // 102: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,  // 103: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,  // 104: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21, // 105: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25, // 106: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25, // 107: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,  // 108: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27, // 109: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29, // 110: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32, // 111: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,  // 112: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,  // 113: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25, // 114: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37, // 115: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	45, // 116: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25, // 117: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25, // 118: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	45, // 119: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,  // 120: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	45, // 121: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	45, // 122: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	45, // 123: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	45, // 124: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	47, // 125: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,  // 126: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,  // 127: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,  // 128: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	50, // 129: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	52, // 130: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	54, // 131: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	50, // 132: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,  // 133: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,  // 134: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	63, // 135: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,  // 136: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	67, // 137: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	57, // 138: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	58, // 139: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	0,  // 140: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
+	70, // 141: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
+	77, // 142: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
+	76, // 143: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
+	0,  // 144: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
+	77, // 145: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
+	0,  // 146: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
+	72, // 147: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
+	0,  // 148: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
+	74, // 149: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
+	95, // [95:150] is the sub-list for method output_type
+	40, // [40:95] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_api_hsmpb_hsm_proto_init() }
@@ -5312,7 +5546,7 @@ func file_api_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hsmpb_hsm_proto_rawDesc), len(file_api_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   75,
+			NumMessages:   79,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,57 +33,61 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	HSM_Login_FullMethodName                 = "/openhsm.v1.HSM/Login"
-	HSM_Refresh_FullMethodName               = "/openhsm.v1.HSM/Refresh"
-	HSM_Logout_FullMethodName                = "/openhsm.v1.HSM/Logout"
-	HSM_Bootstrap_FullMethodName             = "/openhsm.v1.HSM/Bootstrap"
-	HSM_Info_FullMethodName                  = "/openhsm.v1.HSM/Info"
-	HSM_ListTokens_FullMethodName            = "/openhsm.v1.HSM/ListTokens"
-	HSM_CreateUser_FullMethodName            = "/openhsm.v1.HSM/CreateUser"
-	HSM_DeleteUser_FullMethodName            = "/openhsm.v1.HSM/DeleteUser"
-	HSM_SetPassword_FullMethodName           = "/openhsm.v1.HSM/SetPassword"
-	HSM_UnlockUser_FullMethodName            = "/openhsm.v1.HSM/UnlockUser"
-	HSM_ListUsers_FullMethodName             = "/openhsm.v1.HSM/ListUsers"
-	HSM_CreateObject_FullMethodName          = "/openhsm.v1.HSM/CreateObject"
-	HSM_CopyObject_FullMethodName            = "/openhsm.v1.HSM/CopyObject"
-	HSM_DestroyObject_FullMethodName         = "/openhsm.v1.HSM/DestroyObject"
-	HSM_FindObjects_FullMethodName           = "/openhsm.v1.HSM/FindObjects"
-	HSM_ListObjects_FullMethodName           = "/openhsm.v1.HSM/ListObjects"
-	HSM_GetAttributes_FullMethodName         = "/openhsm.v1.HSM/GetAttributes"
-	HSM_SetAttributes_FullMethodName         = "/openhsm.v1.HSM/SetAttributes"
-	HSM_Share_FullMethodName                 = "/openhsm.v1.HSM/Share"
-	HSM_GenerateKey_FullMethodName           = "/openhsm.v1.HSM/GenerateKey"
-	HSM_GenerateKeyPair_FullMethodName       = "/openhsm.v1.HSM/GenerateKeyPair"
-	HSM_WrapKey_FullMethodName               = "/openhsm.v1.HSM/WrapKey"
-	HSM_UnwrapKey_FullMethodName             = "/openhsm.v1.HSM/UnwrapKey"
-	HSM_DeriveKey_FullMethodName             = "/openhsm.v1.HSM/DeriveKey"
-	HSM_Sign_FullMethodName                  = "/openhsm.v1.HSM/Sign"
-	HSM_Verify_FullMethodName                = "/openhsm.v1.HSM/Verify"
-	HSM_Encrypt_FullMethodName               = "/openhsm.v1.HSM/Encrypt"
-	HSM_Decrypt_FullMethodName               = "/openhsm.v1.HSM/Decrypt"
-	HSM_Digest_FullMethodName                = "/openhsm.v1.HSM/Digest"
-	HSM_GenerateRandom_FullMethodName        = "/openhsm.v1.HSM/GenerateRandom"
-	HSM_ClusterStatus_FullMethodName         = "/openhsm.v1.HSM/ClusterStatus"
-	HSM_AddNode_FullMethodName               = "/openhsm.v1.HSM/AddNode"
-	HSM_RemoveNode_FullMethodName            = "/openhsm.v1.HSM/RemoveNode"
-	HSM_RotatePassphrase_FullMethodName      = "/openhsm.v1.HSM/RotatePassphrase"
-	HSM_CreateBackup_FullMethodName          = "/openhsm.v1.HSM/CreateBackup"
-	HSM_ListBackups_FullMethodName           = "/openhsm.v1.HSM/ListBackups"
-	HSM_GetBackup_FullMethodName             = "/openhsm.v1.HSM/GetBackup"
-	HSM_RestoreBackup_FullMethodName         = "/openhsm.v1.HSM/RestoreBackup"
-	HSM_QuorumRegisterKey_FullMethodName     = "/openhsm.v1.HSM/QuorumRegisterKey"
-	HSM_QuorumSetPolicy_FullMethodName       = "/openhsm.v1.HSM/QuorumSetPolicy"
-	HSM_QuorumCreateToken_FullMethodName     = "/openhsm.v1.HSM/QuorumCreateToken"
-	HSM_QuorumApproveToken_FullMethodName    = "/openhsm.v1.HSM/QuorumApproveToken"
-	HSM_QuorumStatus_FullMethodName          = "/openhsm.v1.HSM/QuorumStatus"
-	HSM_ListAudit_FullMethodName             = "/openhsm.v1.HSM/ListAudit"
-	HSM_VerifyAudit_FullMethodName           = "/openhsm.v1.HSM/VerifyAudit"
-	HSM_RevokeCert_FullMethodName            = "/openhsm.v1.HSM/RevokeCert"
-	HSM_ListRevokedCerts_FullMethodName      = "/openhsm.v1.HSM/ListRevokedCerts"
-	HSM_KMSCreatePrincipal_FullMethodName    = "/openhsm.v1.HSM/KMSCreatePrincipal"
-	HSM_KMSListPrincipals_FullMethodName     = "/openhsm.v1.HSM/KMSListPrincipals"
-	HSM_KMSDeletePrincipal_FullMethodName    = "/openhsm.v1.HSM/KMSDeletePrincipal"
-	HSM_KMSRotatePrincipalKey_FullMethodName = "/openhsm.v1.HSM/KMSRotatePrincipalKey"
+	HSM_Login_FullMethodName                    = "/openhsm.v1.HSM/Login"
+	HSM_Refresh_FullMethodName                  = "/openhsm.v1.HSM/Refresh"
+	HSM_Logout_FullMethodName                   = "/openhsm.v1.HSM/Logout"
+	HSM_Bootstrap_FullMethodName                = "/openhsm.v1.HSM/Bootstrap"
+	HSM_Info_FullMethodName                     = "/openhsm.v1.HSM/Info"
+	HSM_ListTokens_FullMethodName               = "/openhsm.v1.HSM/ListTokens"
+	HSM_CreateUser_FullMethodName               = "/openhsm.v1.HSM/CreateUser"
+	HSM_DeleteUser_FullMethodName               = "/openhsm.v1.HSM/DeleteUser"
+	HSM_SetPassword_FullMethodName              = "/openhsm.v1.HSM/SetPassword"
+	HSM_UnlockUser_FullMethodName               = "/openhsm.v1.HSM/UnlockUser"
+	HSM_ListUsers_FullMethodName                = "/openhsm.v1.HSM/ListUsers"
+	HSM_CreateObject_FullMethodName             = "/openhsm.v1.HSM/CreateObject"
+	HSM_CopyObject_FullMethodName               = "/openhsm.v1.HSM/CopyObject"
+	HSM_DestroyObject_FullMethodName            = "/openhsm.v1.HSM/DestroyObject"
+	HSM_FindObjects_FullMethodName              = "/openhsm.v1.HSM/FindObjects"
+	HSM_ListObjects_FullMethodName              = "/openhsm.v1.HSM/ListObjects"
+	HSM_GetAttributes_FullMethodName            = "/openhsm.v1.HSM/GetAttributes"
+	HSM_SetAttributes_FullMethodName            = "/openhsm.v1.HSM/SetAttributes"
+	HSM_Share_FullMethodName                    = "/openhsm.v1.HSM/Share"
+	HSM_GenerateKey_FullMethodName              = "/openhsm.v1.HSM/GenerateKey"
+	HSM_GenerateKeyPair_FullMethodName          = "/openhsm.v1.HSM/GenerateKeyPair"
+	HSM_WrapKey_FullMethodName                  = "/openhsm.v1.HSM/WrapKey"
+	HSM_UnwrapKey_FullMethodName                = "/openhsm.v1.HSM/UnwrapKey"
+	HSM_DeriveKey_FullMethodName                = "/openhsm.v1.HSM/DeriveKey"
+	HSM_Sign_FullMethodName                     = "/openhsm.v1.HSM/Sign"
+	HSM_Verify_FullMethodName                   = "/openhsm.v1.HSM/Verify"
+	HSM_Encrypt_FullMethodName                  = "/openhsm.v1.HSM/Encrypt"
+	HSM_Decrypt_FullMethodName                  = "/openhsm.v1.HSM/Decrypt"
+	HSM_Digest_FullMethodName                   = "/openhsm.v1.HSM/Digest"
+	HSM_GenerateRandom_FullMethodName           = "/openhsm.v1.HSM/GenerateRandom"
+	HSM_ClusterStatus_FullMethodName            = "/openhsm.v1.HSM/ClusterStatus"
+	HSM_AddNode_FullMethodName                  = "/openhsm.v1.HSM/AddNode"
+	HSM_RemoveNode_FullMethodName               = "/openhsm.v1.HSM/RemoveNode"
+	HSM_RotatePassphrase_FullMethodName         = "/openhsm.v1.HSM/RotatePassphrase"
+	HSM_CreateBackup_FullMethodName             = "/openhsm.v1.HSM/CreateBackup"
+	HSM_ListBackups_FullMethodName              = "/openhsm.v1.HSM/ListBackups"
+	HSM_GetBackup_FullMethodName                = "/openhsm.v1.HSM/GetBackup"
+	HSM_RestoreBackup_FullMethodName            = "/openhsm.v1.HSM/RestoreBackup"
+	HSM_QuorumRegisterKey_FullMethodName        = "/openhsm.v1.HSM/QuorumRegisterKey"
+	HSM_QuorumSetPolicy_FullMethodName          = "/openhsm.v1.HSM/QuorumSetPolicy"
+	HSM_QuorumCreateToken_FullMethodName        = "/openhsm.v1.HSM/QuorumCreateToken"
+	HSM_QuorumApproveToken_FullMethodName       = "/openhsm.v1.HSM/QuorumApproveToken"
+	HSM_QuorumStatus_FullMethodName             = "/openhsm.v1.HSM/QuorumStatus"
+	HSM_ListAudit_FullMethodName                = "/openhsm.v1.HSM/ListAudit"
+	HSM_VerifyAudit_FullMethodName              = "/openhsm.v1.HSM/VerifyAudit"
+	HSM_RevokeCert_FullMethodName               = "/openhsm.v1.HSM/RevokeCert"
+	HSM_ListRevokedCerts_FullMethodName         = "/openhsm.v1.HSM/ListRevokedCerts"
+	HSM_KMSCreatePrincipal_FullMethodName       = "/openhsm.v1.HSM/KMSCreatePrincipal"
+	HSM_KMSListPrincipals_FullMethodName        = "/openhsm.v1.HSM/KMSListPrincipals"
+	HSM_KMSDeletePrincipal_FullMethodName       = "/openhsm.v1.HSM/KMSDeletePrincipal"
+	HSM_KMSRotatePrincipalKey_FullMethodName    = "/openhsm.v1.HSM/KMSRotatePrincipalKey"
+	HSM_KMSPutPrincipalPolicy_FullMethodName    = "/openhsm.v1.HSM/KMSPutPrincipalPolicy"
+	HSM_KMSGetPrincipalPolicy_FullMethodName    = "/openhsm.v1.HSM/KMSGetPrincipalPolicy"
+	HSM_KMSDeletePrincipalPolicy_FullMethodName = "/openhsm.v1.HSM/KMSDeletePrincipalPolicy"
+	HSM_KMSExplain_FullMethodName               = "/openhsm.v1.HSM/KMSExplain"
 )
 
 // HSMClient is the client API for HSM service.
@@ -164,6 +168,13 @@ type HSMClient interface {
 	KMSListPrincipals(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*KMSListPrincipalsResponse, error)
 	KMSDeletePrincipal(ctx context.Context, in *KMSPrincipalRequest, opts ...grpc.CallOption) (*Empty, error)
 	KMSRotatePrincipalKey(ctx context.Context, in *KMSPrincipalRequest, opts ...grpc.CallOption) (*KMSCredentials, error)
+	// KMS access control (crypto officers; docs/kms-access.md): a
+	// principal's identity policy, and the access decision for a principal,
+	// key and action with its reason.
+	KMSPutPrincipalPolicy(ctx context.Context, in *KMSPrincipalPolicy, opts ...grpc.CallOption) (*Empty, error)
+	KMSGetPrincipalPolicy(ctx context.Context, in *KMSPrincipalRequest, opts ...grpc.CallOption) (*KMSPrincipalPolicy, error)
+	KMSDeletePrincipalPolicy(ctx context.Context, in *KMSPrincipalRequest, opts ...grpc.CallOption) (*Empty, error)
+	KMSExplain(ctx context.Context, in *KMSExplainRequest, opts ...grpc.CallOption) (*KMSExplainResponse, error)
 }
 
 type hSMClient struct {
@@ -705,6 +716,46 @@ func (c *hSMClient) KMSRotatePrincipalKey(ctx context.Context, in *KMSPrincipalR
 	return out, nil
 }
 
+func (c *hSMClient) KMSPutPrincipalPolicy(ctx context.Context, in *KMSPrincipalPolicy, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_KMSPutPrincipalPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) KMSGetPrincipalPolicy(ctx context.Context, in *KMSPrincipalRequest, opts ...grpc.CallOption) (*KMSPrincipalPolicy, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KMSPrincipalPolicy)
+	err := c.cc.Invoke(ctx, HSM_KMSGetPrincipalPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) KMSDeletePrincipalPolicy(ctx context.Context, in *KMSPrincipalRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_KMSDeletePrincipalPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) KMSExplain(ctx context.Context, in *KMSExplainRequest, opts ...grpc.CallOption) (*KMSExplainResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KMSExplainResponse)
+	err := c.cc.Invoke(ctx, HSM_KMSExplain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HSMServer is the server API for HSM service.
 // All implementations must embed UnimplementedHSMServer
 // for forward compatibility.
@@ -783,6 +834,13 @@ type HSMServer interface {
 	KMSListPrincipals(context.Context, *Empty) (*KMSListPrincipalsResponse, error)
 	KMSDeletePrincipal(context.Context, *KMSPrincipalRequest) (*Empty, error)
 	KMSRotatePrincipalKey(context.Context, *KMSPrincipalRequest) (*KMSCredentials, error)
+	// KMS access control (crypto officers; docs/kms-access.md): a
+	// principal's identity policy, and the access decision for a principal,
+	// key and action with its reason.
+	KMSPutPrincipalPolicy(context.Context, *KMSPrincipalPolicy) (*Empty, error)
+	KMSGetPrincipalPolicy(context.Context, *KMSPrincipalRequest) (*KMSPrincipalPolicy, error)
+	KMSDeletePrincipalPolicy(context.Context, *KMSPrincipalRequest) (*Empty, error)
+	KMSExplain(context.Context, *KMSExplainRequest) (*KMSExplainResponse, error)
 	mustEmbedUnimplementedHSMServer()
 }
 
@@ -945,6 +1003,18 @@ func (UnimplementedHSMServer) KMSDeletePrincipal(context.Context, *KMSPrincipalR
 }
 func (UnimplementedHSMServer) KMSRotatePrincipalKey(context.Context, *KMSPrincipalRequest) (*KMSCredentials, error) {
 	return nil, status.Error(codes.Unimplemented, "method KMSRotatePrincipalKey not implemented")
+}
+func (UnimplementedHSMServer) KMSPutPrincipalPolicy(context.Context, *KMSPrincipalPolicy) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method KMSPutPrincipalPolicy not implemented")
+}
+func (UnimplementedHSMServer) KMSGetPrincipalPolicy(context.Context, *KMSPrincipalRequest) (*KMSPrincipalPolicy, error) {
+	return nil, status.Error(codes.Unimplemented, "method KMSGetPrincipalPolicy not implemented")
+}
+func (UnimplementedHSMServer) KMSDeletePrincipalPolicy(context.Context, *KMSPrincipalRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method KMSDeletePrincipalPolicy not implemented")
+}
+func (UnimplementedHSMServer) KMSExplain(context.Context, *KMSExplainRequest) (*KMSExplainResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method KMSExplain not implemented")
 }
 func (UnimplementedHSMServer) mustEmbedUnimplementedHSMServer() {}
 func (UnimplementedHSMServer) testEmbeddedByValue()             {}
@@ -1860,6 +1930,78 @@ func _HSM_KMSRotatePrincipalKey_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HSM_KMSPutPrincipalPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KMSPrincipalPolicy)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).KMSPutPrincipalPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_KMSPutPrincipalPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).KMSPutPrincipalPolicy(ctx, req.(*KMSPrincipalPolicy))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_KMSGetPrincipalPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KMSPrincipalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).KMSGetPrincipalPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_KMSGetPrincipalPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).KMSGetPrincipalPolicy(ctx, req.(*KMSPrincipalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_KMSDeletePrincipalPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KMSPrincipalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).KMSDeletePrincipalPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_KMSDeletePrincipalPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).KMSDeletePrincipalPolicy(ctx, req.(*KMSPrincipalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_KMSExplain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KMSExplainRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).KMSExplain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_KMSExplain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).KMSExplain(ctx, req.(*KMSExplainRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HSM_ServiceDesc is the grpc.ServiceDesc for HSM service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2058,6 +2200,22 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "KMSRotatePrincipalKey",
 			Handler:    _HSM_KMSRotatePrincipalKey_Handler,
+		},
+		{
+			MethodName: "KMSPutPrincipalPolicy",
+			Handler:    _HSM_KMSPutPrincipalPolicy_Handler,
+		},
+		{
+			MethodName: "KMSGetPrincipalPolicy",
+			Handler:    _HSM_KMSGetPrincipalPolicy_Handler,
+		},
+		{
+			MethodName: "KMSDeletePrincipalPolicy",
+			Handler:    _HSM_KMSDeletePrincipalPolicy_Handler,
+		},
+		{
+			MethodName: "KMSExplain",
+			Handler:    _HSM_KMSExplain_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -73,7 +73,9 @@ func (o *observer) KMSChanged() {
 }
 func (o *observer) Restored() error { return o.e.Restored() }
 
-// Start serves the KMS API until the test ends, with one principal.
+// Start serves the KMS API until the test ends, with one principal, whose
+// identity policy is kms.AdminPolicy (keys with the default key policy let
+// it do everything).
 func Start(t testing.TB) *Server {
 	t.Helper()
 	ctx := context.Background()
@@ -110,7 +112,7 @@ func Start(t testing.TB) *Server {
 	}
 	srv.Service = svc
 	obs.svc = svc
-	cred, err := svc.CreatePrincipal(ctx, engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}, "tester")
+	cred, err := svc.CreatePrincipalWithPolicy(ctx, engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}, "tester", kms.AdminPolicy)
 	if err != nil {
 		t.Fatal(err)
 	}

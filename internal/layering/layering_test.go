@@ -15,8 +15,8 @@ const module = "github.com/openhsm/openhsm/"
 // only packages after it.
 var order = []string{
 	"hsmd", "cluster", "cluster/peerpb", "backup",
-	"kms/httpapi", "kms", "kms/call", "kms/policy", "kms/xks", "api", "api/hsmpb", "engine", "state/sqlite", "state", "snapshot", "seal", "mech",
-	"object", "quorum", "audit", "passwords", "hsmerr", "internal/fields", "kms/kmserr", "kms/blob", "kms/sigv4", "kms/model", "ck",
+	"kms/httpapi", "kms", "kms/call", "kms/xks", "api", "api/hsmpb", "engine", "state/sqlite", "state", "snapshot", "seal", "mech",
+	"object", "quorum", "audit", "passwords", "hsmerr", "internal/fields", "kms/kmserr", "kms/blob", "kms/sigv4", "kms/model", "kms/policy", "ck",
 }
 
 // list runs go list in the module root.

@@ -35,6 +35,7 @@ const (
 	InvalidAliasName      = "InvalidAliasNameException"
 	InvalidMarker         = "InvalidMarkerException"
 	InvalidGrantToken     = "InvalidGrantTokenException"
+	InvalidGrantID        = "InvalidGrantIdException"
 	Tag                   = "TagException"
 	MalformedPolicy       = "MalformedPolicyDocumentException"
 	InvalidImportToken    = "InvalidImportTokenException"

@@ -43,7 +43,22 @@ type Grant struct {
 type Decision struct {
 	Allowed bool
 	Reason  string
+	// Denial says which kind of policy refused (for AWS's message: an
+	// explicit deny in a resource-based or an identity-based policy, or no
+	// allow in one); NotDenied when Allowed.
+	Denial Denial
 }
+
+// Denial is the kind of a denied Decision.
+type Denial int
+
+const (
+	NotDenied              Denial = iota
+	ExplicitDenyResource          // a key policy statement denies
+	ExplicitDenyIdentity          // an identity policy statement denies
+	NoResourcePolicyAllows        // no key policy statement (or grant) allows
+	NoIdentityPolicyAllows        // the key policy delegates to the account, no identity policy allows; or an IAM-only action
+)
 
 // contextOperations are the operations that take an encryption context and
 // so the ones grant constraints apply to.
@@ -177,7 +192,7 @@ func Evaluate(req Request, keyPolicy *Policy, identity []*Policy, grants []Grant
 	if keyPolicy != nil {
 		for _, s := range keyPolicy.Statements {
 			if s.Effect == Deny && matchPrincipal(s, req) != noMatch && c.applies(s) {
-				return Decision{false, fmt.Sprintf("explicit deny: key policy statement %s denies %s to %s", s.Name(), req.Action, req.Principal)}
+				return Decision{false, fmt.Sprintf("explicit deny: key policy statement %s denies %s to %s", s.Name(), req.Action, req.Principal), ExplicitDenyResource}
 			}
 		}
 	}
@@ -187,7 +202,7 @@ func Evaluate(req Request, keyPolicy *Policy, identity []*Policy, grants []Grant
 		}
 		for _, s := range p.Statements {
 			if s.Effect == Deny && c.applies(s) {
-				return Decision{false, fmt.Sprintf("explicit deny: %s statement %s denies %s to %s", identityName(p, i), s.Name(), req.Action, req.Principal)}
+				return Decision{false, fmt.Sprintf("explicit deny: %s statement %s denies %s to %s", identityName(p, i), s.Name(), req.Action, req.Principal), ExplicitDenyIdentity}
 			}
 		}
 	}
@@ -203,7 +218,7 @@ func Evaluate(req Request, keyPolicy *Policy, identity []*Policy, grants []Grant
 				continue
 			}
 			if m == direct {
-				return Decision{true, fmt.Sprintf("allowed by key policy statement %s", s.Name())}
+				return Decision{true, fmt.Sprintf("allowed by key policy statement %s", s.Name()), NotDenied}
 			}
 			if delegated == nil {
 				delegated = s
@@ -223,21 +238,52 @@ func Evaluate(req Request, keyPolicy *Policy, identity []*Policy, grants []Grant
 		}
 	}
 	if delegated != nil && idAllow != "" {
-		return Decision{true, fmt.Sprintf("allowed by key policy statement %s (delegated to account %s) and %s", delegated.Name(), req.Account, idAllow)}
+		return Decision{true, fmt.Sprintf("allowed by key policy statement %s (delegated to account %s) and %s", delegated.Name(), req.Account, idAllow), NotDenied}
 	}
 	// 4. Grants.
 	for _, g := range grants {
 		if why := c.grantAllows(g, idAllow != ""); why != "" {
-			return Decision{true, why}
+			return Decision{true, why, NotDenied}
 		}
 	}
 	switch {
 	case delegated != nil:
-		return Decision{false, fmt.Sprintf("implicit deny: key policy statement %s delegates %s to account %s, but no identity policy of %s allows it", delegated.Name(), req.Action, req.Account, req.Principal)}
+		return Decision{false, fmt.Sprintf("implicit deny: key policy statement %s delegates %s to account %s, but no identity policy of %s allows it", delegated.Name(), req.Action, req.Account, req.Principal), NoIdentityPolicyAllows}
 	case keyPolicy == nil:
-		return Decision{false, fmt.Sprintf("implicit deny: the key has no key policy and no grant allows %s to %s", req.Action, req.Principal)}
+		return Decision{false, fmt.Sprintf("implicit deny: the key has no key policy and no grant allows %s to %s", req.Action, req.Principal), NoResourcePolicyAllows}
 	}
-	return Decision{false, fmt.Sprintf("implicit deny: no key policy statement or grant allows %s to %s", req.Action, req.Principal)}
+	return Decision{false, fmt.Sprintf("implicit deny: no key policy statement or grant allows %s to %s", req.Action, req.Principal), NoResourcePolicyAllows}
+}
+
+// EvaluateIdentity decides a request for an action that no key policy
+// governs (AWS's "IAM policy only" operations, such as kms:CreateKey,
+// kms:ListKeys, or an alias's side of kms:CreateAlias): an explicit deny
+// in an identity policy denies, an allow in one allows, and otherwise the
+// request is implicitly denied. req.Resource is the alias ARN, or "*" when
+// the action takes no resource.
+func EvaluateIdentity(req Request, identity []*Policy) Decision {
+	c := prepare(req)
+	for i, p := range identity {
+		if p == nil {
+			continue
+		}
+		for _, s := range p.Statements {
+			if s.Effect == Deny && c.applies(s) {
+				return Decision{false, fmt.Sprintf("explicit deny: %s statement %s denies %s to %s", identityName(p, i), s.Name(), req.Action, req.Principal), ExplicitDenyIdentity}
+			}
+		}
+	}
+	for i, p := range identity {
+		if p == nil {
+			continue
+		}
+		for _, s := range p.Statements {
+			if s.Effect == Allow && c.applies(s) {
+				return Decision{true, fmt.Sprintf("allowed by %s statement %s", identityName(p, i), s.Name()), NotDenied}
+			}
+		}
+	}
+	return Decision{false, fmt.Sprintf("implicit deny: no identity policy of %s allows %s", req.Principal, req.Action), NoIdentityPolicyAllows}
 }
 
 func identityName(p *Policy, i int) string {
@@ -487,4 +533,24 @@ func LockoutCheck(doc *Policy, caller Request) error {
 		}
 	}
 	return &MalformedError{Message: LockoutMessage}
+}
+
+// DeniedMessage is AWS's AccessDeniedException message for a denied
+// decision: it names the principal, the action and the resource (none for
+// "*" or ""), and which kind of policy refused, never a statement, a
+// condition or a value.
+func DeniedMessage(req Request, d Decision) string {
+	m := "User: " + req.Principal + " is not authorized to perform: " + req.Action
+	if req.Resource != "" && req.Resource != "*" {
+		m += " on resource: " + req.Resource
+	}
+	switch d.Denial {
+	case ExplicitDenyResource:
+		return m + " with an explicit deny in a resource-based policy"
+	case ExplicitDenyIdentity:
+		return m + " with an explicit deny in an identity-based policy"
+	case NoIdentityPolicyAllows:
+		return m + " because no identity-based policy allows the " + req.Action + " action"
+	}
+	return m + " because no resource-based policy allows the " + req.Action + " action"
 }

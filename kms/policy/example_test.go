@@ -34,7 +34,7 @@ func TestWorkedExample(t *testing.T) {
 	billing := map[string]string{"purpose": "billing"}
 
 	d := Evaluate(r("app", "kms:Encrypt", "203.0.113.9", billing), kp, nil, nil)
-	assert.Equal(t, Decision{true, `allowed by key policy statement "App uses the key for billing"`}, d)
+	assert.Equal(t, Decision{true, `allowed by key policy statement "App uses the key for billing"`, NotDenied}, d)
 
 	d = Evaluate(r("app", "kms:Decrypt", "198.51.100.1", billing), kp, nil, nil)
 	assert.False(t, d.Allowed)
@@ -48,7 +48,7 @@ func TestWorkedExample(t *testing.T) {
 	require.NoError(t, err)
 	id.Name = "ops-read"
 	d = Evaluate(r("ops", "kms:DescribeKey", "203.0.113.9", nil), kp, []*Policy{id}, nil)
-	assert.Equal(t, Decision{true, `allowed by key policy statement "Enable IAM User Permissions" (delegated to account ` + acct + `) and identity policy "ops-read" statement #0`}, d)
+	assert.Equal(t, Decision{true, `allowed by key policy statement "Enable IAM User Permissions" (delegated to account ` + acct + `) and identity policy "ops-read" statement #0`, NotDenied}, d)
 
 	g := []Grant{constrained(grant("g-batch", user("batch"), "Decrypt"), nil, billing)}
 	assert.True(t, Evaluate(r("batch", "kms:Decrypt", "203.0.113.9", map[string]string{"purpose": "billing", "run": "42"}), kp, nil, g).Allowed)

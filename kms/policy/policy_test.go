@@ -494,3 +494,76 @@ func TestGlob(t *testing.T) {
 	assert.False(t, arnMatch("arn:aws:*:user/alice:x:y", alice))
 	assert.False(t, arnMatch("arn:aws:iam::"+acct+":user/alice", "not-an-arn"))
 }
+
+// TestDenialKinds: each denied decision says which kind of policy refused,
+// for AWS's AccessDeniedException message.
+func TestDenialKinds(t *testing.T) {
+	kp := func(d string) *Policy { p, err := ParseKeyPolicy(d); require.NoError(t, err); return p }
+	ip := func(d string) *Policy { p, err := ParseIdentityPolicy(d); require.NoError(t, err); return p }
+	r := Request{Principal: alice, Account: acct, Action: "kms:Encrypt", Resource: keyARN}
+	for _, tc := range []struct {
+		name     string
+		key      *Policy
+		identity []*Policy
+		want     Denial
+	}{
+		{"allowed", kp(aliceEncrypt), nil, NotDenied},
+		{"key policy denies", kp(doc(st("D", "Deny", `"*"`, `"kms:*"`, ""), st("A", "Allow", aws(alice), `"kms:*"`, ""))), nil, ExplicitDenyResource},
+		{"identity denies", kp(rootPolicy), []*Policy{ip(doc(st("D", "Deny", "", `"kms:Encrypt"`, "")))}, ExplicitDenyIdentity},
+		{"no key statement", kp(doc(st("A", "Allow", aws(bob), `"kms:*"`, ""))), nil, NoResourcePolicyAllows},
+		{"delegated, no identity allow", kp(rootPolicy), nil, NoIdentityPolicyAllows},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Evaluate(r, tc.key, tc.identity, nil)
+			assert.Equal(t, tc.want, d.Denial, d.Reason)
+			assert.Equal(t, tc.want == NotDenied, d.Allowed)
+		})
+	}
+}
+
+// TestEvaluateIdentity is the IAM-only decision as a table.
+func TestEvaluateIdentity(t *testing.T) {
+	ip := func(d string) *Policy { p, err := ParseIdentityPolicy(d); require.NoError(t, err); return p }
+	for _, tc := range []struct {
+		name     string
+		identity []*Policy
+		action   string
+		resource string
+		allowed  bool
+		want     Denial
+		reason   string
+	}{
+		{"no identity policy", nil, "kms:CreateKey", "*", false, NoIdentityPolicyAllows, "implicit deny: no identity policy of " + alice + " allows kms:CreateKey"},
+		{"kms:* allows", []*Policy{ip(idAll)}, "kms:CreateKey", "*", true, NotDenied, `statement "IdAll"`},
+		{"other action", []*Policy{ip(doc(st("L", "Allow", "", `"kms:List*"`, "")))}, "kms:CreateKey", "*", false, NoIdentityPolicyAllows, "implicit deny"},
+		{"wildcard action", []*Policy{ip(doc(st("L", "Allow", "", `"kms:List*"`, "")))}, "kms:ListAliases", "*", true, NotDenied, `"L"`},
+		{"deny wins", []*Policy{ip(idAll), ip(doc(st("D", "Deny", "", `"kms:CreateKey"`, "")))}, "kms:CreateKey", "*", false, ExplicitDenyIdentity, `explicit deny: identity policy #1 statement "D"`},
+		{"alias resource matches", []*Policy{ip(doc(st("A", "Allow", "", `"kms:CreateAlias"`, `"Resource":"arn:aws:kms:*:`+acct+`:alias/app-*"`)))}, "kms:CreateAlias", "arn:aws:kms:us-east-1:" + acct + ":alias/app-1", true, NotDenied, `"A"`},
+		{"alias resource differs", []*Policy{ip(doc(st("A", "Allow", "", `"kms:CreateAlias"`, `"Resource":"arn:aws:kms:*:`+acct+`:alias/app-*"`)))}, "kms:CreateAlias", "arn:aws:kms:us-east-1:" + acct + ":alias/ops", false, NoIdentityPolicyAllows, "implicit deny"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := EvaluateIdentity(Request{Principal: alice, Account: acct, Action: tc.action, Resource: tc.resource}, tc.identity)
+			assert.Equal(t, tc.allowed, d.Allowed, d.Reason)
+			assert.Equal(t, tc.want, d.Denial)
+			assert.Contains(t, d.Reason, tc.reason)
+		})
+	}
+}
+
+func TestDeniedMessage(t *testing.T) {
+	r := Request{Principal: alice, Action: "kms:Encrypt", Resource: keyARN}
+	for _, tc := range []struct {
+		denial Denial
+		res    string
+		want   string
+	}{
+		{NoResourcePolicyAllows, keyARN, "User: " + alice + " is not authorized to perform: kms:Encrypt on resource: " + keyARN + " because no resource-based policy allows the kms:Encrypt action"},
+		{ExplicitDenyResource, keyARN, "User: " + alice + " is not authorized to perform: kms:Encrypt on resource: " + keyARN + " with an explicit deny in a resource-based policy"},
+		{ExplicitDenyIdentity, keyARN, "User: " + alice + " is not authorized to perform: kms:Encrypt on resource: " + keyARN + " with an explicit deny in an identity-based policy"},
+		{NoIdentityPolicyAllows, keyARN, "User: " + alice + " is not authorized to perform: kms:Encrypt on resource: " + keyARN + " because no identity-based policy allows the kms:Encrypt action"},
+		{NoIdentityPolicyAllows, "*", "User: " + alice + " is not authorized to perform: kms:Encrypt because no identity-based policy allows the kms:Encrypt action"},
+	} {
+		r.Resource = tc.res
+		assert.Equal(t, tc.want, DeniedMessage(r, Decision{Denial: tc.denial}))
+	}
+}

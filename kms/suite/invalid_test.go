@@ -75,6 +75,11 @@ func baseRequests(f *fixtures) map[string]model.Object {
 		"CancelKeyDeletion":                   {"KeyId": f.pd},
 		"CreateAlias":                         {"AliasName": "alias/table-new-" + randHex(4), "TargetKeyId": f.sym},
 		"CreateKey":                           {"Description": "table"},
+		"CreateGrant":                         {"KeyId": f.sym, "GranteePrincipal": "arn:aws:iam::" + account + ":user/table", "Operations": []any{"Encrypt"}},
+		"ListGrants":                          {"KeyId": f.sym},
+		"ListRetirableGrants":                 {"RetiringPrincipal": "arn:aws:iam::" + account + ":user/table"},
+		"RetireGrant":                         {"KeyId": f.sym, "GrantId": strings.Repeat("0", 64)},
+		"RevokeGrant":                         {"KeyId": f.sym, "GrantId": strings.Repeat("0", 64)},
 		"Decrypt":                             {"CiphertextBlob": f.blob, "EncryptionContext": ec, "KeyId": f.sym},
 		"DeleteAlias":                         {"AliasName": f.alias2},
 		"DeleteImportedKeyMaterial":           {"KeyId": f.ext},
@@ -130,6 +135,10 @@ var atBoundAnswers = map[string]string{
 	"VerifyMac/message":       "KMSInvalidMacException",
 	"PutKeyPolicy/policy@min": "", // a 1-character policy: AWS answers MalformedPolicyDocumentException
 	"CreateKey/policy@min":    "",
+	// A policy past AWS's 32 KB quota: MalformedPolicyDocumentException
+	// (the model's bound is larger than the quota).
+	"PutKeyPolicy/policy@max": "",
+	"CreateKey/policy@max":    "",
 }
 
 // testInvalidInputs is the table of invalid inputs: every model limit at
@@ -590,9 +599,9 @@ func framingCases(f *fixtures) []framingCase {
 		{name: "unknown target/service", req: rawRequest{Target: "DynamoDB_20120810.Encrypt", Body: valid}, status: 400, typ: "UnknownOperationException", msg: ""},
 		{name: "unknown target/none", req: rawRequest{Body: valid}, noTarget: true, status: 400, typ: "UnknownOperationException", msg: ""},
 		{name: "unknown target/no operation", req: rawRequest{Target: "TrentService.", Body: valid}, status: 400, typ: "UnknownOperationException", msg: ""},
-		{name: "operation the service lacks", req: rawRequest{Target: "TrentService.CreateGrant",
-			Body: []byte(`{"KeyId":"` + f.sym + `","GranteePrincipal":"arn:aws:iam::` + account + `:root","Operations":["Encrypt"]}`)},
-			status: 400, typ: "UnsupportedOperationException", msg: "CreateGrant is not supported by this service"},
+		{name: "operation the service lacks", req: rawRequest{Target: "TrentService.UpdatePrimaryRegion",
+			Body: []byte(`{"KeyId":"` + f.sym + `","PrimaryRegion":"eu-west-1"}`)},
+			status: 400, typ: "UnsupportedOperationException", msg: "UpdatePrimaryRegion is not supported by this service"},
 		{name: "content type/application json", req: rawRequest{ContentType: "application/json", Body: valid}, status: 400,
 			typ: "UnknownOperationException", msg: "Content-Type must be application/x-amz-json-1.1."},
 		{name: "content type/JSON 1.0", req: rawRequest{ContentType: "application/x-amz-json-1.0", Body: valid}, status: 400,

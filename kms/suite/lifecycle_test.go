@@ -327,7 +327,7 @@ var stateOps = []stateOp{
 		return err
 	}},
 	{name: "PutKeyPolicy", key: symKey, call: func(ctx context.Context, c *kms.Client, k *stateKeys) error {
-		_, err := c.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(k.sym), Policy: aws.String(`{"Version":"2012-10-17","Statement":[]}`)})
+		_, err := c.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(k.sym), Policy: aws.String(rootPolicy)})
 		return err
 	}},
 	{name: "TagResource", key: symKey, call: func(ctx context.Context, c *kms.Client, k *stateKeys) error {
@@ -435,7 +435,7 @@ func testStateRules(t *testing.T, tg *target) {
 		require.NoError(t, err)
 		_, err = c.UntagResource(ctx, &kms.UntagResourceInput{KeyId: aws.String(k.sym), TagKeys: []string{"while"}})
 		require.NoError(t, err)
-		_, err = c.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(k.sym), Policy: aws.String(`{"Version":"2012-10-17","Statement":[]}`)})
+		_, err = c.PutKeyPolicy(ctx, &kms.PutKeyPolicyInput{KeyId: aws.String(k.sym), Policy: aws.String(rootPolicy)})
 		require.NoError(t, err)
 		_, err = c.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(newAlias()), TargetKeyId: aws.String(k.sym)})
 		require.NoError(t, err)

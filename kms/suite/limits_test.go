@@ -99,7 +99,7 @@ func fill(s *model.Shape, n int64) any {
 	case s.Name == "AliasNameType" && n > int64(len("alias/")):
 		return "alias/" + strings.Repeat("a", int(n)-len("alias/"))
 	case s.Name == "PolicyType":
-		doc := `{"Version":"2012-10-17","Statement":[]}`
+		doc := rootPolicy
 		if n >= int64(len(doc)) {
 			return doc[:len(doc)-1] + strings.Repeat(" ", int(n)-len(doc)) + "}"
 		}

@@ -42,6 +42,9 @@ const (
 	mainRegion  = "us-east-1"
 	tableRegion = "eu-west-1"
 	account     = okms.DefaultAccount
+	// rootPolicy is a key policy that delegates every action to the
+	// account (the principals' identity policies decide).
+	rootPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + account + `:root"},"Action":"kms:*","Resource":"*"}]}`
 )
 
 // target is one KMS endpoint the suite runs against.

@@ -32,7 +32,9 @@ rotate-key. --json prints {"Name","Arn","AccessKeyId","SecretAccessKey","Created
 			c.kmsPrincipalListCommand(),
 			c.kmsPrincipalDeleteCommand(),
 			c.kmsPrincipalRotateCommand(),
+			c.kmsPrincipalPolicyCommand(),
 		),
+		c.kmsExplainCommand(),
 	)
 }
 
@@ -88,15 +90,33 @@ func rfc3339(t time.Time) string {
 }
 
 func (c *cli) kmsPrincipalCreateCommand() *cobra.Command {
+	var policyFile string
+	var admin bool
 	cmd := principalLeaf("create", "Create a KMS principal with an access key (crypto officer)",
 		func(ctx context.Context, name string) error {
-			return c.kmsCredentials(ctx, name, "create KMS principal", (*client.Client).CreateKMSPrincipal)
+			doc, err := createPolicy(policyFile, admin)
+			if err != nil {
+				return err
+			}
+			return c.kmsCredentials(ctx, name, "create KMS principal", func(hc *client.Client, ctx context.Context, name string) (*client.KMSCredentials, error) {
+				return hc.CreateKMSPrincipalWithPolicy(ctx, name, doc)
+			})
 		})
 	cmd.Long = `Create a KMS principal and its access key, and print the access key ID and
 the secret access key, with export lines for the AWS CLI and SDKs. The secret
-is shown this once: store it now.`
+is shown this once: store it now.
+
+A new principal has no identity policy, as a new IAM user has none: it may
+use a key only where the key policy names it or a grant allows it. --policy
+FILE gives it the IAM policy document in FILE; --admin gives it one that
+allows every KMS action on every resource (where a key policy delegates to
+the account, as the default key policy does, it may do everything).
+docs/kms-access.md says how the policies combine.`
 	cmd.Example = `  hsm kms principal create ci-deployer
-  hsm kms principal create ci-deployer --json > ci-deployer.json`
+  hsm kms principal create app --admin
+  hsm kms principal create reader --policy reader-policy.json --json > reader.json`
+	cmd.Flags().StringVar(&policyFile, "policy", "", "the principal's identity policy: an IAM policy document in FILE")
+	cmd.Flags().BoolVar(&admin, "admin", false, "an identity policy that allows kms:* on every resource")
 	return cmd
 }
 

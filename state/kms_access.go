@@ -1,0 +1,159 @@
+package state
+
+import (
+	"errors"
+
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/kms/policy"
+	"github.com/openhsm/openhsm/seal"
+)
+
+// KMS access control in apply (docs/kms-access.md, "Apply decides
+// again"). A principal's command carries what the serving node authorized:
+// one KMSAccess per action and resource. Apply decides each again with
+// policy.Evaluate against the key policy, the principal's identity policy
+// and the key's grants as they are at the command's log index, so a policy
+// changed between the node's check and the log refuses the command on
+// every node alike. The request's condition values (source IP, encryption
+// context, algorithms) are the serving node's, as the request gave them.
+
+// OpKMSPrincipalPolicy sets or removes a principal's identity policy:
+// Actor (CO), KMS.Name, KMS.Policy ("" removes it).
+const OpKMSPrincipalPolicy Op = "kms_principal_policy"
+
+// KMSAccess is one authorized action of a principal's command.
+type KMSAccess struct {
+	Action string `json:"action"` // e.g. kms:Encrypt
+	// KeyID names the key whose policy and grants decide, in the command's
+	// region; "" for an action no key policy governs (IAM policy only).
+	KeyID string `json:"key_id,omitempty"`
+	// Resource is the key's ARN, an alias's ARN, or "*".
+	Resource          string              `json:"resource"`
+	EncryptionContext map[string]string   `json:"encryption_context,omitempty"`
+	Context           map[string][]string `json:"context,omitempty"`
+	// Tokens are the grants of the request's valid grant tokens: honoured
+	// unless retired or revoked at this index.
+	Tokens []KMSGrant `json:"tokens,omitempty"`
+	// GrantID is the grant RetireGrant retires: its retiring principal,
+	// and its grantee when it may RetireGrant, may retire it whatever the
+	// policies say.
+	GrantID string `json:"grant_id,omitempty"`
+}
+
+// KMSPrincipalArn is a principal's ARN: an IAM user of the account.
+func KMSPrincipalArn(account, name string) string {
+	return "arn:aws:iam::" + account + ":user/" + name
+}
+
+// KMSIdentityPolicies parses a principal's identity policy, nil when it
+// has none. A stored document that does not parse (it was checked when
+// set) counts as none.
+func KMSIdentityPolicies(p *KMSPrincipal) []*policy.Policy {
+	if p == nil || p.Policy == "" {
+		return nil
+	}
+	doc, err := policy.ParseIdentityPolicy(p.Policy)
+	if err != nil {
+		return nil
+	}
+	doc.Name = p.Name
+	return []*policy.Policy{doc}
+}
+
+// KMSKeyPolicy parses a key's policy; nil when it does not parse (a key
+// made before policies were enforced may hold any JSON object): only its
+// grants can then allow.
+func KMSKeyPolicy(k *KMSKey) *policy.Policy {
+	doc, err := policy.ParseKeyPolicy(k.Policy)
+	if err != nil {
+		return nil
+	}
+	return doc
+}
+
+// KMSDecide is the one access decision of the service and of apply: an
+// action on a key (its policy, the identity policies, the grants) or, with
+// k nil, an action no key policy governs.
+func KMSDecide(req policy.Request, k *KMSKey, identity []*policy.Policy, grants []policy.Grant) policy.Decision {
+	if k == nil {
+		return policy.EvaluateIdentity(req, identity)
+	}
+	return policy.Evaluate(req, KMSKeyPolicy(k), identity, grants)
+}
+
+// checkKMSAccess decides the command's access entries again at this
+// index. A principal's command without them is refused.
+func checkKMSAccess(tx Tx, s *seal.Sealer, c *Command, p *KMSPrincipal) error {
+	if len(c.KMS.Access) == 0 {
+		return hsmerr.KMSf("AccessDeniedException", "%s carries no access decision", c.Op)
+	}
+	if len(c.KMS.Account) != 12 || !validKMSRegion(c.KMS.Region) {
+		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%s needs its account and region", c.Op)
+	}
+	arn := KMSPrincipalArn(c.KMS.Account, p.Name)
+	ids := KMSIdentityPolicies(p)
+	for i := range c.KMS.Access {
+		a := &c.KMS.Access[i]
+		req := policy.Request{Principal: arn, Account: c.KMS.Account, Action: a.Action, Resource: a.Resource,
+			EncryptionContext: a.EncryptionContext, Context: a.Context}
+		if a.KeyID == "" {
+			if d := KMSDecide(req, nil, ids, nil); !d.Allowed {
+				return hsmerr.KMSf("AccessDeniedException", "%s", policy.DeniedMessage(req, d))
+			}
+			continue
+		}
+		var k KMSKey
+		err := readRow(tx, s, KMSKeyMeta(c.KMS.Region, a.KeyID), &k)
+		if errors.Is(err, ErrNotFound) {
+			continue // the op answers NotFoundException
+		}
+		if err != nil {
+			return err
+		}
+		req.Resource = k.Arn()
+		if a.GrantID != "" && a.Action == "kms:RetireGrant" {
+			if ok, err := retiresOwnGrant(tx, s, &k, a.GrantID, arn); err != nil {
+				return err
+			} else if ok {
+				continue
+			}
+		}
+		grants, err := kmsGrantsAt(tx, s, &k, a.Tokens)
+		if err != nil {
+			return err
+		}
+		if d := KMSDecide(req, &k, ids, grants); !d.Allowed {
+			return hsmerr.KMSf("AccessDeniedException", "%s", policy.DeniedMessage(req, d))
+		}
+	}
+	return nil
+}
+
+// applyKMSPrincipalPolicy sets or removes a principal's identity policy.
+func applyKMSPrincipalPolicy(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
+	if c.KMS == nil {
+		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "no principal")
+	}
+	p, err := principalFor(tx, s, c.KMS.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkIdentityPolicy(c.KMS.Policy); err != nil {
+		return nil, err
+	}
+	p.Policy = c.KMS.Policy
+	return nil, putKMSRow(tx, s, KMSPrincipalPrefix+p.Name, p)
+}
+
+// checkIdentityPolicy refuses an identity policy that does not parse ("" is
+// none).
+func checkIdentityPolicy(doc string) error {
+	if doc == "" {
+		return nil
+	}
+	if _, err := policy.ParseIdentityPolicy(doc); err != nil {
+		return hsmerr.KMSf("MalformedPolicyDocumentException", "%v", err)
+	}
+	return nil
+}
