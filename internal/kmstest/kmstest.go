@@ -8,7 +8,6 @@
 package kmstest
 
 import (
-	"bytes"
 	"context"
 	"encoding/pem"
 	"net/http"
@@ -21,13 +20,12 @@ import (
 
 	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/engine"
+	"github.com/openhsm/openhsm/internal/enginetest"
 	"github.com/openhsm/openhsm/kms"
 	"github.com/openhsm/openhsm/kms/httpapi"
 	"github.com/openhsm/openhsm/kms/sigv4"
 	"github.com/openhsm/openhsm/object"
-	"github.com/openhsm/openhsm/seal"
 	"github.com/openhsm/openhsm/state"
-	"github.com/openhsm/openhsm/state/sqlite"
 )
 
 // Server is a running in-process KMS endpoint.
@@ -57,22 +55,6 @@ func (s *Server) Events() []audit.KMSEvent {
 	return append([]audit.KMSEvent(nil), s.events...)
 }
 
-type observer struct {
-	e   *engine.Engine
-	svc *kms.Service
-}
-
-func (o *observer) ObjectChanged(id uint64)     { o.e.ObjectChanged(id) }
-func (o *observer) UsersChanged()               { o.e.UsersChanged() }
-func (o *observer) LoggedOut(s uint64, x int64) { o.e.LoggedOut(s, x) }
-func (o *observer) CertRevoked()                {}
-func (o *observer) KMSChanged() {
-	if o.svc != nil {
-		o.svc.KMSChanged()
-	}
-}
-func (o *observer) Restored() error { return o.e.Restored() }
-
 // Start serves the KMS API until the test ends, with one principal, whose
 // identity policy is kms.AdminPolicy (keys with the default key policy let
 // it do everything).
@@ -80,27 +62,8 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(filepath.Join(dir, "kms.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	sealer, rec, err := seal.NewDomainKey("kmstest", seal.KEKSource{KeyFile: bytes.Repeat([]byte{9}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	obs := &observer{}
-	m := state.NewMachine(st, nil, obs)
-	la := &engine.LocalApplier{M: m}
-	if err := la.Submit(ctx, &state.Command{Op: state.OpInit, Domain: rec.Marshal()}); err != nil {
-		t.Fatal(err)
-	}
-	m.SetSealer(sealer)
-	e := engine.NewEngine(m, la, engine.Options{})
-	obs.e = e
-	if err := e.Bootstrap(ctx, "admin", "officer-pass-1"); err != nil {
-		t.Fatal(err)
-	}
+	node := enginetest.Start(t)
+	e, st := node.Engine, node.Store
 	srv := &Server{Region: "us-east-1", Engine: e, Store: st}
 	svc, err := kms.New(kms.Config{Engine: e, Clock: func() time.Time {
 		srv.mu.Lock()
@@ -111,8 +74,8 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	srv.Service = svc
-	obs.svc = svc
-	cred, err := svc.CreatePrincipalWithPolicy(ctx, engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}, "tester", kms.AdminPolicy)
+	node.OnKMSChanged(svc.KMSChanged)
+	cred, err := svc.CreatePrincipalWithPolicy(ctx, engine.Caller{User: enginetest.Officer, Role: object.RoleCO, Session: 1}, "tester", kms.AdminPolicy)
 	if err != nil {
 		t.Fatal(err)
 	}

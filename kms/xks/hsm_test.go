@@ -11,17 +11,17 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/engine"
-	"github.com/openhsm/openhsm/internal/kmstest"
+	"github.com/openhsm/openhsm/internal/enginetest"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
 )
 
 // The proxy over the real HSM: one node's engine on a real store
-// (internal/kmstest), its crypto user's AES keys found by label, through
+// (internal/enginetest), its crypto user's AES keys found by label, through
 // the real handler and SigV4.
 func TestHSMBackend(t *testing.T) {
 	ctx := context.Background()
-	e := kmstest.Start(t).Engine
+	e := enginetest.Start(t).Engine
 	co := engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}
 	for _, u := range []string{"xks", "other"} {
 		require.NoError(t, e.CreateUser(ctx, co, u, object.RoleCU, u+"-user-password-1"))

@@ -15,7 +15,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/engine"
-	"github.com/openhsm/openhsm/internal/kmstest"
+	"github.com/openhsm/openhsm/internal/enginetest"
 	"github.com/openhsm/openhsm/kms/xks"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
@@ -32,7 +32,7 @@ const (
 	region  = "eu-west-1"
 )
 
-// proxy is a real kms/xks.Handler over a real engine (internal/kmstest)
+// proxy is a real kms/xks.Handler over a real engine (internal/enginetest)
 // with the crypto user "xks" and its AES-256 key "ext-1", served over TLS
 // on 127.0.0.1 with a run-time port.
 type proxy struct {
@@ -45,7 +45,7 @@ type proxy struct {
 func startProxy(t *testing.T) *proxy {
 	t.Helper()
 	ctx := context.Background()
-	e := kmstest.Start(t).Engine
+	e := enginetest.Start(t).Engine
 	co := engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}
 	require.NoError(t, e.CreateUser(ctx, co, "xks", object.RoleCU, "xks-user-password-1"))
 	tmpl := object.Template{
