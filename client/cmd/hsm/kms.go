@@ -418,8 +418,8 @@ func (c *cli) kmsClusterRemoveCommand() *cobra.Command {
 	cmd := leaf("remove CLUSTER-ID", "Make the KMS forget an HSM cluster no custom key store uses (crypto officer)", []string{"CLUSTER-ID"},
 		func(cmd *cobra.Command, pos []string) error { return c.kmsClusterRemove(cmd, pos[0]) })
 	cmd.Long = `Make the KMS forget the HSM cluster CLUSTER-ID, and its client certificate
-and key. A cluster that a custom key store names is refused
-(CloudHsmClusterInUseException): delete the store first.`
+and key. A cluster that a custom key store names is refused: delete the
+store first.`
 	cmd.ValidArgsFunction = cobra.NoFileCompletions
 	setRole(cmd, roleOfficer)
 	return cmd
