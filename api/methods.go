@@ -129,6 +129,12 @@ var methods = []Method{
 	method("KMSGetPrincipalPolicy", Session, RetryIdempotent),
 	method("KMSDeletePrincipalPolicy", Session, RetryIdempotent),
 	method("KMSExplain", Session, RetryIdempotent),
+	// HSM clusters of custom key stores: crypto officers only. Add carries
+	// a private key: like every write here, it is sent again only when it
+	// certainly did not run.
+	method("KMSAddHSMCluster", Session, RetryNotRun),
+	method("KMSListHSMClusters", Session, RetryIdempotent),
+	method("KMSRemoveHSMCluster", Session, RetryNotRun),
 }
 
 // ServicePrefix starts the full name of every method of the HSM service:

@@ -53,6 +53,7 @@ func TestMethodOf(t *testing.T) {
 	for name, want := range map[string]Retry{
 		"KMSCreatePrincipal": RetryNotRun, "KMSDeletePrincipal": RetryNotRun,
 		"KMSRotatePrincipalKey": RetryNotRun, "KMSListPrincipals": RetryIdempotent,
+		"KMSAddHSMCluster": RetryNotRun, "KMSRemoveHSMCluster": RetryNotRun, "KMSListHSMClusters": RetryIdempotent,
 	} {
 		m, ok := MethodOf(ServicePrefix + name)
 		require.True(t, ok, name)

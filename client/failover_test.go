@@ -23,7 +23,7 @@ import (
 
 func TestIdempotentTable(t *testing.T) {
 	want := []string{"ClusterStatus", "Decrypt", "Digest", "Encrypt", "FindObjects", "GenerateRandom", "GetAttributes", "Info",
-		"KMSDeletePrincipalPolicy", "KMSExplain", "KMSGetPrincipalPolicy", "KMSListPrincipals", "KMSPutPrincipalPolicy",
+		"KMSDeletePrincipalPolicy", "KMSExplain", "KMSGetPrincipalPolicy", "KMSListHSMClusters", "KMSListPrincipals", "KMSPutPrincipalPolicy",
 		"ListObjects", "ListTokens", "ListUsers", "Refresh", "Sign", "Verify"}
 	wantDeduped := []string{"CopyObject", "CreateObject", "CreateUser", "DeleteUser", "DeriveKey", "DestroyObject",
 		"GenerateKey", "GenerateKeyPair",
@@ -47,7 +47,7 @@ func TestIdempotentTable(t *testing.T) {
 	}
 	for _, m := range []string{"Login", "Logout", "Bootstrap", "CreateUser", "DeleteUser", "SetPassword", "UnlockUser",
 		"CreateObject", "CopyObject", "DestroyObject", "SetAttributes", "Share", "GenerateKey", "GenerateKeyPair",
-		"WrapKey", "UnwrapKey", "DeriveKey", "KMSCreatePrincipal", "KMSDeletePrincipal", "KMSRotatePrincipalKey", "", "NoSuchMethod"} {
+		"WrapKey", "UnwrapKey", "DeriveKey", "KMSCreatePrincipal", "KMSDeletePrincipal", "KMSRotatePrincipalKey", "KMSAddHSMCluster", "KMSRemoveHSMCluster", "", "NoSuchMethod"} {
 		if idempotent(m) {
 			t.Errorf("%q must not be retried after it may have run", m)
 		}

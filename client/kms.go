@@ -2,10 +2,12 @@ package client
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/openhsm/openhsm/api"
 	"github.com/openhsm/openhsm/api/hsmpb"
+	"github.com/openhsm/openhsm/pki"
 )
 
 // KMSPrincipal is a KMS principal (docs/kms.md): a user of the KMS API
@@ -181,4 +183,78 @@ func (c *Client) ExplainKMS(ctx context.Context, q KMSExplainRequest) (*KMSDecis
 		return nil, err
 	}
 	return &KMSDecision{Allowed: r.GetAllowed(), Reason: r.GetReason()}, nil
+}
+
+// KMSHSMCluster is another openhsm cluster as the KMS knows it, for custom
+// key stores of type AWS_CLOUDHSM (docs/kms.md, "Custom key stores"):
+// where its nodes are and the client certificate the KMS reaches them
+// with. It never holds the private key.
+type KMSHSMCluster struct {
+	ClusterID string
+	Nodes     []string // host:port
+	CertPEM   string
+	Added     time.Time // zero if the node did not say
+}
+
+// AddKMSHSMCluster tells the KMS where the nodes of the cluster clusterID
+// are, and gives it a client certificate and its private key (PEM, issued
+// by that cluster's CA and bound to its ID) to reach them with (crypto
+// officer). The key is sent this once; the cluster keeps it sealed and
+// never answers it. Adding a known cluster again replaces its nodes and
+// certificate. The ID and the addresses are checked here, before anything
+// is sent.
+func (c *Client) AddKMSHSMCluster(ctx context.Context, clusterID string, nodes []string, certPEM, keyPEM []byte) error {
+	if err := pki.ValidateClusterID(clusterID); err != nil {
+		return err
+	}
+	if len(nodes) == 0 {
+		return errors.New("client: an HSM cluster needs at least one node address")
+	}
+	for _, n := range nodes {
+		if err := CheckNodeAddr(n); err != nil {
+			return err
+		}
+	}
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.KMSAddHSMCluster(ctx, &hsmpb.KMSAddHSMClusterRequest{ClusterId: clusterID, Nodes: nodes,
+			CertPem: string(certPEM), KeyPem: keyPEM})
+		return err
+	})
+}
+
+// ListKMSHSMClusters lists the HSM clusters the KMS knows, without their
+// keys (crypto officer).
+func (c *Client) ListKMSHSMClusters(ctx context.Context) ([]KMSHSMCluster, error) {
+	var r *hsmpb.KMSListHSMClustersResponse
+	err := c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.KMSListHSMClusters(ctx, &hsmpb.Empty{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KMSHSMCluster, 0, len(r.GetClusters()))
+	for _, h := range r.GetClusters() {
+		if h == nil {
+			continue
+		}
+		k := KMSHSMCluster{ClusterID: h.GetClusterId(), Nodes: h.GetNodes(), CertPEM: h.GetCertPem()}
+		if h.GetAddedUnix() != 0 {
+			k.Added = time.Unix(h.GetAddedUnix(), 0).UTC()
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// RemoveKMSHSMCluster makes the KMS forget an HSM cluster that no custom
+// key store uses (crypto officer).
+func (c *Client) RemoveKMSHSMCluster(ctx context.Context, clusterID string) error {
+	if err := pki.ValidateClusterID(clusterID); err != nil {
+		return err
+	}
+	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		_, err := hc.KMSRemoveHSMCluster(ctx, &hsmpb.KMSHSMClusterRequest{ClusterId: clusterID})
+		return err
+	})
 }

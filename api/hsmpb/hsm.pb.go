@@ -4855,6 +4855,232 @@ func (x *KMSCredentials) GetSecretAccessKey() string {
 	return ""
 }
 
+// KMSAddHSMClusterRequest records (or replaces) a cluster.
+type KMSAddHSMClusterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"` // the other cluster's ID: cluster- and 11 to 16 of [2-7a-zA-Z]
+	Nodes         []string               `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`                          // host:port of its nodes' HSM API
+	CertPem       string                 `protobuf:"bytes,3,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`       // a client certificate issued by its CA
+	KeyPem        []byte                 `protobuf:"bytes,4,opt,name=key_pem,json=keyPem,proto3" json:"key_pem,omitempty"`          // that certificate's private key, PEM: sealed by the KMS, never answered
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KMSAddHSMClusterRequest) Reset() {
+	*x = KMSAddHSMClusterRequest{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KMSAddHSMClusterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KMSAddHSMClusterRequest) ProtoMessage() {}
+
+func (x *KMSAddHSMClusterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KMSAddHSMClusterRequest.ProtoReflect.Descriptor instead.
+func (*KMSAddHSMClusterRequest) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *KMSAddHSMClusterRequest) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *KMSAddHSMClusterRequest) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *KMSAddHSMClusterRequest) GetCertPem() string {
+	if x != nil {
+		return x.CertPem
+	}
+	return ""
+}
+
+func (x *KMSAddHSMClusterRequest) GetKeyPem() []byte {
+	if x != nil {
+		return x.KeyPem
+	}
+	return nil
+}
+
+// KMSHSMCluster is a cluster as a crypto officer sees it: never its key.
+type KMSHSMCluster struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Nodes         []string               `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	CertPem       string                 `protobuf:"bytes,3,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
+	AddedUnix     int64                  `protobuf:"varint,4,opt,name=added_unix,json=addedUnix,proto3" json:"added_unix,omitempty"` // Unix seconds
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KMSHSMCluster) Reset() {
+	*x = KMSHSMCluster{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KMSHSMCluster) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KMSHSMCluster) ProtoMessage() {}
+
+func (x *KMSHSMCluster) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KMSHSMCluster.ProtoReflect.Descriptor instead.
+func (*KMSHSMCluster) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *KMSHSMCluster) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *KMSHSMCluster) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *KMSHSMCluster) GetCertPem() string {
+	if x != nil {
+		return x.CertPem
+	}
+	return ""
+}
+
+func (x *KMSHSMCluster) GetAddedUnix() int64 {
+	if x != nil {
+		return x.AddedUnix
+	}
+	return 0
+}
+
+type KMSListHSMClustersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Clusters      []*KMSHSMCluster       `protobuf:"bytes,1,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KMSListHSMClustersResponse) Reset() {
+	*x = KMSListHSMClustersResponse{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KMSListHSMClustersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KMSListHSMClustersResponse) ProtoMessage() {}
+
+func (x *KMSListHSMClustersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KMSListHSMClustersResponse.ProtoReflect.Descriptor instead.
+func (*KMSListHSMClustersResponse) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *KMSListHSMClustersResponse) GetClusters() []*KMSHSMCluster {
+	if x != nil {
+		return x.Clusters
+	}
+	return nil
+}
+
+type KMSHSMClusterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KMSHSMClusterRequest) Reset() {
+	*x = KMSHSMClusterRequest{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KMSHSMClusterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KMSHSMClusterRequest) ProtoMessage() {}
+
+func (x *KMSHSMClusterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KMSHSMClusterRequest.ProtoReflect.Descriptor instead.
+func (*KMSHSMClusterRequest) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *KMSHSMClusterRequest) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
 var File_api_hsmpb_hsm_proto protoreflect.FileDescriptor
 
 const file_api_hsmpb_hsm_proto_rawDesc = "" +
@@ -5207,7 +5433,25 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"principals\"t\n" +
 	"\x0eKMSCredentials\x126\n" +
 	"\tprincipal\x18\x01 \x01(\v2\x18.openhsm.v1.KMSPrincipalR\tprincipal\x12*\n" +
-	"\x11secret_access_key\x18\x02 \x01(\tR\x0fsecretAccessKey2\xfa\x1d\n" +
+	"\x11secret_access_key\x18\x02 \x01(\tR\x0fsecretAccessKey\"\x82\x01\n" +
+	"\x17KMSAddHSMClusterRequest\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x14\n" +
+	"\x05nodes\x18\x02 \x03(\tR\x05nodes\x12\x19\n" +
+	"\bcert_pem\x18\x03 \x01(\tR\acertPem\x12\x17\n" +
+	"\akey_pem\x18\x04 \x01(\fR\x06keyPem\"~\n" +
+	"\rKMSHSMCluster\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x14\n" +
+	"\x05nodes\x18\x02 \x03(\tR\x05nodes\x12\x19\n" +
+	"\bcert_pem\x18\x03 \x01(\tR\acertPem\x12\x1d\n" +
+	"\n" +
+	"added_unix\x18\x04 \x01(\x03R\taddedUnix\"S\n" +
+	"\x1aKMSListHSMClustersResponse\x125\n" +
+	"\bclusters\x18\x01 \x03(\v2\x19.openhsm.v1.KMSHSMClusterR\bclusters\"5\n" +
+	"\x14KMSHSMClusterRequest\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId2\xe3\x1f\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -5271,7 +5515,10 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x15KMSGetPrincipalPolicy\x12\x1f.openhsm.v1.KMSPrincipalRequest\x1a\x1e.openhsm.v1.KMSPrincipalPolicy\x12N\n" +
 	"\x18KMSDeletePrincipalPolicy\x12\x1f.openhsm.v1.KMSPrincipalRequest\x1a\x11.openhsm.v1.Empty\x12K\n" +
 	"\n" +
-	"KMSExplain\x12\x1d.openhsm.v1.KMSExplainRequest\x1a\x1e.openhsm.v1.KMSExplainResponseB&Z$github.com/openhsm/openhsm/api/hsmpbb\x06proto3"
+	"KMSExplain\x12\x1d.openhsm.v1.KMSExplainRequest\x1a\x1e.openhsm.v1.KMSExplainResponse\x12J\n" +
+	"\x10KMSAddHSMCluster\x12#.openhsm.v1.KMSAddHSMClusterRequest\x1a\x11.openhsm.v1.Empty\x12O\n" +
+	"\x12KMSListHSMClusters\x12\x11.openhsm.v1.Empty\x1a&.openhsm.v1.KMSListHSMClustersResponse\x12J\n" +
+	"\x13KMSRemoveHSMCluster\x12 .openhsm.v1.KMSHSMClusterRequest\x1a\x11.openhsm.v1.EmptyB&Z$github.com/openhsm/openhsm/api/hsmpbb\x06proto3"
 
 var (
 	file_api_hsmpb_hsm_proto_rawDescOnce sync.Once
@@ -5285,87 +5532,91 @@ func file_api_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_api_hsmpb_hsm_proto_rawDescData
 }
 
-var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
+var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
 var file_api_hsmpb_hsm_proto_goTypes = []any{
-	(*Empty)(nil),                     // 0: openhsm.v1.Empty
-	(*ErrorDetail)(nil),               // 1: openhsm.v1.ErrorDetail
-	(*Attribute)(nil),                 // 2: openhsm.v1.Attribute
-	(*Mechanism)(nil),                 // 3: openhsm.v1.Mechanism
-	(*GcmParams)(nil),                 // 4: openhsm.v1.GcmParams
-	(*CtrParams)(nil),                 // 5: openhsm.v1.CtrParams
-	(*PssParams)(nil),                 // 6: openhsm.v1.PssParams
-	(*OaepParams)(nil),                // 7: openhsm.v1.OaepParams
-	(*EcdhParams)(nil),                // 8: openhsm.v1.EcdhParams
-	(*EddsaParams)(nil),               // 9: openhsm.v1.EddsaParams
-	(*LoginRequest)(nil),              // 10: openhsm.v1.LoginRequest
-	(*LoginResponse)(nil),             // 11: openhsm.v1.LoginResponse
-	(*BootstrapRequest)(nil),          // 12: openhsm.v1.BootstrapRequest
-	(*MechanismInfo)(nil),             // 13: openhsm.v1.MechanismInfo
-	(*InfoResponse)(nil),              // 14: openhsm.v1.InfoResponse
-	(*CreateUserRequest)(nil),         // 15: openhsm.v1.CreateUserRequest
-	(*UserRequest)(nil),               // 16: openhsm.v1.UserRequest
-	(*SetPasswordRequest)(nil),        // 17: openhsm.v1.SetPasswordRequest
-	(*UserInfo)(nil),                  // 18: openhsm.v1.UserInfo
-	(*Token)(nil),                     // 19: openhsm.v1.Token
-	(*ListTokensResponse)(nil),        // 20: openhsm.v1.ListTokensResponse
-	(*ListUsersResponse)(nil),         // 21: openhsm.v1.ListUsersResponse
-	(*CreateObjectRequest)(nil),       // 22: openhsm.v1.CreateObjectRequest
-	(*CopyObjectRequest)(nil),         // 23: openhsm.v1.CopyObjectRequest
-	(*ObjectRequest)(nil),             // 24: openhsm.v1.ObjectRequest
-	(*ObjectResponse)(nil),            // 25: openhsm.v1.ObjectResponse
-	(*FindObjectsRequest)(nil),        // 26: openhsm.v1.FindObjectsRequest
-	(*FindObjectsResponse)(nil),       // 27: openhsm.v1.FindObjectsResponse
-	(*ObjectInfo)(nil),                // 28: openhsm.v1.ObjectInfo
-	(*ListObjectsResponse)(nil),       // 29: openhsm.v1.ListObjectsResponse
-	(*GetAttributesRequest)(nil),      // 30: openhsm.v1.GetAttributesRequest
-	(*AttributeValue)(nil),            // 31: openhsm.v1.AttributeValue
-	(*GetAttributesResponse)(nil),     // 32: openhsm.v1.GetAttributesResponse
-	(*SetAttributesRequest)(nil),      // 33: openhsm.v1.SetAttributesRequest
-	(*ShareRequest)(nil),              // 34: openhsm.v1.ShareRequest
-	(*GenerateKeyRequest)(nil),        // 35: openhsm.v1.GenerateKeyRequest
-	(*GenerateKeyPairRequest)(nil),    // 36: openhsm.v1.GenerateKeyPairRequest
-	(*KeyPairResponse)(nil),           // 37: openhsm.v1.KeyPairResponse
-	(*WrapKeyRequest)(nil),            // 38: openhsm.v1.WrapKeyRequest
-	(*UnwrapKeyRequest)(nil),          // 39: openhsm.v1.UnwrapKeyRequest
-	(*DeriveKeyRequest)(nil),          // 40: openhsm.v1.DeriveKeyRequest
-	(*CryptoRequest)(nil),             // 41: openhsm.v1.CryptoRequest
-	(*VerifyRequest)(nil),             // 42: openhsm.v1.VerifyRequest
-	(*DigestRequest)(nil),             // 43: openhsm.v1.DigestRequest
-	(*RandomRequest)(nil),             // 44: openhsm.v1.RandomRequest
-	(*DataResponse)(nil),              // 45: openhsm.v1.DataResponse
-	(*ClusterNode)(nil),               // 46: openhsm.v1.ClusterNode
-	(*ClusterStatusResponse)(nil),     // 47: openhsm.v1.ClusterStatusResponse
-	(*AddNodeRequest)(nil),            // 48: openhsm.v1.AddNodeRequest
-	(*RemoveNodeRequest)(nil),         // 49: openhsm.v1.RemoveNodeRequest
-	(*BackupProgress)(nil),            // 50: openhsm.v1.BackupProgress
-	(*BackupInfo)(nil),                // 51: openhsm.v1.BackupInfo
-	(*ListBackupsResponse)(nil),       // 52: openhsm.v1.ListBackupsResponse
-	(*GetBackupRequest)(nil),          // 53: openhsm.v1.GetBackupRequest
-	(*Chunk)(nil),                     // 54: openhsm.v1.Chunk
-	(*ListAuditRequest)(nil),          // 55: openhsm.v1.ListAuditRequest
-	(*AuditRecord)(nil),               // 56: openhsm.v1.AuditRecord
-	(*ListAuditResponse)(nil),         // 57: openhsm.v1.ListAuditResponse
-	(*VerifyAuditResponse)(nil),       // 58: openhsm.v1.VerifyAuditResponse
-	(*RotatePassphraseRequest)(nil),   // 59: openhsm.v1.RotatePassphraseRequest
-	(*QuorumRegisterKeyRequest)(nil),  // 60: openhsm.v1.QuorumRegisterKeyRequest
-	(*QuorumSetPolicyRequest)(nil),    // 61: openhsm.v1.QuorumSetPolicyRequest
-	(*QuorumCreateTokenRequest)(nil),  // 62: openhsm.v1.QuorumCreateTokenRequest
-	(*QuorumToken)(nil),               // 63: openhsm.v1.QuorumToken
-	(*QuorumApproveTokenRequest)(nil), // 64: openhsm.v1.QuorumApproveTokenRequest
-	(*QuorumOfficer)(nil),             // 65: openhsm.v1.QuorumOfficer
-	(*QuorumPolicy)(nil),              // 66: openhsm.v1.QuorumPolicy
-	(*QuorumStatusResponse)(nil),      // 67: openhsm.v1.QuorumStatusResponse
-	(*RevokeCertRequest)(nil),         // 68: openhsm.v1.RevokeCertRequest
-	(*RevokedCert)(nil),               // 69: openhsm.v1.RevokedCert
-	(*ListRevokedCertsResponse)(nil),  // 70: openhsm.v1.ListRevokedCertsResponse
-	(*KMSPrincipalRequest)(nil),       // 71: openhsm.v1.KMSPrincipalRequest
-	(*KMSPrincipalPolicy)(nil),        // 72: openhsm.v1.KMSPrincipalPolicy
-	(*KMSExplainRequest)(nil),         // 73: openhsm.v1.KMSExplainRequest
-	(*KMSExplainResponse)(nil),        // 74: openhsm.v1.KMSExplainResponse
-	(*KMSPrincipal)(nil),              // 75: openhsm.v1.KMSPrincipal
-	(*KMSListPrincipalsResponse)(nil), // 76: openhsm.v1.KMSListPrincipalsResponse
-	(*KMSCredentials)(nil),            // 77: openhsm.v1.KMSCredentials
-	nil,                               // 78: openhsm.v1.KMSExplainRequest.ContextEntry
+	(*Empty)(nil),                      // 0: openhsm.v1.Empty
+	(*ErrorDetail)(nil),                // 1: openhsm.v1.ErrorDetail
+	(*Attribute)(nil),                  // 2: openhsm.v1.Attribute
+	(*Mechanism)(nil),                  // 3: openhsm.v1.Mechanism
+	(*GcmParams)(nil),                  // 4: openhsm.v1.GcmParams
+	(*CtrParams)(nil),                  // 5: openhsm.v1.CtrParams
+	(*PssParams)(nil),                  // 6: openhsm.v1.PssParams
+	(*OaepParams)(nil),                 // 7: openhsm.v1.OaepParams
+	(*EcdhParams)(nil),                 // 8: openhsm.v1.EcdhParams
+	(*EddsaParams)(nil),                // 9: openhsm.v1.EddsaParams
+	(*LoginRequest)(nil),               // 10: openhsm.v1.LoginRequest
+	(*LoginResponse)(nil),              // 11: openhsm.v1.LoginResponse
+	(*BootstrapRequest)(nil),           // 12: openhsm.v1.BootstrapRequest
+	(*MechanismInfo)(nil),              // 13: openhsm.v1.MechanismInfo
+	(*InfoResponse)(nil),               // 14: openhsm.v1.InfoResponse
+	(*CreateUserRequest)(nil),          // 15: openhsm.v1.CreateUserRequest
+	(*UserRequest)(nil),                // 16: openhsm.v1.UserRequest
+	(*SetPasswordRequest)(nil),         // 17: openhsm.v1.SetPasswordRequest
+	(*UserInfo)(nil),                   // 18: openhsm.v1.UserInfo
+	(*Token)(nil),                      // 19: openhsm.v1.Token
+	(*ListTokensResponse)(nil),         // 20: openhsm.v1.ListTokensResponse
+	(*ListUsersResponse)(nil),          // 21: openhsm.v1.ListUsersResponse
+	(*CreateObjectRequest)(nil),        // 22: openhsm.v1.CreateObjectRequest
+	(*CopyObjectRequest)(nil),          // 23: openhsm.v1.CopyObjectRequest
+	(*ObjectRequest)(nil),              // 24: openhsm.v1.ObjectRequest
+	(*ObjectResponse)(nil),             // 25: openhsm.v1.ObjectResponse
+	(*FindObjectsRequest)(nil),         // 26: openhsm.v1.FindObjectsRequest
+	(*FindObjectsResponse)(nil),        // 27: openhsm.v1.FindObjectsResponse
+	(*ObjectInfo)(nil),                 // 28: openhsm.v1.ObjectInfo
+	(*ListObjectsResponse)(nil),        // 29: openhsm.v1.ListObjectsResponse
+	(*GetAttributesRequest)(nil),       // 30: openhsm.v1.GetAttributesRequest
+	(*AttributeValue)(nil),             // 31: openhsm.v1.AttributeValue
+	(*GetAttributesResponse)(nil),      // 32: openhsm.v1.GetAttributesResponse
+	(*SetAttributesRequest)(nil),       // 33: openhsm.v1.SetAttributesRequest
+	(*ShareRequest)(nil),               // 34: openhsm.v1.ShareRequest
+	(*GenerateKeyRequest)(nil),         // 35: openhsm.v1.GenerateKeyRequest
+	(*GenerateKeyPairRequest)(nil),     // 36: openhsm.v1.GenerateKeyPairRequest
+	(*KeyPairResponse)(nil),            // 37: openhsm.v1.KeyPairResponse
+	(*WrapKeyRequest)(nil),             // 38: openhsm.v1.WrapKeyRequest
+	(*UnwrapKeyRequest)(nil),           // 39: openhsm.v1.UnwrapKeyRequest
+	(*DeriveKeyRequest)(nil),           // 40: openhsm.v1.DeriveKeyRequest
+	(*CryptoRequest)(nil),              // 41: openhsm.v1.CryptoRequest
+	(*VerifyRequest)(nil),              // 42: openhsm.v1.VerifyRequest
+	(*DigestRequest)(nil),              // 43: openhsm.v1.DigestRequest
+	(*RandomRequest)(nil),              // 44: openhsm.v1.RandomRequest
+	(*DataResponse)(nil),               // 45: openhsm.v1.DataResponse
+	(*ClusterNode)(nil),                // 46: openhsm.v1.ClusterNode
+	(*ClusterStatusResponse)(nil),      // 47: openhsm.v1.ClusterStatusResponse
+	(*AddNodeRequest)(nil),             // 48: openhsm.v1.AddNodeRequest
+	(*RemoveNodeRequest)(nil),          // 49: openhsm.v1.RemoveNodeRequest
+	(*BackupProgress)(nil),             // 50: openhsm.v1.BackupProgress
+	(*BackupInfo)(nil),                 // 51: openhsm.v1.BackupInfo
+	(*ListBackupsResponse)(nil),        // 52: openhsm.v1.ListBackupsResponse
+	(*GetBackupRequest)(nil),           // 53: openhsm.v1.GetBackupRequest
+	(*Chunk)(nil),                      // 54: openhsm.v1.Chunk
+	(*ListAuditRequest)(nil),           // 55: openhsm.v1.ListAuditRequest
+	(*AuditRecord)(nil),                // 56: openhsm.v1.AuditRecord
+	(*ListAuditResponse)(nil),          // 57: openhsm.v1.ListAuditResponse
+	(*VerifyAuditResponse)(nil),        // 58: openhsm.v1.VerifyAuditResponse
+	(*RotatePassphraseRequest)(nil),    // 59: openhsm.v1.RotatePassphraseRequest
+	(*QuorumRegisterKeyRequest)(nil),   // 60: openhsm.v1.QuorumRegisterKeyRequest
+	(*QuorumSetPolicyRequest)(nil),     // 61: openhsm.v1.QuorumSetPolicyRequest
+	(*QuorumCreateTokenRequest)(nil),   // 62: openhsm.v1.QuorumCreateTokenRequest
+	(*QuorumToken)(nil),                // 63: openhsm.v1.QuorumToken
+	(*QuorumApproveTokenRequest)(nil),  // 64: openhsm.v1.QuorumApproveTokenRequest
+	(*QuorumOfficer)(nil),              // 65: openhsm.v1.QuorumOfficer
+	(*QuorumPolicy)(nil),               // 66: openhsm.v1.QuorumPolicy
+	(*QuorumStatusResponse)(nil),       // 67: openhsm.v1.QuorumStatusResponse
+	(*RevokeCertRequest)(nil),          // 68: openhsm.v1.RevokeCertRequest
+	(*RevokedCert)(nil),                // 69: openhsm.v1.RevokedCert
+	(*ListRevokedCertsResponse)(nil),   // 70: openhsm.v1.ListRevokedCertsResponse
+	(*KMSPrincipalRequest)(nil),        // 71: openhsm.v1.KMSPrincipalRequest
+	(*KMSPrincipalPolicy)(nil),         // 72: openhsm.v1.KMSPrincipalPolicy
+	(*KMSExplainRequest)(nil),          // 73: openhsm.v1.KMSExplainRequest
+	(*KMSExplainResponse)(nil),         // 74: openhsm.v1.KMSExplainResponse
+	(*KMSPrincipal)(nil),               // 75: openhsm.v1.KMSPrincipal
+	(*KMSListPrincipalsResponse)(nil),  // 76: openhsm.v1.KMSListPrincipalsResponse
+	(*KMSCredentials)(nil),             // 77: openhsm.v1.KMSCredentials
+	(*KMSAddHSMClusterRequest)(nil),    // 78: openhsm.v1.KMSAddHSMClusterRequest
+	(*KMSHSMCluster)(nil),              // 79: openhsm.v1.KMSHSMCluster
+	(*KMSListHSMClustersResponse)(nil), // 80: openhsm.v1.KMSListHSMClustersResponse
+	(*KMSHSMClusterRequest)(nil),       // 81: openhsm.v1.KMSHSMClusterRequest
+	nil,                                // 82: openhsm.v1.KMSExplainRequest.ContextEntry
 }
 var file_api_hsmpb_hsm_proto_depIdxs = []int32{
 	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -5405,124 +5656,131 @@ var file_api_hsmpb_hsm_proto_depIdxs = []int32{
 	65, // 34: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
 	63, // 35: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
 	69, // 36: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
-	78, // 37: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
+	82, // 37: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
 	75, // 38: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
 	75, // 39: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
-	10, // 40: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 41: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 42: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 43: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 44: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,  // 45: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	15, // 46: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 47: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 48: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 49: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 50: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	22, // 51: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	23, // 52: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	24, // 53: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	26, // 54: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	26, // 55: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30, // 56: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	33, // 57: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	34, // 58: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	35, // 59: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	36, // 60: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	38, // 61: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	39, // 62: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	40, // 63: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	41, // 64: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	42, // 65: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	41, // 66: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 67: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	43, // 68: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	44, // 69: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,  // 70: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	48, // 71: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	49, // 72: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	59, // 73: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,  // 74: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 75: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	53, // 76: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	54, // 77: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	60, // 78: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
-	61, // 79: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
-	62, // 80: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
-	64, // 81: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
-	0,  // 82: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
-	55, // 83: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
-	0,  // 84: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
-	68, // 85: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
-	0,  // 86: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
-	71, // 87: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	0,  // 88: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
-	71, // 89: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	71, // 90: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
-	72, // 91: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
-	71, // 92: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	71, // 93: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	73, // 94: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
-	11, // 95: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 96: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 97: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 98: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 99: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 100: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 101: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 102: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 103: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 104: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 105: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 106: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 107: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 108: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 109: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 110: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 111: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 112: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 113: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 114: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 115: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	45, // 116: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 117: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 118: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	45, // 119: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 120: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	45, // 121: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	45, // 122: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	45, // 123: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	45, // 124: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	47, // 125: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 126: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 127: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,  // 128: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	50, // 129: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	52, // 130: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	54, // 131: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	50, // 132: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,  // 133: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,  // 134: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	63, // 135: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,  // 136: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	67, // 137: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	57, // 138: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
-	58, // 139: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
-	0,  // 140: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
-	70, // 141: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
-	77, // 142: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
-	76, // 143: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
-	0,  // 144: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
-	77, // 145: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
-	0,  // 146: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
-	72, // 147: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
-	0,  // 148: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
-	74, // 149: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
-	95, // [95:150] is the sub-list for method output_type
-	40, // [40:95] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	79, // 40: openhsm.v1.KMSListHSMClustersResponse.clusters:type_name -> openhsm.v1.KMSHSMCluster
+	10, // 41: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,  // 42: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,  // 43: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	12, // 44: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,  // 45: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,  // 46: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	15, // 47: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	16, // 48: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	17, // 49: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	16, // 50: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,  // 51: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	22, // 52: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	23, // 53: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	24, // 54: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	26, // 55: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	26, // 56: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30, // 57: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	33, // 58: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	34, // 59: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	35, // 60: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	36, // 61: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	38, // 62: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	39, // 63: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	40, // 64: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	41, // 65: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	42, // 66: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	41, // 67: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	41, // 68: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	43, // 69: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	44, // 70: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	0,  // 71: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	48, // 72: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	49, // 73: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	59, // 74: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,  // 75: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,  // 76: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	53, // 77: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	54, // 78: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	60, // 79: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	61, // 80: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	62, // 81: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	64, // 82: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,  // 83: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	55, // 84: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
+	0,  // 85: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
+	68, // 86: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
+	0,  // 87: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
+	71, // 88: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	0,  // 89: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
+	71, // 90: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	71, // 91: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
+	72, // 92: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
+	71, // 93: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	71, // 94: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	73, // 95: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
+	78, // 96: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
+	0,  // 97: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
+	81, // 98: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
+	11, // 99: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11, // 100: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,  // 101: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,  // 102: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14, // 103: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20, // 104: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,  // 105: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,  // 106: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,  // 107: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,  // 108: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21, // 109: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25, // 110: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25, // 111: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,  // 112: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27, // 113: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29, // 114: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32, // 115: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,  // 116: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,  // 117: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25, // 118: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37, // 119: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	45, // 120: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25, // 121: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25, // 122: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	45, // 123: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,  // 124: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	45, // 125: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	45, // 126: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	45, // 127: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	45, // 128: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	47, // 129: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,  // 130: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,  // 131: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,  // 132: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	50, // 133: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	52, // 134: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	54, // 135: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	50, // 136: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,  // 137: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,  // 138: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	63, // 139: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,  // 140: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	67, // 141: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	57, // 142: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	58, // 143: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	0,  // 144: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
+	70, // 145: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
+	77, // 146: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
+	76, // 147: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
+	0,  // 148: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
+	77, // 149: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
+	0,  // 150: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
+	72, // 151: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
+	0,  // 152: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
+	74, // 153: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
+	0,  // 154: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
+	80, // 155: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
+	0,  // 156: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
+	99, // [99:157] is the sub-list for method output_type
+	41, // [41:99] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_api_hsmpb_hsm_proto_init() }
@@ -5546,7 +5804,7 @@ func file_api_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hsmpb_hsm_proto_rawDesc), len(file_api_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   79,
+			NumMessages:   83,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -88,6 +88,9 @@ const (
 	HSM_KMSGetPrincipalPolicy_FullMethodName    = "/openhsm.v1.HSM/KMSGetPrincipalPolicy"
 	HSM_KMSDeletePrincipalPolicy_FullMethodName = "/openhsm.v1.HSM/KMSDeletePrincipalPolicy"
 	HSM_KMSExplain_FullMethodName               = "/openhsm.v1.HSM/KMSExplain"
+	HSM_KMSAddHSMCluster_FullMethodName         = "/openhsm.v1.HSM/KMSAddHSMCluster"
+	HSM_KMSListHSMClusters_FullMethodName       = "/openhsm.v1.HSM/KMSListHSMClusters"
+	HSM_KMSRemoveHSMCluster_FullMethodName      = "/openhsm.v1.HSM/KMSRemoveHSMCluster"
 )
 
 // HSMClient is the client API for HSM service.
@@ -175,6 +178,13 @@ type HSMClient interface {
 	KMSGetPrincipalPolicy(ctx context.Context, in *KMSPrincipalRequest, opts ...grpc.CallOption) (*KMSPrincipalPolicy, error)
 	KMSDeletePrincipalPolicy(ctx context.Context, in *KMSPrincipalRequest, opts ...grpc.CallOption) (*Empty, error)
 	KMSExplain(ctx context.Context, in *KMSExplainRequest, opts ...grpc.CallOption) (*KMSExplainResponse, error)
+	// HSM clusters of custom key stores (crypto officers; docs/kms.md,
+	// "Custom key stores"): where another openhsm cluster's nodes are and
+	// the client certificate and key this cluster's KMS reaches it with. The
+	// key is in the add request only: no answer ever carries it.
+	KMSAddHSMCluster(ctx context.Context, in *KMSAddHSMClusterRequest, opts ...grpc.CallOption) (*Empty, error)
+	KMSListHSMClusters(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*KMSListHSMClustersResponse, error)
+	KMSRemoveHSMCluster(ctx context.Context, in *KMSHSMClusterRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type hSMClient struct {
@@ -756,6 +766,36 @@ func (c *hSMClient) KMSExplain(ctx context.Context, in *KMSExplainRequest, opts 
 	return out, nil
 }
 
+func (c *hSMClient) KMSAddHSMCluster(ctx context.Context, in *KMSAddHSMClusterRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_KMSAddHSMCluster_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) KMSListHSMClusters(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*KMSListHSMClustersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KMSListHSMClustersResponse)
+	err := c.cc.Invoke(ctx, HSM_KMSListHSMClusters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) KMSRemoveHSMCluster(ctx context.Context, in *KMSHSMClusterRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_KMSRemoveHSMCluster_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HSMServer is the server API for HSM service.
 // All implementations must embed UnimplementedHSMServer
 // for forward compatibility.
@@ -841,6 +881,13 @@ type HSMServer interface {
 	KMSGetPrincipalPolicy(context.Context, *KMSPrincipalRequest) (*KMSPrincipalPolicy, error)
 	KMSDeletePrincipalPolicy(context.Context, *KMSPrincipalRequest) (*Empty, error)
 	KMSExplain(context.Context, *KMSExplainRequest) (*KMSExplainResponse, error)
+	// HSM clusters of custom key stores (crypto officers; docs/kms.md,
+	// "Custom key stores"): where another openhsm cluster's nodes are and
+	// the client certificate and key this cluster's KMS reaches it with. The
+	// key is in the add request only: no answer ever carries it.
+	KMSAddHSMCluster(context.Context, *KMSAddHSMClusterRequest) (*Empty, error)
+	KMSListHSMClusters(context.Context, *Empty) (*KMSListHSMClustersResponse, error)
+	KMSRemoveHSMCluster(context.Context, *KMSHSMClusterRequest) (*Empty, error)
 	mustEmbedUnimplementedHSMServer()
 }
 
@@ -1015,6 +1062,15 @@ func (UnimplementedHSMServer) KMSDeletePrincipalPolicy(context.Context, *KMSPrin
 }
 func (UnimplementedHSMServer) KMSExplain(context.Context, *KMSExplainRequest) (*KMSExplainResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method KMSExplain not implemented")
+}
+func (UnimplementedHSMServer) KMSAddHSMCluster(context.Context, *KMSAddHSMClusterRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method KMSAddHSMCluster not implemented")
+}
+func (UnimplementedHSMServer) KMSListHSMClusters(context.Context, *Empty) (*KMSListHSMClustersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method KMSListHSMClusters not implemented")
+}
+func (UnimplementedHSMServer) KMSRemoveHSMCluster(context.Context, *KMSHSMClusterRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method KMSRemoveHSMCluster not implemented")
 }
 func (UnimplementedHSMServer) mustEmbedUnimplementedHSMServer() {}
 func (UnimplementedHSMServer) testEmbeddedByValue()             {}
@@ -2002,6 +2058,60 @@ func _HSM_KMSExplain_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HSM_KMSAddHSMCluster_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KMSAddHSMClusterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).KMSAddHSMCluster(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_KMSAddHSMCluster_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).KMSAddHSMCluster(ctx, req.(*KMSAddHSMClusterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_KMSListHSMClusters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).KMSListHSMClusters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_KMSListHSMClusters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).KMSListHSMClusters(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_KMSRemoveHSMCluster_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KMSHSMClusterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).KMSRemoveHSMCluster(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_KMSRemoveHSMCluster_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).KMSRemoveHSMCluster(ctx, req.(*KMSHSMClusterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HSM_ServiceDesc is the grpc.ServiceDesc for HSM service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2216,6 +2326,18 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "KMSExplain",
 			Handler:    _HSM_KMSExplain_Handler,
+		},
+		{
+			MethodName: "KMSAddHSMCluster",
+			Handler:    _HSM_KMSAddHSMCluster_Handler,
+		},
+		{
+			MethodName: "KMSListHSMClusters",
+			Handler:    _HSM_KMSListHSMClusters_Handler,
+		},
+		{
+			MethodName: "KMSRemoveHSMCluster",
+			Handler:    _HSM_KMSRemoveHSMCluster_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -27,7 +27,8 @@ type Cluster struct {
 	// Env holds the variables the script printed (HSM_CONFIG, P11_PIN, ...).
 	Env map[string]string
 	t   testing.TB
-	bin string // the binaries' folder; "" is Bin's
+	bin string   // the binaries' folder; "" is Bin's
+	env []string // extra environment of every cluster.sh run
 }
 
 var (
@@ -73,6 +74,10 @@ type Options struct {
 	// Tags builds hsmd and hsm with these build tags (say "faultinject")
 	// into a folder of their own, so the default binaries stay as they are.
 	Tags string
+	// NoKMS starts nodes without the KMS API (cluster.sh's HSM_NO_KMS=1),
+	// as the store cluster of a custom key store is run; the other
+	// clusters of the same test keep theirs.
+	NoKMS bool
 }
 
 var (
@@ -110,6 +115,9 @@ func StartOpts(t testing.TB, n int, opts Options) *Cluster {
 	if opts.Tags != "" {
 		c.bin = BinTags(t, opts.Tags)
 	}
+	if opts.NoKMS {
+		c.env = append(c.env, "HSM_NO_KMS=1")
+	}
 	out, err := c.script("up", "-n", fmt.Sprint(n), dir)
 	t.Cleanup(func() { c.script("down", dir) })
 	if err != nil {
@@ -145,6 +153,7 @@ func (c *Cluster) BinDir() string {
 func (c *Cluster) script(args ...string) ([]byte, error) {
 	cmd := exec.Command(filepath.Join(Root(), "scripts", "cluster.sh"), args...)
 	cmd.Env = append(os.Environ(), "HSM_BIN="+c.BinDir())
+	cmd.Env = append(cmd.Env, c.env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -65,6 +65,7 @@ docs/cluster.md and docs/certificates.md describe them.`,
 		c.clusterAddNodeCommand(),
 		c.clusterRemoveNodeCommand(),
 		c.clusterIssueNodeCommand(),
+		c.clusterIssueClientCommand(),
 		c.clusterRotatePassphraseCommand(),
 	)
 }

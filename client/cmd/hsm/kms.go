@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -12,6 +17,7 @@ import (
 
 	"github.com/openhsm/openhsm/api"
 	"github.com/openhsm/openhsm/client"
+	"github.com/openhsm/openhsm/pki"
 )
 
 func (c *cli) kmsCommand() *cobra.Command {
@@ -35,6 +41,21 @@ rotate-key. --json prints {"Name","Arn","AccessKeyId","SecretAccessKey","Created
 			c.kmsPrincipalPolicyCommand(),
 		),
 		c.kmsExplainCommand(),
+		group("cluster", "Tell the KMS where the HSM clusters of its custom key stores are (crypto officer)",
+			`A custom key store of type AWS_CLOUDHSM keeps its keys in another openhsm
+cluster, named by that cluster's ID (docs/kms.md, "Custom key stores"). AWS
+finds a CloudHSM cluster by its ID; this KMS must be told where the
+cluster's nodes are, and be given a client certificate and key issued by
+that cluster's CA ('hsm cluster issue-client' there) to reach them with.
+After 'add', a principal's CreateCustomKeyStore may name the cluster ID.
+
+The private key is read from its file and sent once; the cluster keeps it
+sealed under its domain key, and no command shows it again.
+--json prints [{"ClusterId","Nodes","Certificate","Added"}] for list.`,
+			c.kmsClusterAddCommand(),
+			c.kmsClusterListCommand(),
+			c.kmsClusterRemoveCommand(),
+		),
 	)
 }
 
@@ -232,4 +253,210 @@ func (c *cli) kmsPrincipalDelete(ctx context.Context, name string) error {
 	}
 	return c.say(map[string]any{"Name": name, "Deleted": true},
 		"deleted KMS principal %q: its access key no longer works", name)
+}
+
+// ---- kms cluster: the HSM clusters of custom key stores ----
+
+// maxPEMFile bounds the certificate and key files kms cluster add reads.
+const maxPEMFile = 64 << 10
+
+// clusterIDArg checks a cluster ID on the command line.
+func clusterIDArg(cmd *cobra.Command, arg string) error {
+	if err := pki.ValidateClusterID(arg); err != nil {
+		return usagef("%s: CLUSTER-ID: %q is not a cluster ID (the HSM_CLUSTER_ID that cluster's scripts/cluster.sh printed, or 'hsm cluster status' there)", name(cmd), arg)
+	}
+	return nil
+}
+
+// readPEMFile reads a certificate or key file of at most maxPEMFile bytes.
+// Errors name the file, never its content.
+func readPEMFile(flag, path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: %w", flag, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("--%s: read %s: %w", flag, path, err)
+	}
+	if len(b) > maxPEMFile {
+		clear(b)
+		return nil, fmt.Errorf("--%s: %s is larger than %d bytes: not a PEM certificate or key", flag, path, maxPEMFile)
+	}
+	return b, nil
+}
+
+func (c *cli) kmsClusterAddCommand() *cobra.Command {
+	var certFile, keyFile string
+	cmd := &cobra.Command{
+		Use:   "add CLUSTER-ID NODE-ADDRESS... --cert FILE --key FILE",
+		Short: "Tell the KMS where an HSM cluster's nodes are, and how to reach them (crypto officer)",
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case len(args) == 0:
+				return usagef("%s: missing CLUSTER-ID", name(cmd))
+			case len(args) == 1:
+				return usagef("%s: missing NODE-ADDRESS (host:port of a node of that cluster; give each node)", name(cmd))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, pos []string) error {
+			return c.kmsClusterAdd(cmd, pos[0], pos[1:], certFile, keyFile)
+		},
+	}
+	cmd.Long = `Record, for the KMS, the nodes (host:port of their HSM API) of the openhsm
+cluster CLUSTER-ID, and the client certificate and private key (PEM files,
+issued by that cluster's CA with 'hsm cluster issue-client') its custom key
+stores reach them with. The certificate must be a client certificate bound
+to CLUSTER-ID. Adding a known cluster again replaces its nodes and
+certificate; stores use them from their next connection.
+
+The key file is read and sent once, and never printed; the cluster keeps
+the key sealed under its domain key.`
+	cmd.Example = `  hsm kms cluster add cluster-hbfpljz6sbvb7ttw 10.0.1.5:4001 10.0.1.6:4001 \
+      --cert kms-a.pem --key kms-a-key.pem`
+	cmd.Flags().StringVar(&certFile, "cert", "", "client certificate `file` (PEM) issued by that cluster's CA (required)")
+	cmd.Flags().StringVar(&keyFile, "key", "", "its private key `file` (PEM; required)")
+	cmd.ValidArgsFunction = cobra.NoFileCompletions
+	setRole(cmd, roleOfficer)
+	return cmd
+}
+
+func (c *cli) kmsClusterAdd(cmd *cobra.Command, id string, nodes []string, certFile, keyFile string) error {
+	if err := clusterIDArg(cmd, id); err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if err := client.CheckNodeAddr(n); err != nil {
+			return usagef("%s: NODE-ADDRESS: %v", name(cmd), err)
+		}
+	}
+	if certFile == "" || keyFile == "" {
+		return usagef("%s: --cert and --key are required", name(cmd))
+	}
+	certPEM, err := readPEMFile("cert", certFile)
+	if err != nil {
+		return err
+	}
+	keyPEM, err := readPEMFile("key", keyFile)
+	if err != nil {
+		return err
+	}
+	defer clear(keyPEM)
+	// The pair and the binding are checked here too, before logging in,
+	// so a wrong file is named by its path.
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return fmt.Errorf("kms cluster add: %s and %s are not a certificate and its key: %w", certFile, keyFile, err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return fmt.Errorf("kms cluster add: %s: %w", certFile, err)
+	}
+	bound, err := pki.ClusterIDOf(leaf)
+	if err != nil {
+		return fmt.Errorf("kms cluster add: %s: %w", certFile, err)
+	}
+	if bound != id {
+		return fmt.Errorf("kms cluster add: %s is bound to cluster %s, not %s: issue one with that cluster's CA", certFile, bound, id)
+	}
+	ctx := cmd.Context()
+	hc, done, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := hc.AddKMSHSMCluster(ctx, id, nodes, certPEM, keyPEM); err != nil {
+		return fmt.Errorf("add HSM cluster %s: %w", id, err)
+	}
+	return c.say(map[string]any{"ClusterId": id, "Nodes": nodes, "Added": true},
+		"added HSM cluster %s (%d node(s)): custom key stores may now name it", id, len(nodes))
+}
+
+// hsmClusterJSON is an HSM cluster in --json output: never its key.
+type hsmClusterJSON struct {
+	ClusterId   string
+	Nodes       []string
+	Certificate string // PEM
+	Added       string // RFC 3339, UTC; "" if the node did not say
+}
+
+func (c *cli) kmsClusterListCommand() *cobra.Command {
+	cmd := leaf("list", "List the HSM clusters the KMS knows, without their keys (crypto officer)", nil,
+		func(cmd *cobra.Command, _ []string) error { return c.kmsClusterList(cmd.Context()) })
+	cmd.Long = `List the HSM clusters the KMS knows: each one's ID, its nodes, and the
+client certificate the KMS reaches it with (its common name and when it
+expires; --json gives the PEM). Never a private key.`
+	setRole(cmd, roleOfficer)
+	return cmd
+}
+
+// certSummary is a PEM certificate's common name and expiry, or "-".
+func certSummary(p string) string {
+	b, _ := pem.Decode([]byte(p))
+	if b == nil || b.Type != "CERTIFICATE" {
+		return "-"
+	}
+	crt, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s (until %s)", clean(crt.Subject.CommonName), crt.NotAfter.UTC().Format("2006-01-02"))
+}
+
+func (c *cli) kmsClusterList(ctx context.Context) error {
+	hc, done, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	list, err := hc.ListKMSHSMClusters(ctx)
+	if err != nil {
+		return fmt.Errorf("list HSM clusters: %w", err)
+	}
+	rows := make([]hsmClusterJSON, 0, len(list))
+	for _, h := range list {
+		rows = append(rows, hsmClusterJSON{ClusterId: h.ClusterID, Nodes: h.Nodes, Certificate: h.CertPEM, Added: rfc3339(h.Added)})
+	}
+	if c.g.json {
+		return c.printJSON(rows)
+	}
+	tw := tabwriter.NewWriter(c.io.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLUSTER ID\tNODES\tADDED\tCLIENT CERTIFICATE")
+	for _, r := range rows {
+		nodes := make([]string, len(r.Nodes))
+		for i, n := range r.Nodes {
+			nodes[i] = clean(n)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", clean(r.ClusterId), orDash(strings.Join(nodes, ",")), orDash(r.Added), certSummary(r.Certificate))
+	}
+	return tw.Flush()
+}
+
+func (c *cli) kmsClusterRemoveCommand() *cobra.Command {
+	cmd := leaf("remove CLUSTER-ID", "Make the KMS forget an HSM cluster no custom key store uses (crypto officer)", []string{"CLUSTER-ID"},
+		func(cmd *cobra.Command, pos []string) error { return c.kmsClusterRemove(cmd, pos[0]) })
+	cmd.Long = `Make the KMS forget the HSM cluster CLUSTER-ID, and its client certificate
+and key. A cluster that a custom key store names is refused: delete the
+store first.`
+	cmd.ValidArgsFunction = cobra.NoFileCompletions
+	setRole(cmd, roleOfficer)
+	return cmd
+}
+
+func (c *cli) kmsClusterRemove(cmd *cobra.Command, id string) error {
+	if err := clusterIDArg(cmd, id); err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	hc, done, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := hc.RemoveKMSHSMCluster(ctx, id); err != nil {
+		return fmt.Errorf("remove HSM cluster %s: %w", id, err)
+	}
+	return c.say(map[string]any{"ClusterId": id, "Removed": true}, "removed HSM cluster %s", id)
 }

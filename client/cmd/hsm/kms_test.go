@@ -118,3 +118,60 @@ func TestPrincipalJSONShape(t *testing.T) {
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"Name":"ci","Arn":"","AccessKeyId":"","Created":""}`, string(b))
 }
+
+// kms cluster and cluster issue-client: bad command lines are usage
+// errors (exit 2), and unreadable or mismatched files are named before
+// any login; the key's content is never printed.
+func TestKMSClusterUsageErrors(t *testing.T) {
+	env := map[string]string{envUser: "admin", envPassword: "pw-from-env", client.EnvConfig: filepath.Join(t.TempDir(), "none.toml")}
+	const id = "cluster-abcdefghijk2"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"kms", "cluster"}, "kms cluster: missing subcommand"},
+		{[]string{"kms", "cluster", "add"}, "missing CLUSTER-ID"},
+		{[]string{"kms", "cluster", "add", id}, "missing NODE-ADDRESS"},
+		{[]string{"kms", "cluster", "add", "a/b", "h:1", "--cert", "c", "--key", "k"}, `CLUSTER-ID: "a/b" is not a cluster ID`},
+		{[]string{"kms", "cluster", "add", id, "h", "--cert", "c", "--key", "k"}, "NODE-ADDRESS: bad node address"},
+		{[]string{"kms", "cluster", "add", id, "h:1"}, "--cert and --key are required"},
+		{[]string{"kms", "cluster", "add", id, "h:1", "--cert", "c"}, "--cert and --key are required"},
+		{[]string{"kms", "cluster", "remove"}, "missing CLUSTER-ID"},
+		{[]string{"kms", "cluster", "remove", "x y"}, "is not a cluster ID"},
+		{[]string{"kms", "cluster", "list", "x"}, "too many arguments"},
+		{[]string{"cluster", "issue-client", "n"}, "--dir is required"},
+		{[]string{"cluster", "issue-client", "--dir", "d", "a/b"}, "cluster issue-client: NAME"},
+		{[]string{"cluster", "issue-client", "--dir", "d"}, "missing NAME"},
+	} {
+		r := runHSM(t, env, "", tc.args...)
+		assert.Equal(t, 2, r.code, "%q: %s", tc.args, r.stderr)
+		assert.Contains(t, r.stderr, tc.want, "%q", tc.args)
+		assert.Empty(t, r.stdout, "%q", tc.args)
+	}
+
+	// issue-client writes a client certificate bound to the CA's cluster;
+	// a mismatched pair and another cluster's certificate are refused by
+	// path, before the configuration is read.
+	dir := t.TempDir()
+	r := runHSM(t, nil, "", "cluster", "init", "--dir", dir, "--nodes", "1", "--cluster-id", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	r = runHSM(t, nil, "", "--json", "cluster", "issue-client", "--dir", dir, "kms-a")
+	require.Equal(t, 0, r.code, r.stderr)
+	var out map[string]string
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out))
+	assert.Equal(t, id, out["cluster_id"])
+	cert, key := out["cert"], out["key"]
+	r = runHSM(t, env, "", "kms", "cluster", "add", id, "h:1", "--cert", cert, "--key", filepath.Join(dir, "node1-key.pem"))
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "are not a certificate and its key")
+	r = runHSM(t, env, "", "kms", "cluster", "add", "cluster-zzzzzzzzzzz2", "h:1", "--cert", cert, "--key", key)
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "is bound to cluster "+id+", not cluster-zzzzzzzzzzz2")
+	r = runHSM(t, env, "", "kms", "cluster", "add", id, "h:1", "--cert", cert, "--key", filepath.Join(dir, "nope.pem"))
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "--key: open ")
+	r = runHSM(t, env, "", "kms", "cluster", "add", id, "h:1", "--cert", cert, "--key", key)
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "none.toml", "a good pair gets as far as the configuration")
+	assert.NotContains(t, r.stdout+r.stderr, "PRIVATE KEY")
+}

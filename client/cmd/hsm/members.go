@@ -145,3 +145,45 @@ func (c *cli) clusterIssueNode(dir, hosts string, pos []string) error {
 	return c.say(map[string]any{"name": pos[0], "cert": pki.CertPath(abs, pos[0]), "key": pki.KeyPath(abs, pos[0])},
 		"issued %s: %s, %s", pos[0], pki.CertPath(abs, pos[0]), pki.KeyPath(abs, pos[0]))
 }
+
+func (c *cli) clusterIssueClientCommand() *cobra.Command {
+	var dir string
+	cmd := leaf("issue-client --dir DIR NAME", "Issue a client certificate with the CA in DIR (say, for another cluster's KMS)", []string{"NAME"},
+		func(cmd *cobra.Command, pos []string) error { return c.clusterIssueClient(dir, pos) })
+	cmd.Long = `Issue a client certificate and key, NAME.pem and NAME-key.pem, with the
+cluster CA that 'hsm cluster init' left in DIR: OU "client", for client
+authentication only, bound to the CA's cluster ID like every certificate of
+the cluster, valid for 90 days. Give it to whoever must reach this
+cluster's nodes: say, the KMS of another cluster that keeps a custom key
+store here ('hsm kms cluster add' there). Existing files are never
+overwritten. Needs no running cluster and no login.`
+	cmd.Example = `  hsm cluster issue-client --dir pki kms-a`
+	cmd.Flags().StringVar(&dir, "dir", "", "`directory` holding the cluster CA (from cluster init; required)")
+	cmd.MarkFlagDirname("dir")
+	return cmd
+}
+
+// clusterIssueClient issues one more client certificate with the CA in dir.
+func (c *cli) clusterIssueClient(dir string, pos []string) error {
+	if dir == "" {
+		return usagef("cluster issue-client: --dir is required")
+	}
+	if err := pki.ValidateName(pos[0]); err != nil {
+		return usagef("cluster issue-client: NAME: %v", err)
+	}
+	ca, err := pki.LoadCA(dir)
+	if err != nil {
+		return fmt.Errorf("cluster issue-client: %w", err)
+	}
+	for _, p := range []string{pki.CertPath(dir, pos[0]), pki.KeyPath(dir, pos[0])} {
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("cluster issue-client: refusing to overwrite existing file %q", p)
+		}
+	}
+	if err := ca.IssueClient(dir, pos[0]); err != nil {
+		return fmt.Errorf("cluster issue-client: %w", err)
+	}
+	abs, _ := filepath.Abs(dir)
+	return c.say(map[string]any{"name": pos[0], "cluster_id": ca.ClusterID(), "cert": pki.CertPath(abs, pos[0]), "key": pki.KeyPath(abs, pos[0])},
+		"issued client certificate %s for cluster %s: %s, %s", pos[0], ca.ClusterID(), pki.CertPath(abs, pos[0]), pki.KeyPath(abs, pos[0]))
+}
