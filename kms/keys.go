@@ -162,7 +162,7 @@ func (s *Service) key(r *call.Request, member string, aliases bool) (*state.KMSK
 		return nil, err
 	}
 	r.KeyARN = k.Arn()
-	return k, nil
+	return k, refuseStoreOp(r, k)
 }
 
 func lowerFirst(s string) string {
@@ -238,6 +238,7 @@ func (s *Service) metadata(k *state.KMSKey) model.Object {
 		"KeySpec":               k.KeySpec,
 		"MultiRegion":           false,
 	}
+	s.storeMetadata(k, m)
 	if k.State == state.KMSPendingDeletion {
 		m["DeletionDate"] = unix(k.DeletionDate)
 		m["PendingDeletionWindowInDays"] = int64(k.PendingDays)
@@ -325,19 +326,20 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 	if !ok {
 		origin = state.KMSOriginKMS
 	}
-	if cks, ok := in.String("CustomKeyStoreId"); ok {
-		if err := s.checkStoreForKey(r, cks, origin); err != nil {
+	var cks *state.KMSKeyStore
+	if id, ok := in.String("CustomKeyStoreId"); ok {
+		var err error
+		if cks, err = s.checkStoreForKey(r, id, origin, spec, use); err != nil {
 			return nil, err
 		}
+	} else if origin == state.KMSOriginCloudHSM {
+		return nil, kmserr.New(kmserr.Validation, "Origin AWS_CLOUDHSM needs a CustomKeyStoreId")
 	}
-	if origin != state.KMSOriginKMS && origin != state.KMSOriginExternal {
+	if origin != state.KMSOriginKMS && origin != state.KMSOriginExternal && cks == nil {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "Origin %s is not supported by this service", origin)
 	}
 	if origin == state.KMSOriginExternal && spec != "SYMMETRIC_DEFAULT" {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "This service imports key material into SYMMETRIC_DEFAULT keys only")
-	}
-	if _, ok := in.String("CustomKeyStoreId"); ok {
-		return nil, kmserr.New(kmserr.UnsupportedOperation, "Custom key stores are not supported by this service yet")
 	}
 	if multi, _ := in.Bool("MultiRegion"); multi {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "Multi-Region keys are not supported by this service")
@@ -369,7 +371,17 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 			return nil, err
 		}
 	}
-	if err := s.submit(ctx, c); err != nil {
+	if cks != nil {
+		k.CustomKeyStoreID = cks.ID
+		undo, err := s.newStoreKey(ctx, cks, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.submit(ctx, c); err != nil {
+			undo()
+			return nil, err
+		}
+	} else if err := s.submit(ctx, c); err != nil {
 		return nil, err
 	}
 	r.KeyARN = k.Arn()
