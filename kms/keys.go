@@ -333,7 +333,7 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 			return nil, err
 		}
 	} else if origin == state.KMSOriginCloudHSM {
-		return nil, kmserr.New(kmserr.Validation, "Origin AWS_CLOUDHSM needs a CustomKeyStoreId")
+		return nil, kmserr.New(kmserr.UnsupportedOperation, "Origin AWS_CLOUDHSM needs a CustomKeyStoreId: a key of this origin is made in a custom key store")
 	}
 	if origin != state.KMSOriginKMS && origin != state.KMSOriginExternal && cks == nil {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "Origin %s is not supported by this service", origin)
