@@ -234,7 +234,12 @@ func TestCloudHSMKeyStoreKeys(t *testing.T) {
 				EncryptedKeyMaterial: []byte("m"), ExpirationModel: types.ExpirationModelTypeKeyMaterialDoesNotExpire})
 			return err
 		}},
+		{"DeleteImportedKeyMaterial", func() error {
+			_, err := c.DeleteImportedKeyMaterial(ctx, &awskms.DeleteImportedKeyMaterialInput{KeyId: k})
+			return err
+		}},
 	}
+	require.Len(t, refused, kms.StoreRefusedOps(), "every operation of the table is tried")
 	for _, r := range refused {
 		err := r.do()
 		assert.Equal(t, "UnsupportedOperationException", apiCode(err), r.op)

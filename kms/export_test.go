@@ -71,3 +71,7 @@ func DropStoreClients(s *Service) {
 type storeErr struct{ code string }
 
 func (e *storeErr) Error() string { return "store connection: " + e.code }
+
+// StoreRefusedOps is the number of operations refused on keys in custom
+// key stores.
+func StoreRefusedOps() int { return len(storeRefused) }
