@@ -10,6 +10,7 @@ package hsmd_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -36,6 +37,8 @@ type cksPair struct {
 	certFile, keyFile string
 	// secrets must appear in no output.
 	secrets []string
+	// clock is A's KMS clock file (seconds added to key life cycles).
+	clock string
 }
 
 // startCKSPair starts B (2 nodes, no KMS) and A (1 node, with the KMS),
@@ -44,6 +47,8 @@ type cksPair struct {
 func startCKSPair(t *testing.T) *cksPair {
 	t.Helper()
 	b := testcluster.StartOpts(t, 2, testcluster.Options{NoKMS: true})
+	clock := filepath.Join(t.TempDir(), "kms-clock")
+	t.Setenv("HSM_KMS_CONFIG", "clock_file = \""+clock+"\"\nupkeep_interval = \"1s\"")
 	a := testcluster.Start(t, 1)
 	require.NotEmpty(t, b.Env["HSM_CLUSTER_ID"])
 	require.NotEmpty(t, b.Env["HSM_CA_CERT"])
@@ -51,7 +56,7 @@ func startCKSPair(t *testing.T) *cksPair {
 	_, err := os.Stat(filepath.Join(b.Dir, "node1.kms.addr"))
 	require.True(t, os.IsNotExist(err), "B must run without the KMS")
 
-	p := &cksPair{a: a, b: b, kmsuserPW: "kmsuser-" + randomWord(t)}
+	p := &cksPair{a: a, b: b, kmsuserPW: "kmsuser-" + randomWord(t), clock: clock}
 	p.secrets = []string{p.kmsuserPW, a.Env["HSM_PASSWORD"], b.Env["HSM_PASSWORD"], a.Env["AWS_SECRET_ACCESS_KEY"]}
 
 	// On B: the crypto officer makes kmsuser, a crypto user.
@@ -179,12 +184,74 @@ func (p *cksPair) waitState(t *testing.T, id string, final ...string) (string, s
 	}
 }
 
-// cksKeyMaterialSteps runs with the store CONNECTED: the place for
-// CreateKey in the store, Encrypt and Decrypt with that key, and what
-// the key looks like on B (not extractable, kmsuser's only). Another
-// piece of issue 11 brings them.
+// cksKeyMaterialSteps runs with the store CONNECTED: a key in the store
+// through the AWS CLI on A, its material on B (kmsuser's only), B down and
+// back, and the key's deletion at the end of its window (A's KMS clock
+// moved forward), which destroys the key on B and leaves the store
+// without keys.
 func cksKeyMaterialSteps(t *testing.T, p *cksPair, storeID string) {
 	t.Helper()
+	keyID := p.mustAWS(t, "create-key", "--origin", "AWS_CLOUDHSM", "--custom-key-store-id", storeID, "--query", "KeyMetadata.KeyId")
+	require.Regexp(t, `^[0-9a-f-]{36}$`, keyID)
+	md := p.mustAWS(t, "describe-key", "--key-id", keyID, "--query", "KeyMetadata.[Origin,CustomKeyStoreId,CloudHsmClusterId,KeyState]")
+	assert.Equal(t, "AWS_CLOUDHSM\t"+storeID+"\t"+p.b.Env["HSM_CLUSTER_ID"]+"\tEnabled", md)
+
+	dir := t.TempDir()
+	pt := []byte("kept by the other cluster")
+	ptFile, ctFile := filepath.Join(dir, "pt"), filepath.Join(dir, "ct")
+	require.NoError(t, os.WriteFile(ptFile, pt, 0o600))
+	ct64 := p.mustAWS(t, "encrypt", "--key-id", keyID, "--plaintext", "fileb://"+ptFile, "--encryption-context", "app=cks",
+		"--query", "CiphertextBlob")
+	ct, err := base64.StdEncoding.DecodeString(ct64)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(ctFile, ct, 0o600))
+	decrypt := func() (string, string, error) {
+		return p.awsKMS(t, "decrypt", "--ciphertext-blob", "fileb://"+ctFile, "--encryption-context", "app=cks", "--query", "Plaintext")
+	}
+	out, stderr, err := decrypt()
+	require.NoError(t, err, stderr)
+	assert.Equal(t, base64.StdEncoding.EncodeToString(pt), out)
+
+	// Only kmsuser has the key on B: B's crypto user does not see it.
+	r := hsmCLI(t, p.b, "cu1", p.b.Env["P11_PIN"], "key", "list")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.NotContains(t, r.stdout, keyID, "another crypto user of B sees the store's key")
+
+	// B down: the key is unavailable; B back: it works again.
+	p.b.Stop(1, false)
+	p.b.Stop(2, false)
+	_, stderr, err = decrypt()
+	require.Error(t, err, "B is down")
+	assert.Contains(t, stderr, "KMSInvalidStateException")
+	for k := 1; k <= 2; k++ {
+		o, err := p.b.StartNode(k)
+		require.NoError(t, err, "%s", o)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		out, stderr, err = decrypt()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	require.NoError(t, err, "B is back: %s", stderr)
+	assert.Equal(t, base64.StdEncoding.EncodeToString(pt), out)
+
+	// A store with a key is not deleted; a key past its window is gone,
+	// on A and on B.
+	p.mustAWS(t, "schedule-key-deletion", "--key-id", keyID, "--pending-window-in-days", "7")
+	require.NoError(t, os.WriteFile(p.clock, []byte("691200"), 0o600)) // 8 days on
+	deadline = time.Now().Add(90 * time.Second)
+	for {
+		_, stderr, err = p.awsKMS(t, "describe-key", "--key-id", keyID)
+		if err != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	require.Error(t, err, "the key outlived its deletion window")
+	assert.Contains(t, stderr, "NotFoundException")
 }
 
 // The whole operator's procedure and a store's life cycle through the

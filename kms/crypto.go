@@ -52,7 +52,7 @@ func gcm(nonce, aad []byte) mech.Mech {
 // seal encrypts under the key's newest backing key, in the key's store.
 func (s *Service) seal(r *call.Request, k *state.KMSKey, plaintext []byte, ec map[string]string) ([]byte, error) {
 	v := k.Current()
-	if v == nil || len(v.Objects) != 1 {
+	if v == nil || len(v.Objects) != 1 && k.CustomKeyStoreID == "" {
 		return nil, kmserr.New(kmserr.InvalidState, "%s is pending import.", k.Arn())
 	}
 	id, ok := keyIDBytes(k.ID)
@@ -106,7 +106,7 @@ func (s *Service) open(r *call.Request, ciphertext []byte, ec map[string]string,
 		return nil, nil, err
 	}
 	v := k.Version(int(h.KeyVersion))
-	if v == nil || len(v.Objects) != 1 {
+	if v == nil || len(v.Objects) != 1 && k.CustomKeyStoreID == "" {
 		return nil, nil, &kmserr.Error{Type: kmserr.InvalidCiphertext}
 	}
 	ks, err := s.storeFor(r, k)
@@ -417,15 +417,15 @@ func (s *Service) generateDataKeyPairWithoutPlaintext(_ context.Context, r *call
 }
 
 func (s *Service) generateRandom(_ context.Context, r *call.Request) (model.Object, error) {
-	if _, ok := r.Input.String("CustomKeyStoreId"); ok {
-		return nil, kmserr.New(kmserr.UnsupportedOperation, "Custom key stores are not supported by this service yet")
-	}
 	if err := noRecipient(r.Input); err != nil {
 		return nil, err
 	}
 	n, ok := r.Input.Int("NumberOfBytes")
 	if !ok {
 		return nil, kmserr.New(kmserr.Validation, "1 validation error detected: Value null at 'numberOfBytes' failed to satisfy constraint: Member must not be null")
+	}
+	if id, ok := r.Input.String("CustomKeyStoreId"); ok {
+		return s.storeRandom(r, id, int(n))
 	}
 	b, err := mech.GenerateRandom(int(n))
 	if err != nil {

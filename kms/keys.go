@@ -165,7 +165,7 @@ func (s *Service) key(r *call.Request, member string, aliases bool) (*state.KMSK
 	if err := s.authorizeKey(r, member, k, ref.alias); err != nil {
 		return nil, err
 	}
-	return k, nil
+	return k, refuseStoreOp(r, k)
 }
 
 func lowerFirst(s string) string {
@@ -241,6 +241,7 @@ func (s *Service) metadata(k *state.KMSKey) model.Object {
 		"KeySpec":               k.KeySpec,
 		"MultiRegion":           false,
 	}
+	s.storeMetadata(k, m)
 	if k.State == state.KMSPendingDeletion {
 		m["DeletionDate"] = unix(k.DeletionDate)
 		m["PendingDeletionWindowInDays"] = int64(k.PendingDays)
@@ -334,30 +335,36 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 	if !ok {
 		origin = state.KMSOriginKMS
 	}
-	cks, inStore := in.String("CustomKeyStoreId")
+	var cks *state.KMSKeyStore // an AWS_CLOUDHSM store
+	xksStore, inStore := "", false
 	xksKeyID, hasXKS := in.String("XksKeyId")
 	switch {
-	case origin == state.KMSOriginExternalKS && !inStore:
-		return nil, kmserr.New(kmserr.Validation, "A key of Origin EXTERNAL_KEY_STORE needs a CustomKeyStoreId")
-	case origin == state.KMSOriginExternalKS && !hasXKS:
-		return nil, kmserr.New(kmserr.Validation, "A key of Origin EXTERNAL_KEY_STORE needs an XksKeyId")
 	case origin != state.KMSOriginExternalKS && hasXKS:
 		return nil, kmserr.New(kmserr.Validation, "XksKeyId is valid only with Origin EXTERNAL_KEY_STORE")
-	case origin == state.KMSOriginExternalKS && (spec != "SYMMETRIC_DEFAULT" || use != "ENCRYPT_DECRYPT"):
-		return nil, kmserr.New(kmserr.Validation, "Keys in an external key store must be SYMMETRIC_DEFAULT keys for ENCRYPT_DECRYPT")
-	case inStore && origin != state.KMSOriginExternalKS:
-		if err := s.checkStoreForKey(r, cks, origin); err != nil {
-			return nil, err
+	case origin == state.KMSOriginExternalKS:
+		if xksStore, inStore = in.String("CustomKeyStoreId"); !inStore {
+			return nil, kmserr.New(kmserr.Validation, "A key of Origin EXTERNAL_KEY_STORE needs a CustomKeyStoreId")
+		}
+		if !hasXKS {
+			return nil, kmserr.New(kmserr.Validation, "A key of Origin EXTERNAL_KEY_STORE needs an XksKeyId")
+		}
+		if spec != "SYMMETRIC_DEFAULT" || use != "ENCRYPT_DECRYPT" {
+			return nil, kmserr.New(kmserr.UnsupportedOperation, "Custom key stores hold only symmetric encryption keys (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT)")
 		}
 	}
-	if origin != state.KMSOriginKMS && origin != state.KMSOriginExternal && origin != state.KMSOriginExternalKS {
+	if id, ok := in.String("CustomKeyStoreId"); ok && origin != state.KMSOriginExternalKS {
+		var err error
+		if cks, err = s.checkStoreForKey(r, id, origin, spec, use); err != nil {
+			return nil, err
+		}
+	} else if origin == state.KMSOriginCloudHSM {
+		return nil, kmserr.New(kmserr.UnsupportedOperation, "Origin AWS_CLOUDHSM needs a CustomKeyStoreId: a key of this origin is made in a custom key store")
+	}
+	if origin != state.KMSOriginKMS && origin != state.KMSOriginExternal && origin != state.KMSOriginExternalKS && cks == nil {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "Origin %s is not supported by this service", origin)
 	}
 	if origin == state.KMSOriginExternal && spec != "SYMMETRIC_DEFAULT" {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "This service imports key material into SYMMETRIC_DEFAULT keys only")
-	}
-	if inStore && origin != state.KMSOriginExternalKS {
-		return nil, kmserr.New(kmserr.UnsupportedOperation, "Custom key stores are not supported by this service yet")
 	}
 	if multi, _ := in.Bool("MultiRegion"); multi {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "Multi-Region keys are not supported by this service")
@@ -384,7 +391,7 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 		Origin: origin, Tags: tags, Policy: policy}
 	c := &state.Command{Op: state.OpKMSCreateKey, KMS: &state.KMSCommand{Principal: r.Principal, Region: r.Region, Key: k}}
 	if origin == state.KMSOriginExternalKS {
-		k.CustomKeyStoreID, k.XksKeyID = cks, xksKeyID
+		k.CustomKeyStoreID, k.XksKeyID = xksStore, xksKeyID
 		if err := s.prepareXKSKey(ctx, r, k); err != nil {
 			return nil, err
 		}
@@ -394,7 +401,17 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 			return nil, err
 		}
 	}
-	if err := s.submit(ctx, c); err != nil {
+	if cks != nil {
+		k.CustomKeyStoreID = cks.ID
+		undo, err := s.newStoreKey(ctx, cks, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.submit(ctx, c); err != nil {
+			undo()
+			return nil, err
+		}
+	} else if err := s.submit(ctx, c); err != nil {
 		return nil, err
 	}
 	r.KeyARN = k.Arn()

@@ -26,7 +26,40 @@ const connectTimeout = 60 * time.Second
 // storeClients are this node's logged-in clients of connected stores.
 type storeClients struct {
 	mu sync.Mutex
-	m  map[string]*client.Client
+	m  map[string]*storeConn
+}
+
+// storeConn is a client of a store's cluster logged in as kmsuser, with
+// the connection attempt whose password it logged in with (a later
+// connect rotates the password, so a client of an older attempt is
+// dropped) and the handles of the keys it found there.
+type storeConn struct {
+	c       *client.Client
+	attempt int
+	mu      sync.Mutex
+	handles map[string]uint64 // KMS key ID -> object on the store's cluster
+}
+
+func (sc *storeConn) handle(keyID string) (uint64, bool) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	h, ok := sc.handles[keyID]
+	return h, ok
+}
+
+func (sc *storeConn) setHandle(keyID string, h uint64) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.handles == nil {
+		sc.handles = map[string]uint64{}
+	}
+	sc.handles[keyID] = h
+}
+
+func (sc *storeConn) forget(keyID string) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	delete(sc.handles, keyID)
 }
 
 func (s *Service) dropStoreClient(id string) {
@@ -35,21 +68,79 @@ func (s *Service) dropStoreClient(id string) {
 	delete(s.cks.m, id)
 	s.cks.mu.Unlock()
 	if c != nil {
-		c.Close()
+		c.c.Close()
 	}
 }
 
-func (s *Service) keepStoreClient(id string, c *client.Client) {
+// dropStoreConn drops sc if it is still the store's.
+func (s *Service) dropStoreConn(id string, sc *storeConn) {
+	s.cks.mu.Lock()
+	if s.cks.m[id] != sc {
+		sc = nil
+	} else {
+		delete(s.cks.m, id)
+	}
+	s.cks.mu.Unlock()
+	if sc != nil {
+		sc.c.Close()
+	}
+}
+
+// keepStoreClient installs c as the store's client of the attempt; if
+// another one of that attempt got there first, c is closed and that one
+// is kept. It returns the one kept.
+func (s *Service) keepStoreClient(id string, attempt int, c *client.Client) *storeConn {
 	s.cks.mu.Lock()
 	if s.cks.m == nil {
-		s.cks.m = map[string]*client.Client{}
+		s.cks.m = map[string]*storeConn{}
 	}
 	old := s.cks.m[id]
-	s.cks.m[id] = c
+	if old != nil && old.attempt == attempt {
+		s.cks.mu.Unlock()
+		c.Close()
+		return old
+	}
+	sc := &storeConn{c: c, attempt: attempt}
+	s.cks.m[id] = sc
 	s.cks.mu.Unlock()
 	if old != nil {
-		old.Close()
+		old.c.Close()
 	}
+	return sc
+}
+
+// storeConnFor is this node's client of a CONNECTED store: the
+// connector's, or (on another node, or after a restart) one this node
+// dials and logs in as kmsuser with the password sealed in the row. It
+// answers a ConnectionErrorCode when it cannot.
+func (s *Service) storeConnFor(ctx context.Context, st *state.KMSKeyStore) (*storeConn, string) {
+	s.cks.mu.Lock()
+	sc := s.cks.m[st.ID]
+	s.cks.mu.Unlock()
+	if sc != nil && sc.attempt == st.Attempt {
+		return sc, ""
+	}
+	cl, code := s.dialStore(ctx, st)
+	if code != "" {
+		return nil, code
+	}
+	sl, err := s.sealer()
+	if err != nil {
+		cl.Close()
+		return nil, "INTERNAL_ERROR"
+	}
+	pw, err := sl.Open(0, state.KMSStoreSecretOwner(st.ID), st.Password)
+	if err != nil {
+		cl.Close()
+		return nil, "INTERNAL_ERROR"
+	}
+	err = cl.Login(ctx, state.KMSUser, string(pw))
+	clear(pw)
+	if err != nil {
+		cl.Close()
+		return nil, loginCode(err)
+	}
+	return s.keepStoreClient(st.ID, st.Attempt, cl), ""
 }
 
 // connectStore runs one attempt and records how it ended.
@@ -81,7 +172,7 @@ func (s *Service) connectStore(st state.KMSKeyStore) {
 		s.log.Error("kms: recording a custom key store's connection failed", "store", st.ID, "err", err)
 	}
 	if cl != nil && err == nil && code == "" {
-		s.keepStoreClient(st.ID, cl)
+		s.keepStoreClient(st.ID, st.Attempt, cl)
 	} else if cl != nil {
 		cl.Close()
 	}

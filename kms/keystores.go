@@ -415,35 +415,3 @@ func (s *Service) ListHSMClusters(c engine.Caller) ([]HSMClusterInfo, error) {
 	}
 	return out, nil
 }
-
-// checkStoreForKey is CreateKey's check of a CustomKeyStoreId: the store
-// exists, the origin is its type's, and it is CONNECTED. Making keys in a
-// store is not done yet: a connected store answers
-// UnsupportedOperationException.
-func (s *Service) checkStoreForKey(r *call.Request, id, origin string) error {
-	st, err := s.readStore(r.Region, id)
-	if err != nil {
-		return err
-	}
-	if origin != st.Type {
-		return kmserr.New(kmserr.Validation, "A key in the custom key store %s must have Origin %s", id, st.Type)
-	}
-	if st.ConnectionState != state.KMSStoreConnected {
-		return kmserr.New(excStoreInvalidState, "The custom key store %s is %s; CreateKey needs it CONNECTED", id, st.ConnectionState)
-	}
-	return kmserr.New(kmserr.UnsupportedOperation, "Keys in custom key stores are not supported by this service yet")
-}
-
-// customStore is the store of a key in a custom key store. Which stores
-// can hold key material is still being built (issue 11): until a type's
-// store exists, its keys answer KMSInvalidStateException.
-func (s *Service) customStore(r *call.Request, k *state.KMSKey) (KeyStore, error) {
-	st, err := s.readStore(r.Region, k.CustomKeyStoreID)
-	if err != nil {
-		return nil, err
-	}
-	if st.Type == state.KMSStoreExternal {
-		return s.xksStoreFor(r, k, st)
-	}
-	return nil, kmserr.New(kmserr.InvalidState, "%s is unavailable.", k.Arn())
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/openhsm/openhsm/kms/kmserr"
 	"github.com/openhsm/openhsm/state"
 )
 
@@ -23,7 +24,7 @@ func (s *Service) Upkeep(ctx context.Context) error {
 	}
 	now := s.now()
 	var due []string
-	var rotate []*state.KMSKey
+	var rotate, storeKeys []*state.KMSKey
 	after := ""
 	for {
 		rows, err := s.store.MetaScan(state.KMSKeyPrefix, after, 1000)
@@ -40,6 +41,9 @@ func (s *Service) Upkeep(ctx context.Context) error {
 			case k.State == state.KMSPendingDeletion && k.DeletionDate <= now,
 				k.MaterialExpires != 0 && k.MaterialExpires <= now:
 				due = append(due, strings.TrimPrefix(row.Key, state.KMSKeyPrefix))
+				if k.CustomKeyStoreID != "" && k.State == state.KMSPendingDeletion {
+					storeKeys = append(storeKeys, &k)
+				}
 			case k.State == state.KMSEnabled && k.RotationDays > 0 && k.NextRotation <= now:
 				rotate = append(rotate, &k)
 			}
@@ -55,6 +59,13 @@ func (s *Service) Upkeep(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 		due = due[n:]
+	}
+	// A deleted key of a custom key store: its backing key goes too, if
+	// its store is connected (cloudhsm_keys.go).
+	for _, k := range storeKeys {
+		if _, err := s.readKey(k.Region, k.ID); kmserr.Is(err, kmserr.NotFound) {
+			s.destroyStoreKey(k)
+		}
 	}
 	for _, k := range rotate {
 		if err := s.rotate(ctx, k, ""); err != nil {

@@ -3,7 +3,6 @@ package kms_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
-	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -36,15 +34,6 @@ func waitStore(t *testing.T, c *awskms.Client, id string) (types.ConnectionState
 		require.True(t, time.Now().Before(deadline), "the store is still CONNECTING after 60 s")
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// apiCode is the AWS error code of err ("" if none).
-func apiCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
 }
 
 // TestExternalKeyStoreEndToEnd: our KMS on cluster A keeps a key in an

@@ -354,5 +354,5 @@ func testGenerateRandom(t *testing.T, tg *target) {
 		}
 	}
 	_, err := c.GenerateRandom(t.Context(), &kms.GenerateRandomInput{NumberOfBytes: aws.Int32(8), CustomKeyStoreId: aws.String("cks-1234567890abcdef0")})
-	requireErr[*types.UnsupportedOperationException](t, err, anyMessage)
+	requireErr[*types.CustomKeyStoreNotFoundException](t, err, anyMessage)
 }
