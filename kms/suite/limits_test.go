@@ -391,8 +391,15 @@ func limitCases(t *testing.T, op string, base model.Object) []limitCase {
 							n = b.past
 						}
 						add(sp, ss, b, n, past, func(o model.Object) any {
+							// The base request's structure, if it has one,
+							// keeps the structure's other (required) members.
+							st := model.Object{}
+							if cur, ok := o[m.Name].(model.Object); ok {
+								st = maps.Clone(cur)
+							}
 							v := fill(ss, n)
-							o[m.Name] = model.Object{sm.Name: v}
+							st[sm.Name] = v
+							o[m.Name] = st
 							return v
 						})
 					}
