@@ -199,6 +199,9 @@ func (s *Service) createGrant(ctx context.Context, r *call.Request) (model.Objec
 	ops, _ := r.Input.Strings("Operations")
 	slices.Sort(ops)
 	ops = slices.Compact(ops)
+	if err := grantOpsValid(k, ops); err != nil {
+		return nil, err
+	}
 	cons, err := constraintsOf(r.Input)
 	if err != nil {
 		return nil, err
@@ -434,4 +437,31 @@ func (s *Service) revokeGrant(ctx context.Context, r *call.Request) (model.Objec
 	}
 	return model.Object{}, s.submit(ctx, &state.Command{Op: state.OpKMSGrant, KMS: &state.KMSCommand{Principal: r.Principal,
 		Region: k.Region, KeyID: k.ID, Change: state.KMSGrantRevoke, GrantID: id}})
+}
+
+// grantOps are the grant operations valid on a key, by its kind (AWS's
+// grants.html, "Grant operations"): those every key has, and those of its
+// key usage (for ENCRYPT_DECRYPT, symmetric and asymmetric keys differ).
+var grantOps = map[string][]string{
+	"":                    {"CreateGrant", "DescribeKey", "RetireGrant"},
+	"SYMMETRIC":           {"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo"},
+	"ENCRYPT_DECRYPT":     {"Decrypt", "Encrypt", "GetPublicKey", "ReEncryptFrom", "ReEncryptTo"},
+	"SIGN_VERIFY":         {"GetPublicKey", "Sign", "Verify"},
+	"GENERATE_VERIFY_MAC": {"GenerateMac", "VerifyMac"},
+	"KEY_AGREEMENT":       {"DeriveSharedSecret", "GetPublicKey"},
+}
+
+// grantOpsValid refuses, with ValidationException, a grant operation that
+// is not valid on k.
+func grantOpsValid(k *state.KMSKey, ops []string) error {
+	kind := k.KeyUsage
+	if k.KeySpec == "SYMMETRIC_DEFAULT" {
+		kind = "SYMMETRIC"
+	}
+	for _, op := range ops {
+		if !slices.Contains(grantOps[""], op) && !slices.Contains(grantOps[kind], op) {
+			return kmserr.New(kmserr.Validation, "The grant operation %s is not valid for a KMS key with KeySpec %s and KeyUsage %s", op, k.KeySpec, k.KeyUsage)
+		}
+	}
+	return nil
 }

@@ -376,6 +376,17 @@ func (s *Service) createKey(ctx context.Context, r *call.Request) (model.Object,
 	if err := state.CheckKMSTags(tags); err != nil {
 		return nil, err
 	}
+	if len(tags) > 0 {
+		// Tagging a key as it is made needs kms:TagResource in an identity
+		// policy as well (AWS's "Permissions for tagging").
+		a, err := s.accessOf(r)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.authorizeIAM(r, a, "kms:TagResource", "*"); err != nil {
+			return nil, err
+		}
+	}
 	id, err := newKeyID()
 	if err != nil {
 		return nil, err

@@ -2,6 +2,8 @@ package state
 
 import (
 	"errors"
+	"maps"
+	"strings"
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
@@ -97,6 +99,18 @@ func checkKMSAccess(tx Tx, s *seal.Sealer, c *Command, p *KMSPrincipal) error {
 		a := &c.KMS.Access[i]
 		req := policy.Request{Principal: arn, Account: c.KMS.Account, Action: a.Action, Resource: a.Resource,
 			EncryptionContext: a.EncryptionContext, Context: a.Context}
+		if g := c.KMS.Grant; c.Op == OpKMSGrant && g != nil && strings.EqualFold(a.Action, "kms:CreateGrant") {
+			// The grant being made is the command's own: its operations
+			// and constraints, not what the serving node said of them.
+			req.Context = maps.Clone(a.Context)
+			if req.Context == nil {
+				req.Context = map[string][]string{}
+			}
+			req.Context["kms:GrantOperations"] = g.Operations
+			if g.Constraints != nil {
+				req.NewGrant = &policy.GrantConstraints{EncryptionContextEquals: g.Constraints.Equals, EncryptionContextSubset: g.Constraints.Subset}
+			}
+		}
 		if a.KeyID == "" {
 			if d := KMSDecide(req, nil, ids, nil); !d.Allowed {
 				return hsmerr.KMSf("AccessDeniedException", "%s", policy.DeniedMessage(req, d))

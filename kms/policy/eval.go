@@ -22,6 +22,11 @@ type Request struct {
 	// Key names are case-insensitive. aws:PrincipalArn and kms:CallerAccount
 	// default to Principal and Account.
 	Context map[string][]string
+	// NewGrant is, for kms:CreateGrant, the constraints of the grant being
+	// made (nil: none). A grant that allows CreateGrant allows only grants
+	// as narrow as itself: kms:GrantOperations within its operations, and
+	// constraints at least as strict as its own.
+	NewGrant *GrantConstraints
 }
 
 // GrantConstraints are a grant's encryption context constraints.
@@ -324,6 +329,9 @@ func (c *evalCtx) grantAllows(g Grant, idAllow bool) string {
 	if !c.constraintsMatch(g.Constraints) {
 		return ""
 	}
+	if strings.EqualFold(req.Action, "kms:CreateGrant") && !c.narrower(g) {
+		return ""
+	}
 	name := g.ID
 	if name == "" {
 		name = "(no id)"
@@ -553,4 +561,64 @@ func DeniedMessage(req Request, d Decision) string {
 		return m + " because no identity-based policy allows the " + req.Action + " action"
 	}
 	return m + " because no resource-based policy allows the " + req.Action + " action"
+}
+
+// narrower says whether the grant a CreateGrant request makes is as narrow
+// as g, the grant that would allow the request (AWS's grants.html: a
+// grantee with CreateGrant may create grants with the same or fewer
+// operations and the same or stricter constraints). Its operations
+// (kms:GrantOperations) are among g's; if g has EncryptionContextEquals,
+// the new grant must have the same pairs as its Equals; if g has
+// EncryptionContextSubset, the new grant's Equals or Subset must hold all
+// of g's pairs.
+func (c *evalCtx) narrower(g Grant) bool {
+	for _, op := range c.req.Context["kms:GrantOperations"] {
+		found := false
+		for _, o := range g.Operations {
+			if strings.EqualFold(o, op) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	gc := g.Constraints
+	if gc == nil || (len(gc.EncryptionContextEquals) == 0 && len(gc.EncryptionContextSubset) == 0) {
+		return true
+	}
+	n := c.req.NewGrant
+	if n == nil {
+		return false
+	}
+	if len(gc.EncryptionContextEquals) > 0 {
+		return len(n.EncryptionContextSubset) == 0 && samePairs(n.EncryptionContextEquals, gc.EncryptionContextEquals)
+	}
+	if len(n.EncryptionContextEquals) > 0 {
+		return holdsPairs(n.EncryptionContextEquals, gc.EncryptionContextSubset)
+	}
+	return holdsPairs(n.EncryptionContextSubset, gc.EncryptionContextSubset)
+}
+
+// holdsPairs says whether every pair of want is in have (keys without
+// case, values with case, as constraints compare).
+func holdsPairs(have, want map[string]string) bool {
+	for k, v := range want {
+		found := false
+		for hk, hv := range have {
+			if strings.EqualFold(hk, k) && hv == v {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func samePairs(a, b map[string]string) bool {
+	return len(a) == len(b) && holdsPairs(a, b)
 }

@@ -74,10 +74,11 @@ type req struct {
 	principal, action, resource string
 	ec                          map[string]string
 	ctx                         map[string][]string
+	newGrant                    *GrantConstraints // CreateGrant's new grant
 }
 
 func (r req) build() Request {
-	out := Request{Principal: alice, Account: acct, Action: "kms:Encrypt", Resource: keyARN, EncryptionContext: r.ec, Context: r.ctx}
+	out := Request{Principal: alice, Account: acct, Action: "kms:Encrypt", Resource: keyARN, EncryptionContext: r.ec, Context: r.ctx, NewGrant: r.newGrant}
 	if r.principal != "" {
 		out.Principal = r.principal
 		out.Account = r.principal[len("arn:aws:iam::") : len("arn:aws:iam::")+12]
@@ -198,6 +199,17 @@ var evalCases = []evalCase{
 	{"EncryptionContextSubset refuses a missing pair", rootPolicy, nil, []Grant{constrained(grant("g", alice, "Encrypt"), nil, ec("dept", "fin", "team", "a"))}, req{ec: ec("dept", "fin")}, false, "implicit deny"},
 	{"EncryptionContextSubset refuses a different value", rootPolicy, nil, []Grant{constrained(grant("g", alice, "Encrypt"), nil, ec("dept", "fin"))}, req{ec: ec("dept", "hr")}, false, "implicit deny"},
 	{"EncryptionContextSubset refuses no context", rootPolicy, nil, []Grant{constrained(grant("g", alice, "Encrypt"), nil, ec("dept", "fin"))}, req{}, false, "implicit deny"},
+	// A grant with CreateGrant allows only grants as narrow as itself.
+	{"grant's CreateGrant: fewer operations", rootPolicy, nil, []Grant{grant("g", alice, "CreateGrant", "Encrypt", "Decrypt")}, req{action: "kms:CreateGrant", ctx: ctx("kms:GrantOperations", "Encrypt")}, true, "grant g"},
+	{"grant's CreateGrant: an operation it lacks", rootPolicy, nil, []Grant{grant("g", alice, "CreateGrant", "Encrypt")}, req{action: "kms:CreateGrant", ctx: ctx("kms:GrantOperations", "Encrypt", "kms:GrantOperations", "Decrypt")}, false, "implicit deny"},
+	{"grant's CreateGrant: Subset kept", rootPolicy, nil, []Grant{constrained(grant("g", alice, "CreateGrant", "Encrypt"), nil, ec("dept", "fin"))}, req{action: "kms:CreateGrant", ctx: ctx("kms:GrantOperations", "Encrypt"), newGrant: &GrantConstraints{EncryptionContextSubset: ec("dept", "fin", "team", "a")}}, true, "grant g"},
+	{"grant's CreateGrant: Subset to Equals is stricter", rootPolicy, nil, []Grant{constrained(grant("g", alice, "CreateGrant", "Encrypt"), nil, ec("dept", "fin"))}, req{action: "kms:CreateGrant", ctx: ctx("kms:GrantOperations", "Encrypt"), newGrant: &GrantConstraints{EncryptionContextEquals: ec("Dept", "fin", "x", "y")}}, true, "grant g"},
+	{"grant's CreateGrant: Subset dropped", rootPolicy, nil, []Grant{constrained(grant("g", alice, "CreateGrant", "Encrypt"), nil, ec("dept", "fin"))}, req{action: "kms:CreateGrant", ctx: ctx("kms:GrantOperations", "Encrypt")}, false, "implicit deny"},
+	{"grant's CreateGrant: Subset widened", rootPolicy, nil, []Grant{constrained(grant("g", alice, "CreateGrant", "Encrypt"), nil, ec("dept", "fin", "team", "a"))}, req{action: "kms:CreateGrant", ctx: ctx("kms:GrantOperations", "Encrypt"), newGrant: &GrantConstraints{EncryptionContextSubset: ec("dept", "fin")}}, false, "implicit deny"},
+	{"grant's CreateGrant: Equals kept", rootPolicy, nil, []Grant{constrained(grant("g", alice, "CreateGrant", "Decrypt"), ec("dept", "fin"), nil)}, req{action: "kms:CreateGrant", ctx: ctx("kms:GrantOperations", "Decrypt"), newGrant: &GrantConstraints{EncryptionContextEquals: ec("dept", "fin")}}, true, "grant g"},
+	{"grant's CreateGrant: Equals to Subset is wider", rootPolicy, nil, []Grant{constrained(grant("g", alice, "CreateGrant", "Decrypt"), ec("dept", "fin"), nil)}, req{action: "kms:CreateGrant", ctx: ctx("kms:GrantOperations", "Decrypt"), newGrant: &GrantConstraints{EncryptionContextSubset: ec("dept", "fin")}}, false, "implicit deny"},
+	{"grant's CreateGrant: Equals changed", rootPolicy, nil, []Grant{constrained(grant("g", alice, "CreateGrant", "Decrypt"), ec("dept", "fin"), nil)}, req{action: "kms:CreateGrant", ctx: ctx("kms:GrantOperations", "Decrypt"), newGrant: &GrantConstraints{EncryptionContextEquals: ec("dept", "fin", "x", "y")}}, false, "implicit deny"},
+	{"key policy's CreateGrant is not narrowed", doc(st("Grants", "Allow", aws(alice), `"kms:CreateGrant"`, "")), nil, nil, req{action: "kms:CreateGrant", ctx: ctx("kms:GrantOperations", "Decrypt", "kms:GrantOperations", "Sign")}, true, `key policy statement "Grants"`},
 	{"constraints do not apply to DescribeKey", rootPolicy, nil, []Grant{constrained(grant("g", alice, "DescribeKey"), nil, ec("dept", "fin"))}, req{action: "kms:DescribeKey"}, true, "grant g"},
 	{"constraints do not apply to an asymmetric key", rootPolicy, nil, []Grant{constrained(grant("g", alice, "Encrypt"), ec("dept", "fin"), nil)}, req{ctx: ctx("kms:KeySpec", "RSA_2048")}, true, "grant g"},
 	{"grant to the account with an identity allow", doc(st("Other", "Allow", aws(bob), `"kms:*"`, "")), []string{idAll}, []Grant{grant("g", root, "Encrypt")}, req{}, true, "grant g"},

@@ -148,6 +148,40 @@ func TestAccessControl(t *testing.T) {
 			EncryptionContext: map[string]string{"purpose": "billing"}, GrantTokens: []string{aws.ToString(g.GrantToken)}})
 		denied(t, err, "")
 	})
+	t.Run("TaggingAtCreateNeedsTagResource", func(t *testing.T) {
+		maker := w.principal(t, "maker", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:CreateKey","Resource":"*"}]}`)
+		_, err := maker.CreateKey(ctx, &kms.CreateKeyInput{Tags: []types.Tag{{TagKey: aws.String("team"), TagValue: aws.String("a")}}})
+		denied(t, err, "User: "+userArn("maker")+" is not authorized to perform: kms:TagResource because no identity-based policy allows the kms:TagResource action")
+		_, err = maker.CreateKey(ctx, &kms.CreateKeyInput{})
+		require.NoError(t, err, "without tags CreateKey alone is enough")
+	})
+	t.Run("GrantOperationsFitTheKey", func(t *testing.T) {
+		_, err := admin.CreateGrant(ctx, &kms.CreateGrantInput{KeyId: aws.String(arn), GranteePrincipal: aws.String(userArn("nobody")),
+			Operations: []types.GrantOperation{types.GrantOperationSign}})
+		var ae smithy.APIError
+		require.ErrorAs(t, err, &ae)
+		assert.Equal(t, "ValidationException", ae.ErrorCode())
+		assert.Contains(t, ae.ErrorMessage(), "Sign is not valid for a KMS key with KeySpec SYMMETRIC_DEFAULT")
+	})
+	t.Run("GrantCreatesOnlyNarrowerGrants", func(t *testing.T) {
+		_, err := admin.CreateGrant(ctx, &kms.CreateGrantInput{KeyId: aws.String(arn), GranteePrincipal: aws.String(userArn("reader")),
+			Operations:  []types.GrantOperation{types.GrantOperationCreateGrant, types.GrantOperationDecrypt},
+			Constraints: &types.GrantConstraints{EncryptionContextSubset: map[string]string{"purpose": "billing"}}})
+		require.NoError(t, err)
+		sub := func(ops []types.GrantOperation, c *types.GrantConstraints) error {
+			_, err := reader.CreateGrant(ctx, &kms.CreateGrantInput{KeyId: aws.String(arn), GranteePrincipal: aws.String(userArn("nobody")),
+				Operations: ops, Constraints: c})
+			return err
+		}
+		billing := &types.GrantConstraints{EncryptionContextSubset: map[string]string{"purpose": "billing"}}
+		require.NoError(t, sub([]types.GrantOperation{types.GrantOperationDecrypt}, billing), "as narrow as its own grant")
+		require.NoError(t, sub([]types.GrantOperation{types.GrantOperationDecrypt},
+			&types.GrantConstraints{EncryptionContextEquals: map[string]string{"purpose": "billing", "run": "1"}}), "stricter")
+		denied(t, sub([]types.GrantOperation{types.GrantOperationEncrypt}, billing), "")
+		denied(t, sub([]types.GrantOperation{types.GrantOperationDecrypt}, nil), "")
+		denied(t, sub([]types.GrantOperation{types.GrantOperationDecrypt},
+			&types.GrantConstraints{EncryptionContextSubset: map[string]string{"purpose": "audit"}}), "")
+	})
 	t.Run("RetireGrant", func(t *testing.T) {
 		g, err := admin.CreateGrant(ctx, &kms.CreateGrantInput{KeyId: aws.String(arn), GranteePrincipal: aws.String(userArn("nobody")),
 			RetiringPrincipal: aws.String(userArn("reader")), Operations: []types.GrantOperation{types.GrantOperationGenerateDataKey}})
