@@ -153,21 +153,27 @@ func (a *kmsAPI) build(e *engine.Engine, cn *cluster.Node, d *domainKey) error {
 	if err != nil {
 		return err
 	}
-	a.srv = &http.Server{
+	a.srv = httpAPIServer(h, a.tls, a.log)
+	return nil
+}
+
+// httpAPIServer is the HTTP server of a node's HTTPS APIs (KMS, XKS):
+// bounded header, read, write and idle times, 64 KiB of headers, and no
+// HTTP/2 (see kmsTLSConfig).
+func httpAPIServer(h http.Handler, tc *tls.Config, log *slog.Logger) *http.Server {
+	return &http.Server{
 		Handler:           h,
-		TLSConfig:         a.tls,
+		TLSConfig:         tc,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		// No HTTP/2 (see kmsTLSConfig).
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		// Handshakes that fail (a health check that hangs up, a client
 		// that distrusts the CA) are the client's business: debug only.
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	return nil
 }
 
 // serve writes the address file and serves until shutdown; the channel

@@ -250,17 +250,7 @@ func (a *xksAPI) build(e *engine.Engine, cn *cluster.Node, sealer func() *seal.S
 	if err := a.rekey(sealer()); err != nil {
 		return err
 	}
-	a.srv = &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.handler.Load().ServeHTTP(w, r) }),
-		TLSConfig:         a.tls,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		WriteTimeout:      time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
-	}
+	a.srv = httpAPIServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.handler.Load().ServeHTTP(w, r) }), a.tls, a.log)
 	return nil
 }
 

@@ -337,32 +337,14 @@ func mentions(k *state.KMSKey, who *identity, condKey string) bool {
 
 // aliasesOf lists the alias names of a key.
 func (s *Service) aliasesOf(k *state.KMSKey) ([]string, error) {
-	sl, err := s.sealer()
-	if err != nil {
-		return nil, err
-	}
-	prefix := state.KMSAliasPrefix + k.Region + "/"
 	var out []string
-	after := ""
-	for {
-		rows, err := s.store.MetaScan(prefix, after, 1000)
-		if err != nil {
-			return nil, err
+	err := eachRow(s, state.KMSAliasPrefix+k.Region+"/", func(_ string, al *state.KMSAlias) error {
+		if al.KeyID == k.ID {
+			out = append(out, al.Name)
 		}
-		for _, row := range rows {
-			var al state.KMSAlias
-			if err := state.KMSRow(sl, row.Key, row.Value, &al); err != nil {
-				return nil, err
-			}
-			if al.KeyID == k.ID {
-				out = append(out, al.Name)
-			}
-			after = row.Key
-		}
-		if len(rows) < 1000 {
-			return out, nil
-		}
-	}
+		return nil
+	})
+	return out, err
 }
 
 // accessEntries are what a request's context says was allowed, for its

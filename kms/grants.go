@@ -111,30 +111,12 @@ func tokensFor(tokens []state.KMSGrant, k *state.KMSKey) []state.KMSGrant {
 // keyGrants reads a key's grants (cached until a KMS write applies).
 func (s *Service) keyGrants(region, keyID string) ([]state.KMSGrant, error) {
 	return cached(s.cache, func(c *rowCache) map[string][]state.KMSGrant { return c.grants }, region+"/"+keyID, func() ([]state.KMSGrant, error) {
-		sl, err := s.sealer()
-		if err != nil {
-			return nil, err
-		}
-		prefix := state.KMSGrantKeyPrefix(region, keyID)
 		var out []state.KMSGrant
-		after := ""
-		for {
-			rows, err := s.store.MetaScan(prefix, after, 1000)
-			if err != nil {
-				return nil, err
-			}
-			for _, row := range rows {
-				var g state.KMSGrant
-				if err := state.KMSRow(sl, row.Key, row.Value, &g); err != nil {
-					return nil, err
-				}
-				out = append(out, g)
-				after = row.Key
-			}
-			if len(rows) < 1000 {
-				return out, nil
-			}
-		}
+		err := eachRow(s, state.KMSGrantKeyPrefix(region, keyID), func(_ string, g *state.KMSGrant) error {
+			out = append(out, *g)
+			return nil
+		})
+		return out, err
 	})
 }
 
@@ -322,31 +304,15 @@ func (s *Service) listGrants(_ context.Context, r *call.Request) (model.Object, 
 
 func (s *Service) listRetirableGrants(_ context.Context, r *call.Request) (model.Object, error) {
 	who, _ := r.Input.String("RetiringPrincipal")
-	sl, err := s.sealer()
+	var all []state.KMSGrant
+	err := eachRow(s, state.KMSGrantPrefix+r.Region+"/", func(_ string, g *state.KMSGrant) error {
+		if g.Retiring == who {
+			all = append(all, *g)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	prefix := state.KMSGrantPrefix + r.Region + "/"
-	var all []state.KMSGrant
-	after := ""
-	for {
-		rows, err := s.store.MetaScan(prefix, after, 1000)
-		if err != nil {
-			return nil, err
-		}
-		for _, row := range rows {
-			var g state.KMSGrant
-			if err := state.KMSRow(sl, row.Key, row.Value, &g); err != nil {
-				return nil, err
-			}
-			if g.Retiring == who {
-				all = append(all, g)
-			}
-			after = row.Key
-		}
-		if len(rows) < 1000 {
-			break
-		}
 	}
 	return s.grantPage(r.Input, all, func(*state.KMSGrant) bool { return true })
 }

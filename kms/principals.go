@@ -157,29 +157,12 @@ func (s *Service) ListPrincipals(c engine.Caller) ([]PrincipalInfo, error) {
 	if err := officer(c); err != nil {
 		return nil, err
 	}
-	sl, err := s.e.Sealer()
-	if err != nil {
-		return nil, err
-	}
 	var out []PrincipalInfo
-	after := ""
-	for {
-		rows, err := s.store.MetaScan(state.KMSPrincipalPrefix, after, 1000)
-		if err != nil {
-			return nil, err
-		}
-		for _, row := range rows {
-			var p state.KMSPrincipal
-			if err := state.KMSRow(sl, row.Key, row.Value, &p); err != nil {
-				return nil, err
-			}
-			out = append(out, PrincipalInfo{Name: p.Name, ARN: s.PrincipalArn(p.Name), AccessKeyID: p.AccessKeyID, Created: unix(p.Created)})
-			after = row.Key
-		}
-		if len(rows) < 1000 {
-			return out, nil
-		}
-	}
+	err := eachRow(s, state.KMSPrincipalPrefix, func(_ string, p *state.KMSPrincipal) error {
+		out = append(out, PrincipalInfo{Name: p.Name, ARN: s.PrincipalArn(p.Name), AccessKeyID: p.AccessKeyID, Created: unix(p.Created)})
+		return nil
+	})
+	return out, err
 }
 
 // DeletePrincipal removes a principal; its access key stops working on

@@ -18,39 +18,24 @@ const upkeepBatch = 500
 // safe anywhere and twice, since apply decides again from the command's
 // time what is due and leaves the rest alone.
 func (s *Service) Upkeep(ctx context.Context) error {
-	sl, err := s.sealer()
-	if err != nil {
-		return err
-	}
 	now := s.now()
 	var due []string
 	var rotate, storeKeys []*state.KMSKey
-	after := ""
-	for {
-		rows, err := s.store.MetaScan(state.KMSKeyPrefix, after, 1000)
-		if err != nil {
-			return err
-		}
-		for _, row := range rows {
-			after = row.Key
-			var k state.KMSKey
-			if err := state.KMSRow(sl, row.Key, row.Value, &k); err != nil {
-				return err
+	err := eachRow(s, state.KMSKeyPrefix, func(key string, k *state.KMSKey) error {
+		switch {
+		case k.State == state.KMSPendingDeletion && k.DeletionDate <= now,
+			k.MaterialExpires != 0 && k.MaterialExpires <= now:
+			due = append(due, strings.TrimPrefix(key, state.KMSKeyPrefix))
+			if k.CustomKeyStoreID != "" && k.State == state.KMSPendingDeletion {
+				storeKeys = append(storeKeys, k)
 			}
-			switch {
-			case k.State == state.KMSPendingDeletion && k.DeletionDate <= now,
-				k.MaterialExpires != 0 && k.MaterialExpires <= now:
-				due = append(due, strings.TrimPrefix(row.Key, state.KMSKeyPrefix))
-				if k.CustomKeyStoreID != "" && k.State == state.KMSPendingDeletion {
-					storeKeys = append(storeKeys, &k)
-				}
-			case k.State == state.KMSEnabled && k.RotationDays > 0 && k.NextRotation <= now:
-				rotate = append(rotate, &k)
-			}
+		case k.State == state.KMSEnabled && k.RotationDays > 0 && k.NextRotation <= now:
+			rotate = append(rotate, k)
 		}
-		if len(rows) < 1000 {
-			break
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	var errs []error
 	for len(due) > 0 {
