@@ -55,33 +55,39 @@ func dialB(t *testing.T, b *testcluster.Cluster) *client.Client {
 // through the unchanged SDK: connect, keys made on B, the cryptographic
 // operations, the refused ones, and the errors when B or the key on B is
 // gone.
-func TestCloudHSMKeyStoreKeys(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a real cluster")
-	}
-	ctx := context.Background()
+// startStoreCluster starts B, a real 2-node cluster without the KMS, whose
+// crypto officer makes kmsuser (a crypto user) with the password given,
+// and answers B with its CA and a client certificate and key of B's PKI.
+func startStoreCluster(t *testing.T, kmsuserPW string) (b *testcluster.Cluster, ca, cert, key []byte) {
+	t.Helper()
 	t.Setenv("HSM_NO_KMS", "1")
-	b := testcluster.Start(t, 2)
-	clusterID := b.Env["HSM_CLUSTER_ID"]
-	require.NotEmpty(t, clusterID)
-
-	// B's crypto officer makes kmsuser, an ordinary crypto user.
-	const kmsuserPW = "kmsuser-initial-pass-1"
+	b = testcluster.Start(t, 2)
+	t.Setenv("HSM_NO_KMS", "")
+	require.NotEmpty(t, b.Env["HSM_CLUSTER_ID"])
 	pwFile := filepath.Join(t.TempDir(), "pw")
 	require.NoError(t, os.WriteFile(pwFile, []byte(kmsuserPW+"\n"), 0o600))
 	coEnv := []string{"HSM_USER=" + b.Env["HSM_USER"], "HSM_PASSWORD=" + b.Env["HSM_PASSWORD"]}
 	out, err := b.HSM(coEnv, "user", "create", "kmsuser", "--role", "CU", "--new-password-file", pwFile)
 	require.NoError(t, err, string(out))
+	read := func(name string) []byte {
+		v, err := os.ReadFile(filepath.Join(b.Dir, "pki", name))
+		require.NoError(t, err)
+		return v
+	}
+	return b, read("ca.pem"), read("client.pem"), read("client-key.pem")
+}
 
+func TestCloudHSMKeyStoreKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real cluster")
+	}
+	ctx := context.Background()
+	const kmsuserPW = "kmsuser-initial-pass-1"
+	b, ca, cert, key := startStoreCluster(t, kmsuserPW)
+	clusterID := b.Env["HSM_CLUSTER_ID"]
 	a := kmstest.Start(t)
 	c := inProcessSDK(t, a)
 	co := engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}
-	cert, err := os.ReadFile(filepath.Join(b.Dir, "pki", "client.pem"))
-	require.NoError(t, err)
-	key, err := os.ReadFile(filepath.Join(b.Dir, "pki", "client-key.pem"))
-	require.NoError(t, err)
-	ca, err := os.ReadFile(filepath.Join(b.Dir, "pki", "ca.pem"))
-	require.NoError(t, err)
 	require.NoError(t, a.Service.AddHSMCluster(ctx, co, clusterID, []string{b.Addr(1), b.Addr(2)}, cert, key))
 
 	waitState := func(id string, want types.ConnectionStateType) *types.CustomKeyStoresListEntry {

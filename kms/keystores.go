@@ -17,6 +17,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/kms/call"
@@ -35,6 +36,7 @@ const (
 	excIncorrectTrust    = "IncorrectTrustAnchorException"
 	excClusterNotFound   = "CloudHsmClusterNotFoundException"
 	excXksInvalidConfig  = "XksProxyInvalidConfigurationException"
+	excClusterNotActive  = "CloudHsmClusterNotActiveException"
 )
 
 func newStoreID() (string, error) {
@@ -214,6 +216,11 @@ func (s *Service) createCustomKeyStore(ctx context.Context, r *call.Request) (mo
 	st := &state.KMSKeyStore{ID: id, Type: typ}
 	if err := s.storeInput(r, st, true); err != nil {
 		return nil, err
+	}
+	if typ == state.KMSStoreCloudHSM {
+		if err := s.checkStoreCluster(ctx, st); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.submit(ctx, &state.Command{Op: state.OpKMSKeyStore,
 		KMS: &state.KMSCommand{Principal: r.Principal, Region: r.Region, Change: state.KMSStoreCreate, Store: st}}); err != nil {
@@ -414,4 +421,75 @@ func (s *Service) ListHSMClusters(c engine.Caller) ([]HSMClusterInfo, error) {
 		out = append(out, HSMClusterInfo{ID: h.ID, Nodes: h.Nodes, CertPEM: h.CertPEM, Added: h.Added})
 	}
 	return out, nil
+}
+
+// checkStoreCluster is CreateCustomKeyStore's check of an AWS_CLOUDHSM
+// store's cluster, as AWS makes it: the cluster is known and answers
+// (CloudHsmClusterNotFoundException, CloudHsmClusterNotActiveException),
+// its nodes' certificates chain to the trust anchor
+// (IncorrectTrustAnchorException), it is the cluster named, and at least
+// two of its members are reachable
+// (CloudHsmClusterInvalidConfigurationException). kmsuser's password is
+// checked by ConnectCustomKeyStore, as in AWS.
+func (s *Service) checkStoreCluster(ctx context.Context, st *state.KMSKeyStore) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := s.anchorsClusterCert(st); err != nil {
+		return err
+	}
+	cl, code := s.dialStore(ctx, st)
+	switch code {
+	case "":
+	case "CLUSTER_NOT_FOUND":
+		return kmserr.New(excClusterNotFound, "AWS KMS cannot find the AWS CloudHSM cluster with the specified cluster ID: %s", st.ClusterID)
+	case "NETWORK_ERRORS":
+		return kmserr.New(excClusterNotActive, "The AWS CloudHSM cluster %s does not answer: none of its nodes could be reached", st.ClusterID)
+	default:
+		return kmserr.New(kmserr.Internal, kmserr.InternalMessage)
+	}
+	defer cl.Close()
+	cs, err := cl.ClusterStatus(ctx)
+	if err != nil {
+		return kmserr.New(excClusterNotActive, "The AWS CloudHSM cluster %s does not answer: none of its nodes could be reached", st.ClusterID)
+	}
+	if cs.ClusterID != st.ClusterID {
+		return kmserr.New(excClusterNotFound, "AWS KMS cannot find the AWS CloudHSM cluster with the specified cluster ID: %s", st.ClusterID)
+	}
+	if healthy(cs) < 2 {
+		return kmserr.New(excClusterInvalidConfig, "The AWS CloudHSM cluster %s has %d reachable nodes; a custom key store needs at least two", st.ClusterID, healthy(cs))
+	}
+	return nil
+}
+
+// anchorsClusterCert checks that the store's trust anchor is the CA of the
+// cluster row's client certificate (which `hsm kms cluster add` checked is
+// bound to that cluster): a trust anchor of another CA could never verify
+// the cluster's nodes either (IncorrectTrustAnchorException).
+func (s *Service) anchorsClusterCert(st *state.KMSKeyStore) error {
+	sl, err := s.sealer()
+	if err != nil {
+		return err
+	}
+	var h state.KMSHSMCluster
+	if err := state.ReadKMSRow(s.store.Meta, sl, state.KMSHSMClusterPrefix+st.ClusterID, &h); errors.Is(err, state.ErrNotFound) {
+		return kmserr.New(excClusterNotFound, "AWS KMS cannot find the AWS CloudHSM cluster with the specified cluster ID: %s", st.ClusterID)
+	} else if err != nil {
+		return err
+	}
+	blk, _ := pem.Decode([]byte(h.CertPEM))
+	if blk == nil {
+		return kmserr.New(kmserr.Internal, kmserr.InternalMessage)
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return kmserr.New(kmserr.Internal, kmserr.InternalMessage)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(st.TrustAnchor)) {
+		return kmserr.New(excIncorrectTrust, "The trust anchor certificate in the request is not the trust anchor certificate for the specified AWS CloudHSM cluster.")
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return kmserr.New(excIncorrectTrust, "The trust anchor certificate in the request is not the trust anchor certificate for the specified AWS CloudHSM cluster.")
+	}
+	return nil
 }

@@ -56,20 +56,27 @@ func inProcessSDK(t *testing.T, srv *kmstest.Server) *awskms.Client {
 }
 
 // TestCustomKeyStoreLifecycle drives the six operations through the
-// unchanged SDK on one in-process node: a store of an HSM cluster whose
-// nodes do not answer connects to FAILED with NETWORK_ERRORS, and every
-// refusal is AWS's exception.
+// unchanged SDK on one in-process node with a real store cluster B:
+// creating a store checks B (known, answering, its CA the trust anchor, two
+// reachable nodes), a store of B connects to FAILED with NETWORK_ERRORS
+// while B is down, and every refusal is AWS's exception.
 func TestCustomKeyStoreLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real cluster")
+	}
 	ctx := context.Background()
+	b, ca, cert, key := startStoreCluster(t, "kmsuser-pass-1")
+	cluster := b.Env["HSM_CLUSTER_ID"]
 	srv := kmstest.Start(t)
 	c := inProcessSDK(t, srv)
-	ca, cert, key := testCA(t)
-	const cluster = "cluster-abcdefghijk"
+	otherCA, otherCert, otherKey := testCA(t)
+	const unreachable = "cluster-abcdefghijk"
 	co := engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}
-	require.NoError(t, srv.Service.AddHSMCluster(ctx, co, cluster, []string{"127.0.0.1:1", "127.0.0.1:2"}, cert, key))
+	require.NoError(t, srv.Service.AddHSMCluster(ctx, co, cluster, []string{b.Addr(1), b.Addr(2)}, cert, key))
+	require.NoError(t, srv.Service.AddHSMCluster(ctx, co, unreachable, []string{"127.0.0.1:1", "127.0.0.1:2"}, otherCert, otherKey))
 	list, err := srv.Service.ListHSMClusters(co)
 	require.NoError(t, err)
-	require.Len(t, list, 1)
+	require.Len(t, list, 2)
 
 	in := &awskms.CreateCustomKeyStoreInput{CustomKeyStoreName: aws.String("store1"), CloudHsmClusterId: aws.String(cluster),
 		TrustAnchorCertificate: aws.String(string(ca)), KeyStorePassword: aws.String("kmsuser-pass-1")}
@@ -96,6 +103,12 @@ func TestCustomKeyStoreLifecycle(t *testing.T) {
 			_, err := c.CreateCustomKeyStore(ctx, &i2)
 			return err
 		}, "CloudHsmClusterNotFoundException"},
+		{"a cluster that does not answer", func() error {
+			i2 := *in
+			i2.CustomKeyStoreName, i2.CloudHsmClusterId, i2.TrustAnchorCertificate = aws.String("store5"), aws.String(unreachable), aws.String(string(otherCA))
+			_, err := c.CreateCustomKeyStore(ctx, &i2)
+			return err
+		}, "CloudHsmClusterNotActiveException"},
 		{"a trust anchor that is no certificate", func() error {
 			i2 := *in
 			i2.CustomKeyStoreName, i2.TrustAnchorCertificate = aws.String("store4"), aws.String("not a certificate")
@@ -116,6 +129,17 @@ func TestCustomKeyStoreLifecycle(t *testing.T) {
 		require.Error(t, err, r.name)
 		assert.Contains(t, err.Error(), r.exc, r.name)
 	}
+	// Another CA as B's trust anchor (the store must be deleted first: one
+	// store per cluster).
+	_, err = c.DeleteCustomKeyStore(ctx, &awskms.DeleteCustomKeyStoreInput{CustomKeyStoreId: aws.String(id)})
+	require.NoError(t, err)
+	wrongAnchor := *in
+	wrongAnchor.TrustAnchorCertificate = aws.String(string(otherCA))
+	_, err = c.CreateCustomKeyStore(ctx, &wrongAnchor)
+	require.ErrorContains(t, err, "IncorrectTrustAnchorException")
+	out, err = c.CreateCustomKeyStore(ctx, in)
+	require.NoError(t, err)
+	id = aws.ToString(out.CustomKeyStoreId)
 
 	_, err = c.UpdateCustomKeyStore(ctx, &awskms.UpdateCustomKeyStoreInput{CustomKeyStoreId: aws.String(id), NewCustomKeyStoreName: aws.String("renamed")})
 	require.NoError(t, err)
@@ -129,8 +153,10 @@ func TestCustomKeyStoreLifecycle(t *testing.T) {
 	assert.Equal(t, types.ConnectionStateTypeDisconnected, e.ConnectionState)
 	assert.Equal(t, types.CustomKeyStoreTypeAwsCloudhsm, e.CustomKeyStoreType)
 
-	// Connect returns at once; the connector finds no node and records
-	// FAILED with NETWORK_ERRORS.
+	// Connect returns at once; with B down the connector finds no node
+	// and records FAILED with NETWORK_ERRORS.
+	b.Stop(1, false)
+	b.Stop(2, false)
 	_, err = c.ConnectCustomKeyStore(ctx, &awskms.ConnectCustomKeyStoreInput{CustomKeyStoreId: aws.String(id)})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -179,4 +205,5 @@ func TestCustomKeyStoreLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, all.CustomKeyStores)
 	require.NoError(t, srv.Service.RemoveHSMCluster(ctx, co, cluster))
+	require.NoError(t, srv.Service.RemoveHSMCluster(ctx, co, unreachable))
 }
