@@ -561,3 +561,15 @@ func (e *Engine) checkPublicWrap(c Caller, pub *object.Object) error {
 	}
 	return nil
 }
+
+// Owned says whether the caller owns object id itself. A key shared with
+// the caller is visible and usable, but another user's: a service that
+// finds its keys by label (the XKS proxy, a custom key store) takes only
+// its own, so that no other user can plant a key under its label.
+func (e *Engine) Owned(c Caller, id uint64) (bool, error) {
+	o, _, err := e.lookup(c, id, object.ActUse)
+	if err != nil {
+		return false, err
+	}
+	return o.Owner == c.User, nil
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/kms/call"
 	"github.com/openhsm/openhsm/kms/kmserr"
@@ -112,7 +113,7 @@ func (c *clusterStore) do(fn func(ctx context.Context, sc *storeConn, h uint64) 
 	for try := 0; try < 2; try++ {
 		h, ok := sc.handle(c.k.ID)
 		if !ok {
-			ids, err := sc.c.FindObjects(ctx, backingKeyTemplate(c.k.ID), 2)
+			ids, err := ownBackingKeys(ctx, sc.c, c.k.ID)
 			if err != nil {
 				return nil, c.failed(sc, err)
 			}
@@ -176,6 +177,24 @@ func (c *clusterStore) PublicKey(*state.KMSKeyVersion) (crypto.PublicKey, error)
 }
 
 // backingKeyTemplate finds the backing key of a KMS key on its cluster.
+// ownBackingKeys finds the backing keys of a KMS key on its store's
+// cluster: kmsuser's own keys labelled with the key ID. A key another
+// crypto user of that cluster shared with kmsuser under the same label is
+// never taken: it would let that user decrypt what the KMS encrypts.
+func ownBackingKeys(ctx context.Context, c *client.Client, keyID string) ([]uint64, error) {
+	objs, err := c.ListObjects(ctx, backingKeyTemplate(keyID), 16)
+	if err != nil {
+		return nil, err
+	}
+	var ids []uint64
+	for _, o := range objs {
+		if o.Owner == state.KMSUser {
+			ids = append(ids, o.ID)
+		}
+	}
+	return ids, nil
+}
+
 func backingKeyTemplate(keyID string) object.Template {
 	return object.Template{
 		{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_SECRET_KEY)},
@@ -278,7 +297,7 @@ func (s *Service) destroyStoreKey(k *state.KMSKey) {
 		s.log.Warn("kms: the backing key of a deleted key stays on its store's cluster", "store", st.ID, "key", k.ID, "error_code", code)
 		return
 	}
-	ids, err := sc.c.FindObjects(ctx, backingKeyTemplate(k.ID), 4)
+	ids, err := ownBackingKeys(ctx, sc.c, k.ID)
 	if err != nil {
 		s.log.Warn("kms: finding the backing key of a deleted key failed", "store", st.ID, "key", k.ID, "rv", hsmerr.RV(err))
 		return

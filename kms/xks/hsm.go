@@ -51,6 +51,14 @@ func (b *HSMBackend) versions(keyID string) ([]hsmKey, error) {
 	}
 	var out []hsmKey
 	for _, id := range ids {
+		// Only the user's own keys: another user could share a key
+		// labelled with this key ID and a higher version, and so read
+		// everything encrypted under it afterwards.
+		if own, err := b.Engine.Owned(c, id); err != nil {
+			return nil, hsmError(err)
+		} else if !own {
+			continue
+		}
 		vals, err := b.Engine.GetAttributes(c, id, []uint64{ck.CKA_ID, ck.CKA_VALUE_LEN, ck.CKA_ENCRYPT, ck.CKA_DECRYPT})
 		if err != nil {
 			return nil, hsmError(err)
