@@ -64,12 +64,15 @@ func kmsNodeURL(t *testing.T, c *testcluster.Cluster, k int) string {
 	return "https://" + strings.TrimSpace(string(b))
 }
 
-// kmsPrincipal makes a principal through a crypto officer's session and
-// returns its access key.
+// kmsPrincipal makes a principal through a crypto officer's session, with
+// the identity policy of `hsm kms principal create --admin` (every KMS
+// action on every key whose policy delegates to the account, as keys made
+// without a policy do), and returns its access key. The attacks on key
+// policies (kms_access_test.go) make their principals themselves.
 func kmsPrincipal(t *testing.T, c *testcluster.Cluster, name string) kmsCreds {
 	t.Helper()
 	co := pinned(t, c, 1, c.Env["HSM_USER"], c.Env["HSM_PASSWORD"])
-	cr, err := co.CreateKMSPrincipal(ctx, name)
+	cr, err := co.CreateKMSPrincipalWithPolicy(ctx, name, kmsAccessAdmin)
 	if hsmerr.IsRV(err, ck.CKR_FUNCTION_NOT_SUPPORTED) {
 		t.Fatalf("the node refused to make a KMS principal (%v): %s", err, kmsNotWired)
 	}
@@ -78,10 +81,15 @@ func kmsPrincipal(t *testing.T, c *testcluster.Cluster, name string) kmsCreds {
 }
 
 // kmsCLIPrincipal runs `hsm kms principal create|rotate-key NAME --json` as
-// the crypto officer and returns the access key it printed.
+// the crypto officer (create with --admin, as kmsPrincipal) and returns the
+// access key it printed.
 func kmsCLIPrincipal(t *testing.T, c *testcluster.Cluster, verb, name string) kmsCreds {
 	t.Helper()
-	out, err := c.HSM(kmsOfficerEnv(c), "kms", "principal", verb, name, "--json")
+	args := []string{"kms", "principal", verb, name, "--json"}
+	if verb == "create" {
+		args = append(args, "--admin")
+	}
+	out, err := c.HSM(kmsOfficerEnv(c), args...)
 	if err != nil && strings.Contains(string(out), "not enabled") {
 		t.Fatalf("hsm kms principal %s: %s", verb, kmsNotWired)
 	}

@@ -630,7 +630,7 @@ func TestAttackKMSOfficerBecomesKMSUser(t *testing.T) {
 		// Deleted, kmsuser is the KMS's to make and claim: the officer
 		// cannot make it again.
 		require.NoError(t, co.DeleteUser(ctx, state.KMSUser))
-		cred, err = co.CreateKMSPrincipal(ctx, "victim2")
+		cred, err = co.CreateKMSPrincipalWithPolicy(ctx, "victim2", kmsAccessAdmin)
 		require.NoError(t, err, "the first principal makes and claims kmsuser")
 		cr := kmsCreds{Name: "victim2", AccessKeyID: cred.AccessKeyID, Secret: cred.SecretAccessKey}
 		err = co.CreateUser(ctx, state.KMSUser, "CU", pw)
