@@ -21,6 +21,7 @@ import (
 	"github.com/openhsm/openhsm/internal/kmstest"
 	"github.com/openhsm/openhsm/internal/testcluster"
 	"github.com/openhsm/openhsm/kms"
+	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
 )
 
@@ -50,11 +51,6 @@ func dialB(t *testing.T, b *testcluster.Cluster) *client.Client {
 	return cl
 }
 
-// TestCloudHSMKeyStoreKeys runs the KMS in process (cluster A) with a
-// custom key store on a real two-node cluster B started without a KMS,
-// through the unchanged SDK: connect, keys made on B, the cryptographic
-// operations, the refused ones, and the errors when B or the key on B is
-// gone.
 // startStoreCluster starts B, a real 2-node cluster without the KMS, whose
 // crypto officer makes kmsuser (a crypto user) with the password given,
 // and answers B with its CA and a client certificate and key of B's PKI.
@@ -77,6 +73,11 @@ func startStoreCluster(t *testing.T, kmsuserPW string) (b *testcluster.Cluster, 
 	return b, read("ca.pem"), read("client.pem"), read("client-key.pem")
 }
 
+// TestCloudHSMKeyStoreKeys runs the KMS in process (cluster A) with a
+// custom key store on a real two-node cluster B started without a KMS,
+// through the unchanged SDK: connect, keys made on B, the cryptographic
+// operations, the refused ones, and the errors when B or the key on B is
+// gone.
 func TestCloudHSMKeyStoreKeys(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real cluster")
@@ -172,6 +173,20 @@ func TestCloudHSMKeyStoreKeys(t *testing.T) {
 		return nil
 	}
 	require.NoError(t, works())
+
+	// Another crypto user of B plants a key under the KMS key's label and
+	// shares it with kmsuser: the KMS goes on with kmsuser's own key (a
+	// planted key would let that user decrypt the key's ciphertexts).
+	planted, err := other.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{
+		{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)}, {Type: ck.CKA_LABEL, Value: []byte(keyID)},
+		{Type: ck.CKA_VALUE_LEN, Value: object.EncodeUlong(32)},
+		{Type: ck.CKA_ENCRYPT, Value: object.EncodeBool(true)}, {Type: ck.CKA_DECRYPT, Value: object.EncodeBool(true)}})
+	require.NoError(t, err)
+	require.NoError(t, other.Share(ctx, planted, "kmsuser"))
+	kms.DropStoreClients(a.Service) // forget the cached handle: find the key again
+	require.NoError(t, works(), "a planted shared key changes nothing")
+	require.NoError(t, other.DestroyObject(ctx, planted))
+
 	enc, err := c.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(keyID), Plaintext: []byte("x"), EncryptionContext: ec})
 	require.NoError(t, err)
 	_, err = c.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, EncryptionContext: map[string]string{"purpose": "other"}})
