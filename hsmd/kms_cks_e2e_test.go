@@ -10,6 +10,7 @@ package hsmd_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"os"
@@ -22,7 +23,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/internal/testcluster"
+	"github.com/openhsm/openhsm/object"
 )
 
 // cksPair is the two clusters of a custom key store and what the test
@@ -238,6 +242,21 @@ func cksKeyMaterialSteps(t *testing.T, p *cksPair, storeID string) {
 	require.NoError(t, err, "B is back: %s", stderr)
 	assert.Equal(t, base64.StdEncoding.EncodeToString(pt), out)
 
+	// B's crypto officer deletes the backing key: in openhsm an officer
+	// cannot use or destroy a crypto user's key, so it resets kmsuser's
+	// password (quorum off, as in CloudHSM) and destroys the key as
+	// kmsuser. A's key is then unavailable: KMSInvalidStateException.
+	pwFile := filepath.Join(dir, "reset.pw")
+	resetPW := "reset-" + randomWord(t)
+	p.secrets = append(p.secrets, resetPW)
+	require.NoError(t, os.WriteFile(pwFile, []byte(resetPW+"\n"), 0o600))
+	r = hsmCLI(t, p.b, p.b.Env["HSM_USER"], p.b.Env["HSM_PASSWORD"], "user", "reset", "kmsuser", "--new-password-file", pwFile)
+	require.Equal(t, 0, r.code, r.stderr)
+	destroyAsKMSUser(t, p.b, resetPW, keyID)
+	_, stderr, err = decrypt()
+	require.Error(t, err, "the backing key is gone")
+	assert.Contains(t, stderr, "KMSInvalidStateException")
+
 	// A store with a key is not deleted; a key past its window is gone,
 	// on A and on B.
 	p.mustAWS(t, "schedule-key-deletion", "--key-id", keyID, "--pending-window-in-days", "7")
@@ -390,4 +409,22 @@ func TestCustomKeyStoreTwoClusters(t *testing.T) {
 			assert.NotContains(t, string(log), s, "%s holds a secret", f)
 		}
 	}
+}
+
+// destroyAsKMSUser logs in to B as kmsuser and destroys its keys labelled
+// with the KMS key ID.
+func destroyAsKMSUser(t *testing.T, b *testcluster.Cluster, password, keyID string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg, err := client.LoadConfig(b.Env["HSM_CONFIG"])
+	require.NoError(t, err)
+	cl, err := client.Dial(ctx, cfg)
+	require.NoError(t, err)
+	defer cl.Close()
+	require.NoError(t, cl.Login(ctx, "kmsuser", password))
+	ids, err := cl.FindObjects(ctx, object.Template{{Type: ck.CKA_LABEL, Value: []byte(keyID)}}, 4)
+	require.NoError(t, err)
+	require.Len(t, ids, 1, "kmsuser's backing key on B")
+	require.NoError(t, cl.DestroyObject(ctx, ids[0]))
 }

@@ -354,8 +354,18 @@ func TestXKSMutualTLS(t *testing.T) {
 	require.Error(t, err, "no client certificate: the handshake fails")
 	cert, err := tls.LoadX509KeyPair(filepath.Join(cl.Dir, "pki", "client.pem"), filepath.Join(cl.Dir, "pki", "client-key.pem"))
 	require.NoError(t, err)
-	st, h := newXKSCaller(t, cl, host, &cert).health(t)
-	require.Equal(t, http.StatusOK, st)
-	require.Len(t, h.EKMFleetDetails, 1)
-	assert.Equal(t, xks.HealthActive, h.EKMFleetDetails[0].HealthStatus)
+	// Right after start the node may still be catching up (DEGRADED):
+	// the health poll reports ACTIVE within a bound.
+	caller := newXKSCaller(t, cl, host, &cert)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, h := caller.health(t)
+		require.Equal(t, http.StatusOK, st)
+		require.Len(t, h.EKMFleetDetails, 1)
+		if h.EKMFleetDetails[0].HealthStatus == xks.HealthActive {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the node is still %s after 30 s", h.EKMFleetDetails[0].HealthStatus)
+		time.Sleep(200 * time.Millisecond)
+	}
 }

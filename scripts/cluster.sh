@@ -257,11 +257,14 @@ kms_scheme() { # DIR
 # against AWS_CA_BUNDLE, and haproxy holds no key and sees no request.
 write_lb_config() {
   dir=$1 port=$2
-  check="check inter 1s fall 2 rise 2"
+  # observe layer4 ... mark-down: a connection refused takes the node out
+  # at once, so haproxy's retries go to live nodes (leastconn alone would
+  # pick the dead node again: it has the fewest connections).
+  check="check inter 1s fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down"
   if [ "$(kms_scheme "$dir")" = https ]; then
     check="$check check-ssl verify required ca-file $dir/pki/ca.pem verifyhost localhost check-sni localhost"
   fi
-  xcheck="check inter 1s fall 2 rise 2 check-ssl verify required ca-file $dir/pki/ca.pem verifyhost localhost check-sni localhost"
+  xcheck="check inter 1s fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down check-ssl verify required ca-file $dir/pki/ca.pem verifyhost localhost check-sni localhost"
   {
     cat <<EOT
 # Written by scripts/cluster.sh: haproxy in front of the nodes' KMS APIs.
