@@ -55,6 +55,8 @@ type Config struct {
 	// Fatal is called when the node cannot go on without diverging (the
 	// store failed while applying). It should stop the process.
 	Fatal func(error)
+	// Timings, if set, hears how long commits and log writes take.
+	Timings Timings
 }
 
 // Timeouts for client-facing waits.
@@ -192,7 +194,7 @@ func (n *Node) Start() error {
 	} else if !existing {
 		cfg.Log.Info("waiting to be added to a cluster (hsm cluster add-node)", "addr", cfg.Advertise)
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, n.snaps, n.trans)
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.logStore(), n.logs, n.snaps, n.trans)
 	if err != nil {
 		n.close()
 		return fmt.Errorf("raft: %v", err)
@@ -332,11 +334,15 @@ func (n *Node) Submit(ctx context.Context, c *state.Command) error {
 	if err != nil {
 		return err
 	}
+	proposed := time.Now()
 	idx, refusal, err := n.Propose(ctx, raw)
 	if err != nil {
 		return err
 	}
 	applied := time.Now()
+	if n.cfg.Timings != nil {
+		n.cfg.Timings.RaftCommitted(applied.Sub(proposed))
+	}
 	if Revoking(c.Op) && refusal == nil {
 		// Every node that may still serve must have applied it before
 		// the client hears it is done.

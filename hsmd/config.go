@@ -73,6 +73,10 @@ type Config struct {
 	// XKS, when the [xks] section is present, serves the XKS proxy
 	// (docs/xks.md) on a port of its own; nil serves none.
 	XKS *XKSConfig `toml:"xks"`
+	// Metrics, when the [metrics] section is present, serves Prometheus
+	// metrics and the health endpoints (docs/operations.md) on a port of
+	// its own; nil serves none.
+	Metrics *MetricsConfig `toml:"metrics"`
 
 	backupInterval time.Duration
 
@@ -115,6 +119,9 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	if c.XKS != nil {
 		paths = append(paths, &c.XKS.Cert, &c.XKS.Key, &c.XKS.ClientCA, &c.XKS.CredentialsFile, &c.XKS.AddrFile)
+	}
+	if c.Metrics != nil {
+		paths = append(paths, &c.Metrics.AddrFile)
 	}
 	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
@@ -234,7 +241,35 @@ func (c *Config) check() error {
 			return fmt.Errorf("xks.listen: %q is also kms.listen; the XKS proxy needs a port of its own", c.XKS.Listen)
 		}
 	}
+	if c.Metrics != nil {
+		if err := c.Metrics.check(); err != nil {
+			return fmt.Errorf("metrics.%w", err)
+		}
+		for _, other := range []struct {
+			key string
+			on  bool
+			at  string
+		}{{"kms.listen", c.KMS != nil, kmsListen(c.KMS)}, {"xks.listen", c.XKS != nil, xksListen(c.XKS)}, {"listen", true, c.Listen}} {
+			if other.on && other.at == c.Metrics.Listen && !strings.HasSuffix(other.at, ":0") {
+				return fmt.Errorf("metrics.listen: %q is also %s; the metrics need a port of their own", c.Metrics.Listen, other.key)
+			}
+		}
+	}
 	return nil
+}
+
+func kmsListen(k *KMSConfig) string {
+	if k == nil {
+		return ""
+	}
+	return k.Listen
+}
+
+func xksListen(x *XKSConfig) string {
+	if x == nil {
+		return ""
+	}
+	return x.Listen
 }
 
 // SyncWrites tells whether the store fsyncs every commit (the default).

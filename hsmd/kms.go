@@ -32,6 +32,7 @@ import (
 	"github.com/openhsm/openhsm/kms/kmserr"
 	"github.com/openhsm/openhsm/kms/model"
 	"github.com/openhsm/openhsm/kms/sigv4"
+	"github.com/openhsm/openhsm/metrics"
 	"github.com/openhsm/openhsm/pki"
 	"golang.org/x/net/netutil"
 )
@@ -130,7 +131,7 @@ func kmsTLSConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
 
 // build makes the service and its HTTP server; the engine and the cluster
 // node exist by now, Raft does not run yet.
-func (a *kmsAPI) build(e *engine.Engine, cn *cluster.Node, d *domainKey) error {
+func (a *kmsAPI) build(e *engine.Engine, cn *cluster.Node, d *domainKey, m *metrics.Metrics) error {
 	kc := kms.Config{Engine: e, Account: a.cfg.AccountID(), Log: a.log, XKSRootCAs: a.cfg.xksRoot}
 	if a.clock != nil {
 		kc.Clock = a.clock.Now
@@ -149,6 +150,7 @@ func (a *kmsAPI) build(e *engine.Engine, cn *cluster.Node, d *domainKey) error {
 		Audit:    a.audit.Record,
 		Ready:    func() bool { return cn.Fresh() && d.sealer() != nil },
 		Log:      a.log,
+		Metrics:  m,
 	})
 	if err != nil {
 		return err
@@ -257,6 +259,8 @@ type kmsHandlerParts struct {
 	Log   *slog.Logger
 	// Audit takes one event per request for the trail (hsmd/kmsaudit.go).
 	Audit func(audit.KMSEvent)
+	// Metrics counts the requests; nil counts none.
+	Metrics *metrics.Metrics
 }
 
 // errNotReady is /healthz's answer while the node may not serve.

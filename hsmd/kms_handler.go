@@ -22,5 +22,6 @@ func newKMSHandler(p kmsHandlerParts) (http.Handler, error) {
 		Audit:    p.Audit,
 		Ready:    ready,
 		Log:      p.Log,
+		Answered: p.Metrics.KMSRequest,
 	}), nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/openhsm/openhsm/cluster/peerpb"
 	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/kms"
+	"github.com/openhsm/openhsm/metrics"
 	"github.com/openhsm/openhsm/seal"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
@@ -266,6 +267,9 @@ type Node struct {
 	Cluster *cluster.Node
 	// KMS is the KMS service, nil without a [kms] section.
 	KMS *kms.Service
+	// Metrics are the node's metrics, recorded whether or not [metrics]
+	// serves them.
+	Metrics *metrics.Metrics
 
 	xks *xksAPI // the XKS proxy, nil without an [xks] section
 
@@ -459,6 +463,16 @@ func (n *Node) Serve(ctx context.Context) error {
 	if xapi != nil {
 		defer xapi.shutdown()
 	}
+	mapi, err := listenMetrics(cfg, n.Log)
+	if err != nil {
+		return err
+	}
+	if mapi != nil {
+		defer mapi.shutdown()
+	}
+	n.Metrics = metrics.New()
+	n.Store.ObserveCommits(n.Metrics.StoreCommitted)
+	defer n.Store.ObserveCommits(nil)
 	advertise := cfg.Advertise
 	if advertise == "" {
 		advertise = mux.Addr().String()
@@ -475,7 +489,7 @@ func (n *Node) Serve(ctx context.Context) error {
 		ID: cfg.Node, Dir: filepath.Join(cfg.DataDir, "raft"), Mux: mux, Advertise: advertise,
 		Peer: peerConf, Machine: n.Machine, Sync: cfg.SyncWrites(), Log: n.Log, RaftLog: n.logw,
 		Join: joinErr == nil, JoinMembers: joinMembers(marker), SnapshotThreshold: cfg.SnapshotThreshold, TrailingLogs: cfg.TrailingLogs,
-		Fatal: n.fatal,
+		Fatal: n.fatal, Timings: n.Metrics,
 	})
 	if err != nil {
 		return err
@@ -492,7 +506,7 @@ func (n *Node) Serve(ctx context.Context) error {
 			return err
 		}
 		kapi.audit = newKMSAuditor(cfg.Node, n.Machine.Sealer, cn, lastKMS, n.Log)
-		if err := kapi.build(n.Engine, cn, n.domain); err != nil {
+		if err := kapi.build(n.Engine, cn, n.domain, n.Metrics); err != nil {
 			cn.Close()
 			return fmt.Errorf("kms: %v", err)
 		}
@@ -509,7 +523,9 @@ func (n *Node) Serve(ctx context.Context) error {
 		Node: cfg.Node, TTL: cfg.TTL(), MaxLifetime: cfg.MaxLifetime(), SweepEvery: cfg.SweepInterval(),
 		MaxSessionsPerUser: cfg.MaxSessionsPerUser, Log: n.Log,
 		Replica: cn, Domain: n.domain, Backups: bk, Uses: uses, Deny: &n.deny, KMS: n.KMS,
+		Metrics: n.Metrics,
 	})
+	n.Metrics.SetSources(n.metricsSources(bk))
 	if err := n.Server.loadLoggedOut(); err != nil {
 		cn.Close()
 		return err
@@ -518,6 +534,7 @@ func (n *Node) Serve(ctx context.Context) error {
 		return err
 	}
 	n.grpc = n.Server.GRPCServer(cluster.Creds(), &peerServer{s: n.Server})
+	hs := healthServer(n.grpc)
 	// The KMS API serves before the node's address file is written, so
 	// whoever waits for that file (cluster.sh) finds both ports open.
 	var kmsDone <-chan error
@@ -530,6 +547,13 @@ func (n *Node) Serve(ctx context.Context) error {
 	var xksDone <-chan error
 	if xapi != nil {
 		if xksDone, err = xapi.serve(); err != nil {
+			cn.Shutdown()
+			return err
+		}
+	}
+	var metricsDone <-chan error
+	if mapi != nil {
+		if metricsDone, err = mapi.serve(n.Metrics); err != nil {
 			cn.Shutdown()
 			return err
 		}
@@ -552,6 +576,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	go n.Server.Janitor(jctx)
 	go bk.schedule(jctx)
 	go uses.run(jctx)
+	go n.followReadiness(jctx, hs)
 	if kapi != nil {
 		go kapi.upkeep(jctx, cn)
 		go kapi.audit.run(jctx)
@@ -578,6 +603,9 @@ func (n *Node) Serve(ctx context.Context) error {
 		n.grpc.GracefulStop()
 	case err = <-xksDone:
 		err = fmt.Errorf("xks: %v", err)
+		n.grpc.GracefulStop()
+	case err = <-metricsDone:
+		err = fmt.Errorf("metrics: %v", err)
 		n.grpc.GracefulStop()
 	}
 	// No request runs any more: send the last counts before leaving the

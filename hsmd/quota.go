@@ -75,3 +75,10 @@ func (q *sessionQuota) held(user string) int {
 	defer q.mu.Unlock()
 	return q.count[user]
 }
+
+// total tells how many login sessions this node holds.
+func (q *sessionQuota) total() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.user)
+}

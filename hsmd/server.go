@@ -25,6 +25,7 @@ import (
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/kms"
 	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/metrics"
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/pki"
 	"github.com/openhsm/openhsm/state"
@@ -84,6 +85,8 @@ type Server struct {
 
 	// KMS is the KMS service, nil when the node serves no KMS API.
 	KMS *kms.Service
+
+	metrics *metrics.Metrics // nil records nothing
 }
 
 // ServerConfig is what a Server is built from, besides its engine.
@@ -103,13 +106,15 @@ type ServerConfig struct {
 	// KMS is the KMS service when the node serves the KMS API ([kms]),
 	// else nil; the principal RPCs use it.
 	KMS *kms.Service
+	// Metrics counts the HSM API's calls; nil counts none.
+	Metrics *metrics.Metrics
 }
 
 // NewServer makes the service for an engine.
 func NewServer(e *engine.Engine, c ServerConfig) *Server {
 	s := &Server{engine: e, node: c.Node, ttl: c.TTL, log: c.Log, now: time.Now,
 		maxLife: max(DefaultSessionMaxLifetime, c.TTL), sweepEvery: DefaultSweepInterval,
-		replica: c.Replica, domain: c.Domain, backups: c.Backups, uses: c.Uses, deny: c.Deny, KMS: c.KMS,
+		replica: c.Replica, domain: c.Domain, backups: c.Backups, uses: c.Uses, deny: c.Deny, KMS: c.KMS, metrics: c.Metrics,
 		throttle: newThrottle(), preAuth: make(chan struct{}, preAuthSlots),
 		revoked: map[uint64]int64{}, lastSeen: map[uint64]time.Time{}, bgNonces: map[string]int64{},
 		sessions: newSessionQuota(DefaultMaxSessionsPerUser)}
@@ -163,6 +168,7 @@ const (
 	accessCert    access = iota + 1 // a client certificate from the cluster CA
 	accessSession                   // and a valid session token
 	accessNode                      // a node certificate (the Peer service)
+	accessHealth                    // any certificate of the cluster's CA, in or out of the lease (grpc.health.v1)
 )
 
 // methodAccess says what a full method name needs, from the HSM API's
@@ -177,6 +183,9 @@ func methodAccess(fullMethod string) (access, bool) {
 	}
 	if _, ok := cluster.PeerMethodOf(fullMethod); ok {
 		return accessNode, true
+	}
+	if healthMethod(fullMethod) {
+		return accessHealth, true
 	}
 	return 0, false
 }
@@ -216,19 +225,24 @@ func claimsFrom(ctx context.Context) *claims {
 // one, waits for read-your-writes, and logs the outcome.
 func (s *Server) authenticate(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	var resp any
+	start := time.Now()
 	err := s.intercept(ctx, info.FullMethod, func(ctx context.Context) (err error) {
 		resp, err = h(ctx, req)
 		s.countUse(ctx, info.FullMethod, req, err)
 		return err
 	})
+	s.recordCall(info.FullMethod, req, err, time.Since(start))
 	return resp, err
 }
 
 // authenticateStream is authenticate for streaming methods.
 func (s *Server) authenticateStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	return s.intercept(ss.Context(), info.FullMethod, func(ctx context.Context) error {
+	start := time.Now()
+	err := s.intercept(ss.Context(), info.FullMethod, func(ctx context.Context) error {
 		return h(srv, &ctxStream{ServerStream: ss, ctx: ctx})
 	})
+	s.recordCall(info.FullMethod, nil, err, time.Since(start))
+	return err
 }
 
 type ctxStream struct {
@@ -309,6 +323,9 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 		return ctx, unauthenticated("the certificate is revoked")
 	}
 	ctx = context.WithValue(ctx, keyIdentity, id)
+	if need == accessHealth {
+		return ctx, nil
+	}
 	if need == accessNode {
 		if id.Kind != pki.KindNode {
 			return ctx, refuse(ck.CKR_USER_NOT_LOGGED_IN, "only nodes may call the peer service")

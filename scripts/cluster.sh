@@ -30,6 +30,9 @@
 # HSM_KMS_CONFIG, if set, is appended to the [kms] section (say,
 # 'clock_file = "/tmp/clock"' or 'tls = false'); HSM_NO_KMS=1 leaves the
 # KMS API out.
+# Every node also serves its Prometheus metrics, /healthz and /readyz over
+# plain HTTP on loopback (a [metrics] section), on a port in
+# DIR/node<K>.metrics.addr; 'up' prints where. HSM_NO_METRICS=1 leaves them out.
 # --xks (or HSM_XKS=1) also serves the XKS proxy on every node (an [xks]
 # section, its port in DIR/node<K>.xks.addr, behind haproxy too with more than
 # one node), makes its crypto user (xks) and an AES-256 key, writes the
@@ -62,7 +65,7 @@ secret() { head -c 18 /dev/urandom | base64 | tr -d '/+=\n'; }
 
 start_node() { # DIR K
   dir=$1 k=$2
-  rm -f "$dir/node$k.addr" "$dir/node$k.kms.addr" "$dir/node$k.xks.addr"
+  rm -f "$dir/node$k.addr" "$dir/node$k.kms.addr" "$dir/node$k.xks.addr" "$dir/node$k.metrics.addr"
   setsid "$BIN/hsmd" serve -config "$dir/node$k.toml" >>"$dir/node$k.out" 2>&1 </dev/null &
   echo $! >"$dir/node$k.pid"
   i=0
@@ -87,6 +90,10 @@ start_node() { # DIR K
     xaddr=$(cat "$dir/node$k.xks.addr")
     sed -i "/^\[xks\]/,/^\[/s|^listen = .*|listen = \"$xaddr\"|" "$dir/node$k.toml"
   fi
+  if [ -s "$dir/node$k.metrics.addr" ]; then
+    maddr=$(cat "$dir/node$k.metrics.addr")
+    sed -i "/^\[metrics\]/,/^\[/s|^listen = .*|listen = \"$maddr\"|" "$dir/node$k.toml"
+  fi
 }
 
 write_node_config() { # DIR K
@@ -103,6 +110,16 @@ log_file = "node$2.log"
 EOT
   if [ -n "${HSM_NODE_CONFIG:-}" ]; then
     printf '%s\n' "$HSM_NODE_CONFIG" >>"$1/node$2.toml"
+  fi
+  # The metrics, on loopback: every key after a table header belongs to the
+  # table, so after the top-level keys.
+  if [ -z "${HSM_NO_METRICS:-}" ] && ! grep -q '^\[metrics\]' "$1/node$2.toml"; then
+    cat >>"$1/node$2.toml" <<EOT
+[metrics]
+listen = "127.0.0.1:0"
+tls = false
+addr_file = "node$2.metrics.addr"
+EOT
   fi
   # The KMS API, last: every key after a table header belongs to the table.
   # HSM_NO_KMS=1 leaves it out (tests of a node without KMS).
@@ -232,6 +249,11 @@ print_exports() { # DIR N ID
     [ -e "$m" ] && { module=$m; break; }
   done
   echo "# HSM cluster $3: $2 node(s) in $dir"
+  for f in "$dir"/node*.metrics.addr; do
+    [ -s "$f" ] || continue
+    k=${f##*/node}; k=${k%.metrics.addr}
+    echo "# node$k metrics: http://$(cat "$f")/metrics (health: /healthz, /readyz)"
+  done
   [ -n "$module" ] && echo "export P11_MODULE='$module'"
   echo "export HSM_CONFIG='$dir/client.toml'"
   echo "export P11_TOKEN_LABEL='$CU_USER'"

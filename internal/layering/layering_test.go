@@ -14,7 +14,7 @@ const module = "github.com/openhsm/openhsm/"
 // order is docs/packages.md's table, top to bottom: a package may import
 // only packages after it.
 var order = []string{
-	"hsmd", "cluster", "cluster/peerpb", "backup",
+	"hsmd", "metrics", "cluster", "cluster/peerpb", "backup",
 	"kms/httpapi", "kms", "kms/call", "kms/xks", "api", "api/hsmpb", "engine", "state/sqlite", "state", "snapshot", "seal", "mech",
 	"object", "quorum", "audit", "passwords", "hsmerr", "internal/fields", "kms/kmserr", "kms/blob", "kms/sigv4", "kms/model", "kms/policy", "ck",
 }

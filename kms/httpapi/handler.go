@@ -55,6 +55,11 @@ type Config struct {
 	MaxBody int64
 	// Now is the clock of the audit events' Time; nil is time.Now.
 	Now func() time.Time
+	// Answered, if set, hears of every KMS request but the health check
+	// once its answer is made: the operation ("" when unknown), the
+	// exception ("" for success) and the time since it arrived (the
+	// daemon's metrics). It must be cheap and must not block.
+	Answered func(op, exception string, took time.Duration)
 }
 
 // Handler serves the KMS API. It is safe for concurrent use.
@@ -118,6 +123,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.cfg.Audit != nil {
 		h.cfg.Audit(ev)
+	}
+	if h.cfg.Answered != nil {
+		h.cfg.Answered(ev.Op, ev.Error, h.cfg.Now().Sub(arrived))
 	}
 	hdr.Set("Content-Type", ContentType)
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))

@@ -27,6 +27,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/state"
@@ -62,6 +64,19 @@ type Store struct {
 
 	wmu    sync.Mutex // held for a whole Update, and by Close
 	closed bool
+
+	// onCommit hears how long each Update's commit took (ObserveCommits).
+	onCommit atomic.Pointer[func(time.Duration)]
+}
+
+// ObserveCommits makes f hear how long each write transaction's commit
+// (its fsync included) takes; nil stops it. f must be cheap.
+func (s *Store) ObserveCommits(f func(time.Duration)) {
+	if f == nil {
+		s.onCommit.Store(nil)
+		return
+	}
+	s.onCommit.Store(&f)
 }
 
 var _ state.Store = (*Store)(nil)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/openhsm/openhsm/object"
 	"github.com/openhsm/openhsm/state"
@@ -139,8 +140,12 @@ func (s *Store) Update(index uint64, fn func(tx state.Tx) error) (err error) {
 			return fmt.Errorf("state/sqlite: record applied index: %w", err)
 		}
 	}
+	start := time.Now()
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("state/sqlite: commit: %w", err)
+	}
+	if f := s.onCommit.Load(); f != nil {
+		(*f)(time.Since(start))
 	}
 	committed = true
 	return fnErr
