@@ -50,6 +50,28 @@ done:
 	return rc;
 }
 
+// ossl_verify returns 1 when sig verifies, -2 when it does not.
+static int ossl_verify(EVP_PKEY *k, int pad, const EVP_MD *md, const EVP_MD *mgf, int salt,
+		const unsigned char *in, size_t inlen, const unsigned char *sig, size_t siglen) {
+	int rc = -1;
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
+	if (c == NULL || EVP_PKEY_verify_init(c) <= 0)
+		goto done;
+	if (pad != 0 && EVP_PKEY_CTX_set_rsa_padding(c, pad) <= 0)
+		goto done;
+	if (md != NULL && EVP_PKEY_CTX_set_signature_md(c, md) <= 0)
+		goto done;
+	if (pad == RSA_PKCS1_PSS_PADDING &&
+	    (EVP_PKEY_CTX_set_rsa_mgf1_md(c, mgf) <= 0 || EVP_PKEY_CTX_set_rsa_pss_saltlen(c, salt) <= 0))
+		goto done;
+	rc = EVP_PKEY_verify(c, sig, siglen, in, inlen) == 1 ? 1 : -2;
+done:
+	if (rc != 1)
+		ERR_clear_error();
+	EVP_PKEY_CTX_free(c);
+	return rc;
+}
+
 static int ossl_decrypt(EVP_PKEY *k, int pad, const EVP_MD *md, const EVP_MD *mgf,
 		const unsigned char *label, size_t labellen,
 		const unsigned char *in, size_t inlen, unsigned char *out, size_t *outlen) {
@@ -182,6 +204,25 @@ func (k *pkey) sign(pad C.int, md, mgf *C.EVP_MD, salt int, in []byte, outCap in
 	default:
 		return nil, errors.New("ossl: signing failed")
 	}
+}
+
+// verifyPSS checks a PSS signature in libcrypto: the tests use it to see
+// that libcrypto accepts crypto/rsa's signatures.
+func (r *RSAKey) verifyPSS(h, mgf crypto.Hash, saltLen int, digest, sig []byte) error {
+	md, err := mdOf(h)
+	if err != nil {
+		return err
+	}
+	mg, err := mdOf(mgf)
+	if err != nil {
+		return err
+	}
+	rc := C.ossl_verify(r.k.p, C.RSA_PKCS1_PSS_PADDING, md, mg, C.int(saltLen), ptr(digest), C.size_t(len(digest)), ptr(sig), C.size_t(len(sig)))
+	runtime.KeepAlive(r)
+	if rc != 1 {
+		return errors.New("ossl: the signature does not verify")
+	}
+	return nil
 }
 
 // RSAKey is an RSA private key in libcrypto. It is safe for concurrent use.
