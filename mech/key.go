@@ -2,6 +2,7 @@ package mech
 
 import (
 	"crypto"
+	"sync/atomic"
 )
 
 // Key is a key as a mechanism sees it: the clear material, only ever held in
@@ -15,6 +16,10 @@ type Key struct {
 	Private crypto.Signer
 	// Public is an *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey.
 	Public crypto.PublicKey
+
+	// rsaFast is Private loaded into the RSA backend, on first use
+	// (rsa_backend.go).
+	rsaFast atomic.Pointer[rsaSlot]
 }
 
 // Mech is a mechanism with its parameter, already decoded from the wire or

@@ -103,7 +103,7 @@ func rsaPKCSRow() Mechanism {
 			if err != nil {
 				return nil, err
 			}
-			return rsaDecrypt(priv, in, nil)
+			return rsaDecrypt(k, priv, in, nil)
 		},
 	}
 }
@@ -149,6 +149,15 @@ func rsaSignPKCS1(k *Key, h crypto.Hash, data []byte) ([]byte, error) {
 	in, err := pkcs1Input(h, priv.Size(), data)
 	if err != nil {
 		return nil, err
+	}
+	if fast := rsaFastOf(k, priv); fast != nil {
+		sig, err := fast.SignPKCS1v15(h, in)
+		if err == nil {
+			return sig, nil
+		}
+		if !rsaFallback(err) {
+			return nil, rsaFailed(err, ck.CKR_FUNCTION_FAILED, "signing")
+		}
 	}
 	sig, err := rsa.SignPKCS1v15(nil, priv, h, in)
 	if err != nil {
@@ -204,13 +213,27 @@ func rsaEncrypt(pub *rsa.PublicKey, in []byte, max int, opts *rsa.OAEPOptions) (
 }
 
 // rsaDecrypt decrypts a ciphertext, which must be as long as the modulus,
-// with opts: OAEP, or nil for PKCS #1 v1.5.
-func rsaDecrypt(priv *rsa.PrivateKey, in []byte, opts *rsa.OAEPOptions) ([]byte, error) {
+// with opts: OAEP, or nil for PKCS #1 v1.5; through the RSA backend when
+// k has one.
+func rsaDecrypt(k *Key, priv *rsa.PrivateKey, in []byte, opts *rsa.OAEPOptions) ([]byte, error) {
 	if len(in) != priv.Size() {
 		return nil, hsmerr.Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "the ciphertext must be %d bytes", priv.Size())
 	}
 	var out []byte
 	var err error
+	if fast := rsaFastOf(k, priv); fast != nil {
+		if opts == nil {
+			out, err = fast.DecryptPKCS1v15(in)
+		} else {
+			out, err = fast.DecryptOAEP(opts.Hash, opts.MGFHash, opts.Label, in)
+		}
+		if err == nil {
+			return out, nil
+		}
+		if !rsaFallback(err) {
+			return nil, rsaFailed(err, ck.CKR_ENCRYPTED_DATA_INVALID, "the ciphertext does not decrypt")
+		}
+	}
 	if opts == nil {
 		//lint:ignore SA1019 see rsaEncrypt.
 		out, err = rsa.DecryptPKCS1v15(nil, priv, in)
@@ -284,6 +307,16 @@ func rsaPSSRow(t uint64, h crypto.Hash) Mechanism {
 			ph, opts, d, err := prepare(&priv.PublicKey, m, data)
 			if err != nil {
 				return nil, err
+			}
+			if fast := rsaFastOf(k, priv); fast != nil {
+				// pssOptions made sure that MGF1 uses the message hash.
+				sig, err := fast.SignPSS(ph, ph, opts.SaltLength, d)
+				if err == nil {
+					return sig, nil
+				}
+				if !rsaFallback(err) {
+					return nil, rsaFailed(err, ck.CKR_FUNCTION_FAILED, "signing")
+				}
 			}
 			sig, err := rsa.SignPSS(rand.Reader, priv, ph, d, opts)
 			if err != nil {
@@ -371,7 +404,7 @@ func rsaOAEPRow() Mechanism {
 			if err != nil {
 				return nil, err
 			}
-			return rsaDecrypt(priv, in, opts)
+			return rsaDecrypt(k, priv, in, opts)
 		},
 	}
 }
@@ -395,6 +428,15 @@ func rsaX509Row() Mechanism {
 		c := new(big.Int).SetBytes(in)
 		if c.Cmp(priv.N) >= 0 {
 			return nil, hsmerr.Errorf(rvVal, "the input is not less than the modulus")
+		}
+		if fast := rsaFastOf(k, priv); fast != nil {
+			out, err := fast.Raw(c.FillBytes(make([]byte, n)))
+			if err == nil {
+				return out, nil
+			}
+			if !rsaFallback(err) {
+				return nil, rsaFailed(err, ck.CKR_FUNCTION_FAILED, "raw RSA")
+			}
 		}
 		m, err := rsaRawPrivate(priv, c)
 		if err != nil {

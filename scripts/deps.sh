@@ -2,7 +2,7 @@
 # deps.sh installs the Debian packages and Go modules the build and the tests
 # need, and nothing when they are already there.
 set -eu
-PKGS="ca-certificates openssl gcc libc6-dev libp11-kit-dev sqlite3 procps haproxy curl"
+PKGS="ca-certificates openssl libssl-dev gcc libc6-dev libp11-kit-dev sqlite3 procps haproxy curl"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

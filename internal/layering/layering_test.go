@@ -29,7 +29,8 @@ func list(t *testing.T, args ...string) []string {
 
 func TestLibraryAndClientLinkNoServerCode(t *testing.T) {
 	forbidden := []string{module + "engine", module + "state", module + "state/sqlite", module + "seal",
-		module + "snapshot", module + "hsmd", module + "backup", module + "cluster", "modernc.org/sqlite"}
+		module + "snapshot", module + "hsmd", module + "backup", module + "cluster", "modernc.org/sqlite",
+		module + "mech/ossl"} // libcrypto: only the daemon links it (docs/performance.md)
 	for _, root := range []string{"../../p11module", "../../client", "../../p11module/cmd/openhsm-p11-helper"} {
 		deps := list(t, "-deps", root)
 		for _, d := range deps {
