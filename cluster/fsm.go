@@ -34,21 +34,58 @@ func newFSM(m *state.Machine, log *slog.Logger, fatal func(error)) (*fsm, error)
 	return &fsm{m: m, log: log, fatal: fatal, applied: idx, wake: make(chan struct{})}, nil
 }
 
+var _ raft.BatchingFSM = (*fsm)(nil)
+
 // Apply implements raft.FSM. The result is the command's refusal (a
-// *hsmerr.Error, the same on every node) or nil.
+// *hsmerr.Error, the same on every node) or nil. Raft calls ApplyBatch
+// instead; Apply is the batch of one.
 func (f *fsm) Apply(l *raft.Log) any {
-	if l.Type != raft.LogCommand {
-		return nil
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch implements raft.BatchingFSM: the command entries Raft
+// committed together (up to MaxAppendEntries) are applied in one store
+// transaction, one commit and so one fsync (group commit). Each command
+// still runs the one apply function with its own authority check, and its
+// result, a refusal or nil, goes back to its own caller through its own
+// future. Configuration entries have no result.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	var es []state.Entry
+	var at []int // es[k] is logs[at[k]]
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			es = append(es, state.Entry{Index: l.Index, Raw: l.Data})
+			at = append(at, i)
+		}
 	}
-	err := f.m.Apply(l.Index, l.Data)
-	var se *state.StoreError
-	if errors.As(err, &se) {
-		// Going on would let this node's state differ from the others'.
-		f.fatal(err)
-		return err
+	if len(es) == 0 {
+		return out
 	}
-	f.advance(l.Index)
-	return err
+	last := uint64(0)
+	var fatal error
+	for k, err := range f.m.ApplyBatch(es) {
+		var se *state.StoreError
+		if errors.As(err, &se) {
+			// Going on would let this node's state differ from the
+			// others'. The commands before it are applied.
+			if fatal == nil {
+				fatal = err
+			}
+		} else if fatal == nil {
+			last = es[k].Index
+		}
+		if err != nil {
+			out[at[k]] = err
+		}
+	}
+	if last != 0 {
+		f.advance(last)
+	}
+	if fatal != nil {
+		f.fatal(fatal)
+	}
+	return out
 }
 
 func (f *fsm) advance(idx uint64) {

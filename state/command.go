@@ -191,35 +191,114 @@ func (m *Machine) Store() Store { return m.store }
 // stop rather than diverge, and applies the command again when it restarts
 // (see applytx.go).
 func (m *Machine) Apply(index uint64, raw []byte) error {
-	c, err := DecodeCommand(raw)
-	if err != nil {
-		// A command that cannot be decoded is refused alike everywhere.
-		rec := &audit.Record{Index: index, Kind: audit.KindCommand, Op: "undecodable", Result: uint64(ck.CKR_ARGUMENTS_BAD), Count: 1}
-		sealer := m.Sealer()
-		uerr := m.store.Update(index, func(tx Tx) error {
-			if aerr := auditChain(tx, sealer, []*audit.Record{rec}); aerr != nil {
-				return aerr
-			}
-			return err
-		})
-		if uerr != nil && uerr != err && !errors.Is(uerr, ErrAlreadyApplied) {
-			return &StoreError{uerr}
-		}
-		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
-	}
-	return m.ApplyCommand(index, c)
+	p := m.prepare(index, raw)
+	return p.finish(m.store.Update(index, p.fn))
 }
 
 // ApplyCommand is Apply for a command already decoded.
 func (m *Machine) ApplyCommand(index uint64, c *Command) error {
-	fn := applyTable[c.Op]
-	if fn == nil {
+	if applyTable[c.Op] == nil {
 		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "unknown op %q", c.Op)
 	}
-	sealer := m.Sealer()
+	p := m.prepareCommand(index, c)
+	return p.finish(m.store.Update(index, p.fn))
+}
+
+// Entry is one command of a batch: its log index and its encoding.
+type Entry struct {
+	Index uint64
+	Raw   []byte
+}
+
+// ApplyBatch applies commands committed together, in order, and returns
+// each one's result as Apply would: its refusal (the same on every node),
+// nil, or a *StoreError. Each command runs the same apply function, with its
+// own authority check, as Apply would run it; a refusal undoes only that
+// command's writes. On a BatchStore they share one transaction and one
+// commit (group commit): a crash before the commit leaves the store at the
+// index before the batch, and the log applies the batch again. The observer
+// hears of the batch's changes after that commit, in order. After a
+// *StoreError the rest of the batch is not applied (their results are
+// *StoreErrors too): the node must stop.
+func (m *Machine) ApplyBatch(es []Entry) []error {
+	ps := make([]pending, len(es))
+	for i, e := range es {
+		ps[i] = m.prepare(e.Index, e.Raw)
+	}
+	out := make([]error, len(es))
+	bs, ok := m.store.(BatchStore)
+	if !ok || len(es) == 1 {
+		for i, p := range ps {
+			out[i] = p.finish(m.store.Update(p.index, p.fn))
+			var se *StoreError
+			if errors.As(out[i], &se) {
+				for j := i + 1; j < len(ps); j++ {
+					out[j] = &StoreError{ErrNotApplied}
+				}
+				break
+			}
+		}
+		return out
+	}
+	indexes := make([]uint64, len(ps))
+	fns := make([]func(Tx) error, len(ps))
+	for i, p := range ps {
+		indexes[i], fns[i] = p.index, p.fn
+	}
+	errs, err := bs.UpdateBatch(indexes, fns)
+	for i, p := range ps {
+		if err != nil {
+			out[i] = &StoreError{err}
+			continue
+		}
+		out[i] = p.finish(errs[i])
+	}
+	return out
+}
+
+// pending is one command on its way through a store transaction: fn is
+// what the transaction runs, finish turns what the store returned for it
+// into the command's result and, once the transaction committed, tells the
+// observer.
+type pending struct {
+	index  uint64
+	fn     func(tx Tx) error
+	finish func(uerr error) error
+}
+
+// prepare decodes raw; a command that cannot be decoded is refused alike
+// everywhere, and recorded.
+func (m *Machine) prepare(index uint64, raw []byte) pending {
+	c, err := DecodeCommand(raw)
+	if err == nil {
+		return m.prepareCommand(index, c)
+	}
+	rec := &audit.Record{Index: index, Kind: audit.KindCommand, Op: "undecodable", Result: uint64(ck.CKR_ARGUMENTS_BAD), Count: 1}
+	return pending{
+		index: index,
+		fn: func(tx Tx) error {
+			if aerr := auditChain(tx, m.Sealer(), []*audit.Record{rec}); aerr != nil {
+				return aerr
+			}
+			return err
+		},
+		finish: func(uerr error) error {
+			if uerr != nil && uerr != err && !errors.Is(uerr, ErrAlreadyApplied) {
+				return &StoreError{uerr}
+			}
+			return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%v", err)
+		},
+	}
+}
+
+// prepareCommand is the one apply path of a decoded command whose op is in
+// the apply table.
+func (m *Machine) prepareCommand(index uint64, c *Command) pending {
+	fn := applyTable[c.Op]
 	var changed []uint64
 	var refusal error
-	err := m.store.Update(index, func(tx Tx) error {
+	update := func(tx Tx) error {
+		sealer := m.Sealer()
 		if c.Op != OpInit && sealer == nil {
 			// Another node would apply it: refusing here would diverge.
 			return &StoreError{errors.New("the domain key is not unsealed on this node")}
@@ -271,39 +350,42 @@ func (m *Machine) ApplyCommand(index uint64, c *Command) error {
 		}
 		changed = ids
 		return nil
-	})
-	if errors.Is(err, ErrAlreadyApplied) {
-		return nil // a replay after restart: the change is already in the store
 	}
-	var se *StoreError
-	if errors.As(err, &se) {
-		return se
-	}
-	if err != nil && err != refusal {
-		return &StoreError{err}
-	}
-	if refusal != nil {
-		return refusal
-	}
-	if m.obs == nil {
+	finish := func(err error) error {
+		if errors.Is(err, ErrAlreadyApplied) {
+			return nil // a replay after restart: the change is already in the store
+		}
+		var se *StoreError
+		if errors.As(err, &se) {
+			return se
+		}
+		if err != nil && err != refusal {
+			return &StoreError{err}
+		}
+		if refusal != nil {
+			return refusal
+		}
+		if m.obs == nil {
+			return nil
+		}
+		for _, id := range changed {
+			m.obs.ObjectChanged(id)
+		}
+		if userOps[c.Op] {
+			m.obs.UsersChanged()
+		}
+		if c.Op == OpLogout {
+			m.obs.LoggedOut(c.Session, c.Expires)
+		}
+		if c.Op == OpRevokeCert {
+			m.obs.CertRevoked()
+		}
+		if IsKMSWrite(c.Op) {
+			m.obs.KMSChanged()
+		}
 		return nil
 	}
-	for _, id := range changed {
-		m.obs.ObjectChanged(id)
-	}
-	if userOps[c.Op] {
-		m.obs.UsersChanged()
-	}
-	if c.Op == OpLogout {
-		m.obs.LoggedOut(c.Session, c.Expires)
-	}
-	if c.Op == OpRevokeCert {
-		m.obs.CertRevoked()
-	}
-	if IsKMSWrite(c.Op) {
-		m.obs.KMSChanged()
-	}
-	return nil
+	return pending{index: index, fn: update, finish: finish}
 }
 
 // Restore replaces the whole state with a store snapshot stream (see

@@ -45,6 +45,26 @@ type Store interface {
 	Close() error
 }
 
+// BatchStore is a Store that applies several commands in one transaction
+// with one commit (group commit): the cluster hands the state machine the
+// entries Raft committed together, and they cost one fsync, not one each.
+type BatchStore interface {
+	Store
+	// UpdateBatch runs fns[i] at indexes[i], in order, each exactly as
+	// Update would (its own savepoint: a refusal undoes only its writes and
+	// still records its index and audit records; each sees the writes of
+	// the ones before it), in one transaction. errs[i] is what Update would
+	// have returned for fns[i]. A *StoreError from fns[i] stops the batch:
+	// the commands before it commit, it writes nothing, and errs[j] for the
+	// ones after it wrap ErrNotApplied. err is a failure of the transaction
+	// itself, after which nothing of the batch was written.
+	UpdateBatch(indexes []uint64, fns []func(tx Tx) error) (errs []error, err error)
+}
+
+// ErrNotApplied is returned (wrapped) by BatchStore.UpdateBatch for the
+// commands after one under which the store failed: they were not run.
+var ErrNotApplied = errors.New("not applied: the store failed under an earlier command of the batch")
+
 // MetaRow is one meta key and its value.
 type MetaRow struct {
 	Key   string

@@ -83,20 +83,45 @@ var ErrReplay = state.ErrAlreadyApplied
 // applied: a replicated node must stop rather than carry on.
 //
 // One Update runs at a time. fn must not call Update, and must not keep tx
-// after it returns.
-func (s *Store) Update(index uint64, fn func(tx state.Tx) error) (err error) {
-	if index >= 1<<63 {
-		return fmt.Errorf("state/sqlite: command index %d out of range", index)
+// after it returns. Update is UpdateBatch of one command.
+func (s *Store) Update(index uint64, fn func(tx state.Tx) error) error {
+	errs, err := s.UpdateBatch([]uint64{index}, []func(state.Tx) error{fn})
+	if err != nil {
+		return err
+	}
+	return errs[0]
+}
+
+// UpdateBatch implements state.BatchStore: it runs each fns[i] at
+// indexes[i], in order, as Update would, but all in one write transaction
+// with one commit (one fsync with Options.Sync). Each command runs in its
+// own savepoint, so a refusal undoes only its own writes, and sees every
+// write of the commands before it. The applied index moves with each
+// command inside the transaction, so what commits is always a prefix of the
+// batch with the index of its last command.
+//
+// A *state.StoreError from fns[i] stops the batch: the commands before it
+// are committed, fns[i] writes nothing (not even its index), and the
+// commands after it do not run (errs[j] wraps state.ErrNotApplied). Any
+// other failure of the database, or a panic in fn, commits nothing.
+func (s *Store) UpdateBatch(indexes []uint64, fns []func(tx state.Tx) error) (errs []error, err error) {
+	if len(indexes) != len(fns) {
+		return nil, fmt.Errorf("state/sqlite: %d indexes for %d commands", len(indexes), len(fns))
+	}
+	for _, index := range indexes {
+		if index >= 1<<63 {
+			return nil, fmt.Errorf("state/sqlite: command index %d out of range", index)
+		}
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed {
-		return errClosed
+		return nil, errClosed
 	}
 	ctx := context.Background()
 	sqlTx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE, from the DSN
 	if err != nil {
-		return fmt.Errorf("state/sqlite: begin: %w", err)
+		return nil, fmt.Errorf("state/sqlite: begin: %w", err)
 	}
 	committed := false
 	defer func() {
@@ -104,60 +129,90 @@ func (s *Store) Update(index uint64, fn func(tx state.Tx) error) (err error) {
 			_ = sqlTx.Rollback()
 		}
 	}()
-	t := &tx{s: s, tx: sqlTx}
-
-	applied, err := getApplied(t.row(wApplied))
+	stmts := new([numWriteStmts]*sql.Stmt) // bound to sqlTx once, shared by the batch's commands
+	applied, err := getApplied((&tx{s: s, tx: sqlTx, stmts: stmts}).row(wApplied))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if index != 0 && index <= applied {
-		return fmt.Errorf("state/sqlite: %w: index %d, applied index %d", ErrReplay, index, applied)
-	}
-
-	if _, err := sqlTx.ExecContext(ctx, "SAVEPOINT apply"); err != nil {
-		return fmt.Errorf("state/sqlite: savepoint: %w", err)
-	}
-	fnErr := t.run(fn)
-	var se *state.StoreError
-	if errors.As(fnErr, &se) {
-		// The store failed under the command: write nothing, not even the
-		// index, so that the command is applied again after a restart.
-		return fnErr
-	}
-	if fnErr != nil {
-		if _, err := sqlTx.ExecContext(ctx, "ROLLBACK TO apply"); err != nil {
-			return fmt.Errorf("state/sqlite: roll back refused command (%v): %w", fnErr, err)
+	errs = make([]error, len(fns))
+	stopped := false
+	for i, fn := range fns {
+		if stopped {
+			errs[i] = fmt.Errorf("state/sqlite: index %d: %w", indexes[i], state.ErrNotApplied)
+			continue
 		}
-	}
-	if _, err := sqlTx.ExecContext(ctx, "RELEASE apply"); err != nil {
-		return fmt.Errorf("state/sqlite: release savepoint: %w", err)
-	}
-	if err := t.writeAudit(ctx); err != nil {
-		return err
-	}
-	if index != 0 {
-		if _, err := t.stmt(wSetApplied).ExecContext(ctx, int64(index)); err != nil {
-			return fmt.Errorf("state/sqlite: record applied index: %w", err)
+		index := indexes[i]
+		if index != 0 && index <= applied {
+			errs[i] = fmt.Errorf("state/sqlite: %w: index %d, applied index %d", ErrReplay, index, applied)
+			continue
+		}
+		t := &tx{s: s, tx: sqlTx, stmts: stmts}
+		fnErr, err := t.apply(ctx, index, fn)
+		if err != nil {
+			return nil, err
+		}
+		errs[i] = fnErr
+		var se *state.StoreError
+		if errors.As(fnErr, &se) {
+			stopped = true
+			continue
+		}
+		if index != 0 {
+			applied = index
 		}
 	}
 	start := time.Now()
 	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("state/sqlite: commit: %w", err)
+		return nil, fmt.Errorf("state/sqlite: commit: %w", err)
 	}
 	if f := s.onCommit.Load(); f != nil {
 		(*f)(time.Since(start))
 	}
 	committed = true
-	return fnErr
+	return errs, nil
+}
+
+// apply runs one command of a batch in its savepoint, then writes its audit
+// records and its index. fnErr is fn's own error; err a failure of the
+// database around it. A *state.StoreError from fn leaves nothing of the
+// command behind.
+func (t *tx) apply(ctx context.Context, index uint64, fn func(tx state.Tx) error) (fnErr, err error) {
+	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT apply"); err != nil {
+		return nil, fmt.Errorf("state/sqlite: savepoint: %w", err)
+	}
+	fnErr = t.run(fn)
+	var se *state.StoreError
+	if fnErr != nil {
+		if _, err := t.tx.ExecContext(ctx, "ROLLBACK TO apply"); err != nil {
+			return nil, fmt.Errorf("state/sqlite: roll back refused command (%v): %w", fnErr, err)
+		}
+	}
+	if _, err := t.tx.ExecContext(ctx, "RELEASE apply"); err != nil {
+		return nil, fmt.Errorf("state/sqlite: release savepoint: %w", err)
+	}
+	if errors.As(fnErr, &se) {
+		// The store failed under the command: write nothing, not even the
+		// index, so that the command is applied again after a restart.
+		return fnErr, nil
+	}
+	if err := t.writeAudit(ctx); err != nil {
+		return nil, err
+	}
+	if index != 0 {
+		if _, err := t.stmt(wSetApplied).ExecContext(ctx, int64(index)); err != nil {
+			return nil, fmt.Errorf("state/sqlite: record applied index: %w", err)
+		}
+	}
+	return fnErr, nil
 }
 
 // tx is the state.Tx of one Update.
 type tx struct {
 	s     *Store
 	tx    *sql.Tx
-	stmts [numWriteStmts]*sql.Stmt
-	done  bool          // fn returned: further calls fail
-	audit *pendingAudit // from AppendAudit, written whatever fn returns
+	stmts *[numWriteStmts]*sql.Stmt // shared by the commands of a batch
+	done  bool                      // fn returned: further calls fail
+	audit *pendingAudit             // from AppendAudit, written whatever fn returns
 }
 
 var _ state.Tx = (*tx)(nil)
@@ -171,6 +226,9 @@ func (t *tx) run(fn func(state.Tx) error) error {
 
 // stmt returns statement i bound to the transaction.
 func (t *tx) stmt(i int) *sql.Stmt {
+	if t.stmts == nil {
+		t.stmts = new([numWriteStmts]*sql.Stmt)
+	}
 	if t.stmts[i] == nil {
 		t.stmts[i] = t.tx.StmtContext(context.Background(), t.s.wstmts[i])
 	}
