@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -40,6 +41,12 @@ type MetricsConfig struct {
 	TLS *bool `toml:"tls"`
 	// AddrFile, if set, receives the address once the port listens.
 	AddrFile string `toml:"addr_file"`
+	// Pprof (default false) also serves Go's runtime profiles
+	// (net/http/pprof) under /debug/pprof/ on the metrics port, for
+	// benchmarks (p11module/suites/bench.sh -profile). Allowed only when
+	// Listen is a loopback address: a profile shows the node's code paths
+	// and timings, and a CPU profile costs the node CPU while it runs.
+	Pprof bool `toml:"pprof"`
 }
 
 // TLSOn says whether the metrics are served over HTTPS (the default).
@@ -61,6 +68,10 @@ func (m *MetricsConfig) check() error {
 	if !m.TLSOn() && !loopbackHost(host) {
 		return fmt.Errorf("tls: plain HTTP (tls = false) is allowed only on a loopback address, and %q is not one; "+
 			"leave tls out (HTTPS with the node certificate) or listen on 127.0.0.1", m.Listen)
+	}
+	if m.Pprof && !loopbackHost(host) {
+		return fmt.Errorf("pprof: the profiles are served only on a loopback address, and %q is not one; "+
+			"listen on 127.0.0.1 or leave pprof out", m.Listen)
 	}
 	return nil
 }
@@ -103,13 +114,21 @@ func listenMetrics(cfg *Config, log *slog.Logger) (*metricsAPI, error) {
 		ln.Close()
 		return nil, fmt.Errorf("metrics.tls: plain HTTP is allowed only on loopback, and %s listens on %s", mc.Listen, ln.Addr())
 	}
+	if ta, ok := ln.Addr().(*net.TCPAddr); mc.Pprof && (!ok || !ta.IP.IsLoopback()) {
+		ln.Close()
+		return nil, fmt.Errorf("metrics.pprof: the profiles are served only on loopback, and %s listens on %s", mc.Listen, ln.Addr())
+	}
 	a.ln = netutil.LimitListener(ln, metricsMaxConns)
 	return a, nil
 }
 
 // serve writes the address file and serves m until shutdown.
 func (a *metricsAPI) serve(m *metrics.Metrics) (<-chan error, error) {
-	a.srv = httpAPIServer(m.Handler(), a.tls, a.log)
+	h := m.Handler()
+	if a.cfg.Pprof {
+		h = withPprof(h)
+	}
+	a.srv = httpAPIServer(h, a.tls, a.log)
 	if a.cfg.AddrFile != "" {
 		if err := writeAddrFile(a.cfg.AddrFile, a.ln.Addr().String()); err != nil {
 			return nil, fmt.Errorf("metrics.addr_file: %v", err)
@@ -119,7 +138,7 @@ func (a *metricsAPI) serve(m *metrics.Metrics) (<-chan error, error) {
 	if a.tls == nil {
 		scheme = "http"
 	}
-	a.log.Info("serving metrics", "addr", a.ln.Addr().String(), "scheme", scheme)
+	a.log.Info("serving metrics", "addr", a.ln.Addr().String(), "scheme", scheme, "pprof", a.cfg.Pprof)
 	done := make(chan error, 1)
 	go func() {
 		var err error
@@ -134,6 +153,21 @@ func (a *metricsAPI) serve(m *metrics.Metrics) (<-chan error, error) {
 		done <- err
 	}()
 	return done, nil
+}
+
+// withPprof serves net/http/pprof's handlers under /debug/pprof/ and
+// everything else through h. (Importing net/http/pprof also registers them
+// on http.DefaultServeMux, which no server of the node uses: each is given
+// its own handler.)
+func withPprof(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
 }
 
 // shutdown stops the metrics port; safe to call more than once, and

@@ -37,6 +37,8 @@ func TestLoadConfigMetrics(t *testing.T) {
 		{"HTTPS anywhere", "[metrics]\nlisten = \":9100\"\ntls = true\n", true, ""},
 		{"beside kms", "[metrics]\nlisten = \"127.0.0.1:9100\"\n[kms]\nlisten = \"127.0.0.1:8443\"\n", true, ""},
 		{"both port 0", "[metrics]\nlisten = \"127.0.0.1:0\"\n[kms]\nlisten = \"127.0.0.1:0\"\n", true, ""},
+		{"pprof on loopback", "[metrics]\nlisten = \"127.0.0.1:0\"\ntls = false\npprof = true\n", false, ""},
+		{"pprof on localhost over HTTPS", "[metrics]\nlisten = \"localhost:9100\"\npprof = true\n", true, ""},
 	}
 	for _, tc := range valid {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,6 +64,9 @@ func TestLoadConfigMetrics(t *testing.T) {
 		{"plain on every interface", "", "[metrics]\nlisten = \":9100\"\ntls = false\n", "metrics.tls:"},
 		{"plain on a name", "", "[metrics]\nlisten = \"example.com:9100\"\ntls = false\n", "metrics.tls:"},
 		{"unknown key", "", "[metrics]\nlisten = \"127.0.0.1:0\"\npath = \"/m\"\n", "unknown keys: metrics.path"},
+		{"pprof off loopback", "", "[metrics]\nlisten = \"0.0.0.0:9100\"\npprof = true\n", "metrics.pprof: the profiles are served only on a loopback address"},
+		{"pprof on every interface", "", "[metrics]\nlisten = \":9100\"\npprof = true\n", "metrics.pprof:"},
+		{"pprof not a bool", "", "[metrics]\nlisten = \"127.0.0.1:0\"\npprof = \"yes\"\n", "pprof"},
 		{"tls not a bool", "", "[metrics]\nlisten = \"127.0.0.1:0\"\ntls = \"no\"\n", "tls"},
 		{"the node's port", "127.0.0.1:7000", "[metrics]\nlisten = \"127.0.0.1:7000\"\n", `metrics.listen: "127.0.0.1:7000" is also listen`},
 		{"the kms port", "", "[metrics]\nlisten = \"127.0.0.1:8443\"\n[kms]\nlisten = \"127.0.0.1:8443\"\n", `metrics.listen: "127.0.0.1:8443" is also kms.listen`},

@@ -32,7 +32,9 @@
 # KMS API out.
 # Every node also serves its Prometheus metrics, /healthz and /readyz over
 # plain HTTP on loopback (a [metrics] section), on a port in
-# DIR/node<K>.metrics.addr; 'up' prints where. HSM_NO_METRICS=1 leaves them out.
+# DIR/node<K>.metrics.addr; 'up' prints where. HSM_NO_METRICS=1 leaves them out;
+# HSM_METRICS_CONFIG, if set, is appended to the [metrics] section (say,
+# 'pprof = true', as bench.sh -profile does).
 # --xks (or HSM_XKS=1) also serves the XKS proxy on every node (an [xks]
 # section, its port in DIR/node<K>.xks.addr, behind haproxy too with more than
 # one node), makes its crypto user (xks) and an AES-256 key, writes the
@@ -120,6 +122,9 @@ listen = "127.0.0.1:0"
 tls = false
 addr_file = "node$2.metrics.addr"
 EOT
+    if [ -n "${HSM_METRICS_CONFIG:-}" ]; then
+      printf '%s\n' "$HSM_METRICS_CONFIG" >>"$1/node$2.toml"
+    fi
   fi
   # The KMS API, last: every key after a table header belongs to the table.
   # HSM_NO_KMS=1 leaves it out (tests of a node without KMS).

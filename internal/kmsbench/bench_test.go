@@ -43,7 +43,9 @@ var (
 	flagWarmup     = flag.Duration("kmsbench.warmup", 300*time.Millisecond, "the untimed warm-up of each cell")
 	flagMax        = flag.Int64("kmsbench.max", 100000, "at most this many timed requests per cell")
 	flagGoroutines = flag.String("kmsbench.goroutines", "1,16", "client goroutine counts, comma-separated")
-	flagTargets    = flag.String("kmsbench.targets", "moto,inprocess,node1,nodes3", "targets, comma-separated: moto, moto-tls, inprocess, node1, nodes3")
+	flagTargets    = flag.String("kmsbench.targets", "moto,inprocess,node1,nodes3", "targets, comma-separated: moto, moto-tls, inprocess, node1, nodes3, env")
+	flagOps        = flag.String("kmsbench.ops", "Encrypt,Decrypt,GenerateDataKey", "operations, comma-separated")
+	flagTSV        = flag.String("kmsbench.tsv", "", "also write the results to this file, tab-separated: operation, goroutines, target key, req/s, requests, failed (for bench.sh)")
 )
 
 // target is one endpoint and the settings the SDK needs for it.
@@ -56,6 +58,7 @@ type target struct {
 
 type result struct {
 	op, target string
+	key        string // the target's key in -kmsbench.targets
 	goroutines int
 	n, errs    int64
 	elapsed    time.Duration
@@ -63,7 +66,24 @@ type result struct {
 	note       string // why a target has no number
 }
 
-var ops = []string{"Encrypt", "Decrypt", "GenerateDataKey"}
+var allOps = []string{"Encrypt", "Decrypt", "GenerateDataKey"}
+
+// ops is -kmsbench.ops, checked.
+func opList(t *testing.T) []string {
+	var out []string
+	for _, op := range strings.Split(*flagOps, ",") {
+		op = strings.TrimSpace(op)
+		found := false
+		for _, k := range allOps {
+			found = found || k == op
+		}
+		if !found {
+			t.Fatalf("-kmsbench.ops: unknown operation %q (%s)", op, strings.Join(allOps, ", "))
+		}
+		out = append(out, op)
+	}
+	return out
+}
 
 // newClient is the unchanged aws-sdk-go-v2 KMS client for tg: its
 // endpoint, region and static credentials, and the SDK's own HTTP client
@@ -206,10 +226,11 @@ func bench(t *testing.T, tg target) []result {
 		t.Errorf("%s: %v", tg.label, err)
 		return []result{{target: tg.label, note: "set-up failed: " + err.Error()}}
 	}
-	for _, op := range ops {
+	for _, op := range opList(t) {
 		for _, g := range gs {
 			r := measure(c, f, op, g)
 			r.target = tg.label
+			r.key = tg.key
 			t.Logf("%-16s %3d goroutines  %-28s %8.0f req/s  (%d requests, %d failed)", op, g, tg.label,
 				float64(r.n)/r.elapsed.Seconds(), r.n, r.errs)
 			out = append(out, r)
@@ -237,6 +258,8 @@ func TestKMSBench(t *testing.T) {
 				srv := kmstest.Start(t)
 				tg = target{label: "in-process, not a node", endpoint: srv.URL, region: srv.Region,
 					akid: srv.AccessKeyID, secret: srv.SecretAccessKey, roots: srv.Client.Transport.(*http.Transport).TLSClientConfig.RootCAs}
+			case "env":
+				tg = envTarget(t)
 			case "node1", "nodes3":
 				n := 1
 				if key == "nodes3" {
@@ -250,16 +273,57 @@ func TestKMSBench(t *testing.T) {
 					t.Skip(note)
 				}
 			default:
-				t.Fatalf("-kmsbench.targets: unknown target %q (moto, moto-tls, inprocess, node1, nodes3)", key)
+				t.Fatalf("-kmsbench.targets: unknown target %q (moto, moto-tls, inprocess, node1, nodes3, env)", key)
 			}
 			tg.key = key
 			labels = append(labels, tg.label)
 			results = append(results, bench(t, tg)...)
 		})
 	}
-	printTable(results, labels, goroutineCounts(t))
+	printTable(results, labels, goroutineCounts(t), opList(t))
+	if *flagTSV != "" {
+		writeTSV(t, results)
+	}
 	fmt.Printf("\nload average (1, 5, 15 min) before: %s; after: %s (the numbers are only as steady as this machine is quiet)\n",
 		loadBefore, loadAverage())
+}
+
+// envTarget is an endpoint already running, from the environment that
+// scripts/cluster.sh prints: AWS_ENDPOINT_URL_KMS, AWS_REGION,
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_CA_BUNDLE (optional).
+// bench.sh points AWS_ENDPOINT_URL_KMS at one node's KMS port.
+func envTarget(t *testing.T) target {
+	tg := target{endpoint: os.Getenv("AWS_ENDPOINT_URL_KMS"), region: os.Getenv("AWS_REGION"),
+		akid: os.Getenv("AWS_ACCESS_KEY_ID"), secret: os.Getenv("AWS_SECRET_ACCESS_KEY")}
+	if tg.endpoint == "" || tg.region == "" || tg.akid == "" || tg.secret == "" {
+		t.Fatal("target env needs AWS_ENDPOINT_URL_KMS, AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	}
+	tg.label = tg.endpoint
+	if ca := os.Getenv("AWS_CA_BUNDLE"); ca != "" {
+		pemBytes, err := os.ReadFile(ca)
+		if err != nil {
+			t.Fatalf("AWS_CA_BUNDLE: %v", err)
+		}
+		tg.roots = x509.NewCertPool()
+		if !tg.roots.AppendCertsFromPEM(pemBytes) {
+			t.Fatalf("AWS_CA_BUNDLE %s holds no certificate", ca)
+		}
+	}
+	return tg
+}
+
+// writeTSV writes -kmsbench.tsv: a line per measured cell.
+func writeTSV(t *testing.T, results []result) {
+	var b strings.Builder
+	for _, r := range results {
+		if r.note != "" {
+			continue
+		}
+		fmt.Fprintf(&b, "%s\t%d\t%s\t%.1f\t%d\t%d\n", r.op, r.goroutines, r.key, float64(r.n)/r.elapsed.Seconds(), r.n, r.errs)
+	}
+	if err := os.WriteFile(*flagTSV, []byte(b.String()), 0o600); err != nil {
+		t.Errorf("-kmsbench.tsv: %v", err)
+	}
 }
 
 // startCluster starts an n-node cluster through scripts/cluster.sh and
@@ -409,7 +473,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 // printTable prints the results as one Markdown table, each row's rate
 // beside moto's (over plain HTTP, as `python3 -m moto.server` serves by
 // default) for the same operation and goroutine count.
-func printTable(results []result, labels []string, gs []int) {
+func printTable(results []result, labels []string, gs []int, ops []string) {
 	moto := map[string]float64{}
 	for _, r := range results {
 		if strings.HasPrefix(r.target, "moto") && strings.HasSuffix(r.target, "plain HTTP") && r.note == "" && r.errs == 0 {

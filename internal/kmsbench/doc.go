@@ -12,7 +12,14 @@
 //
 //	go test -tags bench -run TestKMSBench -v -timeout 30m ./internal/kmsbench \
 //	    [-args -kmsbench.duration 3s -kmsbench.goroutines 1,16 \
-//	           -kmsbench.targets moto,inprocess,node1,nodes3 -kmsbench.max 100000]
+//	           -kmsbench.targets moto,inprocess,node1,nodes3 -kmsbench.max 100000
+//	           -kmsbench.ops Encrypt,Decrypt,GenerateDataKey -kmsbench.tsv FILE]
+//
+// Target env is an endpoint already running, named by the variables
+// scripts/cluster.sh prints (AWS_ENDPOINT_URL_KMS, AWS_REGION,
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_CA_BUNDLE);
+// p11module/suites/bench.sh uses it, with -kmsbench.tsv, for its KMS
+// Encrypt row against one node's KMS port.
 //
 // Each cell runs for -kmsbench.duration after a short warm-up, or until
 // -kmsbench.max requests, whichever comes first. Every answer is checked

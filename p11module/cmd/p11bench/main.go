@@ -5,6 +5,7 @@
 //	p11bench -module /path/to/module.so -token-label LABEL [-pin PIN]
 //	         [-threads 1,16] [-duration 5s] [-objects 10000] [-ops LIST]
 //	         [-format markdown|tsv] [-keep-objects] [-token-keys]
+//	         [-cpuprofile FILE] [-fetch-profile FILE=URL ...]
 //
 // The PIN may come from P11BENCH_PIN instead of -pin (better: a command line
 // is visible to every user of the machine). For every operation and thread
@@ -18,6 +19,8 @@
 //	rsa-verify    RSA-2048 verify, CKM_SHA256_RSA_PKCS
 //	ecdsa-verify  ECDSA P-256 verify, CKM_ECDSA
 //	aes-gcm       AES-256-GCM encrypt of 4 KiB, a fresh 96-bit IV each time
+//	aes-gcm-1m    AES-256-GCM encrypt of 1 MiB, the same way; its table
+//	              row also gives MB/s (10^6 bytes of plaintext a second)
 //	keygen        AES-256 token key generation (CKA_TOKEN true); the keys
 //	              are destroyed afterwards, untimed
 //	keygen-ec     EC P-256 token key pair generation (both halves
@@ -37,6 +40,14 @@
 // made it. Every result is checked (signatures verify, lengths are right, a
 // lookup finds exactly its object); an error ends that case and is shown in
 // the table, and p11bench then exits 1.
+//
+// Profiles, for a run of one operation at one thread count: -cpuprofile
+// writes p11bench's own CPU profile (the library in process included) of
+// the timed part of the case; -fetch-profile FILE=URL (repeatable) fetches
+// URL?seconds=S, a server's net/http/pprof CPU profile endpoint (hsmd's
+// /debug/pprof/profile with [metrics] pprof = true), started when the timed
+// part starts, S being -duration rounded up to whole seconds, and writes it
+// to FILE. bench.sh -profile uses both.
 package main
 
 import (
@@ -47,8 +58,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"math"
+	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,7 +75,23 @@ import (
 	"github.com/miekg/pkcs11"
 )
 
-var allOps = []string{"rsa-sign", "ecdsa-sign", "rsa-verify", "ecdsa-verify", "aes-gcm", "keygen", "keygen-ec", "keygen-rsa", "find"}
+var allOps = []string{"rsa-sign", "ecdsa-sign", "rsa-verify", "ecdsa-verify", "aes-gcm", "aes-gcm-1m", "keygen", "keygen-ec", "keygen-rsa", "find"}
+
+// fetchFlags is -fetch-profile, FILE=URL, repeatable.
+type fetchFlags []fetchProfile
+
+type fetchProfile struct{ file, url string }
+
+func (f *fetchFlags) String() string { return fmt.Sprint(len(*f), " profiles") }
+
+func (f *fetchFlags) Set(v string) error {
+	file, url, ok := strings.Cut(v, "=")
+	if !ok || file == "" || !(strings.HasPrefix(url, "http://") || strings.HasPrefix(url, "https://")) {
+		return fmt.Errorf("want FILE=http://HOST:PORT/debug/pprof/profile, not %q", v)
+	}
+	*f = append(*f, fetchProfile{file, url})
+	return nil
+}
 
 func main() {
 	module := flag.String("module", "", "path of the PKCS#11 module (required)")
@@ -73,6 +104,9 @@ func main() {
 	format := flag.String("format", "markdown", "output: markdown or tsv")
 	keep := flag.Bool("keep-objects", false, "leave the find case's token objects on the token")
 	tokenKeys := flag.Bool("token-keys", false, "make the keys for signing, verifying and encrypting token objects (destroyed at the end), not session objects")
+	cpuProfile := flag.String("cpuprofile", "", "write p11bench's CPU profile of the timed part of the case to this file (one operation, one thread count)")
+	var fetches fetchFlags
+	flag.Var(&fetches, "fetch-profile", "FILE=URL: fetch URL?seconds=S (a net/http/pprof CPU profile endpoint) during the timed part of the case into FILE; repeatable")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: p11bench -module PATH -token-label LABEL [flags]\n\n")
 		flag.PrintDefaults()
@@ -94,6 +128,8 @@ func main() {
 		usage("-objects must be at least 1")
 	case *format != "markdown" && *format != "tsv":
 		usage("-format is markdown or tsv")
+	case (*cpuProfile != "" || len(fetches) > 0) && (len(ops) != 1 || len(threads) != 1):
+		usage("-cpuprofile and -fetch-profile profile one case: give one operation (-ops) and one thread count (-threads)")
 	}
 	for _, op := range ops {
 		if !contains(allOps, op) {
@@ -111,6 +147,8 @@ func main() {
 	b.duration = *duration
 	b.objects = *objects
 	b.keepObjects = *keep
+	b.cpuProfile = *cpuProfile
+	b.fetches = fetches
 	fmt.Fprintf(os.Stderr, "p11bench: %s, token %q, %s per case, threads %v\n", b.describe, *label, *duration, threads)
 
 	var rows []row
@@ -193,6 +231,14 @@ type bench struct {
 	// tokenKeys makes those keys token objects, which every node of a
 	// cluster holds (a session object lives on the node that made it).
 	tokenKeys bool
+
+	// Profiles of the timed part of a case (-cpuprofile, -fetch-profile).
+	cpuProfile string
+	fetches    []fetchProfile
+	profFile   *os.File
+	profWait   sync.WaitGroup
+	profErr    []error
+	profMu     sync.Mutex
 }
 
 var (
@@ -360,7 +406,11 @@ type row struct {
 	ops      int64
 	elapsed  time.Duration
 	err      error
+	bytes    int // plaintext bytes per operation, for MB/s; 0: none
 }
+
+// mbPerSec is plaintext MB (10^6 bytes) per second, for rows with bytes.
+func (r row) mbPerSec() float64 { return r.perSec() * float64(r.bytes) / 1e6 }
 
 func (r row) perSec() float64 {
 	if r.elapsed <= 0 {
@@ -389,6 +439,7 @@ func (b *bench) timed(ctx context.Context, n int, work func(w int, sh pkcs11.Ses
 	defer cancel()
 	go func() { <-ctx.Done(); stop.Store(true) }()
 	var wg sync.WaitGroup
+	b.startProfiles()
 	start := time.Now()
 	for w := 0; w < n; w++ {
 		wg.Add(1)
@@ -406,7 +457,82 @@ func (b *bench) timed(ctx context.Context, n int, work func(w int, sh pkcs11.Ses
 		}(w)
 	}
 	wg.Wait()
-	return count.Load(), time.Since(start), firstErr
+	elapsed := time.Since(start)
+	if err := b.stopProfiles(); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	return count.Load(), elapsed, firstErr
+}
+
+// startProfiles starts -cpuprofile and the -fetch-profile fetches.
+func (b *bench) startProfiles() {
+	b.profErr = nil
+	if b.cpuProfile != "" {
+		f, err := os.Create(b.cpuProfile)
+		if err == nil {
+			if err = pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+			}
+		}
+		if err != nil {
+			b.profErr = append(b.profErr, fmt.Errorf("-cpuprofile: %w", err))
+		} else {
+			b.profFile = f
+		}
+	}
+	secs := int(math.Ceil(b.duration.Seconds()))
+	for _, fp := range b.fetches {
+		b.profWait.Add(1)
+		go func() {
+			defer b.profWait.Done()
+			if err := fetch(fp, secs); err != nil {
+				b.profMu.Lock()
+				b.profErr = append(b.profErr, fmt.Errorf("-fetch-profile %s: %w", fp.file, err))
+				b.profMu.Unlock()
+			}
+		}()
+	}
+}
+
+// stopProfiles stops the CPU profile and waits for the fetches (which end
+// about when the case does: they last -duration, rounded up).
+func (b *bench) stopProfiles() error {
+	if b.profFile != nil {
+		pprof.StopCPUProfile()
+		if err := b.profFile.Close(); err != nil {
+			b.profErr = append(b.profErr, fmt.Errorf("-cpuprofile: %w", err))
+		}
+		b.profFile = nil
+	}
+	b.profWait.Wait()
+	return errors.Join(b.profErr...)
+}
+
+// fetch gets fp.url?seconds=secs into fp.file.
+func fetch(fp fetchProfile, secs int) error {
+	sep := "?"
+	if strings.Contains(fp.url, "?") {
+		sep = "&"
+	}
+	c := &http.Client{Timeout: time.Duration(secs)*time.Second + 30*time.Second}
+	resp, err := c.Get(fp.url + sep + "seconds=" + strconv.Itoa(secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	f, err := os.Create(fp.file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // parallel runs fn(i) for i in [0, total) on n threads, untimed, and
@@ -468,9 +594,12 @@ func (b *bench) run(ctx context.Context, op string, n int) row {
 		r.ops, r.elapsed, r.err = b.timed(ctx, n, func(_ int, sh pkcs11.SessionHandle, _ int) error {
 			return b.verify(sh, pkcs11.CKM_ECDSA, b.ecPub, hash32, b.ecSig)
 		})
-	case "aes-gcm":
-		r.name = "AES-256-GCM encrypt 4 KiB"
-		pt := make([]byte, 4096)
+	case "aes-gcm", "aes-gcm-1m":
+		r.name, r.bytes = "AES-256-GCM encrypt 4 KiB", 4096
+		if op == "aes-gcm-1m" {
+			r.name, r.bytes = "AES-256-GCM encrypt 1 MiB", 1<<20
+		}
+		pt := make([]byte, r.bytes)
 		r.ops, r.elapsed, r.err = b.timed(ctx, n, func(w int, sh pkcs11.SessionHandle, i int) error {
 			// A fresh IV each time: the thread, then a counter.
 			iv := make([]byte, 12)
@@ -657,30 +786,35 @@ func (b *bench) unpopulate() {
 
 func printMarkdown(describe, label string, d time.Duration, objects int, rows []row, notes []string) {
 	fmt.Printf("p11bench: %s, token %q, %s per case\n\n", describe, label, d)
-	fmt.Println("| operation | threads | ops | ops/s | ms/op |")
-	fmt.Println("|---|---:|---:|---:|---:|")
+	fmt.Println("| operation | threads | ops | ops/s | ms/op | MB/s |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		if r.err != nil {
-			fmt.Printf("| %s | %d | error: %s | | |\n", r.name, r.threads, strings.ReplaceAll(r.err.Error(), "|", "/"))
+			fmt.Printf("| %s | %d | error: %s | | | |\n", r.name, r.threads, strings.ReplaceAll(r.err.Error(), "|", "/"))
 			continue
 		}
-		fmt.Printf("| %s | %d | %d | %.1f | %.2f |\n", r.name, r.threads, r.ops, r.perSec(), r.msPerOp())
+		mbs := ""
+		if r.bytes > 0 {
+			mbs = fmt.Sprintf("%.1f", r.mbPerSec())
+		}
+		fmt.Printf("| %s | %d | %d | %.1f | %.2f | %s |\n", r.name, r.threads, r.ops, r.perSec(), r.msPerOp(), mbs)
 	}
 	fmt.Println()
-	fmt.Println("ms/op is the mean time per operation in one thread (for find: per lookup).")
+	fmt.Println("ms/op is the mean time per operation in one thread (for find: per lookup); MB/s is 10^6 bytes of plaintext a second.")
 	for _, n := range notes {
 		fmt.Println("- " + n)
 	}
 }
 
-// printTSV prints op, name, threads, ops/s and ms/op, tab-separated, for
-// scripts (bench.sh).
+// printTSV prints op, name, threads, ops/s, ms/op and plaintext bytes per
+// operation (0 for operations without one), tab-separated, for scripts
+// (bench.sh).
 func printTSV(rows []row) {
 	for _, r := range rows {
 		if r.err != nil {
-			fmt.Printf("%s\t%s\t%d\terror\terror\n", r.op, r.name, r.threads)
+			fmt.Printf("%s\t%s\t%d\terror\terror\t%d\n", r.op, r.name, r.threads, r.bytes)
 			continue
 		}
-		fmt.Printf("%s\t%s\t%d\t%.1f\t%.2f\n", r.op, r.name, r.threads, r.perSec(), r.msPerOp())
+		fmt.Printf("%s\t%s\t%d\t%.1f\t%.4f\t%d\n", r.op, r.name, r.threads, r.perSec(), r.msPerOp(), r.bytes)
 	}
 }
