@@ -265,6 +265,9 @@ type NodeStatus struct {
 	InFlight int
 	// Calls is the number of calls it has answered successfully.
 	Calls uint64
+	// Transport is "data" while a data-path connection to the node is
+	// open (docs/dataplane.md), else "grpc".
+	Transport string
 }
 
 // Nodes returns the state of every configured node, in configuration
@@ -277,7 +280,10 @@ func (c *Client) Nodes() []NodeStatus {
 		e := n.lastErr
 		n.mu.Unlock()
 		out[i] = NodeStatus{Addr: n.addr, Healthy: st == stateHealthy, Checked: st != stateUnknown, Error: e,
-			InFlight: int(n.inflight.Load()), Calls: n.served.Load()}
+			InFlight: int(n.inflight.Load()), Calls: n.served.Load(), Transport: TransportGRPC}
+		if n.data.open() {
+			out[i].Transport = "data"
+		}
 	}
 	return out
 }

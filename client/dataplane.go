@@ -122,6 +122,24 @@ func (l *dataLink) get(ctx context.Context) (*dataConn, error) {
 	return dc, nil
 }
 
+// open reports whether the link has a connection open.
+func (l *dataLink) open() bool {
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil {
+		return false
+	}
+	select {
+	case <-l.conn.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // close ends the link for good.
 func (l *dataLink) close() {
 	l.mu.Lock()
