@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/internal/testcluster"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
@@ -47,4 +48,46 @@ func BenchmarkThroughClient(b *testing.B) {
 	run("VerifyRSA2048", func() error { return c.Verify(ctx, rsaPub, mech.Mech{Type: ck.CKM_SHA256_RSA_PKCS}, msg, rsaSig) })
 	run("VerifyECDSAP256", func() error { return c.Verify(ctx, ecPub, mech.Mech{Type: ck.CKM_ECDSA_SHA256}, msg, ecSig) })
 	run("EncryptAESGCM4K", func() error { _, err := c.Encrypt(ctx, aes, gcm, block); return err })
+}
+
+// BenchmarkSignECDSATransport compares the client's two transports for one
+// ECDSA P-256 sign on the same node, the data path (docs/dataplane.md)
+// and gRPC:
+//
+//	go test ./hsmd -run '^$' -bench SignECDSATransport -benchtime 3s -cpu 1,16
+func BenchmarkSignECDSATransport(b *testing.B) {
+	cl := testcluster.Start(b, 1)
+	data := dial(b, cl, cl.Env["P11_TOKEN_LABEL"], cl.Env["P11_PIN"])
+	cfg, err := client.LoadConfig(cl.Env["HSM_CONFIG"])
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Transport = client.TransportGRPC
+	grpcOnly, err := client.Dial(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer grpcOnly.Close()
+	if err := grpcOnly.Login(ctx, cl.Env["P11_TOKEN_LABEL"], cl.Env["P11_PIN"]); err != nil {
+		b.Fatal(err)
+	}
+	priv := ecKey(b, data)
+	msg := make([]byte, 32)
+	for _, round := range []string{"", "-again"} {
+		for _, c := range []struct {
+			name string
+			c    *client.Client
+		}{{"grpc", grpcOnly}, {"data", data}} {
+			b.Run(c.name+round, func(b *testing.B) {
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if _, err := c.c.Sign(ctx, priv, mech.Mech{Type: ck.CKM_ECDSA_SHA256}, msg); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
 }
