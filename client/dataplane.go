@@ -322,6 +322,12 @@ func (c *Client) viaData(ctx context.Context, r *dataplane.Request) (out []byte,
 		case errors.As(err, &cr):
 			return nil, true, dataStatus(cr.e)
 		case ctx.Err() != nil:
+			if errors.Is(context.Cause(ctx), errNodeDown) {
+				// The health checker found the node dead: a connection
+				// that looks open may be gone without a word (a cut
+				// network); the next call opens a new one.
+				dc.fail(errNodeDown)
+			}
 			return nil, true, status.FromContextError(ctx.Err()).Err()
 		case errors.Is(err, errClosed):
 			return nil, true, status.Error(codes.Canceled, "client closed")
