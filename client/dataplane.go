@@ -63,10 +63,7 @@ type dataConn struct {
 	err     error // set when the connection ended: what every call on it gets
 	done    chan struct{}
 
-	wmu   sync.Mutex
-	out   []byte
-	wake  chan struct{}
-	spare []byte
+	w *dataplane.Writer
 }
 
 type dataAnswer struct {
@@ -115,9 +112,9 @@ func (l *dataLink) get(ctx context.Context) (*dataConn, error) {
 		return nil, errNoDataPath
 	}
 	dc := &dataConn{c: c, slot: make(chan struct{}, dataplane.MaxInFlight), pending: map[uint64]chan dataAnswer{},
-		done: make(chan struct{}), wake: make(chan struct{}, 1)}
+		done: make(chan struct{})}
+	dc.w = dataplane.NewWriter(c, dataWriteTimeout)
 	go dc.readLoop()
-	go dc.writeLoop()
 	l.conn = dc
 	return dc, nil
 }
@@ -206,32 +203,6 @@ type connRefused struct{ e *dataplane.Error }
 
 func (r *connRefused) Error() string { return r.e.Msg }
 
-// writeLoop writes what is queued, all at once.
-func (dc *dataConn) writeLoop() {
-	for {
-		select {
-		case <-dc.wake:
-		case <-dc.done:
-			return
-		}
-		dc.wmu.Lock()
-		buf := dc.out
-		dc.out = dc.spare[:0]
-		dc.wmu.Unlock()
-		if len(buf) > 0 {
-			dc.c.SetWriteDeadline(time.Now().Add(dataWriteTimeout))
-			if _, err := dc.c.Write(buf); err != nil {
-				dc.fail(err)
-				return
-			}
-		}
-		if cap(buf) > 1<<20 {
-			buf = nil
-		}
-		dc.spare = buf[:0]
-	}
-}
-
 const dataWriteTimeout = 30 * time.Second
 
 // roundTrip sends one request and waits for its answer. sent reports
@@ -254,19 +225,16 @@ func (dc *dataConn) roundTrip(ctx context.Context, r *dataplane.Request) (ans da
 	}
 	dc.pending[r.ID] = ch
 	dc.pmu.Unlock()
-	dc.wmu.Lock()
-	out, err := dataplane.AppendRequest(dc.out, r)
-	dc.out = out
-	dc.wmu.Unlock()
-	if err != nil {
+	if err := dc.w.Request(r); err != nil {
 		dc.pmu.Lock()
 		delete(dc.pending, r.ID)
 		dc.pmu.Unlock()
-		return ans, false, err
-	}
-	select {
-	case dc.wake <- struct{}{}:
-	default:
+		var he *hsmerr.Error
+		if errors.As(err, &he) {
+			return ans, false, err // the encoder refused it: nothing was sent
+		}
+		dc.fail(err)
+		return ans, true, err
 	}
 	select {
 	case ans = <-ch:

@@ -69,11 +69,7 @@ type dataConn struct {
 	mu       sync.Mutex
 	sessions map[string]*dataSession
 
-	wmu   sync.Mutex
-	out   []byte // frames waiting for the writer
-	wake  chan struct{}
-	spare []byte // the writer's
-	wdone chan struct{}
+	w *dataplane.Writer
 }
 
 // ServeData serves the data path on l until l is closed or ctx ends; then
@@ -115,15 +111,13 @@ func (s *Server) serveDataConn(life context.Context, c net.Conn) {
 	ctx, stop := context.WithCancel(context.Background())
 	dc := &dataConn{s: s, c: c, id: id, ctx: ctx, stop: stop,
 		inflight: make(chan struct{}, dataplane.MaxInFlight), sessions: map[string]*dataSession{},
-		wake: make(chan struct{}, 1), wdone: make(chan struct{})}
-	go dc.writeLoop()
+		w: dataplane.NewWriter(c, dataWriteTimeout)}
 	// The daemon stopping ends the reading; the requests running answer.
 	cancelLife := context.AfterFunc(life, func() { c.SetReadDeadline(time.Unix(1, 0)) })
 	defer cancelLife()
 	dc.readLoop()
 	dc.wg.Wait()
 	stop()
-	<-dc.wdone
 }
 
 // dataRefuseConn answers a connection-level error and gives up on it.
@@ -464,62 +458,21 @@ func (dc *dataConn) refuse(h dataplane.Header, err error) string {
 	return e.Msg
 }
 
-// answer queues a success.
+// answer sends a success.
 func (dc *dataConn) answer(h dataplane.Header, data []byte) {
 	var index uint64
 	if dc.s.replica != nil {
 		index = dc.s.replica.Applied()
 	}
-	dc.wmu.Lock()
-	dc.out = dataplane.AppendResponse(dc.out, h.Op, h.ID, index, data)
-	dc.wmu.Unlock()
-	dc.kick()
+	dc.check(dc.w.Response(h.Op, h.ID, index, data))
 }
 
-func (dc *dataConn) send(e *dataplane.Error) {
-	dc.wmu.Lock()
-	dc.out = dataplane.AppendError(dc.out, e)
-	dc.wmu.Unlock()
-	dc.kick()
-}
+func (dc *dataConn) send(e *dataplane.Error) { dc.check(dc.w.Error(e)) }
 
-func (dc *dataConn) kick() {
-	select {
-	case dc.wake <- struct{}{}:
-	default:
-	}
-}
-
-// writeLoop writes what is queued, all of it at once: the answers that
-// completed while the last write ran go out in one write. It flushes what
-// is left when the connection's context ends.
-func (dc *dataConn) writeLoop() {
-	defer close(dc.wdone)
-	for {
-		stopping := false
-		select {
-		case <-dc.wake:
-		case <-dc.ctx.Done():
-			stopping = true
-		}
-		dc.wmu.Lock()
-		buf := dc.out
-		dc.out = dc.spare[:0]
-		dc.wmu.Unlock()
-		if len(buf) > 0 {
-			dc.c.SetWriteDeadline(time.Now().Add(dataWriteTimeout))
-			if _, err := dc.c.Write(buf); err != nil {
-				dc.c.Close()
-				dc.stop()
-				return
-			}
-		}
-		if cap(buf) > 1<<20 {
-			buf = nil // do not keep a large answer's buffer
-		}
-		dc.spare = buf[:0]
-		if stopping {
-			return
-		}
+// check ends a connection that cannot be written to.
+func (dc *dataConn) check(err error) {
+	if err != nil {
+		dc.c.Close()
+		dc.stop()
 	}
 }
