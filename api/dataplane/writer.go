@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"net"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -70,6 +71,11 @@ func (w *Writer) flush() error {
 		return err
 	}
 	w.writing = true
+	// Let the goroutines that are ready run first: those about to queue
+	// a frame join this write instead of making their own.
+	w.mu.Unlock()
+	runtime.Gosched()
+	w.mu.Lock()
 	for len(w.out) > 0 && w.err == nil {
 		buf := w.out
 		w.out, w.spare = w.spare[:0], nil
