@@ -194,12 +194,13 @@ func (dc *dataConn) readBody(br *bufio.Reader, h dataplane.Header) (body []byte,
 		dc.fatal(h, &dataplane.ProtocolError{Msg: fmt.Sprintf("token of %d bytes does not fit (at most %d, inside the frame)", n, dataplane.MaxToken)})
 		return nil, nil, false
 	}
-	body = make([]byte, h.Len)
-	copy(body, lb[:])
-	if _, err := io.ReadFull(br, body[2:2+n]); err != nil {
+	// The token first, in a buffer of its own: nothing of the frame's
+	// size is allocated before its session checks out.
+	var tb [dataplane.MaxToken]byte
+	if _, err := io.ReadFull(br, tb[:n]); err != nil {
 		return nil, nil, false
 	}
-	sess, err := dc.session(string(body[2 : 2+n]))
+	sess, err := dc.session(string(tb[:n]))
 	if err != nil {
 		dc.refuse(h, err)
 		rest := int64(h.Len) - int64(2+n)
@@ -209,6 +210,9 @@ func (dc *dataConn) readBody(br *bufio.Reader, h dataplane.Header) (body []byte,
 		_, err := io.CopyN(io.Discard, br, rest)
 		return nil, nil, err == nil
 	}
+	body = make([]byte, h.Len)
+	copy(body, lb[:])
+	copy(body[2:], tb[:n])
 	if _, err := io.ReadFull(br, body[2+n:]); err != nil {
 		return nil, nil, false
 	}
