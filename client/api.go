@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/openhsm/openhsm/api"
+	"github.com/openhsm/openhsm/api/dataplane"
 	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/object"
@@ -370,7 +371,7 @@ func (c *Client) data(ctx context.Context, fn func(ctx context.Context, hc hsmpb
 	return d, nil
 }
 
-func (c *Client) crypt(ctx context.Context, m mech.Mech, id uint64, data []byte,
+func (c *Client) crypt(ctx context.Context, op dataplane.Op, m mech.Mech, id uint64, data []byte,
 	fn func(hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error)) ([]byte, error) {
 	pm, err := api.MechToPB("mechanism", m)
 	if err != nil {
@@ -378,13 +379,16 @@ func (c *Client) crypt(ctx context.Context, m mech.Mech, id uint64, data []byte,
 	}
 	req := &hsmpb.CryptoRequest{Mechanism: pm, Key: id, Data: data}
 	return c.data(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (*hsmpb.DataResponse, error) {
+		if out, ok, err := c.viaData(ctx, &dataplane.Request{Op: op, Key: id, Mech: pm, Data: data}); ok {
+			return &hsmpb.DataResponse{Data: out}, err
+		}
 		return fn(hc)(ctx, req)
 	})
 }
 
 // Sign signs (or MACs) data with key id (C_Sign).
 func (c *Client) Sign(ctx context.Context, id uint64, m mech.Mech, data []byte) ([]byte, error) {
-	return c.crypt(ctx, m, id, data, func(a hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error) {
+	return c.crypt(ctx, dataplane.OpSign, m, id, data, func(a hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error) {
 		return a.Sign
 	})
 }
@@ -397,6 +401,9 @@ func (c *Client) Verify(ctx context.Context, id uint64, m mech.Mech, data, sig [
 		return err
 	}
 	return c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) error {
+		if _, ok, err := c.viaData(ctx, &dataplane.Request{Op: dataplane.OpVerify, Key: id, Mech: pm, Data: data, Sig: sig}); ok {
+			return err
+		}
 		_, err := hc.Verify(ctx, &hsmpb.VerifyRequest{Mechanism: pm, Key: id, Data: data, Signature: sig})
 		return err
 	})
@@ -404,14 +411,14 @@ func (c *Client) Verify(ctx context.Context, id uint64, m mech.Mech, data, sig [
 
 // Encrypt encrypts data with key id (C_Encrypt).
 func (c *Client) Encrypt(ctx context.Context, id uint64, m mech.Mech, data []byte) ([]byte, error) {
-	return c.crypt(ctx, m, id, data, func(a hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error) {
+	return c.crypt(ctx, dataplane.OpEncrypt, m, id, data, func(a hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error) {
 		return a.Encrypt
 	})
 }
 
 // Decrypt decrypts data with key id (C_Decrypt).
 func (c *Client) Decrypt(ctx context.Context, id uint64, m mech.Mech, data []byte) ([]byte, error) {
-	return c.crypt(ctx, m, id, data, func(a hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error) {
+	return c.crypt(ctx, dataplane.OpDecrypt, m, id, data, func(a hsmpb.HSMClient) func(context.Context, *hsmpb.CryptoRequest, ...grpc.CallOption) (*hsmpb.DataResponse, error) {
 		return a.Decrypt
 	})
 }
@@ -423,6 +430,9 @@ func (c *Client) Digest(ctx context.Context, m mech.Mech, data []byte) ([]byte, 
 		return nil, err
 	}
 	return c.data(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (*hsmpb.DataResponse, error) {
+		if out, ok, err := c.viaData(ctx, &dataplane.Request{Op: dataplane.OpDigest, Mech: pm, Data: data}); ok {
+			return &hsmpb.DataResponse{Data: out}, err
+		}
 		return hc.Digest(ctx, &hsmpb.DigestRequest{Mechanism: pm, Data: data})
 	})
 }

@@ -72,6 +72,7 @@ type node struct {
 	addr string
 	conn *grpc.ClientConn
 	api  hsmpb.HSMClient
+	data *dataLink // nil when the client uses gRPC only
 
 	state    atomic.Int32  // stateUnknown, stateHealthy or stateUnhealthy
 	inflight atomic.Int64  // attempts in progress
@@ -143,6 +144,9 @@ func Dial(ctx context.Context, cfg *Config, opts ...Option) (*Client, error) {
 	if err := c.cfg.checkHealthInterval(""); err != nil {
 		return nil, argErr("%v", err)
 	}
+	if err := checkTransport(c.cfg.Transport); err != nil {
+		return nil, argErr("client config: transport: %v", err)
+	}
 	var tlsCfg *tls.Config
 	var err error
 	if cr := c.cfg.Creds; cr != nil {
@@ -182,7 +186,11 @@ func (c *Client) connect(tlsCfg *tls.Config) error {
 		if err != nil {
 			return &hsmerr.Error{RV: ck.CKR_ARGUMENTS_BAD, Msg: fmt.Sprintf("node %q", addr), Err: err}
 		}
-		c.nodes = append(c.nodes, &node{idx: i, addr: addr, conn: conn, api: hsmpb.NewHSMClient(conn), attempts: map[*attempt]struct{}{}})
+		n := &node{idx: i, addr: addr, conn: conn, api: hsmpb.NewHSMClient(conn), attempts: map[*attempt]struct{}{}}
+		if c.cfg.Transport != TransportGRPC {
+			n.data = newDataLink(addr, tlsCfg)
+		}
+		c.nodes = append(c.nodes, n)
 	}
 	return nil
 }
@@ -221,6 +229,9 @@ func (c *Client) Close() error {
 		c.leaveIndex()
 		for _, n := range c.nodes {
 			n.conn.Close()
+			if n.data != nil {
+				n.data.close()
+			}
 		}
 		c.mu.Lock()
 		c.forgetCredsLocked()
@@ -254,6 +265,9 @@ type NodeStatus struct {
 	InFlight int
 	// Calls is the number of calls it has answered successfully.
 	Calls uint64
+	// Transport is "data" while a data-path connection to the node is
+	// open (docs/dataplane.md), else "grpc".
+	Transport string
 }
 
 // Nodes returns the state of every configured node, in configuration
@@ -266,7 +280,10 @@ func (c *Client) Nodes() []NodeStatus {
 		e := n.lastErr
 		n.mu.Unlock()
 		out[i] = NodeStatus{Addr: n.addr, Healthy: st == stateHealthy, Checked: st != stateUnknown, Error: e,
-			InFlight: int(n.inflight.Load()), Calls: n.served.Load()}
+			InFlight: int(n.inflight.Load()), Calls: n.served.Load(), Transport: TransportGRPC}
+		if n.data.open() {
+			out[i].Transport = "data"
+		}
 	}
 	return out
 }
@@ -404,7 +421,7 @@ type tryResult struct {
 // try runs fn once on n, with an attempt in its context for the
 // interceptors to fill in.
 func (c *Client) try(ctx context.Context, n *node, token string, fn func(ctx context.Context, hc hsmpb.HSMClient) error) tryResult {
-	a := &attempt{node: n}
+	a := &attempt{node: n, token: token}
 	actx, cancel := context.WithCancelCause(ctx)
 	a.cancel = cancel
 	actx = context.WithValue(actx, attemptKey{}, a)

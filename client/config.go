@@ -52,6 +52,7 @@ const (
 //	log_level   = "info"             # debug, info, warn or error
 //	timeout     = "30s"              # per call, and per node when connecting
 //	health_interval = "2s"           # how often every node is checked (200ms to 1m)
+//	transport   = "auto"             # "auto": the data path where a node offers it; "grpc": gRPC only
 //
 // Relative file paths in the file are taken relative to the directory of
 // the configuration file; LoadConfig makes them absolute.
@@ -67,6 +68,11 @@ type Config struct {
 	// HealthInterval is how often the client asks every node for Info to
 	// know which ones are up (see the package documentation).
 	HealthInterval time.Duration
+	// Transport is how Sign, Verify, Encrypt, Decrypt and Digest travel:
+	// TransportAuto ("" too) over the data path (docs/dataplane.md) to
+	// every node that offers it and gRPC to the others, TransportGRPC over
+	// gRPC only (to compare, or to rule the data path out).
+	Transport string
 	// PKCS11 holds the settings only the PKCS#11 library reads.
 	PKCS11 PKCS11Config
 	// Creds, when set, holds the CA, certificate and key files already
@@ -137,8 +143,15 @@ type fileConfig struct {
 	Timeout    any      `toml:"timeout,omitempty"`
 	// HealthInterval: see Timeout.
 	HealthInterval any           `toml:"health_interval,omitempty"`
+	Transport      string        `toml:"transport,omitempty"`
 	PKCS11         *PKCS11Config `toml:"pkcs11,omitempty"`
 }
+
+// The values of Config.Transport.
+const (
+	TransportAuto = "auto"
+	TransportGRPC = "grpc"
+)
 
 // ConfigError is a problem with a configuration file or value. Path is the
 // configuration file ("" for a Config built in code) and Key the TOML key
@@ -196,7 +209,7 @@ func LoadConfig(path string) (*Config, error) {
 		}
 		sort.Strings(keys)
 		return nil, &ConfigError{Path: abs, Key: keys[0],
-			Msg: fmt.Sprintf("unknown key (unknown: %s; known: nodes, ca, cert, key, server_name, log_file, log_level, timeout, health_interval, pkcs11.force_helper, pkcs11.helper)", strings.Join(keys, ", "))}
+			Msg: fmt.Sprintf("unknown key (unknown: %s; known: nodes, ca, cert, key, server_name, log_file, log_level, timeout, health_interval, transport, pkcs11.force_helper, pkcs11.helper)", strings.Join(keys, ", "))}
 	}
 	cfg := &Config{
 		Nodes:      fc.Nodes,
@@ -206,6 +219,7 @@ func LoadConfig(path string) (*Config, error) {
 		ServerName: fc.ServerName,
 		LogFile:    fc.LogFile,
 		LogLevel:   fc.LogLevel,
+		Transport:  fc.Transport,
 	}
 	if fc.PKCS11 != nil {
 		cfg.PKCS11 = *fc.PKCS11
@@ -289,6 +303,9 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validate(path string) error {
+	if err := checkTransport(c.Transport); err != nil {
+		return &ConfigError{Path: path, Key: "transport", Msg: err.Error()}
+	}
 	if len(c.Nodes) == 0 {
 		return &ConfigError{Path: path, Key: "nodes", Msg: "at least one node address (host:port) is required"}
 	}
@@ -448,6 +465,7 @@ func (c *Config) Marshal() ([]byte, error) {
 		ServerName: c.ServerName,
 		LogFile:    c.LogFile,
 		LogLevel:   c.LogLevel,
+		Transport:  c.Transport,
 	}
 	if c.PKCS11 != (PKCS11Config{}) {
 		p := c.PKCS11
@@ -504,3 +522,12 @@ func (c *Config) LoggerTo(w io.Writer) (*slog.Logger, error) {
 type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }
+
+// checkTransport checks a Config.Transport value.
+func checkTransport(t string) error {
+	switch t {
+	case "", TransportAuto, TransportGRPC:
+		return nil
+	}
+	return fmt.Errorf("%q is not %q or %q", t, TransportAuto, TransportGRPC)
+}

@@ -348,6 +348,7 @@ func marksDown(o outcome) bool { return o == outNotSent || o == outLost }
 type attempt struct {
 	node   *node
 	cancel context.CancelCauseFunc
+	token  string // the session token the attempt carries ("" for none)
 
 	mu     sync.Mutex
 	method string // the RPC in progress, or the last one

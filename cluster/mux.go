@@ -29,6 +29,10 @@ const ALPNRaft = "openhsm-raft/1"
 // alpnGRPC is gRPC's (HTTP/2).
 const alpnGRPC = "h2"
 
+// ALPNData is the client data path's (package api/dataplane); the mux
+// names it here, so that cluster does not import the API.
+const ALPNData = "openhsm-data/1"
+
 // handshakeTimeout bounds a TLS handshake on the shared port.
 const handshakeTimeout = 10 * time.Second
 
@@ -39,6 +43,7 @@ type Mux struct {
 	log  *slog.Logger
 	api  *chanListener
 	raft *chanListener
+	data *chanListener
 
 	once sync.Once
 	done chan struct{}
@@ -127,7 +132,9 @@ func (m *Mux) authorizeRaft(f func(name string) bool) { m.raftOK.Store(&f) }
 // (pki.ServerConfig); Listen sets its protocols.
 func Listen(addr string, conf *tls.Config, log *slog.Logger) (*Mux, error) {
 	conf = conf.Clone()
-	conf.NextProtos = []string{alpnGRPC, ALPNRaft}
+	// The data path first: a client that offers it and "h2" gets it from
+	// a node that has it, and "h2" from one that does not.
+	conf.NextProtos = []string{ALPNData, alpnGRPC, ALPNRaft}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -135,6 +142,7 @@ func Listen(addr string, conf *tls.Config, log *slog.Logger) (*Mux, error) {
 	m := &Mux{ln: ln, log: log, done: make(chan struct{})}
 	m.api = newChanListener(ln.Addr(), m.done)
 	m.raft = newChanListener(ln.Addr(), m.done)
+	m.data = newChanListener(ln.Addr(), m.done)
 	go m.serve(conf)
 	return m, nil
 }
@@ -144,6 +152,11 @@ func (m *Mux) Addr() net.Addr { return m.ln.Addr() }
 
 // API is the listener for gRPC; give it to a grpc.Server with Creds().
 func (m *Mux) API() net.Listener { return m.api }
+
+// Data is the listener for the client data path (ALPNData): connections
+// with a verified certificate of the cluster's CA, not yet told apart by
+// kind. Whoever takes it must Accept, or such connections wait.
+func (m *Mux) Data() net.Listener { return m.data }
 
 // Close stops accepting; connections already handed over stay open.
 func (m *Mux) Close() error {
@@ -205,6 +218,10 @@ func (m *Mux) handshake(c *tls.Conn) {
 	case alpnGRPC:
 		if tc := m.track(c); tc != nil {
 			m.api.deliver(tc)
+		}
+	case ALPNData:
+		if tc := m.track(c); tc != nil {
+			m.data.deliver(tc)
 		}
 	default:
 		c.Close()

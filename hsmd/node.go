@@ -586,6 +586,10 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- n.grpc.Serve(mux.API()) }()
+	// The data path (docs/dataplane.md) beside gRPC on the same port.
+	dctx, dstop := context.WithCancel(context.Background())
+	dataDone := make(chan struct{})
+	go func() { n.Server.ServeData(dctx, mux.Data()); close(dataDone) }()
 	select {
 	case <-ctx.Done():
 		if kapi != nil {
@@ -608,6 +612,8 @@ func (n *Node) Serve(ctx context.Context) error {
 		err = fmt.Errorf("metrics: %v", err)
 		n.grpc.GracefulStop()
 	}
+	dstop()
+	<-dataDone
 	// No request runs any more: send the last counts before leaving the
 	// cluster, so a normal stop loses none.
 	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)

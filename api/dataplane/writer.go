@@ -1,0 +1,97 @@
+package dataplane
+
+import (
+	"net"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Writer coalesces the frames of one connection: whoever queues a frame
+// while no one is writing writes it, with every frame queued meanwhile, in
+// one write (one TLS record while it fits, one system call); frames queued
+// while a write runs go out together in the writer's next one. So a lone
+// call costs no hand-over to another goroutine, and a burst of concurrent
+// calls costs one write.
+type Writer struct {
+	c       net.Conn
+	timeout time.Duration
+
+	mu      sync.Mutex
+	out     []byte // queued
+	spare   []byte
+	writing bool
+	err     error // the first write error: the connection is done
+}
+
+// NewWriter makes a Writer for c; each write must finish within timeout.
+func NewWriter(c net.Conn, timeout time.Duration) *Writer {
+	return &Writer{c: c, timeout: timeout}
+}
+
+// keepBuffer is the largest buffer kept for the next writes.
+const keepBuffer = 1 << 20
+
+// Request queues a request and writes. An encoding error leaves nothing
+// queued; a write error is the connection's.
+func (w *Writer) Request(r *Request) error {
+	w.mu.Lock()
+	if w.err != nil {
+		defer w.mu.Unlock()
+		return w.err
+	}
+	out, err := AppendRequest(w.out, r)
+	if err != nil {
+		w.mu.Unlock()
+		return err
+	}
+	w.out = out
+	return w.flush()
+}
+
+// Response queues a success and writes.
+func (w *Writer) Response(op Op, id, index uint64, data []byte) error {
+	w.mu.Lock()
+	w.out = AppendResponse(w.out, op, id, index, data)
+	return w.flush()
+}
+
+// Error queues a refusal and writes.
+func (w *Writer) Error(e *Error) error {
+	w.mu.Lock()
+	w.out = AppendError(w.out, e)
+	return w.flush()
+}
+
+// flush is called with mu held, and releases it.
+func (w *Writer) flush() error {
+	if w.writing || w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	w.writing = true
+	// Let the goroutines that are ready run first: those about to queue
+	// a frame join this write instead of making their own.
+	w.mu.Unlock()
+	runtime.Gosched()
+	w.mu.Lock()
+	for len(w.out) > 0 && w.err == nil {
+		buf := w.out
+		w.out, w.spare = w.spare[:0], nil
+		w.mu.Unlock()
+		w.c.SetWriteDeadline(time.Now().Add(w.timeout))
+		_, err := w.c.Write(buf)
+		w.mu.Lock()
+		if err != nil {
+			w.err = err
+		}
+		if cap(buf) <= keepBuffer {
+			w.spare = buf[:0]
+		}
+	}
+	w.writing = false
+	err := w.err
+	w.mu.Unlock()
+	return err
+}
