@@ -19,6 +19,7 @@ import (
 	"github.com/openhsm/openhsm/cluster"
 	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/metrics"
 	"github.com/openhsm/openhsm/pki"
 )
 
@@ -341,10 +342,14 @@ func (dc *dataConn) handle(h dataplane.Header, body []byte, ds *dataSession) {
 	}()
 	s := dc.s
 	var out []byte
+	start, mechType := time.Now(), uint64(metrics.NoMechanism)
 	err := s.guard(h.Op.String(), func() error {
 		req, err := dataplane.DecodeRequest(h, body)
 		if err != nil {
 			return err
+		}
+		if req.Mech != nil {
+			mechType = req.Mech.GetType()
 		}
 		if err := dc.admit(ds.ctx, req.MinIndex); err != nil {
 			return err
@@ -353,10 +358,12 @@ func (dc *dataConn) handle(h dataplane.Header, body []byte, ds *dataSession) {
 		return err
 	})
 	if err != nil {
-		msg := dc.refuse(h, err)
+		rv, msg := dc.refuse(h, err)
+		s.metrics.HSMCall(h.Op.String(), mechType, rv, time.Since(start))
 		s.log.Info("refused", "method", h.Op.String(), "transport", "data", "peer", dc.id.CommonName, "user", ds.cl.User, "error", msg)
 		return
 	}
+	s.metrics.HSMCall(h.Op.String(), mechType, ck.CKR_OK, time.Since(start))
 	dc.answer(h, out)
 }
 
@@ -451,15 +458,15 @@ func dataErr(s *Server, ctx context.Context, err error) dataplane.Error {
 	return e
 }
 
-// refuse answers a request with an error, and returns its message.
-func (dc *dataConn) refuse(h dataplane.Header, err error) string {
+// refuse answers a request with an error, and returns its CKR and message.
+func (dc *dataConn) refuse(h dataplane.Header, err error) (uint64, string) {
 	e := dataErr(dc.s, dc.ctx, err)
 	e.ID, e.Op = h.ID, h.Op
 	if dc.s.replica != nil {
 		e.Index = dc.s.replica.Applied()
 	}
 	dc.send(&e)
-	return e.Msg
+	return e.RV, e.Msg
 }
 
 // answer sends a success.
