@@ -159,6 +159,26 @@ func (a *kmsAPI) build(e *engine.Engine, cn *cluster.Node, d *domainKey, m *metr
 	return nil
 }
 
+// serveHTTP serves srv on ln (over TLS when tlsOn: srv's TLSConfig) until
+// it is shut down; the channel gets the error that ended it (nil for a
+// shutdown).
+func serveHTTP(srv *http.Server, ln net.Listener, tlsOn bool) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		if tlsOn {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		done <- err
+	}()
+	return done
+}
+
 // httpAPIServer is the HTTP server of a node's HTTPS APIs (KMS, XKS):
 // bounded header, read, write and idle times, 64 KiB of headers, and no
 // HTTP/2 (see kmsTLSConfig).
@@ -191,20 +211,7 @@ func (a *kmsAPI) serve() (<-chan error, error) {
 		scheme = "http"
 	}
 	a.log.Info("serving the KMS API", "addr", a.ln.Addr().String(), "scheme", scheme, "account", a.cfg.AccountID())
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		if a.tls != nil {
-			err = a.srv.ServeTLS(a.ln, "", "")
-		} else {
-			err = a.srv.Serve(a.ln)
-		}
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		done <- err
-	}()
-	return done, nil
+	return serveHTTP(a.srv, a.ln, a.tls != nil), nil
 }
 
 // shutdown stops taking connections, lets requests in flight finish (for

@@ -139,20 +139,7 @@ func (a *metricsAPI) serve(m *metrics.Metrics) (<-chan error, error) {
 		scheme = "http"
 	}
 	a.log.Info("serving metrics", "addr", a.ln.Addr().String(), "scheme", scheme, "pprof", a.cfg.Pprof)
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		if a.tls != nil {
-			err = a.srv.ServeTLS(a.ln, "", "")
-		} else {
-			err = a.srv.Serve(a.ln)
-		}
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		done <- err
-	}()
-	return done, nil
+	return serveHTTP(a.srv, a.ln, a.tls != nil), nil
 }
 
 // withPprof serves net/http/pprof's handlers under /debug/pprof/ and

@@ -307,15 +307,7 @@ func (a *xksAPI) serve() (<-chan error, error) {
 	}
 	a.log.Info("serving the XKS proxy", "addr", a.ln.Addr().String(), "user", a.cfg.User,
 		"prefixes", a.cfg.PrefixList(), "mtls", a.tls.ClientAuth == tls.RequireAndVerifyClientCert)
-	done := make(chan error, 1)
-	go func() {
-		err := a.srv.ServeTLS(a.ln, "", "")
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		done <- err
-	}()
-	return done, nil
+	return serveHTTP(a.srv, a.ln, true), nil
 }
 
 // run checks health and watches the credentials until ctx ends.
