@@ -300,8 +300,13 @@ func TestCloudHSMKeyStoreKeys(t *testing.T) {
 	require.Eventually(t, func() bool { return works() == nil }, 90*time.Second, time.Second, "the key must work again once B is back")
 
 	// ScheduleKeyDeletion: at the end of the window the key on B goes too.
-	ck2, err := c.CreateKey(ctx, &awskms.CreateKeyInput{CustomKeyStoreId: aws.String(store), Origin: types.OriginTypeAwsCloudhsm})
-	require.NoError(t, err)
+	// B has just restarted: CreateKey needs both of its nodes reachable
+	// again (each node's view of the other catches up within a bound).
+	var ck2 *awskms.CreateKeyOutput
+	require.Eventually(t, func() bool {
+		ck2, err = c.CreateKey(ctx, &awskms.CreateKeyInput{CustomKeyStoreId: aws.String(store), Origin: types.OriginTypeAwsCloudhsm})
+		return err == nil
+	}, 60*time.Second, time.Second, "CreateKey once B's two nodes are back")
 	key2 := aws.ToString(ck2.KeyMetadata.KeyId)
 	ids2, _, err := kms.StoreKeyObjects(a.Service, a.Region, store, key2, nil)
 	require.NoError(t, err)
