@@ -13,7 +13,7 @@ import (
 
 // KeyStore is where a KMS key's material lives and is used: the seam
 // custom key stores (other clusters, external key stores) plug into
-// (issue 11). The service never touches material itself: it asks the
+// (storeFor picks a key's store). The service never touches material itself: it asks the
 // store to make a version's material and to run PKCS#11 mechanisms with a
 // version's key. A version names its material (state.KMSKeyVersion).
 type KeyStore interface {

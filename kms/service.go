@@ -107,8 +107,8 @@ func (s *Service) Account() string { return s.account }
 type opFunc func(s *Service, ctx context.Context, r *call.Request) (model.Object, error)
 
 // operations is every operation the service answers; the others of the
-// model are UnsupportedOperationException (custom key stores, grants,
-// multi-Region keys: issue 11 and docs/kms.md).
+// model (multi-Region keys, DeriveSharedSecret, ...: docs/kms.md) are
+// UnsupportedOperationException.
 var operations map[string]opFunc
 
 func init() {
