@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -998,8 +999,28 @@ func TestAttackKMSAtRest(t *testing.T) {
 	cl := kmsSDK(t, c, url, cr, kmsOpts{})
 	keys, _ := kmsMakeKeys(t, cl)
 
+	// The client certificate and key this KMS would reach a custom key
+	// store's cluster with (`hsm kms cluster add`): the key is sealed at
+	// rest and no listing shows it.
+	other := filepath.Join(t.TempDir(), "other-pki")
+	const otherID = "cluster-otherclusterabcd"
+	out, err := c.HSM(nil, "cluster", "init", "--dir", other, "--cluster-id", otherID, "--nodes", "1")
+	require.NoError(t, err, "%s", out)
+	out, err = c.HSM(kmsOfficerEnv(c), "kms", "cluster", "add", otherID, "127.0.0.1:1", "--cert", filepath.Join(other, "client.pem"),
+		"--key", filepath.Join(other, "client-key.pem"))
+	require.NoError(t, err, "%s", out)
+	keyPEM, err := os.ReadFile(filepath.Join(other, "client-key.pem"))
+	require.NoError(t, err)
+	keyBlock, _ := pem.Decode(keyPEM)
+	require.NotNil(t, keyBlock)
+	out, err = c.HSM(kmsOfficerEnv(c), "--json", "kms", "cluster", "list")
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), otherID)
+	require.NotContains(t, string(out), "PRIVATE KEY", "a listing shows the cluster's client key")
+	require.Equal(t, -1, kmsFind(out, [][]byte{keyBlock.Bytes}))
+
 	file := filepath.Join(t.TempDir(), "cluster.hsmbak")
-	out, err := c.HSM(kmsOfficerEnv(c), "backup", "create", "-o", file)
+	out, err = c.HSM(kmsOfficerEnv(c), "backup", "create", "-o", file)
 	require.NoError(t, err, "%s", out)
 	bak, err := os.ReadFile(file)
 	require.NoError(t, err)
@@ -1018,7 +1039,8 @@ func TestAttackKMSAtRest(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	objs := kmsMaterial(t, c, 1)
 
-	secrets := map[string][]byte{"the secret access key": []byte(cr.Secret), "the rotated-out secret access key": []byte(first.Secret)}
+	secrets := map[string][]byte{"the secret access key": []byte(cr.Secret), "the rotated-out secret access key": []byte(first.Secret),
+		"the store cluster's client key (DER)": keyBlock.Bytes, "the store cluster's client key (PEM)": keyPEM}
 	for _, o := range objs {
 		for i, n := range o.Needles {
 			secrets[fmt.Sprintf("object %d (%s) material %d", o.ID, o.Label, i)] = n
