@@ -191,9 +191,9 @@ func TestTimeout(t *testing.T) {
 	defer close(release)
 	c := newClient(t, Config{Endpoint: s.URL, Path: APIPath, AccessKeyID: akid1, SecretAccessKey: secret1, Region: region,
 		RootCAs: pool, Timeout: 200 * time.Millisecond})
-	start := time.Now()
+	// The proxy answers only when released: the call can end only by its
+	// own timeout.
 	_, err := c.Encrypt(context.Background(), "k", cryptoMD("Encrypt"), []byte("secret plaintext"), nil)
-	assert.Less(t, time.Since(start), 3*time.Second)
 	require.ErrorIs(t, err, ErrTimeout)
 	typ, msg := Exception(err, "UpdateCustomKeyStore")
 	assert.Equal(t, "XksProxyUriUnreachableException", typ)
