@@ -280,7 +280,7 @@ func TestCustomKeyStoreTwoClusters(t *testing.T) {
 		t.Skip("starts two clusters")
 	}
 	if _, err := exec.LookPath("aws"); err != nil {
-		t.Skip("the AWS CLI is not installed (scripts/deps.sh installs it)")
+		t.Fatal("the AWS CLI is not installed (scripts/deps.sh installs it)")
 	}
 	p := startCKSPair(t)
 	a, b := p.a, p.b
