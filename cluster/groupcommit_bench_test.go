@@ -64,7 +64,10 @@ func BenchmarkKeygen3Nodes(b *testing.B) {
 	mode := os.Getenv("OPENHSM_BENCH_STRACE")
 	if mode != "" {
 		for k := 1; k <= 3; k++ {
-			pid := nodePID(b, c, k)
+			pid := c.PID(k)
+			if pid == 0 {
+				b.Fatalf("node%d has no pid file", k)
+			}
 			out := filepath.Join(b.TempDir(), fmt.Sprintf("strace%d", k))
 			args := []string{"-f", "-c", "-e", "trace=fsync,fdatasync", "-o", out, "-p", strconv.Itoa(pid)}
 			if mode == "files" {
@@ -106,20 +109,6 @@ func BenchmarkKeygen3Nodes(b *testing.B) {
 		calls := straceCalls(b, outs[k])
 		b.ReportMetric(float64(calls)/float64(n.Load()), fmt.Sprintf("fsyncs/key/node%d", k+1))
 	}
-}
-
-// nodePID is node k's process ID, from its pid file.
-func nodePID(t testing.TB, c *testcluster.Cluster, k int) int {
-	t.Helper()
-	bs, err := os.ReadFile(filepath.Join(c.Dir, fmt.Sprintf("node%d.pid", k)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(bs)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pid
 }
 
 // straceCalls sums the calls column of strace -c's summary.

@@ -168,9 +168,10 @@ type Observer interface {
 
 // NewMachine wraps a store. The sealer may be nil until the domain key is
 // unsealed; commands that need it fail until then. obs, if not nil, hears
-// what apply did; it is called only from Apply, ApplyCommand and Restore,
-// so it may be a value whose own fields are filled in after NewMachine
-// returns, as long as that is done before the first command applies.
+// what apply did; it is called only from Apply, ApplyCommand, ApplyBatch
+// and Restore, so it may be a value whose own fields are filled in after
+// NewMachine returns, as long as that is done before the first command
+// applies.
 func NewMachine(s Store, sealer *seal.Sealer, obs Observer) *Machine {
 	return &Machine{store: s, sealer: sealer, obs: obs}
 }

@@ -1,10 +1,10 @@
 // Package state is the replicated state machine: the command set (Command,
-// Op), the one deterministic apply function (Machine.Apply, ApplyCommand)
-// and the store interface it writes through (Store, Tx; state/sqlite is the
-// store). Every change to the cluster's state, users, objects, quorum,
-// revoked certificates, the domain key record and the audit trail, is a
-// command that every node applies at the same log index with the same
-// result.
+// Op), the one deterministic apply function (Machine.Apply, ApplyCommand,
+// and ApplyBatch for group commit) and the store interface it writes
+// through (Store, Tx, BatchStore; state/sqlite is the store). Every change
+// to the cluster's state, users, objects, quorum, revoked certificates, the
+// domain key record and the audit trail, is a command that every node
+// applies at the same log index with the same result.
 //
 // Apply trusts nothing about where a command came from: it re-checks each
 // command's authority from one table (authority.go, docs/command-authority.md),

@@ -243,15 +243,25 @@ func (c *Cluster) Addr(k int) string {
 // Script runs scripts/cluster.sh with the test's binaries.
 func (c *Cluster) Script(args ...string) ([]byte, error) { return c.script(args...) }
 
-// Running reports whether node k's process, by the PID in its pid file, is
-// alive. A node that cluster.sh stopped has no pid file.
-func (c *Cluster) Running(k int) bool {
+// PID is node k's process ID from its pid file, or 0 when it has none (a
+// node that cluster.sh stopped).
+func (c *Cluster) PID(k int) int {
 	b, err := os.ReadFile(filepath.Join(c.Dir, fmt.Sprintf("node%d.pid", k)))
 	if err != nil {
-		return false
+		return 0
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
+
+// Running reports whether node k's process, by the PID in its pid file, is
+// alive. A node that cluster.sh stopped has no pid file.
+func (c *Cluster) Running(k int) bool {
+	pid := c.PID(k)
+	if pid == 0 {
 		return false
 	}
 	// Signal 0 checks that the process exists; a zombie (exited, not yet

@@ -29,21 +29,30 @@ static EVP_PKEY *ossl_load(int type, const unsigned char *der, long len) {
 	return k;
 }
 
+// ossl_sig_ctx makes a context for k that signs (verify 0) or verifies
+// with the padding (0: the key type's own), digest and PSS parameters
+// given, or returns NULL when OpenSSL refuses one of them.
+static EVP_PKEY_CTX *ossl_sig_ctx(EVP_PKEY *k, int verify, int pad, const EVP_MD *md, const EVP_MD *mgf, int salt) {
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
+	if (c == NULL)
+		return NULL;
+	if ((verify ? EVP_PKEY_verify_init(c) : EVP_PKEY_sign_init(c)) <= 0 ||
+	    (pad != 0 && EVP_PKEY_CTX_set_rsa_padding(c, pad) <= 0) ||
+	    (md != NULL && EVP_PKEY_CTX_set_signature_md(c, md) <= 0) ||
+	    (pad == RSA_PKCS1_PSS_PADDING &&
+	     (EVP_PKEY_CTX_set_rsa_mgf1_md(c, mgf) <= 0 || EVP_PKEY_CTX_set_rsa_pss_saltlen(c, salt) <= 0))) {
+		EVP_PKEY_CTX_free(c);
+		return NULL;
+	}
+	return c;
+}
+
 static int ossl_sign(EVP_PKEY *k, int pad, const EVP_MD *md, const EVP_MD *mgf, int salt,
 		const unsigned char *in, size_t inlen, unsigned char *out, size_t *outlen) {
 	int rc = -1;
-	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
-	if (c == NULL || EVP_PKEY_sign_init(c) <= 0)
-		goto done;
-	if (pad != 0 && EVP_PKEY_CTX_set_rsa_padding(c, pad) <= 0)
-		goto done;
-	if (md != NULL && EVP_PKEY_CTX_set_signature_md(c, md) <= 0)
-		goto done;
-	if (pad == RSA_PKCS1_PSS_PADDING &&
-	    (EVP_PKEY_CTX_set_rsa_mgf1_md(c, mgf) <= 0 || EVP_PKEY_CTX_set_rsa_pss_saltlen(c, salt) <= 0))
-		goto done;
-	rc = EVP_PKEY_sign(c, out, outlen, in, inlen) > 0 ? 1 : -2;
-done:
+	EVP_PKEY_CTX *c = ossl_sig_ctx(k, 0, pad, md, mgf, salt);
+	if (c != NULL)
+		rc = EVP_PKEY_sign(c, out, outlen, in, inlen) > 0 ? 1 : -2;
 	if (rc != 1)
 		ERR_clear_error();
 	EVP_PKEY_CTX_free(c);
@@ -54,18 +63,9 @@ done:
 static int ossl_verify(EVP_PKEY *k, int pad, const EVP_MD *md, const EVP_MD *mgf, int salt,
 		const unsigned char *in, size_t inlen, const unsigned char *sig, size_t siglen) {
 	int rc = -1;
-	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
-	if (c == NULL || EVP_PKEY_verify_init(c) <= 0)
-		goto done;
-	if (pad != 0 && EVP_PKEY_CTX_set_rsa_padding(c, pad) <= 0)
-		goto done;
-	if (md != NULL && EVP_PKEY_CTX_set_signature_md(c, md) <= 0)
-		goto done;
-	if (pad == RSA_PKCS1_PSS_PADDING &&
-	    (EVP_PKEY_CTX_set_rsa_mgf1_md(c, mgf) <= 0 || EVP_PKEY_CTX_set_rsa_pss_saltlen(c, salt) <= 0))
-		goto done;
-	rc = EVP_PKEY_verify(c, sig, siglen, in, inlen) == 1 ? 1 : -2;
-done:
+	EVP_PKEY_CTX *c = ossl_sig_ctx(k, 1, pad, md, mgf, salt);
+	if (c != NULL)
+		rc = EVP_PKEY_verify(c, sig, siglen, in, inlen) == 1 ? 1 : -2;
 	if (rc != 1)
 		ERR_clear_error();
 	EVP_PKEY_CTX_free(c);

@@ -79,7 +79,7 @@ func (s *Store) ObserveCommits(f func(time.Duration)) {
 	s.onCommit.Store(&f)
 }
 
-var _ state.Store = (*Store)(nil)
+var _ state.BatchStore = (*Store)(nil) // ApplyBatch falls back to one transaction a command without it
 
 // Exists reports whether a file (of any content) exists at path.
 func Exists(path string) bool {

@@ -226,9 +226,6 @@ func (t *tx) run(fn func(state.Tx) error) error {
 
 // stmt returns statement i bound to the transaction.
 func (t *tx) stmt(i int) *sql.Stmt {
-	if t.stmts == nil {
-		t.stmts = new([numWriteStmts]*sql.Stmt)
-	}
 	if t.stmts[i] == nil {
 		t.stmts[i] = t.tx.StmtContext(context.Background(), t.s.wstmts[i])
 	}

@@ -500,7 +500,9 @@ func (b *bench) stopProfiles() error {
 	if b.profFile != nil {
 		pprof.StopCPUProfile()
 		if err := b.profFile.Close(); err != nil {
+			b.profMu.Lock() // the fetches may still be appending theirs
 			b.profErr = append(b.profErr, fmt.Errorf("-cpuprofile: %w", err))
+			b.profMu.Unlock()
 		}
 		b.profFile = nil
 	}
