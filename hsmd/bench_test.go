@@ -3,7 +3,6 @@ package hsmd_test
 import (
 	"bytes"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -107,11 +106,11 @@ func BenchmarkSignECDSATransport(b *testing.B) {
 
 // cpuOf is node 1's CPU time so far (user and system), from /proc.
 func cpuOf(b *testing.B, cl *testcluster.Cluster) time.Duration {
-	pid, err := os.ReadFile(filepath.Join(cl.Dir, "node1.pid"))
-	if err != nil {
-		b.Fatal(err)
+	pid := cl.PID(1)
+	if pid == 0 {
+		b.Fatal("node1 has no pid")
 	}
-	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		b.Fatal(err)
 	}
