@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strconv"
 	"time"
 
 	"github.com/openhsm/openhsm/api"
@@ -54,19 +53,9 @@ func (m *MetricsConfig) TLSOn() bool { return m.TLS == nil || *m.TLS }
 // check checks the section; its errors name the key without the
 // "metrics." that the caller adds.
 func (m *MetricsConfig) check() error {
-	if m.Listen == "" {
-		return fmt.Errorf("listen: required (leave out the [metrics] section to serve no metrics)")
-	}
-	host, port, err := net.SplitHostPort(m.Listen)
+	host, err := checkListen(m.Listen, m.TLSOn(), "metrics", "metrics")
 	if err != nil {
-		return fmt.Errorf("listen: %q is not host:port", m.Listen)
-	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || strconv.FormatUint(p, 10) != port {
-		return fmt.Errorf("listen: %q has no port number from 0 to 65535", m.Listen)
-	}
-	if !m.TLSOn() && !loopbackHost(host) {
-		return fmt.Errorf("tls: plain HTTP (tls = false) is allowed only on a loopback address, and %q is not one; "+
-			"leave tls out (HTTPS with the node certificate) or listen on 127.0.0.1", m.Listen)
+		return err
 	}
 	if m.Pprof && !loopbackHost(host) {
 		return fmt.Errorf("pprof: the profiles are served only on a loopback address, and %q is not one; "+

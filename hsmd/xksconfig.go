@@ -8,10 +8,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -101,15 +99,8 @@ func (x *XKSConfig) AuthzRules() []xks.Rule {
 // check checks the section, and reads the credentials file; its errors
 // name the key without the "xks." that the caller adds.
 func (x *XKSConfig) check() error {
-	if x.Listen == "" {
-		return fmt.Errorf("listen: required (leave out the [xks] section to serve no XKS proxy)")
-	}
-	_, port, err := net.SplitHostPort(x.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %q is not host:port", x.Listen)
-	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || strconv.FormatUint(p, 10) != port {
-		return fmt.Errorf("listen: %q has no port number from 0 to 65535", x.Listen)
+	if _, err := checkListen(x.Listen, true, "xks", "XKS proxy"); err != nil {
+		return err
 	}
 	if (x.Cert == "") != (x.Key == "") {
 		return fmt.Errorf("cert and key: give both (the proxy's own certificate) or neither (the node's)")
