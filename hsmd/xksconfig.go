@@ -35,10 +35,11 @@ type XKSConfig struct {
 	// Prefixes are the URI path prefixes served ("" is none); default [""].
 	Prefixes []string `toml:"prefixes"`
 	// CredentialsFile holds the SigV4 credentials of each prefix; it is
-	// read again on SIGHUP and when its modification time changes.
+	// read again on SIGHUP and when its modification time, size or inode
+	// changes.
 	CredentialsFile string `toml:"credentials_file"`
-	// CredentialsPoll is how often the file's modification time is
-	// checked (1s to 1h); default 5s.
+	// CredentialsPoll is how often the file's modification time, size and
+	// inode are checked (1s to 1h); default 5s.
 	CredentialsPoll string `toml:"credentials_poll"`
 	// PingPath is the load balancers' unauthenticated health path.
 	PingPath string `toml:"ping_path"`
@@ -58,8 +59,8 @@ type XKSRule struct {
 	Operation string `toml:"operation"`
 }
 
-// DefaultXKSCredentialsPoll is how often the credentials file's
-// modification time is checked.
+// DefaultXKSCredentialsPoll is how often the credentials file's stamp
+// (modification time, size, inode) is checked.
 const DefaultXKSCredentialsPoll = 5 * time.Second
 
 // MaxXKSRules bounds [[xks.rule]].
