@@ -51,6 +51,10 @@ type backups struct {
 	log     *slog.Logger
 	mu      sync.Mutex
 	trigger chan struct{}
+
+	newestMu sync.Mutex
+	newestAt fileStamp // backup_dir's stamp when newestT was read
+	newestT  time.Time
 }
 
 func newBackups(cfg *Config, st state.Store, d *domainKey, cn *cluster.Node, log *slog.Logger) *backups {
@@ -136,17 +140,29 @@ func (b *backups) schedule(ctx context.Context) {
 }
 
 // newest is when the newest readable backup here was taken (zero if none).
+// The metrics ask at every scrape and the scheduler every minute, and the
+// answer reads every backup's header: it is read again only when
+// backup_dir changed (a backup written, renamed in, pruned or removed
+// changes the folder's modification time). A stamp from the last second
+// is not trusted: on a coarse clock a change right after the read could
+// leave the folder with the same one.
 func (b *backups) newest() time.Time {
-	es, err := backup.List(b.cfg.BackupDir)
-	var t time.Time
-	if err != nil {
-		return t
+	dir := b.cfg.BackupDir
+	st, stErr := stampOf(dir)
+	b.newestMu.Lock()
+	defer b.newestMu.Unlock()
+	if stErr == nil && st == b.newestAt && time.Since(st.mod) > time.Second {
+		return b.newestT
 	}
-	for _, e := range es {
-		if e.Header != nil && e.Header.Created.After(t) {
-			t = e.Header.Created
+	var t time.Time
+	if es, err := backup.List(dir); err == nil {
+		for _, e := range es {
+			if e.Header != nil && e.Header.Created.After(t) {
+				t = e.Header.Created
+			}
 		}
 	}
+	b.newestAt, b.newestT = st, t
 	return t
 }
 

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -237,39 +236,38 @@ func (c *Config) check() error {
 		if err := c.XKS.check(); err != nil {
 			return fmt.Errorf("xks.%w", err)
 		}
-		if c.KMS != nil && c.KMS.Listen == c.XKS.Listen && !strings.HasSuffix(c.XKS.Listen, ":0") {
-			return fmt.Errorf("xks.listen: %q is also kms.listen; the XKS proxy needs a port of its own", c.XKS.Listen)
-		}
 	}
 	if c.Metrics != nil {
 		if err := c.Metrics.check(); err != nil {
 			return fmt.Errorf("metrics.%w", err)
 		}
-		for _, other := range []struct {
-			key string
-			on  bool
-			at  string
-		}{{"kms.listen", c.KMS != nil, kmsListen(c.KMS)}, {"xks.listen", c.XKS != nil, xksListen(c.XKS)}, {"listen", true, c.Listen}} {
-			if other.on && other.at == c.Metrics.Listen && !strings.HasSuffix(other.at, ":0") {
-				return fmt.Errorf("metrics.listen: %q is also %s; the metrics need a port of their own", c.Metrics.Listen, other.key)
+	}
+	return c.checkPorts()
+}
+
+// checkPorts checks that the node's own port and the ports of [kms], [xks]
+// and [metrics] are not one address (port 0 is a port chosen at start, a
+// new one each).
+func (c *Config) checkPorts() error {
+	type port struct{ key, at string }
+	ports := []port{{"listen", c.Listen}}
+	if c.KMS != nil {
+		ports = append(ports, port{"kms.listen", c.KMS.Listen})
+	}
+	if c.XKS != nil {
+		ports = append(ports, port{"xks.listen", c.XKS.Listen})
+	}
+	if c.Metrics != nil {
+		ports = append(ports, port{"metrics.listen", c.Metrics.Listen})
+	}
+	for i, p := range ports {
+		for _, q := range ports[:i] {
+			if p.at == q.at && !strings.HasSuffix(p.at, ":0") {
+				return fmt.Errorf("%s: %q is also %s; each needs a port of its own", p.key, p.at, q.key)
 			}
 		}
 	}
 	return nil
-}
-
-func kmsListen(k *KMSConfig) string {
-	if k == nil {
-		return ""
-	}
-	return k.Listen
-}
-
-func xksListen(x *XKSConfig) string {
-	if x == nil {
-		return ""
-	}
-	return x.Listen
 }
 
 // SyncWrites tells whether the store fsyncs every commit (the default).
@@ -378,19 +376,8 @@ func (k *KMSConfig) RegionNames() []string {
 // check checks the section; its errors name the key without the "kms."
 // that the caller adds.
 func (k *KMSConfig) check() error {
-	if k.Listen == "" {
-		return fmt.Errorf("listen: required (leave out the [kms] section to serve no KMS API)")
-	}
-	host, port, err := net.SplitHostPort(k.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %q is not host:port", k.Listen)
-	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || strconv.FormatUint(p, 10) != port {
-		return fmt.Errorf("listen: %q has no port number from 0 to 65535", k.Listen)
-	}
-	if !k.TLSOn() && !loopbackHost(host) {
-		return fmt.Errorf("tls: plain HTTP (tls = false) is allowed only on a loopback address, and %q is not one; "+
-			"leave tls out (HTTPS with the node certificate) or listen on 127.0.0.1", k.Listen)
+	if _, err := checkListen(k.Listen, k.TLSOn(), "kms", "KMS API"); err != nil {
+		return err
 	}
 	if k.XKSCAFile != "" {
 		pem, err := os.ReadFile(k.XKSCAFile)

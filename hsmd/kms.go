@@ -17,7 +17,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -59,11 +58,9 @@ type kmsAPI struct {
 	cfg   *KMSConfig
 	log   *slog.Logger
 	clock *kmsClock // nil without clock_file
-	ln    net.Listener
-	tls   *tls.Config // nil for plain HTTP
+	httpPort
 
 	svc   *kms.Service
-	srv   *http.Server
 	audit *kmsAuditor // set by Serve before build
 }
 
@@ -74,7 +71,7 @@ func listenKMS(cfg *Config, log *slog.Logger) (*kmsAPI, error) {
 	if k == nil {
 		return nil, nil
 	}
-	a := &kmsAPI{cfg: k, log: log.With("api", "kms")}
+	a := &kmsAPI{cfg: k, log: log.With("api", "kms"), httpPort: httpPort{section: "kms", stopWait: kmsStopWait}}
 	if k.ClockFile != "" {
 		c, err := newKMSClock(k.ClockFile, a.log)
 		if err != nil {
@@ -101,7 +98,7 @@ func listenKMS(cfg *Config, log *slog.Logger) (*kmsAPI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kms.listen: %v", err)
 	}
-	if ta, ok := ln.Addr().(*net.TCPAddr); !k.TLSOn() && (!ok || !ta.IP.IsLoopback()) {
+	if !k.TLSOn() && !onLoopback(ln) {
 		// "localhost" resolved to something else: plain HTTP stays on
 		// loopback whatever the resolver says.
 		ln.Close()
@@ -159,74 +156,10 @@ func (a *kmsAPI) build(e *engine.Engine, cn *cluster.Node, d *domainKey, m *metr
 	return nil
 }
 
-// serveHTTP serves srv on ln (over TLS when tlsOn: srv's TLSConfig) until
-// it is shut down; the channel gets the error that ended it (nil for a
-// shutdown).
-func serveHTTP(srv *http.Server, ln net.Listener, tlsOn bool) <-chan error {
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		if tlsOn {
-			err = srv.ServeTLS(ln, "", "")
-		} else {
-			err = srv.Serve(ln)
-		}
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		done <- err
-	}()
-	return done
-}
-
-// httpAPIServer is the HTTP server of a node's HTTPS APIs (KMS, XKS):
-// bounded header, read, write and idle times, 64 KiB of headers, and no
-// HTTP/2 (see kmsTLSConfig).
-func httpAPIServer(h http.Handler, tc *tls.Config, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		TLSConfig:         tc,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		WriteTimeout:      time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
-		// Handshakes that fail (a health check that hangs up, a client
-		// that distrusts the CA) are the client's business: debug only.
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-}
-
 // serve writes the address file and serves until shutdown; the channel
 // receives the server's error, nil after shutdown.
 func (a *kmsAPI) serve() (<-chan error, error) {
-	if a.cfg.AddrFile != "" {
-		if err := writeAddrFile(a.cfg.AddrFile, a.ln.Addr().String()); err != nil {
-			return nil, fmt.Errorf("kms.addr_file: %v", err)
-		}
-	}
-	scheme := "https"
-	if a.tls == nil {
-		scheme = "http"
-	}
-	a.log.Info("serving the KMS API", "addr", a.ln.Addr().String(), "scheme", scheme, "account", a.cfg.AccountID())
-	return serveHTTP(a.srv, a.ln, a.tls != nil), nil
-}
-
-// shutdown stops taking connections, lets requests in flight finish (for
-// at most kmsStopWait), and closes the listener.
-// It is safe to call more than once, and before serve.
-func (a *kmsAPI) shutdown() {
-	if a.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), kmsStopWait)
-		defer cancel()
-		if err := a.srv.Shutdown(ctx); err != nil {
-			a.srv.Close()
-		}
-	}
-	// Shutdown closes the listener only if Serve ran.
-	a.ln.Close()
+	return a.httpPort.serve(a.log, a.cfg.AddrFile, "serving the KMS API", "account", a.cfg.AccountID())
 }
 
 // upkeep runs the service's upkeep every upkeep_interval on the leader

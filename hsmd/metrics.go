@@ -9,14 +9,12 @@ package hsmd
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strconv"
 	"time"
 
 	"github.com/openhsm/openhsm/api"
@@ -55,19 +53,9 @@ func (m *MetricsConfig) TLSOn() bool { return m.TLS == nil || *m.TLS }
 // check checks the section; its errors name the key without the
 // "metrics." that the caller adds.
 func (m *MetricsConfig) check() error {
-	if m.Listen == "" {
-		return fmt.Errorf("listen: required (leave out the [metrics] section to serve no metrics)")
-	}
-	host, port, err := net.SplitHostPort(m.Listen)
+	host, err := checkListen(m.Listen, m.TLSOn(), "metrics", "metrics")
 	if err != nil {
-		return fmt.Errorf("listen: %q is not host:port", m.Listen)
-	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || strconv.FormatUint(p, 10) != port {
-		return fmt.Errorf("listen: %q has no port number from 0 to 65535", m.Listen)
-	}
-	if !m.TLSOn() && !loopbackHost(host) {
-		return fmt.Errorf("tls: plain HTTP (tls = false) is allowed only on a loopback address, and %q is not one; "+
-			"leave tls out (HTTPS with the node certificate) or listen on 127.0.0.1", m.Listen)
+		return err
 	}
 	if m.Pprof && !loopbackHost(host) {
 		return fmt.Errorf("pprof: the profiles are served only on a loopback address, and %q is not one; "+
@@ -79,6 +67,9 @@ func (m *MetricsConfig) check() error {
 // metricsMaxConns bounds the metrics port's open connections.
 const metricsMaxConns = 64
 
+// metricsStopWait bounds how long shutdown waits for scrapes in flight.
+const metricsStopWait = 2 * time.Second
+
 // readyPoll is how often the gRPC health status follows readiness.
 const readyPoll = 250 * time.Millisecond
 
@@ -86,9 +77,7 @@ const readyPoll = 250 * time.Millisecond
 type metricsAPI struct {
 	cfg *MetricsConfig
 	log *slog.Logger
-	ln  net.Listener
-	tls *tls.Config
-	srv *http.Server
+	httpPort
 }
 
 // listenMetrics opens the metrics port, or answers nil without a [metrics]
@@ -98,7 +87,7 @@ func listenMetrics(cfg *Config, log *slog.Logger) (*metricsAPI, error) {
 	if mc == nil {
 		return nil, nil
 	}
-	a := &metricsAPI{cfg: mc, log: log.With("api", "metrics")}
+	a := &metricsAPI{cfg: mc, log: log.With("api", "metrics"), httpPort: httpPort{section: "metrics", stopWait: metricsStopWait}}
 	if mc.TLSOn() {
 		conf, err := kmsTLSConfig(cfg.Cert, cfg.Key, cfg.CA)
 		if err != nil {
@@ -110,11 +99,11 @@ func listenMetrics(cfg *Config, log *slog.Logger) (*metricsAPI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics.listen: %v", err)
 	}
-	if ta, ok := ln.Addr().(*net.TCPAddr); !mc.TLSOn() && (!ok || !ta.IP.IsLoopback()) {
+	if !mc.TLSOn() && !onLoopback(ln) {
 		ln.Close()
 		return nil, fmt.Errorf("metrics.tls: plain HTTP is allowed only on loopback, and %s listens on %s", mc.Listen, ln.Addr())
 	}
-	if ta, ok := ln.Addr().(*net.TCPAddr); mc.Pprof && (!ok || !ta.IP.IsLoopback()) {
+	if mc.Pprof && !onLoopback(ln) {
 		ln.Close()
 		return nil, fmt.Errorf("metrics.pprof: the profiles are served only on loopback, and %s listens on %s", mc.Listen, ln.Addr())
 	}
@@ -129,17 +118,7 @@ func (a *metricsAPI) serve(m *metrics.Metrics) (<-chan error, error) {
 		h = withPprof(h)
 	}
 	a.srv = httpAPIServer(h, a.tls, a.log)
-	if a.cfg.AddrFile != "" {
-		if err := writeAddrFile(a.cfg.AddrFile, a.ln.Addr().String()); err != nil {
-			return nil, fmt.Errorf("metrics.addr_file: %v", err)
-		}
-	}
-	scheme := "https"
-	if a.tls == nil {
-		scheme = "http"
-	}
-	a.log.Info("serving metrics", "addr", a.ln.Addr().String(), "scheme", scheme, "pprof", a.cfg.Pprof)
-	return serveHTTP(a.srv, a.ln, a.tls != nil), nil
+	return a.httpPort.serve(a.log, a.cfg.AddrFile, "serving metrics", "pprof", a.cfg.Pprof)
 }
 
 // withPprof serves net/http/pprof's handlers under /debug/pprof/ and
@@ -155,19 +134,6 @@ func withPprof(h http.Handler) http.Handler {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/", h)
 	return mux
-}
-
-// shutdown stops the metrics port; safe to call more than once, and
-// before serve.
-func (a *metricsAPI) shutdown() {
-	if a.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := a.srv.Shutdown(ctx); err != nil {
-			a.srv.Close()
-		}
-	}
-	a.ln.Close()
 }
 
 // Why a node is not ready.

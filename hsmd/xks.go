@@ -66,10 +66,9 @@ const xksMaxConns = 1024
 
 // xksAPI is the node's XKS proxy.
 type xksAPI struct {
-	cfg   *XKSConfig
-	log   *slog.Logger
-	ln    net.Listener
-	tls   *tls.Config
+	cfg *XKSConfig
+	log *slog.Logger
+	httpPort
 	creds *xks.Credentials
 	authz *xks.Authorizer
 
@@ -79,7 +78,6 @@ type xksAPI struct {
 	backend *xksBackend
 	handler atomic.Pointer[xks.Handler]
 	health  *xksHealth
-	srv     *http.Server
 	keyFP   string // fingerprint of the domain key the metadata key is from
 }
 
@@ -109,7 +107,8 @@ func listenXKS(cfg *Config, log *slog.Logger) (*xksAPI, error) {
 	if x == nil {
 		return nil, nil
 	}
-	a := &xksAPI{cfg: x, log: log.With("api", "xks"), creds: &xks.Credentials{}, authz: &xks.Authorizer{}}
+	a := &xksAPI{cfg: x, log: log.With("api", "xks"), creds: &xks.Credentials{}, authz: &xks.Authorizer{},
+		httpPort: httpPort{section: "xks", stopWait: kmsStopWait}}
 	certFile, keyFile := x.Cert, x.Key
 	if certFile == "" {
 		certFile, keyFile = cfg.Cert, cfg.Key
@@ -300,34 +299,14 @@ func (a *xksAPI) observe(ev xks.Event) {
 // serve writes the address file and serves until shutdown; the channel
 // receives the server's error, nil after shutdown.
 func (a *xksAPI) serve() (<-chan error, error) {
-	if a.cfg.AddrFile != "" {
-		if err := writeAddrFile(a.cfg.AddrFile, a.ln.Addr().String()); err != nil {
-			return nil, fmt.Errorf("xks.addr_file: %v", err)
-		}
-	}
-	a.log.Info("serving the XKS proxy", "addr", a.ln.Addr().String(), "user", a.cfg.User,
+	return a.httpPort.serve(a.log, a.cfg.AddrFile, "serving the XKS proxy", "user", a.cfg.User,
 		"prefixes", a.cfg.PrefixList(), "mtls", a.tls.ClientAuth == tls.RequireAndVerifyClientCert)
-	return serveHTTP(a.srv, a.ln, true), nil
 }
 
 // run checks health and watches the credentials until ctx ends.
 func (a *xksAPI) run(ctx context.Context) {
 	go a.watch(ctx)
 	a.health.run(ctx)
-}
-
-// shutdown stops taking connections and lets requests in flight finish
-// (at most kmsStopWait). It is safe to call more than once, and before
-// serve.
-func (a *xksAPI) shutdown() {
-	if a.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), kmsStopWait)
-		defer cancel()
-		if err := a.srv.Shutdown(ctx); err != nil {
-			a.srv.Close()
-		}
-	}
-	a.ln.Close()
 }
 
 // xksBackend is the HSMBackend whose key operations wait for this node to

@@ -8,10 +8,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -37,10 +35,11 @@ type XKSConfig struct {
 	// Prefixes are the URI path prefixes served ("" is none); default [""].
 	Prefixes []string `toml:"prefixes"`
 	// CredentialsFile holds the SigV4 credentials of each prefix; it is
-	// read again on SIGHUP and when its modification time changes.
+	// read again on SIGHUP and when its modification time, size or inode
+	// changes.
 	CredentialsFile string `toml:"credentials_file"`
-	// CredentialsPoll is how often the file's modification time is
-	// checked (1s to 1h); default 5s.
+	// CredentialsPoll is how often the file's modification time, size and
+	// inode are checked (1s to 1h); default 5s.
 	CredentialsPoll string `toml:"credentials_poll"`
 	// PingPath is the load balancers' unauthenticated health path.
 	PingPath string `toml:"ping_path"`
@@ -60,8 +59,8 @@ type XKSRule struct {
 	Operation string `toml:"operation"`
 }
 
-// DefaultXKSCredentialsPoll is how often the credentials file's
-// modification time is checked.
+// DefaultXKSCredentialsPoll is how often the credentials file's stamp
+// (modification time, size, inode) is checked.
 const DefaultXKSCredentialsPoll = 5 * time.Second
 
 // MaxXKSRules bounds [[xks.rule]].
@@ -101,15 +100,8 @@ func (x *XKSConfig) AuthzRules() []xks.Rule {
 // check checks the section, and reads the credentials file; its errors
 // name the key without the "xks." that the caller adds.
 func (x *XKSConfig) check() error {
-	if x.Listen == "" {
-		return fmt.Errorf("listen: required (leave out the [xks] section to serve no XKS proxy)")
-	}
-	_, port, err := net.SplitHostPort(x.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %q is not host:port", x.Listen)
-	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || strconv.FormatUint(p, 10) != port {
-		return fmt.Errorf("listen: %q has no port number from 0 to 65535", x.Listen)
+	if _, err := checkListen(x.Listen, true, "xks", "XKS proxy"); err != nil {
+		return err
 	}
 	if (x.Cert == "") != (x.Key == "") {
 		return fmt.Errorf("cert and key: give both (the proxy's own certificate) or neither (the node's)")
