@@ -239,12 +239,7 @@ func (s *Service) newStoreKey(ctx context.Context, st *state.KMSKeyStore, keyID 
 		s.log.Warn("kms: CreateKey cannot reach a custom key store's cluster", "store", st.ID, "error_code", code)
 		return nil, kmserr.New(excClusterInvalidConfig, "The cluster %s of the custom key store %s does not answer: CreateKey needs at least two active HSMs", st.ClusterID, st.ID)
 	}
-	cs, err := sc.c.ClusterStatus(ctx)
-	if err != nil || healthy(cs) < 2 {
-		n := 0
-		if err == nil {
-			n = healthy(cs)
-		}
+	if n, code := checkCluster(ctx, sc.c, st); code != "" {
 		return nil, kmserr.New(excClusterInvalidConfig, "The cluster %s has %d active HSMs: CreateKey needs at least two", st.ClusterID, n)
 	}
 	b := func(v bool) []byte { return object.EncodeBool(v) }

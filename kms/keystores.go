@@ -438,27 +438,22 @@ func (s *Service) checkStoreCluster(ctx context.Context, st *state.KMSKeyStore) 
 		return err
 	}
 	cl, code := s.dialStore(ctx, st)
+	n := 0
+	if code == "" {
+		n, code = checkCluster(ctx, cl, st)
+		cl.Close()
+	}
 	switch code {
 	case "":
+		return nil
 	case "CLUSTER_NOT_FOUND":
 		return kmserr.New(excClusterNotFound, "AWS KMS cannot find the AWS CloudHSM cluster with the specified cluster ID: %s", st.ClusterID)
 	case "NETWORK_ERRORS":
 		return kmserr.New(excClusterNotActive, "The AWS CloudHSM cluster %s does not answer: none of its nodes could be reached", st.ClusterID)
-	default:
-		return kmserr.New(kmserr.Internal, kmserr.InternalMessage)
+	case "INSUFFICIENT_CLOUDHSM_HSMS":
+		return kmserr.New(excClusterInvalidConfig, "The AWS CloudHSM cluster %s has %d reachable nodes; a custom key store needs at least two", st.ClusterID, n)
 	}
-	defer cl.Close()
-	cs, err := cl.ClusterStatus(ctx)
-	if err != nil {
-		return kmserr.New(excClusterNotActive, "The AWS CloudHSM cluster %s does not answer: none of its nodes could be reached", st.ClusterID)
-	}
-	if cs.ClusterID != st.ClusterID {
-		return kmserr.New(excClusterNotFound, "AWS KMS cannot find the AWS CloudHSM cluster with the specified cluster ID: %s", st.ClusterID)
-	}
-	if healthy(cs) < 2 {
-		return kmserr.New(excClusterInvalidConfig, "The AWS CloudHSM cluster %s has %d reachable nodes; a custom key store needs at least two", st.ClusterID, healthy(cs))
-	}
-	return nil
+	return kmserr.New(kmserr.Internal, kmserr.InternalMessage)
 }
 
 // anchorsClusterCert checks that the store's trust anchor is the CA of the
