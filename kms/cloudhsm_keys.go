@@ -30,8 +30,6 @@ import (
 // storeOpTimeout bounds one operation on a store's cluster.
 const storeOpTimeout = 15 * time.Second
 
-const excClusterInvalidConfig = "CloudHsmClusterInvalidConfigurationException"
-
 // storeRefused is the table of operations that take a key and that AWS
 // does not support on keys in custom key stores: they answer
 // UnsupportedOperationException. The cryptographic operations left are
@@ -218,7 +216,7 @@ func (s *Service) checkStoreForKey(r *call.Request, id, origin, spec, use string
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "Custom key stores hold only symmetric encryption keys (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT)")
 	}
 	if st.ConnectionState != state.KMSStoreConnected {
-		return nil, kmserr.New(excStoreInvalidState, "The custom key store %s is %s; CreateKey needs it CONNECTED", id, st.ConnectionState)
+		return nil, kmserr.New(kmserr.CustomKeyStoreInvalid, "The custom key store %s is %s; CreateKey needs it CONNECTED", id, st.ConnectionState)
 	}
 	if st.Type != state.KMSStoreCloudHSM {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "Keys in an EXTERNAL_KEY_STORE are not supported by this service yet")
@@ -316,17 +314,17 @@ func (s *Service) storeRandom(r *call.Request, id string, n int) (model.Object, 
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "GenerateRandom is not supported in a custom key store of type %s", st.Type)
 	}
 	if st.ConnectionState != state.KMSStoreConnected {
-		return nil, kmserr.New(excStoreInvalidState, "The custom key store %s is %s; GenerateRandom needs it CONNECTED", id, st.ConnectionState)
+		return nil, kmserr.New(kmserr.CustomKeyStoreInvalid, "The custom key store %s is %s; GenerateRandom needs it CONNECTED", id, st.ConnectionState)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeOpTimeout)
 	defer cancel()
 	sc, code := s.storeConnFor(ctx, st)
 	if code != "" {
-		return nil, kmserr.New(excStoreInvalidState, "The cluster of the custom key store %s does not answer", id)
+		return nil, kmserr.New(kmserr.CustomKeyStoreInvalid, "The cluster of the custom key store %s does not answer", id)
 	}
 	b, err := sc.c.GenerateRandom(ctx, n)
 	if err != nil {
-		return nil, kmserr.New(excStoreInvalidState, "The cluster of the custom key store %s does not answer", id)
+		return nil, kmserr.New(kmserr.CustomKeyStoreInvalid, "The cluster of the custom key store %s does not answer", id)
 	}
 	return model.Object{"Plaintext": b}, nil
 }

@@ -75,7 +75,7 @@ func (s *Service) xksClient(st *state.KMSKeyStore) (*xksclient.Client, error) {
 	c, err := xksclient.New(xksclient.Config{Endpoint: st.XksEndpoint, Path: st.XksPath, AccessKeyID: st.XksAccessKeyID,
 		SecretAccessKey: string(secret), Region: st.Region, RootCAs: s.xksRoots})
 	if err != nil {
-		return nil, kmserr.New(excXksInvalidConfig, "The external key store proxy configuration is not valid: %v", err)
+		return nil, kmserr.New(kmserr.XksProxyInvalidConfig, "The external key store proxy configuration is not valid: %v", err)
 	}
 	if s.xks.m == nil {
 		s.xks.m = map[string]xksEntry{}
@@ -132,7 +132,7 @@ func (s *Service) prepareXKSKey(ctx context.Context, r *call.Request, k *state.K
 		return kmserr.New(kmserr.Validation, "Origin EXTERNAL_KEY_STORE needs a custom key store of type EXTERNAL_KEY_STORE")
 	}
 	if st.ConnectionState != state.KMSStoreConnected {
-		return kmserr.New(excStoreInvalidState, "%s", xksclient.MsgNotConnected)
+		return kmserr.New(kmserr.CustomKeyStoreInvalid, "%s", xksclient.MsgNotConnected)
 	}
 	c, err := s.xksClient(st)
 	if err != nil {

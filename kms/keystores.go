@@ -28,15 +28,14 @@ import (
 	"github.com/openhsm/openhsm/state"
 )
 
-// Exceptions of custom key stores (AWS's names).
+// Exceptions of custom key stores (AWS's names) that only this package
+// answers; the ones kms/xksclient answers too are kmserr's.
 const (
-	excStoreNotFound     = "CustomKeyStoreNotFoundException"
-	excStoreNameInUse    = "CustomKeyStoreNameInUseException"
-	excStoreInvalidState = "CustomKeyStoreInvalidStateException"
-	excIncorrectTrust    = "IncorrectTrustAnchorException"
-	excClusterNotFound   = "CloudHsmClusterNotFoundException"
-	excXksInvalidConfig  = "XksProxyInvalidConfigurationException"
-	excClusterNotActive  = "CloudHsmClusterNotActiveException"
+	excStoreNotFound        = "CustomKeyStoreNotFoundException"
+	excIncorrectTrust       = "IncorrectTrustAnchorException"
+	excClusterNotFound      = "CloudHsmClusterNotFoundException"
+	excClusterNotActive     = "CloudHsmClusterNotActiveException"
+	excClusterInvalidConfig = "CloudHsmClusterInvalidConfigurationException"
 )
 
 func newStoreID() (string, error) {
@@ -176,7 +175,7 @@ func (s *Service) storeInput(r *call.Request, st *state.KMSKeyStore, create bool
 		}
 		for _, m := range []string{"XksProxyVpcEndpointServiceName", "XksProxyVpcEndpointServiceOwner"} {
 			if _, ok := in[m]; ok {
-				return kmserr.New(excXksInvalidConfig, "%s applies to VPC_ENDPOINT_SERVICE connectivity, which this service does not support", m)
+				return kmserr.New(kmserr.XksProxyInvalidConfig, "%s applies to VPC_ENDPOINT_SERVICE connectivity, which this service does not support", m)
 			}
 		}
 		if e, ok := in.String("XksProxyUriEndpoint"); ok {
