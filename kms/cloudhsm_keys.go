@@ -65,8 +65,8 @@ func keyUnavailable(k *state.KMSKey) error {
 	return kmserr.New(kmserr.InvalidState, "%s is unavailable.", k.Arn())
 }
 
-// customStore is the store of a key in a custom key store: its store
-// must be an AWS_CLOUDHSM store that is CONNECTED.
+// customStore is the store of a key in a custom key store, which must be
+// CONNECTED: a clusterStore, or an external key store's (xksStoreFor).
 func (s *Service) customStore(r *call.Request, k *state.KMSKey) (KeyStore, error) {
 	st, err := s.readStore(k.Region, k.CustomKeyStoreID)
 	if err != nil {
@@ -174,7 +174,6 @@ func (c *clusterStore) PublicKey(*state.KMSKeyVersion) (crypto.PublicKey, error)
 	return nil, refuseStoreOp(&call.Request{Op: "GetPublicKey"}, c.k)
 }
 
-// backingKeyTemplate finds the backing key of a KMS key on its cluster.
 // ownBackingKeys finds the backing keys of a KMS key on its store's
 // cluster: kmsuser's own keys labelled with the key ID. A key another
 // crypto user of that cluster shared with kmsuser under the same label is
@@ -193,6 +192,7 @@ func ownBackingKeys(ctx context.Context, c *client.Client, keyID string) ([]uint
 	return ids, nil
 }
 
+// backingKeyTemplate finds the backing key of a KMS key on its cluster.
 func backingKeyTemplate(keyID string) object.Template {
 	return object.Template{
 		{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_SECRET_KEY)},
@@ -201,9 +201,10 @@ func backingKeyTemplate(keyID string) object.Template {
 	}
 }
 
-// checkStoreForKey is CreateKey's check of a CustomKeyStoreId: the store
-// exists, the origin is its type's, the key is a symmetric encryption
-// key, and the store is CONNECTED.
+// checkStoreForKey is CreateKey's check of a CustomKeyStoreId for a key
+// not of Origin EXTERNAL_KEY_STORE (prepareXKSKey checks those): the store
+// exists, the origin is its type's (so the store is an AWS_CLOUDHSM one),
+// the key is a symmetric encryption key, and the store is CONNECTED.
 func (s *Service) checkStoreForKey(r *call.Request, id, origin, spec, use string) (*state.KMSKeyStore, error) {
 	st, err := s.readStore(r.Region, id)
 	if err != nil {
@@ -217,9 +218,6 @@ func (s *Service) checkStoreForKey(r *call.Request, id, origin, spec, use string
 	}
 	if st.ConnectionState != state.KMSStoreConnected {
 		return nil, kmserr.New(kmserr.CustomKeyStoreInvalid, "The custom key store %s is %s; CreateKey needs it CONNECTED", id, st.ConnectionState)
-	}
-	if st.Type != state.KMSStoreCloudHSM {
-		return nil, kmserr.New(kmserr.UnsupportedOperation, "Keys in an EXTERNAL_KEY_STORE are not supported by this service yet")
 	}
 	return st, nil
 }

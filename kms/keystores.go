@@ -5,8 +5,8 @@ package kms
 // AWS_CLOUDHSM is another openhsm cluster, reached as its crypto user
 // kmsuser; ConnectCustomKeyStore records CONNECTING and returns, and a
 // goroutine of this node (the connector, keystore_cloudhsm.go) records
-// CONNECTED or FAILED. EXTERNAL_KEY_STORE rows are accepted, validated and
-// stored; connecting them is not supported yet.
+// CONNECTED or FAILED. An EXTERNAL_KEY_STORE is an XKS proxy, which the
+// connector asks for its health (keystore_xks.go).
 
 import (
 	"context"
