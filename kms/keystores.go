@@ -423,13 +423,14 @@ func (s *Service) ListHSMClusters(c engine.Caller) ([]HSMClusterInfo, error) {
 }
 
 // checkStoreCluster is CreateCustomKeyStore's check of an AWS_CLOUDHSM
-// store's cluster, as AWS makes it: the cluster is known and answers
-// (CloudHsmClusterNotFoundException, CloudHsmClusterNotActiveException),
-// its nodes' certificates chain to the trust anchor
-// (IncorrectTrustAnchorException), it is the cluster named, and at least
-// two of its members are reachable
-// (CloudHsmClusterInvalidConfigurationException). kmsuser's password is
-// checked by ConnectCustomKeyStore, as in AWS.
+// store's cluster, as AWS makes it: the cluster is known
+// (CloudHsmClusterNotFoundException), the trust anchor is its CA
+// (IncorrectTrustAnchorException), it answers over TLS with node
+// certificates that chain to the trust anchor
+// (CloudHsmClusterNotActiveException), it is the cluster named
+// (CloudHsmClusterNotFoundException), and at least two of its members are
+// reachable (CloudHsmClusterInvalidConfigurationException). kmsuser's
+// password is checked by ConnectCustomKeyStore, as in AWS.
 func (s *Service) checkStoreCluster(ctx context.Context, st *state.KMSKeyStore) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
