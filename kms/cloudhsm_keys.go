@@ -30,8 +30,6 @@ import (
 // storeOpTimeout bounds one operation on a store's cluster.
 const storeOpTimeout = 15 * time.Second
 
-const excClusterInvalidConfig = "CloudHsmClusterInvalidConfigurationException"
-
 // storeRefused is the table of operations that take a key and that AWS
 // does not support on keys in custom key stores: they answer
 // UnsupportedOperationException. The cryptographic operations left are
@@ -67,8 +65,8 @@ func keyUnavailable(k *state.KMSKey) error {
 	return kmserr.New(kmserr.InvalidState, "%s is unavailable.", k.Arn())
 }
 
-// customStore is the store of a key in a custom key store: its store
-// must be an AWS_CLOUDHSM store that is CONNECTED.
+// customStore is the store of a key in a custom key store, which must be
+// CONNECTED: a clusterStore, or an external key store's (xksStoreFor).
 func (s *Service) customStore(r *call.Request, k *state.KMSKey) (KeyStore, error) {
 	st, err := s.readStore(k.Region, k.CustomKeyStoreID)
 	if err != nil {
@@ -176,7 +174,6 @@ func (c *clusterStore) PublicKey(*state.KMSKeyVersion) (crypto.PublicKey, error)
 	return nil, refuseStoreOp(&call.Request{Op: "GetPublicKey"}, c.k)
 }
 
-// backingKeyTemplate finds the backing key of a KMS key on its cluster.
 // ownBackingKeys finds the backing keys of a KMS key on its store's
 // cluster: kmsuser's own keys labelled with the key ID. A key another
 // crypto user of that cluster shared with kmsuser under the same label is
@@ -195,6 +192,7 @@ func ownBackingKeys(ctx context.Context, c *client.Client, keyID string) ([]uint
 	return ids, nil
 }
 
+// backingKeyTemplate finds the backing key of a KMS key on its cluster.
 func backingKeyTemplate(keyID string) object.Template {
 	return object.Template{
 		{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_SECRET_KEY)},
@@ -203,9 +201,10 @@ func backingKeyTemplate(keyID string) object.Template {
 	}
 }
 
-// checkStoreForKey is CreateKey's check of a CustomKeyStoreId: the store
-// exists, the origin is its type's, the key is a symmetric encryption
-// key, and the store is CONNECTED.
+// checkStoreForKey is CreateKey's check of a CustomKeyStoreId for a key
+// not of Origin EXTERNAL_KEY_STORE (prepareXKSKey checks those): the store
+// exists, the origin is its type's (so the store is an AWS_CLOUDHSM one),
+// the key is a symmetric encryption key, and the store is CONNECTED.
 func (s *Service) checkStoreForKey(r *call.Request, id, origin, spec, use string) (*state.KMSKeyStore, error) {
 	st, err := s.readStore(r.Region, id)
 	if err != nil {
@@ -218,10 +217,7 @@ func (s *Service) checkStoreForKey(r *call.Request, id, origin, spec, use string
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "Custom key stores hold only symmetric encryption keys (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT)")
 	}
 	if st.ConnectionState != state.KMSStoreConnected {
-		return nil, kmserr.New(excStoreInvalidState, "The custom key store %s is %s; CreateKey needs it CONNECTED", id, st.ConnectionState)
-	}
-	if st.Type != state.KMSStoreCloudHSM {
-		return nil, kmserr.New(kmserr.UnsupportedOperation, "Keys in an EXTERNAL_KEY_STORE are not supported by this service yet")
+		return nil, kmserr.New(kmserr.CustomKeyStoreInvalid, "The custom key store %s is %s; CreateKey needs it CONNECTED", id, st.ConnectionState)
 	}
 	return st, nil
 }
@@ -239,12 +235,7 @@ func (s *Service) newStoreKey(ctx context.Context, st *state.KMSKeyStore, keyID 
 		s.log.Warn("kms: CreateKey cannot reach a custom key store's cluster", "store", st.ID, "error_code", code)
 		return nil, kmserr.New(excClusterInvalidConfig, "The cluster %s of the custom key store %s does not answer: CreateKey needs at least two active HSMs", st.ClusterID, st.ID)
 	}
-	cs, err := sc.c.ClusterStatus(ctx)
-	if err != nil || healthy(cs) < 2 {
-		n := 0
-		if err == nil {
-			n = healthy(cs)
-		}
+	if n, code := checkCluster(ctx, sc.c, st); code != "" {
 		return nil, kmserr.New(excClusterInvalidConfig, "The cluster %s has %d active HSMs: CreateKey needs at least two", st.ClusterID, n)
 	}
 	b := func(v bool) []byte { return object.EncodeBool(v) }
@@ -321,17 +312,17 @@ func (s *Service) storeRandom(r *call.Request, id string, n int) (model.Object, 
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "GenerateRandom is not supported in a custom key store of type %s", st.Type)
 	}
 	if st.ConnectionState != state.KMSStoreConnected {
-		return nil, kmserr.New(excStoreInvalidState, "The custom key store %s is %s; GenerateRandom needs it CONNECTED", id, st.ConnectionState)
+		return nil, kmserr.New(kmserr.CustomKeyStoreInvalid, "The custom key store %s is %s; GenerateRandom needs it CONNECTED", id, st.ConnectionState)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeOpTimeout)
 	defer cancel()
 	sc, code := s.storeConnFor(ctx, st)
 	if code != "" {
-		return nil, kmserr.New(excStoreInvalidState, "The cluster of the custom key store %s does not answer", id)
+		return nil, kmserr.New(kmserr.CustomKeyStoreInvalid, "The cluster of the custom key store %s does not answer", id)
 	}
 	b, err := sc.c.GenerateRandom(ctx, n)
 	if err != nil {
-		return nil, kmserr.New(excStoreInvalidState, "The cluster of the custom key store %s does not answer", id)
+		return nil, kmserr.New(kmserr.CustomKeyStoreInvalid, "The cluster of the custom key store %s does not answer", id)
 	}
 	return model.Object{"Plaintext": b}, nil
 }

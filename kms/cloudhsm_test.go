@@ -91,20 +91,6 @@ func TestCloudHSMKeyStoreKeys(t *testing.T) {
 	co := engine.Caller{User: "admin", Role: object.RoleCO, Session: 1}
 	require.NoError(t, a.Service.AddHSMCluster(ctx, co, clusterID, []string{b.Addr(1), b.Addr(2)}, cert, key))
 
-	waitState := func(id string, want types.ConnectionStateType) *types.CustomKeyStoresListEntry {
-		t.Helper()
-		var e types.CustomKeyStoresListEntry
-		require.Eventually(t, func() bool {
-			d, err := c.DescribeCustomKeyStores(ctx, &awskms.DescribeCustomKeyStoresInput{CustomKeyStoreId: aws.String(id)})
-			if err != nil || len(d.CustomKeyStores) != 1 {
-				return false
-			}
-			e = d.CustomKeyStores[0]
-			return e.ConnectionState == want
-		}, 90*time.Second, 200*time.Millisecond, "store %s never became %s", id, want)
-		return &e
-	}
-
 	// A wrong kmsuser password: FAILED with INVALID_CREDENTIALS.
 	cs, err := c.CreateCustomKeyStore(ctx, &awskms.CreateCustomKeyStoreInput{CustomKeyStoreName: aws.String("b"),
 		CloudHsmClusterId: aws.String(clusterID), TrustAnchorCertificate: aws.String(string(ca)), KeyStorePassword: aws.String("not-kmsusers-password")})
@@ -112,8 +98,9 @@ func TestCloudHSMKeyStoreKeys(t *testing.T) {
 	store := aws.ToString(cs.CustomKeyStoreId)
 	_, err = c.ConnectCustomKeyStore(ctx, &awskms.ConnectCustomKeyStoreInput{CustomKeyStoreId: aws.String(store)})
 	require.NoError(t, err)
-	e := waitState(store, types.ConnectionStateTypeFailed)
-	assert.Equal(t, types.ConnectionErrorCodeTypeInvalidCredentials, e.ConnectionErrorCode)
+	stt, code := waitStore(t, c, store)
+	require.Equal(t, types.ConnectionStateTypeFailed, stt)
+	assert.Equal(t, types.ConnectionErrorCodeTypeInvalidCredentials, code)
 	_, err = c.DisconnectCustomKeyStore(ctx, &awskms.DisconnectCustomKeyStoreInput{CustomKeyStoreId: aws.String(store)})
 	require.NoError(t, err)
 
@@ -122,7 +109,8 @@ func TestCloudHSMKeyStoreKeys(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.ConnectCustomKeyStore(ctx, &awskms.ConnectCustomKeyStoreInput{CustomKeyStoreId: aws.String(store)})
 	require.NoError(t, err)
-	waitState(store, types.ConnectionStateTypeConnected)
+	stt, code = waitStore(t, c, store)
+	require.Equal(t, types.ConnectionStateTypeConnected, stt, "error code %s", code)
 	old := dialB(t, b)
 	err = old.Login(ctx, "kmsuser", kmsuserPW)
 	require.Error(t, err, "the password given to the store must no longer log in once connect rotated it")
@@ -285,7 +273,8 @@ func TestCloudHSMKeyStoreKeys(t *testing.T) {
 	assert.Equal(t, "CustomKeyStoreInvalidStateException", apiCode(err))
 	_, err = c.ConnectCustomKeyStore(ctx, &awskms.ConnectCustomKeyStoreInput{CustomKeyStoreId: aws.String(store)})
 	require.NoError(t, err)
-	waitState(store, types.ConnectionStateTypeConnected)
+	stt, code = waitStore(t, c, store)
+	require.Equal(t, types.ConnectionStateTypeConnected, stt, "error code %s", code)
 	require.NoError(t, works())
 
 	// B down: KMSInvalidStateException; B back: the key works again.

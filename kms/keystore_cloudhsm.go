@@ -124,21 +124,9 @@ func (s *Service) storeConnFor(ctx context.Context, st *state.KMSKeyStore) (*sto
 	if code != "" {
 		return nil, code
 	}
-	sl, err := s.sealer()
-	if err != nil {
+	if code := s.loginStore(ctx, cl, st); code != "" {
 		cl.Close()
-		return nil, "INTERNAL_ERROR"
-	}
-	pw, err := sl.Open(0, state.KMSStoreSecretOwner(st.ID), st.Password)
-	if err != nil {
-		cl.Close()
-		return nil, "INTERNAL_ERROR"
-	}
-	err = cl.Login(ctx, state.KMSUser, string(pw))
-	clear(pw)
-	if err != nil {
-		cl.Close()
-		return nil, loginCode(err)
+		return nil, code
 	}
 	return s.keepStoreClient(st.ID, st.Attempt, cl), ""
 }
@@ -202,6 +190,43 @@ func (s *Service) dialStore(ctx context.Context, st *state.KMSKeyStore) (*client
 	return cl, ""
 }
 
+// loginStore logs cl in as kmsuser with the password sealed in the
+// store's row; it answers "" or a ConnectionErrorCode.
+func (s *Service) loginStore(ctx context.Context, cl *client.Client, st *state.KMSKeyStore) string {
+	sl, err := s.sealer()
+	if err != nil {
+		return "INTERNAL_ERROR"
+	}
+	pw, err := sl.Open(0, state.KMSStoreSecretOwner(st.ID), st.Password)
+	if err != nil {
+		return "INTERNAL_ERROR"
+	}
+	err = cl.Login(ctx, state.KMSUser, string(pw))
+	clear(pw)
+	if err != nil {
+		return loginCode(err)
+	}
+	return ""
+}
+
+// checkCluster checks, through cl, that it reached the store's cluster
+// and that at least two of its members are reachable. It answers how many
+// are and "" or a ConnectionErrorCode.
+func checkCluster(ctx context.Context, cl *client.Client, st *state.KMSKeyStore) (int, string) {
+	cs, err := cl.ClusterStatus(ctx)
+	if err != nil {
+		return 0, "NETWORK_ERRORS"
+	}
+	if cs.ClusterID != st.ClusterID {
+		return 0, "CLUSTER_NOT_FOUND"
+	}
+	n := healthy(cs)
+	if n < 2 {
+		return n, "INSUFFICIENT_CLOUDHSM_HSMS"
+	}
+	return n, ""
+}
+
 // tryConnect answers "" and kmsuser's new password (sealed) and a logged
 // in client, or a ConnectionErrorCode.
 func (s *Service) tryConnect(ctx context.Context, st *state.KMSKeyStore) (string, []byte, *client.Client) {
@@ -210,28 +235,15 @@ func (s *Service) tryConnect(ctx context.Context, st *state.KMSKeyStore) (string
 		return code, nil, nil
 	}
 	fail := func(code string) (string, []byte, *client.Client) { cl.Close(); return code, nil, nil }
-	cs, err := cl.ClusterStatus(ctx)
-	if err != nil {
-		return fail("NETWORK_ERRORS")
+	if _, code := checkCluster(ctx, cl, st); code != "" {
+		return fail(code)
 	}
-	if cs.ClusterID != st.ClusterID {
-		return fail("CLUSTER_NOT_FOUND")
-	}
-	if healthy(cs) < 2 {
-		return fail("INSUFFICIENT_CLOUDHSM_HSMS")
+	if code := s.loginStore(ctx, cl, st); code != "" {
+		return fail(code)
 	}
 	sl, err := s.sealer()
 	if err != nil {
 		return fail("INTERNAL_ERROR")
-	}
-	pw, err := sl.Open(0, state.KMSStoreSecretOwner(st.ID), st.Password)
-	if err != nil {
-		return fail("INTERNAL_ERROR")
-	}
-	err = cl.Login(ctx, state.KMSUser, string(pw))
-	clear(pw)
-	if err != nil {
-		return fail(loginCode(err))
 	}
 	var b [24]byte
 	if _, err := rand.Read(b[:]); err != nil {

@@ -18,7 +18,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/openhsm/openhsm/kms/blob"
 	"github.com/openhsm/openhsm/kms/call"
@@ -55,7 +54,8 @@ func xksFingerprint(st *state.KMSKeyStore) [32]byte {
 	return f
 }
 
-// xksClient is the client of st's proxy.
+// xksClient is the client of st's proxy; it bounds each call by
+// xksclient.DefaultTimeout, so callers add no deadline of their own.
 func (s *Service) xksClient(st *state.KMSKeyStore) (*xksclient.Client, error) {
 	f := xksFingerprint(st)
 	s.xks.mu.Lock()
@@ -75,7 +75,7 @@ func (s *Service) xksClient(st *state.KMSKeyStore) (*xksclient.Client, error) {
 	c, err := xksclient.New(xksclient.Config{Endpoint: st.XksEndpoint, Path: st.XksPath, AccessKeyID: st.XksAccessKeyID,
 		SecretAccessKey: string(secret), Region: st.Region, RootCAs: s.xksRoots})
 	if err != nil {
-		return nil, kmserr.New(excXksInvalidConfig, "The external key store proxy configuration is not valid: %v", err)
+		return nil, kmserr.New(kmserr.XksProxyInvalidConfig, "The external key store proxy configuration is not valid: %v", err)
 	}
 	if s.xks.m == nil {
 		s.xks.m = map[string]xksEntry{}
@@ -97,9 +97,6 @@ func xksError(err error, op string) error {
 	return &kmserr.Error{Type: typ, Message: msg}
 }
 
-// xksTimeout bounds one proxy call made for a request.
-const xksTimeout = 10 * time.Second
-
 // tryConnectXKS is ConnectCustomKeyStore's check of an external key
 // store: the proxy answers GetHealthStatus, signed with the store's
 // credential, and some external key manager is available. It answers ""
@@ -111,8 +108,6 @@ func (s *Service) tryConnectXKS(ctx context.Context, st *state.KMSKeyStore) stri
 	}
 	var id [16]byte
 	_, _ = rand.Read(id[:])
-	ctx, cancel := context.WithTimeout(ctx, xksTimeout)
-	defer cancel()
 	if _, err := c.Health(ctx, xks.RequestMetadata{KMSOperation: "ConnectCustomKeyStore", KMSRequestID: hex.EncodeToString(id[:])}); err != nil {
 		return xksclient.ConnectionErrorCode(err)
 	}
@@ -132,14 +127,12 @@ func (s *Service) prepareXKSKey(ctx context.Context, r *call.Request, k *state.K
 		return kmserr.New(kmserr.Validation, "Origin EXTERNAL_KEY_STORE needs a custom key store of type EXTERNAL_KEY_STORE")
 	}
 	if st.ConnectionState != state.KMSStoreConnected {
-		return kmserr.New(excStoreInvalidState, "%s", xksclient.MsgNotConnected)
+		return kmserr.New(kmserr.CustomKeyStoreInvalid, "%s", xksclient.MsgNotConnected)
 	}
 	c, err := s.xksClient(st)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, xksTimeout)
-	defer cancel()
 	md, err := c.KeyMetadata(ctx, k.XksKeyID, s.xksMetadata(r, k))
 	if err == nil {
 		err = xksclient.CheckKeyMetadata(md)
@@ -202,9 +195,7 @@ func (x *xksStore) Encrypt(v *state.KMSKeyVersion, m mech.Mech, data []byte) ([]
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), xksTimeout)
-	defer cancel()
-	ct, err := x.c.Encrypt(ctx, x.keyID, x.md, inner, blob.XKSAAD(aad))
+	ct, err := x.c.Encrypt(context.Background(), x.keyID, x.md, inner, blob.XKSAAD(aad))
 	if err != nil {
 		return nil, xksError(err, x.op)
 	}
@@ -224,9 +215,7 @@ func (x *xksStore) Decrypt(v *state.KMSKeyVersion, m mech.Mech, data []byte) ([]
 	if err != nil {
 		return nil, &kmserr.Error{Type: kmserr.InvalidCiphertext}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), xksTimeout)
-	defer cancel()
-	inner, err := x.c.Decrypt(ctx, x.keyID, x.md, &xksclient.Ciphertext{Ciphertext: env.Ciphertext, IV: env.IV, Tag: env.Tag,
+	inner, err := x.c.Decrypt(context.Background(), x.keyID, x.md, &xksclient.Ciphertext{Ciphertext: env.Ciphertext, IV: env.IV, Tag: env.Tag,
 		CiphertextMetadata: env.Metadata}, blob.XKSAAD(aad))
 	if err != nil {
 		return nil, xksError(err, x.op)

@@ -5,8 +5,8 @@ package kms
 // AWS_CLOUDHSM is another openhsm cluster, reached as its crypto user
 // kmsuser; ConnectCustomKeyStore records CONNECTING and returns, and a
 // goroutine of this node (the connector, keystore_cloudhsm.go) records
-// CONNECTED or FAILED. A store of type EXTERNAL_KEY_STORE names an XKS
-// proxy; its connector checks the proxy's health (keystore_xks.go).
+// CONNECTED or FAILED. An EXTERNAL_KEY_STORE is an XKS proxy, which the
+// connector asks for its health (keystore_xks.go).
 
 import (
 	"context"
@@ -28,15 +28,14 @@ import (
 	"github.com/openhsm/openhsm/state"
 )
 
-// Exceptions of custom key stores (AWS's names).
+// Exceptions of custom key stores (AWS's names) that only this package
+// answers; the ones kms/xksclient answers too are kmserr's.
 const (
-	excStoreNotFound     = "CustomKeyStoreNotFoundException"
-	excStoreNameInUse    = "CustomKeyStoreNameInUseException"
-	excStoreInvalidState = "CustomKeyStoreInvalidStateException"
-	excIncorrectTrust    = "IncorrectTrustAnchorException"
-	excClusterNotFound   = "CloudHsmClusterNotFoundException"
-	excXksInvalidConfig  = "XksProxyInvalidConfigurationException"
-	excClusterNotActive  = "CloudHsmClusterNotActiveException"
+	excStoreNotFound        = "CustomKeyStoreNotFoundException"
+	excIncorrectTrust       = "IncorrectTrustAnchorException"
+	excClusterNotFound      = "CloudHsmClusterNotFoundException"
+	excClusterNotActive     = "CloudHsmClusterNotActiveException"
+	excClusterInvalidConfig = "CloudHsmClusterInvalidConfigurationException"
 )
 
 func newStoreID() (string, error) {
@@ -176,7 +175,7 @@ func (s *Service) storeInput(r *call.Request, st *state.KMSKeyStore, create bool
 		}
 		for _, m := range []string{"XksProxyVpcEndpointServiceName", "XksProxyVpcEndpointServiceOwner"} {
 			if _, ok := in[m]; ok {
-				return kmserr.New(excXksInvalidConfig, "%s applies to VPC_ENDPOINT_SERVICE connectivity, which this service does not support", m)
+				return kmserr.New(kmserr.XksProxyInvalidConfig, "%s applies to VPC_ENDPOINT_SERVICE connectivity, which this service does not support", m)
 			}
 		}
 		if e, ok := in.String("XksProxyUriEndpoint"); ok {
@@ -424,13 +423,14 @@ func (s *Service) ListHSMClusters(c engine.Caller) ([]HSMClusterInfo, error) {
 }
 
 // checkStoreCluster is CreateCustomKeyStore's check of an AWS_CLOUDHSM
-// store's cluster, as AWS makes it: the cluster is known and answers
-// (CloudHsmClusterNotFoundException, CloudHsmClusterNotActiveException),
-// its nodes' certificates chain to the trust anchor
-// (IncorrectTrustAnchorException), it is the cluster named, and at least
-// two of its members are reachable
-// (CloudHsmClusterInvalidConfigurationException). kmsuser's password is
-// checked by ConnectCustomKeyStore, as in AWS.
+// store's cluster, as AWS makes it: the cluster is known
+// (CloudHsmClusterNotFoundException), the trust anchor is its CA
+// (IncorrectTrustAnchorException), it answers over TLS with node
+// certificates that chain to the trust anchor
+// (CloudHsmClusterNotActiveException), it is the cluster named
+// (CloudHsmClusterNotFoundException), and at least two of its members are
+// reachable (CloudHsmClusterInvalidConfigurationException). kmsuser's
+// password is checked by ConnectCustomKeyStore, as in AWS.
 func (s *Service) checkStoreCluster(ctx context.Context, st *state.KMSKeyStore) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -438,27 +438,22 @@ func (s *Service) checkStoreCluster(ctx context.Context, st *state.KMSKeyStore) 
 		return err
 	}
 	cl, code := s.dialStore(ctx, st)
+	n := 0
+	if code == "" {
+		n, code = checkCluster(ctx, cl, st)
+		cl.Close()
+	}
 	switch code {
 	case "":
+		return nil
 	case "CLUSTER_NOT_FOUND":
 		return kmserr.New(excClusterNotFound, "AWS KMS cannot find the AWS CloudHSM cluster with the specified cluster ID: %s", st.ClusterID)
 	case "NETWORK_ERRORS":
 		return kmserr.New(excClusterNotActive, "The AWS CloudHSM cluster %s does not answer: none of its nodes could be reached", st.ClusterID)
-	default:
-		return kmserr.New(kmserr.Internal, kmserr.InternalMessage)
+	case "INSUFFICIENT_CLOUDHSM_HSMS":
+		return kmserr.New(excClusterInvalidConfig, "The AWS CloudHSM cluster %s has %d reachable nodes; a custom key store needs at least two", st.ClusterID, n)
 	}
-	defer cl.Close()
-	cs, err := cl.ClusterStatus(ctx)
-	if err != nil {
-		return kmserr.New(excClusterNotActive, "The AWS CloudHSM cluster %s does not answer: none of its nodes could be reached", st.ClusterID)
-	}
-	if cs.ClusterID != st.ClusterID {
-		return kmserr.New(excClusterNotFound, "AWS KMS cannot find the AWS CloudHSM cluster with the specified cluster ID: %s", st.ClusterID)
-	}
-	if healthy(cs) < 2 {
-		return kmserr.New(excClusterInvalidConfig, "The AWS CloudHSM cluster %s has %d reachable nodes; a custom key store needs at least two", st.ClusterID, healthy(cs))
-	}
-	return nil
+	return kmserr.New(kmserr.Internal, kmserr.InternalMessage)
 }
 
 // anchorsClusterCert checks that the store's trust anchor is the CA of the

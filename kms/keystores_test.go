@@ -60,6 +60,25 @@ func inProcessSDK(t *testing.T, srv *kmstest.Server) *awskms.Client {
 // creating a store checks B (known, answering, its CA the trust anchor, two
 // reachable nodes), a store of B connects to FAILED with NETWORK_ERRORS
 // while B is down, and every refusal is AWS's exception.
+// waitStore waits (bounded) until the store leaves CONNECTING and answers
+// its state and error code. The bound is above the connector's own
+// (connectTimeout, then a few tries to record the outcome).
+func waitStore(t *testing.T, c *awskms.Client, id string) (types.ConnectionStateType, types.ConnectionErrorCodeType) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		out, err := c.DescribeCustomKeyStores(context.Background(), &awskms.DescribeCustomKeyStoresInput{CustomKeyStoreId: aws.String(id)})
+		require.NoError(t, err)
+		require.Len(t, out.CustomKeyStores, 1)
+		st := out.CustomKeyStores[0]
+		if st.ConnectionState != types.ConnectionStateTypeConnecting {
+			return st.ConnectionState, st.ConnectionErrorCode
+		}
+		require.True(t, time.Now().Before(deadline), "the store is still CONNECTING after 90 s")
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func TestCustomKeyStoreLifecycle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real cluster")
@@ -159,11 +178,9 @@ func TestCustomKeyStoreLifecycle(t *testing.T) {
 	b.Stop(2, false)
 	_, err = c.ConnectCustomKeyStore(ctx, &awskms.ConnectCustomKeyStoreInput{CustomKeyStoreId: aws.String(id)})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		d, err := c.DescribeCustomKeyStores(ctx, &awskms.DescribeCustomKeyStoresInput{CustomKeyStoreId: aws.String(id)})
-		return err == nil && d.CustomKeyStores[0].ConnectionState == types.ConnectionStateTypeFailed &&
-			d.CustomKeyStores[0].ConnectionErrorCode == types.ConnectionErrorCodeTypeNetworkErrors
-	}, 90*time.Second, 200*time.Millisecond)
+	cstate, ccode := waitStore(t, c, id)
+	assert.Equal(t, types.ConnectionStateTypeFailed, cstate)
+	assert.Equal(t, types.ConnectionErrorCodeTypeNetworkErrors, ccode)
 	_, err = c.ConnectCustomKeyStore(ctx, &awskms.ConnectCustomKeyStoreInput{CustomKeyStoreId: aws.String(id)})
 	require.ErrorContains(t, err, "CustomKeyStoreInvalidStateException", "a FAILED store must be disconnected first")
 	_, err = c.DeleteCustomKeyStore(ctx, &awskms.DeleteCustomKeyStoreInput{CustomKeyStoreId: aws.String(id)})

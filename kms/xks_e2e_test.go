@@ -18,24 +18,6 @@ import (
 	"github.com/openhsm/openhsm/internal/testcluster"
 )
 
-// waitStore waits (bounded) until the store leaves CONNECTING and answers
-// its state and error code.
-func waitStore(t *testing.T, c *awskms.Client, id string) (types.ConnectionStateType, types.ConnectionErrorCodeType) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		out, err := c.DescribeCustomKeyStores(context.Background(), &awskms.DescribeCustomKeyStoresInput{CustomKeyStoreId: aws.String(id)})
-		require.NoError(t, err)
-		require.Len(t, out.CustomKeyStores, 1)
-		st := out.CustomKeyStores[0]
-		if st.ConnectionState != types.ConnectionStateTypeConnecting {
-			return st.ConnectionState, st.ConnectionErrorCode
-		}
-		require.True(t, time.Now().Before(deadline), "the store is still CONNECTING after 60 s")
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // TestExternalKeyStoreEndToEnd: our KMS on cluster A keeps a key in an
 // external key store whose XKS proxy is cluster B's (hsmd's [xks], set up
 // by `cluster.sh up --xks`), all through the unchanged AWS SDK: create and

@@ -504,10 +504,10 @@ func applyKMSKeyStoreState(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) 
 	return nil, putKMSRow(tx, s, KMSStoreMeta(k.Region, st.ID), st)
 }
 
-// checkStoreKey is kms_create_key's rule for a key in a custom key store:
-// a symmetric key, in a store of the key's region that is CONNECTED, made
-// without objects here (its material is on the store's cluster, made by
-// the service before the command).
+// checkStoreKey is kms_create_key's rule for a key of Origin AWS_CLOUDHSM:
+// a symmetric key, in an AWS_CLOUDHSM store of the key's region that is
+// CONNECTED, made without objects here (its material is on the store's
+// cluster, made by the service before the command).
 func checkStoreKey(tx Tx, s *seal.Sealer, c *Command, k *KMSKey) error {
 	if k.KeySpec != "SYMMETRIC_DEFAULT" {
 		return hsmerr.KMSf("UnsupportedOperationException", "Keys in a custom key store must be SYMMETRIC_DEFAULT")
@@ -520,7 +520,7 @@ func checkStoreKey(tx Tx, s *seal.Sealer, c *Command, k *KMSKey) error {
 		return err
 	}
 	if st.Type != KMSStoreCloudHSM {
-		return hsmerr.KMSf("UnsupportedOperationException", "Keys in an EXTERNAL_KEY_STORE are not supported by this service yet")
+		return hsmerr.KMSf("ValidationException", "A key of Origin AWS_CLOUDHSM must be in an AWS_CLOUDHSM key store")
 	}
 	if st.ConnectionState != KMSStoreConnected {
 		return hsmerr.KMSf("CustomKeyStoreInvalidStateException", "The custom key store %s is %s; CreateKey needs it CONNECTED", st.ID, st.ConnectionState)

@@ -2,7 +2,7 @@ package blob
 
 import "crypto/sha256"
 
-// An external key store's blob (docs/kms.md, "Ciphertext formats") has the
+// An external key store's blob (docs/kms.md, "Ciphertext blob") has the
 // same header as every blob; its body is an XKS envelope instead of the
 // bare AES-GCM ciphertext and tag. The KMS first encrypts under the key's
 // backing key in this cluster's HSM (the inner layer, the body of an

@@ -22,6 +22,16 @@ func TestXKSEnvelopeRoundTrip(t *testing.T) {
 	}
 }
 
+// TestXKSEnvelopeOverhead pins what docs/kms.md says the envelope adds to
+// the proxy's ciphertext: 32 to 56 bytes.
+func TestXKSEnvelopeOverhead(t *testing.T) {
+	ct := []byte("outer")
+	least := (&XKSEnvelope{IV: make([]byte, 12), Tag: make([]byte, 16), Ciphertext: ct}).Marshal()
+	most := (&XKSEnvelope{IV: make([]byte, 16), Tag: make([]byte, 16), Metadata: make([]byte, 20), Ciphertext: ct}).Marshal()
+	assert.Equal(t, 32, len(least)-len(ct))
+	assert.Equal(t, 56, len(most)-len(ct))
+}
+
 func TestXKSEnvelopeRefuses(t *testing.T) {
 	good := (&XKSEnvelope{IV: make([]byte, 12), Tag: make([]byte, 16), Metadata: []byte{9}, Ciphertext: []byte{7}}).Marshal()
 	cases := map[string][]byte{

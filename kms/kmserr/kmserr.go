@@ -47,6 +47,7 @@ const (
 	Serialization         = "SerializationException"
 	UnknownOperation      = "UnknownOperationException"
 	CustomKeyStoreInvalid = "CustomKeyStoreInvalidStateException"
+	XksProxyInvalidConfig = "XksProxyInvalidConfigurationException"
 	NotAuthorized         = "NotAuthorizedException"
 	DryRun                = "DryRunOperationException"
 )

@@ -3,6 +3,7 @@ package xksclient
 import (
 	"errors"
 
+	"github.com/openhsm/openhsm/kms/kmserr"
 	"github.com/openhsm/openhsm/kms/xks"
 )
 
@@ -17,12 +18,13 @@ const (
 	FailureKeyConfig   = "key not AES_256 for ENCRYPT and DECRYPT" // ErrKeyInvalidConfiguration
 )
 
-// The KMS exceptions of Mapping.
+// The KMS exceptions of Mapping, short for the table (the ones package
+// kms answers as well are kmserr's).
 const (
-	excInvalidState      = "KMSInvalidStateException"
-	excStoreInvalidState = "CustomKeyStoreInvalidStateException"
+	excInvalidState      = kmserr.InvalidState
+	excStoreInvalidState = kmserr.CustomKeyStoreInvalid
+	excInvalidConfig     = kmserr.XksProxyInvalidConfig
 	excInvalidResponse   = "XksProxyInvalidResponseException"
-	excInvalidConfig     = "XksProxyInvalidConfigurationException"
 	excUnreachable       = "XksProxyUriUnreachableException"
 	excIncorrectCred     = "XksProxyIncorrectAuthenticationCredentialException"
 	excKeyInvalidConfig  = "XksKeyInvalidConfigurationException"
@@ -167,7 +169,7 @@ func RowOf(err error) (row Row, ok bool) {
 func Exception(err error, op string) (typ, msg string) {
 	r, ok := RowOf(err)
 	if !ok {
-		return "KMSInternalException", msgInternalError
+		return kmserr.Internal, msgInternalError
 	}
 	switch op {
 	case "CreateCustomKeyStore", "UpdateCustomKeyStore", "ConnectCustomKeyStore":

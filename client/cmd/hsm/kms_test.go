@@ -161,6 +161,9 @@ func TestKMSClusterUsageErrors(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out))
 	assert.Equal(t, id, out["cluster_id"])
 	cert, key := out["cert"], out["key"]
+	r = runHSM(t, nil, "", "cluster", "issue-client", "--dir", dir, "kms-a")
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "cluster issue-client: refusing to overwrite existing file")
 	r = runHSM(t, env, "", "kms", "cluster", "add", id, "h:1", "--cert", cert, "--key", filepath.Join(dir, "node1-key.pem"))
 	assert.Equal(t, 1, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "are not a certificate and its key")

@@ -121,22 +121,33 @@ Needs no running cluster and no login.`
 	return cmd
 }
 
-// clusterIssueNode issues one more node certificate with the CA in dir.
-func (c *cli) clusterIssueNode(dir, hosts string, pos []string) error {
+// caToIssue is the CA in dir for the command cmd to issue name's
+// certificate with: it checks --dir and NAME and refuses to overwrite
+// name's files.
+func caToIssue(cmd, dir, name string) (*pki.CA, error) {
 	if dir == "" {
-		return usagef("cluster issue-node: --dir is required")
+		return nil, usagef("%s: --dir is required", cmd)
 	}
-	if err := pki.ValidateName(pos[0]); err != nil {
-		return usagef("cluster issue-node: NAME: %v", err)
+	if err := pki.ValidateName(name); err != nil {
+		return nil, usagef("%s: NAME: %v", cmd, err)
 	}
 	ca, err := pki.LoadCA(dir)
 	if err != nil {
-		return fmt.Errorf("cluster issue-node: %w", err)
+		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
-	for _, p := range []string{pki.CertPath(dir, pos[0]), pki.KeyPath(dir, pos[0])} {
+	for _, p := range []string{pki.CertPath(dir, name), pki.KeyPath(dir, name)} {
 		if _, err := os.Lstat(p); err == nil {
-			return fmt.Errorf("cluster issue-node: refusing to overwrite existing file %q", p)
+			return nil, fmt.Errorf("%s: refusing to overwrite existing file %q", cmd, p)
 		}
+	}
+	return ca, nil
+}
+
+// clusterIssueNode issues one more node certificate with the CA in dir.
+func (c *cli) clusterIssueNode(dir, hosts string, pos []string) error {
+	ca, err := caToIssue("cluster issue-node", dir, pos[0])
+	if err != nil {
+		return err
 	}
 	if err := ca.IssueNode(dir, pos[0], splitList(hosts)); err != nil {
 		return fmt.Errorf("cluster issue-node: %w", err)
@@ -165,20 +176,9 @@ overwritten. Needs no running cluster and no login.`
 
 // clusterIssueClient issues one more client certificate with the CA in dir.
 func (c *cli) clusterIssueClient(dir string, pos []string) error {
-	if dir == "" {
-		return usagef("cluster issue-client: --dir is required")
-	}
-	if err := pki.ValidateName(pos[0]); err != nil {
-		return usagef("cluster issue-client: NAME: %v", err)
-	}
-	ca, err := pki.LoadCA(dir)
+	ca, err := caToIssue("cluster issue-client", dir, pos[0])
 	if err != nil {
-		return fmt.Errorf("cluster issue-client: %w", err)
-	}
-	for _, p := range []string{pki.CertPath(dir, pos[0]), pki.KeyPath(dir, pos[0])} {
-		if _, err := os.Lstat(p); err == nil {
-			return fmt.Errorf("cluster issue-client: refusing to overwrite existing file %q", p)
-		}
+		return err
 	}
 	if err := ca.IssueClient(dir, pos[0]); err != nil {
 		return fmt.Errorf("cluster issue-client: %w", err)
