@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"sync"
 
 	"github.com/openhsm/openhsm/kms/blob"
@@ -307,7 +306,7 @@ func (s *Service) keyRequest(r *call.Request, a *access, action, member string, 
 			req.NewGrant = &policy.GrantConstraints{EncryptionContextEquals: cons.Equals, EncryptionContextSubset: cons.Subset}
 		}
 	}
-	if mentions(k, a.who, "kms:resourcealiases") {
+	if mentions(k, a.who, "kms:ResourceAliases") {
 		names, err := s.aliasesOf(k)
 		if err != nil {
 			return req, err
@@ -317,19 +316,16 @@ func (s *Service) keyRequest(r *call.Request, a *access, action, member string, 
 	return req, nil
 }
 
-// mentions says whether the key's or the caller's policies name a
-// condition key: the aliases of a key are read only when a policy asks.
+// mentions says whether the key's or the caller's policies have a
+// condition on condKey: the aliases of a key are read only when a policy
+// asks.
 func mentions(k *state.KMSKey, who *identity, condKey string) bool {
-	if strings.Contains(strings.ToLower(k.Policy), condKey) {
+	if state.KMSKeyPolicy(k).HasConditionKey(condKey) {
 		return true
 	}
 	for _, p := range who.policies {
-		for _, st := range p.Statements {
-			for _, c := range st.Conditions {
-				if strings.EqualFold(c.Key, condKey) {
-					return true
-				}
-			}
+		if p.HasConditionKey(condKey) {
+			return true
 		}
 	}
 	return false
