@@ -331,16 +331,19 @@ func mentions(k *state.KMSKey, who *identity, condKey string) bool {
 	return false
 }
 
-// aliasesOf lists the alias names of a key.
+// aliasesOf lists the alias names of a key. The region's aliases are
+// read once into an index by key (cached until a KMS write applies), not
+// on every request that asks.
 func (s *Service) aliasesOf(k *state.KMSKey) ([]string, error) {
-	var out []string
-	err := eachRow(s, state.KMSAliasPrefix+k.Region+"/", func(_ string, al *state.KMSAlias) error {
-		if al.KeyID == k.ID {
-			out = append(out, al.Name)
-		}
-		return nil
+	idx, err := cached(s.cache, func(c *rowCache) map[string]map[string][]string { return c.keyAliases }, k.Region, func() (map[string][]string, error) {
+		idx := map[string][]string{}
+		err := eachRow(s, state.KMSAliasPrefix+k.Region+"/", func(_ string, al *state.KMSAlias) error {
+			idx[al.KeyID] = append(idx[al.KeyID], al.Name)
+			return nil
+		})
+		return idx, err
 	})
-	return out, err
+	return idx[k.ID], err
 }
 
 // accessEntries are what a request's context says was allowed, for its
