@@ -177,16 +177,17 @@ func applyKMSPrincipalPolicy(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error
 	if err != nil {
 		return nil, err
 	}
-	if err := checkIdentityPolicy(c.KMS.Policy); err != nil {
+	if err := CheckKMSIdentityPolicy(c.KMS.Policy); err != nil {
 		return nil, err
 	}
 	p.Policy = c.KMS.Policy
 	return nil, putKMSRow(tx, s, KMSPrincipalPrefix+p.Name, p)
 }
 
-// checkIdentityPolicy refuses an identity policy that does not parse ("" is
-// none).
-func checkIdentityPolicy(doc string) error {
+// CheckKMSIdentityPolicy refuses an identity policy that does not parse,
+// as AWS's MalformedPolicyDocumentException naming the problem ("" is
+// none): the service before it submits one, and apply.
+func CheckKMSIdentityPolicy(doc string) error {
 	if doc == "" {
 		return nil
 	}
