@@ -302,7 +302,7 @@ func (s *Service) keyRequest(r *call.Request, a *access, action, member string, 
 		ops, _ := r.Input.Strings("Operations")
 		req.Context["kms:GrantOperations"] = ops
 		req.Context["kms:GrantIsForAWSResource"] = []string{"false"}
-		if cons, err := constraintsOf(r.Input); err == nil && cons != nil {
+		if cons := constraintsOf(r.Input); cons != nil {
 			req.NewGrant = &policy.GrantConstraints{EncryptionContextEquals: cons.Equals, EncryptionContextSubset: cons.Subset}
 		}
 	}

@@ -150,17 +150,18 @@ func granteeArn(member, v string) error {
 	return kmserr.New(kmserr.Validation, "%s %s is not a valid principal", member, v)
 }
 
-func constraintsOf(in model.Object) (*state.KMSGrantConstraints, error) {
+// constraintsOf is a CreateGrant's Constraints, nil when it has none.
+func constraintsOf(in model.Object) *state.KMSGrantConstraints {
 	o, ok := in["Constraints"].(model.Object)
 	if !ok {
-		return nil, nil
+		return nil
 	}
 	eq, _ := o.StringMap("EncryptionContextEquals")
 	sub, _ := o.StringMap("EncryptionContextSubset")
 	if len(eq) == 0 && len(sub) == 0 {
-		return nil, nil
+		return nil
 	}
-	return &state.KMSGrantConstraints{Equals: eq, Subset: sub}, nil
+	return &state.KMSGrantConstraints{Equals: eq, Subset: sub}
 }
 
 func (s *Service) createGrant(ctx context.Context, r *call.Request) (model.Object, error) {
@@ -184,10 +185,7 @@ func (s *Service) createGrant(ctx context.Context, r *call.Request) (model.Objec
 	if err := grantOpsValid(k, ops); err != nil {
 		return nil, err
 	}
-	cons, err := constraintsOf(r.Input)
-	if err != nil {
-		return nil, err
-	}
+	cons := constraintsOf(r.Input)
 	if cons != nil && k.KeySpec != "SYMMETRIC_DEFAULT" {
 		return nil, kmserr.New(kmserr.Validation, "Grant constraints are supported only for symmetric encryption KMS keys")
 	}
