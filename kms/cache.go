@@ -29,13 +29,13 @@ type rowCache struct {
 	aliases    map[string]*state.KMSAlias
 	principals map[string]principalEntry      // access key ID
 	identities map[string]*identity           // principal name (access.go)
-	grants     map[string][]state.KMSGrant    // region/key ID (grants.go)
+	grants     map[string]*keyGrants          // region/key ID (grants.go)
 	keyAliases map[string]map[string][]string // region -> key ID -> its alias names (access.go)
 }
 
 func newRowCache() *rowCache {
 	return &rowCache{keys: map[string]*state.KMSKey{}, aliases: map[string]*state.KMSAlias{},
-		principals: map[string]principalEntry{}, identities: map[string]*identity{}, grants: map[string][]state.KMSGrant{},
+		principals: map[string]principalEntry{}, identities: map[string]*identity{}, grants: map[string]*keyGrants{},
 		keyAliases: map[string]map[string][]string{}}
 }
 
