@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"sync"
 
 	"github.com/openhsm/openhsm/kms/blob"
@@ -303,11 +302,11 @@ func (s *Service) keyRequest(r *call.Request, a *access, action, member string, 
 		ops, _ := r.Input.Strings("Operations")
 		req.Context["kms:GrantOperations"] = ops
 		req.Context["kms:GrantIsForAWSResource"] = []string{"false"}
-		if cons, err := constraintsOf(r.Input); err == nil && cons != nil {
+		if cons := constraintsOf(r.Input); cons != nil {
 			req.NewGrant = &policy.GrantConstraints{EncryptionContextEquals: cons.Equals, EncryptionContextSubset: cons.Subset}
 		}
 	}
-	if mentions(k, a.who, "kms:resourcealiases") {
+	if mentions(k, a.who, "kms:ResourceAliases") {
 		names, err := s.aliasesOf(k)
 		if err != nil {
 			return req, err
@@ -317,34 +316,34 @@ func (s *Service) keyRequest(r *call.Request, a *access, action, member string, 
 	return req, nil
 }
 
-// mentions says whether the key's or the caller's policies name a
-// condition key: the aliases of a key are read only when a policy asks.
+// mentions says whether the key's or the caller's policies have a
+// condition on condKey: the aliases of a key are read only when a policy
+// asks.
 func mentions(k *state.KMSKey, who *identity, condKey string) bool {
-	if strings.Contains(strings.ToLower(k.Policy), condKey) {
+	if state.KMSKeyPolicy(k).HasConditionKey(condKey) {
 		return true
 	}
 	for _, p := range who.policies {
-		for _, st := range p.Statements {
-			for _, c := range st.Conditions {
-				if strings.EqualFold(c.Key, condKey) {
-					return true
-				}
-			}
+		if p.HasConditionKey(condKey) {
+			return true
 		}
 	}
 	return false
 }
 
-// aliasesOf lists the alias names of a key.
+// aliasesOf lists the alias names of a key. The region's aliases are
+// read once into an index by key (cached until a KMS write applies), not
+// on every request that asks.
 func (s *Service) aliasesOf(k *state.KMSKey) ([]string, error) {
-	var out []string
-	err := eachRow(s, state.KMSAliasPrefix+k.Region+"/", func(_ string, al *state.KMSAlias) error {
-		if al.KeyID == k.ID {
-			out = append(out, al.Name)
-		}
-		return nil
+	idx, err := cached(s.cache, func(c *rowCache) map[string]map[string][]string { return c.keyAliases }, k.Region, func() (map[string][]string, error) {
+		idx := map[string][]string{}
+		err := eachRow(s, state.KMSAliasPrefix+k.Region+"/", func(_ string, al *state.KMSAlias) error {
+			idx[al.KeyID] = append(idx[al.KeyID], al.Name)
+			return nil
+		})
+		return idx, err
 	})
-	return out, err
+	return idx[k.ID], err
 }
 
 // accessEntries are what a request's context says was allowed, for its

@@ -27,14 +27,16 @@ type rowCache struct {
 	gen        uint64
 	keys       map[string]*state.KMSKey // region/id
 	aliases    map[string]*state.KMSAlias
-	principals map[string]principalEntry   // access key ID
-	identities map[string]*identity        // principal name (access.go)
-	grants     map[string][]state.KMSGrant // region/key ID (grants.go)
+	principals map[string]principalEntry      // access key ID
+	identities map[string]*identity           // principal name (access.go)
+	grants     map[string]*keyGrants          // region/key ID (grants.go)
+	keyAliases map[string]map[string][]string // region -> key ID -> its alias names (access.go)
 }
 
 func newRowCache() *rowCache {
 	return &rowCache{keys: map[string]*state.KMSKey{}, aliases: map[string]*state.KMSAlias{},
-		principals: map[string]principalEntry{}, identities: map[string]*identity{}, grants: map[string][]state.KMSGrant{}}
+		principals: map[string]principalEntry{}, identities: map[string]*identity{}, grants: map[string]*keyGrants{},
+		keyAliases: map[string]map[string][]string{}}
 }
 
 // KMSChanged drops every cached row.
@@ -50,6 +52,7 @@ func (s *Service) KMSChanged() {
 	clear(c.principals)
 	clear(c.identities)
 	clear(c.grants)
+	clear(c.keyAliases)
 	c.mu.Unlock()
 }
 

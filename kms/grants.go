@@ -108,33 +108,36 @@ func tokensFor(tokens []state.KMSGrant, k *state.KMSKey) []state.KMSGrant {
 	return out
 }
 
+// keyGrants are a key's grant rows and the same grants as policy.Evaluate
+// takes them.
+type keyGrants struct {
+	rows     []state.KMSGrant
+	policies []policy.Grant
+}
+
 // keyGrants reads a key's grants (cached until a KMS write applies).
-func (s *Service) keyGrants(region, keyID string) ([]state.KMSGrant, error) {
-	return cached(s.cache, func(c *rowCache) map[string][]state.KMSGrant { return c.grants }, region+"/"+keyID, func() ([]state.KMSGrant, error) {
-		var out []state.KMSGrant
+func (s *Service) keyGrants(region, keyID string) (*keyGrants, error) {
+	return cached(s.cache, func(c *rowCache) map[string]*keyGrants { return c.grants }, region+"/"+keyID, func() (*keyGrants, error) {
+		kg := &keyGrants{}
 		err := eachRow(s, state.KMSGrantKeyPrefix(region, keyID), func(_ string, g *state.KMSGrant) error {
-			out = append(out, *g)
+			kg.rows = append(kg.rows, *g)
+			kg.policies = append(kg.policies, g.Policy())
 			return nil
 		})
-		return out, err
+		return kg, err
 	})
 }
 
 // grantsFor is what policy.Evaluate gets: the key's grants and the
 // request's token grants for it that this node has not applied yet.
 func (s *Service) grantsFor(k *state.KMSKey, tokens []state.KMSGrant) ([]policy.Grant, error) {
-	rows, err := s.keyGrants(k.Region, k.ID)
+	kg, err := s.keyGrants(k.Region, k.ID)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]policy.Grant, 0, len(rows))
-	have := map[string]bool{}
-	for i := range rows {
-		have[rows[i].ID] = true
-		out = append(out, rows[i].Policy())
-	}
+	out := slices.Clip(kg.policies) // shared: an append copies
 	for _, g := range tokensFor(tokens, k) {
-		if !have[g.ID] {
+		if !slices.ContainsFunc(kg.rows, func(r state.KMSGrant) bool { return r.ID == g.ID }) {
 			out = append(out, g.Policy())
 		}
 	}
@@ -150,17 +153,18 @@ func granteeArn(member, v string) error {
 	return kmserr.New(kmserr.Validation, "%s %s is not a valid principal", member, v)
 }
 
-func constraintsOf(in model.Object) (*state.KMSGrantConstraints, error) {
+// constraintsOf is a CreateGrant's Constraints, nil when it has none.
+func constraintsOf(in model.Object) *state.KMSGrantConstraints {
 	o, ok := in["Constraints"].(model.Object)
 	if !ok {
-		return nil, nil
+		return nil
 	}
 	eq, _ := o.StringMap("EncryptionContextEquals")
 	sub, _ := o.StringMap("EncryptionContextSubset")
 	if len(eq) == 0 && len(sub) == 0 {
-		return nil, nil
+		return nil
 	}
-	return &state.KMSGrantConstraints{Equals: eq, Subset: sub}, nil
+	return &state.KMSGrantConstraints{Equals: eq, Subset: sub}
 }
 
 func (s *Service) createGrant(ctx context.Context, r *call.Request) (model.Object, error) {
@@ -184,10 +188,7 @@ func (s *Service) createGrant(ctx context.Context, r *call.Request) (model.Objec
 	if err := grantOpsValid(k, ops); err != nil {
 		return nil, err
 	}
-	cons, err := constraintsOf(r.Input)
-	if err != nil {
-		return nil, err
-	}
+	cons := constraintsOf(r.Input)
 	if cons != nil && k.KeySpec != "SYMMETRIC_DEFAULT" {
 		return nil, kmserr.New(kmserr.Validation, "Grant constraints are supported only for symmetric encryption KMS keys")
 	}
@@ -204,13 +205,13 @@ func (s *Service) createGrant(ctx context.Context, r *call.Request) (model.Objec
 	}
 	if name != "" {
 		// The same name and parameters answer the grant that exists.
-		rows, err := s.keyGrants(k.Region, k.ID)
+		kg, err := s.keyGrants(k.Region, k.ID)
 		if err != nil {
 			return nil, err
 		}
-		for i := range rows {
-			if rows[i].SameTerms(g) {
-				g = &rows[i]
+		for i := range kg.rows {
+			if kg.rows[i].SameTerms(g) {
+				g = &kg.rows[i]
 				break
 			}
 		}
@@ -293,11 +294,11 @@ func (s *Service) listGrants(_ context.Context, r *call.Request) (model.Object, 
 		return nil, kmserr.New(kmserr.InvalidGrantID, "The grant ID is not valid.")
 	}
 	grantee, byGrantee := r.Input.String("GranteePrincipal")
-	rows, err := s.keyGrants(k.Region, k.ID)
+	kg, err := s.keyGrants(k.Region, k.ID)
 	if err != nil {
 		return nil, err
 	}
-	return s.grantPage(r.Input, slices.Clone(rows), func(g *state.KMSGrant) bool {
+	return s.grantPage(r.Input, slices.Clone(kg.rows), func(g *state.KMSGrant) bool {
 		return (!byID || g.ID == id) && (!byGrantee || g.Grantee == grantee)
 	})
 }
@@ -354,14 +355,14 @@ func (s *Service) retireTarget(r *call.Request) (*state.KMSKey, string, error) {
 		}
 		r.KeyARN, id = k.Arn(), gid
 	}
-	rows, err := s.keyGrants(k.Region, k.ID)
+	kg, err := s.keyGrants(k.Region, k.ID)
 	if err != nil {
 		return nil, "", err
 	}
 	var g *state.KMSGrant
-	for i := range rows {
-		if rows[i].ID == id {
-			g = &rows[i]
+	for i := range kg.rows {
+		if kg.rows[i].ID == id {
+			g = &kg.rows[i]
 		}
 	}
 	if g == nil {

@@ -23,18 +23,6 @@ import (
 // account (the default key policy does), it may do everything.
 const AdminPolicy = `{"Version":"2012-10-17","Statement":[{"Sid":"Admin","Effect":"Allow","Action":"kms:*","Resource":"*"}]}`
 
-// checkIdentityPolicy refuses an identity policy that does not parse, as
-// AWS's MalformedPolicyDocumentException naming the problem ("" is none).
-func checkIdentityPolicy(doc string) error {
-	if doc == "" {
-		return nil
-	}
-	if _, err := policy.ParseIdentityPolicy(doc); err != nil {
-		return hsmerr.KMSf(kmserr.MalformedPolicy, "%v", err)
-	}
-	return nil
-}
-
 // SetPrincipalPolicy sets a principal's identity policy ("" removes it);
 // the caller must be a crypto officer.
 func (s *Service) SetPrincipalPolicy(ctx context.Context, c engine.Caller, name, doc string) error {
@@ -44,7 +32,7 @@ func (s *Service) SetPrincipalPolicy(ctx context.Context, c engine.Caller, name,
 	if err := state.ValidKMSPrincipalName(name); err != nil {
 		return err
 	}
-	if err := checkIdentityPolicy(doc); err != nil {
+	if err := state.CheckKMSIdentityPolicy(doc); err != nil {
 		return err
 	}
 	return s.submit(ctx, &state.Command{Op: state.OpKMSPrincipalPolicy, Actor: c.User, Role: c.Role,

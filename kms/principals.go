@@ -125,7 +125,7 @@ func (s *Service) CreatePrincipalWithPolicy(ctx context.Context, c engine.Caller
 	if err := officer(c); err != nil {
 		return nil, err
 	}
-	if err := checkIdentityPolicy(identityPolicy); err != nil {
+	if err := state.CheckKMSIdentityPolicy(identityPolicy); err != nil {
 		return nil, err
 	}
 	p, secret, err := s.newAccessKey(c, name)

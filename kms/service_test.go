@@ -354,6 +354,34 @@ func TestPrincipals(t *testing.T) {
 	assert.True(t, kmserr.Is(err, kmserr.AccessDenied), "%v", err)
 }
 
+// An identity policy that does not parse (a Principal element, which an
+// identity policy may not have; not JSON) is refused before anything is
+// submitted, as MalformedPolicyDocumentException; one that does is kept.
+func TestPrincipalPolicyChecked(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	for _, bad := range []string{
+		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"}]}`,
+		`not json`,
+	} {
+		_, err := w.svc.CreatePrincipalWithPolicy(ctx, w.co, "bad", bad)
+		assert.True(t, kmserr.Is(kmsErr(err), kmserr.MalformedPolicy), "%v", err)
+		assert.True(t, kmserr.Is(kmsErr(w.svc.SetPrincipalPolicy(ctx, w.co, "app", bad)), kmserr.MalformedPolicy))
+	}
+	_, err := w.svc.PrincipalPolicy(w.co, "bad")
+	assert.True(t, kmserr.Is(kmsErr(err), kmserr.NotFound), "a refused principal was not made: %v", err)
+	doc, err := w.svc.PrincipalPolicy(w.co, "app")
+	require.NoError(t, err)
+	assert.Equal(t, kms.AdminPolicy, doc, "a refused policy changed nothing")
+
+	narrow := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Describe*","Resource":"*"}]}`
+	require.NoError(t, w.svc.SetPrincipalPolicy(ctx, w.co, "app", narrow))
+	doc, err = w.svc.PrincipalPolicy(w.co, "app")
+	require.NoError(t, err)
+	assert.Equal(t, narrow, doc)
+	w.refused(kmserr.AccessDenied, "CreateKey", map[string]any{})
+}
+
 func kmsErr(err error) error {
 	var he *hsmerr.Error
 	if errors.As(err, &he) && hsmerr.KMSException(err) != "" {

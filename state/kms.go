@@ -443,7 +443,7 @@ func checkPrincipalRow(s *seal.Sealer, p *KMSPrincipal) error {
 	if !validAccessKeyID(p.AccessKeyID) {
 		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "bad access key ID")
 	}
-	if err := checkIdentityPolicy(p.Policy); err != nil {
+	if err := CheckKMSIdentityPolicy(p.Policy); err != nil {
 		return err
 	}
 	secret, err := s.Open(0, KMSSecretOwner(p.AccessKeyID), p.Secret)

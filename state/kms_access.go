@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"strings"
+	"sync"
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
@@ -63,16 +64,39 @@ func KMSIdentityPolicies(p *KMSPrincipal) []*policy.Policy {
 	return []*policy.Policy{doc}
 }
 
-// KMSKeyPolicy parses a key's policy; nil when it does not parse (a key
-// made before policies were enforced may hold any JSON object): only its
-// grants can then allow.
+// KMSKeyPolicy is a key's policy, parsed; nil when it does not parse (a
+// key made before policies were enforced may hold any JSON object): only
+// its grants can then allow. A document is parsed once (keyPolicies), not
+// on every decision; the result is shared and must not be changed.
 func KMSKeyPolicy(k *KMSKey) *policy.Policy {
-	doc, err := policy.ParseKeyPolicy(k.Policy)
-	if err != nil {
-		return nil
+	keyPolicies.Lock()
+	p, ok := keyPolicies.m[k.Policy]
+	keyPolicies.Unlock()
+	if ok {
+		return p
 	}
-	return doc
+	if doc, err := policy.ParseKeyPolicy(k.Policy); err == nil {
+		p = doc
+	}
+	keyPolicies.Lock()
+	if len(keyPolicies.m) >= maxKeyPolicies {
+		clear(keyPolicies.m)
+	}
+	keyPolicies.m[k.Policy] = p
+	keyPolicies.Unlock()
+	return p
 }
+
+// keyPolicies are parsed key policies by document. Parsing is a pure
+// function of the document, so the cache is never stale; most keys of an
+// account share one document (the default key policy).
+var keyPolicies = struct {
+	sync.Mutex
+	m map[string]*policy.Policy
+}{m: map[string]*policy.Policy{}}
+
+// maxKeyPolicies bounds keyPolicies; past it, the cache starts over.
+const maxKeyPolicies = 1024
 
 // KMSDecide is the one access decision of the service and of apply: an
 // action on a key (its policy, the identity policies, the grants) or, with
@@ -153,16 +177,17 @@ func applyKMSPrincipalPolicy(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error
 	if err != nil {
 		return nil, err
 	}
-	if err := checkIdentityPolicy(c.KMS.Policy); err != nil {
+	if err := CheckKMSIdentityPolicy(c.KMS.Policy); err != nil {
 		return nil, err
 	}
 	p.Policy = c.KMS.Policy
 	return nil, putKMSRow(tx, s, KMSPrincipalPrefix+p.Name, p)
 }
 
-// checkIdentityPolicy refuses an identity policy that does not parse ("" is
-// none).
-func checkIdentityPolicy(doc string) error {
+// CheckKMSIdentityPolicy refuses an identity policy that does not parse,
+// as AWS's MalformedPolicyDocumentException naming the problem ("" is
+// none): the service before it submits one, and apply.
+func CheckKMSIdentityPolicy(doc string) error {
 	if doc == "" {
 		return nil
 	}

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -315,15 +316,8 @@ func (c *evalCtx) grantAllows(g Grant, idAllow bool) string {
 	default:
 		return ""
 	}
-	op := strings.TrimPrefix(req.Action, "kms:")
-	found := false
-	for _, o := range g.Operations {
-		if strings.EqualFold(o, op) {
-			found = true
-			break
-		}
-	}
-	if !found || !strings.HasPrefix(req.Action, "kms:") {
+	op, ok := strings.CutPrefix(req.Action, "kms:")
+	if !ok || !hasOperation(g, op) {
 		return ""
 	}
 	if !c.constraintsMatch(g.Constraints) {
@@ -353,30 +347,10 @@ func (c *evalCtx) constraintsMatch(gc *GrantConstraints) bool {
 		return true
 	}
 	ec := c.req.EncryptionContext
-	lookup := func(k string) (string, bool) {
-		for rk, rv := range ec {
-			if strings.EqualFold(rk, k) {
-				return rv, true
-			}
-		}
-		return "", false
+	if len(gc.EncryptionContextEquals) > 0 && !samePairs(ec, gc.EncryptionContextEquals) {
+		return false
 	}
-	if len(gc.EncryptionContextEquals) > 0 {
-		if len(ec) != len(gc.EncryptionContextEquals) {
-			return false
-		}
-		for k, v := range gc.EncryptionContextEquals {
-			if rv, ok := lookup(k); !ok || rv != v {
-				return false
-			}
-		}
-	}
-	for k, v := range gc.EncryptionContextSubset {
-		if rv, ok := lookup(k); !ok || rv != v {
-			return false
-		}
-	}
-	return true
+	return holdsPairs(ec, gc.EncryptionContextSubset)
 }
 
 // condition evaluates one condition against the request.
@@ -573,14 +547,7 @@ func DeniedMessage(req Request, d Decision) string {
 // of g's pairs.
 func (c *evalCtx) narrower(g Grant) bool {
 	for _, op := range c.req.Context["kms:GrantOperations"] {
-		found := false
-		for _, o := range g.Operations {
-			if strings.EqualFold(o, op) {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !hasOperation(g, op) {
 			return false
 		}
 	}
@@ -599,6 +566,12 @@ func (c *evalCtx) narrower(g Grant) bool {
 		return holdsPairs(n.EncryptionContextEquals, gc.EncryptionContextSubset)
 	}
 	return holdsPairs(n.EncryptionContextSubset, gc.EncryptionContextSubset)
+}
+
+// hasOperation says whether a grant's operations include op (without
+// case).
+func hasOperation(g Grant, op string) bool {
+	return slices.ContainsFunc(g.Operations, func(o string) bool { return strings.EqualFold(o, op) })
 }
 
 // holdsPairs says whether every pair of want is in have (keys without

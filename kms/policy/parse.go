@@ -69,6 +69,22 @@ type Statement struct {
 	Conditions   []Condition
 }
 
+// HasConditionKey says whether a statement of p has a condition on key
+// (compared without case); false for a nil p.
+func (p *Policy) HasConditionKey(key string) bool {
+	if p == nil {
+		return false
+	}
+	for _, s := range p.Statements {
+		for _, c := range s.Conditions {
+			if strings.EqualFold(c.Key, key) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Name is how a decision names the statement: its Sid or its index.
 func (s *Statement) Name() string {
 	if s.Sid != "" {

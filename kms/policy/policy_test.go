@@ -579,3 +579,16 @@ func TestDeniedMessage(t *testing.T) {
 		assert.Equal(t, tc.want, DeniedMessage(r, Decision{Denial: tc.denial}))
 	}
 }
+
+func TestHasConditionKey(t *testing.T) {
+	p, err := ParseKeyPolicy(doc(st("A", "Allow", `"*"`, `"kms:Encrypt"`, `"Condition":{"ForAnyValue:StringLike":{"kms:ResourceAliases":"alias/app-*"}}`)))
+	require.NoError(t, err)
+	assert.True(t, p.HasConditionKey("kms:ResourceAliases"))
+	assert.True(t, p.HasConditionKey("KMS:resourcealiases"), "condition keys compare without case")
+	assert.False(t, p.HasConditionKey("kms:RequestAlias"))
+	named, err := ParseKeyPolicy(doc(st("kms:ResourceAliases", "Allow", `"*"`, `"kms:Encrypt"`, "")))
+	require.NoError(t, err)
+	assert.False(t, named.HasConditionKey("kms:ResourceAliases"), "a Sid is not a condition")
+	var none *Policy
+	assert.False(t, none.HasConditionKey("kms:ResourceAliases"))
+}

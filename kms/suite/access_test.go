@@ -204,6 +204,32 @@ func TestAccessControl(t *testing.T) {
 		var nf *types.NotFoundException
 		require.ErrorAs(t, err, &nf)
 	})
+	t.Run("ResourceAliasesCondition", func(t *testing.T) {
+		// The identity policy allows Encrypt only on keys an alias
+		// alias/app-* names: the service reads the key's aliases for it,
+		// and sees an alias made or deleted at once.
+		app := w.principal(t, "aliased", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*",
+ "Condition":{"ForAnyValue:StringLike":{"kms:ResourceAliases":"alias/app-*"}}}]}`)
+		k, err := admin.CreateKey(ctx, &kms.CreateKeyInput{})
+		require.NoError(t, err)
+		in := &kms.EncryptInput{KeyId: k.KeyMetadata.KeyId, Plaintext: []byte("x")}
+		_, err = app.Encrypt(ctx, in)
+		denied(t, err, "")
+		_, err = admin.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String("alias/other-1"), TargetKeyId: k.KeyMetadata.KeyId})
+		require.NoError(t, err)
+		_, err = app.Encrypt(ctx, in)
+		denied(t, err, "")
+		_, err = admin.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String("alias/app-1"), TargetKeyId: k.KeyMetadata.KeyId})
+		require.NoError(t, err)
+		_, err = app.Encrypt(ctx, in)
+		require.NoError(t, err, "an alias alias/app-* names the key")
+		_, err = app.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(arn), Plaintext: []byte("x")})
+		denied(t, err, "")
+		_, err = admin.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String("alias/app-1")})
+		require.NoError(t, err)
+		_, err = app.Encrypt(ctx, in)
+		denied(t, err, "")
+	})
 	t.Run("GarbageGrantToken", func(t *testing.T) {
 		_, err := admin.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(arn), Plaintext: []byte("x"), GrantTokens: []string{"not-a-token"}})
 		var it *types.InvalidGrantTokenException
