@@ -244,6 +244,17 @@ func TestDataPathProtocol(t *testing.T) {
 		assert.Equal(t, "data", cc.Nodes()[0].Transport)
 	})
 
+	t.Run("the largest data", func(t *testing.T) {
+		// Encrypting the most data a request holds answers a little more
+		// (the GCM tag): the answer must reach the caller, as over gRPC.
+		cc := dial(t, cl, cl.Env["P11_TOKEN_LABEL"], cl.Env["P11_PIN"])
+		aes := must(cc.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 32)}))(t)
+		gcm := mech.Mech{Type: ck.CKM_AES_GCM, Param: &mech.GCMParams{IV: make([]byte, 12), TagBits: 128}}
+		ct := must(cc.Encrypt(ctx, aes, gcm, make([]byte, dataplane.MaxData)))(t)
+		assert.Len(t, ct, dataplane.MaxData+16)
+		assert.Equal(t, "data", cc.Nodes()[0].Transport)
+	})
+
 	t.Run("logout ends the cached session", func(t *testing.T) {
 		_, e := r.call(digestReq(7, tok, []byte("abc")))
 		require.Nil(t, e)
