@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -179,7 +180,10 @@ func (dc *dataConn) readLoop() {
 		// The answer's bytes go to the caller: a new buffer each time.
 		resp, e, err := dataplane.DecodeAnswer(h, body)
 		if err != nil {
-			dc.fail(err)
+			// Not the *hsmerr.Error itself: every call on the connection
+			// gets it, and roundTrip takes an *hsmerr.Error for its own
+			// request's refusal by the encoder.
+			dc.fail(fmt.Errorf("malformed answer: %v", err))
 			return
 		}
 		if h.ID == 0 {

@@ -14,7 +14,6 @@ import (
 	"github.com/openhsm/openhsm/api"
 	"github.com/openhsm/openhsm/api/dataplane"
 	"github.com/openhsm/openhsm/api/hsmpb"
-	"github.com/openhsm/openhsm/audit"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/cluster"
 	"github.com/openhsm/openhsm/engine"
@@ -261,12 +260,7 @@ func (dc *dataConn) session(tok string) (*dataSession, error) {
 	}
 	dc.mu.Unlock()
 	if touch {
-		s.mu.Lock()
-		if _, gone := s.revoked[ds.cl.Session]; !gone {
-			s.lastSeen[ds.cl.Session] = now
-		}
-		s.mu.Unlock()
-		if err := s.sessions.admit(ds.cl.Session, ds.cl.User); err != nil {
+		if err := s.seen(ds.cl); err != nil {
 			dc.mu.Lock()
 			ds.touched = time.Time{}
 			dc.mu.Unlock()
@@ -279,24 +273,12 @@ func (dc *dataConn) session(tok string) (*dataSession, error) {
 // recheck is checkSession without the token's MAC and certificate binding,
 // which cannot change: the expiry, a logout, the user's credentials.
 func (dc *dataConn) recheck(ds *dataSession, now time.Time) error {
-	s, cl := dc.s, ds.cl
+	cl := ds.cl
 	if now.Unix() >= cl.Expires || now.Unix() >= cl.MaxExpires {
 		return unauthenticated("session token has expired")
 	}
-	s.mu.Lock()
-	_, gone := s.revoked[cl.Session]
-	s.mu.Unlock()
-	if gone {
-		return unauthenticated("the session has been logged out")
-	}
-	if _, err := s.engine.CheckUser(cl.User, cl.Number, cl.Generation); err != nil {
-		var te *hsmerr.Error
-		if errors.As(err, &te) && te.RV == ck.CKR_USER_NOT_LOGGED_IN {
-			return unauthenticated(te.Msg)
-		}
-		return err
-	}
-	return nil
+	_, err := dc.s.checkLive(cl)
+	return err
 }
 
 // workers runs the data path's requests on goroutines that outlive one
@@ -374,19 +356,11 @@ func (dc *dataConn) admit(ctx context.Context, minIndex uint64) error {
 	if s.deny.Revoked(dc.id.Fingerprint) {
 		return unauthenticated("the certificate is revoked")
 	}
-	if s.replica == nil {
-		return nil
+	if err := s.inLease(ctx); err != nil {
+		return notExecuted(err)
 	}
-	if !s.replica.WaitFresh(ctx, freshWait) {
-		return notExecuted(refuse(ck.CKR_DEVICE_ERROR, "this node is not in contact with the cluster's leader (or has not caught up); try another node"))
-	}
-	if minIndex == 0 || s.replica.Applied() >= minIndex {
-		return nil
-	}
-	wctx, cancel := context.WithTimeout(ctx, catchUpWait)
-	defer cancel()
-	if err := s.replica.WaitApplied(wctx, minIndex); err != nil {
-		return notExecuted(refuse(ck.CKR_DEVICE_ERROR, "this node has not caught up with the cluster yet"))
+	if err := s.caughtUp(ctx, minIndex); err != nil {
+		return notExecuted(err)
 	}
 	return nil
 }
@@ -403,30 +377,28 @@ func notExecuted(err error) error { return errNotRun{err} }
 func (s *Server) dataCall(ctx context.Context, r *dataplane.Request) ([]byte, error) {
 	var resp *hsmpb.DataResponse
 	var err error
-	var use string
+	cr := &hsmpb.CryptoRequest{Mechanism: r.Mech, Key: r.Key, Data: r.Data}
+	var req any = cr
 	switch r.Op {
 	case dataplane.OpSign:
-		resp, err = s.Sign(ctx, &hsmpb.CryptoRequest{Mechanism: r.Mech, Key: r.Key, Data: r.Data})
-		use = audit.UseSign
+		resp, err = s.Sign(ctx, cr)
 	case dataplane.OpEncrypt:
-		resp, err = s.Encrypt(ctx, &hsmpb.CryptoRequest{Mechanism: r.Mech, Key: r.Key, Data: r.Data})
-		use = audit.UseEncrypt
+		resp, err = s.Encrypt(ctx, cr)
 	case dataplane.OpDecrypt:
-		resp, err = s.Decrypt(ctx, &hsmpb.CryptoRequest{Mechanism: r.Mech, Key: r.Key, Data: r.Data})
-		use = audit.UseDecrypt
+		resp, err = s.Decrypt(ctx, cr)
 	case dataplane.OpVerify:
-		_, err = s.Verify(ctx, &hsmpb.VerifyRequest{Mechanism: r.Mech, Key: r.Key, Data: r.Data, Signature: r.Sig})
-		use = audit.UseVerify
+		vr := &hsmpb.VerifyRequest{Mechanism: r.Mech, Key: r.Key, Data: r.Data, Signature: r.Sig}
+		req = vr
+		_, err = s.Verify(ctx, vr)
 	case dataplane.OpDigest:
-		resp, err = s.Digest(ctx, &hsmpb.DigestRequest{Mechanism: r.Mech, Data: r.Data})
+		dr := &hsmpb.DigestRequest{Mechanism: r.Mech, Data: r.Data}
+		req = dr
+		resp, err = s.Digest(ctx, dr)
 	default:
 		return nil, refuse(ck.CKR_FUNCTION_NOT_SUPPORTED, "method not allowed")
 	}
-	if use != "" && s.uses != nil {
-		c := callerFrom(ctx)
-		s.uses.add(useKey{time: s.now().Unix(), user: c.User, cert: identityFrom(ctx).Fingerprint, op: use,
-			object: r.Key, result: hsmerr.RV(err)})
-	}
+	// The key use, as the interceptor counts it for gRPC.
+	s.countUse(ctx, api.ServicePrefix+r.Op.String(), req, err)
 	if err != nil {
 		return nil, err
 	}

@@ -95,13 +95,18 @@ func (r *rawData) call(req *dataplane.Request) (*dataplane.Response, *dataplane.
 
 // loginToken logs in over gRPC and returns the session token.
 func loginToken(t *testing.T, cl *testcluster.Cluster) (string, hsmpb.HSMClient) {
+	return loginAs(t, cl, cl.Env["P11_TOKEN_LABEL"], cl.Env["P11_PIN"])
+}
+
+// loginAs logs user in over gRPC and returns the session token.
+func loginAs(t *testing.T, cl *testcluster.Cluster, user, password string) (string, hsmpb.HSMClient) {
 	conf := dataTLS(t, cl, true)
 	conf.NextProtos = nil
 	conn, err := grpc.NewClient(cl.Addr(1), grpc.WithTransportCredentials(credentials.NewTLS(conf)))
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	hc := hsmpb.NewHSMClient(conn)
-	r, err := hc.Login(ctx, &hsmpb.LoginRequest{User: cl.Env["P11_TOKEN_LABEL"], Password: cl.Env["P11_PIN"]})
+	r, err := hc.Login(ctx, &hsmpb.LoginRequest{User: user, Password: password})
 	require.NoError(t, err)
 	return r.Token, hc
 }
@@ -244,6 +249,17 @@ func TestDataPathProtocol(t *testing.T) {
 		assert.Equal(t, "data", cc.Nodes()[0].Transport)
 	})
 
+	t.Run("the largest data", func(t *testing.T) {
+		// Encrypting the most data a request holds answers a little more
+		// (the GCM tag): the answer must reach the caller, as over gRPC.
+		cc := dial(t, cl, cl.Env["P11_TOKEN_LABEL"], cl.Env["P11_PIN"])
+		aes := must(cc.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{ul(ck.CKA_VALUE_LEN, 32)}))(t)
+		gcm := mech.Mech{Type: ck.CKM_AES_GCM, Param: &mech.GCMParams{IV: make([]byte, 12), TagBits: 128}}
+		ct := must(cc.Encrypt(ctx, aes, gcm, make([]byte, dataplane.MaxData)))(t)
+		assert.Len(t, ct, dataplane.MaxData+16)
+		assert.Equal(t, "data", cc.Nodes()[0].Transport)
+	})
+
 	t.Run("logout ends the cached session", func(t *testing.T) {
 		_, e := r.call(digestReq(7, tok, []byte("abc")))
 		require.Nil(t, e)
@@ -285,6 +301,56 @@ func TestDataPathProtocol(t *testing.T) {
 		_, _, _, err = r3.read()
 		require.Error(t, err)
 	})
+}
+
+// TestAttackDataPathCachedSession: a session the data path cached on a
+// connection ends there at once when its user's password is changed, the
+// user is locked, or the user is deleted (and a user of the same name
+// created again): the next call on the same connection is refused, as
+// over gRPC.
+func TestAttackDataPathCachedSession(t *testing.T) {
+	cl := testcluster.Start(t, 1)
+	co := dial(t, cl, cl.Env["HSM_USER"], cl.Env["HSM_PASSWORD"])
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, user string)
+	}{
+		{"password changed", func(t *testing.T, user string) {
+			require.NoError(t, co.SetPassword(ctx, user, "another-password"))
+		}},
+		{"locked", func(t *testing.T, user string) {
+			c := dial(t, cl, "", "")
+			for range object.MaxFailedLogins {
+				wantRV(t, "wrong password", throttledLogin(t, c, user, "not-the-password"), ck.CKR_PIN_INCORRECT)
+			}
+			wantRV(t, "right password", throttledLogin(t, c, user, "the-password"), ck.CKR_PIN_LOCKED)
+		}},
+		{"deleted and created again", func(t *testing.T, user string) {
+			require.NoError(t, co.DeleteUser(ctx, user))
+			require.NoError(t, co.CreateUser(ctx, user, "CU", "the-password"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			user := fmt.Sprintf("cached%d", time.Now().UnixNano()%1e9)
+			require.NoError(t, co.CreateUser(ctx, user, "CU", "the-password"))
+			tok, _ := loginAs(t, cl, user, "the-password")
+			r := dialData(t, cl, dataTLS(t, cl, true))
+			_, e := r.call(digestReq(1, tok, []byte("abc")))
+			require.Nil(t, e)
+			_, e = r.call(digestReq(2, tok, []byte("abc"))) // from the cache
+			require.Nil(t, e)
+			tc.change(t, user)
+			_, e = r.call(digestReq(3, tok, []byte("abc")))
+			require.NotNil(t, e)
+			assert.EqualValues(t, ck.CKR_USER_NOT_LOGGED_IN, e.RV)
+			assert.Equal(t, hsmerr.ReasonNoSession, e.Reason)
+			// And stays refused: the cache dropped it, the full check
+			// refuses it too.
+			_, e = r.call(digestReq(4, tok, []byte("abc")))
+			require.NotNil(t, e)
+			assert.EqualValues(t, ck.CKR_USER_NOT_LOGGED_IN, e.RV)
+		})
+	}
 }
 
 // TestDataPathReconnect: the client's data-path connection dies with its

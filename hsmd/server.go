@@ -338,11 +338,11 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 	if id.Kind != pki.KindClient {
 		return ctx, refuse(ck.CKR_USER_NOT_LOGGED_IN, "only client certificates may call the API")
 	}
-	if m, _ := api.MethodOf(fullMethod); s.replica != nil && !m.OutOfLease && !s.replica.WaitFresh(ctx, freshWait) {
-		// Joining, lagging, or out of contact with a leader: what it
-		// holds may miss a revocation the cluster has acknowledged.
-		markNotExecuted(ctx)
-		return ctx, refuse(ck.CKR_DEVICE_ERROR, "this node is not in contact with the cluster's leader (or has not caught up); try another node")
+	if m, _ := api.MethodOf(fullMethod); !m.OutOfLease {
+		if err := s.inLease(ctx); err != nil {
+			markNotExecuted(ctx)
+			return ctx, err
+		}
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	if err := s.catchUp(ctx, md); err != nil {
@@ -365,14 +365,7 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 	if err != nil {
 		return ctx, err
 	}
-	s.mu.Lock()
-	if _, gone := s.revoked[cl.Session]; !gone {
-		s.lastSeen[cl.Session] = s.now()
-	}
-	s.mu.Unlock()
-	// A token issued by another node (after a failover) is counted here
-	// from its first use.
-	if err := s.sessions.admit(cl.Session, cl.User); err != nil {
+	if err := s.seen(cl); err != nil {
 		return ctx, err
 	}
 	ctx = context.WithValue(ctx, keyClaims, cl)
@@ -396,21 +389,68 @@ func (s *Server) checkSession(tok string, cert [32]byte) (*claims, *object.User,
 	if cl.Cert != cert {
 		return nil, nil, unauthenticated("the session token belongs to another client certificate")
 	}
+	u, err := s.checkLive(cl)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cl, u, nil
+}
+
+// checkLive is the part of checkSession that can change after a token was
+// verified: a logout, and the user's number, generation and lock. The data
+// path re-checks a cached session with it.
+func (s *Server) checkLive(cl *claims) (*object.User, error) {
 	s.mu.Lock()
 	_, gone := s.revoked[cl.Session]
 	s.mu.Unlock()
 	if gone {
-		return nil, nil, unauthenticated("the session has been logged out")
+		return nil, unauthenticated("the session has been logged out")
 	}
 	u, err := s.engine.CheckUser(cl.User, cl.Number, cl.Generation)
 	if err != nil {
 		var te *hsmerr.Error
 		if errors.As(err, &te) && te.RV == ck.CKR_USER_NOT_LOGGED_IN {
-			return nil, nil, unauthenticated(te.Msg)
+			return nil, unauthenticated(te.Msg)
 		}
-		return nil, nil, err
+		return nil, err
 	}
-	return cl, u, nil
+	return u, nil
+}
+
+// seen records a use of a verified session: its last use for the idle
+// sweep, and its place in the per-user session quota (a token issued by
+// another node, after a failover, is counted from its first use here).
+func (s *Server) seen(cl *claims) error {
+	s.mu.Lock()
+	if _, gone := s.revoked[cl.Session]; !gone {
+		s.lastSeen[cl.Session] = s.now()
+	}
+	s.mu.Unlock()
+	return s.sessions.admit(cl.Session, cl.User)
+}
+
+// inLease refuses a call on a node that is joining, lagging or out of
+// contact with a leader: what it holds may miss a revocation the cluster
+// has acknowledged. The refusal is of a call that did not run.
+func (s *Server) inLease(ctx context.Context) error {
+	if s.replica == nil || s.replica.WaitFresh(ctx, freshWait) {
+		return nil
+	}
+	return refuse(ck.CKR_DEVICE_ERROR, "this node is not in contact with the cluster's leader (or has not caught up); try another node")
+}
+
+// caughtUp waits until this node applied index min (read-your-writes; 0:
+// none); a node that cannot in time refuses a call that did not run.
+func (s *Server) caughtUp(ctx context.Context, min uint64) error {
+	if s.replica == nil || min == 0 || s.replica.Applied() >= min {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	if err := s.replica.WaitApplied(wctx, min); err != nil {
+		return refuse(ck.CKR_DEVICE_ERROR, "this node has not caught up with the cluster yet")
+	}
+	return nil
 }
 
 // catchUp waits until this node applied the index the client asks for, so
@@ -425,14 +465,9 @@ func (s *Server) catchUp(ctx context.Context, md metadata.MD) error {
 	if err != nil || len(vals) != 1 {
 		return refuse(ck.CKR_ARGUMENTS_BAD, api.HeaderMinIndex+" must be one decimal number")
 	}
-	if s.replica.Applied() >= min {
-		return nil
-	}
-	wctx, cancel := context.WithTimeout(ctx, catchUpWait)
-	defer cancel()
-	if err := s.replica.WaitApplied(wctx, min); err != nil {
+	if err := s.caughtUp(ctx, min); err != nil {
 		markNotExecuted(ctx)
-		return refuse(ck.CKR_DEVICE_ERROR, "this node has not caught up with the cluster yet")
+		return err
 	}
 	return nil
 }

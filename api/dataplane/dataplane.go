@@ -56,10 +56,14 @@ const (
 	MaxToken = 1024
 	// MaxParam is the longest encoded mechanism parameter.
 	MaxParam = 256 << 10
+	// MaxResult is the most bytes an answer's data holds: the largest
+	// data plus what encrypting it adds (an AEAD tag, a block of padding),
+	// or an RSA block, with room to spare.
+	MaxResult = MaxData + 16<<10
 	// MaxMessage is the longest error message in an answer.
 	MaxMessage = 4096
 	// MaxBody is the largest frame body: a request with the largest data,
-	// signature, token and parameter fits.
+	// signature, token and parameter fits, and so does the largest answer.
 	MaxBody = MaxData + MaxSignature + MaxToken + MaxParam + 64
 	// MaxInFlight is how many requests one connection may have running on
 	// the daemon at once; a client keeps to it, and the daemon stops
@@ -427,7 +431,7 @@ func DecodeAnswer(h Header, body []byte) (*Response, *Error, error) {
 	switch h.Kind {
 	case KindResponse:
 		resp := &Response{ID: h.ID, Op: h.Op, Index: r.u64("index")}
-		d, err := r.bytes("data", 4, MaxData)
+		d, err := r.bytes("data", 4, MaxResult)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -204,3 +204,20 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestLargestAnswer: encrypting the largest data adds a tag or padding, and
+// the answer still decodes (over gRPC it fits in the message limit too).
+func TestLargestAnswer(t *testing.T) {
+	out := make([]byte, MaxData+16)
+	b := AppendResponse(nil, OpEncrypt, 7, 1, out)
+	h, body, err := ReadFrame(bytes.NewReader(b), nil)
+	require.NoError(t, err)
+	resp, _, err := DecodeAnswer(h, body)
+	require.NoError(t, err)
+	assert.Len(t, resp.Data, MaxData+16)
+	b = AppendResponse(nil, OpEncrypt, 8, 1, make([]byte, MaxResult+1))
+	h, body, err = ReadFrame(bytes.NewReader(b), nil)
+	require.NoError(t, err)
+	_, _, err = DecodeAnswer(h, body)
+	require.Error(t, err)
+}
