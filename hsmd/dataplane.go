@@ -223,6 +223,11 @@ func (dc *dataConn) readBody(br *bufio.Reader, h dataplane.Header) (body []byte,
 // cache after its first use, re-checking what may have changed since.
 func (dc *dataConn) session(tok string) (*dataSession, error) {
 	s := dc.s
+	// The certificate first, as the gRPC path checks it: a revoked
+	// certificate's call touches no session.
+	if s.deny.Revoked(dc.id.Fingerprint) {
+		return nil, unauthenticated("the certificate is revoked")
+	}
 	if tok == "" {
 		return nil, unauthenticated("log in first: no session token")
 	}
@@ -349,13 +354,10 @@ func (dc *dataConn) handle(h dataplane.Header, body []byte, ds *dataSession) {
 	dc.answer(h, out)
 }
 
-// admit is authorize's part for a call whose session is known: the
-// certificate deny-list, the node's lease, read-your-writes.
+// admit is authorize's part for a call whose session is known (session
+// checked the certificate deny-list): the node's lease, read-your-writes.
 func (dc *dataConn) admit(ctx context.Context, minIndex uint64) error {
 	s := dc.s
-	if s.deny.Revoked(dc.id.Fingerprint) {
-		return unauthenticated("the certificate is revoked")
-	}
 	if err := s.inLease(ctx); err != nil {
 		return notExecuted(err)
 	}
