@@ -278,6 +278,44 @@ kms_scheme() { # DIR
   if sed -n '/^\[kms\]/,/^\[/p' "$1/node1.toml" | grep -q '^tls *= *false'; then echo http; else echo https; fi
 }
 
+# lb_service NAME PORT CHECK SERVER-CHECK ADDR-KIND: a frontend and its two
+# backends. NAME_nodes holds the nodes whose health check answers 200 (up,
+# in contact with the leader, caught up). When none does (an election, or
+# checks that time out on a loaded machine), NAME_any takes every node
+# that accepts a connection, so clients get the node's own 503 (which
+# the SDKs retry) instead of a closed connection.
+lb_service() {
+  # (sh has no locals: lb_ names keep the caller's dir and port intact)
+  lb_name=$1 lb_port=$2 lb_http=$3 lb_check=$4 lb_kind=$5
+  cat <<EOT
+frontend $lb_name
+  bind 127.0.0.1:$lb_port
+  use_backend ${lb_name}_any if { nbsrv(${lb_name}_nodes) eq 0 }
+  default_backend ${lb_name}_nodes
+backend ${lb_name}_nodes
+  balance leastconn
+  option httpchk $lb_http
+  http-check expect status 200
+  default-server $lb_check
+EOT
+  lb_servers "$lb_kind"
+  cat <<EOT
+backend ${lb_name}_any
+  balance leastconn
+  default-server $tcpcheck
+EOT
+  lb_servers "$lb_kind"
+}
+
+# lb_servers KIND: a server line per node with a DIR/node<K>.KIND.addr.
+lb_servers() {
+  for lb_f in "$dir"/node*."$1".addr; do
+    [ -s "$lb_f" ] || continue
+    lb_k=${lb_f##*/node}; lb_k=${lb_k%."$1".addr}
+    echo "  server node$lb_k $(cat "$lb_f")"
+  done
+}
+
 # write_lb_config DIR PORT: haproxy in front of every node's KMS port, by
 # TCP passthrough (docs/kms.md, "Running it", says why and what each line
 # does): TLS ends at the nodes, so the SDK checks a node certificate
@@ -287,11 +325,10 @@ write_lb_config() {
   # observe layer4 ... mark-down: a connection refused takes the node out
   # at once, so haproxy's retries go to live nodes (leastconn alone would
   # pick the dead node again: it has the fewest connections).
-  check="check inter 1s fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down"
-  if [ "$(kms_scheme "$dir")" = https ]; then
-    check="$check check-ssl verify required ca-file $dir/pki/ca.pem verifyhost localhost check-sni localhost"
-  fi
-  xcheck="check inter 1s fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down check-ssl verify required ca-file $dir/pki/ca.pem verifyhost localhost check-sni localhost"
+  tcpcheck="check inter 1s fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down"
+  tlscheck="check-ssl verify required ca-file $dir/pki/ca.pem verifyhost localhost check-sni localhost"
+  check=$tcpcheck
+  if [ "$(kms_scheme "$dir")" = https ]; then check="$check $tlscheck"; fi
   {
     cat <<EOT
 # Written by scripts/cluster.sh: haproxy in front of the nodes' KMS APIs.
@@ -304,38 +341,12 @@ defaults
   timeout server 2m
   retries 3
   option redispatch 1
-frontend kms
-  bind 127.0.0.1:$port
-  default_backend kms_nodes
-backend kms_nodes
-  balance leastconn
-  option httpchk GET /healthz
-  http-check expect status 200
-  default-server $check
 EOT
-    for f in "$dir"/node*.kms.addr; do
-      [ -s "$f" ] || continue
-      k=${f##*/node}; k=${k%.kms.addr}
-      echo "  server node$k $(cat "$f")"
-    done
+    lb_service kms "$port" "GET /healthz" "$check" kms
     # The XKS proxies, on the next port, the same way (TLS ends at the
     # nodes; GET /ping is the health check).
     if [ -s "$dir/node1.xks.addr" ]; then
-      cat <<EOT
-frontend xks
-  bind 127.0.0.1:$((port + 1))
-  default_backend xks_nodes
-backend xks_nodes
-  balance leastconn
-  option httpchk GET /ping
-  http-check expect status 200
-  default-server $xcheck
-EOT
-      for f in "$dir"/node*.xks.addr; do
-        [ -s "$f" ] || continue
-        k=${f##*/node}; k=${k%.xks.addr}
-        echo "  server node$k $(cat "$f")"
-      done
+      lb_service xks $((port + 1)) "GET /ping" "$tcpcheck $tlscheck" xks
     fi
   } >"$dir/haproxy.cfg.tmp"
   mv "$dir/haproxy.cfg.tmp" "$dir/haproxy.cfg"
