@@ -202,18 +202,16 @@ func (s *Service) begin(ctx context.Context, r *call.Request) (context.Context, 
 	if a.tokens, err = s.grantTokens(r); err != nil {
 		return ctx, nil, err
 	}
-	s.inflight.Store(r, a)
+	r.State = a
 	return context.WithValue(ctx, accessCtxKey{}, a), a, nil
 }
 
-func (s *Service) end(r *call.Request) { s.inflight.Delete(r) }
-
 func (s *Service) accessOf(r *call.Request) (*access, error) {
-	v, ok := s.inflight.Load(r)
+	a, ok := r.State.(*access)
 	if !ok {
 		return nil, errors.New("kms: a request without its access state")
 	}
-	return v.(*access), nil
+	return a, nil
 }
 
 // baseRequest is the policy request of an action with the values every

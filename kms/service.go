@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/openhsm/openhsm/engine"
@@ -64,8 +63,6 @@ type Service struct {
 	xks     xksClients   // clients of external key stores' proxies (keystore_xks.go)
 	// xksRoots verify XKS proxies' TLS certificates (nil: the system's).
 	xksRoots *x509.CertPool
-	// inflight is each running request's access state (access.go).
-	inflight sync.Map
 }
 
 // New makes the service.
@@ -195,7 +192,6 @@ func (s *Service) Call(ctx context.Context, r *call.Request) (model.Object, erro
 	if err != nil {
 		return nil, kmsError(err)
 	}
-	defer s.end(r)
 	if a.rule.kind == iamOnly {
 		if err := s.authorizeIAM(r, a, a.rule.action, "*"); err != nil {
 			return nil, err

@@ -22,6 +22,10 @@ type Request struct {
 	// KeyARN is set by the operation to the ARN of the key the request
 	// resolved to (for the trail); "" when none.
 	KeyARN string
+
+	// State is the service's own state of the request while it runs (the
+	// KMS service keeps its access decisions here); callers leave it nil.
+	State any
 }
 
 // Service runs operations. Call returns the operation's output, or an
