@@ -26,13 +26,19 @@ func kmsConfigBase(t *testing.T) (dir, base string) {
 	return dir, base
 }
 
-func TestLoadConfigKMS(t *testing.T) {
-	dir, base := kmsConfigBase(t)
-	load := func(t *testing.T, section string) (*Config, error) {
+// configLoader writes kmsConfigBase plus a section as node.toml in a
+// fresh directory and loads it.
+func configLoader(t *testing.T) (dir, base string, load func(t *testing.T, section string) (*Config, error)) {
+	dir, base = kmsConfigBase(t)
+	return dir, base, func(t *testing.T, section string) (*Config, error) {
 		p := filepath.Join(dir, "node.toml")
 		require.NoError(t, os.WriteFile(p, []byte(base+section), 0o600))
 		return LoadConfig(p)
 	}
+}
+
+func TestLoadConfigKMS(t *testing.T) {
+	dir, _, load := configLoader(t)
 
 	t.Run("absent", func(t *testing.T) {
 		c, err := load(t, "")

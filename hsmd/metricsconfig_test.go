@@ -11,12 +11,7 @@ import (
 )
 
 func TestLoadConfigMetrics(t *testing.T) {
-	dir, base := kmsConfigBase(t)
-	load := func(t *testing.T, section string) (*Config, error) {
-		p := filepath.Join(dir, "node.toml")
-		require.NoError(t, os.WriteFile(p, []byte(base+section), 0o600))
-		return LoadConfig(p)
-	}
+	dir, base, load := configLoader(t)
 
 	t.Run("absent", func(t *testing.T) {
 		c, err := load(t, "")
