@@ -128,6 +128,11 @@ type PKCS11Config struct {
 	// Helper is the helper program's path; by default it sits beside the
 	// library.
 	Helper string `toml:"helper,omitempty"`
+	// CPUProfile, when set, is a file the library writes a Go CPU profile
+	// of its own runtime to, from C_Initialize to C_Finalize (to measure
+	// it: a host program's own profiler does not see inside the
+	// library). Not in the fork helper.
+	CPUProfile string `toml:"cpu_profile,omitempty"`
 }
 
 // fileConfig is the TOML layout. The durations are decoded by hand so that a
@@ -209,7 +214,7 @@ func LoadConfig(path string) (*Config, error) {
 		}
 		sort.Strings(keys)
 		return nil, &ConfigError{Path: abs, Key: keys[0],
-			Msg: fmt.Sprintf("unknown key (unknown: %s; known: nodes, ca, cert, key, server_name, log_file, log_level, timeout, health_interval, transport, pkcs11.force_helper, pkcs11.helper)", strings.Join(keys, ", "))}
+			Msg: fmt.Sprintf("unknown key (unknown: %s; known: nodes, ca, cert, key, server_name, log_file, log_level, timeout, health_interval, transport, pkcs11.force_helper, pkcs11.helper, pkcs11.cpu_profile)", strings.Join(keys, ", "))}
 	}
 	cfg := &Config{
 		Nodes:      fc.Nodes,
@@ -232,7 +237,7 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, err2
 	}
 	dir := filepath.Dir(abs)
-	for _, p := range []*string{&cfg.CA, &cfg.Cert, &cfg.Key, &cfg.LogFile, &cfg.PKCS11.Helper} {
+	for _, p := range []*string{&cfg.CA, &cfg.Cert, &cfg.Key, &cfg.LogFile, &cfg.PKCS11.Helper, &cfg.PKCS11.CPUProfile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"time"
@@ -54,6 +55,7 @@ type Module struct {
 	cfg         *client.Config
 	log         *slog.Logger
 	logCloser   io.Closer
+	stopProfile func()         // ends [pkcs11] cpu_profile's profile
 	conn        *client.Client // not logged in: Info and ListTokens
 	clusterID   string
 	mechs       map[uint64]client.MechanismInfo
@@ -142,6 +144,19 @@ func (m *Module) Initialize(flags uint64) error {
 	if cfg.PKCS11.ForceHelper && !inHelper {
 		return errorf(rvUseHelper, "the configuration asks for the helper")
 	}
+	if cfg.PKCS11.CPUProfile != "" && !inHelper {
+		stop, err := startProfile(cfg.PKCS11.CPUProfile)
+		if err != nil {
+			return &hsmerr.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "cpu_profile", Err: err}
+		}
+		defer func() {
+			if !m.initialized {
+				stop()
+			} else {
+				m.stopProfile = stop
+			}
+		}()
+	}
 	var log *slog.Logger
 	var closer io.Closer
 	var err error
@@ -192,6 +207,23 @@ func (m *Module) Initialize(flags uint64) error {
 
 type nopCloser struct{}
 
+// startProfile starts the runtime's CPU profile into a new file at path;
+// stop ends it and closes the file.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
 // helperLog is the log a handoff passed on fd 3, as one *os.File for the
 // life of the helper (another would close fd 3 when collected).
 var helperLog = sync.OnceValue(func() *os.File { return os.NewFile(HelperLogFD, "handed-over log") })
@@ -209,6 +241,8 @@ func (m *Module) Finalize() error {
 	m.initialized = false
 	m.sessions, m.slots = nil, nil
 	conn, closer, log := m.conn, m.logCloser, m.log
+	stopProfile := m.stopProfile
+	m.stopProfile = nil
 	// The key file's bytes were kept for Snapshot; the next Initialize
 	// reads the files (or takes a handoff) again.
 	if m.cfg != nil && m.cfg.Creds != nil {
@@ -220,6 +254,9 @@ func (m *Module) Finalize() error {
 		s.logout()
 	}
 	conn.Close()
+	if stopProfile != nil {
+		stopProfile()
+	}
 	log.Info("C_Finalize")
 	closer.Close()
 	return nil

@@ -164,16 +164,23 @@ if [ -z "$NOKMS" ]; then
 fi
 
 # -profile: ECDSA P-256 sign at 16 threads once more, with CPU profiles of
-# p11bench and of every node over the same seconds.
+# the library (its own Go runtime: [pkcs11] cpu_profile, written at
+# C_Finalize) and of every node over the same seconds.
 if [ -n "$PROFILE" ]; then
   echo "bench.sh: profiling ECDSA P-256 sign at 16 threads" >&2
+  PROFILE_CONFIG=$(dirname "$HSM_CONFIG")/bench-profile.toml
+  if grep -q '^\[pkcs11\]' "$HSM_CONFIG"; then
+    sed "/^\[pkcs11\]/a cpu_profile = \"$PROFILE/library.pprof\"" "$HSM_CONFIG" >"$PROFILE_CONFIG"
+  else
+    { cat "$HSM_CONFIG"; printf '\n[pkcs11]\ncpu_profile = "%s"\n' "$PROFILE/library.pprof"; } >"$PROFILE_CONFIG"
+  fi
   (
-    set -- -cpuprofile "$PROFILE/p11bench.pprof"
+    set --
     for f in "$CLUSTER"/node*.metrics.addr; do
       k=${f##*/node}; k=${k%.metrics.addr}
       set -- "$@" -fetch-profile "$PROFILE/hsmd-node$k.pprof=http://$(cat "$f")/debug/pprof/profile"
     done
-    HSM_CONFIG=$HSM_CONFIG P11BENCH_PIN=$OPENHSM_PIN \
+    HSM_CONFIG=$PROFILE_CONFIG P11BENCH_PIN=$OPENHSM_PIN \
       "$TMP/bin/p11bench" -module "$TMP/bin/libopenhsm-pkcs11.so" -token-label "$OPENHSM_LABEL" \
       -format tsv $KEYS -ops ecdsa-sign -threads 16 -duration "$DURATION" "$@" >"$TMP/profile.tsv"
   ) || echo "bench.sh: the profile run reported errors" >&2
@@ -285,7 +292,7 @@ echo "Rates are operations a second, or MB/s (10^6 bytes of plaintext a second) 
 
 # ---- the profiles ----
 if [ -n "$PROFILE" ]; then
-  for f in "$PROFILE"/hsmd-node*.pprof "$PROFILE/p11bench.pprof"; do
+  for f in "$PROFILE"/hsmd-node*.pprof "$PROFILE/library.pprof"; do
     [ -s "$f" ] || continue
     echo
     echo "CPU profile ${f##*/}: ECDSA P-256 sign, 16 threads, $DURATION; top 15 by flat time"
