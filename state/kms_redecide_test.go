@@ -178,11 +178,19 @@ func TestKMSRedecideNoDecision(t *testing.T) {
 		// 6. Account and region.
 		{"no account", func() *state.Command { c := disable("ops", w.onKey("kms:DisableKey")); c.KMS.Account = ""; return c }(),
 			"", ck.CKR_ARGUMENTS_BAD, "kms_update_key needs its account and region"},
-		{"a short account", func() *state.Command { c := disable("ops", w.onKey("kms:DisableKey")); c.KMS.Account = "11112222333"; return c }(),
+		{"a short account", func() *state.Command {
+			c := disable("ops", w.onKey("kms:DisableKey"))
+			c.KMS.Account = "11112222333"
+			return c
+		}(),
 			"", ck.CKR_ARGUMENTS_BAD, "kms_update_key needs its account and region"},
 		{"no region", func() *state.Command { c := disable("ops", w.onKey("kms:DisableKey")); c.KMS.Region = ""; return c }(),
 			"", ck.CKR_ARGUMENTS_BAD, "kms_update_key needs its account and region"},
-		{"a malformed region", func() *state.Command { c := disable("ops", w.onKey("kms:DisableKey")); c.KMS.Region = "EU_WEST_1"; return c }(),
+		{"a malformed region", func() *state.Command {
+			c := disable("ops", w.onKey("kms:DisableKey"))
+			c.KMS.Region = "EU_WEST_1"
+			return c
+		}(),
 			"", ck.CKR_ARGUMENTS_BAD, "kms_update_key needs its account and region"},
 		{"IAM-only action without account", func() *state.Command {
 			c := rdCmd(state.OpKMSCreateKey, "ops", state.KMSCommand{Key: &state.KMSKey{ID: "k2", Region: rdRegion, Account: rdAccount,
