@@ -29,3 +29,18 @@ func WithoutAuthority(op Op, fn func()) {
 
 // MetaOwnedKey is the meta key of a user's token object count.
 func MetaOwnedKey(user string) string { return metaOwnedPrefix + user }
+
+// KMSOpActions is apply's table of the action each principal op (by its
+// change) needs an access entry for.
+func KMSOpActions() map[Op]map[string]string { return kmsOpActions }
+
+// KMSPrincipalOps are the ops a KMS principal makes.
+func KMSPrincipalOps() []Op {
+	var out []Op
+	for op, a := range commandAuthority {
+		if a.actor == actorKMSPrincipal || a.actor == actorKMSPrincipalOrNodes {
+			out = append(out, op)
+		}
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -117,6 +118,9 @@ func checkKMSAccess(tx Tx, s *seal.Sealer, c *Command, p *KMSPrincipal) error {
 	if len(c.KMS.Account) != 12 || !validKMSRegion(c.KMS.Region) {
 		return hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "%s needs its account and region", c.Op)
 	}
+	if err := checkKMSAccessCovers(c); err != nil {
+		return err
+	}
 	arn := KMSPrincipalArn(c.KMS.Account, p.Name)
 	ids := KMSIdentityPolicies(p)
 	for i := range c.KMS.Access {
@@ -163,6 +167,88 @@ func checkKMSAccess(tx Tx, s *seal.Sealer, c *Command, p *KMSPrincipal) error {
 		}
 		if d := KMSDecide(req, &k, ids, grants); !d.Allowed {
 			return hsmerr.KMSf("AccessDeniedException", "%s", policy.DeniedMessage(req, d))
+		}
+	}
+	return nil
+}
+
+// kmsNeed is an access entry a principal's command must carry: the
+// action, on the key KeyID ("" for the IAM side: an alias, a custom key
+// store, or an action no key policy governs).
+type kmsNeed struct{ action, keyID string }
+
+// kmsOpActions is the action of each principal op, by its change ("" for
+// an op without changes), after the KMS's access rules (kms/access.go).
+var kmsOpActions = map[Op]map[string]string{
+	OpKMSCreateKey: {"": "kms:CreateKey"},
+	OpKMSUpdateKey: {
+		KMSChangeEnable: "kms:EnableKey", KMSChangeDisable: "kms:DisableKey",
+		KMSChangeDescription: "kms:UpdateKeyDescription", KMSChangeSchedule: "kms:ScheduleKeyDeletion",
+		KMSChangeCancel: "kms:CancelKeyDeletion", KMSChangeEnableRotation: "kms:EnableKeyRotation",
+		KMSChangeDisableRotation: "kms:DisableKeyRotation", KMSChangePolicy: "kms:PutKeyPolicy",
+		KMSChangeTag: "kms:TagResource", KMSChangeUntag: "kms:UntagResource",
+	},
+	OpKMSRotateKey:      {"": "kms:RotateKeyOnDemand"},
+	OpKMSImportParams:   {"": "kms:GetParametersForImport"},
+	OpKMSImportMaterial: {"": "kms:ImportKeyMaterial"},
+	OpKMSDeleteMaterial: {"": "kms:DeleteImportedKeyMaterial"},
+	OpKMSAlias:          {KMSAliasCreate: "kms:CreateAlias", KMSAliasUpdate: "kms:UpdateAlias", KMSAliasDelete: "kms:DeleteAlias"},
+	OpKMSKeyStore: {
+		KMSStoreCreate: "kms:CreateCustomKeyStore", KMSStoreUpdate: "kms:UpdateCustomKeyStore",
+		KMSStoreDelete: "kms:DeleteCustomKeyStore", KMSStoreConnect: "kms:ConnectCustomKeyStore",
+		KMSStoreDisconnect: "kms:DisconnectCustomKeyStore",
+	},
+	OpKMSGrant: {KMSGrantCreate: "kms:CreateGrant", KMSGrantRetire: "kms:RetireGrant", KMSGrantRevoke: "kms:RevokeGrant"},
+}
+
+// kmsNeeds is what a principal's command must carry entries for: its
+// op's action on the key it changes, and for an alias also on the alias.
+// A change the op does not know needs nothing here (the op refuses it);
+// an op without a row is refused.
+func kmsNeeds(c *Command) ([]kmsNeed, error) {
+	byChange, ok := kmsOpActions[c.Op]
+	if !ok {
+		return nil, hsmerr.KMSf("AccessDeniedException", "%s has no access rule in apply", c.Op)
+	}
+	change := c.KMS.Change
+	if _, none := byChange[""]; none {
+		change = ""
+	}
+	action, ok := byChange[change]
+	if !ok {
+		return nil, nil
+	}
+	switch c.Op {
+	case OpKMSCreateKey, OpKMSKeyStore:
+		return []kmsNeed{{action, ""}}, nil
+	case OpKMSAlias:
+		need := []kmsNeed{{action, ""}}
+		if change != KMSAliasDelete {
+			need = append(need, kmsNeed{action, c.KMS.KeyID})
+		}
+		return need, nil
+	}
+	return []kmsNeed{{action, c.KMS.KeyID}}, nil
+}
+
+// checkKMSAccessCovers refuses a command whose entries do not include
+// its own action on its own key: entries are decided one by one, so
+// without this an entry for another action or another key (or a key
+// that does not exist, which is skipped) would let any command through.
+func checkKMSAccessCovers(c *Command) error {
+	needs, err := kmsNeeds(c)
+	if err != nil {
+		return err
+	}
+	for _, n := range needs {
+		if !slices.ContainsFunc(c.KMS.Access, func(a KMSAccess) bool {
+			return strings.EqualFold(a.Action, n.action) && a.KeyID == n.keyID
+		}) {
+			on := ""
+			if n.keyID != "" {
+				on = " on key " + n.keyID
+			}
+			return hsmerr.KMSf("AccessDeniedException", "%s carries no access decision for %s%s", c.Op, n.action, on)
 		}
 	}
 	return nil

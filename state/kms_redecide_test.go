@@ -578,3 +578,93 @@ func TestKMSRedecideStoreKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestKMSRedecideEntriesBindToCommand: each entry is decided on its own,
+// so a command must carry one for its own action on its own key (and, for
+// an alias, on the alias); otherwise a faulty node's entry for an action
+// the principal may take, on a key it may use or on a key that does not
+// exist, would let any command through. bob may describe any key, list
+// keys, and disable the second key only; his DisableKey of the first key
+// is refused whatever entries he brings.
+func TestKMSRedecideEntriesBindToCommand(t *testing.T) {
+	const second = "0f5e2b9c-4444-4a4a-8b8b-000000000004"
+	secondArn := state.KMSArn(rdRegion, rdAccount, "key/"+second)
+	bobPolicy := `{"Version":"2012-10-17","Statement":[` +
+		`{"Effect":"Allow","Action":["kms:DescribeKey","kms:ListKeys"],"Resource":"*"},` +
+		`{"Effect":"Allow","Action":"kms:DisableKey","Resource":"` + secondArn + `"}]}`
+	w := newRDWorld(t)
+	w.createKey(t, second)
+	w.setPolicy(t, "bob", bobPolicy)
+	on := func(action, key, resource string) state.KMSAccess {
+		return state.KMSAccess{Action: action, KeyID: key, Resource: resource}
+	}
+	disable := func(who, key string, access ...state.KMSAccess) *state.Command {
+		return rdCmd(state.OpKMSUpdateKey, who, state.KMSCommand{KeyID: key, Change: state.KMSChangeDisable}, access...)
+	}
+	noDecision := "kms_update_key carries no access decision for kms:DisableKey on key " + w.key
+	for _, tc := range []struct {
+		name   string
+		access []state.KMSAccess
+	}{
+		{"the action on a key that does not exist", []state.KMSAccess{on("kms:DisableKey", "0f5e2b9c-9999-4a4a-8b8b-000000000009", w.arn())}},
+		{"the action on another key he may disable", []state.KMSAccess{on("kms:DisableKey", second, secondArn)}},
+		{"another action on the key", []state.KMSAccess{on("kms:DescribeKey", w.key, w.arn())}},
+		{"an IAM-only action", []state.KMSAccess{on("kms:ListKeys", "", "*")}},
+		{"the action as IAM-only, on the other key's ARN", []state.KMSAccess{on("kms:DisableKey", "", secondArn)}},
+		{"two entries, each allowed", []state.KMSAccess{on("kms:DescribeKey", w.key, w.arn()), on("kms:DisableKey", second, secondArn)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w.refused(t, disable("bob", w.key, tc.access...), "AccessDeniedException", 0, noDecision)
+			assert.Equal(t, state.KMSEnabled, w.readKey(t, w.key).State)
+			assert.Equal(t, state.KMSEnabled, w.readKey(t, second).State)
+		})
+	}
+	// The entry for the command's own action and key is decided as ever.
+	w.refused(t, disable("bob", w.key, on("kms:DisableKey", w.key, w.arn()), on("kms:DisableKey", second, secondArn)),
+		"AccessDeniedException", 0, rdDenied("bob", "kms:DisableKey", w.arn(), "identity"))
+	require.NoError(t, w.submit(disable("bob", second, on("kms:DisableKey", second, secondArn))))
+	assert.Equal(t, state.KMSDisabled, w.readKey(t, second).State)
+	require.NoError(t, w.submit(disable("ops", w.key, on("kms:disablekey", w.key, w.arn()))), "actions compare without case")
+	assert.Equal(t, state.KMSDisabled, w.readKey(t, w.key).State)
+
+	// Other ops: the entry must name their own action (and key).
+	for _, tc := range []struct {
+		name string
+		c    *state.Command
+		msg  string
+	}{
+		{"CreateKey with a ListKeys entry", rdCmd(state.OpKMSCreateKey, "bob", state.KMSCommand{Key: &state.KMSKey{ID: "k3", Region: rdRegion,
+			Account: rdAccount, KeySpec: "SYMMETRIC_DEFAULT", KeyUsage: "ENCRYPT_DECRYPT", Origin: state.KMSOriginExternal, Policy: rdDefaultPolicy}},
+			on("kms:ListKeys", "", "*")), "kms_create_key carries no access decision for kms:CreateKey"},
+		{"CreateGrant with a DescribeKey entry", rdCmd(state.OpKMSGrant, "bob", state.KMSCommand{KeyID: w.key, Change: state.KMSGrantCreate,
+			Grant: &state.KMSGrant{ID: rdGrantID(3), Region: rdRegion, KeyID: w.key, Grantee: rdArn("bob"), Operations: []string{"Decrypt"}}},
+			on("kms:DescribeKey", w.key, w.arn())), "kms_grant carries no access decision for kms:CreateGrant on key " + w.key},
+		{"CreateAlias with only the alias's side", rdCmd(state.OpKMSAlias, "ops", state.KMSCommand{KeyID: w.key, Change: state.KMSAliasCreate, Alias: "alias/x"},
+			on("kms:CreateAlias", "", state.KMSArn(rdRegion, rdAccount, "alias/x"))), "kms_alias carries no access decision for kms:CreateAlias on key " + w.key},
+		{"CreateAlias with only the key's side", rdCmd(state.OpKMSAlias, "ops", state.KMSCommand{KeyID: w.key, Change: state.KMSAliasCreate, Alias: "alias/x"},
+			on("kms:CreateAlias", w.key, w.arn())), "kms_alias carries no access decision for kms:CreateAlias"},
+		{"DeleteCustomKeyStore with a Connect entry", rdCmd(state.OpKMSKeyStore, "ops", state.KMSCommand{Change: state.KMSStoreDelete,
+			Store: &state.KMSKeyStore{ID: rdHSMStore}}, on("kms:ConnectCustomKeyStore", "", "*")),
+			"kms_key_store carries no access decision for kms:DeleteCustomKeyStore"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w.refused(t, tc.c, "AccessDeniedException", 0, tc.msg)
+		})
+	}
+}
+
+// TestKMSOpActionsTable: every op a principal makes has a row of the
+// action it needs, and every action is a kms: action.
+func TestKMSOpActionsTable(t *testing.T) {
+	table := state.KMSOpActions()
+	ops := state.KMSPrincipalOps()
+	var rows []state.Op
+	for op, byChange := range table {
+		rows = append(rows, op)
+		require.NotEmpty(t, byChange, op)
+		for change, action := range byChange {
+			assert.Regexp(t, `^kms:[A-Z][A-Za-z]+$`, action, "%s %s", op, change)
+		}
+	}
+	assert.ElementsMatch(t, ops, rows)
+}
