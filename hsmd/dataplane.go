@@ -18,6 +18,7 @@ import (
 	"github.com/openhsm/openhsm/cluster"
 	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/internal/workers"
 	"github.com/openhsm/openhsm/metrics"
 	"github.com/openhsm/openhsm/pki"
 )
@@ -161,7 +162,7 @@ func (dc *dataConn) readLoop() {
 			continue
 		}
 		dc.wg.Add(1)
-		dataWorkers.run(func() { dc.handle(h, body, sess) })
+		dataWorkers.Run(func() { dc.handle(h, body, sess) })
 	}
 }
 
@@ -286,40 +287,10 @@ func (dc *dataConn) recheck(ds *dataSession, now time.Time) error {
 	return err
 }
 
-// workers runs the data path's requests on goroutines that outlive one
-// request: a signature needs more stack than a new goroutine has, and
-// growing it on every call cost a tenth of the node's CPU in the profile.
-// A request goes to an idle worker if there is one, else to a new one;
-// a worker idle for workerIdle ends. So nothing waits for a worker, and a
-// request that blocks (waiting for the lease) holds up only itself.
-type workers struct{ work chan func() }
-
-const workerIdle = 10 * time.Second
-
-var dataWorkers = &workers{work: make(chan func())}
-
-func (w *workers) run(f func()) {
-	select {
-	case w.work <- f:
-	default:
-		go w.loop(f)
-	}
-}
-
-func (w *workers) loop(f func()) {
-	f()
-	t := time.NewTimer(workerIdle)
-	defer t.Stop()
-	for {
-		select {
-		case f = <-w.work:
-			f()
-			t.Reset(workerIdle)
-		case <-t.C:
-			return
-		}
-	}
-}
+// dataWorkers runs the data path's requests: a signature needs more stack
+// than a new goroutine has, and growing it on every call cost a tenth of
+// the node's CPU in the profile.
+var dataWorkers = workers.New()
 
 // handle runs one request and answers it.
 func (dc *dataConn) handle(h dataplane.Header, body []byte, ds *dataSession) {
