@@ -17,9 +17,10 @@ type Key struct {
 	// Public is an *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey.
 	Public crypto.PublicKey
 
-	// rsaFast is Private loaded into the RSA backend, on first use
-	// (rsa_backend.go).
-	rsaFast atomic.Pointer[rsaSlot]
+	// rsaFast and ecFast are Private loaded into the RSA or EC backend, on
+	// first use (backend.go).
+	rsaFast atomic.Pointer[fastSlot[RSAPrivate]]
+	ecFast  atomic.Pointer[fastSlot[ECPrivate]]
 }
 
 // Mech is a mechanism with its parameter, already decoded from the wire or

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha512"
 	"encoding/binary"
+	"errors"
 	"io"
 	"math/big"
 
@@ -115,7 +116,8 @@ func keyPairCurve(p KeyPairParams, keyType uint64) (*CurveInfo, error) {
 // ecdsaRow is CKM_ECDSA (h zero: the data is the hash, truncated to the
 // order's length as FIPS 186 says) or CKM_ECDSA_<hash>. Signatures are in
 // the PKCS #11 form r||s, each left-padded to the curve's byte length.
-// secp256k1 signatures are deterministic with a low s (secp256k1.go).
+// secp256k1 signatures are deterministic with a low s (secp256k1.go); the
+// other curves sign through the EC backend when one is set (backend.go).
 func ecdsaRow(t uint64, h crypto.Hash) Mechanism {
 	digest := func(data []byte) []byte {
 		if h == 0 {
@@ -137,6 +139,15 @@ func ecdsaRow(t uint64, h crypto.Hash) Mechanism {
 			}
 			if c == k1Curve {
 				return k1Sign(priv, digest(data))
+			}
+			if fast := ecFastOf(k, priv); fast != nil {
+				sig, err := fast.Sign(digest(data))
+				if err == nil {
+					return sig, nil
+				}
+				if !errors.Is(err, errors.ErrUnsupported) {
+					return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "ECDSA signing", Err: err}
+				}
 			}
 			r, s, err := ecdsa.Sign(rand.Reader, priv, digest(data))
 			if err != nil {

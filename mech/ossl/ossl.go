@@ -11,6 +11,7 @@ package ossl
 #include <openssl/err.h>
 #include <openssl/params.h>
 #include <openssl/crypto.h>
+#include <openssl/core_names.h>
 
 // The helpers return 1 on success, -1 when the context could not be set
 // up (a parameter OpenSSL refused) and -2 when the operation itself failed
@@ -113,6 +114,27 @@ done:
 	return rc;
 }
 
+// ossl_load_ec builds an EC key pair of the named group from its private
+// scalar (native byte order, as OSSL_PARAM_construct_BN wants it) and its
+// uncompressed public point.
+static EVP_PKEY *ossl_load_ec(const char *group, unsigned char *priv, size_t privlen,
+		unsigned char *pub, size_t publen) {
+	EVP_PKEY *k = NULL;
+	OSSL_PARAM ps[4];
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	ps[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
+	ps[1] = OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_PRIV_KEY, priv, privlen);
+	ps[2] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pub, publen);
+	ps[3] = OSSL_PARAM_construct_end();
+	if (c == NULL || EVP_PKEY_fromdata_init(c) <= 0 || EVP_PKEY_fromdata(c, &k, EVP_PKEY_KEYPAIR, ps) <= 0) {
+		EVP_PKEY_free(k);
+		k = NULL;
+		ERR_clear_error();
+	}
+	EVP_PKEY_CTX_free(c);
+	return k;
+}
+
 static const EVP_MD *ossl_md(const char *name) {
 	const EVP_MD *md = EVP_MD_fetch(NULL, name, NULL);
 	if (md == NULL)
@@ -124,12 +146,19 @@ import "C"
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"unsafe"
+
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Available says whether the binding is linked (it needs cgo).
@@ -176,9 +205,14 @@ func load(typ C.int, der []byte, size int) (*pkey, error) {
 	if p == nil {
 		return nil, errors.New("ossl: libcrypto refused the key")
 	}
+	return newPkey(p, size), nil
+}
+
+// newPkey takes p over: it is freed when the returned pkey is garbage.
+func newPkey(p *C.EVP_PKEY, size int) *pkey {
 	k := &pkey{p: p, size: size}
 	runtime.AddCleanup(k, func(p *C.EVP_PKEY) { C.EVP_PKEY_free(p) }, p)
-	return k, nil
+	return k
 }
 
 // ptr returns a pointer to b's first byte, or nil for an empty b.
@@ -318,20 +352,104 @@ func (r *RSAKey) Raw(in []byte) ([]byte, error) {
 	return out, err
 }
 
-// ecKey is an ECDSA private key in libcrypto: only the benchmark that asks
-// whether ECDSA would pay uses it.
-type ecKey struct{ k *pkey }
+// ecGroups are the curves LoadEC takes, by OpenSSL's group names.
+var ecGroups = map[elliptic.Curve]*C.char{
+	elliptic.P256(): C.CString("prime256v1"),
+	elliptic.P384(): C.CString("secp384r1"),
+	elliptic.P521(): C.CString("secp521r1"),
+}
 
-// loadEC loads an EC private key from PKCS #8 DER.
-func loadEC(der []byte, sigMax int) (*ecKey, error) {
-	k, err := load(C.EVP_PKEY_EC, der, sigMax)
+// nativeLittle says whether the machine is little-endian: libcrypto wants
+// a BIGNUM parameter in the machine's byte order.
+var nativeLittle = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// ECKey is an ECDSA private key (P-256, P-384 or P-521) in libcrypto. It is
+// safe for concurrent use.
+type ECKey struct {
+	k       *pkey
+	byteLen int // the length of each of r and s in a signature
+}
+
+// LoadEC loads an ECDSA private key into libcrypto, from its private
+// scalar and public point. Another curve is errors.ErrUnsupported. The key
+// is not checked against its public half here: the caller (mech's
+// self-check) verifies a signature with Go.
+func LoadEC(priv *ecdsa.PrivateKey) (*ECKey, error) {
+	group, ok := ecGroups[priv.Curve]
+	if !ok {
+		return nil, fmt.Errorf("ossl: EC curve: %w", errors.ErrUnsupported)
+	}
+	d, err := priv.Bytes()
+	if err != nil {
+		return nil, errors.New("ossl: the EC private key is invalid")
+	}
+	defer clear(d)
+	pub, err := priv.PublicKey.Bytes()
+	if err != nil {
+		return nil, errors.New("ossl: the EC public key is invalid")
+	}
+	if nativeLittle {
+		slices.Reverse(d)
+	}
+	p := C.ossl_load_ec(group, ptr(d), C.size_t(len(d)), ptr(pub), C.size_t(len(pub)))
+	if p == nil {
+		return nil, errors.New("ossl: libcrypto refused the key")
+	}
+	n := (priv.Curve.Params().BitSize + 7) / 8
+	return &ECKey{k: newPkey(p, int(C.EVP_PKEY_get_size(p))), byteLen: n}, nil
+}
+
+// Sign signs digest with ECDSA, truncated to the order's bit length as
+// crypto/ecdsa does, and returns r||s, each left-padded to the curve's byte
+// length (the PKCS #11 form).
+func (e *ECKey) Sign(digest []byte) ([]byte, error) {
+	if len(digest) == 0 {
+		// libcrypto wants an input buffer; an empty digest is the zero
+		// hash, as in crypto/ecdsa.
+		digest = []byte{0}
+	}
+	der, err := e.k.sign(0, nil, nil, 0, digest, e.k.size)
 	if err != nil {
 		return nil, err
 	}
-	return &ecKey{k: k}, nil
+	var r, s []byte
+	in := cryptobyte.String(der)
+	var seq cryptobyte.String
+	if !in.ReadASN1(&seq, asn1.SEQUENCE) || !in.Empty() ||
+		!seq.ReadASN1Integer(&r) || !seq.ReadASN1Integer(&s) || !seq.Empty() {
+		return nil, errors.New("ossl: libcrypto returned a malformed ECDSA signature")
+	}
+	out := make([]byte, 2*e.byteLen)
+	if !fixed(out[:e.byteLen], r) || !fixed(out[e.byteLen:], s) {
+		return nil, errors.New("ossl: libcrypto returned a malformed ECDSA signature")
+	}
+	return out, nil
 }
 
-// sign returns the ASN.1 ECDSA signature of digest.
-func (e *ecKey) sign(digest []byte) ([]byte, error) {
-	return e.k.sign(0, nil, nil, 0, digest, e.k.size)
+// fixed writes the magnitude v (big-endian, as ReadASN1Integer gives a
+// non-negative INTEGER) into dst, left-padded; it is false when v is zero
+// or does not fit.
+func fixed(dst, v []byte) bool {
+	for len(v) > 0 && v[0] == 0 {
+		v = v[1:]
+	}
+	if len(v) == 0 || len(v) > len(dst) {
+		return false
+	}
+	copy(dst[len(dst)-len(v):], v)
+	return true
+}
+
+// verifyASN1 checks an ASN.1 ECDSA signature of digest in libcrypto: the
+// tests use it to see that libcrypto accepts crypto/ecdsa's signatures.
+func (e *ECKey) verifyASN1(digest, sig []byte) error {
+	if len(digest) == 0 {
+		digest = []byte{0}
+	}
+	rc := C.ossl_verify(e.k.p, 0, nil, nil, 0, ptr(digest), C.size_t(len(digest)), ptr(sig), C.size_t(len(sig)))
+	runtime.KeepAlive(e)
+	if rc != 1 {
+		return errors.New("ossl: the signature does not verify")
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ package ossl
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/rsa"
 	"errors"
 )
@@ -26,3 +27,11 @@ func (*RSAKey) DecryptOAEP(_, _ crypto.Hash, _, _ []byte) ([]byte, error) {
 	return nil, errors.ErrUnsupported
 }
 func (*RSAKey) Raw([]byte) ([]byte, error) { return nil, errors.ErrUnsupported }
+
+// ECKey is never made without cgo.
+type ECKey struct{}
+
+// LoadEC fails without cgo.
+func LoadEC(*ecdsa.PrivateKey) (*ECKey, error) { return nil, errors.ErrUnsupported }
+
+func (*ECKey) Sign([]byte) ([]byte, error) { return nil, errors.ErrUnsupported }
