@@ -174,8 +174,10 @@ func checkKMSAccess(tx Tx, s *seal.Sealer, c *Command, p *KMSPrincipal) error {
 
 // kmsNeed is an access entry a principal's command must carry: the
 // action, on the key KeyID ("" for the IAM side: an alias, a custom key
-// store, or an action no key policy governs).
-type kmsNeed struct{ action, keyID string }
+// store, or an action no key policy governs), and on the resource when it
+// is set (an alias's ARN: the IAM side of an alias command must be decided
+// on that alias, not on "*" or another).
+type kmsNeed struct{ action, keyID, resource string }
 
 // kmsOpActions is the action of each principal op, by its change ("" for
 // an op without changes), after the KMS's access rules (kms/access.go).
@@ -220,15 +222,15 @@ func kmsNeeds(c *Command) ([]kmsNeed, error) {
 	}
 	switch c.Op {
 	case OpKMSCreateKey, OpKMSKeyStore:
-		return []kmsNeed{{action, ""}}, nil
+		return []kmsNeed{{action: action}}, nil
 	case OpKMSAlias:
-		need := []kmsNeed{{action, ""}}
+		need := []kmsNeed{{action: action, resource: KMSArn(c.KMS.Region, c.KMS.Account, c.KMS.Alias)}}
 		if change != KMSAliasDelete {
-			need = append(need, kmsNeed{action, c.KMS.KeyID})
+			need = append(need, kmsNeed{action: action, keyID: c.KMS.KeyID})
 		}
 		return need, nil
 	}
-	return []kmsNeed{{action, c.KMS.KeyID}}, nil
+	return []kmsNeed{{action: action, keyID: c.KMS.KeyID}}, nil
 }
 
 // checkKMSAccessCovers refuses a command whose entries do not include
@@ -242,11 +244,15 @@ func checkKMSAccessCovers(c *Command) error {
 	}
 	for _, n := range needs {
 		if !slices.ContainsFunc(c.KMS.Access, func(a KMSAccess) bool {
-			return strings.EqualFold(a.Action, n.action) && a.KeyID == n.keyID
+			return strings.EqualFold(a.Action, n.action) && a.KeyID == n.keyID &&
+				(n.resource == "" || a.Resource == n.resource)
 		}) {
 			on := ""
-			if n.keyID != "" {
+			switch {
+			case n.keyID != "":
 				on = " on key " + n.keyID
+			case n.resource != "":
+				on = " on " + n.resource
 			}
 			return hsmerr.KMSf("AccessDeniedException", "%s carries no access decision for %s%s", c.Op, n.action, on)
 		}

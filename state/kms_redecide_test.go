@@ -627,7 +627,9 @@ func TestKMSRedecideEntriesBindToCommand(t *testing.T) {
 	require.NoError(t, w.submit(disable("ops", w.key, on("kms:disablekey", w.key, w.arn()))), "actions compare without case")
 	assert.Equal(t, state.KMSDisabled, w.readKey(t, w.key).State)
 
-	// Other ops: the entry must name their own action (and key).
+	// Other ops: the entry must name their own action (and key, and
+	// alias).
+	aliasX := state.KMSArn(rdRegion, rdAccount, "alias/x")
 	for _, tc := range []struct {
 		name string
 		c    *state.Command
@@ -642,7 +644,11 @@ func TestKMSRedecideEntriesBindToCommand(t *testing.T) {
 		{"CreateAlias with only the alias's side", rdCmd(state.OpKMSAlias, "ops", state.KMSCommand{KeyID: w.key, Change: state.KMSAliasCreate, Alias: "alias/x"},
 			on("kms:CreateAlias", "", state.KMSArn(rdRegion, rdAccount, "alias/x"))), "kms_alias carries no access decision for kms:CreateAlias on key " + w.key},
 		{"CreateAlias with only the key's side", rdCmd(state.OpKMSAlias, "ops", state.KMSCommand{KeyID: w.key, Change: state.KMSAliasCreate, Alias: "alias/x"},
-			on("kms:CreateAlias", w.key, w.arn())), "kms_alias carries no access decision for kms:CreateAlias"},
+			on("kms:CreateAlias", w.key, w.arn())), "kms_alias carries no access decision for kms:CreateAlias on " + aliasX},
+		{"CreateAlias with the alias's side on *", rdCmd(state.OpKMSAlias, "ops", state.KMSCommand{KeyID: w.key, Change: state.KMSAliasCreate, Alias: "alias/x"},
+			on("kms:CreateAlias", "", "*"), on("kms:CreateAlias", w.key, w.arn())), "kms_alias carries no access decision for kms:CreateAlias on " + aliasX},
+		{"DeleteAlias decided on another alias", rdCmd(state.OpKMSAlias, "ops", state.KMSCommand{Change: state.KMSAliasDelete, Alias: "alias/x"},
+			on("kms:DeleteAlias", "", state.KMSArn(rdRegion, rdAccount, "alias/y"))), "kms_alias carries no access decision for kms:DeleteAlias on " + aliasX},
 		{"DeleteCustomKeyStore with a Connect entry", rdCmd(state.OpKMSKeyStore, "ops", state.KMSCommand{Change: state.KMSStoreDelete,
 			Store: &state.KMSKeyStore{ID: rdHSMStore}}, on("kms:ConnectCustomKeyStore", "", "*")),
 			"kms_key_store carries no access decision for kms:DeleteCustomKeyStore"},
