@@ -148,3 +148,4 @@ func TestFixed(t *testing.T) {
 		}
 	}
 }
+

@@ -379,10 +379,13 @@ func LoadEC(priv *ecdsa.PrivateKey) (*ECKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("ossl: EC curve: %w", errors.ErrUnsupported)
 	}
-	d, err := priv.Bytes()
+	kd, err := priv.Bytes()
 	if err != nil {
 		return nil, errors.New("ossl: the EC private key is invalid")
 	}
+	// Bytes returns the key's own cached scalar, not a copy: reverse and
+	// wipe a copy.
+	d := slices.Clone(kd)
 	defer clear(d)
 	pub, err := priv.PublicKey.Bytes()
 	if err != nil {
