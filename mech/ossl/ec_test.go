@@ -148,4 +148,3 @@ func TestFixed(t *testing.T) {
 		}
 	}
 }
-
