@@ -188,7 +188,7 @@ func (c *Client) connect(tlsCfg *tls.Config) error {
 		}
 		n := &node{idx: i, addr: addr, conn: conn, api: hsmpb.NewHSMClient(conn), attempts: map[*attempt]struct{}{}}
 		if c.cfg.Transport != TransportGRPC {
-			n.data = newDataLink(addr, tlsCfg)
+			n.data = newDataLink(addr, tlsCfg, !c.cfg.HostThreads)
 		}
 		c.nodes = append(c.nodes, n)
 	}

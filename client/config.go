@@ -73,6 +73,12 @@ type Config struct {
 	// every node that offers it and gRPC to the others, TransportGRPC over
 	// gRPC only (to compare, or to rule the data path out).
 	Transport string
+	// HostThreads says the calls come from a C host's threads through cgo
+	// (the PKCS#11 library sets it; not in the file). Such a caller's
+	// goroutine is locked to its thread, so the data path writes its
+	// request at once instead of yielding first to gather other callers'
+	// (dataplane.Writer): the yield would cost a hand-over between threads.
+	HostThreads bool
 	// PKCS11 holds the settings only the PKCS#11 library reads.
 	PKCS11 PKCS11Config
 	// Creds, when set, holds the CA, certificate and key files already

@@ -43,8 +43,9 @@ const dataDialTimeout = 10 * time.Second
 
 // dataLink is a node's data path: its connection, opened when needed.
 type dataLink struct {
-	addr string
-	tls  *tls.Config
+	addr   string
+	tls    *tls.Config
+	gather bool // the Writer yields to gather writes (not for HostThreads)
 
 	mu      sync.Mutex
 	conn    *dataConn
@@ -75,10 +76,10 @@ type dataAnswer struct {
 // errNoDataPath: the node speaks gRPC only.
 var errNoDataPath = errors.New("the node does not offer the data path")
 
-func newDataLink(addr string, base *tls.Config) *dataLink {
+func newDataLink(addr string, base *tls.Config, gather bool) *dataLink {
 	conf := base.Clone()
 	conf.NextProtos = []string{dataplane.ALPN, "h2"}
-	return &dataLink{addr: addr, tls: conf}
+	return &dataLink{addr: addr, tls: conf, gather: gather}
 }
 
 // get returns the open connection, opening one if needed. errNoDataPath
@@ -114,7 +115,7 @@ func (l *dataLink) get(ctx context.Context) (*dataConn, error) {
 	}
 	dc := &dataConn{c: c, slot: make(chan struct{}, dataplane.MaxInFlight), pending: map[uint64]chan dataAnswer{},
 		done: make(chan struct{})}
-	dc.w = dataplane.NewWriter(c, dataWriteTimeout)
+	dc.w = dataplane.NewWriter(c, dataWriteTimeout, l.gather)
 	go dc.readLoop()
 	l.conn = dc
 	return dc, nil

@@ -26,7 +26,7 @@ func TestDataMalformedAnswer(t *testing.T) {
 	defer theirs.Close()
 	dc := &dataConn{c: ours, slot: make(chan struct{}, dataplane.MaxInFlight), pending: map[uint64]chan dataAnswer{},
 		done: make(chan struct{})}
-	dc.w = dataplane.NewWriter(ours, time.Second)
+	dc.w = dataplane.NewWriter(ours, time.Second, true)
 	go dc.readLoop()
 	defer dc.fail(errClosed)
 

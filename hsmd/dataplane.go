@@ -112,7 +112,7 @@ func (s *Server) serveDataConn(life context.Context, c net.Conn) {
 	ctx, stop := context.WithCancel(context.Background())
 	dc := &dataConn{s: s, c: c, id: id, ctx: ctx, stop: stop,
 		inflight: make(chan struct{}, dataplane.MaxInFlight), sessions: map[string]*dataSession{},
-		w: dataplane.NewWriter(c, dataWriteTimeout)}
+		w: dataplane.NewWriter(c, dataWriteTimeout, true)}
 	// The daemon stopping ends the reading; the requests running answer.
 	cancelLife := context.AfterFunc(life, func() { c.SetReadDeadline(time.Unix(1, 0)) })
 	defer cancelLife()

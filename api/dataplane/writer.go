@@ -12,7 +12,10 @@ import (
 // one write (one TLS record while it fits, one system call); frames queued
 // while a write runs go out together in the writer's next one. So a lone
 // call costs no hand-over to another goroutine, and a burst of concurrent
-// calls costs one write.
+// calls costs one write. A gathering Writer also yields once before it
+// writes, so that goroutines about to queue a frame join the write; that
+// yield is cheap for ordinary goroutines but costs a hand-over between
+// threads for a goroutine locked to its thread (a cgo callback).
 type Writer struct {
 	c       net.Conn
 	timeout time.Duration
@@ -22,11 +25,13 @@ type Writer struct {
 	spare   []byte
 	writing bool
 	err     error // the first write error: the connection is done
+	gather  bool
 }
 
 // NewWriter makes a Writer for c; each write must finish within timeout.
-func NewWriter(c net.Conn, timeout time.Duration) *Writer {
-	return &Writer{c: c, timeout: timeout}
+// gather: yield once before each write (see Writer).
+func NewWriter(c net.Conn, timeout time.Duration, gather bool) *Writer {
+	return &Writer{c: c, timeout: timeout, gather: gather}
 }
 
 // keepBuffer is the largest buffer kept for the next writes.
@@ -71,11 +76,13 @@ func (w *Writer) flush() error {
 		return err
 	}
 	w.writing = true
-	// Let the goroutines that are ready run first: those about to queue
-	// a frame join this write instead of making their own.
-	w.mu.Unlock()
-	runtime.Gosched()
-	w.mu.Lock()
+	if w.gather {
+		// Let the goroutines that are ready run first: those about to
+		// queue a frame join this write instead of making their own.
+		w.mu.Unlock()
+		runtime.Gosched()
+		w.mu.Lock()
+	}
 	for len(w.out) > 0 && w.err == nil {
 		buf := w.out
 		w.out, w.spare = w.spare[:0], nil

@@ -172,6 +172,9 @@ func (m *Module) Initialize(flags uint64) error {
 	if err != nil {
 		return &hsmerr.Error{RV: ck.CKR_GENERAL_ERROR, Msg: "log", Err: err}
 	}
+	// In process, every call comes from a host thread through cgo; in the
+	// helper, from goroutines reading the socket.
+	cfg.HostThreads = !inHelper
 	m.cfg, m.log, m.logCloser = cfg, log.With("pid", os.Getpid()), closer
 	ctx, cancel := m.ctx()
 	defer cancel()
