@@ -112,9 +112,9 @@ func rsaBackendAgrees(priv *rsa.PrivateKey, fast RSAPrivate) bool {
 	return err == nil && rsa.VerifyPKCS1v15(&priv.PublicKey, crypto.SHA256, d[:], sig) == nil
 }
 
-// rsaFallback says whether a backend error means "do it with crypto/rsa":
-// the backend does not support the hash.
-func rsaFallback(err error) bool { return errors.Is(err, errors.ErrUnsupported) }
+// backendFallback says whether a backend error means "do it with Go's
+// implementation": the backend does not support the hash or the input.
+func backendFallback(err error) bool { return errors.Is(err, errors.ErrUnsupported) }
 
 // ECPrivate is an ECDSA private key (P-256, P-384 or P-521) held by a
 // backend. It must be safe for concurrent use.

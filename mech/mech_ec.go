@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/sha512"
 	"encoding/binary"
-	"errors"
 	"io"
 	"math/big"
 
@@ -145,7 +144,7 @@ func ecdsaRow(t uint64, h crypto.Hash) Mechanism {
 				if err == nil {
 					return sig, nil
 				}
-				if !errors.Is(err, errors.ErrUnsupported) {
+				if !backendFallback(err) {
 					return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "ECDSA signing", Err: err}
 				}
 			}

@@ -155,7 +155,7 @@ func rsaSignPKCS1(k *Key, h crypto.Hash, data []byte) ([]byte, error) {
 		if err == nil {
 			return sig, nil
 		}
-		if !rsaFallback(err) {
+		if !backendFallback(err) {
 			return nil, rsaFailed(err, ck.CKR_FUNCTION_FAILED, "signing")
 		}
 	}
@@ -230,7 +230,7 @@ func rsaDecrypt(k *Key, priv *rsa.PrivateKey, in []byte, opts *rsa.OAEPOptions) 
 		if err == nil {
 			return out, nil
 		}
-		if !rsaFallback(err) {
+		if !backendFallback(err) {
 			return nil, rsaFailed(err, ck.CKR_ENCRYPTED_DATA_INVALID, "the ciphertext does not decrypt")
 		}
 	}
@@ -314,7 +314,7 @@ func rsaPSSRow(t uint64, h crypto.Hash) Mechanism {
 				if err == nil {
 					return sig, nil
 				}
-				if !rsaFallback(err) {
+				if !backendFallback(err) {
 					return nil, rsaFailed(err, ck.CKR_FUNCTION_FAILED, "signing")
 				}
 			}
@@ -434,7 +434,7 @@ func rsaX509Row() Mechanism {
 			if err == nil {
 				return out, nil
 			}
-			if !rsaFallback(err) {
+			if !backendFallback(err) {
 				return nil, rsaFailed(err, ck.CKR_FUNCTION_FAILED, "raw RSA")
 			}
 		}
