@@ -21,7 +21,8 @@ type Writer struct {
 	timeout time.Duration
 
 	mu      sync.Mutex
-	out     []byte // queued
+	out     []byte   // queued small frames
+	large   [][]byte // queued large frames, each in a buffer of its own
 	spare   []byte
 	writing bool
 	err     error // the first write error: the connection is done
@@ -37,9 +38,26 @@ func NewWriter(c net.Conn, timeout time.Duration, gather bool) *Writer {
 // keepBuffer is the largest buffer kept for the next writes.
 const keepBuffer = 1 << 20
 
+// largeFrame is the data length above which a frame is encoded in a
+// buffer of its own, outside the lock, and written as it is: queueing it
+// then never copies the frames queued before it (appending a MiB to a
+// queue of several had the library copying the queue over and over).
+const largeFrame = 64 << 10
+
+// frameSlack is room for a frame's fields beside its data, token and
+// signature (more only for a large mechanism parameter: one more copy).
+const frameSlack = 256
+
 // Request queues a request and writes. An encoding error leaves nothing
 // queued; a write error is the connection's.
 func (w *Writer) Request(r *Request) error {
+	if n := len(r.Data) + len(r.Sig); n > largeFrame {
+		own, err := AppendRequest(make([]byte, 0, n+len(r.Token)+frameSlack), r)
+		if err != nil {
+			return err
+		}
+		return w.queueLarge(own)
+	}
 	w.mu.Lock()
 	if w.err != nil {
 		defer w.mu.Unlock()
@@ -56,8 +74,18 @@ func (w *Writer) Request(r *Request) error {
 
 // Response queues a success and writes.
 func (w *Writer) Response(op Op, id, index uint64, data []byte) error {
+	if len(data) > largeFrame {
+		return w.queueLarge(AppendResponse(make([]byte, 0, len(data)+frameSlack), op, id, index, data))
+	}
 	w.mu.Lock()
 	w.out = AppendResponse(w.out, op, id, index, data)
+	return w.flush()
+}
+
+// queueLarge queues an encoded large frame and writes.
+func (w *Writer) queueLarge(frame []byte) error {
+	w.mu.Lock()
+	w.large = append(w.large, frame)
 	return w.flush()
 }
 
@@ -83,12 +111,21 @@ func (w *Writer) flush() error {
 		runtime.Gosched()
 		w.mu.Lock()
 	}
-	for len(w.out) > 0 && w.err == nil {
-		buf := w.out
-		w.out, w.spare = w.spare[:0], nil
+	for (len(w.out) > 0 || len(w.large) > 0) && w.err == nil {
+		buf, large := w.out, w.large
+		w.out, w.spare, w.large = w.spare[:0], nil, nil
 		w.mu.Unlock()
 		w.c.SetWriteDeadline(time.Now().Add(w.timeout))
-		_, err := w.c.Write(buf)
+		var err error
+		if len(buf) > 0 {
+			_, err = w.c.Write(buf)
+		}
+		for _, f := range large {
+			if err != nil {
+				break
+			}
+			_, err = w.c.Write(f)
+		}
 		w.mu.Lock()
 		if err != nil {
 			w.err = err
