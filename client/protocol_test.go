@@ -575,9 +575,22 @@ func TestFrozenNodeWrites(t *testing.T) {
 
 // checkerGoroutines counts the goroutines of the health checker.
 func checkerGoroutines() int {
+	n, _ := checkerStacks()
+	return n
+}
+
+// checkerStacks counts the goroutines running a health loop (a frame of
+// healthLoop, not a goroutine it created) and returns their stacks.
+func checkerStacks() (int, string) {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
-	return strings.Count(string(buf), "client.(*Client).healthLoop")
+	var stacks []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "client.(*Client).healthLoop(") {
+			stacks = append(stacks, g)
+		}
+	}
+	return len(stacks), strings.Join(stacks, "\n\n")
 }
 
 func TestCloseStopsChecker(t *testing.T) {
@@ -605,8 +618,8 @@ func TestCloseStopsChecker(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("Close waits for a frozen health check")
 		}
-		if n := checkerGoroutines() - base; n != 0 {
-			t.Fatalf("%d checker goroutines left after Close", n)
+		if n, stacks := checkerStacks(); n-base != 0 {
+			t.Fatalf("%d checker goroutines left after Close:\n%s", n-base, stacks)
 		}
 		c.Close() // twice is fine
 	}
