@@ -280,7 +280,7 @@ func (dc *dataConn) session(tok string) (*dataSession, error) {
 // which cannot change: the expiry, a logout, the user's credentials.
 func (dc *dataConn) recheck(ds *dataSession, now time.Time) error {
 	cl := ds.cl
-	if now.Unix() >= cl.Expires || now.Unix() >= cl.MaxExpires {
+	if cl.expired(now) {
 		return unauthenticated("session token has expired")
 	}
 	_, err := dc.s.checkLive(cl)

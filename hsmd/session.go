@@ -107,10 +107,15 @@ func parseToken(key []byte, tok string, now time.Time) (*claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	if now.Unix() >= c.Expires || now.Unix() >= c.MaxExpires || c.Expires > c.MaxExpires {
+	if c.expired(now) || c.Expires > c.MaxExpires {
 		return nil, errors.New("session token has expired")
 	}
 	return c, nil
+}
+
+// expired says whether the token has lapsed at now, or its session has.
+func (c *claims) expired(now time.Time) bool {
+	return now.Unix() >= c.Expires || now.Unix() >= c.MaxExpires
 }
 
 func newSessionID() uint64 {
