@@ -98,6 +98,10 @@ func (w *Writer) Error(e *Error) error {
 
 // flush is called with mu held, and releases it.
 func (w *Writer) flush() error {
+	if w.err != nil {
+		// The connection is done: nothing queued will be written.
+		w.out, w.large = w.out[:0], nil
+	}
 	if w.writing || w.err != nil {
 		err := w.err
 		w.mu.Unlock()

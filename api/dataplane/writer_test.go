@@ -86,3 +86,19 @@ func TestWriterFrames(t *testing.T) {
 		theirs.Close()
 	}
 }
+
+// TestWriterAfterError: once a write failed, frames queued later are
+// dropped, small or large, and each call gets the connection's error.
+func TestWriterAfterError(t *testing.T) {
+	ours, theirs := net.Pipe()
+	theirs.Close()
+	w := NewWriter(ours, time.Second, false)
+	first := w.Response(OpSign, 1, 0, []byte("x"))
+	require.Error(t, first)
+	assert.Equal(t, first, w.Response(OpSign, 2, 0, make([]byte, 2*largeFrame)))
+	assert.Equal(t, first, w.Response(OpSign, 3, 0, []byte("y")))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	assert.Empty(t, w.out)
+	assert.Empty(t, w.large)
+}
