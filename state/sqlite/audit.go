@@ -46,11 +46,7 @@ func (t *tx) writeAudit(ctx context.Context) error {
 	if t.audit == nil {
 		return nil
 	}
-	st, err := t.tx.PrepareContext(ctx, insertAuditSQL)
-	if err != nil {
-		return fmt.Errorf("state/sqlite: audit: %w", err)
-	}
-	defer st.Close()
+	st := t.stmt(wInsertAudit)
 	for _, r := range t.audit.recs {
 		if _, err := st.ExecContext(ctx, int64(r.Seq), r.Prev, int64(r.Index), r.Time, r.Kind, r.Op, r.User, r.Cert,
 			r.Node, int64(r.Object), r.Subject, int64(r.Result), int64(r.Count), r.MAC, r.Detail); err != nil {
