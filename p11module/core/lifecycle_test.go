@@ -196,7 +196,9 @@ func lifecycleKits(k lifecycleKeys) []opKit {
 		},
 		{
 			name: "sign-recover", lenq: true,
-			init: func(h uint64, null bool) error { return e2m(h).SignRecoverInit(h, mechOrNull(rsaPKCS, null), k.rsaPriv) },
+			init: func(h uint64, null bool) error {
+				return e2m(h).SignRecoverInit(h, mechOrNull(rsaPKCS, null), k.rsaPriv)
+			},
 			single: func(h uint64, mode outMode) error {
 				return outCall(mode, 256, func(o Out) (OutResult, error) {
 					return e2m(h).SignRecover(h, pick(mode, lcData, make([]byte, 250)), o)
