@@ -468,3 +468,14 @@ void rp_mechanism_info(frame_rep *r, CK_MECHANISM_INFO *v)
 	v->ulMaxKeySize = (CK_ULONG)rp_u64(r);
 	v->flags = (CK_FLAGS)rp_u64(r);
 }
+
+/* ---- operation life cycle ---- */
+
+/* MK_NULL: no CK_MECHANISM at all (core.mechKindNull). */
+#define MK_NULL 0xFF
+
+void fr_item_m_null(frame_req *f)
+{
+	fr_u64(f, 0);
+	fr_u8(f, MK_NULL);
+}

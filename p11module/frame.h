@@ -63,6 +63,9 @@ void fr_item_t(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n);
 void fr_item_g(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n);
 /* m: a mechanism, its parameter flattened by the mechanism table. */
 void fr_item_m(frame_req *f, const CK_MECHANISM *m);
+/* fr_item_m_null writes the m item of a NULL CK_MECHANISM_PTR (type 0,
+ * kind MK_NULL): C_*Init's cancel (operation life cycle). */
+void fr_item_m_null(frame_req *f);
 
 /* Reply reading. */
 typedef struct {

@@ -13,6 +13,7 @@
  * C_GetInterface, C_GetFunctionStatus, C_CancelFunction, C_WaitForSlotEvent
  * and the message-based functions. */
 #include <string.h>
+#include <time.h>
 
 #include "transport.h"
 #include "wire.h"
@@ -132,8 +133,8 @@ static CK_RV op_bb(uint32_t fn, CK_ULONG u, CK_BYTE_PTR a, CK_ULONG aLen, CK_BYT
 	return finish(&c);
 }
 
-/* u m u */
-static CK_RV op_mu(uint32_t fn, CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE key)
+/* u m u (kept for the functions that take no NULL mechanism) */
+__attribute__((unused)) static CK_RV op_mu(uint32_t fn, CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE key)
 {
 	call c;
 	INIT_CHECK();
@@ -142,6 +143,22 @@ static CK_RV op_mu(uint32_t fn, CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJE
 	call_begin(&c, fn);
 	fr_item_u(&c.req, h);
 	fr_item_m(&c.req, m);
+	fr_item_u(&c.req, key);
+	return finish(&c);
+}
+
+/* u m u for C_*Init, where a NULL mechanism is passed on (PKCS#11 3.0:
+ * it cancels the operation). */
+static CK_RV op_init(uint32_t fn, CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE key)
+{
+	call c;
+	INIT_CHECK();
+	call_begin(&c, fn);
+	fr_item_u(&c.req, h);
+	if (m)
+		fr_item_m(&c.req, m);
+	else
+		fr_item_m_null(&c.req);
 	fr_item_u(&c.req, key);
 	return finish(&c);
 }
@@ -268,13 +285,32 @@ CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 	return call_end(&c);
 }
 
+/* C_WaitForSlotEvent asks Go again and again, each call waiting at most
+ * lib_wait_slice_ms() (in the helper 0: then it sleeps here between calls,
+ * so that the helper's socket is free for other threads), until there is an
+ * event, an error, or C_Finalize on another thread. */
 CK_RV C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR pReserved)
 {
-	UNUSED(flags);
-	UNUSED(pSlot);
-	UNUSED(pReserved);
+	call c;
+	CK_RV rv;
+	uint64_t wait;
+	struct timespec nap = { 0, 100 * 1000 * 1000 };
 	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	if (!pSlot || pReserved)
+		return CKR_ARGUMENTS_BAD;
+	for (;;) {
+		wait = lib_wait_slice_ms();
+		call_begin(&c, WIRE_WAITFORSLOTEVENT);
+		fr_item_u(&c.req, flags);
+		fr_item_u(&c.req, wait);
+		rv = finish_p(&c, pSlot);
+		if (!lib_initialized())
+			return CKR_CRYPTOKI_NOT_INITIALIZED;
+		if (rv != CKR_NO_EVENT || (flags & CKF_DONT_BLOCK))
+			return rv;
+		if (wait == 0)
+			nanosleep(&nap, NULL);
+	}
 }
 
 CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList,
@@ -582,7 +618,7 @@ CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession)
 
 CK_RV C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	return op_mu(WIRE_ENCRYPTINIT, hSession, pMechanism, hKey);
+	return op_init(WIRE_ENCRYPTINIT, hSession, pMechanism, hKey);
 }
 
 CK_RV C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
@@ -607,7 +643,7 @@ CK_RV C_EncryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastEncryptedPart,
 
 CK_RV C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	return op_mu(WIRE_DECRYPTINIT, hSession, pMechanism, hKey);
+	return op_init(WIRE_DECRYPTINIT, hSession, pMechanism, hKey);
 }
 
 CK_RV C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData,
@@ -636,11 +672,12 @@ CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
 {
 	call c;
 	INIT_CHECK();
-	if (!pMechanism)
-		return CKR_ARGUMENTS_BAD;
 	call_begin(&c, WIRE_DIGESTINIT);
 	fr_item_u(&c.req, hSession);
-	fr_item_m(&c.req, pMechanism);
+	if (pMechanism)
+		fr_item_m(&c.req, pMechanism);
+	else
+		fr_item_m_null(&c.req);
 	return finish(&c);
 }
 
@@ -669,7 +706,7 @@ CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest, CK_ULONG_PT
 
 CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	return op_mu(WIRE_SIGNINIT, hSession, pMechanism, hKey);
+	return op_init(WIRE_SIGNINIT, hSession, pMechanism, hKey);
 }
 
 CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
@@ -692,7 +729,7 @@ CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
 CK_RV C_SignRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			CK_OBJECT_HANDLE hKey)
 {
-	return op_mu(WIRE_SIGNRECOVERINIT, hSession, pMechanism, hKey);
+	return op_init(WIRE_SIGNRECOVERINIT, hSession, pMechanism, hKey);
 }
 
 CK_RV C_SignRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
@@ -704,7 +741,7 @@ CK_RV C_SignRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDa
 
 CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	return op_mu(WIRE_VERIFYINIT, hSession, pMechanism, hKey);
+	return op_init(WIRE_VERIFYINIT, hSession, pMechanism, hKey);
 }
 
 CK_RV C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
@@ -726,7 +763,7 @@ CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG
 CK_RV C_VerifyRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			  CK_OBJECT_HANDLE hKey)
 {
-	return op_mu(WIRE_VERIFYRECOVERINIT, hSession, pMechanism, hKey);
+	return op_init(WIRE_VERIFYRECOVERINIT, hSession, pMechanism, hKey);
 }
 
 CK_RV C_VerifyRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,

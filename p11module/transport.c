@@ -752,3 +752,10 @@ CK_RV lib_finalize(void)
 	pthread_mutex_unlock(&state_mu);
 	return rv;
 }
+
+/* ---- slot events (operation life cycle) ---- */
+
+uint64_t lib_wait_slice_ms(void)
+{
+	return LOAD(mode) == MODE_HELPER ? 0 : 1000;
+}

@@ -47,6 +47,11 @@ int call_check(call *c);
 /* call_end frees the call and returns c->result. */
 CK_RV call_end(call *c);
 
+/* lib_wait_slice_ms is how long one C_WaitForSlotEvent call may wait in
+ * Go: 1000 in process, 0 through the helper (whose socket carries one call
+ * at a time). */
+uint64_t lib_wait_slice_ms(void);
+
 #pragma GCC visibility pop
 
 #endif

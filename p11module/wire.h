@@ -74,7 +74,10 @@
 #define WIRE_LOGINUSER                 65 /* u u b b */
 #define WIRE_SESSIONCANCEL             66 /* u u */
 
-#define WIRE_MAX_FUNCTION 66
+/* Operation life cycle and slot events: ids 96-99. */
+#define WIRE_WAITFORSLOTEVENT          96 /* u u -> p */
+
+#define WIRE_MAX_FUNCTION 96
 
 /* The in-process C_Initialize answers this when the config file asks for
  * the helper ([pkcs11] force_helper): C then starts the helper and sends

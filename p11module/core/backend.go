@@ -34,6 +34,9 @@ type Backend interface {
 	LoginUser(sh, userType uint64, pin, username []byte) error
 	Logout(sh uint64) error
 	SessionCancel(sh, flags uint64) error
+	// WaitForSlotEvent waits at most waitMs for a slot to appear or go
+	// (CKF_DONT_BLOCK: does not wait) and answers the slot's ID.
+	WaitForSlotEvent(flags, waitMs uint64) (uint64, error)
 
 	CreateObject(sh uint64, t []Attr) (uint64, error)
 	CopyObject(sh, obj uint64, t []Attr) (uint64, error)
@@ -151,6 +154,9 @@ type Mechanism struct {
 	// kind 5
 	PHFlag  bool
 	Context []byte
+	// Null is a NULL CK_MECHANISM_PTR (wire kind 0xFF): at C_*Init it
+	// cancels the operation (PKCS#11 3.0).
+	Null bool
 }
 
 // Info is CK_INFO.

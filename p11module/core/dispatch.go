@@ -321,6 +321,9 @@ func (d *Dispatcher) invoke(id int, a *wireArgs, res *wireResult) error {
 		return b.LoginUser(u[0], u[1], a.b[0], a.b[1])
 	case fnSessionCancel:
 		return b.SessionCancel(u[0], u[1])
+	case fnWaitForSlotEvent:
+		h, err = b.WaitForSlotEvent(u[0], u[1])
+		res.p = []uint64{h}
 	default:
 		return fmt.Errorf("no dispatcher for function %d", id)
 	}

@@ -66,6 +66,15 @@ type Module struct {
 	// handoff, when set (in the fork helper), stands for the files.
 	handoff *handedOver
 
+	// reported is the token slots C_WaitForSlotEvent last reported
+	// (slotevents.go); stopWait is closed by C_Finalize to end its waits.
+	reported map[uint64]bool
+	stopWait chan struct{}
+
+	// stateKey authenticates saved operation states (opstate.go).
+	stateKeyOnce sync.Once
+	stateKey     []byte
+
 	// loadConfig and dial are replaced in tests.
 	loadConfig func() (*client.Config, error)
 	dial       func(ctx context.Context, cfg *client.Config) (*client.Client, error)
@@ -198,6 +207,7 @@ func (m *Module) Initialize(flags uint64) error {
 	}
 	m.slots = map[uint64]*slot{clusterSlot: {id: clusterSlot, label: info.ClusterID, userType: noUser}}
 	m.sessions = map[uint64]*session{}
+	m.reported, m.stopWait = nil, make(chan struct{})
 	m.initialized = true
 	if ho != nil {
 		m.log.Info("C_Initialize", "cluster", info.ClusterID, "node", info.Node,
@@ -242,6 +252,7 @@ func (m *Module) Finalize() error {
 	}
 	slots := m.slots
 	m.initialized = false
+	close(m.stopWait)
 	m.sessions, m.slots = nil, nil
 	conn, closer, log := m.conn, m.logCloser, m.log
 	stopProfile := m.stopProfile
@@ -313,6 +324,13 @@ func (m *Module) refreshSlots() error {
 		return errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "finalized while listing slots")
 	}
 	seen := map[uint64]bool{clusterSlot: true}
+	if m.reported == nil {
+		// C_WaitForSlotEvent's events are changes from the first listing.
+		m.reported = map[uint64]bool{}
+		for _, t := range ts {
+			m.reported[tokenSlotBase+t.Number] = true
+		}
+	}
 	for _, t := range ts {
 		id := tokenSlotBase + t.Number
 		seen[id] = true

@@ -27,7 +27,9 @@ type objInfo struct {
 
 var infoAttrs = []uint64{ck.CKA_CLASS, ck.CKA_KEY_TYPE, ck.CKA_TOKEN, ck.CKA_SIGN, ck.CKA_VERIFY,
 	ck.CKA_ENCRYPT, ck.CKA_DECRYPT, ck.CKA_WRAP, ck.CKA_UNWRAP, ck.CKA_DERIVE, ck.CKA_ALLOWED_MECHANISMS,
-	ck.CKA_PUBLIC_KEY_INFO}
+	ck.CKA_PUBLIC_KEY_INFO,
+	// sign and verify with recovery (lifecycle.go)
+	ck.CKA_SIGN_RECOVER, ck.CKA_VERIFY_RECOVER}
 
 // infoCache is per slot, since what a login may see depends on who it is.
 type infoCache struct {

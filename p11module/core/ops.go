@@ -3,6 +3,7 @@ package core
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"hash"
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/client"
@@ -20,6 +21,8 @@ const (
 	opDigest
 	opSign
 	opVerify
+	opSignRecover
+	opVerifyRecover
 )
 
 // opKinds is the operation table: what each kind needs of a mechanism.
@@ -34,19 +37,33 @@ var opKinds = map[opKind]struct {
 	opDigest:  {"digest", ck.CKF_DIGEST, false, 0},
 	opSign:    {"sign", ck.CKF_SIGN, true, ck.CKA_SIGN},
 	opVerify:  {"verify", ck.CKF_VERIFY, true, ck.CKA_VERIFY},
+	// The recover kinds take their mechanisms from recoverMechs, not from
+	// the mechanism rows' flags.
+	opSignRecover:   {"sign-recover", ck.CKF_SIGN_RECOVER, true, ck.CKA_SIGN_RECOVER},
+	opVerifyRecover: {"verify-recover", ck.CKF_VERIFY_RECOVER, true, ck.CKA_VERIFY_RECOVER},
 }
+
+// recoverMechs are the mechanisms that sign and verify with recovery.
+var recoverMechs = map[uint64]bool{ck.CKM_RSA_PKCS: true, ck.CKM_RSA_X_509: true}
 
 // operation is an active operation. Multi-part input collects in buf and
 // is processed in one call at the final step. result keeps an output a
-// caller has not fetched yet (the two-call rule), so the crypto runs once.
+// caller has not fetched yet (the two-call rule), so the crypto runs once;
+// resFinal says whether the final call (true) or the single-part call made
+// it. multi is set by the first update. The life-cycle rules (lifecycle.go)
+// read these three.
 type operation struct {
-	mech    mech.Mech
-	key     uint64
-	buf     []byte
-	multi   bool
-	result  []byte
-	haveRes bool
-	stream  *stream // block modes in a multi-part encrypt or decrypt
+	mech     mech.Mech
+	key      uint64
+	buf      []byte
+	multi    bool
+	result   []byte
+	haveRes  bool
+	resFinal bool
+	// hash is a digest's running hash (nil for a digest Go cannot run
+	// incrementally: its input collects in buf).
+	hash   hash.Hash
+	stream *stream // block modes in a multi-part encrypt or decrypt
 	// local is a public key to verify or encrypt with in the library: no
 	// secret is involved, and it saves a round trip to the daemon.
 	local *mech.Key
@@ -130,6 +147,13 @@ func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error
 	if err != nil {
 		return err
 	}
+	if mech.Null {
+		// PKCS#11 3.0: C_*Init with a NULL mechanism ends the operation.
+		s.mu.Lock()
+		delete(s.ops, kind)
+		s.mu.Unlock()
+		return nil
+	}
 	info := opKinds[kind]
 	var c *client.Client
 	if info.login {
@@ -141,7 +165,11 @@ func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error
 	if err != nil {
 		return err
 	}
-	if row.Flags&info.flag == 0 {
+	able := row.Flags&info.flag != 0
+	if kind == opSignRecover || kind == opVerifyRecover {
+		able = recoverMechs[mech.Type]
+	}
+	if !able {
 		return errorf(ck.CKR_MECHANISM_INVALID, "%s cannot %s", ck.MechName(mech.Type), info.name)
 	}
 	if info.login {
@@ -167,85 +195,16 @@ func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error
 		return errorf(ck.CKR_OPERATION_ACTIVE, "an %s operation is active", info.name)
 	}
 	op := &operation{mech: tm, key: key, row: row}
-	if kind == opVerify || kind == opEncrypt {
+	switch kind {
+	case opVerify, opEncrypt, opVerifyRecover:
 		op.local = m.localKey(s.slot, key)
+	case opDigest:
+		op.hash = mechHash(tm.Type)
+	}
+	if kind == opVerifyRecover && op.local == nil {
+		return errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "verify-recover needs an RSA public key object")
 	}
 	s.ops[kind] = op
-	return nil
-}
-
-// run finishes an operation: it does the work once (keeping the result for
-// a caller that asked for the length first) and applies the two-call rule.
-// The operation ends when the data goes out or the work fails; it stays when
-// the caller only asked for the length or gave too small a buffer.
-func (m *Module) run(h uint64, kind opKind, data []byte, final bool, out Out,
-	work func(c *client.Client, op *operation, in []byte) ([]byte, error)) (OutResult, error) {
-	s, err := m.session(h)
-	if err != nil {
-		return OutResult{}, err
-	}
-	s.mu.Lock()
-	op, ok := s.ops[kind]
-	if !ok {
-		s.mu.Unlock()
-		return OutResult{}, errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no %s operation is active", opKinds[kind].name)
-	}
-	if !final && op.multi {
-		s.mu.Unlock()
-		return OutResult{}, errorf(ck.CKR_OPERATION_ACTIVE, "a multi-part operation is under way")
-	}
-	if !op.haveRes {
-		in := data
-		if final {
-			in = op.buf
-		}
-		c, _ := s.slot.client()
-		if opKinds[kind].login && c == nil {
-			delete(s.ops, kind)
-			s.mu.Unlock()
-			return OutResult{}, errorf(ck.CKR_USER_NOT_LOGGED_IN, "log in first")
-		}
-		// The session lock is held over the call: a session's operations
-		// run one at a time, as PKCS#11 has them.
-		res, err := work(c, op, in)
-		if err != nil {
-			delete(s.ops, kind)
-			s.mu.Unlock()
-			return OutResult{}, err
-		}
-		op.result, op.haveRes = res, true
-	}
-	res := op.result
-	n := uint64(len(res))
-	switch {
-	case !out.Present:
-		s.mu.Unlock()
-		return OutResult{Len: n}, nil
-	case out.Cap < n:
-		s.mu.Unlock()
-		return OutResult{Len: n}, errorf(ck.CKR_BUFFER_TOO_SMALL, "the output needs %d bytes", n)
-	}
-	delete(s.ops, kind)
-	s.mu.Unlock()
-	return OutResult{Len: n, Data: res}, nil
-}
-
-// update collects a part of a multi-part operation.
-func (m *Module) update(h uint64, kind opKind, part []byte) error {
-	s, err := m.session(h)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	op, ok := s.ops[kind]
-	if !ok {
-		return errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no %s operation is active", opKinds[kind].name)
-	}
-	if err := op.collect(part); err != nil {
-		delete(s.ops, kind)
-		return err
-	}
 	return nil
 }
 
@@ -272,34 +231,28 @@ func (m *Module) SignInit(h uint64, mech Mechanism, key uint64) error {
 func (m *Module) VerifyInit(h uint64, mech Mechanism, key uint64) error {
 	return m.opInit(h, opVerify, mech, key)
 }
-
-// SignRecoverInit and VerifyRecoverInit: no mechanism here recovers data.
-func (m *Module) SignRecoverInit(h uint64, mech Mechanism, _ uint64) error {
-	if _, err := m.session(h); err != nil {
-		return err
-	}
-	return errorf(ck.CKR_MECHANISM_INVALID, "%s cannot sign with recovery", ck.MechName(mech.Type))
+func (m *Module) SignRecoverInit(h uint64, mech Mechanism, key uint64) error {
+	return m.opInit(h, opSignRecover, mech, key)
 }
-func (m *Module) VerifyRecoverInit(h uint64, mech Mechanism, _ uint64) error {
-	if _, err := m.session(h); err != nil {
-		return err
-	}
-	return errorf(ck.CKR_MECHANISM_INVALID, "%s cannot verify with recovery", ck.MechName(mech.Type))
-}
-func (m *Module) SignRecover(h uint64, _ []byte, _ Out) (OutResult, error) {
-	if _, err := m.session(h); err != nil {
-		return OutResult{}, err
-	}
-	return OutResult{}, errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no sign-recover operation is active")
-}
-func (m *Module) VerifyRecover(h uint64, _ []byte, _ Out) (OutResult, error) {
-	if _, err := m.session(h); err != nil {
-		return OutResult{}, err
-	}
-	return OutResult{}, errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no verify-recover operation is active")
+func (m *Module) VerifyRecoverInit(h uint64, mech Mechanism, key uint64) error {
+	return m.opInit(h, opVerifyRecover, mech, key)
 }
 
-func (m *Module) encryptWork(c *client.Client, op *operation, in []byte) ([]byte, error) {
+// SignRecover runs in the HSM: for CKM_RSA_PKCS and CKM_RSA_X_509 a
+// signature with recovery is the same computation as a signature, so the
+// daemon's Sign does it.
+func (m *Module) SignRecover(h uint64, data []byte, out Out) (OutResult, error) {
+	return m.run(h, opSignRecover, data, false, out, m.signWork)
+}
+
+// VerifyRecover runs here with the public key, as verification does.
+func (m *Module) VerifyRecover(h uint64, sig []byte, out Out) (OutResult, error) {
+	return m.run(h, opVerifyRecover, sig, false, out, func(_ *client.Client, op *operation, in []byte, _ bool) ([]byte, error) {
+		return verifyRecover(op.local, op.mech.Type, in)
+	})
+}
+
+func (m *Module) encryptWork(c *client.Client, op *operation, in []byte, _ bool) ([]byte, error) {
 	if op.stream != nil {
 		return m.streamFinal(c, op, true)
 	}
@@ -309,21 +262,25 @@ func (m *Module) encryptWork(c *client.Client, op *operation, in []byte) ([]byte
 	return m.crypt(c, true, op.key, op.mech, in)
 }
 
-func (m *Module) decryptWork(c *client.Client, op *operation, in []byte) ([]byte, error) {
+func (m *Module) decryptWork(c *client.Client, op *operation, in []byte, _ bool) ([]byte, error) {
 	if op.stream != nil {
 		return m.streamFinal(c, op, false)
 	}
 	return m.crypt(c, false, op.key, op.mech, in)
 }
 
-func (m *Module) signWork(c *client.Client, op *operation, in []byte) ([]byte, error) {
+func (m *Module) signWork(c *client.Client, op *operation, in []byte, _ bool) ([]byte, error) {
 	ctx, cancel := m.ctx()
 	defer cancel()
 	return c.Sign(ctx, op.key, op.mech, in)
 }
 
-// Digests run here: they need no key.
-func digestWork(_ *client.Client, op *operation, in []byte) ([]byte, error) {
+// Digests run here: they need no key. A multi-part digest runs as its
+// parts come (op.hash).
+func digestWork(_ *client.Client, op *operation, in []byte, final bool) ([]byte, error) {
+	if final && op.hash != nil {
+		return op.hash.Sum(nil), nil
+	}
 	return mech.Digest(op.mech, in)
 }
 
@@ -361,6 +318,7 @@ func (m *Module) DigestKey(h uint64, _ uint64) error {
 	if _, ok := s.ops[opDigest]; !ok {
 		return errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no digest operation is active")
 	}
+	delete(s.ops, opDigest)
 	return errorf(ck.CKR_KEY_INDIGESTIBLE, "keys cannot be digested outside the HSM")
 }
 func (m *Module) DigestFinal(h uint64, out Out) (OutResult, error) {
@@ -375,7 +333,7 @@ func (m *Module) SignFinal(h uint64, out Out) (OutResult, error) {
 }
 
 func (m *Module) verify(h uint64, data, sig []byte, final bool) error {
-	_, err := m.run(h, opVerify, data, final, Out{Present: true, Cap: 1}, func(c *client.Client, op *operation, in []byte) ([]byte, error) {
+	_, err := m.run(h, opVerify, data, final, Out{Present: true, Cap: 1}, func(c *client.Client, op *operation, in []byte, _ bool) ([]byte, error) {
 		if sig == nil {
 			return nil, errorf(ck.CKR_ARGUMENTS_BAD, "no signature")
 		}
@@ -391,18 +349,6 @@ func (m *Module) verify(h uint64, data, sig []byte, final bool) error {
 func (m *Module) Verify(h uint64, data, sig []byte) error  { return m.verify(h, data, sig, false) }
 func (m *Module) VerifyUpdate(h uint64, part []byte) error { return m.update(h, opVerify, part) }
 func (m *Module) VerifyFinal(h uint64, sig []byte) error   { return m.verify(h, nil, sig, true) }
-
-// The dual-function updates are not offered.
-func (m *Module) dual(h uint64) (OutResult, error) {
-	if _, err := m.session(h); err != nil {
-		return OutResult{}, err
-	}
-	return OutResult{}, errorf(ck.CKR_FUNCTION_NOT_SUPPORTED, "dual-function operations are not supported")
-}
-func (m *Module) DigestEncryptUpdate(h uint64, _ []byte, _ Out) (OutResult, error) { return m.dual(h) }
-func (m *Module) DecryptDigestUpdate(h uint64, _ []byte, _ Out) (OutResult, error) { return m.dual(h) }
-func (m *Module) SignEncryptUpdate(h uint64, _ []byte, _ Out) (OutResult, error)   { return m.dual(h) }
-func (m *Module) DecryptVerifyUpdate(h uint64, _ []byte, _ Out) (OutResult, error) { return m.dual(h) }
 
 // ---- keys ----
 

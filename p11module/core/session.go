@@ -149,22 +149,6 @@ func (m *Module) GetSessionInfo(h uint64) (SessionInfo, error) {
 	return si, nil
 }
 
-// GetOperationState is not offered: operations run in the cluster.
-func (m *Module) GetOperationState(h uint64, _ Out) (OutResult, error) {
-	if _, err := m.session(h); err != nil {
-		return OutResult{}, err
-	}
-	return OutResult{}, errorf(ck.CKR_FUNCTION_NOT_SUPPORTED, "operation state cannot be saved")
-}
-
-// SetOperationState is not offered.
-func (m *Module) SetOperationState(h uint64, _ []byte, _, _ uint64) error {
-	if _, err := m.session(h); err != nil {
-		return err
-	}
-	return errorf(ck.CKR_FUNCTION_NOT_SUPPORTED, "operation state cannot be restored")
-}
-
 // credentials turns a PIN into a user name and password. On a token slot a
 // normal user's PIN is the password of the token's user; everywhere else,
 // and for security officers, it is "user:password".

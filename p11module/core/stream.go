@@ -132,7 +132,8 @@ func (m *Module) cryptUpdate(h uint64, kind opKind, part []byte, out Out) (OutRe
 		return OutResult{}, errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no %s operation is active", opKinds[kind].name)
 	}
 	if op.haveRes {
-		return OutResult{}, errorf(ck.CKR_OPERATION_ACTIVE, "a single-part operation is under way")
+		delete(s.ops, kind)
+		return OutResult{}, errMixed(kind)
 	}
 	encrypt := kind == opEncrypt
 	if op.stream == nil && !op.multi {

@@ -94,6 +94,9 @@ const (
 	fnGenerateRandom      = 64
 	fnLoginUser           = 65
 	fnSessionCancel       = 66
+
+	// Operation life cycle and slot events: ids 96-99.
+	fnWaitForSlotEvent = 96
 )
 
 // wireFunc is one function that crosses in a frame: its C name and its items
@@ -172,6 +175,10 @@ var functions = [...]wireFunc{
 	fnGenerateRandom:      {"C_GenerateRandom", "u u -> b"},
 	fnLoginUser:           {"C_LoginUser", "u u b b"},
 	fnSessionCancel:       {"C_SessionCancel", "u u"},
+
+	// C_WaitForSlotEvent: flags and how long to wait at most (ms) -> the
+	// slot (slotevents.go).
+	fnWaitForSlotEvent: {"C_WaitForSlotEvent", "u u -> p"},
 }
 
 // wireSpec is a function's items, parsed: one byte per item.
@@ -434,6 +441,12 @@ func (r *wireReader) mechanism() Mechanism {
 		// byte is true.
 		m.PHFlag = r.u8() != 0
 		m.Context = r.bytesNoNull()
+	case mechKindNull:
+		// No CK_MECHANISM at all; the type is written as 0.
+		m.Null = true
+		if m.Type != 0 {
+			r.fail("NULL mechanism with type %#x", m.Type)
+		}
 	default:
 		r.fail("mechanism kind %d", m.Kind)
 	}
@@ -579,3 +592,9 @@ func zeroInfo(id int) any {
 	}
 	return nil
 }
+
+// ---- operation life cycle (docs/pkcs11-library.md, "Operation life cycle") ----
+
+// mechKindNull is the m item of a NULL CK_MECHANISM_PTR (MK_NULL in
+// frame.c), which C_*Init sends to cancel an operation.
+const mechKindNull = 0xFF

@@ -94,6 +94,9 @@ func TestWireHMatches(t *testing.T) {
 			}
 			continue
 		}
+		if f.name == "" {
+			continue // a gap between the id ranges of the functions' groups
+		}
 		c, ok := h[uint32(id)]
 		if !ok {
 			t.Errorf("%d %s: not in wire.h", id, f.name)
