@@ -409,6 +409,9 @@ func encodeRequest(t testing.TB, id uint32, items ...any) []byte {
 					putB(append([]byte{}, a.Value...))
 				}
 			}
+		case MsgParam:
+			want(i, "x")
+			w = appendMsgParam(w, v)
 		case []AttrReq:
 			want(i, "g")
 			w = binary.LittleEndian.AppendUint32(w, uint32(len(v)))
@@ -523,6 +526,8 @@ func decodeReply(t testing.TB, id uint32, reply []byte, gCount int) (rv uint64, 
 	rv = u64()
 	for _, it := range spec {
 		switch it {
+		case "y":
+			items = append(items, yRep{IV: bstr(), Tag: bstr()})
 		case "o":
 			var o oRep
 			o.Len = u64()
@@ -599,6 +604,8 @@ func zeroReply(t testing.TB, id uint32, gCount int) []any {
 			items = append(items, []byte(nil))
 		case "e":
 			items = append(items, "")
+		case "y":
+			items = append(items, yRep{})
 		}
 	}
 	return items
@@ -678,7 +685,7 @@ var cipher = oRep{Len: 10, Copied: true, Data: []byte("ciphertext")}
 
 func callCases() []callCase {
 	list3 := []uint64{0x51, 0x5152535455565758, 0x53}
-	cs := []callCase{
+	cs := append(messageCallCases(), []callCase{
 		{name: "Initialize", id: fnInitialize, req: []any{uint64(ck.CKF_OS_LOCKING_OK), []byte(nil)}, want: rc("Initialize", uint64(ck.CKF_OS_LOCKING_OK))},
 		{name: "Initialize/0", id: fnInitialize, req: []any{0, []byte(nil)}, want: rc("Initialize", uint64(0))},
 		// A Backend that takes no handoff ignores one.
@@ -810,7 +817,7 @@ func callCases() []callCase {
 		{name: "LoginUser", id: fnLoginUser, req: []any{uint64(tSH), uint64(ck.CKU_USER), []byte("pw"), []byte("alice")},
 			want: rc("LoginUser", uint64(tSH), uint64(ck.CKU_USER), []byte("pw"), []byte("alice"))},
 		{name: "SessionCancel", id: fnSessionCancel, req: []any{uint64(tSH), uint64(ck.CKF_SIGN)}, want: rc("SessionCancel", uint64(tSH), uint64(ck.CKF_SIGN))},
-	}
+	}...)
 
 	// C_GetAttributeValue.
 	gReq := []AttrReq{
@@ -967,7 +974,7 @@ func TestCallEveryFunction(t *testing.T) {
 		})
 	}
 	for id := 1; id < len(functions); id++ {
-		if !covered[uint32(id)] {
+		if !covered[uint32(id)] && functions[id].name != "" {
 			t.Errorf("no case for %d %s", id, functions[id].name)
 		}
 	}

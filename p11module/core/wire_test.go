@@ -94,6 +94,9 @@ func TestWireHMatches(t *testing.T) {
 			}
 			continue
 		}
+		if f.name == "" {
+			continue // an id kept for functions not yet wired
+		}
 		c, ok := h[uint32(id)]
 		if !ok {
 			t.Errorf("%d %s: not in wire.h", id, f.name)
@@ -136,7 +139,7 @@ func TestParseItems(t *testing.T) {
 			t.Errorf("%q: got %q -> %q, want %q -> %q", in, got.req, got.reply, want.req, want.reply)
 		}
 	}
-	for _, in := range []string{"x", "u ->", "u uu", "u -> u", "p", "o o", "m m", "u -> g", "u -> s s", "u h -> h h", "u b -> o", "u -> b b", "u b -> p q"} {
+	for _, in := range []string{"q", "u -> y", "u ->", "u uu", "u -> u", "p", "o o", "m m", "u -> g", "u -> s s", "u h -> h h", "u b -> o", "u -> b b", "u b -> p q"} {
 		if _, err := parseItems(in); err == nil {
 			t.Errorf("%q accepted", in)
 		}
