@@ -469,6 +469,105 @@ void rp_mechanism_info(frame_rep *r, CK_MECHANISM_INFO *v)
 	v->flags = (CK_FLAGS)rp_u64(r);
 }
 
+/* ---- message parameters (frame.h) ---- */
+
+/* MSG_MAX_IV bounds what C reads through an IV or nonce pointer whose
+ * length the caller gives in bits or as a count: more is refused here,
+ * before anything is read. GCM IVs are at most 256 bytes. */
+#define MSG_MAX_IV 256u
+/* MSG_TAG_MAX is the largest tag: 128 bits. */
+#define MSG_TAG_MAX 16u
+
+/* fr_msg_tag sends the tag (kinds 2 and 3): with MP_DECRYPT its bytes as
+ * the caller gave them, else the NULL marker; then whether pTag is set. */
+static void fr_msg_tag(frame_req *f, CK_BYTE_PTR tag, CK_ULONG n, int mode)
+{
+	if ((mode & MP_DECRYPT) && tag)
+		fr_item_b(f, tag, n);
+	else
+		fr_u32(f, FRAME_NULL);
+	fr_u8(f, tag != NULL);
+}
+
+void fr_item_x(frame_req *f, frame_msg *mo, CK_VOID_PTR p, CK_ULONG n, int mode)
+{
+	memset(mo, 0, sizeof *mo);
+	if (!p) {
+		if (n != 0) {
+			fr_fail(f, CKR_ARGUMENTS_BAD);
+			return;
+		}
+		fr_u8(f, 0);
+		return;
+	}
+	if ((mode & MP_AEAD) && n == sizeof(CK_GCM_MESSAGE_PARAMS)) {
+		CK_GCM_MESSAGE_PARAMS g;
+		CK_ULONG tagLen;
+		memcpy(&g, p, sizeof g);
+		if (g.ulIvLen > MSG_MAX_IV || g.ulTagBits > 8 * MSG_TAG_MAX) {
+			fr_fail(f, CKR_MECHANISM_PARAM_INVALID);
+			return;
+		}
+		tagLen = (g.ulTagBits + 7) / 8;
+		fr_u8(f, 2);
+		fr_item_b_rv(f, g.pIv, g.ulIvLen, CKR_MECHANISM_PARAM_INVALID);
+		fr_u64(f, (uint64_t)g.ulIvFixedBits);
+		fr_u64(f, (uint64_t)g.ivGenerator);
+		fr_u64(f, (uint64_t)g.ulTagBits);
+		fr_msg_tag(f, g.pTag, tagLen, mode);
+		mo->iv = g.pIv;
+		mo->iv_cap = g.pIv ? g.ulIvLen : 0;
+		mo->tag = g.pTag;
+		mo->tag_cap = g.pTag ? tagLen : 0;
+		return;
+	}
+	if ((mode & MP_AEAD) && n == sizeof(CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS)) {
+		CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS c;
+		CK_ULONG nonceLen;
+		memcpy(&c, p, sizeof c);
+		if (c.ulNonceBits > 8 * MSG_MAX_IV) {
+			fr_fail(f, CKR_MECHANISM_PARAM_INVALID);
+			return;
+		}
+		nonceLen = (c.ulNonceBits + 7) / 8;
+		fr_u8(f, 3);
+		fr_item_b_rv(f, c.pNonce, nonceLen, CKR_MECHANISM_PARAM_INVALID);
+		fr_u64(f, (uint64_t)c.ulNonceBits);
+		fr_msg_tag(f, c.pTag, MSG_TAG_MAX, mode);
+		mo->iv = c.pNonce;
+		mo->iv_cap = c.pNonce ? nonceLen : 0;
+		mo->tag = c.pTag;
+		mo->tag_cap = c.pTag ? MSG_TAG_MAX : 0;
+		return;
+	}
+	fr_u8(f, 1);
+	fr_item_b(f, p, n);
+}
+
+void rp_item_y(frame_rep *r, frame_y *y, const frame_msg *mo)
+{
+	memset(y, 0, sizeof *y);
+	y->iv_n = rp_u32(r);
+	y->iv = rp_take(r, y->iv_n);
+	y->tag_n = rp_u32(r);
+	y->tag = rp_take(r, y->tag_n);
+	/* A generated IV fills the caller's IV exactly; a tag fits pTag. */
+	if (y->iv_n && (!mo->iv || (uint64_t)y->iv_n != (uint64_t)mo->iv_cap))
+		r->bad = 1;
+	if (y->tag_n && (!mo->tag || (uint64_t)y->tag_n > (uint64_t)mo->tag_cap))
+		r->bad = 1;
+}
+
+void out_y(const frame_y *y, CK_RV rv, const frame_msg *mo)
+{
+	if (rv != CKR_OK)
+		return;
+	if (y->iv_n)
+		memcpy(mo->iv, y->iv, y->iv_n);
+	if (y->tag_n)
+		memcpy(mo->tag, y->tag, y->tag_n);
+}
+
 /* ---- operation life cycle ---- */
 
 /* MK_NULL: no CK_MECHANISM at all (core.mechKindNull). */

@@ -108,6 +108,34 @@ void rp_token_info(frame_rep *r, CK_TOKEN_INFO *v);
 void rp_session_info(frame_rep *r, CK_SESSION_INFO *v);
 void rp_mechanism_info(frame_rep *r, CK_MECHANISM_INFO *v);
 
+/* ---- message parameters (the message-based functions, v3.0) ----
+ *
+ * x: a message parameter (pParameter, ulParameterLen). C does not know the
+ * operation's mechanism (that is session state, in Go), so it knows the
+ * structure by its size: sizeof(CK_GCM_MESSAGE_PARAMS) is kind 2,
+ * sizeof(CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS) kind 3 (only with
+ * MP_AEAD: the encrypt and decrypt functions); NULL is kind 0; anything else
+ * goes as raw bytes (kind 1), which Go refuses where it wants a structure.
+ * With MP_DECRYPT the tag is read from pTag and sent; otherwise pTag is an
+ * output. frame_msg remembers where the outputs go, for rp_item_y. */
+enum { MP_RAW = 0, MP_AEAD = 1, MP_DECRYPT = 2 };
+
+typedef struct {
+	CK_BYTE_PTR iv;     /* where a generated IV goes (NULL: nowhere) */
+	CK_ULONG iv_cap;
+	CK_BYTE_PTR tag;    /* where the tag goes (NULL: nowhere) */
+	CK_ULONG tag_cap;
+} frame_msg;
+
+void fr_item_x(frame_req *f, frame_msg *mo, CK_VOID_PTR p, CK_ULONG n, int mode);
+/* y: the parameter outputs, read in place; out_y writes them (on CKR_OK). */
+typedef struct {
+	uint32_t iv_n, tag_n;
+	const unsigned char *iv, *tag;
+} frame_y;
+void rp_item_y(frame_rep *r, frame_y *y, const frame_msg *mo);
+void out_y(const frame_y *y, CK_RV rv, const frame_msg *mo);
+
 #pragma GCC visibility pop
 
 #endif

@@ -10,8 +10,8 @@
  * written. No caller pointer is kept after a function returns.
  *
  * Answered here without Go: C_GetFunctionList, C_GetInterfaceList,
- * C_GetInterface, C_GetFunctionStatus, C_CancelFunction, C_WaitForSlotEvent
- * and the message-based functions. */
+ * C_GetInterface, C_GetFunctionStatus, C_CancelFunction and
+ * C_WaitForSlotEvent. */
 #include <string.h>
 #include <time.h>
 
@@ -953,22 +953,186 @@ CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession)
 	return CKR_FUNCTION_NOT_PARALLEL;
 }
 
-/* ---- message-based functions (v3.0): not supported ---- */
+/* ---- message-based functions (v3.0) ----
+ *
+ * The message parameter crosses as an x item (frame.h); what Go writes back
+ * into it (a generated IV, the tag) comes as a y item and is copied into the
+ * caller's structure on CKR_OK. */
 
-/* Each one only refuses, so its parameters go unused. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-
-static CK_RV not_supported(void)
+/* msg_init: u u x u. The mechanism's parameter, if any, is a message
+ * parameter structure (it says nothing Go needs, but is checked). */
+static CK_RV msg_init(uint32_t fn, CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE key)
 {
+	call c;
+	frame_msg mo;
 	INIT_CHECK();
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	if (!m)
+		return CKR_ARGUMENTS_BAD;
+	call_begin(&c, fn);
+	fr_item_u(&c.req, h);
+	fr_item_u(&c.req, m->mechanism);
+	fr_item_x(&c.req, &mo, m->pParameter, m->ulParameterLen, MP_AEAD);
+	fr_item_u(&c.req, key);
+	return finish(&c);
+}
+
+/* msg_crypt: u x b b o -> o [y]: C_EncryptMessage (with y) and
+ * C_DecryptMessage. */
+static CK_RV msg_crypt(uint32_t fn, int mode, CK_SESSION_HANDLE h, CK_VOID_PTR param,
+		       CK_ULONG paramLen, CK_BYTE_PTR aad, CK_ULONG aadLen, CK_BYTE_PTR in,
+		       CK_ULONG inLen, CK_BYTE_PTR out, CK_ULONG_PTR pulOutLen)
+{
+	call c;
+	frame_msg mo;
+	frame_out o;
+	frame_y y;
+	CK_ULONG cap;
+	INIT_CHECK();
+	if (!pulOutLen || (!aad && aadLen) || (!in && inLen))
+		return CKR_ARGUMENTS_BAD;
+	cap = *pulOutLen;
+	call_begin(&c, fn);
+	fr_item_u(&c.req, h);
+	fr_item_x(&c.req, &mo, param, paramLen, mode);
+	fr_item_b(&c.req, aad, aadLen);
+	fr_item_b(&c.req, in, inLen);
+	fr_item_o(&c.req, out, cap);
+	if (call_send(&c)) {
+		rp_item_o(&c.rep, &o, cap, out != NULL);
+		if (!(mode & MP_DECRYPT))
+			rp_item_y(&c.rep, &y, &mo);
+		if (call_check(&c)) {
+			out_o(&o, c.result, out, pulOutLen);
+			if (!(mode & MP_DECRYPT))
+				out_y(&y, c.result, &mo);
+		}
+	}
+	return call_end(&c);
+}
+
+/* msg_begin: u x b [-> y]: C_EncryptMessageBegin (with y) and
+ * C_DecryptMessageBegin. */
+static CK_RV msg_begin(uint32_t fn, int mode, CK_SESSION_HANDLE h, CK_VOID_PTR param,
+		       CK_ULONG paramLen, CK_BYTE_PTR aad, CK_ULONG aadLen)
+{
+	call c;
+	frame_msg mo;
+	frame_y y;
+	INIT_CHECK();
+	if (!aad && aadLen)
+		return CKR_ARGUMENTS_BAD;
+	call_begin(&c, fn);
+	fr_item_u(&c.req, h);
+	fr_item_x(&c.req, &mo, param, paramLen, mode);
+	fr_item_b(&c.req, aad, aadLen);
+	if (mode & MP_DECRYPT)
+		return finish(&c);
+	if (call_send(&c)) {
+		rp_item_y(&c.rep, &y, &mo);
+		if (call_check(&c))
+			out_y(&y, c.result, &mo);
+	}
+	return call_end(&c);
+}
+
+/* msg_next: u x b o u -> o [y]: C_EncryptMessageNext (with y) and
+ * C_DecryptMessageNext. */
+static CK_RV msg_next(uint32_t fn, int mode, CK_SESSION_HANDLE h, CK_VOID_PTR param,
+		      CK_ULONG paramLen, CK_BYTE_PTR in, CK_ULONG inLen, CK_BYTE_PTR out,
+		      CK_ULONG_PTR pulOutLen, CK_FLAGS flags)
+{
+	call c;
+	frame_msg mo;
+	frame_out o;
+	frame_y y;
+	CK_ULONG cap;
+	INIT_CHECK();
+	if (!pulOutLen || (!in && inLen))
+		return CKR_ARGUMENTS_BAD;
+	cap = *pulOutLen;
+	call_begin(&c, fn);
+	fr_item_u(&c.req, h);
+	fr_item_x(&c.req, &mo, param, paramLen, mode);
+	fr_item_b(&c.req, in, inLen);
+	fr_item_o(&c.req, out, cap);
+	fr_item_u(&c.req, flags);
+	if (call_send(&c)) {
+		rp_item_o(&c.rep, &o, cap, out != NULL);
+		if (!(mode & MP_DECRYPT))
+			rp_item_y(&c.rep, &y, &mo);
+		if (call_check(&c)) {
+			out_o(&o, c.result, out, pulOutLen);
+			if (!(mode & MP_DECRYPT))
+				out_y(&y, c.result, &mo);
+		}
+	}
+	return call_end(&c);
+}
+
+/* msg_x: u x (C_SignMessageBegin, C_VerifyMessageBegin). */
+static CK_RV msg_x(uint32_t fn, CK_SESSION_HANDLE h, CK_VOID_PTR param, CK_ULONG paramLen)
+{
+	call c;
+	frame_msg mo;
+	INIT_CHECK();
+	call_begin(&c, fn);
+	fr_item_u(&c.req, h);
+	fr_item_x(&c.req, &mo, param, paramLen, MP_RAW);
+	return finish(&c);
+}
+
+/* msg_sign: u x b o [u] -> o (C_SignMessage; C_SignMessageNext, whose u
+ * says whether this is the last part: pulSignatureLen is not NULL). */
+static CK_RV msg_sign(uint32_t fn, CK_SESSION_HANDLE h, CK_VOID_PTR param, CK_ULONG paramLen,
+		      CK_BYTE_PTR data, CK_ULONG dataLen, CK_BYTE_PTR sig,
+		      CK_ULONG_PTR pulSigLen, int next)
+{
+	call c;
+	frame_msg mo;
+	frame_out o;
+	CK_ULONG cap = 0;
+	INIT_CHECK();
+	if ((!next && !pulSigLen) || (!data && dataLen))
+		return CKR_ARGUMENTS_BAD;
+	if (pulSigLen)
+		cap = *pulSigLen;
+	call_begin(&c, fn);
+	fr_item_u(&c.req, h);
+	fr_item_x(&c.req, &mo, param, paramLen, MP_RAW);
+	fr_item_b(&c.req, data, dataLen);
+	fr_item_o(&c.req, pulSigLen ? sig : NULL, cap);
+	if (next)
+		fr_item_u(&c.req, pulSigLen != NULL);
+	if (call_send(&c)) {
+		rp_item_o(&c.rep, &o, cap, pulSigLen && sig);
+		if (call_check(&c) && pulSigLen)
+			out_o(&o, c.result, sig, pulSigLen);
+	}
+	return call_end(&c);
+}
+
+/* msg_verify: u x b b (C_VerifyMessage, C_VerifyMessageNext: there a NULL
+ * signature means more parts follow). */
+static CK_RV msg_verify(uint32_t fn, CK_SESSION_HANDLE h, CK_VOID_PTR param, CK_ULONG paramLen,
+			CK_BYTE_PTR data, CK_ULONG dataLen, CK_BYTE_PTR sig, CK_ULONG sigLen)
+{
+	call c;
+	frame_msg mo;
+	INIT_CHECK();
+	if ((!data && dataLen) || (!sig && sigLen))
+		return CKR_ARGUMENTS_BAD;
+	call_begin(&c, fn);
+	fr_item_u(&c.req, h);
+	fr_item_x(&c.req, &mo, param, paramLen, MP_RAW);
+	fr_item_b(&c.req, data, dataLen);
+	fr_item_b(&c.req, sig, sigLen);
+	return finish(&c);
 }
 
 CK_RV C_MessageEncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			   CK_OBJECT_HANDLE hKey)
 {
-	return not_supported();
+	return msg_init(WIRE_MESSAGEENCRYPTINIT, hSession, pMechanism, hKey);
 }
 
 CK_RV C_EncryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
@@ -977,14 +1141,17 @@ CK_RV C_EncryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 		       CK_ULONG ulPlaintextLen, CK_BYTE_PTR pCiphertext,
 		       CK_ULONG_PTR pulCiphertextLen)
 {
-	return not_supported();
+	return msg_crypt(WIRE_ENCRYPTMESSAGE, MP_AEAD, hSession, pParameter, ulParameterLen,
+			 pAssociatedData, ulAssociatedDataLen, pPlaintext, ulPlaintextLen,
+			 pCiphertext, pulCiphertextLen);
 }
 
 CK_RV C_EncryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			    CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData,
 			    CK_ULONG ulAssociatedDataLen)
 {
-	return not_supported();
+	return msg_begin(WIRE_ENCRYPTMESSAGEBEGIN, MP_AEAD, hSession, pParameter, ulParameterLen,
+			 pAssociatedData, ulAssociatedDataLen);
 }
 
 CK_RV C_EncryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
@@ -992,18 +1159,20 @@ CK_RV C_EncryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			   CK_ULONG ulPlaintextPartLen, CK_BYTE_PTR pCiphertextPart,
 			   CK_ULONG_PTR pulCiphertextPartLen, CK_FLAGS flags)
 {
-	return not_supported();
+	return msg_next(WIRE_ENCRYPTMESSAGENEXT, MP_AEAD, hSession, pParameter, ulParameterLen,
+			pPlaintextPart, ulPlaintextPartLen, pCiphertextPart,
+			pulCiphertextPartLen, flags);
 }
 
 CK_RV C_MessageEncryptFinal(CK_SESSION_HANDLE hSession)
 {
-	return not_supported();
+	return op_u(WIRE_MESSAGEENCRYPTFINAL, hSession);
 }
 
 CK_RV C_MessageDecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			   CK_OBJECT_HANDLE hKey)
 {
-	return not_supported();
+	return msg_init(WIRE_MESSAGEDECRYPTINIT, hSession, pMechanism, hKey);
 }
 
 CK_RV C_DecryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
@@ -1012,14 +1181,17 @@ CK_RV C_DecryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 		       CK_ULONG ulCiphertextLen, CK_BYTE_PTR pPlaintext,
 		       CK_ULONG_PTR pulPlaintextLen)
 {
-	return not_supported();
+	return msg_crypt(WIRE_DECRYPTMESSAGE, MP_AEAD | MP_DECRYPT, hSession, pParameter,
+			 ulParameterLen, pAssociatedData, ulAssociatedDataLen, pCiphertext,
+			 ulCiphertextLen, pPlaintext, pulPlaintextLen);
 }
 
 CK_RV C_DecryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			    CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData,
 			    CK_ULONG ulAssociatedDataLen)
 {
-	return not_supported();
+	return msg_begin(WIRE_DECRYPTMESSAGEBEGIN, MP_AEAD | MP_DECRYPT, hSession, pParameter,
+			 ulParameterLen, pAssociatedData, ulAssociatedDataLen);
 }
 
 CK_RV C_DecryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
@@ -1027,77 +1199,81 @@ CK_RV C_DecryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			   CK_ULONG ulCiphertextPartLen, CK_BYTE_PTR pPlaintextPart,
 			   CK_ULONG_PTR pulPlaintextPartLen, CK_FLAGS flags)
 {
-	return not_supported();
+	return msg_next(WIRE_DECRYPTMESSAGENEXT, MP_AEAD | MP_DECRYPT, hSession, pParameter,
+			ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart,
+			pulPlaintextPartLen, flags);
 }
 
 CK_RV C_MessageDecryptFinal(CK_SESSION_HANDLE hSession)
 {
-	return not_supported();
+	return op_u(WIRE_MESSAGEDECRYPTFINAL, hSession);
 }
 
 CK_RV C_MessageSignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			CK_OBJECT_HANDLE hKey)
 {
-	return not_supported();
+	return op_mu(WIRE_MESSAGESIGNINIT, hSession, pMechanism, hKey);
 }
 
 CK_RV C_SignMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen,
 		    CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
 		    CK_ULONG_PTR pulSignatureLen)
 {
-	return not_supported();
+	return msg_sign(WIRE_SIGNMESSAGE, hSession, pParameter, ulParameterLen, pData, ulDataLen,
+			pSignature, pulSignatureLen, 0);
 }
 
 CK_RV C_SignMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			 CK_ULONG ulParameterLen)
 {
-	return not_supported();
+	return msg_x(WIRE_SIGNMESSAGEBEGIN, hSession, pParameter, ulParameterLen);
 }
 
 CK_RV C_SignMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
 			CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
 {
-	return not_supported();
+	return msg_sign(WIRE_SIGNMESSAGENEXT, hSession, pParameter, ulParameterLen, pData,
+			ulDataLen, pSignature, pulSignatureLen, 1);
 }
 
 CK_RV C_MessageSignFinal(CK_SESSION_HANDLE hSession)
 {
-	return not_supported();
+	return op_u(WIRE_MESSAGESIGNFINAL, hSession);
 }
 
 CK_RV C_MessageVerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 			  CK_OBJECT_HANDLE hKey)
 {
-	return not_supported();
+	return op_mu(WIRE_MESSAGEVERIFYINIT, hSession, pMechanism, hKey);
 }
 
 CK_RV C_VerifyMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 		      CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
 		      CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
 {
-	return not_supported();
+	return msg_verify(WIRE_VERIFYMESSAGE, hSession, pParameter, ulParameterLen, pData,
+			  ulDataLen, pSignature, ulSignatureLen);
 }
 
 CK_RV C_VerifyMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			   CK_ULONG ulParameterLen)
 {
-	return not_supported();
+	return msg_x(WIRE_VERIFYMESSAGEBEGIN, hSession, pParameter, ulParameterLen);
 }
 
 CK_RV C_VerifyMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 			  CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
 			  CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
 {
-	return not_supported();
+	return msg_verify(WIRE_VERIFYMESSAGENEXT, hSession, pParameter, ulParameterLen, pData,
+			  ulDataLen, pSignature, ulSignatureLen);
 }
 
 CK_RV C_MessageVerifyFinal(CK_SESSION_HANDLE hSession)
 {
-	return not_supported();
+	return op_u(WIRE_MESSAGEVERIFYFINAL, hSession);
 }
-
-#pragma GCC diagnostic pop
 
 /* ---- function lists and interfaces ---- */
 

@@ -243,6 +243,46 @@ typedef CK_FUNCTION_LIST_3_0 **CK_FUNCTION_LIST_3_0_PTR_PTR;
 
 #endif /* CRYPTOKI_VERSION_MAJOR < 3 */
 
+/* ---- message-based functions (v3.0): the parameters of the message
+ * mechanisms, written from the OASIS PKCS#11 v3.0 current-mechanisms
+ * specification. Guarded one by one: a newer header may have them. ---- */
+#ifndef CKG_NO_GENERATE
+typedef CK_ULONG CK_GENERATOR_FUNCTION;
+#define CKG_NO_GENERATE (0x0UL)
+#define CKG_GENERATE (0x1UL)
+#define CKG_GENERATE_COUNTER (0x2UL)
+#define CKG_GENERATE_RANDOM (0x3UL)
+
+/* CK_GCM_MESSAGE_PARAMS: the per-message parameter of CKM_AES_GCM. */
+typedef struct CK_GCM_MESSAGE_PARAMS {
+	CK_BYTE_PTR pIv;
+	CK_ULONG ulIvLen;
+	CK_ULONG ulIvFixedBits;
+	CK_GENERATOR_FUNCTION ivGenerator;
+	CK_BYTE_PTR pTag;
+	CK_ULONG ulTagBits;
+} CK_GCM_MESSAGE_PARAMS;
+typedef CK_GCM_MESSAGE_PARAMS *CK_GCM_MESSAGE_PARAMS_PTR;
+
+/* CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS: the per-message parameter of
+ * CKM_CHACHA20_POLY1305 (the tag is always 16 bytes). */
+typedef struct CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS {
+	CK_BYTE_PTR pNonce;
+	CK_ULONG ulNonceBits;
+	CK_BYTE_PTR pTag;
+} CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS;
+typedef CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS *CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS_PTR;
+#endif
+#ifndef CKM_CHACHA20_POLY1305
+#define CKM_CHACHA20_POLY1305 (0x4021UL)
+#endif
+#ifndef CKF_MESSAGE_ENCRYPT
+#define CKF_MESSAGE_ENCRYPT (1UL << 1)
+#define CKF_MESSAGE_DECRYPT (1UL << 2)
+#define CKF_MESSAGE_SIGN (1UL << 3)
+#define CKF_MESSAGE_VERIFY (1UL << 4)
+#endif
+
 #ifdef __cplusplus
 }
 #endif

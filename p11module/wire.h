@@ -74,6 +74,30 @@
 #define WIRE_LOGINUSER                 65 /* u u b b */
 #define WIRE_SESSIONCANCEL             66 /* u u */
 
+/* Message-based functions (v3.0), ids 70 to 89. x is a message parameter
+ * (pParameter, ulParameterLen, flattened by its size: see frame.h), y the
+ * parameter outputs written back into it (a generated IV, a tag). */
+#define WIRE_MESSAGEENCRYPTINIT        70 /* u u x u */
+#define WIRE_ENCRYPTMESSAGE            71 /* u x b b o -> o y */
+#define WIRE_ENCRYPTMESSAGEBEGIN       72 /* u x b -> y */
+#define WIRE_ENCRYPTMESSAGENEXT        73 /* u x b o u -> o y */
+#define WIRE_MESSAGEENCRYPTFINAL       74 /* u */
+#define WIRE_MESSAGEDECRYPTINIT        75 /* u u x u */
+#define WIRE_DECRYPTMESSAGE            76 /* u x b b o -> o */
+#define WIRE_DECRYPTMESSAGEBEGIN       77 /* u x b */
+#define WIRE_DECRYPTMESSAGENEXT        78 /* u x b o u -> o */
+#define WIRE_MESSAGEDECRYPTFINAL       79 /* u */
+#define WIRE_MESSAGESIGNINIT           80 /* u m u */
+#define WIRE_SIGNMESSAGE               81 /* u x b o -> o */
+#define WIRE_SIGNMESSAGEBEGIN          82 /* u x */
+#define WIRE_SIGNMESSAGENEXT           83 /* u x b o u -> o */
+#define WIRE_MESSAGESIGNFINAL          84 /* u */
+#define WIRE_MESSAGEVERIFYINIT         85 /* u m u */
+#define WIRE_VERIFYMESSAGE             86 /* u x b b */
+#define WIRE_VERIFYMESSAGEBEGIN        87 /* u x */
+#define WIRE_VERIFYMESSAGENEXT         88 /* u x b b */
+#define WIRE_MESSAGEVERIFYFINAL        89 /* u */
+
 /* Operation life cycle and slot events: ids 96-99. */
 #define WIRE_WAITFORSLOTEVENT          96 /* u u -> p */
 

@@ -31,6 +31,7 @@ type wireResult struct {
 	g       []AttrResp
 	b       []byte
 	e       string // C_Initialize: the line for the host's log on failure
+	y       MsgParamOut
 }
 
 // wireMaxReply bounds a reply as the helper's frames are bounded, so that C
@@ -321,6 +322,12 @@ func (d *Dispatcher) invoke(id int, a *wireArgs, res *wireResult) error {
 		return b.LoginUser(u[0], u[1], a.b[0], a.b[1])
 	case fnSessionCancel:
 		return b.SessionCancel(u[0], u[1])
+	case fnMessageEncryptInit, fnEncryptMessage, fnEncryptMessageBegin, fnEncryptMessageNext,
+		fnMessageEncryptFinal, fnMessageDecryptInit, fnDecryptMessage, fnDecryptMessageBegin,
+		fnDecryptMessageNext, fnMessageDecryptFinal, fnMessageSignInit, fnSignMessage,
+		fnSignMessageBegin, fnSignMessageNext, fnMessageSignFinal, fnMessageVerifyInit,
+		fnVerifyMessage, fnVerifyMessageBegin, fnVerifyMessageNext, fnMessageVerifyFinal:
+		return invokeMessage(b, id, a, res)
 	case fnWaitForSlotEvent:
 		h, err = b.WaitForSlotEvent(u[0], u[1])
 		res.p = []uint64{h}
@@ -382,6 +389,12 @@ func check(id int, a *wireArgs, res *wireResult, rv uint64) error {
 				if !a.g[i].Present || n > a.g[i].Cap || n != r.Len || n > wireMaxBytes {
 					return fmt.Errorf("%w: attribute %d: %d bytes of data, length %d, buffer present %v of %d",
 						errBackendBroke, i, n, r.Len, a.g[i].Present, a.g[i].Cap)
+				}
+			}
+		case 'y':
+			if ok {
+				if err := checkMsgOut(a, res.y); err != nil {
+					return err
 				}
 			}
 		case 'b':
@@ -459,6 +472,8 @@ func encodeReply(w *wireWriter, id int, rv uint64, a *wireArgs, res *wireResult)
 			} else {
 				w.u32(0)
 			}
+		case 'y':
+			res.y.encode(w, ok)
 		case 'e':
 			e := res.e
 			if ok {

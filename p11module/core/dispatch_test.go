@@ -412,6 +412,9 @@ func encodeRequest(t testing.TB, id uint32, items ...any) []byte {
 					putB(append([]byte{}, a.Value...))
 				}
 			}
+		case MsgParam:
+			want(i, "x")
+			w = appendMsgParam(w, v)
 		case []AttrReq:
 			want(i, "g")
 			w = binary.LittleEndian.AppendUint32(w, uint32(len(v)))
@@ -526,6 +529,8 @@ func decodeReply(t testing.TB, id uint32, reply []byte, gCount int) (rv uint64, 
 	rv = u64()
 	for _, it := range spec {
 		switch it {
+		case "y":
+			items = append(items, yRep{IV: bstr(), Tag: bstr()})
 		case "o":
 			var o oRep
 			o.Len = u64()
@@ -602,6 +607,8 @@ func zeroReply(t testing.TB, id uint32, gCount int) []any {
 			items = append(items, []byte(nil))
 		case "e":
 			items = append(items, "")
+		case "y":
+			items = append(items, yRep{})
 		}
 	}
 	return items
@@ -681,7 +688,7 @@ var cipher = oRep{Len: 10, Copied: true, Data: []byte("ciphertext")}
 
 func callCases() []callCase {
 	list3 := []uint64{0x51, 0x5152535455565758, 0x53}
-	cs := []callCase{
+	cs := append(messageCallCases(), []callCase{
 		{name: "Initialize", id: fnInitialize, req: []any{uint64(ck.CKF_OS_LOCKING_OK), []byte(nil)}, want: rc("Initialize", uint64(ck.CKF_OS_LOCKING_OK))},
 		{name: "Initialize/0", id: fnInitialize, req: []any{0, []byte(nil)}, want: rc("Initialize", uint64(0))},
 		// A Backend that takes no handoff ignores one.
@@ -820,7 +827,7 @@ func callCases() []callCase {
 			want: rc("EncryptInit", uint64(tSH), Mechanism{Kind: mechKindNull, Null: true}, uint64(0))},
 		{name: "EncryptInit/NULL mechanism with a type", id: fnEncryptInit, req: []any{uint64(tSH), Mechanism{Type: 1, Kind: mechKindNull}, uint64(0)},
 			rv: ck.CKR_ARGUMENTS_BAD},
-	}
+	}...)
 
 	// C_GetAttributeValue.
 	gReq := []AttrReq{

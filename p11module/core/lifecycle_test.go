@@ -25,7 +25,7 @@ type outMode int
 
 const (
 	outFull  outMode = iota // a buffer big enough
-	outLen                  // no buffer: a length query
+	outQuery                  // no buffer: a length query
 	outShort                // a buffer one byte short
 	outBad                  // full buffer, input the mechanism refuses
 )
@@ -48,7 +48,7 @@ type opKit struct {
 // output's length.
 func outCall(mode outMode, want uint64, call func(Out) (OutResult, error)) error {
 	switch mode {
-	case outLen:
+	case outQuery:
 		r, err := call(Out{})
 		if err == nil && r.Len < want {
 			return hsmerr.Errorf(ck.CKR_GENERAL_ERROR, "length %d, want at least %d", r.Len, want)
@@ -248,8 +248,8 @@ var lcRows = []lcRow{
 	{"single-part", []lcStep{st("init", 0, ck.CKR_OK), st("single", outFull, ck.CKR_OK)}, false},
 	{"single-part after it ended", []lcStep{st("init", 0, ck.CKR_OK), st("single", outFull, ck.CKR_OK),
 		st("single", outFull, ck.CKR_OPERATION_NOT_INITIALIZED)}, false},
-	{"length query keeps it", []lcStep{st("init", 0, ck.CKR_OK), st("single", outLen, ck.CKR_OK)}, true},
-	{"length query then the data", []lcStep{st("init", 0, ck.CKR_OK), st("single", outLen, ck.CKR_OK), st("single", outFull, ck.CKR_OK)}, false},
+	{"length query keeps it", []lcStep{st("init", 0, ck.CKR_OK), st("single", outQuery, ck.CKR_OK)}, true},
+	{"length query then the data", []lcStep{st("init", 0, ck.CKR_OK), st("single", outQuery, ck.CKR_OK), st("single", outFull, ck.CKR_OK)}, false},
 	{"short buffer keeps it", []lcStep{st("init", 0, ck.CKR_OK), st("single", outShort, ck.CKR_BUFFER_TOO_SMALL)}, true},
 	{"short buffer then the data", []lcStep{st("init", 0, ck.CKR_OK), st("single", outShort, ck.CKR_BUFFER_TOO_SMALL), st("single", outFull, ck.CKR_OK)}, false},
 	{"single-part error ends it", []lcStep{st("init", 0, ck.CKR_OK), st("single", outBad, 0)}, false},
@@ -262,16 +262,16 @@ var lcRows = []lcRow{
 	{"update after final", []lcStep{st("init", 0, ck.CKR_OK), st("update", 0, ck.CKR_OK), st("final", outFull, ck.CKR_OK),
 		st("update", 0, ck.CKR_OPERATION_NOT_INITIALIZED)}, false},
 	{"final with no update", []lcStep{st("init", 0, ck.CKR_OK), st("final", outFull, ck.CKR_OK)}, false},
-	{"final length query keeps it", []lcStep{st("init", 0, ck.CKR_OK), st("update", 0, ck.CKR_OK), st("final", outLen, ck.CKR_OK)}, true},
+	{"final length query keeps it", []lcStep{st("init", 0, ck.CKR_OK), st("update", 0, ck.CKR_OK), st("final", outQuery, ck.CKR_OK)}, true},
 	{"final short buffer keeps it", []lcStep{st("init", 0, ck.CKR_OK), st("update", 0, ck.CKR_OK), st("final", outShort, ck.CKR_BUFFER_TOO_SMALL)}, true},
 	{"final error ends it", []lcStep{st("init", 0, ck.CKR_OK), st("update", 0, ck.CKR_OK), st("final", outBad, 0)}, false},
 	{"single-part after update: mixed", []lcStep{st("init", 0, ck.CKR_OK), st("update", 0, ck.CKR_OK),
 		st("single", outFull, ck.CKR_OPERATION_ACTIVE)}, false},
-	{"update after a single-part length query: mixed", []lcStep{st("init", 0, ck.CKR_OK), st("single", outLen, ck.CKR_OK),
+	{"update after a single-part length query: mixed", []lcStep{st("init", 0, ck.CKR_OK), st("single", outQuery, ck.CKR_OK),
 		st("update", 0, ck.CKR_OPERATION_ACTIVE)}, false},
-	{"final after a single-part length query: mixed", []lcStep{st("init", 0, ck.CKR_OK), st("single", outLen, ck.CKR_OK),
+	{"final after a single-part length query: mixed", []lcStep{st("init", 0, ck.CKR_OK), st("single", outQuery, ck.CKR_OK),
 		st("final", outFull, ck.CKR_OPERATION_ACTIVE)}, false},
-	{"single-part after a final length query: mixed", []lcStep{st("init", 0, ck.CKR_OK), st("final", outLen, ck.CKR_OK),
+	{"single-part after a final length query: mixed", []lcStep{st("init", 0, ck.CKR_OK), st("final", outQuery, ck.CKR_OK),
 		st("single", outFull, ck.CKR_OPERATION_ACTIVE)}, false},
 }
 
@@ -281,7 +281,7 @@ func (r lcRow) applies(k opKit) bool {
 		if (s.call == "update" || s.call == "final") && k.update == nil {
 			return false
 		}
-		if (s.mode == outLen || s.mode == outShort) && !k.lenq {
+		if (s.mode == outQuery || s.mode == outShort) && !k.lenq {
 			return false
 		}
 		if s.call == "final" && s.mode == outBad && k.noFinalBad {

@@ -23,7 +23,8 @@ type session struct {
 	ops     map[opKind]*operation
 	find    []uint64 // handles left to return; nil when no search is active
 	finding bool
-	objects map[uint64]bool // session objects this session made
+	objects map[uint64]bool         // session objects this session made
+	msgs    map[msgKind]*msgProcess // message processes (message.go); nil for none
 }
 
 // OpenSession opens a session on a slot.
@@ -290,6 +291,7 @@ func (m *Module) Logout(h uint64) error {
 			o.ops = map[opKind]*operation{}
 			o.find, o.finding = nil, false
 			o.objects = map[uint64]bool{}
+			o.msgs = nil
 			o.mu.Unlock()
 		}
 	}
@@ -392,5 +394,6 @@ func (m *Module) SessionCancel(h, flags uint64) error {
 			delete(s.ops, kind)
 		}
 	}
+	s.cancelMessages(flags)
 	return nil
 }

@@ -95,6 +95,27 @@ const (
 	fnLoginUser           = 65
 	fnSessionCancel       = 66
 
+	// The message-based functions (v3.0): message.go.
+	fnMessageEncryptInit  = 70
+	fnEncryptMessage      = 71
+	fnEncryptMessageBegin = 72
+	fnEncryptMessageNext  = 73
+	fnMessageEncryptFinal = 74
+	fnMessageDecryptInit  = 75
+	fnDecryptMessage      = 76
+	fnDecryptMessageBegin = 77
+	fnDecryptMessageNext  = 78
+	fnMessageDecryptFinal = 79
+	fnMessageSignInit     = 80
+	fnSignMessage         = 81
+	fnSignMessageBegin    = 82
+	fnSignMessageNext     = 83
+	fnMessageSignFinal    = 84
+	fnMessageVerifyInit   = 85
+	fnVerifyMessage       = 86
+	fnVerifyMessageBegin  = 87
+	fnVerifyMessageNext   = 88
+	fnMessageVerifyFinal  = 89
 	// Operation life cycle and slot events: ids 96-99.
 	fnWaitForSlotEvent = 96
 )
@@ -176,6 +197,26 @@ var functions = [...]wireFunc{
 	fnLoginUser:           {"C_LoginUser", "u u b b"},
 	fnSessionCancel:       {"C_SessionCancel", "u u"},
 
+	fnMessageEncryptInit:  {"C_MessageEncryptInit", "u u x u"},
+	fnEncryptMessage:      {"C_EncryptMessage", "u x b b o -> o y"},
+	fnEncryptMessageBegin: {"C_EncryptMessageBegin", "u x b -> y"},
+	fnEncryptMessageNext:  {"C_EncryptMessageNext", "u x b o u -> o y"},
+	fnMessageEncryptFinal: {"C_MessageEncryptFinal", "u"},
+	fnMessageDecryptInit:  {"C_MessageDecryptInit", "u u x u"},
+	fnDecryptMessage:      {"C_DecryptMessage", "u x b b o -> o"},
+	fnDecryptMessageBegin: {"C_DecryptMessageBegin", "u x b"},
+	fnDecryptMessageNext:  {"C_DecryptMessageNext", "u x b o u -> o"},
+	fnMessageDecryptFinal: {"C_MessageDecryptFinal", "u"},
+	fnMessageSignInit:     {"C_MessageSignInit", "u m u"},
+	fnSignMessage:         {"C_SignMessage", "u x b o -> o"},
+	fnSignMessageBegin:    {"C_SignMessageBegin", "u x"},
+	fnSignMessageNext:     {"C_SignMessageNext", "u x b o u -> o"},
+	fnMessageSignFinal:    {"C_MessageSignFinal", "u"},
+	fnMessageVerifyInit:   {"C_MessageVerifyInit", "u m u"},
+	fnVerifyMessage:       {"C_VerifyMessage", "u x b b"},
+	fnVerifyMessageBegin:  {"C_VerifyMessageBegin", "u x"},
+	fnVerifyMessageNext:   {"C_VerifyMessageNext", "u x b b"},
+	fnMessageVerifyFinal:  {"C_MessageVerifyFinal", "u"},
 	// C_WaitForSlotEvent: flags and how long to wait at most (ms) -> the
 	// slot (slotevents.go).
 	fnWaitForSlotEvent: {"C_WaitForSlotEvent", "u u -> p"},
@@ -223,18 +264,18 @@ func parseItems(items string) (wireSpec, error) {
 		return out, nil
 	}
 	var err error
-	if sp.req, err = parse(reqPart, "ubotgmh"); err != nil {
+	if sp.req, err = parse(reqPart, "ubotgmhx"); err != nil {
 		return sp, err
 	}
 	if hasReply {
-		if sp.reply, err = parse(replyPart, "oghpsbe"); err != nil {
+		if sp.reply, err = parse(replyPart, "oghpsbey"); err != nil {
 			return sp, err
 		}
 		if len(sp.reply) == 0 {
 			return sp, fmt.Errorf("empty reply after ->")
 		}
 	}
-	for _, c := range []byte("ogmh") {
+	for _, c := range []byte("ogmhx") {
 		if strings.Count(string(sp.req), string(c)) > 1 {
 			return sp, fmt.Errorf("more than one %c in the request", c)
 		}
@@ -248,6 +289,9 @@ func parseItems(items string) (wireSpec, error) {
 	}
 	if strings.Count(string(sp.reply), "s") > 1 || strings.Count(string(sp.reply), "b") > 1 || strings.Count(string(sp.reply), "e") > 1 {
 		return sp, fmt.Errorf("more than one s, b or e in the reply")
+	}
+	if strings.Count(string(sp.reply), "y") > strings.Count(string(sp.req), "x") {
+		return sp, fmt.Errorf("reply y without a request x")
 	}
 	return sp, nil
 }
@@ -463,6 +507,7 @@ type wireArgs struct {
 	m      Mechanism
 	g      []AttrReq
 	gCount int // the g count when it was read, else -1 (or 0 without g)
+	x      MsgParam
 }
 
 // decodeArgs reads a request's items after the function id; the whole frame
@@ -485,6 +530,8 @@ func decodeArgs(r *wireReader, req []byte) (*wireArgs, error) {
 			a.m = r.mechanism()
 		case 'g':
 			a.g, a.gCount = r.getTemplate()
+		case 'x':
+			a.x = r.msgParam()
 		}
 		if r.err != nil {
 			return a, r.err

@@ -139,7 +139,7 @@ func TestParseItems(t *testing.T) {
 			t.Errorf("%q: got %q -> %q, want %q -> %q", in, got.req, got.reply, want.req, want.reply)
 		}
 	}
-	for _, in := range []string{"x", "u ->", "u uu", "u -> u", "p", "o o", "m m", "u -> g", "u -> s s", "u h -> h h", "u b -> o", "u -> b b", "u b -> p q"} {
+	for _, in := range []string{"q", "u -> y", "u ->", "u uu", "u -> u", "p", "o o", "m m", "u -> g", "u -> s s", "u h -> h h", "u b -> o", "u -> b b", "u b -> p q"} {
 		if _, err := parseItems(in); err == nil {
 			t.Errorf("%q accepted", in)
 		}
