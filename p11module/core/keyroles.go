@@ -1,8 +1,8 @@
 package core
 
 import (
-	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/client"
 	"github.com/openhsm/openhsm/hsmerr"
 )
 
