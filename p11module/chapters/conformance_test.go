@@ -96,7 +96,10 @@ func mechanismTable() string {
 				other = append(other, o.name)
 			}
 		}
-		b.WriteString(" " + strings.Join(other, ", ") + " |\n")
+		if len(other) > 0 {
+			b.WriteString(" " + strings.Join(other, ", "))
+		}
+		b.WriteString(" |\n")
 	}
 	return b.String()
 }

@@ -16,7 +16,9 @@
  * knows no CK_RV to expect.
  *
  * Phases, in the order the Go side sends them: "pre" rows run before
- * C_Initialize, "pub" rows after it with no one logged in, "user" rows after
+ * C_Initialize, "init" rows too but may initialize the library (the driver
+ * then takes C_Initialize's CKR_CRYPTOKI_ALREADY_INITIALIZED as success),
+ * "pub" rows after it with no one logged in, "user" rows after
  * C_Login as the crypto user, with a few session keys made for them. Every
  * row opens a session of its own (unless it names one) and closes it.
  *
@@ -128,6 +130,10 @@ static CK_RV dummy_mutex(void *m) { (void)m; return CKR_OK; }
 static CK_RV dummy_create(void **m) { (void)m; return CKR_OK; }
 static CK_C_INITIALIZE_ARGS init_half_mutex = { .CreateMutex = dummy_create,
 						.DestroyMutex = dummy_mutex };
+static CK_C_INITIALIZE_ARGS init_all_mutex = { .CreateMutex = dummy_create,
+					       .DestroyMutex = dummy_mutex,
+					       .LockMutex = dummy_mutex,
+					       .UnlockMutex = dummy_mutex };
 
 /* The argument block every thunk takes its arguments from. */
 typedef struct {
@@ -344,7 +350,8 @@ static void initialize(void)
 
 	if (!want)
 		die("P11_TOKEN_LABEL unset", 0);
-	if ((rv = f->C_Initialize(NULL)) != CKR_OK)
+	/* An "init" row may have initialized the library already. */
+	if ((rv = f->C_Initialize(NULL)) != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
 		die("C_Initialize", rv);
 	memset(padded, ' ', sizeof padded);
 	memcpy(padded, want, strlen(want) < 32 ? strlen(want) : 32);
@@ -538,9 +545,9 @@ static void run_row(int index, char *spec)
 	size_t i;
 
 	word = strtok_r(spec, " ", &save); /* the phase */
-	if (!strcmp(word, "pre")) {
+	if (!strcmp(word, "pre") || !strcmp(word, "init")) {
 		if (initialized)
-			die("a pre row after C_Initialize", 0);
+			die("a pre or init row after C_Initialize", 0);
 	} else {
 		if (!initialized)
 			initialize();
@@ -629,6 +636,8 @@ static void run_row(int index, char *spec)
 				a.ptr = &init_reserved;
 			else if (!strcmp(v, "inithalfmutex"))
 				a.ptr = &init_half_mutex;
+			else if (!strcmp(v, "initallmutex"))
+				a.ptr = &init_all_mutex;
 			else if (!strcmp(v, "list"))
 				a.ptr = &list_out;
 			else if (!strcmp(v, "iface"))
