@@ -19,7 +19,8 @@
  * C_Initialize, "init" rows too but may initialize the library (the driver
  * then takes C_Initialize's CKR_CRYPTOKI_ALREADY_INITIALIZED as success),
  * "pub" rows after it with no one logged in, "user" rows after
- * C_Login as the crypto user, with a few session keys made for them. Every
+ * C_Login as the crypto user, with a few session keys made for them, "out"
+ * rows after C_Logout (the handles of the user rows' keys stay). Every
  * row opens a session of its own (unless it names one) and closes it.
  *
  * A driver setup failure exits 100; a crash shows as a signal, and the
@@ -47,7 +48,7 @@ typedef CK_RV (*decapsulate_fn)(CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_H
 #define MADE_UP 0x5eedf00dUL
 
 static CK_SLOT_ID slot;
-static int initialized, logged_in;
+static int initialized, logged_in, logged_out;
 static CK_SESSION_HANDLE keeper; /* holds the login for the whole run */
 static CK_OBJECT_HANDLE aes, ec_priv, ec_pub, hmac, data_obj;
 static CK_BYTE ct[64];    /* AES-CBC-PAD of plain under aes */
@@ -84,6 +85,11 @@ static CK_ATTRIBUTE t_aes[] = {
 	{ CKA_ENCRYPT, &yes, sizeof yes },         { CKA_DECRYPT, &yes, sizeof yes },
 	{ CKA_WRAP, &yes, sizeof yes },            { CKA_UNWRAP, &yes, sizeof yes },
 	{ CKA_EXTRACTABLE, &yes, sizeof yes },     { CKA_SENSITIVE, &no, sizeof no },
+};
+static CK_ATTRIBUTE t_aes_private[] = {
+	{ CKA_CLASS, &c_secret, sizeof c_secret }, { CKA_KEY_TYPE, &k_aes, sizeof k_aes },
+	{ CKA_VALUE_LEN, &len16, sizeof len16 },   { CKA_TOKEN, &no, sizeof no },
+	{ CKA_PRIVATE, &yes, sizeof yes },
 };
 static CK_ATTRIBUTE t_aes_token[] = {
 	{ CKA_CLASS, &c_secret, sizeof c_secret }, { CKA_KEY_TYPE, &k_aes, sizeof k_aes },
@@ -460,6 +466,7 @@ static CK_ATTRIBUTE_PTR tmpl(const char *v, CK_ULONG *count)
 		CK_ULONG c;
 	} ts[] = { { "aes", t_aes, N(t_aes) },
 		   { "aestoken", t_aes_token, N(t_aes_token) },
+		   { "aesprivate", t_aes_private, N(t_aes_private) },
 		   { "ecpub", t_ecpub, N(t_ecpub) },
 		   { "ecpriv", t_ecpriv, N(t_ecpriv) },
 		   { "data", t_data, N(t_data) },
@@ -553,6 +560,16 @@ static void run_row(int index, char *spec)
 			initialize();
 		if (strcmp(word, "pub") && !logged_in)
 			login();
+		if (!strcmp(word, "out")) {
+			if (!logged_out) {
+				CK_RV rv = f->C_Logout(keeper);
+				if (rv != CKR_OK)
+					die("C_Logout", rv);
+				logged_out = 1;
+			}
+		} else if (logged_out) {
+			die("a row after the out rows", 0);
+		}
 	}
 	fname = strtok_r(NULL, " ", &save);
 	for (i = 0; i < N(thunks); i++)
