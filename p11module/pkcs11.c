@@ -5,7 +5,10 @@
  * arguments into a frame (the items of wire.h), sends it, and copies the
  * reply's outputs back the way PKCS#11 says for the CK_RV it got: lengths
  * for CKR_OK and CKR_BUFFER_TOO_SMALL, each attribute's ulValueLen for
- * C_GetAttributeValue whatever the CK_RV, handles and structures for
+ * C_GetAttributeValue for the four CK_RVs that define them (CKR_OK,
+ * CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID,
+ * CKR_BUFFER_TOO_SMALL; any other error leaves the template as it was),
+ * handles and structures for
  * CKR_OK. A malformed reply is CKR_DEVICE_ERROR, and then nothing is
  * written. No caller pointer is kept after a function returns.
  *
@@ -561,7 +564,9 @@ CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 		start = c.rep;
 		for (i = 0; i < ulCount && !c.rep.bad; i++)
 			rp_attr(&c.rep, &pTemplate[i], 0);
-		if (call_check(&c)) {
+		if (call_check(&c) &&
+		    (c.result == CKR_OK || c.result == CKR_ATTRIBUTE_SENSITIVE ||
+		     c.result == CKR_ATTRIBUTE_TYPE_INVALID || c.result == CKR_BUFFER_TOO_SMALL)) {
 			c.rep = start;
 			for (i = 0; i < ulCount; i++)
 				rp_attr(&c.rep, &pTemplate[i], 1);

@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/openhsm/openhsm/internal/p11build"
 	"github.com/openhsm/openhsm/internal/testcluster"
 )
@@ -343,16 +346,12 @@ func TestNoHelper(t *testing.T) {
 func TestHelperEOF(t *testing.T) {
 	build(t)
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ours := os.NewFile(uintptr(fds[0]), "ours")
 	theirs := os.NewFile(uintptr(fds[1]), "theirs")
 	conn, err := net.FileConn(ours)
 	ours.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer conn.Close()
 
 	cmd := exec.Command(helper)
@@ -360,9 +359,7 @@ func TestHelperEOF(t *testing.T) {
 	cmd.Env = baseEnv(t)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cmd.Start())
 	theirs.Close()
 
 	// C_GetInfo before C_Initialize: CKR_CRYPTOKI_NOT_INITIALIZED and a
@@ -370,29 +367,23 @@ func TestHelperEOF(t *testing.T) {
 	frame := binary.LittleEndian.AppendUint32(nil, 4)
 	frame = binary.LittleEndian.AppendUint32(frame, 3)
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := conn.Write(frame); err != nil {
-		t.Fatal(err)
-	}
+	_, err = conn.Write(frame)
+	require.NoError(t, err)
 	var hdr [4]byte
-	if _, err := readFull(conn, hdr[:]); err != nil {
-		t.Fatal(err)
-	}
+	_, err = readFull(conn, hdr[:])
+	require.NoError(t, err)
 	reply := make([]byte, binary.LittleEndian.Uint32(hdr[:]))
-	if _, err := readFull(conn, reply); err != nil {
-		t.Fatal(err)
-	}
-	if len(reply) != 8+76 || binary.LittleEndian.Uint64(reply) != 0x190 {
-		t.Errorf("reply %x, want CKR_CRYPTOKI_NOT_INITIALIZED and 76 bytes", reply)
-	}
+	_, err = readFull(conn, reply)
+	require.NoError(t, err)
+	require.Len(t, reply, 8+76, "CKR_CRYPTOKI_NOT_INITIALIZED and a zero CK_INFO")
+	assert.Equal(t, uint64(0x190), binary.LittleEndian.Uint64(reply), "CKR_CRYPTOKI_NOT_INITIALIZED")
 	conn.Close()
 
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Errorf("helper exit: %v\n%s", err, &stderr)
-		}
+		assert.NoError(t, err, "helper exit\n%s", &stderr)
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("helper did not exit when its socket closed")

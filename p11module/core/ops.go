@@ -417,7 +417,7 @@ func (m *Module) WrapKey(h uint64, mech Mechanism, wrapping, key uint64, out Out
 	defer cancel()
 	w, err := c.WrapKey(ctx, tm, wrapping, key)
 	if err != nil {
-		return OutResult{}, err
+		return OutResult{}, m.keyRoleError(s, c, wrapping, ck.CKR_WRAPPING_KEY_HANDLE_INVALID, err)
 	}
 	n := uint64(len(w))
 	switch {
@@ -445,7 +445,7 @@ func (m *Module) UnwrapKey(h uint64, mech Mechanism, unwrapping uint64, wrapped 
 	defer cancel()
 	id, err := c.UnwrapKey(ctx, tm, unwrapping, wrapped, ct)
 	if err != nil {
-		return 0, err
+		return 0, m.keyRoleError(s, c, unwrapping, ck.CKR_UNWRAPPING_KEY_HANDLE_INVALID, err)
 	}
 	s.made(id, ct)
 	return id, nil

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // wireHFunc is one #define of ../wire.h.
@@ -130,19 +133,16 @@ func TestParseItems(t *testing.T) {
 		" u  o  ->  o ":  {req: []byte("uo"), reply: []byte("o")},
 	}
 	for in, want := range good {
-		got, err := parseItems(in)
-		if err != nil {
-			t.Errorf("%q: %v", in, err)
-			continue
-		}
-		if !bytes.Equal(got.req, want.req) || !bytes.Equal(got.reply, want.reply) {
-			t.Errorf("%q: got %q -> %q, want %q -> %q", in, got.req, got.reply, want.req, want.reply)
-		}
+		t.Run(in, func(t *testing.T) {
+			got, err := parseItems(in)
+			require.NoError(t, err)
+			assert.Equal(t, string(want.req), string(got.req), "request items")
+			assert.Equal(t, string(want.reply), string(got.reply), "reply items")
+		})
 	}
 	for _, in := range []string{"q", "u -> y", "u ->", "u uu", "u -> u", "p", "o o", "m m", "u -> g", "u -> s s", "u h -> h h", "u b -> o", "u -> b b", "u b -> p q"} {
-		if _, err := parseItems(in); err == nil {
-			t.Errorf("%q accepted", in)
-		}
+		_, err := parseItems(in)
+		assert.Error(t, err, "%q accepted", in)
 	}
 }
 
@@ -183,21 +183,19 @@ func TestReaderBytes(t *testing.T) {
 		{"4 GiB - 2", le(uint32(0xFFFFFFFE)), nil, false, true},
 	}
 	for _, c := range cases {
-		r := wireReader{buf: c.in}
-		got, null := r.bytes()
-		if (r.err != nil) != c.err {
-			t.Errorf("%s: err = %v", c.name, r.err)
-			continue
-		}
-		if c.err {
-			continue
-		}
-		if null != c.null || (got == nil) != (c.want == nil) || !bytes.Equal(got, c.want) {
-			t.Errorf("%s: got %v (nil %v) null %v, want %v (nil %v) null %v", c.name, got, got == nil, null, c.want, c.want == nil, c.null)
-		}
-		if len(r.buf) != 0 {
-			t.Errorf("%s: %d bytes left", c.name, len(r.buf))
-		}
+		t.Run(c.name, func(t *testing.T) {
+			r := wireReader{buf: c.in}
+			got, null := r.bytes()
+			if c.err {
+				require.Error(t, r.err)
+				return
+			}
+			require.NoError(t, r.err)
+			assert.Equal(t, c.null, null, "NULL pointer")
+			assert.Equal(t, c.want == nil, got == nil, "nil bytes")
+			assert.Equal(t, c.want, got)
+			assert.Empty(t, r.buf, "bytes left")
+		})
 	}
 	// The 64 MiB bound: over it is refused even with the bytes there; at it,
 	// only the missing bytes fail the read.
@@ -343,11 +341,7 @@ func TestInfoSizes(t *testing.T) {
 	}{{Info{}, 76}, {SlotInfo{}, 108}, {TokenInfo{}, 204}, {SessionInfo{}, 32}, {MechanismInfo{}, 24}} {
 		var w wireWriter
 		w.info(c.v)
-		if len(w.buf) != c.size {
-			t.Errorf("%T: %d bytes, want %d", c.v, len(w.buf), c.size)
-		}
-		if !bytes.Equal(w.buf, structBytes(c.v)) {
-			t.Errorf("%T: encoding differs from the field-order encoding", c.v)
-		}
+		assert.Len(t, w.buf, c.size, "%T", c.v)
+		assert.Equal(t, []byte(structBytes(c.v)), w.buf, "%T: the encoding is not the field-order encoding", c.v)
 	}
 }
