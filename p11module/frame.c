@@ -1,5 +1,6 @@
 /* frame.c: building requests and reading replies (docs/pkcs11-library.md,
  * "Frames"), and the mechanism parameter table. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,6 +200,140 @@ static const struct mech_param *mech_param_of(CK_MECHANISM_TYPE type)
 	return NULL;
 }
 
+/* ---- mechanisms with a layout (kind 6) ----
+ *
+ * A parameter structure described by a row of fields, flattened field by
+ * field in the row's order, each behind a tag: 1 a CK_ULONG (u64), 2 a
+ * CK_BBOOL (u8), 3 a pointer and its length (b), 4 a CK_PRF_DATA_PARAM
+ * array and its count (u32 count, then per entry u64 type and b value, the
+ * value's bytes as they are). Go checks the values; C only copies. To add a
+ * mechanism: a row here, and its decoding in p11module/core (layoutParam). */
+enum {
+	LF_END = 0,
+	LF_ULONG = 1,
+	LF_BBOOL = 2,
+	LF_BYTES = 3,  /* off: the pointer, off2: its CK_ULONG length */
+	LF_PRFDATA = 4 /* off: CK_PRF_DATA_PARAM *, off2: its CK_ULONG count */
+};
+
+#define MK_LAYOUT 6
+#define LAYOUT_MAX_FIELDS 8
+/* LAYOUT_MAX_PRFDATA bounds a CK_PRF_DATA_PARAM array; a longer one is
+ * CKR_MECHANISM_PARAM_INVALID (Go refuses more than it anyway). */
+#define LAYOUT_MAX_PRFDATA 64
+
+struct layout_field {
+	uint8_t op;
+	size_t off, off2;
+};
+
+static const struct mech_layout {
+	CK_MECHANISM_TYPE type;
+	size_t size;
+	struct layout_field f[LAYOUT_MAX_FIELDS];
+} mech_layouts[] = {
+	{ CKM_HKDF_DERIVE, sizeof(CK_HKDF_PARAMS), {
+		{ LF_BBOOL, offsetof(CK_HKDF_PARAMS, bExtract), 0 },
+		{ LF_BBOOL, offsetof(CK_HKDF_PARAMS, bExpand), 0 },
+		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, prfHashMechanism), 0 },
+		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, ulSaltType), 0 },
+		{ LF_BYTES, offsetof(CK_HKDF_PARAMS, pSalt), offsetof(CK_HKDF_PARAMS, ulSaltLen) },
+		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, hSaltKey), 0 },
+		{ LF_BYTES, offsetof(CK_HKDF_PARAMS, pInfo), offsetof(CK_HKDF_PARAMS, ulInfoLen) },
+	} },
+	{ CKM_HKDF_DATA, sizeof(CK_HKDF_PARAMS), {
+		{ LF_BBOOL, offsetof(CK_HKDF_PARAMS, bExtract), 0 },
+		{ LF_BBOOL, offsetof(CK_HKDF_PARAMS, bExpand), 0 },
+		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, prfHashMechanism), 0 },
+		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, ulSaltType), 0 },
+		{ LF_BYTES, offsetof(CK_HKDF_PARAMS, pSalt), offsetof(CK_HKDF_PARAMS, ulSaltLen) },
+		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, hSaltKey), 0 },
+		{ LF_BYTES, offsetof(CK_HKDF_PARAMS, pInfo), offsetof(CK_HKDF_PARAMS, ulInfoLen) },
+	} },
+	{ CKM_SP800_108_COUNTER_KDF, sizeof(CK_SP800_108_KDF_PARAMS), {
+		{ LF_ULONG, offsetof(CK_SP800_108_KDF_PARAMS, prfType), 0 },
+		{ LF_PRFDATA, offsetof(CK_SP800_108_KDF_PARAMS, pDataParams),
+			offsetof(CK_SP800_108_KDF_PARAMS, ulNumberOfDataParams) },
+		{ LF_ULONG, offsetof(CK_SP800_108_KDF_PARAMS, ulAdditionalDerivedKeys), 0 },
+	} },
+	{ CKM_CHACHA20_POLY1305, sizeof(CK_SALSA20_CHACHA20_POLY1305_PARAMS), {
+		{ LF_BYTES, offsetof(CK_SALSA20_CHACHA20_POLY1305_PARAMS, pNonce),
+			offsetof(CK_SALSA20_CHACHA20_POLY1305_PARAMS, ulNonceLen) },
+		{ LF_BYTES, offsetof(CK_SALSA20_CHACHA20_POLY1305_PARAMS, pAAD),
+			offsetof(CK_SALSA20_CHACHA20_POLY1305_PARAMS, ulAADLen) },
+	} },
+};
+
+/* fr_layout_field writes one field of the structure at p (the caller's
+ * parameter, read with memcpy: it need not be aligned). */
+static void fr_layout_field(frame_req *f, const unsigned char *p, const struct layout_field *lf)
+{
+	CK_ULONG ul, n, i;
+	CK_BBOOL bb;
+	void *ptr;
+	switch (lf->op) {
+	case LF_ULONG:
+		memcpy(&ul, p + lf->off, sizeof ul);
+		fr_u8(f, LF_ULONG);
+		fr_u64(f, (uint64_t)ul);
+		break;
+	case LF_BBOOL:
+		memcpy(&bb, p + lf->off, sizeof bb);
+		fr_u8(f, LF_BBOOL);
+		fr_u8(f, (uint8_t)bb);
+		break;
+	case LF_BYTES:
+		memcpy(&ptr, p + lf->off, sizeof ptr);
+		memcpy(&n, p + lf->off2, sizeof n);
+		fr_u8(f, LF_BYTES);
+		fr_item_b_rv(f, ptr, n, CKR_MECHANISM_PARAM_INVALID);
+		break;
+	case LF_PRFDATA: {
+		CK_PRF_DATA_PARAM d;
+		memcpy(&ptr, p + lf->off, sizeof ptr);
+		memcpy(&n, p + lf->off2, sizeof n);
+		if ((!ptr && n) || n > LAYOUT_MAX_PRFDATA) {
+			fr_fail(f, CKR_MECHANISM_PARAM_INVALID);
+			return;
+		}
+		fr_u8(f, LF_PRFDATA);
+		fr_u32(f, (uint32_t)n);
+		for (i = 0; i < n && f->rv == CKR_OK; i++) {
+			memcpy(&d, (const unsigned char *)ptr + i * sizeof d, sizeof d);
+			fr_u64(f, (uint64_t)d.type);
+			fr_item_b_rv(f, d.pValue, d.ulValueLen, CKR_MECHANISM_PARAM_INVALID);
+		}
+		break;
+	}
+	default:
+		fr_fail(f, CKR_GENERAL_ERROR);
+	}
+}
+
+/* fr_item_layout writes m's parameter if its mechanism has a layout row,
+ * and says whether it did. */
+static int fr_item_layout(frame_req *f, const CK_MECHANISM *m)
+{
+	size_t i, j, nf;
+	const struct mech_layout *ml = NULL;
+	for (i = 0; i < sizeof mech_layouts / sizeof mech_layouts[0]; i++)
+		if (mech_layouts[i].type == m->mechanism)
+			ml = &mech_layouts[i];
+	if (!ml)
+		return 0;
+	if (!m->pParameter || m->ulParameterLen != ml->size) {
+		fr_fail(f, CKR_MECHANISM_PARAM_INVALID);
+		return 1;
+	}
+	for (nf = 0; nf < LAYOUT_MAX_FIELDS && ml->f[nf].op != LF_END; nf++)
+		;
+	fr_u8(f, MK_LAYOUT);
+	fr_u8(f, (uint8_t)nf);
+	for (j = 0; j < nf && f->rv == CKR_OK; j++)
+		fr_layout_field(f, m->pParameter, &ml->f[j]);
+	return 1;
+}
+
 void fr_item_m(frame_req *f, const CK_MECHANISM *m)
 {
 	const struct mech_param *mp;
@@ -211,6 +346,8 @@ void fr_item_m(frame_req *f, const CK_MECHANISM *m)
 		fr_fail(f, CKR_ARGUMENTS_BAD);
 		return;
 	}
+	if (fr_item_layout(f, m))
+		return;
 	mp = mech_param_of(m->mechanism);
 	if (!mp) {
 		if (!m->pParameter) {

@@ -151,6 +151,25 @@ type Mechanism struct {
 	// kind 5
 	PHFlag  bool
 	Context []byte
+	// kind 6: a structure flattened by C's layout table, field by field.
+	Fields []LayoutField
+}
+
+// LayoutField is one field of a kind 6 parameter: Tag 1 a CK_ULONG (U),
+// 2 a CK_BBOOL (U, the byte as it was), 3 a pointer and length (B, nil for
+// NULL), 4 a CK_PRF_DATA_PARAM array (List).
+type LayoutField struct {
+	Tag  uint8
+	U    uint64
+	B    []byte
+	List []PRFData
+}
+
+// PRFData is one CK_PRF_DATA_PARAM: its type and the bytes pValue points
+// to, in host layout (nil for NULL).
+type PRFData struct {
+	Type  uint64
+	Value []byte
 }
 
 // Info is CK_INFO.

@@ -434,6 +434,8 @@ func (r *wireReader) mechanism() Mechanism {
 		// byte is true.
 		m.PHFlag = r.u8() != 0
 		m.Context = r.bytesNoNull()
+	case 6:
+		m.Fields = r.layoutFields()
 	default:
 		r.fail("mechanism kind %d", m.Kind)
 	}
@@ -578,4 +580,55 @@ func zeroInfo(id int) any {
 		return MechanismInfo{}
 	}
 	return nil
+}
+
+// Limits of a kind 6 mechanism parameter, as C's layout table has them.
+const (
+	wireMaxLayoutFields = 8
+	wireMaxPRFData      = 64
+)
+
+// layoutFields reads the fields of a kind 6 mechanism parameter.
+func (r *wireReader) layoutFields() []LayoutField {
+	n := int(r.u8())
+	if r.err != nil {
+		return nil
+	}
+	if n > wireMaxLayoutFields {
+		r.fail("%d parameter fields, more than %d", n, wireMaxLayoutFields)
+		return nil
+	}
+	out := make([]LayoutField, n)
+	for i := range out {
+		f := &out[i]
+		f.Tag = r.u8()
+		switch f.Tag {
+		case 1:
+			f.U = r.u64()
+		case 2:
+			f.U = uint64(r.u8())
+		case 3:
+			f.B = r.bytesNoNull()
+		case 4:
+			c := r.u32()
+			if r.err != nil {
+				return nil
+			}
+			if c > wireMaxPRFData || int(c)*(8+4) > len(r.buf) {
+				r.fail("%d data parameters", c)
+				return nil
+			}
+			f.List = make([]PRFData, c)
+			for j := range f.List {
+				f.List[j].Type = r.u64()
+				f.List[j].Value = r.bytesNoNull()
+			}
+		default:
+			r.fail("parameter field tag %d", f.Tag)
+		}
+		if r.err != nil {
+			return nil
+		}
+	}
+	return out
 }
