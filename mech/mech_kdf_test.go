@@ -6,7 +6,7 @@ import (
 	"crypto"
 	"crypto/hmac"
 	"encoding/binary"
-		"os"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,14 +17,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-
 // TestHKDFRFC5869 runs the SHA-256 cases of RFC 5869 appendix A through
 // CKM_HKDF_DERIVE's row: extract and expand, extract only (the PRK),
 // expand only (from the PRK).
 func TestHKDFRFC5869(t *testing.T) {
 	row := row(t, ck.CKM_HKDF_DERIVE)
 	cases := []struct {
-		name                       string
+		name                      string
 		ikm, salt, info, prk, okm string
 	}{
 		{"A.1", strings.Repeat("0b", 22), "000102030405060708090a0b0c", "f0f1f2f3f4f5f6f7f8f9",
@@ -263,5 +262,3 @@ func TestChaCha20Poly1305(t *testing.T) {
 	_, err = aead.Encrypt(secretKey(ck.CKK_AES, mat), m, []byte("x"))
 	assert.Equal(t, uint64(ck.CKR_KEY_TYPE_INCONSISTENT), hsmerr.RV(err))
 }
-
-
