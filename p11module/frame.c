@@ -126,7 +126,42 @@ void fr_item_h(frame_req *f, const void *p, CK_ULONG cap)
 	fr_u64(f, (uint64_t)cap);
 }
 
-void fr_item_t(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n)
+/* The attributes whose value is a CK_ATTRIBUTE array (CKA_ALLOWED_MECHANISMS
+ * has CKF_ARRAY_ATTRIBUTE too, but holds CK_MECHANISM_TYPEs). */
+static int template_attr(CK_ATTRIBUTE_TYPE t)
+{
+	return t == CKA_WRAP_TEMPLATE || t == CKA_UNWRAP_TEMPLATE || t == CKA_DERIVE_TEMPLATE;
+}
+
+static void fr_item_t_depth(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n, int nested);
+
+/* fr_template_value writes an array attribute's value as a b item whose
+ * bytes are a nested t item (docs/pkcs11-library.md, "Templates and
+ * derivation"). */
+static void fr_template_value(frame_req *f, const CK_ATTRIBUTE *a, int nested)
+{
+	size_t at;
+	uint32_t n;
+	int i;
+	if (!a->pValue) {
+		fr_item_b(f, NULL, a->ulValueLen);
+		return;
+	}
+	if (nested || a->ulValueLen % sizeof(CK_ATTRIBUTE) != 0) {
+		fr_fail(f, CKR_ATTRIBUTE_VALUE_INVALID);
+		return;
+	}
+	at = f->len;
+	fr_u32(f, 0);
+	fr_item_t_depth(f, a->pValue, a->ulValueLen / sizeof(CK_ATTRIBUTE), 1);
+	if (f->rv != CKR_OK)
+		return;
+	n = (uint32_t)(f->len - at - 4);
+	for (i = 0; i < 4; i++)
+		f->buf[at + i] = (unsigned char)(n >> (8 * i));
+}
+
+static void fr_item_t_depth(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n, int nested)
 {
 	CK_ULONG i;
 	if (!t && n) {
@@ -140,8 +175,16 @@ void fr_item_t(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n)
 	fr_u32(f, (uint32_t)n);
 	for (i = 0; i < n && f->rv == CKR_OK; i++) {
 		fr_u64(f, (uint64_t)t[i].type);
-		fr_item_b(f, t[i].pValue, t[i].ulValueLen);
+		if (template_attr(t[i].type))
+			fr_template_value(f, &t[i], nested);
+		else
+			fr_item_b(f, t[i].pValue, t[i].ulValueLen);
 	}
+}
+
+void fr_item_t(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	fr_item_t_depth(f, t, n, 0);
 }
 
 void fr_item_g(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/mech"
+	"github.com/openhsm/openhsm/object"
 )
 
 // layoutTags are the field tags each parameter kind arrives with, as C's
@@ -76,4 +77,25 @@ func layoutParam(k mech.ParamKind, m Mechanism) (any, bool) {
 		return &mech.ChaChaParams{Nonce: f[0].B, AAD: f[1].B}, true
 	}
 	return nil, false
+}
+
+// templateToCanonical converts an array attribute's value, which C sends
+// as a nested t item (u32 count, then per attribute u64 type and b value,
+// in host order), to its canonical form (object.EncodeTemplateValue).
+func templateToCanonical(outer uint64, v []byte) ([]byte, error) {
+	r := &wireReader{buf: v}
+	inner := r.template()
+	if r.err != nil || len(r.buf) != 0 {
+		return nil, errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s is not an attribute array", ck.AttrName(outer))
+	}
+	for _, a := range inner {
+		if object.IsTemplateAttr(a.Type) || a.Null {
+			return nil, errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s: %s cannot be in it", ck.AttrName(outer), ck.AttrName(a.Type))
+		}
+	}
+	c, err := toCanonical(inner)
+	if err != nil {
+		return nil, err
+	}
+	return object.EncodeTemplateValue(c), nil
 }
