@@ -133,6 +133,11 @@ static int template_attr(CK_ATTRIBUTE_TYPE t)
 	return t == CKA_WRAP_TEMPLATE || t == CKA_UNWRAP_TEMPLATE || t == CKA_DERIVE_TEMPLATE;
 }
 
+int fr_template_attr(CK_ATTRIBUTE_TYPE t)
+{
+	return template_attr(t);
+}
+
 static void fr_item_t_depth(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n, int nested);
 
 /* fr_template_value writes an array attribute's value as a b item whose
@@ -187,6 +192,23 @@ void fr_item_t(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n)
 	fr_item_t_depth(f, t, n, 0);
 }
 
+/* fr_g_array writes the inner entries of an array attribute asked for
+ * with room (an array of CK_ATTRIBUTE): u32 count, then per entry u8
+ * present and u64 capacity (the type is ignored on input). At most
+ * G_ARRAY_MAX entries are sent: no array attribute holds more. */
+#define G_ARRAY_MAX 64
+static void fr_g_array(frame_req *f, const CK_ATTRIBUTE *a, CK_ULONG room)
+{
+	CK_ULONG i, n = room / sizeof(CK_ATTRIBUTE);
+	if (n > G_ARRAY_MAX)
+		n = G_ARRAY_MAX;
+	fr_u32(f, (uint32_t)n);
+	for (i = 0; i < n && f->rv == CKR_OK; i++) {
+		fr_u8(f, a[i].pValue != NULL);
+		fr_u64(f, (uint64_t)a[i].ulValueLen);
+	}
+}
+
 void fr_item_g(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n)
 {
 	CK_ULONG i;
@@ -203,6 +225,8 @@ void fr_item_g(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n)
 		fr_u64(f, (uint64_t)t[i].type);
 		fr_u8(f, t[i].pValue != NULL);
 		fr_u64(f, (uint64_t)t[i].ulValueLen);
+		if (template_attr(t[i].type) && t[i].pValue)
+			fr_g_array(f, t[i].pValue, t[i].ulValueLen);
 	}
 }
 

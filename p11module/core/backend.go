@@ -125,6 +125,9 @@ type AttrReq struct {
 	Type    uint64
 	Present bool   // pValue != NULL
 	Cap     uint64 // ulValueLen
+	// Inner are the entries of an array attribute's CK_ATTRIBUTE array
+	// (Present and Cap of each), when it is asked for with room.
+	Inner []AttrReq
 }
 
 // AttrResp answers an AttrReq: Len is the value's length or
@@ -132,6 +135,10 @@ type AttrReq struct {
 type AttrResp struct {
 	Len  uint64
 	Data []byte
+	// Inner answers an array attribute's entries (Len then counts
+	// CK_ATTRIBUTEs); nil when they are not copied out. Each has its Type.
+	Inner []AttrResp
+	Type  uint64
 }
 
 // Mechanism is a CK_MECHANISM as the C layer flattened it.

@@ -99,3 +99,40 @@ func templateToCanonical(outer uint64, v []byte) ([]byte, error) {
 	}
 	return object.EncodeTemplateValue(c), nil
 }
+
+// arrayAttr answers C_GetAttributeValue for an array attribute (v its
+// canonical value), as PKCS#11 v3.0 5.7 has it: the length counts
+// CK_ATTRIBUTEs (C multiplies by their size); with a buffer too small for
+// the entries, CK_UNAVAILABLE_INFORMATION and CKR_BUFFER_TOO_SMALL; with
+// room, each entry gets its type and length, and its value where its own
+// buffer is given and big enough (an entry too small is
+// CK_UNAVAILABLE_INFORMATION and the call CKR_BUFFER_TOO_SMALL).
+func arrayAttr(q AttrReq, v []byte) (AttrResp, uint64) {
+	t, err := object.DecodeTemplateValue(q.Type, v)
+	if err != nil {
+		return AttrResp{Len: unavailable}, ck.CKR_GENERAL_ERROR
+	}
+	n := uint64(len(t))
+	switch {
+	case !q.Present:
+		return AttrResp{Len: n}, ck.CKR_OK
+	case uint64(len(q.Inner)) < n:
+		return AttrResp{Len: unavailable}, ck.CKR_BUFFER_TOO_SMALL
+	}
+	rv := uint64(ck.CKR_OK)
+	out := AttrResp{Len: n, Inner: make([]AttrResp, n)}
+	for j, a := range t {
+		hv := toHost(a.Type, a.Value)
+		e := AttrResp{Type: a.Type, Len: uint64(len(hv))}
+		switch {
+		case !q.Inner[j].Present:
+		case q.Inner[j].Cap < uint64(len(hv)):
+			e.Len = unavailable
+			rv = ck.CKR_BUFFER_TOO_SMALL
+		default:
+			e.Data = append([]byte{}, hv...)
+		}
+		out.Inner[j] = e
+	}
+	return out, rv
+}

@@ -227,10 +227,12 @@ func (m *Module) GetAttributeValue(h, obj uint64, req []AttrReq) ([]AttrResp, er
 	for i, r := range req {
 		v := vals[i]
 		if v.RV == ck.CKR_OK && object.IsTemplateAttr(r.Type) {
-			// Array attributes are not read back through the C ABI yet
-			// (docs/pkcs11-library.md, "Templates and derivation"): the
-			// frame's g item cannot carry a CK_ATTRIBUTE array out.
-			v.RV = ck.CKR_ATTRIBUTE_SENSITIVE
+			var arv uint64
+			out[i], arv = arrayAttr(r, v.Value)
+			if arv != ck.CKR_OK && rv == ck.CKR_OK {
+				rv = arv
+			}
+			continue
 		}
 		switch {
 		case v.RV != ck.CKR_OK:

@@ -9,6 +9,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+
+	"github.com/openhsm/openhsm/object"
 )
 
 // Limits on what a frame may hold. The reader checks them before it
@@ -399,6 +401,9 @@ func (r *wireReader) getTemplate() (req []AttrReq, n int) {
 		req[i].Type = r.u64()
 		req[i].Present = r.flag()
 		req[i].Cap = r.u64()
+		if req[i].Present && object.IsTemplateAttr(req[i].Type) {
+			req[i].Inner = r.arrayReq()
+		}
 	}
 	if r.err != nil {
 		return nil, n
@@ -631,4 +636,44 @@ func (r *wireReader) layoutFields() []LayoutField {
 		}
 	}
 	return out
+}
+
+// wireMaxArray bounds an array attribute's entries in a g item, as C's
+// G_ARRAY_MAX does.
+const wireMaxArray = 64
+
+// arrayReq reads the entries of an array attribute asked for with room:
+// u32 count, then per entry u8 present and u64 capacity.
+func (r *wireReader) arrayReq() []AttrReq {
+	n := r.u32()
+	if r.err != nil {
+		return nil
+	}
+	if n > wireMaxArray || int(n)*9 > len(r.buf) {
+		r.fail("array attribute of %d entries", n)
+		return nil
+	}
+	out := make([]AttrReq, n)
+	for i := range out {
+		out[i].Present = r.flag()
+		out[i].Cap = r.u64()
+	}
+	return out
+}
+
+// attrResp writes one g reply entry: for an array attribute whose entries
+// are answered, copied 1 then its entries; otherwise the copied tail.
+func (w *wireWriter) attrResp(r AttrResp) {
+	w.u64(r.Len)
+	if r.Inner == nil {
+		w.copied(r.Data)
+		return
+	}
+	w.u8(1)
+	w.u32(uint32(len(r.Inner)))
+	for _, in := range r.Inner {
+		w.u64(in.Type)
+		w.u64(in.Len)
+		w.copied(in.Data)
+	}
 }
