@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/miekg/pkcs11"
+	"github.com/openhsm/openhsm/internal/p11build"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -36,9 +39,14 @@ func TestMechanisms(t *testing.T) {
 		return
 	}
 	build(t)
+	arrays := filepath.Join(work, "arrays")
+	require.NoError(t, p11build.CProgram("suites/testdata/arrays.c", arrays, "-ldl"))
 	cl, env := startCluster(t)
-	eachMode(t, cl, env, 5*time.Minute)
+	eachMode(t, cl, append(env, envArrays+"="+arrays), 5*time.Minute)
 }
+
+// envArrays names the compiled testdata/arrays.c for the child.
+const envArrays = "SUITES_ARRAYS"
 
 // Mechanism, key type and parameter values of PKCS#11 v3.0 that
 // miekg/pkcs11's v2.40 constants lack.
@@ -382,6 +390,13 @@ func mechsChild(t *testing.T) {
 		// An attribute the key does not have.
 		_, err = p.GetAttributeValue(sh, w, []*pkcs11.Attribute{attr(pkcs11.CKA_UNWRAP_TEMPLATE, nil)})
 		wantRV(t, pkcs11.CKR_ATTRIBUTE_TYPE_INVALID, err)
+	})
+
+	t.Run("array attributes read back in C", func(t *testing.T) {
+		cmd := exec.Command(os.Getenv(envArrays), os.Getenv(envLib))
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		assert.Equal(t, "OK\n", string(out))
 	})
 
 	t.Run("bad parameters", func(t *testing.T) {
