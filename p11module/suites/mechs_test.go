@@ -387,6 +387,16 @@ func mechsChild(t *testing.T) {
 		assert.Equal(t, uint64(3), e(0, 2))
 		assert.Equal(t, uint64(pkcs11.CKA_KEY_TYPE), e(1, 0))
 		assert.Equal(t, uint64(8), e(1, 2))
+		// A token key keeps its template through the cluster's log.
+		tok, err := p.CreateObject(sh, []*pkcs11.Attribute{attr(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+			attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES), attr(pkcs11.CKA_TOKEN, true), attr(pkcs11.CKA_VALUE, randomBytes(16)),
+			attr(pkcs11.CKA_LABEL, "mechs-"+randomTag()),
+			raw(pkcs11.CKA_UNWRAP_TEMPLATE, c.template(attr(pkcs11.CKA_ID, "abc")))})
+		require.NoError(t, err)
+		defer p.DestroyObject(sh, tok)
+		a, err = p.GetAttributeValue(sh, tok, []*pkcs11.Attribute{attr(pkcs11.CKA_UNWRAP_TEMPLATE, nil)})
+		require.NoError(t, err)
+		assert.Len(t, a[0].Value, attributeSize)
 		// An attribute the key does not have.
 		_, err = p.GetAttributeValue(sh, w, []*pkcs11.Attribute{attr(pkcs11.CKA_UNWRAP_TEMPLATE, nil)})
 		wantRV(t, pkcs11.CKR_ATTRIBUTE_TYPE_INVALID, err)
