@@ -153,6 +153,8 @@ func MechFromPB(field string, m *hsmpb.Mechanism) (mech.Mech, error) {
 			return out, badParam(field+".mac_len", "must be 1 to 64")
 		}
 		out.Param = &mech.MacLenParams{Len: p.MacLen}
+	case *hsmpb.Mechanism_Hkdf, *hsmpb.Mechanism_Kdf108, *hsmpb.Mechanism_Chacha:
+		return kdfFromPB(field, out, p)
 	default:
 		return out, BadField(field, "unknown parameter")
 	}
@@ -217,6 +219,8 @@ func MechToPB(field string, m mech.Mech) (*hsmpb.Mechanism, error) {
 		}
 	case mech.MacLenParams:
 		pb.Param = &hsmpb.Mechanism_MacLen{MacLen: p.Len}
+	case *mech.HKDFParams, *mech.KDF108Params, *mech.ChaChaParams:
+		kdfToPB(pb, p)
 	default:
 		return nil, badParam(field, "%s: unsupported parameter type %T", ck.MechName(m.Type), m.Param)
 	}

@@ -981,6 +981,7 @@ func generateSecret(m mech.Mech, tmpl object.Template) (newObj, error) {
 	if err := mech.CheckParam(row, m); err != nil {
 		return newObj{}, err
 	}
+	tmpl = defaultValueLen(row, tmpl)
 	attrs, _, err := object.BuildAttrs(object.OpGenerate, tmpl, ck.CKO_SECRET_KEY, row.KeyTypes[0])
 	if err != nil {
 		return newObj{}, err

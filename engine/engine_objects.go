@@ -414,6 +414,9 @@ func (e *Engine) WrapKey(c Caller, m mech.Mech, wrappingID, keyID uint64) ([]byt
 	if err := object.CheckWrapUse(wk); err != nil {
 		return nil, err
 	}
+	if err := checkWrapTemplate(wk, o); err != nil {
+		return nil, err
+	}
 	if wk.Class() == ck.CKO_PUBLIC_KEY {
 		if err := e.checkPublicWrap(c, wk); err != nil {
 			return nil, err
@@ -439,6 +442,9 @@ func (e *Engine) UnwrapKey(ctx context.Context, c Caller, m mech.Mech, unwrappin
 		return 0, err
 	}
 	if err := object.CheckWrapUse(uk); err != nil {
+		return 0, err
+	}
+	if tmpl, err = e.keyTemplate(c, uk, ck.CKA_UNWRAP_TEMPLATE, tmpl); err != nil {
 		return 0, err
 	}
 	attrs, _, err := object.BuildAttrs(object.OpUnwrap, tmpl, 0, ^uint64(0))
@@ -505,6 +511,12 @@ func (e *Engine) DeriveKey(ctx context.Context, c Caller, m mech.Mech, baseID ui
 	row, base, bkey, err := e.useKey(c, baseID, m, opDerive)
 	if err != nil {
 		return 0, err
+	}
+	if tmpl, err = e.keyTemplate(c, base, ck.CKA_DERIVE_TEMPLATE, tmpl); err != nil {
+		return 0, err
+	}
+	if row.DeriveKDF != nil {
+		return e.deriveKDF(ctx, c, row, m, base, bkey, tmpl)
 	}
 	full := tmpl
 	if _, ok := object.FindAttr(tmpl, ck.CKA_CLASS); !ok {

@@ -37,6 +37,13 @@ type Mechanism struct {
 	// GenerateKeyPair makes a private key from the public template's
 	// parameters.
 	GenerateKeyPair func(rand io.Reader, p KeyPairParams) (crypto.Signer, error)
+	// DeriveKDF is a key derivation function (HKDF, SP 800-108): it
+	// returns exactly in.Len bytes, which the engine takes from the new
+	// key's template. A row has Derive or DeriveKDF, not both.
+	DeriveKDF func(base *Key, m Mech, in KDFInput) ([]byte, error)
+	// DataObject: the row derives a data object (CKO_DATA, its CKA_VALUE)
+	// rather than a key (CKM_HKDF_DATA).
+	DataObject bool
 }
 
 // KeyPairParams carries what C_GenerateKeyPair's public template says about

@@ -272,6 +272,15 @@ func defaultMech(r *Mechanism) Mech {
 		m.Param = &MacLenParams{Len: 10}
 	case ParamECDH:
 		m.Param = &ECDHParams{KDF: ck.CKD_NULL}
+	case ParamHKDF:
+		m.Param = &HKDFParams{Extract: true, Expand: true, PRF: ck.CKM_SHA256, SaltType: ck.CKF_HKDF_SALT_DATA, Salt: []byte("salt"), Info: []byte("info")}
+	case ParamKDF108:
+		m.Param = &KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{
+			{Type: ck.CK_SP800_108_ITERATION_VARIABLE, WidthBits: 32},
+			{Type: ck.CK_SP800_108_BYTE_ARRAY, Bytes: []byte("label")},
+		}}
+	case ParamChaCha:
+		m.Param = &ChaChaParams{Nonce: bytes.Repeat([]byte{9}, 12), AAD: []byte("aad")}
 	}
 	return m
 }
@@ -321,7 +330,7 @@ func TestMechanismTableShape(t *testing.T) {
 			{ck.CKF_ENCRYPT, r.Encrypt != nil},
 			{ck.CKF_DECRYPT, r.Decrypt != nil},
 			{ck.CKF_DIGEST, r.Digest != nil},
-			{ck.CKF_DERIVE, r.Derive != nil},
+			{ck.CKF_DERIVE, r.Derive != nil || r.DeriveKDF != nil},
 			{ck.CKF_GENERATE, r.GenerateKey != nil},
 			{ck.CKF_GENERATE_KEY_PAIR, r.GenerateKeyPair != nil},
 		}
@@ -355,7 +364,7 @@ func TestMechanismTableShape(t *testing.T) {
 			wrapping = append(wrapping, ck.MechName(r.Type))
 		}
 	}
-	want := []string{"CKM_RSA_PKCS", "CKM_RSA_PKCS_OAEP", "CKM_AES_CBC_PAD", "CKM_AES_KEY_WRAP", "CKM_AES_KEY_WRAP_KWP"}
+	want := []string{"CKM_RSA_PKCS", "CKM_RSA_PKCS_OAEP", "CKM_AES_CBC_PAD", "CKM_AES_GCM", "CKM_AES_KEY_WRAP", "CKM_AES_KEY_WRAP_KWP"}
 	if strings.Join(wrapping, ",") != strings.Join(want, ",") {
 		t.Errorf("wrapping rows %v, want %v", wrapping, want)
 	}

@@ -123,6 +123,9 @@ var mechanisms = []Mechanism{
 	digestRow(ck.CKM_SHA3_512, crypto.SHA3_512),
 }
 
+// Issue 13's rows (mech_kdf.go): HKDF, SP 800-108, ChaCha20-Poly1305.
+func init() { mechanisms = append(mechanisms, kdfRows()...) }
+
 var (
 	mechByType map[uint64]*Mechanism
 	mechSorted []Mechanism
@@ -184,6 +187,10 @@ func CheckParam(m *Mechanism, given Mech) error {
 		ok = isParam[EdDSAParams](given.Param)
 	case ParamMacLen:
 		ok = isParam[MacLenParams](given.Param)
+	default:
+		if f := paramTypeOK[m.Param]; f != nil {
+			ok = f(given.Param)
+		}
 	}
 	if !ok && optionalParam[m.Type] && isNilParam(given.Param) {
 		ok = true

@@ -16,6 +16,8 @@ func SecretKeyAttrs(a object.Attrs, value []byte) error {
 	switch {
 	case kt == ck.CKK_AES && len(value) != 16 && len(value) != 24 && len(value) != 32:
 		return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "an AES key is 16, 24 or 32 bytes")
+	case kt == ck.CKK_CHACHA20 && len(value) != 32:
+		return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "a ChaCha20 key is 32 bytes")
 	case len(value) == 0 || len(value) > 512:
 		return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "a secret key is 1 to 512 bytes")
 	}

@@ -69,7 +69,7 @@ var (
 	certificate = []uint64{ck.CKO_CERTIFICATE}
 	ecTypes     = []uint64{ck.CKK_EC, ck.CKK_EC_EDWARDS}
 	rsaType     = []uint64{ck.CKK_RSA}
-	secretTypes = []uint64{ck.CKK_AES, ck.CKK_GENERIC_SECRET}
+	secretTypes = []uint64{ck.CKK_AES, ck.CKK_GENERIC_SECRET, ck.CKK_CHACHA20}
 
 	yes  = []byte{1}
 	no   = []byte{0}
@@ -123,6 +123,11 @@ var attrRules = []attrRule{
 	{t: ck.CKA_LOCAL, kind: KindBool, scope: scope{classes: allKeys}, flags: fTokenSet},
 	{t: ck.CKA_KEY_GEN_MECHANISM, kind: KindUlong, scope: scope{classes: allKeys}, flags: fTokenSet},
 	{t: ck.CKA_ALLOWED_MECHANISMS, kind: KindMechs, scope: scope{classes: allKeys}, def: none},
+	// Array attributes (arrayattr.go), issue 13: absent unless given, and
+	// fixed once the key exists.
+	{t: ck.CKA_WRAP_TEMPLATE, kind: KindTemplate, scope: scope{classes: pubSecret}},
+	{t: ck.CKA_UNWRAP_TEMPLATE, kind: KindTemplate, scope: scope{classes: privSecret}},
+	{t: ck.CKA_DERIVE_TEMPLATE, kind: KindTemplate, scope: scope{classes: privSecret}},
 
 	// Public and private keys.
 	{t: ck.CKA_SUBJECT, kind: KindBytes, scope: scope{classes: pubPriv}, flags: fModifiable, def: none},
@@ -246,6 +251,10 @@ func checkValue(t uint64, k Kind, v []byte) error {
 	case KindMechs:
 		if len(v)%8 != 0 {
 			return hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be a CK_MECHANISM_TYPE array", ck.AttrName(t))
+		}
+	case KindTemplate:
+		if _, err := DecodeTemplateValue(t, v); err != nil {
+			return err
 		}
 	case KindDate:
 		if len(v) != 0 && len(v) != 8 {

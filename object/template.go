@@ -33,7 +33,7 @@ const (
 var (
 	supportedClasses  = []uint64{ck.CKO_DATA, ck.CKO_CERTIFICATE, ck.CKO_PUBLIC_KEY, ck.CKO_PRIVATE_KEY, ck.CKO_SECRET_KEY}
 	asymmetricTypes   = []uint64{ck.CKK_RSA, ck.CKK_EC, ck.CKK_EC_EDWARDS}
-	symmetricKeyTypes = []uint64{ck.CKK_AES, ck.CKK_GENERIC_SECRET}
+	symmetricKeyTypes = []uint64{ck.CKK_AES, ck.CKK_GENERIC_SECRET, ck.CKK_CHACHA20}
 )
 
 // CheckSecretKeyType answers CKR_ATTRIBUTE_VALUE_INVALID for a

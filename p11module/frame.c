@@ -1,5 +1,6 @@
 /* frame.c: building requests and reading replies (docs/pkcs11-library.md,
  * "Frames"), and the mechanism parameter table. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,7 +126,47 @@ void fr_item_h(frame_req *f, const void *p, CK_ULONG cap)
 	fr_u64(f, (uint64_t)cap);
 }
 
-void fr_item_t(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n)
+/* The attributes whose value is a CK_ATTRIBUTE array (CKA_ALLOWED_MECHANISMS
+ * has CKF_ARRAY_ATTRIBUTE too, but holds CK_MECHANISM_TYPEs). */
+static int template_attr(CK_ATTRIBUTE_TYPE t)
+{
+	return t == CKA_WRAP_TEMPLATE || t == CKA_UNWRAP_TEMPLATE || t == CKA_DERIVE_TEMPLATE;
+}
+
+int fr_template_attr(CK_ATTRIBUTE_TYPE t)
+{
+	return template_attr(t);
+}
+
+static void fr_item_t_depth(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n, int nested);
+
+/* fr_template_value writes an array attribute's value as a b item whose
+ * bytes are a nested t item (docs/pkcs11-library.md, "Templates and
+ * derivation"). */
+static void fr_template_value(frame_req *f, const CK_ATTRIBUTE *a, int nested)
+{
+	size_t at;
+	uint32_t n;
+	int i;
+	if (!a->pValue) {
+		fr_item_b(f, NULL, a->ulValueLen);
+		return;
+	}
+	if (nested || a->ulValueLen % sizeof(CK_ATTRIBUTE) != 0) {
+		fr_fail(f, CKR_ATTRIBUTE_VALUE_INVALID);
+		return;
+	}
+	at = f->len;
+	fr_u32(f, 0);
+	fr_item_t_depth(f, a->pValue, a->ulValueLen / sizeof(CK_ATTRIBUTE), 1);
+	if (f->rv != CKR_OK)
+		return;
+	n = (uint32_t)(f->len - at - 4);
+	for (i = 0; i < 4; i++)
+		f->buf[at + i] = (unsigned char)(n >> (8 * i));
+}
+
+static void fr_item_t_depth(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n, int nested)
 {
 	CK_ULONG i;
 	if (!t && n) {
@@ -139,7 +180,32 @@ void fr_item_t(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n)
 	fr_u32(f, (uint32_t)n);
 	for (i = 0; i < n && f->rv == CKR_OK; i++) {
 		fr_u64(f, (uint64_t)t[i].type);
-		fr_item_b(f, t[i].pValue, t[i].ulValueLen);
+		if (template_attr(t[i].type))
+			fr_template_value(f, &t[i], nested);
+		else
+			fr_item_b(f, t[i].pValue, t[i].ulValueLen);
+	}
+}
+
+void fr_item_t(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n)
+{
+	fr_item_t_depth(f, t, n, 0);
+}
+
+/* fr_g_array writes the inner entries of an array attribute asked for
+ * with room (an array of CK_ATTRIBUTE): u32 count, then per entry u8
+ * present and u64 capacity (the type is ignored on input). At most
+ * G_ARRAY_MAX entries are sent: no array attribute holds more. */
+#define G_ARRAY_MAX 64
+static void fr_g_array(frame_req *f, const CK_ATTRIBUTE *a, CK_ULONG room)
+{
+	CK_ULONG i, n = room / sizeof(CK_ATTRIBUTE);
+	if (n > G_ARRAY_MAX)
+		n = G_ARRAY_MAX;
+	fr_u32(f, (uint32_t)n);
+	for (i = 0; i < n && f->rv == CKR_OK; i++) {
+		fr_u8(f, a[i].pValue != NULL);
+		fr_u64(f, (uint64_t)a[i].ulValueLen);
 	}
 }
 
@@ -159,6 +225,8 @@ void fr_item_g(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n)
 		fr_u64(f, (uint64_t)t[i].type);
 		fr_u8(f, t[i].pValue != NULL);
 		fr_u64(f, (uint64_t)t[i].ulValueLen);
+		if (template_attr(t[i].type) && t[i].pValue)
+			fr_g_array(f, t[i].pValue, t[i].ulValueLen);
 	}
 }
 
@@ -199,6 +267,140 @@ static const struct mech_param *mech_param_of(CK_MECHANISM_TYPE type)
 	return NULL;
 }
 
+/* ---- mechanisms with a layout (kind 6) ----
+ *
+ * A parameter structure described by a row of fields, flattened field by
+ * field in the row's order, each behind a tag: 1 a CK_ULONG (u64), 2 a
+ * CK_BBOOL (u8), 3 a pointer and its length (b), 4 a CK_PRF_DATA_PARAM
+ * array and its count (u32 count, then per entry u64 type and b value, the
+ * value's bytes as they are). Go checks the values; C only copies. To add a
+ * mechanism: a row here, and its decoding in p11module/core (layoutParam). */
+enum {
+	LF_END = 0,
+	LF_ULONG = 1,
+	LF_BBOOL = 2,
+	LF_BYTES = 3,  /* off: the pointer, off2: its CK_ULONG length */
+	LF_PRFDATA = 4 /* off: CK_PRF_DATA_PARAM *, off2: its CK_ULONG count */
+};
+
+#define MK_LAYOUT 6
+#define LAYOUT_MAX_FIELDS 8
+/* LAYOUT_MAX_PRFDATA bounds a CK_PRF_DATA_PARAM array; a longer one is
+ * CKR_MECHANISM_PARAM_INVALID (Go refuses more than it anyway). */
+#define LAYOUT_MAX_PRFDATA 64
+
+struct layout_field {
+	uint8_t op;
+	size_t off, off2;
+};
+
+static const struct mech_layout {
+	CK_MECHANISM_TYPE type;
+	size_t size;
+	struct layout_field f[LAYOUT_MAX_FIELDS];
+} mech_layouts[] = {
+	{ CKM_HKDF_DERIVE, sizeof(CK_HKDF_PARAMS), {
+		{ LF_BBOOL, offsetof(CK_HKDF_PARAMS, bExtract), 0 },
+		{ LF_BBOOL, offsetof(CK_HKDF_PARAMS, bExpand), 0 },
+		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, prfHashMechanism), 0 },
+		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, ulSaltType), 0 },
+		{ LF_BYTES, offsetof(CK_HKDF_PARAMS, pSalt), offsetof(CK_HKDF_PARAMS, ulSaltLen) },
+		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, hSaltKey), 0 },
+		{ LF_BYTES, offsetof(CK_HKDF_PARAMS, pInfo), offsetof(CK_HKDF_PARAMS, ulInfoLen) },
+	} },
+	{ CKM_HKDF_DATA, sizeof(CK_HKDF_PARAMS), {
+		{ LF_BBOOL, offsetof(CK_HKDF_PARAMS, bExtract), 0 },
+		{ LF_BBOOL, offsetof(CK_HKDF_PARAMS, bExpand), 0 },
+		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, prfHashMechanism), 0 },
+		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, ulSaltType), 0 },
+		{ LF_BYTES, offsetof(CK_HKDF_PARAMS, pSalt), offsetof(CK_HKDF_PARAMS, ulSaltLen) },
+		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, hSaltKey), 0 },
+		{ LF_BYTES, offsetof(CK_HKDF_PARAMS, pInfo), offsetof(CK_HKDF_PARAMS, ulInfoLen) },
+	} },
+	{ CKM_SP800_108_COUNTER_KDF, sizeof(CK_SP800_108_KDF_PARAMS), {
+		{ LF_ULONG, offsetof(CK_SP800_108_KDF_PARAMS, prfType), 0 },
+		{ LF_PRFDATA, offsetof(CK_SP800_108_KDF_PARAMS, pDataParams),
+			offsetof(CK_SP800_108_KDF_PARAMS, ulNumberOfDataParams) },
+		{ LF_ULONG, offsetof(CK_SP800_108_KDF_PARAMS, ulAdditionalDerivedKeys), 0 },
+	} },
+	{ CKM_CHACHA20_POLY1305, sizeof(CK_SALSA20_CHACHA20_POLY1305_PARAMS), {
+		{ LF_BYTES, offsetof(CK_SALSA20_CHACHA20_POLY1305_PARAMS, pNonce),
+			offsetof(CK_SALSA20_CHACHA20_POLY1305_PARAMS, ulNonceLen) },
+		{ LF_BYTES, offsetof(CK_SALSA20_CHACHA20_POLY1305_PARAMS, pAAD),
+			offsetof(CK_SALSA20_CHACHA20_POLY1305_PARAMS, ulAADLen) },
+	} },
+};
+
+/* fr_layout_field writes one field of the structure at p (the caller's
+ * parameter, read with memcpy: it need not be aligned). */
+static void fr_layout_field(frame_req *f, const unsigned char *p, const struct layout_field *lf)
+{
+	CK_ULONG ul, n, i;
+	CK_BBOOL bb;
+	void *ptr;
+	switch (lf->op) {
+	case LF_ULONG:
+		memcpy(&ul, p + lf->off, sizeof ul);
+		fr_u8(f, LF_ULONG);
+		fr_u64(f, (uint64_t)ul);
+		break;
+	case LF_BBOOL:
+		memcpy(&bb, p + lf->off, sizeof bb);
+		fr_u8(f, LF_BBOOL);
+		fr_u8(f, (uint8_t)bb);
+		break;
+	case LF_BYTES:
+		memcpy(&ptr, p + lf->off, sizeof ptr);
+		memcpy(&n, p + lf->off2, sizeof n);
+		fr_u8(f, LF_BYTES);
+		fr_item_b_rv(f, ptr, n, CKR_MECHANISM_PARAM_INVALID);
+		break;
+	case LF_PRFDATA: {
+		CK_PRF_DATA_PARAM d;
+		memcpy(&ptr, p + lf->off, sizeof ptr);
+		memcpy(&n, p + lf->off2, sizeof n);
+		if ((!ptr && n) || n > LAYOUT_MAX_PRFDATA) {
+			fr_fail(f, CKR_MECHANISM_PARAM_INVALID);
+			return;
+		}
+		fr_u8(f, LF_PRFDATA);
+		fr_u32(f, (uint32_t)n);
+		for (i = 0; i < n && f->rv == CKR_OK; i++) {
+			memcpy(&d, (const unsigned char *)ptr + i * sizeof d, sizeof d);
+			fr_u64(f, (uint64_t)d.type);
+			fr_item_b_rv(f, d.pValue, d.ulValueLen, CKR_MECHANISM_PARAM_INVALID);
+		}
+		break;
+	}
+	default:
+		fr_fail(f, CKR_GENERAL_ERROR);
+	}
+}
+
+/* fr_item_layout writes m's parameter if its mechanism has a layout row,
+ * and says whether it did. */
+static int fr_item_layout(frame_req *f, const CK_MECHANISM *m)
+{
+	size_t i, j, nf;
+	const struct mech_layout *ml = NULL;
+	for (i = 0; i < sizeof mech_layouts / sizeof mech_layouts[0]; i++)
+		if (mech_layouts[i].type == m->mechanism)
+			ml = &mech_layouts[i];
+	if (!ml)
+		return 0;
+	if (!m->pParameter || m->ulParameterLen != ml->size) {
+		fr_fail(f, CKR_MECHANISM_PARAM_INVALID);
+		return 1;
+	}
+	for (nf = 0; nf < LAYOUT_MAX_FIELDS && ml->f[nf].op != LF_END; nf++)
+		;
+	fr_u8(f, MK_LAYOUT);
+	fr_u8(f, (uint8_t)nf);
+	for (j = 0; j < nf && f->rv == CKR_OK; j++)
+		fr_layout_field(f, m->pParameter, &ml->f[j]);
+	return 1;
+}
+
 void fr_item_m(frame_req *f, const CK_MECHANISM *m)
 {
 	const struct mech_param *mp;
@@ -211,6 +413,8 @@ void fr_item_m(frame_req *f, const CK_MECHANISM *m)
 		fr_fail(f, CKR_ARGUMENTS_BAD);
 		return;
 	}
+	if (fr_item_layout(f, m))
+		return;
 	mp = mech_param_of(m->mechanism);
 	if (!mp) {
 		if (!m->pParameter) {

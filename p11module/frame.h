@@ -61,6 +61,11 @@ void fr_item_h(frame_req *f, const void *p, CK_ULONG cap);
 /* t: a template in; g: a template out (C_GetAttributeValue). */
 void fr_item_t(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n);
 void fr_item_g(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n);
+/* fr_template_attr says whether an attribute's value is a CK_ATTRIBUTE
+ * array (CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE, CKA_DERIVE_TEMPLATE): in a
+ * t item its value is a nested t item; in a g item it carries its entries
+ * (docs/pkcs11-library.md, "Templates and derivation"). */
+int fr_template_attr(CK_ATTRIBUTE_TYPE t);
 /* m: a mechanism, its parameter flattened by the mechanism table. */
 void fr_item_m(frame_req *f, const CK_MECHANISM *m);
 /* fr_item_m_null writes the m item of a NULL CK_MECHANISM_PTR (type 0,

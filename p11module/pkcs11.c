@@ -524,12 +524,67 @@ CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_U
 
 /* rp_attr reads one attribute of a g reply and checks it against the
  * caller's entry; with write set (the second pass), it copies it out. */
+/* rp_attr_array reads an array attribute's entry of a g reply: its length
+ * counts CK_ATTRIBUTEs, and when copied the entries follow (u32 count, then
+ * per entry u64 type, u64 length, u8 copied and if copied u32 n + n
+ * bytes), written into the caller's array on the second pass. */
+static void rp_attr_array(frame_rep *r, CK_ATTRIBUTE *a, int write)
+{
+	uint64_t len = rp_u64(r), ilen;
+	uint8_t copied = rp_u8(r), icopied;
+	uint32_t cnt = 0, j, n;
+	const unsigned char *data;
+	CK_ATTRIBUTE *in = a->pValue;
+
+	if (copied > 1)
+		r->bad = 1;
+	if (copied == 1) {
+		cnt = rp_u32(r);
+		if (!in || (uint64_t)cnt > (uint64_t)(a->ulValueLen / sizeof(CK_ATTRIBUTE)) ||
+		    (uint64_t)cnt != len)
+			r->bad = 1;
+		for (j = 0; j < cnt && !r->bad; j++) {
+			uint64_t itype = rp_u64(r);
+			ilen = rp_u64(r);
+			icopied = rp_u8(r);
+			n = 0;
+			data = NULL;
+			if (icopied > 1)
+				r->bad = 1;
+			if (icopied == 1) {
+				n = rp_u32(r);
+				data = rp_take(r, n);
+				if (!in[j].pValue || (uint64_t)n > (uint64_t)in[j].ulValueLen || (uint64_t)n != ilen)
+					r->bad = 1;
+			}
+			if (write && !r->bad) {
+				in[j].type = (CK_ATTRIBUTE_TYPE)itype;
+				in[j].ulValueLen = (CK_ULONG)ilen;
+				if (data && n)
+					memcpy(in[j].pValue, data, n);
+			}
+		}
+	}
+	if (!write || r->bad)
+		return;
+	if (len == (uint64_t)CK_UNAVAILABLE_INFORMATION)
+		a->ulValueLen = CK_UNAVAILABLE_INFORMATION;
+	else
+		a->ulValueLen = (CK_ULONG)(len * sizeof(CK_ATTRIBUTE));
+}
+
 static void rp_attr(frame_rep *r, CK_ATTRIBUTE *a, int write)
 {
-	uint64_t len = rp_u64(r);
-	uint8_t copied = rp_u8(r);
+	uint64_t len;
+	uint8_t copied;
 	const unsigned char *data = NULL;
 	uint32_t n = 0;
+	if (fr_template_attr(a->type)) {
+		rp_attr_array(r, a, write);
+		return;
+	}
+	len = rp_u64(r);
+	copied = rp_u8(r);
 
 	if (copied > 1)
 		r->bad = 1;

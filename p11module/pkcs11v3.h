@@ -243,6 +243,83 @@ typedef CK_FUNCTION_LIST_3_0 **CK_FUNCTION_LIST_3_0_PTR_PTR;
 
 #endif /* CRYPTOKI_VERSION_MAJOR < 3 */
 
+/* Key derivation (HKDF, SP 800-108) and ChaCha20-Poly1305 (issue 13,
+ * "Attributes and mechanisms"): the mechanisms and the parameter
+ * structures of the PKCS#11 v3.0 current-mechanisms specification. */
+#ifndef CKM_HKDF_DERIVE
+#define CKK_CHACHA20 (0x33UL)
+#define CKK_HKDF (0x42UL)
+#define CKM_SP800_108_COUNTER_KDF (0x3acUL)
+#define CKM_CHACHA20_KEY_GEN (0x1225UL)
+#define CKM_CHACHA20_POLY1305 (0x4021UL)
+#define CKM_HKDF_DERIVE (0x402aUL)
+#define CKM_HKDF_DATA (0x402bUL)
+#define CKF_HKDF_SALT_NULL (0x1UL)
+#define CKF_HKDF_SALT_DATA (0x2UL)
+#define CKF_HKDF_SALT_KEY (0x4UL)
+#define CK_SP800_108_ITERATION_VARIABLE (0x1UL)
+#define CK_SP800_108_OPTIONAL_COUNTER (0x2UL)
+#define CK_SP800_108_COUNTER CK_SP800_108_OPTIONAL_COUNTER
+#define CK_SP800_108_DKM_LENGTH (0x3UL)
+#define CK_SP800_108_BYTE_ARRAY (0x4UL)
+#define CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS (0x1UL)
+#define CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS (0x2UL)
+
+typedef struct CK_HKDF_PARAMS {
+	CK_BBOOL bExtract;
+	CK_BBOOL bExpand;
+	CK_MECHANISM_TYPE prfHashMechanism;
+	CK_ULONG ulSaltType;
+	CK_BYTE_PTR pSalt;
+	CK_ULONG ulSaltLen;
+	CK_OBJECT_HANDLE hSaltKey;
+	CK_BYTE_PTR pInfo;
+	CK_ULONG ulInfoLen;
+} CK_HKDF_PARAMS;
+
+typedef CK_ULONG CK_PRF_DATA_TYPE;
+typedef CK_MECHANISM_TYPE CK_SP800_108_PRF_TYPE;
+
+typedef struct CK_PRF_DATA_PARAM {
+	CK_PRF_DATA_TYPE type;
+	CK_VOID_PTR pValue;
+	CK_ULONG ulValueLen;
+} CK_PRF_DATA_PARAM;
+
+typedef struct CK_SP800_108_COUNTER_FORMAT {
+	CK_BBOOL bLittleEndian;
+	CK_ULONG ulWidthInBits;
+} CK_SP800_108_COUNTER_FORMAT;
+
+typedef CK_ULONG CK_SP800_108_DKM_LENGTH_METHOD;
+
+typedef struct CK_SP800_108_DKM_LENGTH_FORMAT {
+	CK_SP800_108_DKM_LENGTH_METHOD dkmLengthMethod;
+	CK_BBOOL bLittleEndian;
+	CK_ULONG ulWidthInBits;
+} CK_SP800_108_DKM_LENGTH_FORMAT;
+
+typedef struct CK_DERIVED_KEY {
+	CK_ATTRIBUTE_PTR pTemplate;
+	CK_ULONG ulAttributeCount;
+	CK_OBJECT_HANDLE_PTR phKey;
+} CK_DERIVED_KEY;
+
+typedef struct CK_SP800_108_KDF_PARAMS {
+	CK_SP800_108_PRF_TYPE prfType;
+	CK_ULONG ulNumberOfDataParams;
+	CK_PRF_DATA_PARAM *pDataParams;
+	CK_ULONG ulAdditionalDerivedKeys;
+	CK_DERIVED_KEY *pAdditionalDerivedKeys;
+} CK_SP800_108_KDF_PARAMS;
+
+typedef struct CK_SALSA20_CHACHA20_POLY1305_PARAMS {
+	CK_BYTE_PTR pNonce;
+	CK_ULONG ulNonceLen;
+	CK_BYTE_PTR pAAD;
+	CK_ULONG ulAADLen;
+} CK_SALSA20_CHACHA20_POLY1305_PARAMS;
+#endif /* CKM_HKDF_DERIVE */
 /* ---- message-based functions (v3.0): the parameters of the message
  * mechanisms, written from the OASIS PKCS#11 v3.0 current-mechanisms
  * specification. Guarded one by one: a newer header may have them. ---- */

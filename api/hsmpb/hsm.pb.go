@@ -194,6 +194,9 @@ type Mechanism struct {
 	//	*Mechanism_Ecdh
 	//	*Mechanism_Eddsa
 	//	*Mechanism_MacLen
+	//	*Mechanism_Hkdf
+	//	*Mechanism_Kdf108
+	//	*Mechanism_Chacha
 	Param         isMechanism_Param `protobuf_oneof:"param"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -315,6 +318,33 @@ func (x *Mechanism) GetMacLen() uint64 {
 	return 0
 }
 
+func (x *Mechanism) GetHkdf() *HkdfParams {
+	if x != nil {
+		if x, ok := x.Param.(*Mechanism_Hkdf); ok {
+			return x.Hkdf
+		}
+	}
+	return nil
+}
+
+func (x *Mechanism) GetKdf108() *Kdf108Params {
+	if x != nil {
+		if x, ok := x.Param.(*Mechanism_Kdf108); ok {
+			return x.Kdf108
+		}
+	}
+	return nil
+}
+
+func (x *Mechanism) GetChacha() *ChachaParams {
+	if x != nil {
+		if x, ok := x.Param.(*Mechanism_Chacha); ok {
+			return x.Chacha
+		}
+	}
+	return nil
+}
+
 type isMechanism_Param interface {
 	isMechanism_Param()
 }
@@ -351,6 +381,18 @@ type Mechanism_MacLen struct {
 	MacLen uint64 `protobuf:"varint,9,opt,name=mac_len,json=macLen,proto3,oneof"`
 }
 
+type Mechanism_Hkdf struct {
+	Hkdf *HkdfParams `protobuf:"bytes,10,opt,name=hkdf,proto3,oneof"` // issue 13
+}
+
+type Mechanism_Kdf108 struct {
+	Kdf108 *Kdf108Params `protobuf:"bytes,11,opt,name=kdf108,proto3,oneof"` // issue 13
+}
+
+type Mechanism_Chacha struct {
+	Chacha *ChachaParams `protobuf:"bytes,12,opt,name=chacha,proto3,oneof"` // issue 13
+}
+
 func (*Mechanism_Iv) isMechanism_Param() {}
 
 func (*Mechanism_Gcm) isMechanism_Param() {}
@@ -366,6 +408,12 @@ func (*Mechanism_Ecdh) isMechanism_Param() {}
 func (*Mechanism_Eddsa) isMechanism_Param() {}
 
 func (*Mechanism_MacLen) isMechanism_Param() {}
+
+func (*Mechanism_Hkdf) isMechanism_Param() {}
+
+func (*Mechanism_Kdf108) isMechanism_Param() {}
+
+func (*Mechanism_Chacha) isMechanism_Param() {}
 
 type GcmParams struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -719,6 +767,289 @@ func (x *EddsaParams) GetContext() []byte {
 	return nil
 }
 
+// CK_HKDF_PARAMS (CKM_HKDF_DERIVE, CKM_HKDF_DATA).
+type HkdfParams struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Extract       bool                   `protobuf:"varint,1,opt,name=extract,proto3" json:"extract,omitempty"`
+	Expand        bool                   `protobuf:"varint,2,opt,name=expand,proto3" json:"expand,omitempty"`
+	Prf           uint64                 `protobuf:"varint,3,opt,name=prf,proto3" json:"prf,omitempty"`                           // CKM_ digest
+	SaltType      uint64                 `protobuf:"varint,4,opt,name=salt_type,json=saltType,proto3" json:"salt_type,omitempty"` // CKF_HKDF_SALT_
+	Salt          []byte                 `protobuf:"bytes,5,opt,name=salt,proto3" json:"salt,omitempty"`
+	SaltKey       uint64                 `protobuf:"varint,6,opt,name=salt_key,json=saltKey,proto3" json:"salt_key,omitempty"` // object handle, with CKF_HKDF_SALT_KEY
+	Info          []byte                 `protobuf:"bytes,7,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HkdfParams) Reset() {
+	*x = HkdfParams{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HkdfParams) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HkdfParams) ProtoMessage() {}
+
+func (x *HkdfParams) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HkdfParams.ProtoReflect.Descriptor instead.
+func (*HkdfParams) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *HkdfParams) GetExtract() bool {
+	if x != nil {
+		return x.Extract
+	}
+	return false
+}
+
+func (x *HkdfParams) GetExpand() bool {
+	if x != nil {
+		return x.Expand
+	}
+	return false
+}
+
+func (x *HkdfParams) GetPrf() uint64 {
+	if x != nil {
+		return x.Prf
+	}
+	return 0
+}
+
+func (x *HkdfParams) GetSaltType() uint64 {
+	if x != nil {
+		return x.SaltType
+	}
+	return 0
+}
+
+func (x *HkdfParams) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
+}
+
+func (x *HkdfParams) GetSaltKey() uint64 {
+	if x != nil {
+		return x.SaltKey
+	}
+	return 0
+}
+
+func (x *HkdfParams) GetInfo() []byte {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+// CK_SP800_108_KDF_PARAMS, its data parameters decoded.
+type Kdf108Params struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Prf            uint64                 `protobuf:"varint,1,opt,name=prf,proto3" json:"prf,omitempty"` // CKM_<hash>_HMAC
+	Data           []*Kdf108Data          `protobuf:"bytes,2,rep,name=data,proto3" json:"data,omitempty"`
+	AdditionalKeys uint64                 `protobuf:"varint,3,opt,name=additional_keys,json=additionalKeys,proto3" json:"additional_keys,omitempty"` // must be 0
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Kdf108Params) Reset() {
+	*x = Kdf108Params{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Kdf108Params) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Kdf108Params) ProtoMessage() {}
+
+func (x *Kdf108Params) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Kdf108Params.ProtoReflect.Descriptor instead.
+func (*Kdf108Params) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Kdf108Params) GetPrf() uint64 {
+	if x != nil {
+		return x.Prf
+	}
+	return 0
+}
+
+func (x *Kdf108Params) GetData() []*Kdf108Data {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *Kdf108Params) GetAdditionalKeys() uint64 {
+	if x != nil {
+		return x.AdditionalKeys
+	}
+	return 0
+}
+
+type Kdf108Data struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          uint64                 `protobuf:"varint,1,opt,name=type,proto3" json:"type,omitempty"` // CK_SP800_108_
+	LittleEndian  bool                   `protobuf:"varint,2,opt,name=little_endian,json=littleEndian,proto3" json:"little_endian,omitempty"`
+	WidthBits     uint64                 `protobuf:"varint,3,opt,name=width_bits,json=widthBits,proto3" json:"width_bits,omitempty"`
+	DkmMethod     uint64                 `protobuf:"varint,4,opt,name=dkm_method,json=dkmMethod,proto3" json:"dkm_method,omitempty"`
+	Bytes         []byte                 `protobuf:"bytes,5,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Kdf108Data) Reset() {
+	*x = Kdf108Data{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Kdf108Data) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Kdf108Data) ProtoMessage() {}
+
+func (x *Kdf108Data) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Kdf108Data.ProtoReflect.Descriptor instead.
+func (*Kdf108Data) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Kdf108Data) GetType() uint64 {
+	if x != nil {
+		return x.Type
+	}
+	return 0
+}
+
+func (x *Kdf108Data) GetLittleEndian() bool {
+	if x != nil {
+		return x.LittleEndian
+	}
+	return false
+}
+
+func (x *Kdf108Data) GetWidthBits() uint64 {
+	if x != nil {
+		return x.WidthBits
+	}
+	return 0
+}
+
+func (x *Kdf108Data) GetDkmMethod() uint64 {
+	if x != nil {
+		return x.DkmMethod
+	}
+	return 0
+}
+
+func (x *Kdf108Data) GetBytes() []byte {
+	if x != nil {
+		return x.Bytes
+	}
+	return nil
+}
+
+// CK_SALSA20_CHACHA20_POLY1305_PARAMS.
+type ChachaParams struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nonce         []byte                 `protobuf:"bytes,1,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Aad           []byte                 `protobuf:"bytes,2,opt,name=aad,proto3" json:"aad,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChachaParams) Reset() {
+	*x = ChachaParams{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChachaParams) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChachaParams) ProtoMessage() {}
+
+func (x *ChachaParams) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChachaParams.ProtoReflect.Descriptor instead.
+func (*ChachaParams) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ChachaParams) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *ChachaParams) GetAad() []byte {
+	if x != nil {
+		return x.Aad
+	}
+	return nil
+}
+
 type LoginRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
@@ -729,7 +1060,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[10]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +1072,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[10]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +1085,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{10}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LoginRequest) GetUser() string {
@@ -783,7 +1114,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[11]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +1126,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[11]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +1139,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{11}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LoginResponse) GetToken() string {
@@ -849,7 +1180,7 @@ type BootstrapRequest struct {
 
 func (x *BootstrapRequest) Reset() {
 	*x = BootstrapRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[12]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +1192,7 @@ func (x *BootstrapRequest) String() string {
 func (*BootstrapRequest) ProtoMessage() {}
 
 func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[12]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +1205,7 @@ func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{12}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BootstrapRequest) GetUser() string {
@@ -903,7 +1234,7 @@ type MechanismInfo struct {
 
 func (x *MechanismInfo) Reset() {
 	*x = MechanismInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[13]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1246,7 @@ func (x *MechanismInfo) String() string {
 func (*MechanismInfo) ProtoMessage() {}
 
 func (x *MechanismInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[13]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1259,7 @@ func (x *MechanismInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MechanismInfo.ProtoReflect.Descriptor instead.
 func (*MechanismInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{13}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MechanismInfo) GetType() uint64 {
@@ -975,7 +1306,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[14]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1318,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[14]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1331,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{14}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *InfoResponse) GetVersion() string {
@@ -1071,7 +1402,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[15]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1414,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[15]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1427,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{15}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateUserRequest) GetUser() string {
@@ -1137,7 +1468,7 @@ type UserRequest struct {
 
 func (x *UserRequest) Reset() {
 	*x = UserRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[16]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1149,7 +1480,7 @@ func (x *UserRequest) String() string {
 func (*UserRequest) ProtoMessage() {}
 
 func (x *UserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[16]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1162,7 +1493,7 @@ func (x *UserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserRequest.ProtoReflect.Descriptor instead.
 func (*UserRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{16}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UserRequest) GetUser() string {
@@ -1190,7 +1521,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[17]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1533,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[17]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1546,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{17}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SetPasswordRequest) GetUser() string {
@@ -1253,7 +1584,7 @@ type UserInfo struct {
 
 func (x *UserInfo) Reset() {
 	*x = UserInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[18]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1596,7 @@ func (x *UserInfo) String() string {
 func (*UserInfo) ProtoMessage() {}
 
 func (x *UserInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[18]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1609,7 @@ func (x *UserInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
 func (*UserInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{18}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UserInfo) GetName() string {
@@ -1334,7 +1665,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[19]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1677,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[19]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1690,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{19}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Token) GetName() string {
@@ -1392,7 +1723,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[20]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1404,7 +1735,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[20]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1417,7 +1748,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{20}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -1436,7 +1767,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[21]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1448,7 +1779,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[21]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1461,7 +1792,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{21}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListUsersResponse) GetUsers() []*UserInfo {
@@ -1480,7 +1811,7 @@ type CreateObjectRequest struct {
 
 func (x *CreateObjectRequest) Reset() {
 	*x = CreateObjectRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[22]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1823,7 @@ func (x *CreateObjectRequest) String() string {
 func (*CreateObjectRequest) ProtoMessage() {}
 
 func (x *CreateObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[22]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1836,7 @@ func (x *CreateObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateObjectRequest.ProtoReflect.Descriptor instead.
 func (*CreateObjectRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{22}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateObjectRequest) GetTemplate() []*Attribute {
@@ -1525,7 +1856,7 @@ type CopyObjectRequest struct {
 
 func (x *CopyObjectRequest) Reset() {
 	*x = CopyObjectRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[23]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1868,7 @@ func (x *CopyObjectRequest) String() string {
 func (*CopyObjectRequest) ProtoMessage() {}
 
 func (x *CopyObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[23]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1881,7 @@ func (x *CopyObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyObjectRequest.ProtoReflect.Descriptor instead.
 func (*CopyObjectRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{23}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CopyObjectRequest) GetObject() uint64 {
@@ -1576,7 +1907,7 @@ type ObjectRequest struct {
 
 func (x *ObjectRequest) Reset() {
 	*x = ObjectRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[24]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1919,7 @@ func (x *ObjectRequest) String() string {
 func (*ObjectRequest) ProtoMessage() {}
 
 func (x *ObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[24]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1932,7 @@ func (x *ObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectRequest.ProtoReflect.Descriptor instead.
 func (*ObjectRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{24}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ObjectRequest) GetObject() uint64 {
@@ -1620,7 +1951,7 @@ type ObjectResponse struct {
 
 func (x *ObjectResponse) Reset() {
 	*x = ObjectResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[25]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1963,7 @@ func (x *ObjectResponse) String() string {
 func (*ObjectResponse) ProtoMessage() {}
 
 func (x *ObjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[25]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +1976,7 @@ func (x *ObjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectResponse.ProtoReflect.Descriptor instead.
 func (*ObjectResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{25}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ObjectResponse) GetObject() uint64 {
@@ -1665,7 +1996,7 @@ type FindObjectsRequest struct {
 
 func (x *FindObjectsRequest) Reset() {
 	*x = FindObjectsRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[26]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +2008,7 @@ func (x *FindObjectsRequest) String() string {
 func (*FindObjectsRequest) ProtoMessage() {}
 
 func (x *FindObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[26]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +2021,7 @@ func (x *FindObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindObjectsRequest.ProtoReflect.Descriptor instead.
 func (*FindObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{26}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *FindObjectsRequest) GetTemplate() []*Attribute {
@@ -1716,7 +2047,7 @@ type FindObjectsResponse struct {
 
 func (x *FindObjectsResponse) Reset() {
 	*x = FindObjectsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[27]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +2059,7 @@ func (x *FindObjectsResponse) String() string {
 func (*FindObjectsResponse) ProtoMessage() {}
 
 func (x *FindObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[27]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +2072,7 @@ func (x *FindObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindObjectsResponse.ProtoReflect.Descriptor instead.
 func (*FindObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{27}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *FindObjectsResponse) GetObjects() []uint64 {
@@ -1763,7 +2094,7 @@ type ObjectInfo struct {
 
 func (x *ObjectInfo) Reset() {
 	*x = ObjectInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[28]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1775,7 +2106,7 @@ func (x *ObjectInfo) String() string {
 func (*ObjectInfo) ProtoMessage() {}
 
 func (x *ObjectInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[28]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1788,7 +2119,7 @@ func (x *ObjectInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectInfo.ProtoReflect.Descriptor instead.
 func (*ObjectInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{28}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ObjectInfo) GetObject() uint64 {
@@ -1828,7 +2159,7 @@ type ListObjectsResponse struct {
 
 func (x *ListObjectsResponse) Reset() {
 	*x = ListObjectsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[29]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +2171,7 @@ func (x *ListObjectsResponse) String() string {
 func (*ListObjectsResponse) ProtoMessage() {}
 
 func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[29]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +2184,7 @@ func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListObjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{29}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListObjectsResponse) GetObjects() []*ObjectInfo {
@@ -1873,7 +2204,7 @@ type GetAttributesRequest struct {
 
 func (x *GetAttributesRequest) Reset() {
 	*x = GetAttributesRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[30]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +2216,7 @@ func (x *GetAttributesRequest) String() string {
 func (*GetAttributesRequest) ProtoMessage() {}
 
 func (x *GetAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[30]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +2229,7 @@ func (x *GetAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttributesRequest.ProtoReflect.Descriptor instead.
 func (*GetAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{30}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetAttributesRequest) GetObject() uint64 {
@@ -1926,7 +2257,7 @@ type AttributeValue struct {
 
 func (x *AttributeValue) Reset() {
 	*x = AttributeValue{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[31]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2269,7 @@ func (x *AttributeValue) String() string {
 func (*AttributeValue) ProtoMessage() {}
 
 func (x *AttributeValue) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[31]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2282,7 @@ func (x *AttributeValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttributeValue.ProtoReflect.Descriptor instead.
 func (*AttributeValue) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{31}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AttributeValue) GetType() uint64 {
@@ -1984,7 +2315,7 @@ type GetAttributesResponse struct {
 
 func (x *GetAttributesResponse) Reset() {
 	*x = GetAttributesResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[32]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2327,7 @@ func (x *GetAttributesResponse) String() string {
 func (*GetAttributesResponse) ProtoMessage() {}
 
 func (x *GetAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[32]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2340,7 @@ func (x *GetAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttributesResponse.ProtoReflect.Descriptor instead.
 func (*GetAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{32}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetAttributesResponse) GetValues() []*AttributeValue {
@@ -2029,7 +2360,7 @@ type SetAttributesRequest struct {
 
 func (x *SetAttributesRequest) Reset() {
 	*x = SetAttributesRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[33]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2372,7 @@ func (x *SetAttributesRequest) String() string {
 func (*SetAttributesRequest) ProtoMessage() {}
 
 func (x *SetAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[33]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2385,7 @@ func (x *SetAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAttributesRequest.ProtoReflect.Descriptor instead.
 func (*SetAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{33}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SetAttributesRequest) GetObject() uint64 {
@@ -2082,7 +2413,7 @@ type ShareRequest struct {
 
 func (x *ShareRequest) Reset() {
 	*x = ShareRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[34]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2425,7 @@ func (x *ShareRequest) String() string {
 func (*ShareRequest) ProtoMessage() {}
 
 func (x *ShareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[34]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2438,7 @@ func (x *ShareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareRequest.ProtoReflect.Descriptor instead.
 func (*ShareRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{34}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ShareRequest) GetObject() uint64 {
@@ -2141,7 +2472,7 @@ type GenerateKeyRequest struct {
 
 func (x *GenerateKeyRequest) Reset() {
 	*x = GenerateKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[35]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2484,7 @@ func (x *GenerateKeyRequest) String() string {
 func (*GenerateKeyRequest) ProtoMessage() {}
 
 func (x *GenerateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[35]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2497,7 @@ func (x *GenerateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateKeyRequest.ProtoReflect.Descriptor instead.
 func (*GenerateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{35}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GenerateKeyRequest) GetMechanism() *Mechanism {
@@ -2194,7 +2525,7 @@ type GenerateKeyPairRequest struct {
 
 func (x *GenerateKeyPairRequest) Reset() {
 	*x = GenerateKeyPairRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[36]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2206,7 +2537,7 @@ func (x *GenerateKeyPairRequest) String() string {
 func (*GenerateKeyPairRequest) ProtoMessage() {}
 
 func (x *GenerateKeyPairRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[36]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2219,7 +2550,7 @@ func (x *GenerateKeyPairRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateKeyPairRequest.ProtoReflect.Descriptor instead.
 func (*GenerateKeyPairRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{36}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GenerateKeyPairRequest) GetMechanism() *Mechanism {
@@ -2253,7 +2584,7 @@ type KeyPairResponse struct {
 
 func (x *KeyPairResponse) Reset() {
 	*x = KeyPairResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[37]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2596,7 @@ func (x *KeyPairResponse) String() string {
 func (*KeyPairResponse) ProtoMessage() {}
 
 func (x *KeyPairResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[37]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2609,7 @@ func (x *KeyPairResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPairResponse.ProtoReflect.Descriptor instead.
 func (*KeyPairResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{37}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *KeyPairResponse) GetPublicKey() uint64 {
@@ -2306,7 +2637,7 @@ type WrapKeyRequest struct {
 
 func (x *WrapKeyRequest) Reset() {
 	*x = WrapKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[38]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2649,7 @@ func (x *WrapKeyRequest) String() string {
 func (*WrapKeyRequest) ProtoMessage() {}
 
 func (x *WrapKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[38]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2662,7 @@ func (x *WrapKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrapKeyRequest.ProtoReflect.Descriptor instead.
 func (*WrapKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{38}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WrapKeyRequest) GetMechanism() *Mechanism {
@@ -2367,7 +2698,7 @@ type UnwrapKeyRequest struct {
 
 func (x *UnwrapKeyRequest) Reset() {
 	*x = UnwrapKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[39]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2379,7 +2710,7 @@ func (x *UnwrapKeyRequest) String() string {
 func (*UnwrapKeyRequest) ProtoMessage() {}
 
 func (x *UnwrapKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[39]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2392,7 +2723,7 @@ func (x *UnwrapKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnwrapKeyRequest.ProtoReflect.Descriptor instead.
 func (*UnwrapKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{39}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UnwrapKeyRequest) GetMechanism() *Mechanism {
@@ -2434,7 +2765,7 @@ type DeriveKeyRequest struct {
 
 func (x *DeriveKeyRequest) Reset() {
 	*x = DeriveKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[40]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2777,7 @@ func (x *DeriveKeyRequest) String() string {
 func (*DeriveKeyRequest) ProtoMessage() {}
 
 func (x *DeriveKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[40]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2790,7 @@ func (x *DeriveKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeriveKeyRequest.ProtoReflect.Descriptor instead.
 func (*DeriveKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{40}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeriveKeyRequest) GetMechanism() *Mechanism {
@@ -2494,7 +2825,7 @@ type CryptoRequest struct {
 
 func (x *CryptoRequest) Reset() {
 	*x = CryptoRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[41]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2837,7 @@ func (x *CryptoRequest) String() string {
 func (*CryptoRequest) ProtoMessage() {}
 
 func (x *CryptoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[41]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2850,7 @@ func (x *CryptoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CryptoRequest.ProtoReflect.Descriptor instead.
 func (*CryptoRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{41}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CryptoRequest) GetMechanism() *Mechanism {
@@ -2555,7 +2886,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[42]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2567,7 +2898,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[42]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2580,7 +2911,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{42}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *VerifyRequest) GetMechanism() *Mechanism {
@@ -2621,7 +2952,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2633,7 +2964,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2646,7 +2977,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{43}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DigestRequest) GetMechanism() *Mechanism {
@@ -2672,7 +3003,7 @@ type RandomRequest struct {
 
 func (x *RandomRequest) Reset() {
 	*x = RandomRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2684,7 +3015,7 @@ func (x *RandomRequest) String() string {
 func (*RandomRequest) ProtoMessage() {}
 
 func (x *RandomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2697,7 +3028,7 @@ func (x *RandomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RandomRequest.ProtoReflect.Descriptor instead.
 func (*RandomRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{44}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RandomRequest) GetLength() uint32 {
@@ -2716,7 +3047,7 @@ type DataResponse struct {
 
 func (x *DataResponse) Reset() {
 	*x = DataResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2728,7 +3059,7 @@ func (x *DataResponse) String() string {
 func (*DataResponse) ProtoMessage() {}
 
 func (x *DataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2741,7 +3072,7 @@ func (x *DataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataResponse.ProtoReflect.Descriptor instead.
 func (*DataResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{45}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DataResponse) GetData() []byte {
@@ -2772,7 +3103,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2784,7 +3115,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2797,7 +3128,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{46}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ClusterNode) GetName() string {
@@ -2882,7 +3213,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +3225,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3238,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{47}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ClusterStatusResponse) GetClusterId() string {
@@ -2949,7 +3280,7 @@ type AddNodeRequest struct {
 
 func (x *AddNodeRequest) Reset() {
 	*x = AddNodeRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2961,7 +3292,7 @@ func (x *AddNodeRequest) String() string {
 func (*AddNodeRequest) ProtoMessage() {}
 
 func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2974,7 +3305,7 @@ func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeRequest.ProtoReflect.Descriptor instead.
 func (*AddNodeRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{48}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AddNodeRequest) GetName() string {
@@ -3008,7 +3339,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3020,7 +3351,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3033,7 +3364,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{49}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RemoveNodeRequest) GetName() string {
@@ -3062,7 +3393,7 @@ type BackupProgress struct {
 
 func (x *BackupProgress) Reset() {
 	*x = BackupProgress{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3074,7 +3405,7 @@ func (x *BackupProgress) String() string {
 func (*BackupProgress) ProtoMessage() {}
 
 func (x *BackupProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3087,7 +3418,7 @@ func (x *BackupProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupProgress.ProtoReflect.Descriptor instead.
 func (*BackupProgress) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{50}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *BackupProgress) GetPhase() string {
@@ -3135,7 +3466,7 @@ type BackupInfo struct {
 
 func (x *BackupInfo) Reset() {
 	*x = BackupInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3147,7 +3478,7 @@ func (x *BackupInfo) String() string {
 func (*BackupInfo) ProtoMessage() {}
 
 func (x *BackupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3160,7 +3491,7 @@ func (x *BackupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
 func (*BackupInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{51}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *BackupInfo) GetId() string {
@@ -3236,7 +3567,7 @@ type ListBackupsResponse struct {
 
 func (x *ListBackupsResponse) Reset() {
 	*x = ListBackupsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3248,7 +3579,7 @@ func (x *ListBackupsResponse) String() string {
 func (*ListBackupsResponse) ProtoMessage() {}
 
 func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3261,7 +3592,7 @@ func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
 func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{52}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListBackupsResponse) GetBackups() []*BackupInfo {
@@ -3287,7 +3618,7 @@ type GetBackupRequest struct {
 
 func (x *GetBackupRequest) Reset() {
 	*x = GetBackupRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3299,7 +3630,7 @@ func (x *GetBackupRequest) String() string {
 func (*GetBackupRequest) ProtoMessage() {}
 
 func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3312,7 +3643,7 @@ func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBackupRequest.ProtoReflect.Descriptor instead.
 func (*GetBackupRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{53}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GetBackupRequest) GetId() string {
@@ -3331,7 +3662,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3343,7 +3674,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3356,7 +3687,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{54}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *Chunk) GetData() []byte {
@@ -3383,7 +3714,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3395,7 +3726,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3408,7 +3739,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{55}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListAuditRequest) GetAfterSeq() uint64 {
@@ -3484,7 +3815,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3496,7 +3827,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3509,7 +3840,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{56}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *AuditRecord) GetSeq() uint64 {
@@ -3620,7 +3951,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3632,7 +3963,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3645,7 +3976,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{57}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListAuditResponse) GetRecords() []*AuditRecord {
@@ -3677,7 +4008,7 @@ type VerifyAuditResponse struct {
 
 func (x *VerifyAuditResponse) Reset() {
 	*x = VerifyAuditResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3689,7 +4020,7 @@ func (x *VerifyAuditResponse) String() string {
 func (*VerifyAuditResponse) ProtoMessage() {}
 
 func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3702,7 +4033,7 @@ func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAuditResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *VerifyAuditResponse) GetOk() bool {
@@ -3767,7 +4098,7 @@ type RotatePassphraseRequest struct {
 
 func (x *RotatePassphraseRequest) Reset() {
 	*x = RotatePassphraseRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3779,7 +4110,7 @@ func (x *RotatePassphraseRequest) String() string {
 func (*RotatePassphraseRequest) ProtoMessage() {}
 
 func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3792,7 +4123,7 @@ func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotatePassphraseRequest.ProtoReflect.Descriptor instead.
 func (*RotatePassphraseRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RotatePassphraseRequest) GetOldSecret() []byte {
@@ -3819,7 +4150,7 @@ type QuorumRegisterKeyRequest struct {
 
 func (x *QuorumRegisterKeyRequest) Reset() {
 	*x = QuorumRegisterKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3831,7 +4162,7 @@ func (x *QuorumRegisterKeyRequest) String() string {
 func (*QuorumRegisterKeyRequest) ProtoMessage() {}
 
 func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3844,7 +4175,7 @@ func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumRegisterKeyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumRegisterKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *QuorumRegisterKeyRequest) GetPublicKey() []byte {
@@ -3872,7 +4203,7 @@ type QuorumSetPolicyRequest struct {
 
 func (x *QuorumSetPolicyRequest) Reset() {
 	*x = QuorumSetPolicyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3884,7 +4215,7 @@ func (x *QuorumSetPolicyRequest) String() string {
 func (*QuorumSetPolicyRequest) ProtoMessage() {}
 
 func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3897,7 +4228,7 @@ func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumSetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumSetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *QuorumSetPolicyRequest) GetService() string {
@@ -3930,7 +4261,7 @@ type QuorumCreateTokenRequest struct {
 
 func (x *QuorumCreateTokenRequest) Reset() {
 	*x = QuorumCreateTokenRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3942,7 +4273,7 @@ func (x *QuorumCreateTokenRequest) String() string {
 func (*QuorumCreateTokenRequest) ProtoMessage() {}
 
 func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3955,7 +4286,7 @@ func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumCreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumCreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *QuorumCreateTokenRequest) GetService() string {
@@ -3980,7 +4311,7 @@ type QuorumToken struct {
 
 func (x *QuorumToken) Reset() {
 	*x = QuorumToken{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3992,7 +4323,7 @@ func (x *QuorumToken) String() string {
 func (*QuorumToken) ProtoMessage() {}
 
 func (x *QuorumToken) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4005,7 +4336,7 @@ func (x *QuorumToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumToken.ProtoReflect.Descriptor instead.
 func (*QuorumToken) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *QuorumToken) GetId() string {
@@ -4067,7 +4398,7 @@ type QuorumApproveTokenRequest struct {
 
 func (x *QuorumApproveTokenRequest) Reset() {
 	*x = QuorumApproveTokenRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4079,7 +4410,7 @@ func (x *QuorumApproveTokenRequest) String() string {
 func (*QuorumApproveTokenRequest) ProtoMessage() {}
 
 func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4092,7 +4423,7 @@ func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumApproveTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumApproveTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *QuorumApproveTokenRequest) GetId() string {
@@ -4120,7 +4451,7 @@ type QuorumOfficer struct {
 
 func (x *QuorumOfficer) Reset() {
 	*x = QuorumOfficer{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4132,7 +4463,7 @@ func (x *QuorumOfficer) String() string {
 func (*QuorumOfficer) ProtoMessage() {}
 
 func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4145,7 +4476,7 @@ func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumOfficer.ProtoReflect.Descriptor instead.
 func (*QuorumOfficer) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *QuorumOfficer) GetName() string {
@@ -4179,7 +4510,7 @@ type QuorumPolicy struct {
 
 func (x *QuorumPolicy) Reset() {
 	*x = QuorumPolicy{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4191,7 +4522,7 @@ func (x *QuorumPolicy) String() string {
 func (*QuorumPolicy) ProtoMessage() {}
 
 func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4204,7 +4535,7 @@ func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumPolicy.ProtoReflect.Descriptor instead.
 func (*QuorumPolicy) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *QuorumPolicy) GetService() string {
@@ -4232,7 +4563,7 @@ type QuorumStatusResponse struct {
 
 func (x *QuorumStatusResponse) Reset() {
 	*x = QuorumStatusResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4244,7 +4575,7 @@ func (x *QuorumStatusResponse) String() string {
 func (*QuorumStatusResponse) ProtoMessage() {}
 
 func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4257,7 +4588,7 @@ func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumStatusResponse.ProtoReflect.Descriptor instead.
 func (*QuorumStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *QuorumStatusResponse) GetPolicies() []*QuorumPolicy {
@@ -4291,7 +4622,7 @@ type RevokeCertRequest struct {
 
 func (x *RevokeCertRequest) Reset() {
 	*x = RevokeCertRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4303,7 +4634,7 @@ func (x *RevokeCertRequest) String() string {
 func (*RevokeCertRequest) ProtoMessage() {}
 
 func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4316,7 +4647,7 @@ func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *RevokeCertRequest) GetFingerprint() string {
@@ -4345,7 +4676,7 @@ type RevokedCert struct {
 
 func (x *RevokedCert) Reset() {
 	*x = RevokedCert{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4357,7 +4688,7 @@ func (x *RevokedCert) String() string {
 func (*RevokedCert) ProtoMessage() {}
 
 func (x *RevokedCert) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4370,7 +4701,7 @@ func (x *RevokedCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedCert.ProtoReflect.Descriptor instead.
 func (*RevokedCert) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RevokedCert) GetFingerprint() string {
@@ -4410,7 +4741,7 @@ type ListRevokedCertsResponse struct {
 
 func (x *ListRevokedCertsResponse) Reset() {
 	*x = ListRevokedCertsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4422,7 +4753,7 @@ func (x *ListRevokedCertsResponse) String() string {
 func (*ListRevokedCertsResponse) ProtoMessage() {}
 
 func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4435,7 +4766,7 @@ func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedCertsResponse.ProtoReflect.Descriptor instead.
 func (*ListRevokedCertsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListRevokedCertsResponse) GetCerts() []*RevokedCert {
@@ -4457,7 +4788,7 @@ type KMSPrincipalRequest struct {
 
 func (x *KMSPrincipalRequest) Reset() {
 	*x = KMSPrincipalRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4469,7 +4800,7 @@ func (x *KMSPrincipalRequest) String() string {
 func (*KMSPrincipalRequest) ProtoMessage() {}
 
 func (x *KMSPrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4482,7 +4813,7 @@ func (x *KMSPrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipalRequest.ProtoReflect.Descriptor instead.
 func (*KMSPrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *KMSPrincipalRequest) GetName() string {
@@ -4510,7 +4841,7 @@ type KMSPrincipalPolicy struct {
 
 func (x *KMSPrincipalPolicy) Reset() {
 	*x = KMSPrincipalPolicy{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4522,7 +4853,7 @@ func (x *KMSPrincipalPolicy) String() string {
 func (*KMSPrincipalPolicy) ProtoMessage() {}
 
 func (x *KMSPrincipalPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4535,7 +4866,7 @@ func (x *KMSPrincipalPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipalPolicy.ProtoReflect.Descriptor instead.
 func (*KMSPrincipalPolicy) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *KMSPrincipalPolicy) GetName() string {
@@ -4566,7 +4897,7 @@ type KMSExplainRequest struct {
 
 func (x *KMSExplainRequest) Reset() {
 	*x = KMSExplainRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4578,7 +4909,7 @@ func (x *KMSExplainRequest) String() string {
 func (*KMSExplainRequest) ProtoMessage() {}
 
 func (x *KMSExplainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4591,7 +4922,7 @@ func (x *KMSExplainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSExplainRequest.ProtoReflect.Descriptor instead.
 func (*KMSExplainRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *KMSExplainRequest) GetPrincipal() string {
@@ -4646,7 +4977,7 @@ type KMSExplainResponse struct {
 
 func (x *KMSExplainResponse) Reset() {
 	*x = KMSExplainResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4658,7 +4989,7 @@ func (x *KMSExplainResponse) String() string {
 func (*KMSExplainResponse) ProtoMessage() {}
 
 func (x *KMSExplainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4671,7 +5002,7 @@ func (x *KMSExplainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSExplainResponse.ProtoReflect.Descriptor instead.
 func (*KMSExplainResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *KMSExplainResponse) GetAllowed() bool {
@@ -4701,7 +5032,7 @@ type KMSPrincipal struct {
 
 func (x *KMSPrincipal) Reset() {
 	*x = KMSPrincipal{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4713,7 +5044,7 @@ func (x *KMSPrincipal) String() string {
 func (*KMSPrincipal) ProtoMessage() {}
 
 func (x *KMSPrincipal) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4726,7 +5057,7 @@ func (x *KMSPrincipal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipal.ProtoReflect.Descriptor instead.
 func (*KMSPrincipal) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{75}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *KMSPrincipal) GetName() string {
@@ -4766,7 +5097,7 @@ type KMSListPrincipalsResponse struct {
 
 func (x *KMSListPrincipalsResponse) Reset() {
 	*x = KMSListPrincipalsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4778,7 +5109,7 @@ func (x *KMSListPrincipalsResponse) String() string {
 func (*KMSListPrincipalsResponse) ProtoMessage() {}
 
 func (x *KMSListPrincipalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4791,7 +5122,7 @@ func (x *KMSListPrincipalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSListPrincipalsResponse.ProtoReflect.Descriptor instead.
 func (*KMSListPrincipalsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{76}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *KMSListPrincipalsResponse) GetPrincipals() []*KMSPrincipal {
@@ -4813,7 +5144,7 @@ type KMSCredentials struct {
 
 func (x *KMSCredentials) Reset() {
 	*x = KMSCredentials{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4825,7 +5156,7 @@ func (x *KMSCredentials) String() string {
 func (*KMSCredentials) ProtoMessage() {}
 
 func (x *KMSCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4838,7 +5169,7 @@ func (x *KMSCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSCredentials.ProtoReflect.Descriptor instead.
 func (*KMSCredentials) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{77}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *KMSCredentials) GetPrincipal() *KMSPrincipal {
@@ -4868,7 +5199,7 @@ type KMSAddHSMClusterRequest struct {
 
 func (x *KMSAddHSMClusterRequest) Reset() {
 	*x = KMSAddHSMClusterRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4880,7 +5211,7 @@ func (x *KMSAddHSMClusterRequest) String() string {
 func (*KMSAddHSMClusterRequest) ProtoMessage() {}
 
 func (x *KMSAddHSMClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4893,7 +5224,7 @@ func (x *KMSAddHSMClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSAddHSMClusterRequest.ProtoReflect.Descriptor instead.
 func (*KMSAddHSMClusterRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{78}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *KMSAddHSMClusterRequest) GetClusterId() string {
@@ -4937,7 +5268,7 @@ type KMSHSMCluster struct {
 
 func (x *KMSHSMCluster) Reset() {
 	*x = KMSHSMCluster{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4949,7 +5280,7 @@ func (x *KMSHSMCluster) String() string {
 func (*KMSHSMCluster) ProtoMessage() {}
 
 func (x *KMSHSMCluster) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4962,7 +5293,7 @@ func (x *KMSHSMCluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSHSMCluster.ProtoReflect.Descriptor instead.
 func (*KMSHSMCluster) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{79}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *KMSHSMCluster) GetClusterId() string {
@@ -5002,7 +5333,7 @@ type KMSListHSMClustersResponse struct {
 
 func (x *KMSListHSMClustersResponse) Reset() {
 	*x = KMSListHSMClustersResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5014,7 +5345,7 @@ func (x *KMSListHSMClustersResponse) String() string {
 func (*KMSListHSMClustersResponse) ProtoMessage() {}
 
 func (x *KMSListHSMClustersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5027,7 +5358,7 @@ func (x *KMSListHSMClustersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSListHSMClustersResponse.ProtoReflect.Descriptor instead.
 func (*KMSListHSMClustersResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{80}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *KMSListHSMClustersResponse) GetClusters() []*KMSHSMCluster {
@@ -5046,7 +5377,7 @@ type KMSHSMClusterRequest struct {
 
 func (x *KMSHSMClusterRequest) Reset() {
 	*x = KMSHSMClusterRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5058,7 +5389,7 @@ func (x *KMSHSMClusterRequest) String() string {
 func (*KMSHSMClusterRequest) ProtoMessage() {}
 
 func (x *KMSHSMClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5071,7 +5402,7 @@ func (x *KMSHSMClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSHSMClusterRequest.ProtoReflect.Descriptor instead.
 func (*KMSHSMClusterRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{81}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *KMSHSMClusterRequest) GetClusterId() string {
@@ -5093,7 +5424,7 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"5\n" +
 	"\tAttribute\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x04R\x04type\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xe3\x02\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xf9\x03\n" +
 	"\tMechanism\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x04R\x04type\x12\x10\n" +
 	"\x02iv\x18\x02 \x01(\fH\x00R\x02iv\x12)\n" +
@@ -5103,7 +5434,11 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x04oaep\x18\x06 \x01(\v2\x16.openhsm.v1.OaepParamsH\x00R\x04oaep\x12,\n" +
 	"\x04ecdh\x18\a \x01(\v2\x16.openhsm.v1.EcdhParamsH\x00R\x04ecdh\x12/\n" +
 	"\x05eddsa\x18\b \x01(\v2\x17.openhsm.v1.EddsaParamsH\x00R\x05eddsa\x12\x19\n" +
-	"\amac_len\x18\t \x01(\x04H\x00R\x06macLenB\a\n" +
+	"\amac_len\x18\t \x01(\x04H\x00R\x06macLen\x12,\n" +
+	"\x04hkdf\x18\n" +
+	" \x01(\v2\x16.openhsm.v1.HkdfParamsH\x00R\x04hkdf\x122\n" +
+	"\x06kdf108\x18\v \x01(\v2\x18.openhsm.v1.Kdf108ParamsH\x00R\x06kdf108\x122\n" +
+	"\x06chacha\x18\f \x01(\v2\x18.openhsm.v1.ChachaParamsH\x00R\x06chachaB\a\n" +
 	"\x05param\"H\n" +
 	"\tGcmParams\x12\x0e\n" +
 	"\x02iv\x18\x01 \x01(\fR\x02iv\x12\x10\n" +
@@ -5131,7 +5466,32 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"publicData\"@\n" +
 	"\vEddsaParams\x12\x17\n" +
 	"\aph_flag\x18\x01 \x01(\bR\x06phFlag\x12\x18\n" +
-	"\acontext\x18\x02 \x01(\fR\acontext\">\n" +
+	"\acontext\x18\x02 \x01(\fR\acontext\"\xb0\x01\n" +
+	"\n" +
+	"HkdfParams\x12\x18\n" +
+	"\aextract\x18\x01 \x01(\bR\aextract\x12\x16\n" +
+	"\x06expand\x18\x02 \x01(\bR\x06expand\x12\x10\n" +
+	"\x03prf\x18\x03 \x01(\x04R\x03prf\x12\x1b\n" +
+	"\tsalt_type\x18\x04 \x01(\x04R\bsaltType\x12\x12\n" +
+	"\x04salt\x18\x05 \x01(\fR\x04salt\x12\x19\n" +
+	"\bsalt_key\x18\x06 \x01(\x04R\asaltKey\x12\x12\n" +
+	"\x04info\x18\a \x01(\fR\x04info\"u\n" +
+	"\fKdf108Params\x12\x10\n" +
+	"\x03prf\x18\x01 \x01(\x04R\x03prf\x12*\n" +
+	"\x04data\x18\x02 \x03(\v2\x16.openhsm.v1.Kdf108DataR\x04data\x12'\n" +
+	"\x0fadditional_keys\x18\x03 \x01(\x04R\x0eadditionalKeys\"\x99\x01\n" +
+	"\n" +
+	"Kdf108Data\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\x04R\x04type\x12#\n" +
+	"\rlittle_endian\x18\x02 \x01(\bR\flittleEndian\x12\x1d\n" +
+	"\n" +
+	"width_bits\x18\x03 \x01(\x04R\twidthBits\x12\x1d\n" +
+	"\n" +
+	"dkm_method\x18\x04 \x01(\x04R\tdkmMethod\x12\x14\n" +
+	"\x05bytes\x18\x05 \x01(\fR\x05bytes\"6\n" +
+	"\fChachaParams\x12\x14\n" +
+	"\x05nonce\x18\x01 \x01(\fR\x05nonce\x12\x10\n" +
+	"\x03aad\x18\x02 \x01(\fR\x03aad\">\n" +
 	"\fLoginRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"v\n" +
@@ -5532,7 +5892,7 @@ func file_api_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_api_hsmpb_hsm_proto_rawDescData
 }
 
-var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
+var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
 var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                      // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),                // 1: openhsm.v1.ErrorDetail
@@ -5544,243 +5904,251 @@ var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*OaepParams)(nil),                 // 7: openhsm.v1.OaepParams
 	(*EcdhParams)(nil),                 // 8: openhsm.v1.EcdhParams
 	(*EddsaParams)(nil),                // 9: openhsm.v1.EddsaParams
-	(*LoginRequest)(nil),               // 10: openhsm.v1.LoginRequest
-	(*LoginResponse)(nil),              // 11: openhsm.v1.LoginResponse
-	(*BootstrapRequest)(nil),           // 12: openhsm.v1.BootstrapRequest
-	(*MechanismInfo)(nil),              // 13: openhsm.v1.MechanismInfo
-	(*InfoResponse)(nil),               // 14: openhsm.v1.InfoResponse
-	(*CreateUserRequest)(nil),          // 15: openhsm.v1.CreateUserRequest
-	(*UserRequest)(nil),                // 16: openhsm.v1.UserRequest
-	(*SetPasswordRequest)(nil),         // 17: openhsm.v1.SetPasswordRequest
-	(*UserInfo)(nil),                   // 18: openhsm.v1.UserInfo
-	(*Token)(nil),                      // 19: openhsm.v1.Token
-	(*ListTokensResponse)(nil),         // 20: openhsm.v1.ListTokensResponse
-	(*ListUsersResponse)(nil),          // 21: openhsm.v1.ListUsersResponse
-	(*CreateObjectRequest)(nil),        // 22: openhsm.v1.CreateObjectRequest
-	(*CopyObjectRequest)(nil),          // 23: openhsm.v1.CopyObjectRequest
-	(*ObjectRequest)(nil),              // 24: openhsm.v1.ObjectRequest
-	(*ObjectResponse)(nil),             // 25: openhsm.v1.ObjectResponse
-	(*FindObjectsRequest)(nil),         // 26: openhsm.v1.FindObjectsRequest
-	(*FindObjectsResponse)(nil),        // 27: openhsm.v1.FindObjectsResponse
-	(*ObjectInfo)(nil),                 // 28: openhsm.v1.ObjectInfo
-	(*ListObjectsResponse)(nil),        // 29: openhsm.v1.ListObjectsResponse
-	(*GetAttributesRequest)(nil),       // 30: openhsm.v1.GetAttributesRequest
-	(*AttributeValue)(nil),             // 31: openhsm.v1.AttributeValue
-	(*GetAttributesResponse)(nil),      // 32: openhsm.v1.GetAttributesResponse
-	(*SetAttributesRequest)(nil),       // 33: openhsm.v1.SetAttributesRequest
-	(*ShareRequest)(nil),               // 34: openhsm.v1.ShareRequest
-	(*GenerateKeyRequest)(nil),         // 35: openhsm.v1.GenerateKeyRequest
-	(*GenerateKeyPairRequest)(nil),     // 36: openhsm.v1.GenerateKeyPairRequest
-	(*KeyPairResponse)(nil),            // 37: openhsm.v1.KeyPairResponse
-	(*WrapKeyRequest)(nil),             // 38: openhsm.v1.WrapKeyRequest
-	(*UnwrapKeyRequest)(nil),           // 39: openhsm.v1.UnwrapKeyRequest
-	(*DeriveKeyRequest)(nil),           // 40: openhsm.v1.DeriveKeyRequest
-	(*CryptoRequest)(nil),              // 41: openhsm.v1.CryptoRequest
-	(*VerifyRequest)(nil),              // 42: openhsm.v1.VerifyRequest
-	(*DigestRequest)(nil),              // 43: openhsm.v1.DigestRequest
-	(*RandomRequest)(nil),              // 44: openhsm.v1.RandomRequest
-	(*DataResponse)(nil),               // 45: openhsm.v1.DataResponse
-	(*ClusterNode)(nil),                // 46: openhsm.v1.ClusterNode
-	(*ClusterStatusResponse)(nil),      // 47: openhsm.v1.ClusterStatusResponse
-	(*AddNodeRequest)(nil),             // 48: openhsm.v1.AddNodeRequest
-	(*RemoveNodeRequest)(nil),          // 49: openhsm.v1.RemoveNodeRequest
-	(*BackupProgress)(nil),             // 50: openhsm.v1.BackupProgress
-	(*BackupInfo)(nil),                 // 51: openhsm.v1.BackupInfo
-	(*ListBackupsResponse)(nil),        // 52: openhsm.v1.ListBackupsResponse
-	(*GetBackupRequest)(nil),           // 53: openhsm.v1.GetBackupRequest
-	(*Chunk)(nil),                      // 54: openhsm.v1.Chunk
-	(*ListAuditRequest)(nil),           // 55: openhsm.v1.ListAuditRequest
-	(*AuditRecord)(nil),                // 56: openhsm.v1.AuditRecord
-	(*ListAuditResponse)(nil),          // 57: openhsm.v1.ListAuditResponse
-	(*VerifyAuditResponse)(nil),        // 58: openhsm.v1.VerifyAuditResponse
-	(*RotatePassphraseRequest)(nil),    // 59: openhsm.v1.RotatePassphraseRequest
-	(*QuorumRegisterKeyRequest)(nil),   // 60: openhsm.v1.QuorumRegisterKeyRequest
-	(*QuorumSetPolicyRequest)(nil),     // 61: openhsm.v1.QuorumSetPolicyRequest
-	(*QuorumCreateTokenRequest)(nil),   // 62: openhsm.v1.QuorumCreateTokenRequest
-	(*QuorumToken)(nil),                // 63: openhsm.v1.QuorumToken
-	(*QuorumApproveTokenRequest)(nil),  // 64: openhsm.v1.QuorumApproveTokenRequest
-	(*QuorumOfficer)(nil),              // 65: openhsm.v1.QuorumOfficer
-	(*QuorumPolicy)(nil),               // 66: openhsm.v1.QuorumPolicy
-	(*QuorumStatusResponse)(nil),       // 67: openhsm.v1.QuorumStatusResponse
-	(*RevokeCertRequest)(nil),          // 68: openhsm.v1.RevokeCertRequest
-	(*RevokedCert)(nil),                // 69: openhsm.v1.RevokedCert
-	(*ListRevokedCertsResponse)(nil),   // 70: openhsm.v1.ListRevokedCertsResponse
-	(*KMSPrincipalRequest)(nil),        // 71: openhsm.v1.KMSPrincipalRequest
-	(*KMSPrincipalPolicy)(nil),         // 72: openhsm.v1.KMSPrincipalPolicy
-	(*KMSExplainRequest)(nil),          // 73: openhsm.v1.KMSExplainRequest
-	(*KMSExplainResponse)(nil),         // 74: openhsm.v1.KMSExplainResponse
-	(*KMSPrincipal)(nil),               // 75: openhsm.v1.KMSPrincipal
-	(*KMSListPrincipalsResponse)(nil),  // 76: openhsm.v1.KMSListPrincipalsResponse
-	(*KMSCredentials)(nil),             // 77: openhsm.v1.KMSCredentials
-	(*KMSAddHSMClusterRequest)(nil),    // 78: openhsm.v1.KMSAddHSMClusterRequest
-	(*KMSHSMCluster)(nil),              // 79: openhsm.v1.KMSHSMCluster
-	(*KMSListHSMClustersResponse)(nil), // 80: openhsm.v1.KMSListHSMClustersResponse
-	(*KMSHSMClusterRequest)(nil),       // 81: openhsm.v1.KMSHSMClusterRequest
-	nil,                                // 82: openhsm.v1.KMSExplainRequest.ContextEntry
+	(*HkdfParams)(nil),                 // 10: openhsm.v1.HkdfParams
+	(*Kdf108Params)(nil),               // 11: openhsm.v1.Kdf108Params
+	(*Kdf108Data)(nil),                 // 12: openhsm.v1.Kdf108Data
+	(*ChachaParams)(nil),               // 13: openhsm.v1.ChachaParams
+	(*LoginRequest)(nil),               // 14: openhsm.v1.LoginRequest
+	(*LoginResponse)(nil),              // 15: openhsm.v1.LoginResponse
+	(*BootstrapRequest)(nil),           // 16: openhsm.v1.BootstrapRequest
+	(*MechanismInfo)(nil),              // 17: openhsm.v1.MechanismInfo
+	(*InfoResponse)(nil),               // 18: openhsm.v1.InfoResponse
+	(*CreateUserRequest)(nil),          // 19: openhsm.v1.CreateUserRequest
+	(*UserRequest)(nil),                // 20: openhsm.v1.UserRequest
+	(*SetPasswordRequest)(nil),         // 21: openhsm.v1.SetPasswordRequest
+	(*UserInfo)(nil),                   // 22: openhsm.v1.UserInfo
+	(*Token)(nil),                      // 23: openhsm.v1.Token
+	(*ListTokensResponse)(nil),         // 24: openhsm.v1.ListTokensResponse
+	(*ListUsersResponse)(nil),          // 25: openhsm.v1.ListUsersResponse
+	(*CreateObjectRequest)(nil),        // 26: openhsm.v1.CreateObjectRequest
+	(*CopyObjectRequest)(nil),          // 27: openhsm.v1.CopyObjectRequest
+	(*ObjectRequest)(nil),              // 28: openhsm.v1.ObjectRequest
+	(*ObjectResponse)(nil),             // 29: openhsm.v1.ObjectResponse
+	(*FindObjectsRequest)(nil),         // 30: openhsm.v1.FindObjectsRequest
+	(*FindObjectsResponse)(nil),        // 31: openhsm.v1.FindObjectsResponse
+	(*ObjectInfo)(nil),                 // 32: openhsm.v1.ObjectInfo
+	(*ListObjectsResponse)(nil),        // 33: openhsm.v1.ListObjectsResponse
+	(*GetAttributesRequest)(nil),       // 34: openhsm.v1.GetAttributesRequest
+	(*AttributeValue)(nil),             // 35: openhsm.v1.AttributeValue
+	(*GetAttributesResponse)(nil),      // 36: openhsm.v1.GetAttributesResponse
+	(*SetAttributesRequest)(nil),       // 37: openhsm.v1.SetAttributesRequest
+	(*ShareRequest)(nil),               // 38: openhsm.v1.ShareRequest
+	(*GenerateKeyRequest)(nil),         // 39: openhsm.v1.GenerateKeyRequest
+	(*GenerateKeyPairRequest)(nil),     // 40: openhsm.v1.GenerateKeyPairRequest
+	(*KeyPairResponse)(nil),            // 41: openhsm.v1.KeyPairResponse
+	(*WrapKeyRequest)(nil),             // 42: openhsm.v1.WrapKeyRequest
+	(*UnwrapKeyRequest)(nil),           // 43: openhsm.v1.UnwrapKeyRequest
+	(*DeriveKeyRequest)(nil),           // 44: openhsm.v1.DeriveKeyRequest
+	(*CryptoRequest)(nil),              // 45: openhsm.v1.CryptoRequest
+	(*VerifyRequest)(nil),              // 46: openhsm.v1.VerifyRequest
+	(*DigestRequest)(nil),              // 47: openhsm.v1.DigestRequest
+	(*RandomRequest)(nil),              // 48: openhsm.v1.RandomRequest
+	(*DataResponse)(nil),               // 49: openhsm.v1.DataResponse
+	(*ClusterNode)(nil),                // 50: openhsm.v1.ClusterNode
+	(*ClusterStatusResponse)(nil),      // 51: openhsm.v1.ClusterStatusResponse
+	(*AddNodeRequest)(nil),             // 52: openhsm.v1.AddNodeRequest
+	(*RemoveNodeRequest)(nil),          // 53: openhsm.v1.RemoveNodeRequest
+	(*BackupProgress)(nil),             // 54: openhsm.v1.BackupProgress
+	(*BackupInfo)(nil),                 // 55: openhsm.v1.BackupInfo
+	(*ListBackupsResponse)(nil),        // 56: openhsm.v1.ListBackupsResponse
+	(*GetBackupRequest)(nil),           // 57: openhsm.v1.GetBackupRequest
+	(*Chunk)(nil),                      // 58: openhsm.v1.Chunk
+	(*ListAuditRequest)(nil),           // 59: openhsm.v1.ListAuditRequest
+	(*AuditRecord)(nil),                // 60: openhsm.v1.AuditRecord
+	(*ListAuditResponse)(nil),          // 61: openhsm.v1.ListAuditResponse
+	(*VerifyAuditResponse)(nil),        // 62: openhsm.v1.VerifyAuditResponse
+	(*RotatePassphraseRequest)(nil),    // 63: openhsm.v1.RotatePassphraseRequest
+	(*QuorumRegisterKeyRequest)(nil),   // 64: openhsm.v1.QuorumRegisterKeyRequest
+	(*QuorumSetPolicyRequest)(nil),     // 65: openhsm.v1.QuorumSetPolicyRequest
+	(*QuorumCreateTokenRequest)(nil),   // 66: openhsm.v1.QuorumCreateTokenRequest
+	(*QuorumToken)(nil),                // 67: openhsm.v1.QuorumToken
+	(*QuorumApproveTokenRequest)(nil),  // 68: openhsm.v1.QuorumApproveTokenRequest
+	(*QuorumOfficer)(nil),              // 69: openhsm.v1.QuorumOfficer
+	(*QuorumPolicy)(nil),               // 70: openhsm.v1.QuorumPolicy
+	(*QuorumStatusResponse)(nil),       // 71: openhsm.v1.QuorumStatusResponse
+	(*RevokeCertRequest)(nil),          // 72: openhsm.v1.RevokeCertRequest
+	(*RevokedCert)(nil),                // 73: openhsm.v1.RevokedCert
+	(*ListRevokedCertsResponse)(nil),   // 74: openhsm.v1.ListRevokedCertsResponse
+	(*KMSPrincipalRequest)(nil),        // 75: openhsm.v1.KMSPrincipalRequest
+	(*KMSPrincipalPolicy)(nil),         // 76: openhsm.v1.KMSPrincipalPolicy
+	(*KMSExplainRequest)(nil),          // 77: openhsm.v1.KMSExplainRequest
+	(*KMSExplainResponse)(nil),         // 78: openhsm.v1.KMSExplainResponse
+	(*KMSPrincipal)(nil),               // 79: openhsm.v1.KMSPrincipal
+	(*KMSListPrincipalsResponse)(nil),  // 80: openhsm.v1.KMSListPrincipalsResponse
+	(*KMSCredentials)(nil),             // 81: openhsm.v1.KMSCredentials
+	(*KMSAddHSMClusterRequest)(nil),    // 82: openhsm.v1.KMSAddHSMClusterRequest
+	(*KMSHSMCluster)(nil),              // 83: openhsm.v1.KMSHSMCluster
+	(*KMSListHSMClustersResponse)(nil), // 84: openhsm.v1.KMSListHSMClustersResponse
+	(*KMSHSMClusterRequest)(nil),       // 85: openhsm.v1.KMSHSMClusterRequest
+	nil,                                // 86: openhsm.v1.KMSExplainRequest.ContextEntry
 }
 var file_api_hsmpb_hsm_proto_depIdxs = []int32{
-	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
-	5,  // 1: openhsm.v1.Mechanism.ctr:type_name -> openhsm.v1.CtrParams
-	6,  // 2: openhsm.v1.Mechanism.pss:type_name -> openhsm.v1.PssParams
-	7,  // 3: openhsm.v1.Mechanism.oaep:type_name -> openhsm.v1.OaepParams
-	8,  // 4: openhsm.v1.Mechanism.ecdh:type_name -> openhsm.v1.EcdhParams
-	9,  // 5: openhsm.v1.Mechanism.eddsa:type_name -> openhsm.v1.EddsaParams
-	13, // 6: openhsm.v1.InfoResponse.mechanisms:type_name -> openhsm.v1.MechanismInfo
-	19, // 7: openhsm.v1.ListTokensResponse.tokens:type_name -> openhsm.v1.Token
-	18, // 8: openhsm.v1.ListUsersResponse.users:type_name -> openhsm.v1.UserInfo
-	2,  // 9: openhsm.v1.CreateObjectRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 10: openhsm.v1.CopyObjectRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 11: openhsm.v1.FindObjectsRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 12: openhsm.v1.ObjectInfo.attributes:type_name -> openhsm.v1.Attribute
-	28, // 13: openhsm.v1.ListObjectsResponse.objects:type_name -> openhsm.v1.ObjectInfo
-	31, // 14: openhsm.v1.GetAttributesResponse.values:type_name -> openhsm.v1.AttributeValue
-	2,  // 15: openhsm.v1.SetAttributesRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 16: openhsm.v1.GenerateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 17: openhsm.v1.GenerateKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 18: openhsm.v1.GenerateKeyPairRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 19: openhsm.v1.GenerateKeyPairRequest.public_template:type_name -> openhsm.v1.Attribute
-	2,  // 20: openhsm.v1.GenerateKeyPairRequest.private_template:type_name -> openhsm.v1.Attribute
-	3,  // 21: openhsm.v1.WrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 22: openhsm.v1.UnwrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 23: openhsm.v1.UnwrapKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 24: openhsm.v1.DeriveKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 25: openhsm.v1.DeriveKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 26: openhsm.v1.CryptoRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 27: openhsm.v1.VerifyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 28: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	46, // 29: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
-	51, // 30: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
-	51, // 31: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
-	56, // 32: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
-	66, // 33: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
-	65, // 34: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
-	63, // 35: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
-	69, // 36: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
-	82, // 37: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
-	75, // 38: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
-	75, // 39: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
-	79, // 40: openhsm.v1.KMSListHSMClustersResponse.clusters:type_name -> openhsm.v1.KMSHSMCluster
-	10, // 41: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 42: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 43: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 44: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 45: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,  // 46: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	15, // 47: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 48: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 49: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 50: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 51: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	22, // 52: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	23, // 53: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	24, // 54: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	26, // 55: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	26, // 56: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30, // 57: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	33, // 58: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	34, // 59: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	35, // 60: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	36, // 61: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	38, // 62: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	39, // 63: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	40, // 64: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	41, // 65: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	42, // 66: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	41, // 67: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 68: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	43, // 69: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	44, // 70: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,  // 71: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	48, // 72: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	49, // 73: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	59, // 74: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,  // 75: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 76: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	53, // 77: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	54, // 78: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	60, // 79: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
-	61, // 80: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
-	62, // 81: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
-	64, // 82: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
-	0,  // 83: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
-	55, // 84: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
-	0,  // 85: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
-	68, // 86: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
-	0,  // 87: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
-	71, // 88: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	0,  // 89: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
-	71, // 90: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	71, // 91: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
-	72, // 92: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
-	71, // 93: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	71, // 94: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	73, // 95: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
-	78, // 96: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
-	0,  // 97: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
-	81, // 98: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
-	11, // 99: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 100: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 101: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 102: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 103: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 104: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 105: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 106: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 107: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 108: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 109: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 110: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 111: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 112: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 113: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 114: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 115: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 116: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 117: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 118: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 119: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	45, // 120: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 121: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 122: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	45, // 123: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 124: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	45, // 125: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	45, // 126: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	45, // 127: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	45, // 128: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	47, // 129: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 130: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 131: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,  // 132: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	50, // 133: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	52, // 134: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	54, // 135: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	50, // 136: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,  // 137: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,  // 138: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	63, // 139: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,  // 140: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	67, // 141: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	57, // 142: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
-	58, // 143: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
-	0,  // 144: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
-	70, // 145: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
-	77, // 146: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
-	76, // 147: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
-	0,  // 148: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
-	77, // 149: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
-	0,  // 150: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
-	72, // 151: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
-	0,  // 152: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
-	74, // 153: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
-	0,  // 154: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
-	80, // 155: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
-	0,  // 156: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
-	99, // [99:157] is the sub-list for method output_type
-	41, // [41:99] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	4,   // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
+	5,   // 1: openhsm.v1.Mechanism.ctr:type_name -> openhsm.v1.CtrParams
+	6,   // 2: openhsm.v1.Mechanism.pss:type_name -> openhsm.v1.PssParams
+	7,   // 3: openhsm.v1.Mechanism.oaep:type_name -> openhsm.v1.OaepParams
+	8,   // 4: openhsm.v1.Mechanism.ecdh:type_name -> openhsm.v1.EcdhParams
+	9,   // 5: openhsm.v1.Mechanism.eddsa:type_name -> openhsm.v1.EddsaParams
+	10,  // 6: openhsm.v1.Mechanism.hkdf:type_name -> openhsm.v1.HkdfParams
+	11,  // 7: openhsm.v1.Mechanism.kdf108:type_name -> openhsm.v1.Kdf108Params
+	13,  // 8: openhsm.v1.Mechanism.chacha:type_name -> openhsm.v1.ChachaParams
+	12,  // 9: openhsm.v1.Kdf108Params.data:type_name -> openhsm.v1.Kdf108Data
+	17,  // 10: openhsm.v1.InfoResponse.mechanisms:type_name -> openhsm.v1.MechanismInfo
+	23,  // 11: openhsm.v1.ListTokensResponse.tokens:type_name -> openhsm.v1.Token
+	22,  // 12: openhsm.v1.ListUsersResponse.users:type_name -> openhsm.v1.UserInfo
+	2,   // 13: openhsm.v1.CreateObjectRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 14: openhsm.v1.CopyObjectRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 15: openhsm.v1.FindObjectsRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 16: openhsm.v1.ObjectInfo.attributes:type_name -> openhsm.v1.Attribute
+	32,  // 17: openhsm.v1.ListObjectsResponse.objects:type_name -> openhsm.v1.ObjectInfo
+	35,  // 18: openhsm.v1.GetAttributesResponse.values:type_name -> openhsm.v1.AttributeValue
+	2,   // 19: openhsm.v1.SetAttributesRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 20: openhsm.v1.GenerateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 21: openhsm.v1.GenerateKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 22: openhsm.v1.GenerateKeyPairRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 23: openhsm.v1.GenerateKeyPairRequest.public_template:type_name -> openhsm.v1.Attribute
+	2,   // 24: openhsm.v1.GenerateKeyPairRequest.private_template:type_name -> openhsm.v1.Attribute
+	3,   // 25: openhsm.v1.WrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 26: openhsm.v1.UnwrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 27: openhsm.v1.UnwrapKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 28: openhsm.v1.DeriveKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 29: openhsm.v1.DeriveKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 30: openhsm.v1.CryptoRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 31: openhsm.v1.VerifyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 32: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	50,  // 33: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
+	55,  // 34: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
+	55,  // 35: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
+	60,  // 36: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
+	70,  // 37: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
+	69,  // 38: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
+	67,  // 39: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
+	73,  // 40: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
+	86,  // 41: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
+	79,  // 42: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
+	79,  // 43: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
+	83,  // 44: openhsm.v1.KMSListHSMClustersResponse.clusters:type_name -> openhsm.v1.KMSHSMCluster
+	14,  // 45: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,   // 46: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,   // 47: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	16,  // 48: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,   // 49: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,   // 50: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	19,  // 51: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	20,  // 52: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	21,  // 53: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	20,  // 54: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,   // 55: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	26,  // 56: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	27,  // 57: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	28,  // 58: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	30,  // 59: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30,  // 60: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	34,  // 61: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	37,  // 62: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	38,  // 63: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	39,  // 64: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	40,  // 65: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	42,  // 66: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	43,  // 67: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	44,  // 68: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	45,  // 69: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	46,  // 70: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	45,  // 71: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	45,  // 72: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	47,  // 73: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	48,  // 74: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	0,   // 75: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	52,  // 76: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	53,  // 77: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	63,  // 78: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,   // 79: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,   // 80: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	57,  // 81: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	58,  // 82: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	64,  // 83: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	65,  // 84: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	66,  // 85: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	68,  // 86: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,   // 87: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	59,  // 88: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
+	0,   // 89: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
+	72,  // 90: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
+	0,   // 91: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
+	75,  // 92: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	0,   // 93: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
+	75,  // 94: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	75,  // 95: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
+	76,  // 96: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
+	75,  // 97: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	75,  // 98: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	77,  // 99: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
+	82,  // 100: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
+	0,   // 101: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
+	85,  // 102: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
+	15,  // 103: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	15,  // 104: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,   // 105: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,   // 106: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	18,  // 107: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	24,  // 108: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,   // 109: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,   // 110: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,   // 111: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,   // 112: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	25,  // 113: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	29,  // 114: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	29,  // 115: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,   // 116: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	31,  // 117: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	33,  // 118: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	36,  // 119: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,   // 120: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,   // 121: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	29,  // 122: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	41,  // 123: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	49,  // 124: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	29,  // 125: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	29,  // 126: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	49,  // 127: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,   // 128: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	49,  // 129: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	49,  // 130: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	49,  // 131: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	49,  // 132: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	51,  // 133: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,   // 134: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,   // 135: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,   // 136: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	54,  // 137: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	56,  // 138: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	58,  // 139: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	54,  // 140: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,   // 141: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,   // 142: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	67,  // 143: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,   // 144: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	71,  // 145: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	61,  // 146: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	62,  // 147: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	0,   // 148: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
+	74,  // 149: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
+	81,  // 150: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
+	80,  // 151: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
+	0,   // 152: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
+	81,  // 153: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
+	0,   // 154: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
+	76,  // 155: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
+	0,   // 156: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
+	78,  // 157: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
+	0,   // 158: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
+	84,  // 159: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
+	0,   // 160: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
+	103, // [103:161] is the sub-list for method output_type
+	45,  // [45:103] is the sub-list for method input_type
+	45,  // [45:45] is the sub-list for extension type_name
+	45,  // [45:45] is the sub-list for extension extendee
+	0,   // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_api_hsmpb_hsm_proto_init() }
@@ -5797,6 +6165,9 @@ func file_api_hsmpb_hsm_proto_init() {
 		(*Mechanism_Ecdh)(nil),
 		(*Mechanism_Eddsa)(nil),
 		(*Mechanism_MacLen)(nil),
+		(*Mechanism_Hkdf)(nil),
+		(*Mechanism_Kdf108)(nil),
+		(*Mechanism_Chacha)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -5804,7 +6175,7 @@ func file_api_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hsmpb_hsm_proto_rawDesc), len(file_api_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   83,
+			NumMessages:   87,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -128,6 +128,9 @@ type AttrReq struct {
 	Type    uint64
 	Present bool   // pValue != NULL
 	Cap     uint64 // ulValueLen
+	// Inner are the entries of an array attribute's CK_ATTRIBUTE array
+	// (Present and Cap of each), when it is asked for with room.
+	Inner []AttrReq
 }
 
 // AttrResp answers an AttrReq: Len is the value's length or
@@ -135,6 +138,10 @@ type AttrReq struct {
 type AttrResp struct {
 	Len  uint64
 	Data []byte
+	// Inner answers an array attribute's entries (Len then counts
+	// CK_ATTRIBUTEs); nil when they are not copied out. Each has its Type.
+	Inner []AttrResp
+	Type  uint64
 }
 
 // Mechanism is a CK_MECHANISM as the C layer flattened it.
@@ -157,6 +164,25 @@ type Mechanism struct {
 	// Null is a NULL CK_MECHANISM_PTR (wire kind 0xFF): at C_*Init it
 	// cancels the operation (PKCS#11 3.0).
 	Null bool
+	// kind 6: a structure flattened by C's layout table, field by field.
+	Fields []LayoutField
+}
+
+// LayoutField is one field of a kind 6 parameter: Tag 1 a CK_ULONG (U),
+// 2 a CK_BBOOL (U, the byte as it was), 3 a pointer and length (B, nil for
+// NULL), 4 a CK_PRF_DATA_PARAM array (List).
+type LayoutField struct {
+	Tag  uint8
+	U    uint64
+	B    []byte
+	List []PRFData
+}
+
+// PRFData is one CK_PRF_DATA_PARAM: its type and the bytes pValue points
+// to, in host layout (nil for NULL).
+type PRFData struct {
+	Type  uint64
+	Value []byte
 }
 
 // Info is CK_INFO.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/object"
 )
 
 // Dispatcher decodes frames, calls the Backend and encodes the replies. It
@@ -382,6 +383,12 @@ func check(id int, a *wireArgs, res *wireResult, rv uint64) error {
 				continue // encoded as unavailable
 			}
 			for i, r := range res.g {
+				if r.Inner != nil {
+					if err := checkArrayResp(a.g[i], r); err != nil {
+						return fmt.Errorf("%w: attribute %d: %v", errBackendBroke, i, err)
+					}
+					continue
+				}
 				if r.Data == nil {
 					continue
 				}
@@ -459,8 +466,7 @@ func encodeReply(w *wireWriter, id int, rv uint64, a *wireArgs, res *wireResult)
 		case 'g':
 			for i := 0; i < a.gCount; i++ {
 				if len(res.g) == a.gCount {
-					w.u64(res.g[i].Len)
-					w.copied(res.g[i].Data)
+					w.attrResp(res.g[i])
 				} else {
 					w.u64(ckUnavailableInformation)
 					w.u8(0)
@@ -528,4 +534,23 @@ func (d *Dispatcher) Serve(r io.Reader, w io.Writer) error {
 			return fmt.Errorf("p11 helper: writing a reply: %w", err)
 		}
 	}
+}
+
+// checkArrayResp checks an array attribute's answer against what C asked:
+// an array asked for with room, no more entries than it has, each copied
+// entry within its buffer.
+func checkArrayResp(q AttrReq, r AttrResp) error {
+	if !q.Present || !object.IsTemplateAttr(q.Type) || len(r.Inner) > len(q.Inner) || uint64(len(r.Inner)) != r.Len || r.Data != nil {
+		return fmt.Errorf("array of %d entries for %d asked", len(r.Inner), len(q.Inner))
+	}
+	for j, in := range r.Inner {
+		if in.Data == nil {
+			continue
+		}
+		n := uint64(len(in.Data))
+		if !q.Inner[j].Present || n > q.Inner[j].Cap || n != in.Len || n > wireMaxBytes {
+			return fmt.Errorf("entry %d: %d bytes for a buffer of %d", j, n, q.Inner[j].Cap)
+		}
+	}
+	return nil
 }

@@ -27,6 +27,12 @@ func toCanonical(t []Attr) (object.Template, error) {
 		k, _ := object.AttrKind(a.Type)
 		v := a.Value
 		switch k {
+		case object.KindTemplate:
+			c, err := templateToCanonical(a.Type, v)
+			if err != nil {
+				return nil, err
+			}
+			v = c
 		case object.KindUlong:
 			if len(v) != 8 {
 				return nil, errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%s must be a CK_ULONG", ck.AttrName(a.Type))
@@ -220,6 +226,14 @@ func (m *Module) GetAttributeValue(h, obj uint64, req []AttrReq) ([]AttrResp, er
 	var rv uint64 = ck.CKR_OK
 	for i, r := range req {
 		v := vals[i]
+		if v.RV == ck.CKR_OK && object.IsTemplateAttr(r.Type) {
+			var arv uint64
+			out[i], arv = arrayAttr(r, v.Value)
+			if arv != ck.CKR_OK && rv == ck.CKR_OK {
+				rv = arv
+			}
+			continue
+		}
 		switch {
 		case v.RV != ck.CKR_OK:
 			out[i].Len = unavailable

@@ -135,6 +135,12 @@ func toMech(m Mechanism) (mech.Mech, *mech.Mechanism, error) {
 		default:
 			return bad()
 		}
+	case mech.ParamHKDF, mech.ParamKDF108, mech.ParamChaCha:
+		p, ok := layoutParam(row.Param, m)
+		if !ok {
+			return bad()
+		}
+		out.Param = p
 	}
 	if err := mech.CheckParam(row, out); err != nil {
 		return mech.Mech{}, nil, err

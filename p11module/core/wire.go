@@ -9,6 +9,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+
+	"github.com/openhsm/openhsm/object"
 )
 
 // Limits on what a frame may hold. The reader checks them before it
@@ -450,6 +452,9 @@ func (r *wireReader) getTemplate() (req []AttrReq, n int) {
 		req[i].Type = r.u64()
 		req[i].Present = r.flag()
 		req[i].Cap = r.u64()
+		if req[i].Present && object.IsTemplateAttr(req[i].Type) {
+			req[i].Inner = r.arrayReq()
+		}
 	}
 	if r.err != nil {
 		return nil, n
@@ -491,6 +496,8 @@ func (r *wireReader) mechanism() Mechanism {
 		if m.Type != 0 {
 			r.fail("NULL mechanism with type %#x", m.Type)
 		}
+	case 6:
+		m.Fields = r.layoutFields()
 	default:
 		r.fail("mechanism kind %d", m.Kind)
 	}
@@ -645,3 +652,94 @@ func zeroInfo(id int) any {
 // mechKindNull is the m item of a NULL CK_MECHANISM_PTR (MK_NULL in
 // frame.c), which C_*Init sends to cancel an operation.
 const mechKindNull = 0xFF
+
+// Limits of a kind 6 mechanism parameter, as C's layout table has them.
+const (
+	wireMaxLayoutFields = 8
+	wireMaxPRFData      = 64
+)
+
+// layoutFields reads the fields of a kind 6 mechanism parameter.
+func (r *wireReader) layoutFields() []LayoutField {
+	n := int(r.u8())
+	if r.err != nil {
+		return nil
+	}
+	if n > wireMaxLayoutFields {
+		r.fail("%d parameter fields, more than %d", n, wireMaxLayoutFields)
+		return nil
+	}
+	out := make([]LayoutField, n)
+	for i := range out {
+		f := &out[i]
+		f.Tag = r.u8()
+		switch f.Tag {
+		case 1:
+			f.U = r.u64()
+		case 2:
+			f.U = uint64(r.u8())
+		case 3:
+			f.B = r.bytesNoNull()
+		case 4:
+			c := r.u32()
+			if r.err != nil {
+				return nil
+			}
+			if c > wireMaxPRFData || int(c)*(8+4) > len(r.buf) {
+				r.fail("%d data parameters", c)
+				return nil
+			}
+			f.List = make([]PRFData, c)
+			for j := range f.List {
+				f.List[j].Type = r.u64()
+				f.List[j].Value = r.bytesNoNull()
+			}
+		default:
+			r.fail("parameter field tag %d", f.Tag)
+		}
+		if r.err != nil {
+			return nil
+		}
+	}
+	return out
+}
+
+// wireMaxArray bounds an array attribute's entries in a g item, as C's
+// G_ARRAY_MAX does.
+const wireMaxArray = 64
+
+// arrayReq reads the entries of an array attribute asked for with room:
+// u32 count, then per entry u8 present and u64 capacity.
+func (r *wireReader) arrayReq() []AttrReq {
+	n := r.u32()
+	if r.err != nil {
+		return nil
+	}
+	if n > wireMaxArray || int(n)*9 > len(r.buf) {
+		r.fail("array attribute of %d entries", n)
+		return nil
+	}
+	out := make([]AttrReq, n)
+	for i := range out {
+		out[i].Present = r.flag()
+		out[i].Cap = r.u64()
+	}
+	return out
+}
+
+// attrResp writes one g reply entry: for an array attribute whose entries
+// are answered, copied 1 then its entries; otherwise the copied tail.
+func (w *wireWriter) attrResp(r AttrResp) {
+	w.u64(r.Len)
+	if r.Inner == nil {
+		w.copied(r.Data)
+		return
+	}
+	w.u8(1)
+	w.u32(uint32(len(r.Inner)))
+	for _, in := range r.Inner {
+		w.u64(in.Type)
+		w.u64(in.Len)
+		w.copied(in.Data)
+	}
+}
