@@ -47,10 +47,6 @@ var msgKinds = map[msgKind]struct {
 	msgVerify:  {"message verify", ck.CKF_VERIFY, ck.CKA_VERIFY, ck.CKF_MESSAGE_VERIFY},
 }
 
-// ckmChaCha20Poly1305 is CKM_CHACHA20_POLY1305 (PKCS#11 v3.0), kept here
-// until the ck package has it.
-const ckmChaCha20Poly1305 = 0x4021
-
 // msgAEAD is how a mechanism encrypts messages: the parameter kind it
 // takes, whether the token may generate its IV, its tag length, and the
 // single-part mechanism that does one message (its output is the
@@ -73,25 +69,17 @@ var msgAEADs = map[uint64]msgAEAD{
 			return mech.Mech{Type: ck.CKM_AES_GCM, Param: &mech.GCMParams{IV: iv, AAD: aad, TagBits: p.TagBits}}, nil
 		},
 	},
-	ckmChaCha20Poly1305: {
+	ck.CKM_CHACHA20_POLY1305: {
 		param:  msgParamChaCha,
 		tagLen: func(MsgParam) int { return 16 },
 		classic: func(nonce, aad []byte, p MsgParam) (mech.Mech, error) {
 			if p.NonceBits != uint64(len(nonce))*8 {
 				return mech.Mech{}, errorf(ck.CKR_MECHANISM_PARAM_INVALID, "ulNonceBits is not a whole number of bytes")
 			}
-			if chachaMech == nil {
-				return mech.Mech{}, errorf(ck.CKR_MECHANISM_INVALID, "CKM_CHACHA20_POLY1305 is not supported")
-			}
-			return chachaMech(nonce, aad), nil
+			return mech.Mech{Type: ck.CKM_CHACHA20_POLY1305, Param: &mech.ChaChaParams{Nonce: nonce, AAD: aad}}, nil
 		},
 	},
 }
-
-// chachaMech builds the single-part CKM_CHACHA20_POLY1305 mechanism
-// (CK_SALSA20_CHACHA20_POLY1305_PARAMS: nonce and AAD) once the mechanism
-// table has it; nil until then.
-var chachaMech func(nonce, aad []byte) mech.Mech
 
 // msgProcess is an active message process.
 type msgProcess struct {

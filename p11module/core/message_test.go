@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"golang.org/x/crypto/chacha20poly1305"
 	"sync"
 	"testing"
 
@@ -388,4 +389,44 @@ func TestMessageRoundTrips(t *testing.T) {
 	require.NoError(t, m.MessageVerifyFinal(h))
 	require.NoError(t, m.MessageEncryptFinal(h))
 	require.NoError(t, m.MessageDecryptFinal(h))
+}
+
+// TestMessageChaCha20Poly1305 encrypts messages with a ChaCha20 key of a
+// known value and checks them against golang.org/x/crypto's AEAD: the
+// library's ciphertext and tag are RFC 8439's, and its decryption takes
+// what the reference made.
+func TestMessageChaCha20Poly1305(t *testing.T) {
+	f := newMsgFixture(t)
+	m, h := f.m, f.h
+	key := bytes.Repeat([]byte{0x5a}, chacha20poly1305.KeySize)
+	k, err := m.CreateObject(h, []Attr{ulAttr(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ulAttr(ck.CKA_KEY_TYPE, ck.CKK_CHACHA20),
+		{Type: ck.CKA_VALUE, Value: key}, boAttr(ck.CKA_ENCRYPT, true), boAttr(ck.CKA_DECRYPT, true)})
+	require.NoError(t, err)
+	ref, err := chacha20poly1305.New(key)
+	require.NoError(t, err)
+	nonce := []byte("twelve-bytes")
+	aad, pt := []byte("header"), []byte("a message for ChaCha20-Poly1305")
+	want := ref.Seal(nil, nonce, pt, aad)
+	param := func(tag []byte) MsgParam {
+		return MsgParam{Kind: msgParamChaCha, IV: bytes.Clone(nonce), NonceBits: 96, Tag: tag, HasTag: true}
+	}
+
+	require.NoError(t, m.MessageEncryptInit(h, ck.CKM_CHACHA20_POLY1305, MsgParam{}, k))
+	r, y, err := m.EncryptMessage(h, param(nil), aad, pt, buf(100))
+	require.NoError(t, err)
+	require.Equal(t, want, append(r.Data, y.Tag...), "ciphertext and tag as RFC 8439 gives them")
+
+	require.NoError(t, m.MessageDecryptInit(h, ck.CKM_CHACHA20_POLY1305, MsgParam{}, k))
+	ct, tag := want[:len(pt)], want[len(pt):]
+	d, err := m.DecryptMessage(h, param(tag), aad, ct, buf(100))
+	require.NoError(t, err)
+	require.Equal(t, pt, d.Data)
+	bad := bytes.Clone(tag)
+	bad[3] ^= 0x80
+	_, err = m.DecryptMessage(h, param(bad), aad, ct, buf(100))
+	require.Equal(t, uint64(ck.CKR_ENCRYPTED_DATA_INVALID), rvOf(err), "a tampered tag")
+	odd := param(tag)
+	odd.NonceBits = 95
+	_, err = m.DecryptMessage(h, odd, aad, ct, buf(100))
+	require.Equal(t, uint64(ck.CKR_MECHANISM_PARAM_INVALID), rvOf(err), "a nonce of bits that are not whole bytes")
 }
