@@ -1328,6 +1328,7 @@ type Token struct {
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Number        uint64                 `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"` // assigned once when the user is made; never reused
 	Locked        bool                   `protobuf:"varint,3,opt,name=locked,proto3" json:"locked,omitempty"`
+	FailedLogins  uint32                 `protobuf:"varint,4,opt,name=failed_logins,json=failedLogins,proto3" json:"failed_logins,omitempty"` // unproven login attempts counted towards the lockout (0 to 5)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1381,6 +1382,13 @@ func (x *Token) GetLocked() bool {
 		return x.Locked
 	}
 	return false
+}
+
+func (x *Token) GetFailedLogins() uint32 {
+	if x != nil {
+		return x.FailedLogins
+	}
+	return 0
 }
 
 type ListTokensResponse struct {
@@ -5081,6 +5089,147 @@ func (x *KMSHSMClusterRequest) GetClusterId() string {
 	return ""
 }
 
+// Public sessions and cluster settings (issue 13).
+type PublicSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"` // the token's crypto user
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublicSessionRequest) Reset() {
+	*x = PublicSessionRequest{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublicSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublicSessionRequest) ProtoMessage() {}
+
+func (x *PublicSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublicSessionRequest.ProtoReflect.Descriptor instead.
+func (*PublicSessionRequest) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *PublicSessionRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type ClusterSetting struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterSetting) Reset() {
+	*x = ClusterSetting{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterSetting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterSetting) ProtoMessage() {}
+
+func (x *ClusterSetting) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterSetting.ProtoReflect.Descriptor instead.
+func (*ClusterSetting) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *ClusterSetting) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ClusterSetting) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type ClusterSettingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      []*ClusterSetting      `protobuf:"bytes,1,rep,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterSettingsResponse) Reset() {
+	*x = ClusterSettingsResponse{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterSettingsResponse) ProtoMessage() {}
+
+func (x *ClusterSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterSettingsResponse.ProtoReflect.Descriptor instead.
+func (*ClusterSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *ClusterSettingsResponse) GetSettings() []*ClusterSetting {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
 var File_api_hsmpb_hsm_proto protoreflect.FileDescriptor
 
 const file_api_hsmpb_hsm_proto_rawDesc = "" +
@@ -5180,11 +5329,12 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x06locked\x18\x03 \x01(\bR\x06locked\x12#\n" +
 	"\rfailed_logins\x18\x04 \x01(\rR\ffailedLogins\x12!\n" +
 	"\fcreated_unix\x18\x05 \x01(\x03R\vcreatedUnix\x12\x16\n" +
-	"\x06number\x18\x06 \x01(\x04R\x06number\"K\n" +
+	"\x06number\x18\x06 \x01(\x04R\x06number\"p\n" +
 	"\x05Token\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06number\x18\x02 \x01(\x04R\x06number\x12\x16\n" +
-	"\x06locked\x18\x03 \x01(\bR\x06locked\"?\n" +
+	"\x06locked\x18\x03 \x01(\bR\x06locked\x12#\n" +
+	"\rfailed_logins\x18\x04 \x01(\rR\ffailedLogins\"?\n" +
 	"\x12ListTokensResponse\x12)\n" +
 	"\x06tokens\x18\x01 \x03(\v2\x11.openhsm.v1.TokenR\x06tokens\"?\n" +
 	"\x11ListUsersResponse\x12*\n" +
@@ -5451,7 +5601,14 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\bclusters\x18\x01 \x03(\v2\x19.openhsm.v1.KMSHSMClusterR\bclusters\"5\n" +
 	"\x14KMSHSMClusterRequest\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x01 \x01(\tR\tclusterId2\xe3\x1f\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\",\n" +
+	"\x14PublicSessionRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\":\n" +
+	"\x0eClusterSetting\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"Q\n" +
+	"\x17ClusterSettingsResponse\x126\n" +
+	"\bsettings\x18\x01 \x03(\v2\x1a.openhsm.v1.ClusterSettingR\bsettings2\xc8!\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -5518,7 +5675,10 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"KMSExplain\x12\x1d.openhsm.v1.KMSExplainRequest\x1a\x1e.openhsm.v1.KMSExplainResponse\x12J\n" +
 	"\x10KMSAddHSMCluster\x12#.openhsm.v1.KMSAddHSMClusterRequest\x1a\x11.openhsm.v1.Empty\x12O\n" +
 	"\x12KMSListHSMClusters\x12\x11.openhsm.v1.Empty\x1a&.openhsm.v1.KMSListHSMClustersResponse\x12J\n" +
-	"\x13KMSRemoveHSMCluster\x12 .openhsm.v1.KMSHSMClusterRequest\x1a\x11.openhsm.v1.EmptyB&Z$github.com/openhsm/openhsm/api/hsmpbb\x06proto3"
+	"\x13KMSRemoveHSMCluster\x12 .openhsm.v1.KMSHSMClusterRequest\x1a\x11.openhsm.v1.Empty\x12P\n" +
+	"\x11OpenPublicSession\x12 .openhsm.v1.PublicSessionRequest\x1a\x19.openhsm.v1.LoginResponse\x12B\n" +
+	"\x11SetClusterSetting\x12\x1a.openhsm.v1.ClusterSetting\x1a\x11.openhsm.v1.Empty\x12M\n" +
+	"\x13ListClusterSettings\x12\x11.openhsm.v1.Empty\x1a#.openhsm.v1.ClusterSettingsResponseB&Z$github.com/openhsm/openhsm/api/hsmpbb\x06proto3"
 
 var (
 	file_api_hsmpb_hsm_proto_rawDescOnce sync.Once
@@ -5532,7 +5692,7 @@ func file_api_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_api_hsmpb_hsm_proto_rawDescData
 }
 
-var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
+var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
 var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                      // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),                // 1: openhsm.v1.ErrorDetail
@@ -5616,171 +5776,181 @@ var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*KMSHSMCluster)(nil),              // 79: openhsm.v1.KMSHSMCluster
 	(*KMSListHSMClustersResponse)(nil), // 80: openhsm.v1.KMSListHSMClustersResponse
 	(*KMSHSMClusterRequest)(nil),       // 81: openhsm.v1.KMSHSMClusterRequest
-	nil,                                // 82: openhsm.v1.KMSExplainRequest.ContextEntry
+	(*PublicSessionRequest)(nil),       // 82: openhsm.v1.PublicSessionRequest
+	(*ClusterSetting)(nil),             // 83: openhsm.v1.ClusterSetting
+	(*ClusterSettingsResponse)(nil),    // 84: openhsm.v1.ClusterSettingsResponse
+	nil,                                // 85: openhsm.v1.KMSExplainRequest.ContextEntry
 }
 var file_api_hsmpb_hsm_proto_depIdxs = []int32{
-	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
-	5,  // 1: openhsm.v1.Mechanism.ctr:type_name -> openhsm.v1.CtrParams
-	6,  // 2: openhsm.v1.Mechanism.pss:type_name -> openhsm.v1.PssParams
-	7,  // 3: openhsm.v1.Mechanism.oaep:type_name -> openhsm.v1.OaepParams
-	8,  // 4: openhsm.v1.Mechanism.ecdh:type_name -> openhsm.v1.EcdhParams
-	9,  // 5: openhsm.v1.Mechanism.eddsa:type_name -> openhsm.v1.EddsaParams
-	13, // 6: openhsm.v1.InfoResponse.mechanisms:type_name -> openhsm.v1.MechanismInfo
-	19, // 7: openhsm.v1.ListTokensResponse.tokens:type_name -> openhsm.v1.Token
-	18, // 8: openhsm.v1.ListUsersResponse.users:type_name -> openhsm.v1.UserInfo
-	2,  // 9: openhsm.v1.CreateObjectRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 10: openhsm.v1.CopyObjectRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 11: openhsm.v1.FindObjectsRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 12: openhsm.v1.ObjectInfo.attributes:type_name -> openhsm.v1.Attribute
-	28, // 13: openhsm.v1.ListObjectsResponse.objects:type_name -> openhsm.v1.ObjectInfo
-	31, // 14: openhsm.v1.GetAttributesResponse.values:type_name -> openhsm.v1.AttributeValue
-	2,  // 15: openhsm.v1.SetAttributesRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 16: openhsm.v1.GenerateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 17: openhsm.v1.GenerateKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 18: openhsm.v1.GenerateKeyPairRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 19: openhsm.v1.GenerateKeyPairRequest.public_template:type_name -> openhsm.v1.Attribute
-	2,  // 20: openhsm.v1.GenerateKeyPairRequest.private_template:type_name -> openhsm.v1.Attribute
-	3,  // 21: openhsm.v1.WrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 22: openhsm.v1.UnwrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 23: openhsm.v1.UnwrapKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 24: openhsm.v1.DeriveKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 25: openhsm.v1.DeriveKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 26: openhsm.v1.CryptoRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 27: openhsm.v1.VerifyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 28: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	46, // 29: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
-	51, // 30: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
-	51, // 31: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
-	56, // 32: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
-	66, // 33: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
-	65, // 34: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
-	63, // 35: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
-	69, // 36: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
-	82, // 37: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
-	75, // 38: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
-	75, // 39: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
-	79, // 40: openhsm.v1.KMSListHSMClustersResponse.clusters:type_name -> openhsm.v1.KMSHSMCluster
-	10, // 41: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 42: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 43: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 44: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 45: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,  // 46: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	15, // 47: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 48: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 49: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 50: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 51: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	22, // 52: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	23, // 53: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	24, // 54: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	26, // 55: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	26, // 56: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30, // 57: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	33, // 58: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	34, // 59: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	35, // 60: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	36, // 61: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	38, // 62: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	39, // 63: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	40, // 64: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	41, // 65: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	42, // 66: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	41, // 67: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 68: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	43, // 69: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	44, // 70: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,  // 71: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	48, // 72: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	49, // 73: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	59, // 74: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,  // 75: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 76: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	53, // 77: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	54, // 78: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	60, // 79: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
-	61, // 80: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
-	62, // 81: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
-	64, // 82: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
-	0,  // 83: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
-	55, // 84: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
-	0,  // 85: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
-	68, // 86: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
-	0,  // 87: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
-	71, // 88: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	0,  // 89: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
-	71, // 90: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	71, // 91: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
-	72, // 92: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
-	71, // 93: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	71, // 94: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	73, // 95: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
-	78, // 96: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
-	0,  // 97: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
-	81, // 98: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
-	11, // 99: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 100: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 101: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 102: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 103: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 104: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 105: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 106: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 107: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 108: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 109: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 110: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 111: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 112: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 113: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 114: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 115: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 116: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 117: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 118: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 119: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	45, // 120: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 121: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 122: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	45, // 123: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 124: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	45, // 125: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	45, // 126: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	45, // 127: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	45, // 128: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	47, // 129: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 130: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 131: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,  // 132: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	50, // 133: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	52, // 134: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	54, // 135: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	50, // 136: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,  // 137: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,  // 138: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	63, // 139: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,  // 140: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	67, // 141: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	57, // 142: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
-	58, // 143: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
-	0,  // 144: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
-	70, // 145: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
-	77, // 146: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
-	76, // 147: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
-	0,  // 148: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
-	77, // 149: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
-	0,  // 150: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
-	72, // 151: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
-	0,  // 152: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
-	74, // 153: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
-	0,  // 154: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
-	80, // 155: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
-	0,  // 156: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
-	99, // [99:157] is the sub-list for method output_type
-	41, // [41:99] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	4,   // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
+	5,   // 1: openhsm.v1.Mechanism.ctr:type_name -> openhsm.v1.CtrParams
+	6,   // 2: openhsm.v1.Mechanism.pss:type_name -> openhsm.v1.PssParams
+	7,   // 3: openhsm.v1.Mechanism.oaep:type_name -> openhsm.v1.OaepParams
+	8,   // 4: openhsm.v1.Mechanism.ecdh:type_name -> openhsm.v1.EcdhParams
+	9,   // 5: openhsm.v1.Mechanism.eddsa:type_name -> openhsm.v1.EddsaParams
+	13,  // 6: openhsm.v1.InfoResponse.mechanisms:type_name -> openhsm.v1.MechanismInfo
+	19,  // 7: openhsm.v1.ListTokensResponse.tokens:type_name -> openhsm.v1.Token
+	18,  // 8: openhsm.v1.ListUsersResponse.users:type_name -> openhsm.v1.UserInfo
+	2,   // 9: openhsm.v1.CreateObjectRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 10: openhsm.v1.CopyObjectRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 11: openhsm.v1.FindObjectsRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 12: openhsm.v1.ObjectInfo.attributes:type_name -> openhsm.v1.Attribute
+	28,  // 13: openhsm.v1.ListObjectsResponse.objects:type_name -> openhsm.v1.ObjectInfo
+	31,  // 14: openhsm.v1.GetAttributesResponse.values:type_name -> openhsm.v1.AttributeValue
+	2,   // 15: openhsm.v1.SetAttributesRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 16: openhsm.v1.GenerateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 17: openhsm.v1.GenerateKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 18: openhsm.v1.GenerateKeyPairRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 19: openhsm.v1.GenerateKeyPairRequest.public_template:type_name -> openhsm.v1.Attribute
+	2,   // 20: openhsm.v1.GenerateKeyPairRequest.private_template:type_name -> openhsm.v1.Attribute
+	3,   // 21: openhsm.v1.WrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 22: openhsm.v1.UnwrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 23: openhsm.v1.UnwrapKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 24: openhsm.v1.DeriveKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 25: openhsm.v1.DeriveKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 26: openhsm.v1.CryptoRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 27: openhsm.v1.VerifyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 28: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	46,  // 29: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
+	51,  // 30: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
+	51,  // 31: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
+	56,  // 32: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
+	66,  // 33: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
+	65,  // 34: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
+	63,  // 35: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
+	69,  // 36: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
+	85,  // 37: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
+	75,  // 38: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
+	75,  // 39: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
+	79,  // 40: openhsm.v1.KMSListHSMClustersResponse.clusters:type_name -> openhsm.v1.KMSHSMCluster
+	83,  // 41: openhsm.v1.ClusterSettingsResponse.settings:type_name -> openhsm.v1.ClusterSetting
+	10,  // 42: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,   // 43: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,   // 44: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	12,  // 45: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,   // 46: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,   // 47: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	15,  // 48: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	16,  // 49: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	17,  // 50: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	16,  // 51: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,   // 52: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	22,  // 53: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	23,  // 54: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	24,  // 55: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	26,  // 56: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	26,  // 57: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30,  // 58: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	33,  // 59: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	34,  // 60: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	35,  // 61: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	36,  // 62: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	38,  // 63: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	39,  // 64: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	40,  // 65: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	41,  // 66: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	42,  // 67: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	41,  // 68: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	41,  // 69: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	43,  // 70: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	44,  // 71: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	0,   // 72: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	48,  // 73: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	49,  // 74: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	59,  // 75: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,   // 76: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,   // 77: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	53,  // 78: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	54,  // 79: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	60,  // 80: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	61,  // 81: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	62,  // 82: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	64,  // 83: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,   // 84: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	55,  // 85: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
+	0,   // 86: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
+	68,  // 87: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
+	0,   // 88: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
+	71,  // 89: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	0,   // 90: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
+	71,  // 91: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	71,  // 92: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
+	72,  // 93: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
+	71,  // 94: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	71,  // 95: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	73,  // 96: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
+	78,  // 97: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
+	0,   // 98: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
+	81,  // 99: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
+	82,  // 100: openhsm.v1.HSM.OpenPublicSession:input_type -> openhsm.v1.PublicSessionRequest
+	83,  // 101: openhsm.v1.HSM.SetClusterSetting:input_type -> openhsm.v1.ClusterSetting
+	0,   // 102: openhsm.v1.HSM.ListClusterSettings:input_type -> openhsm.v1.Empty
+	11,  // 103: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11,  // 104: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,   // 105: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,   // 106: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14,  // 107: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20,  // 108: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,   // 109: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,   // 110: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,   // 111: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,   // 112: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21,  // 113: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	25,  // 114: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25,  // 115: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,   // 116: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27,  // 117: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29,  // 118: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32,  // 119: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,   // 120: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,   // 121: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25,  // 122: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37,  // 123: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	45,  // 124: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25,  // 125: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25,  // 126: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	45,  // 127: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,   // 128: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	45,  // 129: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	45,  // 130: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	45,  // 131: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	45,  // 132: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	47,  // 133: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,   // 134: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,   // 135: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,   // 136: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	50,  // 137: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	52,  // 138: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	54,  // 139: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	50,  // 140: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,   // 141: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,   // 142: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	63,  // 143: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,   // 144: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	67,  // 145: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	57,  // 146: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	58,  // 147: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	0,   // 148: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
+	70,  // 149: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
+	77,  // 150: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
+	76,  // 151: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
+	0,   // 152: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
+	77,  // 153: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
+	0,   // 154: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
+	72,  // 155: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
+	0,   // 156: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
+	74,  // 157: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
+	0,   // 158: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
+	80,  // 159: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
+	0,   // 160: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
+	11,  // 161: openhsm.v1.HSM.OpenPublicSession:output_type -> openhsm.v1.LoginResponse
+	0,   // 162: openhsm.v1.HSM.SetClusterSetting:output_type -> openhsm.v1.Empty
+	84,  // 163: openhsm.v1.HSM.ListClusterSettings:output_type -> openhsm.v1.ClusterSettingsResponse
+	103, // [103:164] is the sub-list for method output_type
+	42,  // [42:103] is the sub-list for method input_type
+	42,  // [42:42] is the sub-list for extension type_name
+	42,  // [42:42] is the sub-list for extension extendee
+	0,   // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_api_hsmpb_hsm_proto_init() }
@@ -5804,7 +5974,7 @@ func file_api_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hsmpb_hsm_proto_rawDesc), len(file_api_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   83,
+			NumMessages:   86,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
