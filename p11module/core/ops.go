@@ -133,7 +133,7 @@ func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error
 	info := opKinds[kind]
 	var c *client.Client
 	if info.login {
-		if c, err = s.loggedIn(); err != nil {
+		if c, err = m.clientFor(s, key); err != nil {
 			return err
 		}
 	}
@@ -199,11 +199,13 @@ func (m *Module) run(h uint64, kind opKind, data []byte, final bool, out Out,
 		if final {
 			in = op.buf
 		}
-		c, _ := s.slot.client()
-		if opKinds[kind].login && c == nil {
-			delete(s.ops, kind)
-			s.mu.Unlock()
-			return OutResult{}, errorf(ck.CKR_USER_NOT_LOGGED_IN, "log in first")
+		var c *client.Client
+		if opKinds[kind].login {
+			if c, err = m.clientFor(s, op.key); err != nil {
+				delete(s.ops, kind)
+				s.mu.Unlock()
+				return OutResult{}, err
+			}
 		}
 		// The session lock is held over the call: a session's operations
 		// run one at a time, as PKCS#11 has them.
@@ -424,7 +426,7 @@ func (m *Module) GenerateKey(h uint64, mech Mechanism, t []Attr) (uint64, error)
 	if err != nil {
 		return 0, err
 	}
-	s.made(id, ct)
+	s.made(id, ct, c)
 	return id, nil
 }
 
@@ -447,8 +449,8 @@ func (m *Module) GenerateKeyPair(h uint64, mech Mechanism, pub, priv []Attr) (ui
 	if err != nil {
 		return 0, 0, err
 	}
-	s.made(p, pt)
-	s.made(v, vt)
+	s.made(p, pt, c)
+	s.made(v, vt, c)
 	return p, v, nil
 }
 
@@ -459,7 +461,7 @@ func (m *Module) WrapKey(h uint64, mech Mechanism, wrapping, key uint64, out Out
 	if err != nil {
 		return OutResult{}, err
 	}
-	c, err := s.loggedIn()
+	c, err := m.clientFor(s, wrapping, key)
 	if err != nil {
 		return OutResult{}, err
 	}
@@ -484,7 +486,7 @@ func (m *Module) WrapKey(h uint64, mech Mechanism, wrapping, key uint64, out Out
 }
 
 func (m *Module) UnwrapKey(h uint64, mech Mechanism, unwrapping uint64, wrapped []byte, t []Attr) (uint64, error) {
-	s, c, ct, err := m.forObject(h, t)
+	s, c, ct, err := m.forObject(h, t, unwrapping)
 	if err != nil {
 		return 0, err
 	}
@@ -501,12 +503,12 @@ func (m *Module) UnwrapKey(h uint64, mech Mechanism, unwrapping uint64, wrapped 
 	if err != nil {
 		return 0, err
 	}
-	s.made(id, ct)
+	s.made(id, ct, c)
 	return id, nil
 }
 
 func (m *Module) DeriveKey(h uint64, mech Mechanism, base uint64, t []Attr) (uint64, error) {
-	s, c, ct, err := m.forObject(h, t)
+	s, c, ct, err := m.forObject(h, t, base)
 	if err != nil {
 		return 0, err
 	}
@@ -520,7 +522,7 @@ func (m *Module) DeriveKey(h uint64, mech Mechanism, base uint64, t []Attr) (uin
 	if err != nil {
 		return 0, err
 	}
-	s.made(id, ct)
+	s.made(id, ct, c)
 	return id, nil
 }
 
