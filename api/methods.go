@@ -57,7 +57,9 @@ func (m Method) Idempotent() bool { return m.Retry == RetryIdempotent }
 // Deduped reports whether the method carries a request ID.
 func (m Method) Deduped() bool { return m.Retry == RetryWithID }
 
-func method(name string, a Access, r Retry) Method { return Method{Name: name, Access: a, Retry: r} }
+func method(name string, a Access, r Retry) Method {
+	return Method{Name: name, Access: a, Retry: r, Public: publicMethods[name]}
+}
 
 // methods is the table: every method of service HSM in hsm.proto, in its
 // order. methods_test.go checks it against the generated service.
@@ -158,11 +160,6 @@ var publicMethods = map[string]bool{
 	"Sign": true, "Verify": true, "Encrypt": true, "Decrypt": true, "Digest": true, "GenerateRandom": true,
 }
 
-func init() {
-	for i := range methods {
-		methods[i].Public = publicMethods[methods[i].Name]
-	}
-}
 
 // ServicePrefix starts the full name of every method of the HSM service:
 // "/openhsm.v1.HSM/".

@@ -16,11 +16,17 @@ import (
 // CreateObject imports an object: data, certificate, or a key given in the
 // clear (C_CreateObject).
 func (e *Engine) CreateObject(ctx context.Context, c Caller, tmpl object.Template) (uint64, error) {
-	if err := e.canCreate(c, tmpl); err != nil {
+	// The template's own errors come first, whoever asks (PKCS#11 puts
+	// them before the login state: docs/pkcs11-library.md, "Before
+	// login"); building the attributes costs nothing to refuse.
+	if err := object.CheckTemplate("template", tmpl); err != nil {
 		return 0, err
 	}
 	attrs, secrets, err := object.BuildAttrs(object.OpCreate, tmpl, 0, ^uint64(0))
 	if err != nil {
+		return 0, err
+	}
+	if err := e.canCreate(c, tmpl); err != nil {
 		return 0, err
 	}
 	n := newObj{obj: &object.Object{Attrs: attrs}}

@@ -121,6 +121,15 @@ func (s *session) made(id uint64, t object.Template, c *client.Client) {
 // CreateObject is C_CreateObject.
 func (m *Module) CreateObject(h uint64, t []Attr) (uint64, error) {
 	s, c, ct, err := m.forObject(h, t)
+	if hsmerr.RV(err) == ck.CKR_USER_NOT_LOGGED_IN {
+		// No daemon session to ask (the cluster slot before login): the
+		// template's own errors still come first.
+		if ct, cerr := toCanonical(t); cerr == nil {
+			if _, _, berr := object.BuildAttrs(object.OpCreate, ct, 0, ^uint64(0)); berr != nil {
+				return 0, berr
+			}
+		}
+	}
 	if err != nil {
 		return 0, err
 	}
