@@ -157,6 +157,9 @@ func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error
 		if active {
 			return errorf(ck.CKR_OPERATION_ACTIVE, "an %s operation is active", info.name)
 		}
+		if err := m.publicKeyUse(s, c, key); err != nil {
+			return err
+		}
 		if err := m.checkKey(s.slot, c, key, row, mech.Type, info.usage); err != nil {
 			return err
 		}

@@ -83,6 +83,21 @@ func (m *Module) clientFor(s *session, objs ...uint64) (*client.Client, error) {
 	return m.publicClient(sl)
 }
 
+// publicKeyUse: before login a key is used only if it is a public session
+// object, or a public key object the token shows (verifying and encrypting
+// with it run here); any other key is CKR_USER_NOT_LOGGED_IN, as PKCS#11's
+// C_*Init say of a key that needs a login.
+func (m *Module) publicKeyUse(s *session, c *client.Client, key uint64) error {
+	sl := s.slot
+	if !sl.isPublicClient(c) || len(sl.publicObjects([]uint64{key})) > 0 {
+		return nil
+	}
+	if oi, err := m.objectInfo(sl, c, key); err == nil && oi.class == ck.CKO_PUBLIC_KEY && oi.public != nil {
+		return nil
+	}
+	return errorf(ck.CKR_USER_NOT_LOGGED_IN, "log in to use this key")
+}
+
 // isPublicClient says whether c is the slot's public session.
 func (sl *slot) isPublicClient(c *client.Client) bool {
 	sl.mu.Lock()
