@@ -160,7 +160,6 @@ var publicMethods = map[string]bool{
 	"Sign": true, "Verify": true, "Encrypt": true, "Decrypt": true, "Digest": true, "GenerateRandom": true,
 }
 
-
 // ServicePrefix starts the full name of every method of the HSM service:
 // "/openhsm.v1.HSM/".
 var ServicePrefix = "/" + hsmpb.HSM_ServiceDesc.ServiceName + "/"
