@@ -45,6 +45,10 @@ type Method struct {
 	// (docs/cluster.md, "The lease"): the status calls clients use to find
 	// a node that serves. A node refuses every other method then.
 	OutOfLease bool
+	// Public: a public session's token (no login, object.RolePublic) may
+	// call it; every other Session method refuses such a token
+	// (publicMethods).
+	Public bool
 }
 
 // Idempotent reports whether the method may run twice without harm.
@@ -53,7 +57,9 @@ func (m Method) Idempotent() bool { return m.Retry == RetryIdempotent }
 // Deduped reports whether the method carries a request ID.
 func (m Method) Deduped() bool { return m.Retry == RetryWithID }
 
-func method(name string, a Access, r Retry) Method { return Method{Name: name, Access: a, Retry: r} }
+func method(name string, a Access, r Retry) Method {
+	return Method{Name: name, Access: a, Retry: r, Public: publicMethods[name]}
+}
 
 // methods is the table: every method of service HSM in hsm.proto, in its
 // order. methods_test.go checks it against the generated service.
@@ -135,6 +141,23 @@ var methods = []Method{
 	method("KMSAddHSMCluster", Session, RetryNotRun),
 	method("KMSListHSMClusters", Session, RetryIdempotent),
 	method("KMSRemoveHSMCluster", Session, RetryNotRun),
+
+	// Public sessions and cluster settings (issue 13).
+	method("OpenPublicSession", Certificate, RetryNotRun),
+	method("SetClusterSetting", Session, RetryIdempotent), // setting a value twice leaves what once does
+	method("ListClusterSettings", Session, RetryIdempotent),
+}
+
+// publicMethods are what a public session's token may call: the object and
+// crypto calls on its own public session objects, reading the token's
+// public objects, and ending or refreshing itself. The engine decides
+// object by object; anything else needs a login.
+var publicMethods = map[string]bool{
+	"Refresh": true, "Logout": true,
+	"CreateObject": true, "CopyObject": true, "DestroyObject": true, "FindObjects": true,
+	"GetAttributes": true, "SetAttributes": true,
+	"GenerateKey": true, "GenerateKeyPair": true, "WrapKey": true, "UnwrapKey": true, "DeriveKey": true,
+	"Sign": true, "Verify": true, "Encrypt": true, "Decrypt": true, "Digest": true, "GenerateRandom": true,
 }
 
 // ServicePrefix starts the full name of every method of the HSM service:

@@ -54,7 +54,7 @@ func (c *Client) ListTokens(ctx context.Context) ([]Token, error) {
 	}
 	out := make([]Token, 0, len(r.GetTokens()))
 	for _, t := range r.GetTokens() {
-		out = append(out, Token{Name: t.GetName(), Number: t.GetNumber(), Locked: t.GetLocked()})
+		out = append(out, Token{Name: t.GetName(), Number: t.GetNumber(), Locked: t.GetLocked(), FailedLogins: int(t.GetFailedLogins())})
 	}
 	return out, nil
 }

@@ -27,6 +27,9 @@ type Token struct {
 	Name   string
 	Number uint64
 	Locked bool
+	// FailedLogins counts the unproven login attempts towards the lockout
+	// (five lock the account).
+	FailedLogins int
 }
 
 // MechanismInfo is one mechanism the cluster supports, as CK_MECHANISM_INFO

@@ -28,6 +28,7 @@ type session struct {
 type savedCreds struct {
 	user     string
 	password []byte
+	public   bool // a public session on user's token (OpenPublic): no password
 }
 
 // callState follows one call through refresh and re-login: a call logs in
@@ -199,7 +200,13 @@ func (c *Client) reloginLocked(ctx context.Context, s *session, st *callState) (
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "the session has ended; log in again")
 	}
 	c.log.Info("hsm client: session ended; logging in again")
-	ns, err := c.loginRPC(ctx, user, password)
+	var ns *session
+	var err error
+	if cr.public {
+		ns, err = c.publicRPC(ctx, user)
+	} else {
+		ns, err = c.loginRPC(ctx, user, password)
+	}
 	if err != nil {
 		if hsmerr.IsRV(err, ck.CKR_DEVICE_ERROR) || ctx.Err() != nil {
 			return nil, err

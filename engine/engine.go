@@ -26,6 +26,10 @@ type Caller struct {
 	User    string
 	Role    object.Role
 	Session uint64
+	// Cert is the SHA-256 of a public session's client certificate
+	// (Role object.RolePublic): its session objects count against the
+	// certificate's bound as well as the session's (engine_public.go).
+	Cert [32]byte
 }
 
 // Applier submits a command to the state machine and waits until it is
@@ -92,6 +96,10 @@ type Engine struct {
 	// reservations of a create in flight included; sessLimit caps it.
 	sessCount map[uint64]int
 	sessLimit int
+	// pubCount counts public sessions' objects per client certificate;
+	// pubLimits caps them (engine_public.go).
+	pubCount  map[[32]byte]int
+	pubLimits publicLimits
 }
 
 type sessionObject struct {
@@ -99,6 +107,9 @@ type sessionObject struct {
 	session  uint64
 	material []byte
 	key      *mech.Key
+	// public: made by a public session, counted against cert as well.
+	public bool
+	cert   [32]byte
 }
 
 // Options are an engine's node settings.
@@ -107,6 +118,12 @@ type Options struct {
 	// hold on this node (0: DefaultSessionObjects). Session objects live
 	// only in this node's memory, so the limit is a node setting.
 	SessionObjects int
+	// PublicSessionObjects and PublicObjectsPerCert bound the objects of
+	// public sessions (no login) on this node: per session, and per
+	// client certificate over all its public sessions (0: the defaults,
+	// DefaultPublicSessionObjects and DefaultPublicObjectsPerCert).
+	PublicSessionObjects int
+	PublicObjectsPerCert int
 }
 
 // NewEngine makes an engine over a machine (whose sealer must be set) that
@@ -124,6 +141,7 @@ func NewEngine(m *state.Machine, a Applier, opts Options) *Engine {
 	return &Engine{store: m.Store(), machine: m, applier: a, now: time.Now,
 		cache: map[uint64]*mech.Key{}, sessObjs: map[uint64]*sessionObject{},
 		sessCount: map[uint64]int{}, sessLimit: limit,
+		pubCount: map[[32]byte]int{}, pubLimits: newPublicLimits(opts),
 		objects: map[uint64]*object.Object{}, users: map[string]*object.User{}}
 }
 
@@ -479,6 +497,9 @@ type Token struct {
 	Name   string
 	Number uint64
 	Locked bool
+	// FailedLogins is the lockout counter (object.MaxFailedLogins locks),
+	// for PKCS#11's CKF_USER_PIN_COUNT_LOW and _FINAL_TRY.
+	FailedLogins int
 }
 
 // ListTokens lists the crypto users' tokens, ordered by number. It needs no
@@ -491,7 +512,8 @@ func (e *Engine) ListTokens() ([]Token, error) {
 	var out []Token
 	for _, u := range us {
 		if u.Role == object.RoleCU {
-			out = append(out, Token{Name: u.Name, Number: u.Number, Locked: u.Locked || u.FailedLogins >= object.MaxFailedLogins})
+			out = append(out, Token{Name: u.Name, Number: u.Number, Locked: u.Locked || u.FailedLogins >= object.MaxFailedLogins,
+				FailedLogins: min(u.FailedLogins, object.MaxFailedLogins)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
@@ -526,7 +548,7 @@ func (e *Engine) lookup(c Caller, id uint64, act object.Action) (*object.Object,
 		}
 		return so.obj, so, nil
 	}
-	if c.Role != object.RoleCO && c.Role != object.RoleCU {
+	if c.Role != object.RoleCO && c.Role != object.RoleCU && c.Role != object.RolePublic {
 		return nil, nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
 	}
 	o, err := e.object(id)
@@ -536,7 +558,7 @@ func (e *Engine) lookup(c Caller, id uint64, act object.Action) (*object.Object,
 	if err != nil {
 		return nil, nil, err
 	}
-	if object.HiddenFrom(c.Role, act, o) {
+	if object.HiddenFrom(c.Role, act, o) || c.Role == object.RolePublic && !e.publicSees(c, o, act) {
 		return nil, nil, hsmerr.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
 	}
 	if err := object.Allowed(c.Role, act, object.RelationOf(c.User, o)); err != nil {
@@ -820,13 +842,20 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 			session++
 		}
 	}
+	public := c.Role == object.RolePublic
+	if public {
+		// Checked on the finished attributes, after every template
+		// error: a public session makes public session objects only.
+		if err := checkPublicObjects(objs); err != nil {
+			return nil, err
+		}
+	}
 	if session > 0 {
 		e.sessMu.Lock()
-		if e.sessCount[c.Session]+session > e.sessLimit {
+		if err := e.reserve(c, session); err != nil {
 			e.sessMu.Unlock()
-			return nil, hsmerr.Errorf(ck.CKR_DEVICE_MEMORY, "%s (%d per login session)", sessionObjectLimit, e.sessLimit)
+			return nil, err
 		}
-		e.sessCount[c.Session] += session
 		e.sessMu.Unlock()
 	}
 	if len(token) > 0 {
@@ -839,6 +868,9 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 			if session > 0 {
 				e.sessMu.Lock()
 				e.uncount(c.Session, session)
+				if public {
+					e.uncountCert(c.Cert, session)
+				}
 				e.sessMu.Unlock()
 			}
 			return nil, err
@@ -847,7 +879,8 @@ func (e *Engine) storeObjects(ctx context.Context, c Caller, objs ...newObj) ([]
 	e.sessMu.Lock()
 	for _, n := range objs {
 		if !n.obj.Attrs.Bool(ck.CKA_TOKEN) {
-			e.sessObjs[n.obj.ID] = &sessionObject{obj: n.obj, session: c.Session, material: n.material, key: n.key}
+			e.sessObjs[n.obj.ID] = &sessionObject{obj: n.obj, session: c.Session, material: n.material, key: n.key,
+				public: public, cert: c.Cert}
 		}
 	}
 	e.sessMu.Unlock()
@@ -929,6 +962,9 @@ func (e *Engine) EndSession(session uint64) {
 	for id, so := range e.sessObjs {
 		if so.session == session {
 			delete(e.sessObjs, id)
+			if so.public {
+				e.uncountCert(so.cert, 1)
+			}
 		}
 	}
 	delete(e.sessCount, session)
@@ -941,16 +977,15 @@ func (e *Engine) Logout(ctx context.Context, c Caller, expires int64) error {
 		Session: c.Session, Expires: expires})
 }
 
+// canCreate checks the templates first: a bad template is a template error
+// whoever asks (PKCS#11 reports it before the login state), then the role.
 func (e *Engine) canCreate(c Caller, tmpls ...object.Template) error {
-	if err := object.Allowed(c.Role, object.ActCreate, object.RelNone); err != nil {
-		return err
-	}
 	for _, t := range tmpls {
 		if err := object.CheckTemplate("template", t); err != nil {
 			return err
 		}
 	}
-	return nil
+	return object.Allowed(c.Role, object.ActCreate, object.RelNone)
 }
 
 // GenerateKey makes a secret key.

@@ -16,11 +16,17 @@ import (
 // CreateObject imports an object: data, certificate, or a key given in the
 // clear (C_CreateObject).
 func (e *Engine) CreateObject(ctx context.Context, c Caller, tmpl object.Template) (uint64, error) {
-	if err := e.canCreate(c, tmpl); err != nil {
+	// The template's own errors come first, whoever asks (PKCS#11 puts
+	// them before the login state: docs/pkcs11-library.md, "Before
+	// login"); building the attributes costs nothing to refuse.
+	if err := object.CheckTemplate("template", tmpl); err != nil {
 		return 0, err
 	}
 	attrs, secrets, err := object.BuildAttrs(object.OpCreate, tmpl, 0, ^uint64(0))
 	if err != nil {
+		return 0, err
+	}
+	if err := e.canCreate(c, tmpl); err != nil {
 		return 0, err
 	}
 	n := newObj{obj: &object.Object{Attrs: attrs}}
@@ -210,6 +216,9 @@ func (e *Engine) DestroyObject(ctx context.Context, c Caller, id uint64) error {
 		if e.sessObjs[id] == so {
 			delete(e.sessObjs, id)
 			e.uncount(so.session, 1)
+			if so.public {
+				e.uncountCert(so.cert, 1)
+			}
 		}
 		e.sessMu.Unlock()
 		return nil
@@ -242,11 +251,11 @@ func (e *Engine) Share(ctx context.Context, c Caller, id uint64, user string, sh
 // FindObjects returns the IDs of the objects the caller can see that match
 // the template, session objects first, at most max of them (0: no limit).
 func (e *Engine) FindObjects(c Caller, tmpl object.Template, max int) ([]uint64, error) {
-	if c.Role != object.RoleCO && c.Role != object.RoleCU {
-		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
-	}
 	if err := object.CheckTemplate("template", tmpl); err != nil {
 		return nil, err
+	}
+	if c.Role != object.RoleCO && c.Role != object.RoleCU && c.Role != object.RolePublic {
+		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
 	}
 	want, ok, err := object.DecodeFindTemplate(tmpl)
 	if err != nil || !ok {
@@ -266,8 +275,11 @@ func (e *Engine) FindObjects(c Caller, tmpl object.Template, max int) ([]uint64,
 	if tok, given := want[ck.CKA_TOKEN]; given && tok[0] == 0 {
 		return limit(ids, max), nil
 	}
+	if c.Role == object.RolePublic && !e.PublicObjects() {
+		return limit(ids, max), nil // the token's objects are not shown
+	}
 	q := state.Query{}
-	if c.Role == object.RoleCU {
+	if c.Role == object.RoleCU || c.Role == object.RolePublic {
 		q.VisibleTo = c.User
 	}
 	if v, ok := want.Ulong(ck.CKA_CLASS); ok {
@@ -291,7 +303,7 @@ func (e *Engine) FindObjects(c Caller, tmpl object.Template, max int) ([]uint64,
 		return nil, err
 	}
 	for _, o := range objs {
-		if object.HiddenFrom(c.Role, object.ActRead, o) {
+		if object.HiddenFrom(c.Role, object.ActRead, o) || c.Role == object.RolePublic && o.Owner != c.User {
 			continue
 		}
 		if object.Matches(o, want) && s.CheckAttrMAC(o) {
@@ -384,6 +396,11 @@ func (e *Engine) GetAttributes(c Caller, id uint64, types []uint64) ([]object.At
 func relationFor(c Caller, o *object.Object, so *sessionObject) object.Relation {
 	if so != nil {
 		return object.RelOwner
+	}
+	if c.Role == object.RolePublic {
+		// A public session reads a token object's public attributes,
+		// never its secrets, whoever owns it.
+		return object.RelStranger
 	}
 	return object.RelationOf(c.User, o)
 }

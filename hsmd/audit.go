@@ -251,6 +251,11 @@ func (s *Server) countUse(ctx context.Context, fullMethod string, req any, err e
 		return
 	}
 	c := callerFrom(ctx)
+	if c.Role == object.RolePublic {
+		// A public session uses only its own ephemeral objects; counting
+		// them would let a client certificate alone write to the log.
+		return
+	}
 	id := identityFrom(ctx)
 	k := useKey{time: s.now().Unix(), user: c.User, cert: id.Fingerprint, op: op, result: hsmerr.RV(err)}
 	for i, o := range objects {

@@ -16,7 +16,6 @@ import (
 	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/cluster"
-	"github.com/openhsm/openhsm/engine"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/internal/workers"
 	"github.com/openhsm/openhsm/metrics"
@@ -243,7 +242,7 @@ func (dc *dataConn) session(tok string) (*dataSession, error) {
 		}
 		ctx := context.WithValue(dc.ctx, keyIdentity, dc.id)
 		ctx = context.WithValue(ctx, keyClaims, cl)
-		ctx = context.WithValue(ctx, keyCaller, engine.Caller{User: u.Name, Role: u.Role, Session: cl.Session})
+		ctx = context.WithValue(ctx, keyCaller, callerOf(cl, u))
 		ds = &dataSession{cl: cl, ctx: ctx}
 		dc.mu.Lock()
 		if len(dc.sessions) >= dataSessionsPerConn {

@@ -22,15 +22,15 @@ func (s *Server) audit(ctx context.Context, what string, attrs ...any) {
 
 // issue mints a token for a session that ends for good at maxExp: it
 // lasts the TTL, but never past that.
-func (s *Server) issue(ctx context.Context, u *object.User, session uint64, maxExp int64) (*hsmpb.LoginResponse, error) {
+func (s *Server) issue(ctx context.Context, u *object.User, role object.Role, session uint64, maxExp int64) (*hsmpb.LoginResponse, error) {
 	key, err := s.engine.TokenKey()
 	if err != nil {
 		return nil, err
 	}
 	exp := min(s.now().Add(s.ttl).Unix(), maxExp)
-	tok := mintToken(key, &claims{User: u.Name, Role: u.Role, Number: u.Number, Generation: u.Generation,
+	tok := mintToken(key, &claims{User: u.Name, Role: role, Number: u.Number, Generation: u.Generation,
 		Session: session, Expires: exp, MaxExpires: maxExp, Cert: identityFrom(ctx).Fingerprint})
-	return &hsmpb.LoginResponse{Token: tok, Role: u.Role.String(), ExpiresUnix: exp, Session: session}, nil
+	return &hsmpb.LoginResponse{Token: tok, Role: role.String(), ExpiresUnix: exp, Session: session}, nil
 }
 
 // Login checks the throttle first (a throttled attempt costs nothing and
@@ -70,7 +70,7 @@ func (s *Server) Login(ctx context.Context, r *hsmpb.LoginRequest) (*hsmpb.Login
 	s.lastSeen[session] = s.now() // so an unused session is swept, and uncounted, too
 	s.mu.Unlock()
 	s.log.InfoContext(ctx, "login", "user", u.Name, "role", u.Role.String(), "peer", peerName)
-	return s.issue(ctx, u, session, s.now().Add(s.maxLife).Unix())
+	return s.issue(ctx, u, u.Role, session, s.now().Add(s.maxLife).Unix())
 }
 
 // Refresh gives a later token to the same session, never past its
@@ -84,7 +84,8 @@ func (s *Server) Refresh(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.LoginRespo
 	if err != nil {
 		return nil, err
 	}
-	return s.issue(ctx, u, cl.Session, cl.MaxExpires)
+	// A public session's token stays a public session's (callerOf).
+	return s.issue(ctx, u, callerOf(cl, u).Role, cl.Session, cl.MaxExpires)
 }
 
 // Logout ends the session on this node at once and, through the log, on
@@ -96,6 +97,13 @@ func (s *Server) Logout(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.Empty, erro
 		return nil, unauthenticated("log in first")
 	}
 	s.revoke(cl.Session, cl.MaxExpires)
+	if cl.Role == object.RolePublic {
+		// A public session ends on this node, which holds its objects,
+		// and writes nothing to the log: its token gives no more than
+		// the certificate alone gets from OpenPublicSession, and it
+		// lapses within the token lifetime.
+		return empty, nil
+	}
 	if err := s.engine.Logout(ctx, callerFrom(ctx), cl.MaxExpires); err != nil {
 		s.log.WarnContext(ctx, "the logout could not be replicated", "user", cl.User, "error", err.Error())
 		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR,
@@ -143,7 +151,7 @@ func (s *Server) ListTokens(ctx context.Context, _ *hsmpb.Empty) (*hsmpb.ListTok
 	}
 	out := &hsmpb.ListTokensResponse{}
 	for _, t := range ts {
-		out.Tokens = append(out.Tokens, &hsmpb.Token{Name: t.Name, Number: t.Number, Locked: t.Locked})
+		out.Tokens = append(out.Tokens, &hsmpb.Token{Name: t.Name, Number: t.Number, Locked: t.Locked, FailedLogins: uint32(t.FailedLogins)})
 	}
 	return out, nil
 }

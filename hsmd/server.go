@@ -6,6 +6,7 @@ package hsmd
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -365,12 +366,35 @@ func (s *Server) authorize(ctx context.Context, fullMethod string) (context.Cont
 	if err != nil {
 		return ctx, err
 	}
+	if m, _ := api.MethodOf(fullMethod); cl.Role == object.RolePublic && !m.Public {
+		return ctx, refuse(ck.CKR_USER_NOT_LOGGED_IN, "log in first: a public session cannot call this")
+	}
 	if err := s.seen(cl); err != nil {
 		return ctx, err
 	}
 	ctx = context.WithValue(ctx, keyClaims, cl)
-	ctx = context.WithValue(ctx, keyCaller, engine.Caller{User: u.Name, Role: u.Role, Session: cl.Session})
+	ctx = context.WithValue(ctx, keyCaller, callerOf(cl, u))
 	return ctx, nil
+}
+
+// callerOf is who a verified session token speaks for. A public session's
+// role is the token's (object.RolePublic), never its user's: the user's
+// role comes from the store only for a login's token.
+func callerOf(cl *claims, u *object.User) engine.Caller {
+	if cl.Role == object.RolePublic {
+		return engine.Caller{User: u.Name, Role: object.RolePublic, Session: cl.Session, Cert: cl.Cert}
+	}
+	return engine.Caller{User: u.Name, Role: u.Role, Session: cl.Session}
+}
+
+// quotaKey is what a session counts against in the per-node session
+// quota: its user for a login, its client certificate for a public session
+// (which must not use up its token user's logins).
+func quotaKey(cl *claims) string {
+	if cl.Role == object.RolePublic {
+		return "\x00public:" + hex.EncodeToString(cl.Cert[:])
+	}
+	return cl.User
 }
 
 // checkSession checks a session token that came with a client certificate
@@ -426,7 +450,7 @@ func (s *Server) seen(cl *claims) error {
 		s.lastSeen[cl.Session] = s.now()
 	}
 	s.mu.Unlock()
-	return s.sessions.admit(cl.Session, cl.User)
+	return s.sessions.admit(cl.Session, quotaKey(cl))
 }
 
 // inLease refuses a call on a node that is joining, lagging or out of

@@ -149,6 +149,7 @@ var table = []Row{
 	{RV: ck.CKR_SESSION_HANDLE_INVALID, Code: codes.NotFound}, // library
 	{RV: ck.CKR_SLOT_ID_INVALID, Code: codes.NotFound},        // library
 	{RV: ck.CKR_USER_PIN_NOT_INITIALIZED, Code: codes.NotFound},
+	{RV: ck.CKR_TOKEN_NOT_PRESENT, Code: codes.NotFound}, // a public session on a token that is not there
 
 	// ResourceExhausted: busy, throttled or over a quota.
 	{RV: ck.CKR_DEVICE_MEMORY, Code: codes.ResourceExhausted},

@@ -73,10 +73,23 @@ var accessRules = []accessRule{
 	{RoleCO, ActRead, RelStranger, ck.CKR_OK, ""},
 	{RoleCO, ActSetTrusted, RelStranger, ck.CKR_OK, ""},
 	{RoleCO, ActCreate, RelNone, ck.CKR_USER_NOT_LOGGED_IN, "crypto officers cannot create keys"},
+
+	// A public session (no login): it may make objects, which the engine
+	// allows only as public session objects (CKA_TOKEN and CKA_PRIVATE
+	// false), and act on them; of the token's own objects it reads the
+	// public ones (HiddenFrom hides the rest), never their secrets
+	// (ActExport on a token object is refused by the engine, which asks
+	// with RelStranger there). Sharing, trust and users need a login.
+	{RolePublic, ActCreate, RelNone, ck.CKR_OK, ""},
+	{RolePublic, ActUse, RelOwner, ck.CKR_OK, ""},
+	{RolePublic, ActRead, RelOwner, ck.CKR_OK, ""},
+	{RolePublic, ActModify, RelOwner, ck.CKR_OK, ""},
+	{RolePublic, ActDestroy, RelOwner, ck.CKR_OK, ""},
+	{RolePublic, ActExport, RelOwner, ck.CKR_OK, ""},
 }
 
-var accessTable = func() [RoleCU + 1][actCount][relCount]*accessRule {
-	var t [RoleCU + 1][actCount][relCount]*accessRule
+var accessTable = func() [RolePublic + 1][actCount][relCount]*accessRule {
+	var t [RolePublic + 1][actCount][relCount]*accessRule
 	for i := range accessRules {
 		r := &accessRules[i]
 		t[r.role][r.act][r.rel] = r
@@ -90,7 +103,7 @@ var accessTable = func() [RoleCU + 1][actCount][relCount]*accessRule {
 // (it is invisible), a crypto officer using keys is CKR_USER_NOT_LOGGED_IN
 // (in PKCS#11 terms no normal user is logged in).
 func Allowed(role Role, act Action, rel Relation) error {
-	if role != RoleCO && role != RoleCU || act < 0 || act >= actCount || rel < 0 || rel >= relCount {
+	if role != RoleCO && role != RoleCU && role != RolePublic || act < 0 || act >= actCount || rel < 0 || rel >= relCount {
 		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not logged in")
 	}
 	if r := accessTable[role][act][rel]; r != nil {
@@ -104,6 +117,10 @@ func Allowed(role Role, act Action, rel Relation) error {
 		return hsmerr.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
 	case role == RoleCO && act != ActRead && act != ActManageUsers:
 		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "crypto officers cannot %s keys", act)
+	case role == RolePublic && rel == RelStranger:
+		return hsmerr.Errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
+	case role == RolePublic:
+		return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "%s needs a login", act)
 	}
 	return hsmerr.Errorf(ck.CKR_ACTION_PROHIBITED, "%s is not allowed", act)
 }
@@ -127,6 +144,14 @@ func RelationOf(user string, o *Object) Relation {
 // by default, and private data objects) are not there for it, not listed,
 // not read. It sees what PKCS#11 lets anyone see, the public objects. It may
 // still set CKA_TRUSTED on a key whose handle its owner gave it.
+//
+// A public session (RolePublic) sees the same: public objects only.
 func HiddenFrom(role Role, act Action, o *Object) bool {
-	return role == RoleCO && act != ActSetTrusted && o.Attrs.Bool(ck.CKA_PRIVATE)
+	switch role {
+	case RoleCO:
+		return act != ActSetTrusted && o.Attrs.Bool(ck.CKA_PRIVATE)
+	case RolePublic:
+		return o.Attrs.Bool(ck.CKA_PRIVATE)
+	}
+	return false
 }

@@ -11,6 +11,12 @@ const (
 	RoleCO
 	// RoleCU is a crypto user: owns, uses and shares keys.
 	RoleCU
+	// RolePublic is a PKCS#11 public session on a crypto user's token: a
+	// client certificate alone, no password. It reads the token's public
+	// objects (when the cluster's public_objects setting is on) and makes
+	// and uses public session objects of its own; nothing else. It is
+	// never a user's role, only a session token's (docs/security-model.md).
+	RolePublic
 )
 
 func (r Role) String() string {
@@ -19,6 +25,8 @@ func (r Role) String() string {
 		return "CO"
 	case RoleCU:
 		return "CU"
+	case RolePublic:
+		return "public"
 	}
 	return fmt.Sprintf("Role(%d)", int(r))
 }

@@ -85,6 +85,7 @@ var commandAuthority = map[Op]authority{
 	OpLogout:        {actor: actorAny},
 	OpSetDomainKey:  {actor: actorCO},
 	OpRevokeCert:    {actor: actorCO},
+	OpSetSetting:    {actor: actorCO},
 	// Quorum: only officers register keys, set policy, and ask for,
 	// approve and spend tokens (state/quorum.go checks the rest).
 	OpQuorumRegisterKey: {actor: actorCO},

@@ -51,6 +51,8 @@ const (
 	OpLoginAttempt Op = "login_attempt" // Name
 	OpLoginWrong   Op = "login_wrong"   // Name
 	OpRevokeCert   Op = "revoke_cert"   // Fingerprint, Name (certs.go)
+	// OpSetSetting changes a cluster setting (settings.go).
+	OpSetSetting Op = "set_setting" // Name, Value
 )
 
 // Command is one serialized change. Everything non-deterministic (time,
@@ -104,6 +106,9 @@ type Command struct {
 	// KMSEvents are a node's KMS API requests for the trail (OpKMSAudit,
 	// state/kmsaudit.go).
 	KMSEvents []audit.KMSEvent `json:"kms_events,omitempty"`
+	// Value is a cluster setting's new value (OpSetSetting, settings.go;
+	// Name is the setting).
+	Value string `json:"value,omitempty"`
 }
 
 // MaxCommandSize bounds a serialized command.
@@ -444,6 +449,7 @@ func init() {
 		OpLoginWrong:        applyLoginWrong,
 		OpRevokeCert:        applyRevokeCert,
 		OpKMSAudit:          applyKMSAudit,
+		OpSetSetting:        applySetSetting,
 	}
 	for op, fn := range kmsApply {
 		applyTable[op] = fn

@@ -1659,6 +1659,7 @@ type Token struct {
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Number        uint64                 `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"` // assigned once when the user is made; never reused
 	Locked        bool                   `protobuf:"varint,3,opt,name=locked,proto3" json:"locked,omitempty"`
+	FailedLogins  uint32                 `protobuf:"varint,4,opt,name=failed_logins,json=failedLogins,proto3" json:"failed_logins,omitempty"` // unproven login attempts counted towards the lockout (0 to 5)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1712,6 +1713,13 @@ func (x *Token) GetLocked() bool {
 		return x.Locked
 	}
 	return false
+}
+
+func (x *Token) GetFailedLogins() uint32 {
+	if x != nil {
+		return x.FailedLogins
+	}
+	return 0
 }
 
 type ListTokensResponse struct {
@@ -5412,6 +5420,147 @@ func (x *KMSHSMClusterRequest) GetClusterId() string {
 	return ""
 }
 
+// Public sessions and cluster settings (issue 13).
+type PublicSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"` // the token's crypto user
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublicSessionRequest) Reset() {
+	*x = PublicSessionRequest{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublicSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublicSessionRequest) ProtoMessage() {}
+
+func (x *PublicSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublicSessionRequest.ProtoReflect.Descriptor instead.
+func (*PublicSessionRequest) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *PublicSessionRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type ClusterSetting struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterSetting) Reset() {
+	*x = ClusterSetting{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterSetting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterSetting) ProtoMessage() {}
+
+func (x *ClusterSetting) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterSetting.ProtoReflect.Descriptor instead.
+func (*ClusterSetting) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *ClusterSetting) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ClusterSetting) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type ClusterSettingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      []*ClusterSetting      `protobuf:"bytes,1,rep,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterSettingsResponse) Reset() {
+	*x = ClusterSettingsResponse{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterSettingsResponse) ProtoMessage() {}
+
+func (x *ClusterSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterSettingsResponse.ProtoReflect.Descriptor instead.
+func (*ClusterSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *ClusterSettingsResponse) GetSettings() []*ClusterSetting {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
 var File_api_hsmpb_hsm_proto protoreflect.FileDescriptor
 
 const file_api_hsmpb_hsm_proto_rawDesc = "" +
@@ -5540,11 +5689,12 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x06locked\x18\x03 \x01(\bR\x06locked\x12#\n" +
 	"\rfailed_logins\x18\x04 \x01(\rR\ffailedLogins\x12!\n" +
 	"\fcreated_unix\x18\x05 \x01(\x03R\vcreatedUnix\x12\x16\n" +
-	"\x06number\x18\x06 \x01(\x04R\x06number\"K\n" +
+	"\x06number\x18\x06 \x01(\x04R\x06number\"p\n" +
 	"\x05Token\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06number\x18\x02 \x01(\x04R\x06number\x12\x16\n" +
-	"\x06locked\x18\x03 \x01(\bR\x06locked\"?\n" +
+	"\x06locked\x18\x03 \x01(\bR\x06locked\x12#\n" +
+	"\rfailed_logins\x18\x04 \x01(\rR\ffailedLogins\"?\n" +
 	"\x12ListTokensResponse\x12)\n" +
 	"\x06tokens\x18\x01 \x03(\v2\x11.openhsm.v1.TokenR\x06tokens\"?\n" +
 	"\x11ListUsersResponse\x12*\n" +
@@ -5811,7 +5961,14 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\bclusters\x18\x01 \x03(\v2\x19.openhsm.v1.KMSHSMClusterR\bclusters\"5\n" +
 	"\x14KMSHSMClusterRequest\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x01 \x01(\tR\tclusterId2\xe3\x1f\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\",\n" +
+	"\x14PublicSessionRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\":\n" +
+	"\x0eClusterSetting\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"Q\n" +
+	"\x17ClusterSettingsResponse\x126\n" +
+	"\bsettings\x18\x01 \x03(\v2\x1a.openhsm.v1.ClusterSettingR\bsettings2\xc8!\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -5878,7 +6035,10 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"KMSExplain\x12\x1d.openhsm.v1.KMSExplainRequest\x1a\x1e.openhsm.v1.KMSExplainResponse\x12J\n" +
 	"\x10KMSAddHSMCluster\x12#.openhsm.v1.KMSAddHSMClusterRequest\x1a\x11.openhsm.v1.Empty\x12O\n" +
 	"\x12KMSListHSMClusters\x12\x11.openhsm.v1.Empty\x1a&.openhsm.v1.KMSListHSMClustersResponse\x12J\n" +
-	"\x13KMSRemoveHSMCluster\x12 .openhsm.v1.KMSHSMClusterRequest\x1a\x11.openhsm.v1.EmptyB&Z$github.com/openhsm/openhsm/api/hsmpbb\x06proto3"
+	"\x13KMSRemoveHSMCluster\x12 .openhsm.v1.KMSHSMClusterRequest\x1a\x11.openhsm.v1.Empty\x12P\n" +
+	"\x11OpenPublicSession\x12 .openhsm.v1.PublicSessionRequest\x1a\x19.openhsm.v1.LoginResponse\x12B\n" +
+	"\x11SetClusterSetting\x12\x1a.openhsm.v1.ClusterSetting\x1a\x11.openhsm.v1.Empty\x12M\n" +
+	"\x13ListClusterSettings\x12\x11.openhsm.v1.Empty\x1a#.openhsm.v1.ClusterSettingsResponseB&Z$github.com/openhsm/openhsm/api/hsmpbb\x06proto3"
 
 var (
 	file_api_hsmpb_hsm_proto_rawDescOnce sync.Once
@@ -5892,7 +6052,7 @@ func file_api_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_api_hsmpb_hsm_proto_rawDescData
 }
 
-var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
+var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
 var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                      // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),                // 1: openhsm.v1.ErrorDetail
@@ -5980,7 +6140,10 @@ var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*KMSHSMCluster)(nil),              // 83: openhsm.v1.KMSHSMCluster
 	(*KMSListHSMClustersResponse)(nil), // 84: openhsm.v1.KMSListHSMClustersResponse
 	(*KMSHSMClusterRequest)(nil),       // 85: openhsm.v1.KMSHSMClusterRequest
-	nil,                                // 86: openhsm.v1.KMSExplainRequest.ContextEntry
+	(*PublicSessionRequest)(nil),       // 86: openhsm.v1.PublicSessionRequest
+	(*ClusterSetting)(nil),             // 87: openhsm.v1.ClusterSetting
+	(*ClusterSettingsResponse)(nil),    // 88: openhsm.v1.ClusterSettingsResponse
+	nil,                                // 89: openhsm.v1.KMSExplainRequest.ContextEntry
 }
 var file_api_hsmpb_hsm_proto_depIdxs = []int32{
 	4,   // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -6024,131 +6187,138 @@ var file_api_hsmpb_hsm_proto_depIdxs = []int32{
 	69,  // 38: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
 	67,  // 39: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
 	73,  // 40: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
-	86,  // 41: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
+	89,  // 41: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
 	79,  // 42: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
 	79,  // 43: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
 	83,  // 44: openhsm.v1.KMSListHSMClustersResponse.clusters:type_name -> openhsm.v1.KMSHSMCluster
-	14,  // 45: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,   // 46: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,   // 47: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	16,  // 48: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,   // 49: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,   // 50: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	19,  // 51: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	20,  // 52: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	21,  // 53: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	20,  // 54: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,   // 55: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	26,  // 56: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	27,  // 57: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	28,  // 58: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	30,  // 59: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30,  // 60: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	34,  // 61: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	37,  // 62: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	38,  // 63: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	39,  // 64: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	40,  // 65: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	42,  // 66: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	43,  // 67: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	44,  // 68: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	45,  // 69: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	46,  // 70: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	45,  // 71: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	45,  // 72: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	47,  // 73: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	48,  // 74: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,   // 75: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	52,  // 76: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	53,  // 77: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	63,  // 78: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,   // 79: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,   // 80: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	57,  // 81: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	58,  // 82: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	64,  // 83: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
-	65,  // 84: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
-	66,  // 85: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
-	68,  // 86: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
-	0,   // 87: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
-	59,  // 88: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
-	0,   // 89: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
-	72,  // 90: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
-	0,   // 91: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
-	75,  // 92: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	0,   // 93: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
-	75,  // 94: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	75,  // 95: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
-	76,  // 96: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
-	75,  // 97: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	75,  // 98: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	77,  // 99: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
-	82,  // 100: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
-	0,   // 101: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
-	85,  // 102: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
-	15,  // 103: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	15,  // 104: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,   // 105: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,   // 106: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	18,  // 107: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	24,  // 108: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,   // 109: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,   // 110: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,   // 111: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,   // 112: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	25,  // 113: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	29,  // 114: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	29,  // 115: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,   // 116: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	31,  // 117: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	33,  // 118: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	36,  // 119: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,   // 120: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,   // 121: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	29,  // 122: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	41,  // 123: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	49,  // 124: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	29,  // 125: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	29,  // 126: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	49,  // 127: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,   // 128: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	49,  // 129: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	49,  // 130: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	49,  // 131: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	49,  // 132: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	51,  // 133: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,   // 134: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,   // 135: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,   // 136: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	54,  // 137: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	56,  // 138: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	58,  // 139: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	54,  // 140: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,   // 141: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,   // 142: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	67,  // 143: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,   // 144: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	71,  // 145: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	61,  // 146: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
-	62,  // 147: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
-	0,   // 148: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
-	74,  // 149: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
-	81,  // 150: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
-	80,  // 151: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
-	0,   // 152: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
-	81,  // 153: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
-	0,   // 154: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
-	76,  // 155: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
-	0,   // 156: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
-	78,  // 157: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
-	0,   // 158: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
-	84,  // 159: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
-	0,   // 160: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
-	103, // [103:161] is the sub-list for method output_type
-	45,  // [45:103] is the sub-list for method input_type
-	45,  // [45:45] is the sub-list for extension type_name
-	45,  // [45:45] is the sub-list for extension extendee
-	0,   // [0:45] is the sub-list for field type_name
+	87,  // 45: openhsm.v1.ClusterSettingsResponse.settings:type_name -> openhsm.v1.ClusterSetting
+	14,  // 46: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,   // 47: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,   // 48: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	16,  // 49: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,   // 50: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,   // 51: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	19,  // 52: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	20,  // 53: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	21,  // 54: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	20,  // 55: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,   // 56: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	26,  // 57: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	27,  // 58: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	28,  // 59: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	30,  // 60: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30,  // 61: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	34,  // 62: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	37,  // 63: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	38,  // 64: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	39,  // 65: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	40,  // 66: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	42,  // 67: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	43,  // 68: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	44,  // 69: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	45,  // 70: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	46,  // 71: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	45,  // 72: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	45,  // 73: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	47,  // 74: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	48,  // 75: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	0,   // 76: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	52,  // 77: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	53,  // 78: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	63,  // 79: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,   // 80: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,   // 81: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	57,  // 82: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	58,  // 83: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	64,  // 84: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	65,  // 85: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	66,  // 86: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	68,  // 87: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,   // 88: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	59,  // 89: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
+	0,   // 90: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
+	72,  // 91: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
+	0,   // 92: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
+	75,  // 93: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	0,   // 94: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
+	75,  // 95: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	75,  // 96: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
+	76,  // 97: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
+	75,  // 98: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	75,  // 99: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	77,  // 100: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
+	82,  // 101: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
+	0,   // 102: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
+	85,  // 103: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
+	86,  // 104: openhsm.v1.HSM.OpenPublicSession:input_type -> openhsm.v1.PublicSessionRequest
+	87,  // 105: openhsm.v1.HSM.SetClusterSetting:input_type -> openhsm.v1.ClusterSetting
+	0,   // 106: openhsm.v1.HSM.ListClusterSettings:input_type -> openhsm.v1.Empty
+	15,  // 107: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	15,  // 108: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,   // 109: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,   // 110: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	18,  // 111: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	24,  // 112: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,   // 113: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,   // 114: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,   // 115: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,   // 116: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	25,  // 117: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	29,  // 118: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	29,  // 119: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,   // 120: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	31,  // 121: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	33,  // 122: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	36,  // 123: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,   // 124: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,   // 125: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	29,  // 126: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	41,  // 127: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	49,  // 128: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	29,  // 129: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	29,  // 130: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	49,  // 131: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,   // 132: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	49,  // 133: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	49,  // 134: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	49,  // 135: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	49,  // 136: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	51,  // 137: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,   // 138: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,   // 139: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,   // 140: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	54,  // 141: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	56,  // 142: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	58,  // 143: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	54,  // 144: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,   // 145: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,   // 146: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	67,  // 147: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,   // 148: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	71,  // 149: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	61,  // 150: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	62,  // 151: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	0,   // 152: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
+	74,  // 153: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
+	81,  // 154: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
+	80,  // 155: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
+	0,   // 156: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
+	81,  // 157: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
+	0,   // 158: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
+	76,  // 159: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
+	0,   // 160: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
+	78,  // 161: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
+	0,   // 162: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
+	84,  // 163: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
+	0,   // 164: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
+	15,  // 165: openhsm.v1.HSM.OpenPublicSession:output_type -> openhsm.v1.LoginResponse
+	0,   // 166: openhsm.v1.HSM.SetClusterSetting:output_type -> openhsm.v1.Empty
+	88,  // 167: openhsm.v1.HSM.ListClusterSettings:output_type -> openhsm.v1.ClusterSettingsResponse
+	107, // [107:168] is the sub-list for method output_type
+	46,  // [46:107] is the sub-list for method input_type
+	46,  // [46:46] is the sub-list for extension type_name
+	46,  // [46:46] is the sub-list for extension extendee
+	0,   // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_api_hsmpb_hsm_proto_init() }
@@ -6175,7 +6345,7 @@ func file_api_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hsmpb_hsm_proto_rawDesc), len(file_api_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   87,
+			NumMessages:   90,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -91,6 +91,9 @@ const (
 	HSM_KMSAddHSMCluster_FullMethodName         = "/openhsm.v1.HSM/KMSAddHSMCluster"
 	HSM_KMSListHSMClusters_FullMethodName       = "/openhsm.v1.HSM/KMSListHSMClusters"
 	HSM_KMSRemoveHSMCluster_FullMethodName      = "/openhsm.v1.HSM/KMSRemoveHSMCluster"
+	HSM_OpenPublicSession_FullMethodName        = "/openhsm.v1.HSM/OpenPublicSession"
+	HSM_SetClusterSetting_FullMethodName        = "/openhsm.v1.HSM/SetClusterSetting"
+	HSM_ListClusterSettings_FullMethodName      = "/openhsm.v1.HSM/ListClusterSettings"
 )
 
 // HSMClient is the client API for HSM service.
@@ -185,6 +188,15 @@ type HSMClient interface {
 	KMSAddHSMCluster(ctx context.Context, in *KMSAddHSMClusterRequest, opts ...grpc.CallOption) (*Empty, error)
 	KMSListHSMClusters(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*KMSListHSMClustersResponse, error)
 	KMSRemoveHSMCluster(ctx context.Context, in *KMSHSMClusterRequest, opts ...grpc.CallOption) (*Empty, error)
+	// Public sessions (issue 13; docs/pkcs11-library.md, "Before login"):
+	// a session on a crypto user's token opened with the client certificate
+	// alone. Its token reads the token's public objects (while the setting
+	// public_objects is on) and makes public session objects, nothing else.
+	OpenPublicSession(ctx context.Context, in *PublicSessionRequest, opts ...grpc.CallOption) (*LoginResponse, error)
+	// Cluster settings, replicated through the log: an officer sets them,
+	// any logged-in user lists them.
+	SetClusterSetting(ctx context.Context, in *ClusterSetting, opts ...grpc.CallOption) (*Empty, error)
+	ListClusterSettings(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ClusterSettingsResponse, error)
 }
 
 type hSMClient struct {
@@ -796,6 +808,36 @@ func (c *hSMClient) KMSRemoveHSMCluster(ctx context.Context, in *KMSHSMClusterRe
 	return out, nil
 }
 
+func (c *hSMClient) OpenPublicSession(ctx context.Context, in *PublicSessionRequest, opts ...grpc.CallOption) (*LoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoginResponse)
+	err := c.cc.Invoke(ctx, HSM_OpenPublicSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) SetClusterSetting(ctx context.Context, in *ClusterSetting, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_SetClusterSetting_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) ListClusterSettings(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ClusterSettingsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterSettingsResponse)
+	err := c.cc.Invoke(ctx, HSM_ListClusterSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HSMServer is the server API for HSM service.
 // All implementations must embed UnimplementedHSMServer
 // for forward compatibility.
@@ -888,6 +930,15 @@ type HSMServer interface {
 	KMSAddHSMCluster(context.Context, *KMSAddHSMClusterRequest) (*Empty, error)
 	KMSListHSMClusters(context.Context, *Empty) (*KMSListHSMClustersResponse, error)
 	KMSRemoveHSMCluster(context.Context, *KMSHSMClusterRequest) (*Empty, error)
+	// Public sessions (issue 13; docs/pkcs11-library.md, "Before login"):
+	// a session on a crypto user's token opened with the client certificate
+	// alone. Its token reads the token's public objects (while the setting
+	// public_objects is on) and makes public session objects, nothing else.
+	OpenPublicSession(context.Context, *PublicSessionRequest) (*LoginResponse, error)
+	// Cluster settings, replicated through the log: an officer sets them,
+	// any logged-in user lists them.
+	SetClusterSetting(context.Context, *ClusterSetting) (*Empty, error)
+	ListClusterSettings(context.Context, *Empty) (*ClusterSettingsResponse, error)
 	mustEmbedUnimplementedHSMServer()
 }
 
@@ -1071,6 +1122,15 @@ func (UnimplementedHSMServer) KMSListHSMClusters(context.Context, *Empty) (*KMSL
 }
 func (UnimplementedHSMServer) KMSRemoveHSMCluster(context.Context, *KMSHSMClusterRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method KMSRemoveHSMCluster not implemented")
+}
+func (UnimplementedHSMServer) OpenPublicSession(context.Context, *PublicSessionRequest) (*LoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OpenPublicSession not implemented")
+}
+func (UnimplementedHSMServer) SetClusterSetting(context.Context, *ClusterSetting) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetClusterSetting not implemented")
+}
+func (UnimplementedHSMServer) ListClusterSettings(context.Context, *Empty) (*ClusterSettingsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListClusterSettings not implemented")
 }
 func (UnimplementedHSMServer) mustEmbedUnimplementedHSMServer() {}
 func (UnimplementedHSMServer) testEmbeddedByValue()             {}
@@ -2112,6 +2172,60 @@ func _HSM_KMSRemoveHSMCluster_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _HSM_OpenPublicSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PublicSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).OpenPublicSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_OpenPublicSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).OpenPublicSession(ctx, req.(*PublicSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_SetClusterSetting_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClusterSetting)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).SetClusterSetting(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_SetClusterSetting_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).SetClusterSetting(ctx, req.(*ClusterSetting))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_ListClusterSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).ListClusterSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_ListClusterSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).ListClusterSettings(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HSM_ServiceDesc is the grpc.ServiceDesc for HSM service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2338,6 +2452,18 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "KMSRemoveHSMCluster",
 			Handler:    _HSM_KMSRemoveHSMCluster_Handler,
+		},
+		{
+			MethodName: "OpenPublicSession",
+			Handler:    _HSM_OpenPublicSession_Handler,
+		},
+		{
+			MethodName: "SetClusterSetting",
+			Handler:    _HSM_SetClusterSetting_Handler,
+		},
+		{
+			MethodName: "ListClusterSettings",
+			Handler:    _HSM_ListClusterSettings_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

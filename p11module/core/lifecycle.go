@@ -63,9 +63,12 @@ func (m *Module) run(h uint64, kind opKind, data []byte, final bool, out Out, wo
 		if final {
 			in = op.buf
 		}
-		c, _ := s.slot.client()
-		if opKinds[kind].login && c == nil {
-			return end(errorf(ck.CKR_USER_NOT_LOGGED_IN, "log in first"))
+		var c *client.Client
+		if opKinds[kind].login {
+			var cerr error
+			if c, cerr = m.clientFor(s, op.key); cerr != nil {
+				return end(cerr)
+			}
 		}
 		// The session lock is held over the call: a session's operations
 		// run one at a time, as PKCS#11 has them.

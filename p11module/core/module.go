@@ -98,14 +98,20 @@ type slot struct {
 	id    uint64
 	user  string // the token's crypto user; "" for the cluster slot
 	label string
-	// locked mirrors the user's lock state at the last listing.
+	// locked and failed mirror the user's lock state and lockout counter
+	// at the last listing.
 	locked bool
+	failed int
 
 	info infoCache // what the login has seen of objects
 
 	mu       sync.Mutex
 	login    *client.Client // nil when no one is logged in
 	userType uint64         // CKU_USER or CKU_SO while logged in, else noUser
+	// pub is the slot's public session (public.go), nil until needed;
+	// pubObjs the public session objects made through it.
+	pub     *client.Client
+	pubObjs map[uint64]bool
 }
 
 func errorf(rv uint64, format string, args ...any) error { return hsmerr.Errorf(rv, format, args...) }
@@ -266,6 +272,7 @@ func (m *Module) Finalize() error {
 	m.mu.Unlock()
 	for _, s := range slots {
 		s.logout()
+		s.endPublic()
 	}
 	conn.Close()
 	if stopProfile != nil {
@@ -335,10 +342,10 @@ func (m *Module) refreshSlots() error {
 		id := tokenSlotBase + t.Number
 		seen[id] = true
 		if s, ok := m.slots[id]; ok {
-			s.locked = t.Locked
+			s.locked, s.failed = t.Locked, t.FailedLogins
 			continue
 		}
-		m.slots[id] = &slot{id: id, user: t.Name, label: t.Name, locked: t.Locked, userType: noUser}
+		m.slots[id] = &slot{id: id, user: t.Name, label: t.Name, locked: t.Locked, failed: t.FailedLogins, userType: noUser}
 	}
 	for id := range m.slots {
 		if !seen[id] && !m.slotInUse(id) {
@@ -423,13 +430,20 @@ func (m *Module) GetTokenInfo(id uint64) (TokenInfo, error) {
 	if err != nil {
 		return ti, err
 	}
+	if s.user != "" {
+		// The lockout counter is the cluster's: ask for it now, so the
+		// flags say what the next C_Login meets.
+		if err := m.refreshSlots(); err != nil {
+			return ti, err
+		}
+	}
 	pad(ti.Label[:], s.label)
 	pad(ti.ManufacturerID[:], "openhsm")
 	pad(ti.Model[:], "openhsm")
 	pad(ti.SerialNumber[:], fmt.Sprintf("%016x", s.id))
 	ti.Flags = ck.CKF_RNG | ck.CKF_LOGIN_REQUIRED | ck.CKF_USER_PIN_INITIALIZED | ck.CKF_TOKEN_INITIALIZED
-	if s.locked {
-		ti.Flags |= ck.CKF_USER_PIN_LOCKED
+	if s.user != "" {
+		ti.Flags |= pinFlags(s.failed, s.locked)
 	}
 	var n, rw uint64
 	for _, ss := range m.sessions {

@@ -84,14 +84,14 @@ func tokenAttr(t object.Template) bool {
 	return false
 }
 
-// forObject checks the session, login and template before a call that makes
-// an object; a token object needs a read-write session.
-func (m *Module) forObject(h uint64, t []Attr) (*session, *client.Client, object.Template, error) {
+// forObject checks the session and template before a call that makes an
+// object (a token object needs a read-write session), then picks the
+// daemon session (clientFor, obj: the object the call starts from, if
+// any). A template error comes first, whatever the login state; a public
+// session's limits are the daemon's to answer (CKR_USER_NOT_LOGGED_IN for
+// a token or private object), after its own template checks.
+func (m *Module) forObject(h uint64, t []Attr, obj ...uint64) (*session, *client.Client, object.Template, error) {
 	s, err := m.session(h)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	c, err := s.loggedIn()
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -102,23 +102,40 @@ func (m *Module) forObject(h uint64, t []Attr) (*session, *client.Client, object
 	if tokenAttr(ct) && !s.rw {
 		return nil, nil, nil, errorf(ck.CKR_SESSION_READ_ONLY, "token objects need a read-write session")
 	}
+	c, err := m.clientFor(s, obj...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	return s, c, ct, nil
 }
 
-// made records a new session object, to destroy when the session closes.
-func (s *session) made(id uint64, t object.Template) {
+// made records a new session object, to destroy when the session closes;
+// c is the daemon session that made it.
+func (s *session) made(id uint64, t object.Template, c *client.Client) {
 	if !tokenAttr(t) {
 		s.mu.Lock()
 		if s.objects != nil {
 			s.objects[id] = true
 		}
 		s.mu.Unlock()
+		if s.slot.isPublicClient(c) {
+			s.slot.notePublic(id, true)
+		}
 	}
 }
 
 // CreateObject is C_CreateObject.
 func (m *Module) CreateObject(h uint64, t []Attr) (uint64, error) {
 	s, c, ct, err := m.forObject(h, t)
+	if hsmerr.RV(err) == ck.CKR_USER_NOT_LOGGED_IN {
+		// No daemon session to ask (the cluster slot before login): the
+		// template's own errors still come first.
+		if ct, cerr := toCanonical(t); cerr == nil {
+			if _, _, berr := object.BuildAttrs(object.OpCreate, ct, 0, ^uint64(0)); berr != nil {
+				return 0, berr
+			}
+		}
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -128,13 +145,13 @@ func (m *Module) CreateObject(h uint64, t []Attr) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.made(id, ct)
+	s.made(id, ct, c)
 	return id, nil
 }
 
 // CopyObject is C_CopyObject.
 func (m *Module) CopyObject(h, obj uint64, t []Attr) (uint64, error) {
-	s, c, ct, err := m.forObject(h, t)
+	s, c, ct, err := m.forObject(h, t, obj)
 	if err != nil {
 		return 0, err
 	}
@@ -147,7 +164,7 @@ func (m *Module) CopyObject(h, obj uint64, t []Attr) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.made(id, ct)
+	s.made(id, ct, c)
 	return id, nil
 }
 
@@ -157,7 +174,7 @@ func (m *Module) DestroyObject(h, obj uint64) error {
 	if err != nil {
 		return err
 	}
-	c, err := s.loggedIn()
+	c, err := m.clientFor(s, obj)
 	if err != nil {
 		return err
 	}
@@ -173,6 +190,7 @@ func (m *Module) DestroyObject(h, obj uint64) error {
 		return err
 	}
 	s.slot.info.forget(obj)
+	s.slot.notePublic(obj, false)
 	s.mu.Lock()
 	delete(s.objects, obj)
 	s.mu.Unlock()
@@ -195,9 +213,16 @@ func (m *Module) GetAttributeValue(h, obj uint64, req []AttrReq) ([]AttrResp, er
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.loggedIn()
-	if err != nil || obj == 0 {
+	if obj == 0 {
 		return nil, errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
+	}
+	c, err := m.clientFor(s, obj)
+	if hsmerr.RV(err) == ck.CKR_USER_NOT_LOGGED_IN {
+		// The cluster slot before login: nothing is visible.
+		return nil, errorf(ck.CKR_OBJECT_HANDLE_INVALID, "no such object")
+	}
+	if err != nil {
+		return nil, err
 	}
 	if len(req) == 0 {
 		return nil, nil
@@ -264,7 +289,7 @@ func (m *Module) GetAttributeValue(h, obj uint64, req []AttrReq) ([]AttrResp, er
 
 // SetAttributeValue is C_SetAttributeValue.
 func (m *Module) SetAttributeValue(h, obj uint64, t []Attr) error {
-	s, c, ct, err := m.forObject(h, t)
+	s, c, ct, err := m.forObject(h, t, obj)
 	if err != nil {
 		return err
 	}
@@ -296,20 +321,10 @@ func (m *Module) FindObjectsInit(h uint64, t []Attr) error {
 	if err != nil {
 		return err
 	}
-	var ids []uint64
-	if c, _ := s.slot.client(); c != nil {
-		ctx, cancel := m.ctx()
-		ids, err = c.FindObjects(ctx, ct, 0)
-		cancel()
-		if err != nil {
-			if hsmerr.RV(err) == ck.CKR_ATTRIBUTE_VALUE_INVALID || hsmerr.RV(err) == ck.CKR_ARGUMENTS_BAD {
-				return errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%v", err)
-			}
-			return err
-		}
+	ids, err := m.find(s, ct)
+	if err != nil {
+		return err
 	}
-	// With no one logged in there are no visible objects: everything the
-	// HSM holds belongs to a user.
 	s.mu.Lock()
 	s.find, s.finding = ids, true
 	s.mu.Unlock()
@@ -349,4 +364,51 @@ func (m *Module) FindObjectsFinal(h uint64) error {
 	}
 	s.find, s.finding = nil, false
 	return nil
+}
+
+// find runs a search through the slot's daemon sessions: the login's, plus
+// the public session objects made before it; or, not logged in, the public
+// session's (the token's public objects and its own session objects). The
+// cluster slot shows nothing before login; neither does a token whose
+// user is locked or gone.
+func (m *Module) find(s *session, ct object.Template) ([]uint64, error) {
+	sl := s.slot
+	sl.mu.Lock()
+	login, pub := sl.login, sl.pub
+	sl.mu.Unlock()
+	search := func(c *client.Client) ([]uint64, error) {
+		ctx, cancel := m.ctx()
+		defer cancel()
+		ids, err := c.FindObjects(ctx, ct, 0)
+		if hsmerr.RV(err) == ck.CKR_ATTRIBUTE_VALUE_INVALID || hsmerr.RV(err) == ck.CKR_ARGUMENTS_BAD {
+			return nil, errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "%v", err)
+		}
+		return ids, err
+	}
+	if login != nil {
+		ids, err := search(login)
+		if err != nil || pub == nil {
+			return ids, err
+		}
+		more, err := search(pub)
+		if err != nil {
+			return ids, nil // the public session lapsed: its objects are gone
+		}
+		return append(ids, sl.publicObjects(more)...), nil
+	}
+	if sl.user == "" {
+		return nil, nil
+	}
+	c, err := m.publicClient(sl)
+	if err == nil {
+		var ids []uint64
+		ids, err = search(c)
+		if err == nil {
+			return ids, nil
+		}
+	}
+	if quietPublic(err) {
+		return nil, nil
+	}
+	return nil, err
 }

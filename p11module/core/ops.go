@@ -163,7 +163,7 @@ func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error
 	info := opKinds[kind]
 	var c *client.Client
 	if info.login {
-		if c, err = s.loggedIn(); err != nil {
+		if c, err = m.clientFor(s, key); err != nil {
 			return err
 		}
 	}
@@ -190,6 +190,9 @@ func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error
 		s.mu.Unlock()
 		if active {
 			return errorf(ck.CKR_OPERATION_ACTIVE, "an %s operation is active", info.name)
+		}
+		if err := m.publicKeyUse(s, c, key); err != nil {
+			return err
 		}
 		if err := m.checkKey(s.slot, c, key, row, mech.Type, info.usage); err != nil {
 			return err
@@ -376,7 +379,7 @@ func (m *Module) GenerateKey(h uint64, mech Mechanism, t []Attr) (uint64, error)
 	if err != nil {
 		return 0, err
 	}
-	s.made(id, ct)
+	s.made(id, ct, c)
 	return id, nil
 }
 
@@ -399,8 +402,8 @@ func (m *Module) GenerateKeyPair(h uint64, mech Mechanism, pub, priv []Attr) (ui
 	if err != nil {
 		return 0, 0, err
 	}
-	s.made(p, pt)
-	s.made(v, vt)
+	s.made(p, pt, c)
+	s.made(v, vt, c)
 	return p, v, nil
 }
 
@@ -411,7 +414,7 @@ func (m *Module) WrapKey(h uint64, mech Mechanism, wrapping, key uint64, out Out
 	if err != nil {
 		return OutResult{}, err
 	}
-	c, err := s.loggedIn()
+	c, err := m.clientFor(s, wrapping, key)
 	if err != nil {
 		return OutResult{}, err
 	}
@@ -436,7 +439,7 @@ func (m *Module) WrapKey(h uint64, mech Mechanism, wrapping, key uint64, out Out
 }
 
 func (m *Module) UnwrapKey(h uint64, mech Mechanism, unwrapping uint64, wrapped []byte, t []Attr) (uint64, error) {
-	s, c, ct, err := m.forObject(h, t)
+	s, c, ct, err := m.forObject(h, t, unwrapping)
 	if err != nil {
 		return 0, err
 	}
@@ -453,12 +456,12 @@ func (m *Module) UnwrapKey(h uint64, mech Mechanism, unwrapping uint64, wrapped 
 	if err != nil {
 		return 0, m.keyRoleError(s, c, unwrapping, ck.CKR_UNWRAPPING_KEY_HANDLE_INVALID, err)
 	}
-	s.made(id, ct)
+	s.made(id, ct, c)
 	return id, nil
 }
 
 func (m *Module) DeriveKey(h uint64, mech Mechanism, base uint64, t []Attr) (uint64, error) {
-	s, c, ct, err := m.forObject(h, t)
+	s, c, ct, err := m.forObject(h, t, base)
 	if err != nil {
 		return 0, err
 	}
@@ -472,7 +475,7 @@ func (m *Module) DeriveKey(h uint64, mech Mechanism, base uint64, t []Attr) (uin
 	if err != nil {
 		return 0, err
 	}
-	s.made(id, ct)
+	s.made(id, ct, c)
 	return id, nil
 }
 

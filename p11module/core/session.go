@@ -82,22 +82,26 @@ func (m *Module) CloseSession(h uint64) error {
 }
 
 func (m *Module) closed(s *session, last bool) {
-	c, _ := s.slot.client()
+	sl := s.slot
 	s.mu.Lock()
 	objs := s.objects
 	s.objects = nil
 	s.mu.Unlock()
-	if c != nil && !last {
+	if !last {
 		ctx, cancel := m.ctx()
 		for id := range objs {
-			c.DestroyObject(ctx, id)
+			if c, err := m.existingClientFor(s, id); err == nil {
+				c.DestroyObject(ctx, id)
+			}
+			sl.notePublic(id, false)
 		}
 		cancel()
 	}
 	if last {
-		// Logging out ends the daemon session, which drops its session
-		// objects with it.
-		s.slot.logout()
+		// Logging out ends the daemon sessions, which drop their session
+		// objects with them.
+		sl.logout()
+		sl.endPublic()
 	}
 }
 
@@ -121,6 +125,7 @@ func (m *Module) CloseAllSessions(id uint64) error {
 		m.closed(s, false)
 	}
 	sl.logout()
+	sl.endPublic()
 	return nil
 }
 
@@ -290,7 +295,13 @@ func (m *Module) Logout(h uint64) error {
 			o.mu.Lock()
 			o.ops = map[opKind]*operation{}
 			o.find, o.finding = nil, false
-			o.objects = map[uint64]bool{}
+			// The login's session objects go with it; public session
+			// objects stay until their session closes.
+			for id := range o.objects {
+				if len(s.slot.publicObjects([]uint64{id})) == 0 {
+					delete(o.objects, id)
+				}
+			}
 			o.msgs = nil
 			o.mu.Unlock()
 		}

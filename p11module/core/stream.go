@@ -165,10 +165,10 @@ func (m *Module) cryptUpdate(h uint64, kind opKind, part []byte, out Out) (OutRe
 		st.pending = all
 		return OutResult{Len: 0, Data: []byte{}}, nil
 	}
-	c, _ := s.slot.client()
-	if c == nil {
+	c, err := m.clientFor(s, op.key)
+	if err != nil {
 		delete(s.ops, kind)
-		return OutResult{}, errorf(ck.CKR_USER_NOT_LOGGED_IN, "log in first")
+		return OutResult{}, err
 	}
 	in := all[:n]
 	res, err := m.crypt(c, encrypt, op.key, st.chunk(op.key), in)

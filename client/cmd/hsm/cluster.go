@@ -67,6 +67,7 @@ docs/cluster.md and docs/certificates.md describe them.`,
 		c.clusterIssueNodeCommand(),
 		c.clusterIssueClientCommand(),
 		c.clusterRotatePassphraseCommand(),
+		c.clusterSettingCommand(),
 	)
 }
 
