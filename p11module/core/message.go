@@ -833,3 +833,26 @@ func (cs *counters) next(key uint64, iv []byte, fixed uint64) ([]byte, error) {
 	c.issued.Add(c.issued, big.NewInt(1))
 	return merge(iv, v.FillBytes(make([]byte, len(iv))), mask), nil
 }
+
+// msgFlags is what the message-based functions add to a mechanism's
+// CK_MECHANISM_INFO flags (PKCS#11 3.0): message encryption and decryption
+// for the mechanisms of msgAEADs, message signing and verifying for every
+// mechanism that signs or verifies.
+func msgFlags(mt, flags uint64) uint64 {
+	var f uint64
+	if _, ok := msgAEADs[mt]; ok {
+		if flags&ck.CKF_ENCRYPT != 0 {
+			f |= ck.CKF_MESSAGE_ENCRYPT
+		}
+		if flags&ck.CKF_DECRYPT != 0 {
+			f |= ck.CKF_MESSAGE_DECRYPT
+		}
+	}
+	if flags&ck.CKF_SIGN != 0 {
+		f |= ck.CKF_MESSAGE_SIGN
+	}
+	if flags&ck.CKF_VERIFY != 0 {
+		f |= ck.CKF_MESSAGE_VERIFY
+	}
+	return f
+}

@@ -430,3 +430,19 @@ func TestMessageChaCha20Poly1305(t *testing.T) {
 	_, err = m.DecryptMessage(h, odd, aad, ct, buf(100))
 	require.Equal(t, uint64(ck.CKR_MECHANISM_PARAM_INVALID), rvOf(err), "a nonce of bits that are not whole bytes")
 }
+
+func TestMsgFlags(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		mt, flags uint64
+		want      uint64
+	}{
+		{"AES-GCM", ck.CKM_AES_GCM, ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP, ck.CKF_MESSAGE_ENCRYPT | ck.CKF_MESSAGE_DECRYPT},
+		{"ChaCha20-Poly1305", ck.CKM_CHACHA20_POLY1305, ck.CKF_ENCRYPT | ck.CKF_DECRYPT, ck.CKF_MESSAGE_ENCRYPT | ck.CKF_MESSAGE_DECRYPT},
+		{"AES-CBC encrypts but not by message", ck.CKM_AES_CBC, ck.CKF_ENCRYPT | ck.CKF_DECRYPT, 0},
+		{"ECDSA", ck.CKM_ECDSA, ck.CKF_SIGN | ck.CKF_VERIFY, ck.CKF_MESSAGE_SIGN | ck.CKF_MESSAGE_VERIFY},
+		{"a digest", ck.CKM_SHA256, ck.CKF_DIGEST, 0},
+	} {
+		assert.Equal(t, c.want, msgFlags(c.mt, c.flags), c.name)
+	}
+}

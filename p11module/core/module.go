@@ -494,7 +494,7 @@ func (m *Module) GetMechanismInfo(id, mech uint64) (MechanismInfo, error) {
 		return MechanismInfo{}, errorf(ck.CKR_MECHANISM_INVALID, "%s is not supported", ck.MechName(mech))
 	}
 	// CKF_HW: the mechanism runs in the HSM, not in this library.
-	return MechanismInfo{MinKeySize: mi.MinKeySize, MaxKeySize: mi.MaxKeySize, Flags: mi.Flags | ck.CKF_HW}, nil
+	return MechanismInfo{MinKeySize: mi.MinKeySize, MaxKeySize: mi.MaxKeySize, Flags: mi.Flags | msgFlags(mech, mi.Flags) | ck.CKF_HW}, nil
 }
 
 // InitToken is not offered: a token is a crypto user, made by an officer.
