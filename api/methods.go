@@ -92,6 +92,8 @@ var methods = []Method{
 	method("Decrypt", Session, RetryIdempotent),
 	method("Digest", Session, RetryIdempotent),
 	method("GenerateRandom", Session, RetryIdempotent),
+	method("EncapsulateKey", Session, RetryWithID),
+	method("DecapsulateKey", Session, RetryWithID),
 
 	{Name: "ClusterStatus", Access: Certificate, Retry: RetryIdempotent, OutOfLease: true},
 	method("AddNode", Session, RetryNotRun),

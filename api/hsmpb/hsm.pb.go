@@ -194,6 +194,7 @@ type Mechanism struct {
 	//	*Mechanism_Ecdh
 	//	*Mechanism_Eddsa
 	//	*Mechanism_MacLen
+	//	*Mechanism_SignContext
 	Param         isMechanism_Param `protobuf_oneof:"param"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -315,6 +316,15 @@ func (x *Mechanism) GetMacLen() uint64 {
 	return 0
 }
 
+func (x *Mechanism) GetSignContext() *SignContextParams {
+	if x != nil {
+		if x, ok := x.Param.(*Mechanism_SignContext); ok {
+			return x.SignContext
+		}
+	}
+	return nil
+}
+
 type isMechanism_Param interface {
 	isMechanism_Param()
 }
@@ -351,6 +361,10 @@ type Mechanism_MacLen struct {
 	MacLen uint64 `protobuf:"varint,9,opt,name=mac_len,json=macLen,proto3,oneof"`
 }
 
+type Mechanism_SignContext struct {
+	SignContext *SignContextParams `protobuf:"bytes,32,opt,name=sign_context,json=signContext,proto3,oneof"` // CKM_ML_DSA
+}
+
 func (*Mechanism_Iv) isMechanism_Param() {}
 
 func (*Mechanism_Gcm) isMechanism_Param() {}
@@ -366,6 +380,8 @@ func (*Mechanism_Ecdh) isMechanism_Param() {}
 func (*Mechanism_Eddsa) isMechanism_Param() {}
 
 func (*Mechanism_MacLen) isMechanism_Param() {}
+
+func (*Mechanism_SignContext) isMechanism_Param() {}
 
 type GcmParams struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -719,6 +735,59 @@ func (x *EddsaParams) GetContext() []byte {
 	return nil
 }
 
+// SignContextParams is CK_SIGN_ADDITIONAL_CONTEXT (PKCS#11 v3.2).
+type SignContextParams struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hedge         uint64                 `protobuf:"varint,1,opt,name=hedge,proto3" json:"hedge,omitempty"`    // CKH_HEDGE_PREFERRED, CKH_HEDGE_REQUIRED or CKH_DETERMINISTIC_REQUIRED
+	Context       []byte                 `protobuf:"bytes,2,opt,name=context,proto3" json:"context,omitempty"` // at most 255 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignContextParams) Reset() {
+	*x = SignContextParams{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignContextParams) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignContextParams) ProtoMessage() {}
+
+func (x *SignContextParams) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignContextParams.ProtoReflect.Descriptor instead.
+func (*SignContextParams) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SignContextParams) GetHedge() uint64 {
+	if x != nil {
+		return x.Hedge
+	}
+	return 0
+}
+
+func (x *SignContextParams) GetContext() []byte {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
 type LoginRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
@@ -729,7 +798,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[10]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +810,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[10]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +823,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{10}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LoginRequest) GetUser() string {
@@ -783,7 +852,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[11]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +864,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[11]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +877,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{11}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LoginResponse) GetToken() string {
@@ -849,7 +918,7 @@ type BootstrapRequest struct {
 
 func (x *BootstrapRequest) Reset() {
 	*x = BootstrapRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[12]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +930,7 @@ func (x *BootstrapRequest) String() string {
 func (*BootstrapRequest) ProtoMessage() {}
 
 func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[12]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +943,7 @@ func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{12}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BootstrapRequest) GetUser() string {
@@ -903,7 +972,7 @@ type MechanismInfo struct {
 
 func (x *MechanismInfo) Reset() {
 	*x = MechanismInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[13]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +984,7 @@ func (x *MechanismInfo) String() string {
 func (*MechanismInfo) ProtoMessage() {}
 
 func (x *MechanismInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[13]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +997,7 @@ func (x *MechanismInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MechanismInfo.ProtoReflect.Descriptor instead.
 func (*MechanismInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{13}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MechanismInfo) GetType() uint64 {
@@ -975,7 +1044,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[14]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1056,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[14]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1069,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{14}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *InfoResponse) GetVersion() string {
@@ -1071,7 +1140,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[15]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1152,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[15]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1165,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{15}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateUserRequest) GetUser() string {
@@ -1137,7 +1206,7 @@ type UserRequest struct {
 
 func (x *UserRequest) Reset() {
 	*x = UserRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[16]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1149,7 +1218,7 @@ func (x *UserRequest) String() string {
 func (*UserRequest) ProtoMessage() {}
 
 func (x *UserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[16]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1162,7 +1231,7 @@ func (x *UserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserRequest.ProtoReflect.Descriptor instead.
 func (*UserRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{16}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UserRequest) GetUser() string {
@@ -1190,7 +1259,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[17]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1271,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[17]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1284,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{17}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetPasswordRequest) GetUser() string {
@@ -1253,7 +1322,7 @@ type UserInfo struct {
 
 func (x *UserInfo) Reset() {
 	*x = UserInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[18]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1334,7 @@ func (x *UserInfo) String() string {
 func (*UserInfo) ProtoMessage() {}
 
 func (x *UserInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[18]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1347,7 @@ func (x *UserInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
 func (*UserInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{18}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UserInfo) GetName() string {
@@ -1334,7 +1403,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[19]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1415,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[19]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1428,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{19}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Token) GetName() string {
@@ -1392,7 +1461,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[20]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1404,7 +1473,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[20]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1417,7 +1486,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{20}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -1436,7 +1505,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[21]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1448,7 +1517,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[21]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1461,7 +1530,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{21}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListUsersResponse) GetUsers() []*UserInfo {
@@ -1480,7 +1549,7 @@ type CreateObjectRequest struct {
 
 func (x *CreateObjectRequest) Reset() {
 	*x = CreateObjectRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[22]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1561,7 @@ func (x *CreateObjectRequest) String() string {
 func (*CreateObjectRequest) ProtoMessage() {}
 
 func (x *CreateObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[22]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1574,7 @@ func (x *CreateObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateObjectRequest.ProtoReflect.Descriptor instead.
 func (*CreateObjectRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{22}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateObjectRequest) GetTemplate() []*Attribute {
@@ -1525,7 +1594,7 @@ type CopyObjectRequest struct {
 
 func (x *CopyObjectRequest) Reset() {
 	*x = CopyObjectRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[23]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1606,7 @@ func (x *CopyObjectRequest) String() string {
 func (*CopyObjectRequest) ProtoMessage() {}
 
 func (x *CopyObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[23]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1619,7 @@ func (x *CopyObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyObjectRequest.ProtoReflect.Descriptor instead.
 func (*CopyObjectRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{23}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CopyObjectRequest) GetObject() uint64 {
@@ -1576,7 +1645,7 @@ type ObjectRequest struct {
 
 func (x *ObjectRequest) Reset() {
 	*x = ObjectRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[24]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1657,7 @@ func (x *ObjectRequest) String() string {
 func (*ObjectRequest) ProtoMessage() {}
 
 func (x *ObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[24]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1670,7 @@ func (x *ObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectRequest.ProtoReflect.Descriptor instead.
 func (*ObjectRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{24}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ObjectRequest) GetObject() uint64 {
@@ -1620,7 +1689,7 @@ type ObjectResponse struct {
 
 func (x *ObjectResponse) Reset() {
 	*x = ObjectResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[25]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1701,7 @@ func (x *ObjectResponse) String() string {
 func (*ObjectResponse) ProtoMessage() {}
 
 func (x *ObjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[25]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +1714,7 @@ func (x *ObjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectResponse.ProtoReflect.Descriptor instead.
 func (*ObjectResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{25}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ObjectResponse) GetObject() uint64 {
@@ -1665,7 +1734,7 @@ type FindObjectsRequest struct {
 
 func (x *FindObjectsRequest) Reset() {
 	*x = FindObjectsRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[26]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +1746,7 @@ func (x *FindObjectsRequest) String() string {
 func (*FindObjectsRequest) ProtoMessage() {}
 
 func (x *FindObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[26]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +1759,7 @@ func (x *FindObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindObjectsRequest.ProtoReflect.Descriptor instead.
 func (*FindObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{26}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FindObjectsRequest) GetTemplate() []*Attribute {
@@ -1716,7 +1785,7 @@ type FindObjectsResponse struct {
 
 func (x *FindObjectsResponse) Reset() {
 	*x = FindObjectsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[27]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +1797,7 @@ func (x *FindObjectsResponse) String() string {
 func (*FindObjectsResponse) ProtoMessage() {}
 
 func (x *FindObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[27]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +1810,7 @@ func (x *FindObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindObjectsResponse.ProtoReflect.Descriptor instead.
 func (*FindObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{27}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *FindObjectsResponse) GetObjects() []uint64 {
@@ -1763,7 +1832,7 @@ type ObjectInfo struct {
 
 func (x *ObjectInfo) Reset() {
 	*x = ObjectInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[28]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1775,7 +1844,7 @@ func (x *ObjectInfo) String() string {
 func (*ObjectInfo) ProtoMessage() {}
 
 func (x *ObjectInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[28]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1788,7 +1857,7 @@ func (x *ObjectInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectInfo.ProtoReflect.Descriptor instead.
 func (*ObjectInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{28}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ObjectInfo) GetObject() uint64 {
@@ -1828,7 +1897,7 @@ type ListObjectsResponse struct {
 
 func (x *ListObjectsResponse) Reset() {
 	*x = ListObjectsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[29]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +1909,7 @@ func (x *ListObjectsResponse) String() string {
 func (*ListObjectsResponse) ProtoMessage() {}
 
 func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[29]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +1922,7 @@ func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListObjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{29}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListObjectsResponse) GetObjects() []*ObjectInfo {
@@ -1873,7 +1942,7 @@ type GetAttributesRequest struct {
 
 func (x *GetAttributesRequest) Reset() {
 	*x = GetAttributesRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[30]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +1954,7 @@ func (x *GetAttributesRequest) String() string {
 func (*GetAttributesRequest) ProtoMessage() {}
 
 func (x *GetAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[30]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +1967,7 @@ func (x *GetAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttributesRequest.ProtoReflect.Descriptor instead.
 func (*GetAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{30}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetAttributesRequest) GetObject() uint64 {
@@ -1926,7 +1995,7 @@ type AttributeValue struct {
 
 func (x *AttributeValue) Reset() {
 	*x = AttributeValue{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[31]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2007,7 @@ func (x *AttributeValue) String() string {
 func (*AttributeValue) ProtoMessage() {}
 
 func (x *AttributeValue) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[31]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2020,7 @@ func (x *AttributeValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttributeValue.ProtoReflect.Descriptor instead.
 func (*AttributeValue) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{31}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AttributeValue) GetType() uint64 {
@@ -1984,7 +2053,7 @@ type GetAttributesResponse struct {
 
 func (x *GetAttributesResponse) Reset() {
 	*x = GetAttributesResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[32]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2065,7 @@ func (x *GetAttributesResponse) String() string {
 func (*GetAttributesResponse) ProtoMessage() {}
 
 func (x *GetAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[32]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2078,7 @@ func (x *GetAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttributesResponse.ProtoReflect.Descriptor instead.
 func (*GetAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{32}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetAttributesResponse) GetValues() []*AttributeValue {
@@ -2029,7 +2098,7 @@ type SetAttributesRequest struct {
 
 func (x *SetAttributesRequest) Reset() {
 	*x = SetAttributesRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[33]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2110,7 @@ func (x *SetAttributesRequest) String() string {
 func (*SetAttributesRequest) ProtoMessage() {}
 
 func (x *SetAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[33]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2123,7 @@ func (x *SetAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAttributesRequest.ProtoReflect.Descriptor instead.
 func (*SetAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{33}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SetAttributesRequest) GetObject() uint64 {
@@ -2082,7 +2151,7 @@ type ShareRequest struct {
 
 func (x *ShareRequest) Reset() {
 	*x = ShareRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[34]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2163,7 @@ func (x *ShareRequest) String() string {
 func (*ShareRequest) ProtoMessage() {}
 
 func (x *ShareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[34]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2176,7 @@ func (x *ShareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareRequest.ProtoReflect.Descriptor instead.
 func (*ShareRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{34}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ShareRequest) GetObject() uint64 {
@@ -2141,7 +2210,7 @@ type GenerateKeyRequest struct {
 
 func (x *GenerateKeyRequest) Reset() {
 	*x = GenerateKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[35]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2222,7 @@ func (x *GenerateKeyRequest) String() string {
 func (*GenerateKeyRequest) ProtoMessage() {}
 
 func (x *GenerateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[35]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2235,7 @@ func (x *GenerateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateKeyRequest.ProtoReflect.Descriptor instead.
 func (*GenerateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{35}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GenerateKeyRequest) GetMechanism() *Mechanism {
@@ -2194,7 +2263,7 @@ type GenerateKeyPairRequest struct {
 
 func (x *GenerateKeyPairRequest) Reset() {
 	*x = GenerateKeyPairRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[36]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2206,7 +2275,7 @@ func (x *GenerateKeyPairRequest) String() string {
 func (*GenerateKeyPairRequest) ProtoMessage() {}
 
 func (x *GenerateKeyPairRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[36]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2219,7 +2288,7 @@ func (x *GenerateKeyPairRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateKeyPairRequest.ProtoReflect.Descriptor instead.
 func (*GenerateKeyPairRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{36}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GenerateKeyPairRequest) GetMechanism() *Mechanism {
@@ -2253,7 +2322,7 @@ type KeyPairResponse struct {
 
 func (x *KeyPairResponse) Reset() {
 	*x = KeyPairResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[37]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2334,7 @@ func (x *KeyPairResponse) String() string {
 func (*KeyPairResponse) ProtoMessage() {}
 
 func (x *KeyPairResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[37]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2347,7 @@ func (x *KeyPairResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPairResponse.ProtoReflect.Descriptor instead.
 func (*KeyPairResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{37}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *KeyPairResponse) GetPublicKey() uint64 {
@@ -2306,7 +2375,7 @@ type WrapKeyRequest struct {
 
 func (x *WrapKeyRequest) Reset() {
 	*x = WrapKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[38]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2387,7 @@ func (x *WrapKeyRequest) String() string {
 func (*WrapKeyRequest) ProtoMessage() {}
 
 func (x *WrapKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[38]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2400,7 @@ func (x *WrapKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrapKeyRequest.ProtoReflect.Descriptor instead.
 func (*WrapKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{38}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WrapKeyRequest) GetMechanism() *Mechanism {
@@ -2367,7 +2436,7 @@ type UnwrapKeyRequest struct {
 
 func (x *UnwrapKeyRequest) Reset() {
 	*x = UnwrapKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[39]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2379,7 +2448,7 @@ func (x *UnwrapKeyRequest) String() string {
 func (*UnwrapKeyRequest) ProtoMessage() {}
 
 func (x *UnwrapKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[39]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2392,7 +2461,7 @@ func (x *UnwrapKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnwrapKeyRequest.ProtoReflect.Descriptor instead.
 func (*UnwrapKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{39}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UnwrapKeyRequest) GetMechanism() *Mechanism {
@@ -2434,7 +2503,7 @@ type DeriveKeyRequest struct {
 
 func (x *DeriveKeyRequest) Reset() {
 	*x = DeriveKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[40]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2515,7 @@ func (x *DeriveKeyRequest) String() string {
 func (*DeriveKeyRequest) ProtoMessage() {}
 
 func (x *DeriveKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[40]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2528,7 @@ func (x *DeriveKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeriveKeyRequest.ProtoReflect.Descriptor instead.
 func (*DeriveKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{40}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeriveKeyRequest) GetMechanism() *Mechanism {
@@ -2483,6 +2552,186 @@ func (x *DeriveKeyRequest) GetTemplate() []*Attribute {
 	return nil
 }
 
+type EncapsulateKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mechanism     *Mechanism             `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	PublicKey     uint64                 `protobuf:"varint,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Template      []*Attribute           `protobuf:"bytes,3,rep,name=template,proto3" json:"template,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncapsulateKeyRequest) Reset() {
+	*x = EncapsulateKeyRequest{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncapsulateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncapsulateKeyRequest) ProtoMessage() {}
+
+func (x *EncapsulateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncapsulateKeyRequest.ProtoReflect.Descriptor instead.
+func (*EncapsulateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *EncapsulateKeyRequest) GetMechanism() *Mechanism {
+	if x != nil {
+		return x.Mechanism
+	}
+	return nil
+}
+
+func (x *EncapsulateKeyRequest) GetPublicKey() uint64 {
+	if x != nil {
+		return x.PublicKey
+	}
+	return 0
+}
+
+func (x *EncapsulateKeyRequest) GetTemplate() []*Attribute {
+	if x != nil {
+		return x.Template
+	}
+	return nil
+}
+
+type EncapsulateKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ciphertext    []byte                 `protobuf:"bytes,1,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	Object        uint64                 `protobuf:"varint,2,opt,name=object,proto3" json:"object,omitempty"` // the new secret key
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncapsulateKeyResponse) Reset() {
+	*x = EncapsulateKeyResponse{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncapsulateKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncapsulateKeyResponse) ProtoMessage() {}
+
+func (x *EncapsulateKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncapsulateKeyResponse.ProtoReflect.Descriptor instead.
+func (*EncapsulateKeyResponse) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *EncapsulateKeyResponse) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+func (x *EncapsulateKeyResponse) GetObject() uint64 {
+	if x != nil {
+		return x.Object
+	}
+	return 0
+}
+
+type DecapsulateKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mechanism     *Mechanism             `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	PrivateKey    uint64                 `protobuf:"varint,2,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	Ciphertext    []byte                 `protobuf:"bytes,3,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	Template      []*Attribute           `protobuf:"bytes,4,rep,name=template,proto3" json:"template,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecapsulateKeyRequest) Reset() {
+	*x = DecapsulateKeyRequest{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecapsulateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecapsulateKeyRequest) ProtoMessage() {}
+
+func (x *DecapsulateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecapsulateKeyRequest.ProtoReflect.Descriptor instead.
+func (*DecapsulateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DecapsulateKeyRequest) GetMechanism() *Mechanism {
+	if x != nil {
+		return x.Mechanism
+	}
+	return nil
+}
+
+func (x *DecapsulateKeyRequest) GetPrivateKey() uint64 {
+	if x != nil {
+		return x.PrivateKey
+	}
+	return 0
+}
+
+func (x *DecapsulateKeyRequest) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+func (x *DecapsulateKeyRequest) GetTemplate() []*Attribute {
+	if x != nil {
+		return x.Template
+	}
+	return nil
+}
+
 type CryptoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Mechanism     *Mechanism             `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
@@ -2494,7 +2743,7 @@ type CryptoRequest struct {
 
 func (x *CryptoRequest) Reset() {
 	*x = CryptoRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[41]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2755,7 @@ func (x *CryptoRequest) String() string {
 func (*CryptoRequest) ProtoMessage() {}
 
 func (x *CryptoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[41]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2768,7 @@ func (x *CryptoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CryptoRequest.ProtoReflect.Descriptor instead.
 func (*CryptoRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{41}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CryptoRequest) GetMechanism() *Mechanism {
@@ -2555,7 +2804,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[42]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2567,7 +2816,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[42]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2580,7 +2829,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{42}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *VerifyRequest) GetMechanism() *Mechanism {
@@ -2621,7 +2870,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2633,7 +2882,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2646,7 +2895,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{43}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DigestRequest) GetMechanism() *Mechanism {
@@ -2672,7 +2921,7 @@ type RandomRequest struct {
 
 func (x *RandomRequest) Reset() {
 	*x = RandomRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2684,7 +2933,7 @@ func (x *RandomRequest) String() string {
 func (*RandomRequest) ProtoMessage() {}
 
 func (x *RandomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2697,7 +2946,7 @@ func (x *RandomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RandomRequest.ProtoReflect.Descriptor instead.
 func (*RandomRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{44}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RandomRequest) GetLength() uint32 {
@@ -2716,7 +2965,7 @@ type DataResponse struct {
 
 func (x *DataResponse) Reset() {
 	*x = DataResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2728,7 +2977,7 @@ func (x *DataResponse) String() string {
 func (*DataResponse) ProtoMessage() {}
 
 func (x *DataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2741,7 +2990,7 @@ func (x *DataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataResponse.ProtoReflect.Descriptor instead.
 func (*DataResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{45}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DataResponse) GetData() []byte {
@@ -2772,7 +3021,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2784,7 +3033,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2797,7 +3046,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{46}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ClusterNode) GetName() string {
@@ -2882,7 +3131,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +3143,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3156,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{47}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ClusterStatusResponse) GetClusterId() string {
@@ -2949,7 +3198,7 @@ type AddNodeRequest struct {
 
 func (x *AddNodeRequest) Reset() {
 	*x = AddNodeRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2961,7 +3210,7 @@ func (x *AddNodeRequest) String() string {
 func (*AddNodeRequest) ProtoMessage() {}
 
 func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2974,7 +3223,7 @@ func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeRequest.ProtoReflect.Descriptor instead.
 func (*AddNodeRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{48}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AddNodeRequest) GetName() string {
@@ -3008,7 +3257,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3020,7 +3269,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3033,7 +3282,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{49}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RemoveNodeRequest) GetName() string {
@@ -3062,7 +3311,7 @@ type BackupProgress struct {
 
 func (x *BackupProgress) Reset() {
 	*x = BackupProgress{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3074,7 +3323,7 @@ func (x *BackupProgress) String() string {
 func (*BackupProgress) ProtoMessage() {}
 
 func (x *BackupProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3087,7 +3336,7 @@ func (x *BackupProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupProgress.ProtoReflect.Descriptor instead.
 func (*BackupProgress) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{50}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *BackupProgress) GetPhase() string {
@@ -3135,7 +3384,7 @@ type BackupInfo struct {
 
 func (x *BackupInfo) Reset() {
 	*x = BackupInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3147,7 +3396,7 @@ func (x *BackupInfo) String() string {
 func (*BackupInfo) ProtoMessage() {}
 
 func (x *BackupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3160,7 +3409,7 @@ func (x *BackupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
 func (*BackupInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{51}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *BackupInfo) GetId() string {
@@ -3236,7 +3485,7 @@ type ListBackupsResponse struct {
 
 func (x *ListBackupsResponse) Reset() {
 	*x = ListBackupsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3248,7 +3497,7 @@ func (x *ListBackupsResponse) String() string {
 func (*ListBackupsResponse) ProtoMessage() {}
 
 func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3261,7 +3510,7 @@ func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
 func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{52}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListBackupsResponse) GetBackups() []*BackupInfo {
@@ -3287,7 +3536,7 @@ type GetBackupRequest struct {
 
 func (x *GetBackupRequest) Reset() {
 	*x = GetBackupRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3299,7 +3548,7 @@ func (x *GetBackupRequest) String() string {
 func (*GetBackupRequest) ProtoMessage() {}
 
 func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3312,7 +3561,7 @@ func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBackupRequest.ProtoReflect.Descriptor instead.
 func (*GetBackupRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{53}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GetBackupRequest) GetId() string {
@@ -3331,7 +3580,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3343,7 +3592,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3356,7 +3605,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{54}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *Chunk) GetData() []byte {
@@ -3383,7 +3632,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3395,7 +3644,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3408,7 +3657,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{55}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListAuditRequest) GetAfterSeq() uint64 {
@@ -3484,7 +3733,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3496,7 +3745,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3509,7 +3758,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{56}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *AuditRecord) GetSeq() uint64 {
@@ -3620,7 +3869,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3632,7 +3881,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3645,7 +3894,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{57}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListAuditResponse) GetRecords() []*AuditRecord {
@@ -3677,7 +3926,7 @@ type VerifyAuditResponse struct {
 
 func (x *VerifyAuditResponse) Reset() {
 	*x = VerifyAuditResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3689,7 +3938,7 @@ func (x *VerifyAuditResponse) String() string {
 func (*VerifyAuditResponse) ProtoMessage() {}
 
 func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3702,7 +3951,7 @@ func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAuditResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *VerifyAuditResponse) GetOk() bool {
@@ -3767,7 +4016,7 @@ type RotatePassphraseRequest struct {
 
 func (x *RotatePassphraseRequest) Reset() {
 	*x = RotatePassphraseRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3779,7 +4028,7 @@ func (x *RotatePassphraseRequest) String() string {
 func (*RotatePassphraseRequest) ProtoMessage() {}
 
 func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3792,7 +4041,7 @@ func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotatePassphraseRequest.ProtoReflect.Descriptor instead.
 func (*RotatePassphraseRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RotatePassphraseRequest) GetOldSecret() []byte {
@@ -3819,7 +4068,7 @@ type QuorumRegisterKeyRequest struct {
 
 func (x *QuorumRegisterKeyRequest) Reset() {
 	*x = QuorumRegisterKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3831,7 +4080,7 @@ func (x *QuorumRegisterKeyRequest) String() string {
 func (*QuorumRegisterKeyRequest) ProtoMessage() {}
 
 func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3844,7 +4093,7 @@ func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumRegisterKeyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumRegisterKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *QuorumRegisterKeyRequest) GetPublicKey() []byte {
@@ -3872,7 +4121,7 @@ type QuorumSetPolicyRequest struct {
 
 func (x *QuorumSetPolicyRequest) Reset() {
 	*x = QuorumSetPolicyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3884,7 +4133,7 @@ func (x *QuorumSetPolicyRequest) String() string {
 func (*QuorumSetPolicyRequest) ProtoMessage() {}
 
 func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3897,7 +4146,7 @@ func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumSetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumSetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *QuorumSetPolicyRequest) GetService() string {
@@ -3930,7 +4179,7 @@ type QuorumCreateTokenRequest struct {
 
 func (x *QuorumCreateTokenRequest) Reset() {
 	*x = QuorumCreateTokenRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3942,7 +4191,7 @@ func (x *QuorumCreateTokenRequest) String() string {
 func (*QuorumCreateTokenRequest) ProtoMessage() {}
 
 func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3955,7 +4204,7 @@ func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumCreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumCreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *QuorumCreateTokenRequest) GetService() string {
@@ -3980,7 +4229,7 @@ type QuorumToken struct {
 
 func (x *QuorumToken) Reset() {
 	*x = QuorumToken{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3992,7 +4241,7 @@ func (x *QuorumToken) String() string {
 func (*QuorumToken) ProtoMessage() {}
 
 func (x *QuorumToken) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4005,7 +4254,7 @@ func (x *QuorumToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumToken.ProtoReflect.Descriptor instead.
 func (*QuorumToken) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *QuorumToken) GetId() string {
@@ -4067,7 +4316,7 @@ type QuorumApproveTokenRequest struct {
 
 func (x *QuorumApproveTokenRequest) Reset() {
 	*x = QuorumApproveTokenRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4079,7 +4328,7 @@ func (x *QuorumApproveTokenRequest) String() string {
 func (*QuorumApproveTokenRequest) ProtoMessage() {}
 
 func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4092,7 +4341,7 @@ func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumApproveTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumApproveTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *QuorumApproveTokenRequest) GetId() string {
@@ -4120,7 +4369,7 @@ type QuorumOfficer struct {
 
 func (x *QuorumOfficer) Reset() {
 	*x = QuorumOfficer{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4132,7 +4381,7 @@ func (x *QuorumOfficer) String() string {
 func (*QuorumOfficer) ProtoMessage() {}
 
 func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4145,7 +4394,7 @@ func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumOfficer.ProtoReflect.Descriptor instead.
 func (*QuorumOfficer) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *QuorumOfficer) GetName() string {
@@ -4179,7 +4428,7 @@ type QuorumPolicy struct {
 
 func (x *QuorumPolicy) Reset() {
 	*x = QuorumPolicy{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4191,7 +4440,7 @@ func (x *QuorumPolicy) String() string {
 func (*QuorumPolicy) ProtoMessage() {}
 
 func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4204,7 +4453,7 @@ func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumPolicy.ProtoReflect.Descriptor instead.
 func (*QuorumPolicy) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *QuorumPolicy) GetService() string {
@@ -4232,7 +4481,7 @@ type QuorumStatusResponse struct {
 
 func (x *QuorumStatusResponse) Reset() {
 	*x = QuorumStatusResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4244,7 +4493,7 @@ func (x *QuorumStatusResponse) String() string {
 func (*QuorumStatusResponse) ProtoMessage() {}
 
 func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4257,7 +4506,7 @@ func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumStatusResponse.ProtoReflect.Descriptor instead.
 func (*QuorumStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *QuorumStatusResponse) GetPolicies() []*QuorumPolicy {
@@ -4291,7 +4540,7 @@ type RevokeCertRequest struct {
 
 func (x *RevokeCertRequest) Reset() {
 	*x = RevokeCertRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4303,7 +4552,7 @@ func (x *RevokeCertRequest) String() string {
 func (*RevokeCertRequest) ProtoMessage() {}
 
 func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4316,7 +4565,7 @@ func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *RevokeCertRequest) GetFingerprint() string {
@@ -4345,7 +4594,7 @@ type RevokedCert struct {
 
 func (x *RevokedCert) Reset() {
 	*x = RevokedCert{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4357,7 +4606,7 @@ func (x *RevokedCert) String() string {
 func (*RevokedCert) ProtoMessage() {}
 
 func (x *RevokedCert) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4370,7 +4619,7 @@ func (x *RevokedCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedCert.ProtoReflect.Descriptor instead.
 func (*RevokedCert) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RevokedCert) GetFingerprint() string {
@@ -4410,7 +4659,7 @@ type ListRevokedCertsResponse struct {
 
 func (x *ListRevokedCertsResponse) Reset() {
 	*x = ListRevokedCertsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4422,7 +4671,7 @@ func (x *ListRevokedCertsResponse) String() string {
 func (*ListRevokedCertsResponse) ProtoMessage() {}
 
 func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4435,7 +4684,7 @@ func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedCertsResponse.ProtoReflect.Descriptor instead.
 func (*ListRevokedCertsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListRevokedCertsResponse) GetCerts() []*RevokedCert {
@@ -4457,7 +4706,7 @@ type KMSPrincipalRequest struct {
 
 func (x *KMSPrincipalRequest) Reset() {
 	*x = KMSPrincipalRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4469,7 +4718,7 @@ func (x *KMSPrincipalRequest) String() string {
 func (*KMSPrincipalRequest) ProtoMessage() {}
 
 func (x *KMSPrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4482,7 +4731,7 @@ func (x *KMSPrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipalRequest.ProtoReflect.Descriptor instead.
 func (*KMSPrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *KMSPrincipalRequest) GetName() string {
@@ -4510,7 +4759,7 @@ type KMSPrincipalPolicy struct {
 
 func (x *KMSPrincipalPolicy) Reset() {
 	*x = KMSPrincipalPolicy{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4522,7 +4771,7 @@ func (x *KMSPrincipalPolicy) String() string {
 func (*KMSPrincipalPolicy) ProtoMessage() {}
 
 func (x *KMSPrincipalPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4535,7 +4784,7 @@ func (x *KMSPrincipalPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipalPolicy.ProtoReflect.Descriptor instead.
 func (*KMSPrincipalPolicy) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *KMSPrincipalPolicy) GetName() string {
@@ -4566,7 +4815,7 @@ type KMSExplainRequest struct {
 
 func (x *KMSExplainRequest) Reset() {
 	*x = KMSExplainRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4578,7 +4827,7 @@ func (x *KMSExplainRequest) String() string {
 func (*KMSExplainRequest) ProtoMessage() {}
 
 func (x *KMSExplainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4591,7 +4840,7 @@ func (x *KMSExplainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSExplainRequest.ProtoReflect.Descriptor instead.
 func (*KMSExplainRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *KMSExplainRequest) GetPrincipal() string {
@@ -4646,7 +4895,7 @@ type KMSExplainResponse struct {
 
 func (x *KMSExplainResponse) Reset() {
 	*x = KMSExplainResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4658,7 +4907,7 @@ func (x *KMSExplainResponse) String() string {
 func (*KMSExplainResponse) ProtoMessage() {}
 
 func (x *KMSExplainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4671,7 +4920,7 @@ func (x *KMSExplainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSExplainResponse.ProtoReflect.Descriptor instead.
 func (*KMSExplainResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *KMSExplainResponse) GetAllowed() bool {
@@ -4701,7 +4950,7 @@ type KMSPrincipal struct {
 
 func (x *KMSPrincipal) Reset() {
 	*x = KMSPrincipal{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4713,7 +4962,7 @@ func (x *KMSPrincipal) String() string {
 func (*KMSPrincipal) ProtoMessage() {}
 
 func (x *KMSPrincipal) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4726,7 +4975,7 @@ func (x *KMSPrincipal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipal.ProtoReflect.Descriptor instead.
 func (*KMSPrincipal) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{75}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *KMSPrincipal) GetName() string {
@@ -4766,7 +5015,7 @@ type KMSListPrincipalsResponse struct {
 
 func (x *KMSListPrincipalsResponse) Reset() {
 	*x = KMSListPrincipalsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4778,7 +5027,7 @@ func (x *KMSListPrincipalsResponse) String() string {
 func (*KMSListPrincipalsResponse) ProtoMessage() {}
 
 func (x *KMSListPrincipalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4791,7 +5040,7 @@ func (x *KMSListPrincipalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSListPrincipalsResponse.ProtoReflect.Descriptor instead.
 func (*KMSListPrincipalsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{76}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *KMSListPrincipalsResponse) GetPrincipals() []*KMSPrincipal {
@@ -4813,7 +5062,7 @@ type KMSCredentials struct {
 
 func (x *KMSCredentials) Reset() {
 	*x = KMSCredentials{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4825,7 +5074,7 @@ func (x *KMSCredentials) String() string {
 func (*KMSCredentials) ProtoMessage() {}
 
 func (x *KMSCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4838,7 +5087,7 @@ func (x *KMSCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSCredentials.ProtoReflect.Descriptor instead.
 func (*KMSCredentials) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{77}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *KMSCredentials) GetPrincipal() *KMSPrincipal {
@@ -4868,7 +5117,7 @@ type KMSAddHSMClusterRequest struct {
 
 func (x *KMSAddHSMClusterRequest) Reset() {
 	*x = KMSAddHSMClusterRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4880,7 +5129,7 @@ func (x *KMSAddHSMClusterRequest) String() string {
 func (*KMSAddHSMClusterRequest) ProtoMessage() {}
 
 func (x *KMSAddHSMClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4893,7 +5142,7 @@ func (x *KMSAddHSMClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSAddHSMClusterRequest.ProtoReflect.Descriptor instead.
 func (*KMSAddHSMClusterRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{78}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *KMSAddHSMClusterRequest) GetClusterId() string {
@@ -4937,7 +5186,7 @@ type KMSHSMCluster struct {
 
 func (x *KMSHSMCluster) Reset() {
 	*x = KMSHSMCluster{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4949,7 +5198,7 @@ func (x *KMSHSMCluster) String() string {
 func (*KMSHSMCluster) ProtoMessage() {}
 
 func (x *KMSHSMCluster) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4962,7 +5211,7 @@ func (x *KMSHSMCluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSHSMCluster.ProtoReflect.Descriptor instead.
 func (*KMSHSMCluster) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{79}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *KMSHSMCluster) GetClusterId() string {
@@ -5002,7 +5251,7 @@ type KMSListHSMClustersResponse struct {
 
 func (x *KMSListHSMClustersResponse) Reset() {
 	*x = KMSListHSMClustersResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5014,7 +5263,7 @@ func (x *KMSListHSMClustersResponse) String() string {
 func (*KMSListHSMClustersResponse) ProtoMessage() {}
 
 func (x *KMSListHSMClustersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5027,7 +5276,7 @@ func (x *KMSListHSMClustersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSListHSMClustersResponse.ProtoReflect.Descriptor instead.
 func (*KMSListHSMClustersResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{80}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *KMSListHSMClustersResponse) GetClusters() []*KMSHSMCluster {
@@ -5046,7 +5295,7 @@ type KMSHSMClusterRequest struct {
 
 func (x *KMSHSMClusterRequest) Reset() {
 	*x = KMSHSMClusterRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5058,7 +5307,7 @@ func (x *KMSHSMClusterRequest) String() string {
 func (*KMSHSMClusterRequest) ProtoMessage() {}
 
 func (x *KMSHSMClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5071,7 +5320,7 @@ func (x *KMSHSMClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSHSMClusterRequest.ProtoReflect.Descriptor instead.
 func (*KMSHSMClusterRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{81}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *KMSHSMClusterRequest) GetClusterId() string {
@@ -5093,7 +5342,7 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"5\n" +
 	"\tAttribute\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x04R\x04type\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xe3\x02\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xa7\x03\n" +
 	"\tMechanism\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x04R\x04type\x12\x10\n" +
 	"\x02iv\x18\x02 \x01(\fH\x00R\x02iv\x12)\n" +
@@ -5103,7 +5352,8 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x04oaep\x18\x06 \x01(\v2\x16.openhsm.v1.OaepParamsH\x00R\x04oaep\x12,\n" +
 	"\x04ecdh\x18\a \x01(\v2\x16.openhsm.v1.EcdhParamsH\x00R\x04ecdh\x12/\n" +
 	"\x05eddsa\x18\b \x01(\v2\x17.openhsm.v1.EddsaParamsH\x00R\x05eddsa\x12\x19\n" +
-	"\amac_len\x18\t \x01(\x04H\x00R\x06macLenB\a\n" +
+	"\amac_len\x18\t \x01(\x04H\x00R\x06macLen\x12B\n" +
+	"\fsign_context\x18  \x01(\v2\x1d.openhsm.v1.SignContextParamsH\x00R\vsignContextB\a\n" +
 	"\x05param\"H\n" +
 	"\tGcmParams\x12\x0e\n" +
 	"\x02iv\x18\x01 \x01(\fR\x02iv\x12\x10\n" +
@@ -5131,6 +5381,9 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"publicData\"@\n" +
 	"\vEddsaParams\x12\x17\n" +
 	"\aph_flag\x18\x01 \x01(\bR\x06phFlag\x12\x18\n" +
+	"\acontext\x18\x02 \x01(\fR\acontext\"C\n" +
+	"\x11SignContextParams\x12\x14\n" +
+	"\x05hedge\x18\x01 \x01(\x04R\x05hedge\x12\x18\n" +
 	"\acontext\x18\x02 \x01(\fR\acontext\">\n" +
 	"\fLoginRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
@@ -5255,7 +5508,25 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x10DeriveKeyRequest\x123\n" +
 	"\tmechanism\x18\x01 \x01(\v2\x15.openhsm.v1.MechanismR\tmechanism\x12\x19\n" +
 	"\bbase_key\x18\x02 \x01(\x04R\abaseKey\x121\n" +
-	"\btemplate\x18\x03 \x03(\v2\x15.openhsm.v1.AttributeR\btemplate\"j\n" +
+	"\btemplate\x18\x03 \x03(\v2\x15.openhsm.v1.AttributeR\btemplate\"\x9e\x01\n" +
+	"\x15EncapsulateKeyRequest\x123\n" +
+	"\tmechanism\x18\x01 \x01(\v2\x15.openhsm.v1.MechanismR\tmechanism\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\x04R\tpublicKey\x121\n" +
+	"\btemplate\x18\x03 \x03(\v2\x15.openhsm.v1.AttributeR\btemplate\"P\n" +
+	"\x16EncapsulateKeyResponse\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x01 \x01(\fR\n" +
+	"ciphertext\x12\x16\n" +
+	"\x06object\x18\x02 \x01(\x04R\x06object\"\xc0\x01\n" +
+	"\x15DecapsulateKeyRequest\x123\n" +
+	"\tmechanism\x18\x01 \x01(\v2\x15.openhsm.v1.MechanismR\tmechanism\x12\x1f\n" +
+	"\vprivate_key\x18\x02 \x01(\x04R\n" +
+	"privateKey\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x03 \x01(\fR\n" +
+	"ciphertext\x121\n" +
+	"\btemplate\x18\x04 \x03(\v2\x15.openhsm.v1.AttributeR\btemplate\"j\n" +
 	"\rCryptoRequest\x123\n" +
 	"\tmechanism\x18\x01 \x01(\v2\x15.openhsm.v1.MechanismR\tmechanism\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\x04R\x03key\x12\x12\n" +
@@ -5451,7 +5722,7 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\bclusters\x18\x01 \x03(\v2\x19.openhsm.v1.KMSHSMClusterR\bclusters\"5\n" +
 	"\x14KMSHSMClusterRequest\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x01 \x01(\tR\tclusterId2\xe3\x1f\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId2\x8d!\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -5487,7 +5758,9 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\aEncrypt\x12\x19.openhsm.v1.CryptoRequest\x1a\x18.openhsm.v1.DataResponse\x12>\n" +
 	"\aDecrypt\x12\x19.openhsm.v1.CryptoRequest\x1a\x18.openhsm.v1.DataResponse\x12=\n" +
 	"\x06Digest\x12\x19.openhsm.v1.DigestRequest\x1a\x18.openhsm.v1.DataResponse\x12E\n" +
-	"\x0eGenerateRandom\x12\x19.openhsm.v1.RandomRequest\x1a\x18.openhsm.v1.DataResponse\x12E\n" +
+	"\x0eGenerateRandom\x12\x19.openhsm.v1.RandomRequest\x1a\x18.openhsm.v1.DataResponse\x12W\n" +
+	"\x0eEncapsulateKey\x12!.openhsm.v1.EncapsulateKeyRequest\x1a\".openhsm.v1.EncapsulateKeyResponse\x12O\n" +
+	"\x0eDecapsulateKey\x12!.openhsm.v1.DecapsulateKeyRequest\x1a\x1a.openhsm.v1.ObjectResponse\x12E\n" +
 	"\rClusterStatus\x12\x11.openhsm.v1.Empty\x1a!.openhsm.v1.ClusterStatusResponse\x128\n" +
 	"\aAddNode\x12\x1a.openhsm.v1.AddNodeRequest\x1a\x11.openhsm.v1.Empty\x12>\n" +
 	"\n" +
@@ -5532,7 +5805,7 @@ func file_api_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_api_hsmpb_hsm_proto_rawDescData
 }
 
-var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
+var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
 var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                      // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),                // 1: openhsm.v1.ErrorDetail
@@ -5544,243 +5817,256 @@ var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*OaepParams)(nil),                 // 7: openhsm.v1.OaepParams
 	(*EcdhParams)(nil),                 // 8: openhsm.v1.EcdhParams
 	(*EddsaParams)(nil),                // 9: openhsm.v1.EddsaParams
-	(*LoginRequest)(nil),               // 10: openhsm.v1.LoginRequest
-	(*LoginResponse)(nil),              // 11: openhsm.v1.LoginResponse
-	(*BootstrapRequest)(nil),           // 12: openhsm.v1.BootstrapRequest
-	(*MechanismInfo)(nil),              // 13: openhsm.v1.MechanismInfo
-	(*InfoResponse)(nil),               // 14: openhsm.v1.InfoResponse
-	(*CreateUserRequest)(nil),          // 15: openhsm.v1.CreateUserRequest
-	(*UserRequest)(nil),                // 16: openhsm.v1.UserRequest
-	(*SetPasswordRequest)(nil),         // 17: openhsm.v1.SetPasswordRequest
-	(*UserInfo)(nil),                   // 18: openhsm.v1.UserInfo
-	(*Token)(nil),                      // 19: openhsm.v1.Token
-	(*ListTokensResponse)(nil),         // 20: openhsm.v1.ListTokensResponse
-	(*ListUsersResponse)(nil),          // 21: openhsm.v1.ListUsersResponse
-	(*CreateObjectRequest)(nil),        // 22: openhsm.v1.CreateObjectRequest
-	(*CopyObjectRequest)(nil),          // 23: openhsm.v1.CopyObjectRequest
-	(*ObjectRequest)(nil),              // 24: openhsm.v1.ObjectRequest
-	(*ObjectResponse)(nil),             // 25: openhsm.v1.ObjectResponse
-	(*FindObjectsRequest)(nil),         // 26: openhsm.v1.FindObjectsRequest
-	(*FindObjectsResponse)(nil),        // 27: openhsm.v1.FindObjectsResponse
-	(*ObjectInfo)(nil),                 // 28: openhsm.v1.ObjectInfo
-	(*ListObjectsResponse)(nil),        // 29: openhsm.v1.ListObjectsResponse
-	(*GetAttributesRequest)(nil),       // 30: openhsm.v1.GetAttributesRequest
-	(*AttributeValue)(nil),             // 31: openhsm.v1.AttributeValue
-	(*GetAttributesResponse)(nil),      // 32: openhsm.v1.GetAttributesResponse
-	(*SetAttributesRequest)(nil),       // 33: openhsm.v1.SetAttributesRequest
-	(*ShareRequest)(nil),               // 34: openhsm.v1.ShareRequest
-	(*GenerateKeyRequest)(nil),         // 35: openhsm.v1.GenerateKeyRequest
-	(*GenerateKeyPairRequest)(nil),     // 36: openhsm.v1.GenerateKeyPairRequest
-	(*KeyPairResponse)(nil),            // 37: openhsm.v1.KeyPairResponse
-	(*WrapKeyRequest)(nil),             // 38: openhsm.v1.WrapKeyRequest
-	(*UnwrapKeyRequest)(nil),           // 39: openhsm.v1.UnwrapKeyRequest
-	(*DeriveKeyRequest)(nil),           // 40: openhsm.v1.DeriveKeyRequest
-	(*CryptoRequest)(nil),              // 41: openhsm.v1.CryptoRequest
-	(*VerifyRequest)(nil),              // 42: openhsm.v1.VerifyRequest
-	(*DigestRequest)(nil),              // 43: openhsm.v1.DigestRequest
-	(*RandomRequest)(nil),              // 44: openhsm.v1.RandomRequest
-	(*DataResponse)(nil),               // 45: openhsm.v1.DataResponse
-	(*ClusterNode)(nil),                // 46: openhsm.v1.ClusterNode
-	(*ClusterStatusResponse)(nil),      // 47: openhsm.v1.ClusterStatusResponse
-	(*AddNodeRequest)(nil),             // 48: openhsm.v1.AddNodeRequest
-	(*RemoveNodeRequest)(nil),          // 49: openhsm.v1.RemoveNodeRequest
-	(*BackupProgress)(nil),             // 50: openhsm.v1.BackupProgress
-	(*BackupInfo)(nil),                 // 51: openhsm.v1.BackupInfo
-	(*ListBackupsResponse)(nil),        // 52: openhsm.v1.ListBackupsResponse
-	(*GetBackupRequest)(nil),           // 53: openhsm.v1.GetBackupRequest
-	(*Chunk)(nil),                      // 54: openhsm.v1.Chunk
-	(*ListAuditRequest)(nil),           // 55: openhsm.v1.ListAuditRequest
-	(*AuditRecord)(nil),                // 56: openhsm.v1.AuditRecord
-	(*ListAuditResponse)(nil),          // 57: openhsm.v1.ListAuditResponse
-	(*VerifyAuditResponse)(nil),        // 58: openhsm.v1.VerifyAuditResponse
-	(*RotatePassphraseRequest)(nil),    // 59: openhsm.v1.RotatePassphraseRequest
-	(*QuorumRegisterKeyRequest)(nil),   // 60: openhsm.v1.QuorumRegisterKeyRequest
-	(*QuorumSetPolicyRequest)(nil),     // 61: openhsm.v1.QuorumSetPolicyRequest
-	(*QuorumCreateTokenRequest)(nil),   // 62: openhsm.v1.QuorumCreateTokenRequest
-	(*QuorumToken)(nil),                // 63: openhsm.v1.QuorumToken
-	(*QuorumApproveTokenRequest)(nil),  // 64: openhsm.v1.QuorumApproveTokenRequest
-	(*QuorumOfficer)(nil),              // 65: openhsm.v1.QuorumOfficer
-	(*QuorumPolicy)(nil),               // 66: openhsm.v1.QuorumPolicy
-	(*QuorumStatusResponse)(nil),       // 67: openhsm.v1.QuorumStatusResponse
-	(*RevokeCertRequest)(nil),          // 68: openhsm.v1.RevokeCertRequest
-	(*RevokedCert)(nil),                // 69: openhsm.v1.RevokedCert
-	(*ListRevokedCertsResponse)(nil),   // 70: openhsm.v1.ListRevokedCertsResponse
-	(*KMSPrincipalRequest)(nil),        // 71: openhsm.v1.KMSPrincipalRequest
-	(*KMSPrincipalPolicy)(nil),         // 72: openhsm.v1.KMSPrincipalPolicy
-	(*KMSExplainRequest)(nil),          // 73: openhsm.v1.KMSExplainRequest
-	(*KMSExplainResponse)(nil),         // 74: openhsm.v1.KMSExplainResponse
-	(*KMSPrincipal)(nil),               // 75: openhsm.v1.KMSPrincipal
-	(*KMSListPrincipalsResponse)(nil),  // 76: openhsm.v1.KMSListPrincipalsResponse
-	(*KMSCredentials)(nil),             // 77: openhsm.v1.KMSCredentials
-	(*KMSAddHSMClusterRequest)(nil),    // 78: openhsm.v1.KMSAddHSMClusterRequest
-	(*KMSHSMCluster)(nil),              // 79: openhsm.v1.KMSHSMCluster
-	(*KMSListHSMClustersResponse)(nil), // 80: openhsm.v1.KMSListHSMClustersResponse
-	(*KMSHSMClusterRequest)(nil),       // 81: openhsm.v1.KMSHSMClusterRequest
-	nil,                                // 82: openhsm.v1.KMSExplainRequest.ContextEntry
+	(*SignContextParams)(nil),          // 10: openhsm.v1.SignContextParams
+	(*LoginRequest)(nil),               // 11: openhsm.v1.LoginRequest
+	(*LoginResponse)(nil),              // 12: openhsm.v1.LoginResponse
+	(*BootstrapRequest)(nil),           // 13: openhsm.v1.BootstrapRequest
+	(*MechanismInfo)(nil),              // 14: openhsm.v1.MechanismInfo
+	(*InfoResponse)(nil),               // 15: openhsm.v1.InfoResponse
+	(*CreateUserRequest)(nil),          // 16: openhsm.v1.CreateUserRequest
+	(*UserRequest)(nil),                // 17: openhsm.v1.UserRequest
+	(*SetPasswordRequest)(nil),         // 18: openhsm.v1.SetPasswordRequest
+	(*UserInfo)(nil),                   // 19: openhsm.v1.UserInfo
+	(*Token)(nil),                      // 20: openhsm.v1.Token
+	(*ListTokensResponse)(nil),         // 21: openhsm.v1.ListTokensResponse
+	(*ListUsersResponse)(nil),          // 22: openhsm.v1.ListUsersResponse
+	(*CreateObjectRequest)(nil),        // 23: openhsm.v1.CreateObjectRequest
+	(*CopyObjectRequest)(nil),          // 24: openhsm.v1.CopyObjectRequest
+	(*ObjectRequest)(nil),              // 25: openhsm.v1.ObjectRequest
+	(*ObjectResponse)(nil),             // 26: openhsm.v1.ObjectResponse
+	(*FindObjectsRequest)(nil),         // 27: openhsm.v1.FindObjectsRequest
+	(*FindObjectsResponse)(nil),        // 28: openhsm.v1.FindObjectsResponse
+	(*ObjectInfo)(nil),                 // 29: openhsm.v1.ObjectInfo
+	(*ListObjectsResponse)(nil),        // 30: openhsm.v1.ListObjectsResponse
+	(*GetAttributesRequest)(nil),       // 31: openhsm.v1.GetAttributesRequest
+	(*AttributeValue)(nil),             // 32: openhsm.v1.AttributeValue
+	(*GetAttributesResponse)(nil),      // 33: openhsm.v1.GetAttributesResponse
+	(*SetAttributesRequest)(nil),       // 34: openhsm.v1.SetAttributesRequest
+	(*ShareRequest)(nil),               // 35: openhsm.v1.ShareRequest
+	(*GenerateKeyRequest)(nil),         // 36: openhsm.v1.GenerateKeyRequest
+	(*GenerateKeyPairRequest)(nil),     // 37: openhsm.v1.GenerateKeyPairRequest
+	(*KeyPairResponse)(nil),            // 38: openhsm.v1.KeyPairResponse
+	(*WrapKeyRequest)(nil),             // 39: openhsm.v1.WrapKeyRequest
+	(*UnwrapKeyRequest)(nil),           // 40: openhsm.v1.UnwrapKeyRequest
+	(*DeriveKeyRequest)(nil),           // 41: openhsm.v1.DeriveKeyRequest
+	(*EncapsulateKeyRequest)(nil),      // 42: openhsm.v1.EncapsulateKeyRequest
+	(*EncapsulateKeyResponse)(nil),     // 43: openhsm.v1.EncapsulateKeyResponse
+	(*DecapsulateKeyRequest)(nil),      // 44: openhsm.v1.DecapsulateKeyRequest
+	(*CryptoRequest)(nil),              // 45: openhsm.v1.CryptoRequest
+	(*VerifyRequest)(nil),              // 46: openhsm.v1.VerifyRequest
+	(*DigestRequest)(nil),              // 47: openhsm.v1.DigestRequest
+	(*RandomRequest)(nil),              // 48: openhsm.v1.RandomRequest
+	(*DataResponse)(nil),               // 49: openhsm.v1.DataResponse
+	(*ClusterNode)(nil),                // 50: openhsm.v1.ClusterNode
+	(*ClusterStatusResponse)(nil),      // 51: openhsm.v1.ClusterStatusResponse
+	(*AddNodeRequest)(nil),             // 52: openhsm.v1.AddNodeRequest
+	(*RemoveNodeRequest)(nil),          // 53: openhsm.v1.RemoveNodeRequest
+	(*BackupProgress)(nil),             // 54: openhsm.v1.BackupProgress
+	(*BackupInfo)(nil),                 // 55: openhsm.v1.BackupInfo
+	(*ListBackupsResponse)(nil),        // 56: openhsm.v1.ListBackupsResponse
+	(*GetBackupRequest)(nil),           // 57: openhsm.v1.GetBackupRequest
+	(*Chunk)(nil),                      // 58: openhsm.v1.Chunk
+	(*ListAuditRequest)(nil),           // 59: openhsm.v1.ListAuditRequest
+	(*AuditRecord)(nil),                // 60: openhsm.v1.AuditRecord
+	(*ListAuditResponse)(nil),          // 61: openhsm.v1.ListAuditResponse
+	(*VerifyAuditResponse)(nil),        // 62: openhsm.v1.VerifyAuditResponse
+	(*RotatePassphraseRequest)(nil),    // 63: openhsm.v1.RotatePassphraseRequest
+	(*QuorumRegisterKeyRequest)(nil),   // 64: openhsm.v1.QuorumRegisterKeyRequest
+	(*QuorumSetPolicyRequest)(nil),     // 65: openhsm.v1.QuorumSetPolicyRequest
+	(*QuorumCreateTokenRequest)(nil),   // 66: openhsm.v1.QuorumCreateTokenRequest
+	(*QuorumToken)(nil),                // 67: openhsm.v1.QuorumToken
+	(*QuorumApproveTokenRequest)(nil),  // 68: openhsm.v1.QuorumApproveTokenRequest
+	(*QuorumOfficer)(nil),              // 69: openhsm.v1.QuorumOfficer
+	(*QuorumPolicy)(nil),               // 70: openhsm.v1.QuorumPolicy
+	(*QuorumStatusResponse)(nil),       // 71: openhsm.v1.QuorumStatusResponse
+	(*RevokeCertRequest)(nil),          // 72: openhsm.v1.RevokeCertRequest
+	(*RevokedCert)(nil),                // 73: openhsm.v1.RevokedCert
+	(*ListRevokedCertsResponse)(nil),   // 74: openhsm.v1.ListRevokedCertsResponse
+	(*KMSPrincipalRequest)(nil),        // 75: openhsm.v1.KMSPrincipalRequest
+	(*KMSPrincipalPolicy)(nil),         // 76: openhsm.v1.KMSPrincipalPolicy
+	(*KMSExplainRequest)(nil),          // 77: openhsm.v1.KMSExplainRequest
+	(*KMSExplainResponse)(nil),         // 78: openhsm.v1.KMSExplainResponse
+	(*KMSPrincipal)(nil),               // 79: openhsm.v1.KMSPrincipal
+	(*KMSListPrincipalsResponse)(nil),  // 80: openhsm.v1.KMSListPrincipalsResponse
+	(*KMSCredentials)(nil),             // 81: openhsm.v1.KMSCredentials
+	(*KMSAddHSMClusterRequest)(nil),    // 82: openhsm.v1.KMSAddHSMClusterRequest
+	(*KMSHSMCluster)(nil),              // 83: openhsm.v1.KMSHSMCluster
+	(*KMSListHSMClustersResponse)(nil), // 84: openhsm.v1.KMSListHSMClustersResponse
+	(*KMSHSMClusterRequest)(nil),       // 85: openhsm.v1.KMSHSMClusterRequest
+	nil,                                // 86: openhsm.v1.KMSExplainRequest.ContextEntry
 }
 var file_api_hsmpb_hsm_proto_depIdxs = []int32{
-	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
-	5,  // 1: openhsm.v1.Mechanism.ctr:type_name -> openhsm.v1.CtrParams
-	6,  // 2: openhsm.v1.Mechanism.pss:type_name -> openhsm.v1.PssParams
-	7,  // 3: openhsm.v1.Mechanism.oaep:type_name -> openhsm.v1.OaepParams
-	8,  // 4: openhsm.v1.Mechanism.ecdh:type_name -> openhsm.v1.EcdhParams
-	9,  // 5: openhsm.v1.Mechanism.eddsa:type_name -> openhsm.v1.EddsaParams
-	13, // 6: openhsm.v1.InfoResponse.mechanisms:type_name -> openhsm.v1.MechanismInfo
-	19, // 7: openhsm.v1.ListTokensResponse.tokens:type_name -> openhsm.v1.Token
-	18, // 8: openhsm.v1.ListUsersResponse.users:type_name -> openhsm.v1.UserInfo
-	2,  // 9: openhsm.v1.CreateObjectRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 10: openhsm.v1.CopyObjectRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 11: openhsm.v1.FindObjectsRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 12: openhsm.v1.ObjectInfo.attributes:type_name -> openhsm.v1.Attribute
-	28, // 13: openhsm.v1.ListObjectsResponse.objects:type_name -> openhsm.v1.ObjectInfo
-	31, // 14: openhsm.v1.GetAttributesResponse.values:type_name -> openhsm.v1.AttributeValue
-	2,  // 15: openhsm.v1.SetAttributesRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 16: openhsm.v1.GenerateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 17: openhsm.v1.GenerateKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 18: openhsm.v1.GenerateKeyPairRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 19: openhsm.v1.GenerateKeyPairRequest.public_template:type_name -> openhsm.v1.Attribute
-	2,  // 20: openhsm.v1.GenerateKeyPairRequest.private_template:type_name -> openhsm.v1.Attribute
-	3,  // 21: openhsm.v1.WrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 22: openhsm.v1.UnwrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 23: openhsm.v1.UnwrapKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 24: openhsm.v1.DeriveKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 25: openhsm.v1.DeriveKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 26: openhsm.v1.CryptoRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 27: openhsm.v1.VerifyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 28: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	46, // 29: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
-	51, // 30: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
-	51, // 31: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
-	56, // 32: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
-	66, // 33: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
-	65, // 34: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
-	63, // 35: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
-	69, // 36: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
-	82, // 37: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
-	75, // 38: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
-	75, // 39: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
-	79, // 40: openhsm.v1.KMSListHSMClustersResponse.clusters:type_name -> openhsm.v1.KMSHSMCluster
-	10, // 41: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 42: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 43: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 44: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 45: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,  // 46: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	15, // 47: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 48: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 49: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 50: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 51: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	22, // 52: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	23, // 53: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	24, // 54: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	26, // 55: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	26, // 56: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30, // 57: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	33, // 58: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	34, // 59: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	35, // 60: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	36, // 61: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	38, // 62: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	39, // 63: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	40, // 64: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	41, // 65: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	42, // 66: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	41, // 67: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 68: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	43, // 69: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	44, // 70: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,  // 71: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	48, // 72: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	49, // 73: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	59, // 74: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,  // 75: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 76: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	53, // 77: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	54, // 78: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	60, // 79: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
-	61, // 80: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
-	62, // 81: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
-	64, // 82: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
-	0,  // 83: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
-	55, // 84: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
-	0,  // 85: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
-	68, // 86: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
-	0,  // 87: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
-	71, // 88: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	0,  // 89: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
-	71, // 90: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	71, // 91: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
-	72, // 92: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
-	71, // 93: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	71, // 94: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	73, // 95: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
-	78, // 96: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
-	0,  // 97: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
-	81, // 98: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
-	11, // 99: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 100: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 101: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 102: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 103: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 104: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 105: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 106: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 107: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 108: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 109: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 110: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 111: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 112: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 113: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 114: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 115: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 116: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 117: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 118: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 119: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	45, // 120: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 121: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 122: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	45, // 123: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 124: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	45, // 125: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	45, // 126: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	45, // 127: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	45, // 128: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	47, // 129: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 130: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 131: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,  // 132: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	50, // 133: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	52, // 134: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	54, // 135: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	50, // 136: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,  // 137: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,  // 138: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	63, // 139: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,  // 140: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	67, // 141: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	57, // 142: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
-	58, // 143: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
-	0,  // 144: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
-	70, // 145: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
-	77, // 146: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
-	76, // 147: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
-	0,  // 148: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
-	77, // 149: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
-	0,  // 150: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
-	72, // 151: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
-	0,  // 152: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
-	74, // 153: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
-	0,  // 154: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
-	80, // 155: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
-	0,  // 156: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
-	99, // [99:157] is the sub-list for method output_type
-	41, // [41:99] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	4,   // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
+	5,   // 1: openhsm.v1.Mechanism.ctr:type_name -> openhsm.v1.CtrParams
+	6,   // 2: openhsm.v1.Mechanism.pss:type_name -> openhsm.v1.PssParams
+	7,   // 3: openhsm.v1.Mechanism.oaep:type_name -> openhsm.v1.OaepParams
+	8,   // 4: openhsm.v1.Mechanism.ecdh:type_name -> openhsm.v1.EcdhParams
+	9,   // 5: openhsm.v1.Mechanism.eddsa:type_name -> openhsm.v1.EddsaParams
+	10,  // 6: openhsm.v1.Mechanism.sign_context:type_name -> openhsm.v1.SignContextParams
+	14,  // 7: openhsm.v1.InfoResponse.mechanisms:type_name -> openhsm.v1.MechanismInfo
+	20,  // 8: openhsm.v1.ListTokensResponse.tokens:type_name -> openhsm.v1.Token
+	19,  // 9: openhsm.v1.ListUsersResponse.users:type_name -> openhsm.v1.UserInfo
+	2,   // 10: openhsm.v1.CreateObjectRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 11: openhsm.v1.CopyObjectRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 12: openhsm.v1.FindObjectsRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 13: openhsm.v1.ObjectInfo.attributes:type_name -> openhsm.v1.Attribute
+	29,  // 14: openhsm.v1.ListObjectsResponse.objects:type_name -> openhsm.v1.ObjectInfo
+	32,  // 15: openhsm.v1.GetAttributesResponse.values:type_name -> openhsm.v1.AttributeValue
+	2,   // 16: openhsm.v1.SetAttributesRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 17: openhsm.v1.GenerateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 18: openhsm.v1.GenerateKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 19: openhsm.v1.GenerateKeyPairRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 20: openhsm.v1.GenerateKeyPairRequest.public_template:type_name -> openhsm.v1.Attribute
+	2,   // 21: openhsm.v1.GenerateKeyPairRequest.private_template:type_name -> openhsm.v1.Attribute
+	3,   // 22: openhsm.v1.WrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 23: openhsm.v1.UnwrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 24: openhsm.v1.UnwrapKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 25: openhsm.v1.DeriveKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 26: openhsm.v1.DeriveKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 27: openhsm.v1.EncapsulateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 28: openhsm.v1.EncapsulateKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 29: openhsm.v1.DecapsulateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 30: openhsm.v1.DecapsulateKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 31: openhsm.v1.CryptoRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 32: openhsm.v1.VerifyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 33: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	50,  // 34: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
+	55,  // 35: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
+	55,  // 36: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
+	60,  // 37: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
+	70,  // 38: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
+	69,  // 39: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
+	67,  // 40: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
+	73,  // 41: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
+	86,  // 42: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
+	79,  // 43: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
+	79,  // 44: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
+	83,  // 45: openhsm.v1.KMSListHSMClustersResponse.clusters:type_name -> openhsm.v1.KMSHSMCluster
+	11,  // 46: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,   // 47: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,   // 48: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	13,  // 49: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,   // 50: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,   // 51: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	16,  // 52: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	17,  // 53: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	18,  // 54: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	17,  // 55: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,   // 56: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	23,  // 57: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	24,  // 58: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	25,  // 59: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	27,  // 60: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	27,  // 61: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	31,  // 62: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	34,  // 63: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	35,  // 64: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	36,  // 65: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	37,  // 66: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	39,  // 67: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	40,  // 68: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	41,  // 69: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	45,  // 70: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	46,  // 71: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	45,  // 72: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	45,  // 73: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	47,  // 74: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	48,  // 75: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	42,  // 76: openhsm.v1.HSM.EncapsulateKey:input_type -> openhsm.v1.EncapsulateKeyRequest
+	44,  // 77: openhsm.v1.HSM.DecapsulateKey:input_type -> openhsm.v1.DecapsulateKeyRequest
+	0,   // 78: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	52,  // 79: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	53,  // 80: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	63,  // 81: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,   // 82: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,   // 83: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	57,  // 84: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	58,  // 85: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	64,  // 86: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	65,  // 87: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	66,  // 88: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	68,  // 89: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,   // 90: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	59,  // 91: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
+	0,   // 92: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
+	72,  // 93: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
+	0,   // 94: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
+	75,  // 95: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	0,   // 96: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
+	75,  // 97: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	75,  // 98: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
+	76,  // 99: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
+	75,  // 100: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	75,  // 101: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	77,  // 102: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
+	82,  // 103: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
+	0,   // 104: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
+	85,  // 105: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
+	12,  // 106: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	12,  // 107: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,   // 108: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,   // 109: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	15,  // 110: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	21,  // 111: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,   // 112: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,   // 113: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,   // 114: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,   // 115: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	22,  // 116: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	26,  // 117: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	26,  // 118: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,   // 119: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	28,  // 120: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	30,  // 121: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	33,  // 122: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,   // 123: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,   // 124: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	26,  // 125: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	38,  // 126: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	49,  // 127: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	26,  // 128: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	26,  // 129: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	49,  // 130: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,   // 131: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	49,  // 132: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	49,  // 133: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	49,  // 134: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	49,  // 135: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	43,  // 136: openhsm.v1.HSM.EncapsulateKey:output_type -> openhsm.v1.EncapsulateKeyResponse
+	26,  // 137: openhsm.v1.HSM.DecapsulateKey:output_type -> openhsm.v1.ObjectResponse
+	51,  // 138: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,   // 139: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,   // 140: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,   // 141: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	54,  // 142: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	56,  // 143: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	58,  // 144: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	54,  // 145: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,   // 146: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,   // 147: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	67,  // 148: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,   // 149: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	71,  // 150: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	61,  // 151: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	62,  // 152: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	0,   // 153: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
+	74,  // 154: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
+	81,  // 155: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
+	80,  // 156: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
+	0,   // 157: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
+	81,  // 158: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
+	0,   // 159: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
+	76,  // 160: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
+	0,   // 161: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
+	78,  // 162: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
+	0,   // 163: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
+	84,  // 164: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
+	0,   // 165: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
+	106, // [106:166] is the sub-list for method output_type
+	46,  // [46:106] is the sub-list for method input_type
+	46,  // [46:46] is the sub-list for extension type_name
+	46,  // [46:46] is the sub-list for extension extendee
+	0,   // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_api_hsmpb_hsm_proto_init() }
@@ -5797,6 +6083,7 @@ func file_api_hsmpb_hsm_proto_init() {
 		(*Mechanism_Ecdh)(nil),
 		(*Mechanism_Eddsa)(nil),
 		(*Mechanism_MacLen)(nil),
+		(*Mechanism_SignContext)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -5804,7 +6091,7 @@ func file_api_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hsmpb_hsm_proto_rawDesc), len(file_api_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   83,
+			NumMessages:   87,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
