@@ -92,7 +92,8 @@ var methods = []Method{
 	method("Decrypt", Session, RetryIdempotent),
 	method("Digest", Session, RetryIdempotent),
 	method("GenerateRandom", Session, RetryIdempotent),
-	method("EncapsulateKey", Session, RetryWithID),
+	// A repeat could not give back the first ciphertext: not retried.
+	method("EncapsulateKey", Session, RetryNotRun),
 	method("DecapsulateKey", Session, RetryWithID),
 
 	{Name: "ClusterStatus", Access: Certificate, Retry: RetryIdempotent, OutOfLease: true},
