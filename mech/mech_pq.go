@@ -334,6 +334,28 @@ func pqSPKI(pub crypto.PublicKey) ([]byte, bool, error) {
 	return der, true, err
 }
 
+// parsePQSPKI decodes what pqSPKI makes; ok is false for other keys.
+func parsePQSPKI(der []byte) (crypto.PublicKey, bool, error) {
+	var spki struct {
+		Algo pkix.AlgorithmIdentifier
+		Key  asn1.BitString
+	}
+	rest, err := asn1.Unmarshal(der, &spki)
+	if err != nil || len(rest) > 0 {
+		return nil, false, nil
+	}
+	for _, s := range pqSets {
+		if s.OID.Equal(spki.Algo.Algorithm) {
+			if len(spki.Algo.Parameters.FullBytes) != 0 || spki.Key.BitLength != 8*len(spki.Key.Bytes) {
+				return nil, true, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "not an %s SubjectPublicKeyInfo", s.Name)
+			}
+			pub, err := newPQPublicKey(s, spki.Key.Bytes)
+			return pub, true, err
+		}
+	}
+	return nil, false, nil
+}
+
 // pqPublicFromAttrs makes a PQ public key from a public key object.
 func pqPublicFromAttrs(keyType uint64, a object.Attrs) (crypto.PublicKey, error) {
 	s, err := pqSetAttr(keyType, a)

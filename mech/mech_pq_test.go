@@ -384,3 +384,20 @@ func TestPQKeyCodecs(t *testing.T) {
 	assert.True(t, strings.HasPrefix(ck.MechName(ck.CKM_ML_KEM), "CKM_ML_KEM"))
 	assert.Equal(t, "CKK_ML_DSA", ck.KeyTypeName(ck.CKK_ML_DSA))
 }
+
+func TestPQSPKI(t *testing.T) {
+	for _, s := range pqSets {
+		gen := uint64(ck.CKM_ML_DSA_KEY_PAIR_GEN)
+		if s.KeyType == ck.CKK_ML_KEM {
+			gen = ck.CKM_ML_KEM_KEY_PAIR_GEN
+		}
+		pub, _ := genPQ(t, gen, s.Param)
+		der, err := MarshalPKIXPublicKey(pub.Public)
+		require.NoError(t, err)
+		back, err := ParsePKIXPublicKey(der)
+		require.NoError(t, err, s.Name)
+		assert.True(t, back.(interface{ Equal(crypto.PublicKey) bool }).Equal(pub.Public), s.Name)
+		_, err = ParsePKIXPublicKey(der[:len(der)-1])
+		require.Error(t, err)
+	}
+}

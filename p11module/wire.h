@@ -74,7 +74,11 @@
 #define WIRE_LOGINUSER                 65 /* u u b b */
 #define WIRE_SESSIONCANCEL             66 /* u u */
 
-#define WIRE_MAX_FUNCTION 66
+/* PKCS#11 v3.2 key encapsulation (the post-quantum block, 90-95). */
+#define WIRE_ENCAPSULATEKEY            90 /* u m u t o -> o p */
+#define WIRE_DECAPSULATEKEY            91 /* u m u t b -> p */
+
+#define WIRE_MAX_FUNCTION 91
 
 /* The in-process C_Initialize answers this when the config file asks for
  * the helper ([pkcs11] force_helper): C then starts the helper and sends

@@ -90,6 +90,11 @@ type Backend interface {
 	DeriveKey(sh uint64, m Mechanism, base uint64, t []Attr) (uint64, error)
 	SeedRandom(sh uint64, seed []byte) error
 	GenerateRandom(sh uint64, n uint64) ([]byte, error)
+
+	// PKCS#11 v3.2. EncapsulateKey follows the two-call rule for the
+	// ciphertext; no key is made unless the ciphertext is returned.
+	EncapsulateKey(sh uint64, m Mechanism, pub uint64, t []Attr, out Out) (OutResult, uint64, error)
+	DecapsulateKey(sh uint64, m Mechanism, priv uint64, t []Attr, ciphertext []byte) (uint64, error)
 }
 
 // Out is a caller's output buffer: Present is false for a NULL pointer, Cap
@@ -150,8 +155,15 @@ type Mechanism struct {
 	SharedData, PublicData []byte
 	// kind 5
 	PHFlag  bool
-	Context []byte
+	Context []byte // kinds 5 and mkSignContext
+	// kind mkSignContext (CK_SIGN_ADDITIONAL_CONTEXT)
+	Hedge uint64
 }
+
+// mkSignContext is the kind of a CK_SIGN_ADDITIONAL_CONTEXT parameter
+// (CKM_ML_DSA): hedgeVariant, then the context bytes. Its number is apart
+// from the others so that kinds added elsewhere do not collide.
+const mkSignContext = 32
 
 // Info is CK_INFO.
 type Info struct {

@@ -321,6 +321,12 @@ func (d *Dispatcher) invoke(id int, a *wireArgs, res *wireResult) error {
 		return b.LoginUser(u[0], u[1], a.b[0], a.b[1])
 	case fnSessionCancel:
 		return b.SessionCancel(u[0], u[1])
+	case fnEncapsulateKey:
+		res.o, h, err = b.EncapsulateKey(u[0], a.m, u[1], a.t[0], a.o)
+		res.p = []uint64{h}
+	case fnDecapsulateKey:
+		h, err = b.DecapsulateKey(u[0], a.m, u[1], a.t[0], a.b[0])
+		res.p = []uint64{h}
 	default:
 		return fmt.Errorf("no dispatcher for function %d", id)
 	}

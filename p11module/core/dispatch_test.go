@@ -1474,3 +1474,11 @@ func (zeroReader) Read(p []byte) (int, error) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+
+func (b *recBackend) EncapsulateKey(sh uint64, m Mechanism, pub uint64, t []Attr, out Out) (OutResult, uint64, error) {
+	r, err := b.o("EncapsulateKey", out, sh, m, pub, t, out)
+	return r, b.handle, err
+}
+func (b *recBackend) DecapsulateKey(sh uint64, m Mechanism, priv uint64, t []Attr, ct []byte) (uint64, error) {
+	return b.handle, b.rec("DecapsulateKey", sh, m, priv, t, ct)
+}

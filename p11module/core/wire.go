@@ -94,6 +94,11 @@ const (
 	fnGenerateRandom      = 64
 	fnLoginUser           = 65
 	fnSessionCancel       = 66
+
+	// PKCS#11 v3.2 key encapsulation (ids 90-95 are the post-quantum
+	// block).
+	fnEncapsulateKey = 90
+	fnDecapsulateKey = 91
 )
 
 // wireFunc is one function that crosses in a frame: its C name and its items
@@ -172,6 +177,9 @@ var functions = [...]wireFunc{
 	fnGenerateRandom:      {"C_GenerateRandom", "u u -> b"},
 	fnLoginUser:           {"C_LoginUser", "u u b b"},
 	fnSessionCancel:       {"C_SessionCancel", "u u"},
+
+	fnEncapsulateKey: {"C_EncapsulateKey", "u m u t o -> o p"},
+	fnDecapsulateKey: {"C_DecapsulateKey", "u m u t b -> p"},
 }
 
 // wireSpec is a function's items, parsed: one byte per item.
@@ -433,6 +441,9 @@ func (r *wireReader) mechanism() Mechanism {
 		// A CK_BBOOL straight from the caller's structure: any non-zero
 		// byte is true.
 		m.PHFlag = r.u8() != 0
+		m.Context = r.bytesNoNull()
+	case mkSignContext:
+		m.Hedge = r.u64()
 		m.Context = r.bytesNoNull()
 	default:
 		r.fail("mechanism kind %d", m.Kind)
