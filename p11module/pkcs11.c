@@ -1338,14 +1338,14 @@ static CK_FUNCTION_LIST_3_2 function_list_3_2 = {
 
 static CK_CHAR interface_name[] = "PKCS 11";
 
-/* The interfaces, the default (newest) first. Not CKF_INTERFACE_FORK_SAFE:
- * a forked child must call C_Initialize again. The v3.2 list starts with
- * the v3.0 list, so a caller that takes the default as a v3.0 list works;
- * one that asks for version 3.0 gets function_list_3_0. */
+/* The interfaces, the default first. Not CKF_INTERFACE_FORK_SAFE: a forked
+ * child must call C_Initialize again. The default stays the v3.0 list, as
+ * before v3.2; a caller that wants C_EncapsulateKey and C_DecapsulateKey
+ * asks C_GetInterface for version 3.2 (or takes it from the list). */
 static CK_INTERFACE interfaces[] = {
-	{ interface_name, &function_list_3_2, 0 },
 	{ interface_name, &function_list_3_0, 0 },
 	{ interface_name, &function_list_2_40, 0 },
+	{ interface_name, &function_list_3_2, 0 },
 };
 
 #define N_INTERFACES (sizeof interfaces / sizeof interfaces[0])
