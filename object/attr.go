@@ -284,6 +284,14 @@ func checkValue(t uint64, k Kind, v []byte) error {
 // private key).
 func IsKeyClass(class uint64) bool { return contains(allKeys, class) }
 
+// AttrSecret reports whether attribute t of a key of this class and key
+// type is secret (sensitive or sealed, never in Attrs): an ML-KEM or ML-DSA
+// private key's CKA_VALUE, unlike its public key's.
+func AttrSecret(class, keyType, t uint64) bool {
+	r, ok := rulesFor(class, keyType, ^uint64(0))[t]
+	return ok && r.flags&(fSensitive|fSealed) != 0
+}
+
 // AttrApplies reports whether attribute t belongs on a key of this class
 // and key type.
 func AttrApplies(class, keyType, t uint64) bool {
