@@ -244,6 +244,17 @@ func TestEngineTokenObjectsPassApply(t *testing.T) {
 	require.NoError(t, err)
 	mustID(e.UnwrapKey(ctx, alice, mech.Mech{Type: ck.CKM_AES_KEY_WRAP}, kek, wrapped,
 		object.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_AES), tok}))
+	// An ML-DSA private key wraps (its PKCS #8 seed form) and unwraps.
+	_, dsaPriv, err := e.GenerateKeyPair(ctx, alice, mech.Mech{Type: ck.CKM_ML_DSA_KEY_PAIR_GEN},
+		object.Template{ul(ck.CKA_PARAMETER_SET, ck.CKP_ML_DSA_87), tok}, object.Template{bo(ck.CKA_EXTRACTABLE, true), tok})
+	require.NoError(t, err)
+	wrappedDSA, err := e.WrapKey(alice, mech.Mech{Type: ck.CKM_AES_KEY_WRAP_KWP}, kek, dsaPriv)
+	require.NoError(t, err)
+	unwrappedDSA := mustID(e.UnwrapKey(ctx, alice, mech.Mech{Type: ck.CKM_AES_KEY_WRAP_KWP}, kek, wrappedDSA,
+		object.Template{ul(ck.CKA_CLASS, ck.CKO_PRIVATE_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_ML_DSA), tok}))
+	ps, err := e.GetAttributes(alice, unwrappedDSA, []uint64{ck.CKA_PARAMETER_SET})
+	require.NoError(t, err)
+	require.Equal(t, object.EncodeUlong(ck.CKP_ML_DSA_87), ps[0].Value)
 
 	// A crypto officer trusts the key; alice's copy is a new, untrusted
 	// object, and apply takes it.
