@@ -442,6 +442,9 @@ func encodeRequest(t testing.TB, id uint32, items ...any) []byte {
 			case 5:
 				putFlag(v.PHFlag)
 				putB(v.Context)
+			case mkSignContext:
+				u(v.Hedge)
+				putB(v.Context)
 			}
 		default:
 			t.Fatalf("encodeRequest: cannot encode %T", it)
@@ -659,7 +662,13 @@ var (
 	mechECDH  = Mechanism{Type: ck.CKM_ECDH1_DERIVE, Kind: 4, KDF: 1, SharedData: []byte{}, PublicData: bytes.Repeat([]byte{4}, 65)}
 	mechEdDSA = Mechanism{Type: ck.CKM_EDDSA, Kind: 5, PHFlag: true, Context: []byte("ctx")}
 	mechEdN   = Mechanism{Type: ck.CKM_EDDSA, Kind: 5}
-	allMechs  = []Mechanism{mechNone, mechRaw, mechRawE, mechRawN, mechGCM, mechGCMN, mechOAEP, mechOAEPN, mechECDH, mechEdDSA, mechEdN}
+	allMechs  = []Mechanism{mechNone, mechRaw, mechRawE, mechRawN, mechGCM, mechGCMN, mechOAEP, mechOAEPN, mechECDH, mechEdDSA, mechEdN,
+		mechSignCtx, mechSignCtxN}
+
+	// CK_SIGN_ADDITIONAL_CONTEXT (PKCS#11 v3.2, CKM_ML_DSA) and ML-KEM.
+	mechSignCtx  = Mechanism{Type: ck.CKM_ML_DSA, Kind: mkSignContext, Hedge: ck.CKH_DETERMINISTIC_REQUIRED, Context: []byte("ctx")}
+	mechSignCtxN = Mechanism{Type: ck.CKM_ML_DSA, Kind: mkSignContext, Context: []byte{}}
+	mechMLKEM    = Mechanism{Type: ck.CKM_ML_KEM}
 
 	tmplA = []Attr{
 		{Type: ck.CKA_CLASS, Value: binary.LittleEndian.AppendUint64(nil, ck.CKO_SECRET_KEY)},
@@ -810,6 +819,13 @@ func callCases() []callCase {
 		{name: "LoginUser", id: fnLoginUser, req: []any{uint64(tSH), uint64(ck.CKU_USER), []byte("pw"), []byte("alice")},
 			want: rc("LoginUser", uint64(tSH), uint64(ck.CKU_USER), []byte("pw"), []byte("alice"))},
 		{name: "SessionCancel", id: fnSessionCancel, req: []any{uint64(tSH), uint64(ck.CKF_SIGN)}, want: rc("SessionCancel", uint64(tSH), uint64(ck.CKF_SIGN))},
+
+		{name: "EncapsulateKey", id: fnEncapsulateKey, req: []any{uint64(tSH), mechMLKEM, uint64(tKey), tmplB, okBuf},
+			want: rc("EncapsulateKey", uint64(tSH), mechMLKEM, uint64(tKey), tmplB, okBuf), reply: []any{cipher, uint64(0x6162636465666768)}},
+		{name: "EncapsulateKey/length", id: fnEncapsulateKey, req: []any{uint64(tSH), mechMLKEM, uint64(tKey), tmpl0, Out{}},
+			want: rc("EncapsulateKey", uint64(tSH), mechMLKEM, uint64(tKey), tmpl0, Out{}), reply: []any{oRep{Len: 10}, uint64(0x6162636465666768)}},
+		{name: "DecapsulateKey", id: fnDecapsulateKey, req: []any{uint64(tSH), mechMLKEM, uint64(tKey), tmplA, []byte("ciphertext")},
+			want: rc("DecapsulateKey", uint64(tSH), mechMLKEM, uint64(tKey), tmplA, []byte("ciphertext")), reply: []any{uint64(0x6162636465666768)}},
 	}
 
 	// C_GetAttributeValue.
@@ -967,7 +983,7 @@ func TestCallEveryFunction(t *testing.T) {
 		})
 	}
 	for id := 1; id < len(functions); id++ {
-		if !covered[uint32(id)] {
+		if !covered[uint32(id)] && functions[id].name != "" {
 			t.Errorf("no case for %d %s", id, functions[id].name)
 		}
 	}
