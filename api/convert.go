@@ -23,7 +23,7 @@ const (
 	MaxParamBytes   = 64 << 10 // AAD, OAEP label
 	MaxIVBytes      = 256
 	MaxPointBytes   = 1024 // ECDH public and shared data
-	MaxContextBytes = 255  // EdDSA context
+	MaxContextBytes = 255  // EdDSA and ML-DSA context
 )
 
 // FieldError is a request field that failed its check. It rides as the
@@ -148,6 +148,19 @@ func MechFromPB(field string, m *hsmpb.Mechanism) (mech.Mech, error) {
 			return out, err
 		}
 		out.Param = &ep
+	case *hsmpb.Mechanism_SignContext:
+		c := p.SignContext
+		if c == nil {
+			return out, badParam(field+".sign_context", "empty")
+		}
+		if c.Hedge > ck.CKH_DETERMINISTIC_REQUIRED {
+			return out, badParam(field+".sign_context.hedge", "unknown hedge variant")
+		}
+		sp := mech.SignContextParams{Hedge: c.Hedge}
+		if sp.Context, err = bytesField(field+".sign_context.context", c.Context, 0, MaxContextBytes); err != nil {
+			return out, err
+		}
+		out.Param = &sp
 	case *hsmpb.Mechanism_MacLen:
 		if p.MacLen == 0 || p.MacLen > 64 {
 			return out, badParam(field+".mac_len", "must be 1 to 64")
@@ -221,6 +234,12 @@ func MechToPB(field string, m mech.Mech) (*hsmpb.Mechanism, error) {
 		pb.Param = &hsmpb.Mechanism_MacLen{MacLen: p.Len}
 	case *mech.HKDFParams, *mech.KDF108Params, *mech.ChaChaParams:
 		kdfToPB(pb, p)
+	case *mech.SignContextParams:
+		if p != nil {
+			pb.Param = signContextToPB(p)
+		}
+	case mech.SignContextParams:
+		pb.Param = signContextToPB(&p)
 	default:
 		return nil, badParam(field, "%s: unsupported parameter type %T", ck.MechName(m.Type), m.Param)
 	}
@@ -267,6 +286,10 @@ func ecdhToPB(p *mech.ECDHParams) *hsmpb.Mechanism_Ecdh {
 
 func eddsaToPB(p *mech.EdDSAParams) *hsmpb.Mechanism_Eddsa {
 	return &hsmpb.Mechanism_Eddsa{Eddsa: &hsmpb.EddsaParams{PhFlag: p.PHFlag, Context: p.Context}}
+}
+
+func signContextToPB(p *mech.SignContextParams) *hsmpb.Mechanism_SignContext {
+	return &hsmpb.Mechanism_SignContext{SignContext: &hsmpb.SignContextParams{Hedge: p.Hedge, Context: p.Context}}
 }
 
 // ---- templates and attributes ----

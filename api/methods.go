@@ -98,6 +98,9 @@ var methods = []Method{
 	method("Decrypt", Session, RetryIdempotent),
 	method("Digest", Session, RetryIdempotent),
 	method("GenerateRandom", Session, RetryIdempotent),
+	// A repeat could not give back the first ciphertext: not retried.
+	method("EncapsulateKey", Session, RetryNotRun),
+	method("DecapsulateKey", Session, RetryWithID),
 
 	{Name: "ClusterStatus", Access: Certificate, Retry: RetryIdempotent, OutOfLease: true},
 	method("AddNode", Session, RetryNotRun),

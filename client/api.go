@@ -353,6 +353,46 @@ func (c *Client) DeriveKey(ctx context.Context, m mech.Mech, baseKey uint64, tmp
 	return r.GetObject(), err
 }
 
+// EncapsulateKey makes a shared secret with publicKey, stores it as a new
+// key and returns the ciphertext and the key (C_EncapsulateKey).
+func (c *Client) EncapsulateKey(ctx context.Context, m mech.Mech, publicKey uint64, tmpl object.Template) ([]byte, uint64, error) {
+	ctx = makesSessionObjects(ctx, tmpl)
+	pm, err := api.MechToPB("mechanism", m)
+	if err != nil {
+		return nil, 0, err
+	}
+	t, err := api.TemplateToPB("template", tmpl)
+	if err != nil {
+		return nil, 0, err
+	}
+	var r *hsmpb.EncapsulateKeyResponse
+	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.EncapsulateKey(ctx, &hsmpb.EncapsulateKeyRequest{Mechanism: pm, PublicKey: publicKey, Template: t})
+		return err
+	})
+	return r.GetCiphertext(), r.GetObject(), err
+}
+
+// DecapsulateKey recovers the shared secret of ciphertext with privateKey
+// and stores it as a new key (C_DecapsulateKey).
+func (c *Client) DecapsulateKey(ctx context.Context, m mech.Mech, privateKey uint64, ciphertext []byte, tmpl object.Template) (uint64, error) {
+	ctx = makesSessionObjects(ctx, tmpl)
+	pm, err := api.MechToPB("mechanism", m)
+	if err != nil {
+		return 0, err
+	}
+	t, err := api.TemplateToPB("template", tmpl)
+	if err != nil {
+		return 0, err
+	}
+	var r *hsmpb.ObjectResponse
+	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
+		r, err = hc.DecapsulateKey(ctx, &hsmpb.DecapsulateKeyRequest{Mechanism: pm, PrivateKey: privateKey, Ciphertext: ciphertext, Template: t})
+		return err
+	})
+	return r.GetObject(), err
+}
+
 // ---- cryptography ----
 
 func (c *Client) data(ctx context.Context, fn func(ctx context.Context, hc hsmpb.HSMClient) (*hsmpb.DataResponse, error)) ([]byte, error) {

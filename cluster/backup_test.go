@@ -37,6 +37,9 @@ func TestBackupRestore(t *testing.T) {
 		id, pub := newKey(t, cu, l)
 		keys = append(keys, made{l, id, pub})
 	}
+	// Post-quantum keys (PKCS#11 v3.2) go the same way: an ML-DSA-65 and
+	// an ML-KEM-768 pair.
+	pq := newPQKeys(t, cu)
 	co := pinned(t, c, 1, c.Env["HSM_USER"], c.Env["HSM_PASSWORD"])
 	if err := co.CreateUser(ctx, "cu2", "CU", "second-user-password"); err != nil {
 		t.Fatal(err)
@@ -53,7 +56,7 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("backup create: %v\n%s", err, out)
 	}
 	// admin, admin2, cu1, cu2 and kmsuser (cluster.sh made a KMS principal).
-	if !bytes.Contains(out, []byte(`"objects": 6`)) || !bytes.Contains(out, []byte(`"users": 5`)) {
+	if !bytes.Contains(out, []byte(`"objects": 10`)) || !bytes.Contains(out, []byte(`"users": 5`)) {
 		t.Fatalf("backup create said:\n%s", out)
 	}
 	if !bytes.Contains(out, []byte("write: ")) {
@@ -149,6 +152,7 @@ func TestBackupRestore(t *testing.T) {
 		r2 := pinned(t, fresh, node, "cu2", "second-user-password")
 		r2.AdvanceIndex(r1.Index())
 		signs(t, r2, "shared restored key", keys[0].id, keys[0].pub)
+		pq.work(t, r1, "restored")
 		if _, err := r2.Sign(ctx, keys[1].id, keyMech, []byte("x")); client.RV(err) == ck.CKR_OK {
 			t.Fatalf("cu2 signed with a key that was not shared with it")
 		}
@@ -156,7 +160,7 @@ func TestBackupRestore(t *testing.T) {
 	// Same public keys: the restored public key objects match.
 	r := pinned(t, fresh, 1, "cu1", pin)
 	objs, err := r.ListObjects(ctx, nil, 0)
-	if err != nil || len(objs) != 6 {
+	if err != nil || len(objs) != 10 {
 		t.Fatalf("restored objects: %d, %v", len(objs), err)
 	}
 	// A second restore into a cluster in use is refused.

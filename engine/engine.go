@@ -1074,6 +1074,7 @@ func generatePair(m mech.Mech, pubT, privT object.Template) ([]newObj, error) {
 		return nil, err
 	}
 	p := mech.KeyPairParams{PublicExponent: 65537, ECParams: pa[ck.CKA_EC_PARAMS]}
+	p.ParameterSet, _ = pa.Ulong(ck.CKA_PARAMETER_SET)
 	if bits, ok := pa.Ulong(ck.CKA_MODULUS_BITS); ok {
 		if bits < row.MinKeySize || bits > row.MaxKeySize {
 			return nil, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "CKA_MODULUS_BITS %d is outside %d..%d", bits, row.MinKeySize, row.MaxKeySize)

@@ -236,6 +236,12 @@ func keyUseOf(method string, req any) (op string, objects []uint64) {
 		return audit.UseUnwrap, []uint64{r.UnwrappingKey}
 	case *hsmpb.DeriveKeyRequest:
 		return audit.UseDerive, []uint64{r.BaseKey}
+	// Key encapsulation makes a secret key from a key, as derive does; it
+	// counts as a derive so the replicated set of operations stays.
+	case *hsmpb.EncapsulateKeyRequest:
+		return audit.UseDerive, []uint64{r.PublicKey}
+	case *hsmpb.DecapsulateKeyRequest:
+		return audit.UseDerive, []uint64{r.PrivateKey}
 	}
 	return "", nil
 }

@@ -480,6 +480,49 @@ func (s *Server) DeriveKey(ctx context.Context, r *hsmpb.DeriveKeyRequest) (*hsm
 	return &hsmpb.ObjectResponse{Object: id}, nil
 }
 
+func (s *Server) EncapsulateKey(ctx context.Context, r *hsmpb.EncapsulateKeyRequest) (*hsmpb.EncapsulateKeyResponse, error) {
+	m, err := api.MechFromPB("mechanism", r.Mechanism)
+	if err != nil {
+		return nil, err
+	}
+	if err := objectID("public_key", r.PublicKey); err != nil {
+		return nil, err
+	}
+	t, err := api.TemplateFromPB("template", r.Template)
+	if err != nil {
+		return nil, err
+	}
+	ct, id, err := s.engine.EncapsulateKey(ctx, callerFrom(ctx), m, r.PublicKey, t)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "encapsulated key", "mechanism", ck.MechName(m.Type), "public_key", r.PublicKey, "object", id)
+	return &hsmpb.EncapsulateKeyResponse{Ciphertext: ct, Object: id}, nil
+}
+
+func (s *Server) DecapsulateKey(ctx context.Context, r *hsmpb.DecapsulateKeyRequest) (*hsmpb.ObjectResponse, error) {
+	m, err := api.MechFromPB("mechanism", r.Mechanism)
+	if err != nil {
+		return nil, err
+	}
+	if err := objectID("private_key", r.PrivateKey); err != nil {
+		return nil, err
+	}
+	if err := dataField("ciphertext", r.Ciphertext); err != nil {
+		return nil, err
+	}
+	t, err := api.TemplateFromPB("template", r.Template)
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.engine.DecapsulateKey(ctx, callerFrom(ctx), m, r.PrivateKey, r.Ciphertext, t)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, "decapsulated key", "mechanism", ck.MechName(m.Type), "private_key", r.PrivateKey, "object", id)
+	return &hsmpb.ObjectResponse{Object: id}, nil
+}
+
 // ---- cryptography ----
 
 func cryptoArgs(r *hsmpb.CryptoRequest) (mech.Mech, error) {

@@ -93,6 +93,7 @@ var table = []Row{
 	{RV: ck.CKR_ATTRIBUTE_VALUE_INVALID, Code: codes.InvalidArgument},
 	{RV: ck.CKR_BUFFER_TOO_SMALL, Code: codes.InvalidArgument}, // library
 	{RV: ck.CKR_CURVE_NOT_SUPPORTED, Code: codes.InvalidArgument},
+	{RV: ck.CKR_PARAMETER_SET_NOT_SUPPORTED, Code: codes.InvalidArgument}, // PKCS#11 v3.2
 	{RV: ck.CKR_DATA_INVALID, Code: codes.InvalidArgument},
 	{RV: ck.CKR_DATA_LEN_RANGE, Code: codes.InvalidArgument},
 	{RV: ck.CKR_DOMAIN_PARAMS_INVALID, Code: codes.InvalidArgument},

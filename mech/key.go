@@ -46,6 +46,11 @@ const (
 	ParamMacLen                  // *MacLenParams (the _GENERAL MAC mechanisms)
 )
 
+// ParamSignContext is CK_SIGN_ADDITIONAL_CONTEXT (*SignContextParams,
+// optional), CKM_ML_DSA's parameter. Its value is apart from the block
+// above so that kinds other changes add there do not collide.
+const ParamSignContext ParamKind = 32
+
 // IVParams is an initialization vector.
 type IVParams struct{ IV []byte }
 

@@ -152,6 +152,14 @@ func derOctetString(b []byte) []byte {
 // uncompressed point or of the 32-byte key); and CKA_PUBLIC_KEY_INFO (DER
 // SubjectPublicKeyInfo) for all.
 func PublicKeyAttrs(pub crypto.PublicKey) (keyType uint64, a object.Attrs, err error) {
+	if kt, pa, ok := pqPublicKeyAttrs(pub); ok {
+		spki, _, err := pqSPKI(pub)
+		if err != nil {
+			return 0, nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "encoding CKA_PUBLIC_KEY_INFO", Err: err}
+		}
+		pa[ck.CKA_PUBLIC_KEY_INFO] = spki
+		return kt, pa, nil
+	}
 	a = object.Attrs{}
 	switch p := pub.(type) {
 	case *rsa.PublicKey:
@@ -261,6 +269,9 @@ func rsaPublicFromAttrs(a object.Attrs) (*rsa.PublicKey, error) {
 // may be raw or DER OCTET STRING wrapped; EC points are checked to be on
 // the curve.
 func PublicKeyFromAttrs(keyType uint64, a object.Attrs) (crypto.PublicKey, error) {
+	if isPQKeyType(keyType) {
+		return pqPublicFromAttrs(keyType, a)
+	}
 	switch keyType {
 	case ck.CKK_RSA:
 		return rsaPublicFromAttrs(a)
@@ -318,6 +329,9 @@ func PublicKeyFromAttrs(keyType uint64, a object.Attrs) (crypto.PublicKey, error
 // For EC, CKA_EC_PARAMS and CKA_VALUE (the scalar) are required; for
 // Ed25519, CKA_EC_PARAMS and CKA_VALUE (the 32-byte seed).
 func PrivateKeyFromAttrs(keyType uint64, a object.Attrs) (crypto.Signer, error) {
+	if isPQKeyType(keyType) {
+		return pqPrivateFromAttrs(keyType, a)
+	}
 	switch keyType {
 	case ck.CKK_RSA:
 		return rsaPrivateFromAttrs(a)
@@ -470,6 +484,12 @@ func recoverPrimes(n, e, d *big.Int) (*big.Int, *big.Int) {
 // keys are sealed and wrapped in. secp256k1 keys are encoded by mech (see
 // secp256k1.go), the others by crypto/x509.
 func MarshalPrivateKey(k crypto.Signer) ([]byte, error) {
+	if der, ok, err := marshalPQPKCS8(k); ok {
+		if err != nil {
+			return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "encoding the private key", Err: err}
+		}
+		return der, nil
+	}
 	switch p := k.(type) {
 	case *rsa.PrivateKey:
 	case *ecdsa.PrivateKey:
@@ -501,6 +521,9 @@ func MarshalPrivateKey(k crypto.Signer) ([]byte, error) {
 // curve, or Ed25519) and returns its key type. RSA keys are validated by
 // crypto/x509; secp256k1 keys are decoded by mech.
 func ParsePrivateKey(der []byte) (keyType uint64, k crypto.Signer, err error) {
+	if kt, k, ok, err := parsePQPKCS8(der); ok {
+		return kt, k, err
+	}
 	if isK1PKCS8(der) {
 		p, err := parseK1PKCS8(der)
 		if err != nil {
@@ -538,6 +561,9 @@ func ParsePrivateKey(der []byte) (keyType uint64, k crypto.Signer, err error) {
 // CKA_EXPONENT_2 and CKA_COEFFICIENT of RSA keys, CKA_VALUE of EC (the
 // scalar, a big integer) and Ed25519 keys (the 32-byte seed).
 func PrivateKeyAttr(k crypto.Signer, t uint64) ([]byte, bool) {
+	if v, ok, pq := pqPrivateAttr(k, t); pq {
+		return v, ok
+	}
 	switch p := k.(type) {
 	case *rsa.PrivateKey:
 		if len(p.Primes) < 2 {
@@ -597,7 +623,7 @@ func PrivateKeyAttr(k crypto.Signer, t uint64) ([]byte, bool) {
 
 // KeyBits is a key's size as CK_MECHANISM_INFO counts it: RSA modulus
 // bits, EC field bits, 255 for Ed25519, and 8 times the length of a secret
-// key.
+// key; for ML-KEM and ML-DSA keys, the public key's length in bytes.
 func KeyBits(k *Key) int {
 	if k == nil {
 		return 0
@@ -608,6 +634,9 @@ func KeyBits(k *Key) int {
 	pub := k.Public
 	if k.Private != nil {
 		pub = k.Private.Public()
+	}
+	if n, ok := pqKeySize(pub); ok {
+		return n
 	}
 	switch p := pub.(type) {
 	case *rsa.PublicKey:

@@ -44,6 +44,12 @@ type Mechanism struct {
 	// DataObject: the row derives a data object (CKO_DATA, its CKA_VALUE)
 	// rather than a key (CKM_HKDF_DATA).
 	DataObject bool
+
+	// Encapsulate makes a shared secret and its ciphertext with a public
+	// key (C_EncapsulateKey); Decapsulate recovers the secret with the
+	// private key (C_DecapsulateKey). The engine makes the new key.
+	Encapsulate func(pub *Key, m Mech) (ciphertext, secret []byte, err error)
+	Decapsulate func(priv *Key, m Mech, ciphertext []byte) ([]byte, error)
 }
 
 // KeyPairParams carries what C_GenerateKeyPair's public template says about
@@ -52,4 +58,5 @@ type KeyPairParams struct {
 	ModulusBits    int    // RSA
 	PublicExponent int    // RSA, 65537 when the template gives none
 	ECParams       []byte // EC and Edwards: DER OID or printable-string curve name
+	ParameterSet   uint64 // ML-KEM and ML-DSA: CKA_PARAMETER_SET, 0 when absent
 }

@@ -22,7 +22,7 @@ import (
 
 // Parameter kinds of this file's mechanisms.
 const (
-	ParamHKDF   ParamKind = 32 + iota // *HKDFParams
+	ParamHKDF   ParamKind = 40 + iota // *HKDFParams
 	ParamKDF108                       // *KDF108Params
 	ParamChaCha                       // *ChaChaParams
 )

@@ -121,6 +121,12 @@ var mechanisms = []Mechanism{
 	digestRow(ck.CKM_SHA3_256, crypto.SHA3_256),
 	digestRow(ck.CKM_SHA3_384, crypto.SHA3_384),
 	digestRow(ck.CKM_SHA3_512, crypto.SHA3_512),
+
+	// Post-quantum (PKCS#11 v3.2; mech_pq.go).
+	pqKeyGenRow(ck.CKM_ML_KEM_KEY_PAIR_GEN, ck.CKK_ML_KEM, mlKEMMinLen, mlKEMMaxLen),
+	pqKeyGenRow(ck.CKM_ML_DSA_KEY_PAIR_GEN, ck.CKK_ML_DSA, mlDSAMinLen, mlDSAMaxLen),
+	mlDSARow(),
+	mlKEMRow(),
 }
 
 // Issue 13's rows (mech_kdf.go): HKDF, SP 800-108, ChaCha20-Poly1305.
@@ -162,6 +168,7 @@ var optionalParam = map[uint64]bool{
 	ck.CKM_AES_KEY_WRAP:     true, // default IV A6A6A6A6A6A6A6A6
 	ck.CKM_AES_KEY_WRAP_KWP: true, // default AIV A65959A6
 	ck.CKM_EDDSA:            true, // plain Ed25519
+	ck.CKM_ML_DSA:           true, // hedged, empty context
 }
 
 // CheckParam checks that a mechanism's parameter has the Go type its row
@@ -187,6 +194,8 @@ func CheckParam(m *Mechanism, given Mech) error {
 		ok = isParam[EdDSAParams](given.Param)
 	case ParamMacLen:
 		ok = isParam[MacLenParams](given.Param)
+	case ParamSignContext:
+		ok = isParam[SignContextParams](given.Param)
 	default:
 		if f := paramTypeOK[m.Param]; f != nil {
 			ok = f(given.Param)
@@ -292,6 +301,20 @@ var paramChecks = map[ParamKind]func(mech uint64, p any) string{
 		}
 		return ""
 	},
+
+	ParamSignContext: func(_ uint64, p any) string {
+		c, ok := asParam[SignContextParams](p)
+		if !ok {
+			return wrongParam
+		}
+		switch {
+		case c.Hedge > ck.CKH_DETERMINISTIC_REQUIRED:
+			return "unknown hedgeVariant"
+		case len(c.Context) > 255:
+			return "the context string is longer than 255 bytes"
+		}
+		return ""
+	},
 }
 
 var paramNames = map[ParamKind]string{
@@ -303,6 +326,8 @@ var paramNames = map[ParamKind]string{
 	ParamECDH:   "CK_ECDH1_DERIVE_PARAMS",
 	ParamEdDSA:  "CK_EDDSA_PARAMS",
 	ParamMacLen: "CK_MAC_GENERAL_PARAMS",
+
+	ParamSignContext: "CK_SIGN_ADDITIONAL_CONTEXT",
 }
 
 // wrongParam is a parameter check's answer to a parameter of another type.
@@ -330,6 +355,8 @@ func isNilParam(p any) bool {
 	case *IVParams:
 		return v == nil
 	case *EdDSAParams:
+		return v == nil
+	case *SignContextParams:
 		return v == nil
 	}
 	return false

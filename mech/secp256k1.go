@@ -209,6 +209,9 @@ func k1ECDH(p *ecdsa.PrivateKey, peer []byte) ([]byte, error) {
 // (RFC 5480: id-ecPublicKey, namedCurve 1.3.132.0.10, the uncompressed
 // point); other keys by crypto/x509.
 func MarshalPKIXPublicKey(pub crypto.PublicKey) ([]byte, error) {
+	if der, ok, err := pqSPKI(pub); ok {
+		return der, err
+	}
 	p, ok := pub.(*ecdsa.PublicKey)
 	if !ok || p == nil || !isK1(p.Curve) {
 		return x509.MarshalPKIXPublicKey(pub)
@@ -228,6 +231,9 @@ func MarshalPKIXPublicKey(pub crypto.PublicKey) ([]byte, error) {
 // ParsePKIXPublicKey decodes DER SubjectPublicKeyInfo: secp256k1 keys
 // (uncompressed or compressed point) here, others by crypto/x509.
 func ParsePKIXPublicKey(der []byte) (crypto.PublicKey, error) {
+	if pub, ok, err := parsePQSPKI(der); ok {
+		return pub, err
+	}
 	in := cryptobyte.String(der)
 	var spki, alg cryptobyte.String
 	if !in.ReadASN1(&spki, cbasn1.SEQUENCE) || !in.Empty() || !spki.ReadASN1(&alg, cbasn1.SEQUENCE) || !isK1Algorithm(alg) {

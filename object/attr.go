@@ -181,7 +181,27 @@ var attrRules = []attrRule{
 	// AES and generic secrets.
 	{t: ck.CKA_VALUE, kind: KindBytes, scope: scope{classes: secret, keyTypes: secretTypes}, flags: fReqCreate | fNoGen | fNoUnwrap | fSensitive},
 	{t: ck.CKA_VALUE_LEN, kind: KindUlong, scope: scope{classes: secret, keyTypes: secretTypes}, flags: fNoCreate | fReqGen},
+
+	// ML-KEM and ML-DSA (PKCS#11 v3.2, the key object tables of "ML-KEM"
+	// and "ML-DSA"; the footnotes as the flags). The private key's
+	// CKA_PARAMETER_SET comes from the public template on generation. The
+	// token keeps private keys as seeds: C_CreateObject needs CKA_SEED
+	// (mech checks that), and CKA_VALUE is the expanded key.
+	{t: ck.CKA_PARAMETER_SET, kind: KindUlong, scope: scope{classes: public, keyTypes: pqTypes}, flags: fReqCreate | fReqGen},
+	{t: ck.CKA_VALUE, kind: KindBytes, scope: scope{classes: public, keyTypes: pqTypes}, flags: fReqCreate | fNoGen},
+	{t: ck.CKA_PARAMETER_SET, kind: KindUlong, scope: scope{classes: private, keyTypes: pqTypes}, flags: fReqCreate | fNoGen | fNoUnwrap},
+	{t: ck.CKA_SEED, kind: KindBytes, scope: scope{classes: private, keyTypes: pqTypes}, flags: fNoGen | fNoUnwrap | fSensitive},
+	{t: ck.CKA_VALUE, kind: KindBytes, scope: scope{classes: private, keyTypes: pqTypes}, flags: fNoGen | fNoUnwrap | fSensitive},
+	// CKA_ENCAPSULATE and CKA_DECAPSULATE, on ML-KEM keys only; on by
+	// default like the other usages of a key's class.
+	{t: ck.CKA_ENCAPSULATE, kind: KindBool, scope: scope{classes: public, keyTypes: kemTypes}, flags: fModifiable, def: yes},
+	{t: ck.CKA_DECAPSULATE, kind: KindBool, scope: scope{classes: private, keyTypes: kemTypes}, flags: fModifiable, def: yes},
 }
+
+var (
+	pqTypes  = []uint64{ck.CKK_ML_KEM, ck.CKK_ML_DSA}
+	kemTypes = []uint64{ck.CKK_ML_KEM}
+)
 
 // knownAttrs is every attribute type any rule names.
 var knownAttrs = func() map[uint64]Kind {
@@ -272,6 +292,14 @@ func checkValue(t uint64, k Kind, v []byte) error {
 // IsKeyClass reports whether class is a key class (secret, public or
 // private key).
 func IsKeyClass(class uint64) bool { return contains(allKeys, class) }
+
+// AttrSecret reports whether attribute t of a key of this class and key
+// type is secret (sensitive or sealed, never in Attrs): an ML-KEM or ML-DSA
+// private key's CKA_VALUE, unlike its public key's.
+func AttrSecret(class, keyType, t uint64) bool {
+	r, ok := rulesFor(class, keyType, ^uint64(0))[t]
+	return ok && r.flags&(fSensitive|fSealed) != 0
+}
 
 // AttrApplies reports whether attribute t belongs on a key of this class
 // and key type.

@@ -32,7 +32,7 @@ const (
 // Classes and key types the HSM holds.
 var (
 	supportedClasses  = []uint64{ck.CKO_DATA, ck.CKO_CERTIFICATE, ck.CKO_PUBLIC_KEY, ck.CKO_PRIVATE_KEY, ck.CKO_SECRET_KEY}
-	asymmetricTypes   = []uint64{ck.CKK_RSA, ck.CKK_EC, ck.CKK_EC_EDWARDS}
+	asymmetricTypes   = []uint64{ck.CKK_RSA, ck.CKK_EC, ck.CKK_EC_EDWARDS, ck.CKK_ML_KEM, ck.CKK_ML_DSA}
 	symmetricKeyTypes = []uint64{ck.CKK_AES, ck.CKK_GENERIC_SECRET, ck.CKK_CHACHA20}
 )
 
@@ -348,7 +348,9 @@ func AddPublicAttrs(a Attrs, pubAttrs Attrs) {
 	kt, _ := a.Ulong(ck.CKA_KEY_TYPE)
 	rules := rulesFor(class, kt, ^uint64(0))
 	for t, v := range pubAttrs {
-		if _, ok := rules[t]; ok {
+		// A private key's CKA_VALUE is its secret, not the public value
+		// of the same name (ML-KEM, ML-DSA).
+		if r, ok := rules[t]; ok && r.flags&(fSensitive|fSealed) == 0 {
 			a[t] = v
 		}
 	}

@@ -243,6 +243,8 @@ enum {
 	MK_OAEP = 3,
 	MK_ECDH = 4,
 	MK_EDDSA = 5,
+	/* Apart from the others, so kinds added elsewhere do not collide. */
+	MK_SIGN_CTX = 32, /* CK_SIGN_ADDITIONAL_CONTEXT (PKCS#11 v3.2) */
 };
 
 static const struct mech_param {
@@ -256,6 +258,7 @@ static const struct mech_param {
 	{ CKM_ECDH1_DERIVE, MK_ECDH, sizeof(CK_ECDH1_DERIVE_PARAMS), 0 },
 	{ CKM_ECDH1_COFACTOR_DERIVE, MK_ECDH, sizeof(CK_ECDH1_DERIVE_PARAMS), 0 },
 	{ CKM_EDDSA, MK_EDDSA, sizeof(CK_EDDSA_PARAMS), 1 },
+	{ CKM_ML_DSA, MK_SIGN_CTX, sizeof(CK_SIGN_ADDITIONAL_CONTEXT), 1 },
 };
 
 static const struct mech_param *mech_param_of(CK_MECHANISM_TYPE type)
@@ -474,6 +477,15 @@ void fr_item_m(frame_req *f, const CK_MECHANISM *m)
 		fr_u8(f, MK_EDDSA);
 		fr_u8(f, e.phFlag ? 1 : 0);
 		fr_item_b_rv(f, e.pContextData, e.ulContextDataLen,
+			CKR_MECHANISM_PARAM_INVALID);
+		break;
+	}
+	case MK_SIGN_CTX: {
+		CK_SIGN_ADDITIONAL_CONTEXT sc;
+		memcpy(&sc, m->pParameter, sizeof sc);
+		fr_u8(f, MK_SIGN_CTX);
+		fr_u64(f, (uint64_t)sc.hedgeVariant);
+		fr_item_b_rv(f, sc.pContext, sc.ulContextLen,
 			CKR_MECHANISM_PARAM_INVALID);
 		break;
 	}

@@ -1335,6 +1335,135 @@ CK_RV C_MessageVerifyFinal(CK_SESSION_HANDLE hSession)
 	return op_u(WIRE_MESSAGEVERIFYFINAL, hSession);
 }
 
+/* ---- PKCS#11 v3.2 ---- */
+
+/* C_EncapsulateKey: u m u t o -> o p. The ciphertext follows the usual
+ * length convention; the key handle is written only with CKR_OK, and no
+ * key is made for a length query or a short buffer. */
+CK_RV C_EncapsulateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+		       CK_OBJECT_HANDLE hPublicKey, CK_ATTRIBUTE_PTR pTemplate,
+		       CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext,
+		       CK_ULONG_PTR pulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey)
+{
+	call c;
+	CK_ULONG cap;
+	frame_out o;
+	uint64_t key;
+	INIT_CHECK();
+	if (!pMechanism || (!pTemplate && ulAttributeCount) || !pulCiphertextLen || !phKey)
+		return CKR_ARGUMENTS_BAD;
+	cap = *pulCiphertextLen;
+	call_begin(&c, WIRE_ENCAPSULATEKEY);
+	fr_item_u(&c.req, hSession);
+	fr_item_m(&c.req, pMechanism);
+	fr_item_u(&c.req, hPublicKey);
+	fr_item_t(&c.req, pTemplate, ulAttributeCount);
+	fr_item_o(&c.req, pCiphertext, cap);
+	if (call_send(&c)) {
+		rp_item_o(&c.rep, &o, cap, pCiphertext != NULL);
+		key = rp_u64(&c.rep);
+		if (call_check(&c)) {
+			out_o(&o, c.result, pCiphertext, pulCiphertextLen);
+			if (c.result == CKR_OK && pCiphertext)
+				*phKey = (CK_OBJECT_HANDLE)key;
+		}
+	}
+	return call_end(&c);
+}
+
+/* C_DecapsulateKey: u m u t b -> p. */
+CK_RV C_DecapsulateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+		       CK_OBJECT_HANDLE hPrivateKey, CK_ATTRIBUTE_PTR pTemplate,
+		       CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext,
+		       CK_ULONG ulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey)
+{
+	call c;
+	INIT_CHECK();
+	if (!pMechanism || (!pTemplate && ulAttributeCount) || (!pCiphertext && ulCiphertextLen) ||
+	    !phKey)
+		return CKR_ARGUMENTS_BAD;
+	call_begin(&c, WIRE_DECAPSULATEKEY);
+	fr_item_u(&c.req, hSession);
+	fr_item_m(&c.req, pMechanism);
+	fr_item_u(&c.req, hPrivateKey);
+	fr_item_t(&c.req, pTemplate, ulAttributeCount);
+	fr_item_b(&c.req, pCiphertext, ulCiphertextLen);
+	return finish_p(&c, phKey);
+}
+
+/* The other functions of the v3.2 list: not supported. */
+static CK_RV not_supported(void)
+{
+	INIT_CHECK();
+	return CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
+CK_RV C_VerifySignatureInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+			    CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
+{
+	return not_supported();
+}
+
+CK_RV C_VerifySignature(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen)
+{
+	return not_supported();
+}
+
+CK_RV C_VerifySignatureUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+{
+	return not_supported();
+}
+
+CK_RV C_VerifySignatureFinal(CK_SESSION_HANDLE hSession)
+{
+	return not_supported();
+}
+
+CK_RV C_GetSessionValidationFlags(CK_SESSION_HANDLE hSession,
+				  CK_SESSION_VALIDATION_FLAGS_TYPE type, CK_FLAGS_PTR pFlags)
+{
+	return not_supported();
+}
+
+CK_RV C_AsyncComplete(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName,
+		      CK_ASYNC_DATA_PTR pResult)
+{
+	return not_supported();
+}
+
+CK_RV C_AsyncGetID(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG_PTR pulID)
+{
+	return not_supported();
+}
+
+CK_RV C_AsyncJoin(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG ulID,
+		  CK_BYTE_PTR pData, CK_ULONG ulData)
+{
+	return not_supported();
+}
+
+CK_RV C_WrapKeyAuthenticated(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+			     CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey,
+			     CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen,
+			     CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)
+{
+	return not_supported();
+}
+
+CK_RV C_UnwrapKeyAuthenticated(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+			       CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey,
+			       CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate,
+			       CK_ULONG ulAttributeCount, CK_BYTE_PTR pAssociatedData,
+			       CK_ULONG ulAssociatedDataLen, CK_OBJECT_HANDLE_PTR phKey)
+{
+	return not_supported();
+}
+
+#pragma GCC diagnostic pop
+
 /* ---- function lists and interfaces ---- */
 
 #define V240_FUNCTIONS                                       \
@@ -1441,13 +1570,61 @@ static CK_FUNCTION_LIST_3_0 function_list_3_0 = {
 	.C_MessageVerifyFinal = C_MessageVerifyFinal,
 };
 
+/* The v3.2 list: the v3.0 functions (the same as function_list_3_0),
+ * then the v3.2 ones. */
+static CK_FUNCTION_LIST_3_2 function_list_3_2 = {
+	.v30 = {
+		.version = { 3, 2 },
+		V240_FUNCTIONS,
+		.C_GetInterfaceList = C_GetInterfaceList,
+		.C_GetInterface = C_GetInterface,
+		.C_LoginUser = C_LoginUser,
+		.C_SessionCancel = C_SessionCancel,
+		.C_MessageEncryptInit = C_MessageEncryptInit,
+		.C_EncryptMessage = C_EncryptMessage,
+		.C_EncryptMessageBegin = C_EncryptMessageBegin,
+		.C_EncryptMessageNext = C_EncryptMessageNext,
+		.C_MessageEncryptFinal = C_MessageEncryptFinal,
+		.C_MessageDecryptInit = C_MessageDecryptInit,
+		.C_DecryptMessage = C_DecryptMessage,
+		.C_DecryptMessageBegin = C_DecryptMessageBegin,
+		.C_DecryptMessageNext = C_DecryptMessageNext,
+		.C_MessageDecryptFinal = C_MessageDecryptFinal,
+		.C_MessageSignInit = C_MessageSignInit,
+		.C_SignMessage = C_SignMessage,
+		.C_SignMessageBegin = C_SignMessageBegin,
+		.C_SignMessageNext = C_SignMessageNext,
+		.C_MessageSignFinal = C_MessageSignFinal,
+		.C_MessageVerifyInit = C_MessageVerifyInit,
+		.C_VerifyMessage = C_VerifyMessage,
+		.C_VerifyMessageBegin = C_VerifyMessageBegin,
+		.C_VerifyMessageNext = C_VerifyMessageNext,
+		.C_MessageVerifyFinal = C_MessageVerifyFinal,
+	},
+	.C_EncapsulateKey = C_EncapsulateKey,
+	.C_DecapsulateKey = C_DecapsulateKey,
+	.C_VerifySignatureInit = C_VerifySignatureInit,
+	.C_VerifySignature = C_VerifySignature,
+	.C_VerifySignatureUpdate = C_VerifySignatureUpdate,
+	.C_VerifySignatureFinal = C_VerifySignatureFinal,
+	.C_GetSessionValidationFlags = C_GetSessionValidationFlags,
+	.C_AsyncComplete = C_AsyncComplete,
+	.C_AsyncGetID = C_AsyncGetID,
+	.C_AsyncJoin = C_AsyncJoin,
+	.C_WrapKeyAuthenticated = C_WrapKeyAuthenticated,
+	.C_UnwrapKeyAuthenticated = C_UnwrapKeyAuthenticated,
+};
+
 static CK_CHAR interface_name[] = "PKCS 11";
 
-/* The interfaces, the default (newest) first. Not CKF_INTERFACE_FORK_SAFE:
- * a forked child must call C_Initialize again. */
+/* The interfaces, the default first. Not CKF_INTERFACE_FORK_SAFE: a forked
+ * child must call C_Initialize again. The default stays the v3.0 list, as
+ * before v3.2; a caller that wants C_EncapsulateKey and C_DecapsulateKey
+ * asks C_GetInterface for version 3.2 (or takes it from the list). */
 static CK_INTERFACE interfaces[] = {
 	{ interface_name, &function_list_3_0, 0 },
 	{ interface_name, &function_list_2_40, 0 },
+	{ interface_name, &function_list_3_2, 0 },
 };
 
 #define N_INTERFACES (sizeof interfaces / sizeof interfaces[0])

@@ -360,6 +360,137 @@ typedef CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS *CK_SALSA20_CHACHA20_POLY1305_MS
 #define CKF_MESSAGE_VERIFY (1UL << 4)
 #endif
 
+/* ---- PKCS#11 v3.2: post-quantum keys and key encapsulation ----
+ * Values from the OASIS PKCS#11 v3.2 headers (published/3-02/pkcs11t.h
+ * and pkcs11f.h of the OASIS PKCS 11 TC) and the specification's "ML-KEM"
+ * and "ML-DSA" sections; ck/v32.go holds the same values for Go. */
+#ifndef CKK_ML_KEM
+#define CKK_ML_KEM                 (0x49UL)  /* pkcs11t.h, CKK_ */
+#define CKK_ML_DSA                 (0x4aUL)
+#define CKA_PARAMETER_SET          (0x61dUL) /* pkcs11t.h, CKA_ */
+#define CKA_ENCAPSULATE_TEMPLATE   (0x62aUL)
+#define CKA_DECAPSULATE_TEMPLATE   (0x62bUL)
+#define CKA_ENCAPSULATE            (0x633UL)
+#define CKA_DECAPSULATE            (0x634UL)
+#define CKA_SEED                   (0x637UL)
+#define CKM_ML_KEM_KEY_PAIR_GEN    (0xfUL)   /* pkcs11t.h, CKM_ */
+#define CKM_ML_KEM                 (0x17UL)
+#define CKM_ML_DSA_KEY_PAIR_GEN    (0x1cUL)
+#define CKM_ML_DSA                 (0x1dUL)
+#define CKF_ENCAPSULATE            (0x10000000UL) /* CK_MECHANISM_INFO flags */
+#define CKF_DECAPSULATE            (0x20000000UL)
+#define CKR_PARAMETER_SET_NOT_SUPPORTED (0x209UL)
+/* CK_ML_KEM_PARAMETER_SET_TYPE, CK_ML_DSA_PARAMETER_SET_TYPE values */
+#define CKP_ML_KEM_512             (0x1UL)
+#define CKP_ML_KEM_768             (0x2UL)
+#define CKP_ML_KEM_1024            (0x3UL)
+#define CKP_ML_DSA_44              (0x1UL)
+#define CKP_ML_DSA_65              (0x2UL)
+#define CKP_ML_DSA_87              (0x3UL)
+/* CK_HEDGE_TYPE (spec "ML-DSA", Definitions) */
+#define CKH_HEDGE_PREFERRED        (0x0UL)
+#define CKH_HEDGE_REQUIRED         (0x1UL)
+#define CKH_DETERMINISTIC_REQUIRED (0x2UL)
+#endif
+
+#if CRYPTOKI_VERSION_MAJOR < 3 || (CRYPTOKI_VERSION_MAJOR == 3 && CRYPTOKI_VERSION_MINOR < 2)
+
+typedef CK_ULONG CK_ML_KEM_PARAMETER_SET_TYPE;
+typedef CK_ULONG CK_ML_DSA_PARAMETER_SET_TYPE;
+typedef CK_ULONG CK_HEDGE_TYPE;
+
+/* CK_SIGN_ADDITIONAL_CONTEXT: CKM_ML_DSA's optional parameter. */
+typedef struct CK_SIGN_ADDITIONAL_CONTEXT {
+	CK_HEDGE_TYPE hedgeVariant;
+	CK_BYTE_PTR pContext;
+	CK_ULONG ulContextLen;
+} CK_SIGN_ADDITIONAL_CONTEXT;
+typedef CK_SIGN_ADDITIONAL_CONTEXT *CK_SIGN_ADDITIONAL_CONTEXT_PTR;
+
+typedef CK_ULONG CK_SESSION_VALIDATION_FLAGS_TYPE;
+typedef CK_FLAGS *CK_FLAGS_PTR;
+
+/* CK_ASYNC_DATA: C_AsyncComplete's result (the library supports no
+ * asynchronous operation; the type is here for the function list). */
+typedef struct CK_ASYNC_DATA {
+	CK_ULONG ulVersion;
+	CK_BYTE_PTR pValue;
+	CK_ULONG ulValue;
+	CK_OBJECT_HANDLE hObject;
+	CK_OBJECT_HANDLE hAdditionalObject;
+} CK_ASYNC_DATA;
+typedef CK_ASYNC_DATA *CK_ASYNC_DATA_PTR;
+
+/* The functions new in v3.2 (pkcs11f.h), each with its CK_C_ type. */
+#define OPENHSM_V32_FUNCTION(name, args) \
+	typedef CK_RV (*CK_##name) args; \
+	CK_RV name args
+
+OPENHSM_V32_FUNCTION(C_EncapsulateKey,
+	(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+	 CK_OBJECT_HANDLE hPublicKey, CK_ATTRIBUTE_PTR pTemplate,
+	 CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext,
+	 CK_ULONG_PTR pulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey));
+OPENHSM_V32_FUNCTION(C_DecapsulateKey,
+	(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+	 CK_OBJECT_HANDLE hPrivateKey, CK_ATTRIBUTE_PTR pTemplate,
+	 CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext,
+	 CK_ULONG ulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey));
+OPENHSM_V32_FUNCTION(C_VerifySignatureInit,
+	(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+	 CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen));
+OPENHSM_V32_FUNCTION(C_VerifySignature,
+	(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen));
+OPENHSM_V32_FUNCTION(C_VerifySignatureUpdate,
+	(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen));
+OPENHSM_V32_FUNCTION(C_VerifySignatureFinal, (CK_SESSION_HANDLE hSession));
+OPENHSM_V32_FUNCTION(C_GetSessionValidationFlags,
+	(CK_SESSION_HANDLE hSession, CK_SESSION_VALIDATION_FLAGS_TYPE type,
+	 CK_FLAGS_PTR pFlags));
+OPENHSM_V32_FUNCTION(C_AsyncComplete,
+	(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName,
+	 CK_ASYNC_DATA_PTR pResult));
+OPENHSM_V32_FUNCTION(C_AsyncGetID,
+	(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName,
+	 CK_ULONG_PTR pulID));
+OPENHSM_V32_FUNCTION(C_AsyncJoin,
+	(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName,
+	 CK_ULONG ulID, CK_BYTE_PTR pData, CK_ULONG ulData));
+OPENHSM_V32_FUNCTION(C_WrapKeyAuthenticated,
+	(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+	 CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey,
+	 CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen,
+	 CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen));
+OPENHSM_V32_FUNCTION(C_UnwrapKeyAuthenticated,
+	(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+	 CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey,
+	 CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate,
+	 CK_ULONG ulAttributeCount, CK_BYTE_PTR pAssociatedData,
+	 CK_ULONG ulAssociatedDataLen, CK_OBJECT_HANDLE_PTR phKey));
+
+#undef OPENHSM_V32_FUNCTION
+
+/* CK_FUNCTION_LIST_3_2: the v3.0 list, then the v3.2 functions in the
+ * order of pkcs11f.h (published/3-02). */
+typedef struct CK_FUNCTION_LIST_3_2 {
+	CK_FUNCTION_LIST_3_0 v30; /* the v3.0 list, version first */
+	CK_C_EncapsulateKey C_EncapsulateKey;
+	CK_C_DecapsulateKey C_DecapsulateKey;
+	CK_C_VerifySignatureInit C_VerifySignatureInit;
+	CK_C_VerifySignature C_VerifySignature;
+	CK_C_VerifySignatureUpdate C_VerifySignatureUpdate;
+	CK_C_VerifySignatureFinal C_VerifySignatureFinal;
+	CK_C_GetSessionValidationFlags C_GetSessionValidationFlags;
+	CK_C_AsyncComplete C_AsyncComplete;
+	CK_C_AsyncGetID C_AsyncGetID;
+	CK_C_AsyncJoin C_AsyncJoin;
+	CK_C_WrapKeyAuthenticated C_WrapKeyAuthenticated;
+	CK_C_UnwrapKeyAuthenticated C_UnwrapKeyAuthenticated;
+} CK_FUNCTION_LIST_3_2;
+typedef CK_FUNCTION_LIST_3_2 *CK_FUNCTION_LIST_3_2_PTR;
+
+#endif /* v3.2 */
+
 #ifdef __cplusplus
 }
 #endif

@@ -101,6 +101,10 @@
 /* Operation life cycle and slot events: ids 96-99. */
 #define WIRE_WAITFORSLOTEVENT          96 /* u u -> p */
 
+/* PKCS#11 v3.2 key encapsulation (the post-quantum block, 90-95). */
+#define WIRE_ENCAPSULATEKEY            90 /* u m u t o -> o p */
+#define WIRE_DECAPSULATEKEY            91 /* u m u t b -> p */
+
 #define WIRE_MAX_FUNCTION 96
 
 /* The in-process C_Initialize answers this when the config file asks for

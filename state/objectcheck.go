@@ -138,7 +138,7 @@ func samePublicAttrs(a object.Attrs, class, keyType uint64, pub crypto.PublicKey
 	}
 	for _, t := range object.SortedTypes(want) {
 		v := want[t]
-		if !object.AttrApplies(class, keyType, t) || skipPoint && t == ck.CKA_EC_POINT {
+		if !object.AttrApplies(class, keyType, t) || object.AttrSecret(class, keyType, t) || skipPoint && t == ck.CKA_EC_POINT {
 			continue
 		}
 		if !bytes.Equal(a[t], v) {

@@ -185,6 +185,8 @@ func TestEngineTokenObjectsPassApply(t *testing.T) {
 		{ck.CKM_RSA_PKCS_KEY_PAIR_GEN, object.Template{ul(ck.CKA_MODULUS_BITS, 2048)}},
 		{ck.CKM_EC_KEY_PAIR_GEN, object.Template{{Type: ck.CKA_EC_PARAMS, Value: p256Params}}},
 		{ck.CKM_EC_EDWARDS_KEY_PAIR_GEN, object.Template{{Type: ck.CKA_EC_PARAMS, Value: []byte("\x13\x0cedwards25519")}}},
+		{ck.CKM_ML_DSA_KEY_PAIR_GEN, object.Template{ul(ck.CKA_PARAMETER_SET, ck.CKP_ML_DSA_44)}},
+		{ck.CKM_ML_KEM_KEY_PAIR_GEN, object.Template{ul(ck.CKA_PARAMETER_SET, ck.CKP_ML_KEM_512)}},
 	} {
 		_, _, err := e.GenerateKeyPair(ctx, alice, mech.Mech{Type: pair.mech}, append(pair.pub, tok), object.Template{tok, bo(ck.CKA_DERIVE, true)})
 		require.NoError(t, err, ck.MechName(pair.mech))
@@ -211,6 +213,25 @@ func TestEngineTokenObjectsPassApply(t *testing.T) {
 		require.NoError(t, err, name)
 	}
 
+	// Post-quantum keys made from outside: an ML-DSA private key from its
+	// seed, an ML-KEM public key; and the keys of an encapsulation and a
+	// decapsulation.
+	_, err = e.CreateObject(ctx, alice, object.Template{ul(ck.CKA_CLASS, ck.CKO_PRIVATE_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_ML_DSA),
+		ul(ck.CKA_PARAMETER_SET, ck.CKP_ML_DSA_65), {Type: ck.CKA_SEED, Value: make([]byte, 32)}, tok})
+	require.NoError(t, err, "ml-dsa private")
+	kemPub, kemPriv, err := e.GenerateKeyPair(ctx, alice, mech.Mech{Type: ck.CKM_ML_KEM_KEY_PAIR_GEN},
+		object.Template{ul(ck.CKA_PARAMETER_SET, ck.CKP_ML_KEM_768), tok}, object.Template{tok})
+	require.NoError(t, err)
+	ekVals, err := e.GetAttributes(alice, kemPub, []uint64{ck.CKA_VALUE})
+	require.NoError(t, err)
+	_, err = e.CreateObject(ctx, alice, object.Template{ul(ck.CKA_CLASS, ck.CKO_PUBLIC_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_ML_KEM),
+		ul(ck.CKA_PARAMETER_SET, ck.CKP_ML_KEM_768), {Type: ck.CKA_VALUE, Value: ekVals[0].Value}, tok})
+	require.NoError(t, err, "ml-kem public")
+	ct, _, err := e.EncapsulateKey(ctx, alice, mech.Mech{Type: ck.CKM_ML_KEM}, kemPub, object.Template{tok})
+	require.NoError(t, err)
+	mustID(e.DecapsulateKey(ctx, alice, mech.Mech{Type: ck.CKM_ML_KEM}, kemPriv, ct,
+		object.Template{ul(ck.CKA_KEY_TYPE, ck.CKK_AES), tok}))
+
 	// A derived key (ECDH) and an unwrapped one.
 	ecPriv := mustID(e.CreateObject(ctx, alice, object.Template{ul(ck.CKA_CLASS, ck.CKO_PRIVATE_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_EC),
 		{Type: ck.CKA_EC_PARAMS, Value: p256Params}, {Type: ck.CKA_VALUE, Value: ecKey.D.Bytes()}, bo(ck.CKA_DERIVE, true), tok}))
@@ -223,6 +244,17 @@ func TestEngineTokenObjectsPassApply(t *testing.T) {
 	require.NoError(t, err)
 	mustID(e.UnwrapKey(ctx, alice, mech.Mech{Type: ck.CKM_AES_KEY_WRAP}, kek, wrapped,
 		object.Template{ul(ck.CKA_CLASS, ck.CKO_SECRET_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_AES), tok}))
+	// An ML-DSA private key wraps (its PKCS #8 seed form) and unwraps.
+	_, dsaPriv, err := e.GenerateKeyPair(ctx, alice, mech.Mech{Type: ck.CKM_ML_DSA_KEY_PAIR_GEN},
+		object.Template{ul(ck.CKA_PARAMETER_SET, ck.CKP_ML_DSA_87), tok}, object.Template{bo(ck.CKA_EXTRACTABLE, true), tok})
+	require.NoError(t, err)
+	wrappedDSA, err := e.WrapKey(alice, mech.Mech{Type: ck.CKM_AES_KEY_WRAP_KWP}, kek, dsaPriv)
+	require.NoError(t, err)
+	unwrappedDSA := mustID(e.UnwrapKey(ctx, alice, mech.Mech{Type: ck.CKM_AES_KEY_WRAP_KWP}, kek, wrappedDSA,
+		object.Template{ul(ck.CKA_CLASS, ck.CKO_PRIVATE_KEY), ul(ck.CKA_KEY_TYPE, ck.CKK_ML_DSA), tok}))
+	ps, err := e.GetAttributes(alice, unwrappedDSA, []uint64{ck.CKA_PARAMETER_SET})
+	require.NoError(t, err)
+	require.Equal(t, object.EncodeUlong(ck.CKP_ML_DSA_87), ps[0].Value)
 
 	// A crypto officer trusts the key; alice's copy is a new, untrusted
 	// object, and apply takes it.

@@ -197,6 +197,7 @@ type Mechanism struct {
 	//	*Mechanism_Hkdf
 	//	*Mechanism_Kdf108
 	//	*Mechanism_Chacha
+	//	*Mechanism_SignContext
 	Param         isMechanism_Param `protobuf_oneof:"param"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -345,6 +346,15 @@ func (x *Mechanism) GetChacha() *ChachaParams {
 	return nil
 }
 
+func (x *Mechanism) GetSignContext() *SignContextParams {
+	if x != nil {
+		if x, ok := x.Param.(*Mechanism_SignContext); ok {
+			return x.SignContext
+		}
+	}
+	return nil
+}
+
 type isMechanism_Param interface {
 	isMechanism_Param()
 }
@@ -393,6 +403,10 @@ type Mechanism_Chacha struct {
 	Chacha *ChachaParams `protobuf:"bytes,12,opt,name=chacha,proto3,oneof"` // issue 13
 }
 
+type Mechanism_SignContext struct {
+	SignContext *SignContextParams `protobuf:"bytes,32,opt,name=sign_context,json=signContext,proto3,oneof"` // CKM_ML_DSA
+}
+
 func (*Mechanism_Iv) isMechanism_Param() {}
 
 func (*Mechanism_Gcm) isMechanism_Param() {}
@@ -414,6 +428,8 @@ func (*Mechanism_Hkdf) isMechanism_Param() {}
 func (*Mechanism_Kdf108) isMechanism_Param() {}
 
 func (*Mechanism_Chacha) isMechanism_Param() {}
+
+func (*Mechanism_SignContext) isMechanism_Param() {}
 
 type GcmParams struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1050,6 +1066,59 @@ func (x *ChachaParams) GetAad() []byte {
 	return nil
 }
 
+// SignContextParams is CK_SIGN_ADDITIONAL_CONTEXT (PKCS#11 v3.2).
+type SignContextParams struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hedge         uint64                 `protobuf:"varint,1,opt,name=hedge,proto3" json:"hedge,omitempty"`    // CKH_HEDGE_PREFERRED, CKH_HEDGE_REQUIRED or CKH_DETERMINISTIC_REQUIRED
+	Context       []byte                 `protobuf:"bytes,2,opt,name=context,proto3" json:"context,omitempty"` // at most 255 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignContextParams) Reset() {
+	*x = SignContextParams{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignContextParams) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignContextParams) ProtoMessage() {}
+
+func (x *SignContextParams) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignContextParams.ProtoReflect.Descriptor instead.
+func (*SignContextParams) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SignContextParams) GetHedge() uint64 {
+	if x != nil {
+		return x.Hedge
+	}
+	return 0
+}
+
+func (x *SignContextParams) GetContext() []byte {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
 type LoginRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
@@ -1060,7 +1129,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[14]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1141,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[14]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1154,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{14}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LoginRequest) GetUser() string {
@@ -1114,7 +1183,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[15]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1195,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[15]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1208,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{15}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LoginResponse) GetToken() string {
@@ -1180,7 +1249,7 @@ type BootstrapRequest struct {
 
 func (x *BootstrapRequest) Reset() {
 	*x = BootstrapRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[16]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1192,7 +1261,7 @@ func (x *BootstrapRequest) String() string {
 func (*BootstrapRequest) ProtoMessage() {}
 
 func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[16]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1205,7 +1274,7 @@ func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{16}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BootstrapRequest) GetUser() string {
@@ -1234,7 +1303,7 @@ type MechanismInfo struct {
 
 func (x *MechanismInfo) Reset() {
 	*x = MechanismInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[17]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1246,7 +1315,7 @@ func (x *MechanismInfo) String() string {
 func (*MechanismInfo) ProtoMessage() {}
 
 func (x *MechanismInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[17]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1259,7 +1328,7 @@ func (x *MechanismInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MechanismInfo.ProtoReflect.Descriptor instead.
 func (*MechanismInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{17}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MechanismInfo) GetType() uint64 {
@@ -1306,7 +1375,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[18]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1387,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[18]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1400,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{18}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *InfoResponse) GetVersion() string {
@@ -1402,7 +1471,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[19]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1483,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[19]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1496,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{19}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateUserRequest) GetUser() string {
@@ -1468,7 +1537,7 @@ type UserRequest struct {
 
 func (x *UserRequest) Reset() {
 	*x = UserRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[20]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1549,7 @@ func (x *UserRequest) String() string {
 func (*UserRequest) ProtoMessage() {}
 
 func (x *UserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[20]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1562,7 @@ func (x *UserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserRequest.ProtoReflect.Descriptor instead.
 func (*UserRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{20}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UserRequest) GetUser() string {
@@ -1521,7 +1590,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[21]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1602,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[21]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1615,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{21}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SetPasswordRequest) GetUser() string {
@@ -1584,7 +1653,7 @@ type UserInfo struct {
 
 func (x *UserInfo) Reset() {
 	*x = UserInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[22]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1665,7 @@ func (x *UserInfo) String() string {
 func (*UserInfo) ProtoMessage() {}
 
 func (x *UserInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[22]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1678,7 @@ func (x *UserInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
 func (*UserInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{22}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UserInfo) GetName() string {
@@ -1666,7 +1735,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[23]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1747,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[23]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +1760,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{23}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Token) GetName() string {
@@ -1731,7 +1800,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[24]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +1812,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[24]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +1825,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{24}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -1775,7 +1844,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[25]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1856,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[25]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1869,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{25}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListUsersResponse) GetUsers() []*UserInfo {
@@ -1819,7 +1888,7 @@ type CreateObjectRequest struct {
 
 func (x *CreateObjectRequest) Reset() {
 	*x = CreateObjectRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[26]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1831,7 +1900,7 @@ func (x *CreateObjectRequest) String() string {
 func (*CreateObjectRequest) ProtoMessage() {}
 
 func (x *CreateObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[26]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1844,7 +1913,7 @@ func (x *CreateObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateObjectRequest.ProtoReflect.Descriptor instead.
 func (*CreateObjectRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{26}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateObjectRequest) GetTemplate() []*Attribute {
@@ -1864,7 +1933,7 @@ type CopyObjectRequest struct {
 
 func (x *CopyObjectRequest) Reset() {
 	*x = CopyObjectRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[27]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +1945,7 @@ func (x *CopyObjectRequest) String() string {
 func (*CopyObjectRequest) ProtoMessage() {}
 
 func (x *CopyObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[27]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +1958,7 @@ func (x *CopyObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyObjectRequest.ProtoReflect.Descriptor instead.
 func (*CopyObjectRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{27}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CopyObjectRequest) GetObject() uint64 {
@@ -1915,7 +1984,7 @@ type ObjectRequest struct {
 
 func (x *ObjectRequest) Reset() {
 	*x = ObjectRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[28]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +1996,7 @@ func (x *ObjectRequest) String() string {
 func (*ObjectRequest) ProtoMessage() {}
 
 func (x *ObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[28]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2009,7 @@ func (x *ObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectRequest.ProtoReflect.Descriptor instead.
 func (*ObjectRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{28}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ObjectRequest) GetObject() uint64 {
@@ -1959,7 +2028,7 @@ type ObjectResponse struct {
 
 func (x *ObjectResponse) Reset() {
 	*x = ObjectResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[29]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2040,7 @@ func (x *ObjectResponse) String() string {
 func (*ObjectResponse) ProtoMessage() {}
 
 func (x *ObjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[29]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2053,7 @@ func (x *ObjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectResponse.ProtoReflect.Descriptor instead.
 func (*ObjectResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{29}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ObjectResponse) GetObject() uint64 {
@@ -2004,7 +2073,7 @@ type FindObjectsRequest struct {
 
 func (x *FindObjectsRequest) Reset() {
 	*x = FindObjectsRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[30]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2016,7 +2085,7 @@ func (x *FindObjectsRequest) String() string {
 func (*FindObjectsRequest) ProtoMessage() {}
 
 func (x *FindObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[30]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2029,7 +2098,7 @@ func (x *FindObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindObjectsRequest.ProtoReflect.Descriptor instead.
 func (*FindObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{30}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *FindObjectsRequest) GetTemplate() []*Attribute {
@@ -2055,7 +2124,7 @@ type FindObjectsResponse struct {
 
 func (x *FindObjectsResponse) Reset() {
 	*x = FindObjectsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[31]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2067,7 +2136,7 @@ func (x *FindObjectsResponse) String() string {
 func (*FindObjectsResponse) ProtoMessage() {}
 
 func (x *FindObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[31]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2080,7 +2149,7 @@ func (x *FindObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindObjectsResponse.ProtoReflect.Descriptor instead.
 func (*FindObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{31}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *FindObjectsResponse) GetObjects() []uint64 {
@@ -2102,7 +2171,7 @@ type ObjectInfo struct {
 
 func (x *ObjectInfo) Reset() {
 	*x = ObjectInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[32]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2183,7 @@ func (x *ObjectInfo) String() string {
 func (*ObjectInfo) ProtoMessage() {}
 
 func (x *ObjectInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[32]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2196,7 @@ func (x *ObjectInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectInfo.ProtoReflect.Descriptor instead.
 func (*ObjectInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{32}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ObjectInfo) GetObject() uint64 {
@@ -2167,7 +2236,7 @@ type ListObjectsResponse struct {
 
 func (x *ListObjectsResponse) Reset() {
 	*x = ListObjectsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[33]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2248,7 @@ func (x *ListObjectsResponse) String() string {
 func (*ListObjectsResponse) ProtoMessage() {}
 
 func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[33]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2261,7 @@ func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListObjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{33}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListObjectsResponse) GetObjects() []*ObjectInfo {
@@ -2212,7 +2281,7 @@ type GetAttributesRequest struct {
 
 func (x *GetAttributesRequest) Reset() {
 	*x = GetAttributesRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[34]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2293,7 @@ func (x *GetAttributesRequest) String() string {
 func (*GetAttributesRequest) ProtoMessage() {}
 
 func (x *GetAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[34]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2306,7 @@ func (x *GetAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttributesRequest.ProtoReflect.Descriptor instead.
 func (*GetAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{34}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetAttributesRequest) GetObject() uint64 {
@@ -2265,7 +2334,7 @@ type AttributeValue struct {
 
 func (x *AttributeValue) Reset() {
 	*x = AttributeValue{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[35]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2277,7 +2346,7 @@ func (x *AttributeValue) String() string {
 func (*AttributeValue) ProtoMessage() {}
 
 func (x *AttributeValue) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[35]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2290,7 +2359,7 @@ func (x *AttributeValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttributeValue.ProtoReflect.Descriptor instead.
 func (*AttributeValue) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{35}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AttributeValue) GetType() uint64 {
@@ -2323,7 +2392,7 @@ type GetAttributesResponse struct {
 
 func (x *GetAttributesResponse) Reset() {
 	*x = GetAttributesResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[36]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2335,7 +2404,7 @@ func (x *GetAttributesResponse) String() string {
 func (*GetAttributesResponse) ProtoMessage() {}
 
 func (x *GetAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[36]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2348,7 +2417,7 @@ func (x *GetAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAttributesResponse.ProtoReflect.Descriptor instead.
 func (*GetAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{36}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetAttributesResponse) GetValues() []*AttributeValue {
@@ -2368,7 +2437,7 @@ type SetAttributesRequest struct {
 
 func (x *SetAttributesRequest) Reset() {
 	*x = SetAttributesRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[37]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2380,7 +2449,7 @@ func (x *SetAttributesRequest) String() string {
 func (*SetAttributesRequest) ProtoMessage() {}
 
 func (x *SetAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[37]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2393,7 +2462,7 @@ func (x *SetAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAttributesRequest.ProtoReflect.Descriptor instead.
 func (*SetAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{37}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SetAttributesRequest) GetObject() uint64 {
@@ -2421,7 +2490,7 @@ type ShareRequest struct {
 
 func (x *ShareRequest) Reset() {
 	*x = ShareRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[38]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2502,7 @@ func (x *ShareRequest) String() string {
 func (*ShareRequest) ProtoMessage() {}
 
 func (x *ShareRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[38]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2515,7 @@ func (x *ShareRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareRequest.ProtoReflect.Descriptor instead.
 func (*ShareRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{38}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ShareRequest) GetObject() uint64 {
@@ -2480,7 +2549,7 @@ type GenerateKeyRequest struct {
 
 func (x *GenerateKeyRequest) Reset() {
 	*x = GenerateKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[39]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2492,7 +2561,7 @@ func (x *GenerateKeyRequest) String() string {
 func (*GenerateKeyRequest) ProtoMessage() {}
 
 func (x *GenerateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[39]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2505,7 +2574,7 @@ func (x *GenerateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateKeyRequest.ProtoReflect.Descriptor instead.
 func (*GenerateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{39}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GenerateKeyRequest) GetMechanism() *Mechanism {
@@ -2533,7 +2602,7 @@ type GenerateKeyPairRequest struct {
 
 func (x *GenerateKeyPairRequest) Reset() {
 	*x = GenerateKeyPairRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[40]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +2614,7 @@ func (x *GenerateKeyPairRequest) String() string {
 func (*GenerateKeyPairRequest) ProtoMessage() {}
 
 func (x *GenerateKeyPairRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[40]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +2627,7 @@ func (x *GenerateKeyPairRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateKeyPairRequest.ProtoReflect.Descriptor instead.
 func (*GenerateKeyPairRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{40}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GenerateKeyPairRequest) GetMechanism() *Mechanism {
@@ -2592,7 +2661,7 @@ type KeyPairResponse struct {
 
 func (x *KeyPairResponse) Reset() {
 	*x = KeyPairResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[41]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2604,7 +2673,7 @@ func (x *KeyPairResponse) String() string {
 func (*KeyPairResponse) ProtoMessage() {}
 
 func (x *KeyPairResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[41]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2617,7 +2686,7 @@ func (x *KeyPairResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyPairResponse.ProtoReflect.Descriptor instead.
 func (*KeyPairResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{41}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *KeyPairResponse) GetPublicKey() uint64 {
@@ -2645,7 +2714,7 @@ type WrapKeyRequest struct {
 
 func (x *WrapKeyRequest) Reset() {
 	*x = WrapKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[42]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2657,7 +2726,7 @@ func (x *WrapKeyRequest) String() string {
 func (*WrapKeyRequest) ProtoMessage() {}
 
 func (x *WrapKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[42]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2670,7 +2739,7 @@ func (x *WrapKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrapKeyRequest.ProtoReflect.Descriptor instead.
 func (*WrapKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{42}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WrapKeyRequest) GetMechanism() *Mechanism {
@@ -2706,7 +2775,7 @@ type UnwrapKeyRequest struct {
 
 func (x *UnwrapKeyRequest) Reset() {
 	*x = UnwrapKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2718,7 +2787,7 @@ func (x *UnwrapKeyRequest) String() string {
 func (*UnwrapKeyRequest) ProtoMessage() {}
 
 func (x *UnwrapKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[43]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2731,7 +2800,7 @@ func (x *UnwrapKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnwrapKeyRequest.ProtoReflect.Descriptor instead.
 func (*UnwrapKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{43}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UnwrapKeyRequest) GetMechanism() *Mechanism {
@@ -2773,7 +2842,7 @@ type DeriveKeyRequest struct {
 
 func (x *DeriveKeyRequest) Reset() {
 	*x = DeriveKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2785,7 +2854,7 @@ func (x *DeriveKeyRequest) String() string {
 func (*DeriveKeyRequest) ProtoMessage() {}
 
 func (x *DeriveKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[44]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2798,7 +2867,7 @@ func (x *DeriveKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeriveKeyRequest.ProtoReflect.Descriptor instead.
 func (*DeriveKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{44}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeriveKeyRequest) GetMechanism() *Mechanism {
@@ -2822,6 +2891,186 @@ func (x *DeriveKeyRequest) GetTemplate() []*Attribute {
 	return nil
 }
 
+type EncapsulateKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mechanism     *Mechanism             `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	PublicKey     uint64                 `protobuf:"varint,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Template      []*Attribute           `protobuf:"bytes,3,rep,name=template,proto3" json:"template,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncapsulateKeyRequest) Reset() {
+	*x = EncapsulateKeyRequest{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncapsulateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncapsulateKeyRequest) ProtoMessage() {}
+
+func (x *EncapsulateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncapsulateKeyRequest.ProtoReflect.Descriptor instead.
+func (*EncapsulateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *EncapsulateKeyRequest) GetMechanism() *Mechanism {
+	if x != nil {
+		return x.Mechanism
+	}
+	return nil
+}
+
+func (x *EncapsulateKeyRequest) GetPublicKey() uint64 {
+	if x != nil {
+		return x.PublicKey
+	}
+	return 0
+}
+
+func (x *EncapsulateKeyRequest) GetTemplate() []*Attribute {
+	if x != nil {
+		return x.Template
+	}
+	return nil
+}
+
+type EncapsulateKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ciphertext    []byte                 `protobuf:"bytes,1,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	Object        uint64                 `protobuf:"varint,2,opt,name=object,proto3" json:"object,omitempty"` // the new secret key
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncapsulateKeyResponse) Reset() {
+	*x = EncapsulateKeyResponse{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncapsulateKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncapsulateKeyResponse) ProtoMessage() {}
+
+func (x *EncapsulateKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncapsulateKeyResponse.ProtoReflect.Descriptor instead.
+func (*EncapsulateKeyResponse) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *EncapsulateKeyResponse) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+func (x *EncapsulateKeyResponse) GetObject() uint64 {
+	if x != nil {
+		return x.Object
+	}
+	return 0
+}
+
+type DecapsulateKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mechanism     *Mechanism             `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	PrivateKey    uint64                 `protobuf:"varint,2,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	Ciphertext    []byte                 `protobuf:"bytes,3,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	Template      []*Attribute           `protobuf:"bytes,4,rep,name=template,proto3" json:"template,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecapsulateKeyRequest) Reset() {
+	*x = DecapsulateKeyRequest{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecapsulateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecapsulateKeyRequest) ProtoMessage() {}
+
+func (x *DecapsulateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecapsulateKeyRequest.ProtoReflect.Descriptor instead.
+func (*DecapsulateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *DecapsulateKeyRequest) GetMechanism() *Mechanism {
+	if x != nil {
+		return x.Mechanism
+	}
+	return nil
+}
+
+func (x *DecapsulateKeyRequest) GetPrivateKey() uint64 {
+	if x != nil {
+		return x.PrivateKey
+	}
+	return 0
+}
+
+func (x *DecapsulateKeyRequest) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+func (x *DecapsulateKeyRequest) GetTemplate() []*Attribute {
+	if x != nil {
+		return x.Template
+	}
+	return nil
+}
+
 type CryptoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Mechanism     *Mechanism             `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
@@ -2833,7 +3082,7 @@ type CryptoRequest struct {
 
 func (x *CryptoRequest) Reset() {
 	*x = CryptoRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2845,7 +3094,7 @@ func (x *CryptoRequest) String() string {
 func (*CryptoRequest) ProtoMessage() {}
 
 func (x *CryptoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[45]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2858,7 +3107,7 @@ func (x *CryptoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CryptoRequest.ProtoReflect.Descriptor instead.
 func (*CryptoRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{45}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CryptoRequest) GetMechanism() *Mechanism {
@@ -2894,7 +3143,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2906,7 +3155,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2919,7 +3168,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{46}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *VerifyRequest) GetMechanism() *Mechanism {
@@ -2960,7 +3209,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2972,7 +3221,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2985,7 +3234,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{47}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DigestRequest) GetMechanism() *Mechanism {
@@ -3011,7 +3260,7 @@ type RandomRequest struct {
 
 func (x *RandomRequest) Reset() {
 	*x = RandomRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3023,7 +3272,7 @@ func (x *RandomRequest) String() string {
 func (*RandomRequest) ProtoMessage() {}
 
 func (x *RandomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3036,7 +3285,7 @@ func (x *RandomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RandomRequest.ProtoReflect.Descriptor instead.
 func (*RandomRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{48}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RandomRequest) GetLength() uint32 {
@@ -3055,7 +3304,7 @@ type DataResponse struct {
 
 func (x *DataResponse) Reset() {
 	*x = DataResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3067,7 +3316,7 @@ func (x *DataResponse) String() string {
 func (*DataResponse) ProtoMessage() {}
 
 func (x *DataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3080,7 +3329,7 @@ func (x *DataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataResponse.ProtoReflect.Descriptor instead.
 func (*DataResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{49}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DataResponse) GetData() []byte {
@@ -3111,7 +3360,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3123,7 +3372,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3136,7 +3385,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{50}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ClusterNode) GetName() string {
@@ -3221,7 +3470,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3233,7 +3482,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3246,7 +3495,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{51}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ClusterStatusResponse) GetClusterId() string {
@@ -3288,7 +3537,7 @@ type AddNodeRequest struct {
 
 func (x *AddNodeRequest) Reset() {
 	*x = AddNodeRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3300,7 +3549,7 @@ func (x *AddNodeRequest) String() string {
 func (*AddNodeRequest) ProtoMessage() {}
 
 func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3313,7 +3562,7 @@ func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeRequest.ProtoReflect.Descriptor instead.
 func (*AddNodeRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{52}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *AddNodeRequest) GetName() string {
@@ -3347,7 +3596,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3359,7 +3608,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3372,7 +3621,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{53}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemoveNodeRequest) GetName() string {
@@ -3401,7 +3650,7 @@ type BackupProgress struct {
 
 func (x *BackupProgress) Reset() {
 	*x = BackupProgress{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3413,7 +3662,7 @@ func (x *BackupProgress) String() string {
 func (*BackupProgress) ProtoMessage() {}
 
 func (x *BackupProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3426,7 +3675,7 @@ func (x *BackupProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupProgress.ProtoReflect.Descriptor instead.
 func (*BackupProgress) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{54}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *BackupProgress) GetPhase() string {
@@ -3474,7 +3723,7 @@ type BackupInfo struct {
 
 func (x *BackupInfo) Reset() {
 	*x = BackupInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3486,7 +3735,7 @@ func (x *BackupInfo) String() string {
 func (*BackupInfo) ProtoMessage() {}
 
 func (x *BackupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3499,7 +3748,7 @@ func (x *BackupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
 func (*BackupInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{55}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *BackupInfo) GetId() string {
@@ -3575,7 +3824,7 @@ type ListBackupsResponse struct {
 
 func (x *ListBackupsResponse) Reset() {
 	*x = ListBackupsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3587,7 +3836,7 @@ func (x *ListBackupsResponse) String() string {
 func (*ListBackupsResponse) ProtoMessage() {}
 
 func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3600,7 +3849,7 @@ func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
 func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{56}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListBackupsResponse) GetBackups() []*BackupInfo {
@@ -3626,7 +3875,7 @@ type GetBackupRequest struct {
 
 func (x *GetBackupRequest) Reset() {
 	*x = GetBackupRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3638,7 +3887,7 @@ func (x *GetBackupRequest) String() string {
 func (*GetBackupRequest) ProtoMessage() {}
 
 func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3651,7 +3900,7 @@ func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBackupRequest.ProtoReflect.Descriptor instead.
 func (*GetBackupRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{57}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetBackupRequest) GetId() string {
@@ -3670,7 +3919,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3682,7 +3931,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3695,7 +3944,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *Chunk) GetData() []byte {
@@ -3722,7 +3971,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3734,7 +3983,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3747,7 +3996,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ListAuditRequest) GetAfterSeq() uint64 {
@@ -3823,7 +4072,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3835,7 +4084,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3848,7 +4097,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *AuditRecord) GetSeq() uint64 {
@@ -3959,7 +4208,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3971,7 +4220,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3984,7 +4233,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListAuditResponse) GetRecords() []*AuditRecord {
@@ -4016,7 +4265,7 @@ type VerifyAuditResponse struct {
 
 func (x *VerifyAuditResponse) Reset() {
 	*x = VerifyAuditResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4028,7 +4277,7 @@ func (x *VerifyAuditResponse) String() string {
 func (*VerifyAuditResponse) ProtoMessage() {}
 
 func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4041,7 +4290,7 @@ func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAuditResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *VerifyAuditResponse) GetOk() bool {
@@ -4106,7 +4355,7 @@ type RotatePassphraseRequest struct {
 
 func (x *RotatePassphraseRequest) Reset() {
 	*x = RotatePassphraseRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4118,7 +4367,7 @@ func (x *RotatePassphraseRequest) String() string {
 func (*RotatePassphraseRequest) ProtoMessage() {}
 
 func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4131,7 +4380,7 @@ func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotatePassphraseRequest.ProtoReflect.Descriptor instead.
 func (*RotatePassphraseRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RotatePassphraseRequest) GetOldSecret() []byte {
@@ -4158,7 +4407,7 @@ type QuorumRegisterKeyRequest struct {
 
 func (x *QuorumRegisterKeyRequest) Reset() {
 	*x = QuorumRegisterKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4170,7 +4419,7 @@ func (x *QuorumRegisterKeyRequest) String() string {
 func (*QuorumRegisterKeyRequest) ProtoMessage() {}
 
 func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4183,7 +4432,7 @@ func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumRegisterKeyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumRegisterKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *QuorumRegisterKeyRequest) GetPublicKey() []byte {
@@ -4211,7 +4460,7 @@ type QuorumSetPolicyRequest struct {
 
 func (x *QuorumSetPolicyRequest) Reset() {
 	*x = QuorumSetPolicyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4223,7 +4472,7 @@ func (x *QuorumSetPolicyRequest) String() string {
 func (*QuorumSetPolicyRequest) ProtoMessage() {}
 
 func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4236,7 +4485,7 @@ func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumSetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumSetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *QuorumSetPolicyRequest) GetService() string {
@@ -4269,7 +4518,7 @@ type QuorumCreateTokenRequest struct {
 
 func (x *QuorumCreateTokenRequest) Reset() {
 	*x = QuorumCreateTokenRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4281,7 +4530,7 @@ func (x *QuorumCreateTokenRequest) String() string {
 func (*QuorumCreateTokenRequest) ProtoMessage() {}
 
 func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4294,7 +4543,7 @@ func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumCreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumCreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *QuorumCreateTokenRequest) GetService() string {
@@ -4319,7 +4568,7 @@ type QuorumToken struct {
 
 func (x *QuorumToken) Reset() {
 	*x = QuorumToken{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4331,7 +4580,7 @@ func (x *QuorumToken) String() string {
 func (*QuorumToken) ProtoMessage() {}
 
 func (x *QuorumToken) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4344,7 +4593,7 @@ func (x *QuorumToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumToken.ProtoReflect.Descriptor instead.
 func (*QuorumToken) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *QuorumToken) GetId() string {
@@ -4406,7 +4655,7 @@ type QuorumApproveTokenRequest struct {
 
 func (x *QuorumApproveTokenRequest) Reset() {
 	*x = QuorumApproveTokenRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4418,7 +4667,7 @@ func (x *QuorumApproveTokenRequest) String() string {
 func (*QuorumApproveTokenRequest) ProtoMessage() {}
 
 func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4431,7 +4680,7 @@ func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumApproveTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumApproveTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *QuorumApproveTokenRequest) GetId() string {
@@ -4459,7 +4708,7 @@ type QuorumOfficer struct {
 
 func (x *QuorumOfficer) Reset() {
 	*x = QuorumOfficer{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4471,7 +4720,7 @@ func (x *QuorumOfficer) String() string {
 func (*QuorumOfficer) ProtoMessage() {}
 
 func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4484,7 +4733,7 @@ func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumOfficer.ProtoReflect.Descriptor instead.
 func (*QuorumOfficer) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *QuorumOfficer) GetName() string {
@@ -4518,7 +4767,7 @@ type QuorumPolicy struct {
 
 func (x *QuorumPolicy) Reset() {
 	*x = QuorumPolicy{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4530,7 +4779,7 @@ func (x *QuorumPolicy) String() string {
 func (*QuorumPolicy) ProtoMessage() {}
 
 func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4543,7 +4792,7 @@ func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumPolicy.ProtoReflect.Descriptor instead.
 func (*QuorumPolicy) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *QuorumPolicy) GetService() string {
@@ -4571,7 +4820,7 @@ type QuorumStatusResponse struct {
 
 func (x *QuorumStatusResponse) Reset() {
 	*x = QuorumStatusResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4583,7 +4832,7 @@ func (x *QuorumStatusResponse) String() string {
 func (*QuorumStatusResponse) ProtoMessage() {}
 
 func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4596,7 +4845,7 @@ func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumStatusResponse.ProtoReflect.Descriptor instead.
 func (*QuorumStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *QuorumStatusResponse) GetPolicies() []*QuorumPolicy {
@@ -4630,7 +4879,7 @@ type RevokeCertRequest struct {
 
 func (x *RevokeCertRequest) Reset() {
 	*x = RevokeCertRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4642,7 +4891,7 @@ func (x *RevokeCertRequest) String() string {
 func (*RevokeCertRequest) ProtoMessage() {}
 
 func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4655,7 +4904,7 @@ func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RevokeCertRequest) GetFingerprint() string {
@@ -4684,7 +4933,7 @@ type RevokedCert struct {
 
 func (x *RevokedCert) Reset() {
 	*x = RevokedCert{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4696,7 +4945,7 @@ func (x *RevokedCert) String() string {
 func (*RevokedCert) ProtoMessage() {}
 
 func (x *RevokedCert) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4709,7 +4958,7 @@ func (x *RevokedCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedCert.ProtoReflect.Descriptor instead.
 func (*RevokedCert) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *RevokedCert) GetFingerprint() string {
@@ -4749,7 +4998,7 @@ type ListRevokedCertsResponse struct {
 
 func (x *ListRevokedCertsResponse) Reset() {
 	*x = ListRevokedCertsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4761,7 +5010,7 @@ func (x *ListRevokedCertsResponse) String() string {
 func (*ListRevokedCertsResponse) ProtoMessage() {}
 
 func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4774,7 +5023,7 @@ func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedCertsResponse.ProtoReflect.Descriptor instead.
 func (*ListRevokedCertsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ListRevokedCertsResponse) GetCerts() []*RevokedCert {
@@ -4796,7 +5045,7 @@ type KMSPrincipalRequest struct {
 
 func (x *KMSPrincipalRequest) Reset() {
 	*x = KMSPrincipalRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4808,7 +5057,7 @@ func (x *KMSPrincipalRequest) String() string {
 func (*KMSPrincipalRequest) ProtoMessage() {}
 
 func (x *KMSPrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4821,7 +5070,7 @@ func (x *KMSPrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipalRequest.ProtoReflect.Descriptor instead.
 func (*KMSPrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{75}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *KMSPrincipalRequest) GetName() string {
@@ -4849,7 +5098,7 @@ type KMSPrincipalPolicy struct {
 
 func (x *KMSPrincipalPolicy) Reset() {
 	*x = KMSPrincipalPolicy{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4861,7 +5110,7 @@ func (x *KMSPrincipalPolicy) String() string {
 func (*KMSPrincipalPolicy) ProtoMessage() {}
 
 func (x *KMSPrincipalPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4874,7 +5123,7 @@ func (x *KMSPrincipalPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipalPolicy.ProtoReflect.Descriptor instead.
 func (*KMSPrincipalPolicy) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{76}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *KMSPrincipalPolicy) GetName() string {
@@ -4905,7 +5154,7 @@ type KMSExplainRequest struct {
 
 func (x *KMSExplainRequest) Reset() {
 	*x = KMSExplainRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4917,7 +5166,7 @@ func (x *KMSExplainRequest) String() string {
 func (*KMSExplainRequest) ProtoMessage() {}
 
 func (x *KMSExplainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4930,7 +5179,7 @@ func (x *KMSExplainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSExplainRequest.ProtoReflect.Descriptor instead.
 func (*KMSExplainRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{77}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *KMSExplainRequest) GetPrincipal() string {
@@ -4985,7 +5234,7 @@ type KMSExplainResponse struct {
 
 func (x *KMSExplainResponse) Reset() {
 	*x = KMSExplainResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4997,7 +5246,7 @@ func (x *KMSExplainResponse) String() string {
 func (*KMSExplainResponse) ProtoMessage() {}
 
 func (x *KMSExplainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5010,7 +5259,7 @@ func (x *KMSExplainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSExplainResponse.ProtoReflect.Descriptor instead.
 func (*KMSExplainResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{78}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *KMSExplainResponse) GetAllowed() bool {
@@ -5040,7 +5289,7 @@ type KMSPrincipal struct {
 
 func (x *KMSPrincipal) Reset() {
 	*x = KMSPrincipal{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5052,7 +5301,7 @@ func (x *KMSPrincipal) String() string {
 func (*KMSPrincipal) ProtoMessage() {}
 
 func (x *KMSPrincipal) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5065,7 +5314,7 @@ func (x *KMSPrincipal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipal.ProtoReflect.Descriptor instead.
 func (*KMSPrincipal) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{79}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *KMSPrincipal) GetName() string {
@@ -5105,7 +5354,7 @@ type KMSListPrincipalsResponse struct {
 
 func (x *KMSListPrincipalsResponse) Reset() {
 	*x = KMSListPrincipalsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5117,7 +5366,7 @@ func (x *KMSListPrincipalsResponse) String() string {
 func (*KMSListPrincipalsResponse) ProtoMessage() {}
 
 func (x *KMSListPrincipalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5130,7 +5379,7 @@ func (x *KMSListPrincipalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSListPrincipalsResponse.ProtoReflect.Descriptor instead.
 func (*KMSListPrincipalsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{80}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *KMSListPrincipalsResponse) GetPrincipals() []*KMSPrincipal {
@@ -5152,7 +5401,7 @@ type KMSCredentials struct {
 
 func (x *KMSCredentials) Reset() {
 	*x = KMSCredentials{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5164,7 +5413,7 @@ func (x *KMSCredentials) String() string {
 func (*KMSCredentials) ProtoMessage() {}
 
 func (x *KMSCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5177,7 +5426,7 @@ func (x *KMSCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSCredentials.ProtoReflect.Descriptor instead.
 func (*KMSCredentials) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{81}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *KMSCredentials) GetPrincipal() *KMSPrincipal {
@@ -5207,7 +5456,7 @@ type KMSAddHSMClusterRequest struct {
 
 func (x *KMSAddHSMClusterRequest) Reset() {
 	*x = KMSAddHSMClusterRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5219,7 +5468,7 @@ func (x *KMSAddHSMClusterRequest) String() string {
 func (*KMSAddHSMClusterRequest) ProtoMessage() {}
 
 func (x *KMSAddHSMClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5232,7 +5481,7 @@ func (x *KMSAddHSMClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSAddHSMClusterRequest.ProtoReflect.Descriptor instead.
 func (*KMSAddHSMClusterRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{82}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *KMSAddHSMClusterRequest) GetClusterId() string {
@@ -5276,7 +5525,7 @@ type KMSHSMCluster struct {
 
 func (x *KMSHSMCluster) Reset() {
 	*x = KMSHSMCluster{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5288,7 +5537,7 @@ func (x *KMSHSMCluster) String() string {
 func (*KMSHSMCluster) ProtoMessage() {}
 
 func (x *KMSHSMCluster) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5301,7 +5550,7 @@ func (x *KMSHSMCluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSHSMCluster.ProtoReflect.Descriptor instead.
 func (*KMSHSMCluster) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{83}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *KMSHSMCluster) GetClusterId() string {
@@ -5341,7 +5590,7 @@ type KMSListHSMClustersResponse struct {
 
 func (x *KMSListHSMClustersResponse) Reset() {
 	*x = KMSListHSMClustersResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[84]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5353,7 +5602,7 @@ func (x *KMSListHSMClustersResponse) String() string {
 func (*KMSListHSMClustersResponse) ProtoMessage() {}
 
 func (x *KMSListHSMClustersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[84]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5366,7 +5615,7 @@ func (x *KMSListHSMClustersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSListHSMClustersResponse.ProtoReflect.Descriptor instead.
 func (*KMSListHSMClustersResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{84}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *KMSListHSMClustersResponse) GetClusters() []*KMSHSMCluster {
@@ -5385,7 +5634,7 @@ type KMSHSMClusterRequest struct {
 
 func (x *KMSHSMClusterRequest) Reset() {
 	*x = KMSHSMClusterRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[85]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5397,7 +5646,7 @@ func (x *KMSHSMClusterRequest) String() string {
 func (*KMSHSMClusterRequest) ProtoMessage() {}
 
 func (x *KMSHSMClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[85]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5410,7 +5659,7 @@ func (x *KMSHSMClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSHSMClusterRequest.ProtoReflect.Descriptor instead.
 func (*KMSHSMClusterRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{85}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *KMSHSMClusterRequest) GetClusterId() string {
@@ -5430,7 +5679,7 @@ type PublicSessionRequest struct {
 
 func (x *PublicSessionRequest) Reset() {
 	*x = PublicSessionRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[86]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5442,7 +5691,7 @@ func (x *PublicSessionRequest) String() string {
 func (*PublicSessionRequest) ProtoMessage() {}
 
 func (x *PublicSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[86]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5455,7 +5704,7 @@ func (x *PublicSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicSessionRequest.ProtoReflect.Descriptor instead.
 func (*PublicSessionRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{86}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *PublicSessionRequest) GetToken() string {
@@ -5475,7 +5724,7 @@ type ClusterSetting struct {
 
 func (x *ClusterSetting) Reset() {
 	*x = ClusterSetting{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[87]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5487,7 +5736,7 @@ func (x *ClusterSetting) String() string {
 func (*ClusterSetting) ProtoMessage() {}
 
 func (x *ClusterSetting) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[87]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5500,7 +5749,7 @@ func (x *ClusterSetting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSetting.ProtoReflect.Descriptor instead.
 func (*ClusterSetting) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{87}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ClusterSetting) GetName() string {
@@ -5526,7 +5775,7 @@ type ClusterSettingsResponse struct {
 
 func (x *ClusterSettingsResponse) Reset() {
 	*x = ClusterSettingsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[88]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5538,7 +5787,7 @@ func (x *ClusterSettingsResponse) String() string {
 func (*ClusterSettingsResponse) ProtoMessage() {}
 
 func (x *ClusterSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[88]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5551,7 +5800,7 @@ func (x *ClusterSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSettingsResponse.ProtoReflect.Descriptor instead.
 func (*ClusterSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{88}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ClusterSettingsResponse) GetSettings() []*ClusterSetting {
@@ -5573,7 +5822,7 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"5\n" +
 	"\tAttribute\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x04R\x04type\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xf9\x03\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xbd\x04\n" +
 	"\tMechanism\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x04R\x04type\x12\x10\n" +
 	"\x02iv\x18\x02 \x01(\fH\x00R\x02iv\x12)\n" +
@@ -5587,7 +5836,8 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x04hkdf\x18\n" +
 	" \x01(\v2\x16.openhsm.v1.HkdfParamsH\x00R\x04hkdf\x122\n" +
 	"\x06kdf108\x18\v \x01(\v2\x18.openhsm.v1.Kdf108ParamsH\x00R\x06kdf108\x122\n" +
-	"\x06chacha\x18\f \x01(\v2\x18.openhsm.v1.ChachaParamsH\x00R\x06chachaB\a\n" +
+	"\x06chacha\x18\f \x01(\v2\x18.openhsm.v1.ChachaParamsH\x00R\x06chacha\x12B\n" +
+	"\fsign_context\x18  \x01(\v2\x1d.openhsm.v1.SignContextParamsH\x00R\vsignContextB\a\n" +
 	"\x05param\"H\n" +
 	"\tGcmParams\x12\x0e\n" +
 	"\x02iv\x18\x01 \x01(\fR\x02iv\x12\x10\n" +
@@ -5640,7 +5890,10 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x05bytes\x18\x05 \x01(\fR\x05bytes\"6\n" +
 	"\fChachaParams\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\x12\x10\n" +
-	"\x03aad\x18\x02 \x01(\fR\x03aad\">\n" +
+	"\x03aad\x18\x02 \x01(\fR\x03aad\"C\n" +
+	"\x11SignContextParams\x12\x14\n" +
+	"\x05hedge\x18\x01 \x01(\x04R\x05hedge\x12\x18\n" +
+	"\acontext\x18\x02 \x01(\fR\acontext\">\n" +
 	"\fLoginRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"v\n" +
@@ -5765,7 +6018,25 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x10DeriveKeyRequest\x123\n" +
 	"\tmechanism\x18\x01 \x01(\v2\x15.openhsm.v1.MechanismR\tmechanism\x12\x19\n" +
 	"\bbase_key\x18\x02 \x01(\x04R\abaseKey\x121\n" +
-	"\btemplate\x18\x03 \x03(\v2\x15.openhsm.v1.AttributeR\btemplate\"j\n" +
+	"\btemplate\x18\x03 \x03(\v2\x15.openhsm.v1.AttributeR\btemplate\"\x9e\x01\n" +
+	"\x15EncapsulateKeyRequest\x123\n" +
+	"\tmechanism\x18\x01 \x01(\v2\x15.openhsm.v1.MechanismR\tmechanism\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\x04R\tpublicKey\x121\n" +
+	"\btemplate\x18\x03 \x03(\v2\x15.openhsm.v1.AttributeR\btemplate\"P\n" +
+	"\x16EncapsulateKeyResponse\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x01 \x01(\fR\n" +
+	"ciphertext\x12\x16\n" +
+	"\x06object\x18\x02 \x01(\x04R\x06object\"\xc0\x01\n" +
+	"\x15DecapsulateKeyRequest\x123\n" +
+	"\tmechanism\x18\x01 \x01(\v2\x15.openhsm.v1.MechanismR\tmechanism\x12\x1f\n" +
+	"\vprivate_key\x18\x02 \x01(\x04R\n" +
+	"privateKey\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x03 \x01(\fR\n" +
+	"ciphertext\x121\n" +
+	"\btemplate\x18\x04 \x03(\v2\x15.openhsm.v1.AttributeR\btemplate\"j\n" +
 	"\rCryptoRequest\x123\n" +
 	"\tmechanism\x18\x01 \x01(\v2\x15.openhsm.v1.MechanismR\tmechanism\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\x04R\x03key\x12\x12\n" +
@@ -5968,7 +6239,7 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"Q\n" +
 	"\x17ClusterSettingsResponse\x126\n" +
-	"\bsettings\x18\x01 \x03(\v2\x1a.openhsm.v1.ClusterSettingR\bsettings2\xc8!\n" +
+	"\bsettings\x18\x01 \x03(\v2\x1a.openhsm.v1.ClusterSettingR\bsettings2\xf2\"\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -6004,7 +6275,9 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\aEncrypt\x12\x19.openhsm.v1.CryptoRequest\x1a\x18.openhsm.v1.DataResponse\x12>\n" +
 	"\aDecrypt\x12\x19.openhsm.v1.CryptoRequest\x1a\x18.openhsm.v1.DataResponse\x12=\n" +
 	"\x06Digest\x12\x19.openhsm.v1.DigestRequest\x1a\x18.openhsm.v1.DataResponse\x12E\n" +
-	"\x0eGenerateRandom\x12\x19.openhsm.v1.RandomRequest\x1a\x18.openhsm.v1.DataResponse\x12E\n" +
+	"\x0eGenerateRandom\x12\x19.openhsm.v1.RandomRequest\x1a\x18.openhsm.v1.DataResponse\x12W\n" +
+	"\x0eEncapsulateKey\x12!.openhsm.v1.EncapsulateKeyRequest\x1a\".openhsm.v1.EncapsulateKeyResponse\x12O\n" +
+	"\x0eDecapsulateKey\x12!.openhsm.v1.DecapsulateKeyRequest\x1a\x1a.openhsm.v1.ObjectResponse\x12E\n" +
 	"\rClusterStatus\x12\x11.openhsm.v1.Empty\x1a!.openhsm.v1.ClusterStatusResponse\x128\n" +
 	"\aAddNode\x12\x1a.openhsm.v1.AddNodeRequest\x1a\x11.openhsm.v1.Empty\x12>\n" +
 	"\n" +
@@ -6052,7 +6325,7 @@ func file_api_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_api_hsmpb_hsm_proto_rawDescData
 }
 
-var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
+var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 94)
 var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                      // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),                // 1: openhsm.v1.ErrorDetail
@@ -6068,82 +6341,86 @@ var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*Kdf108Params)(nil),               // 11: openhsm.v1.Kdf108Params
 	(*Kdf108Data)(nil),                 // 12: openhsm.v1.Kdf108Data
 	(*ChachaParams)(nil),               // 13: openhsm.v1.ChachaParams
-	(*LoginRequest)(nil),               // 14: openhsm.v1.LoginRequest
-	(*LoginResponse)(nil),              // 15: openhsm.v1.LoginResponse
-	(*BootstrapRequest)(nil),           // 16: openhsm.v1.BootstrapRequest
-	(*MechanismInfo)(nil),              // 17: openhsm.v1.MechanismInfo
-	(*InfoResponse)(nil),               // 18: openhsm.v1.InfoResponse
-	(*CreateUserRequest)(nil),          // 19: openhsm.v1.CreateUserRequest
-	(*UserRequest)(nil),                // 20: openhsm.v1.UserRequest
-	(*SetPasswordRequest)(nil),         // 21: openhsm.v1.SetPasswordRequest
-	(*UserInfo)(nil),                   // 22: openhsm.v1.UserInfo
-	(*Token)(nil),                      // 23: openhsm.v1.Token
-	(*ListTokensResponse)(nil),         // 24: openhsm.v1.ListTokensResponse
-	(*ListUsersResponse)(nil),          // 25: openhsm.v1.ListUsersResponse
-	(*CreateObjectRequest)(nil),        // 26: openhsm.v1.CreateObjectRequest
-	(*CopyObjectRequest)(nil),          // 27: openhsm.v1.CopyObjectRequest
-	(*ObjectRequest)(nil),              // 28: openhsm.v1.ObjectRequest
-	(*ObjectResponse)(nil),             // 29: openhsm.v1.ObjectResponse
-	(*FindObjectsRequest)(nil),         // 30: openhsm.v1.FindObjectsRequest
-	(*FindObjectsResponse)(nil),        // 31: openhsm.v1.FindObjectsResponse
-	(*ObjectInfo)(nil),                 // 32: openhsm.v1.ObjectInfo
-	(*ListObjectsResponse)(nil),        // 33: openhsm.v1.ListObjectsResponse
-	(*GetAttributesRequest)(nil),       // 34: openhsm.v1.GetAttributesRequest
-	(*AttributeValue)(nil),             // 35: openhsm.v1.AttributeValue
-	(*GetAttributesResponse)(nil),      // 36: openhsm.v1.GetAttributesResponse
-	(*SetAttributesRequest)(nil),       // 37: openhsm.v1.SetAttributesRequest
-	(*ShareRequest)(nil),               // 38: openhsm.v1.ShareRequest
-	(*GenerateKeyRequest)(nil),         // 39: openhsm.v1.GenerateKeyRequest
-	(*GenerateKeyPairRequest)(nil),     // 40: openhsm.v1.GenerateKeyPairRequest
-	(*KeyPairResponse)(nil),            // 41: openhsm.v1.KeyPairResponse
-	(*WrapKeyRequest)(nil),             // 42: openhsm.v1.WrapKeyRequest
-	(*UnwrapKeyRequest)(nil),           // 43: openhsm.v1.UnwrapKeyRequest
-	(*DeriveKeyRequest)(nil),           // 44: openhsm.v1.DeriveKeyRequest
-	(*CryptoRequest)(nil),              // 45: openhsm.v1.CryptoRequest
-	(*VerifyRequest)(nil),              // 46: openhsm.v1.VerifyRequest
-	(*DigestRequest)(nil),              // 47: openhsm.v1.DigestRequest
-	(*RandomRequest)(nil),              // 48: openhsm.v1.RandomRequest
-	(*DataResponse)(nil),               // 49: openhsm.v1.DataResponse
-	(*ClusterNode)(nil),                // 50: openhsm.v1.ClusterNode
-	(*ClusterStatusResponse)(nil),      // 51: openhsm.v1.ClusterStatusResponse
-	(*AddNodeRequest)(nil),             // 52: openhsm.v1.AddNodeRequest
-	(*RemoveNodeRequest)(nil),          // 53: openhsm.v1.RemoveNodeRequest
-	(*BackupProgress)(nil),             // 54: openhsm.v1.BackupProgress
-	(*BackupInfo)(nil),                 // 55: openhsm.v1.BackupInfo
-	(*ListBackupsResponse)(nil),        // 56: openhsm.v1.ListBackupsResponse
-	(*GetBackupRequest)(nil),           // 57: openhsm.v1.GetBackupRequest
-	(*Chunk)(nil),                      // 58: openhsm.v1.Chunk
-	(*ListAuditRequest)(nil),           // 59: openhsm.v1.ListAuditRequest
-	(*AuditRecord)(nil),                // 60: openhsm.v1.AuditRecord
-	(*ListAuditResponse)(nil),          // 61: openhsm.v1.ListAuditResponse
-	(*VerifyAuditResponse)(nil),        // 62: openhsm.v1.VerifyAuditResponse
-	(*RotatePassphraseRequest)(nil),    // 63: openhsm.v1.RotatePassphraseRequest
-	(*QuorumRegisterKeyRequest)(nil),   // 64: openhsm.v1.QuorumRegisterKeyRequest
-	(*QuorumSetPolicyRequest)(nil),     // 65: openhsm.v1.QuorumSetPolicyRequest
-	(*QuorumCreateTokenRequest)(nil),   // 66: openhsm.v1.QuorumCreateTokenRequest
-	(*QuorumToken)(nil),                // 67: openhsm.v1.QuorumToken
-	(*QuorumApproveTokenRequest)(nil),  // 68: openhsm.v1.QuorumApproveTokenRequest
-	(*QuorumOfficer)(nil),              // 69: openhsm.v1.QuorumOfficer
-	(*QuorumPolicy)(nil),               // 70: openhsm.v1.QuorumPolicy
-	(*QuorumStatusResponse)(nil),       // 71: openhsm.v1.QuorumStatusResponse
-	(*RevokeCertRequest)(nil),          // 72: openhsm.v1.RevokeCertRequest
-	(*RevokedCert)(nil),                // 73: openhsm.v1.RevokedCert
-	(*ListRevokedCertsResponse)(nil),   // 74: openhsm.v1.ListRevokedCertsResponse
-	(*KMSPrincipalRequest)(nil),        // 75: openhsm.v1.KMSPrincipalRequest
-	(*KMSPrincipalPolicy)(nil),         // 76: openhsm.v1.KMSPrincipalPolicy
-	(*KMSExplainRequest)(nil),          // 77: openhsm.v1.KMSExplainRequest
-	(*KMSExplainResponse)(nil),         // 78: openhsm.v1.KMSExplainResponse
-	(*KMSPrincipal)(nil),               // 79: openhsm.v1.KMSPrincipal
-	(*KMSListPrincipalsResponse)(nil),  // 80: openhsm.v1.KMSListPrincipalsResponse
-	(*KMSCredentials)(nil),             // 81: openhsm.v1.KMSCredentials
-	(*KMSAddHSMClusterRequest)(nil),    // 82: openhsm.v1.KMSAddHSMClusterRequest
-	(*KMSHSMCluster)(nil),              // 83: openhsm.v1.KMSHSMCluster
-	(*KMSListHSMClustersResponse)(nil), // 84: openhsm.v1.KMSListHSMClustersResponse
-	(*KMSHSMClusterRequest)(nil),       // 85: openhsm.v1.KMSHSMClusterRequest
-	(*PublicSessionRequest)(nil),       // 86: openhsm.v1.PublicSessionRequest
-	(*ClusterSetting)(nil),             // 87: openhsm.v1.ClusterSetting
-	(*ClusterSettingsResponse)(nil),    // 88: openhsm.v1.ClusterSettingsResponse
-	nil,                                // 89: openhsm.v1.KMSExplainRequest.ContextEntry
+	(*SignContextParams)(nil),          // 14: openhsm.v1.SignContextParams
+	(*LoginRequest)(nil),               // 15: openhsm.v1.LoginRequest
+	(*LoginResponse)(nil),              // 16: openhsm.v1.LoginResponse
+	(*BootstrapRequest)(nil),           // 17: openhsm.v1.BootstrapRequest
+	(*MechanismInfo)(nil),              // 18: openhsm.v1.MechanismInfo
+	(*InfoResponse)(nil),               // 19: openhsm.v1.InfoResponse
+	(*CreateUserRequest)(nil),          // 20: openhsm.v1.CreateUserRequest
+	(*UserRequest)(nil),                // 21: openhsm.v1.UserRequest
+	(*SetPasswordRequest)(nil),         // 22: openhsm.v1.SetPasswordRequest
+	(*UserInfo)(nil),                   // 23: openhsm.v1.UserInfo
+	(*Token)(nil),                      // 24: openhsm.v1.Token
+	(*ListTokensResponse)(nil),         // 25: openhsm.v1.ListTokensResponse
+	(*ListUsersResponse)(nil),          // 26: openhsm.v1.ListUsersResponse
+	(*CreateObjectRequest)(nil),        // 27: openhsm.v1.CreateObjectRequest
+	(*CopyObjectRequest)(nil),          // 28: openhsm.v1.CopyObjectRequest
+	(*ObjectRequest)(nil),              // 29: openhsm.v1.ObjectRequest
+	(*ObjectResponse)(nil),             // 30: openhsm.v1.ObjectResponse
+	(*FindObjectsRequest)(nil),         // 31: openhsm.v1.FindObjectsRequest
+	(*FindObjectsResponse)(nil),        // 32: openhsm.v1.FindObjectsResponse
+	(*ObjectInfo)(nil),                 // 33: openhsm.v1.ObjectInfo
+	(*ListObjectsResponse)(nil),        // 34: openhsm.v1.ListObjectsResponse
+	(*GetAttributesRequest)(nil),       // 35: openhsm.v1.GetAttributesRequest
+	(*AttributeValue)(nil),             // 36: openhsm.v1.AttributeValue
+	(*GetAttributesResponse)(nil),      // 37: openhsm.v1.GetAttributesResponse
+	(*SetAttributesRequest)(nil),       // 38: openhsm.v1.SetAttributesRequest
+	(*ShareRequest)(nil),               // 39: openhsm.v1.ShareRequest
+	(*GenerateKeyRequest)(nil),         // 40: openhsm.v1.GenerateKeyRequest
+	(*GenerateKeyPairRequest)(nil),     // 41: openhsm.v1.GenerateKeyPairRequest
+	(*KeyPairResponse)(nil),            // 42: openhsm.v1.KeyPairResponse
+	(*WrapKeyRequest)(nil),             // 43: openhsm.v1.WrapKeyRequest
+	(*UnwrapKeyRequest)(nil),           // 44: openhsm.v1.UnwrapKeyRequest
+	(*DeriveKeyRequest)(nil),           // 45: openhsm.v1.DeriveKeyRequest
+	(*EncapsulateKeyRequest)(nil),      // 46: openhsm.v1.EncapsulateKeyRequest
+	(*EncapsulateKeyResponse)(nil),     // 47: openhsm.v1.EncapsulateKeyResponse
+	(*DecapsulateKeyRequest)(nil),      // 48: openhsm.v1.DecapsulateKeyRequest
+	(*CryptoRequest)(nil),              // 49: openhsm.v1.CryptoRequest
+	(*VerifyRequest)(nil),              // 50: openhsm.v1.VerifyRequest
+	(*DigestRequest)(nil),              // 51: openhsm.v1.DigestRequest
+	(*RandomRequest)(nil),              // 52: openhsm.v1.RandomRequest
+	(*DataResponse)(nil),               // 53: openhsm.v1.DataResponse
+	(*ClusterNode)(nil),                // 54: openhsm.v1.ClusterNode
+	(*ClusterStatusResponse)(nil),      // 55: openhsm.v1.ClusterStatusResponse
+	(*AddNodeRequest)(nil),             // 56: openhsm.v1.AddNodeRequest
+	(*RemoveNodeRequest)(nil),          // 57: openhsm.v1.RemoveNodeRequest
+	(*BackupProgress)(nil),             // 58: openhsm.v1.BackupProgress
+	(*BackupInfo)(nil),                 // 59: openhsm.v1.BackupInfo
+	(*ListBackupsResponse)(nil),        // 60: openhsm.v1.ListBackupsResponse
+	(*GetBackupRequest)(nil),           // 61: openhsm.v1.GetBackupRequest
+	(*Chunk)(nil),                      // 62: openhsm.v1.Chunk
+	(*ListAuditRequest)(nil),           // 63: openhsm.v1.ListAuditRequest
+	(*AuditRecord)(nil),                // 64: openhsm.v1.AuditRecord
+	(*ListAuditResponse)(nil),          // 65: openhsm.v1.ListAuditResponse
+	(*VerifyAuditResponse)(nil),        // 66: openhsm.v1.VerifyAuditResponse
+	(*RotatePassphraseRequest)(nil),    // 67: openhsm.v1.RotatePassphraseRequest
+	(*QuorumRegisterKeyRequest)(nil),   // 68: openhsm.v1.QuorumRegisterKeyRequest
+	(*QuorumSetPolicyRequest)(nil),     // 69: openhsm.v1.QuorumSetPolicyRequest
+	(*QuorumCreateTokenRequest)(nil),   // 70: openhsm.v1.QuorumCreateTokenRequest
+	(*QuorumToken)(nil),                // 71: openhsm.v1.QuorumToken
+	(*QuorumApproveTokenRequest)(nil),  // 72: openhsm.v1.QuorumApproveTokenRequest
+	(*QuorumOfficer)(nil),              // 73: openhsm.v1.QuorumOfficer
+	(*QuorumPolicy)(nil),               // 74: openhsm.v1.QuorumPolicy
+	(*QuorumStatusResponse)(nil),       // 75: openhsm.v1.QuorumStatusResponse
+	(*RevokeCertRequest)(nil),          // 76: openhsm.v1.RevokeCertRequest
+	(*RevokedCert)(nil),                // 77: openhsm.v1.RevokedCert
+	(*ListRevokedCertsResponse)(nil),   // 78: openhsm.v1.ListRevokedCertsResponse
+	(*KMSPrincipalRequest)(nil),        // 79: openhsm.v1.KMSPrincipalRequest
+	(*KMSPrincipalPolicy)(nil),         // 80: openhsm.v1.KMSPrincipalPolicy
+	(*KMSExplainRequest)(nil),          // 81: openhsm.v1.KMSExplainRequest
+	(*KMSExplainResponse)(nil),         // 82: openhsm.v1.KMSExplainResponse
+	(*KMSPrincipal)(nil),               // 83: openhsm.v1.KMSPrincipal
+	(*KMSListPrincipalsResponse)(nil),  // 84: openhsm.v1.KMSListPrincipalsResponse
+	(*KMSCredentials)(nil),             // 85: openhsm.v1.KMSCredentials
+	(*KMSAddHSMClusterRequest)(nil),    // 86: openhsm.v1.KMSAddHSMClusterRequest
+	(*KMSHSMCluster)(nil),              // 87: openhsm.v1.KMSHSMCluster
+	(*KMSListHSMClustersResponse)(nil), // 88: openhsm.v1.KMSListHSMClustersResponse
+	(*KMSHSMClusterRequest)(nil),       // 89: openhsm.v1.KMSHSMClusterRequest
+	(*PublicSessionRequest)(nil),       // 90: openhsm.v1.PublicSessionRequest
+	(*ClusterSetting)(nil),             // 91: openhsm.v1.ClusterSetting
+	(*ClusterSettingsResponse)(nil),    // 92: openhsm.v1.ClusterSettingsResponse
+	nil,                                // 93: openhsm.v1.KMSExplainRequest.ContextEntry
 }
 var file_api_hsmpb_hsm_proto_depIdxs = []int32{
 	4,   // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -6155,170 +6432,179 @@ var file_api_hsmpb_hsm_proto_depIdxs = []int32{
 	10,  // 6: openhsm.v1.Mechanism.hkdf:type_name -> openhsm.v1.HkdfParams
 	11,  // 7: openhsm.v1.Mechanism.kdf108:type_name -> openhsm.v1.Kdf108Params
 	13,  // 8: openhsm.v1.Mechanism.chacha:type_name -> openhsm.v1.ChachaParams
-	12,  // 9: openhsm.v1.Kdf108Params.data:type_name -> openhsm.v1.Kdf108Data
-	17,  // 10: openhsm.v1.InfoResponse.mechanisms:type_name -> openhsm.v1.MechanismInfo
-	23,  // 11: openhsm.v1.ListTokensResponse.tokens:type_name -> openhsm.v1.Token
-	22,  // 12: openhsm.v1.ListUsersResponse.users:type_name -> openhsm.v1.UserInfo
-	2,   // 13: openhsm.v1.CreateObjectRequest.template:type_name -> openhsm.v1.Attribute
-	2,   // 14: openhsm.v1.CopyObjectRequest.template:type_name -> openhsm.v1.Attribute
-	2,   // 15: openhsm.v1.FindObjectsRequest.template:type_name -> openhsm.v1.Attribute
-	2,   // 16: openhsm.v1.ObjectInfo.attributes:type_name -> openhsm.v1.Attribute
-	32,  // 17: openhsm.v1.ListObjectsResponse.objects:type_name -> openhsm.v1.ObjectInfo
-	35,  // 18: openhsm.v1.GetAttributesResponse.values:type_name -> openhsm.v1.AttributeValue
-	2,   // 19: openhsm.v1.SetAttributesRequest.template:type_name -> openhsm.v1.Attribute
-	3,   // 20: openhsm.v1.GenerateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,   // 21: openhsm.v1.GenerateKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,   // 22: openhsm.v1.GenerateKeyPairRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,   // 23: openhsm.v1.GenerateKeyPairRequest.public_template:type_name -> openhsm.v1.Attribute
-	2,   // 24: openhsm.v1.GenerateKeyPairRequest.private_template:type_name -> openhsm.v1.Attribute
-	3,   // 25: openhsm.v1.WrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,   // 26: openhsm.v1.UnwrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,   // 27: openhsm.v1.UnwrapKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,   // 28: openhsm.v1.DeriveKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,   // 29: openhsm.v1.DeriveKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,   // 30: openhsm.v1.CryptoRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,   // 31: openhsm.v1.VerifyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,   // 32: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	50,  // 33: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
-	55,  // 34: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
-	55,  // 35: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
-	60,  // 36: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
-	70,  // 37: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
-	69,  // 38: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
-	67,  // 39: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
-	73,  // 40: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
-	89,  // 41: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
-	79,  // 42: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
-	79,  // 43: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
-	83,  // 44: openhsm.v1.KMSListHSMClustersResponse.clusters:type_name -> openhsm.v1.KMSHSMCluster
-	87,  // 45: openhsm.v1.ClusterSettingsResponse.settings:type_name -> openhsm.v1.ClusterSetting
-	14,  // 46: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,   // 47: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,   // 48: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	16,  // 49: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,   // 50: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,   // 51: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	19,  // 52: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	20,  // 53: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	21,  // 54: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	20,  // 55: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,   // 56: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	26,  // 57: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	27,  // 58: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	28,  // 59: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	30,  // 60: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30,  // 61: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	34,  // 62: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	37,  // 63: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	38,  // 64: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	39,  // 65: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	40,  // 66: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	42,  // 67: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	43,  // 68: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	44,  // 69: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	45,  // 70: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	46,  // 71: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	45,  // 72: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	45,  // 73: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	47,  // 74: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	48,  // 75: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,   // 76: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	52,  // 77: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	53,  // 78: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	63,  // 79: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,   // 80: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,   // 81: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	57,  // 82: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	58,  // 83: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	64,  // 84: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
-	65,  // 85: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
-	66,  // 86: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
-	68,  // 87: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
-	0,   // 88: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
-	59,  // 89: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
-	0,   // 90: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
-	72,  // 91: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
-	0,   // 92: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
-	75,  // 93: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	0,   // 94: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
-	75,  // 95: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	75,  // 96: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
-	76,  // 97: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
-	75,  // 98: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	75,  // 99: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	77,  // 100: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
-	82,  // 101: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
-	0,   // 102: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
-	85,  // 103: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
-	86,  // 104: openhsm.v1.HSM.OpenPublicSession:input_type -> openhsm.v1.PublicSessionRequest
-	87,  // 105: openhsm.v1.HSM.SetClusterSetting:input_type -> openhsm.v1.ClusterSetting
-	0,   // 106: openhsm.v1.HSM.ListClusterSettings:input_type -> openhsm.v1.Empty
-	15,  // 107: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	15,  // 108: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,   // 109: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,   // 110: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	18,  // 111: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	24,  // 112: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,   // 113: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,   // 114: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,   // 115: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,   // 116: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	25,  // 117: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	29,  // 118: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	29,  // 119: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,   // 120: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	31,  // 121: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	33,  // 122: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	36,  // 123: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,   // 124: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,   // 125: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	29,  // 126: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	41,  // 127: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	49,  // 128: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	29,  // 129: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	29,  // 130: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	49,  // 131: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,   // 132: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	49,  // 133: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	49,  // 134: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	49,  // 135: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	49,  // 136: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	51,  // 137: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,   // 138: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,   // 139: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,   // 140: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	54,  // 141: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	56,  // 142: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	58,  // 143: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	54,  // 144: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,   // 145: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,   // 146: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	67,  // 147: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,   // 148: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	71,  // 149: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	61,  // 150: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
-	62,  // 151: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
-	0,   // 152: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
-	74,  // 153: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
-	81,  // 154: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
-	80,  // 155: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
-	0,   // 156: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
-	81,  // 157: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
-	0,   // 158: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
-	76,  // 159: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
-	0,   // 160: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
-	78,  // 161: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
-	0,   // 162: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
-	84,  // 163: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
-	0,   // 164: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
-	15,  // 165: openhsm.v1.HSM.OpenPublicSession:output_type -> openhsm.v1.LoginResponse
-	0,   // 166: openhsm.v1.HSM.SetClusterSetting:output_type -> openhsm.v1.Empty
-	88,  // 167: openhsm.v1.HSM.ListClusterSettings:output_type -> openhsm.v1.ClusterSettingsResponse
-	107, // [107:168] is the sub-list for method output_type
-	46,  // [46:107] is the sub-list for method input_type
-	46,  // [46:46] is the sub-list for extension type_name
-	46,  // [46:46] is the sub-list for extension extendee
-	0,   // [0:46] is the sub-list for field type_name
+	14,  // 9: openhsm.v1.Mechanism.sign_context:type_name -> openhsm.v1.SignContextParams
+	12,  // 10: openhsm.v1.Kdf108Params.data:type_name -> openhsm.v1.Kdf108Data
+	18,  // 11: openhsm.v1.InfoResponse.mechanisms:type_name -> openhsm.v1.MechanismInfo
+	24,  // 12: openhsm.v1.ListTokensResponse.tokens:type_name -> openhsm.v1.Token
+	23,  // 13: openhsm.v1.ListUsersResponse.users:type_name -> openhsm.v1.UserInfo
+	2,   // 14: openhsm.v1.CreateObjectRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 15: openhsm.v1.CopyObjectRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 16: openhsm.v1.FindObjectsRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 17: openhsm.v1.ObjectInfo.attributes:type_name -> openhsm.v1.Attribute
+	33,  // 18: openhsm.v1.ListObjectsResponse.objects:type_name -> openhsm.v1.ObjectInfo
+	36,  // 19: openhsm.v1.GetAttributesResponse.values:type_name -> openhsm.v1.AttributeValue
+	2,   // 20: openhsm.v1.SetAttributesRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 21: openhsm.v1.GenerateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 22: openhsm.v1.GenerateKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 23: openhsm.v1.GenerateKeyPairRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 24: openhsm.v1.GenerateKeyPairRequest.public_template:type_name -> openhsm.v1.Attribute
+	2,   // 25: openhsm.v1.GenerateKeyPairRequest.private_template:type_name -> openhsm.v1.Attribute
+	3,   // 26: openhsm.v1.WrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 27: openhsm.v1.UnwrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 28: openhsm.v1.UnwrapKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 29: openhsm.v1.DeriveKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 30: openhsm.v1.DeriveKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 31: openhsm.v1.EncapsulateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 32: openhsm.v1.EncapsulateKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 33: openhsm.v1.DecapsulateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 34: openhsm.v1.DecapsulateKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 35: openhsm.v1.CryptoRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 36: openhsm.v1.VerifyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 37: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	54,  // 38: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
+	59,  // 39: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
+	59,  // 40: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
+	64,  // 41: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
+	74,  // 42: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
+	73,  // 43: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
+	71,  // 44: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
+	77,  // 45: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
+	93,  // 46: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
+	83,  // 47: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
+	83,  // 48: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
+	87,  // 49: openhsm.v1.KMSListHSMClustersResponse.clusters:type_name -> openhsm.v1.KMSHSMCluster
+	91,  // 50: openhsm.v1.ClusterSettingsResponse.settings:type_name -> openhsm.v1.ClusterSetting
+	15,  // 51: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,   // 52: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,   // 53: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	17,  // 54: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,   // 55: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,   // 56: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	20,  // 57: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	21,  // 58: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	22,  // 59: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	21,  // 60: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,   // 61: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	27,  // 62: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	28,  // 63: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	29,  // 64: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	31,  // 65: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	31,  // 66: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	35,  // 67: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	38,  // 68: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	39,  // 69: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	40,  // 70: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	41,  // 71: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	43,  // 72: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	44,  // 73: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	45,  // 74: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	49,  // 75: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	50,  // 76: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	49,  // 77: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	49,  // 78: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	51,  // 79: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	52,  // 80: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	46,  // 81: openhsm.v1.HSM.EncapsulateKey:input_type -> openhsm.v1.EncapsulateKeyRequest
+	48,  // 82: openhsm.v1.HSM.DecapsulateKey:input_type -> openhsm.v1.DecapsulateKeyRequest
+	0,   // 83: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	56,  // 84: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	57,  // 85: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	67,  // 86: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,   // 87: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,   // 88: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	61,  // 89: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	62,  // 90: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	68,  // 91: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	69,  // 92: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	70,  // 93: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	72,  // 94: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,   // 95: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	63,  // 96: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
+	0,   // 97: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
+	76,  // 98: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
+	0,   // 99: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
+	79,  // 100: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	0,   // 101: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
+	79,  // 102: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	79,  // 103: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
+	80,  // 104: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
+	79,  // 105: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	79,  // 106: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	81,  // 107: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
+	86,  // 108: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
+	0,   // 109: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
+	89,  // 110: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
+	90,  // 111: openhsm.v1.HSM.OpenPublicSession:input_type -> openhsm.v1.PublicSessionRequest
+	91,  // 112: openhsm.v1.HSM.SetClusterSetting:input_type -> openhsm.v1.ClusterSetting
+	0,   // 113: openhsm.v1.HSM.ListClusterSettings:input_type -> openhsm.v1.Empty
+	16,  // 114: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	16,  // 115: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,   // 116: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,   // 117: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	19,  // 118: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	25,  // 119: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,   // 120: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,   // 121: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,   // 122: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,   // 123: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	26,  // 124: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	30,  // 125: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	30,  // 126: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,   // 127: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	32,  // 128: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	34,  // 129: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	37,  // 130: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,   // 131: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,   // 132: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	30,  // 133: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	42,  // 134: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	53,  // 135: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	30,  // 136: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	30,  // 137: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	53,  // 138: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,   // 139: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	53,  // 140: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	53,  // 141: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	53,  // 142: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	53,  // 143: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	47,  // 144: openhsm.v1.HSM.EncapsulateKey:output_type -> openhsm.v1.EncapsulateKeyResponse
+	30,  // 145: openhsm.v1.HSM.DecapsulateKey:output_type -> openhsm.v1.ObjectResponse
+	55,  // 146: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,   // 147: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,   // 148: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,   // 149: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	58,  // 150: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	60,  // 151: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	62,  // 152: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	58,  // 153: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,   // 154: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,   // 155: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	71,  // 156: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,   // 157: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	75,  // 158: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	65,  // 159: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	66,  // 160: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	0,   // 161: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
+	78,  // 162: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
+	85,  // 163: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
+	84,  // 164: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
+	0,   // 165: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
+	85,  // 166: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
+	0,   // 167: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
+	80,  // 168: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
+	0,   // 169: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
+	82,  // 170: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
+	0,   // 171: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
+	88,  // 172: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
+	0,   // 173: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
+	16,  // 174: openhsm.v1.HSM.OpenPublicSession:output_type -> openhsm.v1.LoginResponse
+	0,   // 175: openhsm.v1.HSM.SetClusterSetting:output_type -> openhsm.v1.Empty
+	92,  // 176: openhsm.v1.HSM.ListClusterSettings:output_type -> openhsm.v1.ClusterSettingsResponse
+	114, // [114:177] is the sub-list for method output_type
+	51,  // [51:114] is the sub-list for method input_type
+	51,  // [51:51] is the sub-list for extension type_name
+	51,  // [51:51] is the sub-list for extension extendee
+	0,   // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_api_hsmpb_hsm_proto_init() }
@@ -6338,6 +6624,7 @@ func file_api_hsmpb_hsm_proto_init() {
 		(*Mechanism_Hkdf)(nil),
 		(*Mechanism_Kdf108)(nil),
 		(*Mechanism_Chacha)(nil),
+		(*Mechanism_SignContext)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -6345,7 +6632,7 @@ func file_api_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hsmpb_hsm_proto_rawDesc), len(file_api_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   90,
+			NumMessages:   94,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

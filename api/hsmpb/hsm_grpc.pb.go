@@ -63,6 +63,8 @@ const (
 	HSM_Decrypt_FullMethodName                  = "/openhsm.v1.HSM/Decrypt"
 	HSM_Digest_FullMethodName                   = "/openhsm.v1.HSM/Digest"
 	HSM_GenerateRandom_FullMethodName           = "/openhsm.v1.HSM/GenerateRandom"
+	HSM_EncapsulateKey_FullMethodName           = "/openhsm.v1.HSM/EncapsulateKey"
+	HSM_DecapsulateKey_FullMethodName           = "/openhsm.v1.HSM/DecapsulateKey"
 	HSM_ClusterStatus_FullMethodName            = "/openhsm.v1.HSM/ClusterStatus"
 	HSM_AddNode_FullMethodName                  = "/openhsm.v1.HSM/AddNode"
 	HSM_RemoveNode_FullMethodName               = "/openhsm.v1.HSM/RemoveNode"
@@ -139,6 +141,10 @@ type HSMClient interface {
 	Decrypt(ctx context.Context, in *CryptoRequest, opts ...grpc.CallOption) (*DataResponse, error)
 	Digest(ctx context.Context, in *DigestRequest, opts ...grpc.CallOption) (*DataResponse, error)
 	GenerateRandom(ctx context.Context, in *RandomRequest, opts ...grpc.CallOption) (*DataResponse, error)
+	// Key encapsulation (PKCS#11 v3.2 C_EncapsulateKey, C_DecapsulateKey):
+	// the shared secret becomes a new secret key object.
+	EncapsulateKey(ctx context.Context, in *EncapsulateKeyRequest, opts ...grpc.CallOption) (*EncapsulateKeyResponse, error)
+	DecapsulateKey(ctx context.Context, in *DecapsulateKeyRequest, opts ...grpc.CallOption) (*ObjectResponse, error)
 	// Cluster membership (crypto officer) and status (certificate only).
 	ClusterStatus(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
 	AddNode(ctx context.Context, in *AddNodeRequest, opts ...grpc.CallOption) (*Empty, error)
@@ -501,6 +507,26 @@ func (c *hSMClient) GenerateRandom(ctx context.Context, in *RandomRequest, opts 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DataResponse)
 	err := c.cc.Invoke(ctx, HSM_GenerateRandom_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) EncapsulateKey(ctx context.Context, in *EncapsulateKeyRequest, opts ...grpc.CallOption) (*EncapsulateKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EncapsulateKeyResponse)
+	err := c.cc.Invoke(ctx, HSM_EncapsulateKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) DecapsulateKey(ctx context.Context, in *DecapsulateKeyRequest, opts ...grpc.CallOption) (*ObjectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ObjectResponse)
+	err := c.cc.Invoke(ctx, HSM_DecapsulateKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -881,6 +907,10 @@ type HSMServer interface {
 	Decrypt(context.Context, *CryptoRequest) (*DataResponse, error)
 	Digest(context.Context, *DigestRequest) (*DataResponse, error)
 	GenerateRandom(context.Context, *RandomRequest) (*DataResponse, error)
+	// Key encapsulation (PKCS#11 v3.2 C_EncapsulateKey, C_DecapsulateKey):
+	// the shared secret becomes a new secret key object.
+	EncapsulateKey(context.Context, *EncapsulateKeyRequest) (*EncapsulateKeyResponse, error)
+	DecapsulateKey(context.Context, *DecapsulateKeyRequest) (*ObjectResponse, error)
 	// Cluster membership (crypto officer) and status (certificate only).
 	ClusterStatus(context.Context, *Empty) (*ClusterStatusResponse, error)
 	AddNode(context.Context, *AddNodeRequest) (*Empty, error)
@@ -1038,6 +1068,12 @@ func (UnimplementedHSMServer) Digest(context.Context, *DigestRequest) (*DataResp
 }
 func (UnimplementedHSMServer) GenerateRandom(context.Context, *RandomRequest) (*DataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GenerateRandom not implemented")
+}
+func (UnimplementedHSMServer) EncapsulateKey(context.Context, *EncapsulateKeyRequest) (*EncapsulateKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EncapsulateKey not implemented")
+}
+func (UnimplementedHSMServer) DecapsulateKey(context.Context, *DecapsulateKeyRequest) (*ObjectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DecapsulateKey not implemented")
 }
 func (UnimplementedHSMServer) ClusterStatus(context.Context, *Empty) (*ClusterStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ClusterStatus not implemented")
@@ -1689,6 +1725,42 @@ func _HSM_GenerateRandom_Handler(srv interface{}, ctx context.Context, dec func(
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(HSMServer).GenerateRandom(ctx, req.(*RandomRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_EncapsulateKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EncapsulateKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).EncapsulateKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_EncapsulateKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).EncapsulateKey(ctx, req.(*EncapsulateKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_DecapsulateKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DecapsulateKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).DecapsulateKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_DecapsulateKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).DecapsulateKey(ctx, req.(*DecapsulateKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -2352,6 +2424,14 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GenerateRandom",
 			Handler:    _HSM_GenerateRandom_Handler,
+		},
+		{
+			MethodName: "EncapsulateKey",
+			Handler:    _HSM_EncapsulateKey_Handler,
+		},
+		{
+			MethodName: "DecapsulateKey",
+			Handler:    _HSM_DecapsulateKey_Handler,
 		},
 		{
 			MethodName: "ClusterStatus",

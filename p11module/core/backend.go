@@ -93,6 +93,11 @@ type Backend interface {
 	DeriveKey(sh uint64, m Mechanism, base uint64, t []Attr) (uint64, error)
 	SeedRandom(sh uint64, seed []byte) error
 	GenerateRandom(sh uint64, n uint64) ([]byte, error)
+
+	// PKCS#11 v3.2. EncapsulateKey follows the two-call rule for the
+	// ciphertext; no key is made unless the ciphertext is returned.
+	EncapsulateKey(sh uint64, m Mechanism, pub uint64, t []Attr, out Out) (OutResult, uint64, error)
+	DecapsulateKey(sh uint64, m Mechanism, priv uint64, t []Attr, ciphertext []byte) (uint64, error)
 }
 
 // Out is a caller's output buffer: Present is false for a NULL pointer, Cap
@@ -160,12 +165,14 @@ type Mechanism struct {
 	SharedData, PublicData []byte
 	// kind 5
 	PHFlag  bool
-	Context []byte
+	Context []byte // kinds 5 and mkSignContext
 	// Null is a NULL CK_MECHANISM_PTR (wire kind 0xFF): at C_*Init it
 	// cancels the operation (PKCS#11 3.0).
 	Null bool
 	// kind 6: a structure flattened by C's layout table, field by field.
 	Fields []LayoutField
+	// kind mkSignContext (CK_SIGN_ADDITIONAL_CONTEXT)
+	Hedge uint64
 }
 
 // LayoutField is one field of a kind 6 parameter: Tag 1 a CK_ULONG (U),
@@ -184,6 +191,11 @@ type PRFData struct {
 	Type  uint64
 	Value []byte
 }
+
+// mkSignContext is the kind of a CK_SIGN_ADDITIONAL_CONTEXT parameter
+// (CKM_ML_DSA): hedgeVariant, then the context bytes. Its number is apart
+// from the others so that kinds added elsewhere do not collide.
+const mkSignContext = 32
 
 // Info is CK_INFO.
 type Info struct {

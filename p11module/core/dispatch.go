@@ -332,6 +332,12 @@ func (d *Dispatcher) invoke(id int, a *wireArgs, res *wireResult) error {
 	case fnWaitForSlotEvent:
 		h, err = b.WaitForSlotEvent(u[0], u[1])
 		res.p = []uint64{h}
+	case fnEncapsulateKey:
+		res.o, h, err = b.EncapsulateKey(u[0], a.m, u[1], a.t[0], a.o)
+		res.p = []uint64{h}
+	case fnDecapsulateKey:
+		h, err = b.DecapsulateKey(u[0], a.m, u[1], a.t[0], a.b[0])
+		res.p = []uint64{h}
 	default:
 		return fmt.Errorf("no dispatcher for function %d", id)
 	}

@@ -448,6 +448,9 @@ func encodeRequest(t testing.TB, id uint32, items ...any) []byte {
 			case 5:
 				putFlag(v.PHFlag)
 				putB(v.Context)
+			case mkSignContext:
+				u(v.Hedge)
+				putB(v.Context)
 			}
 		default:
 			t.Fatalf("encodeRequest: cannot encode %T", it)
@@ -669,7 +672,13 @@ var (
 	mechECDH  = Mechanism{Type: ck.CKM_ECDH1_DERIVE, Kind: 4, KDF: 1, SharedData: []byte{}, PublicData: bytes.Repeat([]byte{4}, 65)}
 	mechEdDSA = Mechanism{Type: ck.CKM_EDDSA, Kind: 5, PHFlag: true, Context: []byte("ctx")}
 	mechEdN   = Mechanism{Type: ck.CKM_EDDSA, Kind: 5}
-	allMechs  = []Mechanism{mechNone, mechRaw, mechRawE, mechRawN, mechGCM, mechGCMN, mechOAEP, mechOAEPN, mechECDH, mechEdDSA, mechEdN}
+	allMechs  = []Mechanism{mechNone, mechRaw, mechRawE, mechRawN, mechGCM, mechGCMN, mechOAEP, mechOAEPN, mechECDH, mechEdDSA, mechEdN,
+		mechSignCtx, mechSignCtxN}
+
+	// CK_SIGN_ADDITIONAL_CONTEXT (PKCS#11 v3.2, CKM_ML_DSA) and ML-KEM.
+	mechSignCtx  = Mechanism{Type: ck.CKM_ML_DSA, Kind: mkSignContext, Hedge: ck.CKH_DETERMINISTIC_REQUIRED, Context: []byte("ctx")}
+	mechSignCtxN = Mechanism{Type: ck.CKM_ML_DSA, Kind: mkSignContext, Context: []byte{}}
+	mechMLKEM    = Mechanism{Type: ck.CKM_ML_KEM}
 
 	tmplA = []Attr{
 		{Type: ck.CKA_CLASS, Value: binary.LittleEndian.AppendUint64(nil, ck.CKO_SECRET_KEY)},
@@ -827,6 +836,12 @@ func callCases() []callCase {
 			want: rc("EncryptInit", uint64(tSH), Mechanism{Kind: mechKindNull, Null: true}, uint64(0))},
 		{name: "EncryptInit/NULL mechanism with a type", id: fnEncryptInit, req: []any{uint64(tSH), Mechanism{Type: 1, Kind: mechKindNull}, uint64(0)},
 			rv: ck.CKR_ARGUMENTS_BAD},
+		{name: "EncapsulateKey", id: fnEncapsulateKey, req: []any{uint64(tSH), mechMLKEM, uint64(tKey), tmplB, okBuf},
+			want: rc("EncapsulateKey", uint64(tSH), mechMLKEM, uint64(tKey), tmplB, okBuf), reply: []any{cipher, uint64(0x6162636465666768)}},
+		{name: "EncapsulateKey/length", id: fnEncapsulateKey, req: []any{uint64(tSH), mechMLKEM, uint64(tKey), tmpl0, Out{}},
+			want: rc("EncapsulateKey", uint64(tSH), mechMLKEM, uint64(tKey), tmpl0, Out{}), reply: []any{oRep{Len: 10}, uint64(0x6162636465666768)}},
+		{name: "DecapsulateKey", id: fnDecapsulateKey, req: []any{uint64(tSH), mechMLKEM, uint64(tKey), tmplA, []byte("ciphertext")},
+			want: rc("DecapsulateKey", uint64(tSH), mechMLKEM, uint64(tKey), tmplA, []byte("ciphertext")), reply: []any{uint64(0x6162636465666768)}},
 	}...)
 
 	// C_GetAttributeValue.
@@ -1491,3 +1506,11 @@ func (zeroReader) Read(p []byte) (int, error) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+
+func (b *recBackend) EncapsulateKey(sh uint64, m Mechanism, pub uint64, t []Attr, out Out) (OutResult, uint64, error) {
+	r, err := b.o("EncapsulateKey", out, sh, m, pub, t, out)
+	return r, b.handle, err
+}
+func (b *recBackend) DecapsulateKey(sh uint64, m Mechanism, priv uint64, t []Attr, ct []byte) (uint64, error) {
+	return b.handle, b.rec("DecapsulateKey", sh, m, priv, t, ct)
+}

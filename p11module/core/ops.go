@@ -141,6 +141,14 @@ func toMech(m Mechanism) (mech.Mech, *mech.Mechanism, error) {
 			return bad()
 		}
 		out.Param = p
+	case mech.ParamSignContext:
+		switch {
+		case none:
+		case m.Kind == mkSignContext:
+			out.Param = &mech.SignContextParams{Hedge: m.Hedge, Context: m.Context}
+		default:
+			return bad()
+		}
 	}
 	if err := mech.CheckParam(row, out); err != nil {
 		return mech.Mech{}, nil, err

@@ -120,6 +120,10 @@ const (
 	fnMessageVerifyFinal  = 89
 	// Operation life cycle and slot events: ids 96-99.
 	fnWaitForSlotEvent = 96
+	// PKCS#11 v3.2 key encapsulation (ids 90-95 are the post-quantum
+	// block).
+	fnEncapsulateKey = 90
+	fnDecapsulateKey = 91
 )
 
 // wireFunc is one function that crosses in a frame: its C name and its items
@@ -222,6 +226,8 @@ var functions = [...]wireFunc{
 	// C_WaitForSlotEvent: flags and how long to wait at most (ms) -> the
 	// slot (slotevents.go).
 	fnWaitForSlotEvent: {"C_WaitForSlotEvent", "u u -> p"},
+	fnEncapsulateKey:   {"C_EncapsulateKey", "u m u t o -> o p"},
+	fnDecapsulateKey:   {"C_DecapsulateKey", "u m u t b -> p"},
 }
 
 // wireSpec is a function's items, parsed: one byte per item.
@@ -498,6 +504,9 @@ func (r *wireReader) mechanism() Mechanism {
 		}
 	case 6:
 		m.Fields = r.layoutFields()
+	case mkSignContext:
+		m.Hedge = r.u64()
+		m.Context = r.bytesNoNull()
 	default:
 		r.fail("mechanism kind %d", m.Kind)
 	}

@@ -88,6 +88,14 @@ static const char *names_30[] = {
 	"C_VerifyMessageBegin", "C_VerifyMessageNext", "C_MessageVerifyFinal",
 };
 
+/* The functions new in v3.2, in pkcs11f.h's order. */
+static const char *names_32[] = {
+	"C_EncapsulateKey", "C_DecapsulateKey", "C_VerifySignatureInit",
+	"C_VerifySignature", "C_VerifySignatureUpdate", "C_VerifySignatureFinal",
+	"C_GetSessionValidationFlags", "C_AsyncComplete", "C_AsyncGetID",
+	"C_AsyncJoin", "C_WrapKeyAuthenticated", "C_UnwrapKeyAuthenticated",
+};
+
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static void load(const char *path)
@@ -174,16 +182,16 @@ static void scenario_abi(void)
 	CHECK_RV(gil(NULL, NULL), CKR_ARGUMENTS_BAD);
 	n = 99;
 	CHECK_RV(gil(NULL, &n), CKR_OK);
-	CHECK(n == 2);
+	CHECK(n == 3);
 	n = 1;
 	memset(list, 0xAA, sizeof list);
 	CHECK_RV(gil(list, &n), CKR_BUFFER_TOO_SMALL);
-	CHECK(n == 2);
+	CHECK(n == 3);
 	CHECK(((unsigned char *)list)[0] == 0xAA);
 	n = 4;
 	CHECK_RV(gil(list, &n), CKR_OK);
-	CHECK(n == 2);
-	for (i = 0; i < 2; i++) {
+	CHECK(n == 3);
+	for (i = 0; i < 3; i++) {
 		CHECK(strcmp((char *)list[i].pInterfaceName, "PKCS 11") == 0);
 		CHECK(list[i].flags == 0);
 	}
@@ -203,6 +211,27 @@ static void scenario_abi(void)
 	CHECK_RV(gi((CK_UTF8CHAR_PTR) "PKCS 11", &v30, &ip, 0), CKR_OK);
 	CHECK(ip && ip->pFunctionList == (void *)f3);
 	CHECK_RV(gi((CK_UTF8CHAR_PTR) "PKCS 11", &v31, &ip, 0), CKR_ARGUMENTS_BAD);
+	/* The v3.2 list (by version only): the 3.0 list's 92, then the 12 of
+	 * v3.2, C_EncapsulateKey and C_DecapsulateKey first. */
+	{
+		CK_VERSION v32 = { 3, 2 };
+		CK_FUNCTION_LIST_3_2_PTR f32;
+		CHECK_RV(gi((CK_UTF8CHAR_PTR) "PKCS 11", &v32, &ip, 0), CKR_OK);
+		CHECK(ip && ip->pFunctionList == list[2].pFunctionList);
+		f32 = (CK_FUNCTION_LIST_3_2_PTR)ip->pFunctionList;
+		CHECK(sizeof(CK_FUNCTION_LIST_3_2) ==
+		      offsetof(CK_FUNCTION_LIST_3_2, v30.C_Initialize) + 104 * sizeof(void *));
+		CHECK(f32->v30.version.major == 3 && f32->v30.version.minor == 2);
+		check_list(f32, offsetof(CK_FUNCTION_LIST_3_2, v30.C_Initialize), names_240, 68,
+			   "3.2 list");
+		check_list(f32, offsetof(CK_FUNCTION_LIST_3_2, v30.C_GetInterfaceList), names_30,
+			   24, "3.2 list");
+		check_list(f32, offsetof(CK_FUNCTION_LIST_3_2, C_EncapsulateKey), names_32, 12,
+			   "3.2 list");
+		CHECK_RV(f32->C_EncapsulateKey(1, NULL, 0, NULL, 0, NULL, NULL, NULL),
+			 CKR_CRYPTOKI_NOT_INITIALIZED);
+		CHECK_RV(f32->C_VerifySignatureFinal(1), CKR_CRYPTOKI_NOT_INITIALIZED);
+	}
 	CHECK_RV(gi((CK_UTF8CHAR_PTR) "PKCS 12", NULL, &ip, 0), CKR_ARGUMENTS_BAD);
 	CHECK_RV(gi((CK_UTF8CHAR_PTR) "PKCS", NULL, &ip, 0), CKR_ARGUMENTS_BAD);
 	CHECK_RV(gi(NULL, NULL, &ip, CKF_INTERFACE_FORK_SAFE), CKR_ARGUMENTS_BAD);

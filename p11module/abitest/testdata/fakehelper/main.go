@@ -417,3 +417,20 @@ func main() {
 		}
 	}
 }
+
+func (fake) EncapsulateKey(sh uint64, m core.Mechanism, pub uint64, t []core.Attr, out core.Out) (core.OutResult, uint64, error) {
+	logf("EncapsulateKey sh=%#x %s pub=%#x t=%s", sh, mech(m), pub, tmpl(t))
+	ct := []byte("ciphertext")
+	if !out.Present {
+		return core.OutResult{Len: uint64(len(ct))}, 0, nil
+	}
+	if out.Cap < uint64(len(ct)) {
+		return core.OutResult{Len: uint64(len(ct))}, 0, rv(ckrBufferTooSmall)
+	}
+	return core.OutResult{Len: uint64(len(ct)), Data: ct}, 0x5555, nil
+}
+
+func (fake) DecapsulateKey(sh uint64, m core.Mechanism, priv uint64, t []core.Attr, ct []byte) (uint64, error) {
+	logf("DecapsulateKey sh=%#x %s priv=%#x t=%s ct=%q", sh, mech(m), priv, tmpl(t), ct)
+	return 0x6666, nil
+}
