@@ -135,6 +135,11 @@ var methods = []Method{
 	method("KMSAddHSMCluster", Session, RetryNotRun),
 	method("KMSListHSMClusters", Session, RetryIdempotent),
 	method("KMSRemoveHSMCluster", Session, RetryNotRun),
+
+	// Issue 13. WipeToken destroys objects: deduplicated by request ID like
+	// DestroyObject. DigestKey changes nothing: it may run again.
+	method("WipeToken", Session, RetryWithID),
+	method("DigestKey", Session, RetryIdempotent),
 }
 
 // ServicePrefix starts the full name of every method of the HSM service:

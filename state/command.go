@@ -51,6 +51,9 @@ const (
 	OpLoginAttempt Op = "login_attempt" // Name
 	OpLoginWrong   Op = "login_wrong"   // Name
 	OpRevokeCert   Op = "revoke_cert"   // Fingerprint, Name (certs.go)
+
+	// C_InitToken on a crypto user's token slot (wipe.go).
+	OpWipeToken Op = "wipe_token" // Name
 )
 
 // Command is one serialized change. Everything non-deterministic (time,
@@ -444,6 +447,7 @@ func init() {
 		OpLoginWrong:        applyLoginWrong,
 		OpRevokeCert:        applyRevokeCert,
 		OpKMSAudit:          applyKMSAudit,
+		OpWipeToken:         applyWipeToken,
 	}
 	for op, fn := range kmsApply {
 		applyTable[op] = fn

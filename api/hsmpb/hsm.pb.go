@@ -2751,6 +2751,146 @@ func (x *DataResponse) GetData() []byte {
 	return nil
 }
 
+// DigestKeyRequest continues a digest: from state (the hash's own
+// marshaled state, no key in it yet) or from sealed_state (an earlier
+// answer), it feeds the value of key (0: none), then data. With final it
+// answers the digest, else a new sealed state.
+type DigestKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mechanism     *Mechanism             `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	State         []byte                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	SealedState   []byte                 `protobuf:"bytes,3,opt,name=sealed_state,json=sealedState,proto3" json:"sealed_state,omitempty"`
+	Key           uint64                 `protobuf:"varint,4,opt,name=key,proto3" json:"key,omitempty"`
+	Data          []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
+	Final         bool                   `protobuf:"varint,6,opt,name=final,proto3" json:"final,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DigestKeyRequest) Reset() {
+	*x = DigestKeyRequest{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DigestKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DigestKeyRequest) ProtoMessage() {}
+
+func (x *DigestKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DigestKeyRequest.ProtoReflect.Descriptor instead.
+func (*DigestKeyRequest) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *DigestKeyRequest) GetMechanism() *Mechanism {
+	if x != nil {
+		return x.Mechanism
+	}
+	return nil
+}
+
+func (x *DigestKeyRequest) GetState() []byte {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *DigestKeyRequest) GetSealedState() []byte {
+	if x != nil {
+		return x.SealedState
+	}
+	return nil
+}
+
+func (x *DigestKeyRequest) GetKey() uint64 {
+	if x != nil {
+		return x.Key
+	}
+	return 0
+}
+
+func (x *DigestKeyRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *DigestKeyRequest) GetFinal() bool {
+	if x != nil {
+		return x.Final
+	}
+	return false
+}
+
+type DigestKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SealedState   []byte                 `protobuf:"bytes,1,opt,name=sealed_state,json=sealedState,proto3" json:"sealed_state,omitempty"`
+	Digest        []byte                 `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DigestKeyResponse) Reset() {
+	*x = DigestKeyResponse{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DigestKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DigestKeyResponse) ProtoMessage() {}
+
+func (x *DigestKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DigestKeyResponse.ProtoReflect.Descriptor instead.
+func (*DigestKeyResponse) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *DigestKeyResponse) GetSealedState() []byte {
+	if x != nil {
+		return x.SealedState
+	}
+	return nil
+}
+
+func (x *DigestKeyResponse) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
 type ClusterNode struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2772,7 +2912,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2784,7 +2924,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[46]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2797,7 +2937,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{46}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ClusterNode) GetName() string {
@@ -2882,7 +3022,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +3034,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[47]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3047,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{47}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ClusterStatusResponse) GetClusterId() string {
@@ -2949,7 +3089,7 @@ type AddNodeRequest struct {
 
 func (x *AddNodeRequest) Reset() {
 	*x = AddNodeRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2961,7 +3101,7 @@ func (x *AddNodeRequest) String() string {
 func (*AddNodeRequest) ProtoMessage() {}
 
 func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[48]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2974,7 +3114,7 @@ func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeRequest.ProtoReflect.Descriptor instead.
 func (*AddNodeRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{48}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AddNodeRequest) GetName() string {
@@ -3008,7 +3148,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3020,7 +3160,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[49]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3033,7 +3173,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{49}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RemoveNodeRequest) GetName() string {
@@ -3062,7 +3202,7 @@ type BackupProgress struct {
 
 func (x *BackupProgress) Reset() {
 	*x = BackupProgress{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3074,7 +3214,7 @@ func (x *BackupProgress) String() string {
 func (*BackupProgress) ProtoMessage() {}
 
 func (x *BackupProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[50]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3087,7 +3227,7 @@ func (x *BackupProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupProgress.ProtoReflect.Descriptor instead.
 func (*BackupProgress) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{50}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *BackupProgress) GetPhase() string {
@@ -3135,7 +3275,7 @@ type BackupInfo struct {
 
 func (x *BackupInfo) Reset() {
 	*x = BackupInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3147,7 +3287,7 @@ func (x *BackupInfo) String() string {
 func (*BackupInfo) ProtoMessage() {}
 
 func (x *BackupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[51]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3160,7 +3300,7 @@ func (x *BackupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
 func (*BackupInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{51}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *BackupInfo) GetId() string {
@@ -3236,7 +3376,7 @@ type ListBackupsResponse struct {
 
 func (x *ListBackupsResponse) Reset() {
 	*x = ListBackupsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3248,7 +3388,7 @@ func (x *ListBackupsResponse) String() string {
 func (*ListBackupsResponse) ProtoMessage() {}
 
 func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[52]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3261,7 +3401,7 @@ func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
 func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{52}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListBackupsResponse) GetBackups() []*BackupInfo {
@@ -3287,7 +3427,7 @@ type GetBackupRequest struct {
 
 func (x *GetBackupRequest) Reset() {
 	*x = GetBackupRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3299,7 +3439,7 @@ func (x *GetBackupRequest) String() string {
 func (*GetBackupRequest) ProtoMessage() {}
 
 func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[53]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3312,7 +3452,7 @@ func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBackupRequest.ProtoReflect.Descriptor instead.
 func (*GetBackupRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{53}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetBackupRequest) GetId() string {
@@ -3331,7 +3471,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3343,7 +3483,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3356,7 +3496,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{54}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Chunk) GetData() []byte {
@@ -3383,7 +3523,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3395,7 +3535,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3408,7 +3548,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{55}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListAuditRequest) GetAfterSeq() uint64 {
@@ -3484,7 +3624,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3496,7 +3636,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3509,7 +3649,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{56}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *AuditRecord) GetSeq() uint64 {
@@ -3620,7 +3760,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3632,7 +3772,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3645,7 +3785,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{57}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListAuditResponse) GetRecords() []*AuditRecord {
@@ -3677,7 +3817,7 @@ type VerifyAuditResponse struct {
 
 func (x *VerifyAuditResponse) Reset() {
 	*x = VerifyAuditResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3689,7 +3829,7 @@ func (x *VerifyAuditResponse) String() string {
 func (*VerifyAuditResponse) ProtoMessage() {}
 
 func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3702,7 +3842,7 @@ func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAuditResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *VerifyAuditResponse) GetOk() bool {
@@ -3767,7 +3907,7 @@ type RotatePassphraseRequest struct {
 
 func (x *RotatePassphraseRequest) Reset() {
 	*x = RotatePassphraseRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3779,7 +3919,7 @@ func (x *RotatePassphraseRequest) String() string {
 func (*RotatePassphraseRequest) ProtoMessage() {}
 
 func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3792,7 +3932,7 @@ func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotatePassphraseRequest.ProtoReflect.Descriptor instead.
 func (*RotatePassphraseRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RotatePassphraseRequest) GetOldSecret() []byte {
@@ -3819,7 +3959,7 @@ type QuorumRegisterKeyRequest struct {
 
 func (x *QuorumRegisterKeyRequest) Reset() {
 	*x = QuorumRegisterKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3831,7 +3971,7 @@ func (x *QuorumRegisterKeyRequest) String() string {
 func (*QuorumRegisterKeyRequest) ProtoMessage() {}
 
 func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3844,7 +3984,7 @@ func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumRegisterKeyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumRegisterKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *QuorumRegisterKeyRequest) GetPublicKey() []byte {
@@ -3872,7 +4012,7 @@ type QuorumSetPolicyRequest struct {
 
 func (x *QuorumSetPolicyRequest) Reset() {
 	*x = QuorumSetPolicyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3884,7 +4024,7 @@ func (x *QuorumSetPolicyRequest) String() string {
 func (*QuorumSetPolicyRequest) ProtoMessage() {}
 
 func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3897,7 +4037,7 @@ func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumSetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumSetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *QuorumSetPolicyRequest) GetService() string {
@@ -3930,7 +4070,7 @@ type QuorumCreateTokenRequest struct {
 
 func (x *QuorumCreateTokenRequest) Reset() {
 	*x = QuorumCreateTokenRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3942,7 +4082,7 @@ func (x *QuorumCreateTokenRequest) String() string {
 func (*QuorumCreateTokenRequest) ProtoMessage() {}
 
 func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3955,7 +4095,7 @@ func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumCreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumCreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *QuorumCreateTokenRequest) GetService() string {
@@ -3980,7 +4120,7 @@ type QuorumToken struct {
 
 func (x *QuorumToken) Reset() {
 	*x = QuorumToken{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3992,7 +4132,7 @@ func (x *QuorumToken) String() string {
 func (*QuorumToken) ProtoMessage() {}
 
 func (x *QuorumToken) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4005,7 +4145,7 @@ func (x *QuorumToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumToken.ProtoReflect.Descriptor instead.
 func (*QuorumToken) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *QuorumToken) GetId() string {
@@ -4067,7 +4207,7 @@ type QuorumApproveTokenRequest struct {
 
 func (x *QuorumApproveTokenRequest) Reset() {
 	*x = QuorumApproveTokenRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4079,7 +4219,7 @@ func (x *QuorumApproveTokenRequest) String() string {
 func (*QuorumApproveTokenRequest) ProtoMessage() {}
 
 func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4092,7 +4232,7 @@ func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumApproveTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumApproveTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *QuorumApproveTokenRequest) GetId() string {
@@ -4120,7 +4260,7 @@ type QuorumOfficer struct {
 
 func (x *QuorumOfficer) Reset() {
 	*x = QuorumOfficer{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4132,7 +4272,7 @@ func (x *QuorumOfficer) String() string {
 func (*QuorumOfficer) ProtoMessage() {}
 
 func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4145,7 +4285,7 @@ func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumOfficer.ProtoReflect.Descriptor instead.
 func (*QuorumOfficer) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *QuorumOfficer) GetName() string {
@@ -4179,7 +4319,7 @@ type QuorumPolicy struct {
 
 func (x *QuorumPolicy) Reset() {
 	*x = QuorumPolicy{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4191,7 +4331,7 @@ func (x *QuorumPolicy) String() string {
 func (*QuorumPolicy) ProtoMessage() {}
 
 func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4204,7 +4344,7 @@ func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumPolicy.ProtoReflect.Descriptor instead.
 func (*QuorumPolicy) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *QuorumPolicy) GetService() string {
@@ -4232,7 +4372,7 @@ type QuorumStatusResponse struct {
 
 func (x *QuorumStatusResponse) Reset() {
 	*x = QuorumStatusResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4244,7 +4384,7 @@ func (x *QuorumStatusResponse) String() string {
 func (*QuorumStatusResponse) ProtoMessage() {}
 
 func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4257,7 +4397,7 @@ func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumStatusResponse.ProtoReflect.Descriptor instead.
 func (*QuorumStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *QuorumStatusResponse) GetPolicies() []*QuorumPolicy {
@@ -4291,7 +4431,7 @@ type RevokeCertRequest struct {
 
 func (x *RevokeCertRequest) Reset() {
 	*x = RevokeCertRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4303,7 +4443,7 @@ func (x *RevokeCertRequest) String() string {
 func (*RevokeCertRequest) ProtoMessage() {}
 
 func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4316,7 +4456,7 @@ func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *RevokeCertRequest) GetFingerprint() string {
@@ -4345,7 +4485,7 @@ type RevokedCert struct {
 
 func (x *RevokedCert) Reset() {
 	*x = RevokedCert{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4357,7 +4497,7 @@ func (x *RevokedCert) String() string {
 func (*RevokedCert) ProtoMessage() {}
 
 func (x *RevokedCert) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4370,7 +4510,7 @@ func (x *RevokedCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedCert.ProtoReflect.Descriptor instead.
 func (*RevokedCert) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RevokedCert) GetFingerprint() string {
@@ -4410,7 +4550,7 @@ type ListRevokedCertsResponse struct {
 
 func (x *ListRevokedCertsResponse) Reset() {
 	*x = ListRevokedCertsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4422,7 +4562,7 @@ func (x *ListRevokedCertsResponse) String() string {
 func (*ListRevokedCertsResponse) ProtoMessage() {}
 
 func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4435,7 +4575,7 @@ func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedCertsResponse.ProtoReflect.Descriptor instead.
 func (*ListRevokedCertsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListRevokedCertsResponse) GetCerts() []*RevokedCert {
@@ -4457,7 +4597,7 @@ type KMSPrincipalRequest struct {
 
 func (x *KMSPrincipalRequest) Reset() {
 	*x = KMSPrincipalRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4469,7 +4609,7 @@ func (x *KMSPrincipalRequest) String() string {
 func (*KMSPrincipalRequest) ProtoMessage() {}
 
 func (x *KMSPrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4482,7 +4622,7 @@ func (x *KMSPrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipalRequest.ProtoReflect.Descriptor instead.
 func (*KMSPrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *KMSPrincipalRequest) GetName() string {
@@ -4510,7 +4650,7 @@ type KMSPrincipalPolicy struct {
 
 func (x *KMSPrincipalPolicy) Reset() {
 	*x = KMSPrincipalPolicy{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4522,7 +4662,7 @@ func (x *KMSPrincipalPolicy) String() string {
 func (*KMSPrincipalPolicy) ProtoMessage() {}
 
 func (x *KMSPrincipalPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4535,7 +4675,7 @@ func (x *KMSPrincipalPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipalPolicy.ProtoReflect.Descriptor instead.
 func (*KMSPrincipalPolicy) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *KMSPrincipalPolicy) GetName() string {
@@ -4566,7 +4706,7 @@ type KMSExplainRequest struct {
 
 func (x *KMSExplainRequest) Reset() {
 	*x = KMSExplainRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4578,7 +4718,7 @@ func (x *KMSExplainRequest) String() string {
 func (*KMSExplainRequest) ProtoMessage() {}
 
 func (x *KMSExplainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4591,7 +4731,7 @@ func (x *KMSExplainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSExplainRequest.ProtoReflect.Descriptor instead.
 func (*KMSExplainRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *KMSExplainRequest) GetPrincipal() string {
@@ -4646,7 +4786,7 @@ type KMSExplainResponse struct {
 
 func (x *KMSExplainResponse) Reset() {
 	*x = KMSExplainResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4658,7 +4798,7 @@ func (x *KMSExplainResponse) String() string {
 func (*KMSExplainResponse) ProtoMessage() {}
 
 func (x *KMSExplainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4671,7 +4811,7 @@ func (x *KMSExplainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSExplainResponse.ProtoReflect.Descriptor instead.
 func (*KMSExplainResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *KMSExplainResponse) GetAllowed() bool {
@@ -4701,7 +4841,7 @@ type KMSPrincipal struct {
 
 func (x *KMSPrincipal) Reset() {
 	*x = KMSPrincipal{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4713,7 +4853,7 @@ func (x *KMSPrincipal) String() string {
 func (*KMSPrincipal) ProtoMessage() {}
 
 func (x *KMSPrincipal) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4726,7 +4866,7 @@ func (x *KMSPrincipal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipal.ProtoReflect.Descriptor instead.
 func (*KMSPrincipal) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{75}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *KMSPrincipal) GetName() string {
@@ -4766,7 +4906,7 @@ type KMSListPrincipalsResponse struct {
 
 func (x *KMSListPrincipalsResponse) Reset() {
 	*x = KMSListPrincipalsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4778,7 +4918,7 @@ func (x *KMSListPrincipalsResponse) String() string {
 func (*KMSListPrincipalsResponse) ProtoMessage() {}
 
 func (x *KMSListPrincipalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4791,7 +4931,7 @@ func (x *KMSListPrincipalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSListPrincipalsResponse.ProtoReflect.Descriptor instead.
 func (*KMSListPrincipalsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{76}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *KMSListPrincipalsResponse) GetPrincipals() []*KMSPrincipal {
@@ -4813,7 +4953,7 @@ type KMSCredentials struct {
 
 func (x *KMSCredentials) Reset() {
 	*x = KMSCredentials{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4825,7 +4965,7 @@ func (x *KMSCredentials) String() string {
 func (*KMSCredentials) ProtoMessage() {}
 
 func (x *KMSCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4838,7 +4978,7 @@ func (x *KMSCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSCredentials.ProtoReflect.Descriptor instead.
 func (*KMSCredentials) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{77}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *KMSCredentials) GetPrincipal() *KMSPrincipal {
@@ -4868,7 +5008,7 @@ type KMSAddHSMClusterRequest struct {
 
 func (x *KMSAddHSMClusterRequest) Reset() {
 	*x = KMSAddHSMClusterRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4880,7 +5020,7 @@ func (x *KMSAddHSMClusterRequest) String() string {
 func (*KMSAddHSMClusterRequest) ProtoMessage() {}
 
 func (x *KMSAddHSMClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4893,7 +5033,7 @@ func (x *KMSAddHSMClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSAddHSMClusterRequest.ProtoReflect.Descriptor instead.
 func (*KMSAddHSMClusterRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{78}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *KMSAddHSMClusterRequest) GetClusterId() string {
@@ -4937,7 +5077,7 @@ type KMSHSMCluster struct {
 
 func (x *KMSHSMCluster) Reset() {
 	*x = KMSHSMCluster{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4949,7 +5089,7 @@ func (x *KMSHSMCluster) String() string {
 func (*KMSHSMCluster) ProtoMessage() {}
 
 func (x *KMSHSMCluster) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4962,7 +5102,7 @@ func (x *KMSHSMCluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSHSMCluster.ProtoReflect.Descriptor instead.
 func (*KMSHSMCluster) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{79}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *KMSHSMCluster) GetClusterId() string {
@@ -5002,7 +5142,7 @@ type KMSListHSMClustersResponse struct {
 
 func (x *KMSListHSMClustersResponse) Reset() {
 	*x = KMSListHSMClustersResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5014,7 +5154,7 @@ func (x *KMSListHSMClustersResponse) String() string {
 func (*KMSListHSMClustersResponse) ProtoMessage() {}
 
 func (x *KMSListHSMClustersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5027,7 +5167,7 @@ func (x *KMSListHSMClustersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSListHSMClustersResponse.ProtoReflect.Descriptor instead.
 func (*KMSListHSMClustersResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{80}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *KMSListHSMClustersResponse) GetClusters() []*KMSHSMCluster {
@@ -5046,7 +5186,7 @@ type KMSHSMClusterRequest struct {
 
 func (x *KMSHSMClusterRequest) Reset() {
 	*x = KMSHSMClusterRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5058,7 +5198,7 @@ func (x *KMSHSMClusterRequest) String() string {
 func (*KMSHSMClusterRequest) ProtoMessage() {}
 
 func (x *KMSHSMClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5071,7 +5211,7 @@ func (x *KMSHSMClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSHSMClusterRequest.ProtoReflect.Descriptor instead.
 func (*KMSHSMClusterRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{81}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *KMSHSMClusterRequest) GetClusterId() string {
@@ -5271,7 +5411,17 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\rRandomRequest\x12\x16\n" +
 	"\x06length\x18\x01 \x01(\rR\x06length\"\"\n" +
 	"\fDataResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\x84\x02\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xbc\x01\n" +
+	"\x10DigestKeyRequest\x123\n" +
+	"\tmechanism\x18\x01 \x01(\v2\x15.openhsm.v1.MechanismR\tmechanism\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\fR\x05state\x12!\n" +
+	"\fsealed_state\x18\x03 \x01(\fR\vsealedState\x12\x10\n" +
+	"\x03key\x18\x04 \x01(\x04R\x03key\x12\x12\n" +
+	"\x04data\x18\x05 \x01(\fR\x04data\x12\x14\n" +
+	"\x05final\x18\x06 \x01(\bR\x05final\"N\n" +
+	"\x11DigestKeyResponse\x12!\n" +
+	"\fsealed_state\x18\x01 \x01(\fR\vsealedState\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\fR\x06digest\"\x84\x02\n" +
 	"\vClusterNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +
@@ -5451,7 +5601,7 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\bclusters\x18\x01 \x03(\v2\x19.openhsm.v1.KMSHSMClusterR\bclusters\"5\n" +
 	"\x14KMSHSMClusterRequest\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x01 \x01(\tR\tclusterId2\xe3\x1f\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId2\xe6 \n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -5467,7 +5617,8 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\vSetPassword\x12\x1e.openhsm.v1.SetPasswordRequest\x1a\x11.openhsm.v1.Empty\x128\n" +
 	"\n" +
 	"UnlockUser\x12\x17.openhsm.v1.UserRequest\x1a\x11.openhsm.v1.Empty\x12=\n" +
-	"\tListUsers\x12\x11.openhsm.v1.Empty\x1a\x1d.openhsm.v1.ListUsersResponse\x12K\n" +
+	"\tListUsers\x12\x11.openhsm.v1.Empty\x1a\x1d.openhsm.v1.ListUsersResponse\x127\n" +
+	"\tWipeToken\x12\x17.openhsm.v1.UserRequest\x1a\x11.openhsm.v1.Empty\x12K\n" +
 	"\fCreateObject\x12\x1f.openhsm.v1.CreateObjectRequest\x1a\x1a.openhsm.v1.ObjectResponse\x12G\n" +
 	"\n" +
 	"CopyObject\x12\x1d.openhsm.v1.CopyObjectRequest\x1a\x1a.openhsm.v1.ObjectResponse\x12=\n" +
@@ -5487,7 +5638,8 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\aEncrypt\x12\x19.openhsm.v1.CryptoRequest\x1a\x18.openhsm.v1.DataResponse\x12>\n" +
 	"\aDecrypt\x12\x19.openhsm.v1.CryptoRequest\x1a\x18.openhsm.v1.DataResponse\x12=\n" +
 	"\x06Digest\x12\x19.openhsm.v1.DigestRequest\x1a\x18.openhsm.v1.DataResponse\x12E\n" +
-	"\x0eGenerateRandom\x12\x19.openhsm.v1.RandomRequest\x1a\x18.openhsm.v1.DataResponse\x12E\n" +
+	"\x0eGenerateRandom\x12\x19.openhsm.v1.RandomRequest\x1a\x18.openhsm.v1.DataResponse\x12H\n" +
+	"\tDigestKey\x12\x1c.openhsm.v1.DigestKeyRequest\x1a\x1d.openhsm.v1.DigestKeyResponse\x12E\n" +
 	"\rClusterStatus\x12\x11.openhsm.v1.Empty\x1a!.openhsm.v1.ClusterStatusResponse\x128\n" +
 	"\aAddNode\x12\x1a.openhsm.v1.AddNodeRequest\x1a\x11.openhsm.v1.Empty\x12>\n" +
 	"\n" +
@@ -5532,7 +5684,7 @@ func file_api_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_api_hsmpb_hsm_proto_rawDescData
 }
 
-var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
+var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 85)
 var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                      // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),                // 1: openhsm.v1.ErrorDetail
@@ -5580,207 +5732,214 @@ var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*DigestRequest)(nil),              // 43: openhsm.v1.DigestRequest
 	(*RandomRequest)(nil),              // 44: openhsm.v1.RandomRequest
 	(*DataResponse)(nil),               // 45: openhsm.v1.DataResponse
-	(*ClusterNode)(nil),                // 46: openhsm.v1.ClusterNode
-	(*ClusterStatusResponse)(nil),      // 47: openhsm.v1.ClusterStatusResponse
-	(*AddNodeRequest)(nil),             // 48: openhsm.v1.AddNodeRequest
-	(*RemoveNodeRequest)(nil),          // 49: openhsm.v1.RemoveNodeRequest
-	(*BackupProgress)(nil),             // 50: openhsm.v1.BackupProgress
-	(*BackupInfo)(nil),                 // 51: openhsm.v1.BackupInfo
-	(*ListBackupsResponse)(nil),        // 52: openhsm.v1.ListBackupsResponse
-	(*GetBackupRequest)(nil),           // 53: openhsm.v1.GetBackupRequest
-	(*Chunk)(nil),                      // 54: openhsm.v1.Chunk
-	(*ListAuditRequest)(nil),           // 55: openhsm.v1.ListAuditRequest
-	(*AuditRecord)(nil),                // 56: openhsm.v1.AuditRecord
-	(*ListAuditResponse)(nil),          // 57: openhsm.v1.ListAuditResponse
-	(*VerifyAuditResponse)(nil),        // 58: openhsm.v1.VerifyAuditResponse
-	(*RotatePassphraseRequest)(nil),    // 59: openhsm.v1.RotatePassphraseRequest
-	(*QuorumRegisterKeyRequest)(nil),   // 60: openhsm.v1.QuorumRegisterKeyRequest
-	(*QuorumSetPolicyRequest)(nil),     // 61: openhsm.v1.QuorumSetPolicyRequest
-	(*QuorumCreateTokenRequest)(nil),   // 62: openhsm.v1.QuorumCreateTokenRequest
-	(*QuorumToken)(nil),                // 63: openhsm.v1.QuorumToken
-	(*QuorumApproveTokenRequest)(nil),  // 64: openhsm.v1.QuorumApproveTokenRequest
-	(*QuorumOfficer)(nil),              // 65: openhsm.v1.QuorumOfficer
-	(*QuorumPolicy)(nil),               // 66: openhsm.v1.QuorumPolicy
-	(*QuorumStatusResponse)(nil),       // 67: openhsm.v1.QuorumStatusResponse
-	(*RevokeCertRequest)(nil),          // 68: openhsm.v1.RevokeCertRequest
-	(*RevokedCert)(nil),                // 69: openhsm.v1.RevokedCert
-	(*ListRevokedCertsResponse)(nil),   // 70: openhsm.v1.ListRevokedCertsResponse
-	(*KMSPrincipalRequest)(nil),        // 71: openhsm.v1.KMSPrincipalRequest
-	(*KMSPrincipalPolicy)(nil),         // 72: openhsm.v1.KMSPrincipalPolicy
-	(*KMSExplainRequest)(nil),          // 73: openhsm.v1.KMSExplainRequest
-	(*KMSExplainResponse)(nil),         // 74: openhsm.v1.KMSExplainResponse
-	(*KMSPrincipal)(nil),               // 75: openhsm.v1.KMSPrincipal
-	(*KMSListPrincipalsResponse)(nil),  // 76: openhsm.v1.KMSListPrincipalsResponse
-	(*KMSCredentials)(nil),             // 77: openhsm.v1.KMSCredentials
-	(*KMSAddHSMClusterRequest)(nil),    // 78: openhsm.v1.KMSAddHSMClusterRequest
-	(*KMSHSMCluster)(nil),              // 79: openhsm.v1.KMSHSMCluster
-	(*KMSListHSMClustersResponse)(nil), // 80: openhsm.v1.KMSListHSMClustersResponse
-	(*KMSHSMClusterRequest)(nil),       // 81: openhsm.v1.KMSHSMClusterRequest
-	nil,                                // 82: openhsm.v1.KMSExplainRequest.ContextEntry
+	(*DigestKeyRequest)(nil),           // 46: openhsm.v1.DigestKeyRequest
+	(*DigestKeyResponse)(nil),          // 47: openhsm.v1.DigestKeyResponse
+	(*ClusterNode)(nil),                // 48: openhsm.v1.ClusterNode
+	(*ClusterStatusResponse)(nil),      // 49: openhsm.v1.ClusterStatusResponse
+	(*AddNodeRequest)(nil),             // 50: openhsm.v1.AddNodeRequest
+	(*RemoveNodeRequest)(nil),          // 51: openhsm.v1.RemoveNodeRequest
+	(*BackupProgress)(nil),             // 52: openhsm.v1.BackupProgress
+	(*BackupInfo)(nil),                 // 53: openhsm.v1.BackupInfo
+	(*ListBackupsResponse)(nil),        // 54: openhsm.v1.ListBackupsResponse
+	(*GetBackupRequest)(nil),           // 55: openhsm.v1.GetBackupRequest
+	(*Chunk)(nil),                      // 56: openhsm.v1.Chunk
+	(*ListAuditRequest)(nil),           // 57: openhsm.v1.ListAuditRequest
+	(*AuditRecord)(nil),                // 58: openhsm.v1.AuditRecord
+	(*ListAuditResponse)(nil),          // 59: openhsm.v1.ListAuditResponse
+	(*VerifyAuditResponse)(nil),        // 60: openhsm.v1.VerifyAuditResponse
+	(*RotatePassphraseRequest)(nil),    // 61: openhsm.v1.RotatePassphraseRequest
+	(*QuorumRegisterKeyRequest)(nil),   // 62: openhsm.v1.QuorumRegisterKeyRequest
+	(*QuorumSetPolicyRequest)(nil),     // 63: openhsm.v1.QuorumSetPolicyRequest
+	(*QuorumCreateTokenRequest)(nil),   // 64: openhsm.v1.QuorumCreateTokenRequest
+	(*QuorumToken)(nil),                // 65: openhsm.v1.QuorumToken
+	(*QuorumApproveTokenRequest)(nil),  // 66: openhsm.v1.QuorumApproveTokenRequest
+	(*QuorumOfficer)(nil),              // 67: openhsm.v1.QuorumOfficer
+	(*QuorumPolicy)(nil),               // 68: openhsm.v1.QuorumPolicy
+	(*QuorumStatusResponse)(nil),       // 69: openhsm.v1.QuorumStatusResponse
+	(*RevokeCertRequest)(nil),          // 70: openhsm.v1.RevokeCertRequest
+	(*RevokedCert)(nil),                // 71: openhsm.v1.RevokedCert
+	(*ListRevokedCertsResponse)(nil),   // 72: openhsm.v1.ListRevokedCertsResponse
+	(*KMSPrincipalRequest)(nil),        // 73: openhsm.v1.KMSPrincipalRequest
+	(*KMSPrincipalPolicy)(nil),         // 74: openhsm.v1.KMSPrincipalPolicy
+	(*KMSExplainRequest)(nil),          // 75: openhsm.v1.KMSExplainRequest
+	(*KMSExplainResponse)(nil),         // 76: openhsm.v1.KMSExplainResponse
+	(*KMSPrincipal)(nil),               // 77: openhsm.v1.KMSPrincipal
+	(*KMSListPrincipalsResponse)(nil),  // 78: openhsm.v1.KMSListPrincipalsResponse
+	(*KMSCredentials)(nil),             // 79: openhsm.v1.KMSCredentials
+	(*KMSAddHSMClusterRequest)(nil),    // 80: openhsm.v1.KMSAddHSMClusterRequest
+	(*KMSHSMCluster)(nil),              // 81: openhsm.v1.KMSHSMCluster
+	(*KMSListHSMClustersResponse)(nil), // 82: openhsm.v1.KMSListHSMClustersResponse
+	(*KMSHSMClusterRequest)(nil),       // 83: openhsm.v1.KMSHSMClusterRequest
+	nil,                                // 84: openhsm.v1.KMSExplainRequest.ContextEntry
 }
 var file_api_hsmpb_hsm_proto_depIdxs = []int32{
-	4,  // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
-	5,  // 1: openhsm.v1.Mechanism.ctr:type_name -> openhsm.v1.CtrParams
-	6,  // 2: openhsm.v1.Mechanism.pss:type_name -> openhsm.v1.PssParams
-	7,  // 3: openhsm.v1.Mechanism.oaep:type_name -> openhsm.v1.OaepParams
-	8,  // 4: openhsm.v1.Mechanism.ecdh:type_name -> openhsm.v1.EcdhParams
-	9,  // 5: openhsm.v1.Mechanism.eddsa:type_name -> openhsm.v1.EddsaParams
-	13, // 6: openhsm.v1.InfoResponse.mechanisms:type_name -> openhsm.v1.MechanismInfo
-	19, // 7: openhsm.v1.ListTokensResponse.tokens:type_name -> openhsm.v1.Token
-	18, // 8: openhsm.v1.ListUsersResponse.users:type_name -> openhsm.v1.UserInfo
-	2,  // 9: openhsm.v1.CreateObjectRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 10: openhsm.v1.CopyObjectRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 11: openhsm.v1.FindObjectsRequest.template:type_name -> openhsm.v1.Attribute
-	2,  // 12: openhsm.v1.ObjectInfo.attributes:type_name -> openhsm.v1.Attribute
-	28, // 13: openhsm.v1.ListObjectsResponse.objects:type_name -> openhsm.v1.ObjectInfo
-	31, // 14: openhsm.v1.GetAttributesResponse.values:type_name -> openhsm.v1.AttributeValue
-	2,  // 15: openhsm.v1.SetAttributesRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 16: openhsm.v1.GenerateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 17: openhsm.v1.GenerateKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 18: openhsm.v1.GenerateKeyPairRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 19: openhsm.v1.GenerateKeyPairRequest.public_template:type_name -> openhsm.v1.Attribute
-	2,  // 20: openhsm.v1.GenerateKeyPairRequest.private_template:type_name -> openhsm.v1.Attribute
-	3,  // 21: openhsm.v1.WrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 22: openhsm.v1.UnwrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 23: openhsm.v1.UnwrapKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 24: openhsm.v1.DeriveKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	2,  // 25: openhsm.v1.DeriveKeyRequest.template:type_name -> openhsm.v1.Attribute
-	3,  // 26: openhsm.v1.CryptoRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 27: openhsm.v1.VerifyRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	3,  // 28: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	46, // 29: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
-	51, // 30: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
-	51, // 31: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
-	56, // 32: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
-	66, // 33: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
-	65, // 34: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
-	63, // 35: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
-	69, // 36: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
-	82, // 37: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
-	75, // 38: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
-	75, // 39: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
-	79, // 40: openhsm.v1.KMSListHSMClustersResponse.clusters:type_name -> openhsm.v1.KMSHSMCluster
-	10, // 41: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,  // 42: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,  // 43: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	12, // 44: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,  // 45: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,  // 46: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	15, // 47: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	16, // 48: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	17, // 49: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	16, // 50: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,  // 51: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	22, // 52: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	23, // 53: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	24, // 54: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	26, // 55: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	26, // 56: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	30, // 57: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	33, // 58: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	34, // 59: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	35, // 60: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	36, // 61: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	38, // 62: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	39, // 63: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	40, // 64: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	41, // 65: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	42, // 66: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	41, // 67: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	41, // 68: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	43, // 69: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	44, // 70: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	0,  // 71: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	48, // 72: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	49, // 73: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	59, // 74: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,  // 75: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,  // 76: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	53, // 77: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	54, // 78: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	60, // 79: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
-	61, // 80: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
-	62, // 81: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
-	64, // 82: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
-	0,  // 83: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
-	55, // 84: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
-	0,  // 85: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
-	68, // 86: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
-	0,  // 87: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
-	71, // 88: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	0,  // 89: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
-	71, // 90: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	71, // 91: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
-	72, // 92: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
-	71, // 93: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	71, // 94: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	73, // 95: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
-	78, // 96: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
-	0,  // 97: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
-	81, // 98: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
-	11, // 99: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	11, // 100: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,  // 101: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,  // 102: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	14, // 103: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	20, // 104: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,  // 105: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,  // 106: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,  // 107: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,  // 108: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	21, // 109: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	25, // 110: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	25, // 111: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,  // 112: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	27, // 113: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	29, // 114: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	32, // 115: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,  // 116: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,  // 117: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	25, // 118: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	37, // 119: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	45, // 120: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	25, // 121: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	25, // 122: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	45, // 123: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,  // 124: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	45, // 125: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	45, // 126: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	45, // 127: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	45, // 128: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	47, // 129: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,  // 130: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,  // 131: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,  // 132: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	50, // 133: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	52, // 134: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	54, // 135: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	50, // 136: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,  // 137: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,  // 138: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	63, // 139: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,  // 140: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	67, // 141: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	57, // 142: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
-	58, // 143: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
-	0,  // 144: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
-	70, // 145: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
-	77, // 146: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
-	76, // 147: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
-	0,  // 148: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
-	77, // 149: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
-	0,  // 150: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
-	72, // 151: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
-	0,  // 152: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
-	74, // 153: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
-	0,  // 154: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
-	80, // 155: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
-	0,  // 156: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
-	99, // [99:157] is the sub-list for method output_type
-	41, // [41:99] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	4,   // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
+	5,   // 1: openhsm.v1.Mechanism.ctr:type_name -> openhsm.v1.CtrParams
+	6,   // 2: openhsm.v1.Mechanism.pss:type_name -> openhsm.v1.PssParams
+	7,   // 3: openhsm.v1.Mechanism.oaep:type_name -> openhsm.v1.OaepParams
+	8,   // 4: openhsm.v1.Mechanism.ecdh:type_name -> openhsm.v1.EcdhParams
+	9,   // 5: openhsm.v1.Mechanism.eddsa:type_name -> openhsm.v1.EddsaParams
+	13,  // 6: openhsm.v1.InfoResponse.mechanisms:type_name -> openhsm.v1.MechanismInfo
+	19,  // 7: openhsm.v1.ListTokensResponse.tokens:type_name -> openhsm.v1.Token
+	18,  // 8: openhsm.v1.ListUsersResponse.users:type_name -> openhsm.v1.UserInfo
+	2,   // 9: openhsm.v1.CreateObjectRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 10: openhsm.v1.CopyObjectRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 11: openhsm.v1.FindObjectsRequest.template:type_name -> openhsm.v1.Attribute
+	2,   // 12: openhsm.v1.ObjectInfo.attributes:type_name -> openhsm.v1.Attribute
+	28,  // 13: openhsm.v1.ListObjectsResponse.objects:type_name -> openhsm.v1.ObjectInfo
+	31,  // 14: openhsm.v1.GetAttributesResponse.values:type_name -> openhsm.v1.AttributeValue
+	2,   // 15: openhsm.v1.SetAttributesRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 16: openhsm.v1.GenerateKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 17: openhsm.v1.GenerateKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 18: openhsm.v1.GenerateKeyPairRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 19: openhsm.v1.GenerateKeyPairRequest.public_template:type_name -> openhsm.v1.Attribute
+	2,   // 20: openhsm.v1.GenerateKeyPairRequest.private_template:type_name -> openhsm.v1.Attribute
+	3,   // 21: openhsm.v1.WrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 22: openhsm.v1.UnwrapKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 23: openhsm.v1.UnwrapKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 24: openhsm.v1.DeriveKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	2,   // 25: openhsm.v1.DeriveKeyRequest.template:type_name -> openhsm.v1.Attribute
+	3,   // 26: openhsm.v1.CryptoRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 27: openhsm.v1.VerifyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 28: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	3,   // 29: openhsm.v1.DigestKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	48,  // 30: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
+	53,  // 31: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
+	53,  // 32: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
+	58,  // 33: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
+	68,  // 34: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
+	67,  // 35: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
+	65,  // 36: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
+	71,  // 37: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
+	84,  // 38: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
+	77,  // 39: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
+	77,  // 40: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
+	81,  // 41: openhsm.v1.KMSListHSMClustersResponse.clusters:type_name -> openhsm.v1.KMSHSMCluster
+	10,  // 42: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,   // 43: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,   // 44: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	12,  // 45: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,   // 46: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,   // 47: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	15,  // 48: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	16,  // 49: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	17,  // 50: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	16,  // 51: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,   // 52: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	16,  // 53: openhsm.v1.HSM.WipeToken:input_type -> openhsm.v1.UserRequest
+	22,  // 54: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	23,  // 55: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	24,  // 56: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	26,  // 57: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	26,  // 58: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	30,  // 59: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	33,  // 60: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	34,  // 61: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	35,  // 62: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	36,  // 63: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	38,  // 64: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	39,  // 65: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	40,  // 66: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	41,  // 67: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	42,  // 68: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	41,  // 69: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	41,  // 70: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	43,  // 71: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	44,  // 72: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	46,  // 73: openhsm.v1.HSM.DigestKey:input_type -> openhsm.v1.DigestKeyRequest
+	0,   // 74: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	50,  // 75: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	51,  // 76: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	61,  // 77: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,   // 78: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,   // 79: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	55,  // 80: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	56,  // 81: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	62,  // 82: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	63,  // 83: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	64,  // 84: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	66,  // 85: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,   // 86: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	57,  // 87: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
+	0,   // 88: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
+	70,  // 89: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
+	0,   // 90: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
+	73,  // 91: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	0,   // 92: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
+	73,  // 93: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	73,  // 94: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
+	74,  // 95: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
+	73,  // 96: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	73,  // 97: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	75,  // 98: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
+	80,  // 99: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
+	0,   // 100: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
+	83,  // 101: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
+	11,  // 102: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	11,  // 103: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,   // 104: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,   // 105: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	14,  // 106: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	20,  // 107: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,   // 108: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,   // 109: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,   // 110: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,   // 111: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	21,  // 112: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	0,   // 113: openhsm.v1.HSM.WipeToken:output_type -> openhsm.v1.Empty
+	25,  // 114: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	25,  // 115: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,   // 116: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	27,  // 117: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	29,  // 118: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	32,  // 119: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,   // 120: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,   // 121: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	25,  // 122: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	37,  // 123: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	45,  // 124: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	25,  // 125: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	25,  // 126: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	45,  // 127: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,   // 128: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	45,  // 129: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	45,  // 130: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	45,  // 131: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	45,  // 132: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	47,  // 133: openhsm.v1.HSM.DigestKey:output_type -> openhsm.v1.DigestKeyResponse
+	49,  // 134: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,   // 135: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,   // 136: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,   // 137: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	52,  // 138: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	54,  // 139: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	56,  // 140: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	52,  // 141: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,   // 142: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,   // 143: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	65,  // 144: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,   // 145: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	69,  // 146: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	59,  // 147: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	60,  // 148: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	0,   // 149: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
+	72,  // 150: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
+	79,  // 151: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
+	78,  // 152: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
+	0,   // 153: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
+	79,  // 154: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
+	0,   // 155: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
+	74,  // 156: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
+	0,   // 157: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
+	76,  // 158: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
+	0,   // 159: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
+	82,  // 160: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
+	0,   // 161: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
+	102, // [102:162] is the sub-list for method output_type
+	42,  // [42:102] is the sub-list for method input_type
+	42,  // [42:42] is the sub-list for extension type_name
+	42,  // [42:42] is the sub-list for extension extendee
+	0,   // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_api_hsmpb_hsm_proto_init() }
@@ -5804,7 +5963,7 @@ func file_api_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hsmpb_hsm_proto_rawDesc), len(file_api_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   83,
+			NumMessages:   85,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

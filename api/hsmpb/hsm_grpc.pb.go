@@ -44,6 +44,7 @@ const (
 	HSM_SetPassword_FullMethodName              = "/openhsm.v1.HSM/SetPassword"
 	HSM_UnlockUser_FullMethodName               = "/openhsm.v1.HSM/UnlockUser"
 	HSM_ListUsers_FullMethodName                = "/openhsm.v1.HSM/ListUsers"
+	HSM_WipeToken_FullMethodName                = "/openhsm.v1.HSM/WipeToken"
 	HSM_CreateObject_FullMethodName             = "/openhsm.v1.HSM/CreateObject"
 	HSM_CopyObject_FullMethodName               = "/openhsm.v1.HSM/CopyObject"
 	HSM_DestroyObject_FullMethodName            = "/openhsm.v1.HSM/DestroyObject"
@@ -63,6 +64,7 @@ const (
 	HSM_Decrypt_FullMethodName                  = "/openhsm.v1.HSM/Decrypt"
 	HSM_Digest_FullMethodName                   = "/openhsm.v1.HSM/Digest"
 	HSM_GenerateRandom_FullMethodName           = "/openhsm.v1.HSM/GenerateRandom"
+	HSM_DigestKey_FullMethodName                = "/openhsm.v1.HSM/DigestKey"
 	HSM_ClusterStatus_FullMethodName            = "/openhsm.v1.HSM/ClusterStatus"
 	HSM_AddNode_FullMethodName                  = "/openhsm.v1.HSM/AddNode"
 	HSM_RemoveNode_FullMethodName               = "/openhsm.v1.HSM/RemoveNode"
@@ -114,6 +116,9 @@ type HSMClient interface {
 	SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*Empty, error)
 	UnlockUser(ctx context.Context, in *UserRequest, opts ...grpc.CallOption) (*Empty, error)
 	ListUsers(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	// WipeToken (C_InitToken on a crypto user's token slot; crypto officers):
+	// destroys every object the user owns, keeps the user and password.
+	WipeToken(ctx context.Context, in *UserRequest, opts ...grpc.CallOption) (*Empty, error)
 	// Objects.
 	CreateObject(ctx context.Context, in *CreateObjectRequest, opts ...grpc.CallOption) (*ObjectResponse, error)
 	CopyObject(ctx context.Context, in *CopyObjectRequest, opts ...grpc.CallOption) (*ObjectResponse, error)
@@ -136,6 +141,11 @@ type HSMClient interface {
 	Decrypt(ctx context.Context, in *CryptoRequest, opts ...grpc.CallOption) (*DataResponse, error)
 	Digest(ctx context.Context, in *DigestRequest, opts ...grpc.CallOption) (*DataResponse, error)
 	GenerateRandom(ctx context.Context, in *RandomRequest, opts ...grpc.CallOption) (*DataResponse, error)
+	// DigestKey (C_DigestKey): feeds a secret key's value, then data, into a
+	// running digest inside the HSM. Its answer is a sealed state only the
+	// cluster can open, never a clear one: a hash's state holds its last
+	// partial block as it is, which would be key bytes.
+	DigestKey(ctx context.Context, in *DigestKeyRequest, opts ...grpc.CallOption) (*DigestKeyResponse, error)
 	// Cluster membership (crypto officer) and status (certificate only).
 	ClusterStatus(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
 	AddNode(ctx context.Context, in *AddNodeRequest, opts ...grpc.CallOption) (*Empty, error)
@@ -299,6 +309,16 @@ func (c *hSMClient) ListUsers(ctx context.Context, in *Empty, opts ...grpc.CallO
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListUsersResponse)
 	err := c.cc.Invoke(ctx, HSM_ListUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) WipeToken(ctx context.Context, in *UserRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_WipeToken_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -489,6 +509,16 @@ func (c *hSMClient) GenerateRandom(ctx context.Context, in *RandomRequest, opts 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DataResponse)
 	err := c.cc.Invoke(ctx, HSM_GenerateRandom_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) DigestKey(ctx context.Context, in *DigestKeyRequest, opts ...grpc.CallOption) (*DigestKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DigestKeyResponse)
+	err := c.cc.Invoke(ctx, HSM_DigestKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -817,6 +847,9 @@ type HSMServer interface {
 	SetPassword(context.Context, *SetPasswordRequest) (*Empty, error)
 	UnlockUser(context.Context, *UserRequest) (*Empty, error)
 	ListUsers(context.Context, *Empty) (*ListUsersResponse, error)
+	// WipeToken (C_InitToken on a crypto user's token slot; crypto officers):
+	// destroys every object the user owns, keeps the user and password.
+	WipeToken(context.Context, *UserRequest) (*Empty, error)
 	// Objects.
 	CreateObject(context.Context, *CreateObjectRequest) (*ObjectResponse, error)
 	CopyObject(context.Context, *CopyObjectRequest) (*ObjectResponse, error)
@@ -839,6 +872,11 @@ type HSMServer interface {
 	Decrypt(context.Context, *CryptoRequest) (*DataResponse, error)
 	Digest(context.Context, *DigestRequest) (*DataResponse, error)
 	GenerateRandom(context.Context, *RandomRequest) (*DataResponse, error)
+	// DigestKey (C_DigestKey): feeds a secret key's value, then data, into a
+	// running digest inside the HSM. Its answer is a sealed state only the
+	// cluster can open, never a clear one: a hash's state holds its last
+	// partial block as it is, which would be key bytes.
+	DigestKey(context.Context, *DigestKeyRequest) (*DigestKeyResponse, error)
 	// Cluster membership (crypto officer) and status (certificate only).
 	ClusterStatus(context.Context, *Empty) (*ClusterStatusResponse, error)
 	AddNode(context.Context, *AddNodeRequest) (*Empty, error)
@@ -931,6 +969,9 @@ func (UnimplementedHSMServer) UnlockUser(context.Context, *UserRequest) (*Empty,
 func (UnimplementedHSMServer) ListUsers(context.Context, *Empty) (*ListUsersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
 }
+func (UnimplementedHSMServer) WipeToken(context.Context, *UserRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method WipeToken not implemented")
+}
 func (UnimplementedHSMServer) CreateObject(context.Context, *CreateObjectRequest) (*ObjectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateObject not implemented")
 }
@@ -987,6 +1028,9 @@ func (UnimplementedHSMServer) Digest(context.Context, *DigestRequest) (*DataResp
 }
 func (UnimplementedHSMServer) GenerateRandom(context.Context, *RandomRequest) (*DataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GenerateRandom not implemented")
+}
+func (UnimplementedHSMServer) DigestKey(context.Context, *DigestKeyRequest) (*DigestKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DigestKey not implemented")
 }
 func (UnimplementedHSMServer) ClusterStatus(context.Context, *Empty) (*ClusterStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ClusterStatus not implemented")
@@ -1287,6 +1331,24 @@ func _HSM_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(inter
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(HSMServer).ListUsers(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_WipeToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).WipeToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_WipeToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).WipeToken(ctx, req.(*UserRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1629,6 +1691,24 @@ func _HSM_GenerateRandom_Handler(srv interface{}, ctx context.Context, dec func(
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(HSMServer).GenerateRandom(ctx, req.(*RandomRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_DigestKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DigestKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).DigestKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_DigestKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).DigestKey(ctx, req.(*DigestKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -2164,6 +2244,10 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _HSM_ListUsers_Handler,
 		},
 		{
+			MethodName: "WipeToken",
+			Handler:    _HSM_WipeToken_Handler,
+		},
+		{
 			MethodName: "CreateObject",
 			Handler:    _HSM_CreateObject_Handler,
 		},
@@ -2238,6 +2322,10 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GenerateRandom",
 			Handler:    _HSM_GenerateRandom_Handler,
+		},
+		{
+			MethodName: "DigestKey",
+			Handler:    _HSM_DigestKey_Handler,
 		},
 		{
 			MethodName: "ClusterStatus",
