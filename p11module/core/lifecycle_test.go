@@ -25,7 +25,7 @@ type outMode int
 
 const (
 	outFull  outMode = iota // a buffer big enough
-	outQuery                  // no buffer: a length query
+	outQuery                // no buffer: a length query
 	outShort                // a buffer one byte short
 	outBad                  // full buffer, input the mechanism refuses
 )

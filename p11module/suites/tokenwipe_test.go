@@ -81,9 +81,9 @@ func digestKeyChild(t *testing.T, p *pkcs11.Ctx) {
 		return h
 	}
 	aesValue, genValue := randomBytes(32), randomBytes(7)
-	aes := secret(pkcs11.CKK_AES, aesValue, true, true, true)                // sensitive, but extractable
+	aes := secret(pkcs11.CKK_AES, aesValue, true, true, true)                   // sensitive, but extractable
 	generic := secret(pkcs11.CKK_GENERIC_SECRET, genValue, false, false, false) // a readable session key
-	locked := secret(pkcs11.CKK_AES, randomBytes(16), true, true, false)     // sensitive, not extractable
+	locked := secret(pkcs11.CKK_AES, randomBytes(16), true, true, false)        // sensitive, not extractable
 	_, priv, err := p.GenerateKeyPair(sh, mech(pkcs11.CKM_EC_KEY_PAIR_GEN, nil),
 		[]*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, false), attr(pkcs11.CKA_EC_PARAMS, []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07})},
 		[]*pkcs11.Attribute{attr(pkcs11.CKA_TOKEN, false), attr(pkcs11.CKA_SIGN, true), attr(pkcs11.CKA_EXTRACTABLE, true), attr(pkcs11.CKA_SENSITIVE, false)})
