@@ -149,6 +149,10 @@ var methods = []Method{
 	method("OpenPublicSession", Certificate, RetryNotRun),
 	method("SetClusterSetting", Session, RetryIdempotent), // setting a value twice leaves what once does
 	method("ListClusterSettings", Session, RetryIdempotent),
+	// Issue 13. WipeToken destroys objects: deduplicated by request ID like
+	// DestroyObject. DigestKey changes nothing: it may run again.
+	method("WipeToken", Session, RetryWithID),
+	method("DigestKey", Session, RetryIdempotent),
 }
 
 // publicMethods are what a public session's token may call: the object and

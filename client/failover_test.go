@@ -22,12 +22,13 @@ import (
 // attempt means, the index, and node choice.
 
 func TestIdempotentTable(t *testing.T) {
-	want := []string{"ClusterStatus", "Decrypt", "Digest", "Encrypt", "FindObjects", "GenerateRandom", "GetAttributes", "Info",
+	want := []string{"ClusterStatus", "Decrypt", "Digest", "DigestKey", "Encrypt", "FindObjects", "GenerateRandom", "GetAttributes", "Info",
 		"KMSDeletePrincipalPolicy", "KMSExplain", "KMSGetPrincipalPolicy", "KMSListHSMClusters", "KMSListPrincipals", "KMSPutPrincipalPolicy",
 		"ListObjects", "ListTokens", "ListUsers", "Refresh", "Sign", "Verify"}
 	wantDeduped := []string{"CopyObject", "CreateObject", "CreateUser", "DeleteUser", "DeriveKey", "DestroyObject",
 		"GenerateKey", "GenerateKeyPair",
-		"SetAttributes", "SetPassword", "Share", "UnlockUser", "UnwrapKey"}
+		"SetAttributes", "SetPassword", "Share", "UnlockUser", "UnwrapKey",
+		"WipeToken"} // issue 13
 	var got, gotDeduped []string
 	for _, m := range api.Methods() {
 		if idempotent(m.Name) {

@@ -75,13 +75,19 @@ func rsaKeyGenRow() Mechanism {
 	}
 }
 
+// fRecover marks the two mechanisms whose signature with recovery is the
+// signature itself (the data is the whole signed block, not a hash of it):
+// C_SignRecover runs Sign, and the PKCS#11 library opens C_VerifyRecover
+// with the public key (p11module/core, docs/pkcs11-library.md).
+const fRecover = ck.CKF_SIGN_RECOVER | ck.CKF_VERIFY_RECOVER
+
 // rsaPKCSRow is CKM_RSA_PKCS: PKCS #1 v1.5 signatures of the caller's data
 // (a DigestInfo, normally) and PKCS #1 v1.5 encryption, which also wraps.
 func rsaPKCSRow() Mechanism {
 	return Mechanism{
 		Type:       ck.CKM_RSA_PKCS,
 		KeyTypes:   rsaType1,
-		Flags:      fSignVerify | fEncDec | fWrapUnwrap,
+		Flags:      fSignVerify | fEncDec | fWrapUnwrap | fRecover,
 		MinKeySize: rsaMinBits,
 		MaxKeySize: rsaMaxBits,
 		Param:      ParamNone,
@@ -451,7 +457,7 @@ func rsaX509Row() Mechanism {
 	return Mechanism{
 		Type:       ck.CKM_RSA_X_509,
 		KeyTypes:   rsaType1,
-		Flags:      fSignVerify | fEncDec,
+		Flags:      fSignVerify | fEncDec | fRecover,
 		MinKeySize: rsaMinBits,
 		MaxKeySize: rsaMaxBits,
 		Param:      ParamNone,

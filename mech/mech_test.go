@@ -339,6 +339,9 @@ func TestMechanismTableShape(t *testing.T) {
 				t.Errorf("%s: flag 0x%x does not agree with its function", name, f.flag)
 			}
 		}
+		if r.Flags&ck.CKF_SIGN_RECOVER != 0 && r.Sign == nil || r.Flags&ck.CKF_VERIFY_RECOVER != 0 && r.Verify == nil {
+			t.Errorf("%s: recovers without Sign/Verify", name)
+		}
 		if r.Flags&ck.CKF_WRAP != 0 && r.Encrypt == nil || r.Flags&ck.CKF_UNWRAP != 0 && r.Decrypt == nil {
 			t.Errorf("%s: wraps without Encrypt/Decrypt", name)
 		}

@@ -74,6 +74,11 @@ func (g *guardTx) CountOwned(owner string) (int, error) {
 
 func (g *guardTx) RemoveSharesWith(user string) error { return g.fail(g.tx.RemoveSharesWith(user)) }
 
+func (g *guardTx) OwnedIDs(owner string) ([]uint64, error) {
+	ids, err := g.tx.OwnedIDs(owner)
+	return ids, g.fail(err)
+}
+
 func (g *guardTx) Meta(key string) ([]byte, error) {
 	v, err := g.tx.Meta(key)
 	return v, g.read(err)

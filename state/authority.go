@@ -112,6 +112,9 @@ var commandAuthority = map[Op]authority{
 	OpKMSKeyStoreState:   {actor: actorNone},
 	OpKMSPrincipalPolicy: {actor: actorCO},
 	OpKMSGrant:           {actor: actorKMSPrincipal},
+	// C_InitToken on a user's token slot: a crypto officer wipes the
+	// user's objects (wipe.go).
+	OpWipeToken: {actor: actorCO},
 }
 
 // actionFor is the access action a command takes on its object.

@@ -53,6 +53,9 @@ const (
 	OpRevokeCert   Op = "revoke_cert"   // Fingerprint, Name (certs.go)
 	// OpSetSetting changes a cluster setting (settings.go).
 	OpSetSetting Op = "set_setting" // Name, Value
+
+	// C_InitToken on a crypto user's token slot (wipe.go).
+	OpWipeToken Op = "wipe_token" // Name
 )
 
 // Command is one serialized change. Everything non-deterministic (time,
@@ -450,6 +453,7 @@ func init() {
 		OpRevokeCert:        applyRevokeCert,
 		OpKMSAudit:          applyKMSAudit,
 		OpSetSetting:        applySetSetting,
+		OpWipeToken:         applyWipeToken,
 	}
 	for op, fn := range kmsApply {
 		applyTable[op] = fn

@@ -95,6 +95,7 @@ func ValidRequestID(id string) bool {
 var dedupOps = map[Op]bool{
 	OpCreateObjects: true, OpDestroyObject: true, OpSetAttributes: true, OpShare: true, OpUnshare: true,
 	OpCreateUser: true, OpDeleteUser: true, OpSetPassword: true, OpUnlockUser: true,
+	OpWipeToken: true,
 }
 
 // Deduplicated reports whether a request ID deduplicates op.

@@ -86,6 +86,8 @@ type Tx interface {
 	CountOwned(owner string) (int, error)
 	// RemoveSharesWith drops every share with the user.
 	RemoveSharesWith(user string) error
+	// OwnedIDs returns the IDs of the objects the user owns, in order.
+	OwnedIDs(owner string) ([]uint64, error)
 	Meta(key string) ([]byte, error)
 	PutMeta(key string, value []byte) error
 	// AppendAudit adds audit records (their Seq numbering on from the

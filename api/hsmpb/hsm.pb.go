@@ -3339,6 +3339,146 @@ func (x *DataResponse) GetData() []byte {
 	return nil
 }
 
+// DigestKeyRequest continues a digest: from state (the hash's own
+// marshaled state, no key in it yet) or from sealed_state (an earlier
+// answer), it feeds the value of key (0: none), then data. With final it
+// answers the digest, else a new sealed state.
+type DigestKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mechanism     *Mechanism             `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	State         []byte                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	SealedState   []byte                 `protobuf:"bytes,3,opt,name=sealed_state,json=sealedState,proto3" json:"sealed_state,omitempty"`
+	Key           uint64                 `protobuf:"varint,4,opt,name=key,proto3" json:"key,omitempty"`
+	Data          []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
+	Final         bool                   `protobuf:"varint,6,opt,name=final,proto3" json:"final,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DigestKeyRequest) Reset() {
+	*x = DigestKeyRequest{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DigestKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DigestKeyRequest) ProtoMessage() {}
+
+func (x *DigestKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DigestKeyRequest.ProtoReflect.Descriptor instead.
+func (*DigestKeyRequest) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *DigestKeyRequest) GetMechanism() *Mechanism {
+	if x != nil {
+		return x.Mechanism
+	}
+	return nil
+}
+
+func (x *DigestKeyRequest) GetState() []byte {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *DigestKeyRequest) GetSealedState() []byte {
+	if x != nil {
+		return x.SealedState
+	}
+	return nil
+}
+
+func (x *DigestKeyRequest) GetKey() uint64 {
+	if x != nil {
+		return x.Key
+	}
+	return 0
+}
+
+func (x *DigestKeyRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *DigestKeyRequest) GetFinal() bool {
+	if x != nil {
+		return x.Final
+	}
+	return false
+}
+
+type DigestKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SealedState   []byte                 `protobuf:"bytes,1,opt,name=sealed_state,json=sealedState,proto3" json:"sealed_state,omitempty"`
+	Digest        []byte                 `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DigestKeyResponse) Reset() {
+	*x = DigestKeyResponse{}
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DigestKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DigestKeyResponse) ProtoMessage() {}
+
+func (x *DigestKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DigestKeyResponse.ProtoReflect.Descriptor instead.
+func (*DigestKeyResponse) Descriptor() ([]byte, []int) {
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *DigestKeyResponse) GetSealedState() []byte {
+	if x != nil {
+		return x.SealedState
+	}
+	return nil
+}
+
+func (x *DigestKeyResponse) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
 type ClusterNode struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -3360,7 +3500,7 @@ type ClusterNode struct {
 
 func (x *ClusterNode) Reset() {
 	*x = ClusterNode{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3372,7 +3512,7 @@ func (x *ClusterNode) String() string {
 func (*ClusterNode) ProtoMessage() {}
 
 func (x *ClusterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[54]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3385,7 +3525,7 @@ func (x *ClusterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
 func (*ClusterNode) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{54}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ClusterNode) GetName() string {
@@ -3470,7 +3610,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3482,7 +3622,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[55]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3495,7 +3635,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{55}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ClusterStatusResponse) GetClusterId() string {
@@ -3537,7 +3677,7 @@ type AddNodeRequest struct {
 
 func (x *AddNodeRequest) Reset() {
 	*x = AddNodeRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3549,7 +3689,7 @@ func (x *AddNodeRequest) String() string {
 func (*AddNodeRequest) ProtoMessage() {}
 
 func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[56]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3562,7 +3702,7 @@ func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodeRequest.ProtoReflect.Descriptor instead.
 func (*AddNodeRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{56}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *AddNodeRequest) GetName() string {
@@ -3596,7 +3736,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3608,7 +3748,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[57]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3621,7 +3761,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{57}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RemoveNodeRequest) GetName() string {
@@ -3650,7 +3790,7 @@ type BackupProgress struct {
 
 func (x *BackupProgress) Reset() {
 	*x = BackupProgress{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3662,7 +3802,7 @@ func (x *BackupProgress) String() string {
 func (*BackupProgress) ProtoMessage() {}
 
 func (x *BackupProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[58]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3675,7 +3815,7 @@ func (x *BackupProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupProgress.ProtoReflect.Descriptor instead.
 func (*BackupProgress) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{58}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *BackupProgress) GetPhase() string {
@@ -3723,7 +3863,7 @@ type BackupInfo struct {
 
 func (x *BackupInfo) Reset() {
 	*x = BackupInfo{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3735,7 +3875,7 @@ func (x *BackupInfo) String() string {
 func (*BackupInfo) ProtoMessage() {}
 
 func (x *BackupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[59]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3748,7 +3888,7 @@ func (x *BackupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
 func (*BackupInfo) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{59}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *BackupInfo) GetId() string {
@@ -3824,7 +3964,7 @@ type ListBackupsResponse struct {
 
 func (x *ListBackupsResponse) Reset() {
 	*x = ListBackupsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3836,7 +3976,7 @@ func (x *ListBackupsResponse) String() string {
 func (*ListBackupsResponse) ProtoMessage() {}
 
 func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[60]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3849,7 +3989,7 @@ func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
 func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{60}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListBackupsResponse) GetBackups() []*BackupInfo {
@@ -3875,7 +4015,7 @@ type GetBackupRequest struct {
 
 func (x *GetBackupRequest) Reset() {
 	*x = GetBackupRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3887,7 +4027,7 @@ func (x *GetBackupRequest) String() string {
 func (*GetBackupRequest) ProtoMessage() {}
 
 func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[61]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3900,7 +4040,7 @@ func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBackupRequest.ProtoReflect.Descriptor instead.
 func (*GetBackupRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{61}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GetBackupRequest) GetId() string {
@@ -3919,7 +4059,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3931,7 +4071,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[62]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3944,7 +4084,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{62}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Chunk) GetData() []byte {
@@ -3971,7 +4111,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3983,7 +4123,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[63]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3996,7 +4136,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{63}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListAuditRequest) GetAfterSeq() uint64 {
@@ -4072,7 +4212,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4084,7 +4224,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[64]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4097,7 +4237,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{64}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *AuditRecord) GetSeq() uint64 {
@@ -4208,7 +4348,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4220,7 +4360,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[65]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4233,7 +4373,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{65}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListAuditResponse) GetRecords() []*AuditRecord {
@@ -4265,7 +4405,7 @@ type VerifyAuditResponse struct {
 
 func (x *VerifyAuditResponse) Reset() {
 	*x = VerifyAuditResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4277,7 +4417,7 @@ func (x *VerifyAuditResponse) String() string {
 func (*VerifyAuditResponse) ProtoMessage() {}
 
 func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[66]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4290,7 +4430,7 @@ func (x *VerifyAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAuditResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{66}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *VerifyAuditResponse) GetOk() bool {
@@ -4355,7 +4495,7 @@ type RotatePassphraseRequest struct {
 
 func (x *RotatePassphraseRequest) Reset() {
 	*x = RotatePassphraseRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4367,7 +4507,7 @@ func (x *RotatePassphraseRequest) String() string {
 func (*RotatePassphraseRequest) ProtoMessage() {}
 
 func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[67]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4380,7 +4520,7 @@ func (x *RotatePassphraseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotatePassphraseRequest.ProtoReflect.Descriptor instead.
 func (*RotatePassphraseRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{67}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RotatePassphraseRequest) GetOldSecret() []byte {
@@ -4407,7 +4547,7 @@ type QuorumRegisterKeyRequest struct {
 
 func (x *QuorumRegisterKeyRequest) Reset() {
 	*x = QuorumRegisterKeyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4419,7 +4559,7 @@ func (x *QuorumRegisterKeyRequest) String() string {
 func (*QuorumRegisterKeyRequest) ProtoMessage() {}
 
 func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[68]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4432,7 +4572,7 @@ func (x *QuorumRegisterKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumRegisterKeyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumRegisterKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{68}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *QuorumRegisterKeyRequest) GetPublicKey() []byte {
@@ -4460,7 +4600,7 @@ type QuorumSetPolicyRequest struct {
 
 func (x *QuorumSetPolicyRequest) Reset() {
 	*x = QuorumSetPolicyRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4472,7 +4612,7 @@ func (x *QuorumSetPolicyRequest) String() string {
 func (*QuorumSetPolicyRequest) ProtoMessage() {}
 
 func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[69]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4485,7 +4625,7 @@ func (x *QuorumSetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumSetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*QuorumSetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{69}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *QuorumSetPolicyRequest) GetService() string {
@@ -4518,7 +4658,7 @@ type QuorumCreateTokenRequest struct {
 
 func (x *QuorumCreateTokenRequest) Reset() {
 	*x = QuorumCreateTokenRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4530,7 +4670,7 @@ func (x *QuorumCreateTokenRequest) String() string {
 func (*QuorumCreateTokenRequest) ProtoMessage() {}
 
 func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[70]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4543,7 +4683,7 @@ func (x *QuorumCreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumCreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumCreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{70}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *QuorumCreateTokenRequest) GetService() string {
@@ -4568,7 +4708,7 @@ type QuorumToken struct {
 
 func (x *QuorumToken) Reset() {
 	*x = QuorumToken{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4580,7 +4720,7 @@ func (x *QuorumToken) String() string {
 func (*QuorumToken) ProtoMessage() {}
 
 func (x *QuorumToken) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[71]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4593,7 +4733,7 @@ func (x *QuorumToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumToken.ProtoReflect.Descriptor instead.
 func (*QuorumToken) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{71}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *QuorumToken) GetId() string {
@@ -4655,7 +4795,7 @@ type QuorumApproveTokenRequest struct {
 
 func (x *QuorumApproveTokenRequest) Reset() {
 	*x = QuorumApproveTokenRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4667,7 +4807,7 @@ func (x *QuorumApproveTokenRequest) String() string {
 func (*QuorumApproveTokenRequest) ProtoMessage() {}
 
 func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[72]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4680,7 +4820,7 @@ func (x *QuorumApproveTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumApproveTokenRequest.ProtoReflect.Descriptor instead.
 func (*QuorumApproveTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{72}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *QuorumApproveTokenRequest) GetId() string {
@@ -4708,7 +4848,7 @@ type QuorumOfficer struct {
 
 func (x *QuorumOfficer) Reset() {
 	*x = QuorumOfficer{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4720,7 +4860,7 @@ func (x *QuorumOfficer) String() string {
 func (*QuorumOfficer) ProtoMessage() {}
 
 func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[73]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4733,7 +4873,7 @@ func (x *QuorumOfficer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumOfficer.ProtoReflect.Descriptor instead.
 func (*QuorumOfficer) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{73}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *QuorumOfficer) GetName() string {
@@ -4767,7 +4907,7 @@ type QuorumPolicy struct {
 
 func (x *QuorumPolicy) Reset() {
 	*x = QuorumPolicy{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4779,7 +4919,7 @@ func (x *QuorumPolicy) String() string {
 func (*QuorumPolicy) ProtoMessage() {}
 
 func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[74]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4792,7 +4932,7 @@ func (x *QuorumPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumPolicy.ProtoReflect.Descriptor instead.
 func (*QuorumPolicy) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{74}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *QuorumPolicy) GetService() string {
@@ -4820,7 +4960,7 @@ type QuorumStatusResponse struct {
 
 func (x *QuorumStatusResponse) Reset() {
 	*x = QuorumStatusResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4832,7 +4972,7 @@ func (x *QuorumStatusResponse) String() string {
 func (*QuorumStatusResponse) ProtoMessage() {}
 
 func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[75]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4845,7 +4985,7 @@ func (x *QuorumStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuorumStatusResponse.ProtoReflect.Descriptor instead.
 func (*QuorumStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{75}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *QuorumStatusResponse) GetPolicies() []*QuorumPolicy {
@@ -4879,7 +5019,7 @@ type RevokeCertRequest struct {
 
 func (x *RevokeCertRequest) Reset() {
 	*x = RevokeCertRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4891,7 +5031,7 @@ func (x *RevokeCertRequest) String() string {
 func (*RevokeCertRequest) ProtoMessage() {}
 
 func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[76]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4904,7 +5044,7 @@ func (x *RevokeCertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{76}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *RevokeCertRequest) GetFingerprint() string {
@@ -4933,7 +5073,7 @@ type RevokedCert struct {
 
 func (x *RevokedCert) Reset() {
 	*x = RevokedCert{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4945,7 +5085,7 @@ func (x *RevokedCert) String() string {
 func (*RevokedCert) ProtoMessage() {}
 
 func (x *RevokedCert) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[77]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4958,7 +5098,7 @@ func (x *RevokedCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedCert.ProtoReflect.Descriptor instead.
 func (*RevokedCert) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{77}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *RevokedCert) GetFingerprint() string {
@@ -4998,7 +5138,7 @@ type ListRevokedCertsResponse struct {
 
 func (x *ListRevokedCertsResponse) Reset() {
 	*x = ListRevokedCertsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5010,7 +5150,7 @@ func (x *ListRevokedCertsResponse) String() string {
 func (*ListRevokedCertsResponse) ProtoMessage() {}
 
 func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[78]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5023,7 +5163,7 @@ func (x *ListRevokedCertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedCertsResponse.ProtoReflect.Descriptor instead.
 func (*ListRevokedCertsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{78}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ListRevokedCertsResponse) GetCerts() []*RevokedCert {
@@ -5045,7 +5185,7 @@ type KMSPrincipalRequest struct {
 
 func (x *KMSPrincipalRequest) Reset() {
 	*x = KMSPrincipalRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5057,7 +5197,7 @@ func (x *KMSPrincipalRequest) String() string {
 func (*KMSPrincipalRequest) ProtoMessage() {}
 
 func (x *KMSPrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[79]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5070,7 +5210,7 @@ func (x *KMSPrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipalRequest.ProtoReflect.Descriptor instead.
 func (*KMSPrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{79}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *KMSPrincipalRequest) GetName() string {
@@ -5098,7 +5238,7 @@ type KMSPrincipalPolicy struct {
 
 func (x *KMSPrincipalPolicy) Reset() {
 	*x = KMSPrincipalPolicy{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5110,7 +5250,7 @@ func (x *KMSPrincipalPolicy) String() string {
 func (*KMSPrincipalPolicy) ProtoMessage() {}
 
 func (x *KMSPrincipalPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[80]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5123,7 +5263,7 @@ func (x *KMSPrincipalPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipalPolicy.ProtoReflect.Descriptor instead.
 func (*KMSPrincipalPolicy) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{80}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *KMSPrincipalPolicy) GetName() string {
@@ -5154,7 +5294,7 @@ type KMSExplainRequest struct {
 
 func (x *KMSExplainRequest) Reset() {
 	*x = KMSExplainRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5166,7 +5306,7 @@ func (x *KMSExplainRequest) String() string {
 func (*KMSExplainRequest) ProtoMessage() {}
 
 func (x *KMSExplainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[81]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5179,7 +5319,7 @@ func (x *KMSExplainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSExplainRequest.ProtoReflect.Descriptor instead.
 func (*KMSExplainRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{81}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *KMSExplainRequest) GetPrincipal() string {
@@ -5234,7 +5374,7 @@ type KMSExplainResponse struct {
 
 func (x *KMSExplainResponse) Reset() {
 	*x = KMSExplainResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5246,7 +5386,7 @@ func (x *KMSExplainResponse) String() string {
 func (*KMSExplainResponse) ProtoMessage() {}
 
 func (x *KMSExplainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[82]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5259,7 +5399,7 @@ func (x *KMSExplainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSExplainResponse.ProtoReflect.Descriptor instead.
 func (*KMSExplainResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{82}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *KMSExplainResponse) GetAllowed() bool {
@@ -5289,7 +5429,7 @@ type KMSPrincipal struct {
 
 func (x *KMSPrincipal) Reset() {
 	*x = KMSPrincipal{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5301,7 +5441,7 @@ func (x *KMSPrincipal) String() string {
 func (*KMSPrincipal) ProtoMessage() {}
 
 func (x *KMSPrincipal) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[83]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5314,7 +5454,7 @@ func (x *KMSPrincipal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSPrincipal.ProtoReflect.Descriptor instead.
 func (*KMSPrincipal) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{83}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *KMSPrincipal) GetName() string {
@@ -5354,7 +5494,7 @@ type KMSListPrincipalsResponse struct {
 
 func (x *KMSListPrincipalsResponse) Reset() {
 	*x = KMSListPrincipalsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[84]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5366,7 +5506,7 @@ func (x *KMSListPrincipalsResponse) String() string {
 func (*KMSListPrincipalsResponse) ProtoMessage() {}
 
 func (x *KMSListPrincipalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[84]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5379,7 +5519,7 @@ func (x *KMSListPrincipalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSListPrincipalsResponse.ProtoReflect.Descriptor instead.
 func (*KMSListPrincipalsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{84}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *KMSListPrincipalsResponse) GetPrincipals() []*KMSPrincipal {
@@ -5401,7 +5541,7 @@ type KMSCredentials struct {
 
 func (x *KMSCredentials) Reset() {
 	*x = KMSCredentials{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[85]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5413,7 +5553,7 @@ func (x *KMSCredentials) String() string {
 func (*KMSCredentials) ProtoMessage() {}
 
 func (x *KMSCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[85]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5426,7 +5566,7 @@ func (x *KMSCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSCredentials.ProtoReflect.Descriptor instead.
 func (*KMSCredentials) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{85}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *KMSCredentials) GetPrincipal() *KMSPrincipal {
@@ -5456,7 +5596,7 @@ type KMSAddHSMClusterRequest struct {
 
 func (x *KMSAddHSMClusterRequest) Reset() {
 	*x = KMSAddHSMClusterRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[86]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5468,7 +5608,7 @@ func (x *KMSAddHSMClusterRequest) String() string {
 func (*KMSAddHSMClusterRequest) ProtoMessage() {}
 
 func (x *KMSAddHSMClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[86]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5481,7 +5621,7 @@ func (x *KMSAddHSMClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSAddHSMClusterRequest.ProtoReflect.Descriptor instead.
 func (*KMSAddHSMClusterRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{86}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *KMSAddHSMClusterRequest) GetClusterId() string {
@@ -5525,7 +5665,7 @@ type KMSHSMCluster struct {
 
 func (x *KMSHSMCluster) Reset() {
 	*x = KMSHSMCluster{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[87]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5537,7 +5677,7 @@ func (x *KMSHSMCluster) String() string {
 func (*KMSHSMCluster) ProtoMessage() {}
 
 func (x *KMSHSMCluster) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[87]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5550,7 +5690,7 @@ func (x *KMSHSMCluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSHSMCluster.ProtoReflect.Descriptor instead.
 func (*KMSHSMCluster) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{87}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *KMSHSMCluster) GetClusterId() string {
@@ -5590,7 +5730,7 @@ type KMSListHSMClustersResponse struct {
 
 func (x *KMSListHSMClustersResponse) Reset() {
 	*x = KMSListHSMClustersResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[88]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5602,7 +5742,7 @@ func (x *KMSListHSMClustersResponse) String() string {
 func (*KMSListHSMClustersResponse) ProtoMessage() {}
 
 func (x *KMSListHSMClustersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[88]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5615,7 +5755,7 @@ func (x *KMSListHSMClustersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSListHSMClustersResponse.ProtoReflect.Descriptor instead.
 func (*KMSListHSMClustersResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{88}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *KMSListHSMClustersResponse) GetClusters() []*KMSHSMCluster {
@@ -5634,7 +5774,7 @@ type KMSHSMClusterRequest struct {
 
 func (x *KMSHSMClusterRequest) Reset() {
 	*x = KMSHSMClusterRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[89]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5646,7 +5786,7 @@ func (x *KMSHSMClusterRequest) String() string {
 func (*KMSHSMClusterRequest) ProtoMessage() {}
 
 func (x *KMSHSMClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[89]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5659,7 +5799,7 @@ func (x *KMSHSMClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KMSHSMClusterRequest.ProtoReflect.Descriptor instead.
 func (*KMSHSMClusterRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{89}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *KMSHSMClusterRequest) GetClusterId() string {
@@ -5679,7 +5819,7 @@ type PublicSessionRequest struct {
 
 func (x *PublicSessionRequest) Reset() {
 	*x = PublicSessionRequest{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[90]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5691,7 +5831,7 @@ func (x *PublicSessionRequest) String() string {
 func (*PublicSessionRequest) ProtoMessage() {}
 
 func (x *PublicSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[90]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5704,7 +5844,7 @@ func (x *PublicSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicSessionRequest.ProtoReflect.Descriptor instead.
 func (*PublicSessionRequest) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{90}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *PublicSessionRequest) GetToken() string {
@@ -5724,7 +5864,7 @@ type ClusterSetting struct {
 
 func (x *ClusterSetting) Reset() {
 	*x = ClusterSetting{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[91]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5736,7 +5876,7 @@ func (x *ClusterSetting) String() string {
 func (*ClusterSetting) ProtoMessage() {}
 
 func (x *ClusterSetting) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[91]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5749,7 +5889,7 @@ func (x *ClusterSetting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSetting.ProtoReflect.Descriptor instead.
 func (*ClusterSetting) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{91}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ClusterSetting) GetName() string {
@@ -5775,7 +5915,7 @@ type ClusterSettingsResponse struct {
 
 func (x *ClusterSettingsResponse) Reset() {
 	*x = ClusterSettingsResponse{}
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[92]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5787,7 +5927,7 @@ func (x *ClusterSettingsResponse) String() string {
 func (*ClusterSettingsResponse) ProtoMessage() {}
 
 func (x *ClusterSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_hsmpb_hsm_proto_msgTypes[92]
+	mi := &file_api_hsmpb_hsm_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5800,7 +5940,7 @@ func (x *ClusterSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSettingsResponse.ProtoReflect.Descriptor instead.
 func (*ClusterSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{92}
+	return file_api_hsmpb_hsm_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *ClusterSettingsResponse) GetSettings() []*ClusterSetting {
@@ -6052,7 +6192,17 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\rRandomRequest\x12\x16\n" +
 	"\x06length\x18\x01 \x01(\rR\x06length\"\"\n" +
 	"\fDataResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\x84\x02\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xbc\x01\n" +
+	"\x10DigestKeyRequest\x123\n" +
+	"\tmechanism\x18\x01 \x01(\v2\x15.openhsm.v1.MechanismR\tmechanism\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\fR\x05state\x12!\n" +
+	"\fsealed_state\x18\x03 \x01(\fR\vsealedState\x12\x10\n" +
+	"\x03key\x18\x04 \x01(\x04R\x03key\x12\x12\n" +
+	"\x04data\x18\x05 \x01(\fR\x04data\x12\x14\n" +
+	"\x05final\x18\x06 \x01(\bR\x05final\"N\n" +
+	"\x11DigestKeyResponse\x12!\n" +
+	"\fsealed_state\x18\x01 \x01(\fR\vsealedState\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\fR\x06digest\"\x84\x02\n" +
 	"\vClusterNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x14\n" +
@@ -6239,7 +6389,7 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"Q\n" +
 	"\x17ClusterSettingsResponse\x126\n" +
-	"\bsettings\x18\x01 \x03(\v2\x1a.openhsm.v1.ClusterSettingR\bsettings2\xf2\"\n" +
+	"\bsettings\x18\x01 \x03(\v2\x1a.openhsm.v1.ClusterSettingR\bsettings2\xf5#\n" +
 	"\x03HSM\x12<\n" +
 	"\x05Login\x12\x18.openhsm.v1.LoginRequest\x1a\x19.openhsm.v1.LoginResponse\x127\n" +
 	"\aRefresh\x12\x11.openhsm.v1.Empty\x1a\x19.openhsm.v1.LoginResponse\x12.\n" +
@@ -6255,7 +6405,8 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\vSetPassword\x12\x1e.openhsm.v1.SetPasswordRequest\x1a\x11.openhsm.v1.Empty\x128\n" +
 	"\n" +
 	"UnlockUser\x12\x17.openhsm.v1.UserRequest\x1a\x11.openhsm.v1.Empty\x12=\n" +
-	"\tListUsers\x12\x11.openhsm.v1.Empty\x1a\x1d.openhsm.v1.ListUsersResponse\x12K\n" +
+	"\tListUsers\x12\x11.openhsm.v1.Empty\x1a\x1d.openhsm.v1.ListUsersResponse\x127\n" +
+	"\tWipeToken\x12\x17.openhsm.v1.UserRequest\x1a\x11.openhsm.v1.Empty\x12K\n" +
 	"\fCreateObject\x12\x1f.openhsm.v1.CreateObjectRequest\x1a\x1a.openhsm.v1.ObjectResponse\x12G\n" +
 	"\n" +
 	"CopyObject\x12\x1d.openhsm.v1.CopyObjectRequest\x1a\x1a.openhsm.v1.ObjectResponse\x12=\n" +
@@ -6277,7 +6428,8 @@ const file_api_hsmpb_hsm_proto_rawDesc = "" +
 	"\x06Digest\x12\x19.openhsm.v1.DigestRequest\x1a\x18.openhsm.v1.DataResponse\x12E\n" +
 	"\x0eGenerateRandom\x12\x19.openhsm.v1.RandomRequest\x1a\x18.openhsm.v1.DataResponse\x12W\n" +
 	"\x0eEncapsulateKey\x12!.openhsm.v1.EncapsulateKeyRequest\x1a\".openhsm.v1.EncapsulateKeyResponse\x12O\n" +
-	"\x0eDecapsulateKey\x12!.openhsm.v1.DecapsulateKeyRequest\x1a\x1a.openhsm.v1.ObjectResponse\x12E\n" +
+	"\x0eDecapsulateKey\x12!.openhsm.v1.DecapsulateKeyRequest\x1a\x1a.openhsm.v1.ObjectResponse\x12H\n" +
+	"\tDigestKey\x12\x1c.openhsm.v1.DigestKeyRequest\x1a\x1d.openhsm.v1.DigestKeyResponse\x12E\n" +
 	"\rClusterStatus\x12\x11.openhsm.v1.Empty\x1a!.openhsm.v1.ClusterStatusResponse\x128\n" +
 	"\aAddNode\x12\x1a.openhsm.v1.AddNodeRequest\x1a\x11.openhsm.v1.Empty\x12>\n" +
 	"\n" +
@@ -6325,7 +6477,7 @@ func file_api_hsmpb_hsm_proto_rawDescGZIP() []byte {
 	return file_api_hsmpb_hsm_proto_rawDescData
 }
 
-var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 94)
+var file_api_hsmpb_hsm_proto_msgTypes = make([]protoimpl.MessageInfo, 96)
 var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*Empty)(nil),                      // 0: openhsm.v1.Empty
 	(*ErrorDetail)(nil),                // 1: openhsm.v1.ErrorDetail
@@ -6381,46 +6533,48 @@ var file_api_hsmpb_hsm_proto_goTypes = []any{
 	(*DigestRequest)(nil),              // 51: openhsm.v1.DigestRequest
 	(*RandomRequest)(nil),              // 52: openhsm.v1.RandomRequest
 	(*DataResponse)(nil),               // 53: openhsm.v1.DataResponse
-	(*ClusterNode)(nil),                // 54: openhsm.v1.ClusterNode
-	(*ClusterStatusResponse)(nil),      // 55: openhsm.v1.ClusterStatusResponse
-	(*AddNodeRequest)(nil),             // 56: openhsm.v1.AddNodeRequest
-	(*RemoveNodeRequest)(nil),          // 57: openhsm.v1.RemoveNodeRequest
-	(*BackupProgress)(nil),             // 58: openhsm.v1.BackupProgress
-	(*BackupInfo)(nil),                 // 59: openhsm.v1.BackupInfo
-	(*ListBackupsResponse)(nil),        // 60: openhsm.v1.ListBackupsResponse
-	(*GetBackupRequest)(nil),           // 61: openhsm.v1.GetBackupRequest
-	(*Chunk)(nil),                      // 62: openhsm.v1.Chunk
-	(*ListAuditRequest)(nil),           // 63: openhsm.v1.ListAuditRequest
-	(*AuditRecord)(nil),                // 64: openhsm.v1.AuditRecord
-	(*ListAuditResponse)(nil),          // 65: openhsm.v1.ListAuditResponse
-	(*VerifyAuditResponse)(nil),        // 66: openhsm.v1.VerifyAuditResponse
-	(*RotatePassphraseRequest)(nil),    // 67: openhsm.v1.RotatePassphraseRequest
-	(*QuorumRegisterKeyRequest)(nil),   // 68: openhsm.v1.QuorumRegisterKeyRequest
-	(*QuorumSetPolicyRequest)(nil),     // 69: openhsm.v1.QuorumSetPolicyRequest
-	(*QuorumCreateTokenRequest)(nil),   // 70: openhsm.v1.QuorumCreateTokenRequest
-	(*QuorumToken)(nil),                // 71: openhsm.v1.QuorumToken
-	(*QuorumApproveTokenRequest)(nil),  // 72: openhsm.v1.QuorumApproveTokenRequest
-	(*QuorumOfficer)(nil),              // 73: openhsm.v1.QuorumOfficer
-	(*QuorumPolicy)(nil),               // 74: openhsm.v1.QuorumPolicy
-	(*QuorumStatusResponse)(nil),       // 75: openhsm.v1.QuorumStatusResponse
-	(*RevokeCertRequest)(nil),          // 76: openhsm.v1.RevokeCertRequest
-	(*RevokedCert)(nil),                // 77: openhsm.v1.RevokedCert
-	(*ListRevokedCertsResponse)(nil),   // 78: openhsm.v1.ListRevokedCertsResponse
-	(*KMSPrincipalRequest)(nil),        // 79: openhsm.v1.KMSPrincipalRequest
-	(*KMSPrincipalPolicy)(nil),         // 80: openhsm.v1.KMSPrincipalPolicy
-	(*KMSExplainRequest)(nil),          // 81: openhsm.v1.KMSExplainRequest
-	(*KMSExplainResponse)(nil),         // 82: openhsm.v1.KMSExplainResponse
-	(*KMSPrincipal)(nil),               // 83: openhsm.v1.KMSPrincipal
-	(*KMSListPrincipalsResponse)(nil),  // 84: openhsm.v1.KMSListPrincipalsResponse
-	(*KMSCredentials)(nil),             // 85: openhsm.v1.KMSCredentials
-	(*KMSAddHSMClusterRequest)(nil),    // 86: openhsm.v1.KMSAddHSMClusterRequest
-	(*KMSHSMCluster)(nil),              // 87: openhsm.v1.KMSHSMCluster
-	(*KMSListHSMClustersResponse)(nil), // 88: openhsm.v1.KMSListHSMClustersResponse
-	(*KMSHSMClusterRequest)(nil),       // 89: openhsm.v1.KMSHSMClusterRequest
-	(*PublicSessionRequest)(nil),       // 90: openhsm.v1.PublicSessionRequest
-	(*ClusterSetting)(nil),             // 91: openhsm.v1.ClusterSetting
-	(*ClusterSettingsResponse)(nil),    // 92: openhsm.v1.ClusterSettingsResponse
-	nil,                                // 93: openhsm.v1.KMSExplainRequest.ContextEntry
+	(*DigestKeyRequest)(nil),           // 54: openhsm.v1.DigestKeyRequest
+	(*DigestKeyResponse)(nil),          // 55: openhsm.v1.DigestKeyResponse
+	(*ClusterNode)(nil),                // 56: openhsm.v1.ClusterNode
+	(*ClusterStatusResponse)(nil),      // 57: openhsm.v1.ClusterStatusResponse
+	(*AddNodeRequest)(nil),             // 58: openhsm.v1.AddNodeRequest
+	(*RemoveNodeRequest)(nil),          // 59: openhsm.v1.RemoveNodeRequest
+	(*BackupProgress)(nil),             // 60: openhsm.v1.BackupProgress
+	(*BackupInfo)(nil),                 // 61: openhsm.v1.BackupInfo
+	(*ListBackupsResponse)(nil),        // 62: openhsm.v1.ListBackupsResponse
+	(*GetBackupRequest)(nil),           // 63: openhsm.v1.GetBackupRequest
+	(*Chunk)(nil),                      // 64: openhsm.v1.Chunk
+	(*ListAuditRequest)(nil),           // 65: openhsm.v1.ListAuditRequest
+	(*AuditRecord)(nil),                // 66: openhsm.v1.AuditRecord
+	(*ListAuditResponse)(nil),          // 67: openhsm.v1.ListAuditResponse
+	(*VerifyAuditResponse)(nil),        // 68: openhsm.v1.VerifyAuditResponse
+	(*RotatePassphraseRequest)(nil),    // 69: openhsm.v1.RotatePassphraseRequest
+	(*QuorumRegisterKeyRequest)(nil),   // 70: openhsm.v1.QuorumRegisterKeyRequest
+	(*QuorumSetPolicyRequest)(nil),     // 71: openhsm.v1.QuorumSetPolicyRequest
+	(*QuorumCreateTokenRequest)(nil),   // 72: openhsm.v1.QuorumCreateTokenRequest
+	(*QuorumToken)(nil),                // 73: openhsm.v1.QuorumToken
+	(*QuorumApproveTokenRequest)(nil),  // 74: openhsm.v1.QuorumApproveTokenRequest
+	(*QuorumOfficer)(nil),              // 75: openhsm.v1.QuorumOfficer
+	(*QuorumPolicy)(nil),               // 76: openhsm.v1.QuorumPolicy
+	(*QuorumStatusResponse)(nil),       // 77: openhsm.v1.QuorumStatusResponse
+	(*RevokeCertRequest)(nil),          // 78: openhsm.v1.RevokeCertRequest
+	(*RevokedCert)(nil),                // 79: openhsm.v1.RevokedCert
+	(*ListRevokedCertsResponse)(nil),   // 80: openhsm.v1.ListRevokedCertsResponse
+	(*KMSPrincipalRequest)(nil),        // 81: openhsm.v1.KMSPrincipalRequest
+	(*KMSPrincipalPolicy)(nil),         // 82: openhsm.v1.KMSPrincipalPolicy
+	(*KMSExplainRequest)(nil),          // 83: openhsm.v1.KMSExplainRequest
+	(*KMSExplainResponse)(nil),         // 84: openhsm.v1.KMSExplainResponse
+	(*KMSPrincipal)(nil),               // 85: openhsm.v1.KMSPrincipal
+	(*KMSListPrincipalsResponse)(nil),  // 86: openhsm.v1.KMSListPrincipalsResponse
+	(*KMSCredentials)(nil),             // 87: openhsm.v1.KMSCredentials
+	(*KMSAddHSMClusterRequest)(nil),    // 88: openhsm.v1.KMSAddHSMClusterRequest
+	(*KMSHSMCluster)(nil),              // 89: openhsm.v1.KMSHSMCluster
+	(*KMSListHSMClustersResponse)(nil), // 90: openhsm.v1.KMSListHSMClustersResponse
+	(*KMSHSMClusterRequest)(nil),       // 91: openhsm.v1.KMSHSMClusterRequest
+	(*PublicSessionRequest)(nil),       // 92: openhsm.v1.PublicSessionRequest
+	(*ClusterSetting)(nil),             // 93: openhsm.v1.ClusterSetting
+	(*ClusterSettingsResponse)(nil),    // 94: openhsm.v1.ClusterSettingsResponse
+	nil,                                // 95: openhsm.v1.KMSExplainRequest.ContextEntry
 }
 var file_api_hsmpb_hsm_proto_depIdxs = []int32{
 	4,   // 0: openhsm.v1.Mechanism.gcm:type_name -> openhsm.v1.GcmParams
@@ -6461,150 +6615,155 @@ var file_api_hsmpb_hsm_proto_depIdxs = []int32{
 	3,   // 35: openhsm.v1.CryptoRequest.mechanism:type_name -> openhsm.v1.Mechanism
 	3,   // 36: openhsm.v1.VerifyRequest.mechanism:type_name -> openhsm.v1.Mechanism
 	3,   // 37: openhsm.v1.DigestRequest.mechanism:type_name -> openhsm.v1.Mechanism
-	54,  // 38: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
-	59,  // 39: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
-	59,  // 40: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
-	64,  // 41: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
-	74,  // 42: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
-	73,  // 43: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
-	71,  // 44: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
-	77,  // 45: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
-	93,  // 46: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
-	83,  // 47: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
-	83,  // 48: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
-	87,  // 49: openhsm.v1.KMSListHSMClustersResponse.clusters:type_name -> openhsm.v1.KMSHSMCluster
-	91,  // 50: openhsm.v1.ClusterSettingsResponse.settings:type_name -> openhsm.v1.ClusterSetting
-	15,  // 51: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
-	0,   // 52: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
-	0,   // 53: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
-	17,  // 54: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
-	0,   // 55: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
-	0,   // 56: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
-	20,  // 57: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
-	21,  // 58: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
-	22,  // 59: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
-	21,  // 60: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
-	0,   // 61: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
-	27,  // 62: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
-	28,  // 63: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
-	29,  // 64: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
-	31,  // 65: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
-	31,  // 66: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
-	35,  // 67: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
-	38,  // 68: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
-	39,  // 69: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
-	40,  // 70: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
-	41,  // 71: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
-	43,  // 72: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
-	44,  // 73: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
-	45,  // 74: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
-	49,  // 75: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
-	50,  // 76: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
-	49,  // 77: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
-	49,  // 78: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
-	51,  // 79: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
-	52,  // 80: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
-	46,  // 81: openhsm.v1.HSM.EncapsulateKey:input_type -> openhsm.v1.EncapsulateKeyRequest
-	48,  // 82: openhsm.v1.HSM.DecapsulateKey:input_type -> openhsm.v1.DecapsulateKeyRequest
-	0,   // 83: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
-	56,  // 84: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
-	57,  // 85: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
-	67,  // 86: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
-	0,   // 87: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
-	0,   // 88: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
-	61,  // 89: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
-	62,  // 90: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
-	68,  // 91: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
-	69,  // 92: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
-	70,  // 93: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
-	72,  // 94: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
-	0,   // 95: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
-	63,  // 96: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
-	0,   // 97: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
-	76,  // 98: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
-	0,   // 99: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
-	79,  // 100: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	0,   // 101: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
-	79,  // 102: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
-	79,  // 103: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
-	80,  // 104: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
-	79,  // 105: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	79,  // 106: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
-	81,  // 107: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
-	86,  // 108: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
-	0,   // 109: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
-	89,  // 110: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
-	90,  // 111: openhsm.v1.HSM.OpenPublicSession:input_type -> openhsm.v1.PublicSessionRequest
-	91,  // 112: openhsm.v1.HSM.SetClusterSetting:input_type -> openhsm.v1.ClusterSetting
-	0,   // 113: openhsm.v1.HSM.ListClusterSettings:input_type -> openhsm.v1.Empty
-	16,  // 114: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
-	16,  // 115: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
-	0,   // 116: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
-	0,   // 117: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
-	19,  // 118: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
-	25,  // 119: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
-	0,   // 120: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
-	0,   // 121: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
-	0,   // 122: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
-	0,   // 123: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
-	26,  // 124: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
-	30,  // 125: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
-	30,  // 126: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
-	0,   // 127: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
-	32,  // 128: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
-	34,  // 129: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
-	37,  // 130: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
-	0,   // 131: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
-	0,   // 132: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
-	30,  // 133: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
-	42,  // 134: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
-	53,  // 135: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
-	30,  // 136: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
-	30,  // 137: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
-	53,  // 138: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
-	0,   // 139: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
-	53,  // 140: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
-	53,  // 141: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
-	53,  // 142: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
-	53,  // 143: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
-	47,  // 144: openhsm.v1.HSM.EncapsulateKey:output_type -> openhsm.v1.EncapsulateKeyResponse
-	30,  // 145: openhsm.v1.HSM.DecapsulateKey:output_type -> openhsm.v1.ObjectResponse
-	55,  // 146: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
-	0,   // 147: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
-	0,   // 148: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
-	0,   // 149: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
-	58,  // 150: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
-	60,  // 151: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
-	62,  // 152: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
-	58,  // 153: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
-	0,   // 154: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
-	0,   // 155: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
-	71,  // 156: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
-	0,   // 157: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
-	75,  // 158: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
-	65,  // 159: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
-	66,  // 160: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
-	0,   // 161: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
-	78,  // 162: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
-	85,  // 163: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
-	84,  // 164: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
-	0,   // 165: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
-	85,  // 166: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
-	0,   // 167: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
-	80,  // 168: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
-	0,   // 169: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
-	82,  // 170: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
-	0,   // 171: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
-	88,  // 172: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
-	0,   // 173: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
-	16,  // 174: openhsm.v1.HSM.OpenPublicSession:output_type -> openhsm.v1.LoginResponse
-	0,   // 175: openhsm.v1.HSM.SetClusterSetting:output_type -> openhsm.v1.Empty
-	92,  // 176: openhsm.v1.HSM.ListClusterSettings:output_type -> openhsm.v1.ClusterSettingsResponse
-	114, // [114:177] is the sub-list for method output_type
-	51,  // [51:114] is the sub-list for method input_type
-	51,  // [51:51] is the sub-list for extension type_name
-	51,  // [51:51] is the sub-list for extension extendee
-	0,   // [0:51] is the sub-list for field type_name
+	3,   // 38: openhsm.v1.DigestKeyRequest.mechanism:type_name -> openhsm.v1.Mechanism
+	56,  // 39: openhsm.v1.ClusterStatusResponse.nodes:type_name -> openhsm.v1.ClusterNode
+	61,  // 40: openhsm.v1.BackupProgress.backup:type_name -> openhsm.v1.BackupInfo
+	61,  // 41: openhsm.v1.ListBackupsResponse.backups:type_name -> openhsm.v1.BackupInfo
+	66,  // 42: openhsm.v1.ListAuditResponse.records:type_name -> openhsm.v1.AuditRecord
+	76,  // 43: openhsm.v1.QuorumStatusResponse.policies:type_name -> openhsm.v1.QuorumPolicy
+	75,  // 44: openhsm.v1.QuorumStatusResponse.officers:type_name -> openhsm.v1.QuorumOfficer
+	73,  // 45: openhsm.v1.QuorumStatusResponse.tokens:type_name -> openhsm.v1.QuorumToken
+	79,  // 46: openhsm.v1.ListRevokedCertsResponse.certs:type_name -> openhsm.v1.RevokedCert
+	95,  // 47: openhsm.v1.KMSExplainRequest.context:type_name -> openhsm.v1.KMSExplainRequest.ContextEntry
+	85,  // 48: openhsm.v1.KMSListPrincipalsResponse.principals:type_name -> openhsm.v1.KMSPrincipal
+	85,  // 49: openhsm.v1.KMSCredentials.principal:type_name -> openhsm.v1.KMSPrincipal
+	89,  // 50: openhsm.v1.KMSListHSMClustersResponse.clusters:type_name -> openhsm.v1.KMSHSMCluster
+	93,  // 51: openhsm.v1.ClusterSettingsResponse.settings:type_name -> openhsm.v1.ClusterSetting
+	15,  // 52: openhsm.v1.HSM.Login:input_type -> openhsm.v1.LoginRequest
+	0,   // 53: openhsm.v1.HSM.Refresh:input_type -> openhsm.v1.Empty
+	0,   // 54: openhsm.v1.HSM.Logout:input_type -> openhsm.v1.Empty
+	17,  // 55: openhsm.v1.HSM.Bootstrap:input_type -> openhsm.v1.BootstrapRequest
+	0,   // 56: openhsm.v1.HSM.Info:input_type -> openhsm.v1.Empty
+	0,   // 57: openhsm.v1.HSM.ListTokens:input_type -> openhsm.v1.Empty
+	20,  // 58: openhsm.v1.HSM.CreateUser:input_type -> openhsm.v1.CreateUserRequest
+	21,  // 59: openhsm.v1.HSM.DeleteUser:input_type -> openhsm.v1.UserRequest
+	22,  // 60: openhsm.v1.HSM.SetPassword:input_type -> openhsm.v1.SetPasswordRequest
+	21,  // 61: openhsm.v1.HSM.UnlockUser:input_type -> openhsm.v1.UserRequest
+	0,   // 62: openhsm.v1.HSM.ListUsers:input_type -> openhsm.v1.Empty
+	21,  // 63: openhsm.v1.HSM.WipeToken:input_type -> openhsm.v1.UserRequest
+	27,  // 64: openhsm.v1.HSM.CreateObject:input_type -> openhsm.v1.CreateObjectRequest
+	28,  // 65: openhsm.v1.HSM.CopyObject:input_type -> openhsm.v1.CopyObjectRequest
+	29,  // 66: openhsm.v1.HSM.DestroyObject:input_type -> openhsm.v1.ObjectRequest
+	31,  // 67: openhsm.v1.HSM.FindObjects:input_type -> openhsm.v1.FindObjectsRequest
+	31,  // 68: openhsm.v1.HSM.ListObjects:input_type -> openhsm.v1.FindObjectsRequest
+	35,  // 69: openhsm.v1.HSM.GetAttributes:input_type -> openhsm.v1.GetAttributesRequest
+	38,  // 70: openhsm.v1.HSM.SetAttributes:input_type -> openhsm.v1.SetAttributesRequest
+	39,  // 71: openhsm.v1.HSM.Share:input_type -> openhsm.v1.ShareRequest
+	40,  // 72: openhsm.v1.HSM.GenerateKey:input_type -> openhsm.v1.GenerateKeyRequest
+	41,  // 73: openhsm.v1.HSM.GenerateKeyPair:input_type -> openhsm.v1.GenerateKeyPairRequest
+	43,  // 74: openhsm.v1.HSM.WrapKey:input_type -> openhsm.v1.WrapKeyRequest
+	44,  // 75: openhsm.v1.HSM.UnwrapKey:input_type -> openhsm.v1.UnwrapKeyRequest
+	45,  // 76: openhsm.v1.HSM.DeriveKey:input_type -> openhsm.v1.DeriveKeyRequest
+	49,  // 77: openhsm.v1.HSM.Sign:input_type -> openhsm.v1.CryptoRequest
+	50,  // 78: openhsm.v1.HSM.Verify:input_type -> openhsm.v1.VerifyRequest
+	49,  // 79: openhsm.v1.HSM.Encrypt:input_type -> openhsm.v1.CryptoRequest
+	49,  // 80: openhsm.v1.HSM.Decrypt:input_type -> openhsm.v1.CryptoRequest
+	51,  // 81: openhsm.v1.HSM.Digest:input_type -> openhsm.v1.DigestRequest
+	52,  // 82: openhsm.v1.HSM.GenerateRandom:input_type -> openhsm.v1.RandomRequest
+	46,  // 83: openhsm.v1.HSM.EncapsulateKey:input_type -> openhsm.v1.EncapsulateKeyRequest
+	48,  // 84: openhsm.v1.HSM.DecapsulateKey:input_type -> openhsm.v1.DecapsulateKeyRequest
+	54,  // 85: openhsm.v1.HSM.DigestKey:input_type -> openhsm.v1.DigestKeyRequest
+	0,   // 86: openhsm.v1.HSM.ClusterStatus:input_type -> openhsm.v1.Empty
+	58,  // 87: openhsm.v1.HSM.AddNode:input_type -> openhsm.v1.AddNodeRequest
+	59,  // 88: openhsm.v1.HSM.RemoveNode:input_type -> openhsm.v1.RemoveNodeRequest
+	69,  // 89: openhsm.v1.HSM.RotatePassphrase:input_type -> openhsm.v1.RotatePassphraseRequest
+	0,   // 90: openhsm.v1.HSM.CreateBackup:input_type -> openhsm.v1.Empty
+	0,   // 91: openhsm.v1.HSM.ListBackups:input_type -> openhsm.v1.Empty
+	63,  // 92: openhsm.v1.HSM.GetBackup:input_type -> openhsm.v1.GetBackupRequest
+	64,  // 93: openhsm.v1.HSM.RestoreBackup:input_type -> openhsm.v1.Chunk
+	70,  // 94: openhsm.v1.HSM.QuorumRegisterKey:input_type -> openhsm.v1.QuorumRegisterKeyRequest
+	71,  // 95: openhsm.v1.HSM.QuorumSetPolicy:input_type -> openhsm.v1.QuorumSetPolicyRequest
+	72,  // 96: openhsm.v1.HSM.QuorumCreateToken:input_type -> openhsm.v1.QuorumCreateTokenRequest
+	74,  // 97: openhsm.v1.HSM.QuorumApproveToken:input_type -> openhsm.v1.QuorumApproveTokenRequest
+	0,   // 98: openhsm.v1.HSM.QuorumStatus:input_type -> openhsm.v1.Empty
+	65,  // 99: openhsm.v1.HSM.ListAudit:input_type -> openhsm.v1.ListAuditRequest
+	0,   // 100: openhsm.v1.HSM.VerifyAudit:input_type -> openhsm.v1.Empty
+	78,  // 101: openhsm.v1.HSM.RevokeCert:input_type -> openhsm.v1.RevokeCertRequest
+	0,   // 102: openhsm.v1.HSM.ListRevokedCerts:input_type -> openhsm.v1.Empty
+	81,  // 103: openhsm.v1.HSM.KMSCreatePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	0,   // 104: openhsm.v1.HSM.KMSListPrincipals:input_type -> openhsm.v1.Empty
+	81,  // 105: openhsm.v1.HSM.KMSDeletePrincipal:input_type -> openhsm.v1.KMSPrincipalRequest
+	81,  // 106: openhsm.v1.HSM.KMSRotatePrincipalKey:input_type -> openhsm.v1.KMSPrincipalRequest
+	82,  // 107: openhsm.v1.HSM.KMSPutPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalPolicy
+	81,  // 108: openhsm.v1.HSM.KMSGetPrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	81,  // 109: openhsm.v1.HSM.KMSDeletePrincipalPolicy:input_type -> openhsm.v1.KMSPrincipalRequest
+	83,  // 110: openhsm.v1.HSM.KMSExplain:input_type -> openhsm.v1.KMSExplainRequest
+	88,  // 111: openhsm.v1.HSM.KMSAddHSMCluster:input_type -> openhsm.v1.KMSAddHSMClusterRequest
+	0,   // 112: openhsm.v1.HSM.KMSListHSMClusters:input_type -> openhsm.v1.Empty
+	91,  // 113: openhsm.v1.HSM.KMSRemoveHSMCluster:input_type -> openhsm.v1.KMSHSMClusterRequest
+	92,  // 114: openhsm.v1.HSM.OpenPublicSession:input_type -> openhsm.v1.PublicSessionRequest
+	93,  // 115: openhsm.v1.HSM.SetClusterSetting:input_type -> openhsm.v1.ClusterSetting
+	0,   // 116: openhsm.v1.HSM.ListClusterSettings:input_type -> openhsm.v1.Empty
+	16,  // 117: openhsm.v1.HSM.Login:output_type -> openhsm.v1.LoginResponse
+	16,  // 118: openhsm.v1.HSM.Refresh:output_type -> openhsm.v1.LoginResponse
+	0,   // 119: openhsm.v1.HSM.Logout:output_type -> openhsm.v1.Empty
+	0,   // 120: openhsm.v1.HSM.Bootstrap:output_type -> openhsm.v1.Empty
+	19,  // 121: openhsm.v1.HSM.Info:output_type -> openhsm.v1.InfoResponse
+	25,  // 122: openhsm.v1.HSM.ListTokens:output_type -> openhsm.v1.ListTokensResponse
+	0,   // 123: openhsm.v1.HSM.CreateUser:output_type -> openhsm.v1.Empty
+	0,   // 124: openhsm.v1.HSM.DeleteUser:output_type -> openhsm.v1.Empty
+	0,   // 125: openhsm.v1.HSM.SetPassword:output_type -> openhsm.v1.Empty
+	0,   // 126: openhsm.v1.HSM.UnlockUser:output_type -> openhsm.v1.Empty
+	26,  // 127: openhsm.v1.HSM.ListUsers:output_type -> openhsm.v1.ListUsersResponse
+	0,   // 128: openhsm.v1.HSM.WipeToken:output_type -> openhsm.v1.Empty
+	30,  // 129: openhsm.v1.HSM.CreateObject:output_type -> openhsm.v1.ObjectResponse
+	30,  // 130: openhsm.v1.HSM.CopyObject:output_type -> openhsm.v1.ObjectResponse
+	0,   // 131: openhsm.v1.HSM.DestroyObject:output_type -> openhsm.v1.Empty
+	32,  // 132: openhsm.v1.HSM.FindObjects:output_type -> openhsm.v1.FindObjectsResponse
+	34,  // 133: openhsm.v1.HSM.ListObjects:output_type -> openhsm.v1.ListObjectsResponse
+	37,  // 134: openhsm.v1.HSM.GetAttributes:output_type -> openhsm.v1.GetAttributesResponse
+	0,   // 135: openhsm.v1.HSM.SetAttributes:output_type -> openhsm.v1.Empty
+	0,   // 136: openhsm.v1.HSM.Share:output_type -> openhsm.v1.Empty
+	30,  // 137: openhsm.v1.HSM.GenerateKey:output_type -> openhsm.v1.ObjectResponse
+	42,  // 138: openhsm.v1.HSM.GenerateKeyPair:output_type -> openhsm.v1.KeyPairResponse
+	53,  // 139: openhsm.v1.HSM.WrapKey:output_type -> openhsm.v1.DataResponse
+	30,  // 140: openhsm.v1.HSM.UnwrapKey:output_type -> openhsm.v1.ObjectResponse
+	30,  // 141: openhsm.v1.HSM.DeriveKey:output_type -> openhsm.v1.ObjectResponse
+	53,  // 142: openhsm.v1.HSM.Sign:output_type -> openhsm.v1.DataResponse
+	0,   // 143: openhsm.v1.HSM.Verify:output_type -> openhsm.v1.Empty
+	53,  // 144: openhsm.v1.HSM.Encrypt:output_type -> openhsm.v1.DataResponse
+	53,  // 145: openhsm.v1.HSM.Decrypt:output_type -> openhsm.v1.DataResponse
+	53,  // 146: openhsm.v1.HSM.Digest:output_type -> openhsm.v1.DataResponse
+	53,  // 147: openhsm.v1.HSM.GenerateRandom:output_type -> openhsm.v1.DataResponse
+	47,  // 148: openhsm.v1.HSM.EncapsulateKey:output_type -> openhsm.v1.EncapsulateKeyResponse
+	30,  // 149: openhsm.v1.HSM.DecapsulateKey:output_type -> openhsm.v1.ObjectResponse
+	55,  // 150: openhsm.v1.HSM.DigestKey:output_type -> openhsm.v1.DigestKeyResponse
+	57,  // 151: openhsm.v1.HSM.ClusterStatus:output_type -> openhsm.v1.ClusterStatusResponse
+	0,   // 152: openhsm.v1.HSM.AddNode:output_type -> openhsm.v1.Empty
+	0,   // 153: openhsm.v1.HSM.RemoveNode:output_type -> openhsm.v1.Empty
+	0,   // 154: openhsm.v1.HSM.RotatePassphrase:output_type -> openhsm.v1.Empty
+	60,  // 155: openhsm.v1.HSM.CreateBackup:output_type -> openhsm.v1.BackupProgress
+	62,  // 156: openhsm.v1.HSM.ListBackups:output_type -> openhsm.v1.ListBackupsResponse
+	64,  // 157: openhsm.v1.HSM.GetBackup:output_type -> openhsm.v1.Chunk
+	60,  // 158: openhsm.v1.HSM.RestoreBackup:output_type -> openhsm.v1.BackupProgress
+	0,   // 159: openhsm.v1.HSM.QuorumRegisterKey:output_type -> openhsm.v1.Empty
+	0,   // 160: openhsm.v1.HSM.QuorumSetPolicy:output_type -> openhsm.v1.Empty
+	73,  // 161: openhsm.v1.HSM.QuorumCreateToken:output_type -> openhsm.v1.QuorumToken
+	0,   // 162: openhsm.v1.HSM.QuorumApproveToken:output_type -> openhsm.v1.Empty
+	77,  // 163: openhsm.v1.HSM.QuorumStatus:output_type -> openhsm.v1.QuorumStatusResponse
+	67,  // 164: openhsm.v1.HSM.ListAudit:output_type -> openhsm.v1.ListAuditResponse
+	68,  // 165: openhsm.v1.HSM.VerifyAudit:output_type -> openhsm.v1.VerifyAuditResponse
+	0,   // 166: openhsm.v1.HSM.RevokeCert:output_type -> openhsm.v1.Empty
+	80,  // 167: openhsm.v1.HSM.ListRevokedCerts:output_type -> openhsm.v1.ListRevokedCertsResponse
+	87,  // 168: openhsm.v1.HSM.KMSCreatePrincipal:output_type -> openhsm.v1.KMSCredentials
+	86,  // 169: openhsm.v1.HSM.KMSListPrincipals:output_type -> openhsm.v1.KMSListPrincipalsResponse
+	0,   // 170: openhsm.v1.HSM.KMSDeletePrincipal:output_type -> openhsm.v1.Empty
+	87,  // 171: openhsm.v1.HSM.KMSRotatePrincipalKey:output_type -> openhsm.v1.KMSCredentials
+	0,   // 172: openhsm.v1.HSM.KMSPutPrincipalPolicy:output_type -> openhsm.v1.Empty
+	82,  // 173: openhsm.v1.HSM.KMSGetPrincipalPolicy:output_type -> openhsm.v1.KMSPrincipalPolicy
+	0,   // 174: openhsm.v1.HSM.KMSDeletePrincipalPolicy:output_type -> openhsm.v1.Empty
+	84,  // 175: openhsm.v1.HSM.KMSExplain:output_type -> openhsm.v1.KMSExplainResponse
+	0,   // 176: openhsm.v1.HSM.KMSAddHSMCluster:output_type -> openhsm.v1.Empty
+	90,  // 177: openhsm.v1.HSM.KMSListHSMClusters:output_type -> openhsm.v1.KMSListHSMClustersResponse
+	0,   // 178: openhsm.v1.HSM.KMSRemoveHSMCluster:output_type -> openhsm.v1.Empty
+	16,  // 179: openhsm.v1.HSM.OpenPublicSession:output_type -> openhsm.v1.LoginResponse
+	0,   // 180: openhsm.v1.HSM.SetClusterSetting:output_type -> openhsm.v1.Empty
+	94,  // 181: openhsm.v1.HSM.ListClusterSettings:output_type -> openhsm.v1.ClusterSettingsResponse
+	117, // [117:182] is the sub-list for method output_type
+	52,  // [52:117] is the sub-list for method input_type
+	52,  // [52:52] is the sub-list for extension type_name
+	52,  // [52:52] is the sub-list for extension extendee
+	0,   // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_api_hsmpb_hsm_proto_init() }
@@ -6632,7 +6791,7 @@ func file_api_hsmpb_hsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_hsmpb_hsm_proto_rawDesc), len(file_api_hsmpb_hsm_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   94,
+			NumMessages:   96,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -44,6 +44,7 @@ const (
 	HSM_SetPassword_FullMethodName              = "/openhsm.v1.HSM/SetPassword"
 	HSM_UnlockUser_FullMethodName               = "/openhsm.v1.HSM/UnlockUser"
 	HSM_ListUsers_FullMethodName                = "/openhsm.v1.HSM/ListUsers"
+	HSM_WipeToken_FullMethodName                = "/openhsm.v1.HSM/WipeToken"
 	HSM_CreateObject_FullMethodName             = "/openhsm.v1.HSM/CreateObject"
 	HSM_CopyObject_FullMethodName               = "/openhsm.v1.HSM/CopyObject"
 	HSM_DestroyObject_FullMethodName            = "/openhsm.v1.HSM/DestroyObject"
@@ -65,6 +66,7 @@ const (
 	HSM_GenerateRandom_FullMethodName           = "/openhsm.v1.HSM/GenerateRandom"
 	HSM_EncapsulateKey_FullMethodName           = "/openhsm.v1.HSM/EncapsulateKey"
 	HSM_DecapsulateKey_FullMethodName           = "/openhsm.v1.HSM/DecapsulateKey"
+	HSM_DigestKey_FullMethodName                = "/openhsm.v1.HSM/DigestKey"
 	HSM_ClusterStatus_FullMethodName            = "/openhsm.v1.HSM/ClusterStatus"
 	HSM_AddNode_FullMethodName                  = "/openhsm.v1.HSM/AddNode"
 	HSM_RemoveNode_FullMethodName               = "/openhsm.v1.HSM/RemoveNode"
@@ -119,6 +121,9 @@ type HSMClient interface {
 	SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*Empty, error)
 	UnlockUser(ctx context.Context, in *UserRequest, opts ...grpc.CallOption) (*Empty, error)
 	ListUsers(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	// WipeToken (C_InitToken on a crypto user's token slot; crypto officers):
+	// destroys every object the user owns, keeps the user and password.
+	WipeToken(ctx context.Context, in *UserRequest, opts ...grpc.CallOption) (*Empty, error)
 	// Objects.
 	CreateObject(ctx context.Context, in *CreateObjectRequest, opts ...grpc.CallOption) (*ObjectResponse, error)
 	CopyObject(ctx context.Context, in *CopyObjectRequest, opts ...grpc.CallOption) (*ObjectResponse, error)
@@ -145,6 +150,11 @@ type HSMClient interface {
 	// the shared secret becomes a new secret key object.
 	EncapsulateKey(ctx context.Context, in *EncapsulateKeyRequest, opts ...grpc.CallOption) (*EncapsulateKeyResponse, error)
 	DecapsulateKey(ctx context.Context, in *DecapsulateKeyRequest, opts ...grpc.CallOption) (*ObjectResponse, error)
+	// DigestKey (C_DigestKey): feeds a secret key's value, then data, into a
+	// running digest inside the HSM. Its answer is a sealed state only the
+	// cluster can open, never a clear one: a hash's state holds its last
+	// partial block as it is, which would be key bytes.
+	DigestKey(ctx context.Context, in *DigestKeyRequest, opts ...grpc.CallOption) (*DigestKeyResponse, error)
 	// Cluster membership (crypto officer) and status (certificate only).
 	ClusterStatus(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
 	AddNode(ctx context.Context, in *AddNodeRequest, opts ...grpc.CallOption) (*Empty, error)
@@ -317,6 +327,16 @@ func (c *hSMClient) ListUsers(ctx context.Context, in *Empty, opts ...grpc.CallO
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListUsersResponse)
 	err := c.cc.Invoke(ctx, HSM_ListUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) WipeToken(ctx context.Context, in *UserRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, HSM_WipeToken_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -527,6 +547,16 @@ func (c *hSMClient) DecapsulateKey(ctx context.Context, in *DecapsulateKeyReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ObjectResponse)
 	err := c.cc.Invoke(ctx, HSM_DecapsulateKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hSMClient) DigestKey(ctx context.Context, in *DigestKeyRequest, opts ...grpc.CallOption) (*DigestKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DigestKeyResponse)
+	err := c.cc.Invoke(ctx, HSM_DigestKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -885,6 +915,9 @@ type HSMServer interface {
 	SetPassword(context.Context, *SetPasswordRequest) (*Empty, error)
 	UnlockUser(context.Context, *UserRequest) (*Empty, error)
 	ListUsers(context.Context, *Empty) (*ListUsersResponse, error)
+	// WipeToken (C_InitToken on a crypto user's token slot; crypto officers):
+	// destroys every object the user owns, keeps the user and password.
+	WipeToken(context.Context, *UserRequest) (*Empty, error)
 	// Objects.
 	CreateObject(context.Context, *CreateObjectRequest) (*ObjectResponse, error)
 	CopyObject(context.Context, *CopyObjectRequest) (*ObjectResponse, error)
@@ -911,6 +944,11 @@ type HSMServer interface {
 	// the shared secret becomes a new secret key object.
 	EncapsulateKey(context.Context, *EncapsulateKeyRequest) (*EncapsulateKeyResponse, error)
 	DecapsulateKey(context.Context, *DecapsulateKeyRequest) (*ObjectResponse, error)
+	// DigestKey (C_DigestKey): feeds a secret key's value, then data, into a
+	// running digest inside the HSM. Its answer is a sealed state only the
+	// cluster can open, never a clear one: a hash's state holds its last
+	// partial block as it is, which would be key bytes.
+	DigestKey(context.Context, *DigestKeyRequest) (*DigestKeyResponse, error)
 	// Cluster membership (crypto officer) and status (certificate only).
 	ClusterStatus(context.Context, *Empty) (*ClusterStatusResponse, error)
 	AddNode(context.Context, *AddNodeRequest) (*Empty, error)
@@ -1012,6 +1050,9 @@ func (UnimplementedHSMServer) UnlockUser(context.Context, *UserRequest) (*Empty,
 func (UnimplementedHSMServer) ListUsers(context.Context, *Empty) (*ListUsersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
 }
+func (UnimplementedHSMServer) WipeToken(context.Context, *UserRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method WipeToken not implemented")
+}
 func (UnimplementedHSMServer) CreateObject(context.Context, *CreateObjectRequest) (*ObjectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateObject not implemented")
 }
@@ -1074,6 +1115,9 @@ func (UnimplementedHSMServer) EncapsulateKey(context.Context, *EncapsulateKeyReq
 }
 func (UnimplementedHSMServer) DecapsulateKey(context.Context, *DecapsulateKeyRequest) (*ObjectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DecapsulateKey not implemented")
+}
+func (UnimplementedHSMServer) DigestKey(context.Context, *DigestKeyRequest) (*DigestKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DigestKey not implemented")
 }
 func (UnimplementedHSMServer) ClusterStatus(context.Context, *Empty) (*ClusterStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ClusterStatus not implemented")
@@ -1383,6 +1427,24 @@ func _HSM_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(inter
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(HSMServer).ListUsers(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_WipeToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).WipeToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_WipeToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).WipeToken(ctx, req.(*UserRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1761,6 +1823,24 @@ func _HSM_DecapsulateKey_Handler(srv interface{}, ctx context.Context, dec func(
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(HSMServer).DecapsulateKey(ctx, req.(*DecapsulateKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _HSM_DigestKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DigestKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HSMServer).DigestKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HSM_DigestKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HSMServer).DigestKey(ctx, req.(*DigestKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -2350,6 +2430,10 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _HSM_ListUsers_Handler,
 		},
 		{
+			MethodName: "WipeToken",
+			Handler:    _HSM_WipeToken_Handler,
+		},
+		{
 			MethodName: "CreateObject",
 			Handler:    _HSM_CreateObject_Handler,
 		},
@@ -2432,6 +2516,10 @@ var HSM_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DecapsulateKey",
 			Handler:    _HSM_DecapsulateKey_Handler,
+		},
+		{
+			MethodName: "DigestKey",
+			Handler:    _HSM_DigestKey_Handler,
 		},
 		{
 			MethodName: "ClusterStatus",

@@ -102,6 +102,19 @@ func (m *Module) update(h uint64, kind opKind, part []byte) error {
 	if !ok {
 		return errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no %s operation is active", opKinds[kind].name)
 	}
+	if op.sealed != nil {
+		// A digest that took a key runs in the HSM (digestkey.go).
+		c, _ := s.slot.client()
+		if err := op.canFeed(kind, len(part)); err != nil {
+			delete(s.ops, kind)
+			return err
+		}
+		if _, err := m.sealedDigest(c, op, part, false); err != nil {
+			delete(s.ops, kind)
+			return err
+		}
+		return nil
+	}
 	if err := op.feed(kind, part); err != nil {
 		delete(s.ops, kind)
 		return err

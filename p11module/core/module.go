@@ -497,15 +497,7 @@ func (m *Module) GetMechanismInfo(id, mech uint64) (MechanismInfo, error) {
 	return MechanismInfo{MinKeySize: mi.MinKeySize, MaxKeySize: mi.MaxKeySize, Flags: mi.Flags | msgFlags(mech, mi.Flags) | ck.CKF_HW}, nil
 }
 
-// InitToken is not offered: a token is a crypto user, made by an officer.
-func (m *Module) InitToken(id uint64, _, _ []byte) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, err := m.slotByID(id); err != nil {
-		return err
-	}
-	return errorf(ck.CKR_FUNCTION_NOT_SUPPORTED, "tokens are crypto users: create them with C_InitPIN as SO, or the hsm CLI")
-}
+// InitToken is in inittoken.go.
 
 func (s *slot) logout() {
 	s.mu.Lock()

@@ -68,6 +68,10 @@ type operation struct {
 	// secret is involved, and it saves a round trip to the daemon.
 	local *mech.Key
 	row   *mech.Mechanism
+	// sealed is set once a digest took a key's value (C_DigestKey): the
+	// digest goes on in the HSM, from this state the daemon sealed, and
+	// hash is nil (digestkey.go).
+	sealed []byte
 }
 
 // toMech turns a flattened CK_MECHANISM into the engine's form, checking the
@@ -294,7 +298,10 @@ func (m *Module) signWork(c *client.Client, op *operation, in []byte, _ bool) ([
 
 // Digests run here: they need no key. A multi-part digest runs as its
 // parts come (op.hash).
-func digestWork(_ *client.Client, op *operation, in []byte, final bool) ([]byte, error) {
+func (m *Module) digestWork(c *client.Client, op *operation, in []byte, final bool) ([]byte, error) {
+	if final && op.sealed != nil {
+		return m.sealedDigest(c, op, nil, true)
+	}
 	if final && op.hash != nil {
 		return op.hash.Sum(nil), nil
 	}
@@ -320,26 +327,13 @@ func (m *Module) DecryptFinal(h uint64, out Out) (OutResult, error) {
 	return m.run(h, opDecrypt, nil, true, out, m.decryptWork)
 }
 func (m *Module) Digest(h uint64, data []byte, out Out) (OutResult, error) {
-	return m.run(h, opDigest, data, false, out, digestWork)
+	return m.run(h, opDigest, data, false, out, m.digestWork)
 }
 func (m *Module) DigestUpdate(h uint64, part []byte) error { return m.update(h, opDigest, part) }
 
-// DigestKey: secret keys never leave the HSM, not even into a digest here.
-func (m *Module) DigestKey(h uint64, _ uint64) error {
-	s, err := m.session(h)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.ops[opDigest]; !ok {
-		return errorf(ck.CKR_OPERATION_NOT_INITIALIZED, "no digest operation is active")
-	}
-	delete(s.ops, opDigest)
-	return errorf(ck.CKR_KEY_INDIGESTIBLE, "keys cannot be digested outside the HSM")
-}
+// DigestKey is in digestkey.go.
 func (m *Module) DigestFinal(h uint64, out Out) (OutResult, error) {
-	return m.run(h, opDigest, nil, true, out, digestWork)
+	return m.run(h, opDigest, nil, true, out, m.digestWork)
 }
 func (m *Module) Sign(h uint64, data []byte, out Out) (OutResult, error) {
 	return m.run(h, opSign, data, false, out, m.signWork)

@@ -65,6 +65,10 @@ func (m *Module) GetOperationState(h uint64, out Out) (OutResult, error) {
 		s.mu.Unlock()
 		return OutResult{}, errorf(ck.CKR_STATE_UNSAVEABLE, "only a digest operation's state can be saved")
 	}
+	if op.sealed != nil {
+		s.mu.Unlock()
+		return OutResult{}, errorf(ck.CKR_STATE_UNSAVEABLE, "a digest that took a key runs in the HSM; its state cannot be saved")
+	}
 	mh, ok := op.hash.(encoding.BinaryMarshaler)
 	if !ok {
 		s.mu.Unlock()

@@ -37,6 +37,7 @@ const (
 	wSavepointNested
 	wRollbackNested
 	wReleaseNested
+	wOwnedIDs
 	numWriteStmts
 )
 
@@ -78,6 +79,7 @@ var writeSQL = [numWriteStmts]string{
 	wSavepointNested: `SAVEPOINT nested`,
 	wRollbackNested:  `ROLLBACK TO nested`,
 	wReleaseNested:   `RELEASE nested`,
+	wOwnedIDs:        `SELECT id FROM objects WHERE owner = ? ORDER BY id`,
 }
 
 // ErrReplay is returned (wrapped) by Update for a command index that is not
@@ -412,6 +414,30 @@ func (t *tx) CountOwned(owner string) (int, error) {
 		return 0, fmt.Errorf("state/sqlite: count objects of %q: %w", owner, err)
 	}
 	return n, nil
+}
+
+// OwnedIDs returns the IDs of the user's objects, in order.
+func (t *tx) OwnedIDs(owner string) ([]uint64, error) {
+	if err := t.checkDone(); err != nil {
+		return nil, err
+	}
+	rows, err := t.stmt(wOwnedIDs).QueryContext(context.Background(), owner)
+	if err != nil {
+		return nil, fmt.Errorf("state/sqlite: objects of %q: %w", owner, err)
+	}
+	defer rows.Close()
+	var ids []uint64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("state/sqlite: objects of %q: %w", owner, err)
+		}
+		ids = append(ids, uint64(id))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state/sqlite: objects of %q: %w", owner, err)
+	}
+	return ids, nil
 }
 
 func (t *tx) RemoveSharesWith(user string) error {

@@ -482,6 +482,7 @@ func TestCommandsPreserved(t *testing.T) {
 		"user reset":                {"new-password-file"},
 		"user unlock":               nil,
 		"user passwd":               {"new-password-file"},
+		"user wipe":                 nil,
 		"key list":                  {"label", "class"},
 		"key delete":                nil,
 		"key share":                 nil,

@@ -42,7 +42,7 @@ func (c *cli) userCommand() *cobra.Command {
 	return group("user", "Manage users (crypto officer, except list and passwd)",
 		`Crypto officers (CO) manage users and the cluster; crypto users (CU) own keys.
 Every command here but list and passwd is a crypto officer's; create, delete,
-reset and unlock take --quorum-token when user-management needs a quorum
+reset, unlock and wipe take --quorum-token when user-management needs a quorum
 (docs/quorum.md). New passwords come from --new-password-file (its first
 line; - reads standard input), never from the command line.`,
 		c.userCreateCommand(),
@@ -51,6 +51,8 @@ line; - reads standard input), never from the command line.`,
 		c.userResetCommand(),
 		c.userSimpleCommand("unlock", "Unlock a user locked out by failed logins (crypto officer)", (*client.Client).UnlockUser, "unlocked user"),
 		c.userPasswdCommand(),
+		c.userSimpleCommand("wipe", "Destroy every object a crypto user owns, keeping the user and password (crypto officer; PKCS#11 C_InitToken)",
+			(*client.Client).WipeToken, "wiped the token of user"),
 	)
 }
 
