@@ -202,6 +202,11 @@ var table = []Row{
 	{RV: ck.CKR_SAVED_STATE_INVALID, Code: codes.InvalidArgument}, // library
 	{RV: ck.CKR_NO_EVENT, Code: codes.FailedPrecondition},         // library
 	{RV: ck.CKR_SESSION_EXISTS, Code: codes.FailedPrecondition},   // library
+	// The message-based functions and the chapter suite (issue 13): the
+	// library answers these itself.
+	{RV: ck.CKR_TOKEN_RESOURCE_EXCEEDED, Code: codes.ResourceExhausted}, // library: a message IV counter used up
+	{RV: ck.CKR_WRAPPING_KEY_HANDLE_INVALID, Code: codes.NotFound},      // library
+	{RV: ck.CKR_UNWRAPPING_KEY_HANDLE_INVALID, Code: codes.NotFound},    // library
 
 	// Internal: details are logged, not sent.
 	{RV: ck.CKR_FUNCTION_FAILED, Code: codes.Internal},

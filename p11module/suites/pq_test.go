@@ -69,7 +69,7 @@ var pqMechs = map[uint]struct {
 	ck.CKM_ML_KEM_KEY_PAIR_GEN: {"CKM_ML_KEM_KEY_PAIR_GEN", pkcs11.CKF_GENERATE_KEY_PAIR, 800, 1568},
 	ck.CKM_ML_KEM:              {"CKM_ML_KEM", ck.CKF_ENCAPSULATE | ck.CKF_DECAPSULATE, 800, 1568},
 	ck.CKM_ML_DSA_KEY_PAIR_GEN: {"CKM_ML_DSA_KEY_PAIR_GEN", pkcs11.CKF_GENERATE_KEY_PAIR, 1312, 2592},
-	ck.CKM_ML_DSA:              {"CKM_ML_DSA", pkcs11.CKF_SIGN | pkcs11.CKF_VERIFY, 1312, 2592},
+	ck.CKM_ML_DSA:              {"CKM_ML_DSA", pkcs11.CKF_SIGN | pkcs11.CKF_VERIFY | ck.CKF_MESSAGE_SIGN | ck.CKF_MESSAGE_VERIFY, 1312, 2592},
 }
 
 func pqChild(t *testing.T) {
