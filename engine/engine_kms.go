@@ -88,11 +88,25 @@ func (e *Engine) NewKMSMaterial(keyID, spec, usage string) ([]*object.Object, er
 			return nil, err
 		}
 		objs = pair
+	case strings.HasPrefix(spec, "ML_DSA_"):
+		set, ok := KMSMLDSASets[spec]
+		if !ok {
+			return nil, hsmerr.KMSf("UnsupportedOperationException", "KeySpec %s is not supported by this service", spec)
+		}
+		pub = append(pub, attrU(ck.CKA_PARAMETER_SET, set), attrB(ck.CKA_VERIFY, true))
+		pair, err := generatePair(mech.Mech{Type: ck.CKM_ML_DSA_KEY_PAIR_GEN}, pub, append(priv, attrB(ck.CKA_SIGN, true)))
+		if err != nil {
+			return nil, err
+		}
+		objs = pair
 	default:
 		return nil, hsmerr.KMSf("ValidationException", "KeySpec %s is not supported", spec)
 	}
 	return e.sealKMS(objs)
 }
+
+// KMSMLDSASets is the CKA_PARAMETER_SET of each ML-DSA key spec.
+var KMSMLDSASets = map[string]uint64{"ML_DSA_44": ck.CKP_ML_DSA_44, "ML_DSA_65": ck.CKP_ML_DSA_65, "ML_DSA_87": ck.CKP_ML_DSA_87}
 
 // KMSCurves names the curve of each ECC key spec (mech.CurveInfo.Name).
 var KMSCurves = map[string]string{"ECC_NIST_P256": "P-256", "ECC_NIST_P384": "P-384", "ECC_NIST_P521": "P-521", "ECC_SECG_P256K1": "secp256k1"}

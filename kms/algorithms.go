@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/kms/kmserr"
 	"github.com/openhsm/openhsm/mech"
 )
 
@@ -16,6 +17,9 @@ import (
 // for a RAW message and the bare one for a DIGEST; an RSA PKCS #1 v1.5
 // signature over a digest is CKM_RSA_PKCS over the DigestInfo; PSS salts
 // are the hash's length, as AWS's are; ECDSA signatures travel as DER.
+// ML_DSA_SHAKE_256 is CKM_ML_DSA without a parameter: pure ML-DSA (FIPS 204
+// ML-DSA.Sign, hedged, with an empty context) over the RAW message; it has
+// no DIGEST form, and its EXTERNAL_MU form is refused (messageTypeRule).
 
 // signAlg is one signing algorithm.
 type signAlg struct {
@@ -27,6 +31,7 @@ type signAlg struct {
 	digestInfo string // hex DigestInfo prefix, PKCS #1 v1.5 over a digest
 	hashMech   uint64 // PSS: CKM_SHAxxx
 	mgf        uint64 // PSS: CKG_MGF1_SHAxxx
+	mldsa      bool   // ML-DSA: RAW or EXTERNAL_MU, never DIGEST
 }
 
 var signAlgs = map[string]signAlg{
@@ -39,6 +44,29 @@ var signAlgs = map[string]signAlg{
 	"ECDSA_SHA_256":             {hash: crypto.SHA256, raw: ck.CKM_ECDSA_SHA256, digest: ck.CKM_ECDSA, ecdsa: true},
 	"ECDSA_SHA_384":             {hash: crypto.SHA384, raw: ck.CKM_ECDSA_SHA384, digest: ck.CKM_ECDSA, ecdsa: true},
 	"ECDSA_SHA_512":             {hash: crypto.SHA512, raw: ck.CKM_ECDSA_SHA512, digest: ck.CKM_ECDSA, ecdsa: true},
+	"ML_DSA_SHAKE_256":          {raw: ck.CKM_ML_DSA, mldsa: true},
+}
+
+// errExternalMu answers MessageType EXTERNAL_MU on an ML-DSA key. Signing
+// or verifying from a caller's mu needs FIPS 204's ML-DSA.Sign_internal and
+// Verify_internal, which circl v1.6.5 (our ML-DSA) does not export; we
+// refuse rather than sign anything else (docs/kms.md).
+var errExternalMu = kmserr.New(kmserr.UnsupportedOperation, "MessageType EXTERNAL_MU is not supported by this service: "+
+	"sign the message itself with MessageType RAW (up to 4096 bytes)")
+
+// messageTypeRule is the refusal, if any, of a message type with a
+// signing algorithm on a key of spec, for a message of msgLen bytes.
+// Checked in this order; the model has already refused other values.
+func messageTypeRule(a signAlg, algName, spec, mt string, msgLen int) error {
+	switch {
+	case mt == "DIGEST" && a.mldsa, mt == "EXTERNAL_MU" && !a.mldsa:
+		return kmserr.New(kmserr.Validation, "Message type %s is incompatible with key spec %s.", mt, spec)
+	case mt == "EXTERNAL_MU":
+		return errExternalMu
+	case mt == "DIGEST" && msgLen != a.hash.Size():
+		return kmserr.New(kmserr.Validation, "Digest is invalid length for algorithm %s.", algName)
+	}
+	return nil
 }
 
 // mechanism is the PKCS#11 mechanism of a signing algorithm for a message

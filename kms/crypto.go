@@ -462,8 +462,8 @@ func (s *Service) signingKey(r *call.Request, op string) (*state.KMSKey, signAlg
 		mt = "RAW"
 	}
 	msg, _ := r.Input.Bytes("Message")
-	if mt == "DIGEST" && len(msg) != alg.hash.Size() {
-		return nil, signAlg{}, "", nil, kmserr.New(kmserr.Validation, "Digest is invalid length for algorithm %s.", algName)
+	if err := messageTypeRule(alg, algName, k.KeySpec, mt, len(msg)); err != nil {
+		return nil, signAlg{}, "", nil, err
 	}
 	return k, alg, mt, msg, nil
 }
@@ -551,7 +551,7 @@ func (s *Service) getPublicKey(_ context.Context, r *call.Request) (model.Object
 	if err != nil {
 		return nil, err
 	}
-	if !strings.HasPrefix(k.KeySpec, "RSA_") && !strings.HasPrefix(k.KeySpec, "ECC_") {
+	if !asymmetric(k.KeySpec) {
 		return nil, kmserr.New(kmserr.UnsupportedOperation, "%s is not an asymmetric KMS key", k.Arn())
 	}
 	if k.State == state.KMSPendingDeletion || k.State == state.KMSDisabled {
@@ -567,7 +567,10 @@ func (s *Service) getPublicKey(_ context.Context, r *call.Request) (model.Object
 	if err != nil {
 		return nil, err
 	}
-	out := model.Object{"KeyId": k.Arn(), "PublicKey": der, "CustomerMasterKeySpec": k.KeySpec, "KeySpec": k.KeySpec, "KeyUsage": k.KeyUsage}
+	out := model.Object{"KeyId": k.Arn(), "PublicKey": der, "KeySpec": k.KeySpec, "KeyUsage": k.KeyUsage}
+	if cmkSpec(k.KeySpec) {
+		out["CustomerMasterKeySpec"] = k.KeySpec
+	}
 	enc, sig, _ := algorithms(k)
 	if enc != nil {
 		out["EncryptionAlgorithms"] = enc

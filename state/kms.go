@@ -112,12 +112,16 @@ var KMSKeySpecs = map[string][]string{
 	"HMAC_256":          {"GENERATE_VERIFY_MAC"},
 	"HMAC_384":          {"GENERATE_VERIFY_MAC"},
 	"HMAC_512":          {"GENERATE_VERIFY_MAC"},
+	// ML-DSA (FIPS 204), as AWS KMS has them: signing only.
+	"ML_DSA_44": {"SIGN_VERIFY"},
+	"ML_DSA_65": {"SIGN_VERIFY"},
+	"ML_DSA_87": {"SIGN_VERIFY"},
 }
 
 // KMSKeyObjects is how many HSM objects one version of a key spec has: a
-// key pair for RSA and ECC, one secret key otherwise.
+// key pair for RSA, ECC and ML-DSA, one secret key otherwise.
 func KMSKeyObjects(spec string) int {
-	if strings.HasPrefix(spec, "RSA_") || strings.HasPrefix(spec, "ECC_") {
+	if strings.HasPrefix(spec, "RSA_") || strings.HasPrefix(spec, "ECC_") || strings.HasPrefix(spec, "ML_DSA_") {
 		return 2
 	}
 	return 1

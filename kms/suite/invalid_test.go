@@ -26,6 +26,7 @@ import (
 type fixtures struct {
 	region                                     string
 	sym, sym2, rsaEnc, ecc, hmac, ext, dis, pd string
+	mldsa                                      string // ML_DSA_44
 	alias, alias2                              string
 	ec                                         map[string]string
 	blob, sig, mac                             []byte
@@ -40,6 +41,7 @@ func makeFixtures(t *testing.T, tg *target, region string) *fixtures {
 	f.rsaEnc = newKey(t, c, types.KeySpecRsa2048, types.KeyUsageTypeEncryptDecrypt)
 	f.ecc = newKey(t, c, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
 	f.hmac = newKey(t, c, types.KeySpecHmac256, types.KeyUsageTypeGenerateVerifyMac)
+	f.mldsa = newKey(t, c, types.KeySpecMlDsa44, types.KeyUsageTypeSignVerify)
 	f.ext = aws.ToString(createKey(t, c, &kms.CreateKeyInput{Origin: types.OriginTypeExternal}).Arn)
 	f.alias, f.alias2 = newAlias(), newAlias()
 	for a, k := range map[string]string{f.alias: f.sym, f.alias2: f.sym2} {
@@ -455,6 +457,69 @@ func refusals(f *fixtures) []refusal {
 		}, wantCode("ValidationException", anyMessage)},
 		{"CreateKey/ECC for encryption", func(ctx context.Context, c *kms.Client) error {
 			_, err := c.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: types.KeySpecEccNistP384, KeyUsage: types.KeyUsageTypeEncryptDecrypt})
+			return err
+		}, wantCode("ValidationException", anyMessage)},
+		// ML-DSA keys (testMLDSA has the happy paths).
+		{"CreateKey/ML-DSA for encryption", func(ctx context.Context, c *kms.Client) error {
+			_, err := c.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: types.KeySpecMlDsa87, KeyUsage: types.KeyUsageTypeEncryptDecrypt})
+			return err
+		}, wantCode("ValidationException", "KeyUsage ENCRYPT_DECRYPT is not compatible with KeySpec ML_DSA_87")},
+		{"CreateKey/ML-DSA without KeyUsage", func(ctx context.Context, c *kms.Client) error {
+			_, err := c.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: types.KeySpecMlDsa44})
+			return err
+		}, wantCode("ValidationException", "KeyUsage ENCRYPT_DECRYPT is not compatible with KeySpec ML_DSA_44")},
+		{"CreateKey/ML-DSA imported", func(ctx context.Context, c *kms.Client) error {
+			_, err := c.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: types.KeySpecMlDsa44, KeyUsage: types.KeyUsageTypeSignVerify, Origin: types.OriginTypeExternal})
+			return err
+		}, wantErr[*types.UnsupportedOperationException]("This service imports key material into SYMMETRIC_DEFAULT keys only")},
+		{"Sign/ML-DSA DIGEST", func(ctx context.Context, c *kms.Client) error {
+			_, err := c.Sign(ctx, &kms.SignInput{KeyId: aws.String(f.mldsa), Message: make([]byte, 64), MessageType: types.MessageTypeDigest,
+				SigningAlgorithm: types.SigningAlgorithmSpecMlDsaShake256})
+			return err
+		}, wantCode("ValidationException", "Message type DIGEST is incompatible with key spec ML_DSA_44.")},
+		{"Verify/ML-DSA DIGEST", func(ctx context.Context, c *kms.Client) error {
+			_, err := c.Verify(ctx, &kms.VerifyInput{KeyId: aws.String(f.mldsa), Message: make([]byte, 32), MessageType: types.MessageTypeDigest,
+				Signature: f.sig, SigningAlgorithm: types.SigningAlgorithmSpecMlDsaShake256})
+			return err
+		}, wantCode("ValidationException", "Message type DIGEST is incompatible with key spec ML_DSA_44.")},
+		{"Sign/ML-DSA EXTERNAL_MU", func(ctx context.Context, c *kms.Client) error {
+			_, err := c.Sign(ctx, &kms.SignInput{KeyId: aws.String(f.mldsa), Message: make([]byte, 64), MessageType: types.MessageTypeExternalMu,
+				SigningAlgorithm: types.SigningAlgorithmSpecMlDsaShake256})
+			return err
+		}, wantErr[*types.UnsupportedOperationException](errExternalMu)},
+		{"Verify/ML-DSA EXTERNAL_MU", func(ctx context.Context, c *kms.Client) error {
+			_, err := c.Verify(ctx, &kms.VerifyInput{KeyId: aws.String(f.mldsa), Message: make([]byte, 64), MessageType: types.MessageTypeExternalMu,
+				Signature: f.sig, SigningAlgorithm: types.SigningAlgorithmSpecMlDsaShake256})
+			return err
+		}, wantErr[*types.UnsupportedOperationException](errExternalMu)},
+		{"Sign/ECC EXTERNAL_MU", func(ctx context.Context, c *kms.Client) error {
+			_, err := c.Sign(ctx, &kms.SignInput{KeyId: aws.String(f.ecc), Message: make([]byte, 64), MessageType: types.MessageTypeExternalMu,
+				SigningAlgorithm: types.SigningAlgorithmSpecEcdsaSha256})
+			return err
+		}, wantCode("ValidationException", "Message type EXTERNAL_MU is incompatible with key spec ECC_NIST_P256.")},
+		{"Sign/ML-DSA with ECDSA", func(ctx context.Context, c *kms.Client) error {
+			_, err := c.Sign(ctx, &kms.SignInput{KeyId: aws.String(f.mldsa), Message: []byte("m"), SigningAlgorithm: types.SigningAlgorithmSpecEcdsaSha256})
+			return err
+		}, wantErr[*types.InvalidKeyUsageException](f.mldsa + " does not support signing algorithm ECDSA_SHA_256")},
+		{"Sign/ECC with ML-DSA", func(ctx context.Context, c *kms.Client) error {
+			_, err := c.Sign(ctx, &kms.SignInput{KeyId: aws.String(f.ecc), Message: []byte("m"), SigningAlgorithm: types.SigningAlgorithmSpecMlDsaShake256})
+			return err
+		}, wantErr[*types.InvalidKeyUsageException](f.ecc + " does not support signing algorithm ML_DSA_SHAKE_256")},
+		{"Verify/ML-DSA bad signature", func(ctx context.Context, c *kms.Client) error {
+			_, err := c.Verify(ctx, &kms.VerifyInput{KeyId: aws.String(f.mldsa), Message: []byte("table"), Signature: f.sig,
+				SigningAlgorithm: types.SigningAlgorithmSpecMlDsaShake256})
+			return err
+		}, wantErr[*types.KMSInvalidSignatureException](anyMessage)},
+		{"EnableKeyRotation/ML-DSA key", func(ctx context.Context, c *kms.Client) error {
+			_, err := c.EnableKeyRotation(ctx, &kms.EnableKeyRotationInput{KeyId: aws.String(f.mldsa)})
+			return err
+		}, wantErr[*types.UnsupportedOperationException](anyMessage)},
+		{"GenerateDataKey/ML-DSA key", func(ctx context.Context, c *kms.Client) error {
+			_, err := c.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{KeyId: aws.String(f.mldsa), KeySpec: types.DataKeySpecAes256})
+			return err
+		}, wantErr[*types.InvalidKeyUsageException](anyMessage)},
+		{"UpdateAlias/symmetric to ML-DSA", func(ctx context.Context, c *kms.Client) error {
+			_, err := c.UpdateAlias(ctx, &kms.UpdateAliasInput{AliasName: aws.String(f.alias), TargetKeyId: aws.String(f.mldsa)})
 			return err
 		}, wantCode("ValidationException", anyMessage)},
 

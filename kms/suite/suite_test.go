@@ -29,6 +29,7 @@ var suite = []suiteCase{
 	{"DataKeyPairs", testDataKeyPairs},
 	{"GenerateRandom", testGenerateRandom},
 	{"SignVerify", testSignVerify},
+	{"MLDSA", testMLDSA},
 	{"RSAEncryption", testRSAEncryption},
 	{"Mac", testMac},
 	{"DryRun", testDryRun},
