@@ -48,11 +48,13 @@ func (h *hexBytes) UnmarshalJSON(b []byte) error {
 type acvpFile struct {
 	Source     string `json:"source"`
 	TestGroups []struct {
-		TgID         int      `json:"tgId"`
-		ParameterSet string   `json:"parameterSet"`
-		Function     string   `json:"function"`
-		DK           hexBytes `json:"dk"`
-		Tests        []struct {
+		TgID               int      `json:"tgId"`
+		ParameterSet       string   `json:"parameterSet"`
+		Function           string   `json:"function"`
+		SignatureInterface string   `json:"signatureInterface"`
+		PreHash            string   `json:"preHash"`
+		DK                 hexBytes `json:"dk"`
+		Tests              []struct {
 			TcID int      `json:"tcId"`
 			D    hexBytes `json:"d"`
 			Z    hexBytes `json:"z"`
@@ -64,6 +66,11 @@ type acvpFile struct {
 			M    hexBytes `json:"m"`
 			C    hexBytes `json:"c"`
 			K    hexBytes `json:"k"`
+			// sigVer
+			Message    hexBytes `json:"message"`
+			Context    hexBytes `json:"context"`
+			Signature  hexBytes `json:"signature"`
+			TestPassed *bool    `json:"testPassed"`
 		} `json:"tests"`
 	} `json:"testGroups"`
 }
@@ -140,6 +147,42 @@ func TestMLKEMEncapDecapKAT(t *testing.T) {
 				assert.Equal(t, []byte(tc.K), k, "%s tcId %d", s.Name, tc.TcID)
 			default:
 				t.Fatalf("unknown function %q", g.Function)
+			}
+		}
+	}
+	require.Positive(t, n)
+}
+
+// TestMLDSASigVerKAT: NIST ACVP sigVer vectors of the external, pure
+// interface (FIPS 204 ML-DSA.Verify with a context). The public key is
+// made from the raw bytes as a CKA_VALUE gives them, the context travels as
+// CK_SIGN_ADDITIONAL_CONTEXT, and the CKM_ML_DSA row verifies: a vector
+// that passes verifies, one that fails is CKR_SIGNATURE_INVALID.
+func TestMLDSASigVerKAT(t *testing.T) {
+	f := loadACVP(t, "ML-DSA-sigVer-FIPS204")
+	r := row(t, ck.CKM_ML_DSA)
+	n := 0
+	for _, g := range f.TestGroups {
+		require.Equal(t, "external", g.SignatureInterface)
+		require.Equal(t, "pure", g.PreHash)
+		s, ok := PQSetByName(g.ParameterSet)
+		require.True(t, ok, g.ParameterSet)
+		require.Equal(t, uint64(ck.CKK_ML_DSA), s.KeyType)
+		for _, tc := range g.Tests {
+			n++
+			require.NotNil(t, tc.TestPassed, "tcId %d", tc.TcID)
+			pubAttrs := object.Attrs{ck.CKA_VALUE: tc.PK}
+			pubAttrs.SetUlong(ck.CKA_PARAMETER_SET, s.Param)
+			pk, err := PublicKeyFromAttrs(ck.CKK_ML_DSA, pubAttrs)
+			require.NoError(t, err, "%s tcId %d", s.Name, tc.TcID)
+			key := &Key{Class: ck.CKO_PUBLIC_KEY, KeyType: ck.CKK_ML_DSA, Public: pk}
+			m := Mech{Type: ck.CKM_ML_DSA, Param: &SignContextParams{Context: tc.Context}}
+			require.NoError(t, CheckParam(r, m))
+			err = r.Verify(key, m, tc.Message, tc.Signature)
+			if *tc.TestPassed {
+				assert.NoError(t, err, "%s tcId %d", s.Name, tc.TcID)
+			} else {
+				requireRV(t, err, ck.CKR_SIGNATURE_INVALID)
 			}
 		}
 	}
