@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"unsafe"
 
 	"github.com/miekg/pkcs11"
-	"github.com/openhsm/openhsm/internal/p11build"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -39,8 +37,7 @@ func TestMechanisms(t *testing.T) {
 		return
 	}
 	build(t)
-	arrays := filepath.Join(work, "arrays")
-	require.NoError(t, p11build.CProgram("suites/testdata/arrays.c", arrays, "-ldl"))
+	arrays := cDriver(t, "arrays")
 	cl, env := startCluster(t)
 	eachMode(t, cl, append(env, envArrays+"="+arrays), 5*time.Minute)
 }
