@@ -1,6 +1,6 @@
 package engine
 
-// Issue 13: the template attributes of wrapping and deriving keys
+// The template attributes of wrapping and deriving keys
 // (CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE, CKA_DERIVE_TEMPLATE), and the
 // key derivation functions (HKDF, SP 800-108 counter mode), whose output
 // length comes from the new object's template.

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/mech"
 	"github.com/openhsm/openhsm/hsmerr"
+	"github.com/openhsm/openhsm/mech"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
