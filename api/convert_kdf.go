@@ -1,7 +1,8 @@
 package api
 
-// The conversions of issue 13's mechanism parameters: CK_HKDF_PARAMS,
-// CK_SP800_108_KDF_PARAMS and CK_SALSA20_CHACHA20_POLY1305_PARAMS.
+// The conversions of the key derivation and ChaCha20-Poly1305 mechanism
+// parameters: CK_HKDF_PARAMS, CK_SP800_108_KDF_PARAMS and
+// CK_SALSA20_CHACHA20_POLY1305_PARAMS.
 
 import (
 	"fmt"

@@ -145,12 +145,13 @@ var methods = []Method{
 	method("KMSListHSMClusters", Session, RetryIdempotent),
 	method("KMSRemoveHSMCluster", Session, RetryNotRun),
 
-	// Public sessions and cluster settings (issue 13).
+	// Public sessions and cluster settings.
 	method("OpenPublicSession", Certificate, RetryNotRun),
 	method("SetClusterSetting", Session, RetryIdempotent), // setting a value twice leaves what once does
 	method("ListClusterSettings", Session, RetryIdempotent),
-	// Issue 13. WipeToken destroys objects: deduplicated by request ID like
-	// DestroyObject. DigestKey changes nothing: it may run again.
+	// C_InitToken and C_DigestKey. WipeToken destroys objects: deduplicated
+	// by request ID like DestroyObject. DigestKey changes nothing: it may
+	// run again.
 	method("WipeToken", Session, RetryWithID),
 	method("DigestKey", Session, RetryIdempotent),
 }

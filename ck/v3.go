@@ -81,8 +81,7 @@ var v3List = []named{
 	{CKR_OPERATION_CANCEL_FAILED, "CKR_OPERATION_CANCEL_FAILED"},
 }
 
-// Key derivation (HKDF, SP 800-108) and ChaCha20-Poly1305, PKCS#11 v3.0
-// (issue 13, "Attributes and mechanisms").
+// Key derivation (HKDF, SP 800-108) and ChaCha20-Poly1305, PKCS#11 v3.0.
 const (
 	CKK_CHACHA20 = 0x33
 	CKK_HKDF     = 0x42

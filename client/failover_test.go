@@ -28,7 +28,7 @@ func TestIdempotentTable(t *testing.T) {
 	wantDeduped := []string{"CopyObject", "CreateObject", "CreateUser", "DeleteUser", "DeriveKey", "DestroyObject",
 		"GenerateKey", "GenerateKeyPair",
 		"SetAttributes", "SetPassword", "Share", "UnlockUser", "UnwrapKey",
-		"WipeToken"} // issue 13
+		"WipeToken"}
 	var got, gotDeduped []string
 	for _, m := range api.Methods() {
 		if idempotent(m.Name) {

@@ -5,8 +5,6 @@ import (
 	"sort"
 
 	"github.com/openhsm/openhsm/api/hsmpb"
-	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/hsmerr"
 )
 
 // OpenPublic opens a public session on a crypto user's token with the
@@ -16,39 +14,20 @@ import (
 // When its token expires the client opens another (its session objects
 // are then gone, as after a login's expiry).
 func (c *Client) OpenPublic(ctx context.Context, token string) error {
-	defer c.home.Store(nil)
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	if err := acquire(ctx, c.authSem); err != nil {
-		return err
-	}
-	defer release(c.authSem)
-	s, err := c.publicRPC(ctx, token)
+	s, err := c.startSession(ctx, &savedCreds{user: token, public: true}, func(ctx context.Context) (*session, error) {
+		return c.publicRPC(ctx, token)
+	})
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	c.forgetCredsLocked()
-	c.sess = s
-	c.creds = &savedCreds{user: token, public: true}
-	c.mu.Unlock()
 	c.log.Debug("hsm client: public session", "session", s.id)
 	return nil
 }
 
 func (c *Client) publicRPC(ctx context.Context, token string) (*session, error) {
-	var resp *hsmpb.LoginResponse
-	err := c.rpc(ctx, "", func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
-		resp, err = hc.OpenPublicSession(ctx, &hsmpb.PublicSessionRequest{Token: token})
-		return err
+	return c.sessionRPC(ctx, token, func(ctx context.Context, hc hsmpb.HSMClient) (*hsmpb.LoginResponse, error) {
+		return hc.OpenPublicSession(ctx, &hsmpb.PublicSessionRequest{Token: token})
 	})
-	if err != nil {
-		return nil, err
-	}
-	if resp.GetToken() == "" {
-		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the answer holds no session token")
-	}
-	return c.newSession(token, resp), nil
 }
 
 // SetClusterSetting changes a cluster setting (a crypto officer's call);

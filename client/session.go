@@ -64,38 +64,61 @@ func notLoggedIn() error { return hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "not 
 // client can log in again by itself when the session expires; Logout and
 // Close forget it. Logging in again replaces the current session.
 func (c *Client) Login(ctx context.Context, user, password string) error {
+	s, err := c.startSession(ctx, &savedCreds{user: user, password: []byte(password)}, func(ctx context.Context) (*session, error) {
+		return c.loginRPC(ctx, user, password)
+	})
+	if err != nil {
+		return err
+	}
+	c.log.Debug("hsm client: logged in", "role", s.role, "session", s.id)
+	return nil
+}
+
+// startSession opens a session with open and makes it the client's, with
+// the credentials that open it again on expiry (a password is cleared if
+// open fails).
+func (c *Client) startSession(ctx context.Context, creds *savedCreds, open func(context.Context) (*session, error)) (*session, error) {
 	// A new or ended session has no session objects anywhere.
 	defer c.home.Store(nil)
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	if err := acquire(ctx, c.authSem); err != nil {
-		return err
+		clear(creds.password)
+		return nil, err
 	}
 	defer release(c.authSem)
-	s, err := c.loginRPC(ctx, user, password)
+	s, err := open(ctx)
 	if err != nil {
-		return err
+		clear(creds.password)
+		return nil, err
 	}
 	c.mu.Lock()
 	c.forgetCredsLocked()
 	c.sess = s
-	c.creds = &savedCreds{user: user, password: []byte(password)}
+	c.creds = creds
 	c.mu.Unlock()
-	c.log.Debug("hsm client: logged in", "role", s.role, "session", s.id)
-	return nil
+	return s, nil
 }
 
 func (c *Client) loginRPC(ctx context.Context, user, password string) (*session, error) {
+	return c.sessionRPC(ctx, user, func(ctx context.Context, hc hsmpb.HSMClient) (*hsmpb.LoginResponse, error) {
+		return hc.Login(ctx, &hsmpb.LoginRequest{User: user, Password: password})
+	})
+}
+
+// sessionRPC makes the call that opens a session (a login or a public
+// session) and checks that its answer holds a session token.
+func (c *Client) sessionRPC(ctx context.Context, user string, open func(context.Context, hsmpb.HSMClient) (*hsmpb.LoginResponse, error)) (*session, error) {
 	var resp *hsmpb.LoginResponse
 	err := c.rpc(ctx, "", func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
-		resp, err = hc.Login(ctx, &hsmpb.LoginRequest{User: user, Password: password})
+		resp, err = open(ctx, hc)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	if resp.GetToken() == "" {
-		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the login answer holds no session token")
+		return nil, hsmerr.Errorf(ck.CKR_DEVICE_ERROR, "the answer holds no session token")
 	}
 	return c.newSession(user, resp), nil
 }

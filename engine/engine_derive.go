@@ -1,6 +1,6 @@
 package engine
 
-// Issue 13: the template attributes of wrapping and deriving keys
+// The template attributes of wrapping and deriving keys
 // (CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE, CKA_DERIVE_TEMPLATE), and the
 // key derivation functions (HKDF, SP 800-108 counter mode), whose output
 // length comes from the new object's template.
@@ -131,19 +131,9 @@ func (e *Engine) deriveKDF(ctx context.Context, c Caller, row *mech.Mechanism, m
 		}
 		return ids[0], nil
 	}
-	full := tmpl
-	if _, ok := object.FindAttr(tmpl, ck.CKA_CLASS); !ok {
-		full = append(object.Template{{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_SECRET_KEY)}}, full...)
-	}
-	if _, ok := object.FindAttr(tmpl, ck.CKA_KEY_TYPE); !ok {
-		full = append(object.Template{{Type: ck.CKA_KEY_TYPE, Value: object.EncodeUlong(ck.CKK_GENERIC_SECRET)}}, full...)
-	}
-	attrs, _, err := object.BuildAttrs(object.OpDerive, full, 0, ^uint64(0))
+	attrs, err := secretKeyAttrs(tmpl, ck.MechName(m.Type))
 	if err != nil {
 		return 0, err
-	}
-	if cl, _ := attrs.Ulong(ck.CKA_CLASS); cl != ck.CKO_SECRET_KEY {
-		return 0, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s makes secret keys", ck.MechName(m.Type))
 	}
 	out, err := row.DeriveKDF(bkey, m, in)
 	if err != nil {

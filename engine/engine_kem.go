@@ -20,25 +20,6 @@ var (
 	opDecapsulate = keyOp{"decapsulate", ck.CKF_DECAPSULATE, ck.CKA_DECAPSULATE}
 )
 
-// kemTemplate completes and checks the new key's template.
-func kemTemplate(tmpl object.Template) (object.Attrs, error) {
-	full := tmpl
-	if _, ok := object.FindAttr(tmpl, ck.CKA_CLASS); !ok {
-		full = append(object.Template{{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_SECRET_KEY)}}, full...)
-	}
-	if _, ok := object.FindAttr(tmpl, ck.CKA_KEY_TYPE); !ok {
-		full = append(object.Template{{Type: ck.CKA_KEY_TYPE, Value: object.EncodeUlong(ck.CKK_GENERIC_SECRET)}}, full...)
-	}
-	attrs, _, err := object.BuildAttrs(object.OpDerive, full, 0, ^uint64(0))
-	if err != nil {
-		return nil, err
-	}
-	if cl, _ := attrs.Ulong(ck.CKA_CLASS); cl != ck.CKO_SECRET_KEY {
-		return nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "key encapsulation makes secret keys")
-	}
-	return attrs, nil
-}
-
 // EncapsulateKey makes a shared secret with a public key, returns its
 // ciphertext and stores the secret as a new key (C_EncapsulateKey).
 func (e *Engine) EncapsulateKey(ctx context.Context, c Caller, m mech.Mech, pubID uint64, tmpl object.Template) ([]byte, uint64, error) {
@@ -52,7 +33,7 @@ func (e *Engine) EncapsulateKey(ctx context.Context, c Caller, m mech.Mech, pubI
 	if k.Class != ck.CKO_PUBLIC_KEY {
 		return nil, 0, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "encapsulation takes a public key")
 	}
-	attrs, err := kemTemplate(tmpl)
+	attrs, err := secretKeyAttrs(tmpl, "key encapsulation")
 	if err != nil {
 		return nil, 0, err
 	}
@@ -86,7 +67,7 @@ func (e *Engine) DecapsulateKey(ctx context.Context, c Caller, m mech.Mech, priv
 	if k.Class != ck.CKO_PRIVATE_KEY {
 		return 0, hsmerr.Errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "decapsulation takes a private key")
 	}
-	attrs, err := kemTemplate(tmpl)
+	attrs, err := secretKeyAttrs(tmpl, "key encapsulation")
 	if err != nil {
 		return 0, err
 	}

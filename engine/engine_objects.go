@@ -520,6 +520,28 @@ func (e *Engine) importKey(ctx context.Context, c Caller, attrs object.Attrs, ma
 	return ids[0], nil
 }
 
+// secretKeyAttrs completes and checks the template of a key that a
+// derivation or a key encapsulation makes: a secret key (CKO_SECRET_KEY
+// and CKK_GENERIC_SECRET unless the template says otherwise); what names
+// the maker in the error.
+func secretKeyAttrs(tmpl object.Template, what string) (object.Attrs, error) {
+	full := tmpl
+	if _, ok := object.FindAttr(tmpl, ck.CKA_CLASS); !ok {
+		full = append(object.Template{{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_SECRET_KEY)}}, full...)
+	}
+	if _, ok := object.FindAttr(tmpl, ck.CKA_KEY_TYPE); !ok {
+		full = append(object.Template{{Type: ck.CKA_KEY_TYPE, Value: object.EncodeUlong(ck.CKK_GENERIC_SECRET)}}, full...)
+	}
+	attrs, _, err := object.BuildAttrs(object.OpDerive, full, 0, ^uint64(0))
+	if err != nil {
+		return nil, err
+	}
+	if cl, _ := attrs.Ulong(ck.CKA_CLASS); cl != ck.CKO_SECRET_KEY {
+		return nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "%s makes secret keys", what)
+	}
+	return attrs, nil
+}
+
 // DeriveKey derives a secret key from a base key (ECDH).
 func (e *Engine) DeriveKey(ctx context.Context, c Caller, m mech.Mech, baseID uint64, tmpl object.Template) (uint64, error) {
 	if err := e.canCreate(c, tmpl); err != nil {
@@ -535,19 +557,9 @@ func (e *Engine) DeriveKey(ctx context.Context, c Caller, m mech.Mech, baseID ui
 	if row.DeriveKDF != nil {
 		return e.deriveKDF(ctx, c, row, m, base, bkey, tmpl)
 	}
-	full := tmpl
-	if _, ok := object.FindAttr(tmpl, ck.CKA_CLASS); !ok {
-		full = append(object.Template{{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_SECRET_KEY)}}, full...)
-	}
-	if _, ok := object.FindAttr(tmpl, ck.CKA_KEY_TYPE); !ok {
-		full = append(object.Template{{Type: ck.CKA_KEY_TYPE, Value: object.EncodeUlong(ck.CKK_GENERIC_SECRET)}}, full...)
-	}
-	attrs, _, err := object.BuildAttrs(object.OpDerive, full, 0, ^uint64(0))
+	attrs, err := secretKeyAttrs(tmpl, "derive")
 	if err != nil {
 		return 0, err
-	}
-	if cl, _ := attrs.Ulong(ck.CKA_CLASS); cl != ck.CKO_SECRET_KEY {
-		return 0, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "derive makes secret keys")
 	}
 	secret, err := row.Derive(bkey, m)
 	if err != nil {

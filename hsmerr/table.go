@@ -195,14 +195,14 @@ var table = []Row{
 	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-malformed-policy", Code: codes.InvalidArgument, KMS: "MalformedPolicyDocumentException"},
 	{RV: ck.CKR_ARGUMENTS_BAD, Reason: "kms-invalid-grant-id", Code: codes.InvalidArgument, KMS: "InvalidGrantIdException"},
 
-	// Operation life cycle and C_InitToken (issue 13). The library answers
+	// Operation life cycle and C_InitToken. The library answers
 	// the first three itself; the daemon answers CKR_SESSION_EXISTS never,
 	// but the library's InitToken may meet it in a test's error path.
 	{RV: ck.CKR_KEY_NOT_NEEDED, Code: codes.InvalidArgument},      // library
 	{RV: ck.CKR_SAVED_STATE_INVALID, Code: codes.InvalidArgument}, // library
 	{RV: ck.CKR_NO_EVENT, Code: codes.FailedPrecondition},         // library
 	{RV: ck.CKR_SESSION_EXISTS, Code: codes.FailedPrecondition},   // library
-	// The message-based functions and the chapter suite (issue 13): the
+	// The message-based functions and the chapter suite: the
 	// library answers these itself.
 	{RV: ck.CKR_TOKEN_RESOURCE_EXCEEDED, Code: codes.ResourceExhausted}, // library: a message IV counter used up
 	{RV: ck.CKR_WRAPPING_KEY_HANDLE_INVALID, Code: codes.NotFound},      // library

@@ -227,7 +227,7 @@ func gcmOf(k *Key, m Mech) (cipher.AEAD, *GCMParams, error) {
 }
 
 func aesGCMRow() Mechanism {
-	r := aesRow(ck.CKM_AES_GCM, fEncDec|fWrapUnwrap, ParamGCM) // wraps since issue 13
+	r := aesRow(ck.CKM_AES_GCM, fEncDec|fWrapUnwrap, ParamGCM)
 	r.Encrypt = func(k *Key, m Mech, in []byte) ([]byte, error) {
 		aead, p, err := gcmOf(k, m)
 		if err != nil {

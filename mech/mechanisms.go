@@ -129,7 +129,8 @@ var mechanisms = []Mechanism{
 	mlKEMRow(),
 }
 
-// Issue 13's rows (mech_kdf.go): HKDF, SP 800-108, ChaCha20-Poly1305.
+// The key derivation and AEAD rows of mech_kdf.go: HKDF, SP 800-108,
+// ChaCha20-Poly1305.
 func init() { mechanisms = append(mechanisms, kdfRows()...) }
 
 var (

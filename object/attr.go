@@ -123,7 +123,7 @@ var attrRules = []attrRule{
 	{t: ck.CKA_LOCAL, kind: KindBool, scope: scope{classes: allKeys}, flags: fTokenSet},
 	{t: ck.CKA_KEY_GEN_MECHANISM, kind: KindUlong, scope: scope{classes: allKeys}, flags: fTokenSet},
 	{t: ck.CKA_ALLOWED_MECHANISMS, kind: KindMechs, scope: scope{classes: allKeys}, def: none},
-	// Array attributes (arrayattr.go), issue 13: absent unless given, and
+	// Array attributes (arrayattr.go): absent unless given, and
 	// fixed once the key exists.
 	{t: ck.CKA_WRAP_TEMPLATE, kind: KindTemplate, scope: scope{classes: pubSecret}},
 	{t: ck.CKA_UNWRAP_TEMPLATE, kind: KindTemplate, scope: scope{classes: privSecret}},

@@ -136,8 +136,8 @@ static CK_RV op_bb(uint32_t fn, CK_ULONG u, CK_BYTE_PTR a, CK_ULONG aLen, CK_BYT
 	return finish(&c);
 }
 
-/* u m u (kept for the functions that take no NULL mechanism) */
-__attribute__((unused)) static CK_RV op_mu(uint32_t fn, CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE key)
+/* u m u (the functions that take no NULL mechanism) */
+static CK_RV op_mu(uint32_t fn, CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE key)
 {
 	call c;
 	INIT_CHECK();
@@ -1036,6 +1036,26 @@ static CK_RV msg_init(uint32_t fn, CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_O
 	return finish(&c);
 }
 
+/* finish_oy sends a call whose reply is an o item and, when encrypting,
+ * the y item of the message parameter mo. */
+static CK_RV finish_oy(call *c, frame_msg *mo, int mode, CK_BYTE_PTR out, CK_ULONG cap,
+		       CK_ULONG_PTR pulOutLen)
+{
+	frame_out o;
+	frame_y y;
+	if (call_send(c)) {
+		rp_item_o(&c->rep, &o, cap, out != NULL);
+		if (!(mode & MP_DECRYPT))
+			rp_item_y(&c->rep, &y, mo);
+		if (call_check(c)) {
+			out_o(&o, c->result, out, pulOutLen);
+			if (!(mode & MP_DECRYPT))
+				out_y(&y, c->result, mo);
+		}
+	}
+	return call_end(c);
+}
+
 /* msg_crypt: u x b b o -> o [y]: C_EncryptMessage (with y) and
  * C_DecryptMessage. */
 static CK_RV msg_crypt(uint32_t fn, int mode, CK_SESSION_HANDLE h, CK_VOID_PTR param,
@@ -1044,8 +1064,6 @@ static CK_RV msg_crypt(uint32_t fn, int mode, CK_SESSION_HANDLE h, CK_VOID_PTR p
 {
 	call c;
 	frame_msg mo;
-	frame_out o;
-	frame_y y;
 	CK_ULONG cap;
 	INIT_CHECK();
 	if (!pulOutLen || (!aad && aadLen) || (!in && inLen))
@@ -1057,17 +1075,7 @@ static CK_RV msg_crypt(uint32_t fn, int mode, CK_SESSION_HANDLE h, CK_VOID_PTR p
 	fr_item_b(&c.req, aad, aadLen);
 	fr_item_b(&c.req, in, inLen);
 	fr_item_o(&c.req, out, cap);
-	if (call_send(&c)) {
-		rp_item_o(&c.rep, &o, cap, out != NULL);
-		if (!(mode & MP_DECRYPT))
-			rp_item_y(&c.rep, &y, &mo);
-		if (call_check(&c)) {
-			out_o(&o, c.result, out, pulOutLen);
-			if (!(mode & MP_DECRYPT))
-				out_y(&y, c.result, &mo);
-		}
-	}
-	return call_end(&c);
+	return finish_oy(&c, &mo, mode, out, cap, pulOutLen);
 }
 
 /* msg_begin: u x b [-> y]: C_EncryptMessageBegin (with y) and
@@ -1103,8 +1111,6 @@ static CK_RV msg_next(uint32_t fn, int mode, CK_SESSION_HANDLE h, CK_VOID_PTR pa
 {
 	call c;
 	frame_msg mo;
-	frame_out o;
-	frame_y y;
 	CK_ULONG cap;
 	INIT_CHECK();
 	if (!pulOutLen || (!in && inLen))
@@ -1116,17 +1122,7 @@ static CK_RV msg_next(uint32_t fn, int mode, CK_SESSION_HANDLE h, CK_VOID_PTR pa
 	fr_item_b(&c.req, in, inLen);
 	fr_item_o(&c.req, out, cap);
 	fr_item_u(&c.req, flags);
-	if (call_send(&c)) {
-		rp_item_o(&c.rep, &o, cap, out != NULL);
-		if (!(mode & MP_DECRYPT))
-			rp_item_y(&c.rep, &y, &mo);
-		if (call_check(&c)) {
-			out_o(&o, c.result, out, pulOutLen);
-			if (!(mode & MP_DECRYPT))
-				out_y(&y, c.result, &mo);
-		}
-	}
-	return call_end(&c);
+	return finish_oy(&c, &mo, mode, out, cap, pulOutLen);
 }
 
 /* msg_x: u x (C_SignMessageBegin, C_VerifyMessageBegin). */
@@ -1541,33 +1537,37 @@ static CK_FUNCTION_LIST function_list_2_40 = {
 	V240_FUNCTIONS,
 };
 
+/* The functions PKCS#11 v3.0 added to the v2.40 list. */
+#define V30_FUNCTIONS                                        \
+	.C_GetInterfaceList = C_GetInterfaceList,            \
+	.C_GetInterface = C_GetInterface,                    \
+	.C_LoginUser = C_LoginUser,                          \
+	.C_SessionCancel = C_SessionCancel,                  \
+	.C_MessageEncryptInit = C_MessageEncryptInit,        \
+	.C_EncryptMessage = C_EncryptMessage,                \
+	.C_EncryptMessageBegin = C_EncryptMessageBegin,      \
+	.C_EncryptMessageNext = C_EncryptMessageNext,        \
+	.C_MessageEncryptFinal = C_MessageEncryptFinal,      \
+	.C_MessageDecryptInit = C_MessageDecryptInit,        \
+	.C_DecryptMessage = C_DecryptMessage,                \
+	.C_DecryptMessageBegin = C_DecryptMessageBegin,      \
+	.C_DecryptMessageNext = C_DecryptMessageNext,        \
+	.C_MessageDecryptFinal = C_MessageDecryptFinal,      \
+	.C_MessageSignInit = C_MessageSignInit,              \
+	.C_SignMessage = C_SignMessage,                      \
+	.C_SignMessageBegin = C_SignMessageBegin,            \
+	.C_SignMessageNext = C_SignMessageNext,              \
+	.C_MessageSignFinal = C_MessageSignFinal,            \
+	.C_MessageVerifyInit = C_MessageVerifyInit,          \
+	.C_VerifyMessage = C_VerifyMessage,                  \
+	.C_VerifyMessageBegin = C_VerifyMessageBegin,        \
+	.C_VerifyMessageNext = C_VerifyMessageNext,          \
+	.C_MessageVerifyFinal = C_MessageVerifyFinal
+
 static CK_FUNCTION_LIST_3_0 function_list_3_0 = {
 	.version = { 3, 0 },
 	V240_FUNCTIONS,
-	.C_GetInterfaceList = C_GetInterfaceList,
-	.C_GetInterface = C_GetInterface,
-	.C_LoginUser = C_LoginUser,
-	.C_SessionCancel = C_SessionCancel,
-	.C_MessageEncryptInit = C_MessageEncryptInit,
-	.C_EncryptMessage = C_EncryptMessage,
-	.C_EncryptMessageBegin = C_EncryptMessageBegin,
-	.C_EncryptMessageNext = C_EncryptMessageNext,
-	.C_MessageEncryptFinal = C_MessageEncryptFinal,
-	.C_MessageDecryptInit = C_MessageDecryptInit,
-	.C_DecryptMessage = C_DecryptMessage,
-	.C_DecryptMessageBegin = C_DecryptMessageBegin,
-	.C_DecryptMessageNext = C_DecryptMessageNext,
-	.C_MessageDecryptFinal = C_MessageDecryptFinal,
-	.C_MessageSignInit = C_MessageSignInit,
-	.C_SignMessage = C_SignMessage,
-	.C_SignMessageBegin = C_SignMessageBegin,
-	.C_SignMessageNext = C_SignMessageNext,
-	.C_MessageSignFinal = C_MessageSignFinal,
-	.C_MessageVerifyInit = C_MessageVerifyInit,
-	.C_VerifyMessage = C_VerifyMessage,
-	.C_VerifyMessageBegin = C_VerifyMessageBegin,
-	.C_VerifyMessageNext = C_VerifyMessageNext,
-	.C_MessageVerifyFinal = C_MessageVerifyFinal,
+	V30_FUNCTIONS,
 };
 
 /* The v3.2 list: the v3.0 functions (the same as function_list_3_0),
@@ -1576,30 +1576,7 @@ static CK_FUNCTION_LIST_3_2 function_list_3_2 = {
 	.v30 = {
 		.version = { 3, 2 },
 		V240_FUNCTIONS,
-		.C_GetInterfaceList = C_GetInterfaceList,
-		.C_GetInterface = C_GetInterface,
-		.C_LoginUser = C_LoginUser,
-		.C_SessionCancel = C_SessionCancel,
-		.C_MessageEncryptInit = C_MessageEncryptInit,
-		.C_EncryptMessage = C_EncryptMessage,
-		.C_EncryptMessageBegin = C_EncryptMessageBegin,
-		.C_EncryptMessageNext = C_EncryptMessageNext,
-		.C_MessageEncryptFinal = C_MessageEncryptFinal,
-		.C_MessageDecryptInit = C_MessageDecryptInit,
-		.C_DecryptMessage = C_DecryptMessage,
-		.C_DecryptMessageBegin = C_DecryptMessageBegin,
-		.C_DecryptMessageNext = C_DecryptMessageNext,
-		.C_MessageDecryptFinal = C_MessageDecryptFinal,
-		.C_MessageSignInit = C_MessageSignInit,
-		.C_SignMessage = C_SignMessage,
-		.C_SignMessageBegin = C_SignMessageBegin,
-		.C_SignMessageNext = C_SignMessageNext,
-		.C_MessageSignFinal = C_MessageSignFinal,
-		.C_MessageVerifyInit = C_MessageVerifyInit,
-		.C_VerifyMessage = C_VerifyMessage,
-		.C_VerifyMessageBegin = C_VerifyMessageBegin,
-		.C_VerifyMessageNext = C_VerifyMessageNext,
-		.C_MessageVerifyFinal = C_MessageVerifyFinal,
+		V30_FUNCTIONS,
 	},
 	.C_EncapsulateKey = C_EncapsulateKey,
 	.C_DecapsulateKey = C_DecapsulateKey,

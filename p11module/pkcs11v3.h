@@ -243,9 +243,9 @@ typedef CK_FUNCTION_LIST_3_0 **CK_FUNCTION_LIST_3_0_PTR_PTR;
 
 #endif /* CRYPTOKI_VERSION_MAJOR < 3 */
 
-/* Key derivation (HKDF, SP 800-108) and ChaCha20-Poly1305 (issue 13,
- * "Attributes and mechanisms"): the mechanisms and the parameter
- * structures of the PKCS#11 v3.0 current-mechanisms specification. */
+/* Key derivation (HKDF, SP 800-108) and ChaCha20-Poly1305: the mechanisms
+ * and the parameter structures of the PKCS#11 v3.0 current-mechanisms
+ * specification. */
 #ifndef CKM_HKDF_DERIVE
 #define CKK_CHACHA20 (0x33UL)
 #define CKK_HKDF (0x42UL)

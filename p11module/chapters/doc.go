@@ -14,11 +14,9 @@
 // object and key handles, the wrong session state and short buffers
 // (CKR_BUFFER_TOO_SMALL with the needed length written and the operation
 // still alive). Each row names the function, the case and the CK_RV the
-// specification asks for. Rows of functions that are being implemented
-// accept today's CKR_FUNCTION_NOT_SUPPORTED beside the specification's
-// answer and say so (pending); rows where the library knowingly answers
+// specification asks for. Rows where the library knowingly answers
 // otherwise than the specification assert today's answer and name the
-// deviation. docs/pkcs11-library.md ("Conformance") lists both.
+// deviation; docs/pkcs11-library.md ("Conformance") lists them.
 //
 // The rows run in a C driver (testdata/rows.c) that the test builds: it
 // takes each row's arguments as words ("outlen=NULL", "sh=bad",

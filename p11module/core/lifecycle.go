@@ -17,9 +17,7 @@ package core
 //     session handle, no operation of that kind) change nothing.
 
 import (
-	"crypto"
 	"crypto/rsa"
-	"hash"
 	"math/big"
 
 	"github.com/openhsm/openhsm/ck"
@@ -201,27 +199,6 @@ func (m *Module) SignEncryptUpdate(h uint64, part []byte, out Out) (OutResult, e
 }
 func (m *Module) DecryptVerifyUpdate(h uint64, part []byte, out Out) (OutResult, error) {
 	return m.dualUpdate(h, opDecrypt, opVerify, part, out)
-}
-
-// digestHashes are the digest mechanisms Go runs incrementally.
-var digestHashes = map[uint64]crypto.Hash{
-	ck.CKM_SHA_1:    crypto.SHA1,
-	ck.CKM_SHA224:   crypto.SHA224,
-	ck.CKM_SHA256:   crypto.SHA256,
-	ck.CKM_SHA384:   crypto.SHA384,
-	ck.CKM_SHA512:   crypto.SHA512,
-	ck.CKM_SHA3_224: crypto.SHA3_224,
-	ck.CKM_SHA3_256: crypto.SHA3_256,
-	ck.CKM_SHA3_384: crypto.SHA3_384,
-	ck.CKM_SHA3_512: crypto.SHA3_512,
-}
-
-// mechHash is a new running hash for a digest mechanism, or nil.
-func mechHash(t uint64) hash.Hash {
-	if h, ok := digestHashes[t]; ok && h.Available() {
-		return h.New()
-	}
-	return nil
 }
 
 // verifyRecover opens an RSA signature with the public key: CKM_RSA_X_509

@@ -204,6 +204,28 @@ func (m *Module) process(h uint64, kind msgKind) (*session, *msgProcess, error) 
 	return s, p, nil
 }
 
+// newMessage is process for a call that starts a message (a single-part
+// call or a Begin): none may be under way, and mp must be the parameter of
+// the process's mechanism. s.mu is held when err is nil.
+func (m *Module) newMessage(h uint64, kind msgKind, mp MsgParam) (*session, *msgProcess, error) {
+	s, p, err := m.process(h, kind)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.active {
+		err = errorf(ck.CKR_OPERATION_ACTIVE, "a multi-part message is under way")
+	} else if p.aead != nil {
+		err = p.aeadParam(mp)
+	} else {
+		err = sigParam(mp)
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return nil, nil, err
+	}
+	return s, p, nil
+}
+
 // msgFinal is C_Message*Final: it ends the process and any message under
 // way.
 func (m *Module) msgFinal(h uint64, kind msgKind) error {
@@ -303,17 +325,11 @@ func (m *Module) MessageEncryptInit(h, mt uint64, p MsgParam, key uint64) error 
 }
 
 func (m *Module) EncryptMessage(h uint64, mp MsgParam, aad, data []byte, out Out) (OutResult, MsgParamOut, error) {
-	s, p, err := m.process(h, msgEncrypt)
+	s, p, err := m.newMessage(h, msgEncrypt, mp)
 	if err != nil {
 		return OutResult{}, MsgParamOut{}, err
 	}
 	defer s.mu.Unlock()
-	if p.active {
-		return OutResult{}, MsgParamOut{}, errorf(ck.CKR_OPERATION_ACTIVE, "a multi-part message is under way")
-	}
-	if err := p.aeadParam(mp); err != nil {
-		return OutResult{}, MsgParamOut{}, err
-	}
 	// The ciphertext is as long as the plaintext: a length query costs
 	// nothing and generates no IV.
 	if res, err, done := outLen(len(data), out); !done {
@@ -339,17 +355,11 @@ func (m *Module) EncryptMessage(h uint64, mp MsgParam, aad, data []byte, out Out
 }
 
 func (m *Module) EncryptMessageBegin(h uint64, mp MsgParam, aad []byte) (MsgParamOut, error) {
-	s, p, err := m.process(h, msgEncrypt)
+	s, p, err := m.newMessage(h, msgEncrypt, mp)
 	if err != nil {
 		return MsgParamOut{}, err
 	}
 	defer s.mu.Unlock()
-	if p.active {
-		return MsgParamOut{}, errorf(ck.CKR_OPERATION_ACTIVE, "a multi-part message is under way")
-	}
-	if err := p.aeadParam(mp); err != nil {
-		return MsgParamOut{}, err
-	}
 	// The parameter's values are checked now, not at the last part.
 	if _, err := p.classic(mp.IV, aad, mp); err != nil {
 		return MsgParamOut{}, err
@@ -455,17 +465,11 @@ func (m *Module) MessageDecryptInit(h, mt uint64, p MsgParam, key uint64) error 
 // DecryptMessage: the IV is always the caller's (ivGenerator and
 // ulIvFixedBits are not used in a decryption).
 func (m *Module) DecryptMessage(h uint64, mp MsgParam, aad, data []byte, out Out) (OutResult, error) {
-	s, p, err := m.process(h, msgDecrypt)
+	s, p, err := m.newMessage(h, msgDecrypt, mp)
 	if err != nil {
 		return OutResult{}, err
 	}
 	defer s.mu.Unlock()
-	if p.active {
-		return OutResult{}, errorf(ck.CKR_OPERATION_ACTIVE, "a multi-part message is under way")
-	}
-	if err := p.aeadParam(mp); err != nil {
-		return OutResult{}, err
-	}
 	if res, err, done := outLen(len(data), out); !done {
 		return res, err
 	}
@@ -484,17 +488,11 @@ func (m *Module) DecryptMessage(h uint64, mp MsgParam, aad, data []byte, out Out
 }
 
 func (m *Module) DecryptMessageBegin(h uint64, mp MsgParam, aad []byte) error {
-	s, p, err := m.process(h, msgDecrypt)
+	s, p, err := m.newMessage(h, msgDecrypt, mp)
 	if err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
-	if p.active {
-		return errorf(ck.CKR_OPERATION_ACTIVE, "a multi-part message is under way")
-	}
-	if err := p.aeadParam(mp); err != nil {
-		return err
-	}
 	if _, err := p.classic(mp.IV, aad, mp); err != nil {
 		return err
 	}
@@ -568,17 +566,11 @@ func (m *Module) MessageSignInit(h uint64, mm Mechanism, key uint64) error {
 }
 
 func (m *Module) SignMessage(h uint64, mp MsgParam, data []byte, out Out) (OutResult, error) {
-	s, p, err := m.process(h, msgSign)
+	s, p, err := m.newMessage(h, msgSign, mp)
 	if err != nil {
 		return OutResult{}, err
 	}
 	defer s.mu.Unlock()
-	if p.active {
-		return OutResult{}, errorf(ck.CKR_OPERATION_ACTIVE, "a multi-part message is under way")
-	}
-	if err := sigParam(mp); err != nil {
-		return OutResult{}, err
-	}
 	res, _, err := m.signOut(s, p, data, out)
 	return res, err
 }
@@ -588,17 +580,11 @@ func (m *Module) SignMessageBegin(h uint64, mp MsgParam) error {
 }
 
 func (m *Module) sigBegin(h uint64, kind msgKind, mp MsgParam) error {
-	s, p, err := m.process(h, kind)
+	s, p, err := m.newMessage(h, kind, mp)
 	if err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
-	if p.active {
-		return errorf(ck.CKR_OPERATION_ACTIVE, "a multi-part message is under way")
-	}
-	if err := sigParam(mp); err != nil {
-		return err
-	}
 	p.endMessage()
 	p.active = true
 	p.sig, p.sigFor = nil, nil
@@ -661,17 +647,11 @@ func (m *Module) verifyOne(s *session, p *msgProcess, data, sig []byte) error {
 }
 
 func (m *Module) VerifyMessage(h uint64, mp MsgParam, data, sig []byte) error {
-	s, p, err := m.process(h, msgVerify)
+	s, p, err := m.newMessage(h, msgVerify, mp)
 	if err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
-	if p.active {
-		return errorf(ck.CKR_OPERATION_ACTIVE, "a multi-part message is under way")
-	}
-	if err := sigParam(mp); err != nil {
-		return err
-	}
 	if sig == nil {
 		return errorf(ck.CKR_ARGUMENTS_BAD, "no signature")
 	}

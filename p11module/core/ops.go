@@ -160,12 +160,12 @@ func toMech(m Mechanism) (mech.Mech, *mech.Mechanism, error) {
 	return out, row, nil
 }
 
-func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error {
+func (m *Module) opInit(h uint64, kind opKind, mm Mechanism, key uint64) error {
 	s, err := m.session(h)
 	if err != nil {
 		return err
 	}
-	if mech.Null {
+	if mm.Null {
 		// PKCS#11 3.0: C_*Init with a NULL mechanism ends the operation.
 		s.mu.Lock()
 		delete(s.ops, kind)
@@ -179,16 +179,16 @@ func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error
 			return err
 		}
 	}
-	tm, row, err := toMech(mech)
+	tm, row, err := toMech(mm)
 	if err != nil {
 		return err
 	}
 	able := row.Flags&info.flag != 0
 	if kind == opSignRecover || kind == opVerifyRecover {
-		able = recoverMechs[mech.Type]
+		able = recoverMechs[mm.Type]
 	}
 	if !able {
-		return errorf(ck.CKR_MECHANISM_INVALID, "%s cannot %s", ck.MechName(mech.Type), info.name)
+		return errorf(ck.CKR_MECHANISM_INVALID, "%s cannot %s", ck.MechName(mm.Type), info.name)
 	}
 	if info.login {
 		if _, ut := s.slot.client(); ut == ck.CKU_SO {
@@ -206,7 +206,7 @@ func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error
 		if err := m.publicKeyUse(s, c, key); err != nil {
 			return err
 		}
-		if err := m.checkKey(s.slot, c, key, row, mech.Type, info.usage); err != nil {
+		if err := m.checkKey(s.slot, c, key, row, mm.Type, info.usage); err != nil {
 			return err
 		}
 	}
@@ -220,7 +220,7 @@ func (m *Module) opInit(h uint64, kind opKind, mech Mechanism, key uint64) error
 	case opVerify, opEncrypt, opVerifyRecover:
 		op.local = m.localKey(s.slot, key)
 	case opDigest:
-		op.hash = mechHash(tm.Type)
+		op.hash, _ = mech.RunningHash(tm.Type)
 	}
 	if kind == opVerifyRecover && op.local == nil {
 		return errorf(ck.CKR_KEY_TYPE_INCONSISTENT, "verify-recover needs an RSA public key object")

@@ -21,6 +21,7 @@ import (
 	"encoding/binary"
 
 	"github.com/openhsm/openhsm/ck"
+	"github.com/openhsm/openhsm/mech"
 )
 
 const (
@@ -140,7 +141,7 @@ func (m *Module) parseState(blob []byte) (*operation, error) {
 		return nil, bad
 	}
 	tm, row, err := toMech(Mechanism{Type: mt})
-	hh := mechHash(mt)
+	hh, _ := mech.RunningHash(mt)
 	uh, ok := hh.(encoding.BinaryUnmarshaler)
 	if err != nil || !ok {
 		return nil, bad

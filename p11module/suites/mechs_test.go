@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -16,14 +15,14 @@ import (
 	"unsafe"
 
 	"github.com/miekg/pkcs11"
-	"github.com/openhsm/openhsm/internal/p11build"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// TestMechanisms plays issue 13's mechanisms and template attributes
-// through the real library against a real cluster, in both transports:
+// TestMechanisms plays the PKCS#11 v3.0 derivation, AEAD and wrapping
+// mechanisms and the template attributes through the real library against
+// a real cluster, in both transports:
 // CKM_HKDF_DERIVE and CKM_HKDF_DATA (RFC 5869 A.1), CKM_SP800_108_COUNTER_KDF
 // (a NIST CAVP vector), CKM_CHACHA20_POLY1305 with CKM_CHACHA20_KEY_GEN,
 // CKM_AES_GCM wrapping; CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE,
@@ -39,8 +38,7 @@ func TestMechanisms(t *testing.T) {
 		return
 	}
 	build(t)
-	arrays := filepath.Join(work, "arrays")
-	require.NoError(t, p11build.CProgram("suites/testdata/arrays.c", arrays, "-ldl"))
+	arrays := cDriver(t, "arrays")
 	cl, env := startCluster(t)
 	eachMode(t, cl, append(env, envArrays+"="+arrays), 5*time.Minute)
 }
@@ -261,7 +259,7 @@ func mechsChild(t *testing.T) {
 		require.NoError(t, err)
 		key := value(k, pkcs11.CKA_VALUE)
 		require.Len(t, key, 32)
-		nonce, aad, msg := randomBytes(12), []byte("header"), []byte("issue 13 message")
+		nonce, aad, msg := randomBytes(12), []byte("header"), []byte("a chacha20 message")
 		m := mech(ckmChaCha20Poly1305, c.chachaParams(nonce, aad))
 		require.NoError(t, p.EncryptInit(sh, m, k))
 		ct, err := p.Encrypt(sh, msg)

@@ -1,14 +1,7 @@
 package suites
 
 import (
-	"os/exec"
-	"path/filepath"
 	"testing"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
-	"github.com/openhsm/openhsm/internal/p11build"
 )
 
 // TestMessageAPI runs testdata/message.c, the PKCS#11 3.0 message-based
@@ -18,19 +11,7 @@ import (
 // exits with their number; a crash is a signal.
 func TestMessageAPI(t *testing.T) {
 	build(t)
-	driver := filepath.Join(work, "message")
-	require.NoError(t, p11build.CProgram("suites/testdata/message.c", driver, "-ldl"))
+	driver := cDriver(t, "message")
 	_, env := startCluster(t)
-	for _, mode := range []string{modeInproc, modeHelper} {
-		t.Run(mode, func(t *testing.T) {
-			cmd := exec.Command(driver, lib)
-			cmd.Env = append(cleanEnv(), env...)
-			if mode == modeHelper {
-				cmd.Env = append(cmd.Env, "OPENHSM_P11_FORCE_HELPER=1")
-			}
-			out, err := cmd.CombinedOutput()
-			t.Logf("message driver (%s):\n%s", mode, out)
-			assert.NoError(t, err)
-		})
-	}
+	runDriver(t, driver, env)
 }

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/openhsm/openhsm/ck"
-	"github.com/openhsm/openhsm/internal/p11build"
 )
 
 // TestPQ: post-quantum keys end to end, through the real library against a
@@ -38,28 +35,13 @@ func TestPQ(t *testing.T) {
 		return
 	}
 	build(t)
-	buildPQDriver(t)
+	pqDriver := cDriver(t, "pq")
 	cl, env := startCluster(t)
 	env = append(env, envPQDriver+"="+pqDriver)
 	eachMode(t, cl, env, 5*time.Minute)
 }
 
 const envPQDriver = "SUITES_PQ_DRIVER"
-
-var (
-	pqOnce   sync.Once
-	pqErr    error
-	pqDriver string
-)
-
-func buildPQDriver(t *testing.T) {
-	t.Helper()
-	pqOnce.Do(func() {
-		pqDriver = filepath.Join(work, "pq")
-		pqErr = p11build.CProgram("suites/testdata/pq.c", pqDriver, "-ldl")
-	})
-	require.NoError(t, pqErr)
-}
 
 var pqMechs = map[uint]struct {
 	name     string

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/miekg/pkcs11"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/openhsm/openhsm/internal/p11build"
 	"github.com/openhsm/openhsm/internal/testcluster"
@@ -156,6 +158,35 @@ func eachMode(t *testing.T, cl *testcluster.Cluster, env []string, timeout time.
 			for _, f := range []string{"p11.log", "node1.log"} {
 				t.Logf("last lines of %s:\n%s", f, tail(filepath.Join(cl.Dir, f), 20))
 			}
+		})
+	}
+}
+
+// cDriver builds the C driver testdata/name.c into the work directory and
+// returns its path.
+func cDriver(t *testing.T, name string) string {
+	t.Helper()
+	path := filepath.Join(work, name)
+	require.NoError(t, p11build.CProgram("suites/testdata/"+name+".c", path, "-ldl"))
+	return path
+}
+
+// runDriver runs a C driver against the library once per transport; the
+// driver prints "FAIL ..." for each failed check and exits with their
+// number, so any other exit status than 0 fails the subtest.
+func runDriver(t *testing.T, driver string, env []string) {
+	t.Helper()
+	name := filepath.Base(driver)
+	for _, mode := range []string{modeInproc, modeHelper} {
+		t.Run(name+".c/"+mode, func(t *testing.T) {
+			cmd := exec.Command(driver, lib)
+			cmd.Env = append(cleanEnv(), env...)
+			if mode == modeHelper {
+				cmd.Env = append(cmd.Env, "OPENHSM_P11_FORCE_HELPER=1")
+			}
+			out, err := cmd.CombinedOutput()
+			t.Logf("%s driver (%s):\n%s", name, mode, out)
+			assert.NoError(t, err)
 		})
 	}
 }

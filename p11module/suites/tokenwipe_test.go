@@ -5,16 +5,12 @@ import (
 	"crypto/sha3"
 	"hash"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/miekg/pkcs11"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/openhsm/openhsm/internal/p11build"
 )
 
 // TestDigestKeyAndInitToken runs, through the real library in process and
@@ -38,20 +34,8 @@ func TestDigestKeyAndInitToken(t *testing.T) {
 	env = append(env, "P11_SO_PIN="+cl.Env["P11_SO_PIN"])
 	eachMode(t, cl, env, 10*time.Minute)
 
-	driver := filepath.Join(work, "recover")
-	require.NoError(t, p11build.CProgram("suites/testdata/recover.c", driver, "-ldl"))
-	for _, mode := range []string{modeInproc, modeHelper} {
-		t.Run("recover.c/"+mode, func(t *testing.T) {
-			cmd := exec.Command(driver, lib)
-			cmd.Env = append(cleanEnv(), env...)
-			if mode == modeHelper {
-				cmd.Env = append(cmd.Env, "OPENHSM_P11_FORCE_HELPER=1")
-			}
-			out, err := cmd.CombinedOutput()
-			t.Logf("recover driver (%s):\n%s", mode, out)
-			assert.NoError(t, err)
-		})
-	}
+	driver := cDriver(t, "recover")
+	runDriver(t, driver, env)
 }
 
 // newUser makes a crypto user through the officer's C_InitPIN on the

@@ -283,8 +283,8 @@ T(C_GenerateRandom, f->C_GenerateRandom(a->sh, a->out, a->inlen))
 T(C_GetFunctionStatus, f->C_GetFunctionStatus(a->sh))
 T(C_CancelFunction, f->C_CancelFunction(a->sh))
 
-/* The 3.2 KEM functions: CKR_FUNCTION_NOT_SUPPORTED is never theirs to
- * answer when absent; the row prints absent=1 and the Go side decides. */
+/* The 3.2 KEM functions, found with dlsym (f is the v3.0 list): should the
+ * library not export one, the row prints absent=1 and fails. */
 static int absent;
 static CK_RV t_C_EncapsulateKey(args *a)
 {

@@ -14,27 +14,9 @@
 #include "pkcs11v3.h"
 
 #include "check.h"
+#include "driver.h"
 
 static CK_FUNCTION_LIST_PTR f;
-
-static CK_SLOT_ID find_slot(const char *label)
-{
-	CK_SLOT_ID slots[64];
-	CK_ULONG n = 64, i;
-	CK_TOKEN_INFO ti;
-	char want[32];
-	size_t l = strlen(label);
-
-	memset(want, ' ', sizeof want);
-	memcpy(want, label, l < sizeof want ? l : sizeof want);
-	if (f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK)
-		exit(100);
-	for (i = 0; i < n && i < 64; i++)
-		if (f->C_GetTokenInfo(slots[i], &ti) == CKR_OK && memcmp(ti.label, want, 32) == 0)
-			return slots[i];
-	fprintf(stderr, "no token labelled %s\n", label);
-	exit(100);
-}
 
 int main(int argc, char **argv)
 {
@@ -72,7 +54,7 @@ int main(int argc, char **argv)
 	gfl = (CK_C_GetFunctionList)dlsym(lib, "C_GetFunctionList");
 	if (!gfl || gfl(&f) != CKR_OK || f->C_Initialize(NULL) != CKR_OK)
 		return 100;
-	slot = find_slot(label);
+	slot = token_slot(f, label);
 	if (f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h) != CKR_OK ||
 	    f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin)) != CKR_OK)
 		return 100;

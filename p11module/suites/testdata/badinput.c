@@ -19,6 +19,7 @@
 #include "pkcs11v3.h"
 
 #include "check.h"
+#include "driver.h"
 
 /* The state a case starts in. */
 enum { S_LOADED, S_INIT, S_SESSION, S_LOGIN };
@@ -55,26 +56,6 @@ static CK_OBJECT_HANDLE env_handle(const char *name)
 	return (CK_OBJECT_HANDLE)strtoull(v, NULL, 10);
 }
 
-static void find_slot(const char *label)
-{
-	CK_SLOT_ID slots[64];
-	CK_ULONG n = 64, i;
-	CK_TOKEN_INFO ti;
-	char want[32];
-	size_t l = strlen(label);
-
-	memset(want, ' ', sizeof want);
-	memcpy(want, label, l < sizeof want ? l : sizeof want);
-	CHECK_RV(f->C_GetSlotList(CK_TRUE, slots, &n), CKR_OK);
-	for (i = 0; i < n && i < 64; i++)
-		if (f->C_GetTokenInfo(slots[i], &ti) == CKR_OK && memcmp(ti.label, want, 32) == 0) {
-			slot = slots[i];
-			return;
-		}
-	fprintf(stderr, "no token labelled %s\n", label);
-	exit(100);
-}
-
 static void setup(int state)
 {
 	const char *label = getenv("P11_TOKEN_LABEL"), *pin = getenv("P11_PIN");
@@ -90,7 +71,7 @@ static void setup(int state)
 		fprintf(stderr, "P11_TOKEN_LABEL and P11_PIN are needed\n");
 		exit(100);
 	}
-	find_slot(label);
+	slot = token_slot(f, label);
 	if (state < S_SESSION)
 		return;
 	if ((rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h)) !=
@@ -323,7 +304,7 @@ static CK_RV empty_pin_login(void)
 		exit(100);
 	}
 	/* The other user's slot, where no one is logged in. */
-	find_slot(other);
+	slot = token_slot(f, other);
 	CHECK_RV(f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &o), CKR_OK);
 	rv = f->C_Login(o, CKU_USER, (CK_UTF8CHAR_PTR) "", 0);
 	CHECK_RV(f->C_GetSessionInfo(o, &si), CKR_OK);

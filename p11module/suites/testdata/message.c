@@ -18,6 +18,7 @@
 #include "pkcs11v3.h"
 
 #include "check.h"
+#include "driver.h"
 
 static CK_FUNCTION_LIST_3_0_PTR f;
 static CK_SESSION_HANDLE h;
@@ -33,12 +34,6 @@ static void setup(const char *path)
 	CK_C_GetInterface gi;
 	CK_INTERFACE_PTR ifc = NULL;
 	CK_VERSION v30 = { 3, 0 };
-	CK_SLOT_ID slots[64];
-	CK_ULONG n = 64, i;
-	CK_TOKEN_INFO ti;
-	char want[32];
-	size_t l;
-	int found = 0;
 
 	if (!lib || !label || !pin) {
 		fprintf(stderr, "setup: %s\n", lib ? "P11_TOKEN_LABEL and P11_PIN are needed" : dlerror());
@@ -54,16 +49,8 @@ static void setup(const char *path)
 		fprintf(stderr, "setup: C_Initialize failed\n");
 		exit(100);
 	}
-	l = strlen(label);
-	memset(want, ' ', sizeof want);
-	memcpy(want, label, l < sizeof want ? l : sizeof want);
-	if (f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK)
-		exit(100);
-	for (i = 0; i < n && i < 64 && !found; i++)
-		if (f->C_GetTokenInfo(slots[i], &ti) == CKR_OK && !memcmp(ti.label, want, 32))
-			found = 1;
-	if (!found || f->C_OpenSession(slots[i - 1], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
-				       NULL, &h) != CKR_OK ||
+	if (f->C_OpenSession(token_slot((CK_FUNCTION_LIST_PTR)f, label),
+			     CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h) != CKR_OK ||
 	    f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin)) != CKR_OK) {
 		fprintf(stderr, "setup: cannot log in to %s\n", label);
 		exit(100);

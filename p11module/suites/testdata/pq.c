@@ -27,6 +27,7 @@
 #include "pkcs11v3.h"
 
 #include "check.h"
+#include "driver.h"
 
 static CK_FUNCTION_LIST_3_2_PTR f32;
 static CK_FUNCTION_LIST_3_0_PTR f;
@@ -65,26 +66,6 @@ static CK_ULONG get_hex(const char *tag, CK_BYTE *buf, CK_ULONG cap)
 		buf[n++] = (CK_BYTE)v;
 	}
 	return n;
-}
-
-static void find_slot(const char *label)
-{
-	CK_SLOT_ID slots[64];
-	CK_ULONG n = 64, i;
-	CK_TOKEN_INFO ti;
-	char want[32];
-	size_t l = strlen(label);
-
-	memset(want, ' ', sizeof want);
-	memcpy(want, label, l < sizeof want ? l : sizeof want);
-	CHECK_RV(f->C_GetSlotList(CK_TRUE, slots, &n), CKR_OK);
-	for (i = 0; i < n && i < 64; i++)
-		if (f->C_GetTokenInfo(slots[i], &ti) == CKR_OK && memcmp(ti.label, want, 32) == 0) {
-			slot = slots[i];
-			return;
-		}
-	fprintf(stderr, "no token labelled %s\n", label);
-	exit(100);
 }
 
 /* value reads an attribute of up to cap bytes; returns its length. */
@@ -141,7 +122,7 @@ int main(int argc, char **argv)
 	CHECK(f->version.major == 3 && f->version.minor == 2);
 	if (f->C_Initialize(NULL) != CKR_OK)
 		return 100;
-	find_slot(label);
+	slot = token_slot((CK_FUNCTION_LIST_PTR)f, label);
 	CHECK_RV(f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h), CKR_OK);
 	CHECK_RV(f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin)), CKR_OK);
 

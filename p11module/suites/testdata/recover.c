@@ -23,6 +23,7 @@
 #include "pkcs11v3.h"
 
 #include "check.h"
+#include "driver.h"
 
 static CK_FUNCTION_LIST_PTR f;
 static CK_SLOT_ID slot;
@@ -34,12 +35,6 @@ static void setup(const char *path)
 	const char *label = getenv("P11_TOKEN_LABEL"), *pin = getenv("P11_PIN");
 	void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	CK_C_GetFunctionList gfl;
-	CK_SLOT_ID slots[64];
-	CK_ULONG n = 64, i;
-	CK_TOKEN_INFO ti;
-	char want[32];
-	size_t l;
-	int found = 0;
 
 	if (!lib || !label || !pin) {
 		fprintf(stderr, "setup: %s\n", lib ? "P11_TOKEN_LABEL and P11_PIN are needed" : dlerror());
@@ -50,17 +45,8 @@ static void setup(const char *path)
 		fprintf(stderr, "setup: cannot initialize the library\n");
 		exit(100);
 	}
-	l = strlen(label);
-	memset(want, ' ', sizeof want);
-	memcpy(want, label, l < sizeof want ? l : sizeof want);
-	if (f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK)
-		exit(100);
-	for (i = 0; i < n && i < 64 && !found; i++)
-		if (f->C_GetTokenInfo(slots[i], &ti) == CKR_OK && !memcmp(ti.label, want, 32)) {
-			slot = slots[i];
-			found = 1;
-		}
-	if (!found || f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h) != CKR_OK ||
+	slot = token_slot(f, label);
+	if (f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h) != CKR_OK ||
 	    f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin)) != CKR_OK) {
 		fprintf(stderr, "setup: cannot log in to %s\n", label);
 		exit(100);
