@@ -24,8 +24,8 @@ import (
 func TestIdempotentTable(t *testing.T) {
 	want := []string{"ClusterStatus", "Decrypt", "Digest", "DigestKey", "Encrypt", "FindObjects", "GenerateRandom", "GetAttributes", "Info",
 		"KMSDeletePrincipalPolicy", "KMSExplain", "KMSGetPrincipalPolicy", "KMSListHSMClusters", "KMSListPrincipals", "KMSPutPrincipalPolicy",
-		"ListObjects", "ListTokens", "ListUsers", "Refresh", "Sign", "Verify"}
-	wantDeduped := []string{"CopyObject", "CreateObject", "CreateUser", "DeleteUser", "DeriveKey", "DestroyObject",
+		"ListClusterSettings", "ListObjects", "ListTokens", "ListUsers", "Refresh", "SetClusterSetting", "Sign", "Verify"}
+	wantDeduped := []string{"CopyObject", "CreateObject", "CreateUser", "DecapsulateKey", "DeleteUser", "DeriveKey", "DestroyObject",
 		"GenerateKey", "GenerateKeyPair",
 		"SetAttributes", "SetPassword", "Share", "UnlockUser", "UnwrapKey",
 		"WipeToken"}

@@ -62,11 +62,16 @@ func (m *Module) run(h uint64, kind opKind, data []byte, final bool, out Out, wo
 			in = op.buf
 		}
 		var c *client.Client
-		if opKinds[kind].login {
+		switch {
+		case opKinds[kind].login:
 			var cerr error
 			if c, cerr = m.clientFor(s, op.key); cerr != nil {
 				return end(cerr)
 			}
+		case op.sealed != nil:
+			// A digest that took a key goes on in the HSM, under the
+			// login that fed it the key (digestkey.go).
+			c, _ = s.slot.client()
 		}
 		// The session lock is held over the call: a session's operations
 		// run one at a time, as PKCS#11 has them.
