@@ -392,15 +392,15 @@ type Mechanism_MacLen struct {
 }
 
 type Mechanism_Hkdf struct {
-	Hkdf *HkdfParams `protobuf:"bytes,10,opt,name=hkdf,proto3,oneof"` // issue 13
+	Hkdf *HkdfParams `protobuf:"bytes,10,opt,name=hkdf,proto3,oneof"` // CKM_HKDF_DERIVE, CKM_HKDF_DATA
 }
 
 type Mechanism_Kdf108 struct {
-	Kdf108 *Kdf108Params `protobuf:"bytes,11,opt,name=kdf108,proto3,oneof"` // issue 13
+	Kdf108 *Kdf108Params `protobuf:"bytes,11,opt,name=kdf108,proto3,oneof"` // CKM_SP800_108_COUNTER_KDF
 }
 
 type Mechanism_Chacha struct {
-	Chacha *ChachaParams `protobuf:"bytes,12,opt,name=chacha,proto3,oneof"` // issue 13
+	Chacha *ChachaParams `protobuf:"bytes,12,opt,name=chacha,proto3,oneof"` // CKM_CHACHA20_POLY1305
 }
 
 type Mechanism_SignContext struct {
@@ -5809,7 +5809,7 @@ func (x *KMSHSMClusterRequest) GetClusterId() string {
 	return ""
 }
 
-// Public sessions and cluster settings (issue 13).
+// Public sessions and cluster settings.
 type PublicSessionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"` // the token's crypto user

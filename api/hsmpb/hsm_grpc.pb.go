@@ -204,7 +204,7 @@ type HSMClient interface {
 	KMSAddHSMCluster(ctx context.Context, in *KMSAddHSMClusterRequest, opts ...grpc.CallOption) (*Empty, error)
 	KMSListHSMClusters(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*KMSListHSMClustersResponse, error)
 	KMSRemoveHSMCluster(ctx context.Context, in *KMSHSMClusterRequest, opts ...grpc.CallOption) (*Empty, error)
-	// Public sessions (issue 13; docs/pkcs11-library.md, "Before login"):
+	// Public sessions (docs/pkcs11-library.md, "Before login"):
 	// a session on a crypto user's token opened with the client certificate
 	// alone. Its token reads the token's public objects (while the setting
 	// public_objects is on) and makes public session objects, nothing else.
@@ -998,7 +998,7 @@ type HSMServer interface {
 	KMSAddHSMCluster(context.Context, *KMSAddHSMClusterRequest) (*Empty, error)
 	KMSListHSMClusters(context.Context, *Empty) (*KMSListHSMClustersResponse, error)
 	KMSRemoveHSMCluster(context.Context, *KMSHSMClusterRequest) (*Empty, error)
-	// Public sessions (issue 13; docs/pkcs11-library.md, "Before login"):
+	// Public sessions (docs/pkcs11-library.md, "Before login"):
 	// a session on a crypto user's token opened with the client certificate
 	// alone. Its token reads the token's public objects (while the setting
 	// public_objects is on) and makes public session objects, nothing else.
