@@ -16,6 +16,7 @@ import (
 	"github.com/openhsm/openhsm/passwords"
 	"github.com/openhsm/openhsm/quorum"
 	"github.com/openhsm/openhsm/state"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -355,4 +356,28 @@ func TestQuorumReplayDeterministic(t *testing.T) {
 	b, err := other.Store().Meta(quorum.MetaQuorum)
 	require.NoError(t, err)
 	require.Equal(t, a, b)
+}
+
+// With a user-management quorum of 2, one officer alone cannot change a
+// cluster setting (it decides what tokens show before login); with a token
+// two officers approved, the change lands.
+func TestQuorumSetting(t *testing.T) {
+	f := newQuorumFixture(t)
+	set := func(token string) error {
+		return f.apply(&state.Command{Op: state.OpSetSetting, Actor: "admin", Name: state.SettingPublicObjects, Value: "off",
+			QuorumToken: token})
+	}
+	get := func() string {
+		v, err := state.Setting(f.m.Store().Meta, state.SettingPublicObjects)
+		require.NoError(t, err)
+		return v
+	}
+	err := set("")
+	require.True(t, hsmerr.IsRV(err, ck.CKR_ACTION_PROHIBITED), "%v", err)
+	assert.Equal(t, "on", get(), "one officer changed the setting alone")
+	tok := f.token(t, "admin", quorum.ServiceUserManagement)
+	require.NoError(t, f.approve(t, tok, "admin", f.keys["admin"]))
+	require.NoError(t, f.approve(t, tok, "admin2", f.keys["admin2"]))
+	require.NoError(t, set(tok.ID))
+	assert.Equal(t, "off", get())
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
 	"github.com/openhsm/openhsm/object"
+	"github.com/openhsm/openhsm/quorum"
 	"github.com/openhsm/openhsm/seal"
 )
 
@@ -90,6 +91,11 @@ func applySetSetting(tx Tx, s *seal.Sealer, c *Command) ([]uint64, error) {
 	}
 	if actor.Role != object.RoleCO {
 		return nil, hsmerr.Errorf(ck.CKR_USER_NOT_LOGGED_IN, "only crypto officers change cluster settings")
+	}
+	// A setting decides what users' tokens show without a login, so it
+	// takes the user-management quorum, as wiping a token does.
+	if err := quorumCheck(tx, s, c, quorum.ServiceUserManagement); err != nil {
+		return nil, err
 	}
 	return nil, tx.PutMeta(metaSettingPrefix+c.Name, []byte(c.Value))
 }
