@@ -64,33 +64,26 @@ var pqSets = []*PQSet{
 		PublicLen: 1184, PrivateLen: 2400, SeedLen: 64, OutLen: 1088, kem: mlkem768.Scheme()},
 	{Name: "ML-KEM-1024", KeyType: ck.CKK_ML_KEM, Param: ck.CKP_ML_KEM_1024, OID: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 4, 3},
 		PublicLen: 1568, PrivateLen: 3168, SeedLen: 64, OutLen: 1568, kem: mlkem1024.Scheme()},
-	{Name: "ML-DSA-44", KeyType: ck.CKK_ML_DSA, Param: ck.CKP_ML_DSA_44, OID: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 3, 17},
-		PublicLen: mldsa44.PublicKeySize, PrivateLen: mldsa44.PrivateKeySize, SeedLen: mldsa44.SeedSize, OutLen: mldsa44.SignatureSize,
-		sign: mldsa44.Scheme(),
+	mlDSASet(ck.CKP_ML_DSA_44, 17, mldsa44.Scheme(), mldsa44.SignTo, mldsa44.Verify),
+	mlDSASet(ck.CKP_ML_DSA_65, 18, mldsa65.Scheme(), mldsa65.SignTo, mldsa65.Verify),
+	mlDSASet(ck.CKP_ML_DSA_87, 19, mldsa87.Scheme(), mldsa87.SignTo, mldsa87.Verify),
+}
+
+// mlDSASet is the row of an ML-DSA parameter set, its OID
+// 2.16.840.1.101.3.4.3.oidArc. Name and sizes come from the circl scheme;
+// signTo and verify are the set's package-level SignTo and Verify (the
+// scheme's own Sign is deterministic only, so it cannot hedge).
+func mlDSASet[SK, PK any](param uint64, oidArc int, sch sign.Scheme,
+	signTo func(SK, []byte, []byte, bool, []byte) error, verify func(PK, []byte, []byte, []byte) bool) *PQSet {
+	return &PQSet{
+		Name: sch.Name(), KeyType: ck.CKK_ML_DSA, Param: param, OID: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 3, oidArc},
+		PublicLen: sch.PublicKeySize(), PrivateLen: sch.PrivateKeySize(), SeedLen: sch.SeedSize(), OutLen: sch.SignatureSize(),
+		sign: sch,
 		signTo: func(sk sign.PrivateKey, msg, ctx []byte, hedged bool, sig []byte) error {
-			return mldsa44.SignTo(sk.(*mldsa44.PrivateKey), msg, ctx, hedged, sig)
+			return signTo(sk.(SK), msg, ctx, hedged, sig)
 		},
-		verify: func(pk sign.PublicKey, msg, ctx, sig []byte) bool {
-			return mldsa44.Verify(pk.(*mldsa44.PublicKey), msg, ctx, sig)
-		}},
-	{Name: "ML-DSA-65", KeyType: ck.CKK_ML_DSA, Param: ck.CKP_ML_DSA_65, OID: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 3, 18},
-		PublicLen: mldsa65.PublicKeySize, PrivateLen: mldsa65.PrivateKeySize, SeedLen: mldsa65.SeedSize, OutLen: mldsa65.SignatureSize,
-		sign: mldsa65.Scheme(),
-		signTo: func(sk sign.PrivateKey, msg, ctx []byte, hedged bool, sig []byte) error {
-			return mldsa65.SignTo(sk.(*mldsa65.PrivateKey), msg, ctx, hedged, sig)
-		},
-		verify: func(pk sign.PublicKey, msg, ctx, sig []byte) bool {
-			return mldsa65.Verify(pk.(*mldsa65.PublicKey), msg, ctx, sig)
-		}},
-	{Name: "ML-DSA-87", KeyType: ck.CKK_ML_DSA, Param: ck.CKP_ML_DSA_87, OID: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 3, 19},
-		PublicLen: mldsa87.PublicKeySize, PrivateLen: mldsa87.PrivateKeySize, SeedLen: mldsa87.SeedSize, OutLen: mldsa87.SignatureSize,
-		sign: mldsa87.Scheme(),
-		signTo: func(sk sign.PrivateKey, msg, ctx []byte, hedged bool, sig []byte) error {
-			return mldsa87.SignTo(sk.(*mldsa87.PrivateKey), msg, ctx, hedged, sig)
-		},
-		verify: func(pk sign.PublicKey, msg, ctx, sig []byte) bool {
-			return mldsa87.Verify(pk.(*mldsa87.PublicKey), msg, ctx, sig)
-		}},
+		verify: func(pk sign.PublicKey, msg, ctx, sig []byte) bool { return verify(pk.(PK), msg, ctx, sig) },
+	}
 }
 
 // PQSetOf returns the parameter set of a key type and CKA_PARAMETER_SET.
