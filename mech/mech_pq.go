@@ -125,10 +125,12 @@ func pqSetAttr(keyType uint64, a object.Attrs) (*PQSet, error) {
 
 // ---- keys ----
 
-// MLKEMPublicKey is an ML-KEM encapsulation key (ek).
+// MLKEMPublicKey is an ML-KEM encapsulation key (ek), with the key parsed
+// from it once (ek).
 type MLKEMPublicKey struct {
 	Set *PQSet
 	raw []byte
+	ek  crypto.Encapsulator
 }
 
 // Bytes is the encoded encapsulation key, as FIPS 203 defines it.
@@ -140,12 +142,13 @@ func (k *MLKEMPublicKey) Equal(x crypto.PublicKey) bool {
 	return ok && o.Set == k.Set && bytes.Equal(o.raw, k.raw)
 }
 
-// MLKEMPrivateKey is an ML-KEM decapsulation key, kept as its seed d||z. It
-// is a crypto.Signer only so that it travels the paths private keys take
+// MLKEMPrivateKey is an ML-KEM decapsulation key, kept as its seed d||z and
+// the key expanded from it once (dk). It is a crypto.Signer only so that it travels the paths private keys take
 // (sealing, wrapping, the key cache); Sign always fails.
 type MLKEMPrivateKey struct {
 	Set  *PQSet
 	seed []byte
+	dk   crypto.Decapsulator
 	pub  *MLKEMPublicKey
 }
 
@@ -210,29 +213,12 @@ func NewPQPrivateKey(s *PQSet, seed []byte) (crypto.Signer, error) {
 	}
 	seed = append([]byte(nil), seed...)
 	if s.KeyType == ck.CKK_ML_KEM {
-		var ek []byte
-		switch s.Param {
-		case ck.CKP_ML_KEM_768:
-			dk, err := mlkem.NewDecapsulationKey768(seed)
-			if err != nil {
-				return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "bad %s seed", s.Name)
-			}
-			ek = dk.EncapsulationKey().Bytes()
-		case ck.CKP_ML_KEM_1024:
-			dk, err := mlkem.NewDecapsulationKey1024(seed)
-			if err != nil {
-				return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "bad %s seed", s.Name)
-			}
-			ek = dk.EncapsulationKey().Bytes()
-		default:
-			pk, _ := s.kem.DeriveKeyPair(seed)
-			b, err := pk.MarshalBinary()
-			if err != nil {
-				return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "encoding the ML-KEM key", Err: err}
-			}
-			ek = b
+		dk, err := mlKEMDecapsulator(s, seed)
+		if err != nil {
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "bad %s seed", s.Name)
 		}
-		return &MLKEMPrivateKey{Set: s, seed: seed, pub: &MLKEMPublicKey{Set: s, raw: ek}}, nil
+		ek := dk.Encapsulator()
+		return &MLKEMPrivateKey{Set: s, seed: seed, dk: dk, pub: &MLKEMPublicKey{Set: s, raw: ek.Bytes(), ek: ek}}, nil
 	}
 	pk, sk := s.sign.DeriveKey(seed)
 	raw, err := pk.MarshalBinary()
@@ -250,20 +236,12 @@ func newPQPublicKey(s *PQSet, raw []byte) (crypto.PublicKey, error) {
 	}
 	raw = append([]byte(nil), raw...)
 	if s.KeyType == ck.CKK_ML_KEM {
-		// FIPS 203 section 7.2's modulus check on the encapsulation key.
-		var err error
-		switch s.Param {
-		case ck.CKP_ML_KEM_768:
-			_, err = mlkem.NewEncapsulationKey768(raw)
-		case ck.CKP_ML_KEM_1024:
-			_, err = mlkem.NewEncapsulationKey1024(raw)
-		default:
-			_, err = s.kem.UnmarshalBinaryPublicKey(raw)
-		}
+		// Parsing makes FIPS 203 section 7.2's modulus check.
+		ek, err := mlKEMEncapsulator(s, raw)
 		if err != nil {
 			return nil, bad
 		}
-		return &MLKEMPublicKey{Set: s, raw: raw}, nil
+		return &MLKEMPublicKey{Set: s, raw: raw, ek: ek}, nil
 	}
 	pk, err := s.sign.UnmarshalBinaryPublicKey(raw)
 	if err != nil {
@@ -607,53 +585,20 @@ func mlKEMRow() Mechanism {
 // mlKEMEncapsulate runs ML-KEM.Encaps; m (32 bytes) makes it deterministic
 // for known-answer tests, nil draws it from crypto/rand.
 func mlKEMEncapsulate(pub *MLKEMPublicKey, m []byte) (ct, secret []byte, err error) {
-	fail := func(err error) ([]byte, []byte, error) {
-		return nil, nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "ML-KEM encapsulation", Err: err}
-	}
-	switch pub.Set.Param {
-	case ck.CKP_ML_KEM_768:
-		ek, err := mlkem.NewEncapsulationKey768(pub.raw)
-		if err != nil {
-			return fail(err)
-		}
-		if m != nil {
-			secret, ct, err = mlkemEncapsulate768(ek, m)
-			if err != nil {
-				return fail(err)
-			}
-			return ct, secret, nil
-		}
-		secret, ct = ek.Encapsulate()
-		return ct, secret, nil
-	case ck.CKP_ML_KEM_1024:
-		ek, err := mlkem.NewEncapsulationKey1024(pub.raw)
-		if err != nil {
-			return fail(err)
-		}
-		if m != nil {
-			secret, ct, err = mlkemEncapsulate1024(ek, m)
-			if err != nil {
-				return fail(err)
-			}
-			return ct, secret, nil
-		}
-		secret, ct = ek.Encapsulate()
-		return ct, secret, nil
-	}
-	pk, err := pub.Set.kem.UnmarshalBinaryPublicKey(pub.raw)
-	if err != nil {
-		return fail(err)
-	}
 	if m == nil {
-		m = make([]byte, 32)
-		if _, err := rand.Read(m); err != nil {
-			return fail(err)
-		}
-		defer clear(m)
+		secret, ct = pub.ek.Encapsulate()
+		return ct, secret, nil
 	}
-	ct, secret, err = pub.Set.kem.EncapsulateDeterministically(pk, m)
+	switch ek := pub.ek.(type) {
+	case *mlkem.EncapsulationKey768:
+		secret, ct, err = mlkemEncapsulate768(ek, m)
+	case *mlkem.EncapsulationKey1024:
+		secret, ct, err = mlkemEncapsulate1024(ek, m)
+	case *circlEK:
+		ct, secret, err = ek.s.EncapsulateDeterministically(ek.pk, m)
+	}
 	if err != nil {
-		return fail(err)
+		return nil, nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "ML-KEM encapsulation", Err: err}
 	}
 	return ct, secret, nil
 }
@@ -673,35 +618,91 @@ func mlKEMDecapsulate(priv *MLKEMPrivateKey, ct []byte) ([]byte, error) {
 	if len(ct) != priv.Set.OutLen {
 		return nil, hsmerr.Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "an %s ciphertext is %d bytes", priv.Set.Name, priv.Set.OutLen)
 	}
-	fail := func(err error) ([]byte, error) {
+	ss, err := priv.dk.Decapsulate(ct)
+	if err != nil {
 		return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "ML-KEM decapsulation", Err: err}
 	}
-	switch priv.Set.Param {
-	case ck.CKP_ML_KEM_768:
-		dk, err := mlkem.NewDecapsulationKey768(priv.seed)
-		if err != nil {
-			return fail(err)
-		}
-		ss, err := dk.Decapsulate(ct)
-		if err != nil {
-			return fail(err)
-		}
-		return ss, nil
-	case ck.CKP_ML_KEM_1024:
-		dk, err := mlkem.NewDecapsulationKey1024(priv.seed)
-		if err != nil {
-			return fail(err)
-		}
-		ss, err := dk.Decapsulate(ct)
-		if err != nil {
-			return fail(err)
-		}
-		return ss, nil
-	}
-	_, sk := priv.Set.kem.DeriveKeyPair(priv.seed)
-	ss, err := priv.Set.kem.Decapsulate(sk, ct)
-	if err != nil {
-		return fail(err)
-	}
 	return ss, nil
+}
+
+// mlKEMDecapsulator expands a decapsulation key from its seed d||z:
+// crypto/mlkem for ML-KEM-768 and -1024, circl for ML-KEM-512.
+func mlKEMDecapsulator(s *PQSet, seed []byte) (crypto.Decapsulator, error) {
+	switch s.Param {
+	case ck.CKP_ML_KEM_768:
+		dk, err := mlkem.NewDecapsulationKey768(seed)
+		if err != nil {
+			return nil, err
+		}
+		return dk, nil
+	case ck.CKP_ML_KEM_1024:
+		dk, err := mlkem.NewDecapsulationKey1024(seed)
+		if err != nil {
+			return nil, err
+		}
+		return dk, nil
+	}
+	pk, sk := s.kem.DeriveKeyPair(seed)
+	raw, err := pk.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return &circlDK{sk: sk, ek: &circlEK{s: s.kem, pk: pk, raw: raw}}, nil
+}
+
+// mlKEMEncapsulator parses an encapsulation key, as mlKEMDecapsulator's
+// packages do.
+func mlKEMEncapsulator(s *PQSet, raw []byte) (crypto.Encapsulator, error) {
+	switch s.Param {
+	case ck.CKP_ML_KEM_768:
+		ek, err := mlkem.NewEncapsulationKey768(raw)
+		if err != nil {
+			return nil, err
+		}
+		return ek, nil
+	case ck.CKP_ML_KEM_1024:
+		ek, err := mlkem.NewEncapsulationKey1024(raw)
+		if err != nil {
+			return nil, err
+		}
+		return ek, nil
+	}
+	pk, err := s.kem.UnmarshalBinaryPublicKey(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &circlEK{s: s.kem, pk: pk, raw: raw}, nil
+}
+
+// circlDK and circlEK give circl's ML-KEM-512 keys crypto/mlkem's shape
+// (crypto.Decapsulator, crypto.Encapsulator).
+type circlDK struct {
+	sk kem.PrivateKey
+	ek *circlEK
+}
+
+func (d *circlDK) Encapsulator() crypto.Encapsulator { return d.ek }
+
+func (d *circlDK) Decapsulate(ct []byte) ([]byte, error) { return d.ek.s.Decapsulate(d.sk, ct) }
+
+type circlEK struct {
+	s   kem.Scheme
+	pk  kem.PublicKey
+	raw []byte
+}
+
+func (e *circlEK) Bytes() []byte { return bytes.Clone(e.raw) }
+
+// Encapsulate draws m from crypto/rand, which does not fail; circl fails
+// only for another scheme's key or a seed of the wrong length, neither of
+// which can happen here.
+func (e *circlEK) Encapsulate() (secret, ct []byte) {
+	m := make([]byte, 32)
+	rand.Read(m)
+	defer clear(m)
+	ct, secret, err := e.s.EncapsulateDeterministically(e.pk, m)
+	if err != nil {
+		panic("mech: ML-KEM-512 encapsulation: " + err.Error())
+	}
+	return secret, ct
 }
