@@ -121,14 +121,7 @@ func init() {
 		}
 		return ""
 	}
-	paramTypeOK[ParamHKDF] = isParam[HKDFParams]
-	paramTypeOK[ParamKDF108] = isParam[KDF108Params]
-	paramTypeOK[ParamChaCha] = isParam[ChaChaParams]
 }
-
-// paramTypeOK checks the Go type of the parameter kinds CheckParam's switch
-// does not name.
-var paramTypeOK = map[ParamKind]func(any) bool{}
 
 func checkHKDF(h *HKDFParams) string {
 	switch {
