@@ -264,19 +264,37 @@ func expandedPrivate(k crypto.Signer) ([]byte, bool) {
 	return nil, false
 }
 
+// pqPublic is a PQ public key's set and encoded key (not a copy); ok is
+// false for other keys.
+func pqPublic(pub crypto.PublicKey) (*PQSet, []byte, bool) {
+	switch p := pub.(type) {
+	case *MLKEMPublicKey:
+		return p.Set, p.raw, true
+	case *MLDSAPublicKey:
+		return p.Set, p.raw, true
+	}
+	return nil, nil, false
+}
+
+// pqPrivate is a PQ private key's set and seed (not a copy); ok is false
+// for other keys.
+func pqPrivate(k crypto.Signer) (*PQSet, []byte, bool) {
+	switch p := k.(type) {
+	case *MLKEMPrivateKey:
+		return p.Set, p.seed, true
+	case *MLDSAPrivateKey:
+		return p.Set, p.seed, true
+	}
+	return nil, nil, false
+}
+
 // pqPublicKeyAttrs are the public attributes of a PQ key: CKA_PARAMETER_SET
 // and CKA_VALUE (for a public key object; a private key object takes only
 // the parameter set, object.AddPublicAttrs leaves its sensitive CKA_VALUE
 // alone), with CKA_PUBLIC_KEY_INFO added by the caller.
 func pqPublicKeyAttrs(pub crypto.PublicKey) (uint64, object.Attrs, bool) {
-	var s *PQSet
-	var raw []byte
-	switch p := pub.(type) {
-	case *MLKEMPublicKey:
-		s, raw = p.Set, p.raw
-	case *MLDSAPublicKey:
-		s, raw = p.Set, p.raw
-	default:
+	s, raw, ok := pqPublic(pub)
+	if !ok {
 		return 0, nil, false
 	}
 	a := object.Attrs{}
@@ -288,14 +306,8 @@ func pqPublicKeyAttrs(pub crypto.PublicKey) (uint64, object.Attrs, bool) {
 // pqSPKI is the SubjectPublicKeyInfo of a PQ public key: the NIST OID
 // without parameters and the encoded key as the BIT STRING.
 func pqSPKI(pub crypto.PublicKey) ([]byte, bool, error) {
-	var s *PQSet
-	var raw []byte
-	switch p := pub.(type) {
-	case *MLKEMPublicKey:
-		s, raw = p.Set, p.raw
-	case *MLDSAPublicKey:
-		s, raw = p.Set, p.raw
-	default:
+	s, raw, ok := pqPublic(pub)
+	if !ok {
 		return nil, false, nil
 	}
 	der, err := asn1.Marshal(struct {
@@ -370,13 +382,8 @@ func pqPrivateFromAttrs(keyType uint64, a object.Attrs) (crypto.Signer, error) {
 // pqPrivateAttr reads a private component: CKA_SEED or CKA_VALUE (the
 // expanded key).
 func pqPrivateAttr(k crypto.Signer, t uint64) ([]byte, bool, bool) {
-	var seed []byte
-	switch p := k.(type) {
-	case *MLKEMPrivateKey:
-		seed = p.seed
-	case *MLDSAPrivateKey:
-		seed = p.seed
-	default:
+	_, seed, ok := pqPrivate(k)
+	if !ok {
 		return nil, false, false
 	}
 	switch t {
@@ -398,14 +405,8 @@ type pqPKCS8 struct {
 
 // marshalPQPKCS8 encodes a PQ private key as PKCS #8 with the seed CHOICE.
 func marshalPQPKCS8(k crypto.Signer) ([]byte, bool, error) {
-	var s *PQSet
-	var seed []byte
-	switch p := k.(type) {
-	case *MLKEMPrivateKey:
-		s, seed = p.Set, p.seed
-	case *MLDSAPrivateKey:
-		s, seed = p.Set, p.seed
-	default:
+	s, seed, ok := pqPrivate(k)
+	if !ok {
 		return nil, false, nil
 	}
 	inner, err := asn1.MarshalWithParams(seed, "tag:0")
@@ -452,13 +453,11 @@ func parsePQPKCS8(der []byte) (keyType uint64, k crypto.Signer, ok bool, err err
 // pqKeySize is a PQ key's size as CK_MECHANISM_INFO counts it: the public
 // key's length in bytes.
 func pqKeySize(pub crypto.PublicKey) (int, bool) {
-	switch p := pub.(type) {
-	case *MLKEMPublicKey:
-		return p.Set.PublicLen, true
-	case *MLDSAPublicKey:
-		return p.Set.PublicLen, true
+	s, _, ok := pqPublic(pub)
+	if !ok {
+		return 0, false
 	}
-	return 0, false
+	return s.PublicLen, true
 }
 
 // ---- mechanisms ----
