@@ -270,14 +270,12 @@ func putInt(b []byte, v uint64, widthBits uint64, little bool) []byte {
 	return append(b, full[8-n:]...)
 }
 
-// KDF108Counter is SP 800-108 counter mode over HMAC with hash h: the
+// kdf108Counter is SP 800-108 counter mode over HMAC with hash h: the
 // output is K(1) || K(2) || ... cut to n bytes, where K(i) is the HMAC
 // under key of the data parameters in order, the iteration variable
-// standing for i and the DKM length for the length derived.
-func KDF108Counter(h crypto.Hash, key []byte, p *KDF108Params, n int) ([]byte, error) {
-	if _, _, why := kdf108Layout(p); why != "" {
-		return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s", why)
-	}
+// standing for i and the DKM length for the length derived. p is one
+// kdf108Layout has accepted.
+func kdf108Counter(h crypto.Hash, key []byte, p *KDF108Params, n int) ([]byte, error) {
 	size := h.Size()
 	blocks := (n + size - 1) / size
 	out := make([]byte, 0, blocks*size)
@@ -336,7 +334,7 @@ func kdf108Row() Mechanism {
 			if in.Len <= 0 || in.Len > MaxKDFLen {
 				return nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "the derived length must be 1 to %d bytes", MaxKDFLen)
 			}
-			return KDF108Counter(h, key, p, in.Len)
+			return kdf108Counter(h, key, p, in.Len)
 		},
 	}
 }

@@ -186,7 +186,7 @@ func TestKDF108Layout(t *testing.T) {
 			{Type: ck.CK_SP800_108_DKM_LENGTH, WidthBits: 32, DKMMethod: method},
 		}}
 		const n = 40 // two blocks of SHA-256
-		got, err := KDF108Counter(crypto.SHA256, key, p, n)
+		got, err := kdf108Counter(crypto.SHA256, key, p, n)
 		require.NoError(t, err)
 		l := uint32(n * 8)
 		if method == ck.CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS {
@@ -233,7 +233,7 @@ func TestKDF108Refusals(t *testing.T) {
 	}
 	// An 8-bit counter cannot count past 255 blocks.
 	p := &KDF108Params{PRF: ck.CKM_SHA_1_HMAC, Data: []KDF108Data{{Type: ck.CK_SP800_108_ITERATION_VARIABLE, WidthBits: 8}}}
-	_, err := KDF108Counter(crypto.SHA1, []byte("k"), p, 256*20)
+	_, err := kdf108Counter(crypto.SHA1, []byte("k"), p, 256*20)
 	assert.Equal(t, uint64(ck.CKR_TEMPLATE_INCONSISTENT), hsmerr.RV(err))
 }
 
