@@ -8,6 +8,7 @@ package mech
 
 import (
 	"crypto"
+	"crypto/cipher"
 	"crypto/hmac"
 	"encoding/binary"
 	"fmt"
@@ -342,7 +343,7 @@ func kdf108Row() Mechanism {
 // chachaKeyTypes: ChaCha20-Poly1305 takes CKK_CHACHA20 keys of 32 bytes.
 var chachaKeyTypes = []uint64{ck.CKK_CHACHA20}
 
-func chachaAEAD(k *Key, m Mech) (aeadCipher, *ChaChaParams, error) {
+func chachaAEAD(k *Key, m Mech) (cipher.AEAD, *ChaChaParams, error) {
 	p, err := param[ChaChaParams](m, false)
 	if err != nil {
 		return nil, nil, err
@@ -359,13 +360,6 @@ func chachaAEAD(k *Key, m Mech) (aeadCipher, *ChaChaParams, error) {
 		return nil, nil, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "a ChaCha20 key is 32 bytes")
 	}
 	return a, p, nil
-}
-
-// aeadCipher is cipher.AEAD, named here to keep the imports short.
-type aeadCipher interface {
-	Overhead() int
-	Seal(dst, nonce, plaintext, additionalData []byte) []byte
-	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
 }
 
 func chachaPolyRow() Mechanism {
