@@ -29,10 +29,13 @@ func init() {
 			}
 		}
 	}
-	for _, n := range v3List {
-		p := n.name[:3]
-		if _, dup := names[p][n.v]; !dup {
-			names[p][n.v] = n.name
+	// The hand-written lists of values Debian's v2.40 header lacks.
+	for _, l := range [][]named{v3List, v3KDFList, v32List} {
+		for _, n := range l {
+			p := n.name[:3]
+			if _, dup := names[p][n.v]; !dup {
+				names[p][n.v] = n.name
+			}
 		}
 	}
 }

@@ -115,11 +115,3 @@ var v3KDFList = []named{
 	{CKM_HKDF_DERIVE, "CKM_HKDF_DERIVE"},
 	{CKM_HKDF_DATA, "CKM_HKDF_DATA"},
 }
-
-func init() {
-	for _, n := range v3KDFList {
-		if _, dup := names[n.name[:3]][n.v]; !dup {
-			names[n.name[:3]][n.v] = n.name
-		}
-	}
-}

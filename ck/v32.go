@@ -70,14 +70,3 @@ var v32List = []named{
 	{CKM_ML_DSA, "CKM_ML_DSA"},
 	{CKR_PARAMETER_SET_NOT_SUPPORTED, "CKR_PARAMETER_SET_NOT_SUPPORTED"},
 }
-
-// The v3.2 names join the tables ck.go's init built (files initialize in
-// name order, so ck.go's init has run).
-func init() {
-	for _, n := range v32List {
-		p := n.name[:3]
-		if _, dup := names[p][n.v]; !dup {
-			names[p][n.v] = n.name
-		}
-	}
-}

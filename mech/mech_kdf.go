@@ -8,6 +8,7 @@ package mech
 
 import (
 	"crypto"
+	"crypto/cipher"
 	"crypto/hmac"
 	"encoding/binary"
 	"fmt"
@@ -121,14 +122,7 @@ func init() {
 		}
 		return ""
 	}
-	paramTypeOK[ParamHKDF] = isParam[HKDFParams]
-	paramTypeOK[ParamKDF108] = isParam[KDF108Params]
-	paramTypeOK[ParamChaCha] = isParam[ChaChaParams]
 }
-
-// paramTypeOK checks the Go type of the parameter kinds CheckParam's switch
-// does not name.
-var paramTypeOK = map[ParamKind]func(any) bool{}
 
 func checkHKDF(h *HKDFParams) string {
 	switch {
@@ -277,14 +271,12 @@ func putInt(b []byte, v uint64, widthBits uint64, little bool) []byte {
 	return append(b, full[8-n:]...)
 }
 
-// KDF108Counter is SP 800-108 counter mode over HMAC with hash h: the
+// kdf108Counter is SP 800-108 counter mode over HMAC with hash h: the
 // output is K(1) || K(2) || ... cut to n bytes, where K(i) is the HMAC
 // under key of the data parameters in order, the iteration variable
-// standing for i and the DKM length for the length derived.
-func KDF108Counter(h crypto.Hash, key []byte, p *KDF108Params, n int) ([]byte, error) {
-	if _, _, why := kdf108Layout(p); why != "" {
-		return nil, hsmerr.Errorf(ck.CKR_MECHANISM_PARAM_INVALID, "%s", why)
-	}
+// standing for i and the DKM length for the length derived. p is one
+// kdf108Layout has accepted.
+func kdf108Counter(h crypto.Hash, key []byte, p *KDF108Params, n int) ([]byte, error) {
 	size := h.Size()
 	blocks := (n + size - 1) / size
 	out := make([]byte, 0, blocks*size)
@@ -343,7 +335,7 @@ func kdf108Row() Mechanism {
 			if in.Len <= 0 || in.Len > MaxKDFLen {
 				return nil, hsmerr.Errorf(ck.CKR_TEMPLATE_INCONSISTENT, "the derived length must be 1 to %d bytes", MaxKDFLen)
 			}
-			return KDF108Counter(h, key, p, in.Len)
+			return kdf108Counter(h, key, p, in.Len)
 		},
 	}
 }
@@ -351,7 +343,7 @@ func kdf108Row() Mechanism {
 // chachaKeyTypes: ChaCha20-Poly1305 takes CKK_CHACHA20 keys of 32 bytes.
 var chachaKeyTypes = []uint64{ck.CKK_CHACHA20}
 
-func chachaAEAD(k *Key, m Mech) (aeadCipher, *ChaChaParams, error) {
+func chachaAEAD(k *Key, m Mech) (cipher.AEAD, *ChaChaParams, error) {
 	p, err := param[ChaChaParams](m, false)
 	if err != nil {
 		return nil, nil, err
@@ -368,13 +360,6 @@ func chachaAEAD(k *Key, m Mech) (aeadCipher, *ChaChaParams, error) {
 		return nil, nil, hsmerr.Errorf(ck.CKR_KEY_SIZE_RANGE, "a ChaCha20 key is 32 bytes")
 	}
 	return a, p, nil
-}
-
-// aeadCipher is cipher.AEAD, named here to keep the imports short.
-type aeadCipher interface {
-	Overhead() int
-	Seal(dst, nonce, plaintext, additionalData []byte) []byte
-	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
 }
 
 func chachaPolyRow() Mechanism {

@@ -84,15 +84,16 @@ func TestHKDFRefusals(t *testing.T) {
 		in   KDFInput
 		base *Key
 		rv   uint64
+		why  string // the refusal names this, so no case passes for another reason
 	}{
-		{"neither extract nor expand", func(p *HKDFParams) { p.Extract, p.Expand = false, false }, KDFInput{Len: 16}, base, ck.CKR_MECHANISM_PARAM_INVALID},
-		{"unknown hash", func(p *HKDFParams) { p.PRF = ck.CKM_MD5 }, KDFInput{Len: 16}, base, ck.CKR_MECHANISM_PARAM_INVALID},
-		{"unknown salt type", func(p *HKDFParams) { p.SaltType = 8 }, KDFInput{Len: 16}, base, ck.CKR_MECHANISM_PARAM_INVALID},
-		{"salt data without salt", func(p *HKDFParams) { p.SaltType = ck.CKF_HKDF_SALT_DATA }, KDFInput{Len: 16}, base, ck.CKR_MECHANISM_PARAM_INVALID},
-		{"salt key without key", func(p *HKDFParams) { p.SaltType = ck.CKF_HKDF_SALT_KEY }, KDFInput{Len: 16}, base, ck.CKR_MECHANISM_PARAM_INVALID},
-		{"zero length", func(*HKDFParams) {}, KDFInput{Len: 0}, base, ck.CKR_TEMPLATE_INCONSISTENT},
-		{"PRK shorter than asked", func(p *HKDFParams) { p.Expand = false }, KDFInput{Len: 33}, base, ck.CKR_TEMPLATE_INCONSISTENT},
-		{"AES base key", func(*HKDFParams) {}, KDFInput{Len: 16}, secretKey(ck.CKK_AES, make([]byte, 16)), ck.CKR_KEY_TYPE_INCONSISTENT},
+		{"neither extract nor expand", func(p *HKDFParams) { p.Extract, p.Expand = false, false }, KDFInput{Len: 16}, base, ck.CKR_MECHANISM_PARAM_INVALID, "bExtract or bExpand"},
+		{"unknown hash", func(p *HKDFParams) { p.PRF = ck.CKM_MD5 }, KDFInput{Len: 16}, base, ck.CKR_MECHANISM_PARAM_INVALID, "unknown prfHashMechanism"},
+		{"unknown salt type", func(p *HKDFParams) { p.SaltType = 8 }, KDFInput{Len: 16}, base, ck.CKR_MECHANISM_PARAM_INVALID, "ulSaltType"},
+		{"salt data without salt", func(p *HKDFParams) { p.SaltType = ck.CKF_HKDF_SALT_DATA }, KDFInput{Len: 16}, base, ck.CKR_MECHANISM_PARAM_INVALID, "needs a salt"},
+		{"salt key without key", func(p *HKDFParams) { p.SaltType = ck.CKF_HKDF_SALT_KEY }, KDFInput{Len: 16}, base, ck.CKR_MECHANISM_PARAM_INVALID, "hSaltKey"},
+		{"zero length", func(*HKDFParams) {}, KDFInput{Len: 0}, base, ck.CKR_TEMPLATE_INCONSISTENT, "1 to"},
+		{"PRK shorter than asked", func(p *HKDFParams) { p.Expand = false }, KDFInput{Len: 33}, base, ck.CKR_TEMPLATE_INCONSISTENT, "PRK"},
+		{"AES base key", func(*HKDFParams) {}, KDFInput{Len: 16}, secretKey(ck.CKK_AES, make([]byte, 16)), ck.CKR_KEY_TYPE_INCONSISTENT, "does not take a CKK_AES key"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -101,6 +102,7 @@ func TestHKDFRefusals(t *testing.T) {
 			_, err := row.DeriveKDF(c.base, Mech{Type: ck.CKM_HKDF_DERIVE, Param: &p}, c.in)
 			require.Error(t, err)
 			assert.Equal(t, ck.RVName(c.rv), ck.RVName(hsmerr.RV(err)))
+			assert.Contains(t, err.Error(), c.why)
 		})
 	}
 }
@@ -186,7 +188,7 @@ func TestKDF108Layout(t *testing.T) {
 			{Type: ck.CK_SP800_108_DKM_LENGTH, WidthBits: 32, DKMMethod: method},
 		}}
 		const n = 40 // two blocks of SHA-256
-		got, err := KDF108Counter(crypto.SHA256, key, p, n)
+		got, err := kdf108Counter(crypto.SHA256, key, p, n)
 		require.NoError(t, err)
 		l := uint32(n * 8)
 		if method == ck.CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS {
@@ -212,15 +214,16 @@ func TestKDF108Refusals(t *testing.T) {
 	cases := []struct {
 		name string
 		p    KDF108Params
+		why  string // the refusal names this, so no case passes for another reason
 	}{
-		{"no iteration variable", KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{arr}}},
-		{"two iteration variables", KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{ctr, ctr}}},
-		{"counter of 12 bits", KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{{Type: ck.CK_SP800_108_ITERATION_VARIABLE, WidthBits: 12}}}},
-		{"optional counter", KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{ctr, {Type: ck.CK_SP800_108_OPTIONAL_COUNTER, WidthBits: 8}}}},
-		{"unknown DKM method", KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{ctr, {Type: ck.CK_SP800_108_DKM_LENGTH, WidthBits: 32, DKMMethod: 9}}}},
-		{"empty byte array", KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{ctr, {Type: ck.CK_SP800_108_BYTE_ARRAY}}}},
-		{"a digest as PRF", KDF108Params{PRF: ck.CKM_SHA256, Data: []KDF108Data{ctr}}},
-		{"additional keys", KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{ctr}, AdditionalKeys: 1}},
+		{"no iteration variable", KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{arr}}, "needs an iteration variable"},
+		{"two iteration variables", KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{ctr, ctr}}, "more than one iteration variable"},
+		{"counter of 12 bits", KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{{Type: ck.CK_SP800_108_ITERATION_VARIABLE, WidthBits: 12}}}, "8, 16, 24 or 32 bits"},
+		{"optional counter", KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{ctr, {Type: ck.CK_SP800_108_OPTIONAL_COUNTER, WidthBits: 8}}}, "is not one counter mode takes"},
+		{"unknown DKM method", KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{ctr, {Type: ck.CK_SP800_108_DKM_LENGTH, WidthBits: 32, DKMMethod: 9}}}, "unknown DKM length method"},
+		{"empty byte array", KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{ctr, {Type: ck.CK_SP800_108_BYTE_ARRAY}}}, "must not be empty"},
+		{"a digest as PRF", KDF108Params{PRF: ck.CKM_SHA256, Data: []KDF108Data{ctr}}, "prfType"},
+		{"additional keys", KDF108Params{PRF: ck.CKM_SHA256_HMAC, Data: []KDF108Data{ctr}, AdditionalKeys: 1}, "additional derived keys"},
 	}
 	kdf := row(t, ck.CKM_SP800_108_COUNTER_KDF)
 	for _, c := range cases {
@@ -229,11 +232,12 @@ func TestKDF108Refusals(t *testing.T) {
 			err := CheckParam(kdf, Mech{Type: kdf.Type, Param: &p})
 			require.Error(t, err)
 			assert.Equal(t, uint64(ck.CKR_MECHANISM_PARAM_INVALID), hsmerr.RV(err))
+			assert.Contains(t, err.Error(), c.why)
 		})
 	}
 	// An 8-bit counter cannot count past 255 blocks.
 	p := &KDF108Params{PRF: ck.CKM_SHA_1_HMAC, Data: []KDF108Data{{Type: ck.CK_SP800_108_ITERATION_VARIABLE, WidthBits: 8}}}
-	_, err := KDF108Counter(crypto.SHA1, []byte("k"), p, 256*20)
+	_, err := kdf108Counter(crypto.SHA1, []byte("k"), p, 256*20)
 	assert.Equal(t, uint64(ck.CKR_TEMPLATE_INCONSISTENT), hsmerr.RV(err))
 }
 

@@ -64,33 +64,26 @@ var pqSets = []*PQSet{
 		PublicLen: 1184, PrivateLen: 2400, SeedLen: 64, OutLen: 1088, kem: mlkem768.Scheme()},
 	{Name: "ML-KEM-1024", KeyType: ck.CKK_ML_KEM, Param: ck.CKP_ML_KEM_1024, OID: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 4, 3},
 		PublicLen: 1568, PrivateLen: 3168, SeedLen: 64, OutLen: 1568, kem: mlkem1024.Scheme()},
-	{Name: "ML-DSA-44", KeyType: ck.CKK_ML_DSA, Param: ck.CKP_ML_DSA_44, OID: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 3, 17},
-		PublicLen: mldsa44.PublicKeySize, PrivateLen: mldsa44.PrivateKeySize, SeedLen: mldsa44.SeedSize, OutLen: mldsa44.SignatureSize,
-		sign: mldsa44.Scheme(),
+	mlDSASet(ck.CKP_ML_DSA_44, 17, mldsa44.Scheme(), mldsa44.SignTo, mldsa44.Verify),
+	mlDSASet(ck.CKP_ML_DSA_65, 18, mldsa65.Scheme(), mldsa65.SignTo, mldsa65.Verify),
+	mlDSASet(ck.CKP_ML_DSA_87, 19, mldsa87.Scheme(), mldsa87.SignTo, mldsa87.Verify),
+}
+
+// mlDSASet is the row of an ML-DSA parameter set, its OID
+// 2.16.840.1.101.3.4.3.oidArc. Name and sizes come from the circl scheme;
+// signTo and verify are the set's package-level SignTo and Verify (the
+// scheme's own Sign is deterministic only, so it cannot hedge).
+func mlDSASet[SK, PK any](param uint64, oidArc int, sch sign.Scheme,
+	signTo func(SK, []byte, []byte, bool, []byte) error, verify func(PK, []byte, []byte, []byte) bool) *PQSet {
+	return &PQSet{
+		Name: sch.Name(), KeyType: ck.CKK_ML_DSA, Param: param, OID: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 3, oidArc},
+		PublicLen: sch.PublicKeySize(), PrivateLen: sch.PrivateKeySize(), SeedLen: sch.SeedSize(), OutLen: sch.SignatureSize(),
+		sign: sch,
 		signTo: func(sk sign.PrivateKey, msg, ctx []byte, hedged bool, sig []byte) error {
-			return mldsa44.SignTo(sk.(*mldsa44.PrivateKey), msg, ctx, hedged, sig)
+			return signTo(sk.(SK), msg, ctx, hedged, sig)
 		},
-		verify: func(pk sign.PublicKey, msg, ctx, sig []byte) bool {
-			return mldsa44.Verify(pk.(*mldsa44.PublicKey), msg, ctx, sig)
-		}},
-	{Name: "ML-DSA-65", KeyType: ck.CKK_ML_DSA, Param: ck.CKP_ML_DSA_65, OID: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 3, 18},
-		PublicLen: mldsa65.PublicKeySize, PrivateLen: mldsa65.PrivateKeySize, SeedLen: mldsa65.SeedSize, OutLen: mldsa65.SignatureSize,
-		sign: mldsa65.Scheme(),
-		signTo: func(sk sign.PrivateKey, msg, ctx []byte, hedged bool, sig []byte) error {
-			return mldsa65.SignTo(sk.(*mldsa65.PrivateKey), msg, ctx, hedged, sig)
-		},
-		verify: func(pk sign.PublicKey, msg, ctx, sig []byte) bool {
-			return mldsa65.Verify(pk.(*mldsa65.PublicKey), msg, ctx, sig)
-		}},
-	{Name: "ML-DSA-87", KeyType: ck.CKK_ML_DSA, Param: ck.CKP_ML_DSA_87, OID: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 3, 19},
-		PublicLen: mldsa87.PublicKeySize, PrivateLen: mldsa87.PrivateKeySize, SeedLen: mldsa87.SeedSize, OutLen: mldsa87.SignatureSize,
-		sign: mldsa87.Scheme(),
-		signTo: func(sk sign.PrivateKey, msg, ctx []byte, hedged bool, sig []byte) error {
-			return mldsa87.SignTo(sk.(*mldsa87.PrivateKey), msg, ctx, hedged, sig)
-		},
-		verify: func(pk sign.PublicKey, msg, ctx, sig []byte) bool {
-			return mldsa87.Verify(pk.(*mldsa87.PublicKey), msg, ctx, sig)
-		}},
+		verify: func(pk sign.PublicKey, msg, ctx, sig []byte) bool { return verify(pk.(PK), msg, ctx, sig) },
+	}
 }
 
 // PQSetOf returns the parameter set of a key type and CKA_PARAMETER_SET.
@@ -132,10 +125,12 @@ func pqSetAttr(keyType uint64, a object.Attrs) (*PQSet, error) {
 
 // ---- keys ----
 
-// MLKEMPublicKey is an ML-KEM encapsulation key (ek).
+// MLKEMPublicKey is an ML-KEM encapsulation key (ek), with the key parsed
+// from it once (ek).
 type MLKEMPublicKey struct {
 	Set *PQSet
 	raw []byte
+	ek  crypto.Encapsulator
 }
 
 // Bytes is the encoded encapsulation key, as FIPS 203 defines it.
@@ -147,12 +142,13 @@ func (k *MLKEMPublicKey) Equal(x crypto.PublicKey) bool {
 	return ok && o.Set == k.Set && bytes.Equal(o.raw, k.raw)
 }
 
-// MLKEMPrivateKey is an ML-KEM decapsulation key, kept as its seed d||z. It
-// is a crypto.Signer only so that it travels the paths private keys take
+// MLKEMPrivateKey is an ML-KEM decapsulation key, kept as its seed d||z and
+// the key expanded from it once (dk). It is a crypto.Signer only so that it travels the paths private keys take
 // (sealing, wrapping, the key cache); Sign always fails.
 type MLKEMPrivateKey struct {
 	Set  *PQSet
 	seed []byte
+	dk   crypto.Decapsulator
 	pub  *MLKEMPublicKey
 }
 
@@ -217,29 +213,12 @@ func NewPQPrivateKey(s *PQSet, seed []byte) (crypto.Signer, error) {
 	}
 	seed = append([]byte(nil), seed...)
 	if s.KeyType == ck.CKK_ML_KEM {
-		var ek []byte
-		switch s.Param {
-		case ck.CKP_ML_KEM_768:
-			dk, err := mlkem.NewDecapsulationKey768(seed)
-			if err != nil {
-				return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "bad %s seed", s.Name)
-			}
-			ek = dk.EncapsulationKey().Bytes()
-		case ck.CKP_ML_KEM_1024:
-			dk, err := mlkem.NewDecapsulationKey1024(seed)
-			if err != nil {
-				return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "bad %s seed", s.Name)
-			}
-			ek = dk.EncapsulationKey().Bytes()
-		default:
-			pk, _ := s.kem.DeriveKeyPair(seed)
-			b, err := pk.MarshalBinary()
-			if err != nil {
-				return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "encoding the ML-KEM key", Err: err}
-			}
-			ek = b
+		dk, err := mlKEMDecapsulator(s, seed)
+		if err != nil {
+			return nil, hsmerr.Errorf(ck.CKR_ATTRIBUTE_VALUE_INVALID, "bad %s seed", s.Name)
 		}
-		return &MLKEMPrivateKey{Set: s, seed: seed, pub: &MLKEMPublicKey{Set: s, raw: ek}}, nil
+		ek := dk.Encapsulator()
+		return &MLKEMPrivateKey{Set: s, seed: seed, dk: dk, pub: &MLKEMPublicKey{Set: s, raw: ek.Bytes(), ek: ek}}, nil
 	}
 	pk, sk := s.sign.DeriveKey(seed)
 	raw, err := pk.MarshalBinary()
@@ -257,20 +236,12 @@ func newPQPublicKey(s *PQSet, raw []byte) (crypto.PublicKey, error) {
 	}
 	raw = append([]byte(nil), raw...)
 	if s.KeyType == ck.CKK_ML_KEM {
-		// FIPS 203 section 7.2's modulus check on the encapsulation key.
-		var err error
-		switch s.Param {
-		case ck.CKP_ML_KEM_768:
-			_, err = mlkem.NewEncapsulationKey768(raw)
-		case ck.CKP_ML_KEM_1024:
-			_, err = mlkem.NewEncapsulationKey1024(raw)
-		default:
-			_, err = s.kem.UnmarshalBinaryPublicKey(raw)
-		}
+		// Parsing makes FIPS 203 section 7.2's modulus check.
+		ek, err := mlKEMEncapsulator(s, raw)
 		if err != nil {
 			return nil, bad
 		}
-		return &MLKEMPublicKey{Set: s, raw: raw}, nil
+		return &MLKEMPublicKey{Set: s, raw: raw, ek: ek}, nil
 	}
 	pk, err := s.sign.UnmarshalBinaryPublicKey(raw)
 	if err != nil {
@@ -293,19 +264,37 @@ func expandedPrivate(k crypto.Signer) ([]byte, bool) {
 	return nil, false
 }
 
+// pqPublic is a PQ public key's set and encoded key (not a copy); ok is
+// false for other keys.
+func pqPublic(pub crypto.PublicKey) (*PQSet, []byte, bool) {
+	switch p := pub.(type) {
+	case *MLKEMPublicKey:
+		return p.Set, p.raw, true
+	case *MLDSAPublicKey:
+		return p.Set, p.raw, true
+	}
+	return nil, nil, false
+}
+
+// pqPrivate is a PQ private key's set and seed (not a copy); ok is false
+// for other keys.
+func pqPrivate(k crypto.Signer) (*PQSet, []byte, bool) {
+	switch p := k.(type) {
+	case *MLKEMPrivateKey:
+		return p.Set, p.seed, true
+	case *MLDSAPrivateKey:
+		return p.Set, p.seed, true
+	}
+	return nil, nil, false
+}
+
 // pqPublicKeyAttrs are the public attributes of a PQ key: CKA_PARAMETER_SET
 // and CKA_VALUE (for a public key object; a private key object takes only
 // the parameter set, object.AddPublicAttrs leaves its sensitive CKA_VALUE
 // alone), with CKA_PUBLIC_KEY_INFO added by the caller.
 func pqPublicKeyAttrs(pub crypto.PublicKey) (uint64, object.Attrs, bool) {
-	var s *PQSet
-	var raw []byte
-	switch p := pub.(type) {
-	case *MLKEMPublicKey:
-		s, raw = p.Set, p.raw
-	case *MLDSAPublicKey:
-		s, raw = p.Set, p.raw
-	default:
+	s, raw, ok := pqPublic(pub)
+	if !ok {
 		return 0, nil, false
 	}
 	a := object.Attrs{}
@@ -317,14 +306,8 @@ func pqPublicKeyAttrs(pub crypto.PublicKey) (uint64, object.Attrs, bool) {
 // pqSPKI is the SubjectPublicKeyInfo of a PQ public key: the NIST OID
 // without parameters and the encoded key as the BIT STRING.
 func pqSPKI(pub crypto.PublicKey) ([]byte, bool, error) {
-	var s *PQSet
-	var raw []byte
-	switch p := pub.(type) {
-	case *MLKEMPublicKey:
-		s, raw = p.Set, p.raw
-	case *MLDSAPublicKey:
-		s, raw = p.Set, p.raw
-	default:
+	s, raw, ok := pqPublic(pub)
+	if !ok {
 		return nil, false, nil
 	}
 	der, err := asn1.Marshal(struct {
@@ -399,13 +382,8 @@ func pqPrivateFromAttrs(keyType uint64, a object.Attrs) (crypto.Signer, error) {
 // pqPrivateAttr reads a private component: CKA_SEED or CKA_VALUE (the
 // expanded key).
 func pqPrivateAttr(k crypto.Signer, t uint64) ([]byte, bool, bool) {
-	var seed []byte
-	switch p := k.(type) {
-	case *MLKEMPrivateKey:
-		seed = p.seed
-	case *MLDSAPrivateKey:
-		seed = p.seed
-	default:
+	_, seed, ok := pqPrivate(k)
+	if !ok {
 		return nil, false, false
 	}
 	switch t {
@@ -427,14 +405,8 @@ type pqPKCS8 struct {
 
 // marshalPQPKCS8 encodes a PQ private key as PKCS #8 with the seed CHOICE.
 func marshalPQPKCS8(k crypto.Signer) ([]byte, bool, error) {
-	var s *PQSet
-	var seed []byte
-	switch p := k.(type) {
-	case *MLKEMPrivateKey:
-		s, seed = p.Set, p.seed
-	case *MLDSAPrivateKey:
-		s, seed = p.Set, p.seed
-	default:
+	s, seed, ok := pqPrivate(k)
+	if !ok {
 		return nil, false, nil
 	}
 	inner, err := asn1.MarshalWithParams(seed, "tag:0")
@@ -481,13 +453,11 @@ func parsePQPKCS8(der []byte) (keyType uint64, k crypto.Signer, ok bool, err err
 // pqKeySize is a PQ key's size as CK_MECHANISM_INFO counts it: the public
 // key's length in bytes.
 func pqKeySize(pub crypto.PublicKey) (int, bool) {
-	switch p := pub.(type) {
-	case *MLKEMPublicKey:
-		return p.Set.PublicLen, true
-	case *MLDSAPublicKey:
-		return p.Set.PublicLen, true
+	s, _, ok := pqPublic(pub)
+	if !ok {
+		return 0, false
 	}
-	return 0, false
+	return s.PublicLen, true
 }
 
 // ---- mechanisms ----
@@ -614,53 +584,20 @@ func mlKEMRow() Mechanism {
 // mlKEMEncapsulate runs ML-KEM.Encaps; m (32 bytes) makes it deterministic
 // for known-answer tests, nil draws it from crypto/rand.
 func mlKEMEncapsulate(pub *MLKEMPublicKey, m []byte) (ct, secret []byte, err error) {
-	fail := func(err error) ([]byte, []byte, error) {
-		return nil, nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "ML-KEM encapsulation", Err: err}
-	}
-	switch pub.Set.Param {
-	case ck.CKP_ML_KEM_768:
-		ek, err := mlkem.NewEncapsulationKey768(pub.raw)
-		if err != nil {
-			return fail(err)
-		}
-		if m != nil {
-			secret, ct, err = mlkemEncapsulate768(ek, m)
-			if err != nil {
-				return fail(err)
-			}
-			return ct, secret, nil
-		}
-		secret, ct = ek.Encapsulate()
-		return ct, secret, nil
-	case ck.CKP_ML_KEM_1024:
-		ek, err := mlkem.NewEncapsulationKey1024(pub.raw)
-		if err != nil {
-			return fail(err)
-		}
-		if m != nil {
-			secret, ct, err = mlkemEncapsulate1024(ek, m)
-			if err != nil {
-				return fail(err)
-			}
-			return ct, secret, nil
-		}
-		secret, ct = ek.Encapsulate()
-		return ct, secret, nil
-	}
-	pk, err := pub.Set.kem.UnmarshalBinaryPublicKey(pub.raw)
-	if err != nil {
-		return fail(err)
-	}
 	if m == nil {
-		m = make([]byte, 32)
-		if _, err := rand.Read(m); err != nil {
-			return fail(err)
-		}
-		defer clear(m)
+		secret, ct = pub.ek.Encapsulate()
+		return ct, secret, nil
 	}
-	ct, secret, err = pub.Set.kem.EncapsulateDeterministically(pk, m)
+	switch ek := pub.ek.(type) {
+	case *mlkem.EncapsulationKey768:
+		secret, ct, err = mlkemEncapsulate768(ek, m)
+	case *mlkem.EncapsulationKey1024:
+		secret, ct, err = mlkemEncapsulate1024(ek, m)
+	case *circlEK:
+		ct, secret, err = ek.s.EncapsulateDeterministically(ek.pk, m)
+	}
 	if err != nil {
-		return fail(err)
+		return nil, nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "ML-KEM encapsulation", Err: err}
 	}
 	return ct, secret, nil
 }
@@ -680,35 +617,91 @@ func mlKEMDecapsulate(priv *MLKEMPrivateKey, ct []byte) ([]byte, error) {
 	if len(ct) != priv.Set.OutLen {
 		return nil, hsmerr.Errorf(ck.CKR_ENCRYPTED_DATA_LEN_RANGE, "an %s ciphertext is %d bytes", priv.Set.Name, priv.Set.OutLen)
 	}
-	fail := func(err error) ([]byte, error) {
+	ss, err := priv.dk.Decapsulate(ct)
+	if err != nil {
 		return nil, &hsmerr.Error{RV: ck.CKR_FUNCTION_FAILED, Msg: "ML-KEM decapsulation", Err: err}
 	}
-	switch priv.Set.Param {
-	case ck.CKP_ML_KEM_768:
-		dk, err := mlkem.NewDecapsulationKey768(priv.seed)
-		if err != nil {
-			return fail(err)
-		}
-		ss, err := dk.Decapsulate(ct)
-		if err != nil {
-			return fail(err)
-		}
-		return ss, nil
-	case ck.CKP_ML_KEM_1024:
-		dk, err := mlkem.NewDecapsulationKey1024(priv.seed)
-		if err != nil {
-			return fail(err)
-		}
-		ss, err := dk.Decapsulate(ct)
-		if err != nil {
-			return fail(err)
-		}
-		return ss, nil
-	}
-	_, sk := priv.Set.kem.DeriveKeyPair(priv.seed)
-	ss, err := priv.Set.kem.Decapsulate(sk, ct)
-	if err != nil {
-		return fail(err)
-	}
 	return ss, nil
+}
+
+// mlKEMDecapsulator expands a decapsulation key from its seed d||z:
+// crypto/mlkem for ML-KEM-768 and -1024, circl for ML-KEM-512.
+func mlKEMDecapsulator(s *PQSet, seed []byte) (crypto.Decapsulator, error) {
+	switch s.Param {
+	case ck.CKP_ML_KEM_768:
+		dk, err := mlkem.NewDecapsulationKey768(seed)
+		if err != nil {
+			return nil, err
+		}
+		return dk, nil
+	case ck.CKP_ML_KEM_1024:
+		dk, err := mlkem.NewDecapsulationKey1024(seed)
+		if err != nil {
+			return nil, err
+		}
+		return dk, nil
+	}
+	pk, sk := s.kem.DeriveKeyPair(seed)
+	raw, err := pk.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return &circlDK{sk: sk, ek: &circlEK{s: s.kem, pk: pk, raw: raw}}, nil
+}
+
+// mlKEMEncapsulator parses an encapsulation key, as mlKEMDecapsulator's
+// packages do.
+func mlKEMEncapsulator(s *PQSet, raw []byte) (crypto.Encapsulator, error) {
+	switch s.Param {
+	case ck.CKP_ML_KEM_768:
+		ek, err := mlkem.NewEncapsulationKey768(raw)
+		if err != nil {
+			return nil, err
+		}
+		return ek, nil
+	case ck.CKP_ML_KEM_1024:
+		ek, err := mlkem.NewEncapsulationKey1024(raw)
+		if err != nil {
+			return nil, err
+		}
+		return ek, nil
+	}
+	pk, err := s.kem.UnmarshalBinaryPublicKey(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &circlEK{s: s.kem, pk: pk, raw: raw}, nil
+}
+
+// circlDK and circlEK give circl's ML-KEM-512 keys crypto/mlkem's shape
+// (crypto.Decapsulator, crypto.Encapsulator).
+type circlDK struct {
+	sk kem.PrivateKey
+	ek *circlEK
+}
+
+func (d *circlDK) Encapsulator() crypto.Encapsulator { return d.ek }
+
+func (d *circlDK) Decapsulate(ct []byte) ([]byte, error) { return d.ek.s.Decapsulate(d.sk, ct) }
+
+type circlEK struct {
+	s   kem.Scheme
+	pk  kem.PublicKey
+	raw []byte
+}
+
+func (e *circlEK) Bytes() []byte { return bytes.Clone(e.raw) }
+
+// Encapsulate draws m from crypto/rand, which does not fail; circl fails
+// only for another scheme's key or a seed of the wrong length, neither of
+// which can happen here.
+func (e *circlEK) Encapsulate() (secret, ct []byte) {
+	m := make([]byte, 32)
+	rand.Read(m)
+	defer clear(m)
+	ct, secret, err := e.s.EncapsulateDeterministically(e.pk, m)
+	if err != nil {
+		panic("mech: ML-KEM-512 encapsulation: " + err.Error())
+	}
+	return secret, ct
 }

@@ -197,10 +197,12 @@ func CheckParam(m *Mechanism, given Mech) error {
 		ok = isParam[MacLenParams](given.Param)
 	case ParamSignContext:
 		ok = isParam[SignContextParams](given.Param)
-	default:
-		if f := paramTypeOK[m.Param]; f != nil {
-			ok = f(given.Param)
-		}
+	case ParamHKDF:
+		ok = isParam[HKDFParams](given.Param)
+	case ParamKDF108:
+		ok = isParam[KDF108Params](given.Param)
+	case ParamChaCha:
+		ok = isParam[ChaChaParams](given.Param)
 	}
 	if !ok && optionalParam[m.Type] && isNilParam(given.Param) {
 		ok = true
