@@ -274,21 +274,33 @@ func (c *Client) share(ctx context.Context, id uint64, user string, unshare bool
 
 // GenerateKey generates a secret key (C_GenerateKey).
 func (c *Client) GenerateKey(ctx context.Context, m mech.Mech, tmpl object.Template) (uint64, error) {
+	r, err := makeKey(c, ctx, m, tmpl, func(ctx context.Context, hc hsmpb.HSMClient, pm *hsmpb.Mechanism, t []*hsmpb.Attribute) (*hsmpb.ObjectResponse, error) {
+		return hc.GenerateKey(ctx, &hsmpb.GenerateKeyRequest{Mechanism: pm, Template: t})
+	})
+	return r.GetObject(), err
+}
+
+// makeKey is a call that makes a key with mechanism m from template tmpl
+// (C_GenerateKey, C_UnwrapKey, C_DeriveKey, C_EncapsulateKey,
+// C_DecapsulateKey): it converts both, sends a call that makes session
+// objects to the session's home node, and returns the answer.
+func makeKey[R any](c *Client, ctx context.Context, m mech.Mech, tmpl object.Template,
+	send func(ctx context.Context, hc hsmpb.HSMClient, pm *hsmpb.Mechanism, t []*hsmpb.Attribute) (R, error)) (R, error) {
+	var r R
 	ctx = makesSessionObjects(ctx, tmpl)
 	pm, err := api.MechToPB("mechanism", m)
 	if err != nil {
-		return 0, err
+		return r, err
 	}
 	t, err := api.TemplateToPB("template", tmpl)
 	if err != nil {
-		return 0, err
+		return r, err
 	}
-	var r *hsmpb.ObjectResponse
 	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
-		r, err = hc.GenerateKey(ctx, &hsmpb.GenerateKeyRequest{Mechanism: pm, Template: t})
+		r, err = send(ctx, hc, pm, t)
 		return err
 	})
-	return r.GetObject(), err
+	return r, err
 }
 
 // GenerateKeyPair generates a key pair (C_GenerateKeyPair).
@@ -327,38 +339,16 @@ func (c *Client) WrapKey(ctx context.Context, m mech.Mech, wrappingKey, key uint
 
 // UnwrapKey unwraps a key into a new object (C_UnwrapKey).
 func (c *Client) UnwrapKey(ctx context.Context, m mech.Mech, unwrappingKey uint64, wrapped []byte, tmpl object.Template) (uint64, error) {
-	ctx = makesSessionObjects(ctx, tmpl)
-	pm, err := api.MechToPB("mechanism", m)
-	if err != nil {
-		return 0, err
-	}
-	t, err := api.TemplateToPB("template", tmpl)
-	if err != nil {
-		return 0, err
-	}
-	var r *hsmpb.ObjectResponse
-	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
-		r, err = hc.UnwrapKey(ctx, &hsmpb.UnwrapKeyRequest{Mechanism: pm, UnwrappingKey: unwrappingKey, WrappedKey: wrapped, Template: t})
-		return err
+	r, err := makeKey(c, ctx, m, tmpl, func(ctx context.Context, hc hsmpb.HSMClient, pm *hsmpb.Mechanism, t []*hsmpb.Attribute) (*hsmpb.ObjectResponse, error) {
+		return hc.UnwrapKey(ctx, &hsmpb.UnwrapKeyRequest{Mechanism: pm, UnwrappingKey: unwrappingKey, WrappedKey: wrapped, Template: t})
 	})
 	return r.GetObject(), err
 }
 
 // DeriveKey derives a key from baseKey (C_DeriveKey).
 func (c *Client) DeriveKey(ctx context.Context, m mech.Mech, baseKey uint64, tmpl object.Template) (uint64, error) {
-	ctx = makesSessionObjects(ctx, tmpl)
-	pm, err := api.MechToPB("mechanism", m)
-	if err != nil {
-		return 0, err
-	}
-	t, err := api.TemplateToPB("template", tmpl)
-	if err != nil {
-		return 0, err
-	}
-	var r *hsmpb.ObjectResponse
-	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
-		r, err = hc.DeriveKey(ctx, &hsmpb.DeriveKeyRequest{Mechanism: pm, BaseKey: baseKey, Template: t})
-		return err
+	r, err := makeKey(c, ctx, m, tmpl, func(ctx context.Context, hc hsmpb.HSMClient, pm *hsmpb.Mechanism, t []*hsmpb.Attribute) (*hsmpb.ObjectResponse, error) {
+		return hc.DeriveKey(ctx, &hsmpb.DeriveKeyRequest{Mechanism: pm, BaseKey: baseKey, Template: t})
 	})
 	return r.GetObject(), err
 }
@@ -366,19 +356,8 @@ func (c *Client) DeriveKey(ctx context.Context, m mech.Mech, baseKey uint64, tmp
 // EncapsulateKey makes a shared secret with publicKey, stores it as a new
 // key and returns the ciphertext and the key (C_EncapsulateKey).
 func (c *Client) EncapsulateKey(ctx context.Context, m mech.Mech, publicKey uint64, tmpl object.Template) ([]byte, uint64, error) {
-	ctx = makesSessionObjects(ctx, tmpl)
-	pm, err := api.MechToPB("mechanism", m)
-	if err != nil {
-		return nil, 0, err
-	}
-	t, err := api.TemplateToPB("template", tmpl)
-	if err != nil {
-		return nil, 0, err
-	}
-	var r *hsmpb.EncapsulateKeyResponse
-	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
-		r, err = hc.EncapsulateKey(ctx, &hsmpb.EncapsulateKeyRequest{Mechanism: pm, PublicKey: publicKey, Template: t})
-		return err
+	r, err := makeKey(c, ctx, m, tmpl, func(ctx context.Context, hc hsmpb.HSMClient, pm *hsmpb.Mechanism, t []*hsmpb.Attribute) (*hsmpb.EncapsulateKeyResponse, error) {
+		return hc.EncapsulateKey(ctx, &hsmpb.EncapsulateKeyRequest{Mechanism: pm, PublicKey: publicKey, Template: t})
 	})
 	return r.GetCiphertext(), r.GetObject(), err
 }
@@ -386,19 +365,8 @@ func (c *Client) EncapsulateKey(ctx context.Context, m mech.Mech, publicKey uint
 // DecapsulateKey recovers the shared secret of ciphertext with privateKey
 // and stores it as a new key (C_DecapsulateKey).
 func (c *Client) DecapsulateKey(ctx context.Context, m mech.Mech, privateKey uint64, ciphertext []byte, tmpl object.Template) (uint64, error) {
-	ctx = makesSessionObjects(ctx, tmpl)
-	pm, err := api.MechToPB("mechanism", m)
-	if err != nil {
-		return 0, err
-	}
-	t, err := api.TemplateToPB("template", tmpl)
-	if err != nil {
-		return 0, err
-	}
-	var r *hsmpb.ObjectResponse
-	err = c.call(ctx, func(ctx context.Context, hc hsmpb.HSMClient) (err error) {
-		r, err = hc.DecapsulateKey(ctx, &hsmpb.DecapsulateKeyRequest{Mechanism: pm, PrivateKey: privateKey, Ciphertext: ciphertext, Template: t})
-		return err
+	r, err := makeKey(c, ctx, m, tmpl, func(ctx context.Context, hc hsmpb.HSMClient, pm *hsmpb.Mechanism, t []*hsmpb.Attribute) (*hsmpb.ObjectResponse, error) {
+		return hc.DecapsulateKey(ctx, &hsmpb.DecapsulateKeyRequest{Mechanism: pm, PrivateKey: privateKey, Ciphertext: ciphertext, Template: t})
 	})
 	return r.GetObject(), err
 }

@@ -79,9 +79,11 @@ func authzAttr(t uint64, v []byte) object.Attribute { return object.Attribute{Ty
 // officer's name; cu1's key destroyed by no one, by the officer or by a
 // stranger; a trusted public key planted in cu1's token, even in cu1's
 // name; a secret key the attacker knows planted in cu1's token; objects
-// owned by someone else than their maker. Afterwards cu1 and the officer
-// log in with their own passwords, cu1's key still works, and there is no
-// new user and no new object.
+// owned by someone else than their maker; cu1's token wiped by cu1, by no
+// one or by a stranger; a cluster setting changed by cu1 or by no one.
+// Afterwards cu1 and the officer log in with their own passwords, cu1's
+// key still works, the setting is as it was, and there is no new user and
+// no new object.
 //
 // (A forged command that names a real actor with the right role, such as
 // a create_user in the officer's name, passes apply's authority check by
@@ -146,6 +148,11 @@ func TestAttackAuthzForgedForward(t *testing.T) {
 		{"an object owned by cu1, made by the officer", byOfficer},
 		{"an object owned by cu1, made by no one", byNoOne},
 		{"an object owned by the officer", officerOwned},
+		{"cu1's token wiped by cu1", &state.Command{Op: state.OpWipeToken, Actor: "cu1", Name: "cu1"}},
+		{"cu1's token wiped by no one", &state.Command{Op: state.OpWipeToken, Name: "cu1"}},
+		{"cu1's token wiped by a stranger", &state.Command{Op: state.OpWipeToken, Actor: "ghost", Name: "cu1"}},
+		{"a cluster setting changed by cu1", &state.Command{Op: state.OpSetSetting, Actor: "cu1", Name: state.SettingPublicObjects, Value: "off"}},
+		{"a cluster setting changed by no one", &state.Command{Op: state.OpSetSetting, Name: state.SettingPublicObjects, Value: "off"}},
 	}
 	peer := authzPeer(t, c, 1)
 	for _, f := range forged {
@@ -170,7 +177,10 @@ func TestAttackAuthzForgedForward(t *testing.T) {
 		names = append(names, u.Name+"/"+u.Role)
 	}
 	sort.Strings(names)
-	require.Equal(t, []string{"admin/CO", "admin2/CO", "cu1/CU", "kmsuser/CU"}, names) // as cluster.sh made them (kmsuser with its KMS principal)
+	require.Equal(t, []string{"admin/CO", "admin2/CO", "cu1/CU", "kmsuser/CU"}, names)
+	settings, err := co.ClusterSettings(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "on", settings[state.SettingPublicObjects], "a forged command changed a cluster setting") // as cluster.sh made them (kmsuser with its KMS principal)
 	// The owner lists them (an officer no longer sees a crypto user's
 	// private keys at all).
 	objs, err := cu.ListObjects(ctx, nil, 0)
