@@ -296,18 +296,6 @@ func (m *Module) openOne(c *client.Client, p *msgProcess, iv, aad, data []byte, 
 	return m.crypt(c, false, p.key, mt, in)
 }
 
-// outLen applies the two-call rule to an output of n bytes: done is false
-// (with the result to return) for a length query or a short buffer.
-func outLen(n int, out Out) (OutResult, error, bool) {
-	switch {
-	case !out.Present:
-		return OutResult{Len: uint64(n)}, nil, false
-	case out.Cap < uint64(n):
-		return OutResult{Len: uint64(n)}, errorf(ck.CKR_BUFFER_TOO_SMALL, "the output needs %d bytes", n), false
-	}
-	return OutResult{}, nil, true
-}
-
 // ---- encryption ----
 
 func (m *Module) MessageEncryptInit(h, mt uint64, p MsgParam, key uint64) error {
