@@ -784,8 +784,12 @@ void out_y(const frame_y *y, CK_RV rv, const frame_msg *mo)
 /* MK_NULL: no CK_MECHANISM at all (core.mechKindNull). */
 #define MK_NULL 0xFF
 
-void fr_item_m_null(frame_req *f)
+void fr_item_m_or_null(frame_req *f, const CK_MECHANISM *m)
 {
+	if (m) {
+		fr_item_m(f, m);
+		return;
+	}
 	fr_u64(f, 0);
 	fr_u8(f, MK_NULL);
 }
