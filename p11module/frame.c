@@ -297,29 +297,24 @@ struct layout_field {
 	size_t off, off2;
 };
 
+/* HKDF_FIELDS: CKM_HKDF_DERIVE and CKM_HKDF_DATA take the same
+ * CK_HKDF_PARAMS. */
+#define HKDF_FIELDS \
+	{ LF_BBOOL, offsetof(CK_HKDF_PARAMS, bExtract), 0 }, \
+	{ LF_BBOOL, offsetof(CK_HKDF_PARAMS, bExpand), 0 }, \
+	{ LF_ULONG, offsetof(CK_HKDF_PARAMS, prfHashMechanism), 0 }, \
+	{ LF_ULONG, offsetof(CK_HKDF_PARAMS, ulSaltType), 0 }, \
+	{ LF_BYTES, offsetof(CK_HKDF_PARAMS, pSalt), offsetof(CK_HKDF_PARAMS, ulSaltLen) }, \
+	{ LF_ULONG, offsetof(CK_HKDF_PARAMS, hSaltKey), 0 }, \
+	{ LF_BYTES, offsetof(CK_HKDF_PARAMS, pInfo), offsetof(CK_HKDF_PARAMS, ulInfoLen) },
+
 static const struct mech_layout {
 	CK_MECHANISM_TYPE type;
 	size_t size;
 	struct layout_field f[LAYOUT_MAX_FIELDS];
 } mech_layouts[] = {
-	{ CKM_HKDF_DERIVE, sizeof(CK_HKDF_PARAMS), {
-		{ LF_BBOOL, offsetof(CK_HKDF_PARAMS, bExtract), 0 },
-		{ LF_BBOOL, offsetof(CK_HKDF_PARAMS, bExpand), 0 },
-		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, prfHashMechanism), 0 },
-		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, ulSaltType), 0 },
-		{ LF_BYTES, offsetof(CK_HKDF_PARAMS, pSalt), offsetof(CK_HKDF_PARAMS, ulSaltLen) },
-		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, hSaltKey), 0 },
-		{ LF_BYTES, offsetof(CK_HKDF_PARAMS, pInfo), offsetof(CK_HKDF_PARAMS, ulInfoLen) },
-	} },
-	{ CKM_HKDF_DATA, sizeof(CK_HKDF_PARAMS), {
-		{ LF_BBOOL, offsetof(CK_HKDF_PARAMS, bExtract), 0 },
-		{ LF_BBOOL, offsetof(CK_HKDF_PARAMS, bExpand), 0 },
-		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, prfHashMechanism), 0 },
-		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, ulSaltType), 0 },
-		{ LF_BYTES, offsetof(CK_HKDF_PARAMS, pSalt), offsetof(CK_HKDF_PARAMS, ulSaltLen) },
-		{ LF_ULONG, offsetof(CK_HKDF_PARAMS, hSaltKey), 0 },
-		{ LF_BYTES, offsetof(CK_HKDF_PARAMS, pInfo), offsetof(CK_HKDF_PARAMS, ulInfoLen) },
-	} },
+	{ CKM_HKDF_DERIVE, sizeof(CK_HKDF_PARAMS), { HKDF_FIELDS } },
+	{ CKM_HKDF_DATA, sizeof(CK_HKDF_PARAMS), { HKDF_FIELDS } },
 	{ CKM_SP800_108_COUNTER_KDF, sizeof(CK_SP800_108_KDF_PARAMS), {
 		{ LF_ULONG, offsetof(CK_SP800_108_KDF_PARAMS, prfType), 0 },
 		{ LF_PRFDATA, offsetof(CK_SP800_108_KDF_PARAMS, pDataParams),
@@ -789,8 +784,12 @@ void out_y(const frame_y *y, CK_RV rv, const frame_msg *mo)
 /* MK_NULL: no CK_MECHANISM at all (core.mechKindNull). */
 #define MK_NULL 0xFF
 
-void fr_item_m_null(frame_req *f)
+void fr_item_m_or_null(frame_req *f, const CK_MECHANISM *m)
 {
+	if (m) {
+		fr_item_m(f, m);
+		return;
+	}
 	fr_u64(f, 0);
 	fr_u8(f, MK_NULL);
 }

@@ -68,9 +68,9 @@ void fr_item_g(frame_req *f, const CK_ATTRIBUTE *t, CK_ULONG n);
 int fr_template_attr(CK_ATTRIBUTE_TYPE t);
 /* m: a mechanism, its parameter flattened by the mechanism table. */
 void fr_item_m(frame_req *f, const CK_MECHANISM *m);
-/* fr_item_m_null writes the m item of a NULL CK_MECHANISM_PTR (type 0,
- * kind MK_NULL): C_*Init's cancel (operation life cycle). */
-void fr_item_m_null(frame_req *f);
+/* fr_item_m_or_null is fr_item_m for C_*Init, where m may be NULL: then it
+ * writes type 0, kind MK_NULL, the cancel (operation life cycle). */
+void fr_item_m_or_null(frame_req *f, const CK_MECHANISM *m);
 
 /* Reply reading. */
 typedef struct {

@@ -158,10 +158,7 @@ static CK_RV op_init(uint32_t fn, CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OB
 	INIT_CHECK();
 	call_begin(&c, fn);
 	fr_item_u(&c.req, h);
-	if (m)
-		fr_item_m(&c.req, m);
-	else
-		fr_item_m_null(&c.req);
+	fr_item_m_or_null(&c.req, m);
 	fr_item_u(&c.req, key);
 	return finish(&c);
 }
@@ -734,10 +731,7 @@ CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
 	INIT_CHECK();
 	call_begin(&c, WIRE_DIGESTINIT);
 	fr_item_u(&c.req, hSession);
-	if (pMechanism)
-		fr_item_m(&c.req, pMechanism);
-	else
-		fr_item_m_null(&c.req);
+	fr_item_m_or_null(&c.req, pMechanism);
 	return finish(&c);
 }
 

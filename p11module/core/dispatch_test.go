@@ -355,6 +355,24 @@ func newRecBackend() *recBackend {
 
 // ---- the C side's encoding, from wire.h ----
 
+// appendReqBytes appends a request b item as C writes it: wireNull for a
+// NULL pointer, else u32 n and n bytes.
+func appendReqBytes(w, v []byte) []byte {
+	if v == nil {
+		return binary.LittleEndian.AppendUint32(w, wireNull)
+	}
+	w = binary.LittleEndian.AppendUint32(w, uint32(len(v)))
+	return append(w, v...)
+}
+
+// appendFlag appends a u8 flag.
+func appendFlag(w []byte, v bool) []byte {
+	if v {
+		return append(w, 1)
+	}
+	return append(w, 0)
+}
+
 // encodeRequest encodes a request as the C side does: the items must follow
 // wire.h's request items for id, in order. uint64 (or int) is a u, []byte a
 // b (nil is NULL), Out an o or h, []Attr a t (Null for a NULL pValue),
@@ -371,21 +389,8 @@ func encodeRequest(t testing.TB, id uint32, items ...any) []byte {
 			t.Fatalf("encodeRequest %d: item %d is a %T, wire.h says %s", id, i, items[i], spec[i])
 		}
 	}
-	putB := func(v []byte) {
-		if v == nil {
-			w = binary.LittleEndian.AppendUint32(w, wireNull)
-			return
-		}
-		w = binary.LittleEndian.AppendUint32(w, uint32(len(v)))
-		w = append(w, v...)
-	}
-	putFlag := func(v bool) {
-		if v {
-			w = append(w, 1)
-		} else {
-			w = append(w, 0)
-		}
-	}
+	putB := func(v []byte) { w = appendReqBytes(w, v) }
+	putFlag := func(v bool) { w = appendFlag(w, v) }
 	for i, it := range items {
 		switch v := it.(type) {
 		case uint64:

@@ -66,11 +66,8 @@ func (m *Module) EncapsulateKey(h uint64, mc Mechanism, pub uint64, t []Attr, ou
 		if err != nil {
 			return OutResult{}, 0, err
 		}
-		if !out.Present {
-			return OutResult{Len: n}, 0, nil
-		}
-		if out.Cap < n {
-			return OutResult{Len: n}, 0, errorf(ck.CKR_BUFFER_TOO_SMALL, "the ciphertext needs %d bytes", n)
+		if r, err, done := outLen(int(n), out); !done {
+			return r, 0, err
 		}
 	}
 	ctx, cancel := m.ctx()

@@ -35,6 +35,18 @@ func errMixed(kind opKind) error {
 	return errorf(ck.CKR_OPERATION_ACTIVE, "single-part and multi-part calls cannot be mixed in one %s operation", opKinds[kind].name)
 }
 
+// outLen applies the two-call rule to an output of n bytes: done is false
+// (with the result to return) for a length query or a short buffer.
+func outLen(n int, out Out) (OutResult, error, bool) {
+	switch {
+	case !out.Present:
+		return OutResult{Len: uint64(n)}, nil, false
+	case out.Cap < uint64(n):
+		return OutResult{Len: uint64(n)}, errorf(ck.CKR_BUFFER_TOO_SMALL, "the output needs %d bytes", n), false
+	}
+	return OutResult{}, nil, true
+}
+
 // run is a single-part call (final false) or a final call: it does the
 // work once, keeping the result for a caller that asked for the length
 // first, and applies the two-call rule.
@@ -82,15 +94,11 @@ func (m *Module) run(h uint64, kind opKind, data []byte, final bool, out Out, wo
 		op.result, op.haveRes, op.resFinal = res, true, final
 	}
 	res := op.result
-	n := uint64(len(res))
-	switch {
-	case !out.Present:
-		return OutResult{Len: n}, nil
-	case out.Cap < n:
-		return OutResult{Len: n}, errorf(ck.CKR_BUFFER_TOO_SMALL, "the output needs %d bytes", n)
+	if r, err, done := outLen(len(res), out); !done {
+		return r, err
 	}
 	delete(s.ops, kind)
-	return OutResult{Len: n, Data: res}, nil
+	return OutResult{Len: uint64(len(res)), Data: res}, nil
 }
 
 // update is C_DigestUpdate, C_SignUpdate and C_VerifyUpdate.

@@ -296,28 +296,6 @@ func (m *Module) openOne(c *client.Client, p *msgProcess, iv, aad, data []byte, 
 	return m.crypt(c, false, p.key, mt, in)
 }
 
-// client returns the slot's client for a message call, or
-// CKR_USER_NOT_LOGGED_IN.
-func (s *session) msgClient() (*client.Client, error) {
-	c, _ := s.slot.client()
-	if c == nil {
-		return nil, errorf(ck.CKR_USER_NOT_LOGGED_IN, "log in first")
-	}
-	return c, nil
-}
-
-// outLen applies the two-call rule to an output of n bytes: done is false
-// (with the result to return) for a length query or a short buffer.
-func outLen(n int, out Out) (OutResult, error, bool) {
-	switch {
-	case !out.Present:
-		return OutResult{Len: uint64(n)}, nil, false
-	case out.Cap < uint64(n):
-		return OutResult{Len: uint64(n)}, errorf(ck.CKR_BUFFER_TOO_SMALL, "the output needs %d bytes", n), false
-	}
-	return OutResult{}, nil, true
-}
-
 // ---- encryption ----
 
 func (m *Module) MessageEncryptInit(h, mt uint64, p MsgParam, key uint64) error {
@@ -335,7 +313,7 @@ func (m *Module) EncryptMessage(h uint64, mp MsgParam, aad, data []byte, out Out
 	if res, err, done := outLen(len(data), out); !done {
 		return res, MsgParamOut{}, err
 	}
-	c, err := s.msgClient()
+	c, err := s.loggedIn()
 	if err != nil {
 		return OutResult{}, MsgParamOut{}, err
 	}
@@ -423,7 +401,7 @@ func (m *Module) aeadNext(s *session, p *msgProcess, encrypt bool, mp MsgParam, 
 		return r, nil, err
 	}
 	defer p.endMessage()
-	c, err := s.msgClient()
+	c, err := s.loggedIn()
 	if err != nil {
 		return OutResult{}, nil, err
 	}
@@ -473,7 +451,7 @@ func (m *Module) DecryptMessage(h uint64, mp MsgParam, aad, data []byte, out Out
 	if res, err, done := outLen(len(data), out); !done {
 		return res, err
 	}
-	c, err := s.msgClient()
+	c, err := s.loggedIn()
 	if err != nil {
 		return OutResult{}, err
 	}
@@ -540,7 +518,7 @@ func sigParam(mp MsgParam) error {
 // signature went out or the signing failed.
 func (m *Module) signOut(s *session, p *msgProcess, data []byte, out Out) (res OutResult, done bool, err error) {
 	if p.sig == nil || !bytes.Equal(p.sigFor, data) {
-		c, err := s.msgClient()
+		c, err := s.loggedIn()
 		if err != nil {
 			return OutResult{}, true, err
 		}
@@ -637,7 +615,7 @@ func (m *Module) verifyOne(s *session, p *msgProcess, data, sig []byte) error {
 	if p.local != nil && p.row.Verify != nil {
 		return p.row.Verify(p.local, p.mech, data, sig)
 	}
-	c, err := s.msgClient()
+	c, err := s.loggedIn()
 	if err != nil {
 		return err
 	}

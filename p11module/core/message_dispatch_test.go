@@ -15,21 +15,8 @@ type yRep struct{ IV, Tag []byte }
 
 // appendMsgParam encodes an x item as C does (frame.c, fr_item_x).
 func appendMsgParam(w []byte, p MsgParam) []byte {
-	putB := func(v []byte) {
-		if v == nil {
-			w = binary.LittleEndian.AppendUint32(w, wireNull)
-			return
-		}
-		w = binary.LittleEndian.AppendUint32(w, uint32(len(v)))
-		w = append(w, v...)
-	}
-	flag := func(v bool) {
-		if v {
-			w = append(w, 1)
-		} else {
-			w = append(w, 0)
-		}
-	}
+	putB := func(v []byte) { w = appendReqBytes(w, v) }
+	flag := func(v bool) { w = appendFlag(w, v) }
 	w = append(w, p.Kind)
 	switch p.Kind {
 	case msgParamRaw:

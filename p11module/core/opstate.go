@@ -98,14 +98,10 @@ func (m *Module) GetOperationState(h uint64, out Out) (OutResult, error) {
 		return OutResult{}, errorf(ck.CKR_STATE_UNSAVEABLE, "the hash state: %v", err)
 	}
 	blob := append(body, m.stateMAC(body)...)
-	n := uint64(len(blob))
-	switch {
-	case !out.Present:
-		return OutResult{Len: n}, nil
-	case out.Cap < n:
-		return OutResult{Len: n}, errorf(ck.CKR_BUFFER_TOO_SMALL, "the state needs %d bytes", n)
+	if r, err, done := outLen(len(blob), out); !done {
+		return r, err
 	}
-	return OutResult{Len: n, Data: blob}, nil
+	return OutResult{Len: uint64(len(blob)), Data: blob}, nil
 }
 
 // parseState checks a saved state's tag and reads it into a digest

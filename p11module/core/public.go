@@ -67,20 +67,26 @@ func (m *Module) publicClient(sl *slot) (*client.Client, error) {
 // clientFor is the daemon session a call about objs (0: none) goes to, by
 // the table above: the public session if any of them is its object.
 func (m *Module) clientFor(s *session, objs ...uint64) (*client.Client, error) {
-	sl := s.slot
+	if c := s.slot.openClientFor(objs...); c != nil {
+		return c, nil
+	}
+	return m.publicClient(s.slot)
+}
+
+// openClientFor is clientFor's choice among the daemon sessions the slot
+// has open: the public session if any of objs is its object, else the
+// login; nil if that one is not open.
+func (sl *slot) openClientFor(objs ...uint64) *client.Client {
 	sl.mu.Lock()
-	login, pub, isPub := sl.login, sl.pub, false
-	for _, o := range objs {
-		isPub = isPub || o != 0 && sl.pubObjs[o]
+	defer sl.mu.Unlock()
+	if sl.pub != nil {
+		for _, o := range objs {
+			if o != 0 && sl.pubObjs[o] {
+				return sl.pub
+			}
+		}
 	}
-	sl.mu.Unlock()
-	switch {
-	case isPub && pub != nil:
-		return pub, nil
-	case login != nil:
-		return login, nil
-	}
-	return m.publicClient(sl)
+	return sl.login
 }
 
 // publicKeyUse: before login a key is used only if it is a public session
@@ -89,7 +95,7 @@ func (m *Module) clientFor(s *session, objs ...uint64) (*client.Client, error) {
 // C_*Init say of a key that needs a login.
 func (m *Module) publicKeyUse(s *session, c *client.Client, key uint64) error {
 	sl := s.slot
-	if !sl.isPublicClient(c) || len(sl.publicObjects([]uint64{key})) > 0 {
+	if !sl.isPublicClient(c) || sl.isPublicObject(key) {
 		return nil
 	}
 	if oi, err := m.objectInfo(sl, c, key); err == nil && oi.class == ck.CKO_PUBLIC_KEY && oi.public != nil {
@@ -117,6 +123,13 @@ func (sl *slot) notePublic(id uint64, add bool) {
 		sl.pubObjs = map[uint64]bool{}
 	}
 	sl.pubObjs[id] = true
+}
+
+// isPublicObject says whether id is a public session object.
+func (sl *slot) isPublicObject(id uint64) bool {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	return sl.pubObjs[id]
 }
 
 // publicObjects lists the public session objects among ids.
@@ -174,19 +187,4 @@ func pinFlags(failed int, locked bool) uint64 {
 		f |= ck.CKF_USER_PIN_COUNT_LOW
 	}
 	return f
-}
-
-// existingClientFor is clientFor without opening a public session: for
-// clean-up, where there is nothing to do without one.
-func (m *Module) existingClientFor(s *session, obj uint64) (*client.Client, error) {
-	sl := s.slot
-	sl.mu.Lock()
-	defer sl.mu.Unlock()
-	switch {
-	case sl.pubObjs[obj] && sl.pub != nil:
-		return sl.pub, nil
-	case sl.login != nil:
-		return sl.login, nil
-	}
-	return nil, errorf(ck.CKR_USER_NOT_LOGGED_IN, "no session")
 }

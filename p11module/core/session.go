@@ -90,7 +90,7 @@ func (m *Module) closed(s *session, last bool) {
 	if !last {
 		ctx, cancel := m.ctx()
 		for id := range objs {
-			if c, err := m.existingClientFor(s, id); err == nil {
+			if c := sl.openClientFor(id); c != nil {
 				c.DestroyObject(ctx, id)
 			}
 			sl.notePublic(id, false)
@@ -298,7 +298,7 @@ func (m *Module) Logout(h uint64) error {
 			// The login's session objects go with it; public session
 			// objects stay until their session closes.
 			for id := range o.objects {
-				if len(s.slot.publicObjects([]uint64{id})) == 0 {
+				if !s.slot.isPublicObject(id) {
 					delete(o.objects, id)
 				}
 			}

@@ -13,7 +13,6 @@ package core
 // CKR_CRYPTOKI_NOT_INITIALIZED.
 
 import (
-	"sort"
 	"time"
 
 	"github.com/openhsm/openhsm/ck"
@@ -60,22 +59,20 @@ func (m *Module) slotEvent(now map[uint64]bool) (uint64, bool, error) {
 		m.reported = now
 		return 0, false, nil
 	}
-	var changed []uint64
-	for id := range now {
-		if !m.reported[id] {
-			changed = append(changed, id)
+	var id uint64
+	found := false
+	lowest := func(from, to map[uint64]bool) {
+		for x := range from {
+			if !to[x] && (!found || x < id) {
+				id, found = x, true
+			}
 		}
 	}
-	for id := range m.reported {
-		if !now[id] {
-			changed = append(changed, id)
-		}
-	}
-	if len(changed) == 0 {
+	lowest(now, m.reported) // slots that appeared
+	lowest(m.reported, now) // slots that went
+	if !found {
 		return 0, false, nil
 	}
-	sort.Slice(changed, func(i, j int) bool { return changed[i] < changed[j] })
-	id := changed[0]
 	if now[id] {
 		m.reported[id] = true
 	} else {
