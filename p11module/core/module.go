@@ -10,6 +10,7 @@ import (
 	"runtime/pprof"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openhsm/openhsm/ck"
@@ -70,6 +71,8 @@ type Module struct {
 	// (slotevents.go); stopWait is closed by C_Finalize to end its waits.
 	reported map[uint64]bool
 	stopWait chan struct{}
+	// slotWaiting counts the C_WaitForSlotEvent calls blocked right now.
+	slotWaiting atomic.Int32
 
 	// stateKey authenticates saved operation states (opstate.go).
 	stateKeyOnce sync.Once

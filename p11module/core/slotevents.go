@@ -109,10 +109,13 @@ func (m *Module) WaitForSlotEvent(flags, waitMs uint64) (uint64, error) {
 		if left <= 0 {
 			return 0, errorf(ck.CKR_NO_EVENT, "no slot event")
 		}
+		m.slotWaiting.Add(1)
 		select {
 		case <-stop:
+			m.slotWaiting.Add(-1)
 			return 0, errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "finalized while waiting for a slot event")
 		case <-time.After(min(left, slotPoll)):
 		}
+		m.slotWaiting.Add(-1)
 	}
 }
