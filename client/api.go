@@ -140,7 +140,7 @@ func (c *Client) ListUsers(ctx context.Context) ([]UserInfo, error) {
 
 // CreateObject creates an object (C_CreateObject) and returns its handle.
 func (c *Client) CreateObject(ctx context.Context, tmpl object.Template) (uint64, error) {
-	ctx = makesSessionObjects(ctx, tmpl)
+	ctx = makesObjects(ctx, tmpl)
 	t, err := api.TemplateToPB("template", tmpl)
 	if err != nil {
 		return 0, err
@@ -155,7 +155,7 @@ func (c *Client) CreateObject(ctx context.Context, tmpl object.Template) (uint64
 
 // CopyObject copies an object with the template's changes (C_CopyObject).
 func (c *Client) CopyObject(ctx context.Context, id uint64, tmpl object.Template) (uint64, error) {
-	ctx = makesSessionObjects(ctx, tmpl)
+	ctx = makesObjects(ctx, tmpl)
 	t, err := api.TemplateToPB("template", tmpl)
 	if err != nil {
 		return 0, err
@@ -287,7 +287,7 @@ func (c *Client) GenerateKey(ctx context.Context, m mech.Mech, tmpl object.Templ
 func makeKey[R any](c *Client, ctx context.Context, m mech.Mech, tmpl object.Template,
 	send func(ctx context.Context, hc hsmpb.HSMClient, pm *hsmpb.Mechanism, t []*hsmpb.Attribute) (R, error)) (R, error) {
 	var r R
-	ctx = makesSessionObjects(ctx, tmpl)
+	ctx = makesObjects(ctx, tmpl)
 	pm, err := api.MechToPB("mechanism", m)
 	if err != nil {
 		return r, err
@@ -305,7 +305,7 @@ func makeKey[R any](c *Client, ctx context.Context, m mech.Mech, tmpl object.Tem
 
 // GenerateKeyPair generates a key pair (C_GenerateKeyPair).
 func (c *Client) GenerateKeyPair(ctx context.Context, m mech.Mech, pubT, privT object.Template) (pub, priv uint64, err error) {
-	ctx = makesSessionObjects(ctx, pubT, privT)
+	ctx = makesObjects(ctx, pubT, privT)
 	pm, err := api.MechToPB("mechanism", m)
 	if err != nil {
 		return 0, 0, err

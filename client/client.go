@@ -79,6 +79,7 @@ type node struct {
 	served   atomic.Uint64 // calls it answered successfully
 	applied  atomic.Uint64 // the highest index it reported applying
 	behindAt atomic.Uint64 // the index it last refused a call for not having
+	leader   atomic.Bool   // it said it was the Raft leader in its last check
 
 	mu       sync.Mutex
 	attempts map[*attempt]struct{} // in progress, to end if the node dies
@@ -329,6 +330,7 @@ func (c *Client) rpc(ctx context.Context, token string, fn func(ctx context.Cont
 	var fails []string
 	var err error
 	unknown := false // a write with a request ID may have run
+	write := writesLog(ctx)
 	// Rounds: when the nodes that answered all refused because they had
 	// not caught up (a leader election, a node just restarted), try them
 	// all again after a pause, until the call's deadline.
@@ -336,7 +338,7 @@ func (c *Client) rpc(ctx context.Context, token string, fn func(ctx context.Cont
 		tried := make([]bool, len(c.nodes))
 		refused := false // a node answered that it had not caught up
 		for {
-			n := c.choose(tried)
+			n := c.choose(tried, write)
 			if n == nil {
 				break
 			}

@@ -165,6 +165,7 @@ func TestDaemonCluster(t *testing.T) {
 	tc := startCluster(t, 3)
 	t.Run("Spread", func(t *testing.T) { testSpread(t, tc) })
 	t.Run("ReadYourWrites", func(t *testing.T) { testReadYourWrites(t, tc) })
+	t.Run("WritesToLeader", func(t *testing.T) { testWritesToLeader(t, tc) })
 	t.Run("FailoverSign", func(t *testing.T) { testFailoverSign(t, tc) })
 	t.Run("WritesAfterKill", func(t *testing.T) { testWritesAfterKill(t, tc, false) })
 	t.Run("WritesAfterLeaderKill", func(t *testing.T) { testWritesAfterKill(t, tc, true) })
@@ -408,6 +409,62 @@ func testReadYourWrites(t *testing.T, tc *testcluster.Cluster) {
 	}
 }
 
+// testWritesToLeader: a call that writes token objects goes to the leader,
+// which the health checks name, so that no follower forwards it and waits
+// to hear of its commit; reads still spread, and a call that makes a
+// session object stays on the node that holds it.
+func testWritesToLeader(t *testing.T, tc *testcluster.Cluster) {
+	c, _ := daemonClient(t, tc)
+	ctx := context.Background()
+	st, err := c.ClusterStatus(ctx)
+	require.NoError(t, err)
+	leaderNode, err := strconv.Atoi(strings.TrimPrefix(st.Leader, "node"))
+	require.NoError(t, err, "leader %q", st.Leader)
+	waitFor(t, 5*time.Second, func() bool { return c.nodes[leaderNode-1].leader.Load() }, "a health check to name the leader")
+	token := object.Template{{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_DATA)},
+		{Type: ck.CKA_TOKEN, Value: object.EncodeBool(true)}, {Type: ck.CKA_LABEL, Value: []byte("to-leader")}}
+	before := calls(c)
+	var made []uint64
+	for range 20 {
+		id, err := c.CreateObject(ctx, token)
+		require.NoError(t, err)
+		made = append(made, id)
+		assert.Equal(t, leaderNode, nodeOf(t, tc, c.Node()), "a token object write went to a follower")
+	}
+	d := diff(calls(c), before)
+	assert.EqualValues(t, 20, d[leaderNode-1], "calls answered per node: %v", d)
+	// Reads of what was written still spread over the nodes.
+	before = calls(c)
+	for range 3 {
+		for _, id := range made {
+			_, err := c.GetAttributes(ctx, id, []uint64{ck.CKA_LABEL})
+			require.NoError(t, err)
+		}
+	}
+	spread := 0
+	for _, n := range diff(calls(c), before) {
+		if n > 0 {
+			spread++
+		}
+	}
+	assert.Greater(t, spread, 1, "60 reads went to one node")
+	for _, id := range made {
+		require.NoError(t, c.DestroyObject(ctx, id))
+	}
+	// A session object's node becomes the session's home, leader or not.
+	session := object.Template{{Type: ck.CKA_CLASS, Value: object.EncodeUlong(ck.CKO_DATA)},
+		{Type: ck.CKA_TOKEN, Value: object.EncodeBool(false)}}
+	id, err := c.CreateObject(ctx, session)
+	require.NoError(t, err)
+	home := c.home.Load()
+	require.NotNil(t, home, "a session object gave the client no home node")
+	tid, err := c.CreateObject(ctx, token)
+	require.NoError(t, err)
+	assert.Equal(t, home.addr, c.Node(), "with session objects, a token write left the home node")
+	require.NoError(t, c.DestroyObject(ctx, tid))
+	require.NoError(t, c.DestroyObject(ctx, id))
+}
+
 // testWritesAfterKill kills a node (the raft leader, or the node that
 // answered the last call) while no call is in flight, then writes. The
 // writes that go to the dead node before the checker notices never leave
@@ -415,17 +472,23 @@ func testReadYourWrites(t *testing.T, tc *testcluster.Cluster) {
 // there is none (CKR_DEVICE_ERROR, for at most 15s).
 func testWritesAfterKill(t *testing.T, tc *testcluster.Cluster, leader bool) {
 	c, logs := daemonClient(t, tc)
-	ecKey(t, c)
-	victim := nodeOf(t, tc, c.Node())
-	if leader {
-		st, err := c.ClusterStatus(context.Background())
-		if err != nil {
-			t.Fatal(err)
+	_, priv := ecKey(t, c)
+	st, err := c.ClusterStatus(context.Background())
+	require.NoError(t, err)
+	leaderNode, err := strconv.Atoi(strings.TrimPrefix(st.Leader, "node"))
+	require.NoError(t, err, "leader %q", st.Leader)
+	victim := leaderNode
+	if !leader {
+		// A follower that has just answered a call (the key's write went
+		// to the leader; signs spread).
+		for range 30 {
+			_, err := ecSign(c, priv, "find a follower")
+			require.NoError(t, err)
+			if victim = nodeOf(t, tc, c.Node()); victim != leaderNode {
+				break
+			}
 		}
-		victim, err = strconv.Atoi(strings.TrimPrefix(st.Leader, "node"))
-		if err != nil {
-			t.Fatalf("leader %q", st.Leader)
-		}
+		require.NotEqual(t, leaderNode, victim, "30 signs all went to the leader")
 	}
 	killNow(t, tc, victim)
 	// A write sent before the client's connection sees the reset may have

@@ -14,7 +14,8 @@
 // certificate, connects to every configured node, starts a health checker
 // (Info on every node every health_interval, default 2s) and returns once a
 // node answers. Calls are spread over the healthy nodes (the one with the
-// fewest calls in flight, round robin among equals). A call whose node
+// fewest calls in flight, round robin among equals; a call that makes token
+// objects goes to the Raft leader the health checks name). A call whose node
 // fails without answering goes on to another node, each node at most once
 // within the call's deadline, when that is safe: the node refused it before
 // running it (trailer "x-hsm-retry: other-node"), or it never left the

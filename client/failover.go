@@ -491,15 +491,26 @@ const (
 // choose returns the node for the next attempt of a call. tried marks the
 // nodes (by index) the call has already tried; each is tried at most once
 // a round. A client whose session holds session objects goes to their node
-// (home) while it is healthy. Otherwise, among the untried healthy nodes it
+// (home) while it is healthy. A write to the log (write) goes next to the
+// node that said in its last health check that it leads, if that node is
+// healthy, untried and not known to be behind: any other node would
+// forward the write to it and then wait to learn of the commit before it
+// answered. Otherwise, among the untried healthy nodes it
 // avoids those that refused a call for being behind until they show they
 // have caught up (in an answer or a health check), and among the others
 // takes the fewest calls in flight, going round robin among ties; when no untried node is healthy it takes the
 // first untried one in configuration order (a node may be back before the
 // checker notices); nil when every node has been tried.
-func (c *Client) choose(tried []bool) *node {
+func (c *Client) choose(tried []bool, write bool) *node {
 	if h := c.home.Load(); h != nil && !tried[h.idx] && h.state.Load() == stateHealthy {
 		return h
+	}
+	if write {
+		for _, n := range c.nodes {
+			if n.leader.Load() && !tried[n.idx] && n.state.Load() == stateHealthy && n.applied.Load() >= n.behindAt.Load() {
+				return n
+			}
+		}
 	}
 	var buf [8]*node
 	cand := buf[:0]
@@ -542,19 +553,27 @@ func raiseTo(x *atomic.Uint64, v uint64) {
 // sessionObjectsKey marks a call that may create session objects.
 type sessionObjectsKey struct{}
 
-// makesSessionObjects marks ctx for a call that creates objects from
-// templates; if one of them is a session object (CKA_TOKEN not true), the
-// node that makes it becomes the client's home: session objects live in
-// that node's memory only, so the session's calls go there while it is
-// healthy.
-func makesSessionObjects(ctx context.Context, tmpls ...object.Template) context.Context {
+// tokenObjectsKey marks a call that creates token objects only: a write to
+// the Raft log.
+type tokenObjectsKey struct{}
+
+// makesObjects marks ctx for a call that creates objects from templates.
+// If one of them is a session object (CKA_TOKEN not true), the node that
+// makes it becomes the client's home: session objects live in that node's
+// memory only, so the session's calls go there while it is healthy. If all
+// are token objects, the call is a write to the cluster's log, which goes
+// to the leader first (see choose).
+func makesObjects(ctx context.Context, tmpls ...object.Template) context.Context {
 	for _, t := range tmpls {
 		if !isToken(t) {
 			return context.WithValue(ctx, sessionObjectsKey{}, true)
 		}
 	}
-	return ctx
+	return context.WithValue(ctx, tokenObjectsKey{}, true)
 }
+
+// writesLog reports whether ctx is marked for a write to the log.
+func writesLog(ctx context.Context) bool { return ctx.Value(tokenObjectsKey{}) != nil }
 
 func isToken(t object.Template) bool {
 	for _, a := range t {

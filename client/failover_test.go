@@ -16,6 +16,8 @@ import (
 
 	"github.com/openhsm/openhsm/api/hsmpb"
 	"github.com/openhsm/openhsm/ck"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Unit tests of the pure parts of failover: the method table, what a failed
@@ -253,7 +255,7 @@ func TestChooseSpreadsOverHealthy(t *testing.T) {
 	c.nodes[1].state.Store(stateUnhealthy)
 	seen := map[string]int{}
 	for range 100 {
-		seen[c.choose(make([]bool, 3)).addr]++
+		seen[c.choose(make([]bool, 3), false).addr]++
 	}
 	if seen["n1"] != 0 || seen["n0"] != 50 || seen["n2"] != 50 {
 		t.Errorf("picks %v, want n0 and n2 evenly, never n1", seen)
@@ -269,7 +271,7 @@ func TestChooseLeastInFlight(t *testing.T) {
 	c.nodes[1].inflight.Store(1)
 	c.nodes[2].inflight.Store(3)
 	for range 10 {
-		if n := c.choose(make([]bool, 3)); n.addr != "n1" {
+		if n := c.choose(make([]bool, 3), false); n.addr != "n1" {
 			t.Fatalf("picked %s, want the least busy n1", n.addr)
 		}
 	}
@@ -277,10 +279,52 @@ func TestChooseLeastInFlight(t *testing.T) {
 	c.nodes[2].inflight.Store(1)
 	seen := map[string]int{}
 	for range 10 {
-		seen[c.choose(make([]bool, 3)).addr]++
+		seen[c.choose(make([]bool, 3), false).addr]++
 	}
 	if seen["n1"] == 0 || seen["n2"] == 0 || seen["n0"] != 0 {
 		t.Errorf("picks %v", seen)
+	}
+}
+
+// TestChooseWriteLeader: a write to the log goes to the node the health
+// checks named leader, however busy, unless the call has tried it, it is
+// unhealthy or known to be behind, or the session has a home; other calls
+// ignore the leader.
+func TestChooseWriteLeader(t *testing.T) {
+	setup := func() *Client {
+		c := testNodes(3)
+		for _, n := range c.nodes {
+			n.state.Store(stateHealthy)
+		}
+		c.nodes[2].leader.Store(true)
+		c.nodes[2].inflight.Store(9)
+		return c
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(c *Client, tried []bool)
+		write  bool
+		want   []string // the nodes it may pick
+	}{
+		{"write goes to the leader", func(*Client, []bool) {}, true, []string{"n2"}},
+		{"read ignores the leader", func(*Client, []bool) {}, false, []string{"n0", "n1"}},
+		{"leader tried", func(_ *Client, tried []bool) { tried[2] = true }, true, []string{"n0", "n1"}},
+		{"leader unhealthy", func(c *Client, _ []bool) { c.nodes[2].state.Store(stateUnhealthy) }, true, []string{"n0", "n1"}},
+		{"leader behind", func(c *Client, _ []bool) { c.nodes[2].behindAt.Store(5) }, true, []string{"n0", "n1"}},
+		{"leader caught up again", func(c *Client, _ []bool) { c.nodes[2].behindAt.Store(5); c.nodes[2].applied.Store(5) }, true, []string{"n2"}},
+		{"no leader known", func(c *Client, _ []bool) { c.nodes[2].leader.Store(false) }, true, []string{"n0", "n1"}},
+		{"home wins", func(c *Client, _ []bool) { c.home.Store(c.nodes[0]) }, true, []string{"n0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := setup()
+			tried := make([]bool, 3)
+			tc.change(c, tried)
+			for range 6 {
+				n := c.choose(tried, tc.write)
+				require.NotNil(t, n)
+				assert.Contains(t, tc.want, n.addr)
+			}
+		})
 	}
 }
 
@@ -293,7 +337,7 @@ func TestChooseEachNodeOnce(t *testing.T) {
 	tried := make([]bool, 4)
 	var order []string
 	for {
-		n := c.choose(tried)
+		n := c.choose(tried, false)
 		if n == nil {
 			break
 		}
@@ -314,15 +358,15 @@ func TestChooseEachNodeOnce(t *testing.T) {
 func TestChooseNoneHealthy(t *testing.T) {
 	c := testNodes(3)
 	for range 5 {
-		if n := c.choose(make([]bool, 3)); n.addr != "n0" {
+		if n := c.choose(make([]bool, 3), false); n.addr != "n0" {
 			t.Errorf("none healthy: picked %s, want the first in configuration order", n.addr)
 		}
 	}
 	tried := []bool{true, false, false}
-	if n := c.choose(tried); n.addr != "n1" {
+	if n := c.choose(tried, false); n.addr != "n1" {
 		t.Errorf("picked %s, want n1", n.addr)
 	}
-	if (&Client{}).choose(nil) != nil {
+	if (&Client{}).choose(nil, false) != nil {
 		t.Error("no nodes")
 	}
 }

@@ -83,6 +83,7 @@ func (c *Client) check(n *node, timeout time.Duration) error {
 		// What the node has applied, so calls that need an index go to a
 		// node that has it.
 		raiseTo(&n.applied, r.GetAppliedIndex())
+		n.leader.Store(r.GetState() == "leader")
 		if idx, ok := indexFrom(hdr); ok {
 			raiseTo(&n.applied, idx)
 		}

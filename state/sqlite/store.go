@@ -137,6 +137,10 @@ func (s *Store) open(ctx context.Context, opts Options) error {
 	wq.Set("_busy_timeout", strconv.Itoa(busyTimeoutMS))
 	wq.Set("_foreign_keys", "1")
 	wq.Set("_synchronous", syncMode)
+	// Keep the sub-journal of the savepoints that wrap each command in
+	// memory: past 64 KiB SQLite spills it to a temporary file, which cost
+	// an open, writes and an unlink in the middle of a batch.
+	wq.Add("_pragma", "temp_store(memory)")
 	w, err := sql.Open("sqlite", fileURI(s.path, wq))
 	if err != nil {
 		return err

@@ -838,6 +838,10 @@ func TestConnectionSettings(t *testing.T) {
 		if err := s.w.QueryRow(`PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
 			t.Errorf("foreign_keys = %d, %v", fk, err)
 		}
+		var temp int
+		if err := s.w.QueryRow(`PRAGMA temp_store`).Scan(&temp); err != nil || temp != 2 {
+			t.Errorf("temp_store = %d, %v; want 2 (memory)", temp, err)
+		}
 		if _, err := s.r.Exec(`INSERT INTO meta (key, value) VALUES ('x', x'')`); err == nil {
 			t.Error("the read pool can write")
 		}
