@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/openhsm/openhsm/api"
+	"github.com/openhsm/openhsm/internal/testcluster"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -195,6 +196,7 @@ func TestMain(m *testing.M) {
 	if pkiDir != "" {
 		os.RemoveAll(pkiDir)
 	}
+	testcluster.RemoveBinaries()
 	os.Exit(code)
 }
 

@@ -107,6 +107,31 @@ func BinTags(t testing.TB, tags string) string {
 	return dir
 }
 
+// RemoveBinaries removes the folders Bin and BinTags built into. They serve
+// every test of the test binary, so no test can remove them; a package
+// that starts clusters removes them in its TestMain once m.Run returns
+// (Main does it), or each run of its tests would leave some 60 MB in the
+// temporary folder. Bin and BinTags must not be called after it.
+func RemoveBinaries() {
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	tagMu.Lock()
+	defer tagMu.Unlock()
+	for tags, dir := range tagBins {
+		os.RemoveAll(dir)
+		delete(tagBins, tags)
+	}
+}
+
+// Main is the TestMain of a package that starts clusters: it runs the
+// tests, removes the binaries they built, and exits with the tests' code.
+func Main(m *testing.M) {
+	code := m.Run()
+	RemoveBinaries()
+	os.Exit(code)
+}
+
 // StartOpts is Start with options.
 func StartOpts(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()

@@ -66,6 +66,7 @@ func TestMain(m *testing.M) {
 	if work != "" {
 		os.RemoveAll(work)
 	}
+	testcluster.RemoveBinaries()
 	os.Exit(code)
 }
 

@@ -53,6 +53,7 @@ func TestMain(m *testing.M) {
 	if work != "" {
 		os.RemoveAll(work)
 	}
+	testcluster.RemoveBinaries()
 	os.Exit(code)
 }
 
