@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/status"
 
+	"github.com/openhsm/openhsm/api"
 	"github.com/openhsm/openhsm/api/hsmpb"
 )
 
@@ -83,7 +84,7 @@ func (c *Client) check(n *node, timeout time.Duration) error {
 		// What the node has applied, so calls that need an index go to a
 		// node that has it.
 		raiseTo(&n.applied, r.GetAppliedIndex())
-		n.leader.Store(r.GetState() == "leader")
+		n.leader.Store(r.GetState() == api.StateLeader)
 		if idx, ok := indexFrom(hdr); ok {
 			raiseTo(&n.applied, idx)
 		}

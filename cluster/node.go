@@ -303,23 +303,23 @@ func (n *Node) Leader() (id, addr string) {
 	return string(i), string(a)
 }
 
-// State is "leader", "follower", "candidate", "joining" or "shutdown".
+// State is one of api.States.
 func (n *Node) State() string {
 	s := n.raft.State()
 	if s == raft.Follower {
 		if f := n.raft.GetConfiguration(); f.Error() == nil && len(f.Configuration().Servers) == 0 {
-			return "joining"
+			return api.StateJoining
 		}
 	}
 	switch s {
 	case raft.Leader:
-		return "leader"
+		return api.StateLeader
 	case raft.Follower:
-		return "follower"
+		return api.StateFollower
 	case raft.Candidate:
-		return "candidate"
+		return api.StateCandidate
 	}
-	return "shutdown"
+	return api.StateShutdown
 }
 
 // IsLeader says whether this node leads.

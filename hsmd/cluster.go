@@ -128,12 +128,12 @@ func (s *Server) AddNode(ctx context.Context, req *hsmpb.AddNodeRequest) (*hsmpb
 	}
 	// The new node must be waiting to join and hold this cluster's domain
 	// key: adding anything else would mix two clusters' states.
-	api, err := cn.Peer(req.Addr)
+	pc, err := cn.Peer(req.Addr)
 	if err != nil {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "cannot reach %s", req.Addr)
 	}
 	pctx, cancel := context.WithTimeout(ctx, statusTimeout)
-	st, err := api.NodeStatus(pctx, &hsmpb.Empty{})
+	st, err := pc.NodeStatus(pctx, &hsmpb.Empty{})
 	cancel()
 	if err != nil {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "node at %s did not answer: is it running (hsmd init -join, then hsmd serve)?", req.Addr)
@@ -144,7 +144,7 @@ func (s *Server) AddNode(ctx context.Context, req *hsmpb.AddNodeRequest) (*hsmpb
 	if st.Domain != s.domainFingerprint() {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the node at %s holds another cluster's domain key", req.Addr)
 	}
-	if st.State != "joining" {
+	if st.State != api.StateJoining {
 		return nil, hsmerr.Errorf(ck.CKR_ARGUMENTS_BAD, "the node at %s is not waiting to join (state %s)", req.Addr, st.State)
 	}
 	if err := s.quorumAuthorize(ctx, req.QuorumToken); err != nil {

@@ -43,7 +43,7 @@ var Buckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .0
 
 // RaftStats is the node's Raft state as a scrape reads it.
 type RaftStats struct {
-	// State is "leader", "follower", "candidate", "joining" or "shutdown".
+	// State is one of api.States.
 	State        string
 	LeaderKnown  bool
 	Term         uint64
@@ -53,7 +53,7 @@ type RaftStats struct {
 }
 
 // RaftStates are the values of the state label of openhsm_raft_state.
-var RaftStates = []string{"leader", "follower", "candidate", "joining", "shutdown"}
+var RaftStates = api.States
 
 // Sources are read at each scrape; a nil function leaves its metrics out.
 type Sources struct {
