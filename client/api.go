@@ -282,8 +282,9 @@ func (c *Client) GenerateKey(ctx context.Context, m mech.Mech, tmpl object.Templ
 
 // makeKey is a call that makes a key with mechanism m from template tmpl
 // (C_GenerateKey, C_UnwrapKey, C_DeriveKey, C_EncapsulateKey,
-// C_DecapsulateKey): it converts both, sends a call that makes session
-// objects to the session's home node, and returns the answer.
+// C_DecapsulateKey): it converts both, marks the call for where it goes
+// (makesObjects: a session object's home node, or the leader for token
+// objects), and returns the answer.
 func makeKey[R any](c *Client, ctx context.Context, m mech.Mech, tmpl object.Template,
 	send func(ctx context.Context, hc hsmpb.HSMClient, pm *hsmpb.Mechanism, t []*hsmpb.Attribute) (R, error)) (R, error) {
 	var r R

@@ -507,7 +507,7 @@ func (c *Client) choose(tried []bool, write bool) *node {
 	}
 	if write {
 		for _, n := range c.nodes {
-			if n.leader.Load() && !tried[n.idx] && n.state.Load() == stateHealthy && n.applied.Load() >= n.behindAt.Load() {
+			if n.leader.Load() && !tried[n.idx] && n.state.Load() == stateHealthy && n.caughtUp() {
 				return n
 			}
 		}
@@ -520,7 +520,7 @@ func (c *Client) choose(tried []bool, write bool) *node {
 		if tried[n.idx] || n.state.Load() != stateHealthy {
 			continue
 		}
-		up := n.applied.Load() >= n.behindAt.Load()
+		up := n.caughtUp()
 		l := n.inflight.Load()
 		switch {
 		case len(cand) == 0 || up && !caughtUp || up == caughtUp && l < least:
@@ -539,6 +539,10 @@ func (c *Client) choose(tried []bool, write bool) *node {
 	}
 	return nil
 }
+
+// caughtUp says whether n has shown (in an answer or a health check) that
+// it applied the index it last refused a call for not having.
+func (n *node) caughtUp() bool { return n.applied.Load() >= n.behindAt.Load() }
 
 // raiseTo raises x to v if v is higher.
 func raiseTo(x *atomic.Uint64, v uint64) {

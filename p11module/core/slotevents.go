@@ -109,13 +109,21 @@ func (m *Module) WaitForSlotEvent(flags, waitMs uint64) (uint64, error) {
 		if left <= 0 {
 			return 0, errorf(ck.CKR_NO_EVENT, "no slot event")
 		}
-		m.slotWaiting.Add(1)
-		select {
-		case <-stop:
-			m.slotWaiting.Add(-1)
+		if m.sleepUnlessStopped(stop, min(left, slotPoll)) {
 			return 0, errorf(ck.CKR_CRYPTOKI_NOT_INITIALIZED, "finalized while waiting for a slot event")
-		case <-time.After(min(left, slotPoll)):
 		}
-		m.slotWaiting.Add(-1)
+	}
+}
+
+// sleepUnlessStopped waits d, counted in slotWaiting while it does; it
+// reports whether stop closed first.
+func (m *Module) sleepUnlessStopped(stop <-chan struct{}, d time.Duration) bool {
+	m.slotWaiting.Add(1)
+	defer m.slotWaiting.Add(-1)
+	select {
+	case <-stop:
+		return true
+	case <-time.After(d):
+		return false
 	}
 }
