@@ -177,10 +177,10 @@ func TestAttackAuthzForgedForward(t *testing.T) {
 		names = append(names, u.Name+"/"+u.Role)
 	}
 	sort.Strings(names)
-	require.Equal(t, []string{"admin/CO", "admin2/CO", "cu1/CU", "kmsuser/CU"}, names)
+	require.Equal(t, []string{"admin/CO", "admin2/CO", "cu1/CU", "kmsuser/CU"}, names) // as cluster.sh made them (kmsuser with its KMS principal)
 	settings, err := co.ClusterSettings(ctx)
 	require.NoError(t, err)
-	require.Equal(t, "on", settings[state.SettingPublicObjects], "a forged command changed a cluster setting") // as cluster.sh made them (kmsuser with its KMS principal)
+	require.Equal(t, "on", settings[state.SettingPublicObjects], "a forged command changed a cluster setting")
 	// The owner lists them (an officer no longer sees a crypto user's
 	// private keys at all).
 	objs, err := cu.ListObjects(ctx, nil, 0)

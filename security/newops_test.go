@@ -96,13 +96,9 @@ func TestAttackNewopsKEM(t *testing.T) {
 	secretT := object.Template{objectsBool(ck.CKA_TOKEN, true)}
 	count := func(who string) []uint64 {
 		var ids []uint64
-		for _, cl := range []struct {
-			name string
-			f    func() ([]uint64, error)
-		}{{token, func() ([]uint64, error) { return cu.FindObjects(ctx, nil, 0) }},
-			{"cu2", func() ([]uint64, error) { return cu2.FindObjects(ctx, nil, 0) }}} {
-			got, err := cl.f()
-			require.NoError(t, err, "%s: %s", who, cl.name)
+		for _, u := range []*client.Client{cu, cu2} {
+			got, err := u.FindObjects(ctx, nil, 0)
+			require.NoError(t, err, who)
 			ids = append(ids, got...)
 		}
 		slices.Sort(ids)
@@ -110,58 +106,39 @@ func TestAttackNewopsKEM(t *testing.T) {
 	}
 	before := count("before")
 
+	// Each row: who calls, with which key, and the refusal.
 	encap := []struct {
 		name string
-		as   func(mech.Mech, uint64, object.Template) ([]byte, uint64, error)
+		as   *client.Client
 		key  uint64
 		rv   uint64
 	}{
-		{"another user's public key", func(m mech.Mech, k uint64, t object.Template) ([]byte, uint64, error) {
-			return cu2.EncapsulateKey(ctx, m, k, t)
-		}, kemPub, ck.CKR_KEY_HANDLE_INVALID},
-		{"a crypto officer", func(m mech.Mech, k uint64, t object.Template) ([]byte, uint64, error) {
-			return co.EncapsulateKey(ctx, m, k, t)
-		}, kemPub, ck.CKR_USER_NOT_LOGGED_IN},
-		{"the private half", func(m mech.Mech, k uint64, t object.Template) ([]byte, uint64, error) {
-			return cu.EncapsulateKey(ctx, m, k, t)
-		}, kemPriv, ck.CKR_KEY_FUNCTION_NOT_PERMITTED},
-		{"an ML-DSA public key", func(m mech.Mech, k uint64, t object.Template) ([]byte, uint64, error) {
-			return cu.EncapsulateKey(ctx, m, k, t)
-		}, dsaPub, ck.CKR_KEY_FUNCTION_NOT_PERMITTED},
-		{"an EC public key", func(m mech.Mech, k uint64, t object.Template) ([]byte, uint64, error) {
-			return cu.EncapsulateKey(ctx, m, k, t)
-		}, ecPub, ck.CKR_KEY_FUNCTION_NOT_PERMITTED},
+		{"another user's public key", cu2, kemPub, ck.CKR_KEY_HANDLE_INVALID},
+		{"a crypto officer", co, kemPub, ck.CKR_USER_NOT_LOGGED_IN},
+		{"the private half", cu, kemPriv, ck.CKR_KEY_FUNCTION_NOT_PERMITTED},
+		{"an ML-DSA public key", cu, dsaPub, ck.CKR_KEY_FUNCTION_NOT_PERMITTED},
+		{"an EC public key", cu, ecPub, ck.CKR_KEY_FUNCTION_NOT_PERMITTED},
 	}
 	for _, e := range encap {
-		ct, id, err := e.as(kem, e.key, secretT)
+		ct, id, err := e.as.EncapsulateKey(ctx, kem, e.key, secretT)
 		publicRV(t, e.rv, err, "encapsulate with "+e.name)
 		assert.Empty(t, ct, e.name)
 		assert.Zero(t, id, e.name)
 	}
 	decap := []struct {
 		name string
-		as   func(mech.Mech, uint64, []byte, object.Template) (uint64, error)
+		as   *client.Client
 		key  uint64
 		rv   uint64
 	}{
-		{"another user's private key", func(m mech.Mech, k uint64, ct []byte, t object.Template) (uint64, error) {
-			return cu2.DecapsulateKey(ctx, m, k, ct, t)
-		}, kemPriv, ck.CKR_KEY_HANDLE_INVALID},
-		{"a crypto officer", func(m mech.Mech, k uint64, ct []byte, t object.Template) (uint64, error) {
-			return co.DecapsulateKey(ctx, m, k, ct, t)
-		}, kemPriv, ck.CKR_USER_NOT_LOGGED_IN},
-		{"the public half", func(m mech.Mech, k uint64, ct []byte, t object.Template) (uint64, error) {
-			return cu.DecapsulateKey(ctx, m, k, ct, t)
-		}, kemPub, ck.CKR_KEY_FUNCTION_NOT_PERMITTED},
-		{"an ML-DSA private key", func(m mech.Mech, k uint64, ct []byte, t object.Template) (uint64, error) {
-			return cu.DecapsulateKey(ctx, m, k, ct, t)
-		}, dsaPriv, ck.CKR_KEY_FUNCTION_NOT_PERMITTED},
-		{"an EC private key", func(m mech.Mech, k uint64, ct []byte, t object.Template) (uint64, error) {
-			return cu.DecapsulateKey(ctx, m, k, ct, t)
-		}, ecPriv, ck.CKR_KEY_FUNCTION_NOT_PERMITTED},
+		{"another user's private key", cu2, kemPriv, ck.CKR_KEY_HANDLE_INVALID},
+		{"a crypto officer", co, kemPriv, ck.CKR_USER_NOT_LOGGED_IN},
+		{"the public half", cu, kemPub, ck.CKR_KEY_FUNCTION_NOT_PERMITTED},
+		{"an ML-DSA private key", cu, dsaPriv, ck.CKR_KEY_FUNCTION_NOT_PERMITTED},
+		{"an EC private key", cu, ecPriv, ck.CKR_KEY_FUNCTION_NOT_PERMITTED},
 	}
 	for _, d := range decap {
-		id, err := d.as(kem, d.key, ct, secretT)
+		id, err := d.as.DecapsulateKey(ctx, kem, d.key, ct, secretT)
 		publicRV(t, d.rv, err, "decapsulate with "+d.name)
 		assert.Zero(t, id, d.name)
 	}
@@ -204,10 +181,10 @@ func TestAttackNewopsDigestKey(t *testing.T) {
 	locked := mk(objectsRandom(t, 32), true, false)
 	require.NoError(t, cu.Share(ctx, open, "cu2"))
 	sha := mech.Mech{Type: ck.CKM_SHA256}
-	clear, err := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
+	fresh, err := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
 	require.NoError(t, err)
 
-	sealed, err := cu.DigestKey(ctx, client.DigestStep{Mech: sha, State: clear, Key: open})
+	sealed, err := cu.DigestKey(ctx, client.DigestStep{Mech: sha, State: fresh, Key: open})
 	require.NoError(t, err)
 	assert.False(t, bytes.Contains(sealed, value[:8]), "the sealed state shows key bytes")
 	_, err = cu2.DigestKey(ctx, client.DigestStep{Mech: sha, Sealed: sealed, Final: true})
@@ -218,13 +195,13 @@ func TestAttackNewopsDigestKey(t *testing.T) {
 	changed[len(changed)/2] ^= 1
 	_, err = cu.DigestKey(ctx, client.DigestStep{Mech: sha, Sealed: changed, Final: true})
 	publicRV(t, ck.CKR_ARGUMENTS_BAD, err, "a changed sealed state")
-	_, err = cu.DigestKey(ctx, client.DigestStep{Mech: sha, State: clear, Key: locked})
+	_, err = cu.DigestKey(ctx, client.DigestStep{Mech: sha, State: fresh, Key: locked})
 	publicRV(t, ck.CKR_KEY_INDIGESTIBLE, err, "a sensitive, non-extractable key")
-	_, err = cu2.DigestKey(ctx, client.DigestStep{Mech: sha, State: clear, Key: locked})
+	_, err = cu2.DigestKey(ctx, client.DigestStep{Mech: sha, State: fresh, Key: locked})
 	publicRV(t, ck.CKR_KEY_HANDLE_INVALID, err, "another user's key")
-	_, err = co.DigestKey(ctx, client.DigestStep{Mech: sha, State: clear, Key: open})
+	_, err = co.DigestKey(ctx, client.DigestStep{Mech: sha, State: fresh, Key: open})
 	publicRV(t, ck.CKR_USER_NOT_LOGGED_IN, err, "a crypto officer")
-	_, err = pub.DigestKey(ctx, client.DigestStep{Mech: sha, State: clear, Key: open})
+	_, err = pub.DigestKey(ctx, client.DigestStep{Mech: sha, State: fresh, Key: open})
 	publicRV(t, ck.CKR_USER_NOT_LOGGED_IN, err, "a public session")
 
 	got, err := cu.DigestKey(ctx, client.DigestStep{Mech: sha, Sealed: sealed, Final: true})
