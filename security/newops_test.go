@@ -18,6 +18,27 @@ import (
 	"github.com/openhsm/openhsm/object"
 )
 
+// newopsParty is a one-node cluster with its crypto user (cu, whose token
+// is token), its officer (co), a second crypto user cu2 (password cu2PW)
+// and a public session on cu's token, each logged in on its own client.
+type newopsParty struct {
+	c            *testcluster.Cluster
+	token, cu2PW string
+	cu, co, cu2  *client.Client
+	pub          *client.Client
+}
+
+func newopsStart(t *testing.T) *newopsParty {
+	c := testcluster.StartOpts(t, 1, testcluster.Options{NoKMS: true})
+	p := &newopsParty{c: c, token: c.Env["P11_TOKEN_LABEL"], cu2PW: objectsUser(t, c, "cu2")}
+	p.cu = pinned(t, c, 1, p.token, secret(t, c, "cu.password"))
+	p.co = pinned(t, c, 1, "admin", secret(t, c, "co.password"))
+	p.cu2 = pinned(t, c, 1, "cu2", p.cu2PW)
+	p.pub = pinned(t, c, 1, "", "")
+	require.NoError(t, p.pub.OpenPublic(ctx, p.token))
+	return p
+}
+
 // TestAttackNewopsWipeToken: a crypto user's password, or a client
 // certificate alone in a public session, tries C_InitToken's wipe
 // (WipeToken) on its own token and on another user's. Each is refused
@@ -27,27 +48,21 @@ import (
 // wiped user still logs in, with no objects. (Apply's own re-check of a
 // forged command: state TestApplyWipeToken.)
 func TestAttackNewopsWipeToken(t *testing.T) {
-	c := testcluster.StartOpts(t, 1, testcluster.Options{NoKMS: true})
-	token := c.Env["P11_TOKEN_LABEL"]
-	cuPW := secret(t, c, "cu.password")
-	cu := pinned(t, c, 1, token, cuPW)
-	co := pinned(t, c, 1, "admin", secret(t, c, "co.password"))
-	key, err := cu.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{
-		objectsUlong(ck.CKA_VALUE_LEN, 32), objectsBool(ck.CKA_TOKEN, true), objectsBool(ck.CKA_ENCRYPT, true)})
-	require.NoError(t, err)
-	cu2PW := objectsUser(t, c, "cu2")
-	cu2 := pinned(t, c, 1, "cu2", cu2PW)
-	key2, err := cu2.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{
-		objectsUlong(ck.CKA_VALUE_LEN, 32), objectsBool(ck.CKA_TOKEN, true), objectsBool(ck.CKA_ENCRYPT, true)})
-	require.NoError(t, err)
-	pub := pinned(t, c, 1, "", "")
-	require.NoError(t, pub.OpenPublic(ctx, token))
+	p := newopsStart(t)
+	c, token, cu, co, cu2, pub := p.c, p.token, p.cu, p.co, p.cu2, p.pub
+	aes := func(u *client.Client) uint64 {
+		id, err := u.GenerateKey(ctx, mech.Mech{Type: ck.CKM_AES_KEY_GEN}, object.Template{
+			objectsUlong(ck.CKA_VALUE_LEN, 32), objectsBool(ck.CKA_TOKEN, true), objectsBool(ck.CKA_ENCRYPT, true)})
+		require.NoError(t, err)
+		return id
+	}
+	key, key2 := aes(cu), aes(cu2)
 
 	publicRV(t, ck.CKR_USER_NOT_LOGGED_IN, cu.WipeToken(ctx, token), "a crypto user wipes its own token")
 	publicRV(t, ck.CKR_USER_NOT_LOGGED_IN, cu.WipeToken(ctx, "cu2"), "a crypto user wipes another's token")
 	publicRV(t, ck.CKR_USER_NOT_LOGGED_IN, pub.WipeToken(ctx, token), "a public session wipes its token")
 	publicRV(t, ck.CKR_ACTION_PROHIBITED, co.WipeToken(ctx, "admin"), "an officer has no token")
-	_, err = cu.Encrypt(ctx, key, objectsCBC(), make([]byte, 16))
+	_, err := cu.Encrypt(ctx, key, objectsCBC(), make([]byte, 16))
 	require.NoError(t, err, "the token's key after the refused wipes")
 	_, err = cu2.Encrypt(ctx, key2, objectsCBC(), make([]byte, 16))
 	require.NoError(t, err, "cu2's key after the refused wipes")
@@ -55,7 +70,7 @@ func TestAttackNewopsWipeToken(t *testing.T) {
 	require.NoError(t, co.WipeToken(ctx, "cu2"))
 	_, err = cu2.Encrypt(ctx, key2, objectsCBC(), make([]byte, 16))
 	assert.Error(t, err, "a wiped key still works")
-	again := pinned(t, c, 1, "cu2", cu2PW)
+	again := pinned(t, c, 1, "cu2", p.cu2PW)
 	left, err := again.FindObjects(ctx, nil, 0)
 	require.NoError(t, err)
 	assert.Empty(t, left, "objects left after the wipe")
@@ -69,11 +84,8 @@ func TestAttackNewopsWipeToken(t *testing.T) {
 // crypto officer. Each is refused and makes no object; the owner's own
 // round trip still works.
 func TestAttackNewopsKEM(t *testing.T) {
-	c := testcluster.StartOpts(t, 1, testcluster.Options{NoKMS: true})
-	token := c.Env["P11_TOKEN_LABEL"]
-	cu := pinned(t, c, 1, token, secret(t, c, "cu.password"))
-	co := pinned(t, c, 1, "admin", secret(t, c, "co.password"))
-	cu2 := pinned(t, c, 1, "cu2", objectsUser(t, c, "cu2"))
+	p := newopsStart(t)
+	cu, co, cu2 := p.cu, p.co, p.cu2
 	tok := objectsBool(ck.CKA_TOKEN, true)
 	p256 := []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
 	pair := func(m mech.Mech, pubT, privT object.Template) (uint64, uint64) {
@@ -162,13 +174,8 @@ func TestAttackNewopsKEM(t *testing.T) {
 // key is refused (CKR_KEY_INDIGESTIBLE); another user's key is invisible;
 // a public session and an officer may not digest at all.
 func TestAttackNewopsDigestKey(t *testing.T) {
-	c := testcluster.StartOpts(t, 1, testcluster.Options{NoKMS: true})
-	token := c.Env["P11_TOKEN_LABEL"]
-	cu := pinned(t, c, 1, token, secret(t, c, "cu.password"))
-	co := pinned(t, c, 1, "admin", secret(t, c, "co.password"))
-	cu2 := pinned(t, c, 1, "cu2", objectsUser(t, c, "cu2"))
-	pub := pinned(t, c, 1, "", "")
-	require.NoError(t, pub.OpenPublic(ctx, token))
+	p := newopsStart(t)
+	cu, co, cu2, pub := p.cu, p.co, p.cu2, p.pub
 	value := objectsRandom(t, 32)
 	mk := func(v []byte, sensitive, extractable bool) uint64 {
 		id, err := cu.CreateObject(ctx, object.Template{objectsUlong(ck.CKA_CLASS, ck.CKO_SECRET_KEY),
