@@ -23,11 +23,7 @@ func RequestIDFrom(ctx context.Context) string {
 // Request returns the record of actor's request id in the local store, or
 // nil if there is none (yet).
 func (e *Engine) Request(actor, id string) (*state.RequestRecord, error) {
-	key := state.RequestKey(actor, id)
-	if key == "" {
-		return nil, nil
-	}
-	return state.ReadRequest(e.store.Meta, key)
+	return state.ReadRequest(e.store, actor, id)
 }
 
 // replayed returns the outcome this node has recorded for the call's

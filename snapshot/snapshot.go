@@ -18,21 +18,24 @@ import (
 // The store snapshot stream: a logical copy of every row of the store,
 // independent of the database that wrote it. All integers are big-endian.
 //
-//	header   "OHSMSNAP" | version u16 (2) | reserved u16 (0)
+//	header   "OHSMSNAP" | version u16 (3) | reserved u16 (0)
 //	         | applied index u64 | meta u64 | users u64 | objects u64 | shares u64
-//	         | audit u64
+//	         | audit u64 | requests u64
 //	record   kind u8 | body length u32 (at most MaxRecord) | body
-//	trailer  kind 'Z' | length u32 (72) | meta u64 | users u64 | objects u64 | shares u64
-//	         | audit u64 | SHA-256 of every byte of the stream before it
+//	trailer  kind 'Z' | length u32 (80) | meta u64 | users u64 | objects u64 | shares u64
+//	         | audit u64 | requests u64 | SHA-256 of every byte of the stream before it
 //
-// Version 1, still read, has no audit count in the header or trailer
-// (trailer length 64) and no audit records.
+// Version 2, still read, has no request count in the header or trailer
+// (trailer length 72) and no request records: its request-ID records are
+// meta rows, which the store converts. Version 1, still read, has no audit
+// count either (trailer length 64) and no audit records.
 //
 // The counts in the header are the numbers of records of each kind that
 // follow; the trailer repeats them. Records come in this order: meta rows
 // ('M') by key, users ('U') by name, then objects ('O') by ID, each object
 // directly followed by its shares ('S') by user name, then audit records
-// ('A') by sequence number. Keys are strictly
+// ('A') by sequence number, then request-ID records ('Q') by their number,
+// which goes up by one from record to record. Keys are strictly
 // increasing (byte order), so there are no duplicates. Nothing may follow
 // the trailer.
 //
@@ -49,10 +52,11 @@ import (
 //	'S'  object_id i64 | user string
 //	'A'  audit.Marshal (its fields, for a KMS record its detail, and its
 //	     MAC; see audit/record.go)
+//	'Q'  seq i64 | actor string | id string | time i64 | record bytes
 //
 // A KMS audit record (kind "kms") carries its detail after its count; the
 // records of the other kinds encode as they always did, so the stream's
-// version stays 2. A build that predates KMS records refuses a stream
+// version stayed 2 for it. A build that predates KMS records refuses a stream
 // holding one as a malformed audit record.
 //
 // The SHA-256 detects truncation and corruption, not tampering: a stream
@@ -62,7 +66,7 @@ import (
 
 // Version is the version of the stream format that this build writes
 // and reads.
-const Version = 2
+const Version = 3
 
 // MaxRecord bounds the body of one record. One object row is at most
 // a few MiB (a command is at most MaxCommandSize), and shares are records of
@@ -74,29 +78,34 @@ const MaxRecord = 16 << 20
 var ErrBad = errors.New("store snapshot stream is malformed")
 
 const (
-	snapMagic        = "OHSMSNAP"
-	snapHeaderLen    = 8 + 2 + 2 + 8*6
-	snapHeaderLenV1  = 8 + 2 + 2 + 8*5
-	snapTrailerLen   = 8*5 + sha256.Size
-	snapTrailerLenV1 = 8*4 + sha256.Size
+	snapMagic       = "OHSMSNAP"
+	snapHeaderLen   = 8 + 2 + 2 + 8*7
+	snapHeaderLenV1 = 8 + 2 + 2 + 8*5
+	snapTrailerLen  = 8*6 + sha256.Size
 
-	recMeta   = 'M'
-	recUser   = 'U'
-	recObject = 'O'
-	recShare  = 'S'
-	recAudit  = 'A'
-	recEnd    = 'Z'
+	recMeta    = 'M'
+	recUser    = 'U'
+	recObject  = 'O'
+	recShare   = 'S'
+	recAudit   = 'A'
+	recRequest = 'Q'
+	recEnd     = 'Z'
 )
 
 // Header is what a stream's header says.
 type Header struct {
-	Index                               uint64 // the applied index of the state
-	Meta, Users, Objects, Shares, Audit uint64 // how many records of each kind follow
+	Index                                         uint64 // the applied index of the state
+	Meta, Users, Objects, Shares, Audit, Requests uint64 // how many records of each kind follow
 }
 
 // Records is the total number of records the stream holds.
 func (h Header) Records() uint64 {
-	return h.Meta + h.Users + h.Objects + h.Shares + h.Audit
+	return h.Meta + h.Users + h.Objects + h.Shares + h.Audit + h.Requests
+}
+
+// counts are the header's counts in the order of the stream's kinds.
+func (h Header) counts() [numKinds]uint64 {
+	return [numKinds]uint64{h.Meta, h.Users, h.Objects, h.Shares, h.Audit, h.Requests}
 }
 
 // Meta is one row of meta.
@@ -132,6 +141,15 @@ type Object struct {
 	MAC        []byte // nil is NULL
 }
 
+// Request is one request-ID record (state/request.go), a row of requests.
+type Request struct {
+	Seq    int64 // its number: the order the records were made in
+	Actor  string
+	ID     string
+	Time   int64
+	Record []byte
+}
+
 // Share is one row of shares; it follows its object.
 type Share struct {
 	ObjectID int64
@@ -140,11 +158,12 @@ type Share struct {
 
 // Record is one decoded record: exactly one field is set.
 type Record struct {
-	Meta   *Meta
-	User   *User
-	Object *Object
-	Share  *Share
-	Audit  *audit.Record
+	Meta    *Meta
+	User    *User
+	Object  *Object
+	Share   *Share
+	Audit   *audit.Record
+	Request *Request
 }
 
 func badSnapshot(format string, args ...any) error {
@@ -155,9 +174,10 @@ func badSnapshot(format string, args ...any) error {
 // record sequence, so that nothing is written that would not be read back.
 type snapOrder struct {
 	hdr     Header
-	phase   int // 0 meta, 1 users, 2 objects and shares, 3 audit, 4 ended
-	counts  [5]uint64
+	phase   int // 0 meta, 1 users, 2 objects and shares, 3 audit, 4 requests, 5 ended
+	counts  [numKinds]uint64
 	lastSeq uint64
+	lastReq int64  // last request record's number; 0 before the first
 	lastKey string // meta key or user name, in its phase
 	hasLast bool
 	lastObj int64 // last object ID; 0 before the first
@@ -170,8 +190,13 @@ const (
 	phUsers
 	phObjects
 	phAudit
+	phRequests
 	phEnd
 )
+
+// numKinds is how many kinds of records there are (and counts in the
+// header and the trailer).
+const numKinds = 6
 
 func (o *snapOrder) enter(phase int) error {
 	if phase < o.phase {
@@ -256,13 +281,26 @@ func (o *snapOrder) check(r *Record) error {
 		}
 		o.lastSeq = r.Audit.Seq
 		return o.count(4, o.hdr.Audit, "audit records")
+	case r.Request != nil:
+		if err := o.enter(phRequests); err != nil {
+			return err
+		}
+		q := r.Request
+		if q.Seq <= 0 || q.Actor == "" || q.ID == "" {
+			return badSnapshot("request record out of range")
+		}
+		if o.lastReq != 0 && q.Seq != o.lastReq+1 {
+			return badSnapshot("request records out of order")
+		}
+		o.lastReq = q.Seq
+		return o.count(5, o.hdr.Requests, "request records")
 	}
 	return badSnapshot("empty record")
 }
 
 // end checks that every record the header announced came.
 func (o *snapOrder) end() error {
-	if o.counts != [5]uint64{o.hdr.Meta, o.hdr.Users, o.hdr.Objects, o.hdr.Shares, o.hdr.Audit} {
+	if o.counts != o.hdr.counts() {
 		return badSnapshot("record counts do not match the header")
 	}
 	o.phase = phEnd
@@ -304,7 +342,8 @@ func NewEncoder(w io.Writer, hdr Header) (*Encoder, error) {
 	b = append(b, snapMagic...)
 	b = binary.BigEndian.AppendUint16(b, Version)
 	b = binary.BigEndian.AppendUint16(b, 0)
-	for _, v := range []uint64{hdr.Index, hdr.Meta, hdr.Users, hdr.Objects, hdr.Shares, hdr.Audit} {
+	b = binary.BigEndian.AppendUint64(b, hdr.Index)
+	for _, v := range hdr.counts() {
 		b = binary.BigEndian.AppendUint64(b, v)
 	}
 	e.write(b)
@@ -371,6 +410,14 @@ func (e *Encoder) Write(r *Record) error {
 	case r.Audit != nil:
 		b[0] = recAudit
 		b = append(b, audit.Marshal(r.Audit)...)
+	case r.Request != nil:
+		q := r.Request
+		b[0] = recRequest
+		b = fields.AppendI64(b, q.Seq)
+		b = fields.AppendStr(b, q.Actor)
+		b = fields.AppendStr(b, q.ID)
+		b = fields.AppendI64(b, q.Time)
+		b = fields.AppendNullable(b, nonNil(q.Record))
 	}
 	n := len(b) - 5
 	if n > MaxRecord {
@@ -447,16 +494,14 @@ func NewDecoder(r io.Reader) (*Decoder, error) {
 		return nil, err
 	}
 	d.version = binary.BigEndian.Uint16(b[8:])
-	if d.version != Version && d.version != 1 {
-		return nil, badSnapshot("unsupported version %d (this build reads 1 and %d)", d.version, Version)
+	if d.version < 1 || d.version > Version {
+		return nil, badSnapshot("unsupported version %d (this build reads 1 to %d)", d.version, Version)
 	}
 	if binary.BigEndian.Uint16(b[10:]) != 0 {
 		return nil, badSnapshot("reserved header bits set")
 	}
-	hlen := snapHeaderLen
-	if d.version == 1 {
-		hlen = snapHeaderLenV1
-	}
+	kinds := d.kinds()
+	hlen := snapHeaderLenV1 + 8*(kinds-4)
 	if err := d.read(b[snapHeaderLenV1:hlen]); err != nil {
 		return nil, err
 	}
@@ -467,13 +512,16 @@ func NewDecoder(r io.Reader) (*Decoder, error) {
 		Objects: binary.BigEndian.Uint64(b[36:]),
 		Shares:  binary.BigEndian.Uint64(b[44:]),
 	}
-	if d.version != 1 {
+	if kinds > 4 {
 		h.Audit = binary.BigEndian.Uint64(b[52:])
+	}
+	if kinds > 5 {
+		h.Requests = binary.BigEndian.Uint64(b[60:])
 	}
 	if h.Index >= 1<<63 {
 		return nil, badSnapshot("applied index out of range")
 	}
-	for _, c := range []uint64{h.Meta, h.Users, h.Objects, h.Shares, h.Audit} {
+	for _, c := range h.counts() {
 		if c >= 1<<40 {
 			return nil, badSnapshot("record count out of range")
 		}
@@ -484,6 +532,14 @@ func NewDecoder(r io.Reader) (*Decoder, error) {
 
 // Header returns the stream's header.
 func (d *Decoder) Header() Header { return d.hdr }
+
+// Version returns the stream's version.
+func (d *Decoder) Version() int { return int(d.version) }
+
+// kinds is how many kinds of records the stream's version has, and so how
+// many counts its header and trailer hold: 4 in version 1, 5 in version 2
+// (audit records), 6 from version 3 (request records).
+func (d *Decoder) kinds() int { return min(int(d.version)+3, numKinds) }
 
 // read fills b from the stream and hashes it. The end of the input is
 // truncation; other errors of the underlying reader are returned as they
@@ -574,6 +630,11 @@ func (d *Decoder) next() (*Record, error) {
 		}
 		r.Audit = a
 		f.Skip()
+	case recRequest:
+		if d.version < 3 {
+			return nil, badSnapshot("a request record in a version %d stream", d.version)
+		}
+		r.Request = &Request{Seq: f.I64(), Actor: f.Str(), ID: f.Str(), Time: f.I64(), Record: f.Bytes()}
 	default:
 		return nil, badSnapshot("unknown record kind 0x%02x", rh[0])
 	}
@@ -587,10 +648,8 @@ func (d *Decoder) next() (*Record, error) {
 }
 
 func (d *Decoder) trailer(n uint32) error {
-	counts, want := 5, uint32(snapTrailerLen)
-	if d.version == 1 {
-		counts, want = 4, snapTrailerLenV1
-	}
+	counts := d.kinds()
+	want := uint32(8*counts + sha256.Size)
 	if n != want {
 		return badSnapshot("malformed trailer")
 	}

@@ -86,6 +86,25 @@ func (g *guardTx) Meta(key string) ([]byte, error) {
 
 func (g *guardTx) PutMeta(key string, value []byte) error { return g.fail(g.tx.PutMeta(key, value)) }
 
+func (g *guardTx) Request(actor, id string) ([]byte, error) {
+	v, err := g.tx.Request(actor, id)
+	return v, g.read(err)
+}
+
+func (g *guardTx) PutRequest(actor, id string, time int64, record []byte) (uint64, error) {
+	seq, err := g.tx.PutRequest(actor, id, time, record)
+	return seq, g.fail(err)
+}
+
+func (g *guardTx) OldestRequests(limit int) ([]RequestAge, error) {
+	ages, err := g.tx.OldestRequests(limit)
+	return ages, g.fail(err)
+}
+
+func (g *guardTx) DeleteRequestsThrough(seq uint64) error {
+	return g.fail(g.tx.DeleteRequestsThrough(seq))
+}
+
 // corrupt marks a row that fails its integrity check as a failure of this
 // node's store: apply wrote that row with a good MAC on every node, so a bad
 // one here means this node's file was damaged or edited.

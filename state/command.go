@@ -327,9 +327,9 @@ func (m *Machine) prepareCommand(index uint64, c *Command) pending {
 		var ids []uint64
 		var err error
 		deduped := false
-		if key := requestKey(c); key != "" {
+		if deduplicated(c) {
 			var ref error
-			ids, ref, err = applyDeduped(g, sealer, c, index, key, run)
+			ids, ref, err = applyDeduped(g, sealer, c, run)
 			if err == nil && ref != nil {
 				// Refused, and the refusal recorded (its writes undone in
 				// a savepoint): the record must commit with the index.

@@ -44,3 +44,11 @@ func KMSPrincipalOps() []Op {
 	}
 	return out
 }
+
+// WithMaxRequests runs fn with MaxRequests lowered to n.
+func WithMaxRequests(n uint64, fn func()) {
+	old := maxRequests
+	maxRequests = n
+	defer func() { maxRequests = old }()
+	fn()
+}

@@ -191,3 +191,17 @@ func (t *faultyTx) PutMeta(key string, value []byte) error {
 	}
 	return t.Tx.PutMeta(key, value)
 }
+
+func (t *faultyTx) Request(actor, id string) ([]byte, error) {
+	if err := t.rerr("read request"); err != nil {
+		return nil, err
+	}
+	return t.Tx.Request(actor, id)
+}
+
+func (t *faultyTx) PutRequest(actor, id string, time int64, record []byte) (uint64, error) {
+	if err := t.werr("put request"); err != nil {
+		return 0, err
+	}
+	return t.Tx.PutRequest(actor, id, time, record)
+}

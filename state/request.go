@@ -1,11 +1,9 @@
 package state
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/openhsm/openhsm/ck"
 	"github.com/openhsm/openhsm/hsmerr"
@@ -23,9 +21,12 @@ import (
 // key generation returns the handles the first one made.
 //
 // A record is keyed by the actor and the ID: one user's ID says nothing
-// about, and cannot collide with, another's. Records live in meta rows, so
+// about, and cannot collide with, another's. Records are rows of their own
+// in the store (Tx.PutRequest), numbered in the order they were made, so
 // snapshots and backups carry them; they expire by Command.Time, oldest
-// first, after RequestTTL or past MaxRequests. See docs/client.md.
+// first, after RequestTTL or past MaxRequests. Writing one costs one row:
+// there is no count to keep and no expiry queue, because the numbers have
+// no gaps. See docs/client.md.
 
 // RequestIDLen is the length of a request ID: 128 bits in lowercase hex.
 const RequestIDLen = 32
@@ -37,21 +38,12 @@ const RequestTTL = 24 * 60 * 60
 // MaxRequests bounds the records kept; past it the oldest go first.
 const MaxRequests = 200000
 
+// maxRequests is MaxRequests, which tests lower.
+var maxRequests uint64 = MaxRequests
+
 // requestExpireBatch bounds how many expired records one command drops, so
 // that no single apply does unbounded work.
 const requestExpireBatch = 8
-
-// Meta keys of the records:
-//
-//	req/<actor>/<id>                    the RequestRecord (JSON)
-//	reqexp/<time %016x>/<index %016x>   "<actor>/<id>": the expiry queue, in
-//	                                    (time, log index) order
-//	req_count                           how many records there are (u64)
-const (
-	metaReqPrefix    = "req/"
-	metaReqExpPrefix = "reqexp/"
-	metaReqCount     = "req_count"
-)
 
 // RequestRecord is the recorded outcome of the first command that carried a
 // request ID.
@@ -61,7 +53,6 @@ type RequestRecord struct {
 	RV      uint64   `json:"rv,omitempty"`  // 0: it succeeded
 	Msg     string   `json:"msg,omitempty"` // the refusal's message
 	Objects []uint64 `json:"objects,omitempty"`
-	Expiry  string   `json:"expiry"` // its key in the expiry queue
 
 	// Reason is the refusal's hsmerr.Reason, so a repeat answers with it
 	// too (C_InitPIN tells an existing user by it).
@@ -101,42 +92,42 @@ var dedupOps = map[Op]bool{
 // Deduplicated reports whether a request ID deduplicates op.
 func Deduplicated(op Op) bool { return dedupOps[op] }
 
-// requestKey is the meta key of c's record, or "" when c is not
-// deduplicated (no ID, an op that is not, or no valid actor).
-func requestKey(c *Command) string {
-	if c.RequestID == "" || !Deduplicated(c.Op) || !ValidRequestID(c.RequestID) || ValidUserName(c.Actor) != nil {
-		return ""
+// deduplicated reports whether c's request ID deduplicates it: it has one,
+// well formed, an op that is, and a valid actor.
+func deduplicated(c *Command) bool {
+	return c.RequestID != "" && Deduplicated(c.Op) && ValidRequestID(c.RequestID) && ValidUserName(c.Actor) == nil
+}
+
+// RequestReader is what a record is read from: a Store, or a Tx.
+type RequestReader interface {
+	Request(actor, id string) ([]byte, error)
+}
+
+// ReadRequest reads actor's record of id; nil if there is none or either
+// is malformed.
+func ReadRequest(r RequestReader, actor, id string) (*RequestRecord, error) {
+	if !deduplicated(&Command{Op: OpCreateObjects, Actor: actor, RequestID: id}) {
+		return nil, nil
 	}
-	return metaReqPrefix + c.Actor + "/" + c.RequestID
-}
-
-// RequestKey is the meta key of actor's record of id, or "" if either is
-// malformed.
-func RequestKey(actor, id string) string {
-	return requestKey(&Command{Op: OpCreateObjects, Actor: actor, RequestID: id})
-}
-
-// ReadRequest reads a record; nil if there is none.
-func ReadRequest(get func(string) ([]byte, error), key string) (*RequestRecord, error) {
-	b, err := get(key)
+	b, err := r.Request(actor, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var r RequestRecord
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("meta %s is malformed", key)
+	var rec RequestRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("the record of request %s/%s is malformed", actor, id)
 	}
-	return &r, nil
+	return &rec, nil
 }
 
-// applyDeduped applies c, whose record key is key, or answers it with the
-// outcome recorded for key. It returns the objects changed and the
-// command's refusal; err is a failure of the store.
-func applyDeduped(tx Tx, s *seal.Sealer, c *Command, index uint64, key string, fn applyFunc) (changed []uint64, refusal, err error) {
-	rec, err := ReadRequest(tx.Meta, key)
+// applyDeduped applies c, which deduplicated accepts, or answers it with
+// the outcome recorded for its request ID. It returns the objects changed
+// and the command's refusal; err is a failure of the store.
+func applyDeduped(tx Tx, s *seal.Sealer, c *Command, fn applyFunc) (changed []uint64, refusal, err error) {
+	rec, err := ReadRequest(tx, c.Actor, c.RequestID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -172,7 +163,7 @@ func applyDeduped(tx Tx, s *seal.Sealer, c *Command, index uint64, key string, f
 	default:
 		return nil, nil, ferr // the store failed: nothing is recorded
 	}
-	if err := putRequest(tx, c, index, key, rec); err != nil {
+	if err := putRequest(tx, c, rec); err != nil {
 		return nil, nil, err
 	}
 	if ferr != nil {
@@ -181,78 +172,36 @@ func applyDeduped(tx Tx, s *seal.Sealer, c *Command, index uint64, key string, f
 	return ids, nil, nil
 }
 
-// putRequest writes a new record, its place in the expiry queue and the
-// count, then drops what has expired by c.Time.
-func putRequest(tx Tx, c *Command, index uint64, key string, rec *RequestRecord) error {
-	t := c.Time
-	if t < 0 {
-		t = 0
-	}
-	rec.Expiry = fmt.Sprintf("%s%016x/%016x", metaReqExpPrefix, uint64(t), index)
+// putRequest writes a new record, then drops the oldest ones while there
+// are more than maxRequests or they expired by c.Time, at most
+// requestExpireBatch of them. Dropping stops at the first record that is
+// kept, so the numbers stay without gaps and a record is never dropped
+// before its own time is up, even if an older record has a later time.
+func putRequest(tx Tx, c *Command, rec *RequestRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	if err := tx.PutMeta(key, b); err != nil {
-		return err
-	}
-	if err := tx.PutMeta(rec.Expiry, []byte(strings.TrimPrefix(key, metaReqPrefix))); err != nil {
-		return err
-	}
-	n, err := requestCount(tx)
+	newest, err := tx.PutRequest(c.Actor, c.RequestID, c.Time, b)
 	if err != nil {
 		return err
 	}
-	n++
-	old, err := tx.MetaKeys(metaReqExpPrefix, requestExpireBatch)
+	old, err := tx.OldestRequests(requestExpireBatch)
 	if err != nil {
 		return err
 	}
-	for _, ek := range old {
-		at, ok := expiryTime(ek)
-		if !ok {
-			return fmt.Errorf("meta %s is malformed", ek)
+	var through uint64
+	for _, o := range old {
+		if o.Seq > newest {
+			return fmt.Errorf("request record %d is newer than the newest, %d", o.Seq, newest)
 		}
-		if n <= MaxRequests && at >= c.Time-RequestTTL {
+		if newest-o.Seq+1 <= maxRequests && o.Time >= c.Time-RequestTTL {
 			break
 		}
-		ref, err := tx.Meta(ek)
-		if err != nil {
-			return err
-		}
-		if err := tx.DeleteMeta(metaReqPrefix + string(ref)); err != nil {
-			return err
-		}
-		if err := tx.DeleteMeta(ek); err != nil {
-			return err
-		}
-		n--
+		through = o.Seq
 	}
-	return tx.PutMeta(metaReqCount, binary.BigEndian.AppendUint64(nil, n))
-}
-
-func requestCount(tx Tx) (uint64, error) {
-	b, err := tx.Meta(metaReqCount)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return 0, nil
-	case err != nil:
-		return 0, err
-	case len(b) != 8:
-		return 0, fmt.Errorf("meta %s is malformed", metaReqCount)
+	if through == 0 {
+		return nil
 	}
-	return binary.BigEndian.Uint64(b), nil
-}
-
-// expiryTime reads the time out of an expiry queue key.
-func expiryTime(key string) (int64, bool) {
-	rest, ok := strings.CutPrefix(key, metaReqExpPrefix)
-	if !ok || len(rest) != 33 || rest[16] != '/' {
-		return 0, false
-	}
-	var t uint64
-	if _, err := fmt.Sscanf(rest[:16], "%016x", &t); err != nil {
-		return 0, false
-	}
-	return int64(t), true
+	return tx.DeleteRequestsThrough(through)
 }

@@ -232,3 +232,51 @@ func TestRequestIDDoesNotHideFailedLogins(t *testing.T) {
 	_, err := f.e.Login(ctx, "alice", "alice-password")
 	wantRV(t, "locked", err, ck.CKR_PIN_LOCKED)
 }
+
+// Past MaxRequests the oldest records go first; a record is never dropped
+// before its own time is up, even behind an older one whose time is later
+// (a leader's clock that went back), and dropping stops at the first
+// record kept.
+func TestApplyDedupeBounds(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ids := []string{reqA, reqB, "00000000000000000000000000000001", "00000000000000000000000000000002", "00000000000000000000000000000003"}
+	kept := func() []bool {
+		var out []bool
+		for _, id := range ids {
+			r, err := f.e.Request("alice", id)
+			require.NoError(t, err)
+			out = append(out, r != nil)
+		}
+		return out
+	}
+	state.WithMaxRequests(3, func() {
+		for i, id := range ids[:4] {
+			require.NoError(t, f.rec.Submit(ctx, createCmd("alice", id, 1000+int64(i), reqData(t, f, uint64(41+i), "alice", id))))
+		}
+		assert.Equal(t, []bool{false, true, true, true, false}, kept(), "the fourth record drops the first")
+	})
+	// The rest expire by time: a record is kept while its time is at
+	// least the command's less RequestTTL, so a command at 1003+TTL drops
+	// the records made at 1001 and 1002 and keeps the one at 1003.
+	require.NoError(t, f.rec.Submit(ctx, createCmd("alice", ids[4], 1003+state.RequestTTL, reqData(t, f, 50, "alice", "e"))))
+	assert.Equal(t, []bool{false, false, false, true, true}, kept(), "records at 1001 and 1002 expired, 1003 kept")
+
+	// A record made later with an earlier time (a clock that went back)
+	// waits behind the older ones: nothing is dropped out of order.
+	g := newFixture(t)
+	require.NoError(t, g.rec.Submit(ctx, createCmd("alice", reqA, 5000, reqData(t, g, 61, "alice", "a"))))
+	require.NoError(t, g.rec.Submit(ctx, createCmd("alice", reqB, 10, reqData(t, g, 62, "alice", "b"))))
+	require.NoError(t, g.rec.Submit(ctx, createCmd("alice", ids[2], 11+state.RequestTTL, reqData(t, g, 63, "alice", "c"))))
+	for _, id := range []string{reqA, reqB} {
+		r, err := g.e.Request("alice", id)
+		require.NoError(t, err)
+		assert.NotNil(t, r, "record %s dropped out of order", id)
+	}
+	require.NoError(t, g.rec.Submit(ctx, createCmd("alice", ids[3], 5001+state.RequestTTL, reqData(t, g, 64, "alice", "d"))))
+	for _, id := range []string{reqA, reqB} {
+		r, err := g.e.Request("alice", id)
+		require.NoError(t, err)
+		assert.Nil(t, r, "record %s outlived its time", id)
+	}
+}

@@ -21,6 +21,9 @@ type Store interface {
 	// Find returns the objects that match q, ordered by ID.
 	Find(q Query) ([]*object.Object, error)
 	Meta(key string) ([]byte, error)
+	// Request returns the record of actor's request id (see request.go),
+	// or ErrNotFound.
+	Request(actor, id string) ([]byte, error)
 	// MetaScan returns up to limit meta rows whose keys start with prefix
 	// and sort after after ("" for the first), in byte order of the keys.
 	MetaScan(prefix, after string, limit int) ([]MetaRow, error)
@@ -103,6 +106,28 @@ type Tx interface {
 	// Savepoint runs fn; if fn returns an error, fn's writes are undone
 	// and the transaction goes on. It returns fn's error.
 	Savepoint(fn func() error) error
+
+	// Request-ID records (request.go) are numbered in the order they are
+	// made, without gaps, and are dropped oldest first, so how many there
+	// are is the newest's number less the oldest's, plus one.
+
+	// Request returns the record of actor's request id, or ErrNotFound.
+	Request(actor, id string) ([]byte, error)
+	// PutRequest adds a record for actor's request id, which must have
+	// none, as the newest: its number (returned) is one above the newest
+	// one's, or 1 when there is none. time is the Command.Time it expires by.
+	PutRequest(actor, id string, time int64, record []byte) (seq uint64, err error)
+	// OldestRequests returns the numbers and times of up to limit records,
+	// oldest first.
+	OldestRequests(limit int) ([]RequestAge, error)
+	// DeleteRequestsThrough drops every record numbered seq or below.
+	DeleteRequestsThrough(seq uint64) error
+}
+
+// RequestAge is a request-ID record's number and time.
+type RequestAge struct {
+	Seq  uint64
+	Time int64
 }
 
 // Query selects objects. Nil fields match anything.

@@ -13,7 +13,7 @@ import (
 )
 
 // Snapshots and restore. The stream format is snapshot.Encoder's; it
-// carries every column of users, objects, shares, meta and audit, so a restored
+// carries every column of users, objects, shares, meta, audit and requests, so a restored
 // store holds exactly the rows of the one snapshotted. The applied index
 // travels in the stream's header; schema_version is not carried (the stream
 // is logical, and the restoring store keeps its own schema).
@@ -47,14 +47,15 @@ func (s *Store) Snapshot() (state.StoreSnapshot, error) {
 		conn.Close()
 		return nil, fmt.Errorf("state/sqlite: snapshot: begin: %w", err)
 	}
-	var idx, meta, users, objects, shares, audit int64
+	var idx, meta, users, objects, shares, audit, requests int64
 	err = tx.QueryRowContext(ctx, `SELECT
 		coalesce((SELECT idx FROM applied WHERE id = 1), 0),
 		(SELECT count(*) FROM meta),
 		(SELECT count(*) FROM users),
 		(SELECT count(*) FROM objects),
 		(SELECT count(*) FROM shares s JOIN objects o ON o.id = s.object_id),
-		(SELECT count(*) FROM audit)`).Scan(&idx, &meta, &users, &objects, &shares, &audit)
+		(SELECT count(*) FROM audit),
+		(SELECT count(*) FROM requests)`).Scan(&idx, &meta, &users, &objects, &shares, &audit, &requests)
 	if err != nil {
 		tx.Rollback()
 		conn.Close()
@@ -62,7 +63,7 @@ func (s *Store) Snapshot() (state.StoreSnapshot, error) {
 	}
 	return &pinned{conn: conn, tx: tx, hdr: snapshot.Header{
 		Index: uint64(idx), Meta: uint64(meta), Users: uint64(users), Objects: uint64(objects), Shares: uint64(shares),
-		Audit: uint64(audit),
+		Audit: uint64(audit), Requests: uint64(requests),
 	}}, nil
 }
 
@@ -211,6 +212,16 @@ func (sn *pinned) writeRows(put func(*snapshot.Record) error) error {
 	}); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
+	if err := eachRow(sn.tx, `SELECT seq, actor, id, time, record FROM requests ORDER BY seq`, func(rows *sql.Rows) error {
+		var q snapshot.Request
+		if err := rows.Scan(&q.Seq, &q.Actor, &q.ID, &q.Time, &q.Record); err != nil {
+			return err
+		}
+		q.Record = nonNil(q.Record)
+		return put(&snapshot.Record{Request: &q})
+	}); err != nil {
+		return fmt.Errorf("requests: %w", err)
+	}
 	return nil
 }
 
@@ -254,13 +265,17 @@ const (
 	restoreObject = `INSERT INTO objects (id, owner, class, key_type, label, ckaid, attrs, sealed, mac)
 	VALUES (?, ?, ?, CASE WHEN ? THEN ? END, coalesce(?, x''), coalesce(?, x''), coalesce(?, x''),
 		CASE WHEN ? THEN coalesce(?, x'') END, CASE WHEN ? THEN coalesce(?, x'') END)`
-	restoreShare = `INSERT INTO shares (object_id, user) VALUES (?, ?)`
+	restoreShare   = `INSERT INTO shares (object_id, user) VALUES (?, ?)`
+	restoreRequest = `INSERT INTO requests (seq, actor, id, time, record) VALUES (?, ?, ?, ?, coalesce(?, x''))`
 )
 
-// Restore replaces users, objects, shares and meta with the stream's rows
+// Restore replaces users, objects, shares, meta, audit and request records
+// with the stream's rows
 // and sets the applied index to index, or to the stream's if index is 0 (an
 // applied index of 0 is recorded as none). It reads and checks the stream as
-// it writes, all in one write transaction: a stream that is malformed,
+// it writes, all in one write transaction. The request-ID records of a
+// stream before version 3 are meta rows, converted as on the first open of
+// an older store (convertMetaRequests). A stream that is malformed,
 // truncated or corrupt (an error wrapping snapshot.ErrBad), or a
 // failure of the reader or the database, rolls everything back and leaves
 // the store as it was. Updates wait meanwhile; reads go on and see the old
@@ -298,11 +313,11 @@ func (s *Store) Restore(r io.Reader, index uint64) (err error) {
 			_ = sqlTx.Rollback()
 		}
 	}()
-	if _, err := sqlTx.ExecContext(ctx, `DELETE FROM shares; DELETE FROM objects; DELETE FROM users; DELETE FROM meta; DELETE FROM audit;`); err != nil {
+	if _, err := sqlTx.ExecContext(ctx, `DELETE FROM shares; DELETE FROM objects; DELETE FROM users; DELETE FROM meta; DELETE FROM audit; DELETE FROM requests;`); err != nil {
 		return fmt.Errorf("state/sqlite: restore: clear: %w", err)
 	}
-	var stmts [5]*sql.Stmt
-	for i, q := range []string{restoreMeta, restoreUser, restoreObject, restoreShare, insertAuditSQL} {
+	var stmts [6]*sql.Stmt
+	for i, q := range []string{restoreMeta, restoreUser, restoreObject, restoreShare, insertAuditSQL, restoreRequest} {
 		if stmts[i], err = sqlTx.PrepareContext(ctx, q); err != nil {
 			return fmt.Errorf("state/sqlite: restore: prepare: %w", err)
 		}
@@ -334,10 +349,16 @@ func (s *Store) Restore(r io.Reader, index uint64) (err error) {
 			r := rec.Audit
 			_, err = stmts[4].ExecContext(ctx, int64(r.Seq), r.Prev, int64(r.Index), r.Time, r.Kind, r.Op, r.User,
 				r.Cert, r.Node, int64(r.Object), r.Subject, int64(r.Result), int64(r.Count), r.MAC, r.Detail)
+		case rec.Request != nil:
+			q := rec.Request
+			_, err = stmts[5].ExecContext(ctx, q.Seq, q.Actor, q.ID, q.Time, q.Record)
 		}
 		if err != nil {
 			return fmt.Errorf("state/sqlite: restore: write: %w", err)
 		}
+	}
+	if err := convertMetaRequests(ctx, sqlTx); err != nil {
+		return fmt.Errorf("state/sqlite: restore: %w", err)
 	}
 	if index == 0 {
 		_, err = sqlTx.ExecContext(ctx, `DELETE FROM applied`)

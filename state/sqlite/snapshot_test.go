@@ -94,6 +94,17 @@ func populate(t testing.TB, s *Store, n int) {
 		if err := tx.AppendAudit(recs, []byte("head")); err != nil {
 			return err
 		}
+		// Request-ID records, the oldest two dropped, so that the
+		// numbers start above 1.
+		for i := range n + 2 {
+			if _, err := tx.PutRequest(fmt.Sprintf("user-%03d", i%max(1, n)), fmt.Sprintf("%032x", i), int64(1700000000+i%3),
+				[]byte(fmt.Sprintf(`{"op":"create_objects","time":%d}`, i))); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteRequestsThrough(2); err != nil {
+			return err
+		}
 		return tx.PutMeta(state.MetaDomainKey, []byte(`{"format":1}`))
 	})
 }
@@ -130,7 +141,7 @@ func dump(t testing.TB, s *Store) string {
 	t.Helper()
 	dumpSQL.once.Do(func() {
 		var parts []string
-		for _, table := range []string{"schema_version", "applied", "meta", "users", "objects", "shares", "audit"} {
+		for _, table := range []string{"schema_version", "applied", "meta", "users", "objects", "shares", "audit", "requests"} {
 			rows, err := s.r.Query(`SELECT name FROM pragma_table_info(?) ORDER BY cid`, table)
 			if err != nil {
 				dumpSQL.err = err
@@ -231,8 +242,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 13 users, 12 objects, 15 meta rows (with the audit head), 0+1+2+3
-	// shares per 4 objects, 12 audit records.
-	total := 13 + 12 + 15 + 18 + 12
+	// shares per 4 objects, 12 audit records, 12 request records (14
+	// made, the oldest 2 dropped).
+	total := 13 + 12 + 15 + 18 + 12 + 12
 	if len(calls) == 0 || calls[len(calls)-1] != [2]int{total, total} {
 		t.Fatalf("progress calls %v, want the last to be %d of %d", calls, total, total)
 	}
@@ -508,21 +520,23 @@ func TestRestoreRefusesWellSealedButInvalidStreams(t *testing.T) {
 	dst := openTest(t)
 	populate(t, dst, 2)
 	want := dump(t, dst)
-	version3 := header(3, 1, 0, 0, 0)
-	version3[9] = 3
+	version4 := header(3, 1, 0, 0, 0)
+	version4[9] = 4
 	good := seal(append(header(3, 1, 0, 0, 0), rec('M', metaBody("k", "v"))...), 1, 0, 0, 0)
 	for name, b := range map[string][]byte{
 		"count above header": seal(append(header(3, 0, 0, 0, 0), rec('M', metaBody("k", "v"))...), 1, 0, 0, 0),
 		"count below header": seal(header(3, 1, 0, 0, 0), 0, 0, 0, 0),
 		"duplicate meta key": seal(append(append(header(3, 2, 0, 0, 0), rec('M', metaBody("k", "v"))...), rec('M', metaBody("k", "w"))...), 2, 0, 0, 0),
-		"unknown kind":       seal(append(header(3, 1, 0, 0, 0), rec('Q', metaBody("k", "v"))...), 1, 0, 0, 0),
+		"unknown kind":       seal(append(header(3, 1, 0, 0, 0), rec('X', metaBody("k", "v"))...), 1, 0, 0, 0),
 		"extra body bytes":   seal(append(header(3, 1, 0, 0, 0), rec('M', append(metaBody("k", "v"), 0))...), 1, 0, 0, 0),
 		"NULL meta value":    seal(append(header(3, 1, 0, 0, 0), rec('M', []byte{0, 0, 0, 1, 'k', 0xff, 0xff, 0xff, 0xff})...), 1, 0, 0, 0),
 		"share without object": seal(append(header(3, 0, 0, 0, 1),
 			rec('S', append(binary.BigEndian.AppendUint64(nil, 5), 0, 0, 0, 1, 'a'))...), 0, 0, 0, 1),
 		"index out of range": seal(append(header(1<<63, 1, 0, 0, 0), rec('M', metaBody("k", "v"))...), 1, 0, 0, 0),
-		"version 3":          seal(append(version3, rec('M', metaBody("k", "v"))...), 1, 0, 0, 0),
+		"version 4":          seal(append(version4, rec('M', metaBody("k", "v"))...), 1, 0, 0, 0),
 		"audit in version 1": seal(append(header(3, 0, 0, 0, 0), rec('A', []byte("openhsm audit v1"))...), 0, 0, 0, 0),
+		"request in version 1": seal(append(header(3, 0, 0, 0, 0), rec('Q', append(binary.BigEndian.AppendUint64(nil, 1),
+			0, 0, 0, 1, 'a', 0, 0, 0, 1, 'b', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))...), 0, 0, 0, 0),
 		// A length field that promises far more than is sent: refused as
 		// too large (over the bound) or as truncated, without allocating it.
 		"huge record":       append(header(3, 1, 0, 0, 0), 'M', 0xff, 0xff, 0xff, 0xf0),
@@ -647,12 +661,13 @@ func FuzzRestore(f *testing.F) {
 			return
 		}
 		// Accepted: a snapshot of what was restored is the same stream
-		// (a version 1 stream comes back as version 2, with the same rows).
+		// (an older version's stream comes back in the current one, with
+		// the same rows).
 		again := snapshotBytes(t, s)
-		if b[9] == 1 {
+		if b[9] != snapshot.Version {
 			got := dump(t, s)
 			if err := s.Restore(bytes.NewReader(again), 0); err != nil || dump(t, s) != got {
-				t.Fatalf("a version 1 stream's rows do not survive a version 2 round trip: %v", err)
+				t.Fatalf("a version %d stream's rows do not survive a round trip in version %d: %v", b[9], snapshot.Version, err)
 			}
 		} else if !bytes.Equal(again, b) {
 			t.Fatalf("restored %d bytes, snapshot gives back %d different ones", len(b), len(again))

@@ -158,6 +158,9 @@ func (s *Store) open(ctx context.Context, opts Options) error {
 	if err := migrate(ctx, w); err != nil {
 		return err
 	}
+	if err := convertOnOpen(ctx, w); err != nil {
+		return err
+	}
 	var mode string
 	if err := w.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode); err != nil {
 		return fmt.Errorf("set WAL mode: %w", err)
@@ -258,6 +261,7 @@ const (
 	rObject
 	rMeta
 	rApplied
+	rRequest
 	numReadStmts
 )
 
@@ -276,6 +280,7 @@ var readSQL = [numReadStmts]string{
 	rObject:  `SELECT ` + objectCols + ` FROM objects o WHERE o.id = ?`,
 	rMeta:    `SELECT value FROM meta WHERE key = ?`,
 	rApplied: `SELECT idx FROM applied WHERE id = 1`,
+	rRequest: `SELECT record FROM requests WHERE actor = ? AND id = ?`,
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -432,6 +437,11 @@ func getObject(row *sql.Row, id uint64) (*object.Object, error) {
 
 // Meta returns the value of key, or an error wrapping state.ErrNotFound.
 // An empty value is returned as a non-nil empty slice.
+// Request implements state.Store.
+func (s *Store) Request(actor, id string) ([]byte, error) {
+	return getRequest(s.rstmts[rRequest].QueryRowContext(context.Background(), actor, id), actor, id)
+}
+
 func (s *Store) Meta(key string) ([]byte, error) {
 	return getMeta(s.rstmts[rMeta].QueryRowContext(context.Background(), key), key)
 }

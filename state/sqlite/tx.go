@@ -38,6 +38,10 @@ const (
 	wRollbackNested
 	wReleaseNested
 	wOwnedIDs
+	wRequest
+	wPutRequest
+	wOldestRequests
+	wDeleteRequests
 	numWriteStmts
 )
 
@@ -80,6 +84,13 @@ var writeSQL = [numWriteStmts]string{
 	wRollbackNested:  `ROLLBACK TO nested`,
 	wReleaseNested:   `RELEASE nested`,
 	wOwnedIDs:        `SELECT id FROM objects WHERE owner = ? ORDER BY id`,
+	wRequest:         readSQL[rRequest],
+	// The new record's number is the newest's plus one: max(seq) reads
+	// the last entry of the rowid tree.
+	wPutRequest: `INSERT INTO requests (seq, actor, id, time, record)
+	VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM requests), ?, ?, ?, coalesce(?, x'')) RETURNING seq`,
+	wOldestRequests: `SELECT seq, time FROM requests ORDER BY seq LIMIT ?`,
+	wDeleteRequests: `DELETE FROM requests WHERE seq <= ?`,
 }
 
 // ErrReplay is returned (wrapped) by Update for a command index that is not
@@ -467,6 +478,60 @@ func (t *tx) DeleteMeta(key string) error {
 	}
 	if _, err := t.tx.ExecContext(context.Background(), `DELETE FROM meta WHERE key = ?`, key); err != nil {
 		return fmt.Errorf("state/sqlite: delete meta %q: %w", key, err)
+	}
+	return nil
+}
+
+func (t *tx) Request(actor, id string) ([]byte, error) {
+	if err := t.checkDone(); err != nil {
+		return nil, err
+	}
+	return getRequest(t.row(wRequest, actor, id), actor, id)
+}
+
+// PutRequest fails (a UNIQUE constraint) if actor's id has a record.
+func (t *tx) PutRequest(actor, id string, time int64, record []byte) (uint64, error) {
+	if err := t.checkDone(); err != nil {
+		return 0, err
+	}
+	var seq int64
+	if err := t.row(wPutRequest, actor, id, time, record).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("state/sqlite: put request %s/%s: %w", actor, id, err)
+	}
+	return uint64(seq), nil
+}
+
+func (t *tx) OldestRequests(limit int) ([]state.RequestAge, error) {
+	if err := t.checkDone(); err != nil {
+		return nil, err
+	}
+	rows, err := t.stmt(wOldestRequests).QueryContext(context.Background(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("state/sqlite: oldest requests: %w", err)
+	}
+	defer rows.Close()
+	var out []state.RequestAge
+	for rows.Next() {
+		var seq int64
+		var a state.RequestAge
+		if err := rows.Scan(&seq, &a.Time); err != nil {
+			return nil, fmt.Errorf("state/sqlite: oldest requests: %w", err)
+		}
+		a.Seq = uint64(seq)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state/sqlite: oldest requests: %w", err)
+	}
+	return out, nil
+}
+
+func (t *tx) DeleteRequestsThrough(seq uint64) error {
+	if seq >= 1<<63 {
+		return fmt.Errorf("state/sqlite: delete requests: number %d out of range", seq)
+	}
+	if _, err := t.exec(wDeleteRequests, int64(seq)); err != nil {
+		return fmt.Errorf("state/sqlite: delete requests through %d: %w", seq, err)
 	}
 	return nil
 }
