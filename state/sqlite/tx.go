@@ -86,9 +86,11 @@ var writeSQL = [numWriteStmts]string{
 	wOwnedIDs:        `SELECT id FROM objects WHERE owner = ? ORDER BY id`,
 	wRequest:         readSQL[rRequest],
 	// The new record's number is the newest's plus one: max(seq) reads
-	// the last entry of the rowid tree.
+	// the last entry of the rowid tree. seq is the rowid, so the result's
+	// LastInsertId is the number (RETURNING would cost a temporary table
+	// per insert).
 	wPutRequest: `INSERT INTO requests (seq, actor, id, time, record)
-	VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM requests), ?, ?, ?, coalesce(?, x'')) RETURNING seq`,
+	VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM requests), ?, ?, ?, coalesce(?, x''))`,
 	wOldestRequests: `SELECT seq, time FROM requests ORDER BY seq LIMIT ?`,
 	wDeleteRequests: `DELETE FROM requests WHERE seq <= ?`,
 }
@@ -491,11 +493,12 @@ func (t *tx) Request(actor, id string) ([]byte, error) {
 
 // PutRequest fails (a UNIQUE constraint) if actor's id has a record.
 func (t *tx) PutRequest(actor, id string, time int64, record []byte) (uint64, error) {
-	if err := t.checkDone(); err != nil {
-		return 0, err
+	res, err := t.exec(wPutRequest, actor, id, time, record)
+	if err != nil {
+		return 0, fmt.Errorf("state/sqlite: put request %s/%s: %w", actor, id, err)
 	}
-	var seq int64
-	if err := t.row(wPutRequest, actor, id, time, record).Scan(&seq); err != nil {
+	seq, err := res.LastInsertId()
+	if err != nil {
 		return 0, fmt.Errorf("state/sqlite: put request %s/%s: %w", actor, id, err)
 	}
 	return uint64(seq), nil
