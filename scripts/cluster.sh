@@ -17,8 +17,9 @@
 #   scripts/cluster.sh add DIR         start one more node and add it to the cluster
 #                                      (as the crypto officer in DIR/co.password)
 #
-# Every daemon listens on 127.0.0.1 on a port chosen at its first start (kept
-# afterwards); its PID is in DIR/node<K>.pid and its log in DIR/node<K>.log.
+# Every daemon listens on 127.0.0.1 on ports picked at random at its first
+# start, below the kernel's ephemeral range (pick_ports), and kept
+# afterwards; its PID is in DIR/node<K>.pid and its log in DIR/node<K>.log.
 # Each also serves the KMS API (HTTPS with its node certificate) on a second
 # port, in DIR/node<K>.kms.addr. With more than one node, 'up' starts haproxy
 # in front of those ports (DIR/haproxy.cfg, PID in DIR/haproxy.pid, stopped
@@ -65,19 +66,60 @@ build() {
 
 secret() { head -c 18 /dev/urandom | base64 | tr -d '/+=\n'; }
 
+# pick_ports FILE: give each 'listen = "127.0.0.1:0"' line of FILE a port
+# of its own, at random in 10000-31999: below the kernel's ephemeral range
+# (32768 up), so that no outgoing connection of any process can be holding
+# it when the node starts again on it after a kill. (A port the kernel
+# chose, as with port 0, came from that range, and once a restart found it
+# taken.) A port another listener took meanwhile fails the start, which
+# start_node then tries again with new ones.
+pick_ports() {
+  while grep -q '^listen = "127.0.0.1:0"$' "$1"; do
+    p=$((10000 + $(od -An -N2 -tu2 /dev/urandom) % 22000))
+    grep -q "127.0.0.1:$p\"" "$1" && continue # one port per listener
+    awk -v p="$p" '!done && $0 == "listen = \"127.0.0.1:0\"" { print "listen = \"127.0.0.1:" p "\""; done = 1; next } { print }' \
+      "$1" >"$1.tmp" && mv "$1.tmp" "$1"
+  done
+}
+
 start_node() { # DIR K
   dir=$1 k=$2
-  rm -f "$dir/node$k.addr" "$dir/node$k.kms.addr" "$dir/node$k.xks.addr" "$dir/node$k.metrics.addr"
-  setsid "$BIN/hsmd" serve -config "$dir/node$k.toml" >>"$dir/node$k.out" 2>&1 </dev/null &
-  echo $! >"$dir/node$k.pid"
-  i=0
-  while [ ! -s "$dir/node$k.addr" ]; do
-    i=$((i + 1))
-    if [ $i -gt 300 ] || ! kill -0 "$(cat "$dir/node$k.pid")" 2>/dev/null; then
-      cat "$dir/node$k.out" >&2 || true
-      die "node$k did not start"
+  # A first start: its ports are picked here and kept in the configuration
+  # (below); if one is taken, it starts again on new ones, from the
+  # configuration as written.
+  fresh=
+  if grep -q '^listen = "127.0.0.1:0"$' "$dir/node$k.toml"; then
+    fresh=1
+    cp "$dir/node$k.toml" "$dir/node$k.toml.fresh"
+  fi
+  tries=0
+  while :; do
+    tries=$((tries + 1))
+    [ -n "$fresh" ] && { cp "$dir/node$k.toml.fresh" "$dir/node$k.toml"; pick_ports "$dir/node$k.toml"; }
+    rm -f "$dir/node$k.addr" "$dir/node$k.kms.addr" "$dir/node$k.xks.addr" "$dir/node$k.metrics.addr"
+    out_before=$(stat -c %s "$dir/node$k.out" 2>/dev/null || echo 0)
+    setsid "$BIN/hsmd" serve -config "$dir/node$k.toml" >>"$dir/node$k.out" 2>&1 </dev/null &
+    echo $! >"$dir/node$k.pid"
+    i=0
+    started=1
+    while [ ! -s "$dir/node$k.addr" ]; do
+      i=$((i + 1))
+      if [ $i -gt 300 ] || ! kill -0 "$(cat "$dir/node$k.pid")" 2>/dev/null; then
+        started=
+        break
+      fi
+      sleep 0.1
+    done
+    if [ -n "$started" ]; then
+      rm -f "$dir/node$k.toml.fresh"
+      break
     fi
-    sleep 0.1
+    if [ -n "$fresh" ] && [ $tries -lt 10 ] &&
+      tail -c +$((out_before + 1)) "$dir/node$k.out" | grep -q "address already in use"; then
+      continue
+    fi
+    cat "$dir/node$k.out" >&2 || true
+    die "node$k did not start"
   done
   # Keep the ports across restarts: the node's own (the first listen, before
   # any table) and the KMS API's (the listen of the [kms] table), which the
