@@ -400,7 +400,10 @@ func TestPQKeyCodecs(t *testing.T) {
 			_, err = PrivateKeyFromAttrs(s.KeyType, a)
 			requireRV(t, err, ck.CKR_TEMPLATE_INCOMPLETE)
 			a[ck.CKA_SEED] = seed
-			a[ck.CKA_VALUE] = append([]byte{1}, value[1:]...)
+			// The expanded key with its first byte changed (flipped, so
+			// that it differs whatever the byte was) no longer matches
+			// the seed.
+			a[ck.CKA_VALUE] = append([]byte{value[0] ^ 1}, value[1:]...)
 			_, err = PrivateKeyFromAttrs(s.KeyType, a)
 			requireRV(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 			a[ck.CKA_SEED] = seed[1:]
