@@ -533,9 +533,6 @@ func NewDecoder(r io.Reader) (*Decoder, error) {
 // Header returns the stream's header.
 func (d *Decoder) Header() Header { return d.hdr }
 
-// Version returns the stream's version.
-func (d *Decoder) Version() int { return int(d.version) }
-
 // kinds is how many kinds of records the stream's version has, and so how
 // many counts its header and trailer hold: 4 in version 1, 5 in version 2
 // (audit records), 6 from version 3 (request records).
